@@ -1,0 +1,392 @@
+"""Where corpus text comes from: the named-corpus catalog, the lookup order,
+reading files safely, file checksums, and `download`.
+
+A corpus is either a catalog name (`machado`, `sintetico`) or a path to a
+`.txt` file or a folder of them. `resolve()` turns either into a `CorpusSource`
+(an ordered list of files); `read_text()` reads one file. Tokenizing is not
+done here (see tokenize.py), nor caching of tokens (see data.py).
+
+The one thing to know before editing: a named corpus folder counts only if
+*every* catalog file is there with the catalog's size (a cheap stat). SHA-256
+is checked on download and when data.py computes the cache key; those hashes
+are themselves cached in `<cache>/file_hashes.json`, keyed by absolute path,
+size and mtime, so a second run re-hashes nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_CORPORA = REPO_ROOT / "corpora"   # catalogs live here; text under <name>/txt/ is gitignored
+NAMED_CORPORA = ("machado", "sintetico")
+
+_DOWNLOAD_TIMEOUT_S = 30
+_CHUNK = 1 << 16
+
+
+def _urlopen(url, timeout):
+    """The network call, a module attribute so that tests can replace it."""
+    return urllib.request.urlopen(url, timeout=timeout)
+
+
+# ---------------------------------------------------------------- catalog
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    path: str        # relative path inside the corpus folder, '/'-separated
+    size: int        # bytes
+    sha256: str      # hex digest
+
+
+@dataclass(frozen=True)
+class Catalog:
+    name: str
+    url_pattern: str             # with {commit} and {path}
+    commit: str
+    entries: tuple[CatalogEntry, ...]
+    home: Path                   # folder holding catalog.json and the manifest
+
+    def url(self, entry: CatalogEntry) -> str:
+        # Accented folder names (crítica, crônica) must be percent-encoded.
+        return self.url_pattern.format(commit=self.commit,
+                                       path=urllib.parse.quote(entry.path, safe="/"))
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(e.size for e in self.entries)
+
+
+def load_catalog(name: str) -> Catalog:
+    """Read `corpora/<name>/catalog.json` and its manifest (path, size, sha256 per line)."""
+    home = REPO_CORPORA / name
+    meta_path = home / "catalog.json"
+    if not meta_path.is_file():
+        raise UserError(f"no catalog for corpus '{name}' at {meta_path}; "
+                        f"named corpora with catalogs: machado")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    entries = []
+    for lineno, line in enumerate((home / meta["manifest"]).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            path, size, sha = line.split("\t")
+            entries.append(CatalogEntry(path, int(size), sha.strip().lower()))
+        except ValueError:
+            raise UserError(f"{home / meta['manifest']}:{lineno}: expected 'path<TAB>size<TAB>sha256'") from None
+    return Catalog(name=name, url_pattern=meta["url_pattern"], commit=meta["commit"],
+                   entries=tuple(entries), home=home)
+
+
+# ---------------------------------------------------------------- lookup
+
+
+@dataclass
+class CorpusSource:
+    """The files of one corpus, in a fixed order, and where they were found."""
+    name: str                          # catalog name, or the path as given
+    root: Path                         # folder the relative names are relative to
+    files: list[tuple[str, Path]]      # (relative name, absolute path), sorted by name
+    origin: str                        # one line for humans: how it was found
+    catalog: Catalog | None = None     # set for catalog corpora (sha256 known)
+
+
+def default_cache_dir() -> Path:
+    """`$RNNLM_CACHE`, else `~/.cache/rnnlm/`."""
+    env = os.environ.get("RNNLM_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rnnlm"
+
+
+def candidate_dirs(name: str, corpora_dir: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
+    """Folders that may hold the named corpus, in lookup order, with a label each."""
+    found: list[tuple[Path, str]] = []
+    if corpora_dir:
+        found.append((Path(corpora_dir).expanduser() / name, "--corpora-dir"))
+    env = os.environ.get("RNNLM_CORPORA")
+    if env:
+        found.append((Path(env).expanduser() / name, "$RNNLM_CORPORA"))
+    cwd = Path.cwd()
+    found += [(REPO_CORPORA / name, "the repository's corpora/"),
+              (cwd / "corpora" / name, "./corpora/"),
+              (REPO_ROOT.parent / "shared" / "corpora" / name, "../shared/corpora/ beside the repository"),
+              (cwd.parent / "shared" / "corpora" / name, "../shared/corpora/ beside the working directory")]
+    unique, seen = [], set()
+    for path, label in found:
+        key = os.path.abspath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append((path, label))
+    return unique
+
+
+def _missing_from(folder: Path, catalog: Catalog) -> str | None:
+    """Why `folder` does not hold the catalog's files (None if it does). Sizes only."""
+    if not folder.is_dir():
+        return "no such folder"
+    for entry in catalog.entries:
+        try:
+            size = (folder / entry.path).stat().st_size
+        except OSError:
+            return f"missing {entry.path}"
+        if size != entry.size:
+            return f"{entry.path} has {size} bytes, the catalog says {entry.size}"
+    return None
+
+
+def find_named(name: str, corpora_dir=None) -> CorpusSource:
+    """Locate a catalog corpus along the lookup order; UserError if no folder has all its files."""
+    catalog = load_catalog(name)
+    tried = []
+    for folder, label in candidate_dirs(name, corpora_dir):
+        why = _missing_from(folder, catalog)
+        if why is None:
+            files = [(e.path, (folder / e.path).resolve()) for e in catalog.entries]
+            files.sort(key=lambda item: item[0])
+            return CorpusSource(name=name, root=folder.resolve(), files=files,
+                                origin=f"{folder} (via {label})", catalog=catalog)
+        if folder.exists():
+            tried.append(f"{folder}: {why}")
+    where = "; ".join(tried) if tried else "none of " + ", ".join(
+        str(f) for f, _ in candidate_dirs(name, corpora_dir)) + " exists"
+    raise UserError(f"corpus '{name}' not found ({where}); run 'python cli.py corpus download {name}' "
+                    f"or put its {len(catalog.entries)} files under {REPO_CORPORA / name}/ or --corpora-dir DIR/{name}/")
+
+
+def _sintetico_dir(corpora_dir=None) -> Path:
+    if corpora_dir:
+        return Path(corpora_dir).expanduser() / "sintetico"
+    env = os.environ.get("RNNLM_CORPORA")
+    return Path(env).expanduser() / "sintetico" if env else REPO_CORPORA / "sintetico"
+
+
+def ensure_sintetico(corpora_dir=None) -> Path:
+    """Generate the synthetic corpus if missing (sintetico.py owns its content); return its folder."""
+    try:
+        from .sintetico import ensure_corpus
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("rnnlm.sintetico", __package__ + ".sintetico"):
+            raise
+        raise UserError("the generated corpus 'sintetico' is not available in this version "
+                        "(rnnlm/sintetico.py is missing); use machado or a path to .txt files") from None
+    return Path(ensure_corpus(_sintetico_dir(corpora_dir)))
+
+
+def list_txt_files(folder: Path) -> list[tuple[str, Path]]:
+    """Every *.txt under `folder`, recursively, sorted by '/'-separated relative name."""
+    files = [(p.relative_to(folder).as_posix(), p.resolve())
+             for p in folder.rglob("*.txt") if p.is_file()]
+    files.sort(key=lambda item: item[0])
+    return files
+
+
+def resolve(corpus: str, corpora_dir=None) -> CorpusSource:
+    """Turn a corpus argument (catalog name, file or folder) into its ordered files.
+
+    Raises UserError for an unknown name, a missing path or a folder with no .txt file.
+    """
+    if corpus in NAMED_CORPORA:
+        if corpus == "sintetico":
+            folder = ensure_sintetico(corpora_dir)
+            files = list_txt_files(folder)
+            if not files:
+                raise UserError(f"the generated corpus folder {folder} holds no .txt file; delete it and retry")
+            return CorpusSource("sintetico", folder.resolve(), files, f"{folder} (generated)")
+        return find_named(corpus, corpora_dir)
+    path = Path(corpus).expanduser()
+    if not path.exists():
+        raise UserError(f"corpus '{corpus}' is neither a named corpus ({', '.join(NAMED_CORPORA)}) "
+                        f"nor an existing file or folder")
+    if path.is_dir():
+        files = list_txt_files(path)
+        if not files:
+            raise UserError(f"folder {path} holds no .txt file; point at a folder of UTF-8 .txt files")
+        return CorpusSource(str(corpus), path.resolve(), files, f"{path.resolve()} (folder, {len(files)} .txt files)")
+    return CorpusSource(str(corpus), path.resolve().parent, [(path.name, path.resolve())],
+                        f"{path.resolve()} (single file)")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_text(path: Path) -> str:
+    """Read one corpus file as text with '\\n' line ends.
+
+    UTF-8 with or without BOM; a file that is not UTF-8 is decoded as cp1252
+    (latin-1 if even that fails) with a warning naming the file. Binary files
+    (NUL bytes) and empty files raise UserError.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    if b"\x00" in raw:
+        raise UserError(f"{path} looks binary (it contains NUL bytes); a corpus must be plain text files")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = raw.decode("cp1252")
+            encoding = "cp1252"
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+            encoding = "latin-1"
+        warnings.warn(f"{path} is not UTF-8; read it as {encoding}", stacklevel=2)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise UserError(f"{path} is empty; remove it from the corpus or give it some text")
+    return text
+
+
+# ---------------------------------------------------------------- checksums
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_hashes(files: list[Path], cache_dir: Path | None = None) -> list[str]:
+    """SHA-256 of each file, re-hashing only files whose (path, size, mtime) changed."""
+    store_path = Path(cache_dir or default_cache_dir()) / "file_hashes.json"
+    try:
+        store = json.loads(store_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        store = {}
+    hashes, changed = [], False
+    for path in files:
+        st = os.stat(path)
+        key = os.path.abspath(path)
+        known = store.get(key)
+        if known and known[0] == st.st_size and known[1] == st.st_mtime_ns:
+            hashes.append(known[2])
+            continue
+        digest = sha256_file(path)
+        store[key] = [st.st_size, st.st_mtime_ns, digest]
+        hashes.append(digest)
+        changed = True
+    if changed:
+        try:
+            _write_atomic(store_path, json.dumps(store, indent=0, sort_keys=True).encode())
+        except OSError:
+            pass   # a read-only cache only costs re-hashing next time
+    return hashes
+
+
+def source_checksum(source: CorpusSource, cache_dir: Path | None = None) -> str:
+    """SHA-256 over (relative name, file SHA-256) of every file; verifies catalog hashes."""
+    hashes = file_hashes([p for _, p in source.files], cache_dir)
+    if source.catalog is not None:
+        expected = {e.path: e.sha256 for e in source.catalog.entries}
+        for (name, path), digest in zip(source.files, hashes):
+            if expected.get(name) != digest:
+                raise UserError(f"{path} does not match the '{source.name}' catalog checksum "
+                                f"(the file was changed or is corrupt); download it again")
+    digest = hashlib.sha256()
+    for (name, _), file_digest in zip(source.files, hashes):
+        digest.update(f"{name}\t{file_digest}\n".encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- download
+
+
+def download(name: str, corpora_dir=None, progress: bool | None = None) -> Path:
+    """Fetch every file of a catalog corpus into `<corpora_dir or ./corpora>/<name>/`.
+
+    Files already present with the right SHA-256 are kept. Each file is
+    written to a temporary name, its SHA-256 checked, then renamed; a
+    mismatch deletes it and raises UserError. Without network, raises one
+    UserError line saying where to put the files by hand. Returns the folder.
+    """
+    if name == "sintetico":
+        return ensure_sintetico(corpora_dir)
+    if name not in NAMED_CORPORA:
+        raise UserError(f"'{name}' is not a named corpus; downloadable: machado")
+    from tqdm import tqdm
+
+    catalog = load_catalog(name)
+    target = (Path(corpora_dir).expanduser() if corpora_dir else REPO_CORPORA) / name
+    todo = []
+    for entry in catalog.entries:
+        dest = target / entry.path
+        if dest.is_file() and dest.stat().st_size == entry.size and sha256_file(dest) == entry.sha256:
+            continue
+        todo.append(entry)
+    bar = tqdm(total=sum(e.size for e in todo), unit="B", unit_scale=True,
+               desc=f"download {name}", file=sys.stderr,
+               disable=None if progress is None else not progress)   # None: only on a terminal
+    try:
+        for entry in todo:
+            _fetch_one(catalog, entry, target, bar, corpora_dir)
+    finally:
+        bar.close()
+    return target
+
+
+def _fetch_one(catalog: Catalog, entry: CatalogEntry, target: Path, bar, corpora_dir) -> None:
+    dest = target / entry.path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    url = catalog.url(entry)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with _urlopen(url, _DOWNLOAD_TIMEOUT_S) as response:
+                    for chunk in iter(lambda: response.read(_CHUNK), b""):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                raise UserError(
+                    f"cannot download {url} ({reason}); without network, copy the "
+                    f"{len(catalog.entries)} files listed in {catalog.home / 'MANIFEST.tsv'} to {target}/<path>"
+                    + ("" if corpora_dir else f", or point --corpora-dir or $RNNLM_CORPORA at a folder holding {catalog.name}/")
+                ) from None
+        if digest.hexdigest() != entry.sha256:
+            raise UserError(f"checksum mismatch for {url}: got sha256 {digest.hexdigest()[:12]}..., "
+                            f"the catalog says {entry.sha256[:12]}...; nothing was kept, try again later")
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        _remove_empty_parents(dest.parent, stop=target.parent)
+        raise
+
+
+def _remove_empty_parents(folder: Path, stop: Path) -> None:
+    """Remove folders a failed download left empty, up to (not including) `stop`."""
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

@@ -1,0 +1,379 @@
+"""From a corpus argument to train/valid/test id arrays, and from those to batches.
+
+`load_corpus(DataConfig) -> Corpus` resolves the files (corpus.py), tokenizes
+them (tokenize.py) or reads the tokenized cache, splits, builds the vocabulary
+on the training split (vocab.py) and encodes every split as int32 ids.
+
+Split policy (reproducible from `split_seed`):
+- Predefined when every file name says its split (train.txt / valid.txt /
+  test.txt, also ptb.train.txt, dev, validation) and all three are present,
+  as in the generated `sintetico` corpus: the seed and fractions are unused.
+- Document level when the corpus has several files: the files are shuffled
+  with `numpy.random.default_rng(split_seed)`; walking that order, a file goes
+  to valid while valid holds fewer than `valid_fraction` of all tokens and the
+  file does not overshoot that target by more than half of it, then likewise
+  to test; every other file is train. Whole works are held out, so valid and
+  test measure generalisation to unseen texts, not to unseen pages.
+- Contiguous otherwise (a single file, too few files, or works so large that
+  no assignment gets within half of a target): the files are concatenated in
+  name order and cut at the sentence boundaries (<eos>) nearest to
+  1 - valid - test and 1 - test of the tokens: train, then valid, then test.
+  This cut does not depend on the seed.
+Each split is its files' tokens concatenated in name order; every file ends
+with <eos>.
+
+Cache: the tokenized corpus (all files, as ids over the corpus's own word
+list) is stored as .npy (allow_pickle=False) with a JSON sidecar in
+`$RNNLM_CACHE` or `~/.cache/rnnlm/`, under `tokens/<checksum>/`. The key is
+`Corpus.checksum`: SHA-256 over the file hashes and the tokenizer settings.
+The vocabulary and split settings are deliberately *not* in the key: splitting
+and building the vocabulary from the cached ids takes tens of milliseconds, so
+changing --max-vocab or --split-seed never re-tokenizes.
+
+The one thing to know before editing: anything that changes the cached token
+stream must change the checksum (bump TOKENIZER_VERSION in tokenize.py or
+CACHE_FORMAT here), or stale caches will be read silently.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import corpus as corpus_files
+from .errors import UserError
+from .tokenize import EOS, TOKENIZER_VERSION, detokenize, tokenize
+from .vocab import Vocab
+
+CACHE_FORMAT = "rnnlm-tokens-1"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class DataConfig:
+    corpus: str = "machado"       # a catalog name or a path to a .txt file / folder
+    corpora_dir: str | None = None  # folder holding named corpora (None: the lookup order)
+    keep_case: bool = False       # False lower-cases everything
+    num_token: bool = False       # True maps every number to <num>
+    max_vocab: int = 10000        # 0 = no limit; counts <unk> and <eos>
+    min_count: int = 1            # words seen fewer times in train become <unk>
+    split_seed: int = 0           # seed of the document-level split
+    valid_fraction: float = 0.05  # share of tokens held out for validation
+    test_fraction: float = 0.05   # share of tokens held out for test
+    use_cache: bool = True        # False re-tokenizes (and rewrites the cache)
+
+
+@dataclass
+class Corpus:
+    train: np.ndarray             # (N_train,) int32 token ids
+    valid: np.ndarray             # (N_valid,) int32
+    test: np.ndarray              # (N_test,) int32
+    vocab: Vocab
+    checksum: str                 # SHA-256 of the text and the tokenizer settings
+    config: DataConfig
+    oov_rate: dict[str, float]    # split -> share of its tokens that are <unk>
+    origin: str = ""              # where the files were found
+    documents: dict[str, list[str]] = field(default_factory=dict)  # split -> file names
+    split_policy: str = ""        # "predefined", "documents" or "contiguous"
+    cache_hit: bool = False
+    cache_path: str = ""
+    seconds: float = 0.0          # wall time of load_corpus
+
+
+def config_from_args(args) -> DataConfig:
+    """DataConfig from the flags of `cli._add_data_flags` (missing flags keep defaults)."""
+    defaults = DataConfig()
+    return DataConfig(
+        corpus=getattr(args, "corpus", defaults.corpus),
+        corpora_dir=getattr(args, "corpora_dir", None),
+        keep_case=getattr(args, "keep_case", False),
+        num_token=getattr(args, "num_token", False),
+        max_vocab=getattr(args, "max_vocab", defaults.max_vocab),
+        min_count=getattr(args, "min_count", defaults.min_count),
+        split_seed=getattr(args, "split_seed", defaults.split_seed),
+        valid_fraction=getattr(args, "valid_fraction", defaults.valid_fraction),
+        test_fraction=getattr(args, "test_fraction", defaults.test_fraction),
+        use_cache=not getattr(args, "no_cache", False),
+    )
+
+
+def _check_config(config: DataConfig) -> None:
+    vf, tf = config.valid_fraction, config.test_fraction
+    if not (0 <= vf < 1 and 0 <= tf < 1 and vf + tf < 1):
+        raise UserError(f"--valid-fraction {vf} and --test-fraction {tf}: each must be in [0, 1) "
+                        f"and together below 1")
+
+
+# ---------------------------------------------------------------- cache
+
+
+def _tokenizer_settings(config: DataConfig) -> dict:
+    return {"tokenizer": TOKENIZER_VERSION, "keep_case": bool(config.keep_case),
+            "num_token": bool(config.num_token), "format": CACHE_FORMAT}
+
+
+def _checksum(text_checksum: str, config: DataConfig) -> str:
+    payload = json.dumps({"text": text_checksum, **_tokenizer_settings(config)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _save_atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_cache(folder: Path, meta: dict, ids: np.ndarray, offsets: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_atomic(folder / "ids.npy", lambda f: np.save(f, ids, allow_pickle=False))
+    _save_atomic(folder / "doc_offsets.npy", lambda f: np.save(f, offsets, allow_pickle=False))
+    # The JSON goes last: its presence means the arrays beside it are complete.
+    _save_atomic(folder / "meta.json", lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
+
+
+def _read_cache(folder: Path, checksum: str):
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("checksum") != checksum:
+            return None
+        ids = np.load(folder / "ids.npy", allow_pickle=False)
+        offsets = np.load(folder / "doc_offsets.npy", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if ids.dtype != np.int32 or offsets[-1] != len(ids) or len(offsets) != len(meta["documents"]) + 1:
+        return None
+    return meta, ids, offsets
+
+
+def _tokenize_files(source, config: DataConfig):
+    """All files -> (word list, ids over it, document offsets). Word 0 is <eos>."""
+    index = {EOS: 0}
+    chunks, offsets = [], [0]
+    for _, path in source.files:
+        tokens = tokenize(corpus_files.read_text(path), keep_case=config.keep_case,
+                          num_token=config.num_token)
+        chunks.append(np.fromiter((index.setdefault(t, len(index)) for t in tokens),
+                                  dtype=np.int32, count=len(tokens)))
+        offsets.append(offsets[-1] + len(tokens))
+    ids = np.concatenate(chunks) if chunks else np.zeros(0, np.int32)
+    return list(index), ids, np.asarray(offsets, dtype=np.int64)
+
+
+# ---------------------------------------------------------------- splits
+
+
+def assign_documents(lengths, seed: int, valid_fraction: float, test_fraction: float):
+    """Document-level split: a list of 'train'/'valid'/'test' per document, or None if not feasible."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if len(lengths) < 3 or total == 0:
+        return None
+    targets = {"valid": valid_fraction * total, "test": test_fraction * total}
+    filled = {"valid": 0, "test": 0}
+    assignment = ["train"] * len(lengths)
+    for doc in np.random.default_rng(seed).permutation(len(lengths)):
+        size = int(lengths[doc])
+        for split in ("valid", "test"):
+            need = targets[split] - filled[split]
+            if need > 0 and size <= need + 0.5 * targets[split]:
+                assignment[doc] = split
+                filled[split] += size
+                break
+    for split in ("valid", "test"):
+        if filled[split] < 0.5 * targets[split]:
+            return None
+    if sum(int(lengths[d]) for d, s in enumerate(assignment) if s == "train") == 0:
+        return None
+    return assignment
+
+
+def contiguous_cuts(ids: np.ndarray, eos_id: int, valid_fraction: float, test_fraction: float):
+    """Indices (a, b): train = ids[:a], valid = ids[a:b], test = ids[b:], cut after an <eos>."""
+    n = len(ids)
+    boundaries = np.flatnonzero(ids == eos_id) + 1       # a cut right after each <eos>
+    boundaries = np.concatenate([[0], boundaries, [n]])
+
+    def nearest(position: float) -> int:
+        k = int(np.argmin(np.abs(boundaries - position)))
+        return int(boundaries[k])
+
+    a = nearest(n * (1 - valid_fraction - test_fraction)) if valid_fraction + test_fraction > 0 else n
+    b = nearest(n * (1 - test_fraction)) if test_fraction > 0 else n
+    return a, max(a, b)
+
+
+_PREDEFINED = re.compile(r"(?:^|[._-])(train|valid|validation|dev|test)$")
+_PREDEFINED_SPLIT = {"train": "train", "valid": "valid", "validation": "valid", "dev": "valid", "test": "test"}
+
+
+def predefined_assignment(names: list[str]):
+    """'train'/'valid'/'test' per file if the file names say it (train.txt, ptb.valid.txt...), else None."""
+    assignment = []
+    for name in names:
+        match = _PREDEFINED.search(Path(name).stem.lower())
+        if not match:
+            return None
+        assignment.append(_PREDEFINED_SPLIT[match.group(1)])
+    return assignment if set(assignment) == set(SPLITS) else None
+
+
+def _split(meta: dict, ids: np.ndarray, offsets: np.ndarray, config: DataConfig):
+    """-> (split -> ids over the corpus word list, split -> document names, policy)."""
+    names = meta["documents"]
+    lengths = np.diff(offsets)
+    assignment = predefined_assignment(names)
+    policy = "predefined"
+    if assignment is None:
+        assignment = assign_documents(lengths, config.split_seed, config.valid_fraction, config.test_fraction)
+        policy = "documents"
+    if assignment is not None:
+        parts = {s: [ids[offsets[d]:offsets[d + 1]] for d, a in enumerate(assignment) if a == s] for s in SPLITS}
+        arrays = {s: np.concatenate(p) if p else np.zeros(0, np.int32) for s, p in parts.items()}
+        documents = {s: [names[d] for d, a in enumerate(assignment) if a == s] for s in SPLITS}
+        return arrays, documents, policy
+    a, b = contiguous_cuts(ids, 0, config.valid_fraction, config.test_fraction)   # word 0 is <eos>
+    arrays = {"train": ids[:a], "valid": ids[a:b], "test": ids[b:]}
+    documents = {}
+    for split, (lo, hi) in zip(SPLITS, ((0, a), (a, b), (b, len(ids)))):
+        documents[split] = [names[d] for d in range(len(names))
+                            if hi > lo and offsets[d] < hi and offsets[d + 1] > lo]
+    return arrays, documents, "contiguous"
+
+
+# ---------------------------------------------------------------- load
+
+
+def load_corpus(config: DataConfig) -> Corpus:
+    """Read (or load from cache), split, build the vocabulary on train, encode. See the module docstring."""
+    started = time.perf_counter()
+    _check_config(config)
+    source = corpus_files.resolve(config.corpus, config.corpora_dir)
+    cache_root = corpus_files.default_cache_dir()
+    checksum = _checksum(corpus_files.source_checksum(source, cache_root), config)
+    folder = cache_root / "tokens" / checksum[:32]
+
+    cached = _read_cache(folder, checksum) if config.use_cache else None
+    if cached is not None:
+        meta, ids, offsets = cached
+    else:
+        words, ids, offsets = _tokenize_files(source, config)
+        meta = {"format": CACHE_FORMAT, "checksum": checksum, "settings": _tokenizer_settings(config),
+                "corpus": source.name, "documents": [name for name, _ in source.files], "words": words}
+        try:
+            _write_cache(folder, meta, ids, offsets)
+        except OSError as exc:
+            warnings.warn(f"could not write the token cache in {folder}: {exc}", stacklevel=2)
+    if len(ids) == 0:
+        raise UserError(f"corpus '{config.corpus}' holds no words after tokenizing; give it some text")
+
+    arrays, documents, policy = _split(meta, ids, offsets, config)
+    words = meta["words"]
+    counts = np.bincount(arrays["train"], minlength=len(words)).tolist()
+    vocab = Vocab.build({w: n for w, n in zip(words, counts) if n},
+                        max_vocab=config.max_vocab, min_count=config.min_count)
+    lookup = np.fromiter((vocab.stoi.get(w, vocab.unk_id) for w in words), dtype=np.int32, count=len(words))
+    encoded = {s: lookup[arrays[s]] for s in SPLITS}
+    oov = {s: float(np.mean(encoded[s] == vocab.unk_id)) if len(encoded[s]) else 0.0 for s in SPLITS}
+    return Corpus(train=encoded["train"], valid=encoded["valid"], test=encoded["test"], vocab=vocab,
+                  checksum=checksum, config=config, oov_rate=oov, origin=source.origin,
+                  documents=documents, split_policy=policy, cache_hit=cached is not None,
+                  cache_path=str(folder), seconds=time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
+    """(N,) ids -> (N // B, B) int32, time-major: column b is the b-th contiguous
+    stretch of the text (B parallel streams); the N % B trailing tokens are dropped."""
+    if batch_size < 1:
+        raise UserError(f"batch size {batch_size}: must be at least 1")
+    ids = np.asarray(ids)
+    steps = len(ids) // batch_size
+    if steps < 2:
+        raise UserError(f"{len(ids)} tokens are too few for batch size {batch_size}; "
+                        f"use a smaller batch or a larger corpus")
+    return np.ascontiguousarray(ids[: steps * batch_size].reshape(batch_size, steps).T, dtype=np.int32)
+
+
+def windows(stream: np.ndarray, bptt: int, start: int = 0):
+    """Yield (pos, inputs, targets) over a batchified stream, `bptt` steps at a time.
+
+    inputs = stream[pos:pos+T], targets = stream[pos+1:pos+1+T] (the next
+    token), both (T, B) views; T = bptt except for a shorter last window.
+    start: the first position, to resume an epoch part way.
+    """
+    if bptt < 1:
+        raise UserError(f"--bptt {bptt}: must be at least 1")
+    for pos in range(start, len(stream) - 1, bptt):
+        steps = min(bptt, len(stream) - 1 - pos)
+        yield pos, stream[pos:pos + steps], stream[pos + 1:pos + 1 + steps]
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def run_corpus_command(args) -> int:
+    """`corpus info` and `corpus download` (declared in cli.py)."""
+    if args.corpus_command == "download":
+        folder = corpus_files.download(args.corpus, args.corpora_dir)
+        print(f"{args.corpus}: all files present and verified in {folder}")
+        return 0
+    corpus = load_corpus(config_from_args(args))
+    print(info_report(corpus))
+    return 0
+
+
+def _sample_sentences(ids: np.ndarray, eos_id: int, count: int = 3) -> list[np.ndarray]:
+    ends = np.flatnonzero(ids == eos_id)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    good = [(s, e) for s, e in zip(starts, ends) if 8 <= e - s <= 40]
+    if not good:
+        return []
+    picks = np.linspace(0, len(good) - 1, num=min(count, len(good)) + 2)[1:-1].astype(int)
+    return [ids[good[k][0]:good[k][1] + 1] for k in picks]
+
+
+def info_report(corpus: Corpus) -> str:
+    """The text `corpus info` prints."""
+    c = corpus.config
+    n_files = len({name for names in corpus.documents.values() for name in names})
+    lines = [f"corpus {c.corpus}: {n_files} files from {corpus.origin}",
+             f"cache: {'hit' if corpus.cache_hit else 'miss, tokenized and saved'} ({corpus.cache_path}); "
+             f"loaded in {corpus.seconds:.2f} s",
+             f"checksum: {corpus.checksum[:16]}  (tokenizer: keep_case={c.keep_case}, num_token={c.num_token})",
+             f"split: {corpus.split_policy}, seed {c.split_seed}, valid {c.valid_fraction:g}, test {c.test_fraction:g}",
+             "",
+             f"{'split':<6} {'files':>6} {'tokens':>11} {'OOV':>7}"]
+    for split in SPLITS:
+        ids = getattr(corpus, split)
+        lines.append(f"{split:<6} {len(corpus.documents.get(split, [])):>6} {len(ids):>11,} "
+                     f"{100 * corpus.oov_rate[split]:>6.2f}%")
+    vocab = corpus.vocab
+    lines += ["", f"vocabulary: {len(vocab):,} words incl. <unk> and <eos> "
+                  f"(max_vocab {c.max_vocab or 'unlimited'}, min_count {c.min_count})"]
+    top = vocab.itos[2:22]
+    if vocab.counts is not None:
+        lines.append("20 most frequent (train): " + "  ".join(f"{w} {n:,}" for w, n in zip(top, vocab.counts[2:22])))
+    source = corpus.valid if len(corpus.valid) else corpus.train
+    samples = _sample_sentences(source, vocab.eos_id)
+    if samples:
+        lines += ["", f"sample sentences ({'valid' if source is corpus.valid else 'train'}):"]
+        for sentence in samples:
+            tokens = vocab.decode(sentence)
+            lines += ["  tokens: " + " ".join(tokens),
+                      "  text:   " + detokenize(tokens, capitalize=not c.keep_case)]
+    return "\n".join(lines)

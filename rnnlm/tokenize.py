@@ -1,0 +1,312 @@
+"""Portuguese word tokenizer and detokenizer for PDF-extracted text.
+
+`tokenize(text)` runs three stages:
+
+1. `normalize`: Unicode NFC; “ ” « » „ -> ", ‘ ’ -> ', – ― -> —, … -> ...,
+   non-breaking and odd spaces -> space, soft hyphens removed.
+2. `paragraphs`: rebuild paragraphs from page-wrapped lines. A paragraph ends
+   at a blank line, before a line opening with a dialogue dash, and after a
+   short line (under 75% of the document's typical width) that ends in . ! ?
+   or ... when the next line starts with a capital. Lone page numbers (a line
+   of 1-4 digits) are dropped without breaking the paragraph. Heading lines
+   (all capitals: CAPÍTULO II, DO LIVRO, ÍNDICE, a play's speaker names,
+   Roman numerals) are dropped and end the paragraph, so they act as a
+   sentence boundary. A line ending in "letter-" is a line-break hyphen
+   unless the next word is a clitic (ativa- / as -> ativa-as) or the
+   hyphenated form occurs elsewhere in the same document (lua-de- / mel ->
+   lua-de-mel); otherwise the halves are joined without the hyphen
+   (compa- / ração -> comparação). Words split *without* a hyphen by the PDF
+   extraction ("Tratase") cannot be repaired and stay as they are.
+3. Words and punctuation, then `<eos>`: after . ! ? ... (and any closing
+   quote or bracket) when the next token starts a sentence (a capital, a
+   dialogue dash, or an opening quote before a capital), and at every
+   paragraph end. Then lower-casing (unless keep_case) and numbers -> <num>
+   (if num_token).
+
+Token conventions:
+- Punctuation is one token per mark; "..." is one token; every dash is "—".
+- Clitic pronouns are split off as tokens that keep their hyphen:
+  "disse-lhe" -> disse -lhe, "fê-lo" -> fê -lo, "dá-no-lo" -> dá -no -lo,
+  and mesoclisis "vender-se-ão" -> vender -se -ão. This keeps the vocabulary
+  small (the verb form is shared with its unhyphenated uses) and makes
+  detokenization unambiguous: a token starting with "-" glues to the previous.
+- Other hyphenated words are one token: guarda-chuva, lua-de-mel, dia-a-dia.
+- Contractions are words: do, na, pelo, àquele, d'água.
+- Abbreviations keep their period and never end a sentence: sr., dr., d., v.,
+  etc., and single capital initials (J. M.).
+- Numbers are one token (1.000, 200$000, 1°).
+
+The one thing to know before editing: `detokenize(tokenize(s, keep_case=True))
+== normalize(s)` holds for ordinary prose and is tested on real sentences;
+any change to spacing rules must keep both functions in step, and must bump
+TOKENIZER_VERSION so cached corpora are rebuilt.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+TOKENIZER_VERSION = 1   # part of the cache key: bump when the output of tokenize() changes
+
+EOS = "<eos>"
+UNK = "<unk>"
+NUM = "<num>"
+DASH = "—"
+ELLIPSIS = "..."
+
+# Enclitic and mesoclitic pronoun forms, as the segment after a hyphen.
+CLITICS = frozenset("""
+    me te se lhe lhes o a os as lo la los las no na nos nas vos vo
+    mo ma mos mas to ta tos tas lho lha lhos lhas
+""".split())
+# Future/conditional endings that follow a mesoclitic pronoun (dir-se-ia, far-lhe-ei).
+_MESOCLISIS_ENDINGS = frozenset("ei ás á emos eis ão ia ias íamos íeis iam".split())
+
+_ABBREVIATIONS = ("sr sra srs sras srta dr dra drs exa exmo exma ilmo ilma revmo sto sta "
+                  "etc pág págs cap caps vol vols cf mme mlle mr mrs gal cel ten cia av pe fr obs "
+                  "ex dd digmo").split()
+
+_TRANSLATE = str.maketrans({
+    "“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‟": '"',
+    "‘": "'", "’": "'", "‚": "'", "‛": "'",
+    "–": DASH, "―": DASH, "‒": DASH,
+    "…": ELLIPSIS,
+    "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2007": " ", "\t": " ", "\u200b": "",
+    "\u00ad": "",   # soft hyphen: invisible, only a break opportunity
+    "_": "",        # underscores mark italics or blanks in a few works, never words
+    "\ufeff": "",
+})
+
+_TOKEN_RE = re.compile(r"""
+    (?P<abbr>(?<!\w)(?:(?i:%s)|(?![AEOÀÁÂÉÊÓÔ])[A-ZÀ-Ý])\.)   # sr.  etc.  J. (not the words A. É. O.)
+  | (?P<num>\d+(?:[.,$:/]\d+)*°?(?!\w))          # 1.000  200$000  1°
+  | (?P<word>[^\W_]+(?:['-][^\W_]+)*)            # words, hyphenated words, d'água
+  | (?P<ellipsis>\.{2,})
+  | (?P<dash>—+|-+)                             # a hyphen not inside a word is a dash
+  | (?P<other>\S)
+""" % "|".join(sorted(_ABBREVIATIONS, key=len, reverse=True)), re.VERBOSE)
+
+_SENTENCE_END = frozenset({".", "!", "?", ELLIPSIS})
+_CLOSERS = frozenset({")", "]", "}"})
+_PAGE_NUMBER = re.compile(r"\d{1,4}")
+_ROMAN = re.compile(r"[IVXLCDM]+\.?")
+_HYPHENATED = re.compile(r"\w+(?:-\w+)+")
+_LINE_END_HYPHEN = re.compile(r"(\w+(?:-\w+)*)-$")
+_FIRST_WORD = re.compile(r"\w+")
+_MULTISPACE = re.compile(r" {2,}")
+
+
+def normalize(text: str) -> str:
+    """NFC, typographic quotes/dashes/ellipsis to plain forms, one space between words per line."""
+    text = unicodedata.normalize("NFC", text).translate(_TRANSLATE)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _MULTISPACE.sub(" ", text)
+
+
+def _is_heading(line: str) -> bool:
+    # All letters upper case: CAPÍTULO II, DO LIVRO, a speaker's name. Single
+    # capitals only as Roman numerals, so a wrapped "A" or "É" stays text.
+    if line != line.upper() or line == line.lower():
+        return False
+    letters = sum(ch.isalpha() for ch in line)
+    return letters >= 2 or bool(_ROMAN.fullmatch(line))
+
+
+def paragraphs(text: str) -> list[str]:
+    """Rebuild paragraphs from normalized, page-wrapped text (see the module docstring)."""
+    lines = [line.strip() for line in text.split("\n")]
+    lengths = sorted(len(line) for line in lines if line)
+    width = lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
+    short = 0.75 * width
+    hyphenated = None   # built on first need: hyphenated words of this document
+    result: list[str] = []
+    current: list[str] = []
+    previous = ""
+
+    def flush():
+        if current:
+            result.append(" ".join(current))
+            current.clear()
+
+    for line in lines:
+        if not line:
+            flush()
+            continue
+        if _PAGE_NUMBER.fullmatch(line):
+            continue
+        if _is_heading(line):
+            flush()
+            continue
+        if line[0] == DASH or line.startswith("- "):
+            flush()
+        elif current and line[0].isupper() and len(previous) < short and previous.endswith(
+                (".", "!", "?", '."', '!"', '?"')):
+            flush()
+        if current and current[-1].endswith("-"):
+            match = _LINE_END_HYPHEN.search(current[-1])
+            first = _FIRST_WORD.match(line)
+            if match and first:
+                if hyphenated is None:
+                    hyphenated = {w.lower() for w in _HYPHENATED.findall(text)}
+                head, tail = match.group(1), first.group(0)
+                if tail.lower() in CLITICS or f"{head}-{tail}".lower() in hyphenated:
+                    current[-1] += line
+                else:
+                    current[-1] = current[-1][:-1] + line
+                previous = line
+                continue
+        current.append(line)
+        previous = line
+    flush()
+    return result
+
+
+def split_clitics(word: str) -> list[str]:
+    """'disse-lhe' -> ['disse', '-lhe']; 'vender-se-ão' -> ['vender', '-se', '-ão']; compounds unchanged."""
+    parts = word.split("-")
+    if len(parts) < 2 or not parts[0]:
+        return [word]
+    tail: list[str] = []
+    if len(parts) >= 3 and parts[-1].lower() in _MESOCLISIS_ENDINGS and parts[-2].lower() in CLITICS:
+        tail = ["-" + parts[-2], "-" + parts[-1]]
+        parts = parts[:-2]
+    while len(parts) > 1 and parts[-1].lower() in CLITICS:
+        tail.insert(0, "-" + parts.pop())
+    if not tail:
+        return [word]
+    return ["-".join(parts)] + tail
+
+
+def _paragraph_tokens(paragraph: str, clitic_cache: dict) -> list[str]:
+    tokens: list[str] = []
+    append = tokens.append
+    for match in _TOKEN_RE.finditer(paragraph):
+        kind = match.lastgroup
+        text = match.group()
+        if kind == "word":
+            if "-" in text:
+                split = clitic_cache.get(text)
+                if split is None:
+                    split = clitic_cache[text] = split_clitics(text)
+                tokens.extend(split)
+            else:
+                append(text)
+        elif kind == "ellipsis":
+            append(ELLIPSIS)
+        elif kind == "dash":
+            append(DASH)
+        else:
+            append(text)
+    return tokens
+
+
+def _starts_sentence(tokens: list[str], j: int) -> bool:
+    token = tokens[j]
+    if token[0].isupper() or token == DASH:
+        return True
+    return token in ('"', "'", "(") and j + 1 < len(tokens) and tokens[j + 1][0].isupper()
+
+
+def _with_sentence_ends(tokens: list[str]) -> list[str]:
+    """Insert <eos> after sentence-final punctuation that is followed by a new sentence."""
+    n = len(tokens)
+    # A quote is closing when an odd number of the same quote precedes it in the paragraph.
+    closing = [False] * n
+    open_quote = {'"': False, "'": False}
+    for k, token in enumerate(tokens):
+        if token in open_quote:
+            closing[k] = open_quote[token]
+            open_quote[token] = not open_quote[token]
+    out: list[str] = []
+    pending = -1   # index after which an <eos> goes
+    for i, token in enumerate(tokens):
+        out.append(token)
+        if i == pending:
+            out.append(EOS)
+            pending = -1
+        elif token in _SENTENCE_END and pending < 0:
+            j = i + 1
+            while j < n and (tokens[j] in _CLOSERS or closing[j]):
+                j += 1
+            if j < n and _starts_sentence(tokens, j):
+                if j == i + 1:
+                    out.append(EOS)
+                else:
+                    pending = j - 1
+    if not out or out[-1] != EOS:
+        out.append(EOS)
+    return out
+
+
+def tokenize(text: str, keep_case: bool = False, num_token: bool = False) -> list[str]:
+    """Portuguese text -> word and punctuation tokens with <eos> at sentence ends.
+
+    keep_case: keep capitals (default lower-cases everything).
+    num_token: replace every number by <num>.
+    """
+    clitic_cache: dict = {}
+    result: list[str] = []
+    for paragraph in paragraphs(normalize(text)):
+        tokens = _paragraph_tokens(paragraph, clitic_cache)
+        if tokens:
+            result.extend(_with_sentence_ends(tokens))
+    if not keep_case:
+        result = [t if t == EOS else t.lower() for t in result]
+    if num_token:
+        result = [NUM if t[0].isdigit() else t for t in result]
+    return result
+
+
+# ---------------------------------------------------------------- detokenize
+
+_NO_SPACE_BEFORE = frozenset({",", ".", ";", ":", "!", "?", ")", "]", "}", ELLIPSIS, "%"})
+_NO_SPACE_AFTER = frozenset({"(", "[", "{"})
+_QUOTES = frozenset({'"', "'"})
+
+
+def detokenize(tokens, capitalize: bool = False, sentence_sep: str = " ") -> str:
+    """Tokens -> readable Portuguese text.
+
+    No space before , . ; : ! ? ) ... and after (; clitic tokens ("-lhe")
+    re-attach to the previous word; a quote opens or closes by alternation,
+    corrected by context (a quote before punctuation closes, one at a
+    sentence start or after a bracket or dash opens). `<eos>` becomes
+    `sentence_sep` (a space by default; "\\n" gives one sentence per line).
+    capitalize: upper-case the first letter of every sentence.
+    """
+    tokens = list(tokens)
+    parts: list[str] = []
+    previous = None            # previous token; None at the start and after <eos>
+    after_opener = True        # the previous token wants no space after it
+    quote_open = {'"': False, "'": False}
+    sentence_start = True
+    for i, token in enumerate(tokens):
+        if token == EOS:
+            if parts and parts[-1] != sentence_sep:
+                parts.append(sentence_sep)
+            previous, after_opener, sentence_start = None, True, True
+            continue
+        opening_quote = False
+        if token in _QUOTES:
+            following = tokens[i + 1] if i + 1 < len(tokens) else EOS
+            opening_quote = not quote_open[token]
+            if opening_quote and (following == EOS or following in _NO_SPACE_BEFORE):
+                opening_quote = False
+            elif not opening_quote and (previous is None or previous in _NO_SPACE_AFTER or previous == DASH):
+                opening_quote = True
+            quote_open[token] = opening_quote
+        glue = (after_opener
+                or token in _NO_SPACE_BEFORE
+                or (token[0] == "-" and len(token) > 1)      # clitic: disse -lhe
+                or (token in _QUOTES and not opening_quote))
+        if not glue:
+            parts.append(" ")
+        if capitalize and sentence_start and token[0].isalnum():
+            token = token[0].upper() + token[1:]
+            sentence_start = False
+        parts.append(token)
+        previous = token
+        after_opener = token in _NO_SPACE_AFTER or opening_quote
+    if parts and parts[-1] == sentence_sep:
+        parts.pop()
+    return "".join(parts)

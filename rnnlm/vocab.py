@@ -1,0 +1,88 @@
+"""The vocabulary: a fixed list of words and the ids that index it.
+
+Order is part of the model (row i of the embedding is word i), so it is fully
+deterministic: the specials first (<unk> = 0, <eos> = 1), then words by
+training-split count, descending, ties broken alphabetically (by code point).
+
+The one thing to know before editing: a Vocab is saved with checkpoints
+through `to_json()`; changing the order rule or the specials breaks every
+saved model, so bump `FORMAT` and keep reading the old one.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from .errors import UserError
+from .tokenize import EOS, UNK
+
+FORMAT = "rnnlm-vocab-1"
+SPECIALS = (UNK, EOS)
+
+
+class Vocab:
+    """Words <-> int ids. `itos[i]` is word i; `stoi[word]` its id."""
+
+    def __init__(self, itos: list[str], counts: list[int] | None = None):
+        if list(itos[:2]) != list(SPECIALS):
+            raise ValueError(f"a vocabulary starts with {SPECIALS}, got {itos[:2]}")
+        if len(set(itos)) != len(itos):
+            raise ValueError("a vocabulary lists each word once")
+        self.itos: list[str] = list(itos)
+        self.stoi: dict[str, int] = {w: i for i, w in enumerate(self.itos)}
+        self.unk_id: int = self.stoi[UNK]
+        self.eos_id: int = self.stoi[EOS]
+        # Training-split count of each word (0 for <unk>), kept for reports; may be None.
+        self.counts: list[int] | None = list(counts) if counts is not None else None
+
+    @classmethod
+    def build(cls, counts: Mapping[str, int], max_vocab: int = 0, min_count: int = 1) -> Vocab:
+        """From word counts of the training split.
+
+        max_vocab: total size including <unk> and <eos>; 0 = no limit.
+        min_count: words seen fewer times become <unk>.
+        """
+        if max_vocab < 0 or max_vocab in (1, 2):
+            raise UserError(f"--max-vocab {max_vocab}: must be 0 (no limit) or at least 3 "
+                            f"(it counts <unk> and <eos>)")
+        if min_count < 1:
+            raise UserError(f"--min-count {min_count}: must be at least 1")
+        # (-count, word) tuples sort in C: count descending, then alphabetically.
+        ranked = sorted((-c, w) for w, c in counts.items() if c >= min_count and w not in SPECIALS)
+        if max_vocab:
+            ranked = ranked[: max_vocab - len(SPECIALS)]
+        return cls(list(SPECIALS) + [w for _, w in ranked],
+                   [0, int(counts.get(EOS, 0))] + [-int(c) for c, _ in ranked])
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    def __repr__(self) -> str:
+        return f"Vocab({len(self)} words)"
+
+    def encode(self, tokens: Iterable[str]) -> np.ndarray:
+        """Tokens -> int32 ids; unknown words -> unk_id."""
+        get, unk = self.stoi.get, self.unk_id
+        return np.fromiter((get(t, unk) for t in tokens), dtype=np.int32)
+
+    def decode(self, ids) -> list[str]:
+        """Ids -> tokens."""
+        itos = self.itos
+        return [itos[int(i)] for i in ids]
+
+    def to_json(self) -> dict:
+        """A plain JSON-serializable dict (saved beside checkpoints and caches)."""
+        d = {"format": FORMAT, "itos": self.itos}
+        if self.counts is not None:
+            d["counts"] = self.counts
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Vocab:
+        if not isinstance(d, dict) or d.get("format") != FORMAT or "itos" not in d:
+            raise UserError(f"not an rnnlm vocabulary (expected format {FORMAT!r})")
+        return cls(d["itos"], d.get("counts"))

@@ -1,0 +1,224 @@
+"""Corpus lookup, reading (encodings, bad inputs), checksums and download (never the real network)."""
+import io
+import shutil
+import sys
+import types
+import urllib.error
+import urllib.parse
+
+import pytest
+
+from rnnlm import corpus
+from rnnlm.cli import main
+from rnnlm.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("RNNLM_CORPORA", raising=False)
+
+
+# ---------------------------------------------------------------- lookup
+
+
+def test_named_corpus_found_with_corpora_dir(machado_dir):
+    source = corpus.resolve("machado", corpora_dir=machado_dir.parent)
+    assert len(source.files) == 116
+    names = [name for name, _ in source.files]
+    assert names == sorted(names) and names[0] == "txt/conto/contosFluminenses.txt"
+    assert "--corpora-dir" in source.origin
+    assert all(path.is_file() for _, path in source.files)
+
+
+def test_lookup_order_env_then_shared(machado_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLM_CORPORA", str(machado_dir.parent))
+    assert "$RNNLM_CORPORA" in corpus.resolve("machado").origin
+    # A --corpora-dir without the corpus is skipped: the next candidate wins.
+    assert "$RNNLM_CORPORA" in corpus.resolve("machado", corpora_dir=tmp_path).origin
+    monkeypatch.delenv("RNNLM_CORPORA")
+    assert "shared" in corpus.resolve("machado").origin
+
+
+def _fake_repo(tmp_path, monkeypatch):
+    """A repository root with the machado catalog and no text anywhere around it."""
+    repo = tmp_path / "repo"
+    (repo / "corpora" / "machado").mkdir(parents=True)
+    for name in ("catalog.json", "MANIFEST.tsv"):
+        shutil.copy(corpus.REPO_CORPORA / "machado" / name, repo / "corpora" / "machado" / name)
+    monkeypatch.setattr(corpus, "REPO_ROOT", repo)
+    monkeypatch.setattr(corpus, "REPO_CORPORA", repo / "corpora")
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_incomplete_folder_does_not_count(machado_dir, tmp_path, monkeypatch):
+    repo = _fake_repo(tmp_path, monkeypatch)
+    partial = repo / "corpora" / "machado" / "txt" / "conto"
+    partial.mkdir(parents=True)
+    shutil.copy(machado_dir / "txt/conto/reliquias.txt", partial)
+    with pytest.raises(UserError, match="not found.*missing txt/conto/contosFluminenses.txt.*corpus download machado"):
+        corpus.resolve("machado")
+
+
+def test_wrong_size_does_not_count(machado_dir, tmp_path, monkeypatch):
+    repo = _fake_repo(tmp_path, monkeypatch)
+    for name, size, _ in (l.split("\t") for l in (machado_dir / "MANIFEST.tsv").read_text().splitlines()):
+        dest = repo / "corpora" / "machado" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(machado_dir / name)
+    last = dest
+    last.unlink()
+    last.write_text("truncated")
+    with pytest.raises(UserError, match="has 9 bytes, the catalog says"):
+        corpus.resolve("machado")
+
+
+def test_checksum_mismatch_with_same_size(machado_dir, tmp_path):
+    root = tmp_path / "c" / "machado"
+    for name, _, _ in (l.split("\t") for l in (machado_dir / "MANIFEST.tsv").read_text().splitlines()):
+        dest = root / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(machado_dir / name)
+    victim = root / "txt/crítica/ea.txt"
+    data = bytearray(victim.read_bytes())
+    victim.unlink()
+    data[100] = ord("X") if data[100] != ord("X") else ord("Y")
+    victim.write_bytes(bytes(data))
+    source = corpus.resolve("machado", corpora_dir=tmp_path / "c")   # sizes match: found
+    with pytest.raises(UserError, match="ea.txt does not match the 'machado' catalog checksum"):
+        corpus.source_checksum(source)
+
+
+def test_file_hashes_are_cached(tmp_path, monkeypatch):
+    files = []
+    for i in range(3):
+        p = tmp_path / f"f{i}.txt"
+        p.write_text(f"texto {i}")
+        files.append(p)
+    first = corpus.file_hashes(files)
+    calls = []
+    real = corpus.sha256_file
+    monkeypatch.setattr(corpus, "sha256_file", lambda p: calls.append(p) or real(p))
+    assert corpus.file_hashes(files) == first and calls == []
+    files[1].write_text("mudou bastante")
+    second = corpus.file_hashes(files)
+    assert calls == [files[1]] and second[1] != first[1] and second[0] == first[0]
+
+
+def test_folder_is_recursive_and_sorted(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "z.txt").write_text("z")
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b" / "c.txt").write_text("c")
+    (tmp_path / "ignored.md").write_text("x")
+    source = corpus.resolve(str(tmp_path))
+    assert [n for n, _ in source.files] == ["a.txt", "b/c.txt", "b/z.txt"]
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(UserError, match="neither a named corpus"):
+        corpus.resolve(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no .txt file"):
+        corpus.resolve(str(tmp_path / "empty"))
+
+
+def test_sintetico_missing_or_present(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rnnlm.sintetico", None)   # import fails as if the module were absent
+    with pytest.raises(UserError, match="'sintetico' is not available"):
+        corpus.resolve("sintetico", corpora_dir=tmp_path)
+
+    def ensure_corpus(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "frases.txt").write_text("O gato dorme.\n", encoding="utf-8")
+        return folder
+
+    monkeypatch.setitem(sys.modules, "rnnlm.sintetico", types.SimpleNamespace(ensure_corpus=ensure_corpus))
+    source = corpus.resolve("sintetico", corpora_dir=tmp_path)
+    assert source.root == (tmp_path / "sintetico").resolve()
+    assert [n for n, _ in source.files] == ["frases.txt"]
+
+
+# ---------------------------------------------------------------- reading
+
+
+def test_utf8_bom_and_crlf(tmp_path):
+    p = tmp_path / "bom.txt"
+    p.write_bytes("\ufeffPrimeira linha\r\nSegunda à tarde\r\n".encode("utf-8"))
+    assert corpus.read_text(p) == "Primeira linha\nSegunda à tarde\n"
+
+
+def test_cp1252_file_read_with_warning(tmp_path):
+    p = tmp_path / "antigo.txt"
+    p.write_bytes("Não há “aspas” aqui — coração".encode("cp1252"))
+    with pytest.warns(UserWarning, match="antigo.txt is not UTF-8; read it as cp1252"):
+        assert corpus.read_text(p) == "Não há “aspas” aqui — coração"
+
+
+def test_latin1_fallback(tmp_path):
+    p = tmp_path / "latin.txt"
+    p.write_bytes(b"a\x81b \xe9")        # 0x81 is undefined in cp1252
+    with pytest.warns(UserWarning, match="latin-1"):
+        assert corpus.read_text(p) == "a\x81b é"
+
+
+def test_binary_and_empty_files_refused(tmp_path):
+    binary = tmp_path / "x.txt"
+    binary.write_bytes(b"PK\x03\x04\x00\x00binary")
+    with pytest.raises(UserError, match="binary"):
+        corpus.read_text(binary)
+    empty = tmp_path / "vazio.txt"
+    empty.write_text("  \n\n")
+    with pytest.raises(UserError, match="vazio.txt is empty"):
+        corpus.read_text(empty)
+
+
+# ---------------------------------------------------------------- download
+
+
+def _manifest(machado_dir):
+    return [l.split("\t") for l in (machado_dir / "MANIFEST.tsv").read_text().splitlines()]
+
+
+def test_download_without_network_is_one_line(tmp_path, monkeypatch, capsys):
+    def no_network(url, timeout):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(corpus, "_urlopen", no_network)
+    assert main(["corpus", "download", "machado", "--corpora-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: cannot download https://raw.githubusercontent.com/")
+    assert "cr%C3%B4nica" in err or "conto" in err
+    assert str(tmp_path / "c" / "machado") in err
+    assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()], "no partial file left"
+
+
+def test_download_checksum_mismatch_deletes_partial(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "_urlopen", lambda url, timeout: io.BytesIO(b"not the real text"))
+    with pytest.raises(UserError, match="checksum mismatch for https://.*contosFluminenses.txt"):
+        corpus.download("machado", tmp_path / "c")
+    assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
+
+
+def test_download_success_verifies_and_is_found(machado_dir, tmp_path, monkeypatch):
+    catalog = corpus.load_catalog("machado")
+    prefix = catalog.url_pattern.format(commit=catalog.commit, path="")
+    fetched = []
+
+    def from_shared(url, timeout):
+        assert url.startswith(prefix) and " " not in url and "í" not in url   # accents are encoded
+        rel = urllib.parse.unquote(url[len(prefix):])
+        fetched.append(rel)
+        return io.BytesIO((machado_dir / rel).read_bytes())
+
+    monkeypatch.setattr(corpus, "_urlopen", from_shared)
+    folder = corpus.download("machado", tmp_path / "c", progress=False)
+    assert folder == tmp_path / "c" / "machado" and len(fetched) == 116
+    assert "txt/crítica/ea.txt" in fetched
+    source = corpus.resolve("machado", corpora_dir=tmp_path / "c")
+    assert source.root == folder.resolve()
+    corpus.source_checksum(source)                       # every SHA-256 matches the catalog
+    fetched.clear()
+    corpus.download("machado", tmp_path / "c", progress=False)
+    assert fetched == [], "files already verified are not fetched again"
