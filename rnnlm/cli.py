@@ -348,6 +348,30 @@ def _run_probe(args):
     return run_probe_command(args)
 
 
+def _add_plot_probe(plot_sub):
+    """The `plot probe` subaction; `plot_sub` is the `plot` command's subparsers."""
+    q = plot_sub.add_parser("probe", help="agreement accuracy or context-loss increase vs distance")
+    q.add_argument("inputs", nargs="+", metavar="RUN_OR_JSON",
+                   help="run folders (their probe-<kind>*.json) or probe JSON files; one curve each")
+    q.add_argument("--kind", default="agreement", choices=["agreement", "context"],
+                   help="which probe's files to take from run folders (default agreement)")
+    q.add_argument("--out", default=None, help="image file (default: probe-<kind>.png beside the first input)")
+    q.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
+    return q
+
+
+def _run_plot_probe(args):
+    from pathlib import Path
+
+    from .plots import plot_probe
+    from .probes import find_probe_results
+    paths = find_probe_results(args.inputs, args.kind)
+    first = Path(args.inputs[0])
+    out = args.out or str((first if first.is_dir() else first.parent) / f"probe-{args.kind}.png")
+    print(f"wrote {plot_probe(paths, out, title=args.title)}")
+    return 0
+
+
 # ---------------------------------------------------------------- registry
 
 # (name, add, run): later issues append their commands here.

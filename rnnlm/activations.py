@@ -1,0 +1,102 @@
+"""The vanilla RNN's activations: tanh, relu, sigmoid and scaled tanh.
+
+An activation string ("tanh", "relu", "sigmoid", "tanh:n", "scaled-tanh:a,b")
+is parsed once into an `Activation` (kind code + two constants) that the
+kernels take as plain arguments. The one thing to know before editing: the
+backward computes f'(z) from the *output* h = f(z) (that is all the cache
+keeps), so every activation here must have a derivative expressible in h.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ._jit import njit
+from .errors import UserError
+
+# Kind codes used inside the kernels. tanh and tanh:n are scaled tanh with a = 1.
+SCALED_TANH = 0
+RELU = 1
+SIGMOID = 2
+
+
+class ModelConfigError(UserError, ValueError):
+    """A nonsense model option or parameter file (a UserError for the CLI, a ValueError for code)."""
+
+
+class Activation(NamedTuple):
+    name: str      # the normalized string, e.g. "scaled-tanh:1.7159,0.6667"
+    kind: int      # SCALED_TANH | RELU | SIGMOID
+    a: float       # output scale (scaled tanh only; else 1)
+    b: float       # input scale (scaled tanh only; else 1)
+
+
+def _number(text: str, spec: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ModelConfigError(f"activation {spec!r}: {text!r} is not a number") from None
+    if not math.isfinite(value) or value == 0.0:
+        raise ModelConfigError(f"activation {spec!r}: constants must be finite and non-zero, got {text!r}")
+    return value
+
+
+def parse_activation(spec: str) -> Activation:
+    """Parse "tanh", "relu", "sigmoid", "tanh:n" (= tanh(n z)) or "scaled-tanh:a,b" (= a tanh(b z)).
+
+    Raises UserError with the accepted forms for anything else.
+    """
+    if isinstance(spec, Activation):
+        return spec
+    s = str(spec).strip().lower()
+    forms = "tanh, relu, sigmoid, tanh:n (tanh(n*z)), scaled-tanh:a,b (a*tanh(b*z))"
+    if s == "tanh":
+        return Activation("tanh", SCALED_TANH, 1.0, 1.0)
+    if s == "relu":
+        return Activation("relu", RELU, 1.0, 1.0)
+    if s == "sigmoid":
+        return Activation("sigmoid", SIGMOID, 1.0, 1.0)
+    if s.startswith("tanh:"):
+        n = _number(s[5:], spec)
+        return Activation(f"tanh:{s[5:]}", SCALED_TANH, 1.0, n)
+    if s.startswith("scaled-tanh:"):
+        parts = s[12:].split(",")
+        if len(parts) != 2:
+            raise ModelConfigError(f"activation {spec!r}: scaled-tanh needs two constants a,b; accepted: {forms}")
+        a, b = (_number(p, spec) for p in parts)
+        return Activation(f"scaled-tanh:{parts[0]},{parts[1]}", SCALED_TANH, a, b)
+    raise ModelConfigError(f"unknown activation {spec!r}; accepted: {forms}")
+
+
+def apply(z: np.ndarray, act: Activation) -> np.ndarray:
+    """f(z) in NumPy (for tools and tests; the kernels inline their own copy)."""
+    act = parse_activation(act)
+    if act.kind == RELU:
+        return np.maximum(z, 0)
+    if act.kind == SIGMOID:
+        return 1 / (1 + np.exp(-z))
+    return act.a * np.tanh(act.b * z)
+
+
+@njit
+def _act(z, kind, a, b, one):
+    """f(z) for one scalar; a, b, one carry the array dtype so float32 stays float32."""
+    if kind == RELU:
+        return z if z > 0 else one - one
+    if kind == SIGMOID:
+        return one / (one + np.exp(-z))
+    return a * np.tanh(b * z)
+
+
+@njit
+def _dact(h, kind, a, b, one):
+    """f'(z) written in terms of h = f(z)."""
+    if kind == RELU:
+        return one if h > 0 else one - one
+    if kind == SIGMOID:
+        return h * (one - h)
+    # h = a tanh(bz)  =>  dh/dz = a b (1 - (h/a)^2)
+    t = h / a
+    return a * b * (one - t * t)

@@ -1,0 +1,274 @@
+"""Checkpoints: self-describing `.npz` files, written atomically, read without pickle.
+
+A checkpoint is one `.npz` whose array names say what they are:
+
+    encoder.weight, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0,
+    ..., decoder.weight, decoder.bias       model, PyTorch RNNModel names and shapes
+    optim.name, optim.lr, optim.step,
+    optim.<buffer>.<param>                  optimizer state (momentum_buffer, sum,
+                                            exp_avg, exp_avg_sq), see optim.py
+    train.<name>                            training-loop counters, carried hidden
+                                            state (train.state.0, ...), RNG state (JSON)
+    meta.format                             "rnnlm-checkpoint/1"
+    meta.config                             the run's whole config, JSON
+    meta.vocab                              the vocabulary, JSON (Vocab.to_json)
+
+so that `generate` or `evaluate` can rebuild the model from the file alone.
+Strings are stored as 0-d unicode arrays, never as object arrays.
+
+The one thing to know before editing: `load` is the gate that turns every bad
+file (missing, truncated, corrupt, pickled, foreign, wrong version, wrong
+shapes) into a one-line `UserError`; do not let a raw zipfile/numpy exception
+escape from it, and never pass `allow_pickle=True`.
+
+Loading the weights into PyTorch (a 1-layer LSTM here; names are nn.LSTM's)::
+
+    d = numpy.load("runs/NAME/best.npz", allow_pickle=False)
+    sd = {k[len("rnn."):]: torch.from_numpy(d[k]) for k in d.files if k.startswith("rnn.")}
+    lstm = torch.nn.LSTM(emsize, hidden, num_layers=layers); lstm.load_state_dict(sd)
+
+(`encoder.weight` loads into `nn.Embedding`, `decoder.*` into `nn.Linear`, the
+same way; together they are pytorch/examples' RNNModel state dict.)
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+FORMAT = "rnnlm-checkpoint/1"
+PREFIXES = ("optim.", "train.", "meta.")
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+_PICKLE_MAGIC = b"\x80"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint, split by prefix (the prefixes are stripped)."""
+
+    path: Path
+    model: dict        # name -> array, PyTorch names
+    optim: dict        # e.g. "lr", "exp_avg.encoder.weight"
+    train: dict        # e.g. "step", "state.0"
+    config: dict       # the run's config (meta.config)
+    vocab: dict | None  # Vocab.to_json() output (meta.vocab)
+
+
+def string_array(s: str) -> np.ndarray:
+    """A 0-d unicode array: how strings travel in a pickle-free .npz."""
+    return np.array(str(s), dtype=np.str_)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and os.replace."""
+    _atomic_write(path, lambda f: f.write(data))
+
+
+def _atomic_write(path, write) -> None:
+    """Call write(file) on a temporary file beside `path`, fsync, then os.replace it onto `path`.
+
+    mkstemp creates the file 0600; it gets the usual umask-based mode so that
+    run folders are as readable as any other output.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def atomic_write_json(path, obj) -> None:
+    """Pretty JSON, atomically (config.json, vocab.json)."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def save(path, model: dict, *, config: dict, vocab: dict | None = None,
+         optim: dict | None = None, train: dict | None = None) -> None:
+    """Write a checkpoint atomically: temp file in the same folder, fsync, os.replace.
+
+    `model` holds the model arrays by PyTorch name (`RNNModel.state_dict()`);
+    `optim` and `train` are stored under their prefixes. A crash or Ctrl-C
+    mid-write leaves the previous file intact.
+    """
+    path = Path(path)
+    arrays = {}
+    for k, v in model.items():
+        if k.startswith(PREFIXES):
+            raise ValueError(f"model array name '{k}' collides with a reserved prefix")
+        arrays[k] = np.asarray(v)
+    for prefix, part in (("optim.", optim or {}), ("train.", train or {})):
+        for k, v in part.items():
+            arrays[prefix + k] = string_array(v) if isinstance(v, str) else np.asarray(v)
+    arrays["meta.format"] = string_array(FORMAT)
+    arrays["meta.config"] = string_array(json.dumps(config, sort_keys=True))
+    if vocab is not None:
+        arrays["meta.vocab"] = string_array(json.dumps(vocab, ensure_ascii=False))
+    for k, v in arrays.items():
+        if v.dtype == object:
+            raise ValueError(f"refusing to write object array '{k}' (it would need pickle)")
+    _atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load(path) -> Checkpoint:
+    """Read and check a checkpoint; any problem becomes a one-line UserError."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a checkpoint file (e.g. {path / 'best.npz'})")
+    if not path.exists():
+        raise UserError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_PICKLE_MAGIC):
+        raise UserError(f"{path} is a pickle, not an rnnlm checkpoint; pickles are refused "
+                        "(they can run code when loaded)")
+    if head.startswith(_NPY_MAGIC):
+        if _npy_is_object(path):
+            raise UserError(f"{path} is a .npy file holding a pickled object array; refused, "
+                            "rnnlm checkpoints never need pickle")
+        raise UserError(f"{path} is a single .npy array, not an rnnlm checkpoint (.npz)")
+    if not head.startswith(_ZIP_MAGIC):
+        raise UserError(f"{path} is not an .npz file (it does not start like a zip archive)")
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for k in z.files:
+                arrays[k] = z[k]
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object arrays" in str(exc).lower():
+            raise UserError(f"{path} holds object (pickled) arrays; refused, rnnlm checkpoints "
+                            "never need pickle") from None
+        raise UserError(f"{path} is corrupt or truncated ({exc})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, KeyError) as exc:
+        raise UserError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+    if "meta.format" not in arrays:
+        names = ", ".join(sorted(arrays)[:5]) or "no arrays"
+        raise UserError(f"{path} is an .npz but not an rnnlm checkpoint (no meta.format; it holds {names})")
+    fmt = str(arrays["meta.format"])
+    if fmt != FORMAT:
+        raise UserError(f"{path} has checkpoint format '{fmt}'; this rnnlm reads '{FORMAT}'")
+    try:
+        config = json.loads(str(arrays["meta.config"]))
+        vocab = json.loads(str(arrays["meta.vocab"])) if "meta.vocab" in arrays else None
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} has a missing or unreadable meta.config/meta.vocab ({exc})") from None
+    parts = {"optim.": {}, "train.": {}}
+    model = {}
+    for k, v in arrays.items():
+        for prefix, part in parts.items():
+            if k.startswith(prefix):
+                part[k[len(prefix):]] = v
+                break
+        else:
+            if not k.startswith("meta."):
+                model[k] = v
+    return Checkpoint(path=path, model=model, optim=parts["optim."], train=parts["train."],
+                      config=config, vocab=vocab)
+
+
+def check_model_arrays(ckpt: Checkpoint, expected: dict) -> None:
+    """Refuse a checkpoint whose model arrays do not match `expected` (name -> array).
+
+    The message names the first mismatch, e.g. a vocabulary of another size
+    shows up as `encoder.weight` with another first dimension.
+    """
+    missing = [k for k in expected if k not in ckpt.model]
+    if missing:
+        raise UserError(f"{ckpt.path} lacks model arrays {', '.join(missing[:3])}: "
+                        "it was saved with another cell, layer count or config")
+    extra = [k for k in ckpt.model if k not in expected]
+    if extra:
+        raise UserError(f"{ckpt.path} has unexpected model arrays {', '.join(extra[:3])}: "
+                        "it was saved with another cell, layer count or config")
+    for k, a in expected.items():
+        got = ckpt.model[k]
+        if got.shape != a.shape:
+            raise UserError(f"{ckpt.path}: {k} has shape {got.shape}, the model expects {a.shape} "
+                            "(another vocabulary or model size)")
+        if got.dtype != a.dtype:
+            raise UserError(f"{ckpt.path}: {k} is {got.dtype}, the model expects {a.dtype}")
+
+
+def _npy_is_object(path) -> bool:
+    """Whether a .npy file's header declares an object dtype (i.e. pickled contents)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)(f)
+        return header[2].hasobject
+    except (ValueError, OSError, EOFError):
+        return False
+
+
+def _remove_quietly(p):
+    try:
+        os.remove(p)
+    except OSError:
+        pass
+
+
+def load_model(run, which: str = "best"):
+    """A model ready to use from a run folder or a checkpoint file.
+
+    run: a run folder (then `which` picks best.npz or model.npz ("latest");
+    best falls back to latest when no evaluation has happened yet) or a path
+    to a .npz. Returns (model, vocab, config dict, path of the file read).
+    The model is rebuilt from the checkpoint's own meta.config and meta.vocab;
+    a run folder's vocab.json must agree with them.
+    """
+    from .model import ModelConfig, RNNModel
+    from .vocab import Vocab
+
+    if which not in ("best", "latest"):
+        raise UserError(f"--checkpoint must be best or latest, got '{which}'")
+    run = Path(run)
+    vocab_file = None
+    if run.is_dir():
+        if not (run / "config.json").exists():
+            raise UserError(f"{run} is not a run folder (no config.json)")
+        path = run / ("best.npz" if which == "best" else "model.npz")
+        if not path.exists():
+            path = run / "model.npz"
+        vocab_file = run / "vocab.json"
+    else:
+        path = run
+    ck = load(path)
+    if ck.vocab is None:
+        raise UserError(f"{path} has no meta.vocab; it cannot be used without its vocabulary")
+    if vocab_file is not None and vocab_file.exists():
+        try:
+            on_disk = json.loads(vocab_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{vocab_file} is not valid JSON ({exc})") from None
+        if on_disk != ck.vocab:
+            raise UserError(f"{vocab_file} does not match the vocabulary inside {path}")
+    vocab = Vocab.from_json(ck.vocab)
+    try:
+        mcfg = ModelConfig(**ck.config["model"])
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{path}: meta.config has no usable model settings ({exc})") from None
+    if mcfg.vocab_size != len(vocab):
+        raise UserError(f"{path}: the model has {mcfg.vocab_size} words, its vocabulary {len(vocab)}")
+    model = RNNModel(mcfg)
+    check_model_arrays(ck, model.state_dict())
+    model.load_state_dict(ck.model)
+    return model, vocab, ck.config, path

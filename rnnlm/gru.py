@@ -1,0 +1,122 @@
+"""GRU cell, as PyTorch nn.GRU (gate order r, z, n).
+
+    r = σ(W_ir x + b_ir + W_hr h_prev + b_hr)
+    z = σ(W_iz x + b_iz + W_hz h_prev + b_hz)
+    n = tanh(W_in x + b_in + r ⊙ (W_hn h_prev + b_hn))
+    h = (1 − z) ⊙ n + z ⊙ h_prev
+
+Legend: T = BPTT steps, B = batch, E = input size, H = hidden size, N = T*B.
+Arrays are time-major and C-contiguous.
+
+The one thing to know before editing: b_hn sits *inside* r ⊙ (...), so the
+input side and the hidden side get different pre-activation gradients (dxa
+and dha below) and b_hh cannot be folded into the input projection.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._jit import njit
+
+
+class GRUCache(NamedTuple):
+    x: np.ndarray       # (T, B, E)    the layer input (a reference, not a copy)
+    xproj: np.ndarray   # (T, B, 3H)   x · W_ihᵀ (no bias), computed before the loop
+    gates: np.ndarray   # (T, B, 3H)   r, z, n after σ / tanh
+    hn: np.ndarray      # (T, B, H)    W_hn h_prev + b_hn (what r multiplies)
+    h: np.ndarray       # (T+1, B, H)  hidden states; h[0] is the initial state
+
+
+def gru_alloc(T, B, E, H, dtype) -> GRUCache:
+    """Empty cache buffers (x is filled in by gru_forward)."""
+    return GRUCache(None, np.empty((T, B, 3 * H), dtype), np.empty((T, B, 3 * H), dtype),
+                    np.empty((T, B, H), dtype), np.empty((T + 1, B, H), dtype))
+
+
+@njit
+def _gru_forward(gates, hn, h, xproj, W_hh, b_ih, b_hh):
+    """All T steps; h[0] is set."""
+    T, B, G3 = xproj.shape
+    H = G3 // 3
+    one = h.dtype.type(1)
+    hh = np.empty((B, G3), h.dtype)
+    W_hh_T = W_hh.T
+    for t in range(T):
+        np.dot(h[t], W_hh_T, hh)
+        xt, gt = xproj[t], gates[t]
+        for b in range(B):
+            for j in range(H):
+                ar = xt[b, j] + b_ih[j] + hh[b, j] + b_hh[j]
+                az = xt[b, H + j] + b_ih[H + j] + hh[b, H + j] + b_hh[H + j]
+                hnt = hh[b, 2 * H + j] + b_hh[2 * H + j]
+                r = one / (one + np.exp(-ar))
+                z = one / (one + np.exp(-az))
+                n = np.tanh(xt[b, 2 * H + j] + b_ih[2 * H + j] + r * hnt)
+                gt[b, j], gt[b, H + j], gt[b, 2 * H + j] = r, z, n
+                hn[t, b, j] = hnt
+                h[t + 1, b, j] = (one - z) * n + z * h[t, b, j]
+
+
+@njit
+def _gru_backward(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh):
+    """Reverse walk: dxa / dha (T, B, 3H) input-side / hidden-side pre-activation grads; dhs (T, B, H)."""
+    T, B, G3 = dxa.shape
+    H = G3 // 3
+    one = h.dtype.type(1)
+    dh_next = np.zeros((B, H), h.dtype)
+    direct = np.zeros((B, H), h.dtype)
+    for t in range(T - 1, -1, -1):
+        gt, dx_t, dh_t = gates[t], dxa[t], dha[t]
+        for b in range(B):
+            for j in range(H):
+                r, z, n = gt[b, j], gt[b, H + j], gt[b, 2 * H + j]
+                dh = dh_out[t, b, j] + dh_next[b, j]
+                dhs[t, b, j] = dh
+                # forward: h = (1 - z)*n + z*h_prev
+                dn = dh * (one - z)
+                dz = dh * (h[t, b, j] - n)
+                direct[b, j] = dh * z
+                # forward: n = tanh(a_n), a_n = x_n + b_in + r*hn
+                dan = dn * (one - n * n)
+                # forward: r = σ(a_r), z = σ(a_z)
+                dar = dan * hn[t, b, j] * r * (one - r)
+                daz = dz * z * (one - z)
+                dx_t[b, j], dx_t[b, H + j], dx_t[b, 2 * H + j] = dar, daz, dan
+                # forward: hn = W_hn h_prev + b_hn enters as r*hn
+                dh_t[b, j], dh_t[b, H + j], dh_t[b, 2 * H + j] = dar, daz, dan * r
+        # forward: hh = h_prev · W_hhᵀ + b_hh
+        np.dot(dh_t, W_hh, dh_next)
+        dh_next += direct
+    dh0 += dh_next
+
+
+def gru_forward(cache: GRUCache, x, h0, W_ih, W_hh, b_ih, b_hh) -> GRUCache:
+    """Run T steps; x (T, B, E), h0 (B, H), W_ih (3H, E), W_hh (3H, H), biases (3H,)."""
+    T, B, E = x.shape
+    np.matmul(x.reshape(T * B, E), W_ih.T, out=cache.xproj.reshape(T * B, -1))
+    cache.h[0] = h0
+    _gru_forward(cache.gates, cache.hn, cache.h, cache.xproj, W_hh, b_ih, b_hh)
+    return cache._replace(x=x)
+
+
+def gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dxa, dha, dhs, dh_out, cache: GRUCache, W_ih, W_hh):
+    """Backprop through the T steps of `cache`.
+
+    Accumulates into dW_ih, dW_hh, db_ih, db_hh, dh0 (B, H). Writes dx (T, B, E)
+    (skipped if None), the scratch dxa, dha (T, B, 3H), and dhs (T, B, H), the
+    per-step state gradients. dh_out (T, B, H) arrives from above.
+    """
+    T, B, G3 = dxa.shape
+    E, H = cache.x.shape[2], G3 // 3
+    _gru_backward(dxa, dha, dhs, dh0, dh_out, cache.gates, cache.hn, cache.h, W_hh)
+    dxa2 = dxa.reshape(T * B, G3)
+    dha2 = dha.reshape(T * B, G3)
+    # forward: xproj = x · W_ihᵀ + b_ih ; hh = h_prev · W_hhᵀ + b_hh
+    dW_ih += dxa2.T @ cache.x.reshape(T * B, E)
+    dW_hh += dha2.T @ cache.h[:-1].reshape(T * B, H)
+    db_ih += dxa2.sum(axis=0)
+    db_hh += dha2.sum(axis=0)
+    if dx is not None:
+        np.matmul(dxa2, W_ih, out=dx.reshape(T * B, E))

@@ -1,0 +1,420 @@
+"""The language model: Embedding → L recurrent layers → dropout → Linear → softmax cross-entropy.
+
+Legend: T = BPTT steps, B = batch, E = embedding size, H = hidden size,
+V = vocabulary, L = layers, N = T*B. Arrays are time-major.
+
+Parameter names and shapes are those of pytorch/examples' word_language_model
+RNNModel, so weights move between the projects unchanged. Dropout (inverted,
+as nn.Dropout) is applied to the embedding output, between layers and to the
+last layer's output, each with its own mask.
+
+The one thing to know before editing: a model keeps a *workspace* of forward
+caches and scratch buffers per (T, B) shape and reuses it on every call (no
+big allocations or zero-fills in a training step). Anything pointing into the
+workspace is overwritten by the next call; whatever a public method returns
+(loss, grads, states, `bptt` extras) is a fresh array, safe to keep.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from . import gru, layers, lstm, rnn
+from .activations import ModelConfigError, parse_activation
+from .init import GATES, INITS, init_params
+
+_WORKSPACES = 3   # (T, B) shapes kept per model: training window, last short window, step
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int
+    cell: str = "lstm"              # rnn | lstm | gru
+    activation: str = "tanh"        # rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b
+    emsize: int = 200               # embedding size E
+    hidden: int = 200               # hidden size H of every layer
+    layers: int = 1                 # stacked recurrent layers L
+    dropout: float = 0.0            # drop probability on embedding, between layers, on the output
+    tied: bool = False              # decoder.weight is encoder.weight (needs emsize == hidden)
+    init: str = "default"           # default | xavier | orthogonal | identity
+    recurrent_scale: float = 1.0    # multiplies every W_hh after init
+    forget_bias: float = 0.0        # lstm: added to the forget-gate bias at init
+    dtype: str = "float32"          # float64 for checks
+
+    def validate(self) -> None:
+        """Raise ModelConfigError (a UserError and a ValueError) for nonsense options."""
+        if self.cell not in GATES:
+            raise ModelConfigError(f"unknown cell {self.cell!r}; choose rnn, lstm or gru")
+        parse_activation(self.activation)
+        if self.init not in INITS:
+            raise ModelConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        for name in ("vocab_size", "emsize", "hidden", "layers"):
+            if int(getattr(self, name)) < 1:
+                raise ModelConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.tied and self.emsize != self.hidden:
+            raise ModelConfigError(f"tied embeddings need emsize == hidden, got {self.emsize} and {self.hidden}")
+        if self.dtype not in ("float32", "float64"):
+            raise ModelConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if not np.isfinite(self.recurrent_scale) or not np.isfinite(self.forget_bias):
+            raise ModelConfigError("recurrent_scale and forget_bias must be finite")
+
+
+class ForwardResult(NamedTuple):
+    hs: list        # per layer (T, B, H): the layer's outputs h_1..h_T (before dropout)
+    caches: list    # per layer: the cell's cache (RNNCache / LSTMCache / GRUCache)
+    state: tuple    # final state, (h,) or (h, c), each (L, B, H)
+
+
+class BPTTResult(NamedTuple):
+    loss: float     # mean nats/token over T*B positions
+    grads: dict     # name -> gradient, keyed like params
+    state: tuple    # final state (detached copy)
+    hs: list        # per layer (T, B, H) outputs h_1..h_T
+    dhs: list       # per layer (T, B, H): dL/dh_t, the state after step t (t = 1..T)
+    dstate0: tuple  # (dh0,) or (dh0, dc0), each (L, B, H): gradient of the initial state
+
+
+class _Workspace:
+    """Named scratch buffers for one (T, B) shape, allocated on first use."""
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, name, shape, dtype):
+        a = self.buffers.get(name)
+        if a is None or a.shape != tuple(shape) or a.dtype != dtype:
+            a = self.buffers[name] = np.empty(shape, dtype)
+        return a
+
+
+class RNNModel:
+    """Word-level language model with hand-written BPTT (see the module docstring).
+
+    model = RNNModel(config, seed=0)
+    model.params                      dict name -> ndarray (PyTorch names); updated in place by optimizers
+    model.init_state(B)               zeros, (h,) or (h, c), each (L, B, H)
+    model.loss_and_grads(inputs, targets, state, rng=None, masks=None) -> (loss, grads, state)
+    model.bptt(...)                   same, plus per-step hidden states and state gradients
+    model.loss(inputs, targets, state) -> (loss, state)
+    model.step_logprobs(tokens, state) -> (logp (B, V), state)
+    model.forward_states(inputs, state, masks=None) -> ForwardResult
+    model.draw_masks(T, B, rng)       dropout masks to pass as masks= (fixed-mask gradcheck)
+    model.state_dict() / model.load_state_dict(d)
+    model.to_dtype("float64")         a converted copy
+    """
+
+    def __init__(self, config: ModelConfig, seed: int = 0, params: dict | None = None):
+        config.validate()
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        self.act = parse_activation(config.activation)
+        self.gates = GATES[config.cell]
+        if params is None:
+            params = init_params(config.cell, config.vocab_size, config.emsize, config.hidden,
+                                 config.layers, config.tied, config.init, config.recurrent_scale,
+                                 config.forget_bias, np.random.default_rng(seed), config.dtype)
+        self.params = params
+        self._workspaces = OrderedDict()
+
+    # ------------------------------------------------------------ small helpers
+
+    @property
+    def n_state(self) -> int:
+        return 2 if self.config.cell == "lstm" else 1
+
+    def num_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def _decoder_weight(self):
+        return self.params["encoder.weight" if self.config.tied else "decoder.weight"]
+
+    def _layer_weights(self, layer):
+        p, s = self.params, f"_l{layer}"
+        return p["rnn.weight_ih" + s], p["rnn.weight_hh" + s], p["rnn.bias_ih" + s], p["rnn.bias_hh" + s]
+
+    def _workspace(self, T, B) -> _Workspace:
+        key = (T, B)
+        ws = self._workspaces.pop(key, None)
+        if ws is None:
+            ws = _Workspace()
+            while len(self._workspaces) >= _WORKSPACES:
+                self._workspaces.popitem(last=False)
+        self._workspaces[key] = ws
+        return ws
+
+    def _check_ids(self, ids, what, ndim):
+        a = np.asarray(ids)
+        if a.ndim != ndim or a.size == 0 or not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{what} must be a non-empty {ndim}-D integer array, got shape {a.shape} dtype {a.dtype}")
+        lo, hi = a.min(), a.max()
+        if lo < 0 or hi >= self.config.vocab_size:
+            raise ValueError(f"{what} has token ids outside [0, {self.config.vocab_size}): min {lo}, max {hi}")
+        return np.ascontiguousarray(a, dtype=np.int64)
+
+    def _check_state(self, state, B):
+        L, H = self.config.layers, self.config.hidden
+        if state is None:
+            return self.init_state(B)
+        if not isinstance(state, (tuple, list)) or len(state) != self.n_state:
+            raise ValueError(f"state must be a tuple of {self.n_state} array(s) of shape {(L, B, H)}")
+        out = []
+        for s in state:
+            s = np.asarray(s)
+            if s.shape != (L, B, H):
+                raise ValueError(f"state arrays must have shape {(L, B, H)}, got {s.shape}")
+            out.append(np.ascontiguousarray(s, dtype=self.dtype))
+        return tuple(out)
+
+    def init_state(self, batch_size: int) -> tuple:
+        """Zero initial state: (h,) for rnn/gru, (h, c) for lstm; each (L, B, H) in the model dtype."""
+        shape = (self.config.layers, batch_size, self.config.hidden)
+        return tuple(np.zeros(shape, self.dtype) for _ in range(self.n_state))
+
+    def draw_masks(self, T: int, B: int, rng: np.random.Generator) -> list | None:
+        """Inverted-dropout masks (values 0 or 1/(1-p)) for one window, or None when dropout is 0.
+
+        masks[0] (T, B, E) is on the embedding output, masks[l+1] (T, B, H) on layer l's output.
+        Draws in that order from rng.
+        """
+        p = self.config.dropout
+        if p == 0.0:
+            return None
+        keep = 1.0 / (1.0 - p)
+        shapes = [(T, B, self.config.emsize)] + [(T, B, self.config.hidden)] * self.config.layers
+        return [((rng.random(s) >= p) * keep).astype(self.dtype) for s in shapes]
+
+    def _check_masks(self, masks, T, B):
+        if masks is None:
+            return None
+        shapes = [(T, B, self.config.emsize)] + [(T, B, self.config.hidden)] * self.config.layers
+        if len(masks) != len(shapes) or any(np.shape(m) != s for m, s in zip(masks, shapes)):
+            raise ValueError(f"masks must be {len(shapes)} arrays of shapes {shapes}")
+        return [np.ascontiguousarray(m, dtype=self.dtype) for m in masks]
+
+    # ------------------------------------------------------------ forward
+
+    def _forward(self, ids, state, masks, ws):
+        """Embedding and all recurrent layers; returns (top output (T, B, H), caches)."""
+        cfg, dt = self.config, self.dtype
+        T, B = ids.shape
+        E, H, G = cfg.emsize, cfg.hidden, self.gates
+        emb = ws.get("emb", (T, B, E), dt)
+        layers.embedding_forward(emb, ids, self.params["encoder.weight"])
+        x = emb
+        if masks is not None:
+            x = ws.get("x0", (T, B, E), dt)
+            np.multiply(emb, masks[0], out=x)
+        caches = []
+        for layer in range(cfg.layers):
+            W_ih, W_hh, b_ih, b_hh = self._layer_weights(layer)
+            n_in = x.shape[2]
+            key = f"cache{layer}"
+            if cfg.cell == "rnn":
+                buf = ws.buffers.get(key) or rnn.rnn_alloc(T, B, n_in, H, dt)
+                cache = rnn.rnn_forward(buf, x, state[0][layer], W_ih, W_hh, b_ih, b_hh, self.act)
+            elif cfg.cell == "lstm":
+                buf = ws.buffers.get(key) or lstm.lstm_alloc(T, B, n_in, H, dt)
+                cache = lstm.lstm_forward(buf, x, state[0][layer], state[1][layer], W_ih, W_hh, b_ih, b_hh)
+            else:
+                buf = ws.buffers.get(key) or gru.gru_alloc(T, B, n_in, H, dt)
+                cache = gru.gru_forward(buf, x, state[0][layer], W_ih, W_hh, b_ih, b_hh)
+            ws.buffers[key] = cache
+            caches.append(cache)
+            x = cache.h[1:]
+            if masks is not None:
+                y = ws.get(f"x{layer + 1}", (T, B, H), dt)
+                np.multiply(x, masks[layer + 1], out=y)
+                x = y
+        return x, caches
+
+    def _final_state(self, caches):
+        h = np.stack([c.h[-1] for c in caches])
+        if self.config.cell == "lstm":
+            return h, np.stack([c.c[-1] for c in caches])
+        return (h,)
+
+    def _prepare(self, inputs, targets, state, masks=None):
+        ids = self._check_ids(inputs, "inputs", 2)
+        T, B = ids.shape
+        tgt = None
+        if targets is not None:
+            tgt = self._check_ids(targets, "targets", 2)
+            if tgt.shape != ids.shape:
+                raise ValueError(f"targets shape {tgt.shape} != inputs shape {ids.shape}")
+        return ids, tgt, self._check_state(state, B), self._check_masks(masks, T, B)
+
+    def forward_states(self, inputs, state=None, masks=None) -> ForwardResult:
+        """Per-layer hidden sequences and caches for inputs (T, B), in the model dtype.
+
+        Everything returned is freshly allocated (not the workspace), so it can
+        be kept and fed to the cell backward functions by the instruments.
+        """
+        ids, _, state, masks = self._prepare(inputs, None, state, masks)
+        _, caches = self._forward(ids, state, masks, _Workspace())
+        return ForwardResult([c.h[1:] for c in caches], caches, self._final_state(caches))
+
+    def loss(self, inputs, targets, state=None, masks=None):
+        """Mean cross-entropy (nats/token) of a window, no gradients -> (loss, state).
+
+        No dropout unless explicit masks (from draw_masks) are given: the
+        finite-difference gradcheck uses that to hold a mask fixed.
+        """
+        ids, tgt, state, masks = self._prepare(inputs, targets, state, masks)
+        T, B = ids.shape
+        ws = self._workspace(T, B)
+        top, caches = self._forward(ids, state, masks, ws)
+        logits = ws.get("logits", (T * B, self.config.vocab_size), self.dtype)
+        layers.linear_forward(logits, top.reshape(T * B, -1), self._decoder_weight())
+        loss = layers.xent_forward(logits, self.params["decoder.bias"], tgt)
+        return loss, self._final_state(caches)
+
+    def step_logprobs(self, tokens, state=None):
+        """One step for generation: tokens (B,) -> (log-probabilities (B, V), state)."""
+        ids = self._check_ids(tokens, "tokens", 1)[None, :]
+        state = self._check_state(state, ids.shape[1])
+        ws = self._workspace(1, ids.shape[1])
+        top, caches = self._forward(ids, state, None, ws)
+        logp = np.empty((ids.shape[1], self.config.vocab_size), self.dtype)
+        layers.linear_forward(logp, top[0], self._decoder_weight())
+        layers.log_softmax(logp, self.params["decoder.bias"])
+        return logp, self._final_state(caches)
+
+    # ------------------------------------------------------------ backward
+
+    def loss_and_grads(self, inputs, targets, state=None, rng=None, masks=None):
+        """Mean loss over the T*B positions, its gradients, and the final state.
+
+        inputs, targets (T, B) int. state: from init_state or a previous call
+        (treated as a constant: no gradient flows across windows). rng: a numpy
+        Generator to draw dropout masks (None = no dropout); masks: explicit
+        masks from draw_masks (overrides rng). Returns (loss, grads, state);
+        grads and state are fresh arrays.
+        """
+        r = self._bptt(inputs, targets, state, rng, masks, extras=False)
+        return r.loss, r.grads, r.state
+
+    def bptt(self, inputs, targets, state=None, rng=None, masks=None) -> BPTTResult:
+        """loss_and_grads plus hs, dhs per layer and the initial-state gradient (all fresh copies)."""
+        return self._bptt(inputs, targets, state, rng, masks, extras=True)
+
+    def _bptt(self, inputs, targets, state, rng, masks, extras):
+        cfg, dt, P = self.config, self.dtype, self.params
+        ids, tgt, state, masks = self._prepare(inputs, targets, state, masks)
+        T, B = ids.shape
+        N, V, E, H = T * B, cfg.vocab_size, cfg.emsize, cfg.hidden
+        if masks is None and rng is not None:
+            masks = self.draw_masks(T, B, rng)
+        ws = self._workspace(T, B)
+        top, caches = self._forward(ids, state, masks, ws)
+        top2 = top.reshape(N, H)
+
+        # output layer: logits, fused softmax cross-entropy (dlogits in place), then two products
+        W_dec = self._decoder_weight()
+        logits = ws.get("logits", (N, V), dt)
+        layers.linear_forward(logits, top2, W_dec)
+        dbias_parts = ws.get("dbias_parts", (layers.XENT_CHUNKS, V), dt)
+        loss, ddec_b = layers.xent_forward_backward(logits, dbias_parts, P["decoder.bias"], tgt)
+        grads = {"decoder.bias": ddec_b}
+        dtop = ws.get("dtop", (T, B, H), dt)
+        dW_dec = np.empty((V, H), dt)
+        # forward: logits = top · W_decᵀ (+ bias, inside the cross-entropy)
+        layers.linear_backward(dtop.reshape(N, H), dW_dec, logits, top2, W_dec)
+        if masks is not None:
+            # forward: top = h_L * mask
+            dtop *= masks[cfg.layers]
+
+        dstate0 = tuple(np.zeros((cfg.layers, B, H), dt) for _ in range(self.n_state))
+        dh_out = dtop
+        dhs_all = [None] * cfg.layers
+        for layer in range(cfg.layers - 1, -1, -1):
+            W_ih, W_hh, b_ih, b_hh = self._layer_weights(layer)
+            dW_ih, dW_hh = np.zeros_like(W_ih), np.zeros_like(W_hh)
+            db_ih, db_hh = np.zeros_like(b_ih), np.zeros_like(b_hh)
+            n_in = W_ih.shape[1]
+            dx = ws.get(f"dx{layer}", (T, B, n_in), dt)
+            cache = caches[layer]
+            dhs = ws.get(f"dhs{layer}", (T, B, H), dt)
+            if cfg.cell == "rnn":
+                dz = ws.get(f"dz{layer}", (T, B, H), dt)
+                rnn.rnn_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dstate0[0][layer], dz, dhs, dh_out,
+                                 cache, W_ih, W_hh, self.act)
+            elif cfg.cell == "lstm":
+                dgates = ws.get(f"dgates{layer}", (T, B, 4 * H), dt)
+                dcs = ws.get(f"dcs{layer}", (T, B, H), dt)
+                lstm.lstm_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dstate0[0][layer], dstate0[1][layer],
+                                   dgates, dhs, dcs, dh_out, cache, W_ih, W_hh)
+            else:
+                dxa = ws.get(f"dxa{layer}", (T, B, 3 * H), dt)
+                dha = ws.get(f"dha{layer}", (T, B, 3 * H), dt)
+                gru.gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dstate0[0][layer], dxa, dha, dhs, dh_out,
+                                 cache, W_ih, W_hh)
+            s = f"_l{layer}"
+            grads["rnn.weight_ih" + s], grads["rnn.weight_hh" + s] = dW_ih, dW_hh
+            grads["rnn.bias_ih" + s], grads["rnn.bias_hh" + s] = db_ih, db_hh
+            dhs_all[layer] = dhs
+            if masks is not None:
+                # forward: x_layer = (embedding or h of the layer below) * mask
+                dx *= masks[layer]
+            dh_out = dx
+
+        # forward: emb = encoder.weight[ids]; tied: logits also used encoder.weight
+        if cfg.tied:
+            dW_enc = dW_dec
+        else:
+            dW_enc = np.zeros((V, E), dt)
+            grads["decoder.weight"] = dW_dec
+        layers.embedding_backward(dW_enc, dh_out, ids)
+        grads["encoder.weight"] = dW_enc
+        grads = {name: grads[name] for name in P}   # params order
+        final = self._final_state(caches)
+        if not extras:
+            return BPTTResult(loss, grads, final, None, None, dstate0)
+        return BPTTResult(loss, grads, final, [c.h[1:].copy() for c in caches],
+                          [d.copy() for d in dhs_all], dstate0)
+
+    # ------------------------------------------------------------ parameters
+
+    def state_dict(self) -> dict:
+        """Copies of all parameters, PyTorch names; a tied model also writes decoder.weight."""
+        d = {name: a.copy() for name, a in self.params.items()}
+        if self.config.tied:
+            d["decoder.weight"] = self.params["encoder.weight"].copy()
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        """Copy parameters in (cast to the model dtype); checks names and shapes first.
+
+        A tied model accepts a decoder.weight entry only if it equals encoder.weight.
+        """
+        d = dict(d)
+        if self.config.tied and "decoder.weight" in d:
+            dec = np.asarray(d.pop("decoder.weight"))
+            if "encoder.weight" in d and not np.array_equal(dec, np.asarray(d["encoder.weight"])):
+                raise ModelConfigError("tied model: decoder.weight differs from encoder.weight in the state dict")
+        missing = sorted(set(self.params) - set(d))
+        unexpected = sorted(set(d) - set(self.params))
+        if missing or unexpected:
+            raise ModelConfigError(f"state dict does not match the model ({self.config.cell}, "
+                                   f"{self.config.layers} layer(s), tied={self.config.tied}): "
+                                   f"missing {missing}, unexpected {unexpected}")
+        for name, p in self.params.items():
+            a = np.asarray(d[name])
+            if a.shape != p.shape:
+                raise ModelConfigError(f"state dict entry {name}: shape {a.shape}, model expects {p.shape}")
+            if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)):
+                raise ModelConfigError(f"state dict entry {name}: must be finite floats, got {a.dtype}")
+        for name, p in self.params.items():
+            p[...] = np.asarray(d[name])
+
+    def to_dtype(self, dtype: str) -> "RNNModel":
+        """A copy of this model with parameters cast to dtype ("float32" or "float64")."""
+        cfg = replace(self.config, dtype=str(np.dtype(dtype)))
+        return RNNModel(cfg, params={k: np.ascontiguousarray(v, dtype=cfg.dtype) for k, v in self.params.items()})
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)

@@ -1,0 +1,259 @@
+"""Optimizers (SGD, momentum, Adagrad, Adam) and gradient clipping, for a dict of arrays.
+
+There is no autograd: the model hands over `params` and `grads`, two dicts keyed
+by the same PyTorch names, and `Optimizer.step(params, grads)` updates the
+parameters *in place* (the model keeps referencing the same arrays).
+
+The one thing to know before editing: every state a run needs to continue
+bitwise after a resume (moment buffers, step count, learning rate) must travel
+through `state_dict()` / `load_state_dict()` as plain arrays, because
+checkpoints are `.npz` files read with `allow_pickle=False`. The update
+formulas follow `torch.optim` term by term (same defaults, same epsilon
+placement) so that runs can be compared with PyTorch ones.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import njit
+from .errors import UserError
+
+# The learning rate each optimizer gets when --lr is not given. SGD's 20 goes
+# with norm clipping at 0.25, as in pytorch/examples' word_language_model.
+DEFAULT_LR = {"sgd": 20.0, "momentum": 2.0, "adagrad": 0.1, "adam": 1e-3}
+
+
+# ---------------------------------------------------------------- clipping
+
+
+@njit
+def _sum_squares(flat):
+    # flat: (n,) float32 or float64; serial float64 sum, so the result never depends on threads.
+    total = 0.0
+    for i in range(flat.shape[0]):
+        v = np.float64(flat[i])
+        total += v * v
+    return total
+
+
+def grad_norm(grads) -> float:
+    """Joint L2 norm of all gradient arrays, accumulated in float64.
+
+    float64 accumulation keeps a large-but-finite float32 gradient from
+    overflowing the sum of squares to inf (which would look like a
+    non-finite gradient), without a float64 copy of every gradient.
+    Returns nan/inf if any element is nan/inf.
+    """
+    total = 0.0
+    for g in grads.values():
+        total += _sum_squares(np.ascontiguousarray(g).reshape(-1))
+    return math.sqrt(total)
+
+
+def clip_grad_norm(grads, max_norm: float) -> float:
+    """Rescale all gradients together so that their joint L2 norm is at most `max_norm`.
+
+    Returns the norm *before* clipping, like `torch.nn.utils.clip_grad_norm_`.
+    The scale factor is `max_norm / (total_norm + 1e-6)` (PyTorch's), applied
+    only when it is below 1. `max_norm <= 0` means no clipping (the norm is
+    still returned). A non-finite norm leaves the gradients untouched: the
+    training loop's non-finite guard, not the clipper, decides what to do.
+    """
+    total = grad_norm(grads)
+    if max_norm > 0 and math.isfinite(total):
+        coef = max_norm / (total + 1e-6)
+        if coef < 1.0:
+            for g in grads.values():
+                g *= g.dtype.type(coef)
+    return total
+
+
+def clip_grad_value(grads, clip_value: float) -> int:
+    """Clip every gradient element to [-clip_value, clip_value] in place.
+
+    Returns how many elements were clipped (0: nothing changed). Unlike norm
+    clipping this changes the gradient's direction. `clip_value <= 0` means
+    no clipping.
+    """
+    if clip_value <= 0:
+        return 0
+    count = 0
+    for g in grads.values():
+        count += int(np.count_nonzero(np.abs(g) > clip_value))
+        np.clip(g, -clip_value, clip_value, out=g)
+    return count
+
+
+def first_nonfinite(arrays) -> str | None:
+    """Name of the first array (in dict order) holding a nan or inf, else None."""
+    for name, a in arrays.items():
+        if not np.isfinite(a).all():
+            return name
+    return None
+
+
+# ---------------------------------------------------------------- optimizers
+
+
+class Optimizer:
+    """Base class: holds the learning rate, a step count and per-parameter buffers.
+
+    `buffers` maps a buffer kind (PyTorch's names: `momentum_buffer`, `sum`,
+    `exp_avg`, `exp_avg_sq`) to a dict of arrays shaped like the parameters.
+    """
+
+    name = "base"
+    buffer_kinds: tuple[str, ...] = ()
+
+    def __init__(self, params, lr: float):
+        if not lr > 0:
+            raise UserError(f"the learning rate must be positive, got {lr}")
+        self.lr = float(lr)
+        self.steps = 0
+        self.buffers = {kind: {k: np.zeros_like(p) for k, p in params.items()}
+                        for kind in self.buffer_kinds}
+
+    def step(self, params, grads) -> None:
+        """Update every parameter in place from its gradient."""
+        self.steps += 1
+        for k, p in params.items():
+            self._update(k, p, grads[k])
+
+    def _update(self, key, p, g):
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue bitwise: `name`, `lr`, `step`, `<buffer>.<param>`."""
+        d = {"name": np.array(self.name), "lr": np.array(self.lr, dtype=np.float64),
+             "step": np.array(self.steps, dtype=np.int64)}
+        for kind, bufs in self.buffers.items():
+            for k, b in bufs.items():
+                d[f"{kind}.{k}"] = b
+        return d
+
+    def load_state_dict(self, d) -> None:
+        """Restore from `state_dict()` output (keys without the `optim.` prefix)."""
+        name = str(d.get("name", ""))
+        if name != self.name:
+            raise UserError(f"optimizer state is for '{name}', this run uses '{self.name}'")
+        self.lr = float(d["lr"])
+        self.steps = int(d["step"])
+        for kind, bufs in self.buffers.items():
+            for k, b in bufs.items():
+                key = f"{kind}.{k}"
+                if key not in d:
+                    raise UserError(f"optimizer state lacks '{key}'")
+                if d[key].shape != b.shape:
+                    raise UserError(f"optimizer state '{key}' has shape {d[key].shape}, "
+                                    f"the parameter has {b.shape}")
+                b[...] = d[key]
+
+
+class SGD(Optimizer):
+    """Plain SGD: p -= lr * g."""
+
+    name = "sgd"
+
+    def _update(self, key, p, g):
+        p -= p.dtype.type(self.lr) * g
+
+
+class Momentum(Optimizer):
+    """Heavy-ball momentum as in torch.optim.SGD(momentum=mu, dampening=0).
+
+    buf = mu * buf + g;  p -= lr * buf   (Nesterov: p -= lr * (g + mu * buf)).
+    """
+
+    name = "momentum"
+    buffer_kinds = ("momentum_buffer",)
+
+    def __init__(self, params, lr, momentum: float = 0.9, nesterov: bool = False):
+        super().__init__(params, lr)
+        if not 0 <= momentum < 1:
+            raise UserError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+        self.nesterov = nesterov
+
+    def _update(self, key, p, g):
+        mu = p.dtype.type(self.momentum)
+        buf = self.buffers["momentum_buffer"][key]
+        buf *= mu
+        buf += g
+        if self.nesterov:
+            p -= p.dtype.type(self.lr) * (g + mu * buf)
+        else:
+            p -= p.dtype.type(self.lr) * buf
+
+
+class Adagrad(Optimizer):
+    """Adagrad as in torch.optim.Adagrad: sum += g*g;  p -= lr * g / (sqrt(sum) + eps)."""
+
+    name = "adagrad"
+    buffer_kinds = ("sum",)
+
+    def __init__(self, params, lr, eps: float = 1e-10):
+        super().__init__(params, lr)
+        self.eps = eps
+
+    def _update(self, key, p, g):
+        acc = self.buffers["sum"][key]
+        acc += g * g
+        p -= p.dtype.type(self.lr) * g / (np.sqrt(acc) + p.dtype.type(self.eps))
+
+
+class Adam(Optimizer):
+    """Adam as in torch.optim.Adam (bias-corrected, eps outside the square root).
+
+    m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
+    p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    """
+
+    name = "adam"
+    buffer_kinds = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise UserError(f"Adam betas must be in [0, 1), got {betas}")
+        self.eps = eps
+
+    def step(self, params, grads) -> None:
+        t = self.steps + 1
+        # Bias corrections in float64, once per step (as PyTorch computes them in Python floats).
+        self._step_size = self.lr / (1 - self.beta1 ** t)
+        self._sqrt_bc2 = math.sqrt(1 - self.beta2 ** t)
+        super().step(params, grads)
+
+    def _update(self, key, p, g):
+        f = p.dtype.type
+        m = self.buffers["exp_avg"][key]
+        v = self.buffers["exp_avg_sq"][key]
+        m *= f(self.beta1)
+        m += f(1 - self.beta1) * g
+        v *= f(self.beta2)
+        v += f(1 - self.beta2) * (g * g)
+        denom = np.sqrt(v)
+        denom /= f(self._sqrt_bc2)
+        denom += f(self.eps)
+        p -= f(self._step_size) * m / denom
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": Adagrad, "adam": Adam}
+
+
+def make_optimizer(name: str, params, lr: float | None = None, *, momentum: float = 0.9,
+                   nesterov: bool = False, betas=(0.9, 0.999), eps: float | None = None) -> Optimizer:
+    """Build an optimizer by name; `lr=None` takes `DEFAULT_LR[name]`."""
+    if name not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer '{name}'; choose one of {', '.join(OPTIMIZERS)}")
+    lr = DEFAULT_LR[name] if lr is None else lr
+    if name == "momentum":
+        return Momentum(params, lr, momentum=momentum, nesterov=nesterov)
+    if name == "adagrad":
+        return Adagrad(params, lr, **({} if eps is None else {"eps": eps}))
+    if name == "adam":
+        return Adam(params, lr, betas=betas, **({} if eps is None else {"eps": eps}))
+    return SGD(params, lr)

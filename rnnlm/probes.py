@@ -1,0 +1,417 @@
+"""Long-range dependency probes: subject agreement and context usage.
+
+Agreement (Linzen et al. 2016, in Portuguese): pairs of sentence prefixes from
+the generator in sintetico.py, scored by whether the model gives the agreeing
+form ("entraram" after "os homens que o professor viu") a higher probability
+than the other one ("entrou"), binned by the distance from subject to verb,
+with and without attractors. Accuracy comes with a Wilson 95% interval;
+chance is 0.5. Ties (equal log-probabilities) count as half a success, so a
+scorer that cannot tell the forms apart scores exactly 0.5.
+
+Context usage (Khandelwal et al. 2018, "Sharp Nearby, Fuzzy Far Away"): for
+sampled target positions in held-out text, perturb the context farther than d
+tokens back (shuffle it, replace it with random words, or drop it) and measure
+how much the loss at the target rises. The effective context is the smallest
+d from which the rise is within noise.
+
+The one thing to know before editing: both probes are pure functions of a
+scorer or of any object with the model API (`init_state(B)`,
+`step_logprobs(tokens (B,), state)`, optionally `forward_states`), so the
+tests drive them with oracles; only `run_probe_command` loads checkpoints.
+Every sequence is run from a zero state, and rows are grouped by length so
+that no padding ever enters a recurrent state.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+Z95 = 1.959963984540054   # two-sided 95% normal quantile
+CHANCE = 0.5
+FORMAT = "rnnlm-probe/1"
+MODES = ("shuffle", "replace", "drop")
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (successes may be fractional: ties)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bootstrap_mean_interval(x: np.ndarray, rng, n_boot: int = 1000) -> tuple[float, float]:
+    """Percentile 95% bootstrap interval of the mean of x."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) == 0:
+        return (math.nan, math.nan)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return (float(lo), float(hi))
+
+
+def parse_distances(text: str) -> list[int]:
+    """'1..40' (inclusive), '1..40:5' (step), '1,2,5,10' or a mix: sorted unique ints >= 1."""
+    out = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if ".." in part:
+                rng, _, step = part.partition(":")
+                a, b = rng.split("..")
+                out.update(range(int(a), int(b) + 1, int(step) if step else 1))
+            else:
+                out.add(int(part))
+    except ValueError:
+        raise UserError(f"distances must look like 1..40, 1..40:5 or 1,2,5,10; got '{text}'") from None
+    if not out or min(out) < 1:
+        raise UserError(f"distances must be integers >= 1; got '{text}'")
+    return sorted(out)
+
+
+# ---------------------------------------------------------------- running a model
+
+
+def _advance(model, inputs: np.ndarray, state):
+    """State after feeding inputs (T, B); the output layer is skipped when the model allows."""
+    forward = getattr(model, "forward_states", None)
+    if forward is not None:
+        return forward(inputs, state).state
+    for t in range(inputs.shape[0]):
+        _, state = model.step_logprobs(inputs[t], state)
+    return state
+
+
+def final_logprobs(model, rows, columns, batch_size: int = 256) -> np.ndarray:
+    """log p(column | row) at the end of each row, each row run from a zero state.
+
+    rows: N int sequences (the whole context, last token included); columns:
+    (N, K) word ids whose log-probabilities to return. Returns (N, K) float64.
+    Rows are grouped by length and run in batches of up to `batch_size`.
+    """
+    columns = np.asarray(columns, dtype=np.int64)
+    if columns.ndim == 1:
+        columns = columns[:, None]
+    out = np.empty(columns.shape, dtype=np.float64)
+    by_length: dict = {}
+    for i, r in enumerate(rows):
+        if len(r) == 0:
+            raise ValueError("every row needs at least one token")
+        by_length.setdefault(len(r), []).append(i)
+    for length, idx in sorted(by_length.items()):
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start:start + batch_size]
+            tokens = np.ascontiguousarray(np.stack([np.asarray(rows[i]) for i in chunk], axis=1), dtype=np.int32)
+            state = model.init_state(len(chunk))
+            if length > 1:
+                state = _advance(model, tokens[:-1], state)
+            logp, _ = model.step_logprobs(tokens[-1], state)
+            logp = np.asarray(logp)
+            out[chunk] = logp[np.arange(len(chunk))[:, None], columns[chunk]]
+    return out
+
+
+def model_scorer(model, batch_size: int = 256):
+    """The agreement scorer of a model: logp(correct) - logp(wrong) after each prefix."""
+    def score(prefixes, candidates):
+        lp = final_logprobs(model, prefixes, np.asarray(candidates, dtype=np.int64).reshape(-1, 2), batch_size)
+        return lp[:, 0] - lp[:, 1]
+    return score
+
+
+# ---------------------------------------------------------------- agreement
+
+
+def _accuracy_record(diffs: np.ndarray) -> dict:
+    """n, successes (ties count 0.5), accuracy and its Wilson interval."""
+    n = int(len(diffs))
+    k = float(np.sum(diffs > 0) + 0.5 * np.sum(diffs == 0))
+    lo, hi = wilson_interval(k, n)
+    return {"n": n, "correct": k, "accuracy": (k / n) if n else None, "ci": [lo, hi],
+            "ties": int(np.sum(diffs == 0))}
+
+
+def evaluate_agreement(score, prefixes, candidates, distances, attractors) -> dict:
+    """The probe's core: score pairs and count accuracy by distance and attractor presence.
+
+    score(prefixes: list[list[int]], candidates: list[tuple[int, int]]) ->
+    array of logp(correct) - logp(wrong), one per prefix. A pair is correct
+    when the difference is > 0, half correct when it is exactly 0.
+    Returns {'overall', 'attractor', 'no_attractor', 'by_distance': [...],
+    'chance_at', 'diffs'}; chance_at is the smallest distance whose 95%
+    interval contains 0.5 (None if none does).
+    """
+    diffs = np.asarray(score(prefixes, candidates), dtype=np.float64).reshape(-1)
+    if len(diffs) != len(prefixes):
+        raise ValueError(f"the scorer returned {len(diffs)} values for {len(prefixes)} pairs")
+    if not np.all(np.isfinite(diffs)):
+        raise UserError("the model gave non-finite log-probabilities; is the checkpoint diverged?")
+    distances = np.asarray(distances)
+    attractors = np.asarray(attractors, dtype=bool)
+    bins = []
+    for d in sorted(set(distances.tolist())):
+        sel = distances == d
+        rec = {"distance": int(d), **_accuracy_record(diffs[sel])}
+        rec["attractor"] = _accuracy_record(diffs[sel & attractors]) if np.any(sel & attractors) else None
+        rec["no_attractor"] = _accuracy_record(diffs[sel & ~attractors]) if np.any(sel & ~attractors) else None
+        bins.append(rec)
+    chance_at = next((b["distance"] for b in bins if b["ci"][0] <= CHANCE <= b["ci"][1]), None)
+    return {
+        "overall": _accuracy_record(diffs),
+        "attractor": _accuracy_record(diffs[attractors]),
+        "no_attractor": _accuracy_record(diffs[~attractors]),
+        "by_distance": bins,
+        "chance_at": chance_at,
+        "diffs": diffs,
+    }
+
+
+def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int = 0,
+                    feature: str = "number", bos: str | None = "<eos>") -> dict:
+    """Generate pairs from the vocabulary `stoi` (word -> id), score them, summarize (JSON-ready).
+
+    bos: a token put before every prefix (the models see "<eos>" before each
+    sentence); skipped when not in the vocabulary. Pairs are generated from
+    the words in `stoi` only; 'coverage' is the fraction of pairs from the
+    full word lists that the vocabulary covers (1.0 for a sintetico model).
+    """
+    from .sintetico import make_agreement_pairs
+
+    pairs, info = make_agreement_pairs(distances, n_per_distance, np.random.default_rng(seed),
+                                       feature=feature, known=stoi)
+    if not pairs:
+        raise UserError("no agreement pair could be made from this vocabulary")
+    head = [stoi[bos]] if bos is not None and bos in stoi else []
+    prefixes = [head + [stoi[w] for w in p.prefix] for p in pairs]
+    candidates = [(stoi[p.correct], stoi[p.wrong]) for p in pairs]
+    res = evaluate_agreement(score, prefixes, candidates, [p.distance for p in pairs],
+                             [p.attractor for p in pairs])
+    diffs = res.pop("diffs")
+    step = max(1, len(pairs) // 6)
+    examples = [{"sentence": p.sentence, "correct": p.correct, "wrong": p.wrong, "distance": p.distance,
+                 "attractor": p.attractor, "logp_diff": float(diffs[i])}
+                for i, p in list(enumerate(pairs))[::step][:6]]
+    return {
+        "format": FORMAT, "probe": "agreement", "feature": feature, "seed": seed,
+        "n_per_distance": n_per_distance, "distances": [int(d) for d in distances],
+        "chance": CHANCE, "ties": "a tie (equal log-probabilities) counts as half a success",
+        "interval": "Wilson score, 95%",
+        "coverage": info["coverage"], "pairs": len(pairs), "generated": info["generated"],
+        **res, "examples": examples,
+    }
+
+
+# ---------------------------------------------------------------- context usage
+
+
+def perturb(context: np.ndarray, d: int, mode: str, rng, vocab_size: int) -> np.ndarray:
+    """The context with every token farther than d back from the target perturbed.
+
+    context: the tokens before the target, oldest first (the last one is 1
+    back). shuffle: permute the far part; replace: random ids in [0, V); drop:
+    keep only the last d tokens.
+    """
+    far = len(context) - d
+    if far <= 0:
+        return context.copy()
+    if mode == "drop":
+        return context[far:].copy()
+    out = context.copy()
+    if mode == "shuffle":
+        out[:far] = context[:far][rng.permutation(far)]
+    elif mode == "replace":
+        out[:far] = rng.integers(0, vocab_size, size=far)
+    else:
+        raise UserError(f"--mode must be one of {', '.join(MODES)}, got '{mode}'")
+    return out
+
+
+def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: int = 500, seed: int = 0,
+                  window: int = 300, vocab_size: int | None = None, batch_size: int = 128,
+                  n_boot: int = 1000, tolerance: float = 1e-4) -> dict:
+    """Loss increase at target tokens when the context beyond d is perturbed, per d.
+
+    stream: 1-D token ids (a held-out split). For each of `n_targets` sampled
+    positions t >= window, the unperturbed row is stream[t-window:t] and the
+    perturbed ones replace its part farther than d back; all are run from a
+    zero state and scored on stream[t]. Returns a JSON-ready dict whose
+    'results' hold, per d, the mean increase (nats) with a bootstrap 95%
+    interval. A d is "within noise" when its interval reaches down to
+    `tolerance` nats: a trained model's state still carries ~1e-6 nats of a
+    context 100 tokens back, real but of no consequence, and tight enough an
+    interval would otherwise call it significant. 'effective_context' is the
+    smallest d from which every larger d is within noise (None if even the
+    largest is not).
+    """
+    stream = np.asarray(stream, dtype=np.int64)
+    distances = sorted(int(d) for d in distances)
+    if mode not in MODES:
+        raise UserError(f"--mode must be one of {', '.join(MODES)}, got '{mode}'")
+    if window < 2 or not distances or distances[0] < 1 or distances[-1] >= window:
+        raise UserError(f"need 1 <= every distance < window ({window}); got {distances}")
+    if len(stream) <= window:
+        raise UserError(f"the text has {len(stream)} tokens; the context probe needs more than "
+                        f"the window ({window}); use --window smaller")
+    if vocab_size is None:
+        vocab_size = int(model.config.vocab_size)
+    rng = np.random.default_rng(seed)
+    available = len(stream) - window
+    n = min(n_targets, available)
+    targets = np.sort(rng.choice(available, size=n, replace=False) + window)
+    rows, cols = [], []
+    for t in targets:
+        ctx = stream[t - window:t]
+        rows.append(ctx)
+        rows += [perturb(ctx, d, mode, rng, vocab_size) for d in distances]
+        cols += [stream[t]] * (1 + len(distances))
+    logp = final_logprobs(model, rows, np.asarray(cols)[:, None], batch_size)[:, 0]
+    loss = -logp.reshape(n, 1 + len(distances))
+    if not np.all(np.isfinite(loss)):
+        raise UserError("the model gave non-finite log-probabilities; is the checkpoint diverged?")
+    increase = loss[:, 1:] - loss[:, :1]
+    boot = np.random.default_rng([seed, 1])
+    results = []
+    for j, d in enumerate(distances):
+        x = increase[:, j]
+        lo, hi = bootstrap_mean_interval(x, boot, n_boot)
+        results.append({"distance": d, "n": int(n), "mean_increase": float(x.mean()),
+                        "sem": float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
+                        "ci": [lo, hi], "within_noise": bool(lo <= tolerance)})
+    effective = None
+    for j in range(len(results) - 1, -1, -1):
+        if not results[j]["within_noise"]:
+            break
+        effective = results[j]["distance"]
+    return {
+        "format": FORMAT, "probe": "context", "mode": mode, "window": window, "seed": seed,
+        "n_targets": int(n), "distances": distances, "baseline_loss": float(loss[:, 0].mean()),
+        "interval": f"bootstrap percentile 95% of the mean ({n_boot} resamples)", "tolerance": tolerance,
+        "results": results, "effective_context": effective,
+    }
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _default_out(run: Path, name: str) -> Path:
+    if run.is_dir():
+        return run / f"{name}.json"
+    return run.with_name(f"{run.stem}-{name}.json")
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _fmt_ci(rec) -> str:
+    if rec is None:
+        return f"{'-':>5}"
+    return f"{rec['accuracy']:5.3f} [{rec['ci'][0]:.3f}, {rec['ci'][1]:.3f}]"
+
+
+def format_agreement(res: dict) -> str:
+    """The agreement table: per distance n, accuracy and 95% interval, all/with/without attractor."""
+    lines = [f"agreement ({res['feature']}), {res['pairs']} pairs, coverage {res['coverage']:.1%}, chance 0.5",
+             f"{'dist':>4} {'n':>5}  {'accuracy  95% CI':<23} {'with attractor':<23} {'no attractor':<23}"]
+    for b in res["by_distance"]:
+        mark = "  ~chance" if b["ci"][0] <= CHANCE <= b["ci"][1] else ""
+        lines.append(f"{b['distance']:>4} {b['n']:>5}  {_fmt_ci(b):<23} {_fmt_ci(b['attractor']):<23} "
+                     f"{_fmt_ci(b['no_attractor']):<23}{mark}")
+    o = res["overall"]
+    lines.append(f" all {o['n']:>5}  {_fmt_ci(o):<23} {_fmt_ci(res['attractor']):<23} {_fmt_ci(res['no_attractor']):<23}")
+    lines.append("accuracy meets chance (95% CI contains 0.5) first at distance "
+                 f"{res['chance_at']}" if res["chance_at"] is not None else
+                 "accuracy stays above chance at every distance probed")
+    return "\n".join(lines)
+
+
+def format_context(res: dict) -> str:
+    """The context table: per d, mean loss increase and its 95% interval."""
+    lines = [f"context usage ({res['mode']}), {res['n_targets']} targets, window {res['window']}, "
+             f"baseline loss {res['baseline_loss']:.3f} nats",
+             f"{'d':>5} {'increase':>9}  {'95% CI':<20}"]
+    for r in res["results"]:
+        lines.append(f"{r['distance']:>5} {r['mean_increase']:>9.4f}  [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]"
+                     f"{'  within noise' if r['within_noise'] else ''}")
+    eff = res["effective_context"]
+    lines.append(f"effective context: {eff} tokens" if eff is not None else
+                 f"effective context: beyond {res['distances'][-1]} tokens")
+    return "\n".join(lines)
+
+
+def run_probe_command(args) -> int:
+    """`probe agreement RUN` and `probe context RUN` (see cli.py for the flags)."""
+    from .checkpoint import load_model
+
+    run = Path(args.run)
+    model, vocab, info, path = load_model(run, getattr(args, "checkpoint", "best"))
+    meta = {"run": str(run), "checkpoint": str(path), "cell": info.get("model", {}).get("cell"),
+            "corpus": info.get("train", {}).get("data", {}).get("corpus")}
+    if args.probe_command == "agreement":
+        distances = parse_distances(args.distances)
+        res = agreement_probe(model_scorer(model, args.batch_size), vocab.stoi, distances, args.n,
+                              args.seed, args.feature)
+        res = {**meta, **res}
+        print(format_agreement(res))
+        out = Path(args.out) if args.out else _default_out(run, f"probe-agreement-{args.feature}")
+    else:
+        stream = _split_stream(info, vocab, args.split)
+        distances = parse_distances(args.distances)
+        res = context_usage(model, stream, distances, args.mode, args.n_targets, args.seed,
+                            args.window, len(vocab), args.batch_size)
+        res = {**meta, "split": args.split, **res}
+        print(format_context(res))
+        out = Path(args.out) if args.out else _default_out(run, f"probe-context-{args.mode}")
+    _write_json(out, res)
+    print(f"wrote {out}")
+    return 0
+
+
+def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:
+    """JSON files to plot: each input is a probe JSON, or a run folder holding probe-<kind>*.json."""
+    if kind not in ("agreement", "context"):
+        raise UserError(f"--kind must be agreement or context, got '{kind}'")
+    paths = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(p.glob(f"probe-{kind}*.json"))
+            if not found:
+                raise UserError(f"{p} holds no probe-{kind}*.json; run 'python cli.py probe {kind} {p}' first")
+            paths += found
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise UserError(f"no probe results at {p} (give a run folder or a probe JSON file)")
+    return paths
+
+
+def _split_stream(info: dict, vocab, split: str) -> np.ndarray:
+    """The run's own held-out split, refusing a corpus that changed since training."""
+    from .data import load_corpus
+    from .train import config_from_dict
+
+    tcfg = config_from_dict(info["train"])
+    corpus = load_corpus(tcfg.data)
+    if corpus.checksum != info.get("corpus", {}).get("checksum"):
+        raise UserError("the corpus or tokenizer settings changed since this run was trained (checksum differs)")
+    if corpus.vocab.to_json() != vocab.to_json():
+        raise UserError("the corpus vocabulary differs from the run's vocabulary")
+    return getattr(corpus, split)

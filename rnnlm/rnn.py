@@ -1,0 +1,106 @@
+"""Vanilla (Elman) RNN cell, as PyTorch nn.RNN: h = f(W_ih x + b_ih + W_hh h_prev + b_hh).
+
+Legend: T = BPTT steps, B = batch, E = input size (embedding or the layer
+below), H = hidden size, N = T*B. Arrays are time-major and C-contiguous.
+
+The one thing to know before editing: the input projection W_ih·x of all T
+steps is one BLAS product *before* the time loop (and the weight gradients
+one product each *after* it); only h_prev·W_hhᵀ and the elementwise math
+run inside the per-step loop, which is a single Numba kernel.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._jit import njit
+from .activations import Activation, _act, _dact, parse_activation
+
+
+class RNNCache(NamedTuple):
+    x: np.ndarray       # (T, B, E)   the layer input (a reference, not a copy)
+    xproj: np.ndarray   # (T, B, H)   x · W_ihᵀ (no bias), computed before the loop
+    h: np.ndarray       # (T+1, B, H) hidden states; h[0] is the initial state
+
+
+def rnn_alloc(T, B, E, H, dtype) -> RNNCache:
+    """Empty cache buffers (x is filled in by rnn_forward)."""
+    return RNNCache(None, np.empty((T, B, H), dtype), np.empty((T + 1, B, H), dtype))
+
+
+@njit
+def _rnn_forward(h, xproj, W_hh, bias, kind, a, b):
+    """h[t+1] = f(xproj[t] + bias + h[t] · W_hhᵀ), all T steps; h[0] is set."""
+    T, B, H = xproj.shape
+    one = h.dtype.type(1)
+    hh = np.empty((B, H), h.dtype)
+    W_hh_T = W_hh.T
+    for t in range(T):
+        np.dot(h[t], W_hh_T, hh)
+        xt = xproj[t]
+        ht = h[t + 1]
+        for i in range(B):
+            for j in range(H):
+                ht[i, j] = _act(xt[i, j] + bias[j] + hh[i, j], kind, a, b, one)
+
+
+@njit
+def _rnn_backward(dz, dhs, dh0, dh_out, h, W_hh, kind, a, b):
+    """Walk the cache backwards: dz (T, B, H) pre-activation grads, dhs (T, B, H) state grads."""
+    T, B, H = dz.shape
+    one = h.dtype.type(1)
+    dh_next = np.zeros((B, H), h.dtype)
+    for t in range(T - 1, -1, -1):
+        # dL/dh_{t+1} = the layer above's gradient + what flows back from step t+1
+        dht = dhs[t]
+        dzt = dz[t]
+        ht = h[t + 1]
+        for i in range(B):
+            for j in range(H):
+                g = dh_out[t, i, j] + dh_next[i, j]
+                dht[i, j] = g
+                # forward: h = f(z)
+                dzt[i, j] = g * _dact(ht[i, j], kind, a, b, one)
+        # forward: z = ... + h_prev · W_hhᵀ
+        np.dot(dzt, W_hh, dh_next)
+    dh0 += dh_next
+
+
+def rnn_forward(cache: RNNCache, x, h0, W_ih, W_hh, b_ih, b_hh, act) -> RNNCache:
+    """Run T steps; fills cache.xproj and cache.h, returns the cache with x set.
+
+    x (T, B, E), h0 (B, H), W_ih (H, E), W_hh (H, H), b_ih, b_hh (H,).
+    act: an Activation or activation string.
+    """
+    act = parse_activation(act)
+    T, B, E = x.shape
+    dt = cache.h.dtype
+    np.matmul(x.reshape(T * B, E), W_ih.T, out=cache.xproj.reshape(T * B, -1))
+    cache.h[0] = h0
+    _rnn_forward(cache.h, cache.xproj, W_hh, b_ih + b_hh, act.kind, dt.type(act.a), dt.type(act.b))
+    return cache._replace(x=x)
+
+
+def rnn_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dz, dhs, dh_out, cache: RNNCache, W_ih, W_hh, act):
+    """Backprop through the T steps of `cache`.
+
+    Accumulates into dW_ih, dW_hh, db_ih, db_hh, dh0 (B, H). Writes dx (T, B, E)
+    (skipped if None), dz (T, B, H) scratch and dhs (T, B, H): dhs[t] = dL/dh
+    of the state after step t (the gradient instruments read it). dh_out
+    (T, B, H) is the gradient arriving from above at each step's output.
+    """
+    act = parse_activation(act)
+    T, B, H = dz.shape
+    E = cache.x.shape[2]
+    dt = cache.h.dtype
+    _rnn_backward(dz, dhs, dh0, dh_out, cache.h, W_hh, act.kind, dt.type(act.a), dt.type(act.b))
+    dz2 = dz.reshape(T * B, H)
+    # forward: z = W_ih x + b_ih + W_hh h_prev + b_hh, batched over all steps
+    dW_ih += dz2.T @ cache.x.reshape(T * B, E)
+    dW_hh += dz2.T @ cache.h[:-1].reshape(T * B, H)
+    dbias = dz2.sum(axis=0)
+    db_ih += dbias
+    db_hh += dbias
+    if dx is not None:
+        np.matmul(dz2, W_ih, out=dx.reshape(T * B, E))

@@ -1,0 +1,125 @@
+"""Text generation from a trained model: temperature, top-k and top-p (nucleus) sampling.
+
+Generation starts from the sentence-boundary token `<eos>` (what the model saw
+before every sentence in training), then reads the prime, then draws one token
+at a time from the model's next-token distribution, feeding each draw back in.
+`<unk>` is never drawn unless asked for (its probability is set to zero
+before the filters), so the text contains only real words.
+
+The one thing to know before editing: determinism. All randomness comes from
+one `numpy.random.default_rng(seed)` and each step draws exactly one uniform
+per sample (inverse-CDF sampling), so the same seed and arguments give the
+same text on any machine with the same model file.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UserError
+
+_SENTENCE_END = frozenset({".", "!", "?", "..."})
+
+
+def next_token_probs(logp, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                     banned=()) -> np.ndarray:
+    """Filtered next-token distributions from log-probabilities (B, V) -> probabilities (B, V), float64.
+
+    temperature 0 means greedy (all mass on the most likely token); banned ids
+    get probability 0; top_k > 0 keeps the k most likely tokens; top_p < 1
+    keeps the smallest set of most likely tokens whose mass reaches top_p.
+    Ties at the cut are broken by token id (a stable sort), never randomly.
+    """
+    if temperature < 0 or top_k < 0 or not 0 < top_p <= 1:
+        raise UserError("need --temperature >= 0, --top-k >= 0 and 0 < --top-p <= 1")
+    z = np.array(logp, dtype=np.float64, ndmin=2)
+    if len(banned):
+        z[:, list(banned)] = -np.inf
+    B, V = z.shape
+    if temperature == 0:
+        p = np.zeros_like(z)
+        p[np.arange(B), np.argmax(z, axis=1)] = 1.0
+        return p
+    z = z / temperature
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    if (top_k and top_k < V) or top_p < 1:
+        order = np.argsort(-p, axis=1, kind="stable")
+        sorted_p = np.take_along_axis(p, order, axis=1)
+        keep = np.ones_like(sorted_p, dtype=bool)
+        if top_k and top_k < V:
+            keep[:, top_k:] = False
+        if top_p < 1:
+            before = np.cumsum(sorted_p, axis=1) - sorted_p   # mass strictly above each token
+            keep &= before < top_p                            # the token that crosses top_p stays
+        mask = np.zeros_like(keep)
+        np.put_along_axis(mask, order, keep, axis=1)
+        p = np.where(mask, p, 0.0)
+        p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+def draw(probs, rng) -> np.ndarray:
+    """One token id per row of probs (B, V), by inverse CDF with one uniform per row."""
+    cdf = np.cumsum(probs, axis=1)
+    u = rng.random(probs.shape[0]) * cdf[:, -1]
+    ids = np.array([np.searchsorted(c, x, side="right") for c, x in zip(cdf, u)], dtype=np.int64)
+    return np.minimum(ids, probs.shape[1] - 1)
+
+
+def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = False):
+    """Tokenize a prime as the corpus was -> (tokens, ids, unknown words).
+
+    The tokenizer closes every paragraph with <eos>; that closing <eos> is
+    dropped unless the prime ends a sentence, so "O homem que" is continued
+    mid-sentence. Unknown words map to <unk> and are listed, not refused.
+    """
+    from .tokenize import EOS, tokenize
+    tokens = tokenize(prime, keep_case=keep_case, num_token=num_token) if prime.strip() else []
+    if tokens and tokens[-1] == EOS and (len(tokens) < 2 or tokens[-2] not in _SENTENCE_END):
+        tokens = tokens[:-1]
+    ids = vocab.encode(tokens) if tokens else np.zeros(0, dtype=np.int32)
+    unknown = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
+    return tokens, ids, unknown
+
+
+def sample_ids(model, prime_ids, words: int, rng, *, eos_id: int, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0, banned=(), num_samples: int = 1) -> np.ndarray:
+    """Generate `words` token ids for each of `num_samples` streams -> (num_samples, words) int64.
+
+    All streams read <eos> and then the prime, and are sampled in one batch.
+    """
+    M = num_samples
+    state = model.init_state(M)
+    logp = None
+    for t in [eos_id, *[int(i) for i in prime_ids]]:
+        logp, state = model.step_logprobs(np.full(M, t, dtype=np.int64), state)
+    out = np.zeros((M, words), dtype=np.int64)
+    for j in range(words):
+        tok = draw(next_token_probs(logp, temperature, top_k, top_p, banned), rng)
+        out[:, j] = tok
+        if j + 1 < words:
+            logp, state = model.step_logprobs(tok, state)
+    return out
+
+
+def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperature: float = 1.0,
+                  top_k: int = 0, top_p: float = 1.0, seed: int = 0, num_samples: int = 1,
+                  keep_case: bool = False, num_token: bool = False, allow_unk: bool = False,
+                  unknown_out: list | None = None) -> list[str]:
+    """Detokenized samples (prime first), one string per sample.
+
+    Unknown prime words are appended to `unknown_out` when given. The prime
+    is shown as typed (tokenized and re-joined), not as <unk>.
+    """
+    from .tokenize import detokenize
+    if words < 0 or num_samples < 1:
+        raise UserError("need --words >= 0 and --num-samples >= 1")
+    tokens, ids, unknown = encode_prime(prime, vocab, keep_case, num_token)
+    if unknown_out is not None:
+        unknown_out.extend(unknown)
+    banned = () if allow_unk else (vocab.unk_id,)
+    rng = np.random.default_rng(seed)
+    gen = sample_ids(model, ids, words, rng, eos_id=vocab.eos_id, temperature=temperature,
+                     top_k=top_k, top_p=top_p, banned=banned, num_samples=num_samples)
+    return [detokenize(tokens + vocab.decode(row), capitalize=not keep_case) for row in gen]

@@ -1,0 +1,806 @@
+"""The generated Portuguese agreement corpus ("sintetico").
+
+Grammatical Portuguese sentences in which one word must agree with a subject a
+controlled distance back, across attractors of the other number and gender:
+
+    o homem que usava uma peruca azul entrou no bar .
+    as meninas que o professor da escola viu ontem estavam cansadas .
+
+Finite verbs agree in number with the subject (entrou/entraram); predicative
+adjectives and participles after a copula agree in gender and number
+(cansado/cansada/cansados/cansadas). Each `Sentence` carries its metadata:
+where the subject head and each agreeing word are, the distance between them,
+how many intervening nouns disagree with the subject (attractors), and the
+correct and the wrong form, so that the probes and the tests never re-parse
+text.
+
+The one thing to know before editing: the word lists are the grammar. Every
+form is stored with its number and gender, the generator only ever picks forms
+through `_noun_form`, `_verb_form` and `_adj_form`, and the filler is built to
+an exact token count, so distances are exact by construction. Keep the lists
+disjoint across roles (a test checks it): the independent checker in the tests
+looks a token's features up by its spelling.
+
+Distance = target position - subject head position (1 = adjacent). An
+attractor needs at least two tokens of filler ("do menino"), so sentences with
+distance 1 or 2 never have one; `attractor_rate` applies to the others.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+SG, PL = "sg", "pl"
+MASC, FEM = "m", "f"
+NUMBER, GENDER = "number", "gender"
+FORMAT_VERSION = 1
+
+# ---------------------------------------------------------------- word lists
+# Written for this project. Nouns: (singular, plural, gender).
+
+ANIMATE = [
+    ("homem", "homens", MASC), ("mulher", "mulheres", FEM),
+    ("menino", "meninos", MASC), ("menina", "meninas", FEM),
+    ("rapaz", "rapazes", MASC), ("moça", "moças", FEM),
+    ("professor", "professores", MASC), ("professora", "professoras", FEM),
+    ("médico", "médicos", MASC), ("médica", "médicas", FEM),
+    ("vizinho", "vizinhos", MASC), ("vizinha", "vizinhas", FEM),
+    ("padre", "padres", MASC), ("freira", "freiras", FEM),
+    ("soldado", "soldados", MASC), ("costureira", "costureiras", FEM),
+    ("senhor", "senhores", MASC), ("senhora", "senhoras", FEM),
+    ("irmão", "irmãos", MASC), ("irmã", "irmãs", FEM),
+    ("amigo", "amigos", MASC), ("amiga", "amigas", FEM),
+    ("marinheiro", "marinheiros", MASC), ("cozinheira", "cozinheiras", FEM),
+    ("aluno", "alunos", MASC), ("aluna", "alunas", FEM),
+    ("criado", "criados", MASC), ("criada", "criadas", FEM),
+    ("pescador", "pescadores", MASC), ("viúva", "viúvas", FEM),
+]
+
+INANIMATE = [
+    ("livro", "livros", MASC), ("carta", "cartas", FEM),
+    ("chapéu", "chapéus", MASC), ("peruca", "perucas", FEM),
+    ("casaco", "casacos", MASC), ("mesa", "mesas", FEM),
+    ("jardim", "jardins", MASC), ("janela", "janelas", FEM),
+    ("relógio", "relógios", MASC), ("escola", "escolas", FEM),
+    ("vestido", "vestidos", MASC), ("igreja", "igrejas", FEM),
+    ("barco", "barcos", MASC), ("loja", "lojas", FEM),
+    ("quadro", "quadros", MASC), ("flor", "flores", FEM),
+    ("caderno", "cadernos", MASC), ("chave", "chaves", FEM),
+    ("sapato", "sapatos", MASC), ("cadeira", "cadeiras", FEM),
+    ("papel", "papéis", MASC), ("bolsa", "bolsas", FEM),
+    ("teatro", "teatros", MASC), ("praça", "praças", FEM),
+    ("hotel", "hotéis", MASC), ("fazenda", "fazendas", FEM),
+    ("armário", "armários", MASC), ("luva", "luvas", FEM),
+]
+
+# Adjectives that modify nouns inside the filler: (ms, fs, mp, fp).
+MODIFIERS = [
+    ("velho", "velha", "velhos", "velhas"), ("novo", "nova", "novos", "novas"),
+    ("pequeno", "pequena", "pequenos", "pequenas"), ("vermelho", "vermelha", "vermelhos", "vermelhas"),
+    ("preto", "preta", "pretos", "pretas"), ("branco", "branca", "brancos", "brancas"),
+    ("antigo", "antiga", "antigos", "antigas"), ("bonito", "bonita", "bonitos", "bonitas"),
+    ("azul", "azul", "azuis", "azuis"), ("verde", "verde", "verdes", "verdes"),
+    ("grande", "grande", "grandes", "grandes"), ("amarelo", "amarela", "amarelos", "amarelas"),
+]
+
+# Of these, the ones that also describe people (no "padre amarelo").
+PEOPLE_MODIFIERS = {"velho", "novo", "pequeno", "bonito", "grande"}
+
+# Predicative adjectives after a state copula: every one inflects for gender.
+PREDICATIVES = [
+    ("cansado", "cansada", "cansados", "cansadas"), ("zangado", "zangada", "zangados", "zangadas"),
+    ("calado", "calada", "calados", "caladas"), ("preocupado", "preocupada", "preocupados", "preocupadas"),
+    ("assustado", "assustada", "assustados", "assustadas"), ("sozinho", "sozinha", "sozinhos", "sozinhas"),
+    ("tranquilo", "tranquila", "tranquilos", "tranquilas"), ("nervoso", "nervosa", "nervosos", "nervosas"),
+    ("pronto", "pronta", "prontos", "prontas"), ("ocupado", "ocupada", "ocupados", "ocupadas"),
+    ("animado", "animada", "animados", "animadas"), ("sentado", "sentada", "sentados", "sentadas"),
+    ("molhado", "molhada", "molhados", "molhadas"), ("orgulhoso", "orgulhosa", "orgulhosos", "orgulhosas"),
+    ("furioso", "furiosa", "furiosos", "furiosas"), ("satisfeito", "satisfeita", "satisfeitos", "satisfeitas"),
+    ("distraído", "distraída", "distraídos", "distraídas"), ("atrasado", "atrasada", "atrasados", "atrasadas"),
+]
+
+# Participles after "foi/foram", each with the tails that fit it.
+PARTICIPLES = [
+    (("convidado", "convidada", "convidados", "convidadas"), ["para o jantar", "para a festa"]),
+    (("chamado", "chamada", "chamados", "chamadas"), ["pelo padre", "de volta"]),
+    (("visto", "vista", "vistos", "vistas"), ["na praça", "perto do rio"]),
+    (("preso", "presa", "presos", "presas"), ["pela polícia", "no porto"]),
+    (("ferido", "ferida", "feridos", "feridas"), ["na guerra", "na estrada"]),
+    (("esquecido", "esquecida", "esquecidos", "esquecidas"), ["na estação", ""]),
+    (("recebido", "recebida", "recebidos", "recebidas"), ["com alegria", "na sala"]),
+    (("escolhido", "escolhida", "escolhidos", "escolhidas"), ["para a viagem", ""]),
+    (("levado", "levada", "levados", "levadas"), ["para casa", "ao médico"]),
+]
+
+# State copulas (singular, plural); "foi/foram" is the passive one.
+COPULAS = [("estava", "estavam"), ("era", "eram"), ("ficou", "ficaram"), ("parecia", "pareciam"),
+           ("está", "estão"), ("é", "são"), ("continuava", "continuavam")]
+PASSIVE = ("foi", "foram")
+
+# Main verbs of the sentence: (singular, plural, tails).
+VERBS = [
+    ("entrou", "entraram", ["no bar", "na sala", "em casa", "na igreja"]),
+    ("saiu", "saíram", ["de casa", "cedo", "sem dizer nada"]),
+    ("chegou", "chegaram", ["tarde", "cedo", "ao porto", "à cidade"]),
+    ("dormiu", "dormiram", ["na sala", "cedo", "no sofá"]),
+    ("voltou", "voltaram", ["para casa", "à cidade", "no dia seguinte"]),
+    ("morava", "moravam", ["perto do rio", "na cidade", "no campo"]),
+    ("trabalhava", "trabalhavam", ["no porto", "na fazenda", "de noite"]),
+    ("falou", "falaram", ["com o padre", "muito alto", "da viagem"]),
+    ("sorriu", "sorriram", ["", "de novo"]),
+    ("correu", "correram", ["pela rua", "até a praça"]),
+    ("tem", "têm", ["um cachorro", "uma casa na cidade", "medo do escuro"]),
+    ("comprou", "compraram", ["um chapéu", "pão", "flores"]),
+    ("leu", "leram", ["a carta", "o jornal"]),
+    ("escreveu", "escreveram", ["uma carta", "um poema"]),
+    ("gosta", "gostam", ["de música", "do mar"]),
+    ("canta", "cantam", ["na igreja", "muito bem"]),
+    ("vai", "vão", ["à missa", "ao mercado"]),
+    ("pode", "podem", ["entrar", "esperar"]),
+]
+
+# Transitive verbs inside object relatives ("que o professor VIU"), agreeing
+# with the relative clause's own subject, and verbs of subject relatives ("que
+# USAVA uma peruca"), agreeing with the main subject.
+OBJECT_REL_VERBS = [("viu", "viram"), ("conhecia", "conheciam"), ("encontrou", "encontraram"),
+                    ("chamou", "chamaram"), ("esperava", "esperavam"), ("procurou", "procuraram"),
+                    ("ajudou", "ajudaram"), ("visitou", "visitaram"), ("admirava", "admiravam"),
+                    ("seguiu", "seguiram")]
+SUBJECT_REL_VERBS = [("usava", "usavam"), ("carregava", "carregavam"), ("vendia", "vendiam"),
+                     ("segurava", "seguravam"), ("trazia", "traziam"), ("guardava", "guardavam"),
+                     ("perdeu", "perderam"), ("achou", "acharam")]
+
+# Adverbials. One-token ones glue fillers to an exact length; phrases carry
+# the features of their noun, if any, as (noun index in the phrase, number,
+# gender), so that they count as attractors like any other noun.
+ADVERBS_1 = ["ontem", "hoje", "ainda", "sempre", "também", "depois", "agora", "então", "logo", "nunca"]
+ADVERB_PHRASES = [
+    ("de repente", None), ("de novo", None), ("mais tarde", None), ("muito cedo", None),
+    ("de manhã", (1, SG, FEM)), ("à noite", (1, SG, FEM)), ("no sábado", (1, SG, MASC)),
+    ("no domingo", (1, SG, MASC)), ("naquele dia", (1, SG, MASC)), ("naquela noite", (1, SG, FEM)),
+    ("todos os dias", (2, PL, MASC)), ("às vezes", (1, PL, FEM)),
+    ("naqueles anos", (1, PL, MASC)), ("naquelas manhãs", (1, PL, FEM)),
+]
+# Sentence openers: no nouns, so the first noun of a sentence is its subject.
+LEADS = ["ontem", "hoje", "depois", "então", "de repente"]
+
+# Determiners and preposition contractions, keyed by (number, gender).
+DEFINITE = {(SG, MASC): "o", (SG, FEM): "a", (PL, MASC): "os", (PL, FEM): "as"}
+INDEFINITE = {(SG, MASC): "um", (SG, FEM): "uma", (PL, MASC): "uns", (PL, FEM): "umas"}
+CONTRACT = {  # preposition -> definite article forms
+    "de": {(SG, MASC): "do", (SG, FEM): "da", (PL, MASC): "dos", (PL, FEM): "das"},
+    "em": {(SG, MASC): "no", (SG, FEM): "na", (PL, MASC): "nos", (PL, FEM): "nas"},
+    "por": {(SG, MASC): "pelo", (SG, FEM): "pela", (PL, MASC): "pelos", (PL, FEM): "pelas"},
+}
+# PPs inside the filler: (words before the article, preposition to contract
+# with it or None, whether an indefinite article may replace the definite).
+PREPOSITIONS = [((), "de", False), (("com",), None, True), (("perto",), "de", False),
+                (("ao", "lado"), "de", False), (("junto",), "de", False), (("sem",), None, True)]
+
+
+def _other_number(n):
+    return PL if n == SG else SG
+
+
+def _other_gender(g):
+    return FEM if g == MASC else MASC
+
+
+def _noun_form(noun, number):
+    return noun[0] if number == SG else noun[1]
+
+
+def _verb_form(verb, number):
+    return verb[0] if number == SG else verb[1]
+
+
+def _adj_form(forms, number, gender):
+    return forms[(0 if gender == MASC else 1) + (0 if number == SG else 2)]
+
+
+# ---------------------------------------------------------------- lexicon
+
+
+@dataclass
+class Lexicon:
+    """The word lists the generator draws from; `restrict` keeps known words only."""
+
+    animate: list = field(default_factory=lambda: list(ANIMATE))
+    inanimate: list = field(default_factory=lambda: list(INANIMATE))
+    modifiers: list = field(default_factory=lambda: list(MODIFIERS))
+    predicatives: list = field(default_factory=lambda: list(PREDICATIVES))
+    participles: list = field(default_factory=lambda: list(PARTICIPLES))
+    copulas: list = field(default_factory=lambda: list(COPULAS))
+    passive: tuple | None = PASSIVE
+    verbs: list = field(default_factory=lambda: list(VERBS))
+    object_rel_verbs: list = field(default_factory=lambda: list(OBJECT_REL_VERBS))
+    subject_rel_verbs: list = field(default_factory=lambda: list(SUBJECT_REL_VERBS))
+    adverbs_1: list = field(default_factory=lambda: list(ADVERBS_1))
+    adverb_phrases: list = field(default_factory=lambda: list(ADVERB_PHRASES))
+    leads: list = field(default_factory=lambda: list(LEADS))
+    prepositions: list = field(default_factory=lambda: list(PREPOSITIONS))
+    indefinite: bool = True   # whether um/uma/uns/umas may be used
+
+    def restrict(self, known) -> "Lexicon":
+        """A lexicon keeping only entries whose every form (and tail) is in `known`.
+
+        `known` is a container of words (a set, or a Vocab's `stoi`). Function
+        words (articles, contractions, "que", ".") are required, not filtered:
+        a vocabulary without them cannot be probed at all.
+        """
+        def ok(*phrases):
+            return all(w in known for p in phrases for w in p.split())
+
+        def tails_ok(tails):
+            return [t for t in tails if ok(t)]
+
+        required = ["que", "."] + list(DEFINITE.values()) + list(CONTRACT["de"].values())
+        missing = [w for w in required if w not in known]
+        if missing:
+            raise UserError(f"the vocabulary lacks function words the agreement templates need: {missing}")
+        verbs = [(s, p, tails_ok(t)) for s, p, t in self.verbs if ok(s, p) and tails_ok(t)]
+        parts = [(f, tails_ok(t)) for f, t in self.participles if ok(*f) and tails_ok(t)]
+        return Lexicon(
+            animate=[n for n in self.animate if ok(n[0], n[1])],
+            inanimate=[n for n in self.inanimate if ok(n[0], n[1])],
+            modifiers=[f for f in self.modifiers if ok(*f)],
+            predicatives=[f for f in self.predicatives if ok(*f)],
+            participles=parts,
+            copulas=[c for c in self.copulas if ok(*c)],
+            passive=self.passive if self.passive and ok(*self.passive) else None,
+            verbs=verbs,
+            object_rel_verbs=[v for v in self.object_rel_verbs if ok(*v)],
+            subject_rel_verbs=[v for v in self.subject_rel_verbs if ok(*v)],
+            adverbs_1=[a for a in self.adverbs_1 if ok(a)],
+            adverb_phrases=[a for a in self.adverb_phrases if ok(a[0])],
+            leads=[a for a in self.leads if ok(a)],
+            prepositions=[p for p in self.prepositions if all(w in known for w in p[0])],
+            indefinite=self.indefinite and all(w in known for w in INDEFINITE.values()),
+        )
+
+    def sizes(self) -> dict:
+        """Entries per list, for coverage reports."""
+        return {k: (len(v) if isinstance(v, list) else int(v is not None)) for k, v in asdict(self).items()}
+
+    def can_generate(self, kind: str) -> bool:
+        """Whether sentences with target `kind` ('verb' or 'copula') are possible."""
+        base = len(self.animate) >= 1 and len(self.adverbs_1) >= 1
+        if kind == "verb":
+            return base and bool(self.verbs)
+        return base and ((bool(self.copulas) and bool(self.predicatives))
+                         or (self.passive is not None and bool(self.participles)))
+
+
+def feature_table(lexicon: Lexicon | None = None) -> dict:
+    """word -> {'noun'|'verb'|'adj': (number, gender or None)}, from the word lists.
+
+    Used by tests and oracles to read a token's features by its spelling.
+    """
+    lex = lexicon or Lexicon()
+    table: dict = {}
+    for sg, pl, g in lex.animate + lex.inanimate:
+        table.setdefault(sg, {})["noun"] = (SG, g)
+        table.setdefault(pl, {})["noun"] = (PL, g)
+    for phrase, noun in lex.adverb_phrases:
+        if noun:
+            i, n, g = noun
+            table.setdefault(phrase.split()[i], {})["noun"] = (n, g)
+    verbs = [(v[0], v[1]) for v in lex.verbs] + list(lex.copulas) + [lex.passive or ("", "")]
+    verbs += list(lex.object_rel_verbs) + list(lex.subject_rel_verbs)
+    for sg, pl in verbs:
+        if sg:
+            table.setdefault(sg, {})["verb"] = (SG, None)
+            table.setdefault(pl, {})["verb"] = (PL, None)
+    for forms in lex.predicatives + [f for f, _ in lex.participles] + lex.modifiers:
+        for n in (SG, PL):
+            for g in (MASC, FEM):
+                w = _adj_form(forms, n, g)
+                # An adjective like "azul" is the same word for both genders.
+                if forms[0] == forms[1]:
+                    table.setdefault(w, {})["adj"] = (n, None)
+                else:
+                    table.setdefault(w, {})["adj"] = (n, g)
+    return table
+
+
+def all_words(lexicon: Lexicon | None = None) -> set:
+    """Every word the generator can write with this lexicon (function words and "." included)."""
+    lex = lexicon or Lexicon()
+    words = set(feature_table(lex)) | {"que", "."}
+    words |= set(DEFINITE.values()) | set(INDEFINITE.values())
+    words |= {w for t in CONTRACT.values() for w in t.values()}
+    phrases = [t for v in lex.verbs for t in v[2]] + [t for _, ts in lex.participles for t in ts]
+    phrases += [p for p, _ in lex.adverb_phrases] + lex.adverbs_1 + lex.leads
+    phrases += [" ".join(p[0]) for p in lex.prepositions]
+    return words | {w for p in phrases for w in p.split()}
+
+
+# ---------------------------------------------------------------- sentences
+
+
+@dataclass(frozen=True)
+class Target:
+    """One agreeing word of a sentence."""
+
+    position: int       # token index of the agreeing word
+    feature: str        # 'number' (finite verb) or 'gender' (predicative, wrong form flips gender)
+    correct: str        # the form that agrees with the subject
+    wrong: str          # the same word with the feature flipped
+    distance: int       # position - subject head position (1 = adjacent)
+    attractors: int     # intervening nouns whose `feature` differs from the subject's
+    cue_distance: int   # distance back to the nearest token that shows the subject's value
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A generated sentence and where its agreement lives."""
+
+    tokens: tuple           # lower-case words, punctuation as its own token, ends with "."
+    subject_position: int   # token index of the subject head noun
+    number: str             # subject number: 'sg' | 'pl'
+    gender: str             # subject gender: 'm' | 'f'
+    kind: str               # 'verb' | 'copula' (copula sentences have a second, gender target)
+    targets: tuple          # of Target; targets[0] is the finite verb (number)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.tokens)
+
+    @property
+    def target_position(self) -> int:
+        return self.targets[0].position
+
+    @property
+    def distance(self) -> int:
+        return self.targets[0].distance
+
+    @property
+    def attractor(self) -> bool:
+        return self.targets[0].attractors > 0
+
+    @property
+    def correct(self) -> str:
+        return self.targets[0].correct
+
+    @property
+    def wrong(self) -> str:
+        return self.targets[0].wrong
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["tokens"] = self.text
+        return d
+
+
+class _Rng:
+    """The few draws the generator makes, on Python's `random` (5x faster per scalar draw than numpy's).
+
+    Seeded from the caller's numpy Generator, so results depend only on it.
+    """
+
+    def __init__(self, rng):
+        self._r = random.Random(int(np.random.default_rng(rng).integers(2**63)))
+
+    def integers(self, lo, hi=None):
+        """An int in [0, lo), or in [lo, hi) when hi is given (numpy's convention)."""
+        return self._r.randrange(lo) if hi is None else self._r.randrange(lo, hi)
+
+    def random(self):
+        return self._r.random()
+
+    def permutation(self, n):
+        order = list(range(n))
+        self._r.shuffle(order)
+        return order
+
+
+class _Filler:
+    """Builds the material between subject and target to an exact length.
+
+    `mode` decides the features of every noun placed: 'same' as the subject
+    (no attractor), or, with an attractor wanted, the first noun placed takes
+    the other number and the other gender and the rest are free.
+    """
+
+    def __init__(self, lex, rng, number, gender, attractor, subject_relative_rate):
+        self.lex, self.rng = lex, rng
+        self.number, self.gender = number, gender
+        self.need_attractor = attractor
+        self.free = attractor
+        self.subject_relative_rate = subject_relative_rate
+        self.used_adverbs: set = set()
+
+    def _features(self):
+        if self.need_attractor:
+            self.need_attractor = False
+            return _other_number(self.number), _other_gender(self.gender)
+        if self.free:
+            return (SG, PL)[self.rng.integers(2)], (MASC, FEM)[self.rng.integers(2)]
+        return self.number, self.gender
+
+    def _choice(self, items):
+        return items[self.rng.integers(len(items))]
+
+    def _noun(self, animate):
+        """(word, number, gender) of a noun with the next features."""
+        n, g = self._features()
+        pool = [x for x in (self.lex.animate if animate else self.lex.inanimate) if x[2] == g]
+        if not pool:  # a restricted lexicon may lack a gender in one list
+            pool = [x for x in self.lex.animate + self.lex.inanimate if x[2] == g]
+        if not pool:
+            raise UserError(f"no noun of gender {g} is in the vocabulary")
+        return _noun_form(self._choice(pool), n), n, g
+
+    def _np(self, budget, animate, prep_words=(), contract=None, indefinite_ok=True):
+        """[prep words] article noun [modifier]: (tokens, noun index, n, g) or None if > budget."""
+        base = len(prep_words) + 2
+        if base > budget:
+            return None
+        word, n, g = self._noun(animate)
+        if contract is not None:
+            art = [CONTRACT[contract][(n, g)]]
+        elif indefinite_ok and self.lex.indefinite and self.rng.random() < 0.3:
+            art = [INDEFINITE[(n, g)]]
+        else:
+            art = [DEFINITE[(n, g)]]
+        toks = list(prep_words) + art + [word]
+        mods = [m for m in self.lex.modifiers if m[0] in PEOPLE_MODIFIERS] if animate else self.lex.modifiers
+        if budget > base and mods and self.rng.random() < 0.3:
+            toks.append(_adj_form(self._choice(mods), n, g))
+        return toks, len(prep_words) + len(art), n, g
+
+    def pp(self, budget):
+        """preposition (article) noun [modifier]; "de" contracts with the article ("do menino")."""
+        fits = [p for p in self.lex.prepositions if len(p[0]) + 2 <= budget]
+        if not fits:
+            return None
+        words, contract, indef = self._choice(fits)
+        toks, i, n, g = self._np(budget, self.rng.random() < 0.5, words, contract, indef)
+        return toks, [(i, n, g)], []
+
+    def adverbial(self, budget):
+        phrases = [p for p in self.lex.adverb_phrases if len(p[0].split()) <= budget]
+        if not self.free:  # no attractor: nouns must match the subject
+            phrases = [p for p in phrases if p[1] is None or p[1][1:] == (self.number, self.gender)]
+        if self.need_attractor:
+            phrases = [p for p in phrases if p[1] is not None
+                       and p[1][1] != self.number and p[1][2] != self.gender]
+        if not phrases or (not self.need_attractor and self.rng.random() < 0.4):
+            return self.adverb1()
+        phrase, noun = self._choice(phrases)
+        nouns = []
+        if noun:
+            nouns = [noun]
+            if self.need_attractor:
+                self.need_attractor = False
+        return phrase.split(), nouns, []
+
+    def adverb1(self):
+        fresh = [a for a in self.lex.adverbs_1 if a not in self.used_adverbs] or self.lex.adverbs_1
+        a = self._choice(fresh)
+        self.used_adverbs.add(a)
+        return [a], [], []
+
+    def object_relative(self, budget):
+        """que [article noun (PP)] verb [adverb]: the inner verb agrees with the inner subject."""
+        if budget < 4 or not self.lex.object_rel_verbs:
+            return None
+        inner, i, n, g = self._np(budget - 2, True)
+        toks, nouns = ["que"] + inner, [(1 + i, n, g)]
+        if len(toks) + 1 + 2 <= budget and self.rng.random() < 0.3:
+            sub = self.pp(budget - len(toks) - 1)
+            if sub:
+                nouns += [(len(toks) + j, nn, gg) for j, nn, gg in sub[1]]
+                toks += sub[0]
+        toks.append(_verb_form(self._choice(self.lex.object_rel_verbs), n))
+        if len(toks) < budget and self.rng.random() < 0.3:
+            toks += self.adverb1()[0]
+        return toks, nouns, []
+
+    def subject_relative(self, budget):
+        """que verb article noun [modifier]: the verb agrees with the main subject (a cue)."""
+        if budget < 4 or not self.lex.subject_rel_verbs:
+            return None
+        verb = _verb_form(self._choice(self.lex.subject_rel_verbs), self.number)
+        obj, i, n, g = self._np(budget - 2, False)
+        return ["que", verb] + obj, [(2 + i, n, g)], [1]
+
+    def build(self, length):
+        """(tokens, nouns [(index, n, g)], cue indices) filling exactly `length` tokens."""
+        modules = []
+        remaining = length
+        while remaining > 0:
+            if remaining == 1:
+                mod = self.adverb1()
+            else:
+                kinds = ["pp", "relative", "adverbial"]
+                # While the attractor is owed, only modules sure to hold a noun.
+                weights = [3.0, 2.0 if remaining >= 4 else 0.0, 0.0 if self.need_attractor else 1.0]
+                u = self.rng.random() * sum(weights)
+                kind = kinds[0] if u < weights[0] else kinds[1] if u < weights[0] + weights[1] else kinds[2]
+                if kind == "pp":
+                    mod = self.pp(remaining)
+                elif kind == "relative":
+                    if self.rng.random() < self.subject_relative_rate:
+                        mod = self.subject_relative(remaining)
+                    else:
+                        mod = self.object_relative(remaining)
+                else:
+                    mod = self.adverbial(remaining)
+                if mod is None:
+                    continue
+            modules.append((kind if remaining > 1 else "adverbial", mod))
+            remaining -= len(mod[0])
+        # Shuffled so that the attractor is not always next to the subject, in
+        # an order that keeps the sentence grammatical: a PP must follow a noun,
+        # so PPs and subject relatives (which end in a noun) come first, then
+        # object relatives (which end in a verb), then the adverbials.
+        def rank(kind, mod):
+            if kind == "adverbial":
+                return 2
+            return 1 if kind == "relative" and mod[2] == [] else 0
+
+        order = self.rng.permutation(len(modules))
+        order = sorted(order, key=lambda k: rank(*modules[k]))
+        toks, nouns, cues = [], [], []
+        for k in order:
+            t, ns, cs = modules[k][1]
+            nouns += [(len(toks) + i, n, g) for i, n, g in ns]
+            cues += [len(toks) + i for i in cs]
+            toks += t
+        return toks, nouns, cues
+
+
+def _target_kind(lex, rng, kinds):
+    possible = [k for k in kinds if lex.can_generate(k)]
+    if not possible:
+        raise UserError(f"the vocabulary cannot make sentences of kind {kinds}")
+    if len(possible) == 1:
+        return possible[0]
+    return "verb" if rng.random() < 0.6 else "copula"
+
+
+def generate_sentence(rng, distance, attractor, lexicon=None, subject_relative_rate=0.25,
+                      kinds=("verb", "copula"), lead_rate=0.15) -> Sentence:
+    """One sentence whose first target lies exactly `distance` tokens after the subject head."""
+    lex = lexicon or Lexicon()
+    if distance < 1:
+        raise ValueError("distance must be >= 1")
+    if not isinstance(rng, _Rng):
+        rng = _Rng(rng)
+    number = (SG, PL)[rng.integers(2)]
+    gender = (MASC, FEM)[rng.integers(2)]
+    attractor = bool(attractor) and distance >= 3
+    pool = [x for x in lex.animate if x[2] == gender]
+    if not pool:
+        gender = _other_gender(gender)
+        pool = [x for x in lex.animate if x[2] == gender]
+    noun = pool[rng.integers(len(pool))]
+    kind = _target_kind(lex, rng, kinds)
+
+    toks = []
+    if lex.leads and rng.random() < lead_rate:
+        toks += lex.leads[rng.integers(len(lex.leads))].split()
+    lead = set(toks)
+    art = INDEFINITE if lex.indefinite and rng.random() < 0.2 else DEFINITE
+    toks += [art[(number, gender)], _noun_form(noun, number)]
+    subj = len(toks) - 1
+
+    filler_maker = _Filler(lex, rng, number, gender, attractor, subject_relative_rate)
+    filler_maker.used_adverbs |= lead
+    filler, nouns, cues = filler_maker.build(distance - 1)
+    toks += filler
+    nouns = [(subj + 1 + i, n, g) for i, n, g in nouns]
+    cues = [subj + 1 + i for i in cues]
+    tpos = len(toks)
+
+    def count(feature, value):
+        return sum(1 for _, n, g in nouns if (n if feature == NUMBER else g) != value)
+
+    number_cue = tpos - max([subj] + cues)
+    targets = []
+    if kind == "verb":
+        sg, pl, tails = lex.verbs[rng.integers(len(lex.verbs))]
+        verb = (sg, pl)
+        toks.append(_verb_form(verb, number))
+        tail = tails[rng.integers(len(tails))]
+    else:
+        use_passive = (lex.passive is not None and lex.participles
+                       and (not lex.copulas or not lex.predicatives or rng.random() < 0.3))
+        if use_passive:
+            verb = lex.passive
+            forms, tails = lex.participles[rng.integers(len(lex.participles))]
+            tail = tails[rng.integers(len(tails))]
+        else:
+            verb = lex.copulas[rng.integers(len(lex.copulas))]
+            forms = lex.predicatives[rng.integers(len(lex.predicatives))]
+            tail = ""
+        toks.append(_verb_form(verb, number))
+        toks.append(_adj_form(forms, number, gender))
+    targets.append(Target(tpos, NUMBER, _verb_form(verb, number), _verb_form(verb, _other_number(number)),
+                          tpos - subj, count(NUMBER, number), number_cue))
+    if kind == "copula":
+        targets.append(Target(tpos + 1, GENDER, _adj_form(forms, number, gender),
+                              _adj_form(forms, number, _other_gender(gender)),
+                              tpos + 1 - subj, count(GENDER, gender), tpos + 1 - subj))
+    toks += tail.split() + ["."]
+    return Sentence(tuple(toks), subj, number, gender, kind, tuple(targets))
+
+
+def generate_sentences(n, rng, min_distance=1, max_distance=40, attractor_rate=0.5,
+                       lexicon=None, subject_relative_rate=0.25, kinds=("verb", "copula")) -> list[Sentence]:
+    """`n` sentences, distances uniform on [min_distance, max_distance].
+
+    attractor_rate: probability of at least one attractor (a noun of the other
+    number and gender between subject and target) when the distance allows
+    one (>= 3). subject_relative_rate: probability that a relative clause is a
+    subject relative ("que usava uma peruca"), whose verb also agrees with the
+    subject and so shortens `cue_distance`; probes set it to 0.
+    rng: a numpy Generator (or an int seed).
+    """
+    if not 1 <= min_distance <= max_distance:
+        raise UserError(f"need 1 <= min_distance <= max_distance, got {min_distance}, {max_distance}")
+    if not 0.0 <= attractor_rate <= 1.0:
+        raise UserError(f"attractor_rate must be in [0, 1], got {attractor_rate}")
+    rng = _Rng(rng)
+    lex = lexicon or Lexicon()
+    out = []
+    for _ in range(n):
+        d = int(rng.integers(min_distance, max_distance + 1))
+        out.append(generate_sentence(rng, d, rng.random() < attractor_rate, lex,
+                                     subject_relative_rate, kinds))
+    return out
+
+
+# ---------------------------------------------------------------- probe pairs
+
+
+@dataclass(frozen=True)
+class AgreementPair:
+    """A sentence prefix and two continuations that differ only in agreement."""
+
+    prefix: tuple       # tokens before the agreeing word (the sentence's own, no <eos>)
+    correct: str
+    wrong: str
+    distance: int
+    attractor: bool
+    feature: str        # 'number' or 'gender'
+    sentence: str       # the whole correct sentence, for reports
+
+
+def make_agreement_pairs(distances, n_per_distance, rng, feature=NUMBER, known=None,
+                         attractor_split=True, max_tries=20) -> tuple[list[AgreementPair], dict]:
+    """Pairs for an agreement probe, `n_per_distance` at each distance.
+
+    feature: 'number' scores the finite verb (correct vs wrong number);
+    'gender' scores the predicative after a copula (correct vs wrong gender,
+    same number). Half the pairs at each distance >= 3 have an attractor and
+    half have none when `attractor_split`. Subject relatives are left out so
+    that the subject head is the nearest cue (cue_distance == distance).
+
+    known: a container of words (a vocabulary); pairs using other words are
+    dropped. Generation draws from the lexicon restricted to `known`, and
+    `coverage` reports the fraction of pairs from the unrestricted lexicon
+    whose words are all known (measured on a sample of the same size).
+    Returns (pairs, info) with info = {'coverage', 'generated', 'kept', 'lexicon'}.
+    """
+    rng = _Rng(rng)
+    full = Lexicon()
+    lex = full.restrict(known) if known is not None else full
+    kinds = ("verb",) if feature == NUMBER else ("copula",)
+    if feature not in (NUMBER, GENDER):
+        raise UserError(f"feature must be 'number' or 'gender', got {feature!r}")
+    if not lex.can_generate(kinds[0]):
+        raise UserError(f"the vocabulary has too few template words for {feature} agreement")
+    shift = 0 if feature == NUMBER else 1   # the gender target sits one after the copula
+    index = 0 if feature == NUMBER else 1
+    pairs, generated, covered, sampled = [], 0, 0, 0
+    for d in distances:
+        dd = d - shift
+        if dd < 1:
+            continue
+        if not attractor_split:
+            plan = [(None, n_per_distance)]
+        elif dd >= 3:
+            plan = [(True, n_per_distance - n_per_distance // 2), (False, n_per_distance // 2)]
+        else:  # no room for an attractor
+            plan = [(False, n_per_distance)]
+        for attractor, want in plan:
+            got, tries = 0, 0
+            while got < want and tries < max_tries * want:
+                tries += 1
+                attr = (rng.random() < 0.5) if attractor is None else attractor
+                if known is not None:
+                    # Coverage: the same kind of draw from the full lexicon.
+                    full_s = generate_sentence(rng, dd, attr, full, 0.0, kinds)
+                    ft = full_s.targets[index]
+                    sampled += 1
+                    covered += all(w in known for w in full_s.tokens[:ft.position] + (ft.correct, ft.wrong))
+                s = generate_sentence(rng, dd, attr, lex, 0.0, kinds)
+                t = s.targets[index]
+                generated += 1
+                words = s.tokens[:t.position] + (t.correct, t.wrong)
+                if known is not None and not all(w in known for w in words):
+                    continue
+                pairs.append(AgreementPair(tuple(s.tokens[:t.position]), t.correct, t.wrong,
+                                           t.distance, t.attractors > 0, feature, s.text))
+                got += 1
+    info = {
+        "coverage": (covered / sampled) if sampled else 1.0,
+        "generated": generated,
+        "kept": len(pairs),
+        "lexicon": {"kept": lex.sizes(), "full": full.sizes()},
+    }
+    return pairs, info
+
+
+# ---------------------------------------------------------------- corpus files
+
+DEFAULTS = {
+    "sentences": 60000,          # total, split 90/5/5 into train/valid/test
+    "min_distance": 1,           # tokens from subject head to the verb (1 = adjacent)
+    "max_distance": 40,
+    "attractor_rate": 0.5,       # of sentences long enough to hold an attractor (distance >= 3)
+    "subject_relative_rate": 0.25,  # share of relative clauses whose verb also agrees with the subject
+    "seed": 0,
+}
+SPLITS = (("train", 0.90), ("valid", 0.05), ("test", 0.05))
+SETTINGS_FILE = "sintetico.json"
+
+
+def _atomic_write(path: Path, text: str):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def ensure_corpus(folder, **settings) -> Path:
+    """Write the corpus into `folder` unless it is already there with these settings.
+
+    Files: train.txt, valid.txt, test.txt (one sentence per line with a blank
+    line after each, lower case, punctuation separated by spaces; the data
+    pipeline reads them as three documents and assigns each to a split),
+    valid.meta.jsonl and test.meta.jsonl (one `Sentence.to_json()` per
+    sentence, in file order) and sintetico.json (the
+    settings; when they differ from the requested ones, everything is
+    rewritten). Settings: see `DEFAULTS`. Returns the folder.
+    """
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        raise UserError(f"unknown sintetico settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    conf = {**DEFAULTS, **settings, "format": FORMAT_VERSION}
+    folder = Path(folder)
+    meta = folder / SETTINGS_FILE
+    names = [f"{name}.txt" for name, _ in SPLITS]
+    if meta.exists() and all((folder / n).exists() for n in names):
+        try:
+            if json.loads(meta.read_text(encoding="utf-8")) == conf:
+                return folder
+        except json.JSONDecodeError:
+            pass
+    folder.mkdir(parents=True, exist_ok=True)
+    meta.unlink(missing_ok=True)   # an interrupted rewrite must not pass for a complete corpus
+    sents = generate_sentences(conf["sentences"], np.random.default_rng(conf["seed"]),
+                               conf["min_distance"], conf["max_distance"], conf["attractor_rate"],
+                               subject_relative_rate=conf["subject_relative_rate"])
+    start = 0
+    for i, (name, frac) in enumerate(SPLITS):
+        stop = len(sents) if i == len(SPLITS) - 1 else start + int(round(frac * len(sents)))
+        part = sents[start:stop]
+        # A blank line after each sentence: the tokenizer ends a paragraph
+        # there and emits <eos>, as it does after sentences in real text.
+        _atomic_write(folder / f"{name}.txt", "".join(s.text + "\n\n" for s in part))
+        if name != "train":  # the held-out metadata only: train's would be ~25 MB, and the seed remakes it
+            _atomic_write(folder / f"{name}.meta.jsonl",
+                          "".join(json.dumps(s.to_json(), ensure_ascii=False) + "\n" for s in part))
+        start = stop
+    # The settings file goes last: its presence marks a complete corpus.
+    _atomic_write(meta, json.dumps(conf, indent=2, sort_keys=True) + "\n")
+    return folder

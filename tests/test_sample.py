@@ -1,0 +1,112 @@
+"""Sampling filters on known distributions, and generation from a tiny trained model."""
+import os
+
+import numpy as np
+import pytest
+
+from rnnlm import checkpoint
+from rnnlm.cli import main
+from rnnlm.data import DataConfig
+from rnnlm.errors import UserError
+from rnnlm.sample import draw, encode_prime, generate_text, next_token_probs, sample_ids
+from rnnlm.train import TrainConfig, train
+
+P = np.log(np.array([[0.1, 0.4, 0.2, 0.3]]))
+
+
+def test_temperature_zero_is_greedy_and_one_is_identity():
+    np.testing.assert_array_equal(next_token_probs(P, temperature=0), [[0, 1, 0, 0]])
+    np.testing.assert_allclose(next_token_probs(P), [[0.1, 0.4, 0.2, 0.3]])
+
+
+def test_temperature_sharpens_and_flattens():
+    # p^(1/T) renormalized: T = 0.5 squares the probabilities.
+    sq = np.array([0.01, 0.16, 0.04, 0.09])
+    np.testing.assert_allclose(next_token_probs(P, temperature=0.5), [sq / sq.sum()])
+    flat = next_token_probs(P, temperature=100.0)
+    assert flat.max() - flat.min() < 0.01
+
+
+def test_top_k_and_top_p():
+    np.testing.assert_allclose(next_token_probs(P, top_k=2), [[0, 0.4 / 0.7, 0, 0.3 / 0.7]])
+    # Sorted: 0.4, 0.3, 0.2, 0.1. top_p 0.5: 0.4 < 0.5 so 0.3 (which crosses it) stays too.
+    np.testing.assert_allclose(next_token_probs(P, top_p=0.5), [[0, 0.4 / 0.7, 0, 0.3 / 0.7]])
+    np.testing.assert_allclose(next_token_probs(P, top_p=0.4), [[0, 1, 0, 0]])
+    np.testing.assert_allclose(next_token_probs(P, top_p=0.75), [[0, 0.4 / 0.9, 0.2 / 0.9, 0.3 / 0.9]])
+
+
+def test_banned_tokens_get_zero_probability():
+    p = next_token_probs(P, banned=(1,))
+    np.testing.assert_allclose(p, [[0.1 / 0.6, 0, 0.2 / 0.6, 0.3 / 0.6]])
+    assert next_token_probs(P, temperature=0, banned=(1,)).argmax() == 3
+
+
+def test_bad_filter_values_refused():
+    with pytest.raises(UserError):
+        next_token_probs(P, top_p=0)
+    with pytest.raises(UserError):
+        next_token_probs(P, temperature=-1)
+
+
+def test_draw_follows_the_distribution_and_the_seed():
+    probs = np.tile([[0.0, 0.25, 0.0, 0.75]], (4000, 1))
+    ids = draw(probs, np.random.default_rng(0))
+    assert set(ids.tolist()) == {1, 3}
+    assert abs((ids == 3).mean() - 0.75) < 0.03
+    np.testing.assert_array_equal(ids, draw(probs, np.random.default_rng(0)))
+
+
+@pytest.fixture(scope="module")
+def run(machado_dir, tmp_path_factory):
+    old = os.environ.get("RNNLM_CACHE")
+    os.environ["RNNLM_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    out = tmp_path_factory.mktemp("runs") / "gen"
+    # A vocabulary of 60 words makes <unk> the most frequent token: masking it is then visible.
+    train(TrainConfig(data=DataConfig(corpus=str(machado_dir / "txt" / "crônica" / "velhoSenado.txt"),
+                                      max_vocab=60, valid_fraction=0.1, test_fraction=0.1),
+                      emsize=16, hidden=16, bptt=8, batch_size=16, eval_batch_size=4, dropout=0.0,
+                      epochs=1, max_minutes=0, progress=False, sample_words=0, out=str(out)))
+    yield out
+    if old is None:
+        os.environ.pop("RNNLM_CACHE", None)
+    else:
+        os.environ["RNNLM_CACHE"] = old
+
+
+def test_same_seed_same_text(run):
+    model, vocab, _, _ = checkpoint.load_model(run)
+    a = generate_text(model, vocab, words=30, seed=5, num_samples=2)
+    b = generate_text(model, vocab, words=30, seed=5, num_samples=2)
+    c = generate_text(model, vocab, words=30, seed=6, num_samples=2)
+    assert a == b and a != c and len(a) == 2 and a[0] != a[1]
+
+
+def test_unk_is_masked_unless_allowed(run):
+    model, vocab, _, _ = checkpoint.load_model(run)
+    kw = dict(eos_id=vocab.eos_id, num_samples=8)
+    masked = sample_ids(model, [], 50, np.random.default_rng(0), banned=(vocab.unk_id,), **kw)
+    assert not (masked == vocab.unk_id).any()
+    free = sample_ids(model, [], 50, np.random.default_rng(0), **kw)
+    assert (free == vocab.unk_id).sum() >= 3
+
+
+def test_prime_comes_first_and_unknown_words_are_reported(run):
+    model, vocab, _, _ = checkpoint.load_model(run)
+    tokens, ids, unknown = encode_prime("O senado xyzzyq", vocab)
+    assert tokens == ["o", "senado", "xyzzyq"] and unknown == ["xyzzyq"] and ids[2] == vocab.unk_id
+    unknown_out = []
+    text = generate_text(model, vocab, words=5, prime="O senado xyzzyq", seed=1, unknown_out=unknown_out)[0]
+    assert text.startswith("O senado xyzzyq") and unknown_out == ["xyzzyq"]
+    # A prime that ends a sentence keeps its <eos>; one that does not is continued mid-sentence.
+    assert encode_prime("Era velho.", vocab)[0][-1] == "<eos>"
+
+
+def test_generate_command(run, capsys):
+    argv = ["generate", str(run), "--prime", "O senado xyzzyq", "--words", "12", "--seed", "3",
+            "--top-k", "20", "--temperature", "0.8"]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    assert first.out.startswith("O senado xyzzyq") and "xyzzyq" in first.err
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first.out
+    assert main(["generate", str(run / "nothing")]) == 2
