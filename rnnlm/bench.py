@@ -45,23 +45,25 @@ def _median_rate(times, tokens):
 
 
 class _OurModel:
-    """One rnnlm model plus the buffers a timed step needs."""
+    """One rnnlm model plus the buffers a timed step needs; the step is train.py's."""
 
     def __init__(self, cell, V, H):
         from .model import ModelConfig, RNNModel
-        from .optim import clip_grad_norm
+        from .optim import SGD
 
         self.model = RNNModel(ModelConfig(vocab_size=V, cell=cell, emsize=H, hidden=H), seed=0)
-        self.clip = clip_grad_norm
+        self.opt = SGD(self.model.params, LR)
         self.state = self.model.init_state(BATCH)
 
     def train_steps(self, windows):
-        model, params = self.model, self.model.params
+        from .optim import clip_grad_norm, grad_norm
+
+        model = self.model
         for w in windows:
             loss, grads, self.state = model.loss_and_grads(w[:-1], w[1:], self.state)
-            self.clip(grads, CLIP)
-            for name, g in grads.items():
-                params[name] -= LR * g
+            # as train.py: the norm (also the non-finite check), clipping, the update
+            clip_grad_norm(grads, CLIP, norm=grad_norm(grads))
+            self.opt.step(model.params, grads)
 
     def eval_steps(self, windows):
         for w in windows:
@@ -120,7 +122,7 @@ class _TorchModel:
 def _steps_for(V, H):
     """Enough windows per repeat for ~0.5-2 s of work, fewer for big configs."""
     work = V * H + 4 * H * H
-    return int(np.clip(4e8 / (work * BATCH * BPTT) * 40, 3, 40))
+    return int(np.clip(2e8 / (work * BATCH * BPTT) * 40, 3, 30))
 
 
 def bench_one(cell, config, repeats=3, vs_torch=False, threads=2):
@@ -163,33 +165,45 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2):
     return record
 
 
-_COMPILE_PROBE = """
-import time
-t0 = time.perf_counter()
-import numpy as np
-from rnnlm.model import ModelConfig, RNNModel
-rng = np.random.default_rng(0)
-x = rng.integers(0, 50, size=(6, 3))
-for cell in ("rnn", "lstm", "gru"):
-    m = RNNModel(ModelConfig(vocab_size=50, cell=cell, emsize=8, hidden=8), seed=0)
-    s = m.init_state(3)
-    m.loss_and_grads(x[:-1], x[1:], s)
-    m.loss(x[:-1], x[1:], s)
-print(time.perf_counter() - t0)
+# Run in a fresh process: launch `train` on a small text with the default model
+# and report the wall-clock time (since the parent launched it) at which the
+# first training step has finished, i.e. forward, BPTT and all their compiles.
+_TRAIN_PROBE = """
+import sys, time
+import rnnlm.model as M
+orig = M.RNNModel.loss_and_grads
+done = []
+def first_step(self, *a, **k):
+    out = orig(self, *a, **k)
+    if not done:
+        done.append(time.time())
+    return out
+M.RNNModel.loss_and_grads = first_step
+from rnnlm.cli import main
+status = main(sys.argv[3:])
+print(done[0] - float(sys.argv[1]) if done else "nan", status)
 """
 
 
-def compile_times():
-    """Seconds to import and run every cell once, with an empty and a warm Numba cache."""
-    with tempfile.TemporaryDirectory() as cache_dir:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-        out = {}
-        for label in ("cold", "warm"):
-            res = subprocess.run([sys.executable, "-c", _COMPILE_PROBE], env=env,
-                                 capture_output=True, text=True, check=False)
-            if res.returncode != 0:
-                raise RuntimeError(f"compile probe failed: {res.stderr.strip().splitlines()[-1:]}")
-            out[label] = float(res.stdout.strip().splitlines()[-1])
+def compile_times(cells=CELLS, corpus="machado"):
+    """Seconds from launching `train --cell c --max-steps 1` (default model and corpus) to
+    the end of its first step, with an empty Numba cache ("cold"), then with the cache it
+    left ("warm"). The corpus's token cache is whatever the user's is (normally warm)."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba"))
+        for cell in cells:
+            for label in ("cold", "warm"):
+                run = os.path.join(tmp, f"{cell}-{label}")
+                argv = ["train", "--corpus", corpus, "--cell", cell, "--max-steps", "1",
+                        "--no-progress", "--sample-words", "0", "--out", run]
+                t0 = time.time()
+                res = subprocess.run([sys.executable, "-c", _TRAIN_PROBE, repr(t0), "--", *argv],
+                                     env=env, capture_output=True, text=True, check=False)
+                lines = res.stdout.strip().splitlines()
+                if res.returncode != 0 or not lines:
+                    raise RuntimeError(f"train probe failed: {res.stderr.strip().splitlines()[-3:]}")
+                out[(cell, label)] = float(lines[-1].split()[0])
     return out
 
 
@@ -211,6 +225,33 @@ def jacobian_times(H=256, max_lag=100, anchors=32):
     return out
 
 
+def jacobian_overhead(every=500, repeats=3, steps=5):
+    """Cost of train --track-jacobian-every at the default train config (LSTM V=10k, E=H=256, B=32, T=35).
+
+    Times `steps` training steps and one tracking curve (train.jacobian_event,
+    the cheap settings) interleaved `repeats` times on the same model; returns
+    the medians and the overhead fraction curve / (every * step).
+    """
+    from .train import TRACK_TOKENS, jacobian_event
+
+    V, H = CONFIGS["medium"]
+    ours = _OurModel("lstm", V, H)
+    windows = _tokens(V, steps)
+    tokens = np.random.default_rng(1).integers(0, V, TRACK_TOKENS)
+    ours.train_steps(windows[:2])
+    jacobian_event(ours.model, tokens[:40], 0)   # compile
+    step_t, curve_t = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ours.train_steps(windows)
+        step_t.append((time.perf_counter() - t0) / steps)
+        t0 = time.perf_counter()
+        jacobian_event(ours.model, tokens, 0)
+        curve_t.append(time.perf_counter() - t0)
+    step_s, curve_s = float(np.median(step_t)), float(np.median(curve_t))
+    return {"step_s": step_s, "curve_s": curve_s, "every": every, "overhead": curve_s / (every * step_s)}
+
+
 def run_bench_command(args) -> int:
     cells = CELLS if args.cell in (None, "all") else (args.cell,)
     configs = list(CONFIGS) if args.config in (None, "all") else [args.config]
@@ -225,6 +266,7 @@ def run_bench_command(args) -> int:
                             "(it is never a dependency: install it in a separate venv)") from None
     from tqdm import tqdm
 
+    _set_threads(args.threads)
     records = []
     jobs = [(cell, config) for config in configs for cell in cells]
     for cell, config in tqdm(jobs, desc="bench", disable=args.json, leave=False):
@@ -237,15 +279,60 @@ def run_bench_command(args) -> int:
         return 0
     _print_table(records, args.vs_torch)
     if args.compile:
-        ct = compile_times()
-        print(f"\nNumba compile, all three cells (import + first step): "
-              f"empty cache {ct['cold']:.1f} s, warm cache {ct['warm']:.1f} s")
+        ct = compile_times(cells)
+        print("\nlaunch of `train --max-steps 1` (default lstm/gru/rnn model, machado corpus) to the end "
+              "of the first step:")
+        for cell in cells:
+            print(f"  {cell:<5} empty Numba cache {ct[(cell, 'cold')]:.1f} s, warm cache {ct[(cell, 'warm')]:.1f} s")
     if args.jacobian:
         jt = jacobian_times()
         print("\nJacobian lag curve, H=256, D=100, 32 anchors, spectral + Frobenius: "
               + ", ".join(f"{c} {t:.1f} s" for c, t in jt.items()))
-    print(f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        ov = jacobian_overhead()
+        print(f"train --track-jacobian-every {ov['every']} (LSTM E=H=256, V=10k, B=32, T=35): one curve "
+              f"{ov['curve_s']:.2f} s = {ov['curve_s'] / ov['step_s']:.1f} training steps of "
+              f"{ov['step_s'] * 1000:.0f} ms -> overhead {100 * ov['overhead']:.2f}%")
+    print(f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+          " (this process; with --vs-torch it includes PyTorch's models)")
+    print(f"threads: {_describe_threads()}")
     return 0
+
+
+def _set_threads(threads):
+    """Give our side the thread count PyTorch gets: NumPy's BLAS and Numba's pool.
+
+    The per-step products of the recurrence always run on one BLAS thread
+    (see _blas.py); only the big products and the cross-entropy use `threads`.
+    """
+    import numba
+
+    from ._blas import set_numpy_threads
+
+    set_numpy_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def _describe_threads():
+    import numba
+
+    from ._blas import blas_threads
+
+    parts = [f"numba {numba.get_num_threads()} ({numba.threading_layer() if _numba_pool_started() else 'pool not started'})"]
+    parts += [f"BLAS {k} {v}" for k, v in blas_threads().items()]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        parts.append(f"torch {torch.__version__} {torch.get_num_threads()}")
+    return ", ".join(parts)
+
+
+def _numba_pool_started():
+    import numba
+
+    try:
+        numba.threading_layer()
+        return True
+    except ValueError:
+        return False
 
 
 def _print_table(records, vs_torch):

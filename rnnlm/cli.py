@@ -79,7 +79,8 @@ def _add_bench(sub):
     p.add_argument("--compile", action="store_true",
                    help="also measure Numba compile time with an empty and a warm cache")
     p.add_argument("--jacobian", action="store_true",
-                   help="also time the Jacobian lag curve at H=256, D=100, 32 anchors")
+                   help="also time the Jacobian lag curve at H=256, D=100, 32 anchors, and the "
+                        "overhead of train --track-jacobian-every 500")
     return p
 
 
@@ -175,6 +176,9 @@ def _add_train(sub):
                            f"(default {d('clip_norm')})")
     clip.add_argument("--clip-value", type=_clip_arg, default=None, metavar="X",
                       help="instead clip every gradient element to [-X, X] (turns --clip-norm off)")
+    o.add_argument("--omega", type=float, default=None, metavar="ALPHA",
+                   help=f"rnn only: add ALPHA times the Pascanu et al. (2013) regularizer Ω, which keeps "
+                        f"backpropagated gradient norms from step to step; 0 = off (default {d('omega')})")
     o.add_argument("--lr-decay", type=float, default=None,
                    help=f"divide lr by this when validation does not improve; 1 = never (default {d('lr_decay')})")
     o.add_argument("--patience", type=int, default=None,
@@ -190,6 +194,9 @@ def _add_train(sub):
                    help=f"also validate every N steps; 0 = at epoch ends only (default {d('eval_every')})")
     b.add_argument("--log-every", type=int, default=None,
                    help=f"write a step event to metrics.jsonl every N steps (default {d('log_every')})")
+    b.add_argument("--track-jacobian-every", type=int, default=None, metavar="N",
+                   help="record a cheap Jacobian lag curve (D=30, 4 anchors) in metrics.jsonl at step 0 "
+                        "and every N steps, for 'plot lag --over-training'; 0 = off (default 0)")
     b.add_argument("--on-nonfinite", choices=["stop", "skip"], default=None,
                    help="on a nan/inf loss or gradient: stop cleanly (default) or skip the step")
     b.add_argument("--sample-words", type=int, default=None,
@@ -372,6 +379,143 @@ def _run_plot_probe(args):
     return 0
 
 
+# ---------------------------------------------------------------- jacobian, plot
+
+
+def _add_jacobian(sub):
+    p = sub.add_parser("jacobian", help="Jacobian norms by time lag and gradient flow (vanishing/exploding)",
+                       description="Measure ||ds_t/ds_{t-d}|| (spectral and Frobenius) and ||dL_t/dh_{t-d}|| "
+                                   "for d = 1..D at K anchor positions of a text read from a zero state; "
+                                   "print a table, the decay rate per step and the vanish lag; write JSON.")
+    p.add_argument("run", nargs="?", default=None, metavar="CHECKPOINT_OR_RUN",
+                   help="a run folder (runs/NAME) or a checkpoint .npz; leave out with --init")
+    p.add_argument("--checkpoint", default="best", choices=["best", "latest"],
+                   help="best.npz (default) or model.npz of a run folder")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--text", default=None, metavar="FILE",
+                     help="measure on this text file, tokenized the run's way (default: the run's --split)")
+    src.add_argument("--split", default="valid", choices=["train", "valid", "test"],
+                     help="the corpus split whose first --tokens tokens are read (default valid)")
+    p.add_argument("--max-lag", type=int, default=100, help="largest lag D (default 100)")
+    p.add_argument("--anchors", type=int, default=32, help="anchor positions K sampled (default 32)")
+    p.add_argument("--tokens", type=int, default=1000,
+                   help="tokens read from the start of the text; anchors fall in [D, N-1] (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="anchors (and, with --init, the weights) (default 0)")
+    p.add_argument("--out", default=None, metavar="FILE.json",
+                   help="default: RUN/jacobian.json, CKPT-jacobian.json, or jacobian-init-<settings>.json here")
+    m = p.add_argument_group("a freshly initialized model (--init)")
+    m.add_argument("--init", nargs="?", const="default", default=None,
+                   choices=["default", "xavier", "orthogonal", "identity"],
+                   help="measure a new model with this initialization instead of a checkpoint "
+                        "(bare --init = default); tokens from --corpus's --split")
+    m.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="lstm", help="default lstm")
+    m.add_argument("--activation", default="tanh",
+                   help="rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b (default tanh)")
+    m.add_argument("--hidden", type=int, default=256, help="hidden size H (default 256)")
+    m.add_argument("--emsize", type=int, default=0, help="embedding size (default: = --hidden)")
+    m.add_argument("--layers", type=int, default=1, help="stacked layers (default 1)")
+    m.add_argument("--recurrent-scale", type=float, default=1.0, help="multiply every W_hh after init (default 1)")
+    m.add_argument("--forget-bias", type=float, default=0.0, help="lstm: forget-gate bias at init (default 0)")
+    m.add_argument("--corpus", default="machado",
+                   help="corpus whose --split feeds an --init model; 'none' = uniformly random tokens "
+                        "(also the fallback when the corpus is not found) (default machado)")
+    m.add_argument("--vocab-size", type=int, default=10000, help="vocabulary of the random tokens (default 10000)")
+    _add_data_flags(p)
+    return p
+
+
+def _run_jacobian(args):
+    from .jacobian import run_jacobian_command
+    return run_jacobian_command(args)
+
+
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="figures (PNG and SVG): lag curves, training runs, probes")
+    psub = p.add_subparsers(dest="plot_command", metavar="ACTION", parser_class=_Parser)
+    psub.required = True
+    lag = psub.add_parser("lag", help="Jacobian or gradient-flow norm against lag, log scale")
+    lag.add_argument("inputs", nargs="+", metavar="RUN_OR_JSON",
+                     help="jacobian JSON files or run folders (their jacobian.json); one curve each")
+    lag.add_argument("--over-training", action="store_true",
+                     help="one run folder: a curve per step recorded by train --track-jacobian-every")
+    lag.add_argument("--norm", default="spectral", choices=["spectral", "frobenius"], help="default spectral")
+    lag.add_argument("--quantity", default="auto", choices=["auto", "h", "c", "state"],
+                     help="auto = state for lstm, h for rnn/gru (default auto)")
+    lag.add_argument("--scope", default="layer0", help="layer0..layer<L-1> or stacked (default layer0)")
+    lag.add_argument("--flow", action="store_true", help="plot the gradient flow ||dL_t/dh_{t-d}|| instead")
+    lag.add_argument("--bound", action="store_true",
+                     help="add the dashed (||W_hh|| max|f'|)^d bound of vanilla-RNN curves")
+    lag.add_argument("--labels", default=None, help="comma-separated legend labels, one per input")
+    lag.add_argument("--out", default=None,
+                     help="image file (default: RUN/plots/lag-....png or beside the first JSON)")
+    lag.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
+    tr = psub.add_parser("training", help="perplexity, gradient norm and clipping, learning rate, non-finite events")
+    tr.add_argument("run", help="a run folder")
+    tr.add_argument("--out", default=None, help="image file (default RUN/plots/training.png)")
+    tr.add_argument("--title", default=None, help="figure title (default: names the model and clipping)")
+    _add_plot_probe(psub)
+    return p
+
+
+def _run_plot(args):
+    from pathlib import Path
+
+    from . import plots
+    if args.plot_command == "probe":
+        return _run_plot_probe(args)
+    if args.plot_command == "training":
+        run = Path(args.run)
+        out = args.out or run / "plots" / "training.png"
+        print(f"wrote {plots.plot_training(run, out, title=args.title)} (and .svg)")
+        return 0
+    first = Path(args.inputs[0])
+    what = f"{'flow' if args.flow else args.quantity + '-' + args.norm}-{args.scope}"
+    if args.over_training:
+        if len(args.inputs) != 1 or not first.is_dir():
+            raise UserError("--over-training takes one run folder")
+        out = args.out or first / "plots" / f"lag-over-training-{what}.png"
+        png = plots.plot_lag_over_training(first, out, quantity=args.quantity, norm=args.norm,
+                                           title=args.title, flow=args.flow)
+    else:
+        labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
+        if first.is_dir():
+            out = args.out or first / "plots" / f"lag-{what}.png"
+        else:
+            out = args.out or first.with_name(f"{first.stem}-lag-{what}.png")
+        png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
+                             scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
+    print(f"wrote {png} (and .svg)")
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="scripted demonstrations: gradients by lag, long-range agreement")
+    dsub = p.add_subparsers(dest="demo_command", metavar="ACTION", parser_class=_Parser)
+    dsub.required = True
+    g = dsub.add_parser("gradients", help="lag curves at init and after training, explosion and clipping, "
+                                          "tanh(n*x) (a few minutes)")
+    g.add_argument("--out", default=None, help="output folder (default runs/demo-gradients)")
+    lr = dsub.add_parser("longrange", help="rnn vs lstm vs gru on sintetico: agreement and context probes, "
+                                           "Jacobian curves, table")
+    lr.add_argument("--out", default=None, help="output folder (default runs/demo-longrange)")
+    lr.add_argument("--minutes", type=float, default=3.0, help="training minutes per model (default 3)")
+    lr.add_argument("--min-distance", type=int, default=1,
+                    help="shortest subject-verb distance in the training corpus (default 1; e.g. 15 = long dependencies only)")
+    lr.add_argument("--omega", type=float, default=None, help="weight of the Ω regularizer for the rnn-omega model (default 1)")
+    for q in (g, lr):
+        q.add_argument("--quick", action="store_true", help="tiny sizes: runs in well under a minute (for tests)")
+        q.add_argument("--seed", type=int, default=0, help="seed of models, data and probes (default 0)")
+    return p
+
+
+def _run_demo(args):
+    from .demo import run_demo_command
+    return run_demo_command(args)
+
+
 # ---------------------------------------------------------------- registry
 
 # (name, add, run): later issues append their commands here.
@@ -384,6 +528,9 @@ COMMANDS = [
     ("generate", _add_generate, _run_generate),
     ("gradcheck", _add_gradcheck, _run_gradcheck),
     ("probe", _add_probe, _run_probe),
+    ("jacobian", _add_jacobian, _run_jacobian),
+    ("plot", _add_plot, _run_plot),
+    ("demo", _add_demo, _run_demo),
 ]
 
 

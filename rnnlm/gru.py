@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._blas import one_blas_thread
 from ._jit import njit
 
 
@@ -92,6 +93,7 @@ def _gru_backward(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh):
     dh0 += dh_next
 
 
+@one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
 def gru_forward(cache: GRUCache, x, h0, W_ih, W_hh, b_ih, b_hh) -> GRUCache:
     """Run T steps; x (T, B, E), h0 (B, H), W_ih (3H, E), W_hh (3H, H), biases (3H,)."""
     T, B, E = x.shape
@@ -101,6 +103,7 @@ def gru_forward(cache: GRUCache, x, h0, W_ih, W_hh, b_ih, b_hh) -> GRUCache:
     return cache._replace(x=x)
 
 
+@one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
 def gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dxa, dha, dhs, dh_out, cache: GRUCache, W_ih, W_hh):
     """Backprop through the T steps of `cache`.
 

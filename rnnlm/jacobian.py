@@ -671,3 +671,125 @@ def gradient_rows(model, tokens, anchors, max_lag: int, scope: str = "layer0") -
         for name, pick in sc.flows.items():
             rows[name].append(pick(row))
     return {name: np.stack(v) for name, v in rows.items()}
+
+
+# ---------------------------------------------------------------- the jacobian command
+
+TABLE_LAGS = (1, 2, 3, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
+
+
+def _init_model(args):
+    """A freshly initialized model from the --init flags, and its (tokens, text source).
+
+    Tokens: the --split of --corpus (default machado, its default tokenizer and
+    10k vocabulary), so that the input statistics are those of real Portuguese;
+    uniformly random ids from a --vocab-size vocabulary when --corpus none or
+    when the corpus cannot be found (a note on stderr says so).
+    """
+    import sys
+
+    from .data import config_from_args, load_corpus
+    from .model import ModelConfig, RNNModel
+    ids, vocab_size, text = None, args.vocab_size, None
+    if str(args.corpus).lower() != "none":
+        try:
+            corpus = load_corpus(config_from_args(args))
+            ids, vocab_size = getattr(corpus, args.split), len(corpus.vocab)
+            text = f"{args.corpus}:{args.split}"
+        except UserError as exc:
+            print(f"note: {exc}; measuring on random tokens instead", file=sys.stderr)
+    if ids is None:
+        if vocab_size < 2:
+            raise UserError("--vocab-size must be at least 2")
+        ids = np.random.default_rng([args.seed, 2]).integers(0, vocab_size, args.tokens)
+        text = f"random:{vocab_size}"
+    cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, activation=args.activation,
+                      emsize=args.emsize or args.hidden, hidden=args.hidden, layers=args.layers,
+                      init=args.init, recurrent_scale=args.recurrent_scale, forget_bias=args.forget_bias)
+    cfg.validate()
+    return RNNModel(cfg, seed=args.seed), ids, text
+
+
+def default_out(args):
+    """--out, else jacobian.json in the run folder, CKPT-jacobian.json, or jacobian-init-<settings>.json here."""
+    from pathlib import Path
+    if args.out:
+        return Path(args.out)
+    if args.init is not None:
+        act = f"-{args.activation.replace(':', '').replace(',', '_')}" if args.cell == "rnn" else ""
+        return Path(f"jacobian-init-{args.cell}{act}-{args.init}-x{args.recurrent_scale:g}.json")
+    run = Path(args.run)
+    return run / "jacobian.json" if run.is_dir() else run.with_name(f"{run.stem}-jacobian.json")
+
+
+def _fmt(x) -> str:
+    return f"{'-':>9}" if x is None else f"{x:9.3g}"
+
+
+def format_table(doc: dict, scope: str = "layer0") -> str:
+    """The lines the jacobian command prints: a few lags, then decay rates and vanish lags."""
+    meta = doc["meta"]
+    q = "state" if meta["cell"] == "lstm" else "h"
+    sc = doc["curves"][scope]
+    s, flow = sc[q], sc["flow"]
+    lines = [f"{meta['cell']}{' ' + meta['activation'] if meta.get('activation') else ''}, H={meta['H']}, "
+             f"{meta['layers']} layer(s), init {meta['init']}, W_hh x{meta['recurrent_scale']:g}; "
+             f"{meta['anchors']} anchors over {meta['tokens']} tokens of {meta['text']}; scope {scope}, "
+             f"quantity {q}",
+             f"{'lag':>4} | {'spectral median':>15} {'p10':>9} {'p90':>9} | {'Frobenius median':>16} "
+             f"{'p10':>9} {'p90':>9} | {'flow median':>11}"]
+    for i, d in enumerate(s["lag"]):
+        if d in TABLE_LAGS or d == s["lag"][-1]:
+            sp, fr = s["spectral"], s["frobenius"]
+            lines.append(f"{d:>4} | {_fmt(sp['median'][i]):>15} {_fmt(sp['p10'][i])} {_fmt(sp['p90'][i])} | "
+                         f"{_fmt(fr['median'][i]):>16} {_fmt(fr['p10'][i])} {_fmt(fr['p90'][i])} | "
+                         f"{_fmt(flow['norm']['median'][i]):>11}")
+    for name, rate, vanish in (("spectral", s["decay_rate"]["spectral"], s["vanish_lag"]["spectral"]),
+                               ("Frobenius", s["decay_rate"]["frobenius"], s["vanish_lag"]["frobenius"]),
+                               ("flow", flow["decay_rate"], flow["vanish_lag"])):
+        per = "-" if rate is None else f"{rate:+.4f} /step (x{math.exp(rate):.4g} per step)"
+        van = f"lag {vanish}" if vanish is not None else f"not within {s['lag'][-1]} lags"
+        lines.append(f"{name:>9}: decay rate {per}; median below 1e-6 of lag 1: {van}")
+    if meta["cell"] == "rnn":
+        lines.append("per-step bound ||W_hh|| max|f'| = "
+                     + ", ".join(f"{b:.4g}" for b in meta["bound_per_step"])
+                     + "; spectral radius of W_hh = " + ", ".join(f"{r:.4g}" for r in meta["spectral_radius_Whh"]))
+    return "\n".join(lines)
+
+
+def run_jacobian_command(args) -> int:
+    """`jacobian RUN_OR_CHECKPOINT` or `jacobian --init ...` (flags in cli.py)."""
+    import json
+
+    if args.max_lag < 1 or args.anchors < 1 or args.tokens < 2:
+        raise UserError("--max-lag and --anchors must be at least 1, --tokens at least 2")
+    if (args.run is None) == (args.init is None):
+        raise UserError("give a run folder or checkpoint, or --init with model settings (not both)")
+    if args.init is not None:
+        if args.text is not None:
+            raise UserError("--text needs a trained model's vocabulary; with --init use --corpus")
+        model, ids, text = _init_model(args)
+        source, extra = "init", {}
+    else:
+        from .checkpoint import load_model
+        from .train import run_text_ids
+        model, vocab, info, path = load_model(args.run, args.checkpoint)
+        ids = run_text_ids(info, vocab, split=args.split, text=args.text)
+        ids, text = ids["ids"], ids["source"]
+        from .plots import clip_label
+        source, extra = str(path), {"clip": clip_label(info.get("train"))}
+    ids = np.asarray(ids)[:args.tokens]
+    doc = lag_curve(model, ids, max_lag=args.max_lag, anchors=args.anchors,
+                    rng=np.random.default_rng(args.seed))
+    doc["meta"].update(source=source, seed=args.seed, text=text, **extra)
+    print(format_table(doc))
+    if "stacked" in doc["curves"]:
+        print()
+        print(format_table(doc, "stacked"))
+    out = default_out(args)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._blas import one_blas_thread
 from ._jit import njit
 
 
@@ -101,6 +102,7 @@ def _lstm_backward(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh):
     dc0 += dc_next
 
 
+@one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
 def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh) -> LSTMCache:
     """Run T steps; x (T, B, E), h0, c0 (B, H), W_ih (4H, E), W_hh (4H, H), biases (4H,).
 
@@ -114,6 +116,7 @@ def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh) -> LSTMCac
     return cache._replace(x=x)
 
 
+@one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
 def lstm_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates, dhs, dcs, dh_out,
                   cache: LSTMCache, W_ih, W_hh):
     """Backprop through the T steps of `cache`.

@@ -405,13 +405,6 @@ def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:
 
 def _split_stream(info: dict, vocab, split: str) -> np.ndarray:
     """The run's own held-out split, refusing a corpus that changed since training."""
-    from .data import load_corpus
-    from .train import config_from_dict
+    from .train import run_text_ids
 
-    tcfg = config_from_dict(info["train"])
-    corpus = load_corpus(tcfg.data)
-    if corpus.checksum != info.get("corpus", {}).get("checksum"):
-        raise UserError("the corpus or tokenizer settings changed since this run was trained (checksum differs)")
-    if corpus.vocab.to_json() != vocab.to_json():
-        raise UserError("the corpus vocabulary differs from the run's vocabulary")
-    return getattr(corpus, split)
+    return run_text_ids(info, vocab, split=split)["ids"]

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._blas import one_blas_thread
 from ._jit import njit
 from .activations import Activation, _act, _dact, parse_activation
 
@@ -67,6 +68,7 @@ def _rnn_backward(dz, dhs, dh0, dh_out, h, W_hh, kind, a, b):
     dh0 += dh_next
 
 
+@one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
 def rnn_forward(cache: RNNCache, x, h0, W_ih, W_hh, b_ih, b_hh, act) -> RNNCache:
     """Run T steps; fills cache.xproj and cache.h, returns the cache with x set.
 
@@ -82,6 +84,7 @@ def rnn_forward(cache: RNNCache, x, h0, W_ih, W_hh, b_ih, b_hh, act) -> RNNCache
     return cache._replace(x=x)
 
 
+@one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
 def rnn_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dz, dhs, dh_out, cache: RNNCache, W_ih, W_hh, act):
     """Backprop through the T steps of `cache`.
 

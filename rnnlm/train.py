@@ -40,7 +40,7 @@ STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "nonfinite",
 # Fields that `--resume` may change: they decide when to stop and what to print,
 # never what a step computes (so a resumed run still matches an uninterrupted one).
 RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "log_every", "progress",
-                      "on_nonfinite", "sample_words", "patience")
+                      "on_nonfinite", "sample_words", "patience", "track_jacobian_every")
 
 
 def _default_data_config():
@@ -78,6 +78,7 @@ class TrainConfig:
     beta2: float = 0.999            # Adam's second-moment decay
     clip_norm: float = 0.25         # rescale gradients whose joint L2 norm exceeds this; 0 = off
     clip_value: float = 0.0         # clip each gradient element to [-x, x]; 0 = off (exclusive with clip_norm)
+    omega: float = 0.0              # weight α of the Ω regularizer (Pascanu et al. 2013; rnn only, omega.py); 0 = off
     lr_decay: float = 4.0           # divide lr by this when validation does not improve; 1 = never
     patience: int = 3               # stop after this many evaluations in a row without improvement; 0 = never
     # budget and reporting
@@ -86,6 +87,7 @@ class TrainConfig:
     max_minutes: float = 10.0       # stop after this much wall time in total (over resumes); 0 = no limit
     eval_every: int = 1000          # also validate every this many steps (besides epoch ends); 0 = epoch ends only
     log_every: int = 10             # write a step event to metrics.jsonl every this many steps
+    track_jacobian_every: int = 0   # log a cheap Jacobian lag curve every this many steps (and at step 0); 0 = off
     seed: int = 0                   # model init and dropout masks
     out: str | None = None          # run folder; None = runs/<cell>-<YYYYmmdd-HHMMSS>
     on_nonfinite: str = "stop"      # stop | skip: what a nan/inf loss or gradient does
@@ -129,7 +131,8 @@ def validate(config: TrainConfig) -> None:
     for name in ("bptt", "batch_size", "eval_batch_size", "epochs", "log_every"):
         if getattr(config, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    for name in ("max_steps", "max_minutes", "eval_every", "patience", "clip_norm", "clip_value", "sample_words"):
+    for name in ("max_steps", "max_minutes", "eval_every", "patience", "clip_norm", "clip_value", "sample_words",
+                 "track_jacobian_every"):
         v = getattr(config, name)
         if not v >= 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0 (0 = off), got {v}")
@@ -141,6 +144,10 @@ def validate(config: TrainConfig) -> None:
         raise UserError(f"--lr must be positive, got {config.lr}")
     if not config.lr_decay >= 1:
         raise UserError(f"--lr-decay must be >= 1 (1 = never anneal), got {config.lr_decay}")
+    if not config.omega >= 0:
+        raise UserError(f"--omega must be >= 0 (0 = off), got {config.omega}")
+    if config.omega > 0 and config.cell != "rnn":
+        raise UserError(f"--omega (the Ω regularizer) is for vanilla RNNs (--cell rnn), not --cell {config.cell}")
     if config.on_nonfinite not in ("stop", "skip"):
         raise UserError(f"--on-nonfinite must be stop or skip, got '{config.on_nonfinite}'")
 
@@ -282,6 +289,53 @@ def _ppl(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf
 
 
+# ---------------------------------------------------------------- Jacobian tracking
+
+# Cheap settings of --track-jacobian-every. At the default model (LSTM E=H=256,
+# B=32, T=35) one curve costs about as much as a few training steps, so
+# recording every 500 steps stays far below 10% (`python cli.py bench --jacobian`
+# prints the measured figure). Same tokens, same anchors every time, so the
+# curves of one run differ only by the weights.
+TRACK_MAX_LAG = 30      # lags 1..30
+TRACK_ANCHORS = 4       # anchor positions t
+TRACK_TOKENS = 200      # tokens from the start of the validation split (train if it is too short)
+TRACK_SEED = 0          # anchors and Lanczos starts; a Generator of its own, never the training one
+
+
+def tracking_tokens(corpus):
+    """The fixed token slice every --track-jacobian-every curve of a run is measured on."""
+    need = TRACK_MAX_LAG + TRACK_ANCHORS + 2
+    stream = corpus.valid if len(corpus.valid) >= need else corpus.train
+    if len(stream) < TRACK_ANCHORS + 3:
+        raise UserError(f"too little text ({len(stream)} tokens) for --track-jacobian-every")
+    return stream[:TRACK_TOKENS]
+
+
+def _compact(x):
+    """Floats to 5 significant digits (non-finite to null) so a metrics line stays small."""
+    if isinstance(x, dict):
+        return {k: _compact(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_compact(v) for v in x]
+    if isinstance(x, float):
+        return float(f"{x:.5g}") if math.isfinite(x) else None
+    return x
+
+
+def jacobian_event(model, tokens, step: int) -> dict:
+    """The metrics.jsonl event of --track-jacobian-every: lag-curve summaries at `step`."""
+    import numpy as np
+
+    from .jacobian import lag_curve
+    t0 = time.perf_counter()
+    max_lag = min(TRACK_MAX_LAG, len(tokens) - TRACK_ANCHORS - 1)
+    doc = lag_curve(model, tokens, max_lag=max_lag, anchors=TRACK_ANCHORS,
+                    rng=np.random.default_rng(TRACK_SEED), per_step=False)
+    keep = ("max_lag", "anchors", "tokens", "spectral_radius_Whh", "norm_Whh", "bound_per_step")
+    return {"type": "jacobian", "step": step, "seconds": round(time.perf_counter() - t0, 3),
+            "meta": _compact({k: doc["meta"].get(k) for k in keep}), "curves": _compact(doc["curves"])}
+
+
 # ---------------------------------------------------------------- loop state
 
 
@@ -371,6 +425,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     from . import __version__, checkpoint
     from .data import batchify, load_corpus, windows
     from .model import RNNModel
+    from .omega import omega_and_grad
     from .optim import clip_grad_norm, clip_grad_value, first_nonfinite, grad_norm, make_optimizer
 
     validate(config)
@@ -389,6 +444,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     B, T = config.batch_size, config.bptt
     train_stream = batchify(corpus.train, B)
     valid_stream = batchify(corpus.valid, config.eval_batch_size)
+    jac_tokens = tracking_tokens(corpus) if config.track_jacobian_every else None
     if train_stream.shape[0] < 2:
         raise UserError(f"the training split ({len(corpus.train)} tokens) is too small for "
                         f"--batch-size {B}")
@@ -478,6 +534,8 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     if resume is None:
         metrics.log({"type": "start", "step": 0, "epoch": 1, "params": model.num_params(),
                      "vocab_size": len(vocab), "windows_per_epoch": windows_per_epoch, "time": 0.0})
+        if config.track_jacobian_every:
+            metrics.log({**jacobian_event(model, jac_tokens, 0), "time": now_elapsed()})
         save(out / "model.npz")
     else:
         metrics.log({"type": "resume", "step": loop.step, "epoch": loop.epoch, "pos": loop.pos,
@@ -529,7 +587,17 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                     save(out / "model.npz")
                     continue
 
-                loss, grads, new_state = model.loss_and_grads(inputs, targets, state, rng=rng)
+                omega = None
+                if config.omega > 0:
+                    # Ω needs the per-step states and state gradients; its W_hh gradient
+                    # joins the loss gradients before the non-finite guard and clipping.
+                    r = model.bptt(inputs, targets, state, rng=rng)
+                    loss, grads, new_state = r.loss, r.grads, r.state
+                    omega, domega = omega_and_grad(model, r, config.omega)
+                    for name, d in domega.items():
+                        grads[name] += d
+                else:
+                    loss, grads, new_state = model.loss_and_grads(inputs, targets, state, rng=rng)
                 loop.step += 1
                 loop.window += 1
                 loop.pos += inputs.shape[0]
@@ -573,7 +641,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 clipped = False
                 norm_after = norm
                 if config.clip_norm > 0:
-                    clip_grad_norm(grads, config.clip_norm)
+                    clip_grad_norm(grads, config.clip_norm, norm=norm)   # norm: computed above
                     clipped = norm > config.clip_norm
                     if clipped:
                         norm_after = norm * (config.clip_norm / (norm + 1e-6))
@@ -601,14 +669,18 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                                  "grad_norm_clipped": norm_after, "clipped": bool(clipped),
                                  "clip_fraction": loop.log_clipped / max(loop.log_steps, 1),
                                  "lr": lr_used, "tokens_per_s": tps, "tokens": loop.tokens,
+                                 **({"omega": omega} if omega is not None else {}),
                                  "time": now_elapsed()})
                     bar.set_postfix_str(f"loss {avg:.3f} ppl {_ppl(avg):.1f} |g| {norm:.3g} "
-                                        f"{tps:,.0f} tok/s", refresh=False)
+                                        + (f"omega {omega:.3g} " if omega is not None else "")
+                                        + f"{tps:,.0f} tok/s", refresh=False)
                     loop.log_loss, loop.log_steps, loop.log_clipped, loop.log_tokens = 0.0, 0, 0, 0
                     log_t0 = time.perf_counter()
                 bar.update(1)
                 if config.eval_every and loop.step % config.eval_every == 0:
                     evaluate_and_anneal("every")
+                if config.track_jacobian_every and loop.step % config.track_jacobian_every == 0:
+                    metrics.log({**jacobian_event(model, jac_tokens, loop.step), "time": now_elapsed()})
                 if on_step is not None:
                     on_step(loop.step)
         finally:
@@ -694,6 +766,42 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
+    """Token ids of a split of a run's own corpus, or of any text file read the run's way.
+
+    info: the run's config (checkpoint.load_model's third value); vocab: its Vocab.
+    A text file is tokenized with the run's tokenizer settings and encoded with
+    its vocabulary (unknown words become <unk> and are counted). A split is
+    refused when the corpus or tokenizer changed since training (checksum).
+    Returns {"ids", "source", "tokens", "oov", "oov_rate"}.
+    """
+    from .corpus import read_text
+    from .tokenize import tokenize
+
+    tcfg = config_from_dict(info["train"])
+    if text is not None:
+        p = Path(text)
+        if not p.is_file():
+            raise UserError(f"no text file at {text}")
+        tokens = tokenize(read_text(p), keep_case=tcfg.data.keep_case, num_token=tcfg.data.num_token)
+        ids = vocab.encode(tokens)
+        unk = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
+        return {"ids": ids, "source": str(p), "tokens": len(ids), "oov": len(unk),
+                "oov_rate": len(unk) / max(len(ids), 1)}
+    if split not in ("train", "valid", "test"):
+        raise UserError(f"--split must be train, valid or test, got '{split}'")
+    from .data import load_corpus
+    corpus = load_corpus(tcfg.data)
+    if corpus.checksum != info.get("corpus", {}).get("checksum"):
+        raise UserError("the corpus or tokenizer settings changed since this run was trained "
+                        "(checksum differs); use a text file with --text instead")
+    if corpus.vocab.to_json() != vocab.to_json():
+        raise UserError("the corpus vocabulary differs from the run's vocab.json")
+    ids = getattr(corpus, split)
+    return {"ids": ids, "source": f"{tcfg.data.corpus}:{split}", "tokens": len(ids),
+            "oov": int((ids == vocab.unk_id).sum()), "oov_rate": float(corpus.oov_rate.get(split, math.nan))}
+
+
 def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, bptt=None) -> dict:
     """Cross-entropy and perplexity of a run's model on a split or on any text file.
 
@@ -701,9 +809,7 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     its vocabulary; unknown words count as <unk> (their number is reported).
     """
     from . import checkpoint
-    from .corpus import read_text
     from .data import batchify
-    from .tokenize import tokenize
 
     model, vocab, info, path = checkpoint.load_model(run, which)
     tcfg = config_from_dict(info["train"])
@@ -712,28 +818,9 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     if B < 1 or T < 1:
         raise UserError("--batch-size and --bptt must be at least 1")
     result = {"checkpoint": str(path)}
-    if text is not None:
-        p = Path(text)
-        if not p.is_file():
-            raise UserError(f"no text file at {text}")
-        tokens = tokenize(read_text(p), keep_case=tcfg.data.keep_case, num_token=tcfg.data.num_token)
-        ids = vocab.encode(tokens)
-        unk = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
-        result.update(source=str(p), tokens=len(ids), oov=len(unk),
-                      oov_rate=len(unk) / max(len(ids), 1))
-    else:
-        if split not in ("train", "valid", "test"):
-            raise UserError(f"--split must be train, valid or test, got '{split}'")
-        from .data import load_corpus
-        corpus = load_corpus(tcfg.data)
-        if corpus.checksum != info.get("corpus", {}).get("checksum"):
-            raise UserError("the corpus or tokenizer settings changed since this run was trained "
-                            "(checksum differs); evaluate a text file with --text instead")
-        if corpus.vocab.to_json() != vocab.to_json():
-            raise UserError("the corpus vocabulary differs from the run's vocab.json")
-        ids = getattr(corpus, split)
-        result.update(source=f"{tcfg.data.corpus}:{split}", tokens=len(ids),
-                      oov=int((ids == vocab.unk_id).sum()), oov_rate=float(corpus.oov_rate.get(split, math.nan)))
+    text_ids = run_text_ids(info, vocab, split=split, text=text)
+    ids = text_ids.pop("ids")
+    result.update(text_ids)
     if len(ids) < 2 * B:
         B = 1
     loss, count = evaluate_stream(model, batchify(ids, B), T)

@@ -132,3 +132,20 @@ def test_state_dict_refuses_another_optimizer_and_bad_lr():
     with pytest.raises(UserError, match="unknown optimizer"):
         optim.make_optimizer("rmsprop", p)
     assert optim.make_optimizer("sgd", p).lr == optim.DEFAULT_LR["sgd"]
+
+
+def test_fast_paths_match_plain_numpy():
+    # the 16-lane sum of squares, the norm= shortcut and the in-place SGD pass
+    rng = np.random.default_rng(5)
+    g = {"a": rng.standard_normal((37, 11)).astype(np.float32), "b": rng.standard_normal(1001).astype(np.float32)}
+    ref = np.sqrt(sum(float(np.sum(x.astype(np.float64) ** 2)) for x in g.values()))
+    assert optim.grad_norm(g) == pytest.approx(ref, rel=1e-12)
+    g2 = {k: v.copy() for k, v in g.items()}
+    assert optim.clip_grad_norm(g, 1.0) == optim.clip_grad_norm(g2, 1.0, norm=optim.grad_norm(g2))
+    for k in g:
+        np.testing.assert_array_equal(g[k], g2[k])
+    p = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in g.items()}
+    expect = {k: p[k].astype(np.float64) - 0.5 * g[k].astype(np.float64) for k in p}
+    optim.SGD(p, 0.5).step(p, g)
+    for k in p:
+        np.testing.assert_allclose(p[k], expect[k], rtol=1e-6, atol=1e-6)

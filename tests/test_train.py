@@ -15,19 +15,7 @@ from rnnlm.errors import UserError
 from rnnlm.model import RNNModel
 from rnnlm.train import TrainConfig, resume_config, run_evaluate, train
 
-WORK = "crônica/velhoSenado.txt"   # ~25 KB, ~5k tokens: 4k train, 500 valid, 500 test
 
-
-@pytest.fixture(scope="module")
-def text(machado_dir, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    old = os.environ.get("RNNLM_CACHE")
-    os.environ["RNNLM_CACHE"] = str(cache)
-    yield machado_dir / "txt" / WORK
-    if old is None:
-        os.environ.pop("RNNLM_CACHE", None)
-    else:
-        os.environ["RNNLM_CACHE"] = old
 
 
 def tiny(text, out, **kw):

@@ -1,0 +1,108 @@
+"""BLAS thread counts: the cells run their matrix products on one thread.
+
+Two OpenBLAS libraries live in this process. NumPy's runs the products called
+from Python (input projections, weight gradients, the output layer); SciPy's
+is the one Numba's `np.dot` calls inside `@njit` kernels (the per-step
+product h_prev · W_hhᵀ of the recurrence).
+
+The one thing to know before editing: at the cells' sizes (B = 32 rows per
+step, T·B = 1120 rows per window) OpenBLAS's thread pool costs more than it
+gives on this shared 2-core machine, because each product waits for a worker
+that another process has descheduled. Measured while the machine was loaded:
+32×256·256×1024 took 0.6-0.9 ms on one thread and 2.6-32 ms on two;
+1120×64·64×256 ran at 8 GFLOP/s on one thread and 1 GFLOP/s on two. So the
+cell wrappers run under `one_blas_thread()` (both libraries set to one thread,
+restored afterwards). The output layer's products (up to 1120×512·512×30000)
+do gain from two threads and keep the process's setting. Without OpenBLAS
+(MKL, another platform) every function here does nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+
+_SETTERS = ("scipy_openblas_set_num_threads", "openblas_set_num_threads")
+_GETTERS = ("scipy_openblas_get_num_threads", "openblas_get_num_threads")
+_SETTERS64 = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
+_GETTERS64 = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads")
+
+
+def _loaded_libraries():
+    """Paths of the shared libraries mapped into this process (Linux only; [] elsewhere)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if ".so" in line}
+    except OSError:
+        return []
+    return sorted(paths)
+
+
+def _bind(path_part, setters, getters):
+    """(set, get) ctypes functions of the first loaded library whose path contains path_part."""
+    for path in _loaded_libraries():
+        name = path.rsplit("/", 1)[-1]
+        if path_part not in name:
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        set_fn = next((getattr(lib, s) for s in setters if hasattr(lib, s)), None)
+        get_fn = next((getattr(lib, s) for s in getters if hasattr(lib, s)), None)
+        if set_fn is not None and get_fn is not None:
+            set_fn.argtypes, set_fn.restype, get_fn.restype = [ctypes.c_int], None, ctypes.c_int
+            return set_fn, get_fn
+    return None
+
+
+_scipy = None
+_numpy = None
+_bound = False
+
+
+def _bind_all():
+    global _scipy, _numpy, _bound
+    if _bound:
+        return
+    import numpy  # noqa: F401  (load both libraries before reading the maps)
+    import scipy.linalg.cython_blas  # noqa: F401
+    libs = _loaded_libraries()
+    scipy_part = next((p.rsplit("/", 1)[-1] for p in libs
+                       if "openblas" in p and "scipy.libs" in p), None)
+    numpy_part = next((p.rsplit("/", 1)[-1] for p in libs
+                       if "openblas" in p and "numpy.libs" in p), None)
+    _scipy = _bind(scipy_part, _SETTERS, _GETTERS) if scipy_part else None
+    _numpy = _bind(numpy_part, _SETTERS64 + _SETTERS, _GETTERS64 + _GETTERS) if numpy_part else None
+    if _numpy is not None and _scipy is not None and _numpy[0] is _scipy[0]:
+        _numpy = None
+    _bound = True
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the block (or, as a decorator, the function) with both OpenBLAS libraries on one thread."""
+    _bind_all()
+    libs = [lib for lib in (_numpy, _scipy) if lib is not None]
+    before = [get_fn() for _, get_fn in libs]
+    for (set_fn, _), n in zip(libs, before):
+        if n != 1:
+            set_fn(1)
+    try:
+        yield
+    finally:
+        for (set_fn, _), n in zip(libs, before):
+            if n != 1:
+                set_fn(n)
+
+
+def set_numpy_threads(n: int) -> None:
+    """Thread count of NumPy's OpenBLAS (the big products); the bench matches PyTorch's."""
+    _bind_all()
+    if _numpy is not None:
+        _numpy[0](int(n))
+
+
+def blas_threads() -> dict:
+    """Current thread counts, for the bench's machine description."""
+    _bind_all()
+    return {"numpy": _numpy[1]() if _numpy else None, "scipy (numba np.dot)": _scipy[1]() if _scipy else None}

@@ -1,0 +1,135 @@
+"""The scripted demonstrations, run with --quick (tiny sizes): figures, summaries, sane numbers."""
+import json
+import math
+
+import pytest
+
+from rnnlm.cli import main
+from rnnlm.demo import ACTIVATIONS, GAINS, count_params, matched_hidden
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RNNLM_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("MPLBACKEND", "Agg")
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def gradients(machado_dir, cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "gradients"
+    assert main(["demo", "gradients", "--quick", "--out", str(out)]) == 0
+    return out, json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def longrange(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "longrange"
+    assert main(["demo", "longrange", "--quick", "--out", str(out)]) == 0
+    return out, json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def _finite(x):
+    return x is not None and math.isfinite(x)
+
+
+def test_gradients_writes_every_figure_and_summary(gradients):
+    out, s = gradients
+    names = [f"init-rnn-{label}" for label, _, _ in ACTIVATIONS] + [
+        "init-lstm", "init-gru", "init-summary", "tanh-n", "explosion", "trained-rnn", "trained-lstm",
+        "trained-gru", "trained-all"]
+    for name in names:
+        for ext in ("png", "svg"):
+            assert (out / f"{name}.{ext}").stat().st_size > 1000, name
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    for name in names:
+        assert f"`{name}.png`" in md
+    assert s["wall_s"]["total"] > 0
+
+
+def test_gradients_init_curves_vanish_below_the_edge_and_grow_above(gradients):
+    init = gradients[1]["init"]
+    for label, _, fmax in ACTIVATIONS:
+        runs = sorted((r for k, r in init.items() if k.startswith(f"rnn-{label}-")), key=lambda r: r["gain"])
+        assert [r["gain"] for r in runs] == list(GAINS)
+        for r in runs:
+            assert _finite(r["median_lag1"]) and _finite(r["decay_rate"])
+            # The per-step bound ||W_hh|| max|f'| is never exceeded at lag 1.
+            assert r["median_lag1"] <= r["bound_per_step"] * (1 + 1e-6)
+        # Larger scale, slower decay: the factor per step rises with the gain.
+        assert runs[0]["factor_per_step"] < runs[1]["factor_per_step"] < runs[2]["factor_per_step"]
+    low, high = init["rnn-tanh-x0.5"], init["rnn-tanh-x2"]
+    assert low["decay_rate"] < -0.3 and low["median_last"] < 1e-2 * low["median_lag1"]
+    assert high["median_lag1"] > 1.0 and high["decay_rate"] > 0
+    for cell in ("lstm", "gru"):
+        assert 0 < init[cell]["median_lag1"] < 2 and _finite(init[cell]["decay_rate"])
+
+
+def test_gradients_tanh_n_equivalence_and_curves(gradients):
+    q = gradients[1]["tanh_n"]
+    assert set(q["max_abs_state_difference"]) >= {"1.7", "3"}      # not only exact powers of two
+    assert q["max_error"] < 1e-10 and q["dtype"] == "float64"
+    # Lag-1 norms grow with n (the bound n ||W_hh|| grows); n = 0.5 decays at about 0.5 per step.
+    lag1 = [q["curves"][n]["median_lag1"] for n in ("0.5", "1", "2", "4")]
+    assert lag1 == sorted(lag1)
+    assert q["curves"]["0.5"]["factor_per_step"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_gradients_explosion_and_training_numbers(gradients):
+    s = gradients[1]
+    runs = s["explosion"]["runs"]
+    assert runs["noclip"]["clip_norm"] == 0 and runs["clip"]["clip_norm"] == 0.25
+    assert runs["clip"]["stopped"] == "max_steps" and _finite(runs["clip"]["val_ppl"])
+    # Without clipping, lr 20 and W_hh x3: the loss leaves its starting value far behind.
+    assert runs["noclip"]["nonfinite_step"] is not None or runs["noclip"]["loss_jump"] > 3
+    assert runs["clip"]["clip_fraction"] > 0.5
+    for cell in ("rnn", "lstm", "gru"):
+        t = s["trained"][cell]
+        assert t["steps"] == s["sizes"]["train_steps"] and _finite(t["best_val_ppl"])
+        assert _finite(t["init"]["median_lag1"]) and _finite(t["trained"]["median_lag1"])
+
+
+def test_matched_hidden_sizes_are_within_five_percent():
+    for V, E, H in ((300, 64, 128), (5000, 128, 256)):
+        target = count_params("lstm", V, E, H)
+        for cell in ("rnn", "gru"):
+            h = matched_hidden(cell, target, V, E)
+            assert abs(count_params(cell, V, E, h) - target) < 0.05 * target
+            assert h > H        # fewer gates, more units
+
+
+def test_longrange_figures_table_and_numbers(longrange):
+    out, s = longrange
+    for name in ("agreement", "context", "jacobian", "agreement-main", "agreement-far"):
+        assert (out / f"{name}.png").stat().st_size > 1000
+    models = s["models"]
+    assert {"rnn-clip", "rnn-noclip", "lstm-clip", "lstm-noclip", "gru-clip", "gru-noclip"} <= set(models)
+    counts = [r["params"] for r in models.values()]
+    assert max(counts) < 1.05 * min(counts)
+    for name, r in models.items():
+        assert r["params"] == count_params(r["cell"], s["corpus"]["vocab"], s["sizes"]["emsize"], r["hidden"])
+        assert _finite(r["valid_ppl"]) and r["valid_ppl"] < s["corpus"]["vocab"]
+        for b in r["agreement"].values():
+            assert 0 <= b["ci"][0] <= b["accuracy"] <= b["ci"][1] <= 1 and b["n"] > 0
+        assert _finite(r["jacobian"]["median_lag1"])
+        far = r["agreement_far"]
+        assert far["range"] == [10, 12] and 0 <= far["accuracy"] <= 1
+        assert (out / name / "probe-agreement-number.json").exists()
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    assert "| rnn-clip |" in md and "| gru-noclip |" in md
+    assert s["shape"]["holds"] in (True, False)
+
+
+def test_longrange_refuses_a_nonpositive_budget(capsys):
+    assert main(["demo", "longrange", "--minutes", "0"]) == 2
+    assert "error: --minutes must be positive" in capsys.readouterr().err
+
+
+def test_longrange_refuses_bad_min_distance_and_omega(capsys):
+    assert main(["demo", "longrange", "--quick", "--min-distance", "0"]) == 2
+    assert "error: --min-distance must be between 1" in capsys.readouterr().err
+    assert main(["demo", "longrange", "--quick", "--min-distance", "99"]) == 2
+    assert main(["demo", "longrange", "--quick", "--omega", "-1"]) == 2
+    assert "error: --omega must be >= 0" in capsys.readouterr().err
