@@ -173,6 +173,7 @@ def _lag(model, tokens, sizes, seed, per_step=True):
 
 def init_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
     """Part 1: lag curves at initialization, per activation and scale, and for lstm and gru."""
+    from .plots import plot_factor_summary
     results = {}
     for label, act, fmax in ACTIVATIONS:
         docs, names = [], []
@@ -194,38 +195,35 @@ def init_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
         fig = _plot_lag([doc], [f"{cell}, orthogonal W_hh"], out / f"init-{cell}.png",
                         title=f"At initialization: {cell}, orthogonal W_hh, H={sizes['hidden']}")
         results[cell] = {"cell": cell, "figure": Path(fig).name, **curve_numbers(doc)}
-    plot_factor_summary(results, out / "init-summary.png")
+    plot_factor_summary(results, [a[0] for a in ACTIVATIONS], GAINS, out / "init-summary.png")
     return results
 
 
 def training_study(out: Path, sizes, data_config, seed) -> dict:
     """Part 2: rnn tanh, lstm, gru trained briefly on Machado; curves at init vs after training."""
     from .checkpoint import load_model
+    from .plots import plot_lag_over_training
     from .train import TrainConfig
     from .train import model_config as to_model_config
     results = {}
     docs, names = [], []
     tokens = None
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     for cell in ("rnn", "lstm", "gru"):
         run = out / f"train-{cell}"
-        extra = {"track_jacobian_every": sizes["track_every"]} if "track_jacobian_every" in fields else {}
         cfg = TrainConfig(data=data_config, cell=cell, activation="tanh", emsize=sizes["train_hidden"],
                           hidden=sizes["train_hidden"], init="orthogonal", dropout=0.0, optimizer="adam",
                           lr=0.002, clip_norm=0.25, eval_every=0, eval_batch_size=64, seed=seed, sample_words=0,
-                          progress=False, out=str(run), **_budget(sizes), **extra)
+                          progress=False, out=str(run), track_jacobian_every=sizes["track_every"],
+                          **_budget(sizes))
         summary = _train(cfg)
         if tokens is None:
             tokens, vocab_size = _tokens(data_config, sizes["curve_tokens"])
-        init = RNNModelFrom(to_model_config(cfg, vocab_size), seed)
+        init = _initial_model(to_model_config(cfg, vocab_size), seed)
         trained, _, _, _ = load_model(run, "best")
         d0, d1 = _lag(init, tokens, sizes, seed), _lag(trained, tokens, sizes, seed)
         docs += [d0, d1]
         names += [f"{cell} at init", f"{cell} after {summary['steps']} steps (valid ppl {summary['best_val_ppl']:.0f})"]
-        over = None
-        if extra:
-            from .plots import plot_lag_over_training
-            over = Path(plot_lag_over_training(run, out / f"trained-{cell}-over-training.png")).name
+        over = Path(plot_lag_over_training(run, out / f"trained-{cell}-over-training.png")).name
         results[cell] = {"init": curve_numbers(d0), "trained": curve_numbers(d1), "steps": summary["steps"],
                          "best_val_ppl": summary["best_val_ppl"], "stopped": summary["stopped"],
                          "wall_s": summary["wall_s"], "over_training_figure": over}
@@ -240,7 +238,7 @@ def training_study(out: Path, sizes, data_config, seed) -> dict:
     return results
 
 
-def RNNModelFrom(model_config, seed):  # noqa: N802 - reads like the class it builds
+def _initial_model(model_config, seed):
     """The model `train` starts from: same config, same seed, float64."""
     from .model import RNNModel
     return RNNModel(dataclasses.replace(model_config, dtype="float64"), seed=seed)
@@ -261,6 +259,7 @@ def explosion_study(out: Path, sizes, data_config, seed) -> dict:
         runs[name] = {**explosion_numbers(out / f"explode-{name}"), "stopped": s["stopped"], "steps": s["steps"],
                       "val_ppl": s["val_ppl"] if math.isfinite(s["val_ppl"]) else None,
                       "clip_fraction": s["clip_fraction"], "wall_s": s["wall_s"], "clip_norm": clip}
+    from .plots import plot_explosion
     fig = plot_explosion(out / "explode-noclip", out / "explode-clip", out / "explosion.png",
                          title=f"rnn tanh, W_hh ×{sizes['explode_scale']:g} (orthogonal), SGD lr "
                                f"{sizes['explode_lr']:g}: no clipping vs --clip-norm {sizes['explode_clip']:g}")
@@ -438,7 +437,7 @@ def matched_hidden(cell: str, target: int, vocab_size: int, emsize: int) -> int:
     return min(range(1, 4096), key=lambda h: abs(count_params(cell, vocab_size, emsize, h) - target))
 
 
-def _longrange_models(sizes, vocab_size, has_omega: bool):
+def _longrange_models(sizes, vocab_size):
     """(name, TrainConfig overrides) of the study: three cells with and without clipping, rnn with Ω."""
     E = sizes["emsize"]
     target = count_params("lstm", vocab_size, E, sizes["lstm_hidden"])
@@ -449,9 +448,7 @@ def _longrange_models(sizes, vocab_size, has_omega: bool):
             name = f"{cell}-{'clip' if clip else 'noclip'}"
             models.append((name, dict(cell=cell, hidden=H[cell], clip_norm=clip,
                                       forget_bias=1.0 if cell == "lstm" else 0.0)))
-    if has_omega:
-        models.append(("rnn-omega", dict(cell="rnn", hidden=H["rnn"], clip_norm=sizes["clip"],
-                                         omega=sizes["omega"])))
+    models.append(("rnn-omega", dict(cell="rnn", hidden=H["rnn"], clip_norm=sizes["clip"], omega=sizes["omega"])))
     return models, H, target
 
 
@@ -490,8 +487,7 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     data = DataConfig(corpus=str(folder))
     corpus = load_corpus(data)
     V = len(corpus.vocab)
-    has_omega = "omega" in {f.name for f in dataclasses.fields(TrainConfig)}
-    models, hidden, target = _longrange_models(sizes, V, has_omega)
+    models, hidden, target = _longrange_models(sizes, V)
     _say(f"vocabulary {V}; hidden sizes matched to the lstm's {target:,} parameters: "
          + ", ".join(f"{c} H={h} ({count_params(c, V, sizes['emsize'], h):,})" for c, h in hidden.items()))
     distances = parse_distances(sizes["probe_distances"])
@@ -561,7 +557,7 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
                "corpus": {"folder": str(folder), **corpus_settings, "vocab": V,
                           "tokens": {k: int(len(getattr(corpus, k))) for k in ("train", "valid", "test")}},
                "matched": {"target_params": target, "hidden": hidden}, "models": rows, "figures": figs,
-               "omega_available": has_omega}
+               }
     figs["agreement_far"] = far_probe(out, rows, sizes, seed)
     summary["shape"] = expected_shape(rows, sizes["bins"])
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -653,7 +649,7 @@ def longrange_markdown(s: dict) -> str:
              f"Adam lr {s['sizes']['lr']}, "
              + (f"{s['minutes_per_model']:g} min each, " if s["minutes_per_model"] else "")
              + f"clip-norm {s['sizes']['clip']} or none"
-             + (f", and rnn with Ω (α = {s['sizes']['omega']})" if s["omega_available"] else "")
+             + f", and rnn with Ω (α = {s['sizes']['omega']})"
              + f". Wall time {s['wall_s']:.0f} s.", "",
              f"- `{f['agreement']}`: accuracy of the agreeing verb form against the other number, by subject-verb "
              f"distance, {s['sizes']['probe_n']} pairs per distance, one curve per model, Wilson 95% intervals; "
@@ -684,67 +680,6 @@ def longrange_markdown(s: dict) -> str:
                            "contrast (its training was too short)." if not all(sh["above_chance_short"].values())
                            else "; every model learned agreement nearby.")))
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------- figures plots.py does not draw
-
-
-def plot_explosion(run_a: Path, run_b: Path, out: Path, title: str) -> Path:
-    """Training loss and gradient norm of two runs against step; non-finite events marked with x."""
-    from .plots import _pyplot, _save, read_metrics, read_train_config
-    plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for run, color in ((run_a, "tab:red"), (run_b, "tab:blue")):
-        ev = read_metrics(run)
-        cfg = read_train_config(run)
-        label = f"clip-norm {cfg['clip_norm']:g}" if cfg.get("clip_norm") else "no clipping"
-        st = [e for e in ev if e["type"] == "step"]
-        x = [e["step"] for e in st]
-        ax1.plot(x, [np.nan if e["loss"] is None else e["loss"] for e in st], color=color, label=label, lw=1.2)
-        ax2.plot(x, [np.nan if e["grad_norm"] is None else e["grad_norm"] for e in st], color=color, label=label,
-                 lw=1.2)
-        for e in ev:
-            if e["type"] == "nonfinite":
-                for ax in (ax1, ax2):
-                    ax.axvline(e["step"], color=color, ls=":", lw=1)
-                ax1.plot([e["step"]], [ax1.get_ylim()[1]], "x", color=color, ms=9,
-                         label=f"non-finite {e['tensor']} at step {e['step']}")
-    ax1.set_xlabel("step (updates)")
-    ax1.set_ylabel("training loss (nats/token)")
-    ax2.set_xlabel("step (updates)")
-    ax2.set_ylabel("gradient L2 norm before clipping")
-    ax2.set_yscale("log")
-    for ax in (ax1, ax2):
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, out)
-
-
-def plot_factor_summary(results: dict, out: Path) -> Path:
-    """exp(decay rate) per step against ||W_hh||·max|f'| per activation; lstm/gru as horizontal lines."""
-    from .plots import _pyplot, _save
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for label, _, _ in ACTIVATIONS:
-        pts = sorted((r["gain"], r["factor_per_step"]) for k, r in results.items()
-                     if k.startswith(f"rnn-{label}-") and r["factor_per_step"] is not None)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"rnn {label}")
-    for cell, ls in (("lstm", "--"), ("gru", "-.")):
-        if results.get(cell, {}).get("factor_per_step") is not None:
-            ax.axhline(results[cell]["factor_per_step"], ls=ls, color="gray", label=f"{cell} (orthogonal)")
-    ax.axhline(1.0, color="black", lw=0.8, ls=":")
-    ax.plot(GAINS, GAINS, color="black", lw=0.8, ls="--", label="the bound ‖W_hh‖·max|f′|")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("‖W_hh‖ · max|f′|  (the per-step bound)")
-    ax.set_ylabel("measured factor per step, exp(decay rate)")
-    ax.set_title("At initialization: how fast the Jacobian norm shrinks or grows per step", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, out)
 
 
 # ---------------------------------------------------------------- command

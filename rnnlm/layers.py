@@ -89,6 +89,26 @@ def linear_backward(dx, dweight, dout, x, weight, accumulate=False):
             np.matmul(dout.T, x, out=dweight)
 
 
+def recurrent_affine_backward(dpre, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh, dx):
+    """The batched part of a cell's backward, once dpre = dL/d(pre-activations) is known.
+
+    Forward (rnn, lstm): pre = x · W_ihᵀ + b_ih + h_prev · W_hhᵀ + b_hh for all T·B rows
+    at once, so the weight gradients are one product each over the whole window.
+    dpre (T, B, G·H); x (T, B, E); h_prev (T, B, H) (the states before each step).
+    Accumulates into dW_ih, dW_hh, db_ih, db_hh; writes dx (T, B, E) unless None.
+    """
+    T, B, GH = dpre.shape
+    E, H = x.shape[2], h_prev.shape[2]
+    dpre2 = dpre.reshape(T * B, GH)
+    dW_ih += dpre2.T @ x.reshape(T * B, E)
+    dW_hh += dpre2.T @ h_prev.reshape(T * B, H)
+    dbias = dpre2.sum(axis=0)
+    db_ih += dbias
+    db_hh += dbias
+    if dx is not None:
+        np.matmul(dpre2, W_ih, out=dx.reshape(T * B, E))
+
+
 # ---------------------------------------------------------------- softmax cross-entropy
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ._blas import one_blas_thread
 from ._jit import njit
+from .layers import recurrent_affine_backward
 
 
 class LSTMCache(NamedTuple):
@@ -126,15 +127,6 @@ def lstm_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates, dhs, dcs, dh
     state gradients dhs, dcs (T, B, H) (dL/dh and dL/dc after step t).
     dh_out (T, B, H) is the gradient arriving from above at each output.
     """
-    T, B, G4 = dgates.shape
-    E, H = cache.x.shape[2], G4 // 4
     _lstm_backward(dgates, dhs, dcs, dh0, dc0, dh_out, cache.gates, cache.c, cache.tanh_c, W_hh)
-    da = dgates.reshape(T * B, G4)
     # forward: a = W_ih x + b_ih + W_hh h_prev + b_hh, batched over all steps
-    dW_ih += da.T @ cache.x.reshape(T * B, E)
-    dW_hh += da.T @ cache.h[:-1].reshape(T * B, H)
-    dbias = da.sum(axis=0)
-    db_ih += dbias
-    db_hh += dbias
-    if dx is not None:
-        np.matmul(da, W_ih, out=dx.reshape(T * B, E))
+    recurrent_affine_backward(dgates, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx)

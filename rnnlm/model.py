@@ -202,7 +202,7 @@ class RNNModel:
         """Embedding and all recurrent layers; returns (top output (T, B, H), caches)."""
         cfg, dt = self.config, self.dtype
         T, B = ids.shape
-        E, H, G = cfg.emsize, cfg.hidden, self.gates
+        E, H = cfg.emsize, cfg.hidden
         emb = ws.get("emb", (T, B, E), dt)
         layers.embedding_forward(emb, ids, self.params["encoder.weight"])
         x = emb

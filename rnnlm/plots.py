@@ -395,3 +395,66 @@ def plot_probe(json_paths, out, title=None):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, out)
+
+
+# ---------------------------------------------------------------- demo figures
+
+
+def plot_explosion(run_a: Path, run_b: Path, out: Path, title: str) -> Path:
+    """Training loss and gradient norm of two runs against step; non-finite events marked with x."""
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for run, color in ((run_a, "tab:red"), (run_b, "tab:blue")):
+        ev = read_metrics(run)
+        cfg = read_train_config(run)
+        label = f"clip-norm {cfg['clip_norm']:g}" if cfg.get("clip_norm") else "no clipping"
+        st = [e for e in ev if e["type"] == "step"]
+        x = [e["step"] for e in st]
+        ax1.plot(x, [np.nan if e["loss"] is None else e["loss"] for e in st], color=color, label=label, lw=1.2)
+        ax2.plot(x, [np.nan if e["grad_norm"] is None else e["grad_norm"] for e in st], color=color, label=label,
+                 lw=1.2)
+        for e in ev:
+            if e["type"] == "nonfinite":
+                for ax in (ax1, ax2):
+                    ax.axvline(e["step"], color=color, ls=":", lw=1)
+                ax1.plot([e["step"]], [ax1.get_ylim()[1]], "x", color=color, ms=9,
+                         label=f"non-finite {e['tensor']} at step {e['step']}")
+    ax1.set_xlabel("step (updates)")
+    ax1.set_ylabel("training loss (nats/token)")
+    ax2.set_xlabel("step (updates)")
+    ax2.set_ylabel("gradient L2 norm before clipping")
+    ax2.set_yscale("log")
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def plot_factor_summary(results: dict, activations, gains, out: Path) -> Path:
+    """exp(decay rate) per step against ||W_hh||·max|f'| per activation; lstm/gru as horizontal lines.
+
+    results: demo gradients' init study, keyed rnn-<label>-x<scale>, lstm, gru, each with
+    "gain" (rnn only) and "factor_per_step"; activations: their labels; gains: the bound values.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label in activations:
+        pts = sorted((r["gain"], r["factor_per_step"]) for k, r in results.items()
+                     if k.startswith(f"rnn-{label}-") and r["factor_per_step"] is not None)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"rnn {label}")
+    for cell, ls in (("lstm", "--"), ("gru", "-.")):
+        if results.get(cell, {}).get("factor_per_step") is not None:
+            ax.axhline(results[cell]["factor_per_step"], ls=ls, color="gray", label=f"{cell} (orthogonal)")
+    ax.axhline(1.0, color="black", lw=0.8, ls=":")
+    ax.plot(gains, gains, color="black", lw=0.8, ls="--", label="the bound ‖W_hh‖·max|f′|")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("‖W_hh‖ · max|f′|  (the per-step bound)")
+    ax.set_ylabel("measured factor per step, exp(decay rate)")
+    ax.set_title("At initialization: how fast the Jacobian norm shrinks or grows per step", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out)

@@ -16,7 +16,8 @@ import numpy as np
 
 from ._blas import one_blas_thread
 from ._jit import njit
-from .activations import Activation, _act, _dact, parse_activation
+from .activations import _act, _dact, parse_activation
+from .layers import recurrent_affine_backward
 
 
 class RNNCache(NamedTuple):
@@ -94,16 +95,7 @@ def rnn_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dz, dhs, dh_out, cache: RN
     (T, B, H) is the gradient arriving from above at each step's output.
     """
     act = parse_activation(act)
-    T, B, H = dz.shape
-    E = cache.x.shape[2]
     dt = cache.h.dtype
     _rnn_backward(dz, dhs, dh0, dh_out, cache.h, W_hh, act.kind, dt.type(act.a), dt.type(act.b))
-    dz2 = dz.reshape(T * B, H)
     # forward: z = W_ih x + b_ih + W_hh h_prev + b_hh, batched over all steps
-    dW_ih += dz2.T @ cache.x.reshape(T * B, E)
-    dW_hh += dz2.T @ cache.h[:-1].reshape(T * B, H)
-    dbias = dz2.sum(axis=0)
-    db_ih += dbias
-    db_hh += dbias
-    if dx is not None:
-        np.matmul(dz2, W_ih, out=dx.reshape(T * B, E))
+    recurrent_affine_backward(dz, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx)
