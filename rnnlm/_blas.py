@@ -1,20 +1,16 @@
-"""BLAS thread counts: the cells run their matrix products on one thread.
+"""BLAS thread counts: our products run on single-threaded BLAS.
 
 Two OpenBLAS libraries live in this process. NumPy's runs the products called
-from Python (input projections, weight gradients, the output layer); SciPy's
-is the one Numba's `np.dot` calls inside `@njit` kernels (the per-step
-product h_prev · W_hhᵀ of the recurrence).
+from Python; SciPy's is the one Numba's `np.dot` calls inside `@njit` kernels.
 
-The one thing to know before editing: at the cells' sizes (B = 32 rows per
-step, T·B = 1120 rows per window) OpenBLAS's thread pool costs more than it
-gives on this shared 2-core machine, because each product waits for a worker
-that another process has descheduled. Measured while the machine was loaded:
-32×256·256×1024 took 0.6-0.9 ms on one thread and 2.6-32 ms on two;
-1120×64·64×256 ran at 8 GFLOP/s on one thread and 1 GFLOP/s on two. So the
-cell wrappers run under `one_blas_thread()` (both libraries set to one thread,
-restored afterwards). The output layer's products (up to 1120×512·512×30000)
-do gain from two threads and keep the process's setting. Without OpenBLAS
-(MKL, another platform) every function here does nothing.
+The one thing to know before editing: every product of a training step runs
+either in a recurrence (B = 32 rows per step, where a thread pool costs more
+than it gives) or as row blocks on Numba's threads (pblas.py, the output
+layer), so both libraries must be on one thread while our kernels run:
+OpenBLAS's own workers would otherwise compete with Numba's for the cores.
+`one_blas_thread()` sets both to one thread and restores them afterwards, so
+a user's own NumPy code keeps its setting. Without OpenBLAS (MKL, another
+platform) every function here does nothing.
 """
 from __future__ import annotations
 

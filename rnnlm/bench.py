@@ -33,6 +33,10 @@ CONFIGS = {
 CELLS = ("rnn", "lstm", "gru")
 BATCH, BPTT = 32, 35
 CLIP, LR = 0.25, 1.0
+# Pause before each timed run: thread pools (OpenMP's, OpenBLAS's) keep spinning
+# for a while after their last task, and in one process they would otherwise
+# steal a core from whichever model is timed next.
+IDLE_S = 0.3
 
 
 def _tokens(V, n_windows, seed=0):
@@ -139,16 +143,15 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2):
         theirs.train_steps(windows[:2])
         theirs.eval_steps(windows[:2])
     timings = {"train": [], "eval": [], "torch_train": [], "torch_eval": []}
+    runs = [("train", ours.train_steps), ("eval", ours.eval_steps)]
+    if theirs is not None:
+        runs += [("torch_train", theirs.train_steps), ("torch_eval", theirs.eval_steps)]
     for _ in range(repeats):
-        for key, runner in (("train", ours.train_steps), ("eval", ours.eval_steps)):
+        for key, runner in runs:
+            time.sleep(IDLE_S)
             t0 = time.perf_counter()
             runner(windows)
             timings[key].append(time.perf_counter() - t0)
-        if theirs is not None:
-            for key, runner in (("torch_train", theirs.train_steps), ("torch_eval", theirs.eval_steps)):
-                t0 = time.perf_counter()
-                runner(windows)
-                timings[key].append(time.perf_counter() - t0)
     tokens = n * BATCH * BPTT
     record = {
         "cell": cell, "config": config, "V": V, "E": H, "H": H, "B": BATCH, "T": BPTT,

@@ -18,8 +18,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import pblas
 from ._blas import one_blas_thread
 from ._jit import njit
+from .vecmath import fsigmoid, ftanh
 
 
 class GRUCache(NamedTuple):
@@ -38,7 +40,7 @@ def gru_alloc(T, B, E, H, dtype) -> GRUCache:
 
 @njit
 def _gru_forward(gates, hn, h, xproj, W_hh, b_ih, b_hh):
-    """All T steps; h[0] is set."""
+    """All T steps; h[0] is set. Simple passes per row so that each vectorizes (see lstm.py)."""
     T, B, G3 = xproj.shape
     H = G3 // 3
     one = h.dtype.type(1)
@@ -46,18 +48,18 @@ def _gru_forward(gates, hn, h, xproj, W_hh, b_ih, b_hh):
     W_hh_T = W_hh.T
     for t in range(T):
         np.dot(h[t], W_hh_T, hh)
-        xt, gt = xproj[t], gates[t]
         for b in range(B):
+            g, x_row, hh_row, hn_row = gates[t, b], xproj[t, b], hh[b], hn[t, b]
+            for k in range(2 * H):          # r, z
+                g[k] = fsigmoid(x_row[k] + b_ih[k] + hh_row[k] + b_hh[k])
             for j in range(H):
-                ar = xt[b, j] + b_ih[j] + hh[b, j] + b_hh[j]
-                az = xt[b, H + j] + b_ih[H + j] + hh[b, H + j] + b_hh[H + j]
-                hnt = hh[b, 2 * H + j] + b_hh[2 * H + j]
-                r = one / (one + np.exp(-ar))
-                z = one / (one + np.exp(-az))
-                n = np.tanh(xt[b, 2 * H + j] + b_ih[2 * H + j] + r * hnt)
-                gt[b, j], gt[b, H + j], gt[b, 2 * H + j] = r, z, n
-                hn[t, b, j] = hnt
-                h[t + 1, b, j] = (one - z) * n + z * h[t, b, j]
+                hn_row[j] = hh_row[2 * H + j] + b_hh[2 * H + j]
+            for j in range(H):              # n
+                g[2 * H + j] = ftanh(x_row[2 * H + j] + b_ih[2 * H + j] + g[j] * hn_row[j])
+            h_prev, h_new = h[t, b], h[t + 1, b]
+            for j in range(H):
+                z = g[H + j]
+                h_new[j] = (one - z) * g[2 * H + j] + z * h_prev[j]
 
 
 @njit
@@ -97,7 +99,7 @@ def _gru_backward(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh):
 def gru_forward(cache: GRUCache, x, h0, W_ih, W_hh, b_ih, b_hh) -> GRUCache:
     """Run T steps; x (T, B, E), h0 (B, H), W_ih (3H, E), W_hh (3H, H), biases (3H,)."""
     T, B, E = x.shape
-    np.matmul(x.reshape(T * B, E), W_ih.T, out=cache.xproj.reshape(T * B, -1))
+    pblas.matmul(cache.xproj.reshape(T * B, -1), x.reshape(T * B, E), W_ih.T)
     cache.h[0] = h0
     _gru_forward(cache.gates, cache.hn, cache.h, cache.xproj, W_hh, b_ih, b_hh)
     return cache._replace(x=x)
@@ -117,9 +119,9 @@ def gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dxa, dha, dhs, dh_out, cac
     dxa2 = dxa.reshape(T * B, G3)
     dha2 = dha.reshape(T * B, G3)
     # forward: xproj = x · W_ihᵀ + b_ih ; hh = h_prev · W_hhᵀ + b_hh
-    dW_ih += dxa2.T @ cache.x.reshape(T * B, E)
-    dW_hh += dha2.T @ cache.h[:-1].reshape(T * B, H)
+    pblas.matmul_tn_add(dW_ih, dxa2, cache.x.reshape(T * B, E))
+    pblas.matmul_tn_add(dW_hh, dha2, cache.h[:-1].reshape(T * B, H))
     db_ih += dxa2.sum(axis=0)
     db_hh += dha2.sum(axis=0)
     if dx is not None:
-        np.matmul(dxa2, W_ih, out=dx.reshape(T * B, E))
+        pblas.matmul(dx.reshape(T * B, E), dxa2, W_ih)

@@ -269,8 +269,8 @@ class RNNModel:
         ws = self._workspace(T, B)
         top, caches = self._forward(ids, state, masks, ws)
         logits = ws.get("logits", (T * B, self.config.vocab_size), self.dtype)
-        layers.linear_forward(logits, top.reshape(T * B, -1), self._decoder_weight())
-        loss = layers.xent_forward(logits, self.params["decoder.bias"], tgt)
+        loss = layers.output_loss(logits, top.reshape(T * B, -1), self._decoder_weight(),
+                                  self.params["decoder.bias"], tgt)
         return loss, self._final_state(caches)
 
     def step_logprobs(self, tokens, state=None):
@@ -280,8 +280,7 @@ class RNNModel:
         ws = self._workspace(1, ids.shape[1])
         top, caches = self._forward(ids, state, None, ws)
         logp = np.empty((ids.shape[1], self.config.vocab_size), self.dtype)
-        layers.linear_forward(logp, top[0], self._decoder_weight())
-        layers.log_softmax(logp, self.params["decoder.bias"])
+        layers.output_log_softmax(logp, top[0], self._decoder_weight(), self.params["decoder.bias"])
         return logp, self._final_state(caches)
 
     # ------------------------------------------------------------ backward
@@ -313,17 +312,14 @@ class RNNModel:
         top, caches = self._forward(ids, state, masks, ws)
         top2 = top.reshape(N, H)
 
-        # output layer: logits, fused softmax cross-entropy (dlogits in place), then two products
+        # output layer: logits, softmax cross-entropy and the three gradients, one fused kernel
         W_dec = self._decoder_weight()
-        logits = ws.get("logits", (N, V), dt)
-        layers.linear_forward(logits, top2, W_dec)
-        dbias_parts = ws.get("dbias_parts", (layers.XENT_CHUNKS, V), dt)
-        loss, ddec_b = layers.xent_forward_backward(logits, dbias_parts, P["decoder.bias"], tgt)
-        grads = {"decoder.bias": ddec_b}
+        scratch = {name: ws.get(name, shape, dt) for name, shape in layers.output_scratch_shapes(N, V, H).items()}
         dtop = ws.get("dtop", (T, B, H), dt)
         dW_dec = np.empty((V, H), dt)
-        # forward: logits = top · W_decᵀ (+ bias, inside the cross-entropy)
-        layers.linear_backward(dtop.reshape(N, H), dW_dec, logits, top2, W_dec)
+        loss, ddec_b = layers.output_loss_and_grads(scratch, dtop.reshape(N, H), dW_dec, top2, W_dec,
+                                                    P["decoder.bias"], tgt)
+        grads = {"decoder.bias": ddec_b}
         if masks is not None:
             # forward: top = h_L * mask
             dtop *= masks[cfg.layers]

@@ -14,9 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import pblas
 from ._blas import one_blas_thread
 from ._jit import njit
-from .activations import _act, _dact, parse_activation
+from .activations import _act_inplace, _dact, parse_activation
 from .layers import recurrent_affine_backward
 
 
@@ -35,16 +36,15 @@ def rnn_alloc(T, B, E, H, dtype) -> RNNCache:
 def _rnn_forward(h, xproj, W_hh, bias, kind, a, b):
     """h[t+1] = f(xproj[t] + bias + h[t] · W_hhᵀ), all T steps; h[0] is set."""
     T, B, H = xproj.shape
-    one = h.dtype.type(1)
     hh = np.empty((B, H), h.dtype)
     W_hh_T = W_hh.T
     for t in range(T):
         np.dot(h[t], W_hh_T, hh)
-        xt = xproj[t]
-        ht = h[t + 1]
         for i in range(B):
+            z, x_row, hh_row = h[t + 1, i], xproj[t, i], hh[i]
             for j in range(H):
-                ht[i, j] = _act(xt[i, j] + bias[j] + hh[i, j], kind, a, b, one)
+                z[j] = x_row[j] + bias[j] + hh_row[j]
+            _act_inplace(z, kind, a, b)
 
 
 @njit
@@ -79,7 +79,7 @@ def rnn_forward(cache: RNNCache, x, h0, W_ih, W_hh, b_ih, b_hh, act) -> RNNCache
     act = parse_activation(act)
     T, B, E = x.shape
     dt = cache.h.dtype
-    np.matmul(x.reshape(T * B, E), W_ih.T, out=cache.xproj.reshape(T * B, -1))
+    pblas.matmul(cache.xproj.reshape(T * B, -1), x.reshape(T * B, E), W_ih.T)
     cache.h[0] = h0
     _rnn_forward(cache.h, cache.xproj, W_hh, b_ih + b_hh, act.kind, dt.type(act.a), dt.type(act.b))
     return cache._replace(x=x)

@@ -1,31 +1,79 @@
-"""The fused cross-entropy's float32 path (polynomial exp) against the float64 one (np.exp)."""
+"""The fused output layer and the blocked products against plain NumPy, in float64 and float32."""
 import numpy as np
 import pytest
 
-from rnnlm import layers
+from rnnlm import layers, pblas
 
 
-def _case(seed=0, N=40, V=103):
+def _case(seed=0, N=40, H=7, V=103):
     rng = np.random.default_rng(seed)
-    logits = rng.standard_normal((N, V)) * 8   # exp arguments down to about -100: clamp range too
-    return logits, rng.standard_normal(V), rng.integers(0, V, N)
+    x = rng.standard_normal((N, H))
+    W = rng.standard_normal((V, H)) * 3    # logits down to about -100: the exp clamp is exercised too
+    return x, W, rng.standard_normal(V), rng.integers(0, V, N)
 
 
-def test_float32_xent_matches_float64():
-    logits, bias, tgt = _case()
-    l64 = logits.copy()
-    loss64, db64 = layers.xent_forward_backward(l64, np.empty((layers.XENT_CHUNKS, 103)), bias, tgt)
-    l32 = logits.astype(np.float32)
-    loss32, db32 = layers.xent_forward_backward(l32, np.empty((layers.XENT_CHUNKS, 103), np.float32),
-                                                bias.astype(np.float32), tgt)
-    assert loss32 == pytest.approx(loss64, rel=1e-6)
-    np.testing.assert_allclose(l32, l64, rtol=1e-5, atol=1e-9)     # dlogits
-    np.testing.assert_allclose(db32, db64, rtol=1e-5, atol=1e-8)
-    assert layers.xent_forward(logits.astype(np.float32), bias.astype(np.float32), tgt) == pytest.approx(loss64, rel=1e-6)
+def _reference(x, W, bias, tgt):
+    """Mean cross-entropy and its gradients, the obvious way."""
+    z = x @ W.T + bias
+    logp = z - z.max(axis=1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    N = x.shape[0]
+    loss = -logp[np.arange(N), tgt].mean()
+    dz = np.exp(logp)
+    dz[np.arange(N), tgt] -= 1
+    dz /= N
+    return loss, dz @ W, dz.T @ x, dz.sum(axis=0), logp
 
 
-def test_float32_xent_propagates_nan():
-    logits, bias, tgt = _case(1)
-    logits[3, 50] = np.nan
-    loss = layers.xent_forward(logits.astype(np.float32), bias.astype(np.float32), tgt)
-    assert np.isnan(loss)
+def _fused(x, W, bias, tgt):
+    N, H = x.shape
+    V = W.shape[0]
+    scratch = {k: np.empty(s, x.dtype) for k, s in layers.output_scratch_shapes(N, V, H).items()}
+    dx, dW = np.empty_like(x), np.empty_like(W)
+    loss, dbias = layers.output_loss_and_grads(scratch, dx, dW, x, W, bias, tgt)
+    return loss, dx, dW, dbias
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_output_layer_matches_numpy(dtype, rtol):
+    x, W, bias, tgt = _case()
+    ref = _reference(x, W, bias, tgt)
+    args = (x.astype(dtype), W.astype(dtype), bias.astype(dtype), tgt)
+    loss, dx, dW, dbias = _fused(*args)
+    assert loss == pytest.approx(ref[0], rel=rtol)
+    for got, want in zip((dx, dW, dbias), ref[1:4]):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    assert layers.output_loss(np.empty((40, 103), dtype), *args) == pytest.approx(ref[0], rel=rtol)
+    logp = np.empty((40, 103), dtype)
+    layers.output_log_softmax(logp, *args[:3])
+    np.testing.assert_allclose(logp, ref[4], rtol=rtol, atol=rtol * 100)
+
+
+def test_output_layer_with_fewer_rows_than_blocks():
+    x, W, bias, tgt = _case(N=1)
+    loss, dx, dW, dbias = _fused(x, W, bias, tgt)
+    ref = _reference(x, W, bias, tgt)
+    assert loss == pytest.approx(ref[0], rel=1e-12)
+    np.testing.assert_allclose(dW, ref[2], rtol=1e-12, atol=1e-14)
+
+
+def test_output_layer_propagates_nan():
+    x, W, bias, tgt = _case(1)
+    x = x.astype(np.float32)
+    x[3, 2] = np.nan
+    args = (W.astype(np.float32), bias.astype(np.float32), tgt)
+    assert np.isnan(layers.output_loss(np.empty((40, 103), np.float32), x, *args))
+    assert np.isnan(_fused(x, *args)[0])
+
+
+@pytest.mark.parametrize("N", [1, 5, 301])
+def test_blocked_products_match_numpy(N):
+    rng = np.random.default_rng(N)
+    a, b, w = rng.standard_normal((N, 6)), rng.standard_normal((N, 4)), rng.standard_normal((9, 6))
+    out = np.empty((N, 9))
+    pblas.matmul(out, a, w.T)
+    np.testing.assert_allclose(out, a @ w.T, rtol=1e-12)
+    acc = np.ones((6, 4))
+    pblas.matmul_tn_add(acc, a, b)
+    np.testing.assert_allclose(acc, 1 + a.T @ b, rtol=1e-12)
