@@ -6,6 +6,8 @@ loop's non-finite guard depends on them (never `nnan`/`ninf`).
 error_model="numpy": a float division by zero gives inf/NaN as in NumPy
 instead of raising, which also removes the per-element zero test that kept
 LLVM from vectorizing loops such as the gates' 1 / (1 + exp(-a)).
+Caveat: the cache keys a kernel on its own file only; after editing a module
+whose kernels others call (vecmath.py, ...), delete rnnlm/__pycache__.
 """
 import numba
 

@@ -83,6 +83,15 @@ def test_forward_matches_naive(cell, act, dtype, rtol):
             np.testing.assert_allclose(cache.h[t + 1, b], h, rtol=rtol, atol=rtol)
 
 
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_lstm_step_shared_between_threads_matches_naive(dtype, rtol, monkeypatch):
+    """The LSTM step split by hidden unit into 2 parts (as from H = 128 up), whatever the CPU."""
+    monkeypatch.setattr(lstm, "SPLIT_MIN_H", 1)
+    monkeypatch.setattr(lstm.pblas, "n_blocks", lambda: 2)
+    assert list(lstm._unit_bounds(H)) == [0, 3, 6]
+    test_forward_matches_naive("lstm", "tanh", dtype, rtol)
+
 def _numeric(fn, arr, eps=1e-5):
     out = np.empty(arr.size)
     flat = arr.reshape(-1)

@@ -47,3 +47,14 @@ def test_cli(capsys):
     out = capsys.readouterr().out
     assert "rnn.weight_hh_l1" in out and "c0" not in out and "PASS" in out
     assert main(["gradcheck", "--cell", "rnn", "--activation", "tahn"]) == 2
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gradcheck_lstm_step_shared_between_threads(monkeypatch, layers):
+    """The LSTM recurrence split by hidden unit (used from H = 128 up) against finite differences."""
+    from rnnlm import lstm
+    monkeypatch.setattr(lstm, "SPLIT_MIN_H", 1)
+    monkeypatch.setattr(lstm.pblas, "n_blocks", lambda: 3)   # 3 unequal parts of H = 8, whatever the CPU
+    assert len(lstm._unit_bounds(8)) == 4
+    rep = gradcheck(cell="lstm", layers=layers, hidden=8, emsize=8)
+    assert rep.ok, "\n".join(rep.lines())
