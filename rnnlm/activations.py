@@ -85,8 +85,9 @@ def apply(z: np.ndarray, act: Activation) -> np.ndarray:
 def _act_inplace(z, kind, a, b):
     """z[j] = f(z[j]) over a 1-D row; one loop per kind so each vectorizes (see vecmath)."""
     if kind == RELU:
+        zero = z.dtype.type(0)
         for j in range(z.shape[0]):
-            z[j] = z[j] if z[j] > 0 else z[j] - z[j]
+            z[j] = zero if z[j] <= zero else z[j]   # NaN stays NaN (the non-finite guard needs it)
     elif kind == SIGMOID:
         for j in range(z.shape[0]):
             z[j] = fsigmoid(z[j])

@@ -10,6 +10,10 @@ Arrays are time-major and C-contiguous.
 The one thing to know before editing: the cache keeps the gates *after*
 their nonlinearity (so the backward uses s*(1-s) and 1-g*g) and tanh(c), and
 the input projection of all T steps is one BLAS product before the loop.
+From H = SPLIT_MIN_H up, each step is shared between Numba's threads by
+hidden unit (`_forward_units` / `_backward_units` do one part; the serial
+path is the same functions over all units), so any change to the step goes
+into those two functions and is tested both ways (tests/test_cells.py).
 """
 from __future__ import annotations
 
