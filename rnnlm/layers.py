@@ -122,8 +122,7 @@ def _row_sum_exp(row, bias, m):
 def _row_exp_inplace(row, bias, m):
     """row[v] = exp(row[v] + bias[v] - m); returns their sum as _row_sum_exp does.
 
-    A twin of _row_sum_exp rather than a flag: a conditional store kept LLVM
-    from vectorizing the shared loop (5x slower).
+    The training pass; the eval pass (_row_sum_exp) only reads the row.
     """
     V = row.shape[0]
     acc = np.zeros(LANES, row.dtype)
@@ -166,6 +165,7 @@ def _xent_rows_backward(logits, row_loss, db, bias, targets, scale, r0, r1):
 
 @njit_parallel
 def _output_loss(row_loss, logits, x, W_T, bias, targets, blocks):
+    """Per block of rows: its logits (one BLAS call), then each row's -log p(target)."""
     N = x.shape[0]
     for k in prange(blocks):
         r0, r1 = k * N // blocks, (k + 1) * N // blocks
@@ -180,6 +180,8 @@ def _output_loss(row_loss, logits, x, W_T, bias, targets, blocks):
 
 @njit_parallel
 def _output_loss_and_grads(row_loss, logits, dx, dW, dW_parts, dbias_parts, x, W, W_T, bias, targets, scale):
+    """Per block k of rows: logits, cross-entropy and dlogits, its rows of dx, and its
+    share of dW (block 0 into dW, block k into dW_parts[k-1]; the caller adds them)."""
     N, blocks = x.shape[0], dbias_parts.shape[0]
     for k in prange(blocks):
         r0, r1 = k * N // blocks, (k + 1) * N // blocks
@@ -235,6 +237,7 @@ def output_loss_and_grads(buffers, dx, dW, x, W, bias, targets):
 
 @njit_parallel
 def _log_softmax(logits, bias):
+    """In place: logits (N, V) become log_softmax(logits + bias), row by row."""
     N, V = logits.shape
     for r in prange(N):
         row = logits[r]
