@@ -236,16 +236,33 @@ def _lstm_factors(tr: LayerTrace, ks):
     return di, df, dg, do, dct, f
 
 
+@njit
+def _lstm_through(out, W, di, df, dg, do, dct):
+    """out (K, 2H, n) = [dh/dy; dc/dy] per anchor, for an input y entering the gates as W y
+    (W (4H, n): W_hh for the step Jacobian's h-columns, W_ih for the input). One pass, no
+    (K, H, n) temporaries."""
+    K, H = di.shape
+    for k in range(K):
+        for r in range(H):
+            a_i, a_f, a_g, a_o, a_c = di[k, r], df[k, r], dg[k, r], do[k, r], dct[k, r]
+            for col in range(W.shape[1]):
+                # forward: c = f*c_prev + i*g, h = o*tanh(c), each gate = σ/tanh(W y + ...)
+                dc = a_i * W[r, col] + a_f * W[H + r, col] + a_g * W[2 * H + r, col]
+                out[k, H + r, col] = dc
+                out[k, r, col] = a_o * W[3 * H + r, col] + a_c * dc
+
+
 def _lstm_pieces(tr: LayerTrace, ks):
     """For steps ks (1-based): dh/dh_prev, dc/dh_prev (K,H,H), the diagonals dh/dc_prev and
     dc/dc_prev (K,H), and `through(W)`, which gives (dh/dy, dc/dy) for an input y entering as W y."""
-    H = tr.h.shape[1]
-    di, df, dg, do, dct, f = _lstm_factors(tr, ks)
+    factors = _lstm_factors(tr, ks)
+    di, f, dct = factors[0], factors[5], factors[4]
+    K, H = di.shape
 
     def through(W):
-        Wi, Wf, Wg, Wo = W[:H], W[H:2 * H], W[2 * H:3 * H], W[3 * H:]
-        dc = _rows(di) * Wi + _rows(df) * Wf + _rows(dg) * Wg
-        return _rows(do) * Wo + _rows(dct) * dc, dc
+        out = np.empty((K, 2 * H, W.shape[1]))
+        _lstm_through(out, np.ascontiguousarray(W), *factors[:5])
+        return out[:, :H], out[:, H:]
 
     hh, ch = through(tr.W_hh)
     return hh, ch, dct * f, f, through
@@ -526,19 +543,11 @@ def _measure_scope(scope: Scope, anchors, max_lag, tol, rng):
 
 
 @njit
-def _lstm_advance_parts(stack, new, J, W_hh, di, df, dg, do, dct, f):
-    """Per anchor k, in one pass each (no (K,2H,H) temporaries):
-    stack[k] = [dh_t/dh_{t-1}; dc_t/dh_{t-1}] (2H, H), as _lstm_pieces' hh and ch;
-    new[k, :, H:] = J_h diag(dct*f) + J_c diag(f), the c-columns of J A_t."""
+def _lstm_c_columns(new, J, dct, f):
+    """new[k, :, H:] = J_h diag(dct*f) + J_c diag(f): the c-columns of J A_t, in one pass."""
     K, S = J.shape[0], J.shape[1]
     H = S // 2
     for k in range(K):
-        for r in range(H):
-            a_i, a_f, a_g, a_o, a_c = di[k, r], df[k, r], dg[k, r], do[k, r], dct[k, r]
-            for col in range(H):
-                dc = a_i * W_hh[r, col] + a_f * W_hh[H + r, col] + a_g * W_hh[2 * H + r, col]
-                stack[k, H + r, col] = dc
-                stack[k, r, col] = a_o * W_hh[3 * H + r, col] + a_c * dc
         for i in range(S):
             for j in range(H):
                 new[k, i, H + j] = (J[k, i, j] * dct[k, j] + J[k, i, H + j]) * f[k, j]
@@ -553,7 +562,9 @@ def _lstm_advance(tr):
         new, stack = spare.pop("J", None), spare.pop("stack", None)
         if new is None or new.shape != J.shape:
             new, stack = np.empty_like(J), np.empty((K, S, H))
-        _lstm_advance_parts(stack, new, J, tr.W_hh, *_lstm_factors(tr, ks))
+        di, df, dg, do, dct, f = _lstm_factors(tr, ks)
+        _lstm_through(stack, tr.W_hh, di, df, dg, do, dct)   # [dh_k/dh_{k-1}; dc_k/dh_{k-1}]
+        _lstm_c_columns(new, J, dct, f)
         # h-columns: J_h dh_k/dh_{k-1} + J_c dc_k/dh_{k-1} = [J_h | J_c] · stack, one product
         np.matmul(J, stack, out=new[:, :, :H])
         spare["J"], spare["stack"] = J, stack   # lag_products is done with J once it asks for the next
