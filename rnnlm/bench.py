@@ -2,8 +2,13 @@
 
 Machines here are shared and noisy, so figures are medians of several repeats,
 and when PyTorch is importable (`--vs-torch`; never a dependency) its model is
-timed in the same process, interleaved repeat by repeat with ours, so that the
-printed ratio compares like with like. Nothing here is asserted: it prints.
+timed in a worker process of its own, interleaved repeat by repeat with ours
+(the worker times a run when asked, and both sides sleep otherwise), so that
+the printed ratio compares like with like. Why a second process: two OpenMP
+runtimes (Numba's and PyTorch's) and three BLAS libraries in one process slow
+both sides by a varying 10-30%, which no user of either pays.
+`--torch-in-process` keeps the old one-process harness to compare. Nothing
+here is asserted: it prints.
 
 The training step timed is the whole step a user pays for: forward, BPTT,
 global-norm clipping and an SGD update, with the hidden state carried across
@@ -11,6 +16,7 @@ windows (the pytorch/examples loop). Inference is the forward and loss only.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import resource
@@ -123,13 +129,68 @@ class _TorchModel:
                 self.loss_fn(self._forward(w[:-1]), w[1:].reshape(-1))
 
 
+class _Worker:
+    """A model in a child process: `run(key)` asks it to time one run ("train" or
+    "eval") over the same windows as ours and returns its seconds. side "torch"
+    is _TorchModel; "rnnlm" is ours (to check that the harness itself is neutral).
+
+    The protocol is a line each way on the child's stdin/stdout (no pickle)."""
+
+    def __init__(self, cell, config, n, threads, side="torch"):
+        code = "from rnnlm.bench import _worker_main; _worker_main()"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PROJECT_ROOT, os.environ.get("PYTHONPATH")])))
+        self.proc = subprocess.Popen([sys.executable, "-c", code, side, cell, config, str(n), str(threads)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self._expect("ready")
+
+    def _expect(self, what):
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith(what):
+            self.close()
+            raise RuntimeError(f"PyTorch worker failed (expected {what!r}, got {line!r}); see its error above")
+        return line
+
+    def run(self, key):
+        self.proc.stdin.write(key + "\n")
+        self.proc.stdin.flush()
+        return float(self._expect("seconds").split()[1])
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _worker_main():
+    """The child side of _Worker: argv side, cell, config, n windows, threads."""
+    side, cell, config, n, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    V, H = CONFIGS[config]
+    windows = _tokens(V, n)
+    if side == "torch":
+        model = _TorchModel(cell, V, H, threads)
+    else:
+        _set_threads(threads)
+        model = _OurModel(cell, V, H)
+    model.train_steps(windows[:2])
+    model.eval_steps(windows[:2])
+    runners = {"train": model.train_steps, "eval": model.eval_steps}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        t0 = time.perf_counter()
+        runners[line.strip()](windows)
+        print(f"seconds {time.perf_counter() - t0!r}", flush=True)
+
+
 def _steps_for(V, H):
     """Enough windows per repeat for ~0.5-2 s of work, fewer for big configs."""
     work = V * H + 4 * H * H
     return int(np.clip(2e8 / (work * BATCH * BPTT) * 40, 3, 30))
 
 
-def bench_one(cell, config, repeats=3, vs_torch=False, threads=2):
+def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_process=False):
     """Time one (cell, config); returns the JSON record."""
     V, H = CONFIGS[config]
     n = _steps_for(V, H)
@@ -137,21 +198,26 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2):
     ours = _OurModel(cell, V, H)
     ours.train_steps(windows[:2])  # compile and warm up buffers
     ours.eval_steps(windows[:2])
-    theirs = None
-    if vs_torch:
+    runs = [("train", _timed(ours.train_steps, windows)), ("eval", _timed(ours.eval_steps, windows))]
+    worker = None
+    if vs_torch and torch_in_process:
         theirs = _TorchModel(cell, V, H, threads)
         theirs.train_steps(windows[:2])
         theirs.eval_steps(windows[:2])
-    timings = {"train": [], "eval": [], "torch_train": [], "torch_eval": []}
-    runs = [("train", ours.train_steps), ("eval", ours.eval_steps)]
-    if theirs is not None:
-        runs += [("torch_train", theirs.train_steps), ("torch_eval", theirs.eval_steps)]
-    for _ in range(repeats):
-        for key, runner in runs:
-            time.sleep(IDLE_S)
-            t0 = time.perf_counter()
-            runner(windows)
-            timings[key].append(time.perf_counter() - t0)
+        runs += [("torch_train", _timed(theirs.train_steps, windows)),
+                 ("torch_eval", _timed(theirs.eval_steps, windows))]
+    elif vs_torch:
+        worker = _Worker(cell, config, n, threads)
+        runs += [("torch_train", lambda: worker.run("train")), ("torch_eval", lambda: worker.run("eval"))]
+    timings = {key: [] for key, _ in runs}
+    try:
+        for _ in range(repeats):
+            for key, timed_run in runs:
+                time.sleep(IDLE_S)
+                timings[key].append(timed_run())
+    finally:
+        if worker is not None:
+            worker.close()
     tokens = n * BATCH * BPTT
     record = {
         "cell": cell, "config": config, "V": V, "E": H, "H": H, "B": BATCH, "T": BPTT,
@@ -160,12 +226,22 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2):
         "repeats": repeats,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
-    if theirs is not None:
+    if vs_torch:
+        record["torch_process"] = "same" if torch_in_process else "worker"
         record["torch_train_tokens_per_s"] = round(_median_rate(timings["torch_train"], tokens))
         record["torch_eval_tokens_per_s"] = round(_median_rate(timings["torch_eval"], tokens))
         record["train_ratio"] = round(record["train_tokens_per_s"] / record["torch_train_tokens_per_s"], 2)
         record["eval_ratio"] = round(record["eval_tokens_per_s"] / record["torch_eval_tokens_per_s"], 2)
     return record
+
+
+def _timed(run, windows):
+    """A function that runs run(windows) and returns its seconds."""
+    def timed_run():
+        t0 = time.perf_counter()
+        run(windows)
+        return time.perf_counter() - t0
+    return timed_run
 
 
 # Run in a fresh process: launch `train` on a small text with the default model
@@ -262,11 +338,14 @@ def run_bench_command(args) -> int:
         if c not in CONFIGS:
             raise UserError(f"unknown config {c!r}; choose from {', '.join(CONFIGS)} or all")
     if args.vs_torch:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
+        # find, not import: in the worker harness our process never loads PyTorch's runtime
+        if importlib.util.find_spec("torch") is None:
             raise UserError("--vs-torch needs PyTorch importable in this Python "
-                            "(it is never a dependency: install it in a separate venv)") from None
+                            "(it is never a dependency: install it in a separate venv)")
+    if args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    if args.torch_in_process and not args.vs_torch:
+        raise UserError("--torch-in-process only applies with --vs-torch")
     from tqdm import tqdm
 
     _set_threads(args.threads)
@@ -274,7 +353,7 @@ def run_bench_command(args) -> int:
     jobs = [(cell, config) for config in configs for cell in cells]
     for cell, config in tqdm(jobs, desc="bench", disable=args.json, leave=False):
         rec = bench_one(cell, config, repeats=args.repeats, vs_torch=args.vs_torch,
-                        threads=args.threads)
+                        threads=args.threads, torch_in_process=args.torch_in_process)
         records.append(rec)
         if args.json:
             print(json.dumps(rec), flush=True)
@@ -296,8 +375,9 @@ def run_bench_command(args) -> int:
               f"{ov['curve_s']:.2f} s = {ov['curve_s'] / ov['step_s']:.1f} training steps of "
               f"{ov['step_s'] * 1000:.0f} ms -> overhead {100 * ov['overhead']:.2f}%")
     print(f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
-          " (this process; with --vs-torch it includes PyTorch's models)")
-    print(f"threads: {_describe_threads()}")
+          " (this process" + ("; it includes PyTorch's models)" if args.torch_in_process else ")"))
+    worker = ", PyTorch in a worker process with the same" if args.vs_torch and not args.torch_in_process else ""
+    print(f"threads: {_describe_threads()}{worker}")
     return 0
 
 

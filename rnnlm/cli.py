@@ -72,9 +72,12 @@ def _add_bench(sub):
     p.add_argument("--cell", default="all", choices=["rnn", "lstm", "gru", "all"])
     p.add_argument("--config", default="all", help="tiny, small, medium, large or all")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
-    p.add_argument("--threads", type=int, default=2, help="PyTorch threads for --vs-torch")
+    p.add_argument("--threads", type=int, default=2, help="threads for both sides (Numba, BLAS, PyTorch)")
     p.add_argument("--vs-torch", action="store_true",
-                   help="also time PyTorch's model in the same run (needs torch importable)")
+                   help="also time PyTorch's model in the same run, in a worker process, "
+                        "interleaved with ours (needs torch importable)")
+    p.add_argument("--torch-in-process", action="store_true",
+                   help="with --vs-torch: time PyTorch in this process instead (the old harness)")
     p.add_argument("--json", action="store_true", help="one JSON object per (cell, config)")
     p.add_argument("--compile", action="store_true",
                    help="also measure Numba compile time with an empty and a warm cache")

@@ -146,7 +146,6 @@ def _row_exp_inplace(row, bias, m):
 def _xent_rows_backward(logits, row_loss, db, bias, targets, scale, r0, r1):
     """Rows r0..r1: row_loss gets -log p(target); logits become scale * (softmax - onehot); db += them."""
     V = logits.shape[1]
-    db[:] = 0
     for r in range(r0, r1):
         row = logits[r]
         tgt = targets[r]
@@ -163,6 +162,16 @@ def _xent_rows_backward(logits, row_loss, db, bias, targets, scale, r0, r1):
         db[tgt] -= scale
 
 
+@njit
+def _xent_rows(logits, row_loss, bias, targets, r0, r1):
+    """Rows r0..r1: row_loss gets -log p(target) (logits are only read)."""
+    for r in range(r0, r1):
+        row = logits[r]
+        m = _row_max(row, bias)
+        s = _row_sum_exp(row, bias, m)
+        row_loss[r] = np.log(s) + m - (row[targets[r]] + bias[targets[r]])
+
+
 @njit_parallel
 def _output_loss(row_loss, logits, x, W_T, bias, targets, blocks):
     """Per block of rows: its logits (one BLAS call), then each row's -log p(target)."""
@@ -171,11 +180,7 @@ def _output_loss(row_loss, logits, x, W_T, bias, targets, blocks):
         r0, r1 = k * N // blocks, (k + 1) * N // blocks
         if r1 > r0:
             np.dot(x[r0:r1], W_T, logits[r0:r1])
-        for r in range(r0, r1):
-            row = logits[r]
-            m = _row_max(row, bias)
-            s = _row_sum_exp(row, bias, m)
-            row_loss[r] = np.log(s) + m - (row[targets[r]] + bias[targets[r]])
+        _xent_rows(logits, row_loss, bias, targets, r0, r1)
 
 
 @njit_parallel
@@ -186,8 +191,8 @@ def _output_loss_and_grads(row_loss, logits, dx, dW, dW_parts, dbias_parts, x, W
     for k in prange(blocks):
         r0, r1 = k * N // blocks, (k + 1) * N // blocks
         dW_k = dW if k == 0 else dW_parts[k - 1]
+        dbias_parts[k] = 0
         if r1 == r0:
-            dbias_parts[k] = 0
             dW_k[:] = 0
             continue
         # forward: logits = x · Wᵀ (+ bias inside the cross-entropy)

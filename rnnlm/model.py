@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import gru, layers, lstm, rnn
+from . import gru, layers, lstm, overlap, rnn
 from .activations import ModelConfigError, parse_activation
 from .init import GATES, INITS, init_params
 
@@ -198,8 +198,9 @@ class RNNModel:
 
     # ------------------------------------------------------------ forward
 
-    def _forward(self, ids, state, masks, ws):
-        """Embedding and all recurrent layers; returns (top output (T, B, H), caches)."""
+    def _forward(self, ids, state, masks, ws, n_layers=None):
+        """Embedding and the first n_layers recurrent layers (default all); returns
+        (their output, (T, B, H) or the embedding's (T, B, E), caches)."""
         cfg, dt = self.config, self.dtype
         T, B = ids.shape
         E, H = cfg.emsize, cfg.hidden
@@ -210,7 +211,7 @@ class RNNModel:
             x = ws.get("x0", (T, B, E), dt)
             np.multiply(emb, masks[0], out=x)
         caches = []
-        for layer in range(cfg.layers):
+        for layer in range(cfg.layers if n_layers is None else n_layers):
             W_ih, W_hh, b_ih, b_hh = self._layer_weights(layer)
             n_in = x.shape[2]
             key = f"cache{layer}"
@@ -231,6 +232,22 @@ class RNNModel:
                 np.multiply(x, masks[layer + 1], out=y)
                 x = y
         return x, caches
+
+    def _forward_overlapped(self, ids, tgt, state, masks, ws, scratch, dtop, grads=True):
+        """The forward with the top layer's serial LSTM recurrence overlapped with the
+        output layer (overlap.py; when overlap.applies): (loss, dbias, caches). dtop
+        (N, H) receives dL/d(top output); grads=False: the loss only (dbias None)."""
+        T, B = ids.shape
+        top_layer, H = self.config.layers - 1, self.config.hidden
+        x_in, caches = self._forward(ids, state, masks, ws, n_layers=top_layer)
+        key = f"cache{top_layer}"
+        buf = ws.buffers.get(key) or lstm.lstm_alloc(T, B, x_in.shape[2], H, self.dtype)
+        W_ih, W_hh, b_ih, b_hh = self._layer_weights(top_layer)
+        cache, loss, dbias = overlap.lstm_forward_and_output(
+            buf, x_in, state[0][top_layer], state[1][top_layer], W_ih, W_hh, b_ih, b_hh,
+            scratch, dtop, self._decoder_weight(), self.params["decoder.bias"], tgt, grads)
+        ws.buffers[key] = cache
+        return loss, dbias, caches + [cache]
 
     def _final_state(self, caches):
         h = np.stack([c.h[-1] for c in caches])
@@ -266,10 +283,17 @@ class RNNModel:
         """
         ids, tgt, state, masks = self._prepare(inputs, targets, state, masks)
         T, B = ids.shape
+        N, V, H = T * B, self.config.vocab_size, self.config.hidden
         ws = self._workspace(T, B)
+        if overlap.applies(self.config.cell, H, masks):
+            scratch = {name: ws.get(name, shape, self.dtype)
+                       for name, shape in layers.output_scratch_shapes(N, V, H).items()}
+            dtop = ws.get("dtop", (T, B, H), self.dtype).reshape(N, H)
+            loss, _, caches = self._forward_overlapped(ids, tgt, state, masks, ws, scratch, dtop, grads=False)
+            return loss, self._final_state(caches)
         top, caches = self._forward(ids, state, masks, ws)
-        logits = ws.get("logits", (T * B, self.config.vocab_size), self.dtype)
-        loss = layers.output_loss(logits, top.reshape(T * B, -1), self._decoder_weight(),
+        logits = ws.get("logits", (N, V), self.dtype)
+        loss = layers.output_loss(logits, top.reshape(N, -1), self._decoder_weight(),
                                   self.params["decoder.bias"], tgt)
         return loss, self._final_state(caches)
 
@@ -309,16 +333,19 @@ class RNNModel:
         if masks is None and rng is not None:
             masks = self.draw_masks(T, B, rng)
         ws = self._workspace(T, B)
-        top, caches = self._forward(ids, state, masks, ws)
-        top2 = top.reshape(N, H)
-
-        # output layer: logits, softmax cross-entropy and the three gradients, one fused kernel
         W_dec = self._decoder_weight()
         scratch = {name: ws.get(name, shape, dt) for name, shape in layers.output_scratch_shapes(N, V, H).items()}
         dtop = ws.get("dtop", (T, B, H), dt)
         dW_dec = np.empty((V, H), dt)
-        loss, ddec_b = layers.output_loss_and_grads(scratch, dtop.reshape(N, H), dW_dec, top2, W_dec,
-                                                    P["decoder.bias"], tgt)
+        top_layer = cfg.layers - 1
+        overlapped = overlap.applies(cfg.cell, H, masks)
+        if overlapped:
+            loss, ddec_b, caches = self._forward_overlapped(ids, tgt, state, masks, ws, scratch, dtop.reshape(N, H))
+        else:
+            top, caches = self._forward(ids, state, masks, ws)
+            # output layer: logits, softmax cross-entropy and the three gradients, one fused kernel
+            loss, ddec_b = layers.output_loss_and_grads(scratch, dtop.reshape(N, H), dW_dec, top.reshape(N, H),
+                                                        W_dec, P["decoder.bias"], tgt)
         grads = {"decoder.bias": ddec_b}
         if masks is not None:
             # forward: top = h_L * mask
@@ -342,8 +369,12 @@ class RNNModel:
             elif cfg.cell == "lstm":
                 dgates = ws.get(f"dgates{layer}", (T, B, 4 * H), dt)
                 dcs = ws.get(f"dcs{layer}", (T, B, H), dt)
-                lstm.lstm_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dstate0[0][layer], dstate0[1][layer],
-                                   dgates, dhs, dcs, dh_out, cache, W_ih, W_hh)
+                args = (dx, dW_ih, dW_hh, db_ih, db_hh, dstate0[0][layer], dstate0[1][layer],
+                        dgates, dhs, dcs, dh_out, cache, W_ih, W_hh)
+                if overlapped and layer == top_layer:
+                    overlap.lstm_backward_and_output_dW(*args, scratch, dW_dec)
+                else:
+                    lstm.lstm_backward(*args)
             else:
                 dxa = ws.get(f"dxa{layer}", (T, B, 3 * H), dt)
                 dha = ws.get(f"dha{layer}", (T, B, 3 * H), dt)

@@ -1,0 +1,152 @@
+"""A training step's serial LSTM recurrence overlapped with the output layer.
+
+Below lstm.SPLIT_MIN_H a step of the recurrence runs on one thread, and in
+the plain order of a training step (recurrence, then output layer, then
+recurrence in reverse) the other cores wait through it: at the tiny config
+2.6 ms of a 13 ms window. Here the top layer's recurrence runs on thread 0
+while the other threads do output-layer work that does not depend on it:
+
+- forward: thread 0 alone runs steps 0..t1; then it runs steps t1..T while
+  the others compute the logits, cross-entropy and dlogits, dx of the rows of
+  steps 0..t1 (their h is known); then all threads share the remaining rows.
+- backward: thread 0 walks the steps in reverse while the others compute
+  their share of the output layer's dW (which the reverse walk does not
+  need); thread 0 then takes a smaller share.
+
+t1 and the shares come from a cost model of the shapes and the thread count,
+not from timing, so results stay bitwise reproducible for a given thread
+count. The arithmetic is the same kernels' as the plain path (lstm.py,
+layers.py); only the order of the partial sums of dbias and dW differs.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from . import layers, lstm, pblas
+from ._blas import one_blas_thread
+from ._jit import njit, njit_parallel
+
+
+def applies(cell, H, dropout_masks) -> bool:
+    """Whether a step (training or loss) can take this path: an LSTM whose top layer's
+    steps run serially, more than one thread, and no dropout masks."""
+    return cell == "lstm" and H < lstm.SPLIT_MIN_H and pblas.n_blocks() > 1 and dropout_masks is None
+
+
+# Cost model, in flop-like units per row of the output layer or per step of the
+# recurrence. The recurrence's B-row products run at about half the speed of
+# the output layer's large ones, hence 16 H² for its 8 H² flops (measured at
+# V = 2000, H = 64: 38 us per step against 9.1 us per output row, one thread).
+def _step_cost(B, H):
+    return B * (16 * H * H + 80 * H)
+
+
+def _split_forward(T, B, H, V, threads, grads=True):
+    """t1: thread 0 runs steps t1..T while threads 1.. do the output rows of steps 0..t1."""
+    row = 4 * H * V + 15 * V if grads else 2 * H * V + 10 * V
+    step, rows_of_step = _step_cost(B, H), B * row / (threads - 1)
+    return int(np.clip(round(T * step / (step + rows_of_step)), 0, T))
+
+
+def _split_backward(T, B, H, V, threads):
+    """Rows of dW for thread 0 after its reverse walk, so that all threads end together."""
+    N, row = T * B, 2 * H * V
+    share = (T * _step_cost(B, H) + N * row) / threads
+    return int(np.clip(round((share - T * _step_cost(B, H)) / row), 0, N))
+
+
+@njit
+def _output_rows(row_loss, logits, dx, dbias, x, W, W_T, bias, targets, scale, r0, r1, grads):
+    """Rows r0..r1 of the output layer: logits and cross-entropy; with grads also
+    dlogits (in logits) and dx, and dbias += their dlogits."""
+    if r1 > r0:
+        np.dot(x[r0:r1], W_T, logits[r0:r1])
+        if grads:
+            layers._xent_rows_backward(logits, row_loss, dbias, bias, targets, scale, r0, r1)
+            np.dot(logits[r0:r1], W, dx[r0:r1])
+        else:
+            layers._xent_rows(logits, row_loss, bias, targets, r0, r1)
+
+
+@njit_parallel
+def _forward(gates, c, tanh_c, h, xproj, W_hh, bias_g, t1,
+             row_loss, logits, dx, dbias_parts, x, W, W_T, bias, targets, scale, grads):
+    """The recurrence (lstm._lstm_forward_serial on views from step t1) and the output
+    layer's loss, and with grads its dlogits and dx; x (N, H) is a view of h[1:]."""
+    T, B = xproj.shape[0], xproj.shape[1]
+    N, P = T * B, dbias_parts.shape[0]
+    dbias_parts[:] = 0
+    lstm._lstm_forward_serial(gates[:t1], c[:t1 + 1], tanh_c[:t1], h[:t1 + 1], xproj[:t1], W_hh, bias_g)
+    known = t1 * B    # rows whose h is computed
+    for k in prange(P):
+        if k == 0:
+            lstm._lstm_forward_serial(gates[t1:], c[t1:], tanh_c[t1:], h[t1:], xproj[t1:], W_hh, bias_g)
+        else:
+            _output_rows(row_loss, logits, dx, dbias_parts[k], x, W, W_T, bias, targets, scale,
+                         (k - 1) * known // (P - 1), k * known // (P - 1), grads)
+    rest = N - known
+    for k in prange(P):
+        _output_rows(row_loss, logits, dx, dbias_parts[k], x, W, W_T, bias, targets, scale,
+                     known + k * rest // P, known + (k + 1) * rest // P, grads)
+
+
+@njit_parallel
+def _backward(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh_T, n0,
+              dlogits, x, dW, dW_parts):
+    """The reverse walk (lstm._lstm_backward_serial) on thread 0, then dW of rows 0..n0
+    into dW; threads k > 0 put dW of their share of rows n0..N in dW_parts[k-1]."""
+    N, P = x.shape[0], dW_parts.shape[0] + 1
+    for k in prange(P):
+        if k == 0:
+            lstm._lstm_backward_serial(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh_T)
+            r0, r1, out = 0, n0, dW
+        else:
+            r0, r1, out = n0 + (k - 1) * (N - n0) // (P - 1), n0 + k * (N - n0) // (P - 1), dW_parts[k - 1]
+        if r1 > r0:
+            # forward: logits = x · Wᵀ
+            np.dot(dlogits[r0:r1].T, x[r0:r1], out)
+        else:
+            out[:] = 0
+
+
+def lstm_forward_and_output(cache, x_in, h0, c0, W_ih, W_hh, b_ih, b_hh, buffers, dtop, W, bias, targets,
+                            grads=True):
+    """lstm.lstm_forward, then layers.output_loss_and_grads without dW, overlapped.
+
+    Fills cache (as lstm_forward), buffers["logits"] (then dlogits) and dtop (N, H);
+    returns (cache, mean loss, dbias). buffers: as for output_loss_and_grads.
+    grads=False: the loss only (as layers.output_loss); dtop is not written and dbias is None.
+    """
+    T, B, E = x_in.shape
+    H, V = W_hh.shape[1], W.shape[0]
+    N = T * B
+    dbias_parts = buffers["dbias_parts"]
+    t1 = _split_forward(T, B, H, V, dbias_parts.shape[0], grads)
+    row_loss = np.empty(N, np.float64)
+    with one_blas_thread():
+        pblas.matmul(cache.xproj.reshape(N, -1), x_in.reshape(N, E), W_ih.T)
+        cache.h[0] = h0
+        cache.c[0] = c0
+        _forward(cache.gates, cache.c, cache.tanh_c, cache.h, cache.xproj, W_hh, b_ih + b_hh, t1,
+                 row_loss, buffers["logits"], dtop, dbias_parts, cache.h[1:].reshape(N, H), W, W.T, bias,
+                 targets.reshape(N), x_in.dtype.type(1.0 / N), grads)
+    return cache._replace(x=x_in), float(row_loss.sum() / N), dbias_parts.sum(axis=0) if grads else None
+
+
+def lstm_backward_and_output_dW(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates, dhs, dcs, dh_out,
+                                cache, W_ih, W_hh, buffers, dW):
+    """lstm.lstm_backward, overlapped with the output layer's dW = dlogitsᵀ · h (written to dW).
+
+    Arguments as lstm_backward's, plus buffers from lstm_forward_and_output.
+    """
+    T, B, H = dh_out.shape
+    V, N = dW.shape[0], T * B
+    parts = buffers["dW_parts"]
+    n0 = _split_backward(T, B, H, V, parts.shape[0] + 1)
+    with one_blas_thread():
+        _backward(dgates, dhs, dcs, dh0, dc0, dh_out, cache.gates, cache.c, cache.tanh_c,
+                  np.ascontiguousarray(W_hh.T), n0, buffers["logits"], cache.h[1:].reshape(N, H), dW, parts)
+    pblas.add_parts(dW, parts)
+    # forward: a = W_ih x + b_ih + W_hh h_prev + b_hh, batched over all steps
+    layers.recurrent_affine_backward(dgates, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx)

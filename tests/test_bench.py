@@ -1,0 +1,53 @@
+"""`bench`: the record it prints, its flags, and the worker process that times the other side.
+
+Nothing here times anything against a target (speed lives in the benchmark's
+output, never in a unit test); these check that the harness runs and says
+what it measured.
+"""
+import importlib.util
+import json
+
+import pytest
+
+from rnnlm import bench
+from rnnlm.cli import main
+
+
+def test_json_record_for_one_cell_and_config(capsys):
+    assert main(["bench", "--config", "tiny", "--cell", "rnn", "--repeats", "1", "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    assert (rec["cell"], rec["config"], rec["V"], rec["E"], rec["H"], rec["B"], rec["T"]) == \
+        ("rnn", "tiny", 2000, 64, 64, 32, 35)
+    assert rec["train_tokens_per_s"] > 0 and rec["eval_tokens_per_s"] > rec["train_tokens_per_s"] / 10
+    assert "train_ratio" not in rec   # no --vs-torch, no comparison
+
+
+def test_worker_times_the_same_windows_in_its_own_process():
+    """The worker protocol, with our own model on the other side (PyTorch is never a dependency)."""
+    worker = bench._Worker("rnn", "tiny", 2, 1, side="rnnlm")
+    try:
+        assert worker.proc.pid > 0
+        train_s, eval_s = worker.run("train"), worker.run("eval")
+        assert 0 < eval_s < 60 and 0 < train_s < 60
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--torch-in-process"], "only applies with --vs-torch"),
+    (["--threads", "0"], "at least 1"),
+    (["--config", "huge"], "unknown config"),
+])
+def test_bad_flags_exit_2(capsys, argv, message):
+    assert main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="PyTorch is installed here")
+def test_vs_torch_without_torch_says_how_to_get_it(capsys):
+    assert main(["bench", "--vs-torch", "--config", "tiny"]) == 2
+    assert "separate venv" in capsys.readouterr().err
