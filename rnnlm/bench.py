@@ -139,6 +139,7 @@ class _Worker:
     def __init__(self, cell, config, n, threads, side="torch"):
         code = "from rnnlm.bench import _worker_main; _worker_main()"
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PROJECT_ROOT, os.environ.get("PYTHONPATH")])))
+        self.side = side
         self.proc = subprocess.Popen([sys.executable, "-c", code, side, cell, config, str(n), str(threads)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self._expect("ready")
@@ -147,7 +148,8 @@ class _Worker:
         line = self.proc.stdout.readline().strip()
         if not line.startswith(what):
             self.close()
-            raise RuntimeError(f"PyTorch worker failed (expected {what!r}, got {line!r}); see its error above")
+            raise UserError(f"the {self.side} benchmark worker process failed (its error, if any, is above); "
+                            "--torch-in-process runs PyTorch in this process instead")
         return line
 
     def run(self, key):
@@ -157,8 +159,11 @@ class _Worker:
 
     def close(self):
         if self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
+            try:
+                self.proc.stdin.close()
+            except OSError:   # the child is gone already
+                pass
+        self.proc.wait(timeout=60)
 
 
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -51,3 +51,9 @@ def test_bad_flags_exit_2(capsys, argv, message):
 def test_vs_torch_without_torch_says_how_to_get_it(capsys):
     assert main(["bench", "--vs-torch", "--config", "tiny"]) == 2
     assert "separate venv" in capsys.readouterr().err
+
+
+def test_a_worker_that_dies_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(bench.sys, "executable", "false")          # a child that exits at once
+    with pytest.raises(bench.UserError, match="worker process failed"):
+        bench._Worker("rnn", "tiny", 2, 1, side="rnnlm")
