@@ -235,19 +235,22 @@ class RNNModel:
 
     def _forward_overlapped(self, ids, tgt, state, masks, ws, scratch, dtop, grads=True):
         """The forward with the top layer's serial LSTM recurrence overlapped with the
-        output layer (overlap.py; when overlap.applies): (loss, dbias, caches). dtop
-        (N, H) receives dL/d(top output); grads=False: the loss only (dbias None)."""
+        output layer (overlap.py; when overlap.applies): (loss, dbias, caches, x_top).
+        dtop (N, H) receives dL/d(top output); grads=False: the loss only (dbias None).
+        x_top: the top output after its dropout mask (None without masks: it is h)."""
         T, B = ids.shape
-        top_layer, H = self.config.layers - 1, self.config.hidden
-        x_in, caches = self._forward(ids, state, masks, ws, n_layers=top_layer)
-        key = f"cache{top_layer}"
+        L, H = self.config.layers, self.config.hidden
+        x_in, caches = self._forward(ids, state, masks, ws, n_layers=L - 1)
+        key = f"cache{L - 1}"
         buf = ws.buffers.get(key) or lstm.lstm_alloc(T, B, x_in.shape[2], H, self.dtype)
-        W_ih, W_hh, b_ih, b_hh = self._layer_weights(top_layer)
+        W_ih, W_hh, b_ih, b_hh = self._layer_weights(L - 1)
+        # forward: top = h_L * mask, as _forward's x{L}
+        mask, x_top = (None, None) if masks is None else (masks[L], ws.get(f"x{L}", (T, B, H), self.dtype))
         cache, loss, dbias = overlap.lstm_forward_and_output(
-            buf, x_in, state[0][top_layer], state[1][top_layer], W_ih, W_hh, b_ih, b_hh,
-            scratch, dtop, self._decoder_weight(), self.params["decoder.bias"], tgt, grads)
+            buf, x_in, state[0][L - 1], state[1][L - 1], W_ih, W_hh, b_ih, b_hh,
+            scratch, dtop, self._decoder_weight(), self.params["decoder.bias"], tgt, grads, mask, x_top)
         ws.buffers[key] = cache
-        return loss, dbias, caches + [cache]
+        return loss, dbias, caches + [cache], x_top
 
     def _final_state(self, caches):
         h = np.stack([c.h[-1] for c in caches])
@@ -285,11 +288,11 @@ class RNNModel:
         T, B = ids.shape
         N, V, H = T * B, self.config.vocab_size, self.config.hidden
         ws = self._workspace(T, B)
-        if overlap.applies(self.config.cell, H, masks):
+        if overlap.applies(self.config.cell, H):
             scratch = {name: ws.get(name, shape, self.dtype)
                        for name, shape in layers.output_scratch_shapes(N, V, H).items()}
             dtop = ws.get("dtop", (T, B, H), self.dtype).reshape(N, H)
-            loss, _, caches = self._forward_overlapped(ids, tgt, state, masks, ws, scratch, dtop, grads=False)
+            loss, _, caches, _ = self._forward_overlapped(ids, tgt, state, masks, ws, scratch, dtop, grads=False)
             return loss, self._final_state(caches)
         top, caches = self._forward(ids, state, masks, ws)
         logits = ws.get("logits", (N, V), self.dtype)
@@ -338,9 +341,10 @@ class RNNModel:
         dtop = ws.get("dtop", (T, B, H), dt)
         dW_dec = np.empty((V, H), dt)
         top_layer = cfg.layers - 1
-        overlapped = overlap.applies(cfg.cell, H, masks)
+        overlapped = overlap.applies(cfg.cell, H)
         if overlapped:
-            loss, ddec_b, caches = self._forward_overlapped(ids, tgt, state, masks, ws, scratch, dtop.reshape(N, H))
+            loss, ddec_b, caches, x_top = self._forward_overlapped(ids, tgt, state, masks, ws, scratch,
+                                                                   dtop.reshape(N, H))
         else:
             top, caches = self._forward(ids, state, masks, ws)
             # output layer: logits, softmax cross-entropy and the three gradients, one fused kernel
@@ -372,7 +376,7 @@ class RNNModel:
                 args = (dx, dW_ih, dW_hh, db_ih, db_hh, dstate0[0][layer], dstate0[1][layer],
                         dgates, dhs, dcs, dh_out, cache, W_ih, W_hh)
                 if overlapped and layer == top_layer:
-                    overlap.lstm_backward_and_output_dW(*args, scratch, dW_dec)
+                    overlap.lstm_backward_and_output_dW(*args, scratch, dW_dec, x_top)
                 else:
                     lstm.lstm_backward(*args)
             else:

@@ -12,6 +12,8 @@ while the other threads do output-layer work that does not depend on it:
 - backward: thread 0 walks the steps in reverse while the others compute
   their share of the output layer's dW (which the reverse walk does not
   need); thread 0 then takes a smaller share.
+- dropout on the top layer's output: each output row is masked by the thread
+  that computes it, just before its logits.
 
 t1 and the shares come from a cost model of the shapes and the thread count,
 not from timing, so results stay bitwise reproducible for a given thread
@@ -28,10 +30,10 @@ from ._blas import one_blas_thread
 from ._jit import njit, njit_parallel
 
 
-def applies(cell, H, dropout_masks) -> bool:
+def applies(cell, H) -> bool:
     """Whether a step (training or loss) can take this path: an LSTM whose top layer's
-    steps run serially, more than one thread, and no dropout masks."""
-    return cell == "lstm" and H < lstm.SPLIT_MIN_H and pblas.n_blocks() > 1 and dropout_masks is None
+    steps run serially, and more than one thread."""
+    return cell == "lstm" and H < lstm.SPLIT_MIN_H and pblas.n_blocks() > 1
 
 
 # Cost model, in flop-like units per row of the output layer or per step of the
@@ -57,10 +59,15 @@ def _split_backward(T, B, H, V, threads):
 
 
 @njit
-def _output_rows(row_loss, logits, dx, dbias, x, W, W_T, bias, targets, scale, r0, r1, grads):
+def _output_rows(row_loss, logits, dx, dbias, x, h_rows, mask, masked, W, W_T, bias, targets, scale, r0, r1,
+                 grads):
     """Rows r0..r1 of the output layer: logits and cross-entropy; with grads also
-    dlogits (in logits) and dx, and dbias += their dlogits."""
+    dlogits (in logits) and dx, and dbias += their dlogits. masked: the rows of x
+    are first set to h_rows * mask (dropout)."""
     if r1 > r0:
+        if masked:
+            # forward: top = h * mask (inverted dropout on the top layer's output)
+            x[r0:r1] = h_rows[r0:r1] * mask[r0:r1]
         np.dot(x[r0:r1], W_T, logits[r0:r1])
         if grads:
             layers._xent_rows_backward(logits, row_loss, dbias, bias, targets, scale, r0, r1)
@@ -71,9 +78,10 @@ def _output_rows(row_loss, logits, dx, dbias, x, W, W_T, bias, targets, scale, r
 
 @njit_parallel
 def _forward(gates, c, tanh_c, h, xproj, W_hh, bias_g, t1,
-             row_loss, logits, dx, dbias_parts, x, W, W_T, bias, targets, scale, grads):
+             row_loss, logits, dx, dbias_parts, x, h_rows, mask, masked, W, W_T, bias, targets, scale, grads):
     """The recurrence (lstm._lstm_forward_serial on views from step t1) and the output
-    layer's loss, and with grads its dlogits and dx; x (N, H) is a view of h[1:]."""
+    layer's loss, and with grads its dlogits and dx. h_rows (N, H) is a view of h[1:];
+    x is h_rows too, or if masked the buffer that receives h_rows * mask (N, H)."""
     T, B = xproj.shape[0], xproj.shape[1]
     N, P = T * B, dbias_parts.shape[0]
     dbias_parts[:] = 0
@@ -83,12 +91,12 @@ def _forward(gates, c, tanh_c, h, xproj, W_hh, bias_g, t1,
         if k == 0:
             lstm._lstm_forward_serial(gates[t1:], c[t1:], tanh_c[t1:], h[t1:], xproj[t1:], W_hh, bias_g)
         else:
-            _output_rows(row_loss, logits, dx, dbias_parts[k], x, W, W_T, bias, targets, scale,
-                         (k - 1) * known // (P - 1), k * known // (P - 1), grads)
+            _output_rows(row_loss, logits, dx, dbias_parts[k], x, h_rows, mask, masked, W, W_T, bias, targets,
+                         scale, (k - 1) * known // (P - 1), k * known // (P - 1), grads)
     rest = N - known
     for k in prange(P):
-        _output_rows(row_loss, logits, dx, dbias_parts[k], x, W, W_T, bias, targets, scale,
-                     known + k * rest // P, known + (k + 1) * rest // P, grads)
+        _output_rows(row_loss, logits, dx, dbias_parts[k], x, h_rows, mask, masked, W, W_T, bias, targets,
+                     scale, known + k * rest // P, known + (k + 1) * rest // P, grads)
 
 
 @njit_parallel
@@ -111,12 +119,15 @@ def _backward(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh_T, n0,
 
 
 def lstm_forward_and_output(cache, x_in, h0, c0, W_ih, W_hh, b_ih, b_hh, buffers, dtop, W, bias, targets,
-                            grads=True):
+                            grads=True, mask=None, x_out=None):
     """lstm.lstm_forward, then layers.output_loss_and_grads without dW, overlapped.
 
-    Fills cache (as lstm_forward), buffers["logits"] (then dlogits) and dtop (N, H);
-    returns (cache, mean loss, dbias). buffers: as for output_loss_and_grads.
-    grads=False: the loss only (as layers.output_loss); dtop is not written and dbias is None.
+    Fills cache (as lstm_forward), buffers["logits"] (then dlogits) and dtop (N, H),
+    the gradient with respect to the output layer's input; returns (cache, mean
+    loss, dbias). buffers: as for output_loss_and_grads. grads=False: the loss
+    only (as layers.output_loss); dtop is not written and dbias is None.
+    mask (T, B, H): dropout on the top layer's output; the output layer's input
+    h * mask is written to x_out (T, B, H), which lstm_backward_and_output_dW needs.
     """
     T, B, E = x_in.shape
     H, V = W_hh.shape[1], W.shape[0]
@@ -124,21 +135,27 @@ def lstm_forward_and_output(cache, x_in, h0, c0, W_ih, W_hh, b_ih, b_hh, buffers
     dbias_parts = buffers["dbias_parts"]
     t1 = _split_forward(T, B, H, V, dbias_parts.shape[0], grads)
     row_loss = np.empty(N, np.float64)
+    h_rows = cache.h[1:].reshape(N, H)
+    if mask is None:
+        x_rows, mask_rows = h_rows, np.ones((1, 1), h_rows.dtype)   # unused
+    else:
+        x_rows, mask_rows = x_out.reshape(N, H), mask.reshape(N, H)
     with one_blas_thread():
         pblas.matmul(cache.xproj.reshape(N, -1), x_in.reshape(N, E), W_ih.T)
         cache.h[0] = h0
         cache.c[0] = c0
         _forward(cache.gates, cache.c, cache.tanh_c, cache.h, cache.xproj, W_hh, b_ih + b_hh, t1,
-                 row_loss, buffers["logits"], dtop, dbias_parts, cache.h[1:].reshape(N, H), W, W.T, bias,
-                 targets.reshape(N), x_in.dtype.type(1.0 / N), grads)
+                 row_loss, buffers["logits"], dtop, dbias_parts, x_rows, h_rows, mask_rows, mask is not None,
+                 W, W.T, bias, targets.reshape(N), x_in.dtype.type(1.0 / N), grads)
     return cache._replace(x=x_in), float(row_loss.sum() / N), dbias_parts.sum(axis=0) if grads else None
 
 
 def lstm_backward_and_output_dW(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates, dhs, dcs, dh_out,
-                                cache, W_ih, W_hh, buffers, dW):
-    """lstm.lstm_backward, overlapped with the output layer's dW = dlogitsᵀ · h (written to dW).
+                                cache, W_ih, W_hh, buffers, dW, x_out=None):
+    """lstm.lstm_backward, overlapped with the output layer's dW = dlogitsᵀ · x (written to dW).
 
-    Arguments as lstm_backward's, plus buffers from lstm_forward_and_output.
+    Arguments as lstm_backward's, plus buffers and x_out (None without a dropout
+    mask: x is then h) from lstm_forward_and_output.
     """
     T, B, H = dh_out.shape
     V, N = dW.shape[0], T * B
@@ -146,7 +163,8 @@ def lstm_backward_and_output_dW(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates
     n0 = _split_backward(T, B, H, V, parts.shape[0] + 1)
     with one_blas_thread():
         _backward(dgates, dhs, dcs, dh0, dc0, dh_out, cache.gates, cache.c, cache.tanh_c,
-                  np.ascontiguousarray(W_hh.T), n0, buffers["logits"], cache.h[1:].reshape(N, H), dW, parts)
+                  np.ascontiguousarray(W_hh.T), n0, buffers["logits"],
+                  (cache.h[1:] if x_out is None else x_out).reshape(N, H), dW, parts)
     pblas.add_parts(dW, parts)
     # forward: a = W_ih x + b_ih + W_hh h_prev + b_hh, batched over all steps
     layers.recurrent_affine_backward(dgates, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx)

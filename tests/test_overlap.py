@@ -1,8 +1,9 @@
 """The small LSTM's recurrence overlapped with the output layer (rnnlm/overlap.py).
 
 The overlapped step must give the plain step's loss, gradients and state (only
-the order of dbias's and dW's partial sums differs), at any split the cost
-model could choose, and pass the finite-difference gradcheck.
+the order of dbias's and dW's partial sums differs), with and without dropout,
+at any split the cost model could choose, and pass the finite-difference
+gradcheck.
 """
 import numpy as np
 import pytest
@@ -14,9 +15,9 @@ from rnnlm.model import ModelConfig, RNNModel
 V, E, H, T, B = 23, 6, 7, 9, 4
 
 
-def _model(layers, tied, dtype="float64"):
+def _model(layers, tied, dtype="float64", dropout=0.0):
     cfg = ModelConfig(vocab_size=V, cell="lstm", emsize=H if tied else E, hidden=H, layers=layers,
-                      tied=tied, dtype=dtype)
+                      tied=tied, dtype=dtype, dropout=dropout)
     m = RNNModel(cfg, seed=0)
     rng = np.random.default_rng(5)
     for p in m.params.values():
@@ -25,15 +26,17 @@ def _model(layers, tied, dtype="float64"):
 
 
 def _step(m, plain, monkeypatch):
-    """(loss, grads, state, eval loss, eval state) with the overlap on (plain=False) or off."""
+    """(loss, grads, state, eval loss, eval state) with the overlap on (plain=False) or off;
+    with the model's dropout, one fixed set of masks for both."""
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
     state = tuple(0.4 * rng.standard_normal(s.shape).astype(m.dtype) for s in m.init_state(B))
+    masks = m.draw_masks(T, B, rng)
     with monkeypatch.context() as mp:
         if plain:
             mp.setattr(overlap, "applies", lambda *a: False)
-        loss, grads, final = m.loss_and_grads(x, y, state)
-        eval_loss, eval_final = m.loss(x, y, state)
+        loss, grads, final = m.loss_and_grads(x, y, state, masks=masks)
+        eval_loss, eval_final = m.loss(x, y, state, masks=masks)
     return loss, grads, final, eval_loss, eval_final
 
 
@@ -46,21 +49,21 @@ def _assert_same(a, b, rtol):
         np.testing.assert_array_equal(s, r)   # the recurrence itself is the same arithmetic
 
 
-def test_applies_only_to_a_serial_lstm_top_layer_without_dropout(monkeypatch):
+def test_applies_only_to_a_serial_lstm_top_layer(monkeypatch):
     monkeypatch.setattr(pblas, "n_blocks", lambda: 2)
-    assert overlap.applies("lstm", 64, None)
-    assert not overlap.applies("lstm", overlap.lstm.SPLIT_MIN_H, None)   # split by unit instead
-    assert not overlap.applies("gru", 64, None) and not overlap.applies("rnn", 64, None)
-    assert not overlap.applies("lstm", 64, [np.ones(1)])                 # dropout masks
+    assert overlap.applies("lstm", 64)
+    assert not overlap.applies("lstm", overlap.lstm.SPLIT_MIN_H)   # split by unit instead
+    assert not overlap.applies("gru", 64) and not overlap.applies("rnn", 64)
     monkeypatch.setattr(pblas, "n_blocks", lambda: 1)
-    assert not overlap.applies("lstm", 64, None)                          # one thread: nothing to overlap
+    assert not overlap.applies("lstm", 64)                          # one thread: nothing to overlap
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-@pytest.mark.parametrize("layers,tied", [(1, False), (2, True), (2, False)])
-def test_overlapped_step_equals_plain_step(monkeypatch, threads, layers, tied):
+@pytest.mark.parametrize("layers,tied,dropout", [(1, False, 0.0), (2, True, 0.0), (2, False, 0.0),
+                                                 (1, False, 0.3), (2, True, 0.3)])
+def test_overlapped_step_equals_plain_step(monkeypatch, threads, layers, tied, dropout):
     monkeypatch.setattr(pblas, "n_blocks", lambda: threads)   # 3 parts on 2 cores is still correct
-    m = _model(layers, tied)
+    m = _model(layers, tied, dropout=dropout)
     calls = []
     real = overlap.lstm_forward_and_output
     monkeypatch.setattr(overlap, "lstm_forward_and_output", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -76,7 +79,7 @@ def test_every_split_gives_the_same_step(monkeypatch, t1, n0):
     monkeypatch.setattr(pblas, "n_blocks", lambda: 2)
     monkeypatch.setattr(overlap, "_split_forward", lambda *a: t1)
     monkeypatch.setattr(overlap, "_split_backward", lambda *a: n0)
-    m = _model(1, False)
+    m = _model(1, False, dropout=0.3)
     _assert_same(_step(m, False, monkeypatch), _step(m, True, monkeypatch), rtol=1e-12)
 
 
@@ -88,11 +91,11 @@ def test_float32_step_close_to_plain(monkeypatch):
     _assert_same(got, ref, rtol=2e-5)
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_gradcheck_through_the_overlapped_path(monkeypatch, layers):
+@pytest.mark.parametrize("layers,dropout", [(1, 0.0), (2, 0.0), (2, 0.3)])
+def test_gradcheck_through_the_overlapped_path(monkeypatch, layers, dropout):
     monkeypatch.setattr(pblas, "n_blocks", lambda: 3)
-    assert overlap.applies("lstm", 8, None)
-    rep = gradcheck(cell="lstm", layers=layers, hidden=8, emsize=8)
+    assert overlap.applies("lstm", 8)
+    rep = gradcheck(cell="lstm", layers=layers, hidden=8, emsize=8, dropout=dropout)
     assert rep.ok, "\n".join(rep.lines())
 
 
