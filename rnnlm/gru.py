@@ -21,6 +21,7 @@ import numpy as np
 from . import pblas
 from ._blas import one_blas_thread
 from ._jit import njit
+from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
 
@@ -113,15 +114,6 @@ def gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dxa, dha, dhs, dh_out, cac
     (skipped if None), the scratch dxa, dha (T, B, 3H), and dhs (T, B, H), the
     per-step state gradients. dh_out (T, B, H) arrives from above.
     """
-    T, B, G3 = dxa.shape
-    E, H = cache.x.shape[2], G3 // 3
     _gru_backward(dxa, dha, dhs, dh0, dh_out, cache.gates, cache.hn, cache.h, W_hh)
-    dxa2 = dxa.reshape(T * B, G3)
-    dha2 = dha.reshape(T * B, G3)
-    # forward: xproj = x · W_ihᵀ + b_ih ; hh = h_prev · W_hhᵀ + b_hh
-    pblas.matmul_tn_add(dW_ih, dxa2, cache.x.reshape(T * B, E))
-    pblas.matmul_tn_add(dW_hh, dha2, cache.h[:-1].reshape(T * B, H))
-    db_ih += dxa2.sum(axis=0)
-    db_hh += dha2.sum(axis=0)
-    if dx is not None:
-        pblas.matmul(dx.reshape(T * B, E), dxa2, W_ih)
+    # forward: xproj = x · W_ihᵀ + b_ih ; hh = h_prev · W_hhᵀ + b_hh (dha: the hidden side's gradient)
+    recurrent_affine_backward(dxa, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx, dpre_hh=dha)

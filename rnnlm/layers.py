@@ -54,22 +54,25 @@ def embedding_backward(dweight, dout, ids):
 # ---------------------------------------------------------------- the cells' batched products
 
 
-def recurrent_affine_backward(dpre, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh, dx):
+def recurrent_affine_backward(dpre, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh, dx, dpre_hh=None):
     """The batched part of a cell's backward, once dpre = dL/d(pre-activations) is known.
 
     Forward (rnn, lstm): pre = x · W_ihᵀ + b_ih + h_prev · W_hhᵀ + b_hh for all T·B rows
     at once, so the weight gradients are one product each over the whole window.
     dpre (T, B, G·H); x (T, B, E); h_prev (T, B, H) (the states before each step).
+    dpre_hh: the gradient of the hidden side h_prev · W_hhᵀ + b_hh when it differs
+    from dpre's (the GRU's reset gate multiplies part of it); default dpre.
     Accumulates into dW_ih, dW_hh, db_ih, db_hh; writes dx (T, B, E) unless None.
     """
     T, B, GH = dpre.shape
     E, H = x.shape[2], h_prev.shape[2]
     dpre2 = dpre.reshape(T * B, GH)
+    dpre_hh2 = dpre2 if dpre_hh is None else dpre_hh.reshape(T * B, GH)
     pblas.matmul_tn_add(dW_ih, dpre2, x.reshape(T * B, E))
-    pblas.matmul_tn_add(dW_hh, dpre2, h_prev.reshape(T * B, H))
+    pblas.matmul_tn_add(dW_hh, dpre_hh2, h_prev.reshape(T * B, H))
     dbias = dpre2.sum(axis=0)
     db_ih += dbias
-    db_hh += dbias
+    db_hh += dbias if dpre_hh is None else dpre_hh2.sum(axis=0)
     if dx is not None:
         pblas.matmul(dx.reshape(T * B, E), dpre2, W_ih)
 
@@ -172,6 +175,21 @@ def _xent_rows(logits, row_loss, bias, targets, r0, r1):
         row_loss[r] = np.log(s) + m - (row[targets[r]] + bias[targets[r]])
 
 
+@njit
+def output_rows(row_loss, logits, dx, dbias, x, W, W_T, bias, targets, scale, r0, r1, grads):
+    """Rows r0..r1 of the output layer: logits (one BLAS call) and each row's -log p(target);
+    with grads also dlogits (in place of the logits), dx, and dbias += their dlogits.
+    (Without grads, dx, dbias, W and scale are not used.)"""
+    if r1 > r0:
+        # forward: logits = x · Wᵀ (+ bias inside the cross-entropy)
+        np.dot(x[r0:r1], W_T, logits[r0:r1])
+        if grads:
+            _xent_rows_backward(logits, row_loss, dbias, bias, targets, scale, r0, r1)
+            np.dot(logits[r0:r1], W, dx[r0:r1])
+        else:
+            _xent_rows(logits, row_loss, bias, targets, r0, r1)
+
+
 @njit_parallel
 def _output_loss(row_loss, logits, x, W_T, bias, targets, blocks):
     """Per block of rows: its logits (one BLAS call), then each row's -log p(target)."""
@@ -195,10 +213,7 @@ def _output_loss_and_grads(row_loss, logits, dx, dW, dW_parts, dbias_parts, x, W
         if r1 == r0:
             dW_k[:] = 0
             continue
-        # forward: logits = x · Wᵀ (+ bias inside the cross-entropy)
-        np.dot(x[r0:r1], W_T, logits[r0:r1])
-        _xent_rows_backward(logits, row_loss, dbias_parts[k], bias, targets, scale, r0, r1)
-        np.dot(logits[r0:r1], W, dx[r0:r1])
+        output_rows(row_loss, logits, dx, dbias_parts[k], x, W, W_T, bias, targets, scale, r0, r1, True)
         np.dot(logits[r0:r1].T, x[r0:r1], dW_k)
 
 

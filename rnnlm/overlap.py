@@ -48,14 +48,14 @@ def _split_forward(T, B, H, V, threads, grads=True):
     """t1: thread 0 runs steps t1..T while threads 1.. do the output rows of steps 0..t1."""
     row = 4 * H * V + 15 * V if grads else 2 * H * V + 10 * V
     step, rows_of_step = _step_cost(B, H), B * row / (threads - 1)
-    return int(np.clip(round(T * step / (step + rows_of_step)), 0, T))
+    return min(max(round(T * step / (step + rows_of_step)), 0), T)
 
 
 def _split_backward(T, B, H, V, threads):
     """Rows of dW for thread 0 after its reverse walk, so that all threads end together."""
     N, row = T * B, 2 * H * V
     share = (T * _step_cost(B, H) + N * row) / threads
-    return int(np.clip(round((share - T * _step_cost(B, H)) / row), 0, N))
+    return min(max(round((share - T * _step_cost(B, H)) / row), 0), N)
 
 
 @njit
@@ -64,16 +64,10 @@ def _output_rows(row_loss, logits, dx, dbias, x, h_rows, mask, masked, W, W_T, b
     """Rows r0..r1 of the output layer: logits and cross-entropy; with grads also
     dlogits (in logits) and dx, and dbias += their dlogits. masked: the rows of x
     are first set to h_rows * mask (dropout)."""
-    if r1 > r0:
-        if masked:
-            # forward: top = h * mask (inverted dropout on the top layer's output)
-            x[r0:r1] = h_rows[r0:r1] * mask[r0:r1]
-        np.dot(x[r0:r1], W_T, logits[r0:r1])
-        if grads:
-            layers._xent_rows_backward(logits, row_loss, dbias, bias, targets, scale, r0, r1)
-            np.dot(logits[r0:r1], W, dx[r0:r1])
-        else:
-            layers._xent_rows(logits, row_loss, bias, targets, r0, r1)
+    if masked and r1 > r0:
+        # forward: top = h * mask (inverted dropout on the top layer's output)
+        x[r0:r1] = h_rows[r0:r1] * mask[r0:r1]
+    layers.output_rows(row_loss, logits, dx, dbias, x, W, W_T, bias, targets, scale, r0, r1, grads)
 
 
 @njit_parallel
