@@ -15,11 +15,13 @@ FASTMATH = {"contract", "arcp"}
 _OPTIONS = dict(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 
 
-def njit(fn=None, **extra):
-    """`@njit` or `@njit(inline="always")`: numba.njit with the project's options."""
+def njit(fn=None, *, reassoc=False, **extra):
+    """`@njit`, `@njit(inline="always")` or `@njit(reassoc=True)`: numba.njit with the
+    project's options (reassoc: as for njit_parallel)."""
+    options = dict(_OPTIONS, fastmath=FASTMATH | {"reassoc"}) if reassoc else _OPTIONS
     if fn is None:
-        return lambda f: numba.njit(**_OPTIONS, **extra)(f)
-    return numba.njit(**_OPTIONS)(fn)
+        return lambda f: numba.njit(**options, **extra)(f)
+    return numba.njit(**options)(fn)
 
 
 def njit_parallel(fn=None, *, reassoc=False):

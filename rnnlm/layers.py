@@ -19,7 +19,7 @@ from numba import prange
 from . import pblas
 from ._blas import one_blas_thread
 from ._jit import njit, njit_parallel
-from .vecmath import fexp
+from .vecmath import fexp, fmax
 
 
 # ---------------------------------------------------------------- embedding
@@ -80,65 +80,39 @@ def recurrent_affine_backward(dpre, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh,
 # ---------------------------------------------------------------- output layer: rows of the softmax
 
 
-LANES = 16   # independent accumulators per row pass: two AVX2 registers of float32
+# The row passes are plain loops: the max through fmax (LLVM's maxnum) and the
+# sums with reassoc, so that LLVM vectorizes both as reductions (8 lanes, several
+# accumulators). Written with a lane array instead, the loops stayed mostly scalar
+# (LLVM cannot tell that the array does not alias the row): max 0.44 ns per logit
+# against 0.10 now, exp and sum 0.65 against 0.48. The sums are in the row's dtype.
 
 
 @njit
 def _row_max(row, bias):
-    """max(row + bias). Lane-wise maxima first, so the loop vectorizes."""
-    V = row.shape[0]
-    acc = np.full(LANES, -np.inf, row.dtype)
-    full = V - V % LANES
-    for v0 in range(0, full, LANES):
-        for k in range(LANES):
-            z = row[v0 + k] + bias[v0 + k]
-            a = acc[k]
-            acc[k] = z if z > a else a
-    m = acc.max()
-    for v in range(full, V):
-        m = max(m, row[v] + bias[v])
+    """max(row + bias) (a NaN entry is skipped here; the exp pass then gives NaN)."""
+    m = row[0] + bias[0]
+    for v in range(1, row.shape[0]):
+        m = fmax(m, row[v] + bias[v])
     return m
 
 
-@njit
+@njit(reassoc=True)
 def _row_sum_exp(row, bias, m):
-    """sum_v exp(row[v] + bias[v] - m), in float64.
-
-    Lane-wise partial sums in the row's dtype (16 lanes of at most V/16 terms
-    each, all <= 1), added up in float64 at the end.
-    """
-    V = row.shape[0]
-    acc = np.zeros(LANES, row.dtype)
-    full = V - V % LANES
-    for v0 in range(0, full, LANES):
-        for k in range(LANES):
-            acc[k] += fexp(row[v0 + k] + bias[v0 + k] - m)
-    s = 0.0
-    for k in range(LANES):
-        s += acc[k]
-    for v in range(full, V):
+    """sum_v exp(row[v] + bias[v] - m); every term is <= 1 when m is the max."""
+    s = row.dtype.type(0)
+    for v in range(row.shape[0]):
         s += fexp(row[v] + bias[v] - m)
     return s
 
 
-@njit
+@njit(reassoc=True)
 def _row_exp_inplace(row, bias, m):
     """row[v] = exp(row[v] + bias[v] - m); returns their sum as _row_sum_exp does.
 
     The training pass; the eval pass (_row_sum_exp) only reads the row.
     """
-    V = row.shape[0]
-    acc = np.zeros(LANES, row.dtype)
-    full = V - V % LANES
-    for v0 in range(0, full, LANES):
-        for k in range(LANES):
-            e = fexp(row[v0 + k] + bias[v0 + k] - m)
-            row[v0 + k] = e
-            acc[k] += e
-    s = 0.0
-    for k in range(LANES):
-        s += acc[k]
-    for v in range(full, V):
+    s = row.dtype.type(0)
+    for v in range(row.shape[0]):
         e = fexp(row[v] + bias[v] - m)
         row[v] = e
         s += e

@@ -67,6 +67,32 @@ def test_output_layer_propagates_nan():
     assert np.isnan(_fused(x, *args)[0])
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_output_layer_propagates_one_nonfinite_logit(value):
+    """One bad logit per row (the max pass skips a NaN; the exp pass must not)."""
+    x, W, bias, tgt = (a.astype(np.float32) if a.dtype.kind == "f" else a for a in _case(2))
+    bias[57] = value
+    assert np.isnan(layers.output_loss(np.empty((40, 103), np.float32), x, W, bias, tgt))
+    loss, dx, dW, dbias = _fused(x, W, bias, tgt)
+    assert np.isnan(loss) and np.isnan(dbias[57])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_passes_at_every_length_and_position(dtype):
+    """The vectorized max and exp sums: lengths around the vector width, the max at
+    each end, and a 30,000-logit row (large config) summed in float32."""
+    rng = np.random.default_rng(3)
+    for V in list(range(1, 40)) + [257, 30000]:
+        row, bias = rng.standard_normal(V).astype(dtype) * 5, rng.standard_normal(V).astype(dtype)
+        for peak in {0, V // 2, V - 1}:
+            row[peak] = 40
+            m = layers._row_max(row, bias)
+            assert m == (row + bias).max()
+            want = np.exp(((row + bias) - m).astype(np.float64)).sum()   # the kernel's rounding of z
+            assert layers._row_sum_exp(row, bias, m) == pytest.approx(want, rel=1e-6 if dtype == np.float32 else 1e-13)
+            row[peak] = rng.standard_normal()
+
+
 @pytest.mark.parametrize("N", [1, 5, 301])
 def test_blocked_products_match_numpy(N):
     rng = np.random.default_rng(N)
