@@ -54,6 +54,41 @@ def embedding_backward(dweight, dout, ids):
 # ---------------------------------------------------------------- the cells' batched products
 
 
+@njit_parallel
+def _affine_backward(dpre, dpre_hh, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh, dx, with_dx, separate_hh,
+                     parts_ih, parts_hh, parts_b, parts_bhh):
+    """recurrent_affine_backward's products in one launch: block k of the N rows puts
+    its dW_ih, dW_hh and bias sums in parts[k] and writes its rows of dx; then the
+    parts are added to the gradients in a fixed order (rows of the weights in parallel)."""
+    N, P = dpre.shape[0], parts_ih.shape[0]
+    GH = dpre.shape[1]
+    for k in prange(P):
+        r0, r1 = k * N // P, (k + 1) * N // P
+        parts_b[k] = 0
+        parts_bhh[k] = 0
+        if r1 == r0:
+            parts_ih[k] = 0
+            parts_hh[k] = 0
+            continue
+        # forward: pre = x · W_ihᵀ + b_ih + h_prev · W_hhᵀ + b_hh
+        np.dot(dpre[r0:r1].T, x[r0:r1], parts_ih[k])
+        np.dot(dpre_hh[r0:r1].T, h_prev[r0:r1], parts_hh[k])
+        if with_dx:
+            np.dot(dpre[r0:r1], W_ih, dx[r0:r1])
+        for r in range(r0, r1):
+            for j in range(GH):
+                parts_b[k, j] += dpre[r, j]
+            if separate_hh:
+                for j in range(GH):
+                    parts_bhh[k, j] += dpre_hh[r, j]
+    for j in prange(GH):
+        for k in range(P):
+            dW_ih[j] += parts_ih[k, j]
+            dW_hh[j] += parts_hh[k, j]
+            db_ih[j] += parts_b[k, j]
+            db_hh[j] += parts_bhh[k, j] if separate_hh else parts_b[k, j]
+
+
 def recurrent_affine_backward(dpre, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh, dx, dpre_hh=None):
     """The batched part of a cell's backward, once dpre = dL/d(pre-activations) is known.
 
@@ -63,18 +98,20 @@ def recurrent_affine_backward(dpre, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh,
     dpre_hh: the gradient of the hidden side h_prev · W_hhᵀ + b_hh when it differs
     from dpre's (the GRU's reset gate multiplies part of it); default dpre.
     Accumulates into dW_ih, dW_hh, db_ih, db_hh; writes dx (T, B, E) unless None.
+    All of it is one parallel launch (it was five, plus NumPy's bias sums: ~0.3 ms
+    of a 16 ms tiny window).
     """
     T, B, GH = dpre.shape
     E, H = x.shape[2], h_prev.shape[2]
-    dpre2 = dpre.reshape(T * B, GH)
-    dpre_hh2 = dpre2 if dpre_hh is None else dpre_hh.reshape(T * B, GH)
-    pblas.matmul_tn_add(dW_ih, dpre2, x.reshape(T * B, E))
-    pblas.matmul_tn_add(dW_hh, dpre_hh2, h_prev.reshape(T * B, H))
-    dbias = dpre2.sum(axis=0)
-    db_ih += dbias
-    db_hh += dbias if dpre_hh is None else dpre_hh2.sum(axis=0)
-    if dx is not None:
-        pblas.matmul(dx.reshape(T * B, E), dpre2, W_ih)
+    N, P = T * B, pblas.n_blocks()
+    dpre2 = dpre.reshape(N, GH)
+    dpre_hh2 = dpre2 if dpre_hh is None else dpre_hh.reshape(N, GH)
+    dx2 = np.empty((1, E), dpre.dtype) if dx is None else dx.reshape(N, E)
+    with one_blas_thread():
+        _affine_backward(dpre2, dpre_hh2, x.reshape(N, E), h_prev.reshape(N, H), W_ih, dW_ih, dW_hh, db_ih, db_hh,
+                         dx2, dx is not None, dpre_hh is not None,
+                         np.empty((P, GH, E), dpre.dtype), np.empty((P, GH, H), dpre.dtype),
+                         np.empty((P, GH), dpre.dtype), np.empty((P, GH), dpre.dtype))
 
 
 # ---------------------------------------------------------------- output layer: rows of the softmax
