@@ -33,7 +33,7 @@ from ._jit import njit, njit_parallel
 def applies(cell, H) -> bool:
     """Whether a step (training or loss) can take this path: an LSTM whose top layer's
     steps run serially, and more than one thread."""
-    return cell == "lstm" and H < lstm.SPLIT_MIN_H and pblas.n_blocks() > 1
+    return cell == "lstm" and H < lstm.SPLIT_MIN_H and pblas.n_blocks() > 1 and layers.dW_transposed(H)
 
 
 # Cost model, in flop-like units per row of the output layer or per step of the
@@ -95,21 +95,21 @@ def _forward(gates, c, tanh_c, h, xproj, W_hh, bias_g, t1,
 
 @njit_parallel
 def _backward(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh_T, n0,
-              dlogits, x, dW, dW_parts):
-    """The reverse walk (lstm._lstm_backward_serial) on thread 0, then dW of rows 0..n0
-    into dW; threads k > 0 put dW of their share of rows n0..N in dW_parts[k-1]."""
-    N, P = x.shape[0], dW_parts.shape[0] + 1
+              dlogits, x, dW_parts_T):
+    """The reverse walk (lstm._lstm_backward_serial) on thread 0, then dWᵀ of rows 0..n0
+    into dW_parts_T[0]; threads k > 0 put dWᵀ of their share of rows n0..N in dW_parts_T[k]."""
+    N, P = x.shape[0], dW_parts_T.shape[0]
     for k in prange(P):
         if k == 0:
             lstm._lstm_backward_serial(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh_T)
-            r0, r1, out = 0, n0, dW
+            r0, r1 = 0, n0
         else:
-            r0, r1, out = n0 + (k - 1) * (N - n0) // (P - 1), n0 + k * (N - n0) // (P - 1), dW_parts[k - 1]
+            r0, r1 = n0 + (k - 1) * (N - n0) // (P - 1), n0 + k * (N - n0) // (P - 1)
         if r1 > r0:
-            # forward: logits = x · Wᵀ
-            np.dot(dlogits[r0:r1].T, x[r0:r1], out)
+            # forward: logits = x · Wᵀ, so dWᵀ = xᵀ · dlogits
+            np.dot(x[r0:r1].T, dlogits[r0:r1], dW_parts_T[k])
         else:
-            out[:] = 0
+            dW_parts_T[k] = 0
 
 
 def lstm_forward_and_output(cache, x_in, h0, c0, W_ih, W_hh, b_ih, b_hh, buffers, dtop, W, bias, targets,
@@ -153,12 +153,12 @@ def lstm_backward_and_output_dW(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates
     """
     T, B, H = dh_out.shape
     V, N = dW.shape[0], T * B
-    parts = buffers["dW_parts"]
-    n0 = _split_backward(T, B, H, V, parts.shape[0] + 1)
+    parts_T = buffers["dW_parts"]     # (threads, H, V): layers.dW_transposed(H) holds below SPLIT_MIN_H
+    n0 = _split_backward(T, B, H, V, parts_T.shape[0])
     with one_blas_thread():
         _backward(dgates, dhs, dcs, dh0, dc0, dh_out, cache.gates, cache.c, cache.tanh_c,
                   np.ascontiguousarray(W_hh.T), n0, buffers["logits"],
-                  (cache.h[1:] if x_out is None else x_out).reshape(N, H), dW, parts)
-    pblas.add_parts(dW, parts)
+                  (cache.h[1:] if x_out is None else x_out).reshape(N, H), parts_T)
+    pblas.sum_parts_transposed(dW, parts_T)
     # forward: a = W_ih x + b_ih + W_hh h_prev + b_hh, batched over all steps
     layers.recurrent_affine_backward(dgates, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx)

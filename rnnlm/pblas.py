@@ -56,6 +56,27 @@ def add_parts(out, parts):
             out[v] += parts[k, v]
 
 
+@njit_parallel
+def sum_parts_transposed(out, parts_T):
+    """out (M, K) = parts_T[0]ᵀ + parts_T[1]ᵀ + ... (in that order); parts_T (P, K, M).
+
+    For weight gradients computed as bᵀ · a (K, M) instead of aᵀ · b (M, K): with
+    M the long side (the vocabulary) OpenBLAS runs that form faster here. Each
+    row of out gathers its column of every part: strided loads, contiguous
+    stores (2x faster than the other way round); 16 rows share the cache lines.
+    """
+    M, K = out.shape
+    P = parts_T.shape[0]
+    for tile in prange((M + 15) // 16):
+        for m in range(tile * 16, min(M, tile * 16 + 16)):
+            row = out[m]
+            for k in range(K):
+                row[k] = parts_T[0, k, m]
+            for p in range(1, P):
+                for k in range(K):
+                    row[k] += parts_T[p, k, m]
+
+
 def matmul(out, a, b):
     """out (N, M) = a (N, K) @ b (K, M), rows of a in blocks. b may be a transposed view."""
     with one_blas_thread():

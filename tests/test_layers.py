@@ -34,9 +34,12 @@ def _fused(x, W, bias, tgt):
     return loss, dx, dW, dbias
 
 
+@pytest.mark.parametrize("H", [7, 300])   # dW transposed per block (H <= 256) or not
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-def test_output_layer_matches_numpy(dtype, rtol):
-    x, W, bias, tgt = _case()
+def test_output_layer_matches_numpy(dtype, rtol, H):
+    assert layers.dW_transposed(H) == (H == 7)
+    x, W, bias, tgt = _case(H=H)
+    W /= np.sqrt(H / 7)
     ref = _reference(x, W, bias, tgt)
     args = (x.astype(dtype), W.astype(dtype), bias.astype(dtype), tgt)
     loss, dx, dW, dbias = _fused(*args)
@@ -103,3 +106,7 @@ def test_blocked_products_match_numpy(N):
     acc = np.ones((6, 4))
     pblas.matmul_tn_add(acc, a, b)
     np.testing.assert_allclose(acc, 1 + a.T @ b, rtol=1e-12)
+    parts_T = rng.standard_normal((3, 4, N))
+    out = np.full((N, 4), np.nan)
+    pblas.sum_parts_transposed(out, parts_T)
+    np.testing.assert_allclose(out, (parts_T[0] + parts_T[1] + parts_T[2]).T, rtol=1e-12)
