@@ -38,17 +38,6 @@ def _matmul(out, a, b, blocks):
 
 
 @njit_parallel
-def _matmul_tn_parts(parts, a, b):
-    N, blocks = a.shape[0], parts.shape[0]
-    for k in prange(blocks):
-        r0, r1 = k * N // blocks, (k + 1) * N // blocks
-        if r1 > r0:
-            np.dot(a[r0:r1].T, b[r0:r1], parts[k])
-        else:
-            parts[k] = 0
-
-
-@njit_parallel
 def add_parts(out, parts):
     """out += parts[0] + parts[1] + ... (in that order), rows in parallel; out 2-D, parts 3-D."""
     for v in prange(out.shape[0]):
@@ -81,11 +70,3 @@ def matmul(out, a, b):
     """out (N, M) = a (N, K) @ b (K, M), rows of a in blocks. b may be a transposed view."""
     with one_blas_thread():
         _matmul(out, a, b, n_blocks())
-
-
-def matmul_tn_add(out, a, b):
-    """out (M, K) += a (N, M)ᵀ @ b (N, K): a product per block of the N rows, then summed in order."""
-    parts = np.empty((n_blocks(),) + out.shape, out.dtype)
-    with one_blas_thread():
-        _matmul_tn_parts(parts, a, b)
-    add_parts(out, parts)
