@@ -305,6 +305,8 @@ def _run_gradcheck(args):
     from .gradcheck import run_command
     if args.activation != "all":
         parse_activation(args.activation)
+    if args.cell in ("lstm", "gru") and args.activation != "tanh":
+        raise UserError(f"--activation is for --cell rnn (or all); the {args.cell}'s gates use fixed sigmoid and tanh")
     if args.layers < 1:
         raise UserError("--layers must be at least 1")
     if not 0.0 <= args.dropout < 1.0:

@@ -49,6 +49,12 @@ class ModelConfig:
         if self.cell not in GATES:
             raise ModelConfigError(f"unknown cell {self.cell!r}; choose rnn, lstm or gru")
         parse_activation(self.activation)
+        # options of one cell given to another would be silently ignored: refuse them
+        if self.cell != "rnn" and self.activation != "tanh":
+            raise ModelConfigError(f"activation {self.activation!r} is for the vanilla RNN (cell rnn); "
+                                   f"the {self.cell}'s gates use fixed sigmoid and tanh")
+        if self.cell != "lstm" and self.forget_bias != 0:
+            raise ModelConfigError(f"forget_bias is for the LSTM (cell lstm); the {self.cell} has no forget gate")
         if self.init not in INITS:
             raise ModelConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
         for name in ("vocab_size", "emsize", "hidden", "layers"):

@@ -47,6 +47,8 @@ def test_cli(capsys):
     out = capsys.readouterr().out
     assert "rnn.weight_hh_l1" in out and "c0" not in out and "PASS" in out
     assert main(["gradcheck", "--cell", "rnn", "--activation", "tahn"]) == 2
+    assert main(["gradcheck", "--cell", "lstm", "--activation", "relu"]) == 2   # would be ignored
+    assert "for --cell rnn" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("layers", [1, 2])

@@ -212,6 +212,11 @@ def test_bad_config_and_inputs():
         RNNModel(ModelConfig(vocab_size=V, cell="rnn", activation="tanh:x"))
     with pytest.raises(ValueError, match="cell"):
         RNNModel(ModelConfig(vocab_size=V, cell="transformer"))
+    # another cell's option would be silently ignored
+    with pytest.raises(ModelConfigError, match="vanilla RNN"):
+        RNNModel(ModelConfig(vocab_size=V, cell="lstm", activation="relu"))
+    with pytest.raises(ModelConfigError, match="no forget gate"):
+        RNNModel(ModelConfig(vocab_size=V, cell="gru", forget_bias=1.0))
     with pytest.raises(ValueError, match="dropout"):
         RNNModel(ModelConfig(vocab_size=V, dropout=1.0))
     m = _model("gru")
