@@ -237,6 +237,11 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
         record["torch_eval_tokens_per_s"] = round(_median_rate(timings["torch_eval"], tokens))
         record["train_ratio"] = round(record["train_tokens_per_s"] / record["torch_train_tokens_per_s"], 2)
         record["eval_ratio"] = round(record["eval_tokens_per_s"] / record["torch_eval_tokens_per_s"], 2)
+        # how much the ratio moved between repeats (each repeat times both sides back to back):
+        # on a shared machine the spread says how far one run's ratio can be trusted
+        for kind in ("train", "eval"):
+            per_repeat = [t / o for o, t in zip(timings[kind], timings["torch_" + kind])]
+            record[f"{kind}_ratio_range"] = [round(min(per_repeat), 2), round(max(per_repeat), 2)]
     return record
 
 
@@ -426,12 +431,17 @@ def _numba_pool_started():
 def _print_table(records, vs_torch):
     head = f"{'config':<7} {'cell':<5} {'V':>6} {'H':>4} {'train tok/s':>12} {'eval tok/s':>11}"
     if vs_torch:
-        head += f" {'torch train':>12} {'ratio':>6} {'torch eval':>11} {'ratio':>6}"
+        head += f" {'torch train':>12} {'ratio [per repeat]':>19} {'torch eval':>11} {'ratio [per repeat]':>19}"
     print(head)
     for r in records:
         line = (f"{r['config']:<7} {r['cell']:<5} {r['V']:>6} {r['H']:>4} "
                 f"{r['train_tokens_per_s']:>12,} {r['eval_tokens_per_s']:>11,}")
         if vs_torch:
-            line += (f" {r['torch_train_tokens_per_s']:>12,} {r['train_ratio']:>5.2f}x"
-                     f" {r['torch_eval_tokens_per_s']:>11,} {r['eval_ratio']:>5.2f}x")
+            line += (f" {r['torch_train_tokens_per_s']:>12,} {_ratio_cell(r, 'train'):>19}"
+                     f" {r['torch_eval_tokens_per_s']:>11,} {_ratio_cell(r, 'eval'):>19}")
         print(line)
+
+
+def _ratio_cell(record, kind):
+    lo, hi = record[f"{kind}_ratio_range"]
+    return f"{record[kind + '_ratio']:.2f}x [{lo:.2f}-{hi:.2f}]"

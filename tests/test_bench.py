@@ -57,3 +57,20 @@ def test_a_worker_that_dies_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(bench.sys, "executable", "false")          # a child that exits at once
     with pytest.raises(bench.UserError, match="worker process failed"):
         bench._Worker("rnn", "tiny", 2, 1, side="rnnlm")
+
+
+def test_comparison_record_and_table(monkeypatch, capsys):
+    """--vs-torch's record and table, with our own model in the worker standing in for PyTorch."""
+    real_worker = bench._Worker
+    monkeypatch.setattr(bench, "_Worker", lambda *a, **k: real_worker(*a, side="rnnlm"))
+    rec = bench.bench_one("rnn", "tiny", repeats=2, vs_torch=True, threads=1)
+    assert rec["torch_process"] == "worker"
+    for kind in ("train", "eval"):
+        lo, hi = rec[f"{kind}_ratio_range"]
+        assert 0 < lo <= hi
+        # the same model on both sides: within a factor 3 even on a busy machine
+        assert 1 / 3 < rec[f"{kind}_ratio"] < 3
+    bench._print_table([rec], vs_torch=True)
+    out = capsys.readouterr().out
+    assert "ratio [per repeat]" in out
+    assert f"{rec['train_ratio']:.2f}x [{rec['train_ratio_range'][0]:.2f}-" in out
