@@ -1,4 +1,4 @@
-"""exp, sigmoid and tanh for the kernels: vectorizable in float32, libm in float64.
+"""exp, sigmoid and tanh for the kernels (vectorizable in float32, libm in float64), and fmax.
 
 Numba has no vector exp or tanh without Intel's SVML, so np.exp and np.tanh
 inside a kernel are one scalar libm call per element (~10-20 ns): the gate
