@@ -111,3 +111,24 @@ def test_blocked_products_match_numpy(N):
     out = np.full((N, 4), np.nan)
     pblas.sum_parts_transposed(out, parts_T)
     np.testing.assert_allclose(out, (parts_T[0] + parts_T[1] + parts_T[2]).T, rtol=1e-12)
+
+
+@pytest.mark.parametrize("separate_hh,with_dx", [(False, True), (True, False)])
+def test_recurrent_affine_backward_matches_numpy(separate_hh, with_dx):
+    """The cells' batched backward (one launch) against the obvious products; dx=None
+    skips dx, dpre_hh (the GRU's case) feeds the hidden side's gradients."""
+    rng = np.random.default_rng(7)
+    T, B, E, H, GH = 5, 3, 4, 6, 18
+    dpre, x, h_prev = rng.standard_normal((T, B, GH)), rng.standard_normal((T, B, E)), rng.standard_normal((T, B, H))
+    dpre_hh = rng.standard_normal((T, B, GH)) if separate_hh else None
+    W_ih = rng.standard_normal((GH, E))
+    dW_ih, dW_hh, db_ih, db_hh = np.ones((GH, E)), np.ones((GH, H)), np.ones(GH), np.ones(GH)
+    dx = np.full((T, B, E), np.nan) if with_dx else None
+    layers.recurrent_affine_backward(dpre, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh, dx, dpre_hh=dpre_hh)
+    d2, h2 = dpre.reshape(-1, GH), (dpre if dpre_hh is None else dpre_hh).reshape(-1, GH)
+    np.testing.assert_allclose(dW_ih, 1 + d2.T @ x.reshape(-1, E), rtol=1e-12)
+    np.testing.assert_allclose(dW_hh, 1 + h2.T @ h_prev.reshape(-1, H), rtol=1e-12)
+    np.testing.assert_allclose(db_ih, 1 + d2.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(db_hh, 1 + h2.sum(axis=0), rtol=1e-12)
+    if with_dx:
+        np.testing.assert_allclose(dx.reshape(-1, E), d2 @ W_ih, rtol=1e-12)
