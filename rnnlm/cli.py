@@ -413,24 +413,39 @@ def _add_jacobian(sub):
                    choices=["default", "xavier", "orthogonal", "identity"],
                    help="measure a new model with this initialization instead of a checkpoint "
                         "(bare --init = default); tokens from --corpus's --split")
-    m.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="lstm", help="default lstm")
-    m.add_argument("--activation", default="tanh",
+    # defaults None, so that one given without --init (where it would be ignored) is
+    # seen; _run_jacobian fills in _JACOBIAN_INIT_DEFAULTS
+    m.add_argument("--cell", choices=["rnn", "lstm", "gru"], default=None, help="default lstm")
+    m.add_argument("--activation", default=None,
                    help="rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b (default tanh)")
-    m.add_argument("--hidden", type=int, default=256, help="hidden size H (default 256)")
-    m.add_argument("--emsize", type=int, default=0, help="embedding size (default: = --hidden)")
-    m.add_argument("--layers", type=int, default=1, help="stacked layers (default 1)")
-    m.add_argument("--recurrent-scale", type=float, default=1.0, help="multiply every W_hh after init (default 1)")
-    m.add_argument("--forget-bias", type=float, default=0.0, help="lstm: forget-gate bias at init (default 0)")
-    m.add_argument("--corpus", default="machado",
+    m.add_argument("--hidden", type=int, default=None, help="hidden size H (default 256)")
+    m.add_argument("--emsize", type=int, default=None, help="embedding size (default: = --hidden)")
+    m.add_argument("--layers", type=int, default=None, help="stacked layers (default 1)")
+    m.add_argument("--recurrent-scale", type=float, default=None, help="multiply every W_hh after init (default 1)")
+    m.add_argument("--forget-bias", type=float, default=None, help="lstm: forget-gate bias at init (default 0)")
+    m.add_argument("--corpus", default=None,
                    help="corpus whose --split feeds an --init model; 'none' = uniformly random tokens "
                         "(also the fallback when the corpus is not found) (default machado)")
-    m.add_argument("--vocab-size", type=int, default=10000, help="vocabulary of the random tokens (default 10000)")
+    m.add_argument("--vocab-size", type=int, default=None, help="vocabulary of the random tokens (default 10000)")
     _add_data_flags(p)
     return p
 
 
+_JACOBIAN_INIT_DEFAULTS = dict(cell="lstm", activation="tanh", hidden=256, emsize=0, layers=1,
+                               recurrent_scale=1.0, forget_bias=0.0, corpus="machado", vocab_size=10000)
+
+
 def _run_jacobian(args):
     from .jacobian import run_jacobian_command
+    if args.init is None:
+        given = [name for name in _JACOBIAN_INIT_DEFAULTS if getattr(args, name) is not None]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise UserError(f"{flags}: settings of a fresh model, used with --init only "
+                            f"(a checkpoint's model and corpus come from the checkpoint)")
+    for name, value in _JACOBIAN_INIT_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     return run_jacobian_command(args)
 
 

@@ -171,6 +171,8 @@ def test_jacobian_command_on_a_run(runs, tmp_path, capsys):
     # The default output path and the plot command read it back.
     assert main(["jacobian", str(tracked), "--max-lag", "6", "--anchors", "2", "--tokens", "60"]) == 0
     assert (tracked / "jacobian.json").exists()
+    # a fresh model's settings with a checkpoint would be ignored: refused
+    assert main(["jacobian", str(tracked), "--hidden", "8", "--max-lag", "6"]) == 2
     assert main(["plot", "lag", str(tracked), str(out), "--labels", "a,b", "--norm", "frobenius"]) == 0
     _figure_ok(tracked / "plots" / "lag-auto-frobenius-layer0.png", "a", "b")
     assert main(["plot", "lag", str(tracked), "--over-training", "--quantity", "c"]) == 0
