@@ -255,13 +255,12 @@ def _lstm_through(out, W, di, df, dg, do, dct):
 def _lstm_pieces(tr: LayerTrace, ks):
     """For steps ks (1-based): dh/dh_prev, dc/dh_prev (K,H,H), the diagonals dh/dc_prev and
     dc/dc_prev (K,H), and `through(W)`, which gives (dh/dy, dc/dy) for an input y entering as W y."""
-    factors = _lstm_factors(tr, ks)
-    di, f, dct = factors[0], factors[5], factors[4]
+    di, df, dg, do, dct, f = _lstm_factors(tr, ks)
     K, H = di.shape
 
     def through(W):
         out = np.empty((K, 2 * H, W.shape[1]))
-        _lstm_through(out, np.ascontiguousarray(W), *factors[:5])
+        _lstm_through(out, np.ascontiguousarray(W), di, df, dg, do, dct)
         return out[:, :H], out[:, H:]
 
     hh, ch = through(tr.W_hh)
