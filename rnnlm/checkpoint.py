@@ -33,8 +33,6 @@ same way; together they are pytorch/examples' RNNModel state dict.)
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -43,6 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .fileio import atomic_write as _atomic_write  # noqa: F401  (old names, re-exported)
+from .fileio import atomic_write_bytes, atomic_write_json  # noqa: F401
 
 FORMAT = "rnnlm-checkpoint/1"
 PREFIXES = ("optim.", "train.", "meta.")
@@ -67,38 +67,6 @@ class Checkpoint:
 def string_array(s: str) -> np.ndarray:
     """A 0-d unicode array: how strings travel in a pickle-free .npz."""
     return np.array(str(s), dtype=np.str_)
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and os.replace."""
-    _atomic_write(path, lambda f: f.write(data))
-
-
-def _atomic_write(path, write) -> None:
-    """Call write(file) on a temporary file beside `path`, fsync, then os.replace it onto `path`.
-
-    mkstemp creates the file 0600; it gets the usual umask-based mode so that
-    run folders are as readable as any other output.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-
-
-def atomic_write_json(path, obj) -> None:
-    """Pretty JSON, atomically (config.json, vocab.json)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def save(path, model: dict, *, config: dict, vocab: dict | None = None,
@@ -217,13 +185,6 @@ def _npy_is_object(path) -> bool:
         return header[2].hasobject
     except (ValueError, OSError, EOFError):
         return False
-
-
-def _remove_quietly(p):
-    try:
-        os.remove(p)
-    except OSError:
-        pass
 
 
 def load_model(run, which: str = "best"):

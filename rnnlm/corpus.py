@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .fileio import atomic_write, atomic_write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_CORPORA = REPO_ROOT / "corpora"   # catalogs live here; text under <name>/txt/ is gitignored
@@ -263,14 +263,7 @@ def sha256_file(path: Path) -> str:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def file_hashes(files: list[Path], cache_dir: Path | None = None) -> list[str]:
@@ -355,29 +348,29 @@ def _fetch_one(catalog: Catalog, entry: CatalogEntry, target: Path, bar, corpora
     dest = target / entry.path
     dest.parent.mkdir(parents=True, exist_ok=True)
     url = catalog.url(entry)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-    digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with _urlopen(url, _DOWNLOAD_TIMEOUT_S) as response:
-                    for chunk in iter(lambda: response.read(_CHUNK), b""):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", None) or exc
-                raise UserError(
-                    f"cannot download {url} ({reason}); without network, copy the "
-                    f"{len(catalog.entries)} files listed in {catalog.home / 'MANIFEST.tsv'} to {target}/<path>"
-                    + ("" if corpora_dir else f", or point --corpora-dir or $RNNLM_CORPORA at a folder holding {catalog.name}/")
-                ) from None
-        if digest.hexdigest() != entry.sha256:
+
+    def download(out):
+        digest = hashlib.sha256()
+        try:
+            with _urlopen(url, _DOWNLOAD_TIMEOUT_S) as response:
+                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise UserError(
+                f"cannot download {url} ({reason}); without network, copy the "
+                f"{len(catalog.entries)} files listed in {catalog.home / 'MANIFEST.tsv'} to {target}/<path>"
+                + ("" if corpora_dir else f", or point --corpora-dir or $RNNLM_CORPORA at a folder holding {catalog.name}/")
+            ) from None
+        if digest.hexdigest() != entry.sha256:   # raised inside the write: nothing is kept
             raise UserError(f"checksum mismatch for {url}: got sha256 {digest.hexdigest()[:12]}..., "
                             f"the catalog says {entry.sha256[:12]}...; nothing was kept, try again later")
-        os.replace(tmp, dest)
+
+    try:
+        atomic_write(dest, download, suffix=".part")
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         _remove_empty_parents(dest.parent, stop=target.parent)
         raise
 

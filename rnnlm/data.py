@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ import numpy as np
 
 from . import corpus as corpus_files
 from .errors import UserError
+from .fileio import atomic_write
 from .tokenize import EOS, TOKENIZER_VERSION, detokenize, tokenize
 from .vocab import Vocab
 
@@ -125,23 +124,12 @@ def _checksum(text_checksum: str, config: DataConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _save_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_cache(folder: Path, meta: dict, ids: np.ndarray, offsets: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    _save_atomic(folder / "ids.npy", lambda f: np.save(f, ids, allow_pickle=False))
-    _save_atomic(folder / "doc_offsets.npy", lambda f: np.save(f, offsets, allow_pickle=False))
+    atomic_write(folder / "ids.npy", lambda f: np.save(f, ids, allow_pickle=False))
+    atomic_write(folder / "doc_offsets.npy", lambda f: np.save(f, offsets, allow_pickle=False))
     # The JSON goes last: its presence means the arrays beside it are complete.
-    _save_atomic(folder / "meta.json", lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
+    atomic_write(folder / "meta.json", lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
 
 
 def _read_cache(folder: Path, checksum: str):

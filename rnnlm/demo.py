@@ -17,9 +17,7 @@ matplotlib imported inside their functions.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .fileio import atomic_write_json
 
 # Vanilla-RNN activations of the init study: (label, activation string, max|f'|).
 ACTIVATIONS = (
@@ -74,9 +73,7 @@ QUICK_TEXT = "velhoSenado.txt"   # ~5k tokens of Machado: the quick demos' corpu
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def _say(msg: str) -> None:

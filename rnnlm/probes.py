@@ -23,14 +23,13 @@ that no padding ever enters a recurrent state.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+from .fileio import atomic_write_json
 
 Z95 = 1.959963984540054   # two-sided 95% normal quantile
 CHANCE = 0.5
@@ -315,9 +314,7 @@ def _default_out(run: Path, name: str) -> Path:
 
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def _fmt_ci(rec) -> str:

@@ -28,7 +28,6 @@ distance 1 or 2 never have one; `attractor_rate` applies to the others.
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .fileio import atomic_write_text
 
 SG, PL = "sg", "pl"
 MASC, FEM = "m", "f"
@@ -755,12 +755,6 @@ SPLITS = (("train", 0.90), ("valid", 0.05), ("test", 0.05))
 SETTINGS_FILE = "sintetico.json"
 
 
-def _atomic_write(path: Path, text: str):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def ensure_corpus(folder, **settings) -> Path:
     """Write the corpus into `folder` unless it is already there with these settings.
 
@@ -796,11 +790,11 @@ def ensure_corpus(folder, **settings) -> Path:
         part = sents[start:stop]
         # A blank line after each sentence: the tokenizer ends a paragraph
         # there and emits <eos>, as it does after sentences in real text.
-        _atomic_write(folder / f"{name}.txt", "".join(s.text + "\n\n" for s in part))
+        atomic_write_text(folder / f"{name}.txt", "".join(s.text + "\n\n" for s in part))
         if name != "train":  # the held-out metadata only: train's would be ~25 MB, and the seed remakes it
-            _atomic_write(folder / f"{name}.meta.jsonl",
+            atomic_write_text(folder / f"{name}.meta.jsonl",
                           "".join(json.dumps(s.to_json(), ensure_ascii=False) + "\n" for s in part))
         start = stop
     # The settings file goes last: its presence marks a complete corpus.
-    _atomic_write(meta, json.dumps(conf, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(meta, json.dumps(conf, indent=2, sort_keys=True) + "\n")
     return folder

@@ -1,0 +1,79 @@
+"""Atomic file writes: the one place that writes a temporary file and renames it.
+
+Every file the package writes for later reading (checkpoints, config.json,
+metrics kept after a resume, token caches, corpora, instrument JSON) goes
+through `atomic_write`: a temporary file in the same folder (so that the
+rename stays on one file system), written, flushed, fsync'ed, then
+`os.replace`d onto the target. A reader sees the old file or the new one,
+never half of one; a crash or Ctrl-C mid-write leaves the old file and no
+temporary file behind.
+
+The one thing to know before editing: nothing may run between creating the
+temporary file and entering the `try` that removes it. mkstemp only tells
+the file's name once it has created it, and a KeyboardInterrupt can arrive
+in between, so the name gets a random tag chosen before the `try`, and the
+clean-up removes whatever carries that tag.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path, write_fn, *, suffix: str = ".tmp") -> None:
+    """Call write_fn(f) on a binary file beside `path`, then put that file at `path` atomically.
+
+    The temporary file is `.<name>.<tag>.<random><suffix>` in path's folder;
+    it is removed if write_fn (or anything after it) raises, KeyboardInterrupt
+    included, and the previous file at `path`, if any, is left as it was.
+    The new file gets the mode a plain open() would give it (0666 less the
+    umask), not mkstemp's 0600.
+    """
+    path = Path(path)
+    folder = path.parent
+    prefix = f".{path.name}.{secrets.token_hex(4)}."
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_tagged(folder, prefix, suffix)
+        raise
+
+
+def _remove_tagged(folder: Path, prefix: str, suffix: str) -> None:
+    """Remove this call's temporary file, found by its tag (its name may never have been returned)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix) and name.endswith(suffix):
+            try:
+                os.remove(folder / name)
+            except OSError:
+                pass
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path, text: str, encoding: str = "utf-8") -> None:
+    """Write `text` to `path` atomically (no newline translation)."""
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_json(path, obj) -> None:
+    """Pretty JSON (indent 2, UTF-8 as is, a final newline), atomically (config.json, vocab.json)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
