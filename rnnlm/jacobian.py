@@ -85,15 +85,14 @@ import math
 from typing import Callable, NamedTuple
 
 import numpy as np
-from numba import prange
 
-from ._jit import njit, njit_parallel
+from ._jit import njit
 from .errors import UserError
+from .spectral import spectral_norms
 
 GATES = {"rnn": ("",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 VANISH_FRACTION = 1e-6
 LOG_FLOOR = -1e4          # ln of a zero norm, so that percentiles stay finite
-BREAKDOWN = 1e-12         # Lanczos: a new direction this small (relative) means the space is exhausted
 
 
 # ---------------------------------------------------------------- activations
@@ -329,120 +328,6 @@ def _state_size(spec):
 
 
 # ---------------------------------------------------------------- norms
-
-
-@njit_parallel(reassoc=True)
-def _matvec32(out, J, x):
-    """out[k] = J[k] · x[k]: J (K,m,n) C-contiguous float32, x and out float64."""
-    K, m, n = J.shape
-    for k in prange(K):
-        xk = x[k]
-        for i in range(m):
-            row = J[k, i]
-            s = 0.0
-            for j in range(n):
-                s += row[j] * xk[j]
-            out[k, i] = s
-
-
-@njit_parallel
-def _rmatvec32(out, J, y):
-    """out[k] = J[k]ᵀ · y[k]: J (K,m,n) C-contiguous float32, y and out float64."""
-    K, m, n = J.shape
-    for k in prange(K):
-        o = out[k]
-        o[:] = 0.0
-        for i in range(m):
-            a = y[k, i]
-            row = J[k, i]
-            for j in range(n):
-                o[j] += row[j] * a
-
-
-def _matvec(J, x):
-    if J.dtype == np.float32 and J.flags.c_contiguous:
-        out = np.empty((J.shape[0], J.shape[1]))
-        _matvec32(out, J, np.ascontiguousarray(x))
-        return out
-    return np.matmul(J, x[:, :, None])[:, :, 0]
-
-
-def _rmatvec(J, y):
-    if J.dtype == np.float32 and J.flags.c_contiguous:
-        out = np.empty((J.shape[0], J.shape[2]))
-        _rmatvec32(out, J, np.ascontiguousarray(y))
-        return out
-    return np.matmul(J.transpose(0, 2, 1), y[:, :, None])[:, :, 0]
-
-
-def _coefficients(basis, x):
-    """(K,j): the coordinates basis[k] · x[k] of x (K,n) on the rows of basis (K,j,n)."""
-    return np.matmul(basis, x[:, :, None])[:, :, 0]
-
-
-def _combine(basis, c):
-    """(K,n): sum_j c[k, j] basis[k, j]."""
-    return np.matmul(c[:, None, :], basis)[:, 0, :]
-
-
-def spectral_norms(J: np.ndarray, u: np.ndarray | None = None, tol: float = 1e-6,
-                   steps: int = 20, restarts: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Largest singular value of each J[k] (K,m,n), and its left singular vector.
-
-    Batched Golub-Kahan-Lanczos bidiagonalization with full
-    reorthogonalization, started from u (K,m) (the previous lag's left
-    singular vector: a warm start), restarted from the Ritz vector every
-    `steps` steps. Stops when every estimate changed by at most tol
-    (relative) in one step. The estimates never exceed the true values and
-    converge far faster than power iteration when the top singular values
-    are close (often ~20 products per matrix instead of a few hundred).
-    J may be float32 (the products then read it with float64 arithmetic, see
-    _measure_scope); everything else is float64.
-    """
-    K, m, n = J.shape
-    steps = min(steps, m, n)
-    if u is None:
-        u = np.random.default_rng(0).standard_normal((K, m))
-    fallback = np.random.default_rng(1).standard_normal((K, n))
-    sigma = np.zeros(K)
-    for _ in range(restarts):
-        U = np.zeros((K, steps, m))
-        Vs = np.zeros((K, steps + 1, n))
-        B = np.zeros((K, steps, steps))             # upper bidiagonal: J V = U B
-        v = _rmatvec(J, u)
-        nv = np.linalg.norm(v, axis=1)
-        v = np.where(nv[:, None] > 0, v, fallback)  # u in the left null space: start anywhere
-        Vs[:, 0] = v / np.maximum(np.linalg.norm(v, axis=1), 1e-300)[:, None]
-        est = nv                                    # ||J^T u|| is already a lower bound
-        for j in range(steps):
-            p = _matvec(J, Vs[:, j])
-            for _ in range(2 if j else 0):              # twice is enough (CGS2)
-                p -= _combine(U[:, :j], _coefficients(U[:, :j], p))
-            a = np.linalg.norm(p, axis=1)
-            scale = np.maximum(scale, a) if j else a
-            a = np.where(a > BREAKDOWN * scale, a, 0.0)          # invariant subspace: stop that anchor
-            U[:, j] = p / np.where(a > 0, a, np.inf)[:, None]
-            q = _rmatvec(J, U[:, j])
-            for _ in range(2):
-                q -= _combine(Vs[:, :j + 1], _coefficients(Vs[:, :j + 1], q))
-            b = np.linalg.norm(q, axis=1)
-            scale = np.maximum(scale, b)
-            b = np.where(b > BREAKDOWN * scale, b, 0.0)
-            Vs[:, j + 1] = q / np.where(b > 0, b, np.inf)[:, None]
-            B[:, j, j] = a
-            if j + 1 < steps:
-                B[:, j, j + 1] = b
-            new = np.linalg.svd(B[:, :j + 1, :j + 1], compute_uv=False)[:, 0]
-            done = np.all(np.abs(new - est) <= tol * new)
-            est = new
-            if done:
-                break
-        Ub = np.linalg.svd(B[:, :j + 1, :j + 1])[0][:, :, 0]
-        u = np.einsum("kjm,kj->km", U[:, :j + 1], Ub)
-        sigma = np.maximum(sigma, est)
-        if done:
-            break
-    return sigma, u
 
 
 def frobenius_norms(J):
@@ -893,8 +778,7 @@ def run_jacobian_command(args) -> int:
         print(format_table(doc, "stacked"))
     out = default_out(args)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    from .fileio import atomic_write_text
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
