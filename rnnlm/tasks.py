@@ -11,12 +11,19 @@ that shares no sequence with the training set:
     recall     [homem] ontem livro ... hoje quem [homem]
                a key word (one of k), exactly d filler words, the query word
                "quem", then the answer: the key word again. Chance is 1/k.
+               H&S 1997's experiment 2 (the first symbol of a long sequence
+               reappears as its last), with random Portuguese filler.
     order      [não] sempre carta [sim] ... ordem [não-sim]
-               temporal order (H&S 1997 experiment 6a; Pascanu et al. 2013
-               §5.1): two marked words, each "sim" or "não", the first at
-               the key position, the second `second` words after it (or
-               anywhere before the query), among fillers; then the query word
-               "ordem" and the answer naming the pair (4 classes).
+               temporal order (H&S 1997 experiment 6a, one of the
+               pathological problems of Pascanu et al. 2013 §5.1): two marked
+               words, each "sim" or "não", the first at the key position, the
+               second `second` words after it (or anywhere before the query),
+               among fillers; then the query word "ordem" and the answer
+               naming the pair (4 classes). H&S place the two relevant
+               symbols at random positions early and mid-sequence and ask for
+               the class at the end; `lead` and `second` control both here,
+               and the query word turns the final classification into the
+               next word.
     agreement  [os] [homens] que a menina viu ... ontem [entraram]
                `sintetico`'s sentences (no subject relatives, no lead words),
                cut after the finite verb, whose number the subject decides.
@@ -189,6 +196,12 @@ class TaskSpec:
     def n_classes(self) -> int:
         """C, the answers the key chooses between: k (recall), 4 (order), 2 (agreement)."""
         return 4 if self.name == "order" else self.keys
+
+    @property
+    def chance(self) -> float:
+        """The answer accuracy of a predictor that does not see the key: 1/C (order: 1/4; with the
+        second marker seen, 1/2)."""
+        return 1.0 / self.n_classes
 
     @property
     def length(self) -> int:

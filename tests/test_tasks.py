@@ -131,6 +131,7 @@ def test_shapes_and_dtypes(fixture, request):
         for a in (s.key_pos, s.query_pos, s.answer_pos, s.labels):
             assert a.shape == (n,) and a.dtype == np.int32
         assert s.candidates.shape == (n, spec.n_classes) and s.candidates.dtype == np.int32
+        assert spec.chance == 1 / spec.n_classes == {"recall": 1 / 3, "order": 1 / 4, "agreement": 1 / 2}[spec.name]
         # the lag is exact, the same for every sequence
         assert np.all(s.query_pos - s.key_pos == spec.lag)
         assert np.all(s.answer_pos == s.query_pos + 1)
