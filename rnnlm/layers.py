@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from . import pblas
+from . import paths, pblas
 from ._blas import one_blas_thread
 from ._jit import njit, njit_parallel
 from .vecmath import fexp, fmax
@@ -235,21 +235,21 @@ def _output_loss_and_grads(row_loss, logits, dx, dW, dW_parts, dbias_parts, x, W
 
 
 def dW_transposed(H) -> bool:
-    """Whether the output layer's dW is computed as dWᵀ = xᵀ · dlogits (H, V) per block.
+    """Whether the output layer's dW is computed as dWᵀ = xᵀ · dlogits (H, V) per block
+    (then added up by pblas.sum_parts_transposed): paths.dW_transposed, where the
+    threshold and its measurement are."""
+    return paths.dW_transposed(H)
 
-    OpenBLAS runs that form 35% (H = 64), 33% (128), 19% (256) and 11% (512)
-    faster here than dlogitsᵀ · x, but the parts must then be added up transposed
-    (pblas.sum_parts_transposed). Paired A/B of training steps: +1 to +6% at
-    tiny, small and medium; -3 to -5% at large (H = 512, V = 30,000), where the
-    transposing sum of 15 M entries eats the gain.
+
+def output_scratch_shapes(N, V, H, transposed=None):
+    """Shapes of the scratch buffers output_loss_and_grads takes (name -> shape).
+
+    transposed: the plan's dW_transposed (default: decided here from H).
     """
-    return H <= 256
-
-
-def output_scratch_shapes(N, V, H):
-    """Shapes of the scratch buffers output_loss_and_grads takes (name -> shape)."""
     blocks = pblas.n_blocks()
-    parts = (blocks, H, V) if dW_transposed(H) else (blocks - 1, V, H)
+    if transposed is None:
+        transposed = dW_transposed(H)
+    parts = (blocks, H, V) if transposed else (blocks - 1, V, H)
     return {"logits": (N, V), "dW_parts": parts, "dbias_parts": (blocks, V)}
 
 
@@ -265,18 +265,20 @@ def output_loss(logits, x, W, bias, targets):
     return float(row_loss.sum() / N)
 
 
-def output_loss_and_grads(buffers, dx, dW, x, W, bias, targets):
+def output_loss_and_grads(buffers, dx, dW, x, W, bias, targets, transposed=None):
     """Forward and backward of the output layer with the mean cross-entropy.
 
     Writes dx (N, H) and dW (V, H); returns (mean loss, dbias (V,)). buffers:
-    name -> array of the shapes output_scratch_shapes gives; afterwards
-    buffers["logits"] holds dlogits.
+    name -> array of the shapes output_scratch_shapes gives (with the same
+    `transposed`: the plan's dW_transposed, default decided here from H);
+    afterwards buffers["logits"] holds dlogits.
     """
     N = x.shape[0]
     row_loss = np.empty(N, np.float64)
     scale = x.dtype.type(1.0 / N)
     parts, dbias_parts = buffers["dW_parts"], buffers["dbias_parts"]
-    transposed = dW_transposed(x.shape[1])
+    if transposed is None:
+        transposed = dW_transposed(x.shape[1])
     with one_blas_thread():
         _output_loss_and_grads(row_loss, buffers["logits"], dx, dW, parts, dbias_parts,
                                x, W, W.T, bias, targets.reshape(N), scale, transposed)

@@ -1,6 +1,6 @@
 """A training step's serial LSTM recurrence overlapped with the output layer.
 
-Below lstm.SPLIT_MIN_H a step of the recurrence runs on one thread, and in
+Below paths.SPLIT_MIN_H a step of the recurrence runs on one thread, and in
 the plain order of a training step (recurrence, then output layer, then
 recurrence in reverse) the other cores wait through it: at the tiny config
 2.6 ms of a 13 ms window. Here the top layer's recurrence runs on thread 0
@@ -25,15 +25,15 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from . import layers, lstm, pblas
+from . import layers, lstm, paths, pblas
 from ._blas import one_blas_thread
 from ._jit import njit, njit_parallel
 
 
 def applies(cell, H) -> bool:
-    """Whether a step (training or loss) can take this path: an LSTM whose top layer's
-    steps run serially, and more than one thread."""
-    return cell == "lstm" and H < lstm.SPLIT_MIN_H and pblas.n_blocks() > 1 and layers.dW_transposed(H)
+    """Whether a step (training or loss) can take this path: paths.overlapped (the model
+    reads it once per workspace, from its paths.Plan)."""
+    return paths.overlapped(cell, H)
 
 
 # Cost model, in flop-like units per row of the output layer or per step of the
@@ -112,10 +112,11 @@ def _backward(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh_T, n0,
             dW_parts_T[k] = 0
 
 
-def lstm_forward_and_output(cache, x_in, h0, c0, W_ih, W_hh, b_ih, b_hh, buffers, dtop, W, bias, targets,
+def lstm_forward_and_output(cache, x_in, state0, weights, buffers, dtop, W, bias, targets,
                             grads=True, mask=None, x_out=None):
     """lstm.lstm_forward, then layers.output_loss_and_grads without dW, overlapped.
 
+    state0 (h0, c0) and weights (W_ih, W_hh, b_ih, b_hh) as lstm.forward's.
     Fills cache (as lstm_forward), buffers["logits"] (then dlogits) and dtop (N, H),
     the gradient with respect to the output layer's input; returns (cache, mean
     loss, dbias). buffers: as for output_loss_and_grads. grads=False: the loss
@@ -123,6 +124,7 @@ def lstm_forward_and_output(cache, x_in, h0, c0, W_ih, W_hh, b_ih, b_hh, buffers
     mask (T, B, H): dropout on the top layer's output; the output layer's input
     h * mask is written to x_out (T, B, H), which lstm_backward_and_output_dW needs.
     """
+    (h0, c0), (W_ih, W_hh, b_ih, b_hh) = state0, weights
     T, B, E = x_in.shape
     H, V = W_hh.shape[1], W.shape[0]
     N = T * B
@@ -144,16 +146,18 @@ def lstm_forward_and_output(cache, x_in, h0, c0, W_ih, W_hh, b_ih, b_hh, buffers
     return cache._replace(x=x_in), float(row_loss.sum() / N), dbias_parts.sum(axis=0) if grads else None
 
 
-def lstm_backward_and_output_dW(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates, dhs, dcs, dh_out,
-                                cache, W_ih, W_hh, buffers, dW, x_out=None):
-    """lstm.lstm_backward, overlapped with the output layer's dW = dlogitsᵀ · x (written to dW).
+def lstm_backward_and_output_dW(buffers, dW, x_out, dx, dweights, dstate0, dhs, dh_out, scratch, cache, weights,
+                                act=None, plan=None):
+    """lstm.backward, overlapped with the output layer's dW = dlogitsᵀ · x (written to dW).
 
-    Arguments as lstm_backward's, plus buffers and x_out (None without a dropout
-    mask: x is then h) from lstm_forward_and_output.
+    buffers and x_out (None without a dropout mask: x is then h) as given to
+    lstm_forward_and_output; the rest are lstm.backward's arguments (cells.Cell.backward).
     """
+    (dW_ih, dW_hh, db_ih, db_hh), (dh0, dc0), (W_ih, W_hh) = dweights, dstate0, weights[:2]
+    dgates, dcs = scratch["dgates"], scratch["dcs"]
     T, B, H = dh_out.shape
     V, N = dW.shape[0], T * B
-    parts_T = buffers["dW_parts"]     # (threads, H, V): layers.dW_transposed(H) holds below SPLIT_MIN_H
+    parts_T = buffers["dW_parts"]     # (threads, H, V): paths.dW_transposed(H) holds below SPLIT_MIN_H
     n0 = _split_backward(T, B, H, V, parts_T.shape[0])
     with one_blas_thread():
         _backward(dgates, dhs, dcs, dh0, dc0, dh_out, cache.gates, cache.c, cache.tanh_c,
