@@ -13,6 +13,8 @@ over the (N, V) buffer, the biggest array of a training step.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import prange
 
@@ -54,12 +56,22 @@ def embedding_backward(dweight, dout, ids):
 # ---------------------------------------------------------------- the cells' batched products
 
 
+class _AffineParts(NamedTuple):
+    """Per-block partial sums of recurrent_affine_backward (P = row blocks), added up in order."""
+    ih: np.ndarray    # (P, G·H, E)
+    hh: np.ndarray    # (P, G·H, H)
+    b: np.ndarray     # (P, G·H)  bias sums of dpre
+    bhh: np.ndarray   # (P, G·H)  bias sums of dpre_hh (separate_hh only)
+
+
 @njit_parallel
-def _affine_backward(dpre, dpre_hh, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh, dx, with_dx, separate_hh,
-                     parts_ih, parts_hh, parts_b, parts_bhh):
+def _affine_backward(dpre, dpre_hh, x, h_prev, W_ih, dweights, dx, with_dx, separate_hh, parts):
     """recurrent_affine_backward's products in one launch: block k of the N rows puts
     its dW_ih, dW_hh and bias sums in parts[k] and writes its rows of dx; then the
-    parts are added to the gradients in a fixed order (rows of the weights in parallel)."""
+    parts are added to dweights (dW_ih, dW_hh, db_ih, db_hh) in a fixed order (rows of
+    the weights in parallel)."""
+    dW_ih, dW_hh, db_ih, db_hh = dweights
+    parts_ih, parts_hh, parts_b, parts_bhh = parts
     N, P = dpre.shape[0], parts_ih.shape[0]
     GH = dpre.shape[1]
     for k in prange(P):
@@ -108,10 +120,10 @@ def recurrent_affine_backward(dpre, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh,
     dpre_hh2 = dpre2 if dpre_hh is None else dpre_hh.reshape(N, GH)
     dx2 = np.empty((1, E), dpre.dtype) if dx is None else dx.reshape(N, E)
     with one_blas_thread():
-        _affine_backward(dpre2, dpre_hh2, x.reshape(N, E), h_prev.reshape(N, H), W_ih, dW_ih, dW_hh, db_ih, db_hh,
-                         dx2, dx is not None, dpre_hh is not None,
-                         np.empty((P, GH, E), dpre.dtype), np.empty((P, GH, H), dpre.dtype),
-                         np.empty((P, GH), dpre.dtype), np.empty((P, GH), dpre.dtype))
+        parts = _AffineParts(np.empty((P, GH, E), dpre.dtype), np.empty((P, GH, H), dpre.dtype),
+                             np.empty((P, GH), dpre.dtype), np.empty((P, GH), dpre.dtype))
+        _affine_backward(dpre2, dpre_hh2, x.reshape(N, E), h_prev.reshape(N, H), W_ih, (dW_ih, dW_hh, db_ih, db_hh),
+                         dx2, dx is not None, dpre_hh is not None, parts)
 
 
 # ---------------------------------------------------------------- output layer: rows of the softmax
