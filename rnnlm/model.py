@@ -13,6 +13,10 @@ caches and scratch buffers per (T, B) shape and reuses it on every call (no
 big allocations or zero-fills in a training step). Anything pointing into the
 workspace is overwritten by the next call; whatever a public method returns
 (loss, grads, states, `bptt` extras) is a fresh array, safe to keep.
+Each workspace also carries its `paths.Plan`, the fast paths its steps take,
+decided once when it is allocated. The layers go through the cell registry
+(cells.CELLS): nothing here knows which cell it runs, except that the
+overlapped path (overlap.py) exists only for the LSTM.
 """
 from __future__ import annotations
 
