@@ -153,7 +153,7 @@ def traces(model64: RNNModel, tokens: np.ndarray) -> list[LayerTrace]:
     caches = model64.forward_states(tokens[:, None]).caches
     out = []
     for layer, cache in enumerate(caches):
-        W_ih, W_hh, _, _ = model64._layer_weights(layer)
+        W_ih, W_hh = model64.params[f"rnn.weight_ih_l{layer}"], model64.params[f"rnn.weight_hh_l{layer}"]
         c = cache.c[:, 0] if "c" in model64.cell.states else None
         out.append(LayerTrace(W_ih, W_hh, cache.h[:, 0], c, cache, model64.act))
     return out
