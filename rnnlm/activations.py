@@ -2,9 +2,13 @@
 
 An activation string ("tanh", "relu", "sigmoid", "tanh:n", "scaled-tanh:a,b")
 is parsed once into an `Activation` (kind code + two constants) that the
-kernels take as plain arguments. The one thing to know before editing: the
-backward computes f'(z) from the *output* h = f(z) (that is all the cache
-keeps), so every activation here must have a derivative expressible in h.
+kernels take as plain arguments. f'(z) lives here and only here: `_dact`
+for the kernels, `fprime` (its NumPy twin) for the instruments (omega.py,
+the cells' step Jacobians) and `max_fprime` for the Jacobian's bound.
+
+The one thing to know before editing: the backward computes f'(z) from the
+*output* h = f(z) (that is all the cache keeps), so every activation here
+must have a derivative expressible in h.
 """
 from __future__ import annotations
 
@@ -106,3 +110,25 @@ def _dact(h, kind, a, b, one):
     # h = a tanh(bz)  =>  dh/dz = a b (1 - (h/a)^2)
     t = h / a
     return a * b * (one - t * t)
+
+
+def fprime(h: np.ndarray, act) -> np.ndarray:
+    """f'(z) written in h = f(z), elementwise (the NumPy twin of _dact)."""
+    act = parse_activation(act)
+    if act.kind == RELU:
+        return (h > 0).astype(h.dtype)
+    if act.kind == SIGMOID:
+        return h * (1 - h)
+    # h = a tanh(bz)  =>  dh/dz = a b (1 - (h/a)^2)
+    t = h / act.a
+    return act.a * act.b * (1 - t * t)
+
+
+def max_fprime(act) -> float:
+    """max over z of |f'(z)|: 1 (relu), 1/4 (sigmoid), |a b| (a tanh(b z))."""
+    act = parse_activation(act)
+    if act.kind == RELU:
+        return 1.0
+    if act.kind == SIGMOID:
+        return 0.25
+    return abs(act.a * act.b)

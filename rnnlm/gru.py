@@ -117,3 +117,58 @@ def gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dxa, dha, dhs, dh_out, cac
     _gru_backward(dxa, dha, dhs, dh0, dh_out, cache.gates, cache.hn, cache.h, W_hh)
     # forward: xproj = x · W_ihᵀ + b_ih ; hh = h_prev · W_hhᵀ + b_hh (dha: the hidden side's gradient)
     recurrent_affine_backward(dxa, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx, dpre_hh=dha)
+
+
+# ---------------------------------------------------------------- the cell interface (cells.py)
+
+GATES = ("r", "z", "n")   # the blocks of W_ih, W_hh and the biases, in order
+STATES = ("h",)           # the state a layer carries from step to step
+
+
+def alloc(T, B, E, H, dtype) -> GRUCache:
+    return gru_alloc(T, B, E, H, dtype)
+
+
+def scratch_shapes(T, B, H) -> dict:
+    """The backward's scratch buffers: name -> shape."""
+    return {"dxa": (T, B, 3 * H), "dha": (T, B, 3 * H)}
+
+
+def forward(cache, x, state0, weights, act, plan) -> GRUCache:
+    """cells.Cell.forward: state0 (h0,); weights (W_ih, W_hh, b_ih, b_hh); act unused."""
+    return gru_forward(cache, x, state0[0], *weights)
+
+
+def backward(dx, dweights, dstate0, dhs, dh_out, scratch, cache, weights, act, plan):
+    """cells.Cell.backward: dweights (dW_ih, dW_hh, db_ih, db_hh) and dstate0 (dh0,) accumulate."""
+    gru_backward(dx, *dweights, dstate0[0], scratch["dxa"], scratch["dha"], dhs, dh_out, cache,
+                 weights[0], weights[1])
+
+
+# ---------------------------------------------------------------- step Jacobians (instruments, float64)
+
+
+def _jacobian(cache: GRUCache, t, b, W, hidden_side: bool):
+    """dh_{t+1}/dh_t (hidden_side, W = W_hh) or dh_{t+1}/dx (W = W_ih) at steps t of row b: (K, H, n)."""
+    H = cache.h.shape[2]
+    gates = cache.gates[t, b]
+    r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
+    hp, hn = cache.h[t, b], cache.hn[t, b]
+    # forward: n = tanh(W_in x + b_in + r*(W_hn h + b_hn)) ; h = (1-z)*n + z*h_prev
+    dn = (1 - z) * (1 - n * n)
+    Wr, Wz, Wn = W[:H], W[H:2 * H], W[2 * H:]
+    J = (dn * hn * r * (1 - r))[:, :, None] * Wr + ((hp - n) * z * (1 - z))[:, :, None] * Wz
+    J += (dn * r if hidden_side else dn)[:, :, None] * Wn
+    if hidden_side:
+        J[:, np.arange(H), np.arange(H)] += z
+    return J
+
+
+def step_jacobian(cache: GRUCache, t, b, W_ih, W_hh, act=None, with_input=False):
+    """A = dh_{t+1}/dh_t (K, H, H) at steps t (0-based) of row b, and with_input dh_{t+1}/dx (K, H, E)."""
+    return _jacobian(cache, t, b, W_hh, True), (_jacobian(cache, t, b, W_ih, False) if with_input else None)
+
+
+def jacobian_advance(J, cache: GRUCache, t, b, W_hh, act, spare: dict):
+    """J · A_t (K, S, H), A built dense."""
+    return np.matmul(J, _jacobian(cache, t, b, W_hh, True))

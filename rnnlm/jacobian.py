@@ -8,7 +8,11 @@ Definitions. A model reads the token sequence x_1..x_N from a zero state
 (s_0 = 0, no dropout); s_t is the state after reading x_t.
 
 * Per-step Jacobian: A_k = ds_k/ds_{k-1}, the Jacobian of one step of the
-  cell equations, evaluated at the visited states, in float64.
+  cell equations, evaluated at the visited states, in float64. The states
+  are the model's own: it is converted to float64 and run through its
+  forward, and each cell module builds A_k from that forward's cache
+  (cells.Cell.step_jacobian / jacobian_advance); nothing here re-implements
+  a cell.
 * Jacobian by lag: J(t, d) = ds_t/ds_{t-d} = A_t A_{t-1} ... A_{t-d+1},
   d = 1..D, everything else (the inputs x) held fixed.
   - rnn, gru: s = h, quantity `h` (H x H).
@@ -86,36 +90,17 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ._jit import njit
+from .activations import max_fprime
+from .cells import CELLS
 from .errors import UserError
+from .model import ModelConfig, RNNModel
 from .spectral import spectral_norms
 
-GATES = {"rnn": ("",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 VANISH_FRACTION = 1e-6
 LOG_FLOOR = -1e4          # ln of a zero norm, so that percentiles stay finite
 
 
-# ---------------------------------------------------------------- activations
-
-
-def parse_activation(name: str):
-    """The vanilla RNN's activation as (f, f' as a function of the pre-activation, max|f'|).
-
-    Names as in activations.py: tanh, relu, sigmoid, "tanh:n" = tanh(n z),
-    "scaled-tanh:a,b" = a tanh(b z).
-    """
-    from .activations import RELU, SIGMOID
-    from .activations import parse_activation as parse
-    act = parse(name)
-    if act.kind == RELU:
-        return (lambda z: np.maximum(z, 0.0)), (lambda z: (z > 0).astype(np.float64)), 1.0
-    if act.kind == SIGMOID:
-        return _sigmoid, (lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))), 0.25
-    a, b = act.a, act.b
-    return (lambda z: a * np.tanh(b * z)), (lambda z: a * b * (1.0 - np.tanh(b * z) ** 2)), abs(a * b)
-
-
-# ---------------------------------------------------------------- float64 forward
+# ---------------------------------------------------------------- the float64 model's caches
 
 
 class Spec(NamedTuple):
@@ -126,14 +111,16 @@ class Spec(NamedTuple):
 
 
 class LayerTrace(NamedTuple):
-    """One layer's visited states; step k (1-based) is row k-1 of the per-step arrays."""
-    W_ih: np.ndarray    # (G*H, In)
-    W_hh: np.ndarray    # (G*H, H)
-    h: np.ndarray       # (N+1, H), h[0] = 0
-    c: np.ndarray       # (N+1, H) lstm, else None
-    pre: np.ndarray     # (N, H) rnn: pre-activation; gated cells: None
-    gates: np.ndarray   # (N, G*H) lstm: i,f,g,o / gru: r,z,n, after their nonlinearity; rnn: None
-    hn: np.ndarray      # (N, H) gru: W_hn h_prev + b_hn; else None
+    """One layer's visited states, read from the float64 model's forward cache (batch row 0).
+
+    Step k (1-based) is index k-1 of the cache's per-step arrays; h[k], c[k] the state after it.
+    """
+    W_ih: np.ndarray    # (G*H, In) float64
+    W_hh: np.ndarray    # (G*H, H)  float64
+    h: np.ndarray       # (N+1, H), h[0] = 0 (a view of cache.h)
+    c: np.ndarray       # (N+1, H) lstm (a view of cache.c), else None
+    cache: tuple        # the cell's cache (cells.Cell.alloc), T = N steps of B = 1
+    act: object         # the rnn's Activation (unused by gated cells)
 
 
 def model_spec(model) -> Spec:
@@ -141,54 +128,42 @@ def model_spec(model) -> Spec:
     return Spec(cfg.cell, getattr(cfg, "activation", "tanh"), int(cfg.layers), int(cfg.hidden))
 
 
-def _f64(a):
-    return np.ascontiguousarray(a, dtype=np.float64)
+def _float64_model(model) -> RNNModel:
+    """model in float64 (a converted copy); anything with .config and .params is rebuilt as an RNNModel."""
+    if isinstance(model, RNNModel):
+        return model.to_dtype("float64")
+    return _spec_model(model_spec(model), model.params)
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+def _spec_model(spec: Spec, params: dict) -> RNNModel:
+    """An RNNModel in float64 with these parameters (vocabulary, E and tying read off them)."""
+    V, E = params["encoder.weight"].shape
+    cfg = ModelConfig(vocab_size=int(V), cell=spec.cell, activation=spec.activation if spec.cell == "rnn" else "tanh",
+                      emsize=int(E), hidden=spec.hidden, layers=spec.layers, dropout=0.0,
+                      tied="decoder.weight" not in params, dtype="float64")
+    return RNNModel(cfg, params={k: np.ascontiguousarray(v, dtype=np.float64) for k, v in params.items()})
+
+
+def traces(model64: RNNModel, tokens: np.ndarray) -> list[LayerTrace]:
+    """Run a float64 model from a zero state over `tokens` (N,) through its own forward,
+    without dropout; one trace per layer, read from its caches."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    caches = model64.forward_states(tokens[:, None]).caches
+    out = []
+    for layer, cache in enumerate(caches):
+        W_ih, W_hh = model64.params[f"rnn.weight_ih_l{layer}"], model64.params[f"rnn.weight_hh_l{layer}"]
+        c = cache.c[:, 0] if "c" in model64.cell.states else None
+        out.append(LayerTrace(W_ih, W_hh, cache.h[:, 0], c, cache, model64.act))
+    return out
 
 
 def forward(spec: Spec, params: dict, tokens: np.ndarray) -> list[LayerTrace]:
-    """Run the model in float64 from a zero state over `tokens` (N,); one trace per layer."""
-    tokens = np.asarray(tokens, dtype=np.int64)
-    N, H = len(tokens), spec.hidden
-    x = _f64(params["encoder.weight"])[tokens]                  # (N, E)
-    f_act, _, _ = parse_activation(spec.activation) if spec.cell == "rnn" else (None, None, None)
-    traces = []
-    for layer in range(spec.layers):
-        W_ih = _f64(params[f"rnn.weight_ih_l{layer}"])
-        W_hh = _f64(params[f"rnn.weight_hh_l{layer}"])
-        b_ih = _f64(params[f"rnn.bias_ih_l{layer}"])
-        b_hh = _f64(params[f"rnn.bias_hh_l{layer}"])
-        xin = x @ W_ih.T + b_ih                                  # (N, G*H)
-        h = np.zeros((N + 1, H))
-        c = np.zeros((N + 1, H)) if spec.cell == "lstm" else None
-        pre = np.empty((N, H)) if spec.cell == "rnn" else None
-        gates = np.empty((N, len(GATES[spec.cell]) * H)) if spec.cell != "rnn" else None
-        hn = np.empty((N, H)) if spec.cell == "gru" else None
-        for k in range(N):
-            rec = W_hh @ h[k] + b_hh
-            if spec.cell == "rnn":
-                pre[k] = xin[k] + rec
-                h[k + 1] = f_act(pre[k])
-            elif spec.cell == "lstm":
-                z = xin[k] + rec
-                i, f, o = _sigmoid(z[:H]), _sigmoid(z[H:2 * H]), _sigmoid(z[3 * H:])
-                g = np.tanh(z[2 * H:3 * H])
-                gates[k] = np.concatenate([i, f, g, o])
-                c[k + 1] = f * c[k] + i * g
-                h[k + 1] = o * np.tanh(c[k + 1])
-            else:
-                r = _sigmoid(xin[k, :H] + rec[:H])
-                zg = _sigmoid(xin[k, H:2 * H] + rec[H:2 * H])
-                hn[k] = rec[2 * H:]
-                n = np.tanh(xin[k, 2 * H:] + r * hn[k])
-                gates[k] = np.concatenate([r, zg, n])
-                h[k + 1] = (1.0 - zg) * n + zg * h[k]
-        traces.append(LayerTrace(W_ih, W_hh, h, c, pre, gates, hn))
-        x = h[1:]
-    return traces
+    """Run the model (spec, params) in float64 from a zero state over `tokens` (N,); one trace per layer."""
+    return traces(_spec_model(spec, params), tokens)
+
+
+def _f64(a):
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
 def _decoder(params):
@@ -215,95 +190,10 @@ def step_losses(params: dict, traces: list[LayerTrace], tokens: np.ndarray, step
 # ---------------------------------------------------------------- per-step Jacobians
 
 
-def _rows(v):
-    return v[:, :, None]
-
-
-def _lstm_factors(tr: LayerTrace, ks):
-    """For steps ks (1-based): the per-unit factors (K,H) of the LSTM's step Jacobian.
-
-    di, df, dg: dc/d(gate pre-activation) for i, f, g; do: dh/d(o pre-activation);
-    dct: dh/dc; f: dc/dc_prev.
-    """
-    H = tr.h.shape[1]
-    gates = tr.gates[ks - 1]
-    i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-    ct = np.tanh(tr.c[ks])
-    # forward: c = f*c_prev + i*g ; h = o*tanh(c)
-    di, df, dg = g * i * (1 - i), tr.c[ks - 1] * f * (1 - f), i * (1 - g * g)
-    do, dct = ct * o * (1 - o), o * (1 - ct * ct)
-    return di, df, dg, do, dct, f
-
-
-@njit
-def _lstm_through(out, W, di, df, dg, do, dct):
-    """out (K, 2H, n) = [dh/dy; dc/dy] per anchor, for an input y entering the gates as W y
-    (W (4H, n): W_hh for the step Jacobian's h-columns, W_ih for the input). One pass, no
-    (K, H, n) temporaries."""
-    K, H = di.shape
-    for k in range(K):
-        for r in range(H):
-            a_i, a_f, a_g, a_o, a_c = di[k, r], df[k, r], dg[k, r], do[k, r], dct[k, r]
-            for col in range(W.shape[1]):
-                # forward: c = f*c_prev + i*g, h = o*tanh(c), each gate = σ/tanh(W y + ...)
-                dc = a_i * W[r, col] + a_f * W[H + r, col] + a_g * W[2 * H + r, col]
-                out[k, H + r, col] = dc
-                out[k, r, col] = a_o * W[3 * H + r, col] + a_c * dc
-
-
-def _lstm_pieces(tr: LayerTrace, ks):
-    """For steps ks (1-based): dh/dh_prev, dc/dh_prev (K,H,H), the diagonals dh/dc_prev and
-    dc/dc_prev (K,H), and `through(W)`, which gives (dh/dy, dc/dy) for an input y entering as W y."""
-    di, df, dg, do, dct, f = _lstm_factors(tr, ks)
-    K, H = di.shape
-
-    def through(W):
-        out = np.empty((K, 2 * H, W.shape[1]))
-        _lstm_through(out, np.ascontiguousarray(W), di, df, dg, do, dct)
-        return out[:, :H], out[:, H:]
-
-    hh, ch = through(tr.W_hh)
-    return hh, ch, dct * f, f, through
-
-
-def _gru_jacobian(tr: LayerTrace, ks, W, hidden_side: bool):
-    """dh/dh_prev (hidden_side) or dh/dx of the GRU at steps ks."""
-    H = tr.h.shape[1]
-    gates = tr.gates[ks - 1]
-    r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
-    hp, hn = tr.h[ks - 1], tr.hn[ks - 1]
-    # forward: n = tanh(W_in x + b_in + r*(W_hn h + b_hn)) ; h = (1-z)*n + z*h_prev
-    dn = (1 - z) * (1 - n * n)
-    Wr, Wz, Wn = W[:H], W[H:2 * H], W[2 * H:]
-    J = _rows(dn * hn * r * (1 - r)) * Wr + _rows((hp - n) * z * (1 - z)) * Wz
-    J += _rows(dn * r if hidden_side else dn) * Wn
-    if hidden_side:
-        J[:, np.arange(H), np.arange(H)] += z
-    return J
-
-
 def layer_jacobians(spec: Spec, tr: LayerTrace, ks, with_input=False):
     """Dense per-step Jacobians of one layer at steps ks: A (K,S,S) and, if asked, ds/dx (K,S,In)."""
     ks = np.asarray(ks)
-    if spec.cell == "rnn":
-        _, fprime, _ = parse_activation(spec.activation)
-        fp = fprime(tr.pre[ks - 1])
-        A = _rows(fp) * tr.W_hh
-        return (A, _rows(fp) * tr.W_ih) if with_input else (A, None)
-    if spec.cell == "gru":
-        A = _gru_jacobian(tr, ks, tr.W_hh, True)
-        return (A, _gru_jacobian(tr, ks, tr.W_ih, False)) if with_input else (A, None)
-    hh, ch, hc, cc, through = _lstm_pieces(tr, ks)
-    K, H = hh.shape[0], hh.shape[1]
-    A = np.zeros((K, 2 * H, 2 * H))
-    A[:, :H, :H], A[:, H:, :H] = hh, ch
-    diag = np.arange(H)
-    A[:, diag, H + diag] = hc
-    A[:, H + diag, H + diag] = cc
-    if not with_input:
-        return A, None
-    hx, cx = through(tr.W_ih)
-    return A, np.concatenate([hx, cx], axis=1)
+    return CELLS[spec.cell].step_jacobian(tr.cache, ks - 1, 0, tr.W_ih, tr.W_hh, tr.act, with_input)
 
 
 def stacked_jacobians(spec: Spec, traces, ks):
@@ -324,7 +214,7 @@ def stacked_jacobians(spec: Spec, traces, ks):
 
 
 def _state_size(spec):
-    return 2 * spec.hidden if spec.cell == "lstm" else spec.hidden
+    return len(CELLS[spec.cell].states) * spec.hidden
 
 
 # ---------------------------------------------------------------- norms
@@ -426,43 +316,12 @@ def _measure_scope(scope: Scope, anchors, max_lag, tol, rng):
     return out, flow
 
 
-@njit
-def _lstm_c_columns(new, J, dct, f):
-    """new[k, :, H:] = J_h diag(dct*f) + J_c diag(f): the c-columns of J A_t, in one pass."""
-    K, S = J.shape[0], J.shape[1]
-    H = S // 2
-    for k in range(K):
-        for i in range(S):
-            for j in range(H):
-                new[k, i, H + j] = (J[k, i, j] * dct[k, j] + J[k, i, H + j]) * f[k, j]
-
-
-def _lstm_advance(tr):
-    spare = {}   # the previous J and the stack, reused: fresh 67 MB arrays each lag cost page faults
+def _layer_advance(spec, tr):
+    """(J, steps) -> J A_steps for one layer, through the cell's jacobian_advance."""
+    cell, spare = CELLS[spec.cell], {}
 
     def advance(J, ks):
-        K, S = J.shape[0], J.shape[1]
-        H = S // 2
-        new, stack = spare.pop("J", None), spare.pop("stack", None)
-        if new is None or new.shape != J.shape:
-            new, stack = np.empty_like(J), np.empty((K, S, H))
-        di, df, dg, do, dct, f = _lstm_factors(tr, ks)
-        _lstm_through(stack, tr.W_hh, di, df, dg, do, dct)   # [dh_k/dh_{k-1}; dc_k/dh_{k-1}]
-        _lstm_c_columns(new, J, dct, f)
-        # h-columns: J_h dh_k/dh_{k-1} + J_c dc_k/dh_{k-1} = [J_h | J_c] · stack, one product
-        np.matmul(J, stack, out=new[:, :, :H])
-        spare["J"], spare["stack"] = J, stack   # lag_products is done with J once it asks for the next
-        return new
-    return advance
-
-
-def _rnn_advance(spec, tr):
-    _, fprime, _ = parse_activation(spec.activation)
-
-    def advance(J, ks):
-        # J diag(f') W_hh as one (K*S, H) x (H, H) product
-        K, S, H = J.shape
-        return ((J * fprime(tr.pre[ks - 1])[:, None, :]).reshape(K * S, H) @ tr.W_hh).reshape(K, S, H)
+        return cell.jacobian_advance(J, tr.cache, np.asarray(ks) - 1, 0, tr.W_hh, tr.act, spare)
     return advance
 
 
@@ -491,12 +350,7 @@ def _scopes(spec: Spec, traces, grad):
     scopes = {}
     for layer, tr in enumerate(traces):
         build = (lambda tr_: lambda ks: layer_jacobians(spec, tr_, ks)[0])(tr)
-        if spec.cell == "lstm":
-            advance = _lstm_advance(tr)
-        elif spec.cell == "rnn":
-            advance = _rnn_advance(spec, tr)
-        else:
-            advance = _dense_advance(build)
+        advance = _layer_advance(spec, tr)
         blocks = (slice(0, H), slice(H, 2 * H))
         top = layer == L - 1
         g = None
@@ -551,13 +405,13 @@ def weight_meta(spec: Spec, params: dict) -> dict:
     radius, norm = [], []
     for layer in range(spec.layers):
         W = _f64(params[f"rnn.weight_hh_l{layer}"])
-        blocks = {g: W[j * H:(j + 1) * H] for j, g in enumerate(GATES[spec.cell])}
+        blocks = {g: W[j * H:(j + 1) * H] for j, g in enumerate(CELLS[spec.cell].gates)}
         rad = {g: _clean(float(np.max(np.abs(np.linalg.eigvals(B))))) for g, B in blocks.items()}
         nrm = {g: _clean(float(np.linalg.norm(B, 2))) for g, B in blocks.items()}
         radius.append(rad[""] if spec.cell == "rnn" else rad)
         norm.append(nrm[""] if spec.cell == "rnn" else nrm)
     if spec.cell == "rnn":
-        fmax = parse_activation(spec.activation)[2]
+        fmax = max_fprime(spec.activation)
         return {"spectral_radius_Whh": radius, "norm_Whh": norm, "max_fprime": fmax,
                 "bound_per_step": [_clean(n * fmax) for n in norm]}
     return {"spectral_radius_Whh": radius, "norm_Whh": norm, "max_fprime": None, "bound_per_step": None}
@@ -590,9 +444,9 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     params = model.params
     tokens = np.asarray(tokens, dtype=np.int64)
     t_anchor = pick_anchors(len(tokens), max_lag, anchors, rng)
-    traces = forward(spec, params, tokens)
-    _, grad = step_losses(params, traces, tokens, t_anchor)
-    scopes = _scopes(spec, traces, grad)
+    trs = traces(_float64_model(model), tokens)
+    _, grad = step_losses(params, trs, tokens, t_anchor)
+    scopes = _scopes(spec, trs, grad)
     if quantities:
         for s in scopes.values():
             for q in list(s.views):
@@ -640,9 +494,9 @@ def lag_jacobians(model, tokens, anchors, max_lag: int, scope: str = "layer0", q
     """The J(t, d) that `lag_curve` measures, unscaled: (D, K, m, n). For tests and notebooks."""
     spec = model_spec(model)
     tokens = np.asarray(tokens, dtype=np.int64)
-    traces = forward(spec, model.params, tokens)
-    _, grad = step_losses(model.params, traces, tokens, anchors)
-    sc = _scopes(spec, traces, grad)[scope]
+    trs = traces(_float64_model(model), tokens)
+    _, grad = step_losses(model.params, trs, tokens, anchors)
+    sc = _scopes(spec, trs, grad)[scope]
     view = sc.views[quantity]
     return np.stack([view(J) * np.exp(ls)[:, None, None]
                      for _, J, ls in lag_products(sc, anchors, max_lag)])
@@ -652,9 +506,9 @@ def gradient_rows(model, tokens, anchors, max_lag: int, scope: str = "layer0") -
     """The rows g_t^T J(t, d) behind the flow curves, unscaled: flow name -> (D, K, n)."""
     spec = model_spec(model)
     tokens = np.asarray(tokens, dtype=np.int64)
-    traces = forward(spec, model.params, tokens)
-    _, grad = step_losses(model.params, traces, tokens, anchors)
-    sc = _scopes(spec, traces, grad)[scope]
+    trs = traces(_float64_model(model), tokens)
+    _, grad = step_losses(model.params, trs, tokens, anchors)
+    sc = _scopes(spec, trs, grad)[scope]
     rows = {name: [] for name in sc.flows}
     for _, J, ls in lag_products(sc, anchors, max_lag):
         row = np.matmul(sc.grad[:, None, :], J)[:, 0, :] * np.exp(ls)[:, None]

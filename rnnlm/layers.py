@@ -13,10 +13,12 @@ over the (N, V) buffer, the biggest array of a training step.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import prange
 
-from . import pblas
+from . import paths, pblas
 from ._blas import one_blas_thread
 from ._jit import njit, njit_parallel
 from .vecmath import fexp, fmax
@@ -54,12 +56,22 @@ def embedding_backward(dweight, dout, ids):
 # ---------------------------------------------------------------- the cells' batched products
 
 
+class _AffineParts(NamedTuple):
+    """Per-block partial sums of recurrent_affine_backward (P = row blocks), added up in order."""
+    ih: np.ndarray    # (P, G·H, E)
+    hh: np.ndarray    # (P, G·H, H)
+    b: np.ndarray     # (P, G·H)  bias sums of dpre
+    bhh: np.ndarray   # (P, G·H)  bias sums of dpre_hh (separate_hh only)
+
+
 @njit_parallel
-def _affine_backward(dpre, dpre_hh, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh, dx, with_dx, separate_hh,
-                     parts_ih, parts_hh, parts_b, parts_bhh):
+def _affine_backward(dpre, dpre_hh, x, h_prev, W_ih, dweights, dx, with_dx, separate_hh, parts):
     """recurrent_affine_backward's products in one launch: block k of the N rows puts
     its dW_ih, dW_hh and bias sums in parts[k] and writes its rows of dx; then the
-    parts are added to the gradients in a fixed order (rows of the weights in parallel)."""
+    parts are added to dweights (dW_ih, dW_hh, db_ih, db_hh) in a fixed order (rows of
+    the weights in parallel)."""
+    dW_ih, dW_hh, db_ih, db_hh = dweights
+    parts_ih, parts_hh, parts_b, parts_bhh = parts
     N, P = dpre.shape[0], parts_ih.shape[0]
     GH = dpre.shape[1]
     for k in prange(P):
@@ -108,10 +120,10 @@ def recurrent_affine_backward(dpre, x, h_prev, W_ih, dW_ih, dW_hh, db_ih, db_hh,
     dpre_hh2 = dpre2 if dpre_hh is None else dpre_hh.reshape(N, GH)
     dx2 = np.empty((1, E), dpre.dtype) if dx is None else dx.reshape(N, E)
     with one_blas_thread():
-        _affine_backward(dpre2, dpre_hh2, x.reshape(N, E), h_prev.reshape(N, H), W_ih, dW_ih, dW_hh, db_ih, db_hh,
-                         dx2, dx is not None, dpre_hh is not None,
-                         np.empty((P, GH, E), dpre.dtype), np.empty((P, GH, H), dpre.dtype),
-                         np.empty((P, GH), dpre.dtype), np.empty((P, GH), dpre.dtype))
+        parts = _AffineParts(np.empty((P, GH, E), dpre.dtype), np.empty((P, GH, H), dpre.dtype),
+                             np.empty((P, GH), dpre.dtype), np.empty((P, GH), dpre.dtype))
+        _affine_backward(dpre2, dpre_hh2, x.reshape(N, E), h_prev.reshape(N, H), W_ih, (dW_ih, dW_hh, db_ih, db_hh),
+                         dx2, dx is not None, dpre_hh is not None, parts)
 
 
 # ---------------------------------------------------------------- output layer: rows of the softmax
@@ -235,21 +247,21 @@ def _output_loss_and_grads(row_loss, logits, dx, dW, dW_parts, dbias_parts, x, W
 
 
 def dW_transposed(H) -> bool:
-    """Whether the output layer's dW is computed as dWᵀ = xᵀ · dlogits (H, V) per block.
+    """Whether the output layer's dW is computed as dWᵀ = xᵀ · dlogits (H, V) per block
+    (then added up by pblas.sum_parts_transposed): paths.dW_transposed, where the
+    threshold and its measurement are."""
+    return paths.dW_transposed(H)
 
-    OpenBLAS runs that form 35% (H = 64), 33% (128), 19% (256) and 11% (512)
-    faster here than dlogitsᵀ · x, but the parts must then be added up transposed
-    (pblas.sum_parts_transposed). Paired A/B of training steps: +1 to +6% at
-    tiny, small and medium; -3 to -5% at large (H = 512, V = 30,000), where the
-    transposing sum of 15 M entries eats the gain.
+
+def output_scratch_shapes(N, V, H, transposed=None):
+    """Shapes of the scratch buffers output_loss_and_grads takes (name -> shape).
+
+    transposed: the plan's dW_transposed (default: decided here from H).
     """
-    return H <= 256
-
-
-def output_scratch_shapes(N, V, H):
-    """Shapes of the scratch buffers output_loss_and_grads takes (name -> shape)."""
     blocks = pblas.n_blocks()
-    parts = (blocks, H, V) if dW_transposed(H) else (blocks - 1, V, H)
+    if transposed is None:
+        transposed = dW_transposed(H)
+    parts = (blocks, H, V) if transposed else (blocks - 1, V, H)
     return {"logits": (N, V), "dW_parts": parts, "dbias_parts": (blocks, V)}
 
 
@@ -265,18 +277,20 @@ def output_loss(logits, x, W, bias, targets):
     return float(row_loss.sum() / N)
 
 
-def output_loss_and_grads(buffers, dx, dW, x, W, bias, targets):
+def output_loss_and_grads(buffers, dx, dW, x, W, bias, targets, transposed=None):
     """Forward and backward of the output layer with the mean cross-entropy.
 
     Writes dx (N, H) and dW (V, H); returns (mean loss, dbias (V,)). buffers:
-    name -> array of the shapes output_scratch_shapes gives; afterwards
-    buffers["logits"] holds dlogits.
+    name -> array of the shapes output_scratch_shapes gives (with the same
+    `transposed`: the plan's dW_transposed, default decided here from H);
+    afterwards buffers["logits"] holds dlogits.
     """
     N = x.shape[0]
     row_loss = np.empty(N, np.float64)
     scale = x.dtype.type(1.0 / N)
     parts, dbias_parts = buffers["dW_parts"], buffers["dbias_parts"]
-    transposed = dW_transposed(x.shape[1])
+    if transposed is None:
+        transposed = dW_transposed(x.shape[1])
     with one_blas_thread():
         _output_loss_and_grads(row_loss, buffers["logits"], dx, dW, parts, dbias_parts,
                                x, W, W.T, bias, targets.reshape(N), scale, transposed)

@@ -10,7 +10,7 @@ Arrays are time-major and C-contiguous.
 The one thing to know before editing: the cache keeps the gates *after*
 their nonlinearity (so the backward uses s*(1-s) and 1-g*g) and tanh(c), and
 the input projection of all T steps is one BLAS product before the loop.
-From H = SPLIT_MIN_H up, each step is shared between Numba's threads by
+From H = paths.SPLIT_MIN_H up, each step is shared between Numba's threads by
 hidden unit (`_forward_units` / `_backward_units` do one part; the serial
 path is the same functions over all units), so any change to the step goes
 into those two functions and is tested both ways (tests/test_cells.py).
@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from . import pblas
+from . import paths, pblas
 from ._blas import one_blas_thread
 from ._jit import njit, njit_parallel
 from .layers import recurrent_affine_backward
@@ -168,18 +168,6 @@ def _lstm_backward_serial(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, 
     dc0 += dc_next
 
 
-# Below this hidden size a step is too little work to share: two threads meeting
-# 70 times per window cost more than they save (measured, interleaved A/B: the
-# split is 2-5% slower at H = 64, 4-15% faster at H = 128..512).
-SPLIT_MIN_H = 128
-
-
-def _unit_bounds(H):
-    """Hidden-unit boundaries of the parts a step is shared in (one per Numba thread)."""
-    parts = min(pblas.n_blocks(), H) if H >= SPLIT_MIN_H else 1
-    return np.array([p * H // parts for p in range(parts + 1)], np.int64)
-
-
 def _unit_rows(W_hh, bounds):
     """W_hh's rows reordered so that part p's i, f, g, o rows are the block [4*u0, 4*u1)."""
     H = W_hh.shape[1]
@@ -189,16 +177,18 @@ def _unit_rows(W_hh, bounds):
 
 
 @one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
-def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh) -> LSTMCache:
+def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh, bounds=None) -> LSTMCache:
     """Run T steps; x (T, B, E), h0, c0 (B, H), W_ih (4H, E), W_hh (4H, H), biases (4H,).
 
-    Fills the cache buffers and returns the cache with x set.
+    Fills the cache buffers and returns the cache with x set. bounds: the
+    hidden-unit parts of a step (a Plan's unit_bounds; default paths.unit_bounds(H)).
     """
     T, B, E = x.shape
     pblas.matmul(cache.xproj.reshape(T * B, -1), x.reshape(T * B, E), W_ih.T)
     cache.h[0] = h0
     cache.c[0] = c0
-    bounds = _unit_bounds(W_hh.shape[1])
+    if bounds is None:
+        bounds = paths.unit_bounds(W_hh.shape[1])
     if len(bounds) == 2:
         _lstm_forward_serial(cache.gates, cache.c, cache.tanh_c, cache.h, cache.xproj, W_hh, b_ih + b_hh)
     else:
@@ -209,18 +199,131 @@ def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh) -> LSTMCac
 
 @one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
 def lstm_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates, dhs, dcs, dh_out,
-                  cache: LSTMCache, W_ih, W_hh):
+                  cache: LSTMCache, W_ih, W_hh, bounds=None):
     """Backprop through the T steps of `cache`.
 
     Accumulates into dW_ih, dW_hh, db_ih, db_hh, dh0, dc0 (B, H). Writes dx
     (T, B, E) (skipped if None), dgates (T, B, 4H) scratch, and the per-step
     state gradients dhs, dcs (T, B, H) (dL/dh and dL/dc after step t).
     dh_out (T, B, H) is the gradient arriving from above at each output.
+    bounds: as for lstm_forward.
     """
-    bounds, W_hh_T = _unit_bounds(W_hh.shape[1]), np.ascontiguousarray(W_hh.T)
+    if bounds is None:
+        bounds = paths.unit_bounds(W_hh.shape[1])
+    W_hh_T = np.ascontiguousarray(W_hh.T)
     if len(bounds) == 2:
         _lstm_backward_serial(dgates, dhs, dcs, dh0, dc0, dh_out, cache.gates, cache.c, cache.tanh_c, W_hh_T)
     else:
         _lstm_backward(dgates, dhs, dcs, dh0, dc0, dh_out, cache.gates, cache.c, cache.tanh_c, W_hh_T, bounds)
     # forward: a = W_ih x + b_ih + W_hh h_prev + b_hh, batched over all steps
     recurrent_affine_backward(dgates, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx)
+
+
+# ---------------------------------------------------------------- the cell interface (cells.py)
+
+GATES = ("i", "f", "g", "o")   # the blocks of W_ih, W_hh and the biases, in order
+STATES = ("h", "c")            # the state a layer carries from step to step
+
+
+def alloc(T, B, E, H, dtype) -> LSTMCache:
+    return lstm_alloc(T, B, E, H, dtype)
+
+
+def scratch_shapes(T, B, H) -> dict:
+    """The backward's scratch buffers: name -> shape."""
+    return {"dgates": (T, B, 4 * H), "dcs": (T, B, H)}
+
+
+def forward(cache, x, state0, weights, act, plan) -> LSTMCache:
+    """cells.Cell.forward: state0 (h0, c0); weights (W_ih, W_hh, b_ih, b_hh); act unused."""
+    return lstm_forward(cache, x, *state0, *weights, bounds=plan.unit_bounds)
+
+
+def backward(dx, dweights, dstate0, dhs, dh_out, scratch, cache, weights, act, plan):
+    """cells.Cell.backward: dweights (dW_ih, dW_hh, db_ih, db_hh) and dstate0 (dh0, dc0) accumulate."""
+    lstm_backward(dx, *dweights, *dstate0, scratch["dgates"], dhs, scratch["dcs"], dh_out, cache,
+                  weights[0], weights[1], bounds=plan.unit_bounds)
+
+
+# ---------------------------------------------------------------- step Jacobians (instruments, float64)
+
+
+def _jacobian_factors(cache: LSTMCache, t, b):
+    """Per-unit factors (K, H) of the step Jacobian at steps t (0-based: state t -> t+1) of row b.
+
+    di, df, dg: dc/d(gate pre-activation) for i, f, g; do: dh/d(o pre-activation);
+    dct: dh/dc; f: dc/dc_prev.
+    """
+    H = cache.h.shape[2]
+    gates = cache.gates[t, b]
+    i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    ct = cache.tanh_c[t, b]
+    # forward: c = f*c_prev + i*g ; h = o*tanh(c)
+    di, df, dg = g * i * (1 - i), cache.c[t, b] * f * (1 - f), i * (1 - g * g)
+    do, dct = ct * o * (1 - o), o * (1 - ct * ct)
+    return di, df, dg, do, dct, f
+
+
+@njit
+def _jacobian_through(out, W, di, df, dg, do, dct):
+    """out (K, 2H, n) = [dh/dy; dc/dy] per step, for an input y entering the gates as W y
+    (W (4H, n): W_hh for the step Jacobian's h-columns, W_ih for the input). One pass, no
+    (K, H, n) temporaries."""
+    K, H = di.shape
+    for k in range(K):
+        for r in range(H):
+            a_i, a_f, a_g, a_o, a_c = di[k, r], df[k, r], dg[k, r], do[k, r], dct[k, r]
+            for col in range(W.shape[1]):
+                # forward: c = f*c_prev + i*g, h = o*tanh(c), each gate = σ/tanh(W y + ...)
+                dc = a_i * W[r, col] + a_f * W[H + r, col] + a_g * W[2 * H + r, col]
+                out[k, H + r, col] = dc
+                out[k, r, col] = a_o * W[3 * H + r, col] + a_c * dc
+
+
+@njit
+def _jacobian_c_columns(new, J, dct, f):
+    """new[k, :, H:] = J_h diag(dct*f) + J_c diag(f): the c-columns of J A_t, in one pass."""
+    K, S = J.shape[0], J.shape[1]
+    H = S // 2
+    for k in range(K):
+        for i in range(S):
+            for j in range(H):
+                new[k, i, H + j] = (J[k, i, j] * dct[k, j] + J[k, i, H + j]) * f[k, j]
+
+
+def step_jacobian(cache: LSTMCache, t, b, W_ih, W_hh, act=None, with_input=False):
+    """A = d(h, c)_{t+1}/d(h, c)_t (K, 2H, 2H) at steps t of row b, and with_input d(h, c)/dx (K, 2H, E)."""
+    di, df, dg, do, dct, f = _jacobian_factors(cache, t, b)
+    K, H = di.shape
+
+    def through(W):
+        out = np.empty((K, 2 * H, W.shape[1]))
+        _jacobian_through(out, np.ascontiguousarray(W), di, df, dg, do, dct)
+        return out
+
+    hc = through(W_hh)
+    A = np.zeros((K, 2 * H, 2 * H))
+    A[:, :, :H] = hc          # dh/dh_prev; dc/dh_prev
+    diag = np.arange(H)
+    A[:, diag, H + diag] = dct * f     # dh/dc_prev
+    A[:, H + diag, H + diag] = f       # dc/dc_prev
+    return A, (through(W_ih) if with_input else None)
+
+
+def jacobian_advance(J, cache: LSTMCache, t, b, W_hh, act, spare: dict):
+    """J · A_t (K, S, 2H) for J (K, S, 2H), without building A: one batched product for the
+    h-columns and one fused pass for the c-columns. spare: a dict kept between calls (the
+    previous J and the stack are reused: fresh 67 MB arrays each lag cost page faults);
+    the caller must be done with J when it asks for the next product."""
+    K, S = J.shape[0], J.shape[1]
+    H = J.shape[2] // 2
+    new, stack = spare.pop("J", None), spare.pop("stack", None)
+    if new is None or new.shape != J.shape:
+        new, stack = np.empty_like(J), np.empty((K, 2 * H, H))
+    di, df, dg, do, dct, f = _jacobian_factors(cache, t, b)
+    _jacobian_through(stack, W_hh, di, df, dg, do, dct)   # [dh_k/dh_{k-1}; dc_k/dh_{k-1}]
+    _jacobian_c_columns(new, J, dct, f)
+    # h-columns: J_h dh_k/dh_{k-1} + J_c dc_k/dh_{k-1} = [J_h | J_c] · stack, one product
+    np.matmul(J, stack, out=new[:, :, :H])
+    spare["J"], spare["stack"] = J, stack
+    return new

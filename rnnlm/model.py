@@ -13,17 +13,23 @@ caches and scratch buffers per (T, B) shape and reuses it on every call (no
 big allocations or zero-fills in a training step). Anything pointing into the
 workspace is overwritten by the next call; whatever a public method returns
 (loss, grads, states, `bptt` extras) is a fresh array, safe to keep.
+Each workspace also carries its `paths.Plan`, the fast paths its steps take,
+decided once when it is allocated. The layers go through the cell registry
+(cells.CELLS): nothing here knows which cell it runs, except that the
+overlapped path (overlap.py) exists only for the LSTM.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from . import gru, layers, lstm, overlap, rnn
+from . import layers, overlap, paths
 from .activations import ModelConfigError, parse_activation
+from .cells import CELLS
 from .init import GATES, INITS, init_params
 
 _WORKSPACES = 3   # (T, B) shapes kept per model: training window, last short window, step
@@ -86,10 +92,12 @@ class BPTTResult(NamedTuple):
 
 
 class _Workspace:
-    """Named scratch buffers for one (T, B) shape, allocated on first use."""
+    """Named scratch buffers for one (T, B) shape, allocated on first use, and the
+    fast paths its steps take (paths.Plan, decided once here)."""
 
-    def __init__(self):
+    def __init__(self, plan: paths.Plan):
         self.buffers = {}
+        self.plan = plan
 
     def get(self, name, shape, dtype):
         a = self.buffers.get(name)
@@ -120,6 +128,7 @@ class RNNModel:
         self.dtype = np.dtype(config.dtype)
         self.act = parse_activation(config.activation)
         self.gates = GATES[config.cell]
+        self.cell = CELLS[config.cell]
         if params is None:
             params = init_params(config.cell, config.vocab_size, config.emsize, config.hidden,
                                  config.layers, config.tied, config.init, config.recurrent_scale,
@@ -131,7 +140,7 @@ class RNNModel:
 
     @property
     def n_state(self) -> int:
-        return 2 if self.config.cell == "lstm" else 1
+        return len(self.cell.states)
 
     def num_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
@@ -147,7 +156,7 @@ class RNNModel:
         key = (T, B)
         ws = self._workspaces.pop(key, None)
         if ws is None:
-            ws = _Workspace()
+            ws = _Workspace(paths.plan(self.config.cell, self.config.hidden))
             while len(self._workspaces) >= _WORKSPACES:
                 self._workspaces.popitem(last=False)
         self._workspaces[key] = ws
@@ -217,19 +226,12 @@ class RNNModel:
             x = ws.get("x0", (T, B, E), dt)
             np.multiply(emb, masks[0], out=x)
         caches = []
+        cell = self.cell
         for layer in range(cfg.layers if n_layers is None else n_layers):
-            W_ih, W_hh, b_ih, b_hh = self._layer_weights(layer)
-            n_in = x.shape[2]
             key = f"cache{layer}"
-            if cfg.cell == "rnn":
-                buf = ws.buffers.get(key) or rnn.rnn_alloc(T, B, n_in, H, dt)
-                cache = rnn.rnn_forward(buf, x, state[0][layer], W_ih, W_hh, b_ih, b_hh, self.act)
-            elif cfg.cell == "lstm":
-                buf = ws.buffers.get(key) or lstm.lstm_alloc(T, B, n_in, H, dt)
-                cache = lstm.lstm_forward(buf, x, state[0][layer], state[1][layer], W_ih, W_hh, b_ih, b_hh)
-            else:
-                buf = ws.buffers.get(key) or gru.gru_alloc(T, B, n_in, H, dt)
-                cache = gru.gru_forward(buf, x, state[0][layer], W_ih, W_hh, b_ih, b_hh)
+            buf = ws.buffers.get(key) or cell.alloc(T, B, x.shape[2], H, dt)
+            cache = cell.forward(buf, x, tuple(s[layer] for s in state), self._layer_weights(layer), self.act,
+                                 ws.plan)
             ws.buffers[key] = cache
             caches.append(cache)
             x = cache.h[1:]
@@ -241,28 +243,24 @@ class RNNModel:
 
     def _forward_overlapped(self, ids, tgt, state, masks, ws, scratch, dtop, grads=True):
         """The forward with the top layer's serial LSTM recurrence overlapped with the
-        output layer (overlap.py; when overlap.applies): (loss, dbias, caches, x_top).
+        output layer (overlap.py; when the plan says so): (loss, dbias, caches, x_top).
         dtop (N, H) receives dL/d(top output); grads=False: the loss only (dbias None).
         x_top: the top output after its dropout mask (None without masks: it is h)."""
         T, B = ids.shape
         L, H = self.config.layers, self.config.hidden
         x_in, caches = self._forward(ids, state, masks, ws, n_layers=L - 1)
         key = f"cache{L - 1}"
-        buf = ws.buffers.get(key) or lstm.lstm_alloc(T, B, x_in.shape[2], H, self.dtype)
-        W_ih, W_hh, b_ih, b_hh = self._layer_weights(L - 1)
+        buf = ws.buffers.get(key) or self.cell.alloc(T, B, x_in.shape[2], H, self.dtype)
         # forward: top = h_L * mask, as _forward's x{L}
         mask, x_top = (None, None) if masks is None else (masks[L], ws.get(f"x{L}", (T, B, H), self.dtype))
         cache, loss, dbias = overlap.lstm_forward_and_output(
-            buf, x_in, state[0][L - 1], state[1][L - 1], W_ih, W_hh, b_ih, b_hh,
+            buf, x_in, tuple(s[L - 1] for s in state), self._layer_weights(L - 1),
             scratch, dtop, self._decoder_weight(), self.params["decoder.bias"], tgt, grads, mask, x_top)
         ws.buffers[key] = cache
         return loss, dbias, caches + [cache], x_top
 
     def _final_state(self, caches):
-        h = np.stack([c.h[-1] for c in caches])
-        if self.config.cell == "lstm":
-            return h, np.stack([c.c[-1] for c in caches])
-        return (h,)
+        return tuple(np.stack([getattr(c, name)[-1] for c in caches]) for name in self.cell.states)
 
     def _prepare(self, inputs, targets, state, masks=None):
         ids = self._check_ids(inputs, "inputs", 2)
@@ -281,7 +279,7 @@ class RNNModel:
         be kept and fed to the cell backward functions by the instruments.
         """
         ids, _, state, masks = self._prepare(inputs, None, state, masks)
-        _, caches = self._forward(ids, state, masks, _Workspace())
+        _, caches = self._forward(ids, state, masks, _Workspace(paths.plan(self.config.cell, self.config.hidden)))
         return ForwardResult([c.h[1:] for c in caches], caches, self._final_state(caches))
 
     def loss(self, inputs, targets, state=None, masks=None):
@@ -294,9 +292,8 @@ class RNNModel:
         T, B = ids.shape
         N, V, H = T * B, self.config.vocab_size, self.config.hidden
         ws = self._workspace(T, B)
-        if overlap.applies(self.config.cell, H):
-            scratch = {name: ws.get(name, shape, self.dtype)
-                       for name, shape in layers.output_scratch_shapes(N, V, H).items()}
+        if ws.plan.overlapped:
+            scratch = self._output_scratch(ws, N)
             dtop = ws.get("dtop", (T, B, H), self.dtype).reshape(N, H)
             loss, _, caches, _ = self._forward_overlapped(ids, tgt, state, masks, ws, scratch, dtop, grads=False)
             return loss, self._final_state(caches)
@@ -334,28 +331,39 @@ class RNNModel:
         """loss_and_grads plus hs, dhs per layer and the initial-state gradient (all fresh copies)."""
         return self._bptt(inputs, targets, state, rng, masks, extras=True)
 
+    def _output_scratch(self, ws, N):
+        """The output layer's scratch buffers in ws (layers.output_scratch_shapes, as the plan says)."""
+        shapes = layers.output_scratch_shapes(N, self.config.vocab_size, self.config.hidden, ws.plan.dW_transposed)
+        return {name: ws.get(name, shape, self.dtype) for name, shape in shapes.items()}
+
+    def _forward_and_output(self, ids, tgt, state, masks, ws, scratch, dtop, dW_dec):
+        """The forward and the output layer's loss and gradients, on the plan's path:
+        (loss, dbias, caches, top_backward). dtop (N, H) receives dL/d(top output) (before
+        the top dropout mask's backward); dW_dec (V, H) the decoder's gradient, written here
+        or by top_backward, the top layer's backward (with cells.Cell.backward's arguments)."""
+        N, H = dtop.shape
+        if ws.plan.overlapped:
+            loss, ddec_b, caches, x_top = self._forward_overlapped(ids, tgt, state, masks, ws, scratch, dtop)
+            return loss, ddec_b, caches, partial(overlap.lstm_backward_and_output_dW, scratch, dW_dec, x_top)
+        top, caches = self._forward(ids, state, masks, ws)
+        # output layer: logits, softmax cross-entropy and the three gradients, one fused kernel
+        loss, ddec_b = layers.output_loss_and_grads(scratch, dtop, dW_dec, top.reshape(N, H), self._decoder_weight(),
+                                                    self.params["decoder.bias"], tgt, ws.plan.dW_transposed)
+        return loss, ddec_b, caches, self.cell.backward
+
     def _bptt(self, inputs, targets, state, rng, masks, extras):
-        cfg, dt, P = self.config, self.dtype, self.params
+        cfg, dt, P, cell = self.config, self.dtype, self.params, self.cell
         ids, tgt, state, masks = self._prepare(inputs, targets, state, masks)
         T, B = ids.shape
         N, V, E, H = T * B, cfg.vocab_size, cfg.emsize, cfg.hidden
         if masks is None and rng is not None:
             masks = self.draw_masks(T, B, rng)
         ws = self._workspace(T, B)
-        W_dec = self._decoder_weight()
-        scratch = {name: ws.get(name, shape, dt) for name, shape in layers.output_scratch_shapes(N, V, H).items()}
+        scratch = self._output_scratch(ws, N)
         dtop = ws.get("dtop", (T, B, H), dt)
         dW_dec = np.empty((V, H), dt)
-        top_layer = cfg.layers - 1
-        overlapped = overlap.applies(cfg.cell, H)
-        if overlapped:
-            loss, ddec_b, caches, x_top = self._forward_overlapped(ids, tgt, state, masks, ws, scratch,
-                                                                   dtop.reshape(N, H))
-        else:
-            top, caches = self._forward(ids, state, masks, ws)
-            # output layer: logits, softmax cross-entropy and the three gradients, one fused kernel
-            loss, ddec_b = layers.output_loss_and_grads(scratch, dtop.reshape(N, H), dW_dec, top.reshape(N, H),
-                                                        W_dec, P["decoder.bias"], tgt)
+        loss, ddec_b, caches, top_backward = self._forward_and_output(ids, tgt, state, masks, ws, scratch,
+                                                                      dtop.reshape(N, H), dW_dec)
         grads = {"decoder.bias": ddec_b}
         if masks is not None:
             # forward: top = h_L * mask
@@ -365,34 +373,18 @@ class RNNModel:
         dh_out = dtop
         dhs_all = [None] * cfg.layers
         for layer in range(cfg.layers - 1, -1, -1):
-            W_ih, W_hh, b_ih, b_hh = self._layer_weights(layer)
-            dW_ih, dW_hh = np.zeros_like(W_ih), np.zeros_like(W_hh)
-            db_ih, db_hh = np.zeros_like(b_ih), np.zeros_like(b_hh)
-            n_in = W_ih.shape[1]
-            dx = ws.get(f"dx{layer}", (T, B, n_in), dt)
-            cache = caches[layer]
+            weights = self._layer_weights(layer)
+            dweights = tuple(np.zeros_like(w) for w in weights)
+            dx = ws.get(f"dx{layer}", (T, B, weights[0].shape[1]), dt)
             dhs = ws.get(f"dhs{layer}", (T, B, H), dt)
-            if cfg.cell == "rnn":
-                dz = ws.get(f"dz{layer}", (T, B, H), dt)
-                rnn.rnn_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dstate0[0][layer], dz, dhs, dh_out,
-                                 cache, W_ih, W_hh, self.act)
-            elif cfg.cell == "lstm":
-                dgates = ws.get(f"dgates{layer}", (T, B, 4 * H), dt)
-                dcs = ws.get(f"dcs{layer}", (T, B, H), dt)
-                args = (dx, dW_ih, dW_hh, db_ih, db_hh, dstate0[0][layer], dstate0[1][layer],
-                        dgates, dhs, dcs, dh_out, cache, W_ih, W_hh)
-                if overlapped and layer == top_layer:
-                    overlap.lstm_backward_and_output_dW(*args, scratch, dW_dec, x_top)
-                else:
-                    lstm.lstm_backward(*args)
-            else:
-                dxa = ws.get(f"dxa{layer}", (T, B, 3 * H), dt)
-                dha = ws.get(f"dha{layer}", (T, B, 3 * H), dt)
-                gru.gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dstate0[0][layer], dxa, dha, dhs, dh_out,
-                                 cache, W_ih, W_hh)
+            cell_scratch = {name: ws.get(f"{name}{layer}", shape, dt)
+                            for name, shape in cell.scratch_shapes(T, B, H).items()}
+            backward = top_backward if layer == cfg.layers - 1 else cell.backward
+            backward(dx, dweights, tuple(d[layer] for d in dstate0), dhs, dh_out, cell_scratch, caches[layer],
+                     weights, self.act, ws.plan)
             s = f"_l{layer}"
-            grads["rnn.weight_ih" + s], grads["rnn.weight_hh" + s] = dW_ih, dW_hh
-            grads["rnn.bias_ih" + s], grads["rnn.bias_hh" + s] = db_ih, db_hh
+            grads["rnn.weight_ih" + s], grads["rnn.weight_hh" + s] = dweights[0], dweights[1]
+            grads["rnn.bias_ih" + s], grads["rnn.bias_hh" + s] = dweights[2], dweights[3]
             dhs_all[layer] = dhs
             if masks is not None:
                 # forward: x_layer = (embedding or h of the layer below) * mask

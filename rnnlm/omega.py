@@ -48,7 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import RELU, SIGMOID, parse_activation
+from .activations import fprime as fprime_from_h   # f'(z) in h = f(z); re-exported under its old name
 from .errors import UserError
 
 MIN_NORM = 1e-12   # terms with ‖δ_{k+1}‖ or ‖v_k‖ below this are skipped (see the module docstring)
@@ -59,18 +59,6 @@ class OmegaLayer(NamedTuple):
     dW_hh: np.ndarray    # (H, H) dΩ/dW_hh, δ and f' held constant
     used: int            # (t, b) terms included
     skipped: int         # (t, b) terms left out by the MIN_NORM rule
-
-
-def fprime_from_h(h: np.ndarray, act) -> np.ndarray:
-    """f'(z) written in h = f(z), elementwise (the NumPy twin of activations._dact)."""
-    act = parse_activation(act)
-    if act.kind == RELU:
-        return (h > 0).astype(h.dtype)
-    if act.kind == SIGMOID:
-        return h * (1 - h)
-    # h = a tanh(bz)  =>  dh/dz = a b (1 - (h/a)^2)
-    t = h / act.a
-    return act.a * act.b * (1 - t * t)
 
 
 def omega_layer(dhs: np.ndarray, hs: np.ndarray, W_hh: np.ndarray, act) -> OmegaLayer:

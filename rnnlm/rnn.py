@@ -17,7 +17,7 @@ import numpy as np
 from . import pblas
 from ._blas import one_blas_thread
 from ._jit import njit
-from .activations import _act_inplace, _dact, parse_activation
+from .activations import _act_inplace, _dact, fprime, parse_activation
 from .layers import recurrent_affine_backward
 
 
@@ -99,3 +99,44 @@ def rnn_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dz, dhs, dh_out, cache: RN
     _rnn_backward(dz, dhs, dh0, dh_out, cache.h, W_hh, act.kind, dt.type(act.a), dt.type(act.b))
     # forward: z = W_ih x + b_ih + W_hh h_prev + b_hh, batched over all steps
     recurrent_affine_backward(dz, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx)
+
+
+# ---------------------------------------------------------------- the cell interface (cells.py)
+
+GATES = ("",)     # one block of W_ih, W_hh and the biases (no gate name)
+STATES = ("h",)   # the state a layer carries from step to step
+
+
+def alloc(T, B, E, H, dtype) -> RNNCache:
+    return rnn_alloc(T, B, E, H, dtype)
+
+
+def scratch_shapes(T, B, H) -> dict:
+    """The backward's scratch buffers: name -> shape."""
+    return {"dz": (T, B, H)}
+
+
+def forward(cache, x, state0, weights, act, plan) -> RNNCache:
+    """cells.Cell.forward: state0 (h0,); weights (W_ih, W_hh, b_ih, b_hh)."""
+    return rnn_forward(cache, x, state0[0], *weights, act)
+
+
+def backward(dx, dweights, dstate0, dhs, dh_out, scratch, cache, weights, act, plan):
+    """cells.Cell.backward: dweights (dW_ih, dW_hh, db_ih, db_hh) and dstate0 (dh0,) accumulate."""
+    rnn_backward(dx, *dweights, dstate0[0], scratch["dz"], dhs, dh_out, cache, weights[0], weights[1], act)
+
+
+# ---------------------------------------------------------------- step Jacobians (instruments, float64)
+
+
+def step_jacobian(cache: RNNCache, t, b, W_ih, W_hh, act, with_input=False):
+    """A = dh_{t+1}/dh_t (K, H, H) at steps t (0-based) of row b, and with_input dh_{t+1}/dx (K, H, E)."""
+    # forward: h = f(z), z = W_ih x + b_ih + W_hh h_prev + b_hh
+    fp = fprime(cache.h[t + 1, b], act)[:, :, None]
+    return fp * W_hh, (fp * W_ih if with_input else None)
+
+
+def jacobian_advance(J, cache: RNNCache, t, b, W_hh, act, spare: dict):
+    """J · A_t = J diag(f') W_hh (K, S, H), as one (K*S, H) x (H, H) product."""
+    K, S, H = J.shape
+    return ((J * fprime(cache.h[t + 1, b], act)[:, None, :]).reshape(K * S, H) @ W_hh).reshape(K, S, H)

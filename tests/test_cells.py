@@ -6,7 +6,7 @@ in float64, as in STYLE.md. Tiny shapes, reused, so kernels compile once.
 import numpy as np
 import pytest
 
-from rnnlm import gru, lstm, rnn
+from rnnlm import gru, lstm, paths, rnn
 from rnnlm.activations import ModelConfigError, parse_activation
 from rnnlm.errors import UserError
 
@@ -87,9 +87,9 @@ def test_forward_matches_naive(cell, act, dtype, rtol):
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 def test_lstm_step_shared_between_threads_matches_naive(dtype, rtol, monkeypatch):
     """The LSTM step split by hidden unit into 2 parts (as from H = 128 up), whatever the CPU."""
-    monkeypatch.setattr(lstm, "SPLIT_MIN_H", 1)
-    monkeypatch.setattr(lstm.pblas, "n_blocks", lambda: 2)
-    assert list(lstm._unit_bounds(H)) == [0, 3, 6]
+    monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
+    monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 2)
+    assert list(paths.unit_bounds(H)) == [0, 3, 6]
     test_forward_matches_naive("lstm", "tanh", dtype, rtol)
 
 def _numeric(fn, arr, eps=1e-5):

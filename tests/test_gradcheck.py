@@ -54,9 +54,9 @@ def test_cli(capsys):
 @pytest.mark.parametrize("layers", [1, 2])
 def test_gradcheck_lstm_step_shared_between_threads(monkeypatch, layers):
     """The LSTM recurrence split by hidden unit (used from H = 128 up) against finite differences."""
-    from rnnlm import lstm
-    monkeypatch.setattr(lstm, "SPLIT_MIN_H", 1)
-    monkeypatch.setattr(lstm.pblas, "n_blocks", lambda: 3)   # 3 unequal parts of H = 8, whatever the CPU
-    assert len(lstm._unit_bounds(8)) == 4
+    from rnnlm import paths
+    monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
+    monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 3)   # 3 unequal parts of H = 8, whatever the CPU
+    assert len(paths.unit_bounds(8)) == 4
     rep = gradcheck(cell="lstm", layers=layers, hidden=8, emsize=8)
     assert rep.ok, "\n".join(rep.lines())

@@ -8,7 +8,7 @@ gradcheck.
 import numpy as np
 import pytest
 
-from rnnlm import overlap, pblas
+from rnnlm import overlap, paths, pblas
 from rnnlm.gradcheck import gradcheck
 from rnnlm.model import ModelConfig, RNNModel
 
@@ -28,13 +28,14 @@ def _model(layers, tied, dtype="float64", dropout=0.0):
 def _step(m, plain, monkeypatch):
     """(loss, grads, state, eval loss, eval state) with the overlap on (plain=False) or off;
     with the model's dropout, one fixed set of masks for both."""
+    m = RNNModel(m.config, params=m.params)   # fresh workspaces: their paths.Plan is decided under the patch
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
     state = tuple(0.4 * rng.standard_normal(s.shape).astype(m.dtype) for s in m.init_state(B))
     masks = m.draw_masks(T, B, rng)
     with monkeypatch.context() as mp:
         if plain:
-            mp.setattr(overlap, "applies", lambda *a: False)
+            mp.setattr(paths, "overlapped", lambda *a: False)
         loss, grads, final = m.loss_and_grads(x, y, state, masks=masks)
         eval_loss, eval_final = m.loss(x, y, state, masks=masks)
     return loss, grads, final, eval_loss, eval_final
@@ -52,7 +53,7 @@ def _assert_same(a, b, rtol):
 def test_applies_only_to_a_serial_lstm_top_layer(monkeypatch):
     monkeypatch.setattr(pblas, "n_blocks", lambda: 2)
     assert overlap.applies("lstm", 64)
-    assert not overlap.applies("lstm", overlap.lstm.SPLIT_MIN_H)   # split by unit instead
+    assert not overlap.applies("lstm", paths.SPLIT_MIN_H)   # split by unit instead
     assert not overlap.applies("gru", 64) and not overlap.applies("rnn", 64)
     monkeypatch.setattr(pblas, "n_blocks", lambda: 1)
     assert not overlap.applies("lstm", 64)                          # one thread: nothing to overlap
