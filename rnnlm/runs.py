@@ -90,7 +90,7 @@ class Run:
 
     info: what config.json holds (saved again inside every checkpoint as meta.config);
     vocab: Vocab.to_json(). Open one with `Run.create` (a new run) or `Run.reopen` (a resume,
-after `resume_checkpoint`).
+    after `resume_checkpoint`).
     """
 
     def __init__(self, folder, info: dict, vocab: dict):

@@ -626,6 +626,7 @@ def _keep_best(s: _Session, loop: _Loop, val: float) -> bool:
 
 
 def _eval_event(s: _Session, loop: _Loop, reason: str, val: float, best: bool, lr: float) -> dict:
+    """The event of a validation (scheduled or final); lr: the rate before it annealed anything."""
     return {"type": "eval", "split": "valid", "reason": reason, "step": loop.step, "epoch": loop.epoch,
             "val_loss": val, "val_ppl": _ppl(val), "best": best, "best_val_ppl": _ppl(loop.best_saved),
             "lr": lr, "next_lr": s.opt.lr, "time": s.clock()}
@@ -675,6 +676,7 @@ def _report_nonfinite(s: _Session, loop: _Loop, result: StepResult) -> dict:
 
 
 def _step_event(s: _Session, loop: _Loop, result: StepResult, tokens_per_s: float) -> dict:
+    """The event every --log-every steps: this step's figures and the averages since the last event."""
     avg = loop.log_loss / max(loop.log_steps, 1)
     return {"type": "step", "step": loop.step, "epoch": loop.epoch, "loss": result.loss, "ppl": _ppl(result.loss),
             "loss_avg": avg, "grad_norm": result.grad_norm, "grad_norm_clipped": result.grad_norm_clipped,
@@ -697,6 +699,7 @@ def _postfix(e: dict) -> str:
 
 
 def _summary(s: _Session, loop: _Loop, stopped: str, nonfinite: dict | None) -> dict:
+    """train()'s result as the loop left it (format_summary prints it; _final_report adds to it)."""
     elapsed = s.clock()
     return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
             "tokens": loop.tokens, "elapsed_s": elapsed, "tokens_per_s": loop.tokens / max(elapsed, 1e-9),
