@@ -187,49 +187,5 @@ def _npy_is_object(path) -> bool:
         return False
 
 
-def load_model(run, which: str = "best"):
-    """A model ready to use from a run folder or a checkpoint file.
-
-    run: a run folder (then `which` picks best.npz or model.npz ("latest");
-    best falls back to latest when no evaluation has happened yet) or a path
-    to a .npz. Returns (model, vocab, config dict, path of the file read).
-    The model is rebuilt from the checkpoint's own meta.config and meta.vocab;
-    a run folder's vocab.json must agree with them.
-    """
-    from .model import ModelConfig, RNNModel
-    from .vocab import Vocab
-
-    if which not in ("best", "latest"):
-        raise UserError(f"--checkpoint must be best or latest, got '{which}'")
-    run = Path(run)
-    vocab_file = None
-    if run.is_dir():
-        if not (run / "config.json").exists():
-            raise UserError(f"{run} is not a run folder (no config.json)")
-        path = run / ("best.npz" if which == "best" else "model.npz")
-        if not path.exists():
-            path = run / "model.npz"
-        vocab_file = run / "vocab.json"
-    else:
-        path = run
-    ck = load(path)
-    if ck.vocab is None:
-        raise UserError(f"{path} has no meta.vocab; it cannot be used without its vocabulary")
-    if vocab_file is not None and vocab_file.exists():
-        try:
-            on_disk = json.loads(vocab_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{vocab_file} is not valid JSON ({exc})") from None
-        if on_disk != ck.vocab:
-            raise UserError(f"{vocab_file} does not match the vocabulary inside {path}")
-    vocab = Vocab.from_json(ck.vocab)
-    try:
-        mcfg = ModelConfig(**ck.config["model"])
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"{path}: meta.config has no usable model settings ({exc})") from None
-    if mcfg.vocab_size != len(vocab):
-        raise UserError(f"{path}: the model has {mcfg.vocab_size} words, its vocabulary {len(vocab)}")
-    model = RNNModel(mcfg)
-    check_model_arrays(ck, model.state_dict())
-    model.load_state_dict(ck.model)
-    return model, vocab, ck.config, path
+# load_model moved to runs.py (a run folder's business); kept importable from here for old code.
+from .runs import load_model  # noqa: E402,F401

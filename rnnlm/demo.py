@@ -198,8 +198,8 @@ def init_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
 
 def training_study(out: Path, sizes, data_config, seed) -> dict:
     """Part 2: rnn tanh, lstm, gru trained briefly on Machado; curves at init vs after training."""
-    from .checkpoint import load_model
     from .plots import plot_lag_over_training
+    from .runs import load_model
     from .train import TrainConfig
     from .train import model_config as to_model_config
     results = {}
@@ -466,9 +466,9 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     agreement from), the setting in which vanishing gradients should bite; the
     probes still measure every distance. omega: Ω weight (default: the sizes' value).
     """
-    from .checkpoint import load_model
     from .data import DataConfig, load_corpus
     from .probes import agreement_probe, context_usage, model_scorer, parse_distances
+    from .runs import load_model
     from .sintetico import ensure_corpus
     from .train import TrainConfig
 
@@ -569,9 +569,9 @@ def far_probe(out: Path, rows: dict, sizes, seed: int) -> str:
     Adds 'agreement_far' (pooled accuracy) and 'agreement_far_by_distance' to each probed row, writes
     probe-agreement-number-far.json per run and returns the figure's file name (clipped models and Ω).
     """
-    from .checkpoint import load_model
     from .plots import plot_probe
     from .probes import agreement_probe, model_scorer, parse_distances
+    from .runs import load_model
     distances = parse_distances(sizes["far_distances"])
     for name, row in rows.items():
         if "agreement" not in row:

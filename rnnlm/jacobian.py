@@ -615,8 +615,7 @@ def run_jacobian_command(args) -> int:
         model, ids, text = _init_model(args)
         source, extra = "init", {}
     else:
-        from .checkpoint import load_model
-        from .train import run_text_ids
+        from .runs import load_model, run_text_ids
         model, vocab, info, path = load_model(args.run, args.checkpoint)
         ids = run_text_ids(info, vocab, split=args.split, text=args.text)
         ids, text = ids["ids"], ids["source"]

@@ -355,7 +355,7 @@ def format_context(res: dict) -> str:
 
 def run_probe_command(args) -> int:
     """`probe agreement RUN` and `probe context RUN` (see cli.py for the flags)."""
-    from .checkpoint import load_model
+    from .runs import load_model
 
     run = Path(args.run)
     model, vocab, info, path = load_model(run, getattr(args, "checkpoint", "best"))
@@ -402,6 +402,6 @@ def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:
 
 def _split_stream(info: dict, vocab, split: str) -> np.ndarray:
     """The run's own held-out split, refusing a corpus that changed since training."""
-    from .train import run_text_ids
+    from .runs import run_text_ids
 
     return run_text_ids(info, vocab, split=split)["ids"]

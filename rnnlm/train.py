@@ -191,102 +191,12 @@ def default_out(config: TrainConfig) -> str:
     return str(Path("runs") / f"{config.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-class _Metrics:
-    """metrics.jsonl: one event per line, appended and flushed one whole line at a time."""
+from typing import NamedTuple  # noqa: E402
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.f = open(path, "a", encoding="utf-8")
-
-    def log(self, event: dict) -> None:
-        self.f.write(json.dumps(_finite_or_none(event), ensure_ascii=False) + "\n")
-        self.f.flush()
-
-    def close(self):
-        self.f.close()
-
-
-def _finite_or_none(event: dict) -> dict:
-    # Strict JSON has no NaN/Infinity; a non-finite number is written as null
-    # (the nonfinite event says which tensor went bad).
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in event.items()}
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop events logged after `step` (written after the checkpoint a resume starts from)."""
-    from .checkpoint import atomic_write_bytes
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue        # a line cut by a crash
-    atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode("utf-8"))
-
-
-def read_run_config(run_dir) -> dict:
-    """config.json of a run folder, with a clear error when it is not one."""
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise UserError(f"{run_dir} is not a run folder (no config.json)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc})") from None
-
-
-def resume_config(run_dir, overrides: dict | None = None) -> TrainConfig:
-    """The saved config of a run, with the budget/reporting settings in `overrides` applied.
-
-    Any other setting in `overrides` that differs from the saved one is a
-    UserError: it would make the resumed run a different experiment.
-    """
-    saved = config_from_dict(read_run_config(run_dir)["train"])
-    changes = {}
-    refused = []
-    for k, v in (overrides or {}).items():
-        if k == "data":
-            for dk, dv in v.items():
-                if getattr(saved.data, dk) != dv:
-                    refused.append(f"{dk} ({getattr(saved.data, dk)!r} -> {dv!r})")
-            continue
-        if getattr(saved, k) == v:
-            continue
-        if k in RESUME_OVERRIDABLE:
-            changes[k] = v
-        else:
-            refused.append(f"{k} ({getattr(saved, k)!r} -> {v!r})")
-    if refused:
-        raise UserError(f"--resume keeps the run's settings; cannot change {', '.join(refused)} "
-                        f"(only {', '.join(RESUME_OVERRIDABLE)} may change)")
-    return dataclasses.replace(saved, out=str(run_dir), **changes)
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-def evaluate_stream(model, stream, bptt: int) -> tuple[float, int]:
-    """Mean cross-entropy (nats/token) over a batchified stream (rows, B), state carried throughout.
-
-    Returns (loss, number of predicted tokens).
-    """
-    from .data import windows
-    state = model.init_state(stream.shape[1])
-    total, count = 0.0, 0
-    for _, inputs, targets in windows(stream, bptt):
-        loss, state = model.loss(inputs, targets, state)
-        total += float(loss) * targets.size
-        count += targets.size
-    if count == 0:
-        raise UserError(f"too little text to evaluate ({stream.size} tokens in {stream.shape[1]} streams)")
-    return total / count, count
-
-
-def _ppl(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else math.inf
+# Everything about a run folder lives in runs.py; these names stay importable from here.
+from .runs import (Metrics as _Metrics, Run, evaluate_stream, finite_or_none as _finite_or_none,  # noqa: E402,F401
+                   ppl as _ppl, read_run_config, resume_checkpoint, resume_config, run_evaluate,
+                   run_text_ids, truncate_metrics as _truncate_metrics)
 
 
 # ---------------------------------------------------------------- Jacobian tracking
@@ -349,7 +259,7 @@ class _Loop:
     pos: int = 0               # row of the next window within the epoch's stream
     window: int = 0            # windows done in the current epoch
     tokens: int = 0            # training tokens processed
-    elapsed: float = 0.0       # wall seconds spent in this run, over all sessions
+    elapsed: float = 0.0       # wall seconds spent in this run, over all sessions (set when saved)
     best_val: float = math.inf  # best loss of the scheduled evaluations: drives annealing and patience
     best_saved: float = math.inf  # loss of the model in best.npz (final, report-only evaluations too)
     bad_evals: int = 0         # evaluations in a row without improvement
@@ -362,8 +272,44 @@ class _Loop:
     log_loss: float = 0.0      # sum of step losses since the last step event
     log_steps: int = 0         # applied steps since the last step event
     log_clipped: int = 0       # clipped steps since the last step event
-    log_tokens: int = 0        # tokens since the last step event
+    log_tokens: int = 0        # tokens computed since the last step event (throughput: every window counts)
     val_loss: float = math.nan  # latest validation loss
+
+    def count(self, result: "StepResult") -> None:
+        """Count a window that was applied (its loss and clipping join the sums) or skipped."""
+        self.step += 1
+        self.window += 1
+        self.pos += result.rows
+        self.tokens += result.tokens
+        if result.bad is not None:
+            self.skipped += 1
+            return
+        self.ep_loss += result.loss
+        self.ep_steps += 1
+        self.ep_clipped += result.clipped
+        self.clipped_total += result.clipped
+        self.log_loss += result.loss
+        self.log_steps += 1
+        self.log_clipped += result.clipped
+
+    def start_log_interval(self) -> None:
+        self.log_loss, self.log_steps, self.log_clipped, self.log_tokens = 0.0, 0, 0, 0
+
+    def start_epoch(self) -> None:
+        self.epoch += 1
+        self.pos = self.window = 0
+        self.ep_loss, self.ep_steps, self.ep_clipped = 0.0, 0, 0
+
+    def count_eval(self, val: float) -> bool:
+        """Record a scheduled validation loss; True when it improved on the best one (patience resets)."""
+        self.val_loss = val
+        self.last_eval_step = self.step
+        if val < self.best_val:
+            self.best_val = val
+            self.bad_evals = 0
+            return True
+        self.bad_evals += 1
+        return False
 
     def to_arrays(self) -> dict:
         import numpy as np
@@ -376,6 +322,29 @@ class _Loop:
             if f.name in d:
                 kw[f.name] = type(f.default)(d[f.name].item())
         return cls(**kw)
+
+
+def stop_reason(config: TrainConfig, loop: _Loop, *, diverged: bool, interrupted: bool,
+                elapsed: float) -> str | None:
+    """Why the run stops before its next window (one of STOP_REASONS), or None to go on.
+
+    diverged: the last window was non-finite and --on-nonfinite (or broken
+    parameters) said stop. Checked in this order, before every window and
+    after every epoch end.
+    """
+    if diverged:
+        return "nonfinite"
+    if interrupted:
+        return "interrupted"
+    if loop.epoch > config.epochs:
+        return "epochs"
+    if config.max_steps and loop.step >= config.max_steps:
+        return "max_steps"
+    if config.max_minutes and elapsed >= 60 * config.max_minutes:
+        return "max_minutes"
+    if config.patience and loop.bad_evals >= config.patience:
+        return "early_stop"
+    return None
 
 
 class _Interrupt:
@@ -406,11 +375,107 @@ class _Interrupt:
         return False
 
 
+class _Clock:
+    """Wall seconds the run has spent, over all its sessions: `clock()`."""
+
+    def __init__(self, before: float):
+        self.before = before                # seconds of the earlier sessions (model.npz's train.elapsed)
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return self.before + (time.perf_counter() - self.start)
+
+
+# ---------------------------------------------------------------- one step
+
+
+class StepResult(NamedTuple):
+    """What one training window did (train_step's result)."""
+
+    loss: float                 # mean cross-entropy of the window, nats/token (nan/inf when it diverged)
+    grad_norm: float            # joint L2 norm of the gradients before clipping (nan if the loss is not finite)
+    grad_norm_clipped: float    # the norm after clipping: what the update used
+    clipped: bool               # whether clipping changed the gradients
+    omega: float | None         # the Ω regularizer's value (--omega), else None
+    lr: float                   # learning rate of the update
+    bad: str | None             # first non-finite tensor (loss, a gradient, state.i): nothing was applied
+    state: tuple                # hidden state to carry into the next window (the old one when bad)
+    rows: int                   # time steps of the window (bptt, fewer for an epoch's last window)
+    tokens: int                 # predicted tokens (rows x B)
+
+
+def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng) -> StepResult:
+    """One window of truncated BPTT: loss and gradients, the non-finite guard, clipping, the update.
+
+    inputs, targets: (T, B) token ids; state: the carried hidden state; rng: the
+    dropout Generator. A window whose loss, gradients or new hidden state hold a
+    nan/inf is not applied (StepResult.bad names the first such tensor): the
+    parameters and the optimizer stay as they were.
+    """
+    from .omega import omega_and_grad
+    from .optim import clip_grad_norm, clip_grad_value, first_nonfinite, grad_norm
+
+    omega = None
+    if config.omega > 0:
+        # Ω needs the per-step states and state gradients; its W_hh gradient
+        # joins the loss gradients before the non-finite guard and clipping.
+        r = model.bptt(inputs, targets, state, rng=rng)
+        loss, grads, new_state = r.loss, r.grads, r.state
+        omega, domega = omega_and_grad(model, r, config.omega)
+        for name, d in domega.items():
+            grads[name] += d
+    else:
+        loss, grads, new_state = model.loss_and_grads(inputs, targets, state, rng=rng)
+    loss = float(loss)
+    norm = grad_norm(grads) if math.isfinite(loss) else math.nan
+    if not math.isfinite(loss):
+        bad = "loss"
+    elif not math.isfinite(norm):
+        bad = first_nonfinite(grads) or "gradient norm"
+    else:
+        bad = first_nonfinite({f"state.{i}": s for i, s in enumerate(new_state)})
+    window = dict(loss=loss, grad_norm=norm, omega=omega, rows=inputs.shape[0], tokens=int(targets.size))
+    if bad is not None:
+        return StepResult(**window, grad_norm_clipped=norm, clipped=False, lr=opt.lr, bad=bad, state=state)
+    clipped = False
+    norm_after = norm
+    if config.clip_norm > 0:
+        clip_grad_norm(grads, config.clip_norm, norm=norm)   # norm: computed above
+        clipped = norm > config.clip_norm
+        if clipped:
+            norm_after = norm * (config.clip_norm / (norm + 1e-6))
+    elif config.clip_value > 0:
+        clipped = clip_grad_value(grads, config.clip_value) > 0
+        if clipped:
+            norm_after = grad_norm(grads)
+    lr = opt.lr
+    opt.step(model.params, grads)
+    return StepResult(**window, grad_norm_clipped=norm_after, clipped=clipped, lr=lr, bad=None, state=new_state)
+
+
 # ---------------------------------------------------------------- train
 
 
+class _Session(NamedTuple):
+    """What one call of train() works with. The references stay fixed; the model, optimizer,
+    Generator and run folder change inside (the counters and hidden state are train()'s own)."""
+
+    config: TrainConfig         # out and lr resolved
+    corpus: "Corpus"            # data.Corpus
+    model: "RNNModel"
+    opt: "Optimizer"
+    rng: "np.random.Generator"  # dropout masks: a stream of its own, apart from the init draws
+    train_stream: "np.ndarray"  # (rows, B) batchified training split
+    valid_stream: "np.ndarray"  # (rows, eval_batch_size) batchified validation split
+    jac_tokens: "np.ndarray | None"  # the --track-jacobian-every token slice
+    windows_per_epoch: int
+    info: dict                  # config.json: train and model config, corpus checksum, version
+    run: Run | None = None      # the run folder (set once it is created or reopened)
+    clock: _Clock | None = None
+
+
 def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_step=None) -> dict:
-    """Train a model as `config` says; returns a summary dict (see the end of this function).
+    """Train a model as `config` says; returns a summary dict (see `_summary` and `_final_report`).
 
     resume: a run folder to continue from its model.npz (its config.json wins;
     build `config` with `resume_config`). on_step: called as on_step(step)
@@ -422,323 +487,263 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     import numpy as np
     from tqdm import tqdm
 
-    from . import __version__, checkpoint
-    from .data import batchify, load_corpus, windows
-    from .model import RNNModel
-    from .omega import omega_and_grad
-    from .optim import clip_grad_norm, clip_grad_value, first_nonfinite, grad_norm, make_optimizer
+    from .data import windows
+    from .optim import first_nonfinite
 
     validate(config)
-    if resume is not None:
-        config = dataclasses.replace(config, out=str(resume))
+    s = _prepare(config if resume is None else dataclasses.replace(config, out=str(resume)))
+    config, model, vocab = s.config, s.model, s.corpus.vocab.to_json()
+    if resume is None:
+        run, loop, hidden = Run.create(config.out, s.info, vocab), _Loop(), model.init_state(config.batch_size)
+    else:
+        loop, hidden = _restore(resume_checkpoint(config.out, s.info, vocab, model.state_dict()), s)
+        run = Run.reopen(config.out, s.info, vocab, loop.step)
+    s = s._replace(run=run, clock=_Clock(loop.elapsed))
+    if resume is None:
+        run.log({"type": "start", "step": 0, "epoch": 1, "params": model.num_params(),
+                 "vocab_size": len(s.corpus.vocab), "windows_per_epoch": s.windows_per_epoch, "time": 0.0})
+        if config.track_jacobian_every:
+            run.log({**jacobian_event(model, s.jac_tokens, 0), "time": s.clock()})
+        _save(s, loop, hidden)
+    else:
+        run.log({"type": "resume", "step": loop.step, "epoch": loop.epoch, "pos": loop.pos,
+                 "lr": s.opt.lr, "time": loop.elapsed})
+
+    nonfinite = None        # the latest non-finite window (its event), for the summary
+    log_t0 = time.perf_counter()
+    # Overflow warnings would only repeat what the non-finite guard reports in one line.
+    with _Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with tqdm(total=s.windows_per_epoch, initial=loop.window, desc=f"epoch {loop.epoch}", unit="win",
+                  disable=not config.progress, leave=False, file=sys.stderr) as bar:
+            while True:
+                stopped = stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
+                                      diverged=nonfinite is not None and nonfinite["action"] == "stop")
+                if stopped:
+                    break
+                window = next(windows(s.train_stream, config.bptt, start=loop.pos), None)
+                if window is None:      # the epoch's windows are done
+                    hidden = _end_epoch(s, loop)
+                    _restart_bar(bar, loop.epoch, s.windows_per_epoch)
+                    continue
+                _, inputs, targets = window
+                result = train_step(model, s.opt, config, inputs, targets, hidden, s.rng)
+                loop.log_tokens += result.tokens
+                if result.bad is not None:
+                    nonfinite = _report_nonfinite(s, loop, result)
+                    if nonfinite["action"] == "stop":
+                        continue        # not counted: the run ends on the last good parameters
+                loop.count(result)
+                hidden = result.state
+                applied = result.bad is None
+                if applied and loop.step % config.log_every == 0:
+                    event = _step_event(s, loop, result, loop.log_tokens / max(time.perf_counter() - log_t0, 1e-9))
+                    run.log(event)
+                    bar.set_postfix_str(_postfix(event), refresh=False)
+                    loop.start_log_interval()
+                    log_t0 = time.perf_counter()
+                bar.update(1)
+                if applied and config.eval_every and loop.step % config.eval_every == 0:
+                    _evaluate(s, loop, "every")
+                    _save(s, loop, hidden)
+                if applied and config.track_jacobian_every and loop.step % config.track_jacobian_every == 0:
+                    run.log({**jacobian_event(model, s.jac_tokens, loop.step), "time": s.clock()})
+                if on_step is not None:
+                    on_step(loop.step)
+        # Still inside the handler: a Ctrl-C during the final save sets the flag, not a half-written file.
+        if stopped != "nonfinite" or first_nonfinite(model.params) is None:
+            _save(s, loop, hidden)      # after a non-finite window: the last good parameters
+        if stopped == "interrupted":
+            tqdm.write(f"interrupted at step {loop.step}: checkpoint saved to {run.latest}; "
+                       f"continue with --resume {run.folder}", file=sys.stderr)
+        run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, "time": s.clock()})
+
+    summary = _summary(s, loop, stopped, nonfinite)
+    if stopped != "interrupted":
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            summary.update(_final_report(s, loop, hidden, stopped))
+    run.close()
+    return summary
+
+
+def _prepare(config: TrainConfig) -> _Session:
+    """Corpus, batches, model and optimizer of a run (no files written yet); lr and out resolved."""
+    import numpy as np
+
+    from . import __version__
+    from .data import batchify, load_corpus
+    from .model import RNNModel
+    from .optim import make_optimizer
+
     out = Path(config.out or default_out(config))
     corpus = load_corpus(config.data)
-    vocab = corpus.vocab
-    mcfg = model_config(config, len(vocab))
+    mcfg = model_config(config, len(corpus.vocab))
     model = RNNModel(mcfg, seed=config.seed)
     opt = make_optimizer(config.optimizer, model.params, config.lr, momentum=config.momentum,
                          nesterov=config.nesterov, betas=(config.beta1, config.beta2))
     config = dataclasses.replace(config, lr=opt.lr, out=str(out))
-    # Dropout masks get their own stream, independent of the init draws.
-    rng = np.random.default_rng([config.seed, 1])
     B, T = config.batch_size, config.bptt
     train_stream = batchify(corpus.train, B)
     valid_stream = batchify(corpus.valid, config.eval_batch_size)
     jac_tokens = tracking_tokens(corpus) if config.track_jacobian_every else None
     if train_stream.shape[0] < 2:
-        raise UserError(f"the training split ({len(corpus.train)} tokens) is too small for "
-                        f"--batch-size {B}")
-    windows_per_epoch = len(range(0, train_stream.shape[0] - 1, T))
-    run_info = {"train": config_to_dict(config), "model": dataclasses.asdict(mcfg),
-                "corpus": {"checksum": corpus.checksum,
-                           "tokens": {s: int(len(getattr(corpus, s))) for s in ("train", "valid", "test")},
-                           "oov_rate": {k: float(v) for k, v in corpus.oov_rate.items()}},
-                "rnnlm_version": __version__}
-    vocab_json = vocab.to_json()
+        raise UserError(f"the training split ({len(corpus.train)} tokens) is too small for --batch-size {B}")
+    info = {"train": config_to_dict(config), "model": dataclasses.asdict(mcfg),
+            "corpus": {"checksum": corpus.checksum,
+                       "tokens": {s: int(len(getattr(corpus, s))) for s in ("train", "valid", "test")},
+                       "oov_rate": {k: float(v) for k, v in corpus.oov_rate.items()}},
+            "rnnlm_version": __version__}
+    return _Session(config=config, corpus=corpus, model=model, opt=opt, rng=np.random.default_rng([config.seed, 1]),
+                    train_stream=train_stream, valid_stream=valid_stream, jac_tokens=jac_tokens,
+                    windows_per_epoch=len(range(0, train_stream.shape[0] - 1, T)), info=info)
 
-    loop = _Loop()
-    state = model.init_state(B)
-    if resume is not None:
-        saved = read_run_config(out)
-        if saved.get("corpus", {}).get("checksum") != corpus.checksum:
-            raise UserError(f"the corpus or tokenizer changed since {out} was trained "
-                            "(checksum differs); resuming would mix data")
-        ck = checkpoint.load(out / "model.npz")
-        checkpoint.check_model_arrays(ck, model.state_dict())
-        if ck.vocab != vocab_json:
-            raise UserError(f"{out / 'model.npz'} was saved with another vocabulary")
-        model.load_state_dict(ck.model)
-        opt.load_state_dict(ck.optim)
-        loop = _Loop.from_arrays(ck.train)
-        rng.bit_generator.state = json.loads(str(ck.train["rng"]))
-        state = tuple(np.array(ck.train[f"state.{i}"]) for i in range(model.n_state))
-        _truncate_metrics(out / "metrics.jsonl", loop.step)
-    else:
-        if (out / "config.json").exists():
-            raise UserError(f"{out} already holds a run; use --resume {out} or another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        checkpoint.atomic_write_json(out / "config.json", run_info)
-        checkpoint.atomic_write_json(out / "vocab.json", vocab_json)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
 
-    metrics = _Metrics(out / "metrics.jsonl")
-    session_start = time.perf_counter()
-    elapsed0 = loop.elapsed
+def _restore(ck, s: _Session) -> tuple[_Loop, tuple]:
+    """Load a model.npz into the session's model, optimizer and Generator: (loop counters, hidden state)."""
+    import numpy as np
+    s.model.load_state_dict(ck.model)
+    s.opt.load_state_dict(ck.optim)
+    s.rng.bit_generator.state = json.loads(str(ck.train["rng"]))
+    hidden = tuple(np.array(ck.train[f"state.{i}"]) for i in range(s.model.n_state))
+    return _Loop.from_arrays(ck.train), hidden
 
-    def now_elapsed():
-        return elapsed0 + (time.perf_counter() - session_start)
 
-    def save(path):
-        """Everything a resume needs: model, optimizer, loop counters, RNG, carried state."""
-        loop.elapsed = now_elapsed()
-        train_arrays = loop.to_arrays()
-        train_arrays["rng"] = json.dumps(rng.bit_generator.state)
-        for i, s in enumerate(state):
-            train_arrays[f"state.{i}"] = s
-        checkpoint.save(path, model.state_dict(), config=run_info, vocab=vocab_json,
-                        optim=opt.state_dict(), train=train_arrays)
+def _save(s: _Session, loop: _Loop, hidden) -> None:
+    """model.npz: everything a resume needs (model, optimizer, loop counters, RNG, carried state)."""
+    arrays = dataclasses.replace(loop, elapsed=s.clock()).to_arrays()
+    arrays["rng"] = json.dumps(s.rng.bit_generator.state)
+    for i, h in enumerate(hidden):
+        arrays[f"state.{i}"] = h
+    s.run.save_latest(s.model.state_dict(), s.opt.state_dict(), arrays)
 
-    def save_best(val):
-        """best.npz: the model only (no optimizer), with the step and its validation loss."""
-        loop.best_saved = val
-        checkpoint.save(out / "best.npz", model.state_dict(), config=run_info, vocab=vocab_json,
-                        train={"step": np.array(loop.step), "epoch": np.array(loop.epoch),
-                               "val_loss": np.array(val)})
 
-    def evaluate_and_anneal(reason, save_latest=True):
-        """Validate; keep best.npz; anneal lr / count patience; save model.npz."""
-        val, _ = evaluate_stream(model, valid_stream, T)
-        loop.val_loss = val
-        loop.last_eval_step = loop.step
-        improved = val < loop.best_val
-        lr_before = opt.lr
-        if improved:
-            loop.best_val = val
-            loop.bad_evals = 0
-        else:
-            loop.bad_evals += 1
-            opt.lr = opt.lr / config.lr_decay
-        is_best = val < loop.best_saved
-        if is_best:
-            save_best(val)
-        metrics.log({"type": "eval", "split": "valid", "reason": reason, "step": loop.step,
-                     "epoch": loop.epoch, "val_loss": val, "val_ppl": _ppl(val), "best": is_best,
-                     "best_val_ppl": _ppl(loop.best_saved), "lr": lr_before, "next_lr": opt.lr,
-                     "time": now_elapsed()})
-        tqdm.write(f"| step {loop.step:6d} | epoch {loop.epoch:3d} | valid loss {val:6.3f} | "
-                   f"ppl {_ppl(val):9.2f}{' (best)' if is_best else ''} | lr {opt.lr:.4g}",
-                   file=sys.stderr)
-        if save_latest:
-            save(out / "model.npz")
+def _keep_best(s: _Session, loop: _Loop, val: float) -> bool:
+    """Save best.npz when `val` beats the model in it; True when it did."""
+    if not val < loop.best_saved:
+        return False
+    loop.best_saved = val
+    s.run.save_best(s.model.state_dict(), loop.step, loop.epoch, val)
+    return True
 
-    if resume is None:
-        metrics.log({"type": "start", "step": 0, "epoch": 1, "params": model.num_params(),
-                     "vocab_size": len(vocab), "windows_per_epoch": windows_per_epoch, "time": 0.0})
-        if config.track_jacobian_every:
-            metrics.log({**jacobian_event(model, jac_tokens, 0), "time": now_elapsed()})
-        save(out / "model.npz")
-    else:
-        metrics.log({"type": "resume", "step": loop.step, "epoch": loop.epoch, "pos": loop.pos,
-                     "lr": opt.lr, "time": loop.elapsed})
 
-    stopped = None
-    nonfinite = None
-    bar = None
-    log_t0 = time.perf_counter()
-    # Overflow warnings would only repeat what the non-finite guard reports in one line.
-    with _Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        try:
-            it = None
-            while True:
-                if interrupt.requested:
-                    stopped = "interrupted"
-                elif loop.epoch > config.epochs:
-                    stopped = "epochs"
-                elif config.max_steps and loop.step >= config.max_steps:
-                    stopped = "max_steps"
-                elif config.max_minutes and now_elapsed() >= 60 * config.max_minutes:
-                    stopped = "max_minutes"
-                elif config.patience and loop.bad_evals >= config.patience:
-                    stopped = "early_stop"
-                if stopped:
-                    break
-                if it is None:
-                    it = windows(train_stream, T, start=loop.pos)
-                    if bar is not None:
-                        bar.close()
-                    bar = tqdm(total=windows_per_epoch, initial=loop.window, desc=f"epoch {loop.epoch}",
-                               disable=not config.progress, unit="win", leave=False, file=sys.stderr)
-                try:
-                    _, inputs, targets = next(it)
-                except StopIteration:
-                    # Epoch end: validate (unless just done), report, reset the carried state.
-                    if loop.last_eval_step != loop.step:
-                        evaluate_and_anneal("epoch", save_latest=False)
-                    ep_loss = loop.ep_loss / max(loop.ep_steps, 1)
-                    metrics.log({"type": "epoch", "step": loop.step, "epoch": loop.epoch,
-                                 "train_loss": ep_loss, "train_ppl": _ppl(ep_loss),
-                                 "steps": loop.window, "clip_fraction": loop.ep_clipped / max(loop.window, 1),
-                                 "skipped": loop.skipped, "lr": opt.lr, "time": now_elapsed()})
-                    loop.epoch += 1
-                    loop.pos = loop.window = 0
-                    loop.ep_loss, loop.ep_steps, loop.ep_clipped = 0.0, 0, 0
-                    state = model.init_state(B)
-                    it = None
-                    save(out / "model.npz")
-                    continue
+def _eval_event(s: _Session, loop: _Loop, reason: str, val: float, best: bool, lr: float) -> dict:
+    """The event of a validation (scheduled or final); lr: the rate before it annealed anything."""
+    return {"type": "eval", "split": "valid", "reason": reason, "step": loop.step, "epoch": loop.epoch,
+            "val_loss": val, "val_ppl": _ppl(val), "best": best, "best_val_ppl": _ppl(loop.best_saved),
+            "lr": lr, "next_lr": s.opt.lr, "time": s.clock()}
 
-                omega = None
-                if config.omega > 0:
-                    # Ω needs the per-step states and state gradients; its W_hh gradient
-                    # joins the loss gradients before the non-finite guard and clipping.
-                    r = model.bptt(inputs, targets, state, rng=rng)
-                    loss, grads, new_state = r.loss, r.grads, r.state
-                    omega, domega = omega_and_grad(model, r, config.omega)
-                    for name, d in domega.items():
-                        grads[name] += d
-                else:
-                    loss, grads, new_state = model.loss_and_grads(inputs, targets, state, rng=rng)
-                loop.step += 1
-                loop.window += 1
-                loop.pos += inputs.shape[0]
-                n_tok = int(targets.size)
-                loop.tokens += n_tok
-                loop.log_tokens += n_tok
-                loss = float(loss)
-                norm = grad_norm(grads) if math.isfinite(loss) else math.nan
-                bad = None
-                if not math.isfinite(loss):
-                    bad = "loss"
-                elif not math.isfinite(norm):
-                    bad = first_nonfinite(grads) or "gradient norm"
-                else:
-                    bad = first_nonfinite({f"state.{i}": s for i, s in enumerate(new_state)})
-                if bad is not None:
-                    params_ok = first_nonfinite(model.params) is None
-                    action = config.on_nonfinite if params_ok else "stop"
-                    nonfinite = {"step": loop.step, "epoch": loop.epoch, "tensor": bad,
-                                 "loss": loss, "grad_norm": norm, "action": action}
-                    metrics.log({"type": "nonfinite", **nonfinite, "time": now_elapsed()})
-                    tqdm.write(f"non-finite values at step {loop.step} "
-                               f"(first bad tensor: {bad}); "
-                               + ("skipping the step" if action == "skip" else "stopping"), file=sys.stderr)
-                    if action == "skip":
-                        loop.skipped += 1
-                        bar.update(1)
-                        if on_step is not None:
-                            on_step(loop.step)
-                        continue
-                    # The bad step was not applied: the parameters are the last good ones.
-                    loop.step -= 1
-                    loop.window -= 1
-                    loop.pos -= inputs.shape[0]
-                    loop.tokens -= n_tok
-                    if params_ok:
-                        save(out / "model.npz")
-                    stopped = "nonfinite"
-                    break
 
-                clipped = False
-                norm_after = norm
-                if config.clip_norm > 0:
-                    clip_grad_norm(grads, config.clip_norm, norm=norm)   # norm: computed above
-                    clipped = norm > config.clip_norm
-                    if clipped:
-                        norm_after = norm * (config.clip_norm / (norm + 1e-6))
-                elif config.clip_value > 0:
-                    clipped = clip_grad_value(grads, config.clip_value) > 0
-                    if clipped:
-                        norm_after = grad_norm(grads)
-                lr_used = opt.lr
-                opt.step(model.params, grads)
-                state = new_state
-                loop.ep_loss += loss
-                loop.ep_steps += 1
-                loop.ep_clipped += clipped
-                loop.clipped_total += clipped
-                loop.log_loss += loss
-                loop.log_steps += 1
-                loop.log_clipped += clipped
+def _evaluate(s: _Session, loop: _Loop, reason: str) -> None:
+    """A scheduled validation: keeps best.npz, anneals the lr when it did not improve, logs and prints."""
+    from tqdm import tqdm
+    val, _ = evaluate_stream(s.model, s.valid_stream, s.config.bptt)
+    lr = s.opt.lr
+    if not loop.count_eval(val):
+        s.opt.lr = s.opt.lr / s.config.lr_decay
+    best = _keep_best(s, loop, val)
+    s.run.log(_eval_event(s, loop, reason, val, best, lr))
+    tqdm.write(f"| step {loop.step:6d} | epoch {loop.epoch:3d} | valid loss {val:6.3f} | "
+               f"ppl {_ppl(val):9.2f}{' (best)' if best else ''} | lr {s.opt.lr:.4g}", file=sys.stderr)
 
-                if loop.step % config.log_every == 0:
-                    dt = max(time.perf_counter() - log_t0, 1e-9)
-                    avg = loop.log_loss / max(loop.log_steps, 1)
-                    tps = loop.log_tokens / dt
-                    metrics.log({"type": "step", "step": loop.step, "epoch": loop.epoch, "loss": loss,
-                                 "ppl": _ppl(loss), "loss_avg": avg, "grad_norm": norm,
-                                 "grad_norm_clipped": norm_after, "clipped": bool(clipped),
-                                 "clip_fraction": loop.log_clipped / max(loop.log_steps, 1),
-                                 "lr": lr_used, "tokens_per_s": tps, "tokens": loop.tokens,
-                                 **({"omega": omega} if omega is not None else {}),
-                                 "time": now_elapsed()})
-                    bar.set_postfix_str(f"loss {avg:.3f} ppl {_ppl(avg):.1f} |g| {norm:.3g} "
-                                        + (f"omega {omega:.3g} " if omega is not None else "")
-                                        + f"{tps:,.0f} tok/s", refresh=False)
-                    loop.log_loss, loop.log_steps, loop.log_clipped, loop.log_tokens = 0.0, 0, 0, 0
-                    log_t0 = time.perf_counter()
-                bar.update(1)
-                if config.eval_every and loop.step % config.eval_every == 0:
-                    evaluate_and_anneal("every")
-                if config.track_jacobian_every and loop.step % config.track_jacobian_every == 0:
-                    metrics.log({**jacobian_event(model, jac_tokens, loop.step), "time": now_elapsed()})
-                if on_step is not None:
-                    on_step(loop.step)
-        finally:
-            if bar is not None:
-                bar.close()
 
-        # Still inside the handler: a Ctrl-C during the final save sets the flag, not a half-written file.
-        if stopped != "nonfinite":
-            save(out / "model.npz")
-        if stopped == "interrupted":
-            tqdm.write(f"interrupted at step {loop.step}: checkpoint saved to {out / 'model.npz'}; "
-                       f"continue with --resume {out}", file=sys.stderr)
-        metrics.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch,
-                     "time": now_elapsed()})
+def _end_epoch(s: _Session, loop: _Loop) -> tuple:
+    """Validate (unless just done), log the epoch, start the next one; returns the reset hidden state."""
+    if loop.last_eval_step != loop.step:
+        _evaluate(s, loop, "epoch")
+    ep_loss = loop.ep_loss / max(loop.ep_steps, 1)
+    s.run.log({"type": "epoch", "step": loop.step, "epoch": loop.epoch, "train_loss": ep_loss,
+               "train_ppl": _ppl(ep_loss), "steps": loop.window,
+               "clip_fraction": loop.ep_clipped / max(loop.window, 1), "skipped": loop.skipped,
+               "lr": s.opt.lr, "time": s.clock()})
+    loop.start_epoch()
+    hidden = s.model.init_state(s.config.batch_size)
+    _save(s, loop, hidden)
+    return hidden
 
-    summary = {"run_dir": str(out), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
-               "tokens": loop.tokens, "elapsed_s": now_elapsed(),
-               "tokens_per_s": loop.tokens / max(now_elapsed(), 1e-9), "lr": opt.lr,
-               "val_loss": loop.val_loss, "val_ppl": _ppl(loop.val_loss),
-               "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
-               "clip_fraction": loop.clipped_total / max(loop.step - loop.skipped, 1),
-               "skipped": loop.skipped, "nonfinite": nonfinite, "params": model.num_params()}
-    if stopped == "interrupted":
-        metrics.close()
-        return summary
-    # Report-only evaluations after the last save. They may refresh best.npz (and the
-    # best_saved counter with it) but never touch what steers training (best_val, lr,
-    # patience), so a run stopped here and resumed still matches an uninterrupted one.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if loop.last_eval_step != loop.step and stopped != "nonfinite":
-            val, _ = evaluate_stream(model, valid_stream, T)
-            is_best = val < loop.best_saved
-            if is_best:
-                save_best(val)
-                save(out / "model.npz")
-            summary.update(val_loss=val, val_ppl=_ppl(val), best_val_loss=loop.best_saved,
-                           best_val_ppl=_ppl(loop.best_saved))
-            metrics.log({"type": "eval", "split": "valid", "reason": "final", "step": loop.step,
-                         "epoch": loop.epoch, "val_loss": val, "val_ppl": _ppl(val), "best": is_best,
-                         "best_val_ppl": _ppl(loop.best_saved), "lr": opt.lr, "next_lr": opt.lr,
-                         "time": now_elapsed()})
-        if (out / "best.npz").exists():
-            model.load_state_dict(checkpoint.load(out / "best.npz").model)
-            summary["sampled_from"] = "best"
-        else:
-            summary["sampled_from"] = "latest"
-        if len(corpus.test) > config.eval_batch_size * 2 and first_nonfinite(model.params) is None:
-            test_loss, _ = evaluate_stream(model, batchify(corpus.test, config.eval_batch_size), T)
-            summary.update(test_loss=test_loss, test_ppl=_ppl(test_loss))
-            metrics.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step,
-                         "epoch": loop.epoch, "model": summary["sampled_from"], "test_loss": test_loss,
-                         "test_ppl": _ppl(test_loss), "time": now_elapsed()})
-        if config.sample_words and first_nonfinite(model.params) is None:
-            from .sample import generate_text
-            summary["sample"] = generate_text(model, vocab, words=config.sample_words,
-                                              seed=config.seed, keep_case=config.data.keep_case)[0]
-    metrics.close()
-    return summary
+
+def _report_nonfinite(s: _Session, loop: _Loop, result: StepResult) -> dict:
+    """Log and print a non-finite window; returns its event, whose action (skip or stop) the loop follows."""
+    from tqdm import tqdm
+
+    from .optim import first_nonfinite
+    # Broken parameters (a finite step that overflowed them) cannot be skipped past.
+    action = s.config.on_nonfinite if first_nonfinite(s.model.params) is None else "stop"
+    event = {"step": loop.step + 1, "epoch": loop.epoch, "tensor": result.bad, "loss": result.loss,
+             "grad_norm": result.grad_norm, "action": action}
+    s.run.log({"type": "nonfinite", **event, "time": s.clock()})
+    tqdm.write(f"non-finite values at step {loop.step + 1} (first bad tensor: {result.bad}); "
+               + ("skipping the step" if action == "skip" else "stopping"), file=sys.stderr)
+    return event
+
+
+def _step_event(s: _Session, loop: _Loop, result: StepResult, tokens_per_s: float) -> dict:
+    """The event every --log-every steps: this step's figures and the averages since the last event."""
+    avg = loop.log_loss / max(loop.log_steps, 1)
+    return {"type": "step", "step": loop.step, "epoch": loop.epoch, "loss": result.loss, "ppl": _ppl(result.loss),
+            "loss_avg": avg, "grad_norm": result.grad_norm, "grad_norm_clipped": result.grad_norm_clipped,
+            "clipped": bool(result.clipped), "clip_fraction": loop.log_clipped / max(loop.log_steps, 1),
+            "lr": result.lr, "tokens_per_s": tokens_per_s, "tokens": loop.tokens,
+            **({"omega": result.omega} if result.omega is not None else {}), "time": s.clock()}
+
+
+def _restart_bar(bar, epoch: int, total: int) -> None:
+    """The progress bar of a new epoch: same bar, count and text reset."""
+    bar.set_description(f"epoch {epoch}", refresh=False)
+    bar.set_postfix_str("", refresh=False)
+    bar.reset(total=total)
+
+
+def _postfix(e: dict) -> str:
+    """The progress bar's text after a step event."""
+    return (f"loss {e['loss_avg']:.3f} ppl {_ppl(e['loss_avg']):.1f} |g| {e['grad_norm']:.3g} "
+            + (f"omega {e['omega']:.3g} " if "omega" in e else "") + f"{e['tokens_per_s']:,.0f} tok/s")
+
+
+def _summary(s: _Session, loop: _Loop, stopped: str, nonfinite: dict | None) -> dict:
+    """train()'s result as the loop left it (format_summary prints it; _final_report adds to it)."""
+    elapsed = s.clock()
+    return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
+            "tokens": loop.tokens, "elapsed_s": elapsed, "tokens_per_s": loop.tokens / max(elapsed, 1e-9),
+            "lr": s.opt.lr, "val_loss": loop.val_loss, "val_ppl": _ppl(loop.val_loss),
+            "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
+            "clip_fraction": loop.clipped_total / max(loop.step - loop.skipped, 1),
+            "skipped": loop.skipped, "nonfinite": nonfinite, "params": s.model.num_params()}
+
+
+def _final_report(s: _Session, loop: _Loop, hidden, stopped: str) -> dict:
+    """Report-only evaluations after the last save, and the sample: what they add to the summary.
+
+    They may refresh best.npz (and the best_saved counter with it) but never
+    touch what steers training (best_val, lr, patience), so a run stopped here
+    and resumed still matches an uninterrupted one. The test split and the
+    sample use best.npz's model when there is one.
+    """
+    from . import checkpoint
+    from .data import batchify
+    from .optim import first_nonfinite
+
+    report = {}
+    if loop.last_eval_step != loop.step and stopped != "nonfinite":
+        val, _ = evaluate_stream(s.model, s.valid_stream, s.config.bptt)
+        best = _keep_best(s, loop, val)
+        if best:
+            _save(s, loop, hidden)
+        report.update(val_loss=val, val_ppl=_ppl(val), best_val_loss=loop.best_saved,
+                      best_val_ppl=_ppl(loop.best_saved))
+        s.run.log(_eval_event(s, loop, "final", val, best, s.opt.lr))
+    report["sampled_from"] = "best" if s.run.best.exists() else "latest"
+    if report["sampled_from"] == "best":
+        s.model.load_state_dict(checkpoint.load(s.run.best).model)
+    if len(s.corpus.test) > s.config.eval_batch_size * 2 and first_nonfinite(s.model.params) is None:
+        test_loss, _ = evaluate_stream(s.model, batchify(s.corpus.test, s.config.eval_batch_size), s.config.bptt)
+        report.update(test_loss=test_loss, test_ppl=_ppl(test_loss))
+        s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.epoch,
+                   "model": report["sampled_from"], "test_loss": test_loss, "test_ppl": _ppl(test_loss),
+                   "time": s.clock()})
+    if s.config.sample_words and first_nonfinite(s.model.params) is None:
+        from .sample import generate_text
+        report["sample"] = generate_text(s.model, s.corpus.vocab, words=s.config.sample_words, seed=s.config.seed,
+                                         keep_case=s.config.data.keep_case)[0]
+    return report
 
 
 # ---------------------------------------------------------------- commands
@@ -764,65 +769,3 @@ def format_summary(s: dict) -> str:
         lines.append(f"sample ({s['sampled_from']} model):")
         lines.append("  " + s["sample"])
     return "\n".join(lines)
-
-
-def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
-    """Token ids of a split of a run's own corpus, or of any text file read the run's way.
-
-    info: the run's config (checkpoint.load_model's third value); vocab: its Vocab.
-    A text file is tokenized with the run's tokenizer settings and encoded with
-    its vocabulary (unknown words become <unk> and are counted). A split is
-    refused when the corpus or tokenizer changed since training (checksum).
-    Returns {"ids", "source", "tokens", "oov", "oov_rate"}.
-    """
-    from .corpus import read_text
-    from .tokenize import tokenize
-
-    tcfg = config_from_dict(info["train"])
-    if text is not None:
-        p = Path(text)
-        if not p.is_file():
-            raise UserError(f"no text file at {text}")
-        tokens = tokenize(read_text(p), keep_case=tcfg.data.keep_case, num_token=tcfg.data.num_token)
-        ids = vocab.encode(tokens)
-        unk = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
-        return {"ids": ids, "source": str(p), "tokens": len(ids), "oov": len(unk),
-                "oov_rate": len(unk) / max(len(ids), 1)}
-    if split not in ("train", "valid", "test"):
-        raise UserError(f"--split must be train, valid or test, got '{split}'")
-    from .data import load_corpus
-    corpus = load_corpus(tcfg.data)
-    if corpus.checksum != info.get("corpus", {}).get("checksum"):
-        raise UserError("the corpus or tokenizer settings changed since this run was trained "
-                        "(checksum differs); use a text file with --text instead")
-    if corpus.vocab.to_json() != vocab.to_json():
-        raise UserError("the corpus vocabulary differs from the run's vocab.json")
-    ids = getattr(corpus, split)
-    return {"ids": ids, "source": f"{tcfg.data.corpus}:{split}", "tokens": len(ids),
-            "oov": int((ids == vocab.unk_id).sum()), "oov_rate": float(corpus.oov_rate.get(split, math.nan))}
-
-
-def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, bptt=None) -> dict:
-    """Cross-entropy and perplexity of a run's model on a split or on any text file.
-
-    A text file is tokenized with the run's tokenizer settings and encoded with
-    its vocabulary; unknown words count as <unk> (their number is reported).
-    """
-    from . import checkpoint
-    from .data import batchify
-
-    model, vocab, info, path = checkpoint.load_model(run, which)
-    tcfg = config_from_dict(info["train"])
-    B = batch_size or tcfg.eval_batch_size
-    T = bptt or tcfg.bptt
-    if B < 1 or T < 1:
-        raise UserError("--batch-size and --bptt must be at least 1")
-    result = {"checkpoint": str(path)}
-    text_ids = run_text_ids(info, vocab, split=split, text=text)
-    ids = text_ids.pop("ids")
-    result.update(text_ids)
-    if len(ids) < 2 * B:
-        B = 1
-    loss, count = evaluate_stream(model, batchify(ids, B), T)
-    result.update(loss=loss, ppl=_ppl(loss), predicted=count, batch_size=B, bptt=T)
-    return result

@@ -1,0 +1,343 @@
+"""Run folders: what a training run leaves on disk, and everything that reads it back.
+
+A run folder holds
+
+    config.json     {"train": TrainConfig as a dict, "model": ModelConfig, "corpus": {checksum,
+                    tokens, oov_rate}, "rnnlm_version"}; written once when the run starts
+    vocab.json      the vocabulary (Vocab.to_json)
+    metrics.jsonl   one JSON event per line (start, step, eval, epoch, jacobian, nonfinite,
+                    stop, resume), appended and flushed one whole line at a time
+    model.npz       the latest checkpoint, with optimizer and loop state: what a resume reads
+    best.npz        the model of the best validation loss so far (no optimizer state)
+
+(checkpoint.py describes the arrays inside the two .npz files.) `Run` is the
+folder as a training session writes it; `load_model`, `read_run_config`,
+`resume_config`, `run_evaluate` and `run_text_ids` read it back. Instruments
+(jacobian, probes, plots, demo) read runs through this module; they never
+import the training loop.
+
+The one thing to know before editing: a resume starts from model.npz, so
+reopening a run drops every metrics event logged after that checkpoint's step
+(it was written by a session whose later state was lost); events are
+otherwise only ever appended. This module imports nothing heavy at import
+time (the CLI's `--help` imports it through train.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from .errors import UserError
+
+CONFIG = "config.json"
+VOCAB = "vocab.json"
+METRICS = "metrics.jsonl"
+LATEST = "model.npz"
+BEST = "best.npz"
+
+
+def ppl(loss: float) -> float:
+    """Perplexity e^loss of a cross-entropy in nats/token (inf instead of an overflow)."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+# ---------------------------------------------------------------- metrics.jsonl
+
+
+class Metrics:
+    """metrics.jsonl: one event per line, appended and flushed one whole line at a time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.f = open(path, "a", encoding="utf-8")
+
+    def log(self, event: dict) -> None:
+        self.f.write(json.dumps(finite_or_none(event), ensure_ascii=False) + "\n")
+        self.f.flush()
+
+    def close(self):
+        self.f.close()
+
+
+def finite_or_none(event: dict) -> dict:
+    # Strict JSON has no NaN/Infinity; a non-finite number is written as null
+    # (the nonfinite event says which tensor went bad).
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in event.items()}
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop events logged after `step` (written after the checkpoint a resume starts from)."""
+    from .checkpoint import atomic_write_bytes
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue        # a line cut by a crash
+    atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode("utf-8"))
+
+
+# ---------------------------------------------------------------- a run being written
+
+
+class Run:
+    """A run folder open for writing by one training session: its metrics log and its checkpoints.
+
+    info: what config.json holds (saved again inside every checkpoint as meta.config);
+    vocab: Vocab.to_json(). Open one with `Run.create` (a new run) or `Run.reopen` (a resume,
+    after `resume_checkpoint`).
+    """
+
+    def __init__(self, folder, info: dict, vocab: dict):
+        self.folder = Path(folder)
+        self.info = info
+        self.vocab = vocab
+        self.metrics = Metrics(self.folder / METRICS)
+
+    @classmethod
+    def create(cls, folder, info: dict, vocab: dict) -> "Run":
+        """A new run: refuse a folder that already holds one; write config.json and vocab.json."""
+        from .checkpoint import atomic_write_json
+        folder = Path(folder)
+        if (folder / CONFIG).exists():
+            raise UserError(f"{folder} already holds a run; use --resume {folder} or another --out")
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / CONFIG, info)
+        atomic_write_json(folder / VOCAB, vocab)
+        (folder / METRICS).unlink(missing_ok=True)
+        return cls(folder, info, vocab)
+
+    @classmethod
+    def reopen(cls, folder, info: dict, vocab: dict, step: int) -> "Run":
+        """An existing run, resumed from its checkpoint at `step` (see `resume_checkpoint`):
+        the metrics events logged after that step are dropped."""
+        folder = Path(folder)
+        truncate_metrics(folder / METRICS, step)
+        return cls(folder, info, vocab)
+
+    @property
+    def latest(self) -> Path:
+        return self.folder / LATEST
+
+    @property
+    def best(self) -> Path:
+        return self.folder / BEST
+
+    def log(self, event: dict) -> None:
+        self.metrics.log(event)
+
+    def save_latest(self, model: dict, optim: dict, train: dict) -> None:
+        """model.npz: everything a resume needs (model, optimizer state, the loop's train.* arrays)."""
+        from . import checkpoint
+        checkpoint.save(self.latest, model, config=self.info, vocab=self.vocab, optim=optim, train=train)
+
+    def save_best(self, model: dict, step: int, epoch: int, val_loss: float) -> None:
+        """best.npz: the model only (no optimizer), with the step and its validation loss."""
+        import numpy as np
+
+        from . import checkpoint
+        checkpoint.save(self.best, model, config=self.info, vocab=self.vocab,
+                        train={"step": np.array(step), "epoch": np.array(epoch), "val_loss": np.array(val_loss)})
+
+    def close(self) -> None:
+        self.metrics.close()
+
+
+# ---------------------------------------------------------------- reading a run
+
+
+def read_run_config(run_dir) -> dict:
+    """config.json of a run folder, with a clear error when it is not one."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise UserError(f"{run_dir} is not a run folder (no config.json)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
+
+
+def resume_config(run_dir, overrides: dict | None = None):
+    """The saved TrainConfig of a run, with the budget/reporting settings in `overrides` applied.
+
+    Any other setting in `overrides` that differs from the saved one is a
+    UserError: it would make the resumed run a different experiment.
+    """
+    from .train import RESUME_OVERRIDABLE, config_from_dict    # the config module, once it has its own
+    saved = config_from_dict(read_run_config(run_dir)["train"])
+    changes = {}
+    refused = []
+    for k, v in (overrides or {}).items():
+        if k == "data":
+            for dk, dv in v.items():
+                if getattr(saved.data, dk) != dv:
+                    refused.append(f"{dk} ({getattr(saved.data, dk)!r} -> {dv!r})")
+            continue
+        if getattr(saved, k) == v:
+            continue
+        if k in RESUME_OVERRIDABLE:
+            changes[k] = v
+        else:
+            refused.append(f"{k} ({getattr(saved, k)!r} -> {v!r})")
+    if refused:
+        raise UserError(f"--resume keeps the run's settings; cannot change {', '.join(refused)} "
+                        f"(only {', '.join(RESUME_OVERRIDABLE)} may change)")
+    return dataclasses.replace(saved, out=str(run_dir), **changes)
+
+
+def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict):
+    """model.npz of a run to resume, as a checkpoint.Checkpoint, after the checks a resume needs.
+
+    info, vocab: the resumed session's config.json contents and Vocab.to_json();
+    model_arrays: name -> array of the model it builds. Refuses a run trained on
+    other data (corpus checksum), a model.npz that does not fit the model, or
+    another vocabulary.
+    """
+    from . import checkpoint
+    folder = Path(folder)
+    saved = read_run_config(folder)
+    if saved.get("corpus", {}).get("checksum") != info["corpus"]["checksum"]:
+        raise UserError(f"the corpus or tokenizer changed since {folder} was trained "
+                        "(checksum differs); resuming would mix data")
+    ck = checkpoint.load(folder / LATEST)
+    checkpoint.check_model_arrays(ck, model_arrays)
+    if ck.vocab != vocab:
+        raise UserError(f"{folder / LATEST} was saved with another vocabulary")
+    return ck
+
+
+def load_model(run, which: str = "best"):
+    """A model ready to use from a run folder or a checkpoint file.
+
+    run: a run folder (then `which` picks best.npz or model.npz ("latest");
+    best falls back to latest when no evaluation has happened yet) or a path
+    to a .npz. Returns (model, vocab, config dict, path of the file read).
+    The model is rebuilt from the checkpoint's own meta.config and meta.vocab;
+    a run folder's vocab.json must agree with them.
+    """
+    from .checkpoint import check_model_arrays, load
+    from .model import ModelConfig, RNNModel
+    from .vocab import Vocab
+
+    if which not in ("best", "latest"):
+        raise UserError(f"--checkpoint must be best or latest, got '{which}'")
+    run = Path(run)
+    vocab_file = None
+    if run.is_dir():
+        if not (run / CONFIG).exists():
+            raise UserError(f"{run} is not a run folder (no config.json)")
+        path = run / (BEST if which == "best" else LATEST)
+        if not path.exists():
+            path = run / LATEST
+        vocab_file = run / VOCAB
+    else:
+        path = run
+    ck = load(path)
+    if ck.vocab is None:
+        raise UserError(f"{path} has no meta.vocab; it cannot be used without its vocabulary")
+    if vocab_file is not None and vocab_file.exists():
+        try:
+            on_disk = json.loads(vocab_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{vocab_file} is not valid JSON ({exc})") from None
+        if on_disk != ck.vocab:
+            raise UserError(f"{vocab_file} does not match the vocabulary inside {path}")
+    vocab = Vocab.from_json(ck.vocab)
+    try:
+        mcfg = ModelConfig(**ck.config["model"])
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{path}: meta.config has no usable model settings ({exc})") from None
+    if mcfg.vocab_size != len(vocab):
+        raise UserError(f"{path}: the model has {mcfg.vocab_size} words, its vocabulary {len(vocab)}")
+    model = RNNModel(mcfg)
+    check_model_arrays(ck, model.state_dict())
+    model.load_state_dict(ck.model)
+    return model, vocab, ck.config, path
+
+
+# ---------------------------------------------------------------- evaluating a run
+
+
+def evaluate_stream(model, stream, bptt: int) -> tuple[float, int]:
+    """Mean cross-entropy (nats/token) over a batchified stream (rows, B), state carried throughout.
+
+    Returns (loss, number of predicted tokens).
+    """
+    from .data import windows
+    state = model.init_state(stream.shape[1])
+    total, count = 0.0, 0
+    for _, inputs, targets in windows(stream, bptt):
+        loss, state = model.loss(inputs, targets, state)
+        total += float(loss) * targets.size
+        count += targets.size
+    if count == 0:
+        raise UserError(f"too little text to evaluate ({stream.size} tokens in {stream.shape[1]} streams)")
+    return total / count, count
+
+
+def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
+    """Token ids of a split of a run's own corpus, or of any text file read the run's way.
+
+    info: the run's config (load_model's third value); vocab: its Vocab.
+    A text file is tokenized with the run's tokenizer settings and encoded with
+    its vocabulary (unknown words become <unk> and are counted). A split is
+    refused when the corpus or tokenizer changed since training (checksum).
+    Returns {"ids", "source", "tokens", "oov", "oov_rate"}.
+    """
+    from .corpus import read_text
+    from .tokenize import tokenize
+    from .train import config_from_dict    # the config module, once it has its own
+
+    tcfg = config_from_dict(info["train"])
+    if text is not None:
+        p = Path(text)
+        if not p.is_file():
+            raise UserError(f"no text file at {text}")
+        tokens = tokenize(read_text(p), keep_case=tcfg.data.keep_case, num_token=tcfg.data.num_token)
+        ids = vocab.encode(tokens)
+        unk = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
+        return {"ids": ids, "source": str(p), "tokens": len(ids), "oov": len(unk),
+                "oov_rate": len(unk) / max(len(ids), 1)}
+    if split not in ("train", "valid", "test"):
+        raise UserError(f"--split must be train, valid or test, got '{split}'")
+    from .data import load_corpus
+    corpus = load_corpus(tcfg.data)
+    if corpus.checksum != info.get("corpus", {}).get("checksum"):
+        raise UserError("the corpus or tokenizer settings changed since this run was trained "
+                        "(checksum differs); use a text file with --text instead")
+    if corpus.vocab.to_json() != vocab.to_json():
+        raise UserError("the corpus vocabulary differs from the run's vocab.json")
+    ids = getattr(corpus, split)
+    return {"ids": ids, "source": f"{tcfg.data.corpus}:{split}", "tokens": len(ids),
+            "oov": int((ids == vocab.unk_id).sum()), "oov_rate": float(corpus.oov_rate.get(split, math.nan))}
+
+
+def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, bptt=None) -> dict:
+    """Cross-entropy and perplexity of a run's model on a split or on any text file.
+
+    A text file is tokenized with the run's tokenizer settings and encoded with
+    its vocabulary; unknown words count as <unk> (their number is reported).
+    """
+    from .data import batchify
+    from .train import config_from_dict    # the config module, once it has its own
+
+    model, vocab, info, path = load_model(run, which)
+    tcfg = config_from_dict(info["train"])
+    B = batch_size or tcfg.eval_batch_size
+    T = bptt or tcfg.bptt
+    if B < 1 or T < 1:
+        raise UserError("--batch-size and --bptt must be at least 1")
+    result = {"checkpoint": str(path)}
+    text_ids = run_text_ids(info, vocab, split=split, text=text)
+    ids = text_ids.pop("ids")
+    result.update(text_ids)
+    if len(ids) < 2 * B:
+        B = 1
+    loss, count = evaluate_stream(model, batchify(ids, B), T)
+    result.update(loss=loss, ppl=ppl(loss), predicted=count, batch_size=B, bptt=T)
+    return result
