@@ -187,36 +187,48 @@ def test_argparse_only_in_the_cli():
 
 
 def _readme_names():
-    """(module, name) for every API name the README shows: `from rnnlm.x import a, b`, `from rnnlm import x`,
-    and inline `rnnlm.x.y`, `rnnlm.x.a/b`, `RNNModel.method` mentions."""
+    """(module, name) for every API name the README shows: `from rnnlm.x import a, b` (in code blocks or
+    inline), `from rnnlm import x`, inline `rnnlm.x.y` and `rnnlm.x.a/b`, and `Name.attr` where Name is
+    one of those imports (`jacobian.lag_curve(...)`, `RNNModel.bptt(...)`, `TrainConfig.to_dict()`)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    names = set()
-    for mod, items in re.findall(r"^\s*from (rnnlm(?:\.\w+)*) import ([\w, ]+)$", text, re.M):
-        names |= {(mod, item.strip()) for item in items.split(",")}
+    names, imported = set(), {}
+    for mod, items in re.findall(r"\bfrom (rnnlm(?:\.\w+)*) import ([\w, ]+)", text):
+        for item in (i.strip() for i in items.split(",")):
+            names.add((mod, item))
+            imported[item] = mod
     for dotted in re.findall(r"\brnnlm(?:\.\w+)+(?:/\w+)*", text):
         head, *alternatives = dotted.split("/")
         mod, name = head.rsplit(".", 1)
         names |= {(mod, n) for n in [name, *alternatives]}
-    for method in re.findall(r"`RNNModel\.(\w+)\(", text):
-        names.add(("rnnlm.model", f"RNNModel.{method}"))
+    for name, attr in re.findall(r"(?<![\w.])(\w+)\.(\w+)\(", text):
+        if name in imported:
+            names.add((imported[name], f"{name}.{attr}"))
     return sorted(names)
 
 
 def test_readme_api_names_import_from_where_the_readme_says():
     names = _readme_names()
-    assert ("rnnlm.model", "ModelConfig") in names and ("rnnlm.config", "TrainConfig") in names
-    assert ("rnnlm.train", "train") in names and len(names) > 15
-    missing = []
-    for mod, name in names:
-        try:
-            obj = importlib.import_module(mod)
-        except ModuleNotFoundError:
-            # `rnnlm.checkpoint.load_model` style: the last part may be a module attribute, the rest the module
-            missing.append(f"{mod} (module)")
-            continue
-        for part in name.split("."):
-            obj = getattr(obj, part, None)
-        if obj is None:
-            if importlib.util.find_spec(f"{mod}.{name}") is None:
-                missing.append(f"{mod}.{name}")
+    for expected in (("rnnlm.model", "ModelConfig"), ("rnnlm.config", "TrainConfig"), ("rnnlm.train", "train"),
+                     ("rnnlm", "jacobian.lag_curve"), ("rnnlm.model", "RNNModel.loss_and_grads"),
+                     ("rnnlm.config", "TrainConfig.from_dict"), ("rnnlm.config", "JacobianConfig")):
+        assert expected in names
+    missing = [f"{mod}: {name}" for mod, name in names if _resolve(mod, name) is None]
     assert not missing, f"the README shows names the code lacks: {missing}"
+    assert _resolve("rnnlm.model", "RNNModel.no_such_method") is None and _resolve("rnnlm.nothing", "x") is None
+
+
+def _resolve(mod, name):
+    """The object `name` (dotted) of module `mod`, importing submodules on the way; None if absent."""
+    try:
+        obj = importlib.import_module(mod)
+    except ImportError:
+        return None
+    for part in name.split("."):
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+            continue
+        try:
+            obj = importlib.import_module(f"{obj.__name__}.{part}")
+        except (ImportError, AttributeError):
+            return None
+    return obj
