@@ -11,11 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import njit
-from .vecmath import fsigmoid, ftanh
-
-# The parser and the kind codes live in config.py (standard library only); the kernels use them here.
-from .config import (RELU, SCALED_TANH, SIGMOID, Activation,  # noqa: F401  (re-exported)
+# The string parser and the kind codes live in config.py (standard library only); re-exported here.
+from .config import (RELU, SCALED_TANH, SIGMOID, Activation,  # noqa: F401
                      ModelConfigError, parse_activation)
+from .vecmath import fsigmoid, ftanh
 
 
 def apply(z: np.ndarray, act: Activation) -> np.ndarray:
