@@ -297,8 +297,8 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         """Inverse of to_dict, also for the flat format 1; unknown keys are a UserError."""
         d = _nest(d, "config")
-        return cls(data=DataConfig.from_dict(d.pop("data", {})),
-                   model=ModelConfig.from_dict(d.pop("model", {})), **d)
+        return cls(data=DataConfig.from_dict(d.pop("data", None) or {}),
+                   model=ModelConfig.from_dict(d.pop("model", None) or {}), **d)
 
     def resumed(self, overrides: dict | None = None, out: str | None = None) -> TrainConfig:
         """This (saved) config with the RESUME_OVERRIDABLE settings in `overrides` applied.
@@ -310,8 +310,9 @@ class TrainConfig:
         overrides = _nest(overrides or {}, "--resume")
         refused, changes = [], {}
         for part in ("data", "model"):
-            saved = getattr(self, part)
-            for k, v in overrides.pop(part, {}).items():
+            saved, values = getattr(self, part), overrides.pop(part, None) or {}
+            _refuse_unknown(type(saved), values, f"--resume has {part} settings")
+            for k, v in values.items():
                 if getattr(saved, k) != v:
                     refused.append(f"{k} ({getattr(saved, k)!r} -> {v!r})")
         for k, v in overrides.items():
