@@ -12,67 +12,13 @@ must have a derivative expressible in h.
 """
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
-
 import numpy as np
 
 from ._jit import njit
-from .errors import UserError
+# The string parser and the kind codes live in config.py (standard library only); re-exported here.
+from .config import (RELU, SCALED_TANH, SIGMOID, Activation,  # noqa: F401
+                     ModelConfigError, parse_activation)
 from .vecmath import fsigmoid, ftanh
-
-# Kind codes used inside the kernels. tanh and tanh:n are scaled tanh with a = 1.
-SCALED_TANH = 0
-RELU = 1
-SIGMOID = 2
-
-
-class ModelConfigError(UserError, ValueError):
-    """A nonsense model option or parameter file (a UserError for the CLI, a ValueError for code)."""
-
-
-class Activation(NamedTuple):
-    name: str      # the normalized string, e.g. "scaled-tanh:1.7159,0.6667"
-    kind: int      # SCALED_TANH | RELU | SIGMOID
-    a: float       # output scale (scaled tanh only; else 1)
-    b: float       # input scale (scaled tanh only; else 1)
-
-
-def _number(text: str, spec: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ModelConfigError(f"activation {spec!r}: {text!r} is not a number") from None
-    if not math.isfinite(value) or value == 0.0:
-        raise ModelConfigError(f"activation {spec!r}: constants must be finite and non-zero, got {text!r}")
-    return value
-
-
-def parse_activation(spec: str) -> Activation:
-    """Parse "tanh", "relu", "sigmoid", "tanh:n" (= tanh(n z)) or "scaled-tanh:a,b" (= a tanh(b z)).
-
-    Raises UserError with the accepted forms for anything else.
-    """
-    if isinstance(spec, Activation):
-        return spec
-    s = str(spec).strip().lower()
-    forms = "tanh, relu, sigmoid, tanh:n (tanh(n*z)), scaled-tanh:a,b (a*tanh(b*z))"
-    if s == "tanh":
-        return Activation("tanh", SCALED_TANH, 1.0, 1.0)
-    if s == "relu":
-        return Activation("relu", RELU, 1.0, 1.0)
-    if s == "sigmoid":
-        return Activation("sigmoid", SIGMOID, 1.0, 1.0)
-    if s.startswith("tanh:"):
-        n = _number(s[5:], spec)
-        return Activation(f"tanh:{s[5:]}", SCALED_TANH, 1.0, n)
-    if s.startswith("scaled-tanh:"):
-        parts = s[12:].split(",")
-        if len(parts) != 2:
-            raise ModelConfigError(f"activation {spec!r}: scaled-tanh needs two constants a,b; accepted: {forms}")
-        a, b = (_number(p, spec) for p in parts)
-        return Activation(f"scaled-tanh:{parts[0]},{parts[1]}", SCALED_TANH, a, b)
-    raise ModelConfigError(f"unknown activation {spec!r}; accepted: {forms}")
 
 
 def apply(z: np.ndarray, act: Activation) -> np.ndarray:

@@ -44,7 +44,6 @@ V**N must fit in an int64 (V up to ~2 million for a trigram).
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -257,17 +256,19 @@ def _check_ids(ids, vocab_size: int) -> np.ndarray:
 # ---------------------------------------------------------------- command
 
 
-def run_baseline_command(args) -> int:
-    """`rnnlm baseline`: fit KN trigram (and bigram, unigram) on train, report valid/test."""
-    from .data import config_from_args, load_corpus
+def baseline_report(data, splits=("valid", "test")) -> dict:
+    """`rnnlm baseline`: fit KN trigram (and bigram, unigram) on train, score `splits`.
+
+    data: a config.DataConfig. Returns the JSON-ready report (format_report prints it).
+    """
+    from .data import load_corpus
 
     started = time.perf_counter()
-    corpus = load_corpus(config_from_args(args))
+    corpus = load_corpus(data)
     load_seconds = time.perf_counter() - started
     V = len(corpus.vocab)
-    splits = ["valid", "test"] if args.split == "both" else [args.split]
 
-    report = {"corpus": args.corpus, "checksum": corpus.checksum, "oov_rate": corpus.oov_rate,
+    report = {"corpus": data.corpus, "checksum": corpus.checksum, "oov_rate": corpus.oov_rate,
               "vocab_size": V, "train_tokens": int(corpus.train.size),
               "load_seconds": round(load_seconds, 3), "models": {}}
     for order, name in ((3, "trigram"), (2, "bigram"), (1, "unigram")):
@@ -283,21 +284,22 @@ def run_baseline_command(args) -> int:
                                       "perplexity": math.exp(nats),
                                       "seconds": round(time.perf_counter() - started, 3)}
         report["models"][name] = entry
+    return report
 
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"corpus {args.corpus}: V = {V}, train {report['train_tokens']:,} tokens "
-          f"(loaded in {load_seconds:.1f}s)")
+
+def format_report(report: dict) -> str:
+    """The table `rnnlm baseline` prints (without --json)."""
+    lines = [f"corpus {report['corpus']}: V = {report['vocab_size']}, train {report['train_tokens']:,} tokens "
+             f"(loaded in {report['load_seconds']:.1f}s)"]
     for name, entry in report["models"].items():
-        print(f"\nKneser-Ney {name} (interpolated, modified; fit {entry['fit_seconds']:.2f}s)")
+        lines.append(f"\nKneser-Ney {name} (interpolated, modified; fit {entry['fit_seconds']:.2f}s)")
         for level in entry["orders"]:
             d1, d2, d3 = level["discounts"]
             kind = "counts" if level["order"] == entry["order"] else "continuation counts"
-            print(f"  order {level['order']}: {level['types']:>10,} types, "
-                  f"{level['histories']:>9,} histories, D1 {d1:.3f} D2 {d2:.3f} D3+ {d3:.3f} ({kind})")
+            lines.append(f"  order {level['order']}: {level['types']:>10,} types, "
+                         f"{level['histories']:>9,} histories, D1 {d1:.3f} D2 {d2:.3f} D3+ {d3:.3f} ({kind})")
         for split, result in entry["splits"].items():
-            print(f"  {split:5s}: {result['cross_entropy']:.4f} nats/token, "
-                  f"perplexity {result['perplexity']:8.2f}  ({result['tokens']:,} tokens, "
-                  f"{result['seconds']:.2f}s)")
-    return 0
+            lines.append(f"  {split:5s}: {result['cross_entropy']:.4f} nats/token, "
+                         f"perplexity {result['perplexity']:8.2f}  ({result['tokens']:,} tokens, "
+                         f"{result['seconds']:.2f}s)")
+    return "\n".join(lines)

@@ -17,7 +17,6 @@ windows (the pytorch/examples loop). Inference is the forward and loss only.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import resource
 import subprocess
@@ -341,54 +340,63 @@ def jacobian_overhead(every=500, repeats=3, steps=5):
     return {"step_s": step_s, "curve_s": curve_s, "every": every, "overhead": curve_s / (every * step_s)}
 
 
-def run_bench_command(args) -> int:
-    cells = CELLS if args.cell in (None, "all") else (args.cell,)
-    configs = list(CONFIGS) if args.config in (None, "all") else [args.config]
+def run_bench(cell="all", config="all", *, repeats, threads, vs_torch=False, torch_in_process=False,
+              progress=True, on_record=None) -> list[dict]:
+    """The `bench` command's measurements: one record per (config, cell), in that order.
+
+    cell / config: one name or "all". on_record(record) is called as each
+    record is ready (the CLI's --json prints it at once).
+    """
+    cells = CELLS if cell in (None, "all") else (cell,)
+    configs = list(CONFIGS) if config in (None, "all") else [config]
     for c in configs:
         if c not in CONFIGS:
             raise UserError(f"unknown config {c!r}; choose from {', '.join(CONFIGS)} or all")
-    if args.vs_torch:
+    if vs_torch:
         # find, not import: in the worker harness our process never loads PyTorch's runtime
         if importlib.util.find_spec("torch") is None:
             raise UserError("--vs-torch needs PyTorch importable in this Python "
                             "(it is never a dependency: install it in a separate venv)")
-    if args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
-    if args.torch_in_process and not args.vs_torch:
+    if threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    if torch_in_process and not vs_torch:
         raise UserError("--torch-in-process only applies with --vs-torch")
     from tqdm import tqdm
 
-    _set_threads(args.threads)
+    _set_threads(threads)
     records = []
-    jobs = [(cell, config) for config in configs for cell in cells]
-    for cell, config in tqdm(jobs, desc="bench", disable=args.json, leave=False):
-        rec = bench_one(cell, config, repeats=args.repeats, vs_torch=args.vs_torch,
-                        threads=args.threads, torch_in_process=args.torch_in_process)
+    jobs = [(c, conf) for conf in configs for c in cells]
+    for c, conf in tqdm(jobs, desc="bench", disable=not progress, leave=False):
+        rec = bench_one(c, conf, repeats=repeats, vs_torch=vs_torch,
+                        threads=threads, torch_in_process=torch_in_process)
         records.append(rec)
-        if args.json:
-            print(json.dumps(rec), flush=True)
-    if args.json:
-        return 0
-    _print_table(records, args.vs_torch)
-    if args.compile:
-        ct = compile_times(cells)
-        print("\nlaunch of `train --max-steps 1` (default lstm/gru/rnn model, machado corpus) to the end "
-              "of the first step:")
-        for cell in cells:
-            print(f"  {cell:<5} empty Numba cache {ct[(cell, 'cold')]:.1f} s, warm cache {ct[(cell, 'warm')]:.1f} s")
-    if args.jacobian:
-        jt = jacobian_times()
-        print("\nJacobian lag curve, H=256, D=100, 32 anchors, spectral + Frobenius: "
-              + ", ".join(f"{c} {t:.1f} s" for c, t in jt.items()))
-        ov = jacobian_overhead()
-        print(f"train --track-jacobian-every {ov['every']} (LSTM E=H=256, V=10k, B=32, T=35): one curve "
+        if on_record is not None:
+            on_record(rec)
+    return records
+
+
+def format_compile_times(ct: dict, cells) -> str:
+    lines = ["launch of `train --max-steps 1` (default lstm/gru/rnn model, machado corpus) to the end "
+             "of the first step:"]
+    for cell in cells:
+        lines.append(f"  {cell:<5} empty Numba cache {ct[(cell, 'cold')]:.1f} s, warm cache {ct[(cell, 'warm')]:.1f} s")
+    return "\n".join(lines)
+
+
+def format_jacobian_times(jt: dict, ov: dict) -> str:
+    return ("Jacobian lag curve, H=256, D=100, 32 anchors, spectral + Frobenius: "
+            + ", ".join(f"{c} {t:.1f} s" for c, t in jt.items())
+            + f"\ntrain --track-jacobian-every {ov['every']} (LSTM E=H=256, V=10k, B=32, T=35): one curve "
               f"{ov['curve_s']:.2f} s = {ov['curve_s'] / ov['step_s']:.1f} training steps of "
               f"{ov['step_s'] * 1000:.0f} ms -> overhead {100 * ov['overhead']:.2f}%")
-    print(f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
-          " (this process" + ("; it includes PyTorch's models)" if args.torch_in_process else ")"))
-    worker = ", PyTorch in a worker process with the same" if args.vs_torch and not args.torch_in_process else ""
-    print(f"threads: {_describe_threads()}{worker}")
-    return 0
+
+
+def format_footer(vs_torch: bool, torch_in_process: bool) -> str:
+    """Peak memory and thread settings, the last lines of the table."""
+    worker = ", PyTorch in a worker process with the same" if vs_torch and not torch_in_process else ""
+    return (f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+            " (this process" + ("; it includes PyTorch's models)" if torch_in_process else ")")
+            + f"\nthreads: {_describe_threads()}{worker}")
 
 
 def _set_threads(threads):
@@ -429,17 +437,23 @@ def _numba_pool_started():
 
 
 def _print_table(records, vs_torch):
+    print(format_table(records, vs_torch))
+
+
+def format_table(records, vs_torch) -> str:
+    """One line per record: tokens/s, and with vs_torch PyTorch's and the ratios."""
     head = f"{'config':<7} {'cell':<5} {'V':>6} {'H':>4} {'train tok/s':>12} {'eval tok/s':>11}"
     if vs_torch:
         head += f" {'torch train':>12} {'ratio [per repeat]':>19} {'torch eval':>11} {'ratio [per repeat]':>19}"
-    print(head)
+    lines = [head]
     for r in records:
         line = (f"{r['config']:<7} {r['cell']:<5} {r['V']:>6} {r['H']:>4} "
                 f"{r['train_tokens_per_s']:>12,} {r['eval_tokens_per_s']:>11,}")
         if vs_torch:
             line += (f" {r['torch_train_tokens_per_s']:>12,} {_ratio_cell(r, 'train'):>19}"
                      f" {r['torch_eval_tokens_per_s']:>11,} {_ratio_cell(r, 'eval'):>19}")
-        print(line)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _ratio_cell(record, kind):

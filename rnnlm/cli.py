@@ -1,16 +1,24 @@
-"""The command-line interface: one argparse parser, one subcommand per job.
+"""The command-line interface: one argparse parser, one subcommand per job; argparse lives only here.
 
 Each subcommand has an `_add_<name>(subparsers)` that declares its flags and
-a `_run_<name>(args) -> int` that imports what it needs *inside* the function,
-so that `--help` stays instant (no Numba, no matplotlib at import time).
-User mistakes raise `UserError`; `main` turns them into one line on stderr
-and exit status 2. Ctrl-C exits 130.
+a `_run_<name>(args) -> int` that turns the parsed flags into a config (or
+keyword arguments), calls the library, and prints what it returns. Library
+modules never see an argparse Namespace. Imports of the library happen
+*inside* the `_run_` functions, so that `--help` stays instant (no Numba, no
+matplotlib at import time); config.py is standard library only.
+
+The one thing to know before editing: a flag that sets a config field takes
+its default and the "(default X)" of its help from the dataclass in config.py
+(`_arg`), never from a literal here. User mistakes raise `UserError`; `main`
+turns them into one line on stderr and exit status 2. Ctrl-C exits 130.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
+from . import config as C
 from .errors import UserError
 
 
@@ -21,6 +29,35 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
+def _arg(group, cls, name, *flags, help, unset=False, **kw):
+    """Add the flag(s) of field `name` of config dataclass `cls` (default: --<name with dashes>).
+
+    The parser's default is the field's (or None with unset=True, so that a flag
+    not given stays visible: train's --resume, jacobian's fresh-model flags);
+    "{default}" in help is replaced by the field's default. The type is that
+    of the default unless given; a False bool is a store_true flag.
+    """
+    d = C.default(cls, name)
+    kw.setdefault("dest", name)
+    if isinstance(d, bool):
+        kw.setdefault("action", "store_true")
+    elif "type" not in kw and d is not None:
+        kw["type"] = type(d)
+    group.add_argument(*(flags or ("--" + name.replace("_", "-"),)), default=None if unset else d,
+                       help=help.format(default=d), **kw)
+
+
+def _given(args, cls) -> dict:
+    """The fields of `cls` that have a flag in `args` and were given (not None)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if f.name not in ("data", "model") and getattr(args, f.name, None) is not None}
+
+
+def _data_config(args) -> C.DataConfig:
+    """DataConfig from `_add_data_flags` (and --corpus where the command has it; None = default)."""
+    return C.DataConfig(**_given(args, C.DataConfig))
+
+
 # ---------------------------------------------------------------- corpus
 
 
@@ -29,7 +66,7 @@ def _add_corpus(sub):
     csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=_Parser)
     csub.required = True
     info = csub.add_parser("info", help="token counts, vocabulary, OOV rates, samples")
-    info.add_argument("corpus", nargs="?", default="machado",
+    info.add_argument("corpus", nargs="?", default=C.default(C.DataConfig, "corpus"),
                       help="a named corpus (machado, sintetico) or a path to a .txt file or folder")
     _add_data_flags(info)
     dl = csub.add_parser("download", help="fetch a named corpus from its catalog URLs")
@@ -40,28 +77,30 @@ def _add_corpus(sub):
 
 
 def _add_data_flags(p):
-    """Flags shared by every command that reads a corpus."""
+    """Flags shared by every command that reads a corpus (the DataConfig fields but corpus)."""
+    D = C.DataConfig
     g = p.add_argument_group("corpus and tokenizer")
-    g.add_argument("--corpora-dir", default=None,
-                   help="folder holding named corpora (else $RNNLM_CORPORA, ./corpora, ../shared/corpora)")
-    g.add_argument("--keep-case", action="store_true", help="do not lower-case the text")
-    g.add_argument("--num-token", action="store_true", help="map numbers to the <num> token")
-    g.add_argument("--max-vocab", type=int, default=10000,
-                   help="keep at most this many words, <unk> and <eos> included (0 = no limit)")
-    g.add_argument("--min-count", type=int, default=1,
-                   help="drop words seen fewer times in the training split")
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the train/valid/test split")
-    g.add_argument("--valid-fraction", type=float, default=0.05,
-                   help="share of tokens held out for validation, as whole works when possible (0 = none)")
-    g.add_argument("--test-fraction", type=float, default=0.05,
-                   help="share of tokens held out for test, as whole works when possible (0 = none)")
-    g.add_argument("--no-cache", action="store_true",
-                   help="re-tokenize instead of reading the .npy cache (the cache is then rewritten)")
+    _arg(g, D, "corpora_dir", help="folder holding named corpora (else $RNNLM_CORPORA, ./corpora, ../shared/corpora)")
+    _arg(g, D, "keep_case", help="do not lower-case the text")
+    _arg(g, D, "num_token", help="map numbers to the <num> token")
+    _arg(g, D, "max_vocab", help="keep at most this many words, <unk> and <eos> included (0 = no limit)")
+    _arg(g, D, "min_count", help="drop words seen fewer times in the training split")
+    _arg(g, D, "split_seed", help="seed of the train/valid/test split")
+    _arg(g, D, "valid_fraction",
+         help="share of tokens held out for validation, as whole works when possible (0 = none)")
+    _arg(g, D, "test_fraction", help="share of tokens held out for test, as whole works when possible (0 = none)")
+    _arg(g, D, "use_cache", "--no-cache", action="store_false",
+         help="re-tokenize instead of reading the .npy cache (the cache is then rewritten)")
 
 
 def _run_corpus(args):
-    from . import data
-    return data.run_corpus_command(args)
+    from . import corpus, data
+    if args.corpus_command == "download":
+        folder = corpus.download(args.corpus, args.corpora_dir)
+        print(f"{args.corpus}: all files present and verified in {folder}")
+        return 0
+    print(data.info_report(data.load_corpus(_data_config(args))))
+    return 0
 
 
 # ---------------------------------------------------------------- bench
@@ -69,7 +108,7 @@ def _run_corpus(args):
 
 def _add_bench(sub):
     p = sub.add_parser("bench", help="training/inference tokens/s per cell and config")
-    p.add_argument("--cell", default="all", choices=["rnn", "lstm", "gru", "all"])
+    p.add_argument("--cell", default="all", choices=[*C.CELLS, "all"])
     p.add_argument("--config", default="all", help="tiny, small, medium, large or all")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (Numba, BLAS, PyTorch)")
@@ -88,8 +127,23 @@ def _add_bench(sub):
 
 
 def _run_bench(args):
+    import json
+
     from . import bench
-    return bench.run_bench_command(args)
+    records = bench.run_bench(args.cell, args.config, repeats=args.repeats, threads=args.threads,
+                              vs_torch=args.vs_torch, torch_in_process=args.torch_in_process,
+                              progress=not args.json,
+                              on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
+    if args.json:
+        return 0
+    print(bench.format_table(records, args.vs_torch))
+    if args.compile:
+        cells = bench.CELLS if args.cell == "all" else (args.cell,)
+        print("\n" + bench.format_compile_times(bench.compile_times(cells), cells))
+    if args.jacobian:
+        print("\n" + bench.format_jacobian_times(bench.jacobian_times(), bench.jacobian_overhead()))
+    print("\n" + bench.format_footer(args.vs_torch, args.torch_in_process))
+    return 0
 
 
 # ---------------------------------------------------------------- baseline
@@ -97,8 +151,8 @@ def _run_bench(args):
 
 def _add_baseline(sub):
     p = sub.add_parser("baseline", help="Kneser-Ney trigram perplexity on the same splits and vocabulary")
-    p.add_argument("--corpus", default="machado",
-                   help="a named corpus (machado, sintetico) or a path to a .txt file or folder")
+    _arg(p, C.DataConfig, "corpus",
+         help="a named corpus (machado, sintetico) or a path to a .txt file or folder")
     _add_data_flags(p)
     p.add_argument("--split", default="both", choices=["valid", "test", "both"],
                    help="which held-out split(s) to score")
@@ -107,21 +161,16 @@ def _add_baseline(sub):
 
 
 def _run_baseline(args):
+    import json
+
     from . import baseline
-    return baseline.run_baseline_command(args)
+    report = baseline.baseline_report(_data_config(args),
+                                      splits=("valid", "test") if args.split == "both" else (args.split,))
+    print(json.dumps(report, indent=2) if args.json else baseline.format_report(report))
+    return 0
 
 
 # ---------------------------------------------------------------- train, evaluate, generate
-
-
-def _train_default(name):
-    import dataclasses
-
-    from .train import TrainConfig
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == name:
-            return f.default
-    raise KeyError(name)
 
 
 def _clip_arg(text):
@@ -139,81 +188,99 @@ def _add_train(sub):
                        description="Train a language model with truncated BPTT. Leaves a run folder "
                                    "(config.json, vocab.json, metrics.jsonl, model.npz, best.npz). "
                                    "Ctrl-C saves a checkpoint; --resume continues it exactly.")
-    d = _train_default
-    p.add_argument("--corpus", default=None,
-                   help="a named corpus (machado, sintetico) or a path to a .txt file or folder (default machado)")
+    M, T = C.ModelConfig, C.TrainConfig
+    _arg(p, C.DataConfig, "corpus", unset=True,
+         help="a named corpus (machado, sintetico) or a path to a .txt file or folder (default {default})")
     _add_data_flags(p)
     m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=["rnn", "lstm", "gru"], default=None, help=f"default {d('cell')}")
-    m.add_argument("--activation", default=None,
-                   help=f"rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b (default {d('activation')})")
-    m.add_argument("--emsize", type=int, default=None, help=f"embedding size (default {d('emsize')})")
-    m.add_argument("--hidden", "--nhid", type=int, default=None, help=f"hidden size (default {d('hidden')})")
-    m.add_argument("--layers", "--nlayers", type=int, default=None, help=f"stacked layers (default {d('layers')})")
-    m.add_argument("--dropout", type=float, default=None,
-                   help=f"dropout probability, 0 = none (default {d('dropout')})")
-    m.add_argument("--tied", action="store_true", default=None,
-                   help="tie encoder and decoder weights (needs --emsize == --hidden)")
-    m.add_argument("--init", choices=["default", "xavier", "orthogonal", "identity"], default=None,
-                   help=f"weight initialization (default {d('init')})")
-    m.add_argument("--recurrent-scale", type=float, default=None,
-                   help=f"multiply every W_hh after init (default {d('recurrent_scale')})")
-    m.add_argument("--forget-bias", type=float, default=None,
-                   help=f"lstm: add to the forget-gate bias at init (default {d('forget_bias')})")
+    _arg(m, M, "cell", choices=C.CELLS, unset=True, help="default {default}")
+    _arg(m, M, "activation", unset=True,
+         help="rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b (default {default})")
+    _arg(m, M, "emsize", unset=True, help="embedding size (default {default})")
+    _arg(m, M, "hidden", "--hidden", "--nhid", unset=True, help="hidden size (default {default})")
+    _arg(m, M, "layers", "--layers", "--nlayers", unset=True, help="stacked layers (default {default})")
+    _arg(m, M, "dropout", unset=True, help="dropout probability, 0 = none (default {default})")
+    _arg(m, M, "tied", unset=True, help="tie encoder and decoder weights (needs --emsize == --hidden)")
+    _arg(m, M, "init", choices=C.INITS, unset=True, help="weight initialization (default {default})")
+    _arg(m, M, "recurrent_scale", unset=True, help="multiply every W_hh after init (default {default})")
+    _arg(m, M, "forget_bias", unset=True, help="lstm: add to the forget-gate bias at init (default {default})")
     o = p.add_argument_group("optimization")
-    o.add_argument("--bptt", type=int, default=None, help=f"BPTT window length (default {d('bptt')})")
-    o.add_argument("--batch-size", type=int, default=None, help=f"training streams (default {d('batch_size')})")
-    o.add_argument("--eval-batch-size", type=int, default=None,
-                   help=f"validation/test streams (default {d('eval_batch_size')})")
-    o.add_argument("--optimizer", choices=["sgd", "momentum", "adagrad", "adam"], default=None,
-                   help=f"default {d('optimizer')}")
-    o.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default per optimizer: sgd 20, momentum 2, adagrad 0.1, adam 0.001)")
-    o.add_argument("--momentum", type=float, default=None, help=f"for --optimizer momentum (default {d('momentum')})")
-    o.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
-    o.add_argument("--beta1", type=float, default=None, help=f"Adam (default {d('beta1')})")
-    o.add_argument("--beta2", type=float, default=None, help=f"Adam (default {d('beta2')})")
+    _arg(o, T, "bptt", unset=True, help="BPTT window length (default {default})")
+    _arg(o, T, "batch_size", unset=True, help="training streams (default {default})")
+    _arg(o, T, "eval_batch_size", unset=True, help="validation/test streams (default {default})")
+    _arg(o, T, "optimizer", choices=C.OPTIMIZERS, unset=True, help="default {default}")
+    per_optimizer = ", ".join(f"{k} {v:g}" for k, v in C.DEFAULT_LR.items())
+    _arg(o, T, "lr", type=float, unset=True, help=f"learning rate (default per optimizer: {per_optimizer})")
+    _arg(o, T, "momentum", unset=True, help="for --optimizer momentum (default {default})")
+    _arg(o, T, "nesterov", unset=True, help="Nesterov momentum")
+    _arg(o, T, "beta1", unset=True, help="Adam (default {default})")
+    _arg(o, T, "beta2", unset=True, help="Adam (default {default})")
     clip = o.add_mutually_exclusive_group()
-    clip.add_argument("--clip-norm", type=_clip_arg, default=None, metavar="X",
-                      help=f"rescale all gradients when their joint L2 norm exceeds X; 0 or none = off "
-                           f"(default {d('clip_norm')})")
-    clip.add_argument("--clip-value", type=_clip_arg, default=None, metavar="X",
-                      help="instead clip every gradient element to [-X, X] (turns --clip-norm off)")
-    o.add_argument("--omega", type=float, default=None, metavar="ALPHA",
-                   help=f"rnn only: add ALPHA times the Pascanu et al. (2013) regularizer Ω, which keeps "
-                        f"backpropagated gradient norms from step to step; 0 = off (default {d('omega')})")
-    o.add_argument("--lr-decay", type=float, default=None,
-                   help=f"divide lr by this when validation does not improve; 1 = never (default {d('lr_decay')})")
-    o.add_argument("--patience", type=int, default=None,
-                   help=f"stop after this many evaluations without improvement; 0 = never (default {d('patience')})")
-    o.add_argument("--seed", type=int, default=None, help=f"init and dropout seed (default {d('seed')})")
+    _arg(clip, T, "clip_norm", type=_clip_arg, metavar="X", unset=True,
+         help="rescale all gradients when their joint L2 norm exceeds X; 0 or none = off (default {default})")
+    _arg(clip, T, "clip_value", type=_clip_arg, metavar="X", unset=True,
+         help="instead clip every gradient element to [-X, X] (turns --clip-norm off)")
+    _arg(o, T, "omega", metavar="ALPHA", unset=True,
+         help="rnn only: add ALPHA times the Pascanu et al. (2013) regularizer Ω, which keeps "
+              "backpropagated gradient norms from step to step; 0 = off (default {default})")
+    _arg(o, T, "lr_decay", unset=True,
+         help="divide lr by this when validation does not improve; 1 = never (default {default})")
+    _arg(o, T, "patience", unset=True,
+         help="stop after this many evaluations without improvement; 0 = never (default {default})")
+    _arg(o, T, "seed", unset=True, help="init and dropout seed (default {default})")
     b = p.add_argument_group("budget and output")
-    b.add_argument("--epochs", type=int, default=None, help=f"passes over the training text (default {d('epochs')})")
-    b.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in total; 0 = no limit")
-    b.add_argument("--max-minutes", type=float, default=None,
-                   help=f"wall-time budget over the run's life; 0 = none (default {d('max_minutes')} when "
-                        "neither --epochs nor --max-steps is given, else none)")
-    b.add_argument("--eval-every", type=int, default=None,
-                   help=f"also validate every N steps; 0 = at epoch ends only (default {d('eval_every')})")
-    b.add_argument("--log-every", type=int, default=None,
-                   help=f"write a step event to metrics.jsonl every N steps (default {d('log_every')})")
-    b.add_argument("--track-jacobian-every", type=int, default=None, metavar="N",
-                   help="record a cheap Jacobian lag curve (D=30, 4 anchors) in metrics.jsonl at step 0 "
-                        "and every N steps, for 'plot lag --over-training'; 0 = off (default 0)")
-    b.add_argument("--on-nonfinite", choices=["stop", "skip"], default=None,
-                   help="on a nan/inf loss or gradient: stop cleanly (default) or skip the step")
-    b.add_argument("--sample-words", type=int, default=None,
-                   help=f"words sampled from the best model at the end; 0 = none (default {d('sample_words')})")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    b.add_argument("--out", default=None, help="run folder (default runs/<cell>-<date>-<time>)")
+    _arg(b, T, "epochs", unset=True, help="passes over the training text (default {default})")
+    _arg(b, T, "max_steps", unset=True, help="stop after this many steps in total; 0 = no limit")
+    _arg(b, T, "max_minutes", unset=True,
+         help="wall-time budget over the run's life; 0 = none (default {default} when "
+              "neither --epochs nor --max-steps is given, else none)")
+    _arg(b, T, "eval_every", unset=True,
+         help="also validate every N steps; 0 = at epoch ends only (default {default})")
+    _arg(b, T, "log_every", unset=True, help="write a step event to metrics.jsonl every N steps (default {default})")
+    _arg(b, T, "track_jacobian_every", metavar="N", unset=True,
+         help="record a cheap Jacobian lag curve (D=30, 4 anchors) in metrics.jsonl at step 0 "
+              "and every N steps, for 'plot lag --over-training'; 0 = off (default {default})")
+    _arg(b, T, "on_nonfinite", choices=C.ON_NONFINITE, unset=True,
+         help="on a nan/inf loss or gradient: stop cleanly or skip the step (default {default})")
+    _arg(b, T, "sample_words", unset=True,
+         help="words sampled from the best model at the end; 0 = none (default {default})")
+    _arg(b, T, "progress", "--no-progress", action="store_false", unset=True, help="no progress bar")
+    _arg(b, T, "out", unset=True, help="run folder (default runs/<cell>-<date>-<time>)")
     b.add_argument("--resume", default=None, metavar="RUN",
                    help="continue the run in this folder from its model.npz, with its settings")
     return p
 
 
+def _train_config(args) -> tuple[C.TrainConfig, str | None]:
+    """(TrainConfig, resume folder or None) from the `train` command's flags.
+
+    Flags left out keep the dataclass defaults (their parser defaults are None
+    so that "not given" is visible). Two conveniences: --clip-value alone
+    turns norm clipping off, and --epochs or --max-steps without --max-minutes
+    lifts the default time budget. With --resume the run's saved settings are
+    used; flags may change only RESUME_OVERRIDABLE ones.
+    """
+    model = _given(args, C.ModelConfig)
+    given = _given(args, C.TrainConfig)
+    if "clip_value" in given and "clip_norm" not in given:
+        given["clip_norm"] = 0.0
+    if ("epochs" in given or "max_steps" in given) and "max_minutes" not in given:
+        given["max_minutes"] = 0.0
+    data = _data_config(args)
+    if args.resume:
+        from .train import resume_config
+        defaults = C.DataConfig().to_dict()
+        data_given = {k: v for k, v in data.to_dict().items() if v != defaults[k]}
+        if args.corpus is not None:
+            data_given["corpus"] = args.corpus
+        given.pop("out", None)
+        return resume_config(args.resume, dict(given, model=model, data=data_given)), args.resume
+    return C.TrainConfig(data=data, model=C.ModelConfig(**model), **given), None
+
+
 def _run_train(args):
     from . import train
-    config, resume = train.config_from_args(args)
+    config, resume = _train_config(args)
     summary = train.train(config, resume=resume)
     print(train.format_summary(summary))
     return 130 if summary["stopped"] == "interrupted" else 0
@@ -222,11 +289,11 @@ def _run_train(args):
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="cross-entropy and perplexity of a trained model on a split or a text file")
     p.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    p.add_argument("--split", default="valid", choices=["train", "valid", "test"],
+    p.add_argument("--split", default="valid", choices=C.SPLITS,
                    help="the run's corpus split to evaluate (default valid)")
     p.add_argument("--text", default=None, metavar="FILE",
                    help="evaluate this text file instead, tokenized with the run's settings and vocabulary")
-    p.add_argument("--checkpoint", default="best", choices=["best", "latest"],
+    p.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
                    help="best.npz (default) or model.npz of a run folder")
     p.add_argument("--batch-size", type=int, default=None,
                    help="parallel streams (default: the run's eval batch size; 1 = one unbroken stream)")
@@ -259,7 +326,7 @@ def _add_generate(sub):
                    help="sample among the most likely words holding mass P (nucleus); 1 = all")
     p.add_argument("--seed", type=int, default=0, help="same seed, same text (default 0)")
     p.add_argument("--num-samples", type=int, default=1, help="independent samples (default 1)")
-    p.add_argument("--checkpoint", default="best", choices=["best", "latest"],
+    p.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
                    help="best.npz (default) or model.npz of a run folder")
     p.add_argument("--allow-unk", action="store_true", help="let <unk> be sampled (masked by default)")
     return p
@@ -288,7 +355,7 @@ def _run_generate(args):
 def _add_gradcheck(sub):
     p = sub.add_parser("gradcheck",
                        help="compare every hand-written gradient with finite differences (float64)")
-    p.add_argument("--cell", choices=("rnn", "lstm", "gru", "all"), default="all",
+    p.add_argument("--cell", choices=[*C.CELLS, "all"], default="all",
                    help="which cell to check (default all)")
     p.add_argument("--activation", default="tanh",
                    help="rnn activation: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b, or 'all'")
@@ -301,17 +368,14 @@ def _add_gradcheck(sub):
 
 
 def _run_gradcheck(args):
-    from .activations import parse_activation
-    from .gradcheck import run_command
-    if args.activation != "all":
-        parse_activation(args.activation)
-    if args.cell in ("lstm", "gru") and args.activation != "tanh":
-        raise UserError(f"--activation is for --cell rnn (or all); the {args.cell}'s gates use fixed sigmoid and tanh")
-    if args.layers < 1:
-        raise UserError("--layers must be at least 1")
-    if not 0.0 <= args.dropout < 1.0:
-        raise UserError("--dropout must be in [0, 1)")
-    return run_command(args)
+    from .gradcheck import TOLERANCE, check_all, format_overall
+    worst = 0.0
+    for rep in check_all(cell=args.cell, activation=args.activation, layers=args.layers, tied=args.tied,
+                         dropout=args.dropout, seed=args.seed):
+        print("\n".join(rep.lines()), flush=True)
+        worst = max(worst, rep.max_error)
+    print(format_overall(worst))
+    return 0 if worst <= TOLERANCE else 1
 
 
 # ---------------------------------------------------------------- probe
@@ -332,7 +396,7 @@ def _add_probe(sub):
     c = psub.add_parser("context", help="loss increase when context beyond d tokens is perturbed "
                                         "(Khandelwal et al. 2018)")
     c.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    c.add_argument("--split", default="test", choices=["train", "valid", "test"],
+    c.add_argument("--split", default="test", choices=C.SPLITS,
                    help="the run's corpus split to take targets from (default test)")
     c.add_argument("--distances", default="1,2,5,10,20,50,100,200",
                    help="context sizes d kept intact (default 1,2,5,10,20,50,100,200)")
@@ -345,19 +409,25 @@ def _add_probe(sub):
         q.add_argument("--seed", type=int, default=0, help="seed of the pairs / targets and perturbations")
         q.add_argument("--out", default=None, metavar="FILE.json",
                        help="where to write the JSON (default: probe-<name>.json in the run folder)")
-        q.add_argument("--checkpoint", default="best", choices=["best", "latest"],
+        q.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
                        help="best.npz (default) or model.npz of a run folder")
         q.add_argument("--batch-size", type=int, default=256, help="sequences run in parallel (default 256)")
     return p
 
 
 def _run_probe(args):
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
-    if getattr(args, "n", 1) < 1 or getattr(args, "n_targets", 1) < 1:
-        raise UserError("--n and --n-targets must be at least 1")
-    from .probes import run_probe_command
-    return run_probe_command(args)
+    from . import probes
+    common = dict(seed=args.seed, checkpoint=args.checkpoint, batch_size=args.batch_size, out=args.out)
+    if args.probe_command == "agreement":
+        res, out = probes.run_agreement(args.run, distances=args.distances, n=args.n, feature=args.feature,
+                                        **common)
+        print(probes.format_agreement(res))
+    else:
+        res, out = probes.run_context(args.run, split=args.split, distances=args.distances, mode=args.mode,
+                                      n_targets=args.n_targets, window=args.window, **common)
+        print(probes.format_context(res))
+    print(f"wrote {out}")
+    return 0
 
 
 def _add_plot_probe(plot_sub):
@@ -392,61 +462,71 @@ def _add_jacobian(sub):
                        description="Measure ||ds_t/ds_{t-d}|| (spectral and Frobenius) and ||dL_t/dh_{t-d}|| "
                                    "for d = 1..D at K anchor positions of a text read from a zero state; "
                                    "print a table, the decay rate per step and the vanish lag; write JSON.")
+    J, M = C.JacobianConfig, C.ModelConfig
     p.add_argument("run", nargs="?", default=None, metavar="CHECKPOINT_OR_RUN",
                    help="a run folder (runs/NAME) or a checkpoint .npz; leave out with --init")
-    p.add_argument("--checkpoint", default="best", choices=["best", "latest"],
-                   help="best.npz (default) or model.npz of a run folder")
+    _arg(p, J, "checkpoint", choices=C.CHECKPOINTS, help="best.npz (default) or model.npz of a run folder")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--text", default=None, metavar="FILE",
-                     help="measure on this text file, tokenized the run's way (default: the run's --split)")
-    src.add_argument("--split", default="valid", choices=["train", "valid", "test"],
-                     help="the corpus split whose first --tokens tokens are read (default valid)")
-    p.add_argument("--max-lag", type=int, default=100, help="largest lag D (default 100)")
-    p.add_argument("--anchors", type=int, default=32, help="anchor positions K sampled (default 32)")
-    p.add_argument("--tokens", type=int, default=1000,
-                   help="tokens read from the start of the text; anchors fall in [D, N-1] (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="anchors (and, with --init, the weights) (default 0)")
-    p.add_argument("--out", default=None, metavar="FILE.json",
-                   help="default: RUN/jacobian.json, CKPT-jacobian.json, or jacobian-init-<settings>.json here")
+    _arg(src, J, "text", metavar="FILE",
+         help="measure on this text file, tokenized the run's way (default: the run's --split)")
+    _arg(src, J, "split", choices=C.SPLITS,
+         help="the corpus split whose first --tokens tokens are read (default {default})")
+    _arg(p, J, "max_lag", help="largest lag D (default {default})")
+    _arg(p, J, "anchors", help="anchor positions K sampled (default {default})")
+    _arg(p, J, "tokens", help="tokens read from the start of the text; anchors fall in [D, N-1] (default {default})")
+    _arg(p, J, "seed", help="anchors (and, with --init, the weights) (default {default})")
+    _arg(p, J, "out", metavar="FILE.json",
+         help="default: RUN/jacobian.json, CKPT-jacobian.json, or jacobian-init-<settings>.json here")
     m = p.add_argument_group("a freshly initialized model (--init)")
-    m.add_argument("--init", nargs="?", const="default", default=None,
-                   choices=["default", "xavier", "orthogonal", "identity"],
-                   help="measure a new model with this initialization instead of a checkpoint "
-                        "(bare --init = default); tokens from --corpus's --split")
-    # defaults None, so that one given without --init (where it would be ignored) is
-    # seen; _run_jacobian fills in _JACOBIAN_INIT_DEFAULTS
-    m.add_argument("--cell", choices=["rnn", "lstm", "gru"], default=None, help="default lstm")
-    m.add_argument("--activation", default=None,
-                   help="rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b (default tanh)")
-    m.add_argument("--hidden", type=int, default=None, help="hidden size H (default 256)")
-    m.add_argument("--emsize", type=int, default=None, help="embedding size (default: = --hidden)")
-    m.add_argument("--layers", type=int, default=None, help="stacked layers (default 1)")
-    m.add_argument("--recurrent-scale", type=float, default=None, help="multiply every W_hh after init (default 1)")
-    m.add_argument("--forget-bias", type=float, default=None, help="lstm: forget-gate bias at init (default 0)")
-    m.add_argument("--corpus", default=None,
-                   help="corpus whose --split feeds an --init model; 'none' = uniformly random tokens "
-                        "(also the fallback when the corpus is not found) (default machado)")
-    m.add_argument("--vocab-size", type=int, default=None, help="vocabulary of the random tokens (default 10000)")
+    _arg(m, M, "init", nargs="?", const=C.default(M, "init"), choices=C.INITS, unset=True,
+         help="measure a new model with this initialization instead of a checkpoint "
+              "(bare --init = {default}); tokens from --corpus's --split")
+    # defaults None, so that one given without --init (where it would be ignored) is seen;
+    # ModelConfig's defaults apply to the ones left out
+    for name, text in _JACOBIAN_MODEL_FLAGS.items():
+        _arg(m, M, name, unset=True, **({"choices": C.CELLS} if name == "cell" else {}), help=text)
+    _arg(m, C.DataConfig, "corpus", unset=True,
+         help="corpus whose --split feeds an --init model; 'none' = uniformly random tokens "
+              "(also the fallback when the corpus is not found) (default {default})")
+    _arg(m, J, "vocab_size", unset=True, help="vocabulary of the random tokens (default {default})")
     _add_data_flags(p)
     return p
 
 
-_JACOBIAN_INIT_DEFAULTS = dict(cell="lstm", activation="tanh", hidden=256, emsize=0, layers=1,
-                               recurrent_scale=1.0, forget_bias=0.0, corpus="machado", vocab_size=10000)
+# the ModelConfig fields `jacobian --init` sets, and their help
+_JACOBIAN_MODEL_FLAGS = {
+    "cell": "default {default}",
+    "activation": "rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b (default {default})",
+    "hidden": "hidden size H (default {default})",
+    "emsize": "embedding size (default {default})",
+    "layers": "stacked layers (default {default})",
+    "recurrent_scale": "multiply every W_hh after init (default {default:g})",
+    "forget_bias": "lstm: forget-gate bias at init (default {default:g})",
+}
 
 
 def _run_jacobian(args):
-    from .jacobian import run_jacobian_command
+    from .jacobian import format_table, run_jacobian
+    model = {name: getattr(args, name) for name in _JACOBIAN_MODEL_FLAGS if getattr(args, name) is not None}
     if args.init is None:
-        given = [name for name in _JACOBIAN_INIT_DEFAULTS if getattr(args, name) is not None]
+        given = list(model) + [name for name in ("corpus", "vocab_size") if getattr(args, name) is not None]
         if given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise UserError(f"{flags}: settings of a fresh model, used with --init only "
                             f"(a checkpoint's model and corpus come from the checkpoint)")
-    for name, value in _JACOBIAN_INIT_DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    return run_jacobian_command(args)
+    settings = {k: getattr(args, k) for k in ("run", "checkpoint", "text", "split", "max_lag", "anchors",
+                                              "tokens", "seed", "out")}
+    if args.vocab_size is not None:
+        settings["vocab_size"] = args.vocab_size
+    config = C.JacobianConfig(model=None if args.init is None else C.ModelConfig(init=args.init, **model),
+                              data=_data_config(args), **settings)
+    doc, out = run_jacobian(config)
+    print(format_table(doc))
+    if "stacked" in doc["curves"]:
+        print()
+        print(format_table(doc, "stacked"))
+    print(f"wrote {out}")
+    return 0
 
 
 def _add_plot(sub):
@@ -532,8 +612,20 @@ def _add_demo(sub):
 
 
 def _run_demo(args):
-    from .demo import run_demo_command
-    return run_demo_command(args)
+    from pathlib import Path
+
+    from . import demo
+    if args.demo_command == "gradients":
+        out = args.out or "runs/demo-gradients"
+        s = demo.run_gradients(out, quick=args.quick, seed=args.seed)
+    else:
+        out = args.out or "runs/demo-longrange"
+        s = demo.run_longrange(out, minutes=args.minutes, quick=args.quick, seed=args.seed,
+                               min_distance=args.min_distance, omega=args.omega)
+    print((Path(out) / "summary.md").read_text(encoding="utf-8"))
+    print(f"wrote {Path(out) / 'summary.md'}, {Path(out) / 'summary.json'} and the figures "
+          f"({s['wall_s']['total'] if isinstance(s['wall_s'], dict) else s['wall_s']:.0f} s)")
+    return 0
 
 
 # ---------------------------------------------------------------- registry

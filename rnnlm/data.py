@@ -47,27 +47,13 @@ from pathlib import Path
 import numpy as np
 
 from . import corpus as corpus_files
+from .config import SPLITS, DataConfig  # noqa: F401  (DataConfig re-exported: it lives in config.py)
 from .errors import UserError
 from .fileio import atomic_write
 from .tokenize import EOS, TOKENIZER_VERSION, detokenize, tokenize
 from .vocab import Vocab
 
 CACHE_FORMAT = "rnnlm-tokens-1"
-SPLITS = ("train", "valid", "test")
-
-
-@dataclass
-class DataConfig:
-    corpus: str = "machado"       # a catalog name or a path to a .txt file / folder
-    corpora_dir: str | None = None  # folder holding named corpora (None: the lookup order)
-    keep_case: bool = False       # False lower-cases everything
-    num_token: bool = False       # True maps every number to <num>
-    max_vocab: int = 10000        # 0 = no limit; counts <unk> and <eos>
-    min_count: int = 1            # words seen fewer times in train become <unk>
-    split_seed: int = 0           # seed of the document-level split
-    valid_fraction: float = 0.05  # share of tokens held out for validation
-    test_fraction: float = 0.05   # share of tokens held out for test
-    use_cache: bool = True        # False re-tokenizes (and rewrites the cache)
 
 
 @dataclass
@@ -85,30 +71,6 @@ class Corpus:
     cache_hit: bool = False
     cache_path: str = ""
     seconds: float = 0.0          # wall time of load_corpus
-
-
-def config_from_args(args) -> DataConfig:
-    """DataConfig from the flags of `cli._add_data_flags` (missing flags keep defaults)."""
-    defaults = DataConfig()
-    return DataConfig(
-        corpus=getattr(args, "corpus", defaults.corpus),
-        corpora_dir=getattr(args, "corpora_dir", None),
-        keep_case=getattr(args, "keep_case", False),
-        num_token=getattr(args, "num_token", False),
-        max_vocab=getattr(args, "max_vocab", defaults.max_vocab),
-        min_count=getattr(args, "min_count", defaults.min_count),
-        split_seed=getattr(args, "split_seed", defaults.split_seed),
-        valid_fraction=getattr(args, "valid_fraction", defaults.valid_fraction),
-        test_fraction=getattr(args, "test_fraction", defaults.test_fraction),
-        use_cache=not getattr(args, "no_cache", False),
-    )
-
-
-def _check_config(config: DataConfig) -> None:
-    vf, tf = config.valid_fraction, config.test_fraction
-    if not (0 <= vf < 1 and 0 <= tf < 1 and vf + tf < 1):
-        raise UserError(f"--valid-fraction {vf} and --test-fraction {tf}: each must be in [0, 1) "
-                        f"and together below 1")
 
 
 # ---------------------------------------------------------------- cache
@@ -247,7 +209,7 @@ def _split(meta: dict, ids: np.ndarray, offsets: np.ndarray, config: DataConfig)
 def load_corpus(config: DataConfig) -> Corpus:
     """Read (or load from cache), split, build the vocabulary on train, encode. See the module docstring."""
     started = time.perf_counter()
-    _check_config(config)
+    config.validate()
     source = corpus_files.resolve(config.corpus, config.corpora_dir)
     cache_root = corpus_files.default_cache_dir()
     checksum = _checksum(corpus_files.source_checksum(source, cache_root), config)
@@ -311,18 +273,7 @@ def windows(stream: np.ndarray, bptt: int, start: int = 0):
         yield pos, stream[pos:pos + steps], stream[pos + 1:pos + 1 + steps]
 
 
-# ---------------------------------------------------------------- CLI
-
-
-def run_corpus_command(args) -> int:
-    """`corpus info` and `corpus download` (declared in cli.py)."""
-    if args.corpus_command == "download":
-        folder = corpus_files.download(args.corpus, args.corpora_dir)
-        print(f"{args.corpus}: all files present and verified in {folder}")
-        return 0
-    corpus = load_corpus(config_from_args(args))
-    print(info_report(corpus))
-    return 0
+# ---------------------------------------------------------------- corpus info
 
 
 def _sample_sentences(ids: np.ndarray, eos_id: int, count: int = 3) -> list[np.ndarray]:

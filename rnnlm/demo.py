@@ -199,23 +199,22 @@ def init_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
 def training_study(out: Path, sizes, data_config, seed) -> dict:
     """Part 2: rnn tanh, lstm, gru trained briefly on Machado; curves at init vs after training."""
     from .plots import plot_lag_over_training
-    from .runs import load_model
-    from .train import TrainConfig
-    from .train import model_config as to_model_config
+    from .config import ModelConfig, TrainConfig
     results = {}
     docs, names = [], []
     tokens = None
     for cell in ("rnn", "lstm", "gru"):
         run = out / f"train-{cell}"
-        cfg = TrainConfig(data=data_config, cell=cell, activation="tanh", emsize=sizes["train_hidden"],
-                          hidden=sizes["train_hidden"], init="orthogonal", dropout=0.0, optimizer="adam",
-                          lr=0.002, clip_norm=0.25, eval_every=0, eval_batch_size=64, seed=seed, sample_words=0,
+        cfg = TrainConfig(data=data_config, model=ModelConfig(cell=cell, activation="tanh", emsize=sizes["train_hidden"],
+                                                              hidden=sizes["train_hidden"], init="orthogonal",
+                                                              dropout=0.0),
+                          optimizer="adam", lr=0.002, clip_norm=0.25, eval_every=0, eval_batch_size=64, seed=seed, sample_words=0,
                           progress=False, out=str(run), track_jacobian_every=sizes["track_every"],
                           **_budget(sizes))
         summary = _train(cfg)
         if tokens is None:
             tokens, vocab_size = _tokens(data_config, sizes["curve_tokens"])
-        init = _initial_model(to_model_config(cfg, vocab_size), seed)
+        init = _initial_model(cfg.model.with_vocab(vocab_size), seed)
         trained, _, _, _ = load_model(run, "best")
         d0, d1 = _lag(init, tokens, sizes, seed), _lag(trained, tokens, sizes, seed)
         docs += [d0, d1]
@@ -243,12 +242,14 @@ def _initial_model(model_config, seed):
 
 def explosion_study(out: Path, sizes, data_config, seed) -> dict:
     """Part 3: a vanilla RNN with a large recurrent scale, no clipping, high lr; then the same with clipping."""
-    from .train import TrainConfig
+    from .config import ModelConfig, TrainConfig
     runs = {}
     for name, clip in (("noclip", 0.0), ("clip", sizes["explode_clip"])):
-        cfg = TrainConfig(data=data_config, cell="rnn", activation="tanh", emsize=sizes["train_hidden"],
-                          hidden=sizes["train_hidden"], init="orthogonal", recurrent_scale=sizes["explode_scale"],
-                          dropout=0.0, optimizer="sgd", lr=sizes["explode_lr"], clip_norm=clip,
+        cfg = TrainConfig(data=data_config,
+                          model=ModelConfig(cell="rnn", activation="tanh", emsize=sizes["train_hidden"],
+                                            hidden=sizes["train_hidden"], init="orthogonal",
+                                            recurrent_scale=sizes["explode_scale"], dropout=0.0),
+                          optimizer="sgd", lr=sizes["explode_lr"], clip_norm=clip,
                           max_steps=sizes["explode_steps"], max_minutes=0.0, eval_every=0, log_every=1,
                           eval_batch_size=64,
                           seed=seed, sample_words=0, progress=False, out=str(out / f"explode-{name}"))
@@ -466,11 +467,17 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     agreement from), the setting in which vanishing gradients should bite; the
     probes still measure every distance. omega: Ω weight (default: the sizes' value).
     """
+    if not minutes > 0:
+        raise UserError(f"--minutes must be positive, got {minutes}")
+    if not 1 <= min_distance <= (QUICK if quick else FULL)["longrange"]["max_distance"]:
+        raise UserError(f"--min-distance must be between 1 and the maximum training distance, got {min_distance}")
+    if omega is not None and not omega >= 0:
+        raise UserError(f"--omega must be >= 0, got {omega}")
+    from .runs import load_model
     from .data import DataConfig, load_corpus
     from .probes import agreement_probe, context_usage, model_scorer, parse_distances
-    from .runs import load_model
+    from .config import ModelConfig, TrainConfig
     from .sintetico import ensure_corpus
-    from .train import TrainConfig
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -492,10 +499,12 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     rows, docs, names = {}, [], []
     for name, over in models:
         run = out / name
-        cfg = TrainConfig(data=data, activation="tanh", emsize=sizes["emsize"], init="orthogonal", dropout=0.0,
-                          optimizer="adam", lr=sizes["lr"], bptt=sizes["bptt"], batch_size=sizes["batch_size"],
+        mcfg = ModelConfig(cell=over["cell"], activation="tanh", emsize=sizes["emsize"], hidden=over["hidden"],
+                           init="orthogonal", dropout=0.0, forget_bias=over.get("forget_bias", 0.0))
+        cfg = TrainConfig(data=data, model=mcfg, optimizer="adam", lr=sizes["lr"], bptt=sizes["bptt"],
+                          batch_size=sizes["batch_size"], clip_norm=over["clip_norm"], omega=over.get("omega", 0.0),
                           eval_every=0 if quick else 500, seed=seed, sample_words=0, progress=False,
-                          out=str(run), **_budget(sizes, minutes), **over)
+                          out=str(run), **_budget(sizes, minutes))
         s = _train(cfg)
         row = {"name": name, "cell": over["cell"], "hidden": over["hidden"], "clip_norm": over["clip_norm"],
                "omega": over.get("omega", 0.0), "params": s["params"], "steps": s["steps"], "stopped": s["stopped"],
@@ -677,27 +686,3 @@ def longrange_markdown(s: dict) -> str:
                            "contrast (its training was too short)." if not all(sh["above_chance_short"].values())
                            else "; every model learned agreement nearby.")))
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------- command
-
-
-def run_demo_command(args) -> int:
-    """`demo gradients` / `demo longrange` (flags in cli.py)."""
-    if args.demo_command == "gradients":
-        out = args.out or "runs/demo-gradients"
-        s = run_gradients(out, quick=args.quick, seed=args.seed)
-    else:
-        if not args.minutes > 0:
-            raise UserError(f"--minutes must be positive, got {args.minutes}")
-        out = args.out or "runs/demo-longrange"
-        if not 1 <= args.min_distance <= (QUICK if args.quick else FULL)["longrange"]["max_distance"]:
-            raise UserError(f"--min-distance must be between 1 and the maximum training distance, got {args.min_distance}")
-        if args.omega is not None and not args.omega >= 0:
-            raise UserError(f"--omega must be >= 0, got {args.omega}")
-        s = run_longrange(out, minutes=args.minutes, quick=args.quick, seed=args.seed,
-                          min_distance=args.min_distance, omega=args.omega)
-    print((Path(out) / "summary.md").read_text(encoding="utf-8"))
-    print(f"wrote {Path(out) / 'summary.md'}, {Path(out) / 'summary.json'} and the figures "
-          f"({s['wall_s']['total'] if isinstance(s['wall_s'], dict) else s['wall_s']:.0f} s)")
-    return 0

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import UserError
+
 TOLERANCE = 1e-6
 TINY = 1e-10
 FLOOR = 1e-3
@@ -141,18 +143,33 @@ def _derivative(f, flat, i, eps, retries=2):
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "tanh:2", "scaled-tanh:1.7159,0.6667")
 
 
-def run_command(args) -> int:
-    """The `gradcheck` command: exit 0 if every error is within tolerance, else 1."""
-    cells = ("rnn", "lstm", "gru") if args.cell == "all" else (args.cell,)
-    worst = 0.0
-    for cell in cells:
-        acts = (args.activation,) if cell == "rnn" else ("tanh",)
-        if cell == "rnn" and args.activation == "all":
+def check_all(*, cell: str, activation: str, layers: int, tied: bool, dropout: float, seed: int):
+    """The `gradcheck` command: yield one GradcheckReport per (cell, activation) as it finishes.
+
+    cell: rnn, lstm, gru or "all"; activation: an rnn activation or "all" (ACTIVATIONS).
+    Settings are checked before anything runs (UserError).
+    """
+    from .config import parse_activation
+
+    if activation != "all":
+        parse_activation(activation)
+    if cell in ("lstm", "gru") and activation != "tanh":
+        raise UserError(f"--activation is for --cell rnn (or all); the {cell}'s gates use fixed sigmoid and tanh")
+    if layers < 1:
+        raise UserError("--layers must be at least 1")
+    if not 0.0 <= dropout < 1.0:
+        raise UserError("--dropout must be in [0, 1)")
+    return _check_all(cell, activation, layers, tied, dropout, seed)
+
+
+def _check_all(cell, activation, layers, tied, dropout, seed):
+    for c in (("rnn", "lstm", "gru") if cell == "all" else (cell,)):
+        acts = (activation,) if c == "rnn" else ("tanh",)
+        if c == "rnn" and activation == "all":
             acts = ACTIVATIONS
         for act in acts:
-            rep = gradcheck(cell=cell, activation=act, layers=args.layers, tied=args.tied,
-                            dropout=args.dropout, seed=args.seed)
-            print("\n".join(rep.lines()), flush=True)
-            worst = max(worst, rep.max_error)
-    print(f"gradcheck overall: max relative error {worst:.2e} -> {'PASS' if worst <= TOLERANCE else 'FAIL'}")
-    return 0 if worst <= TOLERANCE else 1
+            yield gradcheck(cell=c, activation=act, layers=layers, tied=tied, dropout=dropout, seed=seed)
+
+
+def format_overall(worst: float) -> str:
+    return f"gradcheck overall: max relative error {worst:.2e} -> {'PASS' if worst <= TOLERANCE else 'FAIL'}"

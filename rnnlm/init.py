@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import ModelConfigError
+from .config import INITS  # noqa: F401  (the option list lives in config.py)
 
-INITS = ("default", "xavier", "orthogonal", "identity")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 

@@ -522,47 +522,44 @@ def gradient_rows(model, tokens, anchors, max_lag: int, scope: str = "layer0") -
 TABLE_LAGS = (1, 2, 3, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
 
 
-def _init_model(args):
-    """A freshly initialized model from the --init flags, and its (tokens, text source).
+def _init_model(config):
+    """A freshly initialized model from a JacobianConfig's `model`, and its (tokens, text source).
 
-    Tokens: the --split of --corpus (default machado, its default tokenizer and
-    10k vocabulary), so that the input statistics are those of real Portuguese;
-    uniformly random ids from a --vocab-size vocabulary when --corpus none or
-    when the corpus cannot be found (a note on stderr says so).
+    Tokens: the `split` of `data.corpus` (default machado, its default tokenizer
+    and vocabulary), so that the input statistics are those of real Portuguese;
+    uniformly random ids from a `vocab_size` vocabulary when the corpus is
+    "none" or cannot be found (a note on stderr says so).
     """
     import sys
 
-    from .data import config_from_args, load_corpus
-    from .model import ModelConfig, RNNModel
-    ids, vocab_size, text = None, args.vocab_size, None
-    if str(args.corpus).lower() != "none":
+    from .data import load_corpus
+    from .model import RNNModel
+    ids, vocab_size, text = None, config.vocab_size, None
+    if str(config.data.corpus).lower() != "none":
         try:
-            corpus = load_corpus(config_from_args(args))
-            ids, vocab_size = getattr(corpus, args.split), len(corpus.vocab)
-            text = f"{args.corpus}:{args.split}"
+            corpus = load_corpus(config.data)
+            ids, vocab_size = getattr(corpus, config.split), len(corpus.vocab)
+            text = f"{config.data.corpus}:{config.split}"
         except UserError as exc:
             print(f"note: {exc}; measuring on random tokens instead", file=sys.stderr)
     if ids is None:
         if vocab_size < 2:
             raise UserError("--vocab-size must be at least 2")
-        ids = np.random.default_rng([args.seed, 2]).integers(0, vocab_size, args.tokens)
+        ids = np.random.default_rng([config.seed, 2]).integers(0, vocab_size, config.tokens)
         text = f"random:{vocab_size}"
-    cfg = ModelConfig(vocab_size=vocab_size, cell=args.cell, activation=args.activation,
-                      emsize=args.emsize or args.hidden, hidden=args.hidden, layers=args.layers,
-                      init=args.init, recurrent_scale=args.recurrent_scale, forget_bias=args.forget_bias)
-    cfg.validate()
-    return RNNModel(cfg, seed=args.seed), ids, text
+    return RNNModel(config.model.with_vocab(vocab_size), seed=config.seed), ids, text
 
 
-def default_out(args):
-    """--out, else jacobian.json in the run folder, CKPT-jacobian.json, or jacobian-init-<settings>.json here."""
+def default_out(config):
+    """`out`, else jacobian.json in the run folder, CKPT-jacobian.json, or jacobian-init-<settings>.json here."""
     from pathlib import Path
-    if args.out:
-        return Path(args.out)
-    if args.init is not None:
-        act = f"-{args.activation.replace(':', '').replace(',', '_')}" if args.cell == "rnn" else ""
-        return Path(f"jacobian-init-{args.cell}{act}-{args.init}-x{args.recurrent_scale:g}.json")
-    run = Path(args.run)
+    if config.out:
+        return Path(config.out)
+    m = config.model
+    if m is not None:
+        act = f"-{m.activation.replace(':', '').replace(',', '_')}" if m.cell == "rnn" else ""
+        return Path(f"jacobian-init-{m.cell}{act}-{m.init}-x{m.recurrent_scale:g}.json")
+    run = Path(config.run)
     return run / "jacobian.json" if run.is_dir() else run.with_name(f"{run.stem}-jacobian.json")
 
 
@@ -601,37 +598,28 @@ def format_table(doc: dict, scope: str = "layer0") -> str:
     return "\n".join(lines)
 
 
-def run_jacobian_command(args) -> int:
-    """`jacobian RUN_OR_CHECKPOINT` or `jacobian --init ...` (flags in cli.py)."""
+def run_jacobian(config) -> tuple[dict, object]:
+    """The `jacobian` command: the lag curves of a JacobianConfig's run or fresh model, written as
+    JSON; returns (document, path written). format_table(document) is what the command prints."""
     import json
 
-    if args.max_lag < 1 or args.anchors < 1 or args.tokens < 2:
-        raise UserError("--max-lag and --anchors must be at least 1, --tokens at least 2")
-    if (args.run is None) == (args.init is None):
-        raise UserError("give a run folder or checkpoint, or --init with model settings (not both)")
-    if args.init is not None:
-        if args.text is not None:
-            raise UserError("--text needs a trained model's vocabulary; with --init use --corpus")
-        model, ids, text = _init_model(args)
+    config.validate()
+    if config.model is not None:
+        model, ids, text = _init_model(config)
         source, extra = "init", {}
     else:
         from .runs import load_model, run_text_ids
-        model, vocab, info, path = load_model(args.run, args.checkpoint)
-        ids = run_text_ids(info, vocab, split=args.split, text=args.text)
+        model, vocab, info, path = load_model(config.run, config.checkpoint)
+        ids = run_text_ids(info, vocab, split=config.split, text=config.text)
         ids, text = ids["ids"], ids["source"]
         from .plots import clip_label
         source, extra = str(path), {"clip": clip_label(info.get("train"))}
-    ids = np.asarray(ids)[:args.tokens]
-    doc = lag_curve(model, ids, max_lag=args.max_lag, anchors=args.anchors,
-                    rng=np.random.default_rng(args.seed))
-    doc["meta"].update(source=source, seed=args.seed, text=text, **extra)
-    print(format_table(doc))
-    if "stacked" in doc["curves"]:
-        print()
-        print(format_table(doc, "stacked"))
-    out = default_out(args)
+    ids = np.asarray(ids)[:config.tokens]
+    doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
+                    rng=np.random.default_rng(config.seed))
+    doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
+    out = default_out(config)
     out.parent.mkdir(parents=True, exist_ok=True)
     from .fileio import atomic_write_text
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {out}")
-    return 0
+    return doc, out

@@ -21,7 +21,7 @@ overlapped path (overlap.py) exists only for the LSTM.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from functools import partial
 from typing import NamedTuple
 
@@ -30,50 +30,10 @@ import numpy as np
 from . import layers, overlap, paths
 from .activations import ModelConfigError, parse_activation
 from .cells import CELLS
-from .init import GATES, INITS, init_params
+from .config import ModelConfig  # noqa: F401  (re-export: the class lives in config.py)
+from .init import GATES, init_params
 
 _WORKSPACES = 3   # (T, B) shapes kept per model: training window, last short window, step
-
-
-@dataclass
-class ModelConfig:
-    vocab_size: int
-    cell: str = "lstm"              # rnn | lstm | gru
-    activation: str = "tanh"        # rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b
-    emsize: int = 200               # embedding size E
-    hidden: int = 200               # hidden size H of every layer
-    layers: int = 1                 # stacked recurrent layers L
-    dropout: float = 0.0            # drop probability on embedding, between layers, on the output
-    tied: bool = False              # decoder.weight is encoder.weight (needs emsize == hidden)
-    init: str = "default"           # default | xavier | orthogonal | identity
-    recurrent_scale: float = 1.0    # multiplies every W_hh after init
-    forget_bias: float = 0.0        # lstm: added to the forget-gate bias at init
-    dtype: str = "float32"          # float64 for checks
-
-    def validate(self) -> None:
-        """Raise ModelConfigError (a UserError and a ValueError) for nonsense options."""
-        if self.cell not in GATES:
-            raise ModelConfigError(f"unknown cell {self.cell!r}; choose rnn, lstm or gru")
-        parse_activation(self.activation)
-        # options of one cell given to another would be silently ignored: refuse them
-        if self.cell != "rnn" and self.activation != "tanh":
-            raise ModelConfigError(f"activation {self.activation!r} is for the vanilla RNN (cell rnn); "
-                                   f"the {self.cell}'s gates use fixed sigmoid and tanh")
-        if self.cell != "lstm" and self.forget_bias != 0:
-            raise ModelConfigError(f"forget_bias is for the LSTM (cell lstm); the {self.cell} has no forget gate")
-        if self.init not in INITS:
-            raise ModelConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
-        for name in ("vocab_size", "emsize", "hidden", "layers"):
-            if int(getattr(self, name)) < 1:
-                raise ModelConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ModelConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.tied and self.emsize != self.hidden:
-            raise ModelConfigError(f"tied embeddings need emsize == hidden, got {self.emsize} and {self.hidden}")
-        if self.dtype not in ("float32", "float64"):
-            raise ModelConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if not np.isfinite(self.recurrent_scale) or not np.isfinite(self.forget_bias):
-            raise ModelConfigError("recurrent_scale and forget_bias must be finite")
 
 
 class ForwardResult(NamedTuple):

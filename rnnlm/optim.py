@@ -18,11 +18,10 @@ import math
 import numpy as np
 
 from ._jit import njit
+# DEFAULT_LR: the learning rate each optimizer gets when --lr is not given. SGD's 20
+# goes with norm clipping at 0.25, as in pytorch/examples' word_language_model.
+from .config import DEFAULT_LR
 from .errors import UserError
-
-# The learning rate each optimizer gets when --lr is not given. SGD's 20 goes
-# with norm clipping at 0.25, as in pytorch/examples' word_language_model.
-DEFAULT_LR = {"sgd": 20.0, "momentum": 2.0, "adagrad": 0.1, "adam": 1e-3}
 
 
 # ---------------------------------------------------------------- clipping

@@ -231,9 +231,10 @@ def read_train_config(run_dir) -> dict:
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run folder (no config.json)")
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("train", {})
+        train = json.loads(path.read_text(encoding="utf-8")).get("train", {})
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc})") from None
+    return {**train.get("model", {}), **train}   # the model settings flat, in either config format
 
 
 def run_label(train_cfg: dict) -> str:

@@ -17,7 +17,7 @@ d from which the rise is within noise.
 The one thing to know before editing: both probes are pure functions of a
 scorer or of any object with the model API (`init_state(B)`,
 `step_logprobs(tokens (B,), state)`, optionally `forward_states`), so the
-tests drive them with oracles; only `run_probe_command` loads checkpoints.
+tests drive them with oracles; only `run_agreement` and `run_context` load checkpoints.
 Every sequence is run from a zero state, and rows are grouped by length so
 that no padding ever enters a recurrent state.
 """
@@ -353,32 +353,45 @@ def format_context(res: dict) -> str:
     return "\n".join(lines)
 
 
-def run_probe_command(args) -> int:
-    """`probe agreement RUN` and `probe context RUN` (see cli.py for the flags)."""
+def _load(run, checkpoint: str, batch_size: int, n: int):
     from .runs import load_model
 
-    run = Path(args.run)
-    model, vocab, info, path = load_model(run, getattr(args, "checkpoint", "best"))
+    if batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    if n < 1:
+        raise UserError("--n and --n-targets must be at least 1")
+    run = Path(run)
+    model, vocab, info, path = load_model(run, checkpoint)
     meta = {"run": str(run), "checkpoint": str(path), "cell": info.get("model", {}).get("cell"),
             "corpus": info.get("train", {}).get("data", {}).get("corpus")}
-    if args.probe_command == "agreement":
-        distances = parse_distances(args.distances)
-        res = agreement_probe(model_scorer(model, args.batch_size), vocab.stoi, distances, args.n,
-                              args.seed, args.feature)
-        res = {**meta, **res}
-        print(format_agreement(res))
-        out = Path(args.out) if args.out else _default_out(run, f"probe-agreement-{args.feature}")
-    else:
-        stream = _split_stream(info, vocab, args.split)
-        distances = parse_distances(args.distances)
-        res = context_usage(model, stream, distances, args.mode, args.n_targets, args.seed,
-                            args.window, len(vocab), args.batch_size)
-        res = {**meta, "split": args.split, **res}
-        print(format_context(res))
-        out = Path(args.out) if args.out else _default_out(run, f"probe-context-{args.mode}")
+    return run, model, vocab, info, meta
+
+
+def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, checkpoint: str,
+                  batch_size: int, out=None) -> tuple[dict, Path]:
+    """`probe agreement RUN`: the result (format_agreement prints it), written as JSON to `out`
+    (None = probe-agreement-<feature>.json beside the run); returns (result, path written)."""
+    run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
+    res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances), n,
+                          seed, feature)
+    res = {**meta, **res}
+    out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
     _write_json(out, res)
-    print(f"wrote {out}")
-    return 0
+    return res, out
+
+
+def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, window: int, seed: int,
+                checkpoint: str, batch_size: int, out=None) -> tuple[dict, Path]:
+    """`probe context RUN`: the result (format_context prints it), written as JSON to `out`
+    (None = probe-context-<mode>.json beside the run); returns (result, path written)."""
+    run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
+    stream = _split_stream(info, vocab, split)
+    res = context_usage(model, stream, parse_distances(distances), mode, n_targets, seed,
+                        window, len(vocab), batch_size)
+    res = {**meta, "split": split, **res}
+    out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
+    _write_json(out, res)
+    return res, out
 
 
 def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:

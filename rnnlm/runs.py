@@ -168,26 +168,8 @@ def resume_config(run_dir, overrides: dict | None = None):
     Any other setting in `overrides` that differs from the saved one is a
     UserError: it would make the resumed run a different experiment.
     """
-    from .train import RESUME_OVERRIDABLE, config_from_dict    # the config module, once it has its own
-    saved = config_from_dict(read_run_config(run_dir)["train"])
-    changes = {}
-    refused = []
-    for k, v in (overrides or {}).items():
-        if k == "data":
-            for dk, dv in v.items():
-                if getattr(saved.data, dk) != dv:
-                    refused.append(f"{dk} ({getattr(saved.data, dk)!r} -> {dv!r})")
-            continue
-        if getattr(saved, k) == v:
-            continue
-        if k in RESUME_OVERRIDABLE:
-            changes[k] = v
-        else:
-            refused.append(f"{k} ({getattr(saved, k)!r} -> {v!r})")
-    if refused:
-        raise UserError(f"--resume keeps the run's settings; cannot change {', '.join(refused)} "
-                        f"(only {', '.join(RESUME_OVERRIDABLE)} may change)")
-    return dataclasses.replace(saved, out=str(run_dir), **changes)
+    from .config import config_from_dict
+    return config_from_dict(read_run_config(run_dir)["train"]).resumed(overrides, out=str(run_dir))
 
 
 def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict):
@@ -291,7 +273,7 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
     """
     from .corpus import read_text
     from .tokenize import tokenize
-    from .train import config_from_dict    # the config module, once it has its own
+    from .config import config_from_dict
 
     tcfg = config_from_dict(info["train"])
     if text is not None:
@@ -324,7 +306,7 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     its vocabulary; unknown words count as <unk> (their number is reported).
     """
     from .data import batchify
-    from .train import config_from_dict    # the config module, once it has its own
+    from .config import config_from_dict
 
     model, vocab, info, path = load_model(run, which)
     tcfg = config_from_dict(info["train"])

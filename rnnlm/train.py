@@ -33,162 +33,29 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The settings, their defaults and checks live in config.py; these names stay importable from here.
+from .config import (RESUME_OVERRIDABLE, DataConfig, TrainConfig,  # noqa: F401
+                     config_from_dict, config_to_dict)
 from .errors import UserError
 
 STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "nonfinite", "interrupted")
 
-# Fields that `--resume` may change: they decide when to stop and what to print,
-# never what a step computes (so a resumed run still matches an uninterrupted one).
-RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "log_every", "progress",
-                      "on_nonfinite", "sample_words", "patience", "track_jacobian_every")
-
-
-def _default_data_config():
-    from .data import DataConfig
-    return DataConfig()
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run; saved whole in config.json and in each checkpoint."""
-
-    data: "DataConfig" = field(default_factory=_default_data_config)  # corpus and tokenizer, see data.py
-    # model (see model.ModelConfig)
-    cell: str = "lstm"              # rnn | lstm | gru
-    activation: str = "tanh"        # rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b
-    emsize: int = 256               # embedding size E
-    hidden: int = 256               # hidden size H of every layer
-    layers: int = 1                 # stacked recurrent layers
-    dropout: float = 0.2            # drop probability (embedding, between layers, output); 0 = none
-    tied: bool = False              # share encoder and decoder weights (needs emsize == hidden)
-    init: str = "default"           # default | xavier | orthogonal | identity
-    recurrent_scale: float = 1.0    # multiplies every W_hh after init (> 1 to provoke explosions)
-    forget_bias: float = 0.0        # lstm: added to the forget-gate bias at init
-    dtype: str = "float32"          # parameter dtype; float64 only for checks
-    # batches
-    bptt: int = 35                  # truncated-BPTT window length T
-    batch_size: int = 32            # parallel streams B in training
-    eval_batch_size: int = 10       # streams in validation/test evaluation (pytorch/examples: 10)
-    # optimizer and clipping
-    optimizer: str = "sgd"          # sgd | momentum | adagrad | adam
-    lr: float | None = None         # None = per optimizer: sgd 20, momentum 2, adagrad 0.1, adam 0.001
-    momentum: float = 0.9           # momentum coefficient (optimizer momentum)
-    nesterov: bool = False          # Nesterov momentum (optimizer momentum)
-    beta1: float = 0.9              # Adam's first-moment decay
-    beta2: float = 0.999            # Adam's second-moment decay
-    clip_norm: float = 0.25         # rescale gradients whose joint L2 norm exceeds this; 0 = off
-    clip_value: float = 0.0         # clip each gradient element to [-x, x]; 0 = off (exclusive with clip_norm)
-    omega: float = 0.0              # weight α of the Ω regularizer (Pascanu et al. 2013; rnn only, omega.py); 0 = off
-    lr_decay: float = 4.0           # divide lr by this when validation does not improve; 1 = never
-    patience: int = 3               # stop after this many evaluations in a row without improvement; 0 = never
-    # budget and reporting
-    epochs: int = 40                # passes over the training stream
-    max_steps: int = 0              # stop after this many steps (windows) in total; 0 = no limit
-    max_minutes: float = 10.0       # stop after this much wall time in total (over resumes); 0 = no limit
-    eval_every: int = 1000          # also validate every this many steps (besides epoch ends); 0 = epoch ends only
-    log_every: int = 10             # write a step event to metrics.jsonl every this many steps
-    track_jacobian_every: int = 0   # log a cheap Jacobian lag curve every this many steps (and at step 0); 0 = off
-    seed: int = 0                   # model init and dropout masks
-    out: str | None = None          # run folder; None = runs/<cell>-<YYYYmmdd-HHMMSS>
-    on_nonfinite: str = "stop"      # stop | skip: what a nan/inf loss or gradient does
-    sample_words: int = 60          # words generated from the best model at the end; 0 = none
-    progress: bool = True           # tqdm bar on stderr
-
-
-def config_to_dict(config: TrainConfig) -> dict:
-    return dataclasses.asdict(config)
-
-
-def config_from_dict(d: dict) -> TrainConfig:
-    """Inverse of config_to_dict; unknown keys are an error (another version's config)."""
-    from .data import DataConfig
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise UserError(f"config has settings this rnnlm does not know: {', '.join(unknown)}")
-    d = dict(d)
-    data = d.pop("data", None) or {}
-    data_names = {f.name for f in dataclasses.fields(DataConfig)}
-    unknown = sorted(set(data) - data_names)
-    if unknown:
-        raise UserError(f"config has data settings this rnnlm does not know: {', '.join(unknown)}")
-    return TrainConfig(data=DataConfig(**data), **d)
-
 
 def model_config(config: TrainConfig, vocab_size: int):
     """The ModelConfig a TrainConfig describes, for a vocabulary of `vocab_size`."""
-    from .model import ModelConfig
-    return ModelConfig(vocab_size=vocab_size, cell=config.cell, activation=config.activation,
-                       emsize=config.emsize, hidden=config.hidden, layers=config.layers,
-                       dropout=config.dropout, tied=config.tied, init=config.init,
-                       recurrent_scale=config.recurrent_scale, forget_bias=config.forget_bias,
-                       dtype=config.dtype)
+    return config.model.with_vocab(vocab_size)
 
 
 def validate(config: TrainConfig) -> None:
-    """UserError for settings that cannot work together (model options: ModelConfig.validate)."""
-    from .optim import OPTIMIZERS
-    for name in ("bptt", "batch_size", "eval_batch_size", "epochs", "log_every"):
-        if getattr(config, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    for name in ("max_steps", "max_minutes", "eval_every", "patience", "clip_norm", "clip_value", "sample_words",
-                 "track_jacobian_every"):
-        v = getattr(config, name)
-        if not v >= 0:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 0 (0 = off), got {v}")
-    if config.clip_norm > 0 and config.clip_value > 0:
-        raise UserError("choose one of --clip-norm and --clip-value (set the other to 0)")
-    if config.optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer '{config.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
-    if config.lr is not None and not config.lr > 0:
-        raise UserError(f"--lr must be positive, got {config.lr}")
-    if not config.lr_decay >= 1:
-        raise UserError(f"--lr-decay must be >= 1 (1 = never anneal), got {config.lr_decay}")
-    if not config.omega >= 0:
-        raise UserError(f"--omega must be >= 0 (0 = off), got {config.omega}")
-    if config.omega > 0 and config.cell != "rnn":
-        raise UserError(f"--omega (the Ω regularizer) is for vanilla RNNs (--cell rnn), not --cell {config.cell}")
-    if config.on_nonfinite not in ("stop", "skip"):
-        raise UserError(f"--on-nonfinite must be stop or skip, got '{config.on_nonfinite}'")
-
-
-def config_from_args(args) -> tuple[TrainConfig, str | None]:
-    """(TrainConfig, resume folder or None) from the `train` command's flags.
-
-    Flags left out keep the TrainConfig defaults (argparse defaults are None so
-    that "not given" is visible). Two conveniences: --clip-value alone turns
-    norm clipping off, and --epochs or --max-steps without --max-minutes lifts
-    the default time budget. With --resume the run's saved settings are used;
-    flags may change only RESUME_OVERRIDABLE ones.
-    """
-    from .data import DataConfig
-    from .data import config_from_args as data_config_from_args
-    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "progress")]
-    given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    if getattr(args, "no_progress", False):
-        given["progress"] = False
-    if "clip_value" in given and "clip_norm" not in given:
-        given["clip_norm"] = 0.0
-    if ("epochs" in given or "max_steps" in given) and "max_minutes" not in given:
-        given["max_minutes"] = 0.0
-    data = data_config_from_args(args)
-    if getattr(args, "corpus", None) is None:
-        data.corpus = DataConfig().corpus
-    if args.resume:
-        defaults = dataclasses.asdict(DataConfig())
-        data_given = {k: v for k, v in dataclasses.asdict(data).items() if v != defaults[k]}
-        if getattr(args, "corpus", None) is not None:
-            data_given["corpus"] = args.corpus
-        given.pop("out", None)
-        return resume_config(args.resume, dict(given, data=data_given)), args.resume
-    return TrainConfig(data=data, **given), None
+    """UserError for settings that cannot work together (TrainConfig.validate)."""
+    config.validate()
 
 
 # ---------------------------------------------------------------- run folder
 
 
 def default_out(config: TrainConfig) -> str:
-    return str(Path("runs") / f"{config.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return str(Path("runs") / f"{config.model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 from typing import NamedTuple  # noqa: E402

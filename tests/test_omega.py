@@ -221,7 +221,7 @@ def test_gated_cells_are_refused(cell, capsys):
     with pytest.raises(UserError, match="vanilla RNN"):
         omega_and_grad(model, r)
     with pytest.raises(UserError, match="--omega"):
-        train(TrainConfig(cell=cell, omega=1.0))
+        train(TrainConfig(model=ModelConfig(cell=cell), omega=1.0))
     assert main(["train", "--cell", cell, "--omega", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--omega" in err and err.count("\n") == 1
@@ -229,7 +229,7 @@ def test_gated_cells_are_refused(cell, capsys):
 
 def test_negative_omega_is_refused():
     with pytest.raises(UserError, match="--omega must be >= 0"):
-        train(TrainConfig(cell="rnn", omega=-1.0))
+        train(TrainConfig(model=ModelConfig(cell="rnn"), omega=-1.0))
 
 
 # ---------------------------------------------------------------- training
@@ -268,8 +268,8 @@ def test_resume_with_omega_is_bitwise_equal(text, tmp_path):
     def config(out, steps):
         return TrainConfig(data=DataConfig(corpus=str(text), max_vocab=300, valid_fraction=0.1,
                                            test_fraction=0.1),
-                           cell="rnn", emsize=16, hidden=16, bptt=8, batch_size=16, eval_batch_size=4,
-                           dropout=0.2, omega=0.5, max_steps=steps, max_minutes=0, eval_every=5,
+                           model=ModelConfig(cell="rnn", emsize=16, hidden=16, dropout=0.2),
+                           bptt=8, batch_size=16, eval_batch_size=4, omega=0.5, max_steps=steps, max_minutes=0, eval_every=5,
                            log_every=2, progress=False, sample_words=0, out=str(out))
 
     train(config(tmp_path / "full", 12))

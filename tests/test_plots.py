@@ -3,6 +3,7 @@
 One tiny LSTM run (12 steps, stopped at 7 and resumed) records Jacobian curves;
 an identical run without tracking must end with bitwise-equal parameters.
 """
+import dataclasses
 import json
 import os
 
@@ -25,7 +26,8 @@ def tiny(text, out, **kw):
                 epochs=1, max_steps=12, max_minutes=0, eval_every=4, log_every=2, progress=False,
                 sample_words=0, out=str(out))
     base.update(kw)
-    return TrainConfig(**base)
+    model = {k: base.pop(k) for k in {f.name for f in dataclasses.fields(ModelConfig)} & set(base)}
+    return TrainConfig(model=ModelConfig(**model), **base)
 
 
 @pytest.fixture(scope="module")

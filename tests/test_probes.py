@@ -239,7 +239,7 @@ def tiny_run(tmp_path_factory):
     corpus = load_corpus(data)
     mcfg = ModelConfig(vocab_size=len(corpus.vocab), cell="gru", emsize=8, hidden=8)
     model = RNNModel(mcfg, seed=0)
-    info = {"train": config_to_dict(TrainConfig(data=data, cell="gru", emsize=8, hidden=8)),
+    info = {"train": config_to_dict(TrainConfig(data=data, model=ModelConfig(cell="gru", emsize=8, hidden=8))),
             "model": asdict(mcfg), "corpus": {"checksum": corpus.checksum}}
     run = root / "run"
     run.mkdir()

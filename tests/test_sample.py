@@ -8,6 +8,7 @@ from rnnlm import checkpoint
 from rnnlm.cli import main
 from rnnlm.data import DataConfig
 from rnnlm.errors import UserError
+from rnnlm.model import ModelConfig
 from rnnlm.sample import draw, encode_prime, generate_text, next_token_probs, sample_ids
 from rnnlm.train import TrainConfig, train
 
@@ -64,7 +65,7 @@ def run(machado_dir, tmp_path_factory):
     # A vocabulary of 60 words makes <unk> the most frequent token: masking it is then visible.
     train(TrainConfig(data=DataConfig(corpus=str(machado_dir / "txt" / "crônica" / "velhoSenado.txt"),
                                       max_vocab=60, valid_fraction=0.1, test_fraction=0.1),
-                      emsize=16, hidden=16, bptt=8, batch_size=16, eval_batch_size=4, dropout=0.0,
+                      model=ModelConfig(emsize=16, hidden=16, dropout=0.0), bptt=8, batch_size=16, eval_batch_size=4,
                       epochs=1, max_minutes=0, progress=False, sample_words=0, out=str(out)))
     yield out
     if old is None:

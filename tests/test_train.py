@@ -1,5 +1,6 @@
 """The training loop on a tiny model and one short Machado work: run folder, exact resume,
 explosions, non-finite handling, evaluation, and the train/evaluate commands."""
+import dataclasses
 import json
 import math
 import os
@@ -12,10 +13,13 @@ from rnnlm import checkpoint
 from rnnlm.cli import main
 from rnnlm.data import DataConfig
 from rnnlm.errors import UserError
-from rnnlm.model import RNNModel
+from rnnlm.model import ModelConfig, RNNModel
 from rnnlm.train import TrainConfig, resume_config, run_evaluate, train
 
 
+
+
+MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
 
 
 def tiny(text, out, **kw):
@@ -23,7 +27,8 @@ def tiny(text, out, **kw):
                 cell="lstm", emsize=16, hidden=16, bptt=8, batch_size=16, eval_batch_size=4, dropout=0.0,
                 epochs=1, max_minutes=0, eval_every=0, progress=False, sample_words=0, out=str(out))
     base.update(kw)
-    return TrainConfig(**base)
+    model = {k: base.pop(k) for k in MODEL_KEYS & set(base)}
+    return TrainConfig(model=ModelConfig(**model), **base)
 
 
 def events(run, kind=None, split="valid"):
@@ -45,7 +50,7 @@ def test_run_folder_config_and_metrics(trained):
     assert s["stopped"] == "epochs" and s["epoch"] == 3
     assert {"config.json", "vocab.json", "metrics.jsonl", "model.npz", "best.npz"} <= {p.name for p in out.iterdir()}
     info = json.loads((out / "config.json").read_text())
-    assert info["train"]["hidden"] == 16 and info["train"]["lr"] == 20.0       # resolved default lr
+    assert info["train"]["model"]["hidden"] == 16 and info["train"]["lr"] == 20.0       # resolved default lr
     assert info["train"]["data"]["max_vocab"] == 300
     assert info["model"]["vocab_size"] == 300 and len(info["corpus"]["checksum"]) == 64
     assert info["rnnlm_version"]

@@ -1,0 +1,397 @@
+"""Every setting of the product, written once: its default, its option list and its check.
+
+`ModelConfig` (the network), `DataConfig` (corpus and tokenizer),
+`TrainConfig` (a training run: nests a DataConfig and a ModelConfig) and
+`JacobianConfig` (the `jacobian` command). Standard library only, so the CLI
+can build its parser (flags, `--help` defaults) from these classes without
+loading NumPy or Numba.
+
+    cfg = TrainConfig(model=ModelConfig(cell="gru", hidden=128), bptt=50)
+    cfg.validate()                          # UserError for settings that cannot work together
+    d = cfg.to_dict()                       # what config.json's "train" holds (with FORMAT)
+    TrainConfig.from_dict(d) == cfg         # unknown keys: one-line UserError
+    mcfg = cfg.model.with_vocab(10000)      # the ModelConfig an RNNModel takes
+
+The one thing to know before editing: a default written anywhere else is a
+bug (the CLI reads them from the fields here, `rnnlm.cli` shows them in
+`--help`). A change to the *shape* of TrainConfig.to_dict bumps FORMAT, and
+`TrainConfig.from_dict` must keep reading every older shape: run folders
+written by earlier versions must still evaluate, generate and resume.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .errors import UserError
+
+# ---------------------------------------------------------------- option lists
+
+CELLS = ("rnn", "lstm", "gru")
+INITS = ("default", "xavier", "orthogonal", "identity")
+DTYPES = ("float32", "float64")
+OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
+# learning rate when TrainConfig.lr is None (pytorch/examples' 20 for plain SGD)
+DEFAULT_LR = {"sgd": 20.0, "momentum": 2.0, "adagrad": 0.1, "adam": 1e-3}
+ON_NONFINITE = ("stop", "skip")
+SPLITS = ("train", "valid", "test")
+CHECKPOINTS = ("best", "latest")
+
+# Fields that `--resume` may change: they decide when to stop and what to print,
+# never what a step computes (so a resumed run still matches an uninterrupted one).
+RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "log_every", "progress",
+                      "on_nonfinite", "sample_words", "patience", "track_jacobian_every")
+
+# config.json's "train" dict: 2 = model and data settings nested ("model", "data");
+# 1 (no "format" key) = the model settings flat beside the training ones.
+FORMAT = 2
+
+
+class ModelConfigError(UserError, ValueError):
+    """A nonsense model option or parameter file (a UserError for the CLI, a ValueError for code)."""
+
+
+# ---------------------------------------------------------------- activations
+
+# Kind codes used inside the kernels (activations.py). tanh and tanh:n are scaled tanh with a = 1.
+SCALED_TANH = 0
+RELU = 1
+SIGMOID = 2
+ACTIVATION_FORMS = "tanh, relu, sigmoid, tanh:n (tanh(n*z)), scaled-tanh:a,b (a*tanh(b*z))"
+
+
+class Activation(NamedTuple):
+    name: str      # the normalized string, e.g. "scaled-tanh:1.7159,0.6667"
+    kind: int      # SCALED_TANH | RELU | SIGMOID
+    a: float       # output scale (scaled tanh only; else 1)
+    b: float       # input scale (scaled tanh only; else 1)
+
+
+def _number(text: str, spec: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ModelConfigError(f"activation {spec!r}: {text!r} is not a number") from None
+    if not math.isfinite(value) or value == 0.0:
+        raise ModelConfigError(f"activation {spec!r}: constants must be finite and non-zero, got {text!r}")
+    return value
+
+
+def parse_activation(spec: str) -> Activation:
+    """Parse "tanh", "relu", "sigmoid", "tanh:n" (= tanh(n z)) or "scaled-tanh:a,b" (= a tanh(b z)).
+
+    Raises UserError with the accepted forms for anything else.
+    """
+    if isinstance(spec, Activation):
+        return spec
+    s = str(spec).strip().lower()
+    if s == "tanh":
+        return Activation("tanh", SCALED_TANH, 1.0, 1.0)
+    if s == "relu":
+        return Activation("relu", RELU, 1.0, 1.0)
+    if s == "sigmoid":
+        return Activation("sigmoid", SIGMOID, 1.0, 1.0)
+    if s.startswith("tanh:"):
+        n = _number(s[5:], spec)
+        return Activation(f"tanh:{s[5:]}", SCALED_TANH, 1.0, n)
+    if s.startswith("scaled-tanh:"):
+        parts = s[12:].split(",")
+        if len(parts) != 2:
+            raise ModelConfigError(f"activation {spec!r}: scaled-tanh needs two constants a,b; "
+                                   f"accepted: {ACTIVATION_FORMS}")
+        a, b = (_number(p, spec) for p in parts)
+        return Activation(f"scaled-tanh:{parts[0]},{parts[1]}", SCALED_TANH, a, b)
+    raise ModelConfigError(f"unknown activation {spec!r}; accepted: {ACTIVATION_FORMS}")
+
+
+# ---------------------------------------------------------------- dict round trips
+
+
+def default(cls, name: str):
+    """The default of field `name` of dataclass `cls` (the CLI's --help reads it here)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f.default_factory() if f.default is dataclasses.MISSING else f.default
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def _refuse_unknown(cls, d, what: str) -> None:
+    if not isinstance(d, dict):
+        raise UserError(f"{what}: expected a JSON object, got {type(d).__name__}")
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise UserError(f"{what} this rnnlm does not know: {', '.join(unknown)}")
+
+
+# ---------------------------------------------------------------- model
+
+
+@dataclass
+class ModelConfig:
+    """The network. vocab_size is None until a corpus is loaded (TrainConfig.model); see with_vocab."""
+
+    vocab_size: int | None = None   # V words, <unk> and <eos> included
+    cell: str = "lstm"              # rnn | lstm | gru
+    activation: str = "tanh"        # rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b
+    emsize: int = 256               # embedding size E
+    hidden: int = 256               # hidden size H of every layer
+    layers: int = 1                 # stacked recurrent layers L
+    dropout: float = 0.2            # drop probability on embedding, between layers, on the output; 0 = none
+    tied: bool = False              # decoder.weight is encoder.weight (needs emsize == hidden)
+    init: str = "default"           # default | xavier | orthogonal | identity
+    recurrent_scale: float = 1.0    # multiplies every W_hh after init (> 1 to provoke explosions)
+    forget_bias: float = 0.0        # lstm: added to the forget-gate bias at init
+    dtype: str = "float32"          # parameter dtype; float64 only for checks
+
+    def with_vocab(self, vocab_size: int) -> ModelConfig:
+        """This config for a vocabulary of `vocab_size` words (what RNNModel takes)."""
+        return dataclasses.replace(self, vocab_size=int(vocab_size))
+
+    def validate(self, need_vocab: bool = True) -> None:
+        """Raise ModelConfigError (a UserError and a ValueError) for nonsense options.
+
+        need_vocab=False accepts vocab_size None (a TrainConfig's model before the corpus is read).
+        """
+        if self.cell not in CELLS:
+            raise ModelConfigError(f"unknown cell {self.cell!r}; choose rnn, lstm or gru")
+        parse_activation(self.activation)
+        # options of one cell given to another would be silently ignored: refuse them
+        if self.cell != "rnn" and self.activation != "tanh":
+            raise ModelConfigError(f"activation {self.activation!r} is for the vanilla RNN (cell rnn); "
+                                   f"the {self.cell}'s gates use fixed sigmoid and tanh")
+        if self.cell != "lstm" and self.forget_bias != 0:
+            raise ModelConfigError(f"forget_bias is for the LSTM (cell lstm); the {self.cell} has no forget gate")
+        if self.init not in INITS:
+            raise ModelConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        names = ("vocab_size", "emsize", "hidden", "layers")
+        for name in names if need_vocab or self.vocab_size is not None else names[1:]:
+            value = getattr(self, name)
+            if value is None or int(value) < 1:
+                raise ModelConfigError(f"{name} must be at least 1, got {value}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.tied and self.emsize != self.hidden:
+            raise ModelConfigError(f"tied embeddings need emsize == hidden, got {self.emsize} and {self.hidden}")
+        if self.dtype not in DTYPES:
+            raise ModelConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if not math.isfinite(self.recurrent_scale) or not math.isfinite(self.forget_bias):
+            raise ModelConfigError("recurrent_scale and forget_bias must be finite")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        _refuse_unknown(cls, d, "the model config has settings")
+        return cls(**d)
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class DataConfig:
+    """Corpus, tokenizer, vocabulary and split (see data.py for the split policy)."""
+
+    corpus: str = "machado"         # a catalog name or a path to a .txt file / folder
+    corpora_dir: str | None = None  # folder holding named corpora (None: the lookup order)
+    keep_case: bool = False         # False lower-cases everything
+    num_token: bool = False         # True maps every number to <num>
+    max_vocab: int = 10000          # 0 = no limit; counts <unk> and <eos>
+    min_count: int = 1              # words seen fewer times in train become <unk>
+    split_seed: int = 0             # seed of the document-level split
+    valid_fraction: float = 0.05    # share of tokens held out for validation
+    test_fraction: float = 0.05     # share of tokens held out for test
+    use_cache: bool = True          # False re-tokenizes (and rewrites the cache)
+
+    def validate(self) -> None:
+        vf, tf = self.valid_fraction, self.test_fraction
+        if not (0 <= vf < 1 and 0 <= tf < 1 and vf + tf < 1):
+            raise UserError(f"--valid-fraction {vf} and --test-fraction {tf}: each must be in [0, 1) "
+                            f"and together below 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DataConfig:
+        _refuse_unknown(cls, d, "config has data settings")
+        return cls(**d)
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; saved whole in config.json and in each checkpoint."""
+
+    data: DataConfig = field(default_factory=DataConfig)     # corpus and tokenizer
+    model: ModelConfig = field(default_factory=ModelConfig)  # the network (vocab_size None: from the corpus)
+    # batches
+    bptt: int = 35                  # truncated-BPTT window length T
+    batch_size: int = 32            # parallel streams B in training
+    eval_batch_size: int = 10       # streams in validation/test evaluation (pytorch/examples: 10)
+    # optimizer and clipping
+    optimizer: str = "sgd"          # sgd | momentum | adagrad | adam
+    lr: float | None = None         # None = per optimizer, DEFAULT_LR
+    momentum: float = 0.9           # momentum coefficient (optimizer momentum)
+    nesterov: bool = False          # Nesterov momentum (optimizer momentum)
+    beta1: float = 0.9              # Adam's first-moment decay
+    beta2: float = 0.999            # Adam's second-moment decay
+    clip_norm: float = 0.25         # rescale gradients whose joint L2 norm exceeds this; 0 = off
+    clip_value: float = 0.0         # clip each gradient element to [-x, x]; 0 = off (exclusive with clip_norm)
+    omega: float = 0.0              # weight α of the Ω regularizer (Pascanu et al. 2013; rnn only, omega.py); 0 = off
+    lr_decay: float = 4.0           # divide lr by this when validation does not improve; 1 = never
+    patience: int = 3               # stop after this many evaluations in a row without improvement; 0 = never
+    # budget and reporting
+    epochs: int = 40                # passes over the training stream
+    max_steps: int = 0              # stop after this many steps (windows) in total; 0 = no limit
+    max_minutes: float = 10.0       # stop after this much wall time in total (over resumes); 0 = no limit
+    eval_every: int = 1000          # also validate every this many steps (besides epoch ends); 0 = epoch ends only
+    log_every: int = 10             # write a step event to metrics.jsonl every this many steps
+    track_jacobian_every: int = 0   # log a cheap Jacobian lag curve every this many steps (and at step 0); 0 = off
+    seed: int = 0                   # model init and dropout masks
+    out: str | None = None          # run folder; None = runs/<cell>-<YYYYmmdd-HHMMSS>
+    on_nonfinite: str = "stop"      # stop | skip: what a nan/inf loss or gradient does
+    sample_words: int = 60          # words generated from the best model at the end; 0 = none
+    progress: bool = True           # tqdm bar on stderr
+
+    def validate(self) -> None:
+        """UserError for settings that cannot work together (the model's and the data's included)."""
+        self.model.validate(need_vocab=False)
+        self.data.validate()
+        for name in ("bptt", "batch_size", "eval_batch_size", "epochs", "log_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_steps", "max_minutes", "eval_every", "patience", "clip_norm", "clip_value",
+                     "sample_words", "track_jacobian_every"):
+            v = getattr(self, name)
+            if not v >= 0:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 0 (0 = off), got {v}")
+        if self.clip_norm > 0 and self.clip_value > 0:
+            raise UserError("choose one of --clip-norm and --clip-value (set the other to 0)")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
+        if self.lr is not None and not self.lr > 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        if not self.lr_decay >= 1:
+            raise UserError(f"--lr-decay must be >= 1 (1 = never anneal), got {self.lr_decay}")
+        if not self.omega >= 0:
+            raise UserError(f"--omega must be >= 0 (0 = off), got {self.omega}")
+        if self.omega > 0 and self.model.cell != "rnn":
+            raise UserError(f"--omega (the Ω regularizer) is for vanilla RNNs (--cell rnn), "
+                            f"not --cell {self.model.cell}")
+        if self.on_nonfinite not in ON_NONFINITE:
+            raise UserError(f"--on-nonfinite must be stop or skip, got '{self.on_nonfinite}'")
+
+    def to_dict(self) -> dict:
+        """config.json's "train": {"format": FORMAT, "data": {...}, "model": {... no vocab_size}, ...}."""
+        d = dataclasses.asdict(self)
+        d["model"].pop("vocab_size")
+        return {"format": FORMAT, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Inverse of to_dict, also for the flat format 1; unknown keys are a UserError."""
+        d = _nest(d, "config")
+        return cls(data=DataConfig.from_dict(d.pop("data", None) or {}),
+                   model=ModelConfig.from_dict(d.pop("model", None) or {}), **d)
+
+    def resumed(self, overrides: dict | None = None, out: str | None = None) -> TrainConfig:
+        """This (saved) config with the RESUME_OVERRIDABLE settings in `overrides` applied.
+
+        overrides: a partial config dict (either format). Any other setting
+        that differs from the saved one is a UserError: it would make the
+        resumed run a different experiment.
+        """
+        overrides = _nest(overrides or {}, "--resume")
+        refused, changes = [], {}
+        for part in ("data", "model"):
+            saved, values = getattr(self, part), overrides.pop(part, None) or {}
+            _refuse_unknown(type(saved), values, f"--resume has {part} settings")
+            for k, v in values.items():
+                if getattr(saved, k) != v:
+                    refused.append(f"{k} ({getattr(saved, k)!r} -> {v!r})")
+        for k, v in overrides.items():
+            if getattr(self, k) == v:
+                continue
+            if k in RESUME_OVERRIDABLE:
+                changes[k] = v
+            else:
+                refused.append(f"{k} ({getattr(self, k)!r} -> {v!r})")
+        if refused:
+            raise UserError(f"--resume keeps the run's settings; cannot change {', '.join(refused)} "
+                            f"(only {', '.join(RESUME_OVERRIDABLE)} may change)")
+        return dataclasses.replace(self, out=self.out if out is None else str(out), **changes)
+
+
+_MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size")
+
+
+def _nest(d: dict, what: str) -> dict:
+    """A (partial) TrainConfig dict in the current shape: format 1's flat model keys moved under "model"."""
+    if not isinstance(d, dict):
+        raise UserError(f"{what}: the train settings must be a JSON object, got {type(d).__name__}")
+    d = dict(d)
+    version = d.pop("format", 1)
+    if not isinstance(version, int) or version > FORMAT:
+        raise UserError(f"{what} has format {version!r}; this rnnlm reads formats up to {FORMAT} "
+                        f"(a newer rnnlm wrote it)")
+    model = dict(d.pop("model", None) or {})
+    for k in _MODEL_FIELDS:
+        if k in d:
+            model[k] = d.pop(k)
+    _refuse_unknown(TrainConfig, d, f"{what} has settings")
+    if model:
+        _refuse_unknown(ModelConfig, model, f"{what} has model settings")
+        d["model"] = model
+    return d
+
+
+def config_to_dict(config: TrainConfig) -> dict:
+    """TrainConfig -> config.json's "train" dict (see TrainConfig.to_dict)."""
+    return config.to_dict()
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """config.json's "train" dict (any format) -> TrainConfig; unknown keys are a UserError."""
+    return TrainConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------- the jacobian command
+
+
+@dataclass
+class JacobianConfig:
+    """`jacobian`: lag curves of a trained model (`run`) or of a freshly initialized one (`model`)."""
+
+    run: str | None = None          # a run folder or a checkpoint .npz (exclusive with model)
+    model: ModelConfig | None = None  # a fresh model with these settings (vocab from the corpus)
+    checkpoint: str = "best"        # best | latest (of a run folder)
+    text: str | None = None         # measure on this text file (trained models only)
+    split: str = "valid"            # else the first `tokens` tokens of this split
+    max_lag: int = 100              # largest lag D
+    anchors: int = 32               # anchor positions K
+    tokens: int = 1000              # tokens read from the start of the text
+    seed: int = 0                   # anchors, and a fresh model's weights
+    out: str | None = None          # JSON file; None = beside the run, or jacobian-init-<settings>.json
+    data: DataConfig = field(default_factory=DataConfig)  # a fresh model's text; corpus "none" = random
+    vocab_size: int = 10000         # vocabulary of the random tokens (corpus none or not found)
+
+    def validate(self) -> None:
+        if self.max_lag < 1 or self.anchors < 1 or self.tokens < 2:
+            raise UserError("--max-lag and --anchors must be at least 1, --tokens at least 2")
+        if (self.run is None) == (self.model is None):
+            raise UserError("give a run folder or checkpoint, or --init with model settings (not both)")
+        if self.checkpoint not in CHECKPOINTS:
+            raise UserError(f"--checkpoint must be best or latest, got '{self.checkpoint}'")
+        if self.split not in SPLITS:
+            raise UserError(f"--split must be train, valid or test, got '{self.split}'")
+        if self.model is not None:
+            if self.text is not None:
+                raise UserError("--text needs a trained model's vocabulary; with --init use --corpus")
+            self.model.validate(need_vocab=False)
+            self.data.validate()
