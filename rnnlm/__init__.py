@@ -3,4 +3,4 @@
 Vanilla RNN, LSTM and GRU cells in Numba, trained on Portuguese text, with
 instruments that measure vanishing and exploding gradients.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"

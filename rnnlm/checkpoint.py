@@ -186,6 +186,3 @@ def _npy_is_object(path) -> bool:
     except (ValueError, OSError, EOFError):
         return False
 
-
-# load_model moved to runs.py (a run folder's business); kept importable from here for old code.
-from .runs import load_model  # noqa: E402,F401

@@ -333,9 +333,9 @@ def _add_generate(sub):
 
 
 def _run_generate(args):
-    from . import checkpoint
+    from .runs import load_model
     from .sample import generate_text
-    model, vocab, info, _ = checkpoint.load_model(args.run, args.checkpoint)
+    model, vocab, info, _ = load_model(args.run, args.checkpoint)
     data = info.get("train", {}).get("data", {})
     unknown = []
     texts = generate_text(model, vocab, words=args.words, prime=args.prime, temperature=args.temperature,

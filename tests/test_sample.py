@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from rnnlm import checkpoint
+from rnnlm import runs
 from rnnlm.cli import main
 from rnnlm.data import DataConfig
 from rnnlm.errors import UserError
@@ -75,7 +75,7 @@ def run(machado_dir, tmp_path_factory):
 
 
 def test_same_seed_same_text(run):
-    model, vocab, _, _ = checkpoint.load_model(run)
+    model, vocab, _, _ = runs.load_model(run)
     a = generate_text(model, vocab, words=30, seed=5, num_samples=2)
     b = generate_text(model, vocab, words=30, seed=5, num_samples=2)
     c = generate_text(model, vocab, words=30, seed=6, num_samples=2)
@@ -83,7 +83,7 @@ def test_same_seed_same_text(run):
 
 
 def test_unk_is_masked_unless_allowed(run):
-    model, vocab, _, _ = checkpoint.load_model(run)
+    model, vocab, _, _ = runs.load_model(run)
     kw = dict(eos_id=vocab.eos_id, num_samples=8)
     masked = sample_ids(model, [], 50, np.random.default_rng(0), banned=(vocab.unk_id,), **kw)
     assert not (masked == vocab.unk_id).any()
@@ -92,7 +92,7 @@ def test_unk_is_masked_unless_allowed(run):
 
 
 def test_prime_comes_first_and_unknown_words_are_reported(run):
-    model, vocab, _, _ = checkpoint.load_model(run)
+    model, vocab, _, _ = runs.load_model(run)
     tokens, ids, unknown = encode_prime("O senado xyzzyq", vocab)
     assert tokens == ["o", "senado", "xyzzyq"] and unknown == ["xyzzyq"] and ids[2] == vocab.unk_id
     unknown_out = []

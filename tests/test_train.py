@@ -9,7 +9,7 @@ import signal
 import numpy as np
 import pytest
 
-from rnnlm import checkpoint
+from rnnlm import checkpoint, runs
 from rnnlm.cli import main
 from rnnlm.data import DataConfig
 from rnnlm.errors import UserError
@@ -139,7 +139,7 @@ def test_explosion_stops_cleanly_and_clipping_prevents_it(text, tmp_path):
     ck = checkpoint.load(tmp_path / "boom" / "model.npz")       # the last good checkpoint
     assert int(ck.train["step"]) == s["steps"]
     assert all(np.isfinite(a).all() for a in ck.model.values())
-    model, _, _, _ = checkpoint.load_model(tmp_path / "boom", "latest")
+    model, _, _, _ = runs.load_model(tmp_path / "boom", "latest")
     assert np.isfinite(model.params["rnn.weight_hh_l0"]).all()
 
     s = train(_explode(text, tmp_path / "clipped", clip_norm=1.0, log_every=1))
