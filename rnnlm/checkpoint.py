@@ -41,8 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .fileio import atomic_write as _atomic_write  # noqa: F401  (old names, re-exported)
-from .fileio import atomic_write_bytes, atomic_write_json  # noqa: F401
+from .fileio import atomic_write
 
 FORMAT = "rnnlm-checkpoint/1"
 PREFIXES = ("optim.", "train.", "meta.")
@@ -93,7 +92,7 @@ def save(path, model: dict, *, config: dict, vocab: dict | None = None,
     for k, v in arrays.items():
         if v.dtype == object:
             raise ValueError(f"refusing to write object array '{k}' (it would need pickle)")
-    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load(path) -> Checkpoint:

@@ -268,7 +268,7 @@ def _train_config(args) -> tuple[C.TrainConfig, str | None]:
         given["max_minutes"] = 0.0
     data = _data_config(args)
     if args.resume:
-        from .train import resume_config
+        from .runs import resume_config
         defaults = C.DataConfig().to_dict()
         data_given = {k: v for k, v in data.to_dict().items() if v != defaults[k]}
         if args.corpus is not None:
@@ -302,7 +302,7 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args):
-    from .train import run_evaluate
+    from .runs import run_evaluate
     r = run_evaluate(args.run, split=args.split, text=args.text, which=args.checkpoint,
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}")

@@ -198,8 +198,9 @@ def init_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
 
 def training_study(out: Path, sizes, data_config, seed) -> dict:
     """Part 2: rnn tanh, lstm, gru trained briefly on Machado; curves at init vs after training."""
-    from .plots import plot_lag_over_training
     from .config import ModelConfig, TrainConfig
+    from .plots import plot_lag_over_training
+    from .runs import load_model
     results = {}
     docs, names = [], []
     tokens = None

@@ -24,7 +24,6 @@ time (the CLI's `--help` imports it through train.py).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -69,7 +68,7 @@ def finite_or_none(event: dict) -> dict:
 
 def truncate_metrics(path: Path, step: int) -> None:
     """Drop events logged after `step` (written after the checkpoint a resume starts from)."""
-    from .checkpoint import atomic_write_bytes
+    from .fileio import atomic_write_bytes
     if not path.exists():
         return
     kept = []
@@ -102,7 +101,7 @@ class Run:
     @classmethod
     def create(cls, folder, info: dict, vocab: dict) -> "Run":
         """A new run: refuse a folder that already holds one; write config.json and vocab.json."""
-        from .checkpoint import atomic_write_json
+        from .fileio import atomic_write_json
         folder = Path(folder)
         if (folder / CONFIG).exists():
             raise UserError(f"{folder} already holds a run; use --resume {folder} or another --out")

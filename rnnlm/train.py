@@ -30,13 +30,13 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-# The settings, their defaults and checks live in config.py; these names stay importable from here.
-from .config import (RESUME_OVERRIDABLE, DataConfig, TrainConfig,  # noqa: F401
-                     config_from_dict, config_to_dict)
+from .config import TrainConfig, config_to_dict
 from .errors import UserError
+from .runs import Run, evaluate_stream, ppl as _ppl, resume_checkpoint
 
 STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "nonfinite", "interrupted")
 
@@ -58,12 +58,6 @@ def default_out(config: TrainConfig) -> str:
     return str(Path("runs") / f"{config.model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-from typing import NamedTuple  # noqa: E402
-
-# Everything about a run folder lives in runs.py; these names stay importable from here.
-from .runs import (Metrics as _Metrics, Run, evaluate_stream, finite_or_none as _finite_or_none,  # noqa: E402,F401
-                   ppl as _ppl, read_run_config, resume_checkpoint, resume_config, run_evaluate,
-                   run_text_ids, truncate_metrics as _truncate_metrics)
 
 
 # ---------------------------------------------------------------- Jacobian tracking

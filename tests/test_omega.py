@@ -263,7 +263,7 @@ def test_training_with_omega(text, tmp_path):
 
 def test_resume_with_omega_is_bitwise_equal(text, tmp_path):
     from rnnlm.data import DataConfig
-    from rnnlm.train import resume_config
+    from rnnlm.runs import resume_config
 
     def config(out, steps):
         return TrainConfig(data=DataConfig(corpus=str(text), max_vocab=300, valid_fraction=0.1,

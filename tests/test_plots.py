@@ -15,7 +15,8 @@ from rnnlm import plots
 from rnnlm.cli import main
 from rnnlm.data import DataConfig
 from rnnlm.model import ModelConfig, RNNModel
-from rnnlm.train import TRACK_MAX_LAG, TrainConfig, resume_config, train
+from rnnlm.runs import resume_config
+from rnnlm.train import TRACK_MAX_LAG, TrainConfig, train
 
 
 
@@ -94,7 +95,8 @@ def _model_at_init(run):
 
 def _tracking_tokens(run):
     from rnnlm.data import load_corpus
-    from rnnlm.train import config_from_dict, tracking_tokens
+    from rnnlm.config import config_from_dict
+    from rnnlm.train import tracking_tokens
     info = json.loads((run / "config.json").read_text())
     return tracking_tokens(load_corpus(config_from_dict(info["train"]).data))
 

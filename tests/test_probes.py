@@ -226,10 +226,10 @@ def tiny_run(tmp_path_factory):
     """An untrained GRU saved like a training run, on a small sintetico-like text."""
     from dataclasses import asdict
 
-    from rnnlm import checkpoint
+    from rnnlm import checkpoint, fileio
     from rnnlm.data import DataConfig, load_corpus
     from rnnlm.model import ModelConfig, RNNModel
-    from rnnlm.train import TrainConfig, config_to_dict
+    from rnnlm.config import TrainConfig, config_to_dict
 
     root = tmp_path_factory.mktemp("probe_run")
     text = root / "text.txt"
@@ -243,8 +243,8 @@ def tiny_run(tmp_path_factory):
             "model": asdict(mcfg), "corpus": {"checksum": corpus.checksum}}
     run = root / "run"
     run.mkdir()
-    checkpoint.atomic_write_json(run / "config.json", info)
-    checkpoint.atomic_write_json(run / "vocab.json", corpus.vocab.to_json())
+    fileio.atomic_write_json(run / "config.json", info)
+    fileio.atomic_write_json(run / "vocab.json", corpus.vocab.to_json())
     checkpoint.save(run / "best.npz", model.state_dict(), config=info, vocab=corpus.vocab.to_json())
     return run
 
