@@ -69,7 +69,6 @@ any change to what a spec generates must bump `FORMAT_VERSION`.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -78,6 +77,7 @@ import numpy as np
 
 from . import sintetico
 from .errors import UserError
+from .fileio import atomic_write, atomic_write_json
 from .vocab import SPECIALS
 
 FORMAT_VERSION = 1
@@ -543,10 +543,7 @@ _ARRAYS = ("tokens", "key_pos", "query_pos", "answer_pos", "labels", "candidates
 
 
 def _save_npy(path: Path, arr: np.ndarray):
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, arr, allow_pickle=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False))
 
 
 def default_name(spec: TaskSpec) -> str:
@@ -567,9 +564,7 @@ def save_task(data: TaskData, folder) -> Path:
     doc = {"format": FORMAT_VERSION, "spec": data.spec.to_json(), "vocab": data.vocab,
            "length": data.spec.length, "lag": data.spec.lag,
            "examples": [data.render("test", i) for i in range(min(3, len(data.test)))]}
-    tmp = meta.with_name(meta.name + ".tmp")
-    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, meta)
+    atomic_write_json(meta, doc)
     return folder
 
 
