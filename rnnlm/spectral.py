@@ -97,10 +97,10 @@ def _lanczos_one(Jk, u, fallback, tol, steps, restarts, out_u):
             vj = Vs[j]
             for i in range(m):                      # p = J v_j
                 row = Jk[i]
-                s = 0.0
+                acc = 0.0
                 for l in range(n):
-                    s += row[l] * vj[l]
-                p[i] = s
+                    acc += row[l] * vj[l]
+                p[i] = acc
             a = _orthogonalize(p, U, j)
             scale = max(scale, a)
             if not a > BREAKDOWN * scale:           # invariant subspace: stop here
