@@ -72,21 +72,28 @@ def test_well_separated_spectra_stop_early():
     """A residual stop must not cost many more products than the old change-based one (~9 here)."""
     rng = np.random.default_rng(0)
     J = _tanh_rnn_product(8, 64, 30, rng)
-    calls = []
-    real = spectral._matvec
-
-    def counting(J, x):
-        calls.append(1)
-        return real(J, x)
-    spectral._matvec = counting
-    try:
-        sigma, u = spectral.spectral_norms(J.astype(np.float32), tol=1e-6)
-        first = len(calls)
-        # warm start from the answer: one or two steps
-        sigma2, _ = spectral.spectral_norms(J.astype(np.float32), u, tol=1e-6)
-    finally:
-        spectral._matvec = real
+    # products: the J v (and J^T u) steps each matrix took; a batch costs its slowest matrix's count
+    sigma, u, products = spectral._run(J.astype(np.float32), None, 1e-6, 20, 20)
+    first = products.max()
+    # warm start from the answer: one or two steps
+    sigma2, _, products = spectral._run(J.astype(np.float32), u, 1e-6, 20, 20)
     np.testing.assert_allclose(sigma, svd_norm(J.astype(np.float32)), rtol=1e-6)
     np.testing.assert_allclose(sigma2, sigma, rtol=1e-7)
     assert first <= 12
-    assert len(calls) - first <= 3
+    assert products.max() <= 3
+
+
+def test_each_matrix_stops_on_its_own():
+    """An easy matrix batched with a hard one stops early, and its answer does not depend on the batch."""
+    rng = np.random.default_rng(3)
+    easy = prescribed(1, 64, [1.0], rng, tail=0.3)
+    hard = prescribed(1, 64, [1.0, 1.0 - 1e-3], rng)
+    J = np.concatenate([easy, hard])
+    u0 = rng.standard_normal((2, 64))
+    sigma, u, products = spectral._run(J, u0, 1e-6, 20, 20)
+    np.testing.assert_allclose(sigma, svd_norm(J), rtol=1e-6)
+    assert products[0] < products[1]
+    for k in range(2):
+        alone, u_alone, used = spectral._run(J[k:k + 1], u0[k:k + 1], 1e-6, 20, 20)
+        assert alone[0] == sigma[k] and used[0] == products[k]
+        np.testing.assert_array_equal(u_alone[0], u[k])
