@@ -75,7 +75,8 @@ The one thing to know before editing: J(t, d) is only ever extended by one
 right-multiplication, J(t, d+1) = J(t, d) A_{t-d}, batched over the K
 anchors, and renormalised after each step (a log scale is carried beside it)
 so that products that vanish or explode over 100 lags stay representable.
-Spectral norms come from a batched Lanczos (Golub-Kahan) iteration
+Spectral norms come from spectral.py: a Lanczos (Golub-Kahan) iteration
+per anchor, the anchors in parallel, each stopping on its own Ritz residual,
 warm-started from the previous lag's left singular vector, which barely
 moves from lag to lag. Its matrix-vector products, bound by memory bandwidth
 (a 2H x 2H LSTM state Jacobian for 32 anchors is 67 MB in float64), read a
