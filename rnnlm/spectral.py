@@ -84,6 +84,9 @@ def _lanczos_one(Jk, u, fallback, tol, steps, restarts, out_u):
             for l in range(n):
                 v[l] += row[l] * w
         nv = np.sqrt(_dot(v, v))
+        if not np.isfinite(nv):                     # a NaN or inf in Jk (every row is read): not a norm
+            out_u[:] = np.nan
+            return (nv if nv > 0 else np.nan), products
         if not nv > 0:                              # u in the left null space: start anywhere
             v[:] = fallback
             nv = np.sqrt(_dot(v, v))
@@ -166,7 +169,8 @@ def spectral_norms(J: np.ndarray, u: np.ndarray | None = None, tol: float = 1e-6
     start is nearly orthogonal to its vector; two singular values closer than
     tol are not told apart (either one is a right answer).
     J may be float32 (the products then read it with float64 arithmetic);
-    everything else is float64.
+    everything else is float64. A J[k] holding a NaN gets sigma NaN, one
+    holding an inf (and no NaN) inf, and its u is NaN: never a finite norm.
     """
     sigma, u, _ = _run(J, u, tol, steps, restarts)
     return sigma, u

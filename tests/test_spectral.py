@@ -97,3 +97,14 @@ def test_each_matrix_stops_on_its_own():
         alone, u_alone, used = spectral._run(J[k:k + 1], u0[k:k + 1], 1e-6, 20, 20)
         assert alone[0] == sigma[k] and used[0] == products[k]
         np.testing.assert_array_equal(u_alone[0], u[k])
+
+
+def test_non_finite_matrices_get_a_non_finite_norm():
+    """A Jacobian that blew up must not read as vanished (sigma 0): NaN -> NaN, inf -> inf."""
+    from rnnlm.spectral import spectral_norms
+    J = np.stack([np.full((4, 4), np.nan), np.eye(4), np.diag([np.inf, 1.0, 1.0, 1.0]), 2 * np.eye(4)])
+    for dtype in (np.float64, np.float32):
+        sigma, u = spectral_norms(J.astype(dtype))
+        assert np.isnan(sigma[0]) and np.isposinf(sigma[2])
+        np.testing.assert_allclose(sigma[[1, 3]], [1.0, 2.0], rtol=1e-9)
+        assert np.isnan(u[0]).all() and np.isfinite(u[1]).all()
