@@ -123,6 +123,26 @@ def _refuse_unknown(cls, d, what: str) -> None:
     unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
         raise UserError(f"{what} this rnnlm does not know: {', '.join(unknown)}")
+    for f in dataclasses.fields(cls):
+        if f.name in d and not _has_type(d[f.name], f.type):
+            raise UserError(f"setting '{f.name}' must be {f.type.replace(' | None', ' or null')}, "
+                            f"got {d[f.name]!r} (a hand-edited or damaged config.json?)")
+
+
+_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+
+
+def _has_type(value, annotation: str) -> bool:
+    """Whether a JSON value fits a field annotated `annotation` (a string: bool, int, float, str,
+    each optionally '| None'); nested configs and anything else are checked by their own reader."""
+    base, optional = annotation.removesuffix(" | None"), annotation.endswith(" | None")
+    if value is None:
+        return optional or base not in _TYPES
+    if base not in _TYPES:
+        return True
+    if isinstance(value, bool) and base != "bool":
+        return False
+    return isinstance(value, _TYPES[base])
 
 
 # ---------------------------------------------------------------- model

@@ -232,3 +232,18 @@ def _resolve(mod, name):
         except (ImportError, AttributeError):
             return None
     return obj
+
+
+@pytest.mark.parametrize("part,key,value", [("model", "hidden", "big"), ("model", "hidden", 16.5),
+                                            ("model", "dropout", "x"), (None, "bptt", "x"),
+                                            (None, "nesterov", 1), ("data", "max_vocab", True),
+                                            ("model", "cell", None)])
+def test_a_setting_of_the_wrong_type_is_one_line(part, key, value):
+    """A hand-edited config.json ("hidden": "big") is refused by name, not with a TypeError."""
+    d = TrainConfig().to_dict()
+    (d[part] if part else d)[key] = value
+    with pytest.raises(UserError, match=f"setting '{key}' must be"):
+        TrainConfig.from_dict(d)
+    ok = TrainConfig().to_dict()
+    ok["lr"], ok["model"]["dropout"] = 20, 0      # ints where floats are asked are fine
+    assert TrainConfig.from_dict(ok).lr == 20
