@@ -83,12 +83,12 @@ def _add_data_flags(p):
     _arg(g, D, "corpora_dir", help="folder holding named corpora (else $RNNLM_CORPORA, ./corpora, ../shared/corpora)")
     _arg(g, D, "keep_case", help="do not lower-case the text")
     _arg(g, D, "num_token", help="map numbers to the <num> token")
-    _arg(g, D, "max_vocab", help="keep at most this many words, <unk> and <eos> included (0 = no limit)")
-    _arg(g, D, "min_count", help="drop words seen fewer times in the training split")
-    _arg(g, D, "split_seed", help="seed of the train/valid/test split")
+    _arg(g, D, "max_vocab", help="keep at most this many words, <unk> and <eos> included (0 = no limit; default {default})")
+    _arg(g, D, "min_count", help="drop words seen fewer times in the training split (default {default})")
+    _arg(g, D, "split_seed", help="seed of the train/valid/test split (default {default})")
     _arg(g, D, "valid_fraction",
-         help="share of tokens held out for validation, as whole works when possible (0 = none)")
-    _arg(g, D, "test_fraction", help="share of tokens held out for test, as whole works when possible (0 = none)")
+         help="share of tokens held out for validation, as whole works when possible (0 = none; default {default})")
+    _arg(g, D, "test_fraction", help="share of tokens held out for test, as whole works when possible (0 = none; default {default})")
     _arg(g, D, "use_cache", "--no-cache", action="store_false",
          help="re-tokenize instead of reading the .npy cache (the cache is then rewritten)")
 
