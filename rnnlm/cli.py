@@ -183,6 +183,13 @@ def _clip_arg(text):
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got '{text}'") from None
 
 
+# Help shared by train and jacobian --init, so that the two read the same.
+_ACTIVATION_HELP = ("rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b, lecun-tanh "
+                    "(= scaled-tanh:1.7159,0.6667) (default {default})")
+_RECURRENT_SCALE_HELP = ("multiply every W_hh after init, to provoke vanishing or explosion (with --init "
+                         "orthogonal ||W_hh|| is this scale; the default init's is smaller) (default {default:g})")
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="train a word-level RNN/LSTM/GRU language model",
                        description="Train a language model with truncated BPTT. Leaves a run folder "
@@ -194,15 +201,14 @@ def _add_train(sub):
     _add_data_flags(p)
     m = p.add_argument_group("model")
     _arg(m, M, "cell", choices=C.CELLS, unset=True, help="default {default}")
-    _arg(m, M, "activation", unset=True,
-         help="rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b (default {default})")
+    _arg(m, M, "activation", unset=True, help=_ACTIVATION_HELP)
     _arg(m, M, "emsize", unset=True, help="embedding size (default {default})")
     _arg(m, M, "hidden", "--hidden", "--nhid", unset=True, help="hidden size (default {default})")
     _arg(m, M, "layers", "--layers", "--nlayers", unset=True, help="stacked layers (default {default})")
     _arg(m, M, "dropout", unset=True, help="dropout probability, 0 = none (default {default})")
     _arg(m, M, "tied", unset=True, help="tie encoder and decoder weights (needs --emsize == --hidden)")
     _arg(m, M, "init", choices=C.INITS, unset=True, help="weight initialization (default {default})")
-    _arg(m, M, "recurrent_scale", unset=True, help="multiply every W_hh after init (default {default})")
+    _arg(m, M, "recurrent_scale", unset=True, help=_RECURRENT_SCALE_HELP)
     _arg(m, M, "forget_bias", unset=True, help="lstm: add to the forget-gate bias at init (default {default})")
     o = p.add_argument_group("optimization")
     _arg(o, T, "bptt", unset=True, help="BPTT window length (default {default})")
@@ -310,7 +316,8 @@ def _run_evaluate(args):
           f"{100 * r['oov_rate']:.2f}%)")
     print(f"cross-entropy: {r['loss']:.4f} nats/token ({r['loss'] / 0.6931471805599453:.4f} bits/token) "
           f"over {r['predicted']:,} predictions, batch size {r['batch_size']}, bptt {r['bptt']}")
-    print(f"perplexity: {r['ppl']:.2f}")
+    from .plots import fmt_ppl
+    print(f"perplexity: {fmt_ppl(r['ppl'])}")
     return 0
 
 
@@ -333,9 +340,16 @@ def _add_generate(sub):
 
 
 def _run_generate(args):
+    from pathlib import Path
+
     from .runs import load_model
     from .sample import generate_text
-    model, vocab, info, _ = load_model(args.run, args.checkpoint)
+    model, vocab, info, path = load_model(args.run, args.checkpoint)
+    # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.
+    why = ""
+    if args.checkpoint == "best" and Path(path).name != "best.npz" and Path(args.run).is_dir():
+        why = " (no best.npz: no validation has run yet)"
+    print(f"checkpoint: {path}{why}", file=sys.stderr)
     data = info.get("train", {}).get("data", {})
     unknown = []
     texts = generate_text(model, vocab, words=args.words, prime=args.prime, temperature=args.temperature,
@@ -358,12 +372,13 @@ def _add_gradcheck(sub):
     p.add_argument("--cell", choices=[*C.CELLS, "all"], default="all",
                    help="which cell to check (default all)")
     p.add_argument("--activation", default="tanh",
-                   help="rnn activation: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b, or 'all'")
-    p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers")
-    p.add_argument("--tied", action="store_true", help="tie encoder and decoder weights")
+                   help="rnn activation: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b, lecun-tanh, "
+                        "or 'all' (default tanh)")
+    p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
+    p.add_argument("--tied", action="store_true", help="tie encoder and decoder weights (default: untied)")
     p.add_argument("--dropout", type=float, default=0.0,
-                   help="dropout probability, with one fixed mask (0 = none)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the model, data and masks")
+                   help="dropout probability, with one fixed mask (0 = none; default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model, data and masks (default 0)")
     return p
 
 
@@ -437,7 +452,9 @@ def _add_plot_probe(plot_sub):
                    help="run folders (their probe-<kind>*.json) or probe JSON files; one curve each")
     q.add_argument("--kind", default="agreement", choices=["agreement", "context"],
                    help="which probe's files to take from run folders (default agreement)")
-    q.add_argument("--out", default=None, help="image file (default: probe-<kind>.png beside the first input)")
+    q.add_argument("--out", default=None,
+                   help="image file (default: probe-<kind of the data>.png in the first input's run folder, "
+                        "else under runs/plots/)")
     q.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     return q
 
@@ -445,16 +462,29 @@ def _add_plot_probe(plot_sub):
 def _run_plot_probe(args):
     from pathlib import Path
 
-    from .plots import plot_probe
+    from .plots import plot_probe, read_probes
     from .probes import find_probe_results
     paths = find_probe_results(args.inputs, args.kind)
+    kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
     first = Path(args.inputs[0])
-    out = args.out or str((first if first.is_dir() else first.parent) / f"probe-{args.kind}.png")
-    print(f"wrote {plot_probe(paths, out, title=args.title)}")
+    if first.is_dir():
+        out = first / f"probe-{kind}.png"
+    elif _is_run(first.parent):
+        out = first.parent / f"probe-{kind}.png"
+    else:
+        out = Path("runs") / "plots" / f"{first.stem}-probe-{kind}.png"
+    print(f"wrote {plot_probe(paths, args.out or out, title=args.title)} (and .svg)")
     return 0
 
 
 # ---------------------------------------------------------------- jacobian, plot
+
+
+def _is_run(folder) -> bool:
+    """A run folder: what `train` leaves (config.json or metrics.jsonl inside)."""
+    from pathlib import Path
+    folder = Path(folder)
+    return (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()
 
 
 def _add_jacobian(sub):
@@ -476,7 +506,8 @@ def _add_jacobian(sub):
     _arg(p, J, "tokens", help="tokens read from the start of the text; anchors fall in [D, N-1] (default {default})")
     _arg(p, J, "seed", help="anchors (and, with --init, the weights) (default {default})")
     _arg(p, J, "out", metavar="FILE.json",
-         help="default: RUN/jacobian.json, CKPT-jacobian.json, or jacobian-init-<settings>.json here")
+         help="default: RUN/jacobian.json, CKPT-jacobian.json beside a checkpoint, or with --init "
+              "runs/jacobian-init/<every setting>.json")
     m = p.add_argument_group("a freshly initialized model (--init)")
     _arg(m, M, "init", nargs="?", const=C.default(M, "init"), choices=C.INITS, unset=True,
          help="measure a new model with this initialization instead of a checkpoint "
@@ -496,11 +527,11 @@ def _add_jacobian(sub):
 # the ModelConfig fields `jacobian --init` sets, and their help
 _JACOBIAN_MODEL_FLAGS = {
     "cell": "default {default}",
-    "activation": "rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b (default {default})",
+    "activation": _ACTIVATION_HELP,
     "hidden": "hidden size H (default {default})",
     "emsize": "embedding size (default {default})",
     "layers": "stacked layers (default {default})",
-    "recurrent_scale": "multiply every W_hh after init (default {default:g})",
+    "recurrent_scale": _RECURRENT_SCALE_HELP,
     "forget_bias": "lstm: forget-gate bias at init (default {default:g})",
 }
 
@@ -544,10 +575,12 @@ def _add_plot(sub):
     lag.add_argument("--scope", default="layer0", help="layer0..layer<L-1> or stacked (default layer0)")
     lag.add_argument("--flow", action="store_true", help="plot the gradient flow ||dL_t/dh_{t-d}|| instead")
     lag.add_argument("--bound", action="store_true",
-                     help="add the dashed (||W_hh|| max|f'|)^d bound of vanilla-RNN curves")
+                     help="add the vanilla RNN's dashed bound on the norm drawn: (||W_hh|| max|f'|)^d "
+                          "(spectral) or sqrt(H) times it (Frobenius); none for --flow")
     lag.add_argument("--labels", default=None, help="comma-separated legend labels, one per input")
     lag.add_argument("--out", default=None,
-                     help="image file (default: RUN/plots/lag-....png or beside the first JSON)")
+                     help="image file (default: RUN/plots/lag-....png for a run folder or a JSON in one, "
+                          "else runs/plots/<json name>-lag-....png)")
     lag.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     tr = psub.add_parser("training", help="perplexity, gradient norm and clipping, learning rate, non-finite events")
     tr.add_argument("run", help="a run folder")
@@ -580,8 +613,10 @@ def _run_plot(args):
         labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
         if first.is_dir():
             out = args.out or first / "plots" / f"lag-{what}.png"
+        elif _is_run(first.parent):
+            out = args.out or first.parent / "plots" / f"{first.stem}-lag-{what}.png"
         else:
-            out = args.out or first.with_name(f"{first.stem}-lag-{what}.png")
+            out = args.out or Path("runs") / "plots" / f"{first.stem}-lag-{what}.png"
         png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
                              scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
     print(f"wrote {png} (and .svg)")

@@ -59,7 +59,8 @@ class ModelConfigError(UserError, ValueError):
 SCALED_TANH = 0
 RELU = 1
 SIGMOID = 2
-ACTIVATION_FORMS = "tanh, relu, sigmoid, tanh:n (tanh(n*z)), scaled-tanh:a,b (a*tanh(b*z))"
+ACTIVATION_FORMS = ("tanh, relu, sigmoid, tanh:n (tanh(n*z)), scaled-tanh:a,b (a*tanh(b*z)), "
+                    "lecun-tanh (= scaled-tanh:1.7159,0.6667)")
 
 
 class Activation(NamedTuple):
@@ -80,7 +81,8 @@ def _number(text: str, spec: str) -> float:
 
 
 def parse_activation(spec: str) -> Activation:
-    """Parse "tanh", "relu", "sigmoid", "tanh:n" (= tanh(n z)) or "scaled-tanh:a,b" (= a tanh(b z)).
+    """Parse "tanh", "relu", "sigmoid", "tanh:n" (= tanh(n z)), "scaled-tanh:a,b" (= a tanh(b z))
+    or "lecun-tanh" (= scaled-tanh:1.7159,0.6667, the same constants).
 
     Raises UserError with the accepted forms for anything else.
     """
@@ -93,6 +95,8 @@ def parse_activation(spec: str) -> Activation:
         return Activation("relu", RELU, 1.0, 1.0)
     if s == "sigmoid":
         return Activation("sigmoid", SIGMOID, 1.0, 1.0)
+    if s == "lecun-tanh":   # LeCun et al. (1998), "Efficient BackProp": 1.7159 tanh(2z/3)
+        return Activation("lecun-tanh", SCALED_TANH, 1.7159, 0.6667)
     if s.startswith("tanh:"):
         n = _number(s[5:], spec)
         return Activation(f"tanh:{s[5:]}", SCALED_TANH, 1.0, n)

@@ -551,17 +551,38 @@ def _init_model(config):
     return RNNModel(config.model.with_vocab(vocab_size), seed=config.seed), ids, text
 
 
-def default_out(config):
-    """`out`, else jacobian.json in the run folder, CKPT-jacobian.json, or jacobian-init-<settings>.json here."""
+def default_out(config, text: str | None = None):
+    """Where the command writes when `out` is not given (the README's "Where things go"):
+    RUN/jacobian.json for a run folder, CKPT-jacobian.json beside a checkpoint file, and for a
+    fresh model (reads no run) runs/jacobian-init/<every setting>.json, so that two measurements
+    with different settings never overwrite each other and nothing lands loose in the current folder."""
     from pathlib import Path
     if config.out:
         return Path(config.out)
     m = config.model
     if m is not None:
-        act = f"-{m.activation.replace(':', '').replace(',', '_')}" if m.cell == "rnn" else ""
-        return Path(f"jacobian-init-{m.cell}{act}-{m.init}-x{m.recurrent_scale:g}.json")
+        return Path("runs") / "jacobian-init" / f"{init_name(config, text)}.json"
     run = Path(config.run)
     return run / "jacobian.json" if run.is_dir() else run.with_name(f"{run.stem}-jacobian.json")
+
+
+def init_name(config, text: str | None = None) -> str:
+    """A file stem naming every setting of a `jacobian --init` measurement, e.g.
+    rnn-tanh-orthogonal-x1.5-H256-E256-L1-machado-valid-2000tok-D100-K32-seed0.
+    text: the meta's "text" actually read ("machado:valid", "random:50"; default from the config)."""
+    import re
+    from pathlib import Path
+    m = config.model
+    act = f"-{m.activation}" if m.cell == "rnn" else ""
+    fb = f"-fb{m.forget_bias:g}" if m.cell == "lstm" else ""
+    if text is None:
+        corpus = str(config.data.corpus)
+        text = f"random:{config.vocab_size}" if corpus.lower() == "none" else f"{corpus}:{config.split}"
+    source, _, split = text.rpartition(":")
+    text = f"{Path(source).stem or 'corpus'}-{split}" if source != "random" else f"random{split}"
+    name = (f"{m.cell}{act}-{m.init}-x{m.recurrent_scale:g}{fb}-H{m.hidden}-E{m.emsize}-L{m.layers}-"
+            f"{text}-{config.tokens}tok-D{config.max_lag}-K{config.anchors}-seed{config.seed}")
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name.replace(":", "").replace(",", "_"))
 
 
 def _fmt(x) -> str:
@@ -619,7 +640,7 @@ def run_jacobian(config) -> tuple[dict, object]:
     doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
                     rng=np.random.default_rng(config.seed))
     doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
-    out = default_out(config)
+    out = default_out(config, text)
     out.parent.mkdir(parents=True, exist_ok=True)
     from .fileio import atomic_write_text
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")

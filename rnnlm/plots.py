@@ -3,15 +3,19 @@
 matplotlib is imported here only (inside `_pyplot`, with the Agg backend), so
 that the rest of the package and `--help` never pay for it. Each public
 function writes one figure as PNG and SVG side by side (same stem) and returns
-the PNG path. Inputs are the JSON documents other modules write: `lag_curve`
-dicts (jacobian.py), a run folder's config.json and metrics.jsonl (train.py),
-probe results (probes.py).
+the PNG path; each has a `draw_*` twin that returns the matplotlib Figure
+unsaved (what the tests read labels, titles and legends from). Inputs are the
+JSON documents other modules write: `lag_curve` dicts (jacobian.py), a run
+folder's config.json and metrics.jsonl (train.py), probe results (probes.py).
 
 The one thing to know before editing: norms in lag curves span hundreds of
 orders of magnitude and may be 0.0 or null (outside float64, see jacobian.py);
 `_positive` turns those into NaN so that log axes drop them instead of failing.
-Every label, legend and title names what a curve is (cell, activation, init,
-recurrent scale, clipping) so a figure read alone is not ambiguous.
+Every figure has a subtitle (`settings_line`) stating cell, activation, init,
+recurrent scale, clipping and how many anchors, pairs or seeds stand behind
+it, so a figure read alone is not ambiguous; a bound is drawn only with the
+norm it bounds, and never stretches the axis beyond the data (it is cut there
+and the legend says so).
 """
 from __future__ import annotations
 
@@ -56,15 +60,47 @@ def _positive(values) -> np.ndarray:
 
 # ---------------------------------------------------------------- labels
 
+LECUN_TANH = (1.7159, 0.6667)   # LeCun et al. (1998): 1.7159 tanh(2z/3); `lecun-tanh` in config.parse_activation
+
 
 def _fmt_scale(x) -> str:
     return "?" if x is None else f"{float(x):g}"
 
 
+def fmt_ppl(x) -> str:
+    """A perplexity for a label or report: 2 decimals up to 1e5, scientific notation above (an
+    exploded run's e^loss has 30-odd digits), 'inf (overflow)' past float64."""
+    if x is None:
+        return "n/a"
+    x = float(x)
+    if not math.isfinite(x):
+        return "inf (overflow)" if x > 0 else str(x)
+    return f"{x:.2f}" if x < 1e5 else f"{x:.2e}"
+
+
+def activation_label(spec) -> str:
+    """One name for one activation: 'scaled-tanh:1.7159,0.6667' shows as 'lecun-tanh'."""
+    if not spec:
+        return ""
+    try:
+        from .config import parse_activation
+        act = parse_activation(spec)
+    except Exception:   # a label never fails a figure
+        return str(spec)
+    if act.name != "tanh" and (round(act.a, 4), round(act.b, 4)) == LECUN_TANH and act.kind == 0:
+        return "lecun-tanh"
+    return act.name
+
+
+def cell_label(meta: dict) -> str:
+    """'rnn tanh', 'lstm', 'gru' from a lag_curve meta or a run's (flattened) train config."""
+    cell = meta.get("cell") or "?"
+    return cell + (f" {activation_label(meta.get('activation'))}" if cell == "rnn" and meta.get("activation") else "")
+
+
 def model_label(meta: dict) -> str:
     """'rnn tanh, init orthogonal, W_hh x1.5' from a lag_curve meta or a run's train config."""
-    cell = meta.get("cell") or "?"
-    parts = [cell + (f" {meta.get('activation')}" if cell == "rnn" and meta.get("activation") else "")]
+    parts = [cell_label(meta)]
     parts.append(f"init {meta.get('init') or '?'}")
     parts.append(f"W_hh x{_fmt_scale(meta.get('recurrent_scale'))}")
     if meta.get("layers", 1) and meta.get("layers", 1) > 1:
@@ -83,6 +119,13 @@ def clip_label(train_cfg: dict | None) -> str:
     return "no clipping"
 
 
+def _doc_clip(meta: dict) -> str:
+    """A lag curve's clipping: the trained run's, 'at init (no training)', or 'clipping not recorded'."""
+    if meta.get("clip"):
+        return meta["clip"]
+    return "at init (no training)" if meta.get("source") == "init" else "clipping not recorded"
+
+
 def _doc_label(doc: dict) -> str:
     meta = doc.get("meta", {})
     label = model_label(meta)
@@ -93,6 +136,46 @@ def _doc_label(doc: dict) -> str:
     if step is not None:
         label += f", step {step}"
     return label
+
+
+def _joined(values) -> str:
+    """The distinct values in order, ' / '-separated: one value when every curve shares it."""
+    return " / ".join(dict.fromkeys(str(v) for v in values))
+
+
+def settings_line(metas: list[dict], clips: list[str] | None = None, behind: str | None = None) -> str:
+    """The subtitle every figure carries: cell and activation, init, recurrent scale, clipping, H, and
+    what stands behind each point (`behind`: anchors, pairs or seeds). A setting shared by every
+    curve is written once; one that differs lists each curve's value, in legend order, joined by ' / '.
+    metas: lag_curve metas or flattened train configs; clips: each one's clipping (default clip_label)."""
+    if not metas:
+        return behind or ""
+    clips = clips if clips is not None else [clip_label(m) for m in metas]
+    parts = [f"cell {_joined(cell_label(m) for m in metas)}",
+             f"init {_joined(m.get('init') or '?' for m in metas)}",
+             f"W_hh ×{_joined(_fmt_scale(m.get('recurrent_scale')) for m in metas)}",
+             _joined(clips)]
+    hs = [m.get("H", m.get("hidden")) for m in metas]
+    if any(h is not None for h in hs):
+        parts.append(f"H={_joined('?' if h is None else h for h in hs)}")
+    if behind:
+        parts.append(behind)
+    return "; ".join(parts)
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    import textwrap
+    return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
+
+
+def _set_title(target, title: str, subtitle: str, width: int = 100, size: float = 10) -> None:
+    """Title (bold-free, size 10) and a smaller wrapped settings subtitle below it, on an Axes or a Figure
+    (suptitle); wrapped so that nothing is cut off at the figure's width."""
+    text = _wrap(title, int(width * 0.9)) + ("\n" + _wrap(subtitle, width) if subtitle else "")
+    if hasattr(target, "suptitle"):
+        target.suptitle(text, fontsize=size * 0.85)
+    else:
+        target.set_title(text, fontsize=size * 0.85)
 
 
 # ---------------------------------------------------------------- lag curves
@@ -153,11 +236,134 @@ def _series(doc: dict, scope: str, quantity: str, norm: str, flow: bool):
     return np.asarray(lags), _positive(s["median"]), _positive(s["p10"]), _positive(s["p90"])
 
 
-def _what(quantity: str, norm: str, flow: bool) -> str:
+_QUANTITY_TEXT = {"h": "∂h(t)/∂h(t−d)", "c": "∂c(t)/∂c(t−d)", "state": "∂(h,c)(t)/∂(h,c)(t−d)"}
+
+
+def _what(quantities, norm: str, flow: bool, cells=()) -> str:
+    """The y-axis quantity: one Jacobian per cell kind drawn (h for rnn/gru, (h,c) for the lstm)."""
     if flow:
-        return "gradient flow ‖∂L_t/∂h_{t−d}‖"
-    q = {"h": "∂h_t/∂h_{t−d}", "c": "∂c_t/∂c_{t−d}", "state": "∂(h,c)_t/∂(h,c)_{t−d}"}.get(quantity, quantity)
-    return f"{norm} norm of {q}"
+        return "gradient flow ‖∂L(t)/∂h(t−d)‖"
+    if isinstance(quantities, str):
+        quantities = [quantities]
+    qs = list(dict.fromkeys(quantities))
+    if len(qs) == 1:
+        return f"{_norm_name(norm)} norm of {_QUANTITY_TEXT.get(qs[0], qs[0])}"
+    per = {}
+    for q, c in zip(quantities, cells):
+        per.setdefault(q, []).append(c)
+    return f"{_norm_name(norm)} norm of " + " or ".join(
+        f"{_QUANTITY_TEXT.get(q, q)} ({', '.join(dict.fromkeys(per.get(q, [])))})" for q in qs)
+
+
+def _bound_values(meta: dict, scope: str, norm: str, lags):
+    """(values, label) of the vanilla RNN's bound on the drawn norm, or None.
+
+    Spectral: ‖∂h(t)/∂h(t−d)‖₂ ≤ (‖W_hh‖₂·max|f′|)^d (each factor diag(f′)·W_hh has ‖·‖₂ ≤ max|f′|·‖W_hh‖₂).
+    Frobenius: ‖J‖_F ≤ √rank(J)·‖J‖₂ ≤ √H·(‖W_hh‖₂·max|f′|)^d, labelled as such.
+    """
+    if meta.get("cell") != "rnn" or not scope.startswith("layer"):
+        return None
+    per_step = (meta.get("bound_per_step") or [None] * 64)[int(scope[len("layer"):])]
+    if per_step is None or not per_step > 0:
+        return None
+    logb = np.asarray(lags, dtype=np.float64) * math.log(per_step)
+    if norm == "spectral":
+        return logb, f"bound (‖W_hh‖·max|f′|)^d = {per_step:.3g}^d"
+    H = meta.get("H")
+    if not H:
+        return None
+    return logb + 0.5 * math.log(H), f"Frobenius bound √H·(‖W_hh‖·max|f′|)^d = √{H}·{per_step:.3g}^d"
+
+
+def _text_name(text: str) -> str:
+    """'machado:valid', 'random:50', or a file's name and split (not its whole path)."""
+    source, sep, split = str(text).rpartition(":")
+    return f"{Path(source).name}{sep}{split}" if sep and ("/" in source or "\\" in source) else str(text)
+
+
+def _norm_name(norm: str) -> str:
+    return "Frobenius" if norm == "frobenius" else norm
+
+
+def _legend_below(ax, ncol: int = 1) -> None:
+    """The legend under the axes: long labels never cover the curves."""
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=ncol, frameon=False)
+
+
+def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto", norm: str = "spectral",
+             scope: str = "layer0", flow: bool = False, bound: bool = False, title: str | None = None):
+    """The figure of `plot_lag`, unsaved: returns the matplotlib Figure (see plot_lag)."""
+    docs = [load_lag_doc(d) for d in docs]
+    if not docs:
+        raise UserError("give at least one lag curve")
+    if labels is not None and len(labels) != len(docs):
+        raise UserError(f"{len(labels)} labels for {len(docs)} curves")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5.6))
+    quantities, cells, bounds = [], [], []
+    lo_data, hi_data = math.inf, -math.inf
+    for i, doc in enumerate(docs):
+        cell = doc["meta"].get("cell")
+        q = default_quantity(cell, quantity)
+        quantities.append(q)
+        cells.append(cell or "?")
+        lags, med, lo, hi = _series(doc, scope, q, norm, flow)
+        with np.errstate(invalid="ignore"):
+            seen = np.concatenate([med, lo, hi])
+        if np.isfinite(seen).any():
+            lo_data = min(lo_data, float(np.nanmin(seen)))
+            hi_data = max(hi_data, float(np.nanmax(seen)))
+        label = labels[i] if labels is not None else _doc_label(doc)
+        if quantity == "auto" and not flow and len(docs) > 1:
+            label += f" [{q}]"
+        line, = ax.plot(lags, med, marker="o", markersize=2.5, linewidth=1.5, label=label)
+        ax.fill_between(lags, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
+        if bound and not flow:
+            b = _bound_values(doc["meta"], scope, norm, lags)
+            if b is not None:
+                bounds.append((lags, b[0], b[1], line.get_color()))
+    notes = []
+    if bound and flow:
+        notes.append("no bound drawn: the bound is on the Jacobian, not on the gradient flow")
+    elif bound and len(bounds) < len(docs):
+        others = [c for c, d in zip(cells, docs) if c != "rnn"]
+        if others:
+            notes.append(f"no bound drawn for {', '.join(dict.fromkeys(others))}: the bound is the vanilla RNN's")
+    # Bounds grow as c^d and would reach 1e30 and squash the measured curves into a band:
+    # what is drawn of them stops at the data's range (one decade of margin), and the legend says so.
+    if bounds and math.isfinite(hi_data):
+        top = math.log(hi_data) + math.log(10.0)
+        bottom = math.log(lo_data) - math.log(10.0)
+        for lags, logb, label, color in bounds:
+            cut = logb > top
+            below = logb < bottom
+            drawn = np.where(cut | below, np.nan, np.exp(np.clip(logb, -700, 700)))
+            if cut.any() or below.any():
+                ends = [f"{math.exp(logb[-1]) if logb[-1] < 700 else math.inf:.2g} at d = {lags[-1]}"]
+                label += f" (cut at the data's range; it reaches {ends[0]})"
+            ax.plot(lags, drawn, linestyle="--", linewidth=1, color=color, label=label)
+        ax.set_ylim(lo_data / 10 ** 1.2, hi_data * 10 ** 1.2)
+    for note in notes:
+        ax.plot([], [], " ", label=note)
+    ax.set_yscale("log")
+    ax.set_xlabel("lag d (time steps)")
+    unit = "(nats per unit of state)" if flow else "(dimensionless)"
+    ax.set_ylabel(_wrap(f"{_what(quantities, norm, flow, cells)} {unit}", 60), fontsize=8)
+    ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
+    default = (f"{'Gradient flow' if flow else 'Jacobian ' + _norm_name(norm) + ' norm'} by lag, {scope} "
+               f"(median over anchors, 10–90% band)")
+    metas = [d["meta"] for d in docs]
+    behind = "median over " + _joined(
+        f"{m.get('anchors', '?')} anchors × {m.get('tokens', '?')} tokens"
+        + (f" of {_text_name(m['text'])}" if m.get("text") else "") for m in metas)
+    seeds = [m.get("seed") for m in metas if m.get("seed") is not None]
+    if seeds:
+        behind += f", seed {_joined(seeds)}"
+    _set_title(ax, title or default, settings_line(metas, [_doc_clip(m) for m in metas], behind), width=95)
+    ax.grid(True, which="major", alpha=0.3)
+    _legend_below(ax)
+    fig.tight_layout()
+    return fig
 
 
 def plot_lag(docs: list, labels: list[str] | None, out, quantity: str = "auto", norm: str = "spectral",
@@ -168,45 +374,13 @@ def plot_lag(docs: list, labels: list[str] | None, out, quantity: str = "auto", 
     labels: one legend entry per doc (None: cell, activation, init, scale, clipping from meta).
     quantity: h, c, state or "auto" (state for the LSTM, h otherwise, per doc).
     Each curve is the median over anchors with its 10-90% band shaded. bound
-    adds, for vanilla-RNN docs, the dashed (||W_hh|| max|f'|)^d upper bound.
+    adds, for vanilla-RNN docs, the dashed bound on the norm drawn: (||W_hh|| max|f'|)^d
+    for the spectral norm, sqrt(H) times that for the Frobenius norm; none for the flow.
+    What is drawn of a bound stops a decade beyond the data's range (the legend says so).
     Writes OUT.png and OUT.svg; returns the PNG path.
     """
-    docs = [load_lag_doc(d) for d in docs]
-    if not docs:
-        raise UserError("give at least one lag curve")
-    if labels is not None and len(labels) != len(docs):
-        raise UserError(f"{len(labels)} labels for {len(docs)} curves")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    quantities = set()
-    for i, doc in enumerate(docs):
-        q = default_quantity(doc["meta"].get("cell"), quantity)
-        quantities.add(q)
-        lags, med, lo, hi = _series(doc, scope, q, norm, flow)
-        label = labels[i] if labels is not None else _doc_label(doc)
-        if quantity == "auto" and not flow and len(docs) > 1:
-            label += f" [{q}]"
-        line, = ax.plot(lags, med, marker="o", markersize=2.5, linewidth=1.5, label=label)
-        ax.fill_between(lags, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
-        if bound and not flow and doc["meta"].get("cell") == "rnn" and scope.startswith("layer"):
-            per_step = (doc["meta"].get("bound_per_step") or [None])[int(scope[len("layer"):])]
-            if per_step is not None and per_step > 0:
-                b = np.exp(lags * math.log(per_step))
-                ax.plot(lags, _positive(b), linestyle="--", linewidth=1, color=line.get_color(),
-                        label=f"bound (‖W_hh‖·max|f′|)^d = {per_step:.3g}^d")
-    ax.set_yscale("log")
-    ax.set_xlabel("lag d (time steps)")
-    unit = "(nats per unit of state)" if flow else "(dimensionless)"
-    ax.set_ylabel(f"{_what(next(iter(quantities)) if len(quantities) == 1 else 'state', norm, flow)} {unit}",
-                  fontsize=8)
-    ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
-    default = (f"{'Gradient flow' if flow else 'Jacobian ' + norm + ' norm'} by lag, {scope} "
-               f"(median over anchors, 10–90% band)")
-    ax.set_title(title or default, fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, out)
+    return _save(draw_lag(docs, labels, quantity=quantity, norm=norm, scope=scope, flow=flow, bound=bound,
+                          title=title), out)
 
 
 # ---------------------------------------------------------------- run folders
@@ -241,9 +415,17 @@ def run_label(train_cfg: dict) -> str:
     return f"{model_label(train_cfg)}, {clip_label(train_cfg)}, {train_cfg.get('optimizer', '?')}"
 
 
-def plot_lag_over_training(run_dir, out, quantity: str = "auto", norm: str = "spectral",
-                           title: str | None = None, flow: bool = False) -> Path:
-    """Median lag curve at every step recorded by `train --track-jacobian-every`, coloured by step."""
+def _run_settings(cfg: dict, behind: str) -> str:
+    """A run's subtitle: settings_line plus H, E, optimizer, lr and seed."""
+    opt = cfg.get("optimizer", "?")
+    lr = cfg.get("lr")
+    extra = f"{opt}" + (f" lr {lr:g} at start" if isinstance(lr, (int, float)) else "")
+    return settings_line([cfg], behind=f"{extra}; {behind}")
+
+
+def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectral",
+                           title: str | None = None, flow: bool = False):
+    """The figure of `plot_lag_over_training`, unsaved: returns the matplotlib Figure."""
     events = [e for e in read_metrics(run_dir) if e.get("type") == "jacobian"]
     if not events:
         raise UserError(f"{run_dir} has no jacobian events; train with --track-jacobian-every N")
@@ -251,7 +433,7 @@ def plot_lag_over_training(run_dir, out, quantity: str = "auto", norm: str = "sp
     q = default_quantity(cfg.get("cell"), quantity)
     plt = _pyplot()
     import matplotlib as mpl
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = plt.subplots(figsize=(7.5, 4.9))
     steps = [e["step"] for e in events]
     cnorm = mpl.colors.Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
     cmap = mpl.colormaps["viridis"]
@@ -268,14 +450,23 @@ def plot_lag_over_training(run_dir, out, quantity: str = "auto", norm: str = "sp
     ax.grid(True, alpha=0.3)
     ax.plot([], [], color="black", label=run_label(cfg))
     ax.legend(fontsize=7, loc="lower left")
-    ax.set_title(title or f"{'Gradient flow' if flow else 'Jacobian ' + norm + ' norm'} by lag during "
-                          f"training ({len(events)} recordings)", fontsize=10)
+    m = events[-1].get("meta", {})
+    behind = (f"median over {m.get('anchors', '?')} anchors × {m.get('tokens', '?')} tokens at each of "
+              f"{len(events)} recorded steps; seed {cfg.get('seed', '?')}")
+    _set_title(ax, title or f"{'Gradient flow' if flow else 'Jacobian ' + norm + ' norm'} by lag during "
+                            f"training ({len(events)} recordings)", _run_settings(cfg, behind), width=90)
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
 
 
-def plot_training(run_dir, out, title: str | None = None) -> Path:
-    """Loss (perplexity), gradient norm (with clipping) and learning rate against step, non-finite events marked."""
+def plot_lag_over_training(run_dir, out, quantity: str = "auto", norm: str = "spectral",
+                           title: str | None = None, flow: bool = False) -> Path:
+    """Median lag curve at every step recorded by `train --track-jacobian-every`, coloured by step."""
+    return _save(draw_lag_over_training(run_dir, quantity=quantity, norm=norm, title=title, flow=flow), out)
+
+
+def draw_training(run_dir, title: str | None = None):
+    """The figure of `plot_training`, unsaved: returns the matplotlib Figure."""
     events = read_metrics(run_dir)
     cfg = read_train_config(run_dir)
     steps = [e for e in events if e.get("type") == "step"]
@@ -284,7 +475,7 @@ def plot_training(run_dir, out, title: str | None = None) -> Path:
     if not steps and not evals:
         raise UserError(f"{run_dir} has no step or eval events to plot")
     plt = _pyplot()
-    fig, (a_ppl, a_g, a_lr) = plt.subplots(3, 1, figsize=(7.5, 8), sharex=True)
+    fig, (a_ppl, a_g, a_lr) = plt.subplots(3, 1, figsize=(7.5, 8.3), sharex=True)
 
     # Cross-entropy rather than perplexity on the axis: a diverging run's perplexity overflows
     # float64 (e^710) long before its loss stops being plottable.
@@ -295,8 +486,11 @@ def plot_training(run_dir, out, title: str | None = None) -> Path:
         last = evals[-1].get("val_ppl")
         a_ppl.plot([e["step"] for e in evals], _positive([e.get("val_loss") for e in evals]),
                    marker="o", markersize=3,
-                   label=f"validation (last perplexity {last:.1f})" if last is not None else "validation")
+                   label=f"validation (last perplexity {fmt_ppl(last)})" if last is not None else "validation")
     a_ppl.set_yscale("log")
+    import matplotlib.ticker as mticker
+    a_ppl.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    a_ppl.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
     a_ppl.set_ylabel("cross-entropy (nats/token;\nperplexity = e^loss)")
 
     a_g.plot(x, _positive([e.get("grad_norm") for e in steps]), linewidth=1, label="gradient L2 norm before clipping")
@@ -313,6 +507,9 @@ def plot_training(run_dir, out, title: str | None = None) -> Path:
     a_lr.plot(x, [e.get("lr") for e in steps], linewidth=1, drawstyle="steps-post", label="learning rate")
     a_lr.set_ylabel("learning rate")
     a_lr.set_yscale("log")
+    a_lr.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    a_lr.yaxis.set_minor_formatter(mticker.NullFormatter())
+    a_lr.set_yticks(sorted({e.get("lr") for e in steps if e.get("lr")}) or [1.0])
     a_lr.set_xlabel("training step (updates)")
 
     for e in bad:
@@ -324,39 +521,59 @@ def plot_training(run_dir, out, title: str | None = None) -> Path:
     for ax in (a_ppl, a_g, a_lr):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(title or f"Training: {run_label(cfg)}", fontsize=10)
+    lr = cfg.get("lr")
+    sub = (f"H={cfg.get('hidden', '?')}, E={cfg.get('emsize', '?')}, {cfg.get('optimizer', '?')}"
+           + (f" lr {lr:g} at start" if isinstance(lr, (int, float)) else "")
+           + f"; one run, seed {cfg.get('seed', '?')}; B={cfg.get('batch_size', '?')}, T={cfg.get('bptt', '?')}; "
+           f"a step event every {cfg.get('log_every', '?')} steps")
+    _set_title(fig, title or f"Training {Path(run_dir).resolve().name}: {run_label(cfg)}", sub, width=100, size=11)
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
+
+
+def plot_training(run_dir, out, title: str | None = None) -> Path:
+    """Loss (perplexity), gradient norm (with clipping) and learning rate against step, non-finite events marked."""
+    return _save(draw_training(run_dir, title=title), out)
 
 
 # ---------------------------------------------------------------- probes
 
 
-def plot_probe(json_paths, out, title=None):
-    """Agreement accuracy or context-loss increase against distance, one curve per probe JSON.
-
-    json_paths: files written by `probe agreement` or `probe context` (all of
-    one kind). Agreement: accuracy with its Wilson 95% band and a chance line
-    at 0.5. Context: mean loss increase with its bootstrap 95% band, a zero
-    line, log-scaled d, and a dotted mark at each curve's effective context.
-    Curves are labelled by cell and run. Writes OUT.png and OUT.svg; returns the PNG path.
-    """
-    plt = _pyplot()
+def read_probes(json_paths) -> tuple[str, list]:
+    """(kind, [(path, result), ...]) of probe JSON files, all of one kind (agreement or context)."""
     results = []
     for p in json_paths:
         try:
             results.append((Path(p), json.loads(Path(p).read_text(encoding="utf-8"))))
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read probe results {p}: {exc}") from None
-    kinds = {r.get("probe") for _, r in results}
+    kinds = {r.get("probe") if isinstance(r, dict) else None for _, r in results}
     if not results or len(kinds) != 1 or kinds - {"agreement", "context"}:
         raise UserError(f"give probe JSON files of one kind (agreement or context); got {sorted(map(str, kinds))}")
-    kind = kinds.pop()
+    return kinds.pop(), results
+
+
+def _probe_model(path: Path, r: dict) -> dict:
+    """The probed model's settings: the result's own `model` (probes.py writes it), else the run's config."""
+    if isinstance(r.get("model"), dict):
+        return {**r["model"], "clip": r.get("clip")}
+    run = Path(r.get("run") or path.parent)
+    try:
+        cfg = read_train_config(run)
+    except UserError:
+        return {"cell": r.get("cell"), "clip": "clipping not recorded"}
+    return {**cfg, "clip": clip_label(cfg)}
+
+
+def draw_probe(json_paths, title=None):
+    """The figure of `plot_probe`, unsaved: returns the matplotlib Figure."""
+    plt = _pyplot()
+    kind, results = read_probes(json_paths)
 
     # What tells the curves apart besides cell and run: the context mode or the agreement feature.
     variant = "feature" if kind == "agreement" else "mode"
     show_variant = len({r.get(variant) for _, r in results}) > 1
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for path, r in results:
         run = Path(r.get("run") or path.parent).name
         label = f"{r.get('cell') or '?'} ({run}{', ' + str(r.get(variant)) if show_variant else ''})"
@@ -377,43 +594,71 @@ def plot_probe(json_paths, out, title=None):
         if kind == "context" and r.get("effective_context") is not None:
             ax.axvline(r["effective_context"], color=line.get_color(), linestyle=":", linewidth=1)
     first = results[0][1]
+    seeds = _joined(r.get("seed", "?") for _, r in results)
     if kind == "agreement":
         ax.axhline(0.5, color="gray", linestyle="--", linewidth=1, label="chance (0.5)")
         ax.set_ylim(0.0, 1.02)
         ax.set_xlabel("distance from subject head to the agreeing word (tokens)")
         ax.set_ylabel("accuracy (correct form more likely)")
         default = f"Portuguese {first.get('feature', 'number')} agreement by distance (95% Wilson band)"
+        behind = (f"{_joined(r.get('n_per_distance', '?') for _, r in results)} pairs per distance, "
+                  f"probe seed {seeds}")
     else:
+        import matplotlib.ticker as mticker
         ax.axhline(0.0, color="gray", linestyle="--", linewidth=1)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(mticker.ScalarFormatter())   # 1, 2, 5, 10 rather than 10^0, 2x10^0
+        ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+        ax.set_xticks(sorted({q["distance"] for _, r in results for q in r["results"]}))
         ax.set_xlabel("context kept intact, d (tokens before the target)")
         ax.set_ylabel("loss increase at the target (nats)")
         done = {"shuffle": "shuffled", "replace": "replaced by random words", "drop": "dropped"}
         default = (f"Context usage: context beyond d {done.get(first.get('mode'), first.get('mode'))} "
                    "(95% bootstrap band; dotted: effective context)")
-    ax.set_title(title or default, fontsize=10)
+        behind = (f"{_joined(r.get('n_targets', '?') for _, r in results)} targets, "
+                  f"window {_joined(r.get('window', '?') for _, r in results)}, probe seed {seeds}")
+    models = [_probe_model(p, r) for p, r in results]
+    _set_title(ax, title or default, settings_line(models, [m.get("clip") or "?" for m in models], behind),
+               width=95)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
+
+
+def plot_probe(json_paths, out, title=None):
+    """Agreement accuracy or context-loss increase against distance, one curve per probe JSON.
+
+    json_paths: files written by `probe agreement` or `probe context` (all of
+    one kind). Agreement: accuracy with its Wilson 95% band and a chance line
+    at 0.5. Context: mean loss increase with its bootstrap 95% band, a zero
+    line, log-scaled d, and a dotted mark at each curve's effective context.
+    Curves are labelled by cell and run. Writes OUT.png and OUT.svg; returns the PNG path.
+    """
+    return _save(draw_probe(json_paths, title=title), out)
 
 
 # ---------------------------------------------------------------- demo figures
 
 
-def plot_explosion(run_a: Path, run_b: Path, out: Path, title: str) -> Path:
-    """Training loss and gradient norm of two runs against step; non-finite events marked with x."""
+def draw_explosion(run_a: Path, run_b: Path, title: str):
+    """The figure of `plot_explosion`, unsaved: returns the matplotlib Figure."""
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.4))
+    cfgs = []
     for run, color in ((run_a, "tab:red"), (run_b, "tab:blue")):
         ev = read_metrics(run)
         cfg = read_train_config(run)
-        label = f"clip-norm {cfg['clip_norm']:g}" if cfg.get("clip_norm") else "no clipping"
+        cfgs.append(cfg)
+        label = clip_label(cfg)
         st = [e for e in ev if e["type"] == "step"]
         x = [e["step"] for e in st]
         ax1.plot(x, [np.nan if e["loss"] is None else e["loss"] for e in st], color=color, label=label, lw=1.2)
         ax2.plot(x, [np.nan if e["grad_norm"] is None else e["grad_norm"] for e in st], color=color, label=label,
                  lw=1.2)
+        if cfg.get("clip_norm"):
+            ax2.axhline(cfg["clip_norm"], color=color, ls="--", lw=1,
+                        label=f"clip threshold {cfg['clip_norm']:g} (norms above it were rescaled to it)")
         for e in ev:
             if e["type"] == "nonfinite":
                 for ax in (ax1, ax2):
@@ -428,34 +673,55 @@ def plot_explosion(run_a: Path, run_b: Path, out: Path, title: str) -> Path:
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    behind = f"one run each, seed {_joined(c.get('seed', '?') for c in cfgs)}"
+    _set_title(fig, title, _run_settings(cfgs[0], behind).replace(
+        clip_label(cfgs[0]), _joined(clip_label(c) for c in cfgs)), width=130, size=11)
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
 
 
-def plot_factor_summary(results: dict, activations, gains, out: Path) -> Path:
-    """exp(decay rate) per step against ||W_hh||·max|f'| per activation; lstm/gru as horizontal lines.
+def plot_explosion(run_a: Path, run_b: Path, out: Path, title: str) -> Path:
+    """Training loss and gradient norm of two runs against step (a line at the clip threshold);
+    non-finite events marked with x."""
+    return _save(draw_explosion(run_a, run_b, title), out)
 
-    results: demo gradients' init study, keyed rnn-<label>-x<scale>, lstm, gru, each with
-    "gain" (rnn only) and "factor_per_step"; activations: their labels; gains: the bound values.
-    """
+
+def draw_factor_summary(results: dict, activations, gains, note: str | None = None):
+    """The figure of `plot_factor_summary`, unsaved: returns the matplotlib Figure."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7, 4.8))
     for label in activations:
         pts = sorted((r["gain"], r["factor_per_step"]) for k, r in results.items()
                      if k.startswith(f"rnn-{label}-") and r["factor_per_step"] is not None)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"rnn {label}")
-    for cell, ls in (("lstm", "--"), ("gru", "-.")):
-        if results.get(cell, {}).get("factor_per_step") is not None:
-            ax.axhline(results[cell]["factor_per_step"], ls=ls, color="gray", label=f"{cell} (orthogonal)")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"rnn {activation_label(label)}")
+    # lstm and gru at init often shrink by the same factor (0.75): distinct colours, markers and a
+    # small horizontal offset, and the value in the legend, so that neither hides the other.
+    for cell, ls, marker, color, shift in (("lstm", "--", "s", "tab:purple", 0.94), ("gru", "-.", "^", "tab:brown", 1.06)):
+        f = results.get(cell, {}).get("factor_per_step")
+        if f is not None:
+            ax.axhline(f, ls=ls, color=color, lw=1.2, alpha=0.8)
+            ax.plot([g * shift for g in gains], [f] * len(gains), ls="none", marker=marker, color=color, ms=7,
+                    mfc="none", label=f"{cell} (orthogonal, any scale): {f:.3g} per step")
     ax.axhline(1.0, color="black", lw=0.8, ls=":")
     ax.plot(gains, gains, color="black", lw=0.8, ls="--", label="the bound ‖W_hh‖·max|f′|")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("‖W_hh‖ · max|f′|  (the per-step bound)")
     ax.set_ylabel("measured factor per step, exp(decay rate)")
-    ax.set_title("At initialization: how fast the Jacobian norm shrinks or grows per step", fontsize=10)
+    sub = note or ("cell rnn (each activation) / lstm / gru; init orthogonal, W_hh × the scale giving each "
+                   "bound; at init (no training, no clipping); factor = e^(slope of ln median spectral norm)")
+    _set_title(ax, "At initialization: how fast the Jacobian norm shrinks or grows per step", sub, width=90)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
+
+
+def plot_factor_summary(results: dict, activations, gains, out: Path, note: str | None = None) -> Path:
+    """exp(decay rate) per step against ||W_hh||·max|f'| per activation; lstm/gru as horizontal lines.
+
+    results: demo gradients' init study, keyed rnn-<label>-x<scale>, lstm, gru, each with
+    "gain" (rnn only) and "factor_per_step"; activations: their labels; gains: the bound values.
+    note: the subtitle (default: the settings the demo uses; pass H, anchors, tokens and seed to add them).
+    """
+    return _save(draw_factor_summary(results, activations, gains, note), out)

@@ -318,7 +318,7 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _fmt_ci(rec) -> str:
-    if rec is None:
+    if rec is None or rec.get("accuracy") is None:   # no pair in this cell (n = 0): nothing to report
         return f"{'-':>5}"
     return f"{rec['accuracy']:5.3f} [{rec['ci'][0]:.3f}, {rec['ci'][1]:.3f}]"
 
@@ -362,8 +362,14 @@ def _load(run, checkpoint: str, batch_size: int, n: int):
         raise UserError("--n and --n-targets must be at least 1")
     run = Path(run)
     model, vocab, info, path = load_model(run, checkpoint)
-    meta = {"run": str(run), "checkpoint": str(path), "cell": info.get("model", {}).get("cell"),
-            "corpus": info.get("train", {}).get("data", {}).get("corpus")}
+    from .plots import clip_label
+    mcfg = info.get("model", {})
+    # The probed model's settings travel with the result, so that its figure can state them.
+    meta = {"run": str(run), "checkpoint": str(path), "cell": mcfg.get("cell"),
+            "corpus": info.get("train", {}).get("data", {}).get("corpus"),
+            "model": {k: mcfg.get(k) for k in ("cell", "activation", "init", "recurrent_scale", "hidden",
+                                               "emsize", "layers")},
+            "clip": clip_label(info.get("train")), "train_seed": info.get("train", {}).get("seed")}
     return run, model, vocab, info, meta
 
 
