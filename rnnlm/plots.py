@@ -155,6 +155,9 @@ def settings_line(metas: list[dict], clips: list[str] | None = None, behind: str
              f"init {_joined(m.get('init') or '?' for m in metas)}",
              f"W_hh ×{_joined(_fmt_scale(m.get('recurrent_scale')) for m in metas)}",
              _joined(clips)]
+    omegas = [m.get("omega") or 0 for m in metas]
+    if any(omegas):
+        parts.append(f"Ω α={_joined(f'{o:g}' for o in omegas)}")
     hs = [m.get("H", m.get("hidden")) for m in metas]
     if any(h is not None for h in hs):
         parts.append(f"H={_joined('?' if h is None else h for h in hs)}")
@@ -556,7 +559,7 @@ def read_probes(json_paths) -> tuple[str, list]:
 def _probe_model(path: Path, r: dict) -> dict:
     """The probed model's settings: the result's own `model` (probes.py writes it), else the run's config."""
     if isinstance(r.get("model"), dict):
-        return {**r["model"], "clip": r.get("clip")}
+        return {**r["model"], "clip": r.get("clip"), "omega": r.get("omega")}
     run = Path(r.get("run") or path.parent)
     try:
         cfg = read_train_config(run)
@@ -573,7 +576,7 @@ def draw_probe(json_paths, title=None):
     # What tells the curves apart besides cell and run: the context mode or the agreement feature.
     variant = "feature" if kind == "agreement" else "mode"
     show_variant = len({r.get(variant) for _, r in results}) > 1
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(7.5, 5.4))
     for path, r in results:
         run = Path(r.get("run") or path.parent).name
         label = f"{r.get('cell') or '?'} ({run}{', ' + str(r.get(variant)) if show_variant else ''})"
@@ -621,7 +624,7 @@ def draw_probe(json_paths, title=None):
     _set_title(ax, title or default, settings_line(models, [m.get("clip") or "?" for m in models], behind),
                width=95)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_below(ax, ncol=2 if len(results) > 3 else 1)
     fig.tight_layout()
     return fig
 

@@ -369,7 +369,8 @@ def _load(run, checkpoint: str, batch_size: int, n: int):
             "corpus": info.get("train", {}).get("data", {}).get("corpus"),
             "model": {k: mcfg.get(k) for k in ("cell", "activation", "init", "recurrent_scale", "hidden",
                                                "emsize", "layers")},
-            "clip": clip_label(info.get("train")), "train_seed": info.get("train", {}).get("seed")}
+            "clip": clip_label(info.get("train")), "omega": info.get("train", {}).get("omega"),
+            "train_seed": info.get("train", {}).get("seed")}
     return run, model, vocab, info, meta
 
 
