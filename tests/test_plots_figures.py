@@ -410,3 +410,15 @@ def test_commands_that_read_a_run_leave_the_current_folder_empty(tmp_path_factor
     assert sorted(os.listdir(cwd / "runs" / "plots")) == ["curve-lag-auto-spectral-layer0.png",
                                                          "curve-lag-auto-spectral-layer0.svg"]
     assert os.listdir(loose) == ["curve.json"]
+
+
+def test_agreement_report_prints_a_dash_for_an_empty_cell():
+    from rnnlm.probes import format_agreement
+    empty = {"n": 0, "correct": 0.0, "accuracy": None, "ci": [0.0, 1.0]}
+    full = {"n": 4, "correct": 3.0, "accuracy": 0.75, "ci": [0.3, 0.95]}
+    res = {"feature": "number", "pairs": 4, "coverage": 1.0, "chance_at": None,
+           "by_distance": [{"distance": 1, **full, "attractor": empty, "no_attractor": full}],
+           "overall": full, "attractor": empty, "no_attractor": full}
+    lines = format_agreement(res).splitlines()
+    assert lines[2].split()[:4] == ["1", "4", "0.750", "[0.300,"] and "    -" in lines[2]
+    assert lines[3].startswith(" all     4  0.750 [0.300, 0.950]") and "    -" in lines[3]
