@@ -16,7 +16,9 @@ setting from `settings` and every token from the payload.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import math
 from pathlib import Path
 
@@ -81,7 +83,8 @@ def train_job(settings: dict, payload) -> JobResult:
     with temp_folder() as tmp:
         run = Path(tmp) / "run"
         config = dataclasses.replace(config, out=str(run), progress=False)
-        summary = train(config, corpus=corpus)
+        with contextlib.redirect_stderr(io.StringIO()):     # train's evaluation lines: not in the sweep's output
+            summary = train(config, corpus=corpus)
         row = summary_row(summary)
         files = {}
         for m in measures:
