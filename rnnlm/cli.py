@@ -747,7 +747,7 @@ def _run_sweep(args):
         measure = [measure]
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"{len(points)} jobs ({' x '.join(axes) or 'one point'}) into {out}", file=sys.stderr, flush=True)
-    jobs, data = sweepgrid.train_sweep_jobs(points, measure, bool(grid.get("keep_models")))
+    jobs, data = sweepgrid.train_sweep_jobs(points, measure, bool(grid.get("keep_models")), folder=out)
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
                                retries=args.retries, progress=not args.no_progress)

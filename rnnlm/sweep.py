@@ -255,6 +255,7 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     on `threads` Numba threads. retries: times a job whose worker died is
     rerun (LocalCluster only). on_row(row): called as each row is recorded.
     A finished job (status done or failed) is skipped; delete its line to rerun it.
+    A recorded job whose settings differ from the one given is a UserError.
     Ctrl-C: cancels, closes the cluster, raises KeyboardInterrupt.
     """
     folder = Path(folder)
@@ -267,7 +268,11 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
         raise UserError(f"retries must be >= 0, got {retries}")
     folder.mkdir(parents=True, exist_ok=True)
     old = read_rows(folder)
-    done = {r["name"] for r in old}
+    done = {r["name"]: r for r in old}
+    for job in jobs:
+        if job.name in done and done[job.name].get("settings") != json.loads(json.dumps(job.settings)):
+            raise UserError(f"{folder / SWEEP_FILE} records job {job.name} with other settings; "
+                            "use another folder, or delete its line to run it again")
     todo = [j for j in jobs if j.name not in done]
     rows = list(old)
     if not todo:

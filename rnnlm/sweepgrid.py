@@ -135,8 +135,11 @@ def expand_grid(grid: dict) -> tuple[list[tuple[str, dict, TrainConfig]], list[s
     return points, axes
 
 
-def train_sweep_jobs(points, measure=(), keep_models: bool = False, progress: bool = True):
-    """(jobs, data) for run_sweep: one train_job per point; the corpus of each DataConfig loaded here once."""
+def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None):
+    """(jobs, data) for run_sweep: one train_job per (name, point, TrainConfig); each DataConfig's corpus loaded once.
+
+    folder: the sweep folder; each config's `out` becomes folder/name (what its config.json records).
+    """
     from .data import load_corpus
     from .sweep import Job
     from .sweepjobs import MEASURES, corpus_payload
@@ -150,6 +153,8 @@ def train_sweep_jobs(points, measure=(), keep_models: bool = False, progress: bo
             keys[dkey] = f"corpus-{len(keys)}"
             corpus = load_corpus(config.data)
             data[keys[dkey]] = corpus_payload(corpus)
+        if folder is not None:
+            config = dataclasses.replace(config, out=str(Path(folder) / name))
         jobs.append(Job(name, "rnnlm.sweepjobs:train_job",
                         {"train": config.to_dict(), "measure": list(measure), "keep_models": bool(keep_models)},
                         keys[dkey]))

@@ -94,7 +94,16 @@ def train_job(settings: dict, payload) -> JobResult:
         for name in names:
             if (run / name).exists():
                 files[name] = (run / name).read_bytes()
+        files["config.json"] = _with_out(files["config.json"], settings["train"].get("out"))
     return JobResult(row=row, files=files)
+
+
+def _with_out(config_json: bytes, out) -> bytes:
+    """config.json with train.out set to the folder the client writes the run to (not the worker's temp)."""
+    import json
+    d = json.loads(config_json)
+    d["train"]["out"] = out
+    return (json.dumps(d, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def summary_row(s: dict) -> dict:
