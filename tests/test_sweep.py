@@ -345,3 +345,35 @@ def test_an_external_scheduler_and_worker_started_by_hand(text, tmp_path):
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+@pytest.mark.slow
+def test_one_ctrl_c_stops_demo_gradients_as_a_whole_and_a_rerun_continues(machado_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "demo"
+    env = dict(os.environ, RNNLM_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg")
+    cmd = [sys.executable, "cli.py", "demo", "gradients", "--quick", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (out / "stages" / "init.json").exists() and proc.poll() is None:
+        time.sleep(0.1)
+    assert (out / "stages" / "init.json").exists(), proc.communicate(timeout=60)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again (same --out) to continue" in err
+    assert not (out / "summary.json").exists()
+    init_mtime = (out / "stages" / "init.json").stat().st_mtime_ns
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr
+    assert "stage init: done in an earlier run" in proc.stderr
+    assert (out / "stages" / "init.json").stat().st_mtime_ns == init_mtime
+    s = json.loads((out / "summary.json").read_text())
+    assert s["explosion"]["runs"]["noclip"]["steps"] > 0 and s["trained"]["lstm"]["steps"] == 15
+    assert {r["name"] for r in read_rows(out)} == {"explode-noclip", "explode-clip", "train-rnn", "train-lstm",
+                                                    "train-gru"}
