@@ -123,6 +123,11 @@ def _add_bench(sub):
     p.add_argument("--jacobian", action="store_true",
                    help="also time the Jacobian lag curve at H=256, D=100, 32 anchors, and the "
                         "overhead of train --track-jacobian-every 500")
+    p.add_argument("--sweep", action="store_true",
+                   help="instead: the same grid of short trainings by the serial loop (2 threads), by 1 and by "
+                        "2 Dask workers; jobs/min, ratios, Dask's overhead per job, peak memory per worker")
+    p.add_argument("--sweep-jobs", type=int, default=8, help="with --sweep: trainings in the grid (default 8)")
+    p.add_argument("--sweep-steps", type=int, default=300, help="with --sweep: steps per training (default 300)")
     return p
 
 
@@ -130,6 +135,9 @@ def _run_bench(args):
     import json
 
     from . import bench
+    if args.sweep:
+        print(bench.format_sweep_bench(bench.sweep_bench(args.sweep_jobs, args.sweep_steps)))
+        return 0
     records = bench.run_bench(args.cell, args.config, repeats=args.repeats, threads=args.threads,
                               vs_torch=args.vs_torch, torch_in_process=args.torch_in_process,
                               progress=not args.json,
