@@ -323,7 +323,9 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
             yield client
         return
     n = n_workers or os.cpu_count() or 1
+    # The active memory manager would drop the payload's extra copies, which a dying worker then takes along.
     cfg = {"distributed.scheduler.allowed-failures": retries,
+           "distributed.scheduler.active-memory-manager.start": False,
            "distributed.worker.daemon": True,
            "distributed.admin.system-monitor.gil.enabled": False}
     with dask.config.set(cfg):
@@ -355,47 +357,63 @@ def _attempts(client, keys) -> dict:
 
 
 def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress) -> None:
+    """Submit `todo` to a Dask cluster and `finish(job, out)` each as it completes.
+
+    A job whose worker died is rescheduled by the scheduler itself (its
+    allowed-failures); one cancelled because the payload it needs was lost with
+    a worker (scattered data cannot be recomputed) is resubmitted here with the
+    payload shipped again, counted as one attempt, within the same `retries`.
+    """
     import secrets
 
     from distributed import as_completed
     from distributed.client import FutureCancelledError
-    try:
-        from distributed.scheduler import KilledWorker
-    except ImportError:      # pragma: no cover - older layouts
-        from distributed import KilledWorker
+    from distributed.scheduler import KilledWorker
     with _client(scheduler, n_workers, retries, progress) as client:
         tag = secrets.token_hex(3)
-        # Scatter only once the workers are up, so that every one of them holds a copy.
+        # Scatter once the workers are up, so that each of them gets a copy.
         client.wait_for_workers(n_workers or (1 if scheduler else (os.cpu_count() or 1)), timeout=120)
         shipped = {}
-        for key in sorted({j.data for j in todo if j.data is not None}):
-            # On every worker: a worker that dies then loses no payload the others need.
-            [shipped[key]] = client.scatter([data[key]], broadcast=True, hash=False)
-        futures, lost = {}, []
-        for job in todo:
-            fut = client.submit(execute, job.fn, job.settings, shipped.get(job.data), 1,
-                                key=f"sweep-{tag}-{job.name}", pure=False, retries=0)
+
+        def payload(key):
+            if key is None:
+                return None
+            if key not in shipped or shipped[key].status != "finished":
+                [shipped[key]] = client.scatter([data[key]], broadcast=True, hash=False)
+            return shipped[key]
+
+        futures, earlier = {}, {}
+
+        def submit(job):
+            n = earlier.get(job.name, 0)
+            fut = client.submit(execute, job.fn, job.settings, payload(job.data), 1,
+                                key=f"sweep-{tag}-{job.name}-{n}", pure=False, retries=0)
             futures[fut] = job
+            return fut
+
+        queue = as_completed([submit(job) for job in todo])
         try:
-            for fut in as_completed(list(futures)):
-                job = futures[fut]
+            for fut in queue:
+                job = futures.pop(fut)
                 try:
                     out = fut.result()
-                    out["attempts"] = _attempts(client, [fut.key])[fut.key]
+                    out["attempts"] = earlier.get(job.name, 0) + _attempts(client, [fut.key])[fut.key]
                 except KilledWorker:
                     out = {"status": "failed", "wall_s": 0.0, "worker": "", "attempts": retries + 1,
                            "error": f"its worker died {retries + 1} times (killed or out of memory)"}
                 except FutureCancelledError:
-                    lost.append(job.name)
-                    continue
+                    earlier[job.name] = earlier.get(job.name, 0) + 1
+                    if earlier[job.name] <= retries:
+                        queue.add(submit(job))
+                        continue
+                    out = {"status": "failed", "wall_s": 0.0, "worker": "", "attempts": earlier[job.name],
+                           "error": f"cancelled {earlier[job.name]} times by the cluster (its data was lost "
+                                    "with a worker)"}
                 finish(job, out)
                 fut.release()
         except BaseException:
             client.cancel(list(futures), force=True)
             raise
-        if lost:
-            print(f"{len(lost)} jobs were cancelled by the cluster (e.g. {lost[0]}) and not recorded; "
-                  "rerun the same sweep to run them", file=sys.stderr, flush=True)
 
 
 def format_row_line(row: dict) -> str:

@@ -169,7 +169,7 @@ def flat_settings(settings: dict) -> dict:
     if "train" not in settings:
         return {k: v for k, v in settings.items() if not isinstance(v, dict)}
     t = settings["train"]
-    flat = {k: v for k, v in t.items() if k not in ("format", "data", "model")}
+    flat = {k: v for k, v in t.items() if k not in ("format", "data", "model", "out")}
     flat.update(t.get("model", {}))
     flat.update(t.get("data", {}))
     if settings.get("measure"):
