@@ -377,3 +377,19 @@ def test_one_ctrl_c_stops_demo_gradients_as_a_whole_and_a_rerun_continues(machad
     assert s["explosion"]["runs"]["noclip"]["steps"] > 0 and s["trained"]["lstm"]["steps"] == 15
     assert {r["name"] for r in read_rows(out)} == {"explode-noclip", "explode-clip", "train-rnn", "train-lstm",
                                                     "train-gru"}
+
+
+@pytest.mark.slow
+def test_bench_sweep_runs_the_grid_three_ways_and_reports_overhead(machado_dir, monkeypatch, tmp_path):
+    from rnnlm import bench
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    d = bench.sweep_bench(n_jobs=4, steps=3, noop_jobs=4, progress=False)
+    assert set(d["ways"]) == {"serial loop, 2 threads", "1 worker", "2 workers"}
+    for way, w in d["ways"].items():
+        assert w["failed"] == 0 and w["wall_s"] >= w["in_job_s"] / (2 if way == "2 workers" else 1) * 0.9
+        assert abs(w["jobs_per_min"] - 60 * 4 / w["wall_s"]) < 1e-9
+        assert all(mb > 50 for mb in w["peak_rss_mb"].values())
+    assert len(d["ways"]["2 workers"]["peak_rss_mb"]) == 2 and len(d["ways"]["1 worker"]["peak_rss_mb"]) == 1
+    assert 0 < d["noop_round_trip_s"] < 5 and d["cluster_start_s"] > 0
+    text = bench.format_sweep_bench(d)
+    assert "2 workers / 1 worker:" in text and "no-op job's round trip" in text
