@@ -393,3 +393,12 @@ def test_bench_sweep_runs_the_grid_three_ways_and_reports_overhead(machado_dir, 
     assert 0 < d["noop_round_trip_s"] < 5 and d["cluster_start_s"] > 0
     text = bench.format_sweep_bench(d)
     assert "2 workers / 1 worker:" in text and "no-op job's round trip" in text
+
+
+def test_a_diverged_training_is_a_result_not_a_failure(text, payload, tmp_path):
+    jobs = [Job("boom", "rnnlm.sweepjobs:train_job",
+                {"train": tiny_train(text, cell="rnn", activation="relu", init="identity", hidden=32, lr=5.0,
+                                     clip_norm=0.0, recurrent_scale=3.0, max_steps=40).to_dict()}, "corpus")]
+    [row] = run_sweep(tmp_path, jobs, {"corpus": payload}, scheduler="serial", progress=False)
+    assert row["status"] == "done" and row["stopped"] == "nonfinite" and row["nonfinite_step"] >= 1
+    assert "error" not in row
