@@ -304,7 +304,8 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
         print(f"interrupted: {len(rows)} of {len(jobs)} jobs recorded in {folder / SWEEP_FILE}; "
               "rerun the same command to run the rest", file=sys.stderr, flush=True)
         raise
-    bar.close()
+    finally:
+        bar.close()
     return rows
 
 

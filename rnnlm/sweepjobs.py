@@ -85,6 +85,8 @@ def train_job(settings: dict, payload) -> JobResult:
         config = dataclasses.replace(config, out=str(run), progress=False)
         with contextlib.redirect_stderr(io.StringIO()):     # train's evaluation lines: not in the sweep's output
             summary = train(config, corpus=corpus)
+        if summary["stopped"] == "interrupted":     # Ctrl-C reached train() (the serial path): stop the sweep
+            raise KeyboardInterrupt
         row = summary_row(summary)
         files = {}
         for m in measures:
