@@ -380,10 +380,9 @@ def test_one_ctrl_c_stops_demo_gradients_as_a_whole_and_a_rerun_continues(machad
 
 
 @pytest.mark.slow
-def test_bench_sweep_runs_the_grid_three_ways_and_reports_overhead(machado_dir, monkeypatch, tmp_path):
+def test_bench_sweep_runs_the_grid_three_ways_and_reports_overhead(text):
     from rnnlm import bench
-    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
-    d = bench.sweep_bench(n_jobs=4, steps=3, noop_jobs=4, progress=False)
+    d = bench.sweep_bench(n_jobs=4, steps=3, noop_jobs=4, progress=False, corpus=str(text))
     assert set(d["ways"]) == {"serial loop, 2 threads", "1 worker", "2 workers"}
     for way, w in d["ways"].items():
         assert w["failed"] == 0 and w["wall_s"] >= w["in_job_s"] / (2 if way == "2 workers" else 1) * 0.9
