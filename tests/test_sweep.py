@@ -267,7 +267,7 @@ def test_ctrl_c_closes_the_cluster_and_a_rerun_resumes(text, tmp_path):
     import psutil
     out = tmp_path / "s"
     cmd = [sys.executable, "cli.py", "sweep", "run", *_flags(text, out), "--cell", "rnn,lstm,gru",
-           "--seeds", "2", "--max-steps", "400", "--eval-every", "0", "--workers", "2"]
+           "--seeds", "2", "--max-steps", "250", "--eval-every", "0", "--workers", "2"]
     repo = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(cmd, cwd=repo, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
