@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import atomic_write_json
+from .sweepjobs import curve_numbers  # noqa: F401  (the lag-curve headline numbers; they live with the sweep jobs)
 
 # Vanilla-RNN activations of the init study: (label, activation string, max|f'|).
 ACTIVATIONS = (
@@ -79,23 +80,6 @@ def _write_json(path: Path, obj) -> None:
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _main_quantity(cell: str) -> str:
-    return "state" if cell == "lstm" else "h"
-
-
-def curve_numbers(doc: dict) -> dict:
-    """The headline numbers of a lag_curve doc: its main quantity's spectral-norm curve."""
-    q = _main_quantity(doc["meta"]["cell"])
-    s = doc["curves"]["layer0"][q]
-    med = s["spectral"]["median"]
-    rate = s["decay_rate"]["spectral"]
-    return {"quantity": q, "median_lag1": med[0], "median_last": med[-1], "max_lag": len(med),
-            "decay_rate": rate, "factor_per_step": None if rate is None else float(f"{math.exp(rate):.4g}"),
-            "vanish_lag": s["vanish_lag"]["spectral"],
-            "flow_vanish_lag": doc["curves"]["layer0"]["flow"]["vanish_lag"],
-            "bound_per_step": (doc["meta"].get("bound_per_step") or [None])[0]}
 
 
 def _curve_sentence(n: dict) -> str:

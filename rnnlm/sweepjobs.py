@@ -122,11 +122,27 @@ def summary_row(s: dict) -> dict:
     return row
 
 
+def _main_quantity(cell: str) -> str:
+    return "state" if cell == "lstm" else "h"
+
+
+def curve_numbers(doc: dict) -> dict:
+    """The headline numbers of a lag_curve doc: its main quantity's spectral-norm curve."""
+    q = _main_quantity(doc["meta"]["cell"])
+    s = doc["curves"]["layer0"][q]
+    med = s["spectral"]["median"]
+    rate = s["decay_rate"]["spectral"]
+    return {"quantity": q, "median_lag1": med[0], "median_last": med[-1], "max_lag": len(med),
+            "decay_rate": rate, "factor_per_step": None if rate is None else float(f"{math.exp(rate):.4g}"),
+            "vanish_lag": s["vanish_lag"]["spectral"],
+            "flow_vanish_lag": doc["curves"]["layer0"]["flow"]["vanish_lag"],
+            "bound_per_step": (doc["meta"].get("bound_per_step") or [None])[0]}
+
+
 def _measure_lag(run: Path, corpus, files: dict) -> dict:
     """Jacobian lag curve of the run's best model on the start of the validation split: jacobian.json + summary."""
     import json
 
-    from .demo import curve_numbers
     from .jacobian import lag_curve
     from .optim import first_nonfinite
     from .runs import load_model
