@@ -459,3 +459,89 @@ def format_table(records, vs_torch) -> str:
 def _ratio_cell(record, kind):
     lo, hi = record[f"{kind}_ratio_range"]
     return f"{record[kind + '_ratio']:.2f}x [{lo:.2f}-{hi:.2f}]"
+
+
+# ---------------------------------------------------------------- bench --sweep
+
+# Machado, whole; no evaluation before the end (an epoch is ~3,800 windows), so every job does the same work.
+SWEEP_GRID = dict(cell="lstm", emsize=64, hidden=64, bptt=35, batch_size=16, eval_batch_size=16, dropout=0.0,
+                  recurrent_scale=[0.5, 1.0, 2.0, 4.0], max_vocab=2000, eval_every=0)
+
+
+def sweep_bench(n_jobs: int = 8, steps: int = 300, noop_jobs: int = 30, progress: bool = True,
+                corpus: str = "machado") -> dict:
+    """The same grid of `n_jobs` short trainings run three ways, and Dask's overhead per job.
+
+    Ways: today's serial loop (one training after another in this process on
+    2 Numba threads), a LocalCluster of 1 worker and one of 2 workers (one
+    thread each). Walls include starting the cluster and shipping the corpus.
+    Overhead: `noop_jobs` jobs that do nothing, on a 1-worker cluster: the time
+    between consecutive finished rows (scheduling, shipping, recording) and
+    the cluster's start (the first row); and for the 1-worker training sweep,
+    (wall - sum of in-job times) / jobs. Peak memory: each worker's max RSS.
+    """
+    import shutil
+
+    from .sweep import Job, run_sweep
+    from .sweepgrid import expand_grid, train_sweep_jobs
+    if n_jobs < 2 or n_jobs % 4:
+        raise UserError(f"--sweep-jobs must be a positive multiple of 4 (4 scales x seeds), got {n_jobs}")
+    grid = dict(SWEEP_GRID, corpus=corpus, max_steps=steps, seeds=n_jobs // 4)
+    points, _ = expand_grid(grid)
+    jobs, data = train_sweep_jobs(points)
+    tmp = tempfile.mkdtemp(prefix="rnnlm-bench-sweep-")
+    result = {"jobs": n_jobs, "steps": steps, "grid": {k: v for k, v in grid.items() if k != "corpus"},
+              "corpus": os.path.basename(grid["corpus"]), "load_before": os.getloadavg()}
+    try:
+        # The first run also pays the Numba compile of this model (cached in __pycache__ after it).
+        run_sweep(os.path.join(tmp, "warm"), jobs[:1], data, scheduler="serial", threads=2, progress=False)
+        ways = {}
+        for way, kw in (("serial loop, 2 threads", dict(scheduler="serial", threads=2)),
+                        ("1 worker", dict(n_workers=1)), ("2 workers", dict(n_workers=2))):
+            t0 = time.perf_counter()
+            rows = run_sweep(os.path.join(tmp, way.split(",")[0].replace(" ", "-")), jobs, data,
+                             progress=progress, **kw)
+            wall = time.perf_counter() - t0
+            in_job = sum(r["wall_s"] for r in rows)
+            peak = {}
+            for r in rows:
+                peak[r["worker"]] = max(peak.get(r["worker"], 0.0), r.get("max_rss_mb") or 0.0)
+            ways[way] = {"wall_s": wall, "jobs_per_min": 60 * len(rows) / wall, "in_job_s": in_job,
+                         "mean_job_s": in_job / len(rows), "failed": sum(r["status"] != "done" for r in rows),
+                         "peak_rss_mb": peak}
+        result["ways"] = ways
+        stamps = []
+        noop = [Job(f"noop-{i}", "rnnlm.sweepjobs:noop_job", {"i": i}, None) for i in range(noop_jobs)]
+        t0 = time.perf_counter()
+        run_sweep(os.path.join(tmp, "noop"), noop, None, n_workers=1, progress=False,
+                  on_row=lambda r: stamps.append(time.perf_counter()))
+        result["cluster_start_s"] = stamps[0] - t0
+        result["noop_round_trip_s"] = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+        one = ways["1 worker"]
+        result["overhead_per_job_s"] = (one["wall_s"] - one["in_job_s"]) / n_jobs
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["load_after"] = os.getloadavg()
+    return result
+
+
+def format_sweep_bench(d: dict) -> str:
+    """The lines `bench --sweep` prints."""
+    ways = d["ways"]
+    serial, one, two = ways["serial loop, 2 threads"], ways["1 worker"], ways["2 workers"]
+    lines = [f"sweep bench: {d['jobs']} trainings of {d['steps']} steps (lstm E=H=64, B=16, T=35, "
+             f"V=2000, recurrent scale 0.5/1/2/4 x {d['jobs'] // 4} seeds, then validation and test) on "
+             f"{d['corpus']}; "
+             f"load average before {d['load_before'][0]:.2f}, after {d['load_after'][0]:.2f}",
+             "| way | wall s | jobs/min | mean in-job s | peak RSS per worker (MB) |", "|---|---:|---:|---:|---|"]
+    for way, w in ways.items():
+        peak = ", ".join(f"{v:.0f}" for v in w["peak_rss_mb"].values())
+        lines.append(f"| {way} | {w['wall_s']:.1f} | {w['jobs_per_min']:.2f} | {w['mean_job_s']:.2f} | {peak} |")
+    lines += [f"2 workers / 1 worker: {two['jobs_per_min'] / one['jobs_per_min']:.2f}x; "
+              f"2 workers / serial loop: {two['jobs_per_min'] / serial['jobs_per_min']:.2f}x",
+              f"Dask overhead: cluster start {d['cluster_start_s']:.2f} s (once per sweep); a no-op job's round "
+              f"trip {1000 * d['noop_round_trip_s']:.0f} ms; 1-worker sweep (wall - in-job time) / jobs = "
+              f"{d['overhead_per_job_s']:.2f} s per job, {100 * d['overhead_per_job_s'] / 30:.1f}% of a 30-s job"]
+    if any(w["failed"] for w in ways.values()):
+        lines.append("WARNING: some jobs failed: " + ", ".join(f"{k} {w['failed']}" for k, w in ways.items()))
+    return "\n".join(lines)

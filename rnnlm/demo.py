@@ -17,6 +17,7 @@ matplotlib imported inside their functions.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -26,6 +27,7 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import atomic_write_json
+from .sweepjobs import curve_numbers  # noqa: F401  (the lag-curve headline numbers; they live with the sweep jobs)
 
 # Vanilla-RNN activations of the init study: (label, activation string, max|f'|).
 ACTIVATIONS = (
@@ -80,23 +82,6 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _main_quantity(cell: str) -> str:
-    return "state" if cell == "lstm" else "h"
-
-
-def curve_numbers(doc: dict) -> dict:
-    """The headline numbers of a lag_curve doc: its main quantity's spectral-norm curve."""
-    q = _main_quantity(doc["meta"]["cell"])
-    s = doc["curves"]["layer0"][q]
-    med = s["spectral"]["median"]
-    rate = s["decay_rate"]["spectral"]
-    return {"quantity": q, "median_lag1": med[0], "median_last": med[-1], "max_lag": len(med),
-            "decay_rate": rate, "factor_per_step": None if rate is None else float(f"{math.exp(rate):.4g}"),
-            "vanish_lag": s["vanish_lag"]["spectral"],
-            "flow_vanish_lag": doc["curves"]["layer0"]["flow"]["vanish_lag"],
-            "bound_per_step": (doc["meta"].get("bound_per_step") or [None])[0]}
-
-
 def _curve_sentence(n: dict) -> str:
     van = (f"falls below 1e-6 of its lag-1 value at lag {n['vanish_lag']}" if n["vanish_lag"]
            else f"has not vanished by lag {n['max_lag']} (median there {_g(n['median_last'])})")
@@ -135,14 +120,31 @@ def _plot_lag(docs, labels, out, title, **kw) -> str:
     return str(plot_lag(docs, labels, out, title=title, **kw))
 
 
-def _train(config) -> dict:
-    from .train import train
-    _say(f"training {config.out} ...")
-    t0 = time.perf_counter()
-    summary = train(config)
-    summary = {k: v for k, v in summary.items() if k != "sample"}
-    summary["wall_s"] = round(time.perf_counter() - t0, 1)
-    return summary
+def _train_all(out: Path, named) -> dict:
+    """Train [(name, TrainConfig)] through the sweep engine into out/<name>/; {name: train()-like summary}.
+
+    One job per config on a local Dask cluster (sweep.py), each corpus read and
+    tokenized here once; the run folders come back whole (checkpoints
+    included) and out/sweep.jsonl records each finished training, so a rerun
+    after Ctrl-C trains only what is missing. Non-finite perplexities (None in
+    the sweep's JSON rows) come back as nan / inf, as train() reports them.
+    """
+    import os
+
+    from .sweep import run_sweep
+    from .sweepgrid import train_sweep_jobs
+    _say(f"training {', '.join(n for n, _ in named)} on a local Dask cluster ...")
+    jobs, data = train_sweep_jobs([(name, None, cfg) for name, cfg in named], keep_models=True, folder=out)
+    rows = {r["name"]: r for r in run_sweep(out, jobs, data, n_workers=min(len(jobs), os.cpu_count() or 1))}
+    result = {}
+    for name, _ in named:
+        r = rows[name]
+        if r["status"] != "done":
+            raise UserError(f"the training {name} failed: {r.get('error')}")
+        result[name] = {**r, "wall_s": round(r["wall_s"], 1),
+                        "val_ppl": math.nan if r["val_ppl"] is None else r["val_ppl"],
+                        "best_val_ppl": math.inf if r["best_val_ppl"] is None else r["best_val_ppl"]}
+    return result
 
 
 def _budget(sizes, minutes=None) -> dict:
@@ -196,14 +198,10 @@ def init_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
     return results
 
 
-def training_study(out: Path, sizes, data_config, seed) -> dict:
-    """Part 2: rnn tanh, lstm, gru trained briefly on Machado; curves at init vs after training."""
+def training_configs(out: Path, sizes, data_config, seed) -> list:
+    """[(name, TrainConfig)] of part 2: rnn tanh, lstm and gru, briefly, tracking Jacobians."""
     from .config import ModelConfig, TrainConfig
-    from .plots import plot_lag_over_training
-    from .runs import load_model
-    results = {}
-    docs, names = [], []
-    tokens = None
+    named = []
     for cell in ("rnn", "lstm", "gru"):
         run = out / f"train-{cell}"
         cfg = TrainConfig(data=data_config, model=ModelConfig(cell=cell, activation="tanh", emsize=sizes["train_hidden"],
@@ -212,7 +210,25 @@ def training_study(out: Path, sizes, data_config, seed) -> dict:
                           optimizer="adam", lr=0.002, clip_norm=0.25, eval_every=0, eval_batch_size=64, seed=seed, sample_words=0,
                           progress=False, out=str(run), track_jacobian_every=sizes["track_every"],
                           **_budget(sizes))
-        summary = _train(cfg)
+        named.append((run.name, cfg))
+    return named
+
+
+def training_study(out: Path, sizes, data_config, seed, summaries: dict | None = None) -> dict:
+    """Part 2: rnn tanh, lstm, gru trained briefly on Machado; curves at init vs after training.
+
+    summaries: the trainings' results when already run (run_gradients trains all its models in one sweep).
+    """
+    from .plots import plot_lag_over_training
+    from .runs import load_model
+    named = training_configs(out, sizes, data_config, seed)
+    summaries = summaries or _train_all(out, named)
+    results = {}
+    docs, names = [], []
+    tokens = None
+    for (name, cfg), cell in zip(named, ("rnn", "lstm", "gru")):
+        run = out / name
+        summary = summaries[name]
         if tokens is None:
             tokens, vocab_size = _tokens(data_config, sizes["curve_tokens"])
         init = _initial_model(cfg.model.with_vocab(vocab_size), seed)
@@ -241,10 +257,10 @@ def _initial_model(model_config, seed):
     return RNNModel(dataclasses.replace(model_config, dtype="float64"), seed=seed)
 
 
-def explosion_study(out: Path, sizes, data_config, seed) -> dict:
-    """Part 3: a vanilla RNN with a large recurrent scale, no clipping, high lr; then the same with clipping."""
+def explosion_configs(out: Path, sizes, data_config, seed) -> list:
+    """[(name, TrainConfig)] of part 3: the exploding rnn without and with clipping."""
     from .config import ModelConfig, TrainConfig
-    runs = {}
+    named = []
     for name, clip in (("noclip", 0.0), ("clip", sizes["explode_clip"])):
         cfg = TrainConfig(data=data_config,
                           model=ModelConfig(cell="rnn", activation="tanh", emsize=sizes["train_hidden"],
@@ -254,7 +270,17 @@ def explosion_study(out: Path, sizes, data_config, seed) -> dict:
                           max_steps=sizes["explode_steps"], max_minutes=0.0, eval_every=0, log_every=1,
                           eval_batch_size=64,
                           seed=seed, sample_words=0, progress=False, out=str(out / f"explode-{name}"))
-        s = _train(cfg)
+        named.append((f"explode-{name}", cfg))
+    return named
+
+
+def explosion_study(out: Path, sizes, data_config, seed, summaries: dict | None = None) -> dict:
+    """Part 3: a vanilla RNN with a large recurrent scale, no clipping, high lr; then the same with clipping."""
+    named = explosion_configs(out, sizes, data_config, seed)
+    summaries = summaries or _train_all(out, named)
+    runs = {}
+    for run_name, cfg in named:
+        name, clip, s = run_name.split("-", 1)[1], cfg.clip_norm, summaries[run_name]
         runs[name] = {**explosion_numbers(out / f"explode-{name}"), "stopped": s["stopped"], "steps": s["steps"],
                       "val_ppl": s["val_ppl"] if math.isfinite(s["val_ppl"]) else None,
                       "clip_fraction": s["clip_fraction"], "wall_s": s["wall_s"], "clip_norm": clip}
@@ -335,17 +361,57 @@ def run_gradients(out, quick: bool = False, seed: int = 0) -> dict:
     timings = {}
     summary = {"demo": "gradients", "quick": quick, "seed": seed, "sizes": sizes, "corpus": corpus,
                "tokens": "first tokens of the validation split"}
-    for part, fn in (("init", lambda: init_study(out, curve_tokens, vocab_size, sizes, seed)),
-                     ("tanh_n", lambda: tanh_n_study(out, tokens, vocab_size, sizes, seed)),
-                     ("explosion", lambda: explosion_study(out, sizes, train_data, seed)),
-                     ("trained", lambda: training_study(out, sizes, train_data, seed))):
-        t = time.perf_counter()
-        summary[part] = fn()
-        timings[part] = round(time.perf_counter() - t, 1)
+    stages = _stage_folder(out, {"quick": quick, "seed": seed, "sizes": sizes})
+    trained = {}
+
+    def trainings():
+        # All five trainings of parts 2 and 3 in one sweep: they run side by side on the cores.
+        named = explosion_configs(out, sizes, train_data, seed) + training_configs(out, sizes, train_data, seed)
+        trained.update(_train_all(out, named))
+        return {name: {k: trained[name][k] for k in ("steps", "stopped", "wall_s", "worker")} for name in trained}
+
+    parts = (("init", lambda: init_study(out, curve_tokens, vocab_size, sizes, seed)),
+             ("tanh_n", lambda: tanh_n_study(out, tokens, vocab_size, sizes, seed)),
+             ("trainings", trainings),
+             ("explosion", lambda: explosion_study(out, sizes, train_data, seed, trained or None)),
+             ("trained", lambda: training_study(out, sizes, train_data, seed, trained or None)))
+    part = None
+    try:
+        for part, fn in parts:
+            saved = stages / f"{part}.json"
+            if saved.exists():
+                doc = json.loads(saved.read_text(encoding="utf-8"))
+                _say(f"stage {part}: done in an earlier run (kept from {saved})")
+            else:
+                t = time.perf_counter()
+                doc = {"result": fn(), "wall_s": round(time.perf_counter() - t, 1)}
+                _write_json(saved, doc)
+            if part != "trainings":
+                summary[part] = doc["result"]
+                timings[part] = doc["wall_s"]
+    except KeyboardInterrupt:
+        _say(f"interrupted during stage {part}: the finished stages are saved in {stages} and the finished "
+             f"trainings in {out / 'sweep.jsonl'}; run the same command again (same --out) to continue")
+        raise
     summary["wall_s"] = {**timings, "total": round(time.perf_counter() - t0, 1)}
     _write_json(out / "summary.json", summary)
     (out / "summary.md").write_text(gradients_markdown(summary), encoding="utf-8")
     return summary
+
+
+def _stage_folder(out: Path, settings: dict) -> Path:
+    """OUT/stages, where each finished stage's result is kept for a rerun; emptied when the settings changed."""
+    stages = out / "stages"
+    stages.mkdir(exist_ok=True)
+    marker = stages / "settings.json"
+    settings = json.loads(json.dumps(settings))
+    if marker.exists() and json.loads(marker.read_text(encoding="utf-8")) != settings:
+        _say(f"{out} holds a run with other settings: starting over")
+        for f in stages.glob("*.json"):
+            f.unlink()
+        (out / "sweep.jsonl").unlink(missing_ok=True)
+    _write_json(marker, settings)
+    return stages
 
 
 def gradients_markdown(s: dict) -> str:
@@ -497,16 +563,26 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
          + ", ".join(f"{c} H={h} ({count_params(c, V, sizes['emsize'], h):,})" for c, h in hidden.items()))
     distances = parse_distances(sizes["probe_distances"])
     tokens = np.asarray(corpus.valid[:sizes["curve_tokens"]])
-    rows, docs, names = {}, [], []
+    rows, docs, names, named = {}, [], [], []
     for name, over in models:
-        run = out / name
         mcfg = ModelConfig(cell=over["cell"], activation="tanh", emsize=sizes["emsize"], hidden=over["hidden"],
                            init="orthogonal", dropout=0.0, forget_bias=over.get("forget_bias", 0.0))
-        cfg = TrainConfig(data=data, model=mcfg, optimizer="adam", lr=sizes["lr"], bptt=sizes["bptt"],
-                          batch_size=sizes["batch_size"], clip_norm=over["clip_norm"], omega=over.get("omega", 0.0),
-                          eval_every=0 if quick else 500, seed=seed, sample_words=0, progress=False,
-                          out=str(run), **_budget(sizes, minutes))
-        s = _train(cfg)
+        named.append((name, TrainConfig(data=data, model=mcfg, optimizer="adam", lr=sizes["lr"], bptt=sizes["bptt"],
+                                        batch_size=sizes["batch_size"], clip_norm=over["clip_norm"],
+                                        omega=over.get("omega", 0.0), eval_every=0 if quick else 500, seed=seed,
+                                        sample_words=0, progress=False, out=str(out / name),
+                                        **_budget(sizes, minutes))))
+    # All seven trainings in one sweep (side by side on the cores); a rerun trains only the missing ones.
+    _stage_folder(out, {"quick": quick, "seed": seed, "minutes": minutes, "sizes": sizes, "corpus": corpus_settings})
+    try:
+        trained = _train_all(out, named)
+    except KeyboardInterrupt:
+        _say(f"interrupted: the finished trainings are recorded in {out / 'sweep.jsonl'}; run the same command "
+             "again (same --out) to continue")
+        raise
+    for name, over in models:
+        run = out / name
+        s = trained[name]
         row = {"name": name, "cell": over["cell"], "hidden": over["hidden"], "clip_norm": over["clip_norm"],
                "omega": over.get("omega", 0.0), "params": s["params"], "steps": s["steps"], "stopped": s["stopped"],
                "train_wall_s": s["wall_s"],
