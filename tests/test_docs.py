@@ -50,6 +50,9 @@ RULES = {
     "demo gradients": ["--quick", "--out", "{fresh}"],
     "demo longrange": ["--quick", "--out", "{fresh}"],
     "bench": ["--cell", "rnn", "--config", "tiny", "--repeats", "1"],
+    # in this process, one job after another (tests/test_sweep.py runs the Dask paths)
+    "sweep run": [a for a in TRAIN if a not in ("--out", "{fresh}", "--sample-words", "3")] + ["--scheduler", "serial"],
+    "sweep summarize": [],
 }
 # Words of a README command replaced before running it (the named corpus -> the world's text).
 SUBSTITUTE = {"corpus info": {"machado": "{text}"}}
@@ -60,6 +63,12 @@ NOT_RUN = {
     "python cli.py bench --vs-torch": "needs PyTorch (not a dependency)",
     "python cli.py bench --jacobian --config tiny --cell lstm":
         "times the Jacobian at its fixed benchmark size (H = 256, D = 100, 32 anchors): minutes, no size flag",
+    "python cli.py bench --sweep":
+        "24 trainings on Machado three ways (minutes); tests/test_sweep.py runs it on a small grid",
+    "python cli.py sweep run --cell rnn,lstm,gru --recurrent-scale 0.5,1,2,4 --emsize 32 --hidden 32 "
+    "--max-vocab 2000 --max-steps 200 --eval-every 100 --measure lag --out runs/sweep-example "
+    "--scheduler tcp://HOST:8786":
+        "needs a Dask scheduler started by hand (tests/test_sweep.py starts one with its workers)",
 }
 
 
@@ -72,6 +81,7 @@ def readme_commands(text: str | None = None) -> list[str]:
     found = []
     fences = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
     for block in fences.findall(text):
+        block = re.sub(r"\\\n\s*", " ", block)                  # shell line continuations
         for line in block.splitlines():
             line = line.strip()
             if line.startswith("python cli.py"):
