@@ -230,6 +230,10 @@ def load_corpus(config: DataConfig) -> Corpus:
         raise UserError(f"corpus '{config.corpus}' holds no words after tokenizing; give it some text")
 
     arrays, documents, policy = _split(meta, ids, offsets, config)
+    if len(arrays["train"]) == 0:
+        raise UserError(f"the train split of '{config.corpus}' is empty ({len(ids)} tokens in all, "
+                        f"{policy} split): lower --valid-fraction ({config.valid_fraction:g}) and "
+                        f"--test-fraction ({config.test_fraction:g}), or give more text")
     words = meta["words"]
     counts = np.bincount(arrays["train"], minlength=len(words)).tolist()
     vocab = Vocab.build({w: n for w, n in zip(words, counts) if n},
