@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -301,9 +302,20 @@ class ModelConfig:
             raise ModelConfigError(f"tied embeddings need emsize == hidden, got {self.emsize} and {self.hidden}")
         if self.dtype not in DTYPES:
             raise ModelConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.vocab_size is not None:
+            _check_fits_in_memory(self)
         if not math.isfinite(self.recurrent_scale) or not math.isfinite(self.forget_bias):
             raise ModelConfigError("recurrent_scale and forget_bias must be finite")
         check_fields(self, ModelConfigError)
+
+    def parameter_count(self) -> int:
+        """Number of parameters: encoder V*E, per layer g*H*(in + H) + 2*g*H (g gates:
+        rnn 1, gru 3, lstm 4; in = E for layer 0, else H), decoder H*V + V (its weight
+        shared with the encoder when tied). Needs vocab_size."""
+        g = {"rnn": 1, "gru": 3, "lstm": 4}.get(self.cell, 4)
+        V, E, H, L = int(self.vocab_size), int(self.emsize), int(self.hidden), int(self.layers)
+        recurrent = sum(g * H * ((E if layer == 0 else H) + H) + 2 * g * H for layer in range(L))
+        return V * E + recurrent + (0 if self.tied else H * V) + V
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -312,6 +324,27 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         _refuse_unknown(cls, d, "the model config has settings")
         return cls(**d)
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits_in_memory(config: ModelConfig) -> None:
+    """ModelConfigError when parameters, gradients and one optimizer buffer (3 copies) cannot fit in
+    RAM: a clear line before a MemoryError (or, with overcommit, the OOM killer) half-way through."""
+    memory = physical_memory()
+    need = 3 * config.parameter_count() * (8 if config.dtype == "float64" else 4)
+    if memory and need > memory:
+        raise ModelConfigError(f"a {config.cell} with vocab_size {config.vocab_size}, emsize {config.emsize}, "
+                               f"hidden {config.hidden}, layers {config.layers} needs at least "
+                               f"{need / 2**30:.1f} GiB (parameters, gradients, optimizer state), more than "
+                               f"this machine's {memory / 2**30:.1f} GiB; use smaller --hidden, --emsize, "
+                               f"--layers or --max-vocab")
 
 
 # ---------------------------------------------------------------- data
