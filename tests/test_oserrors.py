@@ -168,7 +168,7 @@ def test_out_of_memory_is_one_line(run, monkeypatch, capsys, where):
     before = (run / "model.npz").read_bytes()
 
     def oom(*a, **kw):
-        return np.empty(2**62, np.float32)           # numpy's own MemoryError: "Unable to allocate 16.0 EiB ..."
+        return np.empty((2**25, 2**25), np.float32)   # numpy's own MemoryError: "Unable to allocate 4.00 PiB"
     if where == "model":
         monkeypatch.setattr(M.RNNModel, "__init__", oom)
     else:
