@@ -24,8 +24,12 @@ with <eos>.
 
 Cache: the tokenized corpus (all files, as ids over the corpus's own word
 list) is stored as .npy (allow_pickle=False) with a JSON sidecar in
-`$RNNLM_CACHE` or `~/.cache/rnnlm/`, under `tokens/<checksum>/`. The key is
-`Corpus.checksum`: SHA-256 over the file hashes and the tokenizer settings.
+`caches.tokens_cache_dir()` ($RNNLM_CACHE, the per-user cache or a temp
+folder; none = no cache), under `tokens/<checksum>/`. The key is
+`Corpus.checksum`: SHA-256 over the file contents' hashes and the tokenizer
+settings (TOKENIZER_VERSION included); a cache entry is read only when its
+stored checksum equals the key, and written only under the key computed
+from the bytes that were tokenized.
 The vocabulary and split settings are deliberately *not* in the key: splitting
 and building the vocabulary from the cached ids takes tens of milliseconds, so
 changing --max-vocab or --split-seed never re-tokenizes.
@@ -211,11 +215,12 @@ def load_corpus(config: DataConfig) -> Corpus:
     started = time.perf_counter()
     config.validate()
     source = corpus_files.resolve(config.corpus, config.corpora_dir)
-    cache_root = corpus_files.default_cache_dir()
-    checksum = _checksum(corpus_files.source_checksum(source, cache_root), config)
-    folder = cache_root / "tokens" / checksum[:32]
+    from .caches import tokens_cache_dir
+    cache_tokens = tokens_cache_dir()
+    checksum = _checksum(corpus_files.source_checksum(source), config)
+    folder = cache_tokens / checksum[:32] if cache_tokens is not None else None
 
-    cached = _read_cache(folder, checksum) if config.use_cache else None
+    cached = _read_cache(folder, checksum) if config.use_cache and folder is not None else None
     if cached is not None:
         meta, ids, offsets = cached
     else:
@@ -223,7 +228,9 @@ def load_corpus(config: DataConfig) -> Corpus:
         meta = {"format": CACHE_FORMAT, "checksum": checksum, "settings": _tokenizer_settings(config),
                 "corpus": source.name, "documents": [name for name, _ in source.files], "words": words}
         try:
-            _write_cache(folder, meta, ids, offsets)
+            # store only under the key of the bytes just tokenized: a file edited meanwhile is not cached
+            if folder is not None and _checksum(corpus_files.source_checksum(source), config) == checksum:
+                _write_cache(folder, meta, ids, offsets)
         except OSError as exc:
             warnings.warn(f"could not write the token cache in {folder}: {exc}", stacklevel=2)
     if len(ids) == 0:
@@ -244,7 +251,7 @@ def load_corpus(config: DataConfig) -> Corpus:
     return Corpus(train=encoded["train"], valid=encoded["valid"], test=encoded["test"], vocab=vocab,
                   checksum=checksum, config=config, oov_rate=oov, origin=source.origin,
                   documents=documents, split_policy=policy, cache_hit=cached is not None,
-                  cache_path=str(folder), seconds=time.perf_counter() - started)
+                  cache_path=str(folder) if folder is not None else "", seconds=time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------- batches
@@ -295,7 +302,8 @@ def info_report(corpus: Corpus) -> str:
     c = corpus.config
     n_files = len({name for names in corpus.documents.values() for name in names})
     lines = [f"corpus {c.corpus}: {n_files} files from {corpus.origin}",
-             f"cache: {'hit' if corpus.cache_hit else 'miss, tokenized and saved'} ({corpus.cache_path}); "
+             f"cache: {'hit' if corpus.cache_hit else 'miss, tokenized and saved'} "
+             f"({corpus.cache_path or 'no writable cache folder: not saved'}); "
              f"loaded in {corpus.seconds:.2f} s",
              f"checksum: {corpus.checksum[:16]}  (tokenizer: keep_case={c.keep_case}, num_token={c.num_token})",
              f"split: {corpus.split_policy}, seed {c.split_seed}, valid {c.valid_fraction:g}, test {c.test_fraction:g}",
