@@ -75,7 +75,7 @@ def _add_corpus(sub):
     dl = csub.add_parser("download", help="fetch a named corpus from its catalog URLs")
     dl.add_argument("corpus", help="a named corpus, e.g. machado")
     dl.add_argument("--corpora-dir", default=None,
-                    help="put it in DIR/<name>/ (default: the repository's corpora/<name>/)")
+                    help="put it in DIR/<name>/ (default: the repository's corpora/<name>/, or ./corpora/<name>/ for an installed package)")
     return p
 
 

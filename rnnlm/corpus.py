@@ -31,6 +31,19 @@ from .fileio import atomic_write, atomic_write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_CORPORA = REPO_ROOT / "corpora"   # catalogs live here; text under <name>/txt/ is gitignored
+# an installed (non-editable) package carries the catalogs as package data (pyproject.toml)
+PACKAGE_CATALOGS = Path(__file__).resolve().parent / "corpora"
+
+
+def catalog_home() -> Path:
+    """The folder holding <name>/catalog.json: the package's copy when installed, else the repository's."""
+    return PACKAGE_CATALOGS if PACKAGE_CATALOGS.is_dir() else REPO_CORPORA
+
+
+def default_corpora() -> Path:
+    """Where downloads and the generated corpus go by default: the repository's corpora/ in a
+    checkout, ./corpora/ for an installed package (never beside site-packages)."""
+    return REPO_CORPORA if (REPO_ROOT / "pyproject.toml").is_file() else Path.cwd() / "corpora"
 NAMED_CORPORA = ("machado", "sintetico")
 
 _DOWNLOAD_TIMEOUT_S = 30
@@ -72,7 +85,7 @@ class Catalog:
 
 def load_catalog(name: str) -> Catalog:
     """Read `corpora/<name>/catalog.json` and its manifest (path, size, sha256 per line)."""
-    home = REPO_CORPORA / name
+    home = catalog_home() / name
     meta_path = home / "catalog.json"
     if not meta_path.is_file():
         raise UserError(f"no catalog for corpus '{name}' at {meta_path}; "
@@ -162,14 +175,14 @@ def find_named(name: str, corpora_dir=None) -> CorpusSource:
     where = "; ".join(tried) if tried else "none of " + ", ".join(
         str(f) for f, _ in candidate_dirs(name, corpora_dir)) + " exists"
     raise UserError(f"corpus '{name}' not found ({where}); run 'python cli.py corpus download {name}' "
-                    f"or put its {len(catalog.entries)} files under {REPO_CORPORA / name}/ or --corpora-dir DIR/{name}/")
+                    f"or put its {len(catalog.entries)} files under {default_corpora() / name}/ or --corpora-dir DIR/{name}/")
 
 
 def _sintetico_dir(corpora_dir=None) -> Path:
     if corpora_dir:
         return Path(corpora_dir).expanduser() / "sintetico"
     env = os.environ.get("RNNLM_CORPORA")
-    return Path(env).expanduser() / "sintetico" if env else REPO_CORPORA / "sintetico"
+    return Path(env).expanduser() / "sintetico" if env else default_corpora() / "sintetico"
 
 
 def ensure_sintetico(corpora_dir=None) -> Path:
@@ -308,7 +321,7 @@ def download(name: str, corpora_dir=None, progress: bool | None = None) -> Path:
     from tqdm import tqdm
 
     catalog = load_catalog(name)
-    target = (Path(corpora_dir).expanduser() if corpora_dir else REPO_CORPORA) / name
+    target = (Path(corpora_dir).expanduser() if corpora_dir else default_corpora()) / name
     todo = []
     for entry in catalog.entries:
         dest = target / entry.path
