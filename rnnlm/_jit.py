@@ -13,11 +13,26 @@ Numba code, never in the package's __pycache__ (which may be read-only). The
 folder is handed to Numba per decorated kernel (Numba picks a kernel's cache
 locator when it is decorated), so other Numba code in the process keeps its
 own settings; with no writable folder anywhere kernels compile uncached.
+
+Threading layer: `workqueue` unless $NUMBA_THREADING_LAYER says otherwise.
+GNU OpenMP (Numba's default where it is found) makes a process that has run a
+parallel kernel unsafe to fork: a fork-based multiprocessing pool then dies
+("fork() called from a process already using GNU OpenMP") or hangs. workqueue
+is fork-safe and, measured with `bench` on this project's 2-core machines, was
+not slower (see ARCHITECTURE.md); its limit is that two Python threads must
+not run parallel kernels at the same time (use processes for that).
 """
+import os
+
 import numba
 from numba.core import config as _numba_config
 
 from .caches import numba_cache_dir
+
+if not os.environ.get("NUMBA_THREADING_LAYER"):
+    # through the environment: Numba re-reads its config from it before compiling
+    os.environ["NUMBA_THREADING_LAYER"] = "workqueue"   # fork-safe (see the module docstring)
+    _numba_config.THREADING_LAYER = "workqueue"         # and now, for kernels loaded from the cache
 
 FASTMATH = {"contract", "arcp"}
 CACHE_DIR = numba_cache_dir()       # None: no writable cache folder, compile on every start
