@@ -179,8 +179,8 @@ def test_no_option_stores_tokens_under_a_wrong_key(env, tmp_path, monkeypatch):
     # a file edited while it is being tokenized: its tokens are not cached under the old key
     real = data._tokenize_files
 
-    def edit_meanwhile(source, config):
-        out = real(source, config)
+    def edit_meanwhile(source, config, *version):
+        out = real(source, config, *version)
         path.write_text("Outro texto agora.\n" * 40, encoding="utf-8")
         return out
     path.write_text("Primeiro texto aqui.\n" * 40, encoding="utf-8")
