@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import secrets
 import sys
 import tempfile
 import warnings
@@ -77,8 +78,8 @@ def usable(folder: Path) -> bool:
     """Whether `folder` can be created and written (a probe file is made and removed)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
-        os.close(fd)
+        probe = folder / f".probe-{os.getpid()}-{secrets.token_hex(4)}"   # never renamed: not a temp file
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         os.remove(probe)
         return True
     except OSError:
