@@ -6,13 +6,47 @@ loop's non-finite guard depends on them (never `nnan`/`ninf`).
 error_model="numpy": a float division by zero gives inf/NaN as in NumPy
 instead of raising, which also removes the per-element zero test that kept
 LLVM from vectorizing loops such as the gates' 1 / (1 + exp(-a)).
-Caveat: the cache keys a kernel on its own file only; after editing a module
-whose kernels others call (vecmath.py, ...), delete rnnlm/__pycache__.
+
+The one thing to know before editing: the compiled cache lives in
+`caches.numba_cache_dir()`, a folder keyed on a hash of every module holding
+Numba code, never in the package's __pycache__ (which may be read-only). The
+folder is handed to Numba per decorated kernel (Numba picks a kernel's cache
+locator when it is decorated), so other Numba code in the process keeps its
+own settings; with no writable folder anywhere kernels compile uncached.
+
+Threading layer: `workqueue` unless $NUMBA_THREADING_LAYER says otherwise.
+GNU OpenMP (Numba's default where it is found) makes a process that has run a
+parallel kernel unsafe to fork: a fork-based multiprocessing pool then dies
+("fork() called from a process already using GNU OpenMP") or hangs. workqueue
+is fork-safe and, measured with `bench` on this project's 2-core machines, was
+not slower (see ARCHITECTURE.md); its limit is that two Python threads must
+not run parallel kernels at the same time (use processes for that).
 """
+import os
+
 import numba
+from numba.core import config as _numba_config
+
+from .caches import numba_cache_dir
+
+if not os.environ.get("NUMBA_THREADING_LAYER"):
+    # through the environment: Numba re-reads its config from it before compiling
+    os.environ["NUMBA_THREADING_LAYER"] = "workqueue"   # fork-safe (see the module docstring)
+    _numba_config.THREADING_LAYER = "workqueue"         # and now, for kernels loaded from the cache
 
 FASTMATH = {"contract", "arcp"}
-_OPTIONS = dict(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+CACHE_DIR = numba_cache_dir()       # None: no writable cache folder, compile on every start
+_OPTIONS = dict(cache=CACHE_DIR is not None, fastmath=FASTMATH, nogil=True, error_model="numpy")
+
+
+def _decorate(fn, options):
+    """numba.njit(**options)(fn) with Numba's cache folder set to ours while the locator is chosen."""
+    saved = _numba_config.CACHE_DIR
+    _numba_config.CACHE_DIR = str(CACHE_DIR) if CACHE_DIR is not None else saved
+    try:
+        return numba.njit(**options)(fn)
+    finally:
+        _numba_config.CACHE_DIR = saved
 
 
 def njit(fn=None, *, reassoc=False, **extra):
@@ -20,8 +54,8 @@ def njit(fn=None, *, reassoc=False, **extra):
     project's options (reassoc: as for njit_parallel)."""
     options = dict(_OPTIONS, fastmath=FASTMATH | {"reassoc"}) if reassoc else _OPTIONS
     if fn is None:
-        return lambda f: numba.njit(**options, **extra)(f)
-    return numba.njit(**options)(fn)
+        return lambda f: _decorate(f, dict(options, **extra))
+    return _decorate(fn, options)
 
 
 def njit_parallel(fn=None, *, reassoc=False):
@@ -32,5 +66,5 @@ def njit_parallel(fn=None, *, reassoc=False):
     """
     options = dict(_OPTIONS, fastmath=FASTMATH | {"reassoc"}) if reassoc else _OPTIONS
     if fn is None:
-        return lambda f: numba.njit(**options, parallel=True)(f)
-    return numba.njit(**options, parallel=True)(fn)
+        return lambda f: _decorate(f, dict(options, parallel=True))
+    return _decorate(fn, dict(options, parallel=True))

@@ -50,6 +50,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UserError
+
+
 @dataclass
 class NgramOrder:
     """One order n of the model (n = 1 for unigrams): its n-gram types and per-history sums."""
@@ -266,11 +269,20 @@ def baseline_report(data, splits=("valid", "test")) -> dict:
     started = time.perf_counter()
     corpus = load_corpus(data)
     load_seconds = time.perf_counter() - started
+    # a held-out split needs 2 tokens (one prediction); --*-fraction 0 means none: skip it
+    empty = {s: f"{getattr(corpus, s).size} tokens (--{s}-fraction {getattr(data, s + '_fraction'):g})"
+             for s in splits if getattr(corpus, s).size < 2}
+    splits = [s for s in splits if s not in empty]
+    if not splits:
+        raise UserError(f"nothing to score: the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} "
+                        f"hold{'' if len(empty) > 1 else 's'} {'; '.join(empty.values())}; raise "
+                        f"{' or '.join('--' + s + '-fraction' for s in empty)}"
+                        f"{' or choose another --split' if len(empty) == 1 else ''}")
     V = len(corpus.vocab)
 
     report = {"corpus": data.corpus, "checksum": corpus.checksum, "oov_rate": corpus.oov_rate,
               "vocab_size": V, "train_tokens": int(corpus.train.size),
-              "load_seconds": round(load_seconds, 3), "models": {}}
+              "load_seconds": round(load_seconds, 3), "models": {}, "skipped": empty}
     for order, name in ((3, "trigram"), (2, "bigram"), (1, "unigram")):
         started = time.perf_counter()
         model = KneserNey.fit(corpus.train, V, order=order)
@@ -302,4 +314,6 @@ def format_report(report: dict) -> str:
             lines.append(f"  {split:5s}: {result['cross_entropy']:.4f} nats/token, "
                          f"perplexity {result['perplexity']:8.2f}  ({result['tokens']:,} tokens, "
                          f"{result['seconds']:.2f}s)")
+    for split, why in report.get("skipped", {}).items():
+        lines.append(f"\n{split}: not scored, it holds {why}")
     return "\n".join(lines)

@@ -19,7 +19,10 @@ Strings are stored as 0-d unicode arrays, never as object arrays.
 The one thing to know before editing: `load` is the gate that turns every bad
 file (missing, truncated, corrupt, pickled, foreign, wrong version, wrong
 shapes) into a one-line `UserError`; do not let a raw zipfile/numpy exception
-escape from it, and never pass `allow_pickle=True`.
+escape from it, and never pass `allow_pickle=True`. It reads the zip itself
+(`_read_npz`), so that each member's compression method, declared sizes and
+.npy header are checked before a byte of the array is allocated: a file of a
+few bytes cannot make it allocate gigabytes.
 
 Loading the weights into PyTorch (a 1-layer LSTM here; names are nn.LSTM's)::
 
@@ -34,7 +37,6 @@ from __future__ import annotations
 
 import json
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,18 +116,15 @@ def load(path) -> Checkpoint:
         raise UserError(f"{path} is a single .npy array, not an rnnlm checkpoint (.npz)")
     if not head.startswith(_ZIP_MAGIC):
         raise UserError(f"{path} is not an .npz file (it does not start like a zip archive)")
-    arrays = {}
     try:
-        with np.load(path, allow_pickle=False) as z:
-            for k in z.files:
-                arrays[k] = z[k]
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object arrays" in str(exc).lower():
-            raise UserError(f"{path} holds object (pickled) arrays; refused, rnnlm checkpoints "
-                            "never need pickle") from None
-        raise UserError(f"{path} is corrupt or truncated ({exc})") from None
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, KeyError) as exc:
-        raise UserError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+        arrays = _read_npz(path)
+    except UserError:
+        raise
+    except MemoryError:
+        raise UserError(f"not enough memory to load {path} ({path.stat().st_size / 2**20:.0f} MB on disk)") from None
+    except Exception as exc:   # noqa: BLE001 - the gate: whatever zipfile/zlib/numpy raise is "corrupt"
+        raise UserError(f"{path} is corrupt or truncated ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
     if "meta.format" not in arrays:
         names = ", ".join(sorted(arrays)[:5]) or "no arrays"
         raise UserError(f"{path} is an .npz but not an rnnlm checkpoint (no meta.format; it holds {names})")
@@ -172,6 +171,65 @@ def check_model_arrays(ckpt: Checkpoint, expected: dict) -> None:
                             "(another vocabulary or model size)")
         if got.dtype != a.dtype:
             raise UserError(f"{ckpt.path}: {k} is {got.dtype}, the model expects {a.dtype}")
+
+
+# what np.savez writes (stored) or np.savez_compressed (deflated); the kinds of array a checkpoint holds
+_COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+_KINDS = "biufcU"
+_DEFLATE_MAX_RATIO = 1100          # deflate cannot expand more than ~1032:1
+
+
+def _read_npz(path: Path) -> dict:
+    """{name: array} of an .npz, every member checked before it is read (see the module docstring).
+
+    Raises UserError for what this reader refuses (foreign zip features,
+    object arrays, declared sizes that do not add up); other exceptions mean
+    a damaged file and are turned into UserError by `load`.
+    """
+    disk = path.stat().st_size
+    arrays = {}
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        if sum(i.compress_size for i in infos) > disk:
+            raise UserError(f"{path} is corrupt or truncated (its members claim more bytes than the file has)")
+        for info in infos:
+            name = info.filename
+            where = f"{path}: member {name!r}"
+            if info.compress_type not in _COMPRESSIONS:
+                raise UserError(f"{where} uses zip compression method {info.compress_type}; rnnlm reads "
+                                f"only stored or deflated members (re-save it with numpy.savez)")
+            if info.flag_bits & 0x1:
+                raise UserError(f"{where} is encrypted; rnnlm checkpoints are not")
+            if not name.endswith(".npy") or name[:-4] in arrays:
+                raise UserError(f"{where} is not a uniquely named .npy array; not an rnnlm checkpoint")
+            limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_MAX_RATIO)
+            if info.file_size > limit + 65536:
+                raise UserError(f"{where} declares {info.file_size} bytes, more than its "
+                                f"{info.compress_size} stored bytes can hold: corrupt")
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise UserError(f"{where} has .npy version {version}; rnnlm writes 1.0 and 2.0")
+                shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                         else np.lib.format.read_array_header_2_0)(f)
+                if dtype.hasobject:
+                    raise UserError(f"{path} holds object (pickled) arrays; refused, rnnlm checkpoints "
+                                    "never need pickle")
+                if dtype.kind not in _KINDS or dtype.names is not None or dtype.subdtype is not None:
+                    raise UserError(f"{where} has dtype {dtype}, which no rnnlm checkpoint holds")
+                count = 1
+                for n in shape:
+                    count *= int(n)
+                nbytes = count * dtype.itemsize
+                if f.tell() + nbytes != info.file_size:
+                    raise UserError(f"{where} declares shape {shape} of {dtype} ({nbytes} bytes), but the "
+                                    f"member holds {info.file_size - f.tell()}: corrupt or truncated")
+                data = f.read(nbytes)      # reading to the end checks the member's CRC-32
+                if len(data) != nbytes or f.read(1):
+                    raise UserError(f"{where} is shorter or longer than declared: corrupt or truncated")
+            a = np.frombuffer(data, dtype=dtype, count=count)
+            arrays[name[:-4]] = (a.reshape(shape[::-1]).T if fortran else a.reshape(shape)).copy()
+    return arrays
 
 
 def _npy_is_object(path) -> bool:

@@ -10,7 +10,10 @@ matplotlib at import time); config.py is standard library only.
 The one thing to know before editing: a flag that sets a config field takes
 its default and the "(default X)" of its help from the dataclass in config.py
 (`_arg`), never from a literal here. User mistakes raise `UserError`; `main`
-turns them into one line on stderr and exit status 2. Ctrl-C exits 130.
+turns them, and the OSError/MemoryError a user can cause (disk full,
+read-only folder, too large a model), into one line on stderr and exit
+status 2; every parsed number is checked against config.RANGES first.
+Ctrl-C exits 130.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import dataclasses
 import sys
 
 from . import config as C
-from .errors import UserError
+from .errors import UserError, describe_memory_error, describe_os_error
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,7 +75,7 @@ def _add_corpus(sub):
     dl = csub.add_parser("download", help="fetch a named corpus from its catalog URLs")
     dl.add_argument("corpus", help="a named corpus, e.g. machado")
     dl.add_argument("--corpora-dir", default=None,
-                    help="put it in DIR/<name>/ (default: the repository's corpora/<name>/)")
+                    help="put it in DIR/<name>/ (default: the repository's corpora/<name>/, or ./corpora/<name>/ for an installed package)")
     return p
 
 
@@ -87,7 +90,7 @@ def _add_data_flags(p):
     _arg(g, D, "min_count", help="drop words seen fewer times in the training split (default {default})")
     _arg(g, D, "split_seed", help="seed of the train/valid/test split (default {default})")
     _arg(g, D, "valid_fraction",
-         help="share of tokens held out for validation, as whole works when possible (0 = none; default {default})")
+         help="share of tokens held out for validation, as whole works when possible (0 = none; train needs one; default {default})")
     _arg(g, D, "test_fraction", help="share of tokens held out for test, as whole works when possible (0 = none; default {default})")
     _arg(g, D, "use_cache", "--no-cache", action="store_false",
          help="re-tokenize instead of reading the .npy cache (the cache is then rewritten)")
@@ -860,14 +863,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_numbers(args) -> None:
+    """Every parsed number against config.RANGES (one table for the CLI and the library)."""
+    for name, value in vars(args).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            C.check_range(name, value)
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
     runners = {name: run for name, _, run in COMMANDS}
     try:
         args = build_parser().parse_args(argv)
+        _check_numbers(args)
         return int(runners[args.command](args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:           # a model or batch too large for this machine
+        print(f"error: {describe_memory_error(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:               # disk full, read-only folder, --out naming a file, ...
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

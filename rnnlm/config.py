@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -149,6 +150,111 @@ def _has_type(value, annotation: str) -> bool:
     return isinstance(value, _TYPES[base])
 
 
+# ---------------------------------------------------------------- numeric ranges
+
+INT_MAX = 2**31 - 1       # the largest count any option takes (a larger one is a typo, not a plan)
+SEED_MAX = 2**32 - 1      # seeds: what every NumPy and Numba generator accepts
+
+
+class Range(NamedTuple):
+    """The accepted values of one numeric setting (a flag's dest or a config field of that name)."""
+
+    kind: type                # int | float
+    lo: float = -math.inf     # smallest accepted value
+    hi: float = math.inf      # largest accepted value
+    lo_open: bool = False     # lo itself refused
+    hi_open: bool = False     # hi itself refused
+    note: str = ""            # appended to the message, e.g. "(0 = off)"
+    text: str | None = None   # replaces the generated "at least 1", "in [0, 1)", ...
+    allow: tuple = ()         # values accepted outside [lo, hi] (max_vocab's 0)
+
+    def accepts(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if value in self.allow:
+            return True
+        if self.kind is int and not (isinstance(value, int) or float(value).is_integer()):
+            return False
+        if not math.isfinite(value):
+            return False
+        return ((value > self.lo if self.lo_open else value >= self.lo)
+                and (value < self.hi if self.hi_open else value <= self.hi))
+
+    def describe(self) -> str:
+        if self.text:
+            return self.text
+        if self.kind is int:
+            return f"at least {self.lo:d}" if self.hi == INT_MAX else f"between {self.lo:d} and {self.hi:d}"
+        if math.isinf(self.lo) and math.isinf(self.hi):
+            return "a finite number"
+        if math.isinf(self.hi):
+            return "positive" if self.lo == 0 and self.lo_open else f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+
+def _count(lo: int, note: str = "", hi: int = INT_MAX, **kw) -> Range:
+    return Range(int, lo, hi, note=note, **kw)
+
+
+_FRACTION = Range(float, 0.0, 1.0, hi_open=True)
+
+# Every numeric option of every command, by its name (a flag's dest, a config field): the CLI checks
+# each parsed flag here (cli.main), the configs' validate() and the library entry points check their
+# fields with the same entries, so a range is written once. A new numeric flag needs an entry
+# (tests/test_validation.py fails otherwise).
+RANGES: dict[str, Range] = {
+    # seeds
+    "seed": _count(0, hi=SEED_MAX), "split_seed": _count(0, hi=SEED_MAX),
+    # model
+    "vocab_size": _count(1), "emsize": _count(1), "hidden": _count(1), "layers": _count(1),
+    "dropout": _FRACTION, "recurrent_scale": Range(float), "forget_bias": Range(float),
+    # data
+    "max_vocab": _count(3, allow=(0,), text="0 (no limit) or at least 3 (it counts <unk> and <eos>)"),
+    "min_count": _count(1), "valid_fraction": _FRACTION, "test_fraction": _FRACTION,
+    # training
+    "bptt": _count(1), "batch_size": _count(1), "eval_batch_size": _count(1),
+    "lr": Range(float, 0.0, lo_open=True), "momentum": _FRACTION, "beta1": _FRACTION, "beta2": _FRACTION,
+    "clip_norm": Range(float, 0.0, note="(0 = off)"), "clip_value": Range(float, 0.0, note="(0 = off)"),
+    "omega": Range(float, 0.0, note="(0 = off)"), "lr_decay": Range(float, 1.0, note="(1 = never anneal)"),
+    "patience": _count(0, "(0 = never)"), "epochs": _count(1), "max_steps": _count(0, "(0 = no limit)"),
+    "max_minutes": Range(float, 0.0, note="(0 = no limit)"), "eval_every": _count(0, "(0 = epoch ends only)"),
+    "log_every": _count(1), "track_jacobian_every": _count(0, "(0 = off)"),
+    "sample_words": _count(0, "(0 = none)"),
+    # jacobian
+    "max_lag": _count(1), "anchors": _count(1), "tokens": _count(2),
+    # generate
+    "words": _count(0), "temperature": Range(float, 0.0, note="(0 = greedy)"), "top_k": _count(0, "(0 = all)"),
+    "top_p": Range(float, 0.0, 1.0, lo_open=True, note="(1 = all)"), "num_samples": _count(1),
+    # probe
+    "n": _count(1), "n_targets": _count(1), "window": _count(2),
+    # bench
+    "repeats": _count(1), "threads": _count(1),
+    # demo
+    "minutes": Range(float, 0.0, lo_open=True),
+    "min_distance": _count(1, text="between 1 and the maximum training distance"),
+}
+
+
+def check_range(name: str, value, error=UserError) -> None:
+    """UserError "--<name> must be <range>, got <value>" unless RANGES[name] accepts `value`.
+
+    None passes (an unset option). A name without an entry must still be a finite number.
+    """
+    if value is None:
+        return
+    r = RANGES.get(name, Range(float))
+    if not r.accepts(value):
+        note = f" {r.note}" if r.note else ""
+        raise error(f"--{name.replace('_', '-')} must be {r.describe()}{note}, got {value!r}")
+
+
+def check_fields(obj, error=UserError) -> None:
+    """check_range on every field of dataclass `obj` that has an entry in RANGES."""
+    for f in dataclasses.fields(obj):
+        if f.name in RANGES:
+            check_range(f.name, getattr(obj, f.name), error)
+
+
 # ---------------------------------------------------------------- model
 
 
@@ -200,8 +306,20 @@ class ModelConfig:
             raise ModelConfigError(f"tied embeddings need emsize == hidden, got {self.emsize} and {self.hidden}")
         if self.dtype not in DTYPES:
             raise ModelConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.vocab_size is not None:
+            _check_fits_in_memory(self)
         if not math.isfinite(self.recurrent_scale) or not math.isfinite(self.forget_bias):
             raise ModelConfigError("recurrent_scale and forget_bias must be finite")
+        check_fields(self, ModelConfigError)
+
+    def parameter_count(self) -> int:
+        """Number of parameters: encoder V*E, per layer g*H*(in + H) + 2*g*H (g gates:
+        rnn 1, gru 3, lstm 4; in = E for layer 0, else H), decoder H*V + V (its weight
+        shared with the encoder when tied). Needs vocab_size."""
+        g = {"rnn": 1, "gru": 3, "lstm": 4}.get(self.cell, 4)
+        V, E, H, L = int(self.vocab_size), int(self.emsize), int(self.hidden), int(self.layers)
+        recurrent = sum(g * H * ((E if layer == 0 else H) + H) + 2 * g * H for layer in range(L))
+        return V * E + recurrent + (0 if self.tied else H * V) + V
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -210,6 +328,27 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         _refuse_unknown(cls, d, "the model config has settings")
         return cls(**d)
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits_in_memory(config: ModelConfig) -> None:
+    """ModelConfigError when parameters, gradients and one optimizer buffer (3 copies) cannot fit in
+    RAM: a clear line before a MemoryError (or, with overcommit, the OOM killer) half-way through."""
+    memory = physical_memory()
+    need = 3 * config.parameter_count() * (8 if config.dtype == "float64" else 4)
+    if memory and need > memory:
+        raise ModelConfigError(f"a {config.cell} with vocab_size {config.vocab_size}, emsize {config.emsize}, "
+                               f"hidden {config.hidden}, layers {config.layers} needs at least "
+                               f"{need / 2**30:.1f} GiB (parameters, gradients, optimizer state), more than "
+                               f"this machine's {memory / 2**30:.1f} GiB; use smaller --hidden, --emsize, "
+                               f"--layers or --max-vocab")
 
 
 # ---------------------------------------------------------------- data
@@ -231,6 +370,7 @@ class DataConfig:
     use_cache: bool = True          # False re-tokenizes (and rewrites the cache)
 
     def validate(self) -> None:
+        check_fields(self)
         vf, tf = self.valid_fraction, self.test_fraction
         if not (0 <= vf < 1 and 0 <= tf < 1 and vf + tf < 1):
             raise UserError(f"--valid-fraction {vf} and --test-fraction {tf}: each must be in [0, 1) "
@@ -287,24 +427,15 @@ class TrainConfig:
         """UserError for settings that cannot work together (the model's and the data's included)."""
         self.model.validate(need_vocab=False)
         self.data.validate()
-        for name in ("bptt", "batch_size", "eval_batch_size", "epochs", "log_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps", "max_minutes", "eval_every", "patience", "clip_norm", "clip_value",
-                     "sample_words", "track_jacobian_every"):
-            v = getattr(self, name)
-            if not v >= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 0 (0 = off), got {v}")
+        check_fields(self)      # every numeric field against RANGES
+        if self.data.valid_fraction == 0:
+            raise UserError("train needs a validation split (it keeps best.npz and anneals the learning "
+                            "rate by it): give --valid-fraction above 0 (0 = none is for baseline and "
+                            "corpus info)")
         if self.clip_norm > 0 and self.clip_value > 0:
             raise UserError("choose one of --clip-norm and --clip-value (set the other to 0)")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
-        if self.lr is not None and not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
-        if not self.lr_decay >= 1:
-            raise UserError(f"--lr-decay must be >= 1 (1 = never anneal), got {self.lr_decay}")
-        if not self.omega >= 0:
-            raise UserError(f"--omega must be >= 0 (0 = off), got {self.omega}")
         if self.omega > 0 and self.model.cell != "rnn":
             raise UserError(f"--omega (the Ω regularizer) is for vanilla RNNs (--cell rnn), "
                             f"not --cell {self.model.cell}")
@@ -406,8 +537,7 @@ class JacobianConfig:
     vocab_size: int = 10000         # vocabulary of the random tokens (corpus none or not found)
 
     def validate(self) -> None:
-        if self.max_lag < 1 or self.anchors < 1 or self.tokens < 2:
-            raise UserError("--max-lag and --anchors must be at least 1, --tokens at least 2")
+        check_fields(self)
         if (self.run is None) == (self.model is None):
             raise UserError("give a run folder or checkpoint, or --init with model settings (not both)")
         if self.checkpoint not in CHECKPOINTS:

@@ -8,9 +8,10 @@ done here (see tokenize.py), nor caching of tokens (see data.py).
 
 The one thing to know before editing: a named corpus folder counts only if
 *every* catalog file is there with the catalog's size (a cheap stat). SHA-256
-is checked on download and when data.py computes the cache key; those hashes
-are themselves cached in `<cache>/file_hashes.json`, keyed by absolute path,
-size and mtime, so a second run re-hashes nothing.
+is checked on download and every time data.py computes the cache key: the
+hash is always of the bytes, never remembered by path, size or mtime (a
+same-size edit with its mtime restored, as `cp -p` or `rsync -t` leave it,
+must change the key; hashing Machado's 11 MB takes about 30 ms).
 """
 from __future__ import annotations
 
@@ -30,6 +31,19 @@ from .fileio import atomic_write, atomic_write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_CORPORA = REPO_ROOT / "corpora"   # catalogs live here; text under <name>/txt/ is gitignored
+# an installed (non-editable) package carries the catalogs as package data (pyproject.toml)
+PACKAGE_CATALOGS = Path(__file__).resolve().parent / "corpora"
+
+
+def catalog_home() -> Path:
+    """The folder holding <name>/catalog.json: the package's copy when installed, else the repository's."""
+    return PACKAGE_CATALOGS if PACKAGE_CATALOGS.is_dir() else REPO_CORPORA
+
+
+def default_corpora() -> Path:
+    """Where downloads and the generated corpus go by default: the repository's corpora/ in a
+    checkout, ./corpora/ for an installed package (never beside site-packages)."""
+    return REPO_CORPORA if (REPO_ROOT / "pyproject.toml").is_file() else Path.cwd() / "corpora"
 NAMED_CORPORA = ("machado", "sintetico")
 
 _DOWNLOAD_TIMEOUT_S = 30
@@ -71,7 +85,7 @@ class Catalog:
 
 def load_catalog(name: str) -> Catalog:
     """Read `corpora/<name>/catalog.json` and its manifest (path, size, sha256 per line)."""
-    home = REPO_CORPORA / name
+    home = catalog_home() / name
     meta_path = home / "catalog.json"
     if not meta_path.is_file():
         raise UserError(f"no catalog for corpus '{name}' at {meta_path}; "
@@ -103,10 +117,10 @@ class CorpusSource:
     catalog: Catalog | None = None     # set for catalog corpora (sha256 known)
 
 
-def default_cache_dir() -> Path:
-    """`$RNNLM_CACHE`, else `~/.cache/rnnlm/`."""
-    env = os.environ.get("RNNLM_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "rnnlm"
+def default_cache_dir() -> Path | None:
+    """The cache folder (caches.cache_root: $RNNLM_CACHE, the per-user cache, a temp folder), or None."""
+    from .caches import cache_root
+    return cache_root()
 
 
 def candidate_dirs(name: str, corpora_dir: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
@@ -161,14 +175,14 @@ def find_named(name: str, corpora_dir=None) -> CorpusSource:
     where = "; ".join(tried) if tried else "none of " + ", ".join(
         str(f) for f, _ in candidate_dirs(name, corpora_dir)) + " exists"
     raise UserError(f"corpus '{name}' not found ({where}); run 'python cli.py corpus download {name}' "
-                    f"or put its {len(catalog.entries)} files under {REPO_CORPORA / name}/ or --corpora-dir DIR/{name}/")
+                    f"or put its {len(catalog.entries)} files under {default_corpora() / name}/ or --corpora-dir DIR/{name}/")
 
 
 def _sintetico_dir(corpora_dir=None) -> Path:
     if corpora_dir:
         return Path(corpora_dir).expanduser() / "sintetico"
     env = os.environ.get("RNNLM_CORPORA")
-    return Path(env).expanduser() / "sintetico" if env else REPO_CORPORA / "sintetico"
+    return Path(env).expanduser() / "sintetico" if env else default_corpora() / "sintetico"
 
 
 def ensure_sintetico(corpora_dir=None) -> Path:
@@ -267,35 +281,16 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def file_hashes(files: list[Path], cache_dir: Path | None = None) -> list[str]:
-    """SHA-256 of each file, re-hashing only files whose (path, size, mtime) changed."""
-    store_path = Path(cache_dir or default_cache_dir()) / "file_hashes.json"
-    try:
-        store = json.loads(store_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        store = {}
-    hashes, changed = [], False
-    for path in files:
-        st = os.stat(path)
-        key = os.path.abspath(path)
-        known = store.get(key)
-        if known and known[0] == st.st_size and known[1] == st.st_mtime_ns:
-            hashes.append(known[2])
-            continue
-        digest = sha256_file(path)
-        store[key] = [st.st_size, st.st_mtime_ns, digest]
-        hashes.append(digest)
-        changed = True
-    if changed:
-        try:
-            _write_atomic(store_path, json.dumps(store, indent=0, sort_keys=True).encode())
-        except OSError:
-            pass   # a read-only cache only costs re-hashing next time
-    return hashes
+    """SHA-256 of each file's bytes, hashed every time (see the module docstring).
+
+    cache_dir: unused, kept for callers of the version that remembered hashes by mtime.
+    """
+    return [sha256_file(path) for path in files]
 
 
 def source_checksum(source: CorpusSource, cache_dir: Path | None = None) -> str:
     """SHA-256 over (relative name, file SHA-256) of every file; verifies catalog hashes."""
-    hashes = file_hashes([p for _, p in source.files], cache_dir)
+    hashes = file_hashes([p for _, p in source.files])
     if source.catalog is not None:
         expected = {e.path: e.sha256 for e in source.catalog.entries}
         for (name, path), digest in zip(source.files, hashes):
@@ -326,7 +321,7 @@ def download(name: str, corpora_dir=None, progress: bool | None = None) -> Path:
     from tqdm import tqdm
 
     catalog = load_catalog(name)
-    target = (Path(corpora_dir).expanduser() if corpora_dir else REPO_CORPORA) / name
+    target = (Path(corpora_dir).expanduser() if corpora_dir else default_corpora()) / name
     todo = []
     for entry in catalog.entries:
         dest = target / entry.path

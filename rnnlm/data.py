@@ -24,18 +24,27 @@ with <eos>.
 
 Cache: the tokenized corpus (all files, as ids over the corpus's own word
 list) is stored as .npy (allow_pickle=False) with a JSON sidecar in
-`$RNNLM_CACHE` or `~/.cache/rnnlm/`, under `tokens/<checksum>/`. The key is
-`Corpus.checksum`: SHA-256 over the file hashes and the tokenizer settings.
+`caches.tokens_cache_dir()` ($RNNLM_CACHE, the per-user cache or a temp
+folder; none = no cache), under `tokens/<checksum>/`. The key is
+`Corpus.checksum`: SHA-256 over the file contents' hashes and the tokenizer
+settings (TOKENIZER_VERSION included); a cache entry is read only when its
+stored checksum equals the key, and written only under the key computed
+from the bytes that were tokenized.
 The vocabulary and split settings are deliberately *not* in the key: splitting
 and building the vocabulary from the cached ids takes tens of milliseconds, so
 changing --max-vocab or --split-seed never re-tokenizes.
 
 The one thing to know before editing: anything that changes the cached token
 stream must change the checksum (bump TOKENIZER_VERSION in tokenize.py or
-CACHE_FORMAT here), or stale caches will be read silently.
+CACHE_FORMAT here), or stale caches will be read silently. The cache key uses
+the current TOKENIZER_VERSION; `Corpus.checksum` (what a run stores) uses the
+oldest version that gives the same tokens, so a tokenizer change refuses
+`--resume` (tokenizer_change, called by runs.resume_config) only for runs
+whose corpus it actually re-tokenizes.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -62,7 +71,8 @@ class Corpus:
     valid: np.ndarray             # (N_valid,) int32
     test: np.ndarray              # (N_test,) int32
     vocab: Vocab
-    checksum: str                 # SHA-256 of the text and the tokenizer settings
+    checksum: str                 # SHA-256 of the text and the tokenizer settings, with the oldest
+    #                               tokenizer version that gives these tokens (see tokenizer_change)
     config: DataConfig
     oov_rate: dict[str, float]    # split -> share of its tokens that are <unk>
     origin: str = ""              # where the files were found
@@ -76,14 +86,50 @@ class Corpus:
 # ---------------------------------------------------------------- cache
 
 
-def _tokenizer_settings(config: DataConfig) -> dict:
-    return {"tokenizer": TOKENIZER_VERSION, "keep_case": bool(config.keep_case),
+def _tokenizer_settings(config: DataConfig, version: int = TOKENIZER_VERSION) -> dict:
+    return {"tokenizer": version, "keep_case": bool(config.keep_case),
             "num_token": bool(config.num_token), "format": CACHE_FORMAT}
 
 
-def _checksum(text_checksum: str, config: DataConfig) -> str:
-    payload = json.dumps({"text": text_checksum, **_tokenizer_settings(config)}, sort_keys=True)
+def _checksum(text_checksum: str, config: DataConfig, version: int = TOKENIZER_VERSION) -> str:
+    payload = json.dumps({"text": text_checksum, **_tokenizer_settings(config, version)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _oldest_same_version(source, config: DataConfig, words, ids) -> int:
+    """The oldest tokenizer version whose tokens of `source` equal the current ones (words, ids).
+
+    Corpus.checksum uses it, so that a tokenizer change changes the checksum of
+    exactly the corpora whose tokens it changes: runs on the others still resume.
+    """
+    for version in range(1, TOKENIZER_VERSION):
+        old_words, old_ids, _ = _tokenize_files(source, config, version)
+        if old_words == words and np.array_equal(old_ids, ids):
+            return version
+    return TOKENIZER_VERSION
+
+
+def tokenizer_change(stored_checksum: str | None, config: DataConfig) -> str | None:
+    """Why a run whose corpus checksum is `stored_checksum` cannot be resumed on `config`'s corpus
+    with this tokenizer (one line, naming the tokenizer change), or None when nothing says so.
+
+    Only a tokenizer change is diagnosed here (the stored checksum is that of the same text under an
+    older TOKENIZER_VERSION whose tokens differ); other mismatches are left to the resume's own check.
+    """
+    if not stored_checksum:
+        return None
+    source = corpus_files.resolve(config.corpus, config.corpora_dir)
+    text = corpus_files.source_checksum(source)
+    for version in range(1, TOKENIZER_VERSION):
+        if _checksum(text, config, version) == stored_checksum:
+            current = load_corpus(dataclasses.replace(config, use_cache=True)).checksum
+            if current == stored_checksum:
+                return None                        # this corpus's tokens did not change
+            return (f"the tokenizer changed since this run was made (version {version} -> "
+                    f"{TOKENIZER_VERSION}: ordinal indicators such as 1.º and Ex.ª, line-break hyphens), "
+                    f"so its corpus now gives other tokens; the run still evaluates and generates with "
+                    f"its vocabulary, but resuming it would train on different text: start a new run")
+    return None
 
 
 def _write_cache(folder: Path, meta: dict, ids: np.ndarray, offsets: np.ndarray) -> None:
@@ -108,13 +154,13 @@ def _read_cache(folder: Path, checksum: str):
     return meta, ids, offsets
 
 
-def _tokenize_files(source, config: DataConfig):
+def _tokenize_files(source, config: DataConfig, version: int = TOKENIZER_VERSION):
     """All files -> (word list, ids over it, document offsets). Word 0 is <eos>."""
     index = {EOS: 0}
     chunks, offsets = [], [0]
     for _, path in source.files:
         tokens = tokenize(corpus_files.read_text(path), keep_case=config.keep_case,
-                          num_token=config.num_token)
+                          num_token=config.num_token, version=version)
         chunks.append(np.fromiter((index.setdefault(t, len(index)) for t in tokens),
                                   dtype=np.int32, count=len(tokens)))
         offsets.append(offsets[-1] + len(tokens))
@@ -211,25 +257,35 @@ def load_corpus(config: DataConfig) -> Corpus:
     started = time.perf_counter()
     config.validate()
     source = corpus_files.resolve(config.corpus, config.corpora_dir)
-    cache_root = corpus_files.default_cache_dir()
-    checksum = _checksum(corpus_files.source_checksum(source, cache_root), config)
-    folder = cache_root / "tokens" / checksum[:32]
+    from .caches import tokens_cache_dir
+    cache_tokens = tokens_cache_dir()
+    text_checksum = corpus_files.source_checksum(source)
+    checksum = _checksum(text_checksum, config)     # the cache key (the current tokenizer)
+    folder = cache_tokens / checksum[:32] if cache_tokens is not None else None
 
-    cached = _read_cache(folder, checksum) if config.use_cache else None
+    cached = _read_cache(folder, checksum) if config.use_cache and folder is not None else None
     if cached is not None:
         meta, ids, offsets = cached
     else:
         words, ids, offsets = _tokenize_files(source, config)
+        same = _oldest_same_version(source, config, words, ids)
         meta = {"format": CACHE_FORMAT, "checksum": checksum, "settings": _tokenizer_settings(config),
+                "corpus_checksum": _checksum(text_checksum, config, same),
                 "corpus": source.name, "documents": [name for name, _ in source.files], "words": words}
         try:
-            _write_cache(folder, meta, ids, offsets)
+            # store only under the key of the bytes just tokenized: a file edited meanwhile is not cached
+            if folder is not None and _checksum(corpus_files.source_checksum(source), config) == checksum:
+                _write_cache(folder, meta, ids, offsets)
         except OSError as exc:
             warnings.warn(f"could not write the token cache in {folder}: {exc}", stacklevel=2)
     if len(ids) == 0:
         raise UserError(f"corpus '{config.corpus}' holds no words after tokenizing; give it some text")
 
     arrays, documents, policy = _split(meta, ids, offsets, config)
+    if len(arrays["train"]) == 0:
+        raise UserError(f"the train split of '{config.corpus}' is empty ({len(ids)} tokens in all, "
+                        f"{policy} split): lower --valid-fraction ({config.valid_fraction:g}) and "
+                        f"--test-fraction ({config.test_fraction:g}), or give more text")
     words = meta["words"]
     counts = np.bincount(arrays["train"], minlength=len(words)).tolist()
     vocab = Vocab.build({w: n for w, n in zip(words, counts) if n},
@@ -238,9 +294,9 @@ def load_corpus(config: DataConfig) -> Corpus:
     encoded = {s: lookup[arrays[s]] for s in SPLITS}
     oov = {s: float(np.mean(encoded[s] == vocab.unk_id)) if len(encoded[s]) else 0.0 for s in SPLITS}
     return Corpus(train=encoded["train"], valid=encoded["valid"], test=encoded["test"], vocab=vocab,
-                  checksum=checksum, config=config, oov_rate=oov, origin=source.origin,
+                  checksum=meta.get("corpus_checksum", checksum), config=config, oov_rate=oov, origin=source.origin,
                   documents=documents, split_policy=policy, cache_hit=cached is not None,
-                  cache_path=str(folder), seconds=time.perf_counter() - started)
+                  cache_path=str(folder) if folder is not None else "", seconds=time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------- batches
@@ -291,7 +347,8 @@ def info_report(corpus: Corpus) -> str:
     c = corpus.config
     n_files = len({name for names in corpus.documents.values() for name in names})
     lines = [f"corpus {c.corpus}: {n_files} files from {corpus.origin}",
-             f"cache: {'hit' if corpus.cache_hit else 'miss, tokenized and saved'} ({corpus.cache_path}); "
+             f"cache: {'hit' if corpus.cache_hit else 'miss, tokenized and saved'} "
+             f"({corpus.cache_path or 'no writable cache folder: not saved'}); "
              f"loaded in {corpus.seconds:.2f} s",
              f"checksum: {corpus.checksum[:16]}  (tokenizer: keep_case={c.keep_case}, num_token={c.num_token})",
              f"split: {corpus.split_policy}, seed {c.split_seed}, valid {c.valid_fraction:g}, test {c.test_fraction:g}",

@@ -1,9 +1,52 @@
-"""The one exception type for user mistakes.
+"""The one exception type for user mistakes, and the one line an OS error becomes.
 
 Raise `UserError("what is wrong; what to do")` anywhere; the CLI catches it at
-the top, prints the one line on stderr and exits with status 2.
+the top, prints the one line on stderr and exits with status 2. Errors of the
+operating system that a user can cause (disk full, read-only folder, a file
+where a folder should be, no permission) and MemoryError get the same
+treatment there, worded by `describe_os_error` / `describe_memory_error`.
+
+The one thing to know before editing: an OSError raised while writing an
+already opened file carries no file name; writers that know the name attach
+it (`fileio.atomic_write` does), so that the line says where.
 """
+from __future__ import annotations
+
+import errno
+
+# errno -> what to do about it (the "what" is the system's own strerror)
+_ADVICE = {
+    errno.ENOSPC: "free some space or write elsewhere (--out); files written before are intact",
+    errno.EDQUOT: "free some space or write elsewhere (--out); files written before are intact",
+    errno.EROFS: "the file system is read-only; write elsewhere (--out)",
+    errno.EACCES: "no permission; write elsewhere (--out) or fix the permissions",
+    errno.EPERM: "no permission; write elsewhere (--out) or fix the permissions",
+    errno.ENOTDIR: "a part of that path is a file, not a folder (does --out name a file?)",
+    errno.EEXIST: "a file is in the way where a folder is needed (does --out name a file?)",
+    errno.EISDIR: "that is a folder; give a file",
+    errno.ENOENT: "check the path",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
+}
 
 
 class UserError(Exception):
     """A mistake the user can fix: bad input, missing file, nonsense flag."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: "<strerror>: <file> (<advice>)"; no traceback, no chained errors."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = exc.filename if exc.filename is not None else None
+    if where is not None and exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    advice = _ADVICE.get(exc.errno)
+    line = f"{what}: {where}" if where is not None else f"{what} (while writing or reading a file)"
+    return f"{line} ({advice})" if advice else line
+
+
+def describe_memory_error(exc: MemoryError) -> str:
+    """One line for a MemoryError (numpy's says how much it wanted and the shape)."""
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return (f"out of memory{': ' + detail if detail else ''}; use smaller sizes (--hidden, --emsize, "
+            f"--layers, --max-vocab, --batch-size, --bptt) or free memory")

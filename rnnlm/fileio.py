@@ -30,7 +30,8 @@ def atomic_write(path, write_fn, *, suffix: str = ".tmp") -> None:
     it is removed if write_fn (or anything after it) raises, KeyboardInterrupt
     included, and the previous file at `path`, if any, is left as it was.
     The new file gets the mode a plain open() would give it (0666 less the
-    umask), not mkstemp's 0600.
+    umask), not mkstemp's 0600. An OSError that names no file (ENOSPC while
+    writing) is re-raised naming `path`, so the CLI's one line says where.
     """
     path = Path(path)
     folder = path.parent
@@ -45,8 +46,11 @@ def atomic_write(path, write_fn, *, suffix: str = ".tmp") -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         _remove_tagged(folder, prefix, suffix)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            # a write into the open file (disk full, ...) names no file: say which one
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from None
         raise
 
 

@@ -168,7 +168,13 @@ def resume_config(run_dir, overrides: dict | None = None):
     UserError: it would make the resumed run a different experiment.
     """
     from .config import config_from_dict
-    return config_from_dict(read_run_config(run_dir)["train"]).resumed(overrides, out=str(run_dir))
+    from .data import tokenizer_change
+    saved = read_run_config(run_dir)
+    config = config_from_dict(saved["train"]).resumed(overrides, out=str(run_dir))
+    why = tokenizer_change((saved.get("corpus") or {}).get("checksum"), config.data)
+    if why:
+        raise UserError(f"cannot resume {run_dir}: {why}")
+    return config
 
 
 def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict):

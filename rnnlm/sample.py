@@ -9,14 +9,20 @@ before the filters), so the text contains only real words.
 The one thing to know before editing: determinism. All randomness comes from
 one `numpy.random.default_rng(seed)` and each step draws exactly one uniform
 per sample (inverse-CDF sampling), so the same seed and arguments give the
-same text on any machine with the same model file.
+same text on any machine with the same model file. A distribution that is
+not finite or does not sum to 1 (a diverged checkpoint) is refused, never
+turned into a word.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .config import check_range
 from .errors import UserError
 
+# A temperature below this is greedy decoding: dividing log-probabilities by it
+# would overflow, and exp(-gap / T) of every runner-up is 0 in float64 anyway.
+GREEDY_BELOW = 1e-6
 _SENTENCE_END = frozenset({".", "!", "?", "..."})
 
 
@@ -24,18 +30,25 @@ def next_token_probs(logp, temperature: float = 1.0, top_k: int = 0, top_p: floa
                      banned=()) -> np.ndarray:
     """Filtered next-token distributions from log-probabilities (B, V) -> probabilities (B, V), float64.
 
-    temperature 0 means greedy (all mass on the most likely token); banned ids
+    temperature 0 (or below GREEDY_BELOW) means greedy (all mass on the most likely token); banned ids
     get probability 0; top_k > 0 keeps the k most likely tokens; top_p < 1
     keeps the smallest set of most likely tokens whose mass reaches top_p.
     Ties at the cut are broken by token id (a stable sort), never randomly.
+    Raises UserError for an option out of range (config.RANGES) and for
+    log-probabilities that are NaN or +inf (a diverged model).
     """
-    if temperature < 0 or top_k < 0 or not 0 < top_p <= 1:
-        raise UserError("need --temperature >= 0, --top-k >= 0 and 0 < --top-p <= 1")
+    for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
+        check_range(name, value)
     z = np.array(logp, dtype=np.float64, ndmin=2)
+    if np.isnan(z).any() or np.isposinf(z).any():
+        raise UserError("the model gave NaN or +inf log-probabilities; is the checkpoint diverged? "
+                        "(evaluate it, or use an earlier checkpoint)")
     if len(banned):
         z[:, list(banned)] = -np.inf
     B, V = z.shape
-    if temperature == 0:
+    if V == 0 or np.isneginf(z).all(axis=1).any():
+        raise UserError("no word can be drawn: every word has probability 0 or is banned")
+    if temperature < GREEDY_BELOW:
         p = np.zeros_like(z)
         p[np.arange(B), np.argmax(z, axis=1)] = 1.0
         return p
@@ -60,11 +73,25 @@ def next_token_probs(logp, temperature: float = 1.0, top_k: int = 0, top_p: floa
 
 
 def draw(probs, rng) -> np.ndarray:
-    """One token id per row of probs (B, V), by inverse CDF with one uniform per row."""
+    """One token id per row of probs (B, V), by inverse CDF with one uniform per row.
+
+    Raises UserError when a row is not a distribution (non-finite or negative
+    entries, or a sum off 1 by more than 1e-6: e.g. every word banned). The
+    id drawn always has probability > 0.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    sums = probs.sum(axis=1) if probs.size else np.zeros(len(probs))
+    if probs.shape[1:] == (0,) or not np.isfinite(probs).all() or (probs < 0).any() \
+            or not np.allclose(sums, 1.0, rtol=0, atol=1e-6):
+        raise UserError("the next-token distribution is not finite or does not sum to 1 "
+                        f"(sums {np.round(sums[:3], 6).tolist()}); is the checkpoint diverged, or is "
+                        f"every word banned?")
     cdf = np.cumsum(probs, axis=1)
     u = rng.random(probs.shape[0]) * cdf[:, -1]
     ids = np.array([np.searchsorted(c, x, side="right") for c, x in zip(cdf, u)], dtype=np.int64)
-    return np.minimum(ids, probs.shape[1] - 1)
+    # u * total can round up to the total: take the last word with mass, not one past it
+    last = probs.shape[1] - 1 - np.argmax(probs[:, ::-1] > 0, axis=1)
+    return np.minimum(ids, last)
 
 
 def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = False):
@@ -113,8 +140,8 @@ def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperatur
     is shown as typed (tokenized and re-joined), not as <unk>.
     """
     from .tokenize import detokenize
-    if words < 0 or num_samples < 1:
-        raise UserError("need --words >= 0 and --num-samples >= 1")
+    for name, value in (("words", words), ("num_samples", num_samples), ("seed", seed)):
+        check_range(name, value)
     tokens, ids, unknown = encode_prime(prime, vocab, keep_case, num_token)
     if unknown_out is not None:
         unknown_out.extend(unknown)

@@ -11,10 +11,12 @@
    of 1-4 digits) are dropped without breaking the paragraph. Heading lines
    (all capitals: CAPÍTULO II, DO LIVRO, ÍNDICE, a play's speaker names,
    Roman numerals) are dropped and end the paragraph, so they act as a
-   sentence boundary. A line ending in "letter-" is a line-break hyphen
-   unless the next word is a clitic (ativa- / as -> ativa-as) or the
-   hyphenated form occurs elsewhere in the same document (lua-de- / mel ->
-   lua-de-mel); otherwise the halves are joined without the hyphen
+   sentence boundary. A line ending in "letter-" is decided from the
+   document itself: the hyphen stays when the hyphenated form occurs
+   elsewhere in it (lua-de- / mel -> lua-de-mel); else the halves are joined
+   when the joined word occurs elsewhere (mui- / to -> muito, although "to"
+   looks like a clitic); else the hyphen stays when the next word is a
+   clitic (ativa- / as -> ativa-as) and the halves are joined otherwise
    (compa- / ração -> comparação). Words split *without* a hyphen by the PDF
    extraction ("Tratase") cannot be repaired and stay as they are.
 3. Words and punctuation, then `<eos>`: after . ! ? ... (and any closing
@@ -34,7 +36,21 @@ Token conventions:
 - Contractions are words: do, na, pelo, àquele, d'água.
 - Abbreviations keep their period and never end a sentence: sr., dr., d., v.,
   etc., and single capital initials (J. M.).
-- Numbers are one token (1.000, 200$000, 1°).
+- Numbers are one token (1.000, 200$000, 1°; version 2: 1890-91, 100$).
+- Ordinal indicators stay with their number or abbreviation: 1.º, 2.ª, 1º,
+  n.º, N.º, V. Ex.ª -> V. / Ex.ª (version 2).
+
+Versions: TOKENIZER_VERSION is part of every corpus checksum. Older
+versions stay reproducible through `tokenize(..., version=v)` so that data.py
+can tell whether a run made before a change would see other tokens (see
+`data.tokenizer_change`). 1: the first; 2: ordinal indicators, line-break
+hyphens decided by the joined word.
+
+Round trip: for every paragraph p of the corpus, detokenize of p's tokens equals
+p up to these normalisations (tests/test_tokenize_pt.py checks all ~38k): every
+dash is —, ellipses and dot leaders are ..., the spacing around dashes,
+quotes, brackets, marks and a URL's / = & + % is re-derived (a URL comes back as
+http:/ / host), a space follows a period, repeated marks (* * *) are one run.
 
 The one thing to know before editing: `detokenize(tokenize(s, keep_case=True))
 == normalize(s)` holds for ordinary prose and is tested on real sentences;
@@ -46,7 +62,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-TOKENIZER_VERSION = 1   # part of the cache key: bump when the output of tokenize() changes
+TOKENIZER_VERSION = 2   # part of the cache key: bump when the output of tokenize() changes (keep the old
+#                         behaviour reachable through `version`, see the module docstring)
 
 EOS = "<eos>"
 UNK = "<unk>"
@@ -77,14 +94,27 @@ _TRANSLATE = str.maketrans({
     "\ufeff": "",
 })
 
-_TOKEN_RE = re.compile(r"""
-    (?P<abbr>(?<!\w)(?:(?i:%s)|(?![AEOÀÁÂÉÊÓÔ])[A-ZÀ-Ý])\.)   # sr.  etc.  J. (not the words A. É. O.)
-  | (?P<num>\d+(?:[.,$:/]\d+)*°?(?!\w))          # 1.000  200$000  1°
+# 1.º 2.ª 1.° 1.o 2.a (digits: the old typography's plain o/a too), n.º N.º Ex.ª (version 2)
+# n.o N.° (número), Ex.mo Il.ma Rev.mos (superscript endings printed inline)
+_ORDINAL = (r"(?P<ordinal>(?<!\w)(?:\d+\.[ºª°oa]|[nN]\.?[º°]|[nN]\.o|[^\W\d_]{1,3}\.[ºª°]|(?i:ex|il|rev)\.m[oa]s?)"
+            r"(?!\w))")
+_TOKEN_PATTERN = r"""
+    %s(?P<abbr>(?<!\w)(?:(?i:%s)|(?![AEOÀÁÂÉÊÓÔ])[A-ZÀ-Ý])\.%s)   # sr.  etc.  J. (not the words A. É. O.)
+  | (?P<num>%s)          # 1.000  200$000  1°
   | (?P<word>[^\W_]+(?:['-][^\W_]+)*)            # words, hyphenated words, d'água
   | (?P<ellipsis>\.{2,})
   | (?P<dash>—+|-+)                             # a hyphen not inside a word is a dash
   | (?P<other>\S)
-""" % "|".join(sorted(_ABBREVIATIONS, key=len, reverse=True)), re.VERBOSE)
+"""
+_ABBREVIATION_RE = "|".join(sorted(_ABBREVIATIONS, key=len, reverse=True))
+# version 2 also: an initial before an ellipsis is a word, not an abbreviation (T... stays T...)
+# version 2 also: number ranges and a trailing $ stay in the number (1890-91, 100$)
+_NUM = {1: r"\d+(?:[.,$:/]\d+)*°?(?!\w)", 2: r"\d+(?:[-.,$:/]\d+)*\$?°?(?!\w)"}
+_TOKEN_RES = {1: re.compile(_TOKEN_PATTERN % ("", _ABBREVIATION_RE, "", _NUM[1]), re.VERBOSE),
+              2: re.compile(_TOKEN_PATTERN % (_ORDINAL + "\n  | ", _ABBREVIATION_RE, "(?!\\.)", _NUM[2]),
+                            re.VERBOSE)}
+_TOKEN_RE = _TOKEN_RES[TOKENIZER_VERSION]
+_WORD = re.compile(r"[^\W_]+")
 
 _SENTENCE_END = frozenset({".", "!", "?", ELLIPSIS})
 _CLOSERS = frozenset({")", "]", "}"})
@@ -112,13 +142,14 @@ def _is_heading(line: str) -> bool:
     return letters >= 2 or bool(_ROMAN.fullmatch(line))
 
 
-def paragraphs(text: str) -> list[str]:
+def paragraphs(text: str, version: int = TOKENIZER_VERSION) -> list[str]:
     """Rebuild paragraphs from normalized, page-wrapped text (see the module docstring)."""
     lines = [line.strip() for line in text.split("\n")]
     lengths = sorted(len(line) for line in lines if line)
     width = lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
     short = 0.75 * width
     hyphenated = None   # built on first need: hyphenated words of this document
+    words = None        # and its words (version 2)
     result: list[str] = []
     current: list[str] = []
     previous = ""
@@ -149,7 +180,14 @@ def paragraphs(text: str) -> list[str]:
                 if hyphenated is None:
                     hyphenated = {w.lower() for w in _HYPHENATED.findall(text)}
                 head, tail = match.group(1), first.group(0)
-                if tail.lower() in CLITICS or f"{head}-{tail}".lower() in hyphenated:
+                if version >= 2:
+                    if words is None:
+                        words = {w.lower() for w in _WORD.findall(text)}
+                    keep = f"{head}-{tail}".lower() in hyphenated or (
+                        f"{head}{tail}".lower() not in words and tail.lower() in CLITICS)
+                else:
+                    keep = tail.lower() in CLITICS or f"{head}-{tail}".lower() in hyphenated
+                if keep:
                     current[-1] += line
                 else:
                     current[-1] = current[-1][:-1] + line
@@ -177,10 +215,10 @@ def split_clitics(word: str) -> list[str]:
     return ["-".join(parts)] + tail
 
 
-def _paragraph_tokens(paragraph: str, clitic_cache: dict) -> list[str]:
+def _paragraph_tokens(paragraph: str, clitic_cache: dict, token_re=_TOKEN_RE) -> list[str]:
     tokens: list[str] = []
     append = tokens.append
-    for match in _TOKEN_RE.finditer(paragraph):
+    for match in token_re.finditer(paragraph):
         kind = match.lastgroup
         text = match.group()
         if kind == "word":
@@ -238,16 +276,21 @@ def _with_sentence_ends(tokens: list[str]) -> list[str]:
     return out
 
 
-def tokenize(text: str, keep_case: bool = False, num_token: bool = False) -> list[str]:
+def tokenize(text: str, keep_case: bool = False, num_token: bool = False,
+             version: int = TOKENIZER_VERSION) -> list[str]:
     """Portuguese text -> word and punctuation tokens with <eos> at sentence ends.
 
     keep_case: keep capitals (default lower-cases everything).
     num_token: replace every number by <num>.
+    version: an older TOKENIZER_VERSION's output (1 or 2), to compare with runs made before.
     """
+    if version not in _TOKEN_RES:
+        raise ValueError(f"tokenizer version {version}: this rnnlm has {sorted(_TOKEN_RES)}")
     clitic_cache: dict = {}
     result: list[str] = []
-    for paragraph in paragraphs(normalize(text)):
-        tokens = _paragraph_tokens(paragraph, clitic_cache)
+    token_re = _TOKEN_RES[version]
+    for paragraph in paragraphs(normalize(text), version):
+        tokens = _paragraph_tokens(paragraph, clitic_cache, token_re)
         if tokens:
             result.extend(_with_sentence_ends(tokens))
     if not keep_case:

@@ -1,5 +1,7 @@
 """Corpus lookup, reading (encodings, bad inputs), checksums and download (never the real network)."""
+import hashlib
 import io
+import os
 import shutil
 import sys
 import types
@@ -90,20 +92,25 @@ def test_checksum_mismatch_with_same_size(machado_dir, tmp_path):
         corpus.source_checksum(source)
 
 
-def test_file_hashes_are_cached(tmp_path, monkeypatch):
+def test_file_hashes_follow_the_bytes(tmp_path, monkeypatch):
+    """(Was test_file_hashes_are_cached: hashes remembered by path, size and mtime served a same-size
+    edit with its mtime restored the old hash; issue 13 asks for the content every time.)"""
     files = []
     for i in range(3):
         p = tmp_path / f"f{i}.txt"
         p.write_text(f"texto {i}")
         files.append(p)
     first = corpus.file_hashes(files)
+    assert first == [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
     calls = []
     real = corpus.sha256_file
     monkeypatch.setattr(corpus, "sha256_file", lambda p: calls.append(p) or real(p))
-    assert corpus.file_hashes(files) == first and calls == []
-    files[1].write_text("mudou bastante")
+    assert corpus.file_hashes(files) == first and calls == files
+    st = os.stat(files[1])
+    files[1].write_text("texto X")                                  # same size
+    os.utime(files[1], ns=(st.st_atime_ns, st.st_mtime_ns))          # mtime restored
     second = corpus.file_hashes(files)
-    assert calls == [files[1]] and second[1] != first[1] and second[0] == first[0]
+    assert second[1] != first[1] and second[0] == first[0] and second[2] == first[2]
 
 
 def test_folder_is_recursive_and_sorted(tmp_path):

@@ -1,0 +1,145 @@
+"""Where the caches live, decided in one place: compiled kernels (Numba) and tokenized corpora.
+
+Both caches are optional: they only make a second start faster. `cache_root()`
+takes the first usable folder of
+
+    1. $RNNLM_CACHE
+    2. the per-user cache: $XDG_CACHE_HOME/rnnlm, else ~/.cache/rnnlm
+       (%LOCALAPPDATA%\\rnnlm on Windows); only if that home folder exists
+    3. <temp folder>/rnnlm-cache-<user>
+    4. none: nothing is cached, with one warning (everything works, slower)
+
+"usable" = the folder can be created and a file written in it, so a
+read-only install, a missing or read-only HOME and a full disk all fall
+through to the next one.
+
+Compiled kernels go to `<root>/numba/<kernel_sources_hash()>/`: Numba checks
+only the source file of each kernel, so a kernel that inlines vecmath.py
+would keep running the old machine code after an update that changed
+vecmath.py alone. Keying the folder on a hash of *every* module holding
+Numba code makes any such edit start a fresh cache. `$NUMBA_CACHE_DIR`, when
+set, replaces `<root>/numba` (the hash folder still goes under it).
+
+The one thing to know before editing: _jit.py calls `numba_cache_dir()` once
+at import, before the first kernel is decorated, so this module must stay
+standard library only and fast.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import secrets
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+# a module holds Numba code when its text mentions one of these
+_NUMBA_MARKERS = ("njit", "numba")
+
+
+def _user_cache() -> Path | None:
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA")
+        return Path(base) / "rnnlm" if base else None
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "rnnlm"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError, OSError):     # no HOME and no password entry
+        return None
+    return home / ".cache" / "rnnlm" if home.is_dir() else None   # never create a missing home
+
+
+def _temp_cache() -> Path | None:
+    try:
+        user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+        return Path(tempfile.gettempdir()) / f"rnnlm-cache-{user}"
+    except (OSError, FileNotFoundError):
+        return None
+
+
+def candidates() -> list[tuple[Path, str]]:
+    """(folder, where it comes from) in the order cache_root tries them."""
+    found = []
+    env = os.environ.get("RNNLM_CACHE")
+    if env:
+        found.append((Path(env).expanduser(), "$RNNLM_CACHE"))
+    for folder, label in ((_user_cache(), "the per-user cache"), (_temp_cache(), "the temp folder")):
+        if folder is not None:
+            found.append((folder, label))
+    return found
+
+
+def usable(folder: Path) -> bool:
+    """Whether `folder` can be created and written (a probe file is made and removed)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}-{secrets.token_hex(4)}"   # never renamed: not a temp file
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.remove(probe)
+        return True
+    except OSError:
+        return False
+
+
+_warned = set()
+
+
+def cache_root() -> Path | None:
+    """The first usable folder of `candidates()`, or None (one warning per process) when none is."""
+    tried = candidates()
+    for folder, _ in tried:
+        if usable(folder):
+            return folder
+    key = tuple(str(f) for f, _ in tried)
+    if key not in _warned:
+        _warned.add(key)
+        names = ", ".join(f"{label} {folder}" for folder, label in tried) or "none configured"
+        warnings.warn(f"no writable cache folder ({names}): compiled kernels and tokenized corpora are "
+                      f"not cached, so each start is slower; set RNNLM_CACHE to a writable folder",
+                      stacklevel=2)
+    return None
+
+
+def numba_modules(package: Path = PACKAGE) -> list[Path]:
+    """The package's modules that hold Numba code (the ones whose edits must invalidate the cache)."""
+    return sorted(p for p in package.glob("*.py")
+                  if any(m in p.read_text(encoding="utf-8", errors="replace") for m in _NUMBA_MARKERS))
+
+
+def kernel_sources_hash(package: Path = PACKAGE) -> str:
+    """16 hex digits of SHA-256 over (name, bytes) of every Numba module, the Python and Numba versions."""
+    digest = hashlib.sha256(f"{sys.version_info[:2]}".encode())
+    try:
+        from importlib.metadata import version
+        digest.update(version("numba").encode())
+    except Exception:  # noqa: BLE001 - metadata is optional; Numba's own index checks its version too
+        pass
+    for path in numba_modules(package):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def numba_cache_dir() -> Path | None:
+    """<NUMBA_CACHE_DIR or cache_root()/numba>/<kernel_sources_hash()>, created; None = compile uncached."""
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    if env:
+        base = Path(env).expanduser()
+    else:
+        root = cache_root()
+        if root is None:
+            return None
+        base = root / "numba"
+    folder = base / kernel_sources_hash()
+    return folder if usable(folder) else None
+
+
+def tokens_cache_dir() -> Path | None:
+    """<cache_root()>/tokens, or None when nothing can be cached."""
+    root = cache_root()
+    return None if root is None else root / "tokens"
