@@ -241,7 +241,19 @@ def _add_train(sub):
          help="record a cheap Jacobian lag curve (D=30, 4 anchors) in metrics.jsonl at step 0 "
               "and every N steps, for 'plot lag --over-training'; 0 = off (default {default})")
     _arg(b, T, "on_nonfinite", choices=C.ON_NONFINITE, unset=True,
-         help="on a nan/inf loss or gradient: stop cleanly or skip the step (default {default})")
+         help="on a nan/inf loss or gradient: stop cleanly (rolling back to the last state whose loss "
+              "and gradients were finite) or skip the step (default {default})")
+    _arg(b, T, "max_skips", unset=True,
+         help="with --on-nonfinite skip: stop after this many non-finite steps in a row (default {default})")
+    _arg(b, T, "eval_minutes", unset=True,
+         help="a report-only validation on a fixed slice of the validation split every this many "
+              "wall minutes (lr, patience and best model stay on the step schedule); 0 = off (default {default})")
+    _arg(b, T, "save_minutes", unset=True,
+         help="also save model.npz every this many wall minutes: a kill -9 loses at most this much; "
+              "0 = only at validations and epoch ends (default {default})")
+    _arg(b, T, "log_interval", unset=True,
+         help="print a progress line every N steps (instead of the bar when stderr is not a terminal; "
+              "default {default})")
     _arg(b, T, "sample_words", unset=True,
          help="words sampled from the best model at the end; 0 = none (default {default})")
     _arg(b, T, "progress", "--no-progress", action="store_false", unset=True, help="no progress bar")
@@ -262,6 +274,7 @@ def _train_config(args) -> tuple[C.TrainConfig, str | None]:
     """
     model = _given(args, C.ModelConfig)
     given = _given(args, C.TrainConfig)
+    _refuse_ignored_train_flags(args, model, given)
     if "clip_value" in given and "clip_norm" not in given:
         given["clip_norm"] = 0.0
     if ("epochs" in given or "max_steps" in given) and "max_minutes" not in given:
@@ -273,9 +286,28 @@ def _train_config(args) -> tuple[C.TrainConfig, str | None]:
         data_given = {k: v for k, v in data.to_dict().items() if v != defaults[k]}
         if args.corpus is not None:
             data_given["corpus"] = args.corpus
-        given.pop("out", None)
+        given.pop("out", None)      # the same folder (_refuse_ignored_train_flags)
         return resume_config(args.resume, dict(given, model=model, data=data_given)), args.resume
     return C.TrainConfig(data=data, model=C.ModelConfig(**model), **given), None
+
+
+def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
+    """A flag `train` would ignore is a UserError: the user believes it took effect."""
+    from pathlib import Path
+    if args.resume and given.get("out") is not None and Path(given["out"]).resolve() != Path(args.resume).resolve():
+        raise UserError(f"--resume continues the run in {args.resume} and writes there; "
+                        f"--out {given['out']} would be ignored (drop it, or copy the folder first)")
+    optimizer = given.get("optimizer")
+    if not args.resume:
+        optimizer = optimizer or C.default(C.TrainConfig, "optimizer")
+        for flags, needs in ((("momentum", "nesterov"), "momentum"), (("beta1", "beta2"), "adam")):
+            for name in flags:
+                if name in given and optimizer != needs:
+                    raise UserError(f"--{name} is for --optimizer {needs}; this run uses --optimizer {optimizer} "
+                                    f"(drop --{name} or add --optimizer {needs})")
+    if "max_skips" in given and given.get("on_nonfinite", "skip" if args.resume else
+                                           C.default(C.TrainConfig, "on_nonfinite")) != "skip":
+        raise UserError("--max-skips is for --on-nonfinite skip (with stop, the first non-finite step ends the run)")
 
 
 def _run_train(args):
@@ -289,8 +321,8 @@ def _run_train(args):
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="cross-entropy and perplexity of a trained model on a split or a text file")
     p.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    p.add_argument("--split", default="valid", choices=C.SPLITS,
-                   help="the run's corpus split to evaluate (default valid)")
+    p.add_argument("--split", default=None, choices=C.SPLITS,
+                   help="the run's corpus split to evaluate (default valid; not with --text)")
     p.add_argument("--text", default=None, metavar="FILE",
                    help="evaluate this text file instead, tokenized with the run's settings and vocabulary")
     p.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
@@ -302,15 +334,19 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args):
-    from .runs import run_evaluate
-    r = run_evaluate(args.run, split=args.split, text=args.text, which=args.checkpoint,
+    from .runs import fmt_ppl, run_evaluate
+    if args.text is not None and args.split is not None:
+        raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
+    r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint,
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}")
     print(f"text: {r['source']}  ({r['tokens']:,} tokens, {r['oov']:,} out of vocabulary = "
           f"{100 * r['oov_rate']:.2f}%)")
-    print(f"cross-entropy: {r['loss']:.4f} nats/token ({r['loss'] / 0.6931471805599453:.4f} bits/token) "
+    nats = r["loss"]
+    fmt = (lambda x: f"{x:.4f}") if abs(nats) < 1e5 else (lambda x: f"{x:.4g}")      # noqa: E731
+    print(f"cross-entropy: {fmt(nats)} nats/token ({fmt(nats / 0.6931471805599453)} bits/token) "
           f"over {r['predicted']:,} predictions, batch size {r['batch_size']}, bptt {r['bptt']}")
-    print(f"perplexity: {r['ppl']:.2f}")
+    print(f"perplexity: {fmt_ppl(r['ppl'])}")
     return 0
 
 

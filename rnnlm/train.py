@@ -255,6 +255,9 @@ class _Clock:
 # ---------------------------------------------------------------- one step
 
 
+MAX_LOSS = math.log(sys.float_info.max)    # ~709.78 nats/token: beyond it the perplexity overflows float64
+
+
 class StepResult(NamedTuple):
     """What one training window did (train_step's result)."""
 
@@ -276,7 +279,10 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
     inputs, targets: (T, B) token ids; state: the carried hidden state; rng: the
     dropout Generator. A window whose loss, gradients or new hidden state hold a
     nan/inf is not applied (StepResult.bad names the first such tensor): the
-    parameters and the optimizer stay as they were. before_update: called with
+    parameters and the optimizer stay as they were. A loss of MAX_LOSS nats or
+    more counts as non-finite: its perplexity e^loss overflows (the model puts
+    less than 1e-308 on the average word; such parameters evaluate to inf).
+    before_update: called with
     no argument right before a finite update is applied (train() keeps the last
     good state there).
     """
@@ -295,8 +301,9 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
     else:
         loss, grads, new_state = model.loss_and_grads(inputs, targets, state, rng=rng)
     loss = float(loss)
-    norm = grad_norm(grads) if math.isfinite(loss) else math.nan
-    if not math.isfinite(loss):
+    ok = math.isfinite(loss) and loss < MAX_LOSS
+    norm = grad_norm(grads) if ok else math.nan
+    if not ok:
         bad = "loss"
     elif not math.isfinite(norm):
         bad = first_nonfinite(grads) or "gradient norm"
