@@ -1003,8 +1003,9 @@ def _baseline_lines(s: dict) -> list[str]:
     elif ours < b[split]["ppl"]:
         lines.append(f"  the model beats it on {split}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
     else:
+        hint = "" if s.get("stopped") == "nonfinite" else " (train longer: raise --max-minutes or --epochs)"
         lines.append(f"  the model has NOT beaten it yet on {split}: {fmt_ppl(ours)} >= {fmt_ppl(b[split]['ppl'])}"
-                     " (train longer: raise --max-minutes or --epochs)")
+                     + hint)
     return lines
 
 
