@@ -192,6 +192,9 @@ def _add_train(sub):
     _arg(p, C.DataConfig, "corpus", unset=True,
          help="a named corpus (machado, sintetico) or a path to a .txt file or folder (default {default})")
     _add_data_flags(p)
+    # Not given = None here (the dataclass default applies), so that --resume sees every corpus flag
+    # given, even one repeating the default value (the saved run may have used another).
+    p.set_defaults(**{f.name: None for f in dataclasses.fields(C.DataConfig) if f.name != "corpus"})
     m = p.add_argument_group("model")
     _arg(m, M, "cell", choices=C.CELLS, unset=True, help="default {default}")
     _arg(m, M, "activation", unset=True,
@@ -282,8 +285,7 @@ def _train_config(args) -> tuple[C.TrainConfig, str | None]:
     data = _data_config(args)
     if args.resume:
         from .runs import resume_config
-        defaults = C.DataConfig().to_dict()
-        data_given = {k: v for k, v in data.to_dict().items() if v != defaults[k]}
+        data_given = _given(args, C.DataConfig)
         if args.corpus is not None:
             data_given["corpus"] = args.corpus
         given.pop("out", None)      # the same folder (_refuse_ignored_train_flags)

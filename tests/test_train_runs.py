@@ -219,6 +219,9 @@ def test_flags_a_command_would_ignore_are_refused(text, tmp_path, capsys):
     assert int(checkpoint.load(out / "model.npz").train["step"]) == 2
     assert main(["train", "--resume", str(out), "--out", str(out), "--max-steps", "3", "--no-progress"]) == 0
     capsys.readouterr()
+    # A corpus flag given with its default value is not silently dropped by --resume (the run used 300).
+    assert main(["train", "--resume", str(out), "--max-vocab", "10000", "--max-steps", "4"]) == 2
+    assert "max_vocab" in capsys.readouterr().err
     for bad in (["--momentum", "0.5"], ["--nesterov"], ["--beta1", "0.8"], ["--optimizer", "adam", "--momentum", "0.5"],
                 ["--max-skips", "3"]):
         assert main(["train", *flags, *bad, "--max-steps", "2", "--out", str(tmp_path / "c")]) == 2, bad
