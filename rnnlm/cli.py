@@ -327,8 +327,8 @@ def _add_evaluate(sub):
                    help="the run's corpus split to evaluate (default valid; not with --text)")
     p.add_argument("--text", default=None, metavar="FILE",
                    help="evaluate this text file instead, tokenized with the run's settings and vocabulary")
-    p.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
-                   help="best.npz (default) or model.npz of a run folder")
+    p.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,
+                   help="best.npz (default) or model.npz of a run folder (not with a .npz file)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="parallel streams (default: the run's eval batch size; 1 = one unbroken stream)")
     p.add_argument("--bptt", type=int, default=None, help="window length (default: the run's)")
@@ -339,7 +339,10 @@ def _run_evaluate(args):
     from .runs import fmt_ppl, run_evaluate
     if args.text is not None and args.split is not None:
         raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
-    r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint,
+    from pathlib import Path
+    if args.checkpoint is not None and Path(args.run).is_file():
+        raise UserError(f"--checkpoint picks a file inside a run folder; {args.run} is already a checkpoint file")
+    r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}")
     print(f"text: {r['source']}  ({r['tokens']:,} tokens, {r['oov']:,} out of vocabulary = "

@@ -386,8 +386,9 @@ class _LastGood:
 # ---------------------------------------------------------------- time budget and progress
 
 
-RESERVE_FACTOR = 1.15     # the final evaluation's reserve: measured speed with a margin for a busy machine
+RESERVE_FACTOR = 1.05     # the final evaluation's reserve: the measured speed, with a small margin
 RESERVE_EXTRA_S = 2.0     # ... plus the last saves and the sample
+CALIBRATION_S = 1.5       # at most this long measuring the evaluation speed before training
 TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of its --eval-minutes interval
 
 
@@ -404,6 +405,8 @@ class _Timing:
         self.budget = 60 * config.max_minutes if config.max_minutes else math.inf
         self.final_tokens = final_tokens    # tokens of the final validation + test evaluations
         self.eval_tps = None                # evaluation tokens/s, measured
+        self.eval_tokens = 0                # ... over this many tokens
+        self.eval_seconds = 0.0             # ... in this many seconds
         self.step_seconds = 0.0             # this session's seconds inside training steps
         self.step_tokens = 0                # this session's training tokens
         self.event_seconds = 0.0            # step seconds since the last step event
@@ -413,9 +416,15 @@ class _Timing:
         self.timed_rows = None              # rows of the valid stream a timed validation reads
 
     def observe_eval(self, tokens: int, seconds: float) -> None:
-        """Learn the evaluation speed from an evaluation of `tokens` tokens that took `seconds`."""
+        """Learn the evaluation speed from an evaluation of `tokens` tokens that took `seconds`.
+
+        The speed is that of all evaluations so far together (tokens over seconds), so one
+        evaluation slowed down by a busy moment moves the reserve (and the bar's time left) little.
+        """
         if tokens > 0 and seconds > 0:
-            self.eval_tps = tokens / seconds
+            self.eval_tokens += tokens
+            self.eval_seconds += seconds
+            self.eval_tps = self.eval_tokens / self.eval_seconds
 
     def reserve(self) -> float:
         """Seconds kept for the final evaluation (0 with no time budget or no measured speed)."""
@@ -461,7 +470,7 @@ class _Progress:
         self._interval()
         self.bar = tqdm(total=max(self.step_limit, 1), initial=loop.step, desc="train", unit="step",
                         disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}] {postfix}")
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]")
 
     def _interval(self):
         self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0
@@ -733,11 +742,20 @@ def _warm_up(s: "_Session", timing: _Timing) -> None:
     v = s.valid_stream
     if v.shape[0] < 2:
         return
-    evaluate_stream(model, v[:min(v.shape[0], 2)], s.config.bptt)          # compile
-    rows = min(v.shape[0], 8 * s.config.bptt + 1)
-    t0 = time.perf_counter()
-    _, count = evaluate_stream(model, v[:rows], s.config.bptt)
-    timing.observe_eval(count, time.perf_counter() - t0)
+    # The evaluation speed: the median over windows of the same shape as a real evaluation's, after
+    # one untimed window (compile, workspace), for up to CALIBRATION_S seconds.
+    from .data import windows as _windows
+    state, times, t_start = model.init_state(v.shape[1]), [], time.perf_counter()
+    for i, (_, inputs, targets) in enumerate(_windows(v, s.config.bptt)):
+        t0 = time.perf_counter()
+        _, state = model.loss(inputs, targets, state)
+        if i > 0 and inputs.shape[0] == s.config.bptt:
+            times.append(time.perf_counter() - t0)
+        if time.perf_counter() - t_start > CALIBRATION_S or len(times) >= 40:
+            break
+    if times:
+        median = sorted(times)[len(times) // 2]
+        timing.observe_eval(s.config.bptt * v.shape[1] * len(times), median * len(times))
 
 
 def _timed_evaluate(s: "_Session", loop: _Loop, progress: _Progress) -> None:

@@ -110,7 +110,9 @@ def test_time_budget_reserves_the_final_evaluation(text, tmp_path):
     t = _Timing(tiny(text, tmp_path, max_minutes=1.0), final_tokens=5000)
     assert t.reserve() == 0.0                      # nothing measured yet
     t.observe_eval(1000, 1.0)                      # 1000 tokens/s: 5 s for the final evaluation
-    assert t.reserve() == pytest.approx(1.15 * 5 + 2.0)
+    assert t.reserve() == pytest.approx(1.05 * 5 + 2.0)
+    t.observe_eval(3000, 1.0)                      # all evaluations together: 4000 tokens in 2 s
+    assert t.eval_tps == 2000 and t.reserve() == pytest.approx(1.05 * 2.5 + 2.0)
     assert t.left(30.0) == pytest.approx(60 - 30 - t.reserve())
     # A 3-second budget on a tiny model: training stops early enough that the whole session fits.
     s = train(tiny(text, tmp_path / "budget", max_minutes=0.05, epochs=1000, save_minutes=0.01))
@@ -230,6 +232,8 @@ def test_flags_a_command_would_ignore_are_refused(text, tmp_path, capsys):
     f = tmp_path / "t.txt"
     f.write_text("o senado era velho.\n", encoding="utf-8")
     assert main(["evaluate", str(out), "--text", str(f), "--split", "test"]) == 2
+    assert main(["evaluate", str(out / "model.npz"), "--checkpoint", "best"]) == 2     # a file: nothing to pick
+    assert main(["evaluate", str(out / "model.npz")]) == 0
     assert main(["train", *flags, "--save-minutes", "-1", "--out", str(tmp_path / "d")]) == 2
     assert main(["train", *flags, "--eval-minutes", "nan", "--out", str(tmp_path / "d")]) == 2
 
