@@ -388,7 +388,8 @@ class _LastGood:
 
 RESERVE_FACTOR = 1.05     # the final evaluation's reserve: the measured speed, with a small margin
 RESERVE_EXTRA_S = 2.0     # ... plus the last saves and the sample
-CALIBRATION_S = 1.5       # at most this long measuring the evaluation speed before training
+MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
+CALIBRATION_S = 3.0       # at most this long measuring the evaluation speed before training
 TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of its --eval-minutes interval
 
 
@@ -426,11 +427,22 @@ class _Timing:
             self.eval_seconds += seconds
             self.eval_tps = self.eval_tokens / self.eval_seconds
 
-    def reserve(self) -> float:
-        """Seconds kept for the final evaluation (0 with no time budget or no measured speed)."""
-        if not math.isfinite(self.budget) or self.eval_tps is None:
+    def needed(self) -> float:
+        """Seconds the final evaluation is expected to take at the measured speed (with the margin)."""
+        if self.eval_tps is None:
             return 0.0
         return RESERVE_FACTOR * self.final_tokens / self.eval_tps + RESERVE_EXTRA_S
+
+    def reserve(self) -> float:
+        """Seconds kept for the final evaluation (0 with no time budget or no measured speed), at
+        most MAX_RESERVE_SHARE of the budget: a machine too slow to evaluate in half the budget
+        still trains for the other half (and the command overruns; `reserve_capped` says so)."""
+        if not math.isfinite(self.budget):
+            return 0.0
+        return min(self.needed(), MAX_RESERVE_SHARE * self.budget)
+
+    def reserve_capped(self) -> bool:
+        return math.isfinite(self.budget) and self.needed() > MAX_RESERVE_SHARE * self.budget
 
     def left(self, elapsed: float) -> float:
         """Training seconds left before the time budget (minus the reserve) ends training."""
@@ -623,6 +635,10 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float) -> dict:
     timing = _Timing(config, final_tokens=_final_tokens(s))
     _warm_up(s, timing)
     startup = time.perf_counter() - started
+    if timing.reserve_capped():
+        _note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
+              f"({timing.final_tokens:,} tokens) need about {timing.needed() / 60:.1f} min, more than half of "
+              f"--max-minutes {config.max_minutes:g}; training gets half and the command will overrun")
     s = s._replace(run=run, clock=_Clock(loop.elapsed), timing=timing)
     timing.last_save = timing.last_eval = s.clock()
     if resume is None:
@@ -751,7 +767,7 @@ def _warm_up(s: "_Session", timing: _Timing) -> None:
         _, state = model.loss(inputs, targets, state)
         if i > 0 and inputs.shape[0] == s.config.bptt:
             times.append(time.perf_counter() - t0)
-        if time.perf_counter() - t_start > CALIBRATION_S or len(times) >= 40:
+        if (time.perf_counter() - t_start > CALIBRATION_S and len(times) >= 5) or len(times) >= 40:
             break
     if times:
         median = sorted(times)[len(times) // 2]

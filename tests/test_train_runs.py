@@ -114,6 +114,8 @@ def test_time_budget_reserves_the_final_evaluation(text, tmp_path):
     t.observe_eval(3000, 1.0)                      # all evaluations together: 4000 tokens in 2 s
     assert t.eval_tps == 2000 and t.reserve() == pytest.approx(1.05 * 2.5 + 2.0)
     assert t.left(30.0) == pytest.approx(60 - 30 - t.reserve())
+    t.observe_eval(1000, 100.0)                   # far too slow: the reserve stops at half the budget
+    assert t.reserve() == 30.0 and t.reserve_capped()
     # A 3-second budget on a tiny model: training stops early enough that the whole session fits.
     s = train(tiny(text, tmp_path / "budget", max_minutes=0.05, epochs=1000, save_minutes=0.01))
     assert s["stopped"] == "max_minutes"
