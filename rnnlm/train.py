@@ -16,9 +16,12 @@ resumed must end bitwise equal to an uninterrupted one (tests check it).
 Everything that influences the future therefore lives in `_Loop` (counters,
 accumulators), the optimizer's `state_dict`, the carried hidden state or the
 dropout Generator, and all four go into model.npz; evaluations that only
-*report* (the one at the end of a run) must not change any of them.
-Ctrl-C only sets a flag: the loop stops at the next step boundary, so a
-checkpoint never holds a half-applied update.
+*report* (the timed ones every --eval-minutes, the one at the end of a run)
+must not change any of them, and a divergence rolls all of them back together
+(_LastGood). Ctrl-C and SIGTERM only set a flag: the loop stops at the next
+step boundary, so a checkpoint never holds a half-applied update. Wall-clock
+bookkeeping (the time budget's reserve, the bar, tokens/s) lives in _Timing
+and _Progress and never decides anything but when to stop and what to print.
 """
 from __future__ import annotations
 
