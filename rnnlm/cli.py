@@ -235,7 +235,7 @@ def _add_train(sub):
     _arg(b, T, "epochs", unset=True, help="passes over the training text (default {default})")
     _arg(b, T, "max_steps", unset=True, help="stop after this many steps in total; 0 = no limit")
     _arg(b, T, "max_minutes", unset=True,
-         help="wall-time budget over the run's life; 0 = none (default {default} when "
+         help="wall-time budget over the run's life, the final evaluation included; 0 = none (default {default} when "
               "neither --epochs nor --max-steps is given, else none)")
     _arg(b, T, "eval_every", unset=True,
          help="also validate every N steps; 0 = at epoch ends only (default {default})")

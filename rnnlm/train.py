@@ -391,6 +391,7 @@ class _LastGood:
 
 RESERVE_FACTOR = 1.05     # the final evaluation's reserve: the measured speed, with a small margin
 RESERVE_EXTRA_S = 2.0     # ... plus the last saves and the sample
+LINE_MAX_S = 60.0         # without a bar, a progress line at least this often (slow steps), besides --log-interval
 MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
 CALIBRATION_S = 3.0       # at most this long measuring the evaluation speed before training
 TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of its --eval-minutes interval
@@ -461,7 +462,8 @@ def _fmt_seconds(sec: float) -> str:
 
 class _Progress:
     """The training phase as the user sees it: a tqdm bar on a terminal, else a plain line every
-    --log-interval steps (as pytorch/examples' word_language_model prints).
+    --log-interval steps (as pytorch/examples' word_language_model prints) and at least every
+    LINE_MAX_S seconds.
 
     The bar counts steps toward what ends training first: the step limit
     (--max-steps or the end of the last epoch) or the time budget, whose step
@@ -523,7 +525,7 @@ class _Progress:
             self.bar.update(1)
             if loop.step % self.s.config.log_interval == 0:
                 self._interval()
-        elif loop.step % self.s.config.log_interval == 0:
+        elif loop.step % self.s.config.log_interval == 0 or time.perf_counter() - self.i_t0 >= LINE_MAX_S:
             self.line(loop)
 
     def _figures(self) -> str:
