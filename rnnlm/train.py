@@ -25,6 +25,7 @@ and _Progress and never decides anything but when to stop and what to print.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -383,7 +384,7 @@ class _LastGood:
                 np.copyto(b, self.buffers[kind][k])
         opt.lr, opt.steps = self.lr, self.steps
         rng.bit_generator.state = self.rng
-        return dataclasses.replace(self.loop), tuple(h.copy() for h in self.hidden)
+        return copy.copy(self.loop), tuple(h.copy() for h in self.hidden)
 
 
 # ---------------------------------------------------------------- time budget and progress
@@ -674,7 +675,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float) -> dict:
                     hidden = _end_epoch(s, loop)
                     continue
                 _, inputs, targets = window
-                before = (s.rng.bit_generator.state, hidden, dataclasses.replace(loop))
+                before = (s.rng.bit_generator.state, hidden, copy.copy(loop))
                 t0 = time.perf_counter()
                 result = train_step(model, s.opt, config, inputs, targets, hidden, s.rng,
                                     before_update=lambda: last_good.take(model, s.opt, *before))
