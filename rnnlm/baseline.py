@@ -317,3 +317,60 @@ def format_report(report: dict) -> str:
     for split, why in report.get("skipped", {}).items():
         lines.append(f"\n{split}: not scored, it holds {why}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the figure beside a training run
+
+BASELINE_CACHE_FORMAT = "rnnlm-kn3-baseline-1"
+
+
+def baseline_key(corpus) -> dict:
+    """What a cached baseline figure depends on: the corpus checksum (text and tokenizer settings),
+    the vocabulary settings and the split settings."""
+    c = corpus.config
+    return {"format": BASELINE_CACHE_FORMAT, "checksum": corpus.checksum, "max_vocab": c.max_vocab,
+            "min_count": c.min_count, "valid_fraction": c.valid_fraction, "test_fraction": c.test_fraction,
+            "split_seed": c.split_seed, "vocab_size": len(corpus.vocab)}
+
+
+def cached_trigram(corpus) -> dict:
+    """The Kneser–Ney trigram's cross-entropy and perplexity on the valid and test splits of `corpus`
+    (a data.Corpus), with its vocabulary: {"valid": {"loss", "ppl", "tokens"}, "test": ..., "cached": bool}.
+
+    Fitted once and stored as JSON beside the corpus's token cache
+    (corpus.cache_path/baseline-kn3-<key hash>.json, keyed on `baseline_key`);
+    with caching off or the folder not writable it is fitted every time. An
+    empty split is left out.
+    """
+    import hashlib
+    import json
+    from pathlib import Path
+
+    key = baseline_key(corpus)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(corpus.cache_path) / f"baseline-kn3-{digest}.json" if corpus.cache_path else None
+    if path is not None and corpus.config.use_cache and path.exists():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if doc.get("key") == key:
+                return {**doc["splits"], "cached": True, "seconds": doc.get("seconds", 0.0)}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass        # a damaged cache file is recomputed
+    started = time.perf_counter()
+    model = KneserNeyTrigram.fit(corpus.train, len(corpus.vocab))
+    splits = {}
+    for split in ("valid", "test"):
+        ids = getattr(corpus, split)
+        if ids.size >= 2:
+            nats = model.cross_entropy(ids)
+            splits[split] = {"loss": nats, "ppl": math.exp(nats) if nats < 700 else math.inf,
+                             "tokens": int(ids.size - 1)}
+    seconds = round(time.perf_counter() - started, 3)
+    if path is not None:
+        try:
+            from .fileio import atomic_write_json
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, {"key": key, "splits": splits, "seconds": seconds})
+        except OSError:
+            pass        # an unwritable cache only costs the refit next time
+    return {**splits, "cached": False, "seconds": seconds}

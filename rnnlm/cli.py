@@ -210,6 +210,9 @@ def _add_train(sub):
     _arg(p, C.DataConfig, "corpus", unset=True,
          help="a named corpus (machado, sintetico) or a path to a .txt file or folder (default {default})")
     _add_data_flags(p)
+    # Not given = None here (the dataclass default applies), so that --resume sees every corpus flag
+    # given, even one repeating the default value (the saved run may have used another).
+    p.set_defaults(**{f.name: None for f in dataclasses.fields(C.DataConfig) if f.name != "corpus"})
     m = p.add_argument_group("model")
     _arg(m, M, "cell", choices=C.CELLS, unset=True, help="default {default}")
     _arg(m, M, "activation", unset=True, help=_ACTIVATION_HELP)
@@ -249,7 +252,7 @@ def _add_train(sub):
     _arg(b, T, "epochs", unset=True, help="passes over the training text (default {default})")
     _arg(b, T, "max_steps", unset=True, help="stop after this many steps in total; 0 = no limit")
     _arg(b, T, "max_minutes", unset=True,
-         help="wall-time budget over the run's life; 0 = none (default {default} when "
+         help="wall-time budget over the run's life, the final evaluation included; 0 = none (default {default} when "
               "neither --epochs nor --max-steps is given, else none)")
     _arg(b, T, "eval_every", unset=True,
          help="also validate every N steps; 0 = at epoch ends only (default {default})")
@@ -258,7 +261,19 @@ def _add_train(sub):
          help="record a cheap Jacobian lag curve (D=30, 4 anchors) in metrics.jsonl at step 0 "
               "and every N steps, for 'plot lag --over-training'; 0 = off (default {default})")
     _arg(b, T, "on_nonfinite", choices=C.ON_NONFINITE, unset=True,
-         help="on a nan/inf loss or gradient: stop cleanly or skip the step (default {default})")
+         help="on a nan/inf loss or gradient: stop cleanly (rolling back to the last state whose loss "
+              "and gradients were finite) or skip the step (default {default})")
+    _arg(b, T, "max_skips", unset=True,
+         help="with --on-nonfinite skip: stop after this many non-finite steps in a row (default {default})")
+    _arg(b, T, "eval_minutes", unset=True,
+         help="a report-only validation on a fixed slice of the validation split every this many "
+              "wall minutes (lr, patience and best model stay on the step schedule); 0 = off (default {default})")
+    _arg(b, T, "save_minutes", unset=True,
+         help="also save model.npz every this many wall minutes: a kill -9 loses at most this much; "
+              "0 = only at validations and epoch ends (default {default})")
+    _arg(b, T, "log_interval", unset=True,
+         help="print a progress line every N steps (instead of the bar when stderr is not a terminal; "
+              "default {default})")
     _arg(b, T, "sample_words", unset=True,
          help="words sampled from the best model at the end; 0 = none (default {default})")
     _arg(b, T, "progress", "--no-progress", action="store_false", unset=True, help="no progress bar")
@@ -279,6 +294,7 @@ def _train_config(args) -> tuple[C.TrainConfig, str | None]:
     """
     model = _given(args, C.ModelConfig)
     given = _given(args, C.TrainConfig)
+    _refuse_ignored_train_flags(args, model, given)
     if "clip_value" in given and "clip_norm" not in given:
         given["clip_norm"] = 0.0
     if ("epochs" in given or "max_steps" in given) and "max_minutes" not in given:
@@ -286,13 +302,31 @@ def _train_config(args) -> tuple[C.TrainConfig, str | None]:
     data = _data_config(args)
     if args.resume:
         from .runs import resume_config
-        defaults = C.DataConfig().to_dict()
-        data_given = {k: v for k, v in data.to_dict().items() if v != defaults[k]}
+        data_given = _given(args, C.DataConfig)
         if args.corpus is not None:
             data_given["corpus"] = args.corpus
-        given.pop("out", None)
+        given.pop("out", None)      # the same folder (_refuse_ignored_train_flags)
         return resume_config(args.resume, dict(given, model=model, data=data_given)), args.resume
     return C.TrainConfig(data=data, model=C.ModelConfig(**model), **given), None
+
+
+def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
+    """A flag `train` would ignore is a UserError: the user believes it took effect."""
+    from pathlib import Path
+    if args.resume and given.get("out") is not None and Path(given["out"]).resolve() != Path(args.resume).resolve():
+        raise UserError(f"--resume continues the run in {args.resume} and writes there; "
+                        f"--out {given['out']} would be ignored (drop it, or copy the folder first)")
+    optimizer = given.get("optimizer")
+    if not args.resume:
+        optimizer = optimizer or C.default(C.TrainConfig, "optimizer")
+        for flags, needs in ((("momentum", "nesterov"), "momentum"), (("beta1", "beta2"), "adam")):
+            for name in flags:
+                if name in given and optimizer != needs:
+                    raise UserError(f"--{name} is for --optimizer {needs}; this run uses --optimizer {optimizer} "
+                                    f"(drop --{name} or add --optimizer {needs})")
+    if "max_skips" in given and given.get("on_nonfinite", "skip" if args.resume else
+                                           C.default(C.TrainConfig, "on_nonfinite")) != "skip":
+        raise UserError("--max-skips is for --on-nonfinite skip (with stop, the first non-finite step ends the run)")
 
 
 def _run_train(args):
@@ -306,12 +340,12 @@ def _run_train(args):
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="cross-entropy and perplexity of a trained model on a split or a text file")
     p.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    p.add_argument("--split", default="valid", choices=C.SPLITS,
-                   help="the run's corpus split to evaluate (default valid)")
+    p.add_argument("--split", default=None, choices=C.SPLITS,
+                   help="the run's corpus split to evaluate (default valid; not with --text)")
     p.add_argument("--text", default=None, metavar="FILE",
                    help="evaluate this text file instead, tokenized with the run's settings and vocabulary")
-    p.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
-                   help="best.npz (default) or model.npz of a run folder")
+    p.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,
+                   help="best.npz (default) or model.npz of a run folder (not with a .npz file)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="parallel streams (default: the run's eval batch size; 1 = one unbroken stream)")
     p.add_argument("--bptt", type=int, default=None, help="window length (default: the run's)")
@@ -319,15 +353,21 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args):
-    from .runs import run_evaluate
-    r = run_evaluate(args.run, split=args.split, text=args.text, which=args.checkpoint,
+    from .runs import fmt_ppl, run_evaluate
+    if args.text is not None and args.split is not None:
+        raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
+    from pathlib import Path
+    if args.checkpoint is not None and Path(args.run).is_file():
+        raise UserError(f"--checkpoint picks a file inside a run folder; {args.run} is already a checkpoint file")
+    r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}")
     print(f"text: {r['source']}  ({r['tokens']:,} tokens, {r['oov']:,} out of vocabulary = "
           f"{100 * r['oov_rate']:.2f}%)")
-    print(f"cross-entropy: {r['loss']:.4f} nats/token ({r['loss'] / 0.6931471805599453:.4f} bits/token) "
+    nats = r["loss"]
+    fmt = (lambda x: f"{x:.4f}") if abs(nats) < 1e5 else (lambda x: f"{x:.4g}")      # noqa: E731
+    print(f"cross-entropy: {fmt(nats)} nats/token ({fmt(nats / 0.6931471805599453)} bits/token) "
           f"over {r['predicted']:,} predictions, batch size {r['batch_size']}, bptt {r['bptt']}")
-    from .plots import fmt_ppl
     print(f"perplexity: {fmt_ppl(r['ppl'])}")
     return 0
 

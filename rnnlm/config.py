@@ -422,6 +422,10 @@ class TrainConfig:
     on_nonfinite: str = "stop"      # stop | skip: what a nan/inf loss or gradient does
     sample_words: int = 60          # words generated from the best model at the end; 0 = none
     progress: bool = True           # tqdm bar on stderr
+    eval_minutes: float = 2.0       # report-only validation on a fixed slice of valid every N wall minutes; 0 = off
+    save_minutes: float = 5.0       # also save model.npz every N wall minutes (besides evaluations, epoch ends); 0 = off
+    log_interval: int = 200         # a printed progress line every N steps (instead of the bar when stderr is no terminal)
+    max_skips: int = 10             # --on-nonfinite skip: stop after this many skipped steps in a row
 
     def validate(self) -> None:
         """UserError for settings that cannot work together (the model's and the data's included)."""
@@ -441,6 +445,13 @@ class TrainConfig:
                             f"not --cell {self.model.cell}")
         if self.on_nonfinite not in ON_NONFINITE:
             raise UserError(f"--on-nonfinite must be stop or skip, got '{self.on_nonfinite}'")
+        for name in ("eval_minutes", "save_minutes"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0 (0 = off), got {v}")
+        for name in ("log_interval", "max_skips"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         """config.json's "train": {"format": FORMAT, "data": {...}, "model": {... no vocab_size}, ...}."""
@@ -481,6 +492,10 @@ class TrainConfig:
             raise UserError(f"--resume keeps the run's settings; cannot change {', '.join(refused)} "
                             f"(only {', '.join(RESUME_OVERRIDABLE)} may change)")
         return dataclasses.replace(self, out=self.out if out is None else str(out), **changes)
+
+
+# The reporting and saving settings appended to TrainConfig: they never change what a step computes.
+RESUME_OVERRIDABLE = RESUME_OVERRIDABLE + ("eval_minutes", "save_minutes", "log_interval", "max_skips")
 
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size")

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .runs import fmt_ppl  # noqa: F401  (one format for perplexities, here and in reports)
 
 
 def _pyplot():
@@ -65,17 +66,6 @@ LECUN_TANH = (1.7159, 0.6667)   # LeCun et al. (1998): 1.7159 tanh(2z/3); `lecun
 
 def _fmt_scale(x) -> str:
     return "?" if x is None else f"{float(x):g}"
-
-
-def fmt_ppl(x) -> str:
-    """A perplexity for a label or report: 2 decimals up to 1e5, scientific notation above (an
-    exploded run's e^loss has 30-odd digits), 'inf (overflow)' past float64."""
-    if x is None:
-        return "n/a"
-    x = float(x)
-    if not math.isfinite(x):
-        return "inf (overflow)" if x > 0 else str(x)
-    return f"{x:.2f}" if x < 1e5 else f"{x:.2e}"
 
 
 def activation_label(spec) -> str:

@@ -9,6 +9,8 @@ A run folder holds
                     stop, resume), appended and flushed one whole line at a time
     model.npz       the latest checkpoint, with optimizer and loop state: what a resume reads
     best.npz        the model of the best validation loss so far (no optimizer state)
+    .train.lock     the OS lock a training process holds for its whole life (filelock):
+                    a second writer is refused; readers never take it
 
 (checkpoint.py describes the arrays inside the two .npz files.) `Run` is the
 folder as a training session writes it; `load_model`, `read_run_config`,
@@ -31,6 +33,7 @@ from pathlib import Path
 from .errors import UserError
 
 CONFIG = "config.json"
+LOCK = ".train.lock"
 VOCAB = "vocab.json"
 METRICS = "metrics.jsonl"
 LATEST = "model.npz"
@@ -40,6 +43,17 @@ BEST = "best.npz"
 def ppl(loss: float) -> float:
     """Perplexity e^loss of a cross-entropy in nats/token (inf instead of an overflow)."""
     return math.exp(loss) if loss < 700 else math.inf
+
+
+def fmt_ppl(x, digits: int = 2) -> str:
+    """A perplexity for people (reports, summaries, figure labels): `141.19`, or scientific notation
+    from 1e5 on (`3.41e+35`: an exploded run's e^loss has 30-odd digits), `inf`, `nan`; None: `n/a`."""
+    if x is None:
+        return "n/a"
+    x = float(x)
+    if not math.isfinite(x):
+        return "nan" if math.isnan(x) else "inf"
+    return f"{x:.{digits}f}" if abs(x) < 1e5 else f"{x:.2e}"
 
 
 # ---------------------------------------------------------------- metrics.jsonl
@@ -84,40 +98,114 @@ def truncate_metrics(path: Path, step: int) -> None:
 # ---------------------------------------------------------------- a run being written
 
 
+def lock_run(folder):
+    """Hold the run folder's OS lock (RUN/.train.lock) for one training process; a filelock.FileLock.
+
+    Created with the folder if needed. The kernel releases the lock when the
+    process dies (kill -9 included), so a stale lock cannot block a later run.
+    A folder locked by another process is a UserError (one line): two writers
+    would clobber each other's checkpoints. Readers (evaluate, generate, plot)
+    never take the lock. Release it with `.release()` (Run.close does).
+    """
+    from filelock import FileLock, Timeout
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the run folder {folder}: {exc.strerror or exc}") from None
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; give --out a folder path")
+    lock = FileLock(str(folder / LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UserError(f"{folder} is being trained by another process (it holds {folder / LOCK}); "
+                        "wait for it to end or use another --out") from None
+    except OSError as exc:
+        raise UserError(f"cannot lock the run folder {folder}: {exc.strerror or exc}") from None
+    return lock
+
+
+def remove_stale_temp_files(folder) -> list[str]:
+    """Delete the `.<name>.<tag>.<random>.tmp` files an atomic write killed mid-save left in a run folder.
+
+    Call it only while holding the folder's lock (no other writer can own them). Returns their names.
+    """
+    folder = Path(folder)
+    removed = []
+    for p in folder.glob(".*.tmp"):
+        if p.name.startswith(tuple(f".{name}." for name in (LATEST, BEST, CONFIG, VOCAB, METRICS))):
+            try:
+                p.unlink()
+                removed.append(p.name)
+            except OSError:
+                pass
+    return removed
+
+
+def holds_checkpoint(folder) -> bool:
+    """Whether a run folder holds a model.npz a resume can start from."""
+    return (Path(folder) / LATEST).exists()
+
+
+def clear_unsaved_run(folder) -> bool:
+    """Empty a run folder whose run stopped (crash, Ctrl-C, kill) before its first model.npz.
+
+    Such a folder holds config.json but nothing to resume, so a new training
+    may take it over. Call it only holding the folder's lock. True when it cleared one.
+    """
+    folder = Path(folder)
+    if not (folder / CONFIG).exists() or holds_checkpoint(folder):
+        return False
+    for name in (CONFIG, VOCAB, METRICS, BEST):
+        (folder / name).unlink(missing_ok=True)
+    return True
+
+
 class Run:
     """A run folder open for writing by one training session: its metrics log and its checkpoints.
 
     info: what config.json holds (saved again inside every checkpoint as meta.config);
     vocab: Vocab.to_json(). Open one with `Run.create` (a new run) or `Run.reopen` (a resume,
-    after `resume_checkpoint`).
+    after `resume_checkpoint`), holding the folder's lock (`lock_run`), which `close` releases.
     """
 
-    def __init__(self, folder, info: dict, vocab: dict):
+    def __init__(self, folder, info: dict, vocab: dict, lock=None):
         self.folder = Path(folder)
         self.info = info
         self.vocab = vocab
+        self.lock = lock
         self.metrics = Metrics(self.folder / METRICS)
 
     @classmethod
-    def create(cls, folder, info: dict, vocab: dict) -> "Run":
-        """A new run: refuse a folder that already holds one; write config.json and vocab.json."""
+    def create(cls, folder, info: dict, vocab: dict, lock=None) -> "Run":
+        """A new run: refuse a folder that already holds one; write config.json and vocab.json.
+
+        (train() first clears a folder whose run stopped before its first
+        checkpoint: `clear_unsaved_run`.) Leftover temporary files of a killed save are removed.
+        """
         from .fileio import atomic_write_json
         folder = Path(folder)
         if (folder / CONFIG).exists():
             raise UserError(f"{folder} already holds a run; use --resume {folder} or another --out")
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the run folder {folder}: {exc.strerror or exc}") from None
+        remove_stale_temp_files(folder)
         atomic_write_json(folder / CONFIG, info)
         atomic_write_json(folder / VOCAB, vocab)
         (folder / METRICS).unlink(missing_ok=True)
-        return cls(folder, info, vocab)
+        return cls(folder, info, vocab, lock)
 
     @classmethod
-    def reopen(cls, folder, info: dict, vocab: dict, step: int) -> "Run":
+    def reopen(cls, folder, info: dict, vocab: dict, step: int, lock=None) -> "Run":
         """An existing run, resumed from its checkpoint at `step` (see `resume_checkpoint`):
-        the metrics events logged after that step are dropped."""
+        the metrics events logged after that step are dropped, leftover temporary files removed."""
         folder = Path(folder)
+        remove_stale_temp_files(folder)
         truncate_metrics(folder / METRICS, step)
-        return cls(folder, info, vocab)
+        return cls(folder, info, vocab, lock)
 
     @property
     def latest(self) -> Path:
@@ -144,7 +232,11 @@ class Run:
                         train={"step": np.array(step), "epoch": np.array(epoch), "val_loss": np.array(val_loss)})
 
     def close(self) -> None:
+        """Close metrics.jsonl and release the folder's lock (both idempotent)."""
         self.metrics.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 # ---------------------------------------------------------------- reading a run
@@ -191,6 +283,9 @@ def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict):
     if saved.get("corpus", {}).get("checksum") != info["corpus"]["checksum"]:
         raise UserError(f"the corpus or tokenizer changed since {folder} was trained "
                         "(checksum differs); resuming would mix data")
+    if not holds_checkpoint(folder):
+        raise UserError(f"{folder} holds no checkpoint (the run stopped before saving one); "
+                        f"train it again with --out {folder}")
     ck = checkpoint.load(folder / LATEST)
     checkpoint.check_model_arrays(ck, model_arrays)
     if ck.vocab != vocab:
@@ -250,18 +345,27 @@ def load_model(run, which: str = "best"):
 # ---------------------------------------------------------------- evaluating a run
 
 
-def evaluate_stream(model, stream, bptt: int) -> tuple[float, int]:
+def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[float, int]:
     """Mean cross-entropy (nats/token) over a batchified stream (rows, B), state carried throughout.
 
-    Returns (loss, number of predicted tokens).
+    Returns (loss, number of predicted tokens). bar: a description to show a
+    tqdm bar (on stderr, only when it is a terminal) counting the predicted tokens.
     """
+    import sys
+
+    from tqdm import tqdm
+
     from .data import windows
     state = model.init_state(stream.shape[1])
     total, count = 0.0, 0
-    for _, inputs, targets in windows(stream, bptt):
-        loss, state = model.loss(inputs, targets, state)
-        total += float(loss) * targets.size
-        count += targets.size
+    show = bar is not None and sys.stderr.isatty()
+    with tqdm(total=max(stream.shape[0] - 1, 0) * stream.shape[1], desc=bar, unit="tok", unit_scale=True,
+              disable=not show, leave=False, file=sys.stderr) as progress:
+        for _, inputs, targets in windows(stream, bptt):
+            loss, state = model.loss(inputs, targets, state)
+            total += float(loss) * targets.size
+            count += targets.size
+            progress.update(targets.size)
     if count == 0:
         raise UserError(f"too little text to evaluate ({stream.size} tokens in {stream.shape[1]} streams)")
     return total / count, count

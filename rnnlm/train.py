@@ -16,12 +16,16 @@ resumed must end bitwise equal to an uninterrupted one (tests check it).
 Everything that influences the future therefore lives in `_Loop` (counters,
 accumulators), the optimizer's `state_dict`, the carried hidden state or the
 dropout Generator, and all four go into model.npz; evaluations that only
-*report* (the one at the end of a run) must not change any of them.
-Ctrl-C only sets a flag: the loop stops at the next step boundary, so a
-checkpoint never holds a half-applied update.
+*report* (the timed ones every --eval-minutes, the one at the end of a run)
+must not change any of them, and a divergence rolls all of them back together
+(_LastGood). Ctrl-C and SIGTERM only set a flag: the loop stops at the next
+step boundary, so a checkpoint never holds a half-applied update. Wall-clock
+bookkeeping (the time budget's reserve, the bar, tokens/s) lives in _Timing
+and _Progress and never decides anything but when to stop and what to print.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -36,7 +40,7 @@ from typing import NamedTuple
 
 from .config import TrainConfig, config_to_dict
 from .errors import UserError
-from .runs import Run, evaluate_stream, ppl as _ppl, resume_checkpoint
+from .runs import Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl, resume_checkpoint
 
 STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "nonfinite", "interrupted")
 
@@ -126,6 +130,7 @@ class _Loop:
     bad_evals: int = 0         # evaluations in a row without improvement
     last_eval_step: int = -1   # step of the latest evaluation (avoid a double one at epoch end)
     skipped: int = 0           # non-finite steps skipped (--on-nonfinite skip)
+    skips_in_row: int = 0      # skipped steps since the last applied one (--max-skips)
     clipped_total: int = 0     # steps whose gradient was clipped, whole run
     ep_loss: float = 0.0       # sum of finite step losses this epoch
     ep_steps: int = 0          # applied steps this epoch
@@ -144,7 +149,9 @@ class _Loop:
         self.tokens += result.tokens
         if result.bad is not None:
             self.skipped += 1
+            self.skips_in_row += 1
             return
+        self.skips_in_row = 0
         self.ep_loss += result.loss
         self.ep_steps += 1
         self.ep_clipped += result.clipped
@@ -186,12 +193,14 @@ class _Loop:
 
 
 def stop_reason(config: TrainConfig, loop: _Loop, *, diverged: bool, interrupted: bool,
-                elapsed: float) -> str | None:
+                elapsed: float, reserve: float = 0.0) -> str | None:
     """Why the run stops before its next window (one of STOP_REASONS), or None to go on.
 
     diverged: the last window was non-finite and --on-nonfinite (or broken
-    parameters) said stop. Checked in this order, before every window and
-    after every epoch end.
+    parameters, or --max-skips) said stop. elapsed: wall seconds of the run so
+    far; reserve: seconds kept for the final evaluation, so that the whole
+    command ends within --max-minutes. Checked in this order, before every
+    window and after every epoch end.
     """
     if diverged:
         return "nonfinite"
@@ -201,7 +210,7 @@ def stop_reason(config: TrainConfig, loop: _Loop, *, diverged: bool, interrupted
         return "epochs"
     if config.max_steps and loop.step >= config.max_steps:
         return "max_steps"
-    if config.max_minutes and elapsed >= 60 * config.max_minutes:
+    if config.max_minutes and elapsed + reserve >= 60 * config.max_minutes:
         return "max_minutes"
     if config.patience and loop.bad_evals >= config.patience:
         return "early_stop"
@@ -250,6 +259,9 @@ class _Clock:
 # ---------------------------------------------------------------- one step
 
 
+MAX_LOSS = math.log(sys.float_info.max)    # ~709.78 nats/token: beyond it the perplexity overflows float64
+
+
 class StepResult(NamedTuple):
     """What one training window did (train_step's result)."""
 
@@ -265,13 +277,18 @@ class StepResult(NamedTuple):
     tokens: int                 # predicted tokens (rows x B)
 
 
-def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng) -> StepResult:
+def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, before_update=None) -> StepResult:
     """One window of truncated BPTT: loss and gradients, the non-finite guard, clipping, the update.
 
     inputs, targets: (T, B) token ids; state: the carried hidden state; rng: the
     dropout Generator. A window whose loss, gradients or new hidden state hold a
     nan/inf is not applied (StepResult.bad names the first such tensor): the
-    parameters and the optimizer stay as they were.
+    parameters and the optimizer stay as they were. A loss of MAX_LOSS nats or
+    more counts as non-finite: its perplexity e^loss overflows (the model puts
+    less than 1e-308 on the average word; such parameters evaluate to inf).
+    before_update: called with
+    no argument right before a finite update is applied (train() keeps the last
+    good state there).
     """
     from .omega import omega_and_grad
     from .optim import clip_grad_norm, clip_grad_value, first_nonfinite, grad_norm
@@ -288,8 +305,9 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng) -> 
     else:
         loss, grads, new_state = model.loss_and_grads(inputs, targets, state, rng=rng)
     loss = float(loss)
-    norm = grad_norm(grads) if math.isfinite(loss) else math.nan
-    if not math.isfinite(loss):
+    ok = math.isfinite(loss) and loss < MAX_LOSS
+    norm = grad_norm(grads) if ok else math.nan
+    if not ok:
         bad = "loss"
     elif not math.isfinite(norm):
         bad = first_nonfinite(grads) or "gradient norm"
@@ -310,8 +328,238 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng) -> 
         if clipped:
             norm_after = grad_norm(grads)
     lr = opt.lr
+    if before_update is not None:
+        before_update()
     opt.step(model.params, grads)
     return StepResult(**window, grad_norm_clipped=norm_after, clipped=clipped, lr=lr, bad=None, state=new_state)
+
+
+# ---------------------------------------------------------------- the last good state
+
+
+class _LastGood:
+    """The whole training state before the latest applied update: the rollback target of a divergence.
+
+    "Good" is a state whose loss and gradients were finite: the state before
+    an update that was applied (its window passed the non-finite guard). When
+    the next window's loss or carried state is non-finite, the parameters that
+    update produced are broken (they give inf/nan on data), so the run goes
+    back to this state: weights, optimizer buffers, lr and step count, the
+    dropout Generator, the carried hidden state and the loop counters, so that
+    resuming from the saved result repeats the same steps bitwise. A
+    non-finite *gradient* at a finite loss is not applied and needs no
+    rollback (the parameters it was computed at evaluate finitely).
+
+    Only one state is kept, in buffers allocated once; taking it is one copy
+    of the parameters and optimizer buffers per step (BENCHMARKS.md gives the
+    measured cost).
+    """
+
+    def __init__(self, model, opt):
+        import numpy as np
+        self.params = {k: np.empty_like(p) for k, p in model.params.items()}
+        self.buffers = {kind: {k: np.empty_like(b) for k, b in bufs.items()} for kind, bufs in opt.buffers.items()}
+        self.held = False
+        self.lr = self.steps = self.rng = self.hidden = self.loop = None
+
+    def take(self, model, opt, rng_state: dict, hidden: tuple, loop: _Loop) -> None:
+        """Keep this state (rng_state, hidden and loop as they were before the window)."""
+        import numpy as np
+        for k, p in model.params.items():
+            np.copyto(self.params[k], p)
+        for kind, bufs in opt.buffers.items():
+            for k, b in bufs.items():
+                np.copyto(self.buffers[kind][k], b)
+        self.lr, self.steps, self.rng, self.loop = opt.lr, opt.steps, rng_state, loop
+        self.hidden = tuple(h.copy() for h in hidden)
+        self.held = True
+
+    def restore(self, model, opt, rng) -> tuple[_Loop, tuple]:
+        """Put the kept state back into model, optimizer and Generator; returns (loop counters, hidden state)."""
+        import numpy as np
+        for k, p in model.params.items():
+            np.copyto(p, self.params[k])
+        for kind, bufs in opt.buffers.items():
+            for k, b in bufs.items():
+                np.copyto(b, self.buffers[kind][k])
+        opt.lr, opt.steps = self.lr, self.steps
+        rng.bit_generator.state = self.rng
+        return copy.copy(self.loop), tuple(h.copy() for h in self.hidden)
+
+
+# ---------------------------------------------------------------- time budget and progress
+
+
+RESERVE_FACTOR = 1.05     # the final evaluation's reserve: the measured speed, with a small margin
+RESERVE_EXTRA_S = 2.0     # ... plus the last saves and the sample
+LINE_MAX_S = 60.0         # without a bar, a progress line at least this often (slow steps), besides --log-interval
+MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
+CALIBRATION_S = 3.0       # at most this long measuring the evaluation speed before training
+TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of its --eval-minutes interval
+
+
+class _Timing:
+    """Wall-clock bookkeeping of one session; reporting only (nothing here changes what a step computes).
+
+    Tokens/s, everywhere (bar, log lines, step events, summary): training tokens
+    (the targets of the training windows) divided by the wall seconds spent inside
+    training steps (forward, backward, clipping, update); evaluations, checkpoints
+    and start-up are not counted.
+    """
+
+    def __init__(self, config: TrainConfig, final_tokens: int):
+        self.budget = 60 * config.max_minutes if config.max_minutes else math.inf
+        self.final_tokens = final_tokens    # tokens of the final validation + test evaluations
+        self.eval_tps = None                # evaluation tokens/s, measured
+        self.eval_tokens = 0                # ... over this many tokens
+        self.eval_seconds = 0.0             # ... in this many seconds
+        self.step_seconds = 0.0             # this session's seconds inside training steps
+        self.step_tokens = 0                # this session's training tokens
+        self.event_seconds = 0.0            # step seconds since the last step event
+        self.session_steps = 0
+        self.last_save = 0.0                # clock() of the latest model.npz
+        self.last_eval = 0.0                # clock() of the latest validation (any kind)
+        self.timed_rows = None              # rows of the valid stream a timed validation reads
+
+    def observe_eval(self, tokens: int, seconds: float) -> None:
+        """Learn the evaluation speed from an evaluation of `tokens` tokens that took `seconds`.
+
+        The speed is that of all evaluations so far together (tokens over seconds), so one
+        evaluation slowed down by a busy moment moves the reserve (and the bar's time left) little.
+        """
+        if tokens > 0 and seconds > 0:
+            self.eval_tokens += tokens
+            self.eval_seconds += seconds
+            self.eval_tps = self.eval_tokens / self.eval_seconds
+
+    def needed(self) -> float:
+        """Seconds the final evaluation is expected to take at the measured speed (with the margin)."""
+        if self.eval_tps is None:
+            return 0.0
+        return RESERVE_FACTOR * self.final_tokens / self.eval_tps + RESERVE_EXTRA_S
+
+    def reserve(self) -> float:
+        """Seconds kept for the final evaluation (0 with no time budget or no measured speed), at
+        most MAX_RESERVE_SHARE of the budget: a machine too slow to evaluate in half the budget
+        still trains for the other half (and the command overruns; `reserve_capped` says so)."""
+        if not math.isfinite(self.budget):
+            return 0.0
+        return min(self.needed(), MAX_RESERVE_SHARE * self.budget)
+
+    def reserve_capped(self) -> bool:
+        return math.isfinite(self.budget) and self.needed() > MAX_RESERVE_SHARE * self.budget
+
+    def left(self, elapsed: float) -> float:
+        """Training seconds left before the time budget (minus the reserve) ends training."""
+        return self.budget - self.reserve() - elapsed
+
+
+def _fmt_seconds(sec: float) -> str:
+    if not math.isfinite(sec):
+        return "?"
+    sec = max(int(round(sec)), 0)
+    return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60}:{sec % 60:02d}"
+
+
+class _Progress:
+    """The training phase as the user sees it: a tqdm bar on a terminal, else a plain line every
+    --log-interval steps (as pytorch/examples' word_language_model prints) and at least every
+    LINE_MAX_S seconds.
+
+    The bar counts steps toward what ends training first: the step limit
+    (--max-steps or the end of the last epoch) or the time budget, whose step
+    count is estimated from the session's rate; "left" is the time until then
+    (with the time budget binding, exactly the budget left).
+    """
+
+    def __init__(self, s: "_Session", loop: _Loop, timing: _Timing):
+        import sys
+
+        from tqdm import tqdm
+        c = s.config
+        self.s, self.timing = s, timing
+        self.tty = bool(c.progress) and sys.stderr.isatty()
+        wpe = s.windows_per_epoch
+        to_end = max(c.epochs - loop.epoch, 0) * wpe + max(wpe - loop.window, 0) if loop.epoch <= c.epochs else 0
+        self.step_limit = loop.step + to_end
+        if c.max_steps:
+            self.step_limit = min(self.step_limit, c.max_steps)
+        self.start_step, self.start_clock = loop.step, s.clock()
+        self._interval()
+        self.bar = tqdm(total=max(self.step_limit, 1), initial=loop.step, desc="train", unit="step",
+                        disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]")
+
+    def _interval(self):
+        self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0
+        self.i_t0 = time.perf_counter()
+        self.i_norm = math.nan
+
+    def eta(self, loop: _Loop) -> tuple[float, str, int]:
+        """(seconds left, what binds: "time budget" | "step limit", estimated final step)."""
+        done = loop.step - self.start_step
+        wall = self.s.clock() - self.start_clock
+        rate = done / wall if done > 0 and wall > 0 else math.nan     # steps/s, evaluations included
+        steps_left = self.step_limit - loop.step
+        by_steps = steps_left / rate if rate == rate and rate > 0 else math.inf
+        time_left = self.timing.left(self.s.clock())
+        if time_left < by_steps:
+            final = loop.step + (int(time_left * rate) if rate == rate else 0)
+            return max(time_left, 0.0), "time budget", min(max(final, loop.step), self.step_limit)
+        what = "max-steps" if self.s.config.max_steps and self.step_limit == self.s.config.max_steps else "epochs"
+        return by_steps, what, self.step_limit
+
+    def step(self, loop: _Loop, result: "StepResult", seconds: float) -> None:
+        """Count one window (applied or skipped) that took `seconds` inside train_step."""
+        self.i_tokens += result.tokens
+        self.i_seconds += seconds
+        if result.bad is None:
+            self.i_loss += result.loss
+            self.i_steps += 1
+            self.i_clipped += bool(result.clipped)
+            self.i_norm = result.grad_norm
+        if self.tty:
+            if loop.step % max(1, min(self.s.config.log_every, 10)) == 0 or loop.step == self.start_step + 1:
+                left, what, final = self.eta(loop)
+                self.bar.total = max(final, loop.step)
+                self.bar.set_postfix_str(self._figures() + f" | left {_fmt_seconds(left)} ({what})", refresh=False)
+            self.bar.update(1)
+            if loop.step % self.s.config.log_interval == 0:
+                self._interval()
+        elif loop.step % self.s.config.log_interval == 0 or time.perf_counter() - self.i_t0 >= LINE_MAX_S:
+            self.line(loop)
+
+    def _figures(self) -> str:
+        from .runs import fmt_ppl
+        avg = self.i_loss / max(self.i_steps, 1)
+        tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
+        return (f"loss {avg:.3f} ppl {fmt_ppl(_ppl(avg))} |g| {self.i_norm:.3g} "
+                f"clip {100 * self.i_clipped / max(self.i_steps, 1):.0f}% {tps:,.0f} tok/s")
+
+    def line(self, loop: _Loop) -> None:
+        """The plain progress line (pytorch/examples' format, with this trainer's figures)."""
+        import sys
+
+        from .runs import fmt_ppl
+        n = max(self.i_steps, 1)
+        avg = self.i_loss / n
+        ms = 1000 * (time.perf_counter() - self.i_t0) / max(self.i_steps, 1)
+        tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
+        left, what, _ = self.eta(loop)
+        print(f"| epoch {loop.epoch:3d} | {loop.window:5d}/{self.s.windows_per_epoch:5d} batches | "
+              f"step {loop.step:6d} | lr {self.s.opt.lr:.4g} | ms/batch {ms:7.1f} | loss {avg:5.2f} | "
+              f"ppl {fmt_ppl(_ppl(avg)):>8s} | |g| {self.i_norm:.3g} | clipped {100 * self.i_clipped / n:3.0f}% | "
+              f"{tps:,.0f} tok/s | left {_fmt_seconds(left)} ({what})", file=sys.stderr, flush=True)
+        self._interval()
+
+    def write(self, text: str) -> None:
+        import sys
+
+        from tqdm import tqdm
+        tqdm.write(text, file=sys.stderr)
+
+    def close(self):
+        self.bar.close()
 
 
 # ---------------------------------------------------------------- train
@@ -333,6 +581,7 @@ class _Session(NamedTuple):
     info: dict                  # config.json: train and model config, corpus checksum, version
     run: Run | None = None      # the run folder (set once it is created or reopened)
     clock: _Clock | None = None
+    timing: _Timing | None = None
 
 
 def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_step=None,
@@ -343,90 +592,229 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     build `config` with `resume_config`). on_step: called as on_step(step)
     after every step, for tests (e.g. to send SIGINT). corpus: an already
     loaded data.Corpus to train on instead of reading config.data (sweep
-    workers get the token arrays from the client and have no corpus on disk).
+    workers get the token arrays from the client and have no corpus on disk);
+    such a run skips the Kneser–Ney baseline (a sweep compares its runs with
+    each other, and a worker has no cache to keep the fit in).
+
+    The time budget (--max-minutes) covers the whole session from the first
+    training step to the end of the final evaluation: training stops early
+    enough to leave the final validation + test evaluation its time, measured
+    from the evaluation speed (a short calibration at the start, then every
+    validation). Start-up (reading/tokenizing the corpus, compiling the
+    kernels, the Kneser–Ney baseline on its first use) is not counted; the
+    summary gives its seconds. The folder is locked for the life of the call
+    (runs.lock_run).
 
     Never raises for a diverging run: a nan/inf loss or gradient ends the run
-    with stopped="nonfinite" (or is skipped), which is a result, not a crash.
+    with stopped="nonfinite" (or is skipped), which is a result, not a crash;
+    the saved state is then the last good one (_LastGood).
     """
-    import numpy as np
-    from tqdm import tqdm
+    import sys
 
+    started = time.perf_counter()
+    validate(config)
+    folder = Path(resume if resume is not None else (config.out or default_out(config)))
+    print(f"run folder: {folder}", file=sys.stderr, flush=True)
+    s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
+    lock = lock_run(folder)
+    try:
+        return _train_locked(s, resume, on_step, lock, started, baseline=corpus is None)
+    finally:
+        lock.release()
+
+
+def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True) -> dict:
+    import numpy as np
+
+    from .baseline import cached_trigram
     from .data import windows
     from .optim import first_nonfinite
 
-    validate(config)
-    s = _prepare(config if resume is None else dataclasses.replace(config, out=str(resume)), corpus)
     config, model, vocab = s.config, s.model, s.corpus.vocab.to_json()
     if resume is None:
-        run, loop, hidden = Run.create(config.out, s.info, vocab), _Loop(), model.init_state(config.batch_size)
+        if clear_unsaved_run(config.out):
+            _note(f"{config.out} held a run that stopped before its first checkpoint; training into it afresh")
+        run, loop, hidden = Run.create(config.out, s.info, vocab, lock), _Loop(), model.init_state(config.batch_size)
     else:
         loop, hidden = _restore(resume_checkpoint(config.out, s.info, vocab, model.state_dict()), s)
-        run = Run.reopen(config.out, s.info, vocab, loop.step)
-    s = s._replace(run=run, clock=_Clock(loop.elapsed))
+        run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
+    try:
+        want = baseline and (len(s.corpus.test) >= 2 or len(s.corpus.valid) >= 2)
+        baseline = cached_trigram(s.corpus) if want else None
+    except (ValueError, MemoryError) as exc:
+        baseline = None
+        _note(f"no Kneser-Ney baseline for this corpus ({exc})")
+    timing = _Timing(config, final_tokens=_final_tokens(s))
+    _warm_up(s, timing)
+    startup = time.perf_counter() - started
+    if timing.reserve_capped():
+        _note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
+              f"({timing.final_tokens:,} tokens) need about {timing.needed() / 60:.1f} min, more than half of "
+              f"--max-minutes {config.max_minutes:g}; training gets half and the command will overrun")
+    s = s._replace(run=run, clock=_Clock(loop.elapsed), timing=timing)
+    timing.last_save = timing.last_eval = s.clock()
     if resume is None:
         run.log({"type": "start", "step": 0, "epoch": 1, "params": model.num_params(),
-                 "vocab_size": len(s.corpus.vocab), "windows_per_epoch": s.windows_per_epoch, "time": 0.0})
+                 "vocab_size": len(s.corpus.vocab), "windows_per_epoch": s.windows_per_epoch,
+                 "startup_s": round(startup, 3), "time": 0.0})
         if config.track_jacobian_every:
             run.log({**jacobian_event(model, s.jac_tokens, 0), "time": s.clock()})
         _save(s, loop, hidden)
     else:
         run.log({"type": "resume", "step": loop.step, "epoch": loop.epoch, "pos": loop.pos,
-                 "lr": s.opt.lr, "time": loop.elapsed})
+                 "lr": s.opt.lr, "startup_s": round(startup, 3), "time": loop.elapsed})
 
     nonfinite = None        # the latest non-finite window (its event), for the summary
-    log_t0 = time.perf_counter()
+    last_good = _LastGood(model, s.opt)
+    progress = _Progress(s, loop, timing)
     # Overflow warnings would only repeat what the non-finite guard reports in one line.
-    with _Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        with tqdm(total=s.windows_per_epoch, initial=loop.window, desc=f"epoch {loop.epoch}", unit="win",
-                  disable=not config.progress, leave=False, file=sys.stderr) as bar:
+    try:
+        with _Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while True:
                 stopped = stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
+                                      reserve=timing.reserve(),
                                       diverged=nonfinite is not None and nonfinite["action"] == "stop")
                 if stopped:
                     break
                 window = next(windows(s.train_stream, config.bptt, start=loop.pos), None)
                 if window is None:      # the epoch's windows are done
                     hidden = _end_epoch(s, loop)
-                    _restart_bar(bar, loop.epoch, s.windows_per_epoch)
                     continue
                 _, inputs, targets = window
-                result = train_step(model, s.opt, config, inputs, targets, hidden, s.rng)
+                before = (s.rng.bit_generator.state, hidden, copy.copy(loop))
+                t0 = time.perf_counter()
+                result = train_step(model, s.opt, config, inputs, targets, hidden, s.rng,
+                                    before_update=lambda: last_good.take(model, s.opt, *before))
+                seconds = time.perf_counter() - t0
+                timing.step_seconds += seconds
+                timing.event_seconds += seconds
+                timing.step_tokens += result.tokens
                 loop.log_tokens += result.tokens
                 if result.bad is not None:
-                    nonfinite = _report_nonfinite(s, loop, result)
+                    nonfinite, loop, hidden = _nonfinite(s, loop, hidden, result, last_good, progress)
                     if nonfinite["action"] == "stop":
-                        continue        # not counted: the run ends on the last good parameters
+                        continue        # not counted: the run ends on the last good state
                 loop.count(result)
                 hidden = result.state
+                progress.step(loop, result, seconds)
                 applied = result.bad is None
                 if applied and loop.step % config.log_every == 0:
-                    event = _step_event(s, loop, result, loop.log_tokens / max(time.perf_counter() - log_t0, 1e-9))
-                    run.log(event)
-                    bar.set_postfix_str(_postfix(event), refresh=False)
+                    tps = loop.log_tokens / timing.event_seconds if timing.event_seconds > 0 else 0.0
+                    run.log(_step_event(s, loop, result, tps))
                     loop.start_log_interval()
-                    log_t0 = time.perf_counter()
-                bar.update(1)
+                    timing.event_seconds = 0.0
                 if applied and config.eval_every and loop.step % config.eval_every == 0:
                     _evaluate(s, loop, "every")
+                    _save(s, loop, hidden)
+                elif config.eval_minutes and s.clock() - timing.last_eval >= 60 * config.eval_minutes:
+                    _timed_evaluate(s, loop, progress)
+                if config.save_minutes and s.clock() - timing.last_save >= 60 * config.save_minutes:
                     _save(s, loop, hidden)
                 if applied and config.track_jacobian_every and loop.step % config.track_jacobian_every == 0:
                     run.log({**jacobian_event(model, s.jac_tokens, loop.step), "time": s.clock()})
                 if on_step is not None:
                     on_step(loop.step)
-        # Still inside the handler: a Ctrl-C during the final save sets the flag, not a half-written file.
-        if stopped != "nonfinite" or first_nonfinite(model.params) is None:
-            _save(s, loop, hidden)      # after a non-finite window: the last good parameters
-        if stopped == "interrupted":
-            tqdm.write(f"interrupted at step {loop.step}: checkpoint saved to {run.latest}; "
-                       f"continue with --resume {run.folder}", file=sys.stderr)
-        run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, "time": s.clock()})
+            progress.close()
+            # Still inside the handler: a Ctrl-C during the final save sets the flag, not a half-written file.
+            if stopped != "nonfinite" or first_nonfinite(model.params) is None:
+                _save(s, loop, hidden)      # after a non-finite window: the last good state
+            if stopped == "interrupted":
+                _note(f"interrupted at step {loop.step}: checkpoint saved to {run.latest}; "
+                      f"continue with --resume {run.folder}")
+            run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, "time": s.clock()})
 
-    summary = _summary(s, loop, stopped, nonfinite)
-    if stopped != "interrupted":
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            summary.update(_final_report(s, loop, hidden, stopped))
-    run.close()
-    return summary
+        summary = _summary(s, loop, stopped, nonfinite)
+        summary.update(startup_s=startup, baseline=baseline)
+        if stopped != "interrupted":
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                summary.update(_final_report(s, loop, hidden, stopped))
+        summary["elapsed_s"] = s.clock()
+        summary["budget_s"] = timing.budget
+        return summary
+    finally:
+        progress.close()
+        run.close()
+
+
+def _note(text: str) -> None:
+    """One line on stderr, above the bar if one is showing."""
+    import sys
+
+    from tqdm import tqdm
+    tqdm.write(text, file=sys.stderr)
+
+
+def _final_tokens(s: "_Session") -> int:
+    """Tokens the final report evaluates (the whole validation and test splits, as batchified)."""
+    B = s.config.eval_batch_size
+    test_rows = len(s.corpus.test) // B
+    return int(s.valid_stream.size + (test_rows * B if len(s.corpus.test) > B * 2 else 0))
+
+
+def _warm_up(s: "_Session", timing: _Timing) -> None:
+    """Compile (or load from Numba's cache) the training and evaluation kernels, and measure the
+    evaluation speed on a slice of the validation split, before the clock starts.
+
+    Nothing here touches the model's parameters, the optimizer, the dropout
+    Generator or the loop: a throwaway Generator draws the warm-up's masks.
+    """
+    import numpy as np
+
+    from .optim import grad_norm
+    T = min(s.config.bptt, s.train_stream.shape[0] - 1)
+    model = s.model
+    # _bptt, not loss_and_grads: tests count (and poison) the training calls of loss_and_grads.
+    r = model._bptt(s.train_stream[:T], s.train_stream[1:T + 1], model.init_state(s.train_stream.shape[1]),
+                    np.random.default_rng(0), None, extras=False)
+    grad_norm(r.grads)
+    v = s.valid_stream
+    if v.shape[0] < 2:
+        return
+    # The evaluation speed: the median over windows of the same shape as a real evaluation's, after
+    # one untimed window (compile, workspace), for up to CALIBRATION_S seconds.
+    from .data import windows as _windows
+    state, times, t_start = model.init_state(v.shape[1]), [], time.perf_counter()
+    for i, (_, inputs, targets) in enumerate(_windows(v, s.config.bptt)):
+        t0 = time.perf_counter()
+        _, state = model.loss(inputs, targets, state)
+        if i > 0 and inputs.shape[0] == s.config.bptt:
+            times.append(time.perf_counter() - t0)
+        if (time.perf_counter() - t_start > CALIBRATION_S and len(times) >= 5) or len(times) >= 40:
+            break
+    if times:
+        median = sorted(times)[len(times) // 2]
+        timing.observe_eval(s.config.bptt * v.shape[1] * len(times), median * len(times))
+
+
+def _timed_evaluate(s: "_Session", loop: _Loop, progress: _Progress) -> None:
+    """A report-only validation on a fixed slice of the validation split (every --eval-minutes).
+
+    It changes nothing a later step depends on (lr, patience, best model,
+    counters), so runs with and without it are bitwise equal. The slice (the
+    first rows of every validation stream) is sized once so that one costs at
+    most TIMED_EVAL_SHARE of the interval; it is skipped when it would not fit
+    in the time left before the final evaluation.
+    """
+    t = s.timing
+    v = s.valid_stream
+    if v.shape[0] < 2:
+        return
+    if t.timed_rows is None:
+        tps = t.eval_tps or 1e4
+        tokens = TIMED_EVAL_SHARE * 60 * s.config.eval_minutes * tps
+        t.timed_rows = int(min(v.shape[0], max(tokens // v.shape[1], s.config.bptt) + 1))
+    if t.eval_tps and t.timed_rows * v.shape[1] / t.eval_tps > t.left(s.clock()):
+        t.last_eval = s.clock()
+        return
+    t0 = time.perf_counter()
+    val, count = evaluate_stream(s.model, v[:t.timed_rows], s.config.bptt, bar="timed validation")
+    t.observe_eval(count, time.perf_counter() - t0)
+    t.last_eval = s.clock()
+    from .runs import fmt_ppl
+    s.run.log({"type": "timed_eval", "split": "valid", "step": loop.step, "epoch": loop.epoch, "val_loss": val,
+               "val_ppl": _ppl(val), "tokens": count, "of_tokens": int(v.size), "time": s.clock()})
+    progress.write(f"| step {loop.step:6d} | epoch {loop.epoch:3d} | timed validation on {count:,} of "
+                   f"{v.size:,} tokens | loss {val:6.3f} | ppl {fmt_ppl(_ppl(val)):>9s} | report only")
 
 
 def _prepare(config: TrainConfig, corpus=None) -> _Session:
@@ -478,6 +866,8 @@ def _save(s: _Session, loop: _Loop, hidden) -> None:
     for i, h in enumerate(hidden):
         arrays[f"state.{i}"] = h
     s.run.save_latest(s.model.state_dict(), s.opt.state_dict(), arrays)
+    if s.timing is not None:
+        s.timing.last_save = s.clock()
 
 
 def _keep_best(s: _Session, loop: _Loop, val: float) -> bool:
@@ -496,17 +886,27 @@ def _eval_event(s: _Session, loop: _Loop, reason: str, val: float, best: bool, l
             "lr": lr, "next_lr": s.opt.lr, "time": s.clock()}
 
 
+def _validate_full(s: _Session, bar: str) -> float:
+    """The whole validation split's loss; teaches the time budget the evaluation speed."""
+    t0 = time.perf_counter()
+    val, count = evaluate_stream(s.model, s.valid_stream, s.config.bptt, bar=bar)
+    if s.timing is not None:
+        s.timing.observe_eval(count, time.perf_counter() - t0)
+        s.timing.last_eval = s.clock()
+    return val
+
+
 def _evaluate(s: _Session, loop: _Loop, reason: str) -> None:
     """A scheduled validation: keeps best.npz, anneals the lr when it did not improve, logs and prints."""
-    from tqdm import tqdm
-    val, _ = evaluate_stream(s.model, s.valid_stream, s.config.bptt)
+    from .runs import fmt_ppl
+    val = _validate_full(s, "validation")
     lr = s.opt.lr
     if not loop.count_eval(val):
         s.opt.lr = s.opt.lr / s.config.lr_decay
     best = _keep_best(s, loop, val)
     s.run.log(_eval_event(s, loop, reason, val, best, lr))
-    tqdm.write(f"| step {loop.step:6d} | epoch {loop.epoch:3d} | valid loss {val:6.3f} | "
-               f"ppl {_ppl(val):9.2f}{' (best)' if best else ''} | lr {s.opt.lr:.4g}", file=sys.stderr)
+    _note(f"| step {loop.step:6d} | epoch {loop.epoch:3d} | valid loss {val:6.3f} | "
+          f"ppl {fmt_ppl(_ppl(val)):>9s}{' (best)' if best else ''} | lr {s.opt.lr:.4g}")
 
 
 def _end_epoch(s: _Session, loop: _Loop) -> tuple:
@@ -524,23 +924,48 @@ def _end_epoch(s: _Session, loop: _Loop) -> tuple:
     return hidden
 
 
-def _report_nonfinite(s: _Session, loop: _Loop, result: StepResult) -> dict:
-    """Log and print a non-finite window; returns its event, whose action (skip or stop) the loop follows."""
-    from tqdm import tqdm
+def _nonfinite(s: _Session, loop: _Loop, hidden, result: StepResult, last_good: _LastGood,
+               progress: _Progress) -> tuple[dict, _Loop, tuple]:
+    """Handle a non-finite window: log and print it, and decide (event's action) to skip or stop.
 
+    Stop (--on-nonfinite stop, broken parameters, or --max-skips skipped steps
+    in a row): when the window's loss or carried state was non-finite, the
+    parameters of the last update are broken and the whole training state goes
+    back to the last good one. The event's "step" is the first step the run
+    discards (so the run keeps step - 1 steps); "detected_at" is the window
+    where the non-finite value appeared. Returns (event, loop, hidden state).
+    """
     from .optim import first_nonfinite
-    # Broken parameters (a finite step that overflowed them) cannot be skipped past.
-    action = s.config.on_nonfinite if first_nonfinite(s.model.params) is None else "stop"
-    event = {"step": loop.step + 1, "epoch": loop.epoch, "tensor": result.bad, "loss": result.loss,
-             "grad_norm": result.grad_norm, "action": action}
+    broken_params = first_nonfinite(s.model.params) is not None
+    action = "stop" if broken_params else s.config.on_nonfinite
+    detected = loop.step + 1
+    too_many = action == "skip" and loop.skips_in_row + 1 >= s.config.max_skips
+    if too_many:
+        action = "stop"
+    rolled_back = None
+    if action == "stop" and (broken_params or result.bad == "loss" or result.bad.startswith("state.")) \
+            and last_good.held:
+        loop, hidden = last_good.restore(s.model, s.opt, s.rng)
+        rolled_back = loop.step
+    event = {"step": loop.step + 1, "detected_at": detected, "epoch": loop.epoch, "tensor": result.bad,
+             "loss": result.loss, "grad_norm": result.grad_norm, "action": action,
+             "rolled_back_to": rolled_back, "max_skips": bool(too_many)}
     s.run.log({"type": "nonfinite", **event, "time": s.clock()})
-    tqdm.write(f"non-finite values at step {loop.step + 1} (first bad tensor: {result.bad}); "
-               + ("skipping the step" if action == "skip" else "stopping"), file=sys.stderr)
-    return event
+    if action == "skip":
+        what = "skipping the step"
+    else:
+        what = "stopping"
+        if too_many:
+            what = f"stopping: {s.config.max_skips} steps in a row were non-finite (--max-skips)"
+        if rolled_back is not None:
+            what += (f"; rolled back to step {rolled_back}, the last state whose loss and gradients were finite")
+    progress.write(f"non-finite values at step {detected} (first bad tensor: {result.bad}); {what}")
+    return event, loop, hidden
 
 
 def _step_event(s: _Session, loop: _Loop, result: StepResult, tokens_per_s: float) -> dict:
-    """The event every --log-every steps: this step's figures and the averages since the last event."""
+    """The event every --log-every steps: this step's figures and the averages since the last event.
+    tokens_per_s: training tokens per second inside training steps since the last event (see _Timing)."""
     avg = loop.log_loss / max(loop.log_steps, 1)
     return {"type": "step", "step": loop.step, "epoch": loop.epoch, "loss": result.loss, "ppl": _ppl(result.loss),
             "loss_avg": avg, "grad_norm": result.grad_norm, "grad_norm_clipped": result.grad_norm_clipped,
@@ -549,24 +974,15 @@ def _step_event(s: _Session, loop: _Loop, result: StepResult, tokens_per_s: floa
             **({"omega": result.omega} if result.omega is not None else {}), "time": s.clock()}
 
 
-def _restart_bar(bar, epoch: int, total: int) -> None:
-    """The progress bar of a new epoch: same bar, count and text reset."""
-    bar.set_description(f"epoch {epoch}", refresh=False)
-    bar.set_postfix_str("", refresh=False)
-    bar.reset(total=total)
-
-
-def _postfix(e: dict) -> str:
-    """The progress bar's text after a step event."""
-    return (f"loss {e['loss_avg']:.3f} ppl {_ppl(e['loss_avg']):.1f} |g| {e['grad_norm']:.3g} "
-            + (f"omega {e['omega']:.3g} " if "omega" in e else "") + f"{e['tokens_per_s']:,.0f} tok/s")
-
-
 def _summary(s: _Session, loop: _Loop, stopped: str, nonfinite: dict | None) -> dict:
-    """train()'s result as the loop left it (format_summary prints it; _final_report adds to it)."""
+    """train()'s result as the loop left it (format_summary prints it; _final_report adds to it).
+
+    tokens_per_s: this session's training tokens per second inside training steps (see _Timing)."""
     elapsed = s.clock()
+    t = s.timing
     return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
-            "tokens": loop.tokens, "elapsed_s": elapsed, "tokens_per_s": loop.tokens / max(elapsed, 1e-9),
+            "tokens": loop.tokens, "elapsed_s": elapsed,
+            "tokens_per_s": t.step_tokens / t.step_seconds if t.step_seconds > 0 else 0.0,
             "lr": s.opt.lr, "val_loss": loop.val_loss, "val_ppl": _ppl(loop.val_loss),
             "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
             "clip_fraction": loop.clipped_total / max(loop.step - loop.skipped, 1),
@@ -584,21 +1000,24 @@ def _final_report(s: _Session, loop: _Loop, hidden, stopped: str) -> dict:
     from . import checkpoint
     from .data import batchify
     from .optim import first_nonfinite
+    from .runs import fmt_ppl
 
     report = {}
     if loop.last_eval_step != loop.step and stopped != "nonfinite":
-        val, _ = evaluate_stream(s.model, s.valid_stream, s.config.bptt)
+        val = _validate_full(s, "final validation")
         best = _keep_best(s, loop, val)
         if best:
             _save(s, loop, hidden)
         report.update(val_loss=val, val_ppl=_ppl(val), best_val_loss=loop.best_saved,
                       best_val_ppl=_ppl(loop.best_saved))
         s.run.log(_eval_event(s, loop, "final", val, best, s.opt.lr))
+        _note(f"| final validation | loss {val:6.3f} | ppl {fmt_ppl(_ppl(val))}")
     report["sampled_from"] = "best" if s.run.best.exists() else "latest"
     if report["sampled_from"] == "best":
         s.model.load_state_dict(checkpoint.load(s.run.best).model)
     if len(s.corpus.test) > s.config.eval_batch_size * 2 and first_nonfinite(s.model.params) is None:
-        test_loss, _ = evaluate_stream(s.model, batchify(s.corpus.test, s.config.eval_batch_size), s.config.bptt)
+        test_loss, _ = evaluate_stream(s.model, batchify(s.corpus.test, s.config.eval_batch_size), s.config.bptt,
+                                       bar="test")
         report.update(test_loss=test_loss, test_ppl=_ppl(test_loss))
         s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.epoch,
                    "model": report["sampled_from"], "test_loss": test_loss, "test_ppl": _ppl(test_loss),
@@ -613,22 +1032,55 @@ def _final_report(s: _Session, loop: _Loop, hidden, stopped: str) -> dict:
 # ---------------------------------------------------------------- commands
 
 
+def _baseline_lines(s: dict) -> list[str]:
+    """The Kneser–Ney trigram beside the result, and whether the model has beaten it."""
+    from .runs import fmt_ppl
+    b = s.get("baseline")
+    if not b:
+        return []
+    split = "test" if "test_ppl" in s and "test" in b else "valid" if "valid" in b else None
+    if split is None:
+        return []
+    ours = s["test_ppl"] if split == "test" else s["best_val_ppl"] if math.isfinite(s["best_val_loss"]) else None
+    figures = ", ".join(f"{k} {fmt_ppl(b[k]['ppl'])}" for k in ("valid", "test") if k in b)
+    lines = [f"Kneser-Ney trigram baseline (same split and vocabulary): {figures}"]
+    if ours is None or not math.isfinite(ours):
+        lines.append("  the model has no finite perplexity: it has not beaten the baseline")
+    elif ours < b[split]["ppl"]:
+        lines.append(f"  the model beats it on {split}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
+    else:
+        hint = "" if s.get("stopped") == "nonfinite" else " (train longer: raise --max-minutes or --epochs)"
+        lines.append(f"  the model has NOT beaten it yet on {split}: {fmt_ppl(ours)} >= {fmt_ppl(b[split]['ppl'])}"
+                     + hint)
+    return lines
+
+
 def format_summary(s: dict) -> str:
     """The lines the train command prints at the end."""
+    from .runs import fmt_ppl
+    budget = s.get("budget_s", math.inf)
     lines = [f"run folder: {s['run_dir']}",
              f"stopped: {s['stopped']} after {s['steps']} steps ({s['tokens']:,} tokens, "
-             f"{s['elapsed_s'] / 60:.1f} min, {s['tokens_per_s']:,.0f} tokens/s)",
-             "   ".join(([f"valid ppl: {s['val_ppl']:.2f}"] if not math.isnan(s["val_loss"]) else [])
-                        + ([f"best valid ppl: {s['best_val_ppl']:.2f}"] if math.isfinite(s["best_val_loss"]) else [])
+             f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
+             + f", {s['tokens_per_s']:,.0f} training tokens/s)",
+             "   ".join(([f"valid ppl: {fmt_ppl(s['val_ppl'])}"] if not math.isnan(s["val_loss"]) else [])
+                        + ([f"best valid ppl: {fmt_ppl(s['best_val_ppl'])}"]
+                           if math.isfinite(s["best_val_loss"]) else [])
                         + [f"lr: {s['lr']:.4g}", f"clipped steps: {100 * s['clip_fraction']:.1f}%"])]
     if "test_ppl" in s:
-        lines.append(f"test ppl ({s['sampled_from']} model): {s['test_ppl']:.2f}")
+        lines.append(f"test ppl ({s['sampled_from']} model): {fmt_ppl(s['test_ppl'])}")
+    lines += _baseline_lines(s)
+    if "startup_s" in s:
+        lines.append(f"start-up (corpus, compiling, baseline, calibration; not in the budget): {s['startup_s']:.1f} s")
     if s["skipped"]:
         lines.append(f"non-finite steps skipped: {s['skipped']}")
     if s["nonfinite"] and s["stopped"] == "nonfinite":
         nf = s["nonfinite"]
-        lines.append(f"the run diverged: non-finite {nf['tensor']} at step {nf['step']}; "
-                     "model.npz holds the last good parameters")
+        why = f" (stopped after --max-skips non-finite steps in a row)" if nf.get("max_skips") else ""
+        back = (f"; rolled back to step {nf['rolled_back_to']}, the last state whose loss and gradients were finite"
+                if nf.get("rolled_back_to") is not None else "")
+        lines.append(f"the run diverged: non-finite {nf['tensor']} at step {nf.get('detected_at', nf['step'])}{back}; "
+                     "model.npz holds the last good parameters" + why)
     if s.get("sample"):
         lines.append(f"sample ({s['sampled_from']} model):")
         lines.append("  " + s["sample"])
