@@ -109,10 +109,7 @@ def lock_run(folder):
     """
     from filelock import FileLock, Timeout
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the run folder {folder}: {exc.strerror or exc}") from None
+    folder.mkdir(parents=True, exist_ok=True)     # an OSError is one line in cli.main (errors.describe_os_error)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give --out a folder path")
     lock = FileLock(str(folder / LOCK), timeout=0)
@@ -188,10 +185,7 @@ class Run:
         folder = Path(folder)
         if (folder / CONFIG).exists():
             raise UserError(f"{folder} already holds a run; use --resume {folder} or another --out")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create the run folder {folder}: {exc.strerror or exc}") from None
+        folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(folder)
         atomic_write_json(folder / CONFIG, info)
         atomic_write_json(folder / VOCAB, vocab)

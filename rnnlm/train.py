@@ -614,7 +614,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     started = time.perf_counter()
     validate(config)
     folder = Path(resume if resume is not None else (config.out or default_out(config)))
-    print(f"run folder: {folder}", file=sys.stderr, flush=True)
+    print(f"run folder: {folder}", flush=True)     # stdout: stderr stays for progress and the one error line
     s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
     lock = lock_run(folder)
     try:

@@ -117,7 +117,7 @@ def test_time_budget_reserves_the_final_evaluation(text, tmp_path):
     t.observe_eval(1000, 100.0)                   # far too slow: the reserve stops at half the budget
     assert t.reserve() == 30.0 and t.reserve_capped()
     # A 3-second budget on a tiny model: training stops early enough that the whole session fits.
-    s = train(tiny(text, tmp_path / "budget", max_minutes=0.05, epochs=1000, save_minutes=0.01))
+    s = train(tiny(text, tmp_path / "budget", max_minutes=0.05, epochs=1000, patience=0, save_minutes=0.01))
     assert s["stopped"] == "max_minutes"
     assert s["elapsed_s"] <= 3.0 * 1.25 and s["budget_s"] == 3.0
     assert "of a 0.05-min budget" in format_summary(s)
@@ -144,12 +144,12 @@ def test_huge_perplexities_print_in_scientific_notation():
 
 def test_plain_progress_lines_when_stderr_is_not_a_terminal(text, tmp_path, capsys):
     train(tiny(text, tmp_path / "r", max_steps=10, log_interval=5))
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.startswith("| epoch")]
     assert len(lines) == 2 and "step      5" in lines[0] and "step     10" in lines[1]
     for key in ("ms/batch", "loss", "ppl", "|g|", "clipped", "tok/s", "left", "(max-steps)"):
         assert key in lines[0]
-    assert err.splitlines()[0] == f"run folder: {tmp_path / 'r'}"       # printed first
+    assert out.splitlines()[0] == f"run folder: {tmp_path / 'r'}"       # printed first (stdout)
 
 
 # ---------------------------------------------------------------- run folders
