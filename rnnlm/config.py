@@ -220,6 +220,10 @@ RANGES: dict[str, Range] = {
     "max_minutes": Range(float, 0.0, note="(0 = no limit)"), "eval_every": _count(0, "(0 = epoch ends only)"),
     "log_every": _count(1), "track_jacobian_every": _count(0, "(0 = off)"),
     "sample_words": _count(0, "(0 = none)"),
+    "eval_minutes": Range(float, 0.0, note="(0 = off)"), "save_minutes": Range(float, 0.0, note="(0 = off)"),
+    "log_interval": _count(1), "max_skips": _count(1),
+    # sweep
+    "seeds": _count(1), "workers": _count(1), "retries": _count(0),
     # jacobian
     "max_lag": _count(1), "anchors": _count(1), "tokens": _count(2),
     # generate
@@ -228,7 +232,7 @@ RANGES: dict[str, Range] = {
     # probe
     "n": _count(1), "n_targets": _count(1), "window": _count(2),
     # bench
-    "repeats": _count(1), "threads": _count(1),
+    "repeats": _count(1), "threads": _count(1), "sweep_jobs": _count(1), "sweep_steps": _count(1),
     # demo
     "minutes": Range(float, 0.0, lo_open=True),
     "min_distance": _count(1, text="between 1 and the maximum training distance"),
@@ -445,13 +449,6 @@ class TrainConfig:
                             f"not --cell {self.model.cell}")
         if self.on_nonfinite not in ON_NONFINITE:
             raise UserError(f"--on-nonfinite must be stop or skip, got '{self.on_nonfinite}'")
-        for name in ("eval_minutes", "save_minutes"):
-            v = getattr(self, name)
-            if not (v >= 0 and math.isfinite(v)):
-                raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0 (0 = off), got {v}")
-        for name in ("log_interval", "max_skips"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         """config.json's "train": {"format": FORMAT, "data": {...}, "model": {... no vocab_size}, ...}."""

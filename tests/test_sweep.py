@@ -71,7 +71,7 @@ def metrics_without_time(path):
     out = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         e = json.loads(line)
-        out.append({k: v for k, v in e.items() if k not in ("time", "tokens_per_s", "seconds")})
+        out.append({k: v for k, v in e.items() if k not in ("time", "tokens_per_s", "seconds", "startup_s")})
     return out
 
 
