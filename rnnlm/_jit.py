@@ -14,13 +14,15 @@ folder is handed to Numba per decorated kernel (Numba picks a kernel's cache
 locator when it is decorated), so other Numba code in the process keeps its
 own settings; with no writable folder anywhere kernels compile uncached.
 
-Threading layer: `workqueue` unless $NUMBA_THREADING_LAYER says otherwise.
-GNU OpenMP (Numba's default where it is found) makes a process that has run a
-parallel kernel unsafe to fork: a fork-based multiprocessing pool then dies
-("fork() called from a process already using GNU OpenMP") or hangs. workqueue
-is fork-safe and, measured with `bench` on this project's 2-core machines, was
-not slower (see ARCHITECTURE.md); its limit is that two Python threads must
-not run parallel kernels at the same time (use processes for that).
+Threading layer: `tbb` where the `tbb` package is installed (a dependency on
+the platforms it has wheels for), else `workqueue`, unless
+$NUMBA_THREADING_LAYER says otherwise. GNU OpenMP (Numba's default where it is
+found) makes a process that has run a parallel kernel unsafe to fork: a
+fork-based multiprocessing pool then dies ("fork() called from a process
+already using GNU OpenMP") or hangs. TBB is fork-safe and thread-safe and, on
+this project's 2-core machine, as fast as OpenMP; workqueue is fork-safe but
+up to a third slower on small models, and two Python threads must not run its
+parallel kernels at the same time (see ARCHITECTURE.md for the measurement).
 """
 import os
 
@@ -29,10 +31,25 @@ from numba.core import config as _numba_config
 
 from .caches import numba_cache_dir
 
+
+
+def _fork_safe_layer() -> str:
+    """'tbb' when a TBB runtime Numba accepts (>= 2021.6) is installed, else 'workqueue'."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        major, minor = (int(x) for x in version("tbb").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return "workqueue"
+    return "tbb" if (major, minor) >= (2021, 6) else "workqueue"
+
+
 if not os.environ.get("NUMBA_THREADING_LAYER"):
+    THREADING_LAYER = _fork_safe_layer()                 # fork-safe (see the module docstring)
     # through the environment: Numba re-reads its config from it before compiling
-    os.environ["NUMBA_THREADING_LAYER"] = "workqueue"   # fork-safe (see the module docstring)
-    _numba_config.THREADING_LAYER = "workqueue"         # and now, for kernels loaded from the cache
+    os.environ["NUMBA_THREADING_LAYER"] = THREADING_LAYER
+    _numba_config.THREADING_LAYER = THREADING_LAYER     # and now, for kernels loaded from the cache
+else:
+    THREADING_LAYER = os.environ["NUMBA_THREADING_LAYER"]
 
 FASTMATH = {"contract", "arcp"}
 CACHE_DIR = numba_cache_dir()       # None: no writable cache folder, compile on every start
