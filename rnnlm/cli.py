@@ -554,6 +554,7 @@ def _add_plot(sub):
     tr.add_argument("--out", default=None, help="image file (default RUN/plots/training.png)")
     tr.add_argument("--title", default=None, help="figure title (default: names the model and clipping)")
     _add_plot_probe(psub)
+    _add_plot_sweep(psub)
     return p
 
 
@@ -563,6 +564,8 @@ def _run_plot(args):
     from . import plots
     if args.plot_command == "probe":
         return _run_plot_probe(args)
+    if args.plot_command == "sweep":
+        return _run_plot_sweep(args)
     if args.plot_command == "training":
         run = Path(args.run)
         out = args.out or run / "plots" / "training.png"
@@ -628,6 +631,158 @@ def _run_demo(args):
     return 0
 
 
+# ---------------------------------------------------------------- sweep
+
+# Train flags that a sweep does not take per point: its own --out, no --resume, no inner bars.
+_SWEEP_SKIP = {"help", "out", "resume", "progress"}
+
+
+def _list_type(one, choices, flag):
+    """argparse type of a grid flag: a comma-separated list of values of the train flag's own type.
+
+    A piece that does not start with a letter joins the one before it when the
+    flag takes text, so "scaled-tanh:1.7159,0.6667" stays one activation.
+    """
+    def parse(text):
+        pieces = []
+        for piece in str(text).split(","):
+            if pieces and one is str and piece[:1] and not piece[:1].isalpha():
+                pieces[-1] += "," + piece
+            else:
+                pieces.append(piece)
+        values = []
+        for piece in pieces:
+            v = one(piece.strip()) if one is not None else piece.strip()
+            if choices is not None and v not in choices:
+                raise argparse.ArgumentTypeError(f"{flag}: '{v}' is not one of {', '.join(map(str, choices))}")
+            values.append(v)
+        if not values:
+            raise argparse.ArgumentTypeError(f"{flag}: empty list")
+        return values
+    return parse
+
+
+def _train_flag_actions():
+    """The `train` command's flags, as argparse actions grouped by title (read from _add_train)."""
+    scratch = _Parser(add_help=False)
+    tp = _add_train(scratch.add_subparsers(parser_class=_Parser))
+    return [(g.title, [a for a in g._group_actions if a.dest not in _SWEEP_SKIP]) for g in tp._action_groups]
+
+
+def _add_sweep(sub):
+    p = sub.add_parser("sweep", help="grids of trainings in parallel on Dask: 'sweep run', 'sweep summarize'",
+                       description="'sweep run' trains every point of a grid on Dask workers (a local cluster "
+                                   "of one-thread worker processes, or --scheduler) and records one row per "
+                                   "job in OUT/sweep.jsonl; rerunning it skips finished jobs. "
+                                   "'sweep summarize OUT' prints the table.")
+    ssub = p.add_subparsers(dest="sweep_command", metavar="ACTION", parser_class=_Parser)
+    ssub.required = True
+    run = ssub.add_parser("run", help="run a grid of trainings (train flags take comma-separated lists)",
+                          description="Every train flag takes a comma-separated list here; the grid is the "
+                                      "product of the lists (e.g. --cell rnn,lstm,gru --recurrent-scale 0.5,1,2 "
+                                      "--seeds 3 is 27 jobs). Each point is validated before anything runs.")
+    for title, actions in _train_flag_actions():
+        g = run.add_argument_group(f"{title} (lists: one grid axis each)" if title not in
+                                   ("positional arguments", "options") else "training")
+        for a in actions:
+            if a.nargs == 0:        # store_true / store_false: one value for the whole grid
+                g.add_argument(*a.option_strings, dest=a.dest, action=type(a), default=None, help=a.help)
+                continue
+            g.add_argument(*a.option_strings, dest=a.dest, default=None, metavar="V[,V...]", help=a.help,
+                           type=_list_type(a.type, a.choices, a.option_strings[0]))
+    s = run.add_argument_group("sweep")
+    s.add_argument("--grid", default=None, metavar="FILE",
+                   help="a JSON (or, on Python >= 3.11, TOML) grid: {setting: value or list, seeds: N, "
+                        "measure: [...]}; flags given here override its keys")
+    s.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 (an axis)")
+    s.add_argument("--measure", default=None, metavar="M[,M...]",
+                   help="measure each trained model: lag (Jacobian lag curve, D=30, 8 anchors, on validation text)")
+    s.add_argument("--keep-models", action="store_true", default=None,
+                   help="bring back model.npz and best.npz of every job (default: config, metrics and vocab only)")
+    s.add_argument("--out", default=None, help="sweep folder (default runs/sweep-<date>-<time>); rerun with "
+                                               "the same --out to resume")
+    s.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="send the jobs to this running Dask scheduler (default: a local cluster; "
+                        "'serial' = in this process, one job after another)")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the local cluster (default: one per core)")
+    s.add_argument("--retries", type=int, default=2,
+                   help="times a job whose worker died is rerun on another one (default 2)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar or per-job lines")
+    summ = ssub.add_parser("summarize", help="print the table of a sweep folder")
+    summ.add_argument("sweep", help="a sweep folder (holding sweep.jsonl)")
+    return p
+
+
+def _sweep_grid(args) -> dict:
+    """The grid dict of `sweep run`: the grid file's keys, then the flags given (lists), --seeds, --measure."""
+    from . import sweepgrid
+    grid = sweepgrid.read_grid_file(args.grid) if args.grid else {}
+    for _, actions in _train_flag_actions():
+        for a in actions:
+            v = getattr(args, a.dest, None)
+            if v is not None:
+                grid[a.dest] = v
+    if args.seeds is not None:
+        grid["seeds"] = args.seeds
+    if args.measure is not None:
+        grid["measure"] = [m.strip() for m in args.measure.split(",") if m.strip()]
+    if args.keep_models:
+        grid["keep_models"] = True
+    return grid
+
+
+def _run_sweep(args):
+    import time
+    from pathlib import Path
+
+    from . import sweep, sweepgrid
+    if args.sweep_command == "summarize":
+        print(sweepgrid.summarize(args.sweep))
+        return 0
+    grid = _sweep_grid(args)
+    points, axes = sweepgrid.expand_grid(grid)
+    measure = grid.get("measure") or []
+    if isinstance(measure, str):
+        measure = [measure]
+    out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    print(f"{len(points)} jobs ({' x '.join(axes) or 'one point'}) into {out}", file=sys.stderr, flush=True)
+    jobs, data = sweepgrid.train_sweep_jobs(points, measure, bool(grid.get("keep_models")))
+    try:
+        rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
+                               retries=args.retries, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"continue with the same command and --out {out}", file=sys.stderr, flush=True)
+        raise
+    table = sweepgrid.summarize(out)
+    from .fileio import atomic_write_text
+    atomic_write_text(out / "summary.md", table + "\n")
+    print(table)
+    done = [r for r in rows if r["status"] == "done"]
+    if axes and done:
+        from .sweepplot import plot_sweep
+        numeric = [a for a in axes if a != "seed" and all(isinstance(p[a], (int, float)) for _, p, _ in points)]
+        x = (numeric or [a for a in axes if a != "seed"] or axes)[0]
+        hue = next((a for a in axes if a not in (x, "seed")), None)
+        print(f"wrote {out / 'summary.md'} and {plot_sweep(out, x, 'best_val_ppl', hue)} (and .svg)")
+    return 0
+
+
+def _add_plot_sweep(plot_sub):
+    q = plot_sub.add_parser("sweep", help="one column of a sweep's table against another (sweep.jsonl)")
+    q.add_argument("sweep", help="a sweep folder")
+    q.add_argument("--x", required=True, help="column on the x axis, e.g. recurrent_scale")
+    q.add_argument("--y", default="best_val_ppl", help="column on the y axis (default best_val_ppl)")
+    q.add_argument("--hue", default=None, help="one line per value of this column, e.g. cell")
+    q.add_argument("--out", default=None, help="image file (default SWEEP/sweep-<y>-vs-<x>[-by-<hue>].png)")
+
+
+def _run_plot_sweep(args):
+    from .sweepplot import plot_sweep
+    print(f"wrote {plot_sweep(args.sweep, args.x, args.y, args.hue, args.out)} (and .svg)")
+    return 0
+
+
 # ---------------------------------------------------------------- registry
 
 # (name, add, run): later issues append their commands here.
@@ -643,6 +798,7 @@ COMMANDS = [
     ("jacobian", _add_jacobian, _run_jacobian),
     ("plot", _add_plot, _run_plot),
     ("demo", _add_demo, _run_demo),
+    ("sweep", _add_sweep, _run_sweep),
 ]
 
 

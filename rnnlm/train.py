@@ -335,12 +335,15 @@ class _Session(NamedTuple):
     clock: _Clock | None = None
 
 
-def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_step=None) -> dict:
+def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_step=None,
+          corpus=None) -> dict:
     """Train a model as `config` says; returns a summary dict (see `_summary` and `_final_report`).
 
     resume: a run folder to continue from its model.npz (its config.json wins;
     build `config` with `resume_config`). on_step: called as on_step(step)
-    after every step, for tests (e.g. to send SIGINT).
+    after every step, for tests (e.g. to send SIGINT). corpus: an already
+    loaded data.Corpus to train on instead of reading config.data (sweep
+    workers get the token arrays from the client and have no corpus on disk).
 
     Never raises for a diverging run: a nan/inf loss or gradient ends the run
     with stopped="nonfinite" (or is skipped), which is a result, not a crash.
@@ -352,7 +355,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     from .optim import first_nonfinite
 
     validate(config)
-    s = _prepare(config if resume is None else dataclasses.replace(config, out=str(resume)))
+    s = _prepare(config if resume is None else dataclasses.replace(config, out=str(resume)), corpus)
     config, model, vocab = s.config, s.model, s.corpus.vocab.to_json()
     if resume is None:
         run, loop, hidden = Run.create(config.out, s.info, vocab), _Loop(), model.init_state(config.batch_size)
@@ -426,7 +429,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     return summary
 
 
-def _prepare(config: TrainConfig) -> _Session:
+def _prepare(config: TrainConfig, corpus=None) -> _Session:
     """Corpus, batches, model and optimizer of a run (no files written yet); lr and out resolved."""
     import numpy as np
 
@@ -436,7 +439,7 @@ def _prepare(config: TrainConfig) -> _Session:
     from .optim import make_optimizer
 
     out = Path(config.out or default_out(config))
-    corpus = load_corpus(config.data)
+    corpus = load_corpus(config.data) if corpus is None else corpus
     mcfg = model_config(config, len(corpus.vocab))
     model = RNNModel(mcfg, seed=config.seed)
     opt = make_optimizer(config.optimizer, model.params, config.lr, momentum=config.momentum,

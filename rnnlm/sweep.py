@@ -1,0 +1,410 @@
+"""Sweeps: grids of short jobs run in parallel on `dask.distributed`, recorded one line per job.
+
+`run_sweep(folder, jobs, data)` sends every job of `jobs` that `folder/sweep.jsonl`
+does not already record to Dask workers and writes, as each one finishes, its
+files under `folder/<job name>/` and its row as one more line of sweep.jsonl.
+By default the workers are an in-process `LocalCluster` of worker processes,
+one per core, one thread each; `scheduler="tcp://HOST:8786"` sends the same
+jobs to a cluster started by hand (`dask scheduler` / `dask worker`), and
+`scheduler="serial"` runs them one after another in this process (no Dask: the
+reference the tests compare the engine against, and the bench's serial loop).
+
+A job is `Job(name, fn, settings, data)`: `fn` is "module:function", imported on
+the worker and called as `fn(settings, payload) -> JobResult`, where payload is
+`data[job.data]` (a dict of NumPy arrays, scattered to the workers once) or
+None. Workers need no shared file system: a job writes only into a temporary
+folder of its own and returns its files as bytes; the client writes them.
+
+Nothing lost:
+- a finished job is recorded as it finishes (sweep.jsonl rewritten atomically
+  with one more line), so a rerun of the same sweep skips it;
+- a job that raises is a row with status "failed" and its one-line error
+  (`UserError`: its message; anything else: "Type: message"); the rest go on;
+- a worker that dies mid-job (killed, out of memory) has its job rescheduled
+  by the Dask scheduler on another worker, at most `retries` times (the
+  scheduler's `allowed-failures`, set for the LocalCluster; an external
+  scheduler uses its own setting); `attempts` in the row counts the runs;
+- Ctrl-C cancels the jobs in flight, closes the cluster (no worker processes
+  left) and raises KeyboardInterrupt; a rerun resumes.
+
+Threads: every worker runs its job on one Numba thread with one-thread BLAS
+(`NUMBA_NUM_THREADS`, `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and
+`MKL_NUM_THREADS` = 1 set in the worker process before it imports NumPy or
+Numba, through the Nanny's environment, and `numba.set_num_threads(1)` around
+each job as a guard for workers started by hand). Results depend on the thread
+count, so the serial path runs with one thread too unless told otherwise.
+
+The one thing to know before editing: a row is written only after its job's
+files are, and only the client writes into the sweep folder; a job function
+must be deterministic in (settings, payload) and must not touch shared disk,
+or reruns, retries and the engine-vs-serial test stop meaning anything.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from .errors import UserError
+from .fileio import atomic_write_bytes, atomic_write_text
+
+SWEEP_FILE = "sweep.jsonl"
+SERIAL = "serial"           # scheduler value: run the jobs in this process, no Dask
+ENGINE_KEYS = ("name", "fn", "settings", "status", "error", "wall_s", "worker", "attempts", "max_rss_mb")
+# Set in every LocalCluster worker process before it imports NumPy or Numba.
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1"}
+_NAME = re.compile(r"^[A-Za-z0-9_+=,-][A-Za-z0-9._+=,-]*$")
+
+
+class Job(NamedTuple):
+    """One point of a sweep."""
+
+    name: str               # unique, filesystem-safe folder name under the sweep folder, named by its settings
+    fn: str                 # "module:function", imported on the worker, e.g. "rnnlm.sweepjobs:train_job"
+    settings: dict          # JSON-able; the job's full settings (recorded in sweep.jsonl and passed to fn)
+    data: str | None = None  # key into run_sweep's `data` (a payload shipped to workers once), or None
+
+
+class JobResult(NamedTuple):
+    """What a job function returns."""
+
+    row: dict               # flat JSON-able summary (numbers/strings/lists) merged into the job's sweep.jsonl row
+    files: dict             # {relative path: bytes} written by the client under SWEEP/JOB/ (atomically)
+
+
+# ---------------------------------------------------------------- sweep.jsonl
+
+
+def read_rows(folder) -> list[dict]:
+    """The rows of folder/sweep.jsonl, in the order they were recorded ([] when there is none).
+
+    A torn last line (a crash of an older writer) is dropped; any other bad line is a UserError.
+    """
+    path = Path(folder) / SWEEP_FILE
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise UserError(f"{path}: line {i + 1} is not JSON; fix or remove it") from None
+    return rows
+
+
+def _json_safe(x):
+    """Non-finite floats to None, NumPy scalars and arrays to Python, so a row is strict JSON."""
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
+        return _json_safe(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+class _Recorder:
+    """Writes finished jobs: their files, then their row as one more line of sweep.jsonl (atomic rewrite)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path = folder / SWEEP_FILE
+        self.text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        if self.text and not self.text.endswith("\n"):      # a torn last line: read_rows dropped it
+            self.text = self.text[: self.text.rfind("\n") + 1]
+
+    def record(self, job: Job, out: dict) -> dict:
+        for rel, blob in sorted(out.get("files", {}).items()):
+            target = (self.folder / job.name / rel).resolve()
+            if not str(target).startswith(str((self.folder / job.name).resolve()) + os.sep):
+                raise UserError(f"job {job.name}: file {rel!r} would land outside its folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, blob)
+        row = {"name": job.name, "fn": job.fn, "settings": job.settings, "status": out["status"]}
+        if out.get("error"):
+            row["error"] = out["error"]
+        row.update(wall_s=round(out["wall_s"], 3), worker=out["worker"], attempts=out["attempts"],
+                   max_rss_mb=out.get("max_rss_mb"))
+        for k, v in out.get("row", {}).items():
+            row.setdefault(k, v)
+        row = _json_safe(row)
+        self.text += json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
+        atomic_write_text(self.path, self.text)
+        return row
+
+
+# ---------------------------------------------------------------- the worker side
+
+
+def _import_fn(spec: str):
+    mod, _, name = spec.partition(":")
+    if not mod or not name:
+        raise UserError(f"job function {spec!r}: expected 'module:function'")
+    try:
+        return getattr(importlib.import_module(mod), name)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"job function {spec!r} cannot be imported on this worker ({exc})") from None
+
+
+def _max_rss_mb() -> float | None:
+    try:
+        import resource
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)   # Linux: KiB
+    except (ImportError, OSError):
+        return None
+
+
+@contextlib.contextmanager
+def _numba_threads(n: int | None):
+    """Numba's thread count set to n for the block (None: left alone)."""
+    if n is None:
+        yield
+        return
+    import numba
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def execute(fn: str, settings: dict, payload, threads: int | None = 1, worker: str = "") -> dict:
+    """Run one job where this is called (a Dask worker or the client); never raises for the job's own errors.
+
+    Returns {status: done | failed, error, row, files, wall_s, worker, max_rss_mb}:
+    the JobResult's parts plus what the engine measures. threads: Numba threads
+    for the job (None: leave as is).
+    """
+    if not worker:
+        try:
+            from distributed import get_worker
+            worker = get_worker().address
+        except (ImportError, ValueError):
+            worker = f"local:{os.getpid()}"
+    t0 = time.perf_counter()
+    out = {"status": "done", "error": None, "row": {}, "files": {}}
+    try:
+        with _numba_threads(threads):
+            result = _import_fn(fn)(settings, payload)
+        if not isinstance(result, JobResult):
+            raise TypeError(f"{fn} returned {type(result).__name__}, not a JobResult")
+        out.update(row=dict(result.row), files=dict(result.files))
+    except UserError as exc:
+        out.update(status="failed", error=str(exc))
+    except Exception as exc:   # noqa: BLE001 - a job's own crash is a failed row, not a dead sweep
+        msg = str(exc).strip().splitlines()
+        out.update(status="failed", error=f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": "))
+    out.update(wall_s=time.perf_counter() - t0, worker=worker, max_rss_mb=_max_rss_mb())
+    return out
+
+
+def worker_threads() -> dict:
+    """What a worker's thread settings are (the tests ask every worker)."""
+    import numba
+    return {"numba": numba.get_num_threads(), "numba_pool": numba.config.NUMBA_NUM_THREADS,
+            **{k: os.environ.get(k) for k in WORKER_ENV}}
+
+
+# ---------------------------------------------------------------- the client side
+
+
+def _check_jobs(jobs) -> None:
+    seen = set()
+    for job in jobs:
+        if not isinstance(job, Job):
+            raise TypeError(f"run_sweep takes Job tuples, got {type(job).__name__}")
+        if not _NAME.match(job.name):
+            raise UserError(f"job name {job.name!r}: use letters, digits and . _ + = , - only")
+        if job.name in seen:
+            raise UserError(f"two jobs are named {job.name!r}; every point of a sweep needs its own name")
+        seen.add(job.name)
+        try:
+            json.dumps(job.settings, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"job {job.name}: settings are not JSON ({exc})") from None
+
+
+def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: str | None = None,
+              n_workers: int | None = None, retries: int = 2, progress: bool = True,
+              threads: int = 1, on_row=None) -> list[dict]:
+    """Run every job not already finished in folder/sweep.jsonl; return all rows (old and new).
+
+    folder: the sweep folder (created). jobs: Job tuples with unique names.
+    data: {key: {name: ndarray}} payloads that jobs name by key; each is sent to
+    the workers once. scheduler: None = a LocalCluster of `n_workers` worker
+    processes (default: one per core) with one thread each; "tcp://HOST:PORT" =
+    that running scheduler; "serial" = in this process, one job after another,
+    on `threads` Numba threads. retries: times a job whose worker died is
+    rerun (LocalCluster only). on_row(row): called as each row is recorded.
+    A finished job (status done or failed) is skipped; delete its line to rerun it.
+    Ctrl-C: cancels, closes the cluster, raises KeyboardInterrupt.
+    """
+    folder = Path(folder)
+    _check_jobs(jobs)
+    data = data or {}
+    for job in jobs:
+        if job.data is not None and job.data not in data:
+            raise UserError(f"job {job.name} needs data {job.data!r}, which the sweep was not given")
+    if retries < 0:
+        raise UserError(f"retries must be >= 0, got {retries}")
+    folder.mkdir(parents=True, exist_ok=True)
+    old = read_rows(folder)
+    done = {r["name"] for r in old}
+    todo = [j for j in jobs if j.name not in done]
+    rows = list(old)
+    if not todo:
+        return rows
+    recorder = _Recorder(folder)
+    from tqdm import tqdm
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="sweep", unit="job",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def finish(job, out):
+        row = recorder.record(job, out)
+        rows.append(row)
+        bar.update(1)
+        if progress:
+            bar.write(format_row_line(row), file=sys.stderr)
+        if on_row is not None:
+            on_row(row)
+
+    try:
+        if scheduler == SERIAL:
+            for job in todo:
+                out = execute(job.fn, job.settings, data.get(job.data) if job.data else None, threads,
+                              worker=f"serial:{os.getpid()}")
+                finish(job, {**out, "attempts": 1})
+        else:
+            _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: {len(rows)} of {len(jobs)} jobs recorded in {folder / SWEEP_FILE}; "
+              "rerun the same command to run the rest", file=sys.stderr, flush=True)
+        raise
+    bar.close()
+    return rows
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, n_workers: int | None, retries: int, progress: bool):
+    """A distributed.Client on a fresh LocalCluster (closed on exit) or on the given scheduler."""
+    import dask
+    from distributed import Client, LocalCluster
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); "
+                            "start one with 'dask scheduler' or leave --scheduler out") from None
+        with client:
+            yield client
+        return
+    n = n_workers or os.cpu_count() or 1
+    cfg = {"distributed.scheduler.allowed-failures": retries,
+           "distributed.worker.daemon": True,
+           "distributed.admin.system-monitor.gil.enabled": False}
+    with dask.config.set(cfg):
+        try:
+            import bokeh  # noqa: F401
+            dashboard = ":0"
+        except ImportError:
+            dashboard = None
+        with contextlib.redirect_stdout(sys.stderr):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=dict(WORKER_ENV),
+                                   dashboard_address=dashboard, silence_logs=logging.ERROR)
+        try:
+            with Client(cluster) as client:
+                if dashboard and progress:
+                    print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
+                yield client
+        finally:
+            cluster.close(timeout=20)
+
+
+def _attempts(client, keys) -> dict:
+    """{task key: times it ran}: 1 + the times its worker died under it (the scheduler's count)."""
+    def count(dask_scheduler, keys=keys):
+        return {k: (dask_scheduler.tasks[k].suspicious if k in dask_scheduler.tasks else 0) for k in keys}
+    try:
+        return {k: 1 + n for k, n in client.run_on_scheduler(count).items()}
+    except Exception:   # noqa: BLE001 - a count for the record only
+        return {k: None for k in keys}
+
+
+def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress) -> None:
+    import secrets
+
+    from distributed import as_completed
+    from distributed.client import FutureCancelledError
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:      # pragma: no cover - older layouts
+        from distributed import KilledWorker
+    with _client(scheduler, n_workers, retries, progress) as client:
+        tag = secrets.token_hex(3)
+        # Scatter only once the workers are up, so that every one of them holds a copy.
+        client.wait_for_workers(n_workers or (1 if scheduler else (os.cpu_count() or 1)), timeout=120)
+        shipped = {}
+        for key in sorted({j.data for j in todo if j.data is not None}):
+            # On every worker: a worker that dies then loses no payload the others need.
+            [shipped[key]] = client.scatter([data[key]], broadcast=True, hash=False)
+        futures, lost = {}, []
+        for job in todo:
+            fut = client.submit(execute, job.fn, job.settings, shipped.get(job.data), 1,
+                                key=f"sweep-{tag}-{job.name}", pure=False, retries=0)
+            futures[fut] = job
+        try:
+            for fut in as_completed(list(futures)):
+                job = futures[fut]
+                try:
+                    out = fut.result()
+                    out["attempts"] = _attempts(client, [fut.key])[fut.key]
+                except KilledWorker:
+                    out = {"status": "failed", "wall_s": 0.0, "worker": "", "attempts": retries + 1,
+                           "error": f"its worker died {retries + 1} times (killed or out of memory)"}
+                except FutureCancelledError:
+                    lost.append(job.name)
+                    continue
+                finish(job, out)
+                fut.release()
+        except BaseException:
+            client.cancel(list(futures), force=True)
+            raise
+        if lost:
+            print(f"{len(lost)} jobs were cancelled by the cluster (e.g. {lost[0]}) and not recorded; "
+                  "rerun the same sweep to run them", file=sys.stderr, flush=True)
+
+
+def format_row_line(row: dict) -> str:
+    """The line printed when a job finishes."""
+    if row["status"] != "done":
+        return f"{row['name']}: FAILED ({row.get('error')}) [{row['wall_s']:.1f} s]"
+    bits = []
+    for key in ("best_val_ppl", "val_ppl", "stopped", "steps"):
+        if row.get(key) is not None:
+            v = row[key]
+            bits.append(f"{key} {v:.2f}" if isinstance(v, float) else f"{key} {v}")
+    return f"{row['name']}: done{(' ' + ', '.join(bits)) if bits else ''} [{row['wall_s']:.1f} s on {row['worker']}]"
+
+
+def temp_folder():
+    """A temporary folder on the machine running the job (a job writes only there)."""
+    return tempfile.TemporaryDirectory(prefix="rnnlm-job-")

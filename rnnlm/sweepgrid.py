@@ -1,0 +1,229 @@
+"""Grids of trainings for `sweep run`, and the table of `sweep summarize`.
+
+A grid is a dict {setting: value or list of values}: every key a field of
+TrainConfig, ModelConfig or DataConfig (underscored, e.g. recurrent_scale,
+clip_norm, max_vocab); a list is an axis of the grid, anything else a fixed
+setting. `expand_grid` takes the product of the axes (in the order given,
+seeds innermost), validates every point as a TrainConfig before anything runs
+and names each point by its axis values ("cell=rnn,recurrent_scale=2,seed=1").
+`train_sweep_jobs` turns the points into sweep Jobs of `sweepjobs.train_job`,
+with the corpus read and tokenized here once per distinct DataConfig.
+
+Grid files: JSON (always) or TOML (Python >= 3.11, tomllib), the same flat
+dict plus optional "seeds" (N: seeds 0..N-1), "measure" (list) and
+"keep_models" (bool). Example: {"cell": ["rnn", "lstm"], "recurrent_scale":
+[0.5, 1, 2], "seeds": 3, "max_steps": 200, "emsize": 32, "hidden": 32}.
+
+The one thing to know before editing: a point's name is its folder and its
+identity in sweep.jsonl (a rerun skips names already recorded), so the name
+must be a pure function of the point's axis values; changing the naming rule
+makes old sweeps rerun every point.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+from pathlib import Path
+
+from .config import DataConfig, ModelConfig, TrainConfig
+from .errors import UserError
+
+EXTRA_KEYS = ("seeds", "measure", "keep_models")
+# Sweep defaults that differ from `train`'s: no sample text, no bar inside a job.
+SWEEP_DEFAULTS = {"sample_words": 0, "progress": False}
+_FIELDS = {
+    "model": {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"},
+    "data": {f.name for f in dataclasses.fields(DataConfig)},
+    "train": {f.name for f in dataclasses.fields(TrainConfig)} - {"data", "model", "out", "progress"},
+}
+
+
+def read_grid_file(path) -> dict:
+    """A grid file (.json, or .toml on Python >= 3.11) as a dict."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"grid file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ImportError:
+            raise UserError("TOML grid files need Python >= 3.11 (tomllib); write the grid as JSON") from None
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path}: a grid file holds one object {{setting: value or list}}")
+    return d
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v).replace("/", "_").replace(" ", "_").replace(":", "_")
+
+
+def point_name(point: dict, axes: list[str]) -> str:
+    """The folder name of a grid point: its axis values, in axis order."""
+    return ",".join(f"{k}={_short(point[k])}" for k in axes) or "run"
+
+
+def make_config(point: dict) -> TrainConfig:
+    """A validated TrainConfig from a flat {field: value} dict (the `train` command's conveniences applied)."""
+    unknown = sorted(set(point) - set().union(*_FIELDS.values()))
+    if unknown:
+        raise UserError(f"unknown setting {unknown[0]!r} in the grid; use the names of the train flags "
+                        "with underscores (e.g. recurrent_scale)")
+    given = {k: v for k, v in point.items() if k in _FIELDS["train"]}
+    if "clip_value" in given and "clip_norm" not in given:
+        given["clip_norm"] = 0.0
+    if ("epochs" in given or "max_steps" in given) and "max_minutes" not in given:
+        given["max_minutes"] = 0.0
+    for k, v in SWEEP_DEFAULTS.items():
+        given.setdefault(k, v)
+    try:
+        config = TrainConfig(data=DataConfig(**{k: v for k, v in point.items() if k in _FIELDS["data"]}),
+                             model=ModelConfig(**{k: v for k, v in point.items() if k in _FIELDS["model"]}),
+                             **given)
+        config.validate()
+    except TypeError as exc:
+        raise UserError(f"a grid setting has the wrong type ({exc})") from None
+    return config
+
+
+def expand_grid(grid: dict) -> tuple[list[tuple[str, dict, TrainConfig]], list[str]]:
+    """[(name, point, TrainConfig)] for every point of `grid`, and the axis names.
+
+    grid: {setting: value | list}, plus "seeds": N (an axis seed = 0..N-1
+    unless "seed" is given). A list of one value is fixed, not an axis. Every
+    point is validated; the first bad one is a UserError naming it.
+    """
+    grid = {k: v for k, v in grid.items() if k not in ("measure", "keep_models")}
+    seeds = grid.pop("seeds", None)
+    if seeds is not None:
+        if "seed" in grid:
+            raise UserError("give either seeds (a count) or seed (values), not both")
+        if not isinstance(seeds, int) or seeds < 1:
+            raise UserError(f"seeds must be a positive count, got {seeds!r}")
+        grid["seed"] = list(range(seeds))
+    axes = [k for k, v in grid.items() if isinstance(v, list) and len(v) > 1]
+    if "seed" in axes:                     # seeds innermost: one setting's seeds side by side
+        axes = [a for a in axes if a != "seed"] + ["seed"]
+    fixed = {k: (v[0] if isinstance(v, list) else v) for k, v in grid.items() if k not in axes}
+    points = []
+    for values in itertools.product(*(grid[a] for a in axes)):
+        point = {**fixed, **dict(zip(axes, values))}
+        name = point_name(point, axes)
+        try:
+            config = make_config(point)
+        except UserError as exc:
+            raise UserError(f"grid point {name}: {exc}") from None
+        points.append((name, point, config))
+    names = [n for n, _, _ in points]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"two grid points are both named {dup!r}; give distinct values")
+    return points, axes
+
+
+def train_sweep_jobs(points, measure=(), keep_models: bool = False, progress: bool = True):
+    """(jobs, data) for run_sweep: one train_job per point; the corpus of each DataConfig loaded here once."""
+    from .data import load_corpus
+    from .sweep import Job
+    from .sweepjobs import MEASURES, corpus_payload
+    for m in measure:
+        if m not in MEASURES:
+            raise UserError(f"unknown measurement {m!r}; choose from {', '.join(MEASURES)}")
+    data, keys, jobs = {}, {}, []
+    for name, _, config in points:
+        dkey = json.dumps(config.data.to_dict(), sort_keys=True)
+        if dkey not in keys:
+            keys[dkey] = f"corpus-{len(keys)}"
+            corpus = load_corpus(config.data)
+            data[keys[dkey]] = corpus_payload(corpus)
+        jobs.append(Job(name, "rnnlm.sweepjobs:train_job",
+                        {"train": config.to_dict(), "measure": list(measure), "keep_models": bool(keep_models)},
+                        keys[dkey]))
+    return jobs, data
+
+
+# ---------------------------------------------------------------- reading a sweep back
+
+
+def flat_settings(settings: dict) -> dict:
+    """A train job's settings as {leaf name: value} (train.model.cell -> cell); other jobs: as they are."""
+    if "train" not in settings:
+        return {k: v for k, v in settings.items() if not isinstance(v, dict)}
+    t = settings["train"]
+    flat = {k: v for k, v in t.items() if k not in ("format", "data", "model")}
+    flat.update(t.get("model", {}))
+    flat.update(t.get("data", {}))
+    if settings.get("measure"):
+        flat["measure"] = ",".join(settings["measure"])
+    return flat
+
+
+def table_rows(rows: list[dict]) -> list[dict]:
+    """Each row with its settings flattened into columns (the row's own keys win)."""
+    out = []
+    for r in rows:
+        flat = flat_settings(r.get("settings", {}))
+        out.append({**flat, **{k: v for k, v in r.items() if k != "settings"}})
+    return out
+
+
+def varying(rows: list[dict]) -> tuple[list[str], dict]:
+    """(settings that differ between rows, settings that are the same in all): the grid's axes and fixed part."""
+    flats = [flat_settings(r.get("settings", {})) for r in rows]
+    keys = []
+    for f in flats:
+        keys += [k for k in f if k not in keys]
+    axes = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+    fixed = {k: flats[0].get(k) for k in keys if k not in axes} if flats else {}
+    return axes, fixed
+
+
+RESULT_COLUMNS = ("status", "best_val_ppl", "val_ppl", "steps", "stopped", "tokens_per_s", "wall_s",
+                  "lag_factor_per_step", "lag_vanish_lag", "worker")
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def summarize(folder) -> str:
+    """The table of a sweep folder: one line per recorded job, its axis settings and results."""
+    from .sweep import SWEEP_FILE, read_rows
+    rows = read_rows(folder)
+    if not rows:
+        raise UserError(f"{folder} holds no {SWEEP_FILE}; run 'sweep run --out {folder} ...' first")
+    axes, fixed = varying(rows)
+    flat = table_rows(rows)
+    cols = ["name"] + [a for a in axes if a not in ("seed",)] + (["seed"] if "seed" in axes else [])
+    cols += [c for c in RESULT_COLUMNS if any(r.get(c) is not None for r in flat)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in flat:
+        cells = [_cell(r.get(c)) for c in cols]
+        if r.get("status") == "failed":
+            cells[cols.index("status")] = f"failed: {r.get('error')}"
+        lines.append("| " + " | ".join(cells) + " |")
+    done = sum(r.get("status") == "done" for r in rows)
+    shown = {k: v for k, v in fixed.items() if k in ("cell", "activation", "emsize", "hidden", "layers", "init",
+                                                     "recurrent_scale", "optimizer", "lr", "clip_norm",
+                                                     "max_steps", "max_minutes", "corpus", "bptt", "batch_size")}
+    head = (f"{folder}: {len(rows)} jobs ({done} done, {len(rows) - done} failed); fixed: "
+            + ", ".join(f"{k}={_cell(v)}" for k, v in shown.items() if v is not None))
+    return head + "\n\n" + "\n".join(lines)

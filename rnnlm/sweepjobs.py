@@ -1,0 +1,132 @@
+"""Job functions of sweeps (run on Dask workers) and the corpus payload they read.
+
+`train_job(settings, payload) -> JobResult` trains one TrainConfig on token
+arrays shipped from the client (`corpus_payload`), in a temporary folder on
+the worker, optionally measures the trained model (`MEASURES`), and returns
+the run folder's files as bytes and a flat row for sweep.jsonl. `noop_job`
+does nothing: the bench times Dask's round trip with it.
+
+Settings of a train job: {"train": TrainConfig.to_dict(), "measure": [names],
+"keep_models": bool}. The client validates the TrainConfig before anything runs.
+
+The one thing to know before editing: a job must give the same row and files
+wherever it runs (a worker process, a machine without the corpus, the client),
+so it reads nothing from disk but its own temporary folder and takes every
+setting from `settings` and every token from the payload.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .sweep import JobResult, temp_folder
+
+MEASURES = ("lag",)
+RUN_FILES = ("config.json", "metrics.jsonl", "vocab.json")
+MODEL_FILES = ("model.npz", "best.npz")
+SPLITS = ("train", "valid", "test")
+# The lag measurement of `--measure lag`: a cheap curve of the trained (best) model.
+LAG = dict(max_lag=30, anchors=8, tokens=300, seed=0)
+
+
+# ---------------------------------------------------------------- payload
+
+
+def corpus_payload(corpus) -> dict:
+    """A data.Corpus as NumPy arrays (what is shipped to the workers once): ids, words, checksum, OOV rates."""
+    d = {s: np.ascontiguousarray(getattr(corpus, s), dtype=np.int32) for s in SPLITS}
+    d["itos"] = np.array(corpus.vocab.itos, dtype=np.str_)
+    if corpus.vocab.counts is not None:
+        d["counts"] = np.array(corpus.vocab.counts, dtype=np.int64)
+    d["checksum"] = np.array(corpus.checksum, dtype=np.str_)
+    d["oov_rate"] = np.array([float(corpus.oov_rate.get(s, 0.0)) for s in SPLITS], dtype=np.float64)
+    return d
+
+
+def corpus_from_payload(payload: dict, data_config):
+    """The data.Corpus a payload describes (`data_config` is recorded, not read)."""
+    from .data import Corpus
+    from .vocab import Vocab
+    if payload is None or "train" not in payload:
+        raise UserError("a train job needs the corpus payload (Job.data names it)")
+    counts = payload["counts"].tolist() if "counts" in payload else None
+    vocab = Vocab([str(w) for w in payload["itos"].tolist()], counts)
+    return Corpus(train=payload["train"], valid=payload["valid"], test=payload["test"], vocab=vocab,
+                  checksum=str(payload["checksum"]), config=data_config,
+                  oov_rate={s: float(r) for s, r in zip(SPLITS, payload["oov_rate"])}, origin="sweep payload")
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def noop_job(settings: dict, payload) -> JobResult:
+    """Does nothing (the bench's measure of Dask's per-job overhead)."""
+    return JobResult(row={}, files={})
+
+
+def train_job(settings: dict, payload) -> JobResult:
+    """Train settings["train"] on the payload's corpus; measure; return the run's files and its row."""
+    from .config import TrainConfig
+    from .train import train
+    measures = list(settings.get("measure") or [])
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        raise UserError(f"unknown measurement {unknown[0]!r}; choose from {', '.join(MEASURES)}")
+    config = TrainConfig.from_dict(dict(settings["train"]))
+    corpus = corpus_from_payload(payload, config.data)
+    with temp_folder() as tmp:
+        run = Path(tmp) / "run"
+        config = dataclasses.replace(config, out=str(run), progress=False)
+        with contextlib.redirect_stderr(io.StringIO()):     # train's evaluation lines: not in the sweep's output
+            summary = train(config, corpus=corpus)
+        row = summary_row(summary)
+        files = {}
+        for m in measures:
+            if m == "lag":
+                row.update(_measure_lag(run, corpus, files))
+        names = RUN_FILES + (MODEL_FILES if settings.get("keep_models") else ())
+        for name in names:
+            if (run / name).exists():
+                files[name] = (run / name).read_bytes()
+    return JobResult(row=row, files=files)
+
+
+def summary_row(s: dict) -> dict:
+    """The flat row of a train() summary: perplexities, steps, speed, how it stopped."""
+    def num(x):
+        return float(x) if x is not None and math.isfinite(x) else None
+    row = {"stopped": s["stopped"], "steps": s["steps"], "tokens": s["tokens"], "params": s["params"],
+           "train_s": round(s["elapsed_s"], 3), "tokens_per_s": round(s["tokens_per_s"], 1),
+           "val_ppl": num(s["val_ppl"]), "best_val_ppl": num(s["best_val_ppl"]),
+           "test_ppl": num(s.get("test_ppl")), "clip_fraction": s["clip_fraction"], "skipped": s["skipped"],
+           "lr_final": s["lr"]}
+    if s.get("nonfinite"):
+        row["nonfinite_step"] = s["nonfinite"]["step"]
+    return row
+
+
+def _measure_lag(run: Path, corpus, files: dict) -> dict:
+    """Jacobian lag curve of the run's best model on the start of the validation split: jacobian.json + summary."""
+    import json
+
+    from .demo import curve_numbers
+    from .jacobian import lag_curve
+    from .optim import first_nonfinite
+    from .runs import load_model
+    model, _, _, _ = load_model(run, "best")
+    if first_nonfinite(model.params) is not None:
+        return {"lag": "skipped: non-finite parameters"}
+    stream = corpus.valid if len(corpus.valid) >= LAG["tokens"] else corpus.train
+    tokens = np.asarray(stream[:LAG["tokens"]])
+    max_lag = min(LAG["max_lag"], len(tokens) - LAG["anchors"] - 2)
+    doc = lag_curve(model, tokens, max_lag, LAG["anchors"], np.random.default_rng(LAG["seed"]), per_step=False)
+    doc["meta"].update(source=f"{len(tokens)} validation tokens", seed=LAG["seed"])
+    files["jacobian.json"] = (json.dumps(doc, ensure_ascii=False) + "\n").encode("utf-8")
+    n = curve_numbers(doc)
+    return {f"lag_{k}": v for k, v in n.items() if k != "quantity"}

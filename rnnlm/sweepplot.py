@@ -1,0 +1,89 @@
+"""The figure of `plot sweep`: any column of a sweep's table against another, one line per hue value.
+
+Columns are those of `sweep summarize`: a row's results (best_val_ppl,
+steps, tokens_per_s, lag_factor_per_step, ...) and its settings flattened
+(cell, recurrent_scale, seed, ...). Rows that share x and hue (seeds) are
+drawn as points, joined through their mean. The title lists the grid's
+fixed settings, so the figure read alone says what was held constant.
+
+The one thing to know before editing: matplotlib is imported inside the
+function (Agg backend, through plots._pyplot), never at module import.
+"""
+from __future__ import annotations
+
+import math
+import textwrap
+from collections import defaultdict
+from pathlib import Path
+
+from .errors import UserError
+
+TITLE_KEYS = ("corpus", "cell", "activation", "emsize", "hidden", "layers", "init", "recurrent_scale",
+              "optimizer", "lr", "clip_norm", "bptt", "batch_size", "max_steps", "max_minutes", "dropout")
+
+
+def _number(v):
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return float(v) if math.isfinite(v) else None
+    return None
+
+
+def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: bool | None = None) -> Path:
+    """Draw column y against column x of the sweep in `folder` (PNG + SVG); returns the PNG path.
+
+    hue: a column whose values get one line each. logy: None = log scale when y
+    is a perplexity. Rows whose y is missing or not finite (failed or
+    diverged jobs) are left out and counted in the legend title.
+    """
+    from .plots import _pyplot, _save
+    from .sweep import read_rows
+    from .sweepgrid import table_rows, varying
+    rows = [r for r in read_rows(folder)]
+    if not rows:
+        raise UserError(f"{folder} holds no sweep.jsonl rows to plot")
+    flat = table_rows(rows)
+    columns = sorted({k for r in flat for k in r})
+    for c in (x, y) + ((hue,) if hue else ()):
+        if not any(c in r for r in flat):
+            raise UserError(f"no column {c!r} in {folder}; columns: {', '.join(columns)}")
+    groups = defaultdict(lambda: defaultdict(list))
+    missing = 0
+    for r in flat:
+        yv = _number(r.get(y))
+        if yv is None or r.get(x) is None:
+            missing += 1
+            continue
+        groups[r.get(hue) if hue else None][r[x]].append(yv)
+    numeric_x = all(_number(v) is not None for g in groups.values() for v in g)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    order = sorted({v for g in groups.values() for v in g}, key=lambda v: (_number(v) is None, _number(v) or 0, str(v)))
+    pos = {v: (float(v) if numeric_x else i) for i, v in enumerate(order)}
+    for key in sorted(groups, key=str):
+        g = groups[key]
+        xs = sorted(g, key=lambda v: pos[v])
+        label = f"{hue}={key}" if hue else None
+        line, = ax.plot([pos[v] for v in xs], [sum(g[v]) / len(g[v]) for v in xs], marker="o", label=label)
+        for v in xs:
+            if len(g[v]) > 1:
+                ax.scatter([pos[v]] * len(g[v]), g[v], s=12, alpha=0.5, color=line.get_color())
+    if not numeric_x:
+        ax.set_xticks(range(len(order)), [str(v) for v in order])
+    if logy if logy is not None else "ppl" in y:
+        ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y + (" (mean; dots: single runs)" if any(len(v) > 1 for g in groups.values() for v in g.values())
+                       else ""))
+    _, fixed = varying(rows)
+    fixed_txt = ", ".join(f"{k}={Path(str(fixed[k])).name if k == 'corpus' else fixed[k]}"
+                          for k in TITLE_KEYS if fixed.get(k) is not None)
+    ax.set_title(f"{y} vs {x}" + (f" by {hue}" if hue else "") + "\n"
+                 + "\n".join(textwrap.wrap(f"fixed: {fixed_txt}", 95)), fontsize=8)
+    if hue or missing:
+        ax.legend(title=f"{missing} jobs without {y} left out" if missing else None, fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(out) if out else Path(folder) / f"sweep-{y}-vs-{x}{'-by-' + hue if hue else ''}.png"
+    return _save(fig, out)
