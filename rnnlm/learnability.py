@@ -48,76 +48,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from . import tasks
 from .cells import CELLS
+from .config import TaskTrainConfig  # noqa: F401  (re-export: the class lives in config.py)
 from .errors import UserError
-from .model import ModelConfig, RNNModel
-from .optim import OPTIMIZERS, clip_grad_norm, first_nonfinite, make_optimizer
-
-
-@dataclass
-class TaskTrainConfig:
-    """One training run on a task (`train_task`); the study varies cell, init, forget_bias and seed."""
-
-    cell: str = "rnn"               # rnn | lstm | gru
-    init: str = "default"           # default | xavier | orthogonal | identity (init.py)
-    forget_bias: float = 0.0        # lstm: added to the forget-gate bias at init (the study uses 1)
-    emsize: int = 16                # embedding size E
-    hidden: int = 64                # hidden size H (one layer)
-    optimizer: str = "adam"         # sgd | momentum | adagrad | adam (optim.py)
-    lr: float = 2e-3                # learning rate
-    clip_norm: float = 1.0          # global gradient-norm clip; 0 = none
-    batch_size: int = 32            # sequences per step B
-    steps: int = 8000               # optimizer steps (the budget)
-    loss: str = "all"               # all: every position (a language model) | answer: the answer only
-    bptt: int = 0                   # BPTT window in steps; 0 = the whole sequence (no truncation)
-    omega: float = 0.0              # rnn only: weight of Pascanu et al.'s regularizer Ω (omega.py); 0 = off
-    eval_every: int = 100           # steps between evaluations (accuracy, grad_key, jac)
-    eval_size: int = 500            # held-out sequences scored for accuracy (the first of the test split)
-    probe_size: int = 32            # held-out sequences for grad_key
-    jac_size: int = 8               # held-out sequences (the probe's first) for jac
-    jac_every: int = 1000           # steps between jac measurements (also at step 0 and the last evaluation)
-    threshold: float = 0.95         # held-out accuracy that counts as success
-    patience: int = 3               # consecutive evaluations >= threshold that count as solved
-    early_stop: bool = True         # stop once solved
-    seed: int = 0                   # model init and batch order
-
-    def validate(self) -> "TaskTrainConfig":
-        if self.cell not in CELLS:
-            raise UserError(f"unknown cell {self.cell!r}; choose rnn, lstm or gru")
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.loss not in tasks.LOSS_MODES:
-            raise UserError(f"unknown loss mode {self.loss!r}; choose {' or '.join(tasks.LOSS_MODES)}")
-        for f in ("emsize", "hidden", "batch_size", "steps", "eval_every", "eval_size", "probe_size", "patience",
-                  "jac_size", "jac_every"):
-            if int(getattr(self, f)) < 1:
-                raise UserError(f"{f} must be at least 1, got {getattr(self, f)}")
-        if self.bptt < 0:
-            raise UserError(f"bptt must be >= 0 (0 = the whole sequence), got {self.bptt}")
-        if not self.lr > 0 or self.clip_norm < 0 or self.omega < 0:
-            raise UserError("lr must be > 0, clip_norm and omega >= 0")
-        if self.omega and self.cell != "rnn":
-            raise UserError(f"omega (Pascanu et al.'s regularizer) is for the vanilla RNN, not {self.cell}")
-        if not 0 < self.threshold <= 1:
-            raise UserError(f"threshold must be in (0, 1], got {self.threshold}")
-        return self
-
-    def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(vocab_size=vocab_size, cell=self.cell, emsize=self.emsize, hidden=self.hidden,
-                           layers=1, dropout=0.0, init=self.init, forget_bias=self.forget_bias)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TaskTrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"unknown training settings {unknown}; known: {sorted(known)}")
-        return cls(**d).validate()
+from .model import RNNModel
+from .optim import clip_grad_norm, first_nonfinite, make_optimizer
 
 
 # ---------------------------------------------------------------- measurements
@@ -334,7 +273,7 @@ def train_task(config: TaskTrainConfig, data: tasks.TaskData, progress=None) -> 
             hist[f"log10_jac_{s}"].append(jac[s])
     accs = hist["acc"]
     return {
-        "task": spec.to_json(), "train": asdict(config), "lag": spec.lag, "chance": spec.chance,
+        "task": spec.to_json(), "train": config.to_dict(), "lag": spec.lag, "chance": spec.chance,
         "solved": solved_step is not None, "first_step": first_step, "solved_step": solved_step,
         "final_acc": accs[-1], "best_acc": max(accs), "steps_run": step,
         "stopped_early": step < config.steps and not diverged, "diverged": diverged,

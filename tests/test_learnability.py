@@ -231,7 +231,7 @@ def test_config_is_checked():
         L.TaskTrainConfig(cell="gru", omega=1.0).validate()
     with pytest.raises(Exception, match="loss mode"):
         L.TaskTrainConfig(loss="middle").validate()
-    with pytest.raises(Exception, match="unknown training settings"):
+    with pytest.raises(Exception, match="hiden"):
         L.TaskTrainConfig.from_dict({"hiden": 3})
 
 
