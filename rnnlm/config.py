@@ -434,10 +434,10 @@ class TaskTrainConfig:
     emsize: int = 16                # embedding size E
     hidden: int = 64                # hidden size H (one layer)
     optimizer: str = "adam"         # sgd | momentum | adagrad | adam (optim.py)
-    lr: float = 2e-3                # learning rate
+    lr: float = 5e-3                # learning rate
     clip_norm: float = 1.0          # global gradient-norm clip; 0 = none
     batch_size: int = 32            # sequences per step B
-    steps: int = 4000               # optimizer steps (the budget)
+    steps: int = 6000               # optimizer steps (the budget)
     loss: str = "answer"            # answer: loss on the answer only | all: every position (a language model)
     bptt: int = 0                   # BPTT window in steps; 0 = the whole sequence (no truncation)
     omega: float = 0.0              # rnn only: weight of Pascanu et al.'s regularizer Ω (omega.py); 0 = off

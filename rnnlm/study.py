@@ -53,8 +53,8 @@ from .fileio import atomic_write_json, atomic_write_text
 Z95 = 1.959963984540054   # the 0.975 quantile of the standard normal
 
 # --quick: the same grid shape at a smaller scale (see the README for what it shows)
-QUICK = {"distances": "5,20,80", "cells": "rnn,gru", "seeds": "0,1", "n_train": 500, "n_test": 200,
-         "train": {"steps": 600, "eval_every": 100, "eval_size": 200, "jac_every": 600}}
+QUICK = {"distances": "5,40,160", "cells": "rnn,gru", "seeds": "0,1", "n_train": 1000, "n_test": 300,
+         "train": {"steps": 2500, "eval_every": 250, "eval_size": 300, "jac_every": 2500}}
 
 COLORS = {"rnn": "#d62728", "rnn-orth": "#ff7f0e", "lstm": "#1f77b4", "gru": "#2ca02c"}
 LABELS = {"rnn": "rnn tanh, default init", "rnn-orth": "rnn tanh, orthogonal init",
