@@ -828,6 +828,8 @@ def _add_study(sub):
     r.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes of the local cluster (default: one per core)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar or per-job lines")
+    r.add_argument("--report-only", action="store_true",
+                   help="run nothing: write study.json, the table and figures from the runs already recorded in --out")
     return p
 
 
@@ -842,7 +844,8 @@ def _run_study(args):
     top = {f.name: getattr(args, f.name) for f in dataclasses.fields(C.StudyConfig)
            if f.name != "train" and getattr(args, f.name, None) is not None}
     cfg = C.StudyConfig(**top, train=train)
-    doc = study.run_study(cfg, scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress)
+    doc = study.run_study(cfg, scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress,
+                          report_only=args.report_only)
     print(doc["table"])
     print(f"wrote {doc['folder']}/study.json, table.md, success/steps/gradient .png and .svg "
           f"({doc['meta']['wall_s_this_call']:.0f} s)")

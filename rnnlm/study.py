@@ -380,14 +380,16 @@ def _load_average():
 
 
 def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: int | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, report_only: bool = False) -> dict:
     """Run the grid through sweep.run_sweep (skipping runs already recorded), write study.json,
     table.md and the figures in the study folder; returns the study document.
 
     scheduler/n_workers: passed to run_sweep (None: a LocalCluster, one worker per core;
-    "serial": in this process). UserError for bad settings.
+    "serial": in this process). report_only: run nothing, write the outputs from the runs
+    already recorded (an interrupted study; missing runs count as n smaller).
+    UserError for bad settings, or report_only without a recorded run.
     """
-    from .sweep import run_sweep
+    from .sweep import read_rows, run_sweep
 
     if config.quick:
         config = quick_config(config)
@@ -395,7 +397,12 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     folder = Path(default_out(config))
     jobs, data = build_jobs(config)
     load0, t0 = _load_average(), time.perf_counter()
-    rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress)
+    if report_only:
+        rows = read_rows(folder)
+        if not rows:
+            raise UserError(f"{folder} holds no recorded runs (no sweep.jsonl); run the study first")
+    else:
+        rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress)
     wall = time.perf_counter() - t0
     names = {j.name for j in jobs}
     rows = [r for r in rows if r.get("name") in names]
@@ -405,7 +412,9 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
         "meta": {
             "study": "learnability", "config": {**dataclasses.asdict(config), "train": config.train.to_dict()},
             "budget": _budget(config), "cells": {c: STUDY_CELLS[c] for c in config.cell_list()},
-            "jobs": len(jobs), "failed": [{"name": r["name"], "error": r.get("error")} for r in failed],
+            "jobs": len(jobs), "recorded": len(rows), "report_only": report_only,
+            "failed": [{"name": r["name"], "error": r.get("error")} for r in failed],
+            "job_wall_s_sum": float(sum(r.get("wall_s") or 0 for r in rows)),
             "wall_s_this_call": wall, "load_average_before": load0, "load_average_after": _load_average(),
             "scheduler": scheduler or "LocalCluster", "n_workers": n_workers or os.cpu_count(),
             "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
