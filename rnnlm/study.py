@@ -116,11 +116,10 @@ def build_jobs(config: StudyConfig):
         for s in seeds:
             spec = _task_spec(config, d, s)
             data[f"d{d}-s{s}"] = task_arrays(tasks.make_task(spec))
-    # longest first (the time of a step grows with d; the gated cells' steps cost ~3x the rnn's),
-    # so that the last jobs to start are short ones
-    cost = {"rnn": 1, "rnn-orth": 1, "lstm": 3, "gru": 3}
-    order = sorted(((d, c, s) for d in distances for c in cells for s in seeds),
-                   key=lambda x: -(x[0] + 3) * cost[x[1]])
+    # shortest distance first, seeds before cells: a study interrupted (and reported with
+    # --report-only) has its short distances complete for every cell, and the longest jobs
+    # (one d = 160 run: minutes) are the last to start, which costs at most one of them in idle tail
+    order = sorted(((d, c, s) for d in distances for c in cells for s in seeds), key=lambda x: (x[0], x[2]))
     for d, c, s in order:
         spec = _task_spec(config, d, s)
         train = dataclasses.replace(config.train, **STUDY_CELLS[c], seed=int(s)).validate()

@@ -65,7 +65,7 @@ def test_jobs_cover_the_grid_with_one_budget():
     jobs, data = study.build_jobs(cfg)
     assert len(jobs) == 8 and len({j.name for j in jobs}) == 8
     assert set(data) == {"d3-s4", "d3-s5", "d6-s4", "d6-s5"}
-    assert jobs[0].settings["distance"] == 6 and jobs[0].settings["study_cell"] == "lstm"   # longest first
+    assert [j.settings["distance"] for j in jobs] == [3, 3, 3, 3, 6, 6, 6, 6]   # shortest first
     for j in jobs:
         t = j.settings["train"]
         assert t["steps"] == 7 and t["seed"] == j.settings["seed"] == j.settings["task"]["seed"]
