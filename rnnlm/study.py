@@ -80,7 +80,8 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at k = 0 and k = n the bound is exactly 0 (1); computed, it is off by a rounding
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
 # ---------------------------------------------------------------- the grid
@@ -293,8 +294,8 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path) -> list[Path
         s = [summary[c][str(d)] for d in ds]
         x = [d * offset(i) for d in ds]
         rate = [v["rate"] if v["rate"] is not None else np.nan for v in s]
-        lo = [r - v["wilson95"][0] if not np.isnan(r) else 0 for r, v in zip(rate, s)]
-        hi = [v["wilson95"][1] - r if not np.isnan(r) else 0 for r, v in zip(rate, s)]
+        lo = [max(0.0, r - v["wilson95"][0]) if not np.isnan(r) else 0 for r, v in zip(rate, s)]
+        hi = [max(0.0, v["wilson95"][1] - r) if not np.isnan(r) else 0 for r, v in zip(rate, s)]
         ax.errorbar(x, rate, yerr=[lo, hi], marker="o", capsize=3, color=COLORS.get(c), label=LABELS.get(c, c))
     ax.set_xscale("log", base=2)
     ax.set_xticks(ds, [str(d) for d in ds])
