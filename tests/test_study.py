@@ -51,6 +51,7 @@ def test_summary_counts_runs_and_reach_needs_every_shorter_distance():
     assert s["rnn"]["10"]["wilson95"] == pytest.approx(list(study.wilson(1, 3)))
     assert s["rnn"]["10"]["log10_grad_key_init"]["median"] == -3.0
     assert s["rnn"]["10"]["log10_grad_key_max"]["median"] == -2.0
+    assert s["rnn"]["10"]["log10_grad_key_train"]["median"] == -2.0     # the evaluation after step 0
     assert s["rnn"]["10"]["log10_jac_end"]["median"] == -5.0
     assert study.reach(s, "rnn", [5, 10, 20]) == 5
     assert study.reach(s, "gru", [5, 10, 20]) == 20
