@@ -816,7 +816,8 @@ def _add_study(sub):
     _arg(b, T, "loss", help="answer: loss on the answer only | all: on every position (default {default})")
     _arg(b, T, "bptt", help="BPTT window; 0 = the whole sequence (default {default}); < d truncates the "
                             "gradient before the key")
-    _arg(b, T, "omega", help="rnn cells: weight of the Ω regularizer, 0 = off (default {default})")
+    _arg(b, T, "omega", help="weight of the Ω regularizer on the rnn cells (the gated ones train without it), "
+                             "0 = off (default {default})")
     _arg(b, T, "eval_every", help="steps between evaluations (default {default})")
     b.add_argument("--no-early-stop", action="store_true",
                    help="run solved jobs to the end of the budget too (default: stop once solved)")

@@ -123,7 +123,9 @@ def build_jobs(config: StudyConfig):
     order = sorted(((d, c, s) for d in distances for c in cells for s in seeds), key=lambda x: (x[0], x[2]))
     for d, c, s in order:
         spec = _task_spec(config, d, s)
-        train = dataclasses.replace(config.train, **STUDY_CELLS[c], seed=int(s)).validate()
+        # Ω is a vanilla-RNN arm: the gated cells of the same study train without it
+        omega = config.train.omega if STUDY_CELLS[c]["cell"] == "rnn" else 0.0
+        train = dataclasses.replace(config.train, **STUDY_CELLS[c], seed=int(s), omega=omega).validate()
         settings = {"task": spec.to_json(), "train": train.to_dict(), "study_cell": c, "distance": d, "seed": s}
         jobs.append(Job(_job_name(config, c, d, s), "rnnlm.learnability:task_job", settings, f"d{d}-s{s}"))
     return jobs, data

@@ -60,6 +60,13 @@ def test_summary_counts_runs_and_reach_needs_every_shorter_distance():
     assert "rnn d = 5, gru d = 20" in table
 
 
+def test_omega_goes_to_the_rnn_cells_only():
+    cfg = C.StudyConfig(distances="3", cells="rnn,gru", seeds="0", n_train=50, n_test=20,
+                        train=C.TaskTrainConfig(omega=0.5))
+    jobs, _ = study.build_jobs(cfg)
+    assert {j.settings["study_cell"]: j.settings["train"]["omega"] for j in jobs} == {"rnn": 0.5, "gru": 0.0}
+
+
 def test_jobs_cover_the_grid_with_one_budget():
     cfg = C.StudyConfig(distances="3,6", cells="rnn,lstm", seeds="4,5", n_train=50, n_test=20,
                         train=C.TaskTrainConfig(steps=7))
