@@ -29,7 +29,8 @@ fresh one-layer model on a task of rnnlm/tasks.py the way that question needs:
     jac       ‖∂h_answer/∂h_key‖₂, the spectral norm of the product of the lag
               step Jacobians (cells.Cell.jacobian_advance, the instrument of
               rnnlm/jacobian.py; for the LSTM the h-block of the (h, c) product,
-              dh_query/dh_key with c_key held fixed, as jacobian.py's `h`);
+              dh_query/dh_key with c_key held fixed, as jacobian.py's `h`),
+              every `jac_every` steps on the probe's first `jac_size` sequences;
   each as log10 per example, summarised by the median and geometric mean
   over the probe batch (log10 of 0 is written as null).
 
@@ -39,10 +40,13 @@ evaluations reach it (it stays solved), and then it may stop early
 (`early_stop`); a run that is not solved always runs the full budget.
 `final_acc` is the last evaluation, `best_acc` the best.
 
+The settings are `config.TaskTrainConfig` (re-exported here).
+
 The one thing to know before editing: the measurements never touch the
-training state: they run on a float64 copy of the model, and the batches
-come from their own generator (SeedSequence([seed, 1])), so a run's training
-is the same with or without them (a test holds them to finite differences).
+training state: the gradients and Jacobians run on a float64 copy of the
+model, the accuracy only reads it, and the training batches come from their
+own generator (SeedSequence([seed, 1])), so a run's training is the same with
+or without them (tests hold the measurements to finite differences).
 """
 from __future__ import annotations
 
