@@ -869,6 +869,76 @@ def _run_plot_sweep(args):
     return 0
 
 
+# ---------------------------------------------------------------- study
+
+
+def _add_study(sub):
+    p = sub.add_parser("study", help="studies run on the sweep engine: 'study learnability'")
+    ssub = p.add_subparsers(dest="study_command", metavar="STUDY", parser_class=_Parser)
+    ssub.required = True
+    q = ssub.add_parser("learnability",
+                        help="which cell learns a dependency across d words (recall task), and the gradient "
+                             "that reaches the key: every cell x distance x seed with the same budget",
+                        description="Trains every cell x distance x seed with the same budget on the sweep engine "
+                                    "and writes study.json, table.md and figures (success, steps, gradient) in "
+                                    "--out; a rerun with the same --out skips the runs already recorded.")
+    S, T = C.StudyConfig, C.TaskTrainConfig
+    g = q.add_argument_group("grid")
+    _arg(g, S, "task", help="recall | order | agreement (default {default})")
+    _arg(g, S, "keys", help="recall: number of keys, chance 1/k (default {default})")
+    _arg(g, S, "distances", help="comma-separated distances (default {default})")
+    _arg(g, S, "cells", help="comma-separated, from " + ", ".join(C.STUDY_CELLS) + " (default {default})")
+    _arg(g, S, "seeds", help="comma-separated seeds of model, batches and task data (default {default})")
+    _arg(g, S, "n_train", help="training sequences per task (default {default})")
+    _arg(g, S, "n_test", help="held-out sequences per task (default {default})")
+    b = q.add_argument_group("budget (the same for every job)")
+    _arg(b, T, "steps", help="optimizer steps per run (default {default})")
+    _arg(b, T, "lr", help="learning rate (default {default})")
+    _arg(b, T, "optimizer", help="sgd | momentum | adagrad | adam (default {default})")
+    _arg(b, T, "clip_norm", help="gradient-norm clip, 0 = none (default {default})")
+    _arg(b, T, "batch_size", "--batch-size", help="sequences per step (default {default})")
+    _arg(b, T, "hidden", "--nhid", "--hidden", help="hidden size (default {default})")
+    _arg(b, T, "emsize", help="embedding size (default {default})")
+    _arg(b, T, "loss", help="answer: loss on the answer only | all: on every position (default {default})")
+    _arg(b, T, "bptt", help="BPTT window; 0 = the whole sequence (default {default}); < d truncates the "
+                            "gradient before the key")
+    _arg(b, T, "omega", help="weight of the Ω regularizer on the rnn cells (the gated ones train without it), "
+                             "0 = off (default {default})")
+    _arg(b, T, "eval_every", help="steps between evaluations (default {default})")
+    b.add_argument("--no-early-stop", action="store_true",
+                   help="run solved jobs to the end of the budget too (default: stop once solved)")
+    r = q.add_argument_group("run")
+    _arg(r, S, "quick", help="a small study of the same shape (a few minutes)")
+    _arg(r, S, "out", help="study folder (default runs/study-learnability, or -quick)")
+    r.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="a running Dask scheduler (default: a local cluster; 'serial' = in this process)")
+    r.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the local cluster (default: one per core)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar or per-job lines")
+    r.add_argument("--report-only", action="store_true",
+                   help="run nothing: write study.json, the table and figures from the runs already recorded in --out")
+    return p
+
+
+def _run_study(args):
+    import dataclasses
+
+    from . import study
+    train = C.TaskTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(C.TaskTrainConfig)
+                                 if getattr(args, f.name, None) is not None})
+    if args.no_early_stop:
+        train.early_stop = False
+    top = {f.name: getattr(args, f.name) for f in dataclasses.fields(C.StudyConfig)
+           if f.name != "train" and getattr(args, f.name, None) is not None}
+    cfg = C.StudyConfig(**top, train=train)
+    doc = study.run_study(cfg, scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress,
+                          report_only=args.report_only)
+    print(doc["table"])
+    print(f"wrote {doc['folder']}/study.json, table.md, success/steps/gradient .png and .svg "
+          f"({doc['meta']['wall_s_this_call']:.0f} s)")
+    return 0
+
+
 # ---------------------------------------------------------------- registry
 
 # (name, add, run): later issues append their commands here.
@@ -884,6 +954,7 @@ COMMANDS = [
     ("jacobian", _add_jacobian, _run_jacobian),
     ("plot", _add_plot, _run_plot),
     ("demo", _add_demo, _run_demo),
+    ("study", _add_study, _run_study),
     ("sweep", _add_sweep, _run_sweep),
 ]
 

@@ -561,3 +561,136 @@ class JacobianConfig:
                 raise UserError("--text needs a trained model's vocabulary; with --init use --corpus")
             self.model.validate(need_vocab=False)
             self.data.validate()
+
+
+# ---------------------------------------------------------------- learnability (tasks.py, learnability.py, study.py)
+
+TASK_NAMES = ("recall", "order", "agreement")     # tasks.TASKS (a test checks they agree)
+LOSS_MODES = ("all", "answer")                    # tasks.LOSS_MODES
+
+
+@dataclass
+class TaskTrainConfig:
+    """One training run on a long-range task (learnability.train_task); the study varies cell, init,
+    forget_bias and seed and keeps every other field the same for every job (the budget)."""
+
+    cell: str = "rnn"               # rnn | lstm | gru
+    init: str = "default"           # default | xavier | orthogonal | identity (init.py)
+    forget_bias: float = 0.0        # lstm: added to the forget-gate bias at init (the study uses 1)
+    emsize: int = 16                # embedding size E
+    hidden: int = 64                # hidden size H (one layer)
+    optimizer: str = "adam"         # sgd | momentum | adagrad | adam (optim.py)
+    lr: float = 5e-3                # learning rate
+    clip_norm: float = 1.0          # global gradient-norm clip; 0 = none
+    batch_size: int = 32            # sequences per step B
+    steps: int = 6000               # optimizer steps (the budget)
+    loss: str = "answer"            # answer: loss on the answer only | all: every position (a language model)
+    bptt: int = 0                   # BPTT window in steps; 0 = the whole sequence (no truncation)
+    omega: float = 0.0              # rnn only: weight of Pascanu et al.'s regularizer Ω (omega.py); 0 = off
+    eval_every: int = 250           # steps between evaluations (accuracy, grad_key)
+    eval_size: int = 500            # held-out sequences scored for accuracy (the first of the test split)
+    probe_size: int = 32            # held-out sequences for grad_key
+    jac_size: int = 8               # held-out sequences (the probe's first) for jac
+    jac_every: int = 1000           # steps between jac measurements (also at step 0 and the last evaluation)
+    threshold: float = 0.95         # held-out accuracy that counts as success
+    patience: int = 3               # consecutive evaluations >= threshold that count as solved
+    early_stop: bool = True         # stop once solved (an unsolved run always spends the whole budget)
+    seed: int = 0                   # model init and batch order
+
+    def validate(self) -> "TaskTrainConfig":
+        """Raise UserError (one line) for nonsense; return self."""
+        if self.cell not in CELLS:
+            raise UserError(f"unknown cell {self.cell!r}; choose rnn, lstm or gru")
+        if self.init not in INITS:
+            raise UserError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.loss not in LOSS_MODES:
+            raise UserError(f"unknown loss mode {self.loss!r}; choose {' or '.join(LOSS_MODES)}")
+        for f in ("emsize", "hidden", "batch_size", "steps", "eval_every", "eval_size", "probe_size", "patience",
+                  "jac_size", "jac_every"):
+            if int(getattr(self, f)) < 1:
+                raise UserError(f"{f} must be at least 1, got {getattr(self, f)}")
+        if self.bptt < 0:
+            raise UserError(f"bptt must be >= 0 (0 = the whole sequence), got {self.bptt}")
+        if not self.lr > 0 or self.clip_norm < 0 or self.omega < 0:
+            raise UserError("lr must be > 0, clip_norm and omega >= 0")
+        if self.omega and self.cell != "rnn":
+            raise UserError(f"omega (Pascanu et al.'s regularizer) is for the vanilla RNN, not {self.cell}")
+        if self.cell != "lstm" and self.forget_bias != 0:
+            raise UserError(f"forget_bias is for the LSTM; the {self.cell} has no forget gate")
+        if not 0 < self.threshold <= 1:
+            raise UserError(f"threshold must be in (0, 1], got {self.threshold}")
+        return self
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        """The one-layer, dropout-free ModelConfig of this run."""
+        return ModelConfig(vocab_size=int(vocab_size), cell=self.cell, emsize=self.emsize, hidden=self.hidden,
+                           layers=1, dropout=0.0, init=self.init, forget_bias=self.forget_bias)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskTrainConfig":
+        _refuse_unknown(cls, d, "the task training settings have settings")
+        return cls(**d).validate()
+
+
+# The study's cells: name -> the TaskTrainConfig fields that make it.
+STUDY_CELLS = {
+    "rnn": {"cell": "rnn", "init": "default"},
+    "rnn-orth": {"cell": "rnn", "init": "orthogonal"},
+    "lstm": {"cell": "lstm", "forget_bias": 1.0},
+    "gru": {"cell": "gru"},
+}
+
+
+@dataclass
+class StudyConfig:
+    """`study learnability`: every cell x distance x seed trained with the same budget (study.py)."""
+
+    task: str = "recall"                # recall | order | agreement (tasks.py)
+    keys: int = 2                       # recall: keys (chance 1/k)
+    distances: str = "5,10,20,40,80,160"  # comma-separated task distances
+    cells: str = "rnn,rnn-orth,lstm,gru"  # comma-separated, from STUDY_CELLS
+    seeds: str = "0,1,2"                # comma-separated; each seeds the model, the batch order and the task data
+    n_train: int = 2000                 # training sequences per task
+    n_test: int = 500                   # held-out sequences per task
+    train: TaskTrainConfig = field(default_factory=TaskTrainConfig)  # the budget, the same for every job
+    quick: bool = False                 # a small study (a few minutes): see study.QUICK
+    out: str | None = None              # study folder; None = runs/study-learnability (-quick)
+
+    def distance_list(self) -> list[int]:
+        return _int_list(self.distances, "distances")
+
+    def seed_list(self) -> list[int]:
+        return _int_list(self.seeds, "seeds")
+
+    def cell_list(self) -> list[str]:
+        names = [c.strip() for c in str(self.cells).split(",") if c.strip()]
+        bad = [c for c in names if c not in STUDY_CELLS]
+        if not names or bad:
+            raise UserError(f"unknown study cell(s) {bad}; choose from {', '.join(STUDY_CELLS)}")
+        return names
+
+    def validate(self) -> "StudyConfig":
+        if self.task not in TASK_NAMES:
+            raise UserError(f"unknown task {self.task!r}; choose one of {', '.join(TASK_NAMES)}")
+        if min(self.distance_list()) < 1 or min(self.seed_list()) < 0:
+            raise UserError("distances must be >= 1 and seeds >= 0")
+        self.cell_list()
+        if self.n_train < 1 or self.n_test < 1:
+            raise UserError("n_train and n_test must be at least 1")
+        self.train.validate()
+        return self
+
+
+def _int_list(text, what: str) -> list[int]:
+    try:
+        out = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not out or len(set(out)) != len(out):
+        raise UserError(f"{what} must be a non-empty list without repeats, got {text!r}")
+    return out

@@ -318,3 +318,45 @@ def output_log_softmax(out, x, W, bias):
     """out (N, V) = log_softmax(x · Wᵀ + bias), for generation and scoring."""
     pblas.matmul(out, x, W.T)
     _log_softmax(out, bias)
+
+
+# ---------------------------------------------------------------- output layer with per-position loss weights
+
+
+def output_loss_weighted(x, W, bias, targets, weights, dx=None, dW=None):
+    """The output layer with a weighted mean cross-entropy: loss = Σ_r w_r·nll_r / Σ_r w_r.
+
+    The semantics of PyTorch's CrossEntropyLoss with per-position weights
+    (reduction='mean' divides by the sum of the weights of the rows; a weight
+    of 0 is ignore_index): https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html
+    x (N, H), W (V, H), bias (V,), targets (N,) int, weights (N,) >= 0 with a positive sum.
+    With dx (N, H) and dW (V, H) given, writes their gradients and returns (loss, dbias (V,));
+    else returns (loss, None).
+
+    Only the learnability tasks use it (RNNModel's weights=); the language-model path keeps the
+    fused kernels above. Plain NumPy: their vocabularies are tens of words, so the (N, V)
+    logits are small, and NumPy's order of operations is fixed.
+    """
+    w = np.asarray(weights, x.dtype).reshape(-1)
+    total = float(w.sum(dtype=np.float64))
+    if not np.all(w >= 0) or not total > 0:
+        raise ValueError("loss weights must be >= 0 with a positive sum")
+    N = x.shape[0]
+    tgt = np.asarray(targets).reshape(N)
+    rows = np.arange(N)
+    logits = x @ W.T + bias                              # forward: z = x · Wᵀ + b   (N, V)
+    m = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - m)
+    s = e.sum(axis=1, keepdims=True)
+    nll = (np.log(s) + m)[:, 0] - logits[rows, tgt]     # forward: nll_r = logsumexp(z_r) - z_r[target_r]
+    loss = float(np.dot(w.astype(np.float64), nll.astype(np.float64)) / total)
+    if dx is None:
+        return loss, None
+    # forward: loss = Σ_r w_r nll_r / Σ w;   dnll_r/dz_r = softmax(z_r) - onehot(target_r)
+    dlogits = e / s
+    dlogits[rows, tgt] -= 1
+    dlogits *= (w / x.dtype.type(total))[:, None]
+    # forward: z = x · Wᵀ + b
+    np.dot(dlogits, W, out=dx)
+    np.dot(dlogits.T, x, out=dW)
+    return loss, dlogits.sum(axis=0)

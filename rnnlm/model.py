@@ -43,7 +43,7 @@ class ForwardResult(NamedTuple):
 
 
 class BPTTResult(NamedTuple):
-    loss: float     # mean nats/token over T*B positions
+    loss: float     # mean nats/token over T*B positions (weighted: Σ w·nll / Σ w)
     grads: dict     # name -> gradient, keyed like params
     state: tuple    # final state (detached copy)
     hs: list        # per layer (T, B, H) outputs h_1..h_T
@@ -72,9 +72,11 @@ class RNNModel:
     model = RNNModel(config, seed=0)
     model.params                      dict name -> ndarray (PyTorch names); updated in place by optimizers
     model.init_state(B)               zeros, (h,) or (h, c), each (L, B, H)
-    model.loss_and_grads(inputs, targets, state, rng=None, masks=None) -> (loss, grads, state)
+    model.loss_and_grads(inputs, targets, state, rng=None, masks=None, weights=None) -> (loss, grads, state)
     model.bptt(...)                   same, plus per-step hidden states and state gradients
-    model.loss(inputs, targets, state) -> (loss, state)
+    model.loss(inputs, targets, state, weights=None) -> (loss, state)
+                                      weights (T, B): per-position loss weights (the learnability
+                                      tasks); None = the plain mean, on the fused kernels
     model.step_logprobs(tokens, state) -> (logp (B, V), state)
     model.forward_states(inputs, state, masks=None) -> ForwardResult
     model.draw_masks(T, B, rng)       dropout masks to pass as masks= (fixed-mask gradcheck)
@@ -242,16 +244,24 @@ class RNNModel:
         _, caches = self._forward(ids, state, masks, _Workspace(paths.plan(self.config.cell, self.config.hidden)))
         return ForwardResult([c.h[1:] for c in caches], caches, self._final_state(caches))
 
-    def loss(self, inputs, targets, state=None, masks=None):
+    def loss(self, inputs, targets, state=None, masks=None, weights=None):
         """Mean cross-entropy (nats/token) of a window, no gradients -> (loss, state).
 
         No dropout unless explicit masks (from draw_masks) are given: the
         finite-difference gradcheck uses that to hold a mask fixed.
+        weights (T, B) >= 0 with a positive sum: the loss is Σ w·nll / Σ w
+        (layers.output_loss_weighted); None = the plain mean over T*B.
         """
         ids, tgt, state, masks = self._prepare(inputs, targets, state, masks)
         T, B = ids.shape
         N, V, H = T * B, self.config.vocab_size, self.config.hidden
         ws = self._workspace(T, B)
+        if weights is not None:
+            w = self._check_weights(weights, T, B)
+            top, caches = self._forward(ids, state, masks, ws)
+            loss, _ = layers.output_loss_weighted(top.reshape(N, H), self._decoder_weight(),
+                                                  self.params["decoder.bias"], tgt.reshape(N), w)
+            return loss, self._final_state(caches)
         if ws.plan.overlapped:
             scratch = self._output_scratch(ws, N)
             dtop = ws.get("dtop", (T, B, H), self.dtype).reshape(N, H)
@@ -275,21 +285,42 @@ class RNNModel:
 
     # ------------------------------------------------------------ backward
 
-    def loss_and_grads(self, inputs, targets, state=None, rng=None, masks=None):
+    def loss_and_grads(self, inputs, targets, state=None, rng=None, masks=None, weights=None):
         """Mean loss over the T*B positions, its gradients, and the final state.
 
         inputs, targets (T, B) int. state: from init_state or a previous call
         (treated as a constant: no gradient flows across windows). rng: a numpy
         Generator to draw dropout masks (None = no dropout); masks: explicit
-        masks from draw_masks (overrides rng). Returns (loss, grads, state);
-        grads and state are fresh arrays.
+        masks from draw_masks (overrides rng). weights (T, B) >= 0 with a
+        positive sum: per-position loss weights, loss = Σ w·nll / Σ w (as
+        PyTorch's CrossEntropyLoss with weights, a 0 acting as ignore_index);
+        the output layer then runs layers.output_loss_weighted instead of the
+        fused kernels (None, the default, is the language-model path, unchanged).
+        Returns (loss, grads, state); grads and state are fresh arrays.
         """
-        r = self._bptt(inputs, targets, state, rng, masks, extras=False)
+        r = self._bptt(inputs, targets, state, rng, masks, extras=False, weights=weights)
         return r.loss, r.grads, r.state
 
-    def bptt(self, inputs, targets, state=None, rng=None, masks=None) -> BPTTResult:
+    def bptt(self, inputs, targets, state=None, rng=None, masks=None, weights=None) -> BPTTResult:
         """loss_and_grads plus hs, dhs per layer and the initial-state gradient (all fresh copies)."""
-        return self._bptt(inputs, targets, state, rng, masks, extras=True)
+        return self._bptt(inputs, targets, state, rng, masks, extras=True, weights=weights)
+
+    def _check_weights(self, weights, T, B):
+        w = np.asarray(weights)
+        if w.shape != (T, B):
+            raise ValueError(f"weights must have the inputs' shape {(T, B)}, got {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+            raise ValueError("weights must be finite, >= 0, with a positive sum")
+        return np.ascontiguousarray(w, dtype=self.dtype).reshape(T * B)
+
+    def _forward_and_output_weighted(self, ids, tgt, state, masks, ws, w, dtop, dW_dec):
+        """_forward_and_output with per-position loss weights w (N,): the plain forward
+        (never the overlapped one) and layers.output_loss_weighted."""
+        N, H = dtop.shape
+        top, caches = self._forward(ids, state, masks, ws)
+        loss, ddec_b = layers.output_loss_weighted(top.reshape(N, H), self._decoder_weight(),
+                                                   self.params["decoder.bias"], tgt.reshape(N), w, dtop, dW_dec)
+        return loss, ddec_b, caches, self.cell.backward
 
     def _output_scratch(self, ws, N):
         """The output layer's scratch buffers in ws (layers.output_scratch_shapes, as the plan says)."""
@@ -311,7 +342,7 @@ class RNNModel:
                                                     self.params["decoder.bias"], tgt, ws.plan.dW_transposed)
         return loss, ddec_b, caches, self.cell.backward
 
-    def _bptt(self, inputs, targets, state, rng, masks, extras):
+    def _bptt(self, inputs, targets, state, rng, masks, extras, weights=None):
         cfg, dt, P, cell = self.config, self.dtype, self.params, self.cell
         ids, tgt, state, masks = self._prepare(inputs, targets, state, masks)
         T, B = ids.shape
@@ -322,8 +353,12 @@ class RNNModel:
         scratch = self._output_scratch(ws, N)
         dtop = ws.get("dtop", (T, B, H), dt)
         dW_dec = np.empty((V, H), dt)
-        loss, ddec_b, caches, top_backward = self._forward_and_output(ids, tgt, state, masks, ws, scratch,
-                                                                      dtop.reshape(N, H), dW_dec)
+        if weights is None:
+            loss, ddec_b, caches, top_backward = self._forward_and_output(ids, tgt, state, masks, ws, scratch,
+                                                                          dtop.reshape(N, H), dW_dec)
+        else:
+            loss, ddec_b, caches, top_backward = self._forward_and_output_weighted(
+                ids, tgt, state, masks, ws, self._check_weights(weights, T, B), dtop.reshape(N, H), dW_dec)
         grads = {"decoder.bias": ddec_b}
         if masks is not None:
             # forward: top = h_L * mask

@@ -1,0 +1,448 @@
+"""The learnability study: which cell learns a dependency across d steps, and the gradient that reaches the key.
+
+Legend: d = the task's distance (words between the key and the query), n =
+seeds (runs) per cell and distance, k = runs solved.
+
+`run_study(config)` trains every cell x distance x seed of a `StudyConfig`
+with the same budget (config.train: steps, optimizer, learning rate,
+clipping, loss mode), one sweep job each (`learnability.task_job` through
+`sweep.run_sweep`; the task data are generated once here, one task per
+(distance, seed), and shipped to the workers), then writes into the study
+folder:
+
+    sweep.jsonl            the engine's rows (one per run: outcome, history of accuracy,
+                           gradient at the key and Jacobian norm)
+    study.json             {"meta", "summary": per cell and distance, "runs": the rows}
+    table.md               the summary as a markdown table (also printed)
+    success.png/.svg       success rate against distance per cell, 95% Wilson intervals over seeds
+    steps.png/.svg         steps to success against distance (solved runs; median and range)
+    gradient.png/.svg      ‖∂nll/∂h_key‖ at initialization and while learning (study._during_training),
+                           against distance, log scale, with each cell's last distance solved
+                           by a majority of its runs marked
+
+Success rate: k/n runs *solved* (held-out accuracy >= threshold at `patience`
+consecutive evaluations, learnability.py); its interval is the Wilson score
+interval at 95% (Wilson 1927; Brown, Cai & DasGupta 2001 recommend it for
+small n), which stays inside [0, 1] and is not empty at k = 0 or k = n.
+Gradients are the per-run medians over the probe batch (log10), summarised
+over seeds by their median and range.
+
+The one thing to know before editing: the study folder is a sweep folder, so
+a rerun with the same settings skips the runs already recorded (a changed
+setting changes the job names: `_job_name` spells every setting that varies
+between jobs, and `meta.budget` the ones that do not); the summary is always
+rebuilt from every recorded row that belongs to this grid.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import tasks
+from .config import STUDY_CELLS, StudyConfig, TaskTrainConfig
+from .errors import UserError
+from .fileio import atomic_write_json, atomic_write_text
+
+Z95 = 1.959963984540054   # the 0.975 quantile of the standard normal
+
+# --quick: the same grid shape at a smaller scale (see the README for what it shows)
+QUICK = {"distances": "5,40,160", "cells": "rnn,gru", "seeds": "0,1", "n_train": 1000, "n_test": 300,
+         "train": {"steps": 2500, "eval_every": 250, "eval_size": 300, "jac_every": 2500}}
+
+COLORS = {"rnn": "#d62728", "rnn-orth": "#ff7f0e", "lstm": "#1f77b4", "gru": "#2ca02c"}
+LABELS = {"rnn": "rnn tanh, default init", "rnn-orth": "rnn tanh, orthogonal init",
+          "lstm": "lstm, forget bias 1", "gru": "gru"}
+
+
+def quick_config(config: StudyConfig) -> StudyConfig:
+    """`config` with QUICK's settings in place of its grid and budget (out kept)."""
+    train = dataclasses.replace(config.train, **QUICK["train"])
+    top = {k: v for k, v in QUICK.items() if k != "train"}
+    return dataclasses.replace(config, train=train, quick=True, **top)
+
+
+def default_out(config: StudyConfig) -> str:
+    return config.out or ("runs/study-learnability-quick" if config.quick else "runs/study-learnability")
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (Wilson 1927): (low, high); (0, 1) when n = 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # at k = 0 and k = n the bound is exactly 0 (1); computed, it is off by a rounding
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
+
+
+# ---------------------------------------------------------------- the grid
+
+
+def _task_spec(config: StudyConfig, distance: int, seed: int) -> tasks.TaskSpec:
+    keys = config.keys if config.task == "recall" else 2
+    return tasks.TaskSpec(config.task, int(distance), keys=keys, n_train=config.n_train, n_test=config.n_test,
+                          seed=int(seed)).validate()
+
+
+def _job_name(config: StudyConfig, cell: str, distance: int, seed: int) -> str:
+    return f"{config.task}-k{config.keys}-{cell}-d{distance}-s{seed}"
+
+
+def _budget(config: StudyConfig) -> dict:
+    """The training settings every job shares (the cell's own fields and the seed excluded)."""
+    d = config.train.to_dict()
+    for f in ("cell", "init", "forget_bias", "seed"):
+        d.pop(f)
+    return d
+
+
+def build_jobs(config: StudyConfig):
+    """(jobs, data): one sweep.Job per cell x distance x seed, longest first, and the task payloads."""
+    from .learnability import task_arrays
+    from .sweep import Job
+
+    config.validate()
+    cells, distances, seeds = config.cell_list(), config.distance_list(), config.seed_list()
+    data, jobs = {}, []
+    for d in distances:
+        for s in seeds:
+            spec = _task_spec(config, d, s)
+            data[f"d{d}-s{s}"] = task_arrays(tasks.make_task(spec))
+    # shortest distance first, seeds before cells: a study interrupted (and reported with
+    # --report-only) has its short distances complete for every cell, and the longest jobs
+    # (one d = 160 run: minutes) are the last to start, which costs at most one of them in idle tail
+    order = sorted(((d, c, s) for d in distances for c in cells for s in seeds), key=lambda x: (x[0], x[2]))
+    for d, c, s in order:
+        spec = _task_spec(config, d, s)
+        # Ω is a vanilla-RNN arm: the gated cells of the same study train without it
+        omega = config.train.omega if STUDY_CELLS[c]["cell"] == "rnn" else 0.0
+        train = dataclasses.replace(config.train, **STUDY_CELLS[c], seed=int(s), omega=omega).validate()
+        settings = {"task": spec.to_json(), "train": train.to_dict(), "study_cell": c, "distance": d, "seed": s}
+        jobs.append(Job(_job_name(config, c, d, s), "rnnlm.learnability:task_job", settings, f"d{d}-s{s}"))
+    return jobs, data
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _median(xs):
+    xs = [x for x in xs if x is not None]
+    return float(np.median(xs)) if xs else None
+
+
+def _range(xs):
+    xs = [x for x in xs if x is not None]
+    return [float(min(xs)), float(max(xs))] if xs else None
+
+
+def _during_training(row: dict):
+    """log10 ‖∂nll/∂h_key‖ while the run was learning: the median of its evaluations after
+    step 0 up to the first that reached the threshold (all of them if none did); None if none."""
+    h = row["history"]
+    stop = row["first_step"] if row["first_step"] is not None else h["step"][-1]
+    v = [g for s, g in zip(h["step"], h["log10_grad_key_median"]) if 0 < s <= stop and g is not None]
+    return float(np.median(v)) if v else None
+
+
+def summarize(config: StudyConfig, rows: list[dict]) -> dict:
+    """Per cell, per distance: n, solved, rate, Wilson 95% interval, steps to success, final accuracy,
+    and log10 ‖∂nll/∂h_key‖ and ‖∂h_query/∂h_key‖ at init, at their largest and at the end."""
+    by = {}
+    for r in rows:
+        if r.get("status") != "done":
+            continue
+        by.setdefault((r["study_cell"], int(r["distance"])), []).append(r)
+    out = {}
+    for c in config.cell_list():
+        out[c] = {}
+        for d in config.distance_list():
+            runs = by.get((c, d), [])
+            n, k = len(runs), sum(bool(r["solved"]) for r in runs)
+            lo, hi = wilson(k, n)
+
+            def hist(r, q, pick):
+                v = [x for x in r["history"][f"log10_{q}_median"] if x is not None]
+                return pick(v) if v else None
+            gk_init = [hist(r, "grad_key", lambda v: v[0]) for r in runs]
+            gk_max = [hist(r, "grad_key", max) for r in runs]
+            gk_end = [hist(r, "grad_key", lambda v: v[-1]) for r in runs]
+            gk_train = [_during_training(r) for r in runs]
+            jac_init = [hist(r, "jac", lambda v: v[0]) for r in runs]
+            jac_end = [hist(r, "jac", lambda v: v[-1]) for r in runs]
+            steps = [r["solved_step"] for r in runs if r["solved"]]
+            out[c][str(d)] = {
+                "n": n, "solved": k, "rate": k / n if n else None, "wilson95": [lo, hi],
+                "reached": sum(r["first_step"] is not None for r in runs),
+                "solved_step_median": _median(steps), "solved_step_range": _range(steps),
+                "final_acc": [r["final_acc"] for r in runs], "best_acc": [r["best_acc"] for r in runs],
+                "diverged": sum(bool(r["diverged"]) for r in runs),
+                "log10_grad_key_init": {"median": _median(gk_init), "range": _range(gk_init)},
+                "log10_grad_key_max": {"median": _median(gk_max), "range": _range(gk_max)},
+                "log10_grad_key_end": {"median": _median(gk_end), "range": _range(gk_end)},
+                "log10_grad_key_train": {"median": _median(gk_train), "range": _range(gk_train)},
+                "log10_jac_init": {"median": _median(jac_init), "range": _range(jac_init)},
+                "log10_jac_end": {"median": _median(jac_end), "range": _range(jac_end)},
+                "steps_per_s": _median([r["steps_per_s"] for r in runs]),
+                "wall_s": float(sum(r["wall_s"] for r in runs)),
+            }
+    return out
+
+
+def reach(summary: dict, cell: str, distances) -> int | None:
+    """The largest distance at which a majority of the cell's runs were solved and every shorter one too
+    (None if not even the shortest)."""
+    last = None
+    for d in sorted(distances):
+        s = summary[cell][str(d)]
+        if not s["n"] or s["solved"] * 2 <= s["n"]:
+            break
+        last = d
+    return last
+
+
+def _fmt_log(v):
+    """A log10 value as a number, e.g. -35.4 -> '4.0e-36' (None -> '–')."""
+    if v is None:
+        return "–"
+    e = math.floor(v)
+    m = 10 ** (v - e)
+    if m >= 9.95:
+        m, e = 1.0, e + 1
+    return f"{m:.1f}e{e:+03d}"
+
+
+def format_table(config: StudyConfig, summary: dict) -> str:
+    """The summary as markdown: per cell and distance, runs solved and the gradient at the key."""
+    ds = config.distance_list()
+    t = config.train
+    lines = [f"Task {config.task} (k = {config.keys} keys, chance 1/{config.keys}), loss on "
+             f"{'the answer only' if t.loss == 'answer' else 'every position'}; E = {t.emsize}, H = {t.hidden}, "
+             f"B = {t.batch_size}, {t.optimizer} lr {t.lr:g}, clip-norm {t.clip_norm:g}, {t.steps} steps"
+             f"{', BPTT window ' + str(t.bptt) if t.bptt else ''}; seeds {config.seeds}. "
+             f"Solved: held-out accuracy >= {t.threshold:g} at {t.patience} consecutive evaluations "
+             f"(every {t.eval_every} steps); [95% Wilson interval].", ""]
+    head = "| cell | " + " | ".join(f"d = {d}" for d in ds) + " |"
+    lines += ["**Runs solved**", "", head, "|---" * (len(ds) + 1) + "|"]
+    for c in config.cell_list():
+        cells = []
+        for d in ds:
+            s = summary[c][str(d)]
+            lo, hi = s["wilson95"]
+            cells.append(f"{s['solved']}/{s['n']} [{lo:.2f}, {hi:.2f}]")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    lines += ["", "**Steps to success** (median over solved runs)", "", head, "|---" * (len(ds) + 1) + "|"]
+    for c in config.cell_list():
+        cells = []
+        for d in ds:
+            s = summary[c][str(d)]
+            cells.append("–" if s["solved_step_median"] is None else f"{s['solved_step_median']:.0f}")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    lines += ["", "**‖∂nll/∂h_key‖ at initialization → while learning** (the median of a run's evaluations "
+              "after step 0 up to the first success, or all of them; per evaluation the median over 32 "
+              "held-out sequences; median over seeds)", "", head, "|---" * (len(ds) + 1) + "|"]
+    for c in config.cell_list():
+        cells = []
+        for d in ds:
+            s = summary[c][str(d)]
+            cells.append(f"{_fmt_log(s['log10_grad_key_init']['median'])} → "
+                         f"{_fmt_log(s['log10_grad_key_train']['median'])}")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    lines += ["", "**‖∂h_query/∂h_key‖₂ (lag d + 1) at initialization → at the end** (median over seeds)", "",
+              head, "|---" * (len(ds) + 1) + "|"]
+    for c in config.cell_list():
+        cells = []
+        for d in ds:
+            s = summary[c][str(d)]
+            cells.append(f"{_fmt_log(s['log10_jac_init']['median'])} → {_fmt_log(s['log10_jac_end']['median'])}")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    lines.append("")
+    reaches = {c: reach(summary, c, ds) for c in config.cell_list()}
+    lines.append("Largest distance solved by a majority of runs (and every shorter one): " +
+                 ", ".join(f"{c} {'none' if r is None else f'd = {r}'}" for c, r in reaches.items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _subtitle(config: StudyConfig) -> str:
+    t = config.train
+    return (f"{config.task}, k={config.keys}, loss on {'answer' if t.loss == 'answer' else 'all positions'}; "
+            f"E={t.emsize} H={t.hidden} B={t.batch_size}, {t.optimizer} lr {t.lr:g}, clip-norm {t.clip_norm:g}, "
+            f"{t.steps} steps; lstm forget bias 1; seeds {config.seeds}")
+
+
+def write_figures(config: StudyConfig, summary: dict, folder: Path) -> list[Path]:
+    """success, steps and gradient figures (PNG and SVG) in folder; returns their paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ds = config.distance_list()
+    cells = config.cell_list()
+    paths = []
+    n_cells = len(cells)
+
+    def offset(i):
+        return 2 ** ((i - (n_cells - 1) / 2) * 0.06)   # spread the cells' markers a little on the log axis
+
+    def save(fig, name):
+        for ext in ("png", "svg"):
+            p = folder / f"{name}.{ext}"
+            fig.savefig(p, dpi=100 if ext == "png" else None, bbox_inches="tight")
+            paths.append(p)
+        plt.close(fig)
+
+    # success rate
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, c in enumerate(cells):
+        s = [summary[c][str(d)] for d in ds]
+        x = [d * offset(i) for d in ds]
+        rate = [v["rate"] if v["rate"] is not None else np.nan for v in s]
+        lo = [max(0.0, r - v["wilson95"][0]) if not np.isnan(r) else 0 for r, v in zip(rate, s)]
+        hi = [max(0.0, v["wilson95"][1] - r) if not np.isnan(r) else 0 for r, v in zip(rate, s)]
+        ax.errorbar(x, rate, yerr=[lo, hi], marker="o", capsize=3, color=COLORS.get(c), label=LABELS.get(c, c))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ds, [str(d) for d in ds])
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("distance d (filler words between key and query)")
+    ax.set_ylabel("fraction of runs solved")
+    ax.set_title("Runs that learned the dependency (95% Wilson intervals over seeds)\n" + _subtitle(config),
+                 fontsize=8)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save(fig, "success")
+
+    # steps to success
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, c in enumerate(cells):
+        xs, med, lo, hi = [], [], [], []
+        for d in ds:
+            v = summary[c][str(d)]
+            if v["solved_step_median"] is None:
+                continue
+            xs.append(d * offset(i))
+            med.append(v["solved_step_median"])
+            lo.append(v["solved_step_median"] - v["solved_step_range"][0])
+            hi.append(v["solved_step_range"][1] - v["solved_step_median"])
+        if xs:
+            ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=3, color=COLORS.get(c), label=LABELS.get(c, c))
+    ax.axhline(config.train.steps, color="gray", ls=":", lw=1)
+    ax.text(ds[0], config.train.steps, " budget", va="bottom", fontsize=8, color="gray")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ds, [str(d) for d in ds])
+    ax.set_ylim(0, config.train.steps * 1.1)
+    ax.set_xlabel("distance d")
+    ax.set_ylabel("steps to success (solved runs: median, range)")
+    ax.set_title("How long learning took; unsolved runs are left out\n" + _subtitle(config), fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save(fig, "steps")
+
+    # gradient at the key
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    for i, c in enumerate(cells):
+        for key, ls, mk, lab in (("log10_grad_key_init", "--", "o", "at init"),
+                                 ("log10_grad_key_train", "-", "s", "while learning")):
+            xs, med, lo, hi = [], [], [], []
+            for d in ds:
+                v = summary[c][str(d)][key]
+                if v["median"] is None:
+                    continue
+                xs.append(d * offset(i))
+                med.append(10 ** v["median"])
+                lo.append(10 ** v["median"] - 10 ** v["range"][0])
+                hi.append(10 ** v["range"][1] - 10 ** v["median"])
+            if xs:
+                ax.errorbar(xs, med, yerr=[lo, hi], ls=ls, marker=mk, capsize=2, color=COLORS.get(c),
+                            mfc="none" if key.endswith("init") else COLORS.get(c),
+                            label=f"{c} {lab}")
+        r = reach(summary, c, ds)
+        if r is not None:
+            ax.axvline(r * offset(i), color=COLORS.get(c), ls=":", lw=1.2)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(ds, [str(d) for d in ds])
+    ax.set_xlabel("distance d")
+    ax.set_ylabel("‖∂ nll(answer) / ∂ h_key‖ (median over seeds, range)")
+    ax.set_title("Gradient that reaches the key, at init and while learning (evaluations up to success);\n"
+                 "dotted: each cell's last distance solved by most runs\n" + _subtitle(config), fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    save(fig, "gradient")
+    return paths
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: int | None = None,
+              progress: bool = True, report_only: bool = False) -> dict:
+    """Run the grid through sweep.run_sweep (skipping runs already recorded), write study.json,
+    table.md and the figures in the study folder; returns the study document.
+
+    scheduler/n_workers: passed to run_sweep (None: a LocalCluster, one worker per core;
+    "serial": in this process). report_only: run nothing, write the outputs from the runs
+    already recorded (an interrupted study; missing runs count as n smaller).
+    UserError for bad settings, or report_only without a recorded run.
+    """
+    from .sweep import read_rows, run_sweep
+
+    if config.quick:
+        config = quick_config(config)
+    config.validate()
+    folder = Path(default_out(config))
+    jobs, data = build_jobs(config)
+    load0, t0 = _load_average(), time.perf_counter()
+    if report_only:
+        rows = read_rows(folder)
+        if not rows:
+            raise UserError(f"{folder} holds no recorded runs (no sweep.jsonl); run the study first")
+    else:
+        rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress)
+    wall = time.perf_counter() - t0
+    names = {j.name for j in jobs}
+    rows = [r for r in rows if r.get("name") in names]
+    failed = [r for r in rows if r.get("status") != "done"]
+    summary = summarize(config, rows)
+    doc = {
+        "meta": {
+            "study": "learnability", "config": {**dataclasses.asdict(config), "train": config.train.to_dict()},
+            "budget": _budget(config), "cells": {c: STUDY_CELLS[c] for c in config.cell_list()},
+            "jobs": len(jobs), "recorded": len(rows), "report_only": report_only,
+            "failed": [{"name": r["name"], "error": r.get("error")} for r in failed],
+            "job_wall_s_sum": float(sum(r.get("wall_s") or 0 for r in rows)),
+            "wall_s_this_call": wall, "load_average_before": load0, "load_average_after": _load_average(),
+            "scheduler": scheduler or "LocalCluster", "n_workers": n_workers or os.cpu_count(),
+            "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+            "success": "held-out accuracy >= threshold at `patience` consecutive evaluations",
+            "interval": "Wilson score 95%",
+            "reach": {c: reach(summary, c, config.distance_list()) for c in config.cell_list()},
+        },
+        "summary": summary,
+        "runs": rows,
+    }
+    atomic_write_json(folder / "study.json", doc)
+    table = format_table(config, summary)
+    atomic_write_text(folder / "table.md", table)
+    write_figures(config, summary, folder)
+    doc["table"] = table
+    doc["folder"] = str(folder)
+    return doc
