@@ -900,8 +900,8 @@ def _add_study(sub):
     _arg(b, T, "hidden", "--nhid", "--hidden", help="hidden size (default {default})")
     _arg(b, T, "emsize", help="embedding size (default {default})")
     _arg(b, T, "loss", help="answer: loss on the answer only | all: on every position (default {default})")
-    _arg(b, T, "bptt", help="BPTT window; 0 = the whole sequence (default {default}); < d truncates the "
-                            "gradient before the key")
+    _arg(b, T, "bptt", dest="task_bptt",    # its own range: 0 (the whole sequence) is allowed here
+         help="BPTT window; 0 = the whole sequence (default {default}); < d truncates the gradient before the key")
     _arg(b, T, "omega", help="weight of the Ω regularizer on the rnn cells (the gated ones train without it), "
                              "0 = off (default {default})")
     _arg(b, T, "eval_every", help="steps between evaluations (default {default})")
@@ -924,8 +924,9 @@ def _run_study(args):
     import dataclasses
 
     from . import study
-    train = C.TaskTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(C.TaskTrainConfig)
-                                 if getattr(args, f.name, None) is not None})
+    given = {**vars(args), "bptt": args.task_bptt}
+    train = C.TaskTrainConfig(**{f.name: given[f.name] for f in dataclasses.fields(C.TaskTrainConfig)
+                                 if given.get(f.name) is not None})
     if args.no_early_stop:
         train.early_stop = False
     top = {f.name: getattr(args, f.name) for f in dataclasses.fields(C.StudyConfig)

@@ -224,6 +224,9 @@ RANGES: dict[str, Range] = {
     "log_interval": _count(1), "max_skips": _count(1),
     # sweep
     "seeds": _count(1), "workers": _count(1), "retries": _count(0),
+    # study learnability
+    "keys": _count(2), "n_train": _count(1), "n_test": _count(1), "steps": _count(1),
+    "task_bptt": _count(0, "(0 = the whole sequence)"),
     # jacobian
     "max_lag": _count(1), "anchors": _count(1), "tokens": _count(2),
     # generate
