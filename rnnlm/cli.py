@@ -897,7 +897,7 @@ def _add_study(sub):
     _arg(b, T, "optimizer", help="sgd | momentum | adagrad | adam (default {default})")
     _arg(b, T, "clip_norm", help="gradient-norm clip, 0 = none (default {default})")
     _arg(b, T, "batch_size", "--batch-size", help="sequences per step (default {default})")
-    _arg(b, T, "hidden", "--nhid", "--hidden", help="hidden size (default {default})")
+    _arg(b, T, "hidden", "--hidden", "--nhid", help="hidden size (default {default})")
     _arg(b, T, "emsize", help="embedding size (default {default})")
     _arg(b, T, "loss", help="answer: loss on the answer only | all: on every position (default {default})")
     _arg(b, T, "bptt", dest="task_bptt",    # its own range: 0 (the whole sequence) is allowed here
