@@ -580,6 +580,13 @@ def init_name(config, text: str | None = None) -> str:
         text = f"random:{config.vocab_size}" if corpus.lower() == "none" else f"{corpus}:{config.split}"
     source, _, split = text.rpartition(":")
     text = f"{Path(source).stem or 'corpus'}-{split}" if source != "random" else f"random{split}"
+    if source != "random":      # the corpus settings that shape the vocabulary and split, where not default
+        import dataclasses
+        d = config.data
+        short = {"keep_case": "case", "num_token": "num", "max_vocab": "V", "min_count": "min",
+                 "split_seed": "split", "valid_fraction": "vf", "test_fraction": "tf"}
+        text += "".join(f"-{short[f.name]}{getattr(d, f.name):g}" for f in dataclasses.fields(d)
+                        if f.name in short and getattr(d, f.name) != f.default)
     name = (f"{m.cell}{act}-{m.init}-x{m.recurrent_scale:g}{fb}-H{m.hidden}-E{m.emsize}-L{m.layers}-"
             f"{text}-{config.tokens}tok-D{config.max_lag}-K{config.anchors}-seed{config.seed}")
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name.replace(":", "").replace(",", "_"))

@@ -112,9 +112,12 @@ def expand_grid(grid: dict) -> tuple[list[tuple[str, dict, TrainConfig]], list[s
     if seeds is not None:
         if "seed" in grid:
             raise UserError("give either seeds (a count) or seed (values), not both")
-        if not isinstance(seeds, int) or seeds < 1:
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise UserError(f"seeds must be a positive count, got {seeds!r}")
         grid["seed"] = list(range(seeds))
+    empty = [k for k, v in grid.items() if isinstance(v, list) and not v]
+    if empty:
+        raise UserError(f"the grid gives {empty[0]} an empty list; give it at least one value")
     axes = [k for k, v in grid.items() if isinstance(v, list) and len(v) > 1]
     if "seed" in axes:                     # seeds innermost: one setting's seeds side by side
         axes = [a for a in axes if a != "seed"] + ["seed"]

@@ -83,7 +83,9 @@ def train_job(settings: dict, payload) -> JobResult:
     with temp_folder() as tmp:
         run = Path(tmp) / "run"
         config = dataclasses.replace(config, out=str(run), progress=False)
-        with contextlib.redirect_stderr(io.StringIO()):     # train's evaluation lines: not in the sweep's output
+        # train's lines (its run folder is the worker's temp folder; its evaluation bars): not in the
+        # sweep's output, and a closed pipe on the client's side cannot fail the job
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             summary = train(config, corpus=corpus)
         if summary["stopped"] == "interrupted":     # Ctrl-C reached train() (the serial path): stop the sweep
             raise KeyboardInterrupt

@@ -422,3 +422,14 @@ def test_agreement_report_prints_a_dash_for_an_empty_cell():
     lines = format_agreement(res).splitlines()
     assert lines[2].split()[:4] == ["1", "4", "0.750", "[0.300,"] and "    -" in lines[2]
     assert lines[3].startswith(" all     4  0.750 [0.300, 0.950]") and "    -" in lines[3]
+
+
+def test_jacobian_init_names_differ_by_corpus_settings():
+    import dataclasses
+
+    from rnnlm.config import DataConfig, JacobianConfig, ModelConfig
+    from rnnlm.jacobian import init_name
+    c = JacobianConfig(model=ModelConfig(cell="rnn", init="orthogonal", recurrent_scale=1.5, hidden=16, emsize=16),
+                       data=DataConfig(corpus="sintetico", max_vocab=300))
+    assert init_name(c) != init_name(dataclasses.replace(c, data=DataConfig(corpus="sintetico")))
+    assert "-V300-" in init_name(c)

@@ -401,3 +401,12 @@ def test_a_diverged_training_is_a_result_not_a_failure(text, payload, tmp_path):
     [row] = run_sweep(tmp_path, jobs, {"corpus": payload}, scheduler="serial", progress=False)
     assert row["status"] == "done" and row["stopped"] == "nonfinite" and row["nonfinite_step"] >= 1
     assert "error" not in row
+
+
+def test_a_grid_with_an_empty_list_or_a_boolean_seed_count_is_one_line():
+    from rnnlm.errors import UserError
+    from rnnlm.sweepgrid import expand_grid
+    with pytest.raises(UserError, match="cell an empty list"):
+        expand_grid({"cell": [], "max_steps": 20})
+    with pytest.raises(UserError, match="seeds must be a positive count"):
+        expand_grid({"cell": ["rnn"], "seeds": True})
