@@ -393,6 +393,23 @@ def _load_average():
         return None
 
 
+def recorded_config(folder: Path) -> StudyConfig:
+    """The StudyConfig a study folder's study.json records (what --report-only reports on).
+    UserError when the folder holds no learnability study."""
+    import json
+    path = Path(folder) / "study.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))["meta"]
+        if meta.get("study") != "learnability":
+            raise KeyError("study")
+        saved = dict(meta["config"])
+        train = TaskTrainConfig.from_dict(saved.pop("train"))
+        return StudyConfig(**saved, train=train)
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{folder} holds no learnability study (no readable study.json); "
+                        f"run `study learnability --out {folder}` first") from None
+
+
 def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: int | None = None,
               progress: bool = True, report_only: bool = False) -> dict:
     """Run the grid through sweep.run_sweep (skipping runs already recorded), write study.json,
@@ -405,6 +422,9 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     """
     from .sweep import read_rows, run_sweep
 
+    if report_only:     # the settings the runs were made with, not this call's flags
+        folder = Path(default_out(quick_config(config) if config.quick else config))
+        config = dataclasses.replace(recorded_config(folder), quick=False, out=str(folder))
     if config.quick:
         config = quick_config(config)
     config.validate()

@@ -107,3 +107,21 @@ def test_bad_study_flags_are_one_line(capsys):
     assert main(["study", "learnability", "--cells", "rnn,elman", "--out", "/nonexistent/x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown study cell" in err
+
+
+def test_report_only_reports_the_recorded_settings_and_refuses_other_folders(tmp_path):
+    import dataclasses as dc
+
+    from rnnlm.config import StudyConfig, TaskTrainConfig
+    from rnnlm.errors import UserError
+    from rnnlm.study import run_study
+    out = tmp_path / "st"
+    cfg = StudyConfig(distances="3,5", cells="rnn,gru", seeds="0", n_train=64, n_test=32, out=str(out),
+                      train=dc.replace(TaskTrainConfig(), steps=20, eval_every=10, hidden=8, emsize=8, batch_size=8))
+    run_study(cfg, scheduler="serial", progress=False)
+    table = (out / "table.md").read_text()
+    run_study(StudyConfig(out=str(out)), scheduler="serial", progress=False, report_only=True)   # default flags
+    assert (out / "table.md").read_text() == table
+    (tmp_path / "other").mkdir()
+    with pytest.raises(UserError, match="holds no learnability study"):
+        run_study(StudyConfig(out=str(tmp_path / "other")), report_only=True)
