@@ -32,6 +32,13 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
+
+def _subcommands(parser, dest: str, metavar: str):
+    """Required subcommands of `parser` (argparse's add_subparsers with our one-line-error parser)."""
+    sub = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=_Parser)
+    sub.required = True
+    return sub
+
 def _arg(group, cls, name, *flags, help, unset=False, **kw):
     """Add the flag(s) of field `name` of config dataclass `cls` (default: --<name with dashes>).
 
@@ -66,8 +73,7 @@ def _data_config(args) -> C.DataConfig:
 
 def _add_corpus(sub):
     p = sub.add_parser("corpus", help="inspect, locate or download a corpus")
-    csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=_Parser)
-    csub.required = True
+    csub = _subcommands(p, "corpus_command", "ACTION")
     info = csub.add_parser("info", help="token counts, vocabulary, OOV rates, samples")
     info.add_argument("corpus", nargs="?", default=C.default(C.DataConfig, "corpus"),
                       help="a named corpus (machado, sintetico) or a path to a .txt file or folder")
@@ -449,8 +455,7 @@ def _run_gradcheck(args):
 
 def _add_probe(sub):
     p = sub.add_parser("probe", help="long-range dependency probes: subject agreement, context usage")
-    psub = p.add_subparsers(dest="probe_command", metavar="ACTION", parser_class=_Parser)
-    psub.required = True
+    psub = _subcommands(p, "probe_command", "ACTION")
     a = psub.add_parser("agreement", help="accuracy of agreeing vs wrong verb/adjective by subject distance")
     a.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
     a.add_argument("--distances", default="1..40",
@@ -613,8 +618,7 @@ def _run_jacobian(args):
 
 def _add_plot(sub):
     p = sub.add_parser("plot", help="figures (PNG and SVG): lag curves, training runs, probes")
-    psub = p.add_subparsers(dest="plot_command", metavar="ACTION", parser_class=_Parser)
-    psub.required = True
+    psub = _subcommands(p, "plot_command", "ACTION")
     lag = psub.add_parser("lag", help="Jacobian or gradient-flow norm against lag, log scale")
     lag.add_argument("inputs", nargs="+", metavar="RUN_OR_JSON",
                      help="jacobian JSON files or run folders (their jacobian.json); one curve each")
@@ -682,8 +686,7 @@ def _run_plot(args):
 
 def _add_demo(sub):
     p = sub.add_parser("demo", help="scripted demonstrations: gradients by lag, long-range agreement")
-    dsub = p.add_subparsers(dest="demo_command", metavar="ACTION", parser_class=_Parser)
-    dsub.required = True
+    dsub = _subcommands(p, "demo_command", "ACTION")
     g = dsub.add_parser("gradients", help="lag curves at init and after training, explosion and clipping, "
                                           "tanh(n*x) (a few minutes)")
     g.add_argument("--out", default=None, help="output folder (default runs/demo-gradients)")
@@ -761,8 +764,7 @@ def _add_sweep(sub):
                                    "of one-thread worker processes, or --scheduler) and records one row per "
                                    "job in OUT/sweep.jsonl; rerunning it skips finished jobs. "
                                    "'sweep summarize OUT' prints the table.")
-    ssub = p.add_subparsers(dest="sweep_command", metavar="ACTION", parser_class=_Parser)
-    ssub.required = True
+    ssub = _subcommands(p, "sweep_command", "ACTION")
     run = ssub.add_parser("run", help="run a grid of trainings (train flags take comma-separated lists)",
                           description="Every train flag takes a comma-separated list here; the grid is the "
                                       "product of the lists (e.g. --cell rnn,lstm,gru --recurrent-scale 0.5,1,2 "
@@ -874,8 +876,7 @@ def _run_plot_sweep(args):
 
 def _add_study(sub):
     p = sub.add_parser("study", help="studies run on the sweep engine: 'study learnability'")
-    ssub = p.add_subparsers(dest="study_command", metavar="STUDY", parser_class=_Parser)
-    ssub.required = True
+    ssub = _subcommands(p, "study_command", "STUDY")
     q = ssub.add_parser("learnability",
                         help="which cell learns a dependency across d words (recall task), and the gradient "
                              "that reaches the key: every cell x distance x seed with the same budget",
@@ -968,8 +969,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from . import __version__
     parser.add_argument("--version", action="version", version=f"rnnlm {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+    sub = _subcommands(parser, "command", "COMMAND")
     for name, add, _ in COMMANDS:
         add(sub)
     return parser
