@@ -768,8 +768,8 @@ def _warm_up(s: "_Session", timing: _Timing) -> None:
                     np.random.default_rng(0), None, extras=False)
     grad_norm(r.grads)
     v = s.valid_stream
-    if v.shape[0] < 2:
-        return
+    if v.shape[0] < 2 or not (s.config.max_minutes or s.config.eval_minutes):
+        return      # no budget to reserve and no timed validation to size: nothing uses the speed
     # The evaluation speed: the median over windows of the same shape as a real evaluation's, after
     # one untimed window (compile, workspace), for up to CALIBRATION_S seconds.
     from .data import windows as _windows
