@@ -239,6 +239,7 @@ RANGES: dict[str, Range] = {
     # demo
     "minutes": Range(float, 0.0, lo_open=True),
     "min_distance": _count(1, text="between 1 and the maximum training distance"),
+    "subject_relative_rate": Range(float, 0.0, 1.0),
 }
 
 

@@ -527,12 +527,15 @@ def _bin_accuracy(agreement: dict, lo: int, hi: int) -> dict:
 
 
 def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0, min_distance: int = 1,
-                  omega: float | None = None) -> dict:
+                  omega: float | None = None, subject_relative_rate: float | None = None) -> dict:
     """The whole `demo longrange`; returns the summary (also OUT/summary.json and .md).
 
     min_distance > 1 trains on long dependencies only (no short sentences to learn
     agreement from), the setting in which vanishing gradients should bite; the
     probes still measure every distance. omega: Ω weight (default: the sizes' value).
+    subject_relative_rate: share of the training corpus's relative clauses whose own
+    verb agrees with the subject (restating its number a few words before the verb
+    that the probes score; None = sintetico's default 0.25, 0 = the controlled corpus).
     """
     if not minutes > 0:
         raise UserError(f"--minutes must be positive, got {minutes}")
@@ -554,6 +557,10 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     t0 = time.perf_counter()
     corpus_settings = dict(sentences=sizes["sentences"], min_distance=min_distance,
                            max_distance=sizes["max_distance"], seed=seed)
+    if subject_relative_rate is not None:
+        if not 0.0 <= subject_relative_rate <= 1.0:
+            raise UserError(f"--subject-relative-rate must be between 0 and 1, got {subject_relative_rate}")
+        corpus_settings["subject_relative_rate"] = subject_relative_rate
     folder = ensure_corpus(out / "sintetico", **corpus_settings)
     data = DataConfig(corpus=str(folder))
     corpus = load_corpus(data)
@@ -726,7 +733,9 @@ def longrange_markdown(s: dict) -> str:
     sh = s["shape"]
     lines = [f"# demo longrange{' (quick)' if s['quick'] else ''}", "",
              f"Seed {s['seed']}. Corpus: sintetico regenerated with {c['sentences']:,} sentences, subject-verb "
-             f"distance {c.get('min_distance', 1)}..{c['max_distance']}, vocabulary {c['vocab']}, {c['tokens']['train']:,} training tokens. "
+             f"distance {c.get('min_distance', 1)}..{c['max_distance']}, subject relatives (whose verb restates the number) "
+             f"in {c.get('subject_relative_rate', 0.25):g} of relative clauses, "
+             f"vocabulary {c['vocab']}, {c['tokens']['train']:,} training tokens. "
              f"Models: orthogonal init, E={s['sizes']['emsize']}, hidden sizes matched to the lstm's "
              f"{m['target_params']:,} parameters ({', '.join(f'{k} H={v}' for k, v in m['hidden'].items())}), "
              f"Adam lr {s['sizes']['lr']}, "

@@ -133,3 +133,24 @@ def test_longrange_refuses_bad_min_distance_and_omega(capsys):
     assert main(["demo", "longrange", "--quick", "--min-distance", "99"]) == 2
     assert main(["demo", "longrange", "--quick", "--omega", "-1"]) == 2
     assert "error: --omega must be >= 0" in capsys.readouterr().err
+
+
+def test_longrange_passes_the_subject_relative_rate_to_its_corpus(monkeypatch, tmp_path, capsys):
+    # The controlled agreement corpus: no relative clause restates the subject's number.
+    import rnnlm.sintetico as sintetico
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_ensure(folder, **settings):
+        seen.update(settings)
+        raise Stop
+
+    monkeypatch.setattr(sintetico, "ensure_corpus", fake_ensure)
+    with pytest.raises(Stop):
+        main(["demo", "longrange", "--quick", "--subject-relative-rate", "0", "--min-distance", "3",
+              "--out", str(tmp_path / "lr")])
+    assert seen["subject_relative_rate"] == 0.0 and seen["min_distance"] == 3
+    assert main(["demo", "longrange", "--quick", "--subject-relative-rate", "1.5"]) == 2
+    assert "--subject-relative-rate must be" in capsys.readouterr().err
