@@ -691,10 +691,14 @@ class StudyConfig:
 
 
 def _int_list(text, what: str) -> list[int]:
-    try:
-        out = [int(x) for x in str(text).split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"{what} must be comma-separated integers, got {text!r}") from None
+    items = [x.strip() for x in str(text).split(",")]
+    for x in items:
+        try:
+            int(x)
+        except ValueError:
+            bad = "an empty item" if not x else repr(x)
+            raise UserError(f"--{what} must be comma-separated integers; {bad} in {text!r} is not one") from None
+    out = [int(x) for x in items]
     if not out or len(set(out)) != len(out):
-        raise UserError(f"{what} must be a non-empty list without repeats, got {text!r}")
+        raise UserError(f"--{what} must be a non-empty list without repeats, got {text!r}")
     return out

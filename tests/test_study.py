@@ -25,8 +25,12 @@ def test_study_config_is_checked():
         C.StudyConfig(cells="rnn,transformer").validate()
     with pytest.raises(UserError, match="without repeats"):
         C.StudyConfig(seeds="1,1").validate()
-    with pytest.raises(UserError, match="integers"):
+    with pytest.raises(UserError, match="integers; 'x' in '5,x'"):
         C.StudyConfig(distances="5,x").validate()
+    with pytest.raises(UserError, match="--distances must be comma-separated integers; an empty item"):
+        C.StudyConfig(distances="5,,10").validate()
+    with pytest.raises(UserError, match="--seeds must be comma-separated integers; an empty item"):
+        C.StudyConfig(seeds="0,1,").validate()
 
 
 def _row(cell, d, seed, solved, step=None, gk=(-3.0, -2.0)):
