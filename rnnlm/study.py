@@ -248,7 +248,10 @@ def format_table(config: StudyConfig, summary: dict) -> str:
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     lines += ["", "**‖∂nll/∂h_key‖ at initialization → while learning** (the median of a run's evaluations "
               "after step 0 up to the first success, or all of them; per evaluation the median over 32 "
-              "held-out sequences; median over seeds)", "", head, "|---" * (len(ds) + 1) + "|"]
+              "held-out sequences; median over seeds)"
+              + (f"; measured through the whole sequence: the gradient training used is exactly 0 at the key "
+                 f"wherever the lag exceeds the BPTT window of {t.bptt}" if t.bptt else ""),
+              "", head, "|---" * (len(ds) + 1) + "|"]
     for c in config.cell_list():
         cells = []
         for d in ds:

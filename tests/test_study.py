@@ -62,6 +62,11 @@ def test_summary_counts_runs_and_reach_needs_every_shorter_distance():
     table = study.format_table(cfg, s)
     assert "| rnn | 3/3 [0.44, 1.00] | 1/3 [0.06, 0.79] | 3/3 [0.44, 1.00] |" in table
     assert "rnn d = 5, gru d = 20" in table
+    assert "BPTT window" not in table
+    cut = C.StudyConfig(distances="5,10,20", cells="rnn,gru", seeds="0,1,2",
+                        train=C.TaskTrainConfig(bptt=8))
+    table = study.format_table(cut, s)
+    assert "BPTT window 8;" in table and "exactly 0 at the key wherever the lag exceeds the BPTT window of 8" in table
 
 
 def test_omega_goes_to_the_rnn_cells_only():
