@@ -224,7 +224,9 @@ def format_table(config: StudyConfig, summary: dict) -> str:
     """The summary as markdown: per cell and distance, runs solved and the gradient at the key."""
     ds = config.distance_list()
     t = config.train
-    lines = [f"Task {config.task} (k = {config.keys} keys, chance 1/{config.keys}), loss on "
+    n = _task_spec(config, ds[0], 0).n_classes
+    what = {"recall": f"k = {n} keys", "order": f"{n} classes", "agreement": f"{n} numbers"}.get(config.task, f"{n} classes")
+    lines = [f"Task {config.task} ({what}, chance 1/{n}), loss on "
              f"{'the answer only' if t.loss == 'answer' else 'every position'}; E = {t.emsize}, H = {t.hidden}, "
              f"B = {t.batch_size}, {t.optimizer} lr {t.lr:g}, clip-norm {t.clip_norm:g}, {t.steps} steps"
              f"{', BPTT window ' + str(t.bptt) if t.bptt else ''}; seeds {config.seeds}. "

@@ -134,3 +134,10 @@ def test_report_only_reports_the_recorded_settings_and_refuses_other_folders(tmp
     (tmp_path / "other").mkdir()
     with pytest.raises(UserError, match="holds no learnability study"):
         run_study(StudyConfig(out=str(tmp_path / "other")), report_only=True)
+
+
+def test_table_names_the_task_classes_and_chance():
+    for task, head in (("recall", "(k = 2 keys, chance 1/2)"), ("order", "(4 classes, chance 1/4)"),
+                       ("agreement", "(2 numbers, chance 1/2)")):
+        cfg = C.StudyConfig(task=task, distances="10", cells="rnn", seeds="0")
+        assert study.format_table(cfg, study.summarize(cfg, [])).startswith(f"Task {task} {head}")
