@@ -59,6 +59,10 @@ RULES = {
 }
 # another budget (--loss all) needs its own study folder: a folder's recorded jobs keep their settings
 RULES["study learnability --distances"] = RULES["study learnability"][:-1] + ["runs/study-docs-subset"]
+RULES["study learnability --task"] = RULES["study learnability"][:-1] + ["runs/study-docs-task", "--distances", "3,4"]
+RULES["study learnability --cells"] = RULES["study learnability"][:-1] + ["runs/study-docs-bptt"]
+# the quick sentences are at most 8 words apart: a long-only corpus there starts at 3
+RULES["demo longrange --min-distance"] = RULES["demo longrange"] + ["--min-distance", "3"]
 # Words of a README command replaced before running it (the named corpus -> the world's text).
 SUBSTITUTE = {"corpus info": {"machado": "{text}"}}
 
