@@ -741,12 +741,21 @@ def _list_type(one, choices, flag):
                 pieces.append(piece)
         values = []
         for piece in pieces:
-            v = one(piece.strip()) if one is not None else piece.strip()
+            piece = piece.strip()
+            where = f" (item {len(values) + 1} of the list '{text}')" if len(pieces) > 1 else ""
+            try:
+                v = one(piece) if one is not None else piece
+            except argparse.ArgumentTypeError as exc:
+                msg = str(exc) if f"'{piece}'" in str(exc) else f"'{piece}': {exc}"
+                raise argparse.ArgumentTypeError(msg + where) from None
+            except (TypeError, ValueError):
+                kind = {int: "a whole number", float: "a number"}.get(one, f"a valid {flag} value")
+                raise argparse.ArgumentTypeError(f"'{piece}' is not {kind}{where}") from None
             if choices is not None and v not in choices:
-                raise argparse.ArgumentTypeError(f"{flag}: '{v}' is not one of {', '.join(map(str, choices))}")
+                raise argparse.ArgumentTypeError(f"'{v}' is not one of {', '.join(map(str, choices))}{where}")
             values.append(v)
         if not values:
-            raise argparse.ArgumentTypeError(f"{flag}: empty list")
+            raise argparse.ArgumentTypeError("empty list")
         return values
     return parse
 
@@ -814,7 +823,11 @@ def _sweep_grid(args) -> dict:
     if args.seeds is not None:
         grid["seeds"] = args.seeds
     if args.measure is not None:
+        from .sweepjobs import MEASURES
         grid["measure"] = [m.strip() for m in args.measure.split(",") if m.strip()]
+        for m in grid["measure"]:
+            if m not in MEASURES:
+                raise UserError(f"--measure: unknown measurement {m!r}; choose from {', '.join(MEASURES)}")
     if args.keep_models:
         grid["keep_models"] = True
     return grid
@@ -847,7 +860,7 @@ def _run_sweep(args):
     atomic_write_text(out / "summary.md", table + "\n")
     print(table)
     done = [r for r in rows if r["status"] == "done"]
-    if axes and done:
+    if axes and any(r.get("best_val_ppl") is not None for r in done):
         from .sweepplot import plot_sweep
         numeric = [a for a in axes if a != "seed" and all(isinstance(p[a], (int, float)) for _, p, _ in points)]
         x = (numeric or [a for a in axes if a != "seed"] or axes)[0]
