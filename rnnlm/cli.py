@@ -793,7 +793,9 @@ def _add_sweep(sub):
                         "measure: [...]}; flags given here override its keys")
     s.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 (an axis)")
     s.add_argument("--measure", default=None, metavar="M[,M...]",
-                   help="measure each trained model: lag (Jacobian lag curve, D=30, 8 anchors, on validation text)")
+                   help="measure each trained model: lag (Jacobian lag curve, D=30, 8 anchors, on validation "
+                        "text), agreement (subject-verb agreement probe, distances 1..25:4, 40 pairs each; "
+                        "sintetico corpora only, 'not applicable' on others)")
     s.add_argument("--keep-models", action="store_true", default=None,
                    help="bring back model.npz and best.npz of every job (default: config, metrics and vocab only)")
     s.add_argument("--out", default=None, help="sweep folder (default runs/sweep-<date>-<time>); rerun with "
@@ -847,14 +849,21 @@ def _run_sweep(args):
     if isinstance(measure, str):
         measure = [measure]
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(f"{len(points)} jobs ({' x '.join(axes) or 'one point'}) into {out}", file=sys.stderr, flush=True)
+    recorded = {r.get("name") for r in sweep.read_rows(out)}
+    skip = sum(name in recorded for name, _, _ in points)
+    print(f"{len(points)} jobs ({' x '.join(axes) or 'one point'}) into {out}"
+          + (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else ""),
+          file=sys.stderr, flush=True)
     jobs, data = sweepgrid.train_sweep_jobs(points, measure, bool(grid.get("keep_models")), folder=out)
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
-                               retries=args.retries, progress=not args.no_progress)
+                               retries=args.retries, progress=not args.no_progress, say_interrupted=False)
     except KeyboardInterrupt:
-        print(f"continue with the same command and --out {out}", file=sys.stderr, flush=True)
-        raise
+        n = len(sweep.read_rows(out))
+        print(f"interrupted: {n} of {len(jobs)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left running; "
+              f"continue with the same command and --out {out} (it skips the {n} recorded)",
+              file=sys.stderr, flush=True)
+        return 130
     table = sweepgrid.summarize(out)
     from .fileio import atomic_write_text
     atomic_write_text(out / "summary.md", table + "\n")
