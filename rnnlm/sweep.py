@@ -52,8 +52,9 @@ import logging
 import math
 import os
 import re
-import sys
+import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -323,7 +324,8 @@ class _Shield:
 
 def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: str | None = None,
               n_workers: int | None = None, retries: int = 2, progress: bool = True,
-              threads: int = 1, on_row=None, say_interrupted: bool = True) -> list[dict]:
+              threads: int = 1, on_row=None, say_interrupted: bool = True,
+              timings: dict | None = None) -> list[dict]:
     """Run every job not already finished in folder/sweep.jsonl; return all rows (old and new).
 
     folder: the sweep folder (created). jobs: Job tuples with unique names.
@@ -333,6 +335,9 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     that running scheduler; "serial" = in this process, one job after another,
     on `threads` Numba threads. retries: times a job whose worker died is
     rerun (LocalCluster only). on_row(row): called as each row is recorded.
+    timings: a dict filled with where the wall time went (seconds): start_s (the
+    cluster up and its workers connected; 0 for serial), ship_s (the payloads
+    scattered), jobs_s (first job sent to last row recorded), close_s.
     A finished job (status done or failed) is skipped; delete its line to rerun it.
     A recorded job whose settings differ from the one given is a UserError.
     Ctrl-C: stops and cancels the jobs in flight, closes the cluster, prints
@@ -373,14 +378,18 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
             on_row(row)
 
     shield = _Shield()
+    timings = {} if timings is None else timings
+    timings.update(start_s=0.0, ship_s=0.0, jobs_s=0.0, close_s=0.0)
     try:
         if scheduler == SERIAL:
+            t0 = time.perf_counter()
             for job in todo:
                 out = execute(job.fn, job.settings, data.get(job.data) if job.data else None, threads,
                               worker=f"serial:{os.getpid()}")
                 finish(job, {**out, "attempts": 1})
+            timings["jobs_s"] = time.perf_counter() - t0
         else:
-            _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield)
+            _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield, timings)
     except KeyboardInterrupt:
         bar.close()
         if say_interrupted:
@@ -412,10 +421,18 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
     # after the workers are: nothing stays behind even when a worker had to be killed mid-job.
     scratch = tempfile.mkdtemp(prefix="rnnlm-sweep-")
     # The active memory manager would drop the payload's extra copies, which a dying worker then takes along.
+    # The rest: less background work in each worker process, whose event loop and profiler threads take the
+    # GIL from the job's thread (the serial loop has none of them): no statistical profiler (a stack sample
+    # every 10 ms), event-loop health ticks every 1 s instead of 20 ms, the system monitor every 2 s instead
+    # of 0.5 s, and (memory_limit=0 below) no memory monitor polling the process every 100 ms in the worker
+    # and in its nanny; a worker the OS kills for memory is still restarted and its job retried.
     cfg = {"distributed.scheduler.allowed-failures": retries,
            "distributed.scheduler.active-memory-manager.start": False,
            "distributed.worker.daemon": True,
-           "distributed.admin.system-monitor.gil.enabled": False}
+           "distributed.admin.system-monitor.gil.enabled": False,
+           "distributed.worker.profile.enabled": False,
+           "distributed.admin.tick.interval": "1s",
+           "distributed.admin.system-monitor.interval": "2s"}
     with dask.config.set(cfg):
         try:
             import bokeh  # noqa: F401
@@ -428,6 +445,7 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
                 # preload: the workers ignore the terminal's Ctrl-C and stop their jobs when closed (dask_setup)
                 cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                        env={**WORKER_ENV, JOB_TMP: scratch}, local_directory=scratch,
+                                       memory_limit=0,
                                        dashboard_address=":0", silence_logs=logging.ERROR,
                                        preload=[__name__])
             with Client(cluster) as client:
@@ -455,7 +473,7 @@ def _attempts(client, keys) -> dict:
         return {k: None for k in keys}
 
 
-def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield) -> None:
+def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield, timings) -> None:
     """Submit `todo` to a Dask cluster and `finish(job, out)` each as it completes.
 
     A job whose worker died is rescheduled by the scheduler itself (its
@@ -468,10 +486,13 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
     from distributed import as_completed
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
+    t0 = time.perf_counter()
     with _client(scheduler, n_workers, retries, progress, shield) as client:
         tag = secrets.token_hex(3)
         # Scatter once the workers are up, so that each of them gets a copy.
         client.wait_for_workers(n_workers or (1 if scheduler else (os.cpu_count() or 1)), timeout=120)
+        t1 = time.perf_counter()
+        timings["start_s"] = t1 - t0
         shipped = {}
 
         def payload(key):
@@ -490,6 +511,10 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
             futures[fut] = job
             return fut
 
+        for key in sorted({j.data for j in todo if j.data is not None}):
+            payload(key)
+        t2 = time.perf_counter()
+        timings["ship_s"] = t2 - t1
         queue = as_completed([submit(job) for job in todo])
         try:
             for fut in queue:
@@ -510,6 +535,7 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
                                     "with a worker)"}
                 finish(job, out)
                 fut.release()
+            timings["jobs_s"] = time.perf_counter() - t2
         except BaseException:
             shield.raise_()
             running = list(futures)
@@ -519,6 +545,8 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
                 pass
             client.cancel(running, force=True)
             raise
+        t3 = time.perf_counter()
+    timings["close_s"] = time.perf_counter() - t3
 
 
 def format_row_line(row: dict) -> str:

@@ -25,6 +25,7 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 from .config import DataConfig, ModelConfig, TrainConfig
@@ -73,8 +74,8 @@ def _short(v) -> str:
 
 
 def point_name(point: dict, axes: list[str]) -> str:
-    """The folder name of a grid point: its axis values, in axis order."""
-    return ",".join(f"{k}={_short(point[k])}" for k in axes) or "run"
+    """The folder name of a grid point: its axis values, in axis order (other characters, e.g. ô, become _)."""
+    return re.sub(r"[^A-Za-z0-9._+=,-]", "_", ",".join(f"{k}={_short(point[k])}" for k in axes)) or "run"
 
 
 def make_config(point: dict) -> TrainConfig:

@@ -80,3 +80,64 @@ def test_plot_sweep_still_draws_a_numeric_y_against_a_text_x(tmp_path, capsys):
     assert main(["plot", "sweep", str(folder), "--x", "cell", "--y", "best_val_ppl"]) == 0
     svg = (folder / "sweep-best_val_ppl-vs-cell.svg").read_text()
     assert "1 jobs without best_val_ppl left out" in svg
+
+
+# ---------------------------------------------------------------- a rerun says what it skips
+
+
+def _tiny_flags(text, out):
+    return ["--corpus", str(text), "--max-vocab", "300", "--valid-fraction", "0.1", "--test-fraction", "0.1",
+            "--emsize", "8", "--hidden", "8", "--bptt", "4", "--batch-size", "4", "--dropout", "0",
+            "--eval-batch-size", "4", "--out", str(out), "--no-progress", "--max-steps", "3", "--eval-every", "0",
+            "--scheduler", "serial"]
+
+
+def test_a_rerun_says_how_many_finished_jobs_it_skips_and_how_many_it_runs(text, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "run", *_tiny_flags(text, out), "--cell", "rnn,gru"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first == f"2 jobs (cell) into {out}"
+    assert main(["sweep", "run", *_tiny_flags(text, out), "--cell", "rnn,gru,lstm"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == \
+        f"3 jobs (cell) into {out}: skipping 2 finished in an earlier run, running 1"
+
+
+# ---------------------------------------------------------------- --measure agreement
+
+
+@pytest.fixture(scope="module")
+def tiny_sintetico(tmp_path_factory):
+    from rnnlm.sintetico import ensure_corpus
+    return ensure_corpus(tmp_path_factory.mktemp("sintetico"), sentences=400, max_distance=12, seed=0)
+
+
+@pytest.mark.slow
+def test_measure_agreement_probes_a_sintetico_job_and_is_not_applicable_elsewhere(text, tiny_sintetico, tmp_path,
+                                                                                capsys):
+    from rnnlm.sweep import read_rows
+    out = tmp_path / "s"
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"corpus": [str(tiny_sintetico), str(text)], "measure": ["agreement"]}))
+    flags = [f for f in _tiny_flags(text, out)[2:] if f != "--no-progress"]
+    assert main(["sweep", "run", "--grid", str(grid), *flags, "--cell", "gru"]) == 0
+    printed = capsys.readouterr().out
+    rows = {("sin" if r["settings"]["train"]["data"]["corpus"] == str(tiny_sintetico) else "machado"): r
+            for r in read_rows(out)}
+    sin, mach = rows["sin"], rows["machado"]
+    assert sin["status"] == mach["status"] == "done"
+    assert 0.0 <= sin["agreement_accuracy"] <= 1.0 and sin["agreement_pairs"] > 0
+    assert [d for d, _ in sin["agreement_by_distance"]] == [1, 5, 9, 13, 17, 21, 25]
+    assert all(0.0 <= a <= 1.0 for _, a in sin["agreement_by_distance"])
+    assert sin["agreement_far"] == sin["agreement_by_distance"][-1][1]
+    assert sin["agreement_ci"][0] <= sin["agreement_accuracy"] <= sin["agreement_ci"][1]
+    probe = json.loads((out / sin["name"] / "probe-agreement-number.json").read_text())
+    assert probe["probe"] == "agreement" and probe["overall"]["n"] == sin["agreement_pairs"]
+    assert mach["agreement"].startswith("not applicable: the probe's sentences use the sintetico grammar")
+    assert "agreement_accuracy" not in mach and not (out / mach["name"] / "probe-agreement-number.json").exists()
+    # the table shows the accuracy, "n/a" where it does not apply, and why
+    assert main(["sweep", "summarize", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "agreement_accuracy" in table.splitlines()[2]
+    assert f"| {sin['agreement_accuracy']:.4g} |" in table and "| n/a |" in table
+    assert "agreement: not applicable: the probe's sentences use the sintetico grammar's words" in table
+    assert table in printed + "\n" or table.strip() in printed
