@@ -432,7 +432,8 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
            "distributed.admin.system-monitor.gil.enabled": False,
            "distributed.worker.profile.enabled": False,
            "distributed.admin.tick.interval": "1s",
-           "distributed.admin.system-monitor.interval": "2s"}
+           "distributed.admin.system-monitor.interval": "2s",
+           "temporary-directory": scratch}
     with dask.config.set(cfg):
         try:
             import bokeh  # noqa: F401
