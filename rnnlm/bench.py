@@ -499,8 +499,9 @@ def sweep_bench(n_jobs: int = 8, steps: int = 300, noop_jobs: int = 30, progress
         for way, kw in (("serial loop, 2 threads", dict(scheduler="serial", threads=2)),
                         ("1 worker", dict(n_workers=1)), ("2 workers", dict(n_workers=2))):
             t0 = time.perf_counter()
+            split = {}
             rows = run_sweep(os.path.join(tmp, way.split(",")[0].replace(" ", "-")), jobs, data,
-                             progress=progress, **kw)
+                             progress=progress, timings=split, **kw)
             wall = time.perf_counter() - t0
             in_job = sum(r["wall_s"] for r in rows)
             peak = {}
@@ -508,7 +509,7 @@ def sweep_bench(n_jobs: int = 8, steps: int = 300, noop_jobs: int = 30, progress
                 peak[r["worker"]] = max(peak.get(r["worker"], 0.0), r.get("max_rss_mb") or 0.0)
             ways[way] = {"wall_s": wall, "jobs_per_min": 60 * len(rows) / wall, "in_job_s": in_job,
                          "mean_job_s": in_job / len(rows), "failed": sum(r["status"] != "done" for r in rows),
-                         "peak_rss_mb": peak}
+                         "peak_rss_mb": peak, "split_s": split}
         result["ways"] = ways
         stamps = []
         noop = [Job(f"noop-{i}", "rnnlm.sweepjobs:noop_job", {"i": i}, None) for i in range(noop_jobs)]
@@ -537,8 +538,21 @@ def format_sweep_bench(d: dict) -> str:
     for way, w in ways.items():
         peak = ", ".join(f"{v:.0f}" for v in w["peak_rss_mb"].values())
         lines.append(f"| {way} | {w['wall_s']:.1f} | {w['jobs_per_min']:.2f} | {w['mean_job_s']:.2f} | {peak} |")
+    # Where each way's wall went: the cluster's start and close are paid once per sweep, the jobs part per job.
+    lines += ["", "| way | cluster start s | ship data s | jobs s | cluster close s | jobs/min (jobs part only) |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for way, w in ways.items():
+        sp = w.get("split_s") or {}
+        if sp:
+            rate = 60 * d["jobs"] / sp["jobs_s"] if sp.get("jobs_s") else float("nan")
+            lines.append(f"| {way} | {sp['start_s']:.2f} | {sp['ship_s']:.2f} | {sp['jobs_s']:.1f} | "
+                         f"{sp['close_s']:.2f} | {rate:.2f} |")
+    jobs_only = ""
+    if all(w.get("split_s", {}).get("jobs_s") for w in (serial, two)):
+        jobs_only = (f" (jobs part only, without the cluster's start and close: "
+                     f"{serial['split_s']['jobs_s'] / two['split_s']['jobs_s']:.2f}x)")
     lines += [f"2 workers / 1 worker: {two['jobs_per_min'] / one['jobs_per_min']:.2f}x; "
-              f"2 workers / serial loop: {two['jobs_per_min'] / serial['jobs_per_min']:.2f}x",
+              f"2 workers / serial loop: {two['jobs_per_min'] / serial['jobs_per_min']:.2f}x{jobs_only}",
               f"Dask overhead: cluster start {d['cluster_start_s']:.2f} s (once per sweep); a no-op job's round "
               f"trip {1000 * d['noop_round_trip_s']:.0f} ms; 1-worker sweep (wall - in-job time) / jobs = "
               f"{d['overhead_per_job_s']:.2f} s per job, {100 * d['overhead_per_job_s'] / 30:.1f}% of a 30-s job"]

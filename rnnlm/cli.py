@@ -745,12 +745,21 @@ def _list_type(one, choices, flag):
                 pieces.append(piece)
         values = []
         for piece in pieces:
-            v = one(piece.strip()) if one is not None else piece.strip()
+            piece = piece.strip()
+            where = f" (item {len(values) + 1} of the list '{text}')" if len(pieces) > 1 else ""
+            try:
+                v = one(piece) if one is not None else piece
+            except argparse.ArgumentTypeError as exc:
+                msg = str(exc) if f"'{piece}'" in str(exc) else f"'{piece}': {exc}"
+                raise argparse.ArgumentTypeError(msg + where) from None
+            except (TypeError, ValueError):
+                kind = {int: "a whole number", float: "a number"}.get(one, f"a valid {flag} value")
+                raise argparse.ArgumentTypeError(f"'{piece}' is not {kind}{where}") from None
             if choices is not None and v not in choices:
-                raise argparse.ArgumentTypeError(f"{flag}: '{v}' is not one of {', '.join(map(str, choices))}")
+                raise argparse.ArgumentTypeError(f"'{v}' is not one of {', '.join(map(str, choices))}{where}")
             values.append(v)
         if not values:
-            raise argparse.ArgumentTypeError(f"{flag}: empty list")
+            raise argparse.ArgumentTypeError("empty list")
         return values
     return parse
 
@@ -788,7 +797,9 @@ def _add_sweep(sub):
                         "measure: [...]}; flags given here override its keys")
     s.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 (an axis)")
     s.add_argument("--measure", default=None, metavar="M[,M...]",
-                   help="measure each trained model: lag (Jacobian lag curve, D=30, 8 anchors, on validation text)")
+                   help="measure each trained model: lag (Jacobian lag curve, D=30, 8 anchors, on validation "
+                        "text), agreement (subject-verb agreement probe, distances 1..25:4, 40 pairs each; "
+                        "sintetico corpora only, 'not applicable' on others)")
     s.add_argument("--keep-models", action="store_true", default=None,
                    help="bring back model.npz and best.npz of every job (default: config, metrics and vocab only)")
     s.add_argument("--out", default=None, help="sweep folder (default runs/sweep-<date>-<time>); rerun with "
@@ -818,7 +829,11 @@ def _sweep_grid(args) -> dict:
     if args.seeds is not None:
         grid["seeds"] = args.seeds
     if args.measure is not None:
+        from .sweepjobs import MEASURES
         grid["measure"] = [m.strip() for m in args.measure.split(",") if m.strip()]
+        for m in grid["measure"]:
+            if m not in MEASURES:
+                raise UserError(f"--measure: unknown measurement {m!r}; choose from {', '.join(MEASURES)}")
     if args.keep_models:
         grid["keep_models"] = True
     return grid
@@ -838,20 +853,27 @@ def _run_sweep(args):
     if isinstance(measure, str):
         measure = [measure]
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(f"{len(points)} jobs ({' x '.join(axes) or 'one point'}) into {out}", file=sys.stderr, flush=True)
+    recorded = {r.get("name") for r in sweep.read_rows(out)}
+    skip = sum(name in recorded for name, _, _ in points)
+    print(f"{len(points)} jobs ({' x '.join(axes) or 'one point'}) into {out}"
+          + (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else ""),
+          file=sys.stderr, flush=True)
     jobs, data = sweepgrid.train_sweep_jobs(points, measure, bool(grid.get("keep_models")), folder=out)
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
-                               retries=args.retries, progress=not args.no_progress)
+                               retries=args.retries, progress=not args.no_progress, say_interrupted=False)
     except KeyboardInterrupt:
-        print(f"continue with the same command and --out {out}", file=sys.stderr, flush=True)
-        raise
+        n = len(sweep.read_rows(out))
+        print(f"interrupted: {n} of {len(jobs)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left running; "
+              f"continue with the same command and --out {out} (it skips the {n} recorded)",
+              file=sys.stderr, flush=True)
+        return 130
     table = sweepgrid.summarize(out)
     from .fileio import atomic_write_text
     atomic_write_text(out / "summary.md", table + "\n")
     print(table)
     done = [r for r in rows if r["status"] == "done"]
-    if axes and done:
+    if axes and any(r.get("best_val_ppl") is not None for r in done):
         from .sweepplot import plot_sweep
         numeric = [a for a in axes if a != "seed" and all(isinstance(p[a], (int, float)) for _, p, _ in points)]
         x = (numeric or [a for a in axes if a != "seed"] or axes)[0]

@@ -24,8 +24,12 @@ Nothing lost:
   by the Dask scheduler on another worker, at most `retries` times (the
   scheduler's `allowed-failures`, set for the LocalCluster; an external
   scheduler uses its own setting); `attempts` in the row counts the runs;
-- Ctrl-C cancels the jobs in flight, closes the cluster (no worker processes
-  left) and raises KeyboardInterrupt; a rerun resumes.
+- Ctrl-C (SIGINT reaches the client only: LocalCluster workers ignore it,
+  through the `dask_setup` preload below) asks the workers to stop the jobs in
+  flight (`stop_jobs`: a job that calls `check_stop` between its steps raises
+  JobStopped and leaves no temporary folder), cancels them, closes the cluster
+  gracefully (no worker processes left) with further Ctrl-C ignored while it
+  does, and raises KeyboardInterrupt; a rerun resumes.
 
 Threads: every worker runs its job on one Numba thread with one-thread BLAS
 (`NUMBA_NUM_THREADS`, `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and
@@ -48,8 +52,11 @@ import logging
 import math
 import os
 import re
+import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -63,7 +70,12 @@ ENGINE_KEYS = ("name", "fn", "settings", "status", "error", "wall_s", "worker", 
 # Set in every LocalCluster worker process before it imports NumPy or Numba.
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
+JOB_TMP = "RNNLM_JOB_TMP"    # set in LocalCluster workers: the scratch folder their jobs' temporary folders go in
 _NAME = re.compile(r"^[A-Za-z0-9_+=,-][A-Za-z0-9._+=,-]*$")
+
+
+class JobStopped(Exception):
+    """Raised by `check_stop` inside a job that the client asked to stop (Ctrl-C): the job ends, unrecorded."""
 
 
 class Job(NamedTuple):
@@ -153,6 +165,41 @@ class _Recorder:
 # ---------------------------------------------------------------- the worker side
 
 
+# Worker-side state of the stop requests (per process): keys of jobs asked to stop, a stop-all flag for a
+# closing worker, and the key of the job each thread runs.
+_STOP_KEYS: set = set()
+_STOP_ALL = threading.Event()
+_RUNNING = threading.local()
+
+
+def check_stop() -> None:
+    """Raise JobStopped if the client asked the job running in this thread to stop (call it between steps)."""
+    if _STOP_ALL.is_set() or getattr(_RUNNING, "key", None) in _STOP_KEYS:
+        raise JobStopped("stopped at the client's request (Ctrl-C)")
+
+
+def stop_jobs(keys) -> int:
+    """Ask the jobs with these task keys to stop at their next `check_stop` (run on workers by client.run)."""
+    _STOP_KEYS.update(keys)
+    return len(_STOP_KEYS)
+
+
+def dask_setup(worker) -> None:
+    """Preload hook of the LocalCluster's workers: Ctrl-C in the terminal is the client's to handle.
+
+    A terminal's Ctrl-C goes to the whole process group; a worker killed by it
+    mid-job leaves its job's temporary folder and Dask's tracebacks behind.
+    Runs in the worker process's main thread, before any job.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def dask_teardown(worker) -> None:
+    """Preload hook: a closing worker stops the jobs it still runs (their temporary folders go with them)."""
+    _STOP_ALL.set()
+
+
 def _import_fn(spec: str):
     mod, _, name = spec.partition(":")
     if not mod or not name:
@@ -193,12 +240,13 @@ def execute(fn: str, settings: dict, payload, threads: int | None = 1, worker: s
     the JobResult's parts plus what the engine measures. threads: Numba threads
     for the job (None: leave as is).
     """
-    if not worker:
-        try:
-            from distributed import get_worker
-            worker = get_worker().address
-        except (ImportError, ValueError):
-            worker = f"local:{os.getpid()}"
+    _RUNNING.key = None
+    try:
+        from distributed import get_worker
+        w = get_worker()
+        worker, _RUNNING.key = worker or w.address, w.get_current_task()
+    except (ImportError, ValueError):       # not on a Dask worker
+        worker = worker or f"local:{os.getpid()}"
     t0 = time.perf_counter()
     out = {"status": "done", "error": None, "row": {}, "files": {}}
     try:
@@ -212,6 +260,9 @@ def execute(fn: str, settings: dict, payload, threads: int | None = 1, worker: s
     except Exception as exc:   # noqa: BLE001 - a job's own crash is a failed row, not a dead sweep
         msg = str(exc).strip().splitlines()
         out.update(status="failed", error=f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": "))
+    finally:
+        _STOP_KEYS.discard(_RUNNING.key)
+        _RUNNING.key = None
     out.update(wall_s=time.perf_counter() - t0, worker=worker, max_rss_mb=_max_rss_mb())
     return out
 
@@ -242,9 +293,39 @@ def _check_jobs(jobs) -> None:
             raise UserError(f"job {job.name}: settings are not JSON ({exc})") from None
 
 
+class _Shield:
+    """Ctrl-C ignored while an interrupted sweep cleans up (stops jobs, closes the cluster); `lower` restores it.
+
+    A second Ctrl-C in the middle of closing the cluster would leave worker
+    processes and temporary folders behind; cleaning up takes a few seconds.
+    Logging of Dask's closing (workers leaving, lost data) is silenced with it.
+    """
+
+    def __init__(self):
+        self.previous = None
+        self.levels = {}
+
+    def raise_(self) -> None:
+        if self.previous is None and threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for name in ("distributed", "tornado", "asyncio"):
+            log = logging.getLogger(name)
+            self.levels.setdefault(name, log.level)
+            log.setLevel(logging.CRITICAL + 1)
+
+    def lower(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+        self.levels = {}
+
+
 def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: str | None = None,
               n_workers: int | None = None, retries: int = 2, progress: bool = True,
-              threads: int = 1, on_row=None) -> list[dict]:
+              threads: int = 1, on_row=None, say_interrupted: bool = True,
+              timings: dict | None = None) -> list[dict]:
     """Run every job not already finished in folder/sweep.jsonl; return all rows (old and new).
 
     folder: the sweep folder (created). jobs: Job tuples with unique names.
@@ -254,9 +335,14 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     that running scheduler; "serial" = in this process, one job after another,
     on `threads` Numba threads. retries: times a job whose worker died is
     rerun (LocalCluster only). on_row(row): called as each row is recorded.
+    timings: a dict filled with where the wall time went (seconds): start_s (the
+    cluster up and its workers connected; 0 for serial), ship_s (the payloads
+    scattered), jobs_s (first job sent to last row recorded), close_s.
     A finished job (status done or failed) is skipped; delete its line to rerun it.
     A recorded job whose settings differ from the one given is a UserError.
-    Ctrl-C: cancels, closes the cluster, raises KeyboardInterrupt.
+    Ctrl-C: stops and cancels the jobs in flight, closes the cluster, prints
+    one line saying how many jobs are recorded (unless say_interrupted=False:
+    the caller says it) and raises KeyboardInterrupt.
     """
     folder = Path(folder)
     _check_jobs(jobs)
@@ -291,26 +377,33 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
         if on_row is not None:
             on_row(row)
 
+    shield = _Shield()
+    timings = {} if timings is None else timings
+    timings.update(start_s=0.0, ship_s=0.0, jobs_s=0.0, close_s=0.0)
     try:
         if scheduler == SERIAL:
+            t0 = time.perf_counter()
             for job in todo:
                 out = execute(job.fn, job.settings, data.get(job.data) if job.data else None, threads,
                               worker=f"serial:{os.getpid()}")
                 finish(job, {**out, "attempts": 1})
+            timings["jobs_s"] = time.perf_counter() - t0
         else:
-            _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress)
+            _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield, timings)
     except KeyboardInterrupt:
         bar.close()
-        print(f"interrupted: {len(rows)} of {len(jobs)} jobs recorded in {folder / SWEEP_FILE}; "
-              "rerun the same command to run the rest", file=sys.stderr, flush=True)
+        if say_interrupted:
+            print(f"interrupted: {len(read_rows(folder))} of {len(jobs)} jobs recorded in {folder / SWEEP_FILE}; "
+                  "rerun the same command to run the rest", file=sys.stderr, flush=True)
         raise
     finally:
         bar.close()
+        shield.lower()
     return rows
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, n_workers: int | None, retries: int, progress: bool):
+def _client(scheduler: str | None, n_workers: int | None, retries: int, progress: bool, shield: _Shield):
     """A distributed.Client on a fresh LocalCluster (closed on exit) or on the given scheduler."""
     import dask
     from distributed import Client, LocalCluster
@@ -324,27 +417,51 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
             yield client
         return
     n = n_workers or os.cpu_count() or 1
+    # One scratch folder for the whole cluster (Dask's worker spaces, every job's temporary folder), removed
+    # after the workers are: nothing stays behind even when a worker had to be killed mid-job.
+    scratch = tempfile.mkdtemp(prefix="rnnlm-sweep-")
     # The active memory manager would drop the payload's extra copies, which a dying worker then takes along.
+    # The rest: less background work in each worker process, whose event loop and profiler threads take the
+    # GIL from the job's thread (the serial loop has none of them): no statistical profiler (a stack sample
+    # every 10 ms), event-loop health ticks every 1 s instead of 20 ms, the system monitor every 2 s instead
+    # of 0.5 s, and (memory_limit=0 below) no memory monitor polling the process every 100 ms in the worker
+    # and in its nanny; a worker the OS kills for memory is still restarted and its job retried.
     cfg = {"distributed.scheduler.allowed-failures": retries,
            "distributed.scheduler.active-memory-manager.start": False,
            "distributed.worker.daemon": True,
-           "distributed.admin.system-monitor.gil.enabled": False}
+           "distributed.admin.system-monitor.gil.enabled": False,
+           "distributed.worker.profile.enabled": False,
+           "distributed.admin.tick.interval": "1s",
+           "distributed.admin.system-monitor.interval": "2s",
+           "temporary-directory": scratch}
     with dask.config.set(cfg):
         try:
             import bokeh  # noqa: F401
-            dashboard = ":0"
+            dashboard = True
         except ImportError:
-            dashboard = None
-        with contextlib.redirect_stdout(sys.stderr):
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=dict(WORKER_ENV),
-                                   dashboard_address=dashboard, silence_logs=logging.ERROR)
+            dashboard = False
+        cluster = None
         try:
+            with contextlib.redirect_stdout(sys.stderr):
+                # preload: the workers ignore the terminal's Ctrl-C and stop their jobs when closed (dask_setup)
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       env={**WORKER_ENV, JOB_TMP: scratch}, local_directory=scratch,
+                                       memory_limit=0,
+                                       dashboard_address=":0", silence_logs=logging.ERROR,
+                                       preload=[__name__])
             with Client(cluster) as client:
                 if dashboard and progress:
                     print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
                 yield client
+        except BaseException:
+            shield.raise_()
+            raise
         finally:
-            cluster.close(timeout=20)
+            try:
+                if cluster is not None:
+                    cluster.close(timeout=20)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _attempts(client, keys) -> dict:
@@ -357,7 +474,7 @@ def _attempts(client, keys) -> dict:
         return {k: None for k in keys}
 
 
-def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress) -> None:
+def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield, timings) -> None:
     """Submit `todo` to a Dask cluster and `finish(job, out)` each as it completes.
 
     A job whose worker died is rescheduled by the scheduler itself (its
@@ -370,10 +487,13 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
     from distributed import as_completed
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
-    with _client(scheduler, n_workers, retries, progress) as client:
+    t0 = time.perf_counter()
+    with _client(scheduler, n_workers, retries, progress, shield) as client:
         tag = secrets.token_hex(3)
         # Scatter once the workers are up, so that each of them gets a copy.
         client.wait_for_workers(n_workers or (1 if scheduler else (os.cpu_count() or 1)), timeout=120)
+        t1 = time.perf_counter()
+        timings["start_s"] = t1 - t0
         shipped = {}
 
         def payload(key):
@@ -392,6 +512,10 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
             futures[fut] = job
             return fut
 
+        for key in sorted({j.data for j in todo if j.data is not None}):
+            payload(key)
+        t2 = time.perf_counter()
+        timings["ship_s"] = t2 - t1
         queue = as_completed([submit(job) for job in todo])
         try:
             for fut in queue:
@@ -412,9 +536,18 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
                                     "with a worker)"}
                 finish(job, out)
                 fut.release()
+            timings["jobs_s"] = time.perf_counter() - t2
         except BaseException:
-            client.cancel(list(futures), force=True)
+            shield.raise_()
+            running = list(futures)
+            try:        # stop the jobs in flight at their next step, so that they clean up after themselves
+                client.run(stop_jobs, [f.key for f in running], on_error="ignore")
+            except Exception:   # noqa: BLE001 - a worker gone already: nothing of it to stop
+                pass
+            client.cancel(running, force=True)
             raise
+        t3 = time.perf_counter()
+    timings["close_s"] = time.perf_counter() - t3
 
 
 def format_row_line(row: dict) -> str:
@@ -430,5 +563,10 @@ def format_row_line(row: dict) -> str:
 
 
 def temp_folder():
-    """A temporary folder on the machine running the job (a job writes only there)."""
-    return tempfile.TemporaryDirectory(prefix="rnnlm-job-")
+    """A temporary folder on the machine running the job (a job writes only there).
+
+    In the LocalCluster's workers it lies in the cluster's scratch folder ($RNNLM_JOB_TMP), which the
+    client removes after closing the cluster; elsewhere in the system's temporary folder.
+    """
+    where = os.environ.get(JOB_TMP)
+    return tempfile.TemporaryDirectory(prefix="rnnlm-job-", dir=where if where and os.path.isdir(where) else None)

@@ -25,6 +25,7 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 from .config import DataConfig, ModelConfig, TrainConfig
@@ -73,8 +74,8 @@ def _short(v) -> str:
 
 
 def point_name(point: dict, axes: list[str]) -> str:
-    """The folder name of a grid point: its axis values, in axis order."""
-    return ",".join(f"{k}={_short(point[k])}" for k in axes) or "run"
+    """The folder name of a grid point: its axis values, in axis order (other characters, e.g. ô, become _)."""
+    return re.sub(r"[^A-Za-z0-9._+=,-]", "_", ",".join(f"{k}={_short(point[k])}" for k in axes)) or "run"
 
 
 def make_config(point: dict) -> TrainConfig:
@@ -201,7 +202,11 @@ def varying(rows: list[dict]) -> tuple[list[str], dict]:
 
 
 RESULT_COLUMNS = ("status", "best_val_ppl", "val_ppl", "steps", "stopped", "tokens_per_s", "wall_s",
-                  "lag_factor_per_step", "lag_vanish_lag", "worker")
+                  "lag_factor_per_step", "lag_vanish_lag", "agreement_accuracy", "agreement_far",
+                  "agreement_chance_at", "worker")
+# A measurement that did not run records why under its own name (e.g. "agreement": "not applicable: ...");
+# its first column in the table then says "n/a" or "skipped".
+MEASURE_COLUMNS = {"lag": "lag_factor_per_step", "agreement": "agreement_accuracy"}
 
 
 def _cell(v) -> str:
@@ -221,6 +226,13 @@ def summarize(folder) -> str:
     axes, fixed = varying(rows)
     flat = table_rows(rows)
     cols = ["name"] + [a for a in axes if a not in ("seed",)] + (["seed"] if "seed" in axes else [])
+    notes = {}
+    for r in flat:
+        for m, col in MEASURE_COLUMNS.items():
+            why = r.get(m)
+            if isinstance(why, str) and r.get(col) is None:
+                r[col] = "n/a" if why.startswith("not applicable") else "skipped"
+                notes.setdefault(f"{m}: {why}", []).append(r["name"])
     cols += [c for c in RESULT_COLUMNS if any(r.get(c) is not None for r in flat)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in flat:
@@ -234,4 +246,5 @@ def summarize(folder) -> str:
                                                      "max_steps", "max_minutes", "corpus", "bptt", "batch_size")}
     head = (f"{folder}: {len(rows)} jobs ({done} done, {len(rows) - done} failed); fixed: "
             + ", ".join(f"{k}={_cell(v)}" for k, v in shown.items() if v is not None))
-    return head + "\n\n" + "\n".join(lines)
+    tail = [f"{why} ({len(names)} job{'s' if len(names) > 1 else ''})" for why, names in notes.items()]
+    return head + "\n\n" + "\n".join(lines) + ("\n\n" + "\n".join(tail) if tail else "")

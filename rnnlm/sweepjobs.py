@@ -2,7 +2,8 @@
 
 `train_job(settings, payload) -> JobResult` trains one TrainConfig on token
 arrays shipped from the client (`corpus_payload`), in a temporary folder on
-the worker, optionally measures the trained model (`MEASURES`), and returns
+the worker, optionally measures the trained model (`MEASURES`: the Jacobian
+lag curve; the agreement probe, on sintetico corpora only), and returns
 the run folder's files as bytes and a flat row for sweep.jsonl. `noop_job`
 does nothing: the bench times Dask's round trip with it.
 
@@ -25,14 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .sweep import JobResult, temp_folder
+from .sweep import JobResult, check_stop, temp_folder
 
-MEASURES = ("lag",)
+MEASURES = ("lag", "agreement")
 RUN_FILES = ("config.json", "metrics.jsonl", "vocab.json")
 MODEL_FILES = ("model.npz", "best.npz")
 SPLITS = ("train", "valid", "test")
 # The lag measurement of `--measure lag`: a cheap curve of the trained (best) model.
 LAG = dict(max_lag=30, anchors=8, tokens=300, seed=0)
+# The agreement probe of `--measure agreement` (probes.py; sintetico corpora only): distances 1, 5, ..., 25.
+AGREEMENT = dict(distances="1..25:4", n=40, seed=0, feature="number")
 
 
 # ---------------------------------------------------------------- payload
@@ -46,7 +49,18 @@ def corpus_payload(corpus) -> dict:
         d["counts"] = np.array(corpus.vocab.counts, dtype=np.int64)
     d["checksum"] = np.array(corpus.checksum, dtype=np.str_)
     d["oov_rate"] = np.array([float(corpus.oov_rate.get(s, 0.0)) for s in SPLITS], dtype=np.float64)
+    d["sintetico"] = np.array(is_sintetico(corpus.config))
     return d
+
+
+def is_sintetico(data_config) -> bool:
+    """Whether the corpus is one the sintetico generator wrote (by name, or a folder with its sintetico.json)."""
+    from .sintetico import SETTINGS_FILE
+    name = str(data_config.corpus)
+    if name == "sintetico":
+        return True
+    p = Path(name).expanduser()
+    return ((p if p.is_dir() else p.parent) / SETTINGS_FILE).is_file()
 
 
 def corpus_from_payload(payload: dict, data_config):
@@ -86,7 +100,7 @@ def train_job(settings: dict, payload) -> JobResult:
         # train's lines (its run folder is the worker's temp folder; its evaluation bars): not in the
         # sweep's output, and a closed pipe on the client's side cannot fail the job
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            summary = train(config, corpus=corpus)
+            summary = train(config, corpus=corpus, on_step=lambda step: check_stop())
         if summary["stopped"] == "interrupted":     # Ctrl-C reached train() (the serial path): stop the sweep
             raise KeyboardInterrupt
         row = summary_row(summary)
@@ -94,6 +108,9 @@ def train_job(settings: dict, payload) -> JobResult:
         for m in measures:
             if m == "lag":
                 row.update(_measure_lag(run, corpus, files))
+            elif m == "agreement":
+                row.update(_measure_agreement(run, config, bool(payload.get("sintetico", False)), files,
+                                              settings["train"].get("out")))
         names = RUN_FILES + (MODEL_FILES if settings.get("keep_models") else ())
         for name in names:
             if (run / name).exists():
@@ -159,3 +176,40 @@ def _measure_lag(run: Path, corpus, files: dict) -> dict:
     files["jacobian.json"] = (json.dumps(doc, ensure_ascii=False) + "\n").encode("utf-8")
     n = curve_numbers(doc)
     return {f"lag_{k}": v for k, v in n.items() if k != "quantity"}
+
+
+def agreement_numbers(res: dict) -> dict:
+    """The row columns of an agreement_probe result: overall accuracy and its interval, by distance, far end."""
+    def acc(rec):
+        return None if rec is None or rec["accuracy"] is None else round(rec["accuracy"], 4)
+    bins = res["by_distance"]
+    return {"accuracy": acc(res["overall"]), "ci": [round(c, 4) for c in res["overall"]["ci"]],
+            "attractor": acc(res["attractor"]), "no_attractor": acc(res["no_attractor"]),
+            "by_distance": [[b["distance"], acc(b)] for b in bins], "far": acc(bins[-1]) if bins else None,
+            "chance_at": res["chance_at"], "pairs": res["pairs"], "coverage": res["coverage"]}
+
+
+def _measure_agreement(run: Path, config, sintetico: bool, files: dict, out=None) -> dict:
+    """Subject-verb agreement probe of the run's best model: probe-agreement-number.json + summary.
+
+    Only for corpora of the sintetico generator: the probe's sentences use its
+    grammar's words, which another corpus's vocabulary lacks (or has by chance).
+    """
+    import json
+
+    from .optim import first_nonfinite
+    from .probes import agreement_probe, model_scorer, parse_distances
+    from .runs import load_model
+    if not sintetico:
+        return {"agreement": f"not applicable: the probe's sentences use the sintetico grammar's words and this "
+                             f"job trains on {Path(str(config.data.corpus)).name}"}
+    model, vocab, _, _ = load_model(run, "best")
+    if first_nonfinite(model.params) is not None:
+        return {"agreement": "skipped: non-finite parameters"}
+    a = AGREEMENT
+    res = agreement_probe(model_scorer(model), vocab.stoi, parse_distances(a["distances"]), a["n"], a["seed"],
+                          a["feature"])
+    files[f"probe-agreement-{a['feature']}.json"] = (json.dumps(
+        {"run": out, "cell": config.model.cell, "label": Path(out).name if out else config.model.cell, **res},
+        ensure_ascii=False) + "\n").encode("utf-8")
+    return {f"agreement_{k}": v for k, v in agreement_numbers(res).items()}

@@ -30,12 +30,30 @@ def _number(v):
     return None
 
 
+def numeric_columns(flat: list[dict]) -> list[str]:
+    """The columns of table rows that hold a finite number in at least one row (what --y can draw)."""
+    return sorted({k for r in flat for k, v in r.items() if _number(v) is not None})
+
+
+def _check_numeric(folder, flat: list[dict], y: str) -> None:
+    """UserError when column y holds values but no number (status, cell: text cannot be a y axis)."""
+    values = [r.get(y) for r in flat if r.get(y) is not None]
+    if values and all(_number(v) is None for v in values):
+        seen = sorted({str(v) for v in values})
+        shown = ", ".join(seen[:5]) + (", ..." if len(seen) > 5 else "")
+        raise UserError(f"--y {y}: not a numeric column in {folder} (values: {shown or 'none'}); "
+                        f"numeric columns: {', '.join(numeric_columns(flat))}")
+
+
 def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: bool | None = None) -> Path:
     """Draw column y against column x of the sweep in `folder` (PNG + SVG); returns the PNG path.
 
     hue: a column whose values get one line each. logy: None = log scale when y
     is a perplexity. Rows whose y is missing or not finite (failed or
     diverged jobs) are left out and counted in the legend title.
+    Errors (UserError, one line; never an empty figure): a column that does not
+    exist; a y column that holds text, not numbers (the message lists the
+    numeric columns); no row with both x and a finite y.
     """
     from .plots import _pyplot, _save
     from .sweep import read_rows
@@ -48,6 +66,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     for c in (x, y) + ((hue,) if hue else ()):
         if not any(c in r for r in flat):
             raise UserError(f"no column {c!r} in {folder}; columns: {', '.join(columns)}")
+    _check_numeric(folder, flat, y)
     groups = defaultdict(lambda: defaultdict(list))
     missing = 0
     for r in flat:
@@ -56,6 +75,9 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
             missing += 1
             continue
         groups[r.get(hue) if hue else None][r[x]].append(yv)
+    if not groups:
+        raise UserError(f"no job in {folder} has both {x} and a finite {y} ({missing} jobs without), "
+                        "so there is nothing to draw; see 'sweep summarize' for their status")
     numeric_x = all(_number(v) is not None for g in groups.values() for v in g)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -81,8 +103,11 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
                           for k in TITLE_KEYS if fixed.get(k) is not None)
     ax.set_title(f"{y} vs {x}" + (f" by {hue}" if hue else "") + "\n"
                  + "\n".join(textwrap.wrap(f"fixed: {fixed_txt}", 95)), fontsize=8)
-    if hue or missing:
-        ax.legend(title=f"{missing} jobs without {y} left out" if missing else None, fontsize=8)
+    note = f"{missing} jobs without {y} left out" if missing else None
+    if hue:
+        ax.legend(title=note, fontsize=8)
+    elif note:                  # no lines with labels: a legend would be empty (and matplotlib warns)
+        ax.text(0.99, 0.98, note, transform=ax.transAxes, ha="right", va="top", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     out = Path(out) if out else Path(folder) / f"sweep-{y}-vs-{x}{'-by-' + hue if hue else ''}.png"
