@@ -13,6 +13,16 @@ here is asserted: it prints.
 The training step timed is the whole step a user pays for: forward, BPTT,
 global-norm clipping and an SGD update, with the hidden state carried across
 windows (the pytorch/examples loop). Inference is the forward and loss only.
+
+`--scaling 1,2,4` repeats that at each thread count in one run (the counts
+interleaved within every repeat, the worker moved between them), with the
+parallel efficiency; `--breakdown` cuts the training step into phases by
+wrapping the functions it calls with timers for one extra pass.
+
+The one thing to know before editing: every timed run goes through
+`_interleave` (a sleep, then each side in turn, repeat by repeat), and the
+breakdown only wraps functions from outside (`_phase_hooks`): the kernels
+and the step they run are the ones a user's training runs.
 """
 from __future__ import annotations
 
