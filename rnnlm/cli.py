@@ -137,6 +137,16 @@ def _add_bench(sub):
                         "2 Dask workers; jobs/min, ratios, Dask's overhead per job, peak memory per worker")
     p.add_argument("--sweep-jobs", type=int, default=8, help="with --sweep: trainings in the grid (default 8)")
     p.add_argument("--sweep-steps", type=int, default=300, help="with --sweep: steps per training (default 300)")
+    p.add_argument("--scaling", metavar="N,N,...",
+                   help="instead: tokens/s at each of these thread counts (e.g. 1,2,4; each at most the machine's "
+                        "cores), with --vs-torch PyTorch's at the same count and the ratio, and the parallel "
+                        "efficiency (tok/s at n / (n x tok/s at 1)); --threads is not used")
+    p.add_argument("--breakdown", action="store_true",
+                   help="with --scaling: ms per training step in the output layer, recurrent forward, recurrent "
+                        "backward, embedding, clipping and optimizer, and the rest, with each one's speedup")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="with --scaling: allow more threads than cores (start with NUMBA_NUM_THREADS set to the "
+                        "largest count)")
     return p
 
 
@@ -147,6 +157,10 @@ def _run_bench(args):
     if args.sweep:
         print(bench.format_sweep_bench(bench.sweep_bench(args.sweep_jobs, args.sweep_steps)))
         return 0
+    if args.scaling is None and (args.breakdown or args.oversubscribe):
+        raise UserError("--breakdown and --oversubscribe apply only with --scaling (e.g. --scaling 1,2)")
+    if args.scaling is not None:
+        return _run_bench_scaling(args, bench, json)
     records = bench.run_bench(args.cell, args.config, repeats=args.repeats, threads=args.threads,
                               vs_torch=args.vs_torch, torch_in_process=args.torch_in_process,
                               progress=not args.json,
@@ -160,6 +174,22 @@ def _run_bench(args):
     if args.jacobian:
         print("\n" + bench.format_jacobian_times(bench.jacobian_times(), bench.jacobian_overhead()))
     print("\n" + bench.format_footer(args.vs_torch, args.torch_in_process))
+    return 0
+
+
+def _run_bench_scaling(args, bench, json):
+    if args.torch_in_process or args.compile or args.jacobian:
+        raise UserError("--scaling does not combine with --torch-in-process, --compile or --jacobian")
+    records = bench.run_scaling(args.cell, args.config, threads=args.scaling, repeats=args.repeats,
+                                vs_torch=args.vs_torch, breakdown=args.breakdown, oversubscribe=args.oversubscribe,
+                                progress=not args.json,
+                                on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
+    if args.json:
+        return 0
+    print(bench.format_scaling_table(records, args.vs_torch))
+    if args.breakdown:
+        print("\n" + bench.format_breakdown(records))
+    print("\n" + bench.format_scaling_footer(records))
     return 0
 
 
