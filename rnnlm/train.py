@@ -614,16 +614,66 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     started = time.perf_counter()
     validate(config)
     folder = Path(resume if resume is not None else (config.out or default_out(config)))
-    print(f"run folder: {folder}", flush=True)     # stdout: stderr stays for progress and the one error line
+    # stdout: stderr stays for progress and the one error line. The folder is named first, once.
+    ck = None
+    if resume is None:
+        print(f"run folder: {folder}", flush=True)
+    else:
+        ck = _resume_point(config, folder)
     s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
     lock = lock_run(folder)
     try:
-        return _train_locked(s, resume, on_step, lock, started, baseline=corpus is None)
+        return _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck)
     finally:
         lock.release()
 
 
-def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True) -> dict:
+def _resume_point(config: TrainConfig, folder: Path):
+    """model.npz of the run `folder` to resume (a checkpoint.Checkpoint), read before anything else.
+
+    Refuses (UserError, nothing written) a run that would stop before its
+    first window, already at the --max-steps, --epochs, --max-minutes or
+    --patience limit of `config`: resuming it would only repeat the final
+    evaluation and log a second stop. Prints "resuming RUN from step S (epoch
+    E)". None when the folder holds no model.npz (resume_checkpoint then says
+    what to do).
+    """
+    from . import checkpoint
+    from .runs import LATEST, holds_checkpoint
+    if not holds_checkpoint(folder):
+        return None
+    ck = checkpoint.load(folder / LATEST)
+    loop = _Loop.from_arrays(ck.train)
+    refuse_finished_resume(config, loop, folder)
+    print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})", flush=True)
+    return ck
+
+
+def refuse_finished_resume(config: TrainConfig, loop: _Loop, folder, reserve: float = 0.0) -> None:
+    """UserError (one line) when a run resumed at `loop` would stop before its first window.
+
+    reserve: seconds the time budget keeps for the final evaluation (_Timing.reserve);
+    0 before the evaluation speed is measured.
+    """
+    why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, reserve=reserve)
+    at = f"{folder} is already at step {loop.step}"
+    if why == "max_steps":
+        raise UserError(f"{at} (its --max-steps is {config.max_steps}); give --max-steps above {loop.step} "
+                        "to train further")
+    if why == "epochs":
+        raise UserError(f"{at}, the end of its {config.epochs} epoch(s); give --epochs above {config.epochs} "
+                        "to train further")
+    if why == "max_minutes":
+        used = (loop.elapsed + reserve) / 60
+        raise UserError(f"{at} and has used its --max-minutes {config.max_minutes:g} budget ({used:.1f} min with "
+                        f"the final evaluation); give --max-minutes above {used:.1f}, or --max-steps/--epochs alone, "
+                        "to train further")
+    if why == "early_stop":
+        raise UserError(f"{at} and stopped early: {loop.bad_evals} validations without improvement "
+                        f"(--patience {config.patience}); give --patience above {loop.bad_evals} to train further")
+
+
+def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True, ck=None) -> dict:
     import numpy as np
 
     from .baseline import cached_trigram
@@ -636,8 +686,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
             _note(f"{config.out} held a run that stopped before its first checkpoint; training into it afresh")
         run, loop, hidden = Run.create(config.out, s.info, vocab, lock), _Loop(), model.init_state(config.batch_size)
     else:
-        loop, hidden = _restore(resume_checkpoint(config.out, s.info, vocab, model.state_dict()), s)
-        run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
+        loop, hidden = _restore(resume_checkpoint(config.out, s.info, vocab, model.state_dict(), ck=ck), s)
+        run = None      # reopened once the time budget's reserve is known (refuse_finished_resume)
     try:
         want = baseline and (len(s.corpus.test) >= 2 or len(s.corpus.valid) >= 2)
         baseline = cached_trigram(s.corpus) if want else None
@@ -647,6 +697,9 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     timing = _Timing(config, final_tokens=_final_tokens(s))
     _warm_up(s, timing)
     startup = time.perf_counter() - started
+    if run is None:
+        refuse_finished_resume(config, loop, config.out, reserve=timing.reserve())
+        run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
     if timing.reserve_capped():
         _note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
               f"({timing.final_tokens:,} tokens) need about {timing.needed() / 60:.1f} min, more than half of "
