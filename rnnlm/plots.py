@@ -464,8 +464,9 @@ def draw_training(run_dir, title: str | None = None):
     cfg = read_train_config(run_dir)
     steps = [e for e in events if e.get("type") == "step"]
     evals = [e for e in events if e.get("type") == "eval" and e.get("split") == "valid"]
+    timed = [e for e in events if e.get("type") == "timed_eval"]
     bad = [e for e in events if e.get("type") == "nonfinite"]
-    if not steps and not evals:
+    if not steps and not evals and not timed:
         raise UserError(f"{run_dir} has no step or eval events to plot")
     plt = _pyplot()
     fig, (a_ppl, a_g, a_lr) = plt.subplots(3, 1, figsize=(7.5, 8.3), sharex=True)
@@ -479,7 +480,15 @@ def draw_training(run_dir, title: str | None = None):
         last = evals[-1].get("val_ppl")
         a_ppl.plot([e["step"] for e in evals], _positive([e.get("val_loss") for e in evals]),
                    marker="o", markersize=3,
-                   label=f"validation (last perplexity {fmt_ppl(last)})" if last is not None else "validation")
+                   label=(f"validation (last perplexity {fmt_ppl(last)})" if last is not None else "validation")
+                   + ("\nwhole split; drives lr annealing, patience and best.npz" if timed else ""))
+    if timed:
+        # --eval-minutes: a slice of the validation split, for the curve only (train.py's _timed_evaluate).
+        share = _joined(f"{e.get('tokens', 0):,} of {e.get('of_tokens', 0):,}" for e in timed)
+        a_ppl.plot([e["step"] for e in timed], _positive([e.get("val_loss") for e in timed]),
+                   linestyle=":", linewidth=1, marker="D", markersize=4, markerfacecolor="none", color="tab:green",
+                   label=f"timed validation on {share} tokens (last perplexity {fmt_ppl(timed[-1].get('val_ppl'))});"
+                         "\nreport only: no lr annealing, patience or best-model choice")
     a_ppl.set_yscale("log")
     import matplotlib.ticker as mticker
     a_ppl.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
@@ -525,7 +534,11 @@ def draw_training(run_dir, title: str | None = None):
 
 
 def plot_training(run_dir, out, title: str | None = None) -> Path:
-    """Loss (perplexity), gradient norm (with clipping) and learning rate against step, non-finite events marked."""
+    """Loss (perplexity), gradient norm (with clipping) and learning rate against step, non-finite events marked.
+
+    The validation curve has two series: the scheduled validations (whole split; they anneal the lr,
+    count toward --patience and pick best.npz) and, hollow and dotted, the timed ones of --eval-minutes
+    (a slice of the split, report only), each labelled as such."""
     return _save(draw_training(run_dir, title=title), out)
 
 
