@@ -692,7 +692,7 @@ def plot_explosion(run_a: Path, run_b: Path, out: Path, title: str) -> Path:
     return _save(draw_explosion(run_a, run_b, title), out)
 
 
-def draw_factor_summary(results: dict, activations, gains, note: str | None = None):
+def draw_factor_summary(results: dict, activations, gains, note: str | None = None, behind: str | None = None):
     """The figure of `plot_factor_summary`, unsaved: returns the matplotlib Figure."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.8))
@@ -714,8 +714,10 @@ def draw_factor_summary(results: dict, activations, gains, note: str | None = No
     ax.set_yscale("log")
     ax.set_xlabel("‖W_hh‖ · max|f′|  (the per-step bound)")
     ax.set_ylabel("measured factor per step, exp(decay rate)")
-    sub = note or ("cell rnn (each activation) / lstm / gru; init orthogonal, W_hh × the scale giving each "
-                   "bound; at init (no training, no clipping); factor = e^(slope of ln median spectral norm)")
+    sub = note or "; ".join(
+        [f"cell rnn {' / '.join(activation_label(a) for a in activations)}, lstm, gru", "init orthogonal",
+         "rnn W_hh × the scale giving each bound, lstm and gru W_hh ×1", "at init (no training, no clipping)"]
+        + ([behind] if behind else []) + ["factor = e^(slope of ln median spectral norm)"])
     _set_title(ax, "At initialization: how fast the Jacobian norm shrinks or grows per step", sub, width=90)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -723,11 +725,13 @@ def draw_factor_summary(results: dict, activations, gains, note: str | None = No
     return fig
 
 
-def plot_factor_summary(results: dict, activations, gains, out: Path, note: str | None = None) -> Path:
+def plot_factor_summary(results: dict, activations, gains, out: Path, note: str | None = None,
+                        behind: str | None = None) -> Path:
     """exp(decay rate) per step against ||W_hh||·max|f'| per activation; lstm/gru as horizontal lines.
 
     results: demo gradients' init study, keyed rnn-<label>-x<scale>, lstm, gru, each with
     "gain" (rnn only) and "factor_per_step"; activations: their labels; gains: the bound values.
-    note: the subtitle (default: the settings the demo uses; pass H, anchors, tokens and seed to add them).
+    note: the whole subtitle, replacing the default (cells and activations, init, scales, no clipping);
+    behind: added to the default, what stands behind each point (H, anchors, tokens, seed).
     """
-    return _save(draw_factor_summary(results, activations, gains, note), out)
+    return _save(draw_factor_summary(results, activations, gains, note, behind), out)
