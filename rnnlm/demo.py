@@ -98,11 +98,12 @@ def _g(x) -> str:
 
 
 def _tokens(data_config, n: int):
-    """The first n tokens of the corpus's validation split (train if valid is too short) and its size."""
+    """(first n tokens of the corpus's validation split (train if valid is too short), vocabulary size,
+    what they are: 'machado:valid' or '<file>:train', the `text` of a lag curve's meta)."""
     from .data import load_corpus
     corpus = load_corpus(data_config)
-    stream = corpus.valid if len(corpus.valid) >= n else corpus.train
-    return np.asarray(stream[:n]), len(corpus.vocab)
+    split = "valid" if len(corpus.valid) >= n else "train"
+    return np.asarray(getattr(corpus, split)[:n]), len(corpus.vocab), f"{data_config.corpus}:{split}"
 
 
 def _quick_text() -> str:
@@ -113,6 +114,11 @@ def _quick_text() -> str:
         if rel.endswith(QUICK_TEXT):
             return str(path)
     return str(min(src.files, key=lambda f: f[1].stat().st_size)[1])
+
+
+def _text_name(text: str) -> str:
+    from .plots import _text_name as name
+    return name(text)
 
 
 def _plot_lag(docs, labels, out, title, **kw) -> str:
@@ -164,14 +170,27 @@ def _init_model(vocab_size, sizes, cell, activation="tanh", scale=1.0, seed=0, d
     return RNNModel(cfg, seed=seed)
 
 
-def _lag(model, tokens, sizes, seed, per_step=True):
+def _lag(model, tokens, sizes, seed, per_step=True, *, text: str, source: str = "init", clip: str | None = None,
+         omega: float | None = None):
+    """lag_curve of `model` on `tokens`, its meta completed as `jacobian` completes it (source, seed, text,
+    and for a trained model its clipping and Ω), so the figures' subtitles state them.
+
+    source: "init" for an untrained model (plots say "at init (no training)"), else the checkpoint read."""
     from .jacobian import lag_curve
-    return lag_curve(model, tokens, sizes["max_lag"], sizes["anchors"], np.random.default_rng(seed),
-                     per_step=per_step)
+    doc = lag_curve(model, tokens, sizes["max_lag"], sizes["anchors"], np.random.default_rng(seed),
+                    per_step=per_step)
+    doc["meta"].update(source=source, seed=seed, text=text)
+    if clip is not None:
+        doc["meta"]["clip"] = clip
+    if omega is not None:
+        doc["meta"]["omega"] = omega
+    return doc
 
 
-def init_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
-    """Part 1: lag curves at initialization, per activation and scale, and for lstm and gru."""
+def init_study(out: Path, tokens, vocab_size, sizes, seed, text: str) -> dict:
+    """Part 1: lag curves at initialization, per activation and scale, and for lstm and gru.
+
+    text: what `tokens` are ('machado:valid'), for the figures' subtitles."""
     from .plots import plot_factor_summary
     results = {}
     for label, act, fmax in ACTIVATIONS:
@@ -179,7 +198,7 @@ def init_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
         for gain in GAINS:
             scale = float(f"{gain / fmax:.4g}")
             _say(f"init curve: rnn {label} scale {scale}")
-            doc = _lag(_init_model(vocab_size, sizes, "rnn", act, scale, seed), tokens, sizes, seed)
+            doc = _lag(_init_model(vocab_size, sizes, "rnn", act, scale, seed), tokens, sizes, seed, text=text)
             docs.append(doc)
             names.append(f"rnn {label}, W_hh ×{scale:g} (‖W_hh‖·max|f′| = {gain:g})")
             results[f"rnn-{label}-x{scale:g}"] = {"cell": "rnn", "activation": act, "scale": scale,
@@ -190,11 +209,13 @@ def init_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
             results[f"rnn-{label}-x{float(f'{gain / fmax:.4g}'):g}"]["figure"] = Path(fig).name
     for cell in ("lstm", "gru"):
         _say(f"init curve: {cell}")
-        doc = _lag(_init_model(vocab_size, sizes, cell, seed=seed), tokens, sizes, seed)
+        doc = _lag(_init_model(vocab_size, sizes, cell, seed=seed), tokens, sizes, seed, text=text)
         fig = _plot_lag([doc], [f"{cell}, orthogonal W_hh"], out / f"init-{cell}.png",
                         title=f"At initialization: {cell}, orthogonal W_hh, H={sizes['hidden']}")
         results[cell] = {"cell": cell, "figure": Path(fig).name, **curve_numbers(doc)}
-    plot_factor_summary(results, [a[0] for a in ACTIVATIONS], GAINS, out / "init-summary.png")
+    plot_factor_summary(results, [a[0] for a in ACTIVATIONS], GAINS, out / "init-summary.png",
+                        behind=f"H={sizes['hidden']}; median over {sizes['anchors']} anchors × {len(tokens)} tokens "
+                               f"of {_text_name(text)}, seed {seed}")
     return results
 
 
@@ -219,7 +240,7 @@ def training_study(out: Path, sizes, data_config, seed, summaries: dict | None =
 
     summaries: the trainings' results when already run (run_gradients trains all its models in one sweep).
     """
-    from .plots import plot_lag_over_training
+    from .plots import clip_label, plot_lag_over_training
     from .runs import load_model
     named = training_configs(out, sizes, data_config, seed)
     summaries = summaries or _train_all(out, named)
@@ -230,10 +251,11 @@ def training_study(out: Path, sizes, data_config, seed, summaries: dict | None =
         run = out / name
         summary = summaries[name]
         if tokens is None:
-            tokens, vocab_size = _tokens(data_config, sizes["curve_tokens"])
+            tokens, vocab_size, text = _tokens(data_config, sizes["curve_tokens"])
         init = _initial_model(cfg.model.with_vocab(vocab_size), seed)
-        trained, _, _, _ = load_model(run, "best")
-        d0, d1 = _lag(init, tokens, sizes, seed), _lag(trained, tokens, sizes, seed)
+        trained, _, _, path = load_model(run, "best")
+        d0 = _lag(init, tokens, sizes, seed, text=text)
+        d1 = _lag(trained, tokens, sizes, seed, text=text, source=str(path), clip=clip_label(dataclasses.asdict(cfg)))
         docs += [d0, d1]
         names += [f"{cell} at init", f"{cell} after {summary['steps']} steps (valid ppl {summary['best_val_ppl']:.0f})"]
         over = Path(plot_lag_over_training(run, out / f"trained-{cell}-over-training.png")).name
@@ -243,7 +265,8 @@ def training_study(out: Path, sizes, data_config, seed, summaries: dict | None =
     for cell in ("rnn", "lstm", "gru"):
         i = ("rnn", "lstm", "gru").index(cell)
         fig = _plot_lag(docs[2 * i:2 * i + 2], names[2 * i:2 * i + 2], out / f"trained-{cell}.png",
-                        title=f"{cell} (tanh), H={sizes['train_hidden']}: before and after training on Machado")
+                        title=f"{cell}{' tanh' if cell == 'rnn' else ''}, H={sizes['train_hidden']}: before and "
+                              "after training on Machado")
         results[cell]["figure"] = Path(fig).name
     fig = _plot_lag(docs[1::2], names[1::2], out / "trained-all.png",
                     title="After a short training on Machado: rnn vs lstm vs gru")
@@ -311,7 +334,7 @@ def explosion_numbers(run_dir: Path) -> dict:
             "median_grad_norm": float(np.median(norms)) if norms else None}
 
 
-def tanh_n_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
+def tanh_n_study(out: Path, tokens, vocab_size, sizes, seed, text: str) -> dict:
     """Part 4: tanh(n·z) with weights W is tanh(z) with weights n·W; and what n does to the curves."""
     from .model import RNNModel
     errors = {}
@@ -332,7 +355,7 @@ def tanh_n_study(out: Path, tokens, vocab_size, sizes, seed) -> dict:
     docs, results = [], {}
     for n in TANH_N:
         _say(f"tanh(n·z) curve: n = {n:g}")
-        doc = _lag(_init_model(vocab_size, sizes, "rnn", f"tanh:{n:g}", 1.0, seed), tokens, sizes, seed)
+        doc = _lag(_init_model(vocab_size, sizes, "rnn", f"tanh:{n:g}", 1.0, seed), tokens, sizes, seed, text=text)
         docs.append(doc)
         results[f"{n:g}"] = curve_numbers(doc)
     fig = _plot_lag(docs, [f"tanh({n:g}·z), orthogonal W_hh (= tanh(z) with {n:g}·W)" for n in TANH_N],
@@ -353,7 +376,7 @@ def run_gradients(out, quick: bool = False, seed: int = 0) -> dict:
     t0 = time.perf_counter()
     corpus = _quick_text() if quick else "machado"
     curve_data = DataConfig(corpus=corpus, max_vocab=sizes["max_vocab"])
-    tokens, vocab_size = _tokens(curve_data, max(sizes["curve_tokens"], sizes["equivalence_tokens"]))
+    tokens, vocab_size, text = _tokens(curve_data, max(sizes["curve_tokens"], sizes["equivalence_tokens"]))
     curve_tokens = tokens[:sizes["curve_tokens"]]
     # Smaller held-out splits than the default 5%: train() evaluates valid and test at the end of each run.
     train_data = DataConfig(corpus=corpus, max_vocab=sizes["train_vocab"], valid_fraction=sizes["train_heldout"],
@@ -370,8 +393,8 @@ def run_gradients(out, quick: bool = False, seed: int = 0) -> dict:
         trained.update(_train_all(out, named))
         return {name: {k: trained[name][k] for k in ("steps", "stopped", "wall_s", "worker")} for name in trained}
 
-    parts = (("init", lambda: init_study(out, curve_tokens, vocab_size, sizes, seed)),
-             ("tanh_n", lambda: tanh_n_study(out, tokens, vocab_size, sizes, seed)),
+    parts = (("init", lambda: init_study(out, curve_tokens, vocab_size, sizes, seed, text)),
+             ("tanh_n", lambda: tanh_n_study(out, tokens, vocab_size, sizes, seed, text)),
              ("trainings", trainings),
              ("explosion", lambda: explosion_study(out, sizes, train_data, seed, trained or None)),
              ("trained", lambda: training_study(out, sizes, train_data, seed, trained or None)))
@@ -545,6 +568,7 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
         raise UserError(f"--omega must be >= 0, got {omega}")
     from .runs import load_model
     from .data import DataConfig, load_corpus
+    from .plots import clip_label
     from .probes import agreement_probe, context_usage, model_scorer, parse_distances
     from .config import ModelConfig, TrainConfig
     from .sintetico import ensure_corpus
@@ -607,8 +631,8 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
                             sizes["context_targets"], seed, sizes["context_window"], V)
         ctx = {"run": str(run), "cell": over["cell"], "label": name, "split": "valid", **ctx}
         _write_json(run / "probe-context-shuffle.json", ctx)
-        doc = _lag(model, tokens, sizes, seed, per_step=False)
-        doc["meta"]["source"] = f"{name}: {len(tokens)} validation tokens"
+        doc = _lag(model, tokens, sizes, seed, per_step=False, text="sintetico:valid", source=str(run / "best.npz"),
+                   clip=clip_label({"clip_norm": over["clip_norm"]}), omega=over.get("omega", 0.0))
         _write_json(run / "jacobian.json", doc)
         docs.append(doc)
         names.append(f"{name} (H={over['hidden']})")

@@ -464,8 +464,9 @@ def draw_training(run_dir, title: str | None = None):
     cfg = read_train_config(run_dir)
     steps = [e for e in events if e.get("type") == "step"]
     evals = [e for e in events if e.get("type") == "eval" and e.get("split") == "valid"]
+    timed = [e for e in events if e.get("type") == "timed_eval"]
     bad = [e for e in events if e.get("type") == "nonfinite"]
-    if not steps and not evals:
+    if not steps and not evals and not timed:
         raise UserError(f"{run_dir} has no step or eval events to plot")
     plt = _pyplot()
     fig, (a_ppl, a_g, a_lr) = plt.subplots(3, 1, figsize=(7.5, 8.3), sharex=True)
@@ -479,7 +480,15 @@ def draw_training(run_dir, title: str | None = None):
         last = evals[-1].get("val_ppl")
         a_ppl.plot([e["step"] for e in evals], _positive([e.get("val_loss") for e in evals]),
                    marker="o", markersize=3,
-                   label=f"validation (last perplexity {fmt_ppl(last)})" if last is not None else "validation")
+                   label=(f"validation (last perplexity {fmt_ppl(last)})" if last is not None else "validation")
+                   + ("\nwhole split; drives lr annealing, patience and best.npz" if timed else ""))
+    if timed:
+        # --eval-minutes: a slice of the validation split, for the curve only (train.py's _timed_evaluate).
+        share = _joined(f"{e.get('tokens', 0):,} of {e.get('of_tokens', 0):,}" for e in timed)
+        a_ppl.plot([e["step"] for e in timed], _positive([e.get("val_loss") for e in timed]),
+                   linestyle=":", linewidth=1, marker="D", markersize=4, markerfacecolor="none", color="tab:green",
+                   label=f"timed validation on {share} tokens (last perplexity {fmt_ppl(timed[-1].get('val_ppl'))});"
+                         "\nreport only: no lr annealing, patience or best-model choice")
     a_ppl.set_yscale("log")
     import matplotlib.ticker as mticker
     a_ppl.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
@@ -525,7 +534,11 @@ def draw_training(run_dir, title: str | None = None):
 
 
 def plot_training(run_dir, out, title: str | None = None) -> Path:
-    """Loss (perplexity), gradient norm (with clipping) and learning rate against step, non-finite events marked."""
+    """Loss (perplexity), gradient norm (with clipping) and learning rate against step, non-finite events marked.
+
+    The validation curve has two series: the scheduled validations (whole split; they anneal the lr,
+    count toward --patience and pick best.npz) and, hollow and dotted, the timed ones of --eval-minutes
+    (a slice of the split, report only), each labelled as such."""
     return _save(draw_training(run_dir, title=title), out)
 
 
@@ -679,7 +692,7 @@ def plot_explosion(run_a: Path, run_b: Path, out: Path, title: str) -> Path:
     return _save(draw_explosion(run_a, run_b, title), out)
 
 
-def draw_factor_summary(results: dict, activations, gains, note: str | None = None):
+def draw_factor_summary(results: dict, activations, gains, note: str | None = None, behind: str | None = None):
     """The figure of `plot_factor_summary`, unsaved: returns the matplotlib Figure."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.8))
@@ -701,8 +714,10 @@ def draw_factor_summary(results: dict, activations, gains, note: str | None = No
     ax.set_yscale("log")
     ax.set_xlabel("‖W_hh‖ · max|f′|  (the per-step bound)")
     ax.set_ylabel("measured factor per step, exp(decay rate)")
-    sub = note or ("cell rnn (each activation) / lstm / gru; init orthogonal, W_hh × the scale giving each "
-                   "bound; at init (no training, no clipping); factor = e^(slope of ln median spectral norm)")
+    sub = note or "; ".join(
+        [f"cell rnn {' / '.join(activation_label(a) for a in activations)}, lstm, gru", "init orthogonal",
+         "rnn W_hh × the scale giving each bound, lstm and gru W_hh ×1", "at init (no training, no clipping)"]
+        + ([behind] if behind else []) + ["factor = e^(slope of ln median spectral norm)"])
     _set_title(ax, "At initialization: how fast the Jacobian norm shrinks or grows per step", sub, width=90)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -710,11 +725,13 @@ def draw_factor_summary(results: dict, activations, gains, note: str | None = No
     return fig
 
 
-def plot_factor_summary(results: dict, activations, gains, out: Path, note: str | None = None) -> Path:
+def plot_factor_summary(results: dict, activations, gains, out: Path, note: str | None = None,
+                        behind: str | None = None) -> Path:
     """exp(decay rate) per step against ||W_hh||·max|f'| per activation; lstm/gru as horizontal lines.
 
     results: demo gradients' init study, keyed rnn-<label>-x<scale>, lstm, gru, each with
     "gain" (rnn only) and "factor_per_step"; activations: their labels; gains: the bound values.
-    note: the subtitle (default: the settings the demo uses; pass H, anchors, tokens and seed to add them).
+    note: the whole subtitle, replacing the default (cells and activations, init, scales, no clipping);
+    behind: added to the default, what stands behind each point (H, anchors, tokens, seed).
     """
-    return _save(draw_factor_summary(results, activations, gains, note), out)
+    return _save(draw_factor_summary(results, activations, gains, note, behind), out)

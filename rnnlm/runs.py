@@ -263,13 +263,13 @@ def resume_config(run_dir, overrides: dict | None = None):
     return config
 
 
-def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict):
+def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict, ck=None):
     """model.npz of a run to resume, as a checkpoint.Checkpoint, after the checks a resume needs.
 
     info, vocab: the resumed session's config.json contents and Vocab.to_json();
     model_arrays: name -> array of the model it builds. Refuses a run trained on
     other data (corpus checksum), a model.npz that does not fit the model, or
-    another vocabulary.
+    another vocabulary. ck: model.npz already read (checkpoint.load), else it is read here.
     """
     from . import checkpoint
     folder = Path(folder)
@@ -280,7 +280,7 @@ def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict):
     if not holds_checkpoint(folder):
         raise UserError(f"{folder} holds no checkpoint (the run stopped before saving one); "
                         f"train it again with --out {folder}")
-    ck = checkpoint.load(folder / LATEST)
+    ck = checkpoint.load(folder / LATEST) if ck is None else ck
     checkpoint.check_model_arrays(ck, model_arrays)
     if ck.vocab != vocab:
         raise UserError(f"{folder / LATEST} was saved with another vocabulary")

@@ -461,6 +461,30 @@ def _fmt_seconds(sec: float) -> str:
     return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60}:{sec % 60:02d}"
 
 
+def command_time_left(train_left: float, steps_left: int, rate: float, final_s: float) -> tuple[float, bool]:
+    """(wall seconds until the command ends, whether the time budget binds): what the bar shows as "left".
+
+    train_left: training seconds left before the time budget ends training
+    (_Timing.left: the budget minus the final evaluation's reserve minus the
+    elapsed time; inf without a budget); steps_left: windows left before the
+    step limit (--max-steps or the last epoch's end); rate: windows per wall
+    second so far (nan before the first); final_s: the seconds the final
+    validation and test are expected to take (_Timing.needed). Training ends
+    at whichever limit comes first, then the final evaluation runs, so the
+    time left is that training time plus final_s: with the budget binding it
+    is the budget's remaining wall time (budget - elapsed when the reserve is
+    not capped), never only the training part, and never tqdm's own
+    extrapolation of the step rate.
+    """
+    by_steps = steps_left / rate if rate == rate and rate > 0 else math.inf
+    if train_left < by_steps:
+        return max(train_left, 0.0) + final_s, True
+    return by_steps + final_s, False
+
+
+ETA_REFRESH_S = 1.0       # the bar's time left is recomputed at least this often (slow steps)
+
+
 class _Progress:
     """The training phase as the user sees it: a tqdm bar on a terminal, else a plain line every
     --log-interval steps (as pytorch/examples' word_language_model prints) and at least every
@@ -469,7 +493,9 @@ class _Progress:
     The bar counts steps toward what ends training first: the step limit
     (--max-steps or the end of the last epoch) or the time budget, whose step
     count is estimated from the session's rate; "left" is the time until then
-    (with the time budget binding, exactly the budget left).
+    plus the final evaluation's expected time (command_time_left: with the
+    time budget binding, exactly the budget left), recomputed every few steps
+    and at least every ETA_REFRESH_S seconds.
     """
 
     def __init__(self, s: "_Session", loop: _Loop, timing: _Timing):
@@ -485,6 +511,7 @@ class _Progress:
         if c.max_steps:
             self.step_limit = min(self.step_limit, c.max_steps)
         self.start_step, self.start_clock = loop.step, s.clock()
+        self.eta_t = time.perf_counter()     # when the bar's time left was last computed
         self._interval()
         self.bar = tqdm(total=max(self.step_limit, 1), initial=loop.step, desc="train", unit="step",
                         disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
@@ -496,18 +523,18 @@ class _Progress:
         self.i_norm = math.nan
 
     def eta(self, loop: _Loop) -> tuple[float, str, int]:
-        """(seconds left, what binds: "time budget" | "step limit", estimated final step)."""
+        """(seconds until the command ends, final evaluation included (command_time_left); what binds:
+        "time budget" | "max-steps" | "epochs"; estimated final step)."""
         done = loop.step - self.start_step
         wall = self.s.clock() - self.start_clock
         rate = done / wall if done > 0 and wall > 0 else math.nan     # steps/s, evaluations included
-        steps_left = self.step_limit - loop.step
-        by_steps = steps_left / rate if rate == rate and rate > 0 else math.inf
         time_left = self.timing.left(self.s.clock())
-        if time_left < by_steps:
+        left, budget = command_time_left(time_left, self.step_limit - loop.step, rate, self.timing.needed())
+        if budget:
             final = loop.step + (int(time_left * rate) if rate == rate else 0)
-            return max(time_left, 0.0), "time budget", min(max(final, loop.step), self.step_limit)
+            return left, "time budget", min(max(final, loop.step), self.step_limit)
         what = "max-steps" if self.s.config.max_steps and self.step_limit == self.s.config.max_steps else "epochs"
-        return by_steps, what, self.step_limit
+        return left, what, self.step_limit
 
     def step(self, loop: _Loop, result: "StepResult", seconds: float) -> None:
         """Count one window (applied or skipped) that took `seconds` inside train_step."""
@@ -519,7 +546,10 @@ class _Progress:
             self.i_clipped += bool(result.clipped)
             self.i_norm = result.grad_norm
         if self.tty:
-            if loop.step % max(1, min(self.s.config.log_every, 10)) == 0 or loop.step == self.start_step + 1:
+            now = time.perf_counter()
+            if (loop.step % max(1, min(self.s.config.log_every, 10)) == 0 or loop.step == self.start_step + 1
+                    or now - self.eta_t >= ETA_REFRESH_S):
+                self.eta_t = now
                 left, what, final = self.eta(loop)
                 self.bar.total = max(final, loop.step)
                 self.bar.set_postfix_str(self._figures() + f" | left {_fmt_seconds(left)} ({what})", refresh=False)
@@ -614,16 +644,66 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     started = time.perf_counter()
     validate(config)
     folder = Path(resume if resume is not None else (config.out or default_out(config)))
-    print(f"run folder: {folder}", flush=True)     # stdout: stderr stays for progress and the one error line
+    # stdout: stderr stays for progress and the one error line. The folder is named first, once.
+    ck = None
+    if resume is None:
+        print(f"run folder: {folder}", flush=True)
+    else:
+        ck = _resume_point(config, folder)
     s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
     lock = lock_run(folder)
     try:
-        return _train_locked(s, resume, on_step, lock, started, baseline=corpus is None)
+        return _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck)
     finally:
         lock.release()
 
 
-def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True) -> dict:
+def _resume_point(config: TrainConfig, folder: Path):
+    """model.npz of the run `folder` to resume (a checkpoint.Checkpoint), read before anything else.
+
+    Refuses (UserError, nothing written) a run that would stop before its
+    first window, already at the --max-steps, --epochs, --max-minutes or
+    --patience limit of `config`: resuming it would only repeat the final
+    evaluation and log a second stop. Prints "resuming RUN from step S (epoch
+    E)". None when the folder holds no model.npz (resume_checkpoint then says
+    what to do).
+    """
+    from . import checkpoint
+    from .runs import LATEST, holds_checkpoint
+    if not holds_checkpoint(folder):
+        return None
+    ck = checkpoint.load(folder / LATEST)
+    loop = _Loop.from_arrays(ck.train)
+    refuse_finished_resume(config, loop, folder)
+    print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})", flush=True)
+    return ck
+
+
+def refuse_finished_resume(config: TrainConfig, loop: _Loop, folder, reserve: float = 0.0) -> None:
+    """UserError (one line) when a run resumed at `loop` would stop before its first window.
+
+    reserve: seconds the time budget keeps for the final evaluation (_Timing.reserve);
+    0 before the evaluation speed is measured.
+    """
+    why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, reserve=reserve)
+    at = f"{folder} is already at step {loop.step}"
+    if why == "max_steps":
+        raise UserError(f"{at} (its --max-steps is {config.max_steps}); give --max-steps above {loop.step} "
+                        "to train further")
+    if why == "epochs":
+        raise UserError(f"{at}, the end of its {config.epochs} epoch(s); give --epochs above {config.epochs} "
+                        "to train further")
+    if why == "max_minutes":
+        used = (loop.elapsed + reserve) / 60
+        raise UserError(f"{at} and has used its --max-minutes {config.max_minutes:g} budget ({used:.1f} min with "
+                        f"the final evaluation); give --max-minutes above {used:.1f}, or --max-steps/--epochs alone, "
+                        "to train further")
+    if why == "early_stop":
+        raise UserError(f"{at} and stopped early: {loop.bad_evals} validations without improvement "
+                        f"(--patience {config.patience}); give --patience above {loop.bad_evals} to train further")
+
+
+def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True, ck=None) -> dict:
     import numpy as np
 
     from .baseline import cached_trigram
@@ -636,8 +716,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
             _note(f"{config.out} held a run that stopped before its first checkpoint; training into it afresh")
         run, loop, hidden = Run.create(config.out, s.info, vocab, lock), _Loop(), model.init_state(config.batch_size)
     else:
-        loop, hidden = _restore(resume_checkpoint(config.out, s.info, vocab, model.state_dict()), s)
-        run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
+        loop, hidden = _restore(resume_checkpoint(config.out, s.info, vocab, model.state_dict(), ck=ck), s)
+        run = None      # reopened once the time budget's reserve is known (refuse_finished_resume)
     try:
         want = baseline and (len(s.corpus.test) >= 2 or len(s.corpus.valid) >= 2)
         baseline = cached_trigram(s.corpus) if want else None
@@ -647,6 +727,9 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     timing = _Timing(config, final_tokens=_final_tokens(s))
     _warm_up(s, timing)
     startup = time.perf_counter() - started
+    if run is None:
+        refuse_finished_resume(config, loop, config.out, reserve=timing.reserve())
+        run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
     if timing.reserve_capped():
         _note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
               f"({timing.final_tokens:,} tokens) need about {timing.needed() / 60:.1f} min, more than half of "

@@ -1,9 +1,11 @@
 """The scripted demonstrations, run with --quick (tiny sizes): figures, summaries, sane numbers."""
 import json
 import math
+from pathlib import Path
 
 import pytest
 
+from rnnlm import plots
 from rnnlm.cli import main
 from rnnlm.demo import ACTIVATIONS, GAINS, count_params, matched_hidden
 
@@ -18,17 +20,34 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def gradients(machado_dir, cache, tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "gradients"
-    assert main(["demo", "gradients", "--quick", "--out", str(out)]) == 0
-    return out, json.loads((out / "summary.json").read_text(encoding="utf-8"))
+def titles():
+    """{figure file stem: its title and subtitle text}, of every figure the demos save (plots._save)."""
+    seen = {}
+    original = plots._save
+
+    def save(fig, out):
+        sup = fig._suptitle.get_text() if fig._suptitle is not None else ""
+        seen[Path(out).stem] = " ".join((sup + "\n" + "\n".join(ax.get_title() for ax in fig.axes)).split())
+        return original(fig, out)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(plots, "_save", save)
+    yield seen
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
-def longrange(cache, tmp_path_factory):
+def gradients(machado_dir, cache, titles, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "gradients"
+    assert main(["demo", "gradients", "--quick", "--out", str(out)]) == 0
+    return out, json.loads((out / "summary.json").read_text(encoding="utf-8")), dict(titles)
+
+
+@pytest.fixture(scope="module")
+def longrange(cache, titles, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "longrange"
     assert main(["demo", "longrange", "--quick", "--out", str(out)]) == 0
-    return out, json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    return out, json.loads((out / "summary.json").read_text(encoding="utf-8")), dict(titles)
 
 
 def _finite(x):
@@ -36,7 +55,7 @@ def _finite(x):
 
 
 def test_gradients_writes_every_figure_and_summary(gradients):
-    out, s = gradients
+    out, s, _ = gradients
     names = [f"init-rnn-{label}" for label, _, _ in ACTIVATIONS] + [
         "init-lstm", "init-gru", "init-summary", "tanh-n", "explosion", "trained-rnn", "trained-lstm",
         "trained-gru", "trained-all"]
@@ -101,7 +120,7 @@ def test_matched_hidden_sizes_are_within_five_percent():
 
 
 def test_longrange_figures_table_and_numbers(longrange):
-    out, s = longrange
+    out, s, _ = longrange
     for name in ("agreement", "context", "jacobian", "agreement-main", "agreement-far"):
         assert (out / f"{name}.png").stat().st_size > 1000
     models = s["models"]
@@ -133,6 +152,64 @@ def test_longrange_refuses_bad_min_distance_and_omega(capsys):
     assert main(["demo", "longrange", "--quick", "--min-distance", "99"]) == 2
     assert main(["demo", "longrange", "--quick", "--omega", "-1"]) == 2
     assert "error: --omega must be >= 0" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- what each figure states (issue 14)
+
+
+def _states_its_settings(name, text):
+    """cell, init, recurrent scale, clipping and the anchors/pairs/seeds behind it, none of them unknown."""
+    for want in ("cell ", "init ", "W_hh ×"):
+        assert want in text, (name, want, text)
+    assert any(c in text for c in ("at init (no training", "clip-norm", "no clipping")), (name, text)
+    assert "seed" in text and any(w in text for w in ("anchors", "pairs", "targets", "one run")), (name, text)
+    assert "not recorded" not in text and "init ?" not in text and "×?" not in text, (name, text)
+
+
+def test_gradients_figures_state_cell_init_scale_clipping_anchors_and_seed(gradients):
+    out, s, titles = gradients
+    sz = s["sizes"]
+    pngs = {p.stem for p in out.glob("*.png")}
+    assert pngs <= set(titles) and len(pngs) >= 16
+    for name in pngs:
+        _states_its_settings(name, titles[name])
+    behind = f"{sz['anchors']} anchors × {sz['curve_tokens']} tokens of velhoSenado.txt:valid"
+    for label, _, _ in ACTIVATIONS:
+        t = titles[f"init-rnn-{label}"]
+        assert f"cell rnn {label};" in t and "init orthogonal" in t and "at init (no training)" in t, t
+        assert f"H={sz['hidden']}" in t and behind in t and "seed 0" in t, t
+    for cell in ("lstm", "gru"):
+        t = titles[f"init-{cell}"]
+        assert f"cell {cell};" in t and "at init (no training)" in t and behind in t and "seed 0" in t, t
+        t = titles[f"trained-{cell}"]
+        assert "at init (no training) / clip-norm 0.25" in t and "seed 0" in t and behind in t, t
+        assert "clip-norm 0.25" in titles[f"trained-{cell}-over-training"]
+    t = titles["init-summary"]
+    for want in ("rnn tanh / relu / sigmoid / lecun-tanh", "lstm", "gru", "init orthogonal",
+                 "at init (no training, no clipping)", f"H={sz['hidden']}", behind, "seed 0"):
+        assert want in t, (want, t)
+    assert "cell rnn tanh" in titles["tanh-n"]
+    assert "at init (no training)" in titles["tanh-n"] and behind in titles["tanh-n"]
+    t = titles["trained-all"]
+    assert "cell rnn tanh / lstm / gru" in t and "clip-norm 0.25" in t and "at init" not in t, t
+    t = titles["explosion"]
+    assert "no clipping / clip-norm 0.25" in t and f"W_hh ×{sz['explode_scale']:g}" in t and "seed 0" in t, t
+
+
+def test_longrange_figures_state_clipping_omega_and_what_is_behind_them(longrange):
+    out, s, titles = longrange
+    pngs = {p.stem for p in out.glob("*.png")}
+    assert {"agreement", "context", "jacobian", "agreement-main", "context-main", "jacobian-main",
+            "agreement-far"} <= pngs <= set(titles)
+    for name in pngs:
+        _states_its_settings(name, titles[name])
+    sz = s["sizes"]
+    t = titles["jacobian"]
+    assert "clip-norm 0.25 / no clipping" in t and "Ω α=0 / 1" in t, t
+    assert f"{sz['anchors']} anchors × {sz['curve_tokens']} tokens" in t and "seed 0" in t, t
+    t = titles["jacobian-main"]
+    assert "no clipping" not in t and "clip-norm 0.25" in t, t
+    assert f"{sz['probe_n']} pairs per distance" in titles["agreement"] and "probe seed 0" in titles["agreement"]
 
 
 def test_longrange_passes_the_subject_relative_rate_to_its_corpus(monkeypatch, tmp_path, capsys):

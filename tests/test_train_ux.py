@@ -1,0 +1,102 @@
+"""What a new user saw go wrong around `train`: a resume that had nothing left to do, the run folder
+named twice, and a bar whose time left did not follow the time budget to its end."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from rnnlm.cli import main
+from rnnlm.errors import UserError
+from rnnlm.train import TrainConfig, _Loop, _Progress, _Timing, command_time_left, refuse_finished_resume
+
+FLAGS = ["--max-vocab", "300", "--valid-fraction", "0.1", "--test-fraction", "0.1",
+         "--emsize", "16", "--hidden", "16", "--bptt", "8", "--batch-size", "16", "--dropout", "0",
+         "--sample-words", "0", "--no-progress"]
+
+
+def _snapshot(folder):
+    """Every file of a run folder with its bytes (the lock file aside: it is no content)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".train.lock"}
+
+
+def test_resume_at_or_below_the_reached_step_is_refused_and_writes_nothing(text, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--max-steps", "4", "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = _snapshot(out)
+    for n in ("4", "3"):
+        assert main(["train", "--resume", str(out), "--max-steps", n, "--no-progress"]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        err = captured.err.strip().splitlines()
+        assert len(err) == 1 and "already at step 4" in err[0] and "--max-steps above 4" in err[0], err
+        assert _snapshot(out) == before
+    # Without --max-steps the run's own limit (4) still holds: the same refusal.
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    assert "--max-steps above 4" in capsys.readouterr().err
+    assert _snapshot(out) == before
+
+
+def test_resume_names_the_folder_once_with_its_step(text, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--max-steps", "4", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--max-steps", "6", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0] == f"resuming {out} from step 4 (epoch 1)"
+    assert printed.count("run folder:") == 1 and printed.count(str(out)) == 2
+
+
+def _config(**kw):
+    return TrainConfig(**{"max_minutes": 0, **kw})
+
+
+def test_refuse_finished_resume_names_the_limit_that_binds():
+    refuse_finished_resume(_config(max_steps=10), _Loop(step=9), "R")          # one window left: fine
+    with pytest.raises(UserError, match=r"R is already at step 10 .*--max-steps above 10"):
+        refuse_finished_resume(_config(max_steps=10), _Loop(step=10), "R")
+    with pytest.raises(UserError, match=r"already at step 64, the end of its 2 epoch\(s\); give --epochs above 2"):
+        refuse_finished_resume(_config(epochs=2), _Loop(step=64, epoch=3), "R")
+    refuse_finished_resume(_config(epochs=3), _Loop(step=64, epoch=3), "R")
+    with pytest.raises(UserError, match=r"--max-minutes 1 budget \(1.0 min .*above 1.0"):
+        refuse_finished_resume(_config(max_minutes=1.0), _Loop(step=5, elapsed=55.0), "R", reserve=5.0)
+    refuse_finished_resume(_config(max_minutes=1.0), _Loop(step=5, elapsed=50.0), "R", reserve=5.0)
+    with pytest.raises(UserError, match=r"--patience 3\); give --patience above 3"):
+        refuse_finished_resume(_config(patience=3), _Loop(step=5, bad_evals=3), "R")
+
+
+# ---------------------------------------------------------------- the bar's time left
+
+
+def test_time_left_includes_the_final_evaluation():
+    # 600-s budget, 580 s elapsed, the final evaluation expected to take 14.6 s (the reserve):
+    # training has 5.4 s left, the command 20 s. The bar showed 5.4 s (2.7x too little).
+    left, budget = command_time_left(600 - 14.6 - 580, 10_000, 1.0, 14.6)
+    assert budget and left == pytest.approx(20.0)
+    # Past the training end (steps finishing late), only the final evaluation is left.
+    assert command_time_left(-3.0, 10_000, 1.0, 14.6) == (pytest.approx(14.6), True)
+    # The step limit binds first: its steps at the measured rate, then the final evaluation.
+    left, budget = command_time_left(300.0, 50, 2.0, 10.0)
+    assert not budget and left == pytest.approx(35.0)
+    # No budget (inf) and no rate yet: unknown.
+    assert command_time_left(math.inf, 50, math.nan, 0.0) == (math.inf, False)
+
+
+def test_the_bar_shows_the_budget_left_to_the_end(monkeypatch):
+    # The training bar's estimate, on a session whose clock is set by hand: with the budget
+    # binding it is the budget's remaining wall time (the reserved final evaluation included).
+    config = TrainConfig(max_minutes=10, progress=False)
+    timing = _Timing(config, final_tokens=12_000)
+    timing.observe_eval(1000, 1.0)                  # 1000 tokens/s: 1.05 * 12 s + 2 s = 14.6 s reserved
+    assert timing.reserve() == pytest.approx(14.6)
+    now = {"t": 500.0}
+    s = SimpleNamespace(config=config, windows_per_epoch=100_000, clock=lambda: now["t"])
+    loop = _Loop(step=100)
+    progress = _Progress(s, loop, timing)
+    for elapsed in (560.0, 580.0, 585.0):      # training ends at 585.4 s
+        now["t"] = elapsed
+        loop.step = 100 + int(elapsed - 500)        # one step per second
+        left, what, _ = progress.eta(loop)
+        assert what == "time budget" and left == pytest.approx(600.0 - elapsed), elapsed
+    progress.close()
