@@ -267,7 +267,9 @@ def test_ctrl_c_closes_the_cluster_and_a_rerun_resumes(text, tmp_path):
     import psutil
     out = tmp_path / "s"
     cmd = [sys.executable, "cli.py", "sweep", "run", *_flags(text, out), "--cell", "rnn,lstm,gru",
-           "--seeds", "2", "--max-steps", "250", "--eval-every", "0", "--workers", "2"]
+           "--seeds", "2", "--max-steps", "1500", "--eval-every", "0", "--workers", "2"]
+    # (1,500 steps: long enough that the jobs after the first are still running when Ctrl-C lands, even with
+    # warm compile caches on a quiet machine; with 250 all six could finish before the signal)
     repo = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(cmd, cwd=repo, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
