@@ -731,7 +731,7 @@ def _add_demo(sub):
                          "(a shortcut to the agreement; default 0.25, sintetico's; 0 = none)")
     lr.add_argument("--omega", type=float, default=None, help="weight of the Ω regularizer for the rnn-omega model (default 1)")
     for q in (g, lr):
-        q.add_argument("--quick", action="store_true", help="tiny sizes: runs in well under a minute (for tests)")
+        q.add_argument("--quick", action="store_true", help="tiny sizes, for tests and a first look (about a minute of CPU; a few minutes of wall time on 2 cores)")
         q.add_argument("--seed", type=int, default=0, help="seed of models, data and probes (default 0)")
     return p
 

@@ -243,6 +243,10 @@ RANGES: dict[str, Range] = {
 }
 
 
+# argparse destinations that differ from their flag (the study's --bptt is stored as task_bptt)
+FLAG_OF = {"task_bptt": "bptt"}
+
+
 def check_range(name: str, value, error=UserError) -> None:
     """UserError "--<name> must be <range>, got <value>" unless RANGES[name] accepts `value`.
 
@@ -253,7 +257,8 @@ def check_range(name: str, value, error=UserError) -> None:
     r = RANGES.get(name, Range(float))
     if not r.accepts(value):
         note = f" {r.note}" if r.note else ""
-        raise error(f"--{name.replace('_', '-')} must be {r.describe()}{note}, got {value!r}")
+        flag = FLAG_OF.get(name, name).replace('_', '-')
+        raise error(f"--{flag} must be {r.describe()}{note}, got {value!r}")
 
 
 def check_fields(obj, error=UserError) -> None:

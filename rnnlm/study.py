@@ -68,6 +68,16 @@ def quick_config(config: StudyConfig) -> StudyConfig:
     return dataclasses.replace(config, train=train, quick=True, **top)
 
 
+def _refuse_overridden(config: StudyConfig) -> None:
+    """UserError (one line) when a setting that --quick replaces was given too (it would be ignored)."""
+    default = StudyConfig()
+    given = [f for f in QUICK if f != "train" and getattr(config, f) != getattr(default, f)]
+    given += [f for f in QUICK["train"] if getattr(config.train, f) != getattr(default.train, f)]
+    if given:
+        flags = ", ".join("--" + f.replace("_", "-") for f in given)
+        raise UserError(f"--quick sets its own grid and budget ({flags} included); drop {flags} or drop --quick")
+
+
 def default_out(config: StudyConfig) -> str:
     return config.out or ("runs/study-learnability-quick" if config.quick else "runs/study-learnability")
 
@@ -283,7 +293,8 @@ def _subtitle(config: StudyConfig) -> str:
     t = config.train
     return (f"{config.task}, k={config.keys}, loss on {'answer' if t.loss == 'answer' else 'all positions'}; "
             f"E={t.emsize} H={t.hidden} B={t.batch_size}, {t.optimizer} lr {t.lr:g}, clip-norm {t.clip_norm:g}, "
-            f"{t.steps} steps; lstm forget bias 1; seeds {config.seeds}")
+            f"{t.steps} steps{'; lstm forget bias 1' if 'lstm' in config.cell_list() else ''}"
+            f"{f'; BPTT window {t.bptt}' if t.bptt else ''}; seeds {config.seeds}")
 
 
 def write_figures(config: StudyConfig, summary: dict, folder: Path) -> list[Path]:
@@ -431,6 +442,7 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
         folder = Path(default_out(quick_config(config) if config.quick else config))
         config = dataclasses.replace(recorded_config(folder), quick=False, out=str(folder))
     if config.quick:
+        _refuse_overridden(config)
         config = quick_config(config)
     config.validate()
     folder = Path(default_out(config))

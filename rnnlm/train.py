@@ -1132,7 +1132,9 @@ def _baseline_lines(s: dict) -> list[str]:
     elif ours < b[split]["ppl"]:
         lines.append(f"  the model beats it on {split}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
     else:
-        hint = "" if s.get("stopped") == "nonfinite" else " (train longer: raise --max-minutes or --epochs)"
+        flag = {"max_steps": "--max-steps", "max_minutes": "--max-minutes", "epochs": "--epochs",
+                "early_stop": "--patience"}.get(s.get("stopped"), "--max-minutes or --epochs")
+        hint = "" if s.get("stopped") == "nonfinite" else f" (train longer: raise {flag})"
         lines.append(f"  the model has NOT beaten it yet on {split}: {fmt_ppl(ours)} >= {fmt_ppl(b[split]['ppl'])}"
                      + hint)
     return lines

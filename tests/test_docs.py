@@ -72,6 +72,9 @@ NOT_RUN = {
     "python cli.py bench --vs-torch": "needs PyTorch (not a dependency)",
     "python cli.py bench --jacobian --config tiny --cell lstm":
         "times the Jacobian at its fixed benchmark size (H = 256, D = 100, 32 anchors): minutes, no size flag",
+    "python cli.py study learnability --quick":
+        "minutes at its fixed grid and budget (--quick refuses the size flags); tests/test_study.py runs a tiny "
+        "study end to end and checks --quick's refusal",
     "python cli.py bench --sweep":
         "24 trainings on Machado three ways (minutes); tests/test_sweep.py runs it on a small grid",
     "python cli.py sweep run --cell rnn,lstm,gru --recurrent-scale 0.5,1,2,4 --emsize 32 --hidden 32 "

@@ -141,3 +141,13 @@ def test_table_names_the_task_classes_and_chance():
                        ("agreement", "(2 numbers, chance 1/2)")):
         cfg = C.StudyConfig(task=task, distances="10", cells="rnn", seeds="0")
         assert study.format_table(cfg, study.summarize(cfg, [])).startswith(f"Task {task} {head}")
+
+
+def test_quick_refuses_the_settings_it_would_replace(capsys):
+    assert main(["study", "learnability", "--quick", "--cells", "rnn,foo", "--out", "/nonexistent/q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--quick sets its own grid and budget (--cells included)" in err
+    assert main(["study", "learnability", "--quick", "--steps", "10", "--out", "/nonexistent/q"]) == 2
+    assert "(--steps included)" in capsys.readouterr().err
+    assert main(["study", "learnability", "--bptt", "-1"]) == 2
+    assert "error: --bptt must be at least 0" in capsys.readouterr().err

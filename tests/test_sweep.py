@@ -15,6 +15,14 @@ TIMING = {"wall_s", "worker", "attempts", "max_rss_mb", "train_s", "tokens_per_s
 
 # ---------------------------------------------------------------- job functions the workers import from here
 
+def _sigint_default():
+    """preexec_fn: SIGINT's default action in the child, as for a command typed at a terminal. A test run started
+    in the background by a non-interactive shell (`cmd &`) inherits SIGINT ignored, and a Python started so never
+    raises KeyboardInterrupt, so without this the Ctrl-C tests would test nothing but that."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 
 def threads_job(settings, payload):
     """Reports the worker's thread settings."""
@@ -268,10 +276,10 @@ def test_ctrl_c_closes_the_cluster_and_a_rerun_resumes(text, tmp_path):
     out = tmp_path / "s"
     cmd = [sys.executable, "cli.py", "sweep", "run", *_flags(text, out), "--cell", "rnn,lstm,gru",
            "--seeds", "2", "--max-steps", "1500", "--eval-every", "0", "--workers", "2"]
-    # (1,500 steps: long enough that the jobs after the first are still running when Ctrl-C lands, even with
-    # warm compile caches on a quiet machine; with 250 all six could finish before the signal)
+    # (1,500 steps: the jobs after the first are still running when Ctrl-C lands, with a margin)
     repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen(cmd, cwd=repo, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=repo, start_new_session=True, preexec_fn=_sigint_default,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 120
     children = []
@@ -359,7 +367,8 @@ def test_one_ctrl_c_stops_demo_gradients_as_a_whole_and_a_rerun_continues(machad
     out = tmp_path / "demo"
     env = dict(os.environ, RNNLM_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg")
     cmd = [sys.executable, "cli.py", "demo", "gradients", "--quick", "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=repo, env=env, start_new_session=True, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, start_new_session=True, preexec_fn=_sigint_default,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
     while time.time() < deadline and not (out / "stages" / "init.json").exists() and proc.poll() is None:

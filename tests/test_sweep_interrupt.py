@@ -12,6 +12,14 @@ from rnnlm.sweep import Job, read_rows, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
+def _sigint_default():
+    """preexec_fn: SIGINT's default action in the child, as for a command typed at a terminal. A test run started
+    in the background by a non-interactive shell (`cmd &`) inherits SIGINT ignored, and a Python started so never
+    raises KeyboardInterrupt, so without this the Ctrl-C tests would test nothing but that."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 
 def _alive(pids):
     import psutil
@@ -46,7 +54,8 @@ def test_ctrl_c_mid_job_is_one_line_leaves_nothing_behind_and_a_rerun_says_what_
            "--max-steps", "3,1000000", "--epochs", "100000", "--patience", "0", "--eval-every", "0",
            "--seeds", "2", "--workers", "2", "--out", str(out)]
     env = dict(os.environ, TMPDIR=str(scratch))       # the cluster's and the jobs' temporary folders land here
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, preexec_fn=_sigint_default,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         _wait(lambda: len(read_rows(out)) == 2 and len(list(scratch.rglob("rnnlm-job-*"))) == 2, 600,
@@ -69,7 +78,8 @@ def test_ctrl_c_mid_job_is_one_line_leaves_nothing_behind_and_a_rerun_says_what_
     assert list(scratch.iterdir()) == []                # no rnnlm-job-*, no cluster scratch folder
     assert len(read_rows(out)) == 2
     # The same command again: one line says what it skips and what it runs, before any bar.
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, preexec_fn=_sigint_default,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stderr.readline().strip()

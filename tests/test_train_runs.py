@@ -135,6 +135,7 @@ def test_baseline_is_cached_and_beside_the_result(text, tmp_path, capsys):
     assert s2["baseline"]["cached"] and s2["baseline"]["test"] == s["baseline"]["test"]
     printed = format_summary(s)
     assert "Kneser-Ney trigram baseline" in printed and "NOT beaten it yet" in printed     # 3 steps: far from it
+    assert "(train longer: raise --max-steps)" in printed      # the limit that stopped it, not another one
 
 
 def test_huge_perplexities_print_in_scientific_notation():
