@@ -243,7 +243,7 @@ RANGES: dict[str, Range] = {
 }
 
 
-# argparse destinations that differ from their flag (the study's --bptt is stored as task_bptt)
+# command-line destinations that differ from their flag (the study's --bptt is stored as task_bptt)
 FLAG_OF = {"task_bptt": "bptt"}
 
 
