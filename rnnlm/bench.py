@@ -254,11 +254,7 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
     elif vs_torch:
         worker = _Worker(cell, config, n, threads)
         runs += [("torch_train", lambda: worker.run("train")), ("torch_eval", lambda: worker.run("eval"))]
-    try:
-        timings = _interleave(runs, repeats)
-    finally:
-        if worker is not None:
-            worker.close()
+    timings = _interleave_then_close(runs, repeats, worker)
     tokens = n * BATCH * BPTT
     record = {
         "cell": cell, "config": config, "V": V, "E": H, "H": H, "B": BATCH, "T": BPTT,
@@ -276,6 +272,15 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
                 record[f"{kind}_tokens_per_s"], record[f"torch_{kind}_tokens_per_s"],
                 timings[kind], timings["torch_" + kind])
     return record
+
+
+def _interleave_then_close(runs, repeats, worker):
+    """_interleave, then close the PyTorch worker (if any) whatever happened."""
+    try:
+        return _interleave(runs, repeats)
+    finally:
+        if worker is not None:
+            worker.close()
 
 
 def _interleave(runs, repeats):
@@ -670,11 +675,7 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
             runs += [((t, "torch_train"), on_worker(t, "train")), ((t, "torch_eval"), on_worker(t, "eval"))]
         if breakdown:
             runs.append(((t, "breakdown"), _at(t, lambda t=t: _breakdown_run(ours[t], windows, phases[t]))))
-    try:
-        timings = _interleave(runs, repeats)
-    finally:
-        if worker is not None:
-            worker.close()
+    timings = _interleave_then_close(runs, repeats, worker)
     tokens = n * BATCH * BPTT
     records = []
     for t in threads:

@@ -9,28 +9,9 @@ from pathlib import Path
 import pytest
 
 from rnnlm.sweep import Job, read_rows, run_sweep
+from test_sweep import _children_alive as _alive, _sigint_default
 
 REPO = Path(__file__).resolve().parents[1]
-
-def _sigint_default():
-    """preexec_fn: SIGINT's default action in the child, as for a command typed at a terminal. A test run started
-    in the background by a non-interactive shell (`cmd &`) inherits SIGINT ignored, and a Python started so never
-    raises KeyboardInterrupt, so without this the Ctrl-C tests would test nothing but that."""
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-
-def _alive(pids):
-    import psutil
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def _wait(cond, seconds, what):
