@@ -267,12 +267,25 @@ def test_factor_summary_keeps_lstm_and_gru_apart():
     ax = fig.axes[0]
     lstm, = _lines(ax, "lstm")
     gru, = _lines(ax, "gru")
-    assert lstm.get_label() == "lstm (orthogonal, any scale): 0.749 per step"
-    assert gru.get_label() == "gru (orthogonal, any scale): 0.75 per step"
+    assert lstm.get_label() == "lstm, W_hh ×1 (no such bound; drawn across): 0.749 per step"
+    assert gru.get_label() == "gru, W_hh ×1 (no such bound; drawn across): 0.75 per step"
     assert lstm.get_color() != gru.get_color() and lstm.get_marker() != gru.get_marker()
     assert not np.allclose(lstm.get_xdata(), gru.get_xdata())      # offset: neither marker hides the other
     assert "init orthogonal" in _title(fig) and "no clipping" in _title(fig)
     _titles_inside(fig)
+    _close(fig)
+
+
+def test_factor_summary_keeps_tanh_and_lecun_tanh_apart():
+    # the two share every bound and nearly every factor: the same marker would hide one under the other
+    results = {f"rnn-{a}-x{g}": {"gain": g, "factor_per_step": f} for a in ("tanh", "lecun-tanh")
+               for g, f in ((0.5, 0.5), (1.0, 0.97), (2.0, 1.19))}
+    fig = plots.draw_factor_summary(results, ["tanh", "lecun-tanh"], (0.5, 1.0, 2.0))
+    ax = fig.axes[0]
+    tanh = [ln for ln in ax.get_lines() if ln.get_label() == "rnn tanh"][0]
+    lecun = [ln for ln in ax.get_lines() if ln.get_label().startswith("rnn lecun")][0]
+    assert tanh.get_marker() != lecun.get_marker() and tanh.get_linestyle() != lecun.get_linestyle()
+    assert lecun.get_fillstyle() == "none" and tanh.get_markersize() > lecun.get_markersize()
     _close(fig)
 
 
