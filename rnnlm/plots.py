@@ -595,10 +595,17 @@ def draw_probe(json_paths, title=None):
             y = [q["mean_increase"] for q in rows]
             lo = [q["ci"][0] for q in rows]
             hi = [q["ci"][1] for q in rows]
+        if kind == "context":
+            ec = r.get("effective_context")
+            label += f"; effective context {ec if ec is not None else '> ' + str(max(x))}"
         line, = ax.plot(x, y, marker="o", markersize=3, label=label)
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
         if kind == "context" and r.get("effective_context") is not None:
             ax.axvline(r["effective_context"], color=line.get_color(), linestyle=":", linewidth=1)
+    if kind == "context" and any(r.get("effective_context") is not None for _, r in results):
+        # the dotted lines are explained in the legend too: a caller's own title may not say what they are
+        ax.plot([], [], color="gray", linestyle=":", linewidth=1,
+                label="dotted: effective context (the d from which the increase is within noise)")
     first = results[0][1]
     seeds = _joined(r.get("seed", "?") for _, r in results)
     if kind == "agreement":

@@ -446,3 +446,23 @@ def test_jacobian_init_names_differ_by_corpus_settings():
                        data=DataConfig(corpus="sintetico", max_vocab=300))
     assert init_name(c) != init_name(dataclasses.replace(c, data=DataConfig(corpus="sintetico")))
     assert "-V300-" in init_name(c)
+
+
+def test_context_figure_explains_its_dotted_lines(tmp_path):
+    # a caller's own title (demo longrange's) drops the default title's "dotted: effective context":
+    # the legend must say what the dotted lines are, and each curve's label its effective context
+    def probe(name, ec):
+        rows = [{"distance": d, "n": 10, "mean_increase": m, "sem": 0.01, "ci": [m - 0.02, m + 0.02],
+                 "within_noise": m < 0.01} for d, m in ((1, 2.0), (2, 0.8), (5, 0.1), (10, 0.0))]
+        p = tmp_path / name / "probe-context-shuffle.json"
+        p.parent.mkdir()
+        p.write_text(json.dumps({"run": str(p.parent), "cell": "rnn", "probe": "context", "mode": "shuffle",
+                                 "window": 20, "seed": 0, "n_targets": 10, "results": rows,
+                                 "effective_context": ec, "model": {"cell": "rnn"}}))
+        return p
+    fig = plots.draw_probe([probe("a", 5), probe("b", None)], title="Loss increase when context is shuffled")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("dotted: effective context") for t in labels), labels
+    assert any(t.endswith("effective context 5") for t in labels) and any(t.endswith("effective context > 10")
+                                                                           for t in labels), labels
+    _close(fig)
