@@ -549,6 +549,14 @@ def _bin_accuracy(agreement: dict, lo: int, hi: int) -> dict:
     return {"range": [lo, hi], "n": n, "accuracy": k / n if n else None, "ci": list(ci)}
 
 
+def _trained_on(corpus_settings: dict) -> str:
+    """What the agreement figures' titles say of the training corpus: its distances, and its subject relatives
+    when they are not sintetico's default (they restate the subject's number inside the gap)."""
+    text = f"trained on distances {corpus_settings.get('min_distance', 1)}..{corpus_settings['max_distance']}"
+    rate = corpus_settings.get("subject_relative_rate")
+    return text + (f", subject relatives {rate:g}" if rate is not None else "")
+
+
 def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0, min_distance: int = 1,
                   omega: float | None = None, subject_relative_rate: float | None = None) -> dict:
     """The whole `demo longrange`; returns the summary (also OUT/summary.json and .md).
@@ -643,10 +651,12 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
         rows[name] = row
     probed = [n for n in rows if "agreement" in rows[n]]
     from .plots import plot_probe
+    trained_on = _trained_on(corpus_settings)
     figs = {
         "agreement": Path(plot_probe([out / n / "probe-agreement-number.json" for n in probed],
                                      out / "agreement.png",
-                                     title="Subject-verb number agreement on sintetico, by distance (95% CI)")).name,
+                                     title="Subject-verb number agreement on sintetico, by distance (95% CI); "
+                                           + trained_on)).name,
         "context": Path(plot_probe([out / n / "probe-context-shuffle.json" for n in probed], out / "context.png",
                                    title="Loss increase when context beyond d is shuffled (95% CI)")).name,
         "jacobian": Path(_plot_lag(docs, names, out / "jacobian.png",
@@ -657,7 +667,8 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     figs["agreement_main"] = Path(plot_probe([out / n / "probe-agreement-number.json" for n in main],
                                              out / "agreement-main.png",
                                              title="Agreement by distance: clipped rnn, lstm, gru"
-                                                   + (" and rnn with Ω" if "rnn-omega" in main else ""))).name
+                                                   + (" and rnn with Ω" if "rnn-omega" in main else "")
+                                                   + "; " + trained_on)).name
     figs["context_main"] = Path(plot_probe([out / n / "probe-context-shuffle.json" for n in main],
                                            out / "context-main.png",
                                            title="Loss increase when context beyond d is shuffled")).name
