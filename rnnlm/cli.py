@@ -281,6 +281,9 @@ def _add_train(sub):
               "backpropagated gradient norms from step to step; 0 = off (default {default})")
     _arg(o, T, "lr_decay", unset=True,
          help="divide lr by this when validation does not improve; 1 = never (default {default})")
+    _arg(o, T, "min_lr", type=float, unset=True,
+         help=f"stop once annealing takes lr below this: more steps would barely move the weights; 0 = never "
+              f"(default: the initial lr x {C.MIN_LR_FACTOR:g}, i.e. after 10 divisions by 4)")
     _arg(o, T, "patience", unset=True,
          help="stop after this many evaluations without improvement; 0 = never (default {default})")
     _arg(o, T, "seed", unset=True, help="init and dropout seed (default {default})")

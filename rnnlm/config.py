@@ -36,6 +36,11 @@ DTYPES = ("float32", "float64")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
 # learning rate when TrainConfig.lr is None (pytorch/examples' 20 for plain SGD)
 DEFAULT_LR = {"sgd": 20.0, "momentum": 2.0, "adagrad": 0.1, "adam": 1e-3}
+# --min-lr when TrainConfig.min_lr is None: the initial lr times this. 1e-6 is ten divisions by the
+# default --lr-decay 4 (4**-10 = 9.5e-7 < 1e-6 <= 4**-9): by then a step moves a typical float32 weight
+# by about its rounding error or less. Low enough that no published result anneals that far: the main
+# job anneals once or twice in an hour, the long-range demo's runs (Adam, --patience 3) at most 9 times.
+MIN_LR_FACTOR = 1e-6
 ON_NONFINITE = ("stop", "skip")
 SPLITS = ("train", "valid", "test")
 CHECKPOINTS = ("best", "latest")
@@ -43,7 +48,7 @@ CHECKPOINTS = ("best", "latest")
 # Fields that `--resume` may change: they decide when to stop and what to print,
 # never what a step computes (so a resumed run still matches an uninterrupted one).
 RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "log_every", "progress",
-                      "on_nonfinite", "sample_words", "patience", "track_jacobian_every")
+                      "on_nonfinite", "sample_words", "patience", "track_jacobian_every", "min_lr")
 
 # config.json's "train" dict: 2 = model and data settings nested ("model", "data");
 # 1 (no "format" key) = the model settings flat beside the training ones.
@@ -216,6 +221,7 @@ RANGES: dict[str, Range] = {
     "lr": Range(float, 0.0, lo_open=True), "momentum": _FRACTION, "beta1": _FRACTION, "beta2": _FRACTION,
     "clip_norm": Range(float, 0.0, note="(0 = off)"), "clip_value": Range(float, 0.0, note="(0 = off)"),
     "omega": Range(float, 0.0, note="(0 = off)"), "lr_decay": Range(float, 1.0, note="(1 = never anneal)"),
+    "min_lr": Range(float, 0.0, note="(0 = no floor)"),
     "patience": _count(0, "(0 = never)"), "epochs": _count(1), "max_steps": _count(0, "(0 = no limit)"),
     "max_minutes": Range(float, 0.0, note="(0 = no limit)"), "eval_every": _count(0, "(0 = epoch ends only)"),
     "log_every": _count(1), "track_jacobian_every": _count(0, "(0 = off)"),
@@ -422,6 +428,7 @@ class TrainConfig:
     clip_value: float = 0.0         # clip each gradient element to [-x, x]; 0 = off (exclusive with clip_norm)
     omega: float = 0.0              # weight α of the Ω regularizer (Pascanu et al. 2013; rnn only, omega.py); 0 = off
     lr_decay: float = 4.0           # divide lr by this when validation does not improve; 1 = never
+    min_lr: float | None = None     # stop once annealing takes lr below this; None = lr x MIN_LR_FACTOR, 0 = never
     patience: int = 3               # stop after this many evaluations in a row without improvement; 0 = never
     # budget and reporting
     epochs: int = 40                # passes over the training stream
@@ -458,6 +465,20 @@ class TrainConfig:
                             f"not --cell {self.model.cell}")
         if self.on_nonfinite not in ON_NONFINITE:
             raise UserError(f"--on-nonfinite must be stop or skip, got '{self.on_nonfinite}'")
+        if self.min_lr and self.min_lr >= self.initial_lr():
+            raise UserError(f"--min-lr {self.min_lr:g} must be below the learning rate ({self.initial_lr():g}): "
+                            "the run would stop before it starts; give a smaller --min-lr (0 = no floor)")
+
+    def initial_lr(self) -> float:
+        """The learning rate the run starts with (lr, or the optimizer's DEFAULT_LR)."""
+        return float(self.lr) if self.lr is not None else DEFAULT_LR.get(self.optimizer, math.nan)
+
+    def lr_floor(self) -> float:
+        """--min-lr as a number: annealing that takes the lr below it stops the run (0 = never).
+
+        min_lr, or when None the initial lr times MIN_LR_FACTOR (so it scales with any optimizer's lr).
+        """
+        return float(self.min_lr) if self.min_lr is not None else self.initial_lr() * MIN_LR_FACTOR
 
     def to_dict(self) -> dict:
         """config.json's "train": {"format": FORMAT, "data": {...}, "model": {... no vocab_size}, ...}."""

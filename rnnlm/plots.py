@@ -458,6 +458,51 @@ def plot_lag_over_training(run_dir, out, quantity: str = "auto", norm: str = "sp
     return _save(draw_lag_over_training(run_dir, quantity=quantity, norm=norm, title=title, flow=flow), out)
 
 
+def lr_schedule(events: list[dict], initial=None) -> tuple[list, list, bool]:
+    """The learning rate as a step function of the training step: (x, y, from_evals), drawn with
+    drawstyle "steps-post" (y[i] holds from step x[i] until x[i + 1]).
+
+    A scheduled validation at step k that anneals the lr (its eval event's "lr" -> "next_lr") changes
+    it from step k on, so the drop is drawn at that evaluation, not at the next step event (a step
+    event's "lr" is the rate of its own update, logged only every --log-every steps). Resumes and
+    step events fill in the value where no evaluation says it; a metrics file without "next_lr"
+    (written before it existed) falls back to the step events alone (from_evals False).
+    initial: config.json's lr (the rate at step 0), if known.
+    """
+    points = []                  # (step, order, lr): order puts an eval's change after its step's own rate
+    from_evals = False
+    for e in events:
+        kind, step = e.get("type"), e.get("step")
+        if step is None:
+            continue
+        if kind == "step" and e.get("lr") is not None:
+            points.append((step - 1, 0, e["lr"]))         # the rate its update (step - 1 -> step) used
+        elif kind == "eval" and e.get("split") == "valid" and e.get("next_lr") is not None:
+            points.append((step, 1, e["next_lr"]))
+            from_evals = True
+        elif kind == "resume" and e.get("lr") is not None:
+            points.append((step, 1, e["lr"]))
+    if isinstance(initial, (int, float)) and not isinstance(initial, bool):
+        points.append((0, -1, float(initial)))
+    if not points:
+        return [], [], False
+    points.sort(key=lambda p: (p[0], p[1]))
+    x, y = [], []
+    for step, _, lr in points:
+        if y and lr == y[-1]:
+            continue
+        if x and x[-1] == step:
+            y[-1] = lr                # the later event of the same step wins (an eval after its step's update)
+        else:
+            x.append(max(step, 0))
+            y.append(lr)
+    last = max(e["step"] for e in events if e.get("step") is not None)
+    if x[-1] < last:
+        x.append(last)
+        y.append(y[-1])
+    return x, y, from_evals
+
+
 def draw_training(run_dir, title: str | None = None):
     """The figure of `plot_training`, unsaved: returns the matplotlib Figure."""
     events = read_metrics(run_dir)
@@ -498,20 +543,25 @@ def draw_training(run_dir, title: str | None = None):
     a_g.plot(x, _positive([e.get("grad_norm") for e in steps]), linewidth=1, label="gradient L2 norm before clipping")
     clipped = [e for e in steps if e.get("clipped")]
     if clipped:
+        # Only the logged steps can be marked; the summary's "clipped steps %" counts every step.
         a_g.scatter([e["step"] for e in clipped], _positive([e.get("grad_norm") for e in clipped]),
-                    s=8, color="tab:red", zorder=3, label=f"clipped steps ({len(clipped)} of {len(steps)} logged)")
+                    s=8, color="tab:red", zorder=3,
+                    label=f"clipped, logged steps only ({len(clipped)} of {len(steps)} logged steps; "
+                          "the summary's clipped share counts every step)")
     if cfg.get("clip_norm"):
         a_g.axhline(cfg["clip_norm"], color="tab:red", linestyle="--", linewidth=1,
                     label=f"clip threshold {cfg['clip_norm']:g}")
     a_g.set_yscale("log")
     a_g.set_ylabel("gradient norm (L2, all parameters)")
 
-    a_lr.plot(x, [e.get("lr") for e in steps], linewidth=1, drawstyle="steps-post", label="learning rate")
+    lr_x, lr_y, at_evals = lr_schedule(events, cfg.get("lr"))
+    a_lr.plot(lr_x, lr_y, linewidth=1, drawstyle="steps-post",
+              label="learning rate" + (" (changes at the validation that annealed it)" if at_evals else ""))
     a_lr.set_ylabel("learning rate")
     a_lr.set_yscale("log")
     a_lr.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
     a_lr.yaxis.set_minor_formatter(mticker.NullFormatter())
-    a_lr.set_yticks(sorted({e.get("lr") for e in steps if e.get("lr")}) or [1.0])
+    a_lr.set_yticks(sorted({v for v in lr_y if v}) or [1.0])
     a_lr.set_xlabel("training step (updates)")
 
     for e in bad:

@@ -42,7 +42,7 @@ from .config import TrainConfig, config_to_dict
 from .errors import UserError
 from .runs import Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl, resume_checkpoint
 
-STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "nonfinite", "interrupted")
+STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "min_lr", "nonfinite", "interrupted")
 
 
 def model_config(config: TrainConfig, vocab_size: int):
@@ -128,6 +128,7 @@ class _Loop:
     best_val: float = math.inf  # best loss of the scheduled evaluations: drives annealing and patience
     best_saved: float = math.inf  # loss of the model in best.npz (final, report-only evaluations too)
     bad_evals: int = 0         # evaluations in a row without improvement
+    plateaus: int = 0          # scheduled evaluations without improvement, whole run (each divided the lr)
     last_eval_step: int = -1   # step of the latest evaluation (avoid a double one at epoch end)
     skipped: int = 0           # non-finite steps skipped (--on-nonfinite skip)
     skips_in_row: int = 0      # skipped steps since the last applied one (--max-skips)
@@ -177,6 +178,7 @@ class _Loop:
             self.bad_evals = 0
             return True
         self.bad_evals += 1
+        self.plateaus += 1
         return False
 
     def to_arrays(self) -> dict:
@@ -193,14 +195,18 @@ class _Loop:
 
 
 def stop_reason(config: TrainConfig, loop: _Loop, *, diverged: bool, interrupted: bool,
-                elapsed: float, reserve: float = 0.0) -> str | None:
+                elapsed: float, reserve: float = 0.0, lr: float | None = None) -> str | None:
     """Why the run stops before its next window (one of STOP_REASONS), or None to go on.
 
     diverged: the last window was non-finite and --on-nonfinite (or broken
     parameters, or --max-skips) said stop. elapsed: wall seconds of the run so
     far; reserve: seconds kept for the final evaluation, so that the whole
-    command ends within --max-minutes. Checked in this order, before every
-    window and after every epoch end.
+    command ends within --max-minutes. lr: the optimizer's learning rate now
+    (saved with the optimizer, so a resume sees the same one): "min_lr" when
+    annealing took it below config.lr_floor() (--min-lr), as Keras'
+    ReduceLROnPlateau's min_lr and Mikolov's RNNLM toolkit (stop once
+    annealing no longer helps) do. Checked in this order, before every window
+    and after every epoch end.
     """
     if diverged:
         return "nonfinite"
@@ -214,6 +220,8 @@ def stop_reason(config: TrainConfig, loop: _Loop, *, diverged: bool, interrupted
         return "max_minutes"
     if config.patience and loop.bad_evals >= config.patience:
         return "early_stop"
+    if lr is not None and lr < config.lr_floor():
+        return "min_lr"
     return None
 
 
@@ -644,29 +652,81 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     started = time.perf_counter()
     validate(config)
     folder = Path(resume if resume is not None else (config.out or default_out(config)))
-    # stdout: stderr stays for progress and the one error line. The folder is named first, once.
-    ck = None
-    if resume is None:
-        print(f"run folder: {folder}", flush=True)
-    else:
-        ck = _resume_point(config, folder)
-    s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
+    # The folder is taken (locked, checked free) and the run set up (corpus, model) before anything
+    # is printed, so that a refused or mistaken run prints its one error line only (and leaves no
+    # new folder behind); then the folder is named first, once, on stdout (stderr stays for progress
+    # and errors).
+    new = _first_new(folder)
     lock = lock_run(folder)
     try:
+        ck = None
+        if resume is None:
+            _refuse_taken(folder)
+        else:
+            ck = _resume_point(config, folder)
+        s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
+    except BaseException:
+        _give_up_folder(folder, lock, new)
+        raise
+    try:
+        if resume is None:
+            print(f"run folder: {folder}", flush=True)
+        elif ck is not None:
+            loop = _Loop.from_arrays(ck.train)
+            print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})", flush=True)
         return _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck)
     finally:
         lock.release()
+
+
+def _refuse_taken(folder: Path) -> None:
+    """UserError (one line, nothing printed or written) when `folder` already holds a saved run.
+
+    The same refusal as Run.create's, made before the corpus is read; a folder
+    whose run stopped before its first checkpoint is free (clear_unsaved_run).
+    """
+    from .runs import CONFIG, holds_checkpoint
+    if (folder / CONFIG).exists() and holds_checkpoint(folder):
+        raise UserError(f"{folder} already holds a run; use --resume {folder} or another --out")
+
+
+def _first_new(folder: Path) -> Path | None:
+    """The outermost of `folder` and its parents that does not exist yet (None: `folder` exists)."""
+    new, p = None, folder.absolute()
+    while not p.exists() and p != p.parent:
+        new, p = p, p.parent
+    return new
+
+
+def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
+    """Release a folder taken by train() that failed before writing anything; the folders that did
+    not exist before (from `folder` up to `new`, _first_new's) are removed again, so that a refused or
+    mistaken command leaves nothing behind."""
+    from .runs import LOCK
+    lock.release()
+    if new is None:
+        return
+    try:
+        (folder / LOCK).unlink(missing_ok=True)
+        p = folder.absolute()
+        while True:
+            p.rmdir()           # only if empty
+            if p == new:
+                break
+            p = p.parent
+    except OSError:
+        pass
 
 
 def _resume_point(config: TrainConfig, folder: Path):
     """model.npz of the run `folder` to resume (a checkpoint.Checkpoint), read before anything else.
 
     Refuses (UserError, nothing written) a run that would stop before its
-    first window, already at the --max-steps, --epochs, --max-minutes or
-    --patience limit of `config`: resuming it would only repeat the final
-    evaluation and log a second stop. Prints "resuming RUN from step S (epoch
-    E)". None when the folder holds no model.npz (resume_checkpoint then says
-    what to do).
+    first window, already at the --max-steps, --epochs, --max-minutes,
+    --patience or --min-lr limit of `config`: resuming it would only repeat
+    the final evaluation and log a second stop. Prints nothing (train() prints
+    "resuming RUN from step S (epoch E)" once the run is set up). None when
+    the folder holds no model.npz (resume_checkpoint then says what to do).
     """
     from . import checkpoint
     from .runs import LATEST, holds_checkpoint
@@ -674,18 +734,20 @@ def _resume_point(config: TrainConfig, folder: Path):
         return None
     ck = checkpoint.load(folder / LATEST)
     loop = _Loop.from_arrays(ck.train)
-    refuse_finished_resume(config, loop, folder)
-    print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})", flush=True)
+    refuse_finished_resume(config, loop, folder, lr=float(ck.optim["lr"]) if "lr" in ck.optim else None)
     return ck
 
 
-def refuse_finished_resume(config: TrainConfig, loop: _Loop, folder, reserve: float = 0.0) -> None:
+def refuse_finished_resume(config: TrainConfig, loop: _Loop, folder, reserve: float = 0.0,
+                           lr: float | None = None) -> None:
     """UserError (one line) when a run resumed at `loop` would stop before its first window.
 
     reserve: seconds the time budget keeps for the final evaluation (_Timing.reserve);
-    0 before the evaluation speed is measured.
+    0 before the evaluation speed is measured. lr: the saved optimizer's learning
+    rate (None: not checked against --min-lr).
     """
-    why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, reserve=reserve)
+    why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, reserve=reserve,
+                      lr=lr)
     at = f"{folder} is already at step {loop.step}"
     if why == "max_steps":
         raise UserError(f"{at} (its --max-steps is {config.max_steps}); give --max-steps above {loop.step} "
@@ -701,6 +763,10 @@ def refuse_finished_resume(config: TrainConfig, loop: _Loop, folder, reserve: fl
     if why == "early_stop":
         raise UserError(f"{at} and stopped early: {loop.bad_evals} validations without improvement "
                         f"(--patience {config.patience}); give --patience above {loop.bad_evals} to train further")
+    if why == "min_lr":
+        raise UserError(f"{at} and stopped when its learning rate fell to {lr:.3g}, below --min-lr "
+                        f"{config.lr_floor():.3g}, after {_plateaus(loop.plateaus)}; give --min-lr below {lr:.3g} "
+                        "(0 = no floor) to train further")
 
 
 def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True, ck=None) -> dict:
@@ -728,7 +794,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     _warm_up(s, timing)
     startup = time.perf_counter() - started
     if run is None:
-        refuse_finished_resume(config, loop, config.out, reserve=timing.reserve())
+        refuse_finished_resume(config, loop, config.out, reserve=timing.reserve(), lr=s.opt.lr)
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
     if timing.reserve_capped():
         _note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
@@ -755,7 +821,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         with _Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while True:
                 stopped = stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
-                                      reserve=timing.reserve(),
+                                      reserve=timing.reserve(), lr=s.opt.lr,
                                       diverged=nonfinite is not None and nonfinite["action"] == "stop")
                 if stopped:
                     break
@@ -804,7 +870,10 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
             if stopped == "interrupted":
                 _note(f"interrupted at step {loop.step}: checkpoint saved to {run.latest}; "
                       f"continue with --resume {run.folder}")
-            run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, "time": s.clock()})
+            floor = ({"lr": s.opt.lr, "min_lr": config.lr_floor(), "plateaus": loop.plateaus}
+                     if stopped == "min_lr" else {})
+            run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, **floor,
+                     "time": s.clock()})
 
         summary = _summary(s, loop, stopped, nonfinite)
         summary.update(startup_s=startup, baseline=baseline)
@@ -1069,6 +1138,7 @@ def _summary(s: _Session, loop: _Loop, stopped: str, nonfinite: dict | None) -> 
             "lr": s.opt.lr, "val_loss": loop.val_loss, "val_ppl": _ppl(loop.val_loss),
             "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
             "clip_fraction": loop.clipped_total / max(loop.step - loop.skipped, 1),
+            "plateaus": loop.plateaus, "min_lr": s.config.lr_floor(),
             "skipped": loop.skipped, "nonfinite": nonfinite, "params": s.model.num_params()}
 
 
@@ -1132,12 +1202,25 @@ def _baseline_lines(s: dict) -> list[str]:
     elif ours < b[split]["ppl"]:
         lines.append(f"  the model beats it on {split}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
     else:
-        flag = {"max_steps": "--max-steps", "max_minutes": "--max-minutes", "epochs": "--epochs",
-                "early_stop": "--patience"}.get(s.get("stopped"), "--max-minutes or --epochs")
-        hint = "" if s.get("stopped") == "nonfinite" else f" (train longer: raise {flag})"
         lines.append(f"  the model has NOT beaten it yet on {split}: {fmt_ppl(ours)} >= {fmt_ppl(b[split]['ppl'])}"
-                     + hint)
+                     + _longer_hint(s))
     return lines
+
+
+def _longer_hint(s: dict) -> str:
+    """What would let a run that has not beaten the baseline train longer, by how it stopped."""
+    stopped = s.get("stopped")
+    if stopped == "interrupted":
+        return f" (train longer: continue it with python cli.py train --resume {s['run_dir']})"
+    if stopped in ("nonfinite", "min_lr"):
+        return ""       # more steps would not help: the summary says why it stopped
+    flag = {"max_steps": "--max-steps", "max_minutes": "--max-minutes", "epochs": "--epochs",
+            "early_stop": "--patience"}.get(stopped, "--max-minutes or --epochs")
+    return f" (train longer: raise {flag})"
+
+
+def _plateaus(n: int) -> str:
+    return f"{n} plateau" + ("" if n == 1 else "s")
 
 
 def format_summary(s: dict) -> str:
@@ -1152,6 +1235,10 @@ def format_summary(s: dict) -> str:
                         + ([f"best valid ppl: {fmt_ppl(s['best_val_ppl'])}"]
                            if math.isfinite(s["best_val_loss"]) else [])
                         + [f"lr: {s['lr']:.4g}", f"clipped steps: {100 * s['clip_fraction']:.1f}%"])]
+    if s["stopped"] == "min_lr":
+        lines.insert(2, f"  the learning rate fell below --min-lr {s['min_lr']:.3g} after {_plateaus(s['plateaus'])} "
+                        "(validations without improvement, each dividing it by --lr-decay); more steps would "
+                        "barely move the weights")
     if "test_ppl" in s:
         lines.append(f"test ppl ({s['sampled_from']} model): {fmt_ppl(s['test_ppl'])}")
     lines += _baseline_lines(s)

@@ -52,9 +52,12 @@ def test_stop_rule_order():
     loop.step = 9
     assert stop_reason(config, loop, diverged=False, interrupted=False, elapsed=60.0) == "max_minutes"
     assert stop_reason(config, loop, diverged=False, interrupted=False, elapsed=59.9) == "early_stop"
+    assert stop_reason(config, loop, diverged=False, interrupted=False, elapsed=59.9, lr=1e-30) == "early_stop"
     loop.bad_evals = 2
     assert stop_reason(config, loop, diverged=False, interrupted=False, elapsed=59.9) is None
+    assert stop_reason(config, loop, diverged=False, interrupted=False, elapsed=59.9, lr=1e-30) == "min_lr"
     # 0 turns a budget off.
     off = TrainConfig(epochs=2, max_steps=0, max_minutes=0, patience=0)
     assert stop_reason(off, _Loop(step=10**6, bad_evals=99), diverged=False, interrupted=False, elapsed=1e9) is None
-    assert {"nonfinite", "interrupted", "epochs", "max_steps", "max_minutes", "early_stop"} == set(STOP_REASONS)
+    assert {"nonfinite", "interrupted", "epochs", "max_steps", "max_minutes", "early_stop", "min_lr"} == \
+        set(STOP_REASONS)

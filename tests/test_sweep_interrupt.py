@@ -32,7 +32,7 @@ def test_ctrl_c_mid_job_is_one_line_leaves_nothing_behind_and_a_rerun_says_what_
     cmd = [sys.executable, "cli.py", "sweep", "run", "--corpus", str(text), "--max-vocab", "300",
            "--valid-fraction", "0.1", "--test-fraction", "0.1", "--emsize", "16", "--hidden", "16", "--bptt", "8",
            "--batch-size", "8", "--dropout", "0", "--eval-batch-size", "4", "--cell", "rnn",
-           "--max-steps", "3,1000000", "--epochs", "100000", "--patience", "0", "--eval-every", "0",
+           "--max-steps", "3,1000000", "--epochs", "100000", "--patience", "0", "--min-lr", "0", "--eval-every", "0",
            "--seeds", "2", "--workers", "2", "--out", str(out)]
     env = dict(os.environ, TMPDIR=str(scratch))       # the cluster's and the jobs' temporary folders land here
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, preexec_fn=_sigint_default,

@@ -117,7 +117,8 @@ def test_time_budget_reserves_the_final_evaluation(text, tmp_path):
     t.observe_eval(1000, 100.0)                   # far too slow: the reserve stops at half the budget
     assert t.reserve() == 30.0 and t.reserve_capped()
     # A 3-second budget on a tiny model: training stops early enough that the whole session fits.
-    s = train(tiny(text, tmp_path / "budget", max_minutes=0.05, epochs=1000, patience=0, save_minutes=0.01))
+    s = train(tiny(text, tmp_path / "budget", max_minutes=0.05, epochs=1000, patience=0, min_lr=0,
+                    save_minutes=0.01))      # min_lr 0: the budget, not the lr floor, ends it
     assert s["stopped"] == "max_minutes"
     assert s["elapsed_s"] <= 3.0 * 1.25 and s["budget_s"] == 3.0
     assert "of a 0.05-min budget" in format_summary(s)
