@@ -561,6 +561,9 @@ class _Progress:
                 left, what, final = self.eta(loop)
                 self.bar.total = max(final, loop.step)
                 self.bar.set_postfix_str(self._figures() + f" | left {_fmt_seconds(left)} ({what})", refresh=False)
+            if self.bar.n + 1 > self.bar.total:
+                # between two estimates, steps past the estimated last one: tqdm would show "n/?" at 0%
+                self.bar.total = self.bar.n + 1
             self.bar.update(1)
             if loop.step % self.s.config.log_interval == 0:
                 self._interval()

@@ -100,3 +100,28 @@ def test_the_bar_shows_the_budget_left_to_the_end(monkeypatch):
         left, what, _ = progress.eta(loop)
         assert what == "time budget" and left == pytest.approx(600.0 - elapsed), elapsed
     progress.close()
+
+
+def test_the_bar_never_counts_past_its_total(monkeypatch):
+    # Between two estimates (every few steps) the steps can pass the estimated last step; tqdm then
+    # drops the total and shows "2641/? steps" at 0% (seen at the end of a real run): the total follows.
+    config = TrainConfig(max_minutes=10, progress=True)
+    timing = _Timing(config, final_tokens=12_000)
+    s = SimpleNamespace(config=config, windows_per_epoch=100_000, clock=lambda: 0.0)
+    loop = _Loop(step=0)
+    import io
+    import sys
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)     # a terminal: the bar is on
+    progress = _Progress(s, loop, timing)
+    assert progress.tty and not progress.bar.disable
+    progress.eta_t = float("inf")                    # no new estimate in this test
+    progress.bar.total = 5
+    result = SimpleNamespace(tokens=10, bad=None, loss=1.0, clipped=False, grad_norm=0.1)
+    monkeypatch.setattr(type(progress), "eta", lambda self, loop: (1.0, "time budget", 5))
+    for step in range(1, 9):
+        loop.step = step
+        progress.step(loop, result, 0.01)
+        assert progress.bar.n <= progress.bar.total, (progress.bar.n, progress.bar.total)
+    assert progress.bar.n == 8 and progress.bar.total == 8
+    progress.close()
