@@ -13,7 +13,8 @@ its default and the "(default X)" of its help from the dataclass in config.py
 turns them, and the OSError/MemoryError a user can cause (disk full,
 read-only folder, too large a model), into one line on stderr and exit
 status 2; every parsed number is checked against config.RANGES first.
-Ctrl-C exits 130.
+Ctrl-C exits 130; SIGTERM during a sweep or study (the same clean shutdown: sweep.Terminated)
+exits 143, the shell's 128 + 15.
 """
 from __future__ import annotations
 
@@ -676,6 +677,7 @@ def _add_plot(sub):
     tr.add_argument("--title", default=None, help="figure title (default: names the model and clipping)")
     _add_plot_probe(psub)
     _add_plot_sweep(psub)
+    _add_plot_study(psub)
     return p
 
 
@@ -683,6 +685,8 @@ def _run_plot(args):
     from pathlib import Path
 
     from . import plots
+    if args.plot_command == "study":
+        return _run_plot_study(args)
     if args.plot_command == "probe":
         return _run_plot_probe(args)
     if args.plot_command == "sweep":
@@ -888,19 +892,20 @@ def _run_sweep(args):
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     recorded = {r.get("name") for r in sweep.read_rows(out)}
     skip = sum(name in recorded for name, _, _ in points)
-    print(f"{len(points)} jobs ({' x '.join(axes) or 'one point'}) into {out}"
-          + (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else ""),
-          file=sys.stderr, flush=True)
+    interrupted_early = not recorded and (out / sweep.SWEEP_FILE).exists()     # its empty record
+    earlier = (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else
+               f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")
+    print(f"{len(points)} jobs ({' x '.join(axes) or 'one point'}) into {out}{earlier}", file=sys.stderr, flush=True)
     jobs, data = sweepgrid.train_sweep_jobs(points, measure, bool(grid.get("keep_models")), folder=out)
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
                                retries=args.retries, progress=not args.no_progress, say_interrupted=False)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:    # Ctrl-C (exit 130) or SIGTERM (sweep.Terminated, exit 143)
         n = len(sweep.read_rows(out))
-        print(f"interrupted: {n} of {len(jobs)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left running; "
-              f"continue with the same command and --out {out} (it skips the {n} recorded)",
+        print(f"{sweep.stop_word(exc)}: {n} of {len(jobs)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left "
+              f"running; continue with the same command and --out {out} (it skips the {n} recorded)",
               file=sys.stderr, flush=True)
-        return 130
+        return 143 if isinstance(exc, sweep.Terminated) else 130
     table = sweepgrid.summarize(out)
     from .fileio import atomic_write_text
     atomic_write_text(out / "summary.md", table + "\n")
@@ -980,6 +985,19 @@ def _add_study(sub):
     return p
 
 
+def _add_plot_study(plot_sub):
+    q = plot_sub.add_parser("study", help="redraw a study folder's figures from its study.json (no training)")
+    q.add_argument("study", help="a study folder (holding study.json), e.g. docs/learnability")
+
+
+def _run_plot_study(args):
+    from . import study
+    paths = study.redraw(args.study)
+    print(f"wrote {', '.join(str(p) for p in paths if p.suffix == '.png')} (and .svg); "
+          "study.json and table.md unchanged")
+    return 0
+
+
 def _run_study(args):
     import dataclasses
 
@@ -992,8 +1010,14 @@ def _run_study(args):
     top = {f.name: getattr(args, f.name) for f in dataclasses.fields(C.StudyConfig)
            if f.name != "train" and getattr(args, f.name, None) is not None}
     cfg = C.StudyConfig(**top, train=train)
-    doc = study.run_study(cfg, scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress,
-                          report_only=args.report_only)
+    from .sweep import Terminated
+    try:
+        doc = study.run_study(cfg, scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress,
+                              report_only=args.report_only)
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "said", False):     # said: the study printed its one line (runs recorded, what next)
+            raise
+        return 143 if isinstance(exc, Terminated) else 130
     print(doc["table"])
     print(f"wrote {doc['folder']}/study.json, table.md, success/steps/gradient .png and .svg "
           f"({doc['meta']['wall_s_this_call']:.0f} s)")
@@ -1057,9 +1081,9 @@ def main(argv=None) -> int:
     except OSError as exc:               # disk full, read-only folder, --out naming a file, ...
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:     # a sweep ended by SIGTERM raises sweep.Terminated, one of these: 143
+        print("terminated" if type(exc).__name__ == "Terminated" else "interrupted", file=sys.stderr)
+        return 143 if type(exc).__name__ == "Terminated" else 130
 
 
 if __name__ == "__main__":

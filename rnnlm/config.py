@@ -707,8 +707,12 @@ class StudyConfig:
     def validate(self) -> "StudyConfig":
         if self.task not in TASK_NAMES:
             raise UserError(f"unknown task {self.task!r}; choose one of {', '.join(TASK_NAMES)}")
-        if min(self.distance_list()) < 1 or min(self.seed_list()) < 0:
-            raise UserError("distances must be >= 1 and seeds >= 0")
+        bad = [d for d in self.distance_list() if d < 1]
+        if bad:
+            raise UserError(f"--distances: {bad[0]} is not a distance; give integers >= 1, e.g. --distances 5,10,20")
+        bad = [s for s in self.seed_list() if s < 0]
+        if bad:
+            raise UserError(f"--seeds: {bad[0]} is not a seed; give integers >= 0, e.g. --seeds 0,1,2")
         self.cell_list()
         if self.n_train < 1 or self.n_test < 1:
             raise UserError("n_train and n_test must be at least 1")

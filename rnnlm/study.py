@@ -40,6 +40,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -59,6 +60,9 @@ QUICK = {"distances": "5,40,160", "cells": "rnn,gru", "seeds": "0,1", "n_train":
 COLORS = {"rnn": "#d62728", "rnn-orth": "#ff7f0e", "lstm": "#1f77b4", "gru": "#2ca02c"}
 LABELS = {"rnn": "rnn tanh, default init", "rnn-orth": "rnn tanh, orthogonal init",
           "lstm": "lstm, forget bias 1", "gru": "gru"}
+XLABELS = {"recall": "distance d (filler words between key and query)",
+           "order": "distance d (words between the first marker and the query)",
+           "agreement": "distance d (verb position − subject head position)"}
 
 
 def quick_config(config: StudyConfig) -> StudyConfig:
@@ -115,12 +119,24 @@ def _budget(config: StudyConfig) -> dict:
     return d
 
 
+def _check_distances(config: StudyConfig) -> None:
+    """UserError (one line, naming --distances) for a distance the task cannot be made at."""
+    for d in config.distance_list():
+        if d > tasks.MAX_DISTANCE:
+            raise UserError(f"--distances: {d} is above the longest task distance, {tasks.MAX_DISTANCE}; "
+                            f"give integers from 1 to {tasks.MAX_DISTANCE}, e.g. --distances 5,10,20")
+        if config.task == "agreement" and d < 3:
+            raise UserError(f"--distances: {d} is too short for the agreement task (room for a noun between "
+                            f"subject and verb); give integers >= 3, e.g. --distances 10,40,80")
+
+
 def build_jobs(config: StudyConfig):
     """(jobs, data): one sweep.Job per cell x distance x seed, longest first, and the task payloads."""
     from .learnability import task_arrays
     from .sweep import Job
 
     config.validate()
+    _check_distances(config)
     cells, distances, seeds = config.cell_list(), config.distance_list(), config.seed_list()
     data, jobs = {}, []
     for d in distances:
@@ -230,13 +246,20 @@ def _fmt_log(v):
     return f"{m:.1f}e{e:+03d}"
 
 
+def _task_words(config: StudyConfig) -> str:
+    """The task that ran, as the table and the figures name it, e.g. 'recall (k = 2 keys, chance 1/2)',
+    'agreement (2 numbers, chance 1/2)': k means something only for the recall task."""
+    n = _task_spec(config, config.distance_list()[0], 0).n_classes
+    what = {"recall": f"k = {n} keys", "order": f"{n} classes", "agreement": f"{n} numbers"}.get(config.task,
+                                                                                               f"{n} classes")
+    return f"{config.task} ({what}, chance 1/{n})"
+
+
 def format_table(config: StudyConfig, summary: dict) -> str:
     """The summary as markdown: per cell and distance, runs solved and the gradient at the key."""
     ds = config.distance_list()
     t = config.train
-    n = _task_spec(config, ds[0], 0).n_classes
-    what = {"recall": f"k = {n} keys", "order": f"{n} classes", "agreement": f"{n} numbers"}.get(config.task, f"{n} classes")
-    lines = [f"Task {config.task} ({what}, chance 1/{n}), loss on "
+    lines = [f"Task {_task_words(config)}, loss on "
              f"{'the answer only' if t.loss == 'answer' else 'every position'}; E = {t.emsize}, H = {t.hidden}, "
              f"B = {t.batch_size}, {t.optimizer} lr {t.lr:g}, clip-norm {t.clip_norm:g}, {t.steps} steps"
              f"{', BPTT window ' + str(t.bptt) if t.bptt else ''}; seeds {config.seeds}. "
@@ -290,15 +313,50 @@ def format_table(config: StudyConfig, summary: dict) -> str:
 
 
 def _subtitle(config: StudyConfig) -> str:
+    """Two lines under each figure's title: the task that ran (as the table names it), then the budget."""
     t = config.train
-    return (f"{config.task}, k={config.keys}, loss on {'answer' if t.loss == 'answer' else 'all positions'}; "
+    return (f"{_task_words(config)}, loss on {'the answer' if t.loss == 'answer' else 'every position'}\n"
             f"E={t.emsize} H={t.hidden} B={t.batch_size}, {t.optimizer} lr {t.lr:g}, clip-norm {t.clip_norm:g}, "
             f"{t.steps} steps{'; lstm forget bias 1' if 'lstm' in config.cell_list() else ''}"
             f"{f'; BPTT window {t.bptt}' if t.bptt else ''}; seeds {config.seeds}")
 
 
-def write_figures(config: StudyConfig, summary: dict, folder: Path) -> list[Path]:
-    """success, steps and gradient figures (PNG and SVG) in folder; returns their paths."""
+def window_edge(config: StudyConfig) -> float | None:
+    """Where a finite BPTT window ends on the distance axis: halfway between the largest distance whose
+    lag (key to query, tasks.TaskSpec.lag: d + 1 for recall and order, d - 1 for agreement) fits in the
+    window and the first whose lag exceeds it, e.g. 19.5 for a window of 20 on the recall task. Right of
+    it the gradient that training uses is exactly 0 at the key. None for the whole sequence (bptt 0)."""
+    if not config.train.bptt:
+        return None
+    spec = _task_spec(config, config.distance_list()[0], 0)
+    return config.train.bptt + (spec.distance - spec.lag) + 0.5
+
+
+def _mark_window(ax, config: StudyConfig) -> dict:
+    """A vertical line at the BPTT window (window_edge), labelled, with the distances beyond it shaded.
+    Returns the keyword arguments of the figure's legend: below the axes when the window is marked (its
+    entry is two lines long and would hide data inside), else {}."""
+    edge = window_edge(config)
+    if edge is None:
+        return {}
+    w = config.train.bptt
+    first = int(math.ceil(edge))
+    ax.axvline(edge, color="black", ls="--", lw=1.2,
+               label=f"BPTT window = {w}: right of it (d ≥ {first}, lag > {w}) the gradient\n"
+                     f"that training uses is exactly 0 at the key")
+    lo, hi = ax.get_xlim()
+    ax.axvspan(edge, max(hi, edge * 1.05), color="gray", alpha=0.12, lw=0)
+    ax.set_xlim(lo, hi)
+    ax.text(edge, 0.02, f" BPTT window = {w} ", transform=ax.get_xaxis_transform(), rotation=90,
+            ha="right", va="bottom", fontsize=8)
+    return {"loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "ncol": 2}
+
+
+def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("success", "steps", "gradient"),
+                  formats=("png", "svg")) -> list[Path]:
+    """The success, steps and gradient figures (those of `names`, in `formats`) in folder; returns their paths.
+
+    With a finite BPTT window (config.train.bptt) each figure marks it (_mark_window)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -312,7 +370,10 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path) -> list[Path
         return 2 ** ((i - (n_cells - 1) / 2) * 0.06)   # spread the cells' markers a little on the log axis
 
     def save(fig, name):
-        for ext in ("png", "svg"):
+        if name not in names:
+            plt.close(fig)
+            return
+        for ext in formats:
             p = folder / f"{name}.{ext}"
             fig.savefig(p, dpi=100 if ext == "png" else None, bbox_inches="tight")
             paths.append(p)
@@ -330,11 +391,12 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path) -> list[Path
     ax.set_xscale("log", base=2)
     ax.set_xticks(ds, [str(d) for d in ds])
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("distance d (filler words between key and query)")
+    ax.set_xlabel(XLABELS.get(config.task, "distance d"))
     ax.set_ylabel("fraction of runs solved")
     ax.set_title("Runs that learned the dependency (95% Wilson intervals over seeds)\n" + _subtitle(config),
                  fontsize=8)
-    ax.legend(fontsize=8)
+    where = _mark_window(ax, config)
+    ax.legend(fontsize=8, **where)
     ax.grid(alpha=0.3)
     save(fig, "success")
 
@@ -360,8 +422,9 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path) -> list[Path
     ax.set_xlabel("distance d")
     ax.set_ylabel("steps to success (solved runs: median, range)")
     ax.set_title("How long learning took; unsolved runs are left out\n" + _subtitle(config), fontsize=8)
+    where = _mark_window(ax, config)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, **where)
     ax.grid(alpha=0.3)
     save(fig, "steps")
 
@@ -393,7 +456,8 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path) -> list[Path
     ax.set_ylabel("‖∂ nll(answer) / ∂ h_key‖ (median over seeds, range)")
     ax.set_title("Gradient that reaches the key, at init and while learning (evaluations up to success);\n"
                  "dotted: each cell's last distance solved by most runs\n" + _subtitle(config), fontsize=8)
-    ax.legend(fontsize=7, ncol=2)
+    where = _mark_window(ax, config)
+    ax.legend(fontsize=7, **{"ncol": 2, **where})
     ax.grid(alpha=0.3, which="both")
     save(fig, "gradient")
     return paths
@@ -426,6 +490,21 @@ def recorded_config(folder: Path) -> StudyConfig:
                         f"run `study learnability --out {folder}` first") from None
 
 
+def redraw(folder) -> list[Path]:
+    """Redraw a study folder's figures (success, steps, gradient; PNG and SVG) from its study.json:
+    the recorded settings and summary, nothing trained, study.json and table.md left as they are
+    (`plot study`). Returns the paths written. UserError when the folder holds no learnability study."""
+    folder = Path(folder)
+    config = recorded_config(folder)
+    summary = json.loads((folder / "study.json").read_text(encoding="utf-8"))["summary"]
+    missing = [f"{c} d = {d}" for c in config.cell_list() for d in config.distance_list()
+               if str(d) not in summary.get(c, {})]
+    if missing:
+        raise UserError(f"{folder / 'study.json'}: its summary lacks {', '.join(missing[:3])}; "
+                        f"rebuild it with `study learnability --report-only --out {folder}`")
+    return write_figures(config, summary, folder)
+
+
 def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: int | None = None,
               progress: bool = True, report_only: bool = False) -> dict:
     """Run the grid through sweep.run_sweep (skipping runs already recorded), write study.json,
@@ -436,7 +515,7 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     already recorded (an interrupted study; missing runs count as n smaller).
     UserError for bad settings, or report_only without a recorded run.
     """
-    from .sweep import read_rows, run_sweep
+    from .sweep import read_rows, run_sweep, stop_word
 
     if report_only:     # the settings the runs were made with, not this call's flags
         folder = Path(default_out(quick_config(config) if config.quick else config))
@@ -451,9 +530,22 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     if report_only:
         rows = read_rows(folder)
         if not rows:
-            raise UserError(f"{folder} holds no recorded runs (no sweep.jsonl); run the study first")
+            why = ("its sweep.jsonl is empty: the study was stopped before its first run ended"
+                   if (folder / "sweep.jsonl").exists() else "no sweep.jsonl")
+            raise UserError(f"{folder} holds no recorded runs ({why}); run the study first")
     else:
-        rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress)
+        try:
+            rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress,
+                             say_interrupted=False)
+        except KeyboardInterrupt as exc:        # Ctrl-C or SIGTERM: the sweep closed cleanly; one line
+            n = len({r.get("name") for r in read_rows(folder)} & {j.name for j in jobs})
+            report = (", or write the table and figures from them with --report-only"
+                      if n and (folder / "study.json").exists() else "")
+            print(f"{stop_word(exc)}: {n} of {len(jobs)} runs recorded in {folder / 'sweep.jsonl'}, none left "
+                  f"running; continue with the same command (it skips the {n} recorded){report}",
+                  file=sys.stderr, flush=True)
+            exc.said = True     # (the CLI adds no second line)
+            raise
     wall = time.perf_counter() - t0
     names = {j.name for j in jobs}
     rows = [r for r in rows if r.get("name") in names]

@@ -29,7 +29,13 @@ Nothing lost:
   flight (`stop_jobs`: a job that calls `check_stop` between its steps raises
   JobStopped and leaves no temporary folder), cancels them, closes the cluster
   gracefully (no worker processes left) with further Ctrl-C ignored while it
-  does, and raises KeyboardInterrupt; a rerun resumes.
+  does, and raises KeyboardInterrupt; a rerun resumes. SIGTERM (`kill PID`, a
+  batch system's stop) is handled the same way and raises `Terminated` (a
+  KeyboardInterrupt; the CLI exits 143 for it, 130 for Ctrl-C). A signal that
+  lands while a finished sweep closes its cluster is held back until the
+  close is done (the scratch folder goes after the workers), then raised. An
+  interrupted sweep with no job finished leaves an empty sweep.jsonl, so that
+  the folder says "no job finished yet" (`empty_reason`), not "no sweep".
 
 Threads: every worker runs its job on one Numba thread with one-thread BLAS
 (`NUMBA_NUM_THREADS`, `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and
@@ -117,6 +123,21 @@ def read_rows(folder) -> list[dict]:
                 break
             raise UserError(f"{path}: line {i + 1} is not JSON; fix or remove it") from None
     return rows
+
+
+def empty_reason(folder) -> str:
+    """Why folder holds no rows, as one sentence that says what to do (for the callers' UserError):
+    no sweep.jsonl at all, or an empty one (a sweep interrupted before its first job finished)."""
+    folder = Path(folder)
+    if (folder / SWEEP_FILE).exists():
+        return (f"no job of the sweep in {folder} has finished yet ({SWEEP_FILE} is empty: it was interrupted "
+                f"before its first job ended); run the same command again with --out {folder} to continue")
+    return f"{folder} holds no {SWEEP_FILE}; run 'sweep run --out {folder} ...' first"
+
+
+def stop_word(exc: BaseException) -> str:
+    """'terminated' for a sweep ended by SIGTERM (Terminated), 'interrupted' for Ctrl-C: how its one line starts."""
+    return "terminated" if isinstance(exc, Terminated) else "interrupted"
 
 
 def _json_safe(x):
@@ -293,33 +314,78 @@ def _check_jobs(jobs) -> None:
             raise UserError(f"job {job.name}: settings are not JSON ({exc})") from None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a sweep (`kill PID`, a batch system's stop, `timeout`): handled exactly as Ctrl-C is
+    (jobs stopped, cluster closed, scratch folder removed, one line), then raised; the CLI exits 143."""
+
+
+def _raise_for(signum, frame=None):
+    """The signal handler of a running sweep: SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated."""
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class _Shield:
-    """Ctrl-C ignored while an interrupted sweep cleans up (stops jobs, closes the cluster); `lower` restores it.
+    """Ctrl-C and SIGTERM held back while a sweep cleans up (stops jobs, closes the cluster); `lower` restores them.
 
     A second Ctrl-C in the middle of closing the cluster would leave worker
-    processes and temporary folders behind; cleaning up takes a few seconds.
+    processes and temporary folders behind, and one that lands while a
+    finished sweep closes its cluster would remove the scratch folder under
+    workers still shutting down (Dask then logs an ERROR for each); cleaning
+    up takes a few seconds. A signal that arrives meanwhile is remembered in
+    `pending` (the sweep then ends as interrupted once clean: `reraise`).
     Logging of Dask's closing (workers leaving, lost data) is silenced with it.
     """
 
     def __init__(self):
-        self.previous = None
+        self.previous = {}
         self.levels = {}
+        self.pending = None
+
+    def _note(self, signum, frame=None):
+        self.pending = self.pending or signum
 
     def raise_(self) -> None:
-        if self.previous is None and threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if not self.previous and threading.current_thread() is threading.main_thread():
+            for s in STOP_SIGNALS:      # a signal this process was started to ignore stays ignored
+                was = signal.getsignal(s)
+                self.previous[s] = signal.signal(s, signal.SIG_IGN if was is signal.SIG_IGN else self._note)
         for name in ("distributed", "tornado", "asyncio"):
             log = logging.getLogger(name)
             self.levels.setdefault(name, log.level)
             log.setLevel(logging.CRITICAL + 1)
 
     def lower(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for s, handler in self.previous.items():
+            if handler is not None:     # None: a handler not set from Python, which cannot be put back
+                signal.signal(s, handler)
+        self.previous = {}
         for name, level in self.levels.items():
             logging.getLogger(name).setLevel(level)
         self.levels = {}
+
+    def reraise(self) -> None:
+        """Raise what a signal held back during a clean close would have raised (nothing if none came)."""
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            _raise_for(signum)
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises Terminated in the main thread for the block (as SIGINT raises KeyboardInterrupt), so that
+    a sweep killed so cleans up as for Ctrl-C; the previous handler is restored after. Left alone outside the
+    main thread (where Python cannot set handlers) and where SIGTERM is ignored."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_for)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: str | None = None,
@@ -342,7 +408,9 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     A recorded job whose settings differ from the one given is a UserError.
     Ctrl-C: stops and cancels the jobs in flight, closes the cluster, prints
     one line saying how many jobs are recorded (unless say_interrupted=False:
-    the caller says it) and raises KeyboardInterrupt.
+    the caller says it) and raises KeyboardInterrupt; SIGTERM the same, raising
+    Terminated (a KeyboardInterrupt). Either leaves sweep.jsonl (empty when no
+    job had finished).
     """
     folder = Path(folder)
     _check_jobs(jobs)
@@ -381,20 +449,28 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     timings = {} if timings is None else timings
     timings.update(start_s=0.0, ship_s=0.0, jobs_s=0.0, close_s=0.0)
     try:
-        if scheduler == SERIAL:
-            t0 = time.perf_counter()
-            for job in todo:
-                out = execute(job.fn, job.settings, data.get(job.data) if job.data else None, threads,
-                              worker=f"serial:{os.getpid()}")
-                finish(job, {**out, "attempts": 1})
-            timings["jobs_s"] = time.perf_counter() - t0
-        else:
-            _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield, timings)
-    except KeyboardInterrupt:
+        with _sigterm_raises():
+            try:
+                if scheduler == SERIAL:
+                    t0 = time.perf_counter()
+                    for job in todo:
+                        out = execute(job.fn, job.settings, data.get(job.data) if job.data else None, threads,
+                                      worker=f"serial:{os.getpid()}")
+                        finish(job, {**out, "attempts": 1})
+                    timings["jobs_s"] = time.perf_counter() - t0
+                else:
+                    _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield,
+                              timings)
+            finally:
+                shield.lower()
+            shield.reraise()        # a Ctrl-C or SIGTERM held back while the finished sweep closed its cluster
+    except KeyboardInterrupt as exc:
         bar.close()
+        if not recorder.path.exists():      # no job finished yet: the record says so (see `empty_reason`)
+            atomic_write_text(recorder.path, "")
         if say_interrupted:
-            print(f"interrupted: {len(read_rows(folder))} of {len(jobs)} jobs recorded in {folder / SWEEP_FILE}; "
-                  "rerun the same command to run the rest", file=sys.stderr, flush=True)
+            print(f"{stop_word(exc)}: {len(read_rows(folder))} of {len(jobs)} jobs recorded in "
+                  f"{folder / SWEEP_FILE}; rerun the same command to run the rest", file=sys.stderr, flush=True)
         raise
     finally:
         bar.close()
@@ -415,6 +491,7 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
                             "start one with 'dask scheduler' or leave --scheduler out") from None
         with client:
             yield client
+            shield.raise_()     # the sweep is over: its close is not to be cut short by a late Ctrl-C
         return
     n = n_workers or os.cpu_count() or 1
     # One scratch folder for the whole cluster (Dask's worker spaces, every job's temporary folder), removed
@@ -453,6 +530,9 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
                 if dashboard and progress:
                     print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
                 yield client
+                # the sweep is over; a Ctrl-C in its close would remove the scratch folder under workers still
+                # shutting down (each then logs an ERROR): it is held back and raised once all is closed
+                shield.raise_()
         except BaseException:
             shield.raise_()
             raise

@@ -219,10 +219,10 @@ def _cell(v) -> str:
 
 def summarize(folder) -> str:
     """The table of a sweep folder: one line per recorded job, its axis settings and results."""
-    from .sweep import SWEEP_FILE, read_rows
+    from .sweep import empty_reason, read_rows
     rows = read_rows(folder)
     if not rows:
-        raise UserError(f"{folder} holds no {SWEEP_FILE}; run 'sweep run --out {folder} ...' first")
+        raise UserError(empty_reason(folder))
     axes, fixed = varying(rows)
     flat = table_rows(rows)
     cols = ["name"] + [a for a in axes if a not in ("seed",)] + (["seed"] if "seed" in axes else [])

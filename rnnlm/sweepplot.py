@@ -56,11 +56,11 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     numeric columns); no row with both x and a finite y.
     """
     from .plots import _pyplot, _save
-    from .sweep import read_rows
+    from .sweep import empty_reason, read_rows
     from .sweepgrid import table_rows, varying
     rows = [r for r in read_rows(folder)]
     if not rows:
-        raise UserError(f"{folder} holds no sweep.jsonl rows to plot")
+        raise UserError(f"nothing to plot: {empty_reason(folder)}")
     flat = table_rows(rows)
     columns = sorted({k for r in flat for k in r})
     for c in (x, y) + ((hue,) if hue else ()):

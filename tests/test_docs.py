@@ -176,6 +176,9 @@ def world(tmp_path_factory, machado_dir):
     for name in ("a", "b", "lstm-1h"):
         shutil.copytree(root / "runs" / "NAME", root / "runs" / name)
     assert main(["jacobian", "--init", "--cell", "rnn", "--hidden", "8", "--corpus", "none", *JACOBIAN]) == 0
+    # the committed study data, for `plot study docs/learnability` (its figures are redrawn here, not in the repo)
+    shutil.copytree(README.parent / "docs" / "learnability", root / "docs" / "learnability",
+                    ignore=shutil.ignore_patterns("*.png", "*.svg"))
     yield root, fill
     mp.undo()
 
