@@ -1,14 +1,15 @@
 """BLAS thread counts: our products run on single-threaded BLAS.
 
-Two OpenBLAS libraries live in this process. NumPy's runs the products called
-from Python; SciPy's is the one Numba's `np.dot` calls inside `@njit` kernels.
+Three OpenBLAS libraries live in this process. NumPy's runs the products called
+from Python; SciPy's is the one Numba's `np.dot` calls inside `@njit` kernels;
+the `scipy-openblas32` wheel's runs the kernels' float32 products (gemm.py).
 
 The one thing to know before editing: every product of a training step runs
 either in a recurrence (B = 32 rows per step, where a thread pool costs more
 than it gives) or as row blocks on Numba's threads (pblas.py, the output
-layer), so both libraries must be on one thread while our kernels run:
+layer), so all three libraries must be on one thread while our kernels run:
 OpenBLAS's own workers would otherwise compete with Numba's for the cores.
-`one_blas_thread()` sets both to one thread and restores them afterwards, so
+`one_blas_thread()` sets them to one thread and restores them afterwards, so
 a user's own NumPy code keeps its setting. Without OpenBLAS (MKL, another
 platform) every function here does nothing.
 """
@@ -53,13 +54,16 @@ def _bind(path_part, setters, getters):
 
 _scipy = None
 _numpy = None
+_gemm = None
 _bound = False
 
 
 def _bind_all():
-    global _scipy, _numpy, _bound
+    global _scipy, _numpy, _gemm, _bound
     if _bound:
         return
+    from . import gemm   # loaded privately by gemm.py: not found by path here
+    _gemm = (gemm.LIBRARY.scipy_openblas_set_num_threads, gemm.LIBRARY.scipy_openblas_get_num_threads)
     import numpy  # noqa: F401  (load both libraries before reading the maps)
     import scipy.linalg.cython_blas  # noqa: F401
     libs = _loaded_libraries()
@@ -76,9 +80,9 @@ def _bind_all():
 
 @contextlib.contextmanager
 def one_blas_thread():
-    """Run the block (or, as a decorator, the function) with both OpenBLAS libraries on one thread."""
+    """Run the block (or, as a decorator, the function) with the OpenBLAS libraries on one thread."""
     _bind_all()
-    libs = [lib for lib in (_numpy, _scipy) if lib is not None]
+    libs = [lib for lib in (_numpy, _scipy, _gemm) if lib is not None]
     before = [get_fn() for _, get_fn in libs]
     for (set_fn, _), n in zip(libs, before):
         if n != 1:
@@ -101,4 +105,5 @@ def set_numpy_threads(n: int) -> None:
 def blas_threads() -> dict:
     """Current thread counts, for the bench's machine description."""
     _bind_all()
-    return {"numpy": _numpy[1]() if _numpy else None, "scipy (numba np.dot)": _scipy[1]() if _scipy else None}
+    return {"numpy": _numpy[1]() if _numpy else None, "scipy (numba np.dot)": _scipy[1]() if _scipy else None,
+            "scipy-openblas32 (gemm)": _gemm[1]()}

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import pblas
 from ._blas import one_blas_thread
+from .gemm import gemm
 from ._jit import njit
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
@@ -48,7 +49,7 @@ def _gru_forward(gates, hn, h, xproj, W_hh, b_ih, b_hh):
     hh = np.empty((B, G3), h.dtype)
     W_hh_T = W_hh.T
     for t in range(T):
-        np.dot(h[t], W_hh_T, hh)
+        gemm(h[t], W_hh_T, hh)
         for b in range(B):
             g, x_row, hh_row, hn_row = gates[t, b], xproj[t, b], hh[b], hn[t, b]
             for k in range(2 * H):          # r, z
@@ -91,7 +92,7 @@ def _gru_backward(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh):
                 # forward: hn = W_hn h_prev + b_hn enters as r*hn
                 dh_t[b, j], dh_t[b, H + j], dh_t[b, 2 * H + j] = dar, daz, dan * r
         # forward: hh = h_prev · W_hhᵀ + b_hh
-        np.dot(dh_t, W_hh, dh_next)
+        gemm(dh_t, W_hh, dh_next)
         dh_next += direct
     dh0 += dh_next
 

@@ -20,6 +20,7 @@ from numba import prange
 
 from . import paths, pblas
 from ._blas import one_blas_thread
+from .gemm import gemm
 from ._jit import njit, njit_parallel
 from .vecmath import fexp, fmax
 
@@ -83,10 +84,10 @@ def _affine_backward(dpre, dpre_hh, x, h_prev, W_ih, dweights, dx, with_dx, sepa
             parts_hh[k] = 0
             continue
         # forward: pre = x · W_ihᵀ + b_ih + h_prev · W_hhᵀ + b_hh
-        np.dot(dpre[r0:r1].T, x[r0:r1], parts_ih[k])
-        np.dot(dpre_hh[r0:r1].T, h_prev[r0:r1], parts_hh[k])
+        gemm(dpre[r0:r1].T, x[r0:r1], parts_ih[k])
+        gemm(dpre_hh[r0:r1].T, h_prev[r0:r1], parts_hh[k])
         if with_dx:
-            np.dot(dpre[r0:r1], W_ih, dx[r0:r1])
+            gemm(dpre[r0:r1], W_ih, dx[r0:r1])
         for r in range(r0, r1):
             for j in range(GH):
                 parts_b[k, j] += dpre[r, j]
@@ -205,10 +206,10 @@ def output_rows(row_loss, logits, dx, dbias, x, W, W_T, bias, targets, scale, r0
     (Without grads, dx, dbias, W and scale are not used.)"""
     if r1 > r0:
         # forward: logits = x · Wᵀ (+ bias inside the cross-entropy)
-        np.dot(x[r0:r1], W_T, logits[r0:r1])
+        gemm(x[r0:r1], W_T, logits[r0:r1])
         if grads:
             _xent_rows_backward(logits, row_loss, dbias, bias, targets, scale, r0, r1)
-            np.dot(logits[r0:r1], W, dx[r0:r1])
+            gemm(logits[r0:r1], W, dx[r0:r1])
         else:
             _xent_rows(logits, row_loss, bias, targets, r0, r1)
 
@@ -220,7 +221,7 @@ def _output_loss(row_loss, logits, x, W_T, bias, targets, blocks):
     for k in prange(blocks):
         r0, r1 = k * N // blocks, (k + 1) * N // blocks
         if r1 > r0:
-            np.dot(x[r0:r1], W_T, logits[r0:r1])
+            gemm(x[r0:r1], W_T, logits[r0:r1])
         _xent_rows(logits, row_loss, bias, targets, r0, r1)
 
 
@@ -241,9 +242,9 @@ def _output_loss_and_grads(row_loss, logits, dx, dW, dW_parts, dbias_parts, x, W
         output_rows(row_loss, logits, dx, dbias_parts[k], x, W, W_T, bias, targets, scale, r0, r1, True)
         # forward: logits = x · Wᵀ
         if transposed:
-            np.dot(x[r0:r1].T, logits[r0:r1], dW_k)
+            gemm(x[r0:r1].T, logits[r0:r1], dW_k)
         else:
-            np.dot(logits[r0:r1].T, x[r0:r1], dW_k)
+            gemm(logits[r0:r1].T, x[r0:r1], dW_k)
 
 
 def dW_transposed(H) -> bool:

@@ -24,6 +24,7 @@ from numba import prange
 
 from . import paths, pblas
 from ._blas import one_blas_thread
+from .gemm import gemm
 from ._jit import njit, njit_parallel
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
@@ -56,7 +57,7 @@ def _forward_units(gates, c, tanh_c, h, xproj, W_rows, bias, t, u0, u1):
     H = G4 // 4
     n = u1 - u0
     hh = np.empty((B, 4 * n), h.dtype)
-    np.dot(h[t], W_rows[4 * u0:4 * u1].T, hh)
+    gemm(h[t], W_rows[4 * u0:4 * u1].T, hh)
     for b in range(B):
         a, x_row = gates[t, b], xproj[t, b]
         for gate in range(4):
@@ -107,7 +108,7 @@ def _backward_units(dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T,
     dh_next = np.zeros((B, n), c.dtype)
     if t < T - 1:
         # forward: a_{t+1} = ... + h_t · W_hhᵀ
-        np.dot(dgates[t + 1], W_hh_T[u0:u1].T, dh_next)
+        gemm(dgates[t + 1], W_hh_T[u0:u1].T, dh_next)
     for b in range(B):
         gt, dg = gates[t, b], dgates[t, b]
         i, f, g, o = gt[u0:u1], gt[H + u0:H + u1], gt[2 * H + u0:2 * H + u1], gt[3 * H + u0:3 * H + u1]
@@ -145,7 +146,7 @@ def _lstm_backward(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh_T,
         for p in prange(len(bounds) - 1):
             _backward_units(dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T, t, bounds[p], bounds[p + 1])
     # forward: a_1 = ... + h_0 · W_hhᵀ
-    dh0 += np.dot(dgates[0], W_hh_T.T)
+    dh0 += gemm(dgates[0], W_hh_T.T, np.empty_like(dh0))
     dc0 += dc_next
 
 
@@ -164,7 +165,7 @@ def _lstm_backward_serial(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, 
     dc_next = np.zeros((B, G4 // 4), c.dtype)
     for t in range(T - 1, -1, -1):
         _backward_units(dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T, t, 0, G4 // 4)
-    dh0 += np.dot(dgates[0], W_hh_T.T)
+    dh0 += gemm(dgates[0], W_hh_T.T, np.empty_like(dh0))
     dc0 += dc_next
 
 

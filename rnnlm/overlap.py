@@ -29,6 +29,7 @@ from numba import prange
 
 from . import layers, lstm, paths, pblas
 from ._blas import one_blas_thread
+from .gemm import gemm
 from ._jit import njit, njit_parallel
 
 
@@ -144,7 +145,7 @@ def _backward(dstate, dh_out, rec, W_hh_T, n0, dlogits, x, dW_parts_T):
             r0, r1 = n0 + (k - 1) * (N - n0) // (P - 1), n0 + k * (N - n0) // (P - 1)
         if r1 > r0:
             # forward: logits = x · Wᵀ, so dWᵀ = xᵀ · dlogits
-            np.dot(x[r0:r1].T, dlogits[r0:r1], dW_parts_T[k])
+            gemm(x[r0:r1].T, dlogits[r0:r1], dW_parts_T[k])
         else:
             dW_parts_T[k] = 0
 

@@ -6,7 +6,7 @@ OpenBLAS's workers keep spinning for a while, so the two thread pools fight
 for the same 2 cores (measured: a tiny-config eval window took 20-24 ms with
 2-thread OpenBLAS next to Numba's threads, 8 ms with one pool). So there is
 one pool, Numba's: a product is cut into as many row blocks as Numba has
-threads, and each block is one `np.dot` (single-threaded BLAS) in a `prange`.
+threads, and each block is one `gemm` (gemm.py: single-threaded BLAS) in a `prange`.
 At the sizes here that runs as fast as 2-thread OpenBLAS (1120x256 @ 256x10000:
 44 ms against 40 ms; 1 thread: 72 ms).
 
@@ -20,6 +20,7 @@ import numpy as np
 from numba import prange
 
 from ._blas import one_blas_thread
+from .gemm import gemm
 from ._jit import njit_parallel
 
 
@@ -34,7 +35,7 @@ def _matmul(out, a, b, blocks):
     for k in prange(blocks):
         r0, r1 = k * N // blocks, (k + 1) * N // blocks
         if r1 > r0:
-            np.dot(a[r0:r1], b, out[r0:r1])
+            gemm(a[r0:r1], b, out[r0:r1])
 
 
 @njit_parallel
