@@ -19,7 +19,21 @@ from pathlib import Path
 from .errors import UserError
 
 TITLE_KEYS = ("corpus", "cell", "activation", "emsize", "hidden", "layers", "init", "recurrent_scale",
-              "optimizer", "lr", "clip_norm", "bptt", "batch_size", "max_steps", "max_minutes", "dropout")
+              "optimizer", "lr", "clip_norm", "bptt", "batch_size", "max_steps", "max_minutes", "dropout", "seed")
+# Limits whose 0 means "none": left out of the title rather than printed as max_minutes=0.0.
+_ZERO_IS_NONE = ("max_steps", "max_minutes", "epochs")
+# What a reader calls the common columns; the column's own name follows in brackets (the --x/--y to give).
+LABELS = {"best_val_ppl": "best validation perplexity", "val_ppl": "final validation perplexity",
+          "recurrent_scale": "recurrent scale (W_hh ×)", "lag_factor_per_step": "Jacobian norm factor per step",
+          "lag_vanish_lag": "lag where the Jacobian norm falls below 1e-6 of lag 1",
+          "agreement_accuracy": "agreement accuracy", "tokens_per_s": "training tokens/s", "clip_norm": "clip norm",
+          "steps": "training steps", "wall_s": "wall time (s)", "hidden": "hidden units H", "lr": "learning rate"}
+
+
+def axis_label(column: str) -> str:
+    """The axis label of a column: the reader's words, then the column name, e.g. 'best validation
+    perplexity [best_val_ppl]'; an unknown column is its own label."""
+    return f"{LABELS[column]} [{column}]" if column in LABELS else column
 
 
 def _number(v):
@@ -95,14 +109,17 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
         ax.set_xticks(range(len(order)), [str(v) for v in order])
     if logy if logy is not None else "ppl" in y:
         ax.set_yscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y + (" (mean; dots: single runs)" if any(len(v) > 1 for g in groups.values() for v in g.values())
-                       else ""))
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(y) + (" (mean; dots: single runs)" if any(len(v) > 1 for g in groups.values() for v in g.values())
+                              else ""))
     _, fixed = varying(rows)
     fixed_txt = ", ".join(f"{k}={Path(str(fixed[k])).name if k == 'corpus' else fixed[k]}"
-                          for k in TITLE_KEYS if fixed.get(k) is not None)
-    ax.set_title(f"{y} vs {x}" + (f" by {hue}" if hue else "") + "\n"
-                 + "\n".join(textwrap.wrap(f"fixed: {fixed_txt}", 95)), fontsize=8)
+                          for k in TITLE_KEYS if fixed.get(k) is not None
+                          and not (k in _ZERO_IS_NONE and not fixed[k]))
+    runs = sorted({len(v) for g in groups.values() for v in g.values()})
+    per_point = f"{runs[0]} run{'s' if runs[0] > 1 else ''}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]} runs"
+    ax.set_title(f"{LABELS.get(y, y)} vs {LABELS.get(x, x)}" + (f" by {hue}" if hue else "") + "\n"
+                 + "\n".join(textwrap.wrap(f"fixed: {fixed_txt}; {per_point} per point", 95)), fontsize=8)
     note = f"{missing} jobs without {y} left out" if missing else None
     if hue:
         ax.legend(title=note, fontsize=8)

@@ -146,3 +146,10 @@ def test_ctrl_c_while_a_finished_sweep_closes_its_cluster_is_one_line_and_leaves
         assert noise not in err, err
     time.sleep(1)
     assert list(scratch.iterdir()) == [], list(scratch.rglob("*"))[:10]
+
+
+def test_sweep_figure_says_what_its_axes_are_and_how_many_runs_stand_behind_a_point():
+    from rnnlm.sweepplot import axis_label as label
+    assert label("best_val_ppl") == "best validation perplexity [best_val_ppl]"
+    assert label("recurrent_scale") == "recurrent scale (W_hh ×) [recurrent_scale]"
+    assert label("my_column") == "my_column"
