@@ -45,9 +45,12 @@ def _save(fig, out) -> Path:
     # "lag.png", "lag.svg" and "lag" all mean lag.png + lag.svg; "x1.5" is not a suffix to replace.
     png = out.with_suffix(".png") if out.suffix.lower() in (".png", ".svg") else out.with_name(out.name + ".png")
     png.parent.mkdir(parents=True, exist_ok=True)
-    with np.errstate(over="ignore"):   # log axes over norms near 1e308 overflow while ticking; harmless
+    # the SVG without a date and with fixed element ids: redrawing the same figure rewrites the same bytes
+    # (committed figures do not show up as changed after `plot study` and the like)
+    with np.errstate(over="ignore"), plt.rc_context({"svg.hashsalt": "rnnlm"}):
+        # (log axes over norms near 1e308 overflow while ticking; harmless)
         fig.savefig(png, dpi=150)
-        fig.savefig(png.with_suffix(".svg"))
+        fig.savefig(png.with_suffix(".svg"), metadata={"Date": None})
     plt.close(fig)
     return png
 

@@ -375,7 +375,10 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
             return
         for ext in formats:
             p = folder / f"{name}.{ext}"
-            fig.savefig(p, dpi=100 if ext == "png" else None, bbox_inches="tight")
+            # no date and fixed SVG ids: redrawing the committed figures rewrites the same bytes
+            with plt.rc_context({"svg.hashsalt": "rnnlm"}):
+                fig.savefig(p, dpi=100 if ext == "png" else None, bbox_inches="tight",
+                            metadata={"Date": None} if ext == "svg" else None)
             paths.append(p)
         plt.close(fig)
 
@@ -430,6 +433,7 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
 
     # gradient at the key
     fig, ax = plt.subplots(figsize=(7, 4.6))
+    lowest = math.inf
     for i, c in enumerate(cells):
         for key, ls, mk, lab in (("log10_grad_key_init", "--", "o", "at init"),
                                  ("log10_grad_key_train", "-", "s", "while learning")):
@@ -440,17 +444,22 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
                     continue
                 xs.append(d * offset(i))
                 med.append(10 ** v["median"])
-                lo.append(10 ** v["median"] - 10 ** v["range"][0])
-                hi.append(10 ** v["range"][1] - 10 ** v["median"])
+                lo.append(10 ** v["range"][0])
+                hi.append(10 ** v["range"][1])
             if xs:
-                ax.errorbar(xs, med, yerr=[lo, hi], ls=ls, marker=mk, capsize=2, color=COLORS.get(c),
-                            mfc="none" if key.endswith("init") else COLORS.get(c),
-                            label=f"{c} {lab}")
+                # the range as its own segments, not errorbar's median - low: with the low end 20 orders
+                # below the median that difference rounds to the median and the bar's foot vanished
+                ax.plot(xs, med, ls=ls, marker=mk, color=COLORS.get(c),
+                        mfc="none" if key.endswith("init") else COLORS.get(c), label=f"{c} {lab}")
+                ax.vlines(xs, lo, hi, color=COLORS.get(c), lw=1)
+                lowest = min(lowest, min(lo))
         r = reach(summary, c, ds)
         if r is not None:
             ax.axvline(r * offset(i), color=COLORS.get(c), ls=":", lw=1.2)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    if lowest < math.inf and lowest > 0:
+        ax.set_ylim(bottom=min(ax.get_ylim()[0], lowest / 10))       # every range's foot inside the axes
     ax.set_xticks(ds, [str(d) for d in ds])
     ax.set_xlabel("distance d")
     ax.set_ylabel("‖∂ nll(answer) / ∂ h_key‖ (median over seeds, range)")

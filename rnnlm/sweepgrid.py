@@ -190,6 +190,19 @@ def table_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+# The fixed settings a sweep's table and figure name (what a reader needs to compare its numbers with
+# others: the vocabulary changes every perplexity); in this order.
+FIXED_KEYS = ("corpus", "max_vocab", "cell", "activation", "emsize", "hidden", "layers", "init", "recurrent_scale",
+              "optimizer", "lr", "clip_norm", "bptt", "batch_size", "max_steps", "max_minutes", "eval_every",
+              "dropout", "seed")
+_ZERO_IS_NONE = ("max_steps", "max_minutes", "max_vocab", "eval_every")    # 0 means "no limit": left out
+
+
+def shown_fixed(key: str, value) -> bool:
+    """Whether a fixed setting is named in the table's head and the figure's title (not None, not a 0 limit)."""
+    return value is not None and not (key in _ZERO_IS_NONE and not value)
+
+
 def varying(rows: list[dict]) -> tuple[list[str], dict]:
     """(settings that differ between rows, settings that are the same in all): the grid's axes and fixed part."""
     flats = [flat_settings(r.get("settings", {})) for r in rows]
@@ -241,10 +254,7 @@ def summarize(folder) -> str:
             cells[cols.index("status")] = f"failed: {r.get('error')}"
         lines.append("| " + " | ".join(cells) + " |")
     done = sum(r.get("status") == "done" for r in rows)
-    shown = {k: v for k, v in fixed.items() if k in ("cell", "activation", "emsize", "hidden", "layers", "init",
-                                                     "recurrent_scale", "optimizer", "lr", "clip_norm",
-                                                     "max_steps", "max_minutes", "corpus", "bptt", "batch_size")}
     head = (f"{folder}: {len(rows)} jobs ({done} done, {len(rows) - done} failed); fixed: "
-            + ", ".join(f"{k}={_cell(v)}" for k, v in shown.items() if v is not None))
+            + ", ".join(f"{k}={_cell(fixed[k])}" for k in FIXED_KEYS if shown_fixed(k, fixed.get(k))))
     tail = [f"{why} ({len(names)} job{'s' if len(names) > 1 else ''})" for why, names in notes.items()]
     return head + "\n\n" + "\n".join(lines) + ("\n\n" + "\n".join(tail) if tail else "")

@@ -18,10 +18,6 @@ from pathlib import Path
 
 from .errors import UserError
 
-TITLE_KEYS = ("corpus", "cell", "activation", "emsize", "hidden", "layers", "init", "recurrent_scale",
-              "optimizer", "lr", "clip_norm", "bptt", "batch_size", "max_steps", "max_minutes", "dropout", "seed")
-# Limits whose 0 means "none": left out of the title rather than printed as max_minutes=0.0.
-_ZERO_IS_NONE = ("max_steps", "max_minutes", "epochs")
 # What a reader calls the common columns; the column's own name follows in brackets (the --x/--y to give).
 LABELS = {"best_val_ppl": "best validation perplexity", "val_ppl": "final validation perplexity",
           "recurrent_scale": "recurrent scale (W_hh ×)", "lag_factor_per_step": "Jacobian norm factor per step",
@@ -71,7 +67,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     """
     from .plots import _pyplot, _save
     from .sweep import empty_reason, read_rows
-    from .sweepgrid import table_rows, varying
+    from .sweepgrid import FIXED_KEYS, shown_fixed, table_rows, varying
     rows = [r for r in read_rows(folder)]
     if not rows:
         raise UserError(f"nothing to plot: {empty_reason(folder)}")
@@ -114,8 +110,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
                               else ""))
     _, fixed = varying(rows)
     fixed_txt = ", ".join(f"{k}={Path(str(fixed[k])).name if k == 'corpus' else fixed[k]}"
-                          for k in TITLE_KEYS if fixed.get(k) is not None
-                          and not (k in _ZERO_IS_NONE and not fixed[k]))
+                          for k in FIXED_KEYS if shown_fixed(k, fixed.get(k)))
     runs = sorted({len(v) for g in groups.values() for v in g.values()})
     per_point = f"{runs[0]} run{'s' if runs[0] > 1 else ''}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]} runs"
     ax.set_title(f"{LABELS.get(y, y)} vs {LABELS.get(x, x)}" + (f" by {hue}" if hue else "") + "\n"

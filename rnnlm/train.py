@@ -1200,7 +1200,13 @@ def _baseline_lines(s: dict) -> list[str]:
     ours = s["test_ppl"] if split == "test" else s["best_val_ppl"] if math.isfinite(s["best_val_loss"]) else None
     figures = ", ".join(f"{k} {fmt_ppl(b[k]['ppl'])}" for k in ("valid", "test") if k in b)
     lines = [f"Kneser-Ney trigram baseline (same split and vocabulary): {figures}"]
-    if ours is None or not math.isfinite(ours):
+    if ours is None:
+        # no validation has run yet (a run stopped before its first one): nothing to compare, which is not a
+        # failure of the model
+        resume = (f": continue it with python cli.py train --resume {s['run_dir']}"
+                  if s.get("stopped") == "interrupted" and s.get("run_dir") else "")
+        lines.append("  the model has not been evaluated yet, so there is nothing to compare" + resume)
+    elif not math.isfinite(ours):
         lines.append("  the model has no finite perplexity: it has not beaten the baseline")
     elif ours < b[split]["ppl"]:
         lines.append(f"  the model beats it on {split}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")

@@ -155,3 +155,17 @@ def test_a_study_stopped_by_sigterm_says_one_line_and_exits_143(tmp_path, capsys
     assert err.strip() == (f"terminated: 0 of 2 runs recorded in {out / 'sweep.jsonl'}, none left running; "
                            "continue with the same command (it skips the 0 recorded)")
     assert (out / "sweep.jsonl").read_text() == "" and not (out / "study.json").exists()
+
+
+def test_plot_study_redraws_the_same_bytes(tmp_path):
+    # committed figures must not show up as changed after a redraw: no date, fixed SVG ids
+    import shutil
+
+    from rnnlm.cli import main
+    src = Path(__file__).resolve().parents[1] / "docs" / "learnability"
+    shutil.copy(src / "study.json", tmp_path / "study.json")
+    assert main(["plot", "study", str(tmp_path)]) == 0
+    first = {p.name: p.read_bytes() for p in tmp_path.glob("*.svg")}
+    assert main(["plot", "study", str(tmp_path)]) == 0
+    assert first and first == {p.name: p.read_bytes() for p in tmp_path.glob("*.svg")}
+    assert b"<dc:date>" not in first["gradient.svg"]

@@ -153,3 +153,11 @@ def test_sweep_figure_says_what_its_axes_are_and_how_many_runs_stand_behind_a_po
     assert label("best_val_ppl") == "best validation perplexity [best_val_ppl]"
     assert label("recurrent_scale") == "recurrent scale (W_hh ×) [recurrent_scale]"
     assert label("my_column") == "my_column"
+
+
+def test_the_fixed_settings_name_the_vocabulary_and_leave_out_zero_limits():
+    # perplexities of a 2,000-word vocabulary must not look comparable with the README's 10,000-word ones
+    from rnnlm.sweepgrid import FIXED_KEYS, shown_fixed
+    assert "max_vocab" in FIXED_KEYS and "eval_every" in FIXED_KEYS and "seed" in FIXED_KEYS
+    assert shown_fixed("max_vocab", 2000) and shown_fixed("seed", 0)
+    assert not shown_fixed("max_minutes", 0.0) and not shown_fixed("lr", None)

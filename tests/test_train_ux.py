@@ -125,3 +125,17 @@ def test_the_bar_never_counts_past_its_total(monkeypatch):
         assert progress.bar.n <= progress.bar.total, (progress.bar.n, progress.bar.total)
     assert progress.bar.n == 8 and progress.bar.total == 8
     progress.close()
+
+
+def test_an_unevaluated_run_is_not_said_to_have_failed_the_baseline():
+    # A run interrupted before its first validation has no perplexity yet: the summary said "the model has
+    # no finite perplexity: it has not beaten the baseline", as for a diverged run.
+    from rnnlm.train import _baseline_lines
+    base = {"baseline": {"valid": {"ppl": 114.12}, "test": {"ppl": 94.59}}, "best_val_loss": math.inf,
+            "best_val_ppl": math.inf, "run_dir": "runs/t2"}
+    lines = _baseline_lines({**base, "stopped": "interrupted"})
+    assert lines[1] == ("  the model has not been evaluated yet, so there is nothing to compare: "
+                        "continue it with python cli.py train --resume runs/t2")
+    assert "not beaten" not in " ".join(lines)
+    diverged = _baseline_lines({**base, "stopped": "nonfinite", "test_ppl": math.nan})
+    assert diverged[1] == "  the model has no finite perplexity: it has not beaten the baseline"
