@@ -159,6 +159,21 @@ def clear_unsaved_run(folder) -> bool:
     return True
 
 
+def _taken(folder: Path) -> UserError:
+    return UserError(f"{folder} already holds a run; use --resume {folder} or another --out")
+
+
+def refuse_taken(folder) -> None:
+    """UserError (one line, nothing written) when `folder` holds a saved run a new training must not take.
+
+    Run.create's refusal, made before the corpus is read; a folder whose run
+    stopped before its first checkpoint is free (clear_unsaved_run).
+    """
+    folder = Path(folder)
+    if (folder / CONFIG).exists() and holds_checkpoint(folder):
+        raise _taken(folder)
+
+
 class Run:
     """A run folder open for writing by one training session: its metrics log and its checkpoints.
 
@@ -184,7 +199,7 @@ class Run:
         from .fileio import atomic_write_json
         folder = Path(folder)
         if (folder / CONFIG).exists():
-            raise UserError(f"{folder} already holds a run; use --resume {folder} or another --out")
+            raise _taken(folder)
         folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(folder)
         atomic_write_json(folder / CONFIG, info)

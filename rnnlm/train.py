@@ -40,7 +40,8 @@ from typing import NamedTuple
 
 from .config import TrainConfig, config_to_dict
 from .errors import UserError
-from .runs import Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl, resume_checkpoint
+from .runs import (Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl, refuse_taken,
+                   resume_checkpoint)
 
 STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "min_lr", "nonfinite", "interrupted")
 
@@ -664,7 +665,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     try:
         ck = None
         if resume is None:
-            _refuse_taken(folder)
+            refuse_taken(folder)
         else:
             ck = _resume_point(config, folder)
         s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
@@ -680,17 +681,6 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
         return _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck)
     finally:
         lock.release()
-
-
-def _refuse_taken(folder: Path) -> None:
-    """UserError (one line, nothing printed or written) when `folder` already holds a saved run.
-
-    The same refusal as Run.create's, made before the corpus is read; a folder
-    whose run stopped before its first checkpoint is free (clear_unsaved_run).
-    """
-    from .runs import CONFIG, holds_checkpoint
-    if (folder / CONFIG).exists() and holds_checkpoint(folder):
-        raise UserError(f"{folder} already holds a run; use --resume {folder} or another --out")
 
 
 def _first_new(folder: Path) -> Path | None:
@@ -1203,9 +1193,8 @@ def _baseline_lines(s: dict) -> list[str]:
     if ours is None:
         # no validation has run yet (a run stopped before its first one): nothing to compare, which is not a
         # failure of the model
-        resume = (f": continue it with python cli.py train --resume {s['run_dir']}"
-                  if s.get("stopped") == "interrupted" and s.get("run_dir") else "")
-        lines.append("  the model has not been evaluated yet, so there is nothing to compare" + resume)
+        lines.append("  the model has not been evaluated yet, so there is nothing to compare"
+                     + (f": {_resume_command(s)}" if s.get("stopped") == "interrupted" else ""))
     elif not math.isfinite(ours):
         lines.append("  the model has no finite perplexity: it has not beaten the baseline")
     elif ours < b[split]["ppl"]:
@@ -1220,12 +1209,16 @@ def _longer_hint(s: dict) -> str:
     """What would let a run that has not beaten the baseline train longer, by how it stopped."""
     stopped = s.get("stopped")
     if stopped == "interrupted":
-        return f" (train longer: continue it with python cli.py train --resume {s['run_dir']})"
+        return f" (train longer: {_resume_command(s)})"
     if stopped in ("nonfinite", "min_lr"):
         return ""       # more steps would not help: the summary says why it stopped
     flag = {"max_steps": "--max-steps", "max_minutes": "--max-minutes", "epochs": "--epochs",
             "early_stop": "--patience"}.get(stopped, "--max-minutes or --epochs")
     return f" (train longer: raise {flag})"
+
+
+def _resume_command(s: dict) -> str:
+    return f"continue it with python cli.py train --resume {s['run_dir']}"
 
 
 def _plateaus(n: int) -> str:
