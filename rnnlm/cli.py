@@ -905,7 +905,7 @@ def _run_sweep(args):
         print(f"{sweep.stop_word(exc)}: {n} of {len(jobs)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left "
               f"running; continue with the same command and --out {out} (it skips the {n} recorded)",
               file=sys.stderr, flush=True)
-        return 143 if isinstance(exc, sweep.Terminated) else 130
+        return sweep.exit_status(exc)
     table = sweepgrid.summarize(out)
     from .fileio import atomic_write_text
     atomic_write_text(out / "summary.md", table + "\n")
@@ -1010,14 +1010,14 @@ def _run_study(args):
     top = {f.name: getattr(args, f.name) for f in dataclasses.fields(C.StudyConfig)
            if f.name != "train" and getattr(args, f.name, None) is not None}
     cfg = C.StudyConfig(**top, train=train)
-    from .sweep import Terminated
+    from .sweep import exit_status
     try:
         doc = study.run_study(cfg, scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress,
                               report_only=args.report_only)
     except KeyboardInterrupt as exc:
         if not getattr(exc, "said", False):     # said: the study printed its one line (runs recorded, what next)
             raise
-        return 143 if isinstance(exc, Terminated) else 130
+        return exit_status(exc)
     print(doc["table"])
     print(f"wrote {doc['folder']}/study.json, table.md, success/steps/gradient .png and .svg "
           f"({doc['meta']['wall_s_this_call']:.0f} s)")
@@ -1082,8 +1082,9 @@ def main(argv=None) -> int:
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:     # a sweep ended by SIGTERM raises sweep.Terminated, one of these: 143
-        print("terminated" if type(exc).__name__ == "Terminated" else "interrupted", file=sys.stderr)
-        return 143 if type(exc).__name__ == "Terminated" else 130
+        from .sweep import exit_status, stop_word
+        print(stop_word(exc), file=sys.stderr)
+        return exit_status(exc)
 
 
 if __name__ == "__main__":

@@ -140,6 +140,11 @@ def stop_word(exc: BaseException) -> str:
     return "terminated" if isinstance(exc, Terminated) else "interrupted"
 
 
+def exit_status(exc: BaseException) -> int:
+    """The command's exit status for a stop: 143 (128 + SIGTERM) for Terminated, 130 (128 + SIGINT) for Ctrl-C."""
+    return 143 if isinstance(exc, Terminated) else 130
+
+
 def _json_safe(x):
     """Non-finite floats to None, NumPy scalars and arrays to Python, so a row is strict JSON."""
     if isinstance(x, dict):
