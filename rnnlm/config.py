@@ -264,7 +264,9 @@ def check_range(name: str, value, error=UserError) -> None:
     if not r.accepts(value):
         note = f" {r.note}" if r.note else ""
         flag = FLAG_OF.get(name, name).replace('_', '-')
-        raise error(f"--{flag} must be {r.describe()}{note}, got {value!r}")
+        finite = ("a finite number " if isinstance(value, float) and math.isinf(value)
+                  and "finite" not in r.describe() else "")      # inf is >= 0: say what it fails
+        raise error(f"--{flag} must be {finite}{r.describe()}{note}, got {value!r}")
 
 
 def check_fields(obj, error=UserError) -> None:

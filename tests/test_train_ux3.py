@@ -187,3 +187,13 @@ def test_lr_schedule_without_next_lr_falls_back_to_the_step_events():
     evs = [{"type": "step", "step": k, "lr": lr} for k, lr in ((10, 5.0), (20, 1.25))]
     x, y, from_evals = plots.lr_schedule(evs, 5.0)
     assert not from_evals and x == [0, 19, 20] and y == [5.0, 1.25, 1.25]
+
+
+def test_an_infinite_value_is_told_it_must_be_finite():
+    # "--max-minutes must be >= 0 (0 = no limit), got inf" was true of inf: the message says what it fails
+    from rnnlm.config import check_range
+    from rnnlm.errors import UserError
+    with pytest.raises(UserError, match=r"^--max-minutes must be a finite number >= 0 \(0 = no limit\), got inf$"):
+        check_range("max_minutes", float("inf"))
+    with pytest.raises(UserError, match=r"^--max-minutes must be >= 0 \(0 = no limit\), got -1.0$"):
+        check_range("max_minutes", -1.0)
