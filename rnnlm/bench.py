@@ -77,14 +77,13 @@ class _OurModel:
         self.state = self.model.init_state(BATCH)
 
     def train_steps(self, windows):
-        from .optim import clip_grad_norm, grad_norm
+        from .config import TrainConfig
+        from .train import train_step
 
-        model = self.model
+        # train.py's step: gradients, the norm (also the non-finite guard), clipping, the update
+        config = TrainConfig(clip_norm=CLIP)
         for w in windows:
-            loss, grads, self.state = model.loss_and_grads(w[:-1], w[1:], self.state)
-            # as train.py: the norm (also the non-finite check), clipping, the update
-            clip_grad_norm(grads, CLIP, norm=grad_norm(grads))
-            self.opt.step(model.params, grads)
+            self.state = train_step(self.model, self.opt, config, w[:-1], w[1:], self.state, None).state
 
     def eval_steps(self, windows):
         for w in windows:
@@ -606,7 +605,7 @@ def _phase_hooks(ours, timer):
 
     model = ours.model
     hooks = [(layers, "output_loss_and_grads", "output"), (layers, "embedding_forward", "embedding"),
-             (layers, "embedding_backward", "embedding"), (overlap, "lstm_forward_and_output", "rec_fwd"),
+             (layers, "embedding_backward", "embedding"), (layers, "clear_rows", "embedding"), (overlap, "lstm_forward_and_output", "rec_fwd"),
              (overlap, "lstm_backward_and_output_dW", "rec_bwd"), (optim, "grad_norm", "clip_opt"),
              (optim, "clip_grad_norm", "clip_opt")]
     saved = [(module, name, getattr(module, name)) for module, name, _ in hooks]

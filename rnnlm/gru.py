@@ -11,6 +11,10 @@ Arrays are time-major and C-contiguous.
 The one thing to know before editing: b_hn sits *inside* r ⊙ (...), so the
 input side and the hidden side get different pre-activation gradients (dxa
 and dha below) and b_hh cannot be folded into the input projection.
+From H = paths.GRU_SPLIT_MIN_H up, each step is shared between Numba's threads by
+hidden unit, as the LSTM's (`_forward_units` / `_backward_units` do one part;
+the serial path is the same functions over all units), so any change to the
+step goes into those two functions and is tested both ways.
 """
 from __future__ import annotations
 
@@ -18,10 +22,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import pblas
+from numba import prange
+
+from . import paths, pblas
 from ._blas import one_blas_thread
 from .gemm import gemm
-from ._jit import njit
+from ._jit import njit, njit_parallel
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
@@ -41,81 +47,172 @@ def gru_alloc(T, B, E, H, dtype) -> GRUCache:
 
 
 @njit
-def _gru_forward(gates, hn, h, xproj, W_hh, b_ih, b_hh):
-    """All T steps; h[0] is set. Simple passes per row so that each vectorizes (see lstm.py)."""
-    T, B, G3 = xproj.shape
+def _forward_units(gates, hn, h, xproj, W_rows, b_ih, b_hh, t, u0, u1):
+    """Step t for hidden units u0..u1 (their r, z and n): see _gru_forward.
+
+    W_rows[3*u0:3*u1] are the r, z, n rows of W_hh for these units (paths.unit_rows; all
+    of W_hh in the serial path). Every loop runs over a view from index 0, so that
+    LLVM vectorizes it (lstm.py).
+    """
+    B, G3 = xproj.shape[1], xproj.shape[2]
     H = G3 // 3
+    n = u1 - u0
     one = h.dtype.type(1)
-    hh = np.empty((B, G3), h.dtype)
-    W_hh_T = W_hh.T
-    for t in range(T):
-        gemm(h[t], W_hh_T, hh)
-        for b in range(B):
-            g, x_row, hh_row, hn_row = gates[t, b], xproj[t, b], hh[b], hn[t, b]
-            for k in range(2 * H):          # r, z
-                g[k] = fsigmoid(x_row[k] + b_ih[k] + hh_row[k] + b_hh[k])
-            for j in range(H):
-                hn_row[j] = hh_row[2 * H + j] + b_hh[2 * H + j]
-            for j in range(H):              # n
-                g[2 * H + j] = ftanh(x_row[2 * H + j] + b_ih[2 * H + j] + g[j] * hn_row[j])
-            h_prev, h_new = h[t, b], h[t + 1, b]
-            for j in range(H):
-                z = g[H + j]
-                h_new[j] = (one - z) * g[2 * H + j] + z * h_prev[j]
+    hh = np.empty((B, 3 * n), h.dtype)
+    # forward: hh = h_prev · W_hhᵀ (the units' r, z, n columns)
+    gemm(h[t], W_rows[3 * u0:3 * u1].T, hh)
+    for b in range(B):
+        g, x_row, hh_row = gates[t, b], xproj[t, b], hh[b]
+        for gate in range(2):              # r, z
+            lo = gate * H + u0
+            a_g, x_g, bi_g, bh_g = g[lo:lo + n], x_row[lo:lo + n], b_ih[lo:lo + n], b_hh[lo:lo + n]
+            hh_g = hh_row[gate * n:(gate + 1) * n]
+            for j in range(n):
+                a_g[j] = fsigmoid(x_g[j] + bi_g[j] + hh_g[j] + bh_g[j])
+        hn_u, hh_n, bh_n = hn[t, b, u0:u1], hh_row[2 * n:3 * n], b_hh[2 * H + u0:2 * H + u1]
+        for j in range(n):
+            hn_u[j] = hh_n[j] + bh_n[j]
+        r_u, n_u = g[u0:u1], g[2 * H + u0:2 * H + u1]
+        x_n, bi_n = x_row[2 * H + u0:2 * H + u1], b_ih[2 * H + u0:2 * H + u1]
+        for j in range(n):                 # n
+            n_u[j] = ftanh(x_n[j] + bi_n[j] + r_u[j] * hn_u[j])
+        z_u, h_prev, h_new = g[H + u0:H + u1], h[t, b, u0:u1], h[t + 1, b, u0:u1]
+        for j in range(n):
+            z = z_u[j]
+            h_new[j] = (one - z) * n_u[j] + z * h_prev[j]
+
+
+@njit_parallel
+def _gru_forward(gates, hn, h, xproj, W_rows, b_ih, b_hh, bounds):
+    """All T steps; h[0] is set. Each step is shared between threads by hidden unit:
+    part p owns units bounds[p]..bounds[p+1] of r, z and n, and needs only h[t] to
+    compute its slice of h[t+1]; the parts meet once per step (as lstm._lstm_forward)."""
+    for t in range(xproj.shape[0]):
+        for p in prange(len(bounds) - 1):
+            _forward_units(gates, hn, h, xproj, W_rows, b_ih, b_hh, t, bounds[p], bounds[p + 1])
 
 
 @njit
-def _gru_backward(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh):
-    """Reverse walk: dxa / dha (T, B, 3H) input-side / hidden-side pre-activation grads; dhs (T, B, H)."""
+def _gru_forward_serial(gates, hn, h, xproj, W_hh, b_ih, b_hh):
+    """_gru_forward in one part, without a parallel region per step (small H)."""
+    H = W_hh.shape[1]
+    for t in range(xproj.shape[0]):
+        _forward_units(gates, hn, h, xproj, W_hh, b_ih, b_hh, t, 0, H)
+
+
+@njit
+def _backward_units(dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T, t, u0, u1):
+    """Step t of the reverse walk for hidden units u0..u1: see _gru_backward.
+
+    direct[:, u0:u1] holds dh*z of step t+1 (the path h_prev -> h that skips W_hh)
+    and gets this step's.
+    """
     T, B, G3 = dxa.shape
     H = G3 // 3
+    n = u1 - u0
     one = h.dtype.type(1)
-    dh_next = np.zeros((B, H), h.dtype)
-    direct = np.zeros((B, H), h.dtype)
-    for t in range(T - 1, -1, -1):
-        gt, dx_t, dh_t = gates[t], dxa[t], dha[t]
+    dh_next = np.zeros((B, n), h.dtype)
+    if t < T - 1:
+        # forward: hh_{t+1} = h_t · W_hhᵀ + b_hh   (dha: the hidden side's gradient)
+        gemm(dha[t + 1], W_hh_T[u0:u1].T, dh_next)
+        # forward: h_{t+1} = ... + z ⊙ h_t
         for b in range(B):
-            for j in range(H):
-                r, z, n = gt[b, j], gt[b, H + j], gt[b, 2 * H + j]
-                dh = dh_out[t, b, j] + dh_next[b, j]
-                dhs[t, b, j] = dh
-                # forward: h = (1 - z)*n + z*h_prev
-                dn = dh * (one - z)
-                dz = dh * (h[t, b, j] - n)
-                direct[b, j] = dh * z
-                # forward: n = tanh(a_n), a_n = x_n + b_in + r*hn
-                dan = dn * (one - n * n)
-                # forward: r = σ(a_r), z = σ(a_z)
-                dar = dan * hn[t, b, j] * r * (one - r)
-                daz = dz * z * (one - z)
-                dx_t[b, j], dx_t[b, H + j], dx_t[b, 2 * H + j] = dar, daz, dan
-                # forward: hn = W_hn h_prev + b_hn enters as r*hn
-                dh_t[b, j], dh_t[b, H + j], dh_t[b, 2 * H + j] = dar, daz, dan * r
-        # forward: hh = h_prev · W_hhᵀ + b_hh
-        gemm(dh_t, W_hh, dh_next)
-        dh_next += direct
-    dh0 += dh_next
+            dn_row, d_row = dh_next[b], direct[b, u0:u1]
+            for j in range(n):
+                dn_row[j] += d_row[j]
+    for b in range(B):
+        gt, dx_t, dh_t = gates[t, b], dxa[t, b], dha[t, b]
+        d_out, hn_row, h_row = dh_out[t, b, u0:u1], hn[t, b, u0:u1], h[t, b, u0:u1]
+        dhs_row, d_row, dn_row = dhs[t, b, u0:u1], direct[b, u0:u1], dh_next[b]
+        r_u, z_u, n_u = gt[u0:u1], gt[H + u0:H + u1], gt[2 * H + u0:2 * H + u1]
+        dr_x, dz_x, dn_x = dx_t[u0:u1], dx_t[H + u0:H + u1], dx_t[2 * H + u0:2 * H + u1]
+        dr_h, dz_h, dn_h = dh_t[u0:u1], dh_t[H + u0:H + u1], dh_t[2 * H + u0:2 * H + u1]
+        for j in range(n):
+            r, z, nn = r_u[j], z_u[j], n_u[j]
+            dh = d_out[j] + dn_row[j]
+            dhs_row[j] = dh
+            # forward: h = (1 - z)*n + z*h_prev
+            dn = dh * (one - z)
+            dz = dh * (h_row[j] - nn)
+            d_row[j] = dh * z
+            # forward: n = tanh(a_n), a_n = x_n + b_in + r*hn
+            dan = dn * (one - nn * nn)
+            # forward: r = σ(a_r), z = σ(a_z)
+            dar = dan * hn_row[j] * r * (one - r)
+            daz = dz * z * (one - z)
+            dr_x[j], dz_x[j], dn_x[j] = dar, daz, dan
+            # forward: hn = W_hn h_prev + b_hn enters as r*hn
+            dr_h[j], dz_h[j], dn_h[j] = dar, daz, dan * r
+
+
+@njit
+def _backward_finish(dh0, dha, direct, W_hh_T):
+    # forward: hh_1 = h_0 · W_hhᵀ + b_hh ; h_1 = ... + z ⊙ h_0
+    dh_first = gemm(dha[0], W_hh_T.T, np.empty_like(dh0))
+    dh_first += direct
+    dh0 += dh_first
+
+
+@njit_parallel
+def _gru_backward(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh_T, bounds):
+    """Reverse walk: dxa / dha (T, B, 3H) input-side / hidden-side pre-activation grads;
+    dhs (T, B, H). Shared by hidden unit as the forward: part p first gets its units'
+    share of dL/dh_t = dha[t+1] · W_hh (its rows of W_hh_T), all its units need."""
+    T, B, G3 = dxa.shape
+    direct = np.zeros((B, G3 // 3), h.dtype)
+    for t in range(T - 1, -1, -1):
+        for p in prange(len(bounds) - 1):
+            _backward_units(dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T, t, bounds[p], bounds[p + 1])
+    _backward_finish(dh0, dha, direct, W_hh_T)
+
+
+@njit
+def _gru_backward_serial(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh_T):
+    """_gru_backward in one part (small H)."""
+    T, B, G3 = dxa.shape
+    direct = np.zeros((B, G3 // 3), h.dtype)
+    for t in range(T - 1, -1, -1):
+        _backward_units(dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T, t, 0, G3 // 3)
+    _backward_finish(dh0, dha, direct, W_hh_T)
 
 
 @one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
-def gru_forward(cache: GRUCache, x, h0, W_ih, W_hh, b_ih, b_hh) -> GRUCache:
-    """Run T steps; x (T, B, E), h0 (B, H), W_ih (3H, E), W_hh (3H, H), biases (3H,)."""
+def gru_forward(cache: GRUCache, x, h0, W_ih, W_hh, b_ih, b_hh, bounds=None) -> GRUCache:
+    """Run T steps; x (T, B, E), h0 (B, H), W_ih (3H, E), W_hh (3H, H), biases (3H,).
+
+    bounds: the hidden-unit parts of a step (a Plan's unit_bounds; default
+    paths.unit_bounds(H, "gru")); two entries: one serial part.
+    """
     T, B, E = x.shape
     pblas.matmul(cache.xproj.reshape(T * B, -1), x.reshape(T * B, E), W_ih.T)
     cache.h[0] = h0
-    _gru_forward(cache.gates, cache.hn, cache.h, cache.xproj, W_hh, b_ih, b_hh)
+    if bounds is None:
+        bounds = paths.unit_bounds(W_hh.shape[1], "gru")
+    if len(bounds) == 2:
+        _gru_forward_serial(cache.gates, cache.hn, cache.h, cache.xproj, W_hh, b_ih, b_hh)
+    else:
+        _gru_forward(cache.gates, cache.hn, cache.h, cache.xproj, paths.unit_rows(W_hh, bounds, 3), b_ih, b_hh,
+                     bounds)
     return cache._replace(x=x)
 
 
 @one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
-def gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dxa, dha, dhs, dh_out, cache: GRUCache, W_ih, W_hh):
+def gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dxa, dha, dhs, dh_out, cache: GRUCache, W_ih, W_hh,
+                 bounds=None):
     """Backprop through the T steps of `cache`.
 
     Accumulates into dW_ih, dW_hh, db_ih, db_hh, dh0 (B, H). Writes dx (T, B, E)
     (skipped if None), the scratch dxa, dha (T, B, 3H), and dhs (T, B, H), the
-    per-step state gradients. dh_out (T, B, H) arrives from above.
+    per-step state gradients. dh_out (T, B, H) arrives from above. bounds: as
+    for gru_forward.
     """
-    _gru_backward(dxa, dha, dhs, dh0, dh_out, cache.gates, cache.hn, cache.h, W_hh)
+    if bounds is None:
+        bounds = paths.unit_bounds(W_hh.shape[1], "gru")
+    W_hh_T = np.ascontiguousarray(W_hh.T)   # (H, 3H): a part's rows are its units' columns of W_hh
+    if len(bounds) == 2:
+        _gru_backward_serial(dxa, dha, dhs, dh0, dh_out, cache.gates, cache.hn, cache.h, W_hh_T)
+    else:
+        _gru_backward(dxa, dha, dhs, dh0, dh_out, cache.gates, cache.hn, cache.h, W_hh_T, bounds)
     # forward: xproj = x · W_ihᵀ + b_ih ; hh = h_prev · W_hhᵀ + b_hh (dha: the hidden side's gradient)
     recurrent_affine_backward(dxa, cache.x, cache.h[:-1], W_ih, dW_ih, dW_hh, db_ih, db_hh, dx, dpre_hh=dha)
 
@@ -137,13 +234,13 @@ def scratch_shapes(T, B, H) -> dict:
 
 def forward(cache, x, state0, weights, act, plan) -> GRUCache:
     """cells.Cell.forward: state0 (h0,); weights (W_ih, W_hh, b_ih, b_hh); act unused."""
-    return gru_forward(cache, x, state0[0], *weights)
+    return gru_forward(cache, x, state0[0], *weights, bounds=plan.unit_bounds)
 
 
 def backward(dx, dweights, dstate0, dhs, dh_out, scratch, cache, weights, act, plan):
     """cells.Cell.backward: dweights (dW_ih, dW_hh, db_ih, db_hh) and dstate0 (dh0,) accumulate."""
     gru_backward(dx, *dweights, dstate0[0], scratch["dxa"], scratch["dha"], dhs, dh_out, cache,
-                 weights[0], weights[1])
+                 weights[0], weights[1], bounds=plan.unit_bounds)
 
 
 # ---------------------------------------------------------------- step Jacobians (instruments, float64)

@@ -44,6 +44,13 @@ def _embedding_backward(dweight, dout, ids):
             dweight[ids[t, b]] += dout[t, b]
 
 
+@njit
+def clear_rows(a, rows):
+    """a[rows] = 0 for a (V, E) and rows (n,) int."""
+    for i in range(rows.shape[0]):
+        a[rows[i]] = 0
+
+
 def embedding_forward(out, ids, weight):
     """out (T, B, E) = weight[ids]; ids (T, B) int, weight (V, E)."""
     _embedding_forward(out, ids, weight)

@@ -89,7 +89,7 @@ def _lstm_forward(gates, c, tanh_c, h, xproj, W_rows, bias, bounds):
 
     Each step is shared between threads by hidden unit: part p owns units
     bounds[p]..bounds[p+1] of all four gates. Its rows of W_hh are
-    W_rows[4*u0:4*u1] (i, f, g, o blocks of its units, see _unit_rows), so it
+    W_rows[4*u0:4*u1] (i, f, g, o blocks of its units, see paths.unit_rows), so it
     needs only h[t] to compute its slice of h[t+1]; the parts meet once per step.
     The loops are simple passes so that LLVM vectorizes them.
     """
@@ -169,14 +169,6 @@ def _lstm_backward_serial(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, 
     dc0 += dc_next
 
 
-def _unit_rows(W_hh, bounds):
-    """W_hh's rows reordered so that part p's i, f, g, o rows are the block [4*u0, 4*u1)."""
-    H = W_hh.shape[1]
-    order = np.concatenate([gate * H + np.arange(bounds[p], bounds[p + 1])
-                            for p in range(len(bounds) - 1) for gate in range(4)])
-    return W_hh[order]
-
-
 @one_blas_thread()   # B = 32 products: threads cost more than they give (_blas.py)
 def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh, bounds=None) -> LSTMCache:
     """Run T steps; x (T, B, E), h0, c0 (B, H), W_ih (4H, E), W_hh (4H, H), biases (4H,).
@@ -193,7 +185,7 @@ def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh, bounds=Non
     if len(bounds) == 2:
         _lstm_forward_serial(cache.gates, cache.c, cache.tanh_c, cache.h, cache.xproj, W_hh, b_ih + b_hh)
     else:
-        _lstm_forward(cache.gates, cache.c, cache.tanh_c, cache.h, cache.xproj, _unit_rows(W_hh, bounds),
+        _lstm_forward(cache.gates, cache.c, cache.tanh_c, cache.h, cache.xproj, paths.unit_rows(W_hh, bounds, 4),
                       b_ih + b_hh, bounds)
     return cache._replace(x=x)
 

@@ -12,7 +12,9 @@ The one thing to know before editing: a model keeps a *workspace* of forward
 caches and scratch buffers per (T, B) shape and reuses it on every call (no
 big allocations or zero-fills in a training step). Anything pointing into the
 workspace is overwritten by the next call; whatever a public method returns
-(loss, grads, states, `bptt` extras) is a fresh array, safe to keep.
+(loss, grads, states, `bptt` extras) is a fresh array, safe to keep, except
+`train_grads`'s gradients: the training step's, in buffers the model keeps
+(`_GradBuffers`) and overwrites on its next call.
 Each workspace also carries its `paths.Plan`, the fast paths its steps take,
 decided once when it is allocated. The layers go through the cell registry
 (cells.CELLS): nothing here knows which cell it runs, except that the
@@ -49,6 +51,37 @@ class BPTTResult(NamedTuple):
     hs: list        # per layer (T, B, H) outputs h_1..h_T
     dhs: list       # per layer (T, B, H): dL/dh_t, the state after step t (t = 1..T)
     dstate0: tuple  # (dh0,) or (dh0, dc0), each (L, B, H): gradient of the initial state
+
+
+class StepGrads(NamedTuple):
+    loss: float     # mean nats/token over T*B positions
+    grads: dict     # name -> gradient, keyed like params: the model's buffers (decoder.bias: a fresh
+                    # (V,) sum), overwritten by the next call
+    state: tuple    # final state (a fresh copy)
+    rows: dict      # name -> sorted unique rows (int64) outside which that gradient is zero
+                    # (the untied embedding's: the token ids of the window); {} when tied
+
+
+class _GradBuffers:
+    """The gradient arrays of train_grads, allocated on first use and kept: a training
+    step then neither allocates nor zero-fills the (V, E) and (V, H) gradients (at
+    V = 30000, H = 512 a fresh pair cost 10-20 ms of page faults per step, measured).
+    The embedding's gradient is zero outside `rows`, the rows written by the last
+    call; the next call clears only those before its scatter-add."""
+
+    def __init__(self):
+        self.arrays = {}
+        self.rows = None            # sorted unique rows the last call wrote into encoder.weight's gradient
+
+    def get(self, name, shape, dtype, zero=False):
+        a = self.arrays.get(name)
+        if a is None or a.shape != tuple(shape) or a.dtype != dtype:
+            a = self.arrays[name] = np.zeros(shape, dtype)
+            if name == "encoder.weight":
+                self.rows = None
+        elif zero:
+            a.fill(0)
+        return a
 
 
 class _Workspace:
@@ -97,6 +130,7 @@ class RNNModel:
                                  config.forget_bias, np.random.default_rng(seed), config.dtype)
         self.params = params
         self._workspaces = OrderedDict()
+        self._grad_buffers = _GradBuffers()
 
     # ------------------------------------------------------------ small helpers
 
@@ -301,6 +335,20 @@ class RNNModel:
         r = self._bptt(inputs, targets, state, rng, masks, extras=False, weights=weights)
         return r.loss, r.grads, r.state
 
+    def train_grads(self, inputs, targets, state=None, rng=None) -> StepGrads:
+        """loss_and_grads for the training step (train.train_step), without its allocations.
+
+        The gradients are arrays the model keeps and overwrites on the next call
+        of train_grads (copy what must outlive it); StepGrads.rows names, for the
+        untied embedding, the rows its gradient can be nonzero in (the window's
+        token ids, sorted and unique), so that the norm and the SGD update read
+        1,120 rows instead of V (optim.grad_norm, Optimizer.step's rows).
+        The same values as loss_and_grads, bit for bit.
+        """
+        r = self._bptt(inputs, targets, state, rng, None, extras=False, reuse=True)
+        rows = {} if self.config.tied else {"encoder.weight": self._grad_buffers.rows}
+        return StepGrads(r.loss, r.grads, r.state, rows)
+
     def bptt(self, inputs, targets, state=None, rng=None, masks=None, weights=None) -> BPTTResult:
         """loss_and_grads plus hs, dhs per layer and the initial-state gradient (all fresh copies)."""
         return self._bptt(inputs, targets, state, rng, masks, extras=True, weights=weights)
@@ -342,8 +390,10 @@ class RNNModel:
                                                     self.params["decoder.bias"], tgt, ws.plan.dW_transposed)
         return loss, ddec_b, caches, self.cell.backward
 
-    def _bptt(self, inputs, targets, state, rng, masks, extras, weights=None):
+    def _bptt(self, inputs, targets, state, rng, masks, extras, weights=None, reuse=False):
+        """reuse: the gradients in self._grad_buffers (train_grads) instead of fresh arrays."""
         cfg, dt, P, cell = self.config, self.dtype, self.params, self.cell
+        buffers = self._grad_buffers if reuse else None
         ids, tgt, state, masks = self._prepare(inputs, targets, state, masks)
         T, B = ids.shape
         N, V, E, H = T * B, cfg.vocab_size, cfg.emsize, cfg.hidden
@@ -352,7 +402,12 @@ class RNNModel:
         ws = self._workspace(T, B)
         scratch = self._output_scratch(ws, N)
         dtop = ws.get("dtop", (T, B, H), dt)
-        dW_dec = np.empty((V, H), dt)
+        if reuse and not cfg.tied:
+            dW_dec = buffers.get("decoder.weight", (V, H), dt)
+        elif reuse:
+            dW_dec = buffers.get("encoder.weight", (V, H), dt)
+        else:
+            dW_dec = np.empty((V, H), dt)
         if weights is None:
             loss, ddec_b, caches, top_backward = self._forward_and_output(ids, tgt, state, masks, ws, scratch,
                                                                           dtop.reshape(N, H), dW_dec)
@@ -369,7 +424,13 @@ class RNNModel:
         dhs_all = [None] * cfg.layers
         for layer in range(cfg.layers - 1, -1, -1):
             weights = self._layer_weights(layer)
-            dweights = tuple(np.zeros_like(w) for w in weights)
+            s = f"_l{layer}"
+            if reuse:
+                dweights = tuple(buffers.get(n + s, w.shape, dt, zero=True)
+                                 for n, w in zip(("rnn.weight_ih", "rnn.weight_hh", "rnn.bias_ih", "rnn.bias_hh"),
+                                                 weights))
+            else:
+                dweights = tuple(np.zeros_like(w) for w in weights)
             dx = ws.get(f"dx{layer}", (T, B, weights[0].shape[1]), dt)
             dhs = ws.get(f"dhs{layer}", (T, B, H), dt)
             cell_scratch = {name: ws.get(f"{name}{layer}", shape, dt)
@@ -377,7 +438,6 @@ class RNNModel:
             backward = top_backward if layer == cfg.layers - 1 else cell.backward
             backward(dx, dweights, tuple(d[layer] for d in dstate0), dhs, dh_out, cell_scratch, caches[layer],
                      weights, self.act, ws.plan)
-            s = f"_l{layer}"
             grads["rnn.weight_ih" + s], grads["rnn.weight_hh" + s] = dweights[0], dweights[1]
             grads["rnn.bias_ih" + s], grads["rnn.bias_hh" + s] = dweights[2], dweights[3]
             dhs_all[layer] = dhs
@@ -389,6 +449,13 @@ class RNNModel:
         # forward: emb = encoder.weight[ids]; tied: logits also used encoder.weight
         if cfg.tied:
             dW_enc = dW_dec
+        elif reuse:
+            # the buffer is zero outside the rows the last call wrote: clear those, then scatter
+            dW_enc = buffers.get("encoder.weight", (V, E), dt)
+            if buffers.rows is not None:
+                layers.clear_rows(dW_enc, buffers.rows)
+            buffers.rows = np.unique(ids)
+            grads["decoder.weight"] = dW_dec
         else:
             dW_enc = np.zeros((V, E), dt)
             grads["decoder.weight"] = dW_dec

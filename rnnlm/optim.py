@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import prange
 
-from ._jit import njit
+from ._jit import njit, njit_parallel
 # DEFAULT_LR: the learning rate each optimizer gets when --lr is not given. SGD's 20
 # goes with norm clipping at 0.25, as in pytorch/examples' word_language_model.
 from .config import DEFAULT_LR
@@ -27,11 +28,17 @@ from .errors import UserError
 # ---------------------------------------------------------------- clipping
 
 
+# Arrays longer than CHUNK are cut into CHUNK-element pieces handled in a prange:
+# the sum of squares adds the pieces' sums in their order, so the norm does not
+# depend on the thread count; 64K floats = 256 KB, a piece fits a core's L2.
+CHUNK = 1 << 16
+
+
 @njit(reassoc=True)
 def _sum_squares(flat):
     # flat: (n,) float32 or float64; the sum in float64. reassoc lets LLVM split it
     # into vector lanes (0.6 -> ~0.1 ns per element; a lane array did not vectorize,
-    # see layers.py). Serial, so it never depends on the thread count.
+    # see layers.py).
     total = 0.0
     for i in range(flat.shape[0]):
         v = np.float64(flat[i])
@@ -39,44 +46,125 @@ def _sum_squares(flat):
     return total
 
 
+@njit_parallel
+def _sum_squares_chunks(flat, chunk):
+    # The CHUNK pieces' sums in parallel, added in a fixed order.
+    n = flat.shape[0]
+    pieces = (n + chunk - 1) // chunk
+    part = np.empty(pieces)
+    for c in prange(pieces):
+        part[c] = _sum_squares(flat[c * chunk:min(n, (c + 1) * chunk)])
+    total = 0.0
+    for c in range(pieces):
+        total += part[c]
+    return total
+
+
+@njit_parallel
+def _sum_squares_rows(g, rows):
+    # g (V, E); rows: the rows to read, each row's sum in parallel, added in rows' order.
+    part = np.empty(rows.shape[0])
+    for i in prange(rows.shape[0]):
+        part[i] = _sum_squares(g[rows[i]])
+    total = 0.0
+    for i in range(rows.shape[0]):
+        total += part[i]
+    return total
+
+
 @njit
-def _sgd_update(p, g, lr):
-    # p -= lr * g in one pass over flat views, no (lr * g) temporary; lr has p's dtype.
+def _sgd_update(p, g, lr, scale):
+    # the update p -= lr * (g * scale) over flat views; lr and scale have p's dtype.
+    # g * scale is rounded first, as clip_grad_norm's g *= scale followed by
+    # p -= lr * g rounds it: the same bits, one pass instead of two.
     for i in range(p.shape[0]):
-        p[i] -= lr * g[i]
+        p[i] -= lr * (g[i] * scale)
 
 
-def grad_norm(grads) -> float:
+@njit_parallel
+def _sgd_update_chunks(p, g, lr, scale, chunk):
+    # _sgd_update in CHUNK pieces in parallel
+    n = p.shape[0]
+    for c in prange((n + chunk - 1) // chunk):
+        _sgd_update(p[c * chunk:min(n, (c + 1) * chunk)], g[c * chunk:min(n, (c + 1) * chunk)], lr, scale)
+
+
+@njit_parallel
+def _sgd_update_rows(p, g, rows, lr, scale):
+    # as _sgd_update, only the given rows of p (V, E) and g (V, E), rows in parallel
+    E = p.shape[1]
+    for i in prange(rows.shape[0]):
+        r = rows[i]
+        for j in range(E):
+            p[r, j] -= lr * (g[r, j] * scale)
+
+
+def _sum_squares_of(g, rows=None) -> float:
+    """Σ g² in float64, of the given rows only when rows is not None."""
+    if rows is not None:
+        return _sum_squares_rows(g, rows)
+    flat = np.ascontiguousarray(g).reshape(-1)
+    return _sum_squares(flat) if flat.shape[0] <= CHUNK else _sum_squares_chunks(flat, CHUNK)
+
+
+def grad_norm(grads, rows=None) -> float:
     """Joint L2 norm of all gradient arrays, accumulated in float64.
 
     float64 accumulation keeps a large-but-finite float32 gradient from
     overflowing the sum of squares to inf (which would look like a
     non-finite gradient), without a float64 copy of every gradient.
-    Returns nan/inf if any element is nan/inf.
+    Returns nan/inf if any element is nan/inf. Long arrays are summed in
+    fixed pieces on Numba's threads: the same value at any thread count.
+
+    rows: {name: sorted unique row indices (int64)} for 2-D gradients that are
+    zero outside those rows (the untied embedding's, `RNNModel.train_grads`);
+    only those rows are read. None: every element of every gradient.
     """
+    rows = rows or {}
     total = 0.0
-    for g in grads.values():
-        total += _sum_squares(np.ascontiguousarray(g).reshape(-1))
+    for name, g in grads.items():
+        total += _sum_squares_of(g, rows.get(name))
     return math.sqrt(total)
 
 
-def clip_grad_norm(grads, max_norm: float, norm: float | None = None) -> float:
+def clip_coef(norm: float, max_norm: float) -> float:
+    """The factor norm clipping multiplies every gradient by: max_norm / (norm + 1e-6)
+    (PyTorch's clip_grad_norm_) when that is below 1, else 1.0 (no clipping; also when
+    max_norm <= 0 or norm is not finite)."""
+    if max_norm > 0 and math.isfinite(norm):
+        coef = max_norm / (norm + 1e-6)
+        if coef < 1.0:
+            return coef
+    return 1.0
+
+
+def _scale(grads, coef: float, rows=None) -> None:
+    """g *= coef for every gradient (only the given rows of those in rows)."""
+    rows = rows or {}
+    for name, g in grads.items():
+        r = rows.get(name)
+        if r is None:
+            g *= g.dtype.type(coef)
+        else:
+            g[r] *= g.dtype.type(coef)
+
+
+def clip_grad_norm(grads, max_norm: float, norm: float | None = None, rows=None) -> float:
     """Rescale all gradients together so that their joint L2 norm is at most `max_norm`.
 
     Returns the norm *before* clipping, like `torch.nn.utils.clip_grad_norm_`.
     `norm`: the value of `grad_norm(grads)` if the caller already has it (the
     training loop does), which saves a pass over every gradient.
     The scale factor is `max_norm / (total_norm + 1e-6)` (PyTorch's), applied
-    only when it is below 1. `max_norm <= 0` means no clipping (the norm is
-    still returned). A non-finite norm leaves the gradients untouched: the
-    training loop's non-finite guard, not the clipper, decides what to do.
+    only when it is below 1 (`clip_coef`). `max_norm <= 0` means no clipping
+    (the norm is still returned). A non-finite norm leaves the gradients
+    untouched: the training loop's non-finite guard, not the clipper, decides
+    what to do. rows: as for grad_norm.
     """
-    total = grad_norm(grads) if norm is None else float(norm)
-    if max_norm > 0 and math.isfinite(total):
-        coef = max_norm / (total + 1e-6)
-        if coef < 1.0:
-            for g in grads.values():
-                g *= g.dtype.type(coef)
+    total = grad_norm(grads, rows) if norm is None else float(norm)
+    coef = clip_coef(total, max_norm)
+    if coef != 1.0:
+        _scale(grads, coef, rows)
     return total
 
 
@@ -125,9 +213,19 @@ class Optimizer:
         self.buffers = {kind: {k: np.zeros_like(p) for k, p in params.items()}
                         for kind in self.buffer_kinds}
 
-    def step(self, params, grads) -> None:
-        """Update every parameter in place from its gradient."""
+    def step(self, params, grads, rows=None, scale: float = 1.0) -> None:
+        """Update every parameter in place from its gradient.
+
+        scale: a factor for every gradient first (norm clipping's, `clip_coef`;
+        1.0: none). SGD folds it into its update pass; the others scale the
+        gradients in place, as clip_grad_norm would. rows: as for grad_norm
+        (gradients zero outside those rows): SGD updates only those rows (the
+        same result: the other rows' update is zero); the optimizers with
+        buffers update every row, as PyTorch's do for a dense gradient.
+        """
         self.steps += 1
+        if scale != 1.0:
+            _scale(grads, scale, rows)
         for k, p in params.items():
             self._update(k, p, grads[k])
 
@@ -162,15 +260,26 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Plain SGD: p -= lr * g."""
+    """Plain SGD: p -= lr * g (torch.optim.SGD without momentum), on Numba's threads."""
 
     name = "sgd"
 
-    def _update(self, key, p, g):
-        if p.flags.c_contiguous and g.flags.c_contiguous and g.dtype == p.dtype:
-            _sgd_update(p.reshape(-1), g.reshape(-1), p.dtype.type(self.lr))
-        else:
-            p -= p.dtype.type(self.lr) * g
+    def step(self, params, grads, rows=None, scale: float = 1.0) -> None:
+        self.steps += 1
+        rows = rows or {}
+        for k, p in params.items():
+            g = grads[k]
+            f = p.dtype.type
+            if not (p.flags.c_contiguous and g.flags.c_contiguous and g.dtype == p.dtype):
+                if scale != 1.0:
+                    g *= g.dtype.type(scale)
+                p -= f(self.lr) * g
+            elif rows.get(k) is not None and p.ndim == 2:
+                _sgd_update_rows(p, g, rows[k], f(self.lr), f(scale))
+            elif p.size <= CHUNK:
+                _sgd_update(p.reshape(-1), g.reshape(-1), f(self.lr), f(scale))
+            else:
+                _sgd_update_chunks(p.reshape(-1), g.reshape(-1), f(self.lr), f(scale), CHUNK)
 
 
 class Momentum(Optimizer):
@@ -233,12 +342,12 @@ class Adam(Optimizer):
             raise UserError(f"Adam betas must be in [0, 1), got {betas}")
         self.eps = eps
 
-    def step(self, params, grads) -> None:
+    def step(self, params, grads, rows=None, scale: float = 1.0) -> None:
         t = self.steps + 1
         # Bias corrections in float64, once per step (as PyTorch computes them in Python floats).
         self._step_size = self.lr / (1 - self.beta1 ** t)
         self._sqrt_bc2 = math.sqrt(1 - self.beta2 ** t)
-        super().step(params, grads)
+        super().step(params, grads, rows, scale)
 
     def _update(self, key, p, g):
         f = p.dtype.type

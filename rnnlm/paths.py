@@ -29,6 +29,12 @@ from . import pblas
 # 4-5% faster at small (H = 128... 256), 9-15% at medium, 6-11% at large (512).
 SPLIT_MIN_H = 128
 
+# The GRU step shared the same way (gru.py), from this H up. Measured 30 Nov 2026,
+# 2 threads, 7 interleaved pairs of training and eval runs, split against serial:
+# H = 128 training 0.99-1.05x, eval 0.88-0.96x (three runs: slower); H = 256
+# training 1.04x, eval 1.04x; H = 512 training 1.05x, eval 1.07x.
+GRU_SPLIT_MIN_H = 256
+
 # Output layer's dW as dWᵀ = xᵀ · dlogits per thread block (layers._output_loss_and_grads)
 # up to this H. OpenBLAS runs that form 35% (H = 64), 33% (128), 19% (256) and 11%
 # (512) faster here than dlogitsᵀ · x, but the parts must then be added up
@@ -48,15 +54,25 @@ OVERLAP_MIN_THREADS = 2
 
 class Plan(NamedTuple):
     """The paths a workspace's steps take (see the module docstring)."""
-    unit_bounds: np.ndarray   # (parts+1,) int64: LSTM step shared by hidden unit; 2 entries = serial
+    unit_bounds: np.ndarray   # (parts+1,) int64: LSTM / GRU step shared by hidden unit; 2 entries = serial
     overlapped: bool          # LSTM top layer's recurrence overlapped with the output layer
     dW_transposed: bool       # output layer's dW computed as dWᵀ parts
 
 
-def unit_bounds(H) -> np.ndarray:
-    """Hidden-unit boundaries of the parts an LSTM step is shared in (one per Numba thread)."""
-    parts = min(pblas.n_blocks(), H) if H >= SPLIT_MIN_H else 1
+def unit_bounds(H, cell="lstm") -> np.ndarray:
+    """Hidden-unit boundaries of the parts an LSTM or GRU step is shared in (one per Numba
+    thread; [0, H], one part, below the cell's threshold)."""
+    parts = min(pblas.n_blocks(), H) if H >= (GRU_SPLIT_MIN_H if cell == "gru" else SPLIT_MIN_H) else 1
     return np.array([p * H // parts for p in range(parts + 1)], np.int64)
+
+
+def unit_rows(W_hh, bounds, gates):
+    """W_hh (gates*H, H) with its rows reordered so that part p's rows (every gate's rows of
+    its units bounds[p]..bounds[p+1], gate by gate) are the block [gates*u0, gates*u1)."""
+    H = W_hh.shape[1]
+    order = np.concatenate([gate * H + np.arange(bounds[p], bounds[p + 1])
+                            for p in range(len(bounds) - 1) for gate in range(gates)])
+    return W_hh[order]
 
 
 def dW_transposed(H) -> bool:
@@ -72,4 +88,4 @@ def overlapped(cell, H) -> bool:
 
 def plan(cell, H) -> Plan:
     """The decision for a model of this cell and H at the current thread count."""
-    return Plan(unit_bounds(H), overlapped(cell, H), dW_transposed(H))
+    return Plan(unit_bounds(H, cell), overlapped(cell, H), dW_transposed(H))

@@ -300,9 +300,10 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
     good state there).
     """
     from .omega import omega_and_grad
-    from .optim import clip_grad_norm, clip_grad_value, first_nonfinite, grad_norm
+    from .optim import clip_coef, clip_grad_value, first_nonfinite, grad_norm
 
     omega = None
+    rows = {}
     if config.omega > 0:
         # Ω needs the per-step states and state gradients; its W_hh gradient
         # joins the loss gradients before the non-finite guard and clipping.
@@ -312,10 +313,11 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
         for name, d in domega.items():
             grads[name] += d
     else:
-        loss, grads, new_state = model.loss_and_grads(inputs, targets, state, rng=rng)
+        # the model's gradient buffers; rows: where the embedding's gradient can be nonzero
+        loss, grads, new_state, rows = model.train_grads(inputs, targets, state, rng=rng)
     loss = float(loss)
     ok = math.isfinite(loss) and loss < MAX_LOSS
-    norm = grad_norm(grads) if ok else math.nan
+    norm = grad_norm(grads, rows) if ok else math.nan
     if not ok:
         bad = "loss"
     elif not math.isfinite(norm):
@@ -327,19 +329,21 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
         return StepResult(**window, grad_norm_clipped=norm, clipped=False, lr=opt.lr, bad=bad, state=state)
     clipped = False
     norm_after = norm
+    scale = 1.0
     if config.clip_norm > 0:
-        clip_grad_norm(grads, config.clip_norm, norm=norm)   # norm: computed above
+        # norm clipping (PyTorch's clip_grad_norm_), applied by the optimizer's pass: scale
+        scale = clip_coef(norm, config.clip_norm)
         clipped = norm > config.clip_norm
         if clipped:
             norm_after = norm * (config.clip_norm / (norm + 1e-6))
     elif config.clip_value > 0:
         clipped = clip_grad_value(grads, config.clip_value) > 0
         if clipped:
-            norm_after = grad_norm(grads)
+            norm_after = grad_norm(grads, rows)
     lr = opt.lr
     if before_update is not None:
         before_update()
-    opt.step(model.params, grads)
+    opt.step(model.params, grads, rows=rows, scale=scale)
     return StepResult(**window, grad_norm_clipped=norm_after, clipped=clipped, lr=lr, bad=None, state=new_state)
 
 

@@ -84,13 +84,29 @@ def test_forward_matches_naive(cell, act, dtype, rtol):
 
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-def test_lstm_step_shared_between_threads_matches_naive(dtype, rtol, monkeypatch):
-    """The LSTM step split by hidden unit into 2 parts (as from H = 128 up), whatever the CPU."""
+def test_step_shared_between_threads_matches_naive(cell, dtype, rtol, monkeypatch):
+    """The LSTM and GRU step split by hidden unit into 2 parts (as from H = 128 up), whatever the CPU."""
     monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
+    monkeypatch.setattr(paths, "GRU_SPLIT_MIN_H", 1)
     monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 2)
     assert list(paths.unit_bounds(H)) == [0, 3, 6]
-    test_forward_matches_naive("lstm", "tanh", dtype, rtol)
+    test_forward_matches_naive(cell, "tanh", dtype, rtol)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_step_shared_between_threads_backward_equals_serial(cell, monkeypatch):
+    """The split backward (3 unequal parts) gives the serial backward's gradients (float64)."""
+    w = _setup(cell, seed=4)
+    serial = _backward(cell, w, _forward(cell, w), "tanh")
+    monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
+    monkeypatch.setattr(paths, "GRU_SPLIT_MIN_H", 1)
+    monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 4)
+    assert list(paths.unit_bounds(H)) == [0, 1, 3, 4, 6]
+    split = _backward(cell, w, _forward(cell, w), "tanh")
+    for name in serial:
+        np.testing.assert_allclose(split[name], serial[name], rtol=1e-12, atol=1e-12, err_msg=name)
 
 def _numeric(fn, arr, eps=1e-5):
     out = np.empty(arr.size)

@@ -51,12 +51,14 @@ def test_cli(capsys):
     assert "for --cell rnn" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_gradcheck_lstm_step_shared_between_threads(monkeypatch, layers):
-    """The LSTM recurrence split by hidden unit (used from H = 128 up) against finite differences."""
+def test_gradcheck_step_shared_between_threads(monkeypatch, layers, cell):
+    """The LSTM and GRU recurrence split by hidden unit (used from H = 128 up) against finite differences."""
     from rnnlm import paths
     monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
+    monkeypatch.setattr(paths, "GRU_SPLIT_MIN_H", 1)
     monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 3)   # 3 unequal parts of H = 8, whatever the CPU
     assert len(paths.unit_bounds(8)) == 4
-    rep = gradcheck(cell="lstm", layers=layers, hidden=8, emsize=8)
+    rep = gradcheck(cell=cell, layers=layers, hidden=8, emsize=8)
     assert rep.ok, "\n".join(rep.lines())

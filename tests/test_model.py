@@ -224,3 +224,34 @@ def test_bad_config_and_inputs():
         m.loss(np.full((T, B), V), np.zeros((T, B), int), m.init_state(B))
     with pytest.raises(ValueError, match="shape"):
         m.loss(np.zeros((T, B), int), np.zeros((T, B), int), m.init_state(B + 1))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_train_grads_equal_loss_and_grads_bitwise_and_reuse_buffers(cell, tied):
+    # train_grads keeps its gradient buffers and clears only the embedding rows it wrote
+    # last time: over windows with different token ids it must still equal loss_and_grads
+    m = _model(cell, seed=9, tied=tied, dropout=0.2)
+    rng = np.random.default_rng(10)
+    kept = None
+    for k in range(4):
+        x, y = (rng.integers(0, V, (T, B)) for _ in range(2))
+        state = m.init_state(B)
+        loss, grads, final = m.loss_and_grads(x, y, state, rng=np.random.default_rng(k))
+        r = m.train_grads(x, y, state, rng=np.random.default_rng(k))
+        assert r.loss == loss and list(r.grads) == list(grads)
+        for name in grads:
+            np.testing.assert_array_equal(r.grads[name], grads[name], err_msg=f"{name}, window {k}")
+        for a, b in zip(r.state, final):
+            np.testing.assert_array_equal(a, b)
+        if tied:
+            assert r.rows == {}
+        else:
+            np.testing.assert_array_equal(r.rows["encoder.weight"], np.unique(x))
+            outside = np.setdiff1d(np.arange(V), np.unique(x))
+            assert not r.grads["encoder.weight"][outside].any()
+        if kept is not None:      # the same arrays, overwritten (the (V,) decoder.bias is a fresh sum)
+            assert all(r.grads[name] is kept[name] for name in grads if name != "decoder.bias")
+        kept = r.grads
+        for p in m.params.values():   # move the weights, as an update would
+            p -= 0.05 * rng.standard_normal(p.shape).astype(p.dtype)

@@ -149,3 +149,67 @@ def test_fast_paths_match_plain_numpy():
     optim.SGD(p, 0.5).step(p, g)
     for k in p:
         np.testing.assert_allclose(p[k], expect[k], rtol=1e-6, atol=1e-6)
+
+
+def test_long_arrays_norm_and_sgd_in_pieces_match_serial_and_any_thread_count():
+    # arrays longer than optim.CHUNK are summed and updated in fixed pieces on Numba's threads
+    import numba
+    rng = np.random.default_rng(11)
+    n = 3 * optim.CHUNK + 123
+    g = {"w": rng.standard_normal(n).astype(np.float32), "b": rng.standard_normal(7).astype(np.float32)}
+    ref = math.sqrt(sum(float(np.sum(x.astype(np.float64) ** 2)) for x in g.values()))
+    saved = numba.get_num_threads()
+    try:
+        norms = []
+        for threads in sorted({1, saved}):
+            numba.set_num_threads(threads)
+            norms.append(optim.grad_norm(g))
+    finally:
+        numba.set_num_threads(saved)
+    assert norms[0] == pytest.approx(ref, rel=1e-12) and len(set(norms)) == 1
+    # the fused clip + SGD pass: the same bits as scaling the gradients, then p -= lr * g
+    p = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in g.items()}
+    p_fused = {k: v.copy() for k, v in p.items()}
+    g_plain = {k: v.copy() for k, v in g.items()}
+    coef = optim.clip_coef(norms[0], 1.0)
+    assert coef == pytest.approx(1.0 / (ref + 1e-6), rel=1e-9)
+    optim.clip_grad_norm(g_plain, 1.0)
+    for k in p:
+        p[k] -= np.float32(0.5) * g_plain[k]
+    optim.SGD(p_fused, 0.5).step(p_fused, g, scale=coef)
+    for k in p:
+        np.testing.assert_array_equal(p_fused[k], p[k], err_msg=k)
+    assert optim.clip_coef(0.5, 1.0) == 1.0 and optim.clip_coef(math.inf, 1.0) == 1.0
+    assert optim.clip_coef(5.0, 0.0) == 1.0
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_rows_hint_gives_the_dense_result(name):
+    # a gradient zero outside `rows` (the untied embedding's): the norm reads those rows only,
+    # and every optimizer's step equals the dense one; SGD touches only those rows
+    rng = np.random.default_rng(12)
+    V, E = 50, 8
+    rows = np.array([3, 7, 20, 49])
+    g = np.zeros((V, E), np.float32)
+    g[rows] = rng.standard_normal((len(rows), E)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    dense = {"enc": g.copy(), "b": b.copy()}
+    hinted = {"enc": g.copy(), "b": b.copy()}
+    assert optim.grad_norm(hinted, {"enc": rows}) == pytest.approx(optim.grad_norm(dense), rel=1e-12)
+    params = {"enc": rng.standard_normal((V, E)).astype(np.float32), "b": rng.standard_normal(5).astype(np.float32)}
+    p_dense = {k: v.copy() for k, v in params.items()}
+    p_hint = {k: v.copy() for k, v in params.items()}
+    opt_dense, opt_hint = optim.make_optimizer(name, p_dense, 0.1), optim.make_optimizer(name, p_hint, 0.1)
+    for _ in range(2):
+        opt_dense.step(p_dense, {k: v.copy() for k, v in dense.items()}, scale=0.5)
+        opt_hint.step(p_hint, {k: v.copy() for k, v in hinted.items()}, rows={"enc": rows}, scale=0.5)
+    for k in params:
+        np.testing.assert_array_equal(p_hint[k], p_dense[k], err_msg=k)
+    untouched = np.setdiff1d(np.arange(V), rows)
+    if name == "sgd":
+        np.testing.assert_array_equal(p_hint["enc"][untouched], params["enc"][untouched])
+    assert not np.array_equal(p_hint["enc"][rows], params["enc"][rows])
+    # clip_grad_norm with the hint scales the rows only, which is all there is
+    g2 = {"enc": g.copy(), "b": b.copy()}
+    optim.clip_grad_norm(g2, 0.1, rows={"enc": rows})
+    assert optim.grad_norm(g2) == pytest.approx(0.1, rel=1e-5)

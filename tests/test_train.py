@@ -164,17 +164,18 @@ def test_explosion_via_cli_exits_zero(text, tmp_path, capsys):
 
 
 def _poison(monkeypatch, at_call, name):
-    original = RNNModel.loss_and_grads
+    # the training step's gradients come from RNNModel.train_grads
+    original = RNNModel.train_grads
     calls = {"n": 0}
 
     def poisoned(self, *a, **k):
-        loss, grads, state = original(self, *a, **k)
+        r = original(self, *a, **k)
         calls["n"] += 1
         if calls["n"] == at_call:
-            grads[name][0, 0] = np.inf
-        return loss, grads, state
+            r.grads[name][0, 0] = np.inf
+        return r
 
-    monkeypatch.setattr(RNNModel, "loss_and_grads", poisoned)
+    monkeypatch.setattr(RNNModel, "train_grads", poisoned)
 
 
 def test_nonfinite_gradient_skip_and_stop(text, tmp_path, monkeypatch):

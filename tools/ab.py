@@ -5,9 +5,10 @@
 
 What a restructuring must show (ours before vs ours after, same harness): each side imports its own
 checkout's `rnnlm` in a worker process and is timed on the same windows, repeat by repeat, the order of
-the two sides swapped every repeat. Only public API is used (ModelConfig, RNNModel, SGD, clip_grad_norm,
-grad_norm, jacobian.lag_curve), so both sides run this same harness. The steps are bench.py's: forward,
-BPTT, global-norm clipping (0.25) and an SGD update at B = 32, T = 35, E = H, 2 threads; eval is the loss
+the two sides swapped every repeat. Only public API is used (ModelConfig, RNNModel, SGD, train.train_step,
+jacobian.lag_curve; clip_grad_norm and grad_norm for checkouts older than train_step), so both sides run
+this same harness. The steps are bench.py's (train.train_step): forward, BPTT, global-norm clipping (0.25)
+and an SGD update at B = 32, T = 35, E = H, 2 threads; eval is the loss
 alone; `--jacobian` times jacobian.lag_curve at H = 256, max lag 100, 32 anchors (float64), as
 `bench --jacobian` does. Prints, per row, each side's rate (tokens/s; for the Jacobian, curves per
 minute), the median over repeats of the per-repeat ratio new/old, and that ratio's range; then JSON.
@@ -35,7 +36,17 @@ def setup(cell, config):
     m = RNNModel(ModelConfig(vocab_size=V, cell=cell, emsize=H, hidden=H, dropout=0.0), seed=0)
     opt = SGD(m.params, 1.0)
     st = [m.init_state(B)]
+    try:
+        from rnnlm.config import TrainConfig
+        from rnnlm.train import train_step
+    except ImportError:                        # a checkout from before train.train_step
+        train_step = None
     def train():
+        if train_step is not None:             # the training loop's own step, as bench.py times it
+            cfg = TrainConfig(clip_norm=0.25)
+            for w in windows:
+                st[0] = train_step(m, opt, cfg, w[:-1], w[1:], st[0], None).state
+            return
         for w in windows:
             loss, grads, st[0] = m.loss_and_grads(w[:-1], w[1:], st[0])
             clip_grad_norm(grads, 0.25, norm=grad_norm(grads))
