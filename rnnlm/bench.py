@@ -526,8 +526,8 @@ PHASES = {
     "output": "output layer: logits, softmax cross-entropy, dlogits, dx, dW, dbias (layers.output_loss_and_grads)",
     "rec_fwd": "recurrent forward of every layer, its input projection included (the cell's forward)",
     "rec_bwd": "recurrent backward (BPTT), dW_ih, dW_hh, dbias and dx included (the cell's backward)",
-    "embedding": "embedding forward and backward (layers.embedding_forward / _backward)",
-    "clip_opt": "gradient norm, norm clipping and the SGD update (optim.grad_norm, clip_grad_norm, SGD.step)",
+    "embedding": "embedding forward and backward (layers.embedding_forward / _backward / clear_rows)",
+    "clip_opt": "gradient norm, then the SGD update with norm clipping's factor (optim.grad_norm, SGD.step)",
     "other": "everything else: Python between the kernels, small NumPy ops, allocations",
 }
 PHASE_HEADS = {"output": "output", "rec_fwd": "rec fwd", "rec_bwd": "rec bwd", "embedding": "embed",
@@ -605,9 +605,9 @@ def _phase_hooks(ours, timer):
 
     model = ours.model
     hooks = [(layers, "output_loss_and_grads", "output"), (layers, "embedding_forward", "embedding"),
-             (layers, "embedding_backward", "embedding"), (layers, "clear_rows", "embedding"), (overlap, "lstm_forward_and_output", "rec_fwd"),
-             (overlap, "lstm_backward_and_output_dW", "rec_bwd"), (optim, "grad_norm", "clip_opt"),
-             (optim, "clip_grad_norm", "clip_opt")]
+             (layers, "embedding_backward", "embedding"), (layers, "clear_rows", "embedding"),
+             (overlap, "lstm_forward_and_output", "rec_fwd"), (overlap, "lstm_backward_and_output_dW", "rec_bwd"),
+             (optim, "grad_norm", "clip_opt"), (optim, "clip_grad_norm", "clip_opt")]
     saved = [(module, name, getattr(module, name)) for module, name, _ in hooks]
     cell = model.cell
     try:
