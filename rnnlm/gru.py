@@ -147,6 +147,7 @@ def _backward_units(dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T, t, u0, 
 
 @njit
 def _backward_finish(dh0, dha, direct, W_hh_T):
+    """dh0 (B, H) += dL/dh_0, from step 0's hidden-side gradient dha[0] and its direct path."""
     # forward: hh_1 = h_0 · W_hhᵀ + b_hh ; h_1 = ... + z ⊙ h_0
     dh_first = gemm(dha[0], W_hh_T.T, np.empty_like(dh0))
     dh_first += direct

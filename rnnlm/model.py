@@ -342,7 +342,7 @@ class RNNModel:
         of train_grads (copy what must outlive it); StepGrads.rows names, for the
         untied embedding, the rows its gradient can be nonzero in (the window's
         token ids, sorted and unique), so that the norm and the SGD update read
-        1,120 rows instead of V (optim.grad_norm, Optimizer.step's rows).
+        at most T·B rows instead of V (optim.grad_norm, Optimizer.step's rows).
         The same values as loss_and_grads, bit for bit.
         """
         r = self._bptt(inputs, targets, state, rng, None, extras=False, reuse=True)

@@ -91,12 +91,20 @@ def _sgd_update_chunks(p, g, lr, scale, chunk):
 
 @njit_parallel
 def _sgd_update_rows(p, g, rows, lr, scale):
-    # as _sgd_update, only the given rows of p (V, E) and g (V, E), rows in parallel
-    E = p.shape[1]
+    # _sgd_update on the given rows of p (V, E) and g (V, E), rows in parallel (rows unique)
     for i in prange(rows.shape[0]):
-        r = rows[i]
-        for j in range(E):
-            p[r, j] -= lr * (g[r, j] * scale)
+        _sgd_update(p[rows[i]], g[rows[i]], lr, scale)
+
+
+def compile_sgd(dtype) -> None:
+    """Run SGD's kernels once on throwaway arrays of `dtype`, so that they compile (or load
+    from Numba's cache) before a training loop's first timed step rather than inside it."""
+    f = np.dtype(dtype).type
+    p = np.zeros(CHUNK + 1, dtype)
+    _sgd_update(p, p.copy(), f(0), f(1))
+    _sgd_update_chunks(p, p.copy(), f(0), f(1), CHUNK)
+    p2 = np.zeros((2, 2), dtype)
+    _sgd_update_rows(p2, p2.copy(), np.zeros(1, np.int64), f(0), f(1))
 
 
 def _sum_squares_of(g, rows=None) -> float:
@@ -217,11 +225,12 @@ class Optimizer:
         """Update every parameter in place from its gradient.
 
         scale: a factor for every gradient first (norm clipping's, `clip_coef`;
-        1.0: none). SGD folds it into its update pass; the others scale the
-        gradients in place, as clip_grad_norm would. rows: as for grad_norm
-        (gradients zero outside those rows): SGD updates only those rows (the
-        same result: the other rows' update is zero); the optimizers with
-        buffers update every row, as PyTorch's do for a dense gradient.
+        1.0: none). SGD folds it into its update pass and leaves the gradient
+        arrays as they were; the others scale the gradients in place first, as
+        clip_grad_norm would. rows: as for grad_norm (gradients zero outside
+        those sorted unique rows): SGD updates only those rows (the same
+        result: the other rows' update is zero); the optimizers with buffers
+        update every row, as PyTorch's do for a dense gradient.
         """
         self.steps += 1
         if scale != 1.0:
@@ -272,7 +281,7 @@ class SGD(Optimizer):
             f = p.dtype.type
             if not (p.flags.c_contiguous and g.flags.c_contiguous and g.dtype == p.dtype):
                 if scale != 1.0:
-                    g *= g.dtype.type(scale)
+                    _scale({k: g}, scale)
                 p -= f(self.lr) * g
             elif rows.get(k) is not None and p.ndim == 2:
                 _sgd_update_rows(p, g, rows[k], f(self.lr), f(scale))

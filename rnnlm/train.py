@@ -303,7 +303,7 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
     from .optim import clip_coef, clip_grad_value, first_nonfinite, grad_norm
 
     omega = None
-    rows = {}
+    grad_rows = {}
     if config.omega > 0:
         # Ω needs the per-step states and state gradients; its W_hh gradient
         # joins the loss gradients before the non-finite guard and clipping.
@@ -313,11 +313,11 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
         for name, d in domega.items():
             grads[name] += d
     else:
-        # the model's gradient buffers; rows: where the embedding's gradient can be nonzero
-        loss, grads, new_state, rows = model.train_grads(inputs, targets, state, rng=rng)
+        # the model's gradient buffers; grad_rows: where the embedding's gradient can be nonzero
+        loss, grads, new_state, grad_rows = model.train_grads(inputs, targets, state, rng=rng)
     loss = float(loss)
     ok = math.isfinite(loss) and loss < MAX_LOSS
-    norm = grad_norm(grads, rows) if ok else math.nan
+    norm = grad_norm(grads, grad_rows) if ok else math.nan
     if not ok:
         bad = "loss"
     elif not math.isfinite(norm):
@@ -335,15 +335,15 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
         scale = clip_coef(norm, config.clip_norm)
         clipped = norm > config.clip_norm
         if clipped:
-            norm_after = norm * (config.clip_norm / (norm + 1e-6))
+            norm_after = norm * scale
     elif config.clip_value > 0:
         clipped = clip_grad_value(grads, config.clip_value) > 0
         if clipped:
-            norm_after = grad_norm(grads, rows)
+            norm_after = grad_norm(grads, grad_rows)
     lr = opt.lr
     if before_update is not None:
         before_update()
-    opt.step(model.params, grads, rows=rows, scale=scale)
+    opt.step(model.params, grads, rows=grad_rows, scale=scale)
     return StepResult(**window, grad_norm_clipped=norm_after, clipped=clipped, lr=lr, bad=None, state=new_state)
 
 
@@ -909,13 +909,20 @@ def _warm_up(s: "_Session", timing: _Timing) -> None:
     """
     import numpy as np
 
-    from .optim import grad_norm
+    from . import layers
+    from .optim import SGD, compile_sgd, grad_norm
     T = min(s.config.bptt, s.train_stream.shape[0] - 1)
     model = s.model
-    # _bptt, not loss_and_grads: tests count (and poison) the training calls of loss_and_grads.
+    # train_step's path (the model's gradient buffers, the norm by rows), through _bptt, not
+    # train_grads: tests count (and poison) the training calls of train_grads.
     r = model._bptt(s.train_stream[:T], s.train_stream[1:T + 1], model.init_state(s.train_stream.shape[1]),
-                    np.random.default_rng(0), None, extras=False)
-    grad_norm(r.grads)
+                    np.random.default_rng(0), None, extras=False, reuse=True)
+    rows = {} if model.config.tied else {"encoder.weight": model._grad_buffers.rows}
+    grad_norm(r.grads, rows)
+    for name, r_rows in rows.items():
+        layers.clear_rows(r.grads[name], r_rows)   # what the first step does first; the buffer stays valid
+    if isinstance(s.opt, SGD):
+        compile_sgd(model.dtype)
     v = s.valid_stream
     if v.shape[0] < 2 or not (s.config.max_minutes or s.config.eval_minutes):
         return      # no budget to reserve and no timed validation to size: nothing uses the speed

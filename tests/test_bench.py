@@ -74,3 +74,20 @@ def test_comparison_record_and_table(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "ratio [per repeat]" in out
     assert f"{rec['train_ratio']:.2f}x [{rec['train_ratio_range'][0]:.2f}-" in out
+
+
+def test_compile_probe_sees_the_first_training_step(text, tmp_path):
+    # bench.compile_times times `train --max-steps 1` to the end of its first step with
+    # bench._TRAIN_PROBE, which hooks train.train_step (the probe printed nan while it
+    # hooked a method the training step no longer calls)
+    import subprocess
+    import sys
+    import time
+    argv = ["train", "--corpus", str(text), "--cell", "rnn", "--emsize", "8", "--hidden", "8",
+            "--max-steps", "1", "--no-progress", "--sample-words", "0", "--out", str(tmp_path / "run")]
+    res = subprocess.run([sys.executable, "-c", bench._TRAIN_PROBE, repr(time.time()), "--", *argv],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    seconds, status = res.stdout.strip().splitlines()[-1].split()
+    assert status == "0" and seconds != "nan", "the probe saw no training step"
+    assert 0 < float(seconds) < 600

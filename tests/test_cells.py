@@ -87,7 +87,7 @@ def test_forward_matches_naive(cell, act, dtype, rtol):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 def test_step_shared_between_threads_matches_naive(cell, dtype, rtol, monkeypatch):
-    """The LSTM and GRU step split by hidden unit into 2 parts (as from H = 128 up), whatever the CPU."""
+    """The LSTM and GRU step split by hidden unit into 2 parts (as from H = 128 / 256 up), whatever the CPU."""
     monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
     monkeypatch.setattr(paths, "GRU_SPLIT_MIN_H", 1)
     monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 2)
@@ -97,7 +97,7 @@ def test_step_shared_between_threads_matches_naive(cell, dtype, rtol, monkeypatc
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_step_shared_between_threads_backward_equals_serial(cell, monkeypatch):
-    """The split backward (3 unequal parts) gives the serial backward's gradients (float64)."""
+    """The split backward (4 unequal parts) gives the serial backward's gradients (float64)."""
     w = _setup(cell, seed=4)
     serial = _backward(cell, w, _forward(cell, w), "tanh")
     monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)

@@ -54,7 +54,7 @@ def test_cli(capsys):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_gradcheck_step_shared_between_threads(monkeypatch, layers, cell):
-    """The LSTM and GRU recurrence split by hidden unit (used from H = 128 up) against finite differences."""
+    """The LSTM and GRU recurrence split by hidden unit (used from H = 128 / 256 up) against finite differences."""
     from rnnlm import paths
     monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
     monkeypatch.setattr(paths, "GRU_SPLIT_MIN_H", 1)
