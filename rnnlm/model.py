@@ -58,8 +58,8 @@ class StepGrads(NamedTuple):
     grads: dict     # name -> gradient, keyed like params: the model's buffers (decoder.bias: a fresh
                     # (V,) sum), overwritten by the next call
     state: tuple    # final state (a fresh copy)
-    rows: dict      # name -> sorted unique rows (int64) outside which that gradient is zero
-                    # (the untied embedding's: the token ids of the window); {} when tied
+    grad_rows: dict  # name -> sorted unique rows (int64) outside which that gradient is zero
+                     # (the untied embedding's: the token ids of the window); {} when tied
 
 
 class _GradBuffers:
@@ -339,11 +339,17 @@ class RNNModel:
         """loss_and_grads for the training step (train.train_step), without its allocations.
 
         The gradients are arrays the model keeps and overwrites on the next call
-        of train_grads (copy what must outlive it); StepGrads.rows names, for the
-        untied embedding, the rows its gradient can be nonzero in (the window's
-        token ids, sorted and unique), so that the norm and the SGD update read
-        at most T·B rows instead of V (optim.grad_norm, Optimizer.step's rows).
-        The same values as loss_and_grads, bit for bit.
+        of train_grads (copy what must outlive it; decoder.bias is a fresh (V,)
+        array); StepGrads.grad_rows names, for the untied embedding, the rows its
+        gradient can be nonzero in (the window's token ids, sorted and unique), so
+        that the norm and the SGD update read at most T·B rows instead of V
+        (optim.grad_norm, Optimizer.step's rows). The same values as
+        loss_and_grads, bit for bit.
+
+        The one rule for callers: leave the embedding's gradient zero outside
+        grad_rows. The next call clears only the rows this one wrote, so a value
+        written elsewhere (weight decay added in place to the whole array, say)
+        would stay in the next step's gradient; scaling it in place is fine.
         """
         r = self._bptt(inputs, targets, state, rng, None, extras=False, reuse=True)
         rows = {} if self.config.tied else {"encoder.weight": self._grad_buffers.rows}

@@ -8,8 +8,9 @@ arithmetic that LLVM turns into AVX2 code (8 lanes), about 1 ns per element.
 
 Accuracy: exp is Cephes' expf (Cody-Waite range reduction, degree-6
 polynomial), within 2 ulp of the correctly rounded float32 result for inputs
-above -87.3; below that float32 exp is subnormal or 0, and expf gives 0 (as
-fsigmoid gives 0 for a result below the smallest normal float32: see FLT_MIN). tanh is Cephes' tanhf: an odd polynomial for |x| < 0.625 (so
+above -87 (below that float32 exp is subnormal; the result is clamped to
+~1e-38 instead). The sigmoid gives 0 where its result would be subnormal
+(FLT_MIN). tanh is Cephes' tanhf: an odd polynomial for |x| < 0.625 (so
 small arguments keep their relative accuracy) and 1 - 2/(exp(2|x|) + 1) above.
 NaN in gives NaN out (the training loop's non-finite guard depends on it).
 
@@ -62,27 +63,26 @@ def fmax(typingctx, a, b):
     return sig, codegen
 
 
-# The smallest normal float32. Results below it (subnormals) are flushed to 0 here:
-# a CPU computes with subnormal operands in microcode, tens of times slower, and
-# a diverging run whose saturated gates gave ~5e-39 instead of 0 crawled (the
-# README's "Known problems"). Healthy runs never come near: unchanged bit for bit.
+# The smallest normal float32. A sigmoid result below it (a subnormal) is flushed to
+# 0: a CPU computes with subnormal operands in microcode, tens of times slower, and a
+# diverging run whose saturated gates gave ~5e-39 instead of 0 crawled (the README's
+# "Known problems"). Healthy runs never come near: unchanged bit for bit. expf keeps
+# its clamp (~1.2e-38 below -87.3): flushing it too cost 9% of the softmax's exp pass.
 FLT_MIN = 1.1754944e-38
 
 
 @njit(inline="always")
 def expf(x):
-    """float32 exp (see the module doc); x is clamped to [-87.3, 88.3] first, and
-    x < -87.3 gives 0 (float32 exp is subnormal or 0 there)."""
+    """float32 exp (see the module doc); x is clamped to [-87.3, 88.3] first."""
     f = np.float32
-    xc = min(max(x, f(-87.3)), f(88.3))
-    n = np.floor(xc * f(_LOG2E) + f(0.5))
-    r = xc - n * f(_LN2_HI) - n * f(_LN2_LO)
+    x = min(max(x, f(-87.3)), f(88.3))
+    n = np.floor(x * f(_LOG2E) + f(0.5))
+    r = x - n * f(_LN2_HI) - n * f(_LN2_LO)
     p = ((((f(_EXP_P[0]) * r + f(_EXP_P[1])) * r + f(_EXP_P[2])) * r
           + f(_EXP_P[3])) * r + f(_EXP_P[4])) * r + f(_EXP_P[5])
     y = p * (r * r) + r + f(1)
     # 2**n built from its exponent bits; n is in [-126, 127] after the clamp
-    e = y * _float32_from_bits((np.int32(n) + np.int32(127)) << 23)
-    return f(0) if x < f(-87.3) else e       # a select (NaN: the compare is false, NaN stays)
+    return y * _float32_from_bits((np.int32(n) + np.int32(127)) << 23)
 
 
 @njit(inline="always")
@@ -90,7 +90,10 @@ def sigmoidf(x):
     """float32 1 / (1 + exp(-x)), a result below FLT_MIN flushed to 0 (x < about -87.3)."""
     f = np.float32
     s = f(1) / (f(1) + expf(-x))
-    return f(0) if s < f(FLT_MIN) else s     # NaN: the compare is false, NaN stays
+    # times a 0/1 weight, not an if (inlined into a loop, it stays one basic block, as
+    # tanhf's blend; a conditional expression there also trips Numba's IR checks);
+    # NaN: NaN * 0 is NaN
+    return s * f(s >= f(FLT_MIN))
 
 
 @njit(inline="always")

@@ -245,9 +245,9 @@ def test_train_grads_equal_loss_and_grads_bitwise_and_reuse_buffers(cell, tied):
         for a, b in zip(r.state, final):
             np.testing.assert_array_equal(a, b)
         if tied:
-            assert r.rows == {}
+            assert r.grad_rows == {}
         else:
-            np.testing.assert_array_equal(r.rows["encoder.weight"], np.unique(x))
+            np.testing.assert_array_equal(r.grad_rows["encoder.weight"], np.unique(x))
             outside = np.setdiff1d(np.arange(V), np.unique(x))
             assert not r.grads["encoder.weight"][outside].any()
         if kept is not None:      # the same arrays, overwritten (the (V,) decoder.bias is a fresh sum)
