@@ -398,6 +398,12 @@ def jacobian_overhead(every=500, repeats=3, steps=5):
     return {"step_s": step_s, "curve_s": curve_s, "every": every, "overhead": curve_s / (every * step_s)}
 
 
+def _bars(progress: bool) -> bool:
+    """Whether to draw progress bars: asked for and stderr is a terminal (as train's bars; a log file or a
+    CI job's captured stderr gets none)."""
+    return bool(progress) and sys.stderr.isatty()
+
+
 def run_bench(cell="all", config="all", *, repeats, threads, vs_torch=False, torch_in_process=False,
               progress=True, on_record=None) -> list[dict]:
     """The `bench` command's measurements: one record per (config, cell), in that order.
@@ -424,7 +430,7 @@ def run_bench(cell="all", config="all", *, repeats, threads, vs_torch=False, tor
     _set_threads(threads)
     records = []
     jobs = [(c, conf) for conf in configs for c in cells]
-    for c, conf in tqdm(jobs, desc="bench", disable=not progress, leave=False):
+    for c, conf in tqdm(jobs, desc="bench", disable=not _bars(progress), leave=False, file=sys.stderr):
         rec = bench_one(c, conf, repeats=repeats, vs_torch=vs_torch,
                         threads=threads, torch_in_process=torch_in_process)
         records.append(rec)
@@ -747,7 +753,7 @@ def run_scaling(cell="all", config="all", *, threads, repeats, vs_torch=False, b
 
     records = []
     jobs = [(c, conf) for conf in configs for c in cells]
-    for c, conf in tqdm(jobs, desc="bench --scaling", disable=not progress, leave=False):
+    for c, conf in tqdm(jobs, desc="bench --scaling", disable=not _bars(progress), leave=False, file=sys.stderr):
         for rec in scaling_one(c, conf, counts, repeats=repeats, vs_torch=vs_torch, breakdown=breakdown,
                                n_windows=n_windows):
             records.append(rec)
@@ -875,7 +881,7 @@ def sweep_bench(n_jobs: int = 8, steps: int = 300, noop_jobs: int = 30, progress
             t0 = time.perf_counter()
             split = {}
             rows = run_sweep(os.path.join(tmp, way.split(",")[0].replace(" ", "-")), jobs, data,
-                             progress=progress, timings=split, **kw)
+                             progress=_bars(progress), timings=split, **kw)
             wall = time.perf_counter() - t0
             in_job = sum(r["wall_s"] for r in rows)
             peak = {}
