@@ -13,8 +13,8 @@ its default and the "(default X)" of its help from the dataclass in config.py
 turns them, and the OSError/MemoryError a user can cause (disk full,
 read-only folder, too large a model), into one line on stderr and exit
 status 2; every parsed number is checked against config.RANGES first.
-Ctrl-C exits 130; SIGTERM during a sweep or study (the same clean shutdown: sweep.Terminated)
-exits 143, the shell's 128 + 15.
+Ctrl-C exits 130; SIGTERM (the same clean shutdown: train saves, a sweep or study raises
+sweep.Terminated) exits 143, the shell's 128 + 15.
 """
 from __future__ import annotations
 
@@ -290,10 +290,11 @@ def _add_train(sub):
     _arg(o, T, "seed", unset=True, help="init and dropout seed (default {default})")
     b = p.add_argument_group("budget and output")
     _arg(b, T, "epochs", unset=True, help="passes over the training text (default {default})")
-    _arg(b, T, "max_steps", unset=True, help="stop after this many steps in total; 0 = no limit")
+    _arg(b, T, "max_steps", unset=True,
+         help="stop after this many steps in total; 0 = no step limit (the default: the time budget still applies)")
     _arg(b, T, "max_minutes", unset=True,
          help="wall-time budget over the run's life, the final evaluation included; 0 = none (default {default} when "
-              "neither --epochs nor --max-steps is given, else none)")
+              "neither --epochs nor a --max-steps above 0 is given, else none)")
     _arg(b, T, "eval_every", unset=True,
          help="also validate every N steps; 0 = at epoch ends only (default {default})")
     _arg(b, T, "log_every", unset=True, help="write a step event to metrics.jsonl every N steps (default {default})")
@@ -328,17 +329,15 @@ def _train_config(args) -> tuple[C.TrainConfig, str | None]:
 
     Flags left out keep the dataclass defaults (their parser defaults are None
     so that "not given" is visible). Two conveniences: --clip-value alone
-    turns norm clipping off, and --epochs or --max-steps without --max-minutes
-    lifts the default time budget. With --resume the run's saved settings are
-    used; flags may change only RESUME_OVERRIDABLE ones.
+    turns norm clipping off, and --epochs or a --max-steps above 0 without
+    --max-minutes lifts the default time budget (config.given_train_settings).
+    With --resume the run's saved settings are used; flags may change only
+    RESUME_OVERRIDABLE ones.
     """
     model = _given(args, C.ModelConfig)
     given = _given(args, C.TrainConfig)
     _refuse_ignored_train_flags(args, model, given)
-    if "clip_value" in given and "clip_norm" not in given:
-        given["clip_norm"] = 0.0
-    if ("epochs" in given or "max_steps" in given) and "max_minutes" not in given:
-        given["max_minutes"] = 0.0
+    C.given_train_settings(given)
     data = _data_config(args)
     if args.resume:
         from .runs import resume_config
@@ -374,7 +373,7 @@ def _run_train(args):
     config, resume = _train_config(args)
     summary = train.train(config, resume=resume)
     print(train.format_summary(summary))
-    return 130 if summary["stopped"] == "interrupted" else 0
+    return train.exit_status(summary)      # 130 after Ctrl-C, 143 after SIGTERM
 
 
 def _add_evaluate(sub):

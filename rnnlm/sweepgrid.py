@@ -28,7 +28,7 @@ import math
 import re
 from pathlib import Path
 
-from .config import DataConfig, ModelConfig, TrainConfig
+from .config import DataConfig, ModelConfig, TrainConfig, given_train_settings
 from .errors import UserError
 
 EXTRA_KEYS = ("seeds", "measure", "keep_models")
@@ -85,10 +85,7 @@ def make_config(point: dict) -> TrainConfig:
         raise UserError(f"unknown setting {unknown[0]!r} in the grid; use the names of the train flags "
                         "with underscores (e.g. recurrent_scale)")
     given = {k: v for k, v in point.items() if k in _FIELDS["train"]}
-    if "clip_value" in given and "clip_norm" not in given:
-        given["clip_norm"] = 0.0
-    if ("epochs" in given or "max_steps" in given) and "max_minutes" not in given:
-        given["max_minutes"] = 0.0
+    given_train_settings(given)
     for k, v in SWEEP_DEFAULTS.items():
         given.setdefault(k, v)
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .sweep import JobResult, check_stop, temp_folder
+from .sweep import JobResult, Terminated, check_stop, temp_folder
 
 MEASURES = ("lag", "agreement")
 RUN_FILES = ("config.json", "metrics.jsonl", "vocab.json")
@@ -101,8 +101,8 @@ def train_job(settings: dict, payload) -> JobResult:
         # sweep's output, and a closed pipe on the client's side cannot fail the job
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             summary = train(config, corpus=corpus, on_step=lambda step: check_stop())
-        if summary["stopped"] == "interrupted":     # Ctrl-C reached train() (the serial path): stop the sweep
-            raise KeyboardInterrupt
+        if summary["stopped"] == "interrupted":     # Ctrl-C or SIGTERM reached train() (serial path): stop the sweep
+            raise Terminated if summary.get("signal") == "SIGTERM" else KeyboardInterrupt
         row = summary_row(summary)
         files = {}
         for m in measures:

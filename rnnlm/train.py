@@ -228,13 +228,15 @@ def stop_reason(config: TrainConfig, loop: _Loop, *, diverged: bool, interrupted
 
 class _Interrupt:
     """SIGINT/SIGTERM handler: the first signal asks the loop to stop at the next step
-    boundary (and save); a second one raises KeyboardInterrupt at once (nothing more
-    is saved; the previous checkpoint stays intact)."""
+    boundary (and save) and is remembered in `signum` (the exit status: `exit_status`);
+    a second one raises KeyboardInterrupt at once (sweep.Terminated for SIGTERM; nothing
+    more is saved; the previous checkpoint stays intact)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
+        self.signum = None      # the first signal that asked to stop (signal.SIGINT or SIGTERM)
         self.previous = {}
 
     def __enter__(self):
@@ -245,13 +247,25 @@ class _Interrupt:
 
     def _handle(self, signum, frame):
         if self.requested:
+            if signum == signal.SIGTERM:
+                from .sweep import Terminated      # a KeyboardInterrupt the CLI exits 143 for
+                raise Terminated
             raise KeyboardInterrupt
+        self.signum = signum
         self.requested = True
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         return False
+
+
+def exit_status(summary: dict) -> int:
+    """The `train` command's exit status for train()'s summary: 0, or for a run stopped by a signal the
+    shell's 128 + its number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM (`kill PID`, a job scheduler)."""
+    if summary.get("stopped") != "interrupted":
+        return 0
+    return 128 + int(getattr(signal, summary.get("signal") or "SIGINT"))
 
 
 class _Clock:
@@ -865,7 +879,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
             if stopped != "nonfinite" or first_nonfinite(model.params) is None:
                 _save(s, loop, hidden)      # after a non-finite window: the last good state
             if stopped == "interrupted":
-                _note(f"interrupted at step {loop.step}: checkpoint saved to {run.latest}; "
+                word = "terminated (SIGTERM)" if interrupt.signum == signal.SIGTERM else "interrupted"
+                _note(f"{word} at step {loop.step}: checkpoint saved to {run.latest}; "
                       f"continue with --resume {run.folder}")
             floor = ({"lr": s.opt.lr, "min_lr": config.lr_floor(), "plateaus": loop.plateaus}
                      if stopped == "min_lr" else {})
@@ -873,7 +888,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                      "time": s.clock()})
 
         summary = _summary(s, loop, stopped, nonfinite)
-        summary.update(startup_s=startup, baseline=baseline)
+        summary.update(startup_s=startup, baseline=baseline,
+                       signal=signal.Signals(interrupt.signum).name if stopped == "interrupted" else None)
         if stopped != "interrupted":
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 summary.update(_final_report(s, loop, hidden, stopped))
@@ -973,6 +989,36 @@ def _timed_evaluate(s: "_Session", loop: _Loop, progress: _Progress) -> None:
                    f"{v.size:,} tokens | loss {val:6.3f} | ppl {fmt_ppl(_ppl(val)):>9s} | report only")
 
 
+def check_batches(corpus, config: TrainConfig) -> None:
+    """UserError (one line: what is short, by how much, which flag to lower) unless the splits fill the batches.
+
+    Training: each of the --batch-size B streams of the (N // B, B) matrix
+    must hold one whole --bptt T window, T inputs and the next token of the
+    last one (N // B >= T + 1): with fewer, every window is shorter than T and
+    the run silently trains a shorter BPTT than asked. Validation: each of the
+    --eval-batch-size streams must hold one prediction (2 tokens); a shorter
+    window there only evaluates fewer tokens, so no whole window is needed.
+    """
+    n, B, T = len(corpus.train), config.batch_size, config.bptt
+    if n // B < T + 1:
+        fit = n // (T + 1)
+        fix = [f"--batch-size {fit} or less", "a smaller --bptt"] if fit else ["a smaller --bptt and --batch-size"]
+        raise UserError(f"the training split's {n:,} tokens are too few for batch size {B} with --bptt {T}: each "
+                        f"of the {B} streams needs one window of {T + 1} tokens ({B * (T + 1):,} in all); "
+                        f"give {_either(fix + ['a larger corpus'])}")
+    n, E = len(corpus.valid), config.eval_batch_size
+    if n // E < 2:
+        fix = [f"--eval-batch-size {n // 2} or less"] if n // 2 else []
+        fix += [] if corpus.split_policy == "predefined" else ["a larger --valid-fraction"]
+        raise UserError(f"the validation split's {n:,} tokens are too few for --eval-batch-size {E}: each of its "
+                        f"{E} streams needs 2 tokens (one prediction); give {_either(fix + ['a larger corpus'])}")
+
+
+def _either(options: list[str]) -> str:
+    """'a, b or c'."""
+    return ", ".join(options[:-1]) + " or " + options[-1] if len(options) > 1 else options[0]
+
+
 def _prepare(config: TrainConfig, corpus=None) -> _Session:
     """Corpus, batches, model and optimizer of a run (no files written yet); lr and out resolved."""
     import numpy as np
@@ -984,6 +1030,7 @@ def _prepare(config: TrainConfig, corpus=None) -> _Session:
 
     out = Path(config.out or default_out(config))
     corpus = load_corpus(config.data) if corpus is None else corpus
+    check_batches(corpus, config)
     mcfg = model_config(config, len(corpus.vocab))
     model = RNNModel(mcfg, seed=config.seed)
     opt = make_optimizer(config.optimizer, model.params, config.lr, momentum=config.momentum,
@@ -993,8 +1040,6 @@ def _prepare(config: TrainConfig, corpus=None) -> _Session:
     train_stream = batchify(corpus.train, B)
     valid_stream = batchify(corpus.valid, config.eval_batch_size)
     jac_tokens = tracking_tokens(corpus) if config.track_jacobian_every else None
-    if train_stream.shape[0] < 2:
-        raise UserError(f"the training split ({len(corpus.train)} tokens) is too small for --batch-size {B}")
     info = {"train": config_to_dict(config), "model": dataclasses.asdict(mcfg),
             "corpus": {"checksum": corpus.checksum,
                        "tokens": {s: int(len(getattr(corpus, s))) for s in ("train", "valid", "test")},

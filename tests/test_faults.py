@@ -1,0 +1,247 @@
+"""Small faults a user hits at the edges of the CLI: a batch larger than the training split allows, --max-steps 0
+dropping the time budget, train's exit status on SIGTERM (130 instead of 143, also through a serial sweep), bench's
+bars drawn into logs, the deprecated license table of pyproject.toml, and a background sweep stopped by SIGTERM."""
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from rnnlm import bench, checkpoint, cli
+from rnnlm import train as train_module
+from rnnlm.cli import main
+from rnnlm.config import TrainConfig, default
+from rnnlm.errors import UserError
+from rnnlm.sweep import read_rows
+
+from test_sweep import _flags
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS = ["--max-vocab", "300", "--valid-fraction", "0.1", "--test-fraction", "0.1",
+         "--emsize", "16", "--hidden", "16", "--bptt", "8", "--dropout", "0",
+         "--sample-words", "0", "--no-progress"]
+MAIN_THREAD = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                                 reason="signals need the main thread")
+
+
+def _one_line_error(capsys) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in captured.err, captured.err
+    return lines[0]
+
+
+# ---------------------------------------------------------------- 1. a batch larger than the split allows
+
+
+def _corpus(train, valid, policy="contiguous"):
+    return SimpleNamespace(train=np.zeros(train, np.int32), valid=np.zeros(valid, np.int32), split_policy=policy)
+
+
+def test_check_batches_needs_one_whole_bptt_window_per_training_stream():
+    config = TrainConfig(bptt=35, batch_size=32, eval_batch_size=10)
+    train_module.check_batches(_corpus(32 * 36, 20), config)      # exactly one window of 35 steps + its next token
+    with pytest.raises(UserError) as e:
+        train_module.check_batches(_corpus(32 * 36 - 1, 20), config)
+    assert str(e.value) == ("the training split's 1,151 tokens are too few for batch size 32 with --bptt 35: each "
+                            "of the 32 streams needs one window of 36 tokens (1,152 in all); give --batch-size 31 or "
+                            "less, a smaller --bptt or a larger corpus")
+    with pytest.raises(UserError, match=r"give a smaller --bptt and --batch-size or a larger corpus$"):
+        train_module.check_batches(_corpus(30, 20), config)       # shorter than one window even for one stream
+    # validation: one prediction (2 tokens) per --eval-batch-size stream; no whole window needed
+    train_module.check_batches(_corpus(32 * 36, 20), config)
+    with pytest.raises(UserError) as e:
+        train_module.check_batches(_corpus(32 * 36, 19), config)
+    assert str(e.value) == ("the validation split's 19 tokens are too few for --eval-batch-size 10: each of its 10 "
+                            "streams needs 2 tokens (one prediction); give --eval-batch-size 9 or less, a larger "
+                            "--valid-fraction or a larger corpus")
+    with pytest.raises(UserError, match=r"give --eval-batch-size 9 or less or a larger corpus$"):
+        train_module.check_batches(_corpus(32 * 36, 19, policy="predefined"), config)   # its file names fix the split
+
+
+def test_train_with_a_batch_too_large_for_one_bptt_window_is_one_line_that_says_what_fits(text, tmp_path, capsys):
+    # ~4k training tokens, --bptt 8: batch 2000 used to train silently on windows of 1 step instead of 8
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "2000", "--max-steps", "2",
+                 "--out", str(out)]) == 2
+    err = _one_line_error(capsys)
+    assert "too few for batch size 2000 with --bptt 8" in err and not out.exists()
+    fit = int(re.search(r"give --batch-size (\d+) or less", err).group(1))
+    n = int(re.search(r"the training split's ([\d,]+) tokens", err).group(1).replace(",", ""))
+    assert fit == n // 9 and 100 < fit < 2000
+    # the advice is right: one more is refused, the size it names trains whole 8-step windows
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", str(fit + 1), "--max-steps", "1",
+                 "--out", str(out)]) == 2
+    assert "too few for batch size" in _one_line_error(capsys)
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", str(fit), "--max-steps", "1",
+                 "--out", str(out)]) == 0
+    assert "stopped: max_steps after 1 steps (" + f"{8 * fit:,} tokens" in capsys.readouterr().out
+
+
+def test_an_eval_batch_too_large_for_the_validation_split_names_its_flag(text, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--eval-batch-size", "5000",
+                 "--max-steps", "2", "--out", str(out)]) == 2
+    err = _one_line_error(capsys)
+    assert "the validation split's" in err and "too few for --eval-batch-size 5000" in err
+    assert "a larger --valid-fraction" in err and not out.exists()
+
+
+# ---------------------------------------------------------------- 2. --max-steps 0 keeps the time budget
+
+
+def _train_flags(*argv):
+    return cli._train_config(cli.build_parser().parse_args(["train", *argv]))[0]
+
+
+def test_max_steps_0_is_no_step_limit_and_keeps_the_default_time_budget(capsys):
+    budget = default(TrainConfig, "max_minutes")
+    assert budget == 10.0
+    assert _train_flags().max_minutes == budget
+    zero = _train_flags("--max-steps", "0")
+    assert zero.max_steps == 0 and zero.max_minutes == budget          # was 0: no limit at all
+    assert _train_flags("--max-steps", "5").max_minutes == 0.0         # a step limit replaces the budget
+    assert _train_flags("--epochs", "2").max_minutes == 0.0
+    assert _train_flags("--max-steps", "0", "--max-minutes", "3").max_minutes == 3.0
+    # the sweep grid applies the same rule
+    from rnnlm.sweepgrid import make_config
+    assert make_config({"max_steps": 0}).max_minutes == budget
+    assert make_config({"max_steps": 200}).max_minutes == 0.0
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())   # argparse wraps lines: compare word sequences
+    assert "0 = no step limit (the default: the time budget still applies)" in text
+    assert "neither --epochs nor a --max-steps above 0 is given" in text
+
+
+# ---------------------------------------------------------------- 3. SIGTERM exits 143
+
+
+def test_exit_status_is_128_plus_the_signal():
+    assert train_module.exit_status({"stopped": "max_steps", "signal": None}) == 0
+    assert train_module.exit_status({"stopped": "interrupted", "signal": "SIGINT"}) == 130
+    assert train_module.exit_status({"stopped": "interrupted", "signal": "SIGTERM"}) == 143
+    assert train_module.exit_status({"stopped": "interrupted"}) == 130     # a summary without the signal: Ctrl-C
+
+
+def _signal_at_step(monkeypatch, signum, at=3):
+    """train_step sends `signum` to this process during step `at` (the loop stops at the next boundary)."""
+    real, calls = train_module.train_step, []
+
+    def step(*a, **k):
+        calls.append(1)
+        if len(calls) == at:
+            os.kill(os.getpid(), signum)
+        return real(*a, **k)
+    monkeypatch.setattr(train_module, "train_step", step)
+
+
+@MAIN_THREAD
+@pytest.mark.parametrize("signum, status, word", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                  (signal.SIGINT, 130, "interrupted")])
+def test_train_stopped_by_a_signal_saves_and_exits_128_plus_it(text, tmp_path, capsys, monkeypatch, signum, status,
+                                                                word):
+    _signal_at_step(monkeypatch, signum)
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "50",
+                 "--out", str(out)]) == status
+    captured = capsys.readouterr()
+    assert f"{word} at step 3: checkpoint saved to {out / 'model.npz'}; continue with --resume {out}" in captured.err
+    assert "stopped: interrupted after 3 steps" in captured.out
+    assert int(checkpoint.load(out / "model.npz").train["step"]) == 3   # the last good state is kept
+
+
+@MAIN_THREAD
+def test_a_serial_sweep_stopped_by_sigterm_mid_training_exits_143(text, tmp_path, capsys, monkeypatch):
+    # the serial path trains in this process, where train()'s handler takes the SIGTERM
+    _signal_at_step(monkeypatch, signal.SIGTERM)
+    out = tmp_path / "s"
+    assert main(["sweep", "run", *_flags(text, out), "--cell", "rnn", "--max-steps", "50", "--eval-every", "0",
+                 "--scheduler", "serial"]) == 143
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(f"terminated: 0 of 1 jobs recorded in {out / 'sweep.jsonl'}")
+    assert "Traceback" not in err and read_rows(out) == []
+
+
+# ---------------------------------------------------------------- 4. bench's bars only on a terminal
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("scaling", [False, True])
+def test_bench_draws_no_bar_when_stderr_is_not_a_terminal(monkeypatch, scaling):
+    monkeypatch.setattr(bench, "_set_threads", lambda n: None)     # leave this process's thread count alone
+    if scaling:
+        monkeypatch.setattr(bench, "scaling_one", lambda *a, **k: [{"cell": a[0]}])
+        run = lambda: bench.run_scaling("rnn", "tiny", threads="1", repeats=1)       # noqa: E731
+    else:
+        monkeypatch.setattr(bench, "bench_one", lambda c, conf, **k: {"cell": c})
+        run = lambda: bench.run_bench("rnn", "tiny", repeats=1, threads=1)           # noqa: E731
+    log = io.StringIO()                                     # stderr redirected to a file, a CI log
+    monkeypatch.setattr(sys, "stderr", log)
+    assert run() == [{"cell": "rnn"}]
+    assert log.getvalue() == ""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert run() == [{"cell": "rnn"}]
+    assert "bench" in terminal.getvalue() and "/1" in terminal.getvalue()       # the bar, on a terminal
+
+
+# ---------------------------------------------------------------- 5. the license as an SPDX string
+
+
+def test_pyproject_gives_the_license_as_an_spdx_string_with_a_setuptools_that_reads_it():
+    tomllib = pytest.importorskip("tomllib")
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert meta["project"]["license"] == "MIT"                  # not the deprecated {text = "MIT"} table
+    requires = [r for r in meta["build-system"]["requires"] if r.startswith("setuptools")]
+    assert requires == ["setuptools>=77"]                       # 77.0: the first to accept the string (PEP 639)
+    assert not any(c.startswith("License ::") for c in meta["project"].get("classifiers", []))  # PEP 639 forbids both
+
+
+# ---------------------------------------------------------------- 6. a sweep started in the background
+
+
+def _background():
+    """preexec_fn: what a non-interactive shell does to `cmd &`: SIGINT ignored (so Python installs no
+    KeyboardInterrupt for it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.slow
+def test_a_background_sweep_ignores_sigint_as_the_shell_asks_and_stops_cleanly_on_sigterm(text, tmp_path):
+    out, scratch = tmp_path / "s", tmp_path / "tmp"
+    scratch.mkdir()
+    cmd = [sys.executable, "cli.py", "sweep", "run", *_flags(text, out), "--cell", "rnn", "--workers", "1",
+           "--max-steps", "1000000", "--epochs", "100000", "--patience", "0", "--min-lr", "0", "--eval-every", "0"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, TMPDIR=str(scratch)), start_new_session=True,
+                            preexec_fn=_background, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and not list(scratch.rglob("rnnlm-job-*")) and proc.poll() is None:
+            time.sleep(0.2)
+        assert list(scratch.rglob("rnnlm-job-*")), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGINT)             # `kill -INT PID`: ignored, as the shell asked
+        time.sleep(2)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)            # `kill PID`: the way to stop a background sweep
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith(f"terminated: 0 of 1 jobs recorded in {out / 'sweep.jsonl'}")
+    assert "Traceback" not in err
+    assert list(scratch.iterdir()) == []            # no cluster scratch folder, no job folder left
