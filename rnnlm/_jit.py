@@ -51,6 +51,41 @@ if not os.environ.get("NUMBA_THREADING_LAYER"):
 else:
     THREADING_LAYER = os.environ["NUMBA_THREADING_LAYER"]
 
+
+
+def _wide_vector_features(env=os.environ):
+    """The host's LLVM feature string plus "-prefer-256-bit" on an x86-64 CPU with AVX-512,
+    else None (also when $NUMBA_CPU_NAME or $NUMBA_CPU_FEATURES is set: the user's choice).
+
+    LLVM's tuning for the AVX-512 Xeons (skylake-avx512 to emeraldrapids) makes
+    its vectorizer use 256-bit vectors (8 float32 lanes), for fear of the
+    512-bit clock penalty of the first of them; the ISA is there all the same.
+    With 16 lanes the cross-entropy's passes over the logits ran 20-35% faster
+    (ns per logit, one thread, six interleaved pairs of processes on an
+    Emerald Rapids Xeon: eval 0.70-1.05 -> 0.47-0.75, training 0.87-1.52 ->
+    0.61-0.96). Where the CPU has no AVX-512 the string is not changed.
+    """
+    if env.get("NUMBA_CPU_NAME") or env.get("NUMBA_CPU_FEATURES"):
+        return None
+    import llvmlite.binding as ll
+    try:
+        features = ll.get_host_cpu_features().flatten()
+    except RuntimeError:          # llvmlite cannot read them on this platform
+        return None
+    if "+avx512f" not in features.split(",") or not ll.get_process_triple().startswith("x86_64"):
+        return None
+    return features + ",-prefer-256-bit"
+
+
+CPU_FEATURES = _wide_vector_features()
+if CPU_FEATURES is not None:
+    # as the threading layer: through the environment (Numba re-reads its config from it
+    # before compiling) and now. It applies to every kernel compiled after Numba's
+    # code generator starts, which is at the first @njit of the process; it is a
+    # tuning choice, not an ISA one (the same instructions are allowed either way).
+    os.environ["NUMBA_CPU_FEATURES"] = CPU_FEATURES
+    _numba_config.CPU_FEATURES = CPU_FEATURES
+
 FASTMATH = {"contract", "arcp"}
 CACHE_DIR = numba_cache_dir()       # None: no writable cache folder, compile on every start
 _OPTIONS = dict(cache=CACHE_DIR is not None, fastmath=FASTMATH, nogil=True, error_model="numpy")
