@@ -24,7 +24,7 @@ import numpy as np
 
 from numba import prange
 
-from . import paths, pblas
+from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
@@ -86,10 +86,18 @@ def _forward_units(gates, hn, h, xproj, W_rows, b_ih, b_hh, t, u0, u1):
 def _gru_forward(gates, hn, h, xproj, W_rows, b_ih, b_hh, bounds):
     """All T steps; h[0] is set. Each step is shared between threads by hidden unit:
     part p owns units bounds[p]..bounds[p+1] of r, z and n, and needs only h[t] to
-    compute its slice of h[t+1]; the parts meet once per step (as lstm._lstm_forward)."""
-    for t in range(xproj.shape[0]):
-        for p in prange(len(bounds) - 1):
-            _forward_units(gates, hn, h, xproj, W_rows, b_ih, b_hh, t, bounds[p], bounds[p + 1])
+    compute its slice of h[t+1]; the parts meet once per step (as lstm._lstm_forward,
+    inside one parallel region: steps.py)."""
+    T, P = xproj.shape[0], len(bounds) - 1
+    count = steps.counters(T)
+    for _ in prange(P):         # one region for all T steps: the parts are claimed (steps.py)
+        for t in range(T):
+            p = steps.claim(count, t)
+            while p < P:
+                _forward_units(gates, hn, h, xproj, W_rows, b_ih, b_hh, t, bounds[p], bounds[p + 1])
+                steps.done(count, t)
+                p = steps.claim(count, t)
+            steps.wait(count, t, P)
 
 
 @njit
@@ -160,10 +168,17 @@ def _gru_backward(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh_T, bounds):
     dhs (T, B, H). Shared by hidden unit as the forward: part p first gets its units'
     share of dL/dh_t = dha[t+1] · W_hh (its rows of W_hh_T), all its units need."""
     T, B, G3 = dxa.shape
+    P = len(bounds) - 1
     direct = np.zeros((B, G3 // 3), h.dtype)
-    for t in range(T - 1, -1, -1):
-        for p in prange(len(bounds) - 1):
-            _backward_units(dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T, t, bounds[p], bounds[p + 1])
+    count = steps.counters(T)
+    for _ in prange(P):         # one region for the whole walk, as the forward
+        for t in range(T - 1, -1, -1):
+            p = steps.claim(count, t)
+            while p < P:
+                _backward_units(dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T, t, bounds[p], bounds[p + 1])
+                steps.done(count, t)
+                p = steps.claim(count, t)
+            steps.wait(count, t, P)
     _backward_finish(dh0, dha, direct, W_hh_T)
 
 

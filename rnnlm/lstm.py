@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from . import paths, pblas
+from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
@@ -90,12 +90,20 @@ def _lstm_forward(gates, c, tanh_c, h, xproj, W_rows, bias, bounds):
     Each step is shared between threads by hidden unit: part p owns units
     bounds[p]..bounds[p+1] of all four gates. Its rows of W_hh are
     W_rows[4*u0:4*u1] (i, f, g, o blocks of its units, see paths.unit_rows), so it
-    needs only h[t] to compute its slice of h[t+1]; the parts meet once per step.
+    needs only h[t] to compute its slice of h[t+1]; the parts meet once per step
+    (steps.py: inside one parallel region, each part claimed by whichever thread is free).
     The loops are simple passes so that LLVM vectorizes them.
     """
-    for t in range(xproj.shape[0]):
-        for p in prange(len(bounds) - 1):
-            _forward_units(gates, c, tanh_c, h, xproj, W_rows, bias, t, bounds[p], bounds[p + 1])
+    T, P = xproj.shape[0], len(bounds) - 1
+    count = steps.counters(T)
+    for _ in prange(P):         # one region for all T steps: the parts are claimed (steps.py)
+        for t in range(T):
+            p = steps.claim(count, t)
+            while p < P:
+                _forward_units(gates, c, tanh_c, h, xproj, W_rows, bias, t, bounds[p], bounds[p + 1])
+                steps.done(count, t)
+                p = steps.claim(count, t)
+            steps.wait(count, t, P)
 
 
 @njit
@@ -141,10 +149,18 @@ def _lstm_backward(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh_T,
     its units' gate gradients at step t need.
     """
     T, B, G4 = dgates.shape
+    P = len(bounds) - 1
     dc_next = np.zeros((B, G4 // 4), c.dtype)
-    for t in range(T - 1, -1, -1):
-        for p in prange(len(bounds) - 1):
-            _backward_units(dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T, t, bounds[p], bounds[p + 1])
+    count = steps.counters(T)
+    for _ in prange(P):         # one region for the whole walk, as the forward
+        for t in range(T - 1, -1, -1):
+            p = steps.claim(count, t)
+            while p < P:
+                _backward_units(dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T, t, bounds[p],
+                                bounds[p + 1])
+                steps.done(count, t)
+                p = steps.claim(count, t)
+            steps.wait(count, t, P)
     # forward: a_1 = ... + h_0 · W_hhᵀ
     dh0 += gemm(dgates[0], W_hh_T.T, np.empty_like(dh0))
     dc0 += dc_next
