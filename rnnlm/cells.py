@@ -11,8 +11,8 @@ LSTM's (h, c)), K = steps asked for. Arrays are time-major.
 
 Every cell module defines the same names (GATES, STATES, alloc,
 scratch_shapes, forward, backward, step_jacobian, jacobian_advance) with the
-same arguments; a cell that has no use for one (act outside the vanilla RNN,
-the plan outside the LSTM) takes it and ignores it. The model (training,
+same arguments; a cell that has no use for one (act outside the vanilla RNN)
+takes it and ignores it. The model (training,
 eval, generation) and the Jacobian instrument (float64, from the model's own
 caches) dispatch through this table only.
 

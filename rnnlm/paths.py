@@ -35,6 +35,11 @@ SPLIT_MIN_H = 128
 # training 1.04x, eval 1.04x; H = 512 training 1.05x, eval 1.07x.
 GRU_SPLIT_MIN_H = 256
 
+# The vanilla RNN step shared the same way (rnn.py), from this H up. Its step is a
+# third of the GRU's work (one H x H product instead of three), so it needs a larger
+# H to pay for the threads meeting twice per step. Measured: see BENCHMARKS.md.
+RNN_SPLIT_MIN_H = 256
+
 # Output layer's dW as dWᵀ = xᵀ · dlogits per thread block (layers._output_loss_and_grads)
 # up to this H. OpenBLAS runs that form 35% (H = 64), 33% (128), 19% (256) and 11%
 # (512) faster here than dlogitsᵀ · x, but the parts must then be added up
@@ -54,15 +59,16 @@ OVERLAP_MIN_THREADS = 2
 
 class Plan(NamedTuple):
     """The paths a workspace's steps take (see the module docstring)."""
-    unit_bounds: np.ndarray   # (parts+1,) int64: LSTM / GRU step shared by hidden unit; 2 entries = serial
+    unit_bounds: np.ndarray   # (parts+1,) int64: the recurrent step shared by hidden unit; 2 entries = serial
     overlapped: bool          # LSTM top layer's recurrence overlapped with the output layer
     dW_transposed: bool       # output layer's dW computed as dWᵀ parts
 
 
 def unit_bounds(H, cell="lstm") -> np.ndarray:
-    """Hidden-unit boundaries of the parts an LSTM or GRU step is shared in (one per Numba
+    """Hidden-unit boundaries of the parts a recurrent step is shared in (one per Numba
     thread; [0, H], one part, below the cell's threshold)."""
-    parts = min(pblas.n_blocks(), H) if H >= (GRU_SPLIT_MIN_H if cell == "gru" else SPLIT_MIN_H) else 1
+    threshold = {"gru": GRU_SPLIT_MIN_H, "rnn": RNN_SPLIT_MIN_H}.get(cell, SPLIT_MIN_H)
+    parts = min(pblas.n_blocks(), H) if H >= threshold else 1
     return np.array([p * H // parts for p in range(parts + 1)], np.int64)
 
 

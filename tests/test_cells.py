@@ -84,27 +84,33 @@ def test_forward_matches_naive(cell, act, dtype, rtol):
 
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def _split_everywhere(monkeypatch, parts):
+    """Every cell's step shared by hidden unit into `parts` parts, whatever H and the CPU."""
+    for name in ("SPLIT_MIN_H", "GRU_SPLIT_MIN_H", "RNN_SPLIT_MIN_H"):
+        monkeypatch.setattr(paths, name, 1)
+    monkeypatch.setattr(paths.pblas, "n_blocks", lambda: parts)
+
+
+SPLIT_CASES = [("rnn", a) for a in ACTS] + [("lstm", "tanh"), ("gru", "tanh")]
+
+
+@pytest.mark.parametrize("cell,act", SPLIT_CASES)
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-def test_step_shared_between_threads_matches_naive(cell, dtype, rtol, monkeypatch):
-    """The LSTM and GRU step split by hidden unit into 2 parts (as from H = 128 / 256 up), whatever the CPU."""
-    monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
-    monkeypatch.setattr(paths, "GRU_SPLIT_MIN_H", 1)
-    monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 2)
-    assert list(paths.unit_bounds(H)) == [0, 3, 6]
-    test_forward_matches_naive(cell, "tanh", dtype, rtol)
+def test_step_shared_between_threads_matches_naive(cell, act, dtype, rtol, monkeypatch):
+    """The step split by hidden unit into 2 parts (as from paths' thresholds up), whatever the CPU."""
+    _split_everywhere(monkeypatch, 2)
+    assert list(paths.unit_bounds(H, cell)) == [0, 3, 6]
+    test_forward_matches_naive(cell, act, dtype, rtol)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_step_shared_between_threads_backward_equals_serial(cell, monkeypatch):
+@pytest.mark.parametrize("cell,act", SPLIT_CASES)
+def test_step_shared_between_threads_backward_equals_serial(cell, act, monkeypatch):
     """The split backward (4 unequal parts) gives the serial backward's gradients (float64)."""
     w = _setup(cell, seed=4)
-    serial = _backward(cell, w, _forward(cell, w), "tanh")
-    monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
-    monkeypatch.setattr(paths, "GRU_SPLIT_MIN_H", 1)
-    monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 4)
-    assert list(paths.unit_bounds(H)) == [0, 1, 3, 4, 6]
-    split = _backward(cell, w, _forward(cell, w), "tanh")
+    serial = _backward(cell, w, _forward(cell, w, act), act)
+    _split_everywhere(monkeypatch, 4)
+    assert list(paths.unit_bounds(H, cell)) == [0, 1, 3, 4, 6]
+    split = _backward(cell, w, _forward(cell, w, act), act)
     for name in serial:
         np.testing.assert_allclose(split[name], serial[name], rtol=1e-12, atol=1e-12, err_msg=name)
 

@@ -51,14 +51,14 @@ def test_cli(capsys):
     assert "for --cell rnn" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell,act", [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "sigmoid")])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_gradcheck_step_shared_between_threads(monkeypatch, layers, cell):
-    """The LSTM and GRU recurrence split by hidden unit (used from H = 128 / 256 up) against finite differences."""
+def test_gradcheck_step_shared_between_threads(monkeypatch, layers, cell, act):
+    """Each cell's recurrence split by hidden unit (used from paths' thresholds up) against finite differences."""
     from rnnlm import paths
-    monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
-    monkeypatch.setattr(paths, "GRU_SPLIT_MIN_H", 1)
+    for name in ("SPLIT_MIN_H", "GRU_SPLIT_MIN_H", "RNN_SPLIT_MIN_H"):
+        monkeypatch.setattr(paths, name, 1)
     monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 3)   # 3 unequal parts of H = 8, whatever the CPU
-    assert len(paths.unit_bounds(8)) == 4
-    rep = gradcheck(cell=cell, layers=layers, hidden=8, emsize=8)
+    assert len(paths.unit_bounds(8, cell)) == 4
+    rep = gradcheck(cell=cell, layers=layers, hidden=8, emsize=8, activation=act)
     assert rep.ok, "\n".join(rep.lines())

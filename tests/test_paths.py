@@ -51,6 +51,9 @@ def test_plan_applies_the_thresholds(monkeypatch):
     # the GRU step is shared from its own threshold up (GRU_SPLIT_MIN_H > SPLIT_MIN_H)
     assert len(paths.plan("gru", paths.GRU_SPLIT_MIN_H - 1).unit_bounds) == 2
     assert list(paths.plan("gru", 256).unit_bounds) == [0, 128, 256] == list(paths.unit_bounds(256, "gru"))
+    # and the vanilla RNN's from its own
+    assert len(paths.plan("rnn", paths.RNN_SPLIT_MIN_H - 1).unit_bounds) == 2
+    assert list(paths.plan("rnn", 512).unit_bounds) == [0, 256, 512] == list(paths.unit_bounds(512, "rnn"))
     monkeypatch.setattr(pblas, "n_blocks", lambda: 1)
     assert not paths.plan("lstm", 64).overlapped and len(paths.plan("lstm", 512).unit_bounds) == 2
 
