@@ -30,15 +30,16 @@ from . import pblas
 SPLIT_MIN_H = 128
 
 # The GRU step shared the same way (gru.py), from this H up. Measured 30 Nov 2026,
-# 2 threads, 7 interleaved pairs of training and eval runs, split against serial:
-# H = 128 training 0.99-1.05x, eval 0.88-0.96x (three runs: slower); H = 256
-# training 1.04x, eval 1.04x; H = 512 training 1.05x, eval 1.07x.
-GRU_SPLIT_MIN_H = 256
+# 2 threads, the T steps in one parallel region (steps.py), split against serial
+# (forward / backward of T = 35, B = 32, medians of 40 interleaved): H = 64 0.91 /
+# 0.94 of the serial time, H = 128 0.70 / 0.85, H = 256 0.67 / 0.76. (With one
+# parallel region per step it had measured 0.88-0.96x at H = 128, hence 256 then.)
+GRU_SPLIT_MIN_H = 128
 
-# The vanilla RNN step shared the same way (rnn.py), from this H up. Its step is a
-# third of the GRU's work (one H x H product instead of three), so it needs a larger
-# H to pay for the threads meeting twice per step. Measured: see BENCHMARKS.md.
-RNN_SPLIT_MIN_H = 256
+# The vanilla RNN step shared the same way (rnn.py), from this H up. Measured as the
+# GRU's: H = 64 0.95 / 0.99, H = 128 0.83 / 0.89, H = 256 0.80 / 0.84, H = 512
+# 0.71 / 0.74 of the serial time (one region per step had given nothing under load).
+RNN_SPLIT_MIN_H = 128
 
 # Output layer's dW as dWᵀ = xᵀ · dlogits per thread block (layers._output_loss_and_grads)
 # up to this H. OpenBLAS runs that form 35% (H = 64), 33% (128), 19% (256) and 11%

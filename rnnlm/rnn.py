@@ -8,7 +8,7 @@ steps is one BLAS product *before* the time loop (and the weight gradients
 one product each *after* it); only h_prev·W_hhᵀ and the elementwise math
 run inside the per-step loop, which is a single Numba kernel: serial, or from
 paths.RNN_SPLIT_MIN_H up each step shared between the threads by hidden unit
-(as gru.py and lstm.py), the parts meeting once per step.
+(as gru.py and lstm.py), the parts meeting once per step (steps.py).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from numba import prange
 
-from . import paths, pblas
+from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
@@ -62,10 +62,18 @@ def _forward_units(h, xproj, W_hh, bias, kind, a, b, t, u0, u1):
 def _rnn_forward(h, xproj, W_hh, bias, kind, a, b, bounds):
     """h[t+1] = f(xproj[t] + bias + h[t] · W_hhᵀ), all T steps; h[0] is set. Each step is
     shared between threads by hidden unit: part p owns units bounds[p]..bounds[p+1] and
-    needs only h[t] to compute its slice of h[t+1]; the parts meet once per step."""
-    for t in range(xproj.shape[0]):
-        for p in prange(len(bounds) - 1):
-            _forward_units(h, xproj, W_hh, bias, kind, a, b, t, bounds[p], bounds[p + 1])
+    needs only h[t] to compute its slice of h[t+1]; the parts meet once per step
+    (inside one parallel region: steps.py)."""
+    T, P = xproj.shape[0], len(bounds) - 1
+    count = steps.counters(T)
+    for _ in prange(P):         # one region for all T steps: the parts are claimed (steps.py)
+        for t in range(T):
+            p = steps.claim(count, t)
+            while p < P:
+                _forward_units(h, xproj, W_hh, bias, kind, a, b, t, bounds[p], bounds[p + 1])
+                steps.done(count, t)
+                p = steps.claim(count, t)
+            steps.wait(count, t, P)
 
 
 @njit
@@ -110,9 +118,16 @@ def _backward_finish(dh0, dz, W_hh_T):
 def _rnn_backward(dz, dhs, dh0, dh_out, h, W_hh_T, kind, a, b, bounds):
     """Reverse walk: dz (T, B, H) pre-activation grads, dhs (T, B, H) state grads.
     Shared by hidden unit as the forward (_backward_units)."""
-    for t in range(dz.shape[0] - 1, -1, -1):
-        for p in prange(len(bounds) - 1):
-            _backward_units(dz, dhs, dh_out, h, W_hh_T, kind, a, b, t, bounds[p], bounds[p + 1])
+    T, P = dz.shape[0], len(bounds) - 1
+    count = steps.counters(T)
+    for _ in prange(P):         # one region for the whole walk, as the forward
+        for t in range(T - 1, -1, -1):
+            p = steps.claim(count, t)
+            while p < P:
+                _backward_units(dz, dhs, dh_out, h, W_hh_T, kind, a, b, t, bounds[p], bounds[p + 1])
+                steps.done(count, t)
+                p = steps.claim(count, t)
+            steps.wait(count, t, P)
     _backward_finish(dh0, dz, W_hh_T)
 
 

@@ -48,7 +48,7 @@ def test_plan_applies_the_thresholds(monkeypatch):
     assert not paths.plan("gru", 64).overlapped and not paths.plan("rnn", 64).overlapped
     assert paths.plan("gru", paths.DW_TRANSPOSED_MAX_H).dW_transposed
     assert not paths.plan("gru", paths.DW_TRANSPOSED_MAX_H + 1).dW_transposed
-    # the GRU step is shared from its own threshold up (GRU_SPLIT_MIN_H > SPLIT_MIN_H)
+    # the GRU step is shared from its own threshold up
     assert len(paths.plan("gru", paths.GRU_SPLIT_MIN_H - 1).unit_bounds) == 2
     assert list(paths.plan("gru", 256).unit_bounds) == [0, 128, 256] == list(paths.unit_bounds(256, "gru"))
     # and the vanilla RNN's from its own

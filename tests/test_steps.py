@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numba import prange
 
-from rnnlm import gru, lstm, paths, steps
+from rnnlm import gru, lstm, paths, rnn, steps
 
 
 @numba.njit(parallel=True)
@@ -51,14 +51,14 @@ def test_every_step_sees_the_whole_previous_step(threads, P):
     assert (count[:, 0] >= P + 1).all() and (count[:, 0] <= 2 * P).all()   # each worker's last claim failed once
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_a_split_step_gives_the_same_bits_on_one_thread(cell, monkeypatch):
     """3 parts on 1 thread (every part done by one worker) against 3 parts on the pool: bitwise equal."""
-    monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)
-    monkeypatch.setattr(paths, "GRU_SPLIT_MIN_H", 1)
+    for name in ("SPLIT_MIN_H", "GRU_SPLIT_MIN_H", "RNN_SPLIT_MIN_H"):
+        monkeypatch.setattr(paths, name, 1)
     monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 3)
     rng = np.random.default_rng(0)
-    T, B, E, H, g = 7, 4, 5, 9, 4 if cell == "lstm" else 3
+    T, B, E, H, g = 7, 4, 5, 9, {"rnn": 1, "lstm": 4, "gru": 3}[cell]
     x = rng.standard_normal((T, B, E)).astype(np.float32)
     h0 = (0.5 * rng.standard_normal((B, H))).astype(np.float32)
     W_ih, W_hh = (0.5 * rng.standard_normal((2, g * H, max(E, H)))).astype(np.float32)
@@ -66,7 +66,9 @@ def test_a_split_step_gives_the_same_bits_on_one_thread(cell, monkeypatch):
     b_ih, b_hh = (0.3 * rng.standard_normal((2, g * H))).astype(np.float32)
 
     def run():
-        if cell == "lstm":
+        if cell == "rnn":
+            c = rnn.rnn_forward(rnn.rnn_alloc(T, B, E, H, np.float32), x, h0, W_ih, W_hh, b_ih, b_hh, "tanh")
+        elif cell == "lstm":
             c = lstm.lstm_forward(lstm.lstm_alloc(T, B, E, H, np.float32), x, h0, h0, W_ih, W_hh, b_ih, b_hh)
         else:
             c = gru.gru_forward(gru.gru_alloc(T, B, E, H, np.float32), x, h0, W_ih, W_hh, b_ih, b_hh)
