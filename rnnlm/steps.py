@@ -4,8 +4,9 @@ Legend: T = BPTT steps, P = parts of a step (paths.unit_bounds: one per thread).
 
 A step split by hidden unit (lstm.py, gru.py) needs every part of step t done
 before any part of step t+1 starts. One parallel region per step gives that
-barrier, but a region costs about 70 µs under Numba's TBB layer here (a few
-µs under OpenMP; BENCHMARKS.md, round 3), paid 2T times per window. Here the
+barrier, but a region costs 10-20 µs under Numba's TBB layer here, about 70 µs
+when another process wants the cores (a few µs under OpenMP; BENCHMARKS.md,
+round 3), paid 2T times per window. Here the
 walk over all T steps runs inside one region instead: each of the P workers
 walks the steps and, at step t, claims the step's parts one at a time from a
 shared counter (`claim`), computes each part it got and counts it done

@@ -24,7 +24,10 @@ REPEATS=${3:-3}
 SECONDS_ALL=${4:-540}
 PYTHON=${PYTHON:-python3}
 WHEELS=${WHEELS:-.whl}
-mkdir -p "$OUT"
+cd "$(dirname "$0")/.." || exit 2          # the repository root: cli.py and rnnlm/ are here
+mkdir -p "$OUT" || exit 2
+OUT=$(cd "$OUT" && pwd)
+: > "$OUT/scaling.jsonl"; : > "$OUT/stderr.txt"   # this run's records only
 export PYTHONUNBUFFERED=1
 
 if compgen -G "$WHEELS/*.whl" > /dev/null; then
@@ -35,6 +38,11 @@ if compgen -G "$WHEELS/*.whl" > /dev/null; then
     export PYTHONPATH="$SITE:${PYTHONPATH:-}" LD_LIBRARY_PATH="$PREFIX/lib:${LD_LIBRARY_PATH:-}"
 fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}"
+if ! "$PYTHON" -c 'import numba, scipy, torch, rnnlm' 2> /dev/null; then
+    echo "error: $PYTHON cannot import numba, scipy, torch and rnnlm (set PYTHON to one that can;" \
+         "PyTorch is what the run compares against)" >&2
+    exit 2
+fi
 
 {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')  cores: $CORES  counts: $COUNTS  repeats: $REPEATS"
@@ -50,3 +58,7 @@ for spec in large:40 medium:25 small:17 tiny:18; do
         --config "$config" --cell all --json >> "$OUT/scaling.jsonl" 2>> "$OUT/stderr.txt"
     echo "   exit $?, $(wc -l < "$OUT/scaling.jsonl") records so far"
 done
+if [ ! -s "$OUT/scaling.jsonl" ]; then
+    echo "error: no record was written; see $OUT/stderr.txt" >&2
+    exit 1
+fi
