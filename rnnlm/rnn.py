@@ -47,8 +47,7 @@ def _forward_units(h, xproj, W_hh, bias, kind, a, b, t, u0, u1):
     B = xproj.shape[1]
     n = u1 - u0
     hh = np.empty((B, n), h.dtype)
-    # forward: hh = h_prev · W_hhᵀ (these units' columns). np.dot, not gemm: at B = 32 the
-    # newer OpenBLAS is no faster for it (0.86-1.04x, H = 64-512)
+    # forward: hh = h_prev · W_hhᵀ (these units' columns; gemm.py's OpenBLAS, as gru.py)
     gemm(h[t], W_hh[u0:u1].T, hh)
     bias_u = bias[u0:u1]
     for i in range(B):
