@@ -82,7 +82,8 @@ def _add_corpus(sub):
     dl = csub.add_parser("download", help="fetch a named corpus from its catalog URLs")
     dl.add_argument("corpus", help="a named corpus, e.g. machado")
     dl.add_argument("--corpora-dir", default=None,
-                    help="put it in DIR/<name>/ (default: the repository's corpora/<name>/, or ./corpora/<name>/ for an installed package)")
+                    help="put it in DIR/<name>/ (default: $RNNLM_CORPORA/<name>/ when set, else the repository's "
+                         "corpora/<name>/, or ./corpora/<name>/ for an installed package)")
     return p
 
 
@@ -90,7 +91,8 @@ def _add_data_flags(p):
     """Flags shared by every command that reads a corpus (the DataConfig fields but corpus)."""
     D = C.DataConfig
     g = p.add_argument_group("corpus and tokenizer")
-    _arg(g, D, "corpora_dir", help="folder holding named corpora (else $RNNLM_CORPORA, ./corpora, ../shared/corpora)")
+    _arg(g, D, "corpora_dir", help="folder holding named corpora, the only one searched when given "
+                                   "(else $RNNLM_CORPORA alone when set, else ./corpora, ../shared/corpora)")
     _arg(g, D, "keep_case", help="do not lower-case the text")
     _arg(g, D, "num_token", help="map numbers to the <num> token")
     _arg(g, D, "max_vocab", help="keep at most this many words, <unk> and <eos> included (0 = no limit; default {default})")

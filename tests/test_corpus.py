@@ -36,8 +36,10 @@ def test_named_corpus_found_with_corpora_dir(machado_dir):
 def test_lookup_order_env_then_shared(machado_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("RNNLM_CORPORA", str(machado_dir.parent))
     assert "$RNNLM_CORPORA" in corpus.resolve("machado").origin
-    # A --corpora-dir without the corpus is skipped: the next candidate wins.
-    assert "$RNNLM_CORPORA" in corpus.resolve("machado", corpora_dir=tmp_path).origin
+    # A --corpora-dir without the corpus is an error naming it, not skipped for the next candidate
+    # (it was skipped before: a user who named a folder got another copy without a word).
+    with pytest.raises(UserError, match=r"not found in .* \(given by --corpora-dir: no such folder\)"):
+        corpus.resolve("machado", corpora_dir=tmp_path)
     monkeypatch.delenv("RNNLM_CORPORA")
     assert "shared" in corpus.resolve("machado").origin
 
@@ -229,3 +231,40 @@ def test_download_success_verifies_and_is_found(machado_dir, tmp_path, monkeypat
     fetched.clear()
     corpus.download("machado", tmp_path / "c", progress=False)
     assert fetched == [], "files already verified are not fetched again"
+
+
+# ---------------------------------------------------------------- a folder the user named is the only one searched
+
+
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_a_given_corpora_folder_without_the_corpus_is_one_line_naming_it(machado_dir, tmp_path, monkeypatch, capsys,
+                                                                         how):
+    assert corpus.resolve("machado").root == machado_dir.resolve()     # the default lookup still finds it
+    given = tmp_path / "mine"
+    (given / "machado").mkdir(parents=True)
+    argv = ["corpus", "info", "machado"]
+    if how == "flag":
+        argv += ["--corpora-dir", str(given)]
+        label, fix = "--corpora-dir", f"'python cli.py corpus download machado --corpora-dir {given}'"
+    else:
+        monkeypatch.setenv("RNNLM_CORPORA", str(given))
+        label, fix = "$RNNLM_CORPORA", "'python cli.py corpus download machado'"
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1 and "Traceback" not in captured.err
+    assert lines[0] == (f"error: corpus 'machado' not found in {given / 'machado'} (given by {label}: missing "
+                        f"txt/conto/contosFluminenses.txt); download it there with {fix}, or "
+                        + ("leave out --corpora-dir" if how == "flag" else "unset RNNLM_CORPORA")
+                        + " to search the default places")
+
+
+def test_the_flag_wins_over_the_variable_and_the_variable_is_where_download_goes(machado_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLM_CORPORA", str(tmp_path / "elsewhere"))
+    assert "--corpora-dir" in corpus.resolve("machado", corpora_dir=machado_dir.parent).origin
+    with pytest.raises(UserError, match=r"given by \$RNNLM_CORPORA: no such folder"):
+        corpus.resolve("machado")
+    assert corpus.download_dir("machado") == tmp_path / "elsewhere" / "machado"
+    assert corpus.download_dir("machado", tmp_path / "c") == tmp_path / "c" / "machado"
+    monkeypatch.delenv("RNNLM_CORPORA")
+    assert corpus.download_dir("machado") == corpus.default_corpora() / "machado"
