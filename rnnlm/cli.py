@@ -84,6 +84,9 @@ def _add_corpus(sub):
     dl.add_argument("--corpora-dir", default=None,
                     help="put it in DIR/<name>/ (default: $RNNLM_CORPORA/<name>/ when set, else the repository's "
                          "corpora/<name>/, or ./corpora/<name>/ for an installed package)")
+    dl.add_argument("--force", action="store_true",
+                    help="fetch every file again, even when the corpus is already present and verified "
+                         "(without it, a corpus the lookup finds is reported and nothing is fetched)")
     return p
 
 
@@ -108,7 +111,13 @@ def _add_data_flags(p):
 def _run_corpus(args):
     from . import corpus, data
     if args.corpus_command == "download":
-        folder = corpus.download(args.corpus, args.corpora_dir)
+        found = None if args.force or args.corpus not in corpus.NAMED_CORPORA or args.corpus == "sintetico" \
+            else corpus.present(args.corpus, args.corpora_dir)
+        if found is not None:
+            print(f"{args.corpus}: already present and verified in {found.origin}; nothing fetched "
+                  f"(--force fetches it again into {corpus.download_dir(args.corpus, args.corpora_dir)})")
+            return 0
+        folder = corpus.download(args.corpus, args.corpora_dir, force=args.force)
         print(f"{args.corpus}: all files present and verified in {folder}")
         return 0
     print(data.info_report(data.load_corpus(_data_config(args))))

@@ -339,13 +339,26 @@ def source_checksum(source: CorpusSource, cache_dir: Path | None = None) -> str:
 # ---------------------------------------------------------------- download
 
 
-def download(name: str, corpora_dir=None, progress: bool | None = None) -> Path:
+def present(name: str, corpora_dir=None) -> CorpusSource | None:
+    """The catalog corpus `name` where the lookup finds it (find_named) with every file's SHA-256
+    matching the catalog, or None (not found, or a file changed: a download is then due). No network."""
+    try:
+        source = find_named(name, corpora_dir)
+        source_checksum(source)
+    except UserError:
+        return None
+    return source
+
+
+def download(name: str, corpora_dir=None, progress: bool | None = None, force: bool = False) -> Path:
     """Fetch every file of a catalog corpus into download_dir(name, corpora_dir).
 
-    Files already present with the right SHA-256 are kept. Each file is
-    written to a temporary name, its SHA-256 checked, then renamed; a
+    Files already there with the right SHA-256 are kept unless `force`. Each
+    file is written to a temporary name, its SHA-256 checked, then renamed; a
     mismatch deletes it and raises UserError. Without network, raises one
     UserError line saying where to put the files by hand. Returns the folder.
+    (The `corpus download` command first asks `present` and fetches nothing
+    when the lookup already finds the corpus, unless --force.)
     """
     if name == "sintetico":
         return ensure_sintetico(corpora_dir)
@@ -358,7 +371,8 @@ def download(name: str, corpora_dir=None, progress: bool | None = None) -> Path:
     todo = []
     for entry in catalog.entries:
         dest = target / entry.path
-        if dest.is_file() and dest.stat().st_size == entry.size and sha256_file(dest) == entry.sha256:
+        if (not force and dest.is_file() and dest.stat().st_size == entry.size
+                and sha256_file(dest) == entry.sha256):
             continue
         todo.append(entry)
     bar = tqdm(total=sum(e.size for e in todo), unit="B", unit_scale=True,

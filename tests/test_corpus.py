@@ -268,3 +268,66 @@ def test_the_flag_wins_over_the_variable_and_the_variable_is_where_download_goes
     assert corpus.download_dir("machado", tmp_path / "c") == tmp_path / "c" / "machado"
     monkeypatch.delenv("RNNLM_CORPORA")
     assert corpus.download_dir("machado") == corpus.default_corpora() / "machado"
+
+
+# ---------------------------------------------------------------- download of a corpus already present
+
+
+def _no_network(url, timeout):
+    raise AssertionError(f"the network was used: {url}")
+
+
+def test_download_of_a_corpus_already_present_fetches_nothing(machado_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(corpus, "_urlopen", _no_network)
+    # found by the default lookup (in CI: ../shared/corpora beside the repository): reported, exit 0
+    found = corpus.find_named("machado")
+    assert main(["corpus", "download", "machado"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == (f"machado: already present and verified in {found.origin}; nothing fetched "
+                            f"(--force fetches it again into {corpus.default_corpora() / 'machado'})\n")
+    # found in the folder given
+    assert main(["corpus", "download", "machado", "--corpora-dir", str(machado_dir.parent)]) == 0
+    assert f"already present and verified in {machado_dir} (via --corpora-dir)" in capsys.readouterr().out
+
+
+def test_download_with_force_fetches_even_when_present(machado_dir, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "c" / "machado"
+    for name, _, _ in _manifest(machado_dir):
+        dest = root / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes((machado_dir / name).read_bytes())
+    catalog = corpus.load_catalog("machado")
+    prefix = catalog.url_pattern.format(commit=catalog.commit, path="")
+    fetched = []
+
+    def from_shared(url, timeout):
+        rel = urllib.parse.unquote(url[len(prefix):])
+        fetched.append(rel)
+        return io.BytesIO((machado_dir / rel).read_bytes())
+
+    monkeypatch.setattr(corpus, "_urlopen", from_shared)
+    assert main(["corpus", "download", "machado", "--corpora-dir", str(tmp_path / "c")]) == 0
+    assert fetched == [] and "already present" in capsys.readouterr().out
+    assert main(["corpus", "download", "machado", "--corpora-dir", str(tmp_path / "c"), "--force"]) == 0
+    assert len(fetched) == 116 and f"all files present and verified in {root}" in capsys.readouterr().out
+    corpus.source_checksum(corpus.resolve("machado", corpora_dir=tmp_path / "c"))
+
+
+def test_download_of_a_changed_copy_fetches_it_again(machado_dir, tmp_path, monkeypatch, capsys):
+    # sizes match (the lookup takes it) but a byte differs: not "present", the bad file is fetched again
+    root = tmp_path / "c" / "machado"
+    for name, _, _ in _manifest(machado_dir):
+        dest = root / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(machado_dir / name)
+    victim = root / "txt/crítica/ea.txt"
+    data = bytearray(victim.read_bytes())
+    victim.unlink()
+    data[100] = ord("X") if data[100] != ord("X") else ord("Y")
+    victim.write_bytes(bytes(data))
+    fetched = []
+    monkeypatch.setattr(corpus, "_urlopen", lambda url, timeout: fetched.append(url) or io.BytesIO(
+        (machado_dir / "txt/crítica/ea.txt").read_bytes()))
+    assert main(["corpus", "download", "machado", "--corpora-dir", str(tmp_path / "c")]) == 0
+    assert len(fetched) == 1 and fetched[0].endswith("ea.txt")
+    assert victim.read_bytes() == (machado_dir / "txt/crítica/ea.txt").read_bytes()
