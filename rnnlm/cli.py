@@ -425,7 +425,9 @@ def _run_evaluate(args):
 def _add_generate(sub):
     p = sub.add_parser("generate", help="sample Portuguese text from a trained model")
     p.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    p.add_argument("--words", type=int, default=100, help="tokens to generate (default 100)")
+    p.add_argument("--words", type=int, default=100,
+                   help="words to generate after the prime, counting tokens with a letter or digit; punctuation "
+                        "marks and sentence ends (<eos>, printed as line breaks) are not counted (default 100)")
     p.add_argument("--prime", default="", help='text to continue, e.g. "O homem que"')
     p.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by T; < 1 is more conservative; 0 = greedy (default 1)")

@@ -1313,5 +1313,5 @@ def format_summary(s: dict) -> str:
                      "model.npz holds the last good parameters" + why)
     if s.get("sample"):
         lines.append(f"sample ({s['sampled_from']} model):")
-        lines.append("  " + s["sample"])
+        lines += ["  " + line for line in s["sample"].splitlines()]     # one sentence per line
     return "\n".join(lines)
