@@ -230,7 +230,9 @@ class _Interrupt:
     """SIGINT/SIGTERM handler: the first signal asks the loop to stop at the next step
     boundary (and save) and is remembered in `signum` (the exit status: `exit_status`);
     a second one raises KeyboardInterrupt at once (sweep.Terminated for SIGTERM; nothing
-    more is saved; the previous checkpoint stays intact)."""
+    more is saved; the previous checkpoint stays intact). A signal ignored when the
+    context is entered (SIG_IGN: SIGINT of a job a shell started in the background) is
+    left ignored."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -242,6 +244,10 @@ class _Interrupt:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
+                # A signal the parent set to be ignored stays ignored: a shell starts `cmd &` with SIGINT
+                # ignored (and nohup SIGHUP), so that a Ctrl-C at the prompt does not reach the background job.
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
 

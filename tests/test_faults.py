@@ -1,6 +1,7 @@
 """Small faults a user hits at the edges of the CLI: a batch larger than the training split allows, --max-steps 0
 dropping the time budget, train's exit status on SIGTERM (130 instead of 143, also through a serial sweep), bench's
-bars drawn into logs, the deprecated license table of pyproject.toml, and a background sweep stopped by SIGTERM."""
+bars drawn into logs, the deprecated license table of pyproject.toml, and a background sweep stopped by SIGTERM;
+then a trial user's: a background training run stopped by the SIGINT its shell asked it to ignore."""
 import io
 import os
 import re
@@ -245,3 +246,34 @@ def test_a_background_sweep_ignores_sigint_as_the_shell_asks_and_stops_cleanly_o
     assert err.strip().splitlines()[-1].startswith(f"terminated: 0 of 1 jobs recorded in {out / 'sweep.jsonl'}")
     assert "Traceback" not in err
     assert list(scratch.iterdir()) == []            # no cluster scratch folder, no job folder left
+
+
+# ---------------------------------------------------------------- 7. an ignored SIGINT stays ignored while training
+
+
+@MAIN_THREAD
+def test_the_handler_leaves_an_ignored_signal_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)     # what a shell does to `train ... &`
+    try:
+        with train_module._Interrupt() as interrupt:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == interrupt._handle     # `kill PID` still stops it cleanly
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert not interrupt.requested
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@MAIN_THREAD
+def test_a_background_train_ignores_sigint_and_runs_to_its_end(text, tmp_path, capsys, monkeypatch):
+    _signal_at_step(monkeypatch, signal.SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "6",
+                     "--out", str(tmp_path / "r")]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "stopped: max_steps after 6 steps" in capsys.readouterr().out
