@@ -1,7 +1,8 @@
 """Small faults a user hits at the edges of the CLI: a batch larger than the training split allows, --max-steps 0
 dropping the time budget, train's exit status on SIGTERM (130 instead of 143, also through a serial sweep), bench's
 bars drawn into logs, the deprecated license table of pyproject.toml, and a background sweep stopped by SIGTERM;
-then a trial user's: a background training run stopped by the SIGINT its shell asked it to ignore."""
+then a trial user's: a background training run stopped by the SIGINT its shell asked it to ignore, and a log
+silent while the kernels compile and the final evaluation runs."""
 import io
 import os
 import re
@@ -277,3 +278,33 @@ def test_a_background_train_ignores_sigint_and_runs_to_its_end(text, tmp_path, c
     finally:
         signal.signal(signal.SIGINT, previous)
     assert "stopped: max_steps after 6 steps" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- 8. a log says what the silent phases are
+
+
+def test_phase_lines_only_when_stderr_is_not_a_terminal(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    train_module._phase("compiling...")
+    assert terminal.getvalue() == ""                # a terminal shows bars (or nothing to wait for)
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    train_module._phase("compiling...")
+    assert log.getvalue() == "compiling...\n"
+
+
+def test_a_logged_run_names_its_silent_phases(text, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "6",
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    compiling = [i for i, line in enumerate(err) if line.startswith("compiling the kernels")]
+    assert len(compiling) == 1 and err[compiling[0]] == \
+        "compiling the kernels (about 30 s on a first run, then read from the cache)..."
+    final = [i for i, line in enumerate(err) if line.startswith("final validation on the validation split (")]
+    test = [i for i, line in enumerate(err) if line.startswith("evaluating on the test split (")]
+    assert len(final) == len(test) == 1 and compiling[0] < final[0] < test[0], err
+    assert err[final[0] + 1].startswith("| final validation | loss")     # the phase, then its result
+    assert err[test[0]].endswith(" tokens, best model)...")
