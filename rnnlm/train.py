@@ -266,6 +266,14 @@ class _Interrupt:
         return False
 
 
+def stop_word(summary: dict) -> str:
+    """How the summary names the reason a run stopped: its `stopped`, except a run stopped by SIGTERM
+    (`kill PID`, a job scheduler), which was "terminated (SIGTERM)", not interrupted (Ctrl-C)."""
+    if summary.get("stopped") == "interrupted" and summary.get("signal") == "SIGTERM":
+        return "terminated (SIGTERM)"
+    return summary.get("stopped")
+
+
 def exit_status(summary: dict) -> int:
     """The `train` command's exit status for train()'s summary: 0, or for a run stopped by a signal the
     shell's 128 + its number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM (`kill PID`, a job scheduler)."""
@@ -886,7 +894,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
             if stopped != "nonfinite" or first_nonfinite(model.params) is None:
                 _save(s, loop, hidden)      # after a non-finite window: the last good state
             if stopped == "interrupted":
-                word = "terminated (SIGTERM)" if interrupt.signum == signal.SIGTERM else "interrupted"
+                word = stop_word({"stopped": stopped, "signal": signal.Signals(interrupt.signum).name})
                 _note(f"{word} at step {loop.step}: checkpoint saved to {run.latest}; "
                       f"continue with --resume {run.folder}")
             floor = ({"lr": s.opt.lr, "min_lr": config.lr_floor(), "plateaus": loop.plateaus}
@@ -1303,7 +1311,7 @@ def format_summary(s: dict) -> str:
     from .runs import fmt_ppl
     budget = s.get("budget_s", math.inf)
     lines = [f"run folder: {s['run_dir']}",
-             f"stopped: {s['stopped']} after {s['steps']} steps ({s['tokens']:,} tokens, "
+             f"stopped: {stop_word(s)} after {s['steps']} steps ({s['tokens']:,} tokens, "
              f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
              + f", {s['tokens_per_s']:,.0f} training tokens/s)",
              "   ".join(([f"valid ppl: {fmt_ppl(s['val_ppl'])}"] if not math.isnan(s["val_loss"]) else [])
