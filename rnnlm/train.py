@@ -710,7 +710,9 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
         elif ck is not None:
             loop = _Loop.from_arrays(ck.train)
             print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})", flush=True)
-        return _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck)
+        summary = _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck)
+        summary["folder_printed"] = resume is None      # "run folder: X" opened the output: not repeated at the end
+        return summary
     finally:
         lock.release()
 
@@ -1339,4 +1341,6 @@ def format_summary(s: dict) -> str:
     if s.get("sample"):
         lines.append(f"sample ({s['sampled_from']} model):")
         lines += ["  " + line for line in s["sample"].splitlines()]     # one sentence per line
-    return "\n".join(lines)
+    # No line twice: a new run's output opened with "run folder: X" (train() printed it there so that the
+    # folder can be found while the run goes on); a resumed run's opened with "resuming X from step S".
+    return "\n".join(lines[1:] if s.get("folder_printed") else lines)

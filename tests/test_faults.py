@@ -2,7 +2,8 @@
 dropping the time budget, train's exit status on SIGTERM (130 instead of 143, also through a serial sweep), bench's
 bars drawn into logs, the deprecated license table of pyproject.toml, and a background sweep stopped by SIGTERM;
 then a trial user's: a summary saying "interrupted" after a SIGTERM, a background training run stopped by the
-SIGINT its shell asked it to ignore, and a log silent while the kernels compile and the final evaluation runs."""
+SIGINT its shell asked it to ignore, a log silent while the kernels compile and the final evaluation runs, and
+the run folder printed twice."""
 import io
 import os
 import re
@@ -281,7 +282,7 @@ def test_a_background_train_ignores_sigint_and_runs_to_its_end(text, tmp_path, c
     assert "stopped: max_steps after 6 steps" in capsys.readouterr().out
 
 
-# ---------------------------------------------------------------- 8. a log says what the silent phases are
+# ---------------------------------------------------------------- 8. silent phases named in a log; the folder once
 
 
 def test_phase_lines_only_when_stderr_is_not_a_terminal(monkeypatch):
@@ -295,7 +296,7 @@ def test_phase_lines_only_when_stderr_is_not_a_terminal(monkeypatch):
     assert log.getvalue() == "compiling...\n"
 
 
-def test_a_logged_run_names_its_silent_phases(text, tmp_path, capsys):
+def test_a_logged_run_names_its_silent_phases_and_its_folder_once(text, tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "6",
                  "--out", str(out)]) == 0
@@ -309,3 +310,7 @@ def test_a_logged_run_names_its_silent_phases(text, tmp_path, capsys):
     assert len(final) == len(test) == 1 and compiling[0] < final[0] < test[0], err
     assert err[final[0] + 1].startswith("| final validation | loss")     # the phase, then its result
     assert err[test[0]].endswith(" tokens, best model)...")
+    # the folder: on the first line (to find it while the run goes on), not again in the summary
+    lines = captured.out.splitlines()
+    assert lines[0] == f"run folder: {out}" and captured.out.count("run folder:") == 1
+    assert lines[1].startswith("stopped: max_steps after 6 steps")
