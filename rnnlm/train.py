@@ -818,7 +818,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         baseline = None
         _note(f"no Kneser-Ney baseline for this corpus ({exc})")
     timing = _Timing(config, final_tokens=_final_tokens(s))
-    _phase("compiling the kernels (about 30 s on a first run, then read from the cache)...")
+    _phase(config, "compiling the kernels (about 30 s on a first run, then read from the cache)...")
     _warm_up(s, timing)
     startup = time.perf_counter() - started
     if run is None:
@@ -926,11 +926,12 @@ def _note(text: str) -> None:
     tqdm.write(text, file=sys.stderr)
 
 
-def _phase(text: str) -> None:
-    """One plain line on stderr at the start of a phase that shows no bar in a log: when stderr is not
-    a terminal (tqdm's bars are off), so that a log is not silent for half a minute and looks hung."""
+def _phase(config: TrainConfig, text: str) -> None:
+    """One plain line on stderr at the start of a phase that shows no bar in a log, so that a log is
+    not silent for half a minute and looks hung: in place of the bars a run wants (config.progress) but
+    cannot draw (stderr is not a terminal). Nothing on a terminal, nor with --no-progress."""
     import sys
-    if not sys.stderr.isatty():
+    if config.progress and not sys.stderr.isatty():
         print(text, file=sys.stderr, flush=True)
 
 
@@ -1231,7 +1232,7 @@ def _final_report(s: _Session, loop: _Loop, hidden, stopped: str) -> dict:
 
     report = {}
     if loop.last_eval_step != loop.step and stopped != "nonfinite":
-        _phase(f"final validation on the validation split ({s.valid_stream.size:,} tokens)...")
+        _phase(s.config, f"final validation on the validation split ({s.valid_stream.size:,} tokens)...")
         val = _validate_full(s, "final validation")
         best = _keep_best(s, loop, val)
         if best:
@@ -1245,7 +1246,7 @@ def _final_report(s: _Session, loop: _Loop, hidden, stopped: str) -> dict:
         s.model.load_state_dict(checkpoint.load(s.run.best).model)
     if len(s.corpus.test) > s.config.eval_batch_size * 2 and first_nonfinite(s.model.params) is None:
         test = batchify(s.corpus.test, s.config.eval_batch_size)
-        _phase(f"evaluating on the test split ({test.size:,} tokens, {report['sampled_from']} model)...")
+        _phase(s.config, f"evaluating on the test split ({test.size:,} tokens, {report['sampled_from']} model)...")
         test_loss, _ = evaluate_stream(s.model, test, s.config.bptt, bar="test")
         report.update(test_loss=test_loss, test_ppl=_ppl(test_loss))
         s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.epoch,

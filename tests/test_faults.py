@@ -285,20 +285,24 @@ def test_a_background_train_ignores_sigint_and_runs_to_its_end(text, tmp_path, c
 # ---------------------------------------------------------------- 8. silent phases named in a log; the folder once
 
 
-def test_phase_lines_only_when_stderr_is_not_a_terminal(monkeypatch):
+def test_phase_lines_only_in_place_of_the_bars_a_log_cannot_show(monkeypatch):
+    bars, no_bars = TrainConfig(), TrainConfig(progress=False)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    train_module._phase("compiling...")
+    train_module._phase(bars, "compiling...")
     assert terminal.getvalue() == ""                # a terminal shows bars (or nothing to wait for)
     log = io.StringIO()
     monkeypatch.setattr(sys, "stderr", log)
-    train_module._phase("compiling...")
+    train_module._phase(no_bars, "compiling...")
+    assert log.getvalue() == ""                     # --no-progress: no bar wanted, nothing in its place
+    train_module._phase(bars, "compiling...")
     assert log.getvalue() == "compiling...\n"
 
 
 def test_a_logged_run_names_its_silent_phases_and_its_folder_once(text, tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "6",
+    flags = [f for f in FLAGS if f != "--no-progress"]           # bars wanted, but stderr is no terminal here
+    assert main(["train", "--corpus", str(text), *flags, "--batch-size", "16", "--max-steps", "6",
                  "--out", str(out)]) == 0
     captured = capsys.readouterr()
     err = captured.err.splitlines()
