@@ -82,7 +82,11 @@ def _add_corpus(sub):
     dl = csub.add_parser("download", help="fetch a named corpus from its catalog URLs")
     dl.add_argument("corpus", help="a named corpus, e.g. machado")
     dl.add_argument("--corpora-dir", default=None,
-                    help="put it in DIR/<name>/ (default: the repository's corpora/<name>/, or ./corpora/<name>/ for an installed package)")
+                    help="put it in DIR/<name>/ (default: $RNNLM_CORPORA/<name>/ when set, else the repository's "
+                         "corpora/<name>/, or ./corpora/<name>/ for an installed package)")
+    dl.add_argument("--force", action="store_true",
+                    help="fetch every file again, even when the corpus is already present and verified "
+                         "(without it, a corpus the lookup finds is reported and nothing is fetched)")
     return p
 
 
@@ -90,7 +94,8 @@ def _add_data_flags(p):
     """Flags shared by every command that reads a corpus (the DataConfig fields but corpus)."""
     D = C.DataConfig
     g = p.add_argument_group("corpus and tokenizer")
-    _arg(g, D, "corpora_dir", help="folder holding named corpora (else $RNNLM_CORPORA, ./corpora, ../shared/corpora)")
+    _arg(g, D, "corpora_dir", help="folder holding named corpora, the only one searched when given "
+                                   "(else $RNNLM_CORPORA alone when set, else ./corpora, ../shared/corpora)")
     _arg(g, D, "keep_case", help="do not lower-case the text")
     _arg(g, D, "num_token", help="map numbers to the <num> token")
     _arg(g, D, "max_vocab", help="keep at most this many words, <unk> and <eos> included (0 = no limit; default {default})")
@@ -106,7 +111,13 @@ def _add_data_flags(p):
 def _run_corpus(args):
     from . import corpus, data
     if args.corpus_command == "download":
-        folder = corpus.download(args.corpus, args.corpora_dir)
+        found = None if args.force or args.corpus not in corpus.NAMED_CORPORA or args.corpus == "sintetico" \
+            else corpus.present(args.corpus, args.corpora_dir)
+        if found is not None:
+            print(f"{args.corpus}: already present and verified in {found.origin}; nothing fetched "
+                  f"(--force fetches it again into {corpus.download_dir(args.corpus, args.corpora_dir)})")
+            return 0
+        folder = corpus.download(args.corpus, args.corpora_dir, force=args.force)
         print(f"{args.corpus}: all files present and verified in {folder}")
         return 0
     print(data.info_report(data.load_corpus(_data_config(args))))
@@ -414,7 +425,9 @@ def _run_evaluate(args):
 def _add_generate(sub):
     p = sub.add_parser("generate", help="sample Portuguese text from a trained model")
     p.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    p.add_argument("--words", type=int, default=100, help="tokens to generate (default 100)")
+    p.add_argument("--words", type=int, default=100,
+                   help="words to generate after the prime, counting tokens with a letter or digit; punctuation "
+                        "marks and sentence ends (<eos>, printed as line breaks) are not counted (default 100)")
     p.add_argument("--prime", default="", help='text to continue, e.g. "O homem que"')
     p.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by T; < 1 is more conservative; 0 = greedy (default 1)")

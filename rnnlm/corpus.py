@@ -2,7 +2,9 @@
 reading files safely, file checksums, and `download`.
 
 A corpus is either a catalog name (`machado`, `sintetico`) or a path to a
-`.txt` file or a folder of them. `resolve()` turns either into a `CorpusSource`
+`.txt` file or a folder of them. A catalog name is looked up in the folder the
+user gave (--corpora-dir, else $RNNLM_CORPORA) and only there, else in the
+default places (`candidate_dirs`). `resolve()` turns either into a `CorpusSource`
 (an ordered list of files); `read_text()` reads one file. Tokenizing is not
 done here (see tokenize.py), nor caching of tokens (see data.py).
 
@@ -123,14 +125,27 @@ def default_cache_dir() -> Path | None:
     return cache_root()
 
 
-def candidate_dirs(name: str, corpora_dir: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
-    """Folders that may hold the named corpus, in lookup order, with a label each."""
-    found: list[tuple[Path, str]] = []
+def given_corpora_dir(corpora_dir: str | os.PathLike | None = None) -> tuple[Path, str] | None:
+    """The corpora folder the user named, with where it came from ("--corpora-dir" or
+    "$RNNLM_CORPORA"; the flag wins), or None when neither is given."""
     if corpora_dir:
-        found.append((Path(corpora_dir).expanduser() / name, "--corpora-dir"))
+        return Path(corpora_dir).expanduser(), "--corpora-dir"
     env = os.environ.get("RNNLM_CORPORA")
     if env:
-        found.append((Path(env).expanduser() / name, "$RNNLM_CORPORA"))
+        return Path(env).expanduser(), "$RNNLM_CORPORA"
+    return None
+
+
+def candidate_dirs(name: str, corpora_dir: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
+    """Folders that may hold the named corpus, in lookup order, with a label each.
+
+    A folder the user named (--corpora-dir, else $RNNLM_CORPORA) is the only candidate: a corpus
+    missing there is an error (find_named), never a silent fall-through to another copy.
+    """
+    given = given_corpora_dir(corpora_dir)
+    if given is not None:
+        return [(given[0] / name, given[1])]
+    found: list[tuple[Path, str]] = []
     cwd = Path.cwd()
     found += [(REPO_CORPORA / name, "the repository's corpora/"),
               (cwd / "corpora" / name, "./corpora/"),
@@ -170,6 +185,8 @@ def find_named(name: str, corpora_dir=None) -> CorpusSource:
             files.sort(key=lambda item: item[0])
             return CorpusSource(name=name, root=folder.resolve(), files=files,
                                 origin=f"{folder} (via {label})", catalog=catalog)
+        if given_corpora_dir(corpora_dir) is not None:
+            raise UserError(_missing_in_given(name, folder, label, why, corpora_dir))
         if folder.exists():
             tried.append(f"{folder}: {why}")
     where = "; ".join(tried) if tried else "none of " + ", ".join(
@@ -178,11 +195,27 @@ def find_named(name: str, corpora_dir=None) -> CorpusSource:
                     f"or put its {len(catalog.entries)} files under {default_corpora() / name}/ or --corpora-dir DIR/{name}/")
 
 
+def _missing_in_given(name: str, folder: Path, label: str, why: str, corpora_dir) -> str:
+    """The one line for a named corpus missing from the folder the user gave (--corpora-dir or
+    $RNNLM_CORPORA): which folder, where it came from, and what to do."""
+    if label == "--corpora-dir":
+        fix = (f"download it there with 'python cli.py corpus download {name} --corpora-dir {corpora_dir}', "
+               "or leave out --corpora-dir to search the default places")
+    else:
+        fix = (f"download it there with 'python cli.py corpus download {name}', "
+               "or unset RNNLM_CORPORA to search the default places")
+    return f"corpus '{name}' not found in {folder} (given by {label}: {why}); {fix}"
+
+
+def download_dir(name: str, corpora_dir=None) -> Path:
+    """Where `download` (or the generator) puts a named corpus: <the folder the user gave (--corpora-dir,
+    else $RNNLM_CORPORA), else default_corpora()>/<name>, a place the lookup then searches."""
+    given = given_corpora_dir(corpora_dir)
+    return (given[0] if given is not None else default_corpora()) / name
+
+
 def _sintetico_dir(corpora_dir=None) -> Path:
-    if corpora_dir:
-        return Path(corpora_dir).expanduser() / "sintetico"
-    env = os.environ.get("RNNLM_CORPORA")
-    return Path(env).expanduser() / "sintetico" if env else default_corpora() / "sintetico"
+    return download_dir("sintetico", corpora_dir)
 
 
 def ensure_sintetico(corpora_dir=None) -> Path:
@@ -306,13 +339,26 @@ def source_checksum(source: CorpusSource, cache_dir: Path | None = None) -> str:
 # ---------------------------------------------------------------- download
 
 
-def download(name: str, corpora_dir=None, progress: bool | None = None) -> Path:
-    """Fetch every file of a catalog corpus into `<corpora_dir or ./corpora>/<name>/`.
+def present(name: str, corpora_dir=None) -> CorpusSource | None:
+    """The catalog corpus `name` where the lookup finds it (find_named) with every file's SHA-256
+    matching the catalog, or None (not found, or a file changed: a download is then due). No network."""
+    try:
+        source = find_named(name, corpora_dir)
+        source_checksum(source)
+    except UserError:
+        return None
+    return source
 
-    Files already present with the right SHA-256 are kept. Each file is
-    written to a temporary name, its SHA-256 checked, then renamed; a
+
+def download(name: str, corpora_dir=None, progress: bool | None = None, force: bool = False) -> Path:
+    """Fetch every file of a catalog corpus into download_dir(name, corpora_dir).
+
+    Files already there with the right SHA-256 are kept unless `force`. Each
+    file is written to a temporary name, its SHA-256 checked, then renamed; a
     mismatch deletes it and raises UserError. Without network, raises one
     UserError line saying where to put the files by hand. Returns the folder.
+    (The `corpus download` command first asks `present` and fetches nothing
+    when the lookup already finds the corpus, unless --force.)
     """
     if name == "sintetico":
         return ensure_sintetico(corpora_dir)
@@ -321,11 +367,12 @@ def download(name: str, corpora_dir=None, progress: bool | None = None) -> Path:
     from tqdm import tqdm
 
     catalog = load_catalog(name)
-    target = (Path(corpora_dir).expanduser() if corpora_dir else default_corpora()) / name
+    target = download_dir(name, corpora_dir)
     todo = []
     for entry in catalog.entries:
         dest = target / entry.path
-        if dest.is_file() and dest.stat().st_size == entry.size and sha256_file(dest) == entry.sha256:
+        if (not force and dest.is_file() and dest.stat().st_size == entry.size
+                and sha256_file(dest) == entry.sha256):
             continue
         todo.append(entry)
     bar = tqdm(total=sum(e.size for e in todo), unit="B", unit_scale=True,
@@ -357,7 +404,8 @@ def _fetch_one(catalog: Catalog, entry: CatalogEntry, target: Path, bar, corpora
             raise UserError(
                 f"cannot download {url} ({reason}); without network, copy the "
                 f"{len(catalog.entries)} files listed in {catalog.home / 'MANIFEST.tsv'} to {target}/<path>"
-                + ("" if corpora_dir else f", or point --corpora-dir or $RNNLM_CORPORA at a folder holding {catalog.name}/")
+                + ("" if given_corpora_dir(corpora_dir) else
+                   f", or point --corpora-dir or $RNNLM_CORPORA at a folder holding {catalog.name}/")
             ) from None
         if digest.hexdigest() != entry.sha256:   # raised inside the write: nothing is kept
             raise UserError(f"checksum mismatch for {url}: got sha256 {digest.hexdigest()[:12]}..., "

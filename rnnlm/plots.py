@@ -281,9 +281,25 @@ def _norm_name(norm: str) -> str:
     return "Frobenius" if norm == "frobenius" else norm
 
 
-def _legend_below(ax, ncol: int = 1) -> None:
-    """The legend under the axes: long labels never cover the curves."""
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=ncol, frameon=False)
+# Every legend sits outside its axes (below, or above where an axes' x labels are shared), never on the
+# data: matplotlib's loc="best" still covers curves once labels are long or the data fill the axes.
+def _legend_below(ax, ncol: int = 1, **kw) -> None:
+    """The legend under the axes, below their x tick labels and label; tight_layout makes room for it.
+    Call it once the x ticks and label are set (their height decides the offset, in points). kw: more
+    arguments of Axes.legend (a title, another fontsize)."""
+    from matplotlib.transforms import offset_copy
+    fig = ax.figure
+    below = ax.bbox.y0 - ax.xaxis.get_tightbbox(fig.canvas.get_renderer()).y0   # pixels under the axes
+    ax.legend(**{"fontsize": 7, **kw}, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False,
+              bbox_transform=offset_copy(ax.transAxes, fig=fig, y=-(max(below, 0.0) * 72 / fig.dpi + 3),
+                                         units="points"))
+
+
+def _legend_above(ax, ncol: int = 1) -> None:
+    """The legend over the axes (axes stacked on a shared x, or side by side under a figure title);
+    tight_layout makes room for it."""
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=ncol, frameon=False,
+              borderaxespad=0.0)
 
 
 def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto", norm: str = "spectral",
@@ -445,7 +461,7 @@ def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectra
     ax.set_ylabel(f"median {_what(q, norm, flow)} (dimensionless)", fontsize=8)
     ax.grid(True, alpha=0.3)
     ax.plot([], [], color="black", label=run_label(cfg))
-    ax.legend(fontsize=7, loc="lower left")
+    _legend_below(ax)
     m = events[-1].get("meta", {})
     behind = (f"median over {m.get('anchors', '?')} anchors × {m.get('tokens', '?')} tokens at each of "
               f"{len(events)} recorded steps; seed {cfg.get('seed', '?')}")
@@ -575,7 +591,7 @@ def draw_training(run_dir, title: str | None = None):
                        fontsize=7, ha="right")
     for ax in (a_ppl, a_g, a_lr):
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        _legend_above(ax)
     lr = cfg.get("lr")
     sub = (f"H={cfg.get('hidden', '?')}, E={cfg.get('emsize', '?')}, {cfg.get('optimizer', '?')}"
            + (f" lr {lr:g} at start" if isinstance(lr, (int, float)) else "")
@@ -738,7 +754,7 @@ def draw_explosion(run_a: Path, run_b: Path, title: str):
     ax2.set_yscale("log")
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        _legend_above(ax)
     behind = f"one run each, seed {_joined(c.get('seed', '?') for c in cfgs)}"
     _set_title(fig, title, _run_settings(cfgs[0], behind).replace(
         clip_label(cfgs[0]), _joined(clip_label(c) for c in cfgs)), width=130, size=11)
@@ -785,7 +801,7 @@ def draw_factor_summary(results: dict, activations, gains, note: str | None = No
         + ([behind] if behind else []) + ["factor = e^(slope of ln median spectral norm)"])
     _set_title(ax, "At initialization: how fast the Jacobian norm shrinks or grows per step", sub, width=90)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend_below(ax)
     fig.tight_layout()
     return fig
 

@@ -2,7 +2,9 @@
 
 Generation starts from the sentence-boundary token `<eos>` (what the model saw
 before every sentence in training), then reads the prime, then draws one token
-at a time from the model's next-token distribution, feeding each draw back in.
+at a time from the model's next-token distribution, feeding each draw back in,
+until the sample holds the words asked for (punctuation and <eos> are drawn but
+not counted; <eos> is printed as a line break).
 `<unk>` is never drawn unless asked for (its probability is set to zero
 before the filters), so the text contains only real words.
 
@@ -19,11 +21,16 @@ import numpy as np
 
 from .config import check_range
 from .errors import UserError
+from .tokenize import EOS
 
 # A temperature below this is greedy decoding: dividing log-probabilities by it
 # would overflow, and exp(-gap / T) of every runner-up is 0 in float64 anyway.
 GREEDY_BELOW = 1e-6
 _SENTENCE_END = frozenset({".", "!", "?", "..."})
+# generate_text stops a sample that draws no more words (only punctuation or <eos>) after
+# this many draws per word asked for, plus this many (Machado's text has ~1.2 tokens per word).
+MAX_DRAWS_PER_WORD = 10
+MAX_DRAWS_EXTRA = 100
 
 
 def next_token_probs(logp, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -101,7 +108,7 @@ def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = F
     dropped unless the prime ends a sentence, so "O homem que" is continued
     mid-sentence. Unknown words map to <unk> and are listed, not refused.
     """
-    from .tokenize import EOS, tokenize
+    from .tokenize import tokenize
     tokens = tokenize(prime, keep_case=keep_case, num_token=num_token) if prime.strip() else []
     if tokens and tokens[-1] == EOS and (len(tokens) < 2 or tokens[-2] not in _SENTENCE_END):
         tokens = tokens[:-1]
@@ -110,34 +117,84 @@ def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = F
     return tokens, ids, unknown
 
 
-def sample_ids(model, prime_ids, words: int, rng, *, eos_id: int, temperature: float = 1.0,
-               top_k: int = 0, top_p: float = 1.0, banned=(), num_samples: int = 1) -> np.ndarray:
-    """Generate `words` token ids for each of `num_samples` streams -> (num_samples, words) int64.
+def _draws(model, prime_ids, rng, *, eos_id: int, temperature: float, top_k: int, top_p: float, banned,
+           num_samples: int):
+    """Yield one drawn token id per stream (num_samples,) int64 at a time, without end.
 
-    All streams read <eos> and then the prime, and are sampled in one batch.
+    All streams read <eos> and then the prime, and are sampled in one batch; the
+    model reads a draw only when the next one is asked for (no step after the last).
     """
     M = num_samples
     state = model.init_state(M)
     logp = None
     for t in [eos_id, *[int(i) for i in prime_ids]]:
         logp, state = model.step_logprobs(np.full(M, t, dtype=np.int64), state)
-    out = np.zeros((M, words), dtype=np.int64)
-    for j in range(words):
+    while True:
         tok = draw(next_token_probs(logp, temperature, top_k, top_p, banned), rng)
-        out[:, j] = tok
-        if j + 1 < words:
-            logp, state = model.step_logprobs(tok, state)
+        yield tok
+        logp, state = model.step_logprobs(tok, state)
+
+
+def sample_ids(model, prime_ids, words: int, rng, *, eos_id: int, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0, banned=(), num_samples: int = 1) -> np.ndarray:
+    """Generate `words` token ids for each of `num_samples` streams -> (num_samples, words) int64.
+
+    Every draw counts, <eos> and punctuation included (generate_text counts words only).
+    All streams read <eos> and then the prime, and are sampled in one batch.
+    """
+    out = np.zeros((num_samples, words), dtype=np.int64)
+    stream = _draws(model, prime_ids, rng, eos_id=eos_id, temperature=temperature, top_k=top_k, top_p=top_p,
+                    banned=banned, num_samples=num_samples)
+    for j in range(words):
+        out[:, j] = next(stream)
     return out
+
+
+def is_word(token: str) -> bool:
+    """Whether a token counts as a word of generated text: it holds a letter or a digit (so
+    "casa", "-lhe", "1890" and <unk>/<num> do; "," "..." "—" and <eos> do not)."""
+    return token != EOS and any(ch.isalnum() for ch in token)
+
+
+def sample_words(model, prime_ids, words: int, rng, *, vocab, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, banned=(), num_samples: int = 1) -> list[np.ndarray]:
+    """Token ids holding `words` words (is_word) for each of `num_samples` streams -> list of (n_i,) int64.
+
+    Punctuation and <eos> are drawn as usual but not counted; each stream ends
+    at its `words`-th word. The streams are drawn in one batch until all are
+    done, so stream i's tokens are sample_ids's row i cut there (same seed,
+    same draws). A model that stops drawing words (only punctuation or <eos>)
+    is cut after MAX_DRAWS_PER_WORD * words + MAX_DRAWS_EXTRA draws.
+    """
+    counts = np.array([is_word(t) for t in vocab.itos], dtype=bool)     # (V,)
+    M = num_samples
+    rows: list[list[int]] = [[] for _ in range(M)]
+    found = np.zeros(M, dtype=np.int64)
+    stream = _draws(model, prime_ids, rng, eos_id=vocab.eos_id, temperature=temperature, top_k=top_k,
+                    top_p=top_p, banned=banned, num_samples=M)
+    for _ in range(MAX_DRAWS_PER_WORD * words + MAX_DRAWS_EXTRA if words else 0):
+        if (found >= words).all():
+            break
+        tok = next(stream)
+        for i in np.flatnonzero(found < words):
+            rows[i].append(int(tok[i]))
+            found[i] += counts[tok[i]]
+    return [np.array(r, dtype=np.int64) for r in rows]
 
 
 def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperature: float = 1.0,
                   top_k: int = 0, top_p: float = 1.0, seed: int = 0, num_samples: int = 1,
                   keep_case: bool = False, num_token: bool = False, allow_unk: bool = False,
-                  unknown_out: list | None = None) -> list[str]:
-    """Detokenized samples (prime first), one string per sample.
+                  unknown_out: list | None = None, sentence_sep: str = "\n") -> list[str]:
+    """Detokenized samples (prime first), one string per sample, each continuing the prime by `words` words.
 
-    Unknown prime words are appended to `unknown_out` when given. The prime
-    is shown as typed (tokenized and re-joined), not as <unk>.
+    A word is a token with a letter or a digit (is_word); punctuation marks and
+    sentence ends (<eos>) are generated as the model draws them but not counted,
+    so each sample holds exactly `words` words after the prime (fewer only from
+    a model that stops drawing words, see sample_words). A sentence end is shown
+    as `sentence_sep` (a line break: one sentence per line). Unknown prime words
+    are appended to `unknown_out` when given. The prime is shown as typed
+    (tokenized and re-joined), not as <unk>.
     """
     from .tokenize import detokenize
     for name, value in (("words", words), ("num_samples", num_samples), ("seed", seed)):
@@ -147,6 +204,7 @@ def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperatur
         unknown_out.extend(unknown)
     banned = () if allow_unk else (vocab.unk_id,)
     rng = np.random.default_rng(seed)
-    gen = sample_ids(model, ids, words, rng, eos_id=vocab.eos_id, temperature=temperature,
-                     top_k=top_k, top_p=top_p, banned=banned, num_samples=num_samples)
-    return [detokenize(tokens + vocab.decode(row), capitalize=not keep_case) for row in gen]
+    gen = sample_words(model, ids, words, rng, vocab=vocab, temperature=temperature,
+                       top_k=top_k, top_p=top_p, banned=banned, num_samples=num_samples)
+    return [detokenize(tokens + vocab.decode(row), capitalize=not keep_case, sentence_sep=sentence_sep)
+            for row in gen]

@@ -65,7 +65,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     exist; a y column that holds text, not numbers (the message lists the
     numeric columns); no row with both x and a finite y.
     """
-    from .plots import _pyplot, _save
+    from .plots import _legend_below, _pyplot, _save
     from .sweep import empty_reason, read_rows
     from .sweepgrid import FIXED_KEYS, shown_fixed, table_rows, varying
     rows = [r for r in read_rows(folder)]
@@ -117,7 +117,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
                  + "\n".join(textwrap.wrap(f"fixed: {fixed_txt}; {per_point} per point", 95)), fontsize=8)
     note = f"{missing} jobs without {y} left out" if missing else None
     if hue:
-        ax.legend(title=note, fontsize=8)
+        _legend_below(ax, ncol=2 if len(groups) > 4 else 1, title=note, fontsize=8)     # never on the data
     elif note:                  # no lines with labels: a legend would be empty (and matplotlib warns)
         ax.text(0.99, 0.98, note, transform=ax.transAxes, ha="right", va="top", fontsize=8)
     ax.grid(alpha=0.3)

@@ -230,7 +230,9 @@ class _Interrupt:
     """SIGINT/SIGTERM handler: the first signal asks the loop to stop at the next step
     boundary (and save) and is remembered in `signum` (the exit status: `exit_status`);
     a second one raises KeyboardInterrupt at once (sweep.Terminated for SIGTERM; nothing
-    more is saved; the previous checkpoint stays intact)."""
+    more is saved; the previous checkpoint stays intact). A signal ignored when the
+    context is entered (SIG_IGN: SIGINT of a job a shell started in the background) is
+    left ignored."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -242,6 +244,10 @@ class _Interrupt:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
+                # A signal the parent set to be ignored stays ignored: a shell starts `cmd &` with SIGINT
+                # ignored (and nohup SIGHUP), so that a Ctrl-C at the prompt does not reach the background job.
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -258,6 +264,14 @@ class _Interrupt:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         return False
+
+
+def stop_word(summary: dict) -> str:
+    """How the summary names the reason a run stopped: its `stopped`, except a run stopped by SIGTERM
+    (`kill PID`, a job scheduler), which was "terminated (SIGTERM)", not interrupted (Ctrl-C)."""
+    if summary.get("stopped") == "interrupted" and summary.get("signal") == "SIGTERM":
+        return "terminated (SIGTERM)"
+    return summary.get("stopped")
 
 
 def exit_status(summary: dict) -> int:
@@ -696,7 +710,9 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
         elif ck is not None:
             loop = _Loop.from_arrays(ck.train)
             print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})", flush=True)
-        return _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck)
+        summary = _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck)
+        summary["folder_printed"] = resume is None      # "run folder: X" opened the output: not repeated at the end
+        return summary
     finally:
         lock.release()
 
@@ -802,6 +818,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         baseline = None
         _note(f"no Kneser-Ney baseline for this corpus ({exc})")
     timing = _Timing(config, final_tokens=_final_tokens(s))
+    _phase(config, "compiling the kernels (about 30 s on a first run, then read from the cache)...")
     _warm_up(s, timing)
     startup = time.perf_counter() - started
     if run is None:
@@ -879,7 +896,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
             if stopped != "nonfinite" or first_nonfinite(model.params) is None:
                 _save(s, loop, hidden)      # after a non-finite window: the last good state
             if stopped == "interrupted":
-                word = "terminated (SIGTERM)" if interrupt.signum == signal.SIGTERM else "interrupted"
+                word = stop_word({"stopped": stopped, "signal": signal.Signals(interrupt.signum).name})
                 _note(f"{word} at step {loop.step}: checkpoint saved to {run.latest}; "
                       f"continue with --resume {run.folder}")
             floor = ({"lr": s.opt.lr, "min_lr": config.lr_floor(), "plateaus": loop.plateaus}
@@ -907,6 +924,15 @@ def _note(text: str) -> None:
 
     from tqdm import tqdm
     tqdm.write(text, file=sys.stderr)
+
+
+def _phase(config: TrainConfig, text: str) -> None:
+    """One plain line on stderr at the start of a phase that shows no bar in a log, so that a log is
+    not silent for half a minute and looks hung: in place of the bars a run wants (config.progress) but
+    cannot draw (stderr is not a terminal). Nothing on a terminal, nor with --no-progress."""
+    import sys
+    if config.progress and not sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)
 
 
 def _final_tokens(s: "_Session") -> int:
@@ -1206,6 +1232,7 @@ def _final_report(s: _Session, loop: _Loop, hidden, stopped: str) -> dict:
 
     report = {}
     if loop.last_eval_step != loop.step and stopped != "nonfinite":
+        _phase(s.config, f"final validation on the validation split ({s.valid_stream.size:,} tokens)...")
         val = _validate_full(s, "final validation")
         best = _keep_best(s, loop, val)
         if best:
@@ -1218,8 +1245,9 @@ def _final_report(s: _Session, loop: _Loop, hidden, stopped: str) -> dict:
     if report["sampled_from"] == "best":
         s.model.load_state_dict(checkpoint.load(s.run.best).model)
     if len(s.corpus.test) > s.config.eval_batch_size * 2 and first_nonfinite(s.model.params) is None:
-        test_loss, _ = evaluate_stream(s.model, batchify(s.corpus.test, s.config.eval_batch_size), s.config.bptt,
-                                       bar="test")
+        test = batchify(s.corpus.test, s.config.eval_batch_size)
+        _phase(s.config, f"evaluating on the test split ({test.size:,} tokens, {report['sampled_from']} model)...")
+        test_loss, _ = evaluate_stream(s.model, test, s.config.bptt, bar="test")
         report.update(test_loss=test_loss, test_ppl=_ppl(test_loss))
         s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.epoch,
                    "model": report["sampled_from"], "test_loss": test_loss, "test_ppl": _ppl(test_loss),
@@ -1286,7 +1314,7 @@ def format_summary(s: dict) -> str:
     from .runs import fmt_ppl
     budget = s.get("budget_s", math.inf)
     lines = [f"run folder: {s['run_dir']}",
-             f"stopped: {s['stopped']} after {s['steps']} steps ({s['tokens']:,} tokens, "
+             f"stopped: {stop_word(s)} after {s['steps']} steps ({s['tokens']:,} tokens, "
              f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
              + f", {s['tokens_per_s']:,.0f} training tokens/s)",
              "   ".join(([f"valid ppl: {fmt_ppl(s['val_ppl'])}"] if not math.isnan(s["val_loss"]) else [])
@@ -1313,5 +1341,7 @@ def format_summary(s: dict) -> str:
                      "model.npz holds the last good parameters" + why)
     if s.get("sample"):
         lines.append(f"sample ({s['sampled_from']} model):")
-        lines.append("  " + s["sample"])
-    return "\n".join(lines)
+        lines += ["  " + line for line in s["sample"].splitlines()]     # one sentence per line
+    # No line twice: a new run's output opened with "run folder: X" (train() printed it there so that the
+    # folder can be found while the run goes on); a resumed run's opened with "resuming X from step S".
+    return "\n".join(lines[1:] if s.get("folder_printed") else lines)

@@ -36,8 +36,10 @@ def test_named_corpus_found_with_corpora_dir(machado_dir):
 def test_lookup_order_env_then_shared(machado_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("RNNLM_CORPORA", str(machado_dir.parent))
     assert "$RNNLM_CORPORA" in corpus.resolve("machado").origin
-    # A --corpora-dir without the corpus is skipped: the next candidate wins.
-    assert "$RNNLM_CORPORA" in corpus.resolve("machado", corpora_dir=tmp_path).origin
+    # A --corpora-dir without the corpus is an error naming it, not skipped for the next candidate
+    # (it was skipped before: a user who named a folder got another copy without a word).
+    with pytest.raises(UserError, match=r"not found in .* \(given by --corpora-dir: no such folder\)"):
+        corpus.resolve("machado", corpora_dir=tmp_path)
     monkeypatch.delenv("RNNLM_CORPORA")
     assert "shared" in corpus.resolve("machado").origin
 
@@ -229,3 +231,103 @@ def test_download_success_verifies_and_is_found(machado_dir, tmp_path, monkeypat
     fetched.clear()
     corpus.download("machado", tmp_path / "c", progress=False)
     assert fetched == [], "files already verified are not fetched again"
+
+
+# ---------------------------------------------------------------- a folder the user named is the only one searched
+
+
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_a_given_corpora_folder_without_the_corpus_is_one_line_naming_it(machado_dir, tmp_path, monkeypatch, capsys,
+                                                                         how):
+    assert corpus.resolve("machado").root == machado_dir.resolve()     # the default lookup still finds it
+    given = tmp_path / "mine"
+    (given / "machado").mkdir(parents=True)
+    argv = ["corpus", "info", "machado"]
+    if how == "flag":
+        argv += ["--corpora-dir", str(given)]
+        label, fix = "--corpora-dir", f"'python cli.py corpus download machado --corpora-dir {given}'"
+    else:
+        monkeypatch.setenv("RNNLM_CORPORA", str(given))
+        label, fix = "$RNNLM_CORPORA", "'python cli.py corpus download machado'"
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1 and "Traceback" not in captured.err
+    assert lines[0] == (f"error: corpus 'machado' not found in {given / 'machado'} (given by {label}: missing "
+                        f"txt/conto/contosFluminenses.txt); download it there with {fix}, or "
+                        + ("leave out --corpora-dir" if how == "flag" else "unset RNNLM_CORPORA")
+                        + " to search the default places")
+
+
+def test_the_flag_wins_over_the_variable_and_the_variable_is_where_download_goes(machado_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLM_CORPORA", str(tmp_path / "elsewhere"))
+    assert "--corpora-dir" in corpus.resolve("machado", corpora_dir=machado_dir.parent).origin
+    with pytest.raises(UserError, match=r"given by \$RNNLM_CORPORA: no such folder"):
+        corpus.resolve("machado")
+    assert corpus.download_dir("machado") == tmp_path / "elsewhere" / "machado"
+    assert corpus.download_dir("machado", tmp_path / "c") == tmp_path / "c" / "machado"
+    monkeypatch.delenv("RNNLM_CORPORA")
+    assert corpus.download_dir("machado") == corpus.default_corpora() / "machado"
+
+
+# ---------------------------------------------------------------- download of a corpus already present
+
+
+def _no_network(url, timeout):
+    raise AssertionError(f"the network was used: {url}")
+
+
+def test_download_of_a_corpus_already_present_fetches_nothing(machado_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(corpus, "_urlopen", _no_network)
+    # found by the default lookup (in CI: ../shared/corpora beside the repository): reported, exit 0
+    found = corpus.find_named("machado")
+    assert main(["corpus", "download", "machado"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == (f"machado: already present and verified in {found.origin}; nothing fetched "
+                            f"(--force fetches it again into {corpus.default_corpora() / 'machado'})\n")
+    # found in the folder given
+    assert main(["corpus", "download", "machado", "--corpora-dir", str(machado_dir.parent)]) == 0
+    assert f"already present and verified in {machado_dir} (via --corpora-dir)" in capsys.readouterr().out
+
+
+def test_download_with_force_fetches_even_when_present(machado_dir, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "c" / "machado"
+    for name, _, _ in _manifest(machado_dir):
+        dest = root / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes((machado_dir / name).read_bytes())
+    catalog = corpus.load_catalog("machado")
+    prefix = catalog.url_pattern.format(commit=catalog.commit, path="")
+    fetched = []
+
+    def from_shared(url, timeout):
+        rel = urllib.parse.unquote(url[len(prefix):])
+        fetched.append(rel)
+        return io.BytesIO((machado_dir / rel).read_bytes())
+
+    monkeypatch.setattr(corpus, "_urlopen", from_shared)
+    assert main(["corpus", "download", "machado", "--corpora-dir", str(tmp_path / "c")]) == 0
+    assert fetched == [] and "already present" in capsys.readouterr().out
+    assert main(["corpus", "download", "machado", "--corpora-dir", str(tmp_path / "c"), "--force"]) == 0
+    assert len(fetched) == 116 and f"all files present and verified in {root}" in capsys.readouterr().out
+    corpus.source_checksum(corpus.resolve("machado", corpora_dir=tmp_path / "c"))
+
+
+def test_download_of_a_changed_copy_fetches_it_again(machado_dir, tmp_path, monkeypatch, capsys):
+    # sizes match (the lookup takes it) but a byte differs: not "present", the bad file is fetched again
+    root = tmp_path / "c" / "machado"
+    for name, _, _ in _manifest(machado_dir):
+        dest = root / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(machado_dir / name)
+    victim = root / "txt/crítica/ea.txt"
+    data = bytearray(victim.read_bytes())
+    victim.unlink()
+    data[100] = ord("X") if data[100] != ord("X") else ord("Y")
+    victim.write_bytes(bytes(data))
+    fetched = []
+    monkeypatch.setattr(corpus, "_urlopen", lambda url, timeout: fetched.append(url) or io.BytesIO(
+        (machado_dir / "txt/crítica/ea.txt").read_bytes()))
+    assert main(["corpus", "download", "machado", "--corpora-dir", str(tmp_path / "c")]) == 0
+    assert len(fetched) == 1 and fetched[0].endswith("ea.txt")
+    assert victim.read_bytes() == (machado_dir / "txt/crítica/ea.txt").read_bytes()

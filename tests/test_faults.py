@@ -1,6 +1,9 @@
 """Small faults a user hits at the edges of the CLI: a batch larger than the training split allows, --max-steps 0
 dropping the time budget, train's exit status on SIGTERM (130 instead of 143, also through a serial sweep), bench's
-bars drawn into logs, the deprecated license table of pyproject.toml, and a background sweep stopped by SIGTERM."""
+bars drawn into logs, the deprecated license table of pyproject.toml, and a background sweep stopped by SIGTERM;
+then a trial user's: a summary saying "interrupted" after a SIGTERM, a background training run stopped by the
+SIGINT its shell asked it to ignore, a log silent while the kernels compile and the final evaluation runs, and
+the run folder printed twice."""
 import io
 import os
 import re
@@ -156,7 +159,8 @@ def test_train_stopped_by_a_signal_saves_and_exits_128_plus_it(text, tmp_path, c
                  "--out", str(out)]) == status
     captured = capsys.readouterr()
     assert f"{word} at step 3: checkpoint saved to {out / 'model.npz'}; continue with --resume {out}" in captured.err
-    assert "stopped: interrupted after 3 steps" in captured.out
+    # the summary names the signal as the line on stderr does (it said "interrupted" after a SIGTERM too)
+    assert f"stopped: {word} after 3 steps" in captured.out
     assert int(checkpoint.load(out / "model.npz").train["step"]) == 3   # the last good state is kept
 
 
@@ -245,3 +249,72 @@ def test_a_background_sweep_ignores_sigint_as_the_shell_asks_and_stops_cleanly_o
     assert err.strip().splitlines()[-1].startswith(f"terminated: 0 of 1 jobs recorded in {out / 'sweep.jsonl'}")
     assert "Traceback" not in err
     assert list(scratch.iterdir()) == []            # no cluster scratch folder, no job folder left
+
+
+# ---------------------------------------------------------------- 7. an ignored SIGINT stays ignored while training
+
+
+@MAIN_THREAD
+def test_the_handler_leaves_an_ignored_signal_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)     # what a shell does to `train ... &`
+    try:
+        with train_module._Interrupt() as interrupt:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == interrupt._handle     # `kill PID` still stops it cleanly
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert not interrupt.requested
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@MAIN_THREAD
+def test_a_background_train_ignores_sigint_and_runs_to_its_end(text, tmp_path, capsys, monkeypatch):
+    _signal_at_step(monkeypatch, signal.SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "6",
+                     "--out", str(tmp_path / "r")]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "stopped: max_steps after 6 steps" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- 8. silent phases named in a log; the folder once
+
+
+def test_phase_lines_only_in_place_of_the_bars_a_log_cannot_show(monkeypatch):
+    bars, no_bars = TrainConfig(), TrainConfig(progress=False)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    train_module._phase(bars, "compiling...")
+    assert terminal.getvalue() == ""                # a terminal shows bars (or nothing to wait for)
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    train_module._phase(no_bars, "compiling...")
+    assert log.getvalue() == ""                     # --no-progress: no bar wanted, nothing in its place
+    train_module._phase(bars, "compiling...")
+    assert log.getvalue() == "compiling...\n"
+
+
+def test_a_logged_run_names_its_silent_phases_and_its_folder_once(text, tmp_path, capsys):
+    out = tmp_path / "r"
+    flags = [f for f in FLAGS if f != "--no-progress"]           # bars wanted, but stderr is no terminal here
+    assert main(["train", "--corpus", str(text), *flags, "--batch-size", "16", "--max-steps", "6",
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    compiling = [i for i, line in enumerate(err) if line.startswith("compiling the kernels")]
+    assert len(compiling) == 1 and err[compiling[0]] == \
+        "compiling the kernels (about 30 s on a first run, then read from the cache)..."
+    final = [i for i, line in enumerate(err) if line.startswith("final validation on the validation split (")]
+    test = [i for i, line in enumerate(err) if line.startswith("evaluating on the test split (")]
+    assert len(final) == len(test) == 1 and compiling[0] < final[0] < test[0], err
+    assert err[final[0] + 1].startswith("| final validation | loss")     # the phase, then its result
+    assert err[test[0]].endswith(" tokens, best model)...")
+    # the folder: on the first line (to find it while the run goes on), not again in the summary
+    lines = captured.out.splitlines()
+    assert lines[0] == f"run folder: {out}" and captured.out.count("run folder:") == 1
+    assert lines[1].startswith("stopped: max_steps after 6 steps")

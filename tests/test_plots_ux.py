@@ -1,4 +1,5 @@
-"""Training figures as a new user reads them: the timed (report-only) validations of --eval-minutes."""
+"""Figures as a new user reads them: the timed (report-only) validations of --eval-minutes, and legends
+that never hide the data."""
 import json
 import math
 
@@ -49,4 +50,105 @@ def test_a_run_with_only_timed_validations_still_plots(tmp_path):
                        "val_ppl": math.exp(5.0), "tokens": 10, "of_tokens": 20, "time": 1.0}])
     fig = plots.draw_training(run)
     assert any("timed validation" in t for t in _legend(fig.axes[0]))
+    _close(fig)
+
+
+# ---------------------------------------------------------------- no legend covers the data
+
+
+def _covered_by_legends(fig) -> list:
+    """(axes index, artist label) of every drawn data point (line vertices, with points every few pixels
+    along each segment, and scatter points) that a legend's box covers. Also asserts that every legend
+    lies inside the figure (not cut off by the saved image's edge)."""
+    fig.canvas.draw()
+    covered = []
+    for k, ax in enumerate(fig.axes):
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        box, page, inside = legend.get_window_extent(), fig.bbox, ax.bbox
+        assert box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1 and box.y0 >= page.y0 - 1 \
+            and box.y1 <= page.y1 + 1, (k, box, page)
+        drawn = []
+        for line in ax.get_lines():
+            xy = np.asarray(line.get_xydata(), float)
+            if len(xy) == 0:
+                continue
+            xy = line.get_transform().transform(xy)
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            pts = [xy]
+            for a, b in zip(xy[:-1], xy[1:]):
+                n = int(np.hypot(*(b - a)) // 3) + 2
+                pts.append(a + (b - a) * np.linspace(0, 1, n)[:, None])
+            drawn.append((line.get_label(), np.concatenate(pts)))
+        for coll in ax.collections:
+            offsets = np.asarray(coll.get_offsets(), float)
+            if len(offsets):
+                drawn.append((coll.get_label(), coll.get_offset_transform().transform(offsets)))
+        for label, pts in drawn:
+            pts = pts[(pts[:, 0] >= inside.x0) & (pts[:, 0] <= inside.x1) & (pts[:, 1] >= inside.y0)
+                      & (pts[:, 1] <= inside.y1)]          # what the axes clip away is not shown anyway
+            if ((pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1)).any():
+                covered.append((k, label))
+    return covered
+
+
+def _filling_run(folder, n=120):
+    """A run whose curves fill their axes (noisy losses and norms, many clipped steps, a few validations)."""
+    rng = np.random.default_rng(0)
+    run = _fake_run(folder, cell="lstm", losses=tuple(5.0 + rng.random() for _ in range(n)),
+                    norms=tuple(0.05 + 0.5 * rng.random() for _ in range(n)))
+    _add_events(run, [{"type": "eval", "split": "valid", "step": s, "val_loss": 5.0 + rng.random(),
+                       "val_ppl": 150.0, "next_lr": 5.0 / (1 + (s > 60))} for s in (20, 40, 60, 80, 100, 120)])
+    return run
+
+
+def test_no_legend_covers_the_data_of_any_figure(tmp_path):
+    from test_plots_figures import _doc
+    figures = {"training": plots.draw_training(_filling_run(tmp_path / "t"))}
+    rng = np.random.default_rng(1)
+    tracked = _fake_run(tmp_path / "j", cell="rnn", scale=1.5,
+                        jacobian_docs=[_doc("rnn", scale=1.5), _doc("rnn", scale=1.2), _doc("rnn")])
+    figures["lag over training"] = plots.draw_lag_over_training(tracked)
+    figures["lag"] = plots.draw_lag([_doc("rnn", scale=1.5), _doc("lstm")], None, bound=True)
+    a = _fake_run(tmp_path / "a", clip_norm=0.0, losses=tuple(5 + 0.05 * k for k in range(60)),
+                  norms=tuple(1.2 ** k for k in range(60)))
+    b = _fake_run(tmp_path / "b", clip_norm=0.25, losses=tuple(5 + rng.random() for _ in range(60)),
+                  norms=tuple(0.2 + rng.random() for _ in range(60)))
+    figures["explosion"] = plots.draw_explosion(a, b, "no clipping vs --clip-norm 0.25")
+    results = {f"rnn-{act}-x{g}": {"gain": g, "factor_per_step": f} for act in ("tanh", "lecun-tanh")
+               for g, f in ((0.5, 0.5), (1.0, 0.97), (2.0, 1.19))}
+    results.update({"lstm": {"factor_per_step": 0.749}, "gru": {"factor_per_step": 0.75}})
+    figures["factor summary"] = plots.draw_factor_summary(results, ["tanh", "lecun-tanh"], (0.5, 1.0, 2.0))
+    rows = [{"distance": d, "n": 10, "mean_increase": m, "sem": 0.01, "ci": [m - 0.02, m + 0.02]}
+            for d, m in ((1, 2.0), (2, 0.8), (5, 0.1), (10, 0.0))]
+    probe = tmp_path / "p" / "probe-context-shuffle.json"
+    probe.parent.mkdir()
+    probe.write_text(json.dumps({"run": str(probe.parent), "cell": "rnn", "probe": "context", "mode": "shuffle",
+                                 "window": 20, "seed": 0, "n_targets": 10, "results": rows,
+                                 "effective_context": 5, "model": {"cell": "rnn"}}))
+    figures["probe"] = plots.draw_probe([probe])
+    for name, fig in figures.items():
+        assert [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None], name
+        assert _covered_by_legends(fig) == [], name
+        _close(fig)
+
+
+def test_the_sweep_figure_legend_does_not_cover_the_data_either(tmp_path, monkeypatch):
+    # 16 scales x 3 cells x 4 seeds: dots everywhere, where loc="best" had to put the legend on some
+    from rnnlm import sweepplot
+    rng = np.random.default_rng(2)
+    rows = [{"name": f"cell={c},scale={s},seed={k}", "fn": "x:y", "settings": {"cell": c, "recurrent_scale": s,
+                                                                                "seed": k},
+             "status": "done", "best_val_ppl": float(100 + 400 * rng.random()), "steps": 10, "wall_s": 1.0,
+             "worker": "w", "attempts": 1}
+            for c in ("rnn", "lstm", "gru") for s in np.linspace(0.25, 4.0, 16).tolist() for k in range(4)]
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
+    sweepplot.plot_sweep(folder, "recurrent_scale", "best_val_ppl", hue="cell")
+    (fig,) = figures
+    assert fig.axes[0].get_legend() is not None and _covered_by_legends(fig) == []
     _close(fig)

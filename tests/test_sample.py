@@ -111,3 +111,56 @@ def test_generate_command(run, capsys):
     assert main(argv) == 0
     assert capsys.readouterr().out == first.out
     assert main(["generate", str(run / "nothing")]) == 2
+
+
+# ---------------------------------------------------------------- --words counts words, not <eos> or punctuation
+
+
+def test_words_counts_words_only_and_sentence_ends_are_line_breaks(run):
+    from rnnlm import sample
+    from rnnlm.tokenize import detokenize
+    model, vocab, _, _ = runs.load_model(run)
+    kw = dict(temperature=1.0, top_k=0, top_p=1.0, banned=(vocab.unk_id,), num_samples=4)
+    rows = sample.sample_words(model, [], 30, np.random.default_rng(5), vocab=vocab, **kw)
+    drawn = sample_ids(model, [], max(len(r) for r in rows), np.random.default_rng(5), eos_id=vocab.eos_id, **kw)
+    texts = generate_text(model, vocab, words=30, seed=5, num_samples=4)
+    eos_seen = 0
+    for row, full, text in zip(rows, drawn, texts):
+        tokens = vocab.decode(row)
+        assert sum(map(sample.is_word, tokens)) == 30 and sample.is_word(tokens[-1])   # ends at the 30th word
+        np.testing.assert_array_equal(row, full[:len(row)])        # the same draws, cut at the 30th word
+        eos_seen += tokens.count("<eos>")
+        assert len(row) > 30 or "<eos>" not in tokens             # what is not a word comes on top
+        assert "<eos>" not in text and text == detokenize(tokens, capitalize=True, sentence_sep="\n")
+    assert eos_seen >= 3 and sum(t.count("\n") for t in texts) >= 1    # sentence ends drawn, shown as line breaks
+    assert sample.is_word("-lhe") and sample.is_word("1890") and not sample.is_word("...") \
+        and not sample.is_word("—") and not sample.is_word("<eos>")
+
+
+class _OnlyCommas:
+    """A model whose every next token is ',' (id 2): it never draws a word."""
+
+    def init_state(self, M):
+        return None
+
+    def step_logprobs(self, tok, state):
+        logp = np.full((len(tok), 4), -np.inf)
+        logp[:, 2] = 0.0
+        return logp, state
+
+
+def test_a_model_that_draws_no_word_is_cut_after_a_bounded_number_of_draws():
+    from rnnlm import sample
+    from rnnlm.vocab import Vocab
+    vocab = Vocab(["<unk>", "<eos>", ",", "casa"])
+    (row,) = sample.sample_words(_OnlyCommas(), [], 5, np.random.default_rng(0), vocab=vocab)
+    assert len(row) == sample.MAX_DRAWS_PER_WORD * 5 + sample.MAX_DRAWS_EXTRA and set(row.tolist()) == {2}
+    assert generate_text(_OnlyCommas(), vocab, words=0) == [""]
+
+
+def test_generate_help_says_what_words_counts(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "words to generate after the prime, counting tokens with a letter or digit; punctuation marks and " \
+           "sentence ends (<eos>, printed as line breaks) are not counted" in help_text
