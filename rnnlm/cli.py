@@ -382,7 +382,13 @@ def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
 def _run_train(args):
     from . import train
     config, resume = _train_config(args)
-    summary = train.train(config, resume=resume)
+    try:
+        summary = train.train(config, resume=resume)
+    except KeyboardInterrupt as exc:    # during the final evaluation (a stop in training returns a summary)
+        if not getattr(exc, "said", False):     # said: train printed its one line (what is saved, what next)
+            raise
+        from .sweep import exit_status
+        return exit_status(exc)
     print(train.format_summary(summary))
     return train.exit_status(summary)      # 130 after Ctrl-C, 143 after SIGTERM
 

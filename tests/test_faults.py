@@ -3,8 +3,12 @@ dropping the time budget, train's exit status on SIGTERM (130 instead of 143, al
 bars drawn into logs, the deprecated license table of pyproject.toml, and a background sweep stopped by SIGTERM;
 then a trial user's: a summary saying "interrupted" after a SIGTERM, a background training run stopped by the
 SIGINT its shell asked it to ignore, a log silent while the kernels compile and the final evaluation runs, and
-the run folder printed twice."""
+the run folder printed twice; then: a Ctrl-C during the final evaluation that left nothing to resume, a closed
+pipe reported as an error, a timed validation the summary ignored, a log's late first line, and generate_text's
+undocumented list."""
 import io
+import json
+import math
 import os
 import re
 import signal
@@ -318,3 +322,96 @@ def test_a_logged_run_names_its_silent_phases_and_its_folder_once(text, tmp_path
     lines = captured.out.splitlines()
     assert lines[0] == f"run folder: {out}" and captured.out.count("run folder:") == 1
     assert lines[1].startswith("stopped: max_steps after 6 steps")
+
+
+# ---------------------------------------------------------------- 9. a stop during the final evaluation
+
+
+def _events(run) -> list:
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _signal_in_evaluation(monkeypatch, signum, bar):
+    """The evaluation named `bar` ("final validation", "test") sends `signum` to this process as it starts."""
+    real = train_module.evaluate_stream
+
+    def evaluate(model, stream, bptt, bar=None, _want=bar):
+        if bar == _want:
+            os.kill(os.getpid(), signum)
+        return real(model, stream, bptt, bar=bar)
+    monkeypatch.setattr(train_module, "evaluate_stream", evaluate)
+    return real
+
+
+@MAIN_THREAD
+@pytest.mark.parametrize("signum, status, word, during", [(signal.SIGINT, 130, "interrupted", "test"),
+                                                          (signal.SIGTERM, 143, "terminated (SIGTERM)",
+                                                           "final validation")])
+def test_a_stop_during_the_final_evaluation_says_how_to_finish_and_a_resume_runs_only_it(
+        text, tmp_path, capsys, monkeypatch, signum, status, word, during):
+    flags = [*FLAGS, "--batch-size", "16", "--max-steps", "5"]
+    clean = tmp_path / "clean"
+    assert main(["train", "--corpus", str(text), *flags, "--out", str(clean)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "r"
+    real = _signal_in_evaluation(monkeypatch, signum, during)
+    assert main(["train", "--corpus", str(text), *flags, "--out", str(out)]) == status
+    captured = capsys.readouterr()
+    assert captured.out == f"run folder: {out}\n" and "Traceback" not in captured.err
+    assert captured.err.strip().splitlines()[-1] == (
+        f"{word} during the final evaluation, after step 5: checkpoint saved to {out / 'model.npz'} with training "
+        f"done; continue with --resume {out} (it runs only the final evaluation)")
+    assert (out / "best.npz").exists() == (during == "test")    # the final validation wrote it before the test
+    assert [e["type"] for e in _events(out)][-1 if during == "final validation" else -2] == "stop"
+    assert "end" not in [e["type"] for e in _events(out)]
+
+    monkeypatch.setattr(train_module, "evaluate_stream", real)
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0       # was refused: "already at step 5"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"resuming {out} from step 5 (epoch 1): its training is done; running the final "
+                        "evaluation that did not finish")
+    assert lines[1] == f"run folder: {out}"
+    assert lines[2].startswith("stopped: max_steps after 5 steps") and "tokens/s" not in lines[2]   # none trained
+    # it ends as the run that was never stopped: the same test perplexity, best.npz and events (and a resume)
+    test_line = [line for line in lines if line.startswith("test ppl (best model): ")]
+    assert len(test_line) == 1
+    types = [e["type"] for e in _events(out)]
+    assert [t for t in types if t != "resume"] == [e["type"] for e in _events(clean)]
+    assert types[-5:] == ["resume", "stop", "eval", "eval", "end"]      # the cut evaluation's events are gone
+    final = lambda run: [(e["split"], e.get("val_loss"), e.get("test_loss")) for e in _events(run)   # noqa: E731
+                         if e["type"] == "eval"]
+    assert final(out) == final(clean) and len(final(out)) == 2
+    a, b = checkpoint.load(out / "best.npz").model, checkpoint.load(clean / "best.npz").model
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    # finished now: refused as any finished run is
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    assert "already at step 5 (its --max-steps is 5)" in capsys.readouterr().err
+
+
+def test_a_run_counts_as_evaluated_unless_its_last_stop_announced_an_evaluation_that_never_ended(tmp_path):
+    from rnnlm.config import config_to_dict
+    from rnnlm.runs import final_evaluation_pending
+
+    def write(*events):
+        (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    stop = {"type": "stop", "reason": "max_steps", "step": 5, "epoch": 1, "final_evaluation": True}
+    write({"type": "start", "step": 0}, stop, {"type": "eval", "split": "valid", "step": 5})
+    assert final_evaluation_pending(tmp_path, 5) == "max_steps"
+    assert final_evaluation_pending(tmp_path, 4) is None            # model.npz at another step than the stop
+    write(stop, {"type": "eval", "split": "test", "step": 5}, {"type": "end", "step": 5})
+    assert final_evaluation_pending(tmp_path, 5) is None
+    legacy = {k: v for k, v in stop.items() if k != "final_evaluation"}
+    write(legacy, {"type": "eval", "split": "test", "step": 5})     # an earlier version's run: no "end" either
+    assert final_evaluation_pending(tmp_path, 5) is None
+    write({**stop, "reason": "interrupted", "final_evaluation": False})
+    assert final_evaluation_pending(tmp_path, 5) is None
+    # a time budget stays spent while --max-minutes is unchanged (a new reserve could leave a few seconds)
+    config = TrainConfig(max_minutes=1.0)
+    (tmp_path / "config.json").write_text(json.dumps({"train": config_to_dict(config)}))
+    write({**stop, "reason": "max_minutes"})
+    loop = train_module._Loop(step=5, elapsed=50.0)
+    assert train_module._finish_only(config, loop, tmp_path, lr=1.0) == "max_minutes"
+    assert train_module._finish_only(TrainConfig(max_minutes=2.0), loop, tmp_path, lr=1.0) is None  # trains on
+    write({**stop, "reason": "max_steps"})
+    assert train_module._finish_only(TrainConfig(max_steps=5), loop, tmp_path, lr=1.0) == "max_steps"
+    assert train_module._finish_only(TrainConfig(max_steps=8), loop, tmp_path, lr=1.0) is None
