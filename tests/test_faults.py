@@ -415,3 +415,33 @@ def test_a_run_counts_as_evaluated_unless_its_last_stop_announced_an_evaluation_
     write({**stop, "reason": "max_steps"})
     assert train_module._finish_only(TrainConfig(max_steps=5), loop, tmp_path, lr=1.0) == "max_steps"
     assert train_module._finish_only(TrainConfig(max_steps=8), loop, tmp_path, lr=1.0) is None
+
+
+# ---------------------------------------------------------------- 10. a closed pipe on stdout
+
+
+def _closed_stdout(*argv) -> tuple[int, str]:
+    """Run the CLI with its stdout read by nobody (`| head -c 0`): (exit status, stderr)."""
+    proc = subprocess.Popen([sys.executable, "cli.py", *argv], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=300), err
+
+
+def test_a_closed_stdout_ends_a_command_quietly_with_141(text, tmp_path):
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "2",
+                 "--out", str(out)]) == 0
+    status, err = _closed_stdout("generate", str(out), "--words", "3000")
+    assert status == 141, err
+    assert err.splitlines() == [f"checkpoint: {out / 'best.npz'}"]     # no "error: Broken pipe", no traceback
+    assert _closed_stdout("train", "--help") == (0, "")      # argparse ignores a failed write of its own: quiet too
+
+
+def test_a_broken_pipe_in_any_command_is_no_error_line(monkeypatch, capsys):
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(cli, "COMMANDS", [(n, a, broken if n == "evaluate" else r) for n, a, r in cli.COMMANDS])
+    assert main(["evaluate", "runs/x"]) == 141
+    assert capsys.readouterr() == ("", "")
