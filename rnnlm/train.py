@@ -469,6 +469,7 @@ class _Timing:
         self.last_save = 0.0                # clock() of the latest model.npz
         self.last_eval = 0.0                # clock() of the latest validation (any kind)
         self.timed_rows = None              # rows of the valid stream a timed validation reads
+        self.timed = None                   # the latest timed validation: {step, loss, tokens, of_tokens}
 
     def observe_eval(self, tokens: int, seconds: float) -> None:
         """Learn the evaluation speed from an evaluation of `tokens` tokens that took `seconds`.
@@ -1078,6 +1079,7 @@ def _timed_evaluate(s: "_Session", loop: _Loop, progress: _Progress) -> None:
     val, count = evaluate_stream(s.model, v[:t.timed_rows], s.config.bptt, bar="timed validation")
     t.observe_eval(count, time.perf_counter() - t0)
     t.last_eval = s.clock()
+    t.timed = {"step": loop.step, "loss": val, "tokens": count, "of_tokens": int(v.size)}
     from .runs import fmt_ppl
     s.run.log({"type": "timed_eval", "split": "valid", "step": loop.step, "epoch": loop.epoch, "val_loss": val,
                "val_ppl": _ppl(val), "tokens": count, "of_tokens": int(v.size), "time": s.clock()})
@@ -1274,13 +1276,16 @@ def _step_event(s: _Session, loop: _Loop, result: StepResult, tokens_per_s: floa
 def _summary(s: _Session, loop: _Loop, stopped: str, nonfinite: dict | None) -> dict:
     """train()'s result as the loop left it (format_summary prints it; _final_report adds to it).
 
-    tokens_per_s: this session's training tokens per second inside training steps (see _Timing)."""
+    tokens_per_s: this session's training tokens per second inside training steps (see _Timing).
+    val_step: the step of val_loss (the latest full validation; None before one); timed_val: this
+    session's latest timed validation (_Timing.timed) or None."""
     elapsed = s.clock()
     t = s.timing
     return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
             "tokens": loop.tokens, "elapsed_s": elapsed,
             "tokens_per_s": t.step_tokens / t.step_seconds if t.step_seconds > 0 else 0.0,
             "lr": s.opt.lr, "val_loss": loop.val_loss, "val_ppl": _ppl(loop.val_loss),
+            "val_step": loop.last_eval_step if loop.last_eval_step >= 0 else None, "timed_val": t.timed,
             "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
             "clip_fraction": loop.clipped_total / max(loop.step - loop.skipped, 1),
             "plateaus": loop.plateaus, "min_lr": s.config.lr_floor(),
@@ -1307,7 +1312,7 @@ def _final_report(s: _Session, loop: _Loop, hidden, stopped: str) -> dict:
         best = _keep_best(s, loop, val)
         if best:
             _save(s, loop, hidden)
-        report.update(val_loss=val, val_ppl=_ppl(val), best_val_loss=loop.best_saved,
+        report.update(val_loss=val, val_ppl=_ppl(val), val_step=loop.step, best_val_loss=loop.best_saved,
                       best_val_ppl=_ppl(loop.best_saved))
         s.run.log(_eval_event(s, loop, "final", val, best, s.opt.lr))
         _note(f"| final validation | loss {val:6.3f} | ppl {fmt_ppl(_ppl(val))}")
@@ -1341,7 +1346,7 @@ def _baseline_lines(s: dict) -> list[str]:
     split = "test" if "test_ppl" in s and "test" in b else "valid" if "valid" in b else None
     if split is None:
         return []
-    ours = s["test_ppl"] if split == "test" else s["best_val_ppl"] if math.isfinite(s["best_val_loss"]) else None
+    ours, which = (s["test_ppl"], "") if split == "test" else _valid_figure(s)
     figures = ", ".join(f"{k} {fmt_ppl(b[k]['ppl'])}" for k in ("valid", "test") if k in b)
     lines = [f"Kneser-Ney trigram baseline (same split and vocabulary): {figures}"]
     if ours is None:
@@ -1352,11 +1357,23 @@ def _baseline_lines(s: dict) -> list[str]:
     elif not math.isfinite(ours):
         lines.append("  the model has no finite perplexity: it has not beaten the baseline")
     elif ours < b[split]["ppl"]:
-        lines.append(f"  the model beats it on {split}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
+        lines.append(f"  the model beats it on {split}{which}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
     else:
-        lines.append(f"  the model has NOT beaten it yet on {split}: {fmt_ppl(ours)} >= {fmt_ppl(b[split]['ppl'])}"
-                     + _longer_hint(s))
+        lines.append(f"  the model has NOT beaten it yet on {split}{which}: {fmt_ppl(ours)} >= "
+                     f"{fmt_ppl(b[split]['ppl'])}" + _longer_hint(s))
     return lines
+
+
+def _valid_figure(s: dict) -> tuple:
+    """(the validation perplexity to hold against the baseline, how the summary names it): the best full
+    validation (scheduled or final), or the latest timed one (a slice of the split, --eval-minutes) when it
+    came later or is the only one; (None, "") when the run has none."""
+    full = s["best_val_ppl"] if math.isfinite(s["best_val_loss"]) else None
+    timed = s.get("timed_val")
+    if timed and (full is None or s.get("val_step") is None or timed["step"] > s["val_step"]):
+        return _ppl(timed["loss"]), (f" (the latest validation, a timed one at step {timed['step']} on "
+                                     f"{timed['tokens']:,} of {timed['of_tokens']:,} tokens)")
+    return full, ""
 
 
 def _longer_hint(s: dict) -> str:

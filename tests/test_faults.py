@@ -445,3 +445,36 @@ def test_a_broken_pipe_in_any_command_is_no_error_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "COMMANDS", [(n, a, broken if n == "evaluate" else r) for n, a, r in cli.COMMANDS])
     assert main(["evaluate", "runs/x"]) == 141
     assert capsys.readouterr() == ("", "")
+
+
+# ---------------------------------------------------------------- 11. the baseline against a timed validation
+
+
+def test_the_summary_holds_the_latest_timed_validation_against_the_baseline():
+    from rnnlm.train import _baseline_lines
+    base = {"baseline": {"valid": {"ppl": 114.12}, "test": {"ppl": 94.59}}, "best_val_loss": math.inf,
+            "best_val_ppl": math.inf, "val_step": None, "run_dir": "runs/t", "stopped": "interrupted"}
+    timed = {"step": 400, "loss": math.log(175.29), "tokens": 12_000, "of_tokens": 60_000}
+    assert _baseline_lines({**base, "timed_val": timed})[1] == (
+        "  the model has NOT beaten it yet on valid (the latest validation, a timed one at step 400 on 12,000 of "
+        "60,000 tokens): 175.29 >= 114.12 (train longer: continue it with python cli.py train --resume runs/t)")
+    assert _baseline_lines({**base, "timed_val": None})[1].startswith(
+        "  the model has not been evaluated yet, so there is nothing to compare")
+    scheduled = {**base, "best_val_loss": math.log(100.0), "best_val_ppl": 100.0, "val_step": 500}
+    assert _baseline_lines({**scheduled, "timed_val": timed})[1] == "  the model beats it on valid: 100.00 < 114.12"
+    older = _baseline_lines({**scheduled, "val_step": 200, "timed_val": timed})[1]
+    assert older.startswith("  the model has NOT beaten it yet on valid (the latest validation, a timed one at step 400")
+
+
+@MAIN_THREAD
+def test_an_interrupted_run_compares_its_timed_validation(text, tmp_path, capsys, monkeypatch):
+    _signal_at_step(monkeypatch, signal.SIGINT, at=3)
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "50",
+                 "--eval-minutes", "1e-9", "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    timed = [e for e in _events(out) if e["type"] == "timed_eval"]
+    assert timed and timed[-1]["step"] == 3
+    want = (f"on valid (the latest validation, a timed one at step 3 on {timed[-1]['tokens']:,} of "
+            f"{timed[-1]['of_tokens']:,} tokens): {timed[-1]['val_ppl']:.2f} ")
+    assert want in captured.out and "not been evaluated yet" not in captured.out
