@@ -442,6 +442,8 @@ class _LastGood:
 RESERVE_FACTOR = 1.05     # the final evaluation's reserve: the measured speed, with a small margin
 RESERVE_EXTRA_S = 2.0     # ... plus the last saves and the sample
 LINE_MAX_S = 60.0         # without a bar, a progress line at least this often (slow steps), besides --log-interval
+FIRST_LINE_STEPS = 10     # without a bar, a session's first line after this many steps ...
+FIRST_LINE_S = 10.0       # ... or this many seconds, whichever comes first (then every --log-interval)
 MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
 CALIBRATION_S = 3.0       # at most this long measuring the evaluation speed before training
 TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of its --eval-minutes interval
@@ -538,7 +540,8 @@ ETA_REFRESH_S = 1.0       # the bar's time left is recomputed at least this ofte
 class _Progress:
     """The training phase as the user sees it: a tqdm bar on a terminal, else a plain line every
     --log-interval steps (as pytorch/examples' word_language_model prints) and at least every
-    LINE_MAX_S seconds.
+    LINE_MAX_S seconds; the session's first line comes early (FIRST_LINE_STEPS steps or FIRST_LINE_S
+    seconds), so that a log shows the run's speed and loss soon after start-up.
 
     The bar counts steps toward what ends training first: the step limit
     (--max-steps or the end of the last epoch) or the time budget, whose step
@@ -562,6 +565,7 @@ class _Progress:
             self.step_limit = min(self.step_limit, c.max_steps)
         self.start_step, self.start_clock = loop.step, s.clock()
         self.eta_t = time.perf_counter()     # when the bar's time left was last computed
+        self.lines = 0                       # plain lines printed this session
         self._interval()
         self.bar = tqdm(total=max(self.step_limit, 1), initial=loop.step, desc="train", unit="step",
                         disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
@@ -609,8 +613,11 @@ class _Progress:
             self.bar.update(1)
             if loop.step % self.s.config.log_interval == 0:
                 self._interval()
-        elif loop.step % self.s.config.log_interval == 0 or time.perf_counter() - self.i_t0 >= LINE_MAX_S:
-            self.line(loop)
+        else:
+            waited = time.perf_counter() - self.i_t0
+            first = self.lines == 0 and (loop.step - self.start_step >= FIRST_LINE_STEPS or waited >= FIRST_LINE_S)
+            if loop.step % self.s.config.log_interval == 0 or waited >= LINE_MAX_S or first:
+                self.line(loop)
 
     def _figures(self) -> str:
         from .runs import fmt_ppl
@@ -633,6 +640,7 @@ class _Progress:
               f"step {loop.step:6d} | lr {self.s.opt.lr:.4g} | ms/batch {ms:7.1f} | loss {avg:5.2f} | "
               f"ppl {fmt_ppl(_ppl(avg)):>8s} | |g| {self.i_norm:.3g} | clipped {100 * self.i_clipped / n:3.0f}% | "
               f"{tps:,.0f} tok/s | left {_fmt_seconds(left)} ({what})", file=sys.stderr, flush=True)
+        self.lines += 1
         self._interval()
 
     def write(self, text: str) -> None:

@@ -478,3 +478,40 @@ def test_an_interrupted_run_compares_its_timed_validation(text, tmp_path, capsys
     want = (f"on valid (the latest validation, a timed one at step 3 on {timed[-1]['tokens']:,} of "
             f"{timed[-1]['of_tokens']:,} tokens): {timed[-1]['val_ppl']:.2f} ")
     assert want in captured.out and "not been evaluated yet" not in captured.out
+
+
+# ---------------------------------------------------------------- 12. a log's first progress line
+
+
+def test_a_log_shows_its_first_progress_line_after_a_few_steps_or_seconds(monkeypatch):
+    log = io.StringIO()                             # stderr redirected to a file
+    monkeypatch.setattr(sys, "stderr", log)
+    config = TrainConfig(max_minutes=10)
+    assert config.log_interval == 200
+    s = SimpleNamespace(config=config, windows_per_epoch=10_000, clock=lambda: 0.0, opt=SimpleNamespace(lr=1.0))
+    timing = train_module._Timing(config, final_tokens=1000)
+    result = SimpleNamespace(tokens=10, bad=None, loss=1.0, clipped=False, grad_norm=0.1)
+
+    def steps_to(progress, loop, n):
+        while loop.step < n:
+            loop.step += 1
+            loop.window += 1
+            progress.step(loop, result, 0.01)
+        return [line.split("| step")[1].split("|")[0].strip() for line in log.getvalue().splitlines()]
+
+    loop = train_module._Loop()
+    progress = train_module._Progress(s, loop, timing)
+    assert steps_to(progress, loop, 9) == []
+    assert steps_to(progress, loop, 10) == ["10"]               # was: nothing before step 200
+    assert steps_to(progress, loop, 400) == ["10", "200", "400"]  # then every --log-interval
+    progress.close()
+    # slow steps (a resumed session here): the first line once 10 s have passed, before its 10th step
+    log.truncate(0)
+    log.seek(0)
+    loop = train_module._Loop(step=500)
+    progress = train_module._Progress(s, loop, timing)
+    assert steps_to(progress, loop, 502) == []
+    progress.i_t0 -= train_module.FIRST_LINE_S
+    assert steps_to(progress, loop, 503) == ["503"]
+    assert steps_to(progress, loop, 599) == ["503"]
+    progress.close()
