@@ -515,3 +515,23 @@ def test_a_log_shows_its_first_progress_line_after_a_few_steps_or_seconds(monkey
     assert steps_to(progress, loop, 503) == ["503"]
     assert steps_to(progress, loop, 599) == ["503"]
     progress.close()
+
+
+# ---------------------------------------------------------------- 13. generate_text's result, as documented
+
+
+def test_generate_text_returns_one_string_per_sample_as_its_docstring_says(text, tmp_path):
+    from rnnlm.runs import load_model
+    from rnnlm.sample import generate_text
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "1",
+                 "--out", str(out)]) == 0
+    model, vocab, _, _ = load_model(out)
+    one = generate_text(model, vocab, words=10, prime="o homem")
+    assert isinstance(one, list) and len(one) == 1 and isinstance(one[0], str) and one[0].startswith("O homem")
+    three = generate_text(model, vocab, words=10, prime="o homem", num_samples=3)
+    assert len(three) == 3 and all(isinstance(t, str) for t in three)
+    doc = " ".join(generate_text.__doc__.split())
+    assert "Returns a list of `num_samples` strings (list[str], one per sample" in doc
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert "returns a list of `num_samples` strings, one per sample" in readme
