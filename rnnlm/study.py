@@ -514,6 +514,21 @@ def redraw(folder) -> list[Path]:
     return write_figures(config, summary, folder)
 
 
+def _first_line(config: StudyConfig, jobs, folder: Path) -> str:
+    """What a study prints before its first run (as `sweep run` does): how many jobs, the grid, the
+    folder, and how many an earlier run of the same command recorded already."""
+    from .sweep import read_rows
+
+    def n(k, word):
+        return f"{k} {word}{'' if k == 1 else 's'}"
+    grid = " x ".join((n(len(config.cell_list()), "cell"), n(len(config.distance_list()), "distance"),
+                       n(len(config.seed_list()), "seed")))
+    recorded = {r.get("name") for r in read_rows(folder)}
+    skip = sum(j.name in recorded for j in jobs)
+    return (f"{n(len(jobs), 'job')} ({grid}) into {folder}"
+            + (f": skipping {skip} finished in an earlier run, running {len(jobs) - skip}" if skip else ""))
+
+
 def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: int | None = None,
               progress: bool = True, report_only: bool = False) -> dict:
     """Run the grid through sweep.run_sweep (skipping runs already recorded), write study.json,
@@ -521,7 +536,8 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
 
     scheduler/n_workers: passed to run_sweep (None: a LocalCluster, one worker per core;
     "serial": in this process). report_only: run nothing, write the outputs from the runs
-    already recorded (an interrupted study; missing runs count as n smaller).
+    already recorded (an interrupted study; missing runs count as n smaller). Before the
+    first run it prints one line on stderr: the jobs, the grid and the folder (_first_line).
     UserError for bad settings, or report_only without a recorded run.
     """
     from .sweep import read_rows, run_sweep, stop_word
@@ -543,6 +559,7 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
                    if (folder / "sweep.jsonl").exists() else "no sweep.jsonl")
             raise UserError(f"{folder} holds no recorded runs ({why}); run the study first")
     else:
+        print(_first_line(config, jobs, folder), file=sys.stderr, flush=True)
         try:
             rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress,
                              say_interrupted=False)
