@@ -332,13 +332,11 @@ def window_edge(config: StudyConfig) -> float | None:
     return config.train.bptt + (spec.distance - spec.lag) + 0.5
 
 
-def _mark_window(ax, config: StudyConfig) -> dict:
-    """A vertical line at the BPTT window (window_edge), labelled, with the distances beyond it shaded.
-    Returns the keyword arguments of the figure's legend: below the axes when the window is marked (its
-    entry is two lines long and would hide data inside), else {}."""
+def _mark_window(ax, config: StudyConfig) -> None:
+    """A vertical line at the BPTT window (window_edge), labelled, with the distances beyond it shaded."""
     edge = window_edge(config)
     if edge is None:
-        return {}
+        return
     w = config.train.bptt
     first = int(math.ceil(edge))
     ax.axvline(edge, color="black", ls="--", lw=1.2,
@@ -349,7 +347,13 @@ def _mark_window(ax, config: StudyConfig) -> dict:
     ax.set_xlim(lo, hi)
     ax.text(edge, 0.02, f" BPTT window = {w} ", transform=ax.get_xaxis_transform(), rotation=90,
             ha="right", va="bottom", fontsize=8)
-    return {"loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "ncol": 2}
+
+
+def _legend(ax, config: StudyConfig, fontsize: int, ncol: int = 1) -> None:
+    """The figure's legend under the axes (plots._legend_below), never on the data: loc="best" covered
+    points once the cells' markers filled the axes. Two columns when the window's two-line entry is in it."""
+    from .plots import _legend_below
+    _legend_below(ax, ncol=2 if window_edge(config) is not None else ncol, fontsize=fontsize)
 
 
 def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("success", "steps", "gradient"),
@@ -398,8 +402,8 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     ax.set_ylabel("fraction of runs solved")
     ax.set_title("Runs that learned the dependency (95% Wilson intervals over seeds)\n" + _subtitle(config),
                  fontsize=8)
-    where = _mark_window(ax, config)
-    ax.legend(fontsize=8, **where)
+    _mark_window(ax, config)
+    _legend(ax, config, fontsize=8)
     ax.grid(alpha=0.3)
     save(fig, "success")
 
@@ -425,9 +429,9 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     ax.set_xlabel("distance d")
     ax.set_ylabel("steps to success (solved runs: median, range)")
     ax.set_title("How long learning took; unsolved runs are left out\n" + _subtitle(config), fontsize=8)
-    where = _mark_window(ax, config)
+    _mark_window(ax, config)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, **where)
+        _legend(ax, config, fontsize=8)
     ax.grid(alpha=0.3)
     save(fig, "steps")
 
@@ -465,8 +469,8 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     ax.set_ylabel("‖∂ nll(answer) / ∂ h_key‖ (median over seeds, range)")
     ax.set_title("Gradient that reaches the key, at init and while learning (evaluations up to success);\n"
                  "dotted: each cell's last distance solved by most runs\n" + _subtitle(config), fontsize=8)
-    where = _mark_window(ax, config)
-    ax.legend(fontsize=7, **{"ncol": 2, **where})
+    _mark_window(ax, config)
+    _legend(ax, config, fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
     save(fig, "gradient")
     return paths
