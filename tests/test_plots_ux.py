@@ -180,3 +180,27 @@ def test_the_study_figures_put_their_legends_under_the_axes(tmp_path, monkeypatc
     monkeypatch.setattr(Figure, "savefig", savefig)
     study.write_figures(cfg, study.summarize(cfg, rows), tmp_path, formats=("png",))
     assert seen == {"success": True, "steps": True, "gradient": True}
+
+
+def test_the_sweep_figure_y_label_stays_inside_the_image(tmp_path, monkeypatch):
+    # a long y label (the column's words, its name and "(mean; dots: single runs)") ran out at the top
+    from rnnlm import sweepplot
+    rng = np.random.default_rng(3)
+    rows = [{"name": f"cell={c},hidden={h},seed={k}", "fn": "x:y", "settings": {"cell": c, "hidden": h, "seed": k},
+             "status": "done", "best_val_ppl": float(100 + 400 * rng.random()), "steps": 10, "wall_s": 1.0,
+             "worker": "w", "attempts": 1}
+            for c in ("rnn", "lstm", "gru") for h in (16, 32, 64) for k in range(2)]
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
+    sweepplot.plot_sweep(folder, "hidden", "best_val_ppl", hue="cell")
+    (fig,) = figures
+    fig.canvas.draw()
+    label = fig.axes[0].yaxis.label
+    box = label.get_window_extent()
+    assert box.y0 >= fig.bbox.y0 and box.y1 <= fig.bbox.y1 and box.x0 >= fig.bbox.x0, (box, fig.bbox)
+    assert " ".join(label.get_text().split()) == ("best validation perplexity [best_val_ppl] "
+                                                 "(mean; dots: single runs)")   # wrapped, not shortened
+    _close(fig)
