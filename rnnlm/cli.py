@@ -12,7 +12,9 @@ its default and the "(default X)" of its help from the dataclass in config.py
 (`_arg`), never from a literal here. User mistakes raise `UserError`; `main`
 turns them, and the OSError/MemoryError a user can cause (disk full,
 read-only folder, too large a model), into one line on stderr and exit
-status 2; every parsed number is checked against config.RANGES first.
+status 2; every parsed number is checked against config.RANGES first. A
+standard output closed by its reader (`| head`) ends any command quietly
+with 141 (128 + SIGPIPE), as Unix tools end.
 Ctrl-C exits 130; SIGTERM (the same clean shutdown: train saves, a sweep or study raises
 sweep.Terminated) exits 143, the shell's 128 + 15.
 """
@@ -382,7 +384,13 @@ def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
 def _run_train(args):
     from . import train
     config, resume = _train_config(args)
-    summary = train.train(config, resume=resume)
+    try:
+        summary = train.train(config, resume=resume)
+    except KeyboardInterrupt as exc:    # during the final evaluation (a stop in training returns a summary)
+        if not getattr(exc, "said", False):     # said: train printed its one line (what is saved, what next)
+            raise
+        from .sweep import exit_status
+        return exit_status(exc)
     print(train.format_summary(summary))
     return train.exit_status(summary)      # 130 after Ctrl-C, 143 after SIGTERM
 
@@ -1077,13 +1085,32 @@ def _check_numbers(args) -> None:
             C.check_range(name, value)
 
 
+def _stdout_closed() -> int:
+    """The exit of a command whose standard output was closed under it (`| head`): quiet, as Unix tools
+    end, with 141 (128 + SIGPIPE). Standard output is pointed at os.devnull first, so that Python's
+    flush at exit does not raise a second BrokenPipeError (the recipe of the `signal` module's notes)."""
+    import os
+    import signal
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):     # a stdout without a file descriptor (tests capture it)
+        pass
+    return 128 + int(getattr(signal, "SIGPIPE", 13))
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
     runners = {name: run for name, _, run in COMMANDS}
     try:
         args = build_parser().parse_args(argv)
         _check_numbers(args)
-        return int(runners[args.command](args) or 0)
+        status = int(runners[args.command](args) or 0)
+        sys.stdout.flush()      # output still buffered meets a closed pipe here, not at the interpreter's exit
+        return status
+    except BrokenPipeError:              # stdout closed by its reader (`generate RUN | head -c 10`)
+        return _stdout_closed()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,8 @@ A run folder holds
                     tokens, oov_rate}, "rnnlm_version"}; written once when the run starts
     vocab.json      the vocabulary (Vocab.to_json)
     metrics.jsonl   one JSON event per line (start, step, eval, epoch, jacobian, nonfinite,
-                    stop, resume), appended and flushed one whole line at a time
+                    stop, end, resume), appended and flushed one whole line at a time; "end"
+                    follows the final evaluation (see final_evaluation_pending)
     model.npz       the latest checkpoint, with optimizer and loop state: what a resume reads
     best.npz        the model of the best validation loss so far (no optimizer state)
     .train.lock     the OS lock a training process holds for its whole life (filelock):
@@ -20,8 +21,9 @@ import the training loop.
 
 The one thing to know before editing: a resume starts from model.npz, so
 reopening a run drops every metrics event logged after that checkpoint's step
-(it was written by a session whose later state was lost); events are
-otherwise only ever appended. This module imports nothing heavy at import
+(it was written by a session whose later state was lost), and a final
+evaluation that did not finish (its stop event and what followed: the resumed
+session logs them again whole); events are otherwise only ever appended. This module imports nothing heavy at import
 time (the CLI's `--help` imports it through train.py).
 """
 from __future__ import annotations
@@ -80,19 +82,58 @@ def finite_or_none(event: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in event.items()}
 
 
+def _events(path: Path) -> list[tuple[str, dict]]:
+    """(line, event) of every whole line of a metrics.jsonl (none when it does not exist)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append((line, json.loads(line)))
+        except json.JSONDecodeError:
+            continue        # a line cut by a crash
+    return out
+
+
+def _unfinished_stop(events: list[tuple[str, dict]], step: int) -> int | None:
+    """Index of the last stop event when it is at `step`, announced a final evaluation and no "end"
+    event follows it (the evaluation was stopped, by Ctrl-C, SIGTERM or a crash); else None."""
+    stops = [i for i, (_, e) in enumerate(events) if e.get("type") == "stop"]
+    if not stops:
+        return None
+    i = stops[-1]
+    e = events[i][1]
+    if not e.get("final_evaluation") or e.get("step") != step:
+        return None         # no field: a run of an earlier version, which logged no "end" either
+    return None if any(e.get("type") == "end" for _, e in events[i + 1:]) else i
+
+
+def final_evaluation_pending(folder, step: int) -> str | None:
+    """How the run in `folder` stopped (the stop event's reason) when it stopped at `step` (its
+    model.npz's) with training done but its final evaluation unfinished; None otherwise.
+
+    train() logs a stop event with "final_evaluation": true before the final
+    validation and test, and an "end" event once they are done; a stop event
+    with no "end" after it is a final evaluation that a signal or a crash cut
+    short. (Runs of earlier versions log neither field nor "end": they count as finished.)
+    """
+    events = _events(Path(folder) / METRICS)
+    i = _unfinished_stop(events, step)
+    return None if i is None else events[i][1].get("reason")
+
+
 def truncate_metrics(path: Path, step: int) -> None:
-    """Drop events logged after `step` (written after the checkpoint a resume starts from)."""
+    """Drop events logged after `step` (written after the checkpoint a resume starts from), and an
+    unfinished final evaluation at `step` (its stop event and what followed it: the resumed session
+    logs them again, whole)."""
     from .fileio import atomic_write_bytes
     if not path.exists():
         return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue        # a line cut by a crash
-    atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode("utf-8"))
+    kept = [(line, e) for line, e in _events(path) if e.get("step", 0) <= step]
+    cut = _unfinished_stop(kept, step)
+    if cut is not None:
+        kept = kept[:cut]
+    atomic_write_bytes(path, "".join(line + "\n" for line, _ in kept).encode("utf-8"))
 
 
 # ---------------------------------------------------------------- a run being written
@@ -210,7 +251,8 @@ class Run:
     @classmethod
     def reopen(cls, folder, info: dict, vocab: dict, step: int, lock=None) -> "Run":
         """An existing run, resumed from its checkpoint at `step` (see `resume_checkpoint`):
-        the metrics events logged after that step are dropped, leftover temporary files removed."""
+        the metrics events logged after that step are dropped, and those of a final evaluation that did
+        not finish (truncate_metrics); leftover temporary files are removed."""
         folder = Path(folder)
         remove_stale_temp_files(folder)
         truncate_metrics(folder / METRICS, step)

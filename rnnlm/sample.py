@@ -186,7 +186,11 @@ def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperatur
                   top_k: int = 0, top_p: float = 1.0, seed: int = 0, num_samples: int = 1,
                   keep_case: bool = False, num_token: bool = False, allow_unk: bool = False,
                   unknown_out: list | None = None, sentence_sep: str = "\n") -> list[str]:
-    """Detokenized samples (prime first), one string per sample, each continuing the prime by `words` words.
+    """Detokenized samples (prime first), each continuing the prime by `words` words.
+
+    Returns a list of `num_samples` strings (list[str], one per sample, in the
+    order drawn), also for num_samples=1: `generate_text(...)[0]` is the text
+    of a single sample.
 
     A word is a token with a letter or a digit (is_word); punctuation marks and
     sentence ends (<eos>) are generated as the model draws them but not counted,

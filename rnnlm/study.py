@@ -332,13 +332,11 @@ def window_edge(config: StudyConfig) -> float | None:
     return config.train.bptt + (spec.distance - spec.lag) + 0.5
 
 
-def _mark_window(ax, config: StudyConfig) -> dict:
-    """A vertical line at the BPTT window (window_edge), labelled, with the distances beyond it shaded.
-    Returns the keyword arguments of the figure's legend: below the axes when the window is marked (its
-    entry is two lines long and would hide data inside), else {}."""
+def _mark_window(ax, config: StudyConfig) -> None:
+    """A vertical line at the BPTT window (window_edge), labelled, with the distances beyond it shaded."""
     edge = window_edge(config)
     if edge is None:
-        return {}
+        return
     w = config.train.bptt
     first = int(math.ceil(edge))
     ax.axvline(edge, color="black", ls="--", lw=1.2,
@@ -349,7 +347,13 @@ def _mark_window(ax, config: StudyConfig) -> dict:
     ax.set_xlim(lo, hi)
     ax.text(edge, 0.02, f" BPTT window = {w} ", transform=ax.get_xaxis_transform(), rotation=90,
             ha="right", va="bottom", fontsize=8)
-    return {"loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "ncol": 2}
+
+
+def _legend(ax, config: StudyConfig, fontsize: int, ncol: int = 1) -> None:
+    """The figure's legend under the axes (plots._legend_below), never on the data: loc="best" covered
+    points once the cells' markers filled the axes. Two columns when the window's two-line entry is in it."""
+    from .plots import _legend_below
+    _legend_below(ax, ncol=2 if window_edge(config) is not None else ncol, fontsize=fontsize)
 
 
 def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("success", "steps", "gradient"),
@@ -398,8 +402,8 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     ax.set_ylabel("fraction of runs solved")
     ax.set_title("Runs that learned the dependency (95% Wilson intervals over seeds)\n" + _subtitle(config),
                  fontsize=8)
-    where = _mark_window(ax, config)
-    ax.legend(fontsize=8, **where)
+    _mark_window(ax, config)
+    _legend(ax, config, fontsize=8)
     ax.grid(alpha=0.3)
     save(fig, "success")
 
@@ -425,9 +429,9 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     ax.set_xlabel("distance d")
     ax.set_ylabel("steps to success (solved runs: median, range)")
     ax.set_title("How long learning took; unsolved runs are left out\n" + _subtitle(config), fontsize=8)
-    where = _mark_window(ax, config)
+    _mark_window(ax, config)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, **where)
+        _legend(ax, config, fontsize=8)
     ax.grid(alpha=0.3)
     save(fig, "steps")
 
@@ -465,8 +469,8 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     ax.set_ylabel("‖∂ nll(answer) / ∂ h_key‖ (median over seeds, range)")
     ax.set_title("Gradient that reaches the key, at init and while learning (evaluations up to success);\n"
                  "dotted: each cell's last distance solved by most runs\n" + _subtitle(config), fontsize=8)
-    where = _mark_window(ax, config)
-    ax.legend(fontsize=7, **{"ncol": 2, **where})
+    _mark_window(ax, config)
+    _legend(ax, config, fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
     save(fig, "gradient")
     return paths
@@ -514,6 +518,21 @@ def redraw(folder) -> list[Path]:
     return write_figures(config, summary, folder)
 
 
+def _first_line(config: StudyConfig, jobs, folder: Path) -> str:
+    """What a study prints before its first run (as `sweep run` does): how many jobs, the grid, the
+    folder, and how many an earlier run of the same command recorded already."""
+    from .sweep import read_rows
+
+    def n(k, word):
+        return f"{k} {word}{'' if k == 1 else 's'}"
+    grid = " x ".join((n(len(config.cell_list()), "cell"), n(len(config.distance_list()), "distance"),
+                       n(len(config.seed_list()), "seed")))
+    recorded = {r.get("name") for r in read_rows(folder)}
+    skip = sum(j.name in recorded for j in jobs)
+    return (f"{n(len(jobs), 'job')} ({grid}) into {folder}"
+            + (f": skipping {skip} finished in an earlier run, running {len(jobs) - skip}" if skip else ""))
+
+
 def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: int | None = None,
               progress: bool = True, report_only: bool = False) -> dict:
     """Run the grid through sweep.run_sweep (skipping runs already recorded), write study.json,
@@ -521,7 +540,8 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
 
     scheduler/n_workers: passed to run_sweep (None: a LocalCluster, one worker per core;
     "serial": in this process). report_only: run nothing, write the outputs from the runs
-    already recorded (an interrupted study; missing runs count as n smaller).
+    already recorded (an interrupted study; missing runs count as n smaller). Before the
+    first run it prints one line on stderr: the jobs, the grid and the folder (_first_line).
     UserError for bad settings, or report_only without a recorded run.
     """
     from .sweep import read_rows, run_sweep, stop_word
@@ -543,6 +563,7 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
                    if (folder / "sweep.jsonl").exists() else "no sweep.jsonl")
             raise UserError(f"{folder} holds no recorded runs ({why}); run the study first")
     else:
+        print(_first_line(config, jobs, folder), file=sys.stderr, flush=True)
         try:
             rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress,
                              say_interrupted=False)

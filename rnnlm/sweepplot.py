@@ -55,6 +55,20 @@ def _check_numeric(folder, flat: list[dict], y: str) -> None:
                         f"numeric columns: {', '.join(numeric_columns(flat))}")
 
 
+def _fit_ylabel(ax, text: str, share: float = 0.95) -> bool:
+    """Wrap the y label onto as many lines as keep it within `share` of the axes' height; True when it
+    did. A rotated label is centred on the axes and tight_layout never shortens it, so one longer than the
+    axes ran past the top (and bottom) of the image. Call it once the layout is set, then lay out again."""
+    renderer = ax.figure.canvas.get_renderer()
+    label = ax.yaxis.label
+    room = share * ax.get_window_extent(renderer).height
+    width = len(text)
+    while label.get_window_extent(renderer).height > room and width > 12:
+        width = max(12, int(width * 0.8))
+        label.set_text("\n".join(textwrap.wrap(text, width)))
+    return width < len(text)
+
+
 def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: bool | None = None) -> Path:
     """Draw column y against column x of the sweep in `folder` (PNG + SVG); returns the PNG path.
 
@@ -106,8 +120,9 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     if logy if logy is not None else "ppl" in y:
         ax.set_yscale("log")
     ax.set_xlabel(axis_label(x))
-    ax.set_ylabel(axis_label(y) + (" (mean; dots: single runs)" if any(len(v) > 1 for g in groups.values() for v in g.values())
-                              else ""))
+    ylabel = axis_label(y) + (" (mean; dots: single runs)" if any(len(v) > 1 for g in groups.values() for v in g.values())
+                              else "")
+    ax.set_ylabel(ylabel)
     _, fixed = varying(rows)
     fixed_txt = ", ".join(f"{k}={Path(str(fixed[k])).name if k == 'corpus' else fixed[k]}"
                           for k in FIXED_KEYS if shown_fixed(k, fixed.get(k)))
@@ -122,5 +137,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
         ax.text(0.99, 0.98, note, transform=ax.transAxes, ha="right", va="top", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    if _fit_ylabel(ax, ylabel):
+        fig.tight_layout()          # the wrapped label is wider: make room for it at the left
     out = Path(out) if out else Path(folder) / f"sweep-{y}-vs-{x}{'-by-' + hue if hue else ''}.png"
     return _save(fig, out)

@@ -230,14 +230,16 @@ class _Interrupt:
     """SIGINT/SIGTERM handler: the first signal asks the loop to stop at the next step
     boundary (and save) and is remembered in `signum` (the exit status: `exit_status`);
     a second one raises KeyboardInterrupt at once (sweep.Terminated for SIGTERM; nothing
-    more is saved; the previous checkpoint stays intact). A signal ignored when the
-    context is entered (SIG_IGN: SIGINT of a job a shell started in the background) is
-    left ignored."""
+    more is saved; the previous checkpoint stays intact). at_once: the first signal
+    raises already (the final evaluation: nothing there is left half-done, the training
+    state is saved before it). A signal ignored when the context is entered (SIG_IGN:
+    SIGINT of a job a shell started in the background) is left ignored."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, at_once: bool = False):
         self.requested = False
+        self.at_once = at_once
         self.signum = None      # the first signal that asked to stop (signal.SIGINT or SIGTERM)
         self.previous = {}
 
@@ -252,11 +254,8 @@ class _Interrupt:
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
-            if signum == signal.SIGTERM:
-                from .sweep import Terminated      # a KeyboardInterrupt the CLI exits 143 for
-                raise Terminated
-            raise KeyboardInterrupt
+        if self.requested or self.at_once:
+            raise _signal_error(signum)
         self.signum = signum
         self.requested = True
 
@@ -264,6 +263,15 @@ class _Interrupt:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         return False
+
+
+def _signal_error(signum) -> KeyboardInterrupt:
+    """The exception a stopping signal raises: KeyboardInterrupt for SIGINT, sweep.Terminated (a
+    KeyboardInterrupt the CLI exits 143 for) for SIGTERM."""
+    if signum == signal.SIGTERM:
+        from .sweep import Terminated
+        return Terminated()
+    return KeyboardInterrupt()
 
 
 def stop_word(summary: dict) -> str:
@@ -434,6 +442,8 @@ class _LastGood:
 RESERVE_FACTOR = 1.05     # the final evaluation's reserve: the measured speed, with a small margin
 RESERVE_EXTRA_S = 2.0     # ... plus the last saves and the sample
 LINE_MAX_S = 60.0         # without a bar, a progress line at least this often (slow steps), besides --log-interval
+FIRST_LINE_STEPS = 10     # without a bar, a session's first line after this many steps ...
+FIRST_LINE_S = 10.0       # ... or this many seconds, whichever comes first (then every --log-interval)
 MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
 CALIBRATION_S = 3.0       # at most this long measuring the evaluation speed before training
 TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of its --eval-minutes interval
@@ -461,6 +471,7 @@ class _Timing:
         self.last_save = 0.0                # clock() of the latest model.npz
         self.last_eval = 0.0                # clock() of the latest validation (any kind)
         self.timed_rows = None              # rows of the valid stream a timed validation reads
+        self.timed = None                   # the latest timed validation: {step, loss, tokens, of_tokens}
 
     def observe_eval(self, tokens: int, seconds: float) -> None:
         """Learn the evaluation speed from an evaluation of `tokens` tokens that took `seconds`.
@@ -529,7 +540,8 @@ ETA_REFRESH_S = 1.0       # the bar's time left is recomputed at least this ofte
 class _Progress:
     """The training phase as the user sees it: a tqdm bar on a terminal, else a plain line every
     --log-interval steps (as pytorch/examples' word_language_model prints) and at least every
-    LINE_MAX_S seconds.
+    LINE_MAX_S seconds; the session's first line comes early (FIRST_LINE_STEPS steps or FIRST_LINE_S
+    seconds), so that a log shows the run's speed and loss soon after start-up.
 
     The bar counts steps toward what ends training first: the step limit
     (--max-steps or the end of the last epoch) or the time budget, whose step
@@ -553,6 +565,7 @@ class _Progress:
             self.step_limit = min(self.step_limit, c.max_steps)
         self.start_step, self.start_clock = loop.step, s.clock()
         self.eta_t = time.perf_counter()     # when the bar's time left was last computed
+        self.lines = 0                       # plain lines printed this session
         self._interval()
         self.bar = tqdm(total=max(self.step_limit, 1), initial=loop.step, desc="train", unit="step",
                         disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
@@ -600,8 +613,11 @@ class _Progress:
             self.bar.update(1)
             if loop.step % self.s.config.log_interval == 0:
                 self._interval()
-        elif loop.step % self.s.config.log_interval == 0 or time.perf_counter() - self.i_t0 >= LINE_MAX_S:
-            self.line(loop)
+        else:
+            waited = time.perf_counter() - self.i_t0
+            first = self.lines == 0 and (loop.step - self.start_step >= FIRST_LINE_STEPS or waited >= FIRST_LINE_S)
+            if loop.step % self.s.config.log_interval == 0 or waited >= LINE_MAX_S or first:
+                self.line(loop)
 
     def _figures(self) -> str:
         from .runs import fmt_ppl
@@ -624,6 +640,7 @@ class _Progress:
               f"step {loop.step:6d} | lr {self.s.opt.lr:.4g} | ms/batch {ms:7.1f} | loss {avg:5.2f} | "
               f"ppl {fmt_ppl(_ppl(avg)):>8s} | |g| {self.i_norm:.3g} | clipped {100 * self.i_clipped / n:3.0f}% | "
               f"{tps:,.0f} tok/s | left {_fmt_seconds(left)} ({what})", file=sys.stderr, flush=True)
+        self.lines += 1
         self._interval()
 
     def write(self, text: str) -> None:
@@ -695,11 +712,11 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     new = _first_new(folder)
     lock = lock_run(folder)
     try:
-        ck = None
+        ck, finish = None, None
         if resume is None:
             refuse_taken(folder)
         else:
-            ck = _resume_point(config, folder)
+            ck, finish = _resume_point(config, folder)
         s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
     except BaseException:
         _give_up_folder(folder, lock, new)
@@ -709,8 +726,10 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
             print(f"run folder: {folder}", flush=True)
         elif ck is not None:
             loop = _Loop.from_arrays(ck.train)
-            print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})", flush=True)
-        summary = _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck)
+            print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})"
+                  + (": its training is done; running the final evaluation that did not finish" if finish else ""),
+                  flush=True)
+        summary = _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck, finish=finish)
         summary["folder_printed"] = resume is None      # "run folder: X" opened the output: not repeated at the end
         return summary
     finally:
@@ -745,24 +764,52 @@ def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
         pass
 
 
-def _resume_point(config: TrainConfig, folder: Path):
-    """model.npz of the run `folder` to resume (a checkpoint.Checkpoint), read before anything else.
+def _resume_point(config: TrainConfig, folder: Path) -> tuple:
+    """(model.npz of the run `folder` to resume (a checkpoint.Checkpoint), read before anything else;
+    _finish_only's reason when the resume only runs the final evaluation, else None).
 
     Refuses (UserError, nothing written) a run that would stop before its
     first window, already at the --max-steps, --epochs, --max-minutes,
     --patience or --min-lr limit of `config`: resuming it would only repeat
-    the final evaluation and log a second stop. Prints nothing (train() prints
-    "resuming RUN from step S (epoch E)" once the run is set up). None when
-    the folder holds no model.npz (resume_checkpoint then says what to do).
+    the final evaluation and log a second stop. A run whose final evaluation
+    did not finish is not refused: its resume runs that evaluation
+    (_finish_only). Prints nothing (train() prints "resuming RUN from step S
+    (epoch E)" once the run is set up). (None, None) when the folder holds no
+    model.npz (resume_checkpoint then says what to do).
     """
     from . import checkpoint
     from .runs import LATEST, holds_checkpoint
     if not holds_checkpoint(folder):
-        return None
+        return None, None
     ck = checkpoint.load(folder / LATEST)
     loop = _Loop.from_arrays(ck.train)
-    refuse_finished_resume(config, loop, folder, lr=float(ck.optim["lr"]) if "lr" in ck.optim else None)
-    return ck
+    lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
+    finish = _finish_only(config, loop, folder, lr)
+    if finish is None:
+        refuse_finished_resume(config, loop, folder, lr=lr)
+    return ck, finish
+
+
+def _finish_only(config: TrainConfig, loop: _Loop, folder: Path, lr: float | None) -> str | None:
+    """The stop reason of a resume that runs only the final evaluation: the run stopped at `loop` with
+    its training done but its final evaluation unfinished (runs.final_evaluation_pending: Ctrl-C or
+    SIGTERM during it), and `config`'s limits still stop it before its first window. None otherwise
+    (nothing left unfinished, a diverged run, which a resume trains on as before, or limits raised:
+    the resume trains on and evaluates at its end).
+
+    A run stopped by its time budget stays stopped while --max-minutes is unchanged (the final
+    evaluation's reserve, measured again, could otherwise leave it a few seconds of training).
+    """
+    from .config import config_from_dict
+    from .runs import final_evaluation_pending, read_run_config
+    reason = final_evaluation_pending(folder, loop.step)
+    if reason is None or reason == "nonfinite":
+        return None
+    why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, lr=lr)
+    if why is None and reason == "max_minutes" and \
+            config.max_minutes == config_from_dict(read_run_config(folder)["train"]).max_minutes:
+        why = "max_minutes"
+    return why
 
 
 def refuse_finished_resume(config: TrainConfig, loop: _Loop, folder, reserve: float = 0.0,
@@ -796,7 +843,10 @@ def refuse_finished_resume(config: TrainConfig, loop: _Loop, folder, reserve: fl
                         "(0 = no floor) to train further")
 
 
-def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True, ck=None) -> dict:
+def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True, ck=None,
+                  finish: str | None = None) -> dict:
+    """train() once the folder is locked and the run set up; finish: _finish_only's reason (the session
+    trains no window and runs the final evaluation)."""
     import numpy as np
 
     from .baseline import cached_trigram
@@ -822,7 +872,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     _warm_up(s, timing)
     startup = time.perf_counter() - started
     if run is None:
-        refuse_finished_resume(config, loop, config.out, reserve=timing.reserve(), lr=s.opt.lr)
+        if finish is None:
+            refuse_finished_resume(config, loop, config.out, reserve=timing.reserve(), lr=s.opt.lr)
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
     if timing.reserve_capped():
         _note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
@@ -848,9 +899,9 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     try:
         with _Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while True:
-                stopped = stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
-                                      reserve=timing.reserve(), lr=s.opt.lr,
-                                      diverged=nonfinite is not None and nonfinite["action"] == "stop")
+                stopped = finish or stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
+                                                reserve=timing.reserve(), lr=s.opt.lr,
+                                                diverged=nonfinite is not None and nonfinite["action"] == "stop")
                 if stopped:
                     break
                 window = next(windows(s.train_stream, config.bptt, start=loop.pos), None)
@@ -901,21 +952,49 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                       f"continue with --resume {run.folder}")
             floor = ({"lr": s.opt.lr, "min_lr": config.lr_floor(), "plateaus": loop.plateaus}
                      if stopped == "min_lr" else {})
+            # final_evaluation: the final evaluation follows; an "end" event says it finished
+            # (runs.final_evaluation_pending: a resume of a run without one runs it)
             run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, **floor,
-                     "time": s.clock()})
+                     "final_evaluation": stopped != "interrupted", "time": s.clock()})
 
         summary = _summary(s, loop, stopped, nonfinite)
         summary.update(startup_s=startup, baseline=baseline,
                        signal=signal.Signals(interrupt.signum).name if stopped == "interrupted" else None)
         if stopped != "interrupted":
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                summary.update(_final_report(s, loop, hidden, stopped))
+            summary.update(_final_evaluation(s, loop, hidden, stopped, interrupt))
         summary["elapsed_s"] = s.clock()
         summary["budget_s"] = timing.budget
         return summary
     finally:
         progress.close()
         run.close()
+
+
+def _final_evaluation(s: "_Session", loop: _Loop, hidden, stopped: str, interrupt: _Interrupt) -> dict:
+    """_final_report, which a signal stops at once (a signal that came during the last save stops it
+    before it starts), then the "end" event that marks the run finished.
+
+    Training is done and saved before it, so a stop here loses nothing but the
+    evaluation: one line says so and how to finish it (`--resume` runs only the
+    final evaluation, see runs.final_evaluation_pending), and the
+    KeyboardInterrupt (sweep.Terminated for SIGTERM) is raised on, marked
+    `said` (the CLI prints no second line and exits 130 or 143).
+    """
+    import numpy as np
+    try:
+        with _Interrupt(at_once=True), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if interrupt.requested:
+                raise _signal_error(interrupt.signum)
+            report = _final_report(s, loop, hidden, stopped)
+    except KeyboardInterrupt as exc:
+        from .sweep import Terminated
+        word = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        _note(f"{word} during the final evaluation, after step {loop.step}: checkpoint saved to {s.run.latest} "
+              f"with training done; continue with --resume {s.run.folder} (it runs only the final evaluation)")
+        exc.said = True
+        raise
+    s.run.log({"type": "end", "reason": stopped, "step": loop.step, "epoch": loop.epoch, "time": s.clock()})
+    return report
 
 
 def _note(text: str) -> None:
@@ -1008,6 +1087,7 @@ def _timed_evaluate(s: "_Session", loop: _Loop, progress: _Progress) -> None:
     val, count = evaluate_stream(s.model, v[:t.timed_rows], s.config.bptt, bar="timed validation")
     t.observe_eval(count, time.perf_counter() - t0)
     t.last_eval = s.clock()
+    t.timed = {"step": loop.step, "loss": val, "tokens": count, "of_tokens": int(v.size)}
     from .runs import fmt_ppl
     s.run.log({"type": "timed_eval", "split": "valid", "step": loop.step, "epoch": loop.epoch, "val_loss": val,
                "val_ppl": _ppl(val), "tokens": count, "of_tokens": int(v.size), "time": s.clock()})
@@ -1204,13 +1284,16 @@ def _step_event(s: _Session, loop: _Loop, result: StepResult, tokens_per_s: floa
 def _summary(s: _Session, loop: _Loop, stopped: str, nonfinite: dict | None) -> dict:
     """train()'s result as the loop left it (format_summary prints it; _final_report adds to it).
 
-    tokens_per_s: this session's training tokens per second inside training steps (see _Timing)."""
+    tokens_per_s: this session's training tokens per second inside training steps (see _Timing).
+    val_step: the step of val_loss (the latest full validation; None before one); timed_val: this
+    session's latest timed validation (_Timing.timed) or None."""
     elapsed = s.clock()
     t = s.timing
     return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
             "tokens": loop.tokens, "elapsed_s": elapsed,
             "tokens_per_s": t.step_tokens / t.step_seconds if t.step_seconds > 0 else 0.0,
             "lr": s.opt.lr, "val_loss": loop.val_loss, "val_ppl": _ppl(loop.val_loss),
+            "val_step": loop.last_eval_step if loop.last_eval_step >= 0 else None, "timed_val": t.timed,
             "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
             "clip_fraction": loop.clipped_total / max(loop.step - loop.skipped, 1),
             "plateaus": loop.plateaus, "min_lr": s.config.lr_floor(),
@@ -1237,7 +1320,7 @@ def _final_report(s: _Session, loop: _Loop, hidden, stopped: str) -> dict:
         best = _keep_best(s, loop, val)
         if best:
             _save(s, loop, hidden)
-        report.update(val_loss=val, val_ppl=_ppl(val), best_val_loss=loop.best_saved,
+        report.update(val_loss=val, val_ppl=_ppl(val), val_step=loop.step, best_val_loss=loop.best_saved,
                       best_val_ppl=_ppl(loop.best_saved))
         s.run.log(_eval_event(s, loop, "final", val, best, s.opt.lr))
         _note(f"| final validation | loss {val:6.3f} | ppl {fmt_ppl(_ppl(val))}")
@@ -1271,7 +1354,7 @@ def _baseline_lines(s: dict) -> list[str]:
     split = "test" if "test_ppl" in s and "test" in b else "valid" if "valid" in b else None
     if split is None:
         return []
-    ours = s["test_ppl"] if split == "test" else s["best_val_ppl"] if math.isfinite(s["best_val_loss"]) else None
+    ours, which = (s["test_ppl"], "") if split == "test" else _valid_figure(s)
     figures = ", ".join(f"{k} {fmt_ppl(b[k]['ppl'])}" for k in ("valid", "test") if k in b)
     lines = [f"Kneser-Ney trigram baseline (same split and vocabulary): {figures}"]
     if ours is None:
@@ -1282,11 +1365,23 @@ def _baseline_lines(s: dict) -> list[str]:
     elif not math.isfinite(ours):
         lines.append("  the model has no finite perplexity: it has not beaten the baseline")
     elif ours < b[split]["ppl"]:
-        lines.append(f"  the model beats it on {split}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
+        lines.append(f"  the model beats it on {split}{which}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
     else:
-        lines.append(f"  the model has NOT beaten it yet on {split}: {fmt_ppl(ours)} >= {fmt_ppl(b[split]['ppl'])}"
-                     + _longer_hint(s))
+        lines.append(f"  the model has NOT beaten it yet on {split}{which}: {fmt_ppl(ours)} >= "
+                     f"{fmt_ppl(b[split]['ppl'])}" + _longer_hint(s))
     return lines
+
+
+def _valid_figure(s: dict) -> tuple:
+    """(the validation perplexity to hold against the baseline, how the summary names it): the best full
+    validation (scheduled or final), or the latest timed one (a slice of the split, --eval-minutes) when it
+    came later or is the only one; (None, "") when the run has none."""
+    full = s["best_val_ppl"] if math.isfinite(s["best_val_loss"]) else None
+    timed = s.get("timed_val")
+    if timed and (full is None or s.get("val_step") is None or timed["step"] > s["val_step"]):
+        return _ppl(timed["loss"]), (f" (the latest validation, a timed one at step {timed['step']} on "
+                                     f"{timed['tokens']:,} of {timed['of_tokens']:,} tokens)")
+    return full, ""
 
 
 def _longer_hint(s: dict) -> str:
@@ -1316,7 +1411,8 @@ def format_summary(s: dict) -> str:
     lines = [f"run folder: {s['run_dir']}",
              f"stopped: {stop_word(s)} after {s['steps']} steps ({s['tokens']:,} tokens, "
              f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
-             + f", {s['tokens_per_s']:,.0f} training tokens/s)",
+             # (no figure from a session that trained no step: a resume that ran only the final evaluation)
+             + (f", {s['tokens_per_s']:,.0f} training tokens/s" if s["tokens_per_s"] > 0 else "") + ")",
              "   ".join(([f"valid ppl: {fmt_ppl(s['val_ppl'])}"] if not math.isnan(s["val_loss"]) else [])
                         + ([f"best valid ppl: {fmt_ppl(s['best_val_ppl'])}"]
                            if math.isfinite(s["best_val_loss"]) else [])

@@ -3,8 +3,12 @@ dropping the time budget, train's exit status on SIGTERM (130 instead of 143, al
 bars drawn into logs, the deprecated license table of pyproject.toml, and a background sweep stopped by SIGTERM;
 then a trial user's: a summary saying "interrupted" after a SIGTERM, a background training run stopped by the
 SIGINT its shell asked it to ignore, a log silent while the kernels compile and the final evaluation runs, and
-the run folder printed twice."""
+the run folder printed twice; then: a Ctrl-C during the final evaluation that left nothing to resume, a closed
+pipe reported as an error, a timed validation the summary ignored, a log's late first line, and generate_text's
+undocumented list."""
 import io
+import json
+import math
 import os
 import re
 import signal
@@ -318,3 +322,216 @@ def test_a_logged_run_names_its_silent_phases_and_its_folder_once(text, tmp_path
     lines = captured.out.splitlines()
     assert lines[0] == f"run folder: {out}" and captured.out.count("run folder:") == 1
     assert lines[1].startswith("stopped: max_steps after 6 steps")
+
+
+# ---------------------------------------------------------------- 9. a stop during the final evaluation
+
+
+def _events(run) -> list:
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _signal_in_evaluation(monkeypatch, signum, bar):
+    """The evaluation named `bar` ("final validation", "test") sends `signum` to this process as it starts."""
+    real = train_module.evaluate_stream
+
+    def evaluate(model, stream, bptt, bar=None, _want=bar):
+        if bar == _want:
+            os.kill(os.getpid(), signum)
+        return real(model, stream, bptt, bar=bar)
+    monkeypatch.setattr(train_module, "evaluate_stream", evaluate)
+    return real
+
+
+@MAIN_THREAD
+@pytest.mark.parametrize("signum, status, word, during", [(signal.SIGINT, 130, "interrupted", "test"),
+                                                          (signal.SIGTERM, 143, "terminated (SIGTERM)",
+                                                           "final validation")])
+def test_a_stop_during_the_final_evaluation_says_how_to_finish_and_a_resume_runs_only_it(
+        text, tmp_path, capsys, monkeypatch, signum, status, word, during):
+    flags = [*FLAGS, "--batch-size", "16", "--max-steps", "5"]
+    clean = tmp_path / "clean"
+    assert main(["train", "--corpus", str(text), *flags, "--out", str(clean)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "r"
+    real = _signal_in_evaluation(monkeypatch, signum, during)
+    assert main(["train", "--corpus", str(text), *flags, "--out", str(out)]) == status
+    captured = capsys.readouterr()
+    assert captured.out == f"run folder: {out}\n" and "Traceback" not in captured.err
+    assert captured.err.strip().splitlines()[-1] == (
+        f"{word} during the final evaluation, after step 5: checkpoint saved to {out / 'model.npz'} with training "
+        f"done; continue with --resume {out} (it runs only the final evaluation)")
+    assert (out / "best.npz").exists() == (during == "test")    # the final validation wrote it before the test
+    assert [e["type"] for e in _events(out)][-1 if during == "final validation" else -2] == "stop"
+    assert "end" not in [e["type"] for e in _events(out)]
+
+    monkeypatch.setattr(train_module, "evaluate_stream", real)
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0       # was refused: "already at step 5"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"resuming {out} from step 5 (epoch 1): its training is done; running the final "
+                        "evaluation that did not finish")
+    assert lines[1] == f"run folder: {out}"
+    assert lines[2].startswith("stopped: max_steps after 5 steps") and "tokens/s" not in lines[2]   # none trained
+    # it ends as the run that was never stopped: the same test perplexity, best.npz and events (and a resume)
+    test_line = [line for line in lines if line.startswith("test ppl (best model): ")]
+    assert len(test_line) == 1
+    types = [e["type"] for e in _events(out)]
+    assert [t for t in types if t != "resume"] == [e["type"] for e in _events(clean)]
+    assert types[-5:] == ["resume", "stop", "eval", "eval", "end"]      # the cut evaluation's events are gone
+    final = lambda run: [(e["split"], e.get("val_loss"), e.get("test_loss")) for e in _events(run)   # noqa: E731
+                         if e["type"] == "eval"]
+    assert final(out) == final(clean) and len(final(out)) == 2
+    a, b = checkpoint.load(out / "best.npz").model, checkpoint.load(clean / "best.npz").model
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    # finished now: refused as any finished run is
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    assert "already at step 5 (its --max-steps is 5)" in capsys.readouterr().err
+
+
+def test_a_run_counts_as_evaluated_unless_its_last_stop_announced_an_evaluation_that_never_ended(tmp_path):
+    from rnnlm.config import config_to_dict
+    from rnnlm.runs import final_evaluation_pending
+
+    def write(*events):
+        (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    stop = {"type": "stop", "reason": "max_steps", "step": 5, "epoch": 1, "final_evaluation": True}
+    write({"type": "start", "step": 0}, stop, {"type": "eval", "split": "valid", "step": 5})
+    assert final_evaluation_pending(tmp_path, 5) == "max_steps"
+    assert final_evaluation_pending(tmp_path, 4) is None            # model.npz at another step than the stop
+    write(stop, {"type": "eval", "split": "test", "step": 5}, {"type": "end", "step": 5})
+    assert final_evaluation_pending(tmp_path, 5) is None
+    legacy = {k: v for k, v in stop.items() if k != "final_evaluation"}
+    write(legacy, {"type": "eval", "split": "test", "step": 5})     # an earlier version's run: no "end" either
+    assert final_evaluation_pending(tmp_path, 5) is None
+    write({**stop, "reason": "interrupted", "final_evaluation": False})
+    assert final_evaluation_pending(tmp_path, 5) is None
+    # a time budget stays spent while --max-minutes is unchanged (a new reserve could leave a few seconds)
+    config = TrainConfig(max_minutes=1.0)
+    (tmp_path / "config.json").write_text(json.dumps({"train": config_to_dict(config)}))
+    write({**stop, "reason": "max_minutes"})
+    loop = train_module._Loop(step=5, elapsed=50.0)
+    assert train_module._finish_only(config, loop, tmp_path, lr=1.0) == "max_minutes"
+    assert train_module._finish_only(TrainConfig(max_minutes=2.0), loop, tmp_path, lr=1.0) is None  # trains on
+    write({**stop, "reason": "max_steps"})
+    assert train_module._finish_only(TrainConfig(max_steps=5), loop, tmp_path, lr=1.0) == "max_steps"
+    assert train_module._finish_only(TrainConfig(max_steps=8), loop, tmp_path, lr=1.0) is None
+
+
+# ---------------------------------------------------------------- 10. a closed pipe on stdout
+
+
+def _closed_stdout(*argv) -> tuple[int, str]:
+    """Run the CLI with its stdout read by nobody (`| head -c 0`): (exit status, stderr)."""
+    proc = subprocess.Popen([sys.executable, "cli.py", *argv], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=300), err
+
+
+def test_a_closed_stdout_ends_a_command_quietly_with_141(text, tmp_path):
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "2",
+                 "--out", str(out)]) == 0
+    status, err = _closed_stdout("generate", str(out), "--words", "3000")
+    assert status == 141, err
+    assert err.splitlines() == [f"checkpoint: {out / 'best.npz'}"]     # no "error: Broken pipe", no traceback
+    assert _closed_stdout("train", "--help") == (0, "")      # argparse ignores a failed write of its own: quiet too
+
+
+def test_a_broken_pipe_in_any_command_is_no_error_line(monkeypatch, capsys):
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(cli, "COMMANDS", [(n, a, broken if n == "evaluate" else r) for n, a, r in cli.COMMANDS])
+    assert main(["evaluate", "runs/x"]) == 141
+    assert capsys.readouterr() == ("", "")
+
+
+# ---------------------------------------------------------------- 11. the baseline against a timed validation
+
+
+def test_the_summary_holds_the_latest_timed_validation_against_the_baseline():
+    from rnnlm.train import _baseline_lines
+    base = {"baseline": {"valid": {"ppl": 114.12}, "test": {"ppl": 94.59}}, "best_val_loss": math.inf,
+            "best_val_ppl": math.inf, "val_step": None, "run_dir": "runs/t", "stopped": "interrupted"}
+    timed = {"step": 400, "loss": math.log(175.29), "tokens": 12_000, "of_tokens": 60_000}
+    assert _baseline_lines({**base, "timed_val": timed})[1] == (
+        "  the model has NOT beaten it yet on valid (the latest validation, a timed one at step 400 on 12,000 of "
+        "60,000 tokens): 175.29 >= 114.12 (train longer: continue it with python cli.py train --resume runs/t)")
+    assert _baseline_lines({**base, "timed_val": None})[1].startswith(
+        "  the model has not been evaluated yet, so there is nothing to compare")
+    scheduled = {**base, "best_val_loss": math.log(100.0), "best_val_ppl": 100.0, "val_step": 500}
+    assert _baseline_lines({**scheduled, "timed_val": timed})[1] == "  the model beats it on valid: 100.00 < 114.12"
+    older = _baseline_lines({**scheduled, "val_step": 200, "timed_val": timed})[1]
+    assert older.startswith("  the model has NOT beaten it yet on valid (the latest validation, a timed one at step 400")
+
+
+@MAIN_THREAD
+def test_an_interrupted_run_compares_its_timed_validation(text, tmp_path, capsys, monkeypatch):
+    _signal_at_step(monkeypatch, signal.SIGINT, at=3)
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "50",
+                 "--eval-minutes", "1e-9", "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    timed = [e for e in _events(out) if e["type"] == "timed_eval"]
+    assert timed and timed[-1]["step"] == 3
+    want = (f"on valid (the latest validation, a timed one at step 3 on {timed[-1]['tokens']:,} of "
+            f"{timed[-1]['of_tokens']:,} tokens): {timed[-1]['val_ppl']:.2f} ")
+    assert want in captured.out and "not been evaluated yet" not in captured.out
+
+
+# ---------------------------------------------------------------- 12. a log's first progress line
+
+
+def test_a_log_shows_its_first_progress_line_after_a_few_steps_or_seconds(monkeypatch):
+    log = io.StringIO()                             # stderr redirected to a file
+    monkeypatch.setattr(sys, "stderr", log)
+    config = TrainConfig(max_minutes=10)
+    assert config.log_interval == 200
+    s = SimpleNamespace(config=config, windows_per_epoch=10_000, clock=lambda: 0.0, opt=SimpleNamespace(lr=1.0))
+    timing = train_module._Timing(config, final_tokens=1000)
+    result = SimpleNamespace(tokens=10, bad=None, loss=1.0, clipped=False, grad_norm=0.1)
+
+    def steps_to(progress, loop, n):
+        while loop.step < n:
+            loop.step += 1
+            loop.window += 1
+            progress.step(loop, result, 0.01)
+        return [line.split("| step")[1].split("|")[0].strip() for line in log.getvalue().splitlines()]
+
+    loop = train_module._Loop()
+    progress = train_module._Progress(s, loop, timing)
+    assert steps_to(progress, loop, 9) == []
+    assert steps_to(progress, loop, 10) == ["10"]               # was: nothing before step 200
+    assert steps_to(progress, loop, 400) == ["10", "200", "400"]  # then every --log-interval
+    progress.close()
+    # slow steps (a resumed session here): the first line once 10 s have passed, before its 10th step
+    log.truncate(0)
+    log.seek(0)
+    loop = train_module._Loop(step=500)
+    progress = train_module._Progress(s, loop, timing)
+    assert steps_to(progress, loop, 502) == []
+    progress.i_t0 -= train_module.FIRST_LINE_S
+    assert steps_to(progress, loop, 503) == ["503"]
+    assert steps_to(progress, loop, 599) == ["503"]
+    progress.close()
+
+
+# ---------------------------------------------------------------- 13. generate_text's result, as documented
+
+
+def test_generate_text_returns_one_string_per_sample_as_its_docstring_says(text, tmp_path):
+    from rnnlm.runs import load_model
+    from rnnlm.sample import generate_text
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "1",
+                 "--out", str(out)]) == 0
+    model, vocab, _, _ = load_model(out)
+    one = generate_text(model, vocab, words=10, prime="o homem")
+    assert isinstance(one, list) and len(one) == 1 and isinstance(one[0], str) and one[0].startswith("O homem")
+    three = generate_text(model, vocab, words=10, prime="o homem", num_samples=3)
+    assert len(three) == 3 and all(isinstance(t, str) for t in three)
+    doc = " ".join(generate_text.__doc__.split())
+    assert "Returns a list of `num_samples` strings (list[str], one per sample" in doc
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert "returns a list of `num_samples` strings, one per sample" in readme

@@ -1,9 +1,11 @@
-"""Figures as a new user reads them: the timed (report-only) validations of --eval-minutes, and legends
-that never hide the data."""
+"""Figures as a new user reads them: the timed (report-only) validations of --eval-minutes, legends
+that never hide the data, and axis labels inside the image."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rnnlm import plots
 
@@ -151,4 +153,54 @@ def test_the_sweep_figure_legend_does_not_cover_the_data_either(tmp_path, monkey
     sweepplot.plot_sweep(folder, "recurrent_scale", "best_val_ppl", hue="cell")
     (fig,) = figures
     assert fig.axes[0].get_legend() is not None and _covered_by_legends(fig) == []
+    _close(fig)
+
+
+@pytest.mark.parametrize("bptt", [0, 20])
+def test_the_study_figures_put_their_legends_under_the_axes(tmp_path, monkeypatch, bptt):
+    # without a BPTT window marked, loc="best" put the legend on the success rates of some distance
+    from matplotlib.figure import Figure
+
+    from rnnlm import config as C
+    from rnnlm import study
+    from test_study_ux3 import _row
+    cfg = C.StudyConfig(distances="5,10,20,40", cells="rnn,rnn-orth,lstm,gru", seeds="0,1,2",
+                        train=C.TaskTrainConfig(bptt=bptt))
+    rows = [_row(c, d, s, (s + d + len(c)) % 2 == 0, 100 * (1 + s)) for c in cfg.cell_list()
+            for d in cfg.distance_list() for s in cfg.seed_list()]
+    seen, original = {}, Figure.savefig
+
+    def savefig(self, fname, *a, **k):
+        if Path(fname).suffix == ".png":
+            self.canvas.draw()
+            ax = self.axes[0]
+            legend = ax.get_legend()
+            seen[Path(fname).stem] = legend is not None and legend.get_window_extent().y1 <= ax.bbox.y0
+        return original(self, fname, *a, **k)
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    study.write_figures(cfg, study.summarize(cfg, rows), tmp_path, formats=("png",))
+    assert seen == {"success": True, "steps": True, "gradient": True}
+
+
+def test_the_sweep_figure_y_label_stays_inside_the_image(tmp_path, monkeypatch):
+    # a long y label (the column's words, its name and "(mean; dots: single runs)") ran out at the top
+    from rnnlm import sweepplot
+    rng = np.random.default_rng(3)
+    rows = [{"name": f"cell={c},hidden={h},seed={k}", "fn": "x:y", "settings": {"cell": c, "hidden": h, "seed": k},
+             "status": "done", "best_val_ppl": float(100 + 400 * rng.random()), "steps": 10, "wall_s": 1.0,
+             "worker": "w", "attempts": 1}
+            for c in ("rnn", "lstm", "gru") for h in (16, 32, 64) for k in range(2)]
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
+    sweepplot.plot_sweep(folder, "hidden", "best_val_ppl", hue="cell")
+    (fig,) = figures
+    fig.canvas.draw()
+    label = fig.axes[0].yaxis.label
+    box = label.get_window_extent()
+    assert box.y0 >= fig.bbox.y0 and box.y1 <= fig.bbox.y1 and box.x0 >= fig.bbox.x0, (box, fig.bbox)
+    assert " ".join(label.get_text().split()) == ("best validation perplexity [best_val_ppl] "
+                                                 "(mean; dots: single runs)")   # wrapped, not shortened
     _close(fig)

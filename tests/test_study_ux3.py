@@ -152,8 +152,10 @@ def test_a_study_stopped_by_sigterm_says_one_line_and_exits_143(tmp_path, capsys
                  "--n-test", "10", "--scheduler", "serial", "--no-progress", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 143, err
-    assert err.strip() == (f"terminated: 0 of 2 runs recorded in {out / 'sweep.jsonl'}, none left running; "
-                           "continue with the same command (it skips the 0 recorded)")
+    assert err.strip().splitlines() == [
+        f"2 jobs (1 cell x 2 distances x 1 seed) into {out}",      # first, before the runs (they take minutes)
+        f"terminated: 0 of 2 runs recorded in {out / 'sweep.jsonl'}, none left running; "
+        "continue with the same command (it skips the 0 recorded)"]
     assert (out / "sweep.jsonl").read_text() == "" and not (out / "study.json").exists()
 
 
@@ -169,3 +171,14 @@ def test_plot_study_redraws_the_same_bytes(tmp_path):
     assert main(["plot", "study", str(tmp_path)]) == 0
     assert first and first == {p.name: p.read_bytes() for p in tmp_path.glob("*.svg")}
     assert b"<dc:date>" not in first["gradient.svg"]
+
+
+def test_a_study_first_names_its_jobs_and_folder_as_a_sweep_does(tmp_path):
+    cfg = C.StudyConfig(distances="3,4", cells="rnn,gru", seeds="0", n_train=20, n_test=10, out=str(tmp_path / "st"))
+    jobs, _ = study.build_jobs(cfg)
+    folder = tmp_path / "st"
+    assert study._first_line(cfg, jobs, folder) == f"4 jobs (2 cells x 2 distances x 1 seed) into {folder}"
+    folder.mkdir()
+    (folder / "sweep.jsonl").write_text(json.dumps({"name": jobs[0].name, "status": "done"}) + "\n")
+    assert study._first_line(cfg, jobs, folder) == (f"4 jobs (2 cells x 2 distances x 1 seed) into {folder}: "
+                                                    "skipping 1 finished in an earlier run, running 3")
