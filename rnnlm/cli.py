@@ -1085,6 +1085,20 @@ def _check_numbers(args) -> None:
             C.check_range(name, value)
 
 
+def _check_corpora_dir(args) -> None:
+    """--corpora-dir: an empty value is refused (it would search nothing, or, read as "not given",
+    every default place); any other is made absolute here, so that a run's config.json names the
+    same folder wherever --resume or evaluate is run from later."""
+    import os
+    value = getattr(args, "corpora_dir", None)
+    if value is None:
+        return
+    if not str(value).strip():
+        raise UserError("--corpora-dir is empty; give the folder that holds the corpus's folder, "
+                        "or leave the flag out to search the default places")
+    args.corpora_dir = os.path.abspath(os.path.expanduser(value))
+
+
 def _stdout_closed() -> int:
     """The exit of a command whose standard output was closed under it (`| head`): quiet, as Unix tools
     end, with 141 (128 + SIGPIPE). Standard output is pointed at os.devnull first, so that Python's
@@ -1106,6 +1120,7 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _check_numbers(args)
+        _check_corpora_dir(args)
         status = int(runners[args.command](args) or 0)
         sys.stdout.flush()      # output still buffered meets a closed pipe here, not at the interpreter's exit
         return status

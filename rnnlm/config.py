@@ -266,6 +266,10 @@ def check_range(name: str, value, error=UserError) -> None:
         flag = FLAG_OF.get(name, name).replace('_', '-')
         finite = ("a finite number " if isinstance(value, float) and math.isinf(value)
                   and "finite" not in r.describe() else "")      # inf is >= 0: say what it fails
+        if (r.kind is int and r.hi == INT_MAX and not finite and isinstance(value, (int, float))
+                and not isinstance(value, bool) and value > r.hi):
+            raise error(f"--{flag} must be at most {INT_MAX:,} (a larger count is a typo, not a plan), "
+                        f"got {value!r}")         # "at least 0, got 3000000000" would say nothing useful
         raise error(f"--{flag} must be {finite}{r.describe()}{note}, got {value!r}")
 
 

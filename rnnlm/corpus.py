@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import sys
 import urllib.error
 import urllib.parse
@@ -195,11 +196,20 @@ def find_named(name: str, corpora_dir=None) -> CorpusSource:
                     f"or put its {len(catalog.entries)} files under {default_corpora() / name}/ or --corpora-dir DIR/{name}/")
 
 
+def _shell_word(text: str) -> str:
+    """`text` as one shell word inside the single-quoted command of a message: as it is when it needs
+    no quoting, else in double quotes (a folder with a space)."""
+    if shlex.quote(text) == text:
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`") + '"'
+
+
 def _missing_in_given(name: str, folder: Path, label: str, why: str, corpora_dir) -> str:
     """The one line for a named corpus missing from the folder the user gave (--corpora-dir or
     $RNNLM_CORPORA): which folder, where it came from, and what to do."""
     if label == "--corpora-dir":
-        fix = (f"download it there with 'python cli.py corpus download {name} --corpora-dir {corpora_dir}', "
+        fix = (f"download it there with 'python cli.py corpus download {name} --corpora-dir "
+               f"{_shell_word(str(corpora_dir))}', "
                "or leave out --corpora-dir to search the default places")
     else:
         fix = (f"download it there with 'python cli.py corpus download {name}', "

@@ -535,3 +535,42 @@ def test_generate_text_returns_one_string_per_sample_as_its_docstring_says(text,
     assert "Returns a list of `num_samples` strings (list[str], one per sample" in doc
     readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
     assert "returns a list of `num_samples` strings, one per sample" in readme
+
+
+# ---------------------------------------------------------------- counts past INT_MAX; --corpora-dir as given
+
+
+@pytest.mark.parametrize("argv, flag", [(["generate", "nowhere", "--words", "99999999999999999999999"], "words"),
+                                        (["train", "--max-steps", "3000000000"], "max-steps"),
+                                        (["generate", "nowhere", "--num-samples", "3000000000"], "num-samples")])
+def test_a_count_past_the_largest_says_the_largest(capsys, argv, flag):
+    # it said "--max-steps must be at least 0 (0 = no limit), got 3000000000": true of the value, and no help
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --{flag} must be at most 2,147,483,647") and len(err.splitlines()) == 1
+    assert main(["train", "--max-steps", "-1"]) == 2          # below the range: the message as before
+    assert "--max-steps must be at least 0 (0 = no limit), got -1" in capsys.readouterr().err
+
+
+def test_a_relative_corpora_dir_is_kept_absolute_so_the_run_resumes_from_anywhere(machado_dir, tmp_path,
+                                                                                   monkeypatch, capsys):
+    monkeypatch.chdir(machado_dir.parent.parent)                  # the folder holding corpora/
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", "machado", "--corpora-dir", "corpora", *FLAGS, "--max-steps", "1",
+                 "--max-vocab", "500", "--out", str(out)]) == 0
+    stored = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    stored_dir = stored["train"]["data"]["corpora_dir"]
+    assert stored_dir == str(machado_dir.parent) and Path(stored_dir).is_absolute()
+    monkeypatch.chdir(tmp_path)                                    # elsewhere: "corpora" means nothing here
+    assert main(["train", "--resume", str(out), "--max-steps", "2"]) == 0
+    capsys.readouterr()
+
+
+def test_an_empty_corpora_dir_is_refused_and_a_folder_with_a_space_is_quoted(tmp_path, capsys):
+    assert main(["corpus", "info", "machado", "--corpora-dir", ""]) == 2
+    assert capsys.readouterr().err.startswith("error: --corpora-dir is empty; give the folder")
+    spaced = tmp_path / "my corpora"
+    spaced.mkdir()
+    assert main(["corpus", "info", "machado", "--corpora-dir", str(spaced)]) == 2
+    err = capsys.readouterr().err
+    assert f"'python cli.py corpus download machado --corpora-dir \"{spaced}\"'" in err   # one word when pasted
