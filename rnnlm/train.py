@@ -242,6 +242,8 @@ class _Interrupt:
         self.at_once = at_once
         self.signum = None      # the first signal that asked to stop (signal.SIGINT or SIGTERM)
         self.previous = {}
+        self.during = None      # "validation" while the loop runs one: a stop then waits seconds, so say so
+        self.saved_step = None  # the step of the run's latest checkpoint (None: none yet)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -258,11 +260,19 @@ class _Interrupt:
             raise _signal_error(signum)
         self.signum = signum
         self.requested = True
+        if self.during:         # the step boundary is as far away as the rest of the validation
+            kept = ("nothing is saved yet" if self.saved_step is None
+                    else f"the checkpoint of step {self.saved_step} is kept")
+            _note(f"{_SIGNAL_WORDS.get(signum, 'interrupted')}: stopping when this {self.during} ends, then saving "
+                  f"the checkpoint; the same signal again stops at once ({kept})")
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         return False
+
+
+_SIGNAL_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
 
 def _signal_error(signum) -> KeyboardInterrupt:
@@ -898,6 +908,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     # Overflow warnings would only repeat what the non-finite guard reports in one line.
     try:
         with _Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            interrupt.saved_step = loop.step        # a new run saved step 0 above; a resume starts from its own
             while True:
                 stopped = finish or stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
                                                 reserve=timing.reserve(), lr=s.opt.lr,
@@ -906,7 +917,9 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                     break
                 window = next(windows(s.train_stream, config.bptt, start=loop.pos), None)
                 if window is None:      # the epoch's windows are done
+                    interrupt.during = "validation"
                     hidden = _end_epoch(s, loop)
+                    interrupt.during, interrupt.saved_step = None, loop.step
                     continue
                 _, inputs, targets = window
                 before = (s.rng.bit_generator.state, hidden, copy.copy(loop))
@@ -931,13 +944,17 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                     run.log(_step_event(s, loop, result, tps))
                     loop.start_log_interval()
                     timing.event_seconds = 0.0
+                interrupt.during = "validation"
                 if applied and config.eval_every and loop.step % config.eval_every == 0:
                     _evaluate(s, loop, "every")
                     _save(s, loop, hidden)
+                    interrupt.saved_step = loop.step
                 elif config.eval_minutes and s.clock() - timing.last_eval >= 60 * config.eval_minutes:
                     _timed_evaluate(s, loop, progress)
+                interrupt.during = None
                 if config.save_minutes and s.clock() - timing.last_save >= 60 * config.save_minutes:
                     _save(s, loop, hidden)
+                    interrupt.saved_step = loop.step
                 if applied and config.track_jacobian_every and loop.step % config.track_jacobian_every == 0:
                     run.log({**jacobian_event(model, s.jac_tokens, loop.step), "time": s.clock()})
                 if on_step is not None:

@@ -574,3 +574,29 @@ def test_an_empty_corpora_dir_is_refused_and_a_folder_with_a_space_is_quoted(tmp
     assert main(["corpus", "info", "machado", "--corpora-dir", str(spaced)]) == 2
     err = capsys.readouterr().err
     assert f"'python cli.py corpus download machado --corpora-dir \"{spaced}\"'" in err   # one word when pasted
+
+
+@MAIN_THREAD
+@pytest.mark.parametrize("signum, status, word", [(signal.SIGINT, 130, "interrupted"),
+                                                  (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_a_signal_during_a_validation_is_acknowledged_at_once(text, tmp_path, capsys, monkeypatch, signum, status,
+                                                             word):
+    # the step boundary is a whole validation away: the user heard nothing for seconds, and a second
+    # Ctrl-C then lost the steps since the last checkpoint without being told
+    real, calls = train_module._validate_full, []
+
+    def validate(s, bar):
+        calls.append(bar)
+        if len(calls) == 2:                       # the validation of step 4 (step 2's saved a checkpoint)
+            os.kill(os.getpid(), signum)
+        return real(s, bar)
+    monkeypatch.setattr(train_module, "_validate_full", validate)
+    out = tmp_path / "v"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "50",
+                 "--eval-every", "2", "--out", str(out)]) == status
+    err = capsys.readouterr().err.splitlines()
+    ack = [i for i, line in enumerate(err) if line.startswith(f"{word}: stopping when this validation ends")]
+    assert len(ack) == 1 and "again stops at once (the checkpoint of step 2 is kept)" in err[ack[0]]
+    done = [i for i, line in enumerate(err) if line.startswith(f"{word} at step 4: checkpoint saved")]
+    assert len(done) == 1 and done[0] > ack[0]
+    assert int(checkpoint.load(out / "model.npz").train["step"]) == 4
