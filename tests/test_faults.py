@@ -600,3 +600,14 @@ def test_a_signal_during_a_validation_is_acknowledged_at_once(text, tmp_path, ca
     done = [i for i, line in enumerate(err) if line.startswith(f"{word} at step 4: checkpoint saved")]
     assert len(done) == 1 and done[0] > ack[0]
     assert int(checkpoint.load(out / "model.npz").train["step"]) == 4
+
+
+def test_a_sweep_into_a_log_writes_its_lines_and_no_bar(text, tmp_path, capsys):
+    # stderr not a terminal (a CI log): the bar's carriage returns piled up there; the line per job stays
+    out = tmp_path / "s"
+    flags = [f for f in _flags(text, out) if f != "--no-progress"]
+    assert main(["sweep", "run", *flags, "--cell", "rnn", "--max-steps", "2", "--eval-every", "0",
+                 "--scheduler", "serial"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "job/s" not in err and "s/job" not in err
+    assert re.search(r"^\S+: done .*steps 2", err, re.M)
