@@ -78,9 +78,11 @@ def test_wrong_size_does_not_count(machado_dir, tmp_path, monkeypatch):
         corpus.resolve("machado")
 
 
-def test_checksum_mismatch_with_same_size(machado_dir, tmp_path):
+def _copy_with_one_byte_changed(machado_dir, tmp_path):
+    """tmp_path/c/machado: the corpus as symlinks, except txt/crítica/ea.txt, a copy with one byte
+    changed (same size: the lookup takes it, the checksum does not). Returns that folder."""
     root = tmp_path / "c" / "machado"
-    for name, _, _ in (l.split("\t") for l in (machado_dir / "MANIFEST.tsv").read_text().splitlines()):
+    for name, _, _ in _manifest(machado_dir):
         dest = root / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.symlink_to(machado_dir / name)
@@ -89,6 +91,12 @@ def test_checksum_mismatch_with_same_size(machado_dir, tmp_path):
     victim.unlink()
     data[100] = ord("X") if data[100] != ord("X") else ord("Y")
     victim.write_bytes(bytes(data))
+    return root
+
+
+def test_checksum_mismatch_with_same_size(machado_dir, tmp_path):
+    root = _copy_with_one_byte_changed(machado_dir, tmp_path)
+    victim = root / "txt/crítica/ea.txt"
     source = corpus.resolve("machado", corpora_dir=tmp_path / "c")   # sizes match: found
     with pytest.raises(UserError, match="ea.txt does not match the 'machado' catalog checksum"):
         corpus.source_checksum(source)
@@ -315,16 +323,8 @@ def test_download_with_force_fetches_even_when_present(machado_dir, tmp_path, mo
 
 def test_download_of_a_changed_copy_fetches_it_again(machado_dir, tmp_path, monkeypatch, capsys):
     # sizes match (the lookup takes it) but a byte differs: not "present", the bad file is fetched again
-    root = tmp_path / "c" / "machado"
-    for name, _, _ in _manifest(machado_dir):
-        dest = root / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.symlink_to(machado_dir / name)
+    root = _copy_with_one_byte_changed(machado_dir, tmp_path)
     victim = root / "txt/crítica/ea.txt"
-    data = bytearray(victim.read_bytes())
-    victim.unlink()
-    data[100] = ord("X") if data[100] != ord("X") else ord("Y")
-    victim.write_bytes(bytes(data))
     fetched = []
     monkeypatch.setattr(corpus, "_urlopen", lambda url, timeout: fetched.append(url) or io.BytesIO(
         (machado_dir / "txt/crítica/ea.txt").read_bytes()))

@@ -136,22 +136,28 @@ def test_no_legend_covers_the_data_of_any_figure(tmp_path):
         _close(fig)
 
 
+def _sweep_figure(tmp_path, monkeypatch, rows, x):
+    """The figure `plot sweep` draws of best_val_ppl against x, one hue per cell, for these sweep.jsonl rows."""
+    from rnnlm import sweepplot
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
+    sweepplot.plot_sweep(folder, x, "best_val_ppl", hue="cell")
+    (fig,) = figures
+    return fig
+
+
 def test_the_sweep_figure_legend_does_not_cover_the_data_either(tmp_path, monkeypatch):
     # 16 scales x 3 cells x 4 seeds: dots everywhere, where loc="best" had to put the legend on some
-    from rnnlm import sweepplot
     rng = np.random.default_rng(2)
     rows = [{"name": f"cell={c},scale={s},seed={k}", "fn": "x:y", "settings": {"cell": c, "recurrent_scale": s,
                                                                                 "seed": k},
              "status": "done", "best_val_ppl": float(100 + 400 * rng.random()), "steps": 10, "wall_s": 1.0,
              "worker": "w", "attempts": 1}
             for c in ("rnn", "lstm", "gru") for s in np.linspace(0.25, 4.0, 16).tolist() for k in range(4)]
-    folder = tmp_path / "s"
-    folder.mkdir()
-    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
-    sweepplot.plot_sweep(folder, "recurrent_scale", "best_val_ppl", hue="cell")
-    (fig,) = figures
+    fig = _sweep_figure(tmp_path, monkeypatch, rows, "recurrent_scale")
     assert fig.axes[0].get_legend() is not None and _covered_by_legends(fig) == []
     _close(fig)
 
@@ -184,19 +190,12 @@ def test_the_study_figures_put_their_legends_under_the_axes(tmp_path, monkeypatc
 
 def test_the_sweep_figure_y_label_stays_inside_the_image(tmp_path, monkeypatch):
     # a long y label (the column's words, its name and "(mean; dots: single runs)") ran out at the top
-    from rnnlm import sweepplot
     rng = np.random.default_rng(3)
     rows = [{"name": f"cell={c},hidden={h},seed={k}", "fn": "x:y", "settings": {"cell": c, "hidden": h, "seed": k},
              "status": "done", "best_val_ppl": float(100 + 400 * rng.random()), "steps": 10, "wall_s": 1.0,
              "worker": "w", "attempts": 1}
             for c in ("rnn", "lstm", "gru") for h in (16, 32, 64) for k in range(2)]
-    folder = tmp_path / "s"
-    folder.mkdir()
-    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
-    sweepplot.plot_sweep(folder, "hidden", "best_val_ppl", hue="cell")
-    (fig,) = figures
+    fig = _sweep_figure(tmp_path, monkeypatch, rows, "hidden")
     fig.canvas.draw()
     label = fig.axes[0].yaxis.label
     box = label.get_window_extent()
