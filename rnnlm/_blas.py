@@ -79,19 +79,23 @@ def _bind_all():
 
 
 @contextlib.contextmanager
-def one_blas_thread():
-    """Run the block (or, as a decorator, the function) with the OpenBLAS libraries on one thread."""
+def one_blas_thread(gemm_threads: int = 1):
+    """Run the block (or, as a decorator, the function) with the OpenBLAS libraries on one thread.
+
+    gemm_threads: the thread count of gemm.py's library instead (the output layer's
+    products as single calls on all threads, paths.OUTPUT_BLAS_MIN_THREADS).
+    """
     _bind_all()
-    libs = [lib for lib in (_numpy, _scipy, _gemm) if lib is not None]
-    before = [get_fn() for _, get_fn in libs]
-    for (set_fn, _), n in zip(libs, before):
-        if n != 1:
-            set_fn(1)
+    libs = [(lib, 1) for lib in (_numpy, _scipy) if lib is not None] + [(_gemm, max(1, int(gemm_threads)))]
+    before = [get_fn() for (_, get_fn), _ in libs]
+    for ((set_fn, _), want), n in zip(libs, before):
+        if n != want:
+            set_fn(want)
     try:
         yield
     finally:
-        for (set_fn, _), n in zip(libs, before):
-            if n != 1:
+        for ((set_fn, _), want), n in zip(libs, before):
+            if n != want:
                 set_fn(n)
 
 

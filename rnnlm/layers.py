@@ -261,36 +261,52 @@ def dW_transposed(H) -> bool:
     return paths.dW_transposed(H)
 
 
-def output_scratch_shapes(N, V, H, transposed=None):
+def output_scratch_shapes(N, V, H, transposed=None, blas=None):
     """Shapes of the scratch buffers output_loss_and_grads takes (name -> shape).
 
-    transposed: the plan's dW_transposed (default: decided here from H).
+    transposed: the plan's dW_transposed (default: decided here from H); blas: the
+    plan's output_blas (default: paths.output_blas()), which needs no dW parts.
     """
     blocks = pblas.n_blocks()
     if transposed is None:
         transposed = dW_transposed(H)
-    parts = (blocks, H, V) if transposed else (blocks - 1, V, H)
+    if blas is None:
+        blas = paths.output_blas()
+    if blas:
+        parts = (0, V, H)
+    else:
+        parts = (blocks, H, V) if transposed else (blocks - 1, V, H)
     return {"logits": (N, V), "dW_parts": parts, "dbias_parts": (blocks, V)}
 
 
-def output_loss(logits, x, W, bias, targets):
+def output_loss(logits, x, W, bias, targets, blas=None):
     """Mean cross-entropy (nats/row) of softmax(x · Wᵀ + bias) against targets.
 
     x (N, H), W (V, H), bias (V,), targets N ints; logits (N, V) is scratch.
+    blas: the products as one OpenBLAS call on all threads (default: paths.output_blas()).
     """
     N = x.shape[0]
     row_loss = np.empty(N, np.float64)
-    with one_blas_thread():
-        _output_loss(row_loss, logits, x, W.T, bias, targets.reshape(N), pblas.n_blocks())
+    if blas is None:
+        blas = paths.output_blas()
+    if blas:
+        with one_blas_thread(gemm_threads=pblas.n_blocks()):
+            _product(x, W.T, logits)
+        _xent_blocks(row_loss, logits, np.empty((0, 0), logits.dtype), bias, targets.reshape(N),
+                     logits.dtype.type(0), pblas.n_blocks(), False)
+    else:
+        with one_blas_thread():
+            _output_loss(row_loss, logits, x, W.T, bias, targets.reshape(N), pblas.n_blocks())
     return float(row_loss.sum() / N)
 
 
-def output_loss_and_grads(buffers, dx, dW, x, W, bias, targets, transposed=None):
+def output_loss_and_grads(buffers, dx, dW, x, W, bias, targets, transposed=None, blas=None):
     """Forward and backward of the output layer with the mean cross-entropy.
 
     Writes dx (N, H) and dW (V, H); returns (mean loss, dbias (V,)). buffers:
     name -> array of the shapes output_scratch_shapes gives (with the same
-    `transposed`: the plan's dW_transposed, default decided here from H);
+    `transposed`, the plan's dW_transposed, default decided here from H, and the
+    same `blas`, the plan's output_blas, default paths.output_blas());
     afterwards buffers["logits"] holds dlogits.
     """
     N = x.shape[0]
@@ -299,15 +315,58 @@ def output_loss_and_grads(buffers, dx, dW, x, W, bias, targets, transposed=None)
     parts, dbias_parts = buffers["dW_parts"], buffers["dbias_parts"]
     if transposed is None:
         transposed = dW_transposed(x.shape[1])
-    with one_blas_thread():
-        _output_loss_and_grads(row_loss, buffers["logits"], dx, dW, parts, dbias_parts,
-                               x, W, W.T, bias, targets.reshape(N), scale, transposed)
-    if transposed:
-        pblas.sum_parts_transposed(dW, parts)
-    elif len(parts):
-        pblas.add_parts(dW, parts)
+    if blas is None:
+        blas = paths.output_blas()
+    if blas:
+        _output_blas(row_loss, buffers["logits"], dx, dW, dbias_parts, x, W, bias, targets.reshape(N), scale)
+    else:
+        with one_blas_thread():
+            _output_loss_and_grads(row_loss, buffers["logits"], dx, dW, parts, dbias_parts,
+                                   x, W, W.T, bias, targets.reshape(N), scale, transposed)
+        if transposed:
+            pblas.sum_parts_transposed(dW, parts)
+        elif len(parts):
+            pblas.add_parts(dW, parts)
     # forward: loss = mean_r row_loss[r]; partial sums added in a fixed order
     return float(row_loss.sum() / N), dbias_parts.sum(axis=0)
+
+
+# ---------------------------------------------------------------- the same on OpenBLAS's threads
+
+
+@njit
+def _product(a, b, out):
+    """out = a · b, one gemm call: OpenBLAS shares it among its own threads (as many as
+    its thread count, set by the caller)."""
+    gemm(a, b, out)
+
+
+@njit_parallel
+def _xent_blocks(row_loss, logits, dbias_parts, bias, targets, scale, blocks, grads):
+    """The cross-entropy of the rows, in `blocks` row blocks on Numba's threads; with grads,
+    dlogits in place of the logits and block k's dbias in dbias_parts[k]."""
+    N = logits.shape[0]
+    for k in prange(blocks):
+        r0, r1 = k * N // blocks, (k + 1) * N // blocks
+        if grads:
+            dbias_parts[k] = 0
+            _xent_rows_backward(logits, row_loss, dbias_parts[k], bias, targets, scale, r0, r1)
+        else:
+            _xent_rows(logits, row_loss, bias, targets, r0, r1)
+
+
+def _output_blas(row_loss, logits, dx, dW, dbias_parts, x, W, bias, targets, scale):
+    """output_loss_and_grads with each product one OpenBLAS call on all the threads
+    (paths.OUTPUT_BLAS_MIN_THREADS): the logits, then the cross-entropy and dlogits on
+    Numba's threads, then dx and dW, whole (no per-thread dW parts to add up)."""
+    threads = pblas.n_blocks()
+    with one_blas_thread(gemm_threads=threads):
+        # forward: logits = x · Wᵀ (+ bias inside the cross-entropy)
+        _product(x, W.T, logits)
+        _xent_blocks(row_loss, logits, dbias_parts, bias, targets, scale, dbias_parts.shape[0], True)
+        # forward: logits = x · Wᵀ
+        _product(logits, W, dx)
+        _product(logits.T, x, dW)
 
 
 @njit_parallel

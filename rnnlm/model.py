@@ -304,7 +304,7 @@ class RNNModel:
         top, caches = self._forward(ids, state, masks, ws)
         logits = ws.get("logits", (N, V), self.dtype)
         loss = layers.output_loss(logits, top.reshape(N, -1), self._decoder_weight(),
-                                  self.params["decoder.bias"], tgt)
+                                  self.params["decoder.bias"], tgt, ws.plan.output_blas)
         return loss, self._final_state(caches)
 
     def step_logprobs(self, tokens, state=None):
@@ -378,7 +378,8 @@ class RNNModel:
 
     def _output_scratch(self, ws, N):
         """The output layer's scratch buffers in ws (layers.output_scratch_shapes, as the plan says)."""
-        shapes = layers.output_scratch_shapes(N, self.config.vocab_size, self.config.hidden, ws.plan.dW_transposed)
+        shapes = layers.output_scratch_shapes(N, self.config.vocab_size, self.config.hidden, ws.plan.dW_transposed,
+                                              ws.plan.output_blas)
         return {name: ws.get(name, shape, self.dtype) for name, shape in shapes.items()}
 
     def _forward_and_output(self, ids, tgt, state, masks, ws, scratch, dtop, dW_dec):
@@ -393,7 +394,8 @@ class RNNModel:
         top, caches = self._forward(ids, state, masks, ws)
         # output layer: logits, softmax cross-entropy and the three gradients, one fused kernel
         loss, ddec_b = layers.output_loss_and_grads(scratch, dtop, dW_dec, top.reshape(N, H), self._decoder_weight(),
-                                                    self.params["decoder.bias"], tgt, ws.plan.dW_transposed)
+                                                    self.params["decoder.bias"], tgt, ws.plan.dW_transposed,
+                                                    ws.plan.output_blas)
         return loss, ddec_b, caches, self.cell.backward
 
     def _bptt(self, inputs, targets, state, rng, masks, extras, weights=None, reuse=False):

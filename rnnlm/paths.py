@@ -57,12 +57,28 @@ DW_TRANSPOSED_MAX_H = 256
 # noisy machine; interleaved A/B earlier that day: training 4-7%, eval 3-18%).
 OVERLAP_MIN_THREADS = 2
 
+# The output layer's three products (logits, dx, dW) as one OpenBLAS call each on all
+# the threads (layers._output_blas), from this thread count up; 0 = never. Below it
+# they run as one row block per Numba thread, each block on single-threaded BLAS
+# (pblas.py), and dW is summed from per-thread parts. The row blocks are what this
+# project measured on 2 cores; the predicted trouble is at 8-16 threads, where each
+# of n threads packs all of W for its N/n rows and keeps its own dW part (memory
+# traffic growing with n), while OpenBLAS shares its packed panels between its
+# threads and splits dW without parts. Measured on the 2-core machine (30 Nov 2026,
+# medium, 1,120 rows, training pass, medians of 12, three alternations): 2 threads
+# row blocks 88-107 ms, one threaded call 96-115 ms; 1 thread the same path. Not
+# measured above 2 threads, hence off until a many-core run (tools/output_ab.py,
+# run by tools/scaling_run.sh) says from where it pays.
+OUTPUT_BLAS_MIN_THREADS = 0
+
 
 class Plan(NamedTuple):
     """The paths a workspace's steps take (see the module docstring)."""
     unit_bounds: np.ndarray   # (parts+1,) int64: the recurrent step shared by hidden unit; 2 entries = serial
     overlapped: bool          # LSTM top layer's recurrence overlapped with the output layer
     dW_transposed: bool       # output layer's dW computed as dWᵀ parts
+    output_blas: bool = False  # output layer's products as single OpenBLAS calls on all threads (not
+                               # on the overlapped path, which keeps its row blocks)
 
 
 def unit_bounds(H, cell="lstm") -> np.ndarray:
@@ -87,6 +103,12 @@ def dW_transposed(H) -> bool:
     return H <= DW_TRANSPOSED_MAX_H
 
 
+def output_blas() -> bool:
+    """Whether the output layer's products run as single OpenBLAS calls on all the threads
+    (OUTPUT_BLAS_MIN_THREADS) rather than as row blocks."""
+    return 0 < OUTPUT_BLAS_MIN_THREADS <= pblas.n_blocks()
+
+
 def overlapped(cell, H) -> bool:
     """Whether a step (training or loss) takes overlap.py's path: an LSTM whose top
     layer's steps run serially, and more than one thread."""
@@ -95,4 +117,5 @@ def overlapped(cell, H) -> bool:
 
 def plan(cell, H) -> Plan:
     """The decision for a model of this cell and H at the current thread count."""
-    return Plan(unit_bounds(H, cell), overlapped(cell, H), dW_transposed(H))
+    ov = overlapped(cell, H)
+    return Plan(unit_bounds(H, cell), ov, dW_transposed(H), output_blas() and not ov)

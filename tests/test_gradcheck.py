@@ -62,3 +62,16 @@ def test_gradcheck_step_shared_between_threads(monkeypatch, layers, cell, act):
     assert len(paths.unit_bounds(8, cell)) == 4
     rep = gradcheck(cell=cell, layers=layers, hidden=8, emsize=8, activation=act)
     assert rep.ok, "\n".join(rep.lines())
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_gradcheck_output_layer_on_openblas_threads(monkeypatch, cell):
+    """The output layer's products as single OpenBLAS calls (paths.OUTPUT_BLAS_MIN_THREADS),
+    the model's whole gradient against finite differences."""
+    from rnnlm import paths
+    monkeypatch.setattr(paths, "OUTPUT_BLAS_MIN_THREADS", 1)
+    monkeypatch.setattr(paths, "SPLIT_MIN_H", 1)          # the LSTM off the overlapped path, which keeps row blocks
+    monkeypatch.setattr(paths.pblas, "n_blocks", lambda: 3)
+    assert paths.plan(cell, 8).output_blas and not paths.plan(cell, 8).overlapped
+    rep = gradcheck(cell=cell, layers=1, hidden=8, emsize=8)
+    assert rep.ok, "\n".join(rep.lines())

@@ -132,3 +132,31 @@ def test_recurrent_affine_backward_matches_numpy(separate_hh, with_dx):
     np.testing.assert_allclose(db_hh, 1 + h2.sum(axis=0), rtol=1e-12)
     if with_dx:
         np.testing.assert_allclose(dx.reshape(-1, E), d2 @ W_ih, rtol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_output_layer_on_openblas_threads_matches_numpy(dtype, rtol, threads):
+    """The products as single OpenBLAS calls (paths.OUTPUT_BLAS_MIN_THREADS) give what the
+    row blocks give: the loss and every gradient, training and eval, at 1 and 2 threads."""
+    import numba
+    x, W, bias, tgt = _case(2, N=45, H=300)
+    W /= np.sqrt(300 / 7)
+    ref = _reference(x, W, bias, tgt)
+    args = (x.astype(dtype), W.astype(dtype), bias.astype(dtype), tgt)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        shapes = layers.output_scratch_shapes(45, 103, 300, blas=True)
+        assert shapes["dW_parts"][0] == 0      # no per-thread dW parts on this path
+        scratch = {k: np.empty(s, dtype) for k, s in shapes.items()}
+        dx, dW = np.empty_like(args[0]), np.empty_like(args[1])
+        loss, dbias = layers.output_loss_and_grads(scratch, dx, dW, *args, blas=True)
+        eval_loss = layers.output_loss(np.empty((45, 103), dtype), *args, blas=True)
+    finally:
+        numba.set_num_threads(before)
+    assert loss == pytest.approx(ref[0], rel=rtol) and eval_loss == pytest.approx(ref[0], rel=rtol)
+    for got, want in zip((dx, dW, dbias), ref[1:4]):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    np.testing.assert_allclose(scratch["logits"].sum(axis=0), ref[3], rtol=rtol, atol=rtol)   # dlogits

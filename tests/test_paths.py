@@ -73,3 +73,30 @@ def test_plan_is_decided_once_per_workspace(monkeypatch):
     assert len(calls) == 2
     m.loss_and_grads(ids[:3], ids[:3])  # a new shape decides again
     assert len(calls) == 2
+
+
+def test_plan_puts_the_output_layer_on_openblas_threads_from_its_threshold(monkeypatch):
+    monkeypatch.setattr(pblas, "n_blocks", lambda: 4)
+    assert paths.OUTPUT_BLAS_MIN_THREADS == 0 and not paths.plan("gru", 512).output_blas   # off by default
+    monkeypatch.setattr(paths, "OUTPUT_BLAS_MIN_THREADS", 4)
+    assert paths.plan("gru", 512).output_blas and paths.plan("lstm", 512).output_blas
+    # the overlapped LSTM keeps its own row blocks
+    assert paths.plan("lstm", 64).overlapped and not paths.plan("lstm", 64).output_blas
+    monkeypatch.setattr(pblas, "n_blocks", lambda: 3)
+    assert not paths.plan("gru", 512).output_blas
+
+
+def test_training_step_on_openblas_threads_equals_row_blocks(monkeypatch):
+    """A float32 training step's loss and gradients, output products on OpenBLAS's threads
+    against the row blocks (the same sums in another order: float32 rounding apart)."""
+    cfg = ModelConfig(vocab_size=300, cell="gru", emsize=16, hidden=32, dropout=0.0)
+    ids = np.random.default_rng(3).integers(0, 300, (9, 5))
+    want = RNNModel(cfg, seed=2).loss_and_grads(ids[:-1], ids[1:])
+    monkeypatch.setattr(paths, "OUTPUT_BLAS_MIN_THREADS", 1)
+    m = RNNModel(cfg, seed=2)
+    got = m.loss_and_grads(ids[:-1], ids[1:])
+    assert m._workspace(8, 5).plan.output_blas
+    assert got[0] == pytest.approx(want[0], rel=1e-6)
+    assert m.loss(ids[:-1], ids[1:])[0] == pytest.approx(want[0], rel=1e-6)   # the eval path
+    for name, g in want[1].items():
+        np.testing.assert_allclose(got[1][name], g, rtol=1e-4, atol=1e-6, err_msg=name)

@@ -9,7 +9,8 @@
 #   bash tools/scaling_run.sh /tmp/out 1,2,4,8,16 3 540
 #
 # COUNTS defaults to 1,2,4,8,16 cut at the machine's cores; SECONDS (default 540) is shared out as
-# large 40%, medium 25%, small 17%, tiny 18%. The Python used is $PYTHON (default python3): it
+# large 36%, medium 22%, small 15%, tiny 15%, and 12% for tools/output_ab.py (the output layer's
+# row blocks against OpenBLAS's threads, the most threads first, into OUTDIR/output_ab.jsonl). The Python used is $PYTHON (default python3): it
 # must import numba, numpy, scipy and torch (PyTorch is compared, never imported by rnnlm).
 #
 # On a machine without the project installed: put the wheels of the packages it lacks in
@@ -50,7 +51,7 @@ fi
     "$PYTHON" -c 'import numba, numpy, torch, rnnlm._jit as j; print("numba", numba.__version__, "numpy", numpy.__version__, "torch", torch.__version__, "threading layer", j.THREADING_LAYER, "wide vectors", j.CPU_FEATURES is not None)'
 } 2>&1 | tee "$OUT/machine.txt"
 
-for spec in large:40 medium:25 small:17 tiny:18; do
+for spec in large:36 medium:22 small:15 tiny:15; do
     config=${spec%%:*}
     budget=$(( SECONDS_ALL * ${spec##*:} / 100 ))
     echo "== $config: up to $budget s"
@@ -58,6 +59,12 @@ for spec in large:40 medium:25 small:17 tiny:18; do
         --config "$config" --cell all --json >> "$OUT/scaling.jsonl" 2>> "$OUT/stderr.txt"
     echo "   exit $?, $(wc -l < "$OUT/scaling.jsonl") records so far"
 done
+budget=$(( SECONDS_ALL * 12 / 100 ))
+echo "== output layer, row blocks against OpenBLAS's threads: up to $budget s"
+timeout "$budget" "$PYTHON" tools/output_ab.py --counts "$(echo "$COUNTS" | tr ',' '\n' | sort -rn | paste -sd,)" \
+    --config large,medium --calls 4 --alternations 2 --seconds $(( budget * 2 / 3 )) \
+    > "$OUT/output_ab.jsonl" 2>> "$OUT/stderr.txt"
+echo "   exit $?, $(wc -l < "$OUT/output_ab.jsonl") records"
 if [ ! -s "$OUT/scaling.jsonl" ]; then
     echo "error: no record was written; see $OUT/stderr.txt" >&2
     exit 1
