@@ -331,3 +331,12 @@ def test_download_of_a_changed_copy_fetches_it_again(machado_dir, tmp_path, monk
     assert main(["corpus", "download", "machado", "--corpora-dir", str(tmp_path / "c")]) == 0
     assert len(fetched) == 1 and fetched[0].endswith("ea.txt")
     assert victim.read_bytes() == (machado_dir / "txt/crítica/ea.txt").read_bytes()
+
+
+def test_download_of_the_generated_corpus_says_it_was_generated(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(corpus, "_urlopen", _no_network)    # nothing is fetched for it
+    assert main(["corpus", "download", "sintetico", "--corpora-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out == (f"sintetico: generated corpus ready in {tmp_path / 'sintetico'} "
+                   f"(made on this machine, not downloaded)\n")
+    assert (tmp_path / "sintetico" / "train.txt").is_file()
