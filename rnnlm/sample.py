@@ -6,7 +6,9 @@ at a time from the model's next-token distribution, feeding each draw back in,
 until the sample holds the words asked for (punctuation and <eos> are drawn but
 not counted; <eos> is printed as a line break).
 `<unk>` is never drawn unless asked for (its probability is set to zero
-before the filters), so the text contains only real words.
+before the filters), so the text contains only real words. generate_text
+returns the samples whole; TextStream gives the same text piece by piece
+while it is drawn (the CLI's generate prints it so, and keeps it on Ctrl-C).
 
 The one thing to know before editing: determinism. All randomness comes from
 one `numpy.random.default_rng(seed)` and each step draws exactly one uniform
@@ -221,6 +223,7 @@ class TextStream:
     Counters: `words_drawn` (num_samples,) words per sample so far;
     `unknown` the prime words not in the vocabulary. Options and errors as
     generate_text (UserError for a value out of range, a diverged model).
+    Iterate it once: the draws start from `seed` and the counters fill.
     """
 
     def __init__(self, model, vocab, *, words: int = 100, prime: str = "", temperature: float = 1.0,
