@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, plural
 
 
 @dataclass
@@ -270,7 +270,8 @@ def baseline_report(data, splits=("valid", "test")) -> dict:
     corpus = load_corpus(data)
     load_seconds = time.perf_counter() - started
     # a held-out split needs 2 tokens (one prediction); --*-fraction 0 means none: skip it
-    empty = {s: f"{getattr(corpus, s).size} tokens (--{s}-fraction {getattr(data, s + '_fraction'):g})"
+    empty = {s: f"{getattr(corpus, s).size} {plural(getattr(corpus, s).size, 'token')} "
+                f"(--{s}-fraction {getattr(data, s + '_fraction'):g})"
              for s in splits if getattr(corpus, s).size < 2}
     splits = [s for s in splits if s not in empty]
     if not splits:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, plural
 from .fileio import atomic_write
 
 FORMAT = "rnnlm-checkpoint/1"
@@ -204,8 +204,8 @@ def _read_npz(path: Path) -> dict:
                 raise UserError(f"{where} is not a uniquely named .npy array; not an rnnlm checkpoint")
             limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_MAX_RATIO)
             if info.file_size > limit + 65536:
-                raise UserError(f"{where} declares {info.file_size} bytes, more than its "
-                                f"{info.compress_size} stored bytes can hold: corrupt")
+                raise UserError(f"{where} declares {info.file_size} {plural(info.file_size, 'byte')}, more than its "
+                                f"{info.compress_size} stored {plural(info.compress_size, 'byte')} can hold: corrupt")
             with z.open(info) as f:
                 version = np.lib.format.read_magic(f)
                 if version not in ((1, 0), (2, 0)):
@@ -222,7 +222,7 @@ def _read_npz(path: Path) -> dict:
                     count *= int(n)
                 nbytes = count * dtype.itemsize
                 if f.tell() + nbytes != info.file_size:
-                    raise UserError(f"{where} declares shape {shape} of {dtype} ({nbytes} bytes), but the "
+                    raise UserError(f"{where} declares shape {shape} of {dtype} ({nbytes} {plural(nbytes, 'byte')}), but the "
                                     f"member holds {info.file_size - f.tell()}: corrupt or truncated")
                 data = f.read(nbytes)      # reading to the end checks the member's CRC-32
                 if len(data) != nbytes or f.read(1):

@@ -25,7 +25,7 @@ import dataclasses
 import sys
 
 from . import config as C
-from .errors import UserError, describe_memory_error, describe_os_error
+from .errors import STDOUT, UserError, describe_memory_error, describe_os_error, plural
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +33,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):  # noqa: D401 - argparse API
         raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+    def print_help(self, file=None):
+        """argparse's, except that a failed write is raised (argparse ignores it and exits 0): --help into a
+        closed pipe then ends as every command's output does, quietly with 141 (main)."""
+        file = sys.stdout if file is None else file
+        file.write(self.format_help())
+        file.flush()
 
 
 
@@ -423,12 +430,13 @@ def _run_evaluate(args):
     r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}")
-    print(f"text: {r['source']}  ({r['tokens']:,} tokens, {r['oov']:,} out of vocabulary = "
+    print(f"text: {r['source']}  ({r['tokens']:,} {plural(r['tokens'], 'token')}, {r['oov']:,} out of vocabulary = "
           f"{100 * r['oov_rate']:.2f}%)")
     nats = r["loss"]
     fmt = (lambda x: f"{x:.4f}") if abs(nats) < 1e5 else (lambda x: f"{x:.4g}")      # noqa: E731
     print(f"cross-entropy: {fmt(nats)} nats/token ({fmt(nats / 0.6931471805599453)} bits/token) "
-          f"over {r['predicted']:,} predictions, batch size {r['batch_size']}, bptt {r['bptt']}")
+          f"over {r['predicted']:,} {plural(r['predicted'], 'prediction')}, batch size {r['batch_size']}, "
+          f"bptt {r['bptt']}")
     print(f"perplexity: {fmt_ppl(r['ppl'])}")
     return 0
 
@@ -454,10 +462,14 @@ def _add_generate(sub):
 
 
 def _run_generate(args):
+    """Print the samples while they are drawn (flushed per piece of text), so that a long one is read as it
+    grows and a Ctrl-C (SIGTERM) keeps what was drawn: that is printed, one line on stderr says after how
+    many words it stopped, and the exit status is 130 (143), as train's. A sample cut short (a model that
+    draws punctuation instead of words, see sample.max_draws) is said in one line on stderr; status 0."""
     from pathlib import Path
 
     from .runs import load_model
-    from .sample import generate_text
+    from .sample import TextStream
     model, vocab, info, path = load_model(args.run, args.checkpoint)
     # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.
     why = ""
@@ -465,15 +477,65 @@ def _run_generate(args):
         why = " (no best.npz: no validation has run yet)"
     print(f"checkpoint: {path}{why}", file=sys.stderr)
     data = info.get("train", {}).get("data", {})
-    unknown = []
-    texts = generate_text(model, vocab, words=args.words, prime=args.prime, temperature=args.temperature,
-                          top_k=args.top_k, top_p=args.top_p, seed=args.seed, num_samples=args.num_samples,
-                          keep_case=data.get("keep_case", False), num_token=data.get("num_token", False),
-                          allow_unk=args.allow_unk, unknown_out=unknown)
-    if unknown:
-        print(f"note: not in the vocabulary, read as <unk>: {', '.join(dict.fromkeys(unknown))}",
+    stream = TextStream(model, vocab, words=args.words, prime=args.prime, temperature=args.temperature,
+                        top_k=args.top_k, top_p=args.top_p, seed=args.seed, num_samples=args.num_samples,
+                        keep_case=data.get("keep_case", False), num_token=data.get("num_token", False),
+                        allow_unk=args.allow_unk)
+    if stream.unknown:
+        print(f"note: not in the vocabulary, read as <unk>: {', '.join(dict.fromkeys(stream.unknown))}",
+              file=sys.stderr, flush=True)
+    try:
+        return _print_samples(stream, args.words, args.num_samples)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:      # writing the text failed (`> /dev/full`): the one line names standard output
+        raise _on_stdout(exc) from None
+
+
+def _print_samples(stream, words: int, M: int) -> int:
+    """generate's text: stream's pieces written as they come; the exit status (0, 130 or 143)."""
+    from .sample import MAX_DRAWS_EXTRA, MAX_DRAWS_PER_WORD, max_draws
+    from .sweep import _sigterm_raises, exit_status, stop_word
+    out = sys.stdout
+    # Samples are drawn together but printed one after the other, a blank line between them: the pieces of
+    # the sample being printed (`shown`) go out at once, the later samples' wait in `held`.
+    shown, written, held, done = 0, 0, [[] for _ in range(M)], [False] * M
+    try:
+        with _sigterm_raises():
+            for piece in stream:
+                if piece.sample == shown:
+                    out.write(piece.text)
+                    out.flush()
+                    written += len(piece.text)
+                else:
+                    held[piece.sample].append(piece.text)
+                done[piece.sample] = piece.done
+                while done[shown] and shown + 1 < M:
+                    out.write("\n\n")
+                    shown, written = shown + 1, 0
+                    text = "".join(held[shown])
+                    out.write(text)
+                    out.flush()
+                    written += len(text)
+    except KeyboardInterrupt as exc:    # Ctrl-C, or SIGTERM (sweep.Terminated): print what was drawn, then stop
+        rest = stream.text(shown)[written:] + "".join("\n\n" + stream.text(j) for j in range(shown + 1, M))
+        out.write(rest + "\n")
+        out.flush()
+        asked = words * M
+        print(f"{stop_word(exc)} after {int(stream.words_drawn.sum()):,} of {asked:,} {plural(asked, 'word')}"
+              + (f" ({M} samples of {words:,})" if M > 1 else "") + "; the text drawn so far is printed",
               file=sys.stderr)
-    print("\n\n".join(texts))
+        return exit_status(exc)
+    out.write("\n")
+    short = stream.short
+    if short:
+        got = ", ".join(f"{stream.words_drawn[i]:,}" for i in short)
+        whose = "printed" if M == 1 else (f"{plural(len(short), 'sample')} {', '.join(str(i + 1) for i in short)} "
+                                          f"{plural(len(short), 'holds', 'hold')}")
+        print(f"note: {whose} {got} of the {words:,} {plural(words, 'word')} asked: the model drew "
+              f"{max_draws(words):,} tokens, mostly punctuation or sentence ends, the most generate draws "
+              f"({MAX_DRAWS_PER_WORD} per word asked + {MAX_DRAWS_EXTRA}); a better-trained checkpoint, a lower "
+              f"--temperature or --top-k may help", file=sys.stderr)
     return 0
 
 
@@ -918,7 +980,8 @@ def _run_sweep(args):
     interrupted_early = not recorded and (out / sweep.SWEEP_FILE).exists()     # its empty record
     earlier = (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else
                f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")
-    print(f"{len(points)} jobs ({' x '.join(axes) or 'one point'}) into {out}{earlier}", file=sys.stderr, flush=True)
+    print(f"{len(points)} {plural(len(points), 'job')} ({' x '.join(axes) or 'one point'}) into {out}{earlier}",
+          file=sys.stderr, flush=True)
     jobs, data = sweepgrid.train_sweep_jobs(points, measure, bool(grid.get("keep_models")), folder=out)
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
@@ -1104,28 +1167,58 @@ def _check_corpora_dir(args) -> None:
 
 def _stdout_closed() -> int:
     """The exit of a command whose standard output was closed under it (`| head`): quiet, as Unix tools
-    end, with 141 (128 + SIGPIPE). Standard output is pointed at os.devnull first, so that Python's
-    flush at exit does not raise a second BrokenPipeError (the recipe of the `signal` module's notes)."""
-    import os
+    end, with 141 (128 + SIGPIPE)."""
     import signal
+    _drop_stdout()
+    return 128 + int(getattr(signal, "SIGPIPE", 13))
+
+
+def _drop_stdout() -> None:
+    """Point standard output at os.devnull, so that Python's flush at exit does not raise the write error a
+    second time (a BrokenPipeError, or disk full on `> /dev/full`: the recipe of the `signal` module's notes)."""
+    import os
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
     except (AttributeError, OSError, ValueError):     # a stdout without a file descriptor (tests capture it)
         pass
-    return 128 + int(getattr(signal, "SIGPIPE", 13))
+
+
+def _on_stdout(exc: OSError) -> OSError:
+    """An OSError of a write to standard output (it names no file) as one naming STDOUT, so that its line
+    advises the shell's redirection, not a flag; an error that names its file, or a closed pipe, as it is."""
+    if isinstance(exc, BrokenPipeError) or exc.filename is not None or exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), STDOUT)
+
+
+def _stdout_fails() -> bool:
+    """Whether standard output refuses its buffered text (after an OSError naming no file: was it stdout's?)."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    return False
 
 
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
     runners = {name: run for name, _, run in COMMANDS}
+    args = None
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:
+            sys.stdout.flush()  # --help, --version: text still buffered meets a closed pipe here (141 below)
+            raise
         _check_numbers(args)
         _check_corpora_dir(args)
         status = int(runners[args.command](args) or 0)
-        sys.stdout.flush()      # output still buffered meets a closed pipe here, not at the interpreter's exit
+        try:
+            sys.stdout.flush()  # output still buffered meets a closed pipe here, not at the interpreter's exit
+        except OSError as exc:
+            raise _on_stdout(exc) from None
         return status
     except BrokenPipeError:              # stdout closed by its reader (`generate RUN | head -c 10`)
         return _stdout_closed()
@@ -1135,8 +1228,13 @@ def main(argv=None) -> int:
     except MemoryError as exc:           # a model or batch too large for this machine
         print(f"error: {describe_memory_error(exc)}", file=sys.stderr)
         return 2
-    except OSError as exc:               # disk full, read-only folder, --out naming a file, ...
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+    except OSError as exc:               # disk full, read-only folder, --out naming a file, `> /dev/full`, ...
+        if exc.filename is None and _stdout_fails():    # a print into a full disk, raised mid-command
+            exc = _on_stdout(exc)
+        if exc.filename == STDOUT:
+            _drop_stdout()
+        out_flag = "--out" if hasattr(args, "out") else None    # the commands that write where --out says
+        print(f"error: {describe_os_error(exc, out_flag)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:     # a sweep ended by SIGTERM raises sweep.Terminated, one of these: 143
         from .sweep import exit_status, stop_word

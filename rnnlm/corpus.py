@@ -29,7 +29,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, plural
 from .fileio import atomic_write, atomic_write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def _missing_from(folder: Path, catalog: Catalog) -> str | None:
         except OSError:
             return f"missing {entry.path}"
         if size != entry.size:
-            return f"{entry.path} has {size} bytes, the catalog says {entry.size}"
+            return f"{entry.path} has {size} {plural(size, 'byte')}, the catalog says {entry.size}"
     return None
 
 
@@ -193,7 +193,8 @@ def find_named(name: str, corpora_dir=None) -> CorpusSource:
     where = "; ".join(tried) if tried else "none of " + ", ".join(
         str(f) for f, _ in candidate_dirs(name, corpora_dir)) + " exists"
     raise UserError(f"corpus '{name}' not found ({where}); run 'python cli.py corpus download {name}' "
-                    f"or put its {len(catalog.entries)} files under {default_corpora() / name}/ or --corpora-dir DIR/{name}/")
+                    f"or put its {len(catalog.entries)} {plural(len(catalog.entries), 'file')} under "
+                    f"{default_corpora() / name}/ or --corpora-dir DIR/{name}/")
 
 
 def _shell_word(text: str) -> str:
@@ -413,7 +414,8 @@ def _fetch_one(catalog: Catalog, entry: CatalogEntry, target: Path, bar, corpora
             reason = getattr(exc, "reason", None) or exc
             raise UserError(
                 f"cannot download {url} ({reason}); without network, copy the "
-                f"{len(catalog.entries)} files listed in {catalog.home / 'MANIFEST.tsv'} to {target}/<path>"
+                f"{len(catalog.entries)} {plural(len(catalog.entries), 'file')} listed in "
+                f"{catalog.home / 'MANIFEST.tsv'} to {target}/<path>"
                 + ("" if given_corpora_dir(corpora_dir) else
                    f", or point --corpora-dir or $RNNLM_CORPORA at a folder holding {catalog.name}/")
             ) from None

@@ -57,7 +57,7 @@ import numpy as np
 
 from . import corpus as corpus_files
 from .config import SPLITS, DataConfig  # noqa: F401  (DataConfig re-exported: it lives in config.py)
-from .errors import UserError
+from .errors import UserError, plural
 from .fileio import atomic_write
 from .tokenize import EOS, TOKENIZER_VERSION, detokenize, tokenize
 from .vocab import Vocab
@@ -283,7 +283,7 @@ def load_corpus(config: DataConfig) -> Corpus:
 
     arrays, documents, policy = _split(meta, ids, offsets, config)
     if len(arrays["train"]) == 0:
-        raise UserError(f"the train split of '{config.corpus}' is empty ({len(ids)} tokens in all, "
+        raise UserError(f"the train split of '{config.corpus}' is empty ({len(ids)} {plural(len(ids), 'token')} in all, "
                         f"{policy} split): lower --valid-fraction ({config.valid_fraction:g}) and "
                         f"--test-fraction ({config.test_fraction:g}), or give more text")
     words = meta["words"]
@@ -310,7 +310,7 @@ def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
     ids = np.asarray(ids)
     steps = len(ids) // batch_size
     if steps < 2:
-        raise UserError(f"{len(ids)} tokens are too few for batch size {batch_size}; "
+        raise UserError(f"{len(ids)} {plural(len(ids), 'token is', 'tokens are')} too few for batch size {batch_size}; "
                         f"use a smaller batch or a larger corpus")
     return np.ascontiguousarray(ids[: steps * batch_size].reshape(batch_size, steps).T, dtype=np.int32)
 
@@ -346,7 +346,7 @@ def info_report(corpus: Corpus) -> str:
     """The text `corpus info` prints."""
     c = corpus.config
     n_files = len({name for names in corpus.documents.values() for name in names})
-    lines = [f"corpus {c.corpus}: {n_files} files from {corpus.origin}",
+    lines = [f"corpus {c.corpus}: {n_files} {plural(n_files, 'file')} from {corpus.origin}",
              f"cache: {'hit' if corpus.cache_hit else 'miss, tokenized and saved'} "
              f"({corpus.cache_path or 'no writable cache folder: not saved'}); "
              f"loaded in {corpus.seconds:.2f} s",

@@ -8,41 +8,69 @@ treatment there, worded by `describe_os_error` / `describe_memory_error`.
 
 The one thing to know before editing: an OSError raised while writing an
 already opened file carries no file name; writers that know the name attach
-it (`fileio.atomic_write` does), so that the line says where.
+it (`fileio.atomic_write` does; the CLI names its standard output STDOUT),
+so that the line says where and the advice fits (a flag or the shell's > FILE).
+`plural` words the counts of every message ("1 file", "2 files").
 """
 from __future__ import annotations
 
 import errno
 
-# errno -> what to do about it (the "what" is the system's own strerror)
+# errno -> what to do about it (the "what" is the system's own strerror); {out} is " (--out)" for a command
+# that has that flag and "" for one that has not, {out_file} the same as a question
 _ADVICE = {
-    errno.ENOSPC: "free some space or write elsewhere (--out); files written before are intact",
-    errno.EDQUOT: "free some space or write elsewhere (--out); files written before are intact",
-    errno.EROFS: "the file system is read-only; write elsewhere (--out)",
-    errno.EACCES: "no permission; write elsewhere (--out) or fix the permissions",
-    errno.EPERM: "no permission; write elsewhere (--out) or fix the permissions",
-    errno.ENOTDIR: "a part of that path is a file, not a folder (does --out name a file?)",
-    errno.EEXIST: "a file is in the way where a folder is needed (does --out name a file?)",
+    errno.ENOSPC: "free some space or write elsewhere{out}; files written before are intact",
+    errno.EDQUOT: "free some space or write elsewhere{out}; files written before are intact",
+    errno.EROFS: "the file system is read-only; write elsewhere{out}",
+    errno.EACCES: "no permission; write elsewhere{out} or fix the permissions",
+    errno.EPERM: "no permission; write elsewhere{out} or fix the permissions",
+    errno.ENOTDIR: "a part of that path is a file, not a folder{out_file}",
+    errno.EEXIST: "a file is in the way where a folder is needed{out_file}",
     errno.EISDIR: "that is a folder; give a file",
     errno.ENOENT: "check the path",
     errno.ENAMETOOLONG: "use a shorter path",
     errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
 }
+# The file name an error writing the command's standard output carries (cli names it so): what to do then
+# is the shell's redirection, not a flag.
+STDOUT = "standard output"
+_STDOUT_ADVICE = {
+    errno.ENOSPC: "free some space, or redirect the output to a file on another disk (> FILE)",
+    errno.EDQUOT: "free some space, or redirect the output to a file on another disk (> FILE)",
+}
+_STDOUT_OTHER = "redirect the output elsewhere (> FILE)"
 
 
 class UserError(Exception):
     """A mistake the user can fix: bad input, missing file, nonsense flag."""
 
 
-def describe_os_error(exc: OSError) -> str:
-    """One line for an OSError: "<strerror>: <file> (<advice>)"; no traceback, no chained errors."""
+def describe_os_error(exc: OSError, out_flag: str | None = "--out") -> str:
+    """One line for an OSError: "<strerror>: <file> (<advice>)"; no traceback, no chained errors.
+
+    out_flag: the flag that chooses where the command writes, named in the
+    advice ("write elsewhere (--out)"); None for a command without one. An
+    error whose file is STDOUT (the command's standard output, `> /dev/full`)
+    gets the shell's advice instead (redirect the output, > FILE).
+    """
     what = exc.strerror or str(exc) or type(exc).__name__
     where = exc.filename if exc.filename is not None else None
+    if where == STDOUT:
+        return f"{what}: {STDOUT} ({_STDOUT_ADVICE.get(exc.errno, _STDOUT_OTHER)})"
     if where is not None and exc.filename2 is not None:
         where = f"{where} -> {exc.filename2}"
     advice = _ADVICE.get(exc.errno)
+    if advice:
+        advice = advice.format(out=f" ({out_flag})" if out_flag else "",
+                               out_file=f" (does {out_flag} name a file?)" if out_flag else "")
     line = f"{what}: {where}" if where is not None else f"{what} (while writing or reading a file)"
     return f"{line} ({advice})" if advice else line
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """The form of `word` that a count n takes: `word` for 1, else `words` (default word + "s"), for
+    messages such as f"{n} {plural(n, 'file')}" ("1 file", "0 files", "3 files")."""
+    return word if n == 1 else (words or word + "s")
 
 
 def describe_memory_error(exc: MemoryError) -> str:

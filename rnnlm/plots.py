@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, plural
 from .runs import fmt_ppl  # noqa: F401  (one format for perplexities, here and in reports)
 
 
@@ -596,7 +596,7 @@ def draw_training(run_dir, title: str | None = None):
     sub = (f"H={cfg.get('hidden', '?')}, E={cfg.get('emsize', '?')}, {cfg.get('optimizer', '?')}"
            + (f" lr {lr:g} at start" if isinstance(lr, (int, float)) else "")
            + f"; one run, seed {cfg.get('seed', '?')}; B={cfg.get('batch_size', '?')}, T={cfg.get('bptt', '?')}; "
-           f"a step event every {cfg.get('log_every', '?')} steps")
+           f"a step event every {cfg.get('log_every', '?')} {plural(cfg.get('log_every'), 'step')}")
     _set_title(fig, title or f"Training {Path(run_dir).resolve().name}: {run_label(cfg)}", sub, width=100, size=11)
     fig.tight_layout()
     return fig

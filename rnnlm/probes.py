@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, plural
 from .fileio import atomic_write_json
 
 Z95 = 1.959963984540054   # two-sided 95% normal quantile
@@ -263,7 +263,7 @@ def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: in
     if window < 2 or not distances or distances[0] < 1 or distances[-1] >= window:
         raise UserError(f"need 1 <= every distance < window ({window}); got {distances}")
     if len(stream) <= window:
-        raise UserError(f"the text has {len(stream)} tokens; the context probe needs more than "
+        raise UserError(f"the text has {len(stream)} {plural(len(stream), 'token')}; the context probe needs more than "
                         f"the window ({window}); use --window smaller")
     if vocab_size is None:
         vocab_size = int(model.config.vocab_size)
@@ -325,7 +325,8 @@ def _fmt_ci(rec) -> str:
 
 def format_agreement(res: dict) -> str:
     """The agreement table: per distance n, accuracy and 95% interval, all/with/without attractor."""
-    lines = [f"agreement ({res['feature']}), {res['pairs']} pairs, coverage {res['coverage']:.1%}, chance 0.5",
+    lines = [f"agreement ({res['feature']}), {res['pairs']} {plural(res['pairs'], 'pair')}, "
+             f"coverage {res['coverage']:.1%}, chance 0.5",
              f"{'dist':>4} {'n':>5}  {'accuracy  95% CI':<23} {'with attractor':<23} {'no attractor':<23}"]
     for b in res["by_distance"]:
         mark = "  ~chance" if b["ci"][0] <= CHANCE <= b["ci"][1] else ""
@@ -341,15 +342,15 @@ def format_agreement(res: dict) -> str:
 
 def format_context(res: dict) -> str:
     """The context table: per d, mean loss increase and its 95% interval."""
-    lines = [f"context usage ({res['mode']}), {res['n_targets']} targets, window {res['window']}, "
+    lines = [f"context usage ({res['mode']}), {res['n_targets']} {plural(res['n_targets'], 'target')}, window {res['window']}, "
              f"baseline loss {res['baseline_loss']:.3f} nats",
              f"{'d':>5} {'increase':>9}  {'95% CI':<20}"]
     for r in res["results"]:
         lines.append(f"{r['distance']:>5} {r['mean_increase']:>9.4f}  [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]"
                      f"{'  within noise' if r['within_noise'] else ''}")
     eff = res["effective_context"]
-    lines.append(f"effective context: {eff} tokens" if eff is not None else
-                 f"effective context: beyond {res['distances'][-1]} tokens")
+    lines.append(f"effective context: {eff} {plural(eff, 'token')}" if eff is not None else
+                 f"effective context: beyond {res['distances'][-1]} {plural(res['distances'][-1], 'token')}")
     return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ import json
 import math
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, plural
 
 CONFIG = "config.json"
 LOCK = ".train.lock"
@@ -418,7 +418,8 @@ def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[f
             count += targets.size
             progress.update(targets.size)
     if count == 0:
-        raise UserError(f"too little text to evaluate ({stream.size} tokens in {stream.shape[1]} streams)")
+        raise UserError(f"too little text to evaluate ({stream.size} {plural(stream.size, 'token')} in "
+                        f"{stream.shape[1]} {plural(stream.shape[1], 'stream')})")
     return total / count, count
 
 

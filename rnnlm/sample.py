@@ -6,7 +6,9 @@ at a time from the model's next-token distribution, feeding each draw back in,
 until the sample holds the words asked for (punctuation and <eos> are drawn but
 not counted; <eos> is printed as a line break).
 `<unk>` is never drawn unless asked for (its probability is set to zero
-before the filters), so the text contains only real words.
+before the filters), so the text contains only real words. generate_text
+returns the samples whole; TextStream gives the same text piece by piece
+while it is drawn (the CLI's generate prints it so, and keeps it on Ctrl-C).
 
 The one thing to know before editing: determinism. All randomness comes from
 one `numpy.random.default_rng(seed)` and each step draws exactly one uniform
@@ -16,6 +18,8 @@ not finite or does not sum to 1 (a diverged checkpoint) is refused, never
 turned into a word.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -156,6 +160,30 @@ def is_word(token: str) -> bool:
     return token != EOS and any(ch.isalnum() for ch in token)
 
 
+def _word_draws(model, prime_ids, words: int, rng, *, vocab, temperature: float, top_k: int, top_p: float,
+                banned, num_samples: int):
+    """Yield (ids (num_samples,) int64, open (k,) int64) per draw: every stream's token, and the streams that
+    keep it (those still short of `words` words when it was drawn). Ends when every stream holds `words`
+    words, or after the cap of sample_words."""
+    counts = np.array([is_word(t) for t in vocab.itos], dtype=bool)     # (V,)
+    found = np.zeros(num_samples, dtype=np.int64)
+    stream = _draws(model, prime_ids, rng, eos_id=vocab.eos_id, temperature=temperature, top_k=top_k,
+                    top_p=top_p, banned=banned, num_samples=num_samples)
+    for _ in range(max_draws(words)):
+        if (found >= words).all():
+            break
+        tok = next(stream)
+        keep = np.flatnonzero(found < words)
+        found[keep] += counts[tok[keep]]
+        yield tok, keep
+
+
+def max_draws(words: int) -> int:
+    """The most tokens drawn for a sample of `words` words: MAX_DRAWS_PER_WORD per word + MAX_DRAWS_EXTRA
+    (0 for 0 words). A model that draws punctuation and <eos> instead of words is cut there."""
+    return MAX_DRAWS_PER_WORD * words + MAX_DRAWS_EXTRA if words else 0
+
+
 def sample_words(model, prime_ids, words: int, rng, *, vocab, temperature: float = 1.0, top_k: int = 0,
                  top_p: float = 1.0, banned=(), num_samples: int = 1) -> list[np.ndarray]:
     """Token ids holding `words` words (is_word) for each of `num_samples` streams -> list of (n_i,) int64.
@@ -164,22 +192,89 @@ def sample_words(model, prime_ids, words: int, rng, *, vocab, temperature: float
     at its `words`-th word. The streams are drawn in one batch until all are
     done, so stream i's tokens are sample_ids's row i cut there (same seed,
     same draws). A model that stops drawing words (only punctuation or <eos>)
-    is cut after MAX_DRAWS_PER_WORD * words + MAX_DRAWS_EXTRA draws.
+    is cut after max_draws(words) = MAX_DRAWS_PER_WORD * words + MAX_DRAWS_EXTRA draws.
     """
-    counts = np.array([is_word(t) for t in vocab.itos], dtype=bool)     # (V,)
-    M = num_samples
-    rows: list[list[int]] = [[] for _ in range(M)]
-    found = np.zeros(M, dtype=np.int64)
-    stream = _draws(model, prime_ids, rng, eos_id=vocab.eos_id, temperature=temperature, top_k=top_k,
-                    top_p=top_p, banned=banned, num_samples=M)
-    for _ in range(MAX_DRAWS_PER_WORD * words + MAX_DRAWS_EXTRA if words else 0):
-        if (found >= words).all():
-            break
-        tok = next(stream)
-        for i in np.flatnonzero(found < words):
+    rows: list[list[int]] = [[] for _ in range(num_samples)]
+    for tok, keep in _word_draws(model, prime_ids, words, rng, vocab=vocab, temperature=temperature,
+                                 top_k=top_k, top_p=top_p, banned=banned, num_samples=num_samples):
+        for i in keep:
             rows[i].append(int(tok[i]))
-            found[i] += counts[tok[i]]
     return [np.array(r, dtype=np.int64) for r in rows]
+
+
+class Piece(NamedTuple):
+    """Text of one sample that has become final (TextStream yields these in the order drawn)."""
+    sample: int     # which sample, 0 .. num_samples - 1
+    text: str       # to append to that sample's text as printed so far
+    done: bool      # the sample's last piece: it holds its words (or was cut: TextStream.short)
+
+
+class TextStream:
+    """One call of generate_text, shown while it is drawn: iterate it for Pieces of text.
+
+    Concatenating each sample's pieces gives exactly what generate_text
+    returns for the same arguments (the same draws; generate_text is built
+    on it). The prime's text comes first, then each sample's text grows by
+    one piece per draw that makes text final (a token's text waits for the
+    next token, see tokenize.Detokenizer), and a sample's last piece has
+    done=True. Samples are drawn in one batch, so their pieces interleave.
+    `text(i)` is sample i's whole text drawn so far (after a Ctrl-C it
+    holds what the pieces have not yet given: a prefix of it was printed).
+    Counters: `words_drawn` (num_samples,) words per sample so far;
+    `unknown` the prime words not in the vocabulary. Options and errors as
+    generate_text (UserError for a value out of range, a diverged model).
+    Iterate it once: the draws start from `seed` and the counters fill.
+    """
+
+    def __init__(self, model, vocab, *, words: int = 100, prime: str = "", temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0, seed: int = 0, num_samples: int = 1,
+                 keep_case: bool = False, num_token: bool = False, allow_unk: bool = False,
+                 sentence_sep: str = "\n"):
+        for name, value in (("words", words), ("num_samples", num_samples), ("seed", seed)):
+            check_range(name, value)
+        for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
+            check_range(name, value)
+        self.model, self.vocab, self.words, self.num_samples = model, vocab, words, num_samples
+        self.prime_tokens, self.prime_ids, self.unknown = encode_prime(prime, vocab, keep_case, num_token)
+        self.options = dict(temperature=temperature, top_k=top_k, top_p=top_p,
+                            banned=() if allow_unk else (vocab.unk_id,))
+        self.seed, self.capitalize, self.sentence_sep = seed, not keep_case, sentence_sep
+        self.tokens = [list(self.prime_tokens) for _ in range(num_samples)]   # each sample's, prime first
+        self.words_drawn = np.zeros(num_samples, dtype=np.int64)             # (num_samples,)
+
+    @property
+    def short(self) -> list[int]:
+        """The samples that hold fewer than `words` words (all while drawing; after it, the ones cut)."""
+        return [int(i) for i in np.flatnonzero(self.words_drawn < self.words)]
+
+    def text(self, i: int) -> str:
+        """Sample i's text from everything drawn so far (the prime first)."""
+        from .tokenize import detokenize
+        return detokenize(self.tokens[i], capitalize=self.capitalize, sentence_sep=self.sentence_sep)
+
+    def __iter__(self):
+        from .tokenize import Detokenizer
+        M, itos = self.num_samples, self.vocab.itos
+        detok = [Detokenizer(capitalize=self.capitalize, sentence_sep=self.sentence_sep) for _ in range(M)]
+        for i in range(M):
+            head = "".join([detok[i].feed(t) for t in self.prime_tokens])
+            if head:
+                yield Piece(i, head, False)
+        open_ = set(range(M))
+        for tok, keep in _word_draws(self.model, self.prime_ids, self.words, np.random.default_rng(self.seed),
+                                     vocab=self.vocab, num_samples=M, **self.options):
+            for i in keep:
+                token = itos[tok[i]]
+                self.tokens[i].append(token)
+                self.words_drawn[i] += is_word(token)
+                text = detok[i].feed(token)
+                if self.words_drawn[i] >= self.words:
+                    open_.discard(i)
+                    yield Piece(int(i), text + detok[i].close(), True)
+                elif text:
+                    yield Piece(int(i), text, False)
+        for i in sorted(open_):         # words=0, or cut by max_draws
+            yield Piece(i, detok[i].close(), True)
 
 
 def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperature: float = 1.0,
@@ -198,17 +293,16 @@ def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperatur
     a model that stops drawing words, see sample_words). A sentence end is shown
     as `sentence_sep` (a line break: one sentence per line). Unknown prime words
     are appended to `unknown_out` when given. The prime is shown as typed
-    (tokenized and re-joined), not as <unk>.
+    (tokenized and re-joined), not as <unk>. To show the text while it is
+    drawn, iterate a TextStream with the same arguments (this function joins
+    its pieces).
     """
-    from .tokenize import detokenize
-    for name, value in (("words", words), ("num_samples", num_samples), ("seed", seed)):
-        check_range(name, value)
-    tokens, ids, unknown = encode_prime(prime, vocab, keep_case, num_token)
+    stream = TextStream(model, vocab, words=words, prime=prime, temperature=temperature, top_k=top_k,
+                        top_p=top_p, seed=seed, num_samples=num_samples, keep_case=keep_case,
+                        num_token=num_token, allow_unk=allow_unk, sentence_sep=sentence_sep)
     if unknown_out is not None:
-        unknown_out.extend(unknown)
-    banned = () if allow_unk else (vocab.unk_id,)
-    rng = np.random.default_rng(seed)
-    gen = sample_words(model, ids, words, rng, vocab=vocab, temperature=temperature,
-                       top_k=top_k, top_p=top_p, banned=banned, num_samples=num_samples)
-    return [detokenize(tokens + vocab.decode(row), capitalize=not keep_case, sentence_sep=sentence_sep)
-            for row in gen]
+        unknown_out.extend(stream.unknown)
+    parts: list[list[str]] = [[] for _ in range(num_samples)]
+    for piece in stream:
+        parts[piece.sample].append(piece.text)
+    return ["".join(p) for p in parts]

@@ -317,39 +317,63 @@ def detokenize(tokens, capitalize: bool = False, sentence_sep: str = " ") -> str
     `sentence_sep` (a space by default; "\\n" gives one sentence per line).
     capitalize: upper-case the first letter of every sentence.
     """
-    tokens = list(tokens)
-    parts: list[str] = []
-    previous = None            # previous token; None at the start and after <eos>
-    after_opener = True        # the previous token wants no space after it
-    quote_open = {'"': False, "'": False}
-    sentence_start = True
-    for i, token in enumerate(tokens):
+    d = Detokenizer(capitalize=capitalize, sentence_sep=sentence_sep)
+    return "".join([d.feed(token) for token in tokens]) + d.close()
+
+
+class Detokenizer:
+    """detokenize one token at a time, for text shown while it is drawn (generate).
+
+    `feed(token)` returns the text that token makes final and `close()` the
+    rest, so that "".join(feed(t) for t in tokens) + close() is
+    detokenize(tokens) and every prefix of it stays as it was printed. A
+    token's text waits for the next token (a quote looks one ahead), and a
+    sentence end's `sentence_sep` for the next word (none after the last).
+    """
+
+    def __init__(self, capitalize: bool = False, sentence_sep: str = " "):
+        self.capitalize, self.sentence_sep = capitalize, sentence_sep
+        self.pending = None         # the token fed last, not yet written
+        self.previous = None        # previous token; None at the start and after <eos>
+        self.after_opener = True    # the previous token wants no space after it
+        self.quote_open = {'"': False, "'": False}
+        self.sentence_start = True
+        self.wrote = False          # any text written yet (a sentence end before it writes nothing)
+        self.sep_due = False        # a sentence end was read since the last word written
+
+    def feed(self, token: str) -> str:
+        out = "" if self.pending is None else self._write(self.pending, token)
+        self.pending = token
+        return out
+
+    def close(self) -> str:
+        out = "" if self.pending is None else self._write(self.pending, EOS)
+        self.pending = None
+        return out
+
+    def _write(self, token: str, following: str) -> str:
         if token == EOS:
-            if parts and parts[-1] != sentence_sep:
-                parts.append(sentence_sep)
-            previous, after_opener, sentence_start = None, True, True
-            continue
+            self.sep_due = self.wrote
+            self.previous, self.after_opener, self.sentence_start = None, True, True
+            return ""
         opening_quote = False
         if token in _QUOTES:
-            following = tokens[i + 1] if i + 1 < len(tokens) else EOS
-            opening_quote = not quote_open[token]
+            opening_quote = not self.quote_open[token]
             if opening_quote and (following == EOS or following in _NO_SPACE_BEFORE):
                 opening_quote = False
-            elif not opening_quote and (previous is None or previous in _NO_SPACE_AFTER or previous == DASH):
+            elif not opening_quote and (self.previous is None or self.previous in _NO_SPACE_AFTER
+                                        or self.previous == DASH):
                 opening_quote = True
-            quote_open[token] = opening_quote
-        glue = (after_opener
+            self.quote_open[token] = opening_quote
+        glue = (self.after_opener
                 or token in _NO_SPACE_BEFORE
                 or (token[0] == "-" and len(token) > 1)      # clitic: disse -lhe
                 or (token in _QUOTES and not opening_quote))
-        if not glue:
-            parts.append(" ")
-        if capitalize and sentence_start and token[0].isalnum():
+        out = (self.sentence_sep if self.sep_due else "") + ("" if glue else " ")
+        if self.capitalize and self.sentence_start and token[0].isalnum():
             token = token[0].upper() + token[1:]
-            sentence_start = False
-        parts.append(token)
-        previous = token
-        after_opener = token in _NO_SPACE_AFTER or opening_quote
-    if parts and parts[-1] == sentence_sep:
-        parts.pop()
-    return "".join(parts)
+            self.sentence_start = False
+        self.previous = token
+        self.after_opener = token in _NO_SPACE_AFTER or opening_quote
+        self.sep_due, self.wrote = False, True
+        return out + token

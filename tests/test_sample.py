@@ -164,3 +164,171 @@ def test_generate_help_says_what_words_counts(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "words to generate after the prime, counting tokens with a letter or digit; punctuation marks and " \
            "sentence ends (<eos>, printed as line breaks) are not counted" in help_text
+
+
+# ---------------------------------------------------------------- generate streams its text; a stop keeps it
+
+
+class _Counting:
+    """A model that counts its steps and raises `error` at step `stop` (a Ctrl-C or SIGTERM mid-sample)."""
+
+    def __init__(self, model, stop=None, error=KeyboardInterrupt):
+        self.model, self.steps, self.stop, self.error = model, 0, stop, error
+
+    def init_state(self, M):
+        return self.model.init_state(M)
+
+    def step_logprobs(self, tok, state):
+        self.steps += 1
+        if self.stop is not None and self.steps >= self.stop:
+            raise self.error()
+        return self.model.step_logprobs(tok, state)
+
+
+def _serve(monkeypatch, model, vocab, info=None, path="m.npz"):
+    """generate reads `model` whatever run it is given."""
+    monkeypatch.setattr(runs, "load_model", lambda *a, **k: (model, vocab, info or {}, path))
+
+
+def test_a_text_stream_gives_generate_texts_piece_by_piece(run):
+    from rnnlm.sample import TextStream
+    model, vocab, _, _ = runs.load_model(run)
+    kw = dict(words=25, prime="O senado", seed=5, num_samples=3, temperature=0.9)
+    stream = TextStream(model, vocab, **kw)
+    texts, done, pieces = ["", "", ""], [], 0
+    for piece in stream:
+        assert piece.sample not in done                     # nothing after a sample's last piece
+        texts[piece.sample] += piece.text
+        pieces += 1
+        if piece.done:
+            done.append(piece.sample)
+        assert stream.text(piece.sample).startswith(texts[piece.sample])   # given text is never taken back
+    assert texts == generate_text(model, vocab, **kw) and sorted(done) == [0, 1, 2]
+    assert stream.words_drawn.tolist() == [25, 25, 25] and stream.short == [] and pieces >= 3 * 25
+
+
+def test_generate_prints_the_text_while_it_draws(run, monkeypatch, capsys):
+    import io
+    import sys
+    model, vocab, info, path = runs.load_model(run)
+    counting = _Counting(model)
+
+    class Out(io.StringIO):
+        flushed = []
+
+        def flush(self):
+            self.flushed.append((counting.steps, self.getvalue()))
+
+    out = Out()
+    _serve(monkeypatch, counting, vocab, info, path)
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["generate", str(run), "--words", "60", "--seed", "2"]) == 0
+    want = generate_text(model, vocab, words=60, seed=2)[0]
+    assert out.getvalue() == want + "\n"
+    while_drawing = {text for steps, text in out.flushed if steps < counting.steps}
+    assert len(while_drawing) >= 50 and all(want.startswith(t) for t in while_drawing)   # about one per word
+
+
+@pytest.mark.parametrize("samples", [1, 2])
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_stop_while_generating_keeps_the_text_drawn_and_says_so(run, monkeypatch, capsys, signal_name, samples):
+    from rnnlm.sample import is_word
+    from rnnlm.sweep import Terminated
+    from rnnlm.tokenize import detokenize
+    model, vocab, info, path = runs.load_model(run)
+    error, status, word = ((KeyboardInterrupt, 130, "interrupted") if signal_name == "SIGINT"
+                           else (Terminated, 143, "terminated"))
+    _serve(monkeypatch, _Counting(model, stop=41, error=error), vocab, info, path)    # step 41: after 40 draws
+    argv = ["generate", str(run), "--words", "100000", "--seed", "7", "--num-samples", str(samples)]
+    assert main(argv) == status
+    out, err = capsys.readouterr()
+    rows = sample_ids(model, [], 40, np.random.default_rng(7), eos_id=vocab.eos_id, banned=(vocab.unk_id,),
+                      num_samples=samples)
+    tokens = [vocab.decode(r) for r in rows]
+    assert out == "\n\n".join(detokenize(t, capitalize=True, sentence_sep="\n") for t in tokens) + "\n"
+    n = sum(is_word(t) for row in tokens for t in row)
+    assert 0 < n <= 40 * samples
+    tail = "" if samples == 1 else " (2 samples of 100,000)"
+    assert err.splitlines()[-1] == (f"{word} after {n} of {100_000 * samples:,} words{tail}; "
+                                    f"the text drawn so far is printed")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_to_a_long_generate_keeps_what_it_printed(run, signal_name, status):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    proc = subprocess.Popen([sys.executable, "cli.py", "generate", str(run), "--words", "100000000", "--seed", "4"],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        os.set_blocking(proc.stdout.fileno(), False)
+        got, start = b"", time.monotonic()
+        while len(got) < 500 and time.monotonic() - start < 240:   # the text comes while it is drawn
+            got += proc.stdout.read() or b""
+            time.sleep(0.05)
+        assert len(got) >= 500, proc.stderr.read().decode()
+        proc.send_signal(getattr(signal, signal_name))
+        assert proc.wait(timeout=60) == status
+    finally:
+        proc.kill()
+    os.set_blocking(proc.stdout.fileno(), True)
+    out, err = (got + proc.stdout.read()).decode(), proc.stderr.read().decode()
+    word = "interrupted" if signal_name == "SIGINT" else "terminated"
+    m = re.fullmatch(rf"{word} after ([\d,]+) of 100,000,000 words; the text drawn so far is printed", err.splitlines()[-1])
+    assert m and "Traceback" not in err, err
+    n = int(m.group(1).replace(",", ""))
+    model, vocab, _, _ = runs.load_model(run)
+    assert out.endswith("\n") and out.startswith(generate_text(model, vocab, words=n, seed=4)[0])
+
+
+def test_generate_says_when_the_model_drew_fewer_words_than_asked(monkeypatch, capsys):
+    from rnnlm.vocab import Vocab
+    _serve(monkeypatch, _OnlyCommas(), Vocab(["<unk>", "<eos>", ",", "casa"]))
+    assert main(["generate", "m.npz", "--words", "5"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "," * 150 + "\n"          # the cap: 10 draws per word asked + 100
+    assert err.splitlines() == [
+        "checkpoint: m.npz",
+        "note: printed 0 of the 5 words asked: the model drew 150 tokens, mostly punctuation or sentence ends, the "
+        "most generate draws (10 per word asked + 100); a better-trained checkpoint, a lower --temperature or "
+        "--top-k may help"]
+
+
+class _SecondOnlyCommas(_OnlyCommas):
+    """Stream 0 draws 'casa' (id 3) every time, stream 1 only ','."""
+
+    def step_logprobs(self, tok, state):
+        logp, state = super().step_logprobs(tok, state)
+        logp[0] = -np.inf
+        logp[0, 3] = 0.0
+        return logp, state
+
+
+def test_generate_names_the_samples_cut_short(monkeypatch, capsys):
+    from rnnlm.vocab import Vocab
+    _serve(monkeypatch, _SecondOnlyCommas(), Vocab(["<unk>", "<eos>", ",", "casa"]))
+    assert main(["generate", "m.npz", "--words", "1", "--num-samples", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "Casa\n\n" + "," * 110 + "\n"
+    assert err.splitlines()[-1].startswith("note: sample 2 holds 0 of the 1 word asked: the model drew 110 tokens")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_generate_into_a_full_disk_is_one_line_that_advises_a_redirection(run, unbuffered):
+    import subprocess
+    import sys
+    from pathlib import Path
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "cli.py", "generate", str(run), "--words", "5"], stdout=full,
+                              stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1], timeout=300,
+                              env={**os.environ, "PYTHONUNBUFFERED": unbuffered})
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        f"checkpoint: {run / 'best.npz'}",
+        "error: No space left on device: standard output (free some space, or redirect the output to a file on "
+        "another disk (> FILE))"]

@@ -56,7 +56,7 @@ def test_a_rerun_after_an_interruption_before_any_job_finished_says_so(text, tmp
     assert main(["sweep", "run", *_flags(text, out), "--cell", "rnn", "--max-steps", "3", "--eval-every", "0",
                  "--scheduler", "serial"]) == 0
     first = capsys.readouterr().err.splitlines()[0]
-    assert first == f"1 jobs (one point) into {out}: no job finished in an earlier run, running all 1"
+    assert first == f"1 job (one point) into {out}: no job finished in an earlier run, running all 1"
     assert [r["status"] for r in read_rows(out)] == ["done"]
 
 

@@ -1,0 +1,122 @@
+"""What every command does with its standard output and its messages: --help into a closed pipe ends with 141
+as any output does, a write error on standard output advises the shell's redirection (not a flag the command
+lacks), an error's advice names --out only where the command has it, and a count of 1 takes the singular."""
+import errno
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnlm import cli
+from rnnlm.cli import build_parser, main
+from rnnlm.errors import STDOUT, describe_os_error, plural
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _commands(parser, prefix=()):
+    """Every command line that has its own --help: (), ("train",), ("plot", "sweep"), ..."""
+    yield prefix
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*prefix, name))
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+def test_help_into_a_closed_pipe_ends_quietly_with_141_for_every_command(monkeypatch, capsys):
+    commands = list(_commands(build_parser()))
+    assert ("train",) in commands and ("plot", "sweep") in commands and len(commands) > 15
+    for argv in commands:
+        monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+        assert main([*argv, "--help"]) == 141, argv
+        assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_help_into_a_closed_pipe_in_a_real_process(unbuffered):
+    for argv in (["generate", "--help"], ["plot", "sweep", "--help"]):
+        proc = subprocess.Popen([sys.executable, "cli.py", *argv], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": unbuffered})
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert (proc.wait(timeout=120), err) == (141, ""), argv
+
+
+def test_help_into_a_live_pipe_is_still_printed(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "--help"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: rnnlm generate")
+
+
+def _replace(monkeypatch, name, runner):
+    monkeypatch.setattr(cli, "COMMANDS", [(n, a, runner if n == name else r) for n, a, r in cli.COMMANDS])
+
+
+class _Full(io.StringIO):
+    """A standard output on a full disk: what is written is kept until a flush fails."""
+
+    def flush(self):
+        if self.getvalue():
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+
+STDOUT_LINE = ("error: No space left on device: standard output (free some space, or redirect the output to a "
+               "file on another disk (> FILE))\n")
+
+
+def test_output_into_a_full_disk_advises_a_redirection_in_any_command(monkeypatch, capsys):
+    _replace(monkeypatch, "evaluate", lambda args: print("perplexity: 12.3"))
+    monkeypatch.setattr(sys, "stdout", _Full())
+    assert main(["evaluate", "runs/x"]) == 2                 # the text failed at the flush after the command
+    assert capsys.readouterr().err == STDOUT_LINE
+
+    def long_print(args):                                   # ... or inside it, then flushed again at the error
+        sys.stdout.write("x" * 10)
+        sys.stdout.flush()
+    _replace(monkeypatch, "train", long_print)
+    monkeypatch.setattr(sys, "stdout", _Full())
+    assert main(["train", "--max-steps", "1"]) == 2
+    assert capsys.readouterr().err == STDOUT_LINE
+
+
+def test_an_error_names_out_only_for_a_command_that_has_it(monkeypatch, capsys):
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/x/cache.npy")
+    _replace(monkeypatch, "evaluate", full)
+    assert main(["evaluate", "runs/x"]) == 2
+    assert capsys.readouterr().err == ("error: No space left on device: /x/cache.npy (free some space or write "
+                                       "elsewhere; files written before are intact)\n")
+    _replace(monkeypatch, "train", full)
+    assert main(["train", "--max-steps", "1"]) == 2
+    assert "write elsewhere (--out);" in capsys.readouterr().err
+
+
+def test_the_os_error_messages_by_place():
+    enotdir = OSError(errno.ENOTDIR, "Not a directory", "/x/a/b")
+    assert describe_os_error(enotdir) == "Not a directory: /x/a/b (a part of that path is a file, not a folder " \
+                                         "(does --out name a file?))"
+    assert describe_os_error(enotdir, None) == "Not a directory: /x/a/b (a part of that path is a file, not a folder)"
+    assert describe_os_error(OSError(errno.EIO, "Input/output error", STDOUT)) == \
+        "Input/output error: standard output (redirect the output elsewhere (> FILE))"
+    assert "--out" not in describe_os_error(OSError(errno.EROFS, "Read-only file system", "/r"), None)
+
+
+def test_a_count_of_one_takes_the_singular():
+    assert [f"{n} {plural(n, 'file')}" for n in (0, 1, 2)] == ["0 files", "1 file", "2 files"]
+    assert plural(1, "token is", "tokens are") == "token is" and plural(3, "token is", "tokens are") == "tokens are"
+
+
+def test_a_corpus_of_one_file_says_1_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    text = tmp_path / "one.txt"
+    text.write_text("O senado era velho. " * 200, encoding="utf-8")
+    assert main(["corpus", "info", str(text)]) == 0
+    assert f"corpus {text}: 1 file from " in capsys.readouterr().out
