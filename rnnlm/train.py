@@ -19,7 +19,9 @@ dropout Generator, and all four go into model.npz; evaluations that only
 *report* (the timed ones every --eval-minutes, the one at the end of a run)
 must not change any of them, and a divergence rolls all of them back together
 (_LastGood). Ctrl-C and SIGTERM only set a flag: the loop stops at the next
-step boundary, so a checkpoint never holds a half-applied update. Wall-clock
+step boundary, so a checkpoint never holds a half-applied update; before the
+first step (start-up: corpus, compiling) they stop at once, and a new run's
+folder is removed again (_StartUp). Wall-clock
 bookkeeping (the time budget's reserve, the bar, tokens/s) lives in _Timing
 and _Progress and never decides anything but when to stop and what to print.
 """
@@ -273,6 +275,33 @@ class _Interrupt:
 
 
 _SIGNAL_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+
+
+class _StartUp(_Interrupt):
+    """SIGINT/SIGTERM from train()'s first line to the loop's first step (reading the corpus, compiling,
+    the baseline, the calibration): raised at once (KeyboardInterrupt, sweep.Terminated for SIGTERM)
+    and remembered in `signum`, so that train() can say so in one line, remove what the run wrote and
+    exit 128 + the signal, as a signal during training does. Without it SIGTERM's default action ended
+    the process silently, leaving a folder that held only the lock. The handler stays installed until
+    train() returns, under the loop's and the final evaluation's own (_Interrupt), so that no moment is
+    left to the default action; `end()`, called once the loop's handler is in place, marks start-up
+    over: a signal between those phases still raises at once but is not recorded. A KeyboardInterrupt
+    that no start-up signal raised (signum None) is not this guard's."""
+
+    def __init__(self):
+        super().__init__(at_once=True)
+        self.over = False       # the loop has started: what comes later is not start-up
+        self.run = None         # the Run the start-up opened (closed before its files are removed)
+        self.created = False    # a new run's files (config.json, vocab.json, ...) were written by this call
+
+    def _handle(self, signum, frame):
+        if not self.over:
+            self.signum = signum
+        raise _signal_error(signum)
+
+    def end(self) -> None:
+        """Start-up is over (the loop's handler answers signals from here on)."""
+        self.over = True
 
 
 def _signal_error(signum) -> KeyboardInterrupt:
@@ -720,30 +749,46 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     # new folder behind); then the folder is named first, once, on stdout (stderr stays for progress
     # and errors).
     new = _first_new(folder)
-    lock = lock_run(folder)
-    try:
-        ck, finish = None, None
-        if resume is None:
-            refuse_taken(folder)
-        else:
-            ck, finish = _resume_point(config, folder)
-        s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
-    except BaseException:
-        _give_up_folder(folder, lock, new)
-        raise
-    try:
-        if resume is None:
-            print(f"run folder: {folder}", flush=True)
-        elif ck is not None:
-            loop = _Loop.from_arrays(ck.train)
-            print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})"
-                  + (": its training is done; running the final evaluation that did not finish" if finish else ""),
-                  flush=True)
-        summary = _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck, finish=finish)
-        summary["folder_printed"] = resume is None      # "run folder: X" opened the output: not repeated at the end
-        return summary
-    finally:
-        lock.release()
+    lock = None
+    with _StartUp() as startup:
+        try:
+            try:
+                lock = lock_run(folder)
+                ck, finish = None, None
+                if resume is None:
+                    refuse_taken(folder)
+                else:
+                    ck, finish = _resume_point(config, folder)
+                s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
+            except BaseException:
+                if lock is not None or startup.signum is not None:
+                    _give_up_folder(folder, lock, new)
+                raise
+            try:
+                if resume is None:
+                    print(f"run folder: {folder}", flush=True)
+                elif ck is not None:
+                    loop = _Loop.from_arrays(ck.train)
+                    print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})"
+                          + (": its training is done; running the final evaluation that did not finish"
+                             if finish else ""), flush=True)
+                summary = _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck,
+                                        finish=finish, guard=startup)
+                # "run folder: X" opened the output: not repeated at the end
+                summary["folder_printed"] = resume is None
+                return summary
+            except KeyboardInterrupt:
+                if startup.signum is not None:
+                    _give_up_start_up(startup, folder, lock, new)
+                raise
+            finally:
+                lock.release()
+        except KeyboardInterrupt as exc:
+            if startup.signum is None:      # not a start-up signal (the loop's own, or no signal at all)
+                raise
+            _note(_start_up_line(startup.signum, folder, resume, new))
+            exc.said = True                 # the CLI adds no second line and exits 128 + the signal
+            raise
 
 
 def _first_new(folder: Path) -> Path | None:
@@ -757,9 +802,10 @@ def _first_new(folder: Path) -> Path | None:
 def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
     """Release a folder taken by train() that failed before writing anything; the folders that did
     not exist before (from `folder` up to `new`, _first_new's) are removed again, so that a refused or
-    mistaken command leaves nothing behind."""
+    mistaken command leaves nothing behind. lock None: a signal came before the folder was locked."""
     from .runs import LOCK
-    lock.release()
+    if lock is not None:
+        lock.release()
     if new is None:
         return
     try:
@@ -772,6 +818,33 @@ def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
             p = p.parent
     except OSError:
         pass
+
+
+def _give_up_start_up(startup: _StartUp, folder: Path, lock, new: Path | None) -> None:
+    """Undo what a new run wrote before a start-up signal (_StartUp): its files, its lock and the
+    folders it created, so that the folder is gone again (or, when it existed before, free for the
+    next run; a resume's folder is left as it was)."""
+    from .runs import BEST, CONFIG, LATEST, METRICS, VOCAB, remove_stale_temp_files
+    if startup.run is not None:
+        startup.run.close()
+    if startup.created:
+        for name in (CONFIG, VOCAB, METRICS, LATEST, BEST):
+            try:
+                (folder / name).unlink(missing_ok=True)
+            except OSError:
+                pass
+        remove_stale_temp_files(folder)
+    _give_up_folder(folder, lock, new)
+
+
+def _start_up_line(signum, folder: Path, resume, new: Path | None) -> str:
+    """The one line of a signal during start-up (_StartUp): nothing was trained, and where that leaves the folder."""
+    word = _SIGNAL_WORDS.get(signum, "interrupted")
+    if resume is not None:
+        return (f"{word} during start-up; nothing was trained: {folder} is as it was "
+                f"(continue with --resume {folder})")
+    gone = new is not None and not folder.exists()
+    return f"{word} during start-up; nothing was trained ({folder} {'removed' if gone else 'is free for a new run'})"
 
 
 def _resume_point(config: TrainConfig, folder: Path) -> tuple:
@@ -854,9 +927,10 @@ def refuse_finished_resume(config: TrainConfig, loop: _Loop, folder, reserve: fl
 
 
 def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True, ck=None,
-                  finish: str | None = None) -> dict:
+                  finish: str | None = None, guard: _StartUp | None = None) -> dict:
     """train() once the folder is locked and the run set up; finish: _finish_only's reason (the session
-    trains no window and runs the final evaluation)."""
+    trains no window and runs the final evaluation). guard: train()'s start-up guard (_StartUp), told what
+    the start-up opened and ended when the loop begins."""
     import numpy as np
 
     from .baseline import cached_trigram
@@ -868,6 +942,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         if clear_unsaved_run(config.out):
             _note(f"{config.out} held a run that stopped before its first checkpoint; training into it afresh")
         run, loop, hidden = Run.create(config.out, s.info, vocab, lock), _Loop(), model.init_state(config.batch_size)
+        if guard is not None:
+            guard.run, guard.created = run, True
     else:
         loop, hidden = _restore(resume_checkpoint(config.out, s.info, vocab, model.state_dict(), ck=ck), s)
         run = None      # reopened once the time budget's reserve is known (refuse_finished_resume)
@@ -885,6 +961,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         if finish is None:
             refuse_finished_resume(config, loop, config.out, reserve=timing.reserve(), lr=s.opt.lr)
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
+        if guard is not None:
+            guard.run = run
     if timing.reserve_capped():
         _note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
               f"({timing.final_tokens:,} tokens) need about {timing.needed() / 60:.1f} min, more than half of "
@@ -908,6 +986,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     # Overflow warnings would only repeat what the non-finite guard reports in one line.
     try:
         with _Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if guard is not None:
+                guard.end()         # from here on the loop's handler answers signals (a stop saves the checkpoint)
             interrupt.saved_step = loop.step        # a new run saved step 0 above; a resume starts from its own
             while True:
                 stopped = finish or stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
