@@ -485,6 +485,7 @@ FIRST_LINE_STEPS = 10     # without a bar, a session's first line after this man
 FIRST_LINE_S = 10.0       # ... or this many seconds, whichever comes first (then every --log-interval)
 MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
 CALIBRATION_S = 3.0       # at most this long measuring the evaluation speed before training
+CALIBRATION_FEW = 3       # ... but this many windows only when just the bar's time left uses it
 TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of its --eval-minutes interval
 
 
@@ -524,7 +525,8 @@ class _Timing:
             self.eval_tps = self.eval_tokens / self.eval_seconds
 
     def needed(self) -> float:
-        """Seconds the final evaluation is expected to take at the measured speed (with the margin)."""
+        """Seconds the final evaluation is expected to take at the measured speed (with the margin);
+        0 while no speed is measured (_warm_up measures one before training whenever the split allows)."""
         if self.eval_tps is None:
             return 0.0
         return RESERVE_FACTOR * self.final_tokens / self.eval_tps + RESERVE_EXTRA_S
@@ -1142,22 +1144,34 @@ def _warm_up(s: "_Session", timing: _Timing) -> None:
     if isinstance(s.opt, SGD):
         compile_sgd(model.dtype)
     v = s.valid_stream
-    if v.shape[0] < 2 or not (s.config.max_minutes or s.config.eval_minutes):
-        return      # no budget to reserve and no timed validation to size: nothing uses the speed
+    if v.shape[0] < 2:
+        return
     # The evaluation speed: the median over windows of the same shape as a real evaluation's, after
-    # one untimed window (compile, workspace), for up to CALIBRATION_S seconds.
+    # one untimed window (compile, workspace), for up to CALIBRATION_S seconds. Without a budget to
+    # reserve or a timed validation to size, only the time left that the bar and the log lines show
+    # uses it (the final evaluation's share, command_time_left): CALIBRATION_FEW windows do.
     from .data import windows as _windows
+    few = not (s.config.max_minutes or s.config.eval_minutes)
     state, times, t_start = model.init_state(v.shape[1]), [], time.perf_counter()
     for i, (_, inputs, targets) in enumerate(_windows(v, s.config.bptt)):
         t0 = time.perf_counter()
         _, state = model.loss(inputs, targets, state)
         if i > 0 and inputs.shape[0] == s.config.bptt:
             times.append(time.perf_counter() - t0)
-        if (time.perf_counter() - t_start > CALIBRATION_S and len(times) >= 5) or len(times) >= 40:
+        if ((time.perf_counter() - t_start > CALIBRATION_S and len(times) >= 5) or len(times) >= 40
+                or (few and len(times) >= CALIBRATION_FEW)):
             break
     if times:
         median = sorted(times)[len(times) // 2]
         timing.observe_eval(s.config.bptt * v.shape[1] * len(times), median * len(times))
+        return
+    # A validation split shorter than two whole windows (a tiny corpus): its first window once more,
+    # timed now that it is compiled. Without it the speed stayed unknown and the final evaluation was
+    # left out of the time left until the first validation.
+    _, inputs, targets = next(_windows(v, s.config.bptt))
+    t0 = time.perf_counter()
+    model.loss(inputs, targets, model.init_state(v.shape[1]))
+    timing.observe_eval(int(targets.size), time.perf_counter() - t0)
 
 
 def _timed_evaluate(s: "_Session", loop: _Loop, progress: _Progress) -> None:

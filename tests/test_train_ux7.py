@@ -87,3 +87,37 @@ def test_a_sigterm_during_a_resumes_start_up_leaves_the_run_as_it_was(text, tmp_
     assert sorted(p.name for p in out.iterdir()) == before
     assert main(["train", "--resume", str(out), "--max-steps", "3"]) == 0
     assert int(checkpoint.load(out / "model.npz").train["step"]) == 3
+
+
+# ---------------------------------------------------------------- 2. the time left includes the final evaluation
+
+
+def test_the_time_left_is_the_steps_left_plus_the_final_evaluation():
+    timing = _Timing(tiny("x", "r", max_minutes=0), final_tokens=8_380)
+    assert timing.needed() == 0.0                   # no speed measured: the final evaluation is invisible
+    timing.observe_eval(10_000, 1.0)                # 10,000 tokens/s
+    final = RESERVE_FACTOR * 0.838 + RESERVE_EXTRA_S
+    assert timing.needed() == pytest.approx(final) == pytest.approx(2.8799)
+    # step 6 of 8 at 0.5 steps/s: 4 s of training, then the final validation and test
+    left, budget = command_time_left(timing.left(30.0), 2, 0.5, timing.needed())
+    assert left == pytest.approx(4.0 + 2.8799) and not budget
+    # a 60 s budget binds at 50 s elapsed: the budget's remaining wall time, final evaluation inside it
+    timed = _Timing(tiny("x", "r", max_minutes=1), final_tokens=8_380)
+    timed.observe_eval(10_000, 1.0)
+    left, budget = command_time_left(timed.left(50.0), 100, 0.5, timed.needed())
+    assert left == pytest.approx(10.0) and budget
+
+
+@pytest.mark.parametrize("settings", [
+    dict(max_minutes=0, eval_minutes=0),            # no budget, no timed validation: the speed was never measured
+    dict(max_minutes=1, eval_batch_size=40),        # a validation split shorter than two --bptt windows
+])
+def test_the_evaluation_speed_is_measured_before_training_for_the_time_left(text, tmp_path, settings):
+    s = train_module._prepare(tiny(text, tmp_path / "r", **settings))
+    timing = _Timing(s.config, final_tokens=train_module._final_tokens(s))
+    train_module._warm_up(s, timing)
+    assert timing.eval_tps is not None and 100 < timing.eval_tps < 1e9
+    assert timing.needed() == pytest.approx(RESERVE_FACTOR * timing.final_tokens / timing.eval_tps
+                                            + RESERVE_EXTRA_S)
+    assert timing.needed() > RESERVE_EXTRA_S and math.isfinite(timing.needed())
+    assert not (tmp_path / "r").exists()            # set-up only: nothing written
