@@ -1096,6 +1096,8 @@ def _run_study(args):
     top = {f.name: getattr(args, f.name) for f in dataclasses.fields(C.StudyConfig)
            if f.name != "train" and getattr(args, f.name, None) is not None}
     cfg = C.StudyConfig(**top, train=train)
+    if not args.report_only:        # (a report reads the recorded runs, whatever their budget)
+        study.check_budget(cfg)
     from .sweep import exit_status
     try:
         doc = study.run_study(cfg, scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress,

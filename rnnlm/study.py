@@ -107,6 +107,30 @@ def _task_spec(config: StudyConfig, distance: int, seed: int) -> tasks.TaskSpec:
                           seed=int(seed)).validate()
 
 
+def evaluations(steps: int, eval_every: int) -> int:
+    """Evaluations a run of `steps` steps makes (learnability.train_task: every `eval_every` steps and at
+    the last step; the one at step 0 measures the untrained model and counts toward nothing)."""
+    return -(-int(steps) // int(eval_every))
+
+
+def check_budget(config: StudyConfig) -> None:
+    """UserError (one line) for a budget too short to count any run solved: a run is solved after
+    `patience` consecutive evaluations at held-out accuracy >= threshold, so it needs that many
+    evaluations, i.e. steps > (patience - 1) x eval_every. Names the smallest --steps and the largest
+    --eval-every that allow it. (--quick's budget is checked as --quick sets it.)"""
+    t = (quick_config(config) if config.quick else config).train
+    n = evaluations(t.steps, t.eval_every)
+    if n >= t.patience:
+        return
+    fix = f"--steps {(t.patience - 1) * t.eval_every + 1} or more"
+    most = -(-t.steps // (t.patience - 1)) - 1      # the largest eval_every with `patience` evaluations
+    if most >= 1:
+        fix += f" (or --eval-every {most} or less)"
+    raise UserError(f"--steps {t.steps} with --eval-every {t.eval_every} allows {n} evaluation{'s' * (n != 1)}, "
+                    f"but a run counts as solved only after {t.patience} consecutive evaluations at held-out "
+                    f"accuracy >= {t.threshold:g}: no run could be solved; give {fix}")
+
+
 def _job_name(config: StudyConfig, cell: str, distance: int, seed: int) -> str:
     return f"{config.task}-k{config.keys}-{cell}-d{distance}-s{seed}"
 
@@ -409,6 +433,7 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
 
     # steps to success
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    drawn = 0
     for i, c in enumerate(cells):
         xs, med, lo, hi = [], [], [], []
         for d in ds:
@@ -421,6 +446,10 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
             hi.append(v["solved_step_range"][1] - v["solved_step_median"])
         if xs:
             ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=3, color=COLORS.get(c), label=LABELS.get(c, c))
+            drawn += 1
+    if not drawn:       # empty axes alone read as a drawing that failed
+        ax.text(0.5, 0.5, f"no run solved within the budget ({config.train.steps:,} steps)", transform=ax.transAxes,
+                ha="center", va="center", fontsize=10, color="dimgray")
     ax.axhline(config.train.steps, color="gray", ls=":", lw=1)
     ax.text(ds[0], config.train.steps, " budget", va="bottom", fontsize=8, color="gray")
     ax.set_xscale("log", base=2)

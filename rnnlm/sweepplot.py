@@ -45,6 +45,24 @@ def numeric_columns(flat: list[dict]) -> list[str]:
     return sorted({k for r in flat for k, v in r.items() if _number(v) is not None})
 
 
+SHOWN_COLUMNS = 8          # an error lists at most this many columns (a real sweep's table has dozens)
+
+
+def some_columns(columns: list[str], wrong: str, first=()) -> str:
+    """The columns a flag can name, short enough for an error line: all of them (sorted) when they are
+    few; else SHOWN_COLUMNS of them, the near spellings of `wrong` and the columns holding it first,
+    then `first` (the grid's varying settings), then the common ones (LABELS), and how many more."""
+    import difflib
+    if len(columns) <= SHOWN_COLUMNS:
+        return ", ".join(sorted(columns))
+    order = difflib.get_close_matches(wrong, columns, n=3, cutoff=0.6)
+    order += [c for c in columns if wrong and wrong.lower() in c.lower()][:3]
+    order += [c for c in first if c in columns] + [c for c in LABELS if c in columns] + sorted(columns)
+    shown = list(dict.fromkeys(order))[:SHOWN_COLUMNS]
+    return ", ".join(shown) + (f" and {len(columns) - len(shown)} more (the keys of a sweep.jsonl row, "
+                               "settings flattened)")
+
+
 def _check_numeric(folder, flat: list[dict], y: str) -> None:
     """UserError when column y holds values but no number (status, cell: text cannot be a y axis)."""
     values = [r.get(y) for r in flat if r.get(y) is not None]
@@ -52,7 +70,7 @@ def _check_numeric(folder, flat: list[dict], y: str) -> None:
         seen = sorted({str(v) for v in values})
         shown = ", ".join(seen[:5]) + (", ..." if len(seen) > 5 else "")
         raise UserError(f"--y {y}: not a numeric column in {folder} (values: {shown or 'none'}); "
-                        f"numeric columns: {', '.join(numeric_columns(flat))}")
+                        f"numeric columns: {some_columns(numeric_columns(flat), y)}")
 
 
 def _fit_ylabel(ax, text: str, share: float = 0.95) -> bool:
@@ -76,8 +94,9 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     is a perplexity. Rows whose y is missing or not finite (failed or
     diverged jobs) are left out and counted in the legend title.
     Errors (UserError, one line; never an empty figure): a column that does not
-    exist; a y column that holds text, not numbers (the message lists the
-    numeric columns); no row with both x and a finite y.
+    exist (the message names the flag and a few columns, some_columns); a y
+    column that holds text, not numbers (the message lists numeric columns
+    the same way); no row with both x and a finite y.
     """
     from .plots import _legend_below, _pyplot, _save
     from .sweep import empty_reason, read_rows
@@ -87,9 +106,10 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
         raise UserError(f"nothing to plot: {empty_reason(folder)}")
     flat = table_rows(rows)
     columns = sorted({k for r in flat for k in r})
-    for c in (x, y) + ((hue,) if hue else ()):
+    for flag, c in (("--x", x), ("--y", y)) + ((("--hue", hue),) if hue else ()):
         if not any(c in r for r in flat):
-            raise UserError(f"no column {c!r} in {folder}; columns: {', '.join(columns)}")
+            first = varying(rows)[0] if flag != "--y" else ()
+            raise UserError(f"{flag} {c}: no column {c!r} in {folder}; columns: {some_columns(columns, c, first)}")
     _check_numeric(folder, flat, y)
     groups = defaultdict(lambda: defaultdict(list))
     missing = 0

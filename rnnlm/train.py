@@ -19,9 +19,11 @@ dropout Generator, and all four go into model.npz; evaluations that only
 *report* (the timed ones every --eval-minutes, the one at the end of a run)
 must not change any of them, and a divergence rolls all of them back together
 (_LastGood). Ctrl-C and SIGTERM only set a flag: the loop stops at the next
-step boundary, so a checkpoint never holds a half-applied update. Wall-clock
+step boundary, so a checkpoint never holds a half-applied update; before the
+first step (start-up: corpus, compiling) they stop at once, and a new run's
+folder is removed again (_StartUp). Wall-clock
 bookkeeping (the time budget's reserve, the bar, tokens/s) lives in _Timing
-and _Progress and never decides anything but when to stop and what to print.
+and _Progress (progress.py) and never decides anything but when to stop and what to print.
 """
 from __future__ import annotations
 
@@ -40,6 +42,10 @@ from typing import NamedTuple
 
 from .config import TrainConfig, config_to_dict
 from .errors import UserError
+# the bar, the progress lines and the wall clock; the names stay importable from here
+from .progress import (ETA_REFRESH_S, FIRST_LINE_S, FIRST_LINE_STEPS, LINE_MAX_S,  # noqa: F401
+                       MAX_RESERVE_SHARE, RESERVE_EXTRA_S, RESERVE_FACTOR, _fmt_seconds, _Progress, _Timing,
+                       command_time_left)
 from .runs import (Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl, refuse_taken,
                    resume_checkpoint)
 
@@ -275,6 +281,33 @@ class _Interrupt:
 _SIGNAL_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
 
+class _StartUp(_Interrupt):
+    """SIGINT/SIGTERM from train()'s first line to the loop's first step (reading the corpus, compiling,
+    the baseline, the calibration): raised at once (KeyboardInterrupt, sweep.Terminated for SIGTERM)
+    and remembered in `signum`, so that train() can say so in one line, remove what the run wrote and
+    exit 128 + the signal, as a signal during training does. Without it SIGTERM's default action ended
+    the process silently, leaving a folder that held only the lock. The handler stays installed until
+    train() returns, under the loop's and the final evaluation's own (_Interrupt), so that no moment is
+    left to the default action; `end()`, called once the loop's handler is in place, marks start-up
+    over: a signal between those phases still raises at once but is not recorded. A KeyboardInterrupt
+    that no start-up signal raised (signum None) is not this guard's."""
+
+    def __init__(self):
+        super().__init__(at_once=True)
+        self.over = False       # the loop has started: what comes later is not start-up
+        self.run = None         # the Run the start-up opened (closed before its files are removed)
+        self.created = False    # a new run's files (config.json, vocab.json, ...) were written by this call
+
+    def _handle(self, signum, frame):
+        if not self.over:
+            self.signum = signum
+        raise _signal_error(signum)
+
+    def end(self) -> None:
+        """Start-up is over (the loop's handler answers signals from here on)."""
+        self.over = True
+
+
 def _signal_error(signum) -> KeyboardInterrupt:
     """The exception a stopping signal raises: KeyboardInterrupt for SIGINT, sweep.Terminated (a
     KeyboardInterrupt the CLI exits 143 for) for SIGTERM."""
@@ -448,219 +481,11 @@ class _LastGood:
 
 # ---------------------------------------------------------------- time budget and progress
 
+# (the bar, the progress lines and the wall clock: progress.py)
 
-RESERVE_FACTOR = 1.05     # the final evaluation's reserve: the measured speed, with a small margin
-RESERVE_EXTRA_S = 2.0     # ... plus the last saves and the sample
-LINE_MAX_S = 60.0         # without a bar, a progress line at least this often (slow steps), besides --log-interval
-FIRST_LINE_STEPS = 10     # without a bar, a session's first line after this many steps ...
-FIRST_LINE_S = 10.0       # ... or this many seconds, whichever comes first (then every --log-interval)
-MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
 CALIBRATION_S = 3.0       # at most this long measuring the evaluation speed before training
+CALIBRATION_FEW = 3       # ... but this many windows only when just the bar's time left uses it
 TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of its --eval-minutes interval
-
-
-class _Timing:
-    """Wall-clock bookkeeping of one session; reporting only (nothing here changes what a step computes).
-
-    Tokens/s, everywhere (bar, log lines, step events, summary): training tokens
-    (the targets of the training windows) divided by the wall seconds spent inside
-    training steps (forward, backward, clipping, update); evaluations, checkpoints
-    and start-up are not counted.
-    """
-
-    def __init__(self, config: TrainConfig, final_tokens: int):
-        self.budget = 60 * config.max_minutes if config.max_minutes else math.inf
-        self.final_tokens = final_tokens    # tokens of the final validation + test evaluations
-        self.eval_tps = None                # evaluation tokens/s, measured
-        self.eval_tokens = 0                # ... over this many tokens
-        self.eval_seconds = 0.0             # ... in this many seconds
-        self.step_seconds = 0.0             # this session's seconds inside training steps
-        self.step_tokens = 0                # this session's training tokens
-        self.event_seconds = 0.0            # step seconds since the last step event
-        self.session_steps = 0
-        self.last_save = 0.0                # clock() of the latest model.npz
-        self.last_eval = 0.0                # clock() of the latest validation (any kind)
-        self.timed_rows = None              # rows of the valid stream a timed validation reads
-        self.timed = None                   # the latest timed validation: {step, loss, tokens, of_tokens}
-
-    def observe_eval(self, tokens: int, seconds: float) -> None:
-        """Learn the evaluation speed from an evaluation of `tokens` tokens that took `seconds`.
-
-        The speed is that of all evaluations so far together (tokens over seconds), so one
-        evaluation slowed down by a busy moment moves the reserve (and the bar's time left) little.
-        """
-        if tokens > 0 and seconds > 0:
-            self.eval_tokens += tokens
-            self.eval_seconds += seconds
-            self.eval_tps = self.eval_tokens / self.eval_seconds
-
-    def needed(self) -> float:
-        """Seconds the final evaluation is expected to take at the measured speed (with the margin)."""
-        if self.eval_tps is None:
-            return 0.0
-        return RESERVE_FACTOR * self.final_tokens / self.eval_tps + RESERVE_EXTRA_S
-
-    def reserve(self) -> float:
-        """Seconds kept for the final evaluation (0 with no time budget or no measured speed), at
-        most MAX_RESERVE_SHARE of the budget: a machine too slow to evaluate in half the budget
-        still trains for the other half (and the command overruns; `reserve_capped` says so)."""
-        if not math.isfinite(self.budget):
-            return 0.0
-        return min(self.needed(), MAX_RESERVE_SHARE * self.budget)
-
-    def reserve_capped(self) -> bool:
-        return math.isfinite(self.budget) and self.needed() > MAX_RESERVE_SHARE * self.budget
-
-    def left(self, elapsed: float) -> float:
-        """Training seconds left before the time budget (minus the reserve) ends training."""
-        return self.budget - self.reserve() - elapsed
-
-
-def _fmt_seconds(sec: float) -> str:
-    if not math.isfinite(sec):
-        return "?"
-    sec = max(int(round(sec)), 0)
-    return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60}:{sec % 60:02d}"
-
-
-def command_time_left(train_left: float, steps_left: int, rate: float, final_s: float) -> tuple[float, bool]:
-    """(wall seconds until the command ends, whether the time budget binds): what the bar shows as "left".
-
-    train_left: training seconds left before the time budget ends training
-    (_Timing.left: the budget minus the final evaluation's reserve minus the
-    elapsed time; inf without a budget); steps_left: windows left before the
-    step limit (--max-steps or the last epoch's end); rate: windows per wall
-    second so far (nan before the first); final_s: the seconds the final
-    validation and test are expected to take (_Timing.needed). Training ends
-    at whichever limit comes first, then the final evaluation runs, so the
-    time left is that training time plus final_s: with the budget binding it
-    is the budget's remaining wall time (budget - elapsed when the reserve is
-    not capped), never only the training part, and never tqdm's own
-    extrapolation of the step rate.
-    """
-    by_steps = steps_left / rate if rate == rate and rate > 0 else math.inf
-    if train_left < by_steps:
-        return max(train_left, 0.0) + final_s, True
-    return by_steps + final_s, False
-
-
-ETA_REFRESH_S = 1.0       # the bar's time left is recomputed at least this often (slow steps)
-
-
-class _Progress:
-    """The training phase as the user sees it: a tqdm bar on a terminal, else a plain line every
-    --log-interval steps (as pytorch/examples' word_language_model prints) and at least every
-    LINE_MAX_S seconds; the session's first line comes early (FIRST_LINE_STEPS steps or FIRST_LINE_S
-    seconds), so that a log shows the run's speed and loss soon after start-up.
-
-    The bar counts steps toward what ends training first: the step limit
-    (--max-steps or the end of the last epoch) or the time budget, whose step
-    count is estimated from the session's rate; "left" is the time until then
-    plus the final evaluation's expected time (command_time_left: with the
-    time budget binding, exactly the budget left), recomputed every few steps
-    and at least every ETA_REFRESH_S seconds.
-    """
-
-    def __init__(self, s: "_Session", loop: _Loop, timing: _Timing):
-        import sys
-
-        from tqdm import tqdm
-        c = s.config
-        self.s, self.timing = s, timing
-        self.tty = bool(c.progress) and sys.stderr.isatty()
-        wpe = s.windows_per_epoch
-        to_end = max(c.epochs - loop.epoch, 0) * wpe + max(wpe - loop.window, 0) if loop.epoch <= c.epochs else 0
-        self.step_limit = loop.step + to_end
-        if c.max_steps:
-            self.step_limit = min(self.step_limit, c.max_steps)
-        self.start_step, self.start_clock = loop.step, s.clock()
-        self.eta_t = time.perf_counter()     # when the bar's time left was last computed
-        self.lines = 0                       # plain lines printed this session
-        self._interval()
-        self.bar = tqdm(total=max(self.step_limit, 1), initial=loop.step, desc="train", unit="step",
-                        disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]")
-
-    def _interval(self):
-        self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0
-        self.i_t0 = time.perf_counter()
-        self.i_norm = math.nan
-
-    def eta(self, loop: _Loop) -> tuple[float, str, int]:
-        """(seconds until the command ends, final evaluation included (command_time_left); what binds:
-        "time budget" | "max-steps" | "epochs"; estimated final step)."""
-        done = loop.step - self.start_step
-        wall = self.s.clock() - self.start_clock
-        rate = done / wall if done > 0 and wall > 0 else math.nan     # steps/s, evaluations included
-        time_left = self.timing.left(self.s.clock())
-        left, budget = command_time_left(time_left, self.step_limit - loop.step, rate, self.timing.needed())
-        if budget:
-            final = loop.step + (int(time_left * rate) if rate == rate else 0)
-            return left, "time budget", min(max(final, loop.step), self.step_limit)
-        what = "max-steps" if self.s.config.max_steps and self.step_limit == self.s.config.max_steps else "epochs"
-        return left, what, self.step_limit
-
-    def step(self, loop: _Loop, result: "StepResult", seconds: float) -> None:
-        """Count one window (applied or skipped) that took `seconds` inside train_step."""
-        self.i_tokens += result.tokens
-        self.i_seconds += seconds
-        if result.bad is None:
-            self.i_loss += result.loss
-            self.i_steps += 1
-            self.i_clipped += bool(result.clipped)
-            self.i_norm = result.grad_norm
-        if self.tty:
-            now = time.perf_counter()
-            if (loop.step % max(1, min(self.s.config.log_every, 10)) == 0 or loop.step == self.start_step + 1
-                    or now - self.eta_t >= ETA_REFRESH_S):
-                self.eta_t = now
-                left, what, final = self.eta(loop)
-                self.bar.total = max(final, loop.step)
-                self.bar.set_postfix_str(self._figures() + f" | left {_fmt_seconds(left)} ({what})", refresh=False)
-            if self.bar.n + 1 > self.bar.total:
-                # between two estimates, steps past the estimated last one: tqdm would show "n/?" at 0%
-                self.bar.total = self.bar.n + 1
-            self.bar.update(1)
-            if loop.step % self.s.config.log_interval == 0:
-                self._interval()
-        else:
-            waited = time.perf_counter() - self.i_t0
-            first = self.lines == 0 and (loop.step - self.start_step >= FIRST_LINE_STEPS or waited >= FIRST_LINE_S)
-            if loop.step % self.s.config.log_interval == 0 or waited >= LINE_MAX_S or first:
-                self.line(loop)
-
-    def _figures(self) -> str:
-        from .runs import fmt_ppl
-        avg = self.i_loss / max(self.i_steps, 1)
-        tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
-        return (f"loss {avg:.3f} ppl {fmt_ppl(_ppl(avg))} |g| {self.i_norm:.3g} "
-                f"clip {100 * self.i_clipped / max(self.i_steps, 1):.0f}% {tps:,.0f} tok/s")
-
-    def line(self, loop: _Loop) -> None:
-        """The plain progress line (pytorch/examples' format, with this trainer's figures)."""
-        import sys
-
-        from .runs import fmt_ppl
-        n = max(self.i_steps, 1)
-        avg = self.i_loss / n
-        ms = 1000 * (time.perf_counter() - self.i_t0) / max(self.i_steps, 1)
-        tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
-        left, what, _ = self.eta(loop)
-        print(f"| epoch {loop.epoch:3d} | {loop.window:5d}/{self.s.windows_per_epoch:5d} batches | "
-              f"step {loop.step:6d} | lr {self.s.opt.lr:.4g} | ms/batch {ms:7.1f} | loss {avg:5.2f} | "
-              f"ppl {fmt_ppl(_ppl(avg)):>8s} | |g| {self.i_norm:.3g} | clipped {100 * self.i_clipped / n:3.0f}% | "
-              f"{tps:,.0f} tok/s | left {_fmt_seconds(left)} ({what})", file=sys.stderr, flush=True)
-        self.lines += 1
-        self._interval()
-
-    def write(self, text: str) -> None:
-        import sys
-
-        from tqdm import tqdm
-        tqdm.write(text, file=sys.stderr)
-
-    def close(self):
-        self.bar.close()
 
 
 # ---------------------------------------------------------------- train
@@ -720,30 +545,46 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     # new folder behind); then the folder is named first, once, on stdout (stderr stays for progress
     # and errors).
     new = _first_new(folder)
-    lock = lock_run(folder)
-    try:
-        ck, finish = None, None
-        if resume is None:
-            refuse_taken(folder)
-        else:
-            ck, finish = _resume_point(config, folder)
-        s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
-    except BaseException:
-        _give_up_folder(folder, lock, new)
-        raise
-    try:
-        if resume is None:
-            print(f"run folder: {folder}", flush=True)
-        elif ck is not None:
-            loop = _Loop.from_arrays(ck.train)
-            print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})"
-                  + (": its training is done; running the final evaluation that did not finish" if finish else ""),
-                  flush=True)
-        summary = _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck, finish=finish)
-        summary["folder_printed"] = resume is None      # "run folder: X" opened the output: not repeated at the end
-        return summary
-    finally:
-        lock.release()
+    lock = None
+    with _StartUp() as startup:
+        try:
+            try:
+                lock = lock_run(folder)
+                ck, finish = None, None
+                if resume is None:
+                    refuse_taken(folder)
+                else:
+                    ck, finish = _resume_point(config, folder)
+                s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
+            except BaseException:
+                if lock is not None or startup.signum is not None:
+                    _give_up_folder(folder, lock, new)
+                raise
+            try:
+                if resume is None:
+                    print(f"run folder: {folder}", flush=True)
+                elif ck is not None:
+                    loop = _Loop.from_arrays(ck.train)
+                    print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})"
+                          + (": its training is done; running the final evaluation that did not finish"
+                             if finish else ""), flush=True)
+                summary = _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck,
+                                        finish=finish, guard=startup)
+                # "run folder: X" opened the output: not repeated at the end
+                summary["folder_printed"] = resume is None
+                return summary
+            except KeyboardInterrupt:
+                if startup.signum is not None:
+                    _give_up_start_up(startup, folder, lock, new)
+                raise
+            finally:
+                lock.release()
+        except KeyboardInterrupt as exc:
+            if startup.signum is None:      # not a start-up signal (the loop's own, or no signal at all)
+                raise
+            _note(_start_up_line(startup.signum, folder, resume, new))
+            exc.said = True                 # the CLI adds no second line and exits 128 + the signal
+            raise
 
 
 def _first_new(folder: Path) -> Path | None:
@@ -757,9 +598,10 @@ def _first_new(folder: Path) -> Path | None:
 def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
     """Release a folder taken by train() that failed before writing anything; the folders that did
     not exist before (from `folder` up to `new`, _first_new's) are removed again, so that a refused or
-    mistaken command leaves nothing behind."""
+    mistaken command leaves nothing behind. lock None: a signal came before the folder was locked."""
     from .runs import LOCK
-    lock.release()
+    if lock is not None:
+        lock.release()
     if new is None:
         return
     try:
@@ -772,6 +614,33 @@ def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
             p = p.parent
     except OSError:
         pass
+
+
+def _give_up_start_up(startup: _StartUp, folder: Path, lock, new: Path | None) -> None:
+    """Undo what a new run wrote before a start-up signal (_StartUp): its files, its lock and the
+    folders it created, so that the folder is gone again (or, when it existed before, free for the
+    next run; a resume's folder is left as it was)."""
+    from .runs import BEST, CONFIG, LATEST, METRICS, VOCAB, remove_stale_temp_files
+    if startup.run is not None:
+        startup.run.close()
+    if startup.created:
+        for name in (CONFIG, VOCAB, METRICS, LATEST, BEST):
+            try:
+                (folder / name).unlink(missing_ok=True)
+            except OSError:
+                pass
+        remove_stale_temp_files(folder)
+    _give_up_folder(folder, lock, new)
+
+
+def _start_up_line(signum, folder: Path, resume, new: Path | None) -> str:
+    """The one line of a signal during start-up (_StartUp): nothing was trained, and where that leaves the folder."""
+    word = _SIGNAL_WORDS.get(signum, "interrupted")
+    if resume is not None:
+        return (f"{word} during start-up; nothing was trained: {folder} is as it was "
+                f"(continue with --resume {folder})")
+    gone = new is not None and not folder.exists()
+    return f"{word} during start-up; nothing was trained ({folder} {'removed' if gone else 'is free for a new run'})"
 
 
 def _resume_point(config: TrainConfig, folder: Path) -> tuple:
@@ -854,9 +723,10 @@ def refuse_finished_resume(config: TrainConfig, loop: _Loop, folder, reserve: fl
 
 
 def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True, ck=None,
-                  finish: str | None = None) -> dict:
+                  finish: str | None = None, guard: _StartUp | None = None) -> dict:
     """train() once the folder is locked and the run set up; finish: _finish_only's reason (the session
-    trains no window and runs the final evaluation)."""
+    trains no window and runs the final evaluation). guard: train()'s start-up guard (_StartUp), told what
+    the start-up opened and ended when the loop begins."""
     import numpy as np
 
     from .baseline import cached_trigram
@@ -868,6 +738,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         if clear_unsaved_run(config.out):
             _note(f"{config.out} held a run that stopped before its first checkpoint; training into it afresh")
         run, loop, hidden = Run.create(config.out, s.info, vocab, lock), _Loop(), model.init_state(config.batch_size)
+        if guard is not None:
+            guard.run, guard.created = run, True
     else:
         loop, hidden = _restore(resume_checkpoint(config.out, s.info, vocab, model.state_dict(), ck=ck), s)
         run = None      # reopened once the time budget's reserve is known (refuse_finished_resume)
@@ -885,6 +757,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         if finish is None:
             refuse_finished_resume(config, loop, config.out, reserve=timing.reserve(), lr=s.opt.lr)
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
+        if guard is not None:
+            guard.run = run
     if timing.reserve_capped():
         _note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
               f"({timing.final_tokens:,} tokens) need about {timing.needed() / 60:.1f} min, more than half of "
@@ -908,6 +782,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     # Overflow warnings would only repeat what the non-finite guard reports in one line.
     try:
         with _Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if guard is not None:
+                guard.end()         # from here on the loop's handler answers signals (a stop saves the checkpoint)
             interrupt.saved_step = loop.step        # a new run saved step 0 above; a resume starts from its own
             while True:
                 stopped = finish or stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
@@ -1062,22 +938,34 @@ def _warm_up(s: "_Session", timing: _Timing) -> None:
     if isinstance(s.opt, SGD):
         compile_sgd(model.dtype)
     v = s.valid_stream
-    if v.shape[0] < 2 or not (s.config.max_minutes or s.config.eval_minutes):
-        return      # no budget to reserve and no timed validation to size: nothing uses the speed
+    if v.shape[0] < 2:
+        return
     # The evaluation speed: the median over windows of the same shape as a real evaluation's, after
-    # one untimed window (compile, workspace), for up to CALIBRATION_S seconds.
+    # one untimed window (compile, workspace), for up to CALIBRATION_S seconds. Without a budget to
+    # reserve or a timed validation to size, only the time left that the bar and the log lines show
+    # uses it (the final evaluation's share, command_time_left): CALIBRATION_FEW windows do.
     from .data import windows as _windows
+    few = not (s.config.max_minutes or s.config.eval_minutes)
     state, times, t_start = model.init_state(v.shape[1]), [], time.perf_counter()
     for i, (_, inputs, targets) in enumerate(_windows(v, s.config.bptt)):
         t0 = time.perf_counter()
         _, state = model.loss(inputs, targets, state)
         if i > 0 and inputs.shape[0] == s.config.bptt:
             times.append(time.perf_counter() - t0)
-        if (time.perf_counter() - t_start > CALIBRATION_S and len(times) >= 5) or len(times) >= 40:
+        if ((time.perf_counter() - t_start > CALIBRATION_S and len(times) >= 5) or len(times) >= 40
+                or (few and len(times) >= CALIBRATION_FEW)):
             break
     if times:
         median = sorted(times)[len(times) // 2]
         timing.observe_eval(s.config.bptt * v.shape[1] * len(times), median * len(times))
+        return
+    # A validation split shorter than two whole windows (a tiny corpus): its first window once more,
+    # timed now that it is compiled. Without it the speed stayed unknown and the final evaluation was
+    # left out of the time left until the first validation.
+    _, inputs, targets = next(_windows(v, s.config.bptt))
+    t0 = time.perf_counter()
+    model.loss(inputs, targets, model.init_state(v.shape[1]))
+    timing.observe_eval(int(targets.size), time.perf_counter() - t0)
 
 
 def _timed_evaluate(s: "_Session", loop: _Loop, progress: _Progress) -> None:

@@ -1,0 +1,233 @@
+"""What a training session shows and times: the bar or the plain progress lines, and the wall clock.
+
+`_Timing` keeps one session's wall-clock figures (the evaluation speed, the
+final evaluation's reserve of the time budget, the seconds inside training
+steps that tokens/s divides by); `_Progress` draws the training phase: a tqdm
+bar on a terminal, else a plain line every --log-interval steps, each with the
+time left until the command ends (`command_time_left`: training, then the
+final validation and test). train.py owns the loop and calls both.
+
+The one thing to know before editing: nothing here may change what training
+computes or when it stops beyond what `_Timing.reserve` and `_Timing.left`
+already say (train.stop_reason reads them): everything else is reporting, and
+a run with the bar, with plain lines or with --no-progress ends bitwise equal.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from .config import TrainConfig
+from .runs import ppl as _ppl
+
+RESERVE_FACTOR = 1.05     # the final evaluation's reserve: the measured speed, with a small margin
+RESERVE_EXTRA_S = 2.0     # ... plus the last saves and the sample
+LINE_MAX_S = 60.0         # without a bar, a progress line at least this often (slow steps), besides --log-interval
+FIRST_LINE_STEPS = 10     # without a bar, a session's first line after this many steps ...
+FIRST_LINE_S = 10.0       # ... or this many seconds, whichever comes first (then every --log-interval)
+MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
+
+
+class _Timing:
+    """Wall-clock bookkeeping of one session; reporting only (nothing here changes what a step computes).
+
+    Tokens/s, everywhere (bar, log lines, step events, summary): training tokens
+    (the targets of the training windows) divided by the wall seconds spent inside
+    training steps (forward, backward, clipping, update); evaluations, checkpoints
+    and start-up are not counted.
+    """
+
+    def __init__(self, config: TrainConfig, final_tokens: int):
+        self.budget = 60 * config.max_minutes if config.max_minutes else math.inf
+        self.final_tokens = final_tokens    # tokens of the final validation + test evaluations
+        self.eval_tps = None                # evaluation tokens/s, measured
+        self.eval_tokens = 0                # ... over this many tokens
+        self.eval_seconds = 0.0             # ... in this many seconds
+        self.step_seconds = 0.0             # this session's seconds inside training steps
+        self.step_tokens = 0                # this session's training tokens
+        self.event_seconds = 0.0            # step seconds since the last step event
+        self.session_steps = 0
+        self.last_save = 0.0                # clock() of the latest model.npz
+        self.last_eval = 0.0                # clock() of the latest validation (any kind)
+        self.timed_rows = None              # rows of the valid stream a timed validation reads
+        self.timed = None                   # the latest timed validation: {step, loss, tokens, of_tokens}
+
+    def observe_eval(self, tokens: int, seconds: float) -> None:
+        """Learn the evaluation speed from an evaluation of `tokens` tokens that took `seconds`.
+
+        The speed is that of all evaluations so far together (tokens over seconds), so one
+        evaluation slowed down by a busy moment moves the reserve (and the bar's time left) little.
+        """
+        if tokens > 0 and seconds > 0:
+            self.eval_tokens += tokens
+            self.eval_seconds += seconds
+            self.eval_tps = self.eval_tokens / self.eval_seconds
+
+    def needed(self) -> float:
+        """Seconds the final evaluation is expected to take at the measured speed (with the margin);
+        0 while no speed is measured (_warm_up measures one before training whenever the split allows)."""
+        if self.eval_tps is None:
+            return 0.0
+        return RESERVE_FACTOR * self.final_tokens / self.eval_tps + RESERVE_EXTRA_S
+
+    def reserve(self) -> float:
+        """Seconds kept for the final evaluation (0 with no time budget or no measured speed), at
+        most MAX_RESERVE_SHARE of the budget: a machine too slow to evaluate in half the budget
+        still trains for the other half (and the command overruns; `reserve_capped` says so)."""
+        if not math.isfinite(self.budget):
+            return 0.0
+        return min(self.needed(), MAX_RESERVE_SHARE * self.budget)
+
+    def reserve_capped(self) -> bool:
+        return math.isfinite(self.budget) and self.needed() > MAX_RESERVE_SHARE * self.budget
+
+    def left(self, elapsed: float) -> float:
+        """Training seconds left before the time budget (minus the reserve) ends training."""
+        return self.budget - self.reserve() - elapsed
+
+
+def _fmt_seconds(sec: float) -> str:
+    if not math.isfinite(sec):
+        return "?"
+    sec = max(int(round(sec)), 0)
+    return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60}:{sec % 60:02d}"
+
+
+def command_time_left(train_left: float, steps_left: int, rate: float, final_s: float) -> tuple[float, bool]:
+    """(wall seconds until the command ends, whether the time budget binds): what the bar shows as "left".
+
+    train_left: training seconds left before the time budget ends training
+    (_Timing.left: the budget minus the final evaluation's reserve minus the
+    elapsed time; inf without a budget); steps_left: windows left before the
+    step limit (--max-steps or the last epoch's end); rate: windows per wall
+    second so far (nan before the first); final_s: the seconds the final
+    validation and test are expected to take (_Timing.needed). Training ends
+    at whichever limit comes first, then the final evaluation runs, so the
+    time left is that training time plus final_s: with the budget binding it
+    is the budget's remaining wall time (budget - elapsed when the reserve is
+    not capped), never only the training part, and never tqdm's own
+    extrapolation of the step rate.
+    """
+    by_steps = steps_left / rate if rate == rate and rate > 0 else math.inf
+    if train_left < by_steps:
+        return max(train_left, 0.0) + final_s, True
+    return by_steps + final_s, False
+
+
+ETA_REFRESH_S = 1.0       # the bar's time left is recomputed at least this often (slow steps)
+
+
+class _Progress:
+    """The training phase as the user sees it: a tqdm bar on a terminal, else a plain line every
+    --log-interval steps (as pytorch/examples' word_language_model prints) and at least every
+    LINE_MAX_S seconds; the session's first line comes early (FIRST_LINE_STEPS steps or FIRST_LINE_S
+    seconds), so that a log shows the run's speed and loss soon after start-up.
+
+    The bar counts steps toward what ends training first: the step limit
+    (--max-steps or the end of the last epoch) or the time budget, whose step
+    count is estimated from the session's rate; "left" is the time until then
+    plus the final evaluation's expected time (command_time_left: with the
+    time budget binding, exactly the budget left), recomputed every few steps
+    and at least every ETA_REFRESH_S seconds. (_Session, _Loop, StepResult: train.py's.)
+    """
+
+    def __init__(self, s: "_Session", loop: "_Loop", timing: _Timing):
+        import sys
+
+        from tqdm import tqdm
+        c = s.config
+        self.s, self.timing = s, timing
+        self.tty = bool(c.progress) and sys.stderr.isatty()
+        wpe = s.windows_per_epoch
+        to_end = max(c.epochs - loop.epoch, 0) * wpe + max(wpe - loop.window, 0) if loop.epoch <= c.epochs else 0
+        self.step_limit = loop.step + to_end
+        if c.max_steps:
+            self.step_limit = min(self.step_limit, c.max_steps)
+        self.start_step, self.start_clock = loop.step, s.clock()
+        self.eta_t = time.perf_counter()     # when the bar's time left was last computed
+        self.lines = 0                       # plain lines printed this session
+        self._interval()
+        self.bar = tqdm(total=max(self.step_limit, 1), initial=loop.step, desc="train", unit="step",
+                        disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]")
+
+    def _interval(self):
+        self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0
+        self.i_t0 = time.perf_counter()
+        self.i_norm = math.nan
+
+    def eta(self, loop: "_Loop") -> tuple[float, str, int]:
+        """(seconds until the command ends, final evaluation included (command_time_left); what binds:
+        "time budget" | "max-steps" | "epochs"; estimated final step)."""
+        done = loop.step - self.start_step
+        wall = self.s.clock() - self.start_clock
+        rate = done / wall if done > 0 and wall > 0 else math.nan     # steps/s, evaluations included
+        time_left = self.timing.left(self.s.clock())
+        left, budget = command_time_left(time_left, self.step_limit - loop.step, rate, self.timing.needed())
+        if budget:
+            final = loop.step + (int(time_left * rate) if rate == rate else 0)
+            return left, "time budget", min(max(final, loop.step), self.step_limit)
+        what = "max-steps" if self.s.config.max_steps and self.step_limit == self.s.config.max_steps else "epochs"
+        return left, what, self.step_limit
+
+    def step(self, loop: "_Loop", result: "StepResult", seconds: float) -> None:
+        """Count one window (applied or skipped) that took `seconds` inside train_step."""
+        self.i_tokens += result.tokens
+        self.i_seconds += seconds
+        if result.bad is None:
+            self.i_loss += result.loss
+            self.i_steps += 1
+            self.i_clipped += bool(result.clipped)
+            self.i_norm = result.grad_norm
+        if self.tty:
+            now = time.perf_counter()
+            if (loop.step % max(1, min(self.s.config.log_every, 10)) == 0 or loop.step == self.start_step + 1
+                    or now - self.eta_t >= ETA_REFRESH_S):
+                self.eta_t = now
+                left, what, final = self.eta(loop)
+                self.bar.total = max(final, loop.step)
+                self.bar.set_postfix_str(self._figures() + f" | left {_fmt_seconds(left)} ({what})", refresh=False)
+            if self.bar.n + 1 > self.bar.total:
+                # between two estimates, steps past the estimated last one: tqdm would show "n/?" at 0%
+                self.bar.total = self.bar.n + 1
+            self.bar.update(1)
+            if loop.step % self.s.config.log_interval == 0:
+                self._interval()
+        else:
+            waited = time.perf_counter() - self.i_t0
+            first = self.lines == 0 and (loop.step - self.start_step >= FIRST_LINE_STEPS or waited >= FIRST_LINE_S)
+            if loop.step % self.s.config.log_interval == 0 or waited >= LINE_MAX_S or first:
+                self.line(loop)
+
+    def _figures(self) -> str:
+        from .runs import fmt_ppl
+        avg = self.i_loss / max(self.i_steps, 1)
+        tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
+        return (f"loss {avg:.3f} ppl {fmt_ppl(_ppl(avg))} |g| {self.i_norm:.3g} "
+                f"clip {100 * self.i_clipped / max(self.i_steps, 1):.0f}% {tps:,.0f} tok/s")
+
+    def line(self, loop: "_Loop") -> None:
+        """The plain progress line (pytorch/examples' format, with this trainer's figures)."""
+        import sys
+
+        from .runs import fmt_ppl
+        n = max(self.i_steps, 1)
+        avg = self.i_loss / n
+        ms = 1000 * (time.perf_counter() - self.i_t0) / max(self.i_steps, 1)
+        tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
+        left, what, _ = self.eta(loop)
+        print(f"| epoch {loop.epoch:3d} | {loop.window:5d}/{self.s.windows_per_epoch:5d} batches | "
+              f"step {loop.step:6d} | lr {self.s.opt.lr:.4g} | ms/batch {ms:7.1f} | loss {avg:5.2f} | "
+              f"ppl {fmt_ppl(_ppl(avg)):>8s} | |g| {self.i_norm:.3g} | clipped {100 * self.i_clipped / n:3.0f}% | "
+              f"{tps:,.0f} tok/s | left {_fmt_seconds(left)} ({what})", file=sys.stderr, flush=True)
+        self.lines += 1
+        self._interval()
+
+    def write(self, text: str) -> None:
+        import sys
+
+        from tqdm import tqdm
+        tqdm.write(text, file=sys.stderr)
+
+    def close(self):
+        self.bar.close()
