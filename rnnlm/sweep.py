@@ -67,7 +67,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import UserError
+from .errors import UserError, plural
 from .fileio import atomic_write_bytes, atomic_write_text
 
 SWEEP_FILE = "sweep.jsonl"
@@ -611,14 +611,14 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
                     out["attempts"] = earlier.get(job.name, 0) + _attempts(client, [fut.key])[fut.key]
                 except KilledWorker:
                     out = {"status": "failed", "wall_s": 0.0, "worker": "", "attempts": retries + 1,
-                           "error": f"its worker died {retries + 1} times (killed or out of memory)"}
+                           "error": f"its worker died {retries + 1} {plural(retries + 1, 'time')} (killed or out of memory)"}
                 except FutureCancelledError:
                     earlier[job.name] = earlier.get(job.name, 0) + 1
                     if earlier[job.name] <= retries:
                         queue.add(submit(job))
                         continue
                     out = {"status": "failed", "wall_s": 0.0, "worker": "", "attempts": earlier[job.name],
-                           "error": f"cancelled {earlier[job.name]} times by the cluster (its data was lost "
+                           "error": f"cancelled {earlier[job.name]} {plural(earlier[job.name], 'time')} by the cluster (its data was lost "
                                     "with a worker)"}
                 finish(job, out)
                 fut.release()

@@ -16,7 +16,7 @@ import textwrap
 from collections import defaultdict
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, plural
 
 # What a reader calls the common columns; the column's own name follows in brackets (the --x/--y to give).
 LABELS = {"best_val_ppl": "best validation perplexity", "val_ppl": "final validation perplexity",
@@ -120,7 +120,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
             continue
         groups[r.get(hue) if hue else None][r[x]].append(yv)
     if not groups:
-        raise UserError(f"no job in {folder} has both {x} and a finite {y} ({missing} jobs without), "
+        raise UserError(f"no job in {folder} has both {x} and a finite {y} ({missing} {plural(missing, 'job')} without), "
                         "so there is nothing to draw; see 'sweep summarize' for their status")
     numeric_x = all(_number(v) is not None for g in groups.values() for v in g)
     plt = _pyplot()
@@ -150,7 +150,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     per_point = f"{runs[0]} run{'s' if runs[0] > 1 else ''}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]} runs"
     ax.set_title(f"{LABELS.get(y, y)} vs {LABELS.get(x, x)}" + (f" by {hue}" if hue else "") + "\n"
                  + "\n".join(textwrap.wrap(f"fixed: {fixed_txt}; {per_point} per point", 95)), fontsize=8)
-    note = f"{missing} jobs without {y} left out" if missing else None
+    note = f"{missing} {plural(missing, 'job')} without {y} left out" if missing else None
     if hue:
         _legend_below(ax, ncol=2 if len(groups) > 4 else 1, title=note, fontsize=8)     # never on the data
     elif note:                  # no lines with labels: a legend would be empty (and matplotlib warns)

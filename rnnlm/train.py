@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .config import TrainConfig, config_to_dict
-from .errors import UserError
+from .errors import UserError, plural
 # the bar, the progress lines and the wall clock; the names stay importable from here
 from .progress import (ETA_REFRESH_S, FIRST_LINE_S, FIRST_LINE_STEPS, LINE_MAX_S,  # noqa: F401
                        MAX_RESERVE_SHARE, RESERVE_EXTRA_S, RESERVE_FACTOR, _fmt_seconds, _Progress, _Timing,
@@ -1314,7 +1314,7 @@ def format_summary(s: dict) -> str:
     from .runs import fmt_ppl
     budget = s.get("budget_s", math.inf)
     lines = [f"run folder: {s['run_dir']}",
-             f"stopped: {stop_word(s)} after {s['steps']} steps ({s['tokens']:,} tokens, "
+             f"stopped: {stop_word(s)} after {s['steps']} {plural(s['steps'], 'step')} ({s['tokens']:,} tokens, "
              f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
              # (no figure from a session that trained no step: a resume that ran only the final evaluation)
              + (f", {s['tokens_per_s']:,.0f} training tokens/s" if s["tokens_per_s"] > 0 else "") + ")",

@@ -91,7 +91,7 @@ def test_train_with_a_batch_too_large_for_one_bptt_window_is_one_line_that_says_
     assert "too few for batch size" in _one_line_error(capsys)
     assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", str(fit), "--max-steps", "1",
                  "--out", str(out)]) == 0
-    assert "stopped: max_steps after 1 steps (" + f"{8 * fit:,} tokens" in capsys.readouterr().out
+    assert "stopped: max_steps after 1 step (" + f"{8 * fit:,} tokens" in capsys.readouterr().out
 
 
 def test_an_eval_batch_too_large_for_the_validation_split_names_its_flag(text, tmp_path, capsys):

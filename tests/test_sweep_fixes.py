@@ -79,7 +79,7 @@ def test_plot_sweep_still_draws_a_numeric_y_against_a_text_x(tmp_path, capsys):
     _fake_sweep(folder, ROWS)
     assert main(["plot", "sweep", str(folder), "--x", "cell", "--y", "best_val_ppl"]) == 0
     svg = (folder / "sweep-best_val_ppl-vs-cell.svg").read_text()
-    assert "1 jobs without best_val_ppl left out" in svg
+    assert "1 job without best_val_ppl left out" in svg
 
 
 # ---------------------------------------------------------------- a rerun says what it skips
