@@ -15,9 +15,11 @@ life of that process (BENCHMARKS.md, Round 4), and a slow worker would flatter
 our ratios. So each worker, once its model is warm, times a calibration (one
 evaluation window of the tiny LSTM, the median of 20 calls, well under a
 second) and we time the same beside it; a worker whose ratio (its ms / ours)
-is more than 1.6x the best of the bench run is closed and another started, up
-to 3 per row (the run's first row always tries two, to have a reference).
-Ratios, not ms: a busy machine slows both sides. The table says which worker
+is more than 1.6x the best of the bench run, or whose calibration page-faults
+more than 500 times per call (the slow mode's signature, which a busy machine
+does not fake), is closed and another started, up to 3 per row (the run's first
+row always tries two, to have a reference). Ratios, not ms: a busy machine
+slows both sides. The table says which worker
 was kept and prints a WARNING naming any row timed against a slow one (every
 try slow, or a later row's worker much faster); --json records carry the
 calibrations (bench_one's docstring lists the fields).
@@ -76,8 +78,11 @@ CAL_CELL, CAL_CONFIG = "lstm", "tiny"
 CAL_CALLS, CAL_WARMUP = 20, 3
 # A worker whose calibration ratio (its ms / ours beside it) is more than SLOW_FACTOR x the best ratio
 # of the bench run is replaced, up to WORKER_TRIES workers per row; the run's first row tries two.
+# So is one whose calibration page-faults more than FAULT_LIMIT times per call, however long it took
+# (a fast process faults 0-220 times per window, a slow one 900-4,600: ~4 KB pages touched afresh).
 SLOW_FACTOR = 1.6
 WORKER_TRIES = 3
+FAULT_LIMIT = 500
 
 
 def _tokens(V, n_windows, seed=0):
@@ -305,20 +310,33 @@ def _worker_main():
         print(f"seconds {time.perf_counter() - t0!r}", flush=True)
 
 
-def _worker_verdict(tries, earlier, factor=SLOW_FACTOR, max_tries=WORKER_TRIES):
+def _worker_verdict(tries, earlier, faults=None, factor=SLOW_FACTOR, max_tries=WORKER_TRIES,
+                    fault_limit=FAULT_LIMIT):
     """What to do after a row's worker calibrations: "more" (start another worker), "keep" (keep the
-    fastest) or "slow" (keep the fastest, and warn: every worker allowed was in PyTorch's slow mode).
+    best, _best_try) or "slow" (keep the best, and warn: every worker allowed was in the slow mode).
 
-    tries: [(worker ms, ours ms)] of this row's workers, in order; earlier: the ratios (worker ms /
-    ours ms) of every worker the run tried before this row. "keep" when the smallest ratio of tries is
-    at most factor x the smallest of all (earlier and tries), once there is something to compare
-    with: the run's first row needs two tries (one calibration alone is slow against nothing).
-    Ratios, not ms: a busy machine slows both sides of a calibration, PyTorch's slow mode only its own.
+    tries: [(worker ms, ours ms)] of this row's workers, in order; faults: their page faults per call
+    (None: not counted); earlier: the ratios (worker ms / ours ms) of every worker the run tried
+    before this row. A try is slow when its ratio is more than factor x the smallest of all (earlier
+    and tries) or it faulted more than fault_limit times per call. "keep" once a try is not slow and
+    there is something to compare with: the run's first row needs two tries (one calibration alone
+    is slow against nothing). Ratios, not ms: a busy machine slows both sides of a calibration,
+    PyTorch's slow mode only its own; page faults are counted, not timed, so a busy machine leaves
+    them alone.
     """
     ratios = [theirs / ours for theirs, ours in tries]
-    if min(ratios) <= factor * min([*ratios, *earlier]) and (len(earlier) > 0 or len(tries) >= 2):
+    faults = [0] * len(tries) if faults is None else faults
+    best = min([*ratios, *earlier])
+    if any(r <= factor * best and f <= fault_limit for r, f in zip(ratios, faults)) and \
+            (len(earlier) > 0 or len(tries) >= 2):
         return "keep"
     return "more" if len(tries) < max_tries else "slow"
+
+
+def _best_try(tries, faults, fault_limit=FAULT_LIMIT):
+    """The index of the best of a row's tries: the smallest ratio among those within fault_limit,
+    else the smallest ratio."""
+    return min(range(len(tries)), key=lambda i: (faults[i] > fault_limit, tries[i][0] / tries[i][1]))
 
 
 def _calibrated_worker(start, ours, earlier):
@@ -326,8 +344,9 @@ def _calibrated_worker(start, ours, earlier):
 
     start() -> a new worker (a _Worker); ours() -> our calibration ms, timed beside each worker's
     (each after IDLE_S of sleep); earlier: the ratios of the run's workers so far, extended here by
-    this row's. Workers are started one at a time until _worker_verdict keeps one; all but the
-    fastest are closed. Returns (worker, fields for the record: see bench_one)."""
+    this row's. Workers are started one at a time until _worker_verdict keeps one; all but the best
+    (_best_try) are closed as soon as they are not. Returns (worker, fields for the record: see
+    bench_one)."""
     tries, faults, kept = [], [], None
     try:
         while True:
@@ -338,13 +357,13 @@ def _calibrated_worker(start, ours, earlier):
             theirs_ms, theirs_faults = worker.calibrate()
             tries.append((theirs_ms, ours_ms))
             faults.append(round(theirs_faults))
-            if kept is None or tries[-1][0] / tries[-1][1] < tries[kept[0]][0] / tries[kept[0]][1]:
+            if _best_try(tries, faults) == len(tries) - 1:
                 if kept is not None:
                     kept[1].close()
                 kept = (len(tries) - 1, worker)
             else:
                 worker.close()
-            verdict = _worker_verdict(tries, earlier)
+            verdict = _worker_verdict(tries, earlier, faults)
             if verdict != "more":
                 break
     except BaseException:
@@ -672,13 +691,16 @@ def format_table(records, vs_torch) -> str:
 
 def slow_worker_rows(records) -> list[dict]:
     """The records (one per (config, cell)) whose kept worker's calibration ratio is more than
-    SLOW_FACTOR x the best of all the workers these records tried: rows timed against PyTorch's
-    slow mode, found then (torch_slow_mode) or only by a faster worker of a later row."""
+    SLOW_FACTOR x the best of all the workers these records tried, or that faulted more than
+    FAULT_LIMIT times per call: rows timed against PyTorch's slow mode, found then
+    (torch_slow_mode) or only by a faster worker of a later row."""
     rows = list({(r["config"], r["cell"]): r for r in records if "torch_calibration_tries" in r}.values())
     if not rows:
         return []
     best = min(t / o for r in rows for t, o in r["torch_calibration_tries"])
-    return [r for r in rows if r["torch_calibration_ms"] / r["calibration_ms"] > SLOW_FACTOR * best]
+    return [r for r in rows if r["torch_calibration_ms"] / r["calibration_ms"] > SLOW_FACTOR * best
+            or ("torch_calibration_faults" in r and r["torch_calibration_faults"][r["torch_worker_kept"] - 1]
+                > FAULT_LIMIT)]
 
 
 def format_calibration(records, threads=None) -> str:
@@ -700,13 +722,14 @@ def format_calibration(records, threads=None) -> str:
         tries[k] = f"[{tries[k]}]"
         lines.append(f"  {r['config']:<7} {r['cell']:<5} " + ", ".join(tries))
     best = min(t / o for r in rows for t, o in r["torch_calibration_tries"])
-    lines.append(f"a worker more than {SLOW_FACTOR}x the run's best ratio ({best:.2f}x) is replaced, up to "
-                 f"{WORKER_TRIES} per row; the first row tries 2 (PyTorch's slow mode: BENCHMARKS.md, Round 4)")
+    lines.append(f"a worker more than {SLOW_FACTOR}x the run's best ratio ({best:.2f}x), or with more than "
+                 f"{FAULT_LIMIT} page faults per call, is replaced, up to {WORKER_TRIES} per row; the first row "
+                 "tries 2 (PyTorch's slow mode: BENCHMARKS.md, Round 4)")
     slow = slow_worker_rows(records)
     if slow:
         lines.append(f"WARNING: {', '.join(r['config'] + ' ' + r['cell'] for r in slow)}: timed against a PyTorch "
-                     f"worker in its slow mode (calibration more than {SLOW_FACTOR}x the best ratio; every try "
-                     "was slow, or a later row found a faster one): those ratios flatter ours; rerun those rows")
+                     f"worker in its slow mode (calibration more than {SLOW_FACTOR}x the best ratio or more than "
+                     f"{FAULT_LIMIT} page faults per call; every try was slow, or a later row found a faster one): those ratios flatter ours; rerun those rows")
     return "\n".join(lines)
 
 

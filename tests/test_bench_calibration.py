@@ -29,12 +29,31 @@ def test_worker_verdict(tries, earlier, verdict):
     assert bench._worker_verdict(tries, earlier) == verdict
 
 
+@pytest.mark.parametrize("tries,faults,earlier,verdict", [
+    ([(2.4, 2.0)], [1954], [1.2], "more"),                 # as fast as the best, but page-faulting: slow mode
+    ([(2.4, 2.0)], [500], [1.2], "keep"),                  # at the limit: kept
+    ([(2.4, 2.0), (2.5, 2.0), (2.3, 2.0)], [893, 4560, 1195], [1.2], "slow"),
+    ([(2.4, 2.0), (2.5, 2.0)], [1954, 6], [], "keep"),     # the first row: the second does not fault
+    ([(2.4, 2.0), (2.5, 2.0)], [1954, 4553], [], "more"),
+])
+def test_worker_verdict_with_page_faults(tries, faults, earlier, verdict):
+    assert bench._worker_verdict(tries, earlier, faults) == verdict
+
+
+def test_the_best_try_does_not_fault_if_one_does_not():
+    assert bench._best_try([(2.4, 2.0), (2.6, 2.0), (2.3, 2.0)], [1954, 6, 700]) == 1
+    assert bench._best_try([(2.4, 2.0), (2.6, 2.0)], [1954, 4553]) == 0          # all fault: the fastest
+    assert bench._best_try([(2.4, 2.0), (2.3, 2.0)], [0, 0]) == 1
+
+
 class _FakeWorker:
     def __init__(self, ms, log):
-        self.ms, self.log, self.closed = ms, log, False
+        # ms: the calibration's ms, or (ms, page faults per call); by default a slow worker faults
+        self.ms, self.faults = ms if isinstance(ms, tuple) else (ms, 1000.0 * (ms > 5))
+        self.log, self.closed = log, False
 
     def calibrate(self):
-        return self.ms, 1000.0 * (self.ms > 5)          # a slow worker page-faults
+        return self.ms, self.faults
 
     def close(self):
         self.closed = True
@@ -88,6 +107,15 @@ def test_every_worker_slow_keeps_the_fastest_and_says_so():
     assert fields["torch_calibration_ms"] == 8.0
 
 
+def test_a_fast_worker_that_page_faults_is_replaced():
+    log = []
+    start, made = _starter([(2.3, 1954.0), (2.6, 6.0)], log)
+    worker, fields = bench._calibrated_worker(start, lambda: 2.0, [1.2])
+    assert worker is made[1] and made[0].closed and not made[1].closed
+    assert fields["torch_calibration_faults"] == [1954, 6] and fields["torch_worker_kept"] == 2
+    assert fields["torch_slow_mode"] is False
+
+
 def test_a_worker_that_fails_to_start_closes_the_one_kept():
     log = []
     start, made = _starter([9.0, 9.0], log, fail_at=1)
@@ -123,6 +151,14 @@ def test_table_names_the_kept_worker_and_warns_of_slow_rows():
 def test_a_later_faster_worker_flags_an_earlier_row():
     # both of the first row's workers were slow (nothing to tell them by), a later one was fast
     records = [_record("tiny", "rnn", [[9.0, 2.0], [9.2, 2.0]], 1), _record("tiny", "gru", [[2.4, 2.0]], 1)]
+    assert [r["cell"] for r in bench.slow_worker_rows(records)] == ["rnn"]
+    assert "WARNING: tiny rnn: timed against" in bench.format_table(records, vs_torch=True)
+
+
+def test_a_kept_worker_that_page_faults_is_flagged():
+    records = [dict(_record("tiny", "rnn", [[2.4, 2.0], [2.5, 2.0], [2.45, 2.0]], 1, slow=True),
+                    torch_calibration_faults=[1954, 4553, 893]),
+               dict(_record("tiny", "gru", [[2.5, 2.0]], 1), torch_calibration_faults=[6])]
     assert [r["cell"] for r in bench.slow_worker_rows(records)] == ["rnn"]
     assert "WARNING: tiny rnn: timed against" in bench.format_table(records, vs_torch=True)
 
