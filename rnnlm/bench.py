@@ -212,10 +212,11 @@ class _Worker:
     """A model in a child process: `run(key)` asks it to time one run ("train" or
     "eval") over the same windows as ours and returns its seconds. side "torch"
     is _TorchModel; "rnnlm" is ours (to check that the harness itself is neutral).
-    `set_threads(n)` moves it to n threads (bench --scaling); `version` is what
-    it runs (e.g. "torch 2.13.0+cpu"); `calibrate()` times the calibration
-    there: (ms, minor page faults per call) of _calibration_call of its side,
-    at its thread count.
+    `faults[key]` lists the minor page faults of each run (`run` returns only
+    the seconds). `set_threads(n)` moves it to n threads (bench --scaling);
+    `version` is what it runs (e.g. "torch 2.13.0+cpu"); `calibrate()` times
+    the calibration there: (ms, minor page faults per call) of
+    _calibration_call of its side, at its thread count.
 
     The protocol is a line each way on the child's stdin/stdout (no pickle)."""
 
@@ -225,6 +226,7 @@ class _Worker:
         self.side = side
         self.proc = subprocess.Popen([sys.executable, "-c", code, side, cell, config, str(n), str(threads)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.faults = {}    # key -> the minor page faults of each run(key), in order
         self.version = self._expect("ready")[len("ready"):].strip()
 
     def _expect(self, what):
@@ -238,7 +240,9 @@ class _Worker:
     def run(self, key):
         self.proc.stdin.write(key + "\n")
         self.proc.stdin.flush()
-        return float(self._expect("seconds").split()[1])
+        _, seconds, _, faults = self._expect("seconds").split()
+        self.faults.setdefault(key, []).append(float(faults))
+        return float(seconds)
 
     def calibrate(self):
         self.proc.stdin.write("calibrate\n")
@@ -305,9 +309,11 @@ def _worker_main():
             print("seconds {!r} faults {!r}".format(*_calibrate(calibration)), flush=True)
             continue
         run = {"train": model.train_steps, "eval": model.eval_steps}[key]
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         run(windows)
-        print(f"seconds {time.perf_counter() - t0!r}", flush=True)
+        seconds = time.perf_counter() - t0
+        print(f"seconds {seconds!r} faults {resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults}", flush=True)
 
 
 def _worker_verdict(tries, earlier, faults=None, factor=SLOW_FACTOR, max_tries=WORKER_TRIES,
@@ -397,7 +403,9 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
     torch_calibration_tries ([worker ms, ours ms] of each worker started for this row, in order),
     torch_calibration_faults (the minor page faults per calibration call of each of them),
     torch_worker_kept (1-based), torch_calibration_best (the smallest ratio worker / ours of the
-    run so far) and torch_slow_mode (every worker tried was far slower: see _worker_verdict).
+    run so far), torch_slow_mode (every worker tried was far slower: see _worker_verdict) and
+    torch_train_faults_per_window, torch_eval_faults_per_window (the kept worker's minor page faults
+    in its timed runs, the median over repeats / windows per run: the slow mode's signature).
     calibrations: the ratios of the run's workers so far (run_bench shares one list over its rows;
     None: this row is the run's first).
     """
@@ -434,6 +442,9 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
         record["torch_process"] = "same" if torch_in_process else "worker"
         record["torch_train_tokens_per_s"] = round(_median_rate(timings["torch_train"], tokens))
         record["torch_eval_tokens_per_s"] = round(_median_rate(timings["torch_eval"], tokens))
+        if worker is not None:
+            for kind in ("train", "eval"):
+                record[f"torch_{kind}_faults_per_window"] = round(float(np.median(worker.faults[kind])) / n)
         for kind in ("train", "eval"):
             record[f"{kind}_ratio"], record[f"{kind}_ratio_range"] = _ratio(
                 record[f"{kind}_tokens_per_s"], record[f"torch_{kind}_tokens_per_s"],

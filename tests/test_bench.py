@@ -34,6 +34,8 @@ def test_worker_times_the_same_windows_in_its_own_process():
         assert 0 < eval_s < 60 and 0 < train_s < 60
         ms, faults = worker.calibrate()
         assert 0 < ms < 1000 and faults >= 0
+        assert sorted(worker.faults) == ["eval", "train"] and len(worker.faults["train"]) == 1
+        assert worker.faults["eval"][0] >= 0
     finally:
         worker.close()
     assert worker.proc.returncode == 0
@@ -73,6 +75,7 @@ def test_comparison_record_and_table(monkeypatch, capsys):
     assert len(tries) == 2 == len(rec["torch_calibration_faults"]) and rec["torch_worker_kept"] in (1, 2)
     assert [rec["torch_calibration_ms"], rec["calibration_ms"]] == tries[rec["torch_worker_kept"] - 1]
     assert rec["torch_calibration_best"] == round(min(t / o for t, o in tries), 3)
+    assert rec["torch_train_faults_per_window"] >= 0 and rec["torch_eval_faults_per_window"] >= 0
     for kind in ("train", "eval"):
         lo, hi = rec[f"{kind}_ratio_range"]
         assert 0 < lo <= hi
