@@ -731,7 +731,9 @@ def format_calibration(records, threads=None) -> str:
                  for (t, o), f in zip(r["torch_calibration_tries"], faults)]
         k = r["torch_worker_kept"] - 1
         tries[k] = f"[{tries[k]}]"
-        lines.append(f"  {r['config']:<7} {r['cell']:<5} " + ", ".join(tries))
+        timed = (f"; kept worker's timed eval {r['torch_eval_faults_per_window']} pf/window"
+                 if "torch_eval_faults_per_window" in r else "")
+        lines.append(f"  {r['config']:<7} {r['cell']:<5} " + ", ".join(tries) + timed)
     best = min(t / o for r in rows for t, o in r["torch_calibration_tries"])
     lines.append(f"a worker more than {SLOW_FACTOR}x the run's best ratio ({best:.2f}x), or with more than "
                  f"{FAULT_LIMIT} page faults per call, is replaced, up to {WORKER_TRIES} per row; the first row "
@@ -740,7 +742,8 @@ def format_calibration(records, threads=None) -> str:
     if slow:
         lines.append(f"WARNING: {', '.join(r['config'] + ' ' + r['cell'] for r in slow)}: timed against a PyTorch "
                      f"worker in its slow mode (calibration more than {SLOW_FACTOR}x the best ratio or more than "
-                     f"{FAULT_LIMIT} page faults per call; every try was slow, or a later row found a faster one): those ratios flatter ours; rerun those rows")
+                     f"{FAULT_LIMIT} page faults per call; every try was slow, or a later row found a faster "
+                     "one): those ratios flatter ours; rerun those rows")
     return "\n".join(lines)
 
 

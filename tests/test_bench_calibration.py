@@ -188,6 +188,9 @@ def test_scaling_footer_says_the_thread_count_of_the_calibration():
 def test_the_tables_show_page_faults_when_recorded():
     rec = dict(_record("tiny", "rnn", [[2.4, 2.0], [9.0, 2.0]], 1), torch_calibration_faults=[0, 1954])
     assert "  tiny    rnn   [2.40/2.00 = 1.20x 0 pf], 9.00/2.00 = 4.50x 1954 pf" in bench.format_calibration([rec])
+    rec["torch_eval_faults_per_window"] = 4055
+    assert bench.format_calibration([rec]).splitlines()[1].endswith(
+        "1954 pf; kept worker's timed eval 4055 pf/window")
 
 
 def test_our_calibration_is_a_fresh_models_loss_and_its_time():
