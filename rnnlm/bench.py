@@ -19,10 +19,11 @@ is more than 1.6x the best of the bench run, or whose calibration page-faults
 more than 500 times per call (the slow mode's signature, which a busy machine
 does not fake), is closed and another started, up to 3 per row (the run's first
 row always tries two, to have a reference). Ratios, not ms: a busy machine
-slows both sides. The table says which worker
-was kept and prints a WARNING naming any row timed against a slow one (every
-try slow, or a later row's worker much faster); --json records carry the
-calibrations (bench_one's docstring lists the fields).
+slows both sides. The table says which worker was kept and prints a WARNING
+naming any row timed against a slow one (every try slow, or a later row's
+worker much faster); --json records carry the calibrations and the kept
+worker's page faults in its timed runs (bench_one's docstring lists the
+fields).
 
 The training step timed is the whole step a user pays for: forward, BPTT,
 global-norm clipping and an SGD update, with the hidden state carried across
@@ -72,8 +73,8 @@ IDLE_S = 0.3
 # The calibration both sides time before a comparison: one evaluation window of the tiny LSTM (each
 # side's model as the bench builds it), the median of CAL_CALLS calls after CAL_WARMUP, and the minor
 # page faults per call. PyTorch in a fresh process runs either fast or 2-3x slower for the whole life of
-# the process (BENCHMARKS.md, Round 4); the slow processes page-fault ~1,000-2,000 times per window
-# (buffers of ~9 MB freed back to the OS and touched afresh every window).
+# the process (BENCHMARKS.md, Round 4); the slow processes page-fault ~900-4,600 times per window
+# (~9 MB buffers handed back to the OS and touched afresh every window, it seems).
 CAL_CELL, CAL_CONFIG = "lstm", "tiny"
 CAL_CALLS, CAL_WARMUP = 20, 3
 # A worker whose calibration ratio (its ms / ours beside it) is more than SLOW_FACTOR x the best ratio
@@ -879,8 +880,8 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
     keeps one model per thread count (shared weights), since a model fixes its fast
     paths for the thread count it first runs at (paths.plan). n_windows: windows per
     run (default _steps_for). worker_side "rnnlm" puts our model in the worker (tests).
-    The calibration fields (bench_one's) are measured once, at threads[0], and repeated in every
-    record; calibrations: as bench_one's.
+    The calibration fields (bench_one's, without the timed runs' faults) are measured once, at
+    threads[0], and repeated in every record; calibrations: as bench_one's.
     """
     V, H = CONFIGS[config]
     n = n_windows or _steps_for(V, H)
