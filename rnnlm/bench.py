@@ -10,6 +10,21 @@ both sides by a varying 10-30%, which no user of either pays.
 `--torch-in-process` keeps the old one-process harness to compare. Nothing
 here is asserted: it prints.
 
+PyTorch in a fresh process runs either fast or 2-3x slower for the whole
+life of that process (BENCHMARKS.md, Round 4), and a slow worker would flatter
+our ratios. So each worker, once its model is warm, times a calibration (one
+evaluation window of the tiny LSTM, the median of 20 calls, well under a
+second) and we time the same beside it; a worker whose ratio (its ms / ours)
+is more than 1.6x the best of the bench run, or whose calibration page-faults
+more than 500 times per call (the slow mode's signature, which a busy machine
+does not fake), is closed and another started, up to 3 per row (the run's first
+row always tries two, to have a reference). Ratios, not ms: a busy machine
+slows both sides. The table says which worker was kept and prints a WARNING
+naming any row timed against a slow one (every try slow, or a later row's
+worker much faster); --json records carry the calibrations and the kept
+worker's page faults in its timed runs (bench_one's docstring lists the
+fields).
+
 The training step timed is the whole step a user pays for: forward, BPTT,
 global-norm clipping and an SGD update, with the hidden state carried across
 windows (the pytorch/examples loop). Inference is the forward and loss only.
@@ -20,9 +35,11 @@ parallel efficiency; `--breakdown` cuts the training step into phases by
 wrapping the functions it calls with timers for one extra pass.
 
 The one thing to know before editing: every timed run goes through
-`_interleave` (a sleep, then each side in turn, repeat by repeat), and the
-breakdown only wraps functions from outside (`_phase_hooks`): the kernels
-and the step they run are the ones a user's training runs.
+`_interleave` (a sleep, then each side in turn, repeat by repeat), every
+PyTorch worker through `_calibrated_worker` (the decision itself is
+`_worker_verdict`, a pure function of the calibrations), and the breakdown
+only wraps functions from outside (`_phase_hooks`): the kernels and the step
+they run are the ones a user's training runs.
 """
 from __future__ import annotations
 
@@ -53,6 +70,20 @@ CLIP, LR = 0.25, 1.0
 # for a while after their last task, and in one process they would otherwise
 # steal a core from whichever model is timed next.
 IDLE_S = 0.3
+# The calibration both sides time before a comparison: one evaluation window of the tiny LSTM (each
+# side's model as the bench builds it), the median of CAL_CALLS calls after CAL_WARMUP, and the minor
+# page faults per call. PyTorch in a fresh process runs either fast or 2-3x slower for the whole life of
+# the process (BENCHMARKS.md, Round 4); the slow processes page-fault ~900-4,600 times per window
+# (~9 MB buffers handed back to the OS and touched afresh every window, it seems).
+CAL_CELL, CAL_CONFIG = "lstm", "tiny"
+CAL_CALLS, CAL_WARMUP = 20, 3
+# A worker whose calibration ratio (its ms / ours beside it) is more than SLOW_FACTOR x the best ratio
+# of the bench run is replaced, up to WORKER_TRIES workers per row; the run's first row tries two.
+# So is one whose calibration page-faults more than FAULT_LIMIT times per call, however long it took
+# (a fast process faults 0-220 times per window, a slow one 900-4,600: ~4 KB pages touched afresh).
+SLOW_FACTOR = 1.6
+WORKER_TRIES = 3
+FAULT_LIMIT = 500
 
 
 def _tokens(V, n_windows, seed=0):
@@ -62,6 +93,45 @@ def _tokens(V, n_windows, seed=0):
 
 def _median_rate(times, tokens):
     return tokens / float(np.median(times))
+
+
+def _calibrate(call, calls=CAL_CALLS, warmup=CAL_WARMUP):
+    """(median seconds, minor page faults per call) of `calls` calls of call(), after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / calls
+
+
+def _calibration_call(side):
+    """The calibration's one call on side "torch" (_TorchModel's evaluation, its state carried) or
+    "rnnlm" (our model's loss from the zero state): one window (B, T as the bench) of a model of
+    CAL_CELL and CAL_CONFIG built here at the thread count set now; returns the mean loss (nats/token).
+    Imports torch only for "torch"."""
+    V, H = CONFIGS[CAL_CONFIG]
+    window = _tokens(V, 1, seed=1)[0]
+    if side == "torch":
+        import torch
+
+        model = _TorchModel(CAL_CELL, V, H, torch.get_num_threads())
+        w = torch.from_numpy(window)
+
+        def call():
+            with torch.no_grad():
+                return float(model.loss_fn(model._forward(w[:-1]), w[1:].reshape(-1)))
+        return call
+    ours = _OurModel(CAL_CELL, V, H)
+    return lambda: ours.model.loss(window[:-1], window[1:], ours.state)[0]
+
+
+def calibrate_ours():
+    """Our calibration in this process, ms (at the thread count set now): the machine's state beside a worker's."""
+    return 1e3 * _calibrate(_calibration_call("rnnlm"))[0]
 
 
 class _OurModel:
@@ -143,8 +213,11 @@ class _Worker:
     """A model in a child process: `run(key)` asks it to time one run ("train" or
     "eval") over the same windows as ours and returns its seconds. side "torch"
     is _TorchModel; "rnnlm" is ours (to check that the harness itself is neutral).
-    `set_threads(n)` moves it to n threads (bench --scaling); `version` is what
-    it runs (e.g. "torch 2.13.0+cpu").
+    `faults[key]` lists the minor page faults of each run (`run` returns only
+    the seconds). `set_threads(n)` moves it to n threads (bench --scaling);
+    `version` is what it runs (e.g. "torch 2.13.0+cpu"); `calibrate()` times
+    the calibration there: (ms, minor page faults per call) of
+    _calibration_call of its side, at its thread count.
 
     The protocol is a line each way on the child's stdin/stdout (no pickle)."""
 
@@ -154,6 +227,7 @@ class _Worker:
         self.side = side
         self.proc = subprocess.Popen([sys.executable, "-c", code, side, cell, config, str(n), str(threads)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.faults = {}    # key -> the minor page faults of each run(key), in order
         self.version = self._expect("ready")[len("ready"):].strip()
 
     def _expect(self, what):
@@ -167,7 +241,15 @@ class _Worker:
     def run(self, key):
         self.proc.stdin.write(key + "\n")
         self.proc.stdin.flush()
-        return float(self._expect("seconds").split()[1])
+        _, seconds, _, faults = self._expect("seconds").split()
+        self.faults.setdefault(key, []).append(float(faults))
+        return float(seconds)
+
+    def calibrate(self):
+        self.proc.stdin.write("calibrate\n")
+        self.proc.stdin.flush()
+        _, seconds, _, faults = self._expect("seconds").split()
+        return 1e3 * float(seconds), float(faults)
 
     def set_threads(self, threads):
         self.proc.stdin.write(f"threads {threads}\n")
@@ -213,6 +295,7 @@ def _worker_main():
         return model
 
     warm = set()
+    calibration = None
     model = model_at(threads)
     version = f"torch {model.torch.__version__}" if side == "torch" else "rnnlm"
     print("ready", version, flush=True)
@@ -222,10 +305,89 @@ def _worker_main():
             model = model_at(int(key.split()[1]))
             print("ready", version, flush=True)
             continue
+        if key == "calibrate":
+            calibration = calibration or _calibration_call(side)
+            print("seconds {!r} faults {!r}".format(*_calibrate(calibration)), flush=True)
+            continue
         run = {"train": model.train_steps, "eval": model.eval_steps}[key]
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         run(windows)
-        print(f"seconds {time.perf_counter() - t0!r}", flush=True)
+        seconds = time.perf_counter() - t0
+        print(f"seconds {seconds!r} faults {resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults}", flush=True)
+
+
+def _worker_verdict(tries, earlier, faults=None, factor=SLOW_FACTOR, max_tries=WORKER_TRIES,
+                    fault_limit=FAULT_LIMIT):
+    """What to do after a row's worker calibrations: "more" (start another worker), "keep" (keep the
+    best, _best_try) or "slow" (keep the best, and warn: every worker allowed was in the slow mode).
+
+    tries: [(worker ms, ours ms)] of this row's workers, in order; faults: their page faults per call
+    (None: not counted); earlier: the ratios (worker ms / ours ms) of every worker the run tried
+    before this row. A try is slow when its ratio is more than factor x the smallest of all (earlier
+    and tries) or it faulted more than fault_limit times per call. "keep" once a try is not slow and
+    there is something to compare with: the run's first row needs two tries (one calibration alone
+    is slow against nothing). Ratios, not ms: a busy machine slows both sides of a calibration,
+    PyTorch's slow mode only its own; page faults are counted, not timed, so a busy machine leaves
+    them alone.
+    """
+    ratios = [theirs / ours for theirs, ours in tries]
+    faults = [0] * len(tries) if faults is None else faults
+    best = min([*ratios, *earlier])
+    if any(r <= factor * best and f <= fault_limit for r, f in zip(ratios, faults)) and \
+            (len(earlier) > 0 or len(tries) >= 2):
+        return "keep"
+    return "more" if len(tries) < max_tries else "slow"
+
+
+def _best_try(tries, faults, fault_limit=FAULT_LIMIT):
+    """The index of the best of a row's tries: the smallest ratio among those within fault_limit,
+    else the smallest ratio."""
+    return min(range(len(tries)), key=lambda i: (faults[i] > fault_limit, tries[i][0] / tries[i][1]))
+
+
+def _calibrated_worker(start, ours, earlier):
+    """A worker whose calibration is not far slower than the run's best, and what was measured.
+
+    start() -> a new worker (a _Worker); ours() -> our calibration ms, timed beside each worker's
+    (each after IDLE_S of sleep); earlier: the ratios of the run's workers so far, extended here by
+    this row's. Workers are started one at a time until _worker_verdict keeps one; all but the best
+    (_best_try) are closed as soon as they are not. Returns (worker, fields for the record: see
+    bench_one)."""
+    tries, faults, kept = [], [], None
+    try:
+        while True:
+            worker = start()
+            time.sleep(IDLE_S)
+            ours_ms = ours()
+            time.sleep(IDLE_S)
+            theirs_ms, theirs_faults = worker.calibrate()
+            tries.append((theirs_ms, ours_ms))
+            faults.append(round(theirs_faults))
+            if _best_try(tries, faults) == len(tries) - 1:
+                if kept is not None:
+                    kept[1].close()
+                kept = (len(tries) - 1, worker)
+            else:
+                worker.close()
+            verdict = _worker_verdict(tries, earlier, faults)
+            if verdict != "more":
+                break
+    except BaseException:
+        if kept is not None:
+            kept[1].close()
+        raise
+    earlier.extend(theirs / ours for theirs, ours in tries)
+    theirs_ms, ours_ms = tries[kept[0]]
+    return kept[1], {
+        "calibration_ms": round(ours_ms, 3),
+        "torch_calibration_ms": round(theirs_ms, 3),
+        "torch_calibration_tries": [[round(t, 3), round(o, 3)] for t, o in tries],
+        "torch_calibration_faults": faults,
+        "torch_worker_kept": kept[0] + 1,
+        "torch_calibration_best": round(min(earlier), 3),
+        "torch_slow_mode": verdict == "slow",
+    }
 
 
 def _steps_for(V, H):
@@ -234,8 +396,20 @@ def _steps_for(V, H):
     return int(np.clip(2e8 / (work * BATCH * BPTT) * 40, 3, 30))
 
 
-def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_process=False):
-    """Time one (cell, config); returns the JSON record."""
+def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_process=False, calibrations=None):
+    """Time one (cell, config); returns the JSON record.
+
+    Every record has calibration_ms: our calibration (ms, _calibration_call). With the PyTorch
+    worker also: torch_calibration_ms (the kept worker's, and calibration_ms is ours beside it),
+    torch_calibration_tries ([worker ms, ours ms] of each worker started for this row, in order),
+    torch_calibration_faults (the minor page faults per calibration call of each of them),
+    torch_worker_kept (1-based), torch_calibration_best (the smallest ratio worker / ours of the
+    run so far), torch_slow_mode (every worker tried was far slower: see _worker_verdict) and
+    torch_train_faults_per_window, torch_eval_faults_per_window (the kept worker's minor page faults
+    in its timed runs, the median over repeats / windows per run: the slow mode's signature).
+    calibrations: the ratios of the run's workers so far (run_bench shares one list over its rows;
+    None: this row is the run's first).
+    """
     V, H = CONFIGS[config]
     n = _steps_for(V, H)
     windows = _tokens(V, n)
@@ -243,7 +417,7 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
     ours.train_steps(windows[:2])  # compile and warm up buffers
     ours.eval_steps(windows[:2])
     runs = [("train", _timed(ours.train_steps, windows)), ("eval", _timed(ours.eval_steps, windows))]
-    worker = None
+    worker, fields = None, None
     if vs_torch and torch_in_process:
         theirs = _TorchModel(cell, V, H, threads)
         theirs.train_steps(windows[:2])
@@ -251,8 +425,10 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
         runs += [("torch_train", _timed(theirs.train_steps, windows)),
                  ("torch_eval", _timed(theirs.eval_steps, windows))]
     elif vs_torch:
-        worker = _Worker(cell, config, n, threads)
+        worker, fields = _calibrated_worker(lambda: _Worker(cell, config, n, threads), calibrate_ours,
+                                            [] if calibrations is None else calibrations)
         runs += [("torch_train", lambda: worker.run("train")), ("torch_eval", lambda: worker.run("eval"))]
+    fields = fields or {"calibration_ms": round(calibrate_ours(), 3)}
     timings = _interleave_then_close(runs, repeats, worker)
     tokens = n * BATCH * BPTT
     record = {
@@ -261,11 +437,15 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
         "eval_tokens_per_s": round(_median_rate(timings["eval"], tokens)),
         "repeats": repeats,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **fields,
     }
     if vs_torch:
         record["torch_process"] = "same" if torch_in_process else "worker"
         record["torch_train_tokens_per_s"] = round(_median_rate(timings["torch_train"], tokens))
         record["torch_eval_tokens_per_s"] = round(_median_rate(timings["torch_eval"], tokens))
+        if worker is not None:
+            for kind in ("train", "eval"):
+                record[f"torch_{kind}_faults_per_window"] = round(float(np.median(worker.faults[kind])) / n)
         for kind in ("train", "eval"):
             record[f"{kind}_ratio"], record[f"{kind}_ratio_range"] = _ratio(
                 record[f"{kind}_tokens_per_s"], record[f"torch_{kind}_tokens_per_s"],
@@ -428,11 +608,11 @@ def run_bench(cell="all", config="all", *, repeats, threads, vs_torch=False, tor
     from tqdm import tqdm
 
     _set_threads(threads)
-    records = []
+    records, calibrations = [], []
     jobs = [(c, conf) for conf in configs for c in cells]
     for c, conf in tqdm(jobs, desc="bench", disable=not _bars(progress), leave=False, file=sys.stderr):
         rec = bench_one(c, conf, repeats=repeats, vs_torch=vs_torch,
-                        threads=threads, torch_in_process=torch_in_process)
+                        threads=threads, torch_in_process=torch_in_process, calibrations=calibrations)
         records.append(rec)
         if on_record is not None:
             on_record(rec)
@@ -517,6 +697,54 @@ def format_table(records, vs_torch) -> str:
             line += (f" {r['torch_train_tokens_per_s']:>12,} {_ratio_cell(r, 'train'):>19}"
                      f" {r['torch_eval_tokens_per_s']:>11,} {_ratio_cell(r, 'eval'):>19}")
         lines.append(line)
+    calibration = format_calibration(records) if vs_torch else ""
+    return "\n".join(lines + ([calibration] if calibration else []))
+
+
+def slow_worker_rows(records) -> list[dict]:
+    """The records (one per (config, cell)) whose kept worker's calibration ratio is more than
+    SLOW_FACTOR x the best of all the workers these records tried, or that faulted more than
+    FAULT_LIMIT times per call: rows timed against PyTorch's slow mode, found then
+    (torch_slow_mode) or only by a faster worker of a later row."""
+    rows = list({(r["config"], r["cell"]): r for r in records if "torch_calibration_tries" in r}.values())
+    if not rows:
+        return []
+    best = min(t / o for r in rows for t, o in r["torch_calibration_tries"])
+    return [r for r in rows if r["torch_calibration_ms"] / r["calibration_ms"] > SLOW_FACTOR * best
+            or ("torch_calibration_faults" in r and r["torch_calibration_faults"][r["torch_worker_kept"] - 1]
+                > FAULT_LIMIT)]
+
+
+def format_calibration(records, threads=None) -> str:
+    """The workers' calibrations, one line per (config, cell), and a WARNING line naming the rows
+    timed against a slow worker; "" when the records have no worker calibration. threads: the
+    count both sides calibrated at, when not the table's (bench --scaling: the smallest)."""
+    rows = list({(r["config"], r["cell"]): r for r in records if "torch_calibration_tries" in r}.values())
+    if not rows:
+        return ""
+    lines = [f"calibration: one {CAL_CONFIG} {CAL_CELL} evaluation window, median of {CAL_CALLS} calls, ms in each "
+             "PyTorch worker started / ours beside it" + (f", at {threads} thread{'s' * (threads > 1)}" if threads
+                                                           else "")
+             + "; its page faults per call; the kept worker in [ ]"]
+    for r in rows:
+        faults = r.get("torch_calibration_faults") or [None] * len(r["torch_calibration_tries"])
+        tries = [f"{t:.2f}/{o:.2f} = {t / o:.2f}x" + (f" {f:.0f} pf" if f is not None else "")
+                 for (t, o), f in zip(r["torch_calibration_tries"], faults)]
+        k = r["torch_worker_kept"] - 1
+        tries[k] = f"[{tries[k]}]"
+        timed = (f"; kept worker's timed eval {r['torch_eval_faults_per_window']} pf/window"
+                 if "torch_eval_faults_per_window" in r else "")
+        lines.append(f"  {r['config']:<7} {r['cell']:<5} " + ", ".join(tries) + timed)
+    best = min(t / o for r in rows for t, o in r["torch_calibration_tries"])
+    lines.append(f"a worker more than {SLOW_FACTOR}x the run's best ratio ({best:.2f}x), or with more than "
+                 f"{FAULT_LIMIT} page faults per call, is replaced, up to {WORKER_TRIES} per row; the first row "
+                 "tries 2 (PyTorch's slow mode: BENCHMARKS.md, Round 4)")
+    slow = slow_worker_rows(records)
+    if slow:
+        lines.append(f"WARNING: {', '.join(r['config'] + ' ' + r['cell'] for r in slow)}: timed against a PyTorch "
+                     f"worker in its slow mode (calibration more than {SLOW_FACTOR}x the best ratio or more than "
+                     f"{FAULT_LIMIT} page faults per call; every try was slow, or a later row found a faster "
+                     "one): those ratios flatter ours; rerun those rows")
     return "\n".join(lines)
 
 
@@ -643,7 +871,7 @@ def _breakdown_run(ours, windows, out):
 
 
 def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=False, n_windows=None,
-                worker_side="torch") -> list[dict]:
+                worker_side="torch", calibrations=None) -> list[dict]:
     """Time one (cell, config) at each thread count of `threads` (sorted); one record per count.
 
     Every repeat runs, for each thread count in turn: ours train, ours eval, then
@@ -652,6 +880,8 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
     keeps one model per thread count (shared weights), since a model fixes its fast
     paths for the thread count it first runs at (paths.plan). n_windows: windows per
     run (default _steps_for). worker_side "rnnlm" puts our model in the worker (tests).
+    The calibration fields (bench_one's, without the timed runs' faults) are measured once, at
+    threads[0], and repeated in every record; calibrations: as bench_one's.
     """
     V, H = CONFIGS[config]
     n = n_windows or _steps_for(V, H)
@@ -663,7 +893,12 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
         ours[t].train_steps(windows[:2])  # compile, allocate the workspace at this thread count
         ours[t].eval_steps(windows[:2])
         overlapped[t] = bool(next(iter(ours[t].model._workspaces.values())).plan.overlapped)
-    worker = _Worker(cell, config, n, threads[0], side=worker_side) if vs_torch else None
+    _set_threads(threads[0])
+    if vs_torch:
+        worker, fields = _calibrated_worker(lambda: _Worker(cell, config, n, threads[0], side=worker_side),
+                                            calibrate_ours, [] if calibrations is None else calibrations)
+    else:
+        worker, fields = None, {"calibration_ms": round(calibrate_ours(), 3)}
     phases = {t: [] for t in threads}
 
     def on_worker(t, key):
@@ -687,7 +922,7 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
         rec = {"config": config, "cell": cell, "V": V, "E": H, "H": H, "B": BATCH, "T": BPTT, "threads": t,
                "windows": n, "repeats": repeats,
                "train_tokens_per_s": round(_median_rate(timings[t, "train"], tokens)),
-               "eval_tokens_per_s": round(_median_rate(timings[t, "eval"], tokens))}
+               "eval_tokens_per_s": round(_median_rate(timings[t, "eval"], tokens)), **fields}
         if vs_torch:
             rec["torch"] = worker.version
             for kind in ("train", "eval"):
@@ -751,11 +986,11 @@ def run_scaling(cell="all", config="all", *, threads, repeats, vs_torch=False, b
                         "(it is never a dependency: install it in a separate venv)")
     from tqdm import tqdm
 
-    records = []
+    records, calibrations = [], []
     jobs = [(c, conf) for conf in configs for c in cells]
     for c, conf in tqdm(jobs, desc="bench --scaling", disable=not _bars(progress), leave=False, file=sys.stderr):
         for rec in scaling_one(c, conf, counts, repeats=repeats, vs_torch=vs_torch, breakdown=breakdown,
-                               n_windows=n_windows):
+                               n_windows=n_windows, calibrations=calibrations):
             records.append(rec)
             if on_record is not None:
                 on_record(rec)
@@ -825,7 +1060,8 @@ def format_breakdown(records) -> str:
 
 
 def format_scaling_footer(records) -> str:
-    """How the threads were set, and the machine, the last lines of `bench --scaling`."""
+    """The workers' calibrations (format_calibration, with --vs-torch), how the threads were set, and
+    the machine: the last lines of `bench --scaling`."""
     import numba
 
     from ._blas import blas_threads
@@ -834,7 +1070,9 @@ def format_scaling_footer(records) -> str:
         else "NumPy's BLAS not OpenBLAS: left at its own setting"
     torch = (f"; PyTorch ({records[0]['torch']}) in a worker process, torch.set_num_threads(n)"
              if records and "torch" in records[0] else "")
-    return (f"threads: ours numba.set_num_threads(n) (pool of NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, "
+    calibration = format_calibration(records, threads=records[0]["threads"]) if records else ""
+    return ((calibration + "\n" if calibration else "") +
+            f"threads: ours numba.set_num_threads(n) (pool of NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, "
             f"{numba.threading_layer() if _numba_pool_started() else 'pool not started'}), {blas}, SciPy's "
             f"OpenBLAS (Numba's np.dot) held at 1 inside our kernels{torch}; this machine: {machine_cores()} cores"
             f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "

@@ -22,6 +22,7 @@ def test_json_record_for_one_cell_and_config(capsys):
         ("rnn", "tiny", 2000, 64, 64, 32, 35)
     assert rec["train_tokens_per_s"] > 0 and rec["eval_tokens_per_s"] > rec["train_tokens_per_s"] / 10
     assert "train_ratio" not in rec   # no --vs-torch, no comparison
+    assert 0 < rec["calibration_ms"] < 1000 and "torch_calibration_ms" not in rec   # ours only
 
 
 def test_worker_times_the_same_windows_in_its_own_process():
@@ -31,6 +32,10 @@ def test_worker_times_the_same_windows_in_its_own_process():
         assert worker.proc.pid > 0
         train_s, eval_s = worker.run("train"), worker.run("eval")
         assert 0 < eval_s < 60 and 0 < train_s < 60
+        ms, faults = worker.calibrate()
+        assert 0 < ms < 1000 and faults >= 0
+        assert sorted(worker.faults) == ["eval", "train"] and len(worker.faults["train"]) == 1
+        assert worker.faults["eval"][0] >= 0
     finally:
         worker.close()
     assert worker.proc.returncode == 0
@@ -65,6 +70,12 @@ def test_comparison_record_and_table(monkeypatch, capsys):
     monkeypatch.setattr(bench, "_Worker", lambda *a, **k: real_worker(*a, side="rnnlm"))
     rec = bench.bench_one("rnn", "tiny", repeats=2, vs_torch=True, threads=1)
     assert rec["torch_process"] == "worker"
+    # the run's first row: two workers calibrated, the faster kept (ratio, its ms / ours beside it)
+    tries = rec["torch_calibration_tries"]
+    assert len(tries) == 2 == len(rec["torch_calibration_faults"]) and rec["torch_worker_kept"] in (1, 2)
+    assert [rec["torch_calibration_ms"], rec["calibration_ms"]] == tries[rec["torch_worker_kept"] - 1]
+    assert rec["torch_calibration_best"] == round(min(t / o for t, o in tries), 3)
+    assert rec["torch_train_faults_per_window"] >= 0 and rec["torch_eval_faults_per_window"] >= 0
     for kind in ("train", "eval"):
         lo, hi = rec[f"{kind}_ratio_range"]
         assert 0 < lo <= hi
