@@ -836,6 +836,12 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                 if on_step is not None:
                     on_step(loop.step)
             progress.close()
+            if stopped == "interrupted" and finish is None:
+                # A signal during the last scheduled validation (at --max-steps, say): training is over all
+                # the same, so the run stops as finished and only its final evaluation is left, which the
+                # signal then stops at once (_final_evaluation): a resume runs only that evaluation.
+                stopped = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=s.clock(),
+                                      reserve=timing.reserve(), lr=s.opt.lr) or stopped
             # Still inside the handler: a Ctrl-C during the final save sets the flag, not a half-written file.
             if stopped != "nonfinite" or first_nonfinite(model.params) is None:
                 _save(s, loop, hidden)      # after a non-finite window: the last good state

@@ -611,3 +611,30 @@ def test_a_sweep_into_a_log_writes_its_lines_and_no_bar(text, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "\r" not in err and "job/s" not in err and "s/job" not in err
     assert re.search(r"^\S+: done .*steps 2", err, re.M)
+
+
+@MAIN_THREAD
+def test_a_stop_during_the_last_scheduled_validation_leaves_only_the_final_evaluation(text, tmp_path, capsys,
+                                                                                      monkeypatch):
+    """A signal in the validation at --max-steps: training is over, so a resume runs only the final
+    evaluation (it was refused: "already at step 5"), and the run ends as one never stopped."""
+    flags = [*FLAGS, "--batch-size", "16", "--max-steps", "5", "--eval-every", "5"]
+    clean = tmp_path / "clean"
+    assert main(["train", "--corpus", str(text), *flags, "--out", str(clean)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "r"
+    real = _signal_in_evaluation(monkeypatch, signal.SIGTERM, "validation")
+    assert main(["train", "--corpus", str(text), *flags, "--out", str(out)]) == 143
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        f"terminated (SIGTERM) during the final evaluation, after step 5: checkpoint saved to {out / 'model.npz'} "
+        f"with training done; continue with --resume {out} (it runs only the final evaluation)")
+    stop = [e for e in _events(out) if e["type"] == "stop"][-1]
+    assert (stop["reason"], stop["final_evaluation"]) == ("max_steps", True)
+    monkeypatch.setattr(train_module, "evaluate_stream", real)
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    test_line = lambda text: [x for x in text.splitlines() if x.startswith("test ppl (best model): ")]  # noqa: E731
+    assert test_line(capsys.readouterr().out) != [] and _events(out)[-1]["type"] == "end"
+    final = lambda run: [(e["split"], e.get("val_loss"), e.get("test_loss")) for e in _events(run)   # noqa: E731
+                         if e["type"] == "eval"]
+    assert final(out) == final(clean)
