@@ -661,12 +661,26 @@ def _resume_point(config: TrainConfig, folder: Path) -> tuple:
     if not holds_checkpoint(folder):
         return None, None
     ck = checkpoint.load(folder / LATEST)
+    _check_best(folder)
     loop = _Loop.from_arrays(ck.train)
     lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
     finish = _finish_only(config, loop, folder, lr)
     if finish is None:
         refuse_finished_resume(config, loop, folder, lr=lr)
     return ck, finish
+
+
+def _check_best(folder: Path) -> None:
+    """UserError (one line) when the run's best.npz cannot be read: found before a resume trains, not at
+    its final evaluation (which reads it for the test and the sample), with what to do."""
+    from . import checkpoint
+    from .runs import BEST
+    if (folder / BEST).exists():
+        try:
+            checkpoint.load(folder / BEST)
+        except UserError as exc:
+            raise UserError(f"{exc}; restore it, or delete it to resume without it (the final test then uses "
+                            f"the latest model unless a later validation beats the best recorded one)") from None
 
 
 def _finish_only(config: TrainConfig, loop: _Loop, folder: Path, lr: float | None) -> str | None:

@@ -638,3 +638,33 @@ def test_a_stop_during_the_last_scheduled_validation_leaves_only_the_final_evalu
     final = lambda run: [(e["split"], e.get("val_loss"), e.get("test_loss")) for e in _events(run)   # noqa: E731
                          if e["type"] == "eval"]
     assert final(out) == final(clean)
+
+
+def test_a_corrupt_best_model_is_refused_before_a_resume_trains(text, tmp_path, capsys):
+    flags = [*FLAGS, "--batch-size", "16"]
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *flags, "--max-steps", "3", "--out", str(out)]) == 0
+    best = out / "best.npz"
+    best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
+    capsys.readouterr()
+    latest = (out / "model.npz").read_bytes()
+    assert main(["train", "--resume", str(out), "--max-steps", "5", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {best} is corrupt or truncated")
+    assert err[0].endswith("; restore it, or delete it to resume without it (the final test then uses the latest "
+                           "model unless a later validation beats the best recorded one)")
+    assert (out / "model.npz").read_bytes() == latest           # nothing trained, nothing written
+    best.unlink()
+    assert main(["train", "--resume", str(out), "--max-steps", "5", "--no-progress"]) == 0
+
+
+def test_a_corrupt_best_model_points_generate_at_the_latest(text, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "3",
+                 "--out", str(out)]) == 0
+    (out / "best.npz").write_bytes(b"PK\x03\x04" + b"\0" * 40)
+    capsys.readouterr()
+    assert main(["generate", str(out), "--words", "3"]) == 2
+    assert capsys.readouterr().err.strip().endswith("; --checkpoint latest reads the run's latest model "
+                                                    "(model.npz) instead")
+    assert main(["generate", str(out), "--words", "3", "--checkpoint", "latest"]) == 0
