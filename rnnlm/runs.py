@@ -215,6 +215,20 @@ def refuse_taken(folder) -> None:
         raise _taken(folder)
 
 
+def _record_resume_settings(folder: Path, info: dict) -> None:
+    """config.json's training settings set to the resumed session's where a resume may change them
+    (config.RESUME_OVERRIDABLE but the bar: --max-steps, --max-minutes, --patience, ...), so that it holds
+    the settings the run goes on with and a later plain --resume keeps them; the rest stays as written."""
+    from .config import RESUME_OVERRIDABLE
+    from .fileio import atomic_write_json
+    saved = read_run_config(folder)
+    train, new = saved.get("train", {}), info.get("train", {})
+    keys = [k for k in RESUME_OVERRIDABLE if k != "progress"]     # (the bar is this session's, not the run's)
+    changed = {k: new[k] for k in keys if k in new and k in train and train[k] != new[k]}
+    if changed:
+        atomic_write_json(folder / CONFIG, {**saved, "train": {**train, **changed}})
+
+
 class Run:
     """A run folder open for writing by one training session: its metrics log and its checkpoints.
 
@@ -256,6 +270,7 @@ class Run:
         folder = Path(folder)
         remove_stale_temp_files(folder)
         truncate_metrics(folder / METRICS, step)
+        _record_resume_settings(folder, info)
         return cls(folder, info, vocab, lock)
 
     @property

@@ -668,3 +668,20 @@ def test_a_corrupt_best_model_points_generate_at_the_latest(text, tmp_path, caps
     assert capsys.readouterr().err.strip().endswith("; --checkpoint latest reads the run's latest model "
                                                     "(model.npz) instead")
     assert main(["generate", str(out), "--words", "3", "--checkpoint", "latest"]) == 0
+
+
+def test_a_resume_records_its_new_limit_in_config_json(text, tmp_path, capsys):
+    out = tmp_path / "r"
+    flags = [*FLAGS, "--batch-size", "16"]
+    assert main(["train", "--corpus", str(text), *flags, "--max-steps", "2", "--out", str(out)]) == 0
+    before = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert main(["train", "--resume", str(out), "--max-steps", "4", "--no-progress"]) == 0
+    after = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert after["train"]["max_steps"] == 4 and after["train"]["progress"] == before["train"]["progress"]
+    assert {k: v for k, v in after["train"].items() if k != "max_steps"} == \
+        {k: v for k, v in before["train"].items() if k != "max_steps"}
+    assert {k: v for k, v in after.items() if k != "train"} == {k: v for k, v in before.items() if k != "train"}
+    capsys.readouterr()
+    # a plain resume now goes on with that limit: refused at it, naming it
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    assert "already at step 4 (its --max-steps is 4)" in capsys.readouterr().err
