@@ -34,6 +34,17 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # noqa: D401 - argparse API
         raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, except that arguments no parser took are named with the command they were given
+        to ('rnnlm train: unrecognized arguments: ...', see 'rnnlm train --help'), not the top level."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            words = [getattr(parsed, "command", None)] + [v for k, v in vars(parsed).items()
+                                                          if k.endswith("_command") and k != "command"]
+            prog = " ".join([self.prog] + [w for w in words if isinstance(w, str)])
+            raise UserError(f"{prog}: unrecognized arguments: {' '.join(extras)} (see '{prog} --help')")
+        return parsed
+
     def print_help(self, file=None):
         """argparse's, except that a failed write is raised (argparse ignores it and exits 0): --help into a
         closed pipe then ends as every command's output does, quietly with 141 (main)."""
@@ -1204,8 +1215,26 @@ def _stdout_fails() -> bool:
     return False
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning of ours (UserWarning: a file read as latin-1, a cache folder not writable) as one line,
+    as the errors are; any other keeps Python's form (file, line, source)."""
+    if issubclass(category, UserWarning) and type(category) is type and category.__module__ == "builtins":
+        return f"warning: {message}\n"
+    return _python_warning(message, category, filename, lineno, line)
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
+    import warnings
+    global _python_warning
+    _python_warning, warnings.formatwarning = warnings.formatwarning, _warning_line
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = _python_warning
+
+
+def _main(argv=None) -> int:
     runners = {name: run for name, _, run in COMMANDS}
     args = None
     try:

@@ -120,3 +120,21 @@ def test_a_corpus_of_one_file_says_1_file(tmp_path, monkeypatch, capsys):
     text.write_text("O senado era velho. " * 200, encoding="utf-8")
     assert main(["corpus", "info", str(text)]) == 0
     assert f"corpus {text}: 1 file from " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, prog", [(["train", "--bogus", "1"], "rnnlm train"),
+                                        (["corpus", "info", "x", "--bogus"], "rnnlm corpus info")])
+def test_an_unknown_flag_names_the_command_it_was_given_to(argv, prog, capsys):
+    assert main(argv) == 2
+    extras = " ".join(argv[argv.index("--bogus"):])
+    assert capsys.readouterr().err == f"error: {prog}: unrecognized arguments: {extras} (see '{prog} --help')\n"
+
+
+def test_a_file_read_as_latin1_is_one_warning_line(tmp_path):
+    text = tmp_path / "l1.txt"
+    text.write_bytes("olá mundo, o homem que usava uma peruca\n".encode("latin-1"))
+    r = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "cli.py"), "corpus", "info",
+                        str(text), "--no-cache"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[0] == f"warning: {text} is not UTF-8; read it as cp1252"
+    assert "UserWarning" not in r.stderr and "warnings.warn" not in r.stderr
