@@ -28,6 +28,20 @@ FIRST_LINE_S = 10.0       # ... or this many seconds, whichever comes first (the
 MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
 
 
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal a bar can be drawn on: a tty whose width is not 0. Some ptys (an
+    IDE's, `script` without a terminal on stdin) report a 0 x 0 size, where tqdm draws nothing; they
+    get the log lines a file gets (the progress lines every --log-every steps, a line per silent phase)."""
+    import os
+    import sys
+    if not sys.stderr.isatty():
+        return False
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (AttributeError, OSError, ValueError):    # a tty that tells no size: trusted, as tqdm does
+        return True
+
+
 class _Timing:
     """Wall-clock bookkeeping of one session; reporting only (nothing here changes what a step computes).
 
@@ -137,7 +151,7 @@ class _Progress:
         from tqdm import tqdm
         c = s.config
         self.s, self.timing = s, timing
-        self.tty = bool(c.progress) and sys.stderr.isatty()
+        self.tty = bool(c.progress) and stderr_is_terminal()
         wpe = s.windows_per_epoch
         to_end = max(c.epochs - loop.epoch, 0) * wpe + max(wpe - loop.window, 0) if loop.epoch <= c.epochs else 0
         self.step_limit = loop.step + to_end

@@ -429,7 +429,8 @@ def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[f
     from .data import windows
     state = model.init_state(stream.shape[1])
     total, count = 0.0, 0
-    show = bar is not None and sys.stderr.isatty()
+    from .progress import stderr_is_terminal
+    show = bar is not None and stderr_is_terminal()
     with tqdm(total=max(stream.shape[0] - 1, 0) * stream.shape[1], desc=bar, unit="tok", unit_scale=True,
               disable=not show, leave=False, file=sys.stderr) as progress:
         for _, inputs, targets in windows(stream, bptt):

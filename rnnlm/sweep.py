@@ -438,9 +438,11 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
         return rows
     recorder = _Recorder(folder)
     from tqdm import tqdm
+
+    from .progress import stderr_is_terminal
     # the bar only on a terminal (in a log its carriage returns pile up); the line per job is written either way
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="sweep", unit="job",
-               disable=not (progress and sys.stderr.isatty()), file=sys.stderr, dynamic_ncols=True)
+               disable=not (progress and stderr_is_terminal()), file=sys.stderr, dynamic_ncols=True)
 
     def finish(job, out):
         row = recorder.record(job, out)

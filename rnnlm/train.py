@@ -45,7 +45,7 @@ from .errors import UserError, plural
 # the bar, the progress lines and the wall clock; the names stay importable from here
 from .progress import (ETA_REFRESH_S, FIRST_LINE_S, FIRST_LINE_STEPS, LINE_MAX_S,  # noqa: F401
                        MAX_RESERVE_SHARE, RESERVE_EXTRA_S, RESERVE_FACTOR, _fmt_seconds, _Progress, _Timing,
-                       command_time_left)
+                       command_time_left, stderr_is_terminal)
 from .runs import (Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl, refuse_taken,
                    resume_checkpoint)
 
@@ -923,7 +923,7 @@ def _phase(config: TrainConfig, text: str) -> None:
     not silent for half a minute and looks hung: in place of the bars a run wants (config.progress) but
     cannot draw (stderr is not a terminal). Nothing on a terminal, nor with --no-progress."""
     import sys
-    if config.progress and not sys.stderr.isatty():
+    if config.progress and not stderr_is_terminal():
         print(text, file=sys.stderr, flush=True)
 
 

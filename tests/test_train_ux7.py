@@ -121,3 +121,26 @@ def test_the_evaluation_speed_is_measured_before_training_for_the_time_left(text
                                             + RESERVE_EXTRA_S)
     assert timing.needed() > RESERVE_EXTRA_S and math.isfinite(timing.needed())
     assert not (tmp_path / "r").exists()            # set-up only: nothing written
+
+
+def test_a_terminal_of_width_0_gets_the_log_lines(monkeypatch):
+    """Some ptys report a 0 x 0 size, where tqdm draws nothing: they count as a log, not a terminal."""
+    import io
+    import os
+    import sys
+
+    from rnnlm import progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+        def fileno(self):
+            return 2
+    monkeypatch.setattr(sys, "stderr", Tty())
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))
+    assert not progress.stderr_is_terminal()
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((80, 24)))
+    assert progress.stderr_is_terminal()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert not progress.stderr_is_terminal()
