@@ -1178,6 +1178,13 @@ def _check_corpora_dir(args) -> None:
     args.corpora_dir = os.path.abspath(os.path.expanduser(value))
 
 
+def _check_paths(args) -> None:
+    """An empty --out is refused: a folder named '' is none, and read as "not given" it would put the run
+    in a default folder the user did not ask for."""
+    if getattr(args, "out", None) is not None and not str(args.out).strip():
+        raise UserError("--out is empty; give where to write, or leave the flag out for the default")
+
+
 def _stdout_closed() -> int:
     """The exit of a command whose standard output was closed under it (`| head`): quiet, as Unix tools
     end, with 141 (128 + SIGPIPE)."""
@@ -1245,6 +1252,7 @@ def _main(argv=None) -> int:
             raise
         _check_numbers(args)
         _check_corpora_dir(args)
+        _check_paths(args)
         status = int(runners[args.command](args) or 0)
         try:
             sys.stdout.flush()  # output still buffered meets a closed pipe here, not at the interpreter's exit

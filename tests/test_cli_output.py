@@ -138,3 +138,9 @@ def test_a_file_read_as_latin1_is_one_warning_line(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[0] == f"warning: {text} is not UTF-8; read it as cp1252"
     assert "UserWarning" not in r.stderr and "warnings.warn" not in r.stderr
+
+
+@pytest.mark.parametrize("argv", [["train", "--out", ""], ["plot", "training", "RUN", "--out", " "]])
+def test_an_empty_out_is_refused(argv, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err == "error: --out is empty; give where to write, or leave the flag out for the default\n"
