@@ -506,14 +506,19 @@ def _run_generate(args):
 def _print_samples(stream, words: int, M: int) -> int:
     """generate's text: stream's pieces written as they come; the exit status (0, 130 or 143)."""
     from .sample import MAX_DRAWS_EXTRA, MAX_DRAWS_PER_WORD, max_draws
-    from .sweep import _sigterm_raises, exit_status, stop_word
+    from .sweep import exit_status, stop_word
+    from .train import _Interrupt, _signal_error
     out = sys.stdout
     # Samples are drawn together but printed one after the other, a blank line between them: the pieces of
-    # the sample being printed (`shown`) go out at once, the later samples' wait in `held`.
+    # the sample being printed (`shown`) go out at once, the later samples' wait in `held`. A first signal
+    # only sets a flag, read between pieces, so that a piece is never cut between its write and `written`
+    # (the rest printed at the stop would repeat it); a second one raises at once.
     shown, written, held, done = 0, 0, [[] for _ in range(M)], [False] * M
     try:
-        with _sigterm_raises():
+        with _Interrupt() as interrupt:
             for piece in stream:
+                if interrupt.requested:
+                    raise _signal_error(interrupt.signum)
                 if piece.sample == shown:
                     out.write(piece.text)
                     out.flush()
@@ -528,6 +533,8 @@ def _print_samples(stream, words: int, M: int) -> int:
                     out.write(text)
                     out.flush()
                     written += len(text)
+            if interrupt.requested:     # the signal came with the last piece
+                raise _signal_error(interrupt.signum)
     except KeyboardInterrupt as exc:    # Ctrl-C, or SIGTERM (sweep.Terminated): print what was drawn, then stop
         rest = stream.text(shown)[written:] + "".join("\n\n" + stream.text(j) for j in range(shown + 1, M))
         out.write(rest + "\n")

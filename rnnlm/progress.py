@@ -18,7 +18,7 @@ import math
 import time
 
 from .config import TrainConfig
-from .runs import ppl as _ppl
+from .runs import ppl as _ppl, stderr_is_terminal
 
 RESERVE_FACTOR = 1.05     # the final evaluation's reserve: the measured speed, with a small margin
 RESERVE_EXTRA_S = 2.0     # ... plus the last saves and the sample
@@ -26,20 +26,6 @@ LINE_MAX_S = 60.0         # without a bar, a progress line at least this often (
 FIRST_LINE_STEPS = 10     # without a bar, a session's first line after this many steps ...
 FIRST_LINE_S = 10.0       # ... or this many seconds, whichever comes first (then every --log-interval)
 MAX_RESERVE_SHARE = 0.5   # the reserve never takes more than this share of the time budget
-
-
-def stderr_is_terminal() -> bool:
-    """Whether stderr is a terminal a bar can be drawn on: a tty whose width is not 0. Some ptys (an
-    IDE's, `script` without a terminal on stdin) report a 0 x 0 size, where tqdm draws nothing; they
-    get the log lines a file gets (the progress lines every --log-every steps, a line per silent phase)."""
-    import os
-    import sys
-    if not sys.stderr.isatty():
-        return False
-    try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns > 0
-    except (AttributeError, OSError, ValueError):    # a tty that tells no size: trusted, as tqdm does
-        return True
 
 
 class _Timing:

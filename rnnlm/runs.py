@@ -416,6 +416,20 @@ def load_model(run, which: str = "best"):
 # ---------------------------------------------------------------- evaluating a run
 
 
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal a bar can be drawn on: a tty whose width is not 0. Some ptys (an
+    IDE's, `script` without a terminal on stdin) report a 0 x 0 size, where tqdm draws nothing; they
+    get the log lines a file gets (the progress lines every --log-every steps, a line per silent phase)."""
+    import os
+    import sys
+    if not sys.stderr.isatty():
+        return False
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (AttributeError, OSError, ValueError):    # a tty that tells no size: trusted, as tqdm does
+        return True
+
+
 def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[float, int]:
     """Mean cross-entropy (nats/token) over a batchified stream (rows, B), state carried throughout.
 
@@ -429,7 +443,6 @@ def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[f
     from .data import windows
     state = model.init_state(stream.shape[1])
     total, count = 0.0, 0
-    from .progress import stderr_is_terminal
     show = bar is not None and stderr_is_terminal()
     with tqdm(total=max(stream.shape[0] - 1, 0) * stream.shape[1], desc=bar, unit="tok", unit_scale=True,
               disable=not show, leave=False, file=sys.stderr) as progress:
