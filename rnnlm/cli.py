@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 
 from . import config as C
 from .errors import STDOUT, UserError, describe_memory_error, describe_os_error, plural
@@ -1229,23 +1230,24 @@ def _stdout_fails() -> bool:
     return False
 
 
+_PYTHON_FORMAT = warnings.formatwarning
+
+
 def _warning_line(message, category, filename, lineno, line=None) -> str:
     """A warning of ours (UserWarning: a file read as latin-1, a cache folder not writable) as one line,
     as the errors are; any other keeps Python's form (file, line, source)."""
-    if issubclass(category, UserWarning) and type(category) is type and category.__module__ == "builtins":
+    if category is UserWarning:
         return f"warning: {message}\n"
-    return _python_warning(message, category, filename, lineno, line)
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
 
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
-    import warnings
-    global _python_warning
-    _python_warning, warnings.formatwarning = warnings.formatwarning, _warning_line
+    before, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return _main(argv)
     finally:
-        warnings.formatwarning = _python_warning
+        warnings.formatwarning = before
 
 
 def _main(argv=None) -> int:

@@ -24,8 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's rnnlm
 
 
-def _median_ms(f, calls):
-    for _ in range(5):
+def _median_ms(f, calls, warmup=5):
+    """Milliseconds, the median of `calls` calls of f after `warmup` untimed ones."""
+    for _ in range(warmup):
         f()
     times = []
     for _ in range(calls):

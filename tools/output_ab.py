@@ -22,16 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's rnnlm
-
-
-def _median_ms(f, calls):
-    f()
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)) * 1e3
+from eval_parts import _median_ms   # noqa: E402  (tools/, the script's own folder)
 
 
 def measure(config, threads, cell, calls, alternations):
@@ -65,7 +56,7 @@ def measure(config, threads, cell, calls, alternations):
         for p in res:
             for k, f in res[p].items():
                 time.sleep(0.1)
-                times[p, k].append(_median_ms(f, calls if k != "step" else max(1, calls // 4)))
+                times[p, k].append(_median_ms(f, calls if k != "step" else max(1, calls // 4), warmup=1))
     out = {"config": config, "threads": threads, "cell": cell, "V": V, "H": H, "N": N}
     for (p, k), v in times.items():
         out[f"{p}_{k}_ms"] = round(float(np.median(v)), 2)
