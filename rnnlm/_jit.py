@@ -91,6 +91,12 @@ CACHE_DIR = numba_cache_dir()       # None: no writable cache folder, compile on
 _OPTIONS = dict(cache=CACHE_DIR is not None, fastmath=FASTMATH, nogil=True, error_model="numpy")
 
 
+def cache_is_warm() -> bool:
+    """True when the compiled-kernel cache already holds kernels (Numba's *.nbi index files), so a
+    start-up reads them instead of compiling for about 30 s."""
+    return CACHE_DIR is not None and any(CACHE_DIR.glob("*.nbi"))
+
+
 def _decorate(fn, options):
     """numba.njit(**options)(fn) with Numba's cache folder set to ours while the locator is chosen."""
     saved = _numba_config.CACHE_DIR

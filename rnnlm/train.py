@@ -764,7 +764,9 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         baseline = None
         _note(f"no Kneser-Ney baseline for this corpus ({exc})")
     timing = _Timing(config, final_tokens=_final_tokens(s))
-    _phase(config, "compiling the kernels (about 30 s on a first run, then read from the cache)...")
+    from ._jit import cache_is_warm
+    _phase(config, "reading the compiled kernels from the cache..." if cache_is_warm()
+           else "compiling the kernels (about 30 s; later runs read them from the cache)...")
     _warm_up(s, timing)
     startup = time.perf_counter() - started
     if run is None:
