@@ -1,4 +1,4 @@
-"""The one exception type for user mistakes, and the one line an OS error becomes.
+"""The one exception type for user mistakes, the one for SIGTERM, and the one line an OS error becomes.
 
 Raise `UserError("what is wrong; what to do")` anywhere; the CLI catches it at
 the top, prints the one line on stderr and exits with status 2. Errors of the
@@ -39,6 +39,13 @@ _STDOUT_ADVICE = {
     errno.EDQUOT: "free some space, or redirect the output to a file on another disk (> FILE)",
 }
 _STDOUT_OTHER = "redirect the output elsewhere (> FILE)"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill PID`, a batch system's stop, `timeout`), raised where Ctrl-C would raise
+    KeyboardInterrupt and handled as it is (a run saves, a sweep stops its jobs); the CLI exits 143
+    (128 + SIGTERM) for it, 130 for Ctrl-C. Defined here, with no imports, so that a handler can raise it
+    at any moment, even in the middle of the imports a command starts with."""
 
 
 class UserError(Exception):

@@ -67,7 +67,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import UserError, plural
+from .errors import Terminated, UserError, plural   # Terminated: SIGTERM during a sweep, handled as Ctrl-C
 from .fileio import atomic_write_bytes, atomic_write_text
 
 SWEEP_FILE = "sweep.jsonl"
@@ -317,11 +317,6 @@ def _check_jobs(jobs) -> None:
             json.dumps(job.settings, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise UserError(f"job {job.name}: settings are not JSON ({exc})") from None
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM during a sweep (`kill PID`, a batch system's stop, `timeout`): handled exactly as Ctrl-C is
-    (jobs stopped, cluster closed, scratch folder removed, one line), then raised; the CLI exits 143."""
 
 
 def _raise_for(signum, frame=None):

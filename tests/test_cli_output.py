@@ -144,3 +144,45 @@ def test_a_file_read_as_latin1_is_one_warning_line(tmp_path):
 def test_an_empty_out_is_refused(argv, capsys):
     assert main(argv) == 2
     assert capsys.readouterr().err == "error: --out is empty; give where to write, or leave the flag out for the default\n"
+
+
+# ---------------------------------------------------------------- SIGTERM before any phase's own handler
+
+
+def test_sigterm_raises_terminated_from_the_first_line_and_the_default_comes_back():
+    import signal
+    from rnnlm.errors import Terminated
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with pytest.raises(Terminated):
+        with cli._sigterm_raises():
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_callers_own_sigterm_handler_is_kept():
+    import signal
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with cli._sigterm_raises():
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_while_a_command_starts_up_is_one_line_and_143(monkeypatch, capsys):
+    """A SIGTERM before any phase installs its handler (here: as the command is dispatched, standing
+    in for the seconds of imports a real start-up spends) ends the command as any stop does."""
+    import signal
+
+    def stopped_while_importing(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(cli, "COMMANDS", [(n, a, stopped_while_importing if n == "corpus" else r)
+                                          for n, a, r in cli.COMMANDS])
+    assert main(["corpus", "info", "machado"]) == 143
+    captured = capsys.readouterr()
+    assert captured.err == "terminated\n" and captured.out == ""
