@@ -147,7 +147,10 @@ class _Progress:
         self.eta_t = time.perf_counter()     # when the bar's time left was last computed
         self.lines = 0                       # plain lines printed this session
         self._interval()
-        self.bar = tqdm(total=max(self.step_limit, 1), initial=loop.step, desc="train", unit="step",
+        # with a time budget and no --max-steps, the last step is unknown until the first steps give a rate
+        # (the epochs' step count is rarely reached): "n/?" until then
+        total = None if math.isfinite(timing.budget) and not c.max_steps else max(self.step_limit, 1)
+        self.bar = tqdm(total=total, initial=loop.step, desc="train", unit="step",
                         disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]")
 
@@ -187,7 +190,7 @@ class _Progress:
                 left, what, final = self.eta(loop)
                 self.bar.total = max(final, loop.step)
                 self.bar.set_postfix_str(self._figures() + f" | left {_fmt_seconds(left)} ({what})", refresh=False)
-            if self.bar.n + 1 > self.bar.total:
+            if self.bar.total is not None and self.bar.n + 1 > self.bar.total:
                 # between two estimates, steps past the estimated last one: tqdm would show "n/?" at 0%
                 self.bar.total = self.bar.n + 1
             self.bar.update(1)

@@ -127,6 +127,27 @@ def test_the_bar_never_counts_past_its_total(monkeypatch):
     progress.close()
 
 
+def test_the_first_frame_shows_no_step_total_a_time_budget_has_not_estimated(monkeypatch):
+    # With --max-minutes the last step is known only from the first steps' rate; the first frame showed the
+    # epochs' step count (0/75400) until then. With --max-steps (or no budget) that limit is shown.
+    import io
+    import sys
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    s = SimpleNamespace(config=TrainConfig(max_minutes=10, progress=True), windows_per_epoch=75_400,
+                        clock=lambda: 0.0)
+    budget = _Progress(s, _Loop(step=0), _Timing(s.config, final_tokens=12_000))
+    assert budget.bar.total is None and "0/? steps" in sys.stderr.getvalue()
+    budget.step(_Loop(step=1), SimpleNamespace(tokens=10, bad=None, loss=1.0, clipped=False, grad_norm=0.1), 0.01)
+    assert budget.bar.total is not None and budget.bar.n == 1      # the first step's estimate sets it
+    budget.close()
+    for config in (TrainConfig(max_steps=40, progress=True), TrainConfig(max_steps=40, max_minutes=0, progress=True)):
+        s.config = config
+        steps = _Progress(s, _Loop(step=0), _Timing(s.config, final_tokens=12_000))
+        assert steps.bar.total == 40
+        steps.close()
+
+
 def test_an_unevaluated_run_is_not_said_to_have_failed_the_baseline():
     # A run interrupted before its first validation has no perplexity yet: the summary said "the model has
     # no finite perplexity: it has not beaten the baseline", as for a diverged run.
