@@ -251,6 +251,13 @@ RANGES: dict[str, Range] = {
 
 # command-line destinations that differ from their flag (the study's --bptt is stored as task_bptt)
 FLAG_OF = {"task_bptt": "bptt"}
+# fields whose flag turns them off (cli.py declares these flags)
+_OFF_FLAG = {"progress": "--no-progress", "use_cache": "--no-cache"}
+
+
+def flag(name: str) -> str:
+    """The command-line flag that sets field `name`: "--max-steps" for max_steps, "--no-progress" for progress."""
+    return _OFF_FLAG.get(name) or "--" + FLAG_OF.get(name, name).replace("_", "-")
 
 
 def check_range(name: str, value, error=UserError) -> None:
@@ -263,14 +270,16 @@ def check_range(name: str, value, error=UserError) -> None:
     r = RANGES.get(name, Range(float))
     if not r.accepts(value):
         note = f" {r.note}" if r.note else ""
-        flag = FLAG_OF.get(name, name).replace('_', '-')
-        finite = ("a finite number " if isinstance(value, float) and math.isinf(value)
-                  and "finite" not in r.describe() else "")      # inf is >= 0: say what it fails
+        option = flag(name)
+        desc = r.describe()
+        finite = isinstance(value, float) and math.isinf(value) and "finite" not in desc
+        if finite:              # inf is >= 0: say what it fails
+            desc = "a finite positive number" if desc == "positive" else f"a finite number {desc}"
         if (r.kind is int and r.hi == INT_MAX and not finite and isinstance(value, (int, float))
                 and not isinstance(value, bool) and value > r.hi):
-            raise error(f"--{flag} must be at most {INT_MAX:,} (a larger count is a typo, not a plan), "
+            raise error(f"{option} must be at most {INT_MAX:,} (a larger count is a typo, not a plan), "
                         f"got {value!r}")         # "at least 0, got 3000000000" would say nothing useful
-        raise error(f"--{flag} must be {finite}{r.describe()}{note}, got {value!r}")
+        raise error(f"{option} must be {desc}{note}, got {value!r}")
 
 
 def check_fields(obj, error=UserError) -> None:
@@ -513,17 +522,17 @@ class TrainConfig:
             _refuse_unknown(type(saved), values, f"--resume has {part} settings")
             for k, v in values.items():
                 if getattr(saved, k) != v:
-                    refused.append(f"{k} ({getattr(saved, k)!r} -> {v!r})")
+                    refused.append(f"{flag(k)} ({getattr(saved, k)!r} -> {v!r})")
         for k, v in overrides.items():
             if getattr(self, k) == v:
                 continue
             if k in RESUME_OVERRIDABLE:
                 changes[k] = v
             else:
-                refused.append(f"{k} ({getattr(self, k)!r} -> {v!r})")
+                refused.append(f"{flag(k)} ({getattr(self, k)!r} -> {v!r})")
         if refused:
             raise UserError(f"--resume keeps the run's settings; cannot change {', '.join(refused)} "
-                            f"(only {', '.join(RESUME_OVERRIDABLE)} may change)")
+                            f"(only {', '.join(map(flag, RESUME_OVERRIDABLE))} may change)")
         return dataclasses.replace(self, out=self.out if out is None else str(out), **changes)
 
 

@@ -247,3 +247,22 @@ def test_a_setting_of_the_wrong_type_is_one_line(part, key, value):
     ok = TrainConfig().to_dict()
     ok["lr"], ok["model"]["dropout"] = 20, 0      # ints where floats are asked are fine
     assert TrainConfig.from_dict(ok).lr == 20
+
+
+def test_a_refused_resume_names_flags_not_config_fields():
+    from rnnlm.config import TrainConfig, flag
+    from rnnlm.errors import UserError
+    assert (flag("max_steps"), flag("progress"), flag("task_bptt"), flag("lr")) == \
+        ("--max-steps", "--no-progress", "--bptt", "--lr")
+    with pytest.raises(UserError) as info:
+        TrainConfig().resumed({"lr": 1.0, "model": {"hidden": 7}})
+    message = str(info.value)
+    assert "cannot change --hidden (" in message and "--lr (" in message
+    assert "(only --epochs, --max-steps, --max-minutes," in message and "max_steps" not in message
+
+
+def test_every_flag_a_resume_may_change_is_a_train_flag():
+    from rnnlm import config as C
+    train = [a for a in cli.build_parser()._actions if a.__class__.__name__ == "_SubParsersAction"][0].choices["train"]
+    options = {o for a in train._actions for o in a.option_strings}
+    assert [C.flag(n) for n in C.RESUME_OVERRIDABLE if C.flag(n) not in options] == []

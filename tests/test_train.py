@@ -235,4 +235,4 @@ def test_cli_train_then_resume(text, tmp_path, capsys):
     assert main(["train", "--resume", str(out), "--max-steps", "6", "--no-progress"]) == 0
     assert int(checkpoint.load(out / "model.npz").train["step"]) == 6
     assert main(["train", "--resume", str(out), "--hidden", "32"]) == 2
-    assert "cannot change hidden" in capsys.readouterr().err
+    assert "cannot change --hidden (" in capsys.readouterr().err

@@ -193,6 +193,8 @@ def test_an_infinite_value_is_told_it_must_be_finite():
     # "--max-minutes must be >= 0 (0 = no limit), got inf" was true of inf: the message says what it fails
     from rnnlm.config import check_range
     from rnnlm.errors import UserError
+    with pytest.raises(UserError, match=r"^--lr must be a finite positive number, got inf$"):
+        check_range("lr", math.inf)
     with pytest.raises(UserError, match=r"^--max-minutes must be a finite number >= 0 \(0 = no limit\), got inf$"):
         check_range("max_minutes", float("inf"))
     with pytest.raises(UserError, match=r"^--max-minutes must be >= 0 \(0 = no limit\), got -1.0$"):
