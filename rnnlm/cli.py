@@ -312,7 +312,8 @@ def _add_train(sub):
     _arg(clip, T, "clip_norm", type=_clip_arg, metavar="X", unset=True,
          help="rescale all gradients when their joint L2 norm exceeds X; 0 or none = off (default {default})")
     _arg(clip, T, "clip_value", type=_clip_arg, metavar="X", unset=True,
-         help="instead clip every gradient element to [-X, X] (turns --clip-norm off)")
+         help="instead clip every gradient element to [-X, X]; it turns --clip-norm off, so 0 or none = "
+              "no clipping at all")
     _arg(o, T, "omega", metavar="ALPHA", unset=True,
          help="rnn only: add ALPHA times the Pascanu et al. (2013) regularizer Ω, which keeps "
               "backpropagated gradient norms from step to step; 0 = off (default {default})")

@@ -31,7 +31,8 @@ def atomic_write(path, write_fn, *, suffix: str = ".tmp") -> None:
     included, and the previous file at `path`, if any, is left as it was.
     The new file gets the mode a plain open() would give it (0666 less the
     umask), not mkstemp's 0600. An OSError that names no file (ENOSPC while
-    writing) is re-raised naming `path`, so the CLI's one line says where.
+    writing) or the temporary one (no such folder, no permission) is re-raised
+    naming `path`, so the CLI's one line says where in the user's words.
     """
     path = Path(path)
     folder = path.parent
@@ -48,8 +49,10 @@ def atomic_write(path, write_fn, *, suffix: str = ".tmp") -> None:
         os.replace(tmp, path)
     except BaseException as exc:
         _remove_tagged(folder, prefix, suffix)
-        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
-            # a write into the open file (disk full, ...) names no file: say which one
+        if isinstance(exc, OSError) and exc.errno is not None and (
+                exc.filename is None or os.path.basename(str(exc.filename)).startswith(prefix)):
+            # a write into the open file (disk full, ...) names no file, and creating or renaming the
+            # temporary one names that: say the file the caller asked for
             raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from None
         raise
 

@@ -103,3 +103,10 @@ def test_only_fileio_writes_temporary_files_and_renames():
                  for path in sorted(package.glob("*.py")) if path.name != "fileio.py"
                  for i, code in _code_lines(path) if pattern.search(code)]
     assert not offenders, "\n".join(offenders)
+
+
+def test_an_error_creating_the_temporary_names_the_file_asked_for(tmp_path):
+    missing = tmp_path / "no such folder" / "x.json"
+    with pytest.raises(FileNotFoundError) as info:
+        fileio.atomic_write_bytes(missing, b"{}")
+    assert info.value.filename == str(missing)
