@@ -278,12 +278,13 @@ def resolve(corpus: str, corpora_dir=None) -> CorpusSource:
 # ---------------------------------------------------------------- reading
 
 
-def read_text(path: Path) -> str:
-    """Read one corpus file as text with '\\n' line ends.
+def read_text(path: Path, corpus: bool = True) -> str:
+    """Read one corpus file (corpus=False: a text given to a command, evaluate --text) as text with
+    '\\n' line ends.
 
     UTF-8 with or without BOM; a file that is not UTF-8 is decoded as cp1252
     (latin-1 if even that fails) with a warning naming the file. Binary files
-    (NUL bytes) and empty files raise UserError.
+    (NUL bytes) and empty files raise UserError, whose advice fits what the file is.
     """
     path = Path(path)
     try:
@@ -291,7 +292,8 @@ def read_text(path: Path) -> str:
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
     if b"\x00" in raw:
-        raise UserError(f"{path} looks binary (it contains NUL bytes); a corpus must be plain text files")
+        raise UserError(f"{path} looks binary (it contains NUL bytes); "
+                        + ("a corpus must be plain text files" if corpus else "give a plain text file"))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -304,7 +306,8 @@ def read_text(path: Path) -> str:
         warnings.warn(f"{path} is not UTF-8; read it as {encoding}", stacklevel=2)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
-        raise UserError(f"{path} is empty; remove it from the corpus or give it some text")
+        raise UserError(f"{path} is empty; " + ("remove it from the corpus or give it some text" if corpus
+                                                 else "give a file with some text"))
     return text
 
 

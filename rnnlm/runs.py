@@ -476,7 +476,7 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
         if not p.is_file():
             what = "is not a regular file" if p.exists() else "does not exist"
             raise UserError(f"--text {text} {what}; give a UTF-8 .txt file")
-        tokens = tokenize(read_text(p), keep_case=tcfg.data.keep_case, num_token=tcfg.data.num_token)
+        tokens = tokenize(read_text(p, corpus=False), keep_case=tcfg.data.keep_case, num_token=tcfg.data.num_token)
         ids = vocab.encode(tokens)
         unk = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
         return {"ids": ids, "source": str(p), "tokens": len(ids), "oov": len(unk),

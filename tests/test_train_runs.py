@@ -228,7 +228,7 @@ def test_flags_a_command_would_ignore_are_refused(text, tmp_path, capsys):
     capsys.readouterr()
     # A corpus flag given with its default value is not silently dropped by --resume (the run used 300).
     assert main(["train", "--resume", str(out), "--max-vocab", "10000", "--max-steps", "4"]) == 2
-    assert "max_vocab" in capsys.readouterr().err
+    assert "--max-vocab (" in capsys.readouterr().err
     for bad in (["--momentum", "0.5"], ["--nesterov"], ["--beta1", "0.8"], ["--optimizer", "adam", "--momentum", "0.5"],
                 ["--max-skips", "3"]):
         assert main(["train", *flags, *bad, "--max-steps", "2", "--out", str(tmp_path / "c")]) == 2, bad
@@ -237,6 +237,11 @@ def test_flags_a_command_would_ignore_are_refused(text, tmp_path, capsys):
     f = tmp_path / "t.txt"
     f.write_text("o senado era velho.\n", encoding="utf-8")
     assert main(["evaluate", str(out), "--text", str(f), "--split", "test"]) == 2
+    capsys.readouterr()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n", encoding="utf-8")
+    assert main(["evaluate", str(out), "--text", str(empty)]) == 2   # not a corpus file: no corpus advice
+    assert capsys.readouterr().err == f"error: {empty} is empty; give a file with some text\n"
     assert main(["evaluate", str(out / "model.npz"), "--checkpoint", "best"]) == 2     # a file: nothing to pick
     assert main(["evaluate", str(out / "model.npz")]) == 0
     assert main(["train", *flags, "--save-minutes", "-1", "--out", str(tmp_path / "d")]) == 2
