@@ -72,6 +72,10 @@ def parse_distances(text: str) -> list[int]:
             if ".." in part:
                 rng, _, step = part.partition(":")
                 a, b = rng.split("..")
+                if int(a) > int(b):
+                    raise UserError(f"--distances {part} runs backwards; give the smaller end first ({b.strip()}..{a.strip()})")
+                if step and int(step) < 1:
+                    raise UserError(f"--distances {part}: the step must be at least 1")
                 out.update(range(int(a), int(b) + 1, int(step) if step else 1))
             else:
                 out.add(int(part))

@@ -36,6 +36,10 @@ def test_parse_distances():
     for bad in ("0..3", "a..b", "", "3..1"):
         with pytest.raises(UserError):
             P.parse_distances(bad)
+    with pytest.raises(UserError, match=r"^--distances 5\.\.1 runs backwards; give the smaller end first \(1\.\.5\)$"):
+        P.parse_distances("5..1")
+    with pytest.raises(UserError, match="the step must be at least 1"):
+        P.parse_distances("1..10:0")
 
 
 # ---------------------------------------------------------------- agreement oracles
