@@ -388,9 +388,13 @@ def load_model(run, which: str = "best"):
     try:
         ck = load(path)
     except UserError as exc:
-        if path.name != BEST or not run.is_dir() or "corrupt or truncated" not in str(exc):
+        if not run.is_dir() or "corrupt or truncated" not in str(exc):
             raise
-        raise UserError(f"{exc}; --checkpoint latest reads the run's latest model (model.npz) instead") from None
+        if path.name == BEST:
+            raise UserError(f"{exc}; --checkpoint latest reads the run's latest model (model.npz) instead") from None
+        if (run / BEST).exists():
+            raise UserError(f"{exc}; --checkpoint best reads the run's best model (best.npz) instead") from None
+        raise
     if ck.vocab is None:
         raise UserError(f"{path} has no meta.vocab; it cannot be used without its vocabulary")
     if vocab_file is not None and vocab_file.exists():

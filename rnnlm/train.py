@@ -660,7 +660,13 @@ def _resume_point(config: TrainConfig, folder: Path) -> tuple:
     from .runs import LATEST, holds_checkpoint
     if not holds_checkpoint(folder):
         return None, None
-    ck = checkpoint.load(folder / LATEST)
+    try:
+        ck = checkpoint.load(folder / LATEST)
+    except UserError as exc:
+        if "corrupt or truncated" not in str(exc):
+            raise
+        raise UserError(f"{exc}; this run cannot be resumed: restore the file, or train afresh into another "
+                        f"--out (its best.npz, if any, still evaluates and generates)") from None
     _check_best(folder)
     loop = _Loop.from_arrays(ck.train)
     lr = float(ck.optim["lr"]) if "lr" in ck.optim else None

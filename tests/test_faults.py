@@ -671,6 +671,23 @@ def test_a_corrupt_best_model_points_generate_at_the_latest(text, tmp_path, caps
     assert main(["generate", str(out), "--words", "3", "--checkpoint", "latest"]) == 0
 
 
+def test_a_corrupt_latest_model_says_what_to_do_on_resume_and_points_at_best(text, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "3",
+                 "--out", str(out)]) == 0
+    latest = out / "model.npz"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--max-steps", "5", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {latest} is corrupt or truncated")
+    assert err[0].endswith("; this run cannot be resumed: restore the file, or train afresh into another --out "
+                           "(its best.npz, if any, still evaluates and generates)")
+    assert main(["evaluate", str(out), "--checkpoint", "latest"]) == 2
+    assert capsys.readouterr().err.strip().endswith("; --checkpoint best reads the run's best model (best.npz) instead")
+    assert main(["evaluate", str(out)]) == 0
+
+
 def test_a_resume_records_its_new_limit_in_config_json(text, tmp_path, capsys):
     out = tmp_path / "r"
     flags = [*FLAGS, "--batch-size", "16"]
