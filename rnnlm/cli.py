@@ -443,7 +443,7 @@ def _run_evaluate(args):
         raise UserError(f"--checkpoint picks a file inside a run folder; {args.run} is already a checkpoint file")
     r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
-    print(f"checkpoint: {r['checkpoint']}")
+    print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
     print(f"text: {r['source']}  ({r['tokens']:,} {plural(r['tokens'], 'token')}, {r['oov']:,} out of vocabulary = "
           f"{100 * r['oov_rate']:.2f}%)")
     nats = r["loss"]
@@ -453,6 +453,15 @@ def _run_evaluate(args):
           f"bptt {r['bptt']}")
     print(f"perplexity: {fmt_ppl(r['ppl'])}")
     return 0
+
+
+def _fallback_note(run, which: str, path) -> str:
+    """What the "checkpoint:" line of evaluate and generate adds when best was asked of a run folder and its
+    latest model was read (runs.load_model falls back to it before the first validation)."""
+    from pathlib import Path
+    if which == "best" and Path(path).name != "best.npz" and Path(run).is_dir():
+        return " (no best.npz: no validation has run yet)"
+    return ""
 
 
 def _add_generate(sub):
@@ -480,16 +489,11 @@ def _run_generate(args):
     grows and a Ctrl-C (SIGTERM) keeps what was drawn: that is printed, one line on stderr says after how
     many words it stopped, and the exit status is 130 (143), as train's. A sample cut short (a model that
     draws punctuation instead of words, see sample.max_draws) is said in one line on stderr; status 0."""
-    from pathlib import Path
-
     from .runs import load_model
     from .sample import TextStream
     model, vocab, info, path = load_model(args.run, args.checkpoint)
     # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.
-    why = ""
-    if args.checkpoint == "best" and Path(path).name != "best.npz" and Path(args.run).is_dir():
-        why = " (no best.npz: no validation has run yet)"
-    print(f"checkpoint: {path}{why}", file=sys.stderr)
+    print(f"checkpoint: {path}{_fallback_note(args.run, args.checkpoint, path)}", file=sys.stderr)
     data = info.get("train", {}).get("data", {})
     stream = TextStream(model, vocab, words=args.words, prime=args.prime, temperature=args.temperature,
                         top_k=args.top_k, top_p=args.top_p, seed=args.seed, num_samples=args.num_samples,

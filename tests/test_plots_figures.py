@@ -377,6 +377,9 @@ def test_generate_says_which_checkpoint_it_read(probe_run, capsys):
     assert main(["generate", str(probe_run), "--words", "3", "--checkpoint", "latest"]) == 0
     err = capsys.readouterr().err
     assert f"checkpoint: {probe_run / 'model.npz'}\n" in err and "no best.npz" not in err
+    assert main(["evaluate", str(probe_run)]) == 0          # evaluate says the same
+    assert f"checkpoint: {probe_run / 'model.npz'} (no best.npz: no validation has run yet)\n" in \
+        capsys.readouterr().out
 
 
 def test_commands_that_read_a_run_leave_the_current_folder_empty(tmp_path_factory, monkeypatch):
