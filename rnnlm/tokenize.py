@@ -311,7 +311,8 @@ def detokenize(tokens, capitalize: bool = False, sentence_sep: str = " ") -> str
     """Tokens -> readable Portuguese text.
 
     No space before , . ; : ! ? ) ... and after (; clitic tokens ("-lhe")
-    re-attach to the previous word; a quote opens or closes by alternation,
+    re-attach to the previous word (one a model draws after a mark stays
+    apart: "animada, -la"); a quote opens or closes by alternation,
     corrected by context (a quote before punctuation closes, one at a
     sentence start or after a bracket or dash opens). `<eos>` becomes
     `sentence_sep` (a space by default; "\\n" gives one sentence per line).
@@ -367,7 +368,8 @@ class Detokenizer:
             self.quote_open[token] = opening_quote
         glue = (self.after_opener
                 or token in _NO_SPACE_BEFORE
-                or (token[0] == "-" and len(token) > 1)      # clitic: disse -lhe
+                # a clitic joins the word before it (disse -lhe); after a mark it stays apart (animada, -la)
+                or (token[0] == "-" and len(token) > 1 and self.previous is not None and self.previous[-1].isalnum())
                 or (token in _QUOTES and not opening_quote))
         out = (self.sentence_sep if self.sep_due else "") + ("" if glue else " ")
         if self.capitalize and self.sentence_start and token[0].isalnum():

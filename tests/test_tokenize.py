@@ -150,3 +150,11 @@ def test_tokenize_speed(dom_casmurro):
     start = time.perf_counter()
     tokenize(dom_casmurro)
     assert time.perf_counter() - start < 3.0
+
+
+def test_a_clitic_drawn_after_a_mark_is_not_glued_to_it():
+    # a model can draw "-la" after a comma; "animada,-la" read as a typo of the printer
+    from rnnlm.tokenize import detokenize
+    assert detokenize(["por", "animada", ",", "-la", "."]) == "por animada, -la."
+    assert detokenize(["disse", "-lhe", "-o"]) == "disse-lhe-o"
+    assert detokenize(["-me", "o"]) == "-me o"
