@@ -54,6 +54,15 @@ class _Parser(argparse.ArgumentParser):
         file.write(self.format_help())
         file.flush()
 
+    def _print_message(self, message, file=None):
+        """argparse's (--version's text), except that a failed write on standard output is raised, as in
+        print_help."""
+        if message and file is sys.stdout:
+            file.write(message)
+            file.flush()
+        else:
+            super()._print_message(message, file)
+
 
 
 def _subcommands(parser, dest: str, metavar: str):

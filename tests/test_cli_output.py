@@ -42,12 +42,17 @@ def test_help_into_a_closed_pipe_ends_quietly_with_141_for_every_command(monkeyp
 
 @pytest.mark.parametrize("unbuffered", ["", "1"])
 def test_help_into_a_closed_pipe_in_a_real_process(unbuffered):
-    for argv in (["generate", "--help"], ["plot", "sweep", "--help"]):
+    for argv in (["generate", "--help"], ["plot", "sweep", "--help"], ["--version"]):
         proc = subprocess.Popen([sys.executable, "cli.py", *argv], cwd=REPO, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": unbuffered})
         proc.stdout.close()
         err = proc.stderr.read().decode()
         assert (proc.wait(timeout=120), err) == (141, ""), argv
+
+
+def test_version_into_a_closed_pipe_ends_quietly_with_141(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert main(["--version"]) == 141 and capsys.readouterr().err == ""
 
 
 def test_help_into_a_live_pipe_is_still_printed(capsys):
