@@ -161,3 +161,23 @@ def test_the_longrange_table_shortens_huge_perplexities():
                                  "jacobian": {"vanish_lag": 5, "max_lag": 10, "factor_per_step": 0.5}}}}
     row = longrange_table(s).splitlines()[2]
     assert row.startswith("| rnn-clip | 16 | 1,234 | 7 | 3.40e+35 | 0.50 [0.40, 0.60] | n/a | >4 | 5 |"), row
+
+
+def test_summarize_of_a_study_shows_the_steps_each_run_ran_and_the_budget_as_max_steps(tmp_path, capsys):
+    from rnnlm import config as C
+    from rnnlm import study
+    cfg = C.StudyConfig(distances="3", cells="rnn,gru", seeds="0", n_train=50, n_test=20,
+                        train=C.TaskTrainConfig(steps=500))
+    jobs, _ = study.build_jobs(cfg)
+    ran = {"rnn": 500, "gru": 300}          # the gru stopped early, solved
+    rows = [{"name": j.name, "fn": j.fn, "settings": j.settings, "status": "done",
+             "steps_run": ran[j.settings["study_cell"]], "wall_s": 1.5, "worker": "w"} for j in jobs]
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["sweep", "summarize", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "max_steps=500" in lines[0]
+    assert lines[2] == "| name | cell | status | steps | wall_s | worker |"
+    assert lines[4:6] == ["| recall-k2-rnn-d3-s0 | rnn | done | 500 | 1.5 | w |",
+                          "| recall-k2-gru-d3-s0 | gru | done | 300 | 1.5 | w |"]
