@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError, plural
+from .runs import fmt_ppl
 
 
 @dataclass
@@ -313,7 +314,7 @@ def format_report(report: dict) -> str:
                          f"{level['histories']:>9,} histories, D1 {d1:.3f} D2 {d2:.3f} D3+ {d3:.3f} ({kind})")
         for split, result in entry["splits"].items():
             lines.append(f"  {split:5s}: {result['cross_entropy']:.4f} nats/token, "
-                         f"perplexity {result['perplexity']:8.2f}  ({result['tokens']:,} tokens, "
+                         f"perplexity {fmt_ppl(result['perplexity']):>8s}  ({result['tokens']:,} tokens, "
                          f"{result['seconds']:.2f}s)")
     for split, why in report.get("skipped", {}).items():
         lines.append(f"\n{split}: not scored, it holds {why}")

@@ -64,6 +64,8 @@ CONFIGS = {
     "large": (30000, 512),
 }
 CELLS = ("rnn", "lstm", "gru")
+# bench's --threads when not given (fewer on a machine with fewer cores)
+DEFAULT_THREADS = 2
 BATCH, BPTT = 32, 35
 CLIP, LR = 0.25, 1.0
 # Pause before each timed run: thread pools (OpenMP's, OpenBLAS's) keep spinning
@@ -586,12 +588,13 @@ def _bars(progress: bool) -> bool:
     return bool(progress) and sys.stderr.isatty()
 
 
-def run_bench(cell="all", config="all", *, repeats, threads, vs_torch=False, torch_in_process=False,
-              progress=True, on_record=None) -> list[dict]:
+def run_bench(cell="all", config="all", *, repeats, threads=None, vs_torch=False, torch_in_process=False,
+              oversubscribe=False, progress=True, on_record=None) -> list[dict]:
     """The `bench` command's measurements: one record per (config, cell), in that order.
 
-    cell / config: one name or "all". on_record(record) is called as each
-    record is ready (the CLI's --json prints it at once).
+    cell / config: one name or "all". threads: for both sides (default DEFAULT_THREADS, at most the
+    machine's cores); more than the machine's cores is refused unless oversubscribe, as --scaling's
+    counts are. on_record(record) is called as each record is ready (the CLI's --json prints it at once).
     """
     cells = CELLS if cell in (None, "all") else (cell,)
     configs = list(CONFIGS) if config in (None, "all") else [config]
@@ -603,8 +606,11 @@ def run_bench(cell="all", config="all", *, repeats, threads, vs_torch=False, tor
         if importlib.util.find_spec("torch") is None:
             raise UserError("--vs-torch needs PyTorch importable in this Python "
                             "(it is never a dependency: install it in a separate venv)")
+    if threads is None:
+        threads = min(DEFAULT_THREADS, machine_cores())
     if threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
+    check_thread_count(threads, "--threads", oversubscribe=oversubscribe)
     if torch_in_process and not vs_torch:
         raise UserError("--torch-in-process only applies with --vs-torch")
     from tqdm import tqdm
@@ -793,11 +799,24 @@ def parse_thread_counts(text: str, cores: int | None = None, oversubscribe: bool
         raise UserError(f"--scaling takes thread counts separated by commas, e.g. 1,2,4; got {text!r}") from None
     if counts[0] < 1:
         raise UserError(f"--scaling thread counts must be at least 1, got {counts[0]}")
-    cores = machine_cores() if cores is None else cores
-    if counts[-1] > cores and not oversubscribe:
-        raise UserError(f"--scaling {counts[-1]}: this machine has {cores} cores; measure at most {cores} threads, "
-                        "or add --oversubscribe to time more threads than cores")
+    check_thread_count(counts[-1], "--scaling", cores=cores, oversubscribe=oversubscribe)
     return counts
+
+
+def check_thread_count(n: int, flag: str, cores: int | None = None, oversubscribe: bool = False) -> None:
+    """UserError (one line) when `n` threads is more than the machine's cores (default machine_cores())
+    and not oversubscribe, or more than Numba's pool (fixed at start-up) at all. flag: the option
+    the count came from (--threads, --scaling), named in the message."""
+    import numba
+
+    cores = machine_cores() if cores is None else cores
+    if n > cores and not oversubscribe:
+        raise UserError(f"{flag} {n}: this machine has {cores} cores; measure at most {cores} threads, "
+                        "or add --oversubscribe to time more threads than cores")
+    pool = numba.config.NUMBA_NUM_THREADS
+    if n > pool:
+        raise UserError(f"{flag} {n}: Numba's thread pool has {pool} threads (NUMBA_NUM_THREADS, fixed "
+                        f"when the process starts); start the command with NUMBA_NUM_THREADS={n}")
 
 
 def _at(threads, timed_run):
@@ -970,14 +989,8 @@ def run_scaling(cell="all", config="all", *, threads, repeats, vs_torch=False, b
     threads: the --scaling text ("1,2,4") or a list of ints. on_record(record) is called for
     each record as its (config, cell) is done (the CLI's --json prints it at once).
     """
-    import numba
-
     counts = parse_thread_counts(",".join(map(str, threads)) if not isinstance(threads, str) else threads,
                                  oversubscribe=oversubscribe)
-    pool = numba.config.NUMBA_NUM_THREADS
-    if counts[-1] > pool:
-        raise UserError(f"--scaling {counts[-1]}: Numba's thread pool has {pool} threads (NUMBA_NUM_THREADS, fixed "
-                        f"when the process starts); start the command with NUMBA_NUM_THREADS={counts[-1]}")
     cells = CELLS if cell in (None, "all") else (cell,)
     configs = list(CONFIGS) if config in (None, "all") else [config]
     for c in configs:

@@ -166,7 +166,9 @@ def _add_bench(sub):
     p.add_argument("--cell", default="all", choices=[*C.CELLS, "all"])
     p.add_argument("--config", default="all", help="tiny, small, medium, large or all")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
-    p.add_argument("--threads", type=int, default=2, help="threads for both sides (Numba, BLAS, PyTorch)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for both sides (Numba, BLAS, PyTorch; default 2, or 1 on a one-core machine); "
+                        "at most the machine's cores unless --oversubscribe")
     p.add_argument("--vs-torch", action="store_true",
                    help="also time PyTorch's model in the same run, in a worker process, "
                         "interleaved with ours (needs torch importable)")
@@ -191,8 +193,8 @@ def _add_bench(sub):
                    help="with --scaling: ms per training step in the output layer, recurrent forward, recurrent "
                         "backward, embedding, clipping and optimizer, and the rest, with each one's speedup")
     p.add_argument("--oversubscribe", action="store_true",
-                   help="with --scaling: allow more threads than cores (start with NUMBA_NUM_THREADS set to the "
-                        "largest count)")
+                   help="with --threads or --scaling: allow more threads than cores (start with NUMBA_NUM_THREADS "
+                        "set to the largest count)")
     return p
 
 
@@ -203,12 +205,15 @@ def _run_bench(args):
     if args.sweep:
         print(bench.format_sweep_bench(bench.sweep_bench(args.sweep_jobs, args.sweep_steps)))
         return 0
-    if args.scaling is None and (args.breakdown or args.oversubscribe):
-        raise UserError("--breakdown and --oversubscribe apply only with --scaling (e.g. --scaling 1,2)")
+    if args.scaling is None and args.breakdown:
+        raise UserError("--breakdown applies only with --scaling (e.g. --scaling 1,2)")
+    if args.oversubscribe and args.scaling is None and args.threads is None:
+        raise UserError("--oversubscribe applies only with --threads or --scaling (e.g. --threads 4 --oversubscribe)")
     if args.scaling is not None:
         return _run_bench_scaling(args, bench, json)
     records = bench.run_bench(args.cell, args.config, repeats=args.repeats, threads=args.threads,
                               vs_torch=args.vs_torch, torch_in_process=args.torch_in_process,
+                              oversubscribe=args.oversubscribe,
                               progress=not args.json,
                               on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
     if args.json:

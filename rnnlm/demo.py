@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import atomic_write_json
+from .runs import fmt_ppl
 from .sweepjobs import curve_numbers  # noqa: F401  (the lag-curve headline numbers; they live with the sweep jobs)
 
 # Vanilla-RNN activations of the init study: (label, activation string, max|f'|).
@@ -257,7 +258,7 @@ def training_study(out: Path, sizes, data_config, seed, summaries: dict | None =
         d0 = _lag(init, tokens, sizes, seed, text=text)
         d1 = _lag(trained, tokens, sizes, seed, text=text, source=str(path), clip=clip_label(dataclasses.asdict(cfg)))
         docs += [d0, d1]
-        names += [f"{cell} at init", f"{cell} after {summary['steps']} steps (valid ppl {summary['best_val_ppl']:.0f})"]
+        names += [f"{cell} at init", f"{cell} after {summary['steps']} steps (valid ppl {fmt_ppl(summary['best_val_ppl'], 0)})"]
         over = Path(plot_lag_over_training(run, out / f"trained-{cell}-over-training.png")).name
         results[cell] = {"init": curve_numbers(d0), "trained": curve_numbers(d1), "steps": summary["steps"],
                          "best_val_ppl": summary["best_val_ppl"], "stopped": summary["stopped"],
@@ -460,7 +461,7 @@ def gradients_markdown(s: dict) -> str:
     for cell in ("rnn", "lstm", "gru"):
         r = t[cell]
         lines.append(f"- `{r['figure']}`: {cell}, {r['steps']} steps ({r['wall_s']:.0f} s, valid ppl "
-                     f"{r['best_val_ppl']:.1f}): at init {_curve_sentence(r['init'])}; after training "
+                     f"{fmt_ppl(r['best_val_ppl'], 1)}): at init {_curve_sentence(r['init'])}; after training "
                      f"{_curve_sentence(r['trained'])}."
                      + (f" `{r['over_training_figure']}` shows the curve at every recorded step."
                         if r["over_training_figure"] else ""))
@@ -755,7 +756,7 @@ def longrange_table(s: dict) -> str:
         j = r["jacobian"]
         eff = r["effective_context"]
         eff = eff if eff is not None else ">" + s["sizes"]["context_distances"].split(",")[-1]
-        lines.append(f"| {name} | {r['hidden']} | {r['params']:,} | {r['steps']} | {r['valid_ppl']:.2f} | "
+        lines.append(f"| {name} | {r['hidden']} | {r['params']:,} | {r['steps']} | {fmt_ppl(r['valid_ppl'])} | "
                      + " | ".join(_acc(r["agreement"][b]) for b in bins) + f" | {_acc(r.get('agreement_far'))}"
                      + f" | {eff} | {j['vanish_lag'] or '>' + str(j['max_lag'])} | {_g(j['factor_per_step'])} |")
     return "\n".join(lines)

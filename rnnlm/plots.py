@@ -131,6 +131,56 @@ def _doc_label(doc: dict) -> str:
     return label
 
 
+# Settings a lag curve's label leaves out, added to every label when they differ between the curves drawn
+# (in this order): (how to read it from a meta, how to write it).
+_LAG_EXTRAS = (
+    (lambda m: m.get("H", m.get("hidden")), lambda v: f"H={v}"),
+    (lambda m: m.get("E", m.get("emsize")), lambda v: f"E={v}"),
+    (lambda m: m.get("forget_bias"), lambda v: f"forget bias {_fmt_num(v)}"),
+    (lambda m: m.get("omega"), lambda v: f"Ω α={_fmt_num(v)}"),
+    (lambda m: m.get("seed"), lambda v: f"seed {v}"),
+    (lambda m: _text_name(m["text"]) if m.get("text") else None, lambda v: f"on {v}"),
+    (lambda m: m.get("anchors"), lambda v: f"{v} anchors"),
+    (lambda m: m.get("tokens"), lambda v: f"{v} tokens"),
+)
+
+
+def _fmt_num(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
+def _item_name(item, index: int) -> str:
+    """What a lag curve came from, for its legend entry: the run folder's name (given the folder or a
+    JSON file inside one), else the JSON file's stem, else 'curve N' for a document passed as a dict."""
+    if isinstance(item, dict):
+        return f"curve {index + 1}"
+    p = Path(item)
+    if p.is_dir():
+        return p.resolve().name
+    parent = p.resolve().parent
+    if (parent / "config.json").is_file() or (parent / "metrics.jsonl").is_file():
+        return f"{parent.name}/{p.stem}"
+    return p.stem
+
+
+def lag_labels(docs: list[dict], names: list[str] | None = None) -> list[str]:
+    """The default legend entries of lag curves, one per doc, each telling its curve apart: the model,
+    clipping and step (_doc_label), then every setting of _LAG_EXTRAS whose value differs between the
+    docs (H=32 / H=64; not on a curve that has no such setting, a GRU's forget bias), and where two
+    entries are still the same, each one's name (`names`, e.g. the run folders'; default 'curve N')."""
+    metas = [d.get("meta", {}) for d in docs]
+    labels = [_doc_label(d) for d in docs]
+    for get, fmt in _LAG_EXTRAS:
+        values = [get(m) for m in metas]
+        if len({repr(v) for v in values}) > 1:
+            labels = [lab if v is None else f"{lab}, {fmt(v)}" for lab, v in zip(labels, values)]
+    names = names if names is not None else [f"curve {i + 1}" for i in range(len(docs))]
+    counts = {}
+    for lab in labels:
+        counts[lab] = counts.get(lab, 0) + 1
+    return [f"{lab} ({name})" if counts[lab] > 1 else lab for lab, name in zip(labels, names)]
+
+
 def _joined(values) -> str:
     """The distinct values in order, ' / '-separated: one value when every curve shares it."""
     return " / ".join(dict.fromkeys(str(v) for v in values))
@@ -305,11 +355,14 @@ def _legend_above(ax, ncol: int = 1) -> None:
 def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto", norm: str = "spectral",
              scope: str = "layer0", flow: bool = False, bound: bool = False, title: str | None = None):
     """The figure of `plot_lag`, unsaved: returns the matplotlib Figure (see plot_lag)."""
+    names = [_item_name(d, i) for i, d in enumerate(docs)]
     docs = [load_lag_doc(d) for d in docs]
     if not docs:
         raise UserError("give at least one lag curve")
     if labels is not None and len(labels) != len(docs):
         raise UserError(f"{len(labels)} labels for {len(docs)} curves")
+    if labels is None:
+        labels = lag_labels(docs, names)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.6))
     quantities, cells, bounds = [], [], []
@@ -325,7 +378,7 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
         if np.isfinite(seen).any():
             lo_data = min(lo_data, float(np.nanmin(seen)))
             hi_data = max(hi_data, float(np.nanmax(seen)))
-        label = labels[i] if labels is not None else _doc_label(doc)
+        label = labels[i]
         if quantity == "auto" and not flow and len(docs) > 1:
             label += f" [{q}]"
         line, = ax.plot(lags, med, marker="o", markersize=2.5, linewidth=1.5, label=label)

@@ -637,11 +637,14 @@ def format_row_line(row: dict) -> str:
     """The line printed when a job finishes."""
     if row["status"] != "done":
         return f"{row['name']}: FAILED ({row.get('error')}) [{row['wall_s']:.1f} s]"
+    from .runs import fmt_ppl
     bits = []
     for key in ("best_val_ppl", "val_ppl", "stopped", "steps"):
         if row.get(key) is not None:
             v = row[key]
-            bits.append(f"{key} {v:.2f}" if isinstance(v, float) else f"{key} {v}")
+            # perplexities as everywhere else: 141.19, or 1.99e+21 for an exploded run's
+            bits.append(f"{key} {fmt_ppl(v)}" if key.endswith("ppl") and isinstance(v, (int, float))
+                        else f"{key} {v:.2f}" if isinstance(v, float) else f"{key} {v}")
     return f"{row['name']}: done{(' ' + ', '.join(bits)) if bits else ''} [{row['wall_s']:.1f} s on {row['worker']}]"
 
 

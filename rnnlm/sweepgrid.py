@@ -166,11 +166,15 @@ def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None)
 
 
 def flat_settings(settings: dict) -> dict:
-    """A train job's settings as {leaf name: value} (train.model.cell -> cell); other jobs: as they are."""
+    """A train job's settings as {leaf name: value} (train.model.cell -> cell); other jobs: as they are.
+    A study's task job names its step budget (its train.steps) max_steps, as a train job's is named:
+    the table's steps column is the steps a job ran."""
     if "train" not in settings:
         return {k: v for k, v in settings.items() if not isinstance(v, dict)}
     t = settings["train"]
     flat = {k: v for k, v in t.items() if k not in ("format", "data", "model", "out")}
+    if "task" in settings and "steps" in flat:
+        flat["max_steps"] = flat.pop("steps")
     flat.update(t.get("model", {}))
     flat.update(t.get("data", {}))
     if settings.get("measure"):
@@ -179,11 +183,14 @@ def flat_settings(settings: dict) -> dict:
 
 
 def table_rows(rows: list[dict]) -> list[dict]:
-    """Each row with its settings flattened into columns (the row's own keys win)."""
+    """Each row with its settings flattened into columns (the row's own keys win); steps is the steps
+    the job ran (a study row's steps_run: it may stop before its budget, max_steps)."""
     out = []
     for r in rows:
         flat = flat_settings(r.get("settings", {}))
         out.append({**flat, **{k: v for k, v in r.items() if k != "settings"}})
+        if r.get("steps_run") is not None:
+            out[-1]["steps"] = r["steps_run"]
     return out
 
 

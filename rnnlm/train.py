@@ -837,6 +837,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                 hidden = result.state
                 progress.step(loop, result, seconds)
                 applied = result.bad is None
+                timing.session_steps += applied
                 if applied and loop.step % config.log_every == 0:
                     tps = loop.log_tokens / timing.event_seconds if timing.event_seconds > 0 else 0.0
                     run.log(_step_event(s, loop, result, tps))
@@ -1217,14 +1218,15 @@ def _step_event(s: _Session, loop: _Loop, result: StepResult, tokens_per_s: floa
 def _summary(s: _Session, loop: _Loop, stopped: str, nonfinite: dict | None) -> dict:
     """train()'s result as the loop left it (format_summary prints it; _final_report adds to it).
 
-    tokens_per_s: this session's training tokens per second inside training steps (see _Timing).
+    tokens_per_s: this session's training tokens per second inside training steps (see _Timing); 0
+    when the session applied no step (a run that diverged at once has no speed to report).
     val_step: the step of val_loss (the latest full validation; None before one); timed_val: this
     session's latest timed validation (_Timing.timed) or None."""
     elapsed = s.clock()
     t = s.timing
     return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
             "tokens": loop.tokens, "elapsed_s": elapsed,
-            "tokens_per_s": t.step_tokens / t.step_seconds if t.step_seconds > 0 else 0.0,
+            "tokens_per_s": t.step_tokens / t.step_seconds if t.step_seconds > 0 and t.session_steps else 0.0,
             "lr": s.opt.lr, "val_loss": loop.val_loss, "val_ppl": _ppl(loop.val_loss),
             "val_step": loop.last_eval_step if loop.last_eval_step >= 0 else None, "timed_val": t.timed,
             "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
@@ -1344,7 +1346,8 @@ def format_summary(s: dict) -> str:
     lines = [f"run folder: {s['run_dir']}",
              f"stopped: {stop_word(s)} after {s['steps']} {plural(s['steps'], 'step')} ({s['tokens']:,} tokens, "
              f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
-             # (no figure from a session that trained no step: a resume that ran only the final evaluation)
+             # (no figure from a session that applied no step: a resume that ran only the final evaluation,
+             # a run whose first step was already non-finite)
              + (f", {s['tokens_per_s']:,.0f} training tokens/s" if s["tokens_per_s"] > 0 else "") + ")",
              "   ".join(([f"valid ppl: {fmt_ppl(s['val_ppl'])}"] if not math.isnan(s["val_loss"]) else [])
                         + ([f"best valid ppl: {fmt_ppl(s['best_val_ppl'])}"]

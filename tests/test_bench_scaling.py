@@ -33,7 +33,7 @@ def test_bad_thread_counts_are_one_line_exit_2(capsys, scaling, message):
 
 @pytest.mark.parametrize("argv,message", [
     (["--breakdown"], "only with --scaling"),
-    (["--oversubscribe"], "only with --scaling"),
+    (["--oversubscribe"], "only with --threads or --scaling"),
     (["--scaling", "1", "--torch-in-process", "--vs-torch"], "does not combine"),
     (["--scaling", "1", "--config", "huge"], "unknown config"),
 ])
@@ -47,6 +47,33 @@ def test_more_threads_than_numbas_pool_says_how_to_start(capsys, monkeypatch):
     pool = numba.config.NUMBA_NUM_THREADS
     assert main(["bench", "--config", "tiny", "--cell", "rnn", "--oversubscribe", "--scaling", str(pool + 1)]) == 2
     assert f"start the command with NUMBA_NUM_THREADS={pool + 1}" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ([], f"--threads {bench.machine_cores() + 1}: this machine has {bench.machine_cores()} cores; measure at most "
+         f"{bench.machine_cores()} threads, or add --oversubscribe to time more threads than cores"),
+    (["--oversubscribe"], f"--threads {bench.machine_cores() + 1}: Numba's thread pool has"),
+])
+def test_threads_beyond_the_cores_are_refused_as_scaling_is(capsys, monkeypatch, extra, message):
+    """--threads above the machine's cores: --scaling's refusal and its --oversubscribe escape; past
+    that, Numba's pool (here as large as the cores) refuses too, rather than capping it silently."""
+    import numba
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", bench.machine_cores())
+    n = str(bench.machine_cores() + 1)
+    assert main(["bench", "--config", "tiny", "--cell", "rnn", "--repeats", "1", "--threads", n, *extra]) == 2
+    assert message in _one_error_line(capsys)
+    with pytest.raises(bench.UserError, match="has 2 cores"):
+        bench.check_thread_count(3, "--threads", cores=2)
+    bench.check_thread_count(2, "--threads", cores=2)                 # at the cores: accepted
+
+
+def test_default_threads_fit_the_machine(monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "machine_cores", lambda: 1)
+    monkeypatch.setattr(bench, "_set_threads", seen.append)
+    monkeypatch.setattr(bench, "bench_one", lambda *a, **k: {"threads": k["threads"]})
+    assert bench.run_bench("rnn", "tiny", repeats=1, progress=False) == [{"threads": 1}]
+    assert seen == [1]
 
 
 def test_thread_counts_parse_sorted_once():

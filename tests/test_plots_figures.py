@@ -91,6 +91,49 @@ def _fake_run(folder, cell="rnn", activation="tanh", clip_norm=0.25, scale=3.0, 
     return folder
 
 
+# ---------------------------------------------------------------- legend entries
+
+
+def test_two_lag_curves_differing_only_in_h_get_different_legend_entries():
+    docs = [_doc("lstm", hidden=32), _doc("lstm", hidden=64)]
+    for d in docs:
+        d["meta"]["clip"] = "clip-norm 0.25"
+    fig = plots.draw_lag(docs, None)
+    assert _legend(fig.axes[0]) == ["lstm, init orthogonal, W_hh x1, clip-norm 0.25, H=32 [state]",
+                                    "lstm, init orthogonal, W_hh x1, clip-norm 0.25, H=64 [state]"]
+    _close(fig)
+    # what every curve shares stays out of the entries (the subtitle has it): one curve, no H
+    assert plots.lag_labels(docs[:1]) == ["lstm, init orthogonal, W_hh x1, clip-norm 0.25"]
+    # every setting that differs is named, in the same order on every entry
+    other = _doc("lstm", hidden=64)
+    other["meta"].update(clip="clip-norm 0.25", seed=5, text="machado:valid")
+    assert plots.lag_labels([docs[0], other]) == [
+        "lstm, init orthogonal, W_hh x1, clip-norm 0.25, H=32, seed 0, on random:11",
+        "lstm, init orthogonal, W_hh x1, clip-norm 0.25, H=64, seed 5, on machado:valid"]
+
+
+def test_lag_curves_that_differ_in_no_recorded_setting_are_told_apart_by_run_name(tmp_path):
+    doc = _doc("gru")
+    runs = [_fake_run(tmp_path / name, cell="gru") for name in ("first", "second")]
+    for run in runs:
+        (run / "jacobian.json").write_text(json.dumps(doc))
+    fig = plots.draw_lag(runs, None)
+    assert _legend(fig.axes[0]) == ["gru, init orthogonal, W_hh x1, at init (first) [h]",
+                                    "gru, init orthogonal, W_hh x1, at init (second) [h]"]
+    _close(fig)
+    # a JSON file inside a run folder: the run and the file; documents passed as dicts: their place
+    fig = plots.draw_lag([runs[0] / "jacobian.json", doc], None)
+    assert _legend(fig.axes[0]) == ["gru, init orthogonal, W_hh x1, at init (first/jacobian) [h]",
+                                    "gru, init orthogonal, W_hh x1, at init (curve 2) [h]"]
+    _close(fig)
+    assert plots.lag_labels([doc, doc]) == ["gru, init orthogonal, W_hh x1, at init (curve 1)",
+                                            "gru, init orthogonal, W_hh x1, at init (curve 2)"]
+    # labels given by the caller are kept as they are (with the quantity, as before)
+    fig = plots.draw_lag([doc, doc], ["a", "b"])
+    assert _legend(fig.axes[0]) == ["a [h]", "b [h]"]
+    _close(fig)
+
+
 # ---------------------------------------------------------------- bounds
 
 

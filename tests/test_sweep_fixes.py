@@ -141,3 +141,43 @@ def test_measure_agreement_probes_a_sintetico_job_and_is_not_applicable_elsewher
     assert f"| {sin['agreement_accuracy']:.4g} |" in table and "| n/a |" in table
     assert "agreement: not applicable: the probe's sentences use the sintetico grammar's words" in table
     assert table in printed + "\n" or table.strip() in printed
+
+
+def test_the_per_job_line_shortens_huge_perplexities_as_reports_do():
+    from rnnlm.sweep import format_row_line
+    row = {"name": "noclip", "status": "done", "best_val_ppl": 1986176366583207165952.0, "val_ppl": 141.194,
+           "stopped": "nonfinite", "steps": 40, "wall_s": 3.04, "worker": "local"}
+    assert format_row_line(row) == ("noclip: done best_val_ppl 1.99e+21, val_ppl 141.19, stopped nonfinite, "
+                                    "steps 40 [3.0 s on local]")
+    assert "val_ppl inf" in format_row_line({**row, "val_ppl": float("inf")})
+
+
+def test_the_longrange_table_shortens_huge_perplexities():
+    from rnnlm.demo import longrange_table
+    acc = {"accuracy": 0.5, "ci": [0.4, 0.6]}
+    s = {"bins": [[1, 3]], "sizes": {"context_distances": "1,2,4"},
+         "models": {"rnn-clip": {"hidden": 16, "params": 1234, "steps": 7, "valid_ppl": 3.4e35,
+                                 "agreement": {"1-3": acc}, "agreement_far": None, "effective_context": None,
+                                 "jacobian": {"vanish_lag": 5, "max_lag": 10, "factor_per_step": 0.5}}}}
+    row = longrange_table(s).splitlines()[2]
+    assert row.startswith("| rnn-clip | 16 | 1,234 | 7 | 3.40e+35 | 0.50 [0.40, 0.60] | n/a | >4 | 5 |"), row
+
+
+def test_summarize_of_a_study_shows_the_steps_each_run_ran_and_the_budget_as_max_steps(tmp_path, capsys):
+    from rnnlm import config as C
+    from rnnlm import study
+    cfg = C.StudyConfig(distances="3", cells="rnn,gru", seeds="0", n_train=50, n_test=20,
+                        train=C.TaskTrainConfig(steps=500))
+    jobs, _ = study.build_jobs(cfg)
+    ran = {"rnn": 500, "gru": 300}          # the gru stopped early, solved
+    rows = [{"name": j.name, "fn": j.fn, "settings": j.settings, "status": "done",
+             "steps_run": ran[j.settings["study_cell"]], "wall_s": 1.5, "worker": "w"} for j in jobs]
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["sweep", "summarize", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "max_steps=500" in lines[0]
+    assert lines[2] == "| name | cell | status | steps | wall_s | worker |"
+    assert lines[4:6] == ["| recall-k2-rnn-d3-s0 | rnn | done | 500 | 1.5 | w |",
+                          "| recall-k2-gru-d3-s0 | gru | done | 300 | 1.5 | w |"]

@@ -91,6 +91,21 @@ def test_skip_stops_after_max_skips_in_a_row(text, tmp_path, monkeypatch, capsys
         tiny(text, tmp_path / "x", max_skips=0).validate()
 
 
+def test_a_run_that_diverges_at_its_first_step_reports_no_speed(text, tmp_path, monkeypatch):
+    _nan_loss_from(monkeypatch, 1)
+    s = train(tiny(text, tmp_path / "at-once", max_steps=5))
+    assert (s["stopped"], s["steps"], s["tokens"], s["tokens_per_s"]) == ("nonfinite", 0, 0, 0.0)
+    (line,) = [x for x in format_summary(s).splitlines() if x.startswith("stopped:")]
+    assert line.startswith("stopped: nonfinite after 0 steps (0 tokens, ") and line.endswith(" min)"), line
+    assert "tokens/s" not in line
+    # one step applied, the second non-finite: the speed is reported again
+    monkeypatch.undo()
+    _nan_loss_from(monkeypatch, 2)
+    s = train(tiny(text, tmp_path / "after-one", max_steps=5))
+    assert s["stopped"] == "nonfinite" and s["tokens_per_s"] > 0
+    assert " training tokens/s)" in [x for x in format_summary(s).splitlines() if x.startswith("stopped:")][0]
+
+
 def test_timed_validations_only_report(text, tmp_path):
     # Every step triggers a timed validation (eval_minutes ~ 0): the result is bitwise the same as without.
     kw = dict(max_steps=12, eval_every=5, lr_decay=2.0, dropout=0.2)
