@@ -163,9 +163,9 @@ def _run_corpus(args):
 
 def _add_bench(sub):
     p = sub.add_parser("bench", help="training/inference tokens/s per cell and config")
-    p.add_argument("--cell", default="all", choices=[*C.CELLS, "all"])
-    p.add_argument("--config", default="all", help="tiny, small, medium, large or all")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
+    p.add_argument("--cell", default="all", choices=[*C.CELLS, "all"], help="the cell to time (default all)")
+    p.add_argument("--config", default="all", help="tiny, small, medium, large or all (default all)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported (default 3)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for both sides (Numba, BLAS, PyTorch; default 2, or 1 on a one-core machine); "
                         "at most the machine's cores unless --oversubscribe")
