@@ -1008,12 +1008,22 @@ def _run_sweep(args):
     if args.sweep_command == "summarize":
         print(sweepgrid.summarize(args.sweep))
         return 0
+    sweep.check_scheduler(args.scheduler)      # before anything is written or printed
     grid = _sweep_grid(args)
     points, axes = sweepgrid.expand_grid(grid)
     measure = grid.get("measure") or []
     if isinstance(measure, str):
         measure = [measure]
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    # the folder is this process's from before its first line to the summary and figure (lock_sweep): a
+    # second sweep into it is refused in one line; a new folder is removed again if nothing was recorded
+    with sweep.lock_sweep(out):
+        return _run_sweep_locked(args, grid, points, axes, measure, out)
+
+
+def _run_sweep_locked(args, grid, points, axes, measure, out):
+    """`sweep run` from its first line on, holding the folder's lock."""
+    from . import sweep, sweepgrid
     recorded = {r.get("name") for r in sweep.read_rows(out)}
     skip = sum(name in recorded for name, _, _ in points)
     interrupted_early = not recorded and (out / sweep.SWEEP_FILE).exists()     # its empty record

@@ -148,19 +148,33 @@ def lock_run(folder):
     would clobber each other's checkpoints. Readers (evaluate, generate, plot)
     never take the lock. Release it with `.release()` (Run.close does).
     """
+    return lock_folder(folder, LOCK, "is being trained by another process")
+
+
+def lock_folder(folder, name: str, busy: str, holder=None):
+    """Hold the OS lock folder/name (a filelock.FileLock, taken without waiting) for this process.
+
+    The mechanism of `lock_run`, for any folder that one process at a time may
+    write (sweep.lock_sweep uses it too). Created with the folder if needed;
+    the kernel releases it when the process dies. Held by another process: a
+    UserError "FOLDER <busy> (<who> holds FOLDER/name); wait for it to end or
+    use another --out", where who is holder(lock path) when that names the
+    holder (e.g. "pid 123"), else "it".
+    """
     from filelock import FileLock, Timeout
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)     # an OSError is one line in cli.main (errors.describe_os_error)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give --out a folder path")
-    lock = FileLock(str(folder / LOCK), timeout=0)
+    lock = FileLock(str(folder / name), timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        raise UserError(f"{folder} is being trained by another process (it holds {folder / LOCK}); "
+        who = (holder(folder / name) if holder is not None else None) or "it"
+        raise UserError(f"{folder} {busy} ({who} holds {folder / name}); "
                         "wait for it to end or use another --out") from None
     except OSError as exc:
-        raise UserError(f"cannot lock the run folder {folder}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot lock the folder {folder}: {exc.strerror or exc}") from None
     return lock
 
 

@@ -571,10 +571,14 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     "serial": in this process). report_only: run nothing, write the outputs from the runs
     already recorded (an interrupted study; missing runs count as n smaller). Before the
     first run it prints one line on stderr: the jobs, the grid and the folder (_first_line).
-    UserError for bad settings, or report_only without a recorded run.
+    UserError for bad settings (a malformed scheduler address among them, before anything is
+    written), a folder another study or sweep is writing (sweep.lock_sweep, held from the first
+    line to the figures), or report_only without a recorded run.
     """
-    from .sweep import read_rows, run_sweep, stop_word
+    from .sweep import check_scheduler, lock_sweep
 
+    if not report_only:
+        check_scheduler(scheduler)      # before anything is written or printed
     if report_only:     # the settings the runs were made with, not this call's flags
         folder = Path(default_out(quick_config(config) if config.quick else config))
         config = dataclasses.replace(recorded_config(folder), quick=False, out=str(folder))
@@ -584,6 +588,17 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     config.validate()
     folder = Path(default_out(config))
     jobs, data = build_jobs(config)
+    if report_only:     # (reads the record only; the study.json it writes is the one a running study rewrites)
+        return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
+    # a second study (or sweep) into the folder is refused in one line, from the first line to the figures
+    with lock_sweep(folder):
+        return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
+
+
+def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, progress, report_only) -> dict:
+    """run_study's work once the config is settled (holding the folder's lock unless report_only)."""
+    from .sweep import read_rows, run_sweep, stop_word
+
     load0, t0 = _load_average(), time.perf_counter()
     if report_only:
         rows = read_rows(folder)

@@ -16,6 +16,9 @@ None. Workers need no shared file system: a job writes only into a temporary
 folder of its own and returns its files as bytes; the client writes them.
 
 Nothing lost:
+- one process at a time writes a sweep folder: run_sweep holds its OS lock
+  (FOLDER/.sweep.lock, `lock_sweep`) for the whole call, and a second sweep
+  into the same folder is refused in one line, naming the holder's pid;
 - a finished job is recorded as it finishes (sweep.jsonl rewritten atomically
   with one more line), so a rerun of the same sweep skips it;
 - a job that raises is a row with status "failed" and its one-line error
@@ -45,7 +48,8 @@ each job as a guard for workers started by hand). Results depend on the thread
 count, so the serial path runs with one thread too unless told otherwise.
 
 The one thing to know before editing: a row is written only after its job's
-files are, and only the client writes into the sweep folder; a job function
+files are, and only the client holding the folder's lock writes into the sweep
+folder (sweep.jsonl is rewritten whole from what that client read); a job function
 must be deterministic in (settings, payload) and must not touch shared disk,
 or reruns, retries and the engine-vs-serial test stop meaning anything.
 """
@@ -72,6 +76,7 @@ from .fileio import atomic_write_bytes, atomic_write_text
 
 SWEEP_FILE = "sweep.jsonl"
 SERIAL = "serial"           # scheduler value: run the jobs in this process, no Dask
+SWEEP_LOCK = ".sweep.lock"  # the OS lock of the process writing the sweep folder (lock_sweep)
 ENGINE_KEYS = ("name", "fn", "settings", "status", "error", "wall_s", "worker", "attempts", "max_rss_mb")
 # Set in every LocalCluster worker process before it imports NumPy or Numba.
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -388,6 +393,90 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
+def check_scheduler(scheduler: str | None) -> None:
+    """UserError (one line) unless `scheduler` is None, "serial" or an address Dask can connect to
+    (scheme://HOST:PORT, tcp:// by default); the rule is distributed's own address parsing. It says
+    nothing of whether a scheduler listens there (`_client` finds that out)."""
+    if scheduler is None or scheduler == SERIAL:
+        return
+    why = None
+    try:
+        from distributed.comm.addressing import get_address_host_port
+        _, port = get_address_host_port(scheduler)
+        if not 0 < port < 65536:
+            why = f"port {port} is not between 1 and 65535"
+    except ValueError as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else "not an address"
+    if why:
+        raise UserError(f"--scheduler {scheduler!r} is not a Dask scheduler address ({why}); give "
+                        f"tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786), '{SERIAL}' to run the jobs in this process, "
+                        "or leave --scheduler out for a local cluster")
+
+
+_HELD: dict = {}    # sweep folders this process holds the lock of: resolved path -> times taken (lock_sweep)
+
+
+def _lock_holder(path: Path) -> str | None:
+    """'pid N' of the process that holds a sweep lock (it writes its pid into the lock file), or None."""
+    try:
+        pid = int(path.read_text(encoding="ascii").strip())
+        os.kill(pid, 0)         # (a pid left by a process that died: not named)
+    except (OSError, ValueError):
+        return None
+    return f"pid {pid}"
+
+
+@contextlib.contextmanager
+def lock_sweep(folder):
+    """Hold the sweep folder's OS lock (FOLDER/.sweep.lock, runs.lock_folder's mechanism) for the block.
+
+    Only one process at a time writes a sweep folder: another one is refused
+    with a UserError naming its pid (two writers would each rewrite
+    sweep.jsonl with their own rows only). Reentrant within this process (the
+    CLI holds it for the whole command, run_sweep takes it again). The kernel
+    releases it when the process dies. A folder that this call created and
+    that holds nothing but the lock file on the way out (the sweep failed
+    before recording anything: an unreachable scheduler, a bad corpus) is
+    removed again, with the parents it created.
+    """
+    from .runs import lock_folder
+    folder = Path(folder)
+    key = str(folder.resolve())
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield folder
+        finally:
+            _HELD[key] -= 1
+        return
+    new, p = None, folder.absolute()     # the outermost of folder and its parents that does not exist yet
+    while not p.exists() and p != p.parent:
+        new, p = p, p.parent
+    path = folder / SWEEP_LOCK
+    lock = lock_folder(folder, SWEEP_LOCK, "is in use by another sweep", holder=_lock_holder)
+    _HELD[key] = 1
+    try:
+        with contextlib.suppress(OSError):
+            path.write_text(f"{os.getpid()}\n", encoding="ascii")
+        yield folder
+    finally:
+        del _HELD[key]
+        try:
+            with contextlib.suppress(OSError):
+                if new is not None and [q.name for q in folder.iterdir()] == [SWEEP_LOCK]:
+                    path.unlink()       # while still locked: a process starting now makes a new lock file
+                    q = folder.absolute()
+                    while True:
+                        q.rmdir()       # only if empty
+                        if q == new:
+                            break
+                        q = q.parent
+                else:
+                    path.write_text("", encoding="ascii")
+        finally:
+            lock.release()
+
+
 def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: str | None = None,
               n_workers: int | None = None, retries: int = 2, progress: bool = True,
               threads: int = 1, on_row=None, say_interrupted: bool = True,
@@ -410,7 +499,9 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     one line saying how many jobs are recorded (unless say_interrupted=False:
     the caller says it) and raises KeyboardInterrupt; SIGTERM the same, raising
     Terminated (a KeyboardInterrupt). Either leaves sweep.jsonl (empty when no
-    job had finished).
+    job had finished). The folder is locked for the call (`lock_sweep`): a
+    folder another process sweeps into is a UserError, and a badly formed
+    scheduler address is one before anything is written (`check_scheduler`).
     """
     folder = Path(folder)
     _check_jobs(jobs)
@@ -420,7 +511,15 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
             raise UserError(f"job {job.name} needs data {job.data!r}, which the sweep was not given")
     if retries < 0:
         raise UserError(f"retries must be >= 0, got {retries}")
-    folder.mkdir(parents=True, exist_ok=True)
+    check_scheduler(scheduler)
+    with lock_sweep(folder):
+        return _run_locked(folder, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
+                           say_interrupted, timings)
+
+
+def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
+                say_interrupted, timings) -> list[dict]:
+    """run_sweep's work, holding the folder's lock."""
     old = read_rows(folder)
     done = {r["name"]: r for r in old}
     for job in jobs:
