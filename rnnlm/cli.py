@@ -21,13 +21,12 @@ sweep.Terminated) exits 143, the shell's 128 + 15.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import sys
 import warnings
 
 from . import config as C
-from .errors import STDOUT, Terminated, UserError, describe_memory_error, describe_os_error, plural
+from .errors import STDOUT, UserError, describe_memory_error, describe_os_error, plural, sigterm_raises
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1275,34 +1274,10 @@ def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
     before, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
-        with _sigterm_raises():
+        with sigterm_raises():   # from the first line: a stop during the imports is one line too
             return _main(argv)
     finally:
         warnings.formatwarning = before
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def _sigterm_raises():
-    """SIGTERM raises Terminated from the command's first line, as Ctrl-C raises KeyboardInterrupt, so
-    that a stop in the seconds a command spends importing NumPy and Numba, before any phase installs its
-    own handler, ends in the one line and exit status 143 of any other stop, not silently (the default
-    action). Only where SIGTERM has the default action (a caller's own handler is kept) and only in the
-    main thread (the one signal handlers can be set from)."""
-    import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _main(argv=None) -> int:

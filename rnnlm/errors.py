@@ -14,6 +14,7 @@ so that the line says where and the advice fits (a flag or the shell's > FILE).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 
 # errno -> what to do about it (the "what" is the system's own strerror); {out} is " (--out)" for a command
@@ -46,6 +47,30 @@ class Terminated(KeyboardInterrupt):
     KeyboardInterrupt and handled as it is (a run saves, a sweep stops its jobs); the CLI exits 143
     (128 + SIGTERM) for it, 130 for Ctrl-C. Defined here, with no imports, so that a handler can raise it
     at any moment, even in the middle of the imports a command starts with."""
+
+
+def raise_for_signal(signum, frame=None):
+    """A stopping signal's exception: KeyboardInterrupt for SIGINT, Terminated for SIGTERM (a signal handler)."""
+    import signal
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """SIGTERM raises Terminated in the main thread for the block, as SIGINT raises KeyboardInterrupt, so that
+    a process stopped so cleans up and says so as for Ctrl-C (the CLI from its first line, a sweep around its
+    jobs); the previous handler is restored after. Left alone outside the main thread (where Python cannot
+    set handlers) and where SIGTERM is ignored (a process started to ignore it stays so)."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_for_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 class UserError(Exception):

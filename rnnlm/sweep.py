@@ -71,7 +71,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import Terminated, UserError, plural   # Terminated: SIGTERM during a sweep, handled as Ctrl-C
+from .errors import Terminated, UserError, plural, raise_for_signal, sigterm_raises  # Terminated: SIGTERM, as Ctrl-C
 from .fileio import atomic_write_bytes, atomic_write_text
 
 SWEEP_FILE = "sweep.jsonl"
@@ -324,11 +324,6 @@ def _check_jobs(jobs) -> None:
             raise UserError(f"job {job.name}: settings are not JSON ({exc})") from None
 
 
-def _raise_for(signum, frame=None):
-    """The signal handler of a running sweep: SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated."""
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -375,22 +370,7 @@ class _Shield:
         """Raise what a signal held back during a clean close would have raised (nothing if none came)."""
         if self.pending is not None:
             signum, self.pending = self.pending, None
-            _raise_for(signum)
-
-
-@contextlib.contextmanager
-def _sigterm_raises():
-    """SIGTERM raises Terminated in the main thread for the block (as SIGINT raises KeyboardInterrupt), so that
-    a sweep killed so cleans up as for Ctrl-C; the previous handler is restored after. Left alone outside the
-    main thread (where Python cannot set handlers) and where SIGTERM is ignored."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_for)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            raise_for_signal(signum)
 
 
 def check_scheduler(scheduler: str | None) -> None:
@@ -551,7 +531,7 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
     timings = {} if timings is None else timings
     timings.update(start_s=0.0, ship_s=0.0, jobs_s=0.0, close_s=0.0)
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             try:
                 if scheduler == SERIAL:
                     t0 = time.perf_counter()
