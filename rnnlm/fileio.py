@@ -84,3 +84,28 @@ def atomic_write_text(path, text: str, encoding: str = "utf-8") -> None:
 def atomic_write_json(path, obj) -> None:
     """Pretty JSON (indent 2, UTF-8 as is, a final newline), atomically (config.json, vocab.json)."""
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def first_new_folder(folder) -> Path | None:
+    """The outermost of `folder` and its parents that does not exist yet (None: `folder` exists): what
+    `remove_new_folders` may remove again after a command that created it wrote nothing."""
+    new, p = None, Path(folder).absolute()
+    while not p.exists() and p != p.parent:
+        new, p = p, p.parent
+    return new
+
+
+def remove_new_folders(folder, new: Path | None) -> None:
+    """Remove `folder` and its parents up to `new` (first_new_folder's, taken before they were created),
+    each only if it is empty; stops quietly at the first that is not (or cannot be removed)."""
+    if new is None:
+        return
+    p = Path(folder).absolute()
+    try:
+        while True:
+            p.rmdir()           # only if empty
+            if p == new:
+                break
+            p = p.parent
+    except OSError:
+        pass

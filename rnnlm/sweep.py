@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import Terminated, UserError, plural, raise_for_signal, sigterm_raises  # Terminated: SIGTERM, as Ctrl-C
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text, first_new_folder, remove_new_folders
 
 SWEEP_FILE = "sweep.jsonl"
 SERIAL = "serial"           # scheduler value: run the jobs in this process, no Dask
@@ -429,9 +429,7 @@ def lock_sweep(folder):
         finally:
             _HELD[key] -= 1
         return
-    new, p = None, folder.absolute()     # the outermost of folder and its parents that does not exist yet
-    while not p.exists() and p != p.parent:
-        new, p = p, p.parent
+    new = first_new_folder(folder)
     path = folder / SWEEP_LOCK
     lock = lock_folder(folder, SWEEP_LOCK, "is in use by another sweep", holder=_lock_holder)
     _HELD[key] = 1
@@ -445,12 +443,7 @@ def lock_sweep(folder):
             with contextlib.suppress(OSError):
                 if new is not None and [q.name for q in folder.iterdir()] == [SWEEP_LOCK]:
                     path.unlink()       # while still locked: a process starting now makes a new lock file
-                    q = folder.absolute()
-                    while True:
-                        q.rmdir()       # only if empty
-                        if q == new:
-                            break
-                        q = q.parent
+                    remove_new_folders(folder, new)
                 else:
                     path.write_text("", encoding="ascii")
         finally:

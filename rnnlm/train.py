@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 from .config import TrainConfig, config_to_dict
 from .errors import UserError, plural
+from .fileio import first_new_folder, remove_new_folders
 # the bar, the progress lines and the wall clock; the names stay importable from here
 from .progress import (ETA_REFRESH_S, FIRST_LINE_S, FIRST_LINE_STEPS, LINE_MAX_S,  # noqa: F401
                        MAX_RESERVE_SHARE, RESERVE_EXTRA_S, RESERVE_FACTOR, _fmt_seconds, _Progress, _Timing,
@@ -535,8 +536,6 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     with stopped="nonfinite" (or is skipped), which is a result, not a crash;
     the saved state is then the last good one (_LastGood).
     """
-    import sys
-
     started = time.perf_counter()
     validate(config)
     folder = Path(resume if resume is not None else (config.out or default_out(config)))
@@ -544,7 +543,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     # is printed, so that a refused or mistaken run prints its one error line only (and leaves no
     # new folder behind); then the folder is named first, once, on stdout (stderr stays for progress
     # and errors).
-    new = _first_new(folder)
+    new = first_new_folder(folder)
     lock = None
     with _StartUp() as startup:
         try:
@@ -587,17 +586,9 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
             raise
 
 
-def _first_new(folder: Path) -> Path | None:
-    """The outermost of `folder` and its parents that does not exist yet (None: `folder` exists)."""
-    new, p = None, folder.absolute()
-    while not p.exists() and p != p.parent:
-        new, p = p, p.parent
-    return new
-
-
 def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
     """Release a folder taken by train() that failed before writing anything; the folders that did
-    not exist before (from `folder` up to `new`, _first_new's) are removed again, so that a refused or
+    not exist before (from `folder` up to `new`, fileio.first_new_folder's) are removed again, so that a refused or
     mistaken command leaves nothing behind. lock None: a signal came before the folder was locked."""
     from .runs import LOCK
     if lock is not None:
@@ -606,14 +597,9 @@ def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
         return
     try:
         (folder / LOCK).unlink(missing_ok=True)
-        p = folder.absolute()
-        while True:
-            p.rmdir()           # only if empty
-            if p == new:
-                break
-            p = p.parent
     except OSError:
-        pass
+        return
+    remove_new_folders(folder, new)
 
 
 def _give_up_start_up(startup: _StartUp, folder: Path, lock, new: Path | None) -> None:
