@@ -786,11 +786,12 @@ def machine_cores() -> int:
         return os.cpu_count() or 1
 
 
-def parse_thread_counts(text: str, cores: int | None = None, oversubscribe: bool = False) -> list[int]:
+def parse_thread_counts(text: str, cores: int | None = None, oversubscribe: bool = False,
+                        pool: int | None = None) -> list[int]:
     """'1,2,4' -> [1, 2, 4]: sorted, each once.
 
-    UserError (one line) unless every item is an integer >= 1 and, without
-    oversubscribe, at most `cores` (default machine_cores()).
+    UserError (one line) unless every item is an integer >= 1, at most Numba's
+    pool and, without oversubscribe, at most `cores` (check_thread_count's defaults).
     """
     items = [x.strip() for x in str(text).split(",")]
     try:
@@ -799,21 +800,22 @@ def parse_thread_counts(text: str, cores: int | None = None, oversubscribe: bool
         raise UserError(f"--scaling takes thread counts separated by commas, e.g. 1,2,4; got {text!r}") from None
     if counts[0] < 1:
         raise UserError(f"--scaling thread counts must be at least 1, got {counts[0]}")
-    check_thread_count(counts[-1], "--scaling", cores=cores, oversubscribe=oversubscribe)
+    check_thread_count(counts[-1], "--scaling", cores=cores, oversubscribe=oversubscribe, pool=pool)
     return counts
 
 
-def check_thread_count(n: int, flag: str, cores: int | None = None, oversubscribe: bool = False) -> None:
+def check_thread_count(n: int, flag: str, cores: int | None = None, oversubscribe: bool = False,
+                       pool: int | None = None) -> None:
     """UserError (one line) when `n` threads is more than the machine's cores (default machine_cores())
-    and not oversubscribe, or more than Numba's pool (fixed at start-up) at all. flag: the option
-    the count came from (--threads, --scaling), named in the message."""
+    and not oversubscribe, or more than Numba's pool (default NUMBA_NUM_THREADS, fixed at start-up) at
+    all. flag: the option the count came from (--threads, --scaling), named in the message."""
     import numba
 
     cores = machine_cores() if cores is None else cores
+    pool = numba.config.NUMBA_NUM_THREADS if pool is None else pool
     if n > cores and not oversubscribe:
         raise UserError(f"{flag} {n}: this machine has {cores} cores; measure at most {cores} threads, "
                         "or add --oversubscribe to time more threads than cores")
-    pool = numba.config.NUMBA_NUM_THREADS
     if n > pool:
         raise UserError(f"{flag} {n}: Numba's thread pool has {pool} threads (NUMBA_NUM_THREADS, fixed "
                         f"when the process starts); start the command with NUMBA_NUM_THREADS={n}")

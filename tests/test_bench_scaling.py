@@ -77,10 +77,12 @@ def test_default_threads_fit_the_machine(monkeypatch):
 
 
 def test_thread_counts_parse_sorted_once():
-    assert bench.parse_thread_counts("4, 1,2,1", cores=4) == [1, 2, 4]
-    assert bench.parse_thread_counts("8", cores=2, oversubscribe=True) == [8]
+    assert bench.parse_thread_counts("4, 1,2,1", cores=4, pool=4) == [1, 2, 4]
+    assert bench.parse_thread_counts("8", cores=2, oversubscribe=True, pool=8) == [8]
     with pytest.raises(bench.UserError, match="has 2 cores"):
-        bench.parse_thread_counts("1,4", cores=2)
+        bench.parse_thread_counts("1,4", cores=2, pool=4)
+    with pytest.raises(bench.UserError, match="Numba's thread pool has 4 threads"):
+        bench.parse_thread_counts("8", cores=2, oversubscribe=True, pool=4)
 
 
 def _fixed_records(threads=(1, 2)):
