@@ -154,13 +154,25 @@ def _check_breakdown_record(rec):
     assert all(ms >= 0 for ms in rec["phase_ms"].values())
     assert rec["phase_ms"]["output"] > 0 or rec["overlapped"]
     assert rec["phase_ms"]["rec_fwd"] > 0 and rec["phase_ms"]["rec_bwd"] > 0 and rec["phase_ms"]["clip_opt"] > 0
-    # the hooked pass against the step timed without hooks (medians of the repeats, interleaved): a
-    # generous bound, as the hooks cost microseconds and a step milliseconds; the rest is the machine's noise
-    assert 0.5 < sum(rec["phase_ms"].values()) / rec["step_ms"] < 2.0
+    assert _adds_up(rec), (rec["phase_ms"], rec["step_ms"])
+
+
+def _adds_up(rec) -> bool:
+    """The hooked pass against the step timed without hooks (medians of the repeats, interleaved): a
+    generous bound, as the hooks cost microseconds and a step milliseconds; the rest is the machine's noise."""
+    return 0.5 < sum(rec["phase_ms"].values()) / rec["step_ms"] < 2.0
+
+
+def _measured(measure):
+    """measure() again when the first records do not add up: on a machine shared with other jobs one
+    burst of load can land on the unhooked steps alone (seen once in CI: 13 ms of phases in a 27 ms step);
+    a second such burst in a row is a real fault."""
+    records = measure()
+    return records if all(_adds_up(r) for r in records) else measure()
 
 
 def test_breakdown_structure_tiny_one_thread():
-    (rec,) = bench.scaling_one("rnn", "tiny", [1], repeats=3, breakdown=True, n_windows=3)
+    (rec,) = _measured(lambda: bench.scaling_one("rnn", "tiny", [1], repeats=3, breakdown=True, n_windows=3))
     assert (rec["threads"], rec["windows"], rec["train_efficiency"], rec["overlapped"]) == (1, 3, 1.0, False)
     _check_breakdown_record(rec)
     # each pass's phases ("other" included) are exactly that pass, cut up
@@ -182,8 +194,8 @@ def test_breakdown_structure_tiny_one_thread():
 def test_scaling_one_and_two_threads_with_the_worker():
     """1 and 2 threads, ours against our own model in the worker (moved between thread counts),
     and the LSTM whose 2-thread step is overlapped: a row per thread count in both tables."""
-    records = bench.scaling_one("lstm", "tiny", [1, 2], repeats=3, vs_torch=True, breakdown=True, n_windows=2,
-                                worker_side="rnnlm")
+    records = _measured(lambda: bench.scaling_one("lstm", "tiny", [1, 2], repeats=3, vs_torch=True, breakdown=True,
+                                                  n_windows=2, worker_side="rnnlm"))
     assert [r["threads"] for r in records] == [1, 2]
     assert [r["overlapped"] for r in records] == [False, True]
     for rec in records:
