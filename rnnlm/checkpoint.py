@@ -53,6 +53,12 @@ _NPY_MAGIC = b"\x93NUMPY"
 _PICKLE_MAGIC = b"\x80"
 
 
+class CorruptCheckpoint(UserError):
+    """A checkpoint file whose bytes are damaged (truncated, bit flips, members that do not add up),
+    as opposed to one that is whole but not ours or not allowed: callers that know another file of the
+    run add the advice to read that one instead (runs.load_model, a resume)."""
+
+
 @dataclass
 class Checkpoint:
     """A loaded checkpoint, split by prefix (the prefixes are stripped)."""
@@ -123,7 +129,7 @@ def load(path) -> Checkpoint:
     except MemoryError:
         raise UserError(f"not enough memory to load {path} ({path.stat().st_size / 2**20:.0f} MB on disk)") from None
     except Exception as exc:   # noqa: BLE001 - the gate: whatever zipfile/zlib/numpy raise is "corrupt"
-        raise UserError(f"{path} is corrupt or truncated ({type(exc).__name__}: "
+        raise CorruptCheckpoint(f"{path} is corrupt or truncated ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
     if "meta.format" not in arrays:
         names = ", ".join(sorted(arrays)[:5]) or "no arrays"
@@ -191,7 +197,7 @@ def _read_npz(path: Path) -> dict:
     with zipfile.ZipFile(path) as z:
         infos = z.infolist()
         if sum(i.compress_size for i in infos) > disk:
-            raise UserError(f"{path} is corrupt or truncated (its members claim more bytes than the file has)")
+            raise CorruptCheckpoint(f"{path} is corrupt or truncated (its members claim more bytes than the file has)")
         for info in infos:
             name = info.filename
             where = f"{path}: member {name!r}"
@@ -204,7 +210,7 @@ def _read_npz(path: Path) -> dict:
                 raise UserError(f"{where} is not a uniquely named .npy array; not an rnnlm checkpoint")
             limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_MAX_RATIO)
             if info.file_size > limit + 65536:
-                raise UserError(f"{where} declares {info.file_size} {plural(info.file_size, 'byte')}, more than its "
+                raise CorruptCheckpoint(f"{where} declares {info.file_size} {plural(info.file_size, 'byte')}, more than its "
                                 f"{info.compress_size} stored {plural(info.compress_size, 'byte')} can hold: corrupt")
             with z.open(info) as f:
                 version = np.lib.format.read_magic(f)
@@ -222,11 +228,11 @@ def _read_npz(path: Path) -> dict:
                     count *= int(n)
                 nbytes = count * dtype.itemsize
                 if f.tell() + nbytes != info.file_size:
-                    raise UserError(f"{where} declares shape {shape} of {dtype} ({nbytes} {plural(nbytes, 'byte')}), but the "
+                    raise CorruptCheckpoint(f"{where} declares shape {shape} of {dtype} ({nbytes} {plural(nbytes, 'byte')}), but the "
                                     f"member holds {info.file_size - f.tell()}: corrupt or truncated")
                 data = f.read(nbytes)      # reading to the end checks the member's CRC-32
                 if len(data) != nbytes or f.read(1):
-                    raise UserError(f"{where} is shorter or longer than declared: corrupt or truncated")
+                    raise CorruptCheckpoint(f"{where} is shorter or longer than declared: corrupt or truncated")
             a = np.frombuffer(data, dtype=dtype, count=count)
             arrays[name[:-4]] = (a.reshape(shape[::-1]).T if fortran else a.reshape(shape)).copy()
     return arrays

@@ -382,7 +382,7 @@ def load_model(run, which: str = "best"):
     The model is rebuilt from the checkpoint's own meta.config and meta.vocab;
     a run folder's vocab.json must agree with them.
     """
-    from .checkpoint import check_model_arrays, load
+    from .checkpoint import CorruptCheckpoint, check_model_arrays, load
     from .model import ModelConfig, RNNModel
     from .vocab import Vocab
 
@@ -401,8 +401,8 @@ def load_model(run, which: str = "best"):
         path = run
     try:
         ck = load(path)
-    except UserError as exc:
-        if not run.is_dir() or "corrupt or truncated" not in str(exc):
+    except CorruptCheckpoint as exc:
+        if not run.is_dir():
             raise
         if path.name == BEST:
             raise UserError(f"{exc}; --checkpoint latest reads the run's latest model (model.npz) instead") from None

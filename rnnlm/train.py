@@ -648,9 +648,7 @@ def _resume_point(config: TrainConfig, folder: Path) -> tuple:
         return None, None
     try:
         ck = checkpoint.load(folder / LATEST)
-    except UserError as exc:
-        if "corrupt or truncated" not in str(exc):
-            raise
+    except checkpoint.CorruptCheckpoint as exc:
         raise UserError(f"{exc}; this run cannot be resumed: restore the file, or train afresh into another "
                         f"--out (its best.npz, if any, still evaluates and generates)") from None
     _check_best(folder)
