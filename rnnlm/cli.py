@@ -1274,8 +1274,15 @@ def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
     before, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
-        with sigterm_raises():   # from the first line: a stop during the imports is one line too
-            return _main(argv)
+        with sigterm_raises() as seen:   # from the first line: a stop during the imports is one line too
+            try:
+                return _main(argv)
+            except Exception:
+                if seen.signum is None:
+                    raise
+                # Terminated landed where it became another error (inside an import's lock): still a stop
+                print("terminated", file=sys.stderr)
+                return 143
     finally:
         warnings.formatwarning = before
 

@@ -55,20 +55,31 @@ def raise_for_signal(signum, frame=None):
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
+class _Seen:
+    """What sigterm_raises yields: `signum`, the SIGTERM it raised Terminated for (None: none came), so
+    that a caller can tell a stop from the other error that code it landed in made of it."""
+    signum = None
+
+
 @contextlib.contextmanager
 def sigterm_raises():
     """SIGTERM raises Terminated in the main thread for the block, as SIGINT raises KeyboardInterrupt, so that
     a process stopped so cleans up and says so as for Ctrl-C (the CLI from its first line, a sweep around its
     jobs); the previous handler is restored after. Left alone outside the main thread (where Python cannot
-    set handlers) and where SIGTERM is ignored (a process started to ignore it stays so)."""
+    set handlers) and where SIGTERM is ignored (a process started to ignore it stays so). Yields a _Seen."""
     import signal
     import threading
+    seen = _Seen()
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
-        yield
+        yield seen
         return
-    previous = signal.signal(signal.SIGTERM, raise_for_signal)
+
+    def handler(signum, frame):
+        seen.signum = signum
+        raise_for_signal(signum)
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
+        yield seen
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 

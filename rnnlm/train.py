@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .config import TrainConfig, config_to_dict
-from .errors import UserError, plural
+from .errors import Terminated, UserError, plural
 from .fileio import first_new_folder, remove_new_folders
 # the bar, the progress lines and the wall clock; the names stay importable from here
 from .progress import (ETA_REFRESH_S, FIRST_LINE_S, FIRST_LINE_STEPS, LINE_MAX_S,  # noqa: F401
@@ -305,17 +305,18 @@ class _StartUp(_Interrupt):
         raise _signal_error(signum)
 
     def end(self) -> None:
-        """Start-up is over (the loop's handler answers signals from here on)."""
+        """Start-up is over (the loop's handler answers signals from here on). A start-up signal whose
+        exception was lost (raised inside a ctypes callback of Numba's cache, which only prints it) stops
+        the run here, before its first step."""
         self.over = True
+        if self.signum is not None:
+            raise _signal_error(self.signum)
 
 
 def _signal_error(signum) -> KeyboardInterrupt:
-    """The exception a stopping signal raises: KeyboardInterrupt for SIGINT, sweep.Terminated (a
-    KeyboardInterrupt the CLI exits 143 for) for SIGTERM."""
-    if signum == signal.SIGTERM:
-        from .sweep import Terminated
-        return Terminated()
-    return KeyboardInterrupt()
+    """The exception a stopping signal raises: KeyboardInterrupt for SIGINT, errors.Terminated (a
+    KeyboardInterrupt the CLI exits 143 for) for SIGTERM (no import: it may be raised during one)."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def stop_word(summary: dict) -> str:
@@ -572,18 +573,22 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 # "run folder: X" opened the output: not repeated at the end
                 summary["folder_printed"] = resume is None
                 return summary
-            except KeyboardInterrupt:
+            except BaseException:
                 if startup.signum is not None:
                     _give_up_start_up(startup, folder, lock, new)
                 raise
             finally:
                 lock.release()
-        except KeyboardInterrupt as exc:
+        except BaseException as exc:
             if startup.signum is None:      # not a start-up signal (the loop's own, or no signal at all)
                 raise
+            # the signal's exception, or what the code it landed in made of it (an import lock's KeyError)
+            stop = exc if isinstance(exc, KeyboardInterrupt) else _signal_error(startup.signum)
             _note(_start_up_line(startup.signum, folder, resume, new))
-            exc.said = True                 # the CLI adds no second line and exits 128 + the signal
-            raise
+            stop.said = True                # the CLI adds no second line and exits 128 + the signal
+            if stop is exc:
+                raise
+            raise stop from None
 
 
 def _give_up_folder(folder: Path, lock, new: Path | None) -> None:

@@ -190,3 +190,26 @@ def test_sigterm_while_a_command_starts_up_is_one_line_and_143(monkeypatch, caps
     assert main(["corpus", "info", "machado"]) == 143
     captured = capsys.readouterr()
     assert captured.err == "terminated\n" and captured.out == ""
+
+
+def test_a_sigterm_that_became_another_error_is_still_a_stop(monkeypatch, capsys):
+    """Terminated raised inside code that turns it into another exception (an import's module lock
+    ended so in a KeyError) ends the command as a stop, not with a traceback."""
+    import signal
+    from rnnlm.errors import Terminated
+
+    def stopped_inside_an_import(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except Terminated:
+            raise KeyError(139687697824640) from None
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(cli, "COMMANDS", [(n, a, stopped_inside_an_import if n == "corpus" else r)
+                                          for n, a, r in cli.COMMANDS])
+    assert main(["corpus", "info", "machado"]) == 143
+    assert capsys.readouterr().err == "terminated\n"
+    monkeypatch.setattr(cli, "COMMANDS", [(n, a, lambda args: {}["no signal"]) if n == "corpus" else (n, a, r)
+                                          for n, a, r in cli.COMMANDS])
+    with pytest.raises(KeyError):           # without a signal an error stays an error
+        main(["corpus", "info", "machado"])
