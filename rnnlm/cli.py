@@ -1016,6 +1016,7 @@ def _run_sweep(args):
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     # the folder is this process's from before its first line to the summary and figure (lock_sweep): a
     # second sweep into it is refused in one line; a new folder is removed again if nothing was recorded
+    sweep.check_folder(out, {sweepgrid.TRAIN_JOB})     # not a run's or a study's folder, before its lock file
     with sweep.lock_sweep(out):
         return _run_sweep_locked(args, grid, points, axes, measure, out)
 

@@ -575,7 +575,7 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     written), a folder another study or sweep is writing (sweep.lock_sweep, held from the first
     line to the figures), or report_only without a recorded run.
     """
-    from .sweep import check_scheduler, lock_sweep
+    from .sweep import check_folder, check_scheduler, lock_sweep
 
     if not report_only:
         check_scheduler(scheduler)      # before anything is written or printed
@@ -590,7 +590,9 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     jobs, data = build_jobs(config)
     if report_only:     # (reads the record only; the study.json it writes is the one a running study rewrites)
         return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
-    # a second study (or sweep) into the folder is refused in one line, from the first line to the figures
+    # a second study (or sweep) into the folder is refused in one line, from the first line to the figures;
+    # a sweep's or a training run's folder before it takes the lock (whose file it would leave there)
+    check_folder(folder, {j.fn for j in jobs})
     with lock_sweep(folder):
         return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
 

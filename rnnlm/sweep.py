@@ -485,9 +485,24 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     if retries < 0:
         raise UserError(f"retries must be >= 0, got {retries}")
     check_scheduler(scheduler)
+    check_folder(folder, {j.fn for j in jobs})      # (before the lock, whose file it would leave there)
     with lock_sweep(folder):
         return _run_locked(folder, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
                            say_interrupted, timings)
+
+
+def check_folder(folder, fns) -> None:
+    """UserError (one line) unless `folder` can take jobs of the functions `fns` ("module:function"): a
+    training run's folder (config.json) or a sweep folder recording jobs of another function (a study's
+    tasks in a `sweep run`'s folder, or the reverse) would mix two kinds of record in one sweep.jsonl."""
+    from .runs import CONFIG
+    folder = Path(folder)
+    if (folder / CONFIG).is_file():
+        raise UserError(f"{folder} is a training run's folder (it holds {CONFIG}); give the sweep another --out")
+    other = sorted({r.get("fn") for r in read_rows(folder)} - set(fns) - {None})
+    if other:
+        raise UserError(f"{folder / SWEEP_FILE} records jobs of another kind ({', '.join(other)}); "
+                        "give this one another --out")
 
 
 def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,

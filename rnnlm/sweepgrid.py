@@ -31,6 +31,7 @@ from pathlib import Path
 from .config import DataConfig, ModelConfig, TrainConfig, given_train_settings
 from .errors import UserError
 
+TRAIN_JOB = "rnnlm.sweepjobs:train_job"     # the job function of a `sweep run` point
 EXTRA_KEYS = ("seeds", "measure", "keep_models")
 # Sweep defaults that differ from `train`'s: no sample text, no bar inside a job.
 SWEEP_DEFAULTS = {"sample_words": 0, "progress": False}
@@ -156,7 +157,7 @@ def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None)
             data[keys[dkey]] = corpus_payload(corpus)
         if folder is not None:
             config = dataclasses.replace(config, out=str(Path(folder) / name))
-        jobs.append(Job(name, "rnnlm.sweepjobs:train_job",
+        jobs.append(Job(name, TRAIN_JOB,
                         {"train": config.to_dict(), "measure": list(measure), "keep_models": bool(keep_models)},
                         keys[dkey]))
     return jobs, data

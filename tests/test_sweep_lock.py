@@ -162,3 +162,27 @@ def test_a_sweep_held_by_another_process_is_refused_naming_its_pid(text, tmp_pat
     assert not out.exists()                         # the holder made it, recorded nothing, and took it away
     assert main(["sweep", "run", *_tiny_flags(text, out), "--cell", "rnn"]) == 0
     assert [r["status"] for r in read_rows(out)] == ["done"]
+
+
+def test_a_folder_of_another_kind_is_refused_before_the_first_line(text, tmp_path, capsys):
+    """A trial: `study learnability` into a sweep folder appended its rows to the sweep's sweep.jsonl, and
+    `sweep run` into a training run's folder wrote beside its checkpoints. Both are one line now."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}", encoding="utf-8")
+    assert main(["sweep", "run", *_tiny_flags(text, run)]) == 2
+    assert _one_error_line(capsys) == (f"{run} is a training run's folder (it holds config.json); "
+                                       "give the sweep another --out")
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+    swept = tmp_path / "swept"
+    assert main(["sweep", "run", *_tiny_flags(text, swept)]) == 0
+    capsys.readouterr()
+    before = (swept / "sweep.jsonl").read_bytes()
+    assert main(["study", "learnability", "--quick", "--scheduler", "serial", "--no-progress",
+                 "--out", str(swept)]) == 2
+    assert _one_error_line(capsys) == (f"{swept / 'sweep.jsonl'} records jobs of another kind "
+                                       "(rnnlm.sweepjobs:train_job); give this one another --out")
+    assert (swept / "sweep.jsonl").read_bytes() == before
+    with pytest.raises(UserError, match="records jobs of another kind"):      # the library's own check
+        sweep.check_folder(swept, {"rnnlm.learnability:task_job"})
+    sweep.check_folder(swept, {"rnnlm.sweepjobs:train_job"})
