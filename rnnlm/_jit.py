@@ -92,9 +92,9 @@ _OPTIONS = dict(cache=CACHE_DIR is not None, fastmath=FASTMATH, nogil=True, erro
 
 
 def cache_is_warm() -> bool:
-    """True when the compiled-kernel cache already holds kernels (Numba's *.nbi index files), so a
-    start-up reads them instead of compiling for about 30 s."""
-    return CACHE_DIR is not None and any(CACHE_DIR.glob("*.nbi"))
+    """True when the compiled-kernel cache already holds kernels (Numba's *.nbi index files, in a
+    subfolder per source tree), so a start-up reads them instead of compiling for about 30 s."""
+    return CACHE_DIR is not None and any(CACHE_DIR.glob("**/*.nbi"))
 
 
 def _decorate(fn, options):

@@ -1007,7 +1007,7 @@ def _run_sweep(args):
     if args.sweep_command == "summarize":
         print(sweepgrid.summarize(args.sweep))
         return 0
-    sweep.check_scheduler(args.scheduler)      # before anything is written or printed
+    sweep.check_scheduler(args.scheduler, args.workers)      # before anything is written or printed
     grid = _sweep_grid(args)
     points, axes = sweepgrid.expand_grid(grid)
     measure = grid.get("measure") or []

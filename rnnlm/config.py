@@ -212,7 +212,7 @@ RANGES: dict[str, Range] = {
     "seed": _count(0, hi=SEED_MAX), "split_seed": _count(0, hi=SEED_MAX),
     # model
     "vocab_size": _count(1), "emsize": _count(1), "hidden": _count(1), "layers": _count(1),
-    "dropout": _FRACTION, "recurrent_scale": Range(float), "forget_bias": Range(float),
+    "dropout": _FRACTION, "recurrent_scale": Range(float, -1e30, 1e30), "forget_bias": Range(float),
     # data
     "max_vocab": _count(3, allow=(0,), text="0 (no limit) or at least 3 (it counts <unk> and <eos>)"),
     "min_count": _count(1), "valid_fraction": _FRACTION, "test_fraction": _FRACTION,

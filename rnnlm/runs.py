@@ -229,6 +229,16 @@ def refuse_taken(folder) -> None:
         raise _taken(folder)
 
 
+def refuse_sweep_folder(folder) -> None:
+    """UserError (one line) when `folder` is a sweep's or a study's (sweep.jsonl, .sweep.lock): a run
+    trained into it would make the sweep refuse it as a training run's folder. Checked before train()
+    takes its lock, whose file would stay there."""
+    folder = Path(folder)
+    marks = [name for name in ("sweep.jsonl", ".sweep.lock") if (folder / name).exists()]
+    if marks:
+        raise UserError(f"{folder} is a sweep's or a study's folder (it holds {marks[0]}); give the run another --out")
+
+
 def _record_resume_settings(folder: Path, info: dict) -> None:
     """config.json's training settings set to the resumed session's where a resume may change them
     (config.RESUME_OVERRIDABLE but the bar: --max-steps, --max-minutes, --patience, ...), so that it holds

@@ -578,7 +578,7 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     from .sweep import check_folder, check_scheduler, lock_sweep
 
     if not report_only:
-        check_scheduler(scheduler)      # before anything is written or printed
+        check_scheduler(scheduler, n_workers)      # before anything is written or printed
     if report_only:     # the settings the runs were made with, not this call's flags
         folder = Path(default_out(quick_config(config) if config.quick else config))
         config = dataclasses.replace(recorded_config(folder), quick=False, out=str(folder))

@@ -373,10 +373,15 @@ class _Shield:
             raise_for_signal(signum)
 
 
-def check_scheduler(scheduler: str | None) -> None:
+def check_scheduler(scheduler: str | None, n_workers: int | None = None) -> None:
     """UserError (one line) unless `scheduler` is None, "serial" or an address Dask can connect to
     (scheme://HOST:PORT, tcp:// by default); the rule is distributed's own address parsing. It says
-    nothing of whether a scheduler listens there (`_client` finds that out)."""
+    nothing of whether a scheduler listens there (`_client` finds that out). With a local cluster
+    (None) also unless n_workers is at most the machine's cores (each worker is a process)."""
+    cores = os.cpu_count() or 1
+    if scheduler is None and n_workers is not None and n_workers > cores:
+        raise UserError(f"--workers {n_workers}: this machine has {cores} {plural(cores, 'core')} and a local "
+                        f"cluster's workers run one job each on one thread; give at most {cores}, or a --scheduler")
     if scheduler is None or scheduler == SERIAL:
         return
     why = None
@@ -484,7 +489,7 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
             raise UserError(f"job {job.name} needs data {job.data!r}, which the sweep was not given")
     if retries < 0:
         raise UserError(f"retries must be >= 0, got {retries}")
-    check_scheduler(scheduler)
+    check_scheduler(scheduler, n_workers)
     check_folder(folder, {j.fn for j in jobs})      # (before the lock, whose file it would leave there)
     with lock_sweep(folder):
         return _run_locked(folder, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
@@ -658,6 +663,8 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
     t0 = time.perf_counter()
+    if scheduler is None:       # a local cluster: no more workers than jobs (each would start a process)
+        n_workers = min(n_workers or os.cpu_count() or 1, len(todo))
     with _client(scheduler, n_workers, retries, progress, shield) as client:
         tag = secrets.token_hex(3)
         # Scatter once the workers are up, so that each of them gets a copy.

@@ -47,7 +47,10 @@ def read_grid_file(path) -> dict:
     path = Path(path)
     if not path.exists():
         raise UserError(f"grid file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"grid file {path} is not UTF-8 text; give a JSON (or TOML) grid file") from None
     if path.suffix.lower() == ".toml":
         try:
             import tomllib

@@ -47,8 +47,8 @@ from .fileio import first_new_folder, remove_new_folders
 from .progress import (ETA_REFRESH_S, FIRST_LINE_S, FIRST_LINE_STEPS, LINE_MAX_S,  # noqa: F401
                        MAX_RESERVE_SHARE, RESERVE_EXTRA_S, RESERVE_FACTOR, _fmt_seconds, _Progress, _Timing,
                        command_time_left, stderr_is_terminal)
-from .runs import (Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl, refuse_taken,
-                   resume_checkpoint)
+from .runs import (Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl, refuse_sweep_folder,
+                   refuse_taken, resume_checkpoint)
 
 STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "min_lr", "nonfinite", "interrupted")
 
@@ -549,6 +549,8 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     with _StartUp() as startup:
         try:
             try:
+                if resume is None:
+                    refuse_sweep_folder(folder)
                 lock = lock_run(folder)
                 ck, finish = None, None
                 if resume is None:

@@ -709,7 +709,15 @@ def test_the_kernel_phase_says_compiling_only_while_the_cache_is_empty(monkeypat
     from rnnlm import _jit
     monkeypatch.setattr(_jit, "CACHE_DIR", tmp_path)
     assert not _jit.cache_is_warm()
-    (tmp_path / "layers.kernel-1.py312.nbi").write_bytes(b"")
+    (tmp_path / "rnnlm_0123abcd").mkdir()               # Numba's folder for the package's source tree
+    assert not _jit.cache_is_warm()
+    (tmp_path / "rnnlm_0123abcd" / "layers.kernel-1.py312.nbi").write_bytes(b"")
+    assert _jit.cache_is_warm()
+    from rnnlm.caches import numba_cache_dir
+    monkeypatch.setattr(_jit, "CACHE_DIR", numba_cache_dir())  # the real cache, once a kernel has run
+    import numpy as np
+    from rnnlm.optim import compile_sgd
+    compile_sgd(np.float32)
     assert _jit.cache_is_warm()
     monkeypatch.setattr(_jit, "CACHE_DIR", None)          # no writable cache: every start compiles
     assert not _jit.cache_is_warm()

@@ -186,3 +186,32 @@ def test_a_folder_of_another_kind_is_refused_before_the_first_line(text, tmp_pat
     with pytest.raises(UserError, match="records jobs of another kind"):      # the library's own check
         sweep.check_folder(swept, {"rnnlm.learnability:task_job"})
     sweep.check_folder(swept, {"rnnlm.sweepjobs:train_job"})
+
+
+def test_more_local_workers_than_cores_is_refused_and_workers_never_outnumber_jobs(tmp_path, capsys, monkeypatch):
+    """A trial: --workers 1000 on 2 cores started about 75 processes for a 1-job grid."""
+    import os
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    out = tmp_path / "w"
+    assert main(["sweep", "run", "--cell", "rnn", "--max-steps", "5", "--workers", "3", "--out", str(out)]) == 2
+    assert _one_error_line(capsys) == ("--workers 3: this machine has 2 cores and a local cluster's workers run one "
+                                       "job each on one thread; give at most 2, or a --scheduler")
+    assert not out.exists()
+    check_scheduler(None, 2)
+    check_scheduler("tcp://10.0.0.5:8786", 64)          # workers of a cluster started by hand: its own count
+    with pytest.raises(UserError, match="--workers 3"):
+        check_scheduler(None, 3)
+
+
+def test_a_sweeps_folder_is_refused_to_train_and_a_grid_file_not_in_utf8_is_one_line(text, tmp_path, capsys):
+    swept = tmp_path / "swept"
+    swept.mkdir()
+    (swept / "sweep.jsonl").write_text("", encoding="utf-8")
+    assert main(["train", "--corpus", str(text), "--max-steps", "1", "--out", str(swept)]) == 2
+    assert _one_error_line(capsys) == (f"{swept} is a sweep's or a study's folder (it holds sweep.jsonl); "
+                                       "give the run another --out")
+    assert sorted(p.name for p in swept.iterdir()) == ["sweep.jsonl"]
+    grid = tmp_path / "grid.json"
+    grid.write_bytes(b"\xba\xff\x00{")
+    assert main(["sweep", "run", "--grid", str(grid), "--out", str(tmp_path / "g")]) == 2
+    assert _one_error_line(capsys) == f"grid file {grid} is not UTF-8 text; give a JSON (or TOML) grid file"

@@ -49,11 +49,11 @@ def _bad_values(dest, kind):
     # (a huge finite float is refused only where the range has an upper bound: --lr 1e38 is an experiment)
     values = ["nan", "inf", "-inf"] if kind is float else ["nan", "1" + "0" * 20, "-" + "1" * 20]
     if math.isfinite(r.lo):
-        below = r.lo - 1 if kind is int else (r.lo if r.lo_open else r.lo - 0.5)
+        below = r.lo - 1 if kind is int else (r.lo if r.lo_open else r.lo - max(0.5, abs(r.lo)))
         if below not in r.allow:
             values.append(str(int(below)) if kind is int else repr(below))
     if math.isfinite(r.hi):
-        values.append(str(int(r.hi) + 1) if kind is int else repr(r.hi if r.hi_open else r.hi + 0.5))
+        values.append(str(int(r.hi) + 1) if kind is int else repr(r.hi if r.hi_open else r.hi + max(0.5, abs(r.hi))))
     return values
 
 
@@ -102,6 +102,9 @@ def test_the_messages_say_the_range_and_the_value():
     C.check_range("lr", 1e38)                       # huge but finite: a deliberate divergence experiment
     with pytest.raises(UserError, match="--recurrent-scale must be a finite number"):
         C.check_range("recurrent_scale", float("inf"))
+    with pytest.raises(UserError, match=r"^--recurrent-scale must be in \[-1e\+30, 1e\+30\], got 1e\+39$"):
+        C.check_range("recurrent_scale", 1e39)      # W_hh beyond float32: inf weights (a trial's traceback)
+    C.check_range("recurrent_scale", -1e30)
 
 
 def test_the_configs_use_the_same_table():
