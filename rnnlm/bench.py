@@ -150,7 +150,7 @@ class _OurModel:
 
     def train_steps(self, windows):
         from .config import TrainConfig
-        from .train import train_step
+        from .step import train_step
 
         # train.py's step: gradients, the norm (also the non-finite guard), clipping, the update
         config = TrainConfig(clip_norm=CLIP)
@@ -558,11 +558,11 @@ def jacobian_times(H=256, max_lag=100, anchors=32):
 def jacobian_overhead(every=500, repeats=3, steps=5):
     """Cost of train --track-jacobian-every at the default train config (LSTM V=10k, E=H=256, B=32, T=35).
 
-    Times `steps` training steps and one tracking curve (train.jacobian_event,
+    Times `steps` training steps and one tracking curve (tracking.jacobian_event,
     the cheap settings) interleaved `repeats` times on the same model; returns
     the medians and the overhead fraction curve / (every * step).
     """
-    from .train import TRACK_TOKENS, jacobian_event
+    from .tracking import TRACK_TOKENS, jacobian_event
 
     V, H = CONFIGS["medium"]
     ours = _OurModel("lstm", V, H)

@@ -419,17 +419,19 @@ def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
 
 
 def _run_train(args):
-    from . import train
+    from .stopping import exit_status
+    from .summary import format_summary
+    from .train import train
     config, resume = _train_config(args)
     try:
-        summary = train.train(config, resume=resume)
+        summary = train(config, resume=resume)
     except KeyboardInterrupt as exc:    # during the final evaluation (a stop in training returns a summary)
         if not getattr(exc, "said", False):     # said: train printed its one line (what is saved, what next)
             raise
-        from .sweep import exit_status
-        return exit_status(exc)
-    print(train.format_summary(summary))
-    return train.exit_status(summary)      # 130 after Ctrl-C, 143 after SIGTERM
+        from .sweep import exit_status as signal_status
+        return signal_status(exc)
+    print(format_summary(summary))
+    return exit_status(summary)      # 130 after Ctrl-C, 143 after SIGTERM
 
 
 def _add_evaluate(sub):
@@ -527,7 +529,7 @@ def _print_samples(stream, words: int, M: int) -> int:
     """generate's text: stream's pieces written as they come; the exit status (0, 130 or 143)."""
     from .sample import MAX_DRAWS_EXTRA, MAX_DRAWS_PER_WORD, max_draws
     from .sweep import exit_status, stop_word
-    from .train import _Interrupt, _signal_error
+    from .stopping import Interrupt, signal_error
     out = sys.stdout
     # Samples are drawn together but printed one after the other, a blank line between them: the pieces of
     # the sample being printed (`shown`) go out at once, the later samples' wait in `held`. A first signal
@@ -535,10 +537,10 @@ def _print_samples(stream, words: int, M: int) -> int:
     # (the rest printed at the stop would repeat it); a second one raises at once.
     shown, written, held, done = 0, 0, [[] for _ in range(M)], [False] * M
     try:
-        with _Interrupt() as interrupt:
+        with Interrupt() as interrupt:
             for piece in stream:
                 if interrupt.requested:
-                    raise _signal_error(interrupt.signum)
+                    raise signal_error(interrupt.signum)
                 if piece.sample == shown:
                     out.write(piece.text)
                     out.flush()
@@ -554,7 +556,7 @@ def _print_samples(stream, words: int, M: int) -> int:
                     out.flush()
                     written += len(text)
             if interrupt.requested:     # the signal came with the last piece
-                raise _signal_error(interrupt.signum)
+                raise signal_error(interrupt.signum)
     except KeyboardInterrupt as exc:    # Ctrl-C, or SIGTERM (sweep.Terminated): print what was drawn, then stop
         rest = stream.text(shown)[written:] + "".join("\n\n" + stream.text(j) for j in range(shown + 1, M))
         out.write(rest + "\n")

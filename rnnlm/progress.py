@@ -9,7 +9,7 @@ final validation and test). train.py owns the loop and calls both.
 
 The one thing to know before editing: nothing here may change what training
 computes or when it stops beyond what `_Timing.reserve` and `_Timing.left`
-already say (train.stop_reason reads them): everything else is reporting, and
+already say (stopping.stop_reason reads them): everything else is reporting, and
 a run with the bar, with plain lines or with --no-progress ends bitwise equal.
 """
 from __future__ import annotations
@@ -128,10 +128,10 @@ class _Progress:
     count is estimated from the session's rate; "left" is the time until then
     plus the final evaluation's expected time (command_time_left: with the
     time budget binding, exactly the budget left), recomputed every few steps
-    and at least every ETA_REFRESH_S seconds. (_Session, _Loop, StepResult: train.py's.)
+    and at least every ETA_REFRESH_S seconds. (_Session, LoopState, StepResult: train.py's.)
     """
 
-    def __init__(self, s: "_Session", loop: "_Loop", timing: _Timing):
+    def __init__(self, s: "_Session", loop: "LoopState", timing: _Timing):
         import sys
 
         from tqdm import tqdm
@@ -159,7 +159,7 @@ class _Progress:
         self.i_t0 = time.perf_counter()
         self.i_norm = math.nan
 
-    def eta(self, loop: "_Loop") -> tuple[float, str, int]:
+    def eta(self, loop: "LoopState") -> tuple[float, str, int]:
         """(seconds until the command ends, final evaluation included (command_time_left); what binds:
         "time budget" | "max-steps" | "epochs"; estimated final step)."""
         done = loop.step - self.start_step
@@ -173,7 +173,7 @@ class _Progress:
         what = "max-steps" if self.s.config.max_steps and self.step_limit == self.s.config.max_steps else "epochs"
         return left, what, self.step_limit
 
-    def step(self, loop: "_Loop", result: "StepResult", seconds: float) -> None:
+    def step(self, loop: "LoopState", result: "StepResult", seconds: float) -> None:
         """Count one window (applied or skipped) that took `seconds` inside train_step."""
         self.i_tokens += result.tokens
         self.i_seconds += seconds
@@ -209,7 +209,7 @@ class _Progress:
         return (f"loss {avg:.3f} ppl {fmt_ppl(_ppl(avg))} |g| {self.i_norm:.3g} "
                 f"clip {100 * self.i_clipped / max(self.i_steps, 1):.0f}% {tps:,.0f} tok/s")
 
-    def line(self, loop: "_Loop") -> None:
+    def line(self, loop: "LoopState") -> None:
         """The plain progress line (pytorch/examples' format, with this trainer's figures)."""
         import sys
 
@@ -234,3 +234,21 @@ class _Progress:
 
     def close(self):
         self.bar.close()
+
+
+def note(text: str) -> None:
+    """One line on stderr, above the bar if one is showing."""
+    import sys
+
+    from tqdm import tqdm
+    tqdm.write(text, file=sys.stderr)
+
+
+def phase(config: TrainConfig, text: str) -> None:
+    """One plain line on stderr at the start of a phase that shows no bar in a log, so that a log is
+    not silent for half a minute and looks hung: in place of the bars a run wants (config.progress) but
+    cannot draw (stderr is not a terminal). Nothing on a terminal, nor with --no-progress."""
+    import sys
+    if config.progress and not stderr_is_terminal():
+        print(text, file=sys.stderr, flush=True)
+

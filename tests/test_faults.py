@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from rnnlm import bench, checkpoint, cli
-from rnnlm import train as train_module
+from rnnlm import progress, resume, stopping, train as train_module
+from rnnlm.loopstate import LoopState
 from rnnlm.cli import main
 from rnnlm.config import TrainConfig, default
 from rnnlm.errors import UserError
@@ -134,10 +135,10 @@ def test_max_steps_0_is_no_step_limit_and_keeps_the_default_time_budget(capsys):
 
 
 def test_exit_status_is_128_plus_the_signal():
-    assert train_module.exit_status({"stopped": "max_steps", "signal": None}) == 0
-    assert train_module.exit_status({"stopped": "interrupted", "signal": "SIGINT"}) == 130
-    assert train_module.exit_status({"stopped": "interrupted", "signal": "SIGTERM"}) == 143
-    assert train_module.exit_status({"stopped": "interrupted"}) == 130     # a summary without the signal: Ctrl-C
+    assert stopping.exit_status({"stopped": "max_steps", "signal": None}) == 0
+    assert stopping.exit_status({"stopped": "interrupted", "signal": "SIGINT"}) == 130
+    assert stopping.exit_status({"stopped": "interrupted", "signal": "SIGTERM"}) == 143
+    assert stopping.exit_status({"stopped": "interrupted"}) == 130     # a summary without the signal: Ctrl-C
 
 
 def _signal_at_step(monkeypatch, signum, at=3):
@@ -262,7 +263,7 @@ def test_a_background_sweep_ignores_sigint_as_the_shell_asks_and_stops_cleanly_o
 def test_the_handler_leaves_an_ignored_signal_ignored():
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)     # what a shell does to `train ... &`
     try:
-        with train_module._Interrupt() as interrupt:
+        with stopping.Interrupt() as interrupt:
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
             assert signal.getsignal(signal.SIGTERM) == interrupt._handle     # `kill PID` still stops it cleanly
             os.kill(os.getpid(), signal.SIGINT)
@@ -293,13 +294,13 @@ def test_phase_lines_only_in_place_of_the_bars_a_log_cannot_show(monkeypatch):
     bars, no_bars = TrainConfig(), TrainConfig(progress=False)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    train_module._phase(bars, "compiling...")
+    progress.phase(bars, "compiling...")
     assert terminal.getvalue() == ""                # a terminal shows bars (or nothing to wait for)
     log = io.StringIO()
     monkeypatch.setattr(sys, "stderr", log)
-    train_module._phase(no_bars, "compiling...")
+    progress.phase(no_bars, "compiling...")
     assert log.getvalue() == ""                     # --no-progress: no bar wanted, nothing in its place
-    train_module._phase(bars, "compiling...")
+    progress.phase(bars, "compiling...")
     assert log.getvalue() == "compiling...\n"
 
 
@@ -410,12 +411,12 @@ def test_a_run_counts_as_evaluated_unless_its_last_stop_announced_an_evaluation_
     config = TrainConfig(max_minutes=1.0)
     (tmp_path / "config.json").write_text(json.dumps({"train": config_to_dict(config)}))
     write({**stop, "reason": "max_minutes"})
-    loop = train_module._Loop(step=5, elapsed=50.0)
-    assert train_module._finish_only(config, loop, tmp_path, lr=1.0) == "max_minutes"
-    assert train_module._finish_only(TrainConfig(max_minutes=2.0), loop, tmp_path, lr=1.0) is None  # trains on
+    loop = LoopState(step=5, elapsed=50.0)
+    assert resume.finish_only(config, loop, tmp_path, lr=1.0) == "max_minutes"
+    assert resume.finish_only(TrainConfig(max_minutes=2.0), loop, tmp_path, lr=1.0) is None  # trains on
     write({**stop, "reason": "max_steps"})
-    assert train_module._finish_only(TrainConfig(max_steps=5), loop, tmp_path, lr=1.0) == "max_steps"
-    assert train_module._finish_only(TrainConfig(max_steps=8), loop, tmp_path, lr=1.0) is None
+    assert resume.finish_only(TrainConfig(max_steps=5), loop, tmp_path, lr=1.0) == "max_steps"
+    assert resume.finish_only(TrainConfig(max_steps=8), loop, tmp_path, lr=1.0) is None
 
 
 # ---------------------------------------------------------------- 10. a closed pipe on stdout
@@ -452,7 +453,7 @@ def test_a_broken_pipe_in_any_command_is_no_error_line(monkeypatch, capsys):
 
 
 def test_the_summary_holds_the_latest_timed_validation_against_the_baseline():
-    from rnnlm.train import _baseline_lines
+    from rnnlm.summary import _baseline_lines
     base = {"baseline": {"valid": {"ppl": 114.12}, "test": {"ppl": 94.59}}, "best_val_loss": math.inf,
             "best_val_ppl": math.inf, "val_step": None, "run_dir": "runs/t", "stopped": "interrupted"}
     timed = {"step": 400, "loss": math.log(175.29), "tokens": 12_000, "of_tokens": 60_000}
@@ -490,32 +491,32 @@ def test_a_log_shows_its_first_progress_line_after_a_few_steps_or_seconds(monkey
     config = TrainConfig(max_minutes=10)
     assert config.log_interval == 200
     s = SimpleNamespace(config=config, windows_per_epoch=10_000, clock=lambda: 0.0, opt=SimpleNamespace(lr=1.0))
-    timing = train_module._Timing(config, final_tokens=1000)
+    timing = progress._Timing(config, final_tokens=1000)
     result = SimpleNamespace(tokens=10, bad=None, loss=1.0, clipped=False, grad_norm=0.1)
 
-    def steps_to(progress, loop, n):
+    def steps_to(bar, loop, n):
         while loop.step < n:
             loop.step += 1
             loop.window += 1
-            progress.step(loop, result, 0.01)
+            bar.step(loop, result, 0.01)
         return [line.split("| step")[1].split("|")[0].strip() for line in log.getvalue().splitlines()]
 
-    loop = train_module._Loop()
-    progress = train_module._Progress(s, loop, timing)
-    assert steps_to(progress, loop, 9) == []
-    assert steps_to(progress, loop, 10) == ["10"]               # was: nothing before step 200
-    assert steps_to(progress, loop, 400) == ["10", "200", "400"]  # then every --log-interval
-    progress.close()
+    loop = LoopState()
+    bar = progress._Progress(s, loop, timing)
+    assert steps_to(bar, loop, 9) == []
+    assert steps_to(bar, loop, 10) == ["10"]               # was: nothing before step 200
+    assert steps_to(bar, loop, 400) == ["10", "200", "400"]  # then every --log-interval
+    bar.close()
     # slow steps (a resumed session here): the first line once 10 s have passed, before its 10th step
     log.truncate(0)
     log.seek(0)
-    loop = train_module._Loop(step=500)
-    progress = train_module._Progress(s, loop, timing)
-    assert steps_to(progress, loop, 502) == []
-    progress.i_t0 -= train_module.FIRST_LINE_S
-    assert steps_to(progress, loop, 503) == ["503"]
-    assert steps_to(progress, loop, 599) == ["503"]
-    progress.close()
+    loop = LoopState(step=500)
+    bar = progress._Progress(s, loop, timing)
+    assert steps_to(bar, loop, 502) == []
+    bar.i_t0 -= progress.FIRST_LINE_S
+    assert steps_to(bar, loop, 503) == ["503"]
+    assert steps_to(bar, loop, 599) == ["503"]
+    bar.close()
 
 
 # ---------------------------------------------------------------- 13. generate_text's result, as documented

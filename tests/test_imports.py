@@ -116,7 +116,7 @@ def test_import_loops_are_found():
 
 def test_import_graph_sees_imports_inside_functions():
     g = import_graph()
-    # train.jacobian_event imports lag_curve inside the function; cli imports every command lazily.
+    # tracking.jacobian_event imports lag_curve inside the function; cli imports every command lazily.
     assert "jacobian" in g["train"]
     assert {"train", "data", "jacobian"} <= g["cli"]
     assert "errors" in g["train"]          # and module-level ones

@@ -16,7 +16,8 @@ from rnnlm.cli import main
 from rnnlm.data import DataConfig
 from rnnlm.model import ModelConfig, RNNModel
 from rnnlm.runs import resume_config
-from rnnlm.train import TRACK_MAX_LAG, TrainConfig, train
+from rnnlm.tracking import TRACK_MAX_LAG
+from rnnlm.train import TrainConfig, train
 
 
 
@@ -96,7 +97,7 @@ def _model_at_init(run):
 def _tracking_tokens(run):
     from rnnlm.data import load_corpus
     from rnnlm.config import config_from_dict
-    from rnnlm.train import tracking_tokens
+    from rnnlm.tracking import tracking_tokens
     info = json.loads((run / "config.json").read_text())
     return tracking_tokens(load_corpus(config_from_dict(info["train"]).data))
 

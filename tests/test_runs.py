@@ -6,7 +6,9 @@ import pytest
 
 from rnnlm.errors import UserError
 from rnnlm.runs import Run, read_run_config
-from rnnlm.train import STOP_REASONS, TrainConfig, _Loop, stop_reason
+from rnnlm.config import TrainConfig
+from rnnlm.loopstate import LoopState
+from rnnlm.stopping import STOP_REASONS, stop_reason
 
 
 def test_run_create_writes_the_folder_and_refuses_a_taken_one(tmp_path):
@@ -42,7 +44,7 @@ def test_run_reopen_drops_the_events_after_the_checkpoint(tmp_path):
 
 def test_stop_rule_order():
     config = TrainConfig(epochs=2, max_steps=10, max_minutes=1.0, patience=3)
-    loop = _Loop(step=10, epoch=3, bad_evals=3)
+    loop = LoopState(step=10, epoch=3, bad_evals=3)
     everything = dict(diverged=True, interrupted=True, elapsed=60.0)
     assert stop_reason(config, loop, **everything) == "nonfinite"
     assert stop_reason(config, loop, **dict(everything, diverged=False)) == "interrupted"
@@ -58,6 +60,6 @@ def test_stop_rule_order():
     assert stop_reason(config, loop, diverged=False, interrupted=False, elapsed=59.9, lr=1e-30) == "min_lr"
     # 0 turns a budget off.
     off = TrainConfig(epochs=2, max_steps=0, max_minutes=0, patience=0)
-    assert stop_reason(off, _Loop(step=10**6, bad_evals=99), diverged=False, interrupted=False, elapsed=1e9) is None
+    assert stop_reason(off, LoopState(step=10**6, bad_evals=99), diverged=False, interrupted=False, elapsed=1e9) is None
     assert {"nonfinite", "interrupted", "epochs", "max_steps", "max_minutes", "early_stop", "min_lr"} == \
         set(STOP_REASONS)

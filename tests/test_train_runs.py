@@ -21,7 +21,10 @@ from rnnlm.data import load_corpus
 from rnnlm.errors import UserError
 from rnnlm.model import RNNModel
 from rnnlm.runs import fmt_ppl, resume_config, run_evaluate
-from rnnlm.train import MAX_LOSS, _Timing, format_summary, train
+from rnnlm.progress import _Timing
+from rnnlm.step import MAX_LOSS
+from rnnlm.summary import format_summary
+from rnnlm.train import train
 
 from test_train import _arrays, events, tiny
 

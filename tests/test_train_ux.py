@@ -8,7 +8,10 @@ import pytest
 
 from rnnlm.cli import main
 from rnnlm.errors import UserError
-from rnnlm.train import TrainConfig, _Loop, _Progress, _Timing, command_time_left, refuse_finished_resume
+from rnnlm.config import TrainConfig
+from rnnlm.loopstate import LoopState
+from rnnlm.progress import _Progress, _Timing, command_time_left
+from rnnlm.resume import refuse_finished_resume
 
 FLAGS = ["--max-vocab", "300", "--valid-fraction", "0.1", "--test-fraction", "0.1",
          "--emsize", "16", "--hidden", "16", "--bptt", "8", "--batch-size", "16", "--dropout", "0",
@@ -53,17 +56,17 @@ def _config(**kw):
 
 
 def test_refuse_finished_resume_names_the_limit_that_binds():
-    refuse_finished_resume(_config(max_steps=10), _Loop(step=9), "R")          # one window left: fine
+    refuse_finished_resume(_config(max_steps=10), LoopState(step=9), "R")          # one window left: fine
     with pytest.raises(UserError, match=r"R is already at step 10 .*--max-steps above 10"):
-        refuse_finished_resume(_config(max_steps=10), _Loop(step=10), "R")
+        refuse_finished_resume(_config(max_steps=10), LoopState(step=10), "R")
     with pytest.raises(UserError, match=r"already at step 64, the end of its 2 epoch\(s\); give --epochs above 2"):
-        refuse_finished_resume(_config(epochs=2), _Loop(step=64, epoch=3), "R")
-    refuse_finished_resume(_config(epochs=3), _Loop(step=64, epoch=3), "R")
+        refuse_finished_resume(_config(epochs=2), LoopState(step=64, epoch=3), "R")
+    refuse_finished_resume(_config(epochs=3), LoopState(step=64, epoch=3), "R")
     with pytest.raises(UserError, match=r"--max-minutes 1 budget \(1.0 min .*above 1.0"):
-        refuse_finished_resume(_config(max_minutes=1.0), _Loop(step=5, elapsed=55.0), "R", reserve=5.0)
-    refuse_finished_resume(_config(max_minutes=1.0), _Loop(step=5, elapsed=50.0), "R", reserve=5.0)
+        refuse_finished_resume(_config(max_minutes=1.0), LoopState(step=5, elapsed=55.0), "R", reserve=5.0)
+    refuse_finished_resume(_config(max_minutes=1.0), LoopState(step=5, elapsed=50.0), "R", reserve=5.0)
     with pytest.raises(UserError, match=r"--patience 3\); give --patience above 3"):
-        refuse_finished_resume(_config(patience=3), _Loop(step=5, bad_evals=3), "R")
+        refuse_finished_resume(_config(patience=3), LoopState(step=5, bad_evals=3), "R")
 
 
 # ---------------------------------------------------------------- the bar's time left
@@ -92,7 +95,7 @@ def test_the_bar_shows_the_budget_left_to_the_end(monkeypatch):
     assert timing.reserve() == pytest.approx(14.6)
     now = {"t": 500.0}
     s = SimpleNamespace(config=config, windows_per_epoch=100_000, clock=lambda: now["t"])
-    loop = _Loop(step=100)
+    loop = LoopState(step=100)
     progress = _Progress(s, loop, timing)
     for elapsed in (560.0, 580.0, 585.0):      # training ends at 585.4 s
         now["t"] = elapsed
@@ -108,7 +111,7 @@ def test_the_bar_never_counts_past_its_total(monkeypatch):
     config = TrainConfig(max_minutes=10, progress=True)
     timing = _Timing(config, final_tokens=12_000)
     s = SimpleNamespace(config=config, windows_per_epoch=100_000, clock=lambda: 0.0)
-    loop = _Loop(step=0)
+    loop = LoopState(step=0)
     import io
     import sys
     monkeypatch.setattr(sys, "stderr", io.StringIO())
@@ -136,14 +139,14 @@ def test_the_first_frame_shows_no_step_total_a_time_budget_has_not_estimated(mon
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     s = SimpleNamespace(config=TrainConfig(max_minutes=10, progress=True), windows_per_epoch=75_400,
                         clock=lambda: 0.0)
-    budget = _Progress(s, _Loop(step=0), _Timing(s.config, final_tokens=12_000))
+    budget = _Progress(s, LoopState(step=0), _Timing(s.config, final_tokens=12_000))
     assert budget.bar.total is None and "0/? steps" in sys.stderr.getvalue()
-    budget.step(_Loop(step=1), SimpleNamespace(tokens=10, bad=None, loss=1.0, clipped=False, grad_norm=0.1), 0.01)
+    budget.step(LoopState(step=1), SimpleNamespace(tokens=10, bad=None, loss=1.0, clipped=False, grad_norm=0.1), 0.01)
     assert budget.bar.total is not None and budget.bar.n == 1      # the first step's estimate sets it
     budget.close()
     for config in (TrainConfig(max_steps=40, progress=True), TrainConfig(max_steps=40, max_minutes=0, progress=True)):
         s.config = config
-        steps = _Progress(s, _Loop(step=0), _Timing(s.config, final_tokens=12_000))
+        steps = _Progress(s, LoopState(step=0), _Timing(s.config, final_tokens=12_000))
         assert steps.bar.total == 40
         steps.close()
 
@@ -151,7 +154,7 @@ def test_the_first_frame_shows_no_step_total_a_time_budget_has_not_estimated(mon
 def test_an_unevaluated_run_is_not_said_to_have_failed_the_baseline():
     # A run interrupted before its first validation has no perplexity yet: the summary said "the model has
     # no finite perplexity: it has not beaten the baseline", as for a diverged run.
-    from rnnlm.train import _baseline_lines
+    from rnnlm.summary import _baseline_lines
     base = {"baseline": {"valid": {"ppl": 114.12}, "test": {"ppl": 94.59}}, "best_val_loss": math.inf,
             "best_val_ppl": math.inf, "run_dir": "runs/t2"}
     lines = _baseline_lines({**base, "stopped": "interrupted"})

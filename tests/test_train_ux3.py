@@ -13,7 +13,10 @@ from rnnlm.cli import main
 from rnnlm.config import MIN_LR_FACTOR, TrainConfig
 from rnnlm.errors import UserError
 from rnnlm.runs import resume_config
-from rnnlm.train import STOP_REASONS, _Loop, format_summary, stop_reason, train
+from rnnlm.loopstate import LoopState
+from rnnlm.stopping import STOP_REASONS, stop_reason
+from rnnlm.summary import format_summary
+from rnnlm.train import train
 
 from test_plots_figures import _close, _fake_run, _legend
 from test_plots_ux import _add_events
@@ -50,14 +53,14 @@ def test_min_lr_default_is_relative_to_the_initial_lr_and_checked():
 
 def test_stop_reason_min_lr_after_the_other_limits():
     config = TrainConfig(lr=1.0, min_lr=0.01, max_minutes=0, patience=3)
-    assert stop_reason(config, _Loop(step=5), diverged=False, interrupted=False, elapsed=0.0, lr=0.02) is None
-    assert stop_reason(config, _Loop(step=5), diverged=False, interrupted=False, elapsed=0.0, lr=0.005) == "min_lr"
-    assert stop_reason(config, _Loop(step=5), diverged=False, interrupted=False, elapsed=0.0) is None  # lr unknown
+    assert stop_reason(config, LoopState(step=5), diverged=False, interrupted=False, elapsed=0.0, lr=0.02) is None
+    assert stop_reason(config, LoopState(step=5), diverged=False, interrupted=False, elapsed=0.0, lr=0.005) == "min_lr"
+    assert stop_reason(config, LoopState(step=5), diverged=False, interrupted=False, elapsed=0.0) is None  # lr unknown
     # patience binding at the same validation keeps its own reason (as before --min-lr existed)
-    assert stop_reason(config, _Loop(step=5, bad_evals=3), diverged=False, interrupted=False, elapsed=0.0,
+    assert stop_reason(config, LoopState(step=5, bad_evals=3), diverged=False, interrupted=False, elapsed=0.0,
                        lr=0.005) == "early_stop"
     off = TrainConfig(lr=1.0, min_lr=0, max_minutes=0)
-    assert stop_reason(off, _Loop(step=5), diverged=False, interrupted=False, elapsed=0.0, lr=1e-300) is None
+    assert stop_reason(off, LoopState(step=5), diverged=False, interrupted=False, elapsed=0.0, lr=1e-300) is None
 
 
 def test_annealing_below_min_lr_stops_the_run_and_says_so(text, tmp_path, capsys):

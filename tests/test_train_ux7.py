@@ -11,7 +11,7 @@ import pytest
 from rnnlm import checkpoint, data
 from rnnlm import train as train_module
 from rnnlm.cli import main
-from rnnlm.train import RESERVE_EXTRA_S, RESERVE_FACTOR, _Timing, command_time_left
+from rnnlm.progress import RESERVE_EXTRA_S, RESERVE_FACTOR, _Timing, command_time_left
 
 from test_train import tiny
 

@@ -38,7 +38,7 @@ def setup(cell, config):
     st = [m.init_state(B)]
     try:
         from rnnlm.config import TrainConfig
-        from rnnlm.train import train_step
+        from rnnlm.step import train_step
     except ImportError:                        # a checkout from before train.train_step
         train_step = None
     def train():

@@ -1,9 +1,9 @@
-"""What keeping the last good training state costs per step (train._LastGood), at bench.py's tiny and small.
+"""What keeping the last good training state costs per step (loopstate.LastGood), at bench.py's tiny and small.
 
     python tools/rollback_cost.py [--steps 30] [--configs tiny,small] [--cell lstm] [--optimizer sgd]
 
 Times, on the same windows (B = 32, T = 35, E = H, global-norm clipping 0.25), a training step
-(train.train_step) and one `_LastGood.take` (the copy of the parameters and optimizer buffers made
+(step.train_step) and one `LastGood.take` (the copy of the parameters and optimizer buffers made
 before each update), and prints the median of each and their ratio. Nothing is asserted: it prints.
 """
 import argparse
@@ -16,7 +16,8 @@ from rnnlm.bench import CONFIGS
 from rnnlm.config import TrainConfig
 from rnnlm.model import ModelConfig, RNNModel
 from rnnlm.optim import make_optimizer
-from rnnlm.train import _LastGood, _Loop, train_step
+from rnnlm.loopstate import LastGood, LoopState
+from rnnlm.step import train_step
 
 
 def measure(config: str, cell: str, optimizer: str, steps: int) -> dict:
@@ -28,7 +29,7 @@ def measure(config: str, cell: str, optimizer: str, steps: int) -> dict:
     ids = np.random.default_rng(0).integers(0, V, size=B * ((steps + 2) * T + 1)).astype(np.int32)
     stream = ids[: (len(ids) // B) * B].reshape(B, -1).T.copy()
     rng = np.random.default_rng(1)
-    keep = _LastGood(model, opt)
+    keep = LastGood(model, opt)
     state = model.init_state(B)
     step_ms, take_ms = [], []
     for i in range(steps + 2):
@@ -38,7 +39,7 @@ def measure(config: str, cell: str, optimizer: str, steps: int) -> dict:
         t0 = time.perf_counter()
         r = train_step(model, opt, cfg, inputs, targets, state, rng)
         t1 = time.perf_counter()
-        keep.take(model, opt, rng.bit_generator.state, state, _Loop())
+        keep.take(model, opt, rng.bit_generator.state, state, LoopState())
         t2 = time.perf_counter()
         state = r.state
         if i >= 2:                      # the first steps compile / warm caches

@@ -1,0 +1,117 @@
+"""Whether and how a run folder can be resumed: its checkpoint, and the limits that would stop it at once.
+
+`resume_point(config, folder)` reads the run's model.npz before anything
+else and refuses (UserError, one line naming the flag to raise) a resume
+that would stop before its first window; a run whose final evaluation did
+not finish resumes to run only that evaluation (`finish_only`).
+
+The one thing to know before editing: nothing here writes. A refused resume
+leaves the folder exactly as it was; train() prints "resuming RUN from step
+S" only after these checks pass.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import TrainConfig
+from .errors import UserError, plural
+from .loopstate import LoopState
+from .stopping import stop_reason
+
+def resume_point(config: TrainConfig, folder: Path) -> tuple:
+    """(model.npz of the run `folder` to resume (a checkpoint.Checkpoint), read before anything else;
+    finish_only's reason when the resume only runs the final evaluation, else None).
+
+    Refuses (UserError, nothing written) a run that would stop before its
+    first window, already at the --max-steps, --epochs, --max-minutes,
+    --patience or --min-lr limit of `config`: resuming it would only repeat
+    the final evaluation and log a second stop. A run whose final evaluation
+    did not finish is not refused: its resume runs that evaluation
+    (finish_only). Prints nothing (train() prints "resuming RUN from step S
+    (epoch E)" once the run is set up). (None, None) when the folder holds no
+    model.npz (resume_checkpoint then says what to do).
+    """
+    from . import checkpoint
+    from .runs import LATEST, holds_checkpoint
+    if not holds_checkpoint(folder):
+        return None, None
+    try:
+        ck = checkpoint.load(folder / LATEST)
+    except checkpoint.CorruptCheckpoint as exc:
+        raise UserError(f"{exc}; this run cannot be resumed: restore the file, or train afresh into another "
+                        f"--out (its best.npz, if any, still evaluates and generates)") from None
+    check_best(folder)
+    loop = LoopState.from_arrays(ck.train)
+    lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
+    finish = finish_only(config, loop, folder, lr)
+    if finish is None:
+        refuse_finished_resume(config, loop, folder, lr=lr)
+    return ck, finish
+
+
+def check_best(folder: Path) -> None:
+    """UserError (one line) when the run's best.npz cannot be read: found before a resume trains, not at
+    its final evaluation (which reads it for the test and the sample), with what to do."""
+    from . import checkpoint
+    from .runs import BEST
+    if (folder / BEST).exists():
+        try:
+            checkpoint.load(folder / BEST)
+        except UserError as exc:
+            raise UserError(f"{exc}; restore it, or delete it to resume without it (the final test then uses "
+                            f"the latest model unless a later validation beats the best recorded one)") from None
+
+
+def finish_only(config: TrainConfig, loop: LoopState, folder: Path, lr: float | None) -> str | None:
+    """The stop reason of a resume that runs only the final evaluation: the run stopped at `loop` with
+    its training done but its final evaluation unfinished (runs.final_evaluation_pending: Ctrl-C or
+    SIGTERM during it), and `config`'s limits still stop it before its first window. None otherwise
+    (nothing left unfinished, a diverged run, which a resume trains on as before, or limits raised:
+    the resume trains on and evaluates at its end).
+
+    A run stopped by its time budget stays stopped while --max-minutes is unchanged (the final
+    evaluation's reserve, measured again, could otherwise leave it a few seconds of training).
+    """
+    from .config import config_from_dict
+    from .runs import final_evaluation_pending, read_run_config
+    reason = final_evaluation_pending(folder, loop.step)
+    if reason is None or reason == "nonfinite":
+        return None
+    why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, lr=lr)
+    if why is None and reason == "max_minutes" and \
+            config.max_minutes == config_from_dict(read_run_config(folder)["train"]).max_minutes:
+        why = "max_minutes"
+    return why
+
+
+def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve: float = 0.0,
+                           lr: float | None = None) -> None:
+    """UserError (one line) when a run resumed at `loop` would stop before its first window.
+
+    reserve: seconds the time budget keeps for the final evaluation (_Timing.reserve);
+    0 before the evaluation speed is measured. lr: the saved optimizer's learning
+    rate (None: not checked against --min-lr).
+    """
+    why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, reserve=reserve,
+                      lr=lr)
+    at = f"{folder} is already at step {loop.step}"
+    if why == "max_steps":
+        raise UserError(f"{at} (its --max-steps is {config.max_steps}); give --max-steps above {loop.step} "
+                        "to train further")
+    if why == "epochs":
+        raise UserError(f"{at}, the end of its {config.epochs} epoch(s); give --epochs above {config.epochs} "
+                        "to train further")
+    if why == "max_minutes":
+        used = (loop.elapsed + reserve) / 60
+        raise UserError(f"{at} and has used its --max-minutes {config.max_minutes:g} budget ({used:.1f} min with "
+                        f"the final evaluation); give --max-minutes above {used:.1f}, or --max-steps/--epochs alone, "
+                        "to train further")
+    if why == "early_stop":
+        raise UserError(f"{at} and stopped early: {loop.bad_evals} validations without improvement "
+                        f"(--patience {config.patience}); give --patience above {loop.bad_evals} to train further")
+    if why == "min_lr":
+        raise UserError(f"{at} and stopped when its learning rate fell to {lr:.3g}, below --min-lr "
+                        f"{config.lr_floor():.3g}, after {loop.plateaus} {plural(loop.plateaus, 'plateau')}; "
+                        f"give --min-lr below {lr:.3g} "
+                        "(0 = no floor) to train further")
+

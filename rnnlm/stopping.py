@@ -1,0 +1,162 @@
+"""Why and how a training run stops: the stop reasons, the signal handlers, the exit status.
+
+`stop_reason` is asked before every window (and after every epoch end) and
+names the first limit reached (STOP_REASONS); `Interrupt` turns Ctrl-C and
+SIGTERM during training into a request that the loop honours at the next
+step boundary; `StartUp` answers them at once before the first step;
+`exit_status` gives the `train` command's exit status (0, 130, 143).
+
+The one thing to know before editing: a first signal during training only
+sets a flag (the loop stops at the next step boundary and saves, so a
+checkpoint never holds a half-applied update); only a second signal, or one
+during start-up or the final evaluation, raises at once. A handler must not
+import anything: it may run in the middle of an import.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+from .config import TrainConfig
+from .errors import Terminated
+from .progress import note
+
+if TYPE_CHECKING:
+    from .loopstate import LoopState
+
+STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "min_lr", "nonfinite", "interrupted")
+
+
+def stop_reason(config: TrainConfig, loop: LoopState, *, diverged: bool, interrupted: bool,
+                elapsed: float, reserve: float = 0.0, lr: float | None = None) -> str | None:
+    """Why the run stops before its next window (one of STOP_REASONS), or None to go on.
+
+    diverged: the last window was non-finite and --on-nonfinite (or broken
+    parameters, or --max-skips) said stop. elapsed: wall seconds of the run so
+    far; reserve: seconds kept for the final evaluation, so that the whole
+    command ends within --max-minutes. lr: the optimizer's learning rate now
+    (saved with the optimizer, so a resume sees the same one): "min_lr" when
+    annealing took it below config.lr_floor() (--min-lr), as Keras'
+    ReduceLROnPlateau's min_lr and Mikolov's RNNLM toolkit (stop once
+    annealing no longer helps) do. Checked in this order, before every window
+    and after every epoch end.
+    """
+    if diverged:
+        return "nonfinite"
+    if interrupted:
+        return "interrupted"
+    if loop.epoch > config.epochs:
+        return "epochs"
+    if config.max_steps and loop.step >= config.max_steps:
+        return "max_steps"
+    if config.max_minutes and elapsed + reserve >= 60 * config.max_minutes:
+        return "max_minutes"
+    if config.patience and loop.bad_evals >= config.patience:
+        return "early_stop"
+    if lr is not None and lr < config.lr_floor():
+        return "min_lr"
+    return None
+
+
+class Interrupt:
+    """SIGINT/SIGTERM handler: the first signal asks the loop to stop at the next step
+    boundary (and save) and is remembered in `signum` (the exit status: `exit_status`);
+    a second one raises KeyboardInterrupt at once (errors.Terminated for SIGTERM; nothing
+    more is saved; the previous checkpoint stays intact). at_once: the first signal
+    raises already (the final evaluation: nothing there is left half-done, the training
+    state is saved before it). A signal ignored when the context is entered (SIG_IGN:
+    SIGINT of a job a shell started in the background) is left ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, at_once: bool = False):
+        self.requested = False
+        self.at_once = at_once
+        self.signum = None      # the first signal that asked to stop (signal.SIGINT or SIGTERM)
+        self.previous = {}
+        self.during = None      # "validation" while the loop runs one: a stop then waits seconds, so say so
+        self.saved_step = None  # the step of the run's latest checkpoint (None: none yet)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                # A signal the parent set to be ignored stays ignored: a shell starts `cmd &` with SIGINT
+                # ignored (and nohup SIGHUP), so that a Ctrl-C at the prompt does not reach the background job.
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested or self.at_once:
+            raise signal_error(signum)
+        self.signum = signum
+        self.requested = True
+        if self.during:         # the step boundary is as far away as the rest of the validation
+            kept = ("nothing is saved yet" if self.saved_step is None
+                    else f"the checkpoint of step {self.saved_step} is kept")
+            note(f"{SIGNAL_WORDS.get(signum, 'interrupted')}: stopping when this {self.during} ends, then saving "
+                  f"the checkpoint; the same signal again stops at once ({kept})")
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+SIGNAL_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+
+
+class StartUp(Interrupt):
+    """SIGINT/SIGTERM from train()'s first line to the loop's first step (reading the corpus, compiling,
+    the baseline, the calibration): raised at once (KeyboardInterrupt, errors.Terminated for SIGTERM)
+    and remembered in `signum`, so that train() can say so in one line, remove what the run wrote and
+    exit 128 + the signal, as a signal during training does. Without it SIGTERM's default action ended
+    the process silently, leaving a folder that held only the lock. The handler stays installed until
+    train() returns, under the loop's and the final evaluation's own (Interrupt), so that no moment is
+    left to the default action; `end()`, called once the loop's handler is in place, marks start-up
+    over: a signal between those phases still raises at once but is not recorded. A KeyboardInterrupt
+    that no start-up signal raised (signum None) is not this guard's."""
+
+    def __init__(self):
+        super().__init__(at_once=True)
+        self.over = False       # the loop has started: what comes later is not start-up
+        self.run = None         # the Run the start-up opened (closed before its files are removed)
+        self.created = False    # a new run's files (config.json, vocab.json, ...) were written by this call
+
+    def _handle(self, signum, frame):
+        if not self.over:
+            self.signum = signum
+        raise signal_error(signum)
+
+    def end(self) -> None:
+        """Start-up is over (the loop's handler answers signals from here on). A start-up signal whose
+        exception was lost (raised inside a ctypes callback of Numba's cache, which only prints it) stops
+        the run here, before its first step."""
+        self.over = True
+        if self.signum is not None:
+            raise signal_error(self.signum)
+
+
+def signal_error(signum) -> KeyboardInterrupt:
+    """The exception a stopping signal raises: KeyboardInterrupt for SIGINT, errors.Terminated (a
+    KeyboardInterrupt the CLI exits 143 for) for SIGTERM (no import: it may be raised during one)."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def stop_word(summary: dict) -> str:
+    """How the summary names the reason a run stopped: its `stopped`, except a run stopped by SIGTERM
+    (`kill PID`, a job scheduler), which was "terminated (SIGTERM)", not interrupted (Ctrl-C)."""
+    if summary.get("stopped") == "interrupted" and summary.get("signal") == "SIGTERM":
+        return "terminated (SIGTERM)"
+    return summary.get("stopped")
+
+
+def exit_status(summary: dict) -> int:
+    """The `train` command's exit status for train()'s summary: 0, or for a run stopped by a signal the
+    shell's 128 + its number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM (`kill PID`, a job scheduler)."""
+    if summary.get("stopped") != "interrupted":
+        return 0
+    return 128 + int(getattr(signal, summary.get("signal") or "SIGINT"))
+

@@ -1,0 +1,113 @@
+"""The lines the `train` command prints at the end of a run, from train()'s summary dict.
+
+`format_summary(summary)` gives them: the stop reason, the perplexities, the
+Kneser-Ney baseline beside them, what to do next (resume, train longer) and
+the sample.
+
+The one thing to know before editing: this only formats. It reads the
+summary dict (train._summary and train._final_report say what is in it) and
+never the run folder, so a summary can be printed again from a saved dict.
+"""
+from __future__ import annotations
+
+import math
+
+from .errors import plural
+from .runs import ppl as _ppl
+from .stopping import stop_word
+
+def _baseline_lines(s: dict) -> list[str]:
+    """The Kneser–Ney trigram beside the result, and whether the model has beaten it."""
+    from .runs import fmt_ppl
+    b = s.get("baseline")
+    if not b:
+        return []
+    split = "test" if "test_ppl" in s and "test" in b else "valid" if "valid" in b else None
+    if split is None:
+        return []
+    ours, which = (s["test_ppl"], "") if split == "test" else _valid_figure(s)
+    figures = ", ".join(f"{k} {fmt_ppl(b[k]['ppl'])}" for k in ("valid", "test") if k in b)
+    lines = [f"Kneser-Ney trigram baseline (same split and vocabulary): {figures}"]
+    if ours is None:
+        # no validation has run yet (a run stopped before its first one): nothing to compare, which is not a
+        # failure of the model
+        lines.append("  the model has not been evaluated yet, so there is nothing to compare"
+                     + (f": {_resume_command(s)}" if s.get("stopped") == "interrupted" else ""))
+    elif not math.isfinite(ours):
+        lines.append("  the model has no finite perplexity: it has not beaten the baseline")
+    elif ours < b[split]["ppl"]:
+        lines.append(f"  the model beats it on {split}{which}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
+    else:
+        lines.append(f"  the model has NOT beaten it yet on {split}{which}: {fmt_ppl(ours)} >= "
+                     f"{fmt_ppl(b[split]['ppl'])}" + _longer_hint(s))
+    return lines
+
+
+def _valid_figure(s: dict) -> tuple:
+    """(the validation perplexity to hold against the baseline, how the summary names it): the best full
+    validation (scheduled or final), or the latest timed one (a slice of the split, --eval-minutes) when it
+    came later or is the only one; (None, "") when the run has none."""
+    full = s["best_val_ppl"] if math.isfinite(s["best_val_loss"]) else None
+    timed = s.get("timed_val")
+    if timed and (full is None or s.get("val_step") is None or timed["step"] > s["val_step"]):
+        return _ppl(timed["loss"]), (f" (the latest validation, a timed one at step {timed['step']} on "
+                                     f"{timed['tokens']:,} of {timed['of_tokens']:,} tokens)")
+    return full, ""
+
+
+def _longer_hint(s: dict) -> str:
+    """What would let a run that has not beaten the baseline train longer, by how it stopped."""
+    stopped = s.get("stopped")
+    if stopped == "interrupted":
+        return f" (train longer: {_resume_command(s)})"
+    if stopped in ("nonfinite", "min_lr"):
+        return ""       # more steps would not help: the summary says why it stopped
+    flag = {"max_steps": "--max-steps", "max_minutes": "--max-minutes", "epochs": "--epochs",
+            "early_stop": "--patience"}.get(stopped, "--max-minutes or --epochs")
+    return f" (train longer: raise {flag})"
+
+
+def _resume_command(s: dict) -> str:
+    return f"continue it with python cli.py train --resume {s['run_dir']}"
+
+
+def format_summary(s: dict) -> str:
+    """The lines the train command prints at the end."""
+    from .runs import fmt_ppl
+    budget = s.get("budget_s", math.inf)
+    lines = [f"run folder: {s['run_dir']}",
+             f"stopped: {stop_word(s)} after {s['steps']} {plural(s['steps'], 'step')} ({s['tokens']:,} tokens, "
+             f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
+             # (no figure from a session that applied no step: a resume that ran only the final evaluation,
+             # a run whose first step was already non-finite)
+             + (f", {s['tokens_per_s']:,.0f} training tokens/s" if s["tokens_per_s"] > 0 else "") + ")",
+             "   ".join(([f"valid ppl: {fmt_ppl(s['val_ppl'])}"] if not math.isnan(s["val_loss"]) else [])
+                        + ([f"best valid ppl: {fmt_ppl(s['best_val_ppl'])}"]
+                           if math.isfinite(s["best_val_loss"]) else [])
+                        + [f"lr: {s['lr']:.4g}", f"clipped steps: {100 * s['clip_fraction']:.1f}%"])]
+    if s["stopped"] == "min_lr":
+        n = s["plateaus"]
+        lines.insert(2, f"  the learning rate fell below --min-lr {s['min_lr']:.3g} after {n} {plural(n, 'plateau')} "
+                        "(validations without improvement, each dividing it by --lr-decay); more steps would "
+                        "barely move the weights")
+    if "test_ppl" in s:
+        lines.append(f"test ppl ({s['sampled_from']} model): {fmt_ppl(s['test_ppl'])}")
+    lines += _baseline_lines(s)
+    if "startup_s" in s:
+        lines.append(f"start-up (corpus, compiling, baseline, calibration; not in the budget): {s['startup_s']:.1f} s")
+    if s["skipped"]:
+        lines.append(f"non-finite steps skipped: {s['skipped']}")
+    if s["nonfinite"] and s["stopped"] == "nonfinite":
+        nf = s["nonfinite"]
+        why = " (stopped after --max-skips non-finite steps in a row)" if nf.get("max_skips") else ""
+        back = (f"; rolled back to step {nf['rolled_back_to']}, the last state whose loss and gradients were finite"
+                if nf.get("rolled_back_to") is not None else "")
+        lines.append(f"the run diverged: non-finite {nf['tensor']} at step {nf.get('detected_at', nf['step'])}{back}; "
+                     "model.npz holds the last good parameters" + why)
+    if s.get("sample"):
+        lines.append(f"sample ({s['sampled_from']} model):")
+        lines += ["  " + line for line in s["sample"].splitlines()]     # one sentence per line
+    # No line twice: a new run's output opened with "run folder: X" (train() printed it there so that the
+    # folder can be found while the run goes on); a resumed run's opened with "resuming X from step S".
+    return "\n".join(lines[1:] if s.get("folder_printed") else lines)
+
