@@ -387,7 +387,7 @@ def _train_config(args) -> tuple[C.TrainConfig, str | None]:
     model = _given(args, C.ModelConfig)
     given = _given(args, C.TrainConfig)
     _refuse_ignored_train_flags(args, model, given)
-    C.given_train_settings(given)
+    C.given_train_settings(given, resume=bool(args.resume))
     data = _data_config(args)
     if args.resume:
         from .runs import resume_config

@@ -563,12 +563,14 @@ def _nest(d: dict, what: str) -> dict:
     return d
 
 
-def given_train_settings(given: dict) -> dict:
+def given_train_settings(given: dict, resume: bool = False) -> dict:
     """The `train` flags' two conveniences, applied in place to the settings a user gave (the `train` flags,
     a sweep grid point) and returned: --clip-value alone turns norm clipping off (clip_norm 0), and a limit
     on steps or epochs (--epochs, or a --max-steps above 0) without --max-minutes replaces the default time
-    budget (max_minutes 0). --max-steps 0 means no step limit, the default, so it keeps the time budget."""
-    if "clip_value" in given and "clip_norm" not in given:
+    budget (max_minutes 0). --max-steps 0 means no step limit, the default, so it keeps the time budget.
+    resume: the settings of a --resume, whose clipping cannot change: --clip-value is then refused as the
+    user gave it (TrainConfig.resumed), without a --clip-norm they never typed."""
+    if "clip_value" in given and "clip_norm" not in given and not resume:
         given["clip_norm"] = 0.0
     if ("epochs" in given or given.get("max_steps")) and "max_minutes" not in given:
         given["max_minutes"] = 0.0

@@ -46,7 +46,7 @@ class _Timing:
         self.step_seconds = 0.0             # this session's seconds inside training steps
         self.step_tokens = 0                # this session's training tokens
         self.event_seconds = 0.0            # step seconds since the last step event
-        self.session_steps = 0              # this session's steps applied (not a non-finite one)
+        self.session_steps = 0              # this session's steps applied and kept (a rollback takes one back)
         self.last_save = 0.0                # clock() of the latest model.npz
         self.last_eval = 0.0                # clock() of the latest validation (any kind)
         self.timed_rows = None              # rows of the valid stream a timed validation reads

@@ -96,7 +96,7 @@ def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve
                       lr=lr)
     at = f"{folder} is already at step {loop.step}"
     if why == "max_steps":
-        raise UserError(f"{at} (its --max-steps is {config.max_steps}); give --max-steps above {loop.step} "
+        raise UserError(f"{at}, the limit of --max-steps {config.max_steps}; give --max-steps above {loop.step} "
                         "to train further")
     if why == "epochs":
         raise UserError(f"{at}, the end of its {config.epochs} epoch(s); give --epochs above {config.epochs} "

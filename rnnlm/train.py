@@ -315,6 +315,9 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                 loop.log_tokens += result.tokens
                 if result.bad is not None:
                     nonfinite, loop, hidden = _nonfinite(s, loop, hidden, result, last_good, progress)
+                    if nonfinite["rolled_back_to"] is not None:
+                        # the rollback undid this session's latest applied step (LastGood keeps one state)
+                        timing.session_steps -= 1
                     if nonfinite["action"] == "stop":
                         continue        # not counted: the run ends on the last good state
                 loop.count(result)

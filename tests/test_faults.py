@@ -387,7 +387,7 @@ def test_a_stop_during_the_final_evaluation_says_how_to_finish_and_a_resume_runs
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     # finished now: refused as any finished run is
     assert main(["train", "--resume", str(out), "--no-progress"]) == 2
-    assert "already at step 5 (its --max-steps is 5)" in capsys.readouterr().err
+    assert "already at step 5, the limit of --max-steps 5" in capsys.readouterr().err
 
 
 def test_a_run_counts_as_evaluated_unless_its_last_stop_announced_an_evaluation_that_never_ended(tmp_path):
@@ -703,7 +703,7 @@ def test_a_resume_records_its_new_limit_in_config_json(text, tmp_path, capsys):
     capsys.readouterr()
     # a plain resume now goes on with that limit: refused at it, naming it
     assert main(["train", "--resume", str(out), "--no-progress"]) == 2
-    assert "already at step 4 (its --max-steps is 4)" in capsys.readouterr().err
+    assert "already at step 4, the limit of --max-steps 4" in capsys.readouterr().err
 
 
 def test_the_kernel_phase_says_compiling_only_while_the_cache_is_empty(monkeypatch, tmp_path):

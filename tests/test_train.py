@@ -236,3 +236,7 @@ def test_cli_train_then_resume(text, tmp_path, capsys):
     assert int(checkpoint.load(out / "model.npz").train["step"]) == 6
     assert main(["train", "--resume", str(out), "--hidden", "32"]) == 2
     assert "cannot change --hidden (" in capsys.readouterr().err
+    # --clip-value alone implies --clip-norm 0 for a new run; a resume names only what was typed
+    assert main(["train", "--resume", str(out), "--clip-value", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot change --clip-value (0.0 -> 1.0) (only" in err and "--clip-norm (" not in err

@@ -101,11 +101,18 @@ def test_a_run_that_diverges_at_its_first_step_reports_no_speed(text, tmp_path, 
     (line,) = [x for x in format_summary(s).splitlines() if x.startswith("stopped:")]
     assert line.startswith("stopped: nonfinite after 0 steps (0 tokens, ") and line.endswith(" min)"), line
     assert "tokens/s" not in line
-    # one step applied, the second non-finite: the speed is reported again
+    # step 1 applied, step 2's loss non-finite: the rollback undoes step 1, so the session kept no step
+    # and has no speed to report ("0 steps (0 tokens, ..., N training tokens/s)" said the speed of nothing)
     monkeypatch.undo()
     _nan_loss_from(monkeypatch, 2)
+    s = train(tiny(text, tmp_path / "rolled-back", max_steps=5))
+    assert s["steps"] == 0 and s["nonfinite"]["rolled_back_to"] == 0 and s["tokens_per_s"] == 0.0
+    assert "tokens/s" not in format_summary(s)
+    # two steps applied, the third non-finite: one step kept, and the speed is reported again
+    monkeypatch.undo()
+    _nan_loss_from(monkeypatch, 3)
     s = train(tiny(text, tmp_path / "after-one", max_steps=5))
-    assert s["stopped"] == "nonfinite" and s["tokens_per_s"] > 0
+    assert s["stopped"] == "nonfinite" and s["steps"] == 1 and s["tokens_per_s"] > 0
     assert " training tokens/s)" in [x for x in format_summary(s).splitlines() if x.startswith("stopped:")][0]
 
 
@@ -275,3 +282,4 @@ def test_sigterm_saves_like_ctrl_c(text, tmp_path):
     assert s["stopped"] == "interrupted" and s["steps"] == 3
     assert int(checkpoint.load(tmp_path / "r" / "model.npz").train["step"]) == 3
     assert train(resume_config(tmp_path / "r"), resume=tmp_path / "r")["steps"] == 10
+
