@@ -230,16 +230,18 @@ def _run_bench(args):
 def _run_bench_scaling(args, bench, json):
     if args.torch_in_process or args.compile or args.jacobian:
         raise UserError("--scaling does not combine with --torch-in-process, --compile or --jacobian")
-    records = bench.run_scaling(args.cell, args.config, threads=args.scaling, repeats=args.repeats,
-                                vs_torch=args.vs_torch, breakdown=args.breakdown, oversubscribe=args.oversubscribe,
-                                progress=not args.json,
-                                on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
+    from . import benchscaling
+    records = benchscaling.run_scaling(args.cell, args.config, threads=args.scaling, repeats=args.repeats,
+                                       vs_torch=args.vs_torch, breakdown=args.breakdown,
+                                       oversubscribe=args.oversubscribe,
+                                       progress=not args.json,
+                                       on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
     if args.json:
         return 0
-    print(bench.format_scaling_table(records, args.vs_torch))
+    print(benchscaling.format_scaling_table(records, args.vs_torch))
     if args.breakdown:
-        print("\n" + bench.format_breakdown(records))
-    print("\n" + bench.format_scaling_footer(records))
+        print("\n" + benchscaling.format_breakdown(records))
+    print("\n" + benchscaling.format_scaling_footer(records))
     return 0
 
 

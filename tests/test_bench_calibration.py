@@ -9,7 +9,7 @@ where PyTorch is installed (never in CI), so no test here needs it.
 import numpy as np
 import pytest
 
-from rnnlm import bench
+from rnnlm import bench, benchscaling, benchworker
 
 
 @pytest.mark.parametrize("tries,earlier,verdict", [
@@ -26,7 +26,7 @@ from rnnlm import bench
     ([(2.0, 2.0)], [3.0, 2.9], "keep"),                   # faster than every earlier worker
 ])
 def test_worker_verdict(tries, earlier, verdict):
-    assert bench._worker_verdict(tries, earlier) == verdict
+    assert benchworker._worker_verdict(tries, earlier) == verdict
 
 
 @pytest.mark.parametrize("tries,faults,earlier,verdict", [
@@ -37,13 +37,13 @@ def test_worker_verdict(tries, earlier, verdict):
     ([(2.4, 2.0), (2.5, 2.0)], [1954, 4553], [], "more"),
 ])
 def test_worker_verdict_with_page_faults(tries, faults, earlier, verdict):
-    assert bench._worker_verdict(tries, earlier, faults) == verdict
+    assert benchworker._worker_verdict(tries, earlier, faults) == verdict
 
 
 def test_the_best_try_does_not_fault_if_one_does_not():
-    assert bench._best_try([(2.4, 2.0), (2.6, 2.0), (2.3, 2.0)], [1954, 6, 700]) == 1
-    assert bench._best_try([(2.4, 2.0), (2.6, 2.0)], [1954, 4553]) == 0          # all fault: the fastest
-    assert bench._best_try([(2.4, 2.0), (2.3, 2.0)], [0, 0]) == 1
+    assert benchworker._best_try([(2.4, 2.0), (2.6, 2.0), (2.3, 2.0)], [1954, 6, 700]) == 1
+    assert benchworker._best_try([(2.4, 2.0), (2.6, 2.0)], [1954, 4553]) == 0          # all fault: the fastest
+    assert benchworker._best_try([(2.4, 2.0), (2.3, 2.0)], [0, 0]) == 1
 
 
 class _FakeWorker:
@@ -73,7 +73,7 @@ def _starter(ms_list, log, fail_at=None):
 
 @pytest.fixture(autouse=True)
 def _no_sleep(monkeypatch):
-    monkeypatch.setattr(bench, "IDLE_S", 0.0)
+    monkeypatch.setattr(benchworker, "IDLE_S", 0.0)
 
 
 def test_a_later_row_replaces_slow_workers_and_keeps_the_fast_one():
@@ -137,7 +137,7 @@ def test_table_names_the_kept_worker_and_warns_of_slow_rows():
     records = [_record("tiny", "rnn", [[2.4, 2.0], [9.0, 2.0]], 1),
                _record("tiny", "lstm", [[9.0, 2.0], [8.8, 2.0], [9.4, 2.0]], 2, slow=True),
                _record("tiny", "gru", [[2.5, 2.0]], 1)]
-    assert [(r["cell"]) for r in bench.slow_worker_rows(records)] == ["lstm"]
+    assert [(r["cell"]) for r in benchworker.slow_worker_rows(records)] == ["lstm"]
     text = bench.format_table(records, vs_torch=True)
     lines = text.splitlines()
     assert lines[1].startswith("tiny    rnn") and "2.00x [1.90-2.10]" in lines[1]   # the rows as before
@@ -151,7 +151,7 @@ def test_table_names_the_kept_worker_and_warns_of_slow_rows():
 def test_a_later_faster_worker_flags_an_earlier_row():
     # both of the first row's workers were slow (nothing to tell them by), a later one was fast
     records = [_record("tiny", "rnn", [[9.0, 2.0], [9.2, 2.0]], 1), _record("tiny", "gru", [[2.4, 2.0]], 1)]
-    assert [r["cell"] for r in bench.slow_worker_rows(records)] == ["rnn"]
+    assert [r["cell"] for r in benchworker.slow_worker_rows(records)] == ["rnn"]
     assert "WARNING: tiny rnn: timed against" in bench.format_table(records, vs_torch=True)
 
 
@@ -159,14 +159,14 @@ def test_a_kept_worker_that_page_faults_is_flagged():
     records = [dict(_record("tiny", "rnn", [[2.4, 2.0], [2.5, 2.0], [2.45, 2.0]], 1, slow=True),
                     torch_calibration_faults=[1954, 4553, 893]),
                dict(_record("tiny", "gru", [[2.5, 2.0]], 1), torch_calibration_faults=[6])]
-    assert [r["cell"] for r in bench.slow_worker_rows(records)] == ["rnn"]
+    assert [r["cell"] for r in benchworker.slow_worker_rows(records)] == ["rnn"]
     assert "WARNING: tiny rnn: timed against" in bench.format_table(records, vs_torch=True)
 
 
 def test_no_worker_no_calibration_lines():
     rec = {k: v for k, v in _record("tiny", "rnn", [[2.4, 2.0]], 1).items() if not k.startswith("torch_calib")}
     assert "calibration" not in bench.format_table([rec], vs_torch=True)
-    assert bench.format_calibration([rec]) == "" and bench.slow_worker_rows([rec]) == []
+    assert bench.format_calibration([rec]) == "" and benchworker.slow_worker_rows([rec]) == []
     fast = [_record("tiny", "rnn", [[2.4, 2.0], [2.6, 2.0]], 1)]
     assert "WARNING" not in bench.format_table(fast, vs_torch=True)
 
@@ -178,8 +178,8 @@ def test_scaling_footer_says_the_thread_count_of_the_calibration():
         rec.update(threads=t, torch="torch 2.13.0+cpu", train_efficiency=1.0, eval_efficiency=1.0,
                    efficiency_from=1)
         recs.append(rec)
-    assert "calibration" not in bench.format_scaling_table(recs, vs_torch=True)   # the table as before
-    lines = bench.format_scaling_footer(recs).splitlines()
+    assert "calibration" not in benchscaling.format_scaling_table(recs, vs_torch=True)   # the table as before
+    lines = benchscaling.format_scaling_footer(recs).splitlines()
     assert sum(line.startswith("  tiny    rnn") for line in lines) == 1   # once per (config, cell)
     assert any("ours beside it, at 1 thread;" in line for line in lines)
     assert lines[-2].startswith("threads: ours")
@@ -195,8 +195,8 @@ def test_the_tables_show_page_faults_when_recorded():
 
 def test_our_calibration_is_a_fresh_models_loss_and_its_time():
     # one window of a freshly initialized tiny LSTM: close to the uniform guess, ln V nats/token
-    loss = bench._calibration_call("rnnlm")()
+    loss = benchworker._calibration_call("rnnlm")()
     assert abs(loss - np.log(bench.CONFIGS["tiny"][0])) < 0.05
-    seconds, faults = bench._calibrate(lambda: None, calls=3, warmup=0)
+    seconds, faults = benchworker._calibrate(lambda: None, calls=3, warmup=0)
     assert 0 <= seconds < 0.01 and faults >= 0
     assert 0 < bench.calibrate_ours() < 1000

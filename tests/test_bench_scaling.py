@@ -7,7 +7,7 @@ fast anything is.
 """
 import pytest
 
-from rnnlm import bench, layers, optim, overlap
+from rnnlm import bench, benchscaling, layers, optim, overlap
 from rnnlm.cli import main
 
 
@@ -77,12 +77,12 @@ def test_default_threads_fit_the_machine(monkeypatch):
 
 
 def test_thread_counts_parse_sorted_once():
-    assert bench.parse_thread_counts("4, 1,2,1", cores=4, pool=4) == [1, 2, 4]
-    assert bench.parse_thread_counts("8", cores=2, oversubscribe=True, pool=8) == [8]
+    assert benchscaling.parse_thread_counts("4, 1,2,1", cores=4, pool=4) == [1, 2, 4]
+    assert benchscaling.parse_thread_counts("8", cores=2, oversubscribe=True, pool=8) == [8]
     with pytest.raises(bench.UserError, match="has 2 cores"):
-        bench.parse_thread_counts("1,4", cores=2, pool=4)
+        benchscaling.parse_thread_counts("1,4", cores=2, pool=4)
     with pytest.raises(bench.UserError, match="Numba's thread pool has 4 threads"):
-        bench.parse_thread_counts("8", cores=2, oversubscribe=True, pool=4)
+        benchscaling.parse_thread_counts("8", cores=2, oversubscribe=True, pool=4)
 
 
 def _fixed_records(threads=(1, 2)):
@@ -97,7 +97,7 @@ def _fixed_records(threads=(1, 2)):
               train_ratio_range=[2.3, 2.6], eval_ratio=2.22, eval_ratio_range=[2.0, 2.5], overlapped=False,
               step_ms=110.0,
               phase_ms=dict(output=80.0, rec_fwd=10.0, rec_bwd=12.5, embedding=1.0, clip_opt=4.0, other=5.0))
-    return bench.add_efficiency([r1, r2])
+    return benchscaling.add_efficiency([r1, r2])
 
 
 def test_efficiency_and_phase_speedups_from_fixed_records():
@@ -113,7 +113,7 @@ def test_efficiency_and_phase_speedups_from_fixed_records():
 
 def test_scaling_table_from_fixed_records():
     records = _fixed_records()
-    assert bench.format_scaling_table(records, vs_torch=True).splitlines() == [
+    assert benchscaling.format_scaling_table(records, vs_torch=True).splitlines() == [
         "config  cell  threads  train tok/s  torch train  ratio [per repeat]   eff"
         "   eval tok/s   torch eval  ratio [per repeat]   eff",
         "medium  lstm        1        4,000        2,000   2.00x [1.90-2.10]  1.00"
@@ -123,18 +123,18 @@ def test_scaling_table_from_fixed_records():
         "eff: parallel efficiency, tok/s at n threads / (n x tok/s at 1 thread)",
         "ratio: ours / PyTorch's at the same thread count (torch 2.13.0+cpu)",
     ]
-    assert bench.format_scaling_table(records, vs_torch=False).splitlines()[:3] == [
+    assert benchscaling.format_scaling_table(records, vs_torch=False).splitlines()[:3] == [
         "config  cell  threads  train tok/s   eff   eval tok/s   eff",
         "medium  lstm        1        4,000  1.00       12,000  1.00",
         "medium  lstm        2        7,200  0.90       20,000  0.83",
     ]
-    without_one = bench.format_scaling_table(_fixed_records(threads=(2, 4)), vs_torch=False)
+    without_one = benchscaling.format_scaling_table(_fixed_records(threads=(2, 4)), vs_torch=False)
     assert "relative to 2 threads, the smallest count given (1 is not in --scaling)" in without_one
 
 
 def test_breakdown_table_from_fixed_records():
     records = _fixed_records()
-    lines = bench.format_breakdown(records).splitlines()
+    lines = benchscaling.format_breakdown(records).splitlines()
     assert lines[1].split() == ["config", "cell", "threads", "output", "rec", "fwd", "rec", "bwd", "embed",
                                 "clip+opt", "other", "sum", "whole", "sum/whole"]
     assert lines[2].split() == ["medium", "lstm", "1", "150.00", "[1.00x]", "10.00", "[1.00x]", "20.00", "[1.00x]",
@@ -144,13 +144,13 @@ def test_breakdown_table_from_fixed_records():
     assert not any("WARNING" in line or line.startswith("*") for line in lines)
     # a sum 20% off the whole step is flagged; an overlapped row is marked and explained
     records[1]["step_ms"], records[1]["overlapped"] = 90.0, True
-    text = bench.format_breakdown(records)
+    text = benchscaling.format_breakdown(records)
     assert "WARNING: in 1 row(s)" in text and "1.25*" in text and "* (medium lstm 2 threads)" in text
 
 
 def _check_breakdown_record(rec):
     """A measured record's breakdown: every phase, non-negative, adding up to the hooked pass."""
-    assert set(rec["phase_ms"]) == set(bench.PHASES)
+    assert set(rec["phase_ms"]) == set(benchscaling.PHASES)
     assert all(ms >= 0 for ms in rec["phase_ms"].values())
     assert rec["phase_ms"]["output"] > 0 or rec["overlapped"]
     assert rec["phase_ms"]["rec_fwd"] > 0 and rec["phase_ms"]["rec_bwd"] > 0 and rec["phase_ms"]["clip_opt"] > 0
@@ -172,19 +172,19 @@ def _measured(measure):
 
 
 def test_breakdown_structure_tiny_one_thread():
-    (rec,) = _measured(lambda: bench.scaling_one("rnn", "tiny", [1], repeats=3, breakdown=True, n_windows=3))
+    (rec,) = _measured(lambda: benchscaling.scaling_one("rnn", "tiny", [1], repeats=3, breakdown=True, n_windows=3))
     assert (rec["threads"], rec["windows"], rec["train_efficiency"], rec["overlapped"]) == (1, 3, 1.0, False)
     _check_breakdown_record(rec)
     # each pass's phases ("other" included) are exactly that pass, cut up
     ours = bench._OurModel("rnn", *bench.CONFIGS["tiny"])
     out = []
-    total = bench._breakdown_run(ours, bench._tokens(bench.CONFIGS["tiny"][0], 2), out)
-    assert sum(out[0].values()) == pytest.approx(total, rel=1e-9) and set(out[0]) == set(bench.PHASES)
+    total = benchscaling._breakdown_run(ours, bench._tokens(bench.CONFIGS["tiny"][0], 2), out)
+    assert sum(out[0].values()) == pytest.approx(total, rel=1e-9) and set(out[0]) == set(benchscaling.PHASES)
     assert min(out[0].values()) >= 0 and out[0]["output"] > 0
-    lines = bench.format_breakdown([rec]).splitlines()   # title, header, a row, the phases, maybe a warning
+    lines = benchscaling.format_breakdown([rec]).splitlines()   # title, header, a row, the phases, maybe a warning
     assert [line.split()[:3] for line in lines if line.startswith("tiny ")] == [["tiny", "rnn", "1"]]
     assert lines[1].split()[:4] == ["config", "cell", "threads", "output"] and lines[2].startswith("tiny ")
-    assert len(lines) - any(line.startswith("WARNING") for line in lines) == 3 + len(bench.PHASES)
+    assert len(lines) - any(line.startswith("WARNING") for line in lines) == 3 + len(benchscaling.PHASES)
     # the hooks are gone afterwards
     assert layers.output_loss_and_grads.__name__ == "output_loss_and_grads"
     assert optim.grad_norm.__name__ == "grad_norm" and overlap.lstm_forward_and_output.__name__ != "timed"
@@ -194,7 +194,7 @@ def test_breakdown_structure_tiny_one_thread():
 def test_scaling_one_and_two_threads_with_the_worker():
     """1 and 2 threads, ours against our own model in the worker (moved between thread counts),
     and the LSTM whose 2-thread step is overlapped: a row per thread count in both tables."""
-    records = _measured(lambda: bench.scaling_one("lstm", "tiny", [1, 2], repeats=3, vs_torch=True, breakdown=True,
+    records = _measured(lambda: benchscaling.scaling_one("lstm", "tiny", [1, 2], repeats=3, vs_torch=True, breakdown=True,
                                                   n_windows=2, worker_side="rnnlm"))
     assert [r["threads"] for r in records] == [1, 2]
     assert [r["overlapped"] for r in records] == [False, True]
@@ -203,8 +203,8 @@ def test_scaling_one_and_two_threads_with_the_worker():
         assert 1 / 3 < rec["train_ratio"] < 3     # the same model on both sides
         _check_breakdown_record(rec)
     assert records[1]["phase_ms"]["output"] == 0 and records[1]["phase_speedup"]["output"] is None
-    assert len(bench.format_scaling_table(records, vs_torch=True).splitlines()) == 1 + 2 + 2
-    text = bench.format_breakdown(records)
+    assert len(benchscaling.format_scaling_table(records, vs_torch=True).splitlines()) == 1 + 2 + 2
+    text = benchscaling.format_breakdown(records)
     assert "* (tiny lstm 2 threads)" in text
     assert len([line for line in text.splitlines() if line.startswith("tiny ")]) == 2
 
@@ -217,7 +217,7 @@ def test_scaling_model_tool_from_fixed_records():
                                                   Path(__file__).parents[1] / "tools" / "scaling_model.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    assert tool.PHASES == tuple(bench.PHASES)
+    assert tool.PHASES == tuple(benchscaling.PHASES)
     p = tool.predict(_fixed_records(), [4])["medium", "lstm"]
     # s = 2 t(2) / t(1) - 1 per phase: output 2·80/150 - 1, rec bwd 2·12.5/20 - 1, clip+opt 0, the rest 1
     assert p["serial"] == pytest.approx(dict(output=1 / 15, rec_fwd=1, rec_bwd=0.25, embedding=1, clip_opt=0,

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rnnlm import bench, checkpoint, cli
+from rnnlm import bench, benchscaling, checkpoint, cli
 from rnnlm import progress, resume, stopping, train as train_module
 from rnnlm.loopstate import LoopState
 from rnnlm.cli import main
@@ -192,9 +192,10 @@ class _Terminal(io.StringIO):
 @pytest.mark.parametrize("scaling", [False, True])
 def test_bench_draws_no_bar_when_stderr_is_not_a_terminal(monkeypatch, scaling):
     monkeypatch.setattr(bench, "_set_threads", lambda n: None)     # leave this process's thread count alone
+    monkeypatch.setattr(benchscaling, "_set_threads", lambda n: None)
     if scaling:
-        monkeypatch.setattr(bench, "scaling_one", lambda *a, **k: [{"cell": a[0]}])
-        run = lambda: bench.run_scaling("rnn", "tiny", threads="1", repeats=1)       # noqa: E731
+        monkeypatch.setattr(benchscaling, "scaling_one", lambda *a, **k: [{"cell": a[0]}])
+        run = lambda: benchscaling.run_scaling("rnn", "tiny", threads="1", repeats=1)       # noqa: E731
     else:
         monkeypatch.setattr(bench, "bench_one", lambda c, conf, **k: {"cell": c})
         run = lambda: bench.run_bench("rnn", "tiny", repeats=1, threads=1)           # noqa: E731

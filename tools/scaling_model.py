@@ -3,7 +3,7 @@
     python cli.py bench --scaling 1,2 --breakdown --config medium --cell lstm --json > medium.jsonl
     python tools/scaling_model.py medium.jsonl --threads 4,8,16
 
-Each phase of the training step (bench.PHASES) is fitted by Amdahl's law from its measured ms per step
+Each phase of the training step (benchscaling.PHASES) is fitted by Amdahl's law from its measured ms per step
 at the thread counts of the run: t(n) = t(n0) · (s + (1 - s) · n0 / n), with s, the share of the phase
 that does not get faster with threads, chosen by least squares over the measured counts and held in
 [0, 1] (from 1 and 2 threads alone: s = 2 · t(2) / t(1) - 1). The step is the sum of the phases; the
