@@ -210,7 +210,8 @@ def test_readme_api_names_import_from_where_the_readme_says():
     names = _readme_names()
     for expected in (("rnnlm.model", "ModelConfig"), ("rnnlm.config", "TrainConfig"), ("rnnlm.train", "train"),
                      ("rnnlm", "jacobian.lag_curve"), ("rnnlm.model", "RNNModel.loss_and_grads"),
-                     ("rnnlm.config", "TrainConfig.from_dict"), ("rnnlm.config", "JacobianConfig")):
+                     ("rnnlm.config", "TrainConfig.from_dict"), ("rnnlm.config", "JacobianConfig"),
+                     ("rnnlm.step", "train_step"), ("rnnlm.summary", "format_summary")):
         assert expected in names
     missing = [f"{mod}: {name}" for mod, name in names if _resolve(mod, name) is None]
     assert not missing, f"the README shows names the code lacks: {missing}"
