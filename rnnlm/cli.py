@@ -727,9 +727,12 @@ def _add_jacobian(sub):
     for name, text in _JACOBIAN_MODEL_FLAGS.items():
         _arg(m, M, name, unset=True, **({"choices": C.CELLS} if name == "cell" else {}), help=text)
     _arg(m, C.DataConfig, "corpus", unset=True,
-         help="corpus whose --split feeds an --init model; 'none' = uniformly random tokens "
-              "(also the fallback when the corpus is not found) (default {default})")
+         help="corpus whose --split feeds an --init model; 'none' = uniformly random tokens (also what is "
+              "read, with a note, when this flag is not given and the default corpus is not found; a corpus "
+              "named here must exist) (default {default})")
     _arg(m, J, "vocab_size", unset=True, help="vocabulary of the random tokens (default {default})")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (drawn on a terminal only, counting the lags measured)")
     _add_data_flags(p)
     return p
 
@@ -761,7 +764,9 @@ def _run_jacobian(args):
         settings["vocab_size"] = args.vocab_size
     config = C.JacobianConfig(model=None if args.init is None else C.ModelConfig(init=args.init, **model),
                               data=_data_config(args), **settings)
-    doc, out = run_jacobian(config)
+    # random tokens in place of a corpus only when none was named (nor a folder to find it in)
+    doc, out = run_jacobian(config, corpus_fallback=args.corpus is None and args.corpora_dir is None,
+                            progress=not args.no_progress)
     print(format_table(doc))
     if "stacked" in doc["curves"]:
         print()

@@ -5,6 +5,7 @@ advice of a corrupt checkpoint naming a run's other checkpoint when that one is 
 dialogue dash, and a binary --text file read as latin-1."""
 import errno
 import io
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,74 @@ def run(text, tmp_path_factory):
 
 def _err_lines(capsys) -> list:
     return capsys.readouterr().err.strip().splitlines()
+
+
+# ---------------------------------------------------------------- 1, 2. jacobian: anchors and the bar
+
+
+def test_fewer_anchor_positions_than_asked_is_a_note_naming_the_number_measured(tmp_path, capsys):
+    out = tmp_path / "j.json"
+    argv = [*FRESH, "--corpus", "none", "--vocab-size", "50", "--tokens", "40", "--max-lag", "10", "--out", str(out)]
+    assert main([*argv, "--anchors", "100"]) == 0
+    err = _err_lines(capsys)
+    assert err == ["note: --anchors 100: the 40 tokens read hold only 30 anchor positions (t from --max-lag 10 to "
+                   "39); measuring at all 30 (a larger --tokens, or a smaller --max-lag, gives more)"]
+    assert json.loads(out.read_text())["meta"]["anchors"] == 30
+    assert main([*argv, "--anchors", "30"]) == 0            # as many as there are: no note
+    assert _err_lines(capsys) == []
+    assert json.loads(out.read_text())["meta"]["anchors"] == 30
+
+
+def test_the_anchors_note_asks_for_a_longer_text_when_all_of_it_was_read():
+    from rnnlm.config import JacobianConfig
+    from rnnlm.jacobian import anchors_note
+    config = JacobianConfig(run="r", max_lag=100, anchors=32, tokens=1000)
+    assert "(a longer text, or a smaller --max-lag, gives more)" in anchors_note(config, 120)
+    assert "hold only 20 anchor positions" in anchors_note(config, 120)
+    assert anchors_note(config, 132) is None and anchors_note(config, 1000) is None
+    assert anchors_note(config, 101) is None        # too few for any lag: pick_anchors refuses instead
+
+
+class _Bars:
+    """Every tqdm bar made while installed, with its total, its count at the end and whether it drew."""
+
+    def __init__(self, monkeypatch, terminal=True):
+        import tqdm
+        self.made = []
+        bars = self.made
+
+        class Recorded(tqdm.tqdm):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.counted, self.drawn = 0, not self.disable     # (close() sets disable)
+                bars.append(self)
+
+            def update(self, n=1):
+                self.counted += n
+                return super().update(n)
+        monkeypatch.setattr(tqdm, "tqdm", Recorded)
+        monkeypatch.setattr("rnnlm.runs.stderr_is_terminal", lambda: terminal)
+
+
+def test_jacobian_counts_the_lags_of_every_scope_on_a_bar(tmp_path, monkeypatch, capsys):
+    bars = _Bars(monkeypatch)
+    argv = [*FRESH, "--layers", "2", "--corpus", "none", "--vocab-size", "50", "--tokens", "60", "--max-lag", "7",
+            "--anchors", "5", "--out", str(tmp_path / "j.json")]
+    assert main(argv) == 0
+    (bar,) = bars.made
+    assert (bar.total, bar.counted, bar.drawn) == (3 * 7, 3 * 7, True)     # layer0, layer1, stacked
+    assert bar.desc == "jacobian (5 anchors)" and bar.unit == "lag"
+    assert "/21 lags" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, terminal", [(["--no-progress"], True), ([], False)])
+def test_jacobian_draws_no_bar_with_no_progress_or_into_a_log(tmp_path, monkeypatch, capsys, flags, terminal):
+    bars = _Bars(monkeypatch, terminal)
+    argv = [*FRESH, "--corpus", "none", "--vocab-size", "50", "--tokens", "30", "--max-lag", "5", "--anchors", "4",
+            "--out", str(tmp_path / "j.json"), *flags]
+    assert main(argv) == 0
+    assert [b.drawn for b in bars.made] == [False]
+    assert capsys.readouterr().err == ""
 
 
 # ---------------------------------------------------------------- 3. a failed write on standard output
@@ -72,3 +141,32 @@ def test_evaluate_into_a_full_disk_names_standard_output(run):
         proc = subprocess.run([sys.executable, "cli.py", "evaluate", str(run)], stdout=full, stderr=subprocess.PIPE,
                               cwd=REPO, timeout=300, env={**os.environ, "RNNLM_CACHE": os.environ["RNNLM_CACHE"]})
     assert (proc.returncode, proc.stderr.decode().splitlines()) == (2, [STDOUT_LINE])
+
+
+# ---------------------------------------------------------------- 5. jacobian --init with a corpus named
+
+
+def test_jacobian_init_refuses_a_corpus_named_that_does_not_exist(tmp_path, capsys):
+    out = tmp_path / "j.json"
+    assert main([*FRESH, "--corpus", "nope", "--max-lag", "5", "--anchors", "3", "--out", str(out)]) == 2
+    assert _err_lines(capsys) == ["error: corpus 'nope' is neither a named corpus (machado, sintetico) nor an "
+                                  "existing file or folder"]
+    assert not out.exists()
+
+
+def test_jacobian_init_falls_back_to_random_tokens_only_for_the_default_corpus(tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("RNNLM_CORPORA", str(empty))        # the default corpus is not found there
+    out = tmp_path / "j.json"
+    argv = [*FRESH, "--max-lag", "5", "--anchors", "3", "--tokens", "50", "--vocab-size", "40", "--out", str(out)]
+    assert main(argv) == 0
+    (note,) = _err_lines(capsys)
+    assert note.startswith("note: ") and note.endswith("; measuring on random tokens instead")
+    assert json.loads(out.read_text())["meta"]["text"] == "random:40"
+    out.unlink()
+    assert main([*argv, "--corpora-dir", str(empty)]) == 2     # a folder named: its error, no random tokens
+    (line,) = _err_lines(capsys)
+    assert line.startswith("error: ") and str(empty) in line and not out.exists()
+    assert main([*argv, "--corpus", "machado"]) == 2
+    assert _err_lines(capsys)[0].startswith("error: ")
