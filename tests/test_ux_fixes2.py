@@ -143,6 +143,44 @@ def test_evaluate_into_a_full_disk_names_standard_output(run):
     assert (proc.returncode, proc.stderr.decode().splitlines()) == (2, [STDOUT_LINE])
 
 
+# ---------------------------------------------------------------- 4. corrupt checkpoints
+
+
+def _damage(path: Path) -> None:
+    path.write_bytes(b"PK\x03\x04" + b"\0" * 40)
+
+
+def test_a_corrupt_checkpoint_names_the_other_only_when_that_one_loads(run, tmp_path, capsys):
+    import shutil
+    r = tmp_path / "r"
+    shutil.copytree(run, r)
+    _damage(r / "best.npz")
+    assert main(["evaluate", str(r)]) == 2
+    assert _err_lines(capsys)[-1].endswith("; --checkpoint latest reads the run's latest model (model.npz) instead")
+    _damage(r / "model.npz")
+    for which, other in (("best", "model.npz"), ("latest", "best.npz")):
+        assert main(["evaluate", str(r), "--checkpoint", which]) == 2
+        (line,) = _err_lines(capsys)
+        assert line.endswith(f"; the run's {other} cannot be read either (restore the files, or train again)")
+        assert "--checkpoint" not in line
+    (r / "model.npz").unlink()
+    assert main(["generate", str(r), "--words", "3"]) == 2
+    (line,) = _err_lines(capsys)
+    assert line == (f"error: {r / 'best.npz'} is corrupt or truncated (BadZipFile: File is not a zip file); the run "
+                    f"has no other checkpoint to read (restore the file, or train again)")
+
+
+def test_a_corrupt_latest_with_no_best_suggests_nothing(run, tmp_path, capsys):
+    import shutil
+    r = tmp_path / "r"
+    shutil.copytree(run, r)
+    (r / "best.npz").unlink()
+    _damage(r / "model.npz")
+    assert main(["evaluate", str(r)]) == 2                  # best falls back to latest, which is corrupt
+    assert _err_lines(capsys)[-1].endswith("; the run has no other checkpoint to read (restore the file, or train "
+                                           "again)")
+
+
 # ---------------------------------------------------------------- 5. jacobian --init with a corpus named
 
 
