@@ -208,3 +208,34 @@ def test_jacobian_init_falls_back_to_random_tokens_only_for_the_default_corpus(t
     assert line.startswith("error: ") and str(empty) in line and not out.exists()
     assert main([*argv, "--corpus", "machado"]) == 2
     assert _err_lines(capsys)[0].startswith("error: ")
+
+
+# ---------------------------------------------------------------- 6. a prime opening with a clitic
+
+
+def test_leading_clitics_are_split_off_a_text_and_a_dialogue_dash_is_not():
+    from rnnlm.tokenize import leading_clitics
+    assert leading_clitics("-se foi") == (["-se"], " foi")
+    assert leading_clitics("  -Se-ão x") == (["-Se", "-ão"], " x")
+    assert leading_clitics("-no-lo deu") == (["-no", "-lo"], " deu")
+    for text in ("-Sim, disse", "-casa", "- se", "a-se", "", "—se"):
+        assert leading_clitics(text) == ([], text)
+
+
+def test_a_clitic_opening_the_text_continues_the_sentence():
+    from rnnlm.tokenize import detokenize
+    assert detokenize(["-se", "foi", ".", "<eos>", "ele"], capitalize=True) == "-se foi. Ele"
+    assert detokenize(["—", "sim"], capitalize=True) == "— Sim"
+
+
+def test_a_prime_opening_with_a_clitic_is_read_and_printed_as_one(run, capsys):
+    from rnnlm.runs import load_model
+    from rnnlm.sample import encode_prime
+    _, vocab, _, _ = load_model(run)
+    assert "-se" in vocab.stoi
+    tokens, ids, unknown = encode_prime("-Se foi", vocab)
+    assert tokens == ["-se", "foi"] and list(ids) == [vocab.stoi["-se"], vocab.stoi["foi"]] and unknown == []
+    assert encode_prime("-Sim", vocab)[0] == ["—", "sim"]          # a dialogue dash stays one
+    assert main(["generate", str(run), "--prime=-se", "--words", "3", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("-se ") and "—" not in out.split()[0]
