@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,38 @@ def test_a_prime_opening_with_a_clitic_is_read_and_printed_as_one(run, capsys):
     assert main(["generate", str(run), "--prime=-se", "--words", "3", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("-se ") and "—" not in out.split()[0]
+
+
+# ---------------------------------------------------------------- 7. a binary --text file
+
+
+def test_random_bytes_as_a_text_file_are_refused_in_one_line(run, tmp_path, capsys):
+    noise = tmp_path / "noise.bin"
+    rng = random.Random(1)
+    noise.write_bytes(bytes(rng.randrange(1, 256) for _ in range(4000)))       # no NUL byte, not UTF-8
+    assert main(["evaluate", str(run), "--text", str(noise)]) == 2
+    (line,) = _err_lines(capsys)                                               # no "read it as latin-1" warning
+    assert line.startswith(f"error: {noise} looks binary (") and line.endswith(
+        "% of its characters, read as latin-1, are control codes); give a plain text file")
+
+
+def test_latin1_portuguese_is_still_read_with_a_warning(run, tmp_path, capsys):
+    text = tmp_path / "l1.txt"
+    text.write_bytes("O senado era velho; não sabia o que fazer.\x0c\n".encode("latin-1") * 30)
+    with pytest.warns(UserWarning, match="l1.txt is not UTF-8; read it as cp1252"):
+        assert main(["evaluate", str(run), "--text", str(text)]) == 0
+    assert f"text: {text}  (" in capsys.readouterr().out
+
+
+def test_the_control_share_decides(tmp_path):
+    from rnnlm.corpus import read_text
+    from rnnlm.errors import UserError
+    few, many, stray = tmp_path / "few.txt", tmp_path / "many.txt", tmp_path / "stray.txt"
+    few.write_text("a casa\x1b[0m era velha.\n" * 10, encoding="utf-8")        # 1 control in 23: a text
+    many.write_text("ab\x01\x02" * 10, encoding="utf-8")                       # half control codes
+    stray.write_text("a\x01b\x02 casa", encoding="utf-8")                     # 2 in 9, but only 2: a text
+    assert read_text(stray) == "a\x01b\x02 casa"
+    assert read_text(few, corpus=False).startswith("a casa")
+    with pytest.raises(UserError, match=r"many.txt looks binary \(50% of its characters are control codes\); a "
+                                        r"corpus must be plain text files"):
+        read_text(many)
