@@ -14,13 +14,15 @@ turns them, and the OSError/MemoryError a user can cause (disk full,
 read-only folder, too large a model), into one line on stderr and exit
 status 2; every parsed number is checked against config.RANGES first. A
 standard output closed by its reader (`| head`) ends any command quietly
-with 141 (128 + SIGPIPE), as Unix tools end.
+with 141 (128 + SIGPIPE), as Unix tools end; any other failed write on it (`> /dev/full`) is the one
+line naming standard output, in every command (`_NamedStdout` stands in for sys.stdout while one runs).
 Ctrl-C exits 130; SIGTERM (the same clean shutdown: train saves, a sweep or study raises
 sweep.Terminated) exits 143, the shell's 128 + 15.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import warnings
@@ -519,12 +521,7 @@ def _run_generate(args):
     if stream.unknown:
         print(f"note: not in the vocabulary, read as <unk>: {', '.join(dict.fromkeys(stream.unknown))}",
               file=sys.stderr, flush=True)
-    try:
-        return _print_samples(stream, args.words, args.num_samples)
-    except BrokenPipeError:
-        raise
-    except OSError as exc:      # writing the text failed (`> /dev/full`): the one line names standard output
-        raise _on_stdout(exc) from None
+    return _print_samples(stream, args.words, args.num_samples)     # (a failed write: see _NamedStdout)
 
 
 def _print_samples(stream, words: int, M: int) -> int:
@@ -734,9 +731,12 @@ def _add_jacobian(sub):
     for name, text in _JACOBIAN_MODEL_FLAGS.items():
         _arg(m, M, name, unset=True, **({"choices": C.CELLS} if name == "cell" else {}), help=text)
     _arg(m, C.DataConfig, "corpus", unset=True,
-         help="corpus whose --split feeds an --init model; 'none' = uniformly random tokens "
-              "(also the fallback when the corpus is not found) (default {default})")
+         help="corpus whose --split feeds an --init model; 'none' = uniformly random tokens (also what is "
+              "read, with a note, when this flag is not given and the default corpus is not found; a corpus "
+              "named here must exist) (default {default})")
     _arg(m, J, "vocab_size", unset=True, help="vocabulary of the random tokens (default {default})")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (drawn on a terminal only, counting the lags measured)")
     _add_data_flags(p)
     return p
 
@@ -768,7 +768,9 @@ def _run_jacobian(args):
         settings["vocab_size"] = args.vocab_size
     config = C.JacobianConfig(model=None if args.init is None else C.ModelConfig(init=args.init, **model),
                               data=_data_config(args), **settings)
-    doc, out = run_jacobian(config)
+    # random tokens in place of a corpus only when none was named (nor a folder to find it in)
+    doc, out = run_jacobian(config, corpus_fallback=args.corpus is None and args.corpora_dir is None,
+                            progress=not args.no_progress)
     print(format_table(doc))
     if "stacked" in doc["curves"]:
         print()
@@ -1255,6 +1257,44 @@ def _on_stdout(exc: OSError) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), STDOUT)
 
 
+class _NamedStdout:
+    """Standard output while a command runs: a write or flush that fails raises the OSError naming STDOUT
+    (`_on_stdout`), so that every command's line says "standard output" and advises the shell's > FILE,
+    whichever print failed. Needed because a write that fails at once (`> /dev/full`, the first print)
+    names no file and leaves nothing buffered, so that `_stdout_fails` can no longer tell it was stdout's.
+    Everything else (fileno, isatty, buffer, encoding) is the stream's own."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise _on_stdout(exc) from None
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError as exc:
+            raise _on_stdout(exc) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _stdout_named():
+    """sys.stdout as a _NamedStdout for the block (the command's run and its last flush), then as it was."""
+    stream = sys.stdout
+    sys.stdout = _NamedStdout(stream)
+    try:
+        yield
+    finally:
+        if isinstance(sys.stdout, _NamedStdout):
+            sys.stdout = stream
+
+
 def _stdout_fails() -> bool:
     """Whether standard output refuses its buffered text (after an OSError naming no file: was it stdout's?)."""
     try:
@@ -1304,11 +1344,9 @@ def _main(argv=None) -> int:
         _check_numbers(args)
         _check_corpora_dir(args)
         _check_paths(args)
-        status = int(runners[args.command](args) or 0)
-        try:
+        with _stdout_named():    # a failed write of any command's output names standard output
+            status = int(runners[args.command](args) or 0)
             sys.stdout.flush()  # output still buffered meets a closed pipe here, not at the interpreter's exit
-        except OSError as exc:
-            raise _on_stdout(exc) from None
         return status
     except BrokenPipeError:              # stdout closed by its reader (`generate RUN | head -c 10`)
         return _stdout_closed()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import sys
 import urllib.error
@@ -278,31 +279,44 @@ def resolve(corpus: str, corpora_dir=None) -> CorpusSource:
 # ---------------------------------------------------------------- reading
 
 
+# control characters no text holds in number (tab, line feed, vertical tab, form feed and carriage return
+# are text): C0 but those, DEL, and C1 (what latin-1 makes of the bytes 0x80-0x9f)
+_CONTROL = re.compile("[\x01-\x08\x0e-\x1f\x7f-\x9f]")
+MAX_CONTROL_SHARE = 0.05    # above this share of control characters a file is binary (random bytes: 10-23%) ...
+MIN_CONTROL = 8             # ... when they are at least this many (a stray byte in a few words is still text)
+
+
 def read_text(path: Path, corpus: bool = True) -> str:
     """Read one corpus file (corpus=False: a text given to a command, evaluate --text) as text with
     '\\n' line ends.
 
     UTF-8 with or without BOM; a file that is not UTF-8 is decoded as cp1252
     (latin-1 if even that fails) with a warning naming the file. Binary files
-    (NUL bytes) and empty files raise UserError, whose advice fits what the file is.
+    (NUL bytes, or more than MAX_CONTROL_SHARE control characters, and MIN_CONTROL at least, once
+    decoded: any bytes decode as latin-1) and empty files raise UserError, whose advice fits what the file is.
     """
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    advice = "a corpus must be plain text files" if corpus else "give a plain text file"
     if b"\x00" in raw:
-        raise UserError(f"{path} looks binary (it contains NUL bytes); "
-                        + ("a corpus must be plain text files" if corpus else "give a plain text file"))
+        raise UserError(f"{path} looks binary (it contains NUL bytes); {advice}")
+    encoding = "utf-8"
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         try:
-            text = raw.decode("cp1252")
-            encoding = "cp1252"
+            text, encoding = raw.decode("cp1252"), "cp1252"
         except UnicodeDecodeError:
-            text = raw.decode("latin-1")
-            encoding = "latin-1"
+            text, encoding = raw.decode("latin-1"), "latin-1"
+    control = len(_CONTROL.findall(text))
+    if control >= MIN_CONTROL and control > MAX_CONTROL_SHARE * len(text):
+        read_as = "" if encoding == "utf-8" else f", read as {encoding},"
+        raise UserError(f"{path} looks binary ({100 * control / len(text):.0f}% of its characters{read_as} are "
+                        f"control codes); {advice}")
+    if encoding != "utf-8":
         warnings.warn(f"{path} is not UTF-8; read it as {encoding}", stacklevel=2)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():

@@ -295,8 +295,8 @@ def lag_products(scope: Scope, anchors, max_lag):
         yield d, J, log_scale
 
 
-def _measure_scope(scope: Scope, anchors, max_lag, tol, rng):
-    """Log norms (D,K) per quantity (spectral, frobenius) and per flow."""
+def _measure_scope(scope: Scope, anchors, max_lag, tol, rng, on_lag=None):
+    """Log norms (D,K) per quantity (spectral, frobenius) and per flow; on_lag() after each lag (a bar)."""
     D, K = max_lag, len(anchors)
     out = {q: (np.empty((D, K)), np.empty((D, K))) for q in scope.views}
     flow = {name: np.empty((D, K)) for name in scope.flows}
@@ -314,6 +314,8 @@ def _measure_scope(scope: Scope, anchors, max_lag, tol, rng):
             row = np.matmul(scope.grad[:, None, :], J)[:, 0, :]
             for name, pick in scope.flows.items():
                 flow[name][d - 1] = _log(np.linalg.norm(pick(row), axis=1)) + log_scale
+        if on_lag is not None:
+            on_lag()
     return out, flow
 
 
@@ -428,8 +430,22 @@ def pick_anchors(n_tokens: int, max_lag: int, anchors: int, rng) -> np.ndarray:
     return np.sort(rng.choice(candidates, size=k, replace=False))
 
 
+def _lag_bar(total: int, anchors: int, show: bool):
+    """The measurement's tqdm bar on stderr, counting lags (each one all anchors at once) toward `total`;
+    drawn only when `show` and stderr is a terminal (as evaluation's bar: a log gets nothing)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from .runs import stderr_is_terminal
+    return tqdm(total=total, desc=f"jacobian ({anchors} anchors)", unit="lag", leave=False, file=sys.stderr,
+                disable=not (show and stderr_is_terminal()), dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} lags "
+                           "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+
+
 def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
-              tol: float = 1e-6, per_step: bool = True, quantities=None) -> dict:
+              tol: float = 1e-6, per_step: bool = True, quantities=None, progress: bool = False) -> dict:
     """Jacobian norms and gradient flow by lag for `model` reading `tokens` from a zero state.
 
     model: anything with `.config` (cell, activation, layers, hidden, ...) and
@@ -437,6 +453,7 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     tokens: 1-D int array, N >= max_lag + 2. rng: numpy Generator for the
     anchors and the power-iteration starts (default: seed 0).
     quantities: restrict to these of h, c, state (flow is always measured).
+    progress: a bar on stderr (a terminal only) counting the lags of every scope (_lag_bar).
     Returns the JSON dict described in the module docstring (meta without
     `source`/`seed`, which the caller adds). Cost at H=256: see the README.
     """
@@ -456,10 +473,13 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     lags = list(range(1, max_lag + 1))
     curves = {}
     flows = {}
-    for name, scope in scopes.items():
-        logs, flow = _measure_scope(scope, t_anchor, max_lag, tol, rng)
-        curves[name] = {q: _series(v, lags) for q, v in logs.items()}
-        flows.update(flow)
+    with _lag_bar(len(scopes) * max_lag, len(t_anchor), progress) as bar:
+        for name, scope in scopes.items():
+            if len(scopes) > 1:
+                bar.set_postfix_str(f"scope {name}")
+            logs, flow = _measure_scope(scope, t_anchor, max_lag, tol, rng, bar.update)
+            curves[name] = {q: _series(v, lags) for q, v in logs.items()}
+            flows.update(flow)
     for name, logs in flows.items():
         summ = summarize(logs)
         curves[name]["flow"] = {"lag": lags, "norm": summ,
@@ -523,13 +543,15 @@ def gradient_rows(model, tokens, anchors, max_lag: int, scope: str = "layer0") -
 TABLE_LAGS = (1, 2, 3, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
 
 
-def _init_model(config):
+def _init_model(config, fallback: bool = True):
     """A freshly initialized model from a JacobianConfig's `model`, and its (tokens, text source).
 
     Tokens: the `split` of `data.corpus` (default machado, its default tokenizer
     and vocabulary), so that the input statistics are those of real Portuguese;
     uniformly random ids from a `vocab_size` vocabulary when the corpus is
-    "none" or cannot be found (a note on stderr says so).
+    "none", or when it cannot be read and `fallback` (a note on stderr says so;
+    the CLI allows it only for the default corpus, not one the user named:
+    that one's error is raised).
     """
     import sys
 
@@ -542,6 +564,8 @@ def _init_model(config):
             ids, vocab_size = getattr(corpus, config.split), len(corpus.vocab)
             text = f"{config.data.corpus}:{config.split}"
         except UserError as exc:
+            if not fallback:
+                raise
             print(f"note: {exc}; measuring on random tokens instead", file=sys.stderr)
     if ids is None:
         if vocab_size < 2:
@@ -627,14 +651,30 @@ def format_table(doc: dict, scope: str = "layer0") -> str:
     return "\n".join(lines)
 
 
-def run_jacobian(config) -> tuple[dict, object]:
+def anchors_note(config, n_tokens: int) -> str | None:
+    """The note that says fewer anchors than --anchors are measured (lag_curve takes every position there
+    is), or None: anchors fall in [D, N-1], so N tokens hold N - D of them."""
+    there = n_tokens - config.max_lag
+    if there >= config.anchors or n_tokens < config.max_lag + 2:    # (too few tokens: pick_anchors refuses)
+        return None
+    more = "a larger --tokens" if n_tokens == config.tokens else "a longer text"    # (all of it was read)
+    return (f"note: --anchors {config.anchors}: the {n_tokens} tokens read hold only {there} anchor positions "
+            f"(t from --max-lag {config.max_lag} to {n_tokens - 1}); measuring at all {there} "
+            f"({more}, or a smaller --max-lag, gives more)")
+
+
+def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False) -> tuple[dict, object]:
     """The `jacobian` command: the lag curves of a JacobianConfig's run or fresh model, written as
-    JSON; returns (document, path written). format_table(document) is what the command prints."""
+    JSON; returns (document, path written). format_table(document) is what the command prints.
+    corpus_fallback: a fresh model's corpus that cannot be read gives random tokens (with a note)
+    instead of its error; progress: the measurement's bar (lag_curve). A note on stderr says when the
+    text holds fewer anchor positions than asked (anchors_note)."""
     import json
+    import sys
 
     config.validate()
     if config.model is not None:
-        model, ids, text = _init_model(config)
+        model, ids, text = _init_model(config, fallback=corpus_fallback)
         source, extra = "init", {}
     else:
         from .runs import load_model, run_text_ids
@@ -644,8 +684,11 @@ def run_jacobian(config) -> tuple[dict, object]:
         from .plots import clip_label
         source, extra = str(path), {"clip": clip_label(info.get("train"))}
     ids = np.asarray(ids)[:config.tokens]
+    note = anchors_note(config, len(ids))
+    if note:
+        print(note, file=sys.stderr, flush=True)
     doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
-                    rng=np.random.default_rng(config.seed))
+                    rng=np.random.default_rng(config.seed), progress=progress)
     doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
     out = default_out(config, text)
     out.parent.mkdir(parents=True, exist_ok=True)

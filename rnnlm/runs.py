@@ -414,11 +414,7 @@ def load_model(run, which: str = "best"):
     except CorruptCheckpoint as exc:
         if not run.is_dir():
             raise
-        if path.name == BEST:
-            raise UserError(f"{exc}; --checkpoint latest reads the run's latest model (model.npz) instead") from None
-        if (run / BEST).exists():
-            raise UserError(f"{exc}; --checkpoint best reads the run's best model (best.npz) instead") from None
-        raise
+        raise _corrupt_advice(exc, run, path) from None
     if ck.vocab is None:
         raise UserError(f"{path} has no meta.vocab; it cannot be used without its vocabulary")
     if vocab_file is not None and vocab_file.exists():
@@ -439,6 +435,21 @@ def load_model(run, which: str = "best"):
     check_model_arrays(ck, model.state_dict())
     model.load_state_dict(ck.model)
     return model, vocab, ck.config, path
+
+
+def _corrupt_advice(exc, run: Path, path: Path) -> UserError:
+    """load_model's one line for the corrupt checkpoint `path` of the run folder `run`: it names the run's
+    other checkpoint (--checkpoint best or latest) only when that one is another file and loads."""
+    from .checkpoint import load
+    other, flag, what = ((run / LATEST, "latest", "latest model") if path.name == BEST
+                         else (run / BEST, "best", "best model"))
+    if not other.exists() or other.resolve() == path.resolve():
+        return UserError(f"{exc}; the run has no other checkpoint to read (restore the file, or train again)")
+    try:
+        load(other)
+    except UserError:
+        return UserError(f"{exc}; the run's {other.name} cannot be read either (restore the files, or train again)")
+    return UserError(f"{exc}; --checkpoint {flag} reads the run's {what} ({other.name}) instead")
 
 
 # ---------------------------------------------------------------- evaluating a run

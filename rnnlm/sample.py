@@ -110,10 +110,15 @@ def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = F
 
     The tokenizer closes every paragraph with <eos>; that closing <eos> is
     dropped unless the prime ends a sentence, so "O homem que" is continued
-    mid-sentence. Unknown words map to <unk> and are listed, not refused.
+    mid-sentence. A prime that opens with a clitic ("-se foi") continues a verb: its
+    "-se" is the clitic token, not a dialogue dash (tokenize.leading_clitics).
+    Unknown words map to <unk> and are listed, not refused.
     """
-    from .tokenize import tokenize
-    tokens = tokenize(prime, keep_case=keep_case, num_token=num_token) if prime.strip() else []
+    from .tokenize import leading_clitics, tokenize
+    lead, rest = leading_clitics(prime)
+    tokens = lead if keep_case else [t.lower() for t in lead]
+    if rest.strip():
+        tokens = tokens + tokenize(rest, keep_case=keep_case, num_token=num_token)
     if tokens and tokens[-1] == EOS and (len(tokens) < 2 or tokens[-2] not in _SENTENCE_END):
         tokens = tokens[:-1]
     ids = vocab.encode(tokens) if tokens else np.zeros(0, dtype=np.int32)

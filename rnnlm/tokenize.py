@@ -32,6 +32,8 @@ Token conventions:
   and mesoclisis "vender-se-ão" -> vender -se -ão. This keeps the vocabulary
   small (the verb form is shared with its unhyphenated uses) and makes
   detokenization unambiguous: a token starting with "-" glues to the previous.
+  A text that opens with one ("-se foi", a generate prime continuing a verb)
+  is split by `leading_clitics`; `tokenize` itself reads "-se" there as a dash.
 - Other hyphenated words are one token: guarda-chuva, lua-de-mel, dia-a-dia.
 - Contractions are words: do, na, pelo, àquele, d'água.
 - Abbreviations keep their period and never end a sentence: sr., dr., d., v.,
@@ -215,6 +217,25 @@ def split_clitics(word: str) -> list[str]:
     return ["-".join(parts)] + tail
 
 
+_LEADING_CLITICS = re.compile(r"\s*-([^\W\d_]+(?:-[^\W\d_]+)*)(?![\w-])")
+
+
+def leading_clitics(text: str) -> tuple[list[str], str]:
+    """(clitic tokens, the rest) of a text that opens with clitics glued to no word: "-se foi" ->
+    (["-se"], " foi"), "-se-ão" -> (["-se", "-ão"], ""); ([], text) for any other ("-Sim", "-casa", "a-se").
+
+    tokenize reads a hyphen before a word as a dash ("-Sim" is a dialogue's "— Sim"), right for prose;
+    a text that continues another one (a generate prime) means the clitic of the word before it.
+    """
+    m = _LEADING_CLITICS.match(text)
+    if m is None:
+        return [], text
+    parts = split_clitics("x-" + m.group(1))       # a stand-in for the word the clitics belong to
+    if len(parts) < 2 or parts[0] != "x":
+        return [], text
+    return parts[1:], text[m.end():]
+
+
 def _paragraph_tokens(paragraph: str, clitic_cache: dict, token_re=_TOKEN_RE) -> list[str]:
     tokens: list[str] = []
     append = tokens.append
@@ -374,6 +395,8 @@ class Detokenizer:
         out = (self.sentence_sep if self.sep_due else "") + ("" if glue else " ")
         if self.capitalize and self.sentence_start and token[0].isalnum():
             token = token[0].upper() + token[1:]
+            self.sentence_start = False
+        elif token[0] == "-" and token[1:2].isalnum():     # a clitic ("-se" opening a prime) continues a sentence
             self.sentence_start = False
         self.previous = token
         self.after_opener = token in _NO_SPACE_AFTER or opening_quote

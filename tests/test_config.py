@@ -57,7 +57,7 @@ def test_jacobian_help_and_init_take_the_same_defaults(capsys, monkeypatch):
     assert f"largest lag D (default {JacobianConfig().max_lag})" in text
     seen = {}
 
-    def fake(config):
+    def fake(config, **kw):
         seen["config"] = config
         raise UserError("stop here")
 
