@@ -44,12 +44,6 @@ PHASE_HEADS = {"output": "output", "rec_fwd": "rec fwd", "rec_bwd": "rec bwd", "
 BREAKDOWN_TOLERANCE = 0.10
 
 
-
-
-
-
-
-
 def _at(threads, timed_run):
     """timed_run with our side (Numba's pool, NumPy's BLAS) moved to `threads` first, outside its timing."""
     def run():

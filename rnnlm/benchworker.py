@@ -532,4 +532,3 @@ def check_thread_count(n: int, flag: str, cores: int | None = None, oversubscrib
     if n > pool:
         raise UserError(f"{flag} {n}: Numba's thread pool has {pool} threads (NUMBA_NUM_THREADS, fixed "
                         f"when the process starts); start the command with NUMBA_NUM_THREADS={n}")
-

@@ -164,4 +164,3 @@ class Clock:
 
     def __call__(self) -> float:
         return self.before + (time.perf_counter() - self.start)
-

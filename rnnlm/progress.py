@@ -251,4 +251,3 @@ def phase(config: TrainConfig, text: str) -> None:
     import sys
     if config.progress and not stderr_is_terminal():
         print(text, file=sys.stderr, flush=True)
-

@@ -18,6 +18,7 @@ from .errors import UserError, plural
 from .loopstate import LoopState
 from .stopping import stop_reason
 
+
 def resume_point(config: TrainConfig, folder: Path) -> tuple:
     """(model.npz of the run `folder` to resume (a checkpoint.Checkpoint), read before anything else;
     finish_only's reason when the resume only runs the final evaluation, else None).
@@ -114,4 +115,3 @@ def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve
                         f"{config.lr_floor():.3g}, after {loop.plateaus} {plural(loop.plateaus, 'plateau')}; "
                         f"give --min-lr below {lr:.3g} "
                         "(0 = no floor) to train further")
-

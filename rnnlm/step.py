@@ -95,4 +95,3 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
         before_update()
     opt.step(model.params, grads, rows=grad_rows, scale=scale)
     return StepResult(**window, grad_norm_clipped=norm_after, clipped=clipped, lr=lr, bad=None, state=new_state)
-

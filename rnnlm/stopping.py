@@ -159,4 +159,3 @@ def exit_status(summary: dict) -> int:
     if summary.get("stopped") != "interrupted":
         return 0
     return 128 + int(getattr(signal, summary.get("signal") or "SIGINT"))
-

@@ -16,6 +16,7 @@ from .errors import plural
 from .runs import ppl as _ppl
 from .stopping import stop_word
 
+
 def _baseline_lines(s: dict) -> list[str]:
     """The Kneser–Ney trigram beside the result, and whether the model has beaten it."""
     from .runs import fmt_ppl
@@ -110,4 +111,3 @@ def format_summary(s: dict) -> str:
     # No line twice: a new run's output opened with "run folder: X" (train() printed it there so that the
     # folder can be found while the run goes on); a resumed run's opened with "resuming X from step S".
     return "\n".join(lines[1:] if s.get("folder_printed") else lines)
-

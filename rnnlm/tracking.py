@@ -61,4 +61,3 @@ def jacobian_event(model, tokens, step: int) -> dict:
     keep = ("max_lag", "anchors", "tokens", "spectral_radius_Whh", "norm_Whh", "bound_per_step")
     return {"type": "jacobian", "step": step, "seconds": round(time.perf_counter() - t0, 3),
             "meta": _compact({k: doc["meta"].get(k) for k in keep}), "curves": _compact(doc["curves"])}
-

@@ -747,5 +747,3 @@ def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:
 
 
 # ---------------------------------------------------------------- commands
-
-
