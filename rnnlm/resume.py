@@ -40,7 +40,7 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
         ck = checkpoint.load(folder / LATEST)
     except checkpoint.CorruptCheckpoint as exc:
         raise UserError(f"{exc}; this run cannot be resumed: restore the file, or train afresh into another "
-                        f"--out (its best.npz, if any, still evaluates and generates)") from None
+                        f"--out{_what_is_left(folder)}") from None
     check_best(folder)
     loop = LoopState.from_arrays(ck.train)
     lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
@@ -48,6 +48,19 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
     if finish is None:
         refuse_finished_resume(config, loop, folder, lr=lr)
     return ck, finish
+
+
+def _what_is_left(folder: Path) -> str:
+    """The end of the line for a run whose model.npz is corrupt: its best.npz, named only when it loads."""
+    from . import checkpoint
+    from .runs import BEST
+    if not (folder / BEST).exists():
+        return " (the run has no best.npz to evaluate or generate from either)"
+    try:
+        checkpoint.load(folder / BEST)
+    except UserError:
+        return " (its best.npz cannot be read either)"
+    return " (its best.npz still evaluates and generates: --checkpoint best)"
 
 
 def check_best(folder: Path) -> None:

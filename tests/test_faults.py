@@ -684,10 +684,18 @@ def test_a_corrupt_latest_model_says_what_to_do_on_resume_and_points_at_best(tex
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {latest} is corrupt or truncated")
     assert err[0].endswith("; this run cannot be resumed: restore the file, or train afresh into another --out "
-                           "(its best.npz, if any, still evaluates and generates)")
+                           "(its best.npz still evaluates and generates: --checkpoint best)")
     assert main(["evaluate", str(out), "--checkpoint", "latest"]) == 2
     assert capsys.readouterr().err.strip().endswith("; --checkpoint best reads the run's best model (best.npz) instead")
     assert main(["evaluate", str(out)]) == 0
+    # best.npz damaged too, then gone: the line no longer sends the user to it
+    best = out / "best.npz"
+    best.write_bytes(best.read_bytes()[:1000])
+    assert main(["train", "--resume", str(out), "--max-steps", "5", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--out (its best.npz cannot be read either)")
+    best.unlink()
+    assert main(["train", "--resume", str(out), "--max-steps", "5", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--out (the run has no best.npz to evaluate or generate from either)")
 
 
 def test_a_resume_records_its_new_limit_in_config_json(text, tmp_path, capsys):
