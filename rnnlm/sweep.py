@@ -36,7 +36,9 @@ Nothing lost:
   batch system's stop) is handled the same way and raises `Terminated` (a
   KeyboardInterrupt; the CLI exits 143 for it, 130 for Ctrl-C). A signal that
   lands while a finished sweep closes its cluster is held back until the
-  close is done (the scratch folder goes after the workers), then raised. An
+  close is done (the scratch folder goes after the workers), then raised; so
+  is one that lands while the LocalCluster starts (`_starting`: half-started
+  workers would print tracebacks), until it is up and can be closed. An
   interrupted sweep with no job finished leaves an empty sweep.jsonl, so that
   the folder says "no job finished yet" (`empty_reason`), not "no sweep".
 
@@ -224,6 +226,9 @@ def dask_setup(worker) -> None:
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # started with SIGINT blocked (`_starting`): a Ctrl-C that came meanwhile is dropped, being ignored now
+        if hasattr(signal, "pthread_sigmask"):      # (POSIX)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def dask_teardown(worker) -> None:
@@ -614,13 +619,14 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
             dashboard = False
         cluster = None
         try:
-            with contextlib.redirect_stdout(sys.stderr):
+            with contextlib.redirect_stdout(sys.stderr), _starting(shield):
                 # preload: the workers ignore the terminal's Ctrl-C and stop their jobs when closed (dask_setup)
                 cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                        env={**WORKER_ENV, JOB_TMP: scratch}, local_directory=scratch,
                                        memory_limit=0,
                                        dashboard_address=":0", silence_logs=logging.ERROR,
                                        preload=[__name__])
+            shield.reraise()    # a Ctrl-C or SIGTERM held back while the cluster started: now it can be closed
             with Client(cluster) as client:
                 if dashboard and progress:
                     print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
@@ -637,6 +643,30 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
                     cluster.close(timeout=20)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _starting(shield: _Shield):
+    """A LocalCluster's start with Ctrl-C and SIGTERM held back (`shield`; `reraise` raises them after).
+
+    Cut short, the start leaves half-made processes that log tracebacks, and
+    a terminal's Ctrl-C reaches the worker processes too while they import
+    (before `dask_setup` ignores it). SIGINT is blocked in this thread for
+    the start: the cluster's threads, made now, inherit the mask, and so do
+    the worker processes they spawn, until dask_setup ignores and unblocks it.
+    """
+    mask = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    if mask:    # started now, or the first worker's start would start it and unblock SIGINT in its thread
+        from multiprocessing import resource_tracker
+        resource_tracker.ensure_running()
+    shield.raise_()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        shield.lower()
 
 
 def _attempts(client, keys) -> dict:
