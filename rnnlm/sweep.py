@@ -578,14 +578,73 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
     return rows
 
 
+CONNECT_TIMEOUT = 20    # s: Dask's connection attempts to a --scheduler (check_answers)
+
+
+def check_answers(scheduler: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """UserError (one line) unless a Dask scheduler answers at `scheduler` within about `timeout` s.
+
+    distributed.Client bounds the TCP connection only: a server of another
+    kind that takes it (an HTTP server, a proxy) never sends Dask's handshake,
+    and Client waits forever; a proxy's "HTTP/1.1 400" read as a Dask frame
+    asks for exabytes (a MemoryError that is not ours). So the scheduler is
+    asked who it is first ({"op": "identity"}), the whole exchange bounded.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+    from distributed.comm.core import CommClosedError
+
+    async def identity():
+        comm = await connect(scheduler, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+    wait = timeout + min(timeout, 5)       # the connection's time, and some for the handshake
+    other = ("; give the address that 'dask scheduler' prints (tcp://HOST:8786 by default), "
+             "or leave --scheduler out")
+    try:
+        reply = _run_coroutine(asyncio.wait_for(identity(), wait))
+    except (asyncio.TimeoutError, TimeoutError):
+        raise UserError(f"{scheduler} took the connection but did not answer as a Dask scheduler within "
+                        f"{wait:g} s (a server of another kind listens there?){other}") from None
+    except CommClosedError:     # (an OSError) connected, then closed on Dask's handshake
+        reply = None
+    except OSError as exc:
+        raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); "
+                        "start one with 'dask scheduler' or leave --scheduler out") from None
+    except Exception:   # noqa: BLE001 - an answer that is not Dask's (MemoryError, a decoding error)
+        reply = None
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind != "Scheduler":
+        what = (f"a Dask {str(kind).lower()}, not a scheduler" if kind else
+                "not a Dask scheduler (it answered Dask's handshake with something else)")
+        raise UserError(f"{scheduler} is {what}{other}")
+
+
+def _run_coroutine(coro):
+    """asyncio.run(coro), in a thread of its own when this one runs an event loop already (a notebook)."""
+    import asyncio
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @contextlib.contextmanager
 def _client(scheduler: str | None, n_workers: int | None, retries: int, progress: bool, shield: _Shield):
     """A distributed.Client on a fresh LocalCluster (closed on exit) or on the given scheduler."""
     import dask
     from distributed import Client, LocalCluster
     if scheduler:
+        check_answers(scheduler)
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s")
         except (OSError, TimeoutError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); "
                             "start one with 'dask scheduler' or leave --scheduler out") from None

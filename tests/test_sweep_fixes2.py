@@ -3,14 +3,19 @@ that is no Dask scheduler, our own wording for bad addresses, flags that were si
 early stop leaves in the folder, the order of the refusal and the first line, and the lock holder's pid."""
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from rnnlm import sweep
 from rnnlm.cli import main
+from rnnlm.errors import UserError
 from test_sweep import _sigint_default
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,3 +68,74 @@ def test_a_stop_while_the_local_cluster_starts_prints_our_line_only(text, tmp_pa
     assert proc.returncode == status, err
     assert err.splitlines() == [f"{word}: 0 of 2 jobs recorded in {out / 'sweep.jsonl'}, no job left running; "
                                 f"continue with the same command and --out {out} (it skips the 0 recorded)"]
+
+
+# ---------------------------------------------------------------- 2. a --scheduler that is no Dask scheduler
+
+
+@contextmanager
+def _server(reply: bytes | None):
+    """A TCP server on 127.0.0.1 that takes connections and answers `reply` to what it reads (None: never
+    answers, as `python -m http.server` waits for the end of a request line that Dask never sends)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    conns = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            conns.append(conn)
+            conn.recv(1000)
+            if reply is not None:
+                conn.sendall(reply)
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+        for c in conns:
+            c.close()
+
+
+def test_a_server_that_never_answers_dasks_handshake_is_one_line_within_the_timeout():
+    with _server(None) as address:
+        t0 = time.perf_counter()
+        with pytest.raises(UserError) as exc:
+            sweep.check_answers(address, timeout=0.5)
+        took = time.perf_counter() - t0
+    assert 0.9 < took < 5, took
+    assert str(exc.value) == (f"{address} took the connection but did not answer as a Dask scheduler within 1 s "
+                              "(a server of another kind listens there?); give the address that 'dask scheduler' "
+                              "prints (tcp://HOST:8786 by default), or leave --scheduler out")
+
+
+def test_a_proxys_http_400_is_not_a_dask_scheduler_rather_than_out_of_memory(text, tmp_path, capsys):
+    """A trial: a proxy's "HTTP/1.1 400" read as a Dask frame header asked for exabytes, and the MemoryError
+    became "out of memory; use smaller sizes"."""
+    out = tmp_path / "runs" / "s"
+    with _server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") as address:
+        assert main(["sweep", "run", *_tiny_flags(text, out, scheduler=address), "--cell", "rnn"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"1 job (one point) into {out}",
+                   f"error: {address} is not a Dask scheduler (it answered Dask's handshake with something else); "
+                   "give the address that 'dask scheduler' prints (tcp://HOST:8786 by default), or leave --scheduler "
+                   "out"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_dask_worker_is_not_taken_for_the_scheduler():
+    import asyncio
+
+    async def both():
+        from distributed import Scheduler, Worker
+        async with Scheduler(dashboard_address=":0", host="127.0.0.1") as s:
+            async with Worker(s.address, nthreads=1, host="127.0.0.1") as w:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, sweep.check_answers, s.address, 5)       # no error: a scheduler
+                with pytest.raises(UserError, match=r"is a Dask worker, not a scheduler; give the address"):
+                    await loop.run_in_executor(None, sweep.check_answers, w.address, 5)
+    asyncio.run(both())
