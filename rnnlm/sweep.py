@@ -389,18 +389,37 @@ def check_scheduler(scheduler: str | None, n_workers: int | None = None) -> None
                         f"cluster's workers run one job each on one thread; give at most {cores}, or a --scheduler")
     if scheduler is None or scheduler == SERIAL:
         return
-    why = None
-    try:
-        from distributed.comm.addressing import get_address_host_port
-        _, port = get_address_host_port(scheduler)
-        if not 0 < port < 65536:
-            why = f"port {port} is not between 1 and 65535"
-    except ValueError as exc:
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else "not an address"
+    why = _address_problem(scheduler)
     if why:
         raise UserError(f"--scheduler {scheduler!r} is not a Dask scheduler address ({why}); give "
                         f"tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786), '{SERIAL}' to run the jobs in this process, "
                         "or leave --scheduler out for a local cluster")
+
+
+SCHEMES = ("tcp", "tls", "ws", "wss")    # the protocols a scheduler of another process listens on
+
+
+def _address_problem(address: str) -> str | None:
+    """What is wrong with a scheduler address in our words (None: nothing). What passes is Dask's own rule
+    (distributed's get_address_host_port) with the port between 1 and 65535; its messages are Python's
+    int()'s or name the address without its scheme, so the reason is told apart here."""
+    from distributed.comm.addressing import get_address_host_port, parse_address
+    try:
+        _, port = get_address_host_port(address)
+    except ValueError:
+        pass
+    else:
+        return None if 0 < port < 65536 else f"port {port} is not between 1 and 65535"
+    scheme, loc = parse_address(address)
+    if scheme not in SCHEMES:
+        return f"{scheme}:// is not one of {', '.join(s + '://' for s in SCHEMES)}"
+    if not loc:
+        return "it gives no host and no port"
+    tail = loc[loc.find("]") + 1:] if loc.startswith("[") else loc     # (an IPv6 host: [::1]:8786)
+    port = tail.rpartition(":")[2] if ":" in tail else ""
+    if not port:
+        return "it gives no port"
+    return f"port {port!r} is not a number" if not port.isdigit() else "not HOST:PORT"
 
 
 _HELD: dict = {}    # sweep folders this process holds the lock of: resolved path -> times taken (lock_sweep)
