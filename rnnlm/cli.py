@@ -968,7 +968,8 @@ def _add_sweep(sub):
                    help="send the jobs to this running Dask scheduler (default: a local cluster; "
                         "'serial' = in this process, one job after another)")
     s.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes of the local cluster (default: one per core)")
+                   help="worker processes of the local cluster (default: one per core); with a tcp:// --scheduler, "
+                        "the workers to wait for before the jobs are sent; not with --scheduler serial")
     s.add_argument("--retries", type=int, default=2,
                    help="times a job whose worker died is rerun on another one (default 2)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar or per-job lines")
@@ -1113,7 +1114,8 @@ def _add_study(sub):
     r.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
                    help="a running Dask scheduler (default: a local cluster; 'serial' = in this process)")
     r.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes of the local cluster (default: one per core)")
+                   help="worker processes of the local cluster (default: one per core); with a tcp:// --scheduler, "
+                        "the workers to wait for before the jobs are sent; not with --scheduler serial")
     r.add_argument("--no-progress", action="store_true", help="no progress bar or per-job lines")
     r.add_argument("--report-only", action="store_true",
                    help="run nothing: write study.json, the table and figures from the runs already recorded in --out")

@@ -382,11 +382,16 @@ def check_scheduler(scheduler: str | None, n_workers: int | None = None) -> None
     """UserError (one line) unless `scheduler` is None, "serial" or an address Dask can connect to
     (scheme://HOST:PORT, tcp:// by default); the rule is distributed's own address parsing. It says
     nothing of whether a scheduler listens there (`_client` finds that out). With a local cluster
-    (None) also unless n_workers is at most the machine's cores (each worker is a process)."""
+    (None) also unless n_workers is at most the machine's cores (each worker is a process); with
+    "serial" unless n_workers is None (there are no workers: it would be ignored). With an external
+    scheduler n_workers is the count of its workers to wait for before the jobs are sent."""
     cores = os.cpu_count() or 1
     if scheduler is None and n_workers is not None and n_workers > cores:
         raise UserError(f"--workers {n_workers}: this machine has {cores} {plural(cores, 'core')} and a local "
                         f"cluster's workers run one job each on one thread; give at most {cores}, or a --scheduler")
+    if scheduler == SERIAL and n_workers is not None:
+        raise UserError(f"--workers {n_workers}: --scheduler {SERIAL} runs the jobs in this process, one after "
+                        "another; leave --workers out, or leave --scheduler out for a local cluster of that many workers")
     if scheduler is None or scheduler == SERIAL:
         return
     why = _address_problem(scheduler)

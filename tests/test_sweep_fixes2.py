@@ -139,3 +139,22 @@ def test_a_dask_worker_is_not_taken_for_the_scheduler():
                 with pytest.raises(UserError, match=r"is a Dask worker, not a scheduler; give the address"):
                     await loop.run_in_executor(None, sweep.check_answers, w.address, 5)
     asyncio.run(both())
+
+
+# ---------------------------------------------------------------- 4. --workers with --scheduler serial
+
+
+def test_workers_with_the_serial_scheduler_is_refused_by_sweep_and_study_alike(tmp_path, capsys):
+    """A trial: `--workers 4 --scheduler serial` ran one job after another without a word about the 4."""
+    said = ("--workers 2: --scheduler serial runs the jobs in this process, one after another; leave --workers "
+            "out, or leave --scheduler out for a local cluster of that many workers")
+    out = tmp_path / "runs" / "s"
+    assert main(["sweep", "run", "--cell", "rnn", "--max-steps", "5", "--scheduler", "serial", "--workers", "2",
+                 "--out", str(out)]) == 2
+    assert _one_error_line(capsys) == said
+    assert main(["study", "learnability", "--quick", "--scheduler", "serial", "--workers", "2",
+                 "--out", str(out)]) == 2
+    assert _one_error_line(capsys) == said
+    assert not (tmp_path / "runs").exists()
+    sweep.check_scheduler("serial")                     # without --workers: fine
+    sweep.check_scheduler("tcp://10.0.0.5:8786", 2)     # a cluster's workers: the count to wait for
