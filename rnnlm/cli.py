@@ -167,7 +167,7 @@ def _add_bench(sub):
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported (default 3)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for both sides (Numba, BLAS, PyTorch; default 2, or 1 on a one-core machine); "
-                        "at most the machine's cores unless --oversubscribe")
+                        "at most the machine's cores unless --oversubscribe; not with --sweep, whose ways are fixed")
     p.add_argument("--vs-torch", action="store_true",
                    help="also time PyTorch's model in the same run, in a worker process, "
                         "interleaved with ours (needs torch importable)")
@@ -202,6 +202,9 @@ def _run_bench(args):
 
     from . import bench
     if args.sweep:
+        if args.threads is not None:    # its ways are fixed (a 2-thread loop against 1-thread workers)
+            raise UserError(f"--threads {args.threads}: --sweep compares fixed ways (the serial loop on 2 threads, "
+                            "1 and 2 workers of one thread each); leave --threads out")
         print(bench.format_sweep_bench(bench.sweep_bench(args.sweep_jobs, args.sweep_steps)))
         return 0
     if args.scaling is None and args.breakdown:

@@ -230,9 +230,12 @@ RESULT_COLUMNS = ("status", "best_val_ppl", "val_ppl", "steps", "stopped", "toke
 MEASURE_COLUMNS = {"lag": "lag_factor_per_step", "agreement": "agreement_accuracy"}
 
 
-def _cell(v) -> str:
+def _cell(v, column: str = "") -> str:
     if v is None:
         return "-"
+    if column.endswith("ppl") and isinstance(v, (int, float)) and not isinstance(v, bool):
+        from .runs import fmt_ppl
+        return fmt_ppl(v)       # as every report prints perplexities: 141.19, or 1.99e+21 for an exploded run
     if isinstance(v, float):
         return f"{v:.4g}" if math.isfinite(v) else str(v)
     return str(v)
@@ -257,7 +260,7 @@ def summarize(folder) -> str:
     cols += [c for c in RESULT_COLUMNS if any(r.get(c) is not None for r in flat)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in flat:
-        cells = [_cell(r.get(c)) for c in cols]
+        cells = [_cell(r.get(c), c) for c in cols]
         if r.get("status") == "failed":
             cells[cols.index("status")] = f"failed: {r.get('error')}"
         lines.append("| " + " | ".join(cells) + " |")

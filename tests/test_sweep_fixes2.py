@@ -158,3 +158,36 @@ def test_workers_with_the_serial_scheduler_is_refused_by_sweep_and_study_alike(t
     assert not (tmp_path / "runs").exists()
     sweep.check_scheduler("serial")                     # without --workers: fine
     sweep.check_scheduler("tcp://10.0.0.5:8786", 2)     # a cluster's workers: the count to wait for
+
+
+# ---------------------------------------------------------------- 10. sweep summarize's perplexities
+
+
+def test_sweep_summarize_prints_perplexities_as_every_report_does(tmp_path, capsys):
+    """A trial: `sweep summarize` printed an exploded run's perplexity as 1.986e+21 and a healthy one as 141.2,
+    where the per-job line, train's summary and the other tables print 1.99e+21 and 141.19."""
+    import json
+    folder = tmp_path / "s"
+    folder.mkdir()
+    rows = [{"name": f"cell={c}", "fn": "rnnlm.sweepjobs:train_job", "settings": {"cell": c}, "status": "done",
+             "best_val_ppl": best, "val_ppl": last, "steps": 40, "wall_s": 3.04, "worker": "w", "attempts": 1}
+            for c, best, last in [("rnn", 1986176366583207165952.0, float("inf")), ("lstm", 141.194, 145.5)]]
+    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["sweep", "summarize", str(folder)]) == 0
+    table = capsys.readouterr().out
+    assert "| cell=rnn | rnn | done | 1.99e+21 | inf | 40 | 3.04 | w |" in table, table
+    assert "| cell=lstm | lstm | done | 141.19 | 145.50 | 40 | 3.04 | w |" in table, table
+
+
+# ---------------------------------------------------------------- 9. bench --sweep --threads
+
+
+def test_bench_sweep_refuses_threads_instead_of_ignoring_it(capsys, monkeypatch):
+    from rnnlm import bench
+
+    def ran(*a, **k):
+        raise AssertionError("the sweep bench ran")
+    monkeypatch.setattr(bench, "sweep_bench", ran)
+    assert main(["bench", "--sweep", "--threads", "1"]) == 2
+    assert _one_error_line(capsys) == ("--threads 1: --sweep compares fixed ways (the serial loop on 2 threads, "
+                                       "1 and 2 workers of one thread each); leave --threads out")
