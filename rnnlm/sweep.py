@@ -430,16 +430,6 @@ def _address_problem(address: str) -> str | None:
 _HELD: dict = {}    # sweep folders this process holds the lock of: resolved path -> times taken (lock_sweep)
 
 
-def _lock_holder(path: Path) -> str | None:
-    """'pid N' of the process that holds a sweep lock (it writes its pid into the lock file), or None."""
-    try:
-        pid = int(path.read_text(encoding="ascii").strip())
-        os.kill(pid, 0)         # (a pid left by a process that died: not named)
-    except (OSError, ValueError):
-        return None
-    return f"pid {pid}"
-
-
 @contextlib.contextmanager
 def lock_sweep(folder):
     """Hold the sweep folder's OS lock (FOLDER/.sweep.lock, runs.lock_folder's mechanism) for the block.
@@ -465,11 +455,9 @@ def lock_sweep(folder):
         return
     new = first_new_folder(folder)
     path = folder / SWEEP_LOCK
-    lock = lock_folder(folder, SWEEP_LOCK, "is in use by another sweep", holder=_lock_holder)
+    lock = lock_folder(folder, SWEEP_LOCK, "is in use by another sweep")     # (its file holds our pid)
     _HELD[key] = 1
     try:
-        with contextlib.suppress(OSError):
-            path.write_text(f"{os.getpid()}\n", encoding="ascii")
         yield folder
     finally:
         del _HELD[key]
@@ -478,10 +466,8 @@ def lock_sweep(folder):
                 if new is not None and [q.name for q in folder.iterdir()] == [SWEEP_LOCK]:
                     path.unlink()       # while still locked: a process starting now makes a new lock file
                     remove_new_folders(folder, new)
-                else:
-                    path.write_text("", encoding="ascii")
         finally:
-            lock.release()
+            lock.release()              # (empties the lock file: no pid once released)
 
 
 def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: str | None = None,

@@ -191,3 +191,38 @@ def test_bench_sweep_refuses_threads_instead_of_ignoring_it(capsys, monkeypatch)
     assert main(["bench", "--sweep", "--threads", "1"]) == 2
     assert _one_error_line(capsys) == ("--threads 1: --sweep compares fixed ways (the serial loop on 2 threads, "
                                        "1 and 2 workers of one thread each); leave --threads out")
+
+
+# ---------------------------------------------------------------- 7. the lock holder's pid, for sweeps and runs
+
+
+@contextmanager
+def _holder(code: str):
+    """Another process that runs `code` (which takes a lock and prints "locked") until its stdin closes."""
+    proc = subprocess.Popen([sys.executable, "-c", f"import sys\n{code}\nprint('locked', flush=True)\nsys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+
+
+def test_train_refused_by_a_runs_lock_names_the_holders_pid_every_time(text, tmp_path, capsys):
+    """A trial: train's refusal said "it holds" (its lock file held no pid), and with filelock 3.x a refused
+    opener truncated the sweep's lock file, so the next refusal lost the pid too."""
+    from rnnlm.runs import LOCK
+    out = tmp_path / "r"
+    with _holder(f"from rnnlm.runs import lock_run\nlock = lock_run({str(out)!r})") as proc:
+        for _ in range(2):          # the first refusal leaves the pid for the second
+            assert main(["train", "--corpus", str(text), "--max-steps", "1", "--out", str(out)]) == 2
+            assert _one_error_line(capsys) == (f"{out} is being trained by another process (pid {proc.pid} holds "
+                                               f"{out / LOCK}); wait for it to end or use another --out")
+    assert (out / LOCK).read_text() == ""           # released: no pid left to name
+    s = tmp_path / "s"
+    with _holder(f"from rnnlm.sweep import lock_sweep\ncm = lock_sweep({str(s)!r})\ncm.__enter__()") as proc:
+        for _ in range(2):
+            assert main(["sweep", "run", *_tiny_flags(text, s), "--cell", "rnn"]) == 2
+            assert _one_error_line(capsys).startswith(f"{s} is in use by another sweep (pid {proc.pid} holds ")
