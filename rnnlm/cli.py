@@ -1028,6 +1028,9 @@ def _run_sweep(args):
 def _run_sweep_locked(args, grid, points, axes, measure, out):
     """`sweep run` from its first line on, holding the folder's lock."""
     from . import sweep, sweepgrid
+    keep = bool(grid.get("keep_models"))
+    # a record of other settings is refused before the first line (the corpus is read after it)
+    sweep.check_recorded(out, sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0])
     recorded = {r.get("name") for r in sweep.read_rows(out)}
     skip = sum(name in recorded for name, _, _ in points)
     interrupted_early = not recorded and (out / sweep.SWEEP_FILE).exists()     # its empty record
@@ -1035,7 +1038,7 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
                f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")
     print(f"{len(points)} {plural(len(points), 'job')} ({' x '.join(axes) or 'one point'}) into {out}{earlier}",
           file=sys.stderr, flush=True)
-    jobs, data = sweepgrid.train_sweep_jobs(points, measure, bool(grid.get("keep_models")), folder=out)
+    jobs, data = sweepgrid.train_sweep_jobs(points, measure, keep, folder=out)
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
                                retries=args.retries, progress=not args.no_progress, say_interrupted=False)

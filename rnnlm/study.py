@@ -599,7 +599,7 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
 
 def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, progress, report_only) -> dict:
     """run_study's work once the config is settled (holding the folder's lock unless report_only)."""
-    from .sweep import read_rows, run_sweep, stop_word
+    from .sweep import check_recorded, read_rows, run_sweep, stop_word
 
     load0, t0 = _load_average(), time.perf_counter()
     if report_only:
@@ -609,6 +609,7 @@ def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, 
                    if (folder / "sweep.jsonl").exists() else "no sweep.jsonl")
             raise UserError(f"{folder} holds no recorded runs ({why}); run the study first")
     else:
+        check_recorded(folder, jobs)    # a record of other settings: refused before the first line
         print(_first_line(config, jobs, folder), file=sys.stderr, flush=True)
         try:
             rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress,

@@ -525,15 +525,23 @@ def check_folder(folder, fns) -> None:
                         "give this one another --out")
 
 
+def check_recorded(folder, jobs) -> list[dict]:
+    """folder's recorded rows; UserError (one line) when one records a job of `jobs` with other settings
+    (run_sweep checks it; a command that prints a first line checks it before, so the refusal comes first)."""
+    rows = read_rows(folder)
+    done = {r["name"]: r for r in rows}
+    for job in jobs:
+        if job.name in done and done[job.name].get("settings") != json.loads(json.dumps(job.settings)):
+            raise UserError(f"{Path(folder) / SWEEP_FILE} records job {job.name} with other settings; "
+                            "use another folder, or delete its line to run it again")
+    return rows
+
+
 def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
                 say_interrupted, timings) -> list[dict]:
     """run_sweep's work, holding the folder's lock."""
-    old = read_rows(folder)
-    done = {r["name"]: r for r in old}
-    for job in jobs:
-        if job.name in done and done[job.name].get("settings") != json.loads(json.dumps(job.settings)):
-            raise UserError(f"{folder / SWEEP_FILE} records job {job.name} with other settings; "
-                            "use another folder, or delete its line to run it again")
+    old = check_recorded(folder, jobs)
+    done = {r["name"] for r in old}
     todo = [j for j in jobs if j.name not in done]
     rows = list(old)
     if not todo:

@@ -140,10 +140,11 @@ def expand_grid(grid: dict) -> tuple[list[tuple[str, dict, TrainConfig]], list[s
     return points, axes
 
 
-def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None):
+def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None, load: bool = True):
     """(jobs, data) for run_sweep: one train_job per (name, point, TrainConfig); each DataConfig's corpus loaded once.
 
     folder: the sweep folder; each config's `out` becomes folder/name (what its config.json records).
+    load=False: the jobs only (data {}), e.g. to check them against the record before reading any corpus.
     """
     from .data import load_corpus
     from .sweep import Job
@@ -156,8 +157,8 @@ def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None)
         dkey = json.dumps(config.data.to_dict(), sort_keys=True)
         if dkey not in keys:
             keys[dkey] = f"corpus-{len(keys)}"
-            corpus = load_corpus(config.data)
-            data[keys[dkey]] = corpus_payload(corpus)
+            if load:
+                data[keys[dkey]] = corpus_payload(load_corpus(config.data))
         if folder is not None:
             config = dataclasses.replace(config, out=str(Path(folder) / name))
         jobs.append(Job(name, TRAIN_JOB,

@@ -226,3 +226,26 @@ def test_train_refused_by_a_runs_lock_names_the_holders_pid_every_time(text, tmp
         for _ in range(2):
             assert main(["sweep", "run", *_tiny_flags(text, s), "--cell", "rnn"]) == 2
             assert _one_error_line(capsys).startswith(f"{s} is in use by another sweep (pid {proc.pid} holds ")
+
+
+# ---------------------------------------------------------------- 6. a record of other settings: refused first
+
+
+def test_a_rerun_with_other_settings_is_refused_before_its_first_line(text, tmp_path, capsys):
+    """A trial: the rerun printed "1 job (one point) into OUT: skipping ..." and then refused."""
+    out = tmp_path / "s"
+    assert main(["sweep", "run", *_tiny_flags(text, out), "--cell", "rnn"]) == 0
+    capsys.readouterr()
+    before = (out / "sweep.jsonl").read_bytes()
+    assert main(["sweep", "run", *_tiny_flags(text, out), "--cell", "rnn", "--lr", "0.5"]) == 2
+    assert _one_error_line(capsys) == (f"{out / 'sweep.jsonl'} records job run with other settings; use another "
+                                       "folder, or delete its line to run it again")
+    assert (out / "sweep.jsonl").read_bytes() == before
+    study = tmp_path / "st"
+    argv = ["study", "learnability", "--cells", "rnn", "--distances", "10", "--seeds", "0", "--n-train", "64",
+            "--n-test", "32", "--eval-every", "14", "--scheduler", "serial", "--no-progress", "--out", str(study)]
+    assert main([*argv, "--steps", "30"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--steps", "31"]) == 2          # the budget is no part of a job's name
+    assert _one_error_line(capsys).endswith("with other settings; use another folder, or delete its line to run "
+                                            "it again")
