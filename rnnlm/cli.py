@@ -1021,8 +1021,19 @@ def _run_sweep(args):
     # the folder is this process's from before its first line to the summary and figure (lock_sweep): a
     # second sweep into it is refused in one line; a new folder is removed again if nothing was recorded
     sweep.check_folder(out, {sweepgrid.TRAIN_JOB})     # not a run's or a study's folder, before its lock file
-    with sweep.lock_sweep(out):
-        return _run_sweep_locked(args, grid, points, axes, measure, out)
+    try:
+        with sweep.lock_sweep(out):
+            return _run_sweep_locked(args, grid, points, axes, measure, out)
+    except KeyboardInterrupt as exc:    # Ctrl-C (exit 130) or SIGTERM (sweep.Terminated, exit 143)
+        if not getattr(exc, "in_jobs", False):
+            raise
+        # said once the lock is released: a new folder with nothing recorded is gone by then
+        n = len(sweep.read_rows(out))
+        print(sweep.nothing_recorded_line(exc, out, "job") or
+              f"{sweep.stop_word(exc)}: {n} of {len(points)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left "
+              f"running; continue with the same command and --out {out} (it skips the {n} recorded)",
+              file=sys.stderr, flush=True)
+        return sweep.exit_status(exc)
 
 
 def _run_sweep_locked(args, grid, points, axes, measure, out):
@@ -1042,12 +1053,9 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
                                retries=args.retries, progress=not args.no_progress, say_interrupted=False)
-    except KeyboardInterrupt as exc:    # Ctrl-C (exit 130) or SIGTERM (sweep.Terminated, exit 143)
-        n = len(sweep.read_rows(out))
-        print(f"{sweep.stop_word(exc)}: {n} of {len(jobs)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left "
-              f"running; continue with the same command and --out {out} (it skips the {n} recorded)",
-              file=sys.stderr, flush=True)
-        return sweep.exit_status(exc)
+    except KeyboardInterrupt as exc:    # the jobs stopped cleanly: _run_sweep says so, once the lock is released
+        exc.in_jobs = True
+        raise
     table = sweepgrid.summarize(out)
     from .fileio import atomic_write_text
     atomic_write_text(out / "summary.md", table + "\n")

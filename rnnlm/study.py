@@ -593,13 +593,31 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     # a second study (or sweep) into the folder is refused in one line, from the first line to the figures;
     # a sweep's or a training run's folder before it takes the lock (whose file it would leave there)
     check_folder(folder, {j.fn for j in jobs})
-    with lock_sweep(folder):
-        return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
+    try:
+        with lock_sweep(folder):
+            return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "in_runs", False):      # said once the lock is released (a new, empty folder is gone)
+            _say_stopped(exc, folder, jobs)
+        raise
+
+
+def _say_stopped(exc: KeyboardInterrupt, folder: Path, jobs) -> None:
+    """The one line of a study whose runs were stopped (Ctrl-C or SIGTERM): what is recorded, what next."""
+    from .sweep import nothing_recorded_line, read_rows, stop_word
+    n = len({r.get("name") for r in read_rows(folder)} & {j.name for j in jobs})
+    report = (", or write the table and figures from them with --report-only"
+              if n and (folder / "study.json").exists() else "")
+    print(nothing_recorded_line(exc, folder, "run") or
+          f"{stop_word(exc)}: {n} of {len(jobs)} runs recorded in {folder / 'sweep.jsonl'}, none left "
+          f"running; continue with the same command (it skips the {n} recorded){report}",
+          file=sys.stderr, flush=True)
+    exc.said = True     # (the CLI adds no second line)
 
 
 def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, progress, report_only) -> dict:
     """run_study's work once the config is settled (holding the folder's lock unless report_only)."""
-    from .sweep import check_recorded, read_rows, run_sweep, stop_word
+    from .sweep import check_recorded, read_rows, run_sweep
 
     load0, t0 = _load_average(), time.perf_counter()
     if report_only:
@@ -614,14 +632,8 @@ def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, 
         try:
             rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress,
                              say_interrupted=False)
-        except KeyboardInterrupt as exc:        # Ctrl-C or SIGTERM: the sweep closed cleanly; one line
-            n = len({r.get("name") for r in read_rows(folder)} & {j.name for j in jobs})
-            report = (", or write the table and figures from them with --report-only"
-                      if n and (folder / "study.json").exists() else "")
-            print(f"{stop_word(exc)}: {n} of {len(jobs)} runs recorded in {folder / 'sweep.jsonl'}, none left "
-                  f"running; continue with the same command (it skips the {n} recorded){report}",
-                  file=sys.stderr, flush=True)
-            exc.said = True     # (the CLI adds no second line)
+        except KeyboardInterrupt as exc:        # Ctrl-C or SIGTERM: the sweep closed cleanly; run_study says so
+            exc.in_runs = True
             raise
     wall = time.perf_counter() - t0
     names = {j.name for j in jobs}

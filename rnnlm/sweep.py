@@ -38,9 +38,11 @@ Nothing lost:
   lands while a finished sweep closes its cluster is held back until the
   close is done (the scratch folder goes after the workers), then raised; so
   is one that lands while the LocalCluster starts (`_starting`: half-started
-  workers would print tracebacks), until it is up and can be closed. An
-  interrupted sweep with no job finished leaves an empty sweep.jsonl, so that
-  the folder says "no job finished yet" (`empty_reason`), not "no sweep".
+  workers would print tracebacks), until it is up and can be closed. A
+  sweep stopped before its first job finished records nothing: it writes no
+  sweep.jsonl, and a folder it created is removed again (`lock_sweep`); its
+  one line says so (`nothing_recorded_line`). An empty sweep.jsonl (left by
+  earlier versions) still reads as "no job finished yet" (`empty_reason`).
 
 Threads: every worker runs its job on one Numba thread with one-thread BLAS
 (`NUMBA_NUM_THREADS`, `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and
@@ -140,6 +142,18 @@ def empty_reason(folder) -> str:
         return (f"no job of the sweep in {folder} has finished yet ({SWEEP_FILE} is empty: it was interrupted "
                 f"before its first job ended); run the same command again with --out {folder} to continue")
     return f"{folder} holds no {SWEEP_FILE}; run 'sweep run --out {folder} ...' first"
+
+
+def nothing_recorded_line(exc: BaseException, folder, noun: str) -> str | None:
+    """The one line of a sweep (or study) stopped before any of its `noun`s finished, said once its lock is
+    released: `lock_sweep` removed the folder it had created, or left one that was there as it was (no
+    sweep.jsonl written). None when folder holds a record (the caller says how much of it)."""
+    folder = Path(folder)
+    if (folder / SWEEP_FILE).exists():
+        return None
+    where = f"{folder} is left as it was" if folder.exists() else f"{folder} was new and is removed again"
+    return (f"{stop_word(exc)}: no {noun} had finished (none is left running), so nothing is recorded; {where}; "
+            "the same command starts over")
 
 
 def stop_word(exc: BaseException) -> str:
@@ -438,10 +452,11 @@ def lock_sweep(folder):
     with a UserError naming its pid (two writers would each rewrite
     sweep.jsonl with their own rows only). Reentrant within this process (the
     CLI holds it for the whole command, run_sweep takes it again). The kernel
-    releases it when the process dies. A folder that this call created and
-    that holds nothing but the lock file on the way out (the sweep failed
-    before recording anything: an unreachable scheduler, a bad corpus) is
-    removed again, with the parents it created.
+    releases it when the process dies. When nothing is recorded on the way
+    out (no sweep.jsonl: the sweep failed or was stopped before its first job
+    finished, or its scheduler was unreachable), the lock file goes again if
+    this call made it, and so do the folder and the parents it created if
+    that leaves them empty.
     """
     from .runs import lock_folder
     folder = Path(folder)
@@ -455,6 +470,7 @@ def lock_sweep(folder):
         return
     new = first_new_folder(folder)
     path = folder / SWEEP_LOCK
+    made = not path.exists()
     lock = lock_folder(folder, SWEEP_LOCK, "is in use by another sweep")     # (its file holds our pid)
     _HELD[key] = 1
     try:
@@ -463,9 +479,9 @@ def lock_sweep(folder):
         del _HELD[key]
         try:
             with contextlib.suppress(OSError):
-                if new is not None and [q.name for q in folder.iterdir()] == [SWEEP_LOCK]:
+                if made and not (folder / SWEEP_FILE).exists():
                     path.unlink()       # while still locked: a process starting now makes a new lock file
-                    remove_new_folders(folder, new)
+                    remove_new_folders(folder, new)     # (each only if empty)
         finally:
             lock.release()              # (empties the lock file: no pid once released)
 
@@ -491,8 +507,9 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     Ctrl-C: stops and cancels the jobs in flight, closes the cluster, prints
     one line saying how many jobs are recorded (unless say_interrupted=False:
     the caller says it) and raises KeyboardInterrupt; SIGTERM the same, raising
-    Terminated (a KeyboardInterrupt). Either leaves sweep.jsonl (empty when no
-    job had finished). The folder is locked for the call (`lock_sweep`): a
+    Terminated (a KeyboardInterrupt). A stop before any job finished writes no
+    sweep.jsonl, and a folder that the call created is removed again
+    (`lock_sweep`; `nothing_recorded_line`). The folder is locked for the call (`lock_sweep`): a
     folder another process sweeps into is a UserError, and a badly formed
     scheduler address is one before anything is written (`check_scheduler`).
     """
@@ -506,9 +523,17 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
         raise UserError(f"retries must be >= 0, got {retries}")
     check_scheduler(scheduler, n_workers)
     check_folder(folder, {j.fn for j in jobs})      # (before the lock, whose file it would leave there)
-    with lock_sweep(folder):
-        return _run_locked(folder, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
-                           say_interrupted, timings)
+    try:
+        with lock_sweep(folder):
+            return _run_locked(folder, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
+                               timings)
+    except KeyboardInterrupt as exc:    # said once the lock is gone, with what lock_sweep removed
+        if say_interrupted:
+            n = len(read_rows(folder))
+            print(nothing_recorded_line(exc, folder, "job") or
+                  f"{stop_word(exc)}: {n} of {len(jobs)} jobs recorded in {folder / SWEEP_FILE}; rerun the same "
+                  "command to run the rest", file=sys.stderr, flush=True)
+        raise
 
 
 def check_folder(folder, fns) -> None:
@@ -538,7 +563,7 @@ def check_recorded(folder, jobs) -> list[dict]:
 
 
 def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
-                say_interrupted, timings) -> list[dict]:
+                timings) -> list[dict]:
     """run_sweep's work, holding the folder's lock."""
     old = check_recorded(folder, jobs)
     done = {r["name"] for r in old}
@@ -582,14 +607,6 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
             finally:
                 shield.lower()
             shield.reraise()        # a Ctrl-C or SIGTERM held back while the finished sweep closed its cluster
-    except KeyboardInterrupt as exc:
-        bar.close()
-        if not recorder.path.exists():      # no job finished yet: the record says so (see `empty_reason`)
-            atomic_write_text(recorder.path, "")
-        if say_interrupted:
-            print(f"{stop_word(exc)}: {len(read_rows(folder))} of {len(jobs)} jobs recorded in "
-                  f"{folder / SWEEP_FILE}; rerun the same command to run the rest", file=sys.stderr, flush=True)
-        raise
     finally:
         bar.close()
         shield.lower()

@@ -66,8 +66,9 @@ def test_a_stop_while_the_local_cluster_starts_prints_our_line_only(text, tmp_pa
     word, status = ("interrupted", 130) if signum == signal.SIGINT else ("terminated", 143)
     assert first == f"2 jobs (seed) into {out}\n"
     assert proc.returncode == status, err
-    assert err.splitlines() == [f"{word}: 0 of 2 jobs recorded in {out / 'sweep.jsonl'}, no job left running; "
-                                f"continue with the same command and --out {out} (it skips the 0 recorded)"]
+    assert err.splitlines() == [f"{word}: no job had finished (none is left running), so nothing is recorded; "
+                                f"{out} was new and is removed again; the same command starts over"]
+    assert not out.exists()
 
 
 # ---------------------------------------------------------------- 2. a --scheduler that is no Dask scheduler
