@@ -573,10 +573,15 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     first run it prints one line on stderr: the jobs, the grid and the folder (_first_line).
     UserError for bad settings (a malformed scheduler address among them, before anything is
     written), a folder another study or sweep is writing (sweep.lock_sweep, held from the first
-    line to the figures), or report_only without a recorded run.
+    line to the figures; report_only takes it too: it writes the same files), or report_only
+    without a recorded run or with a scheduler or worker count (it would not use them).
     """
     from .sweep import check_folder, check_scheduler, lock_sweep
 
+    if report_only and (scheduler is not None or n_workers is not None):
+        flag = "--scheduler" if scheduler is not None else "--workers"
+        raise UserError(f"{flag}: --report-only runs nothing (it writes the table and figures from the runs "
+                        "recorded); leave --scheduler and --workers out")
     if not report_only:
         check_scheduler(scheduler, n_workers)      # before anything is written or printed
     if report_only:     # the settings the runs were made with, not this call's flags
@@ -588,8 +593,9 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     config.validate()
     folder = Path(default_out(config))
     jobs, data = build_jobs(config)
-    if report_only:     # (reads the record only; the study.json it writes is the one a running study rewrites)
-        return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
+    if report_only:     # it runs nothing, but writes study.json, the table and figures a running study rewrites
+        with lock_sweep(folder):
+            return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
     # a second study (or sweep) into the folder is refused in one line, from the first line to the figures;
     # a sweep's or a training run's folder before it takes the lock (whose file it would leave there)
     check_folder(folder, {j.fn for j in jobs})

@@ -250,3 +250,30 @@ def test_a_rerun_with_other_settings_is_refused_before_its_first_line(text, tmp_
     assert main([*argv, "--steps", "31"]) == 2          # the budget is no part of a job's name
     assert _one_error_line(capsys).endswith("with other settings; use another folder, or delete its line to run "
                                             "it again")
+
+
+# ---------------------------------------------------------------- 8. study --report-only
+
+
+def test_report_only_refuses_a_scheduler_and_waits_for_no_running_study(tmp_path, capsys):
+    """A trial: `--report-only` took --scheduler and --workers without using them, and wrote study.json, the
+    table and figures while a running study in the same folder rewrote them."""
+    out = tmp_path / "st"
+    argv = ["study", "learnability", "--cells", "rnn", "--distances", "3", "--seeds", "0", "--n-train", "64",
+            "--n-test", "32", "--steps", "30", "--eval-every", "10", "--hidden", "8", "--emsize", "8",
+            "--batch-size", "8", "--no-progress", "--out", str(out)]
+    assert main([*argv, "--scheduler", "serial"]) == 0
+    capsys.readouterr()
+    table = (out / "table.md").read_bytes()
+    for extra, flag in ((["--scheduler", "tcp://10.0.0.5:8786"], "--scheduler"), (["--workers", "2"], "--workers")):
+        assert main(["study", "learnability", "--report-only", "--out", str(out), *extra]) == 2
+        assert _one_error_line(capsys) == (f"{flag}: --report-only runs nothing (it writes the table and figures "
+                                           "from the runs recorded); leave --scheduler and --workers out")
+    with _holder(f"from rnnlm.sweep import lock_sweep\ncm = lock_sweep({str(out)!r})\ncm.__enter__()") as proc:
+        (out / "table.md").unlink()
+        assert main(["study", "learnability", "--report-only", "--out", str(out)]) == 2
+        assert _one_error_line(capsys) == (f"{out} is in use by another sweep (pid {proc.pid} holds "
+                                           f"{out / '.sweep.lock'}); wait for it to end or use another --out")
+        assert not (out / "table.md").exists()      # nothing written under the running study
+    assert main(["study", "learnability", "--report-only", "--out", str(out)]) == 0
+    assert (out / "table.md").read_bytes() == table
