@@ -405,7 +405,8 @@ def check_scheduler(scheduler: str | None, n_workers: int | None = None) -> None
                         f"cluster's workers run one job each on one thread; give at most {cores}, or a --scheduler")
     if scheduler == SERIAL and n_workers is not None:
         raise UserError(f"--workers {n_workers}: --scheduler {SERIAL} runs the jobs in this process, one after "
-                        "another; leave --workers out, or leave --scheduler out for a local cluster of that many workers")
+                        "another; leave --workers out, or leave --scheduler out for a local cluster of that many "
+                        "workers")
     if scheduler is None or scheduler == SERIAL:
         return
     why = _address_problem(scheduler)
@@ -509,9 +510,11 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     the caller says it) and raises KeyboardInterrupt; SIGTERM the same, raising
     Terminated (a KeyboardInterrupt). A stop before any job finished writes no
     sweep.jsonl, and a folder that the call created is removed again
-    (`lock_sweep`; `nothing_recorded_line`). The folder is locked for the call (`lock_sweep`): a
-    folder another process sweeps into is a UserError, and a badly formed
-    scheduler address is one before anything is written (`check_scheduler`).
+    (`lock_sweep`; `nothing_recorded_line`). The folder is locked for the
+    call (`lock_sweep`): a folder another process sweeps into is a UserError,
+    and a badly formed scheduler address is one before anything is written
+    (`check_scheduler`); a scheduler that does not answer as one is one too
+    (`check_answers`).
     """
     folder = Path(folder)
     _check_jobs(jobs)

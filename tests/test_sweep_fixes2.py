@@ -200,7 +200,8 @@ def test_bench_sweep_refuses_threads_instead_of_ignoring_it(capsys, monkeypatch)
 @contextmanager
 def _holder(code: str):
     """Another process that runs `code` (which takes a lock and prints "locked") until its stdin closes."""
-    proc = subprocess.Popen([sys.executable, "-c", f"import sys\n{code}\nprint('locked', flush=True)\nsys.stdin.read()"],
+    script = f"import sys\n{code}\nprint('locked', flush=True)\nsys.stdin.read()"
+    proc = subprocess.Popen([sys.executable, "-c", script],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
