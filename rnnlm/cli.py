@@ -169,7 +169,7 @@ def _add_bench(sub):
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported (default 3)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for both sides (Numba, BLAS, PyTorch; default 2, or 1 on a one-core machine); "
-                        "at most the machine's cores unless --oversubscribe")
+                        "at most the machine's cores unless --oversubscribe; not with --sweep, whose ways are fixed")
     p.add_argument("--vs-torch", action="store_true",
                    help="also time PyTorch's model in the same run, in a worker process, "
                         "interleaved with ours (needs torch importable)")
@@ -204,6 +204,9 @@ def _run_bench(args):
 
     from . import bench
     if args.sweep:
+        if args.threads is not None:    # its ways are fixed (a 2-thread loop against 1-thread workers)
+            raise UserError(f"--threads {args.threads}: --sweep compares fixed ways (the serial loop on 2 threads, "
+                            "1 and 2 workers of one thread each); leave --threads out")
         print(bench.format_sweep_bench(bench.sweep_bench(args.sweep_jobs, args.sweep_steps)))
         return 0
     if args.scaling is None and args.breakdown:
@@ -974,7 +977,8 @@ def _add_sweep(sub):
                    help="send the jobs to this running Dask scheduler (default: a local cluster; "
                         "'serial' = in this process, one job after another)")
     s.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes of the local cluster (default: one per core)")
+                   help="worker processes of the local cluster (default: one per core); with a tcp:// --scheduler, "
+                        "the workers to wait for before the jobs are sent; not with --scheduler serial")
     s.add_argument("--retries", type=int, default=2,
                    help="times a job whose worker died is rerun on another one (default 2)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar or per-job lines")
@@ -1023,13 +1027,27 @@ def _run_sweep(args):
     # the folder is this process's from before its first line to the summary and figure (lock_sweep): a
     # second sweep into it is refused in one line; a new folder is removed again if nothing was recorded
     sweep.check_folder(out, {sweepgrid.TRAIN_JOB})     # not a run's or a study's folder, before its lock file
-    with sweep.lock_sweep(out):
-        return _run_sweep_locked(args, grid, points, axes, measure, out)
+    try:
+        with sweep.lock_sweep(out):
+            return _run_sweep_locked(args, grid, points, axes, measure, out)
+    except KeyboardInterrupt as exc:    # Ctrl-C (exit 130) or SIGTERM (sweep.Terminated, exit 143)
+        if not getattr(exc, "in_jobs", False):
+            raise
+        # said once the lock is released: a new folder with nothing recorded is gone by then
+        n = len(sweep.read_rows(out))
+        print(sweep.nothing_recorded_line(exc, out, "job") or
+              f"{sweep.stop_word(exc)}: {n} of {len(points)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left "
+              f"running; continue with the same command and --out {out} (it skips the {n} recorded)",
+              file=sys.stderr, flush=True)
+        return sweep.exit_status(exc)
 
 
 def _run_sweep_locked(args, grid, points, axes, measure, out):
     """`sweep run` from its first line on, holding the folder's lock."""
     from . import sweep, sweepgrid
+    keep = bool(grid.get("keep_models"))
+    # a record of other settings is refused before the first line (the corpus is read after it)
+    sweep.check_recorded(out, sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0])
     recorded = {r.get("name") for r in sweep.read_rows(out)}
     skip = sum(name in recorded for name, _, _ in points)
     interrupted_early = not recorded and (out / sweep.SWEEP_FILE).exists()     # its empty record
@@ -1037,16 +1055,13 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
                f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")
     print(f"{len(points)} {plural(len(points), 'job')} ({' x '.join(axes) or 'one point'}) into {out}{earlier}",
           file=sys.stderr, flush=True)
-    jobs, data = sweepgrid.train_sweep_jobs(points, measure, bool(grid.get("keep_models")), folder=out)
+    jobs, data = sweepgrid.train_sweep_jobs(points, measure, keep, folder=out)
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
                                retries=args.retries, progress=not args.no_progress, say_interrupted=False)
-    except KeyboardInterrupt as exc:    # Ctrl-C (exit 130) or SIGTERM (sweep.Terminated, exit 143)
-        n = len(sweep.read_rows(out))
-        print(f"{sweep.stop_word(exc)}: {n} of {len(jobs)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left "
-              f"running; continue with the same command and --out {out} (it skips the {n} recorded)",
-              file=sys.stderr, flush=True)
-        return sweep.exit_status(exc)
+    except KeyboardInterrupt as exc:    # the jobs stopped cleanly: _run_sweep says so, once the lock is released
+        exc.in_jobs = True
+        raise
     table = sweepgrid.summarize(out)
     from .fileio import atomic_write_text
     atomic_write_text(out / "summary.md", table + "\n")
@@ -1119,7 +1134,8 @@ def _add_study(sub):
     r.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
                    help="a running Dask scheduler (default: a local cluster; 'serial' = in this process)")
     r.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes of the local cluster (default: one per core)")
+                   help="worker processes of the local cluster (default: one per core); with a tcp:// --scheduler, "
+                        "the workers to wait for before the jobs are sent; not with --scheduler serial")
     r.add_argument("--no-progress", action="store_true", help="no progress bar or per-job lines")
     r.add_argument("--report-only", action="store_true",
                    help="run nothing: write study.json, the table and figures from the runs already recorded in --out")

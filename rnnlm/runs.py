@@ -28,8 +28,10 @@ time (the CLI's `--help` imports it through train.py).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
 from pathlib import Path
 
 from .errors import UserError, plural
@@ -156,26 +158,61 @@ def lock_folder(folder, name: str, busy: str, holder=None):
 
     The mechanism of `lock_run`, for any folder that one process at a time may
     write (sweep.lock_sweep uses it too). Created with the folder if needed;
-    the kernel releases it when the process dies. Held by another process: a
-    UserError "FOLDER <busy> (<who> holds FOLDER/name); wait for it to end or
-    use another --out", where who is holder(lock path) when that names the
-    holder (e.g. "pid 123"), else "it".
+    the kernel releases it when the process dies. The holder writes its pid
+    into the lock file (filelock >= 4 opens it without truncating, so a
+    refused opener leaves it there) and empties it on release. Held by
+    another process: a UserError "FOLDER <busy> (<who> holds FOLDER/name);
+    wait for it to end or use another --out", where who is holder(lock path)
+    (default `lock_holder`: "pid 123") when that names the holder, else "it".
     """
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)     # an OSError is one line in cli.main (errors.describe_os_error)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give --out a folder path")
-    lock = FileLock(str(folder / name), timeout=0)
+    lock = _pid_lock_class()(str(folder / name), timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        who = (holder(folder / name) if holder is not None else None) or "it"
+        who = (holder or lock_holder)(folder / name) or "it"
         raise UserError(f"{folder} {busy} ({who} holds {folder / name}); "
                         "wait for it to end or use another --out") from None
     except OSError as exc:
         raise UserError(f"cannot lock the folder {folder}: {exc.strerror or exc}") from None
+    try:
+        (folder / name).write_text(f"{os.getpid()}\n", encoding="ascii")
+    except OSError:
+        pass                    # (the refusal then says "it")
     return lock
+
+
+@functools.lru_cache(maxsize=None)
+def _pid_lock_class():
+    """filelock.FileLock whose file, holding the holder's pid (lock_folder writes it), is emptied on release.
+    Made on first use: importing filelock costs the CLI's --help 35 ms."""
+    from filelock import FileLock
+
+    class PidLock(FileLock):
+        def release(self, force: bool = False) -> None:
+            if self.is_locked and (force or self.lock_counter == 1):
+                try:
+                    os.truncate(self.lock_file, 0)     # (never creates it: a caller may have removed it)
+                except OSError:
+                    pass
+            super().release(force)
+    return PidLock
+
+
+def lock_holder(path) -> str | None:
+    """'pid N' of the process that holds the lock file `path` (lock_folder's holder writes its pid there), or
+    None when it names none (or, on POSIX, a process that is gone)."""
+    try:
+        pid = int(Path(path).read_text(encoding="ascii").strip())
+        if os.name == "posix":
+            os.kill(pid, 0)     # signal 0: only whether it exists (on Windows os.kill would end it)
+    except (OSError, ValueError):
+        return None
+    return f"pid {pid}"
 
 
 def remove_stale_temp_files(folder) -> list[str]:

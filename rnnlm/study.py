@@ -573,10 +573,15 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     first run it prints one line on stderr: the jobs, the grid and the folder (_first_line).
     UserError for bad settings (a malformed scheduler address among them, before anything is
     written), a folder another study or sweep is writing (sweep.lock_sweep, held from the first
-    line to the figures), or report_only without a recorded run.
+    line to the figures; report_only takes it too: it writes the same files), or report_only
+    without a recorded run or with a scheduler or worker count (it would not use them).
     """
     from .sweep import check_folder, check_scheduler, lock_sweep
 
+    if report_only and (scheduler is not None or n_workers is not None):
+        flag = "--scheduler" if scheduler is not None else "--workers"
+        raise UserError(f"{flag}: --report-only runs nothing (it writes the table and figures from the runs "
+                        "recorded); leave --scheduler and --workers out")
     if not report_only:
         check_scheduler(scheduler, n_workers)      # before anything is written or printed
     if report_only:     # the settings the runs were made with, not this call's flags
@@ -588,18 +593,37 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     config.validate()
     folder = Path(default_out(config))
     jobs, data = build_jobs(config)
-    if report_only:     # (reads the record only; the study.json it writes is the one a running study rewrites)
-        return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
+    if report_only:     # it runs nothing, but writes study.json, the table and figures a running study rewrites
+        with lock_sweep(folder):
+            return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
     # a second study (or sweep) into the folder is refused in one line, from the first line to the figures;
     # a sweep's or a training run's folder before it takes the lock (whose file it would leave there)
     check_folder(folder, {j.fn for j in jobs})
-    with lock_sweep(folder):
-        return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
+    try:
+        with lock_sweep(folder):
+            return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "in_runs", False):      # said once the lock is released (a new, empty folder is gone)
+            _say_stopped(exc, folder, jobs)
+        raise
+
+
+def _say_stopped(exc: KeyboardInterrupt, folder: Path, jobs) -> None:
+    """The one line of a study whose runs were stopped (Ctrl-C or SIGTERM): what is recorded, what next."""
+    from .sweep import nothing_recorded_line, read_rows, stop_word
+    n = len({r.get("name") for r in read_rows(folder)} & {j.name for j in jobs})
+    report = (", or write the table and figures from them with --report-only"
+              if n and (folder / "study.json").exists() else "")
+    print(nothing_recorded_line(exc, folder, "run") or
+          f"{stop_word(exc)}: {n} of {len(jobs)} runs recorded in {folder / 'sweep.jsonl'}, none left "
+          f"running; continue with the same command (it skips the {n} recorded){report}",
+          file=sys.stderr, flush=True)
+    exc.said = True     # (the CLI adds no second line)
 
 
 def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, progress, report_only) -> dict:
     """run_study's work once the config is settled (holding the folder's lock unless report_only)."""
-    from .sweep import read_rows, run_sweep, stop_word
+    from .sweep import check_recorded, read_rows, run_sweep
 
     load0, t0 = _load_average(), time.perf_counter()
     if report_only:
@@ -609,18 +633,13 @@ def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, 
                    if (folder / "sweep.jsonl").exists() else "no sweep.jsonl")
             raise UserError(f"{folder} holds no recorded runs ({why}); run the study first")
     else:
+        check_recorded(folder, jobs)    # a record of other settings: refused before the first line
         print(_first_line(config, jobs, folder), file=sys.stderr, flush=True)
         try:
             rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress,
                              say_interrupted=False)
-        except KeyboardInterrupt as exc:        # Ctrl-C or SIGTERM: the sweep closed cleanly; one line
-            n = len({r.get("name") for r in read_rows(folder)} & {j.name for j in jobs})
-            report = (", or write the table and figures from them with --report-only"
-                      if n and (folder / "study.json").exists() else "")
-            print(f"{stop_word(exc)}: {n} of {len(jobs)} runs recorded in {folder / 'sweep.jsonl'}, none left "
-                  f"running; continue with the same command (it skips the {n} recorded){report}",
-                  file=sys.stderr, flush=True)
-            exc.said = True     # (the CLI adds no second line)
+        except KeyboardInterrupt as exc:        # Ctrl-C or SIGTERM: the sweep closed cleanly; run_study says so
+            exc.in_runs = True
             raise
     wall = time.perf_counter() - t0
     names = {j.name for j in jobs}

@@ -36,9 +36,13 @@ Nothing lost:
   batch system's stop) is handled the same way and raises `Terminated` (a
   KeyboardInterrupt; the CLI exits 143 for it, 130 for Ctrl-C). A signal that
   lands while a finished sweep closes its cluster is held back until the
-  close is done (the scratch folder goes after the workers), then raised. An
-  interrupted sweep with no job finished leaves an empty sweep.jsonl, so that
-  the folder says "no job finished yet" (`empty_reason`), not "no sweep".
+  close is done (the scratch folder goes after the workers), then raised; so
+  is one that lands while the LocalCluster starts (`_starting`: half-started
+  workers would print tracebacks), until it is up and can be closed. A
+  sweep stopped before its first job finished records nothing: it writes no
+  sweep.jsonl, and a folder it created is removed again (`lock_sweep`); its
+  one line says so (`nothing_recorded_line`). An empty sweep.jsonl (left by
+  earlier versions) still reads as "no job finished yet" (`empty_reason`).
 
 Threads: every worker runs its job on one Numba thread with one-thread BLAS
 (`NUMBA_NUM_THREADS`, `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and
@@ -140,6 +144,18 @@ def empty_reason(folder) -> str:
     return f"{folder} holds no {SWEEP_FILE}; run 'sweep run --out {folder} ...' first"
 
 
+def nothing_recorded_line(exc: BaseException, folder, noun: str) -> str | None:
+    """The one line of a sweep (or study) stopped before any of its `noun`s finished, said once its lock is
+    released: `lock_sweep` removed the folder it had created, or left one that was there as it was (no
+    sweep.jsonl written). None when folder holds a record (the caller says how much of it)."""
+    folder = Path(folder)
+    if (folder / SWEEP_FILE).exists():
+        return None
+    where = f"{folder} is left as it was" if folder.exists() else f"{folder} was new and is removed again"
+    return (f"{stop_word(exc)}: no {noun} had finished (none is left running), so nothing is recorded; {where}; "
+            "the same command starts over")
+
+
 def stop_word(exc: BaseException) -> str:
     """'terminated' for a sweep ended by SIGTERM (Terminated), 'interrupted' for Ctrl-C: how its one line starts."""
     return "terminated" if isinstance(exc, Terminated) else "interrupted"
@@ -224,6 +240,9 @@ def dask_setup(worker) -> None:
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # started with SIGINT blocked (`_starting`): a Ctrl-C that came meanwhile is dropped, being ignored now
+        if hasattr(signal, "pthread_sigmask"):      # (POSIX)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def dask_teardown(worker) -> None:
@@ -377,38 +396,53 @@ def check_scheduler(scheduler: str | None, n_workers: int | None = None) -> None
     """UserError (one line) unless `scheduler` is None, "serial" or an address Dask can connect to
     (scheme://HOST:PORT, tcp:// by default); the rule is distributed's own address parsing. It says
     nothing of whether a scheduler listens there (`_client` finds that out). With a local cluster
-    (None) also unless n_workers is at most the machine's cores (each worker is a process)."""
+    (None) also unless n_workers is at most the machine's cores (each worker is a process); with
+    "serial" unless n_workers is None (there are no workers: it would be ignored). With an external
+    scheduler n_workers is the count of its workers to wait for before the jobs are sent."""
     cores = os.cpu_count() or 1
     if scheduler is None and n_workers is not None and n_workers > cores:
         raise UserError(f"--workers {n_workers}: this machine has {cores} {plural(cores, 'core')} and a local "
                         f"cluster's workers run one job each on one thread; give at most {cores}, or a --scheduler")
+    if scheduler == SERIAL and n_workers is not None:
+        raise UserError(f"--workers {n_workers}: --scheduler {SERIAL} runs the jobs in this process, one after "
+                        "another; leave --workers out, or leave --scheduler out for a local cluster of that many "
+                        "workers")
     if scheduler is None or scheduler == SERIAL:
         return
-    why = None
-    try:
-        from distributed.comm.addressing import get_address_host_port
-        _, port = get_address_host_port(scheduler)
-        if not 0 < port < 65536:
-            why = f"port {port} is not between 1 and 65535"
-    except ValueError as exc:
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else "not an address"
+    why = _address_problem(scheduler)
     if why:
         raise UserError(f"--scheduler {scheduler!r} is not a Dask scheduler address ({why}); give "
                         f"tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786), '{SERIAL}' to run the jobs in this process, "
                         "or leave --scheduler out for a local cluster")
 
 
-_HELD: dict = {}    # sweep folders this process holds the lock of: resolved path -> times taken (lock_sweep)
+SCHEMES = ("tcp", "tls", "ws", "wss")    # the protocols a scheduler of another process listens on
 
 
-def _lock_holder(path: Path) -> str | None:
-    """'pid N' of the process that holds a sweep lock (it writes its pid into the lock file), or None."""
+def _address_problem(address: str) -> str | None:
+    """What is wrong with a scheduler address in our words (None: nothing). What passes is Dask's own rule
+    (distributed's get_address_host_port) with the port between 1 and 65535; its messages are Python's
+    int()'s or name the address without its scheme, so the reason is told apart here."""
+    from distributed.comm.addressing import get_address_host_port, parse_address
     try:
-        pid = int(path.read_text(encoding="ascii").strip())
-        os.kill(pid, 0)         # (a pid left by a process that died: not named)
-    except (OSError, ValueError):
-        return None
-    return f"pid {pid}"
+        _, port = get_address_host_port(address)
+    except ValueError:
+        pass
+    else:
+        return None if 0 < port < 65536 else f"port {port} is not between 1 and 65535"
+    scheme, loc = parse_address(address)
+    if scheme not in SCHEMES:
+        return f"{scheme}:// is not one of {', '.join(s + '://' for s in SCHEMES)}"
+    if not loc:
+        return "it gives no host and no port"
+    tail = loc[loc.find("]") + 1:] if loc.startswith("[") else loc     # (an IPv6 host: [::1]:8786)
+    port = tail.rpartition(":")[2] if ":" in tail else ""
+    if not port:
+        return "it gives no port"
+    return f"port {port!r} is not a number" if not port.isdigit() else "not HOST:PORT"
+
+
+_HELD: dict = {}    # sweep folders this process holds the lock of: resolved path -> times taken (lock_sweep)
 
 
 @contextlib.contextmanager
@@ -419,10 +453,11 @@ def lock_sweep(folder):
     with a UserError naming its pid (two writers would each rewrite
     sweep.jsonl with their own rows only). Reentrant within this process (the
     CLI holds it for the whole command, run_sweep takes it again). The kernel
-    releases it when the process dies. A folder that this call created and
-    that holds nothing but the lock file on the way out (the sweep failed
-    before recording anything: an unreachable scheduler, a bad corpus) is
-    removed again, with the parents it created.
+    releases it when the process dies. When nothing is recorded on the way
+    out (no sweep.jsonl: the sweep failed or was stopped before its first job
+    finished, or its scheduler was unreachable), the lock file goes again if
+    this call made it, and so do the folder and the parents it created if
+    that leaves them empty.
     """
     from .runs import lock_folder
     folder = Path(folder)
@@ -436,23 +471,20 @@ def lock_sweep(folder):
         return
     new = first_new_folder(folder)
     path = folder / SWEEP_LOCK
-    lock = lock_folder(folder, SWEEP_LOCK, "is in use by another sweep", holder=_lock_holder)
+    made = not path.exists()
+    lock = lock_folder(folder, SWEEP_LOCK, "is in use by another sweep")     # (its file holds our pid)
     _HELD[key] = 1
     try:
-        with contextlib.suppress(OSError):
-            path.write_text(f"{os.getpid()}\n", encoding="ascii")
         yield folder
     finally:
         del _HELD[key]
         try:
             with contextlib.suppress(OSError):
-                if new is not None and [q.name for q in folder.iterdir()] == [SWEEP_LOCK]:
+                if made and not (folder / SWEEP_FILE).exists():
                     path.unlink()       # while still locked: a process starting now makes a new lock file
-                    remove_new_folders(folder, new)
-                else:
-                    path.write_text("", encoding="ascii")
+                    remove_new_folders(folder, new)     # (each only if empty)
         finally:
-            lock.release()
+            lock.release()              # (empties the lock file: no pid once released)
 
 
 def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: str | None = None,
@@ -476,10 +508,13 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     Ctrl-C: stops and cancels the jobs in flight, closes the cluster, prints
     one line saying how many jobs are recorded (unless say_interrupted=False:
     the caller says it) and raises KeyboardInterrupt; SIGTERM the same, raising
-    Terminated (a KeyboardInterrupt). Either leaves sweep.jsonl (empty when no
-    job had finished). The folder is locked for the call (`lock_sweep`): a
-    folder another process sweeps into is a UserError, and a badly formed
-    scheduler address is one before anything is written (`check_scheduler`).
+    Terminated (a KeyboardInterrupt). A stop before any job finished writes no
+    sweep.jsonl, and a folder that the call created is removed again
+    (`lock_sweep`; `nothing_recorded_line`). The folder is locked for the
+    call (`lock_sweep`): a folder another process sweeps into is a UserError,
+    and a badly formed scheduler address is one before anything is written
+    (`check_scheduler`); a scheduler that does not answer as one is one too
+    (`check_answers`).
     """
     folder = Path(folder)
     _check_jobs(jobs)
@@ -491,9 +526,17 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
         raise UserError(f"retries must be >= 0, got {retries}")
     check_scheduler(scheduler, n_workers)
     check_folder(folder, {j.fn for j in jobs})      # (before the lock, whose file it would leave there)
-    with lock_sweep(folder):
-        return _run_locked(folder, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
-                           say_interrupted, timings)
+    try:
+        with lock_sweep(folder):
+            return _run_locked(folder, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
+                               timings)
+    except KeyboardInterrupt as exc:    # said once the lock is gone, with what lock_sweep removed
+        if say_interrupted:
+            n = len(read_rows(folder))
+            print(nothing_recorded_line(exc, folder, "job") or
+                  f"{stop_word(exc)}: {n} of {len(jobs)} jobs recorded in {folder / SWEEP_FILE}; rerun the same "
+                  "command to run the rest", file=sys.stderr, flush=True)
+        raise
 
 
 def check_folder(folder, fns) -> None:
@@ -510,15 +553,23 @@ def check_folder(folder, fns) -> None:
                         "give this one another --out")
 
 
-def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
-                say_interrupted, timings) -> list[dict]:
-    """run_sweep's work, holding the folder's lock."""
-    old = read_rows(folder)
-    done = {r["name"]: r for r in old}
+def check_recorded(folder, jobs) -> list[dict]:
+    """folder's recorded rows; UserError (one line) when one records a job of `jobs` with other settings
+    (run_sweep checks it; a command that prints a first line checks it before, so the refusal comes first)."""
+    rows = read_rows(folder)
+    done = {r["name"]: r for r in rows}
     for job in jobs:
         if job.name in done and done[job.name].get("settings") != json.loads(json.dumps(job.settings)):
-            raise UserError(f"{folder / SWEEP_FILE} records job {job.name} with other settings; "
+            raise UserError(f"{Path(folder) / SWEEP_FILE} records job {job.name} with other settings; "
                             "use another folder, or delete its line to run it again")
+    return rows
+
+
+def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
+                timings) -> list[dict]:
+    """run_sweep's work, holding the folder's lock."""
+    old = check_recorded(folder, jobs)
+    done = {r["name"] for r in old}
     todo = [j for j in jobs if j.name not in done]
     rows = list(old)
     if not todo:
@@ -559,18 +610,68 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
             finally:
                 shield.lower()
             shield.reraise()        # a Ctrl-C or SIGTERM held back while the finished sweep closed its cluster
-    except KeyboardInterrupt as exc:
-        bar.close()
-        if not recorder.path.exists():      # no job finished yet: the record says so (see `empty_reason`)
-            atomic_write_text(recorder.path, "")
-        if say_interrupted:
-            print(f"{stop_word(exc)}: {len(read_rows(folder))} of {len(jobs)} jobs recorded in "
-                  f"{folder / SWEEP_FILE}; rerun the same command to run the rest", file=sys.stderr, flush=True)
-        raise
     finally:
         bar.close()
         shield.lower()
     return rows
+
+
+CONNECT_TIMEOUT = 20    # s: Dask's connection attempts to a --scheduler (check_answers)
+
+
+def check_answers(scheduler: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """UserError (one line) unless a Dask scheduler answers at `scheduler` within about `timeout` s.
+
+    distributed.Client bounds the TCP connection only: a server of another
+    kind that takes it (an HTTP server, a proxy) never sends Dask's handshake,
+    and Client waits forever; a proxy's "HTTP/1.1 400" read as a Dask frame
+    asks for exabytes (a MemoryError that is not ours). So the scheduler is
+    asked who it is first ({"op": "identity"}), the whole exchange bounded.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+    from distributed.comm.core import CommClosedError
+
+    async def identity():
+        comm = await connect(scheduler, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+    wait = timeout + min(timeout, 5)       # the connection's time, and some for the handshake
+    other = ("; give the address that 'dask scheduler' prints (tcp://HOST:8786 by default), "
+             "or leave --scheduler out")
+    try:
+        reply = _run_coroutine(asyncio.wait_for(identity(), wait))
+    except (asyncio.TimeoutError, TimeoutError):
+        raise UserError(f"{scheduler} took the connection but did not answer as a Dask scheduler within "
+                        f"{wait:g} s (a server of another kind listens there?){other}") from None
+    except CommClosedError:     # (an OSError) connected, then closed on Dask's handshake
+        reply = None
+    except OSError as exc:
+        raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); "
+                        "start one with 'dask scheduler' or leave --scheduler out") from None
+    except Exception:   # noqa: BLE001 - an answer that is not Dask's (MemoryError, a decoding error)
+        reply = None
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind != "Scheduler":
+        what = (f"a Dask {str(kind).lower()}, not a scheduler" if kind else
+                "not a Dask scheduler (it answered Dask's handshake with something else)")
+        raise UserError(f"{scheduler} is {what}{other}")
+
+
+def _run_coroutine(coro):
+    """asyncio.run(coro), in a thread of its own when this one runs an event loop already (a notebook)."""
+    import asyncio
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @contextlib.contextmanager
@@ -579,8 +680,9 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
     import dask
     from distributed import Client, LocalCluster
     if scheduler:
+        check_answers(scheduler)
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s")
         except (OSError, TimeoutError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); "
                             "start one with 'dask scheduler' or leave --scheduler out") from None
@@ -614,13 +716,14 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
             dashboard = False
         cluster = None
         try:
-            with contextlib.redirect_stdout(sys.stderr):
+            with contextlib.redirect_stdout(sys.stderr), _starting(shield):
                 # preload: the workers ignore the terminal's Ctrl-C and stop their jobs when closed (dask_setup)
                 cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                        env={**WORKER_ENV, JOB_TMP: scratch}, local_directory=scratch,
                                        memory_limit=0,
                                        dashboard_address=":0", silence_logs=logging.ERROR,
                                        preload=[__name__])
+            shield.reraise()    # a Ctrl-C or SIGTERM held back while the cluster started: now it can be closed
             with Client(cluster) as client:
                 if dashboard and progress:
                     print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
@@ -637,6 +740,30 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
                     cluster.close(timeout=20)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _starting(shield: _Shield):
+    """A LocalCluster's start with Ctrl-C and SIGTERM held back (`shield`; `reraise` raises them after).
+
+    Cut short, the start leaves half-made processes that log tracebacks, and
+    a terminal's Ctrl-C reaches the worker processes too while they import
+    (before `dask_setup` ignores it). SIGINT is blocked in this thread for
+    the start: the cluster's threads, made now, inherit the mask, and so do
+    the worker processes they spawn, until dask_setup ignores and unblocks it.
+    """
+    mask = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    if mask:    # started now, or the first worker's start would start it and unblock SIGINT in its thread
+        from multiprocessing import resource_tracker
+        resource_tracker.ensure_running()
+    shield.raise_()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        shield.lower()
 
 
 def _attempts(client, keys) -> dict:

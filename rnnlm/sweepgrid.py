@@ -140,10 +140,11 @@ def expand_grid(grid: dict) -> tuple[list[tuple[str, dict, TrainConfig]], list[s
     return points, axes
 
 
-def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None):
+def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None, load: bool = True):
     """(jobs, data) for run_sweep: one train_job per (name, point, TrainConfig); each DataConfig's corpus loaded once.
 
     folder: the sweep folder; each config's `out` becomes folder/name (what its config.json records).
+    load=False: the jobs only (data {}), e.g. to check them against the record before reading any corpus.
     """
     from .data import load_corpus
     from .sweep import Job
@@ -156,8 +157,8 @@ def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None)
         dkey = json.dumps(config.data.to_dict(), sort_keys=True)
         if dkey not in keys:
             keys[dkey] = f"corpus-{len(keys)}"
-            corpus = load_corpus(config.data)
-            data[keys[dkey]] = corpus_payload(corpus)
+            if load:
+                data[keys[dkey]] = corpus_payload(load_corpus(config.data))
         if folder is not None:
             config = dataclasses.replace(config, out=str(Path(folder) / name))
         jobs.append(Job(name, TRAIN_JOB,
@@ -230,9 +231,12 @@ RESULT_COLUMNS = ("status", "best_val_ppl", "val_ppl", "steps", "stopped", "toke
 MEASURE_COLUMNS = {"lag": "lag_factor_per_step", "agreement": "agreement_accuracy"}
 
 
-def _cell(v) -> str:
+def _cell(v, column: str = "") -> str:
     if v is None:
         return "-"
+    if column.endswith("ppl") and isinstance(v, (int, float)) and not isinstance(v, bool):
+        from .runs import fmt_ppl
+        return fmt_ppl(v)       # as every report prints perplexities: 141.19, or 1.99e+21 for an exploded run
     if isinstance(v, float):
         return f"{v:.4g}" if math.isfinite(v) else str(v)
     return str(v)
@@ -257,7 +261,7 @@ def summarize(folder) -> str:
     cols += [c for c in RESULT_COLUMNS if any(r.get(c) is not None for r in flat)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in flat:
-        cells = [_cell(r.get(c)) for c in cols]
+        cells = [_cell(r.get(c), c) for c in cols]
         if r.get("status") == "failed":
             cells[cols.index("status")] = f"failed: {r.get('error')}"
         lines.append("| " + " | ".join(cells) + " |")

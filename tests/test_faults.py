@@ -177,7 +177,9 @@ def test_a_serial_sweep_stopped_by_sigterm_mid_training_exits_143(text, tmp_path
     assert main(["sweep", "run", *_flags(text, out), "--cell", "rnn", "--max-steps", "50", "--eval-every", "0",
                  "--scheduler", "serial"]) == 143
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1].startswith(f"terminated: 0 of 1 jobs recorded in {out / 'sweep.jsonl'}")
+    assert err.strip().splitlines()[-1] == (f"terminated: no job had finished (none is left running), so nothing is "
+                                            f"recorded; {out} was new and is removed again; the same command starts "
+                                            "over")
     assert "Traceback" not in err and read_rows(out) == []
 
 
@@ -252,7 +254,9 @@ def test_a_background_sweep_ignores_sigint_as_the_shell_asks_and_stops_cleanly_o
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143, err
-    assert err.strip().splitlines()[-1].startswith(f"terminated: 0 of 1 jobs recorded in {out / 'sweep.jsonl'}")
+    assert err.strip().splitlines()[-1] == (f"terminated: no job had finished (none is left running), so nothing is "
+                                            f"recorded; {out} was new and is removed again; the same command starts "
+                                            "over")
     assert "Traceback" not in err
     assert list(scratch.iterdir()) == []            # no cluster scratch folder, no job folder left
 

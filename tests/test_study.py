@@ -129,7 +129,7 @@ def test_report_only_reports_the_recorded_settings_and_refuses_other_folders(tmp
                       train=dc.replace(TaskTrainConfig(), steps=20, eval_every=10, hidden=8, emsize=8, batch_size=8))
     run_study(cfg, scheduler="serial", progress=False)
     table = (out / "table.md").read_text()
-    run_study(StudyConfig(out=str(out)), scheduler="serial", progress=False, report_only=True)   # default flags
+    run_study(StudyConfig(out=str(out)), progress=False, report_only=True)   # default flags
     assert (out / "table.md").read_text() == table
     (tmp_path / "other").mkdir()
     with pytest.raises(UserError, match="holds no learnability study"):

@@ -1,5 +1,5 @@
 """Sweep interruption leftovers of the third new-user trial: a Ctrl-C while a finished sweep closes its cluster,
-SIGTERM handled like Ctrl-C (exit 143), and the empty record of a sweep interrupted before any job finished."""
+SIGTERM handled like Ctrl-C (exit 143), and what a sweep interrupted before any job finished leaves (nothing)."""
 import os
 import signal
 import subprocess
@@ -30,14 +30,23 @@ def sigterm_job(settings, payload):
     raise AssertionError("SIGTERM did not stop the job")
 
 
-def test_a_sweep_interrupted_before_any_job_finished_leaves_an_empty_record_that_says_so(tmp_path, capsys):
-    out = tmp_path / "s"
+def test_a_sweep_interrupted_before_any_job_finished_records_nothing_and_says_so(tmp_path, capsys):
+    """A review: the stopped sweep left .sweep.lock and an empty sweep.jsonl in a folder it had created."""
+    out = tmp_path / "new" / "s"
     with pytest.raises(KeyboardInterrupt):
         run_sweep(out, [Job("j", "test_sweep_ux3:interrupt_job", {})], scheduler="serial", progress=False)
-    assert (out / "sweep.jsonl").read_text() == "" and read_rows(out) == []
-    err = capsys.readouterr().err
-    assert err.strip() == f"interrupted: 0 of 1 jobs recorded in {out / 'sweep.jsonl'}; rerun the same command " \
-                          "to run the rest"
+    assert not (tmp_path / "new").exists()          # the folders it created are gone
+    assert capsys.readouterr().err.strip() == (f"interrupted: no job had finished (none is left running), so nothing "
+                                               f"is recorded; {out} was new and is removed again; the same command "
+                                               "starts over")
+    out.mkdir(parents=True)                         # a folder that was there is left as it was
+    (out / "notes.txt").write_text("mine\n")
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(out, [Job("j", "test_sweep_ux3:interrupt_job", {})], scheduler="serial", progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert capsys.readouterr().err.strip().endswith(f"so nothing is recorded; {out} is left as it was; the same "
+                                                    "command starts over")
+    (out / "sweep.jsonl").write_text("")            # what earlier versions left: it still says so
     said = (f"no job of the sweep in {out} has finished yet (sweep.jsonl is empty: it was interrupted before "
             f"its first job ended); run the same command again with --out {out} to continue")
     assert main(["sweep", "summarize", str(out)]) == 2
@@ -67,8 +76,9 @@ def test_sigterm_in_a_serial_sweep_ends_it_like_ctrl_c_and_restores_the_handler(
     with pytest.raises(Terminated):
         run_sweep(out, [Job("t", "test_sweep_ux3:sigterm_job", {})], scheduler="serial", progress=False)
     assert signal.getsignal(signal.SIGTERM) is before
-    assert capsys.readouterr().err.strip().startswith(f"terminated: 0 of 1 jobs recorded in {out / 'sweep.jsonl'};")
-    assert (out / "sweep.jsonl").read_text() == ""
+    assert capsys.readouterr().err.strip().startswith("terminated: no job had finished (none is left running), so "
+                                                      f"nothing is recorded; {out} was new and is removed again;")
+    assert not out.exists()
     assert issubclass(Terminated, KeyboardInterrupt)    # every Ctrl-C cleanup path runs for it too
 
 
@@ -99,17 +109,17 @@ def test_sigterm_mid_job_closes_the_cluster_says_one_line_and_exits_143(text, tm
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1] == (
-        f"terminated: 0 of 2 jobs recorded in {out / 'sweep.jsonl'}, no job left running; continue with the same "
-        f"command and --out {out} (it skips the 0 recorded)"), err
+        f"terminated: no job had finished (none is left running), so nothing is recorded; {out} was new and is "
+        "removed again; the same command starts over"), err
     assert [ln for ln in err.splitlines() if "terminated" in ln or "interrupted" in ln] == [err.strip().splitlines()[-1]]
     for noise in NOISE:
         assert noise not in err, err
     time.sleep(1)
     assert _children_alive(workers) == []
     assert list(scratch.iterdir()) == []                # no cluster scratch folder, no job folder
-    assert (out / "sweep.jsonl").read_text() == ""      # the empty record: no job finished yet
+    assert not out.exists()                             # nothing recorded: the folder it made is gone
     assert main(["sweep", "summarize", str(out)]) == 2
-    assert "has finished yet" in capsys.readouterr().err
+    assert "holds no sweep.jsonl" in capsys.readouterr().err
 
 
 # Ctrl-C as the finished sweep starts closing its cluster (the moment the trial hit by chance), made exact.
