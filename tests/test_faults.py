@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rnnlm import bench, benchscaling, checkpoint, cli
+from rnnlm import bench, benchscaling, checkpoint, cli, clitrain
 from rnnlm import progress, resume, stopping, train as train_module
 from rnnlm.loopstate import LoopState
 from rnnlm.cli import main
@@ -108,7 +108,7 @@ def test_an_eval_batch_too_large_for_the_validation_split_names_its_flag(text, t
 
 
 def _train_flags(*argv):
-    return cli._train_config(cli.build_parser().parse_args(["train", *argv]))[0]
+    return clitrain._train_config(cli.build_parser().parse_args(["train", *argv]))[0]
 
 
 def test_max_steps_0_is_no_step_limit_and_keeps_the_default_time_budget(capsys):

@@ -315,7 +315,7 @@ def test_find_probe_results(probe_jsons):
 def test_plot_probe_and_its_cli_subaction(probe_jsons, tmp_path):
     import argparse
 
-    from rnnlm import cli
+    from rnnlm import cliinstruments
     try:
         from rnnlm import plots
     except ImportError:
@@ -323,10 +323,10 @@ def test_plot_probe_and_its_cli_subaction(probe_jsons, tmp_path):
     if not hasattr(plots, "plot_probe"):
         pytest.skip("rnnlm/plots.py has no plot_probe yet (the probes issue appends it)")
     parser = argparse.ArgumentParser()
-    cli._add_plot_probe(parser.add_subparsers(dest="plot_command"))
+    cliinstruments._add_plot_probe(parser.add_subparsers(dest="plot_command"))
     for kind in ("agreement", "context"):
         args = parser.parse_args(["probe", str(probe_jsons), "--kind", kind])
-        assert cli._run_plot_probe(args) == 0
+        assert cliinstruments._run_plot_probe(args) == 0
         png = probe_jsons / f"probe-{kind}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     mixed = [probe_jsons / "probe-agreement-number.json", probe_jsons / "probe-context-drop.json"]

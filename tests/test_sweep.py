@@ -207,7 +207,8 @@ def test_grid_flags_expand_to_named_validated_points():
 
 
 def test_cli_list_flags_keep_commas_inside_an_activation():
-    from rnnlm.cli import _sweep_grid, build_parser
+    from rnnlm.cli import build_parser
+    from rnnlm.clisweep import _sweep_grid
     args = build_parser().parse_args(["sweep", "run", "--cell", "rnn", "--activation",
                                       "tanh,scaled-tanh:1.7159,0.6667", "--recurrent-scale", "0.5,1,2",
                                       "--clip-norm", "0.25,none", "--seeds", "3", "--measure", "lag"])

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from rnnlm.cli import _train_flag_actions, main
+from rnnlm.cli import main
+from rnnlm.clisweep import _train_flag_actions
 
 
 def _one_error_line(capsys):

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnlm import cli
+from rnnlm import cli, cliflags
 from rnnlm import config as C
 from rnnlm.cli import main
 from rnnlm.errors import UserError
@@ -28,7 +28,7 @@ def _numeric_flags(parser=None, path=()):
         for name, child in sub.choices.items():
             found += _numeric_flags(child, path + (name,))
     for a in parser._actions:
-        if a.option_strings and a.type in (int, float, cli._clip_arg):
+        if a.option_strings and a.type in (int, float, cliflags._clip_arg):
             found.append((path, a.dest, a.option_strings[0], int if a.type is int else float))
     return found
 

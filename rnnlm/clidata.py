@@ -1,0 +1,157 @@
+"""The `corpus`, `baseline` and `bench` commands: their flags and what they run.
+
+The one thing to know before editing: as in every command module, the
+library is imported inside the `_run_` functions (so `--help` stays
+instant), and a user mistake is a UserError that cli.main turns into one line.
+"""
+from __future__ import annotations
+
+from . import config as C
+from .cliflags import _add_data_flags, _arg, _data_config, _subcommands
+from .errors import UserError
+
+
+def _add_corpus(sub):
+    p = sub.add_parser("corpus", help="inspect, locate or download a corpus")
+    csub = _subcommands(p, "corpus_command", "ACTION")
+    info = csub.add_parser("info", help="token counts, vocabulary, OOV rates, samples")
+    info.add_argument("corpus", nargs="?", default=C.default(C.DataConfig, "corpus"),
+                      help="a named corpus (machado, sintetico) or a path to a .txt file or folder")
+    _add_data_flags(info)
+    dl = csub.add_parser("download", help="fetch a named corpus from its catalog URLs")
+    dl.add_argument("corpus", help="a named corpus, e.g. machado")
+    dl.add_argument("--corpora-dir", default=None,
+                    help="put it in DIR/<name>/ (default: $RNNLM_CORPORA/<name>/ when set, else the repository's "
+                         "corpora/<name>/, or ./corpora/<name>/ for an installed package)")
+    dl.add_argument("--force", action="store_true",
+                    help="fetch every file again, even when the corpus is already present and verified "
+                         "(without it, a corpus the lookup finds is reported and nothing is fetched)")
+    return p
+
+
+def _run_corpus(args):
+    from . import corpus, data
+    if args.corpus_command == "download":
+        found = None if args.force or args.corpus not in corpus.NAMED_CORPORA or args.corpus == "sintetico" \
+            else corpus.present(args.corpus, args.corpora_dir)
+        if found is not None:
+            print(f"{args.corpus}: already present and verified in {found.origin}; nothing fetched "
+                  f"(--force fetches it again into {corpus.download_dir(args.corpus, args.corpora_dir)})")
+            return 0
+        folder = corpus.download(args.corpus, args.corpora_dir, force=args.force)
+        if args.corpus == "sintetico":   # made here from its settings, never fetched
+            print(f"{args.corpus}: generated corpus ready in {folder} (made on this machine, not downloaded)")
+        else:
+            print(f"{args.corpus}: all files present and verified in {folder}")
+        return 0
+    print(data.info_report(data.load_corpus(_data_config(args))))
+    return 0
+
+
+def _add_baseline(sub):
+    p = sub.add_parser("baseline", help="Kneser-Ney trigram perplexity on the same splits and vocabulary")
+    _arg(p, C.DataConfig, "corpus",
+         help="a named corpus (machado, sintetico) or a path to a .txt file or folder")
+    _add_data_flags(p)
+    p.add_argument("--split", default="both", choices=["valid", "test", "both"],
+                   help="which held-out split(s) to score")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    return p
+
+
+def _run_baseline(args):
+    import json
+
+    from . import baseline
+    report = baseline.baseline_report(_data_config(args),
+                                      splits=("valid", "test") if args.split == "both" else (args.split,))
+    print(json.dumps(report, indent=2) if args.json else baseline.format_report(report))
+    return 0
+
+
+def _add_bench(sub):
+    p = sub.add_parser("bench", help="training/inference tokens/s per cell and config")
+    p.add_argument("--cell", default="all", choices=[*C.CELLS, "all"], help="the cell to time (default all)")
+    p.add_argument("--config", default="all", help="tiny, small, medium, large or all (default all)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported (default 3)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for both sides (Numba, BLAS, PyTorch; default 2, or 1 on a one-core machine); "
+                        "at most the machine's cores unless --oversubscribe; not with --sweep, whose ways are fixed")
+    p.add_argument("--vs-torch", action="store_true",
+                   help="also time PyTorch's model in the same run, in a worker process, "
+                        "interleaved with ours (needs torch importable)")
+    p.add_argument("--torch-in-process", action="store_true",
+                   help="with --vs-torch: time PyTorch in this process instead (the old harness)")
+    p.add_argument("--json", action="store_true", help="one JSON object per (cell, config)")
+    p.add_argument("--compile", action="store_true",
+                   help="also measure Numba compile time with an empty and a warm cache")
+    p.add_argument("--jacobian", action="store_true",
+                   help="also time the Jacobian lag curve at H=256, D=100, 32 anchors, and the "
+                        "overhead of train --track-jacobian-every 500")
+    p.add_argument("--sweep", action="store_true",
+                   help="instead: the same grid of short trainings by the serial loop (2 threads), by 1 and by "
+                        "2 Dask workers; jobs/min, ratios, Dask's overhead per job, peak memory per worker")
+    p.add_argument("--sweep-jobs", type=int, default=8, help="with --sweep: trainings in the grid (default 8)")
+    p.add_argument("--sweep-steps", type=int, default=300, help="with --sweep: steps per training (default 300)")
+    p.add_argument("--scaling", metavar="N,N,...",
+                   help="instead: tokens/s at each of these thread counts (e.g. 1,2,4; each at most the machine's "
+                        "cores), with --vs-torch PyTorch's at the same count and the ratio, and the parallel "
+                        "efficiency (tok/s at n / (n x tok/s at 1)); --threads is not used")
+    p.add_argument("--breakdown", action="store_true",
+                   help="with --scaling: ms per training step in the output layer, recurrent forward, recurrent "
+                        "backward, embedding, clipping and optimizer, and the rest, with each one's speedup")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="with --threads or --scaling: allow more threads than cores (start with NUMBA_NUM_THREADS "
+                        "set to the largest count)")
+    return p
+
+
+def _run_bench(args):
+    import json
+
+    from . import bench
+    if args.sweep:
+        if args.threads is not None:    # its ways are fixed (a 2-thread loop against 1-thread workers)
+            raise UserError(f"--threads {args.threads}: --sweep compares fixed ways (the serial loop on 2 threads, "
+                            "1 and 2 workers of one thread each); leave --threads out")
+        print(bench.format_sweep_bench(bench.sweep_bench(args.sweep_jobs, args.sweep_steps)))
+        return 0
+    if args.scaling is None and args.breakdown:
+        raise UserError("--breakdown applies only with --scaling (e.g. --scaling 1,2)")
+    if args.oversubscribe and args.scaling is None and args.threads is None:
+        raise UserError("--oversubscribe applies only with --threads or --scaling (e.g. --threads 4 --oversubscribe)")
+    if args.scaling is not None:
+        return _run_bench_scaling(args, bench, json)
+    records = bench.run_bench(args.cell, args.config, repeats=args.repeats, threads=args.threads,
+                              vs_torch=args.vs_torch, torch_in_process=args.torch_in_process,
+                              oversubscribe=args.oversubscribe,
+                              progress=not args.json,
+                              on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
+    if args.json:
+        return 0
+    print(bench.format_table(records, args.vs_torch))
+    if args.compile:
+        cells = bench.CELLS if args.cell == "all" else (args.cell,)
+        print("\n" + bench.format_compile_times(bench.compile_times(cells), cells))
+    if args.jacobian:
+        print("\n" + bench.format_jacobian_times(bench.jacobian_times(), bench.jacobian_overhead()))
+    print("\n" + bench.format_footer(args.vs_torch, args.torch_in_process))
+    return 0
+
+
+def _run_bench_scaling(args, bench, json):
+    if args.torch_in_process or args.compile or args.jacobian:
+        raise UserError("--scaling does not combine with --torch-in-process, --compile or --jacobian")
+    from . import benchscaling
+    records = benchscaling.run_scaling(args.cell, args.config, threads=args.scaling, repeats=args.repeats,
+                                       vs_torch=args.vs_torch, breakdown=args.breakdown,
+                                       oversubscribe=args.oversubscribe,
+                                       progress=not args.json,
+                                       on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
+    if args.json:
+        return 0
+    print(benchscaling.format_scaling_table(records, args.vs_torch))
+    if args.breakdown:
+        print("\n" + benchscaling.format_breakdown(records))
+    print("\n" + benchscaling.format_scaling_footer(records))
+    return 0

@@ -1,0 +1,152 @@
+"""The CLI's shared parts: the parser class, the flag helpers, the flags several commands share.
+
+`_Parser` reports a usage error as one line and exit status 2; `_arg` declares
+a flag whose default and "(default X)" come from the config dataclass;
+`_given` reads back only the flags the user gave. The command modules
+(clidata, clitrain, cliinstruments, clisweep) build on these; cli.py
+registers the commands and runs them.
+
+The one thing to know before editing: a flag that sets a config field takes
+its default and the "(default X)" of its help from the dataclass in config.py
+(`_arg`), never from a literal here; nothing here imports the library beyond
+config.py and errors.py, so that `--help` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from . import config as C
+from .errors import STDOUT, UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit status 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise UserError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, except that arguments no parser took are named with the command they were given
+        to ('rnnlm train: unrecognized arguments: ...', see 'rnnlm train --help'), not the top level."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            words = [getattr(parsed, "command", None)] + [v for k, v in vars(parsed).items()
+                                                          if k.endswith("_command") and k != "command"]
+            prog = " ".join([self.prog] + [w for w in words if isinstance(w, str)])
+            raise UserError(f"{prog}: unrecognized arguments: {' '.join(extras)} (see '{prog} --help')")
+        return parsed
+
+    def print_help(self, file=None):
+        """argparse's, except that a failed write is raised (argparse ignores it and exits 0): --help into a
+        closed pipe then ends as every command's output does, quietly with 141 (main)."""
+        file = sys.stdout if file is None else file
+        file.write(self.format_help())
+        file.flush()
+
+    def _print_message(self, message, file=None):
+        """argparse's (--version's text), except that a failed write on standard output is raised, as in
+        print_help."""
+        if message and file is sys.stdout:
+            file.write(message)
+            file.flush()
+        else:
+            super()._print_message(message, file)
+
+
+def _subcommands(parser, dest: str, metavar: str):
+    """Required subcommands of `parser` (argparse's add_subparsers with our one-line-error parser)."""
+    sub = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=_Parser)
+    sub.required = True
+    return sub
+
+
+def _arg(group, cls, name, *flags, help, unset=False, **kw):
+    """Add the flag(s) of field `name` of config dataclass `cls` (default: --<name with dashes>).
+
+    The parser's default is the field's (or None with unset=True, so that a flag
+    not given stays visible: train's --resume, jacobian's fresh-model flags);
+    "{default}" in help is replaced by the field's default. The type is that
+    of the default unless given; a False bool is a store_true flag.
+    """
+    d = C.default(cls, name)
+    kw.setdefault("dest", name)
+    if isinstance(d, bool):
+        kw.setdefault("action", "store_true")
+    elif "type" not in kw and d is not None:
+        kw["type"] = type(d)
+    group.add_argument(*(flags or ("--" + name.replace("_", "-"),)), default=None if unset else d,
+                       help=help.format(default=d), **kw)
+
+
+def _given(args, cls) -> dict:
+    """The fields of `cls` that have a flag in `args` and were given (not None)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if f.name not in ("data", "model") and getattr(args, f.name, None) is not None}
+
+
+def _data_config(args) -> C.DataConfig:
+    """DataConfig from `_add_data_flags` (and --corpus where the command has it; None = default)."""
+    return C.DataConfig(**_given(args, C.DataConfig))
+
+
+def _add_data_flags(p):
+    """Flags shared by every command that reads a corpus (the DataConfig fields but corpus)."""
+    D = C.DataConfig
+    g = p.add_argument_group("corpus and tokenizer")
+    _arg(g, D, "corpora_dir", help="folder holding named corpora, the only one searched when given "
+                                   "(else $RNNLM_CORPORA alone when set, else ./corpora, ../shared/corpora)")
+    _arg(g, D, "keep_case", help="do not lower-case the text")
+    _arg(g, D, "num_token", help="map numbers to the <num> token")
+    _arg(g, D, "max_vocab", help="keep at most this many words, <unk> and <eos> included (0 = no limit; default {default})")
+    _arg(g, D, "min_count", help="drop words seen fewer times in the training split (default {default})")
+    _arg(g, D, "split_seed", help="seed of the train/valid/test split (default {default})")
+    _arg(g, D, "valid_fraction",
+         help="share of tokens held out for validation, as whole works when possible (0 = none; train needs one; default {default})")
+    _arg(g, D, "test_fraction", help="share of tokens held out for test, as whole works when possible (0 = none; default {default})")
+    _arg(g, D, "use_cache", "--no-cache", action="store_false",
+         help="re-tokenize instead of reading the .npy cache (the cache is then rewritten)")
+
+
+def _clip_arg(text):
+    """--clip-norm/--clip-value: a number, or 0/none for no clipping."""
+    if str(text).lower() in ("none", "off"):
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got '{text}'") from None
+
+
+# Help shared by train and jacobian --init, so that the two read the same.
+_ACTIVATION_HELP = ("rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b, lecun-tanh "
+                    "(= scaled-tanh:1.7159,0.6667) (default {default})")
+
+
+_RECURRENT_SCALE_HELP = ("multiply every W_hh after init, to provoke vanishing or explosion (with --init "
+                         "orthogonal ||W_hh|| is this scale; the default init's is smaller) (default {default:g})")
+
+
+def _is_run(folder) -> bool:
+    """A run folder: what `train` leaves (config.json or metrics.jsonl inside)."""
+    from pathlib import Path
+    folder = Path(folder)
+    return (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()
+
+
+def _on_stdout(exc: OSError) -> OSError:
+    """An OSError of a write to standard output (it names no file) as one naming STDOUT, so that its line
+    advises the shell's redirection, not a flag; an error that names its file, or a closed pipe, as it is."""
+    if isinstance(exc, BrokenPipeError) or exc.filename is not None or exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), STDOUT)
+
+
+def _fallback_note(run, which: str, path) -> str:
+    """What the "checkpoint:" line of evaluate and generate adds when best was asked of a run folder and its
+    latest model was read (runs.load_model falls back to it before the first validation)."""
+    from pathlib import Path
+    if which == "best" and Path(path).name != "best.npz" and Path(run).is_dir():
+        return " (no best.npz: no validation has run yet)"
+    return ""

@@ -1,0 +1,307 @@
+"""The instruments' commands: `jacobian`, `plot`, `probe`, `gradcheck` and `demo`.
+
+The one thing to know before editing: as in every command module, the
+library (NumPy, Numba, matplotlib) is imported inside the `_run_` functions,
+so that `--help` stays instant, and a user mistake is a UserError that
+cli.main turns into one line.
+"""
+from __future__ import annotations
+
+from . import config as C
+from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _is_run,
+                       _subcommands)
+from .clisweep import _add_plot_study, _add_plot_sweep, _run_plot_study, _run_plot_sweep
+from .errors import UserError
+
+
+def _add_gradcheck(sub):
+    p = sub.add_parser("gradcheck",
+                       help="compare every hand-written gradient with finite differences (float64)")
+    p.add_argument("--cell", choices=[*C.CELLS, "all"], default="all",
+                   help="which cell to check (default all)")
+    p.add_argument("--activation", default="tanh",
+                   help="rnn activation: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b, lecun-tanh, "
+                        "or 'all' (default tanh)")
+    p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
+    p.add_argument("--tied", action="store_true", help="tie encoder and decoder weights (default: untied)")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout probability, with one fixed mask (0 = none; default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model, data and masks (default 0)")
+    return p
+
+
+def _run_gradcheck(args):
+    from .gradcheck import TOLERANCE, check_all, format_overall
+    worst = 0.0
+    for rep in check_all(cell=args.cell, activation=args.activation, layers=args.layers, tied=args.tied,
+                         dropout=args.dropout, seed=args.seed):
+        print("\n".join(rep.lines()), flush=True)
+        worst = max(worst, rep.max_error)
+    print(format_overall(worst))
+    return 0 if worst <= TOLERANCE else 1
+
+
+def _add_probe(sub):
+    p = sub.add_parser("probe", help="long-range dependency probes: subject agreement, context usage")
+    psub = _subcommands(p, "probe_command", "ACTION")
+    a = psub.add_parser("agreement", help="accuracy of agreeing vs wrong verb/adjective by subject distance")
+    a.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
+    a.add_argument("--distances", default="1..40",
+                   help="subject-to-target distances: 1..40, 1..40:5 or 1,2,5,10 (default 1..40)")
+    a.add_argument("--n", type=int, default=500,
+                   help="pairs per distance, half with an attractor where one fits (default 500)")
+    a.add_argument("--feature", default="number", choices=["number", "gender"],
+                   help="number: the finite verb; gender: the predicative after a copula")
+    c = psub.add_parser("context", help="loss increase when context beyond d tokens is perturbed "
+                                        "(Khandelwal et al. 2018)")
+    c.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
+    c.add_argument("--split", default="test", choices=C.SPLITS,
+                   help="the run's corpus split to take targets from (default test)")
+    c.add_argument("--distances", default="1,2,5,10,20,50,100,200",
+                   help="context sizes d kept intact (default 1,2,5,10,20,50,100,200)")
+    c.add_argument("--mode", default="shuffle", choices=["shuffle", "replace", "drop"],
+                   help="what happens to the context farther than d: shuffled, random words, removed")
+    c.add_argument("--n-targets", type=int, default=500, help="target positions sampled (default 500)")
+    c.add_argument("--window", type=int, default=300,
+                   help="tokens of context before each target, run from a zero state (default 300)")
+    for q in (a, c):
+        q.add_argument("--seed", type=int, default=0, help="seed of the pairs / targets and perturbations")
+        q.add_argument("--out", default=None, metavar="FILE.json",
+                       help="where to write the JSON (default: probe-<name>.json in the run folder)")
+        q.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
+                       help="best.npz (default) or model.npz of a run folder")
+        q.add_argument("--batch-size", type=int, default=256, help="sequences run in parallel (default 256)")
+    return p
+
+
+def _run_probe(args):
+    from . import probes
+    common = dict(seed=args.seed, checkpoint=args.checkpoint, batch_size=args.batch_size, out=args.out)
+    if args.probe_command == "agreement":
+        res, out = probes.run_agreement(args.run, distances=args.distances, n=args.n, feature=args.feature,
+                                        **common)
+        print(probes.format_agreement(res))
+    else:
+        res, out = probes.run_context(args.run, split=args.split, distances=args.distances, mode=args.mode,
+                                      n_targets=args.n_targets, window=args.window, **common)
+        print(probes.format_context(res))
+    print(f"wrote {out}")
+    return 0
+
+
+def _add_plot_probe(plot_sub):
+    """The `plot probe` subaction; `plot_sub` is the `plot` command's subparsers."""
+    q = plot_sub.add_parser("probe", help="agreement accuracy or context-loss increase vs distance")
+    q.add_argument("inputs", nargs="+", metavar="RUN_OR_JSON",
+                   help="run folders (their probe-<kind>*.json) or probe JSON files; one curve each")
+    q.add_argument("--kind", default="agreement", choices=["agreement", "context"],
+                   help="which probe's files to take from run folders (default agreement)")
+    q.add_argument("--out", default=None,
+                   help="image file (default: probe-<kind of the data>.png in the first input's run folder, "
+                        "else under runs/plots/)")
+    q.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
+    return q
+
+
+def _run_plot_probe(args):
+    from pathlib import Path
+
+    from .plots import plot_probe, read_probes
+    from .probes import find_probe_results
+    paths = find_probe_results(args.inputs, args.kind)
+    kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
+    first = Path(args.inputs[0])
+    if first.is_dir():
+        out = first / f"probe-{kind}.png"
+    elif _is_run(first.parent):
+        out = first.parent / f"probe-{kind}.png"
+    else:
+        out = Path("runs") / "plots" / f"{first.stem}-probe-{kind}.png"
+    print(f"wrote {plot_probe(paths, args.out or out, title=args.title)} (and .svg)")
+    return 0
+
+
+def _add_jacobian(sub):
+    p = sub.add_parser("jacobian", help="Jacobian norms by time lag and gradient flow (vanishing/exploding)",
+                       description="Measure ||ds_t/ds_{t-d}|| (spectral and Frobenius) and ||dL_t/dh_{t-d}|| "
+                                   "for d = 1..D at K anchor positions of a text read from a zero state; "
+                                   "print a table, the decay rate per step and the vanish lag; write JSON.")
+    J, M = C.JacobianConfig, C.ModelConfig
+    p.add_argument("run", nargs="?", default=None, metavar="CHECKPOINT_OR_RUN",
+                   help="a run folder (runs/NAME) or a checkpoint .npz; leave out with --init")
+    _arg(p, J, "checkpoint", choices=C.CHECKPOINTS, help="best.npz (default) or model.npz of a run folder")
+    src = p.add_mutually_exclusive_group()
+    _arg(src, J, "text", metavar="FILE",
+         help="measure on this text file, tokenized the run's way (default: the run's --split)")
+    _arg(src, J, "split", choices=C.SPLITS,
+         help="the corpus split whose first --tokens tokens are read (default {default})")
+    _arg(p, J, "max_lag", help="largest lag D (default {default})")
+    _arg(p, J, "anchors", help="anchor positions K sampled (default {default})")
+    _arg(p, J, "tokens", help="tokens read from the start of the text; anchors fall in [D, N-1] (default {default})")
+    _arg(p, J, "seed", help="anchors (and, with --init, the weights) (default {default})")
+    _arg(p, J, "out", metavar="FILE.json",
+         help="default: RUN/jacobian.json, CKPT-jacobian.json beside a checkpoint, or with --init "
+              "runs/jacobian-init/<every setting>.json")
+    m = p.add_argument_group("a freshly initialized model (--init)")
+    _arg(m, M, "init", nargs="?", const=C.default(M, "init"), choices=C.INITS, unset=True,
+         help="measure a new model with this initialization instead of a checkpoint "
+              "(bare --init = {default}); tokens from --corpus's --split")
+    # defaults None, so that one given without --init (where it would be ignored) is seen;
+    # ModelConfig's defaults apply to the ones left out
+    for name, text in _JACOBIAN_MODEL_FLAGS.items():
+        _arg(m, M, name, unset=True, **({"choices": C.CELLS} if name == "cell" else {}), help=text)
+    _arg(m, C.DataConfig, "corpus", unset=True,
+         help="corpus whose --split feeds an --init model; 'none' = uniformly random tokens (also what is "
+              "read, with a note, when this flag is not given and the default corpus is not found; a corpus "
+              "named here must exist) (default {default})")
+    _arg(m, J, "vocab_size", unset=True, help="vocabulary of the random tokens (default {default})")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (drawn on a terminal only, counting the lags measured)")
+    _add_data_flags(p)
+    return p
+
+
+# the ModelConfig fields `jacobian --init` sets, and their help
+_JACOBIAN_MODEL_FLAGS = {
+    "cell": "default {default}",
+    "activation": _ACTIVATION_HELP,
+    "hidden": "hidden size H (default {default})",
+    "emsize": "embedding size (default {default})",
+    "layers": "stacked layers (default {default})",
+    "recurrent_scale": _RECURRENT_SCALE_HELP,
+    "forget_bias": "lstm: forget-gate bias at init (default {default:g})",
+}
+
+
+def _run_jacobian(args):
+    from .jacobian import format_table, run_jacobian
+    model = {name: getattr(args, name) for name in _JACOBIAN_MODEL_FLAGS if getattr(args, name) is not None}
+    if args.init is None:
+        given = list(model) + [name for name in ("corpus", "vocab_size") if getattr(args, name) is not None]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise UserError(f"{flags}: settings of a fresh model, used with --init only "
+                            f"(a checkpoint's model and corpus come from the checkpoint)")
+    settings = {k: getattr(args, k) for k in ("run", "checkpoint", "text", "split", "max_lag", "anchors",
+                                              "tokens", "seed", "out")}
+    if args.vocab_size is not None:
+        settings["vocab_size"] = args.vocab_size
+    config = C.JacobianConfig(model=None if args.init is None else C.ModelConfig(init=args.init, **model),
+                              data=_data_config(args), **settings)
+    # random tokens in place of a corpus only when none was named (nor a folder to find it in)
+    doc, out = run_jacobian(config, corpus_fallback=args.corpus is None and args.corpora_dir is None,
+                            progress=not args.no_progress)
+    print(format_table(doc))
+    if "stacked" in doc["curves"]:
+        print()
+        print(format_table(doc, "stacked"))
+    print(f"wrote {out}")
+    return 0
+
+
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="figures (PNG and SVG): lag curves, training runs, probes")
+    psub = _subcommands(p, "plot_command", "ACTION")
+    lag = psub.add_parser("lag", help="Jacobian or gradient-flow norm against lag, log scale")
+    lag.add_argument("inputs", nargs="+", metavar="RUN_OR_JSON",
+                     help="jacobian JSON files or run folders (their jacobian.json); one curve each")
+    lag.add_argument("--over-training", action="store_true",
+                     help="one run folder: a curve per step recorded by train --track-jacobian-every")
+    lag.add_argument("--norm", default="spectral", choices=["spectral", "frobenius"], help="default spectral")
+    lag.add_argument("--quantity", default="auto", choices=["auto", "h", "c", "state"],
+                     help="auto = state for lstm, h for rnn/gru (default auto)")
+    lag.add_argument("--scope", default="layer0", help="layer0..layer<L-1> or stacked (default layer0)")
+    lag.add_argument("--flow", action="store_true", help="plot the gradient flow ||dL_t/dh_{t-d}|| instead")
+    lag.add_argument("--bound", action="store_true",
+                     help="add the vanilla RNN's dashed bound on the norm drawn: (||W_hh|| max|f'|)^d "
+                          "(spectral) or sqrt(H) times it (Frobenius); none for --flow")
+    lag.add_argument("--labels", default=None, help="comma-separated legend labels, one per input")
+    lag.add_argument("--out", default=None,
+                     help="image file (default: RUN/plots/lag-....png for a run folder or a JSON in one, "
+                          "else runs/plots/<json name>-lag-....png)")
+    lag.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
+    tr = psub.add_parser("training", help="perplexity, gradient norm and clipping, learning rate, non-finite events")
+    tr.add_argument("run", help="a run folder")
+    tr.add_argument("--out", default=None, help="image file (default RUN/plots/training.png)")
+    tr.add_argument("--title", default=None, help="figure title (default: names the model and clipping)")
+    _add_plot_probe(psub)
+    _add_plot_sweep(psub)
+    _add_plot_study(psub)
+    return p
+
+
+def _run_plot(args):
+    from pathlib import Path
+
+    from . import plots
+    if args.plot_command == "study":
+        return _run_plot_study(args)
+    if args.plot_command == "probe":
+        return _run_plot_probe(args)
+    if args.plot_command == "sweep":
+        return _run_plot_sweep(args)
+    if args.plot_command == "training":
+        run = Path(args.run)
+        out = args.out or run / "plots" / "training.png"
+        print(f"wrote {plots.plot_training(run, out, title=args.title)} (and .svg)")
+        return 0
+    first = Path(args.inputs[0])
+    what = f"{'flow' if args.flow else args.quantity + '-' + args.norm}-{args.scope}"
+    if args.over_training:
+        if len(args.inputs) != 1 or not first.is_dir():
+            raise UserError("--over-training takes one run folder")
+        out = args.out or first / "plots" / f"lag-over-training-{what}.png"
+        png = plots.plot_lag_over_training(first, out, quantity=args.quantity, norm=args.norm,
+                                           title=args.title, flow=args.flow)
+    else:
+        labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
+        if first.is_dir():
+            out = args.out or first / "plots" / f"lag-{what}.png"
+        elif _is_run(first.parent):
+            out = args.out or first.parent / "plots" / f"{first.stem}-lag-{what}.png"
+        else:
+            out = args.out or Path("runs") / "plots" / f"{first.stem}-lag-{what}.png"
+        png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
+                             scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
+    print(f"wrote {png} (and .svg)")
+    return 0
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="scripted demonstrations: gradients by lag, long-range agreement")
+    dsub = _subcommands(p, "demo_command", "ACTION")
+    g = dsub.add_parser("gradients", help="lag curves at init and after training, explosion and clipping, "
+                                          "tanh(n*x) (a few minutes)")
+    g.add_argument("--out", default=None, help="output folder (default runs/demo-gradients)")
+    lr = dsub.add_parser("longrange", help="rnn vs lstm vs gru on sintetico: agreement and context probes, "
+                                           "Jacobian curves, table")
+    lr.add_argument("--out", default=None, help="output folder (default runs/demo-longrange)")
+    lr.add_argument("--minutes", type=float, default=3.0, help="training minutes per model (default 3)")
+    lr.add_argument("--min-distance", type=int, default=1,
+                    help="shortest subject-verb distance in the training corpus (default 1; e.g. 15 = long dependencies only)")
+    lr.add_argument("--subject-relative-rate", type=float, default=None,
+                    help="share of the training corpus's relative clauses whose own verb restates the subject's number "
+                         "(a shortcut to the agreement; default 0.25, sintetico's; 0 = none)")
+    lr.add_argument("--omega", type=float, default=None, help="weight of the Ω regularizer for the rnn-omega model (default 1)")
+    for q in (g, lr):
+        q.add_argument("--quick", action="store_true", help="tiny sizes, for tests and a first look (about a minute of CPU; a few minutes of wall time on 2 cores)")
+        q.add_argument("--seed", type=int, default=0, help="seed of models, data and probes (default 0)")
+    return p
+
+
+def _run_demo(args):
+    from pathlib import Path
+
+    from . import demo
+    if args.demo_command == "gradients":
+        out = args.out or "runs/demo-gradients"
+        s = demo.run_gradients(out, quick=args.quick, seed=args.seed)
+    else:
+        out = args.out or "runs/demo-longrange"
+        s = demo.run_longrange(out, minutes=args.minutes, quick=args.quick, seed=args.seed,
+                               min_distance=args.min_distance, omega=args.omega,
+                               subject_relative_rate=args.subject_relative_rate)
+    print((Path(out) / "summary.md").read_text(encoding="utf-8"))
+    print(f"wrote {Path(out) / 'summary.md'}, {Path(out) / 'summary.json'} and the figures "
+          f"({s['wall_s']['total'] if isinstance(s['wall_s'], dict) else s['wall_s']:.0f} s)")
+    return 0

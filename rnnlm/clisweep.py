@@ -1,0 +1,304 @@
+"""The `sweep` and `study` commands (and `plot sweep`, `plot study`): their flags and what they run.
+
+A `sweep run` takes every `train` flag as a list of values (`_train_flag_actions`
+reads them from the train parser itself, so a new train flag is a sweep axis
+at once); `_sweep_grid` turns them into the grid sweepgrid.py expands.
+
+The one thing to know before editing: the scheduler and the folder are
+checked (sweep.check_scheduler, sweep.check_folder) before anything is
+printed or written, so that a refused sweep leaves nothing behind.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import config as C
+from .cliflags import _Parser, _arg, _subcommands
+from .clitrain import _add_train
+from .errors import UserError, plural
+
+
+# Train flags that a sweep does not take per point: its own --out, no --resume, no inner bars.
+_SWEEP_SKIP = {"help", "out", "resume", "progress"}
+
+
+def _list_type(one, choices, flag):
+    """argparse type of a grid flag: a comma-separated list of values of the train flag's own type.
+
+    A piece that does not start with a letter joins the one before it when the
+    flag takes text, so "scaled-tanh:1.7159,0.6667" stays one activation.
+    """
+    def parse(text):
+        pieces = []
+        for piece in str(text).split(","):
+            if pieces and one is str and piece[:1] and not piece[:1].isalpha():
+                pieces[-1] += "," + piece
+            else:
+                pieces.append(piece)
+        values = []
+        for piece in pieces:
+            piece = piece.strip()
+            where = f" (item {len(values) + 1} of the list '{text}')" if len(pieces) > 1 else ""
+            try:
+                v = one(piece) if one is not None else piece
+            except argparse.ArgumentTypeError as exc:
+                msg = str(exc) if f"'{piece}'" in str(exc) else f"'{piece}': {exc}"
+                raise argparse.ArgumentTypeError(msg + where) from None
+            except (TypeError, ValueError):
+                kind = {int: "a whole number", float: "a number"}.get(one, f"a valid {flag} value")
+                raise argparse.ArgumentTypeError(f"'{piece}' is not {kind}{where}") from None
+            if choices is not None and v not in choices:
+                raise argparse.ArgumentTypeError(f"'{v}' is not one of {', '.join(map(str, choices))}{where}")
+            values.append(v)
+        if not values:
+            raise argparse.ArgumentTypeError("empty list")
+        return values
+    return parse
+
+
+def _train_flag_actions():
+    """The `train` command's flags, as argparse actions grouped by title (read from _add_train)."""
+    scratch = _Parser(add_help=False)
+    tp = _add_train(scratch.add_subparsers(parser_class=_Parser))
+    return [(g.title, [a for a in g._group_actions if a.dest not in _SWEEP_SKIP]) for g in tp._action_groups]
+
+
+def _add_sweep(sub):
+    p = sub.add_parser("sweep", help="grids of trainings in parallel on Dask: 'sweep run', 'sweep summarize'",
+                       description="'sweep run' trains every point of a grid on Dask workers (a local cluster "
+                                   "of one-thread worker processes, or --scheduler) and records one row per "
+                                   "job in OUT/sweep.jsonl; rerunning it skips finished jobs. "
+                                   "'sweep summarize OUT' prints the table.")
+    ssub = _subcommands(p, "sweep_command", "ACTION")
+    run = ssub.add_parser("run", help="run a grid of trainings (train flags take comma-separated lists)",
+                          description="Every train flag takes a comma-separated list here; the grid is the "
+                                      "product of the lists (e.g. --cell rnn,lstm,gru --recurrent-scale 0.5,1,2 "
+                                      "--seeds 3 is 27 jobs). Each point is validated before anything runs.")
+    for title, actions in _train_flag_actions():
+        g = run.add_argument_group(f"{title} (lists: one grid axis each)" if title not in
+                                   ("positional arguments", "options") else "training")
+        for a in actions:
+            if a.nargs == 0:        # store_true / store_false: one value for the whole grid
+                g.add_argument(*a.option_strings, dest=a.dest, action=type(a), default=None, help=a.help)
+                continue
+            g.add_argument(*a.option_strings, dest=a.dest, default=None, metavar="V[,V...]", help=a.help,
+                           type=_list_type(a.type, a.choices, a.option_strings[0]))
+    s = run.add_argument_group("sweep")
+    s.add_argument("--grid", default=None, metavar="FILE",
+                   help="a JSON (or, on Python >= 3.11, TOML) grid: {setting: value or list, seeds: N, "
+                        "measure: [...]}; flags given here override its keys")
+    s.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 (an axis)")
+    s.add_argument("--measure", default=None, metavar="M[,M...]",
+                   help="measure each trained model: lag (Jacobian lag curve, D=30, 8 anchors, on validation "
+                        "text), agreement (subject-verb agreement probe, distances 1..25:4, 40 pairs each; "
+                        "sintetico corpora only, 'not applicable' on others)")
+    s.add_argument("--keep-models", action="store_true", default=None,
+                   help="bring back model.npz and best.npz of every job (default: config, metrics and vocab only)")
+    s.add_argument("--out", default=None, help="sweep folder (default runs/sweep-<date>-<time>); rerun with "
+                                               "the same --out to resume")
+    s.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="send the jobs to this running Dask scheduler (default: a local cluster; "
+                        "'serial' = in this process, one job after another)")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the local cluster (default: one per core); with a tcp:// --scheduler, "
+                        "the workers to wait for before the jobs are sent; not with --scheduler serial")
+    s.add_argument("--retries", type=int, default=2,
+                   help="times a job whose worker died is rerun on another one (default 2)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar or per-job lines")
+    summ = ssub.add_parser("summarize", help="print the table of a sweep folder")
+    summ.add_argument("sweep", help="a sweep folder (holding sweep.jsonl)")
+    return p
+
+
+def _sweep_grid(args) -> dict:
+    """The grid dict of `sweep run`: the grid file's keys, then the flags given (lists), --seeds, --measure."""
+    from . import sweepgrid
+    grid = sweepgrid.read_grid_file(args.grid) if args.grid else {}
+    for _, actions in _train_flag_actions():
+        for a in actions:
+            v = getattr(args, a.dest, None)
+            if v is not None:
+                grid[a.dest] = v
+    if args.seeds is not None:
+        grid["seeds"] = args.seeds
+    if args.measure is not None:
+        from .sweepjobs import MEASURES
+        grid["measure"] = [m.strip() for m in args.measure.split(",") if m.strip()]
+        for m in grid["measure"]:
+            if m not in MEASURES:
+                raise UserError(f"--measure: unknown measurement {m!r}; choose from {', '.join(MEASURES)}")
+    if args.keep_models:
+        grid["keep_models"] = True
+    return grid
+
+
+def _run_sweep(args):
+    import time
+    from pathlib import Path
+
+    from . import sweep, sweepgrid
+    if args.sweep_command == "summarize":
+        print(sweepgrid.summarize(args.sweep))
+        return 0
+    sweep.check_scheduler(args.scheduler, args.workers)      # before anything is written or printed
+    grid = _sweep_grid(args)
+    points, axes = sweepgrid.expand_grid(grid)
+    measure = grid.get("measure") or []
+    if isinstance(measure, str):
+        measure = [measure]
+    out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    # the folder is this process's from before its first line to the summary and figure (lock_sweep): a
+    # second sweep into it is refused in one line; a new folder is removed again if nothing was recorded
+    sweep.check_folder(out, {sweepgrid.TRAIN_JOB})     # not a run's or a study's folder, before its lock file
+    try:
+        with sweep.lock_sweep(out):
+            return _run_sweep_locked(args, grid, points, axes, measure, out)
+    except KeyboardInterrupt as exc:    # Ctrl-C (exit 130) or SIGTERM (errors.Terminated, exit 143)
+        if not getattr(exc, "in_jobs", False):
+            raise
+        # said once the lock is released: a new folder with nothing recorded is gone by then
+        n = len(sweep.read_rows(out))
+        print(sweep.nothing_recorded_line(exc, out, "job") or
+              f"{sweep.stop_word(exc)}: {n} of {len(points)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left "
+              f"running; continue with the same command and --out {out} (it skips the {n} recorded)",
+              file=sys.stderr, flush=True)
+        return sweep.exit_status(exc)
+
+
+def _run_sweep_locked(args, grid, points, axes, measure, out):
+    """`sweep run` from its first line on, holding the folder's lock."""
+    from . import sweep, sweepgrid
+    keep = bool(grid.get("keep_models"))
+    # a record of other settings is refused before the first line (the corpus is read after it)
+    sweep.check_recorded(out, sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0])
+    recorded = {r.get("name") for r in sweep.read_rows(out)}
+    skip = sum(name in recorded for name, _, _ in points)
+    interrupted_early = not recorded and (out / sweep.SWEEP_FILE).exists()     # its empty record
+    earlier = (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else
+               f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")
+    print(f"{len(points)} {plural(len(points), 'job')} ({' x '.join(axes) or 'one point'}) into {out}{earlier}",
+          file=sys.stderr, flush=True)
+    jobs, data = sweepgrid.train_sweep_jobs(points, measure, keep, folder=out)
+    try:
+        rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
+                               retries=args.retries, progress=not args.no_progress, say_interrupted=False)
+    except KeyboardInterrupt as exc:    # the jobs stopped cleanly: _run_sweep says so, once the lock is released
+        exc.in_jobs = True
+        raise
+    table = sweepgrid.summarize(out)
+    from .fileio import atomic_write_text
+    atomic_write_text(out / "summary.md", table + "\n")
+    print(table)
+    done = [r for r in rows if r["status"] == "done"]
+    if axes and any(r.get("best_val_ppl") is not None for r in done):
+        from .sweepplot import plot_sweep
+        numeric = [a for a in axes if a != "seed" and all(isinstance(p[a], (int, float)) for _, p, _ in points)]
+        x = (numeric or [a for a in axes if a != "seed"] or axes)[0]
+        hue = next((a for a in axes if a not in (x, "seed")), None)
+        print(f"wrote {out / 'summary.md'} and {plot_sweep(out, x, 'best_val_ppl', hue)} (and .svg)")
+    return 0
+
+
+def _add_plot_sweep(plot_sub):
+    q = plot_sub.add_parser("sweep", help="one column of a sweep's table against another (sweep.jsonl)")
+    q.add_argument("sweep", help="a sweep folder")
+    q.add_argument("--x", required=True, help="column on the x axis, e.g. recurrent_scale")
+    q.add_argument("--y", default="best_val_ppl", help="column on the y axis (default best_val_ppl)")
+    q.add_argument("--hue", default=None, help="one line per value of this column, e.g. cell")
+    q.add_argument("--out", default=None, help="image file (default SWEEP/sweep-<y>-vs-<x>[-by-<hue>].png)")
+
+
+def _run_plot_sweep(args):
+    from .sweepplot import plot_sweep
+    print(f"wrote {plot_sweep(args.sweep, args.x, args.y, args.hue, args.out)} (and .svg)")
+    return 0
+
+
+def _add_study(sub):
+    p = sub.add_parser("study", help="studies run on the sweep engine: 'study learnability'")
+    ssub = _subcommands(p, "study_command", "STUDY")
+    q = ssub.add_parser("learnability",
+                        help="which cell learns a dependency across d words (recall task), and the gradient "
+                             "that reaches the key: every cell x distance x seed with the same budget",
+                        description="Trains every cell x distance x seed with the same budget on the sweep engine "
+                                    "and writes study.json, table.md and figures (success, steps, gradient) in "
+                                    "--out; a rerun with the same --out skips the runs already recorded.")
+    S, T = C.StudyConfig, C.TaskTrainConfig
+    g = q.add_argument_group("grid")
+    _arg(g, S, "task", help="recall | order | agreement (default {default})")
+    _arg(g, S, "keys", help="recall: number of keys, chance 1/k (default {default})")
+    _arg(g, S, "distances", help="comma-separated distances (default {default})")
+    _arg(g, S, "cells", help="comma-separated, from " + ", ".join(C.STUDY_CELLS) + " (default {default})")
+    _arg(g, S, "seeds", help="comma-separated seeds of model, batches and task data (default {default})")
+    _arg(g, S, "n_train", help="training sequences per task (default {default})")
+    _arg(g, S, "n_test", help="held-out sequences per task (default {default})")
+    b = q.add_argument_group("budget (the same for every job)")
+    _arg(b, T, "steps", help="optimizer steps per run (default {default})")
+    _arg(b, T, "lr", help="learning rate (default {default})")
+    _arg(b, T, "optimizer", help="sgd | momentum | adagrad | adam (default {default})")
+    _arg(b, T, "clip_norm", help="gradient-norm clip, 0 = none (default {default})")
+    _arg(b, T, "batch_size", "--batch-size", help="sequences per step (default {default})")
+    _arg(b, T, "hidden", "--hidden", "--nhid", help="hidden size (default {default})")
+    _arg(b, T, "emsize", help="embedding size (default {default})")
+    _arg(b, T, "loss", help="answer: loss on the answer only | all: on every position (default {default})")
+    _arg(b, T, "bptt", dest="task_bptt",    # its own range: 0 (the whole sequence) is allowed here
+         help="BPTT window; 0 = the whole sequence (default {default}); < d truncates the gradient before the key")
+    _arg(b, T, "omega", help="weight of the Ω regularizer on the rnn cells (the gated ones train without it), "
+                             "0 = off (default {default})")
+    _arg(b, T, "eval_every", help="steps between evaluations (default {default})")
+    b.add_argument("--no-early-stop", action="store_true",
+                   help="run solved jobs to the end of the budget too (default: stop once solved)")
+    r = q.add_argument_group("run")
+    _arg(r, S, "quick", help="a small study of the same shape (a few minutes)")
+    _arg(r, S, "out", help="study folder (default runs/study-learnability, or -quick)")
+    r.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="a running Dask scheduler (default: a local cluster; 'serial' = in this process)")
+    r.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the local cluster (default: one per core); with a tcp:// --scheduler, "
+                        "the workers to wait for before the jobs are sent; not with --scheduler serial")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar or per-job lines")
+    r.add_argument("--report-only", action="store_true",
+                   help="run nothing: write study.json, the table and figures from the runs already recorded in --out")
+    return p
+
+
+def _add_plot_study(plot_sub):
+    q = plot_sub.add_parser("study", help="redraw a study folder's figures from its study.json (no training)")
+    q.add_argument("study", help="a study folder (holding study.json), e.g. docs/learnability")
+
+
+def _run_plot_study(args):
+    from . import study
+    paths = study.redraw(args.study)
+    print(f"wrote {', '.join(str(p) for p in paths if p.suffix == '.png')} (and .svg); "
+          "study.json and table.md unchanged")
+    return 0
+
+
+def _run_study(args):
+    import dataclasses
+
+    from . import study
+    given = {**vars(args), "bptt": args.task_bptt}
+    train = C.TaskTrainConfig(**{f.name: given[f.name] for f in dataclasses.fields(C.TaskTrainConfig)
+                                 if given.get(f.name) is not None})
+    if args.no_early_stop:
+        train.early_stop = False
+    top = {f.name: getattr(args, f.name) for f in dataclasses.fields(C.StudyConfig)
+           if f.name != "train" and getattr(args, f.name, None) is not None}
+    cfg = C.StudyConfig(**top, train=train)
+    if not args.report_only:        # (a report reads the recorded runs, whatever their budget)
+        study.check_budget(cfg)
+    from .sweep import exit_status
+    try:
+        doc = study.run_study(cfg, scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress,
+                              report_only=args.report_only)
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "said", False):     # said: the study printed its one line (runs recorded, what next)
+            raise
+        return exit_status(exc)
+    print(doc["table"])
+    print(f"wrote {doc['folder']}/study.json, table.md, success/steps/gradient .png and .svg "
+          f"({doc['meta']['wall_s_this_call']:.0f} s)")
+    return 0

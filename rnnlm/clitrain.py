@@ -1,0 +1,297 @@
+"""The `train`, `evaluate` and `generate` commands: their flags and what they run.
+
+`_train_config` turns the `train` flags into a TrainConfig (or a resume's
+saved one with the few settings a resume may change).
+
+The one thing to know before editing: a flag that sets a config field takes
+its default from config.py (cliflags._arg); `_train_config` reads only the
+flags the user gave (`_given`), so that a resume can tell a flag given from
+a default, and the library is imported inside the `_run_` functions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from . import config as C
+from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _clip_arg, _data_config,
+                       _fallback_note, _given)
+from .errors import UserError, plural
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a word-level RNN/LSTM/GRU language model",
+                       description="Train a language model with truncated BPTT. Leaves a run folder "
+                                   "(config.json, vocab.json, metrics.jsonl, model.npz, best.npz). "
+                                   "Ctrl-C saves a checkpoint; --resume continues it exactly.")
+    M, T = C.ModelConfig, C.TrainConfig
+    _arg(p, C.DataConfig, "corpus", unset=True,
+         help="a named corpus (machado, sintetico) or a path to a .txt file or folder (default {default})")
+    _add_data_flags(p)
+    # Not given = None here (the dataclass default applies), so that --resume sees every corpus flag
+    # given, even one repeating the default value (the saved run may have used another).
+    p.set_defaults(**{f.name: None for f in dataclasses.fields(C.DataConfig) if f.name != "corpus"})
+    m = p.add_argument_group("model")
+    _arg(m, M, "cell", choices=C.CELLS, unset=True, help="default {default}")
+    _arg(m, M, "activation", unset=True, help=_ACTIVATION_HELP)
+    _arg(m, M, "emsize", unset=True, help="embedding size (default {default})")
+    _arg(m, M, "hidden", "--hidden", "--nhid", unset=True, help="hidden size (default {default})")
+    _arg(m, M, "layers", "--layers", "--nlayers", unset=True, help="stacked layers (default {default})")
+    _arg(m, M, "dropout", unset=True, help="dropout probability, 0 = none (default {default})")
+    _arg(m, M, "tied", unset=True, help="tie encoder and decoder weights (needs --emsize == --hidden)")
+    _arg(m, M, "init", choices=C.INITS, unset=True, help="weight initialization (default {default})")
+    _arg(m, M, "recurrent_scale", unset=True, help=_RECURRENT_SCALE_HELP)
+    _arg(m, M, "forget_bias", unset=True, help="lstm: add to the forget-gate bias at init (default {default})")
+    o = p.add_argument_group("optimization")
+    _arg(o, T, "bptt", unset=True, help="BPTT window length (default {default})")
+    _arg(o, T, "batch_size", unset=True, help="training streams (default {default})")
+    _arg(o, T, "eval_batch_size", unset=True, help="validation/test streams (default {default})")
+    _arg(o, T, "optimizer", choices=C.OPTIMIZERS, unset=True, help="default {default}")
+    per_optimizer = ", ".join(f"{k} {v:g}" for k, v in C.DEFAULT_LR.items())
+    _arg(o, T, "lr", type=float, unset=True, help=f"learning rate (default per optimizer: {per_optimizer})")
+    _arg(o, T, "momentum", unset=True, help="for --optimizer momentum (default {default})")
+    _arg(o, T, "nesterov", unset=True, help="Nesterov momentum")
+    _arg(o, T, "beta1", unset=True, help="Adam (default {default})")
+    _arg(o, T, "beta2", unset=True, help="Adam (default {default})")
+    clip = o.add_mutually_exclusive_group()
+    _arg(clip, T, "clip_norm", type=_clip_arg, metavar="X", unset=True,
+         help="rescale all gradients when their joint L2 norm exceeds X; 0 or none = off (default {default})")
+    _arg(clip, T, "clip_value", type=_clip_arg, metavar="X", unset=True,
+         help="instead clip every gradient element to [-X, X]; it turns --clip-norm off, so 0 or none = "
+              "no clipping at all")
+    _arg(o, T, "omega", metavar="ALPHA", unset=True,
+         help="rnn only: add ALPHA times the Pascanu et al. (2013) regularizer Ω, which keeps "
+              "backpropagated gradient norms from step to step; 0 = off (default {default})")
+    _arg(o, T, "lr_decay", unset=True,
+         help="divide lr by this when validation does not improve; 1 = never (default {default})")
+    _arg(o, T, "min_lr", type=float, unset=True,
+         help=f"stop once annealing takes lr below this: more steps would barely move the weights; 0 = never "
+              f"(default: the initial lr x {C.MIN_LR_FACTOR:g}, i.e. after 10 divisions by 4)")
+    _arg(o, T, "patience", unset=True,
+         help="stop after this many evaluations without improvement; 0 = never (default {default})")
+    _arg(o, T, "seed", unset=True, help="init and dropout seed (default {default})")
+    b = p.add_argument_group("budget and output")
+    _arg(b, T, "epochs", unset=True, help="passes over the training text (default {default})")
+    _arg(b, T, "max_steps", unset=True,
+         help="stop after this many steps in total; 0 = no step limit (the default: the time budget still applies)")
+    _arg(b, T, "max_minutes", unset=True,
+         help="wall-time budget over the run's life, the final evaluation included; 0 = none (default {default} when "
+              "neither --epochs nor a --max-steps above 0 is given, else none)")
+    _arg(b, T, "eval_every", unset=True,
+         help="also validate every N steps; 0 = at epoch ends only (default {default})")
+    _arg(b, T, "log_every", unset=True, help="write a step event to metrics.jsonl every N steps (default {default})")
+    _arg(b, T, "track_jacobian_every", metavar="N", unset=True,
+         help="record a cheap Jacobian lag curve (D=30, 4 anchors) in metrics.jsonl at step 0 "
+              "and every N steps, for 'plot lag --over-training'; 0 = off (default {default})")
+    _arg(b, T, "on_nonfinite", choices=C.ON_NONFINITE, unset=True,
+         help="on a nan/inf loss or gradient: stop cleanly (rolling back to the last state whose loss "
+              "and gradients were finite) or skip the step (default {default})")
+    _arg(b, T, "max_skips", unset=True,
+         help="with --on-nonfinite skip: stop after this many non-finite steps in a row (default {default})")
+    _arg(b, T, "eval_minutes", unset=True,
+         help="a report-only validation on a fixed slice of the validation split every this many "
+              "wall minutes (lr, patience and best model stay on the step schedule); 0 = off (default {default})")
+    _arg(b, T, "save_minutes", unset=True,
+         help="also save model.npz every this many wall minutes: a kill -9 loses at most this much; "
+              "0 = only at validations and epoch ends (default {default})")
+    _arg(b, T, "log_interval", unset=True,
+         help="print a progress line every N steps (instead of the bar when stderr is not a terminal; "
+              "default {default})")
+    _arg(b, T, "sample_words", unset=True,
+         help="words sampled from the best model at the end; 0 = none (default {default})")
+    _arg(b, T, "progress", "--no-progress", action="store_false", unset=True, help="no progress bar")
+    _arg(b, T, "out", unset=True, help="run folder (default runs/<cell>-<date>-<time>)")
+    b.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue the run in this folder from its model.npz, with its settings")
+    return p
+
+
+def _train_config(args) -> tuple[C.TrainConfig, str | None]:
+    """(TrainConfig, resume folder or None) from the `train` command's flags.
+
+    Flags left out keep the dataclass defaults (their parser defaults are None
+    so that "not given" is visible). Two conveniences: --clip-value alone
+    turns norm clipping off, and --epochs or a --max-steps above 0 without
+    --max-minutes lifts the default time budget (config.given_train_settings).
+    With --resume the run's saved settings are used; flags may change only
+    RESUME_OVERRIDABLE ones.
+    """
+    model = _given(args, C.ModelConfig)
+    given = _given(args, C.TrainConfig)
+    _refuse_ignored_train_flags(args, model, given)
+    C.given_train_settings(given, resume=bool(args.resume))
+    data = _data_config(args)
+    if args.resume:
+        from .runs import resume_config
+        data_given = _given(args, C.DataConfig)
+        if args.corpus is not None:
+            data_given["corpus"] = args.corpus
+        given.pop("out", None)      # the same folder (_refuse_ignored_train_flags)
+        return resume_config(args.resume, dict(given, model=model, data=data_given)), args.resume
+    return C.TrainConfig(data=data, model=C.ModelConfig(**model), **given), None
+
+
+def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
+    """A flag `train` would ignore is a UserError: the user believes it took effect."""
+    from pathlib import Path
+    if args.resume and given.get("out") is not None and Path(given["out"]).resolve() != Path(args.resume).resolve():
+        raise UserError(f"--resume continues the run in {args.resume} and writes there; "
+                        f"--out {given['out']} would be ignored (drop it, or copy the folder first)")
+    optimizer = given.get("optimizer")
+    if not args.resume:
+        optimizer = optimizer or C.default(C.TrainConfig, "optimizer")
+        for flags, needs in ((("momentum", "nesterov"), "momentum"), (("beta1", "beta2"), "adam")):
+            for name in flags:
+                if name in given and optimizer != needs:
+                    raise UserError(f"--{name} is for --optimizer {needs}; this run uses --optimizer {optimizer} "
+                                    f"(drop --{name} or add --optimizer {needs})")
+    if "max_skips" in given and given.get("on_nonfinite", "skip" if args.resume else
+                                           C.default(C.TrainConfig, "on_nonfinite")) != "skip":
+        raise UserError("--max-skips is for --on-nonfinite skip (with stop, the first non-finite step ends the run)")
+
+
+def _run_train(args):
+    from .stopping import exit_status
+    from .summary import format_summary
+    from .train import train
+    config, resume = _train_config(args)
+    try:
+        summary = train(config, resume=resume)
+    except KeyboardInterrupt as exc:    # during the final evaluation (a stop in training returns a summary)
+        if not getattr(exc, "said", False):     # said: train printed its one line (what is saved, what next)
+            raise
+        from .sweep import exit_status as signal_status
+        return signal_status(exc)
+    print(format_summary(summary))
+    return exit_status(summary)      # 130 after Ctrl-C, 143 after SIGTERM
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="cross-entropy and perplexity of a trained model on a split or a text file")
+    p.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
+    p.add_argument("--split", default=None, choices=C.SPLITS,
+                   help="the run's corpus split to evaluate (default valid; not with --text)")
+    p.add_argument("--text", default=None, metavar="FILE",
+                   help="evaluate this text file instead, tokenized with the run's settings and vocabulary")
+    p.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,
+                   help="best.npz (default) or model.npz of a run folder (not with a .npz file)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="parallel streams (default: the run's eval batch size; 1 = one unbroken stream)")
+    p.add_argument("--bptt", type=int, default=None, help="window length (default: the run's)")
+    return p
+
+
+def _run_evaluate(args):
+    from .runs import fmt_ppl, run_evaluate
+    if args.text is not None and args.split is not None:
+        raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
+    from pathlib import Path
+    if args.checkpoint is not None and Path(args.run).is_file():
+        raise UserError(f"--checkpoint picks a file inside a run folder; {args.run} is already a checkpoint file")
+    r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
+                     batch_size=args.batch_size, bptt=args.bptt)
+    print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
+    print(f"text: {r['source']}  ({r['tokens']:,} {plural(r['tokens'], 'token')}, {r['oov']:,} out of vocabulary = "
+          f"{100 * r['oov_rate']:.2f}%)")
+    nats = r["loss"]
+    fmt = (lambda x: f"{x:.4f}") if abs(nats) < 1e5 else (lambda x: f"{x:.4g}")      # noqa: E731
+    print(f"cross-entropy: {fmt(nats)} nats/token ({fmt(nats / 0.6931471805599453)} bits/token) "
+          f"over {r['predicted']:,} {plural(r['predicted'], 'prediction')}, batch size {r['batch_size']}, "
+          f"bptt {r['bptt']}")
+    print(f"perplexity: {fmt_ppl(r['ppl'])}")
+    return 0
+
+
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="sample Portuguese text from a trained model")
+    p.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
+    p.add_argument("--words", type=int, default=100,
+                   help="words to generate after the prime, counting tokens with a letter or digit; punctuation "
+                        "marks and sentence ends (<eos>, printed as line breaks) are not counted (default 100)")
+    p.add_argument("--prime", default="", help='text to continue, e.g. "O homem que"')
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="divide the logits by T; < 1 is more conservative; 0 = greedy (default 1)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the K most likely words; 0 = all")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="sample among the most likely words holding mass P (nucleus); 1 = all")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same text (default 0)")
+    p.add_argument("--num-samples", type=int, default=1, help="independent samples (default 1)")
+    p.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
+                   help="best.npz (default) or model.npz of a run folder")
+    p.add_argument("--allow-unk", action="store_true", help="let <unk> be sampled (masked by default)")
+    return p
+
+
+def _run_generate(args):
+    """Print the samples while they are drawn (flushed per piece of text), so that a long one is read as it
+    grows and a Ctrl-C (SIGTERM) keeps what was drawn: that is printed, one line on stderr says after how
+    many words it stopped, and the exit status is 130 (143), as train's. A sample cut short (a model that
+    draws punctuation instead of words, see sample.max_draws) is said in one line on stderr; status 0."""
+    from .runs import load_model
+    from .sample import TextStream
+    model, vocab, info, path = load_model(args.run, args.checkpoint)
+    # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.
+    print(f"checkpoint: {path}{_fallback_note(args.run, args.checkpoint, path)}", file=sys.stderr)
+    data = info.get("train", {}).get("data", {})
+    stream = TextStream(model, vocab, words=args.words, prime=args.prime, temperature=args.temperature,
+                        top_k=args.top_k, top_p=args.top_p, seed=args.seed, num_samples=args.num_samples,
+                        keep_case=data.get("keep_case", False), num_token=data.get("num_token", False),
+                        allow_unk=args.allow_unk)
+    if stream.unknown:
+        print(f"note: not in the vocabulary, read as <unk>: {', '.join(dict.fromkeys(stream.unknown))}",
+              file=sys.stderr, flush=True)
+    return _print_samples(stream, args.words, args.num_samples)     # (a failed write: see _NamedStdout)
+
+
+def _print_samples(stream, words: int, M: int) -> int:
+    """generate's text: stream's pieces written as they come; the exit status (0, 130 or 143)."""
+    from .sample import MAX_DRAWS_EXTRA, MAX_DRAWS_PER_WORD, max_draws
+    from .sweep import exit_status, stop_word
+    from .stopping import Interrupt, signal_error
+    out = sys.stdout
+    # Samples are drawn together but printed one after the other, a blank line between them: the pieces of
+    # the sample being printed (`shown`) go out at once, the later samples' wait in `held`. A first signal
+    # only sets a flag, read between pieces, so that a piece is never cut between its write and `written`
+    # (the rest printed at the stop would repeat it); a second one raises at once.
+    shown, written, held, done = 0, 0, [[] for _ in range(M)], [False] * M
+    try:
+        with Interrupt() as interrupt:
+            for piece in stream:
+                if interrupt.requested:
+                    raise signal_error(interrupt.signum)
+                if piece.sample == shown:
+                    out.write(piece.text)
+                    out.flush()
+                    written += len(piece.text)
+                else:
+                    held[piece.sample].append(piece.text)
+                done[piece.sample] = piece.done
+                while done[shown] and shown + 1 < M:
+                    out.write("\n\n")
+                    shown, written = shown + 1, 0
+                    text = "".join(held[shown])
+                    out.write(text)
+                    out.flush()
+                    written += len(text)
+            if interrupt.requested:     # the signal came with the last piece
+                raise signal_error(interrupt.signum)
+    except KeyboardInterrupt as exc:    # Ctrl-C, or SIGTERM (errors.Terminated): print what was drawn, then stop
+        rest = stream.text(shown)[written:] + "".join("\n\n" + stream.text(j) for j in range(shown + 1, M))
+        out.write(rest + "\n")
+        out.flush()
+        asked = words * M
+        print(f"{stop_word(exc)} after {int(stream.words_drawn.sum()):,} of {asked:,} {plural(asked, 'word')}"
+              + (f" ({M} samples of {words:,})" if M > 1 else "") + "; the text drawn so far is printed",
+              file=sys.stderr)
+        return exit_status(exc)
+    out.write("\n")
+    short = stream.short
+    if short:
+        got = ", ".join(f"{stream.words_drawn[i]:,}" for i in short)
+        whose = "printed" if M == 1 else (f"{plural(len(short), 'sample')} {', '.join(str(i + 1) for i in short)} "
+                                          f"{plural(len(short), 'holds', 'hold')}")
+        print(f"note: {whose} {got} of the {words:,} {plural(words, 'word')} asked: the model drew "
+              f"{max_draws(words):,} tokens, mostly punctuation or sentence ends, the most generate draws "
+              f"({MAX_DRAWS_PER_WORD} per word asked + {MAX_DRAWS_EXTRA}); a better-trained checkpoint, a lower "
+              f"--temperature or --top-k may help", file=sys.stderr)
+    return 0
