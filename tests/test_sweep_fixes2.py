@@ -17,6 +17,7 @@ from rnnlm import sweep
 from rnnlm.cli import main
 from rnnlm.errors import UserError
 from test_sweep import _sigint_default
+from test_sweep_lock import _one_error_line
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,14 +27,6 @@ def _tiny_flags(text, out, scheduler="serial"):
             "--emsize", "8", "--hidden", "8", "--bptt", "4", "--batch-size", "4", "--dropout", "0",
             "--eval-batch-size", "4", "--out", str(out), "--no-progress", "--max-steps", "3", "--eval-every", "0",
             *(["--scheduler", scheduler] if scheduler else [])]
-
-
-def _one_error_line(capsys) -> str:
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and captured.out == "", captured
-    assert lines[0].startswith("error: ")
-    return lines[0][len("error: "):]
 
 
 # ---------------------------------------------------------------- 1. a stop while the cluster starts
