@@ -202,15 +202,17 @@ def test_jacobian_command_init_mode(text, tmp_path, capsys):
     assert meta["norm_Whh"][0] == pytest.approx(1.5) and meta["bound_per_step"][0] == pytest.approx(1.5)
     med = doc["curves"]["layer0"]["h"]["spectral"]["median"]
     assert all(0 < m <= 1.5 ** d * (1 + 1e-9) for d, m in zip(range(1, 7), med))
-    # Tokens from a corpus split; a corpus that cannot be found falls back to random tokens.
+    # Tokens from a corpus split; a corpus the user named that cannot be found is an error (random tokens
+    # stand in only for the default corpus: test_ux_fixes2).
     assert main(["jacobian", "--init", "--cell", "gru", "--hidden", "6", "--corpus", str(text), "--max-vocab", "300",
                  "--valid-fraction", "0.1", "--test-fraction", "0.1", "--max-lag", "5", "--anchors", "2",
                  "--tokens", "30", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["meta"]["text"] == f"{text}:valid"
     assert main(["jacobian", "--init", "--hidden", "6", "--corpus", str(tmp_path / "nowhere"), "--max-lag", "5",
-                 "--anchors", "2", "--tokens", "30", "--vocab-size", "20", "--out", str(out)]) == 0
-    assert "random tokens instead" in capsys.readouterr().err
-    assert json.loads(out.read_text())["meta"]["text"] == "random:20"
+                 "--anchors", "2", "--tokens", "30", "--vocab-size", "20", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: corpus ") and "nowhere" in err and "random tokens" not in err
+    assert json.loads(out.read_text())["meta"]["text"] == f"{text}:valid"     # the earlier file, untouched
 
 
 @pytest.fixture
