@@ -57,7 +57,7 @@ def _config(**kw):
 
 def test_refuse_finished_resume_names_the_limit_that_binds():
     refuse_finished_resume(_config(max_steps=10), LoopState(step=9), "R")          # one window left: fine
-    with pytest.raises(UserError, match=r"R is already at step 10 .*--max-steps above 10"):
+    with pytest.raises(UserError, match=r"R is already at step 10, the limit of --max-steps 10; give --max-steps above 10"):
         refuse_finished_resume(_config(max_steps=10), LoopState(step=10), "R")
     with pytest.raises(UserError, match=r"already at step 64, the end of its 2 epoch\(s\); give --epochs above 2"):
         refuse_finished_resume(_config(epochs=2), LoopState(step=64, epoch=3), "R")
