@@ -112,6 +112,8 @@ def load(path) -> Checkpoint:
         raise UserError(f"no checkpoint at {path}")
     with open(path, "rb") as f:
         head = f.read(8)
+    if not head:        # what a full disk or a crash mid-copy leaves: damaged, so the run's other file is named
+        raise CorruptCheckpoint(f"{path} is empty (0 bytes): corrupt or truncated")
     if head.startswith(_PICKLE_MAGIC):
         raise UserError(f"{path} is a pickle, not an rnnlm checkpoint; pickles are refused "
                         "(they can run code when loaded)")

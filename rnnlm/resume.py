@@ -11,6 +11,7 @@ S" only after these checks pass.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .config import TrainConfig
@@ -116,10 +117,13 @@ def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve
         raise UserError(f"{at}, the end of its {config.epochs} epoch(s); give --epochs above {config.epochs} "
                         "to train further")
     if why == "max_minutes":
-        used = (loop.elapsed + reserve) / 60
-        raise UserError(f"{at} and has used its --max-minutes {config.max_minutes:g} budget ({used:.1f} min with "
-                        f"the final evaluation); give --max-minutes above {used:.1f}, or --max-steps/--epochs alone, "
-                        "to train further")
+        # the smallest budget that leaves a window to train: above the minutes used plus the final evaluation's
+        # reserve, rounded up (a rounded-down figure could name the very budget that was just refused)
+        need = math.ceil((loop.elapsed + reserve) / 60 * 100) / 100
+        final = f" and its final evaluation needs about {reserve:.0f} s" if reserve >= 0.5 else ""
+        raise UserError(f"{at}: it has trained {loop.elapsed / 60:.2f} min{final}, which fills --max-minutes "
+                        f"{config.max_minutes:g}; give --max-minutes above {need:.2f}, or --max-steps/--epochs "
+                        "alone, to train further")
     if why == "early_stop":
         raise UserError(f"{at} and stopped early: {loop.bad_evals} validations without improvement "
                         f"(--patience {config.patience}); give --patience above {loop.bad_evals} to train further")

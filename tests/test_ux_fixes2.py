@@ -171,6 +171,20 @@ def test_a_corrupt_checkpoint_names_the_other_only_when_that_one_loads(run, tmp_
                     f"has no other checkpoint to read (restore the file, or train again)")
 
 
+def test_an_empty_checkpoint_counts_as_truncated_and_gets_the_same_advice(run, tmp_path, capsys):
+    # 0 bytes is what a full disk or a crash mid-copy leaves; it was "not an .npz file", with no advice
+    import shutil
+    r = tmp_path / "r"
+    shutil.copytree(run, r)
+    (r / "best.npz").write_bytes(b"")
+    for argv in (["evaluate", str(r)], ["generate", str(r), "--words", "3"]):
+        assert main(argv) == 2
+        (line,) = _err_lines(capsys)
+        assert line == (f"error: {r / 'best.npz'} is empty (0 bytes): corrupt or truncated; --checkpoint latest "
+                        f"reads the run's latest model (model.npz) instead")
+    assert main(["evaluate", str(r), "--checkpoint", "latest"]) == 0
+
+
 def test_a_corrupt_latest_with_no_best_suggests_nothing(run, tmp_path, capsys):
     import shutil
     r = tmp_path / "r"
