@@ -665,6 +665,8 @@ def _nonfinite(s: _Session, loop: LoopState, hidden, result: StepResult, last_go
         what = "skipping the step"
     else:
         what = "stopping"
+        if broken_params and s.config.on_nonfinite == "skip":
+            what = "stopping, not skipping (--on-nonfinite skip): the last update made the weights non-finite"
         if too_many:
             what = f"stopping: {s.config.max_skips} steps in a row were non-finite (--max-skips)"
         if rolled_back is not None:

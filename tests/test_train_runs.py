@@ -283,3 +283,11 @@ def test_sigterm_saves_like_ctrl_c(text, tmp_path):
     assert int(checkpoint.load(tmp_path / "r" / "model.npz").train["step"]) == 3
     assert train(resume_config(tmp_path / "r"), resume=tmp_path / "r")["steps"] == 10
 
+
+
+def test_skip_says_why_it_stops_when_the_weights_themselves_broke(text, tmp_path, capsys):
+    # --on-nonfinite skip, but the last update left inf weights: the run stops, and says why it did not skip
+    s = train(tiny(text, tmp_path / "broke", **dict(DIVERGE, lr=1e308, on_nonfinite="skip")))
+    assert s["stopped"] == "nonfinite" and s["nonfinite"]["action"] == "stop"
+    err = capsys.readouterr().err
+    assert "; stopping, not skipping (--on-nonfinite skip): the last update made the weights non-finite" in err
