@@ -42,7 +42,6 @@ benchworker.py; a new kind of row is built from those, not timed on its own.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import resource
 import subprocess
@@ -55,7 +54,7 @@ import numpy as np
 from .benchworker import (BATCH, BPTT, CELLS, CONFIGS, _bars, _calibrated_worker, _interleave_then_close,
                           _median_rate, _numba_pool_started, _OurModel, _ratio, _ratio_cell, _set_threads,
                           _steps_for, _timed, _tokens, _TorchModel, _Worker, calibrate_ours, check_thread_count,
-                          format_calibration, machine_cores)
+                          check_torch, format_calibration, machine_cores)
 from .errors import UserError
 
 # bench's --threads when not given (fewer on a machine with fewer cores)
@@ -220,10 +219,7 @@ def run_bench(cell="all", config="all", *, repeats, threads=None, vs_torch=False
         if c not in CONFIGS:
             raise UserError(f"unknown config {c!r}; choose from {', '.join(CONFIGS)} or all")
     if vs_torch:
-        # find, not import: in the worker harness our process never loads PyTorch's runtime
-        if importlib.util.find_spec("torch") is None:
-            raise UserError("--vs-torch needs PyTorch importable in this Python "
-                            "(it is never a dependency: install it in a separate venv)")
+        check_torch()
     if threads is None:
         threads = min(DEFAULT_THREADS, machine_cores())
     if threads < 1:

@@ -17,7 +17,6 @@ warning, not as a wrong figure.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import resource
 import sys
 import time
@@ -26,9 +25,10 @@ import numpy as np
 
 from .benchworker import (BATCH, BPTT, CELLS, CONFIGS, _bars, _calibrated_worker, _interleave_then_close,
                           _median_rate, _numba_pool_started, _OurModel, _ratio, _ratio_cell, _set_threads,
-                          _steps_for, _timed, _tokens, _Worker, calibrate_ours, format_calibration, machine_cores,
-                          parse_thread_counts)
+                          _steps_for, _timed, _tokens, _Worker, calibrate_ours, check_torch, format_calibration,
+                          machine_cores, parse_thread_counts)
 from .errors import UserError
+
 # The phases of a training step that `--scaling --breakdown` times, in table order, and what each holds.
 PHASES = {
     "output": "output layer: logits, softmax cross-entropy, dlogits, dx, dW, dbias (layers.output_loss_and_grads)",
@@ -221,9 +221,8 @@ def run_scaling(cell="all", config="all", *, threads, repeats, vs_torch=False, b
     for c in configs:
         if c not in CONFIGS:
             raise UserError(f"unknown config {c!r}; choose from {', '.join(CONFIGS)} or all")
-    if vs_torch and importlib.util.find_spec("torch") is None:
-        raise UserError("--vs-torch needs PyTorch importable in this Python "
-                        "(it is never a dependency: install it in a separate venv)")
+    if vs_torch:
+        check_torch()
     from tqdm import tqdm
 
     records, calibrations = [], []

@@ -19,6 +19,7 @@ the bench prints.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import subprocess
@@ -532,3 +533,12 @@ def check_thread_count(n: int, flag: str, cores: int | None = None, oversubscrib
     if n > pool:
         raise UserError(f"{flag} {n}: Numba's thread pool has {pool} threads (NUMBA_NUM_THREADS, fixed "
                         f"when the process starts); start the command with NUMBA_NUM_THREADS={n}")
+
+
+def check_torch() -> None:
+    """UserError (one line) unless PyTorch is importable by this Python, which --vs-torch's worker runs on.
+    Found, not imported: in the worker harness our own process never loads PyTorch's runtime."""
+    if importlib.util.find_spec("torch") is None:
+        raise UserError("--vs-torch needs PyTorch in the Python that runs rnnlm, and PyTorch is never a "
+                        "dependency: make a venv of its own with both (pip install -e . torch) and run "
+                        "the bench with that venv's python")

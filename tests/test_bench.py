@@ -54,8 +54,10 @@ def test_bad_flags_exit_2(capsys, argv, message):
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="PyTorch is installed here")
 def test_vs_torch_without_torch_says_how_to_get_it(capsys):
-    assert main(["bench", "--vs-torch", "--config", "tiny"]) == 2
-    assert "separate venv" in capsys.readouterr().err
+    for argv in (["--vs-torch", "--config", "tiny"], ["--vs-torch", "--scaling", "1", "--config", "tiny"]):
+        assert main(["bench", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a venv of its own with both (pip install -e . torch)" in err
 
 
 def test_a_worker_that_dies_is_one_clear_error(monkeypatch):
