@@ -91,12 +91,13 @@ def _add_bench(sub):
     p.add_argument("--sweep", action="store_true",
                    help="instead: the same grid of short trainings by the serial loop (2 threads), by 1 and by "
                         "2 Dask workers; jobs/min, ratios, Dask's overhead per job, peak memory per worker")
-    p.add_argument("--sweep-jobs", type=int, default=8, help="with --sweep: trainings in the grid (default 8)")
-    p.add_argument("--sweep-steps", type=int, default=300, help="with --sweep: steps per training (default 300)")
+    p.add_argument("--sweep-jobs", type=int, default=None,
+                   help="with --sweep: trainings in the grid, a multiple of 4 (4 recurrent scales x seeds; default 8)")
+    p.add_argument("--sweep-steps", type=int, default=None, help="with --sweep: steps per training (default 300)")
     p.add_argument("--scaling", metavar="N,N,...",
                    help="instead: tokens/s at each of these thread counts (e.g. 1,2,4; each at most the machine's "
                         "cores), with --vs-torch PyTorch's at the same count and the ratio, and the parallel "
-                        "efficiency (tok/s at n / (n x tok/s at 1)); --threads is not used")
+                        "efficiency (tok/s at n / (n x tok/s at 1)); not with --threads")
     p.add_argument("--breakdown", action="store_true",
                    help="with --scaling: ms per training step in the output layer, recurrent forward, recurrent "
                         "backward, embedding, clipping and optimizer, and the rest, with each one's speedup")
@@ -110,11 +111,10 @@ def _run_bench(args):
     import json
 
     from . import bench
+    _refuse_other_modes(args)
     if args.sweep:
-        if args.threads is not None:    # its ways are fixed (a 2-thread loop against 1-thread workers)
-            raise UserError(f"--threads {args.threads}: --sweep compares fixed ways (the serial loop on 2 threads, "
-                            "1 and 2 workers of one thread each); leave --threads out")
-        print(bench.format_sweep_bench(bench.sweep_bench(args.sweep_jobs, args.sweep_steps)))
+        sizes = {k: v for k, v in (("n_jobs", args.sweep_jobs), ("steps", args.sweep_steps)) if v is not None}
+        print(bench.format_sweep_bench(bench.sweep_bench(**sizes)))
         return 0
     if args.scaling is None and args.breakdown:
         raise UserError("--breakdown applies only with --scaling (e.g. --scaling 1,2)")
@@ -137,6 +137,27 @@ def _run_bench(args):
         print("\n" + bench.format_jacobian_times(bench.jacobian_times(), bench.jacobian_overhead()))
     print("\n" + bench.format_footer(args.vs_torch, args.torch_in_process))
     return 0
+
+
+def _refuse_other_modes(args) -> None:
+    """UserError (one line) for a flag that the chosen mode of `bench` would ignore: --sweep's ways and
+    --scaling's thread counts are fixed by the mode, and --sweep-jobs/--sweep-steps size --sweep only."""
+    if args.sweep:
+        if args.threads is not None:    # its ways are fixed (a 2-thread loop against 1-thread workers)
+            raise UserError(f"--threads {args.threads}: --sweep compares fixed ways (the serial loop on 2 threads, "
+                            "1 and 2 workers of one thread each); leave --threads out")
+        given = [flag for flag, on in (("--scaling", args.scaling is not None), ("--vs-torch", args.vs_torch),
+                                       ("--compile", args.compile), ("--jacobian", args.jacobian),
+                                       ("--breakdown", args.breakdown), ("--json", args.json)) if on]
+        if given:
+            raise UserError(f"--sweep times Dask sweeps, not one model: leave out {', '.join(given)}")
+        return
+    if args.sweep_jobs is not None or args.sweep_steps is not None:
+        flag = "--sweep-jobs" if args.sweep_jobs is not None else "--sweep-steps"
+        raise UserError(f"{flag} sizes --sweep's grid only; add --sweep, or leave {flag} out")
+    if args.scaling is not None and args.threads is not None:
+        raise UserError(f"--threads {args.threads}: --scaling {args.scaling} gives the thread counts itself; "
+                        "leave --threads out")
 
 
 def _run_bench_scaling(args, bench, json):

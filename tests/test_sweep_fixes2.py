@@ -187,6 +187,32 @@ def test_bench_sweep_refuses_threads_instead_of_ignoring_it(capsys, monkeypatch)
                                        "1 and 2 workers of one thread each); leave --threads out")
 
 
+@pytest.mark.parametrize("argv, line", [
+    (["--sweep-jobs", "4"], "--sweep-jobs sizes --sweep's grid only; add --sweep, or leave --sweep-jobs out"),
+    (["--sweep-steps", "20"], "--sweep-steps sizes --sweep's grid only; add --sweep, or leave --sweep-steps out"),
+    (["--scaling", "1", "--threads", "1"], "--threads 1: --scaling 1 gives the thread counts itself; leave --threads out"),
+    (["--sweep", "--vs-torch", "--json"], "--sweep times Dask sweeps, not one model: leave out --vs-torch, --json"),
+])
+def test_bench_refuses_a_flag_its_mode_would_ignore(argv, line, capsys, monkeypatch):
+    from rnnlm import bench, benchscaling
+
+    def ran(*a, **k):
+        raise AssertionError("the bench ran")
+    for module, name in ((bench, "sweep_bench"), (bench, "run_bench"), (benchscaling, "run_scaling")):
+        monkeypatch.setattr(module, name, ran)
+    assert main(["bench", *argv]) == 2
+    assert _one_error_line(capsys) == line
+
+
+def test_bench_sweep_passes_only_the_sizes_given(capsys, monkeypatch):
+    from rnnlm import bench
+    seen = []
+    monkeypatch.setattr(bench, "sweep_bench", lambda **k: seen.append(k) or {})
+    monkeypatch.setattr(bench, "format_sweep_bench", lambda d: "table")
+    assert main(["bench", "--sweep"]) == 0 and main(["bench", "--sweep", "--sweep-jobs", "12"]) == 0
+    assert seen == [{}, {"n_jobs": 12}]
+
+
 # ---------------------------------------------------------------- 7. the lock holder's pid, for sweeps and runs
 
 
