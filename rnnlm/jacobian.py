@@ -432,12 +432,16 @@ def pick_anchors(n_tokens: int, max_lag: int, anchors: int, rng) -> np.ndarray:
 
 def _lag_bar(total: int, anchors: int, show: bool):
     """The measurement's tqdm bar on stderr, counting lags (each one all anchors at once) toward `total`;
-    drawn only when `show` and stderr is a terminal (as evaluation's bar: a log gets nothing)."""
+    drawn only when `show` and stderr is a terminal. Into a log (`show`, no terminal) one plain line says
+    what is being measured instead, as train's silent phases do, so that a long measurement does not
+    look hung."""
     import sys
 
     from tqdm import tqdm
 
     from .runs import stderr_is_terminal
+    if show and not stderr_is_terminal():
+        print(f"measuring the Jacobian norms: {total} lags at {anchors} anchors...", file=sys.stderr, flush=True)
     return tqdm(total=total, desc=f"jacobian ({anchors} anchors)", unit="lag", leave=False, file=sys.stderr,
                 disable=not (show and stderr_is_terminal()), dynamic_ncols=True,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} lags "

@@ -208,6 +208,7 @@ def test_jacobian_command_init_mode(text, tmp_path, capsys):
                  "--valid-fraction", "0.1", "--test-fraction", "0.1", "--max-lag", "5", "--anchors", "2",
                  "--tokens", "30", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["meta"]["text"] == f"{text}:valid"
+    capsys.readouterr()
     assert main(["jacobian", "--init", "--hidden", "6", "--corpus", str(tmp_path / "nowhere"), "--max-lag", "5",
                  "--anchors", "2", "--tokens", "30", "--vocab-size", "20", "--out", str(out)]) == 2
     err = capsys.readouterr().err

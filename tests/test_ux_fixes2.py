@@ -42,7 +42,8 @@ def _err_lines(capsys) -> list:
 
 def test_fewer_anchor_positions_than_asked_is_a_note_naming_the_number_measured(tmp_path, capsys):
     out = tmp_path / "j.json"
-    argv = [*FRESH, "--corpus", "none", "--vocab-size", "50", "--tokens", "40", "--max-lag", "10", "--out", str(out)]
+    argv = [*FRESH, "--corpus", "none", "--vocab-size", "50", "--tokens", "40", "--max-lag", "10", "--out", str(out),
+            "--no-progress"]
     assert main([*argv, "--anchors", "100"]) == 0
     err = _err_lines(capsys)
     assert err == ["note: --anchors 100: the 40 tokens read hold only 30 anchor positions (t from --max-lag 10 to "
@@ -95,14 +96,17 @@ def test_jacobian_counts_the_lags_of_every_scope_on_a_bar(tmp_path, monkeypatch,
     assert "/21 lags" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, terminal", [(["--no-progress"], True), ([], False)])
-def test_jacobian_draws_no_bar_with_no_progress_or_into_a_log(tmp_path, monkeypatch, capsys, flags, terminal):
+@pytest.mark.parametrize("flags, terminal, err", [
+    (["--no-progress"], True, ""), (["--no-progress"], False, ""),
+    ([], False, "measuring the Jacobian norms: 5 lags at 4 anchors...\n"),     # a log: one line, not silence
+])
+def test_jacobian_draws_no_bar_with_no_progress_or_into_a_log(tmp_path, monkeypatch, capsys, flags, terminal, err):
     bars = _Bars(monkeypatch, terminal)
     argv = [*FRESH, "--corpus", "none", "--vocab-size", "50", "--tokens", "30", "--max-lag", "5", "--anchors", "4",
             "--out", str(tmp_path / "j.json"), *flags]
     assert main(argv) == 0
     assert [b.drawn for b in bars.made] == [False]
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().err == err
 
 
 # ---------------------------------------------------------------- 3. a failed write on standard output
@@ -214,8 +218,9 @@ def test_jacobian_init_falls_back_to_random_tokens_only_for_the_default_corpus(t
     out = tmp_path / "j.json"
     argv = [*FRESH, "--max-lag", "5", "--anchors", "3", "--tokens", "50", "--vocab-size", "40", "--out", str(out)]
     assert main(argv) == 0
-    (note,) = _err_lines(capsys)
+    note, measuring = _err_lines(capsys)      # (the second: the phase line a log gets in place of the bar)
     assert note.startswith("note: ") and note.endswith("; measuring on random tokens instead")
+    assert measuring == "measuring the Jacobian norms: 5 lags at 3 anchors..."
     assert json.loads(out.read_text())["meta"]["text"] == "random:40"
     out.unlink()
     assert main([*argv, "--corpora-dir", str(empty)]) == 2     # a folder named: its error, no random tokens
