@@ -231,14 +231,19 @@ def _sintetico_dir(corpora_dir=None) -> Path:
 
 
 def ensure_sintetico(corpora_dir=None) -> Path:
-    """Generate the synthetic corpus if missing (sintetico.py owns its content); return its folder."""
+    """The synthetic corpus' folder: the first complete, current copy along the lookup order
+    (candidate_dirs: only the folder the user named, if any), else generated into download_dir
+    (sintetico.py owns its content)."""
     try:
-        from .sintetico import ensure_corpus
+        from .sintetico import ensure_corpus, is_current
     except ModuleNotFoundError as exc:
         if exc.name not in ("rnnlm.sintetico", __package__ + ".sintetico"):
             raise
         raise UserError("the generated corpus 'sintetico' is not available in this version "
                         "(rnnlm/sintetico.py is missing); use machado or a path to .txt files") from None
+    for folder, _ in candidate_dirs("sintetico", corpora_dir):
+        if is_current(folder):
+            return folder
     return Path(ensure_corpus(_sintetico_dir(corpora_dir)))
 
 

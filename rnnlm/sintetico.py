@@ -755,6 +755,27 @@ SPLITS = (("train", 0.90), ("valid", 0.05), ("test", 0.05))
 SETTINGS_FILE = "sintetico.json"
 
 
+def _settings(settings: dict) -> dict:
+    """The corpus' full settings (DEFAULTS with `settings` applied, and the format); UserError for unknown ones."""
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        raise UserError(f"unknown sintetico settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    return {**DEFAULTS, **settings, "format": FORMAT_VERSION}
+
+
+def is_current(folder, **settings) -> bool:
+    """Whether `folder` holds the corpus complete, written with these settings (nothing to regenerate)."""
+    conf = _settings(settings)
+    folder = Path(folder)
+    meta = folder / SETTINGS_FILE
+    if not (meta.exists() and all((folder / f"{name}.txt").exists() for name, _ in SPLITS)):
+        return False
+    try:
+        return json.loads(meta.read_text(encoding="utf-8")) == conf
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+        return False
+
+
 def ensure_corpus(folder, **settings) -> Path:
     """Write the corpus into `folder` unless it is already there with these settings.
 
@@ -766,19 +787,11 @@ def ensure_corpus(folder, **settings) -> Path:
     settings; when they differ from the requested ones, everything is
     rewritten). Settings: see `DEFAULTS`. Returns the folder.
     """
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise UserError(f"unknown sintetico settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    conf = {**DEFAULTS, **settings, "format": FORMAT_VERSION}
+    conf = _settings(settings)
     folder = Path(folder)
+    if is_current(folder, **settings):
+        return folder
     meta = folder / SETTINGS_FILE
-    names = [f"{name}.txt" for name, _ in SPLITS]
-    if meta.exists() and all((folder / n).exists() for n in names):
-        try:
-            if json.loads(meta.read_text(encoding="utf-8")) == conf:
-                return folder
-        except json.JSONDecodeError:
-            pass
     folder.mkdir(parents=True, exist_ok=True)
     meta.unlink(missing_ok=True)   # an interrupted rewrite must not pass for a complete corpus
     sents = generate_sentences(conf["sentences"], np.random.default_rng(conf["seed"]),

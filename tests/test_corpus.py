@@ -151,10 +151,31 @@ def test_sintetico_missing_or_present(tmp_path, monkeypatch):
         (folder / "frases.txt").write_text("O gato dorme.\n", encoding="utf-8")
         return folder
 
-    monkeypatch.setitem(sys.modules, "rnnlm.sintetico", types.SimpleNamespace(ensure_corpus=ensure_corpus))
+    monkeypatch.setitem(sys.modules, "rnnlm.sintetico",
+                        types.SimpleNamespace(ensure_corpus=ensure_corpus, is_current=lambda folder: False))
     source = corpus.resolve("sintetico", corpora_dir=tmp_path)
     assert source.root == (tmp_path / "sintetico").resolve()
     assert [n for n, _ in source.files] == ["frases.txt"]
+
+
+def test_sintetico_uses_a_current_copy_along_the_lookup_order_instead_of_writing_one(tmp_path, monkeypatch):
+    # e.g. ../shared/corpora/sintetico: found there, nothing is generated into ./corpora/
+    from rnnlm import sintetico
+    first, second = tmp_path / "a" / "sintetico", tmp_path / "b" / "sintetico"
+    monkeypatch.setattr(corpus, "candidate_dirs", lambda name, corpora_dir=None: [(first, "a"), (second, "b")])
+    monkeypatch.setattr(sintetico, "is_current", lambda folder, **k: folder == second)
+    monkeypatch.setattr(sintetico, "ensure_corpus", lambda folder, **k: pytest.fail(f"generated into {folder}"))
+    assert corpus.ensure_sintetico() == second
+
+
+def test_is_current_reads_the_settings_file(tmp_path):
+    from rnnlm import sintetico
+    folder = sintetico.ensure_corpus(tmp_path / "s", sentences=60, max_distance=6, seed=1)
+    assert sintetico.is_current(folder, sentences=60, max_distance=6, seed=1)
+    assert not sintetico.is_current(folder, sentences=60, max_distance=6, seed=2)      # other settings
+    assert not sintetico.is_current(tmp_path / "nothing", sentences=60, max_distance=6, seed=1)
+    (folder / "valid.txt").unlink()
+    assert not sintetico.is_current(folder, sentences=60, max_distance=6, seed=1)      # incomplete
 
 
 # ---------------------------------------------------------------- reading
