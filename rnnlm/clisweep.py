@@ -58,10 +58,16 @@ def _list_type(one, choices, flag):
 
 
 def _train_flag_actions():
-    """The `train` command's flags, as argparse actions grouped by title (read from _add_train)."""
+    """The `train` command's flags, as argparse actions grouped by title (read from _add_train); the ones
+    train declares outside a group (--corpus) join its corpus group, where a reader of the help looks."""
     scratch = _Parser(add_help=False)
     tp = _add_train(scratch.add_subparsers(parser_class=_Parser))
-    return [(g.title, [a for a in g._group_actions if a.dest not in _SWEEP_SKIP]) for g in tp._action_groups]
+    groups = [(g.title, [a for a in g._group_actions if a.dest not in _SWEEP_SKIP]) for g in tp._action_groups]
+    loose = [a for title, actions in groups if title in ("positional arguments", "options") for a in actions]
+    groups = [(title, actions) for title, actions in groups if title not in ("positional arguments", "options")]
+    at = next((i for i, (title, _) in enumerate(groups) if title.startswith("corpus")), 0)
+    groups[at] = (groups[at][0], loose + groups[at][1])
+    return groups
 
 
 def _add_sweep(sub):
@@ -76,8 +82,7 @@ def _add_sweep(sub):
                                       "product of the lists (e.g. --cell rnn,lstm,gru --recurrent-scale 0.5,1,2 "
                                       "--seeds 3 is 27 jobs). Each point is validated before anything runs.")
     for title, actions in _train_flag_actions():
-        g = run.add_argument_group(f"{title} (lists: one grid axis each)" if title not in
-                                   ("positional arguments", "options") else "training")
+        g = run.add_argument_group(f"{title} (lists: one grid axis each)")
         for a in actions:
             if a.nargs == 0:        # store_true / store_false: one value for the whole grid
                 g.add_argument(*a.option_strings, dest=a.dest, action=type(a), default=None, help=a.help)

@@ -182,3 +182,13 @@ def test_summarize_of_a_study_shows_the_steps_each_run_ran_and_the_budget_as_max
     assert lines[2] == "| name | cell | status | steps | wall_s | worker |"
     assert lines[4:6] == ["| recall-k2-rnn-d3-s0 | rnn | done | 500 | 1.5 | w |",
                           "| recall-k2-gru-d3-s0 | gru | done | 300 | 1.5 | w |"]
+
+
+def test_sweep_help_lists_corpus_with_the_corpus_flags(capsys):
+    # train declares --corpus outside its groups; in `sweep run --help` it sat alone under "training:"
+    with pytest.raises(SystemExit):
+        main(["sweep", "run", "--help"])
+    out = capsys.readouterr().out
+    assert "\ntraining:" not in out
+    group = out.split("corpus and tokenizer (lists: one grid axis each):", 1)[1].split("\n\n", 1)[0]
+    assert "--corpus V[,V...]" in group and "--corpora-dir" in group
