@@ -6,7 +6,10 @@ at once); `_sweep_grid` turns them into the grid sweepgrid.py expands.
 
 The one thing to know before editing: the scheduler and the folder are
 checked (sweep.check_scheduler, sweep.check_folder) before anything is
-printed or written, so that a refused sweep leaves nothing behind.
+printed or written, so that a refused sweep leaves nothing behind; the
+record (sweep.check_recorded) and whether the scheduler answers
+(sweep.check_reachable) before the first line, so that a refusal is the
+command's only line.
 """
 from __future__ import annotations
 
@@ -179,6 +182,9 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     sweep.check_recorded(out, sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0])
     recorded = {r.get("name") for r in sweep.read_rows(out)}
     skip = sum(name in recorded for name, _, _ in points)
+    # a --scheduler that does not answer as one is the only line too (asked once: run_sweep does not ask
+    # again); a rerun with every job recorded needs no scheduler
+    checked = skip < len(points) and sweep.check_reachable(args.scheduler)
     interrupted_early = not recorded and (out / sweep.SWEEP_FILE).exists()     # its empty record
     earlier = (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else
                f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")
@@ -187,7 +193,8 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     jobs, data = sweepgrid.train_sweep_jobs(points, measure, keep, folder=out)
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,
-                               retries=args.retries, progress=not args.no_progress, say_interrupted=False)
+                               retries=args.retries, progress=not args.no_progress, say_interrupted=False,
+                               scheduler_checked=checked)
     except KeyboardInterrupt as exc:    # the jobs stopped cleanly: _run_sweep says so, once the lock is released
         exc.in_jobs = True
         raise

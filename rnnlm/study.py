@@ -570,7 +570,8 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     scheduler/n_workers: passed to run_sweep (None: a LocalCluster, one worker per core;
     "serial": in this process). report_only: run nothing, write the outputs from the runs
     already recorded (an interrupted study; missing runs count as n smaller). Before the
-    first run it prints one line on stderr: the jobs, the grid and the folder (_first_line).
+    first run it prints one line on stderr: the jobs, the grid and the folder (_first_line); a record of
+    other settings and a scheduler that does not answer (sweep.check_reachable) are refused before it.
     UserError for bad settings (a malformed scheduler address among them, before anything is
     written), a folder another study or sweep is writing (sweep.lock_sweep, held from the first
     line to the figures; report_only takes it too: it writes the same files), or report_only
@@ -623,7 +624,7 @@ def _say_stopped(exc: KeyboardInterrupt, folder: Path, jobs) -> None:
 
 def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, progress, report_only) -> dict:
     """run_study's work once the config is settled (holding the folder's lock unless report_only)."""
-    from .sweep import check_recorded, read_rows, run_sweep
+    from .sweep import check_reachable, check_recorded, read_rows, run_sweep
 
     load0, t0 = _load_average(), time.perf_counter()
     if report_only:
@@ -634,10 +635,13 @@ def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, 
             raise UserError(f"{folder} holds no recorded runs ({why}); run the study first")
     else:
         check_recorded(folder, jobs)    # a record of other settings: refused before the first line
+        # so is a --scheduler that does not answer as one (asked once; not when every run is recorded)
+        recorded = {r.get("name") for r in read_rows(folder)}
+        checked = any(j.name not in recorded for j in jobs) and check_reachable(scheduler)
         print(_first_line(config, jobs, folder), file=sys.stderr, flush=True)
         try:
             rows = run_sweep(folder, jobs, data, scheduler=scheduler, n_workers=n_workers, progress=progress,
-                             say_interrupted=False)
+                             say_interrupted=False, scheduler_checked=checked)
         except KeyboardInterrupt as exc:        # Ctrl-C or SIGTERM: the sweep closed cleanly; run_study says so
             exc.in_runs = True
             raise

@@ -490,7 +490,7 @@ def lock_sweep(folder):
 def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: str | None = None,
               n_workers: int | None = None, retries: int = 2, progress: bool = True,
               threads: int = 1, on_row=None, say_interrupted: bool = True,
-              timings: dict | None = None) -> list[dict]:
+              timings: dict | None = None, scheduler_checked: bool = False) -> list[dict]:
     """Run every job not already finished in folder/sweep.jsonl; return all rows (old and new).
 
     folder: the sweep folder (created). jobs: Job tuples with unique names.
@@ -514,7 +514,7 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     call (`lock_sweep`): a folder another process sweeps into is a UserError,
     and a badly formed scheduler address is one before anything is written
     (`check_scheduler`); a scheduler that does not answer as one is one too
-    (`check_answers`).
+    (`check_answers`; scheduler_checked=True: the caller asked it already, `check_reachable`).
     """
     folder = Path(folder)
     _check_jobs(jobs)
@@ -529,7 +529,7 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     try:
         with lock_sweep(folder):
             return _run_locked(folder, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
-                               timings)
+                               timings, scheduler_checked)
     except KeyboardInterrupt as exc:    # said once the lock is gone, with what lock_sweep removed
         if say_interrupted:
             n = len(read_rows(folder))
@@ -554,19 +554,69 @@ def check_folder(folder, fns) -> None:
 
 
 def check_recorded(folder, jobs) -> list[dict]:
-    """folder's recorded rows; UserError (one line) when one records a job of `jobs` with other settings
-    (run_sweep checks it; a command that prints a first line checks it before, so the refusal comes first)."""
+    """folder's recorded rows; UserError (one line) when one records a job of `jobs` with other settings,
+    naming each setting that differs with its recorded and its new value (`setting_changes`). run_sweep
+    checks it; a command that prints a first line checks it before, so the refusal comes first.
+
+    Settings are compared as the job runs them (`_resolved`): a `sweep run` job whose --lr was left to the
+    optimizer's default is the same job as one given that default explicitly, and a rerun skips it. What
+    a row records is unchanged (the settings as given), so folders of earlier versions compare the same.
+    """
     rows = read_rows(folder)
     done = {r["name"]: r for r in rows}
     for job in jobs:
-        if job.name in done and done[job.name].get("settings") != json.loads(json.dumps(job.settings)):
-            raise UserError(f"{Path(folder) / SWEEP_FILE} records job {job.name} with other settings; "
+        if job.name not in done:
+            continue
+        changes = setting_changes(job.fn, done[job.name].get("settings"), json.loads(json.dumps(job.settings)))
+        if changes is not None:
+            what = f" (cannot change {', '.join(changes)})" if changes else ""
+            raise UserError(f"{Path(folder) / SWEEP_FILE} records job {job.name} with other settings{what}; "
                             "use another folder, or delete its line to run it again")
     return rows
 
 
+def _resolved(fn: str, settings):
+    """A job's settings as it runs them: a `sweep run` training job's through sweepgrid.resolved_settings
+    (defaults that depend on other settings filled in); any other job's as they are."""
+    from .sweepgrid import TRAIN_JOB, resolved_settings
+    return resolved_settings(settings) if fn == TRAIN_JOB and isinstance(settings, dict) else settings
+
+
+def _leaves(x, path=()):
+    """(path of keys, value) of every non-dict value in nested dicts."""
+    if isinstance(x, dict) and x:
+        for k, v in x.items():
+            yield from _leaves(v, path + (str(k),))
+    else:
+        yield path, x
+
+
+def setting_changes(fn: str, old, new) -> list[str] | None:
+    """None when the job settings `old` (recorded) and `new` run the same job (equal once `_resolved`); else
+    the settings that differ as "--flag (old -> new)" (config.flag of the setting's name, as `train --resume`
+    words it), each once. A resolved value that differs only because of another setting (min_lr left to its
+    default while lr changed) is not named: the setting that made it differ is."""
+    from .config import flag
+    old_r, new_r = _resolved(fn, old), _resolved(fn, new)
+    if old_r == new_r:
+        return None
+    missing = object()
+    a, b = dict(_leaves(old_r)), dict(_leaves(new_r))
+    raw_a, raw_b = dict(_leaves(old)), dict(_leaves(new))
+    changes = []
+    for path in [*a, *(p for p in b if p not in a)]:
+        va, vb = a.get(path, missing), b.get(path, missing)
+        if va == vb or not path or (path in raw_a and path in raw_b and raw_a[path] == raw_b[path]):
+            continue
+        text = " -> ".join("unset" if v is missing else repr(v) for v in (va, vb))
+        text = f"{flag(path[-1])} ({text})"
+        if text not in changes:
+            changes.append(text)
+    return changes
+
+
 def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
-                timings) -> list[dict]:
+                timings, scheduler_checked=False) -> list[dict]:
     """run_sweep's work, holding the folder's lock."""
     old = check_recorded(folder, jobs)
     done = {r["name"] for r in old}
@@ -606,7 +656,7 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
                     timings["jobs_s"] = time.perf_counter() - t0
                 else:
                     _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield,
-                              timings)
+                              timings, scheduler_checked)
             finally:
                 shield.lower()
             shield.reraise()        # a Ctrl-C or SIGTERM held back while the finished sweep closed its cluster
@@ -619,8 +669,9 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
 CONNECT_TIMEOUT = 20    # s: Dask's connection attempts to a --scheduler (check_answers)
 
 
-def check_answers(scheduler: str, timeout: float = CONNECT_TIMEOUT) -> None:
-    """UserError (one line) unless a Dask scheduler answers at `scheduler` within about `timeout` s.
+def check_answers(scheduler: str, timeout: float | None = None) -> None:
+    """UserError (one line) unless a Dask scheduler answers at `scheduler` within about `timeout` s
+    (None: CONNECT_TIMEOUT, read at the call).
 
     distributed.Client bounds the TCP connection only: a server of another
     kind that takes it (an HTTP server, a proxy) never sends Dask's handshake,
@@ -632,6 +683,8 @@ def check_answers(scheduler: str, timeout: float = CONNECT_TIMEOUT) -> None:
 
     from distributed.comm import connect
     from distributed.comm.core import CommClosedError
+
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
 
     async def identity():
         comm = await connect(scheduler, timeout=timeout)
@@ -662,6 +715,19 @@ def check_answers(scheduler: str, timeout: float = CONNECT_TIMEOUT) -> None:
         raise UserError(f"{scheduler} is {what}{other}")
 
 
+def check_reachable(scheduler: str | None) -> bool:
+    """`check_answers` for an external scheduler (None and "serial" need none); True when it asked.
+
+    A command that prints a first line calls it before that line, so that an unreachable scheduler is
+    the command's only line; it then passes run_sweep `scheduler_checked=True`, and the handshake is not
+    done twice (Client's own connection, bounded by CONNECT_TIMEOUT, still catches a scheduler gone since).
+    """
+    if scheduler is None or scheduler == SERIAL:
+        return False
+    check_answers(scheduler)
+    return True
+
+
 def _run_coroutine(coro):
     """asyncio.run(coro), in a thread of its own when this one runs an event loop already (a notebook)."""
     import asyncio
@@ -675,12 +741,15 @@ def _run_coroutine(coro):
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, n_workers: int | None, retries: int, progress: bool, shield: _Shield):
-    """A distributed.Client on a fresh LocalCluster (closed on exit) or on the given scheduler."""
+def _client(scheduler: str | None, n_workers: int | None, retries: int, progress: bool, shield: _Shield,
+            checked: bool = False):
+    """A distributed.Client on a fresh LocalCluster (closed on exit) or on the given scheduler (asked who
+    it is first, `check_answers`, unless the caller did: checked)."""
     import dask
     from distributed import Client, LocalCluster
     if scheduler:
-        check_answers(scheduler)
+        if not checked:
+            check_answers(scheduler)
         try:
             client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s")
         except (OSError, TimeoutError) as exc:
@@ -776,7 +845,8 @@ def _attempts(client, keys) -> dict:
         return {k: None for k in keys}
 
 
-def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield, timings) -> None:
+def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield, timings,
+              checked=False) -> None:
     """Submit `todo` to a Dask cluster and `finish(job, out)` each as it completes.
 
     A job whose worker died is rescheduled by the scheduler itself (its
@@ -792,7 +862,7 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
     t0 = time.perf_counter()
     if scheduler is None:       # a local cluster: no more workers than jobs (each would start a process)
         n_workers = min(n_workers or os.cpu_count() or 1, len(todo))
-    with _client(scheduler, n_workers, retries, progress, shield) as client:
+    with _client(scheduler, n_workers, retries, progress, shield, checked) as client:
         tag = secrets.token_hex(3)
         # Scatter once the workers are up, so that each of them gets a copy.
         client.wait_for_workers(n_workers or (1 if scheduler else (os.cpu_count() or 1)), timeout=120)

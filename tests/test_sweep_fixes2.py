@@ -114,8 +114,7 @@ def test_a_proxys_http_400_is_not_a_dask_scheduler_rather_than_out_of_memory(tex
     with _server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") as address:
         assert main(["sweep", "run", *_tiny_flags(text, out, scheduler=address), "--cell", "rnn"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"1 job (one point) into {out}",
-                   f"error: {address} is not a Dask scheduler (it answered Dask's handshake with something else); "
+    assert err == [f"error: {address} is not a Dask scheduler (it answered Dask's handshake with something else); "
                    "give the address that 'dask scheduler' prints (tcp://HOST:8786 by default), or leave --scheduler "
                    "out"]
     assert not (tmp_path / "runs").exists()
@@ -259,8 +258,8 @@ def test_a_rerun_with_other_settings_is_refused_before_its_first_line(text, tmp_
     capsys.readouterr()
     before = (out / "sweep.jsonl").read_bytes()
     assert main(["sweep", "run", *_tiny_flags(text, out), "--cell", "rnn", "--lr", "0.5"]) == 2
-    assert _one_error_line(capsys) == (f"{out / 'sweep.jsonl'} records job run with other settings; use another "
-                                       "folder, or delete its line to run it again")
+    assert _one_error_line(capsys) == (f"{out / 'sweep.jsonl'} records job run with other settings (cannot change "
+                                       "--lr (20.0 -> 0.5)); use another folder, or delete its line to run it again")
     assert (out / "sweep.jsonl").read_bytes() == before
     study = tmp_path / "st"
     argv = ["study", "learnability", "--cells", "rnn", "--distances", "10", "--seeds", "0", "--n-train", "64",
@@ -268,8 +267,8 @@ def test_a_rerun_with_other_settings_is_refused_before_its_first_line(text, tmp_
     assert main([*argv, "--steps", "30"]) == 0
     capsys.readouterr()
     assert main([*argv, "--steps", "31"]) == 2          # the budget is no part of a job's name
-    assert _one_error_line(capsys).endswith("with other settings; use another folder, or delete its line to run "
-                                            "it again")
+    assert _one_error_line(capsys).endswith("with other settings (cannot change --steps (30 -> 31)); use another "
+                                            "folder, or delete its line to run it again")
 
 
 # ---------------------------------------------------------------- 8. study --report-only

@@ -3,7 +3,6 @@ two sweeps into one --out each rewrote sweep.jsonl with their own rows only (no 
 import subprocess
 import sys
 import textwrap
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,19 +69,16 @@ def test_the_addresses_dask_takes_pass():
 
 
 def test_an_unreachable_scheduler_leaves_no_new_folder(text, tmp_path, capsys, monkeypatch):
-    @contextmanager
-    def unreachable(scheduler, *a, **k):    # what _client raises after its 20 s connection timeout
+    def unreachable(scheduler, *a, **k):    # what check_answers raises after its 20 s connection timeout
         raise UserError(f"cannot reach the Dask scheduler at {scheduler} (timed out); start one with "
                         "'dask scheduler' or leave --scheduler out")
-        yield
 
-    monkeypatch.setattr(sweep, "_client", unreachable)
+    monkeypatch.setattr(sweep, "check_answers", unreachable)
     out = tmp_path / "runs" / "deeper" / "s"
     flags = [f for f in _tiny_flags(text, out) if f not in ("--scheduler", "serial")]
     assert main(["sweep", "run", *flags, "--cell", "rnn", "--scheduler", "tcp://127.0.0.1:1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"1 job (one point) into {out}",
-                   "error: cannot reach the Dask scheduler at tcp://127.0.0.1:1 (timed out); start one with "
+    assert err == ["error: cannot reach the Dask scheduler at tcp://127.0.0.1:1 (timed out); start one with "
                    "'dask scheduler' or leave --scheduler out"]
     assert not (tmp_path / "runs").exists()         # the folders it created are gone, .sweep.lock included
     # a folder that was there before stays, with what it held
