@@ -567,7 +567,7 @@ def test_a_relative_corpora_dir_is_kept_absolute_so_the_run_resumes_from_anywher
                  "--max-vocab", "500", "--out", str(out)]) == 0
     stored = json.loads((out / "config.json").read_text(encoding="utf-8"))
     stored_dir = stored["train"]["data"]["corpora_dir"]
-    assert stored_dir == str(machado_dir.parent) and Path(stored_dir).is_absolute()
+    assert Path(stored_dir).resolve() == machado_dir.parent.resolve() and Path(stored_dir).is_absolute()
     monkeypatch.chdir(tmp_path)                                    # elsewhere: "corpora" means nothing here
     assert main(["train", "--resume", str(out), "--max-steps", "2"]) == 0
     capsys.readouterr()
