@@ -54,7 +54,7 @@ import numpy as np
 from .benchworker import (BATCH, BPTT, CELLS, CONFIGS, _bars, _calibrated_worker, _interleave_then_close,
                           _median_rate, _numba_pool_started, _OurModel, _ratio, _ratio_cell, _set_threads,
                           _steps_for, _timed, _tokens, _TorchModel, _Worker, calibrate_ours, check_thread_count,
-                          check_torch, format_calibration, machine_cores)
+                          check_torch, format_calibration, machine_cores, selection)
 from .errors import UserError
 
 # bench's --threads when not given (fewer on a machine with fewer cores)
@@ -213,11 +213,7 @@ def run_bench(cell="all", config="all", *, repeats, threads=None, vs_torch=False
     machine's cores); more than the machine's cores is refused unless oversubscribe, as --scaling's
     counts are. on_record(record) is called as each record is ready (the CLI's --json prints it at once).
     """
-    cells = CELLS if cell in (None, "all") else (cell,)
-    configs = list(CONFIGS) if config in (None, "all") else [config]
-    for c in configs:
-        if c not in CONFIGS:
-            raise UserError(f"unknown config {c!r}; choose from {', '.join(CONFIGS)} or all")
+    cells, configs = selection(cell, config)
     if vs_torch:
         check_torch()
     if threads is None:

@@ -23,11 +23,10 @@ import time
 
 import numpy as np
 
-from .benchworker import (BATCH, BPTT, CELLS, CONFIGS, _bars, _calibrated_worker, _interleave_then_close,
+from .benchworker import (BATCH, BPTT, CONFIGS, _bars, _calibrated_worker, _interleave_then_close,
                           _median_rate, _numba_pool_started, _OurModel, _ratio, _ratio_cell, _set_threads,
                           _steps_for, _timed, _tokens, _Worker, calibrate_ours, check_torch, format_calibration,
-                          machine_cores, parse_thread_counts)
-from .errors import UserError
+                          machine_cores, parse_thread_counts, selection)
 
 # The phases of a training step that `--scaling --breakdown` times, in table order, and what each holds.
 PHASES = {
@@ -216,11 +215,7 @@ def run_scaling(cell="all", config="all", *, threads, repeats, vs_torch=False, b
     """
     counts = parse_thread_counts(",".join(map(str, threads)) if not isinstance(threads, str) else threads,
                                  oversubscribe=oversubscribe)
-    cells = CELLS if cell in (None, "all") else (cell,)
-    configs = list(CONFIGS) if config in (None, "all") else [config]
-    for c in configs:
-        if c not in CONFIGS:
-            raise UserError(f"unknown config {c!r}; choose from {', '.join(CONFIGS)} or all")
+    cells, configs = selection(cell, config)
     if vs_torch:
         check_torch()
     from tqdm import tqdm

@@ -542,3 +542,13 @@ def check_torch() -> None:
         raise UserError("--vs-torch needs PyTorch in the Python that runs rnnlm, and PyTorch is never a "
                         "dependency: make a venv of its own with both (pip install -e . torch) and run "
                         "the bench with that venv's python")
+
+
+def selection(cell, config) -> tuple[tuple, list]:
+    """(cells, configs) a bench run times: one name or "all" (None: all) each; UserError for an unknown config."""
+    cells = CELLS if cell in (None, "all") else (cell,)
+    configs = list(CONFIGS) if config in (None, "all") else [config]
+    for c in configs:
+        if c not in CONFIGS:
+            raise UserError(f"unknown config {c!r}; choose from {', '.join(CONFIGS)} or all")
+    return cells, configs
