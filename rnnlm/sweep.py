@@ -231,13 +231,32 @@ def stop_jobs(keys) -> int:
     return len(_STOP_KEYS)
 
 
+class _HeartbeatLost(logging.Filter):
+    """Drops distributed.worker's "Failed to communicate with scheduler during heartbeat" record (an
+    OSError's traceback): in a LocalCluster the scheduler lives in the client, and a client that stops
+    (Ctrl-C, SIGTERM) closes it while a busy worker may still be sending a heartbeat; the sweep's own
+    line says what happened. Any other record of the worker's passes."""
+
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat")
+
+
+def quiet_lost_heartbeats() -> None:
+    """Install _HeartbeatLost on distributed.worker's logger (once)."""
+    log = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, _HeartbeatLost) for f in log.filters):
+        log.addFilter(_HeartbeatLost())
+
+
 def dask_setup(worker) -> None:
     """Preload hook of the LocalCluster's workers: Ctrl-C in the terminal is the client's to handle.
 
     A terminal's Ctrl-C goes to the whole process group; a worker killed by it
     mid-job leaves its job's temporary folder and Dask's tracebacks behind.
-    Runs in the worker process's main thread, before any job.
+    Runs in the worker process's main thread, before any job. A heartbeat that
+    meets the closing scheduler of a stopping client logs nothing (quiet_lost_heartbeats).
     """
+    quiet_lost_heartbeats()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # started with SIGINT blocked (`_starting`): a Ctrl-C that came meanwhile is dropped, being ignored now
@@ -576,10 +595,17 @@ def check_recorded(folder, jobs) -> list[dict]:
 
 
 def _resolved(fn: str, settings):
-    """A job's settings as it runs them: a `sweep run` training job's through sweepgrid.resolved_settings
-    (defaults that depend on other settings filled in); any other job's as they are."""
-    from .sweepgrid import TRAIN_JOB, resolved_settings
-    return resolved_settings(settings) if fn == TRAIN_JOB and isinstance(settings, dict) else settings
+    """A job's settings as it runs them: through its job function's `settings_as_run` attribute when it
+    has one (sweepjobs.train_job's fills in the defaults that depend on other settings), else as they
+    are. The function is found from the job's "module:function" as a worker finds it (_import_fn), so
+    the engine knows no job kind by name."""
+    if not isinstance(settings, dict):
+        return settings
+    try:
+        as_run = getattr(_import_fn(fn), "settings_as_run", None)
+    except UserError:           # a job function this process cannot import: compared as recorded
+        return settings
+    return as_run(settings) if as_run is not None else settings
 
 
 def _leaves(x, path=()):

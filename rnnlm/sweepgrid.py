@@ -167,22 +167,6 @@ def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None,
     return jobs, data
 
 
-def resolved_settings(settings: dict) -> dict:
-    """A train job's settings as the job runs them, to compare a recorded job with a rerun's (sweep.check_recorded):
-    the train config read back (any format) and written in the current one, with lr and min_lr left to their
-    defaults (None) replaced by what they resolve to (TrainConfig.initial_lr, lr_floor), and without its out
-    (the job's folder, which the sweep folder decides, however it was spelled). Settings this version cannot
-    read as a TrainConfig are returned as they are."""
-    try:
-        config = TrainConfig.from_dict(settings.get("train"))
-    except (UserError, TypeError, ValueError):
-        return settings
-    train = config.to_dict()
-    train.update(lr=config.initial_lr(), min_lr=config.lr_floor())
-    train.pop("out", None)
-    return {**settings, "train": train}
-
-
 # ---------------------------------------------------------------- reading a sweep back
 
 

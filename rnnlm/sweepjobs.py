@@ -119,6 +119,27 @@ def train_job(settings: dict, payload) -> JobResult:
     return JobResult(row=row, files=files)
 
 
+def train_settings_as_run(settings: dict) -> dict:
+    """train_job's settings as the job runs them, to compare a recorded job with a rerun's
+    (sweep.check_recorded reads it as train_job.settings_as_run): the train config read back (any
+    format) and written in the current one, with lr and min_lr left to their defaults (None) replaced
+    by what they resolve to (TrainConfig.initial_lr, lr_floor), and without its out (the job's folder,
+    which the sweep folder decides, however it was spelled). Settings this version cannot read as a
+    TrainConfig are returned as they are."""
+    from .config import TrainConfig
+    try:
+        config = TrainConfig.from_dict(settings.get("train"))
+    except (UserError, TypeError, ValueError):
+        return settings
+    train = config.to_dict()
+    train.update(lr=config.initial_lr(), min_lr=config.lr_floor())
+    train.pop("out", None)
+    return {**settings, "train": train}
+
+
+train_job.settings_as_run = train_settings_as_run
+
+
 def _with_out(config_json: bytes, out) -> bytes:
     """config.json with train.out set to the folder the client writes the run to (not the worker's temp)."""
     import json

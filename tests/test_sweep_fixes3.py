@@ -167,3 +167,20 @@ def test_a_study_rerun_with_another_budget_names_it(tmp_path, capsys):
     assert _one_error_line(capsys).endswith("records job recall-k2-rnn-d5-s0 with other settings (cannot change "
                                             "--steps (30 -> 31)); use another folder, or delete its line to run "
                                             "it again")
+
+
+def test_a_workers_lost_heartbeat_logs_nothing_and_its_other_records_pass():
+    # Under load, a worker's heartbeat can meet the scheduler a stopping client is closing: Dask logged an
+    # OSError's traceback after the sweep's one line (seen in a CI run of the background-sweep SIGTERM test)
+    import logging
+
+    sweep.quiet_lost_heartbeats()
+    sweep.quiet_lost_heartbeats()          # once only
+    log = logging.getLogger("distributed.worker")
+    assert sum(isinstance(f, sweep._HeartbeatLost) for f in log.filters) == 1
+
+    def record(msg):
+        return logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1, msg, None, None)
+    assert not log.filter(record("Failed to communicate with scheduler during heartbeat."))
+    assert log.filter(record("Unexpected exception during heartbeat. Closing worker."))
+    assert log.filter(record("Compute Failed"))
