@@ -116,10 +116,6 @@ def _run_bench(args):
         sizes = {k: v for k, v in (("n_jobs", args.sweep_jobs), ("steps", args.sweep_steps)) if v is not None}
         print(bench.format_sweep_bench(bench.sweep_bench(**sizes)))
         return 0
-    if args.scaling is None and args.breakdown:
-        raise UserError("--breakdown applies only with --scaling (e.g. --scaling 1,2)")
-    if args.oversubscribe and args.scaling is None and args.threads is None:
-        raise UserError("--oversubscribe applies only with --threads or --scaling (e.g. --threads 4 --oversubscribe)")
     if args.scaling is not None:
         return _run_bench_scaling(args, bench, json)
     records = bench.run_bench(args.cell, args.config, repeats=args.repeats, threads=args.threads,
@@ -131,7 +127,7 @@ def _run_bench(args):
         return 0
     print(bench.format_table(records, args.vs_torch))
     if args.compile:
-        cells = bench.CELLS if args.cell == "all" else (args.cell,)
+        cells, _ = bench.selection(args.cell, args.config)
         print("\n" + bench.format_compile_times(bench.compile_times(cells), cells))
     if args.jacobian:
         print("\n" + bench.format_jacobian_times(bench.jacobian_times(), bench.jacobian_overhead()))
@@ -141,7 +137,8 @@ def _run_bench(args):
 
 def _refuse_other_modes(args) -> None:
     """UserError (one line) for a flag that the chosen mode of `bench` would ignore: --sweep's ways and
-    --scaling's thread counts are fixed by the mode, and --sweep-jobs/--sweep-steps size --sweep only."""
+    --scaling's thread counts are fixed by the mode, --sweep-jobs/--sweep-steps size --sweep only, and
+    --breakdown is --scaling's. Every mode check of `bench` is here, before anything runs."""
     if args.sweep:
         if args.threads is not None:    # its ways are fixed (a 2-thread loop against 1-thread workers)
             raise UserError(f"--threads {args.threads}: --sweep compares fixed ways (the serial loop on 2 threads, "
@@ -158,11 +155,15 @@ def _refuse_other_modes(args) -> None:
     if args.scaling is not None and args.threads is not None:
         raise UserError(f"--threads {args.threads}: --scaling {args.scaling} gives the thread counts itself; "
                         "leave --threads out")
+    if args.scaling is not None and (args.torch_in_process or args.compile or args.jacobian):
+        raise UserError("--scaling does not combine with --torch-in-process, --compile or --jacobian")
+    if args.scaling is None and args.breakdown:
+        raise UserError("--breakdown applies only with --scaling (e.g. --scaling 1,2)")
+    if args.oversubscribe and args.scaling is None and args.threads is None:
+        raise UserError("--oversubscribe applies only with --threads or --scaling (e.g. --threads 4 --oversubscribe)")
 
 
 def _run_bench_scaling(args, bench, json):
-    if args.torch_in_process or args.compile or args.jacobian:
-        raise UserError("--scaling does not combine with --torch-in-process, --compile or --jacobian")
     from . import benchscaling
     records = benchscaling.run_scaling(args.cell, args.config, threads=args.scaling, repeats=args.repeats,
                                        vs_torch=args.vs_torch, breakdown=args.breakdown,
