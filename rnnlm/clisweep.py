@@ -5,10 +5,10 @@ reads them from the train parser itself, so a new train flag is a sweep axis
 at once); `_sweep_grid` turns them into the grid sweepgrid.py expands.
 
 The one thing to know before editing: the scheduler and the folder are
-checked (sweep.check_scheduler, sweep.check_folder) before anything is
+checked (sweepcluster.check_scheduler, sweep.check_folder) before anything is
 printed or written, so that a refused sweep leaves nothing behind; the
 record (sweep.check_recorded) and whether the scheduler answers
-(sweep.check_reachable) before the first line, so that a refusal is the
+(sweepcluster.check_reachable) before the first line, so that a refusal is the
 command's only line.
 """
 from __future__ import annotations
@@ -145,11 +145,11 @@ def _run_sweep(args):
     import time
     from pathlib import Path
 
-    from . import sweep, sweepgrid
+    from . import sweep, sweepcluster, sweepgrid
     if args.sweep_command == "summarize":
         print(sweepgrid.summarize(args.sweep))
         return 0
-    sweep.check_scheduler(args.scheduler, args.workers)      # before anything is written or printed
+    sweepcluster.check_scheduler(args.scheduler, args.workers)      # before anything is written or printed
     grid = _sweep_grid(args)
     points, axes = sweepgrid.expand_grid(grid)
     measure = grid.get("measure") or []
@@ -176,7 +176,7 @@ def _run_sweep(args):
 
 def _run_sweep_locked(args, grid, points, axes, measure, out):
     """`sweep run` from its first line on, holding the folder's lock."""
-    from . import sweep, sweepgrid
+    from . import sweep, sweepcluster, sweepgrid
     keep = bool(grid.get("keep_models"))
     # a record of other settings is refused before the first line (the corpus is read after it)
     sweep.check_recorded(out, sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0])
@@ -184,7 +184,7 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     skip = sum(name in recorded for name, _, _ in points)
     # a --scheduler that does not answer as one is the only line too (asked once: run_sweep does not ask
     # again); a rerun with every job recorded needs no scheduler
-    checked = skip < len(points) and sweep.check_reachable(args.scheduler)
+    checked = skip < len(points) and sweepcluster.check_reachable(args.scheduler)
     interrupted_early = not recorded and (out / sweep.SWEEP_FILE).exists()     # its empty record
     earlier = (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else
                f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")

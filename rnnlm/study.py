@@ -571,13 +571,14 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     "serial": in this process). report_only: run nothing, write the outputs from the runs
     already recorded (an interrupted study; missing runs count as n smaller). Before the
     first run it prints one line on stderr: the jobs, the grid and the folder (_first_line); a record of
-    other settings and a scheduler that does not answer (sweep.check_reachable) are refused before it.
+    other settings and a scheduler that does not answer (sweepcluster.check_reachable) are refused before it.
     UserError for bad settings (a malformed scheduler address among them, before anything is
     written), a folder another study or sweep is writing (sweep.lock_sweep, held from the first
     line to the figures; report_only takes it too: it writes the same files), or report_only
     without a recorded run or with a scheduler or worker count (it would not use them).
     """
-    from .sweep import check_folder, check_scheduler, lock_sweep
+    from .sweep import check_folder, lock_sweep
+    from .sweepcluster import check_scheduler
 
     if report_only and (scheduler is not None or n_workers is not None):
         flag = "--scheduler" if scheduler is not None else "--workers"
@@ -624,7 +625,8 @@ def _say_stopped(exc: KeyboardInterrupt, folder: Path, jobs) -> None:
 
 def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, progress, report_only) -> dict:
     """run_study's work once the config is settled (holding the folder's lock unless report_only)."""
-    from .sweep import check_reachable, check_recorded, read_rows, run_sweep
+    from .sweep import check_recorded, read_rows, run_sweep
+    from .sweepcluster import check_reachable
 
     load0, t0 = _load_average(), time.perf_counter()
     if report_only:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm import sweep
+from rnnlm import sweepcluster
 from rnnlm.cli import main
 from rnnlm.errors import UserError
 from test_sweep import _sigint_default
@@ -99,7 +99,7 @@ def test_a_server_that_never_answers_dasks_handshake_is_one_line_within_the_time
     with _server(None) as address:
         t0 = time.perf_counter()
         with pytest.raises(UserError) as exc:
-            sweep.check_answers(address, timeout=0.5)
+            sweepcluster.check_answers(address, timeout=0.5)
         took = time.perf_counter() - t0
     assert 0.9 < took < 5, took
     assert str(exc.value) == (f"{address} took the connection but did not answer as a Dask scheduler within 1 s "
@@ -128,9 +128,9 @@ def test_a_dask_worker_is_not_taken_for_the_scheduler():
         async with Scheduler(dashboard_address=":0", host="127.0.0.1") as s:
             async with Worker(s.address, nthreads=1, host="127.0.0.1") as w:
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(None, sweep.check_answers, s.address, 5)       # no error: a scheduler
+                await loop.run_in_executor(None, sweepcluster.check_answers, s.address, 5)       # no error: a scheduler
                 with pytest.raises(UserError, match=r"is a Dask worker, not a scheduler; give the address"):
-                    await loop.run_in_executor(None, sweep.check_answers, w.address, 5)
+                    await loop.run_in_executor(None, sweepcluster.check_answers, w.address, 5)
     asyncio.run(both())
 
 
@@ -149,8 +149,8 @@ def test_workers_with_the_serial_scheduler_is_refused_by_sweep_and_study_alike(t
                  "--out", str(out)]) == 2
     assert _one_error_line(capsys) == said
     assert not (tmp_path / "runs").exists()
-    sweep.check_scheduler("serial")                     # without --workers: fine
-    sweep.check_scheduler("tcp://10.0.0.5:8786", 2)     # a cluster's workers: the count to wait for
+    sweepcluster.check_scheduler("serial")                     # without --workers: fine
+    sweepcluster.check_scheduler("tcp://10.0.0.5:8786", 2)     # a cluster's workers: the count to wait for
 
 
 # ---------------------------------------------------------------- 10. sweep summarize's perplexities

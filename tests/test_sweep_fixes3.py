@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rnnlm import sweep
+from rnnlm import sweep, sweepcluster
 from rnnlm.cli import main
 from rnnlm.errors import UserError
 from test_sweep_fixes2 import _server, _tiny_flags
@@ -30,7 +30,7 @@ OTHER = ("give the address that 'dask scheduler' prints (tcp://HOST:8786 by defa
 
 @pytest.fixture
 def short_timeout(monkeypatch):
-    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(sweepcluster, "CONNECT_TIMEOUT", 0.5)
 
 
 def test_a_scheduler_where_nothing_listens_is_the_only_line(text, tmp_path, capsys, short_timeout):
@@ -68,7 +68,7 @@ def test_a_study_with_an_unreachable_scheduler_prints_its_error_only(tmp_path, c
 def test_the_scheduler_is_asked_once_per_sweep(text, tmp_path, capsys, monkeypatch):
     """The CLI asks before its first line and tells run_sweep so; run_sweep's Client does not ask again."""
     asked, passed = [], {}
-    monkeypatch.setattr(sweep, "check_answers", lambda address, timeout=None: asked.append(address))
+    monkeypatch.setattr(sweepcluster, "check_answers", lambda address, timeout=None: asked.append(address))
 
     def fake_run_sweep(folder, jobs, data, **kw):
         passed.update(kw)
@@ -79,9 +79,9 @@ def test_the_scheduler_is_asked_once_per_sweep(text, tmp_path, capsys, monkeypat
     assert asked == [address] and passed["scheduler_checked"] is True
     assert capsys.readouterr().err.splitlines() == [f"1 job (one point) into {tmp_path / 'c'}", "error: stop here"]
     # and the client, told so, connects without a second handshake (refused here: Client's own error)
-    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(sweepcluster, "CONNECT_TIMEOUT", 0.5)
     with pytest.raises(UserError, match=r"^cannot reach the Dask scheduler at "):
-        with sweep._client(address, None, 0, False, sweep._Shield(), checked=True):
+        with sweepcluster._client(address, None, 0, False, sweepcluster._Shield(), checked=True):
             pass
     assert asked == [address]
 

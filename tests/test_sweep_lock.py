@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from rnnlm import sweep
+from rnnlm import sweep, sweepcluster
 from rnnlm.cli import main
 from rnnlm.errors import UserError
 from rnnlm.sweep import SWEEP_LOCK, check_scheduler, lock_sweep, read_rows
@@ -73,7 +73,7 @@ def test_an_unreachable_scheduler_leaves_no_new_folder(text, tmp_path, capsys, m
         raise UserError(f"cannot reach the Dask scheduler at {scheduler} (timed out); start one with "
                         "'dask scheduler' or leave --scheduler out")
 
-    monkeypatch.setattr(sweep, "check_answers", unreachable)
+    monkeypatch.setattr(sweepcluster, "check_answers", unreachable)
     out = tmp_path / "runs" / "deeper" / "s"
     flags = [f for f in _tiny_flags(text, out) if f not in ("--scheduler", "serial")]
     assert main(["sweep", "run", *flags, "--cell", "rnn", "--scheduler", "tcp://127.0.0.1:1"]) == 2
