@@ -51,7 +51,7 @@ import time
 
 import numpy as np
 
-from .benchworker import (BATCH, BPTT, CELLS, CONFIGS, _bars, _calibrated_worker, _interleave_then_close,
+from .benchworker import (BATCH, BPTT, CELLS, CONFIGS, _bars, _each, _calibrated_worker, _interleave_then_close,
                           _median_rate, _numba_pool_started, _OurModel, _ratio, _ratio_cell, _set_threads,
                           _steps_for, _timed, _tokens, _TorchModel, _Worker, calibrate_ours, check_thread_count,
                           check_torch, format_calibration, machine_cores, selection)
@@ -223,12 +223,10 @@ def run_bench(cell="all", config="all", *, repeats, threads=None, vs_torch=False
     check_thread_count(threads, "--threads", oversubscribe=oversubscribe)
     if torch_in_process and not vs_torch:
         raise UserError("--torch-in-process only applies with --vs-torch")
-    from tqdm import tqdm
-
     _set_threads(threads)
     records, calibrations = [], []
     jobs = [(c, conf) for conf in configs for c in cells]
-    for c, conf in tqdm(jobs, desc="bench", disable=not _bars(progress), leave=False, file=sys.stderr):
+    for c, conf in _each(jobs, "bench", progress, name=lambda job: f"{job[1]} {job[0]}"):
         rec = bench_one(c, conf, repeats=repeats, vs_torch=vs_torch,
                         threads=threads, torch_in_process=torch_in_process, calibrations=calibrations)
         records.append(rec)
@@ -328,10 +326,15 @@ def sweep_bench(n_jobs: int = 8, steps: int = 300, noop_jobs: int = 30, progress
               "corpus": os.path.basename(grid["corpus"]), "load_before": os.getloadavg()}
     try:
         # The first run also pays the Numba compile of this model (cached in __pycache__ after it).
+        if progress and not _bars(progress):
+            print("bench --sweep: one training first, untimed (Numba compiles the model)", file=sys.stderr,
+                  flush=True)
         run_sweep(os.path.join(tmp, "warm"), jobs[:1], data, scheduler="serial", threads=2, progress=False)
         ways = {}
-        for way, kw in (("serial loop, 2 threads", dict(scheduler="serial", threads=2)),
-                        ("1 worker", dict(n_workers=1)), ("2 workers", dict(n_workers=2))):
+        for way, kw in _each((("serial loop, 2 threads", dict(scheduler="serial", threads=2)),
+                              ("1 worker", dict(n_workers=1)), ("2 workers", dict(n_workers=2))),
+                             f"bench --sweep: {n_jobs} trainings of {steps} steps", progress and not _bars(progress),
+                             name=lambda w: w[0]):
             t0 = time.perf_counter()
             split = {}
             rows = run_sweep(os.path.join(tmp, way.split(",")[0].replace(" ", "-")), jobs, data,
@@ -345,6 +348,9 @@ def sweep_bench(n_jobs: int = 8, steps: int = 300, noop_jobs: int = 30, progress
                          "mean_job_s": in_job / len(rows), "failed": sum(r["status"] != "done" for r in rows),
                          "peak_rss_mb": peak, "split_s": split}
         result["ways"] = ways
+        if progress and not _bars(progress):
+            print(f"bench --sweep: Dask's overhead, {noop_jobs} jobs that do nothing on 1 worker", file=sys.stderr,
+                  flush=True)
         stamps = []
         noop = [Job(f"noop-{i}", "rnnlm.sweepjobs:noop_job", {"i": i}, None) for i in range(noop_jobs)]
         t0 = time.perf_counter()

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import resource
-import sys
 import time
 
 import numpy as np
 
-from .benchworker import (BATCH, BPTT, CONFIGS, _bars, _calibrated_worker, _interleave_then_close,
+from .benchworker import (BATCH, BPTT, CONFIGS, _each, _calibrated_worker, _interleave_then_close,
                           _median_rate, _numba_pool_started, _OurModel, _ratio, _ratio_cell, _set_threads,
                           _steps_for, _timed, _tokens, _Worker, calibrate_ours, check_torch, format_calibration,
                           machine_cores, parse_thread_counts, selection)
@@ -218,11 +217,9 @@ def run_scaling(cell="all", config="all", *, threads, repeats, vs_torch=False, b
     cells, configs = selection(cell, config)
     if vs_torch:
         check_torch()
-    from tqdm import tqdm
-
     records, calibrations = [], []
     jobs = [(c, conf) for conf in configs for c in cells]
-    for c, conf in tqdm(jobs, desc="bench --scaling", disable=not _bars(progress), leave=False, file=sys.stderr):
+    for c, conf in _each(jobs, "bench --scaling", progress, name=lambda job: f"{job[1]} {job[0]}"):
         for rec in scaling_one(c, conf, counts, repeats=repeats, vs_torch=vs_torch, breakdown=breakdown,
                                n_windows=n_windows, calibrations=calibrations):
             records.append(rec)

@@ -411,9 +411,24 @@ def _timed(run, windows):
 
 
 def _bars(progress: bool) -> bool:
-    """Whether to draw progress bars: asked for and stderr is a terminal (as train's bars; a log file or a
-    CI job's captured stderr gets none)."""
-    return bool(progress) and sys.stderr.isatty()
+    """Whether to draw progress bars: asked for and stderr is a terminal a bar can be drawn on (as train's
+    bars, `runs.stderr_is_terminal`; a log file or a CI job's captured stderr gets none)."""
+    from .runs import stderr_is_terminal
+    return bool(progress) and stderr_is_terminal()
+
+
+def _each(items, desc: str, progress: bool, name=str):
+    """Yield `items` with a bar counting them on a terminal; in a log (progress asked for, no terminal)
+    one line "DESC: NAME (i of n)" on stderr as each starts, so that minutes of timing do not look hung."""
+    items = list(items)
+    if _bars(progress):
+        from tqdm import tqdm
+        yield from tqdm(items, desc=desc, leave=False, file=sys.stderr)
+        return
+    for i, item in enumerate(items, 1):
+        if progress:
+            print(f"{desc}: {name(item)} ({i} of {len(items)})", file=sys.stderr, flush=True)
+        yield item
 
 
 def _set_threads(threads):

@@ -104,3 +104,19 @@ def test_compile_probe_sees_the_first_training_step(text, tmp_path):
     seconds, status = res.stdout.strip().splitlines()[-1].split()
     assert status == "0" and seconds != "nan", "the probe saw no training step"
     assert 0 < float(seconds) < 600
+
+
+def test_bench_in_a_log_says_what_it_times_as_each_item_starts(capsys):
+    """A trial: `bench` and `bench --scaling` into a log printed nothing for minutes (their bars need a terminal)."""
+    assert main(["bench", "--config", "tiny", "--cell", "rnn", "--repeats", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == ["bench: tiny rnn (1 of 1)"]
+    assert "tiny" in out and "rnn" in out
+    # one line per item, counting toward the end; none without progress (--json) nor on a terminal's bar
+    from rnnlm import benchworker
+    assert list(benchworker._each([("rnn", "tiny"), ("gru", "small")], "bench --scaling", True,
+                                  name=lambda job: f"{job[1]} {job[0]}")) == [("rnn", "tiny"), ("gru", "small")]
+    assert capsys.readouterr().err.splitlines() == ["bench --scaling: tiny rnn (1 of 2)",
+                                                    "bench --scaling: small gru (2 of 2)"]
+    assert list(benchworker._each([1, 2], "bench", False)) == [1, 2]
+    assert capsys.readouterr().err == ""
