@@ -54,14 +54,15 @@ import numpy as np
 from .benchworker import (BATCH, BPTT, CELLS, CONFIGS, _bars, _each, _calibrated_worker, _interleave_then_close,
                           _median_rate, _numba_pool_started, _OurModel, _ratio, _ratio_cell, _set_threads,
                           _steps_for, _timed, _tokens, _TorchModel, _Worker, calibrate_ours, check_thread_count,
-                          check_torch, format_calibration, machine_cores, selection)
+                          check_torch, format_calibration, machine_cores, malloc_setting, selection)
 from .errors import UserError
 
 # bench's --threads when not given (fewer on a machine with fewer cores)
 DEFAULT_THREADS = 2
 
 
-def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_process=False, calibrations=None):
+def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_process=False, calibrations=None,
+              torch_malloc="kept"):
     """Time one (cell, config); returns the JSON record.
 
     Every record has calibration_ms: our calibration (ms, _calibration_call). With the PyTorch
@@ -73,7 +74,8 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
     torch_train_faults_per_window, torch_eval_faults_per_window (the kept worker's minor page faults
     in its timed runs, the median over repeats / windows per run: the slow mode's signature).
     calibrations: the ratios of the run's workers so far (run_bench shares one list over its rows;
-    None: this row is the run's first).
+    None: this row is the run's first). torch_malloc: PyTorch's allocator (benchworker.TORCH_MALLOC;
+    in process it applies to this whole process), recorded as torch_malloc (what was set).
     """
     V, H = CONFIGS[config]
     n = _steps_for(V, H)
@@ -83,15 +85,17 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
     ours.eval_steps(windows[:2])
     runs = [("train", _timed(ours.train_steps, windows)), ("eval", _timed(ours.eval_steps, windows))]
     worker, fields = None, None
+    malloc = None
     if vs_torch and torch_in_process:
+        malloc = malloc_setting(torch_malloc)
         theirs = _TorchModel(cell, V, H, threads)
         theirs.train_steps(windows[:2])
         theirs.eval_steps(windows[:2])
         runs += [("torch_train", _timed(theirs.train_steps, windows)),
                  ("torch_eval", _timed(theirs.eval_steps, windows))]
     elif vs_torch:
-        worker, fields = _calibrated_worker(lambda: _Worker(cell, config, n, threads), calibrate_ours,
-                                            [] if calibrations is None else calibrations)
+        worker, fields = _calibrated_worker(lambda: _Worker(cell, config, n, threads, malloc=torch_malloc),
+                                            calibrate_ours, [] if calibrations is None else calibrations)
         runs += [("torch_train", lambda: worker.run("train")), ("torch_eval", lambda: worker.run("eval"))]
     fields = fields or {"calibration_ms": round(calibrate_ours(), 3)}
     timings = _interleave_then_close(runs, repeats, worker)
@@ -106,6 +110,7 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
     }
     if vs_torch:
         record["torch_process"] = "same" if torch_in_process else "worker"
+        record["torch_malloc"] = malloc if worker is None else worker.malloc
         record["torch_train_tokens_per_s"] = round(_median_rate(timings["torch_train"], tokens))
         record["torch_eval_tokens_per_s"] = round(_median_rate(timings["torch_eval"], tokens))
         if worker is not None:
@@ -206,12 +211,13 @@ def jacobian_overhead(every=500, repeats=3, steps=5):
 
 
 def run_bench(cell="all", config="all", *, repeats, threads=None, vs_torch=False, torch_in_process=False,
-              oversubscribe=False, progress=True, on_record=None) -> list[dict]:
+              oversubscribe=False, progress=True, on_record=None, torch_malloc="kept") -> list[dict]:
     """The `bench` command's measurements: one record per (config, cell), in that order.
 
     cell / config: one name or "all". threads: for both sides (default DEFAULT_THREADS, at most the
     machine's cores); more than the machine's cores is refused unless oversubscribe, as --scaling's
     counts are. on_record(record) is called as each record is ready (the CLI's --json prints it at once).
+    torch_malloc: PyTorch's allocator, "kept" or "default" (benchworker.TORCH_MALLOC).
     """
     cells, configs = selection(cell, config)
     if vs_torch:
@@ -228,7 +234,8 @@ def run_bench(cell="all", config="all", *, repeats, threads=None, vs_torch=False
     jobs = [(c, conf) for conf in configs for c in cells]
     for c, conf in _each(jobs, "bench", progress, name=lambda job: f"{job[1]} {job[0]}"):
         rec = bench_one(c, conf, repeats=repeats, vs_torch=vs_torch,
-                        threads=threads, torch_in_process=torch_in_process, calibrations=calibrations)
+                        threads=threads, torch_in_process=torch_in_process, calibrations=calibrations,
+                        torch_malloc=torch_malloc)
         records.append(rec)
         if on_record is not None:
             on_record(rec)

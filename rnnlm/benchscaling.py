@@ -115,7 +115,7 @@ def _breakdown_run(ours, windows, out):
 
 
 def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=False, n_windows=None,
-                worker_side="torch", calibrations=None) -> list[dict]:
+                worker_side="torch", calibrations=None, torch_malloc="kept") -> list[dict]:
     """Time one (cell, config) at each thread count of `threads` (sorted); one record per count.
 
     Every repeat runs, for each thread count in turn: ours train, ours eval, then
@@ -125,7 +125,7 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
     paths for the thread count it first runs at (paths.plan). n_windows: windows per
     run (default _steps_for). worker_side "rnnlm" puts our model in the worker (tests).
     The calibration fields (bench_one's, without the timed runs' faults) are measured once, at
-    threads[0], and repeated in every record; calibrations: as bench_one's.
+    threads[0], and repeated in every record; calibrations and torch_malloc: as bench_one's.
     """
     V, H = CONFIGS[config]
     n = n_windows or _steps_for(V, H)
@@ -139,7 +139,8 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
         overlapped[t] = bool(next(iter(ours[t].model._workspaces.values())).plan.overlapped)
     _set_threads(threads[0])
     if vs_torch:
-        worker, fields = _calibrated_worker(lambda: _Worker(cell, config, n, threads[0], side=worker_side),
+        worker, fields = _calibrated_worker(lambda: _Worker(cell, config, n, threads[0], side=worker_side,
+                                                            malloc=torch_malloc),
                                             calibrate_ours, [] if calibrations is None else calibrations)
     else:
         worker, fields = None, {"calibration_ms": round(calibrate_ours(), 3)}
@@ -168,7 +169,7 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
                "train_tokens_per_s": round(_median_rate(timings[t, "train"], tokens)),
                "eval_tokens_per_s": round(_median_rate(timings[t, "eval"], tokens)), **fields}
         if vs_torch:
-            rec["torch"] = worker.version
+            rec["torch"], rec["torch_malloc"] = worker.version, worker.malloc
             for kind in ("train", "eval"):
                 rec[f"torch_{kind}_tokens_per_s"] = round(_median_rate(timings[t, "torch_" + kind], tokens))
                 rec[f"{kind}_ratio"], rec[f"{kind}_ratio_range"] = _ratio(
@@ -206,7 +207,7 @@ def add_efficiency(records) -> list[dict]:
 
 
 def run_scaling(cell="all", config="all", *, threads, repeats, vs_torch=False, breakdown=False,
-                oversubscribe=False, progress=True, on_record=None, n_windows=None) -> list[dict]:
+                oversubscribe=False, progress=True, on_record=None, n_windows=None, torch_malloc="kept") -> list[dict]:
     """The `bench --scaling` measurements: records per (config, cell), each with one per thread count.
 
     threads: the --scaling text ("1,2,4") or a list of ints. on_record(record) is called for
@@ -221,7 +222,7 @@ def run_scaling(cell="all", config="all", *, threads, repeats, vs_torch=False, b
     jobs = [(c, conf) for conf in configs for c in cells]
     for c, conf in _each(jobs, "bench --scaling", progress, name=lambda job: f"{job[1]} {job[0]}"):
         for rec in scaling_one(c, conf, counts, repeats=repeats, vs_torch=vs_torch, breakdown=breakdown,
-                               n_windows=n_windows, calibrations=calibrations):
+                               n_windows=n_windows, calibrations=calibrations, torch_malloc=torch_malloc):
             records.append(rec)
             if on_record is not None:
                 on_record(rec)

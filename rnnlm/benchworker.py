@@ -58,6 +58,37 @@ CAL_CALLS, CAL_WARMUP = 20, 3
 SLOW_FACTOR = 1.6
 WORKER_TRIES = 3
 FAULT_LIMIT = 500
+# PyTorch's side frees and allocates again, every window, buffers of 9 MB (tiny logits) to 130 MB (large),
+# and glibc's malloc by default hands large freed blocks back to the OS (a block above its mmap threshold,
+# a heap top above its trim threshold), so the next window touches them afresh: 2,000-3,300 minor page
+# faults per tiny training window, 44,000 per small one, costing PyTorch 13-49% of its training time and
+# 73% of its small evaluation (BENCHMARKS.md, Round 6). PyTorch's CPU performance tuning guide has users
+# switch to an allocator that keeps freed memory for reuse (jemalloc, TCMalloc); TORCH_MALLOC "kept" does
+# the same with glibc's own settings (mallopt, `keep_freed_memory`) in the process that runs PyTorch, so
+# that it is timed at its best. "default" leaves glibc as it is (the comparison then flatters ours).
+TORCH_MALLOC = ("kept", "default")
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4     # mallopt's parameters (glibc's malloc.h)
+KEPT_TRIM_BYTES = 1 << 30
+
+
+def keep_freed_memory() -> str:
+    """Make glibc's malloc in this process keep the memory it frees for reuse: no block from mmap
+    (M_MMAP_MAX 0: every block from the heap) and no heap trimmed below 1 GiB (M_TRIM_THRESHOLD).
+    Returns what it set, or why it set nothing (not glibc: macOS, musl). Source: mallopt(3)."""
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return "the platform's malloc (no mallopt)"
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    if mallopt(_M_MMAP_MAX, 0) != 1 or mallopt(_M_TRIM_THRESHOLD, KEPT_TRIM_BYTES) != 1:
+        return "the platform's malloc (mallopt refused)"
+    return "freed memory kept for reuse (glibc mallopt: M_MMAP_MAX 0, M_TRIM_THRESHOLD 1 GiB)"
+
+
+def malloc_setting(mode: str) -> str:
+    """Apply --torch-malloc `mode` to this process (TORCH_MALLOC); returns the record's torch_malloc."""
+    return keep_freed_memory() if mode == "kept" else "glibc's defaults (large freed blocks go back to the OS)"
 
 
 def _tokens(V, n_windows, seed=0):
@@ -189,20 +220,22 @@ class _Worker:
     is _TorchModel; "rnnlm" is ours (to check that the harness itself is neutral).
     `faults[key]` lists the minor page faults of each run (`run` returns only
     the seconds). `set_threads(n)` moves it to n threads (bench --scaling);
-    `version` is what it runs (e.g. "torch 2.13.0+cpu"); `calibrate()` times
+    `version` is what it runs (e.g. "torch 2.13.0+cpu"), `malloc` its allocator's setting (malloc: a
+    TORCH_MALLOC mode, applied in the worker before its model is built); `calibrate()` times
     the calibration there: (ms, minor page faults per call) of
     _calibration_call of its side, at its thread count.
 
     The protocol is a line each way on the child's stdin/stdout (no pickle)."""
 
-    def __init__(self, cell, config, n, threads, side="torch"):
+    def __init__(self, cell, config, n, threads, side="torch", malloc="kept"):
         code = "from rnnlm.benchworker import _worker_main; _worker_main()"
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PROJECT_ROOT, os.environ.get("PYTHONPATH")])))
         self.side = side
-        self.proc = subprocess.Popen([sys.executable, "-c", code, side, cell, config, str(n), str(threads)],
+        self.proc = subprocess.Popen([sys.executable, "-c", code, side, cell, config, str(n), str(threads), malloc],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.faults = {}    # key -> the minor page faults of each run(key), in order
-        self.version = self._expect("ready")[len("ready"):].strip()
+        # "ready VERSION<tab>MALLOC": what it runs, and its allocator's setting (malloc_setting)
+        self.version, _, self.malloc = self._expect("ready")[len("ready"):].strip().partition("\t")
 
     def _expect(self, what):
         line = self.proc.stdout.readline().strip()
@@ -243,8 +276,9 @@ _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _worker_main():
-    """The child side of _Worker: argv side, cell, config, n windows, threads."""
+    """The child side of _Worker: argv side, cell, config, n windows, threads, malloc (TORCH_MALLOC)."""
     side, cell, config, n, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    malloc = malloc_setting(sys.argv[6])
     V, H = CONFIGS[config]
     windows = _tokens(V, n)
     models = {}
@@ -272,7 +306,7 @@ def _worker_main():
     calibration = None
     model = model_at(threads)
     version = f"torch {model.torch.__version__}" if side == "torch" else "rnnlm"
-    print("ready", version, flush=True)
+    print("ready", f"{version}\t{malloc}", flush=True)
     for line in sys.stdin:
         key = line.strip()
         if key.startswith("threads "):
@@ -458,15 +492,21 @@ def _numba_pool_started():
 def slow_worker_rows(records) -> list[dict]:
     """The records (one per (config, cell)) whose kept worker's calibration ratio is more than
     SLOW_FACTOR x the best of all the workers these records tried, or that faulted more than
-    FAULT_LIMIT times per call: rows timed against PyTorch's slow mode, found then
-    (torch_slow_mode) or only by a faster worker of a later row."""
+    FAULT_LIMIT times per call, or per window in its timed runs: rows timed against PyTorch's slow
+    mode, found then (torch_slow_mode), only by a faster worker of a later row, or while timed."""
     rows = list({(r["config"], r["cell"]): r for r in records if "torch_calibration_tries" in r}.values())
     if not rows:
         return []
     best = min(t / o for r in rows for t, o in r["torch_calibration_tries"])
     return [r for r in rows if r["torch_calibration_ms"] / r["calibration_ms"] > SLOW_FACTOR * best
             or ("torch_calibration_faults" in r and r["torch_calibration_faults"][r["torch_worker_kept"] - 1]
-                > FAULT_LIMIT)]
+                > FAULT_LIMIT) or timed_faults(r) > FAULT_LIMIT]
+
+
+def timed_faults(record) -> int:
+    """The kept worker's minor page faults per window in its timed training and evaluation runs, the
+    larger (0 when not recorded): PyTorch's memory handed back to the OS and touched afresh."""
+    return max(record.get("torch_train_faults_per_window", 0), record.get("torch_eval_faults_per_window", 0))
 
 
 def format_calibration(records, threads=None) -> str:
@@ -486,19 +526,24 @@ def format_calibration(records, threads=None) -> str:
                  for (t, o), f in zip(r["torch_calibration_tries"], faults)]
         k = r["torch_worker_kept"] - 1
         tries[k] = f"[{tries[k]}]"
-        timed = (f"; kept worker's timed eval {r['torch_eval_faults_per_window']} pf/window"
-                 if "torch_eval_faults_per_window" in r else "")
+        timed = ", ".join(f"{kind} {r[f'torch_{kind}_faults_per_window']}" for kind in ("train", "eval")
+                          if f"torch_{kind}_faults_per_window" in r)
+        timed = f"; kept worker's timed {timed} pf/window" if timed else ""
         lines.append(f"  {r['config']:<7} {r['cell']:<5} " + ", ".join(tries) + timed)
     best = min(t / o for r in rows for t, o in r["torch_calibration_tries"])
     lines.append(f"a worker more than {SLOW_FACTOR}x the run's best ratio ({best:.2f}x), or with more than "
                  f"{FAULT_LIMIT} page faults per call, is replaced, up to {WORKER_TRIES} per row; the first row "
                  "tries 2 (PyTorch's slow mode: BENCHMARKS.md, Round 4)")
+    mallocs = sorted({r["torch_malloc"] for r in rows if r.get("torch_malloc")})
+    if mallocs:
+        lines.append(f"PyTorch's allocator (--torch-malloc): {'; '.join(mallocs)}")
     slow = slow_worker_rows(records)
     if slow:
         lines.append(f"WARNING: {', '.join(r['config'] + ' ' + r['cell'] for r in slow)}: timed against a PyTorch "
-                     f"worker in its slow mode (calibration more than {SLOW_FACTOR}x the best ratio or more than "
-                     f"{FAULT_LIMIT} page faults per call; every try was slow, or a later row found a faster "
-                     "one): those ratios flatter ours; rerun those rows")
+                     f"worker in its slow mode (calibration more than {SLOW_FACTOR}x the best ratio, or more than "
+                     f"{FAULT_LIMIT} page faults per call or per timed window; every try was slow, a later row "
+                     "found a faster one, or its memory went back to the OS while timed (--torch-malloc default)): "
+                     "those ratios flatter ours; rerun those rows")
     return "\n".join(lines)
 
 

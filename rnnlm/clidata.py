@@ -82,6 +82,11 @@ def _add_bench(sub):
                         "interleaved with ours (needs torch importable)")
     p.add_argument("--torch-in-process", action="store_true",
                    help="with --vs-torch: time PyTorch in this process instead (the old harness)")
+    p.add_argument("--torch-malloc", choices=("kept", "default"), default=None,
+                   help="with --vs-torch: PyTorch's process keeps the memory it frees for reuse (kept, the default: "
+                        "glibc's mallopt, as the caching allocators of PyTorch's CPU tuning guide do), or hands large "
+                        "freed blocks back to the OS as glibc does by default (default: its training windows then "
+                        "page-fault, and the ratios flatter ours)")
     p.add_argument("--json", action="store_true", help="one JSON object per (cell, config)")
     p.add_argument("--compile", action="store_true",
                    help="also measure Numba compile time with an empty and a warm cache")
@@ -120,6 +125,7 @@ def _run_bench(args):
         return _run_bench_scaling(args, bench, json)
     records = bench.run_bench(args.cell, args.config, repeats=args.repeats, threads=args.threads,
                               vs_torch=args.vs_torch, torch_in_process=args.torch_in_process,
+                              torch_malloc=args.torch_malloc or "kept",
                               oversubscribe=args.oversubscribe,
                               progress=not args.json,
                               on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
@@ -145,7 +151,8 @@ def _refuse_other_modes(args) -> None:
                             "1 and 2 workers of one thread each); leave --threads out")
         given = [flag for flag, on in (("--scaling", args.scaling is not None), ("--vs-torch", args.vs_torch),
                                        ("--compile", args.compile), ("--jacobian", args.jacobian),
-                                       ("--breakdown", args.breakdown), ("--json", args.json)) if on]
+                                       ("--breakdown", args.breakdown), ("--json", args.json),
+                                       ("--torch-malloc", args.torch_malloc is not None)) if on]
         if given:
             raise UserError(f"--sweep times Dask sweeps, not one model: leave out {', '.join(given)}")
         return
@@ -157,6 +164,8 @@ def _refuse_other_modes(args) -> None:
                         "leave --threads out")
     if args.scaling is not None and (args.torch_in_process or args.compile or args.jacobian):
         raise UserError("--scaling does not combine with --torch-in-process, --compile or --jacobian")
+    if args.torch_malloc is not None and not args.vs_torch:
+        raise UserError(f"--torch-malloc {args.torch_malloc} sets PyTorch's allocator; add --vs-torch, or leave it out")
     if args.scaling is None and args.breakdown:
         raise UserError("--breakdown applies only with --scaling (e.g. --scaling 1,2)")
     if args.oversubscribe and args.scaling is None and args.threads is None:
@@ -167,6 +176,7 @@ def _run_bench_scaling(args, bench, json):
     from . import benchscaling
     records = benchscaling.run_scaling(args.cell, args.config, threads=args.scaling, repeats=args.repeats,
                                        vs_torch=args.vs_torch, breakdown=args.breakdown,
+                                       torch_malloc=args.torch_malloc or "kept",
                                        oversubscribe=args.oversubscribe,
                                        progress=not args.json,
                                        on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)

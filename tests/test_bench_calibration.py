@@ -6,10 +6,15 @@ replaces a slow one. The decision is tested here with fake calibrations and fake
 workers (no PyTorch, nothing timed). PyTorch's side of the calibration runs only
 where PyTorch is installed (never in CI), so no test here needs it.
 """
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from rnnlm import bench, benchscaling, benchworker
+from rnnlm.cli import main
 
 
 @pytest.mark.parametrize("tries,earlier,verdict", [
@@ -200,3 +205,70 @@ def test_our_calibration_is_a_fresh_models_loss_and_its_time():
     seconds, faults = benchworker._calibrate(lambda: None, calls=3, warmup=0)
     assert 0 <= seconds < 0.01 and faults >= 0
     assert 0 < bench.calibrate_ours() < 1000
+
+
+# ---------------------------------------------------------------- PyTorch's allocator (--torch-malloc)
+
+_CYCLES = """
+import ctypes, resource, sys
+from rnnlm.benchworker import malloc_setting
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+print(malloc_setting(sys.argv[1]))
+size = 40 << 20     # a block above glibc's largest mmap threshold (32 MiB), as PyTorch's small logits are
+def cycle():        # what PyTorch does every window: allocate, fill, free
+    p = libc.malloc(size); ctypes.memset(p, 1, size); libc.free(p)
+cycle()
+f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    cycle()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 5)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux")
+def test_kept_memory_is_not_touched_afresh_every_window():
+    """A 40 MB block allocated, filled and freed again and again: with glibc's defaults every cycle
+    maps it anew (10,240 minor page faults of 4 KB); with the memory kept (the bench's default for the
+    process that runs PyTorch) the second cycle on reuses it."""
+    import subprocess
+
+    def faults(mode):
+        out = subprocess.run([sys.executable, "-c", _CYCLES, mode], capture_output=True, text=True, check=True,
+                             env=dict(os.environ, PYTHONPATH=str(Path(bench.__file__).parents[1]))).stdout
+        what, per_cycle = out.splitlines()
+        return what, float(per_cycle)
+    what, kept = faults("kept")
+    if "no mallopt" in what or "refused" in what:
+        pytest.skip(f"not glibc: {what}")
+    assert what == "freed memory kept for reuse (glibc mallopt: M_MMAP_MAX 0, M_TRIM_THRESHOLD 1 GiB)"
+    what, default = faults("default")
+    assert what == "glibc's defaults (large freed blocks go back to the OS)"
+    assert kept < 100 and default > 5000, (kept, default)
+
+
+def test_the_worker_reports_its_allocator_and_the_table_says_it():
+    worker = bench._Worker("rnn", "tiny", 2, 1, side="rnnlm", malloc="default")
+    try:
+        assert worker.version == "rnnlm" and worker.malloc == "glibc's defaults (large freed blocks go back to the OS)"
+    finally:
+        worker.close()
+    rec = dict(_record("tiny", "rnn", [[2.4, 2.0]], 1), torch_malloc=worker.malloc,
+               torch_train_faults_per_window=3047, torch_eval_faults_per_window=0)
+    text = bench.format_calibration([rec])
+    assert "PyTorch's allocator (--torch-malloc): glibc's defaults (large freed blocks go back to the OS)" in text
+    assert "kept worker's timed train 3047, eval 0 pf/window" in text
+    # a worker that page-faults while timed is PyTorch slowed by its allocator: those ratios flatter ours
+    assert [r["cell"] for r in benchworker.slow_worker_rows([rec])] == ["rnn"]
+    assert "WARNING: tiny rnn: timed against a PyTorch worker" in text
+    rec.update(torch_train_faults_per_window=2)
+    assert benchworker.slow_worker_rows([rec]) == [] and "WARNING" not in bench.format_calibration([rec])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--torch-malloc", "default"], "--torch-malloc default sets PyTorch's allocator; add --vs-torch, or leave it out"),
+    (["--sweep", "--torch-malloc", "kept"], "--sweep times Dask sweeps, not one model: leave out --torch-malloc"),
+])
+def test_torch_malloc_needs_vs_torch(capsys, argv, message):
+    assert main(["bench", *argv]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
