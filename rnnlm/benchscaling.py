@@ -124,8 +124,9 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
     keeps one model per thread count (shared weights), since a model fixes its fast
     paths for the thread count it first runs at (paths.plan). n_windows: windows per
     run (default _steps_for). worker_side "rnnlm" puts our model in the worker (tests).
-    The calibration fields (bench_one's, without the timed runs' faults) are measured once, at
-    threads[0], and repeated in every record; calibrations and torch_malloc: as bench_one's.
+    The calibration fields (bench_one's) are measured once, at threads[0], and repeated in every
+    record, and so are the timed runs' faults per window (the median over every thread count's runs);
+    calibrations and torch_malloc: as bench_one's.
     """
     V, H = CONFIGS[config]
     n = n_windows or _steps_for(V, H)
@@ -170,6 +171,8 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
                "eval_tokens_per_s": round(_median_rate(timings[t, "eval"], tokens)), **fields}
         if vs_torch:
             rec["torch"], rec["torch_malloc"] = worker.version, worker.malloc
+            for kind in ("train", "eval"):     # over every thread count's runs: the slow mode is the process's
+                rec[f"torch_{kind}_faults_per_window"] = round(float(np.median(worker.faults[kind])) / n)
             for kind in ("train", "eval"):
                 rec[f"torch_{kind}_tokens_per_s"] = round(_median_rate(timings[t, "torch_" + kind], tokens))
                 rec[f"{kind}_ratio"], rec[f"{kind}_ratio_range"] = _ratio(
