@@ -20,10 +20,14 @@ more than 500 times per call (the slow mode's signature, which a busy machine
 does not fake), is closed and another started, up to 3 per row (the run's first
 row always tries two, to have a reference). Ratios, not ms: a busy machine
 slows both sides. The table says which worker was kept and prints a WARNING
-naming any row timed against a slow one (every try slow, or a later row's
-worker much faster); --json records carry the calibrations and the kept
-worker's page faults in its timed runs (bench_one's docstring lists the
-fields).
+naming any row timed against a slow one (every try slow, a later row's
+worker much faster, or more than 500 page faults per timed window); --json
+records carry the calibrations and the kept worker's page faults in its
+timed runs (bench_one's docstring lists the fields). The slow mode was
+mostly glibc handing PyTorch's large freed buffers back to the OS, to be
+faulted in again every window (BENCHMARKS.md, Round 6): the process that
+runs PyTorch keeps its freed memory (benchworker.keep_freed_memory,
+`--torch-malloc kept`, the default), as PyTorch's CPU tuning guide advises.
 
 The training step timed is the whole step a user pays for: forward, BPTT,
 global-norm clipping and an SGD update, with the hidden state carried across
