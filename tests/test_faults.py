@@ -192,7 +192,7 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.parametrize("scaling", [False, True])
-def test_bench_draws_no_bar_when_stderr_is_not_a_terminal(monkeypatch, scaling):
+def test_bench_draws_a_bar_on_a_terminal_and_a_line_per_item_in_a_log(monkeypatch, scaling):
     monkeypatch.setattr(bench, "_set_threads", lambda n: None)     # leave this process's thread count alone
     monkeypatch.setattr(benchscaling, "_set_threads", lambda n: None)
     if scaling:
@@ -204,7 +204,8 @@ def test_bench_draws_no_bar_when_stderr_is_not_a_terminal(monkeypatch, scaling):
     log = io.StringIO()                                     # stderr redirected to a file, a CI log
     monkeypatch.setattr(sys, "stderr", log)
     assert run() == [{"cell": "rnn"}]
-    assert log.getvalue() == ""
+    # no bar's carriage returns in a log: one plain line as each item starts
+    assert log.getvalue() == f"bench{' --scaling' if scaling else ''}: tiny rnn (1 of 1)\n"
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert run() == [{"cell": "rnn"}]
