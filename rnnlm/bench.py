@@ -58,7 +58,8 @@ import numpy as np
 from .benchworker import (BATCH, BPTT, CELLS, CONFIGS, _bars, _each, _calibrated_worker, _interleave_then_close,
                           _median_rate, _numba_pool_started, _OurModel, _ratio, _ratio_cell, _set_threads,
                           _steps_for, _timed, _tokens, _TorchModel, _Worker, calibrate_ours, check_thread_count,
-                          check_torch, format_calibration, machine_cores, malloc_setting, selection)
+                          check_torch, format_calibration, machine_cores, malloc_setting, selection,
+                          slow_by_itself)
 from .errors import UserError
 
 # bench's --threads when not given (fewer on a machine with fewer cores)
@@ -74,7 +75,10 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
     torch_calibration_tries ([worker ms, ours ms] of each worker started for this row, in order),
     torch_calibration_faults (the minor page faults per calibration call of each of them),
     torch_worker_kept (1-based), torch_calibration_best (the smallest ratio worker / ours of the
-    run so far), torch_slow_mode (every worker tried was far slower: see _worker_verdict) and
+    run so far), torch_slow_mode (timed against PyTorch's slow mode by the row's own evidence:
+    every worker tried was far slower, see _worker_verdict, or the kept one's calibration or timed
+    runs say so, benchworker.slow_by_itself; the table's WARNING also names rows that a later row's
+    faster worker shows slow) and
     torch_train_faults_per_window, torch_eval_faults_per_window (the kept worker's minor page faults
     in its timed runs, the median over repeats / windows per run: the slow mode's signature).
     calibrations: the ratios of the run's workers so far (run_bench shares one list over its rows;
@@ -120,6 +124,7 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
         if worker is not None:
             for kind in ("train", "eval"):
                 record[f"torch_{kind}_faults_per_window"] = round(float(np.median(worker.faults[kind])) / n)
+            record["torch_slow_mode"] = slow_by_itself(record)
         for kind in ("train", "eval"):
             record[f"{kind}_ratio"], record[f"{kind}_ratio_range"] = _ratio(
                 record[f"{kind}_tokens_per_s"], record[f"torch_{kind}_tokens_per_s"],

@@ -25,7 +25,7 @@ import numpy as np
 from .benchworker import (BATCH, BPTT, CONFIGS, _each, _calibrated_worker, _interleave_then_close,
                           _median_rate, _numba_pool_started, _OurModel, _ratio, _ratio_cell, _set_threads,
                           _steps_for, _timed, _tokens, _Worker, calibrate_ours, check_torch, format_calibration,
-                          machine_cores, parse_thread_counts, selection)
+                          machine_cores, parse_thread_counts, selection, slow_by_itself)
 
 # The phases of a training step that `--scaling --breakdown` times, in table order, and what each holds.
 PHASES = {
@@ -173,6 +173,7 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
             rec["torch"], rec["torch_malloc"] = worker.version, worker.malloc
             for kind in ("train", "eval"):     # over every thread count's runs: the slow mode is the process's
                 rec[f"torch_{kind}_faults_per_window"] = round(float(np.median(worker.faults[kind])) / n)
+            rec["torch_slow_mode"] = slow_by_itself(rec)
             for kind in ("train", "eval"):
                 rec[f"torch_{kind}_tokens_per_s"] = round(_median_rate(timings[t, "torch_" + kind], tokens))
                 rec[f"{kind}_ratio"], rec[f"{kind}_ratio_range"] = _ratio(

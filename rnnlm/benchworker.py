@@ -58,6 +58,11 @@ CAL_CALLS, CAL_WARMUP = 20, 3
 SLOW_FACTOR = 1.6
 WORKER_TRIES = 3
 FAULT_LIMIT = 500
+# A calibration ratio (PyTorch's ms / ours) above CAL_LIMIT is slow whatever the run's best: a run's
+# first row has no reference, and on a loaded machine PyTorch's threads lose far more than ours (a
+# trial under load: two workers at 3.1x and 3.5x, kept as each other's reference, then a training
+# ratio of 47x). Quiet, fast workers calibrated at 0.93-1.56x ours and slow ones at 2.3-3.1x (1 Dec).
+CAL_LIMIT = 2.0
 # PyTorch's side frees and allocates again, every window, buffers of 9 MB (tiny logits) to 130 MB (large),
 # and glibc's malloc by default hands large freed blocks back to the OS (a block above its mmap threshold,
 # a heap top above its trim threshold), so the next window touches them afresh: 2,000-3,300 minor page
@@ -333,7 +338,8 @@ def _worker_verdict(tries, earlier, faults=None, factor=SLOW_FACTOR, max_tries=W
     tries: [(worker ms, ours ms)] of this row's workers, in order; faults: their page faults per call
     (None: not counted); earlier: the ratios (worker ms / ours ms) of every worker the run tried
     before this row. A try is slow when its ratio is more than factor x the smallest of all (earlier
-    and tries) or it faulted more than fault_limit times per call. "keep" once a try is not slow and
+    and tries) or more than CAL_LIMIT, or it faulted more than fault_limit times per call. "keep" once
+    a try is not slow and
     there is something to compare with: the run's first row needs two tries (one calibration alone
     is slow against nothing). Ratios, not ms: a busy machine slows both sides of a calibration,
     PyTorch's slow mode only its own; page faults are counted, not timed, so a busy machine leaves
@@ -342,7 +348,7 @@ def _worker_verdict(tries, earlier, faults=None, factor=SLOW_FACTOR, max_tries=W
     ratios = [theirs / ours for theirs, ours in tries]
     faults = [0] * len(tries) if faults is None else faults
     best = min([*ratios, *earlier])
-    if any(r <= factor * best and f <= fault_limit for r, f in zip(ratios, faults)) and \
+    if any(r <= factor * best and r <= CAL_LIMIT and f <= fault_limit for r, f in zip(ratios, faults)) and \
             (len(earlier) > 0 or len(tries) >= 2):
         return "keep"
     return "more" if len(tries) < max_tries else "slow"
@@ -491,16 +497,30 @@ def _numba_pool_started():
 
 def slow_worker_rows(records) -> list[dict]:
     """The records (one per (config, cell)) whose kept worker's calibration ratio is more than
-    SLOW_FACTOR x the best of all the workers these records tried, or that faulted more than
-    FAULT_LIMIT times per call, or per window in its timed runs: rows timed against PyTorch's slow
-    mode, found then (torch_slow_mode), only by a faster worker of a later row, or while timed."""
+    SLOW_FACTOR x the best of all the workers these records tried, or that are slow by their own
+    evidence (slow_by_itself: CAL_LIMIT, page faults in the calibration or the timed runs): rows
+    timed against PyTorch's slow mode, found then (torch_slow_mode) or only by a faster worker of a
+    later row."""
     rows = list({(r["config"], r["cell"]): r for r in records if "torch_calibration_tries" in r}.values())
     if not rows:
         return []
     best = min(t / o for r in rows for t, o in r["torch_calibration_tries"])
     return [r for r in rows if r["torch_calibration_ms"] / r["calibration_ms"] > SLOW_FACTOR * best
-            or ("torch_calibration_faults" in r and r["torch_calibration_faults"][r["torch_worker_kept"] - 1]
-                > FAULT_LIMIT) or timed_faults(r) > FAULT_LIMIT]
+            or slow_by_itself(r)]
+
+
+def slow_by_itself(record) -> bool:
+    """Whether a record was timed against PyTorch's slow mode by its own evidence: every worker tried
+    was slow (torch_slow_mode as calibrated), or the kept one's calibration was more than CAL_LIMIT x
+    ours or faulted more than FAULT_LIMIT times per call, or its timed runs did per window
+    (timed_faults). bench_one and scaling_one store it as the record's torch_slow_mode."""
+    if "torch_calibration_tries" not in record:
+        return False
+    kept = record["torch_worker_kept"] - 1
+    faults = record.get("torch_calibration_faults")
+    return bool(record.get("torch_slow_mode")
+                or record["torch_calibration_ms"] / record["calibration_ms"] > CAL_LIMIT
+                or (faults is not None and faults[kept] > FAULT_LIMIT) or timed_faults(record) > FAULT_LIMIT)
 
 
 def timed_faults(record) -> int:
@@ -510,12 +530,16 @@ def timed_faults(record) -> int:
 
 
 def format_calibration(records, threads=None) -> str:
-    """The workers' calibrations, one line per (config, cell), and a WARNING line naming the rows
-    timed against a slow worker; "" when the records have no worker calibration. threads: the
-    count both sides calibrated at, when not the table's (bench --scaling: the smallest)."""
+    """The workers' calibrations, one line per (config, cell), PyTorch's allocator, and a WARNING line
+    naming the rows timed against a slow worker; "" when the records have neither a worker calibration
+    nor an allocator (no --vs-torch). threads: the count both sides calibrated at, when not the
+    table's (bench --scaling: the smallest)."""
+    mallocs = sorted({r["torch_malloc"] + (" (in this process: ours too)" if r.get("torch_process") == "same" else "")
+                      for r in records if r.get("torch_malloc")})
+    allocator = [f"PyTorch's allocator (--torch-malloc): {'; '.join(mallocs)}"] if mallocs else []
     rows = list({(r["config"], r["cell"]): r for r in records if "torch_calibration_tries" in r}.values())
     if not rows:
-        return ""
+        return "\n".join(allocator)
     lines = [f"calibration: one {CAL_CONFIG} {CAL_CELL} evaluation window, median of {CAL_CALLS} calls, ms in each "
              "PyTorch worker started / ours beside it" + (f", at {threads} thread{'s' * (threads > 1)}" if threads
                                                            else "")
@@ -531,19 +555,17 @@ def format_calibration(records, threads=None) -> str:
         timed = f"; kept worker's timed {timed} pf/window" if timed else ""
         lines.append(f"  {r['config']:<7} {r['cell']:<5} " + ", ".join(tries) + timed)
     best = min(t / o for r in rows for t, o in r["torch_calibration_tries"])
-    lines.append(f"a worker more than {SLOW_FACTOR}x the run's best ratio ({best:.2f}x), or with more than "
-                 f"{FAULT_LIMIT} page faults per call, is replaced, up to {WORKER_TRIES} per row; the first row "
-                 "tries 2 (PyTorch's slow mode: BENCHMARKS.md, Round 4)")
-    mallocs = sorted({r["torch_malloc"] for r in rows if r.get("torch_malloc")})
-    if mallocs:
-        lines.append(f"PyTorch's allocator (--torch-malloc): {'; '.join(mallocs)}")
+    lines.append(f"a worker more than {SLOW_FACTOR}x the run's best ratio ({best:.2f}x) or {CAL_LIMIT:g}x ours, or "
+                 f"with more than {FAULT_LIMIT} page faults per call, is replaced, up to {WORKER_TRIES} per row; the "
+                 "first row tries 2 (PyTorch's slow mode: BENCHMARKS.md, Round 4)")
+    lines += allocator
     slow = slow_worker_rows(records)
     if slow:
         lines.append(f"WARNING: {', '.join(r['config'] + ' ' + r['cell'] for r in slow)}: timed against a PyTorch "
-                     f"worker in its slow mode (calibration more than {SLOW_FACTOR}x the best ratio, or more than "
-                     f"{FAULT_LIMIT} page faults per call or per timed window; every try was slow, a later row "
-                     "found a faster one, or its memory went back to the OS while timed (--torch-malloc default)): "
-                     "those ratios flatter ours; rerun those rows")
+                     f"worker in its slow mode (calibration more than {SLOW_FACTOR}x the best ratio or "
+                     f"{CAL_LIMIT:g}x ours, or more than {FAULT_LIMIT} page faults per call or per timed window; "
+                     "every try was slow, a later row found a faster one, or its memory went back to the OS while "
+                     "timed (--torch-malloc default)): those ratios flatter ours; rerun those rows")
     return "\n".join(lines)
 
 

@@ -272,3 +272,42 @@ def test_the_worker_reports_its_allocator_and_the_table_says_it():
 def test_torch_malloc_needs_vs_torch(capsys, argv, message):
     assert main(["bench", *argv]) == 2
     assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
+# ---------------------------------------------------------------- a loaded machine's first row (a trial)
+
+@pytest.mark.parametrize("tries,earlier,verdict", [
+    ([(6.3, 2.0), (7.0, 2.0)], [], "more"),                 # 3.1x and 3.5x ours: each other's reference, both slow
+    ([(6.3, 2.0), (7.0, 2.0), (6.9, 2.0)], [], "slow"),
+    ([(6.3, 2.0), (7.0, 2.0), (2.6, 2.0)], [], "keep"),
+    ([(4.1, 2.0)], [2.1], "more"),                           # within 1.6x of a slow best, but over 2x ours
+    ([(3.9, 2.0)], [1.9], "keep"),
+])
+def test_a_calibration_far_slower_than_ours_is_slow_whatever_the_runs_best(tries, earlier, verdict):
+    """A trial under load: two workers at 3.1x and 3.5x ours, kept as each other's reference, then a
+    training ratio of 47x with no warning."""
+    assert benchworker._worker_verdict(tries, earlier) == verdict
+
+
+def test_the_json_says_slow_mode_when_the_table_warns_of_it():
+    """A trial: --json said torch_slow_mode false for a row whose timed windows faulted 2,421 times, which
+    the table flagged. The record's flag is the row's own evidence (slow_by_itself)."""
+    fast = dict(_record("tiny", "rnn", [[2.4, 2.0]], 1), torch_calibration_faults=[6],
+                torch_train_faults_per_window=0, torch_eval_faults_per_window=0)
+    assert not benchworker.slow_by_itself(fast)
+    changes = (dict(torch_train_faults_per_window=2421),
+               dict(torch_calibration_tries=[[6.3, 2.0]], torch_calibration_ms=6.3),
+               dict(torch_calibration_faults=[1954]), dict(torch_slow_mode=True))
+    for change in changes:
+        rec = dict(fast, **change)
+        assert benchworker.slow_by_itself(rec), change
+        assert "WARNING: tiny rnn" in bench.format_calibration([rec])
+
+
+def test_the_in_process_harness_says_its_allocator_applies_to_ours_too():
+    """A trial: --torch-in-process --torch-malloc default printed no word of the allocator."""
+    rec = {k: v for k, v in _record("tiny", "rnn", [[2.4, 2.0]], 1).items() if not k.startswith("torch_calib")}
+    rec.update(torch_process="same", torch_malloc="glibc's defaults (large freed blocks go back to the OS)")
+    assert bench.format_calibration([rec]) == ("PyTorch's allocator (--torch-malloc): glibc's defaults (large freed "
+                                               "blocks go back to the OS) (in this process: ours too)")
+    assert "in this process: ours too" in bench.format_table([rec], vs_torch=True)
