@@ -170,6 +170,31 @@ def _stdout_fails() -> bool:
     return False
 
 
+class _QuietStderr:
+    """sys.stderr while a command runs: a write or flush that fails (a full log disk, `2>/dev/full`) is
+    dropped instead of raised. Standard error carries only messages (bars, progress and error lines),
+    and losing them must not stop a training or turn its outcome into another exit status; the command
+    goes on, unheard. Everything else (fileno, isatty, encoding) is the stream's own."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError:
+            return len(text)
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError:
+            return None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 _PYTHON_FORMAT = warnings.formatwarning
 
 
@@ -184,6 +209,8 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
     before, warnings.formatwarning = warnings.formatwarning, _warning_line
+    stderr = sys.stderr
+    sys.stderr = _QuietStderr(stderr)   # a full log disk silences the command; it does not stop it
     try:
         with sigterm_raises() as seen:   # from the first line: a stop during the imports is one line too
             try:
@@ -196,6 +223,9 @@ def main(argv=None) -> int:
                 return 143
     finally:
         warnings.formatwarning = before
+        if isinstance(sys.stderr, _QuietStderr):
+            sys.stderr.flush()
+            sys.stderr = stderr
 
 
 def _main(argv=None) -> int:

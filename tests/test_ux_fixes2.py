@@ -294,3 +294,41 @@ def test_the_control_share_decides(tmp_path):
     with pytest.raises(UserError, match=r"many.txt looks binary \(50% of its characters are control codes\); a "
                                         r"corpus must be plain text files"):
         read_text(many)
+
+
+# ---------------------------------------------------------------- 5. standard error on a full disk (a trial)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_log_disk_silences_a_training_but_does_not_stop_it(text, tmp_path):
+    """A trial: `train ... 2>/dev/full` died at its first progress line with exit 1 and no model, and
+    `train --lr -1 2>/dev/full` exited 1 instead of 2. Standard error carries only messages."""
+    env = {**os.environ, "RNNLM_CACHE": os.environ["RNNLM_CACHE"]}
+    out = tmp_path / "r"
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "cli.py", "train", "--corpus", str(text), "--cell", "rnn",
+                               "--emsize", "16", "--hidden", "16", "--max-vocab", "500", "--max-steps", "5",
+                               "--out", str(out)], stdout=subprocess.PIPE, stderr=full, cwd=REPO, timeout=600, env=env)
+        assert proc.returncode == 0
+        assert (out / "model.npz").is_file() and (out / "best.npz").is_file()
+        assert b"valid ppl" in proc.stdout
+        bad = subprocess.run([sys.executable, "cli.py", "train", "--lr", "-1"], stdout=subprocess.PIPE, stderr=full,
+                             cwd=REPO, timeout=300, env=env)
+        assert bad.returncode == 2
+    # in process: a stderr that refuses every write changes nothing either
+    broken = _Refusing()
+    old = sys.stderr
+    sys.stderr = broken
+    try:
+        assert main(["train", "--lr", "-1"]) == 2
+    finally:
+        sys.stderr = old
+    assert broken.tried
+
+
+class _Refusing(io.StringIO):
+    tried = 0
+
+    def write(self, text):
+        self.tried += 1
+        raise OSError(errno.ENOSPC, "No space left on device")
