@@ -6,6 +6,8 @@ instant), and a user mistake is a UserError that cli.main turns into one line.
 """
 from __future__ import annotations
 
+import contextlib
+
 from . import config as C
 from .cliflags import _add_data_flags, _arg, _data_config, _subcommands
 from .errors import UserError
@@ -123,12 +125,12 @@ def _run_bench(args):
         return 0
     if args.scaling is not None:
         return _run_bench_scaling(args, bench, json)
-    records = bench.run_bench(args.cell, args.config, repeats=args.repeats, threads=args.threads,
-                              vs_torch=args.vs_torch, torch_in_process=args.torch_in_process,
-                              torch_malloc=args.torch_malloc or "kept",
-                              oversubscribe=args.oversubscribe,
-                              progress=not args.json,
-                              on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
+    done, on_record = _as_done(args, json)
+    with _finished_rows_on_stop(args, done, lambda: bench.format_table(done, args.vs_torch)):
+        records = bench.run_bench(args.cell, args.config, repeats=args.repeats, threads=args.threads,
+                                  vs_torch=args.vs_torch, torch_in_process=args.torch_in_process,
+                                  torch_malloc=args.torch_malloc or "kept",
+                                  oversubscribe=args.oversubscribe, progress=not args.json, on_record=on_record)
     if args.json:
         return 0
     print(bench.format_table(records, args.vs_torch))
@@ -172,14 +174,38 @@ def _refuse_other_modes(args) -> None:
         raise UserError("--oversubscribe applies only with --threads or --scaling (e.g. --threads 4 --oversubscribe)")
 
 
+def _as_done(args, json):
+    """([records so far], on_record): each record is kept as it is ready, and printed at once with --json."""
+    done = []
+
+    def on_record(record):
+        done.append(record)
+        if args.json:
+            print(json.dumps(record), flush=True)
+    return done, on_record
+
+
+@contextlib.contextmanager
+def _finished_rows_on_stop(args, done, table):
+    """A bench stopped by Ctrl-C or SIGTERM prints the table of the rows it finished (table()) before its
+    one line: minutes of measurements are not thrown away (--json printed each row as it came)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if done and not args.json:
+            print(table(), flush=True)
+        raise
+
+
 def _run_bench_scaling(args, bench, json):
     from . import benchscaling
-    records = benchscaling.run_scaling(args.cell, args.config, threads=args.scaling, repeats=args.repeats,
-                                       vs_torch=args.vs_torch, breakdown=args.breakdown,
-                                       torch_malloc=args.torch_malloc or "kept",
-                                       oversubscribe=args.oversubscribe,
-                                       progress=not args.json,
-                                       on_record=(lambda r: print(json.dumps(r), flush=True)) if args.json else None)
+    done, on_record = _as_done(args, json)
+    with _finished_rows_on_stop(args, done, lambda: benchscaling.format_scaling_table(done, args.vs_torch)):
+        records = benchscaling.run_scaling(args.cell, args.config, threads=args.scaling, repeats=args.repeats,
+                                           vs_torch=args.vs_torch, breakdown=args.breakdown,
+                                           torch_malloc=args.torch_malloc or "kept",
+                                           oversubscribe=args.oversubscribe, progress=not args.json,
+                                           on_record=on_record)
     if args.json:
         return 0
     print(benchscaling.format_scaling_table(records, args.vs_torch))

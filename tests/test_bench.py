@@ -120,3 +120,22 @@ def test_bench_in_a_log_says_what_it_times_as_each_item_starts(capsys):
                                                     "bench --scaling: small gru (2 of 2)"]
     assert list(benchworker._each([1, 2], "bench", False)) == [1, 2]
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("scaling", [False, True])
+def test_a_stopped_bench_prints_the_rows_it_finished(monkeypatch, capsys, scaling):
+    """A trial: `bench --config small` stopped by Ctrl-C after its first row printed only 'interrupted'."""
+    from rnnlm import benchscaling
+    row = {"cell": "rnn", "config": "tiny", "V": 2000, "E": 64, "H": 64, "B": 32, "T": 35, "train_tokens_per_s": 1234,
+           "eval_tokens_per_s": 5678, "threads": 1, "train_efficiency": 1.0, "eval_efficiency": 1.0,
+           "efficiency_from": 1}
+
+    def one(cell, *a, **k):
+        if cell != "rnn":
+            raise KeyboardInterrupt
+        return [dict(row)] if scaling else dict(row)
+    monkeypatch.setattr(benchscaling if scaling else bench, "scaling_one" if scaling else "bench_one", one)
+    assert main(["bench", "--config", "tiny", *(["--scaling", "1"] if scaling else [])]) == 130
+    out, err = capsys.readouterr()
+    assert "1,234" in out and "5,678" in out and "lstm" not in out
+    assert err.splitlines()[-1] == "interrupted"
