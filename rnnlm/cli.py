@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import sys
 import warnings
 
@@ -195,6 +196,16 @@ class _QuietStderr:
         return getattr(self._stream, name)
 
 
+def _quiet_stops(unraisable, default=sys.unraisablehook) -> None:
+    """sys.unraisablehook while a command runs: a stop (Ctrl-C's KeyboardInterrupt, SIGTERM's Terminated)
+    raised where Python can only print it (a signal landing in a ctypes callback of Numba's cache while a
+    kernel compiles) prints nothing; the stop is raised again where it can be (stopping.StartUp.end),
+    so the command still ends in its one line. Anything else is printed as Python does."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    default(unraisable)
+
+
 _PYTHON_FORMAT = warnings.formatwarning
 
 
@@ -209,8 +220,9 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
     before, warnings.formatwarning = warnings.formatwarning, _warning_line
-    stderr = sys.stderr
+    stderr, hook = sys.stderr, sys.unraisablehook
     sys.stderr = _QuietStderr(stderr)   # a full log disk silences the command; it does not stop it
+    sys.unraisablehook = functools.partial(_quiet_stops, default=hook)
     try:
         with sigterm_raises() as seen:   # from the first line: a stop during the imports is one line too
             try:
@@ -222,7 +234,7 @@ def main(argv=None) -> int:
                 print("terminated", file=sys.stderr)
                 return 143
     finally:
-        warnings.formatwarning = before
+        warnings.formatwarning, sys.unraisablehook = before, hook
         if isinstance(sys.stderr, _QuietStderr):
             sys.stderr.flush()
             sys.stderr = stderr

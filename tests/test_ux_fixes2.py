@@ -332,3 +332,32 @@ class _Refusing(io.StringIO):
     def write(self, text):
         self.tried += 1
         raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_stop_raised_inside_a_ctypes_callback_prints_no_traceback(capsys):
+    """A trial (1 of ~50 early SIGTERMs): the start-up handler's Terminated, raised inside llvmlite's ctypes
+    callback of Numba's cache, printed "Exception ignored on calling ctypes callback function" and a
+    traceback above the one line (the stop itself is raised again by stopping.StartUp.end)."""
+    import ctypes
+    import functools
+
+    from rnnlm.errors import Terminated
+    seen = []
+    old = sys.unraisablehook
+    sys.unraisablehook = functools.partial(cli._quiet_stops, default=seen.append)
+    try:
+        callback = ctypes.CFUNCTYPE(None)
+
+        def stop():
+            raise Terminated()
+
+        def other():
+            raise ValueError("not a stop")
+        callback(stop)()
+        callback(other)()
+    finally:
+        sys.unraisablehook = old
+    assert [type(u.exc_value) for u in seen] == [ValueError]       # only the stop is quiet
+    assert capsys.readouterr().err == ""
+    assert main(["train", "--lr", "-1"]) == 2
+    assert sys.unraisablehook is old                                # put back after the command
