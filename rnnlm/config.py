@@ -568,9 +568,13 @@ def given_train_settings(given: dict, resume: bool = False) -> dict:
     a sweep grid point) and returned: --clip-value alone turns norm clipping off (clip_norm 0), and a limit
     on steps or epochs (--epochs, or a --max-steps above 0) without --max-minutes replaces the default time
     budget (max_minutes 0). --max-steps 0 means no step limit, the default, so it keeps the time budget.
-    resume: the settings of a --resume, whose clipping cannot change: --clip-value is then refused as the
-    user gave it (TrainConfig.resumed), without a --clip-norm they never typed."""
-    if "clip_value" in given and "clip_norm" not in given and not resume:
+    resume: the settings of a --resume, to which neither applies: its clipping cannot change (--clip-value
+    is then refused as the user gave it, TrainConfig.resumed, without a --clip-norm they never typed), and
+    its time budget is the run's own, kept unless --max-minutes is given (a run stopped at its budget is
+    refused, naming the flag to raise, rather than resumed without one)."""
+    if resume:
+        return given
+    if "clip_value" in given and "clip_norm" not in given:
         given["clip_norm"] = 0.0
     if ("epochs" in given or given.get("max_steps")) and "max_minutes" not in given:
         given["max_minutes"] = 0.0

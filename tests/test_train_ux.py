@@ -1,6 +1,7 @@
 """What a new user saw go wrong around `train`: a resume that had nothing left to do, the run folder
 named twice, and a bar whose time left did not follow the time budget to its end."""
 
+import json
 import math
 from types import SimpleNamespace
 
@@ -168,3 +169,20 @@ def test_an_unevaluated_run_is_not_said_to_have_failed_the_baseline():
     assert "not beaten" not in " ".join(lines)
     diverged = _baseline_lines({**base, "stopped": "nonfinite", "test_ppl": math.nan})
     assert diverged[1] == "  the model has no finite perplexity: it has not beaten the baseline"
+
+
+def test_resume_with_more_steps_keeps_the_runs_time_budget(text, tmp_path, capsys):
+    """A trial: a run trained with --max-minutes 0.3 and stopped there, resumed with --max-steps 99999, ran
+    16,000 steps with no time limit (config.json then said max_minutes 0). --max-steps without --max-minutes
+    replaces the *default* budget of a new run; a resume keeps the run's own."""
+    from rnnlm.config import given_train_settings
+    assert given_train_settings({"max_steps": 99999}) == {"max_steps": 99999, "max_minutes": 0.0}
+    assert given_train_settings({"max_steps": 99999}, resume=True) == {"max_steps": 99999}
+    out = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--max-minutes", "0.005", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["max_minutes"] == 0.005
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--max-steps", "99999", "--no-progress"]) == 2
+    assert "give --max-minutes above" in capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["train"]["max_minutes"] == 0.005
