@@ -244,11 +244,12 @@ def _main(argv=None) -> int:
     runners = {name: run for name, _, run in COMMANDS}
     args = None
     try:
-        try:
-            args = build_parser().parse_args(argv)
-        except SystemExit:
-            sys.stdout.flush()  # --help, --version: text still buffered meets a closed pipe here (141 below)
-            raise
+        with _stdout_named():    # --help, --version: argparse prints and exits inside parse_args
+            try:
+                args = build_parser().parse_args(argv)
+            except SystemExit:
+                sys.stdout.flush()  # text still buffered meets a closed pipe (141 below) or a full disk here
+                raise
         _check_numbers(args)
         _check_corpora_dir(args)
         _check_paths(args)

@@ -44,7 +44,8 @@ Nothing lost:
   sweep stopped before its first job finished records nothing: it writes no
   sweep.jsonl, and a folder it created is removed again (`lock_sweep`); its
   one line says so (`nothing_recorded_line`). An empty sweep.jsonl (left by
-  earlier versions) still reads as "no job finished yet" (`empty_reason`).
+  earlier versions) still reads as "no job finished yet" (`empty_reason`);
+  one with a line that is not JSON is corrupt, not empty (`read_rows`).
 
 Threads: every worker runs its job on one Numba thread with one-thread BLAS
 (`NUMBA_NUM_THREADS`, `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and
@@ -112,12 +113,14 @@ class JobResult(NamedTuple):
 def read_rows(folder) -> list[dict]:
     """The rows of folder/sweep.jsonl, in the order they were recorded ([] when there is none).
 
-    A torn last line (a crash of an older writer) is dropped; any other bad line is a UserError.
+    A torn last line (a crash of an older writer: no newline at its end, as `_Recorder` sees it) is dropped;
+    any other bad line, a complete last one included, is a UserError (the file is corrupt, not empty).
     """
     path = Path(folder) / SWEEP_FILE
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     rows = []
     for i, line in enumerate(lines):
         if not line.strip():
@@ -125,9 +128,11 @@ def read_rows(folder) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            if i == len(lines) - 1:
+            if i == len(lines) - 1 and not text.endswith("\n"):
                 break
-            raise UserError(f"{path}: line {i + 1} is not JSON; fix or remove it") from None
+            raise UserError(f"{path} cannot be read: line {i + 1} is not JSON; remove that line (the command "
+                            f"that wrote the folder, run again with --out {Path(folder)}, reruns its job) or "
+                            "restore the file from a copy") from None
     return rows
 
 

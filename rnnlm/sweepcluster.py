@@ -289,6 +289,25 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
                 shutil.rmtree(scratch, ignore_errors=True)
 
 
+# The resource tracker's note on the worker processes' semaphores when a stop of the whole process group
+# (`timeout`, a batch system) killed them before they released them: it cleans them up all the same, so the
+# note would only add two lines after the sweep's one. Its message starts with "resource_tracker" (the
+# -W syntax cannot hold the colon after it).
+TRACKER_QUIET = "ignore:resource_tracker:UserWarning:multiprocessing.resource_tracker"
+
+
+def _start_resource_tracker() -> None:
+    """multiprocessing's resource tracker process, started now (if it is not running) with TRACKER_QUIET
+    among its warning options: it takes them from sys.warnoptions, and it outlives the workers and the
+    signal that stopped them (it ignores SIGINT and SIGTERM), so its warning at exit cannot be caught here."""
+    from multiprocessing import resource_tracker
+    sys.warnoptions.append(TRACKER_QUIET)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(TRACKER_QUIET)
+
+
 @contextlib.contextmanager
 def _starting(shield: _Shield):
     """A LocalCluster's start with Ctrl-C and SIGTERM held back (`shield`; `reraise` raises them after).
@@ -301,8 +320,7 @@ def _starting(shield: _Shield):
     """
     mask = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
     if mask:    # started now, or the first worker's start would start it and unblock SIGINT in its thread
-        from multiprocessing import resource_tracker
-        resource_tracker.ensure_running()
+        _start_resource_tracker()
     shield.raise_()
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
     try:

@@ -92,6 +92,31 @@ def test_output_into_a_full_disk_advises_a_redirection_in_any_command(monkeypatc
     assert capsys.readouterr().err == STDOUT_LINE
 
 
+class _FullAtOnce(io.StringIO):
+    """Standard output on a full disk as `> /dev/full` is: the failed write keeps nothing, a flush after it works."""
+
+    def write(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("full", [_Full, _FullAtOnce])
+def test_help_into_a_full_disk_names_standard_output_for_every_command(monkeypatch, capsys, full):
+    # argparse prints --help (and --version) and exits inside parse_args, before the command runs
+    for argv in [("train", "--help"), ("sweep", "run", "--help"), ("--help",), ("plot", "sweep", "--help"),
+                 ("--version",)]:
+        monkeypatch.setattr(sys, "stdout", full())
+        assert main(list(argv)) == 2, argv
+        assert capsys.readouterr().err == STDOUT_LINE, argv
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_help_into_dev_full_in_a_real_process_names_standard_output():
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "cli.py", "train", "--help"], stdout=full, stderr=subprocess.PIPE,
+                              cwd=REPO, timeout=120)
+    assert (proc.returncode, proc.stderr.decode()) == (2, STDOUT_LINE)
+
+
 def test_an_error_names_out_only_for_a_command_that_has_it(monkeypatch, capsys):
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device", "/x/cache.npy")
