@@ -97,11 +97,27 @@ def _check_corpora_dir(args) -> None:
     args.corpora_dir = os.path.abspath(os.path.expanduser(value))
 
 
+# The path-valued arguments an empty value is refused for: dest -> (its name on the command line, what to do).
+_PATHS = {
+    "out": ("--out", "give where to write, or leave the flag out for the default"),
+    "corpus": ("--corpus", "give a named corpus (machado, sintetico) or a path to a .txt file or folder, "
+                           "or leave it out for the default"),
+    "resume": ("--resume", "give the run folder to continue"),
+    "text": ("--text", "give the text file to read, or leave the flag out"),
+    "run": ("RUN", "give a run folder (runs/NAME) or a checkpoint .npz"),
+}
+
+
 def _check_paths(args) -> None:
-    """An empty --out is refused: a folder named '' is none, and read as "not given" it would put the run
-    in a default folder the user did not ask for."""
-    if getattr(args, "out", None) is not None and not str(args.out).strip():
-        raise UserError("--out is empty; give where to write, or leave the flag out for the default")
+    """An empty path (--out, --corpus, --resume, --text, a RUN) is refused: a folder named '' is none, and
+    read as "not given" it would put the run in a default folder the user did not ask for, or read as a
+    path it is the current folder (`--corpus ""` would read every text file there as the corpus)."""
+    for dest, (flag, what) in _PATHS.items():
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            if dest == "corpus" and args.command == "corpus":     # `corpus info CORPUS`: a positional
+                flag = "CORPUS"
+            raise UserError(f"{flag} is empty; {what}")
 
 
 def _stdout_closed() -> int:

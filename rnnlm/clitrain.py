@@ -229,6 +229,7 @@ def _run_generate(args):
     draws punctuation instead of words, see sample.max_draws) is said in one line on stderr; status 0."""
     from .runs import load_model
     from .sample import TextStream
+    _check_prime(args.prime)
     model, vocab, info, path = load_model(args.run, args.checkpoint)
     # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.
     print(f"checkpoint: {path}{_fallback_note(args.run, args.checkpoint, path)}", file=sys.stderr)
@@ -241,6 +242,20 @@ def _run_generate(args):
         print(f"note: not in the vocabulary, read as <unk>: {', '.join(dict.fromkeys(stream.unknown))}",
               file=sys.stderr, flush=True)
     return _print_samples(stream, args.words, args.num_samples)     # (a failed write: see _NamedStdout)
+
+
+def _check_prime(prime: str) -> None:
+    """UserError (one line, naming the bytes) for a --prime that is not valid UTF-8 (`$'caf\\xe9'`, a latin-1
+    terminal): Python hands such bytes over as lone surrogates, which would be read as <unk> and printed as
+    replacement characters."""
+    try:
+        prime.encode("utf-8")
+    except UnicodeEncodeError:
+        bad = [c for c in prime if 0xD800 <= ord(c) <= 0xDFFF]
+        names = dict.fromkeys(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else f"U+{ord(c):04X}"
+                              for c in bad)
+        raise UserError(f"--prime is not valid UTF-8 (bytes {' '.join(names)}); give the text in UTF-8 "
+                        f"(a UTF-8 terminal, or convert it: iconv -f latin1 -t utf-8)") from None
 
 
 def _print_samples(stream, words: int, M: int) -> int:

@@ -244,9 +244,9 @@ def clear_unsaved_run(folder) -> bool:
     may take it over. Call it only holding the folder's lock. True when it cleared one.
     """
     folder = Path(folder)
-    if not (folder / CONFIG).exists() or holds_checkpoint(folder):
-        return False
-    for name in (CONFIG, VOCAB, METRICS, BEST):
+    if not (folder / CONFIG).exists() or holds_checkpoint(folder) or (folder / BEST).exists():
+        return False        # (a best.npz is a trained model: refuse_taken keeps it)
+    for name in (CONFIG, VOCAB, METRICS):
         (folder / name).unlink(missing_ok=True)
     return True
 
@@ -259,11 +259,18 @@ def refuse_taken(folder) -> None:
     """UserError (one line, nothing written) when `folder` holds a saved run a new training must not take.
 
     Run.create's refusal, made before the corpus is read; a folder whose run
-    stopped before its first checkpoint is free (clear_unsaved_run).
+    stopped before its first checkpoint is free (clear_unsaved_run). A best.npz
+    or model.npz counts as a saved run even without the rest of one (a run
+    whose model.npz was deleted, files copied in): a new run would replace it.
     """
     folder = Path(folder)
     if (folder / CONFIG).exists() and holds_checkpoint(folder):
         raise _taken(folder)
+    kept = [name for name in (LATEST, BEST) if (folder / name).exists()]
+    if kept:
+        which = "latest" if kept[0] == LATEST else "best"
+        raise UserError(f"{folder} holds {kept[0]}, a trained model that a new run would replace; give the new "
+                        f"run another --out (evaluate and generate still read it: --checkpoint {which})")
 
 
 def refuse_sweep_folder(folder) -> None:
@@ -411,6 +418,10 @@ def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict, ck=No
         raise UserError(f"the corpus or tokenizer changed since {folder} was trained "
                         "(checksum differs); resuming would mix data")
     if not holds_checkpoint(folder):
+        if (folder / BEST).exists():    # training again into the folder would replace that model
+            raise UserError(f"{folder} holds no {LATEST} (the latest checkpoint, which a resume starts from), "
+                            f"but its {BEST} is there: evaluate and generate still use it (--checkpoint best); "
+                            f"to train afresh, give another --out")
         raise UserError(f"{folder} holds no checkpoint (the run stopped before saving one); "
                         f"train it again with --out {folder}")
     ck = checkpoint.load(folder / LATEST) if ck is None else ck
