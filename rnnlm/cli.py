@@ -91,10 +91,12 @@ def _check_corpora_dir(args) -> None:
     value = getattr(args, "corpora_dir", None)
     if value is None:
         return
-    if not str(value).strip():
+    values = value if isinstance(value, list) else [value]     # `sweep run`: a grid axis, a list of folders
+    if any(not str(v).strip() for v in values):
         raise UserError("--corpora-dir is empty; give the folder that holds the corpus's folder, "
                         "or leave the flag out to search the default places")
-    args.corpora_dir = os.path.abspath(os.path.expanduser(value))
+    values = [os.path.abspath(os.path.expanduser(v)) for v in values]
+    args.corpora_dir = values if isinstance(value, list) else values[0]
 
 
 # The path-valued arguments an empty value is refused for: dest -> (its name on the command line, what to do).

@@ -131,3 +131,14 @@ def test_the_resource_tracker_starts_with_its_leak_warning_ignored(monkeypatch):
     assert message.match("resource_tracker: There appear to be 2 leaked semaphore objects to clean up at shutdown")
     assert category is UserWarning and module.match("multiprocessing.resource_tracker")
     assert not module.match("rnnlm.sweep")
+
+
+def test_sweep_run_takes_corpora_dir_like_train(machado_dir, capsys, monkeypatch):
+    """`sweep run --corpora-dir DIR` crashed in the CLI's check (its value is a grid axis, a list); each folder
+    is now made absolute as train's is, and an empty one refused in one line."""
+    from rnnlm import cli
+    args = cli.build_parser().parse_args(["sweep", "run", "--corpora-dir", str(machado_dir.parent), "--cell", "rnn"])
+    cli._check_corpora_dir(args)
+    assert args.corpora_dir == [str(machado_dir.parent.resolve())] or args.corpora_dir == [str(machado_dir.parent)]
+    assert cli.main(["sweep", "run", "--corpora-dir", "", "--cell", "rnn"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --corpora-dir is empty;")
