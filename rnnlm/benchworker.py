@@ -268,12 +268,16 @@ class _Worker:
         self.proc.stdin.flush()
         self._expect("ready")
 
-    def close(self):
+    def close(self, at_once=False):
+        """Close its stdin (it ends after the run in hand) and wait for it; at_once (the bench is being
+        stopped): end it now (SIGTERM, which it leaves to the default action: no traceback)."""
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.close()
             except OSError:   # the child is gone already
                 pass
+            if at_once:
+                self.proc.terminate()
         self.proc.wait(timeout=60)
 
 
@@ -282,6 +286,10 @@ _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _worker_main():
     """The child side of _Worker: argv side, cell, config, n windows, threads, malloc (TORCH_MALLOC)."""
+    import signal
+    # A terminal's Ctrl-C reaches this process too: the bench that started it ends it (_Worker.close), so
+    # it prints no traceback of its own and does not outlive the bench.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     side, cell, config, n, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     malloc = malloc_setting(sys.argv[6])
     V, H = CONFIGS[config]
@@ -389,7 +397,7 @@ def _calibrated_worker(start, ours, earlier):
                 break
     except BaseException:
         if kept is not None:
-            kept[1].close()
+            kept[1].close(at_once=True)
         raise
     # the ratios from the rounded figures the record keeps, so its best is the one its tries show
     shown = [[round(t, 3), round(o, 3)] for t, o in tries]
@@ -413,9 +421,14 @@ def _steps_for(V, H):
 
 
 def _interleave_then_close(runs, repeats, worker):
-    """_interleave, then close the PyTorch worker (if any) whatever happened."""
+    """_interleave, then close the PyTorch worker (if any) whatever happened (at once when stopped)."""
     try:
         return _interleave(runs, repeats)
+    except BaseException:
+        if worker is not None:
+            worker.close(at_once=True)
+            worker = None
+        raise
     finally:
         if worker is not None:
             worker.close()

@@ -280,6 +280,10 @@ def _main(argv=None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError as exc:    # a file of ours with a damaged byte that no reader above named
+        print(f"error: a file read is not UTF-8 text ({exc}); it is damaged: restore it from a copy",
+              file=sys.stderr)
+        return 2
     except MemoryError as exc:           # a model or batch too large for this machine
         print(f"error: {describe_memory_error(exc)}", file=sys.stderr)
         return 2

@@ -457,7 +457,7 @@ def read_metrics(run_dir) -> list[dict]:
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run folder (no metrics.jsonl)")
     events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():    # a damaged byte: that line
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError:
@@ -471,7 +471,7 @@ def read_train_config(run_dir) -> dict:
         raise UserError(f"{run_dir} is not a run folder (no config.json)")
     try:
         train = json.loads(path.read_text(encoding="utf-8")).get("train", {})
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not valid JSON ({exc})") from None
     return {**train.get("model", {}), **train}   # the model settings flat, in either config format
 
@@ -673,7 +673,7 @@ def read_probes(json_paths) -> tuple[str, list]:
     for p in json_paths:
         try:
             results.append((Path(p), json.loads(Path(p).read_text(encoding="utf-8"))))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read probe results {p}: {exc}") from None
     kinds = {r.get("probe") if isinstance(r, dict) else None for _, r in results}
     if not results or len(kinds) != 1 or kinds - {"agreement", "context"}:

@@ -122,8 +122,8 @@ def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve
         need = math.ceil((loop.elapsed + reserve) / 60 * 100) / 100
         final = f" and its final evaluation needs about {reserve:.0f} s" if reserve >= 0.5 else ""
         raise UserError(f"{at}: it has trained {loop.elapsed / 60:.2f} min{final}, which fills --max-minutes "
-                        f"{config.max_minutes:g}; give --max-minutes above {need:.2f}, or --max-steps/--epochs "
-                        "alone, to train further")
+                        f"{config.max_minutes:g}; give --max-minutes above {need:.2f} (or 0: no time limit) to train "
+                        "further")
     if why == "early_stop":
         raise UserError(f"{at} and stopped early: {loop.bad_evals} validations without improvement "
                         f"(--patience {config.patience}); give --patience above {loop.bad_evals} to train further")

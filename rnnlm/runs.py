@@ -89,7 +89,7 @@ def _events(path: Path) -> list[tuple[str, dict]]:
     if not path.exists():
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():   # a damaged byte: that line
         try:
             out.append((line, json.loads(line)))
         except json.JSONDecodeError:
@@ -383,7 +383,7 @@ def read_run_config(run_dir) -> dict:
         raise UserError(f"{run_dir} is not a run folder (no config.json)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not valid JSON ({exc})") from None
 
 
@@ -468,7 +468,7 @@ def load_model(run, which: str = "best"):
     if vocab_file is not None and vocab_file.exists():
         try:
             on_disk = json.loads(vocab_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{vocab_file} is not valid JSON ({exc})") from None
         if on_disk != ck.vocab:
             raise UserError(f"{vocab_file} does not match the vocabulary inside {path}")

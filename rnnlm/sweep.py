@@ -119,18 +119,19 @@ def read_rows(folder) -> list[dict]:
     path = Path(folder) / SWEEP_FILE
     if not path.exists():
         return []
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")    # a damaged byte: a bad line, below
     lines = text.splitlines()
     rows = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
+            line.encode("utf-8")        # UnicodeEncodeError: the line holds bytes that are not UTF-8
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeEncodeError):
             if i == len(lines) - 1 and not text.endswith("\n"):
                 break
-            raise UserError(f"{path} cannot be read: line {i + 1} is not JSON; remove that line (the command "
+            raise UserError(f"{path} cannot be read: line {i + 1} is not UTF-8 JSON; remove that line (the command "
                             f"that wrote the folder, run again with --out {Path(folder)}, reruns its job) or "
                             "restore the file from a copy") from None
     return rows
@@ -187,7 +188,8 @@ class _Recorder:
     def __init__(self, folder: Path):
         self.folder = folder
         self.path = folder / SWEEP_FILE
-        self.text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        self.text = (self.path.read_text(encoding="utf-8", errors="surrogateescape") if self.path.exists()
+                     else "")       # (read_rows refused any damaged line but a torn last one, dropped here)
         if self.text and not self.text.endswith("\n"):      # a torn last line: read_rows dropped it
             self.text = self.text[: self.text.rfind("\n") + 1]
 

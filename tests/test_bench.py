@@ -139,3 +139,20 @@ def test_a_stopped_bench_prints_the_rows_it_finished(monkeypatch, capsys, scalin
     out, err = capsys.readouterr()
     assert "1,234" in out and "5,678" in out and "lstm" not in out
     assert err.splitlines()[-1] == "interrupted"
+
+
+def test_a_worker_ignores_the_terminals_ctrl_c_and_is_ended_by_the_bench():
+    """A trial: Ctrl-C of `bench --vs-torch` printed the worker's KeyboardInterrupt tracebacks (one after the
+    bench's own line) and the worker outlived the bench for seconds. The terminal's SIGINT reaches the whole
+    process group: the worker ignores it, and the stopped bench ends it at once (SIGTERM, no traceback)."""
+    import os
+    import signal
+    import time
+    worker = bench._Worker("rnn", "tiny", 2, 1, side="rnnlm")
+    try:
+        os.kill(worker.proc.pid, signal.SIGINT)
+        assert worker.run("train") > 0 and worker.proc.poll() is None       # it went on
+    finally:
+        t0 = time.perf_counter()
+        worker.close(at_once=True)
+    assert worker.proc.returncode in (0, -signal.SIGTERM) and time.perf_counter() - t0 < 10

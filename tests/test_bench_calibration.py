@@ -60,7 +60,7 @@ class _FakeWorker:
     def calibrate(self):
         return self.ms, self.faults
 
-    def close(self):
+    def close(self, at_once=False):
         self.closed = True
         self.log.append(("close", self.ms))
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _corrupt_line(folder: Path, n: int) -> str:
-    return (f"error: {folder / SWEEP_FILE} cannot be read: line {n} is not JSON; remove that line (the command "
+    return (f"error: {folder / SWEEP_FILE} cannot be read: line {n} is not UTF-8 JSON; remove that line (the command "
             f"that wrote the folder, run again with --out {folder}, reruns its job) or restore the file from a copy\n")
 
 
@@ -142,3 +142,17 @@ def test_sweep_run_takes_corpora_dir_like_train(machado_dir, capsys, monkeypatch
     assert args.corpora_dir == [str(machado_dir.parent.resolve())] or args.corpora_dir == [str(machado_dir.parent)]
     assert cli.main(["sweep", "run", "--corpora-dir", "", "--cell", "rnn"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: --corpora-dir is empty;")
+
+
+def test_a_damaged_byte_in_sweep_jsonl_is_one_line_not_a_traceback(swept, tmp_path, capsys):
+    """A trial: one \\xff byte in line 2 (or a file of \\xff\\xfe) gave UnicodeDecodeError's traceback, exit 1."""
+    out = _copy(swept, tmp_path / "s")
+    good = (out / SWEEP_FILE).read_bytes()
+    (out / SWEEP_FILE).write_bytes(good + good.replace(b'"run"', b'"r\xffn"', 1))
+    assert main(["sweep", "summarize", str(out)]) == 2
+    assert capsys.readouterr().err == _corrupt_line(out, 2)
+    (out / SWEEP_FILE).write_bytes(b"\xff\xfe\n")
+    assert main(["plot", "sweep", str(out), "--x", "cell"]) == 2
+    assert capsys.readouterr().err == _corrupt_line(out, 1)
+    (out / SWEEP_FILE).write_bytes(good + good[:10] + b"\xff")      # a torn last line, damaged: still dropped
+    assert [r["name"] for r in read_rows(out)] == ["run"]

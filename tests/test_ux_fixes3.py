@@ -158,3 +158,32 @@ def test_a_prime_of_bytes_not_utf8_from_the_shell(run):
 def test_a_utf8_prime_is_read_as_before(run, capsys):
     assert main(["generate", str(run), "--prime", "O homem que café", "--words", "3"]) == 0
     assert capsys.readouterr().out.startswith("O homem que")
+
+
+# ---------------------------------------------------------------- a damaged byte in a run's files (a trial)
+
+
+def _damage_byte(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:5] + b"\xff" + data[6:])
+
+
+@pytest.mark.parametrize("name, argv", [("config.json", ["train", "--resume"]), ("config.json", ["plot", "training"]),
+                                        ("vocab.json", ["evaluate"])])
+def test_a_damaged_byte_in_a_runs_json_is_one_line(run, tmp_path, capsys, name, argv):
+    """A trial: one \\xff byte in config.json or vocab.json gave a UnicodeDecodeError traceback and exit 1."""
+    r = tmp_path / "r"
+    shutil.copytree(run, r)
+    _damage_byte(r / name)
+    assert main([*argv, str(r)]) == 2
+    err = _err_lines(capsys)
+    assert len(err) == 1 and err[0].startswith(f"error: {r / name} is not valid JSON ("), err
+
+
+def test_a_damaged_metrics_line_is_skipped_as_a_cut_one(run, tmp_path, capsys):
+    r = tmp_path / "r"
+    shutil.copytree(run, r)
+    lines = (r / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+    (r / "metrics.jsonl").write_bytes(b"".join(lines[:-1]) + b'{"event": "\xff"}\n' + lines[-1])
+    assert main(["plot", "training", str(r), "--out", str(tmp_path / "t.png")]) == 0
+    assert (tmp_path / "t.png").is_file()
