@@ -64,10 +64,12 @@ def test_refuse_finished_resume_names_the_limit_that_binds():
         refuse_finished_resume(_config(epochs=2), LoopState(step=64, epoch=3), "R")
     refuse_finished_resume(_config(epochs=3), LoopState(step=64, epoch=3), "R")
     with pytest.raises(UserError, match=r"^R is already at step 5: it has trained 0.92 min and its final evaluation "
-                                        r"needs about 5 s, which fills --max-minutes 1; give --max-minutes above 1.00,"):
+                                        r"needs about 5 s, which fills --max-minutes 1; give --max-minutes above 1.00 "
+                                        r"\(or 0: no time limit\) to train further$"):
         refuse_finished_resume(_config(max_minutes=1.0), LoopState(step=5, elapsed=55.0), "R", reserve=5.0)
     # the figure to exceed is rounded up: 30.3 s + 6 s = 0.605 min, so "above 0.61" (0.6 would be refused again)
-    with pytest.raises(UserError, match=r"trained 0.51 min .* fills --max-minutes 0.6; give --max-minutes above 0.61,"):
+    with pytest.raises(UserError, match=r"trained 0.51 min .* fills --max-minutes 0.6; give --max-minutes above 0.61 "
+                                        r"\(or 0"):
         refuse_finished_resume(_config(max_minutes=0.6), LoopState(step=5, elapsed=30.3), "R", reserve=6.0)
     refuse_finished_resume(_config(max_minutes=0.61), LoopState(step=5, elapsed=30.3), "R", reserve=6.0)
     refuse_finished_resume(_config(max_minutes=1.0), LoopState(step=5, elapsed=50.0), "R", reserve=5.0)
