@@ -268,9 +268,23 @@ def refuse_taken(folder) -> None:
         raise _taken(folder)
     kept = [name for name in (LATEST, BEST) if (folder / name).exists()]
     if kept:
+        why = _unreadable(folder / kept[0])
+        if why:     # nothing to evaluate in it: no advice that it evaluates
+            raise UserError(f"{folder} holds {kept[0]}, which a new run would replace, and it cannot be read "
+                            f"({why}); give the new run another --out, or delete that file first")
         which = "latest" if kept[0] == LATEST else "best"
         raise UserError(f"{folder} holds {kept[0]}, a trained model that a new run would replace; give the new "
                         f"run another --out (evaluate and generate still read it: --checkpoint {which})")
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why checkpoint.load refuses `path` (its one line), or None when it loads."""
+    from . import checkpoint
+    try:
+        checkpoint.load(path)
+    except UserError as exc:
+        return str(exc)
+    return None
 
 
 def refuse_sweep_folder(folder) -> None:
@@ -419,6 +433,11 @@ def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict, ck=No
                         "(checksum differs); resuming would mix data")
     if not holds_checkpoint(folder):
         if (folder / BEST).exists():    # training again into the folder would replace that model
+            why = _unreadable(folder / BEST)
+            if why:
+                raise UserError(f"{folder} holds no {LATEST} (the latest checkpoint, which a resume starts from), "
+                                f"and its {BEST} cannot be read ({why}); to train afresh, give another --out, or "
+                                f"delete {BEST} first")
             raise UserError(f"{folder} holds no {LATEST} (the latest checkpoint, which a resume starts from), "
                             f"but its {BEST} is there: evaluate and generate still use it (--checkpoint best); "
                             f"to train afresh, give another --out")

@@ -187,3 +187,20 @@ def test_a_damaged_metrics_line_is_skipped_as_a_cut_one(run, tmp_path, capsys):
     (r / "metrics.jsonl").write_bytes(b"".join(lines[:-1]) + b'{"event": "\xff"}\n' + lines[-1])
     assert main(["plot", "training", str(r), "--out", str(tmp_path / "t.png")]) == 0
     assert (tmp_path / "t.png").is_file()
+
+
+def test_an_unreadable_checkpoint_is_not_advised_for_evaluation(run, text, tmp_path, capsys):
+    """A second trial: with a corrupt (or 0-byte) best.npz the lines still said evaluate and generate read it."""
+    for content in (b"not a zip at all", b""):
+        m4 = _without_latest(run, tmp_path / f"m4-{len(content)}")
+        (m4 / "best.npz").write_bytes(content)
+        capsys.readouterr()
+        assert main(["train", "--resume", str(m4), "--corpus", str(text), "--max-steps", "6", "--no-progress"]) == 2
+        (line,) = _err_lines(capsys)
+        assert line.startswith(f"error: {m4} holds no model.npz (the latest checkpoint, which a resume starts from), "
+                               "and its best.npz cannot be read (")
+        assert line.endswith("); to train afresh, give another --out, or delete best.npz first")
+        with pytest.raises(UserError, match=r"holds best.npz, which a new run would replace, and it cannot be read "
+                                            r"\(.*\); give the new run another --out, or delete that file first$"):
+            runs.refuse_taken(m4)
+        assert (m4 / "best.npz").read_bytes() == content            # nothing replaced
