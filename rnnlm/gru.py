@@ -47,7 +47,7 @@ def gru_alloc(T, B, E, H, dtype) -> GRUCache:
 
 
 @njit
-def _forward_units(gates, hn, h, xproj, W_rows, b_ih, b_hh, t, u0, u1):
+def _forward_units(t, u0, u1, gates, hn, h, xproj, W_rows, b_ih, b_hh):
     """Step t for hidden units u0..u1 (their r, z and n): see _gru_forward.
 
     W_rows[3*u0:3*u1] are the r, z, n rows of W_hh for these units (paths.unit_rows; all
@@ -91,13 +91,7 @@ def _gru_forward(gates, hn, h, xproj, W_rows, b_ih, b_hh, bounds):
     T, P = xproj.shape[0], len(bounds) - 1
     count = steps.counters(T)
     for _ in prange(P):         # one region for all T steps: the parts are claimed (steps.py)
-        for t in range(T):
-            p = steps.claim(count, t)
-            while p < P:
-                _forward_units(gates, hn, h, xproj, W_rows, b_ih, b_hh, t, bounds[p], bounds[p + 1])
-                steps.done(count, t)
-                p = steps.claim(count, t)
-            steps.wait(count, t, P)
+        steps.walk(count, bounds, False, _forward_units, (gates, hn, h, xproj, W_rows, b_ih, b_hh))
 
 
 @njit
@@ -105,11 +99,11 @@ def _gru_forward_serial(gates, hn, h, xproj, W_hh, b_ih, b_hh):
     """_gru_forward in one part, without a parallel region per step (small H)."""
     H = W_hh.shape[1]
     for t in range(xproj.shape[0]):
-        _forward_units(gates, hn, h, xproj, W_hh, b_ih, b_hh, t, 0, H)
+        _forward_units(t, 0, H, gates, hn, h, xproj, W_hh, b_ih, b_hh)
 
 
 @njit
-def _backward_units(dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T, t, u0, u1):
+def _backward_units(t, u0, u1, dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T):
     """Step t of the reverse walk for hidden units u0..u1: see _gru_backward.
 
     direct[:, u0:u1] holds dh*z of step t+1 (the path h_prev -> h that skips W_hh)
@@ -172,13 +166,7 @@ def _gru_backward(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh_T, bounds):
     direct = np.zeros((B, G3 // 3), h.dtype)
     count = steps.counters(T)
     for _ in prange(P):         # one region for the whole walk, as the forward
-        for t in range(T - 1, -1, -1):
-            p = steps.claim(count, t)
-            while p < P:
-                _backward_units(dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T, t, bounds[p], bounds[p + 1])
-                steps.done(count, t)
-                p = steps.claim(count, t)
-            steps.wait(count, t, P)
+        steps.walk(count, bounds, True, _backward_units, (dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T))
     _backward_finish(dh0, dha, direct, W_hh_T)
 
 
@@ -188,7 +176,7 @@ def _gru_backward_serial(dxa, dha, dhs, dh0, dh_out, gates, hn, h, W_hh_T):
     T, B, G3 = dxa.shape
     direct = np.zeros((B, G3 // 3), h.dtype)
     for t in range(T - 1, -1, -1):
-        _backward_units(dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T, t, 0, G3 // 3)
+        _backward_units(t, 0, G3 // 3, dxa, dha, dhs, direct, dh_out, gates, hn, h, W_hh_T)
     _backward_finish(dh0, dha, direct, W_hh_T)
 
 

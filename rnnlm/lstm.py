@@ -47,7 +47,7 @@ def lstm_alloc(T, B, E, H, dtype) -> LSTMCache:
 
 
 @njit
-def _forward_units(gates, c, tanh_c, h, xproj, W_rows, bias, t, u0, u1):
+def _forward_units(t, u0, u1, gates, c, tanh_c, h, xproj, W_rows, bias):
     """Step t for hidden units u0..u1 (all four gates): see _lstm_forward.
 
     Every loop runs over a view from index 0: with an unknown start Numba's
@@ -97,17 +97,11 @@ def _lstm_forward(gates, c, tanh_c, h, xproj, W_rows, bias, bounds):
     T, P = xproj.shape[0], len(bounds) - 1
     count = steps.counters(T)
     for _ in prange(P):         # one region for all T steps: the parts are claimed (steps.py)
-        for t in range(T):
-            p = steps.claim(count, t)
-            while p < P:
-                _forward_units(gates, c, tanh_c, h, xproj, W_rows, bias, t, bounds[p], bounds[p + 1])
-                steps.done(count, t)
-                p = steps.claim(count, t)
-            steps.wait(count, t, P)
+        steps.walk(count, bounds, False, _forward_units, (gates, c, tanh_c, h, xproj, W_rows, bias))
 
 
 @njit
-def _backward_units(dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T, t, u0, u1):
+def _backward_units(t, u0, u1, dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T):
     """Step t of the reverse walk for hidden units u0..u1: see _lstm_backward."""
     T, B, G4 = dgates.shape
     H = G4 // 4
@@ -153,14 +147,7 @@ def _lstm_backward(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, W_hh_T,
     dc_next = np.zeros((B, G4 // 4), c.dtype)
     count = steps.counters(T)
     for _ in prange(P):         # one region for the whole walk, as the forward
-        for t in range(T - 1, -1, -1):
-            p = steps.claim(count, t)
-            while p < P:
-                _backward_units(dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T, t, bounds[p],
-                                bounds[p + 1])
-                steps.done(count, t)
-                p = steps.claim(count, t)
-            steps.wait(count, t, P)
+        steps.walk(count, bounds, True, _backward_units, (dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T))
     # forward: a_1 = ... + h_0 · W_hhᵀ
     dh0 += gemm(dgates[0], W_hh_T.T, np.empty_like(dh0))
     dc0 += dc_next
@@ -171,7 +158,7 @@ def _lstm_forward_serial(gates, c, tanh_c, h, xproj, W_hh, bias):
     """_lstm_forward in one part, without a parallel region per step (small H)."""
     H = W_hh.shape[1]
     for t in range(xproj.shape[0]):
-        _forward_units(gates, c, tanh_c, h, xproj, W_hh, bias, t, 0, H)
+        _forward_units(t, 0, H, gates, c, tanh_c, h, xproj, W_hh, bias)
 
 
 @njit
@@ -180,7 +167,7 @@ def _lstm_backward_serial(dgates, dhs, dcs, dh0, dc0, dh_out, gates, c, tanh_c, 
     T, B, G4 = dgates.shape
     dc_next = np.zeros((B, G4 // 4), c.dtype)
     for t in range(T - 1, -1, -1):
-        _backward_units(dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T, t, 0, G4 // 4)
+        _backward_units(t, 0, G4 // 4, dgates, dhs, dcs, dc_next, dh_out, gates, c, tanh_c, W_hh_T)
     dh0 += gemm(dgates[0], W_hh_T.T, np.empty_like(dh0))
     dc0 += dc_next
 
@@ -324,7 +311,7 @@ def jacobian_advance(J, cache: LSTMCache, t, b, W_hh, act, spare: dict):
     h-columns and one fused pass for the c-columns. spare: a dict kept between calls (the
     previous J and the stack are reused: fresh 67 MB arrays each lag cost page faults);
     the caller must be done with J when it asks for the next product."""
-    K, S = J.shape[0], J.shape[1]
+    K = J.shape[0]
     H = J.shape[2] // 2
     new, stack = spare.pop("J", None), spare.pop("stack", None)
     if new is None or new.shape != J.shape:

@@ -38,7 +38,7 @@ def rnn_alloc(T, B, E, H, dtype) -> RNNCache:
 
 
 @njit
-def _forward_units(h, xproj, W_hh, bias, kind, a, b, t, u0, u1):
+def _forward_units(t, u0, u1, h, xproj, W_hh, bias, kind, a, b):
     """Step t for hidden units u0..u1: h[t+1][:, u0:u1] = f(xproj[t] + bias + h[t] · W_hhᵀ) in those units.
 
     W_hh[u0:u1] are these units' rows (all of W_hh in the serial path). Every loop
@@ -66,24 +66,18 @@ def _rnn_forward(h, xproj, W_hh, bias, kind, a, b, bounds):
     T, P = xproj.shape[0], len(bounds) - 1
     count = steps.counters(T)
     for _ in prange(P):         # one region for all T steps: the parts are claimed (steps.py)
-        for t in range(T):
-            p = steps.claim(count, t)
-            while p < P:
-                _forward_units(h, xproj, W_hh, bias, kind, a, b, t, bounds[p], bounds[p + 1])
-                steps.done(count, t)
-                p = steps.claim(count, t)
-            steps.wait(count, t, P)
+        steps.walk(count, bounds, False, _forward_units, (h, xproj, W_hh, bias, kind, a, b))
 
 
 @njit
 def _rnn_forward_serial(h, xproj, W_hh, bias, kind, a, b):
     """_rnn_forward in one part, without a parallel region per step (small H)."""
     for t in range(xproj.shape[0]):
-        _forward_units(h, xproj, W_hh, bias, kind, a, b, t, 0, W_hh.shape[0])
+        _forward_units(t, 0, W_hh.shape[0], h, xproj, W_hh, bias, kind, a, b)
 
 
 @njit
-def _backward_units(dz, dhs, dh_out, h, W_hh_T, kind, a, b, t, u0, u1):
+def _backward_units(t, u0, u1, dz, dhs, dh_out, h, W_hh_T, kind, a, b):
     """Step t of the reverse walk for hidden units u0..u1: their dL/dh_t (dhs) and dz[t].
 
     dL/dh_t of these units = dh_out[t] + dz[t+1] · W_hh[:, u0:u1] (W_hh_T[u0:u1], its rows,
@@ -120,13 +114,7 @@ def _rnn_backward(dz, dhs, dh0, dh_out, h, W_hh_T, kind, a, b, bounds):
     T, P = dz.shape[0], len(bounds) - 1
     count = steps.counters(T)
     for _ in prange(P):         # one region for the whole walk, as the forward
-        for t in range(T - 1, -1, -1):
-            p = steps.claim(count, t)
-            while p < P:
-                _backward_units(dz, dhs, dh_out, h, W_hh_T, kind, a, b, t, bounds[p], bounds[p + 1])
-                steps.done(count, t)
-                p = steps.claim(count, t)
-            steps.wait(count, t, P)
+        steps.walk(count, bounds, True, _backward_units, (dz, dhs, dh_out, h, W_hh_T, kind, a, b))
     _backward_finish(dh0, dz, W_hh_T)
 
 
@@ -134,7 +122,7 @@ def _rnn_backward(dz, dhs, dh0, dh_out, h, W_hh_T, kind, a, b, bounds):
 def _rnn_backward_serial(dz, dhs, dh0, dh_out, h, W_hh_T, kind, a, b):
     """_rnn_backward in one part (small H)."""
     for t in range(dz.shape[0] - 1, -1, -1):
-        _backward_units(dz, dhs, dh_out, h, W_hh_T, kind, a, b, t, 0, dz.shape[2])
+        _backward_units(t, 0, dz.shape[2], dz, dhs, dh_out, h, W_hh_T, kind, a, b)
     _backward_finish(dh0, dz, W_hh_T)
 
 

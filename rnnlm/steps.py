@@ -7,7 +7,7 @@ before any part of step t+1 starts. One parallel region per step gives that
 barrier, but a region costs 10-20 µs under Numba's TBB layer here, about 70 µs
 when another process wants the cores (a few µs under OpenMP; BENCHMARKS.md,
 round 3), paid 2T times per window. Here the
-walk over all T steps runs inside one region instead: each of the P workers
+walk over all T steps runs inside one region instead (`walk`): each of the P workers
 walks the steps and, at step t, claims the step's parts one at a time from a
 shared counter (`claim`), computes each part it got and counts it done
 (`done`), then waits until all P parts of step t are done (`wait`) before
@@ -119,3 +119,20 @@ def wait(counters, t, parts):
         spins += 1
         if spins > SPINS:
             _os_yield()
+
+
+@njit(inline="always")
+def walk(count, bounds, reverse, part, args):
+    """One worker's walk over all T steps (T = len(count)), called once per worker inside
+    the parallel region: at each step it claims parts, calls part(t, u0, u1, *args) for
+    each (units bounds[p]..bounds[p+1]), counts it done, then waits for the step's
+    other parts. reverse walks t = T-1 .. 0 (BPTT). `part` is an @njit function."""
+    T, P = count.shape[0], len(bounds) - 1
+    for i in range(T):
+        t = T - 1 - i if reverse else i
+        p = claim(count, t)
+        while p < P:
+            part(t, bounds[p], bounds[p + 1], *args)
+            done(count, t)
+            p = claim(count, t)
+        wait(count, t, P)
