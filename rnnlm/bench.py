@@ -83,7 +83,9 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
     in its timed runs, the median over repeats / windows per run: the slow mode's signature).
     calibrations: the ratios of the run's workers so far (run_bench shares one list over its rows;
     None: this row is the run's first). torch_malloc: PyTorch's allocator (benchworker.TORCH_MALLOC;
-    in process it applies to this whole process), recorded as torch_malloc (what was set).
+    in process it applies to this whole process), recorded as torch_malloc ("kept" or "default", the
+    flag's value) and torch_malloc_detail (what was set, in words: the table's; "kept" on a platform
+    without glibc's mallopt sets nothing); torch_process says whether PyTorch ran in this process.
     """
     V, H = CONFIGS[config]
     n = _steps_for(V, H)
@@ -118,7 +120,8 @@ def bench_one(cell, config, repeats=3, vs_torch=False, threads=2, torch_in_proce
     }
     if vs_torch:
         record["torch_process"] = "same" if torch_in_process else "worker"
-        record["torch_malloc"] = malloc if worker is None else worker.malloc
+        record["torch_malloc"] = torch_malloc       # the flag's value; in words, what was set:
+        record["torch_malloc_detail"] = malloc if worker is None else worker.malloc
         record["torch_train_tokens_per_s"] = round(_median_rate(timings["torch_train"], tokens))
         record["torch_eval_tokens_per_s"] = round(_median_rate(timings["torch_eval"], tokens))
         if worker is not None:

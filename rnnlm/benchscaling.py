@@ -170,7 +170,7 @@ def scaling_one(cell, config, threads, repeats=3, vs_torch=False, breakdown=Fals
                "train_tokens_per_s": round(_median_rate(timings[t, "train"], tokens)),
                "eval_tokens_per_s": round(_median_rate(timings[t, "eval"], tokens)), **fields}
         if vs_torch:
-            rec["torch"], rec["torch_malloc"] = worker.version, worker.malloc
+            rec["torch"], rec["torch_malloc"], rec["torch_malloc_detail"] = worker.version, torch_malloc, worker.malloc
             for kind in ("train", "eval"):     # over every thread count's runs: the slow mode is the process's
                 rec[f"torch_{kind}_faults_per_window"] = round(float(np.median(worker.faults[kind])) / n)
             rec["torch_slow_mode"] = slow_by_itself(rec)

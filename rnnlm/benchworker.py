@@ -547,7 +547,9 @@ def format_calibration(records, threads=None) -> str:
     naming the rows timed against a slow worker; "" when the records have neither a worker calibration
     nor an allocator (no --vs-torch). threads: the count both sides calibrated at, when not the
     table's (bench --scaling: the smallest)."""
-    mallocs = sorted({r["torch_malloc"] + (" (in this process: ours too)" if r.get("torch_process") == "same" else "")
+    # torch_malloc_detail: what was set, in words (a record's torch_malloc is the flag's value)
+    mallocs = sorted({(r.get("torch_malloc_detail") or r["torch_malloc"])
+                      + (" (in this process: ours too)" if r.get("torch_process") == "same" else "")
                       for r in records if r.get("torch_malloc")})
     allocator = [f"PyTorch's allocator (--torch-malloc): {'; '.join(mallocs)}"] if mallocs else []
     rows = list({(r["config"], r["cell"]): r for r in records if "torch_calibration_tries" in r}.values())

@@ -180,6 +180,7 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     keep = bool(grid.get("keep_models"))
     # a record of other settings is refused before the first line (the corpus is read after it)
     sweep.check_recorded(out, sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0])
+    sweepgrid.check_corpora(points)     # a corpus not found is the only line too (found here, read after it)
     recorded = {r.get("name") for r in sweep.read_rows(out)}
     skip = sum(name in recorded for name, _, _ in points)
     # a --scheduler that does not answer as one is the only line too (asked once: run_sweep does not ask

@@ -86,6 +86,20 @@ def atomic_write_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def check_writable(path, advice: str = "give --out FILE.json in a writable folder") -> None:
+    """UserError (one line) when the file `path` cannot be written because its folder (or, not there yet,
+    the nearest folder above it, where it would be created) is not writable: a read-only run folder.
+    For the commands that measure for minutes before they write (jacobian, probe): checked first, so that
+    the refusal comes at once, not after the measurement. Anything else (a path through a file, a full
+    disk) is left to the write itself, which says it in one line too."""
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        from .errors import UserError
+        raise UserError(f"cannot write {path}: the folder {folder} is not writable; {advice}")
+
+
 def first_new_folder(folder) -> Path | None:
     """The outermost of `folder` and its parents that does not exist yet (None: `folder` exists): what
     `remove_new_folders` may remove again after a command that created it wrote nothing."""

@@ -688,14 +688,15 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
         from .plots import clip_label
         source, extra = str(path), {"clip": clip_label(info.get("train"))}
     ids = np.asarray(ids)[:config.tokens]
+    out = default_out(config, text)
+    from .fileio import atomic_write_text, check_writable
+    check_writable(out)     # a read-only run folder: said before the measurement, not after it
     note = anchors_note(config, len(ids))
     if note:
         print(note, file=sys.stderr, flush=True)
     doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
                     rng=np.random.default_rng(config.seed), progress=progress)
     doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
-    out = default_out(config, text)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from .fileio import atomic_write_text
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     return doc, out

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError, plural
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, check_writable
 
 Z95 = 1.959963984540054   # two-sided 95% normal quantile
 CHANCE = 0.5
@@ -384,10 +384,11 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
     """`probe agreement RUN`: the result (format_agreement prints it), written as JSON to `out`
     (None = probe-agreement-<feature>.json beside the run); returns (result, path written)."""
     run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
+    out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
+    check_writable(out)     # a read-only run folder: said before the measurement
     res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances), n,
                           seed, feature)
     res = {**meta, **res}
-    out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
     _write_json(out, res)
     return res, out
 
@@ -397,11 +398,12 @@ def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, w
     """`probe context RUN`: the result (format_context prints it), written as JSON to `out`
     (None = probe-context-<mode>.json beside the run); returns (result, path written)."""
     run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
+    out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
+    check_writable(out)     # a read-only run folder: said before the measurement
     stream = _split_stream(info, vocab, split)
     res = context_usage(model, stream, parse_distances(distances), mode, n_targets, seed,
                         window, len(vocab), batch_size)
     res = {**meta, "split": split, **res}
-    out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
     _write_json(out, res)
     return res, out
 

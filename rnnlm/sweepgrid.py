@@ -140,6 +140,20 @@ def expand_grid(grid: dict) -> tuple[list[tuple[str, dict, TrainConfig]], list[s
     return points, axes
 
 
+def check_corpora(points) -> None:
+    """UserError (one line) when a point's corpus cannot be found (a --corpora-dir without it, a path that
+    is not there): each distinct one looked up, not read, so that `sweep run` says it before its first
+    line (reading and tokenizing come after that line)."""
+    from .corpus import resolve
+    seen = set()
+    for _, _, config in points:
+        key = (config.data.corpus, config.data.corpora_dir)
+        if key not in seen:
+            seen.add(key)
+            config.data.validate()
+            resolve(*key)
+
+
 def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None, load: bool = True):
     """(jobs, data) for run_sweep: one train_job per (name, point, TrainConfig); each DataConfig's corpus loaded once.
 

@@ -153,7 +153,11 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 raise
             try:
                 if resume is None:
-                    print(f"run folder: {folder}", flush=True)
+                    try:
+                        print(f"run folder: {folder}", flush=True)
+                    except BaseException:   # a closed standard output (`| true`): still nothing written
+                        _give_up_folder(folder, lock, new)
+                        raise
                 elif ck is not None:
                     loop = LoopState.from_arrays(ck.train)
                     print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})"

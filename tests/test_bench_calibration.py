@@ -253,7 +253,7 @@ def test_the_worker_reports_its_allocator_and_the_table_says_it():
         assert worker.version == "rnnlm" and worker.malloc == "glibc's defaults (large freed blocks go back to the OS)"
     finally:
         worker.close()
-    rec = dict(_record("tiny", "rnn", [[2.4, 2.0]], 1), torch_malloc=worker.malloc,
+    rec = dict(_record("tiny", "rnn", [[2.4, 2.0]], 1), torch_malloc="default", torch_malloc_detail=worker.malloc,
                torch_train_faults_per_window=3047, torch_eval_faults_per_window=0)
     text = bench.format_calibration([rec])
     assert "PyTorch's allocator (--torch-malloc): glibc's defaults (large freed blocks go back to the OS)" in text
@@ -307,7 +307,8 @@ def test_the_json_says_slow_mode_when_the_table_warns_of_it():
 def test_the_in_process_harness_says_its_allocator_applies_to_ours_too():
     """A trial: --torch-in-process --torch-malloc default printed no word of the allocator."""
     rec = {k: v for k, v in _record("tiny", "rnn", [[2.4, 2.0]], 1).items() if not k.startswith("torch_calib")}
-    rec.update(torch_process="same", torch_malloc="glibc's defaults (large freed blocks go back to the OS)")
+    rec.update(torch_process="same", torch_malloc="default",
+               torch_malloc_detail="glibc's defaults (large freed blocks go back to the OS)")
     assert bench.format_calibration([rec]) == ("PyTorch's allocator (--torch-malloc): glibc's defaults (large freed "
                                                "blocks go back to the OS) (in this process: ours too)")
     assert "in this process: ours too" in bench.format_table([rec], vs_torch=True)
