@@ -106,7 +106,7 @@ def _add_plot_probe(plot_sub):
 def _run_plot_probe(args):
     from pathlib import Path
 
-    from .plots import plot_probe, read_probes
+    from .plotruns import plot_probe, read_probes
     from .probes import find_probe_results
     paths = find_probe_results(args.inputs, args.kind)
     kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
@@ -233,7 +233,7 @@ def _add_plot(sub):
 def _run_plot(args):
     from pathlib import Path
 
-    from . import plots
+    from . import plotruns, plots
     if args.plot_command == "study":
         return _run_plot_study(args)
     if args.plot_command == "probe":
@@ -243,7 +243,7 @@ def _run_plot(args):
     if args.plot_command == "training":
         run = Path(args.run)
         out = args.out or run / "plots" / "training.png"
-        print(f"wrote {plots.plot_training(run, out, title=args.title)} (and .svg)")
+        print(f"wrote {plotruns.plot_training(run, out, title=args.title)} (and .svg)")
         return 0
     first = Path(args.inputs[0])
     what = f"{'flow' if args.flow else args.quantity + '-' + args.norm}-{args.scope}"
@@ -251,8 +251,8 @@ def _run_plot(args):
         if len(args.inputs) != 1 or not first.is_dir():
             raise UserError("--over-training takes one run folder")
         out = args.out or first / "plots" / f"lag-over-training-{what}.png"
-        png = plots.plot_lag_over_training(first, out, quantity=args.quantity, norm=args.norm,
-                                           title=args.title, flow=args.flow)
+        png = plotruns.plot_lag_over_training(first, out, quantity=args.quantity, norm=args.norm,
+                                              title=args.title, flow=args.flow)
     else:
         labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
         if first.is_dir():
@@ -292,15 +292,16 @@ def _add_demo(sub):
 def _run_demo(args):
     from pathlib import Path
 
-    from . import demo
     if args.demo_command == "gradients":
+        from .demogradients import run_gradients
         out = args.out or "runs/demo-gradients"
-        s = demo.run_gradients(out, quick=args.quick, seed=args.seed)
+        s = run_gradients(out, quick=args.quick, seed=args.seed)
     else:
+        from .demolongrange import run_longrange
         out = args.out or "runs/demo-longrange"
-        s = demo.run_longrange(out, minutes=args.minutes, quick=args.quick, seed=args.seed,
-                               min_distance=args.min_distance, omega=args.omega,
-                               subject_relative_rate=args.subject_relative_rate)
+        s = run_longrange(out, minutes=args.minutes, quick=args.quick, seed=args.seed,
+                          min_distance=args.min_distance, omega=args.omega,
+                          subject_relative_rate=args.subject_relative_rate)
     print((Path(out) / "summary.md").read_text(encoding="utf-8"))
     print(f"wrote {Path(out) / 'summary.md'}, {Path(out) / 'summary.json'} and the figures "
           f"({s['wall_s']['total'] if isinstance(s['wall_s'], dict) else s['wall_s']:.0f} s)")

@@ -16,7 +16,7 @@ A run folder holds
 (checkpoint.py describes the arrays inside the two .npz files.) `Run` is the
 folder as a training session writes it; `load_model`, `read_run_config`,
 `resume_config`, `run_evaluate` and `run_text_ids` read it back. Instruments
-(jacobian, probes, plots, demo) read runs through this module; they never
+(jacobian, probes, plots, plotruns, the demos) read runs through this module; they never
 import the training loop.
 
 The one thing to know before editing: a resume starts from model.npz, so

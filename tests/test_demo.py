@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm import plots
+from rnnlm import plotruns, plots
 from rnnlm.cli import main
-from rnnlm.demo import ACTIVATIONS, GAINS, count_params, matched_hidden
+from rnnlm.demogradients import ACTIVATIONS, GAINS
+from rnnlm.demolongrange import count_params, matched_hidden
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,8 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def titles():
-    """{figure file stem: its title and subtitle text}, of every figure the demos save (plots._save)."""
+    """{figure file stem: its title and subtitle text}, of every figure the demos save (the `_save` of plots.py
+    and the one plotruns.py imports from it: each module looks up its own)."""
     seen = {}
     original = plots._save
 
@@ -32,6 +34,7 @@ def titles():
 
     mp = pytest.MonkeyPatch()
     mp.setattr(plots, "_save", save)
+    mp.setattr(plotruns, "_save", save)
     yield seen
     mp.undo()
 

@@ -1,5 +1,5 @@
 """The demo figures' titles name what the models were trained on (a reader compares figures of different runs)."""
-from rnnlm.demo import _trained_on
+from rnnlm.demolongrange import _trained_on
 
 
 def test_agreement_title_names_training_distances_and_subject_relatives():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rnnlm import jacobian as jac
-from rnnlm import plots
+from rnnlm import plotruns, plots
 from rnnlm.cli import main
 from rnnlm.data import DataConfig
 from rnnlm.model import ModelConfig, RNNModel
@@ -134,9 +134,9 @@ def test_plot_lag_from_documents(tmp_path):
 
 def test_plot_training_and_over_training(runs, tmp_path):
     _, tracked = runs
-    _figure_ok(plots.plot_training(tracked, tmp_path / "t.png"), "clip threshold 0.25", "validation",
+    _figure_ok(plotruns.plot_training(tracked, tmp_path / "t.png"), "clip threshold 0.25", "validation",
                "lstm, init default")
-    _figure_ok(plots.plot_lag_over_training(tracked, tmp_path / "o.png"), "training step")
+    _figure_ok(plotruns.plot_lag_over_training(tracked, tmp_path / "o.png"), "training step")
 
 
 def test_plot_training_marks_nonfinite_events(text, tmp_path):
@@ -145,7 +145,7 @@ def test_plot_training_marks_nonfinite_events(text, tmp_path):
     train(tiny(text, run, cell="rnn", activation="relu", init="identity", hidden=32, lr=5.0, bptt=20, batch_size=4,
                clip_norm=0.0, epochs=2, max_steps=60, eval_every=0, log_every=1, dropout=0.0))
     assert _events(run, "nonfinite")
-    _figure_ok(plots.plot_training(run, tmp_path / "boom.png"), "non-finite", "no clipping")
+    _figure_ok(plotruns.plot_training(run, tmp_path / "boom.png"), "non-finite", "no clipping")
 
 
 # ---------------------------------------------------------------- commands

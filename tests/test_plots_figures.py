@@ -1,5 +1,5 @@
 """What the figures say: labels, titles, legends, bounds and their clipping, read back from the
-matplotlib Figures that plots.draw_* return; where the commands write; the small lies of issue 14.
+matplotlib Figures that plots.draw_* and plotruns.draw_* return; where the commands write; the small lies of issue 14.
 
 Run folders here are written by hand (config.json + metrics.jsonl, or an untrained model saved as a
 checkpoint), so nothing trains and every test is quick.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rnnlm import jacobian as jac
-from rnnlm import plots
+from rnnlm import plotruns, plots
 from rnnlm.cli import build_parser, main
 from rnnlm.config import ModelConfig, TrainConfig, config_to_dict, parse_activation
 from rnnlm.model import RNNModel
@@ -253,11 +253,11 @@ def test_help_texts_read_the_same_in_train_and_jacobian():
 
 
 def test_fmt_ppl_uses_scientific_notation_for_exploded_runs():
-    assert plots.fmt_ppl(82.4812) == "82.48"
-    assert plots.fmt_ppl(1.7e9) == "1.70e+09"
-    assert plots.fmt_ppl(math.exp(80)) == "5.54e+34"
-    assert plots.fmt_ppl(float("inf")) == "inf"
-    assert plots.fmt_ppl(None) == "n/a"
+    assert plotruns.fmt_ppl(82.4812) == "82.48"
+    assert plotruns.fmt_ppl(1.7e9) == "1.70e+09"
+    assert plotruns.fmt_ppl(math.exp(80)) == "5.54e+34"
+    assert plotruns.fmt_ppl(float("inf")) == "inf"
+    assert plotruns.fmt_ppl(None) == "n/a"
 
 
 # ---------------------------------------------------------------- run figures
@@ -265,7 +265,7 @@ def test_fmt_ppl_uses_scientific_notation_for_exploded_runs():
 
 def test_training_figure_titles_settings_and_exploded_perplexity(tmp_path):
     run = _fake_run(tmp_path / "boom", val_ppl=math.exp(80))
-    fig = plots.draw_training(run)
+    fig = plotruns.draw_training(run)
     title = _title(fig).replace("\n", " ")
     for want in ("rnn tanh", "init orthogonal", "W_hh x3", "clip-norm 0.25", "seed 7", "sgd lr 5"):
         assert want in title, (want, title)
@@ -278,7 +278,7 @@ def test_training_figure_titles_settings_and_exploded_perplexity(tmp_path):
 
 def test_over_training_figure_states_anchors_and_seed(tmp_path):
     run = _fake_run(tmp_path / "tracked", cell="gru", jacobian_docs=[_doc("gru"), _doc("gru")])
-    fig = plots.draw_lag_over_training(run)
+    fig = plotruns.draw_lag_over_training(run)
     title = _title(fig).replace("\n", " ")
     for want in ("cell gru", "init orthogonal", "W_hh ×3", "clip-norm 0.25", "4 anchors × 40 tokens",
                  "2 recorded steps", "seed 7"):
@@ -291,7 +291,7 @@ def test_over_training_figure_states_anchors_and_seed(tmp_path):
 def test_explosion_figure_has_a_line_at_the_clip_threshold(tmp_path):
     a = _fake_run(tmp_path / "noclip", clip_norm=0.0)
     b = _fake_run(tmp_path / "clip", clip_norm=0.25, losses=(5.0, 4.9, 4.8), norms=(1.0, 3.0, 0.2))
-    fig = plots.draw_explosion(a, b, "rnn tanh, W_hh ×3: no clipping vs --clip-norm 0.25")
+    fig = plotruns.draw_explosion(a, b, "rnn tanh, W_hh ×3: no clipping vs --clip-norm 0.25")
     ax_norm = fig.axes[1]
     (line,) = _lines(ax_norm, "clip threshold")
     assert line.get_label().startswith("clip threshold 0.25") and list(line.get_ydata()) == [0.25, 0.25]
@@ -306,7 +306,7 @@ def test_factor_summary_keeps_lstm_and_gru_apart():
     results = {"rnn-tanh-x0.5": {"gain": 0.5, "factor_per_step": 0.5},
                "rnn-tanh-x1": {"gain": 1.0, "factor_per_step": 0.97},
                "lstm": {"factor_per_step": 0.749}, "gru": {"factor_per_step": 0.75}}
-    fig = plots.draw_factor_summary(results, ["tanh"], (0.5, 1.0, 2.0))
+    fig = plotruns.draw_factor_summary(results, ["tanh"], (0.5, 1.0, 2.0))
     ax = fig.axes[0]
     lstm, = _lines(ax, "lstm")
     gru, = _lines(ax, "gru")
@@ -323,7 +323,7 @@ def test_factor_summary_keeps_tanh_and_lecun_tanh_apart():
     # the two share every bound and nearly every factor: the same marker would hide one under the other
     results = {f"rnn-{a}-x{g}": {"gain": g, "factor_per_step": f} for a in ("tanh", "lecun-tanh")
                for g, f in ((0.5, 0.5), (1.0, 0.97), (2.0, 1.19))}
-    fig = plots.draw_factor_summary(results, ["tanh", "lecun-tanh"], (0.5, 1.0, 2.0))
+    fig = plotruns.draw_factor_summary(results, ["tanh", "lecun-tanh"], (0.5, 1.0, 2.0))
     ax = fig.axes[0]
     tanh = [ln for ln in ax.get_lines() if ln.get_label() == "rnn tanh"][0]
     lecun = [ln for ln in ax.get_lines() if ln.get_label().startswith("rnn lecun")][0]
@@ -372,14 +372,14 @@ def test_probe_figures_state_the_model_and_the_pairs(probe_run, tmp_path):
                  "--checkpoint", "latest"]) == 0
     assert main(["probe", "context", str(probe_run), "--distances", "1,2,5", "--n-targets", "10",
                  "--window", "12", "--split", "valid", "--out", str(c), "--checkpoint", "latest"]) == 0
-    fig = plots.draw_probe([a])
+    fig = plotruns.draw_probe([a])
     title = _title(fig).replace("\n", " ")
     for want in ("cell gru", "init orthogonal", "W_hh ×1", "clip-norm 0.5", "6 pairs per distance",
                  "probe seed 0"):
         assert want in title, (want, title)
     _titles_inside(fig)
     _close(fig)
-    fig = plots.draw_probe([c])
+    fig = plotruns.draw_probe([c])
     title = _title(fig).replace("\n", " ")
     assert "10 targets" in title and "clip-norm 0.5" in title
     # log-scaled d with plain tick labels: the distances themselves
@@ -506,7 +506,7 @@ def test_context_figure_explains_its_dotted_lines(tmp_path):
                                  "window": 20, "seed": 0, "n_targets": 10, "results": rows,
                                  "effective_context": ec, "model": {"cell": "rnn"}}))
         return p
-    fig = plots.draw_probe([probe("a", 5), probe("b", None)], title="Loss increase when context is shuffled")
+    fig = plotruns.draw_probe([probe("a", 5), probe("b", None)], title="Loss increase when context is shuffled")
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any(t.startswith("dotted: effective context") for t in labels), labels
     assert any(t.endswith("effective context 5") for t in labels) and any(t.endswith("effective context > 10")

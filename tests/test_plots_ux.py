@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlm import plots
+from rnnlm import plotruns, plots
 
 from test_plots_figures import _close, _fake_run, _legend
 
@@ -22,7 +22,7 @@ def test_training_figure_draws_timed_validations_as_their_own_report_only_series
     _add_events(run, [{"type": "timed_eval", "split": "valid", "step": k, "epoch": 1, "val_loss": math.log(p),
                        "val_ppl": p, "tokens": 400, "of_tokens": 4000, "time": 60.0 * k}
                       for k, p in ((1, 140.0), (2, 120.0), (3, 101.5))])
-    fig = plots.draw_training(run)
+    fig = plotruns.draw_training(run)
     ax = fig.axes[0]
     (timed,) = [ln for ln in ax.get_lines() if "timed validation" in ln.get_label()]
     np.testing.assert_array_equal(timed.get_xdata(), [1, 2, 3])
@@ -40,7 +40,7 @@ def test_training_figure_draws_timed_validations_as_their_own_report_only_series
 
 def test_training_figure_without_timed_validations_is_unchanged(tmp_path):
     run = _fake_run(tmp_path / "r", val_ppl=90.0)
-    fig = plots.draw_training(run)
+    fig = plotruns.draw_training(run)
     assert not [t for t in _legend(fig.axes[0]) if "timed" in t]
     assert "validation (last perplexity 90.00)" in _legend(fig.axes[0])
     _close(fig)
@@ -50,7 +50,7 @@ def test_a_run_with_only_timed_validations_still_plots(tmp_path):
     run = _fake_run(tmp_path / "r", losses=(), norms=())
     _add_events(run, [{"type": "timed_eval", "split": "valid", "step": 7, "epoch": 1, "val_loss": 5.0,
                        "val_ppl": math.exp(5.0), "tokens": 10, "of_tokens": 20, "time": 1.0}])
-    fig = plots.draw_training(run)
+    fig = plotruns.draw_training(run)
     assert any("timed validation" in t for t in _legend(fig.axes[0]))
     _close(fig)
 
@@ -107,21 +107,21 @@ def _filling_run(folder, n=120):
 
 def test_no_legend_covers_the_data_of_any_figure(tmp_path):
     from test_plots_figures import _doc
-    figures = {"training": plots.draw_training(_filling_run(tmp_path / "t"))}
+    figures = {"training": plotruns.draw_training(_filling_run(tmp_path / "t"))}
     rng = np.random.default_rng(1)
     tracked = _fake_run(tmp_path / "j", cell="rnn", scale=1.5,
                         jacobian_docs=[_doc("rnn", scale=1.5), _doc("rnn", scale=1.2), _doc("rnn")])
-    figures["lag over training"] = plots.draw_lag_over_training(tracked)
+    figures["lag over training"] = plotruns.draw_lag_over_training(tracked)
     figures["lag"] = plots.draw_lag([_doc("rnn", scale=1.5), _doc("lstm")], None, bound=True)
     a = _fake_run(tmp_path / "a", clip_norm=0.0, losses=tuple(5 + 0.05 * k for k in range(60)),
                   norms=tuple(1.2 ** k for k in range(60)))
     b = _fake_run(tmp_path / "b", clip_norm=0.25, losses=tuple(5 + rng.random() for _ in range(60)),
                   norms=tuple(0.2 + rng.random() for _ in range(60)))
-    figures["explosion"] = plots.draw_explosion(a, b, "no clipping vs --clip-norm 0.25")
+    figures["explosion"] = plotruns.draw_explosion(a, b, "no clipping vs --clip-norm 0.25")
     results = {f"rnn-{act}-x{g}": {"gain": g, "factor_per_step": f} for act in ("tanh", "lecun-tanh")
                for g, f in ((0.5, 0.5), (1.0, 0.97), (2.0, 1.19))}
     results.update({"lstm": {"factor_per_step": 0.749}, "gru": {"factor_per_step": 0.75}})
-    figures["factor summary"] = plots.draw_factor_summary(results, ["tanh", "lecun-tanh"], (0.5, 1.0, 2.0))
+    figures["factor summary"] = plotruns.draw_factor_summary(results, ["tanh", "lecun-tanh"], (0.5, 1.0, 2.0))
     rows = [{"distance": d, "n": 10, "mean_increase": m, "sem": 0.01, "ci": [m - 0.02, m + 0.02]}
             for d, m in ((1, 2.0), (2, 0.8), (5, 0.1), (10, 0.0))]
     probe = tmp_path / "p" / "probe-context-shuffle.json"
@@ -129,7 +129,7 @@ def test_no_legend_covers_the_data_of_any_figure(tmp_path):
     probe.write_text(json.dumps({"run": str(probe.parent), "cell": "rnn", "probe": "context", "mode": "shuffle",
                                  "window": 20, "seed": 0, "n_targets": 10, "results": rows,
                                  "effective_context": 5, "model": {"cell": "rnn"}}))
-    figures["probe"] = plots.draw_probe([probe])
+    figures["probe"] = plotruns.draw_probe([probe])
     for name, fig in figures.items():
         assert [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None], name
         assert _covered_by_legends(fig) == [], name

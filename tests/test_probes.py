@@ -315,13 +315,7 @@ def test_find_probe_results(probe_jsons):
 def test_plot_probe_and_its_cli_subaction(probe_jsons, tmp_path):
     import argparse
 
-    from rnnlm import cliinstruments
-    try:
-        from rnnlm import plots
-    except ImportError:
-        plots = None
-    if not hasattr(plots, "plot_probe"):
-        pytest.skip("rnnlm/plots.py has no plot_probe yet (the probes issue appends it)")
+    from rnnlm import cliinstruments, plotruns
     parser = argparse.ArgumentParser()
     cliinstruments._add_plot_probe(parser.add_subparsers(dest="plot_command"))
     for kind in ("agreement", "context"):
@@ -331,4 +325,4 @@ def test_plot_probe_and_its_cli_subaction(probe_jsons, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     mixed = [probe_jsons / "probe-agreement-number.json", probe_jsons / "probe-context-drop.json"]
     with pytest.raises(UserError):
-        plots.plot_probe(mixed, tmp_path / "x.png")
+        plotruns.plot_probe(mixed, tmp_path / "x.png")

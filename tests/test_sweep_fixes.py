@@ -154,7 +154,7 @@ def test_the_per_job_line_shortens_huge_perplexities_as_reports_do():
 
 
 def test_the_longrange_table_shortens_huge_perplexities():
-    from rnnlm.demo import longrange_table
+    from rnnlm.demolongrange import longrange_table
     acc = {"accuracy": 0.5, "ci": [0.4, 0.6]}
     s = {"bins": [[1, 3]], "sizes": {"context_distances": "1,2,4"},
          "models": {"rnn-clip": {"hidden": 16, "params": 1234, "steps": 7, "valid_ppl": 3.4e35,

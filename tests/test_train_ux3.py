@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from filelock import FileLock
 
-from rnnlm import plots, runs
+from rnnlm import plotruns, runs
 from rnnlm.cli import main
 from rnnlm.config import MIN_LR_FACTOR, TrainConfig
 from rnnlm.errors import UserError
@@ -168,7 +168,7 @@ def test_training_figure_drops_the_lr_at_the_validation_that_annealed_it(tmp_pat
                        "clipped": True, "lr": 5.0 if k <= 15 else 1.25} for k in (10, 20, 30)]
                 + [{"type": "eval", "split": "valid", "reason": "every", "step": 15, "val_loss": 4.0,
                     "val_ppl": math.exp(4.0), "lr": 5.0, "next_lr": 1.25}])
-    fig = plots.draw_training(run)
+    fig = plotruns.draw_training(run)
     a_lr = fig.axes[2]
     (line,) = [ln for ln in a_lr.get_lines() if ln.get_label().startswith("learning rate")]
     x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
@@ -188,7 +188,7 @@ def test_training_figure_drops_the_lr_at_the_validation_that_annealed_it(tmp_pat
 
 def test_lr_schedule_without_next_lr_falls_back_to_the_step_events():
     evs = [{"type": "step", "step": k, "lr": lr} for k, lr in ((10, 5.0), (20, 1.25))]
-    x, y, from_evals = plots.lr_schedule(evs, 5.0)
+    x, y, from_evals = plotruns.lr_schedule(evs, 5.0)
     assert not from_evals and x == [0, 19, 20] and y == [5.0, 1.25, 1.25]
 
 

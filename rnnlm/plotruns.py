@@ -1,0 +1,452 @@
+"""The figures of training runs and of what was measured on them: training curves, lag curves over
+training, probe results, and the two figures of `demo gradients` that are not lag curves.
+
+Inputs are files other modules write: a run folder's config.json and
+metrics.jsonl (train.py; `read_train_config`, `read_metrics`), probe results
+(probes.py; `read_probes`), the init study of `demo gradients`
+(demogradients.py). As in plots.py, each `plot_*` writes PNG and SVG side by
+side and returns the PNG path, and its `draw_*` twin returns the Figure
+unsaved. Every figure's look (labels, subtitles, legends, saving) is
+plots.py's; this module only decides what to draw from those files.
+
+The one thing to know before editing: matplotlib is never imported at module
+level here either; it comes through `plots._pyplot` (Agg backend) inside each
+`draw_*`, so that `--help` never pays for it. And figures are saved through
+the `_save` imported from plots.py: a test that replaces `plots._save` to
+catch the figures must replace this module's `_save` too.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError, plural
+from .plots import (_joined, _legend_above, _legend_below, _positive, _pyplot, _save, _series, _set_title, _what,
+                    activation_label, clip_label, default_quantity, model_label, settings_line)
+from .runs import fmt_ppl  # one format for perplexities, here and in reports
+
+
+# ---------------------------------------------------------------- run folders
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """The events of a run's metrics.jsonl (lines cut by a crash are skipped)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no metrics.jsonl)")
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():    # a damaged byte: that line
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
+def read_train_config(run_dir) -> dict:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.json)")
+    try:
+        train = json.loads(path.read_text(encoding="utf-8")).get("train", {})
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
+    return {**train.get("model", {}), **train}   # the model settings flat, in either config format
+
+
+def run_label(train_cfg: dict) -> str:
+    return f"{model_label(train_cfg)}, {clip_label(train_cfg)}, {train_cfg.get('optimizer', '?')}"
+
+
+def _run_settings(cfg: dict, behind: str) -> str:
+    """A run's subtitle: settings_line plus H, E, optimizer, lr and seed."""
+    opt = cfg.get("optimizer", "?")
+    lr = cfg.get("lr")
+    extra = f"{opt}" + (f" lr {lr:g} at start" if isinstance(lr, (int, float)) else "")
+    return settings_line([cfg], behind=f"{extra}; {behind}")
+
+
+def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectral",
+                           title: str | None = None, flow: bool = False):
+    """The figure of `plot_lag_over_training`, unsaved: returns the matplotlib Figure."""
+    events = [e for e in read_metrics(run_dir) if e.get("type") == "jacobian"]
+    if not events:
+        raise UserError(f"{run_dir} has no jacobian events; train with --track-jacobian-every N")
+    cfg = read_train_config(run_dir)
+    q = default_quantity(cfg.get("cell"), quantity)
+    plt = _pyplot()
+    import matplotlib as mpl
+    fig, ax = plt.subplots(figsize=(7.5, 4.9))
+    steps = [e["step"] for e in events]
+    cnorm = mpl.colors.Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
+    cmap = mpl.colormaps["viridis"]
+    for e in events:
+        doc = {"meta": {"cell": cfg.get("cell")}, "curves": e["curves"]}
+        lags, med, _, _ = _series(doc, "layer0", q, norm, flow)
+        ax.plot(lags, med, color=cmap(cnorm(e["step"])), linewidth=1.2)
+    sm = mpl.cm.ScalarMappable(norm=cnorm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, label="training step (updates)")
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("lag d (time steps)")
+    ax.set_ylabel(f"median {_what(q, norm, flow)} (dimensionless)", fontsize=8)
+    ax.grid(True, alpha=0.3)
+    ax.plot([], [], color="black", label=run_label(cfg))
+    _legend_below(ax)
+    m = events[-1].get("meta", {})
+    behind = (f"median over {m.get('anchors', '?')} anchors × {m.get('tokens', '?')} tokens at each of "
+              f"{len(events)} recorded steps; seed {cfg.get('seed', '?')}")
+    _set_title(ax, title or f"{'Gradient flow' if flow else 'Jacobian ' + norm + ' norm'} by lag during "
+                            f"training ({len(events)} recordings)", _run_settings(cfg, behind), width=90)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lag_over_training(run_dir, out, quantity: str = "auto", norm: str = "spectral",
+                           title: str | None = None, flow: bool = False) -> Path:
+    """Median lag curve at every step recorded by `train --track-jacobian-every`, coloured by step."""
+    return _save(draw_lag_over_training(run_dir, quantity=quantity, norm=norm, title=title, flow=flow), out)
+
+
+def lr_schedule(events: list[dict], initial=None) -> tuple[list, list, bool]:
+    """The learning rate as a step function of the training step: (x, y, from_evals), drawn with
+    drawstyle "steps-post" (y[i] holds from step x[i] until x[i + 1]).
+
+    A scheduled validation at step k that anneals the lr (its eval event's "lr" -> "next_lr") changes
+    it from step k on, so the drop is drawn at that evaluation, not at the next step event (a step
+    event's "lr" is the rate of its own update, logged only every --log-every steps). Resumes and
+    step events fill in the value where no evaluation says it; a metrics file without "next_lr"
+    (written before it existed) falls back to the step events alone (from_evals False).
+    initial: config.json's lr (the rate at step 0), if known.
+    """
+    points = []                  # (step, order, lr): order puts an eval's change after its step's own rate
+    from_evals = False
+    for e in events:
+        kind, step = e.get("type"), e.get("step")
+        if step is None:
+            continue
+        if kind == "step" and e.get("lr") is not None:
+            points.append((step - 1, 0, e["lr"]))         # the rate its update (step - 1 -> step) used
+        elif kind == "eval" and e.get("split") == "valid" and e.get("next_lr") is not None:
+            points.append((step, 1, e["next_lr"]))
+            from_evals = True
+        elif kind == "resume" and e.get("lr") is not None:
+            points.append((step, 1, e["lr"]))
+    if isinstance(initial, (int, float)) and not isinstance(initial, bool):
+        points.append((0, -1, float(initial)))
+    if not points:
+        return [], [], False
+    points.sort(key=lambda p: (p[0], p[1]))
+    x, y = [], []
+    for step, _, lr in points:
+        if y and lr == y[-1]:
+            continue
+        if x and x[-1] == step:
+            y[-1] = lr                # the later event of the same step wins (an eval after its step's update)
+        else:
+            x.append(max(step, 0))
+            y.append(lr)
+    last = max(e["step"] for e in events if e.get("step") is not None)
+    if x[-1] < last:
+        x.append(last)
+        y.append(y[-1])
+    return x, y, from_evals
+
+
+def draw_training(run_dir, title: str | None = None):
+    """The figure of `plot_training`, unsaved: returns the matplotlib Figure."""
+    events = read_metrics(run_dir)
+    cfg = read_train_config(run_dir)
+    steps = [e for e in events if e.get("type") == "step"]
+    evals = [e for e in events if e.get("type") == "eval" and e.get("split") == "valid"]
+    timed = [e for e in events if e.get("type") == "timed_eval"]
+    bad = [e for e in events if e.get("type") == "nonfinite"]
+    if not steps and not evals and not timed:
+        raise UserError(f"{run_dir} has no step or eval events to plot")
+    plt = _pyplot()
+    fig, (a_ppl, a_g, a_lr) = plt.subplots(3, 1, figsize=(7.5, 8.3), sharex=True)
+
+    # Cross-entropy rather than perplexity on the axis: a diverging run's perplexity overflows
+    # float64 (e^710) long before its loss stops being plottable.
+    x = [e["step"] for e in steps]
+    a_ppl.plot(x, _positive([e.get("loss_avg") for e in steps]), linewidth=1,
+               label="train (mean over the log interval)")
+    if evals:
+        last = evals[-1].get("val_ppl")
+        a_ppl.plot([e["step"] for e in evals], _positive([e.get("val_loss") for e in evals]),
+                   marker="o", markersize=3,
+                   label=(f"validation (last perplexity {fmt_ppl(last)})" if last is not None else "validation")
+                   + ("\nwhole split; drives lr annealing, patience and best.npz" if timed else ""))
+    if timed:
+        # --eval-minutes: a slice of the validation split, for the curve only (train.py's _timed_evaluate).
+        share = _joined(f"{e.get('tokens', 0):,} of {e.get('of_tokens', 0):,}" for e in timed)
+        a_ppl.plot([e["step"] for e in timed], _positive([e.get("val_loss") for e in timed]),
+                   linestyle=":", linewidth=1, marker="D", markersize=4, markerfacecolor="none", color="tab:green",
+                   label=f"timed validation on {share} tokens (last perplexity {fmt_ppl(timed[-1].get('val_ppl'))});"
+                         "\nreport only: no lr annealing, patience or best-model choice")
+    a_ppl.set_yscale("log")
+    import matplotlib.ticker as mticker
+    a_ppl.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    a_ppl.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
+    a_ppl.set_ylabel("cross-entropy (nats/token;\nperplexity = e^loss)")
+
+    a_g.plot(x, _positive([e.get("grad_norm") for e in steps]), linewidth=1, label="gradient L2 norm before clipping")
+    clipped = [e for e in steps if e.get("clipped")]
+    if clipped:
+        # Only the logged steps can be marked; the summary's "clipped steps %" counts every step.
+        a_g.scatter([e["step"] for e in clipped], _positive([e.get("grad_norm") for e in clipped]),
+                    s=8, color="tab:red", zorder=3,
+                    label=f"clipped, logged steps only ({len(clipped)} of {len(steps)} logged steps; "
+                          "the summary's clipped share counts every step)")
+    if cfg.get("clip_norm"):
+        a_g.axhline(cfg["clip_norm"], color="tab:red", linestyle="--", linewidth=1,
+                    label=f"clip threshold {cfg['clip_norm']:g}")
+    a_g.set_yscale("log")
+    a_g.set_ylabel("gradient norm (L2, all parameters)")
+
+    lr_x, lr_y, at_evals = lr_schedule(events, cfg.get("lr"))
+    a_lr.plot(lr_x, lr_y, linewidth=1, drawstyle="steps-post",
+              label="learning rate" + (" (changes at the validation that annealed it)" if at_evals else ""))
+    a_lr.set_ylabel("learning rate")
+    a_lr.set_yscale("log")
+    a_lr.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    a_lr.yaxis.set_minor_formatter(mticker.NullFormatter())
+    a_lr.set_yticks(sorted({v for v in lr_y if v}) or [1.0])
+    a_lr.set_xlabel("training step (updates)")
+
+    for e in bad:
+        for ax in (a_ppl, a_g, a_lr):
+            ax.axvline(e["step"], color="black", linestyle=":", linewidth=1)
+        a_ppl.annotate(f"non-finite {e.get('tensor')} ({e.get('action')})", (e["step"], 1),
+                       xycoords=("data", "axes fraction"), xytext=(-3, -12), textcoords="offset points",
+                       fontsize=7, ha="right")
+    for ax in (a_ppl, a_g, a_lr):
+        ax.grid(True, alpha=0.3)
+        _legend_above(ax)
+    lr = cfg.get("lr")
+    sub = (f"H={cfg.get('hidden', '?')}, E={cfg.get('emsize', '?')}, {cfg.get('optimizer', '?')}"
+           + (f" lr {lr:g} at start" if isinstance(lr, (int, float)) else "")
+           + f"; one run, seed {cfg.get('seed', '?')}; B={cfg.get('batch_size', '?')}, T={cfg.get('bptt', '?')}; "
+           f"a step event every {cfg.get('log_every', '?')} {plural(cfg.get('log_every'), 'step')}")
+    _set_title(fig, title or f"Training {Path(run_dir).resolve().name}: {run_label(cfg)}", sub, width=100, size=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training(run_dir, out, title: str | None = None) -> Path:
+    """Loss (perplexity), gradient norm (with clipping) and learning rate against step, non-finite events marked.
+
+    The validation curve has two series: the scheduled validations (whole split; they anneal the lr,
+    count toward --patience and pick best.npz) and, hollow and dotted, the timed ones of --eval-minutes
+    (a slice of the split, report only), each labelled as such."""
+    return _save(draw_training(run_dir, title=title), out)
+
+
+# ---------------------------------------------------------------- probes
+
+
+def read_probes(json_paths) -> tuple[str, list]:
+    """(kind, [(path, result), ...]) of probe JSON files, all of one kind (agreement or context)."""
+    results = []
+    for p in json_paths:
+        try:
+            results.append((Path(p), json.loads(Path(p).read_text(encoding="utf-8"))))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot read probe results {p}: {exc}") from None
+    kinds = {r.get("probe") if isinstance(r, dict) else None for _, r in results}
+    if not results or len(kinds) != 1 or kinds - {"agreement", "context"}:
+        raise UserError(f"give probe JSON files of one kind (agreement or context); got {sorted(map(str, kinds))}")
+    return kinds.pop(), results
+
+
+def _probe_model(path: Path, r: dict) -> dict:
+    """The probed model's settings: the result's own `model` (probes.py writes it), else the run's config."""
+    if isinstance(r.get("model"), dict):
+        return {**r["model"], "clip": r.get("clip"), "omega": r.get("omega")}
+    run = Path(r.get("run") or path.parent)
+    try:
+        cfg = read_train_config(run)
+    except UserError:
+        return {"cell": r.get("cell"), "clip": "clipping not recorded"}
+    return {**cfg, "clip": clip_label(cfg)}
+
+
+def draw_probe(json_paths, title=None):
+    """The figure of `plot_probe`, unsaved: returns the matplotlib Figure."""
+    plt = _pyplot()
+    kind, results = read_probes(json_paths)
+
+    # What tells the curves apart besides cell and run: the context mode or the agreement feature.
+    variant = "feature" if kind == "agreement" else "mode"
+    show_variant = len({r.get(variant) for _, r in results}) > 1
+    fig, ax = plt.subplots(figsize=(7.5, 5.4))
+    for path, r in results:
+        run = Path(r.get("run") or path.parent).name
+        label = f"{r.get('cell') or '?'} ({run}{', ' + str(r.get(variant)) if show_variant else ''})"
+        if kind == "agreement":
+            bins = r["by_distance"]
+            x = [b["distance"] for b in bins]
+            y = [b["accuracy"] for b in bins]
+            lo = [b["ci"][0] for b in bins]
+            hi = [b["ci"][1] for b in bins]
+        else:
+            rows = r["results"]
+            x = [q["distance"] for q in rows]
+            y = [q["mean_increase"] for q in rows]
+            lo = [q["ci"][0] for q in rows]
+            hi = [q["ci"][1] for q in rows]
+        if kind == "context":
+            ec = r.get("effective_context")
+            label += f"; effective context {ec if ec is not None else '> ' + str(max(x))}"
+        line, = ax.plot(x, y, marker="o", markersize=3, label=label)
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        if kind == "context" and r.get("effective_context") is not None:
+            ax.axvline(r["effective_context"], color=line.get_color(), linestyle=":", linewidth=1)
+    if kind == "context" and any(r.get("effective_context") is not None for _, r in results):
+        # the dotted lines are explained in the legend too: a caller's own title may not say what they are
+        ax.plot([], [], color="gray", linestyle=":", linewidth=1,
+                label="dotted: effective context (the d from which the increase is within noise)")
+    first = results[0][1]
+    seeds = _joined(r.get("seed", "?") for _, r in results)
+    if kind == "agreement":
+        ax.axhline(0.5, color="gray", linestyle="--", linewidth=1, label="chance (0.5)")
+        ax.set_ylim(0.0, 1.02)
+        ax.set_xlabel("distance from subject head to the agreeing word (tokens)")
+        ax.set_ylabel("accuracy (correct form more likely)")
+        default = f"Portuguese {first.get('feature', 'number')} agreement by distance (95% Wilson band)"
+        behind = (f"{_joined(r.get('n_per_distance', '?') for _, r in results)} pairs per distance, "
+                  f"probe seed {seeds}")
+    else:
+        import matplotlib.ticker as mticker
+        ax.axhline(0.0, color="gray", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(mticker.ScalarFormatter())   # 1, 2, 5, 10 rather than 10^0, 2x10^0
+        ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+        ax.set_xticks(sorted({q["distance"] for _, r in results for q in r["results"]}))
+        ax.set_xlabel("context kept intact, d (tokens before the target)")
+        ax.set_ylabel("loss increase at the target (nats)")
+        done = {"shuffle": "shuffled", "replace": "replaced by random words", "drop": "dropped"}
+        default = (f"Context usage: context beyond d {done.get(first.get('mode'), first.get('mode'))} "
+                   "(95% bootstrap band; dotted: effective context)")
+        behind = (f"{_joined(r.get('n_targets', '?') for _, r in results)} targets, "
+                  f"window {_joined(r.get('window', '?') for _, r in results)}, probe seed {seeds}")
+    models = [_probe_model(p, r) for p, r in results]
+    _set_title(ax, title or default, settings_line(models, [m.get("clip") or "?" for m in models], behind),
+               width=95)
+    ax.grid(True, alpha=0.3)
+    _legend_below(ax, ncol=2 if len(results) > 3 else 1)
+    fig.tight_layout()
+    return fig
+
+
+def plot_probe(json_paths, out, title=None):
+    """Agreement accuracy or context-loss increase against distance, one curve per probe JSON.
+
+    json_paths: files written by `probe agreement` or `probe context` (all of
+    one kind). Agreement: accuracy with its Wilson 95% band and a chance line
+    at 0.5. Context: mean loss increase with its bootstrap 95% band, a zero
+    line, log-scaled d, and a dotted mark at each curve's effective context.
+    Curves are labelled by cell and run. Writes OUT.png and OUT.svg; returns the PNG path.
+    """
+    return _save(draw_probe(json_paths, title=title), out)
+
+
+# ---------------------------------------------------------------- demo figures
+
+
+def draw_explosion(run_a: Path, run_b: Path, title: str):
+    """The figure of `plot_explosion`, unsaved: returns the matplotlib Figure."""
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.4))
+    cfgs = []
+    for run, color in ((run_a, "tab:red"), (run_b, "tab:blue")):
+        ev = read_metrics(run)
+        cfg = read_train_config(run)
+        cfgs.append(cfg)
+        label = clip_label(cfg)
+        st = [e for e in ev if e["type"] == "step"]
+        x = [e["step"] for e in st]
+        ax1.plot(x, [np.nan if e["loss"] is None else e["loss"] for e in st], color=color, label=label, lw=1.2)
+        ax2.plot(x, [np.nan if e["grad_norm"] is None else e["grad_norm"] for e in st], color=color, label=label,
+                 lw=1.2)
+        if cfg.get("clip_norm"):
+            ax2.axhline(cfg["clip_norm"], color=color, ls="--", lw=1,
+                        label=f"clip threshold {cfg['clip_norm']:g} (norms above it were rescaled to it)")
+        for e in ev:
+            if e["type"] == "nonfinite":
+                for ax in (ax1, ax2):
+                    ax.axvline(e["step"], color=color, ls=":", lw=1)
+                ax1.plot([e["step"]], [ax1.get_ylim()[1]], "x", color=color, ms=9,
+                         label=f"non-finite {e['tensor']} at step {e['step']}")
+    ax1.set_xlabel("step (updates)")
+    ax1.set_ylabel("training loss (nats/token)")
+    ax2.set_xlabel("step (updates)")
+    ax2.set_ylabel("gradient L2 norm before clipping")
+    ax2.set_yscale("log")
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        _legend_above(ax)
+    behind = f"one run each, seed {_joined(c.get('seed', '?') for c in cfgs)}"
+    _set_title(fig, title, _run_settings(cfgs[0], behind).replace(
+        clip_label(cfgs[0]), _joined(clip_label(c) for c in cfgs)), width=130, size=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_explosion(run_a: Path, run_b: Path, out: Path, title: str) -> Path:
+    """Training loss and gradient norm of two runs against step (a line at the clip threshold);
+    non-finite events marked with x."""
+    return _save(draw_explosion(run_a, run_b, title), out)
+
+
+def draw_factor_summary(results: dict, activations, gains, note: str | None = None, behind: str | None = None):
+    """The figure of `plot_factor_summary`, unsaved: returns the matplotlib Figure."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    # tanh and lecun-tanh have the same bound at every point and nearly the same factor: each activation
+    # gets its own marker, size and line style, the later ones hollow, so that none hides another.
+    styles = [("o", 9, "-", "full"), ("s", 7, "--", "none"), ("^", 7, "-.", "none"), ("D", 5, ":", "none")]
+    for i, label in enumerate(activations):
+        pts = sorted((r["gain"], r["factor_per_step"]) for k, r in results.items()
+                     if k.startswith(f"rnn-{label}-") and r["factor_per_step"] is not None)
+        marker, ms, ls, fill = styles[i % len(styles)]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, ms=ms, ls=ls, fillstyle=fill, mew=1.5,
+                label=f"rnn {activation_label(label)}")
+    # lstm and gru at init often shrink by the same factor (0.75): distinct colours, markers and a
+    # small horizontal offset, and the value in the legend, so that neither hides the other.
+    for cell, ls, marker, color, shift in (("lstm", "--", "s", "tab:purple", 0.94),
+                                           ("gru", "-.", "^", "tab:brown", 1.06)):
+        f = results.get(cell, {}).get("factor_per_step")
+        if f is not None:
+            ax.axhline(f, ls=ls, color=color, lw=1.2, alpha=0.8)
+            ax.plot([g * shift for g in gains], [f] * len(gains), ls="none", marker=marker, color=color, ms=7,
+                    mfc="none", label=f"{cell}, W_hh ×1 (no such bound; drawn across): {f:.3g} per step")
+    ax.axhline(1.0, color="black", lw=0.8, ls=":")
+    ax.plot(gains, gains, color="black", lw=0.8, ls="--", label="the bound ‖W_hh‖·max|f′|")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("‖W_hh‖ · max|f′|  (the per-step bound)")
+    ax.set_ylabel("measured factor per step, exp(decay rate)")
+    sub = note or "; ".join(
+        [f"cell rnn {' / '.join(activation_label(a) for a in activations)}, lstm, gru", "init orthogonal",
+         "rnn W_hh × the scale giving each bound, lstm and gru W_hh ×1", "at init (no training, no clipping)"]
+        + ([behind] if behind else []) + ["factor = e^(slope of ln median spectral norm)"])
+    _set_title(ax, "At initialization: how fast the Jacobian norm shrinks or grows per step", sub, width=90)
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_below(ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_factor_summary(results: dict, activations, gains, out: Path, note: str | None = None,
+                        behind: str | None = None) -> Path:
+    """exp(decay rate) per step against ||W_hh||·max|f'| per activation; lstm/gru as horizontal lines.
+
+    results: demo gradients' init study, keyed rnn-<label>-x<scale>, lstm, gru, each with
+    "gain" (rnn only) and "factor_per_step"; activations: their labels; gains: the bound values.
+    note: the whole subtitle, replacing the default (cells and activations, init, scales, no clipping);
+    behind: added to the default, what stands behind each point (H, anchors, tokens, seed).
+    """
+    return _save(draw_factor_summary(results, activations, gains, note, behind), out)
