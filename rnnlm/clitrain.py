@@ -236,9 +236,7 @@ def _run_evaluate(args):
     from .runs import fmt_ppl, run_evaluate
     if args.text is not None and args.split is not None:
         raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
-    from pathlib import Path
-    if args.checkpoint is not None and Path(args.run).is_file():
-        raise UserError(f"--checkpoint picks a file inside a run folder; {args.run} is already a checkpoint file")
+    _refuse_checkpoint_of_a_file(args)
     r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
@@ -251,6 +249,13 @@ def _run_evaluate(args):
           f"bptt {r['bptt']}")
     print(f"perplexity: {fmt_ppl(r['ppl'])}")
     return 0
+
+
+def _refuse_checkpoint_of_a_file(args) -> None:
+    """evaluate, generate: --checkpoint with a .npz file (not a run folder) is one line, not ignored."""
+    from pathlib import Path
+    if args.checkpoint is not None and Path(args.run).is_file():
+        raise UserError(f"--checkpoint picks a file inside a run folder; {args.run} is already a checkpoint file")
 
 
 def _add_generate(sub):
@@ -267,8 +272,8 @@ def _add_generate(sub):
                    help="sample among the most likely words holding mass P (nucleus); 1 = all")
     p.add_argument("--seed", type=int, default=0, help="same seed, same text (default 0)")
     p.add_argument("--num-samples", type=int, default=1, help="independent samples (default 1)")
-    p.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
-                   help="best.npz (default) or model.npz of a run folder")
+    p.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,
+                   help="best.npz (default) or model.npz of a run folder (not with a .npz file)")
     p.add_argument("--allow-unk", action="store_true", help="let <unk> be sampled (masked by default)")
     return p
 
@@ -281,9 +286,11 @@ def _run_generate(args):
     from .runs import load_model
     from .sample import TextStream
     _check_prime(args.prime)
-    model, vocab, info, path = load_model(args.run, args.checkpoint)
+    _refuse_checkpoint_of_a_file(args)
+    which = args.checkpoint or "best"
+    model, vocab, info, path = load_model(args.run, which)
     # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.
-    print(f"checkpoint: {path}{_fallback_note(args.run, args.checkpoint, path)}", file=sys.stderr)
+    print(f"checkpoint: {path}{_fallback_note(args.run, which, path)}", file=sys.stderr)
     data = info.get("train", {}).get("data", {})
     stream = TextStream(model, vocab, words=args.words, prime=args.prime, temperature=args.temperature,
                         top_k=args.top_k, top_p=args.top_p, seed=args.seed, num_samples=args.num_samples,

@@ -239,6 +239,10 @@ class TextStream:
             check_range(name, value)
         for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
             check_range(name, value)
+        V = getattr(getattr(model, "config", None), "vocab_size", None)   # (None: a stand-in model in tests)
+        if V is not None and len(vocab) != V:
+            raise UserError(f"the vocabulary has {len(vocab):,} words but the model was trained on {V:,}: give "
+                            "the vocab.json saved with this model (runs.load_model returns the two together)")
         self.model, self.vocab, self.words, self.num_samples = model, vocab, words, num_samples
         self.prime_tokens, self.prime_ids, self.unknown = encode_prime(prime, vocab, keep_case, num_token)
         self.options = dict(temperature=temperature, top_k=top_k, top_p=top_p,

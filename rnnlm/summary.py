@@ -40,7 +40,7 @@ def _baseline_lines(s: dict) -> list[str]:
         lines.append(f"  the model beats it on {split}{which}: {fmt_ppl(ours)} < {fmt_ppl(b[split]['ppl'])}")
     else:
         lines.append(f"  the model has NOT beaten it yet on {split}{which}: {fmt_ppl(ours)} >= "
-                     f"{fmt_ppl(b[split]['ppl'])}" + _longer_hint(s))
+                     f"{fmt_ppl(b[split]['ppl'])}" + _longer_hint(s, ours))
     return lines
 
 
@@ -56,9 +56,16 @@ def _valid_figure(s: dict) -> tuple:
     return full, ""
 
 
-def _longer_hint(s: dict) -> str:
-    """What would let a run that has not beaten the baseline train longer, by how it stopped."""
+def _longer_hint(s: dict, ours: float) -> str:
+    """What would let a run that has not beaten the baseline train longer, by how it stopped; for a model
+    worse than a uniform guess over its vocabulary (perplexity above V: exploding or diverging, not
+    short of steps), what to change instead."""
     stopped = s.get("stopped")
+    V = s.get("vocab_size")
+    if V and ours > V:
+        fix = "a smaller --lr" + ("" if s.get("clipping", True) else ", or clipping (--clip-norm 0.25; it is off)")
+        return (f" (worse than a uniform guess over its {V:,} words, perplexity {V:,}: more steps will not fix "
+                f"that; try {fix})")
     if stopped == "interrupted":
         return f" (train longer: {_resume_command(s)})"
     if stopped in ("nonfinite", "min_lr"):

@@ -707,7 +707,9 @@ def _summary(s: _Session, loop: LoopState, stopped: str, nonfinite: dict | None)
             "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
             "clip_fraction": loop.clipped_total / max(loop.step - loop.skipped, 1),
             "plateaus": loop.plateaus, "min_lr": s.config.lr_floor(),
-            "skipped": loop.skipped, "nonfinite": nonfinite, "params": s.model.num_params()}
+            "skipped": loop.skipped, "nonfinite": nonfinite, "params": s.model.num_params(),
+            "vocab_size": s.model.config.vocab_size,
+            "clipping": bool(s.config.clip_norm > 0 or s.config.clip_value > 0)}
 
 
 def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:

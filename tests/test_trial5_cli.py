@@ -1,0 +1,78 @@
+"""A fifth new-user trial's findings in generate and the training summary: each test fails without its fix.
+
+- generate_text with a vocabulary of another size than the model's: one UserError, not wrong words or an
+  IndexError;
+- a model worse than a uniform guess (perplexity above the vocabulary's size: exploding, not short of
+  steps) is not told to train longer;
+- `generate FILE.npz --checkpoint ...` is refused as evaluate's is, not silently ignored.
+"""
+import pytest
+
+from rnnlm.cli import main
+from rnnlm.errors import UserError
+from rnnlm.summary import format_summary
+
+from test_train_ux3 import FLAGS, _summary
+
+
+@pytest.fixture(scope="module")
+def run(text, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trial5") / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--max-steps", "1", "--out", str(out)]) == 0
+    return out
+
+
+def test_generate_text_refuses_a_vocabulary_of_another_size(run):
+    from rnnlm.runs import load_model
+    from rnnlm.sample import TextStream, generate_text
+    from rnnlm.vocab import Vocab
+    model, vocab, _, _ = load_model(run)
+    assert generate_text(model, vocab, words=3)[0]                      # the matched pair works
+    for n in (len(vocab) - 20, len(vocab) + 20):                        # a smaller one, a larger one
+        other = Vocab(list(vocab.itos[:2]) + [f"w{i}" for i in range(n - 2)])
+        with pytest.raises(UserError, match=rf"the vocabulary has {n:,} words but the model was trained on "
+                                            rf"{len(vocab):,}: give the vocab.json saved with this model"):
+            generate_text(model, other, words=3)
+        with pytest.raises(UserError, match="trained on"):
+            TextStream(model, other, words=3)
+
+
+def test_a_model_worse_than_uniform_is_not_told_to_train_longer():
+    V = 5000
+    exploded = _summary("max_steps", vocab_size=V, clipping=False, val_ppl=2.06e13, best_val_ppl=2.06e13,
+                        val_loss=30.66, best_val_loss=30.66)
+    printed = format_summary(exploded)
+    assert "NOT beaten it yet on valid" in printed
+    assert "train longer" not in printed and "raise --max-steps" not in printed
+    assert ("(worse than a uniform guess over its 5,000 words, perplexity 5,000: more steps will not fix that; "
+            "try a smaller --lr, or clipping (--clip-norm 0.25; it is off))") in printed
+    clipped = format_summary({**exploded, "clipping": True})
+    assert "try a smaller --lr)" in clipped and "clip-norm" not in clipped
+    # below V the advice is unchanged (the limit that stopped it)
+    assert "(train longer: raise --max-steps)" in format_summary(_summary("max_steps", vocab_size=V))
+    # a summary without the field (an older caller) keeps the old advice
+    assert "(train longer: raise --max-steps)" in format_summary(_summary("max_steps", val_ppl=2e13,
+                                                                           best_val_ppl=2e13, best_val_loss=30.6))
+
+
+def test_the_training_summary_carries_what_the_advice_needs(run):
+    import json
+    start = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+             if '"start"' in line][0]
+    from rnnlm.runs import resume_config
+    from rnnlm.train import train
+    s = train(resume_config(run, {"max_steps": 2}), resume=run)
+    assert s["vocab_size"] == start["vocab_size"] and s["clipping"] is True      # the default --clip-norm 0.25
+
+
+@pytest.mark.parametrize("command", ["generate", "evaluate"])
+def test_checkpoint_with_a_checkpoint_file_is_refused(run, command, capsys):
+    capsys.readouterr()
+    assert main([command, str(run / "model.npz"), "--checkpoint", "best"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --checkpoint picks a file inside a run folder; {run / 'model.npz'} is already a "
+                   "checkpoint file"], err
+    # without the flag the file is used, and a folder takes the flag
+    assert main([command, str(run / "model.npz")] + (["--words", "2"] if command == "generate" else [])) == 0
+    assert main([command, str(run), "--checkpoint", "latest"] + (["--words", "2"] if command == "generate"
+                                                                  else [])) == 0
