@@ -150,3 +150,11 @@ def _fallback_note(run, which: str, path) -> str:
     if which == "best" and Path(path).name != "best.npz" and Path(run).is_dir():
         return " (no best.npz: no validation has run yet)"
     return ""
+
+
+def refuse_checkpoint_of_a_file(run, checkpoint) -> None:
+    """evaluate, generate, jacobian, probe: --checkpoint given (not None) with a .npz file instead of a run
+    folder is one line, not ignored (the file is the checkpoint; the flag picks one inside a folder)."""
+    from pathlib import Path
+    if checkpoint is not None and run is not None and Path(run).is_file():
+        raise UserError(f"--checkpoint picks a file inside a run folder; {run} is already a checkpoint file")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _is_run,
-                       _subcommands)
+                       _subcommands, refuse_checkpoint_of_a_file)
 from .clisweep import _add_plot_study, _add_plot_sweep, _run_plot_study, _run_plot_sweep
 from .errors import UserError
 
@@ -68,15 +68,16 @@ def _add_probe(sub):
         q.add_argument("--seed", type=int, default=0, help="seed of the pairs / targets and perturbations")
         q.add_argument("--out", default=None, metavar="FILE.json",
                        help="where to write the JSON (default: probe-<name>.json in the run folder)")
-        q.add_argument("--checkpoint", default="best", choices=C.CHECKPOINTS,
-                       help="best.npz (default) or model.npz of a run folder")
+        q.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,
+                       help="best.npz (default) or model.npz of a run folder (not with a .npz file)")
         q.add_argument("--batch-size", type=int, default=256, help="sequences run in parallel (default 256)")
     return p
 
 
 def _run_probe(args):
     from . import probes
-    common = dict(seed=args.seed, checkpoint=args.checkpoint, batch_size=args.batch_size, out=args.out)
+    refuse_checkpoint_of_a_file(args.run, args.checkpoint)
+    common = dict(seed=args.seed, checkpoint=args.checkpoint or "best", batch_size=args.batch_size, out=args.out)
     if args.probe_command == "agreement":
         res, out = probes.run_agreement(args.run, distances=args.distances, n=args.n, feature=args.feature,
                                         **common)
@@ -129,7 +130,8 @@ def _add_jacobian(sub):
     J, M = C.JacobianConfig, C.ModelConfig
     p.add_argument("run", nargs="?", default=None, metavar="CHECKPOINT_OR_RUN",
                    help="a run folder (runs/NAME) or a checkpoint .npz; leave out with --init")
-    _arg(p, J, "checkpoint", choices=C.CHECKPOINTS, help="best.npz (default) or model.npz of a run folder")
+    _arg(p, J, "checkpoint", choices=C.CHECKPOINTS, unset=True,
+         help="best.npz (default) or model.npz of a run folder (not with a .npz file)")
     src = p.add_mutually_exclusive_group()
     _arg(src, J, "text", metavar="FILE",
          help="measure on this text file, tokenized the run's way (default: the run's --split)")
@@ -182,8 +184,10 @@ def _run_jacobian(args):
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise UserError(f"{flags}: settings of a fresh model, used with --init only "
                             f"(a checkpoint's model and corpus come from the checkpoint)")
+    refuse_checkpoint_of_a_file(args.run, args.checkpoint)
     settings = {k: getattr(args, k) for k in ("run", "checkpoint", "text", "split", "max_lag", "anchors",
                                               "tokens", "seed", "out")}
+    settings["checkpoint"] = args.checkpoint or "best"
     if args.vocab_size is not None:
         settings["vocab_size"] = args.vocab_size
     config = C.JacobianConfig(model=None if args.init is None else C.ModelConfig(init=args.init, **model),

@@ -15,7 +15,7 @@ import sys
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _clip_arg, _data_config,
-                       _fallback_note, _given)
+                       _fallback_note, _given, refuse_checkpoint_of_a_file)
 from .errors import UserError, plural
 
 
@@ -236,7 +236,7 @@ def _run_evaluate(args):
     from .runs import fmt_ppl, run_evaluate
     if args.text is not None and args.split is not None:
         raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
-    _refuse_checkpoint_of_a_file(args)
+    refuse_checkpoint_of_a_file(args.run, args.checkpoint)
     r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
@@ -249,13 +249,6 @@ def _run_evaluate(args):
           f"bptt {r['bptt']}")
     print(f"perplexity: {fmt_ppl(r['ppl'])}")
     return 0
-
-
-def _refuse_checkpoint_of_a_file(args) -> None:
-    """evaluate, generate: --checkpoint with a .npz file (not a run folder) is one line, not ignored."""
-    from pathlib import Path
-    if args.checkpoint is not None and Path(args.run).is_file():
-        raise UserError(f"--checkpoint picks a file inside a run folder; {args.run} is already a checkpoint file")
 
 
 def _add_generate(sub):
@@ -286,7 +279,7 @@ def _run_generate(args):
     from .runs import load_model
     from .sample import TextStream
     _check_prime(args.prime)
-    _refuse_checkpoint_of_a_file(args)
+    refuse_checkpoint_of_a_file(args.run, args.checkpoint)
     which = args.checkpoint or "best"
     model, vocab, info, path = load_model(args.run, which)
     # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.

@@ -4,7 +4,7 @@
   IndexError;
 - a model worse than a uniform guess (perplexity above the vocabulary's size: exploding, not short of
   steps) is not told to train longer;
-- `generate FILE.npz --checkpoint ...` is refused as evaluate's is, not silently ignored.
+- `generate|jacobian|probe FILE.npz --checkpoint ...` is refused as evaluate's is, not silently ignored.
 """
 import pytest
 
@@ -65,14 +65,21 @@ def test_the_training_summary_carries_what_the_advice_needs(run):
     assert s["vocab_size"] == start["vocab_size"] and s["clipping"] is True      # the default --clip-norm 0.25
 
 
-@pytest.mark.parametrize("command", ["generate", "evaluate"])
-def test_checkpoint_with_a_checkpoint_file_is_refused(run, command, capsys):
+_QUICK = {"generate": ["--words", "2"], "evaluate": [], "jacobian": ["--max-lag", "2", "--anchors", "1", "--no-progress"],
+          "probe context": ["--n-targets", "4", "--distances", "1,2", "--window", "8"]}
+
+
+@pytest.mark.parametrize("command", list(_QUICK))
+def test_checkpoint_with_a_checkpoint_file_is_refused(run, command, capsys, tmp_path):
+    args = command.split()
+    out = ["--out", str(tmp_path / "x.json")] if command in ("jacobian", "probe context") else []
     capsys.readouterr()
-    assert main([command, str(run / "model.npz"), "--checkpoint", "best"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    assert main([*args, str(run / "model.npz"), "--checkpoint", "best", *_QUICK[command], *out]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
     assert err == [f"error: --checkpoint picks a file inside a run folder; {run / 'model.npz'} is already a "
                    "checkpoint file"], err
+    assert not (tmp_path / "x.json").exists()
     # without the flag the file is used, and a folder takes the flag
-    assert main([command, str(run / "model.npz")] + (["--words", "2"] if command == "generate" else [])) == 0
-    assert main([command, str(run), "--checkpoint", "latest"] + (["--words", "2"] if command == "generate"
-                                                                  else [])) == 0
+    assert main([*args, str(run / "model.npz"), *_QUICK[command], *out]) == 0
+    assert main([*args, str(run), "--checkpoint", "latest", *_QUICK[command], *out]) == 0
