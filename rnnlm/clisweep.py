@@ -259,7 +259,7 @@ def _add_study(sub):
          help="BPTT window; 0 = the whole sequence (default {default}); < d truncates the gradient before the key")
     _arg(b, T, "omega", help="weight of the Ω regularizer on the rnn cells (the gated ones train without it), "
                              "0 = off (default {default})")
-    _arg(b, T, "eval_every", dest="task_eval_every", metavar="N",     # its own range: at least 1 here (no epochs to end on)
+    _arg(b, T, "eval_every", dest="task_eval_every", metavar="N",     # its own range: at least 1 (no epochs here)
          help=f"steps between evaluations, at least 1 (default {{default}}): a run counts as solved after "
               f"{C.default(T, 'patience')} consecutive evaluations at the threshold, so there is no 0 "
               "(train's 'epoch ends only': a study has no epochs)")

@@ -439,6 +439,8 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     and a badly formed scheduler address is one before anything is written
     (`check_scheduler`); a scheduler that does not answer as one is one too
     (`check_answers`; scheduler_checked=True: the caller asked it already, `check_reachable`).
+    A script must call it under `if __name__ == "__main__":` (the LocalCluster's workers import the main
+    script again): an unguarded call is a UserError before anything starts (`check_main_guard`).
     """
     check_main_guard(scheduler)
     folder = Path(folder)

@@ -280,7 +280,8 @@ def _cell(v, column: str = "") -> str:
 
 
 def summarize(folder) -> str:
-    """The table of a sweep folder: one line per recorded job, its axis settings and results."""
+    """The table of a sweep folder: one line per recorded job, its axis settings and results (the known
+    RESULT_COLUMNS; for a job function of one's own, the numeric fields of its rows, `result_fields`)."""
     from .sweep import empty_reason, read_rows
     rows = read_rows(folder)
     if not rows:
@@ -310,6 +311,7 @@ def summarize(folder) -> str:
     own = all(r.get("fn") not in KNOWN_JOBS for r in rows)     # only jobs of one's own: all their fixed settings
     named = ", ".join(f"{k}={_cell(fixed[k])}" for k in (fixed if own else FIXED_KEYS)
                       if shown_fixed(k, fixed.get(k)))
-    head = f"{folder}: {len(rows)} jobs ({done} done, {len(rows) - done} failed)" + (f"; fixed: {named}" if named else "")
+    head = f"{folder}: {len(rows)} jobs ({done} done, {len(rows) - done} failed)"
+    head += f"; fixed: {named}" if named else ""
     tail = [f"{why} ({len(names)} job{'s' if len(names) > 1 else ''})" for why, names in notes.items()]
     return head + "\n\n" + "\n".join(lines) + ("\n\n" + "\n".join(tail) if tail else "")
