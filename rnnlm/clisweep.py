@@ -259,7 +259,10 @@ def _add_study(sub):
          help="BPTT window; 0 = the whole sequence (default {default}); < d truncates the gradient before the key")
     _arg(b, T, "omega", help="weight of the Ω regularizer on the rnn cells (the gated ones train without it), "
                              "0 = off (default {default})")
-    _arg(b, T, "eval_every", help="steps between evaluations (default {default})")
+    _arg(b, T, "eval_every", dest="task_eval_every", metavar="N",     # its own range: at least 1 (no epochs here)
+         help=f"steps between evaluations, at least 1 (default {{default}}): a run counts as solved after "
+              f"{C.default(T, 'patience')} consecutive evaluations at the threshold, so there is no 0 "
+              "(train's 'epoch ends only': a study has no epochs)")
     b.add_argument("--no-early-stop", action="store_true",
                    help="run solved jobs to the end of the budget too (default: stop once solved)")
     r = q.add_argument_group("run")
@@ -293,7 +296,7 @@ def _run_study(args):
     import dataclasses
 
     from . import study
-    given = {**vars(args), "bptt": args.task_bptt}
+    given = {**vars(args), "bptt": args.task_bptt, "eval_every": args.task_eval_every}
     train = C.TaskTrainConfig(**{f.name: given[f.name] for f in dataclasses.fields(C.TaskTrainConfig)
                                  if given.get(f.name) is not None})
     if args.no_early_stop:

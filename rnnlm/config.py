@@ -133,13 +133,34 @@ def _refuse_unknown(cls, d, what: str) -> None:
     unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
         raise UserError(f"{what} this rnnlm does not know: {', '.join(unknown)}")
+    check_types(cls, d, suffix=" (a hand-edited or damaged config.json?)")
+
+
+def check_types(cls, d: dict, error=UserError, prefix: str = "setting ", suffix: str = "") -> None:
+    """error "setting 'hidden' must be an integer, got '64' (a string)" for the first value of `d` (JSON
+    values: a config.json, a sweep grid point) whose type does not fit its field of dataclass `cls`
+    (`_has_type`); the type is checked before any range, so the message names what is wrong."""
     for f in dataclasses.fields(cls):
         if f.name in d and not _has_type(d[f.name], f.type):
-            raise UserError(f"setting '{f.name}' must be {f.type.replace(' | None', ' or null')}, "
-                            f"got {d[f.name]!r} (a hand-edited or damaged config.json?)")
+            base = f.type.removesuffix(" | None")
+            want = _TYPE_WORDS.get(base, base) + (" or null" if f.type.endswith(" | None") else "")
+            raise error(f"{prefix}'{f.name}' must be {want}, got {d[f.name]!r} ({kind_of(d[f.name])}){suffix}")
 
 
 _TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+_TYPE_WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
+
+
+def kind_of(value) -> str:
+    """What a value is, in words: 'a string', 'an integer', 'a number', 'true or false', 'a list', ..."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    return {str: "a string", list: "a list", tuple: "a tuple", dict: "a dict", type(None): "null"}.get(
+        type(value), f"a {type(value).__name__}")
 
 
 def _has_type(value, annotation: str) -> bool:
@@ -172,6 +193,17 @@ class Range(NamedTuple):
     note: str = ""            # appended to the message, e.g. "(0 = off)"
     text: str | None = None   # replaces the generated "at least 1", "in [0, 1)", ...
     allow: tuple = ()         # values accepted outside [lo, hi] (max_vocab's 0)
+
+    def type_problem(self, value) -> str | None:
+        """What a value of the wrong type must be ("an integer", "a number"), checked before the range;
+        None when it is a number of the right kind (an int kind takes a float of integral value; inf and
+        nan are for the range check to refuse)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "an integer" if self.kind is int else "a number"
+        if (self.kind is int and isinstance(value, float) and math.isfinite(value) and not value.is_integer()
+                and value not in self.allow):
+            return "an integer"
+        return None
 
     def accepts(self, value) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -233,6 +265,7 @@ RANGES: dict[str, Range] = {
     # study learnability
     "keys": _count(2), "n_train": _count(1), "n_test": _count(1), "steps": _count(1),
     "task_bptt": _count(0, "(0 = the whole sequence)"),
+    "task_eval_every": _count(1, "(a study has no epochs: a run is judged by its evaluations)"),
     # jacobian
     "max_lag": _count(1), "anchors": _count(1), "tokens": _count(2),
     # generate
@@ -250,7 +283,7 @@ RANGES: dict[str, Range] = {
 
 
 # command-line destinations that differ from their flag (the study's --bptt is stored as task_bptt)
-FLAG_OF = {"task_bptt": "bptt"}
+FLAG_OF = {"task_bptt": "bptt", "task_eval_every": "eval_every"}
 # fields whose flag turns them off (cli.py declares these flags)
 _OFF_FLAG = {"progress": "--no-progress", "use_cache": "--no-cache"}
 
@@ -260,17 +293,22 @@ def flag(name: str) -> str:
     return _OFF_FLAG.get(name) or "--" + FLAG_OF.get(name, name).replace("_", "-")
 
 
-def check_range(name: str, value, error=UserError) -> None:
-    """UserError "--<name> must be <range>, got <value>" unless RANGES[name] accepts `value`.
+def check_range(name: str, value, error=UserError, label: str | None = None) -> None:
+    """UserError "--<name> must be <range>, got <value>" unless RANGES[name] accepts `value`; a value of the
+    wrong type first: "--<name> must be a number, got '0.5' (a string)" (not a range it may well be in).
 
     None passes (an unset option). A name without an entry must still be a finite number.
+    label: how the message names the setting (default: its flag, `flag`).
     """
     if value is None:
         return
     r = RANGES.get(name, Range(float))
+    option = flag(name) if label is None else label
+    want = r.type_problem(value)
+    if want is not None:
+        raise error(f"{option} must be {want}, got {value!r} ({kind_of(value)})")
     if not r.accepts(value):
         note = f" {r.note}" if r.note else ""
-        option = flag(name)
         desc = r.describe()
         finite = isinstance(value, float) and math.isinf(value) and "finite" not in desc
         if finite:              # inf is >= 0: say what it fails
@@ -282,11 +320,23 @@ def check_range(name: str, value, error=UserError) -> None:
         raise error(f"{option} must be {desc}{note}, got {value!r}")
 
 
-def check_fields(obj, error=UserError) -> None:
-    """check_range on every field of dataclass `obj` that has an entry in RANGES."""
+def check_fields(obj, error=UserError, label=None) -> None:
+    """check_range on every field of dataclass `obj` that has an entry in RANGES (label(name): how the
+    messages name a field; default its flag)."""
     for f in dataclasses.fields(obj):
         if f.name in RANGES:
-            check_range(f.name, getattr(obj, f.name), error)
+            check_range(f.name, getattr(obj, f.name), error, None if label is None else label(f.name))
+
+
+def check_field_types(obj, error=UserError, label=None) -> None:
+    """The type half of check_fields only (a string where a number goes), for a validate() to run before
+    comparisons that a wrong type would crash (int('abc'), '0.5' < 1)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        want = RANGES[f.name].type_problem(value) if f.name in RANGES and value is not None else None
+        if want is not None:
+            option = flag(f.name) if label is None else label(f.name)
+            raise error(f"{option} must be {want}, got {value!r} ({kind_of(value)})")
 
 
 # ---------------------------------------------------------------- model
@@ -329,6 +379,7 @@ class ModelConfig:
             raise ModelConfigError(f"forget_bias is for the LSTM (cell lstm); the {self.cell} has no forget gate")
         if self.init not in INITS:
             raise ModelConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        check_field_types(self, ModelConfigError, label=str)     # a type first: "hidden must be an integer"
         names = ("vocab_size", "emsize", "hidden", "layers")
         for name in names if need_vocab or self.vocab_size is not None else names[1:]:
             value = getattr(self, name)
@@ -404,7 +455,7 @@ class DataConfig:
     use_cache: bool = True          # False re-tokenizes (and rewrites the cache)
 
     def validate(self) -> None:
-        check_fields(self)
+        check_fields(self)      # (a type first: check_range)
         vf, tf = self.valid_fraction, self.test_fraction
         if not (0 <= vf < 1 and 0 <= tf < 1 and vf + tf < 1):
             raise UserError(f"--valid-fraction {vf} and --test-fraction {tf}: each must be in [0, 1) "

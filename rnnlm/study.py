@@ -119,6 +119,7 @@ def check_budget(config: StudyConfig) -> None:
     evaluations, i.e. steps > (patience - 1) x eval_every. Names the smallest --steps and the largest
     --eval-every that allow it. (--quick's budget is checked as --quick sets it.)"""
     t = (quick_config(config) if config.quick else config).train
+    t.validate()        # (an eval_every of 0 is refused in one line there, not divided by here)
     n = evaluations(t.steps, t.eval_every)
     if n >= t.patience:
         return

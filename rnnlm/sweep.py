@@ -439,7 +439,10 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     and a badly formed scheduler address is one before anything is written
     (`check_scheduler`); a scheduler that does not answer as one is one too
     (`check_answers`; scheduler_checked=True: the caller asked it already, `check_reachable`).
+    A script must call it under `if __name__ == "__main__":` (the LocalCluster's workers import the main
+    script again): an unguarded call is a UserError before anything starts (`check_main_guard`).
     """
+    check_main_guard(scheduler)
     folder = Path(folder)
     _check_jobs(jobs)
     data = data or {}
@@ -461,6 +464,65 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
                   f"{stop_word(exc)}: {n} of {len(jobs)} jobs recorded in {folder / SWEEP_FILE}; rerun the same "
                   "command to run the rest", file=sys.stderr, flush=True)
         raise
+
+
+GUARD_ADVICE = 'put the call under  if __name__ == "__main__":'
+
+
+def check_main_guard(scheduler: str | None) -> None:
+    """UserError (one line) when run_sweep is called where a sweep's worker processes would run it again.
+
+    A LocalCluster starts its workers with multiprocessing's "spawn", which imports the main script again
+    in each of them under the name __mp_main__: a script calling run_sweep at its top level, without the
+    `if __name__ == "__main__":` guard, would start the sweep again in every worker (refused there by the
+    folder's lock, and the cluster then fails to start with pages of Dask tracebacks). Two checks:
+    - in such a worker (any scheduler): a caller's frame runs as __mp_main__ (multiprocessing's
+      re-import of the main script; `parent_process()` is still None and `sys.modules['__main__']` still the
+      worker's own while it runs, so neither tells);
+    - in the script itself, before a LocalCluster starts (scheduler None): the call comes from the main
+      script's top-level code at a line outside any `if __name__ == "__main__":` block.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "__mp_main__":
+            raise UserError("run_sweep was called while a worker process imported the main script again "
+                            f"(it runs the script's unguarded top-level code); {GUARD_ADVICE}")
+        frame = frame.f_back
+    where = _unguarded_main_line() if scheduler is None else None
+    if where is not None:
+        raise UserError(f"run_sweep is called at the top level of {where[0]} (line {where[1]}), which every worker "
+                        f"process of the sweep imports again and would run the sweep again; {GUARD_ADVICE}")
+
+
+def _unguarded_main_line():
+    """(script path, line) of the main script's top-level line that leads to this call, when that line
+    lies outside every `if __name__ == "__main__":` block; None otherwise (guarded, no script: an interactive
+    session, `python -c`, a notebook; or its source cannot be read)."""
+    import ast
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return None
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+
+    def is_guard(test) -> bool:
+        names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
+        consts = {n.value for n in ast.walk(test) if isinstance(n, ast.Constant)}
+        return "__name__" in names and "__main__" in consts
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and is_guard(node.test) and node.lineno <= line <= node.end_lineno:
+            return None
+    return path, line
 
 
 def check_folder(folder, fns) -> None:

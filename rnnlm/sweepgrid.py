@@ -28,7 +28,7 @@ import math
 import re
 from pathlib import Path
 
-from .config import DataConfig, ModelConfig, TrainConfig, given_train_settings
+from .config import DataConfig, ModelConfig, TrainConfig, check_types, given_train_settings
 from .errors import UserError
 
 TRAIN_JOB = "rnnlm.sweepjobs:train_job"     # the job function of a `sweep run` point
@@ -89,6 +89,9 @@ def make_config(point: dict) -> TrainConfig:
         raise UserError(f"unknown setting {unknown[0]!r} in the grid; use the names of the train flags "
                         "with underscores (e.g. recurrent_scale)")
     given = {k: v for k, v in point.items() if k in _FIELDS["train"]}
+    for cls, part in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train")):
+        # a type first, as config.json's are checked: "'hidden' must be an integer, got 'abc' (a string)"
+        check_types(cls, {k: v for k, v in point.items() if k in _FIELDS[part]}, prefix="")
     given_train_settings(given)
     for k, v in SWEEP_DEFAULTS.items():
         given.setdefault(k, v)
@@ -245,6 +248,26 @@ RESULT_COLUMNS = ("status", "best_val_ppl", "val_ppl", "steps", "stopped", "toke
 MEASURE_COLUMNS = {"lag": "lag_factor_per_step", "agreement": "agreement_accuracy"}
 
 
+# The job functions whose rows the table knows (RESULT_COLUMNS): a `sweep run` training, a study's task.
+KNOWN_JOBS = (TRAIN_JOB, "rnnlm.learnability:task_job")
+
+
+def result_fields(rows: list[dict], shown: set) -> list[str]:
+    """The numeric result fields of the rows of other job functions than KNOWN_JOBS (a JobResult's row
+    from Python, e.g. "value"), in the order first met: columns for the table, besides `shown` and the
+    engine's own (attempts, max_rss_mb)."""
+    from .sweep import ENGINE_KEYS
+    out = []
+    for r in rows:
+        if r.get("fn") in KNOWN_JOBS:
+            continue
+        for k, v in r.items():
+            if (k not in ENGINE_KEYS and k not in shown and k not in out and isinstance(v, (int, float))
+                    and not isinstance(v, bool)):
+                out.append(k)
+    return out
+
+
 def _cell(v, column: str = "") -> str:
     if v is None:
         return "-"
@@ -257,7 +280,8 @@ def _cell(v, column: str = "") -> str:
 
 
 def summarize(folder) -> str:
-    """The table of a sweep folder: one line per recorded job, its axis settings and results."""
+    """The table of a sweep folder: one line per recorded job, its axis settings and results (the known
+    RESULT_COLUMNS; for a job function of one's own, the numeric fields of its rows, `result_fields`)."""
     from .sweep import empty_reason, read_rows
     rows = read_rows(folder)
     if not rows:
@@ -273,6 +297,10 @@ def summarize(folder) -> str:
                 r[col] = "n/a" if why.startswith("not applicable") else "skipped"
                 notes.setdefault(f"{m}: {why}", []).append(r["name"])
     cols += [c for c in RESULT_COLUMNS if any(r.get(c) is not None for r in flat)]
+    # a job function of one's own (run_sweep from Python): the numeric fields of its results, after status
+    extra = result_fields(rows, set(cols))
+    at = cols.index("status") + 1 if "status" in cols else len(cols)
+    cols[at:at] = extra
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in flat:
         cells = [_cell(r.get(c), c) for c in cols]
@@ -280,7 +308,10 @@ def summarize(folder) -> str:
             cells[cols.index("status")] = f"failed: {r.get('error')}"
         lines.append("| " + " | ".join(cells) + " |")
     done = sum(r.get("status") == "done" for r in rows)
-    head = (f"{folder}: {len(rows)} jobs ({done} done, {len(rows) - done} failed); fixed: "
-            + ", ".join(f"{k}={_cell(fixed[k])}" for k in FIXED_KEYS if shown_fixed(k, fixed.get(k))))
+    own = all(r.get("fn") not in KNOWN_JOBS for r in rows)     # only jobs of one's own: all their fixed settings
+    named = ", ".join(f"{k}={_cell(fixed[k])}" for k in (fixed if own else FIXED_KEYS)
+                      if shown_fixed(k, fixed.get(k)))
+    head = f"{folder}: {len(rows)} jobs ({done} done, {len(rows) - done} failed)"
+    head += f"; fixed: {named}" if named else ""
     tail = [f"{why} ({len(names)} job{'s' if len(names) > 1 else ''})" for why, names in notes.items()]
     return head + "\n\n" + "\n".join(lines) + ("\n\n" + "\n".join(tail) if tail else "")
