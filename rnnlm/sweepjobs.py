@@ -189,14 +189,16 @@ def _measure_lag(run: Path, corpus, files: dict) -> dict:
     from .jacobian import lag_curve
     from .optim import first_nonfinite
     from .runs import load_model
-    model, _, _, _ = load_model(run, "best")
+    from .plots import clip_label
+    model, _, info, _ = load_model(run, "best")
     if first_nonfinite(model.params) is not None:
         return {"lag": "skipped: non-finite parameters"}
     stream = corpus.valid if len(corpus.valid) >= LAG["tokens"] else corpus.train
     tokens = np.asarray(stream[:LAG["tokens"]])
     max_lag = min(LAG["max_lag"], len(tokens) - LAG["anchors"] - 2)
     doc = lag_curve(model, tokens, max_lag, LAG["anchors"], np.random.default_rng(LAG["seed"]), per_step=False)
-    doc["meta"].update(source=f"{len(tokens)} validation tokens", seed=LAG["seed"])
+    # the clipping the job trained with, as `jacobian` records it (plot lag's subtitle reads it)
+    doc["meta"].update(source=f"{len(tokens)} validation tokens", seed=LAG["seed"], clip=clip_label(info.get("train")))
     files["jacobian.json"] = (json.dumps(doc, ensure_ascii=False) + "\n").encode("utf-8")
     n = curve_numbers(doc)
     return {f"lag_{k}": v for k, v in n.items() if k != "quantity"}

@@ -165,3 +165,131 @@ def test_the_limits_are_the_clis():
     from rnnlm.config import RANGES
     assert RANGES["anchors"].accepts(1) and not RANGES["anchors"].accepts(0)
     assert RANGES["max_lag"].accepts(1) and not RANGES["max_lag"].accepts(0)
+
+
+# ---------------------------------------------------------------- 2. the plots show zeros, never drop them
+
+
+def _legend(ax) -> list[str]:
+    leg = ax.get_legend()
+    return [t.get_text() for t in leg.get_texts()] if leg else []
+
+
+def _zero_marks(ax):
+    return [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
+
+
+def test_plot_lag_marks_the_zero_lags_and_says_why(tmp_path):
+    from rnnlm.plots import ZERO_NOTE, draw_lag
+    fig = draw_lag([saturated_doc()])
+    ax = fig.axes[0]
+    marks = _zero_marks(ax)
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == list(range(1, 9))
+    legend = _legend(ax)
+    assert ZERO_NOTE in legend
+    assert any("exactly 0 from lag 1: every unit saturated (f'(z) = 0), nothing flows back" in t for t in legend)
+    lo, hi = ax.get_xlim()
+    assert lo < 1 and hi > 8 and hi - lo < 10              # the measured lags, not -0.04..0.04
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_plot_lag_of_a_normal_curve_has_no_zero_marks():
+    from rnnlm.plots import ZERO_NOTE, draw_lag
+    doc = jac.lag_curve(make_model("rnn"), tokens(), 8, 4, np.random.default_rng(0), per_step=False)
+    doc["meta"].update(source="init", seed=0, text="random:11")
+    fig = draw_lag([doc])
+    assert _zero_marks(fig.axes[0]) == [] and ZERO_NOTE not in _legend(fig.axes[0])
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def _tracked_run(folder, docs_by_step):
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"train": {"model": {"cell": "rnn", "activation": "tanh",
+                                                                       "hidden": H, "init": "orthogonal",
+                                                                       "recurrent_scale": 3.0},
+                                                             "clip_norm": 0.0, "optimizer": "sgd", "seed": 0}}))
+    events = [{"type": "jacobian", "step": step, "meta": {k: d["meta"][k] for k in ("max_lag", "anchors", "tokens")},
+               "curves": d["curves"]} for step, d in docs_by_step]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return folder
+
+
+def test_lag_over_training_marks_every_zero_recording(tmp_path):
+    from rnnlm.plotruns import draw_lag_over_training
+    from rnnlm.plots import ZERO_NOTE
+    normal = jac.lag_curve(make_model("rnn"), tokens(), 8, 4, np.random.default_rng(0), per_step=False)
+    zero = saturated_doc()
+    run = _tracked_run(tmp_path / "run", [(0, normal), (10, zero), (20, zero)])
+    fig = draw_lag_over_training(run)
+    ax = fig.axes[0]
+    marks = _zero_marks(ax)
+    assert len(marks) == 2                                  # one row of marks per zero recording
+    assert len({tuple(m.get_ydata()) for m in marks}) == 2  # on rows of their own: neither hides the other
+    legend = _legend(ax)
+    assert ZERO_NOTE in legend
+    assert any(t.startswith("2 of 3 recordings (steps 10, 20): exactly 0 from lag 1") for t in legend)
+    lo, hi = ax.get_xlim()
+    assert lo < 1 and hi > 8
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- 3. the bound of plot lag --bound, and clipping
+
+
+def _flat_doc(per_step=6.99, level=2.0, D=30):
+    med = [level] * D
+    summ = {"median": med, "geomean": med, "p10": [level / 1.5] * D, "p90": [level * 1.5] * D}
+    lags = list(range(1, D + 1))
+    return {"meta": {"cell": "rnn", "activation": "tanh", "init": "default", "recurrent_scale": 3.0, "H": 16,
+                     "layers": 1, "anchors": 8, "tokens": 300, "seed": 0, "source": "300 validation tokens",
+                     "bound_per_step": [per_step]},
+            "curves": {"layer0": {"h": {"lag": lags, "spectral": summ, "frobenius": summ},
+                                  "flow": {"lag": lags, "norm": summ}}}}
+
+
+def test_a_bound_cut_after_lag_1_is_drawn_up_to_where_it_leaves_the_range():
+    from rnnlm.plots import draw_lag
+    fig = draw_lag([_flat_doc()], bound=True)
+    ax = fig.axes[0]
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 2                     # the bound at the lags, and on to where it leaves the range
+    x = np.concatenate([np.asarray(ln.get_xdata(), float) for ln in dashed])
+    y = np.concatenate([np.asarray(ln.get_ydata(), float) for ln in dashed])
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    shown = np.isfinite(y)
+    assert shown.sum() >= 2 and x[shown][0] == 1 and 1 < x[shown][-1] < 2   # a segment, not one point
+    lo, hi = ax.get_ylim()
+    assert all(lo <= v <= hi for v in y[shown])
+    label = [t for t in _legend(ax) if t.startswith("bound")][0]
+    assert "leaves the plotted range at d = 1." in label and "it reaches" in label
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_a_bound_above_the_range_from_lag_1_says_so():
+    from rnnlm.plots import draw_lag
+    fig = draw_lag([_flat_doc(per_step=500.0)], bound=True)
+    label = [t for t in _legend(fig.axes[0]) if t.startswith("bound")][0]
+    assert "above the plotted range from d = 1" in label
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_a_sweep_jobs_curve_reads_its_clipping_from_the_job_folder(tmp_path):
+    from rnnlm.plots import draw_lag
+    from rnnlm.plots import load_lag_doc
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "config.json").write_text(json.dumps({"train": {"model": {"cell": "rnn"}, "clip_norm": 0.25}}))
+    (job / "jacobian.json").write_text(json.dumps(_flat_doc()))      # written without meta.clip
+    assert load_lag_doc(job)["meta"]["clip"] == "clip-norm 0.25"
+    assert load_lag_doc(job / "jacobian.json")["meta"]["clip"] == "clip-norm 0.25"
+    fig = draw_lag([job], bound=True)
+    title = fig.axes[0].get_title()
+    assert "clip-norm 0.25" in title and "clipping not recorded" not in title
+    import matplotlib.pyplot as plt
+    plt.close(fig)
