@@ -47,6 +47,9 @@ EQUIV_STEPS = 10
 
 
 def _curve_sentence(n: dict) -> str:
+    if n.get("zero_lag") is not None and n["zero_lag"] <= 2:
+        return (f"lag-1 median {_g(n['median_lag1'])}, exactly 0 from lag {n['zero_lag']} (every unit "
+                f"saturated, f'(z) = 0: nothing flows back; no decay rate to fit)")
     van = (f"falls below 1e-6 of its lag-1 value at lag {n['vanish_lag']}" if n["vanish_lag"]
            else f"has not vanished by lag {n['max_lag']} (median there {_g(n['median_last'])})")
     return (f"lag-1 median {_g(n['median_lag1'])}, factor per step {_g(n['factor_per_step'])} "

@@ -45,9 +45,17 @@ Definitions. A model reads the token sequence x_1..x_N from a zero state
   (The common claim that a tanh RNN's Jacobian norm is at most 1 holds only
   when ||W_hh|| <= 1; the curves show when it fails.)
 * decay_rate: least-squares slope of ln(median norm) against lag (natural
-  log per step; exp(rate) is the factor per step; zero norms are left out).
+  log per step; exp(rate) is the factor per step; zero norms are left out;
+  None, undefined, when fewer than two lags have a finite nonzero median,
+  e.g. a curve that is 0 from lag 1 or 2).
+  zero_lag: the first lag whose median norm is exactly 0 (at least half the
+  anchors' J(t, d) are the zero matrix; then so are all later lags'), None if
+  none is. A vanilla RNN gets there when every unit of a step is saturated
+  (tanh'(z) = 1 - tanh(z)^2 rounds to exactly 0 for |z| > ~19 in float64):
+  nothing flows back through that step at all.
   vanish_lag: the first lag whose median norm is below 1e-6 of the lag-1
-  median, None if none is.
+  median or is 0 (so a curve that is 0 from lag d vanishes at d, d = 1
+  included), None if none is.
 
 JSON written by the `jacobian` command (and returned by `lag_curve`):
 
@@ -61,15 +69,19 @@ JSON written by the `jacobian` command (and returned by `lag_curve`):
     SCOPE    = "layer0" .. "layer<L-1>", and "stacked" when L > 1
     QUANTITY = "h" (every cell), "c" and "state" (lstm)
     SERIES   = {"lag": [1..D], "spectral": SUMMARY, "frobenius": SUMMARY,
-                "decay_rate": {"spectral": r, "frobenius": r},
-                "vanish_lag": {"spectral": d | null, "frobenius": d | null}}
-    FLOW     = {"lag": [1..D], "norm": SUMMARY, "decay_rate": r, "vanish_lag": d | null}
+                "decay_rate": {"spectral": r | null, "frobenius": r | null},
+                "vanish_lag": {"spectral": d | null, "frobenius": d | null},
+                "zero_lag": {"spectral": d | null, "frobenius": d | null}}
+    FLOW     = {"lag": [1..D], "norm": SUMMARY, "decay_rate": r | null, "vanish_lag": d | null,
+                "zero_lag": d | null}
     SUMMARY  = {"median": [...], "geomean": [...], "p10": [...], "p90": [...]}
 
 For the vanilla RNN spectral_radius_Whh and norm_Whh are floats per layer and
 max_fprime a float; for gated cells they are per-layer dicts keyed by gate
 ("i", "f", "g", "o" or "r", "z", "n") and max_fprime and bound_per_step are null.
-Norms too small or large for float64 are written as 0.0 or null.
+Norms too small or large for float64 are written as 0.0 or null (a median
+of 0.0 is exactly 0 where zero_lag says so, an underflow otherwise; documents
+written before zero_lag existed lack it).
 
 The one thing to know before editing: J(t, d) is only ever extended by one
 right-multiplication, J(t, d+1) = J(t, d) A_{t-d}, batched over the K
@@ -230,12 +242,23 @@ def _log(x):
         return np.maximum(np.log(x), LOG_FLOOR)
 
 
-def summarize(log_norms: np.ndarray) -> dict:
-    """Per-lag summaries of (D, K) natural-log norms -> dict of lists."""
+def zero_median(zeros: np.ndarray) -> np.ndarray:
+    """(D,) whether the per-lag median of (D, K) norms, `zeros` marking the exact zeros, is exactly 0:
+    the median of K values is (the geometric mean of) the middle one(s), 0 once (K+1)//2 of them are."""
+    zeros = np.asarray(zeros, dtype=bool)
+    return zeros.sum(axis=1) >= (zeros.shape[1] + 1) // 2
+
+
+def summarize(log_norms: np.ndarray, zeros: np.ndarray | None = None) -> dict:
+    """Per-lag summaries of (D, K) natural-log norms -> dict of lists; `zeros` (D, K) marks the norms that
+    are exactly 0 (their logs are floored at LOG_FLOOR), so that their lags' median is written as 0.0."""
     def exp(v):
         return [_clean(math.exp(x)) if x < 709.0 else None for x in v]
+    median = exp(np.median(log_norms, axis=1))
+    if zeros is not None:
+        median = [0.0 if z else m for m, z in zip(median, zero_median(zeros))]
     return {
-        "median": exp(np.median(log_norms, axis=1)),
+        "median": median,
         "geomean": exp(np.mean(log_norms, axis=1)),
         "p10": exp(np.percentile(log_norms, 10, axis=1)),
         "p90": exp(np.percentile(log_norms, 90, axis=1)),
@@ -260,13 +283,26 @@ def decay_rate(lags, medians) -> float | None:
 
 
 def vanish_lag(lags, medians, fraction: float = VANISH_FRACTION) -> int | None:
-    """First lag whose median is below `fraction` of the lag-1 median; None if never."""
-    if not medians or medians[0] is None or medians[0] <= 0:
+    """First lag whose median is 0 or below `fraction` of a nonzero lag-1 median; None if never.
+
+    A curve that is 0 from lag d (every unit saturated: nothing flows back) vanishes at d, lag 1 included;
+    with a lag-1 median too large for float64 (None) only a 0 counts."""
+    if not medians:
         return None
+    first = medians[0]
+    scale = first if first is not None and first > 0 else None
     for lag, m in zip(lags, medians):
-        if m is not None and m < fraction * medians[0]:
+        if m is None:
+            continue
+        if m <= 0 or (scale is not None and m < fraction * scale):
             return int(lag)
     return None
+
+
+def zero_lag(lags, zeros) -> int | None:
+    """First lag whose median is exactly 0 (`zeros` (D, K) marks the exact zeros; see zero_median), or None."""
+    hit = np.flatnonzero(zero_median(zeros))
+    return int(lags[hit[0]]) if len(hit) else None
 
 
 # ---------------------------------------------------------------- the recursion
@@ -298,8 +334,8 @@ def lag_products(scope: Scope, anchors, max_lag):
 def _measure_scope(scope: Scope, anchors, max_lag, tol, rng, on_lag=None):
     """Log norms (D,K) per quantity (spectral, frobenius) and per flow; on_lag() after each lag (a bar)."""
     D, K = max_lag, len(anchors)
-    out = {q: (np.empty((D, K)), np.empty((D, K))) for q in scope.views}
-    flow = {name: np.empty((D, K)) for name in scope.flows}
+    out = {q: (np.empty((D, K)), np.empty((D, K)), np.zeros((D, K), dtype=bool)) for q in scope.views}
+    flow = {name: (np.empty((D, K)), np.zeros((D, K), dtype=bool)) for name in scope.flows}
     u = {}
     for d, J, log_scale in lag_products(scope, anchors, max_lag):
         for q, view in scope.views.items():
@@ -308,12 +344,16 @@ def _measure_scope(scope: Scope, anchors, max_lag, tol, rng, on_lag=None):
                 u[q] = rng.standard_normal((K, V.shape[1]))
             # a contiguous float32 copy for the Lanczos products only (see the module doc)
             sigma, u[q] = spectral_norms(V.astype(np.float32), u[q], tol=tol)
+            frob = frobenius_norms(V)
             out[q][0][d - 1] = _log(sigma) + log_scale
-            out[q][1][d - 1] = _log(frobenius_norms(V)) + log_scale
+            out[q][1][d - 1] = _log(frob) + log_scale
+            out[q][2][d - 1] = frob == 0          # the zero matrix: exactly 0 in both norms
         if scope.grad is not None:
             row = np.matmul(scope.grad[:, None, :], J)[:, 0, :]
             for name, pick in scope.flows.items():
-                flow[name][d - 1] = _log(np.linalg.norm(pick(row), axis=1)) + log_scale
+                norm = np.linalg.norm(pick(row), axis=1)
+                flow[name][0][d - 1] = _log(norm) + log_scale
+                flow[name][1][d - 1] = norm == 0
         if on_lag is not None:
             on_lag()
     return out, flow
@@ -375,7 +415,10 @@ def _scopes(spec: Spec, traces, grad):
 
 
 def _series(log_norms: tuple, lags):
-    spec_, frob = summarize(log_norms[0]), summarize(log_norms[1])
+    """log_norms: (spectral (D,K), frobenius (D,K), exact zeros (D,K)) -> SERIES."""
+    zeros = log_norms[2]
+    spec_, frob = summarize(log_norms[0], zeros), summarize(log_norms[1], zeros)
+    first_zero = zero_lag(lags, zeros)
     return {
         "lag": lags,
         "spectral": spec_,
@@ -384,6 +427,7 @@ def _series(log_norms: tuple, lags):
                        "frobenius": decay_rate(lags, frob["median"])},
         "vanish_lag": {"spectral": vanish_lag(lags, spec_["median"]),
                        "frobenius": vanish_lag(lags, frob["median"])},
+        "zero_lag": {"spectral": first_zero, "frobenius": first_zero},
     }
 
 
@@ -448,6 +492,64 @@ def _lag_bar(total: int, anchors: int, show: bool):
                            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
 
 
+def _check_count(name: str, value, where: str) -> None:
+    """TypeError unless `value` is an int; ValueError unless config.RANGES[name] (the CLI's own limit) takes it."""
+    from .config import RANGES
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be an int, got {value!r} ({type(value).__name__})")
+    r = RANGES[name]
+    if not r.accepts(int(value)):
+        raise ValueError(f"{where}: {name} must be {r.describe()}, got {value!r}")
+
+
+def _check_tokens(tokens, model, where: str) -> np.ndarray:
+    """`tokens` as a 1-D int64 array of ids the model's vocabulary holds; else TypeError (not integers) or
+    ValueError, naming the argument. (Too few for max_lag: pick_anchors's UserError, the CLI's message.)"""
+    arr = np.asarray(tokens)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+                                   or np.issubdtype(arr.dtype, np.bool_)):
+        raise TypeError(f"{where}: tokens must be a 1-D array of integer token ids, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.bool_):
+        raise TypeError(f"{where}: tokens must be integer token ids, got dtype {arr.dtype} (ids are not rounded "
+                        "or truncated here: convert them with .astype(int) if they are whole numbers)")
+    if arr.ndim != 1:
+        raise ValueError(f"{where}: tokens must be 1-D (one sequence), got shape {arr.shape}")
+    V = int(model.params["encoder.weight"].shape[0])
+    if arr.size and (arr.min() < 0 or arr.max() >= V):
+        bad = arr[(arr < 0) | (arr >= V)][0]
+        raise ValueError(f"{where}: tokens must be ids in [0, {V - 1}] (the model's vocabulary), got {int(bad)}")
+    return arr.astype(np.int64)
+
+
+def check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities) -> tuple:
+    """lag_curve's arguments checked before any work (the CLI's limits from config.RANGES: max_lag and
+    anchors at least 1): TypeError / ValueError naming the argument. Returns (tokens as int64, quantities
+    as a tuple or None)."""
+    where = "lag_curve"
+    if not hasattr(model, "config") or not hasattr(model, "params"):
+        raise TypeError(f"{where}: model must have .config and .params (an RNNModel), got {type(model).__name__}")
+    _check_count("max_lag", max_lag, where)
+    _check_count("anchors", anchors, where)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{where}: rng must be a numpy Generator, e.g. np.random.default_rng({rng!r}), or None "
+                        f"(seed 0), got {rng!r} ({type(rng).__name__})")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not (0 < tol < 1):
+        raise ValueError(f"{where}: tol must be a number in (0, 1), got {tol!r}")
+    known = ("h", "c", "state") if model.config.cell == "lstm" else ("h",)
+    if quantities is not None:
+        if isinstance(quantities, str):
+            quantities = (quantities,)
+        try:
+            quantities = tuple(quantities)
+        except TypeError:
+            raise TypeError(f"{where}: quantities must be a list of {', '.join(known)}, got {quantities!r}") from None
+        bad = [q for q in quantities if q not in known]
+        if bad:
+            raise ValueError(f"{where}: quantities: unknown {', '.join(map(repr, bad))}; a {model.config.cell} "
+                             f"model has {', '.join(known)} (flow is always measured)")
+    return _check_tokens(tokens, model, where), quantities or None
+
+
 def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
               tol: float = 1e-6, per_step: bool = True, quantities=None, progress: bool = False) -> dict:
     """Jacobian norms and gradient flow by lag for `model` reading `tokens` from a zero state.
@@ -460,11 +562,13 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     progress: a bar on stderr (a terminal only) counting the lags of every scope (_lag_bar).
     Returns the JSON dict described in the module docstring (meta without
     `source`/`seed`, which the caller adds). Cost at H=256: see the README.
+    Arguments are checked first (check_lag_curve_args): TypeError or ValueError naming the one at fault.
     """
+    tokens, quantities = check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities)
+    max_lag, anchors = int(max_lag), int(anchors)
     rng = np.random.default_rng(0) if rng is None else rng
     spec = model_spec(model)
     params = model.params
-    tokens = np.asarray(tokens, dtype=np.int64)
     t_anchor = pick_anchors(len(tokens), max_lag, anchors, rng)
     trs = traces(_float64_model(model), tokens)
     _, grad = step_losses(params, trs, tokens, t_anchor)
@@ -484,11 +588,12 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
             logs, flow = _measure_scope(scope, t_anchor, max_lag, tol, rng, bar.update)
             curves[name] = {q: _series(v, lags) for q, v in logs.items()}
             flows.update(flow)
-    for name, logs in flows.items():
-        summ = summarize(logs)
+    for name, (logs, zeros) in flows.items():
+        summ = summarize(logs, zeros)
         curves[name]["flow"] = {"lag": lags, "norm": summ,
                                 "decay_rate": decay_rate(lags, summ["median"]),
-                                "vanish_lag": vanish_lag(lags, summ["median"])}
+                                "vanish_lag": vanish_lag(lags, summ["median"]),
+                                "zero_lag": zero_lag(lags, zeros)}
     cfg = model.config
     result = {
         "meta": {
@@ -624,6 +729,48 @@ def _fmt(x) -> str:
     return f"{'-':>9}" if x is None else f"{x:9.3g}"
 
 
+def curve_zero_lag(series: dict, kind: str | None = None) -> int | None:
+    """The first lag at which a SERIES (kind "spectral" / "frobenius") or FLOW (kind None) is 0: its
+    zero_lag, or for a document written before zero_lag existed the first lag whose median reads 0."""
+    if "zero_lag" in series:
+        z = series["zero_lag"]
+        return z if kind is None else z[kind]
+    med = series["norm"]["median"] if kind is None else series[kind]["median"]
+    return next((d for d, m in zip(series["lag"], med) if m == 0), None)
+
+
+def zero_reason(cell: str | None, lag: int) -> str:
+    """Why a curve is exactly 0 from `lag` on, in words (the jacobian table's and the plots' note)."""
+    if cell in ("lstm", "gru"):
+        what = "the gates and activations are saturated so that no path is left (f'(z) = 0 exactly)"
+    else:
+        what = "every unit saturated (f'(z) = 0)"
+    if lag == 1:
+        return f"exactly 0 from lag 1: {what}, nothing flows back"
+    return f"exactly 0 from lag {lag}: at a step within {lag} steps back {what}, nothing flows back past it"
+
+
+def decay_line(series: dict, kind: str | None, cell: str | None = None) -> str:
+    """The jacobian table's line for one curve: decay rate, vanish lag, and where it is exactly 0.
+    series: a SERIES with kind "spectral" or "frobenius", or a FLOW with kind None."""
+    rate = series["decay_rate"] if kind is None else series["decay_rate"][kind]
+    vanish = series["vanish_lag"] if kind is None else series["vanish_lag"][kind]
+    zero = curve_zero_lag(series, kind)
+    last = series["lag"][-1]
+    if zero is not None and zero <= 2:
+        why = ("ln 0 = -inf: no lag is nonzero" if zero == 1
+               else "only lag 1 is nonzero, a slope needs two") + ", the norm drops to 0 at once"
+        return f"{zero_reason(cell, zero)}; vanish lag {vanish}; decay rate undefined ({why})"
+    if rate is None:
+        per = "undefined (fewer than 2 lags with a finite nonzero median to fit a slope to)"
+    else:
+        fit = f", fitted on lags 1-{zero - 1}" if zero is not None else ""
+        per = f"{rate:+.4f} /step (x{math.exp(rate):.4g} per step{fit})"
+    van = f"lag {vanish}" if vanish is not None else f"not within {last} lags"
+    line = f"decay rate {per}; median below 1e-6 of lag 1: {van}"
+    return line + (f"; {zero_reason(cell, zero)}" if zero is not None else "")
+
+
 def format_table(doc: dict, scope: str = "layer0") -> str:
     """The lines the jacobian command prints: a few lags, then decay rates and vanish lags."""
     meta = doc["meta"]
@@ -642,12 +789,8 @@ def format_table(doc: dict, scope: str = "layer0") -> str:
             lines.append(f"{d:>4} | {_fmt(sp['median'][i]):>15} {_fmt(sp['p10'][i])} {_fmt(sp['p90'][i])} | "
                          f"{_fmt(fr['median'][i]):>16} {_fmt(fr['p10'][i])} {_fmt(fr['p90'][i])} | "
                          f"{_fmt(flow['norm']['median'][i]):>11}")
-    for name, rate, vanish in (("spectral", s["decay_rate"]["spectral"], s["vanish_lag"]["spectral"]),
-                               ("Frobenius", s["decay_rate"]["frobenius"], s["vanish_lag"]["frobenius"]),
-                               ("flow", flow["decay_rate"], flow["vanish_lag"])):
-        per = "-" if rate is None else f"{rate:+.4f} /step (x{math.exp(rate):.4g} per step)"
-        van = f"lag {vanish}" if vanish is not None else f"not within {s['lag'][-1]} lags"
-        lines.append(f"{name:>9}: decay rate {per}; median below 1e-6 of lag 1: {van}")
+    for name, kind, series in (("spectral", "spectral", s), ("Frobenius", "frobenius", s), ("flow", None, flow)):
+        lines.append(f"{name:>9}: " + decay_line(series, kind, meta["cell"]))
     if meta["cell"] == "rnn":
         lines.append("per-step bound ||W_hh|| max|f'| = "
                      + ", ".join(f"{b:.4g}" for b in meta["bound_per_step"])

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError, plural
-from .plots import (_joined, _legend_above, _legend_below, _positive, _pyplot, _save, _series, _set_title, _what,
+from .plots import (ZERO_NOTE, _joined, _legend_above, _legend_below, _mark_zeros, _positive, _pyplot, _save, _series,
+                    _set_title, _what, _zero_mask,
                     activation_label, clip_label, default_quantity, model_label, settings_line)
 from .runs import fmt_ppl  # one format for perplexities, here and in reports
 
@@ -82,18 +83,34 @@ def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectra
     steps = [e["step"] for e in events]
     cnorm = mpl.colors.Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
     cmap = mpl.colormaps["viridis"]
+    zero_steps, all_lags = [], []
     for e in events:
         doc = {"meta": {"cell": cfg.get("cell")}, "curves": e["curves"]}
         lags, med, _, _ = _series(doc, "layer0", q, norm, flow)
-        ax.plot(lags, med, color=cmap(cnorm(e["step"])), linewidth=1.2)
+        color = cmap(cnorm(e["step"]))
+        ax.plot(lags, med, color=color, linewidth=1.2)
+        all_lags.extend(np.asarray(lags).tolist())
+        # a recording whose median is 0 (a saturated RNN: exactly 0 from lag 1) is marked, never dropped
+        zero = _zero_mask(doc, "layer0", q, norm, flow)
+        if _mark_zeros(ax, lags, zero, color, None if zero_steps else ZERO_NOTE, len(zero_steps)):
+            zero_steps.append((e["step"], int(np.asarray(lags)[zero][0])))
     sm = mpl.cm.ScalarMappable(norm=cnorm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label="training step (updates)")
     ax.set_yscale("log")
     ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
+    if all_lags:
+        ax.set_xlim(min(all_lags) - 0.5, max(all_lags) + 0.5)   # the measured lags, even if all are 0
     ax.set_xlabel("lag d (time steps)")
     ax.set_ylabel(f"median {_what(q, norm, flow)} (dimensionless)", fontsize=8)
     ax.grid(True, alpha=0.3)
     ax.plot([], [], color="black", label=run_label(cfg))
+    if zero_steps:
+        from .jacobian import zero_reason
+        firsts = sorted({d for _, d in zero_steps})
+        which = ", ".join(str(st) for st, _ in zero_steps)
+        why = zero_reason(cfg.get("cell"), firsts[0]) if len(firsts) == 1 else "median exactly 0 from some lag"
+        ax.plot([], [], " ", label=f"{len(zero_steps)} of {len(events)} recordings (step{'s' if len(zero_steps) > 1 else ''} "
+                                   f"{which}): {why}")
     _legend_below(ax)
     m = events[-1].get("meta", {})
     behind = (f"median over {m.get('anchors', '?')} anchors × {m.get('tokens', '?')} tokens at each of "

@@ -11,7 +11,10 @@ figures of run folders, probes and demos are plotruns.py's.
 
 The one thing to know before editing: norms in lag curves span hundreds of
 orders of magnitude and may be 0.0 or null (outside float64, see jacobian.py);
-`_positive` turns those into NaN so that log axes drop them instead of failing.
+`_positive` turns those into NaN so that log axes drop them instead of failing;
+a median that is 0 (a saturated RNN is exactly 0 from lag 1) is not dropped
+silently: `_mark_zeros` marks its lags at the bottom of the axes, with the
+legend entry ZERO_NOTE.
 Every figure has a subtitle (`settings_line`) stating cell, activation, init,
 recurrent scale, clipping and how many anchors, pairs or seeds stand behind
 it, so a figure read alone is not ambiguous; a bound is drawn only with the
@@ -246,10 +249,25 @@ def load_lag_doc(item) -> dict:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read {p} as JSON ({exc})") from None
         where = str(p)
+        _clip_from_run(doc, p.parent)
     if not (isinstance(doc, dict) and isinstance(doc.get("curves"), dict) and isinstance(doc.get("meta"), dict)):
         raise UserError(f"{where} is not a lag curve (no 'meta' and 'curves'; "
                         "write one with 'python cli.py jacobian')")
     return doc
+
+
+def _clip_from_run(doc, folder: Path) -> None:
+    """A trained model's lag curve that does not record its clipping (a sweep job's jacobian.json written
+    before it did) gets it from the config.json of the run folder it sits in, when there is one."""
+    meta = doc.get("meta") if isinstance(doc, dict) else None
+    if not isinstance(meta, dict) or meta.get("clip") or meta.get("source") == "init":
+        return
+    try:
+        train = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("train")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return
+    if isinstance(train, dict):
+        meta["clip"] = clip_label(train)
 
 
 def default_quantity(cell: str | None, quantity: str = "auto") -> str:
@@ -257,6 +275,30 @@ def default_quantity(cell: str | None, quantity: str = "auto") -> str:
     if quantity != "auto":
         return quantity
     return "state" if cell == "lstm" else "h"
+
+
+ZERO_NOTE = "median exactly 0 (not drawable on a log scale)"
+
+
+def _mark_zeros(ax, lags, zero, color, label: str | None = None, row: int = 0) -> bool:
+    """Mark the lags where a median is 0 (`zero`, a mask from _zero_mask) at the bottom of the axes:
+    'v' markers, x in data units, y just above the axes' floor (whatever the log scale's limits), one row
+    higher per `row` so that several curves' marks do not hide each other.
+    label: the legend entry (ZERO_NOTE, once per figure). Returns whether anything was marked."""
+    lags = np.asarray(lags)[np.asarray(zero, dtype=bool)]
+    if not len(lags):
+        return False
+    ax.plot(lags, np.full(len(lags), 0.03 + 0.035 * row), linestyle="none", marker="v", markersize=5, color=color,
+            markeredgecolor="black", markeredgewidth=0.5, transform=ax.get_xaxis_transform(), clip_on=False,
+            label=label or "_nolegend_", zorder=5)
+    return True
+
+
+def _zero_mask(doc: dict, scope: str, quantity: str, norm: str, flow: bool) -> np.ndarray:
+    """Per lag, whether the curve's median is 0 (exactly, or below float64's range; None is too large)."""
+    sc = doc["curves"][scope]
+    med = sc["flow"]["norm"]["median"] if flow else sc[quantity][norm]["median"]
+    return np.array([m is not None and m == 0 for m in med], dtype=bool)
 
 
 def _series(doc: dict, scope: str, quantity: str, norm: str, flow: bool):
@@ -365,8 +407,9 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
         labels = lag_labels(docs, names)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.6))
-    quantities, cells, bounds = [], [], []
+    quantities, cells, bounds, zero_notes = [], [], [], []
     lo_data, hi_data = math.inf, -math.inf
+    all_lags = []
     for i, doc in enumerate(docs):
         cell = doc["meta"].get("cell")
         q = default_quantity(cell, quantity)
@@ -383,11 +426,21 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
             label += f" [{q}]"
         line, = ax.plot(lags, med, marker="o", markersize=2.5, linewidth=1.5, label=label)
         ax.fill_between(lags, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
+        all_lags.extend(np.asarray(lags).tolist())
+        zero = _zero_mask(doc, scope, q, norm, flow)
+        if _mark_zeros(ax, lags, zero, line.get_color(), None if zero_notes else ZERO_NOTE, len(zero_notes)):
+            from .jacobian import zero_reason
+            first = int(np.asarray(lags)[zero][0])
+            who = f"{labels[i]}: " if len(docs) > 1 else ""
+            zero_notes.append(f"{who}{zero_reason(cell, first)}" if zero[np.asarray(lags) >= first].all()
+                              else f"{who}median 0 at {int(zero.sum())} of {len(zero)} lags")
         if bound and not flow:
             b = _bound_values(doc["meta"], scope, norm, lags)
             if b is not None:
                 bounds.append((lags, b[0], b[1], line.get_color()))
-    notes = []
+    notes = list(zero_notes)
+    if bound and not flow and bounds and not math.isfinite(hi_data):
+        notes.append("no bound drawn: no median is above 0, so there is no data range to draw it in")
     if bound and flow:
         notes.append("no bound drawn: the bound is on the Jacobian, not on the gradient flow")
     elif bound and len(bounds) < len(docs):
@@ -402,15 +455,30 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
         for lags, logb, label, color in bounds:
             cut = logb > top
             below = logb < bottom
+            x = np.asarray(lags, dtype=np.float64)
             drawn = np.where(cut | below, np.nan, np.exp(np.clip(logb, -700, 700)))
+            exit_at = None
+            if cut.any() and not cut[0]:
+                # on to where it leaves the range (between two lags, the same dashes without a legend entry),
+                # so that a bound cut after d = 1 is a visible segment and not one point of a dashed line
+                j = int(np.argmax(cut))
+                if not (cut[j - 1] or below[j - 1]):
+                    exit_at = x[j - 1] + (top - logb[j - 1]) / (logb[j] - logb[j - 1]) * (x[j] - x[j - 1])
+                    ax.plot([x[j - 1], exit_at], [drawn[j - 1], math.exp(top)], linestyle="--", linewidth=1,
+                            color=color, label="_nolegend_")
             if cut.any() or below.any():
                 ends = [f"{math.exp(logb[-1]) if logb[-1] < 700 else math.inf:.2g} at d = {lags[-1]}"]
-                label += f" (cut at the data's range; it reaches {ends[0]})"
+                leaves = (f"leaves the plotted range at d = {exit_at:.2g}; " if exit_at is not None
+                          else "above the plotted range from d = 1; " if cut[0] else "")
+                label += f" (cut at the data's range: {leaves}it reaches {ends[0]})"
             ax.plot(lags, drawn, linestyle="--", linewidth=1, color=color, label=label)
         ax.set_ylim(lo_data / 10 ** 1.2, hi_data * 10 ** 1.2)
     for note in notes:
         ax.plot([], [], " ", label=note)
     ax.set_yscale("log")
+    if all_lags and not math.isfinite(hi_data):
+        # nothing drawable on the log scale (every median 0): keep the x axis over the measured lags
+        ax.set_xlim(min(all_lags) - 0.5, max(all_lags) + 0.5)
     ax.set_xlabel("lag d (time steps)")
     unit = "(nats per unit of state)" if flow else "(dimensionless)"
     ax.set_ylabel(_wrap(f"{_what(quantities, norm, flow, cells)} {unit}", 60), fontsize=8)

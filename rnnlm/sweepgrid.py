@@ -296,6 +296,9 @@ def summarize(folder) -> str:
             if isinstance(why, str) and r.get(col) is None:
                 r[col] = "n/a" if why.startswith("not applicable") else "skipped"
                 notes.setdefault(f"{m}: {why}", []).append(r["name"])
+        if r.get("lag_zero_lag") is not None and r.get("lag_factor_per_step") is None:
+            # a curve exactly 0 from lag 1 or 2 has no slope to fit: say so rather than "-"
+            r["lag_factor_per_step"] = f"undefined: 0 from lag {r['lag_zero_lag']}"
     cols += [c for c in RESULT_COLUMNS if any(r.get(c) is not None for r in flat)]
     # a job function of one's own (run_sweep from Python): the numeric fields of its results, after status
     extra = result_fields(rows, set(cols))

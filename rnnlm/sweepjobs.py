@@ -167,14 +167,17 @@ def _main_quantity(cell: str) -> str:
 
 
 def curve_numbers(doc: dict) -> dict:
-    """The headline numbers of a lag_curve doc: its main quantity's spectral-norm curve."""
+    """The headline numbers of a lag_curve doc: its main quantity's spectral-norm curve. zero_lag: the
+    lag from which that curve is exactly 0 (every unit saturated; decay_rate and factor_per_step are
+    then undefined, None, when it is 0 from lag 1 or 2), None if it never is."""
+    from .jacobian import curve_zero_lag
     q = _main_quantity(doc["meta"]["cell"])
     s = doc["curves"]["layer0"][q]
     med = s["spectral"]["median"]
     rate = s["decay_rate"]["spectral"]
     return {"quantity": q, "median_lag1": med[0], "median_last": med[-1], "max_lag": len(med),
             "decay_rate": rate, "factor_per_step": None if rate is None else float(f"{math.exp(rate):.4g}"),
-            "vanish_lag": s["vanish_lag"]["spectral"],
+            "vanish_lag": s["vanish_lag"]["spectral"], "zero_lag": curve_zero_lag(s, "spectral"),
             "flow_vanish_lag": doc["curves"]["layer0"]["flow"]["vanish_lag"],
             "bound_per_step": (doc["meta"].get("bound_per_step") or [None])[0]}
 
@@ -186,14 +189,16 @@ def _measure_lag(run: Path, corpus, files: dict) -> dict:
     from .jacobian import lag_curve
     from .optim import first_nonfinite
     from .runs import load_model
-    model, _, _, _ = load_model(run, "best")
+    from .plots import clip_label
+    model, _, info, _ = load_model(run, "best")
     if first_nonfinite(model.params) is not None:
         return {"lag": "skipped: non-finite parameters"}
     stream = corpus.valid if len(corpus.valid) >= LAG["tokens"] else corpus.train
     tokens = np.asarray(stream[:LAG["tokens"]])
     max_lag = min(LAG["max_lag"], len(tokens) - LAG["anchors"] - 2)
     doc = lag_curve(model, tokens, max_lag, LAG["anchors"], np.random.default_rng(LAG["seed"]), per_step=False)
-    doc["meta"].update(source=f"{len(tokens)} validation tokens", seed=LAG["seed"])
+    # the clipping the job trained with, as `jacobian` records it (plot lag's subtitle reads it)
+    doc["meta"].update(source=f"{len(tokens)} validation tokens", seed=LAG["seed"], clip=clip_label(info.get("train")))
     files["jacobian.json"] = (json.dumps(doc, ensure_ascii=False) + "\n").encode("utf-8")
     n = curve_numbers(doc)
     return {f"lag_{k}": v for k, v in n.items() if k != "quantity"}

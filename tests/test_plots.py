@@ -171,7 +171,7 @@ def test_jacobian_command_on_a_run(runs, tmp_path, capsys):
         assert p10 <= med <= p90
     # Frobenius >= spectral for every matrix, so for their medians too.
     assert all(f >= s * (1 - 1e-9) for f, s in zip(state["frobenius"]["median"], state["spectral"]["median"]))
-    assert set(doc["curves"]["layer0"]["flow"]) == {"lag", "norm", "decay_rate", "vanish_lag"}
+    assert set(doc["curves"]["layer0"]["flow"]) == {"lag", "norm", "decay_rate", "vanish_lag", "zero_lag"}
     assert "per_step" in doc
     # The default output path and the plot command read it back.
     assert main(["jacobian", str(tracked), "--max-lag", "6", "--anchors", "2", "--tokens", "60"]) == 0
