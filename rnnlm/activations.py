@@ -78,3 +78,14 @@ def max_fprime(act) -> float:
     if act.kind == SIGMOID:
         return 0.25
     return abs(act.a * act.b)
+
+
+def zero_reason(cell: str | None, lag: int) -> str:
+    """Why a curve is exactly 0 from `lag` on, in words (the jacobian table's and the plots' note)."""
+    if cell in ("lstm", "gru"):
+        what = "the gates and activations are saturated so that no path is left (f'(z) = 0 exactly)"
+    else:
+        what = "every unit saturated (f'(z) = 0)"
+    if lag == 1:
+        return f"exactly 0 from lag 1: {what}, nothing flows back"
+    return f"exactly 0 from lag {lag}: at a step within {lag} steps back {what}, nothing flows back past it"

@@ -36,7 +36,7 @@ import warnings
 
 from . import config as C
 from .clidata import _add_baseline, _add_bench, _add_corpus, _run_baseline, _run_bench, _run_corpus
-from .cliflags import _Parser, _on_stdout, _subcommands
+from .cliflags import _drop_stdout, _Parser, _on_stdout, _subcommands
 from .cliinstruments import (_add_demo, _add_gradcheck, _add_jacobian, _add_plot, _add_probe, _run_demo,
                              _run_gradcheck, _run_jacobian, _run_plot, _run_probe)
 from .clisweep import _add_study, _add_sweep, _run_study, _run_sweep
@@ -130,18 +130,6 @@ def _stdout_closed() -> int:
     import signal
     _drop_stdout()
     return 128 + int(getattr(signal, "SIGPIPE", 13))
-
-
-def _drop_stdout() -> None:
-    """Point standard output at os.devnull, so that Python's flush at exit does not raise the write error a
-    second time (a BrokenPipeError, or disk full on `> /dev/full`: the recipe of the `signal` module's notes)."""
-    import os
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (AttributeError, OSError, ValueError):     # a stdout without a file descriptor (tests capture it)
-        pass
 
 
 class _NamedStdout:

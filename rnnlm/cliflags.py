@@ -158,3 +158,15 @@ def refuse_checkpoint_of_a_file(run, checkpoint) -> None:
     from pathlib import Path
     if checkpoint is not None and run is not None and Path(run).is_file():
         raise UserError(f"--checkpoint picks a file inside a run folder; {run} is already a checkpoint file")
+
+
+def _drop_stdout() -> None:
+    """Point standard output at os.devnull, so that Python's flush at exit does not raise the write error a
+    second time (a BrokenPipeError, or disk full on `> /dev/full`: the recipe of the `signal` module's notes)."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):     # a stdout without a file descriptor (tests capture it)
+        pass

@@ -15,7 +15,7 @@ import sys
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _clip_arg, _data_config,
-                       _fallback_note, _given, refuse_checkpoint_of_a_file)
+                       _drop_stdout, _fallback_note, _given, refuse_checkpoint_of_a_file)
 from .errors import UserError, plural
 
 
@@ -155,7 +155,7 @@ class _UnheardStdout:
     cli._QuietStderr drops standard error's. Training's standard output carries messages (the run folder,
     the summary), its product is the run folder: a lost line must not stop a training, nor remove or
     spoil its run. The first failure is kept (`failed`) for the warning at the end, and standard output then
-    points at os.devnull (cli._drop_stdout), so that the text still buffered cannot fail again at exit. A
+    points at os.devnull (cliflags._drop_stdout), so that the text still buffered cannot fail again at exit. A
     closed pipe (`| head`) still raises: the command ends with 141, as Unix tools do."""
 
     def __init__(self, stream):
@@ -166,7 +166,6 @@ class _UnheardStdout:
         if isinstance(exc, BrokenPipeError):
             raise exc
         if self.failed is None:
-            from .cli import _drop_stdout
             self.failed = exc
             _drop_stdout()
 

@@ -103,7 +103,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .activations import max_fprime
+from .activations import max_fprime, zero_reason
 from .cells import CELLS
 from .errors import UserError
 from .model import ModelConfig, RNNModel
@@ -737,17 +737,6 @@ def curve_zero_lag(series: dict, kind: str | None = None) -> int | None:
         return z if kind is None else z[kind]
     med = series["norm"]["median"] if kind is None else series[kind]["median"]
     return next((d for d, m in zip(series["lag"], med) if m == 0), None)
-
-
-def zero_reason(cell: str | None, lag: int) -> str:
-    """Why a curve is exactly 0 from `lag` on, in words (the jacobian table's and the plots' note)."""
-    if cell in ("lstm", "gru"):
-        what = "the gates and activations are saturated so that no path is left (f'(z) = 0 exactly)"
-    else:
-        what = "every unit saturated (f'(z) = 0)"
-    if lag == 1:
-        return f"exactly 0 from lag 1: {what}, nothing flows back"
-    return f"exactly 0 from lag {lag}: at a step within {lag} steps back {what}, nothing flows back past it"
 
 
 def decay_line(series: dict, kind: str | None, cell: str | None = None) -> str:

@@ -105,7 +105,7 @@ def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectra
     ax.grid(True, alpha=0.3)
     ax.plot([], [], color="black", label=run_label(cfg))
     if zero_steps:
-        from .jacobian import zero_reason
+        from .activations import zero_reason
         firsts = sorted({d for _, d in zero_steps})
         which = ", ".join(str(st) for st, _ in zero_steps)
         why = zero_reason(cfg.get("cell"), firsts[0]) if len(firsts) == 1 else "median exactly 0 from some lag"

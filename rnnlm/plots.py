@@ -429,7 +429,7 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
         all_lags.extend(np.asarray(lags).tolist())
         zero = _zero_mask(doc, scope, q, norm, flow)
         if _mark_zeros(ax, lags, zero, line.get_color(), None if zero_notes else ZERO_NOTE, len(zero_notes)):
-            from .jacobian import zero_reason
+            from .activations import zero_reason
             first = int(np.asarray(lags)[zero][0])
             who = f"{labels[i]}: " if len(docs) > 1 else ""
             zero_notes.append(f"{who}{zero_reason(cell, first)}" if zero[np.asarray(lags) >= first].all()
