@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError, plural
-from .plots import (ZERO_NOTE, _joined, _legend_above, _legend_below, _mark_zeros, _positive, _pyplot, _save, _series,
-                    _set_title, _what, _zero_mask,
+from .plots import (ZERO_NOTE, _joined, _legend_above, _legend_below, _mark_zeros, _nothing_positive, _positive,
+                    _pyplot, _save, _series, _set_title, _set_xlabel, _what, _zero_mask,
                     activation_label, clip_label, default_quantity, model_label, settings_line)
 from .runs import fmt_ppl  # one format for perplexities, here and in reports
 
@@ -83,12 +83,13 @@ def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectra
     steps = [e["step"] for e in events]
     cnorm = mpl.colors.Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
     cmap = mpl.colormaps["viridis"]
-    zero_steps, all_lags = [], []
+    zero_steps, all_lags, positive = [], [], False
     for e in events:
         doc = {"meta": {"cell": cfg.get("cell")}, "curves": e["curves"]}
         lags, med, _, _ = _series(doc, "layer0", q, norm, flow)
         color = cmap(cnorm(e["step"]))
         ax.plot(lags, med, color=color, linewidth=1.2)
+        positive = positive or bool(np.isfinite(med).any())
         all_lags.extend(np.asarray(lags).tolist())
         # a recording whose median is 0 (a saturated RNN: exactly 0 from lag 1) is marked, never dropped
         zero = _zero_mask(doc, "layer0", q, norm, flow)
@@ -97,17 +98,23 @@ def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectra
     sm = mpl.cm.ScalarMappable(norm=cnorm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label="training step (updates)")
     ax.set_yscale("log")
-    ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
+    if zero_steps and not positive:
+        _nothing_positive(ax)              # every recording 0: the strip says it all, no arbitrary decades
+    else:
+        ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
     if all_lags:
         ax.set_xlim(min(all_lags) - 0.5, max(all_lags) + 0.5)   # the measured lags, even if all are 0
-    ax.set_xlabel("lag d (time steps)")
+    _set_xlabel(ax, "lag d (time steps)")
     ax.set_ylabel(f"median {_what(q, norm, flow)} (dimensionless)", fontsize=8)
     ax.grid(True, alpha=0.3)
     ax.plot([], [], color="black", label=run_label(cfg))
     if zero_steps:
         from .activations import zero_reason
         firsts = sorted({d for _, d in zero_steps})
-        which = ", ".join(str(st) for st, _ in zero_steps)
+        shown = [str(st) for st, _ in zero_steps]
+        if len(shown) > 6:                 # a long run: the first and last few (the strip shows each one)
+            shown = shown[:3] + ["…"] + shown[-2:]
+        which = ", ".join(shown)
         why = zero_reason(cfg.get("cell"), firsts[0]) if len(firsts) == 1 else "median exactly 0 from some lag"
         ax.plot([], [], " ", label=f"{len(zero_steps)} of {len(events)} recordings (step{'s' if len(zero_steps) > 1 else ''} "
                                    f"{which}): {why}")

@@ -13,8 +13,13 @@ The one thing to know before editing: norms in lag curves span hundreds of
 orders of magnitude and may be 0.0 or null (outside float64, see jacobian.py);
 `_positive` turns those into NaN so that log axes drop them instead of failing;
 a median that is 0 (a saturated RNN is exactly 0 from lag 1) is not dropped
-silently: `_mark_zeros` marks its lags at the bottom of the axes, with the
-legend entry ZERO_NOTE.
+silently: `_mark_zeros` marks its lags in a thin strip labelled "= 0" under
+the log axes (a child axes sharing their x axis, `zero_strip`; the figure grows
+by its height), never inside them, where a mark would read as a norm; the
+strip carries the x tick labels and, through `_set_xlabel`, the x label; the
+legend entry is ZERO_NOTE. The log axes' limits come from positive values
+only; with none at all they say so (`_nothing_positive`) instead of showing
+arbitrary decades. A figure without a zero has no strip.
 Every figure has a subtitle (`settings_line`) stating cell, activation, init,
 recurrent scale, clipping and how many anchors, pairs or seeds stand behind
 it, so a figure read alone is not ambiguous; a bound is drawn only with the
@@ -278,20 +283,98 @@ def default_quantity(cell: str | None, quantity: str = "auto") -> str:
 
 
 ZERO_NOTE = "median exactly 0 (not drawable on a log scale)"
+ZERO_STRIP_LABEL = "= 0"
+NOTHING_POSITIVE = "no nonzero median to draw on a log scale: see the strip below"
+_STRIP_GID = "zero-strip"     # how zero_strip finds the strip among an axes' child axes
+# The strip's size is in inches, not a fraction of the axes, so that the offset _legend_below computes
+# before tight_layout still holds after it: a row per curve, 0.12 in apart, at most 0.9 in in all.
+_STRIP_ROW_IN, _STRIP_MAX_IN, _STRIP_MIN_IN, _STRIP_GAP_IN = 0.12, 0.9, 0.22, 0.08
+
+
+def zero_strip(ax):
+    """The strip of zero marks under `ax` (see _mark_zeros), or None when nothing was 0."""
+    for child in ax.child_axes:
+        if child.get_gid() == _STRIP_GID:
+            return child
+    return None
+
+
+def _strip_rows(strip) -> int:
+    """How many rows of marks a strip holds (row numbers from 0)."""
+    return 1 + max((int(max(line.get_ydata())) for line in strip.get_lines()), default=-1)
+
+
+def _strip_geometry(rows: int) -> tuple[float, float]:
+    """(row pitch, strip height), in inches, of a strip of `rows` rows."""
+    pitch = min(_STRIP_ROW_IN, _STRIP_MAX_IN / max(rows, 1))
+    return pitch, max(pitch * rows, _STRIP_MIN_IN)
+
+
+def _new_strip(ax):
+    """A thin axes directly under `ax`, as wide, sharing its x axis (same lags and limits); `ax`'s x tick
+    labels move to it (and the x label: _set_xlabel). A child axes of `ax`, placed at every draw by a
+    locator, so that it follows `ax` through colorbars and tight_layout."""
+    from matplotlib.transforms import Bbox
+    strip = ax.inset_axes([0.0, -0.2, 1.0, 0.1], sharex=ax)      # the bounds are the locator's, below
+    strip.set_gid(_STRIP_GID)
+
+    def locate(_strip, _renderer):
+        fig_h = ax.figure.get_size_inches()[1]
+        _, height = _strip_geometry(_strip_rows(strip))
+        p = ax.get_position()
+        return Bbox.from_bounds(p.x0, p.y0 - (_STRIP_GAP_IN + height) / fig_h, p.width, height / fig_h)
+
+    strip.set_axes_locator(locate)
+    strip.set_yticks([])
+    strip.set_ylabel(ZERO_STRIP_LABEL, rotation=0, ha="right", va="center", fontsize=9)
+    strip.grid(True, axis="x", alpha=0.3)
+    ax.tick_params(axis="x", labelbottom=False)
+    return strip
 
 
 def _mark_zeros(ax, lags, zero, color, label: str | None = None, row: int = 0) -> bool:
-    """Mark the lags where a median is 0 (`zero`, a mask from _zero_mask) at the bottom of the axes:
-    'v' markers, x in data units, y just above the axes' floor (whatever the log scale's limits), one row
-    higher per `row` so that several curves' marks do not hide each other.
-    label: the legend entry (ZERO_NOTE, once per figure). Returns whether anything was marked."""
+    """Mark the lags where a median is 0 (`zero`, a mask from _zero_mask), which a log axis cannot draw,
+    in a strip under the axes labelled "= 0" (made at the first call, zero_strip): 'v' markers at the
+    lags, one row per call (`row`, top to bottom), in the curve's colour; the log axes' limits come from
+    positive data only. label: the legend entry (ZERO_NOTE, once per figure), put on `ax`'s legend.
+    Returns whether anything was marked."""
     lags = np.asarray(lags)[np.asarray(zero, dtype=bool)]
     if not len(lags):
         return False
-    ax.plot(lags, np.full(len(lags), 0.03 + 0.035 * row), linestyle="none", marker="v", markersize=5, color=color,
-            markeredgecolor="black", markeredgewidth=0.5, transform=ax.get_xaxis_transform(), clip_on=False,
-            label=label or "_nolegend_", zorder=5)
+    strip = zero_strip(ax)
+    before = _STRIP_GAP_IN + _strip_geometry(_strip_rows(strip))[1] if strip else 0.0
+    strip = strip or _new_strip(ax)
+    look = dict(linestyle="none", marker="v", color=color, markeredgecolor="black", markeredgewidth=0.5)
+    strip.plot(lags, np.full(len(lags), float(row)), markersize=5, clip_on=False, **look)
+    rows = _strip_rows(strip)
+    pitch, height = _strip_geometry(rows)
+    span = height / pitch                     # the strip's height in rows; row 0 at the top
+    strip.set_ylim((rows - 1) / 2 + span / 2, (rows - 1) / 2 - span / 2)
+    size = min(5.0, pitch * 72 * 0.85)
+    for line in strip.get_lines():           # many rows: smaller marks, so that rows do not overlap
+        line.set_markersize(size)
+        line.set_markeredgewidth(0.5 if size >= 3 else 0.0)   # (on a tiny mark the edge hides the colour)
+    # the figure grows by the strip, so that the main axes keep their height (and their y label fits)
+    w, h = ax.figure.get_size_inches()
+    ax.figure.set_size_inches(w, h + _STRIP_GAP_IN + height - before)
+    if label:
+        ax.plot([], [], markersize=5, label=label, **look)
     return True
+
+
+def _set_xlabel(ax, text: str) -> None:
+    """The x label of an axes, on its zero strip when it has one (the strip carries the x tick labels)."""
+    (zero_strip(ax) or ax).set_xlabel(text)
+
+
+def _nothing_positive(ax) -> None:
+    """A log axes with zero marks and no positive value at all: a short centred note, no y ticks
+    (which would be arbitrary decades). Call it after set_yscale (which resets the tick locators)."""
+    from matplotlib.ticker import NullLocator
+    ax.yaxis.set_major_locator(NullLocator())
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.text(0.5, 0.5, NOTHING_POSITIVE, transform=ax.transAxes, ha="center", va="center", fontsize=9,
+            color="dimgray")
 
 
 def _zero_mask(doc: dict, scope: str, quantity: str, norm: str, flow: bool) -> np.ndarray:
@@ -376,12 +459,16 @@ def _norm_name(norm: str) -> str:
 # Every legend sits outside its axes (below, or above where an axes' x labels are shared), never on the
 # data: matplotlib's loc="best" still covers curves once labels are long or the data fill the axes.
 def _legend_below(ax, ncol: int = 1, **kw) -> None:
-    """The legend under the axes, below their x tick labels and label; tight_layout makes room for it.
-    Call it once the x ticks and label are set (their height decides the offset, in points). kw: more
-    arguments of Axes.legend (a title, another fontsize)."""
+    """The legend under the axes, below their x tick labels and label (and below a zero strip under them,
+    _mark_zeros, which carries those); tight_layout makes room for it. Call it once the x ticks and label
+    are set (their height decides the offset, in points). kw: more arguments of Axes.legend (a title,
+    another fontsize)."""
     from matplotlib.transforms import offset_copy
     fig = ax.figure
-    below = ax.bbox.y0 - ax.xaxis.get_tightbbox(fig.canvas.get_renderer()).y0   # pixels under the axes
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.xaxis.get_tightbbox(renderer)] + [c.get_tightbbox(renderer) for c in ax.child_axes if c.get_visible()]
+    lowest = min([ax.bbox.y0] + [b.y0 for b in boxes if b is not None])    # (no x tick labels: None)
+    below = ax.bbox.y0 - lowest                                                   # pixels under the axes
     ax.legend(**{"fontsize": 7, **kw}, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False,
               bbox_transform=offset_copy(ax.transAxes, fig=fig, y=-(max(below, 0.0) * 72 / fig.dpi + 3),
                                          units="points"))
@@ -479,10 +566,13 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
     if all_lags and not math.isfinite(hi_data):
         # nothing drawable on the log scale (every median 0): keep the x axis over the measured lags
         ax.set_xlim(min(all_lags) - 0.5, max(all_lags) + 0.5)
-    ax.set_xlabel("lag d (time steps)")
+    _set_xlabel(ax, "lag d (time steps)")
     unit = "(nats per unit of state)" if flow else "(dimensionless)"
     ax.set_ylabel(_wrap(f"{_what(quantities, norm, flow, cells)} {unit}", 60), fontsize=8)
-    ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
+    if zero_notes and not math.isfinite(hi_data):
+        _nothing_positive(ax)               # every median 0: the strip says it all, no arbitrary decades
+    else:
+        ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
     default = (f"{'Gradient flow' if flow else 'Jacobian ' + _norm_name(norm) + ' norm'} by lag, {scope} "
                f"(median over anchors, 10–90% band)")
     metas = [d["meta"] for d in docs]

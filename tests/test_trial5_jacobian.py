@@ -176,30 +176,80 @@ def _legend(ax) -> list[str]:
 
 
 def _zero_marks(ax):
-    return [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
+    """The zero marks drawn in `ax` (the legend's sample of ZERO_NOTE has no data and does not count)."""
+    return [ln for ln in ax.get_lines() if ln.get_marker() == "v" and len(ln.get_xdata())]
 
 
-def test_plot_lag_marks_the_zero_lags_and_says_why(tmp_path):
-    from rnnlm.plots import ZERO_NOTE, draw_lag
+def _strip_below(fig, ax):
+    """The zero strip of `ax`: a child axes right under it, as wide, sharing its x axis; it carries the
+    x tick labels and the x label, and `ax` none."""
+    from rnnlm.plots import ZERO_STRIP_LABEL, zero_strip
+    strip = zero_strip(ax)
+    assert strip is not None and ax.child_axes == [strip]
+    fig.canvas.draw()                                       # lay both out as saved
+    a, b = ax.get_window_extent(), strip.get_window_extent()
+    assert b.y1 <= a.y0 and a.y0 - b.y1 < 0.15 * fig.dpi   # directly below, not inside
+    assert abs(a.x0 - b.x0) < 1 and abs(a.x1 - b.x1) < 1    # as wide
+    assert ax.get_shared_x_axes().joined(ax, strip) and strip.get_xlim() == ax.get_xlim()
+    assert strip.get_ylabel() == ZERO_STRIP_LABEL and strip.get_yticks().size == 0
+    assert strip.get_xlabel() == "lag d (time steps)" and ax.get_xlabel() == ""
+    assert not any(t.get_visible() and t.get_text() for t in ax.get_xticklabels())
+    assert any(t.get_text() for t in strip.get_xticklabels())
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y1 <= strip.get_tightbbox().y0 + 1       # the legend under the strip's labels
+    return strip
+
+
+def test_plot_lag_marks_the_zero_lags_in_a_strip_below_and_says_why(tmp_path):
+    from rnnlm.plots import NOTHING_POSITIVE, ZERO_NOTE, draw_lag
     fig = draw_lag([saturated_doc()])
     ax = fig.axes[0]
-    marks = _zero_marks(ax)
+    assert fig.axes == [ax]                                 # the strip is ax's child, not a second subplot
+    strip = _strip_below(fig, ax)
+    assert _zero_marks(ax) == []                            # never inside the log axes
+    marks = _zero_marks(strip)
     assert len(marks) == 1 and list(marks[0].get_xdata()) == list(range(1, 9))
     legend = _legend(ax)
     assert ZERO_NOTE in legend
     assert any("exactly 0 from lag 1: every unit saturated (f'(z) = 0), nothing flows back" in t for t in legend)
     lo, hi = ax.get_xlim()
     assert lo < 1 and hi > 8 and hi - lo < 10              # the measured lags, not -0.04..0.04
+    # nothing positive: no arbitrary decades on the log axis, a note instead (and no y = 1 line)
+    assert [t.get_text() for t in ax.texts] == [NOTHING_POSITIVE]
+    assert len(ax.get_yticks()) == 0 and [ln for ln in ax.get_lines() if len(ln.get_xdata())] == [ax.get_lines()[0]]
     import matplotlib.pyplot as plt
     plt.close(fig)
 
 
-def test_plot_lag_of_a_normal_curve_has_no_zero_marks():
-    from rnnlm.plots import ZERO_NOTE, draw_lag
+def _normal_doc():
     doc = jac.lag_curve(make_model("rnn"), tokens(), 8, 4, np.random.default_rng(0), per_step=False)
     doc["meta"].update(source="init", seed=0, text="random:11")
-    fig = draw_lag([doc])
-    assert _zero_marks(fig.axes[0]) == [] and ZERO_NOTE not in _legend(fig.axes[0])
+    return doc
+
+
+def test_plot_lag_of_a_zero_and_a_normal_curve_keeps_the_log_axis_to_the_normal_one():
+    from rnnlm.plots import ZERO_NOTE, draw_lag
+    normal = _normal_doc()
+    fig = draw_lag([normal, saturated_doc()])
+    ax = fig.axes[0]
+    strip = _strip_below(fig, ax)
+    marks = _zero_marks(strip)
+    assert len(marks) == 1 and marks[0].get_color() == ax.get_lines()[1].get_color()   # the zero curve's colour
+    med = normal["curves"]["layer0"]["h"]["spectral"]["median"]
+    lo, hi = ax.get_ylim()
+    assert lo > min(med) / 10 and hi < 10                  # the normal curve (and y = 1), nothing else
+    assert len(ax.texts) == 0 and ZERO_NOTE in _legend(ax)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_plot_lag_of_a_normal_curve_has_no_zero_marks_and_no_strip():
+    from rnnlm.plots import ZERO_NOTE, draw_lag
+    fig = draw_lag([_normal_doc()])
+    ax = fig.axes[0]
+    assert fig.axes == [ax] and ax.child_axes == []         # one axes, as before
+    assert _zero_marks(ax) == [] and ZERO_NOTE not in _legend(ax)
+    assert ax.get_xlabel() == "lag d (time steps)" and tuple(fig.get_size_inches()) == (7.5, 5.6)
     import matplotlib.pyplot as plt
     plt.close(fig)
 
@@ -223,15 +273,48 @@ def test_lag_over_training_marks_every_zero_recording(tmp_path):
     zero = saturated_doc()
     run = _tracked_run(tmp_path / "run", [(0, normal), (10, zero), (20, zero)])
     fig = draw_lag_over_training(run)
-    ax = fig.axes[0]
-    marks = _zero_marks(ax)
+    ax, colorbar = fig.axes                                 # the main axes and the colorbar: the strip is ax's
+    strip = _strip_below(fig, ax)
+    assert _zero_marks(ax) == []
+    marks = _zero_marks(strip)
     assert len(marks) == 2                                  # one row of marks per zero recording
     assert len({tuple(m.get_ydata()) for m in marks}) == 2  # on rows of their own: neither hides the other
+    assert marks[0].get_color() != marks[1].get_color()     # coloured by step, as the curves
+    assert colorbar.get_window_extent().x0 > strip.get_window_extent().x1
+    med = normal["curves"]["layer0"]["h"]["spectral"]["median"]
+    lo, hi = ax.get_ylim()
+    assert lo > min(med) / 10 and hi < 10                  # the limits of the positive curve, not of the marks
     legend = _legend(ax)
     assert ZERO_NOTE in legend
     assert any(t.startswith("2 of 3 recordings (steps 10, 20): exactly 0 from lag 1") for t in legend)
     lo, hi = ax.get_xlim()
     assert lo < 1 and hi > 8
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_lag_over_training_of_zeros_only_says_there_is_nothing_to_draw(tmp_path):
+    from rnnlm.plotruns import draw_lag_over_training
+    from rnnlm.plots import NOTHING_POSITIVE
+    zero = saturated_doc()
+    run = _tracked_run(tmp_path / "run", [(step, zero) for step in range(0, 80, 10)])
+    fig = draw_lag_over_training(run)
+    ax = fig.axes[0]
+    strip = _strip_below(fig, ax)
+    assert len(_zero_marks(strip)) == 8 and [t.get_text() for t in ax.texts] == [NOTHING_POSITIVE]
+    assert len(ax.get_yticks()) == 0
+    assert any(t.startswith("8 of 8 recordings (steps 0, 10, 20, …, 60, 70): exactly 0") for t in _legend(ax))
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_lag_over_training_without_zeros_has_no_strip(tmp_path):
+    from rnnlm.plotruns import draw_lag_over_training
+    normal = jac.lag_curve(make_model("rnn"), tokens(), 8, 4, np.random.default_rng(0), per_step=False)
+    fig = draw_lag_over_training(_tracked_run(tmp_path / "run", [(0, normal), (10, normal)]))
+    ax = fig.axes[0]
+    assert len(fig.axes) == 2 and ax.child_axes == []       # the axes and its colorbar, as before
+    assert ax.get_xlabel() == "lag d (time steps)" and _zero_marks(ax) == []
     import matplotlib.pyplot as plt
     plt.close(fig)
 
