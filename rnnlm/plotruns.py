@@ -380,15 +380,33 @@ def plot_probe(json_paths, out, title=None):
 # ---------------------------------------------------------------- demo figures
 
 
+def _update_sizes(steps: list[dict], cfg: dict):
+    """Per step event, the size of the update plain SGD applied, lr · ‖g‖ after clipping (its L2 norm over all
+    parameters: SGD's update is -lr·g, so its norm is lr times the clipped gradient's); None for another
+    optimizer, whose update is not a multiple of the gradient, and for a run that did not log them."""
+    if cfg.get("optimizer", "sgd") != "sgd":
+        return None
+    sizes = [np.nan if e.get("grad_norm_clipped") is None or e.get("lr") is None else e["lr"] * e["grad_norm_clipped"]
+             for e in steps]
+    return sizes if any(np.isfinite(sizes)) else None
+
+
 def draw_explosion(run_a: Path, run_b: Path, title: str):
-    """The figure of `plot_explosion`, unsaved: returns the matplotlib Figure."""
+    """The figure of `plot_explosion`, unsaved: returns the matplotlib Figure.
+
+    Panels: training loss; the gradient's L2 norm before clipping; and (SGD runs) the size of the update
+    applied, lr · ‖g‖ after clipping, which is what clipping bounds: an exploding gradient does its damage
+    through the step it makes, and after an unclipped giant step the saturated network's gradient is small,
+    so the norm panel alone would show the clipped run with the larger gradients."""
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.4))
-    cfgs = []
-    for run, color in ((run_a, "tab:red"), (run_b, "tab:blue")):
-        ev = read_metrics(run)
-        cfg = read_train_config(run)
-        cfgs.append(cfg)
+    runs = [(run, color, read_metrics(run), read_train_config(run))
+            for run, color in ((run_a, "tab:red"), (run_b, "tab:blue"))]
+    cfgs = [cfg for _, _, _, cfg in runs]
+    updates = [_update_sizes([e for e in ev if e["type"] == "step"], cfg) for _, _, ev, cfg in runs]
+    with_updates = all(u is not None for u in updates)
+    fig, axes = plt.subplots(1, 3 if with_updates else 2, figsize=(14 if with_updates else 10, 4.6))
+    ax1, ax2 = axes[0], axes[1]
+    for (run, color, ev, cfg), upd in zip(runs, updates):
         label = clip_label(cfg)
         st = [e for e in ev if e["type"] == "step"]
         x = [e["step"] for e in st]
@@ -398,30 +416,34 @@ def draw_explosion(run_a: Path, run_b: Path, title: str):
         if cfg.get("clip_norm"):
             ax2.axhline(cfg["clip_norm"], color=color, ls="--", lw=1,
                         label=f"clip threshold {cfg['clip_norm']:g} (norms above it were rescaled to it)")
+        if with_updates:
+            axes[2].plot(x, upd, color=color, label=label, lw=1.2)
         for e in ev:
             if e["type"] == "nonfinite":
-                for ax in (ax1, ax2):
+                for ax in axes:
                     ax.axvline(e["step"], color=color, ls=":", lw=1)
                 ax1.plot([e["step"]], [ax1.get_ylim()[1]], "x", color=color, ms=9,
                          label=f"non-finite {e['tensor']} at step {e['step']}")
-    ax1.set_xlabel("step (updates)")
     ax1.set_ylabel("training loss (nats/token)")
-    ax2.set_xlabel("step (updates)")
     ax2.set_ylabel("gradient L2 norm before clipping")
     ax2.set_yscale("log")
-    for ax in (ax1, ax2):
+    if with_updates:
+        axes[2].set_ylabel("update applied: lr · ‖g‖ after clipping")
+        axes[2].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("step (updates)")
         ax.grid(True, alpha=0.3)
         _legend_above(ax)
     behind = f"one run each, seed {_joined(c.get('seed', '?') for c in cfgs)}"
     _set_title(fig, title, _run_settings(cfgs[0], behind).replace(
-        clip_label(cfgs[0]), _joined(clip_label(c) for c in cfgs)), width=130, size=11)
+        clip_label(cfgs[0]), _joined(clip_label(c) for c in cfgs)), width=150 if with_updates else 130, size=11)
     fig.tight_layout()
     return fig
 
 
 def plot_explosion(run_a: Path, run_b: Path, out: Path, title: str) -> Path:
-    """Training loss and gradient norm of two runs against step (a line at the clip threshold);
-    non-finite events marked with x."""
+    """Training loss, gradient norm (a line at the clip threshold) and, for SGD runs, the update applied
+    (lr · ‖g‖ after clipping) of two runs against step; non-finite events marked with x."""
     return _save(draw_explosion(run_a, run_b, title), out)
 
 
