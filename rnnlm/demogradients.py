@@ -111,8 +111,19 @@ def training_configs(out: Path, sizes, data_config, seed) -> list:
     return named
 
 
+def trained_on(corpus: str) -> str:
+    """What the trained models' figure titles say they were trained on: 'Machado' for the whole corpus,
+    'one Machado crônica (velhoSenado)' for the one file of --quick (its genre is its folder)."""
+    if corpus == "machado":
+        return "Machado"
+    path = Path(corpus)
+    genre = path.parent.name if path.parent.parent.name == "txt" else "text"   # the corpus's txt/<genre>/
+    return f"one Machado {genre} ({path.stem})"
+
+
 def training_study(out: Path, sizes, data_config, seed, summaries: dict | None = None) -> dict:
-    """Part 2: rnn tanh, lstm, gru trained briefly on Machado; curves at init vs after training.
+    """Part 2: rnn tanh, lstm, gru trained briefly on Machado (one crônica with --quick); curves at init vs
+    after training.
 
     summaries: the trainings' results when already run (run_gradients trains all its models in one sweep).
     """
@@ -144,10 +155,10 @@ def training_study(out: Path, sizes, data_config, seed, summaries: dict | None =
         i = ("rnn", "lstm", "gru").index(cell)
         fig = _plot_lag(docs[2 * i:2 * i + 2], names[2 * i:2 * i + 2], out / f"trained-{cell}.png",
                         title=f"{cell}{' tanh' if cell == 'rnn' else ''}, H={sizes['train_hidden']}: before and "
-                              "after training on Machado")
+                              f"after training on {trained_on(data_config.corpus)}")
         results[cell]["figure"] = Path(fig).name
     fig = _plot_lag(docs[1::2], names[1::2], out / "trained-all.png",
-                    title="After a short training on Machado: rnn vs lstm vs gru")
+                    title=f"After a short training on {trained_on(data_config.corpus)}: rnn vs lstm vs gru")
     results["figure_all"] = Path(fig).name
     return results
 
@@ -325,7 +336,7 @@ def gradients_markdown(s: dict) -> str:
                  "every activation, with lstm and gru as horizontal lines; 1 is the edge between vanishing "
                  "and exploding.")
     t = s["trained"]
-    lines += ["", "## 2. After a short training on Machado", ""]
+    lines += ["", f"## 2. After a short training on {trained_on(s['corpus'])}", ""]
     for cell in ("rnn", "lstm", "gru"):
         r = t[cell]
         lines.append(f"- `{r['figure']}`: {cell}, {r['steps']} steps ({r['wall_s']:.0f} s, valid ppl "

@@ -18,6 +18,7 @@ catch the figures must replace this module's `_save` too.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -212,8 +213,6 @@ def draw_training(run_dir, title: str | None = None):
                          "\nreport only: no lr annealing, patience or best-model choice")
     a_ppl.set_yscale("log")
     import matplotlib.ticker as mticker
-    a_ppl.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
-    a_ppl.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
     a_ppl.set_ylabel("cross-entropy (nats/token;\nperplexity = e^loss)")
 
     a_g.plot(x, _positive([e.get("grad_norm") for e in steps]), linewidth=1, label="gradient L2 norm before clipping")
@@ -256,7 +255,59 @@ def draw_training(run_dir, title: str | None = None):
            f"a step event every {cfg.get('log_every', '?')} {plural(cfg.get('log_every'), 'step')}")
     _set_title(fig, title or f"Training {Path(run_dir).resolve().name}: {run_label(cfg)}", sub, width=100, size=11)
     fig.tight_layout()
+    # The loss axis's labels are chosen for its size once laid out, then the layout is redone for their width.
+    _readable_log_ticks(a_ppl)
+    fig.tight_layout()
     return fig
+
+
+def _log_tick_candidates(lo: float, hi: float):
+    """Tick lists for a log axis from lo to hi (> 0), densest first: plain 'nice' linear steps (for a
+    range within one decade, where log and linear spacing differ little), then 1-2-5, 1-3 and 1 per decade, then
+    every 2nd, 3rd, ... power of ten."""
+    import matplotlib.ticker as mticker
+    for nbins in (8, 6, 5, 4, 3) if hi <= 10 * lo else ():
+        yield [v for v in mticker.MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if v > 0]
+    first, last = math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1
+    for subs in ((1, 2, 5), (1, 3), (1,)):
+        yield [m * 10.0 ** k for k in range(first, last + 1) for m in subs]
+    for every in (2, 3, 5, 10, 20, 50, 100):
+        yield [10.0 ** k for k in range(first - first % every, last + 1, every)]
+
+
+def _readable_log_ticks(ax, min_gap_pt: float | None = None) -> list:
+    """Label a log-scaled y axis with ticks that never collide: the densest of `_log_tick_candidates`
+    whose labels are at least min_gap_pt apart (1.6 tick-label heights) at the axes' present height, with
+    at least two inside the range; minor ticks stay, unlabeled. Matplotlib's own minor labels print
+    '100 90 80 70 60' (or '10 9 8 7 6') on top of one another when the data span one or more decades.
+    Returns the ticks set."""
+    import matplotlib.ticker as mticker
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+    lo, hi = sorted(ax.get_ylim())
+    if not (lo > 0 and hi > lo and math.isfinite(hi)):
+        return []
+    if min_gap_pt is None:
+        min_gap_pt = 1.6 * FontProperties(size=rcParams["ytick.labelsize"]).get_size_in_points()
+    height_pt = ax.get_window_extent().height * 72.0 / ax.figure.dpi
+    span = math.log10(hi / lo)
+    chosen = None
+    for ticks in _log_tick_candidates(lo, hi):
+        inside = sorted(v for v in ticks if lo <= v * (1 + 1e-9) and v <= hi * (1 + 1e-9))
+        if len(inside) < 2:
+            continue
+        gap = min(math.log10(b / a) for a, b in zip(inside, inside[1:])) / span * height_pt
+        if gap >= min_gap_pt:
+            chosen = inside
+            break
+    if chosen is None:      # a tiny axes: the two ends of the range, rounded
+        chosen = [float(f"{lo:.2g}"), float(f"{hi:.2g}")]
+        chosen = [v for v in chosen if lo <= v <= hi] or [float(f"{math.sqrt(lo * hi):.2g}")]
+    ax.yaxis.set_major_locator(mticker.FixedLocator(chosen))
+    ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.set_ylim(lo, hi)
+    return chosen
 
 
 def plot_training(run_dir, out, title: str | None = None) -> Path:
@@ -337,6 +388,8 @@ def draw_probe(json_paths, title=None):
     if kind == "agreement":
         ax.axhline(0.5, color="gray", linestyle="--", linewidth=1, label="chance (0.5)")
         ax.set_ylim(0.0, 1.02)
+        import matplotlib.ticker as mticker
+        ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # no 2.5, 7.5
         ax.set_xlabel("distance from subject head to the agreeing word (tokens)")
         ax.set_ylabel("accuracy (correct form more likely)")
         default = f"Portuguese {first.get('feature', 'number')} agreement by distance (95% Wilson band)"

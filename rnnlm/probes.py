@@ -172,15 +172,37 @@ def evaluate_agreement(score, prefixes, candidates, distances, attractors) -> di
         rec["attractor"] = _accuracy_record(diffs[sel & attractors]) if np.any(sel & attractors) else None
         rec["no_attractor"] = _accuracy_record(diffs[sel & ~attractors]) if np.any(sel & ~attractors) else None
         bins.append(rec)
-    chance_at = next((b["distance"] for b in bins if b["ci"][0] <= CHANCE <= b["ci"][1]), None)
     return {
         "overall": _accuracy_record(diffs),
         "attractor": _accuracy_record(diffs[attractors]),
         "no_attractor": _accuracy_record(diffs[~attractors]),
         "by_distance": bins,
-        "chance_at": chance_at,
+        **chance_pattern(bins),
         "diffs": diffs,
     }
+
+
+def chance_pattern(bins) -> dict:
+    """Where accuracy by distance is at chance, from the bins' 95% intervals (sorted by distance).
+
+    chance_at: the smallest distance whose interval contains 0.5 (None if none does); it alone cannot tell
+    a model that is at chance at one short distance and above it everywhere else from one that falls to
+    chance and stays there, so: chance_distances, every distance whose interval contains 0.5;
+    below_chance_distances, those whose interval lies below 0.5; chance_from, the smallest distance from
+    which no interval is above chance any more, up to the largest probed (None when the largest is above
+    chance); above_chance_from, the smallest distance from which every interval is above chance (None
+    when the largest is not)."""
+    above = [(b["distance"], b["ci"][0] > CHANCE) for b in bins]
+    chance = [b["distance"] for b in bins if b["ci"][0] <= CHANCE <= b["ci"][1]]
+    last = above[-1][1] if above else None
+    tail = None                 # the first distance of the last run of bins that are all above, or all not
+    for d, is_above in reversed(above):
+        if is_above != last:
+            break
+        tail = d
+    return {"chance_at": chance[0] if chance else None, "chance_distances": chance,
+            "below_chance_distances": [b["distance"] for b in bins if b["ci"][1] < CHANCE],
+            "chance_from": tail if last is False else None, "above_chance_from": tail if last is True else None}
 
 
 def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int = 0,
@@ -338,10 +360,62 @@ def format_agreement(res: dict) -> str:
                      f"{_fmt_ci(b['no_attractor']):<23}{mark}")
     o = res["overall"]
     lines.append(f" all {o['n']:>5}  {_fmt_ci(o):<23} {_fmt_ci(res['attractor']):<23} {_fmt_ci(res['no_attractor']):<23}")
-    lines.append("accuracy meets chance (95% CI contains 0.5) first at distance "
-                 f"{res['chance_at']}" if res["chance_at"] is not None else
-                 "accuracy stays above chance at every distance probed")
+    lines.append(chance_sentence(res["by_distance"]))
     return "\n".join(lines)
+
+
+def _distance_list(ds) -> str:
+    """'1', '1 and 4', '3, 5-8 and 12': runs of consecutive distances as ranges."""
+    runs = []
+    for d in ds:
+        if runs and d == runs[-1][1] + 1:
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs]
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def chance_sentence(bins) -> str:
+    """What the agreement table's last line says of chance (`chance_pattern`): the distances at chance
+    (and below it), and whether accuracy is above chance from some distance on or falls to chance and
+    stays there: a model at chance only at distance 1 is not one that fails from distance 1 on."""
+    if not bins:
+        return "no distance probed"
+    p = chance_pattern(bins)
+    first, last = bins[0]["distance"], bins[-1]["distance"]
+    at, below = p["chance_distances"], p["below_chance_distances"]
+    parts = []
+    if at:
+        parts.append(f"95% CI contains 0.5 (chance) at {plural(len(at), 'distance')} {_distance_list(at)}")
+    if below:
+        parts.append(f"below chance (95% CI under 0.5) at {plural(len(below), 'distance')} {_distance_list(below)}")
+    to_last = f"(to {last}, the largest probed)"
+    if p["above_chance_from"] is not None:
+        start = p["above_chance_from"]
+        if start == first:
+            parts.append(f"above chance (95% CI over 0.5) at every distance probed ({first}-{last})"
+                         if first != last else f"above chance (95% CI over 0.5) at the one distance probed ({first})")
+        elif start == last:
+            parts.append(f"above chance at the largest distance probed ({last})")
+        elif all(b["ci"][0] <= CHANCE for b in bins if b["distance"] < start):
+            parts.append(f"above chance at every distance from {start} on {to_last}")
+        else:
+            parts.append(f"above chance at every other distance, and at every distance from {start} on {to_last}")
+    else:
+        start = p["chance_from"]
+        fall = "chance or below" if any(d >= start for d in below) else "chance"
+        every = f"every distance probed ({first}-{last})" if first != last else f"the one distance probed ({first})"
+        if start == first and not below:
+            parts = [f"95% CI contains 0.5 (chance) at {every}"]
+        elif start == first:
+            parts.append(f"above chance at no distance probed ({first}-{last})" if first != last else
+                         f"not above chance at the one distance probed ({first})")
+        elif start == last:
+            parts.append(f"at {fall} at the largest distance probed ({last})")
+        else:
+            parts.append(f"falls to {fall} from distance {start} on and stays there {to_last}")
+    return "accuracy: " + "; ".join(parts)
 
 
 def format_context(res: dict) -> str:

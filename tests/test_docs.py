@@ -4,8 +4,8 @@ Commands are taken from the README's fenced code blocks (one per line, `# commen
 its inline code spans (tables and prose; a span may wrap across lines). Each runs in-process
 (`rnnlm.cli.main`) from one temporary folder (`world`) that holds what the examples name: the run
 folders runs/NAME, runs/a, runs/b, runs/lstm-1h (copies of one tiny run trained once, tracked with
---track-jacobian-every, with its jacobian.json and an agreement probe), a fresh model's runs/jacobian-init/*.json (shell
-globs are expanded there, as a shell would) and some.txt. A RULE per command appends the flags that
+--track-jacobian-every, with its jacobian.json, an agreement and a context probe), a fresh model's
+runs/jacobian-init/*.json (shell globs are expanded there, as a shell would) and some.txt. A RULE per command appends the flags that
 make it tiny (argparse keeps the last value of a flag, so they override the README's sizes); a
 command that cannot be made small (it needs the network, PyTorch, or minutes at a fixed size) is in
 NOT_RUN with its reason. A README command with neither fails `test_every_readme_command_has_a_rule`.
@@ -176,6 +176,7 @@ def world(tmp_path_factory, machado_dir):
     # as a user runs them before `plot lag` and `plot probe`
     assert main(["jacobian", "runs/NAME", *JACOBIAN]) == 0
     assert main(["probe", "agreement", "runs/NAME", *RULES["probe agreement"]]) == 0
+    assert main(["probe", "context", "runs/NAME", *RULES["probe context"]]) == 0    # for `plot probe --kind context`
     for name in ("a", "b", "lstm-1h"):
         shutil.copytree(root / "runs" / "NAME", root / "runs" / name)
     assert main(["jacobian", "--init", "--cell", "rnn", "--hidden", "8", "--corpus", "none", *JACOBIAN]) == 0
