@@ -83,7 +83,7 @@ def max_fprime(act) -> float:
 def zero_reason(cell: str | None, lag: int) -> str:
     """Why a curve is exactly 0 from `lag` on, in words (the jacobian table's and the plots' note)."""
     if cell in ("lstm", "gru"):
-        what = "the gates and activations are saturated so that no path is left (f'(z) = 0 exactly)"
+        what = "saturated gates and units leave no path (f'(z) = 0)"
     else:
         what = "every unit saturated (f'(z) = 0)"
     if lag == 1:

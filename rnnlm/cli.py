@@ -225,9 +225,19 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
     return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
 
+def _closed_streams_to_devnull() -> None:
+    """A command started with standard output or error closed (`>&-`, `2>&-`) has sys.stdout / sys.stderr
+    None: they become os.devnull, so that the command runs (unheard) instead of failing at its first print."""
+    import os
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status (tests call this directly)."""
     before, warnings.formatwarning = warnings.formatwarning, _warning_line
+    _closed_streams_to_devnull()
     stderr, hook = sys.stderr, sys.unraisablehook
     sys.stderr = _QuietStderr(stderr)   # a full log disk silences the command; it does not stop it
     sys.unraisablehook = functools.partial(_quiet_stops, default=hook)

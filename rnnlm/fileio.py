@@ -16,6 +16,7 @@ clean-up removes whatever carries that tag.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -34,7 +35,7 @@ def atomic_write(path, write_fn, *, suffix: str = ".tmp") -> None:
     writing) or the temporary one (no such folder, no permission) is re-raised
     naming `path`, so the CLI's one line says where in the user's words.
     """
-    path = Path(path)
+    path = _target(Path(path))
     folder = path.parent
     prefix = f".{path.name}.{secrets.token_hex(4)}."
     try:
@@ -55,6 +56,19 @@ def atomic_write(path, write_fn, *, suffix: str = ".tmp") -> None:
             # temporary one names that: say the file the caller asked for
             raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from None
         raise
+
+
+def _target(path: Path) -> Path:
+    """Where atomic_write puts the file: through a symbolic link to its target (as open() writes), so that
+    the link stays a link; an OSError when `path` is there but is not a regular file (a device such as
+    /dev/full or /dev/null, a FIFO, a socket, a folder), which a rename would replace (run as root, a
+    device file)."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file (a device, a FIFO or a socket)"
+        raise OSError(errno.EINVAL, f"it is {what}; give the path of a file", str(path))
+    return path
 
 
 def _remove_tagged(folder: Path, prefix: str, suffix: str) -> None:
@@ -90,13 +104,21 @@ def check_writable(path, advice: str = "give --out FILE.json in a writable folde
     """UserError (one line) when the file `path` cannot be written because its folder (or, not there yet,
     the nearest folder above it, where it would be created) is not writable: a read-only run folder.
     For the commands that measure for minutes before they write (jacobian, probe): checked first, so that
-    the refusal comes at once, not after the measurement. Anything else (a path through a file, a full
-    disk) is left to the write itself, which says it in one line too."""
+    the refusal comes at once, not after the measurement. So are a path that is there but is not a
+    regular file (a folder, a device such as /dev/full, a FIFO: `_target`) and a path through a file (a
+    file where a folder of the path would be). A full disk is left to the write itself, which says it in
+    one line too."""
+    from .errors import UserError
+    try:
+        _target(Path(path))
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}; {advice}") from None
     folder = Path(path).absolute().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"cannot write {path}: {folder} is a file, not a folder; {advice}")
     if folder.is_dir() and not os.access(folder, os.W_OK):
-        from .errors import UserError
         raise UserError(f"cannot write {path}: the folder {folder} is not writable; {advice}")
 
 

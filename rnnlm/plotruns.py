@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError, plural
-from .plots import (ZERO_NOTE, _joined, _legend_above, _legend_below, _mark_zeros, _nothing_positive, _positive,
-                    _pyplot, _save, _series, _set_title, _set_xlabel, _what, _zero_mask,
+from .plots import (NOTE_WIDTH, ZERO_NOTE, _joined, _legend_above, _legend_below, _mark_zeros, _nothing_positive,
+                    _positive,
+                    _pyplot, _save, _series, _set_title, _set_xlabel, _what, _wrap, _zero_mask,
                     activation_label, clip_label, default_quantity, model_label, settings_line)
 from .runs import fmt_ppl  # one format for perplexities, here and in reports
 
@@ -117,8 +118,8 @@ def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectra
             shown = shown[:3] + ["…"] + shown[-2:]
         which = ", ".join(shown)
         why = zero_reason(cfg.get("cell"), firsts[0]) if len(firsts) == 1 else "median exactly 0 from some lag"
-        ax.plot([], [], " ", label=f"{len(zero_steps)} of {len(events)} recordings (step{'s' if len(zero_steps) > 1 else ''} "
-                                   f"{which}): {why}")
+        ax.plot([], [], " ", label=_wrap(f"{len(zero_steps)} of {len(events)} recordings "
+                                         f"(step{'s' if len(zero_steps) > 1 else ''} {which}): {why}", NOTE_WIDTH))
     _legend_below(ax)
     m = events[-1].get("meta", {})
     behind = (f"median over {m.get('anchors', '?')} anchors × {m.get('tokens', '?')} tokens at each of "

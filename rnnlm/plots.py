@@ -217,6 +217,9 @@ def settings_line(metas: list[dict], clips: list[str] | None = None, behind: str
     return "; ".join(parts)
 
 
+NOTE_WIDTH = 90     # characters per line of a note in a legend: a longer one ran past the figure's edges
+
+
 def _wrap(text: str, width: int = 100) -> str:
     import textwrap
     return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
@@ -561,7 +564,7 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
             ax.plot(lags, drawn, linestyle="--", linewidth=1, color=color, label=label)
         ax.set_ylim(lo_data / 10 ** 1.2, hi_data * 10 ** 1.2)
     for note in notes:
-        ax.plot([], [], " ", label=note)
+        ax.plot([], [], " ", label=_wrap(note, NOTE_WIDTH))
     ax.set_yscale("log")
     if all_lags and not math.isfinite(hi_data):
         # nothing drawable on the log scale (every median 0): keep the x axis over the measured lags

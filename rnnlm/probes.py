@@ -379,7 +379,9 @@ def _distance_list(ds) -> str:
 def chance_sentence(bins) -> str:
     """What the agreement table's last line says of chance (`chance_pattern`): the distances at chance
     (and below it), and whether accuracy is above chance from some distance on or falls to chance and
-    stays there: a model at chance only at distance 1 is not one that fails from distance 1 on."""
+    stays there: a model at chance only at distance 1 is not one that fails from distance 1 on, and "falls"
+    is said only after distances mostly above chance (an untrained model above chance at one distance by
+    luck did not fall from it)."""
     if not bins:
         return "no distance probed"
     p = chance_pattern(bins)
@@ -414,7 +416,13 @@ def chance_sentence(bins) -> str:
         elif start == last:
             parts.append(f"at {fall} at the largest distance probed ({last})")
         else:
-            parts.append(f"falls to {fall} from distance {start} on and stays there {to_last}")
+            earlier = [b for b in bins if b["distance"] < start]
+            above = [b["distance"] for b in earlier if b["ci"][0] > CHANCE]
+            if 2 * len(above) > len(earlier):   # mostly above chance up to `start`, then at chance: a decline
+                parts.append(f"falls to {fall} from distance {start} on and stays there {to_last}")
+            else:                               # above chance only here and there before: no decline to speak of
+                parts.append(f"above chance only at {plural(len(above), 'distance')} {_distance_list(above)}, "
+                             f"and not from distance {start} on {to_last}")
     return "accuracy: " + "; ".join(parts)
 
 

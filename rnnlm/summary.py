@@ -63,9 +63,13 @@ def _longer_hint(s: dict, ours: float) -> str:
     stopped = s.get("stopped")
     V = s.get("vocab_size")
     if V and ours > V:
+        # worse than a uniform guess: a run a few steps old may be there on its way down, a diverging one
+        # stays there; the summary cannot tell which, so it says both
         fix = "a smaller --lr" + ("" if s.get("clipping", True) else ", or clipping (--clip-norm 0.25; it is off)")
-        return (f" (worse than a uniform guess over its {V:,} words, perplexity {V:,}: more steps will not fix "
-                f"that; try {fix})")
+        more = {"max_steps": "--max-steps", "max_minutes": "--max-minutes", "epochs": "--epochs"}.get(stopped)
+        first = f"train longer (raise {more}) to see whether it comes down; " if more else ""
+        return (f" (worse than a uniform guess over its {V:,} words, perplexity {V:,}: {first}"
+                f"if it stays above that, the run is diverging: try {fix})")
     if stopped == "interrupted":
         return f" (train longer: {_resume_command(s)})"
     if stopped in ("nonfinite", "min_lr"):

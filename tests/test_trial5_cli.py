@@ -37,15 +37,19 @@ def test_generate_text_refuses_a_vocabulary_of_another_size(run):
             TextStream(model, other, words=3)
 
 
-def test_a_model_worse_than_uniform_is_not_told_to_train_longer():
+def test_a_model_worse_than_uniform_is_told_it_may_be_diverging():
     V = 5000
     exploded = _summary("max_steps", vocab_size=V, clipping=False, val_ppl=2.06e13, best_val_ppl=2.06e13,
                         val_loss=30.66, best_val_loss=30.66)
     printed = format_summary(exploded)
     assert "NOT beaten it yet on valid" in printed
-    assert "train longer" not in printed and "raise --max-steps" not in printed
-    assert ("(worse than a uniform guess over its 5,000 words, perplexity 5,000: more steps will not fix that; "
-            "try a smaller --lr, or clipping (--clip-norm 0.25; it is off))") in printed
+    assert "(train longer: raise --max-steps)" not in printed
+    assert ("(worse than a uniform guess over its 5,000 words, perplexity 5,000: train longer (raise --max-steps) "
+            "to see whether it comes down; if it stays above that, the run is diverging: try a smaller --lr, or "
+            "clipping (--clip-norm 0.25; it is off))") in printed
+    # stopped early (patience): no "train longer" half, the divergence half stays
+    early = format_summary({**exploded, "stopped": "early_stop"})
+    assert "perplexity 5,000: if it stays above that, the run is diverging: try a smaller --lr" in early
     clipped = format_summary({**exploded, "clipping": True})
     assert "try a smaller --lr)" in clipped and "clip-norm" not in clipped
     # below V the advice is unchanged (the limit that stopped it)

@@ -1,0 +1,105 @@
+"""A seventh trial's findings (an attack on the sixth's fixes): each test fails without its fix.
+
+- an output path that is a symbolic link is written through (the link stays a link), and one that is not
+  a regular file (a FIFO, a device such as /dev/full, a folder) is refused, never replaced by a rename;
+  jacobian/probe say so, and a path through a file, before they measure;
+- a command started with standard output closed (`>&-`) runs instead of failing at its first print;
+- the notes of a lag plot are wrapped (a gated cell's "exactly 0" note ran past the figure's edges);
+- the agreement probe's line says "falls to chance" only after distances that were above it.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnlm.errors import UserError
+from rnnlm.fileio import atomic_write_text, check_writable
+from rnnlm.probes import chance_sentence
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_symbolic_link_is_written_through_and_stays_a_link(tmp_path):
+    target, link = tmp_path / "target.json", tmp_path / "link.json"
+    target.write_text("old")
+    link.symlink_to(target)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "target.json"]   # no temporary left
+
+
+def test_a_fifo_or_a_folder_is_refused_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        atomic_write_text(fifo, "x")
+    assert fifo.exists() and not fifo.is_file()              # still the FIFO
+    folder = tmp_path / "d"
+    folder.mkdir()
+    with pytest.raises(OSError, match="it is a folder"):
+        atomic_write_text(folder, "x")
+    assert folder.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "pipe"]
+
+
+@pytest.mark.parametrize("path, words", [("/dev/null", "not a regular file"), ("/dev/full", "not a regular file")])
+def test_check_writable_refuses_a_device_before_anything_is_measured(path, words):
+    if not Path(path).exists():
+        pytest.skip(f"no {path} here")
+    with pytest.raises(UserError, match=f"cannot write {path}: it is {words}"):
+        check_writable(path)                                  # (checks only: nothing is written)
+
+
+def test_check_writable_refuses_a_path_through_a_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match=r"afile is a file, not a folder; give --out FILE.json"):
+        check_writable(tmp_path / "afile" / "sub" / "x.json")
+    check_writable(tmp_path / "new" / "sub" / "x.json")       # folders still to be made: fine
+
+
+def test_jacobian_refuses_a_path_through_a_file_at_once(tmp_path, capsys):
+    from rnnlm.cli import main
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "x.json"
+    assert main(["jacobian", "--init", "orthogonal", "--cell", "rnn", "--hidden", "8", "--emsize", "8",
+                 "--vocab-size", "50", "--max-lag", "3", "--anchors", "1", "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: cannot write {out}: {tmp_path / 'afile'} is a file, not a folder; give --out FILE.json "
+                   "in a writable folder"], err
+
+
+def test_a_closed_standard_output_does_not_fail_the_command():
+    r = subprocess.run(["bash", "-c", f"{sys.executable} cli.py --version >&-"], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_gated_cells_zero_note_is_wrapped_inside_the_figure():
+    from rnnlm.plots import NOTE_WIDTH, draw_lag
+    from test_trial5_jacobian import saturated_doc
+    docs = [saturated_doc(), saturated_doc()]
+    docs[1]["meta"]["cell"] = "gru"
+    fig = draw_lag(docs)
+    notes = [t.get_text() for t in fig.axes[0].get_legend().get_texts() if "exactly 0 from" in t.get_text()]
+    assert len(notes) == 2 and any("\n" in n for n in notes)
+    assert max(len(line) for n in notes for line in n.split("\n")) <= NOTE_WIDTH
+
+
+def _bins(spec):
+    """[(distance, above chance?)] -> bins with a 95% interval over 0.5 (True) or around it (False)."""
+    return [{"distance": d, "ci": [0.55, 0.7] if up else [0.4, 0.6]} for d, up in spec]
+
+
+def test_falls_to_chance_only_after_distances_above_it():
+    untrained = _bins([(d, d == 17) for d in range(1, 21)])
+    line = chance_sentence(untrained)
+    assert "falls" not in line
+    assert line.endswith("above chance only at distance 17, and not from distance 18 on (to 20, the largest probed)")
+    patchy = _bins([(d, d in (1, 2, 14)) for d in range(1, 21)])
+    assert "above chance only at distances 1-2 and 14, and not from distance 15 on" in chance_sentence(patchy)
+    declining = _bins([(d, d < 10) for d in range(1, 21)])
+    assert chance_sentence(declining).endswith("falls to chance from distance 10 on and stays there (to 20, the "
+                                               "largest probed)")
