@@ -8,8 +8,8 @@ cli.main turns into one line.
 from __future__ import annotations
 
 from . import config as C
-from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _is_run,
-                       _subcommands, refuse_checkpoint_of_a_file)
+from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _drop_stdout,
+                       _is_run, _subcommands, refuse_checkpoint_of_a_file)
 from .clisweep import _add_plot_study, _add_plot_sweep, _run_plot_study, _run_plot_sweep
 from .errors import UserError
 
@@ -81,12 +81,28 @@ def _run_probe(args):
     if args.probe_command == "agreement":
         res, out = probes.run_agreement(args.run, distances=args.distances, n=args.n, feature=args.feature,
                                         **common)
-        print(probes.format_agreement(res))
+        text = probes.format_agreement(res)
     else:
         res, out = probes.run_context(args.run, split=args.split, distances=args.distances, mode=args.mode,
                                       n_targets=args.n_targets, window=args.window, **common)
-        print(probes.format_context(res))
-    print(f"wrote {out}")
+        text = probes.format_context(res)
+    return _print_saved(out, f"{text}\nwrote {out}")
+
+
+def _print_saved(saved, text: str) -> int:
+    """Print a command's report once its result is saved (jacobian, probe, demo): standard output failing
+    then (a full disk, `> /dev/full`) loses only the report, so it is one warning naming where the result
+    is, and status 0, as train's (clitrain._UnheardStdout); a closed pipe (`| head`) still ends the command
+    as Unix tools do."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        from .progress import note
+        _drop_stdout()
+        note(f"warning: standard output could not be written ({exc.strerror or exc}); the result is saved in "
+             f"{saved}")
     return 0
 
 
@@ -195,12 +211,8 @@ def _run_jacobian(args):
     # random tokens in place of a corpus only when none was named (nor a folder to find it in)
     doc, out = run_jacobian(config, corpus_fallback=args.corpus is None and args.corpora_dir is None,
                             progress=not args.no_progress)
-    print(format_table(doc))
-    if "stacked" in doc["curves"]:
-        print()
-        print(format_table(doc, "stacked"))
-    print(f"wrote {out}")
-    return 0
+    text = format_table(doc) + ("\n\n" + format_table(doc, "stacked") if "stacked" in doc["curves"] else "")
+    return _print_saved(out, f"{text}\nwrote {out}")
 
 
 def _add_plot(sub):
@@ -313,7 +325,6 @@ def _run_demo(args):
         s = run_longrange(out, minutes=args.minutes, quick=args.quick, seed=args.seed,
                           min_distance=args.min_distance, omega=args.omega,
                           subject_relative_rate=args.subject_relative_rate)
-    print((Path(out) / "summary.md").read_text(encoding="utf-8"))
-    print(f"wrote {Path(out) / 'summary.md'}, {Path(out) / 'summary.json'} and the figures "
-          f"({s['wall_s']['total'] if isinstance(s['wall_s'], dict) else s['wall_s']:.0f} s)")
-    return 0
+    return _print_saved(out, (Path(out) / "summary.md").read_text(encoding="utf-8")
+                        + f"\nwrote {Path(out) / 'summary.md'}, {Path(out) / 'summary.json'} and the figures "
+                          f"({s['wall_s']['total'] if isinstance(s['wall_s'], dict) else s['wall_s']:.0f} s)")

@@ -103,3 +103,19 @@ def test_falls_to_chance_only_after_distances_above_it():
     declining = _bins([(d, d < 10) for d in range(1, 21)])
     assert chance_sentence(declining).endswith("falls to chance from distance 10 on and stays there (to 20, the "
                                                "largest probed)")
+
+
+def test_a_full_standard_output_after_the_result_is_saved_is_a_warning(tmp_path):
+    """jacobian > /dev/full: the JSON is saved, so the lost report is one warning naming it, status 0 (probe
+    and demo print through the same cliinstruments._print_saved)."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    out = tmp_path / "r.json"
+    args = ["jacobian", "--init", "orthogonal", "--cell", "rnn", "--hidden", "8", "--emsize", "8", "--vocab-size",
+            "50", "--max-lag", "3", "--anchors", "1", "--no-progress"]
+    r = subprocess.run(f"{sys.executable} cli.py {' '.join(args)} --out {out} > /dev/full", shell=True, cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (f"warning: standard output could not be written (No space left on "
+                                                 f"device); the result is saved in {out}")
+    assert out.exists() and "curves" in out.read_text()
