@@ -127,11 +127,14 @@ def read_rows(folder) -> list[dict]:
             continue
         try:
             line.encode("utf-8")        # UnicodeEncodeError: the line holds bytes that are not UTF-8
-            rows.append(json.loads(line))
+            row = json.loads(line)
+            if not isinstance(row, dict):   # valid JSON but not a row ([1, 2], a hand edit): as corrupt
+                raise json.JSONDecodeError("not a JSON object", line, 0)
+            rows.append(row)
         except (json.JSONDecodeError, UnicodeEncodeError):
             if i == len(lines) - 1 and not text.endswith("\n"):
                 break
-            raise UserError(f"{path} cannot be read: line {i + 1} is not UTF-8 JSON; remove that line (the command "
+            raise UserError(f"{path} cannot be read: line {i + 1} is not a UTF-8 JSON object; remove that line (the command "
                             f"that wrote the folder, run again with --out {Path(folder)}, reruns its job) or "
                             "restore the file from a copy") from None
     return rows

@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _corrupt_line(folder: Path, n: int) -> str:
-    return (f"error: {folder / SWEEP_FILE} cannot be read: line {n} is not UTF-8 JSON; remove that line (the command "
-            f"that wrote the folder, run again with --out {folder}, reruns its job) or restore the file from a copy\n")
+    return (f"error: {folder / SWEEP_FILE} cannot be read: line {n} is not a UTF-8 JSON object; remove that line "
+            f"(the command that wrote the folder, run again with --out {folder}, reruns its job) or restore the file "
+            "from a copy\n")
 
 
 @pytest.fixture(scope="module")

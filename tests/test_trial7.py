@@ -119,3 +119,10 @@ def test_a_full_standard_output_after_the_result_is_saved_is_a_warning(tmp_path)
     assert r.stderr.strip().splitlines()[-1] == (f"warning: standard output could not be written (No space left on "
                                                  f"device); the result is saved in {out}")
     assert out.exists() and "curves" in out.read_text()
+
+
+def test_a_sweep_line_that_is_json_but_not_an_object_is_the_corrupt_line(tmp_path):
+    from rnnlm.sweep import SWEEP_FILE, read_rows
+    (tmp_path / SWEEP_FILE).write_text('{"name": "a", "status": "ok"}\n[1, 2]\n{"name": "b", "status": "ok"}\n')
+    with pytest.raises(UserError, match=r"cannot be read: line 2 is not a UTF-8 JSON object; remove that line"):
+        read_rows(tmp_path)
