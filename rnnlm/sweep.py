@@ -134,9 +134,9 @@ def read_rows(folder) -> list[dict]:
         except (json.JSONDecodeError, UnicodeEncodeError):
             if i == len(lines) - 1 and not text.endswith("\n"):
                 break
-            raise UserError(f"{path} cannot be read: line {i + 1} is not a UTF-8 JSON object; remove that line (the command "
-                            f"that wrote the folder, run again with --out {Path(folder)}, reruns its job) or "
-                            "restore the file from a copy") from None
+            raise UserError(f"{path} cannot be read: line {i + 1} is not a UTF-8 JSON object; remove that line "
+                            f"(the command that wrote the folder, run again with --out {Path(folder)}, reruns its job) "
+                            "or restore the file from a copy") from None
     return rows
 
 
