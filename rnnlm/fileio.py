@@ -64,10 +64,15 @@ def _target(path: Path) -> Path:
     /dev/full or /dev/null, a FIFO, a socket, a folder), which a rename would replace (run as root, a
     device file)."""
     if path.is_symlink():
-        path = Path(os.path.realpath(path))
+        try:
+            path = Path(os.path.realpath(path, strict=True))
+        except FileNotFoundError:       # a dangling link: its target is created, as open() would
+            path = Path(os.path.realpath(path))
+        except OSError as exc:          # a loop of links (ELOOP): nothing to write through to
+            raise OSError(exc.errno or errno.ELOOP, "it is a loop of symbolic links", str(path)) from None
     if path.exists() and not path.is_file():
-        what = "a folder" if path.is_dir() else "not a regular file (a device, a FIFO or a socket)"
-        raise OSError(errno.EINVAL, f"it is {what}; give the path of a file", str(path))
+        what = "a folder, not a file" if path.is_dir() else "not a regular file (a device, a FIFO or a socket)"
+        raise OSError(errno.EINVAL, f"it is {what}", str(path))
     return path
 
 

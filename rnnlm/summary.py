@@ -65,11 +65,10 @@ def _longer_hint(s: dict, ours: float) -> str:
     if V and ours > V:
         # worse than a uniform guess: a run a few steps old may be there on its way down, a diverging one
         # stays there; the summary cannot tell which, so it says both
-        fix = "a smaller --lr" + ("" if s.get("clipping", True) else ", or clipping (--clip-norm 0.25; it is off)")
+        fix = "a smaller --lr" + ("" if s.get("clipping", True) else " or --clip-norm 0.25, clipping being off")
         more = {"max_steps": "--max-steps", "max_minutes": "--max-minutes", "epochs": "--epochs"}.get(stopped)
-        first = f"train longer (raise {more}) to see whether it comes down; " if more else ""
-        return (f" (worse than a uniform guess over its {V:,} words, perplexity {V:,}: {first}"
-                f"if it stays above that, the run is diverging: try {fix})")
+        young = f"; a run only a few steps old may still come down: raise {more} to see" if more else ""
+        return f" (worse than a uniform guess over its {V:,} words, so probably diverging: try {fix}{young})"
     if stopped == "interrupted":
         return f" (train longer: {_resume_command(s)})"
     if stopped in ("nonfinite", "min_lr"):

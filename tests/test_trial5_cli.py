@@ -44,19 +44,19 @@ def test_a_model_worse_than_uniform_is_told_it_may_be_diverging():
     printed = format_summary(exploded)
     assert "NOT beaten it yet on valid" in printed
     assert "(train longer: raise --max-steps)" not in printed
-    assert ("(worse than a uniform guess over its 5,000 words, perplexity 5,000: train longer (raise --max-steps) "
-            "to see whether it comes down; if it stays above that, the run is diverging: try a smaller --lr, or "
-            "clipping (--clip-norm 0.25; it is off))") in printed
-    # stopped early (patience): no "train longer" half, the divergence half stays
+    assert ("(worse than a uniform guess over its 5,000 words, so probably diverging: try a smaller --lr or "
+            "--clip-norm 0.25, clipping being off; a run only a few steps old may still come down: raise "
+            "--max-steps to see)") in printed
+    # stopped early (patience): no "raise" half, the divergence half stays
     early = format_summary({**exploded, "stopped": "early_stop"})
-    assert "perplexity 5,000: if it stays above that, the run is diverging: try a smaller --lr" in early
+    assert "so probably diverging: try a smaller --lr or --clip-norm 0.25, clipping being off)" in early
     clipped = format_summary({**exploded, "clipping": True})
-    assert "try a smaller --lr)" in clipped and "clip-norm" not in clipped
+    assert "try a smaller --lr; a run only" in clipped and "clip-norm" not in clipped
     # below V the advice is unchanged (the limit that stopped it)
     assert "(train longer: raise --max-steps)" in format_summary(_summary("max_steps", vocab_size=V))
     # a summary without the field (an older caller) keeps the old advice
-    assert "(train longer: raise --max-steps)" in format_summary(_summary("max_steps", val_ppl=2e13,
-                                                                           best_val_ppl=2e13, best_val_loss=30.6))
+    old_caller = _summary("max_steps", val_ppl=2e13, best_val_ppl=2e13, best_val_loss=30.6)
+    assert "(train longer: raise --max-steps)" in format_summary(old_caller)
 
 
 def test_the_training_summary_carries_what_the_advice_needs(run):
@@ -69,7 +69,8 @@ def test_the_training_summary_carries_what_the_advice_needs(run):
     assert s["vocab_size"] == start["vocab_size"] and s["clipping"] is True      # the default --clip-norm 0.25
 
 
-_QUICK = {"generate": ["--words", "2"], "evaluate": [], "jacobian": ["--max-lag", "2", "--anchors", "1", "--no-progress"],
+_QUICK = {"generate": ["--words", "2"], "evaluate": [],
+          "jacobian": ["--max-lag", "2", "--anchors", "1", "--no-progress"],
           "probe context": ["--n-targets", "4", "--distances", "1,2", "--window", "8"]}
 
 

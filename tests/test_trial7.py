@@ -39,7 +39,7 @@ def test_a_fifo_or_a_folder_is_refused_not_replaced(tmp_path):
     assert fifo.exists() and not fifo.is_file()              # still the FIFO
     folder = tmp_path / "d"
     folder.mkdir()
-    with pytest.raises(OSError, match="it is a folder"):
+    with pytest.raises(OSError, match="it is a folder, not a file"):
         atomic_write_text(folder, "x")
     assert folder.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "pipe"]
@@ -126,3 +126,21 @@ def test_a_sweep_line_that_is_json_but_not_an_object_is_the_corrupt_line(tmp_pat
     (tmp_path / SWEEP_FILE).write_text('{"name": "a", "status": "ok"}\n[1, 2]\n{"name": "b", "status": "ok"}\n')
     with pytest.raises(UserError, match=r"cannot be read: line 2 is not a UTF-8 JSON object; remove that line"):
         read_rows(tmp_path)
+
+
+def test_a_loop_of_symbolic_links_is_refused_not_replaced(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    with pytest.raises(OSError, match="it is a loop of symbolic links"):
+        atomic_write_text(a, "x")
+    assert a.is_symlink() and b.is_symlink()
+    with pytest.raises(UserError, match=r"cannot write .*: it is a loop of symbolic links; give --out FILE.json"):
+        check_writable(a)
+
+
+def test_the_refusal_gives_one_piece_of_advice(tmp_path):
+    with pytest.raises(UserError) as e:
+        check_writable(tmp_path)
+    assert str(e.value) == (f"cannot write {tmp_path}: it is a folder, not a file; give --out FILE.json in a "
+                            "writable folder")
