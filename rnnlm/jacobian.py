@@ -531,8 +531,9 @@ def check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities) 
     _check_count("max_lag", max_lag, where)
     _check_count("anchors", anchors, where)
     if rng is not None and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{where}: rng must be a numpy Generator, e.g. np.random.default_rng({rng!r}), or None "
-                        f"(seed 0), got {rng!r} ({type(rng).__name__})")
+        example = f"np.random.default_rng({rng!r})" if isinstance(rng, (int, np.integer)) else "np.random.default_rng(0)"
+        raise TypeError(f"{where}: rng must be a numpy Generator, e.g. {example}, or None (seed 0), got {rng!r} "
+                        f"({type(rng).__name__})")
     if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not (0 < tol < 1):
         raise ValueError(f"{where}: tol must be a number in (0, 1), got {tol!r}")
     known = ("h", "c", "state") if model.config.cell == "lstm" else ("h",)

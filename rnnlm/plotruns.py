@@ -197,8 +197,9 @@ def draw_training(run_dir, title: str | None = None):
     # Cross-entropy rather than perplexity on the axis: a diverging run's perplexity overflows
     # float64 (e^710) long before its loss stops being plottable.
     x = [e["step"] for e in steps]
+    one = {"marker": "o", "markersize": 3} if len(steps) == 1 else {}      # one logged step: a line shows nothing
     a_ppl.plot(x, _positive([e.get("loss_avg") for e in steps]), linewidth=1,
-               label="train (mean over the log interval)")
+               label="train (mean over the log interval)", **one)
     if evals:
         last = evals[-1].get("val_ppl")
         a_ppl.plot([e["step"] for e in evals], _positive([e.get("val_loss") for e in evals]),
@@ -216,7 +217,8 @@ def draw_training(run_dir, title: str | None = None):
     import matplotlib.ticker as mticker
     a_ppl.set_ylabel("cross-entropy (nats/token;\nperplexity = e^loss)")
 
-    a_g.plot(x, _positive([e.get("grad_norm") for e in steps]), linewidth=1, label="gradient L2 norm before clipping")
+    a_g.plot(x, _positive([e.get("grad_norm") for e in steps]), linewidth=1, label="gradient L2 norm before clipping",
+             **one)
     clipped = [e for e in steps if e.get("clipped")]
     if clipped:
         # Only the logged steps can be marked; the summary's "clipped steps %" counts every step.
@@ -471,7 +473,10 @@ def draw_explosion(run_a: Path, run_b: Path, title: str):
             ax2.axhline(cfg["clip_norm"], color=color, ls="--", lw=1,
                         label=f"clip threshold {cfg['clip_norm']:g} (norms above it were rescaled to it)")
         if with_updates:
-            axes[2].plot(x, upd, color=color, label=label, lw=1.2)
+            lrs = [e["lr"] for e in st if e.get("lr") is not None]
+            # the update steps down where the learning rate was annealed: say so, or it reads as the gradient
+            annealed = f" (lr annealed {lrs[0]:g} → {lrs[-1]:g})" if len(set(lrs)) > 1 else ""
+            axes[2].plot(x, upd, color=color, label=label + annealed, lw=1.2)
         for e in ev:
             if e["type"] == "nonfinite":
                 for ax in axes:

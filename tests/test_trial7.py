@@ -144,3 +144,41 @@ def test_the_refusal_gives_one_piece_of_advice(tmp_path):
         check_writable(tmp_path)
     assert str(e.value) == (f"cannot write {tmp_path}: it is a folder, not a file; give --out FILE.json in a "
                             "writable folder")
+
+
+def test_a_training_figure_of_one_logged_step_draws_it(tmp_path):
+    from rnnlm import plotruns
+    from test_plots_figures import _fake_run
+    fig = plotruns.draw_training(_fake_run(tmp_path / "one", losses=(5.0,), norms=(1.0,)))
+    lines = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_label().startswith(("train", "gradient"))]
+    assert len(lines) == 2 and all(ln.get_marker() == "o" for ln in lines)
+    fig = plotruns.draw_training(_fake_run(tmp_path / "three"))
+    lines = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_label().startswith(("train", "gradient"))]
+    assert len(lines) == 2 and all(ln.get_marker() in ("None", None, "") for ln in lines)    # as before
+
+
+def test_the_explosion_figure_says_where_the_update_stepped_down_with_the_lr(tmp_path):
+    import json
+    from rnnlm import plotruns
+    from test_plots_figures import _fake_run
+    from test_trial6_explosion import _with_clipped_norms
+    a = _with_clipped_norms(_fake_run(tmp_path / "a", clip_norm=0.0), 0.0)
+    b = _with_clipped_norms(_fake_run(tmp_path / "b", clip_norm=0.25), 0.25)
+    path = b / "metrics.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    events[-1]["lr"] = 1.25                                   # annealed by 4 before the last step
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    fig = plotruns.draw_explosion(a, b, "t")
+    labels = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
+    assert labels == ["no clipping", "clip-norm 0.25 (lr annealed 5 → 1.25)"]
+
+
+def test_lag_curve_with_a_random_state_advises_a_generator_not_its_repr():
+    import numpy as np
+    from rnnlm import jacobian
+    from rnnlm.model import ModelConfig, RNNModel
+    model = RNNModel(ModelConfig(vocab_size=20, cell="rnn", emsize=4, hidden=4, dtype="float64"))
+    advice = r"rng must be a numpy Generator, e.g. np.random.default_rng\(0\), or None"
+    with pytest.raises(TypeError, match=advice) as e:
+        jacobian.lag_curve(model, np.arange(20), 3, 2, np.random.RandomState(0))
+    assert "default_rng(RandomState" not in str(e.value)
