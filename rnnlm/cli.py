@@ -21,7 +21,7 @@ standard output closed by its reader (`| head`) ends any command quietly
 with 141 (128 + SIGPIPE), as Unix tools end; any other failed write on
 it (`> /dev/full`) is the one line naming standard output, in every command
 (`_NamedStdout` stands in for sys.stdout while one runs) but `train`, which
-trains on and warns at the end (clitrain._UnheardStdout: its run folder is
+trains on and warns at the end (cliflags.unheard_stdout: its run folder is
 its product, its standard output messages, as standard error's are). Ctrl-C exits 130;
 SIGTERM (the same clean shutdown: train saves, a sweep or study raises
 errors.Terminated) exits 143, the shell's 128 + 15.
@@ -36,7 +36,7 @@ import warnings
 
 from . import config as C
 from .clidata import _add_baseline, _add_bench, _add_corpus, _run_baseline, _run_bench, _run_corpus
-from .cliflags import _drop_stdout, _Parser, _on_stdout, _subcommands
+from .cliflags import DroppedWrites, _drop_stdout, _Parser, _on_stdout, _subcommands
 from .cliinstruments import (_add_demo, _add_gradcheck, _add_jacobian, _add_plot, _add_probe, _run_demo,
                              _run_gradcheck, _run_jacobian, _run_plot, _run_probe)
 from .clisweep import _add_study, _add_sweep, _run_study, _run_sweep
@@ -179,31 +179,6 @@ def _stdout_fails() -> bool:
     return False
 
 
-class _QuietStderr:
-    """sys.stderr while a command runs: a write or flush that fails (a full log disk, `2>/dev/full`) is
-    dropped instead of raised. Standard error carries only messages (bars, progress and error lines),
-    and losing them must not stop a training or turn its outcome into another exit status; the command
-    goes on, unheard. Everything else (fileno, isatty, encoding) is the stream's own."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text):
-        try:
-            return self._stream.write(text)
-        except OSError:
-            return len(text)
-
-    def flush(self):
-        try:
-            return self._stream.flush()
-        except OSError:
-            return None
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
 def _quiet_stops(unraisable, default=sys.unraisablehook) -> None:
     """sys.unraisablehook while a command runs: a stop (Ctrl-C's KeyboardInterrupt, SIGTERM's Terminated)
     raised where Python can only print it (a signal landing in a ctypes callback of Numba's cache while a
@@ -239,7 +214,7 @@ def main(argv=None) -> int:
     before, warnings.formatwarning = warnings.formatwarning, _warning_line
     _closed_streams_to_devnull()
     stderr, hook = sys.stderr, sys.unraisablehook
-    sys.stderr = _QuietStderr(stderr)   # a full log disk silences the command; it does not stop it
+    sys.stderr = DroppedWrites(stderr)   # a full log disk silences the command; it does not stop it
     sys.unraisablehook = functools.partial(_quiet_stops, default=hook)
     try:
         with sigterm_raises() as seen:   # from the first line: a stop during the imports is one line too
@@ -253,7 +228,7 @@ def main(argv=None) -> int:
                 return 143
     finally:
         warnings.formatwarning, sys.unraisablehook = before, hook
-        if isinstance(sys.stderr, _QuietStderr):
+        if isinstance(sys.stderr, DroppedWrites):
             sys.stderr.flush()
             sys.stderr = stderr
 

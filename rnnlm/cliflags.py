@@ -14,6 +14,7 @@ config.py and errors.py, so that `--help` stays instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 
@@ -170,3 +171,62 @@ def _drop_stdout() -> None:
         os.close(devnull)
     except (AttributeError, OSError, ValueError):     # a stdout without a file descriptor (tests capture it)
         pass
+
+
+class DroppedWrites:
+    """A text stream whose writes and flushes that fail (OSError: a full disk, `> /dev/full`) are dropped
+    instead of raised, so that losing messages does not stop the command. Standard error during every
+    command (cli.main: its bars and lines are messages); standard output while a command whose product is
+    a file runs (`unheard_stdout`). keep_pipe: a closed pipe (BrokenPipeError, `| head`) still raises, so
+    that the command ends with 141 as Unix tools do. The first failure is kept (`failed`) and `on_fail()`
+    runs once then. Everything else (fileno, isatty, encoding) is the stream's own."""
+
+    def __init__(self, stream, keep_pipe: bool = False, on_fail=None):
+        self._stream, self._keep_pipe, self._on_fail = stream, keep_pipe, on_fail
+        self.failed = None
+
+    def _drop(self, exc: OSError) -> None:
+        if self._keep_pipe and isinstance(exc, BrokenPipeError):
+            raise exc
+        if self.failed is None:
+            self.failed = exc
+            if self._on_fail is not None:
+                self._on_fail()
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self._drop(exc)
+            return len(text)
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError as exc:
+            self._drop(exc)
+            return None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def unheard_stdout(saved):
+    """Standard output for a command whose product is a file or folder (train's run folder, jacobian's and
+    probe's JSON, a demo's folder): a write that fails is dropped (DroppedWrites), standard output then
+    points at os.devnull (_drop_stdout, so that the text still buffered cannot fail again at exit), and
+    the command ends with one warning line naming `saved()` (what holds its result) instead of an error:
+    losing the report must not lose, or misreport, the result. A closed pipe still raises."""
+    stdout = sys.stdout
+    sys.stdout = unheard = DroppedWrites(stdout, keep_pipe=True, on_fail=_drop_stdout)
+    try:
+        yield unheard
+        sys.stdout.flush()
+    finally:
+        if sys.stdout is unheard:
+            sys.stdout = stdout
+    if unheard.failed is not None:
+        from .progress import note
+        why = unheard.failed.strerror or str(unheard.failed)
+        note(f"warning: standard output could not be written ({why}); {saved()}")

@@ -8,8 +8,8 @@ cli.main turns into one line.
 from __future__ import annotations
 
 from . import config as C
-from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _drop_stdout,
-                       _is_run, _subcommands, refuse_checkpoint_of_a_file)
+from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _is_run,
+                       _subcommands, refuse_checkpoint_of_a_file, unheard_stdout)
 from .clisweep import _add_plot_study, _add_plot_sweep, _run_plot_study, _run_plot_sweep
 from .errors import UserError
 
@@ -92,17 +92,9 @@ def _run_probe(args):
 def _print_saved(saved, text: str) -> int:
     """Print a command's report once its result is saved (jacobian, probe, demo): standard output failing
     then (a full disk, `> /dev/full`) loses only the report, so it is one warning naming where the result
-    is, and status 0, as train's (clitrain._UnheardStdout); a closed pipe (`| head`) still ends the command
-    as Unix tools do."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        from .progress import note
-        _drop_stdout()
-        note(f"warning: standard output could not be written ({exc.strerror or exc}); the result is saved in "
-             f"{saved}")
+    is, and status 0, as train's (cliflags.unheard_stdout)."""
+    with unheard_stdout(lambda: f"the result is saved in {saved}"):
+        print(text)
     return 0
 
 

@@ -15,7 +15,7 @@ import sys
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _clip_arg, _data_config,
-                       _drop_stdout, _fallback_note, _given, refuse_checkpoint_of_a_file)
+                       _fallback_note, _given, refuse_checkpoint_of_a_file, unheard_stdout)
 from .errors import UserError, plural
 
 
@@ -150,70 +150,30 @@ def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
         raise UserError("--max-skips is for --on-nonfinite skip (with stop, the first non-finite step ends the run)")
 
 
-class _UnheardStdout:
-    """sys.stdout while `train` runs: a write or flush that fails (a full disk, `> /dev/full`) is dropped, as
-    cli._QuietStderr drops standard error's. Training's standard output carries messages (the run folder,
-    the summary), its product is the run folder: a lost line must not stop a training, nor remove or
-    spoil its run. The first failure is kept (`failed`) for the warning at the end, and standard output then
-    points at os.devnull (cliflags._drop_stdout), so that the text still buffered cannot fail again at exit. A
-    closed pipe (`| head`) still raises: the command ends with 141, as Unix tools do."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self.failed = None
-
-    def _drop(self, exc: OSError):
-        if isinstance(exc, BrokenPipeError):
-            raise exc
-        if self.failed is None:
-            self.failed = exc
-            _drop_stdout()
-
-    def write(self, text):
-        try:
-            return self._stream.write(text)
-        except OSError as exc:
-            self._drop(exc)
-            return len(text)
-
-    def flush(self):
-        try:
-            return self._stream.flush()
-        except OSError as exc:
-            self._drop(exc)
-            return None
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
 def _run_train(args):
     from .stopping import exit_status
     from .summary import format_summary
     from .train import train
     config, resume = _train_config(args)
-    stdout = sys.stdout
-    sys.stdout = unheard = _UnheardStdout(stdout)
-    try:
+    summary, stopped = {}, None
+
+    def saved() -> str:
+        if not summary:     # stopped in the final evaluation: train's own line said what is saved
+            return "the run is saved in its run folder (the line above)"
+        return f"the run trained and is saved in {summary['run_dir']}: its results are in " \
+               f"{summary['run_dir']}/metrics.jsonl"
+
+    with unheard_stdout(saved):
         try:
             summary = train(config, resume=resume)
         except KeyboardInterrupt as exc:    # during the final evaluation (a stop in training returns a summary)
             if not getattr(exc, "said", False):     # said: train printed its one line (what is saved, what next)
                 raise
             from .sweep import exit_status as signal_status
-            return signal_status(exc)
-        print(format_summary(summary))
-        sys.stdout.flush()
-    finally:
-        if sys.stdout is unheard:
-            sys.stdout = stdout
-    if unheard.failed is not None:
-        from .progress import note
-        folder = summary["run_dir"]
-        why = unheard.failed.strerror or str(unheard.failed)
-        note(f"warning: standard output could not be written ({why}); the run trained and is saved in {folder}: "
-             f"its results are in {folder}/metrics.jsonl")
-    return exit_status(summary)      # 130 after Ctrl-C, 143 after SIGTERM
+            stopped = signal_status(exc)
+        else:
+            print(format_summary(summary))
+    return exit_status(summary) if stopped is None else stopped     # 130 after Ctrl-C, 143 after SIGTERM
 
 
 def _add_evaluate(sub):
