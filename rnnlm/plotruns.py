@@ -2,7 +2,7 @@
 training, probe results, and the two figures of `demo gradients` that are not lag curves.
 
 Inputs are files other modules write: a run folder's config.json and
-metrics.jsonl (train.py; `read_train_config`, `read_metrics`), probe results
+metrics.jsonl (train.py; `plots.read_train_config`, `read_metrics`), probe results
 (probes.py; `read_probes`), the init study of `demo gradients`
 (demogradients.py). As in plots.py, each `plot_*` writes PNG and SVG side by
 side and returns the PNG path, and its `draw_*` twin returns the Figure
@@ -26,7 +26,7 @@ import numpy as np
 from .errors import UserError, plural
 from .plots import (NOTE_WIDTH, ZERO_NOTE, _joined, _legend_above, _legend_below, _mark_zeros, _nothing_positive,
                     _positive,
-                    _pyplot, _save, _series, _set_title, _set_xlabel, _what, _wrap, _zero_mask,
+                    _pyplot, _save, _series, _set_title, _set_xlabel, _what, _wrap, _zero_mask, read_train_config,
                     activation_label, clip_label, default_quantity, model_label, settings_line)
 from .runs import fmt_ppl  # one format for perplexities, here and in reports
 
@@ -46,17 +46,6 @@ def read_metrics(run_dir) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return events
-
-
-def read_train_config(run_dir) -> dict:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run folder (no config.json)")
-    try:
-        train = json.loads(path.read_text(encoding="utf-8")).get("train", {})
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON ({exc})") from None
-    return {**train.get("model", {}), **train}   # the model settings flat, in either config format
 
 
 def run_label(train_cfg: dict) -> str:

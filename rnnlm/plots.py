@@ -271,11 +271,26 @@ def _clip_from_run(doc, folder: Path) -> None:
     if not isinstance(meta, dict) or meta.get("clip") or meta.get("source") == "init":
         return
     try:
-        train = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("train")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        train = read_train_config(folder)
+    except UserError:       # no run folder around it, or an unreadable config.json: nothing recorded
         return
-    if isinstance(train, dict):
-        meta["clip"] = clip_label(train)
+    meta["clip"] = clip_label(train)
+
+
+def read_train_config(run_dir) -> dict:
+    """A run folder's training settings for figures (config.json's "train", the model settings flat);
+    UserError (one line) when there is none or it is not JSON."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.json)")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
+    train = doc.get("train", {}) if isinstance(doc, dict) else None
+    if not isinstance(train, dict):
+        raise UserError(f"{path} holds no training settings")
+    return {**train.get("model", {}), **train}   # the model settings flat, in either config format
 
 
 def default_quantity(cell: str | None, quantity: str = "auto") -> str:
