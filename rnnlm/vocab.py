@@ -50,6 +50,10 @@ class Vocab:
             raise UserError(f"--min-count {min_count}: must be at least 1")
         # (-count, word) tuples sort in C: count descending, then alphabetically.
         ranked = sorted((-c, w) for w, c in counts.items() if c >= min_count and w not in SPECIALS)
+        words = [c for w, c in counts.items() if w not in SPECIALS]
+        if not ranked and words:    # every word below --min-count: a model of <unk> and <eos> alone
+            raise UserError(f"--min-count {min_count} leaves no word in the vocabulary (the most frequent word "
+                            f"of the training split occurs {max(words):,} times); give a smaller --min-count")
         if max_vocab:
             ranked = ranked[: max_vocab - len(SPECIALS)]
         return cls(list(SPECIALS) + [w for _, w in ranked],

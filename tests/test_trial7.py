@@ -182,3 +182,11 @@ def test_lag_curve_with_a_random_state_advises_a_generator_not_its_repr():
     with pytest.raises(TypeError, match=advice) as e:
         jacobian.lag_curve(model, np.arange(20), 3, 2, np.random.RandomState(0))
     assert "default_rng(RandomState" not in str(e.value)
+
+
+def test_a_min_count_above_every_word_is_refused_not_a_two_word_model():
+    from rnnlm.vocab import Vocab
+    with pytest.raises(UserError, match=r"--min-count 1000 leaves no word in the vocabulary \(the most frequent "
+                                        r"word of the training split occurs 7 times\); give a smaller --min-count"):
+        Vocab.build({"casa": 7, "homem": 3}, min_count=1000)
+    assert len(Vocab.build({"casa": 7, "homem": 3}, min_count=5)) == 3      # one word left: fine
