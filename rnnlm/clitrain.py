@@ -201,6 +201,8 @@ def _run_evaluate(args):
     print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
     print(f"text: {r['source']}  ({r['tokens']:,} {plural(r['tokens'], 'token')}, {r['oov']:,} out of vocabulary = "
           f"{100 * r['oov_rate']:.2f}%)")
+    if r.get("note"):
+        print(f"note: {r['note']}")
     nats = r["loss"]
     fmt = (lambda x: f"{x:.4f}") if abs(nats) < 1e5 else (lambda x: f"{x:.4g}")      # noqa: E731
     print(f"cross-entropy: {fmt(nats)} nats/token ({fmt(nats / 0.6931471805599453)} bits/token) "

@@ -563,6 +563,27 @@ def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[f
     return total / count, count
 
 
+def _text_tokens(raw: str, name, data) -> tuple[list, str]:
+    """A --text file's tokens read as the corpus was (DataConfig `data`), and a note ("" or why it was not).
+
+    The corpus reader drops all-capital lines as headings and lone numbers as page
+    numbers; a file made only of such lines (a text typed in capitals) is read
+    with every line kept instead, and the note says so. A file with no tokens
+    (only spaces) is refused.
+    """
+    from .tokenize import tokenize
+    tokens = tokenize(raw, keep_case=data.keep_case, num_token=data.num_token)
+    note = ""
+    if not tokens:
+        tokens = tokenize(raw, keep_case=data.keep_case, num_token=data.num_token, layout=False)
+        note = ("every line is in capitals or a lone number, which the corpus reader drops as headings and "
+                "page numbers; read as text instead") if tokens else ""
+    if not tokens:
+        raise UserError(f"--text {name} has no words; evaluation reads one token to predict the next, so give "
+                        f"a text of at least a sentence")
+    return tokens, note
+
+
 def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
     """Token ids of a split of a run's own corpus, or of any text file read the run's way.
 
@@ -570,10 +591,11 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
     A text file is tokenized with the run's tokenizer settings and encoded with
     its vocabulary (unknown words become <unk> and are counted). A split is
     refused when the corpus or tokenizer changed since training (checksum).
-    Returns {"ids", "source", "tokens", "oov", "oov_rate"}.
+    A file whose every line is in capitals is read with those lines kept (see
+    `_text_tokens`); "note" says so. Returns {"ids", "source", "tokens", "oov",
+    "oov_rate", "note"} ("note" for a text file only; "" when read as the corpus was).
     """
     from .corpus import read_text
-    from .tokenize import tokenize
     from .config import config_from_dict
 
     tcfg = config_from_dict(info["train"])
@@ -582,11 +604,11 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
         if not p.is_file():
             what = "is not a regular file" if p.exists() else "does not exist"
             raise UserError(f"--text {text} {what}; give a UTF-8 .txt file")
-        tokens = tokenize(read_text(p, corpus=False), keep_case=tcfg.data.keep_case, num_token=tcfg.data.num_token)
+        tokens, note = _text_tokens(read_text(p, corpus=False), text, tcfg.data)
         ids = vocab.encode(tokens)
         unk = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
         return {"ids": ids, "source": str(p), "tokens": len(ids), "oov": len(unk),
-                "oov_rate": len(unk) / max(len(ids), 1)}
+                "oov_rate": len(unk) / max(len(ids), 1), "note": note}
     if split not in ("train", "valid", "test"):
         raise UserError(f"--split must be train, valid or test, got '{split}'")
     from .data import load_corpus

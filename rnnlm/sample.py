@@ -105,6 +105,28 @@ def draw(probs, rng) -> np.ndarray:
     return np.minimum(ids, last)
 
 
+def _lowercase_initials(tokens: list, vocab) -> list:
+    """A lower-case run's prime: "d. joão" typed in lower case -> d. joão, as "D. João" was read.
+
+    The tokenizer knows a single-letter abbreviation by its capital (D. J. V.);
+    typed in lower case, "d" "." and a sentence end come out instead. Where the
+    vocabulary holds the abbreviation ("d.", from the corpus's "D."), the letter
+    and its period are joined again and the <eos> after them dropped.
+    """
+    out: list = []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        if (len(t) == 1 and t.isalpha() and i + 1 < len(tokens) and tokens[i + 1] == "."
+                and i + 2 < len(tokens) and f"{t}." in vocab.stoi):
+            out.append(f"{t}.")
+            i += 3 if tokens[i + 2] == EOS else 2
+            continue
+        out.append(t)
+        i += 1
+    return out
+
+
 def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = False):
     """Tokenize a prime as the corpus was -> (tokens, ids, unknown words).
 
@@ -112,13 +134,19 @@ def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = F
     dropped unless the prime ends a sentence, so "O homem que" is continued
     mid-sentence. A prime that opens with a clitic ("-se foi") continues a verb: its
     "-se" is the clitic token, not a dialogue dash (tokenize.leading_clitics).
+    A prime is the user's words, not a book page: a line in capitals ("O HOMEM
+    QUE") or a lone number is read as text, not dropped as a heading or page
+    number (tokenize's layout=False). In a lower-case run, an initial typed in
+    lower case ("d. joão") is the abbreviation the corpus's "D. João" gave.
     Unknown words map to <unk> and are listed, not refused.
     """
     from .tokenize import leading_clitics, tokenize
     lead, rest = leading_clitics(prime)
     tokens = lead if keep_case else [t.lower() for t in lead]
     if rest.strip():
-        tokens = tokens + tokenize(rest, keep_case=keep_case, num_token=num_token)
+        tokens = tokens + tokenize(rest, keep_case=keep_case, num_token=num_token, layout=False)
+    if not keep_case:
+        tokens = _lowercase_initials(tokens, vocab)
     if tokens and tokens[-1] == EOS and (len(tokens) < 2 or tokens[-2] not in _SENTENCE_END):
         tokens = tokens[:-1]
     ids = vocab.encode(tokens) if tokens else np.zeros(0, dtype=np.int32)

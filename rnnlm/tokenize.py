@@ -144,8 +144,13 @@ def _is_heading(line: str) -> bool:
     return letters >= 2 or bool(_ROMAN.fullmatch(line))
 
 
-def paragraphs(text: str, version: int = TOKENIZER_VERSION) -> list[str]:
-    """Rebuild paragraphs from normalized, page-wrapped text (see the module docstring)."""
+def paragraphs(text: str, version: int = TOKENIZER_VERSION, layout: bool = True) -> list[str]:
+    """Rebuild paragraphs from normalized, page-wrapped text (see the module docstring).
+
+    layout: read the text as a page of a book, dropping lone page numbers and
+    heading lines (all capitals); False keeps every line as text (a prime a
+    user typed: "O HOMEM QUE", "1890").
+    """
     lines = [line.strip() for line in text.split("\n")]
     lengths = sorted(len(line) for line in lines if line)
     width = lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
@@ -165,9 +170,9 @@ def paragraphs(text: str, version: int = TOKENIZER_VERSION) -> list[str]:
         if not line:
             flush()
             continue
-        if _PAGE_NUMBER.fullmatch(line):
+        if layout and _PAGE_NUMBER.fullmatch(line):
             continue
-        if _is_heading(line):
+        if layout and _is_heading(line):
             flush()
             continue
         if line[0] == DASH or line.startswith("- "):
@@ -298,19 +303,22 @@ def _with_sentence_ends(tokens: list[str]) -> list[str]:
 
 
 def tokenize(text: str, keep_case: bool = False, num_token: bool = False,
-             version: int = TOKENIZER_VERSION) -> list[str]:
+             version: int = TOKENIZER_VERSION, layout: bool = True) -> list[str]:
     """Portuguese text -> word and punctuation tokens with <eos> at sentence ends.
 
     keep_case: keep capitals (default lower-cases everything).
     num_token: replace every number by <num>.
     version: an older TOKENIZER_VERSION's output (1 or 2), to compare with runs made before.
+    layout: drop page numbers and all-capital heading lines as the corpus reader
+    does (see `paragraphs`); False for text that is not a book page, such as a
+    generate prime, where "CAPÍTULO PRIMEIRO" or "1890" are the user's words.
     """
     if version not in _TOKEN_RES:
         raise ValueError(f"tokenizer version {version}: this rnnlm has {sorted(_TOKEN_RES)}")
     clitic_cache: dict = {}
     result: list[str] = []
     token_re = _TOKEN_RES[version]
-    for paragraph in paragraphs(normalize(text), version):
+    for paragraph in paragraphs(normalize(text), version, layout):
         tokens = _paragraph_tokens(paragraph, clitic_cache, token_re)
         if tokens:
             result.extend(_with_sentence_ends(tokens))

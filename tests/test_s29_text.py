@@ -1,0 +1,99 @@
+"""A user's own text is read as the user wrote it: each test fails without its fix.
+
+- a generate prime in capitals ("O HOMEM QUE") or a lone number was dropped as a book's heading or page
+  number, and the model was primed with nothing, silently;
+- `evaluate --text` on a file typed in capitals said "0 tokens are too few for batch size 1; use a smaller
+  batch or a larger corpus"; it is now read with its lines kept, and says so;
+- a lower-case run's prime "d. joão" was split as a sentence end after "d".
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnlm.config import DataConfig
+from rnnlm.errors import UserError
+from rnnlm.runs import _text_tokens
+from rnnlm.sample import encode_prime
+from rnnlm.tokenize import EOS, paragraphs, tokenize
+from rnnlm.vocab import Vocab
+
+REPO = Path(__file__).resolve().parents[1]
+VOCAB = Vocab(["<unk>", "<eos>", "o", "homem", "que", "capítulo", "primeiro", "d.", "joão", "chegou", ".",
+               "em", "1890"])
+
+
+def test_the_corpus_reader_still_drops_headings_and_page_numbers():
+    page = "CAPÍTULO II\nO homem chegou.\n12\nDepois saiu."
+    assert paragraphs(page) == ["O homem chegou. Depois saiu."]
+    assert paragraphs(page, layout=False) == ["CAPÍTULO II O homem chegou. 12 Depois saiu."]
+    assert tokenize("CAPÍTULO PRIMEIRO") == []
+    assert tokenize("CAPÍTULO PRIMEIRO", layout=False) == ["capítulo", "primeiro", EOS]
+
+
+@pytest.mark.parametrize("prime, tokens", [
+    ("O HOMEM QUE", ["o", "homem", "que"]),
+    ("CAPÍTULO PRIMEIRO", ["capítulo", "primeiro"]),
+    ("1890", ["1890"]),
+    ("Em 1890", ["em", "1890"]),
+])
+def test_a_prime_in_capitals_or_a_lone_number_is_read_not_dropped(prime, tokens):
+    got, ids, unknown = encode_prime(prime, VOCAB)
+    assert got == tokens
+    assert [VOCAB.itos[i] for i in ids] == tokens and unknown == []
+
+
+@pytest.mark.parametrize("prime", ["d. joão chegou", "d. João chegou", "D. João chegou"])
+def test_a_lower_case_initial_is_the_abbreviation_the_corpus_gave(prime):
+    assert encode_prime(prime, VOCAB)[0] == ["d.", "joão", "chegou"]
+
+
+def test_a_lower_case_initial_stays_split_where_the_vocabulary_has_no_abbreviation():
+    vocab = Vocab(["<unk>", "<eos>", "d", ".", "joão"])
+    assert encode_prime("d. joão", vocab)[0] == ["d", ".", "joão"]
+    # a keep-case run keeps what the tokenizer gives: its "D." and a typed "d" are different words
+    assert encode_prime("d. João", VOCAB, keep_case=True)[0][:2] == ["d", "."]
+
+
+def test_a_text_in_capitals_is_read_with_its_lines_kept_and_says_so():
+    tokens, note = _text_tokens("O HOMEM QUE\nCHEGOU.\n", "caps.txt", DataConfig())
+    assert tokens == ["o", "homem", "que", "chegou", ".", EOS]
+    assert note.startswith("every line is in capitals or a lone number")
+    # a text with prose keeps the corpus's reading: its heading is dropped, no note
+    tokens, note = _text_tokens("CAPÍTULO I\n\nO homem chegou.\n", "mixed.txt", DataConfig())
+    assert tokens == ["o", "homem", "chegou", ".", EOS] and note == ""
+
+
+@pytest.mark.parametrize("raw", ["   \n", "\n\n\t\n"])
+def test_a_text_with_no_words_is_refused_in_one_line(raw):
+    with pytest.raises(UserError, match="--text t.txt has no words; evaluation reads one token to predict the next"):
+        _text_tokens(raw, "t.txt", DataConfig())
+    assert _text_tokens("...", "t.txt", DataConfig()) == (["...", EOS], "")      # two tokens: one prediction
+
+
+@pytest.fixture(scope="module")
+def tiny_run(text, tmp_path_factory):
+    """A two-step vanilla RNN on one chronicle, trained by the CLI."""
+    run = tmp_path_factory.mktemp("s29") / "run"
+    subprocess.run([sys.executable, str(REPO / "cli.py"), "train", "--corpus", str(text), "--cell", "rnn",
+                    "--emsize", "8", "--hidden", "8", "--max-steps", "2", "--out", str(run)],
+                   check=True, capture_output=True, cwd=run.parent)
+    return run
+
+
+def test_evaluate_on_a_text_in_capitals_prints_the_note(tmp_path, tiny_run):
+    text = tmp_path / "caps.txt"
+    text.write_text("O HOMEM QUE CHEGOU.\nDEPOIS SAIU.\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, str(REPO / "cli.py"), "evaluate", str(tiny_run), "--text", str(text)],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "note: every line is in capitals or a lone number" in r.stdout
+    assert "(10 tokens," in r.stdout and "over 9 predictions" in r.stdout
+
+
+def test_generate_is_primed_with_a_prime_in_capitals(tiny_run):
+    r = subprocess.run([sys.executable, str(REPO / "cli.py"), "generate", str(tiny_run), "--prime",
+                        "O HOMEM QUE", "--words", "3", "--seed", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("O homem que")             # before: the prime was dropped, the text began anew
