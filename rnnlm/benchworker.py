@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from . import config as C
 from .errors import UserError
 
 # name -> (V, H); E = H, one layer, B = 32, T = 35, float32 (the cells issue).
@@ -71,7 +72,7 @@ CAL_LIMIT = 2.0
 # switch to an allocator that keeps freed memory for reuse (jemalloc, TCMalloc); TORCH_MALLOC "kept" does
 # the same with glibc's own settings (mallopt, `keep_freed_memory`) in the process that runs PyTorch, so
 # that it is timed at its best. "default" leaves glibc as it is (the comparison then flatters ours).
-TORCH_MALLOC = ("kept", "default")
+TORCH_MALLOC = C.TORCH_MALLOC
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4     # mallopt's parameters (glibc's malloc.h)
 KEPT_TRIM_BYTES = 1 << 30
 

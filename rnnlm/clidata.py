@@ -84,7 +84,7 @@ def _add_bench(sub):
                         "interleaved with ours (needs torch importable)")
     p.add_argument("--torch-in-process", action="store_true",
                    help="with --vs-torch: time PyTorch in this process instead (the old harness)")
-    p.add_argument("--torch-malloc", choices=("kept", "default"), default=None,
+    p.add_argument("--torch-malloc", choices=C.TORCH_MALLOC, default=None,
                    help="with --vs-torch: PyTorch's process keeps the memory it frees for reuse (kept, the default: "
                         "glibc's mallopt, as the caching allocators of PyTorch's CPU tuning guide do), or hands large "
                         "freed blocks back to the OS as glibc does by default (default: its training windows then "

@@ -44,6 +44,7 @@ MIN_LR_FACTOR = 1e-6
 ON_NONFINITE = ("stop", "skip")
 SPLITS = ("train", "valid", "test")
 CHECKPOINTS = ("best", "latest")
+TORCH_MALLOC = ("kept", "default")     # bench --torch-malloc: PyTorch's process keeps freed memory or not (benchworker)
 
 # Fields that `--resume` may change: they decide when to stop and what to print,
 # never what a step computes (so a resumed run still matches an uninterrupted one).
