@@ -296,10 +296,20 @@ def _readable_log_ticks(ax, min_gap_pt: float | None = None) -> list:
         chosen = [float(f"{lo:.2g}"), float(f"{hi:.2g}")]
         chosen = [v for v in chosen if lo <= v <= hi] or [float(f"{math.sqrt(lo * hi):.2g}")]
     ax.yaxis.set_major_locator(mticker.FixedLocator(chosen))
-    ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_major_formatter(mticker.FixedFormatter(tick_labels(chosen)))
     ax.yaxis.set_minor_formatter(mticker.NullFormatter())
     ax.set_ylim(lo, hi)
     return chosen
+
+
+def tick_labels(ticks) -> list[str]:
+    """Labels for ticks, as %g writes them, but with one number of decimals for all when they share a
+    decade ("6.2200 6.2225 6.2250", not "6.22 6.2225 6.225"); ticks across decades keep %g (1 2 5 10)."""
+    texts = [f"{v:g}" for v in ticks]
+    if not ticks or any("e" in t for t in texts) or max(ticks) > 10 * min(ticks):
+        return texts
+    decimals = max(len(t.partition(".")[2]) for t in texts)
+    return [f"{v:.{decimals}f}" for v in ticks]
 
 
 def plot_training(run_dir, out, title: str | None = None) -> Path:
