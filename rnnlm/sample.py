@@ -242,6 +242,32 @@ class Piece(NamedTuple):
     done: bool      # the sample's last piece: it holds its words (or was cut: TextStream.short)
 
 
+def _reading(model, vocab, prime, keep_case, num_token) -> tuple[bool, bool]:
+    """generate_text's arguments checked (TypeError, ValueError: one line each) -> (keep_case, num_token).
+
+    keep_case / num_token None: as the vocabulary was read (Vocab.reading). Given, a value the vocabulary
+    rules out is a ValueError: keep_case=False for a vocabulary with capitals, num_token=False for one
+    with <num>. (The other way round is allowed: a keep-case corpus may have no capitals, one read with
+    <num> no number; a prime then read with capitals it does not know is warned of, see TextStream.)
+    """
+    from .vocab import Vocab
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}: runs.load_model(RUN) returns "
+                        f"(model, vocab, info, path)")
+    if not callable(getattr(model, "step_logprobs", None)):
+        raise TypeError(f"model must be an RNNModel, got {type(model).__name__}: runs.load_model(RUN) returns "
+                        f"(model, vocab, info, path)")
+    if not isinstance(prime, str):
+        raise TypeError(f"prime must be a str (the text to continue, \"\" for none), got {type(prime).__name__}")
+    seen = vocab.reading()
+    given = {"keep_case": keep_case, "num_token": num_token}
+    for name, how in (("keep_case", "has capitals"), ("num_token", "holds <num>")):
+        if given[name] is not None and not given[name] and seen[name]:
+            raise ValueError(f"{name}={given[name]!r}, but this vocabulary {how}, so its corpus was read with "
+                             f"{name}=True; leave {name} out to read the prime as the corpus was")
+    return tuple(seen[k] if v is None else bool(v) for k, v in given.items())
+
+
 class TextStream:
     """One call of generate_text, shown while it is drawn: iterate it for Pieces of text.
 
@@ -261,18 +287,24 @@ class TextStream:
 
     def __init__(self, model, vocab, *, words: int = 100, prime: str = "", temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, seed: int = 0, num_samples: int = 1,
-                 keep_case: bool = False, num_token: bool = False, allow_unk: bool = False,
+                 keep_case: bool | None = None, num_token: bool | None = None, allow_unk: bool = False,
                  sentence_sep: str = "\n"):
         for name, value in (("words", words), ("num_samples", num_samples), ("seed", seed)):
             check_range(name, value)
         for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
             check_range(name, value)
+        keep_case, num_token = _reading(model, vocab, prime, keep_case, num_token)
         V = getattr(getattr(model, "config", None), "vocab_size", None)   # (None: a stand-in model in tests)
         if V is not None and len(vocab) != V:
             raise UserError(f"the vocabulary has {len(vocab):,} words but the model was trained on {V:,}: give "
                             "the vocab.json saved with this model (runs.load_model returns the two together)")
         self.model, self.vocab, self.words, self.num_samples = model, vocab, words, num_samples
         self.prime_tokens, self.prime_ids, self.unknown = encode_prime(prime, vocab, keep_case, num_token)
+        lowered = [w for w in self.unknown if w.lower() in vocab.stoi]
+        if keep_case and lowered:
+            import warnings
+            warnings.warn(f"prime words {', '.join(lowered[:5])} are unknown as written but known in lower case: "
+                          f"this vocabulary looks lower-cased; leave keep_case out (or False)", stacklevel=3)
         self.options = dict(temperature=temperature, top_k=top_k, top_p=top_p,
                             banned=() if allow_unk else (vocab.unk_id,))
         self.seed, self.capitalize, self.sentence_sep = seed, not keep_case, sentence_sep
@@ -316,7 +348,7 @@ class TextStream:
 
 def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperature: float = 1.0,
                   top_k: int = 0, top_p: float = 1.0, seed: int = 0, num_samples: int = 1,
-                  keep_case: bool = False, num_token: bool = False, allow_unk: bool = False,
+                  keep_case: bool | None = None, num_token: bool | None = None, allow_unk: bool = False,
                   unknown_out: list | None = None, sentence_sep: str = "\n") -> list[str]:
     """Detokenized samples (prime first), each continuing the prime by `words` words.
 
@@ -333,6 +365,12 @@ def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperatur
     (tokenized and re-joined), not as <unk>. To show the text while it is
     drawn, iterate a TextStream with the same arguments (this function joins
     its pieces).
+
+    keep_case, num_token: how the prime is tokenized; by default as the
+    vocabulary's corpus was (Vocab.reading: capitals kept if it has any, numbers
+    as <num> if it holds <num>). A value that contradicts the vocabulary is a
+    ValueError. TypeError for a prime that is not a str, a vocab that is not a
+    Vocab, or a model without step_logprobs; UserError for a value out of range.
     """
     stream = TextStream(model, vocab, words=words, prime=prime, temperature=temperature, top_k=top_k,
                         top_p=top_p, seed=seed, num_samples=num_samples, keep_case=keep_case,

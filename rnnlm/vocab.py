@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from .errors import UserError
-from .tokenize import EOS, UNK
+from .tokenize import EOS, NUM, UNK
 
 FORMAT = "rnnlm-vocab-1"
 SPECIALS = (UNK, EOS)
@@ -77,6 +77,16 @@ class Vocab:
         """Ids -> tokens."""
         itos = self.itos
         return [itos[int(i)] for i in ids]
+
+    def reading(self) -> dict:
+        """How the text of this vocabulary was tokenized, as seen in its words: {"keep_case", "num_token"}.
+
+        keep_case: some word has a capital (a lower-cased corpus has none);
+        num_token: the vocabulary holds <num>. generate_text reads a prime this way
+        when not told.
+        """
+        return {"keep_case": any(w != w.lower() for w in self.itos[len(SPECIALS):]),
+                "num_token": NUM in self.stoi}
 
     def to_json(self) -> dict:
         """A plain JSON-serializable dict (saved beside checkpoints and caches)."""

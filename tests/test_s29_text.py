@@ -97,3 +97,44 @@ def test_generate_is_primed_with_a_prime_in_capitals(tiny_run):
                         "O HOMEM QUE", "--words", "3", "--seed", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("O homem que")             # before: the prime was dropped, the text began anew
+
+
+# ---------------------------------------------------------------- generate_text from Python
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_run):
+    from rnnlm.runs import load_model
+    model, vocab, _, _ = load_model(tiny_run, "best")
+    return model, vocab
+
+
+@pytest.mark.parametrize("kw, error, words", [
+    (dict(prime=None), TypeError, "prime must be a str (the text to continue, \"\" for none), got NoneType"),
+    (dict(prime=["o", "homem"]), TypeError, "prime must be a str"),
+    (dict(vocab=None), TypeError, "vocab must be a Vocab, got NoneType: runs.load_model(RUN) returns"),
+    (dict(model="run"), TypeError, "model must be an RNNModel, got str"),
+    (dict(keep_case=False, vocab=Vocab(["<unk>", "<eos>", "Homem"])), ValueError,
+     "keep_case=False, but this vocabulary has capitals"),
+    (dict(num_token=False, vocab=Vocab(["<unk>", "<eos>", "<num>"])), ValueError,
+     "num_token=False, but this vocabulary holds <num>"),
+])
+def test_generate_text_says_what_is_wrong_with_its_arguments(loaded, kw, error, words):
+    from rnnlm.sample import generate_text
+    args = dict(model=loaded[0], vocab=loaded[1], words=2)
+    args.update(kw)
+    with pytest.raises(error) as e:
+        generate_text(args.pop("model"), args.pop("vocab"), **args)
+    assert words in str(e.value)
+
+
+def test_generate_text_reads_the_prime_as_the_vocabulary_was_read(loaded):
+    from rnnlm.sample import generate_text
+    model, vocab = loaded
+    assert vocab.reading() == {"keep_case": False, "num_token": False}
+    assert Vocab(["<unk>", "<eos>", "Homem", "<num>"]).reading() == {"keep_case": True, "num_token": True}
+    unknown = []
+    text = generate_text(model, vocab, prime="O Homem Que", words=2, unknown_out=unknown)[0]
+    assert text.startswith("O homem que") and unknown == []
+    with pytest.warns(UserWarning, match="prime words O, Homem, Que are unknown as written but known in lower"):
+        generate_text(model, vocab, prime="O Homem Que", words=2, keep_case=True)
