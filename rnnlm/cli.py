@@ -20,9 +20,10 @@ status 2; every parsed number is checked against config.RANGES first. A
 standard output closed by its reader (`| head`) ends any command quietly
 with 141 (128 + SIGPIPE), as Unix tools end; any other failed write on
 it (`> /dev/full`) is the one line naming standard output, in every command
-(`_NamedStdout` stands in for sys.stdout while one runs) but `train`, which
-trains on and warns at the end (cliflags.unheard_stdout: its run folder is
-its product, its standard output messages, as standard error's are). Ctrl-C exits 130;
+(`_NamedStdout` stands in for sys.stdout while one runs) but those whose
+product is saved to files (train, which trains on, jacobian, probe, demo,
+`sweep run`, study), which warn at the end (cliflags.unheard_stdout: the
+files are the product, standard output only its report). Ctrl-C exits 130;
 SIGTERM (the same clean shutdown: train saves, a sweep or study raises
 errors.Terminated) exits 143, the shell's 128 + 15.
 """

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from . import config as C
-from .cliflags import _Parser, _arg, _subcommands
+from .cliflags import _Parser, _arg, _subcommands, unheard_stdout
 from .clitrain import _add_train
 from .errors import UserError, plural
 
@@ -202,14 +202,23 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     table = sweepgrid.summarize(out)
     from .fileio import atomic_write_text
     atomic_write_text(out / "summary.md", table + "\n")
-    print(table)
-    done = [r for r in rows if r["status"] == "done"]
-    if axes and any(r.get("best_val_ppl") is not None for r in done):
-        from .sweepplot import plot_sweep
-        numeric = [a for a in axes if a != "seed" and all(isinstance(p[a], (int, float)) for _, p, _ in points)]
-        x = (numeric or [a for a in axes if a != "seed"] or axes)[0]
-        hue = next((a for a in axes if a not in (x, "seed")), None)
-        print(f"wrote {out / 'summary.md'} and {plot_sweep(out, x, 'best_val_ppl', hue)} (and .svg)")
+    figure = []
+
+    def saved() -> str:
+        names = [sweep.SWEEP_FILE, "summary.md", *(f.name for f in figure)]
+        return f"the sweep is saved in {out} ({', '.join(names)})"
+
+    # the record, the table and the figure are the product: standard output failing loses only the report
+    with unheard_stdout(saved):
+        print(table)
+        done = [r for r in rows if r["status"] == "done"]
+        if axes and any(r.get("best_val_ppl") is not None for r in done):
+            from .sweepplot import plot_sweep
+            numeric = [a for a in axes if a != "seed" and all(isinstance(p[a], (int, float)) for _, p, _ in points)]
+            x = (numeric or [a for a in axes if a != "seed"] or axes)[0]
+            hue = next((a for a in axes if a not in (x, "seed")), None)
+            figure.append(plot_sweep(out, x, "best_val_ppl", hue))
+            print(f"wrote {out / 'summary.md'} and {figure[0]} (and .svg)")
     return 0
 
 
@@ -314,7 +323,9 @@ def _run_study(args):
         if not getattr(exc, "said", False):     # said: the study printed its one line (runs recorded, what next)
             raise
         return exit_status(exc)
-    print(doc["table"])
-    print(f"wrote {doc['folder']}/study.json, table.md, success/steps/gradient .png and .svg "
-          f"({doc['meta']['wall_s_this_call']:.0f} s)")
+    # study.json, the table and the figures are saved: standard output failing loses only the report
+    with unheard_stdout(lambda: f"the study is saved in {doc['folder']} (study.json, table.md, figures)"):
+        print(doc["table"])
+        print(f"wrote {doc['folder']}/study.json, table.md, success/steps/gradient .png and .svg "
+              f"({doc['meta']['wall_s_this_call']:.0f} s)")
     return 0

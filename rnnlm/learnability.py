@@ -310,7 +310,8 @@ def task_job(settings: dict, data: dict | None):
     settings: {"task": TaskSpec fields, "train": TaskTrainConfig fields, ...}
     (other keys, e.g. the study's labels, are copied into the row). data: the
     task's arrays (task_arrays), generated once on the client; None = generate
-    them here from the spec. Returns sweep.JobResult(row, files={}).
+    them here from the spec. Returns sweep.JobResult(row, files={}): train_task's row without its wall_s,
+    a key the sweep records itself (the job's wall time, what the study's rows have always held).
     """
     from .sweep import JobResult
 
@@ -318,6 +319,7 @@ def task_job(settings: dict, data: dict | None):
     config = TaskTrainConfig.from_dict(dict(settings["train"]))
     task = tasks.make_task(spec) if data is None else task_from_arrays(spec, data)
     row = train_task(config, task)
+    del row["wall_s"]
     for k, v in settings.items():
         if k not in ("task", "train"):
             row[k] = v

@@ -103,8 +103,10 @@ class Job(NamedTuple):
 class JobResult(NamedTuple):
     """What a job function returns."""
 
-    row: dict               # flat JSON-able summary (numbers/strings/lists) merged into the job's sweep.jsonl row
-    files: dict             # {relative path: bytes} written by the client under SWEEP/JOB/ (atomically)
+    row: dict               # flat JSON-able summary (numbers/strings/lists) merged into the job's sweep.jsonl row;
+    #                         no key of ENGINE_KEYS, which the engine records itself (check_row_keys)
+    files: dict             # {relative path: bytes, or str written as UTF-8} written by the client under SWEEP/JOB/
+    #                         (atomically)
 
 
 # ---------------------------------------------------------------- sweep.jsonl
@@ -185,6 +187,34 @@ def _json_safe(x):
     return x
 
 
+def check_row_keys(job: Job, row: dict) -> None:
+    """UserError (one line) when a job's row has a key the engine records itself (ENGINE_KEYS): merged, one
+    of the two values would be lost without a word. Every job of the function would meet it, so the sweep
+    stops at the first (its rows so far recorded) rather than record each as failed."""
+    clash = [k for k in ENGINE_KEYS if k in row]
+    if clash:
+        raise UserError(f"job {job.name}: {job.fn} returned a row with the key {clash[0]!r}, which the sweep "
+                        f"records itself ({', '.join(ENGINE_KEYS)}); rename it in the job function's row "
+                        f"(e.g. {'job_' + clash[0]!r}) and run the sweep again")
+
+
+def checked_files(job: Job, files: dict) -> dict:
+    """A job's files as bytes: a str is text, written as UTF-8; anything else, or a name that is not a str,
+    is a UserError (one line) saying what to give."""
+    out = {}
+    for rel, blob in files.items():
+        if not isinstance(rel, str):
+            raise UserError(f"job {job.name}: {job.fn} returned a file named {rel!r}; name each file by a str, "
+                            "its path under the job's folder")
+        if isinstance(blob, str):
+            blob = blob.encode("utf-8")
+        elif not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise UserError(f"job {job.name}: {job.fn} returned file {rel!r} as {type(blob).__name__}; give its "
+                            "content as bytes, or as a str (written as UTF-8 text)")
+        out[rel] = blob
+    return out
+
+
 class _Recorder:
     """Writes finished jobs: their files, then their row as one more line of sweep.jsonl (atomic rewrite)."""
 
@@ -197,7 +227,9 @@ class _Recorder:
             self.text = self.text[: self.text.rfind("\n") + 1]
 
     def record(self, job: Job, out: dict) -> dict:
-        for rel, blob in sorted(out.get("files", {}).items()):
+        files = checked_files(job, out.get("files", {}))
+        check_row_keys(job, out.get("row", {}))
+        for rel, blob in sorted(files.items()):
             target = (self.folder / job.name / rel).resolve()
             if not str(target).startswith(str((self.folder / job.name).resolve()) + os.sep):
                 raise UserError(f"job {job.name}: file {rel!r} would land outside its folder")
@@ -208,8 +240,7 @@ class _Recorder:
             row["error"] = out["error"]
         row.update(wall_s=round(out["wall_s"], 3), worker=out["worker"], attempts=out["attempts"],
                    max_rss_mb=out.get("max_rss_mb"))
-        for k, v in out.get("row", {}).items():
-            row.setdefault(k, v)
+        row.update(out.get("row", {}))     # (check_row_keys: no key of the engine's among them)
         row = _json_safe(row)
         self.text += json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
         atomic_write_text(self.path, self.text)
@@ -443,7 +474,10 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     (`check_scheduler`); a scheduler that does not answer as one is one too
     (`check_answers`; scheduler_checked=True: the caller asked it already, `check_reachable`).
     A script must call it under `if __name__ == "__main__":` (the LocalCluster's workers import the main
-    script again): an unguarded call is a UserError before anything starts (`check_main_guard`).
+    script again): an unguarded call is a UserError before anything starts (`check_main_guard`), and so is
+    a LocalCluster from a script read from standard input (no file the workers could import again).
+    A job's row with a key the engine records itself (`check_row_keys`), or a file that is neither bytes
+    nor str (`checked_files`; a str is written as UTF-8), is a UserError that stops the sweep.
     """
     check_main_guard(scheduler)
     folder = Path(folder)
@@ -483,7 +517,9 @@ def check_main_guard(scheduler: str | None) -> None:
       re-import of the main script; `parent_process()` is still None and `sys.modules['__main__']` still the
       worker's own while it runs, so neither tells);
     - in the script itself, before a LocalCluster starts (scheduler None): the call comes from the main
-      script's top-level code at a line outside any `if __name__ == "__main__":` block.
+      script's top-level code at a line outside any `if __name__ == "__main__":` block;
+    - also before a LocalCluster starts: the main script has no file to import again (read from standard
+      input, `python - < script.py`), so that no worker could start, guard or not (`_main_without_file`).
     """
     frame = sys._getframe(1)
     while frame is not None:
@@ -495,6 +531,25 @@ def check_main_guard(scheduler: str | None) -> None:
     if where is not None:
         raise UserError(f"run_sweep is called at the top level of {where[0]} (line {where[1]}), which every worker "
                         f"process of the sweep imports again and would run the sweep again; {GUARD_ADVICE}")
+    stdin = _main_without_file() if scheduler is None else None
+    if stdin is not None:
+        why = "read from standard input" if stdin == "<stdin>" else "no such file"
+        raise UserError(f"run_sweep cannot start its local cluster from a script without a file ({stdin}: {why}), "
+                        "which every worker process of the sweep imports again from its file; "
+                        f"save the script to a .py file and run that ({GUARD_ADVICE}), or pass scheduler=\"serial\"")
+
+
+def _main_without_file():
+    """The main module's __file__ when multiprocessing's "spawn" would run the main script again from it (no
+    module name: not `python -m`) and no such file exists ("<stdin>" of `python - < script.py`); None
+    otherwise (a script file, `python -c`, an interactive session or a notebook: no __file__ to run)."""
+    from multiprocessing import process
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(getattr(main, "__spec__", None), "name", None) is not None:
+        return None
+    full = path if os.path.isabs(path) or process.ORIGINAL_DIR is None else os.path.join(process.ORIGINAL_DIR, path)
+    return None if os.path.isfile(full) else path
 
 
 def _unguarded_main_line():
