@@ -319,7 +319,7 @@ def task_job(settings: dict, data: dict | None):
     config = TaskTrainConfig.from_dict(dict(settings["train"]))
     task = tasks.make_task(spec) if data is None else task_from_arrays(spec, data)
     row = train_task(config, task)
-    del row["wall_s"]
+    row.pop("wall_s", None)
     for k, v in settings.items():
         if k not in ("task", "train"):
             row[k] = v
