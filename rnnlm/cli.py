@@ -183,7 +183,8 @@ def _stdout_fails() -> bool:
 def _quiet_stops(unraisable, default=sys.unraisablehook) -> None:
     """sys.unraisablehook while a command runs: a stop (Ctrl-C's KeyboardInterrupt, SIGTERM's Terminated)
     raised where Python can only print it (a signal landing in a ctypes callback of Numba's cache while a
-    kernel compiles) prints nothing; the stop is raised again where it can be (stopping.StartUp.end),
+    kernel compiles) prints nothing; the stop is raised again where it can be (as the next kernel begins
+    to compile, stopping.StartUp.between_kernels, or at the start-up's end, stopping.StartUp.end),
     so the command still ends in its one line. Anything else is printed as Python does."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
         return

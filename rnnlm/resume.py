@@ -29,8 +29,11 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
     --patience or --min-lr limit of `config`: resuming it would only repeat
     the final evaluation and log a second stop. A run whose final evaluation
     did not finish is not refused: its resume runs that evaluation
-    (finish_only). Prints nothing (train() prints "resuming RUN from step S
-    (epoch E)" once the run is set up). (None, None) when the folder holds no
+    (finish_only). A --max-minutes that stopped the run at this step, given
+    again, is refused here too (refuse_spent_budget); any other budget is
+    checked again once the start-up has measured the final evaluation's
+    reserve (refuse_finished_resume in train). Prints nothing (train() prints
+    "resuming RUN from step S (epoch E)" once its start-up is over). (None, None) when the folder holds no
     model.npz (resume_checkpoint then says what to do).
     """
     from . import checkpoint
@@ -48,6 +51,7 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
     finish = finish_only(config, loop, folder, lr)
     if finish is None:
         refuse_finished_resume(config, loop, folder, lr=lr)
+        refuse_spent_budget(config, loop, folder)
     return ck, finish
 
 
@@ -97,6 +101,41 @@ def finish_only(config: TrainConfig, loop: LoopState, folder: Path, lr: float | 
             config.max_minutes == config_from_dict(read_run_config(folder)["train"]).max_minutes:
         why = "max_minutes"
     return why
+
+
+def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path) -> None:
+    """UserError (one line), before the start-up, for a run whose last session stopped at `loop`'s step
+    because its time budget ran out, resumed with that same --max-minutes.
+
+    Whether a budget leaves a window to train depends on the final evaluation's reserve, which needs
+    the evaluation speed measured at start-up (corpus read, kernels compiled: refuse_finished_resume
+    with `reserve`, seconds to a minute later). A budget that already stopped this run at this very
+    step is refused at once instead, as finish_only keeps such a run stopped: a reserve measured
+    again could only leave it the few seconds by which the measurements differ. The advice names
+    the training time and the last final evaluation's seconds (its stop and end events), so that the
+    figure to exceed is the one the start-up's measurement would name, near enough.
+    """
+    from .config import config_from_dict
+    from .runs import METRICS, _events, read_run_config
+    if not config.max_minutes:
+        return
+    if config.max_minutes != config_from_dict(read_run_config(folder)["train"]).max_minutes:
+        return      # another budget: the start-up measures whether it leaves a window
+    events = [e for _, e in _events(Path(folder) / METRICS)]
+    stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
+    if not stops or events[stops[-1]].get("reason") != "max_minutes" or events[stops[-1]].get("step") != loop.step:
+        return
+    stop = events[stops[-1]]
+    end = next((e for e in events[stops[-1] + 1:] if e.get("type") == "end"), None)
+    final = None
+    if end is not None and isinstance(end.get("time"), (int, float)) and isinstance(stop.get("time"), (int, float)):
+        final = max(end["time"] - stop["time"], 0.0)
+    budget = 60 * config.max_minutes
+    need = math.ceil(max(budget, loop.elapsed + (final or 0.0)) / 60 * 100) / 100
+    took = f" and its final evaluation took {final:.0f} s" if final is not None and final >= 0.5 else ""
+    raise UserError(f"{folder} is already at step {loop.step}, where its --max-minutes {config.max_minutes:g} ran "
+                    f"out: it has trained {loop.elapsed / 60:.2f} min{took}; give --max-minutes above {need:.2f} "
+                    f"(or 0: no time limit) to train further")
 
 
 def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve: float = 0.0,

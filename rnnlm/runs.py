@@ -311,6 +311,31 @@ def _record_resume_settings(folder: Path, info: dict) -> None:
         atomic_write_json(folder / CONFIG, {**saved, "train": {**train, **changed}})
 
 
+def restore_vocab(folder, vocab: dict) -> str | None:
+    """Write a resumed run's vocab.json again (atomically) when it is missing, not valid JSON or not the
+    vocabulary `vocab`; returns what was wrong with it ("was missing", ...), or None when it was right.
+
+    Call it only after resume_checkpoint: the corpus checksum then matches the run's config.json and
+    `vocab` (the vocabulary rebuilt from that corpus) is the one inside model.npz, so the file written
+    is the one the run started with. (A checksum that differs is refused there: nothing to rebuild from.)
+    """
+    from .fileio import atomic_write_json
+    path = Path(folder) / VOCAB
+    if not path.exists():
+        why = "was missing"
+    else:
+        try:
+            on_disk = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            why = "was not valid JSON"
+        else:
+            if on_disk == vocab:
+                return None
+            why = f"held another vocabulary than {LATEST}"
+    atomic_write_json(path, vocab)
+    return why
+
+
 class Run:
     """A run folder open for writing by one training session: its metrics log and its checkpoints.
 
@@ -429,8 +454,10 @@ def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict, ck=No
     folder = Path(folder)
     saved = read_run_config(folder)
     if saved.get("corpus", {}).get("checksum") != info["corpus"]["checksum"]:
-        raise UserError(f"the corpus or tokenizer changed since {folder} was trained "
-                        "(checksum differs); resuming would mix data")
+        lost = f" (nor can its missing {VOCAB} be rebuilt from it)" if not (folder / VOCAB).exists() else ""
+        raise UserError(f"the corpus or tokenizer changed since {folder} was trained (checksum differs); resuming "
+                        f"would mix data{lost}: resume it on the text it was trained on, or train afresh into "
+                        f"another --out (evaluate and generate still read the run)")
     if not holds_checkpoint(folder):
         if (folder / BEST).exists():    # training again into the folder would replace that model
             why = _unreadable(folder / BEST)
@@ -485,12 +512,14 @@ def load_model(run, which: str = "best"):
     if ck.vocab is None:
         raise UserError(f"{path} has no meta.vocab; it cannot be used without its vocabulary")
     if vocab_file is not None and vocab_file.exists():
+        # (a missing vocab.json is no error: the checkpoint carries the vocabulary; a resume writes it again)
+        fix = f"restore the run's own {VOCAB}, or delete {VOCAB}: {path.name} carries the vocabulary itself"
         try:
             on_disk = json.loads(vocab_file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{vocab_file} is not valid JSON ({exc})") from None
+            raise UserError(f"{vocab_file} is not valid JSON ({exc}); {fix}") from None
         if on_disk != ck.vocab:
-            raise UserError(f"{vocab_file} does not match the vocabulary inside {path}")
+            raise UserError(f"{vocab_file} does not match the vocabulary inside {path}; {fix}")
     vocab = Vocab.from_json(ck.vocab)
     try:
         mcfg = ModelConfig(**ck.config["model"])

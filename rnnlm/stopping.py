@@ -14,6 +14,7 @@ import anything: it may run in the middle of an import.
 """
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from typing import TYPE_CHECKING
@@ -129,6 +130,25 @@ class StartUp(Interrupt):
         if not self.over:
             self.signum = signum
         raise signal_error(signum)
+
+    @contextlib.contextmanager
+    def between_kernels(self):
+        """While the start-up compiles Numba kernels: a start-up signal whose exception was lost (raised
+        inside a ctypes callback of Numba's cache, see `end`) stops the start-up as the next kernel begins
+        to compile (a "numba:compile" event), not only once all of them are compiled (a minute and more
+        with a cold cache, in which Ctrl-C seemed ignored)."""
+        from numba.core import event
+        guard = self
+
+        class _Stop(event.Listener):
+            def on_start(self, ev):
+                if guard.signum is not None and not guard.over:
+                    raise signal_error(guard.signum)
+
+            def on_end(self, ev):
+                pass
+        with event.install_listener("numba:compile", _Stop()):
+            yield
 
     def end(self) -> None:
         """Start-up is over (the loop's handler answers signals from here on). A start-up signal whose

@@ -31,6 +31,7 @@ budget's reserve, the bar, tokens/s) lives in _Timing and _Progress
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -46,8 +47,8 @@ from .fileio import first_new_folder, remove_new_folders
 from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
 from .resume import refuse_finished_resume, resume_point
-from .runs import (Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl, refuse_sweep_folder,
-                   refuse_taken, resume_checkpoint)
+from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl,
+                   refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint)
 from .step import StepResult, train_step
 from .stopping import SIGNAL_WORDS, Interrupt, StartUp, signal_error, stop_reason, stop_word
 from .tracking import jacobian_event, tracking_tokens
@@ -129,10 +130,10 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     started = time.perf_counter()
     validate(config)
     folder = Path(resume if resume is not None else (config.out or default_out(config)))
-    # The folder is taken (locked, checked free) and the run set up (corpus, model) before anything
-    # is printed, so that a refused or mistaken run prints its one error line only (and leaves no
-    # new folder behind); then the folder is named first, once, on stdout (stderr stays for progress
-    # and errors).
+    # The folder is taken (locked, checked free) and the run set up (corpus, model, compiled kernels,
+    # the resume's time budget checked) before anything is printed, so that a refused, mistaken or
+    # interrupted start-up prints its one line only (and leaves no new folder behind); then the folder
+    # is named first, once, on stdout (stderr stays for progress and errors), when it holds a run.
     new = first_new_folder(folder)
     lock = None
     with StartUp() as startup:
@@ -151,25 +152,33 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 if lock is not None or startup.signum is not None:
                     _give_up_folder(folder, lock, new)
                 raise
-            try:
-                if resume is None:
-                    try:
+            unheard = []        # the announcement failed (a closed standard output, `| true`)
+
+            def announce() -> None:
+                # Printed once the start-up is over (the loop's handler in place), so that a start-up cut
+                # short by a signal or a refusal never named a folder that holds nothing (or a resume
+                # that did not happen); the first line of standard output all the same.
+                try:
+                    if resume is None:
                         print(f"run folder: {folder}", flush=True)
-                    except BaseException:   # a closed standard output (`| true`): still nothing written
-                        _give_up_folder(folder, lock, new)
-                        raise
-                elif ck is not None:
-                    loop = LoopState.from_arrays(ck.train)
-                    print(f"resuming {folder} from step {loop.step} (epoch {loop.epoch})"
-                          + (": its training is done; running the final evaluation that did not finish"
-                             if finish else ""), flush=True)
+                    else:
+                        at = LoopState.from_arrays(ck.train)
+                        print(f"resuming {folder} from step {at.step} (epoch {at.epoch})"
+                              + (": its training is done; running the final evaluation that did not finish"
+                                 if finish else ""), flush=True)
+                except BaseException:
+                    unheard.append(True)
+                    raise
+            try:
                 summary = _train_locked(s, resume, on_step, lock, started, baseline=corpus is None, ck=ck,
-                                        finish=finish, guard=startup)
+                                        finish=finish, guard=startup, announce=announce)
                 # "run folder: X" opened the output: not repeated at the end
                 summary["folder_printed"] = resume is None
                 return summary
             except BaseException:
-                if startup.signum is not None:
+                # a start-up signal, or nobody to tell the folder to (nothing trained yet): a new run's
+                # files are removed again, a resume's folder is left to its checkpoint
+                if startup.signum is not None or unheard:
                     _give_up_start_up(startup, folder, lock, new)
                 raise
             finally:
@@ -203,7 +212,8 @@ def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
 
 
 def _give_up_start_up(startup: StartUp, folder: Path, lock, new: Path | None) -> None:
-    """Undo what a new run wrote before a start-up signal (StartUp): its files, its lock and the
+    """Undo what a new run wrote before a start-up signal (StartUp), or before a standard output that
+    could not take its "run folder: X" (nobody learns where it trains): its files, its lock and the
     folders it created, so that the folder is gone again (or, when it existed before, free for the
     next run; a resume's folder is left as it was)."""
     from .runs import BEST, CONFIG, LATEST, METRICS, VOCAB, remove_stale_temp_files
@@ -230,10 +240,11 @@ def _start_up_line(signum, folder: Path, resume, new: Path | None) -> str:
 
 
 def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline: bool = True, ck=None,
-                  finish: str | None = None, guard: StartUp | None = None) -> dict:
+                  finish: str | None = None, guard: StartUp | None = None, announce=None) -> dict:
     """train() once the folder is locked and the run set up; finish: finish_only's reason (the session
     trains no window and runs the final evaluation). guard: train()'s start-up guard (StartUp), told what
-    the start-up opened and ended when the loop begins."""
+    the start-up opened and ended when the loop begins. announce: called once the start-up is over and
+    the loop's signal handler in place (train's "run folder: X" or "resuming X from step S")."""
     import numpy as np
 
     from .baseline import cached_trigram
@@ -261,7 +272,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     from ._jit import cache_is_warm
     phase(config, "reading the compiled kernels from the cache..." if cache_is_warm()
            else "compiling the kernels (about 30 s; later runs read them from the cache)...")
-    _warm_up(s, timing)
+    with guard.between_kernels() if guard is not None else contextlib.nullcontext():
+        _warm_up(s, timing)
     startup = time.perf_counter() - started
     if run is None:
         if finish is None:
@@ -269,6 +281,10 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
         if guard is not None:
             guard.run = run
+        restored = restore_vocab(config.out, vocab)
+        if restored:
+            note(f"{Path(config.out) / VOCAB} {restored}; written again from the run's corpus, whose checksum "
+                 f"matches config.json's (the vocabulary inside {LATEST})")
     if timing.reserve_capped():
         note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
               f"({timing.final_tokens:,} tokens) need about {timing.needed() / 60:.1f} min, more than half of "
@@ -294,6 +310,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         with Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if guard is not None:
                 guard.end()         # from here on the loop's handler answers signals (a stop saves the checkpoint)
+            if announce is not None:
+                announce()
             interrupt.saved_step = loop.step        # a new run saved step 0 above; a resume starts from its own
             while True:
                 stopped = finish or stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
