@@ -238,11 +238,12 @@ def _run_generate(args):
     many words it stopped, and the exit status is 130 (143), as train's. A sample cut short (a model that
     draws punctuation instead of words, see sample.max_draws) is said in one line on stderr; status 0."""
     from .runs import load_model
-    from .sample import TextStream
+    from .sample import TextStream, check_fits_in_memory
     _check_prime(args.prime)
     refuse_checkpoint_of_a_file(args.run, args.checkpoint)
     which = args.checkpoint or "best"
     model, vocab, info, path = load_model(args.run, which)
+    check_fits_in_memory(model, len(vocab), args.words, args.num_samples)   # one line, before the next
     # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.
     print(f"checkpoint: {path}{_fallback_note(args.run, which, path)}", file=sys.stderr)
     data = info.get("train", {}).get("data", {})

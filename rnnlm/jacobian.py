@@ -99,6 +99,7 @@ the curves to 1e-5 of a float64 SVD). Frobenius norms use J itself.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -111,6 +112,12 @@ from .spectral import spectral_norms
 
 VANISH_FRACTION = 1e-6
 LOG_FLOOR = -1e4          # ln of a zero norm, so that percentiles stay finite
+
+
+class FewerAnchorsWarning(UserWarning):
+    """lag_curve was asked for more anchors than the tokens hold positions for (N - max_lag) and measured at
+    all of those: the curve is still a measurement, at fewer anchors than asked. The jacobian command says
+    so in its own note (anchors_note), in its flags, and silences this one."""
 
 
 # ---------------------------------------------------------------- the float64 model's caches
@@ -464,11 +471,17 @@ def weight_meta(spec: Spec, params: dict) -> dict:
     return {"spectral_radius_Whh": radius, "norm_Whh": norm, "max_fprime": None, "bound_per_step": None}
 
 
-def pick_anchors(n_tokens: int, max_lag: int, anchors: int, rng) -> np.ndarray:
-    """K distinct 1-based anchor steps t with D <= t <= N-1, sorted."""
+def check_enough_tokens(n_tokens: int, max_lag: int, where: str) -> None:
+    """UserError unless N tokens hold an anchor for lags up to max_lag (N >= max_lag + 2), worded with the
+    Python arguments of `where` (the jacobian command checks its flags first: run_jacobian)."""
     if n_tokens < max_lag + 2:
-        raise UserError(f"need at least max_lag + 2 = {max_lag + 2} tokens, got {n_tokens}: "
-                        "use a longer text or a smaller --max-lag")
+        raise UserError(f"{where}: max_lag={max_lag} needs at least max_lag + 2 = {max_lag + 2} tokens, got "
+                        f"{n_tokens}: pass more tokens or a smaller max_lag")
+
+
+def pick_anchors(n_tokens: int, max_lag: int, anchors: int, rng) -> np.ndarray:
+    """K distinct 1-based anchor steps t with D <= t <= N-1, sorted (all N - D of them when K is more)."""
+    check_enough_tokens(n_tokens, max_lag, "pick_anchors")
     candidates = np.arange(max_lag, n_tokens)
     k = min(anchors, len(candidates))
     return np.sort(rng.choice(candidates, size=k, replace=False))
@@ -502,9 +515,27 @@ def _check_count(name: str, value, where: str) -> None:
         raise ValueError(f"{where}: {name} must be {r.describe()}, got {value!r}")
 
 
+def _check_model(model, where: str) -> None:
+    """TypeError unless `model` has .config and .params; ValueError unless its cell is one of CELLS and its
+    params hold the encoder and every layer's recurrent weights (what the measurement reads)."""
+    if not hasattr(model, "config") or not hasattr(model, "params"):
+        raise TypeError(f"{where}: model must have .config and .params (an RNNModel), got {type(model).__name__}")
+    cell = getattr(model.config, "cell", None)
+    if cell not in CELLS:
+        raise ValueError(f"{where}: model must be a recurrent model with cell {', '.join(CELLS)}, "
+                         f"got cell {cell!r} ({type(model).__name__})")
+    layers = getattr(model.config, "layers", None)
+    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
+        raise ValueError(f"{where}: model.config.layers must be an int >= 1, got {layers!r}")
+    names = ["encoder.weight", "decoder.bias"] + [f"rnn.weight_{w}_l{l}" for l in range(int(layers)) for w in ("ih", "hh")]
+    missing = [n for n in names if n not in model.params]
+    if missing:
+        raise ValueError(f"{where}: model.params lacks {', '.join(missing)} (PyTorch names, as RNNModel.params)")
+
+
 def _check_tokens(tokens, model, where: str) -> np.ndarray:
     """`tokens` as a 1-D int64 array of ids the model's vocabulary holds; else TypeError (not integers) or
-    ValueError, naming the argument. (Too few for max_lag: pick_anchors's UserError, the CLI's message.)"""
+    ValueError, naming the argument. (Too few for max_lag: check_enough_tokens's UserError.)"""
     arr = np.asarray(tokens)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
                                    or np.issubdtype(arr.dtype, np.bool_)):
@@ -523,11 +554,11 @@ def _check_tokens(tokens, model, where: str) -> np.ndarray:
 
 def check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities) -> tuple:
     """lag_curve's arguments checked before any work (the CLI's limits from config.RANGES: max_lag and
-    anchors at least 1): TypeError / ValueError naming the argument. Returns (tokens as int64, quantities
-    as a tuple or None)."""
+    anchors at least 1): TypeError / ValueError naming the argument as the caller gave it ("lag_curve:
+    max_lag must be ..."), and UserError for fewer than max_lag + 2 tokens (check_enough_tokens). Returns
+    (tokens as int64, quantities as a tuple or None)."""
     where = "lag_curve"
-    if not hasattr(model, "config") or not hasattr(model, "params"):
-        raise TypeError(f"{where}: model must have .config and .params (an RNNModel), got {type(model).__name__}")
+    _check_model(model, where)
     _check_count("max_lag", max_lag, where)
     _check_count("anchors", anchors, where)
     if rng is not None and not isinstance(rng, np.random.Generator):
@@ -548,7 +579,9 @@ def check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities) 
         if bad:
             raise ValueError(f"{where}: quantities: unknown {', '.join(map(repr, bad))}; a {model.config.cell} "
                              f"model has {', '.join(known)} (flow is always measured)")
-    return _check_tokens(tokens, model, where), quantities or None
+    tokens = _check_tokens(tokens, model, where)
+    check_enough_tokens(len(tokens), int(max_lag), where)
+    return tokens, quantities or None
 
 
 def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
@@ -563,10 +596,18 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     progress: a bar on stderr (a terminal only) counting the lags of every scope (_lag_bar).
     Returns the JSON dict described in the module docstring (meta without
     `source`/`seed`, which the caller adds). Cost at H=256: see the README.
-    Arguments are checked first (check_lag_curve_args): TypeError or ValueError naming the one at fault.
+    Arguments are checked first (check_lag_curve_args): TypeError or ValueError naming the one at fault,
+    UserError for fewer than max_lag + 2 tokens. More `anchors` than the N - max_lag positions the tokens
+    hold measures at all of them (meta["anchors"] says how many) with a FewerAnchorsWarning.
     """
     tokens, quantities = check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities)
     max_lag, anchors = int(max_lag), int(anchors)
+    there = len(tokens) - max_lag
+    if anchors > there:
+        warnings.warn(FewerAnchorsWarning(
+            f"lag_curve: anchors={anchors}, but {len(tokens)} tokens hold only {there} anchor positions for "
+            f"max_lag={max_lag} (t from {max_lag} to {len(tokens) - 1}); measuring at all {there} (more "
+            f"tokens, or a smaller max_lag, gives more)"), stacklevel=2)
     rng = np.random.default_rng(0) if rng is None else rng
     spec = model_spec(model)
     params = model.params
@@ -621,10 +662,53 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     return result
 
 
-def lag_jacobians(model, tokens, anchors, max_lag: int, scope: str = "layer0", quantity: str = "h") -> np.ndarray:
-    """The J(t, d) that `lag_curve` measures, unscaled: (D, K, m, n). For tests and notebooks."""
+def check_lag_args(model, tokens, anchors, max_lag, scope, where: str, quantity: str | None = None) -> tuple:
+    """The arguments of lag_jacobians and gradient_rows checked before any work, each error naming the one at
+    fault as the caller gave it: TypeError (model without .config/.params, ids or anchors not integers,
+    max_lag not an int), ValueError (a cell that is not rnn/lstm/gru, max_lag < 1, ids outside the
+    vocabulary, anchors not a 1-D array of steps in [max_lag, N-1], an unknown scope or quantity) and
+    UserError for fewer than max_lag + 2 tokens (check_enough_tokens). Returns (tokens, anchors) as int64."""
+    _check_model(model, where)
+    _check_count("max_lag", max_lag, where)
+    max_lag = int(max_lag)
+    tokens = _check_tokens(tokens, model, where)
+    N = len(tokens)
+    check_enough_tokens(N, max_lag, where)
+    arr = np.asarray(anchors)
+    steps = f"1-based anchor steps t with max_lag <= t <= N-1 ({max_lag} to {N - 1} here)"
+    if arr.ndim == 0 and arr.dtype != object and np.issubdtype(arr.dtype, np.integer) and not np.issubdtype(arr.dtype, np.bool_):
+        raise TypeError(f"{where}: anchors must be a 1-D array of {steps}, not a count as lag_curve's anchors; "
+                        f"got {anchors!r} (pick_anchors(len(tokens), max_lag, {int(arr)}, rng) picks that many)")
+    if arr.size == 0:
+        raise ValueError(f"{where}: anchors is empty; give at least one of the {steps}")
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.bool_):
+        raise TypeError(f"{where}: anchors must be a 1-D array of integer {steps}, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{where}: anchors must be a 1-D array of {steps}, got shape {arr.shape}")
+    bad = arr[(arr < max_lag) | (arr > N - 1)]
+    if bad.size:
+        raise ValueError(f"{where}: anchors must be {steps}, got {int(bad[0])}")
     spec = model_spec(model)
-    tokens = np.asarray(tokens, dtype=np.int64)
+    scopes = [f"layer{l}" for l in range(spec.layers)] + (["stacked"] if spec.layers > 1 else [])
+    if not isinstance(scope, str) or scope not in scopes:
+        raise ValueError(f"{where}: scope must be one of {', '.join(scopes)} for a {spec.layers}-layer model, "
+                         f"got {scope!r}")
+    if quantity is not None:
+        known = ("h", "c", "state") if spec.cell == "lstm" else ("h",)
+        if not isinstance(quantity, str) or quantity not in known:
+            raise ValueError(f"{where}: quantity must be one of {', '.join(known)} for a {spec.cell} model, "
+                             f"got {quantity!r}")
+    return tokens, arr.astype(np.int64)
+
+
+def lag_jacobians(model, tokens, anchors, max_lag: int, scope: str = "layer0", quantity: str = "h") -> np.ndarray:
+    """The J(t, d) that `lag_curve` measures, unscaled: (D, K, m, n). For tests and notebooks.
+    anchors: the K 1-based steps t (an array, max_lag <= t <= N-1; pick_anchors picks them), not a count.
+    Arguments are checked first (check_lag_args)."""
+    where = "lag_jacobians"
+    tokens, anchors = check_lag_args(model, tokens, anchors, max_lag, scope, where, quantity)
+    max_lag = int(max_lag)
+    spec = model_spec(model)
     trs = traces(_float64_model(model), tokens)
     _, grad = step_losses(model.params, trs, tokens, anchors)
     sc = _scopes(spec, trs, grad)[scope]
@@ -634,9 +718,17 @@ def lag_jacobians(model, tokens, anchors, max_lag: int, scope: str = "layer0", q
 
 
 def gradient_rows(model, tokens, anchors, max_lag: int, scope: str = "layer0") -> dict:
-    """The rows g_t^T J(t, d) behind the flow curves, unscaled: flow name -> (D, K, n)."""
+    """The rows g_t^T J(t, d) behind the flow curves, unscaled: flow name -> (D, K, n).
+    anchors: the K 1-based steps t, as lag_jacobians's. Arguments are checked first (check_lag_args); a
+    model of L > 1 layers has its flows (layer0 .. layer<L-1> and stacked) in scope "stacked" only."""
+    where = "gradient_rows"
+    tokens, anchors = check_lag_args(model, tokens, anchors, max_lag, scope, where)
+    max_lag = int(max_lag)
     spec = model_spec(model)
-    tokens = np.asarray(tokens, dtype=np.int64)
+    if spec.layers > 1 and scope != "stacked":
+        raise ValueError(f"{where}: a {spec.layers}-layer model's gradient rows (flows of every layer and of "
+                         f"the stack) come from scope 'stacked'; scope {scope!r} is one layer's Jacobian alone, "
+                         f"with the layers above held fixed")
     trs = traces(_float64_model(model), tokens)
     _, grad = step_losses(model.params, trs, tokens, anchors)
     sc = _scopes(spec, trs, grad)[scope]
@@ -805,7 +897,8 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
     JSON; returns (document, path written). format_table(document) is what the command prints.
     corpus_fallback: a fresh model's corpus that cannot be read gives random tokens (with a note)
     instead of its error; progress: the measurement's bar (lag_curve). A note on stderr says when the
-    text holds fewer anchor positions than asked (anchors_note)."""
+    text holds fewer anchor positions than asked (anchors_note). The command's layer: its errors name
+    the flags (--max-lag), where lag_curve's name its Python arguments (max_lag)."""
     import json
     import sys
 
@@ -824,11 +917,17 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
     out = default_out(config, text)
     from .fileio import atomic_write_text, check_writable
     check_writable(out)     # a read-only run folder: said before the measurement, not after it
+    if len(ids) < config.max_lag + 2:      # lag_curve's check, in the command's flags
+        more = "a larger --tokens" if len(ids) == config.tokens else "a longer text"    # (all of it was read)
+        raise UserError(f"--max-lag {config.max_lag} needs at least --max-lag + 2 = {config.max_lag + 2} tokens, "
+                        f"the text read has {len(ids)}: use {more} or a smaller --max-lag")
     note = anchors_note(config, len(ids))
     if note:
         print(note, file=sys.stderr, flush=True)
-    doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
-                    rng=np.random.default_rng(config.seed), progress=progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FewerAnchorsWarning)     # the note above said it, in flags
+        doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
+                        rng=np.random.default_rng(config.seed), progress=progress)
     doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")

@@ -61,8 +61,12 @@ def bootstrap_mean_interval(x: np.ndarray, rng, n_boot: int = 1000) -> tuple[flo
     return (float(lo), float(hi))
 
 
-def parse_distances(text: str) -> list[int]:
-    """'1..40' (inclusive), '1..40:5' (step), '1,2,5,10' or a mix: sorted unique ints >= 1."""
+def parse_distances(text: str, *, flags: bool = False) -> list[int]:
+    """'1..40' (inclusive), '1..40:5' (step), '1,2,5,10' or a mix: sorted unique ints >= 1.
+
+    UserError for text that is none of these, naming the argument as the caller gave it: "parse_distances:
+    text ..." from Python, "--distances ..." with flags=True (the probe commands, run_agreement/run_context)."""
+    where, name = ("", "--distances") if flags else ("parse_distances: ", "text")
     out = set()
     try:
         for part in str(text).split(","):
@@ -73,16 +77,18 @@ def parse_distances(text: str) -> list[int]:
                 rng, _, step = part.partition(":")
                 a, b = rng.split("..")
                 if int(a) > int(b):
-                    raise UserError(f"--distances {part} runs backwards; give the smaller end first ({b.strip()}..{a.strip()})")
+                    shown = f"--distances {part}" if flags else f"parse_distances: {part!r}"
+                    raise UserError(f"{shown} runs backwards; give the smaller end first ({b.strip()}..{a.strip()})")
                 if step and int(step) < 1:
-                    raise UserError(f"--distances {part}: the step must be at least 1")
+                    shown = f"--distances {part}" if flags else f"parse_distances: {part!r}"
+                    raise UserError(f"{shown}: the step must be at least 1")
                 out.update(range(int(a), int(b) + 1, int(step) if step else 1))
             else:
                 out.add(int(part))
     except ValueError:
-        raise UserError(f"distances must look like 1..40, 1..40:5 or 1,2,5,10; got '{text}'") from None
+        raise UserError(f"{where}{name} must look like 1..40, 1..40:5 or 1,2,5,10; got '{text}'") from None
     if not out or min(out) < 1:
-        raise UserError(f"distances must be integers >= 1; got '{text}'")
+        raise UserError(f"{where}{name} must give distances that are integers >= 1; got '{text}'")
     return sorted(out)
 
 
@@ -109,6 +115,8 @@ def final_logprobs(model, rows, columns, batch_size: int = 256) -> np.ndarray:
     columns = np.asarray(columns, dtype=np.int64)
     if columns.ndim == 1:
         columns = columns[:, None]
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"final_logprobs: batch_size must be an int >= 1, got {batch_size!r}")
     out = np.empty(columns.shape, dtype=np.float64)
     by_length: dict = {}
     for i, r in enumerate(rows):
@@ -216,6 +224,11 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
     """
     from .sintetico import make_agreement_pairs
 
+    if isinstance(n_per_distance, bool) or not isinstance(n_per_distance, (int, np.integer)) or n_per_distance < 1:
+        raise UserError(f"agreement_probe: n_per_distance must be an int >= 1, got {n_per_distance!r}")
+    bad = [d for d in distances if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1]
+    if bad or not len(distances):
+        raise UserError(f"agreement_probe: distances must be integers >= 1, got {list(distances)!r}")
     pairs, info = make_agreement_pairs(distances, n_per_distance, np.random.default_rng(seed),
                                        feature=feature, known=stoi)
     if not pairs:
@@ -261,8 +274,44 @@ def perturb(context: np.ndarray, d: int, mode: str, rng, vocab_size: int) -> np.
     elif mode == "replace":
         out[:far] = rng.integers(0, vocab_size, size=far)
     else:
-        raise UserError(f"--mode must be one of {', '.join(MODES)}, got '{mode}'")
+        raise UserError(f"perturb: mode must be one of {', '.join(MODES)}, got {mode!r}")
     return out
+
+
+def check_context_args(n_tokens: int, distances, mode: str, window: int, n_targets: int, batch_size: int = 128,
+                       *, flags: bool = False) -> list[int]:
+    """context_usage's settings checked before any work (stream of n_tokens tokens): UserError naming the one at
+    fault as the caller gave it, "context_usage: window=20 ..." from Python, "--window 20 ..." with flags=True
+    (run_context, the probe command, checks first so). Returns the distances sorted, as ints."""
+    def named(name):
+        return "--" + name.replace("_", "-") if flags else name
+
+    def say(name, value):
+        return f"{named(name)} {value}" if flags else f"{name}={value!r}"
+    where = "" if flags else "context_usage: "
+    if mode not in MODES:
+        raise UserError(f"{where}{named('mode')} must be one of {', '.join(MODES)}, got {mode!r}")
+    for name, value, lo in (("window", window, 2), ("n_targets", n_targets, 1), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            raise UserError(f"{where}{named(name)} must be an integer >= {lo}, got {value!r}")
+    try:
+        distances = sorted(int(d) for d in distances)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}{named('distances')} must be integers, got {distances!r}") from None
+    if not distances:
+        raise UserError(f"{where}{named('distances')} is empty; give at least one distance")
+    if distances[0] < 1 or distances[-1] >= window:
+        bad = [d for d in distances if d < 1 or d >= window]
+        raise UserError(f"{'--distances: ' if flags else where}every distance must be >= 1 and below "
+                        f"{say('window', int(window))}; got "
+                        f"{', '.join(map(str, bad))}" + (" (give a larger --window, or smaller --distances)"
+                                                         if flags else ""))
+    if n_tokens <= window:
+        text = "the text" if flags else "stream"
+        fix = "use a smaller --window" if flags else "pass a longer stream or a smaller window"
+        raise UserError(f"{where}{text} has {n_tokens} {plural(n_tokens, 'token')}; the context probe needs more "
+                        f"than {say('window', int(window))}: {fix}")
+    return distances
 
 
 def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: int = 500, seed: int = 0,
@@ -280,17 +329,10 @@ def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: in
     context 100 tokens back, real but of no consequence, and tight enough an
     interval would otherwise call it significant. 'effective_context' is the
     smallest d from which every larger d is within noise (None if even the
-    largest is not).
+    largest is not). The settings are checked first (check_context_args): UserError naming the argument.
     """
     stream = np.asarray(stream, dtype=np.int64)
-    distances = sorted(int(d) for d in distances)
-    if mode not in MODES:
-        raise UserError(f"--mode must be one of {', '.join(MODES)}, got '{mode}'")
-    if window < 2 or not distances or distances[0] < 1 or distances[-1] >= window:
-        raise UserError(f"need 1 <= every distance < window ({window}); got {distances}")
-    if len(stream) <= window:
-        raise UserError(f"the text has {len(stream)} {plural(len(stream), 'token')}; the context probe needs more than "
-                        f"the window ({window}); use --window smaller")
+    distances = check_context_args(len(stream), distances, mode, window, n_targets, batch_size)
     if vocab_size is None:
         vocab_size = int(model.config.vocab_size)
     rng = np.random.default_rng(seed)
@@ -464,11 +506,13 @@ def _load(run, checkpoint: str, batch_size: int, n: int):
 def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, checkpoint: str,
                   batch_size: int, out=None) -> tuple[dict, Path]:
     """`probe agreement RUN`: the result (format_agreement prints it), written as JSON to `out`
-    (None = probe-agreement-<feature>.json beside the run); returns (result, path written)."""
+    (None = probe-agreement-<feature>.json beside the run); returns (result, path written).
+    The command's layer: its errors name the flags (--distances), as the other functions name their
+    Python arguments."""
     run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
     out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
     check_writable(out)     # a read-only run folder: said before the measurement
-    res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances), n,
+    res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True), n,
                           seed, feature)
     res = {**meta, **res}
     _write_json(out, res)
@@ -478,13 +522,15 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
 def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, window: int, seed: int,
                 checkpoint: str, batch_size: int, out=None) -> tuple[dict, Path]:
     """`probe context RUN`: the result (format_context prints it), written as JSON to `out`
-    (None = probe-context-<mode>.json beside the run); returns (result, path written)."""
+    (None = probe-context-<mode>.json beside the run); returns (result, path written).
+    The command's layer: its errors name the flags (--window), as context_usage's name its arguments."""
     run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
     out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
     check_writable(out)     # a read-only run folder: said before the measurement
     stream = _split_stream(info, vocab, split)
-    res = context_usage(model, stream, parse_distances(distances), mode, n_targets, seed,
-                        window, len(vocab), batch_size)
+    ds = check_context_args(len(stream), parse_distances(distances, flags=True), mode, window, n_targets, batch_size,
+                            flags=True)     # in the command's flags, before context_usage's own check
+    res = context_usage(model, stream, ds, mode, n_targets, seed, window, len(vocab), batch_size)
     res = {**meta, "split": split, **res}
     _write_json(out, res)
     return res, out
@@ -493,7 +539,7 @@ def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, w
 def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:
     """JSON files to plot: each input is a probe JSON, or a run folder holding probe-<kind>*.json."""
     if kind not in ("agreement", "context"):
-        raise UserError(f"--kind must be agreement or context, got '{kind}'")
+        raise UserError(f"find_probe_results: kind must be 'agreement' or 'context', got {kind!r}")
     paths = []
     for item in inputs:
         p = Path(item)

@@ -235,6 +235,41 @@ def sample_words(model, prime_ids, words: int, rng, *, vocab, temperature: float
     return [np.array(r, dtype=np.int64) for r in rows]
 
 
+def sampling_bytes(vocab_size: int, words: int, num_samples: int, layers: int = 1, hidden: int = 0) -> int:
+    """About how many bytes drawing `num_samples` samples of `words` words takes at its peak: the samples are
+    drawn in one batch, each with its next-token distribution in ~8 float64 (V,) arrays at a time
+    (next_token_probs, draw) and the model's state and one step's caches, and each keeps its text (a token
+    reference and a held piece of text per token, ~1.2 tokens a word) and ~1 KB of bookkeeping."""
+    per_sample = 64 * vocab_size + 64 * layers * hidden + 1024 + 80 * words
+    return int(num_samples) * int(per_sample)
+
+
+def check_fits_in_memory(model, vocab_size: int, words: int, num_samples: int) -> None:
+    """UserError, before anything is drawn, when sampling_bytes is more than this machine's memory (a
+    --num-samples or --words of 10**9 is a typo, not a plan, and would otherwise run out of memory, or be
+    killed, after a long while); nothing is checked where the OS does not say how much memory there is."""
+    from .config import physical_memory
+    memory = physical_memory()
+    cfg = getattr(model, "config", None)
+    need = sampling_bytes(vocab_size, words, num_samples, int(getattr(cfg, "layers", 1) or 1),
+                          int(getattr(cfg, "hidden", 0) or 0))
+    if memory and need > memory:
+        if num_samples == 1:
+            raise UserError(f"--words {words:,} needs about {_size(need)} of memory (the text drawn is kept), more "
+                            f"than this machine's {_size(memory)}; give fewer --words")
+        raise UserError(f"--num-samples {num_samples:,} of --words {words:,} needs about {_size(need)} of memory "
+                        f"(the samples are drawn together, each from a {vocab_size:,}-word vocabulary), more "
+                        f"than this machine's {_size(memory)}; give fewer --num-samples or --words (or draw "
+                        f"them in several runs, each with its own --seed)")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:,} bytes"
+
+
 class Piece(NamedTuple):
     """Text of one sample that has become final (TextStream yields these in the order drawn)."""
     sample: int     # which sample, 0 .. num_samples - 1
@@ -298,6 +333,7 @@ class TextStream:
         if V is not None and len(vocab) != V:
             raise UserError(f"the vocabulary has {len(vocab):,} words but the model was trained on {V:,}: give "
                             "the vocab.json saved with this model (runs.load_model returns the two together)")
+        check_fits_in_memory(model, len(vocab), words, num_samples)
         self.model, self.vocab, self.words, self.num_samples = model, vocab, words, num_samples
         self.prime_tokens, self.prime_ids, self.unknown = encode_prime(prime, vocab, keep_case, num_token)
         lowered = [w for w in self.unknown if w.lower() in vocab.stoi]
