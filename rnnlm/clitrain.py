@@ -208,6 +208,11 @@ def _run_evaluate(args):
     print(f"cross-entropy: {fmt(nats)} nats/token ({fmt(nats / 0.6931471805599453)} bits/token) "
           f"over {r['predicted']:,} {plural(r['predicted'], 'prediction')}, batch size {r['batch_size']}, "
           f"bptt {r['bptt']}")
+    if r["unscored"] and args.text is not None:     # (a split is scored as training scored it)
+        last = (f"last {r['unscored']:,} tokens fill none of them and are" if r["unscored"] > 1
+                else "last token fills none of them and is")
+        print(f"note: read as {r['batch_size']} streams side by side, the text's {last} not scored; --batch-size 1 "
+              f"reads it as one stream and scores every token")
     print(f"perplexity: {fmt_ppl(r['ppl'])}")
     return 0
 

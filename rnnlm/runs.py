@@ -657,6 +657,12 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
 
     A text file is tokenized with the run's tokenizer settings and encoded with
     its vocabulary; unknown words count as <unk> (their number is reported).
+    The text is read as batch_size streams side by side (data.batchify), each
+    from a zero state; "unscored" counts the last tokens that fill no stream
+    (len % batch_size), which are not predicted: batch_size=1 scores every token.
+    A text file whose streams would each be shorter than one window (bptt) is
+    read as one stream unless batch_size is given.
+    A bar counts the tokens predicted (on a terminal).
     """
     from .data import batchify
     from .config import config_from_dict
@@ -671,8 +677,10 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     text_ids = run_text_ids(info, vocab, split=split, text=text)
     ids = text_ids.pop("ids")
     result.update(text_ids)
-    if len(ids) < 2 * B:
-        B = 1
-    loss, count = evaluate_stream(model, batchify(ids, B), T)
-    result.update(loss=loss, ppl=ppl(loss), predicted=count, batch_size=B, bptt=T)
+    if len(ids) < 2 * B or (text is not None and batch_size is None and len(ids) // B < T):
+        B = 1       # (a short text read as B streams would lose most of its context: one stream)
+    stream = batchify(ids, B)
+    loss, count = evaluate_stream(model, stream, T, bar=f"evaluating {result['source']}")
+    result.update(loss=loss, ppl=ppl(loss), predicted=count, batch_size=B, bptt=T,
+                  unscored=len(ids) - stream.size)
     return result

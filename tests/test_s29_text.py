@@ -138,3 +138,35 @@ def test_generate_text_reads_the_prime_as_the_vocabulary_was_read(loaded):
     assert text.startswith("O homem que") and unknown == []
     with pytest.warns(UserWarning, match="prime words O, Homem, Que are unknown as written but known in lower"):
         generate_text(model, vocab, prime="O Homem Que", words=2, keep_case=True)
+
+
+# ---------------------------------------------------------------- evaluate --text: every token counts
+
+SHORT = ("O homem que usava uma peruca entrou no bar. Depois saiu para a rua e viu a mulher que vendia "
+         "flores. Ela sorriu.\n")          # 29 tokens
+
+
+def _evaluate(run, text, *flags):
+    r = subprocess.run([sys.executable, str(REPO / "cli.py"), "evaluate", str(run), "--text", str(text), *flags],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_a_short_text_is_read_as_one_stream_and_every_token_is_scored(tmp_path, tiny_run):
+    text = tmp_path / "short.txt"
+    text.write_text(SHORT, encoding="utf-8")
+    out = _evaluate(tiny_run, text)
+    assert "(29 tokens," in out and "over 28 predictions, batch size 1," in out   # before: 10 streams, 10 predictions
+    assert "note:" not in out
+
+
+def test_tokens_left_out_by_a_given_batch_size_are_said(tmp_path, tiny_run):
+    text = tmp_path / "short.txt"
+    text.write_text(SHORT, encoding="utf-8")
+    out = _evaluate(tiny_run, text, "--batch-size", "4")
+    assert "over 24 predictions, batch size 4," in out
+    assert ("note: read as 4 streams side by side, the text's last token fills none of them and is not scored; "
+            "--batch-size 1 reads it as one stream and scores every token") in out
+    out = _evaluate(tiny_run, text, "--batch-size", "3")
+    assert "over 24 predictions, batch size 3," in out and "the text's last 2 tokens fill none of them" in out
