@@ -291,11 +291,21 @@ MAX_CONTROL_SHARE = 0.05    # above this share of control characters a file is b
 MIN_CONTROL = 8             # ... when they are at least this many (a stray byte in a few words is still text)
 
 
+def _wide_encoding(raw: bytes) -> str | None:
+    """"utf-32" or "utf-16" for bytes that open with that encoding's byte-order mark, else None."""
+    if raw[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return "utf-32"
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    return None
+
+
 def read_text(path: Path, corpus: bool = True) -> str:
     """Read one corpus file (corpus=False: a text given to a command, evaluate --text) as text with
     '\\n' line ends.
 
-    UTF-8 with or without BOM; a file that is not UTF-8 is decoded as cp1252
+    UTF-8 with or without BOM; UTF-16 or UTF-32 with its BOM (Windows'
+    "Unicode") with a warning; a file that is not UTF-8 is decoded as cp1252
     (latin-1 if even that fails) with a warning naming the file. Binary files
     (NUL bytes, or more than MAX_CONTROL_SHARE control characters, and MIN_CONTROL at least, once
     decoded: any bytes decode as latin-1) and empty files raise UserError, whose advice fits what the file is.
@@ -306,6 +316,14 @@ def read_text(path: Path, corpus: bool = True) -> str:
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
     advice = "a corpus must be plain text files" if corpus else "give a plain text file"
+    wide = _wide_encoding(raw)
+    if wide is not None:        # UTF-16/32 (Windows Notepad's "Unicode"): NUL bytes, but text
+        try:
+            raw = raw.decode(wide).encode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{path} starts with a {wide.upper()} byte-order mark but is not {wide.upper()}; "
+                            f"{advice} (UTF-8)") from None
+        warnings.warn(f"{path} is {wide.upper()}, not UTF-8; read it as {wide.upper()}", stacklevel=2)
     if b"\x00" in raw:
         raise UserError(f"{path} looks binary (it contains NUL bytes); {advice}")
     encoding = "utf-8"

@@ -170,3 +170,22 @@ def test_tokens_left_out_by_a_given_batch_size_are_said(tmp_path, tiny_run):
             "--batch-size 1 reads it as one stream and scores every token") in out
     out = _evaluate(tiny_run, text, "--batch-size", "3")
     assert "over 24 predictions, batch size 3," in out and "the text's last 2 tokens fill none of them" in out
+
+
+@pytest.mark.parametrize("encoding, name", [("utf-16", "UTF-16"), ("utf-16-be", None), ("utf-32", "UTF-32")])
+def test_a_utf16_or_utf32_file_with_its_byte_order_mark_is_read(tmp_path, encoding, name):
+    from rnnlm.corpus import read_text
+    path = tmp_path / "t.txt"
+    text = "O homem chegou à estação.\nDepois saiu.\n"
+    path.write_bytes((b"\xfe\xff" if name is None else b"") + text.encode(encoding))   # utf-16-be: its BOM by hand
+    label = name or "UTF-16"
+    with pytest.warns(UserWarning, match=f"t.txt is {label}, not UTF-8; read it as {label}"):
+        assert read_text(path, corpus=False) == text      # before: "looks binary (it contains NUL bytes)"
+
+
+def test_a_false_utf16_byte_order_mark_is_one_line(tmp_path):
+    from rnnlm.corpus import read_text
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"\xff\xfeA\x00\x00\xd8")             # a lone surrogate: not UTF-16
+    with pytest.raises(UserError, match="starts with a UTF-16 byte-order mark but is not UTF-16; give a plain text"):
+        read_text(path, corpus=False)
