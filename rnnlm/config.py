@@ -314,6 +314,8 @@ def check_range(name: str, value, error=UserError, label: str | None = None) -> 
         finite = isinstance(value, float) and math.isinf(value) and "finite" not in desc
         if finite:              # inf is >= 0: say what it fails
             desc = "a finite positive number" if desc == "positive" else f"a finite number {desc}"
+        elif isinstance(value, float) and math.isnan(value) and "number" not in desc:    # nan: not a number at all
+            desc = "a positive number" if desc == "positive" else f"a number {desc}"
         if (r.kind is int and r.hi == INT_MAX and not finite and isinstance(value, (int, float))
                 and not isinstance(value, bool) and value > r.hi):
             raise error(f"{option} must be at most {INT_MAX:,} (a larger count is a typo, not a plan), "

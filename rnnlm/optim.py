@@ -157,6 +157,13 @@ def _scale(grads, coef: float, rows=None) -> None:
             g[r] *= g.dtype.type(coef)
 
 
+def _check_threshold(name: str, value) -> None:
+    """ValueError (one line) for a clipping threshold that is nan (no comparison with it holds: the
+    gradients would be left unclipped, or set to nan by np.clip) or not a real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value):
+        raise ValueError(f"{name} must be a number (0 or less: no clipping), got {value!r}")
+
+
 def clip_grad_norm(grads, max_norm: float, norm: float | None = None, rows=None) -> float:
     """Rescale all gradients together so that their joint L2 norm is at most `max_norm`.
 
@@ -167,8 +174,10 @@ def clip_grad_norm(grads, max_norm: float, norm: float | None = None, rows=None)
     only when it is below 1 (`clip_coef`). `max_norm <= 0` means no clipping
     (the norm is still returned). A non-finite norm leaves the gradients
     untouched: the training loop's non-finite guard, not the clipper, decides
-    what to do. rows: as for grad_norm.
+    what to do. rows: as for grad_norm. ValueError for a max_norm that is nan
+    or not a number.
     """
+    _check_threshold("max_norm", max_norm)
     total = grad_norm(grads, rows) if norm is None else float(norm)
     coef = clip_coef(total, max_norm)
     if coef != 1.0:
@@ -181,8 +190,9 @@ def clip_grad_value(grads, clip_value: float) -> int:
 
     Returns how many elements were clipped (0: nothing changed). Unlike norm
     clipping this changes the gradient's direction. `clip_value <= 0` means
-    no clipping.
+    no clipping; ValueError for a nan or a value that is not a number.
     """
+    _check_threshold("clip_value", clip_value)
     if clip_value <= 0:
         return 0
     count = 0

@@ -90,7 +90,7 @@ def test_a_bad_number_is_exit_2_and_one_line(capsys, monkeypatch, path, flag, va
 
 
 def test_the_messages_say_the_range_and_the_value():
-    with pytest.raises(UserError, match=r"--temperature must be >= 0 \(0 = greedy\), got nan"):
+    with pytest.raises(UserError, match=r"--temperature must be a number >= 0 \(0 = greedy\), got nan"):
         C.check_range("temperature", float("nan"))
     with pytest.raises(UserError, match=r"--seed must be between 0 and 4294967295, got -1"):
         C.check_range("seed", -1)
