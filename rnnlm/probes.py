@@ -6,7 +6,10 @@ form ("entraram" after "os homens que o professor viu") a higher probability
 than the other one ("entrou"), binned by the distance from subject to verb,
 with and without attractors. Accuracy comes with a Wilson 95% interval;
 chance is 0.5. Ties (equal log-probabilities) count as half a success, so a
-scorer that cannot tell the forms apart scores exactly 0.5.
+scorer that cannot tell the forms apart scores exactly 0.5. With many
+distances, about 5% of the per-distance intervals miss 0.5 by luck alone, so
+the verdict "above chance at distance d" is taken after Holm's correction for
+the number of distances tested (`holm_adjust`, `chance_pattern`).
 
 Context usage (Khandelwal et al. 2018, "Sharp Nearby, Fuzzy Far Away"): for
 sampled target positions in held-out text, perturb the context farther than d
@@ -49,6 +52,32 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def chance_p_value(successes: float, n: int) -> float | None:
+    """Two-sided p-value of accuracy = 0.5 from the score test (normal approximation): the test the Wilson
+    interval inverts, so p < 0.05 exactly when the 95% Wilson interval excludes 0.5 (Wilson 1927, JASA 22:209).
+    Ties count half, as in the accuracy; None for n = 0."""
+    if n <= 0:
+        return None
+    z = (successes - 0.5 * n) / (0.5 * math.sqrt(n))
+    return math.erfc(abs(z) / math.sqrt(2.0))
+
+
+def holm_adjust(p_values) -> list:
+    """Holm's step-down adjusted p-values (Holm 1979, "A simple sequentially rejective multiple test
+    procedure", Scand. J. Statist. 6:65-70): rejecting where the adjusted p-value is below alpha keeps the
+    chance of any false rejection among the m tests at most alpha (family-wise), whatever their dependence.
+    With the m p-values sorted, p_(i) is adjusted to max over j <= i of min(1, (m - j + 1) p_(j)). None
+    entries (no data) are left out of m and come back None."""
+    idx = sorted((i for i, p in enumerate(p_values) if p is not None), key=lambda i: p_values[i])
+    m = len(idx)
+    out: list = [None] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
 
 
 def bootstrap_mean_interval(x: np.ndarray, rng, n_boot: int = 1000) -> tuple[float, float]:
@@ -153,7 +182,7 @@ def _accuracy_record(diffs: np.ndarray) -> dict:
     k = float(np.sum(diffs > 0) + 0.5 * np.sum(diffs == 0))
     lo, hi = wilson_interval(k, n)
     return {"n": n, "correct": k, "accuracy": (k / n) if n else None, "ci": [lo, hi],
-            "ties": int(np.sum(diffs == 0))}
+            "ties": int(np.sum(diffs == 0)), "p_value": chance_p_value(k, n)}
 
 
 def evaluate_agreement(score, prefixes, candidates, distances, attractors) -> dict:
@@ -163,8 +192,9 @@ def evaluate_agreement(score, prefixes, candidates, distances, attractors) -> di
     array of logp(correct) - logp(wrong), one per prefix. A pair is correct
     when the difference is > 0, half correct when it is exactly 0.
     Returns {'overall', 'attractor', 'no_attractor', 'by_distance': [...],
-    'chance_at', 'diffs'}; chance_at is the smallest distance whose 95%
-    interval contains 0.5 (None if none does).
+    'diffs', and chance_pattern's fields}; chance_at is the smallest distance whose 95%
+    interval contains 0.5 (None if none does). Every record has `p_value` (two-sided, of accuracy = 0.5,
+    `chance_p_value`); each distance's also `p_holm`, Holm-adjusted over the distances (`holm_adjust`).
     """
     diffs = np.asarray(score(prefixes, candidates), dtype=np.float64).reshape(-1)
     if len(diffs) != len(prefixes):
@@ -180,6 +210,9 @@ def evaluate_agreement(score, prefixes, candidates, distances, attractors) -> di
         rec["attractor"] = _accuracy_record(diffs[sel & attractors]) if np.any(sel & attractors) else None
         rec["no_attractor"] = _accuracy_record(diffs[sel & ~attractors]) if np.any(sel & ~attractors) else None
         bins.append(rec)
+    holm = holm_adjust([b["p_value"] for b in bins])
+    for b, ph in zip(bins, holm):
+        b["p_holm"] = ph
     return {
         "overall": _accuracy_record(diffs),
         "attractor": _accuracy_record(diffs[attractors]),
@@ -190,8 +223,21 @@ def evaluate_agreement(score, prefixes, candidates, distances, attractors) -> di
     }
 
 
+FAMILY_ALPHA = 0.05     # family-wise error of the corrected verdict over the distances tested
+CORRECTION = ("Holm (1979) step-down over the distances tested, family-wise error 5%, on each distance's "
+              "two-sided score test of accuracy = 0.5 (the test the Wilson interval inverts)")
+
+
+def _bin_p_values(bins) -> list | None:
+    """Each bin's chance p-value from its counts (n, correct); None when a bin lacks them."""
+    if not all("n" in b and "correct" in b for b in bins):
+        return None
+    return [chance_p_value(b["correct"], b["n"]) for b in bins]
+
+
 def chance_pattern(bins) -> dict:
-    """Where accuracy by distance is at chance, from the bins' 95% intervals (sorted by distance).
+    """Where accuracy by distance is at chance, from the bins' 95% intervals (sorted by distance), and the
+    verdict corrected for testing many distances.
 
     chance_at: the smallest distance whose interval contains 0.5 (None if none does); it alone cannot tell
     a model that is at chance at one short distance and above it everywhere else from one that falls to
@@ -199,7 +245,15 @@ def chance_pattern(bins) -> dict:
     below_chance_distances, those whose interval lies below 0.5; chance_from, the smallest distance from
     which no interval is above chance any more, up to the largest probed (None when the largest is above
     chance); above_chance_from, the smallest distance from which every interval is above chance (None
-    when the largest is not)."""
+    when the largest is not).
+
+    These are per distance, uncorrected: of m distances at chance, about 5% of the 95% intervals miss 0.5
+    by luck alone (expected_outside_by_luck = 0.05 m, against outside_chance_count, the number that do).
+    The corrected verdict: holm_above_chance_distances / holm_below_chance_distances, the distances whose
+    score-test p-value (`chance_p_value`) stays under 0.05 after Holm's step-down correction over the m
+    distances (Holm 1979, Scand. J. Statist. 6:65-70; `holm_adjust`), so that the chance of calling any
+    distance wrongly above or below chance is at most 5% for the whole table; None when the bins lack
+    counts (n, correct)."""
     above = [(b["distance"], b["ci"][0] > CHANCE) for b in bins]
     chance = [b["distance"] for b in bins if b["ci"][0] <= CHANCE <= b["ci"][1]]
     last = above[-1][1] if above else None
@@ -208,9 +262,20 @@ def chance_pattern(bins) -> dict:
         if is_above != last:
             break
         tail = d
+    ps = _bin_p_values(bins)
+    holm_up = holm_down = None
+    if ps is not None:
+        adjusted = holm_adjust(ps)
+        sig = [(b, ph) for b, ph in zip(bins, adjusted) if ph is not None and ph < FAMILY_ALPHA]
+        holm_up = [b["distance"] for b, _ in sig if b["correct"] > 0.5 * b["n"]]
+        holm_down = [b["distance"] for b, _ in sig if b["correct"] < 0.5 * b["n"]]
     return {"chance_at": chance[0] if chance else None, "chance_distances": chance,
             "below_chance_distances": [b["distance"] for b in bins if b["ci"][1] < CHANCE],
-            "chance_from": tail if last is False else None, "above_chance_from": tail if last is True else None}
+            "chance_from": tail if last is False else None, "above_chance_from": tail if last is True else None,
+            "outside_chance_count": len(bins) - len(chance),
+            "expected_outside_by_luck": round(FAMILY_ALPHA * len(bins), 6),
+            "correction": CORRECTION,
+            "holm_above_chance_distances": holm_up, "holm_below_chance_distances": holm_down}
 
 
 def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int = 0,
@@ -418,12 +483,39 @@ def _distance_list(ds) -> str:
     return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
+def _corrected_clause(p: dict, bins) -> str:
+    """The verdict after Holm's correction (chance_pattern's holm_* fields), as words."""
+    m = len(bins)
+    up, down = p["holm_above_chance_distances"], p["holm_below_chance_distances"]
+    every = f"every distance probed ({bins[0]['distance']}-{bins[-1]['distance']})"
+    parts = []
+    if up:
+        parts.append(f"above chance at {every}" if len(up) == m else
+                     f"above chance at {plural(len(up), 'distance')} {_distance_list(up)}")
+    if down:
+        parts.append(f"below chance at {every}" if len(down) == m else
+                     f"below chance at {plural(len(down), 'distance')} {_distance_list(down)}")
+    rest = m - len(up) - len(down)
+    if not parts:
+        parts.append(f"indistinguishable from chance at {every}")
+    elif rest:
+        parts.append(f"indistinguishable from chance at the other {rest}")
+    return (f"{' and '.join(parts)}, after Holm's correction for the {m} distances tested "
+            f"(family-wise error {FAMILY_ALPHA:.0%})")
+
+
 def chance_sentence(bins) -> str:
-    """What the agreement table's last line says of chance (`chance_pattern`): the distances at chance
+    """What the agreement table's last line says of chance (`chance_pattern`).
+
+    First the verdict corrected for the number of distances tested (Holm 1979: `holm_adjust`): where accuracy
+    is above or below chance with at most a 5% chance of any false call in the whole table; then how many
+    per-distance 95% intervals exclude 0.5 against the ~5% that luck alone would (an untrained model probed
+    at 40 distances has about 2 "above chance" by luck); then the uncorrected pattern: the distances at chance
     (and below it), and whether accuracy is above chance from some distance on or falls to chance and
     stays there: a model at chance only at distance 1 is not one that fails from distance 1 on, and "falls"
     is said only after distances mostly above chance (an untrained model above chance at one distance by
-    luck did not fall from it)."""
+    luck did not fall from it). When the correction changes nothing, it is said after the pattern instead; with
+    one distance, or bins without counts (n, correct), no correction is said."""
     if not bins:
         return "no distance probed"
     p = chance_pattern(bins)
@@ -465,7 +557,24 @@ def chance_sentence(bins) -> str:
             else:                               # above chance only here and there before: no decline to speak of
                 parts.append(f"above chance only at {plural(len(above), 'distance')} {_distance_list(above)}, "
                              f"and not from distance {start} on {to_last}")
-    return "accuracy: " + "; ".join(parts)
+    m = len(bins)
+    pattern = "; ".join(parts)
+    if m == 1:
+        return "accuracy: " + pattern
+    uncorrected_up = [b["distance"] for b in bins if b["ci"][0] > CHANCE]
+    k = p["outside_chance_count"]
+    luck = (f"{k} of the {m} per-distance 95% CIs {'excludes' if k == 1 else 'exclude'} 0.5, where luck alone would put "
+            f"about {FAMILY_ALPHA * m:.2g} ({FAMILY_ALPHA:.0%} of {m})")
+    if p["holm_above_chance_distances"] is None:      # bins without counts: no correction to state
+        return f"accuracy: {luck}: {pattern}" if p["outside_chance_count"] else "accuracy: " + pattern
+    if p["holm_above_chance_distances"] == uncorrected_up and p["holm_below_chance_distances"] == below:
+        return (f"accuracy: {pattern}; the same after Holm's correction for the {m} distances tested "
+                f"(family-wise error {FAMILY_ALPHA:.0%})")
+    outside = [b["distance"] for b in bins if not b["ci"][0] <= CHANCE <= b["ci"][1]]
+    luck = (f"{k} of the {m} per-distance 95% CIs {'excludes' if k == 1 else 'exclude'} 0.5 (at "
+            f"{plural(k, 'distance')} {_distance_list(outside)}), where luck alone would put about "
+            f"{FAMILY_ALPHA * m:.2g} ({FAMILY_ALPHA:.0%} of {m})")
+    return f"accuracy: {_corrected_clause(p, bins)}; uncorrected, {luck}"
 
 
 def format_context(res: dict) -> str:
@@ -503,6 +612,22 @@ def _load(run, checkpoint: str, batch_size: int, n: int):
     return run, model, vocab, info, meta
 
 
+def check_agreement_vocab(feature: str, stoi) -> None:
+    """UserError, in the command's flags, when the run's vocabulary cannot fill the agreement templates of
+    `feature`: one line saying which roles fall short (how many entries are in the vocabulary against how many
+    are needed, and a few missing words; `sintetico.template_shortfall`) and what to do about it."""
+    from .sintetico import template_shortfall
+
+    short = template_shortfall(feature, stoi)
+    if short is None:
+        return
+    fixes = ["train with a larger --max-vocab (0 = no limit)"]
+    if feature != "number" and template_shortfall("number", stoi) is None:
+        fixes.append("use --feature number")
+    raise UserError(f"--feature {feature}: the vocabulary ({len(stoi)} words) has too few of the words the "
+                    f"{feature} agreement templates need: {short}; {', or '.join(fixes)}")
+
+
 def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, checkpoint: str,
                   batch_size: int, out=None) -> tuple[dict, Path]:
     """`probe agreement RUN`: the result (format_agreement prints it), written as JSON to `out`
@@ -510,6 +635,7 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
     The command's layer: its errors name the flags (--distances), as the other functions name their
     Python arguments."""
     run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
+    check_agreement_vocab(feature, vocab.stoi)
     out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
     check_writable(out)     # a read-only run folder: said before the measurement
     res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True), n,

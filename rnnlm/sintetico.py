@@ -278,6 +278,73 @@ class Lexicon:
                          or (self.passive is not None and bool(self.participles)))
 
 
+def _missing_words(entries, words_of, known, k=5) -> list:
+    """The first k distinct words of `entries` (in list order) that `known` lacks."""
+    out: list = []
+    for e in entries:
+        for w in words_of(e):
+            if w not in known and w not in out:
+                out.append(w)
+                if len(out) == k:
+                    return out
+    return out
+
+
+def template_shortfall(feature: str, known) -> str | None:
+    """Why the agreement templates for `feature` cannot be filled from the words in `known` (a vocabulary),
+    as one clause naming each role that falls short: how many of its entries the vocabulary holds (every
+    form of an entry is needed), how many are needed, and a few of the missing words. None when pairs can
+    be made. 'number' needs a subject noun, a one-word adverb and a main verb with a tail; 'gender' needs a
+    subject noun, a one-word adverb, and a copula with a predicative adjective or "foi/foram" with a
+    participle and its tail."""
+    if feature not in (NUMBER, GENDER):
+        raise UserError(f"feature must be 'number' or 'gender', got {feature!r}")
+    required = ["que", "."] + list(DEFINITE.values()) + list(CONTRACT["de"].values())
+    gone = [w for w in required if w not in known]
+    if gone:
+        return (f"function words: {len(required) - len(gone)} of {len(required)} in the vocabulary, all "
+                f"{len(required)} needed (missing {', '.join(gone)})")
+    full = Lexicon()
+    lex = full.restrict(known)
+    if lex.can_generate("verb" if feature == NUMBER else "copula"):
+        return None
+
+    def role(name, kept, entries, words_of, forms):
+        missing = _missing_words(entries, words_of, known)
+        return (f"{name}: {len(kept)} of {len(entries)} in the vocabulary{forms}, at least 1 needed"
+                + (f" (missing e.g. {', '.join(missing)})" if missing else ""))
+
+    short = []
+    if not lex.animate:
+        short.append(role("subject nouns", lex.animate, full.animate, lambda e: e[:2], " with both numbers"))
+    if not lex.adverbs_1:
+        short.append(role("one-word adverbs", lex.adverbs_1, full.adverbs_1, lambda e: [e], ""))
+    if feature == NUMBER:
+        if not lex.verbs:
+            short.append(role("main verbs", lex.verbs, full.verbs,
+                              lambda e: [e[0], e[1]] + [w for t in e[2] for w in t.split()],
+                              " with both numbers and a continuation"))
+        return "; ".join(short)
+    pairs = []
+    if not (lex.copulas and lex.predicatives):
+        if not lex.copulas:
+            pairs.append(role("copulas", lex.copulas, full.copulas, lambda e: e, " with both numbers"))
+        if not lex.predicatives:
+            pairs.append(role("predicative adjectives", lex.predicatives, full.predicatives, lambda e: e,
+                              " with all four forms"))
+    if not (lex.passive and lex.participles):
+        if not lex.passive:
+            pairs.append(f"passive {'/'.join(full.passive)}: not in the vocabulary")
+        if not lex.participles:
+            pairs.append(role("participles", lex.participles, full.participles,
+                              lambda e: list(e[0]) + [w for t in e[1] for w in t.split()],
+                              " with all four forms and a continuation"))
+    if pairs:
+        short.append("the adjective after the verb (a copula with a predicative adjective, or "
+                     f"{'/'.join(full.passive)} with a participle): " + "; ".join(pairs))
+    return "; ".join(short)
+
+
 def feature_table(lexicon: Lexicon | None = None) -> dict:
     """word -> {'noun'|'verb'|'adj': (number, gender or None)}, from the word lists.
 
@@ -698,7 +765,8 @@ def make_agreement_pairs(distances, n_per_distance, rng, feature=NUMBER, known=N
     if feature not in (NUMBER, GENDER):
         raise UserError(f"feature must be 'number' or 'gender', got {feature!r}")
     if not lex.can_generate(kinds[0]):
-        raise UserError(f"the vocabulary has too few template words for {feature} agreement")
+        raise UserError(f"the vocabulary has too few template words for {feature} agreement: "
+                        f"{template_shortfall(feature, known)}")
     shift = 0 if feature == NUMBER else 1   # the gender target sits one after the copula
     index = 0 if feature == NUMBER else 1
     pairs, generated, covered, sampled = [], 0, 0, 0

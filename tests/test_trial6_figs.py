@@ -149,7 +149,9 @@ CI = {"above": [0.55, 0.8], "chance": [0.4, 0.6], "below": [0.2, 0.45]}
 def _result(pattern):
     """An agreement result whose bins at distances 1, 2, ... are above / at / below chance as `pattern` says."""
     rec = {"n": 100, "correct": 60.0, "accuracy": 0.6, "ties": 0}
-    bins = [{"distance": d, **rec, "ci": CI[p], "attractor": None, "no_attractor": None}
+    correct = {"above": 75.0, "chance": 50.0, "below": 25.0}     # counts that agree with CI (for Holm's verdict)
+    bins = [{"distance": d, **rec, "correct": correct[p], "accuracy": correct[p] / 100, "ci": CI[p],
+             "attractor": None, "no_attractor": None}
             for d, p in enumerate(pattern, start=1)]
     return {"feature": "number", "pairs": 100 * len(bins), "coverage": 1.0, "by_distance": bins,
             "overall": {**rec, "ci": [0.5, 0.7]}, "attractor": None, "no_attractor": None,
