@@ -226,7 +226,8 @@ def _add_plot(sub):
     lag.add_argument("--labels", default=None, help="comma-separated legend labels, one per input")
     lag.add_argument("--out", default=None,
                      help="image file (default: RUN/plots/lag-....png for a run folder or a JSON in one, "
-                          "else runs/plots/<json name>-lag-....png)")
+                          "else runs/plots/<json name>-lag-....png; several inputs: lag-compare-<their "
+                          "names>-....png there)")
     lag.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     tr = psub.add_parser("training", help="perplexity, gradient norm and clipping, learning rate, non-finite events")
     tr.add_argument("run", help="a run folder")
@@ -263,16 +264,35 @@ def _run_plot(args):
                                               title=args.title, flow=args.flow)
     else:
         labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
+        # several inputs: a comparison, named apart from the first input's own figure (which it overwrote)
+        stem = f"lag-compare-{compare_key(args.inputs)}-{what}" if len(args.inputs) > 1 else None
         if first.is_dir():
-            out = args.out or first / "plots" / f"lag-{what}.png"
+            out = args.out or first / "plots" / f"{stem or 'lag-' + what}.png"
         elif _is_run(first.parent):
-            out = args.out or first.parent / "plots" / f"{first.stem}-lag-{what}.png"
+            out = args.out or first.parent / "plots" / f"{stem or first.stem + '-lag-' + what}.png"
         else:
-            out = args.out or Path("runs") / "plots" / f"{first.stem}-lag-{what}.png"
+            out = args.out or Path("runs") / "plots" / f"{stem or first.stem + '-lag-' + what}.png"
         png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
                              scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
     print(f"wrote {png} (and .svg)")
     return 0
+
+
+def compare_key(inputs) -> str:
+    """What names a comparison of several lag curves in its file name: the inputs' names (a run folder's,
+    a JSON file's stem) joined by '+', e.g. 't1+r1'; when that is long, the first name, how many more, and
+    a short hash of all the inputs' paths, e.g. 't1+2-more-3f9a0c1d'. The same inputs give the same name."""
+    import hashlib
+    import re
+    from pathlib import Path
+
+    names = [re.sub(r"[^A-Za-z0-9._=-]+", "_", (Path(p).resolve().name if Path(p).is_dir() else Path(p).stem))
+             or "input" for p in inputs]
+    key = "+".join(names)
+    if len(key) <= 40:
+        return key
+    digest = hashlib.sha1("\0".join(str(Path(p).resolve()) for p in inputs).encode()).hexdigest()[:8]
+    return f"{names[0][:30]}+{len(names) - 1}-more-{digest}"
 
 
 def _add_demo(sub):

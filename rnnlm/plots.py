@@ -194,27 +194,36 @@ def _joined(values) -> str:
     return " / ".join(dict.fromkeys(str(v) for v in values))
 
 
-def settings_line(metas: list[dict], clips: list[str] | None = None, behind: str | None = None) -> str:
+def settings_line(metas: list[dict], clips: list[str] | None = None, behind: str | None = None,
+                  common_only: bool = False) -> str:
     """The subtitle every figure carries: cell and activation, init, recurrent scale, clipping, H, and
     what stands behind each point (`behind`: anchors, pairs or seeds). A setting shared by every
-    curve is written once; one that differs lists each curve's value, in legend order, joined by ' / '.
+    curve is written once; one that differs lists each curve's value, in legend order, joined by ' / '
+    (or, with common_only, is left out: for a figure whose legend entries name each curve's own value,
+    where 'H=64 / 32' over three curves maps onto none of them).
     metas: lag_curve metas or flattened train configs; clips: each one's clipping (default clip_label)."""
     if not metas:
         return behind or ""
     clips = clips if clips is not None else [clip_label(m) for m in metas]
-    parts = [f"cell {_joined(cell_label(m) for m in metas)}",
-             f"init {_joined(m.get('init') or '?' for m in metas)}",
-             f"W_hh ×{_joined(_fmt_scale(m.get('recurrent_scale')) for m in metas)}",
-             _joined(clips)]
+
+    def part(prefix, values):
+        values = list(values)
+        if common_only and len(set(values)) > 1:
+            return None
+        return f"{prefix}{_joined(values)}"
+    parts = [part("cell ", (cell_label(m) for m in metas)),
+             part("init ", (m.get('init') or '?' for m in metas)),
+             part("W_hh ×", (_fmt_scale(m.get('recurrent_scale')) for m in metas)),
+             part("", clips)]
     omegas = [m.get("omega") or 0 for m in metas]
     if any(omegas):
-        parts.append(f"Ω α={_joined(f'{o:g}' for o in omegas)}")
+        parts.append(part("Ω α=", (f'{o:g}' for o in omegas)))
     hs = [m.get("H", m.get("hidden")) for m in metas]
     if any(h is not None for h in hs):
-        parts.append(f"H={_joined('?' if h is None else h for h in hs)}")
+        parts.append(part("H=", ('?' if h is None else h for h in hs)))
     if behind:
         parts.append(behind)
-    return "; ".join(parts)
+    return "; ".join(p for p in parts if p)
 
 
 NOTE_WIDTH = 90     # characters per line of a note in a legend: a longer one ran past the figure's edges
@@ -223,6 +232,14 @@ NOTE_WIDTH = 90     # characters per line of a note in a legend: a longer one ra
 def _wrap(text: str, width: int = 100) -> str:
     import textwrap
     return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
+
+
+def _wrap_entry(text: str, width: int = NOTE_WIDTH) -> str:
+    """A legend entry on lines of at most `width` characters, broken at spaces only (never inside
+    'clip-norm' or a file's name)."""
+    import textwrap
+    return "\n".join(textwrap.fill(line, width, break_on_hyphens=False, break_long_words=False)
+                     for line in text.split("\n"))
 
 
 def _set_title(target, title: str, subtitle: str, width: int = 100, size: float = 10) -> None:
@@ -503,6 +520,7 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
              scope: str = "layer0", flow: bool = False, bound: bool = False, title: str | None = None):
     """The figure of `plot_lag`, unsaved: returns the matplotlib Figure (see plot_lag)."""
     names = [_item_name(d, i) for i, d in enumerate(docs)]
+    own_labels = labels
     docs = [load_lag_doc(d) for d in docs]
     if not docs:
         raise UserError("give at least one lag curve")
@@ -529,7 +547,9 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
         label = labels[i]
         if quantity == "auto" and not flow and len(docs) > 1:
             label += f" [{q}]"
-        line, = ax.plot(lags, med, marker="o", markersize=2.5, linewidth=1.5, label=label)
+        # (a long entry on two lines: on one it ran past the figure's edges, and tight_layout then
+        # squeezed the axes to make room for it)
+        line, = ax.plot(lags, med, marker="o", markersize=2.5, linewidth=1.5, label=_wrap_entry(label))
         ax.fill_between(lags, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
         all_lags.extend(np.asarray(lags).tolist())
         zero = _zero_mask(doc, scope, q, norm, flow)
@@ -594,17 +614,63 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
     default = (f"{'Gradient flow' if flow else 'Jacobian ' + _norm_name(norm) + ' norm'} by lag, {scope} "
                f"(median over anchors, 10–90% band)")
     metas = [d["meta"] for d in docs]
+    # The default legend entries name each curve's own settings (lag_labels): the subtitle then says only
+    # what every curve shares, since 'init default / orthogonal' over three curves maps onto none of them.
+    # Labels of the caller's own say nothing of the settings: the subtitle lists each curve's, in order.
+    common_only = own_labels is None and len(docs) > 1
     behind = "median over " + _joined(
         f"{m.get('anchors', '?')} anchors × {m.get('tokens', '?')} tokens"
         + (f" of {_text_name(m['text'])}" if m.get("text") else "") for m in metas)
     seeds = [m.get("seed") for m in metas if m.get("seed") is not None]
     if seeds:
         behind += f", seed {_joined(seeds)}"
-    _set_title(ax, title or default, settings_line(metas, [_doc_clip(m) for m in metas], behind), width=95)
+    if common_only:
+        behind = _common_behind(metas)
+    subtitle = settings_line(metas, [_doc_clip(m) for m in metas], behind, common_only=common_only)
+    if common_only:
+        subtitle += "; each curve's other settings in its legend entry"
+    _set_title(ax, title or default, subtitle, width=95)
     ax.grid(True, which="major", alpha=0.3)
     _legend_below(ax)
     fig.tight_layout()
+    fit_legends(fig)
     return fig
+
+
+def _common_behind(metas: list[dict]) -> str:
+    """What stands behind every curve of a lag figure, the settings they share only: 'median over 8 anchors ×
+    1000 tokens of machado:valid, seed 0'; '' when they share none (the legend entries say each one's)."""
+    def common(key):
+        values = {repr(m.get(key)) for m in metas}
+        return metas[0].get(key) if len(values) == 1 else None
+    anchors, tokens, text, seed = common("anchors"), common("tokens"), common("text"), common("seed")
+    head = " × ".join(p for p in (None if anchors is None else f"{anchors} anchors",
+                                  None if tokens is None else f"{tokens} tokens") if p)
+    out = f"median over {head}" if head else ""
+    if text:
+        out += (" of " if head else "on ") + _text_name(text)
+    if seed is not None:
+        out += (", " if out else "") + f"seed {seed}"
+    return out
+
+
+def fit_legends(fig, pad_in: float = 0.1) -> None:
+    """Widen a laid-out figure until every legend (of its axes or its own) lies inside it: a legend
+    under the axes is centred on them and as wide as its longest entry, and savefig cut one that was
+    wider than the figure at both edges. Call it after tight_layout; it lays the figure out again."""
+    for _ in range(4):
+        renderer = fig.canvas.get_renderer()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+        if not legends:
+            return
+        boxes = [leg.get_window_extent(renderer) for leg in legends]
+        x0, x1 = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
+        over = max(0.0, -x0) + max(0.0, x1 - fig.bbox.width)
+        if over <= 0.5:
+            return
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w + over / fig.dpi + 2 * pad_in, h)
+        fig.tight_layout()
 
 
 def plot_lag(docs: list, labels: list[str] | None, out, quantity: str = "auto", norm: str = "spectral",

@@ -453,6 +453,15 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
                 ha="center", va="center", fontsize=10, color="dimgray")
     ax.axhline(config.train.steps, color="gray", ls=":", lw=1)
     ax.text(ds[0], config.train.steps, " budget", va="bottom", fontsize=8, color="gray")
+    ev = config.train.eval_every
+    if ev and ev < config.train.steps:
+        # success is seen at an evaluation: a run solved at the first one learned in at most that many
+        # steps, and a row of points on this line is the measurement's floor, not a cell that learns fast
+        ax.axhline(ev, color="black", ls=(0, (1, 2)), lw=1,
+                   label=f"first evaluation (eval every {ev}): the fewest steps measurable;\n"
+                         f"a point on it learned in ≤ {ev} steps")
+        ax.annotate(f"first evaluation: ≤ {ev}", (ds[0], ev), xytext=(8, 2), textcoords="offset points",
+                    va="bottom", fontsize=8, color="black")
     ax.set_xscale("log", base=2)
     ax.set_xticks(ds, [str(d) for d in ds])
     ax.set_ylim(0, config.train.steps * 1.1)

@@ -179,7 +179,8 @@ def test_jacobian_command_on_a_run(runs, tmp_path, capsys):
     # a fresh model's settings with a checkpoint would be ignored: refused
     assert main(["jacobian", str(tracked), "--hidden", "8", "--max-lag", "6"]) == 2
     assert main(["plot", "lag", str(tracked), str(out), "--labels", "a,b", "--norm", "frobenius"]) == 0
-    _figure_ok(tracked / "plots" / "lag-auto-frobenius-layer0.png", "a", "b")
+    # two inputs: a comparison, named apart from the run's own lag figure
+    _figure_ok(tracked / "plots" / f"lag-compare-{tracked.name}+{out.stem}-auto-frobenius-layer0.png", "a", "b")
     assert main(["plot", "lag", str(tracked), "--over-training", "--quantity", "c"]) == 0
     _figure_ok(tracked / "plots" / "lag-over-training-c-spectral-layer0.png")
     assert main(["plot", "training", str(tracked)]) == 0
