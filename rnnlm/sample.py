@@ -344,6 +344,7 @@ class TextStream:
         self.options = dict(temperature=temperature, top_k=top_k, top_p=top_p,
                             banned=() if allow_unk else (vocab.unk_id,))
         self.seed, self.capitalize, self.sentence_sep = seed, not keep_case, sentence_sep
+        self._echo = self._prime_echo(prime)
         self.tokens = [list(self.prime_tokens) for _ in range(num_samples)]   # each sample's, prime first
         self.words_drawn = np.zeros(num_samples, dtype=np.int64)             # (num_samples,)
 
@@ -352,12 +353,51 @@ class TextStream:
         """The samples that hold fewer than `words` words (all while drawing; after it, the ones cut)."""
         return [int(i) for i in np.flatnonzero(self.words_drawn < self.words)]
 
+    def _prime_echo(self, prime: str):
+        """(the prime as typed, its first letter as the sample's text has it, and the length of its tokens'
+        detokenized text) when the prime is shown as the
+        user typed it, else None: no prime tokens, or tokens whose text is not a fixed prefix of every sample's
+        (a last quote opens or closes as the next token decides), so that it could not be cut off."""
+        from .tokenize import EOS, detokenize
+        if not self.prime_tokens or not prime.strip():
+            return None
+        rejoin = lambda tokens: detokenize(tokens, capitalize=self.capitalize,       # noqa: E731
+                                           sentence_sep=self.sentence_sep)
+        rejoined = rejoin(self.prime_tokens)
+        if not all(rejoin(self.prime_tokens + [after]).startswith(rejoined) for after in ("a", ",", '"', EOS)):
+            return None
+        typed = prime.strip()
+        if typed[:1].lower() == rejoined[:1].lower():
+            typed = rejoined[:1] + typed[1:]        # the text's first letter, a capital as every sentence's
+        return typed, len(rejoined)
+
+    def _as_typed(self, text: str) -> str:
+        """A sample's detokenized text with its prime's part replaced by the prime as typed."""
+        return text if self._echo is None else self._echo[0] + text[self._echo[1]:]
+
     def text(self, i: int) -> str:
-        """Sample i's text from everything drawn so far (the prime first)."""
+        """Sample i's text from everything drawn so far (the prime first, as typed)."""
         from .tokenize import detokenize
-        return detokenize(self.tokens[i], capitalize=self.capitalize, sentence_sep=self.sentence_sep)
+        return self._as_typed(detokenize(self.tokens[i], capitalize=self.capitalize, sentence_sep=self.sentence_sep))
 
     def __iter__(self):
+        M = self.num_samples
+        skip = [0 if self._echo is None else self._echo[1]] * M     # characters of the rejoined prime still due
+        if self._echo is not None:
+            for i in range(M):
+                yield Piece(i, self._echo[0], False)
+        for piece in self._pieces():
+            i, text = piece.sample, piece.text
+            if skip[i]:                 # the rejoined prime's text: shown as typed instead (_prime_echo)
+                cut = min(skip[i], len(text))
+                skip[i] -= cut
+                text = text[cut:]
+            if text or piece.done:
+                yield Piece(i, text, piece.done)
+
+    def _pieces(self):
+        """The samples' pieces with the prime as the tokenizer read it (rejoined), then as drawn; __iter__
+        shows the prime as typed in its place."""
         from .tokenize import Detokenizer
         M, itos = self.num_samples, self.vocab.itos
         detok = [Detokenizer(capitalize=self.capitalize, sentence_sep=self.sentence_sep) for _ in range(M)]
@@ -398,7 +438,10 @@ def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperatur
     a model that stops drawing words, see sample_words). A sentence end is shown
     as `sentence_sep` (a line break: one sentence per line). Unknown prime words
     are appended to `unknown_out` when given. The prime is shown as typed
-    (tokenized and re-joined), not as <unk>. To show the text while it is
+    (its first letter a capital, as every sentence's; not as <unk>), the
+    sample continuing it as the model read it: "Sr. Brás Cubas", not the
+    tokens' "Sr. brás cubas" (re-joined only where that is not a fixed prefix
+    of the sample: a prime ending in an opening quote). To show the text while it is
     drawn, iterate a TextStream with the same arguments (this function joins
     its pieces).
 

@@ -96,7 +96,7 @@ def test_generate_is_primed_with_a_prime_in_capitals(tiny_run):
     r = subprocess.run([sys.executable, str(REPO / "cli.py"), "generate", str(tiny_run), "--prime",
                         "O HOMEM QUE", "--words", "3", "--seed", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("O homem que")             # before: the prime was dropped, the text began anew
+    assert r.stdout.startswith("O HOMEM QUE")     # shown as typed;           # before: the prime was dropped, the text began anew
 
 
 # ---------------------------------------------------------------- generate_text from Python
@@ -135,7 +135,7 @@ def test_generate_text_reads_the_prime_as_the_vocabulary_was_read(loaded):
     assert Vocab(["<unk>", "<eos>", "Homem", "<num>"]).reading() == {"keep_case": True, "num_token": True}
     unknown = []
     text = generate_text(model, vocab, prime="O Homem Que", words=2, unknown_out=unknown)[0]
-    assert text.startswith("O homem que") and unknown == []
+    assert text.startswith("O Homem Que") and unknown == []        # read as "o homem que", shown as typed
     with pytest.warns(UserWarning, match="prime words O, Homem, Que are unknown as written but known in lower"):
         generate_text(model, vocab, prime="O Homem Que", words=2, keep_case=True)
 
@@ -189,3 +189,43 @@ def test_a_false_utf16_byte_order_mark_is_one_line(tmp_path):
     path.write_bytes(b"\xff\xfeA\x00\x00\xd8")             # a lone surrogate: not UTF-16
     with pytest.raises(UserError, match="starts with a UTF-16 byte-order mark but is not UTF-16; give a plain text"):
         read_text(path, corpus=False)
+
+
+# ---------------------------------------------------------------- the prime is shown as typed
+
+
+@pytest.mark.parametrize("prime, shown", [
+    ("Sr. Brás Cubas", "Sr. Brás Cubas"),               # the tokens re-joined: "Sr. brás cubas"
+    ("— Que é isso? — perguntou ele.", "— Que é isso? — perguntou ele."),   # re-joined: a break before "—"
+    ("o homem que", "O homem que"),                      # the first letter a capital, as every sentence's
+    ("d. joão", "D. joão"),
+    ("Ela disse: 'Não!'", "Ela disse: 'Não!'"),
+    ("  O HOMEM QUE  ", "O HOMEM QUE"),
+])
+def test_the_prime_is_shown_as_typed_and_the_pieces_make_the_text(loaded, prime, shown):
+    from rnnlm.sample import TextStream, generate_text
+    model, vocab = loaded
+    texts = generate_text(model, vocab, prime=prime, words=5, seed=3, num_samples=2)
+    assert all(t.startswith(shown) for t in texts), texts
+    stream = TextStream(model, vocab, prime=prime, words=5, seed=3, num_samples=2)
+    parts = [[], []]
+    for piece in stream:
+        parts[piece.sample].append(piece.text)
+    assert ["".join(p) for p in parts] == texts == [stream.text(0), stream.text(1)]
+    # what follows the prime is what the model drew after the prime's tokens, as before
+    from rnnlm.tokenize import detokenize
+    rejoined = detokenize(stream.prime_tokens, capitalize=True, sentence_sep="\n")
+    full = detokenize(stream.tokens[0], capitalize=True, sentence_sep="\n")
+    assert texts[0][len(shown):] == full[len(rejoined):]
+
+
+def test_a_prime_ending_in_an_opening_quote_is_shown_re_joined(loaded):
+    from rnnlm.sample import TextStream
+    from rnnlm.tokenize import detokenize
+    model, vocab = loaded
+    stream = TextStream(model, vocab, prime='ele disse "', words=3, seed=1)
+    text = "".join(piece.text for piece in stream)
+    # whether the quote opens (glued to the next word) or closes is the next token's to decide: the text is
+    # the tokens re-joined, prime and all, never the typed prime followed by a re-joined quote
+    assert text == detokenize(stream.tokens[0], capitalize=True, sentence_sep="\n")
+    assert text.startswith("Ele disse")
