@@ -98,6 +98,15 @@ def _print_saved(saved, text: str) -> int:
     return 0
 
 
+def _print_figure(png) -> int:
+    """Say "wrote PNG (and .svg)" once a `plot` command's figure is saved: standard output failing then (a
+    full disk, `> /dev/full`) loses only that line, so it is one warning naming the figure, and status 0
+    (cliflags.unheard_stdout, as _print_saved)."""
+    with unheard_stdout(lambda: f"the figure is saved in {png} (and .svg)"):
+        print(f"wrote {png} (and .svg)")
+    return 0
+
+
 def _add_plot_probe(plot_sub):
     """The `plot probe` subaction; `plot_sub` is the `plot` command's subparsers."""
     q = plot_sub.add_parser("probe", help="agreement accuracy or context-loss increase vs distance")
@@ -126,8 +135,7 @@ def _run_plot_probe(args):
         out = first.parent / f"probe-{kind}.png"
     else:
         out = Path("runs") / "plots" / f"{first.stem}-probe-{kind}.png"
-    print(f"wrote {plot_probe(paths, args.out or out, title=args.title)} (and .svg)")
-    return 0
+    return _print_figure(plot_probe(paths, args.out or out, title=args.title))
 
 
 def _add_jacobian(sub):
@@ -252,8 +260,7 @@ def _run_plot(args):
     if args.plot_command == "training":
         run = Path(args.run)
         out = args.out or run / "plots" / "training.png"
-        print(f"wrote {plotruns.plot_training(run, out, title=args.title)} (and .svg)")
-        return 0
+        return _print_figure(plotruns.plot_training(run, out, title=args.title))
     first = Path(args.inputs[0])
     what = f"{'flow' if args.flow else args.quantity + '-' + args.norm}-{args.scope}"
     if args.over_training:
@@ -274,8 +281,7 @@ def _run_plot(args):
             out = args.out or Path("runs") / "plots" / f"{stem or first.stem + '-lag-' + what}.png"
         png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
                              scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
-    print(f"wrote {png} (and .svg)")
-    return 0
+    return _print_figure(png)
 
 
 def compare_key(inputs) -> str:

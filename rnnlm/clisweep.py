@@ -233,7 +233,10 @@ def _add_plot_sweep(plot_sub):
 
 def _run_plot_sweep(args):
     from .sweepplot import plot_sweep
-    print(f"wrote {plot_sweep(args.sweep, args.x, args.y, args.hue, args.out)} (and .svg)")
+    png = plot_sweep(args.sweep, args.x, args.y, args.hue, args.out)
+    # the figure is the product: standard output failing (`> /dev/full`) loses only this line
+    with unheard_stdout(lambda: f"the figure is saved in {png} (and .svg)"):
+        print(f"wrote {png} (and .svg)")
     return 0
 
 
@@ -296,8 +299,10 @@ def _add_plot_study(plot_sub):
 def _run_plot_study(args):
     from . import study
     paths = study.redraw(args.study)
-    print(f"wrote {', '.join(str(p) for p in paths if p.suffix == '.png')} (and .svg); "
-          "study.json and table.md unchanged")
+    pngs = ", ".join(str(p) for p in paths if p.suffix == ".png")
+    # the figures are the product: standard output failing (`> /dev/full`) loses only this line
+    with unheard_stdout(lambda: f"the figures are saved in {args.study} ({pngs}, and .svg)"):
+        print(f"wrote {pngs} (and .svg); study.json and table.md unchanged")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 `run_sweep(folder, jobs, data)` sends every job of `jobs` that `folder/sweep.jsonl`
 does not already record to Dask workers and writes, as each one finishes, its
-files under `folder/<job name>/` and its row as one more line of sweep.jsonl.
+files under `folder/<job name>/` and its row as one more line of sweep.jsonl,
+kept in the order of `jobs` (not the order they finish in), so that two runs
+of one sweep write the same file and the same table.
 By default the workers are an in-process `LocalCluster` of worker processes,
 one per core, one thread each; `scheduler="tcp://HOST:8786"` sends the same
 jobs to a cluster started by hand (`dask scheduler` / `dask worker`), and
@@ -24,7 +26,9 @@ Nothing lost:
 - a finished job is recorded as it finishes (sweep.jsonl rewritten atomically
   with one more line), so a rerun of the same sweep skips it;
 - a job that raises is a row with status "failed" and its one-line error
-  (`UserError`: its message; anything else: "Type: message"); the rest go on;
+  (`UserError`: its message; anything else: "Type: message", with `error_at`,
+  where it was raised, "FILE:LINE in FUNCTION", and the whole traceback in
+  FOLDER/JOB/error.txt, both formatted as text where the job ran); the rest go on;
 - a worker that dies mid-job (killed, out of memory) has its job rescheduled
   by the Dask scheduler on another worker, at most `retries` times (the
   scheduler's `allowed-failures`, set for the LocalCluster; an external
@@ -83,7 +87,9 @@ from .sweepcluster import JOB_TMP, SERIAL, WORKER_ENV, _attempts, _client, _Shie
 
 SWEEP_FILE = "sweep.jsonl"
 SWEEP_LOCK = ".sweep.lock"  # the OS lock of the process writing the sweep folder (lock_sweep)
-ENGINE_KEYS = ("name", "fn", "settings", "status", "error", "wall_s", "worker", "attempts", "max_rss_mb")
+ENGINE_KEYS = ("name", "fn", "settings", "status", "error", "error_at", "wall_s", "worker", "attempts",
+               "max_rss_mb")
+ERROR_FILE = "error.txt"    # SWEEP/JOB/error.txt: the traceback of a job that raised (its row's error_at: where)
 _NAME = re.compile(r"^[A-Za-z0-9_+=,-][A-Za-z0-9._+=,-]*$")
 
 
@@ -113,7 +119,8 @@ class JobResult(NamedTuple):
 
 
 def read_rows(folder) -> list[dict]:
-    """The rows of folder/sweep.jsonl, in the order they were recorded ([] when there is none).
+    """The rows of folder/sweep.jsonl, in its order ([] when there is none): the order of the jobs given to
+    run_sweep (`_Recorder`; a folder of earlier versions: the order they finished in).
 
     A torn last line (a crash of an older writer: no newline at its end, as `_Recorder` sees it) is dropped;
     any other bad line, a complete last one included, is a UserError (the file is corrupt, not empty).
@@ -216,34 +223,55 @@ def checked_files(job: Job, files: dict) -> dict:
 
 
 class _Recorder:
-    """Writes finished jobs: their files, then their row as one more line of sweep.jsonl (atomic rewrite)."""
+    """Writes finished jobs: their files, then their row as one more line of sweep.jsonl (atomic rewrite).
 
-    def __init__(self, folder: Path):
+    The lines stay in the order of `jobs` (the sweep's, as given): a row goes in before the first line of
+    a job that comes after it, so two runs of one sweep write the same file, whatever order their jobs
+    finish in. Lines of jobs that `jobs` does not name (an earlier sweep into the folder) keep their place.
+    """
+
+    def __init__(self, folder: Path, jobs=()):
         self.folder = folder
         self.path = folder / SWEEP_FILE
-        self.text = (self.path.read_text(encoding="utf-8", errors="surrogateescape") if self.path.exists()
-                     else "")       # (read_rows refused any damaged line but a torn last one, dropped here)
-        if self.text and not self.text.endswith("\n"):      # a torn last line: read_rows dropped it
-            self.text = self.text[: self.text.rfind("\n") + 1]
+        text = (self.path.read_text(encoding="utf-8", errors="surrogateescape") if self.path.exists()
+                else "")       # (read_rows refused any damaged line but a torn last one, dropped here)
+        if text and not text.endswith("\n"):      # a torn last line: read_rows dropped it
+            text = text[: text.rfind("\n") + 1]
+        self.lines = [line for line in text.splitlines() if line.strip()]
+        self.order = {job.name: i for i, job in enumerate(jobs)}
+        self.places = [self.order.get(json.loads(line).get("name")) for line in self.lines]
+        self.rows = [json.loads(line) for line in self.lines]
 
     def record(self, job: Job, out: dict) -> dict:
         files = checked_files(job, out.get("files", {}))
         check_row_keys(job, out.get("row", {}))
+        if out.get("error_traceback"):      # a job that raised: where, for the one who reads its row
+            files[ERROR_FILE] = (f"job {job.name} ({job.fn}) failed on {out['worker']}: {out['error']}\n\n"
+                                 f"{out['error_traceback']}").encode("utf-8", errors="backslashreplace")
         for rel, blob in sorted(files.items()):
             target = (self.folder / job.name / rel).resolve()
             if not str(target).startswith(str((self.folder / job.name).resolve()) + os.sep):
                 raise UserError(f"job {job.name}: file {rel!r} would land outside its folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, blob)
+        if ERROR_FILE not in files:     # an earlier failure's traceback, of a job rerun since (its line deleted)
+            with contextlib.suppress(OSError):
+                (self.folder / job.name / ERROR_FILE).unlink()
         row = {"name": job.name, "fn": job.fn, "settings": job.settings, "status": out["status"]}
         if out.get("error"):
             row["error"] = out["error"]
+        if out.get("error_at"):
+            row["error_at"] = out["error_at"]
         row.update(wall_s=round(out["wall_s"], 3), worker=out["worker"], attempts=out["attempts"],
                    max_rss_mb=out.get("max_rss_mb"))
         row.update(out.get("row", {}))     # (check_row_keys: no key of the engine's among them)
         row = _json_safe(row)
-        self.text += json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
-        atomic_write_text(self.path, self.text)
+        place = self.order.get(job.name, len(self.order))
+        at = next((i for i, p in enumerate(self.places) if p is not None and p > place), len(self.lines))
+        self.lines.insert(at, json.dumps(row, ensure_ascii=False, allow_nan=False))
+        self.places.insert(at, place)
+        self.rows.insert(at, row)
+        atomic_write_text(self.path, "".join(line + "\n" for line in self.lines))
         return row
 
 
@@ -344,7 +372,10 @@ def execute(fn: str, settings: dict, payload, threads: int | None = 1, worker: s
     """Run one job where this is called (a Dask worker or the client); never raises for the job's own errors.
 
     Returns {status: done | failed, error, row, files, wall_s, worker, max_rss_mb}:
-    the JobResult's parts plus what the engine measures. threads: Numba threads
+    the JobResult's parts plus what the engine measures; a job that raised
+    something other than a UserError also gives error_at (where: `_error_at`)
+    and error_traceback (the whole traceback as text), formatted here, since
+    the exception does not travel from a worker. threads: Numba threads
     for the job (None: leave as is).
     """
     _RUNNING.key = None
@@ -367,11 +398,51 @@ def execute(fn: str, settings: dict, payload, threads: int | None = 1, worker: s
     except Exception as exc:   # noqa: BLE001 - a job's own crash is a failed row, not a dead sweep
         msg = str(exc).strip().splitlines()
         out.update(status="failed", error=f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": "))
+        # where it happened, formatted here (on the worker) as text: the exception itself does not cross
+        out.update(error_traceback=_traceback_text(exc), error_at=_error_at(exc, fn))
     finally:
         _STOP_KEYS.discard(_RUNNING.key)
         _RUNNING.key = None
     out.update(wall_s=time.perf_counter() - t0, worker=worker, max_rss_mb=_max_rss_mb())
     return out
+
+
+def _job_frames(exc: BaseException):
+    """The traceback's frames below `execute` (the job function's and what it called), outermost first."""
+    import traceback
+    tb = exc.__traceback__
+    return traceback.extract_tb(tb.tb_next) if tb is not None else []
+
+
+def _traceback_text(exc: BaseException) -> str:
+    """The exception's whole traceback as Python prints it, from the job function's frame on (the engine's
+    own frame left out; chained exceptions included)."""
+    import traceback
+    tb = exc.__traceback__
+    return "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb is not None else None))
+
+
+def _error_at(exc: BaseException, fn: str) -> str | None:
+    """Where a job's exception was raised, in one line: "FILE:LINE in FUNCTION" of the innermost frame,
+    preceded by the deepest frame in the job function's own file when the exception came from deeper
+    (NumPy, a helper module): "jobs.py:7 in square -> .../numpy/core/_methods.py:49 in _sum". None when
+    no frame below the engine's own is known (the function returned something that is not a JobResult)."""
+    frames = _job_frames(exc)
+    if not frames:
+        return None
+    where = [frames[-1]]
+    own = getattr(getattr(_fn_or_none(fn), "__code__", None), "co_filename", None)
+    mine = [f for f in frames if f.filename == own]
+    if mine and mine[-1] is not frames[-1]:
+        where.insert(0, mine[-1])
+    return " -> ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in where)
+
+
+def _fn_or_none(fn: str):
+    try:
+        return _import_fn(fn)
+    except UserError:
+        return None
 
 
 def worker_threads() -> dict:
@@ -449,7 +520,8 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
               n_workers: int | None = None, retries: int = 2, progress: bool = True,
               threads: int = 1, on_row=None, say_interrupted: bool = True,
               timings: dict | None = None, scheduler_checked: bool = False) -> list[dict]:
-    """Run every job not already finished in folder/sweep.jsonl; return all rows (old and new).
+    """Run every job not already finished in folder/sweep.jsonl; return all rows (old and new), in the
+    file's order: the order of `jobs` (rows of jobs not among them keep their place).
 
     folder: the sweep folder (created). jobs: Job tuples with unique names.
     data: {key: {name: ndarray}} payloads that jobs name by key; each is sent to
@@ -672,10 +744,9 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
     old = check_recorded(folder, jobs)
     done = {r["name"] for r in old}
     todo = [j for j in jobs if j.name not in done]
-    rows = list(old)
     if not todo:
-        return rows
-    recorder = _Recorder(folder)
+        return old
+    recorder = _Recorder(folder, jobs)
     from tqdm import tqdm
 
     from .progress import stderr_is_terminal
@@ -685,10 +756,9 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
 
     def finish(job, out):
         row = recorder.record(job, out)
-        rows.append(row)
         bar.update(1)
         if progress:
-            bar.write(format_row_line(row), file=sys.stderr)
+            bar.write(format_row_line(row, folder), file=sys.stderr)
         if on_row is not None:
             on_row(row)
 
@@ -714,7 +784,7 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
     finally:
         bar.close()
         shield.lower()
-    return rows
+    return list(recorder.rows)      # in sweep.jsonl's order: the jobs' (_Recorder)
 
 
 def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progress, shield, timings,
@@ -796,10 +866,28 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
     timings["close_s"] = time.perf_counter() - t3
 
 
-def format_row_line(row: dict) -> str:
-    """The line printed when a job finishes."""
+def where_failed(row: dict, folder=None) -> str:
+    """The words " at FILE:LINE in FUNCTION; traceback in FOLDER/JOB/error.txt" for a failed row that records
+    where its job raised (files by their name only: the row's error_at and error.txt give the full paths); ""
+    for any other row. The traceback is named only when the file is there (folder None: not named)."""
+    at = row.get("error_at")
+    if row.get("status") != "failed" or not isinstance(at, str) or not at:
+        return ""
+    short = []
+    for frame in at.split(" -> "):
+        place, sep, func = frame.rpartition(" in ")
+        path, colon, line = place.rpartition(":")
+        short.append(f"{Path(path).name}:{line} in {func}" if sep and colon and line.isdigit() else frame)
+    text = f" at {' -> '.join(short)}"
+    if folder is not None and (Path(folder) / str(row.get("name")) / ERROR_FILE).is_file():
+        text += f"; traceback in {Path(folder) / str(row.get('name')) / ERROR_FILE}"
+    return text
+
+
+def format_row_line(row: dict, folder=None) -> str:
+    """The line printed when a job finishes (folder: the sweep's, to name a failed job's traceback file)."""
     if row["status"] != "done":
-        return f"{row['name']}: FAILED ({row.get('error')}) [{row['wall_s']:.1f} s]"
+        return f"{row['name']}: FAILED ({row.get('error')}){where_failed(row, folder)} [{row['wall_s']:.1f} s]"
     from .runs import fmt_ppl
     bits = []
     for key in ("best_val_ppl", "val_ppl", "stopped", "steps"):

@@ -280,9 +280,12 @@ def _cell(v, column: str = "") -> str:
 
 
 def summarize(folder) -> str:
-    """The table of a sweep folder: one line per recorded job, its axis settings and results (the known
-    RESULT_COLUMNS; for a job function of one's own, the numeric fields of its rows, `result_fields`)."""
-    from .sweep import empty_reason, read_rows
+    """The table of a sweep folder: one line per recorded job, in sweep.jsonl's order (the jobs' order as
+    given to the sweep, so two runs of one sweep print the same table), its axis settings and results (the
+    known RESULT_COLUMNS; for a job function of one's own, the numeric fields of its rows, `result_fields`).
+    A failed job's status cell says its error and, for one that raised, where and which file holds the
+    traceback (sweep.where_failed)."""
+    from .sweep import empty_reason, read_rows, where_failed
     rows = read_rows(folder)
     if not rows:
         raise UserError(empty_reason(folder))
@@ -308,7 +311,8 @@ def summarize(folder) -> str:
     for r in flat:
         cells = [_cell(r.get(c), c) for c in cols]
         if r.get("status") == "failed":
-            cells[cols.index("status")] = f"failed: {r.get('error')}"
+            # where a job of one's own raised, and its traceback's file (sweep.where_failed)
+            cells[cols.index("status")] = f"failed: {r.get('error')}{where_failed(r, folder)}"
         lines.append("| " + " | ".join(cells) + " |")
     done = sum(r.get("status") == "done" for r in rows)
     own = all(r.get("fn") not in KNOWN_JOBS for r in rows)     # only jobs of one's own: all their fixed settings
