@@ -28,7 +28,7 @@ import math
 import re
 from pathlib import Path
 
-from .config import DataConfig, ModelConfig, TrainConfig, check_types, given_train_settings
+from .config import DEFAULT_LR, DataConfig, ModelConfig, TrainConfig, check_types, given_train_settings
 from .errors import UserError
 
 TRAIN_JOB = "rnnlm.sweepjobs:train_job"     # the job function of a `sweep run` point
@@ -268,6 +268,22 @@ def result_fields(rows: list[dict], shown: set) -> list[str]:
     return out
 
 
+def with_default_lr(fixed: dict) -> dict:
+    """The fixed settings with the learning rate the jobs started with: a train job records lr None when
+    --lr was not given (the optimizer's default, config.DEFAULT_LR), and a figure's title or the table's
+    heading then said nothing of the setting that decides whether an RNN trains; now 'lr=20 (sgd default)'."""
+    if "lr" not in fixed or fixed["lr"] is not None or "optimizer" not in fixed:
+        return fixed
+    lr = DEFAULT_LR.get(fixed["optimizer"])
+    return {**fixed, "lr": f"{lr:g} ({fixed['optimizer']} default)"} if lr is not None else fixed
+
+
+def _markdown(cell: str) -> str:
+    """A table cell as Markdown reads it: a | escaped and line breaks as spaces (an error message may hold
+    either, and would otherwise end the cell or the row)."""
+    return " ".join(cell.replace("|", "\\|").split("\n"))
+
+
 def _cell(v, column: str = "") -> str:
     if v is None:
         return "-"
@@ -313,9 +329,10 @@ def summarize(folder) -> str:
         if r.get("status") == "failed":
             # where a job of one's own raised, and its traceback's file (sweep.where_failed)
             cells[cols.index("status")] = f"failed: {r.get('error')}{where_failed(r, folder)}"
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(_markdown(c) for c in cells) + " |")
     done = sum(r.get("status") == "done" for r in rows)
     own = all(r.get("fn") not in KNOWN_JOBS for r in rows)     # only jobs of one's own: all their fixed settings
+    fixed = with_default_lr(fixed)
     named = ", ".join(f"{k}={_cell(fixed[k])}" for k in (fixed if own else FIXED_KEYS)
                       if shown_fixed(k, fixed.get(k)))
     head = f"{folder}: {len(rows)} jobs ({done} done, {len(rows) - done} failed)"

@@ -87,17 +87,6 @@ def _fit_ylabel(ax, text: str, share: float = 0.95) -> bool:
     return width < len(text)
 
 
-def _with_default_lr(fixed: dict) -> dict:
-    """The fixed settings with the learning rate the jobs started with: a train job records lr None when
-    --lr was not given (the optimizer's default, config.DEFAULT_LR), and the title then said nothing of the
-    setting that decides whether an RNN trains; now 'lr=20 (sgd default)'."""
-    if "lr" not in fixed or fixed["lr"] is not None or "optimizer" not in fixed:
-        return fixed
-    from .config import DEFAULT_LR
-    lr = DEFAULT_LR.get(fixed["optimizer"])
-    return {**fixed, "lr": f"{lr:g} ({fixed['optimizer']} default)"} if lr is not None else fixed
-
-
 def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: bool | None = None) -> Path:
     """Draw column y against column x of the sweep in `folder` (PNG + SVG); returns the PNG path.
 
@@ -155,7 +144,8 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
                               else "")
     ax.set_ylabel(ylabel)
     _, fixed = varying(rows)
-    fixed = _with_default_lr(fixed)
+    from .sweepgrid import with_default_lr
+    fixed = with_default_lr(fixed)
     fixed_txt = ", ".join(f"{k}={Path(str(fixed[k])).name if k == 'corpus' else fixed[k]}"
                           for k in FIXED_KEYS if shown_fixed(k, fixed.get(k)))
     runs = sorted({len(v) for g in groups.values() for v in g.values()})

@@ -40,29 +40,8 @@ FRESH = ["jacobian", "--init", "--cell", "rnn", "--hidden", "5", "--emsize", "4"
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """An untrained GRU saved like a training run, on a small sintetico text."""
-    from dataclasses import asdict
-
-    from rnnlm import checkpoint, fileio
-    from rnnlm import sintetico as S
-    from rnnlm.config import TrainConfig, config_to_dict
-    from rnnlm.data import DataConfig, load_corpus
-
-    root = tmp_path_factory.mktemp("s29_run")
-    text = root / "text.txt"
-    sents = S.generate_sentences(300, np.random.default_rng(0), 1, 8)
-    text.write_text("".join(s.text + "\n\n" for s in sents), encoding="utf-8")
-    data = DataConfig(corpus=str(text), use_cache=False)
-    corpus = load_corpus(data)
-    mcfg = ModelConfig(vocab_size=len(corpus.vocab), cell="gru", emsize=8, hidden=8)
-    info = {"train": config_to_dict(TrainConfig(data=data, model=ModelConfig(cell="gru", emsize=8, hidden=8))),
-            "model": asdict(mcfg), "corpus": {"checksum": corpus.checksum}}
-    run = root / "run"
-    run.mkdir()
-    fileio.atomic_write_json(run / "config.json", info)
-    fileio.atomic_write_json(run / "vocab.json", corpus.vocab.to_json())
-    checkpoint.save(run / "best.npz", RNNModel(mcfg, seed=0).state_dict(), config=info,
-                    vocab=corpus.vocab.to_json())
-    return run
+    from saved_runs import untrained_gru_run
+    return untrained_gru_run(tmp_path_factory.mktemp("s29_run"), 300, 8)
 
 
 def _cli(argv, capsys):

@@ -87,29 +87,8 @@ def test_the_probe_json_keeps_the_old_fields_and_adds_the_corrected_ones():
 def verb_only_run(tmp_path_factory):
     """An untrained GRU saved like a training run on sentences whose targets are all verbs: its vocabulary
     has no predicative adjective or participle, so --feature gender cannot be probed."""
-    from dataclasses import asdict
-
-    from rnnlm import checkpoint, fileio
-    from rnnlm.config import TrainConfig, config_to_dict
-    from rnnlm.data import DataConfig, load_corpus
-    from rnnlm.model import ModelConfig, RNNModel
-
-    root = tmp_path_factory.mktemp("probe_verb_run")
-    text = root / "text.txt"
-    sents = S.generate_sentences(600, np.random.default_rng(0), 1, 8, kinds=("verb",))
-    text.write_text("".join(s.text + "\n\n" for s in sents), encoding="utf-8")
-    data = DataConfig(corpus=str(text), use_cache=False)
-    corpus = load_corpus(data)
-    mcfg = ModelConfig(vocab_size=len(corpus.vocab), cell="gru", emsize=8, hidden=8)
-    info = {"train": config_to_dict(TrainConfig(data=data, model=ModelConfig(cell="gru", emsize=8, hidden=8))),
-            "model": asdict(mcfg), "corpus": {"checksum": corpus.checksum}}
-    run = root / "run"
-    run.mkdir()
-    fileio.atomic_write_json(run / "config.json", info)
-    fileio.atomic_write_json(run / "vocab.json", corpus.vocab.to_json())
-    checkpoint.save(run / "best.npz", RNNModel(mcfg, seed=0).state_dict(), config=info,
-                    vocab=corpus.vocab.to_json())
-    return run
+    from saved_runs import untrained_gru_run
+    return untrained_gru_run(tmp_path_factory.mktemp("probe_verb_run"), 600, 8, kinds=("verb",))
 
 
 def test_template_shortfall_names_the_role_counts_and_missing_words():
