@@ -191,6 +191,29 @@ def _add_evaluate(sub):
     return p
 
 
+def _text_stream_notes(r: dict, asked: int | None) -> list[str]:
+    """evaluate --text's notes on how the text was read: a --batch-size too large for it (read as one
+    stream), the predictions that B streams side by side do not make (each stream's first token is only
+    read, and the last len % B tokens fill none), and a score mostly of <unk>."""
+    notes = []
+    B, predictable = r["batch_size"], r["tokens"] - 1
+    if asked is not None and asked != B:
+        notes.append(f"--batch-size {asked:,} is more streams than the text's {r['tokens']:,} tokens fill (two "
+                     f"each at least): read as one stream")
+    if r["predicted"] < predictable:
+        tail = r["unscored"]
+        tail = (f", and the last {tail:,} tokens fill none" if tail > 1 else ", and the last token fills none"
+                if tail else "")
+        notes.append(f"read as {B} streams side by side, {r['predicted']:,} of the text's {predictable:,} "
+                     f"predictions are made (each stream's first token is only read{tail}); --batch-size 1 "
+                     f"reads it as one stream and makes them all")
+    if r["oov_rate"] > 0.2:
+        notes.append(f"{100 * r['oov_rate']:.0f}% of the text is out of the vocabulary, each such word read and "
+                     f"predicted as the one word <unk>: the perplexity is not comparable with one of a text the "
+                     f"vocabulary covers")
+    return notes
+
+
 def _run_evaluate(args):
     from .runs import fmt_ppl, run_evaluate
     if args.text is not None and args.split is not None:
@@ -208,11 +231,9 @@ def _run_evaluate(args):
     print(f"cross-entropy: {fmt(nats)} nats/token ({fmt(nats / 0.6931471805599453)} bits/token) "
           f"over {r['predicted']:,} {plural(r['predicted'], 'prediction')}, batch size {r['batch_size']}, "
           f"bptt {r['bptt']}")
-    if r["unscored"] and args.text is not None:     # (a split is scored as training scored it)
-        last = (f"last {r['unscored']:,} tokens fill none of them and are" if r["unscored"] > 1
-                else "last token fills none of them and is")
-        print(f"note: read as {r['batch_size']} streams side by side, the text's {last} not scored; --batch-size 1 "
-              f"reads it as one stream and scores every token")
+    if args.text is not None:       # (a split is scored as training scored it)
+        for line in _text_stream_notes(r, args.batch_size):
+            print(f"note: {line}")
     print(f"perplexity: {fmt_ppl(r['ppl'])}")
     return 0
 

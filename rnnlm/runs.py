@@ -597,16 +597,25 @@ def _text_tokens(raw: str, name, data) -> tuple[list, str]:
 
     The corpus reader drops all-capital lines as headings and lone numbers as page
     numbers; a file made only of such lines (a text typed in capitals) is read
-    with every line kept instead, and the note says so. A file with no tokens
-    (only spaces) is refused.
+    with every line kept instead, and the note says so; a file that loses some
+    lines so gets a note counting them and quoting the first. A file with no
+    tokens (only spaces) is refused.
     """
     from .tokenize import tokenize
-    tokens = tokenize(raw, keep_case=data.keep_case, num_token=data.num_token)
+    dropped: list = []
+    tokens = tokenize(raw, keep_case=data.keep_case, num_token=data.num_token, dropped=dropped)
     note = ""
     if not tokens:
         tokens = tokenize(raw, keep_case=data.keep_case, num_token=data.num_token, layout=False)
         note = ("every line is in capitals or a lone number, which the corpus reader drops as headings and "
                 "page numbers; read as text instead") if tokens else ""
+    elif dropped:
+        first = dropped[0] if len(dropped[0]) <= 40 else dropped[0][:37] + "..."
+        note = (f"{len(dropped)} {plural(len(dropped), 'line')} of the text ({first!r}"
+                f"{' and more' if len(dropped) > 1 else ''}) {plural(len(dropped), 'is', 'are')} not scored: the "
+                f"corpus reader drops a line in capitals as a heading and a lone number as a page number; write "
+                f"{plural(len(dropped), 'it', 'them')} in lower case (or join a number to its sentence) to have "
+                f"{plural(len(dropped), 'it', 'them')} scored")
     if not tokens:
         raise UserError(f"--text {name} has no words; evaluation reads one token to predict the next, so give "
                         f"a text of at least a sentence")

@@ -144,12 +144,14 @@ def _is_heading(line: str) -> bool:
     return letters >= 2 or bool(_ROMAN.fullmatch(line))
 
 
-def paragraphs(text: str, version: int = TOKENIZER_VERSION, layout: bool = True) -> list[str]:
+def paragraphs(text: str, version: int = TOKENIZER_VERSION, layout: bool = True,
+               dropped: list | None = None) -> list[str]:
     """Rebuild paragraphs from normalized, page-wrapped text (see the module docstring).
 
     layout: read the text as a page of a book, dropping lone page numbers and
     heading lines (all capitals); False keeps every line as text (a prime a
-    user typed: "O HOMEM QUE", "1890").
+    user typed: "O HOMEM QUE", "1890"). dropped: a list that receives the
+    lines so dropped, in order (to tell a user whose text lost them).
     """
     lines = [line.strip() for line in text.split("\n")]
     lengths = sorted(len(line) for line in lines if line)
@@ -171,8 +173,12 @@ def paragraphs(text: str, version: int = TOKENIZER_VERSION, layout: bool = True)
             flush()
             continue
         if layout and _PAGE_NUMBER.fullmatch(line):
+            if dropped is not None:
+                dropped.append(line)
             continue
         if layout and _is_heading(line):
+            if dropped is not None:
+                dropped.append(line)
             flush()
             continue
         if line[0] == DASH or line.startswith("- "):
@@ -303,7 +309,7 @@ def _with_sentence_ends(tokens: list[str]) -> list[str]:
 
 
 def tokenize(text: str, keep_case: bool = False, num_token: bool = False,
-             version: int = TOKENIZER_VERSION, layout: bool = True) -> list[str]:
+             version: int = TOKENIZER_VERSION, layout: bool = True, dropped: list | None = None) -> list[str]:
     """Portuguese text -> word and punctuation tokens with <eos> at sentence ends.
 
     keep_case: keep capitals (default lower-cases everything).
@@ -312,13 +318,14 @@ def tokenize(text: str, keep_case: bool = False, num_token: bool = False,
     layout: drop page numbers and all-capital heading lines as the corpus reader
     does (see `paragraphs`); False for text that is not a book page, such as a
     generate prime, where "CAPÍTULO PRIMEIRO" or "1890" are the user's words.
+    dropped: a list that receives the lines layout dropped (see `paragraphs`).
     """
     if version not in _TOKEN_RES:
         raise ValueError(f"tokenizer version {version}: this rnnlm has {sorted(_TOKEN_RES)}")
     clitic_cache: dict = {}
     result: list[str] = []
     token_re = _TOKEN_RES[version]
-    for paragraph in paragraphs(normalize(text), version, layout):
+    for paragraph in paragraphs(normalize(text), version, layout, dropped):
         tokens = _paragraph_tokens(paragraph, clitic_cache, token_re)
         if tokens:
             result.extend(_with_sentence_ends(tokens))

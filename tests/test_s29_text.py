@@ -60,9 +60,10 @@ def test_a_text_in_capitals_is_read_with_its_lines_kept_and_says_so():
     tokens, note = _text_tokens("O HOMEM QUE\nCHEGOU.\n", "caps.txt", DataConfig())
     assert tokens == ["o", "homem", "que", "chegou", ".", EOS]
     assert note.startswith("every line is in capitals or a lone number")
-    # a text with prose keeps the corpus's reading: its heading is dropped, no note
+    # a text with prose keeps the corpus's reading: its heading is dropped, and counted
     tokens, note = _text_tokens("CAPÍTULO I\n\nO homem chegou.\n", "mixed.txt", DataConfig())
-    assert tokens == ["o", "homem", "chegou", ".", EOS] and note == ""
+    assert tokens == ["o", "homem", "chegou", ".", EOS] and note.startswith("1 line of the text ('CAPÍTULO I')")
+    assert _text_tokens("O homem chegou.\n", "prose.txt", DataConfig())[1] == ""
 
 
 @pytest.mark.parametrize("raw", ["   \n", "\n\n\t\n"])
@@ -158,7 +159,7 @@ def test_a_short_text_is_read_as_one_stream_and_every_token_is_scored(tmp_path, 
     text.write_text(SHORT, encoding="utf-8")
     out = _evaluate(tiny_run, text)
     assert "(29 tokens," in out and "over 28 predictions, batch size 1," in out   # before: 10 streams, 10 predictions
-    assert "note:" not in out
+    assert "streams side by side" not in out
 
 
 def test_tokens_left_out_by_a_given_batch_size_are_said(tmp_path, tiny_run):
@@ -166,10 +167,33 @@ def test_tokens_left_out_by_a_given_batch_size_are_said(tmp_path, tiny_run):
     text.write_text(SHORT, encoding="utf-8")
     out = _evaluate(tiny_run, text, "--batch-size", "4")
     assert "over 24 predictions, batch size 4," in out
-    assert ("note: read as 4 streams side by side, the text's last token fills none of them and is not scored; "
-            "--batch-size 1 reads it as one stream and scores every token") in out
+    assert ("note: read as 4 streams side by side, 24 of the text's 28 predictions are made (each stream's first "
+            "token is only read, and the last token fills none); --batch-size 1 reads it as one stream and makes "
+            "them all") in out
     out = _evaluate(tiny_run, text, "--batch-size", "3")
-    assert "over 24 predictions, batch size 3," in out and "the text's last 2 tokens fill none of them" in out
+    assert "over 24 predictions, batch size 3," in out and "only read, and the last 2 tokens fill none)" in out
+    out = _evaluate(tiny_run, text, "--batch-size", "100")
+    assert "over 28 predictions, batch size 1," in out
+    assert "note: --batch-size 100 is more streams than the text's 29 tokens fill (two each at least)" in out
+
+
+def test_lines_the_corpus_reader_drops_are_counted_and_quoted(tmp_path, tiny_run):
+    text = tmp_path / "mixed.txt"
+    text.write_text("O HOMEM QUE USAVA UMA PERUCA ENTROU NO BAR.\nELE DISSE QUE NÃO SABIA.\nE saiu.\n",
+                    encoding="utf-8")
+    out = _evaluate(tiny_run, text)
+    assert "(4 tokens," in out
+    assert ("note: 2 lines of the text ('O HOMEM QUE USAVA UMA PERUCA ENTROU N...' and more) are not scored: the "
+            "corpus reader drops a line in capitals as a heading and a lone number as a page number") in out
+    tokens, note = _text_tokens("Ele chegou em\n1890\ne saiu.\n", "n.txt", DataConfig())
+    assert "1890" not in tokens and note.startswith("1 line of the text ('1890') is not scored")
+
+
+def test_a_text_mostly_out_of_the_vocabulary_is_said_to_be_scored_as_unk(tmp_path, tiny_run):
+    text = tmp_path / "oov.txt"
+    text.write_text("xyzzy plugh frobnicate quux. Ele foi.\n", encoding="utf-8")
+    out = _evaluate(tiny_run, text)
+    assert "% of the text is out of the vocabulary, each such word read and predicted as the one word <unk>" in out
 
 
 @pytest.mark.parametrize("encoding, name", [("utf-16", "UTF-16"), ("utf-16-be", None), ("utf-32", "UTF-32")])
