@@ -127,6 +127,16 @@ def _lowercase_initials(tokens: list, vocab) -> list:
     return out
 
 
+def _known_casing(token: str, vocab) -> str:
+    """A keep-case prime's word as the vocabulary knows it: as typed, else the most frequent of its lower-case,
+    capitalized and upper-case forms that the vocabulary holds ("HOMEM" -> "homem", "BRÁS" -> "Brás"),
+    else as typed (an unknown word)."""
+    if token in vocab.stoi or token.lower() == token.upper():
+        return token
+    known = [v for v in (token.lower(), token.capitalize(), token.upper()) if v in vocab.stoi]
+    return min(known, key=vocab.stoi.__getitem__) if known else token
+
+
 def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = False):
     """Tokenize a prime as the corpus was -> (tokens, ids, unknown words).
 
@@ -137,7 +147,9 @@ def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = F
     A prime is the user's words, not a book page: a line in capitals ("O HOMEM
     QUE") or a lone number is read as text, not dropped as a heading or page
     number (tokenize's layout=False). In a lower-case run, an initial typed in
-    lower case ("d. joão") is the abbreviation the corpus's "D. João" gave.
+    lower case ("d. joão") is the abbreviation the corpus's "D. João" gave; in a
+    keep-case run, a word the vocabulary knows only in another case is read in
+    its most frequent known case (`_known_casing`: "O HOMEM" -> O homem).
     Unknown words map to <unk> and are listed, not refused.
     """
     from .tokenize import leading_clitics, tokenize
@@ -147,6 +159,8 @@ def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = F
         tokens = tokens + tokenize(rest, keep_case=keep_case, num_token=num_token, layout=False)
     if not keep_case:
         tokens = _lowercase_initials(tokens, vocab)
+    else:
+        tokens = [_known_casing(t, vocab) for t in tokens]
     if tokens and tokens[-1] == EOS and (len(tokens) < 2 or tokens[-2] not in _SENTENCE_END):
         tokens = tokens[:-1]
     ids = vocab.encode(tokens) if tokens else np.zeros(0, dtype=np.int32)
@@ -283,7 +297,7 @@ def _reading(model, vocab, prime, keep_case, num_token) -> tuple[bool, bool]:
     keep_case / num_token None: as the vocabulary was read (Vocab.reading). Given, a value the vocabulary
     rules out is a ValueError: keep_case=False for a vocabulary with capitals, num_token=False for one
     with <num>. (The other way round is allowed: a keep-case corpus may have no capitals, one read with
-    <num> no number; a prime then read with capitals it does not know is warned of, see TextStream.)
+    <num> no number; a prime's word it knows only in another case is read in that case, _known_casing.)
     """
     from .vocab import Vocab
     if not isinstance(vocab, Vocab):
@@ -296,6 +310,9 @@ def _reading(model, vocab, prime, keep_case, num_token) -> tuple[bool, bool]:
         raise TypeError(f"prime must be a str (the text to continue, \"\" for none), got {type(prime).__name__}")
     seen = vocab.reading()
     given = {"keep_case": keep_case, "num_token": num_token}
+    for name, value in given.items():
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True, False or None (as the vocabulary was read), got {value!r}")
     for name, how in (("keep_case", "has capitals"), ("num_token", "holds <num>")):
         if given[name] is not None and not given[name] and seen[name]:
             raise ValueError(f"{name}={given[name]!r}, but this vocabulary {how}, so its corpus was read with "
@@ -336,11 +353,6 @@ class TextStream:
         check_fits_in_memory(model, len(vocab), words, num_samples)
         self.model, self.vocab, self.words, self.num_samples = model, vocab, words, num_samples
         self.prime_tokens, self.prime_ids, self.unknown = encode_prime(prime, vocab, keep_case, num_token)
-        lowered = [w for w in self.unknown if w.lower() in vocab.stoi]
-        if keep_case and lowered:
-            import warnings
-            warnings.warn(f"prime words {', '.join(lowered[:5])} are unknown as written but known in lower case: "
-                          f"this vocabulary looks lower-cased; leave keep_case out (or False)", stacklevel=3)
         self.options = dict(temperature=temperature, top_k=top_k, top_p=top_p,
                             banned=() if allow_unk else (vocab.unk_id,))
         self.seed, self.capitalize, self.sentence_sep = seed, not keep_case, sentence_sep
@@ -367,7 +379,7 @@ class TextStream:
         if not all(rejoin(self.prime_tokens + [after]).startswith(rejoined) for after in ("a", ",", '"', EOS)):
             return None
         typed = prime.strip()
-        if typed[:1].lower() == rejoined[:1].lower():
+        if typed[:1].islower() and rejoined[:1] == typed[:1].upper():
             typed = rejoined[:1] + typed[1:]        # the text's first letter, a capital as every sentence's
         return typed, len(rejoined)
 

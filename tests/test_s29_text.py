@@ -137,8 +137,25 @@ def test_generate_text_reads_the_prime_as_the_vocabulary_was_read(loaded):
     unknown = []
     text = generate_text(model, vocab, prime="O Homem Que", words=2, unknown_out=unknown)[0]
     assert text.startswith("O Homem Que") and unknown == []        # read as "o homem que", shown as typed
-    with pytest.warns(UserWarning, match="prime words O, Homem, Que are unknown as written but known in lower"):
-        generate_text(model, vocab, prime="O Homem Que", words=2, keep_case=True)
+    # keep_case=True on this lower-cased vocabulary: each word read in the case the vocabulary knows it in
+    unknown = []
+    text = generate_text(model, vocab, prime="O Homem Que", words=2, keep_case=True, unknown_out=unknown)[0]
+    assert unknown == [] and text.startswith("O Homem Que")
+
+
+def test_a_keep_case_runs_prime_in_capitals_is_read_in_the_case_the_vocabulary_knows():
+    vocab = Vocab(["<unk>", "<eos>", "homem", "Homem", "O", "que", "Brás"])
+    assert encode_prime("O HOMEM QUE", vocab, keep_case=True)[0] == ["O", "homem", "que"]   # before: <unk> <unk>
+    assert encode_prime("BRÁS e brás", vocab, keep_case=True)[0] == ["Brás", "e", "Brás"]
+    assert encode_prime("BRÁS e brás", vocab, keep_case=True)[2] == ["e"]
+
+
+@pytest.mark.parametrize("value", ["no", "False", 0, 1.0])
+def test_keep_case_and_num_token_must_be_booleans(loaded, value):
+    from rnnlm.sample import generate_text
+    for name in ("keep_case", "num_token"):
+        with pytest.raises(TypeError, match=f"{name} must be True, False or None .* got {value!r}"):
+            generate_text(*loaded, prime="o", words=1, **{name: value})
 
 
 # ---------------------------------------------------------------- evaluate --text: every token counts
