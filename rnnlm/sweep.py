@@ -227,7 +227,9 @@ class _Recorder:
 
     The lines stay in the order of `jobs` (the sweep's, as given): a row goes in before the first line of
     a job that comes after it, so two runs of one sweep write the same file, whatever order their jobs
-    finish in. Lines of jobs that `jobs` does not name (an earlier sweep into the folder) keep their place.
+    finish in. Lines recorded by an earlier run that gave the jobs in another order are put in this
+    order first (`reordered`; among the lines they held, so `write` leaves no other line moved). Lines of
+    jobs that `jobs` does not name (an earlier sweep into the folder) keep their place.
     """
 
     def __init__(self, folder: Path, jobs=()):
@@ -237,10 +239,24 @@ class _Recorder:
                 else "")       # (read_rows refused any damaged line but a torn last one, dropped here)
         if text and not text.endswith("\n"):      # a torn last line: read_rows dropped it
             text = text[: text.rfind("\n") + 1]
-        self.lines = [line for line in text.splitlines() if line.strip()]
+        lines = [line for line in text.splitlines() if line.strip()]
+        rows = [json.loads(line) for line in lines]
         self.order = {job.name: i for i, job in enumerate(jobs)}
-        self.places = [self.order.get(json.loads(line).get("name")) for line in self.lines]
-        self.rows = [json.loads(line) for line in self.lines]
+        places = [self.order.get(row.get("name")) for row in rows]
+        # the lines of jobs that `jobs` names, in its order, in the slots they held (the others stay put)
+        slots = [i for i, p in enumerate(places) if p is not None]
+        pick = list(range(len(lines)))
+        for slot, src in zip(slots, sorted(slots, key=lambda i: places[i])):
+            pick[slot] = src
+        self.reordered = pick != list(range(len(lines)))     # the file is not in this order yet (`write`)
+        self.lines = [lines[i] for i in pick]
+        self.rows = [rows[i] for i in pick]
+        self.places = [places[i] for i in pick]
+
+    def write(self) -> None:
+        """Rewrite sweep.jsonl (atomically) with the lines as they stand."""
+        atomic_write_text(self.path, "".join(line + "\n" for line in self.lines))
+        self.reordered = False
 
     def record(self, job: Job, out: dict) -> dict:
         files = checked_files(job, out.get("files", {}))
@@ -271,7 +287,7 @@ class _Recorder:
         self.lines.insert(at, json.dumps(row, ensure_ascii=False, allow_nan=False))
         self.places.insert(at, place)
         self.rows.insert(at, row)
-        atomic_write_text(self.path, "".join(line + "\n" for line in self.lines))
+        self.write()
         return row
 
 
@@ -369,7 +385,9 @@ def _numba_threads(n: int | None):
 
 
 def execute(fn: str, settings: dict, payload, threads: int | None = 1, worker: str = "") -> dict:
-    """Run one job where this is called (a Dask worker or the client); never raises for the job's own errors.
+    """Run one job where this is called (a Dask worker or the client); never raises for the job's own errors
+    (a SystemExit among them; a KeyboardInterrupt is raised: Ctrl-C stops the sweep). An error whose message
+    cannot be formatted (its __str__ raises) is recorded by its type (`_message`).
 
     Returns {status: done | failed, error, row, files, wall_s, worker, max_rss_mb}:
     the JobResult's parts plus what the engine measures; a job that raised
@@ -394,9 +412,11 @@ def execute(fn: str, settings: dict, payload, threads: int | None = 1, worker: s
             raise TypeError(f"{fn} returned {type(result).__name__}, not a JobResult")
         out.update(row=dict(result.row), files=dict(result.files))
     except UserError as exc:
-        out.update(status="failed", error=str(exc))
-    except Exception as exc:   # noqa: BLE001 - a job's own crash is a failed row, not a dead sweep
-        msg = str(exc).strip().splitlines()
+        out.update(status="failed", error=_message(exc))
+    # a job's own crash is a failed row, not a dead sweep: a sys.exit() in it too (it would end the serial
+    # caller's process, and look like a dead worker on a cluster); Ctrl-C (KeyboardInterrupt) still stops
+    except (Exception, SystemExit) as exc:   # noqa: BLE001
+        msg = _message(exc).strip().splitlines()
         out.update(status="failed", error=f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": "))
         # where it happened, formatted here (on the worker) as text: the exception itself does not cross
         out.update(error_traceback=_traceback_text(exc), error_at=_error_at(exc, fn))
@@ -405,6 +425,15 @@ def execute(fn: str, settings: dict, payload, threads: int | None = 1, worker: s
         _RUNNING.key = None
     out.update(wall_s=time.perf_counter() - t0, worker=worker, max_rss_mb=_max_rss_mb())
     return out
+
+
+def _message(exc: BaseException) -> str:
+    """str(exc), or "<unprintable: E in its message>" when that raises E (a job's exception class whose
+    __str__ has a bug): the job is still a failed row saying what it raised."""
+    try:
+        return str(exc)
+    except Exception as err:   # noqa: BLE001 - whatever its __str__ raises
+        return f"<unprintable: {type(err).__name__} in its message>"
 
 
 def _job_frames(exc: BaseException):
@@ -521,7 +550,9 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
               threads: int = 1, on_row=None, say_interrupted: bool = True,
               timings: dict | None = None, scheduler_checked: bool = False) -> list[dict]:
     """Run every job not already finished in folder/sweep.jsonl; return all rows (old and new), in the
-    file's order: the order of `jobs` (rows of jobs not among them keep their place).
+    file's order: the order of `jobs` (rows of jobs not among them keep their place). Rows recorded by an
+    earlier call that gave the jobs in another order are put in this one's order, in the file too, also
+    when every job is recorded already and nothing runs (`_Recorder`).
 
     folder: the sweep folder (created). jobs: Job tuples with unique names.
     data: {key: {name: ndarray}} payloads that jobs name by key; each is sent to
@@ -533,7 +564,8 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
     timings: a dict filled with where the wall time went (seconds): start_s (the
     cluster up and its workers connected; 0 for serial), ship_s (the payloads
     scattered), jobs_s (first job sent to last row recorded), close_s.
-    A finished job (status done or failed) is skipped; delete its line to rerun it.
+    A finished job (status done or failed) is skipped; delete its line to rerun it. A job that raises is a
+    failed row, a SystemExit (sys.exit() in the job) included; a KeyboardInterrupt stops the sweep (`execute`).
     A recorded job whose settings differ from the one given is a UserError.
     Ctrl-C: stops and cancels the jobs in flight, closes the cluster, prints
     one line saying how many jobs are recorded (unless say_interrupted=False:
@@ -744,9 +776,11 @@ def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progres
     old = check_recorded(folder, jobs)
     done = {r["name"] for r in old}
     todo = [j for j in jobs if j.name not in done]
+    recorder = _Recorder(folder, jobs)      # the rows recorded, in the order of `jobs`
     if not todo:
-        return old
-    recorder = _Recorder(folder, jobs)
+        if recorder.reordered:      # an earlier run gave them in another order: the file as promised too
+            recorder.write()
+        return list(recorder.rows)
     from tqdm import tqdm
 
     from .progress import stderr_is_terminal
