@@ -105,6 +105,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .activations import max_fprime, zero_reason
+from .argcheck import check_generator, check_token_ids
 from .cells import CELLS
 from .errors import UserError
 from .model import ModelConfig, RNNModel
@@ -535,21 +536,9 @@ def _check_model(model, where: str) -> None:
 
 def _check_tokens(tokens, model, where: str) -> np.ndarray:
     """`tokens` as a 1-D int64 array of ids the model's vocabulary holds; else TypeError (not integers) or
-    ValueError, naming the argument. (Too few for max_lag: check_enough_tokens's UserError.)"""
-    arr = np.asarray(tokens)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-                                   or np.issubdtype(arr.dtype, np.bool_)):
-        raise TypeError(f"{where}: tokens must be a 1-D array of integer token ids, got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.bool_):
-        raise TypeError(f"{where}: tokens must be integer token ids, got dtype {arr.dtype} (ids are not rounded "
-                        "or truncated here: convert them with .astype(int) if they are whole numbers)")
-    if arr.ndim != 1:
-        raise ValueError(f"{where}: tokens must be 1-D (one sequence), got shape {arr.shape}")
-    V = int(model.params["encoder.weight"].shape[0])
-    if arr.size and (arr.min() < 0 or arr.max() >= V):
-        bad = arr[(arr < 0) | (arr >= V)][0]
-        raise ValueError(f"{where}: tokens must be ids in [0, {V - 1}] (the model's vocabulary), got {int(bad)}")
-    return arr.astype(np.int64)
+    ValueError, naming the argument (argcheck.check_token_ids). (Too few for max_lag: check_enough_tokens's
+    UserError.)"""
+    return check_token_ids(tokens, int(model.params["encoder.weight"].shape[0]), where)
 
 
 def check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities) -> tuple:
@@ -561,20 +550,24 @@ def check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities) 
     _check_model(model, where)
     _check_count("max_lag", max_lag, where)
     _check_count("anchors", anchors, where)
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        example = f"np.random.default_rng({rng!r})" if isinstance(rng, (int, np.integer)) else "np.random.default_rng(0)"
-        raise TypeError(f"{where}: rng must be a numpy Generator, e.g. {example}, or None (seed 0), got {rng!r} "
-                        f"({type(rng).__name__})")
+    check_generator(rng, where, or_none="seed 0")
     if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not (0 < tol < 1):
         raise ValueError(f"{where}: tol must be a number in (0, 1), got {tol!r}")
     known = ("h", "c", "state") if model.config.cell == "lstm" else ("h",)
     if quantities is not None:
         if isinstance(quantities, str):
+            if quantities not in ("h", "c", "state"):   # "h,c", "hc": not one name; a list says which are meant
+                raise TypeError(f"{where}: quantities must be a list of {', '.join(known)}, got the string "
+                                f"{quantities!r}: pass a list, e.g. {list(known[:2])!r} (one name alone is taken as "
+                                "that one)")
             quantities = (quantities,)
         try:
             quantities = tuple(quantities)
         except TypeError:
             raise TypeError(f"{where}: quantities must be a list of {', '.join(known)}, got {quantities!r}") from None
+        if not quantities:
+            raise ValueError(f"{where}: quantities is empty; give at least one of {', '.join(known)}, or None "
+                             "for all of them")
         bad = [q for q in quantities if q not in known]
         if bad:
             raise ValueError(f"{where}: quantities: unknown {', '.join(map(repr, bad))}; a {model.config.cell} "
@@ -592,7 +585,8 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     `.params` (PyTorch names); it is run in float64 here, without dropout.
     tokens: 1-D int array, N >= max_lag + 2. rng: numpy Generator for the
     anchors and the power-iteration starts (default: seed 0).
-    quantities: restrict to these of h, c, state (flow is always measured).
+    quantities: restrict to these of h, c, state (a list; one name alone as a string is that one; flow is
+    always measured); an empty list is refused (None measures all).
     progress: a bar on stderr (a terminal only) counting the lags of every scope (_lag_bar).
     Returns the JSON dict described in the module docstring (meta without
     `source`/`seed`, which the caller adds). Cost at H=256: see the README.

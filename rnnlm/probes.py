@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .argcheck import check_generator, check_int, check_probability, check_token_ids, is_real
 from .errors import UserError, plural
 from .fileio import atomic_write_json, check_writable
 
@@ -43,9 +44,20 @@ MODES = ("shuffle", "replace", "drop")
 # ---------------------------------------------------------------- statistics
 
 
+def _check_counts(successes, n, where: str) -> None:
+    """TypeError unless n is an int and successes a number; ValueError for n < 0 or successes outside [0, n]."""
+    check_int(n, "n", where, 0)
+    if not is_real(successes):
+        raise TypeError(f"{where}: successes must be a number, got {successes!r} ({type(successes).__name__})")
+    if math.isnan(successes) or not 0 <= successes <= n:
+        raise ValueError(f"{where}: successes must be in [0, n] = [0, {int(n)}], got {successes!r}")
+
+
 def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (successes may be fractional: ties)."""
-    if n <= 0:
+    """Wilson score interval for a binomial proportion (successes may be fractional: ties).
+    n = 0 gives (0, 1); ValueError for n < 0 or successes outside [0, n] (_check_counts)."""
+    _check_counts(successes, n, "wilson_interval")
+    if n == 0:
         return (0.0, 1.0)
     p = successes / n
     denom = 1.0 + z * z / n
@@ -57,8 +69,9 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
 def chance_p_value(successes: float, n: int) -> float | None:
     """Two-sided p-value of accuracy = 0.5 from the score test (normal approximation): the test the Wilson
     interval inverts, so p < 0.05 exactly when the 95% Wilson interval excludes 0.5 (Wilson 1927, JASA 22:209).
-    Ties count half, as in the accuracy; None for n = 0."""
-    if n <= 0:
+    Ties count half, as in the accuracy; None for n = 0. ValueError for n < 0 or successes outside [0, n]."""
+    _check_counts(successes, n, "chance_p_value")
+    if n == 0:
         return None
     z = (successes - 0.5 * n) / (0.5 * math.sqrt(n))
     return math.erfc(abs(z) / math.sqrt(2.0))
@@ -69,7 +82,10 @@ def holm_adjust(p_values) -> list:
     procedure", Scand. J. Statist. 6:65-70): rejecting where the adjusted p-value is below alpha keeps the
     chance of any false rejection among the m tests at most alpha (family-wise), whatever their dependence.
     With the m p-values sorted, p_(i) is adjusted to max over j <= i of min(1, (m - j + 1) p_(j)). None
-    entries (no data) are left out of m and come back None."""
+    entries (no data) are left out of m and come back None. Any other entry must be a number in [0, 1]
+    (a nan is refused: sorted among the others it would change their adjustment): ValueError naming it."""
+    for i, p in enumerate(p_values):
+        check_probability(p, f"p_values[{i}]", "holm_adjust", none_ok=True)
     idx = sorted((i for i, p in enumerate(p_values) if p is not None), key=lambda i: p_values[i])
     m = len(idx)
     out: list = [None] * len(p_values)
@@ -81,7 +97,9 @@ def holm_adjust(p_values) -> list:
 
 
 def bootstrap_mean_interval(x: np.ndarray, rng, n_boot: int = 1000) -> tuple[float, float]:
-    """Percentile 95% bootstrap interval of the mean of x."""
+    """Percentile 95% bootstrap interval of the mean of x (rng: a numpy Generator; n_boot >= 1 resamples)."""
+    check_generator(rng, "bootstrap_mean_interval")
+    check_int(n_boot, "n_boot", "bootstrap_mean_interval", 1)
     x = np.asarray(x, dtype=np.float64)
     if len(x) == 0:
         return (math.nan, math.nan)
@@ -150,7 +168,7 @@ def final_logprobs(model, rows, columns, batch_size: int = 256) -> np.ndarray:
     by_length: dict = {}
     for i, r in enumerate(rows):
         if len(r) == 0:
-            raise ValueError("every row needs at least one token")
+            raise ValueError(f"final_logprobs: rows[{i}] is empty; every row needs at least one token")
         by_length.setdefault(len(r), []).append(i)
     for length, idx in sorted(by_length.items()):
         for start in range(0, len(idx), batch_size):
@@ -166,7 +184,9 @@ def final_logprobs(model, rows, columns, batch_size: int = 256) -> np.ndarray:
 
 
 def model_scorer(model, batch_size: int = 256):
-    """The agreement scorer of a model: logp(correct) - logp(wrong) after each prefix."""
+    """The agreement scorer of a model: logp(correct) - logp(wrong) after each prefix. batch_size (an int
+    >= 1) is checked here, not at the first call."""
+    check_int(batch_size, "batch_size", "model_scorer", 1)
     def score(prefixes, candidates):
         lp = final_logprobs(model, prefixes, np.asarray(candidates, dtype=np.int64).reshape(-1, 2), batch_size)
         return lp[:, 0] - lp[:, 1]
@@ -287,13 +307,15 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
     the words in `stoi` only; 'coverage' is the fraction of pairs from the
     full word lists that the vocabulary covers (1.0 for a sintetico model).
     """
-    from .sintetico import make_agreement_pairs
+    from .sintetico import GENDER, NUMBER, make_agreement_pairs
 
     if isinstance(n_per_distance, bool) or not isinstance(n_per_distance, (int, np.integer)) or n_per_distance < 1:
         raise UserError(f"agreement_probe: n_per_distance must be an int >= 1, got {n_per_distance!r}")
     bad = [d for d in distances if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1]
     if bad or not len(distances):
         raise UserError(f"agreement_probe: distances must be integers >= 1, got {list(distances)!r}")
+    if feature not in (NUMBER, GENDER):
+        raise UserError(f"agreement_probe: feature must be '{NUMBER}' or '{GENDER}', got {feature!r}")
     pairs, info = make_agreement_pairs(distances, n_per_distance, np.random.default_rng(seed),
                                        feature=feature, known=stoi)
     if not pairs:
@@ -326,8 +348,14 @@ def perturb(context: np.ndarray, d: int, mode: str, rng, vocab_size: int) -> np.
 
     context: the tokens before the target, oldest first (the last one is 1
     back). shuffle: permute the far part; replace: random ids in [0, V); drop:
-    keep only the last d tokens.
+    keep only the last d tokens. d: an int >= 0; rng: a numpy Generator; vocab_size: an int >= 1
+    (checked first, each error naming the argument).
     """
+    if mode not in MODES:
+        raise UserError(f"perturb: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    check_int(d, "d", "perturb", 0)
+    check_generator(rng, "perturb")
+    check_int(vocab_size, "vocab_size", "perturb", 1)
     far = len(context) - d
     if far <= 0:
         return context.copy()
@@ -379,6 +407,27 @@ def check_context_args(n_tokens: int, distances, mode: str, window: int, n_targe
     return distances
 
 
+def check_context_inputs(model, stream, seed, vocab_size, n_boot) -> tuple:
+    """context_usage's stream and numbers checked before any work, each error one line naming the argument:
+    TypeError (ids, seed, vocab_size or n_boot not integers; float ids are refused, not truncated) or
+    ValueError (a stream that is not 1-D or holds an id outside [0, vocab_size), a negative seed, vocab_size
+    or n_boot below 1). vocab_size None reads the model's (model.config.vocab_size). Returns (stream as int64,
+    vocab_size, seed) as ints."""
+    where = "context_usage"
+    if vocab_size is None:
+        vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
+        if vocab_size is None:
+            raise TypeError(f"{where}: vocab_size is None and the model has no config.vocab_size; "
+                            "pass vocab_size")
+        vocab_size = check_int(vocab_size, "model.config.vocab_size", where, 1)
+    else:
+        vocab_size = check_int(vocab_size, "vocab_size", where, 1)
+    stream = check_token_ids(stream, vocab_size, where, "stream")
+    seed = check_int(seed, "seed", where, 0)
+    check_int(n_boot, "n_boot", where, 1)
+    return stream, vocab_size, seed
+
+
 def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: int = 500, seed: int = 0,
                   window: int = 300, vocab_size: int | None = None, batch_size: int = 128,
                   n_boot: int = 1000, tolerance: float = 1e-4) -> dict:
@@ -394,12 +443,11 @@ def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: in
     context 100 tokens back, real but of no consequence, and tight enough an
     interval would otherwise call it significant. 'effective_context' is the
     smallest d from which every larger d is within noise (None if even the
-    largest is not). The settings are checked first (check_context_args): UserError naming the argument.
+    largest is not). The settings are checked first (check_context_args): UserError naming the argument;
+    and the stream, the seed, vocab_size and n_boot (check_context_inputs): TypeError or ValueError naming it.
     """
-    stream = np.asarray(stream, dtype=np.int64)
+    stream, vocab_size, seed = check_context_inputs(model, stream, seed, vocab_size, n_boot)
     distances = check_context_args(len(stream), distances, mode, window, n_targets, batch_size)
-    if vocab_size is None:
-        vocab_size = int(model.config.vocab_size)
     rng = np.random.default_rng(seed)
     available = len(stream) - window
     n = min(n_targets, available)

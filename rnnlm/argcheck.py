@@ -1,0 +1,73 @@
+"""Checks of a library function's Python arguments, shared by jacobian.py and probes.py.
+
+Each raises TypeError (not the right kind of value) or ValueError (the right kind, out of range) in one line
+that names the function and the argument as the caller gave them ("context_usage: seed must be ...").
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def is_int(value) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
+
+
+def is_real(value) -> bool:
+    """A real number (Python or numpy), not a bool."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def check_int(value, name: str, where: str, lo: int | None = None) -> int:
+    """`value` as an int: TypeError unless it is an integer, ValueError when below `lo`."""
+    need = f"an int >= {lo}" if lo is not None else "an int"
+    if not is_int(value):
+        raise TypeError(f"{where}: {name} must be {need}, got {value!r} ({type(value).__name__})")
+    if lo is not None and value < lo:
+        raise ValueError(f"{where}: {name} must be {need}, got {value!r}")
+    return int(value)
+
+
+def check_generator(rng, where: str, name: str = "rng", or_none: str | None = None) -> None:
+    """TypeError unless `rng` is a numpy Generator (or None, when `or_none` says what None means)."""
+    if isinstance(rng, np.random.Generator) or (or_none is not None and rng is None):
+        return
+    example = f"np.random.default_rng({rng!r})" if is_int(rng) else "np.random.default_rng(0)"
+    alt = f", or None ({or_none})" if or_none is not None else ""
+    raise TypeError(f"{where}: {name} must be a numpy Generator, e.g. {example}{alt}, got {rng!r} "
+                    f"({type(rng).__name__})")
+
+
+def check_token_ids(tokens, vocab_size: int, where: str, name: str = "tokens") -> np.ndarray:
+    """`tokens` as a 1-D int64 array of ids in [0, vocab_size); else TypeError (not integers: float ids are
+    refused, not truncated) or ValueError (not 1-D, an id outside the vocabulary), naming the argument."""
+    arr = np.asarray(tokens)
+    if arr.size == 0 and arr.dtype == np.float64 and not isinstance(tokens, np.ndarray):
+        arr = arr.astype(np.int64)      # [] is float64 to numpy; it holds no float id
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+                                   or np.issubdtype(arr.dtype, np.bool_)):
+        raise TypeError(f"{where}: {name} must be a 1-D array of integer token ids, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.bool_):
+        raise TypeError(f"{where}: {name} must be integer token ids, got dtype {arr.dtype} (ids are not rounded "
+                        "or truncated here: convert them with .astype(int) if they are whole numbers)")
+    if arr.ndim != 1:
+        raise ValueError(f"{where}: {name} must be 1-D (one sequence), got shape {arr.shape}")
+    V = int(vocab_size)
+    if arr.size and (arr.min() < 0 or arr.max() >= V):
+        bad = arr[(arr < 0) | (arr >= V)][0]
+        raise ValueError(f"{where}: {name} must be ids in [0, {V - 1}] (the model's vocabulary), got {int(bad)}")
+    return arr.astype(np.int64)
+
+
+def check_probability(p, name: str, where: str, none_ok: bool = False) -> None:
+    """TypeError unless `p` is a real number (or None with none_ok), ValueError unless it is in [0, 1]."""
+    if p is None and none_ok:
+        return
+    if not is_real(p):
+        raise TypeError(f"{where}: {name} must be a number in [0, 1]{' or None' if none_ok else ''}, "
+                        f"got {p!r} ({type(p).__name__})")
+    if math.isnan(p) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{where}: {name} must be a number in [0, 1]{' (or None for no data)' if none_ok else ''}, "
+                         f"got {p!r}")
