@@ -204,7 +204,7 @@ def draw_training(run_dir, title: str | None = None):
                          "\nreport only: no lr annealing, patience or best-model choice")
     a_ppl.set_yscale("log")
     import matplotlib.ticker as mticker
-    a_ppl.set_ylabel("cross-entropy (nats/token;\nperplexity = e^loss; log scale)")
+    a_ppl.set_ylabel("cross-entropy, log scale\n(nats/token; perplexity = e^loss)")
     best = _mark_best(a_ppl, evals)
 
     clips = bool(cfg.get("clip_norm") or cfg.get("clip_value"))
@@ -221,14 +221,14 @@ def draw_training(run_dir, title: str | None = None):
         a_g.axhline(cfg["clip_norm"], color="tab:red", linestyle="--", linewidth=1,
                     label=f"clip threshold {cfg['clip_norm']:g}")
     a_g.set_yscale("log")
-    a_g.set_ylabel("gradient norm (L2, all\nparameters; log scale)")
+    a_g.set_ylabel("gradient norm, log scale\n(L2, all parameters)")
 
     lr_x, lr_y, at_evals = lr_schedule(events, cfg.get("lr"))
     a_lr.plot(lr_x, lr_y, linewidth=1, drawstyle="steps-post",
               label="learning rate" + (" (changes at the validation that annealed it)" if at_evals else ""))
     a_lr.set_ylabel("learning rate (log scale)")
     a_lr.set_yscale("log")
-    a_lr.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    a_lr.yaxis.set_major_formatter(mticker.FormatStrFormatter("%.3g"))     # 0.0195, not 0.0195312
     a_lr.yaxis.set_minor_formatter(mticker.NullFormatter())
     a_lr.set_yticks(sorted({v for v in lr_y if v}) or [1.0])
     a_lr.set_xlabel("training step (updates)")
@@ -251,6 +251,7 @@ def draw_training(run_dir, title: str | None = None):
     fig.tight_layout()
     # The loss axis's labels are chosen for its size once laid out, then the layout is redone for their width.
     _readable_log_ticks(a_ppl)
+    _readable_log_ticks(a_g)        # (matplotlib's own: 3.4x10^-1 beside 4x10^-1 on a narrow range)
     if best is not None:
         _place_best(a_ppl, best)
     fig.tight_layout()
@@ -266,8 +267,10 @@ def _mark_best(ax, evals: list[dict]):
     if not points:
         return None
     step, loss = min(points, key=lambda p: p[1])
-    return ax.annotate(f"best {loss:.4g}", (step, loss), xytext=(5, 0), textcoords="offset points",
-                       ha="left", va="center", fontsize=7, color="tab:orange", gid="best-validation")
+    return ax.annotate(f"best {loss:.4g} (perplexity {fmt_ppl(math.exp(loss)) if loss < 700 else 'overflows'})",
+                       (step, loss), xytext=(5, 0), textcoords="offset points", ha="left", va="center",
+                       fontsize=7, color="tab:orange", gid="best-validation",
+                       bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
 
 
 def _place_best(ax, note) -> None:

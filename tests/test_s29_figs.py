@@ -119,8 +119,8 @@ def test_the_training_figures_log_axes_say_log_scale(tmp_path):
     fig = plotruns.draw_training(_fake_run(tmp_path / "r"))
     labels = _ylabels(fig)
     assert [ax.get_yscale() for ax in fig.axes[:3]] == ["log", "log", "log"]
-    assert all(lab.endswith("log scale)") for lab in labels), labels
-    assert labels[0] == "cross-entropy (nats/token; perplexity = e^loss; log scale)"
+    assert all("log scale" in lab for lab in labels), labels
+    assert labels[0] == "cross-entropy, log scale (nats/token; perplexity = e^loss)"   # which axis is log: plain
     _close(fig)
 
 
@@ -136,7 +136,7 @@ def test_the_best_validation_loss_is_written_next_to_its_marker(tmp_path):
     fig = plotruns.draw_training(run)
     ax = fig.axes[0]
     notes = [t for t in ax.texts if t.get_gid() == "best-validation"]
-    assert [n.get_text() for n in notes] == ["best 43.96"]
+    assert [n.get_text() for n in notes] == ["best 43.96 (perplexity 1.23e+19)"]   # in the legend's units too
     assert notes[0].xy == (6, 43.96)
     fig.canvas.draw()
     box = notes[0].get_window_extent()
