@@ -235,7 +235,8 @@ def _add_plot(sub):
     lag.add_argument("--out", default=None,
                      help="image file (default: RUN/plots/lag-....png for a run folder or a JSON in one, "
                           "else runs/plots/<json name>-lag-....png; several inputs: lag-compare-<their "
-                          "names>-....png there)")
+                          "names>-....png there, with a hash when two names are the same; with --bound the "
+                          "name ends in -bound)")
     lag.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     tr = psub.add_parser("training", help="perplexity, gradient norm and clipping, learning rate, non-finite events")
     tr.add_argument("run", help="a run folder")
@@ -271,6 +272,9 @@ def _run_plot(args):
                                               title=args.title, flow=args.flow)
     else:
         labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
+        _note_repeated_inputs(args.inputs)
+        if args.bound and not args.flow:
+            what += "-bound"        # (with --flow no bound is drawn: the flow figure's name)
         # several inputs: a comparison, named apart from the first input's own figure (which it overwrote)
         stem = f"lag-compare-{compare_key(args.inputs)}-{what}" if len(args.inputs) > 1 else None
         if first.is_dir():
@@ -284,10 +288,27 @@ def _run_plot(args):
     return _print_figure(png)
 
 
+def _note_repeated_inputs(inputs) -> None:
+    """One line on stderr per input given more than once (a run folder and its own jacobian.json count as
+    one): its curve is drawn twice, on top of itself."""
+    import sys
+    from pathlib import Path
+    seen = {}
+    for item in inputs:
+        p = Path(item).resolve()
+        read = p / "jacobian.json" if p.is_dir() else p
+        if read in seen:
+            print(f"note: {item} is the same input as {seen[read]}: its curve is drawn twice", file=sys.stderr)
+        else:
+            seen[read] = item
+
+
 def compare_key(inputs) -> str:
     """What names a comparison of several lag curves in its file name: the inputs' names (a run folder's,
-    a JSON file's stem) joined by '+', e.g. 't1+r1'; when that is long, the first name, how many more, and
-    a short hash of all the inputs' paths, e.g. 't1+2-more-3f9a0c1d'. The same inputs give the same name."""
+    a JSON file's stem) joined by '+', e.g. 't1+r1'; when that is long, or when two names are the same
+    (runs/t1 and x/t1, or one input given twice), the first name, how many more, and a short hash of all
+    the inputs' paths, e.g. 't1+2-more-3f9a0c1d'. The same inputs give the same name, and different
+    inputs different names."""
     import hashlib
     import re
     from pathlib import Path
@@ -295,7 +316,7 @@ def compare_key(inputs) -> str:
     names = [re.sub(r"[^A-Za-z0-9._=-]+", "_", (Path(p).resolve().name if Path(p).is_dir() else Path(p).stem))
              or "input" for p in inputs]
     key = "+".join(names)
-    if len(key) <= 40:
+    if len(key) <= 40 and len(set(names)) == len(names):
         return key
     digest = hashlib.sha1("\0".join(str(Path(p).resolve()) for p in inputs).encode()).hexdigest()[:8]
     return f"{names[0][:30]}+{len(names) - 1}-more-{digest}"

@@ -100,10 +100,11 @@ def cell_label(meta: dict) -> str:
 
 
 def model_label(meta: dict) -> str:
-    """'rnn tanh, init orthogonal, W_hh x1.5' from a lag_curve meta or a run's train config."""
+    """'rnn tanh, init orthogonal, W_hh ×1.5' from a lag_curve meta or a run's train config (the × of
+    every subtitle's 'W_hh ×1.5', settings_line: a figure spells it one way)."""
     parts = [cell_label(meta)]
     parts.append(f"init {meta.get('init') or '?'}")
-    parts.append(f"W_hh x{_fmt_scale(meta.get('recurrent_scale'))}")
+    parts.append(f"W_hh ×{_fmt_scale(meta.get('recurrent_scale'))}")
     if meta.get("layers", 1) and meta.get("layers", 1) > 1:
         parts.append(f"{meta['layers']} layers")
     return ", ".join(parts)
@@ -169,6 +170,52 @@ def _item_name(item, index: int) -> str:
     if (parent / "config.json").is_file() or (parent / "metrics.jsonl").is_file():
         return f"{parent.name}/{p.stem}"
     return p.stem
+
+
+def _named_folder(item) -> Path:
+    """The path whose name _item_name gives: the run folder of a JSON file inside one, else the input."""
+    p = Path(item).resolve()
+    if p.is_dir():
+        return p
+    parent = p.parent
+    return parent if (parent / "config.json").is_file() or (parent / "metrics.jsonl").is_file() else p
+
+
+def _read_path(item) -> Path:
+    """The file a lag-curve input is read from: a run folder's jacobian.json, else the file itself."""
+    p = Path(item).resolve()
+    return p / "jacobian.json" if p.is_dir() else p
+
+
+def item_names(items) -> list[str]:
+    """_item_name of every input, told apart where two are the same: different inputs of one name (two run
+    folders called t1 in different places) get their parent folders' names in front until they differ
+    ('x/t1', 'runs/t1'); an input given again (the same file read twice) is called '<name>, again'."""
+    names = [_item_name(d, i) for i, d in enumerate(items)]
+    paths = [None if isinstance(d, dict) else _read_path(d) for d in items]
+    folders = [None if isinstance(d, dict) else _named_folder(d) for d in items]
+    for _ in range(8):
+        groups = {}
+        for i, n in enumerate(names):
+            if paths[i] is not None:
+                groups.setdefault(n, set()).add(paths[i])
+        clash = {n for n, ps in groups.items() if len(ps) > 1}       # one name, different inputs
+        if not clash:
+            break
+        for i, n in enumerate(names):
+            if n in clash and paths[i] is not None:
+                ahead = folders[i].parent
+                if ahead == folders[i]:          # the file system's root: nothing more to put in front
+                    continue
+                names[i] = f"{ahead.name}/{n}"
+                folders[i] = ahead
+    seen = set()
+    for i, p in enumerate(paths):
+        if p is not None:
+            if p in seen:
+                names[i] += ", again"
+            seen.add(p)
+    return names
 
 
 def lag_labels(docs: list[dict], names: list[str] | None = None) -> list[str]:
@@ -443,6 +490,9 @@ def _series(doc: dict, scope: str, quantity: str, norm: str, flow: bool):
 
 
 _QUANTITY_TEXT = {"h": "∂h(t)/∂h(t−d)", "c": "∂c(t)/∂c(t−d)", "state": "∂(h,c)(t)/∂(h,c)(t−d)"}
+# What a legend entry's [h] / [state] tag says (draw_lag tags entries when --quantity auto picks per cell)
+_QUANTITY_TAG_TEXT = {"h": "∂h(t)/∂h(t−d)", "c": "∂c(t)/∂c(t−d)",
+                      "state": "∂(h,c)(t)/∂(h,c)(t−d), the lstm's whole state"}
 
 
 def _what(quantities, norm: str, flow: bool, cells=()) -> str:
@@ -519,7 +569,7 @@ def _legend_above(ax, ncol: int = 1) -> None:
 def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto", norm: str = "spectral",
              scope: str = "layer0", flow: bool = False, bound: bool = False, title: str | None = None):
     """The figure of `plot_lag`, unsaved: returns the matplotlib Figure (see plot_lag)."""
-    names = [_item_name(d, i) for i, d in enumerate(docs)]
+    names = item_names(docs)
     own_labels = labels
     docs = [load_lag_doc(d) for d in docs]
     if not docs:
@@ -531,6 +581,7 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.6))
     quantities, cells, bounds, zero_notes = [], [], [], []
+    tagged = quantity == "auto" and not flow and len(docs) > 1       # each entry says which Jacobian: [h]
     lo_data, hi_data = math.inf, -math.inf
     all_lags = []
     for i, doc in enumerate(docs):
@@ -545,7 +596,7 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
             lo_data = min(lo_data, float(np.nanmin(seen)))
             hi_data = max(hi_data, float(np.nanmax(seen)))
         label = labels[i]
-        if quantity == "auto" and not flow and len(docs) > 1:
+        if tagged:
             label += f" [{q}]"
         # (a long entry on two lines: on one it ran past the figure's edges, and tight_layout then
         # squeezed the axes to make room for it)
@@ -629,6 +680,9 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
     subtitle = settings_line(metas, [_doc_clip(m) for m in metas], behind, common_only=common_only)
     if common_only:
         subtitle += "; each curve's other settings in its legend entry"
+    if tagged:
+        # (a no-break space after the colon: the subtitle's wrapping never parts a tag from what it means)
+        subtitle += "; " + ", ".join(f"[{q}]:\u00a0{_QUANTITY_TAG_TEXT.get(q, q)}" for q in dict.fromkeys(quantities))
     _set_title(ax, title or default, subtitle, width=95)
     ax.grid(True, which="major", alpha=0.3)
     _legend_below(ax)

@@ -99,17 +99,17 @@ def test_two_lag_curves_differing_only_in_h_get_different_legend_entries():
     for d in docs:
         d["meta"]["clip"] = "clip-norm 0.25"
     fig = plots.draw_lag(docs, None)
-    assert _legend(fig.axes[0]) == ["lstm, init orthogonal, W_hh x1, clip-norm 0.25, H=32 [state]",
-                                    "lstm, init orthogonal, W_hh x1, clip-norm 0.25, H=64 [state]"]
+    assert _legend(fig.axes[0]) == ["lstm, init orthogonal, W_hh ×1, clip-norm 0.25, H=32 [state]",
+                                    "lstm, init orthogonal, W_hh ×1, clip-norm 0.25, H=64 [state]"]
     _close(fig)
     # what every curve shares stays out of the entries (the subtitle has it): one curve, no H
-    assert plots.lag_labels(docs[:1]) == ["lstm, init orthogonal, W_hh x1, clip-norm 0.25"]
+    assert plots.lag_labels(docs[:1]) == ["lstm, init orthogonal, W_hh ×1, clip-norm 0.25"]
     # every setting that differs is named, in the same order on every entry
     other = _doc("lstm", hidden=64)
     other["meta"].update(clip="clip-norm 0.25", seed=5, text="machado:valid")
     assert plots.lag_labels([docs[0], other]) == [
-        "lstm, init orthogonal, W_hh x1, clip-norm 0.25, H=32, seed 0, on random:11",
-        "lstm, init orthogonal, W_hh x1, clip-norm 0.25, H=64, seed 5, on machado:valid"]
+        "lstm, init orthogonal, W_hh ×1, clip-norm 0.25, H=32, seed 0, on random:11",
+        "lstm, init orthogonal, W_hh ×1, clip-norm 0.25, H=64, seed 5, on machado:valid"]
 
 
 def test_lag_curves_that_differ_in_no_recorded_setting_are_told_apart_by_run_name(tmp_path):
@@ -118,16 +118,16 @@ def test_lag_curves_that_differ_in_no_recorded_setting_are_told_apart_by_run_nam
     for run in runs:
         (run / "jacobian.json").write_text(json.dumps(doc))
     fig = plots.draw_lag(runs, None)
-    assert _legend(fig.axes[0]) == ["gru, init orthogonal, W_hh x1, at init (first) [h]",
-                                    "gru, init orthogonal, W_hh x1, at init (second) [h]"]
+    assert _legend(fig.axes[0]) == ["gru, init orthogonal, W_hh ×1, at init (first) [h]",
+                                    "gru, init orthogonal, W_hh ×1, at init (second) [h]"]
     _close(fig)
     # a JSON file inside a run folder: the run and the file; documents passed as dicts: their place
     fig = plots.draw_lag([runs[0] / "jacobian.json", doc], None)
-    assert _legend(fig.axes[0]) == ["gru, init orthogonal, W_hh x1, at init (first/jacobian) [h]",
-                                    "gru, init orthogonal, W_hh x1, at init (curve 2) [h]"]
+    assert _legend(fig.axes[0]) == ["gru, init orthogonal, W_hh ×1, at init (first/jacobian) [h]",
+                                    "gru, init orthogonal, W_hh ×1, at init (curve 2) [h]"]
     _close(fig)
-    assert plots.lag_labels([doc, doc]) == ["gru, init orthogonal, W_hh x1, at init (curve 1)",
-                                            "gru, init orthogonal, W_hh x1, at init (curve 2)"]
+    assert plots.lag_labels([doc, doc]) == ["gru, init orthogonal, W_hh ×1, at init (curve 1)",
+                                            "gru, init orthogonal, W_hh ×1, at init (curve 2)"]
     # labels given by the caller are kept as they are (with the quantity, as before)
     fig = plots.draw_lag([doc, doc], ["a", "b"])
     assert _legend(fig.axes[0]) == ["a [h]", "b [h]"]
@@ -267,7 +267,7 @@ def test_training_figure_titles_settings_and_exploded_perplexity(tmp_path):
     run = _fake_run(tmp_path / "boom", val_ppl=math.exp(80))
     fig = plotruns.draw_training(run)
     title = _title(fig).replace("\n", " ")
-    for want in ("rnn tanh", "init orthogonal", "W_hh x3", "clip-norm 0.25", "seed 7", "sgd lr 5"):
+    for want in ("rnn tanh", "init orthogonal", "W_hh ×3", "clip-norm 0.25", "seed 7", "sgd lr 5"):
         assert want in title, (want, title)
     legend = _legend(fig.axes[0])
     assert "validation (last perplexity 5.54e+34)" in legend
@@ -454,7 +454,7 @@ def test_commands_that_read_a_run_leave_the_current_folder_empty(tmp_path_factor
         assert main(argv) == 0, argv
         assert os.listdir(cwd) == [], (argv, os.listdir(cwd))
     assert (run / "jacobian.json").exists() and (run / "plots" / "lag-auto-spectral-layer0.png").exists()
-    assert (run / "plots" / "jacobian-lag-auto-spectral-layer0.png").exists()
+    assert (run / "plots" / "jacobian-lag-auto-spectral-layer0-bound.png").exists()     # (--bound)
     assert (tracked / "plots" / "training.png").exists()
     assert (run / "probe-agreement.png").exists() and (run / "probe-context.png").exists()
     reads_no_run = [
