@@ -683,9 +683,9 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
     The command's layer: its errors name the flags (--distances), as the other functions name their
     Python arguments."""
     run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
-    check_agreement_vocab(feature, vocab.stoi)
     out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
     check_writable(out)     # a read-only run folder: said before the measurement
+    check_agreement_vocab(feature, vocab.stoi)      # (then what the vocabulary lacks: also before it)
     res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True), n,
                           seed, feature)
     res = {**meta, **res}

@@ -50,8 +50,11 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
     lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
     finish = finish_only(config, loop, folder, lr)
     if finish is None:
-        refuse_finished_resume(config, loop, folder, lr=lr)
-        refuse_spent_budget(config, loop, folder)
+        refuse_spent_budget(config, loop, folder)       # (first: the budget that stopped it, said as such)
+        # the final evaluation's reserve as the last session measured it, capped as _Timing.reserve caps it
+        from .progress import MAX_RESERVE_SHARE
+        reserve = min(recorded_reserve(folder, loop)[0], MAX_RESERVE_SHARE * 60 * (config.max_minutes or 0.0))
+        refuse_finished_resume(config, loop, folder, lr=lr, reserve=reserve)
     return ck, finish
 
 
@@ -103,6 +106,27 @@ def finish_only(config: TrainConfig, loop: LoopState, folder: Path, lr: float | 
     return why
 
 
+def recorded_reserve(folder: Path, loop: LoopState) -> tuple[float, float | None]:
+    """(seconds, measured) of the final evaluation of the run's last session, when it stopped at `loop`'s
+    step: seconds is the larger of what that session measured it would need (its stop event's
+    final_eval_need_s) and
+    the time it took (from its stop to its end event), the figure the start-up's fresh measurement would
+    come near (so that the advice given before the start-up and after it agree); measured is the time it
+    took (None when unknown). (0.0, None) when the run's last stop is not at this step."""
+    from .runs import METRICS, _events
+    events = [e for _, e in _events(Path(folder) / METRICS)]
+    stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
+    if not stops or events[stops[-1]].get("step") != loop.step:
+        return 0.0, None
+    stop = events[stops[-1]]
+    end = next((e for e in events[stops[-1] + 1:] if e.get("type") == "end"), None)
+    took = None
+    if end is not None and isinstance(end.get("time"), (int, float)) and isinstance(stop.get("time"), (int, float)):
+        took = max(end["time"] - stop["time"], 0.0)
+    kept = stop.get("final_eval_need_s") if isinstance(stop.get("final_eval_need_s"), (int, float)) else 0.0
+    return max(kept, took or 0.0), took
+
+
 def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path) -> None:
     """UserError (one line), before the start-up, for a run whose last session stopped at `loop`'s step
     because its time budget ran out, resumed with that same --max-minutes.
@@ -125,13 +149,11 @@ def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path) -> N
     stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
     if not stops or events[stops[-1]].get("reason") != "max_minutes" or events[stops[-1]].get("step") != loop.step:
         return
-    stop = events[stops[-1]]
-    end = next((e for e in events[stops[-1] + 1:] if e.get("type") == "end"), None)
-    final = None
-    if end is not None and isinstance(end.get("time"), (int, float)) and isinstance(stop.get("time"), (int, float)):
-        final = max(end["time"] - stop["time"], 0.0)
+    reserve, final = recorded_reserve(folder, loop)
     budget = 60 * config.max_minutes
-    need = math.ceil(max(budget, loop.elapsed + (final or 0.0)) / 60 * 100) / 100
+    from .progress import MAX_RESERVE_SHARE
+    reserve = min(reserve, MAX_RESERVE_SHARE * budget)
+    need = math.ceil(max(budget, loop.elapsed + reserve) / 60 * 100) / 100
     took = f" and its final evaluation took {final:.0f} s" if final is not None and final >= 0.5 else ""
     raise UserError(f"{folder} is already at step {loop.step}, where its --max-minutes {config.max_minutes:g} ran "
                     f"out: it has trained {loop.elapsed / 60:.2f} min{took}; give --max-minutes above {need:.2f} "

@@ -385,7 +385,10 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                      if stopped == "min_lr" else {})
             # final_evaluation: the final evaluation follows; an "end" event says it finished
             # (runs.final_evaluation_pending: a resume of a run without one runs it)
-            run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, **floor,
+            # final_eval_need_s: the seconds the final evaluation needs at the measured speed (the reserve
+            # of --max-minutes before its cap), which a resume's advice before its own start-up repeats
+            reserve = {"final_eval_need_s": round(timing.needed(), 3)} if config.max_minutes else {}
+            run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, **floor, **reserve,
                      "final_evaluation": stopped != "interrupted", "time": s.clock()})
 
         summary = _summary(s, loop, stopped, nonfinite)

@@ -3,6 +3,7 @@ and a resume that left it so, a Ctrl-C during the start-up that still named the 
 (and a resume refused after its start-up that had already said "resuming"), and a resume whose unchanged time
 budget already stopped the run, refused only after the corpus was read and the kernels compiled."""
 import json
+import math
 import os
 import shutil
 import signal
@@ -225,8 +226,17 @@ def test_a_resume_with_the_budget_that_stopped_the_run_is_refused_before_start_u
     assert len(err) == 1, err
     assert err[0].startswith(f"error: {run} is already at step {step}, where its --max-minutes 0.01 ran out: it has "
                              f"trained {timed_out[1] / 60:.2f} min"), err
-    assert err[0].endswith("; give --max-minutes above 0.01 (or 0: no time limit) to train further"), err
+    assert err[0].endswith(f"; give --max-minutes above {_need(run, 0.01):.2f} (or 0: no time limit) to train "
+                           "further"), err
     assert _snapshot(run) == before
+
+
+def _need(run, budget_min: float) -> float:
+    """The budget a resume must exceed: the time trained plus the final evaluation's reserve as the last
+    session measured it (capped at half the budget, as _Timing.reserve caps it), in minutes rounded up."""
+    loop = LoopState.from_arrays(checkpoint.load(run / "model.npz").train)
+    reserve = min(resume.recorded_reserve(run, loop)[0], 0.5 * 60 * budget_min)
+    return math.ceil(max(60 * budget_min, loop.elapsed + reserve) / 60 * 100) / 100
 
 
 def test_another_budget_is_left_to_the_start_ups_measurement(timed_out):
@@ -252,3 +262,24 @@ def test_a_resume_refused_after_its_start_up_printed_no_resuming_line(timed_out,
     err = [line for line in captured.err.strip().splitlines() if line.startswith("error: ")]
     assert len(err) == 1 and err[0].startswith(f"error: {run} is already at step "), captured.err
     assert "and its final evaluation needs about" in err[0] or "which fills --max-minutes" in err[0]
+
+
+def test_the_advice_before_start_up_counts_the_final_evaluation_the_last_session_measured(timed_out, tmp_path,
+                                                                                          capsys, monkeypatch):
+    """A budget below the time trained plus the final evaluation is refused before the start-up with the
+    figure the start-up's own measurement gives (it named 0.16 before the start-up and 0.21 after)."""
+    run = tmp_path / "t"
+    shutil.copytree(timed_out[0], run)
+    stop = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+            if json.loads(line)["type"] == "stop"][-1]
+    need = stop["final_eval_need_s"]
+    assert need > 0
+    loop = LoopState.from_arrays(checkpoint.load(run / "model.npz").train)
+    assert resume.recorded_reserve(run, loop)[0] >= need
+    budget = (timed_out[1] + 0.5 * min(need, 0.5 * 60 * 0.02)) / 60     # trained time + half the reserve
+    _no_start_up(monkeypatch)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--max-minutes", f"{budget:.6f}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"give --max-minutes above {_need(run, budget):.2f} (or 0: no time "
+                                             "limit) to train further"), err
