@@ -618,10 +618,12 @@ def chance_sentence(bins) -> str:
     if p["holm_above_chance_distances"] == uncorrected_up and p["holm_below_chance_distances"] == below:
         return (f"accuracy: {pattern}; the same after Holm's correction for the {m} distances tested "
                 f"(family-wise error {FAMILY_ALPHA:.0%})")
-    outside = [b["distance"] for b in bins if not b["ci"][0] <= CHANCE <= b["ci"][1]]
-    luck = (f"{k} of the {m} per-distance 95% CIs {'excludes' if k == 1 else 'exclude'} 0.5 (at "
-            f"{plural(k, 'distance')} {_distance_list(outside)}), where luck alone would put about "
-            f"{FAMILY_ALPHA * m:.2g} ({FAMILY_ALPHA:.0%} of {m})")
+    ups = [b["distance"] for b in bins if b["ci"][0] > CHANCE]
+    downs = [b["distance"] for b in bins if b["ci"][1] < CHANCE]
+    where = "; ".join(f"{way} at {plural(len(ds), 'distance')} {_distance_list(ds)}"
+                      for way, ds in (("above", ups), ("below", downs)) if ds)
+    luck = (f"{k} of the {m} per-distance 95% CIs {'excludes' if k == 1 else 'exclude'} 0.5 ({where}), where "
+            f"luck alone would put about {FAMILY_ALPHA * m:.2g} ({FAMILY_ALPHA:.0%} of {m})")
     return f"accuracy: {_corrected_clause(p, bins)}; uncorrected, {luck}"
 
 

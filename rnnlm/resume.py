@@ -53,8 +53,9 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
         refuse_spent_budget(config, loop, folder)       # (first: the budget that stopped it, said as such)
         # the final evaluation's reserve as the last session measured it, capped as _Timing.reserve caps it
         from .progress import MAX_RESERVE_SHARE
-        reserve = min(recorded_reserve(folder, loop)[0], MAX_RESERVE_SHARE * 60 * (config.max_minutes or 0.0))
-        refuse_finished_resume(config, loop, folder, lr=lr, reserve=reserve)
+        needed = recorded_reserve(folder, loop)[0]
+        reserve = min(needed, MAX_RESERVE_SHARE * 60 * (config.max_minutes or 0.0))
+        refuse_finished_resume(config, loop, folder, lr=lr, reserve=reserve, needed=needed)
     return ck, finish
 
 
@@ -106,6 +107,19 @@ def finish_only(config: TrainConfig, loop: LoopState, folder: Path, lr: float | 
     return why
 
 
+def budget_to_exceed(elapsed: float, needed: float) -> float:
+    """The --max-minutes (rounded up to 0.01) a resume must exceed to train a window, for a run that has
+    trained `elapsed` seconds and whose final evaluation needs `needed` seconds: b > elapsed + reserve(b),
+    where the reserve is `needed` capped at MAX_RESERVE_SHARE of b (progress._Timing.reserve), so
+    b = elapsed + needed, or elapsed / (1 - share) where the cap binds. (Rounded down, the figure could
+    name the very budget refused.)"""
+    from .progress import MAX_RESERVE_SHARE
+    b = max(elapsed + needed, 0.0)
+    if needed > MAX_RESERVE_SHARE * b:
+        b = elapsed / (1 - MAX_RESERVE_SHARE)
+    return math.ceil(round(b / 60 * 100, 6)) / 100
+
+
 def recorded_reserve(folder: Path, loop: LoopState) -> tuple[float, float | None]:
     """(seconds, measured) of the final evaluation of the run's last session, when it stopped at `loop`'s
     step: seconds is the larger of what that session measured it would need (its stop event's
@@ -149,11 +163,8 @@ def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path) -> N
     stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
     if not stops or events[stops[-1]].get("reason") != "max_minutes" or events[stops[-1]].get("step") != loop.step:
         return
-    reserve, final = recorded_reserve(folder, loop)
-    budget = 60 * config.max_minutes
-    from .progress import MAX_RESERVE_SHARE
-    reserve = min(reserve, MAX_RESERVE_SHARE * budget)
-    need = math.ceil(max(budget, loop.elapsed + reserve) / 60 * 100) / 100
+    needed, final = recorded_reserve(folder, loop)
+    need = max(budget_to_exceed(loop.elapsed, needed), math.ceil(config.max_minutes * 100) / 100)
     took = f" and its final evaluation took {final:.0f} s" if final is not None and final >= 0.5 else ""
     raise UserError(f"{folder} is already at step {loop.step}, where its --max-minutes {config.max_minutes:g} ran "
                     f"out: it has trained {loop.elapsed / 60:.2f} min{took}; give --max-minutes above {need:.2f} "
@@ -161,12 +172,15 @@ def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path) -> N
 
 
 def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve: float = 0.0,
-                           lr: float | None = None) -> None:
+                           lr: float | None = None, needed: float | None = None) -> None:
     """UserError (one line) when a run resumed at `loop` would stop before its first window.
 
     reserve: seconds the time budget keeps for the final evaluation (_Timing.reserve);
     0 before the evaluation speed is measured. lr: the saved optimizer's learning
-    rate (None: not checked against --min-lr).
+    rate (None: not checked against --min-lr). needed: the final evaluation's
+    seconds before the reserve's cap (_Timing.needed), for the advice: the budget
+    it names is the smallest one that leaves a window under its own cap
+    (`budget_to_exceed`), whatever the budget refused.
     """
     why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, reserve=reserve,
                       lr=lr)
@@ -180,8 +194,9 @@ def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve
     if why == "max_minutes":
         # the smallest budget that leaves a window to train: above the minutes used plus the final evaluation's
         # reserve, rounded up (a rounded-down figure could name the very budget that was just refused)
-        need = math.ceil((loop.elapsed + reserve) / 60 * 100) / 100
-        final = f" and its final evaluation needs about {reserve:.0f} s" if reserve >= 0.5 else ""
+        need = budget_to_exceed(loop.elapsed, reserve if needed is None else needed)
+        final = (f" and its final evaluation needs about {needed or reserve:.0f} s" if (needed or reserve) >= 0.5
+                 else "")
         raise UserError(f"{at}: it has trained {loop.elapsed / 60:.2f} min{final}, which fills --max-minutes "
                         f"{config.max_minutes:g}; give --max-minutes above {need:.2f} (or 0: no time limit) to train "
                         "further")

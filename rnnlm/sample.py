@@ -106,20 +106,22 @@ def draw(probs, rng) -> np.ndarray:
 
 
 def _lowercase_initials(tokens: list, vocab) -> list:
-    """A lower-case run's prime: "d. joão" typed in lower case -> d. joão, as "D. João" was read.
+    """A prime's "d. joão" typed in lower case -> the abbreviation "D. João" gave: d. in a lower-case run's
+    vocabulary, D. in a keep-case one's.
 
     The tokenizer knows a single-letter abbreviation by its capital (D. J. V.);
     typed in lower case, "d" "." and a sentence end come out instead. Where the
-    vocabulary holds the abbreviation ("d.", from the corpus's "D."), the letter
-    and its period are joined again and the <eos> after them dropped.
+    vocabulary holds the abbreviation ("d.", or "D."), the letter and its period
+    are joined again and the <eos> after them dropped.
     """
     out: list = []
     i = 0
     while i < len(tokens):
         t = tokens[i]
-        if (len(t) == 1 and t.isalpha() and i + 1 < len(tokens) and tokens[i + 1] == "."
-                and i + 2 < len(tokens) and f"{t}." in vocab.stoi):
-            out.append(f"{t}.")
+        known = next((a for a in (f"{t}.", f"{t.upper()}.") if a in vocab.stoi), None)
+        if (len(t) == 1 and t.islower() and i + 1 < len(tokens) and tokens[i + 1] == "."
+                and i + 2 < len(tokens) and known is not None):
+            out.append(known)
             i += 3 if tokens[i + 2] == EOS else 2
             continue
         out.append(t)
@@ -157,9 +159,8 @@ def encode_prime(prime: str, vocab, keep_case: bool = False, num_token: bool = F
     tokens = lead if keep_case else [t.lower() for t in lead]
     if rest.strip():
         tokens = tokens + tokenize(rest, keep_case=keep_case, num_token=num_token, layout=False)
-    if not keep_case:
-        tokens = _lowercase_initials(tokens, vocab)
-    else:
+    tokens = _lowercase_initials(tokens, vocab)
+    if keep_case:
         tokens = [_known_casing(t, vocab) for t in tokens]
     if tokens and tokens[-1] == EOS and (len(tokens) < 2 or tokens[-2] not in _SENTENCE_END):
         tokens = tokens[:-1]

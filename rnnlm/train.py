@@ -277,7 +277,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     startup = time.perf_counter() - started
     if run is None:
         if finish is None:
-            refuse_finished_resume(config, loop, config.out, reserve=timing.reserve(), lr=s.opt.lr)
+            refuse_finished_resume(config, loop, config.out, reserve=timing.reserve(), lr=s.opt.lr,
+                                   needed=timing.needed())
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
         if guard is not None:
             guard.run = run

@@ -50,7 +50,7 @@ def test_a_model_at_chance_with_two_lucky_distances_is_not_called_above_chance()
     assert b4["p_value"] == pytest.approx(0.0455, abs=1e-4) and b4["p_holm"] == pytest.approx(1.0)
     line = P.format_agreement({"feature": "number", "pairs": 4000, "coverage": 1.0, **res}).splitlines()[-1]
     assert line == (f"accuracy: indistinguishable from chance at every distance probed (1-40), {HOLM}; "
-                    "uncorrected, 2 of the 40 per-distance 95% CIs exclude 0.5 (at distances 4 and 25), where luck "
+                    "uncorrected, 2 of the 40 per-distance 95% CIs exclude 0.5 (above at distances 4 and 25), where luck "
                     "alone would put about 2 (5% of 40)"), line
 
 
@@ -59,7 +59,7 @@ def test_a_model_above_chance_at_short_distances_then_at_chance():
     assert res["holm_above_chance_distances"] == list(range(1, 11))
     line = P.chance_sentence(res["by_distance"])
     assert line.startswith(f"accuracy: above chance at distances 1-10 and indistinguishable from chance at the "
-                           f"other 30, {HOLM}; uncorrected, 11 of the 40 per-distance 95% CIs exclude 0.5 (at distances 1-10 "
+                           f"other 30, {HOLM}; uncorrected, 11 of the 40 per-distance 95% CIs exclude 0.5 (above at distances 1-10 "
                            "and 25), where luck alone would put about 2 (5% of 40)"), line
 
 
@@ -112,3 +112,10 @@ def test_cli_probe_gender_on_a_vocabulary_without_its_words_says_what_is_missing
     assert "participles: 0 of 9" in err
     assert err.rstrip().endswith("; train with a larger --max-vocab (0 = no limit), or use --feature number"), err
     assert not (verb_only_run / "probe-agreement-gender.json").exists()
+
+
+def test_the_uncorrected_count_says_which_way_each_distance_goes():
+    # 6 and 13 below chance, 7 above: "(at distances 6-7 and 13)" lumped them together
+    res = _result(lambda d: 35 if d in (6, 13) else 65 if d == 7 else 50)
+    line = P.chance_sentence(res["by_distance"])
+    assert "3 of the 40 per-distance 95% CIs exclude 0.5 (above at distance 7; below at distances 6 and 13)" in line

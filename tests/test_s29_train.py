@@ -232,11 +232,11 @@ def test_a_resume_with_the_budget_that_stopped_the_run_is_refused_before_start_u
 
 
 def _need(run, budget_min: float) -> float:
-    """The budget a resume must exceed: the time trained plus the final evaluation's reserve as the last
-    session measured it (capped at half the budget, as _Timing.reserve caps it), in minutes rounded up."""
+    """The budget a resume must exceed: above the one refused, and above the time trained plus the final
+    evaluation's reserve as the last session measured it (under the reserve's own cap), rounded up."""
     loop = LoopState.from_arrays(checkpoint.load(run / "model.npz").train)
-    reserve = min(resume.recorded_reserve(run, loop)[0], 0.5 * 60 * budget_min)
-    return math.ceil(max(60 * budget_min, loop.elapsed + reserve) / 60 * 100) / 100
+    return max(resume.budget_to_exceed(loop.elapsed, resume.recorded_reserve(run, loop)[0]),
+               math.ceil(budget_min * 100) / 100)
 
 
 def test_another_budget_is_left_to_the_start_ups_measurement(timed_out):
@@ -266,8 +266,9 @@ def test_a_resume_refused_after_its_start_up_printed_no_resuming_line(timed_out,
 
 def test_the_advice_before_start_up_counts_the_final_evaluation_the_last_session_measured(timed_out, tmp_path,
                                                                                           capsys, monkeypatch):
-    """A budget below the time trained plus the final evaluation is refused before the start-up with the
-    figure the start-up's own measurement gives (it named 0.16 before the start-up and 0.21 after)."""
+    """Budgets below the time trained plus the final evaluation are refused before the start-up, each with
+    the one figure the start-up's own measurement gives (it named 0.16 before the start-up and 0.21 after,
+    and a smaller budget refused named a smaller figure: the reserve's cap was the refused budget's)."""
     run = tmp_path / "t"
     shutil.copytree(timed_out[0], run)
     stop = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
@@ -276,10 +277,23 @@ def test_the_advice_before_start_up_counts_the_final_evaluation_the_last_session
     assert need > 0
     loop = LoopState.from_arrays(checkpoint.load(run / "model.npz").train)
     assert resume.recorded_reserve(run, loop)[0] >= need
-    budget = (timed_out[1] + 0.5 * min(need, 0.5 * 60 * 0.02)) / 60     # trained time + half the reserve
+    advice = resume.budget_to_exceed(loop.elapsed, resume.recorded_reserve(run, loop)[0])
+    assert advice * 60 > loop.elapsed + min(need, 0.5 * 60 * advice)           # it leaves a window, capped
     _no_start_up(monkeypatch)
-    capsys.readouterr()
-    assert main(["train", "--resume", str(run), "--max-minutes", f"{budget:.6f}"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].endswith(f"give --max-minutes above {_need(run, budget):.2f} (or 0: no time "
-                                             "limit) to train further"), err
+    said = set()
+    for budget in (0.3 * timed_out[1] / 60, (timed_out[1] + 0.5 * min(need, timed_out[1])) / 60):
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), "--max-minutes", f"{budget:.6f}"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        said.add(err[0].rsplit("give --max-minutes above ", 1)[1])
+    assert said == {f"{advice:.2f} (or 0: no time limit) to train further"}
+    # and the advice itself passes every check before the start-up (which the test stops at)
+    with pytest.raises(AssertionError, match="the corpus was read"):
+        main(["train", "--resume", str(run), "--max-minutes", f"{advice + 0.01:.2f}"])
+
+
+def test_budget_to_exceed_leaves_a_window_under_the_reserves_cap():
+    assert resume.budget_to_exceed(60.0, 6.0) == 1.1            # 66 s: the reserve (6 s) under half of it
+    assert resume.budget_to_exceed(6.0, 60.0) == 0.2            # capped at half: b = 6 / (1 - 0.5) = 12 s
+    assert resume.budget_to_exceed(60.0, 0.0) == 1.0
