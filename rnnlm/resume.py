@@ -185,26 +185,43 @@ def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve
     why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, reserve=reserve,
                       lr=lr)
     at = f"{folder} is already at step {loop.step}"
+    if why is None:
+        return
+    need = budget_to_exceed(loop.elapsed, reserve if needed is None else needed)
+    advice = {"max_steps": f"--max-steps above {loop.step}", "epochs": f"--epochs above {config.epochs}",
+              "max_minutes": f"--max-minutes above {need:.2f} (or 0: no time limit)",
+              "early_stop": f"--patience above {loop.bad_evals}",
+              "min_lr": f"--min-lr below {lr or 0:.3g} (0 = no floor)"}
+    # every other limit the run is also at, so that following the advice is not refused again for the next one
+    also = [r for r in _limits_reached(config, loop, reserve, lr) if r != why]
+    more = "".join(f" and {advice[r]}" for r in also)
     if why == "max_steps":
-        raise UserError(f"{at}, the limit of --max-steps {config.max_steps}; give --max-steps above {loop.step} "
+        raise UserError(f"{at}, the limit of --max-steps {config.max_steps}; give {advice[why]}{more} "
                         "to train further")
     if why == "epochs":
-        raise UserError(f"{at}, the end of its {config.epochs} epoch(s); give --epochs above {config.epochs} "
+        raise UserError(f"{at}, the end of its {config.epochs} epoch(s); give {advice[why]}{more} "
                         "to train further")
     if why == "max_minutes":
         # the smallest budget that leaves a window to train: above the minutes used plus the final evaluation's
         # reserve, rounded up (a rounded-down figure could name the very budget that was just refused)
-        need = budget_to_exceed(loop.elapsed, reserve if needed is None else needed)
         final = (f" and its final evaluation needs about {needed or reserve:.0f} s" if (needed or reserve) >= 0.5
                  else "")
         raise UserError(f"{at}: it has trained {loop.elapsed / 60:.2f} min{final}, which fills --max-minutes "
-                        f"{config.max_minutes:g}; give --max-minutes above {need:.2f} (or 0: no time limit) to train "
-                        "further")
+                        f"{config.max_minutes:g}; give {advice[why]}{more} to train further")
     if why == "early_stop":
         raise UserError(f"{at} and stopped early: {loop.bad_evals} validations without improvement "
-                        f"(--patience {config.patience}); give --patience above {loop.bad_evals} to train further")
+                        f"(--patience {config.patience}); give {advice[why]}{more} to train further")
     if why == "min_lr":
         raise UserError(f"{at} and stopped when its learning rate fell to {lr:.3g}, below --min-lr "
                         f"{config.lr_floor():.3g}, after {loop.plateaus} {plural(loop.plateaus, 'plateau')}; "
-                        f"give --min-lr below {lr:.3g} "
-                        "(0 = no floor) to train further")
+                        f"give {advice[why]}{more} to train further")
+
+
+def _limits_reached(config: TrainConfig, loop: LoopState, reserve: float, lr: float | None) -> list:
+    """Every limit of stopping.stop_reason that `loop` is at (stop_reason names the first only)."""
+    checks = {"epochs": loop.epoch > config.epochs,
+              "max_steps": bool(config.max_steps) and loop.step >= config.max_steps,
+              "max_minutes": bool(config.max_minutes) and loop.elapsed + reserve >= 60 * config.max_minutes,
+              "early_stop": bool(config.patience) and loop.bad_evals >= config.patience,
+              "min_lr": lr is not None and lr < config.lr_floor()}
+    return [r for r, hit in checks.items() if hit]

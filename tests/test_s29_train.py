@@ -297,3 +297,21 @@ def test_budget_to_exceed_leaves_a_window_under_the_reserves_cap():
     assert resume.budget_to_exceed(60.0, 6.0) == 1.1            # 66 s: the reserve (6 s) under half of it
     assert resume.budget_to_exceed(6.0, 60.0) == 0.2            # capped at half: b = 6 / (1 - 0.5) = 12 s
     assert resume.budget_to_exceed(60.0, 0.0) == 1.0
+
+
+def test_a_resume_past_two_limits_names_both_flags_at_once(timed_out):
+    """A run past its --max-minutes and its --min-lr was told to raise the first, then refused for the
+    second: one refusal now names both."""
+    run, elapsed = timed_out
+    loop = LoopState.from_arrays(checkpoint.load(run / "model.npz").train)
+    config = resume_config(run, {"max_minutes": 0.5 * elapsed / 60, "min_lr": 1e-3})
+    with pytest.raises(Exception) as e:
+        resume.refuse_finished_resume(config, loop, run, lr=1e-4)
+    said = str(e.value)
+    assert ", which fills --max-minutes " in said
+    assert said.endswith(" (or 0: no time limit) and --min-lr below 0.0001 (0 = no floor) to train further"), said
+    # one limit: the message as it was
+    config = resume_config(run, {"max_minutes": 0.0, "min_lr": 1e-3})
+    with pytest.raises(Exception, match=r"below --min-lr 0.001, after \d+ plateaus?; give --min-lr below 0.0001 "
+                                        r"\(0 = no floor\) to train further$"):
+        resume.refuse_finished_resume(config, loop, run, lr=1e-4)
