@@ -105,7 +105,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .activations import max_fprime, zero_reason
-from .argcheck import check_generator, check_token_ids
+from .argcheck import check_generator, check_token_ids, is_int
 from .cells import CELLS
 from .errors import UserError
 from .model import ModelConfig, RNNModel
@@ -509,7 +509,7 @@ def _lag_bar(total: int, anchors: int, show: bool):
 def _check_count(name: str, value, where: str) -> None:
     """TypeError unless `value` is an int; ValueError unless config.RANGES[name] (the CLI's own limit) takes it."""
     from .config import RANGES
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"{where}: {name} must be an int, got {value!r} ({type(value).__name__})")
     r = RANGES[name]
     if not r.accepts(int(value)):
@@ -526,7 +526,7 @@ def _check_model(model, where: str) -> None:
         raise ValueError(f"{where}: model must be a recurrent model with cell {', '.join(CELLS)}, "
                          f"got cell {cell!r} ({type(model).__name__})")
     layers = getattr(model.config, "layers", None)
-    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
+    if not is_int(layers) or layers < 1:
         raise ValueError(f"{where}: model.config.layers must be an int >= 1, got {layers!r}")
     names = ["encoder.weight", "decoder.bias"] + [f"rnn.weight_{w}_l{l}" for l in range(int(layers)) for w in ("ih", "hh")]
     missing = [n for n in names if n not in model.params]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .argcheck import check_generator, check_int, check_probability, check_token_ids, is_real
+from .argcheck import check_generator, check_int, check_probability, check_token_ids, is_int, is_real
 from .errors import UserError, plural
 from .fileio import atomic_write_json, check_writable
 
@@ -162,7 +162,7 @@ def final_logprobs(model, rows, columns, batch_size: int = 256) -> np.ndarray:
     columns = np.asarray(columns, dtype=np.int64)
     if columns.ndim == 1:
         columns = columns[:, None]
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"final_logprobs: batch_size must be an int >= 1, got {batch_size!r}")
     out = np.empty(columns.shape, dtype=np.float64)
     by_length: dict = {}
@@ -309,9 +309,9 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
     """
     from .sintetico import GENDER, NUMBER, make_agreement_pairs
 
-    if isinstance(n_per_distance, bool) or not isinstance(n_per_distance, (int, np.integer)) or n_per_distance < 1:
+    if not is_int(n_per_distance) or n_per_distance < 1:
         raise UserError(f"agreement_probe: n_per_distance must be an int >= 1, got {n_per_distance!r}")
-    bad = [d for d in distances if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1]
+    bad = [d for d in distances if not is_int(d) or d < 1]
     if bad or not len(distances):
         raise UserError(f"agreement_probe: distances must be integers >= 1, got {list(distances)!r}")
     if feature not in (NUMBER, GENDER):
@@ -385,7 +385,7 @@ def check_context_args(n_tokens: int, distances, mode: str, window: int, n_targe
     if mode not in MODES:
         raise UserError(f"{where}{named('mode')} must be one of {', '.join(MODES)}, got {mode!r}")
     for name, value, lo in (("window", window, 2), ("n_targets", n_targets, 1), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        if not is_int(value) or value < lo:
             raise UserError(f"{where}{named(name)} must be an integer >= {lo}, got {value!r}")
     try:
         distances = sorted(int(d) for d in distances)

@@ -120,15 +120,16 @@ def budget_to_exceed(elapsed: float, needed: float) -> float:
     return math.ceil(round(b / 60 * 100, 6)) / 100
 
 
-def recorded_reserve(folder: Path, loop: LoopState) -> tuple[float, float | None]:
+def recorded_reserve(folder: Path, loop: LoopState, events: list | None = None) -> tuple[float, float | None]:
     """(seconds, measured) of the final evaluation of the run's last session, when it stopped at `loop`'s
     step: seconds is the larger of what that session measured it would need (its stop event's
-    final_eval_need_s) and
-    the time it took (from its stop to its end event), the figure the start-up's fresh measurement would
-    come near (so that the advice given before the start-up and after it agree); measured is the time it
-    took (None when unknown). (0.0, None) when the run's last stop is not at this step."""
+    final_eval_need_s) and the time it took (from its stop to its end event), the figure the start-up's
+    fresh measurement would come near (so that the advice given before the start-up and after it agree);
+    measured is the time it took (None when unknown). (0.0, None) when the run's last stop is not at this
+    step. events: the run's metrics events, when the caller has read them already."""
     from .runs import METRICS, _events
-    events = [e for _, e in _events(Path(folder) / METRICS)]
+    if events is None:
+        events = [e for _, e in _events(Path(folder) / METRICS)]
     stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
     if not stops or events[stops[-1]].get("step") != loop.step:
         return 0.0, None
@@ -163,7 +164,7 @@ def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path) -> N
     stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
     if not stops or events[stops[-1]].get("reason") != "max_minutes" or events[stops[-1]].get("step") != loop.step:
         return
-    needed, final = recorded_reserve(folder, loop)
+    needed, final = recorded_reserve(folder, loop, events)
     need = max(budget_to_exceed(loop.elapsed, needed), math.ceil(config.max_minutes * 100) / 100)
     took = f" and its final evaluation took {final:.0f} s" if final is not None and final >= 0.5 else ""
     raise UserError(f"{folder} is already at step {loop.step}, where its --max-minutes {config.max_minutes:g} ran "
