@@ -542,6 +542,12 @@ def check_batches(corpus, config: TrainConfig) -> None:
                         f"of the {B} streams needs one window of {T + 1} tokens ({B * (T + 1):,} in all); "
                         f"give {_either(fix + ['a larger corpus'])}")
     n, E = len(corpus.valid), config.eval_batch_size
+    if n == 0 and corpus.split_policy == "contiguous" and len(corpus.train) and config.data.valid_fraction > 0:
+        # one text cut after a sentence end: none to cut at (lines that run on, each line's next lower-case)
+        raise UserError(f"the validation split is empty: the text ({len(corpus.train):,} tokens) is cut into "
+                        f"splits only after a sentence end (. ! ? before a capital) or at a blank line, and it has "
+                        f"none where the split would start; separate its paragraphs by blank lines, or give a "
+                        f"folder of several files")
     if n // E < 2:
         fix = [f"--eval-batch-size {n // 2} or less"] if n // 2 else []
         fix += [] if corpus.split_policy == "predefined" else ["a larger --valid-fraction"]

@@ -36,3 +36,16 @@ def test_the_heading_names_the_learning_rate_of_jobs_run_without_lr(tmp_path):
     (tmp_path / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     head = summarize(tmp_path).splitlines()[0]
     assert "optimizer=sgd" in head and "lr=20 (sgd default)" in head, head
+
+
+def test_a_single_text_with_no_sentence_end_to_cut_at_says_why_its_validation_split_is_empty(tmp_path, capsys):
+    # every line runs on into a lower-case one: one sentence, no place to cut a validation split
+    from rnnlm.cli import main
+    text = tmp_path / "runon.txt"
+    text.write_text("o homem viu a casa.\nela disse que sim.\n" * 400, encoding="utf-8")
+    assert main(["train", "--corpus", str(text), "--no-cache", "--hidden", "8", "--emsize", "8",
+                 "--max-steps", "2", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "the validation split is empty: the text (" in err
+    assert "cut into splits only after a sentence end (. ! ? before a capital) or at a blank line" in err
+    assert not (tmp_path / "r").exists()
