@@ -50,6 +50,7 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
     lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
     finish = finish_only(config, loop, folder, lr)
     if finish is None:
+        refuse_repeated_divergence(config, loop, folder)
         refuse_spent_budget(config, loop, folder)       # (first: the budget that stopped it, said as such)
         # the final evaluation's reserve as the last session measured it, capped as _Timing.reserve caps it
         from .progress import MAX_RESERVE_SHARE
@@ -105,6 +106,46 @@ def finish_only(config: TrainConfig, loop: LoopState, folder: Path, lr: float | 
             config.max_minutes == config_from_dict(read_run_config(folder)["train"]).max_minutes:
         why = "max_minutes"
     return why
+
+
+def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Path) -> None:
+    """UserError (one line) for a run whose last session stopped at `loop`'s step on non-finite values
+    (and finished its final evaluation), resumed with the settings that stopped it.
+
+    A resume repeats the same steps bitwise (the rollback keeps the whole training state), so it would
+    diverge again at the same step and stop. It trains on when told to skip the step
+    (--on-nonfinite skip where the run stopped), or to skip more of them (--max-skips above the
+    run's, where --max-skips stopped it); a step whose update made the weights themselves
+    non-finite cannot be skipped, and no resume is worth running. Runs of earlier versions (no
+    "weights_nonfinite" in the event) are judged on the other two.
+    """
+    from .config import config_from_dict
+    from .runs import METRICS, _events, read_run_config
+    events = [e for _, e in _events(Path(folder) / METRICS)]
+    stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
+    if not stops or events[stops[-1]].get("reason") != "nonfinite" or events[stops[-1]].get("step") != loop.step:
+        return
+    if not any(e.get("type") == "end" for e in events[stops[-1] + 1:]):
+        return      # its final evaluation was cut short: the resume diverges again and finishes it
+    bad = next((e for e in reversed(events[:stops[-1]]) if e.get("type") == "nonfinite"), None)
+    if bad is None or bad.get("action") != "stop":
+        return
+    old = config_from_dict(read_run_config(folder)["train"])
+    at = (f"{folder} stopped at step {loop.step} because training diverged (non-finite {bad.get('tensor', 'values')} "
+          f"at step {bad.get('detected_at', loop.step + 1)})")
+    new_run = "train a new run with a smaller --lr, or with --clip-norm"
+    if bad.get("weights_nonfinite"):
+        raise UserError(f"{at}: the update made the weights non-finite, which a resume repeats and no "
+                        f"--on-nonfinite skip can skip; {new_run}")
+    if bad.get("max_skips"):
+        if config.on_nonfinite == "skip" and config.max_skips > old.max_skips:
+            return
+        raise UserError(f"{at} after {old.max_skips} {plural(old.max_skips, 'non-finite step')} in a row; a resume repeats the "
+                        f"same steps exactly, so give --max-skips above {old.max_skips}, or {new_run}")
+    if config.on_nonfinite == "skip":
+        return
+    raise UserError(f"{at}; a resume repeats the same steps exactly and would diverge again: give "
+                    f"--on-nonfinite skip to skip such steps, or {new_run}")
 
 
 def budget_to_exceed(elapsed: float, needed: float) -> float:

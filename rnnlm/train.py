@@ -691,7 +691,7 @@ def _nonfinite(s: _Session, loop: LoopState, hidden, result: StepResult, last_go
         rolled_back = loop.step
     event = {"step": loop.step + 1, "detected_at": detected, "epoch": loop.epoch, "tensor": result.bad,
              "loss": result.loss, "grad_norm": result.grad_norm, "action": action,
-             "rolled_back_to": rolled_back, "max_skips": bool(too_many)}
+             "rolled_back_to": rolled_back, "max_skips": bool(too_many), "weights_nonfinite": broken_params}
     s.run.log({"type": "nonfinite", **event, "time": s.clock()})
     if action == "skip":
         what = "skipping the step"

@@ -58,9 +58,14 @@ def test_rollback_restores_the_whole_state_bitwise(text, tmp_path):
     assert a.keys() == b.keys() and any(name.startswith("optim.momentum_buffer.") for name in a)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    again = train(resume_config(tmp_path / "boom"), resume=tmp_path / "boom")
-    assert again["stopped"] == "nonfinite" and again["nonfinite"]["step"] == s["nonfinite"]["step"]
-    assert again["nonfinite"]["loss"] == s["nonfinite"]["loss"]
+    # resuming with the same settings would repeat the divergence, and is refused; told to skip the
+    # step, the resume meets the same non-finite loss at the same step (bitwise), and skips it
+    with pytest.raises(UserError, match="would diverge again: give --on-nonfinite skip"):
+        train(resume_config(tmp_path / "boom"), resume=tmp_path / "boom")
+    again = train(resume_config(tmp_path / "boom", {"on_nonfinite": "skip"}), resume=tmp_path / "boom")
+    first = events(tmp_path / "boom", "nonfinite")[0]
+    assert first["action"] == "skip" and first["detected_at"] == s["nonfinite"]["detected_at"]
+    assert first["loss"] == s["nonfinite"]["loss"] and again["steps"] >= k
 
 
 def test_a_loss_whose_perplexity_overflows_counts_as_nonfinite():

@@ -1,0 +1,77 @@
+"""A resume of a run that diverged: refused where it would only diverge again at the same step."""
+import json
+
+import numpy as np
+import pytest
+
+from rnnlm.errors import UserError
+from rnnlm.model import RNNModel
+from rnnlm.runs import resume_config
+from rnnlm.train import train
+
+from test_train import events, tiny
+from test_train_runs import DIVERGE
+
+
+def _nan_loss_from(monkeypatch, at_call):
+    original = RNNModel.train_grads
+    calls = {"n": 0}
+
+    def poisoned(self, *a, **k):
+        r = original(self, *a, **k)
+        calls["n"] += 1
+        return r._replace(loss=np.float64(np.nan)) if calls["n"] >= at_call else r
+
+    monkeypatch.setattr(RNNModel, "train_grads", poisoned)
+
+
+def test_a_diverged_run_resumed_as_it_was_is_refused_before_anything_is_written(text, tmp_path):
+    s = train(tiny(text, tmp_path / "boom", **DIVERGE))
+    assert s["stopped"] == "nonfinite"
+    before = {p.name: p.read_bytes() for p in (tmp_path / "boom").iterdir() if p.is_file()}
+    with pytest.raises(UserError) as e:
+        train(resume_config(tmp_path / "boom"), resume=tmp_path / "boom")
+    msg = str(e.value)
+    assert f"stopped at step {s['steps']} because training diverged (non-finite loss at step " in msg
+    assert "give --on-nonfinite skip" in msg and "--clip-norm" in msg and "\n" not in msg
+    after = {p.name: p.read_bytes() for p in (tmp_path / "boom").iterdir() if p.is_file()}
+    assert after == before
+
+
+def test_a_run_stopped_by_max_skips_resumes_only_with_more_skips(text, tmp_path, monkeypatch):
+    _nan_loss_from(monkeypatch, 3)
+    s = train(tiny(text, tmp_path / "skip", max_steps=40, on_nonfinite="skip", max_skips=4))
+    assert s["stopped"] == "nonfinite" and s["nonfinite"]["max_skips"]
+    for same in ({}, {"max_skips": 4}, {"max_skips": 3}, {"on_nonfinite": "stop"}):
+        with pytest.raises(UserError, match="after 4 non-finite steps in a row; .* give --max-skips above 4"):
+            train(resume_config(tmp_path / "skip", same), resume=tmp_path / "skip")
+    again = train(resume_config(tmp_path / "skip", {"max_skips": 6}), resume=tmp_path / "skip")
+    assert again["stopped"] == "nonfinite"
+    assert [e["action"] for e in events(tmp_path / "skip", "nonfinite")] == ["skip"] * 5 + ["stop"]
+
+
+def test_weights_made_nonfinite_cannot_be_resumed_at_all(text, tmp_path, monkeypatch):
+    _nan_loss_from(monkeypatch, 2)
+    s = train(tiny(text, tmp_path / "w", max_steps=5))
+    assert s["stopped"] == "nonfinite"
+    # the event says whether the weights themselves went bad; mark it so, as a broken update logs it
+    path = tmp_path / "w" / "metrics.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    (ev,) = [e for e in lines if e["type"] == "nonfinite"]
+    assert ev["weights_nonfinite"] is False
+    ev["weights_nonfinite"] = True
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    with pytest.raises(UserError, match="made the weights non-finite, which a resume repeats and no "
+                                        "--on-nonfinite skip can skip; train a new run"):
+        train(resume_config(tmp_path / "w", {"on_nonfinite": "skip"}), resume=tmp_path / "w")
+
+
+def test_a_diverged_run_whose_final_evaluation_was_cut_short_still_resumes(text, tmp_path):
+    s = train(tiny(text, tmp_path / "cut", **DIVERGE))
+    path = tmp_path / "cut" / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    stop = max(i for i, x in enumerate(lines) if json.loads(x)["type"] == "stop")
+    path.write_text("\n".join(lines[:stop + 1]) + "\n")        # no test eval, no end event
+    again = train(resume_config(tmp_path / "cut"), resume=tmp_path / "cut")
+    assert again["stopped"] == "nonfinite" and again["steps"] == s["steps"]
+    assert events(tmp_path / "cut", "end")
