@@ -288,7 +288,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                  f"matches config.json's (the vocabulary inside {LATEST})")
     if timing.reserve_capped():
         note(f"this machine evaluates {timing.eval_tps:,.0f} tokens/s: the final validation and test "
-              f"({timing.final_tokens:,} tokens) need about {timing.needed() / 60:.1f} min, more than half of "
+              f"({timing.final_tokens:,} tokens) need about {_minutes(timing.needed())}, more than half of "
               f"--max-minutes {config.max_minutes:g}; training gets half and the command will overrun")
     s = s._replace(run=run, clock=Clock(loop.elapsed), timing=timing)
     timing.last_save = timing.last_eval = s.clock()
@@ -664,6 +664,11 @@ def _end_epoch(s: _Session, loop: LoopState) -> tuple:
     hidden = s.model.init_state(s.config.batch_size)
     _save(s, loop, hidden)
     return hidden
+
+
+def _minutes(seconds: float) -> str:
+    """A duration for a note: "40 s" under a minute (where "0.7 min" reads as nothing), else "2.5 min"."""
+    return f"{seconds:.0f} s" if seconds < 59.5 else f"{seconds / 60:.1f} min"
 
 
 def _nonfinite(s: _Session, loop: LoopState, hidden, result: StepResult, last_good: LastGood,

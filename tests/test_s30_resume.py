@@ -75,3 +75,8 @@ def test_a_diverged_run_whose_final_evaluation_was_cut_short_still_resumes(text,
     again = train(resume_config(tmp_path / "cut"), resume=tmp_path / "cut")
     assert again["stopped"] == "nonfinite" and again["steps"] == s["steps"]
     assert events(tmp_path / "cut", "end")
+
+
+def test_a_short_final_evaluation_is_said_in_seconds_not_as_0_0_min():
+    from rnnlm.train import _minutes
+    assert [_minutes(x) for x in (0.4, 3.2, 59.4, 59.6, 150)] == ["0 s", "3 s", "59 s", "1.0 min", "2.5 min"]
