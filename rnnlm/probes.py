@@ -627,13 +627,20 @@ def chance_sentence(bins) -> str:
     return f"accuracy: {_corrected_clause(p, bins)}; uncorrected, {luck}"
 
 
+def _nats(x: float, sign: str = "") -> str:
+    """x to 4 decimals, with no "-0.0000" (a tiny negative increase rounds to zero, not below it)."""
+    text = f"{x:{sign}.4f}"
+    return f"{0.0:{sign}.4f}" if float(text) == 0 else text
+
+
 def format_context(res: dict) -> str:
     """The context table: per d, mean loss increase and its 95% interval."""
     lines = [f"context usage ({res['mode']}), {res['n_targets']} {plural(res['n_targets'], 'target')}, window {res['window']}, "
              f"baseline loss {res['baseline_loss']:.3f} nats",
              f"{'d':>5} {'increase':>9}  {'95% CI':<20}"]
     for r in res["results"]:
-        lines.append(f"{r['distance']:>5} {r['mean_increase']:>9.4f}  [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]"
+        lines.append(f"{r['distance']:>5} {_nats(r['mean_increase']):>9}  [{_nats(r['ci'][0], '+')}, "
+                     f"{_nats(r['ci'][1], '+')}]"
                      f"{'  within noise' if r['within_noise'] else ''}")
     eff = res["effective_context"]
     lines.append(f"effective context: {eff} {plural(eff, 'token')}" if eff is not None else

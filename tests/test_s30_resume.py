@@ -80,3 +80,15 @@ def test_a_diverged_run_whose_final_evaluation_was_cut_short_still_resumes(text,
 def test_a_short_final_evaluation_is_said_in_seconds_not_as_0_0_min():
     from rnnlm.train import _minutes
     assert [_minutes(x) for x in (0.4, 3.2, 59.4, 59.6, 150)] == ["0 s", "3 s", "59 s", "1.0 min", "2.5 min"]
+
+
+def test_the_context_table_never_shows_minus_zero():
+    from rnnlm.probes import format_context
+    res = {"mode": "shuffle", "n_targets": 10, "window": 40, "baseline_loss": 3.0, "distances": [1, 5],
+           "effective_context": 1,
+           "results": [{"distance": 1, "mean_increase": 0.25, "ci": [0.1, 0.4], "within_noise": False},
+                       {"distance": 5, "mean_increase": -0.00004, "ci": [-0.00003, 0.00002], "within_noise": True}]}
+    text = format_context(res)
+    assert "-0.0000" not in text
+    assert "    5    0.0000  [+0.0000, +0.0000]  within noise" in text
+    assert "    1    0.2500  [+0.1000, +0.4000]" in text
