@@ -509,8 +509,15 @@ def format_agreement(res: dict) -> str:
     lines = [f"agreement ({res['feature']}), {res['pairs']} {plural(res['pairs'], 'pair')}, "
              f"coverage {res['coverage']:.1%}, chance 0.5",
              f"{'dist':>4} {'n':>5}  {'accuracy  95% CI':<23} {'with attractor':<23} {'no attractor':<23}"]
-    for b in res["by_distance"]:
-        mark = "  ~chance" if b["ci"][0] <= CHANCE <= b["ci"][1] else ""
+    bins = res["by_distance"]
+    held = None     # distances outside chance after Holm's correction (None: bins without counts)
+    if len(bins) > 1:
+        p = chance_pattern(bins)
+        if p["holm_above_chance_distances"] is not None:
+            held = set(p["holm_above_chance_distances"]) | set(p["holm_below_chance_distances"])
+    for b in bins:
+        mark = "  ~chance" if b["ci"][0] <= CHANCE <= b["ci"][1] else \
+            "  ~chance after Holm" if held is not None and b["distance"] not in held else ""
         lines.append(f"{b['distance']:>4} {b['n']:>5}  {_fmt_ci(b):<23} {_fmt_ci(b['attractor']):<23} "
                      f"{_fmt_ci(b['no_attractor']):<23}{mark}")
     o = res["overall"]

@@ -119,3 +119,13 @@ def test_the_uncorrected_count_says_which_way_each_distance_goes():
     res = _result(lambda d: 35 if d in (6, 13) else 65 if d == 7 else 50)
     line = P.chance_sentence(res["by_distance"])
     assert "3 of the 40 per-distance 95% CIs exclude 0.5 (above at distance 7; below at distances 6 and 13)" in line
+
+
+def test_the_table_marks_distances_that_are_at_chance_after_the_correction():
+    # distances 4 and 25 exclude 0.5 uncorrected (60/100) but not after Holm; 1-3 hold after it (90/100)
+    res = _result(lambda d: 90 if d <= 3 else 60 if d in (4, 25) else 50)
+    rows = P.format_agreement({"feature": "number", "pairs": 4000, "coverage": 1.0, **res}).splitlines()[2:42]
+    marks = {int(r.split()[0]): r.split("  ")[-1].strip() for r in rows}
+    assert all(not marks[d].startswith("~") for d in (1, 2, 3)), rows[:3]
+    assert marks[4] == marks[25] == "~chance after Holm"
+    assert all(marks[d] == "~chance" for d in range(5, 41) if d != 25)
