@@ -267,6 +267,12 @@ def _run_plot(args):
     if args.over_training:
         if len(args.inputs) != 1 or not first.is_dir():
             raise UserError("--over-training takes one run folder")
+        unused = [f for f, given in (("--bound", args.bound), ("--labels", args.labels is not None),
+                                     (f"--scope {args.scope}", args.scope != "layer0")) if given]
+        if unused:
+            raise UserError(f"{' and '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply with "
+                            f"--over-training (its curves are layer 0's, one per recorded step, labelled by "
+                            f"step); drop {'it' if len(unused) == 1 else 'them'}")
         out = args.out or first / "plots" / f"lag-over-training-{what}.png"
         png = plotruns.plot_lag_over_training(first, out, quantity=args.quantity, norm=args.norm,
                                               title=args.title, flow=args.flow)

@@ -92,3 +92,13 @@ def test_the_context_table_never_shows_minus_zero():
     assert "-0.0000" not in text
     assert "    5    0.0000  [+0.0000, +0.0000]  within noise" in text
     assert "    1    0.2500  [+0.1000, +0.4000]" in text
+
+
+@pytest.mark.parametrize("extra, named", [(["--bound"], "--bound does"), (["--labels", "a"], "--labels does"),
+                                          (["--scope", "layer1", "--bound"], "--bound and --scope layer1 do")])
+def test_plot_lag_over_training_refuses_the_flags_it_would_ignore(tmp_path, capsys, extra, named):
+    from rnnlm.cli import main
+    assert main(["plot", "lag", str(tmp_path), "--over-training", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {named} not apply with --over-training") and err.count("\n") == 1, err
+    assert not (tmp_path / "plots").exists()
