@@ -280,8 +280,10 @@ def _task_words(config: StudyConfig) -> str:
     return f"{config.task} ({what}, chance 1/{n})"
 
 
-def format_table(config: StudyConfig, summary: dict) -> str:
-    """The summary as markdown: per cell and distance, runs solved and the gradient at the key."""
+def format_table(config: StudyConfig, summary: dict, failed=(), folder=None) -> str:
+    """The summary as markdown: per cell and distance, runs solved and the gradient at the key; then the
+    runs that failed (sweep rows whose status is not "done": not counted in the tables), each with its
+    error, where it was raised and its traceback file (sweep.where_failed; folder: the study's)."""
     ds = config.distance_list()
     t = config.train
     lines = [f"Task {_task_words(config)}, loss on "
@@ -331,6 +333,11 @@ def format_table(config: StudyConfig, summary: dict) -> str:
     reaches = {c: reach(summary, c, ds) for c in config.cell_list()}
     lines.append("Largest distance solved by a majority of runs (and every shorter one): " +
                  ", ".join(f"{c} {'none' if r is None else f'd = {r}'}" for c, r in reaches.items()) + ".")
+    if failed:
+        from .sweep import where_failed
+        lines += ["", f"**Failed runs** ({len(failed)}, not counted above; to run one again, delete its line from sweep.jsonl and rerun the study)", ""]
+        lines += [" ".join(f"- {r.get('name')}: {r.get('error') or r.get('status')}{where_failed(r, folder)}".split("\n"))
+                  for r in failed]
     return "\n".join(lines) + "\n"
 
 
@@ -667,7 +674,7 @@ def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, 
             "study": "learnability", "config": {**dataclasses.asdict(config), "train": config.train.to_dict()},
             "budget": _budget(config), "cells": {c: STUDY_CELLS[c] for c in config.cell_list()},
             "jobs": len(jobs), "recorded": len(rows), "report_only": report_only,
-            "failed": [{"name": r["name"], "error": r.get("error")} for r in failed],
+            "failed": [{"name": r["name"], "error": r.get("error"), "error_at": r.get("error_at")} for r in failed],
             "job_wall_s_sum": float(sum(r.get("wall_s") or 0 for r in rows)),
             "wall_s_this_call": wall, "load_average_before": load0, "load_average_after": _load_average(),
             "scheduler": scheduler or "LocalCluster", "n_workers": n_workers or os.cpu_count(),
@@ -680,7 +687,7 @@ def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, 
         "runs": rows,
     }
     atomic_write_json(folder / "study.json", doc)
-    table = format_table(config, summary)
+    table = format_table(config, summary, failed, folder)
     atomic_write_text(folder / "table.md", table)
     write_figures(config, summary, folder)
     doc["table"] = table

@@ -151,3 +151,20 @@ def test_quick_refuses_the_settings_it_would_replace(capsys):
     assert "(--steps included)" in capsys.readouterr().err
     assert main(["study", "learnability", "--bptt", "-1"]) == 2
     assert "error: --bptt must be at least 0" in capsys.readouterr().err
+
+
+def test_the_table_lists_the_failed_runs_with_where_they_failed(tmp_path):
+    cfg = C.StudyConfig(distances="5", cells="rnn", seeds="0")
+    rows = [_row("rnn", 5, 0, True, 100),
+            {"name": "rnn-d5-s1", "status": "failed", "error": "ValueError: bad | value\nsecond line",
+             "error_at": "/x/rnnlm/tasks.py:12 in train_task"}]
+    (tmp_path / "rnn-d5-s1").mkdir()
+    (tmp_path / "rnn-d5-s1" / "error.txt").write_text("Traceback ...")
+    s = study.summarize(cfg, rows)
+    assert s["rnn"]["5"]["n"] == 1
+    table = study.format_table(cfg, s, [rows[1]], tmp_path)
+    tail = table.split("**Failed runs** (1, not counted above; to run one again, delete its line from "
+                       "sweep.jsonl and rerun the study)\n\n")[1]
+    assert tail == (f"- rnn-d5-s1: ValueError: bad | value second line at tasks.py:12 in train_task; "
+                    f"traceback in {tmp_path / 'rnn-d5-s1' / 'error.txt'}\n")
+    assert "Failed runs" not in study.format_table(cfg, s)
