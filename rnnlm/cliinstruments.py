@@ -192,7 +192,7 @@ _JACOBIAN_MODEL_FLAGS = {
 
 
 def _run_jacobian(args):
-    from .jacobian import format_table, run_jacobian
+    from .jacobianrun import format_table, run_jacobian
     model = {name: getattr(args, name) for name in _JACOBIAN_MODEL_FLAGS if getattr(args, name) is not None}
     if args.init is None:
         given = list(model) + [name for name in ("corpus", "vocab_size") if getattr(args, name) is not None]

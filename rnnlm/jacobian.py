@@ -81,7 +81,10 @@ max_fprime a float; for gated cells they are per-layer dicts keyed by gate
 ("i", "f", "g", "o" or "r", "z", "n") and max_fprime and bound_per_step are null.
 Norms too small or large for float64 are written as 0.0 or null (a median
 of 0.0 is exactly 0 where zero_lag says so, an underflow otherwise; documents
-written before zero_lag existed lack it).
+written before zero_lag existed lack it; curve_zero_lag reads them both).
+
+The `jacobian` command's run (the model, the output file, the table it prints)
+is jacobianrun.py.
 
 The one thing to know before editing: J(t, d) is only ever extended by one
 right-multiplication, J(t, d+1) = J(t, d) A_{t-d}, batched over the K
@@ -104,7 +107,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .activations import max_fprime, zero_reason
+from .activations import max_fprime
 from .argcheck import check_generator, check_token_ids, is_int
 from .cells import CELLS
 from .errors import UserError
@@ -118,7 +121,7 @@ LOG_FLOOR = -1e4          # ln of a zero norm, so that percentiles stay finite
 class FewerAnchorsWarning(UserWarning):
     """lag_curve was asked for more anchors than the tokens hold positions for (N - max_lag) and measured at
     all of those: the curve is still a measurement, at fewer anchors than asked. The jacobian command says
-    so in its own note (anchors_note), in its flags, and silences this one."""
+    so in its own note (jacobianrun.anchors_note), in its flags, and silences this one."""
 
 
 # ---------------------------------------------------------------- the float64 model's caches
@@ -313,6 +316,16 @@ def zero_lag(lags, zeros) -> int | None:
     return int(lags[hit[0]]) if len(hit) else None
 
 
+def curve_zero_lag(series: dict, kind: str | None = None) -> int | None:
+    """The first lag at which a SERIES (kind "spectral" / "frobenius") or FLOW (kind None) is 0: its
+    zero_lag, or for a document written before zero_lag existed the first lag whose median reads 0."""
+    if "zero_lag" in series:
+        z = series["zero_lag"]
+        return z if kind is None else z[kind]
+    med = series["norm"]["median"] if kind is None else series[kind]["median"]
+    return next((d for d, m in zip(series["lag"], med) if m == 0), None)
+
+
 # ---------------------------------------------------------------- the recursion
 
 
@@ -474,7 +487,7 @@ def weight_meta(spec: Spec, params: dict) -> dict:
 
 def check_enough_tokens(n_tokens: int, max_lag: int, where: str) -> None:
     """UserError unless N tokens hold an anchor for lags up to max_lag (N >= max_lag + 2), worded with the
-    Python arguments of `where` (the jacobian command checks its flags first: run_jacobian)."""
+    Python arguments of `where` (the jacobian command checks its flags first: jacobianrun.run_jacobian)."""
     if n_tokens < max_lag + 2:
         raise UserError(f"{where}: max_lag={max_lag} needs at least max_lag + 2 = {max_lag + 2} tokens, got "
                         f"{n_tokens}: pass more tokens or a smaller max_lag")
@@ -732,197 +745,3 @@ def gradient_rows(model, tokens, anchors, max_lag: int, scope: str = "layer0") -
         for name, pick in sc.flows.items():
             rows[name].append(pick(row))
     return {name: np.stack(v) for name, v in rows.items()}
-
-
-# ---------------------------------------------------------------- the jacobian command
-
-TABLE_LAGS = (1, 2, 3, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
-
-
-def _init_model(config, fallback: bool = True):
-    """A freshly initialized model from a JacobianConfig's `model`, and its (tokens, text source).
-
-    Tokens: the `split` of `data.corpus` (default machado, its default tokenizer
-    and vocabulary), so that the input statistics are those of real Portuguese;
-    uniformly random ids from a `vocab_size` vocabulary when the corpus is
-    "none", or when it cannot be read and `fallback` (a note on stderr says so;
-    the CLI allows it only for the default corpus, not one the user named:
-    that one's error is raised).
-    """
-    import sys
-
-    from .data import load_corpus
-    from .model import RNNModel
-    ids, vocab_size, text = None, config.vocab_size, None
-    if str(config.data.corpus).lower() != "none":
-        try:
-            corpus = load_corpus(config.data)
-            ids, vocab_size = getattr(corpus, config.split), len(corpus.vocab)
-            text = f"{config.data.corpus}:{config.split}"
-        except UserError as exc:
-            if not fallback:
-                raise
-            print(f"note: {exc}; measuring on random tokens instead", file=sys.stderr)
-    if ids is None:
-        if vocab_size < 2:
-            raise UserError("--vocab-size must be at least 2")
-        ids = np.random.default_rng([config.seed, 2]).integers(0, vocab_size, config.tokens)
-        text = f"random:{vocab_size}"
-    return RNNModel(config.model.with_vocab(vocab_size), seed=config.seed), ids, text
-
-
-def default_out(config, text: str | None = None):
-    """Where the command writes when `out` is not given (the README's "Where things go"):
-    RUN/jacobian.json for a run folder, CKPT-jacobian.json beside a checkpoint file, and for a
-    fresh model (reads no run) runs/jacobian-init/<every setting>.json, so that two measurements
-    with different settings never overwrite each other and nothing lands loose in the current folder."""
-    from pathlib import Path
-    if config.out:
-        return Path(config.out)
-    m = config.model
-    if m is not None:
-        return Path("runs") / "jacobian-init" / f"{init_name(config, text)}.json"
-    run = Path(config.run)
-    return run / "jacobian.json" if run.is_dir() else run.with_name(f"{run.stem}-jacobian.json")
-
-
-def init_name(config, text: str | None = None) -> str:
-    """A file stem naming every setting of a `jacobian --init` measurement, e.g.
-    rnn-tanh-orthogonal-x1.5-H256-E256-L1-machado-valid-2000tok-D100-K32-seed0.
-    text: the meta's "text" actually read ("machado:valid", "random:50"; default from the config)."""
-    import re
-    from pathlib import Path
-    m = config.model
-    act = f"-{m.activation}" if m.cell == "rnn" else ""
-    fb = f"-fb{m.forget_bias:g}" if m.cell == "lstm" else ""
-    if text is None:
-        corpus = str(config.data.corpus)
-        text = f"random:{config.vocab_size}" if corpus.lower() == "none" else f"{corpus}:{config.split}"
-    source, _, split = text.rpartition(":")
-    text = f"{Path(source).stem or 'corpus'}-{split}" if source != "random" else f"random{split}"
-    if source != "random":      # the corpus settings that shape the vocabulary and split, where not default
-        import dataclasses
-        d = config.data
-        short = {"keep_case": "case", "num_token": "num", "max_vocab": "V", "min_count": "min",
-                 "split_seed": "split", "valid_fraction": "vf", "test_fraction": "tf"}
-        text += "".join(f"-{short[f.name]}{getattr(d, f.name):g}" for f in dataclasses.fields(d)
-                        if f.name in short and getattr(d, f.name) != f.default)
-    name = (f"{m.cell}{act}-{m.init}-x{m.recurrent_scale:g}{fb}-H{m.hidden}-E{m.emsize}-L{m.layers}-"
-            f"{text}-{config.tokens}tok-D{config.max_lag}-K{config.anchors}-seed{config.seed}")
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name.replace(":", "").replace(",", "_"))
-
-
-def _fmt(x) -> str:
-    return f"{'-':>9}" if x is None else f"{x:9.3g}"
-
-
-def curve_zero_lag(series: dict, kind: str | None = None) -> int | None:
-    """The first lag at which a SERIES (kind "spectral" / "frobenius") or FLOW (kind None) is 0: its
-    zero_lag, or for a document written before zero_lag existed the first lag whose median reads 0."""
-    if "zero_lag" in series:
-        z = series["zero_lag"]
-        return z if kind is None else z[kind]
-    med = series["norm"]["median"] if kind is None else series[kind]["median"]
-    return next((d for d, m in zip(series["lag"], med) if m == 0), None)
-
-
-def decay_line(series: dict, kind: str | None, cell: str | None = None) -> str:
-    """The jacobian table's line for one curve: decay rate, vanish lag, and where it is exactly 0.
-    series: a SERIES with kind "spectral" or "frobenius", or a FLOW with kind None."""
-    rate = series["decay_rate"] if kind is None else series["decay_rate"][kind]
-    vanish = series["vanish_lag"] if kind is None else series["vanish_lag"][kind]
-    zero = curve_zero_lag(series, kind)
-    last = series["lag"][-1]
-    if zero is not None and zero <= 2:
-        why = ("ln 0 = -inf: no lag is nonzero" if zero == 1
-               else "only lag 1 is nonzero, a slope needs two") + ", the norm drops to 0 at once"
-        return f"{zero_reason(cell, zero)}; vanish lag {vanish}; decay rate undefined ({why})"
-    if rate is None:
-        per = "undefined (fewer than 2 lags with a finite nonzero median to fit a slope to)"
-    else:
-        fit = f", fitted on lags 1-{zero - 1}" if zero is not None else ""
-        per = f"{rate:+.4f} /step (x{math.exp(rate):.4g} per step{fit})"
-    van = f"lag {vanish}" if vanish is not None else f"not within {last} lags"
-    line = f"decay rate {per}; median below 1e-6 of lag 1: {van}"
-    return line + (f"; {zero_reason(cell, zero)}" if zero is not None else "")
-
-
-def format_table(doc: dict, scope: str = "layer0") -> str:
-    """The lines the jacobian command prints: a few lags, then decay rates and vanish lags."""
-    meta = doc["meta"]
-    q = "state" if meta["cell"] == "lstm" else "h"
-    sc = doc["curves"][scope]
-    s, flow = sc[q], sc["flow"]
-    lines = [f"{meta['cell']}{' ' + meta['activation'] if meta.get('activation') else ''}, H={meta['H']}, "
-             f"{meta['layers']} layer(s), init {meta['init']}, W_hh x{meta['recurrent_scale']:g}; "
-             f"{meta['anchors']} anchors over {meta['tokens']} tokens of {meta['text']}; scope {scope}, "
-             f"quantity {q}",
-             f"{'lag':>4} | {'spectral median':>15} {'p10':>9} {'p90':>9} | {'Frobenius median':>16} "
-             f"{'p10':>9} {'p90':>9} | {'flow median':>11}"]
-    for i, d in enumerate(s["lag"]):
-        if d in TABLE_LAGS or d == s["lag"][-1]:
-            sp, fr = s["spectral"], s["frobenius"]
-            lines.append(f"{d:>4} | {_fmt(sp['median'][i]):>15} {_fmt(sp['p10'][i])} {_fmt(sp['p90'][i])} | "
-                         f"{_fmt(fr['median'][i]):>16} {_fmt(fr['p10'][i])} {_fmt(fr['p90'][i])} | "
-                         f"{_fmt(flow['norm']['median'][i]):>11}")
-    for name, kind, series in (("spectral", "spectral", s), ("Frobenius", "frobenius", s), ("flow", None, flow)):
-        lines.append(f"{name:>9}: " + decay_line(series, kind, meta["cell"]))
-    if meta["cell"] == "rnn":
-        lines.append("per-step bound ||W_hh|| max|f'| = "
-                     + ", ".join(f"{b:.4g}" for b in meta["bound_per_step"])
-                     + "; spectral radius of W_hh = " + ", ".join(f"{r:.4g}" for r in meta["spectral_radius_Whh"]))
-    return "\n".join(lines)
-
-
-def anchors_note(config, n_tokens: int) -> str | None:
-    """The note that says fewer anchors than --anchors are measured (lag_curve takes every position there
-    is), or None: anchors fall in [D, N-1], so N tokens hold N - D of them."""
-    there = n_tokens - config.max_lag
-    if there >= config.anchors or n_tokens < config.max_lag + 2:    # (too few tokens: pick_anchors refuses)
-        return None
-    more = "a larger --tokens" if n_tokens == config.tokens else "a longer text"    # (all of it was read)
-    return (f"note: --anchors {config.anchors}: the {n_tokens} tokens read hold only {there} anchor positions "
-            f"(t from --max-lag {config.max_lag} to {n_tokens - 1}); measuring at all {there} "
-            f"({more}, or a smaller --max-lag, gives more)")
-
-
-def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False) -> tuple[dict, object]:
-    """The `jacobian` command: the lag curves of a JacobianConfig's run or fresh model, written as
-    JSON; returns (document, path written). format_table(document) is what the command prints.
-    corpus_fallback: a fresh model's corpus that cannot be read gives random tokens (with a note)
-    instead of its error; progress: the measurement's bar (lag_curve). A note on stderr says when the
-    text holds fewer anchor positions than asked (anchors_note). The command's layer: its errors name
-    the flags (--max-lag), where lag_curve's name its Python arguments (max_lag)."""
-    import json
-    import sys
-
-    config.validate()
-    if config.model is not None:
-        model, ids, text = _init_model(config, fallback=corpus_fallback)
-        source, extra = "init", {}
-    else:
-        from .runs import load_model, run_text_ids
-        model, vocab, info, path = load_model(config.run, config.checkpoint)
-        ids = run_text_ids(info, vocab, split=config.split, text=config.text)
-        ids, text = ids["ids"], ids["source"]
-        from .plots import clip_label
-        source, extra = str(path), {"clip": clip_label(info.get("train"))}
-    ids = np.asarray(ids)[:config.tokens]
-    out = default_out(config, text)
-    from .fileio import atomic_write_text, check_writable
-    check_writable(out)     # a read-only run folder: said before the measurement, not after it
-    if len(ids) < config.max_lag + 2:      # lag_curve's check, in the command's flags
-        more = "a larger --tokens" if len(ids) == config.tokens else "a longer text"    # (all of it was read)
-        raise UserError(f"--max-lag {config.max_lag} needs at least --max-lag + 2 = {config.max_lag + 2} tokens, "
-                        f"the text read has {len(ids)}: use {more} or a smaller --max-lag")
-    note = anchors_note(config, len(ids))
-    if note:
-        print(note, file=sys.stderr, flush=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FewerAnchorsWarning)     # the note above said it, in flags
-        doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
-                        rng=np.random.default_rng(config.seed), progress=progress)
-    doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
-    return doc, out

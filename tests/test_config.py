@@ -61,8 +61,8 @@ def test_jacobian_help_and_init_take_the_same_defaults(capsys, monkeypatch):
         seen["config"] = config
         raise UserError("stop here")
 
-    from rnnlm import jacobian
-    monkeypatch.setattr(jacobian, "run_jacobian", fake)
+    from rnnlm import jacobianrun
+    monkeypatch.setattr(jacobianrun, "run_jacobian", fake)
     assert cli.main(["jacobian", "--init"]) == 2
     assert seen["config"].model == ModelConfig()                       # bare --init = ModelConfig's defaults
     assert seen["config"].data == DataConfig() and seen["config"].vocab_size == JacobianConfig().vocab_size

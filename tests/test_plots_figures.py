@@ -487,7 +487,7 @@ def test_jacobian_init_names_differ_by_corpus_settings():
     import dataclasses
 
     from rnnlm.config import DataConfig, JacobianConfig, ModelConfig
-    from rnnlm.jacobian import init_name
+    from rnnlm.jacobianrun import init_name
     c = JacobianConfig(model=ModelConfig(cell="rnn", init="orthogonal", recurrent_scale=1.5, hidden=16, emsize=16),
                        data=DataConfig(corpus="sintetico", max_vocab=300))
     assert init_name(c) != init_name(dataclasses.replace(c, data=DataConfig(corpus="sintetico")))

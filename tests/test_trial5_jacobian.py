@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rnnlm import jacobian as jac
+from rnnlm import jacobianrun
 from rnnlm.model import ModelConfig, RNNModel
 
 V, E, H = 11, 4, 5
@@ -56,7 +57,7 @@ def test_a_saturated_rnn_is_exactly_zero_from_lag_1_and_vanishes_there():
 
 
 def test_the_table_says_exactly_zero_and_why_the_decay_rate_is_undefined():
-    lines = jac.format_table(saturated_doc()).splitlines()
+    lines = jacobianrun.format_table(saturated_doc()).splitlines()
     tail = [ln for ln in lines if ln.lstrip().startswith(("spectral:", "Frobenius:", "flow:"))]
     assert len(tail) == 3
     for ln in tail:
@@ -71,7 +72,7 @@ def test_a_normal_curve_is_unchanged():
     s = doc["curves"]["layer0"]["h"]
     assert s["zero_lag"] == {"spectral": None, "frobenius": None} and doc["curves"]["layer0"]["flow"]["zero_lag"] is None
     assert s["decay_rate"]["spectral"] is not None and all(m > 0 for m in s["spectral"]["median"])
-    lines = jac.format_table(doc).splitlines()
+    lines = jacobianrun.format_table(doc).splitlines()
     assert any("median below 1e-6 of lag 1:" in ln for ln in lines)
     assert not any("exactly 0" in ln for ln in lines)
 
@@ -98,7 +99,7 @@ def test_zero_from_a_later_lag_keeps_the_fitted_rate_and_says_where():
     series = {"lag": [1, 2, 3, 4, 5], "decay_rate": {"spectral": -0.5, "frobenius": -0.5},
               "vanish_lag": {"spectral": 4, "frobenius": 4}, "zero_lag": {"spectral": 4, "frobenius": 4},
               "spectral": {"median": [1.0, 0.6, 0.4, 0.0, 0.0]}}
-    line = jac.decay_line(series, "spectral", "rnn")
+    line = jacobianrun.decay_line(series, "spectral", "rnn")
     assert "decay rate -0.5000 /step" in line and "fitted on lags 1-3" in line
     assert "median below 1e-6 of lag 1: lag 4" in line and "exactly 0 from lag 4" in line
 
@@ -112,7 +113,7 @@ def test_an_old_document_without_zero_lag_reads_zero_medians():
                 series["vanish_lag"] = {"spectral": None, "frobenius": None}
             else:
                 series["vanish_lag"] = None
-    assert "exactly 0 from lag 1" in jac.format_table(doc)
+    assert "exactly 0 from lag 1" in jacobianrun.format_table(doc)
 
 
 def test_sweep_numbers_and_table_of_a_saturated_curve(tmp_path):

@@ -56,7 +56,7 @@ def test_fewer_anchor_positions_than_asked_is_a_note_naming_the_number_measured(
 
 def test_the_anchors_note_asks_for_a_longer_text_when_all_of_it_was_read():
     from rnnlm.config import JacobianConfig
-    from rnnlm.jacobian import anchors_note
+    from rnnlm.jacobianrun import anchors_note
     config = JacobianConfig(run="r", max_lag=100, anchors=32, tokens=1000)
     assert "(a longer text, or a smaller --max-lag, gives more)" in anchors_note(config, 120)
     assert "hold only 20 anchor positions" in anchors_note(config, 120)
