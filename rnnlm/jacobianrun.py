@@ -133,8 +133,10 @@ def format_table(doc: dict, scope: str = "layer0") -> str:
     q = "state" if meta["cell"] == "lstm" else "h"
     sc = doc["curves"][scope]
     s, flow = sc[q], sc["flow"]
+    scale = meta.get("recurrent_scale", 1)
+    scaled = "" if scale == 1 else f", W_hh ×{scale:g}"      # (as the figures write it; ×1 says nothing)
     lines = [f"{meta['cell']}{' ' + meta['activation'] if meta.get('activation') else ''}, H={meta['H']}, "
-             f"{meta['layers']} layer(s), init {meta['init']}, W_hh x{meta['recurrent_scale']:g}; "
+             f"{meta['layers']} layer(s), init {meta['init']}{scaled}; "
              f"{meta['anchors']} anchors over {meta['tokens']} tokens of {meta['text']}; scope {scope}, "
              f"quantity {q}",
              f"{'lag':>4} | {'spectral median':>15} {'p10':>9} {'p90':>9} | {'Frobenius median':>16} "
@@ -164,6 +166,34 @@ def anchors_note(config, n_tokens: int) -> str | None:
     return (f"note: --anchors {config.anchors}: the {n_tokens} tokens read hold only {there} anchor positions "
             f"(t from --max-lag {config.max_lag} to {n_tokens - 1}); measuring at all {there} "
             f"({more}, or a smaller --max-lag, gives more)")
+
+
+_MEASURED_BY = (("source", "--checkpoint"), ("text", "--split/--text"), ("max_lag", "--max-lag"),
+                ("anchors", "--anchors"), ("tokens", "--tokens"), ("seed", "--seed"))
+
+
+def replaced_note(out, meta: dict) -> str | None:
+    """The note that a run's default jacobian.json about to be written replaces a measurement of other
+    settings (the earlier document's meta differs from `meta` in what the flags of _MEASURED_BY set),
+    naming each as "--flag old -> new"; None when there is no such file, it is not a lag-curve document,
+    or it measured the same (a repeat needs no word)."""
+    import json
+    from pathlib import Path
+    try:
+        old = json.loads(Path(out).read_text(encoding="utf-8")).get("meta")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(old, dict):
+        return None
+
+    def shown(key, value):
+        return Path(value).name if key == "source" and isinstance(value, str) else value
+    changed = [f"{flag} {shown(k, old.get(k))} -> {shown(k, meta.get(k))}" for k, flag in _MEASURED_BY
+               if k in old and old.get(k) != meta.get(k)]
+    if not changed:
+        return None
+    return (f"note: {out} held a measurement of other settings ({'; '.join(changed)}); replaced "
+            f"(give --out FILE to keep each measurement)")
 
 
 def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False) -> tuple[dict, object]:
@@ -203,6 +233,10 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
         doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
                         rng=np.random.default_rng(config.seed), progress=progress)
     doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
+    if not config.out:
+        replaced = replaced_note(out, doc["meta"])
+        if replaced:
+            print(replaced, file=sys.stderr, flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     return doc, out

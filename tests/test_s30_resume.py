@@ -102,3 +102,23 @@ def test_plot_lag_over_training_refuses_the_flags_it_would_ignore(tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith(f"error: {named} not apply with --over-training") and err.count("\n") == 1, err
     assert not (tmp_path / "plots").exists()
+
+
+def test_a_second_jacobian_of_a_run_says_it_replaced_a_measurement_of_other_settings(tmp_path, capsys,
+                                                                                      monkeypatch):
+    from rnnlm.cli import main
+    from saved_runs import untrained_gru_run
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    run = untrained_gru_run(tmp_path, 200, 5)
+    base = ["jacobian", str(run), "--split", "train", "--anchors", "2", "--tokens", "80", "--no-progress"]
+    assert main(base + ["--max-lag", "6"]) == 0
+    assert "held a measurement" not in capsys.readouterr().err
+    assert main(base + ["--max-lag", "6"]) == 0                      # the same again: nothing to say
+    assert "held a measurement" not in capsys.readouterr().err
+    assert main(base + ["--max-lag", "8", "--seed", "3"]) == 0
+    err = capsys.readouterr().err
+    assert (f"note: {run / 'jacobian.json'} held a measurement of other settings (--max-lag 6 -> 8; --seed 0 -> 3); "
+            "replaced (give --out FILE to keep each measurement)\n") in err
+    # --out names the file: the user chose it, no note
+    assert main(base + ["--max-lag", "5", "--out", str(run / "jacobian.json")]) == 0
+    assert "held a measurement" not in capsys.readouterr().err
