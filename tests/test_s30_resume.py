@@ -1,28 +1,14 @@
 """A resume of a run that diverged: refused where it would only diverge again at the same step."""
 import json
 
-import numpy as np
 import pytest
 
 from rnnlm.errors import UserError
-from rnnlm.model import RNNModel
 from rnnlm.runs import resume_config
 from rnnlm.train import train
 
 from test_train import events, tiny
-from test_train_runs import DIVERGE
-
-
-def _nan_loss_from(monkeypatch, at_call):
-    original = RNNModel.train_grads
-    calls = {"n": 0}
-
-    def poisoned(self, *a, **k):
-        r = original(self, *a, **k)
-        calls["n"] += 1
-        return r._replace(loss=np.float64(np.nan)) if calls["n"] >= at_call else r
-
-    monkeypatch.setattr(RNNModel, "train_grads", poisoned)
+from test_train_runs import DIVERGE, _nan_loss_from
 
 
 def test_a_diverged_run_resumed_as_it_was_is_refused_before_anything_is_written(text, tmp_path):
