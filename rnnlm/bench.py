@@ -333,7 +333,8 @@ def sweep_bench(n_jobs: int = 8, steps: int = 300, noop_jobs: int = 30, progress
     """
     import shutil
 
-    from .sweep import Job, run_sweep
+    from .sweep import run_sweep
+    from .sweeprecord import Job
     from .sweepgrid import expand_grid, train_sweep_jobs
     if n_jobs < 2 or n_jobs % 4:
         raise UserError(f"--sweep-jobs must be a positive multiple of 4 (4 scales x seeds), got {n_jobs}")

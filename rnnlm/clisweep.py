@@ -5,9 +5,9 @@ reads them from the train parser itself, so a new train flag is a sweep axis
 at once); `_sweep_grid` turns them into the grid sweepgrid.py expands.
 
 The one thing to know before editing: the scheduler and the folder are
-checked (sweepcluster.check_scheduler, sweep.check_folder) before anything is
+checked (sweepcluster.check_scheduler, sweeprecord.check_folder) before anything is
 printed or written, so that a refused sweep leaves nothing behind; the
-record (sweep.check_recorded) and whether the scheduler answers
+record (sweeprecord.check_recorded) and whether the scheduler answers
 (sweepcluster.check_reachable) before the first line, so that a refusal is the
 command's only line.
 """
@@ -145,7 +145,7 @@ def _run_sweep(args):
     import time
     from pathlib import Path
 
-    from . import sweep, sweepcluster, sweepgrid
+    from . import sweep, sweepcluster, sweepgrid, sweeprecord
     if args.sweep_command == "summarize":
         print(sweepgrid.summarize(args.sweep))
         return 0
@@ -158,7 +158,7 @@ def _run_sweep(args):
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     # the folder is this process's from before its first line to the summary and figure (lock_sweep): a
     # second sweep into it is refused in one line; a new folder is removed again if nothing was recorded
-    sweep.check_folder(out, {sweepgrid.TRAIN_JOB})     # not a run's or a study's folder, before its lock file
+    sweeprecord.check_folder(out, {sweepgrid.TRAIN_JOB})     # not a run's or a study's folder, before its lock file
     try:
         with sweep.lock_sweep(out):
             return _run_sweep_locked(args, grid, points, axes, measure, out)
@@ -166,27 +166,27 @@ def _run_sweep(args):
         if not getattr(exc, "in_jobs", False):
             raise
         # said once the lock is released: a new folder with nothing recorded is gone by then
-        n = len(sweep.read_rows(out))
+        n = len(sweeprecord.read_rows(out))
         print(sweep.nothing_recorded_line(exc, out, "job") or
-              f"{sweep.stop_word(exc)}: {n} of {len(points)} jobs recorded in {out / sweep.SWEEP_FILE}, no job left "
-              f"running; continue with the same command and --out {out} (it skips the {n} recorded)",
+              f"{sweep.stop_word(exc)}: {n} of {len(points)} jobs recorded in {out / sweeprecord.SWEEP_FILE}, "
+              f"no job left running; continue with the same command and --out {out} (it skips the {n} recorded)",
               file=sys.stderr, flush=True)
         return sweep.exit_status(exc)
 
 
 def _run_sweep_locked(args, grid, points, axes, measure, out):
     """`sweep run` from its first line on, holding the folder's lock."""
-    from . import sweep, sweepcluster, sweepgrid
+    from . import sweep, sweepcluster, sweepgrid, sweeprecord
     keep = bool(grid.get("keep_models"))
     # a record of other settings is refused before the first line (the corpus is read after it)
-    sweep.check_recorded(out, sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0])
+    sweeprecord.check_recorded(out, sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0])
     sweepgrid.check_corpora(points)     # a corpus not found is the only line too (found here, read after it)
-    recorded = {r.get("name") for r in sweep.read_rows(out)}
+    recorded = {r.get("name") for r in sweeprecord.read_rows(out)}
     skip = sum(name in recorded for name, _, _ in points)
     # a --scheduler that does not answer as one is the only line too (asked once: run_sweep does not ask
     # again); a rerun with every job recorded needs no scheduler
     checked = skip < len(points) and sweepcluster.check_reachable(args.scheduler)
-    interrupted_early = not recorded and (out / sweep.SWEEP_FILE).exists()     # its empty record
+    interrupted_early = not recorded and (out / sweeprecord.SWEEP_FILE).exists()     # its empty record
     earlier = (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else
                f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")
     print(f"{len(points)} {plural(len(points), 'job')} ({' x '.join(axes) or 'one point'}) into {out}{earlier}",
@@ -205,7 +205,7 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     figure = []
 
     def saved() -> str:
-        names = [sweep.SWEEP_FILE, "summary.md", *(f.name for f in figure)]
+        names = [sweeprecord.SWEEP_FILE, "summary.md", *(f.name for f in figure)]
         return f"the sweep is saved in {out} ({', '.join(names)})"
 
     # the record, the table and the figure are the product: standard output failing loses only the report

@@ -305,15 +305,15 @@ def task_from_arrays(spec: tasks.TaskSpec, arrays: dict) -> tasks.TaskData:
 
 
 def task_job(settings: dict, data: dict | None):
-    """The sweep job (sweep.Job fn "rnnlm.learnability:task_job"): train one run, return its row.
+    """The sweep job (sweeprecord.Job fn "rnnlm.learnability:task_job"): train one run, return its row.
 
     settings: {"task": TaskSpec fields, "train": TaskTrainConfig fields, ...}
     (other keys, e.g. the study's labels, are copied into the row). data: the
     task's arrays (task_arrays), generated once on the client; None = generate
-    them here from the spec. Returns sweep.JobResult(row, files={}): train_task's row without its wall_s,
+    them here from the spec. Returns sweeprecord.JobResult(row, files={}): train_task's row without its wall_s,
     a key the sweep records itself (the job's wall time, what the study's rows have always held).
     """
-    from .sweep import JobResult
+    from .sweeprecord import JobResult
 
     spec = tasks.TaskSpec.from_json(dict(settings["task"]))
     config = TaskTrainConfig.from_dict(dict(settings["train"]))

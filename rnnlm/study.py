@@ -156,9 +156,9 @@ def _check_distances(config: StudyConfig) -> None:
 
 
 def build_jobs(config: StudyConfig):
-    """(jobs, data): one sweep.Job per cell x distance x seed, longest first, and the task payloads."""
+    """(jobs, data): one sweeprecord.Job per cell x distance x seed, longest first, and the task payloads."""
     from .learnability import task_arrays
-    from .sweep import Job
+    from .sweeprecord import Job
 
     config.validate()
     _check_distances(config)
@@ -567,7 +567,7 @@ def redraw(folder) -> list[Path]:
 def _first_line(config: StudyConfig, jobs, folder: Path) -> str:
     """What a study prints before its first run (as `sweep run` does): how many jobs, the grid, the
     folder, and how many an earlier run of the same command recorded already."""
-    from .sweep import read_rows
+    from .sweeprecord import read_rows
 
     def n(k, word):
         return f"{k} {word}{'' if k == 1 else 's'}"
@@ -594,7 +594,8 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     line to the figures; report_only takes it too: it writes the same files), or report_only
     without a recorded run or with a scheduler or worker count (it would not use them).
     """
-    from .sweep import check_folder, lock_sweep
+    from .sweep import lock_sweep
+    from .sweeprecord import check_folder
     from .sweepcluster import check_scheduler
 
     if report_only and (scheduler is not None or n_workers is not None):
@@ -629,7 +630,8 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
 
 def _say_stopped(exc: KeyboardInterrupt, folder: Path, jobs) -> None:
     """The one line of a study whose runs were stopped (Ctrl-C or SIGTERM): what is recorded, what next."""
-    from .sweep import nothing_recorded_line, read_rows, stop_word
+    from .sweep import nothing_recorded_line, stop_word
+    from .sweeprecord import read_rows
     n = len({r.get("name") for r in read_rows(folder)} & {j.name for j in jobs})
     report = (", or write the table and figures from them with --report-only"
               if n and (folder / "study.json").exists() else "")
@@ -642,7 +644,8 @@ def _say_stopped(exc: KeyboardInterrupt, folder: Path, jobs) -> None:
 
 def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, progress, report_only) -> dict:
     """run_study's work once the config is settled (holding the folder's lock unless report_only)."""
-    from .sweep import check_recorded, read_rows, run_sweep
+    from .sweep import run_sweep
+    from .sweeprecord import check_recorded, read_rows
     from .sweepcluster import check_reachable
 
     load0, t0 = _load_average(), time.perf_counter()

@@ -18,17 +18,18 @@ the worker and called as `fn(settings, payload) -> JobResult`, where payload is
 `data[job.data]` (a dict of NumPy arrays, scattered to the workers once) or
 None. Workers need no shared file system: a job writes only into a temporary
 folder of its own and returns its files as bytes; the client writes them.
+What the folder records (Job and JobResult, the rows of sweep.jsonl, a failed
+job's error and traceback, the checks of a folder's record against the jobs
+given) is sweeprecord.py; its names are re-exported here.
 
 Nothing lost:
 - one process at a time writes a sweep folder: run_sweep holds its OS lock
   (FOLDER/.sweep.lock, `lock_sweep`) for the whole call, and a second sweep
   into the same folder is refused in one line, naming the holder's pid;
-- a finished job is recorded as it finishes (sweep.jsonl rewritten atomically
-  with one more line), so a rerun of the same sweep skips it;
-- a job that raises is a row with status "failed" and its one-line error
-  (`UserError`: its message; anything else: "Type: message", with `error_at`,
-  where it was raised, "FILE:LINE in FUNCTION", and the whole traceback in
-  FOLDER/JOB/error.txt, both formatted as text where the job ran); the rest go on;
+- a finished job is recorded as it finishes, so a rerun of the same sweep
+  skips it, and a job that raises is a row with status "failed" and its
+  one-line error; the rest go on (how rows and errors are written and read:
+  sweeprecord.py);
 - a worker that dies mid-job (killed, out of memory) has its job rescheduled
   by the Dask scheduler on another worker, at most `retries` times (the
   scheduler's `allowed-failures`, set for the LocalCluster; an external
@@ -47,9 +48,7 @@ Nothing lost:
   workers would print tracebacks), until it is up and can be closed. A
   sweep stopped before its first job finished records nothing: it writes no
   sweep.jsonl, and a folder it created is removed again (`lock_sweep`); its
-  one line says so (`nothing_recorded_line`). An empty sweep.jsonl (left by
-  earlier versions) still reads as "no job finished yet" (`empty_reason`);
-  one with a line that is not JSON is corrupt, not empty (`read_rows`).
+  one line says so (`nothing_recorded_line`).
 
 Threads: every worker runs its job on one Numba thread with one-thread BLAS
 (`NUMBA_NUM_THREADS`, `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and
@@ -67,10 +66,8 @@ or reruns, retries and the engine-vs-serial test stop meaning anything.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
-import math
 import os
 import re
 import signal
@@ -79,17 +76,27 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 from .errors import Terminated, UserError, plural, sigterm_raises  # Terminated: SIGTERM, as Ctrl-C
-from .fileio import atomic_write_bytes, atomic_write_text, first_new_folder, remove_new_folders
+from .fileio import first_new_folder, remove_new_folders
 from .sweepcluster import JOB_TMP, SERIAL, WORKER_ENV, _attempts, _client, _Shield, check_scheduler
+# the sweep folder's record (sweeprecord.py), re-exported: `from rnnlm.sweep import Job, read_rows` works as before
+from .sweeprecord import (ENGINE_KEYS, ERROR_FILE, SWEEP_FILE, Job, JobResult, _error_at, _import_fn, _message,
+                          _Recorder, _traceback_text, check_folder, check_recorded, check_row_keys, checked_files,
+                          empty_reason, format_row_line, read_rows, setting_changes, where_failed)
 
-SWEEP_FILE = "sweep.jsonl"
+__all__ = [
+    # the engine (this module)
+    "GUARD_ADVICE", "SWEEP_LOCK", "JobStopped", "Terminated", "check_main_guard", "check_stop", "dask_setup",
+    "dask_teardown", "execute", "exit_status", "lock_sweep", "nothing_recorded_line", "quiet_lost_heartbeats",
+    "run_sweep", "stop_jobs", "stop_word", "temp_folder", "worker_threads",
+    # the record (sweeprecord.py)
+    "ENGINE_KEYS", "ERROR_FILE", "SWEEP_FILE", "Job", "JobResult", "check_folder", "check_recorded",
+    "check_row_keys", "checked_files", "empty_reason", "format_row_line", "read_rows", "setting_changes",
+    "where_failed",
+]
+
 SWEEP_LOCK = ".sweep.lock"  # the OS lock of the process writing the sweep folder (lock_sweep)
-ENGINE_KEYS = ("name", "fn", "settings", "status", "error", "error_at", "wall_s", "worker", "attempts",
-               "max_rss_mb")
-ERROR_FILE = "error.txt"    # SWEEP/JOB/error.txt: the traceback of a job that raised (its row's error_at: where)
 _NAME = re.compile(r"^[A-Za-z0-9_+=,-][A-Za-z0-9._+=,-]*$")
 
 
@@ -97,66 +104,7 @@ class JobStopped(Exception):
     """Raised by `check_stop` inside a job that the client asked to stop (Ctrl-C): the job ends, unrecorded."""
 
 
-class Job(NamedTuple):
-    """One point of a sweep."""
-
-    name: str               # unique, filesystem-safe folder name under the sweep folder, named by its settings
-    fn: str                 # "module:function", imported on the worker, e.g. "rnnlm.sweepjobs:train_job"
-    settings: dict          # JSON-able; the job's full settings (recorded in sweep.jsonl and passed to fn)
-    data: str | None = None  # key into run_sweep's `data` (a payload shipped to workers once), or None
-
-
-class JobResult(NamedTuple):
-    """What a job function returns."""
-
-    row: dict               # flat JSON-able summary (numbers/strings/lists) merged into the job's sweep.jsonl row;
-    #                         no key of ENGINE_KEYS, which the engine records itself (check_row_keys)
-    files: dict             # {relative path: bytes, or str written as UTF-8} written by the client under SWEEP/JOB/
-    #                         (atomically)
-
-
-# ---------------------------------------------------------------- sweep.jsonl
-
-
-def read_rows(folder) -> list[dict]:
-    """The rows of folder/sweep.jsonl, in its order ([] when there is none): the order of the jobs given to
-    run_sweep (`_Recorder`; a folder of earlier versions: the order they finished in).
-
-    A torn last line (a crash of an older writer: no newline at its end, as `_Recorder` sees it) is dropped;
-    any other bad line, a complete last one included, is a UserError (the file is corrupt, not empty).
-    """
-    path = Path(folder) / SWEEP_FILE
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8", errors="surrogateescape")    # a damaged byte: a bad line, below
-    lines = text.splitlines()
-    rows = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            line.encode("utf-8")        # UnicodeEncodeError: the line holds bytes that are not UTF-8
-            row = json.loads(line)
-            if not isinstance(row, dict):   # valid JSON but not a row ([1, 2], a hand edit): as corrupt
-                raise json.JSONDecodeError("not a JSON object", line, 0)
-            rows.append(row)
-        except (json.JSONDecodeError, UnicodeEncodeError):
-            if i == len(lines) - 1 and not text.endswith("\n"):
-                break
-            raise UserError(f"{path} cannot be read: line {i + 1} is not a UTF-8 JSON object; remove that line "
-                            f"(the command that wrote the folder, run again with --out {Path(folder)}, reruns its job) "
-                            "or restore the file from a copy") from None
-    return rows
-
-
-def empty_reason(folder) -> str:
-    """Why folder holds no rows, as one sentence that says what to do (for the callers' UserError):
-    no sweep.jsonl at all, or an empty one (a sweep interrupted before its first job finished)."""
-    folder = Path(folder)
-    if (folder / SWEEP_FILE).exists():
-        return (f"no job of the sweep in {folder} has finished yet ({SWEEP_FILE} is empty: it was interrupted "
-                f"before its first job ended); run the same command again with --out {folder} to continue")
-    return f"{folder} holds no {SWEEP_FILE}; run 'sweep run --out {folder} ...' first"
+# ---------------------------------------------------------------- a stop, in one line
 
 
 def nothing_recorded_line(exc: BaseException, folder, noun: str) -> str | None:
@@ -179,116 +127,6 @@ def stop_word(exc: BaseException) -> str:
 def exit_status(exc: BaseException) -> int:
     """The command's exit status for a stop: 143 (128 + SIGTERM) for Terminated, 130 (128 + SIGINT) for Ctrl-C."""
     return 143 if isinstance(exc, Terminated) else 130
-
-
-def _json_safe(x):
-    """Non-finite floats to None, NumPy scalars and arrays to Python, so a row is strict JSON."""
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
-        return _json_safe(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def check_row_keys(job: Job, row: dict) -> None:
-    """UserError (one line) when a job's row has a key the engine records itself (ENGINE_KEYS): merged, one
-    of the two values would be lost without a word. Every job of the function would meet it, so the sweep
-    stops at the first (its rows so far recorded) rather than record each as failed."""
-    clash = [k for k in ENGINE_KEYS if k in row]
-    if clash:
-        raise UserError(f"job {job.name}: {job.fn} returned a row with the key {clash[0]!r}, which the sweep "
-                        f"records itself ({', '.join(ENGINE_KEYS)}); rename it in the job function's row "
-                        f"(e.g. {'job_' + clash[0]!r}) and run the sweep again")
-
-
-def checked_files(job: Job, files: dict) -> dict:
-    """A job's files as bytes: a str is text, written as UTF-8; anything else, or a name that is not a str,
-    is a UserError (one line) saying what to give."""
-    out = {}
-    for rel, blob in files.items():
-        if not isinstance(rel, str):
-            raise UserError(f"job {job.name}: {job.fn} returned a file named {rel!r}; name each file by a str, "
-                            "its path under the job's folder")
-        if isinstance(blob, str):
-            blob = blob.encode("utf-8")
-        elif not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise UserError(f"job {job.name}: {job.fn} returned file {rel!r} as {type(blob).__name__}; give its "
-                            "content as bytes, or as a str (written as UTF-8 text)")
-        out[rel] = blob
-    return out
-
-
-class _Recorder:
-    """Writes finished jobs: their files, then their row as one more line of sweep.jsonl (atomic rewrite).
-
-    The lines stay in the order of `jobs` (the sweep's, as given): a row goes in before the first line of
-    a job that comes after it, so two runs of one sweep write the same file, whatever order their jobs
-    finish in. Lines recorded by an earlier run that gave the jobs in another order are put in this
-    order first (`reordered`; among the lines they held, so `write` leaves no other line moved). Lines of
-    jobs that `jobs` does not name (an earlier sweep into the folder) keep their place.
-    """
-
-    def __init__(self, folder: Path, jobs=()):
-        self.folder = folder
-        self.path = folder / SWEEP_FILE
-        text = (self.path.read_text(encoding="utf-8", errors="surrogateescape") if self.path.exists()
-                else "")       # (read_rows refused any damaged line but a torn last one, dropped here)
-        if text and not text.endswith("\n"):      # a torn last line: read_rows dropped it
-            text = text[: text.rfind("\n") + 1]
-        lines = [line for line in text.splitlines() if line.strip()]
-        rows = [json.loads(line) for line in lines]
-        self.order = {job.name: i for i, job in enumerate(jobs)}
-        places = [self.order.get(row.get("name")) for row in rows]
-        # the lines of jobs that `jobs` names, in its order, in the slots they held (the others stay put)
-        slots = [i for i, p in enumerate(places) if p is not None]
-        pick = list(range(len(lines)))
-        for slot, src in zip(slots, sorted(slots, key=lambda i: places[i])):
-            pick[slot] = src
-        self.reordered = pick != list(range(len(lines)))     # the file is not in this order yet (`write`)
-        self.lines = [lines[i] for i in pick]
-        self.rows = [rows[i] for i in pick]
-        self.places = [places[i] for i in pick]
-
-    def write(self) -> None:
-        """Rewrite sweep.jsonl (atomically) with the lines as they stand."""
-        atomic_write_text(self.path, "".join(line + "\n" for line in self.lines))
-        self.reordered = False
-
-    def record(self, job: Job, out: dict) -> dict:
-        files = checked_files(job, out.get("files", {}))
-        check_row_keys(job, out.get("row", {}))
-        if out.get("error_traceback"):      # a job that raised: where, for the one who reads its row
-            files[ERROR_FILE] = (f"job {job.name} ({job.fn}) failed on {out['worker']}: {out['error']}\n\n"
-                                 f"{out['error_traceback']}").encode("utf-8", errors="backslashreplace")
-        for rel, blob in sorted(files.items()):
-            target = (self.folder / job.name / rel).resolve()
-            if not str(target).startswith(str((self.folder / job.name).resolve()) + os.sep):
-                raise UserError(f"job {job.name}: file {rel!r} would land outside its folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, blob)
-        if ERROR_FILE not in files:     # an earlier failure's traceback, of a job rerun since (its line deleted)
-            with contextlib.suppress(OSError):
-                (self.folder / job.name / ERROR_FILE).unlink()
-        row = {"name": job.name, "fn": job.fn, "settings": job.settings, "status": out["status"]}
-        if out.get("error"):
-            row["error"] = out["error"]
-        if out.get("error_at"):
-            row["error_at"] = out["error_at"]
-        row.update(wall_s=round(out["wall_s"], 3), worker=out["worker"], attempts=out["attempts"],
-                   max_rss_mb=out.get("max_rss_mb"))
-        row.update(out.get("row", {}))     # (check_row_keys: no key of the engine's among them)
-        row = _json_safe(row)
-        place = self.order.get(job.name, len(self.order))
-        at = next((i for i, p in enumerate(self.places) if p is not None and p > place), len(self.lines))
-        self.lines.insert(at, json.dumps(row, ensure_ascii=False, allow_nan=False))
-        self.places.insert(at, place)
-        self.rows.insert(at, row)
-        self.write()
-        return row
 
 
 # ---------------------------------------------------------------- the worker side
@@ -349,16 +187,6 @@ def dask_setup(worker) -> None:
 def dask_teardown(worker) -> None:
     """Preload hook: a closing worker stops the jobs it still runs (their temporary folders go with them)."""
     _STOP_ALL.set()
-
-
-def _import_fn(spec: str):
-    mod, _, name = spec.partition(":")
-    if not mod or not name:
-        raise UserError(f"job function {spec!r}: expected 'module:function'")
-    try:
-        return getattr(importlib.import_module(mod), name)
-    except (ImportError, AttributeError) as exc:
-        raise UserError(f"job function {spec!r} cannot be imported on this worker ({exc})") from None
 
 
 def _max_rss_mb() -> float | None:
@@ -425,53 +253,6 @@ def execute(fn: str, settings: dict, payload, threads: int | None = 1, worker: s
         _RUNNING.key = None
     out.update(wall_s=time.perf_counter() - t0, worker=worker, max_rss_mb=_max_rss_mb())
     return out
-
-
-def _message(exc: BaseException) -> str:
-    """str(exc), or "<unprintable: E in its message>" when that raises E (a job's exception class whose
-    __str__ has a bug): the job is still a failed row saying what it raised."""
-    try:
-        return str(exc)
-    except Exception as err:   # noqa: BLE001 - whatever its __str__ raises
-        return f"<unprintable: {type(err).__name__} in its message>"
-
-
-def _job_frames(exc: BaseException):
-    """The traceback's frames below `execute` (the job function's and what it called), outermost first."""
-    import traceback
-    tb = exc.__traceback__
-    return traceback.extract_tb(tb.tb_next) if tb is not None else []
-
-
-def _traceback_text(exc: BaseException) -> str:
-    """The exception's whole traceback as Python prints it, from the job function's frame on (the engine's
-    own frame left out; chained exceptions included)."""
-    import traceback
-    tb = exc.__traceback__
-    return "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb is not None else None))
-
-
-def _error_at(exc: BaseException, fn: str) -> str | None:
-    """Where a job's exception was raised, in one line: "FILE:LINE in FUNCTION" of the innermost frame,
-    preceded by the deepest frame in the job function's own file when the exception came from deeper
-    (NumPy, a helper module): "jobs.py:7 in square -> .../numpy/core/_methods.py:49 in _sum". None when
-    no frame below the engine's own is known (the function returned something that is not a JobResult)."""
-    frames = _job_frames(exc)
-    if not frames:
-        return None
-    where = [frames[-1]]
-    own = getattr(getattr(_fn_or_none(fn), "__code__", None), "co_filename", None)
-    mine = [f for f in frames if f.filename == own]
-    if mine and mine[-1] is not frames[-1]:
-        where.insert(0, mine[-1])
-    return " -> ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in where)
-
-
-def _fn_or_none(fn: str):
-    try:
-        return _import_fn(fn)
-    except UserError:
-        return None
 
 
 def worker_threads() -> dict:
@@ -687,89 +468,6 @@ def _unguarded_main_line():
     return path, line
 
 
-def check_folder(folder, fns) -> None:
-    """UserError (one line) unless `folder` can take jobs of the functions `fns` ("module:function"): a
-    training run's folder (config.json) or a sweep folder recording jobs of another function (a study's
-    tasks in a `sweep run`'s folder, or the reverse) would mix two kinds of record in one sweep.jsonl."""
-    from .runs import CONFIG
-    folder = Path(folder)
-    if (folder / CONFIG).is_file():
-        raise UserError(f"{folder} is a training run's folder (it holds {CONFIG}); give the sweep another --out")
-    other = sorted({r.get("fn") for r in read_rows(folder)} - set(fns) - {None})
-    if other:
-        raise UserError(f"{folder / SWEEP_FILE} records jobs of another kind ({', '.join(other)}); "
-                        "give this one another --out")
-
-
-def check_recorded(folder, jobs) -> list[dict]:
-    """folder's recorded rows; UserError (one line) when one records a job of `jobs` with other settings,
-    naming each setting that differs with its recorded and its new value (`setting_changes`). run_sweep
-    checks it; a command that prints a first line checks it before, so the refusal comes first.
-
-    Settings are compared as the job runs them (`_resolved`): a `sweep run` job whose --lr was left to the
-    optimizer's default is the same job as one given that default explicitly, and a rerun skips it. What
-    a row records is unchanged (the settings as given), so folders of earlier versions compare the same.
-    """
-    rows = read_rows(folder)
-    done = {r["name"]: r for r in rows}
-    for job in jobs:
-        if job.name not in done:
-            continue
-        changes = setting_changes(job.fn, done[job.name].get("settings"), json.loads(json.dumps(job.settings)))
-        if changes is not None:
-            what = f" (cannot change {', '.join(changes)})" if changes else ""
-            raise UserError(f"{Path(folder) / SWEEP_FILE} records job {job.name} with other settings{what}; "
-                            "use another folder, or delete its line to run it again")
-    return rows
-
-
-def _resolved(fn: str, settings):
-    """A job's settings as it runs them: through its job function's `settings_as_run` attribute when it
-    has one (sweepjobs.train_job's fills in the defaults that depend on other settings), else as they
-    are. The function is found from the job's "module:function" as a worker finds it (_import_fn), so
-    the engine knows no job kind by name."""
-    if not isinstance(settings, dict):
-        return settings
-    try:
-        as_run = getattr(_import_fn(fn), "settings_as_run", None)
-    except UserError:           # a job function this process cannot import: compared as recorded
-        return settings
-    return as_run(settings) if as_run is not None else settings
-
-
-def _leaves(x, path=()):
-    """(path of keys, value) of every non-dict value in nested dicts."""
-    if isinstance(x, dict) and x:
-        for k, v in x.items():
-            yield from _leaves(v, path + (str(k),))
-    else:
-        yield path, x
-
-
-def setting_changes(fn: str, old, new) -> list[str] | None:
-    """None when the job settings `old` (recorded) and `new` run the same job (equal once `_resolved`); else
-    the settings that differ as "--flag (old -> new)" (config.flag of the setting's name, as `train --resume`
-    words it), each once. A resolved value that differs only because of another setting (min_lr left to its
-    default while lr changed) is not named: the setting that made it differ is."""
-    from .config import flag
-    old_r, new_r = _resolved(fn, old), _resolved(fn, new)
-    if old_r == new_r:
-        return None
-    missing = object()
-    a, b = dict(_leaves(old_r)), dict(_leaves(new_r))
-    raw_a, raw_b = dict(_leaves(old)), dict(_leaves(new))
-    changes = []
-    for path in [*a, *(p for p in b if p not in a)]:
-        va, vb = a.get(path, missing), b.get(path, missing)
-        if va == vb or not path or (path in raw_a and path in raw_b and raw_a[path] == raw_b[path]):
-            continue
-        text = " -> ".join("unset" if v is missing else repr(v) for v in (va, vb))
-        text = f"{flag(path[-1])} ({text})"
-        if text not in changes:
-            changes.append(text)
-    return changes
-
-
 def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
                 timings, scheduler_checked=False) -> list[dict]:
     """run_sweep's work, holding the folder's lock."""
@@ -898,39 +596,6 @@ def _run_dask(folder, todo, data, scheduler, n_workers, retries, finish, progres
             raise
         t3 = time.perf_counter()
     timings["close_s"] = time.perf_counter() - t3
-
-
-def where_failed(row: dict, folder=None) -> str:
-    """The words " at FILE:LINE in FUNCTION; traceback in FOLDER/JOB/error.txt" for a failed row that records
-    where its job raised (files by their name only: the row's error_at and error.txt give the full paths); ""
-    for any other row. The traceback is named only when the file is there (folder None: not named)."""
-    at = row.get("error_at")
-    if row.get("status") != "failed" or not isinstance(at, str) or not at:
-        return ""
-    short = []
-    for frame in at.split(" -> "):
-        place, sep, func = frame.rpartition(" in ")
-        path, colon, line = place.rpartition(":")
-        short.append(f"{Path(path).name}:{line} in {func}" if sep and colon and line.isdigit() else frame)
-    text = f" at {' -> '.join(short)}"
-    if folder is not None and (Path(folder) / str(row.get("name")) / ERROR_FILE).is_file():
-        text += f"; traceback in {Path(folder) / str(row.get('name')) / ERROR_FILE}"
-    return text
-
-
-def format_row_line(row: dict, folder=None) -> str:
-    """The line printed when a job finishes (folder: the sweep's, to name a failed job's traceback file)."""
-    if row["status"] != "done":
-        return f"{row['name']}: FAILED ({row.get('error')}){where_failed(row, folder)} [{row['wall_s']:.1f} s]"
-    from .runs import fmt_ppl
-    bits = []
-    for key in ("best_val_ppl", "val_ppl", "stopped", "steps"):
-        if row.get(key) is not None:
-            v = row[key]
-            # perplexities as everywhere else: 141.19, or 1.99e+21 for an exploded run's
-            bits.append(f"{key} {fmt_ppl(v)}" if key.endswith("ppl") and isinstance(v, (int, float))
-                        else f"{key} {v:.2f}" if isinstance(v, float) else f"{key} {v}")
-    return f"{row['name']}: done{(' ' + ', '.join(bits)) if bits else ''} [{row['wall_s']:.1f} s on {row['worker']}]"
 
 
 def temp_folder():

@@ -164,7 +164,7 @@ def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None,
     load=False: the jobs only (data {}), e.g. to check them against the record before reading any corpus.
     """
     from .data import load_corpus
-    from .sweep import Job
+    from .sweeprecord import Job
     from .sweepjobs import MEASURES, corpus_payload
     for m in measure:
         if m not in MEASURES:
@@ -256,7 +256,7 @@ def result_fields(rows: list[dict], shown: set) -> list[str]:
     """The numeric result fields of the rows of other job functions than KNOWN_JOBS (a JobResult's row
     from Python, e.g. "value"), in the order first met: columns for the table, besides `shown` and the
     engine's own (attempts, max_rss_mb)."""
-    from .sweep import ENGINE_KEYS
+    from .sweeprecord import ENGINE_KEYS
     out = []
     for r in rows:
         if r.get("fn") in KNOWN_JOBS:
@@ -300,8 +300,8 @@ def summarize(folder) -> str:
     given to the sweep, so two runs of one sweep print the same table), its axis settings and results (the
     known RESULT_COLUMNS; for a job function of one's own, the numeric fields of its rows, `result_fields`).
     A failed job's status cell says its error and, for one that raised, where and which file holds the
-    traceback (sweep.where_failed)."""
-    from .sweep import empty_reason, read_rows, where_failed
+    traceback (sweeprecord.where_failed)."""
+    from .sweeprecord import empty_reason, read_rows, where_failed
     rows = read_rows(folder)
     if not rows:
         raise UserError(empty_reason(folder))
@@ -327,7 +327,7 @@ def summarize(folder) -> str:
     for r in flat:
         cells = [_cell(r.get(c), c) for c in cols]
         if r.get("status") == "failed":
-            # where a job of one's own raised, and its traceback's file (sweep.where_failed)
+            # where a job of one's own raised, and its traceback's file (sweeprecord.where_failed)
             cells[cols.index("status")] = f"failed: {r.get('error')}{where_failed(r, folder)}"
         lines.append("| " + " | ".join(_markdown(c) for c in cells) + " |")
     done = sum(r.get("status") == "done" for r in rows)

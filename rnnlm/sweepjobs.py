@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .sweep import JobResult, Terminated, check_stop, temp_folder
+from .sweep import Terminated, check_stop, temp_folder
+from .sweeprecord import JobResult
 
 MEASURES = ("lag", "agreement")
 RUN_FILES = ("config.json", "metrics.jsonl", "vocab.json")
@@ -121,7 +122,7 @@ def train_job(settings: dict, payload) -> JobResult:
 
 def train_settings_as_run(settings: dict) -> dict:
     """train_job's settings as the job runs them, to compare a recorded job with a rerun's
-    (sweep.check_recorded reads it as train_job.settings_as_run): the train config read back (any
+    (sweeprecord.check_recorded reads it as train_job.settings_as_run): the train config read back (any
     format) and written in the current one, with lr and min_lr left to their defaults (None) replaced
     by what they resolve to (TrainConfig.initial_lr, lr_floor), and without its out (the job's folder,
     which the sweep folder decides, however it was spelled). Settings this version cannot read as a

@@ -99,7 +99,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     the same way); no row with both x and a finite y.
     """
     from .plots import _legend_below, _pyplot, _save
-    from .sweep import empty_reason, read_rows
+    from .sweeprecord import empty_reason, read_rows
     from .sweepgrid import FIXED_KEYS, shown_fixed, table_rows, varying
     rows = [r for r in read_rows(folder)]
     if not rows:
