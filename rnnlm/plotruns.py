@@ -205,7 +205,7 @@ def draw_training(run_dir, title: str | None = None):
     a_ppl.set_yscale("log")
     import matplotlib.ticker as mticker
     a_ppl.set_ylabel("cross-entropy, log scale\n(nats/token; perplexity = e^loss)")
-    best = _mark_best(a_ppl, evals)
+    _mark_best(a_ppl, evals)
 
     clips = bool(cfg.get("clip_norm") or cfg.get("clip_value"))
     a_g.plot(x, _positive([e.get("grad_norm") for e in steps]), linewidth=1,
@@ -252,38 +252,24 @@ def draw_training(run_dir, title: str | None = None):
     # The loss axis's labels are chosen for its size once laid out, then the layout is redone for their width.
     _readable_log_ticks(a_ppl)
     _readable_log_ticks(a_g)        # (matplotlib's own: 3.4x10^-1 beside 4x10^-1 on a narrow range)
-    if best is not None:
-        _place_best(a_ppl, best)
     fig.tight_layout()
     return fig
 
 
-def _mark_best(ax, evals: list[dict]):
-    """The best (lowest) scheduled validation loss, written next to its marker ('best 43.96'): with labels
-    a decade or more apart on the log axis, a point under the lowest label has no value to read.
-    Returns the annotation (None without a finite validation loss); _place_best puts it once ticked."""
+def _mark_best(ax, evals: list[dict]) -> None:
+    """The best (lowest) scheduled validation loss: a star on its point, its value in the legend
+    ('best validation 43.96 nats (perplexity 1.23e+19) at step 6'). With labels a decade or more apart on
+    the log axis, a point under the lowest label has no value to read; written next to the point, the
+    value covered the curves (the legend sits above the axes). Nothing without a finite validation loss."""
     points = [(e["step"], float(e["val_loss"])) for e in evals
               if isinstance(e.get("val_loss"), (int, float)) and math.isfinite(e["val_loss"]) and e["val_loss"] > 0]
     if not points:
-        return None
+        return
     step, loss = min(points, key=lambda p: p[1])
-    return ax.annotate(f"best {loss:.4g} (perplexity {fmt_ppl(math.exp(loss)) if loss < 700 else 'overflows'})",
-                       (step, loss), xytext=(5, 0), textcoords="offset points", ha="left", va="center",
-                       fontsize=7, color="tab:orange", gid="best-validation",
-                       bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
-
-
-def _place_best(ax, note) -> None:
-    """The best-validation note to the left of its marker when the marker is in the right half of the
-    axes (to the right it ran past the axes' edge), and above it when it sits at the bottom edge."""
-    lo, hi = ax.get_xlim()
-    step, loss = note.xy
-    right = (step - lo) > 0.5 * (hi - lo)
-    ylo, yhi = sorted(ax.get_ylim())
-    low = math.log(loss / ylo) < 0.08 * math.log(yhi / ylo)
-    note.set_position((-5 if right else 5, 6 if low else 0))
-    note.set_horizontalalignment("right" if right else "left")
-    note.set_verticalalignment("bottom" if low else "center")
+    ppl = fmt_ppl(math.exp(loss)) if loss < 700 else "overflows"
+    ax.plot([step], [loss], linestyle="none", marker="*", markersize=9, color="tab:orange", markeredgecolor="black",
+            markeredgewidth=0.5, zorder=4, gid="best-validation",
+            label=f"best validation {loss:.4g} nats (perplexity {ppl}) at step {step:,}")
 
 
 def _log_tick_candidates(lo: float, hi: float):

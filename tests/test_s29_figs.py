@@ -124,9 +124,10 @@ def test_the_training_figures_log_axes_say_log_scale(tmp_path):
     _close(fig)
 
 
-def test_the_best_validation_loss_is_written_next_to_its_marker(tmp_path):
+def test_the_best_validation_loss_is_starred_and_written_in_the_legend(tmp_path):
     # a diverging run: validation 90, 89, 43.96, 140 nats; the loss axis is labelled 60 80 100 140, and the
-    # best point sat under the lowest label with no value to read
+    # best point sat under the lowest label with no value to read; written next to its point, the value
+    # covered the curves: it is in the legend, above the axes
     run = _fake_run(tmp_path / "x1", clip_norm=0.0, losses=[145.0, 137.0, 104.0, 105.0, 82.0, 93.0, 84.0, 91.0],
                     norms=[20.0, 1.8, 1.3, 1.3, 9.5, 3.8, 12.0, 3.1])
     with open(run / "metrics.jsonl", "a") as f:
@@ -135,15 +136,15 @@ def test_the_best_validation_loss_is_written_next_to_its_marker(tmp_path):
                                 "val_ppl": math.exp(loss)}) + "\n")
     fig = plotruns.draw_training(run)
     ax = fig.axes[0]
-    notes = [t for t in ax.texts if t.get_gid() == "best-validation"]
-    assert [n.get_text() for n in notes] == ["best 43.96 (perplexity 1.23e+19)"]   # in the legend's units too
-    assert notes[0].xy == (6, 43.96)
-    fig.canvas.draw()
-    box = notes[0].get_window_extent()
-    assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 <= ax.bbox.y1   # inside the axes
+    assert not [t for t in ax.texts if t.get_gid() == "best-validation"]
+    (star,) = [ln for ln in ax.lines if ln.get_gid() == "best-validation"]
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([6], [43.96])
+    expected = "best validation 43.96 nats (perplexity 1.23e+19) at step 6"
+    assert star.get_label() == expected
+    assert expected in [t.get_text() for t in ax.get_legend().get_texts()]
     # the loss axis's labels keep their one precision (the change of tick_labels stays)
     labels = [t.get_text() for t in ax.yaxis.get_ticklabels() if t.get_text()]
-    assert labels and min(float(t) for t in labels) > 43.96      # the case the note is for
+    assert labels and min(float(t) for t in labels) > 43.96      # the case the star's entry is for
     _close(fig)
 
 
