@@ -679,8 +679,8 @@ def _load(run, checkpoint: str, batch_size: int, n: int):
 def check_agreement_vocab(feature: str, stoi) -> None:
     """UserError, in the command's flags, when the run's vocabulary cannot fill the agreement templates of
     `feature`: one line saying which roles fall short (how many entries are in the vocabulary against how many
-    are needed, and a few missing words; `sintetico.template_shortfall`) and what to do about it."""
-    from .sintetico import template_shortfall
+    are needed, and a few missing words; `sinteticolex.template_shortfall`) and what to do about it."""
+    from .sinteticolex import template_shortfall
 
     short = template_shortfall(feature, stoi)
     if short is None:
