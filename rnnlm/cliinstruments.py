@@ -338,8 +338,8 @@ def _add_demo(sub):
                                            "Jacobian curves, table")
     lr.add_argument("--out", default=None, help="output folder (default runs/demo-longrange)")
     lr.add_argument("--minutes", type=float, default=3.0,
-                    help="training minutes per model (default 3; 0.5 for a first look that already separates the "
-                         "cells: about 3.5 minutes in all on 2 cores)")
+                    help="training minutes per model (default 3; 0.5 for a quick look, about 3.5 minutes in all on "
+                         "2 cores, whose outcome depends on the steps the machine trains in that time)")
     lr.add_argument("--min-distance", type=int, default=1,
                     help="shortest subject-verb distance in the training corpus (default 1; e.g. 15 = long dependencies only)")
     lr.add_argument("--subject-relative-rate", type=float, default=None,

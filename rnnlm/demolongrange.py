@@ -71,6 +71,12 @@ def _trained_on(corpus_settings: dict) -> str:
     return text + (f", subject relatives {rate:g}" if rate is not None else "")
 
 
+def _words(names) -> str:
+    """'rnn', 'rnn and gru', 'rnn, lstm and gru'."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}" if names else ""
+
+
 def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0, min_distance: int = 1,
                   omega: float | None = None, subject_relative_rate: float | None = None) -> dict:
     """The whole `demo longrange`; returns the summary (also OUT/summary.json and .md).
@@ -306,20 +312,29 @@ def longrange_markdown(s: dict) -> str:
              f"(d = {s['sizes']['far_distances']}; "
              f"training distances {c.get('min_distance', 1)}..{c['max_distance']}).",
              "", longrange_table(s), ""]
-    if sh.get("holds") is None:
-        lines.append(f"Expected shape (rnn at chance far away, lstm/gru above it): not assessed ({sh['why']}).")
-    elif sh["holds"]:
-        lines.append(f"The expected shape appears: at distances {sh['long_bin']} the clipped rnn is at chance "
-                     f"({sh['long_accuracy']['rnn-clip']:.2f}) while lstm ({sh['long_accuracy']['lstm-clip']:.2f}) "
-                     f"and gru ({sh['long_accuracy']['gru-clip']:.2f}) stay above it.")
-    else:
-        lines.append(f"The expected shape does NOT fully appear at distances {sh['long_bin']}: rnn "
-                     f"{sh['long_accuracy']['rnn-clip']:.2f} (at chance: {sh['rnn_at_chance_long']}), lstm "
-                     f"{sh['long_accuracy']['lstm-clip']:.2f}, gru {sh['long_accuracy']['gru-clip']:.2f} (both above "
-                     f"the rnn: {sh['gated_above_rnn_long']}). "
-                     + ("Above chance at short distance (" + sh["short_bin"] + "): "
-                        + ", ".join(f"{k.split('-')[0]} {v}" for k, v in sh["above_chance_short"].items())
-                        + ("; a model that has not learned agreement even at short distance cannot show the "
-                           "contrast (its training was too short)." if not all(sh["above_chance_short"].values())
-                           else "; every model learned agreement nearby.")))
+    lines.append(shape_sentence(sh))
     return "\n".join(lines) + "\n"
+
+
+def shape_sentence(sh: dict) -> str:
+    """expected_shape's verdict in words, for the summary: whether the clipped rnn is at chance at the
+    longest distances while the lstm and the gru stay above it, and when not, what each scored."""
+    if sh.get("holds") is None:
+        return f"Expected shape (rnn at chance far away, lstm/gru above it): not assessed ({sh['why']})."
+    if sh["holds"]:
+        return (f"The expected shape appears: at distances {sh['long_bin']} the clipped rnn is at chance "
+                f"({sh['long_accuracy']['rnn-clip']:.2f}) while lstm ({sh['long_accuracy']['lstm-clip']:.2f}) "
+                f"and gru ({sh['long_accuracy']['gru-clip']:.2f}) stay above it.")
+    acc = sh["long_accuracy"]
+    above = [k.split("-")[0] for k, v in sh["above_chance_short"].items() if v]
+    below = [k.split("-")[0] for k, v in sh["above_chance_short"].items() if not v]
+    return (f"The expected shape does NOT fully appear at distances {sh['long_bin']}: rnn "
+            f"{acc['rnn-clip']:.2f} ({'at' if sh['rnn_at_chance_long'] else 'not at'} chance), lstm "
+            f"{acc['lstm-clip']:.2f}, gru {acc['gru-clip']:.2f} "
+            f"({'both' if sh['gated_above_rnn_long'] else 'not both'} above the rnn). "
+            + f"Above chance at short distance ({sh['short_bin']}): {_words(above) or 'none'}"
+            + (f"; not {_words(below)}: a model that has not learned agreement even at short distance "
+               "cannot show the contrast (its training was too short)." if below
+               else "; every model learned agreement nearby.")
+            + " The vanilla rnn's failure to learn a long dependency is shown by `study learnability --quick` "
+              "(README, \"Learning a dependency across d words\").")

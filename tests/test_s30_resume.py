@@ -108,3 +108,18 @@ def test_a_second_jacobian_of_a_run_says_it_replaced_a_measurement_of_other_sett
     # --out names the file: the user chose it, no note
     assert main(base + ["--max-lag", "5", "--out", str(run / "jacobian.json")]) == 0
     assert "held a measurement" not in capsys.readouterr().err
+
+
+def test_the_longrange_verdict_is_in_words_not_python_booleans():
+    from rnnlm.demolongrange import shape_sentence
+    sh = {"holds": False, "rnn_at_chance_long": False, "gated_above_rnn_long": False, "long_bin": "16-30",
+          "above_chance_short": {"rnn-clip": True, "lstm-clip": True, "gru-clip": False}, "short_bin": "1-5",
+          "long_accuracy": {"rnn-clip": 0.95, "lstm-clip": 0.69, "gru-clip": 0.98}}
+    text = shape_sentence(sh)
+    assert "True" not in text and "False" not in text
+    assert text.startswith("The expected shape does NOT fully appear at distances 16-30: rnn 0.95 (not at chance), "
+                           "lstm 0.69, gru 0.98 (not both above the rnn). Above chance at short distance (1-5): "
+                           "rnn and lstm; not gru: a model that has not learned"), text
+    assert "`study learnability --quick`" in text
+    sh["above_chance_short"]["gru-clip"] = True
+    assert "rnn, lstm and gru; every model learned agreement nearby." in shape_sentence(sh)
