@@ -760,7 +760,7 @@ def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:
 
     report = {}
     if loop.last_eval_step != loop.step and stopped != "nonfinite":
-        phase(s.config, f"final validation on the validation split ({s.valid_stream.size:,} tokens)...")
+        phase(s.config, f"final validation on the validation split ({len(s.corpus.valid):,} tokens)...")
         val = _validate_full(s, "final validation")
         best = _keep_best(s, loop, val)
         if best:
@@ -774,7 +774,7 @@ def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:
         s.model.load_state_dict(checkpoint.load(s.run.best).model)
     if len(s.corpus.test) > s.config.eval_batch_size * 2 and first_nonfinite(s.model.params) is None:
         test = batchify(s.corpus.test, s.config.eval_batch_size)
-        phase(s.config, f"evaluating on the test split ({test.size:,} tokens, {report['sampled_from']} model)...")
+        phase(s.config, f"evaluating on the test split ({len(s.corpus.test):,} tokens, {report['sampled_from']} model)...")
         test_loss, _ = evaluate_stream(s.model, test, s.config.bptt, bar="test")
         report.update(test_loss=test_loss, test_ppl=_ppl(test_loss))
         s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.epoch,

@@ -123,3 +123,14 @@ def test_the_longrange_verdict_is_in_words_not_python_booleans():
     assert "`study learnability --quick`" in text
     sh["above_chance_short"]["gru-clip"] = True
     assert "rnn, lstm and gru; every model learned agreement nearby." in shape_sentence(sh)
+
+
+def test_the_final_evaluation_lines_count_the_splits_tokens_as_corpus_info_and_evaluate_do(text, tmp_path, capsys):
+    from rnnlm.data import load_corpus
+    config = tiny(text, tmp_path / "r", max_steps=3, progress=True, eval_batch_size=7)
+    corpus = load_corpus(config.data)
+    assert len(corpus.valid) % 7 and len(corpus.test) % 7        # batchified, a few tokens fall off
+    train(config)
+    err = capsys.readouterr().err
+    assert f"final validation on the validation split ({len(corpus.valid):,} tokens)..." in err
+    assert f"evaluating on the test split ({len(corpus.test):,} tokens, best model)..." in err
