@@ -109,7 +109,7 @@ def load(path) -> Checkpoint:
     if path.is_dir():
         raise UserError(f"{path} is a folder; give a checkpoint file (e.g. {path / 'best.npz'})")
     if not path.exists():
-        raise UserError(f"no checkpoint at {path}")
+        raise UserError(f"no checkpoint at {path}: no such file or folder")
     with open(path, "rb") as f:
         head = f.read(8)
     if not head:        # what a full disk or a crash mid-copy leaves: damaged, so the run's other file is named

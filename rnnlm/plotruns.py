@@ -38,6 +38,9 @@ def read_metrics(run_dir) -> list[dict]:
     """The events of a run's metrics.jsonl (lines cut by a crash are skipped)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
+        from .runs import CONFIG, not_a_run_folder
+        if not (Path(run_dir) / CONFIG).exists():
+            raise UserError(not_a_run_folder(run_dir))
         raise UserError(f"{run_dir} is not a run folder (no metrics.jsonl)")
     events = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():    # a damaged byte: that line

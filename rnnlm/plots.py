@@ -346,7 +346,8 @@ def read_train_config(run_dir) -> dict:
     UserError (one line) when there is none or it is not JSON."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
-        raise UserError(f"{run_dir} is not a run folder (no config.json)")
+        from .runs import not_a_run_folder
+        raise UserError(not_a_run_folder(run_dir))
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

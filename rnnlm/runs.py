@@ -415,11 +415,26 @@ class Run:
 # ---------------------------------------------------------------- reading a run
 
 
+def not_a_run_folder(path) -> str:
+    """The one line for a path given as a run folder that holds no config.json, saying what it is instead
+    and what to give: a path that does not exist, a file inside a run folder (--resume runs/x/model.npz),
+    a sweep folder (its jobs' folders keep no checkpoint), or a folder that is none of these."""
+    path = Path(path)
+    if not path.exists():
+        return f"{path} does not exist; give a run folder (what train --out writes)"
+    if path.is_file() and (path.parent / CONFIG).exists():
+        return f"{path} is a file of the run folder {path.parent}; give the folder"
+    if (path / "sweep.jsonl").exists() or (path.parent / "sweep.jsonl").exists():
+        return (f"{path} is {'a sweep folder' if (path / 'sweep.jsonl').exists() else 'a job of a sweep'}, not a "
+                f"run folder (a sweep's jobs keep no checkpoint); 'sweep summarize' and 'plot sweep' read it")
+    return f"{path} is not a run folder (no config.json)"
+
+
 def read_run_config(run_dir) -> dict:
     """config.json of a run folder, with a clear error when it is not one."""
     path = Path(run_dir) / CONFIG
     if not path.exists():
-        raise UserError(f"{run_dir} is not a run folder (no config.json)")
+        raise UserError(not_a_run_folder(run_dir))
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -496,10 +511,15 @@ def load_model(run, which: str = "best"):
     vocab_file = None
     if run.is_dir():
         if not (run / CONFIG).exists():
-            raise UserError(f"{run} is not a run folder (no config.json)")
+            raise UserError(not_a_run_folder(run))
         path = run / (BEST if which == "best" else LATEST)
         if not path.exists():
             path = run / LATEST
+        if not path.exists() and not (run / BEST).exists():
+            job = (run.parent / "sweep.jsonl").exists()
+            raise UserError(f"{run} holds no checkpoint (no {BEST} or {LATEST})"
+                            + ("; it is a job of a sweep, whose jobs keep none: 'sweep summarize' and 'plot sweep' "
+                               "read the sweep" if job else ""))
         vocab_file = run / VOCAB
     else:
         path = run

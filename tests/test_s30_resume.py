@@ -134,3 +134,29 @@ def test_the_final_evaluation_lines_count_the_splits_tokens_as_corpus_info_and_e
     err = capsys.readouterr().err
     assert f"final validation on the validation split ({len(corpus.valid):,} tokens)..." in err
     assert f"evaluating on the test split ({len(corpus.test):,} tokens, best model)..." in err
+
+
+def test_a_path_that_is_no_run_folder_says_what_it_is(tmp_path, capsys):
+    from rnnlm.cli import main
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "model.npz").write_bytes(b"x")
+    sweep = tmp_path / "sweep"
+    (sweep / "a=1").mkdir(parents=True)
+    (sweep / "sweep.jsonl").write_text("")
+    (sweep / "a=1" / "config.json").write_text("{}")
+    (sweep / "a=1" / "metrics.jsonl").write_text("")
+    cases = [(["evaluate", str(tmp_path / "nope")], f"no checkpoint at {tmp_path / 'nope'}: no such file or folder"),
+             (["train", "--resume", str(tmp_path / "nope")], f"{tmp_path / 'nope'} does not exist; give a run folder"),
+             (["train", "--resume", str(run / "model.npz")], f"{run / 'model.npz'} is a file of the run folder {run}; "
+                                                             "give the folder"),
+             (["evaluate", str(sweep)], f"{sweep} is a sweep folder, not a run folder (a sweep's jobs keep no "
+                                        "checkpoint); 'sweep summarize' and 'plot sweep' read it"),
+             (["evaluate", str(sweep / "a=1")], f"{sweep / 'a=1'} holds no checkpoint (no best.npz or model.npz); it "
+                                                "is a job of a sweep"),
+             (["plot", "training", str(tmp_path / "nope")], f"{tmp_path / 'nope'} does not exist")]
+    for argv, start in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: " + start) and err.count("\n") == 1, (argv, err)
