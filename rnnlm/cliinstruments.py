@@ -198,8 +198,11 @@ def _run_jacobian(args):
         given = list(model) + [name for name in ("corpus", "vocab_size") if getattr(args, name) is not None]
         if given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            if args.run is None:        # no run to measure: the user meant a fresh model
+                raise UserError(f"{flags}: settings of a fresh model; add --init to measure a fresh model "
+                                f"with them, or give a run folder instead")
             raise UserError(f"{flags}: settings of a fresh model, used with --init only "
-                            f"(a checkpoint's model and corpus come from the checkpoint)")
+                            f"(a checkpoint's model and corpus come from the checkpoint); drop them")
     refuse_checkpoint_of_a_file(args.run, args.checkpoint)
     settings = {k: getattr(args, k) for k in ("run", "checkpoint", "text", "split", "max_lag", "anchors",
                                               "tokens", "seed", "out")}

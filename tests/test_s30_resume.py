@@ -160,3 +160,12 @@ def test_a_path_that_is_no_run_folder_says_what_it_is(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: " + start) and err.count("\n") == 1, (argv, err)
+
+
+def test_jacobian_model_flags_without_init_say_to_add_it(capsys, tmp_path):
+    from rnnlm.cli import main
+    assert main(["jacobian", "--cell", "rnn", "--recurrent-scale", "1.5"]) == 2
+    assert capsys.readouterr().err == ("error: --cell, --recurrent-scale: settings of a fresh model; add --init to "
+                                       "measure a fresh model with them, or give a run folder instead\n")
+    assert main(["jacobian", str(tmp_path), "--hidden", "8"]) == 2
+    assert capsys.readouterr().err.endswith("come from the checkpoint); drop them\n")
