@@ -518,6 +518,12 @@ class TrainConfig:
 
     def validate(self) -> None:
         """UserError for settings that cannot work together (the model's and the data's included)."""
+        for name, cls in (("model", ModelConfig), ("data", DataConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise UserError(f"TrainConfig's {name} must be a {cls.__name__}, got {kind_of(getattr(self, name))}: "
+                                f"write TrainConfig({name}={cls.__name__}(...))"
+                                + (f" (a dict d of settings: {cls.__name__}(**d))"
+                                   if isinstance(getattr(self, name), dict) else ""))
         self.model.validate(need_vocab=False)
         self.data.validate()
         check_fields(self)      # every numeric field against RANGES

@@ -169,3 +169,15 @@ def test_jacobian_model_flags_without_init_say_to_add_it(capsys, tmp_path):
                                        "measure a fresh model with them, or give a run folder instead\n")
     assert main(["jacobian", str(tmp_path), "--hidden", "8"]) == 2
     assert capsys.readouterr().err.endswith("come from the checkpoint); drop them\n")
+
+
+def test_a_train_config_given_a_dict_for_its_model_says_how_to_write_it():
+    from rnnlm.config import DataConfig, ModelConfig, TrainConfig
+    with pytest.raises(UserError) as e:
+        TrainConfig(model={"cell": "gru"}).validate()
+    assert str(e.value) == ("TrainConfig's model must be a ModelConfig, got a dict: write "
+                            "TrainConfig(model=ModelConfig(...)) (a dict d of settings: ModelConfig(**d))")
+    with pytest.raises(UserError, match="TrainConfig's data must be a DataConfig, got a string: write "
+                                        r"TrainConfig\(data=DataConfig\(...\)\)$"):
+        TrainConfig(data="machado").validate()
+    TrainConfig(model=ModelConfig(cell="gru"), data=DataConfig()).validate()
