@@ -101,7 +101,8 @@ def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectra
     _set_xlabel(ax, "lag d (time steps)")
     ax.set_ylabel(f"median {_what(q, norm, flow)} (dimensionless)", fontsize=8)
     ax.grid(True, alpha=0.3)
-    ax.plot([], [], color="black", label=run_label(cfg))
+    # (no line of its own: the curves' colours are the steps, on the colour bar)
+    ax.plot([], [], " ", label=f"{run_label(cfg)}: a curve per recorded step, coloured by step")
     if zero_steps:
         from .activations import zero_reason
         firsts = sorted({d for _, d in zero_steps})

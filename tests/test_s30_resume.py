@@ -181,3 +181,16 @@ def test_a_train_config_given_a_dict_for_its_model_says_how_to_write_it():
                                         r"TrainConfig\(data=DataConfig\(...\)\)$"):
         TrainConfig(data="machado").validate()
     TrainConfig(model=ModelConfig(cell="gru"), data=DataConfig()).validate()
+
+
+def test_the_over_training_legend_draws_no_black_line_the_curves_do_not_have(tmp_path):
+    import matplotlib.pyplot as plt
+    from rnnlm import plotruns
+    from test_plots_figures import _doc, _fake_run
+    run = _fake_run(tmp_path / "tracked", cell="gru", jacobian_docs=[_doc("gru"), _doc("gru")])
+    fig = plotruns.draw_lag_over_training(run)
+    legend = fig.axes[0].get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    (i,) = [k for k, t in enumerate(texts) if t.endswith(": a curve per recorded step, coloured by step")]
+    assert legend.legend_handles[i].get_linestyle() in ("None", "none", " ", "")
+    plt.close(fig)
