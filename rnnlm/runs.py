@@ -124,6 +124,20 @@ def final_evaluation_pending(folder, step: int) -> str | None:
     return None if i is None else events[i][1].get("reason")
 
 
+def lost_steps(folder, step: int) -> int | None:
+    """The last step that the run's metrics.jsonl logged training to, when it lies beyond `step` (the
+    checkpoint a resume starts from) and the session that logged it ended without a stop or end event
+    (kill -9, a crash, a power cut: the steps since the last save were lost); None otherwise (a Ctrl-C
+    saves where it stops; a non-finite stop rolls back on purpose and says so)."""
+    events = [e for _, e in _events(Path(folder) / METRICS)]
+    logged = [i for i, e in enumerate(events) if e.get("type") == "step" and isinstance(e.get("step"), int)]
+    if not logged or events[logged[-1]]["step"] <= step:
+        return None
+    if any(e.get("type") in ("stop", "end", "nonfinite") for e in events[logged[-1] + 1:]):
+        return None
+    return events[logged[-1]]["step"]
+
+
 def truncate_metrics(path: Path, step: int) -> None:
     """Drop events logged after `step` (written after the checkpoint a resume starts from), and an
     unfinished final evaluation at `step` (its stop event and what followed it: the resumed session

@@ -47,7 +47,7 @@ from .fileio import first_new_folder, remove_new_folders
 from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
 from .resume import refuse_finished_resume, resume_point
-from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, evaluate_stream, lock_run, ppl as _ppl,
+from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, evaluate_stream, lock_run, lost_steps, ppl as _ppl,
                    refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint)
 from .step import StepResult, train_step
 from .stopping import SIGNAL_WORDS, Interrupt, StartUp, signal_error, stop_reason, stop_word
@@ -279,7 +279,12 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         if finish is None:
             refuse_finished_resume(config, loop, config.out, reserve=timing.reserve(), lr=s.opt.lr,
                                    needed=timing.needed())
+        lost = lost_steps(config.out, loop.step)
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
+        if lost is not None:
+            note(f"the run had logged training up to step {lost:,}, but its last save is step {loop.step:,}: the "
+                 f"{lost - loop.step:,} steps after it were lost (the process ended without saving: kill -9, a "
+                 f"crash, a power cut) and are trained again")
         if guard is not None:
             guard.run = run
         restored = restore_vocab(config.out, vocab)

@@ -194,3 +194,29 @@ def test_the_over_training_legend_draws_no_black_line_the_curves_do_not_have(tmp
     (i,) = [k for k, t in enumerate(texts) if t.endswith(": a curve per recorded step, coloured by step")]
     assert legend.legend_handles[i].get_linestyle() in ("None", "none", " ", "")
     plt.close(fig)
+
+
+def test_a_resume_after_kill_9_says_how_many_steps_were_lost(text, tmp_path, capsys):
+    import json
+    from rnnlm.runs import lost_steps
+    run = tmp_path / "k9"
+    train(tiny(text, run, max_steps=20, log_every=5))
+    assert lost_steps(run, 20) is None                     # it ended with a stop and an end event
+    # what a process killed at step 32 leaves: step events past its last save, and no stop or end after them
+    with open(run / "metrics.jsonl", "a") as f:
+        for step in (25, 30):
+            f.write(json.dumps({"type": "step", "step": step, "epoch": 1, "loss": 5.0, "time": 1.0}) + "\n")
+    assert lost_steps(run, 20) == 30
+    capsys.readouterr()
+    train(resume_config(run, {"max_steps": 40}), resume=run)
+    err = capsys.readouterr().err
+    assert ("the run had logged training up to step 30, but its last save is step 20: the 10 steps after it "
+            "were lost (the process ended without saving: kill -9, a crash, a power cut) and are trained again") in err
+    assert lost_steps(run, 40) is None
+
+
+def test_no_steps_are_said_lost_after_a_nonfinite_rollback(text, tmp_path):
+    from rnnlm.runs import lost_steps
+    s = train(tiny(text, tmp_path / "boom", log_every=1, **DIVERGE))
+    assert s["stopped"] == "nonfinite"
+    assert lost_steps(tmp_path / "boom", s["steps"]) is None
