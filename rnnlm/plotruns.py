@@ -290,10 +290,14 @@ def _log_tick_candidates(lo: float, hi: float):
         yield [10.0 ** k for k in range(first - first % every, last + 1, every)]
 
 
+MAX_UNLABELED_END = 0.35    # _readable_log_ticks: at most this share of a log axis beyond its outer labels
+
+
 def _readable_log_ticks(ax, min_gap_pt: float | None = None) -> list:
     """Label a log-scaled y axis with ticks that never collide: the densest of `_log_tick_candidates`
     whose labels are at least min_gap_pt apart (1.6 tick-label heights) at the axes' present height, with
-    at least two inside the range; minor ticks stay, unlabeled. Matplotlib's own minor labels print
+    at least two inside the range and neither end of the range more than MAX_UNLABELED_END of the axis
+    beyond the outer labels (where some candidate fits); minor ticks stay, unlabeled. Matplotlib's own minor labels print
     '100 90 80 70 60' (or '10 9 8 7 6') on top of one another when the data span one or more decades.
     Returns the ticks set."""
     import matplotlib.ticker as mticker
@@ -306,15 +310,21 @@ def _readable_log_ticks(ax, min_gap_pt: float | None = None) -> list:
         min_gap_pt = 1.6 * FontProperties(size=rcParams["ytick.labelsize"]).get_size_in_points()
     height_pt = ax.get_window_extent().height * 72.0 / ax.figure.dpi
     span = math.log10(hi / lo)
-    chosen = None
+    chosen = spread = None
     for ticks in _log_tick_candidates(lo, hi):
         inside = sorted(v for v in ticks if lo <= v * (1 + 1e-9) and v <= hi * (1 + 1e-9))
         if len(inside) < 2:
             continue
         gap = min(math.log10(b / a) for a, b in zip(inside, inside[1:])) / span * height_pt
-        if gap >= min_gap_pt:
+        if gap < min_gap_pt:
+            continue
+        spread = spread or inside
+        # labels that reach both ends of the data (no end a third of the axis without a value to read:
+        # 20 40 60 over losses from 7 to 60 left the lowest ones unlabeled), else the densest that fit
+        if max(math.log10(inside[0] / lo), math.log10(hi / inside[-1])) <= MAX_UNLABELED_END * span:
             chosen = inside
             break
+    chosen = chosen or spread
     if chosen is None:      # a tiny axes: the two ends of the range, rounded
         chosen = [float(f"{lo:.2g}"), float(f"{hi:.2g}")]
         chosen = [v for v in chosen if lo <= v <= hi] or [float(f"{math.sqrt(lo * hi):.2g}")]

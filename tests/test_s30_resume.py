@@ -220,3 +220,18 @@ def test_no_steps_are_said_lost_after_a_nonfinite_rollback(text, tmp_path):
     s = train(tiny(text, tmp_path / "boom", log_every=1, **DIVERGE))
     assert s["stopped"] == "nonfinite"
     assert lost_steps(tmp_path / "boom", s["steps"]) is None
+
+
+@pytest.mark.parametrize("lo, hi", [(7.3, 62.0), (0.55, 5.2), (2.4, 6.1), (1e-3, 40.0)])
+def test_log_axis_labels_reach_both_ends_of_the_data(lo, hi):
+    import math
+    import matplotlib.pyplot as plt
+    from rnnlm.plotruns import MAX_UNLABELED_END, _readable_log_ticks
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    ax.set_yscale("log")
+    ax.set_ylim(lo, hi)
+    ticks = _readable_log_ticks(ax)
+    span = math.log10(hi / lo)
+    assert len(ticks) >= 2
+    assert math.log10(ticks[0] / lo) <= MAX_UNLABELED_END * span and math.log10(hi / ticks[-1]) <= MAX_UNLABELED_END * span, ticks
+    plt.close(fig)
