@@ -297,8 +297,9 @@ def _readable_log_ticks(ax, min_gap_pt: float | None = None) -> list:
     """Label a log-scaled y axis with ticks that never collide: the densest of `_log_tick_candidates`
     whose labels are at least min_gap_pt apart (1.6 tick-label heights) at the axes' present height, with
     at least two inside the range and neither end of the range more than MAX_UNLABELED_END of the axis
-    beyond the outer labels (where some candidate fits); minor ticks stay, unlabeled. Matplotlib's own minor labels print
-    '100 90 80 70 60' (or '10 9 8 7 6') on top of one another when the data span one or more decades.
+    beyond the outer labels (where some candidate fits); minor ticks stay, unlabeled. Matplotlib's own
+    minor labels print '100 90 80 70 60' (or '10 9 8 7 6') on top of one another when the data span one
+    or more decades.
     Returns the ticks set."""
     import matplotlib.ticker as mticker
     from matplotlib import rcParams

@@ -140,8 +140,8 @@ def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Pat
     if bad.get("max_skips"):
         if config.on_nonfinite == "skip" and config.max_skips > old.max_skips:
             return
-        raise UserError(f"{at} after {old.max_skips} {plural(old.max_skips, 'non-finite step')} in a row; a resume repeats the "
-                        f"same steps exactly, so give --max-skips above {old.max_skips}, or {new_run}")
+        raise UserError(f"{at} after {old.max_skips} {plural(old.max_skips, 'non-finite step')} in a row; a resume "
+                        f"repeats the same steps exactly, so give --max-skips above {old.max_skips}, or {new_run}")
     if config.on_nonfinite == "skip":
         return
     raise UserError(f"{at}; a resume repeats the same steps exactly and would diverge again: give "

@@ -335,9 +335,11 @@ def format_table(config: StudyConfig, summary: dict, failed=(), folder=None) -> 
                  ", ".join(f"{c} {'none' if r is None else f'd = {r}'}" for c, r in reaches.items()) + ".")
     if failed:
         from .sweeprecord import where_failed
-        lines += ["", f"**Failed runs** ({len(failed)}, not counted above; to run one again, delete its line from sweep.jsonl and rerun the study)", ""]
-        lines += [" ".join(f"- {r.get('name')}: {r.get('error') or r.get('status')}{where_failed(r, folder)}".split("\n"))
-                  for r in failed]
+        lines += ["", f"**Failed runs** ({len(failed)}, not counted above; to run one again, delete its line from "
+                      "sweep.jsonl and rerun the study)", ""]
+        for r in failed:
+            line = f"- {r.get('name')}: {r.get('error') or r.get('status')}{where_failed(r, folder)}"
+            lines.append(" ".join(line.split("\n")))
     return "\n".join(lines) + "\n"
 
 

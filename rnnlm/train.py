@@ -779,7 +779,8 @@ def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:
         s.model.load_state_dict(checkpoint.load(s.run.best).model)
     if len(s.corpus.test) > s.config.eval_batch_size * 2 and first_nonfinite(s.model.params) is None:
         test = batchify(s.corpus.test, s.config.eval_batch_size)
-        phase(s.config, f"evaluating on the test split ({len(s.corpus.test):,} tokens, {report['sampled_from']} model)...")
+        phase(s.config, f"evaluating on the test split ({len(s.corpus.test):,} tokens, "
+                        f"{report['sampled_from']} model)...")
         test_loss, _ = evaluate_stream(s.model, test, s.config.bptt, bar="test")
         report.update(test_loss=test_loss, test_ppl=_ppl(test_loss))
         s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.epoch,

@@ -90,8 +90,8 @@ def test_plot_lag_over_training_refuses_the_flags_it_would_ignore(tmp_path, caps
     assert not (tmp_path / "plots").exists()
 
 
-def test_a_second_jacobian_of_a_run_says_it_replaced_a_measurement_of_other_settings(tmp_path, capsys,
-                                                                                      monkeypatch):
+def test_a_second_jacobian_of_a_run_says_it_replaced_a_measurement_of_other_settings(
+        tmp_path, capsys, monkeypatch):
     from rnnlm.cli import main
     from saved_runs import untrained_gru_run
     monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
@@ -233,5 +233,6 @@ def test_log_axis_labels_reach_both_ends_of_the_data(lo, hi):
     ticks = _readable_log_ticks(ax)
     span = math.log10(hi / lo)
     assert len(ticks) >= 2
-    assert math.log10(ticks[0] / lo) <= MAX_UNLABELED_END * span and math.log10(hi / ticks[-1]) <= MAX_UNLABELED_END * span, ticks
+    assert math.log10(ticks[0] / lo) <= MAX_UNLABELED_END * span, ticks
+    assert math.log10(hi / ticks[-1]) <= MAX_UNLABELED_END * span, ticks
     plt.close(fig)
