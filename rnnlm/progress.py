@@ -156,6 +156,7 @@ class _Progress:
 
     def _interval(self):
         self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0
+        self.i_skipped = 0          # windows skipped (--on-nonfinite skip): no loss, but time and tokens
         self.i_t0 = time.perf_counter()
         self.i_norm = math.nan
 
@@ -182,6 +183,8 @@ class _Progress:
             self.i_steps += 1
             self.i_clipped += bool(result.clipped)
             self.i_norm = result.grad_norm
+        else:
+            self.i_skipped += 1
         if self.tty:
             now = time.perf_counter()
             if (loop.step % max(1, min(self.s.config.log_every, 10)) == 0 or loop.step == self.start_step + 1
@@ -202,27 +205,38 @@ class _Progress:
             if loop.step % self.s.config.log_interval == 0 or waited >= LINE_MAX_S or first:
                 self.line(loop)
 
-    def _figures(self) -> str:
+    def _averages(self, decimals: int) -> tuple[str, str, str, str]:
+        """(loss, perplexity, |g|, clipped %) of the applied steps since the last figures, as text; "-" for
+        each when every window of the interval was skipped (no loss to average: 0.00 and ppl 1.00 read as
+        a perfect model)."""
         from .runs import fmt_ppl
-        avg = self.i_loss / max(self.i_steps, 1)
+        if not self.i_steps:
+            return "-", "-", "-", "-"
+        avg = self.i_loss / self.i_steps
+        return (f"{avg:.{decimals}f}", fmt_ppl(_ppl(avg)), f"{self.i_norm:.3g}",
+                f"{100 * self.i_clipped / self.i_steps:.0f}%")
+
+    def _skipped(self) -> str:
+        return f" | skipped {self.i_skipped:,}" if self.i_skipped else ""
+
+    def _figures(self) -> str:
+        loss, ppl, norm, clip = self._averages(3)
         tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
-        return (f"loss {avg:.3f} ppl {fmt_ppl(_ppl(avg))} |g| {self.i_norm:.3g} "
-                f"clip {100 * self.i_clipped / max(self.i_steps, 1):.0f}% {tps:,.0f} tok/s")
+        return f"loss {loss} ppl {ppl} |g| {norm} clip {clip} {tps:,.0f} tok/s{self._skipped()}"
 
     def line(self, loop: "LoopState") -> None:
         """The plain progress line (pytorch/examples' format, with this trainer's figures)."""
         import sys
 
-        from .runs import fmt_ppl
-        n = max(self.i_steps, 1)
-        avg = self.i_loss / n
-        ms = 1000 * (time.perf_counter() - self.i_t0) / max(self.i_steps, 1)
+        loss, ppl, norm, clip = self._averages(2)
+        # per window processed, skipped ones included (they take their forward pass's time)
+        ms = 1000 * (time.perf_counter() - self.i_t0) / max(self.i_steps + self.i_skipped, 1)
         tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
         left, what, _ = self.eta(loop)
         print(f"| epoch {loop.epoch:3d} | {loop.window:5d}/{self.s.windows_per_epoch:5d} batches | "
-              f"step {loop.step:6d} | lr {self.s.opt.lr:.4g} | ms/batch {ms:7.1f} | loss {avg:5.2f} | "
-              f"ppl {fmt_ppl(_ppl(avg)):>8s} | |g| {self.i_norm:.3g} | clipped {100 * self.i_clipped / n:3.0f}% | "
-              f"{tps:,.0f} tok/s | left {_fmt_seconds(left)} ({what})", file=sys.stderr, flush=True)
+              f"step {loop.step:6d} | lr {self.s.opt.lr:.4g} | ms/batch {ms:7.1f} | loss {loss:>5s} | "
+              f"ppl {ppl:>8s} | |g| {norm} | clipped {clip:>4s} | "
+              f"{tps:,.0f} tok/s | left {_fmt_seconds(left)} ({what}){self._skipped()}", file=sys.stderr, flush=True)
         self.lines += 1
         self._interval()
 

@@ -660,9 +660,10 @@ def _end_epoch(s: _Session, loop: LoopState) -> tuple:
     """Validate (unless just done), log the epoch, start the next one; returns the reset hidden state."""
     if loop.last_eval_step != loop.step:
         _evaluate(s, loop, "epoch")
-    ep_loss = loop.ep_loss / max(loop.ep_steps, 1)
+    # (an epoch whose every window was skipped has no training loss: null, not 0.0 and perplexity 1.0)
+    ep_loss = loop.ep_loss / loop.ep_steps if loop.ep_steps else None
     s.run.log({"type": "epoch", "step": loop.step, "epoch": loop.epoch, "train_loss": ep_loss,
-               "train_ppl": _ppl(ep_loss), "steps": loop.window,
+               "train_ppl": _ppl(ep_loss) if ep_loss is not None else None, "steps": loop.window,
                "clip_fraction": loop.ep_clipped / max(loop.window, 1), "skipped": loop.skipped,
                "lr": s.opt.lr, "time": s.clock()})
     loop.start_epoch()

@@ -236,3 +236,23 @@ def test_log_axis_labels_reach_both_ends_of_the_data(lo, hi):
     assert math.log10(ticks[0] / lo) <= MAX_UNLABELED_END * span, ticks
     assert math.log10(hi / ticks[-1]) <= MAX_UNLABELED_END * span, ticks
     plt.close(fig)
+
+
+def test_an_interval_of_skipped_steps_shows_no_loss_and_says_how_many(text, tmp_path, monkeypatch, capsys):
+    _nan_loss_from(monkeypatch, 3)          # steps 1-2 apply, every later one is non-finite and skipped
+    s = train(tiny(text, tmp_path / "skip", max_steps=20, on_nonfinite="skip", max_skips=30, log_interval=10,
+                   progress=True))
+    assert s["stopped"] == "max_steps" and s["skipped"] == 18
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("| epoch")]
+    assert "| step     20 |" in lines[-1], lines
+    assert "| loss     - | ppl        - | |g| - | clipped    - |" in lines[-1] and lines[-1].endswith("| skipped 10")
+    assert not any("ppl     1.00" in line for line in lines), lines
+    assert "| skipped " in lines[0] and "| loss     - |" not in lines[0]       # its interval had applied steps
+
+
+def test_an_epoch_of_skipped_steps_records_no_training_loss(text, tmp_path, monkeypatch):
+    _nan_loss_from(monkeypatch, 1)          # every step non-finite and skipped
+    train(tiny(text, tmp_path / "all", epochs=1, on_nonfinite="skip", max_skips=10**6))
+    (epoch,) = events(tmp_path / "all", "epoch")
+    assert epoch["skipped"] == epoch["steps"] > 0
+    assert epoch["train_loss"] is None and epoch["train_ppl"] is None
