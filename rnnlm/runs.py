@@ -125,12 +125,15 @@ def final_evaluation_pending(folder, step: int) -> str | None:
 
 
 def lost_steps(folder, step: int) -> int | None:
-    """The last step that the run's metrics.jsonl logged training to, when it lies beyond `step` (the
+    """The last step that the run's metrics.jsonl logged training to (a step event, or a skipped step's
+    nonfinite event), when it lies beyond `step` (the
     checkpoint a resume starts from) and the session that logged it ended without a stop or end event
     (kill -9, a crash, a power cut: the steps since the last save were lost); None otherwise (a Ctrl-C
     saves where it stops; a non-finite stop rolls back on purpose and says so)."""
     events = [e for _, e in _events(Path(folder) / METRICS)]
-    logged = [i for i, e in enumerate(events) if e.get("type") == "step" and isinstance(e.get("step"), int)]
+    # training that went on: step events, and the steps skipped (--on-nonfinite skip), which log no step event
+    logged = [i for i, e in enumerate(events) if isinstance(e.get("step"), int) and
+              (e.get("type") == "step" or e.get("type") == "nonfinite" and e.get("action") == "skip")]
     if not logged or events[logged[-1]]["step"] <= step:
         return None
     if any(e.get("type") in ("stop", "end", "nonfinite") for e in events[logged[-1] + 1:]):

@@ -256,3 +256,17 @@ def test_an_epoch_of_skipped_steps_records_no_training_loss(text, tmp_path, monk
     (epoch,) = events(tmp_path / "all", "epoch")
     assert epoch["skipped"] == epoch["steps"] > 0
     assert epoch["train_loss"] is None and epoch["train_ppl"] is None
+
+
+def test_steps_skipped_after_the_last_save_count_as_lost_too(text, tmp_path):
+    import json
+    from rnnlm.runs import lost_steps
+    run = tmp_path / "k9"
+    train(tiny(text, run, max_steps=20, log_every=5))
+    with open(run / "metrics.jsonl", "a") as f:       # a skipping run killed at step 27: nonfinite events only
+        for step in (21, 22, 23, 27):
+            f.write(json.dumps({"type": "nonfinite", "step": step, "action": "skip", "tensor": "loss"}) + "\n")
+    assert lost_steps(run, 20) == 27
+    with open(run / "metrics.jsonl", "a") as f:       # ... while one that stopped on them says so itself
+        f.write(json.dumps({"type": "nonfinite", "step": 28, "action": "stop", "tensor": "loss"}) + "\n")
+    assert lost_steps(run, 20) is None
