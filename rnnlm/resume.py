@@ -131,17 +131,29 @@ def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Pat
     if bad is None or bad.get("action") != "stop":
         return
     old = config_from_dict(read_run_config(folder)["train"])
+    detected = bad.get("detected_at", loop.step + 1)
     at = (f"{folder} stopped at step {loop.step} because training diverged (non-finite {bad.get('tensor', 'values')} "
-          f"at step {bad.get('detected_at', loop.step + 1)})")
-    new_run = "train a new run with a smaller --lr, or with --clip-norm"
+          f"at step {detected})")
+    # every step so far non-finite and skipped (or none): no update was ever made, so no --lr or clipping
+    # changes anything
+    initial = loop.step - loop.skipped == 0 and detected == loop.step + 1
+    clipped = old.clip_norm or old.clip_value
+    new_run = ("train a new run with a smaller --recurrent-scale, another --init or --activation" if initial else
+               "train a new run with a smaller --lr, or with --clip-norm" if not clipped else
+               f"train a new run with a smaller --lr, or a smaller --clip-{'norm' if old.clip_norm else 'value'} "
+               f"than {clipped:g}")
+    if initial:
+        at += ", from the initial weights, before any update"
     if bad.get("weights_nonfinite"):
         raise UserError(f"{at}: the update made the weights non-finite, which a resume repeats and no "
                         f"--on-nonfinite skip can skip; {new_run}")
     if bad.get("max_skips"):
         if config.on_nonfinite == "skip" and config.max_skips > old.max_skips:
             return
-        raise UserError(f"{at} after {old.max_skips} {plural(old.max_skips, 'non-finite step')} in a row; a resume "
-                        f"repeats the same steps exactly, so give --max-skips above {old.max_skips}, or {new_run}")
+        # a skipped step leaves the weights as they were: the same weights failed on every one of these batches
+        raise UserError(f"{at} after {old.max_skips} {plural(old.max_skips, 'non-finite step')} in a row, all from "
+                        f"the same weights (a skipped step leaves them unchanged), so more skips are unlikely to "
+                        f"help: {new_run} (--max-skips above {old.max_skips} tries more batches)")
     if config.on_nonfinite == "skip":
         return
     raise UserError(f"{at}; a resume repeats the same steps exactly and would diverge again: give "

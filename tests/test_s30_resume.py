@@ -19,7 +19,8 @@ def test_a_diverged_run_resumed_as_it_was_is_refused_before_anything_is_written(
         train(resume_config(tmp_path / "boom"), resume=tmp_path / "boom")
     msg = str(e.value)
     assert f"stopped at step {s['steps']} because training diverged (non-finite loss at step " in msg
-    assert "give --on-nonfinite skip" in msg and "--clip-norm" in msg and "\n" not in msg
+    assert msg.endswith("give --on-nonfinite skip to skip such steps, or train a new run with a smaller --lr, or a "
+                        "smaller --clip-value than 1") and "\n" not in msg
     after = {p.name: p.read_bytes() for p in (tmp_path / "boom").iterdir() if p.is_file()}
     assert after == before
 
@@ -29,7 +30,10 @@ def test_a_run_stopped_by_max_skips_resumes_only_with_more_skips(text, tmp_path,
     s = train(tiny(text, tmp_path / "skip", max_steps=40, on_nonfinite="skip", max_skips=4))
     assert s["stopped"] == "nonfinite" and s["nonfinite"]["max_skips"]
     for same in ({}, {"max_skips": 4}, {"max_skips": 3}, {"on_nonfinite": "stop"}):
-        with pytest.raises(UserError, match="after 4 non-finite steps in a row; .* give --max-skips above 4"):
+        with pytest.raises(UserError, match=r"after 4 non-finite steps in a row, all from the same weights \(a "
+                                            r"skipped step leaves them unchanged\), so more skips are unlikely to "
+                                            r"help: train a new run with a smaller --lr, or a smaller --clip-norm "
+                                            r"than 0.25 \(--max-skips above 4 tries more batches\)$"):
             train(resume_config(tmp_path / "skip", same), resume=tmp_path / "skip")
     again = train(resume_config(tmp_path / "skip", {"max_skips": 6}), resume=tmp_path / "skip")
     assert again["stopped"] == "nonfinite"
@@ -270,3 +274,20 @@ def test_steps_skipped_after_the_last_save_count_as_lost_too(text, tmp_path):
     with open(run / "metrics.jsonl", "a") as f:       # ... while one that stopped on them says so itself
         f.write(json.dumps({"type": "nonfinite", "step": 28, "action": "stop", "tensor": "loss"}) + "\n")
     assert lost_steps(run, 20) is None
+
+
+def test_a_run_whose_initial_weights_diverge_is_told_to_change_them(text, tmp_path, monkeypatch):
+    _nan_loss_from(monkeypatch, 1)          # the first forward pass already non-finite, and every later one
+    s = train(tiny(text, tmp_path / "init", max_steps=5))
+    assert s["stopped"] == "nonfinite" and s["steps"] == 0
+    with pytest.raises(UserError, match=r"stopped at step 0 because training diverged \(non-finite loss at step "
+                                        r"1\), from the initial weights, before any update; a resume repeats .* "
+                                        r"give --on-nonfinite skip to skip such steps, or train a new run with a "
+                                        r"smaller --recurrent-scale, another --init or --activation$"):
+        train(resume_config(tmp_path / "init"), resume=tmp_path / "init")
+    s = train(resume_config(tmp_path / "init", {"on_nonfinite": "skip", "max_skips": 3}), resume=tmp_path / "init")
+    assert s["stopped"] == "nonfinite" and s["steps"] == s["skipped"] == 2     # the third skip stopped it
+    with pytest.raises(UserError, match=r"from the initial weights, before any update after 3 non-finite steps in a "
+                                        r"row, all from the same weights .* train a new run with a smaller "
+                                        r"--recurrent-scale, another --init or --activation \(--max-skips above 3"):
+        train(resume_config(tmp_path / "init"), resume=tmp_path / "init")
