@@ -312,6 +312,9 @@ def load_lag_doc(item) -> dict:
         if p.is_dir():
             p = p / "jacobian.json"
             if not p.exists():
+                from .runs import CONFIG, not_a_run_folder
+                if not (Path(item) / CONFIG).exists():         # a sweep's folder, a plots folder, ...
+                    raise UserError(not_a_run_folder(item))
                 raise UserError(f"{item} holds no jacobian.json; run 'python cli.py jacobian {item}' first "
                                 "(or use --over-training for a run tracked with --track-jacobian-every)")
         if not p.is_file():

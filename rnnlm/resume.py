@@ -103,7 +103,7 @@ def finish_only(config: TrainConfig, loop: LoopState, folder: Path, lr: float | 
         return None
     why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, lr=lr)
     if why is None and reason == "max_minutes" and \
-            config.max_minutes == config_from_dict(read_run_config(folder)["train"]).max_minutes:
+            config.max_minutes == config_from_dict(read_run_config(folder).get("train") or {}).max_minutes:
         why = "max_minutes"
     return why
 
@@ -130,7 +130,7 @@ def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Pat
     bad = next((e for e in reversed(events[:stops[-1]]) if e.get("type") == "nonfinite"), None)
     if bad is None or bad.get("action") != "stop":
         return
-    old = config_from_dict(read_run_config(folder)["train"])
+    old = config_from_dict(read_run_config(folder).get("train") or {})
     detected = bad.get("detected_at", loop.step + 1)
     at = (f"{folder} stopped at step {loop.step} because training diverged (non-finite {bad.get('tensor', 'values')} "
           f"at step {detected})")
@@ -211,7 +211,7 @@ def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path) -> N
     from .runs import METRICS, _events, read_run_config
     if not config.max_minutes:
         return
-    if config.max_minutes != config_from_dict(read_run_config(folder)["train"]).max_minutes:
+    if config.max_minutes != config_from_dict(read_run_config(folder).get("train") or {}).max_minutes:
         return      # another budget: the start-up measures whether it leaves a window
     events = [e for _, e in _events(Path(folder) / METRICS)]
     stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]

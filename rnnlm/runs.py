@@ -304,14 +304,20 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-def refuse_sweep_folder(folder) -> None:
+def refuse_sweep_folder(folder, resume: bool = False) -> None:
     """UserError (one line) when `folder` is a sweep's or a study's (sweep.jsonl, .sweep.lock): a run
-    trained into it would make the sweep refuse it as a training run's folder. Checked before train()
-    takes its lock, whose file would stay there."""
+    trained into it would make the sweep refuse it as a training run's folder; or one of its jobs' folders
+    (config.json and metrics.jsonl, no checkpoint: a new run would take it for a run killed before its
+    first save and clear it, and a resume has nothing to start from). Checked before train() takes its
+    lock, whose file would stay there. resume: the folder was given to --resume."""
     folder = Path(folder)
     marks = [name for name in ("sweep.jsonl", ".sweep.lock") if (folder / name).exists()]
     if marks:
         raise UserError(f"{folder} is a sweep's or a study's folder (it holds {marks[0]}); give the run another --out")
+    if (folder.parent / "sweep.jsonl").exists() and (folder / CONFIG).exists():
+        raise UserError(f"{folder} is a job of the sweep in {folder.parent}, whose jobs keep no checkpoint"
+                        + (", so it cannot be resumed; train its settings into a new --out" if resume else
+                           "; give the run another --out"))
 
 
 def _record_resume_settings(folder: Path, info: dict) -> None:
@@ -439,8 +445,9 @@ def not_a_run_folder(path) -> str:
     path = Path(path)
     if not path.exists():
         return f"{path} does not exist; give a run folder (what train --out writes)"
-    if path.is_file() and (path.parent / CONFIG).exists():
-        return f"{path} is a file of the run folder {path.parent}; give the folder"
+    if (path.parent / CONFIG).exists():
+        return f"{path} is {'a file' if path.is_file() else 'a folder'} inside the run folder {path.parent}; give " \
+               f"the run folder"
     if (path / "sweep.jsonl").exists() or (path.parent / "sweep.jsonl").exists():
         return (f"{path} is {'a sweep folder' if (path / 'sweep.jsonl').exists() else 'a job of a sweep'}, not a "
                 f"run folder (a sweep's jobs keep no checkpoint); 'sweep summarize' and 'plot sweep' read it")
@@ -466,7 +473,12 @@ def resume_config(run_dir, overrides: dict | None = None):
     """
     from .config import config_from_dict
     from .data import tokenizer_change
+    refuse_sweep_folder(run_dir, resume=True)      # (before its config.json, which a sweep's job holds too)
     saved = read_run_config(run_dir)
+    if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict):
+        raise UserError(f"{Path(run_dir) / CONFIG} holds no training settings (no \"train\" object: a damaged or "
+                        f"hand-edited file?), so the run cannot be resumed; evaluate and generate still read its "
+                        f"checkpoints")
     config = config_from_dict(saved["train"]).resumed(overrides, out=str(run_dir))
     why = tokenizer_change((saved.get("corpus") or {}).get("checksum"), config.data)
     if why:

@@ -139,8 +139,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     with StartUp() as startup:
         try:
             try:
-                if resume is None:
-                    refuse_sweep_folder(folder)
+                refuse_sweep_folder(folder, resume=resume is not None)
                 lock = lock_run(folder)
                 ck, finish = None, None
                 if resume is None:

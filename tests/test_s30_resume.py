@@ -146,6 +146,7 @@ def test_a_path_that_is_no_run_folder_says_what_it_is(tmp_path, capsys):
     run.mkdir()
     (run / "config.json").write_text("{}")
     (run / "model.npz").write_bytes(b"x")
+    (run / "plots").mkdir()
     sweep = tmp_path / "sweep"
     (sweep / "a=1").mkdir(parents=True)
     (sweep / "sweep.jsonl").write_text("")
@@ -153,8 +154,20 @@ def test_a_path_that_is_no_run_folder_says_what_it_is(tmp_path, capsys):
     (sweep / "a=1" / "metrics.jsonl").write_text("")
     cases = [(["evaluate", str(tmp_path / "nope")], f"no checkpoint at {tmp_path / 'nope'}: no such file or folder"),
              (["train", "--resume", str(tmp_path / "nope")], f"{tmp_path / 'nope'} does not exist; give a run folder"),
-             (["train", "--resume", str(run / "model.npz")], f"{run / 'model.npz'} is a file of the run folder {run}; "
-                                                             "give the folder"),
+             (["train", "--resume", str(run / "model.npz")], f"{run / 'model.npz'} is a file inside the run folder "
+                                                             f"{run}; give the run folder"),
+             (["train", "--resume", str(run)], f"{run / 'config.json'} holds no training settings (no \"train\" "
+                                               "object: a damaged or hand-edited file?), so the run cannot be "
+                                               "resumed; evaluate and generate still read its checkpoints"),
+             (["evaluate", str(run / "plots")], f"{run / 'plots'} is a folder inside the run folder {run}; give the "
+                                                "run folder"),
+             (["plot", "lag", str(sweep)], f"{sweep} is a sweep folder, not a run folder"),
+             (["train", "--resume", str(sweep / "a=1")], f"{sweep / 'a=1'} is a job of the sweep in {sweep}, whose "
+                                                         "jobs keep no checkpoint, so it cannot be resumed; train its "
+                                                         "settings into a new --out"),
+             (["train", "--corpus", "sintetico", "--out", str(sweep / "a=1")],
+              f"{sweep / 'a=1'} is a job of the sweep in {sweep}, whose jobs keep no checkpoint; give the run "
+              "another --out"),
              (["evaluate", str(sweep)], f"{sweep} is a sweep folder, not a run folder (a sweep's jobs keep no "
                                         "checkpoint); 'sweep summarize' and 'plot sweep' read it"),
              (["evaluate", str(sweep / "a=1")], f"{sweep / 'a=1'} holds no checkpoint (no best.npz or model.npz); it "
