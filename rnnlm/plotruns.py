@@ -174,6 +174,20 @@ def lr_schedule(events: list[dict], initial=None) -> tuple[list, list, bool]:
     return x, y, from_evals
 
 
+MAX_MARKED_NONFINITE = 10   # plot training: up to this many non-finite events each get a line and a label
+
+
+def _spans(steps: list[int]) -> list[tuple[int, int]]:
+    """Sorted steps as runs of consecutive ones: [1, 2, 3, 7, 9, 10] -> [(1, 3), (7, 7), (9, 10)]."""
+    spans = []
+    for k in steps:
+        if spans and k == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], k)
+        else:
+            spans.append((k, k))
+    return spans
+
+
 def draw_training(run_dir, title: str | None = None):
     """The figure of `plot_training`, unsaved: returns the matplotlib Figure."""
     events = read_metrics(run_dir)
@@ -183,6 +197,12 @@ def draw_training(run_dir, title: str | None = None):
     timed = [e for e in events if e.get("type") == "timed_eval"]
     bad = [e for e in events if e.get("type") == "nonfinite"]
     if not steps and not evals and not timed:
+        if bad:
+            raise UserError(f"{run_dir} has no step or eval events to plot: it went non-finite at step "
+                            f"{bad[0].get('detected_at', bad[0].get('step'))} ({len(bad):,} non-finite "
+                            f"{plural(len(bad), 'event')}), before its first step event (one every --log-every "
+                            f"{cfg.get('log_every', '?')} steps); its summary says what went bad, and a run "
+                            f"trained with --log-every 1 logs every step")
         raise UserError(f"{run_dir} has no step or eval events to plot")
     plt = _pyplot()
     fig, (a_ppl, a_g, a_lr) = plt.subplots(3, 1, figsize=(7.5, 8.3), sharex=True)
@@ -237,12 +257,23 @@ def draw_training(run_dir, title: str | None = None):
     a_lr.set_yticks(sorted({v for v in lr_y if v}) or [1.0])
     a_lr.set_xlabel("training step (updates)")
 
-    for e in bad:
+    if len(bad) <= MAX_MARKED_NONFINITE:
+        for e in bad:
+            for ax in (a_ppl, a_g, a_lr):
+                ax.axvline(e["step"], color="black", linestyle=":", linewidth=1)
+            a_ppl.annotate(f"non-finite {e.get('tensor')} ({e.get('action')})", (e["step"], 1),
+                           xycoords=("data", "axes fraction"), xytext=(-3, -12), textcoords="offset points",
+                           fontsize=7, ha="right")
+    else:       # thousands of skipped steps: shaded spans of consecutive steps and one legend entry
+        spans = _spans(sorted({int(e["step"]) for e in bad if isinstance(e.get("step"), (int, float))}))
         for ax in (a_ppl, a_g, a_lr):
-            ax.axvline(e["step"], color="black", linestyle=":", linewidth=1)
-        a_ppl.annotate(f"non-finite {e.get('tensor')} ({e.get('action')})", (e["step"], 1),
-                       xycoords=("data", "axes fraction"), xytext=(-3, -12), textcoords="offset points",
-                       fontsize=7, ha="right")
+            for a, b in spans:
+                ax.axvspan(a - 0.5, b + 0.5, color="tab:red", alpha=0.15, linewidth=0)
+        skipped = sum(e.get("action") == "skip" for e in bad)
+        stopped = len(bad) - skipped
+        a_ppl.fill_between([], [], [], color="tab:red", alpha=0.15, linewidth=0,      # (the legend's swatch)
+                           label=f"{len(bad):,} non-finite steps, shaded ({skipped:,} skipped"
+                                 + (f", {stopped} stopped the run" if stopped else "") + ")")
     for ax in (a_ppl, a_g, a_lr):
         ax.grid(True, alpha=0.3)
         _legend_above(ax)

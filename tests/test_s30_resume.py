@@ -304,3 +304,37 @@ def test_a_run_whose_initial_weights_diverge_is_told_to_change_them(text, tmp_pa
                                         r"row, all from the same weights .* train a new run with a smaller "
                                         r"--recurrent-scale, another --init or --activation \(--max-skips above 3"):
         train(resume_config(tmp_path / "init"), resume=tmp_path / "init")
+
+
+def test_many_skipped_steps_are_shaded_spans_with_one_legend_entry(tmp_path):
+    import json
+    import matplotlib.pyplot as plt
+    from rnnlm import plotruns
+    from test_plots_figures import _fake_run
+    run = _fake_run(tmp_path / "skips", losses=(5.0, 4.0, 3.0), norms=(1.0, 1.0, 1.0))
+    with open(run / "metrics.jsonl", "a") as f:
+        for step in list(range(4, 504)) + [600, 601, 700]:
+            f.write(json.dumps({"type": "nonfinite", "step": step, "action": "skip", "tensor": "loss"}) + "\n")
+        f.write(json.dumps({"type": "nonfinite", "step": 701, "action": "stop", "tensor": "loss"}) + "\n")
+    fig = plotruns.draw_training(run)
+    ax = fig.axes[0]
+    assert not [t for t in ax.texts if t.get_text().startswith("non-finite")]        # no label per step
+    assert len(ax.patches) == 3         # 4-503, 600-601 and 700-701: three spans
+    assert "504 non-finite steps, shaded (503 skipped, 1 stopped the run)" in \
+        [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+    # a few are each marked and named, as before
+    assert plotruns._spans([1, 2, 3, 7, 9, 10]) == [(1, 3), (7, 7), (9, 10)]
+
+
+def test_a_run_with_only_nonfinite_events_says_why_there_is_nothing_to_plot(tmp_path):
+    import json
+    from rnnlm import plotruns
+    from test_plots_figures import _fake_run
+    run = _fake_run(tmp_path / "d", losses=(), norms=())
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"type": "nonfinite", "step": 1, "detected_at": 1, "action": "stop"}) + "\n")
+    with pytest.raises(UserError, match=r"has no step or eval events to plot: it went non-finite at step 1 \(1 "
+                                        r"non-finite event\), before its first step event \(one every --log-every "
+                                        r"1 steps\); .* --log-every 1 logs every step$"):
+        plotruns.draw_training(run)
