@@ -274,8 +274,9 @@ def _run_plot(args):
                                      (f"--scope {args.scope}", args.scope != "layer0")) if given]
         if unused:
             raise UserError(f"{' and '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply with "
-                            f"--over-training (its curves are layer 0's, one per recorded step, labelled by "
-                            f"step); drop {'it' if len(unused) == 1 else 'them'}")
+                            f"--over-training (its curves are layer 0's, one per recorded step, labelled by the "
+                            f"colour bar; the recorded steps keep no ||W_hh|| for a bound); drop "
+                            f"{'it' if len(unused) == 1 else 'them'}")
         out = args.out or first / "plots" / f"lag-over-training-{what}.png"
         png = plotruns.plot_lag_over_training(first, out, quantity=args.quantity, norm=args.norm,
                                               title=args.title, flow=args.flow)

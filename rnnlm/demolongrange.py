@@ -332,9 +332,16 @@ def shape_sentence(sh: dict) -> str:
             f"{acc['rnn-clip']:.2f} ({'at' if sh['rnn_at_chance_long'] else 'not at'} chance), lstm "
             f"{acc['lstm-clip']:.2f}, gru {acc['gru-clip']:.2f} "
             f"({'both' if sh['gated_above_rnn_long'] else 'not both'} above the rnn). "
-            + f"Above chance at short distance ({sh['short_bin']}): {_words(above) or 'none'}"
-            + (f"; not {_words(below)}: a model that has not learned agreement even at short distance "
-               "cannot show the contrast (its training was too short)." if below
-               else "; every model learned agreement nearby.")
+            + _short_sentence(sh["short_bin"], above, below)
             + " The vanilla rnn's failure to learn a long dependency is shown by `study learnability --quick` "
               "(README, \"Learning a dependency across d words\").")
+
+
+def _short_sentence(short_bin: str, above: list, below: list) -> str:
+    """Which clipped models learned agreement at the shortest distances (the contrast needs them all)."""
+    if not below:
+        return f"At short distance ({short_bin}) every model is above chance: every model learned agreement nearby."
+    verb = "is" if len(below) == 1 else "are"
+    others = f" ({_words(above)} {'is' if len(above) == 1 else 'are'})" if above else ""
+    return (f"At short distance ({short_bin}) {_words(below)} {verb} not above chance{others}: a model that has not "
+            "learned agreement even at short distance cannot show the contrast (its training was too short).")

@@ -154,6 +154,8 @@ class _Progress:
                         disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]")
 
+    skip_notes = 0      # skipped steps reported so far in this session (train._nonfinite names the first ones)
+
     def _interval(self):
         self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0
         self.i_skipped = 0          # windows skipped (--on-nonfinite skip): no loss, but time and tokens

@@ -77,6 +77,7 @@ def default_out(config: TrainConfig) -> str:
 
 CALIBRATION_S = 3.0       # at most this long measuring the evaluation speed before training
 CALIBRATION_FEW = 3       # ... but this many windows only when just the bar's time left uses it
+SKIP_NOTES = 10           # --on-nonfinite skip: a session names this many skipped steps, then counts them
 TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of its --eval-minutes interval
 
 
@@ -713,6 +714,13 @@ def _nonfinite(s: _Session, loop: LoopState, hidden, result: StepResult, last_go
             what = f"stopping: {s.config.max_skips} steps in a row were non-finite (--max-skips)"
         if rolled_back is not None:
             what += (f"; rolled back to step {rolled_back}, the last state whose loss and gradients were finite")
+    if action == "skip":        # thousands of skipped steps would bury the output: the first ones are named
+        progress.skip_notes += 1
+        if progress.skip_notes > SKIP_NOTES:
+            if progress.skip_notes == SKIP_NOTES + 1:
+                progress.write(f"(further skipped steps are not named one by one: the progress lines count them, "
+                               f"metrics.jsonl records each)")
+            return event, loop, hidden
     progress.write(f"non-finite values at step {detected} (first bad tensor: {result.bad}); {what}")
     return event, loop, hidden
 

@@ -122,11 +122,14 @@ def test_the_longrange_verdict_is_in_words_not_python_booleans():
     text = shape_sentence(sh)
     assert "True" not in text and "False" not in text
     assert text.startswith("The expected shape does NOT fully appear at distances 16-30: rnn 0.95 (not at chance), "
-                           "lstm 0.69, gru 0.98 (not both above the rnn). Above chance at short distance (1-5): "
-                           "rnn and lstm; not gru: a model that has not learned"), text
+                           "lstm 0.69, gru 0.98 (not both above the rnn). At short distance (1-5) gru is not above "
+                           "chance (rnn and lstm are): a model that has not learned"), text
     assert "`study learnability --quick`" in text
-    sh["above_chance_short"]["gru-clip"] = True
-    assert "rnn, lstm and gru; every model learned agreement nearby." in shape_sentence(sh)
+    sh["above_chance_short"] = {"rnn-clip": False, "lstm-clip": False, "gru-clip": False}
+    assert "At short distance (1-5) rnn, lstm and gru are not above chance: a model" in shape_sentence(sh)
+    sh["above_chance_short"] = {"rnn-clip": True, "lstm-clip": True, "gru-clip": True}
+    assert "At short distance (1-5) every model is above chance: every model learned agreement nearby." in \
+        shape_sentence(sh)
 
 
 def test_the_final_evaluation_lines_count_the_splits_tokens_as_corpus_info_and_evaluate_do(text, tmp_path, capsys):
@@ -338,3 +341,15 @@ def test_a_run_with_only_nonfinite_events_says_why_there_is_nothing_to_plot(tmp_
                                         r"non-finite event\), before its first step event \(one every --log-every "
                                         r"1 steps\); .* --log-every 1 logs every step$"):
         plotruns.draw_training(run)
+
+
+def test_only_the_first_skipped_steps_are_named(text, tmp_path, monkeypatch, capsys):
+    _nan_loss_from(monkeypatch, 3)
+    s = train(tiny(text, tmp_path / "skip", max_steps=25, on_nonfinite="skip", max_skips=30))
+    assert s["skipped"] == 23
+    err = capsys.readouterr().err.splitlines()
+    named = [x for x in err if x.endswith("skipping the step")]
+    assert [x.split()[4] for x in named] == [str(k) for k in range(3, 13)]
+    assert err.count("(further skipped steps are not named one by one: the progress lines count them, "
+                     "metrics.jsonl records each)") == 1
+    assert len(events(tmp_path / "skip", "nonfinite")) == 23
