@@ -260,6 +260,9 @@ def train_task(config: TaskTrainConfig, data: tasks.TaskData, progress=None) -> 
         train_s += time.perf_counter() - t0
         if step % config.eval_every == 0 or step == config.steps:
             acc = record(step)["acc"]
+            if step % config.eval_every:
+                continue    # the last step off the schedule: recorded (the state the run ended in), but only
+                #             evaluations --eval-every steps apart count toward --patience
             if acc >= config.threshold:
                 first_step = step if first_step is None else first_step
                 streak += 1

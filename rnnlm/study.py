@@ -108,23 +108,24 @@ def _task_spec(config: StudyConfig, distance: int, seed: int) -> tasks.TaskSpec:
 
 
 def evaluations(steps: int, eval_every: int) -> int:
-    """Evaluations a run of `steps` steps makes (learnability.train_task: every `eval_every` steps and at
-    the last step; the one at step 0 measures the untrained model and counts toward nothing)."""
-    return -(-int(steps) // int(eval_every))
+    """Evaluations of a run of `steps` steps that count toward --patience (learnability.train_task: every
+    `eval_every` steps; the one at step 0 measures the untrained model, and one at a last step off that
+    schedule the state the run ended in: neither counts)."""
+    return int(steps) // int(eval_every)
 
 
 def check_budget(config: StudyConfig) -> None:
     """UserError (one line) for a budget too short to count any run solved: a run is solved after
-    `patience` consecutive evaluations at held-out accuracy >= threshold, so it needs that many
-    evaluations, i.e. steps > (patience - 1) x eval_every. Names the smallest --steps and the largest
-    --eval-every that allow it. (--quick's budget is checked as --quick sets it.)"""
+    `patience` consecutive evaluations at held-out accuracy >= threshold, eval_every steps apart, so it
+    needs steps >= patience x eval_every. Names the smallest --steps and the largest --eval-every that
+    allow it. (--quick's budget is checked as --quick sets it.)"""
     t = (quick_config(config) if config.quick else config).train
     t.validate()        # (an eval_every of 0 is refused in one line there, not divided by here)
     n = evaluations(t.steps, t.eval_every)
     if n >= t.patience:
         return
-    fix = f"--steps {(t.patience - 1) * t.eval_every + 1} or more"
-    most = -(-t.steps // (t.patience - 1)) - 1      # the largest eval_every with `patience` evaluations
+    fix = f"--steps {t.patience * t.eval_every} or more"
+    most = t.steps // t.patience                    # the largest eval_every with `patience` evaluations
     if most >= 1:
         fix += f" (or --eval-every {most} or less)"
     raise UserError(f"--steps {t.steps} with --eval-every {t.eval_every} allows {n} evaluation{'s' * (n != 1)}, "

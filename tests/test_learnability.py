@@ -242,3 +242,16 @@ def test_task_arrays_round_trip():
     for s in ("train", "test"):
         for a, b in zip(data.split(s), back.split(s)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_last_evaluation_off_the_schedule_does_not_count_toward_patience(monkeypatch):
+    # steps 11 with eval_every 5: evaluations at 0, 5, 10 and 11; the one at 11 came 1 step after the one
+    # at 10 and made a third "consecutive" success out of two
+    data, _ = _task(d=3)
+    _scripted(monkeypatch, [0.5, 0.99, 0.99, 0.99])
+    r = L.train_task(_tiny_config(steps=11, eval_every=5), data)
+    assert r["history"]["step"] == [0, 5, 10, 11] and r["final_acc"] == 0.99
+    assert not r["solved"] and r["solved_step"] is None and r["steps_run"] == 11
+    _scripted(monkeypatch, [0.5, 0.99, 0.99, 0.99])
+    r = L.train_task(_tiny_config(steps=15, eval_every=5), data)
+    assert r["solved"] and r["solved_step"] == 5 and r["history"]["step"] == [0, 5, 10, 15]

@@ -18,20 +18,21 @@ def _budget(steps, eval_every, **kw):
 
 
 def test_the_smallest_budget_that_can_count_a_run_solved():
-    # evaluations at every eval_every steps and at the last step; solved after patience (3) in a row
-    assert [study.evaluations(s, 250) for s in (1, 250, 251, 500, 501, 6000)] == [1, 1, 2, 2, 3, 24]
-    for steps, ok in ((500, False), (501, True), (6000, True)):
+    # evaluations every eval_every steps count; solved after patience (3) in a row, so 3 x eval_every steps (a
+    # last evaluation off the schedule, at step 501, came 1 step after the one at 500 and counted as the third)
+    assert [study.evaluations(s, 250) for s in (1, 250, 251, 500, 501, 749, 750, 6000)] == [0, 1, 1, 2, 2, 2, 3, 24]
+    for steps, ok in ((501, False), (749, False), (750, True), (6000, True)):
         if ok:
             study.check_budget(_budget(steps, 250))
         else:
-            with pytest.raises(UserError, match="give --steps 501 or more"):
+            with pytest.raises(UserError, match="give --steps 750 or more"):
                 study.check_budget(_budget(steps, 250))
-    study.check_budget(_budget(30, 14))                 # evaluations at 14, 28, 30
-    with pytest.raises(UserError, match=r"allows 2 evaluations.*--eval-every 14 or less"):
-        study.check_budget(_budget(30, 15))             # at 15 and 30 only
-    study.check_budget(_budget(1, 250, patience=1))     # one evaluation suffices
+    study.check_budget(_budget(30, 10))                 # evaluations at 10, 20, 30
+    with pytest.raises(UserError, match=r"allows 2 evaluations.*--eval-every 10 or less"):
+        study.check_budget(_budget(30, 11))             # at 11 and 22 only
+    study.check_budget(_budget(250, 250, patience=1))   # one evaluation suffices
     study.check_budget(C.StudyConfig(quick=True))       # --quick's own budget
-    with pytest.raises(UserError, match=r"^--steps 1 with --eval-every 250 allows 1 evaluation, .*--steps 501 or "
+    with pytest.raises(UserError, match=r"^--steps 1 with --eval-every 250 allows 0 evaluations, .*--steps 750 or "
                                         r"more$"):
         study.check_budget(_budget(1, 250))             # no --eval-every can give 3 evaluations of 1 step
 
@@ -41,9 +42,9 @@ def test_study_refuses_a_budget_that_cannot_solve_in_one_line(tmp_path, capsys):
     assert main(["study", "learnability", "--steps", "400", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "error: --steps 400 with --eval-every 250 allows 2 evaluations, but a run counts as solved only after 3 "
-        "consecutive evaluations at held-out accuracy >= 0.95: no run could be solved; give --steps 501 or more "
-        "(or --eval-every 199 or less)"]
+        "error: --steps 400 with --eval-every 250 allows 1 evaluation, but a run counts as solved only after 3 "
+        "consecutive evaluations at held-out accuracy >= 0.95: no run could be solved; give --steps 750 or more "
+        "(or --eval-every 133 or less)"]
     assert not out.exists()
 
 
