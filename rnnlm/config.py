@@ -674,7 +674,9 @@ class JacobianConfig:
     def validate(self) -> None:
         check_fields(self)
         if (self.run is None) == (self.model is None):
-            raise UserError("give a run folder or checkpoint, or --init with model settings (not both)")
+            raise UserError("give a run folder or checkpoint to measure (jacobian runs/NAME), or --init for a "
+                            "fresh model (jacobian --init --cell rnn ...)"
+                            + ("; not both" if self.run is not None else ""))
         if self.checkpoint not in CHECKPOINTS:
             raise UserError(f"--checkpoint must be best or latest, got '{self.checkpoint}'")
         if self.split not in SPLITS:
