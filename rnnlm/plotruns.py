@@ -198,11 +198,14 @@ def draw_training(run_dir, title: str | None = None):
     bad = [e for e in events if e.get("type") == "nonfinite"]
     if not steps and not evals and not timed:
         if bad:
-            raise UserError(f"{run_dir} has no step or eval events to plot: it went non-finite at step "
-                            f"{bad[0].get('detected_at', bad[0].get('step'))} ({len(bad):,} non-finite "
-                            f"{plural(len(bad), 'event')}), before its first step event (one every --log-every "
-                            f"{cfg.get('log_every', '?')} steps); its summary says what went bad, and a run "
-                            f"trained with --log-every 1 logs every step")
+            first = bad[0].get("detected_at", bad[0].get("step"))
+            # (a run that went bad at its first step, or that logged every step, has nothing a setting could add)
+            more = ("" if first == 1 or cfg.get("log_every") == 1 else
+                    ", and a run trained with --log-every 1 logs every step")
+            raise UserError(f"{run_dir} has no step or eval events to plot: it went non-finite at step {first} "
+                            f"({len(bad):,} non-finite {plural(len(bad), 'event')}), before its first step event "
+                            f"(one every --log-every {cfg.get('log_every', '?')} steps); its summary says what "
+                            f"went bad{more}")
         raise UserError(f"{run_dir} has no step or eval events to plot")
     plt = _pyplot()
     fig, (a_ppl, a_g, a_lr) = plt.subplots(3, 1, figsize=(7.5, 8.3), sharex=True)

@@ -139,11 +139,10 @@ def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Pat
     initial = loop.step - loop.skipped == 0 and detected == loop.step + 1
     clipped = old.clip_norm or old.clip_value
     new_run = ("train a new run with a smaller --recurrent-scale, another --init or --activation" if initial else
-               "train a new run with a smaller --lr, or with --clip-norm" if not clipped else
+               "train a new run with a smaller --lr, or with gradient clipping (--clip-norm 0.25)" if not clipped else
                f"train a new run with a smaller --lr, or a smaller --clip-{'norm' if old.clip_norm else 'value'} "
                f"than {clipped:g}")
-    if initial:
-        at += ", from the initial weights, before any update"
+    weights = "the initial weights" if initial else "the same weights"
     if bad.get("weights_nonfinite"):
         raise UserError(f"{at}: the update made the weights non-finite, which a resume repeats and no "
                         f"--on-nonfinite skip can skip; {new_run}")
@@ -152,12 +151,13 @@ def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Pat
             return
         # a skipped step leaves the weights as they were: the same weights failed on every one of these batches
         raise UserError(f"{at} after {old.max_skips} {plural(old.max_skips, 'non-finite step')} in a row, all from "
-                        f"the same weights (a skipped step leaves them unchanged), so more skips are unlikely to "
-                        f"help: {new_run} (--max-skips above {old.max_skips} tries more batches)")
+                        f"{weights} (a skipped step leaves them unchanged), so more skips are unlikely to help: "
+                        f"{new_run} (--max-skips above {old.max_skips} tries more batches)")
     if config.on_nonfinite == "skip":
         return
-    raise UserError(f"{at}; a resume repeats the same steps exactly and would diverge again: give "
-                    f"--on-nonfinite skip to skip such steps, or {new_run}")
+    raise UserError(f"{at}{', from the initial weights, before any update' if initial else ''}; a resume repeats "
+                    f"the same steps exactly and would diverge again: give --on-nonfinite skip to skip such "
+                    f"steps, or {new_run}")
 
 
 def budget_to_exceed(elapsed: float, needed: float) -> float:

@@ -475,7 +475,7 @@ def resume_config(run_dir, overrides: dict | None = None):
     from .data import tokenizer_change
     refuse_sweep_folder(run_dir, resume=True)      # (before its config.json, which a sweep's job holds too)
     saved = read_run_config(run_dir)
-    if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict):
+    if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict) or not saved["train"]:
         raise UserError(f"{Path(run_dir) / CONFIG} holds no training settings (no \"train\" object: a damaged or "
                         f"hand-edited file?), so the run cannot be resumed; evaluate and generate still read its "
                         f"checkpoints")

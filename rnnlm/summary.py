@@ -113,8 +113,11 @@ def format_summary(s: dict) -> str:
         why = " (stopped after --max-skips non-finite steps in a row)" if nf.get("max_skips") else ""
         back = (f"; rolled back to step {nf['rolled_back_to']}, the last state whose loss and gradients were finite"
                 if nf.get("rolled_back_to") is not None else "")
-        lines.append(f"the run diverged: non-finite {nf['tensor']} at step {nf.get('detected_at', nf['step'])}{back}; "
-                     "model.npz holds the last good parameters" + why)
+        at = nf.get("detected_at", nf["step"])
+        # no update ever applied (every step so far skipped, or none): the weights were never good, only first
+        held = ("model.npz holds the initial parameters, which gave no finite loss"
+                if s["steps"] == s["skipped"] and at == s["steps"] + 1 else "model.npz holds the last good parameters")
+        lines.append(f"the run diverged: non-finite {nf['tensor']} at step {at}{back}; {held}{why}")
     if s.get("sample"):
         lines.append(f"sample ({s['sampled_from']} model):")
         lines += ["  " + line for line in s["sample"].splitlines()]     # one sentence per line

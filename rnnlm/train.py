@@ -269,6 +269,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         baseline = None
         note(f"no Kneser-Ney baseline for this corpus ({exc})")
     timing = _Timing(config, final_tokens=_final_tokens(s))
+    after_announce = []     # notes of the start-up that follow the run's first line
     from ._jit import cache_is_warm
     phase(config, "reading the compiled kernels from the cache..." if cache_is_warm()
            else "compiling the kernels (about 30 s; later runs read them from the cache)...")
@@ -281,10 +282,10 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                                    needed=timing.needed())
         lost = lost_steps(config.out, loop.step)
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
-        if lost is not None:
-            note(f"the run had logged training up to step {lost:,}, but its last save is step {loop.step:,}: the "
-                 f"{lost - loop.step:,} steps after it were lost (the process ended without saving: kill -9, a "
-                 f"crash, a power cut) and are trained again")
+        if lost is not None:        # said after "resuming RUN from step S" (announce)
+            after_announce.append(f"the run had logged training up to step {lost:,}, but its last save is step "
+                                  f"{loop.step:,}: the {lost - loop.step:,} steps after it were lost (the process "
+                                  f"ended without saving: kill -9, a crash, a power cut) and are trained again")
         if guard is not None:
             guard.run = run
         restored = restore_vocab(config.out, vocab)
@@ -318,6 +319,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                 guard.end()         # from here on the loop's handler answers signals (a stop saves the checkpoint)
             if announce is not None:
                 announce()
+            for line in after_announce:
+                note(line)
             interrupt.saved_step = loop.step        # a new run saved step 0 above; a resume starts from its own
             while True:
                 stopped = finish or stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),

@@ -303,9 +303,11 @@ def test_a_run_whose_initial_weights_diverge_is_told_to_change_them(text, tmp_pa
         train(resume_config(tmp_path / "init"), resume=tmp_path / "init")
     s = train(resume_config(tmp_path / "init", {"on_nonfinite": "skip", "max_skips": 3}), resume=tmp_path / "init")
     assert s["stopped"] == "nonfinite" and s["steps"] == s["skipped"] == 2     # the third skip stopped it
-    with pytest.raises(UserError, match=r"from the initial weights, before any update after 3 non-finite steps in a "
-                                        r"row, all from the same weights .* train a new run with a smaller "
-                                        r"--recurrent-scale, another --init or --activation \(--max-skips above 3"):
+    with pytest.raises(UserError, match=r"\(non-finite loss at step 3\) after 3 non-finite steps in a row, all "
+                                        r"from the initial weights \(a skipped step "
+                                        r"leaves them unchanged\), so more skips are unlikely to help: train a new "
+                                        r"run with a smaller --recurrent-scale, another --init or --activation "
+                                        r"\(--max-skips above 3"):
         train(resume_config(tmp_path / "init"), resume=tmp_path / "init")
 
 
@@ -339,7 +341,15 @@ def test_a_run_with_only_nonfinite_events_says_why_there_is_nothing_to_plot(tmp_
         f.write(json.dumps({"type": "nonfinite", "step": 1, "detected_at": 1, "action": "stop"}) + "\n")
     with pytest.raises(UserError, match=r"has no step or eval events to plot: it went non-finite at step 1 \(1 "
                                         r"non-finite event\), before its first step event \(one every --log-every "
-                                        r"1 steps\); .* --log-every 1 logs every step$"):
+                                        r"1 steps\); its summary says what went bad$"):
+        plotruns.draw_training(run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["train"]["log_every"] = 10
+    (run / "config.json").write_text(json.dumps(cfg))
+    with open(run / "metrics.jsonl", "w") as f:
+        f.write(json.dumps({"type": "nonfinite", "step": 4, "detected_at": 4, "action": "stop"}) + "\n")
+    with pytest.raises(UserError, match=r"at step 4 .* went bad, and a run trained with --log-every 1 logs every "
+                                        r"step$"):
         plotruns.draw_training(run)
 
 
@@ -353,3 +363,22 @@ def test_only_the_first_skipped_steps_are_named(text, tmp_path, monkeypatch, cap
     assert err.count("(further skipped steps are not named one by one: the progress lines count them, "
                      "metrics.jsonl records each)") == 1
     assert len(events(tmp_path / "skip", "nonfinite")) == 23
+
+
+def test_the_summary_of_a_run_whose_initial_weights_diverged_does_not_call_them_good(text, tmp_path, monkeypatch):
+    from rnnlm.summary import format_summary
+    _nan_loss_from(monkeypatch, 1)
+    s = train(tiny(text, tmp_path / "init", max_steps=5))
+    assert "model.npz holds the initial parameters, which gave no finite loss" in format_summary(s)
+    monkeypatch.undo()
+    _nan_loss_from(monkeypatch, 3)
+    s = train(tiny(text, tmp_path / "later", max_steps=5))
+    assert "model.npz holds the last good parameters" in format_summary(s)
+
+
+def test_a_config_json_with_empty_training_settings_is_said_to_be_damaged(text, tmp_path):
+    import json
+    train(tiny(text, tmp_path / "r", max_steps=3))
+    (tmp_path / "r" / "config.json").write_text(json.dumps({"train": {}}))
+    with pytest.raises(UserError, match="holds no training settings"):
+        resume_config(tmp_path / "r")
