@@ -315,8 +315,10 @@ def refuse_sweep_folder(folder, resume: bool = False) -> None:
     if marks:
         raise UserError(f"{folder} is a sweep's or a study's folder (it holds {marks[0]}); give the run another --out")
     if (folder.parent / "sweep.jsonl").exists() and (folder / CONFIG).exists():
-        raise UserError(f"{folder} is a job of the sweep in {folder.parent}, whose jobs keep no checkpoint"
-                        + (", so it cannot be resumed; train its settings into a new --out" if resume else
+        # (its files are what sweep.jsonl records: a resume or a new run would change them behind its back)
+        raise UserError(f"{folder} is a job of the sweep in {folder.parent}"
+                        + (": a resume would change what the sweep recorded (and its jobs keep a checkpoint only "
+                           "with --keep-models); train its settings into a new --out" if resume else
                            "; give the run another --out"))
 
 
@@ -448,9 +450,10 @@ def not_a_run_folder(path) -> str:
     if (path.parent / CONFIG).exists():
         return f"{path} is {'a file' if path.is_file() else 'a folder'} inside the run folder {path.parent}; give " \
                f"the run folder"
-    if (path / "sweep.jsonl").exists() or (path.parent / "sweep.jsonl").exists():
-        return (f"{path} is {'a sweep folder' if (path / 'sweep.jsonl').exists() else 'a job of a sweep'}, not a "
-                f"run folder (a sweep's jobs keep no checkpoint); 'sweep summarize' and 'plot sweep' read it")
+    if (path / "sweep.jsonl").exists():
+        return (f"{path} is a sweep folder, not a run folder: give one of its jobs' folders ({path}/JOB: plot "
+                f"training and plot lag read one, evaluate and generate one run with --keep-models), or read the "
+                f"whole sweep with 'sweep summarize' and 'plot sweep'")
     return f"{path} is not a run folder (no config.json)"
 
 
@@ -547,8 +550,8 @@ def load_model(run, which: str = "best"):
         if not path.exists() and not (run / BEST).exists():
             job = (run.parent / "sweep.jsonl").exists()
             raise UserError(f"{run} holds no checkpoint (no {BEST} or {LATEST})"
-                            + ("; it is a job of a sweep, whose jobs keep none: 'sweep summarize' and 'plot sweep' "
-                               "read the sweep" if job else ""))
+                            + ("; it is a job of a sweep, whose jobs keep one only when run with --keep-models: "
+                               "'sweep summarize' and 'plot sweep' read the sweep" if job else ""))
         vocab_file = run / VOCAB
     else:
         path = run

@@ -165,16 +165,19 @@ def test_a_path_that_is_no_run_folder_says_what_it_is(tmp_path, capsys):
              (["evaluate", str(run / "plots")], f"{run / 'plots'} is a folder inside the run folder {run}; give the "
                                                 "run folder"),
              (["plot", "lag", str(sweep)], f"{sweep} is a sweep folder, not a run folder"),
-             (["train", "--resume", str(sweep / "a=1")], f"{sweep / 'a=1'} is a job of the sweep in {sweep}, whose "
-                                                         "jobs keep no checkpoint, so it cannot be resumed; train its "
-                                                         "settings into a new --out"),
+             (["train", "--resume", str(sweep / "a=1")], f"{sweep / 'a=1'} is a job of the sweep in {sweep}: a resume "
+                                                         "would change what the sweep recorded (and its jobs keep a "
+                                                         "checkpoint only with --keep-models); train its settings "
+                                                         "into a new --out"),
              (["train", "--corpus", "sintetico", "--out", str(sweep / "a=1")],
-              f"{sweep / 'a=1'} is a job of the sweep in {sweep}, whose jobs keep no checkpoint; give the run "
-              "another --out"),
-             (["evaluate", str(sweep)], f"{sweep} is a sweep folder, not a run folder (a sweep's jobs keep no "
-                                        "checkpoint); 'sweep summarize' and 'plot sweep' read it"),
+              f"{sweep / 'a=1'} is a job of the sweep in {sweep}; give the run another --out"),
+             (["evaluate", str(sweep)], f"{sweep} is a sweep folder, not a run folder: give one of its jobs' folders "
+                                        f"({sweep}/JOB: plot training and plot lag read one, evaluate and generate "
+                                        "one run with --keep-models), or read the whole sweep with 'sweep "
+                                        "summarize' and 'plot sweep'"),
              (["evaluate", str(sweep / "a=1")], f"{sweep / 'a=1'} holds no checkpoint (no best.npz or model.npz); it "
-                                                "is a job of a sweep"),
+                                                "is a job of a sweep, whose jobs keep one only when run with "
+                                                "--keep-models"),
              (["plot", "training", str(tmp_path / "nope")], f"{tmp_path / 'nope'} does not exist")]
     for argv, start in cases:
         assert main(argv) == 2, argv
