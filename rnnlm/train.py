@@ -310,6 +310,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                  "lr": s.opt.lr, "startup_s": round(startup, 3), "time": loop.elapsed})
 
     nonfinite = None        # the latest non-finite window (its event), for the summary
+    due_log = due_eval = False      # a step event / validation due at a skipped step, made at the next applied one
     last_good = LastGood(model, s.opt)
     progress = _Progress(s, loop, timing)
     # Overflow warnings would only repeat what the non-finite guard reports in one line.
@@ -356,13 +357,19 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                 progress.step(loop, result, seconds)
                 applied = result.bad is None
                 timing.session_steps += applied
-                if applied and loop.step % config.log_every == 0:
+                # a step event or a validation whose step was skipped (--on-nonfinite skip) comes at the next
+                # applied step: a run that skips most steps still logs the ones it trained
+                due_log = due_log or loop.step % config.log_every == 0
+                due_eval = due_eval or bool(config.eval_every) and loop.step % config.eval_every == 0
+                if applied and due_log:
+                    due_log = False
                     tps = loop.log_tokens / timing.event_seconds if timing.event_seconds > 0 else 0.0
                     run.log(_step_event(s, loop, result, tps))
                     loop.start_log_interval()
                     timing.event_seconds = 0.0
                 interrupt.during = "validation"
-                if applied and config.eval_every and loop.step % config.eval_every == 0:
+                if applied and due_eval:
+                    due_eval = False
                     _evaluate(s, loop, "every")
                     _save(s, loop, hidden)
                     interrupt.saved_step = loop.step

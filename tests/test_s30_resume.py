@@ -1,9 +1,11 @@
 """A resume of a run that diverged: refused where it would only diverge again at the same step."""
 import json
 
+import numpy as np
 import pytest
 
 from rnnlm.errors import UserError
+from rnnlm.model import RNNModel
 from rnnlm.runs import resume_config
 from rnnlm.train import train
 
@@ -385,3 +387,17 @@ def test_a_config_json_with_empty_training_settings_is_said_to_be_damaged(text, 
     (tmp_path / "r" / "config.json").write_text(json.dumps({"train": {}}))
     with pytest.raises(UserError, match="holds no training settings"):
         resume_config(tmp_path / "r")
+
+
+def test_a_step_event_or_validation_due_at_a_skipped_step_comes_at_the_next_applied_one(text, tmp_path, monkeypatch):
+    original = RNNModel.train_grads
+    calls = {"n": 0}
+
+    def poisoned(self, *a, **k):       # steps 8-12 non-finite, the rest fine
+        r = original(self, *a, **k)
+        calls["n"] += 1
+        return r._replace(loss=np.float64(np.nan)) if 8 <= calls["n"] <= 12 else r
+    monkeypatch.setattr(RNNModel, "train_grads", poisoned)
+    train(tiny(text, tmp_path / "r", max_steps=25, log_every=5, eval_every=10, on_nonfinite="skip", max_skips=10))
+    assert [e["step"] for e in events(tmp_path / "r", "step")] == [5, 13, 15, 20, 25]
+    assert [e["step"] for e in events(tmp_path / "r", "eval") if e.get("reason") == "every"] == [13, 20]
