@@ -53,8 +53,8 @@ RULES = {
     # in this process, one job after another (tests/test_sweep.py runs the Dask paths)
     "sweep run": [a for a in TRAIN if a not in ("--out", "{fresh}", "--sample-words", "3")] + ["--scheduler", "serial"],
     "sweep summarize": [],
-    # --eval-every 7: 3 evaluations in 20 steps, the fewest that can count a run solved (study refuses fewer)
-    "study learnability": ["--distances", "2,4", "--cells", "rnn,gru", "--seeds", "0", "--steps", "20",
+    # --eval-every 7: 3 evaluations in 21 steps, the fewest that can count a run solved (study refuses fewer)
+    "study learnability": ["--distances", "2,4", "--cells", "rnn,gru", "--seeds", "0", "--steps", "21",
                            "--n-train", "64", "--n-test", "32", "--eval-every", "7", "--nhid", "8", "--emsize", "8",
                            "--batch-size", "8", "--scheduler", "serial", "--no-progress", "--out", "runs/study-docs"],
 }

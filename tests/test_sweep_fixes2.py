@@ -263,7 +263,7 @@ def test_a_rerun_with_other_settings_is_refused_before_its_first_line(text, tmp_
     assert (out / "sweep.jsonl").read_bytes() == before
     study = tmp_path / "st"
     argv = ["study", "learnability", "--cells", "rnn", "--distances", "10", "--seeds", "0", "--n-train", "64",
-            "--n-test", "32", "--eval-every", "14", "--scheduler", "serial", "--no-progress", "--out", str(study)]
+            "--n-test", "32", "--eval-every", "10", "--scheduler", "serial", "--no-progress", "--out", str(study)]
     assert main([*argv, "--steps", "30"]) == 0
     capsys.readouterr()
     assert main([*argv, "--steps", "31"]) == 2          # the budget is no part of a job's name

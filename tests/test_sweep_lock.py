@@ -150,7 +150,7 @@ def test_a_sweep_held_by_another_process_is_refused_naming_its_pid(text, tmp_pat
         assert _one_error_line(capsys) == (f"{out} is in use by another sweep (pid {holder.pid} holds "
                                            f"{out / SWEEP_LOCK}); wait for it to end or use another --out")
         argv = ["study", "learnability", "--cells", "rnn", "--distances", "10", "--seeds", "0", "--n-train", "64",
-                "--n-test", "32", "--steps", "30", "--eval-every", "14", "--scheduler", "serial", "--no-progress", "--out", str(out)]
+                "--n-test", "32", "--steps", "30", "--eval-every", "10", "--scheduler", "serial", "--no-progress", "--out", str(out)]
         assert main(argv) == 2                      # a study's folder is a sweep folder: the same lock
         assert _one_error_line(capsys).startswith(f"{out} is in use by another sweep (pid {holder.pid} holds ")
     finally:
