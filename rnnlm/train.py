@@ -333,6 +333,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                 if window is None:      # the epoch's windows are done
                     interrupt.during = "validation"
                     hidden = _end_epoch(s, loop)
+                    due_eval = False    # (the epoch's own validation stands for one due at a skipped step)
                     interrupt.during, interrupt.saved_step = None, loop.step
                     continue
                 _, inputs, targets = window
@@ -728,8 +729,8 @@ def _nonfinite(s: _Session, loop: LoopState, hidden, result: StepResult, last_go
         progress.skip_notes += 1
         if progress.skip_notes > SKIP_NOTES:
             if progress.skip_notes == SKIP_NOTES + 1:
-                progress.write(f"(further skipped steps are not named one by one: the progress lines count them, "
-                               f"metrics.jsonl records each)")
+                progress.write("(further skipped steps are not named one by one: the progress lines count them, "
+                               "metrics.jsonl records each)")
             return event, loop, hidden
     progress.write(f"non-finite values at step {detected} (first bad tensor: {result.bad}); {what}")
     return event, loop, hidden

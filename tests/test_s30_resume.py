@@ -401,3 +401,17 @@ def test_a_step_event_or_validation_due_at_a_skipped_step_comes_at_the_next_appl
     train(tiny(text, tmp_path / "r", max_steps=25, log_every=5, eval_every=10, on_nonfinite="skip", max_skips=10))
     assert [e["step"] for e in events(tmp_path / "r", "step")] == [5, 13, 15, 20, 25]
     assert [e["step"] for e in events(tmp_path / "r", "eval") if e.get("reason") == "every"] == [13, 20]
+
+
+def test_a_validation_due_at_a_skipped_step_is_not_repeated_after_the_epochs_own(text, tmp_path, monkeypatch):
+    original = RNNModel.train_grads
+    calls = {"n": 0}
+
+    def poisoned(self, *a, **k):       # the epoch's last two steps (31, 32 of 32) non-finite
+        r = original(self, *a, **k)
+        calls["n"] += 1
+        return r._replace(loss=np.float64(np.nan)) if calls["n"] in (31, 32) else r
+    monkeypatch.setattr(RNNModel, "train_grads", poisoned)
+    train(tiny(text, tmp_path / "r", max_steps=36, epochs=2, eval_every=31, on_nonfinite="skip"))
+    evals = [(e["step"], e.get("reason")) for e in events(tmp_path / "r", "eval")]
+    assert (32, "epoch") in evals and not any(r == "every" for _, r in evals), evals
