@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .demo import FULL, QUICK, _budget, _g, _lag, _plot_lag, _say, _stage_folder, _train_all, _write_json
-from .errors import UserError
+from .errors import UserError, and_list
 from .runs import fmt_ppl
 from .sweepjobs import curve_numbers
 
@@ -69,12 +69,6 @@ def _trained_on(corpus_settings: dict) -> str:
     text = f"trained on distances {corpus_settings.get('min_distance', 1)}..{corpus_settings['max_distance']}"
     rate = corpus_settings.get("subject_relative_rate")
     return text + (f", subject relatives {rate:g}" if rate is not None else "")
-
-
-def _words(names) -> str:
-    """'rnn', 'rnn and gru', 'rnn, lstm and gru'."""
-    names = list(names)
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}" if names else ""
 
 
 def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0, min_distance: int = 1,
@@ -342,6 +336,6 @@ def _short_sentence(short_bin: str, above: list, below: list) -> str:
     if not below:
         return f"At short distance ({short_bin}) every model is above chance: every model learned agreement nearby."
     verb = "is" if len(below) == 1 else "are"
-    others = f" ({_words(above)} {'is' if len(above) == 1 else 'are'})" if above else ""
-    return (f"At short distance ({short_bin}) {_words(below)} {verb} not above chance{others}: a model that has not "
+    others = f" ({and_list(above)} {'is' if len(above) == 1 else 'are'})" if above else ""
+    return (f"At short distance ({short_bin}) {and_list(below)} {verb} not above chance{others}: a model that has not "
             "learned agreement even at short distance cannot show the contrast (its training was too short).")

@@ -110,6 +110,12 @@ def describe_os_error(exc: OSError, out_flag: str | None = "--out") -> str:
     return f"{line} ({advice})" if advice else line
 
 
+def and_list(items) -> str:
+    """'a', 'a and b', 'a, b and c' ('' for none): items joined as a sentence lists them."""
+    items = [str(x) for x in items]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}" if items else ""
+
+
 def plural(n: int, word: str, words: str | None = None) -> str:
     """The form of `word` that a count n takes: `word` for 1, else `words` (default word + "s"), for
     messages such as f"{n} {plural(n, 'file')}" ("1 file", "0 files", "3 files")."""

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .argcheck import check_generator, check_int, check_probability, check_token_ids, is_int, is_real
-from .errors import UserError, plural
+from .errors import UserError, and_list, plural
 from .fileio import atomic_write_json, check_writable
 
 Z95 = 1.959963984540054   # two-sided 95% normal quantile
@@ -535,7 +535,7 @@ def _distance_list(ds) -> str:
         else:
             runs.append([d, d])
     parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs]
-    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return and_list(parts)
 
 
 def _corrected_clause(p: dict, bins) -> str:

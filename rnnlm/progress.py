@@ -137,6 +137,7 @@ class _Progress:
         from tqdm import tqdm
         c = s.config
         self.s, self.timing = s, timing
+        self.skip_notes = 0     # skipped steps reported so far in this session (train._nonfinite names the first)
         self.tty = bool(c.progress) and stderr_is_terminal()
         wpe = s.windows_per_epoch
         to_end = max(c.epochs - loop.epoch, 0) * wpe + max(wpe - loop.window, 0) if loop.epoch <= c.epochs else 0
@@ -153,8 +154,6 @@ class _Progress:
         self.bar = tqdm(total=total, initial=loop.step, desc="train", unit="step",
                         disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]")
-
-    skip_notes = 0      # skipped steps reported so far in this session (train._nonfinite names the first ones)
 
     def _interval(self):
         self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0

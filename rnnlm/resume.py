@@ -50,11 +50,12 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
     lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
     finish = finish_only(config, loop, folder, lr)
     if finish is None:
-        refuse_repeated_divergence(config, loop, folder)
-        refuse_spent_budget(config, loop, folder)       # (first: the budget that stopped it, said as such)
+        events = _run_events(folder)        # read once for the checks below
+        refuse_repeated_divergence(config, loop, folder, events)
+        refuse_spent_budget(config, loop, folder, events)       # (first: the budget that stopped it, said as such)
         # the final evaluation's reserve as the last session measured it, capped as _Timing.reserve caps it
         from .progress import MAX_RESERVE_SHARE
-        needed = recorded_reserve(folder, loop)[0]
+        needed = recorded_reserve(folder, loop, events)[0]
         reserve = min(needed, MAX_RESERVE_SHARE * 60 * (config.max_minutes or 0.0))
         refuse_finished_resume(config, loop, folder, lr=lr, reserve=reserve, needed=needed)
     return ck, finish
@@ -96,19 +97,38 @@ def finish_only(config: TrainConfig, loop: LoopState, folder: Path, lr: float | 
     A run stopped by its time budget stays stopped while --max-minutes is unchanged (the final
     evaluation's reserve, measured again, could otherwise leave it a few seconds of training).
     """
-    from .config import config_from_dict
-    from .runs import final_evaluation_pending, read_run_config
+    from .runs import final_evaluation_pending
     reason = final_evaluation_pending(folder, loop.step)
     if reason is None or reason == "nonfinite":
         return None
     why = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=loop.elapsed, lr=lr)
     if why is None and reason == "max_minutes" and \
-            config.max_minutes == config_from_dict(read_run_config(folder).get("train") or {}).max_minutes:
+            config.max_minutes == _saved_train(folder).max_minutes:
         why = "max_minutes"
     return why
 
 
-def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Path) -> None:
+def _run_events(folder: Path) -> list[dict]:
+    """The events of the run's metrics.jsonl."""
+    from .runs import METRICS, _events
+    return [e for _, e in _events(Path(folder) / METRICS)]
+
+
+def _saved_train(folder: Path) -> TrainConfig:
+    """The training settings config.json records (defaults where it records none)."""
+    from .config import config_from_dict
+    from .runs import read_run_config
+    return config_from_dict(read_run_config(folder).get("train") or {})
+
+
+def _last_stop(events: list[dict], step: int) -> int | None:
+    """Index in `events` of the last stop event, when it is at `step` (None otherwise)."""
+    stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
+    return stops[-1] if stops and events[stops[-1]].get("step") == step else None
+
+
+def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Path,
+                               events: list | None = None) -> None:
     """UserError (one line) for a run whose last session stopped at `loop`'s step on non-finite values
     (and finished its final evaluation), resumed with the settings that stopped it.
 
@@ -117,20 +137,19 @@ def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Pat
     (--on-nonfinite skip where the run stopped), or to skip more of them (--max-skips above the
     run's, where --max-skips stopped it); a step whose update made the weights themselves
     non-finite cannot be skipped, and no resume is worth running. Runs of earlier versions (no
-    "weights_nonfinite" in the event) are judged on the other two.
+    "weights_nonfinite" in the event) are judged on the other two. events: the run's metrics events,
+    when the caller has read them already.
     """
-    from .config import config_from_dict
-    from .runs import METRICS, _events, read_run_config
-    events = [e for _, e in _events(Path(folder) / METRICS)]
-    stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
-    if not stops or events[stops[-1]].get("reason") != "nonfinite" or events[stops[-1]].get("step") != loop.step:
+    events = _run_events(folder) if events is None else events
+    i = _last_stop(events, loop.step)
+    if i is None or events[i].get("reason") != "nonfinite":
         return
-    if not any(e.get("type") == "end" for e in events[stops[-1] + 1:]):
+    if not any(e.get("type") == "end" for e in events[i + 1:]):
         return      # its final evaluation was cut short: the resume diverges again and finishes it
-    bad = next((e for e in reversed(events[:stops[-1]]) if e.get("type") == "nonfinite"), None)
+    bad = next((e for e in reversed(events[:i]) if e.get("type") == "nonfinite"), None)
     if bad is None or bad.get("action") != "stop":
         return
-    old = config_from_dict(read_run_config(folder).get("train") or {})
+    old = _saved_train(folder)
     detected = bad.get("detected_at", loop.step + 1)
     at = (f"{folder} stopped at step {loop.step} because training diverged (non-finite {bad.get('tensor', 'values')} "
           f"at step {detected})")
@@ -180,14 +199,12 @@ def recorded_reserve(folder: Path, loop: LoopState, events: list | None = None) 
     fresh measurement would come near (so that the advice given before the start-up and after it agree);
     measured is the time it took (None when unknown). (0.0, None) when the run's last stop is not at this
     step. events: the run's metrics events, when the caller has read them already."""
-    from .runs import METRICS, _events
-    if events is None:
-        events = [e for _, e in _events(Path(folder) / METRICS)]
-    stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
-    if not stops or events[stops[-1]].get("step") != loop.step:
+    events = _run_events(folder) if events is None else events
+    i = _last_stop(events, loop.step)
+    if i is None:
         return 0.0, None
-    stop = events[stops[-1]]
-    end = next((e for e in events[stops[-1] + 1:] if e.get("type") == "end"), None)
+    stop = events[i]
+    end = next((e for e in events[i + 1:] if e.get("type") == "end"), None)
     took = None
     if end is not None and isinstance(end.get("time"), (int, float)) and isinstance(stop.get("time"), (int, float)):
         took = max(end["time"] - stop["time"], 0.0)
@@ -195,7 +212,7 @@ def recorded_reserve(folder: Path, loop: LoopState, events: list | None = None) 
     return max(kept, took or 0.0), took
 
 
-def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path) -> None:
+def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path, events: list | None = None) -> None:
     """UserError (one line), before the start-up, for a run whose last session stopped at `loop`'s step
     because its time budget ran out, resumed with that same --max-minutes.
 
@@ -207,15 +224,13 @@ def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path) -> N
     the training time and the last final evaluation's seconds (its stop and end events), so that the
     figure to exceed is the one the start-up's measurement would name, near enough.
     """
-    from .config import config_from_dict
-    from .runs import METRICS, _events, read_run_config
     if not config.max_minutes:
         return
-    if config.max_minutes != config_from_dict(read_run_config(folder).get("train") or {}).max_minutes:
+    if config.max_minutes != _saved_train(folder).max_minutes:
         return      # another budget: the start-up measures whether it leaves a window
-    events = [e for _, e in _events(Path(folder) / METRICS)]
-    stops = [i for i, e in enumerate(events) if e.get("type") == "stop"]
-    if not stops or events[stops[-1]].get("reason") != "max_minutes" or events[stops[-1]].get("step") != loop.step:
+    events = _run_events(folder) if events is None else events
+    i = _last_stop(events, loop.step)
+    if i is None or events[i].get("reason") != "max_minutes":
         return
     needed, final = recorded_reserve(folder, loop, events)
     need = max(budget_to_exceed(loop.elapsed, needed), math.ceil(config.max_minutes * 100) / 100)
