@@ -110,6 +110,18 @@ def describe_os_error(exc: OSError, out_flag: str | None = "--out") -> str:
     return f"{line} ({advice})" if advice else line
 
 
+def consecutive_runs(values) -> list[tuple[int, int]]:
+    """Sorted integers as runs of consecutive ones: [1, 2, 3, 7, 9, 10] -> [(1, 3), (7, 7), (9, 10)]
+    (for messages that write them as ranges, '1-3, 7 and 9-10', and figures that shade them)."""
+    runs = []
+    for k in values:
+        if runs and k == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], k)
+        else:
+            runs.append((k, k))
+    return runs
+
+
 def and_list(items) -> str:
     """'a', 'a and b', 'a, b and c' ('' for none): items joined as a sentence lists them."""
     items = [str(x) for x in items]

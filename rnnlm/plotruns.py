@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, plural
+from .errors import UserError, consecutive_runs, plural
 from .plots import (NOTE_WIDTH, ZERO_NOTE, _joined, _legend_above, _legend_below, _mark_zeros, _nothing_positive,
                     _positive,
                     _pyplot, _save, _series, _set_title, _set_xlabel, _what, _wrap, _zero_mask, read_train_config,
@@ -177,17 +177,6 @@ def lr_schedule(events: list[dict], initial=None) -> tuple[list, list, bool]:
 MAX_MARKED_NONFINITE = 10   # plot training: up to this many non-finite events each get a line and a label
 
 
-def _spans(steps: list[int]) -> list[tuple[int, int]]:
-    """Sorted steps as runs of consecutive ones: [1, 2, 3, 7, 9, 10] -> [(1, 3), (7, 7), (9, 10)]."""
-    spans = []
-    for k in steps:
-        if spans and k == spans[-1][1] + 1:
-            spans[-1] = (spans[-1][0], k)
-        else:
-            spans.append((k, k))
-    return spans
-
-
 def draw_training(run_dir, title: str | None = None):
     """The figure of `plot_training`, unsaved: returns the matplotlib Figure."""
     events = read_metrics(run_dir)
@@ -268,7 +257,7 @@ def draw_training(run_dir, title: str | None = None):
                            xycoords=("data", "axes fraction"), xytext=(-3, -12), textcoords="offset points",
                            fontsize=7, ha="right")
     else:       # thousands of skipped steps: shaded spans of consecutive steps and one legend entry
-        spans = _spans(sorted({int(e["step"]) for e in bad if isinstance(e.get("step"), (int, float))}))
+        spans = consecutive_runs(sorted({int(e["step"]) for e in bad if isinstance(e.get("step"), (int, float))}))
         for ax in (a_ppl, a_g, a_lr):
             for a, b in spans:
                 ax.axvspan(a - 0.5, b + 0.5, color="tab:red", alpha=0.15, linewidth=0)

@@ -495,8 +495,7 @@ def _series(doc: dict, scope: str, quantity: str, norm: str, flow: bool):
 
 _QUANTITY_TEXT = {"h": "∂h(t)/∂h(t−d)", "c": "∂c(t)/∂c(t−d)", "state": "∂(h,c)(t)/∂(h,c)(t−d)"}
 # What a legend entry's [h] / [state] tag says (draw_lag tags entries when --quantity auto picks per cell)
-_QUANTITY_TAG_TEXT = {"h": "∂h(t)/∂h(t−d)", "c": "∂c(t)/∂c(t−d)",
-                      "state": "∂(h,c)(t)/∂(h,c)(t−d), the lstm's whole state"}
+_QUANTITY_TAG_TEXT = {**_QUANTITY_TEXT, "state": _QUANTITY_TEXT["state"] + ", the lstm's whole state"}
 
 
 def _what(quantities, norm: str, flow: bool, cells=()) -> str:

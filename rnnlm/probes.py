@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .argcheck import check_generator, check_int, check_probability, check_token_ids, is_int, is_real
-from .errors import UserError, and_list, plural
+from .errors import UserError, and_list, consecutive_runs, plural
 from .fileio import atomic_write_json, check_writable
 
 Z95 = 1.959963984540054   # two-sided 95% normal quantile
@@ -528,14 +528,7 @@ def format_agreement(res: dict) -> str:
 
 def _distance_list(ds) -> str:
     """'1', '1 and 4', '3, 5-8 and 12': runs of consecutive distances as ranges."""
-    runs = []
-    for d in ds:
-        if runs and d == runs[-1][1] + 1:
-            runs[-1][1] = d
-        else:
-            runs.append([d, d])
-    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs]
-    return and_list(parts)
+    return and_list(f"{a}" if a == b else f"{a}-{b}" for a, b in consecutive_runs(ds))
 
 
 def _corrected_clause(p: dict, bins) -> str:

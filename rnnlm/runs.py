@@ -126,10 +126,10 @@ def final_evaluation_pending(folder, step: int) -> str | None:
 
 def lost_steps(folder, step: int) -> int | None:
     """The last step that the run's metrics.jsonl logged training to (a step event, or a skipped step's
-    nonfinite event), when it lies beyond `step` (the
-    checkpoint a resume starts from) and the session that logged it ended without a stop or end event
-    (kill -9, a crash, a power cut: the steps since the last save were lost); None otherwise (a Ctrl-C
-    saves where it stops; a non-finite stop rolls back on purpose and says so)."""
+    nonfinite event), when it lies beyond `step` (the checkpoint a resume starts from) and the session
+    that logged it ended without a stop or end event (kill -9, a crash, a power cut: the steps since the
+    last save were lost); None otherwise (a Ctrl-C saves where it stops; a non-finite stop rolls back on
+    purpose and says so)."""
     events = [e for _, e in _events(Path(folder) / METRICS)]
     # training that went on: step events, and the steps skipped (--on-nonfinite skip), which log no step event
     logged = [i for i, e in enumerate(events) if isinstance(e.get("step"), int) and
@@ -307,9 +307,10 @@ def _unreadable(path: Path) -> str | None:
 def refuse_sweep_folder(folder, resume: bool = False) -> None:
     """UserError (one line) when `folder` is a sweep's or a study's (sweep.jsonl, .sweep.lock): a run
     trained into it would make the sweep refuse it as a training run's folder; or one of its jobs' folders
-    (config.json and metrics.jsonl, no checkpoint: a new run would take it for a run killed before its
-    first save and clear it, and a resume has nothing to start from). Checked before train() takes its
-    lock, whose file would stay there. resume: the folder was given to --resume."""
+    (config.json and metrics.jsonl, a checkpoint only with --keep-models: a new run would take it for a run
+    killed before its first save and clear it, and a resume would change what sweep.jsonl records).
+    Checked before train() takes its lock, whose file would stay there. resume: the folder was given to
+    --resume."""
     folder = Path(folder)
     marks = [name for name in ("sweep.jsonl", ".sweep.lock") if (folder / name).exists()]
     if marks:
@@ -442,8 +443,9 @@ class Run:
 
 def not_a_run_folder(path) -> str:
     """The one line for a path given as a run folder that holds no config.json, saying what it is instead
-    and what to give: a path that does not exist, a file inside a run folder (--resume runs/x/model.npz),
-    a sweep folder (its jobs' folders keep no checkpoint), or a folder that is none of these."""
+    and what to give: a path that does not exist, a file or folder inside a run folder (--resume
+    runs/x/model.npz), a sweep folder (its jobs' folders are what the run commands read), or a folder that
+    is none of these."""
     path = Path(path)
     if not path.exists():
         return f"{path} does not exist; give a run folder (what train --out writes)"

@@ -334,7 +334,8 @@ def test_many_skipped_steps_are_shaded_spans_with_one_legend_entry(tmp_path):
         [t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(fig)
     # a few are each marked and named, as before
-    assert plotruns._spans([1, 2, 3, 7, 9, 10]) == [(1, 3), (7, 7), (9, 10)]
+    from rnnlm.errors import consecutive_runs
+    assert consecutive_runs([1, 2, 3, 7, 9, 10]) == [(1, 3), (7, 7), (9, 10)]
 
 
 def test_a_run_with_only_nonfinite_events_says_why_there_is_nothing_to_plot(tmp_path):
