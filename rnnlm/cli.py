@@ -274,7 +274,7 @@ def _main(argv=None) -> int:
         return 2
     except KeyboardInterrupt as exc:     # a sweep ended by SIGTERM raises errors.Terminated, one of these: 143
         from .sweep import exit_status, stop_word
-        print(stop_word(exc), file=sys.stderr)
+        print(getattr(exc, "line", None) or stop_word(exc), file=sys.stderr)
         return exit_status(exc)
 
 

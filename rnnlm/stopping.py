@@ -91,7 +91,12 @@ class Interrupt:
 
     def _handle(self, signum, frame):
         if self.requested or self.at_once:
-            raise signal_error(signum)
+            exc = signal_error(signum)
+            if self.requested:      # the second signal: say what is kept (the CLI prints exc.line)
+                kept = ("nothing was saved yet" if self.saved_step is None
+                        else f"the checkpoint of step {self.saved_step} is kept, and --resume continues from it")
+                exc.line = f"{SIGNAL_WORDS.get(signum, 'interrupted')} again: stopped at once, without saving ({kept})"
+            raise exc
         self.signum = signum
         self.requested = True
         if self.during:         # the step boundary is as far away as the rest of the validation

@@ -285,7 +285,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         if lost is not None:        # said after "resuming RUN from step S" (announce)
             after_announce.append(f"the run had logged training up to step {lost:,}, but its last save is step "
                                   f"{loop.step:,}: the {lost - loop.step:,} steps after it were lost (the process "
-                                  f"ended without saving: kill -9, a crash, a power cut) and are trained again")
+                                  f"ended without saving: a second Ctrl-C, kill -9, a crash, a power cut) and are "
+                                  f"trained again")
         if guard is not None:
             guard.run = run
         restored = restore_vocab(config.out, vocab)

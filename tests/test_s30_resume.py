@@ -236,7 +236,8 @@ def test_a_resume_after_kill_9_says_how_many_steps_were_lost(text, tmp_path, cap
     train(resume_config(run, {"max_steps": 40}), resume=run)
     err = capsys.readouterr().err
     assert ("the run had logged training up to step 30, but its last save is step 20: the 10 steps after it "
-            "were lost (the process ended without saving: kill -9, a crash, a power cut) and are trained again") in err
+            "were lost (the process ended without saving: a second Ctrl-C, kill -9, a crash, a power cut) and are "
+            "trained again") in err
     assert lost_steps(run, 40) is None
 
 
@@ -416,3 +417,23 @@ def test_a_validation_due_at_a_skipped_step_is_not_repeated_after_the_epochs_own
     train(tiny(text, tmp_path / "r", max_steps=36, epochs=2, eval_every=31, on_nonfinite="skip"))
     evals = [(e["step"], e.get("reason")) for e in events(tmp_path / "r", "eval")]
     assert (32, "epoch") in evals and not any(r == "every" for _, r in evals), evals
+
+
+def test_a_second_signal_says_it_stopped_without_saving_and_what_is_kept(monkeypatch, capsys):
+    import signal
+    from rnnlm import cli
+    from rnnlm.stopping import Interrupt
+    it = Interrupt()
+    it.saved_step = 34
+    it._handle(signal.SIGINT, None)                  # the first: stop at the next step and save
+    with pytest.raises(KeyboardInterrupt) as e:
+        it._handle(signal.SIGINT, None)              # the second: at once
+    assert e.value.line == ("interrupted again: stopped at once, without saving (the checkpoint of step 34 is kept, "
+                            "and --resume continues from it)")
+
+    def raising(args):
+        raise e.value
+    monkeypatch.setattr(cli, "COMMANDS", [(n, add, raising if n == "evaluate" else run)
+                                          for n, add, run in cli.COMMANDS])
+    assert cli.main(["evaluate", "x"]) == 130
+    assert capsys.readouterr().err == e.value.line + "\n"
