@@ -322,7 +322,8 @@ def load_lag_doc(item) -> dict:
         try:
             doc = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"cannot read {p} as JSON ({exc})") from None
+            raise UserError(f"cannot read {p} as JSON ({exc}); plot lag reads a lag curve: a run folder's "
+                            f"jacobian.json, or one written with 'python cli.py jacobian'") from None
         where = str(p)
         _clip_from_run(doc, p.parent)
     if not (isinstance(doc, dict) and isinstance(doc.get("curves"), dict) and isinstance(doc.get("meta"), dict)):

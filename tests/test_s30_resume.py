@@ -437,3 +437,12 @@ def test_a_second_signal_says_it_stopped_without_saving_and_what_is_kept(monkeyp
                                           for n, add, run in cli.COMMANDS])
     assert cli.main(["evaluate", "x"]) == 130
     assert capsys.readouterr().err == e.value.line + "\n"
+
+
+def test_plot_lag_of_a_file_that_is_not_json_says_what_it_reads(tmp_path):
+    from rnnlm import plots
+    bad = tmp_path / "metrics.jsonl"
+    bad.write_text('{"a": 1}\n{"b": 2}\n')
+    with pytest.raises(UserError, match=r"cannot read .* as JSON \(.*\); plot lag reads a lag curve: a run "
+                                        r"folder's jacobian.json, or one written with 'python cli.py jacobian'$"):
+        plots.load_lag_doc(bad)
