@@ -30,7 +30,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError, plural
+from .errors import UserError, command, plural
 from .fileio import atomic_write, atomic_write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +193,7 @@ def find_named(name: str, corpora_dir=None) -> CorpusSource:
             tried.append(f"{folder}: {why}")
     where = "; ".join(tried) if tried else "none of " + ", ".join(
         str(f) for f, _ in candidate_dirs(name, corpora_dir)) + " exists"
-    raise UserError(f"corpus '{name}' not found ({where}); run 'python cli.py corpus download {name}' "
+    raise UserError(f"corpus '{name}' not found ({where}); run '{command()} corpus download {name}' "
                     f"or put its {len(catalog.entries)} {plural(len(catalog.entries), 'file')} under "
                     f"{default_corpora() / name}/ or --corpora-dir DIR/{name}/")
 
@@ -210,11 +210,11 @@ def _missing_in_given(name: str, folder: Path, label: str, why: str, corpora_dir
     """The one line for a named corpus missing from the folder the user gave (--corpora-dir or
     $RNNLM_CORPORA): which folder, where it came from, and what to do."""
     if label == "--corpora-dir":
-        fix = (f"download it there with 'python cli.py corpus download {name} --corpora-dir "
+        fix = (f"download it there with '{command()} corpus download {name} --corpora-dir "
                f"{_shell_word(str(corpora_dir))}', "
                "or leave out --corpora-dir to search the default places")
     else:
-        fix = (f"download it there with 'python cli.py corpus download {name}', "
+        fix = (f"download it there with '{command()} corpus download {name}', "
                "or unset RNNLM_CORPORA to search the default places")
     return f"corpus '{name}' not found in {folder} (given by {label}: {why}); {fix}"
 

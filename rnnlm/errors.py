@@ -128,6 +128,16 @@ def and_list(items) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}" if items else ""
 
 
+def command() -> str:
+    """How the user runs rnnlm, for advice that names a command: 'rnnlm' when this process is the installed
+    console script, else 'python cli.py' (the README's form; cli.py is in a checkout, not in an installed
+    package, so a user who typed 'rnnlm' must not be told to run it)."""
+    import os
+    import sys
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "rnnlm" if name in ("rnnlm", "rnnlm.exe", "rnnlm-script.py") else "python cli.py"
+
+
 def plural(n: int, word: str, words: str | None = None) -> str:
     """The form of `word` that a count n takes: `word` for 1, else `words` (default word + "s"), for
     messages such as f"{n} {plural(n, 'file')}" ("1 file", "0 files", "3 files")."""

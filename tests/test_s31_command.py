@@ -1,0 +1,33 @@
+"""Advice that names a command names the one the user ran: `rnnlm ...` from the installed console script,
+`python cli.py ...` otherwise (cli.py is in a checkout only, so an installed user must not be sent to it)."""
+import sys
+
+import pytest
+
+from rnnlm import corpus
+from rnnlm.errors import UserError, command
+from rnnlm.summary import _resume_command
+
+
+@pytest.mark.parametrize("argv0, expected", [
+    ("/home/u/.venv/bin/rnnlm", "rnnlm"),
+    ("rnnlm", "rnnlm"),
+    ("cli.py", "python cli.py"),
+    ("/repo/cli.py", "python cli.py"),
+    ("-c", "python cli.py"),
+    ("", "python cli.py"),
+])
+def test_command_follows_how_rnnlm_was_started(monkeypatch, argv0, expected):
+    monkeypatch.setattr(sys, "argv", [argv0, "train"])
+    assert command() == expected
+
+
+def test_resume_and_corpus_advice_name_the_console_script(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/rnnlm", "train"])
+    assert _resume_command({"run_dir": "runs/a"}) == "continue it with rnnlm train --resume runs/a"
+    monkeypatch.setenv("RNNLM_CORPORA", str(tmp_path))
+    with pytest.raises(UserError) as e:
+        corpus.resolve("machado")
+    assert "download it there with 'rnnlm corpus download machado', or unset RNNLM_CORPORA" in str(e.value)
+    monkeypatch.setattr(sys, "argv", ["cli.py", "train"])
+    assert _resume_command({"run_dir": "runs/a"}) == "continue it with python cli.py train --resume runs/a"
