@@ -325,10 +325,34 @@ def check_range(name: str, value, error=UserError, label: str | None = None) -> 
 
 def check_fields(obj, error=UserError, label=None) -> None:
     """check_range on every field of dataclass `obj` that has an entry in RANGES (label(name): how the
-    messages name a field; default its flag)."""
+    messages name a field; default its flag), after check_bools."""
+    check_bools(obj, error)
     for f in dataclasses.fields(obj):
         if f.name in RANGES:
             check_range(f.name, getattr(obj, f.name), error, None if label is None else label(f.name))
+
+
+def check_bools(obj, error=UserError) -> None:
+    """error "<field> must be True or False, got 'no' (a string)" for a bool field of dataclass `obj` that
+    holds anything else: a truthy string or number would silently switch it on (tied='no' ties the
+    weights). The message names the field, not a flag: the CLI's switches only ever give a bool."""
+    import numpy as np
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.type == "bool" and not isinstance(value, (bool, np.bool_)):
+            raise error(f"{f.name} must be True or False, got {value!r} ({kind_of(value)})")
+
+
+def integral_counts(obj) -> None:
+    """Counts of dataclass `obj` (fields whose RANGES entry is an int) given as floats of integral value
+    (hidden=8.0, from arithmetic or a JSON number) become ints in place, as Range.type_problem accepts
+    them: NumPy's shapes and Python's slices take only ints. Other values are left for validate()."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        r = RANGES.get(f.name)
+        if (r is not None and r.kind is int and isinstance(value, float) and math.isfinite(value)
+                and value.is_integer()):
+            setattr(obj, f.name, int(value))
 
 
 def check_field_types(obj, error=UserError, label=None) -> None:
@@ -362,6 +386,9 @@ class ModelConfig:
     forget_bias: float = 0.0        # lstm: added to the forget-gate bias at init
     dtype: str = "float32"          # parameter dtype; float64 only for checks
 
+    def __post_init__(self) -> None:
+        integral_counts(self)     # hidden=8.0 -> 8
+
     def with_vocab(self, vocab_size: int) -> ModelConfig:
         """This config for a vocabulary of `vocab_size` words (what RNNModel takes)."""
         return dataclasses.replace(self, vocab_size=int(vocab_size))
@@ -382,6 +409,7 @@ class ModelConfig:
             raise ModelConfigError(f"forget_bias is for the LSTM (cell lstm); the {self.cell} has no forget gate")
         if self.init not in INITS:
             raise ModelConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        check_bools(self, ModelConfigError)
         check_field_types(self, ModelConfigError, label=str)     # a type first: "hidden must be an integer"
         names = ("vocab_size", "emsize", "hidden", "layers")
         for name in names if need_vocab or self.vocab_size is not None else names[1:]:
@@ -457,6 +485,9 @@ class DataConfig:
     test_fraction: float = 0.05     # share of tokens held out for test
     use_cache: bool = True          # False re-tokenizes (and rewrites the cache)
 
+    def __post_init__(self) -> None:
+        integral_counts(self)     # hidden=8.0 -> 8
+
     def validate(self) -> None:
         check_fields(self)      # (a type first: check_range)
         vf, tf = self.valid_fraction, self.test_fraction
@@ -515,6 +546,9 @@ class TrainConfig:
     save_minutes: float = 5.0       # also save model.npz every N wall minutes (besides evaluations, epoch ends); 0 = off
     log_interval: int = 200         # a printed progress line every N steps (instead of the bar when stderr is no terminal)
     max_skips: int = 10             # --on-nonfinite skip: stop after this many skipped steps in a row
+
+    def __post_init__(self) -> None:
+        integral_counts(self)     # hidden=8.0 -> 8
 
     def validate(self) -> None:
         """UserError for settings that cannot work together (the model's and the data's included)."""
@@ -671,6 +705,9 @@ class JacobianConfig:
     data: DataConfig = field(default_factory=DataConfig)  # a fresh model's text; corpus "none" = random
     vocab_size: int = 10000         # vocabulary of the random tokens (corpus none or not found)
 
+    def __post_init__(self) -> None:
+        integral_counts(self)     # hidden=8.0 -> 8
+
     def validate(self) -> None:
         check_fields(self)
         if (self.run is None) == (self.model is None):
@@ -721,6 +758,9 @@ class TaskTrainConfig:
     patience: int = 3               # consecutive evaluations >= threshold that count as solved
     early_stop: bool = True         # stop once solved (an unsolved run always spends the whole budget)
     seed: int = 0                   # model init and batch order
+
+    def __post_init__(self) -> None:
+        integral_counts(self)     # hidden=8.0 -> 8
 
     def validate(self) -> "TaskTrainConfig":
         """Raise UserError (one line) for nonsense; return self."""
@@ -785,6 +825,9 @@ class StudyConfig:
     train: TaskTrainConfig = field(default_factory=TaskTrainConfig)  # the budget, the same for every job
     quick: bool = False                 # a small study (a few minutes): see study.QUICK
     out: str | None = None              # study folder; None = runs/study-learnability (-quick)
+
+    def __post_init__(self) -> None:
+        integral_counts(self)     # hidden=8.0 -> 8
 
     def distance_list(self) -> list[int]:
         return _int_list(self.distances, "distances")

@@ -304,10 +304,26 @@ def load_corpus(config: DataConfig) -> Corpus:
 
 def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
     """(N,) ids -> (N // B, B) int32, time-major: column b is the b-th contiguous
-    stretch of the text (B parallel streams); the N % B trailing tokens are dropped."""
+    stretch of the text (B parallel streams); the N % B trailing tokens are dropped.
+
+    Errors: UserError for a batch size below 1 or too few tokens; TypeError for ids that are not
+    integers (float ids are refused, not truncated) or a batch size that is not an int; ValueError for
+    ids that are not 1-D or outside [0, 2**31 - 1] (the int32 the kernels read).
+    """
+    from .argcheck import is_int
+    if not is_int(batch_size):
+        raise TypeError(f"batchify: batch_size must be an int, got {batch_size!r} ({type(batch_size).__name__})")
     if batch_size < 1:
         raise UserError(f"batch size {batch_size}: must be at least 1")
     ids = np.asarray(ids)
+    if not np.issubdtype(ids.dtype, np.integer) or ids.dtype == np.bool_:
+        raise TypeError(f"batchify: ids must be integer token ids, got dtype {ids.dtype} (ids are not rounded "
+                        "or truncated here: convert them with .astype(int) if they are whole numbers)")
+    if ids.ndim != 1:
+        raise ValueError(f"batchify: ids must be 1-D (one token stream), got shape {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.int32).max):
+        bad = ids[(ids < 0) | (ids > np.iinfo(np.int32).max)][0]
+        raise ValueError(f"batchify: ids must be token ids in [0, {np.iinfo(np.int32).max:,}], got {int(bad)}")
     steps = len(ids) // batch_size
     if steps < 2:
         raise UserError(f"{len(ids)} {plural(len(ids), 'token is', 'tokens are')} too few for batch size {batch_size}; "

@@ -118,7 +118,12 @@ class RNNModel:
     """
 
     def __init__(self, config: ModelConfig, seed: int = 0, params: dict | None = None):
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"RNNModel: config must be a ModelConfig, got {type(config).__name__}: "
+                            f"RNNModel(ModelConfig(vocab_size=V, ...))")
         config.validate()
+        from .config import check_range
+        check_range("seed", seed, ModelConfigError, label="seed")
         self.config = config
         self.dtype = np.dtype(config.dtype)
         self.act = parse_activation(config.activation)
@@ -129,6 +134,9 @@ class RNNModel:
                                  config.layers, config.tied, config.init, config.recurrent_scale,
                                  config.forget_bias, np.random.default_rng(seed), config.dtype)
         self.params = params
+        # what every parameter must stay (the kernels read C-contiguous arrays of the model dtype):
+        # _check_params compares against it, so an array replaced by hand is a ValueError, not Numba's
+        self._param_spec = {k: (v.shape, v.dtype) for k, v in params.items()}
         self._workspaces = OrderedDict()
         self._grad_buffers = _GradBuffers()
 
@@ -167,6 +175,22 @@ class RNNModel:
             raise ValueError(f"{what} has token ids outside [0, {self.config.vocab_size}): min {lo}, max {hi}")
         return np.ascontiguousarray(a, dtype=np.int64)
 
+    def _check_params(self):
+        """ValueError when an entry of self.params was replaced by an array the kernels cannot read (another
+        shape, dtype or memory order), naming it and how to assign it; in-place updates always pass."""
+        for name, (shape, dtype) in self._param_spec.items():
+            a = self.params.get(name)
+            if a is None:
+                raise ValueError(f"params[{name!r}] is missing; the model needs every parameter it was "
+                                 f"built with ({', '.join(self._param_spec)})")
+            if (not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype
+                    or not a.flags.c_contiguous):
+                got = (f"shape {a.shape}, dtype {a.dtype}{'' if a.flags.c_contiguous else ', not C-contiguous'}"
+                       if isinstance(a, np.ndarray) else type(a).__name__)
+                raise ValueError(f"params[{name!r}] must be a C-contiguous {dtype} array of shape {shape}, got "
+                                 f"{got}: assign np.ascontiguousarray(a, dtype=np.{dtype}), or write into it "
+                                 f"with params[{name!r}][...] = a")
+
     def _check_state(self, state, B):
         L, H = self.config.layers, self.config.hidden
         if state is None:
@@ -182,7 +206,10 @@ class RNNModel:
         return tuple(out)
 
     def init_state(self, batch_size: int) -> tuple:
-        """Zero initial state: (h,) for rnn/gru, (h, c) for lstm; each (L, B, H) in the model dtype."""
+        """Zero initial state: (h,) for rnn/gru, (h, c) for lstm; each (L, B, H) in the model dtype.
+        TypeError for a batch size that is not an int, ValueError for one below 1."""
+        from .argcheck import check_int
+        batch_size = check_int(batch_size, "batch_size", "init_state", lo=1)
         shape = (self.config.layers, batch_size, self.config.hidden)
         return tuple(np.zeros(shape, self.dtype) for _ in range(self.n_state))
 
@@ -259,6 +286,7 @@ class RNNModel:
         return tuple(np.stack([getattr(c, name)[-1] for c in caches]) for name in self.cell.states)
 
     def _prepare(self, inputs, targets, state, masks=None):
+        self._check_params()
         ids = self._check_ids(inputs, "inputs", 2)
         T, B = ids.shape
         tgt = None
@@ -309,6 +337,7 @@ class RNNModel:
 
     def step_logprobs(self, tokens, state=None):
         """One step for generation: tokens (B,) -> (log-probabilities (B, V), state)."""
+        self._check_params()
         ids = self._check_ids(tokens, "tokens", 1)[None, :]
         state = self._check_state(state, ids.shape[1])
         ws = self._workspace(1, ids.shape[1])
@@ -406,6 +435,8 @@ class RNNModel:
         T, B = ids.shape
         N, V, E, H = T * B, cfg.vocab_size, cfg.emsize, cfg.hidden
         if masks is None and rng is not None:
+            from .argcheck import check_generator
+            check_generator(rng, "loss_and_grads", or_none="no dropout")
             masks = self.draw_masks(T, B, rng)
         ws = self._workspace(T, B)
         scratch = self._output_scratch(ws, N)
@@ -505,8 +536,12 @@ class RNNModel:
             a = np.asarray(d[name])
             if a.shape != p.shape:
                 raise ModelConfigError(f"state dict entry {name}: shape {a.shape}, model expects {p.shape}")
-            if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)):
-                raise ModelConfigError(f"state dict entry {name}: must be finite floats, got {a.dtype}")
+            if not np.issubdtype(a.dtype, np.floating):
+                raise ModelConfigError(f"state dict entry {name}: must be floats, got {a.dtype}")
+            if not np.all(np.isfinite(a)):
+                bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+                raise ModelConfigError(f"state dict entry {name}: {bad:,} of its {a.size:,} values are not "
+                                       f"finite (nan or inf): these weights diverged or the file is damaged")
         for name, p in self.params.items():
             p[...] = np.asarray(d[name])
 

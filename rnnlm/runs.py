@@ -536,6 +536,7 @@ def load_model(run, which: str = "best"):
     a run folder's vocab.json must agree with them.
     """
     from .checkpoint import CorruptCheckpoint, check_model_arrays, load
+    from .activations import ModelConfigError
     from .model import ModelConfig, RNNModel
     from .vocab import Vocab
 
@@ -583,7 +584,10 @@ def load_model(run, which: str = "best"):
         raise UserError(f"{path}: the model has {mcfg.vocab_size} words, its vocabulary {len(vocab)}")
     model = RNNModel(mcfg)
     check_model_arrays(ck, model.state_dict())
-    model.load_state_dict(ck.model)
+    try:
+        model.load_state_dict(ck.model)
+    except ModelConfigError as exc:         # non-finite weights: say which file holds them
+        raise UserError(f"{path}: {exc}") from None
     return model, vocab, ck.config, path
 
 

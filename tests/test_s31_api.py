@@ -1,0 +1,99 @@
+"""The Python API refuses what it cannot use, in one line of a sensible type, instead of computing something
+else (a truthy string ties the weights, float ids are truncated) or failing deep in NumPy or Numba."""
+import numpy as np
+import pytest
+
+from rnnlm.activations import ModelConfigError
+from rnnlm.config import DataConfig, ModelConfig, TrainConfig
+from rnnlm.data import batchify
+from rnnlm.errors import UserError
+from rnnlm.model import RNNModel
+
+
+def _model(**kw):
+    return RNNModel(ModelConfig(**{"vocab_size": 50, "hidden": 8, "emsize": 8, "cell": "rnn", "dropout": 0.0, **kw}))
+
+
+@pytest.mark.parametrize("value", ["no", "false", 1, None])
+def test_tied_must_be_a_bool(value):
+    with pytest.raises(ModelConfigError, match=rf"^tied must be True or False, got {value!r} \("):
+        _model(tied=value)
+
+
+def test_bools_of_every_config_are_checked():
+    with pytest.raises(UserError, match=r"^keep_case must be True or False, got 'False' \(a string\)$"):
+        TrainConfig(data=DataConfig(keep_case="False")).validate()
+    with pytest.raises(UserError, match=r"^nesterov must be True or False, got 'yes' \(a string\)$"):
+        TrainConfig(nesterov="yes").validate()
+    _model(tied=np.bool_(False))     # numpy's bool is a bool
+
+
+def test_integral_float_counts_become_ints():
+    m = _model(hidden=8.0, emsize=8.0, layers=1.0)
+    assert (m.config.hidden, type(m.config.hidden)) == (8, int)
+    assert m.params["rnn.weight_hh_l0"].shape == (8, 8)
+    cfg = TrainConfig(bptt=35.0, batch_size=8.0)
+    assert (cfg.bptt, cfg.batch_size) == (35, 8) and type(cfg.bptt) is int
+    with pytest.raises(ModelConfigError, match=r"^hidden must be an integer, got 8\.5 \(a number\)$"):
+        _model(hidden=8.5)
+
+
+def test_batchify_refuses_float_and_out_of_range_ids():
+    with pytest.raises(TypeError, match=r"^batchify: ids must be integer token ids, got dtype float64 "):
+        batchify(np.array([0.7, 1.9, 2.5, 3.99, -0.5, 5.2]), 2)
+    with pytest.raises(ValueError, match=r"^batchify: ids must be token ids in \[0, 2,147,483,647\], got "
+                                         r"1099511627776$"):
+        batchify(np.array([2**40, 3, 4, 5]), 2)
+    with pytest.raises(ValueError, match=r"^batchify: ids must be 1-D"):
+        batchify(np.arange(12).reshape(3, 4), 2)
+    with pytest.raises(TypeError, match=r"^batchify: batch_size must be an int, got 2\.0"):
+        batchify(np.arange(12), 2.0)
+    assert batchify(np.arange(7), 2).tolist() == [[0, 3], [1, 4], [2, 5]]
+
+
+def test_model_arguments():
+    m = _model()
+    with pytest.raises(TypeError, match=r"^init_state: batch_size must be an int >= 1, got 2\.0"):
+        m.init_state(2.0)
+    with pytest.raises(ValueError, match=r"^init_state: batch_size must be an int >= 1, got -1$"):
+        m.init_state(-1)
+    with pytest.raises(ValueError, match=r"^init_state: batch_size must be an int >= 1, got 0$"):
+        m.init_state(0)
+    with pytest.raises(ModelConfigError, match=r"^seed must be between 0 and 4294967295, got -1$"):
+        RNNModel(m.config, seed=-1)
+    with pytest.raises(ModelConfigError, match=r"^seed must be an integer, got 1\.5"):
+        RNNModel(m.config, seed=1.5)
+    with pytest.raises(TypeError, match=r"^RNNModel: config must be a ModelConfig, got dict"):
+        RNNModel({"vocab_size": 50})
+    x = np.zeros((3, 2), np.int64)
+    d = _model(dropout=0.5)
+    with pytest.raises(TypeError, match=r"^loss_and_grads: rng must be a numpy Generator, e\.g\. "
+                                        r"np\.random\.default_rng\(0\), or None \(no dropout\), got 0 \(int\)$"):
+        d.loss_and_grads(x, x, rng=0)
+
+
+def test_replaced_parameters_are_named():
+    m = _model()
+    x = np.zeros((3, 2), np.int64)
+    loss = m.loss(x, x)[0]
+    m.params["rnn.weight_hh_l0"] = np.random.default_rng(0).standard_normal((8, 8))       # float64
+    with pytest.raises(ValueError, match=r"^params\['rnn\.weight_hh_l0'\] must be a C-contiguous float32 array of "
+                                         r"shape \(8, 8\), got shape \(8, 8\), dtype float64: assign "):
+        m.loss_and_grads(x, x)
+    m.params["rnn.weight_hh_l0"] = np.zeros((8, 8), np.float32, order="F")[:, ::1].T.copy(order="F")
+    with pytest.raises(ValueError, match=r"not C-contiguous"):
+        m.loss(x, x)
+    m.params["rnn.weight_hh_l0"] = np.zeros((4, 16), np.float32)
+    with pytest.raises(ValueError, match=r"got shape \(4, 16\), dtype float32"):
+        m.step_logprobs(np.zeros(2, np.int64))
+    m.params["rnn.weight_hh_l0"] = np.zeros((8, 8), np.float32)
+    assert np.isfinite(m.loss(x, x)[0]) and m.loss(x, x)[0] != loss     # in-place shapes work, and count
+
+
+def test_nonfinite_state_dict_entry_says_how_many():
+    m = _model()
+    d = m.state_dict()
+    d["decoder.bias"][[1, 4]] = np.nan
+    with pytest.raises(ModelConfigError, match=r"^state dict entry decoder\.bias: 2 of its 50 values are not "
+                                               r"finite \(nan or inf\)"):
+        m.load_state_dict(d)
