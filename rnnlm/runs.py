@@ -526,11 +526,28 @@ def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict, ck=No
     return ck
 
 
+def _refuse_lost_best(run: Path, which: str) -> None:
+    """UserError when best was asked of run folder `run`, its best.npz is missing and its metrics.jsonl
+    records a finite validation: best.npz was saved then (train.py saves it at each new best), so it was
+    deleted or moved since, and the latest model is another one, not a stand-in."""
+    if which != "best" or not (run / LATEST).exists():
+        return
+    vals = [e for _, e in _events(run / METRICS) if e.get("type") == "eval" and e.get("split") == "valid"
+            and isinstance(e.get("val_loss"), (int, float)) and math.isfinite(e["val_loss"])]
+    if vals and _unreadable(run / LATEST) is None:    # (a damaged latest: load_model's own line says so)
+        best = min(vals, key=lambda e: e["val_loss"])
+        raise UserError(f"{run} has no {BEST}, though its {METRICS} records {len(vals)} "
+                        f"{plural(len(vals), 'validation')} (the best at step {best.get('step', '?')}): it was "
+                        f"deleted or moved; restore it, or read the latest model instead with --checkpoint latest "
+                        f"(which='latest')")
+
+
 def load_model(run, which: str = "best"):
     """A model ready to use from a run folder or a checkpoint file.
 
     run: a run folder (then `which` picks best.npz or model.npz ("latest");
-    best falls back to latest when no evaluation has happened yet) or a path
+    best falls back to latest when no validation has happened yet; a best.npz missing after one is a
+    UserError, not a fallback) or a path
     to a .npz. Returns (model, vocab, config dict, path of the file read).
     The model is rebuilt from the checkpoint's own meta.config and meta.vocab;
     a run folder's vocab.json must agree with them.
@@ -549,6 +566,7 @@ def load_model(run, which: str = "best"):
             raise UserError(not_a_run_folder(run))
         path = run / (BEST if which == "best" else LATEST)
         if not path.exists():
+            _refuse_lost_best(run, which)
             path = run / LATEST
         if not path.exists() and not (run / BEST).exists():
             job = (run.parent / "sweep.jsonl").exists()

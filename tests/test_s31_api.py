@@ -1,5 +1,7 @@
 """The Python API refuses what it cannot use, in one line of a sensible type, instead of computing something
 else (a truthy string ties the weights, float ids are truncated) or failing deep in NumPy or Numba."""
+import json
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,25 @@ def test_nonfinite_state_dict_entry_says_how_many():
     with pytest.raises(ModelConfigError, match=r"^state dict entry decoder\.bias: 2 of its 50 values are not "
                                                r"finite \(nan or inf\)"):
         m.load_state_dict(d)
+
+
+def test_a_deleted_best_npz_is_refused_not_replaced_by_the_latest_model(text, tmp_path, capsys):
+    from test_train import tiny
+    from rnnlm.cli import main
+    from rnnlm.runs import load_model
+    from rnnlm.train import train
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=6, eval_every=3, epochs=5))
+    best = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    best = min((e for e in best if e["type"] == "eval" and e["split"] == "valid"), key=lambda e: e["val_loss"])
+    (run / "best.npz").unlink()
+    with pytest.raises(UserError) as e:
+        load_model(run)
+    assert str(e.value) == (f"{run} has no best.npz, though its metrics.jsonl records 2 validations (the best at step "
+                            f"{best['step']}): it was deleted or moved; restore it, or read the latest model instead "
+                            f"with --checkpoint latest (which='latest')")
+    assert load_model(run, "latest")[3] == run / "model.npz"
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert "has no best.npz, though" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--checkpoint", "latest"]) == 0
