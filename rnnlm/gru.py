@@ -5,6 +5,10 @@
     n = tanh(W_in x + b_in + r ⊙ (W_hn h_prev + b_hn))
     h = (1 − z) ⊙ n + z ⊙ h_prev
 
+Source: K. Cho et al., "Learning phrase representations using RNN encoder-decoder for
+statistical machine translation", EMNLP 2014, in the form of torch.nn.GRU's documentation
+(r applied after W_hn h_prev, with b_hn inside; the paper applies it before W_hn).
+
 Legend: T = BPTT steps, B = batch, E = input size, H = hidden size, N = T*B.
 Arrays are time-major and C-contiguous.
 

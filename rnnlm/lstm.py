@@ -4,6 +4,11 @@
     c = f*c_prev + i*g
     h = o*tanh(c)
 
+Source: S. Hochreiter and J. Schmidhuber, "Long short-term memory", Neural Computation 9
+(1997), with the forget gate of F. A. Gers, J. Schmidhuber and F. Cummins, "Learning to
+forget: continual prediction with LSTM", Neural Computation 12 (2000); no peepholes, two
+biases per gate, as torch.nn.LSTM's documentation gives the equations.
+
 Legend: T = BPTT steps, B = batch, E = input size, H = hidden size, N = T*B.
 Arrays are time-major and C-contiguous.
 

@@ -349,7 +349,8 @@ class RNNModel:
     # ------------------------------------------------------------ backward
 
     def loss_and_grads(self, inputs, targets, state=None, rng=None, masks=None, weights=None):
-        """Mean loss over the T*B positions, its gradients, and the final state.
+        """Mean cross-entropy (nats/token: natural log, perplexity = e^loss) over the T*B positions, its
+        gradients (name -> array shaped as the parameter, d loss / d param), and the final state.
 
         inputs, targets (T, B) int. state: from init_state or a previous call
         (treated as a constant: no gradient flows across windows). rng: a numpy
@@ -360,6 +361,8 @@ class RNNModel:
         the output layer then runs layers.output_loss_weighted instead of the
         fused kernels (None, the default, is the language-model path, unchanged).
         Returns (loss, grads, state); grads and state are fresh arrays.
+        Errors: ValueError for ids outside the vocabulary, shapes that disagree or a parameter array
+        replaced by one of another shape or dtype; TypeError for an rng that is not a Generator.
         """
         r = self._bptt(inputs, targets, state, rng, masks, extras=False, weights=weights)
         return r.loss, r.grads, r.state

@@ -1,5 +1,9 @@
 """Vanilla (Elman) RNN cell, as PyTorch nn.RNN: h = f(W_ih x + b_ih + W_hh h_prev + b_hh).
 
+Source: J. L. Elman, "Finding structure in time", Cognitive Science 14 (1990); the two
+biases and the weight layout are PyTorch's (torch.nn.RNN documentation). Its BPTT is
+P. J. Werbos, "Backpropagation through time: what it does and how to do it", Proc. IEEE 78 (1990).
+
 Legend: T = BPTT steps, B = batch, E = input size (embedding or the layer
 below), H = hidden size, N = T*B. Arrays are time-major and C-contiguous.
 

@@ -649,9 +649,13 @@ def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[f
     """
     import sys
 
+    import numpy as np
     from tqdm import tqdm
 
     from .data import windows
+    if not isinstance(stream, np.ndarray) or stream.ndim != 2:
+        raise ValueError(f"evaluate_stream: stream must be a batchified (rows, B) array (data.batchify(ids, B)), "
+                         f"got {'shape ' + str(stream.shape) if isinstance(stream, np.ndarray) else type(stream).__name__}")
     state = model.init_state(stream.shape[1])
     total, count = 0.0, 0
     show = bar is not None and stderr_is_terminal()
@@ -754,8 +758,8 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
 
     model, vocab, info, path = load_model(run, which)
     tcfg = config_from_dict(info["train"])
-    B = batch_size or tcfg.eval_batch_size
-    T = bptt or tcfg.bptt
+    B = tcfg.eval_batch_size if batch_size is None else batch_size      # (0 is refused below, not a default)
+    T = tcfg.bptt if bptt is None else bptt
     if B < 1 or T < 1:
         raise UserError("--batch-size and --bptt must be at least 1")
     result = {"checkpoint": str(path)}

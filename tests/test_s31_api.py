@@ -121,3 +121,18 @@ def test_a_deleted_best_npz_is_refused_not_replaced_by_the_latest_model(text, tm
     assert main(["evaluate", str(run)]) == 2
     assert "has no best.npz, though" in capsys.readouterr().err
     assert main(["evaluate", str(run), "--checkpoint", "latest"]) == 0
+
+
+def test_evaluation_helpers_refuse_what_they_cannot_read(text, tmp_path):
+    from test_train import tiny
+    from rnnlm.runs import evaluate_stream, run_evaluate
+    from rnnlm.train import train
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    with pytest.raises(ValueError, match=r"^evaluate_stream: stream must be a batchified \(rows, B\) array "
+                                         r"\(data\.batchify\(ids, B\)\), got shape \(40,\)$"):
+        evaluate_stream(_model(), np.arange(40), 5)
+    for kw in ({"batch_size": 0}, {"bptt": 0}):
+        with pytest.raises(UserError, match=r"^--batch-size and --bptt must be at least 1$"):
+            run_evaluate(run, **kw)        # 0 is not "the run's own value"
+    assert run_evaluate(run, batch_size=3)["batch_size"] == 3
