@@ -467,7 +467,8 @@ def read_run_config(run_dir) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON ({exc})") from None
+        raise UserError(f"{path} is not valid JSON ({exc}): damaged or edited by hand; restore it (the run's "
+                        f"checkpoints carry their own settings: evaluate and generate still read them)") from None
 
 
 def resume_config(run_dir, overrides: dict | None = None):

@@ -178,6 +178,9 @@ def test_a_damaged_byte_in_a_runs_json_is_one_line(run, tmp_path, capsys, name, 
     assert main([*argv, str(r)]) == 2
     err = _err_lines(capsys)
     assert len(err) == 1 and err[0].startswith(f"error: {r / name} is not valid JSON ("), err
+    if argv[0] == "train":
+        assert err[0].endswith("): damaged or edited by hand; restore it (the run's checkpoints carry their own "
+                               "settings: evaluate and generate still read them)")
 
 
 def test_a_damaged_metrics_line_is_skipped_as_a_cut_one(run, tmp_path, capsys):
