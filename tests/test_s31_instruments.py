@@ -1,0 +1,94 @@
+"""The instruments after a run moves on, when stopped, where their figures go, and how their API refuses.
+
+1. jacobian.json and probe JSONs record the step of the checkpoint they measured; `plot lag` / `plot probe`
+   say in one line when the run's checkpoint is at a later step now (a resume trained further), and an
+   older file without the step says so only when the checkpoint was saved after it.
+2. Ctrl-C (or SIGTERM) during `jacobian` and `probe` ends in one line saying what was kept, exit 130 (143),
+   and leaves no half-written or temporary file, nor a folder made for the write.
+3. `plot probe RUN` writes RUN/plots/probe-<kind>.png, as every other figure of a run.
+4. The probe functions refuse a Python caller's bad argument with TypeError / ValueError, as jacobian.py
+   and argcheck.py do; UserError stays for the data and for the commands' flags.
+
+Untrained GRUs (E = H = 8) saved as runs, and one LSTM of 16 units trained for a few steps: seconds.
+"""
+
+import numpy as np
+import pytest
+
+from rnnlm import checkpoint
+from rnnlm import probes as P
+from rnnlm.cli import main
+from rnnlm.errors import UserError
+
+JAC = ["--max-lag", "3", "--anchors", "2", "--tokens", "30", "--no-progress"]
+AGR = ["--distances", "1..3", "--n", "4"]
+
+
+@pytest.fixture
+def run(tmp_path):
+    """An untrained GRU saved as a run whose best.npz says it was saved at step 500."""
+    from saved_runs import untrained_gru_run
+    folder = untrained_gru_run(tmp_path, 300, 8)
+    _saved_at(folder, 500)
+    return folder
+
+
+def _saved_at(folder, step):
+    """best.npz saved again with train.step = step: what a resumed run that trained further leaves."""
+    ck = checkpoint.load(folder / "best.npz")
+    checkpoint.save(folder / "best.npz", ck.model, config=ck.config, vocab=ck.vocab,
+                    train={"step": np.array(step), "epoch": np.array(1), "val_loss": np.array(5.0)})
+
+
+def _cli(argv, capsys):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err.splitlines()
+
+
+def _notes(lines):
+    return [x for x in lines if x.startswith("note:")]
+
+
+# ---------------------------------------------------------------- 4. the probe API's errors
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    (lambda: P.parse_distances("5..1"), ValueError, "parse_distances: '5..1' runs backwards; give the smaller end "
+                                                    "first (1..5)"),
+    (lambda: P.perturb(np.arange(5), 2, "jumble", np.random.default_rng(0), 5), ValueError,
+     "perturb: mode must be one of shuffle, replace, drop, got 'jumble'"),
+    (lambda: P.agreement_probe(lambda p, c: np.zeros(len(p)), {}, [1, 2], 2.0), TypeError,
+     "agreement_probe: n_per_distance must be an int >= 1, got 2.0 (float)"),
+    (lambda: P.agreement_probe(lambda p, c: np.zeros(len(p)), {}, [1, 2.5], 2), TypeError,
+     "agreement_probe: distances must be integers >= 1, got [1, 2.5]"),
+    (lambda: P.agreement_probe(lambda p, c: np.zeros(len(p)), {}, [], 2), ValueError,
+     "agreement_probe: distances must be integers >= 1, got []"),
+    (lambda: P.agreement_probe(lambda p, c: np.zeros(len(p)), {}, [1], 2, feature="case"), ValueError,
+     "agreement_probe: feature must be 'number' or 'gender', got 'case'"),
+    (lambda: P.check_context_args(100, [1, 2], "shuffle", 2.5, 5), TypeError,
+     "context_usage: window must be an integer >= 2, got 2.5"),
+    (lambda: P.check_context_args(100, [1, 2], "shuffle", 20, 0), ValueError,
+     "context_usage: n_targets must be an integer >= 1, got 0"),
+    (lambda: P.check_context_args(100, ["a"], "shuffle", 20, 5), TypeError,
+     "context_usage: distances must be integers, got ['a']"),
+    (lambda: P.find_probe_results([], "bogus"), ValueError,
+     "find_probe_results: kind must be 'agreement' or 'context', got 'bogus'"),
+    (lambda: P.final_logprobs(None, [[1]], [[0]], batch_size=2.0), TypeError,
+     "final_logprobs: batch_size must be an int >= 1, got 2.0 (float)"),
+])
+def test_the_probe_api_refuses_bad_arguments_with_type_or_value_errors(call, exc, message):
+    with pytest.raises(exc) as info:
+        call()
+    assert type(info.value) is exc and str(info.value) == message
+
+
+def test_the_data_and_the_commands_flags_still_give_user_errors():
+    with pytest.raises(UserError, match=r"^context_usage: stream has 20 tokens; the context probe needs more"):
+        P.check_context_args(20, [1], "shuffle", 20, 5)
+    with pytest.raises(UserError, match=r"^--distances 5\.\.1 runs backwards"):
+        P.parse_distances("5..1", flags=True)
+    with pytest.raises(UserError, match=r"^--n-targets must be an integer >= 1, got 0$"):
+        P.check_context_args(100, [1, 2], "shuffle", 20, 0, flags=True)
+    with pytest.raises(UserError, match="^the vocabulary lacks function words the agreement templates need: "):
+        P.agreement_probe(lambda p, c: np.zeros(len(p)), {}, [1, 2], 2)
