@@ -115,8 +115,8 @@ def _add_plot_probe(plot_sub):
     q.add_argument("--kind", default="agreement", choices=["agreement", "context"],
                    help="which probe's files to take from run folders (default agreement)")
     q.add_argument("--out", default=None,
-                   help="image file (default: probe-<kind of the data>.png in the first input's run folder, "
-                        "else under runs/plots/)")
+                   help="image file (default: RUN/plots/probe-<kind of the data>.png for a run folder or a JSON "
+                        "in one, as every figure of a run; else runs/plots/<json name>-probe-<kind>.png)")
     q.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     return q
 
@@ -129,10 +129,10 @@ def _run_plot_probe(args):
     paths = find_probe_results(args.inputs, args.kind)
     kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
     first = Path(args.inputs[0])
-    if first.is_dir():
-        out = first / f"probe-{kind}.png"
+    if first.is_dir():      # RUN/plots/, as every figure of a run (earlier versions wrote RUN/probe-<kind>.png)
+        out = first / "plots" / f"probe-{kind}.png"
     elif _is_run(first.parent):
-        out = first.parent / f"probe-{kind}.png"
+        out = first.parent / "plots" / f"probe-{kind}.png"
     else:
         out = Path("runs") / "plots" / f"{first.stem}-probe-{kind}.png"
     return _print_figure(plot_probe(paths, args.out or out, title=args.title))

@@ -300,7 +300,7 @@ def test_plot_probe_and_its_cli_subaction(probe_jsons, tmp_path):
     for kind in ("agreement", "context"):
         args = parser.parse_args(["probe", str(probe_jsons), "--kind", kind])
         assert cliinstruments._run_plot_probe(args) == 0
-        png = probe_jsons / f"probe-{kind}.png"
+        png = probe_jsons / "plots" / f"probe-{kind}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     mixed = [probe_jsons / "probe-agreement-number.json", probe_jsons / "probe-context-drop.json"]
     with pytest.raises(UserError):

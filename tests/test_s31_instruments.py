@@ -50,6 +50,26 @@ def _notes(lines):
     return [x for x in lines if x.startswith("note:")]
 
 
+# ---------------------------------------------------------------- 3. plot probe writes to RUN/plots/
+
+
+def test_plot_probe_writes_to_the_run_s_plots_folder(run, capsys):
+    assert _cli(["probe", "agreement", run, *AGR], capsys)[0] == 0
+    status, out, _ = _cli(["plot", "probe", run], capsys)
+    png = run / "plots" / "probe-agreement.png"
+    assert status == 0 and out == f"wrote {png} (and .svg)\n"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.with_suffix(".svg").exists()
+    assert not (run / "probe-agreement.png").exists()
+    # a JSON inside the run: the same folder
+    assert _cli(["plot", "probe", run / "probe-agreement-number.json"], capsys)[1] == f"wrote {png} (and .svg)\n"
+
+
+def test_plot_probe_help_names_the_plots_folder(capsys):
+    with pytest.raises(SystemExit):
+        main(["plot", "probe", "--help"])
+    assert "RUN/plots/probe-<kind of the data>.png" in " ".join(capsys.readouterr().out.split())
+
+
 # ---------------------------------------------------------------- 4. the probe API's errors
 
 
