@@ -81,20 +81,28 @@ def _run_probe(args):
     if args.probe_command == "agreement":
         res, out = probes.run_agreement(args.run, distances=args.distances, n=args.n, feature=args.feature,
                                         **common)
-        text = probes.format_agreement(res)
+        table = probes.format_agreement
     else:
         res, out = probes.run_context(args.run, split=args.split, distances=args.distances, mode=args.mode,
                                       n_targets=args.n_targets, window=args.window, **common)
-        text = probes.format_context(res)
-    return _print_saved(out, f"{text}\nwrote {out}")
+        table = probes.format_context
+    return _print_saved(out, lambda: f"{table(res)}\nwrote {out}")
 
 
-def _print_saved(saved, text: str) -> int:
+def _print_saved(saved, text) -> int:
     """Print a command's report once its result is saved (jacobian, probe, demo): standard output failing
     then (a full disk, `> /dev/full`) loses only the report, so it is one warning naming where the result
-    is, and status 0, as train's (cliflags.unheard_stdout)."""
-    with unheard_stdout(lambda: f"the result is saved in {saved}"):
-        print(text)
+    is, and status 0, as train's (cliflags.unheard_stdout). text: the report, or a function making it (so
+    that its making counts as printing). A Ctrl-C or SIGTERM while it is made or printed says, in the CLI's
+    one line, that the result is saved all the same."""
+    try:
+        with unheard_stdout(lambda: f"the result is saved in {saved}"):
+            print(text() if callable(text) else text)
+    except KeyboardInterrupt as exc:
+        from .errors import Terminated
+        word = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        exc.line = f"{word} while printing the report: the result is saved in {saved}"
+        raise
     return 0
 
 
@@ -214,8 +222,8 @@ def _run_jacobian(args):
     # random tokens in place of a corpus only when none was named (nor a folder to find it in)
     doc, out = run_jacobian(config, corpus_fallback=args.corpus is None and args.corpora_dir is None,
                             progress=not args.no_progress)
-    text = format_table(doc) + ("\n\n" + format_table(doc, "stacked") if "stacked" in doc["curves"] else "")
-    return _print_saved(out, f"{text}\nwrote {out}")
+    return _print_saved(out, lambda: format_table(doc) + ("\n\n" + format_table(doc, "stacked")
+                                                          if "stacked" in doc["curves"] else "") + f"\nwrote {out}")
 
 
 def _add_plot(sub):

@@ -42,7 +42,7 @@ import numpy as np
 
 from .argcheck import check_generator, check_int, check_probability, check_token_ids, is_int, is_real
 from .errors import UserError, and_list, consecutive_runs, plural
-from .fileio import atomic_write_json, check_writable
+from .fileio import atomic_write_json, check_writable, stop_says_what_is_kept
 
 Z95 = 1.959963984540054   # two-sided 95% normal quantile
 CHANCE = 0.5
@@ -722,33 +722,39 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
     """`probe agreement RUN`: the result (format_agreement prints it), written as JSON to `out`
     (None = probe-agreement-<feature>.json beside the run); returns (result, path written).
     The command's layer: its errors name the flags (--distances), as the other functions name their
-    Python arguments."""
-    run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
-    out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
-    check_writable(out)     # a read-only run folder: said before the measurement
-    check_agreement_vocab(feature, vocab.stoi)      # (then what the vocabulary lacks: also before it)
-    res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True), n,
-                          seed, feature)
-    res = {**meta, **res}
-    _write_json(out, res)
-    return res, out
+    Python arguments. A Ctrl-C or SIGTERM raises on with the CLI's one line in `exc.line`
+    (fileio.stop_says_what_is_kept: the JSON is written atomically, whole or not at all)."""
+    with stop_says_what_is_kept("the agreement probe") as said:     # Ctrl-C: one line says what is kept
+        run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
+        out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
+        said.watch(out)
+        check_writable(out)     # a read-only run folder: said before the measurement
+        check_agreement_vocab(feature, vocab.stoi)      # (then what the vocabulary lacks: also before it)
+        res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True),
+                              n, seed, feature)
+        res = {**meta, **res}
+        _write_json(out, res)
+        return res, out
 
 
 def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, window: int, seed: int,
                 checkpoint: str, batch_size: int, out=None) -> tuple[dict, Path]:
     """`probe context RUN`: the result (format_context prints it), written as JSON to `out`
     (None = probe-context-<mode>.json beside the run); returns (result, path written).
-    The command's layer: its errors name the flags (--window), as context_usage's name its arguments."""
-    run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
-    out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
-    check_writable(out)     # a read-only run folder: said before the measurement
-    stream = _split_stream(info, vocab, split)
-    ds = check_context_args(len(stream), parse_distances(distances, flags=True), mode, window, n_targets, batch_size,
-                            flags=True)     # in the command's flags, before context_usage's own check
-    res = context_usage(model, stream, ds, mode, n_targets, seed, window, len(vocab), batch_size)
-    res = {**meta, "split": split, **res}
-    _write_json(out, res)
-    return res, out
+    The command's layer: its errors name the flags (--window), as context_usage's name its arguments.
+    A Ctrl-C or SIGTERM raises on with the CLI's one line in `exc.line`, as run_agreement's."""
+    with stop_says_what_is_kept("the context probe") as said:     # Ctrl-C: one line says what is kept
+        run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
+        out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
+        said.watch(out)
+        check_writable(out)     # a read-only run folder: said before the measurement
+        stream = _split_stream(info, vocab, split)
+        ds = check_context_args(len(stream), parse_distances(distances, flags=True), mode, window, n_targets,
+                                batch_size, flags=True)     # in the command's flags, before context_usage's check
+        res = context_usage(model, stream, ds, mode, n_targets, seed, window, len(vocab), batch_size)
+        res = {**meta, "split": split, **res}
+        _write_json(out, res)
+        return res, out
 
 
 def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:

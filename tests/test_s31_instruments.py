@@ -11,14 +11,16 @@
 
 Untrained GRUs (E = H = 8) saved as runs, and one LSTM of 16 units trained for a few steps: seconds.
 """
+import json
 
 import numpy as np
 import pytest
 
-from rnnlm import checkpoint
+from rnnlm import checkpoint, fileio
+from rnnlm import jacobianrun
 from rnnlm import probes as P
 from rnnlm.cli import main
-from rnnlm.errors import UserError
+from rnnlm.errors import Terminated, UserError
 
 JAC = ["--max-lag", "3", "--anchors", "2", "--tokens", "30", "--no-progress"]
 AGR = ["--distances", "1..3", "--n", "4"]
@@ -48,6 +50,85 @@ def _cli(argv, capsys):
 
 def _notes(lines):
     return [x for x in lines if x.startswith("note:")]
+
+
+# ---------------------------------------------------------------- 2. Ctrl-C during jacobian and probe
+
+
+def _stop_in(monkeypatch, module, name, exc=KeyboardInterrupt):
+    def stopped(*args, **kwargs):
+        raise exc()
+    monkeypatch.setattr(module, name, stopped)
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_ctrl_c_during_the_jacobian_measurement_says_nothing_was_written(run, monkeypatch, capsys):
+    _stop_in(monkeypatch, jacobianrun, "lag_curve")
+    status, out, err = _cli(["jacobian", run, *JAC], capsys)
+    assert status == 130 and out == ""
+    assert err == [f"interrupted: the Jacobian measurement stopped before it was written; nothing was written "
+                   f"({run / 'jacobian.json'} was not created)"]
+    assert not (run / "jacobian.json").exists() and _leftovers(run) == []
+
+
+def test_sigterm_during_the_jacobian_measurement_keeps_the_earlier_file(run, monkeypatch, capsys):
+    (run / "jacobian.json").write_text('{"earlier": 1}\n')
+    _stop_in(monkeypatch, jacobianrun, "lag_curve", Terminated)
+    status, _, err = _cli(["jacobian", run, *JAC], capsys)
+    assert status == 143
+    assert err == [f"terminated (SIGTERM): the Jacobian measurement stopped before it was written; "
+                   f"{run / 'jacobian.json'} is unchanged (it holds the earlier result) and nothing else was written"]
+    assert (run / "jacobian.json").read_text() == '{"earlier": 1}\n'
+
+
+def test_ctrl_c_during_the_write_leaves_no_half_file_and_no_new_folder(run, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "new" / "sub" / "j.json"
+    real = fileio.atomic_write
+
+    def half_written(path, write_fn, **kw):             # the signal lands once the temporary file holds it all
+        def write(f):
+            write_fn(f)
+            if path == out:
+                raise KeyboardInterrupt
+        real(path, write, **kw)
+    monkeypatch.setattr(fileio, "atomic_write", half_written)
+    status, _, err = _cli(["jacobian", run, *JAC, "--out", out], capsys)
+    assert status == 130
+    assert err == [f"interrupted: the Jacobian measurement stopped before it was written; nothing was written "
+                   f"({out} was not created)"]
+    assert not (tmp_path / "new").exists()              # made for the write, removed again (temporary file too)
+    (run / "jacobian.json").write_text('{"earlier": 1}\n')
+    out = run / "jacobian.json"
+    status, _, err = _cli(["jacobian", run, *JAC], capsys)
+    assert status == 130 and err[0].endswith(f"{out} is unchanged (it holds the earlier result) and nothing else "
+                                             f"was written")
+    assert out.read_text() == '{"earlier": 1}\n' and _leftovers(run) == []
+
+
+def test_ctrl_c_while_printing_says_the_result_is_saved(run, monkeypatch, capsys):
+    _stop_in(monkeypatch, jacobianrun, "format_table")
+    status, _, err = _cli(["jacobian", run, *JAC], capsys)
+    assert status == 130
+    assert err == [f"interrupted while printing the report: the result is saved in {run / 'jacobian.json'}"]
+    assert json.loads((run / "jacobian.json").read_text())["meta"]["anchors"] == 2      # written whole
+
+
+@pytest.mark.parametrize("kind, measure, name", [
+    ("agreement", "agreement_probe", "probe-agreement-number.json"),
+    ("context", "context_usage", "probe-context-shuffle.json"),
+])
+def test_ctrl_c_during_a_probe_says_nothing_was_written(run, monkeypatch, capsys, kind, measure, name):
+    _stop_in(monkeypatch, P, measure)
+    flags = AGR if kind == "agreement" else ["--distances", "1,2", "--n-targets", "4", "--window", "5",
+                                             "--split", "valid"]
+    status, _, err = _cli(["probe", kind, run, *flags], capsys)
+    assert status == 130
+    assert err == [f"interrupted: the {kind} probe stopped before it was written; nothing was written "
+                   f"({run / name} was not created)"]
+    assert not (run / name).exists() and _leftovers(run) == []
 
 
 # ---------------------------------------------------------------- 3. plot probe writes to RUN/plots/
