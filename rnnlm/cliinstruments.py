@@ -143,7 +143,26 @@ def _run_plot_probe(args):
         out = first.parent / "plots" / f"probe-{kind}.png"
     else:
         out = Path("runs") / "plots" / f"{first.stem}-probe-{kind}.png"
-    return _print_figure(plot_probe(paths, args.out or out, title=args.title))
+    png = plot_probe(paths, args.out or out, title=args.title)
+    _say_measurement_ages(paths)
+    return _print_figure(png)
+
+
+def _say_measurement_ages(files) -> None:
+    """One note on stderr per measurement JSON (a lag curve, a probe result) older than the checkpoint it
+    measured is now (runs.measurement_age_note: the run was resumed and trained since), each file once."""
+    import sys
+    from pathlib import Path
+
+    from .runs import measurement_age_note
+    seen = set()
+    for f in files:
+        if Path(f).resolve() in seen:
+            continue
+        seen.add(Path(f).resolve())
+        note = measurement_age_note(f)
+        if note:
+            print(note, file=sys.stderr, flush=True)
 
 
 def _add_jacobian(sub):
@@ -303,6 +322,7 @@ def _run_plot(args):
             out = args.out or Path("runs") / "plots" / f"{stem or first.stem + '-lag-' + what}.png"
         png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
                              scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
+        _say_measurement_ages([Path(i) / "jacobian.json" if Path(i).is_dir() else Path(i) for i in args.inputs])
     return _print_figure(png)
 
 

@@ -12,6 +12,7 @@
 Untrained GRUs (E = H = 8) saved as runs, and one LSTM of 16 units trained for a few steps: seconds.
 """
 import json
+import os
 
 import numpy as np
 import pytest
@@ -50,6 +51,86 @@ def _cli(argv, capsys):
 
 def _notes(lines):
     return [x for x in lines if x.startswith("note:")]
+
+
+# ---------------------------------------------------------------- 1. a measurement older than the checkpoint
+
+
+def test_checkpoint_step_reads_the_step_alone(run, tmp_path):
+    assert checkpoint.saved_step(run / "best.npz") == 500
+    assert checkpoint.saved_step(tmp_path / "missing.npz") is None
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    assert checkpoint.saved_step(tmp_path / "junk.npz") is None
+
+
+def test_plot_lag_says_the_jacobian_measured_an_earlier_checkpoint(run, capsys):
+    assert _cli(["jacobian", run, *JAC], capsys)[0] == 0
+    doc = json.loads((run / "jacobian.json").read_text())
+    assert doc["meta"]["checkpoint_step"] == 500 and doc["meta"]["source"] == str(run / "best.npz")
+    status, _, err = _cli(["plot", "lag", run], capsys)
+    assert status == 0 and _notes(err) == []                  # the same checkpoint: nothing to say
+    _saved_at(run, 1200)
+    status, out, err = _cli(["plot", "lag", run], capsys)
+    assert status == 0 and out.startswith(f"wrote {run / 'plots' / 'lag-auto-spectral-layer0.png'}")
+    assert _notes(err) == [f"note: {run / 'jacobian.json'} measured best.npz at step 500; the run's best.npz is now "
+                           f"at step 1,200 (the run trained further since): rerun 'python cli.py jacobian {run}' "
+                           f"to measure it"]
+    # the JSON given by name says the same
+    assert _notes(_cli(["plot", "lag", run / "jacobian.json"], capsys)[2]) == _notes(err)
+
+
+def test_an_older_jacobian_json_without_the_step_is_said_unknown_only_when_the_checkpoint_is_newer(run, capsys):
+    assert _cli(["jacobian", run, *JAC], capsys)[0] == 0
+    path = run / "jacobian.json"
+    doc = json.loads(path.read_text())
+    del doc["meta"]["checkpoint_step"]                           # as written before the step was recorded
+    path.write_text(json.dumps(doc))
+    ck = (run / "best.npz").stat().st_mtime
+    os.utime(path, (ck + 60, ck + 60))                           # written after the checkpoint: nothing said
+    assert _notes(_cli(["plot", "lag", run], capsys)[2]) == []
+    os.utime(path, (ck - 60, ck - 60))                           # the checkpoint saved after it
+    assert _notes(_cli(["plot", "lag", run], capsys)[2]) == [
+        f"note: {path} may be older than what it measured: {run / 'best.npz'} (now at step 500) was saved after it "
+        f"was written, and the step it measured is unknown (it was written by an earlier rnnlm); rerun 'python cli.py "
+        f"jacobian {run}' to measure the checkpoint as it is now"]
+
+
+def test_a_fresh_model_s_curve_says_nothing(tmp_path, capsys):
+    out = tmp_path / "init.json"
+    assert _cli(["jacobian", "--init", "--cell", "gru", "--hidden", "4", "--corpus", "none", "--vocab-size", "9",
+                 *JAC[:-1], "--out", out], capsys)[0] == 0
+    assert "checkpoint_step" not in json.loads(out.read_text())["meta"]
+    status, _, err = _cli(["plot", "lag", out], capsys)
+    assert status == 0 and _notes(err) == []
+
+
+def test_plot_probe_says_the_probe_measured_an_earlier_checkpoint(run, capsys):
+    assert _cli(["probe", "agreement", run, *AGR], capsys)[0] == 0
+    path = run / "probe-agreement-number.json"
+    assert json.loads(path.read_text())["checkpoint_step"] == 500
+    assert _notes(_cli(["plot", "probe", run], capsys)[2]) == []
+    _saved_at(run, 1200)
+    status, _, err = _cli(["plot", "probe", run], capsys)
+    assert status == 0
+    assert _notes(err) == [f"note: {path} measured best.npz at step 500; the run's best.npz is now at step 1,200 "
+                           f"(the run trained further since): rerun 'python cli.py probe agreement {run}' to "
+                           f"measure it"]
+
+
+def test_a_real_resume_makes_plot_lag_say_the_curve_is_of_an_earlier_step(text, tmp_path, capsys):
+    from test_train import tiny
+
+    from rnnlm.runs import resume_config
+    from rnnlm.train import train
+    folder = tmp_path / "t"
+    train(tiny(text, folder, max_steps=3))
+    assert _cli(["jacobian", folder, "--checkpoint", "latest", *JAC], capsys)[0] == 0
+    assert json.loads((folder / "jacobian.json").read_text())["meta"]["checkpoint_step"] == 3
+    train(resume_config(folder, {"max_steps": 6}), resume=folder)
+    capsys.readouterr()
+    assert _notes(_cli(["plot", "lag", folder], capsys)[2]) == [
+        f"note: {folder / 'jacobian.json'} measured model.npz at step 3; the run's model.npz is now at step 6 (the "
+        f"run trained further since): rerun 'python cli.py jacobian {folder} --checkpoint latest' to measure it"]
 
 
 # ---------------------------------------------------------------- 2. Ctrl-C during jacobian and probe
