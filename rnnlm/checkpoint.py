@@ -158,6 +158,19 @@ def load(path) -> Checkpoint:
                       config=config, vocab=vocab)
 
 
+def saved_step(path) -> int | None:
+    """The training step a checkpoint was saved at, its `train.step` (model.npz: the loop's step count;
+    best.npz: the step of the evaluation that made it the best), read from that one member alone (the
+    weights are not read, so that a plot command can ask cheaply). None when the file is missing or
+    unreadable, or holds no step (a checkpoint written by other code than train)."""
+    try:
+        with zipfile.ZipFile(path) as z, z.open("train.step.npy") as f:
+            a = np.lib.format.read_array(f, allow_pickle=False)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    return int(a) if a.shape == () and a.dtype.kind in "iu" else None
+
+
 def check_model_arrays(ckpt: Checkpoint, expected: dict) -> None:
     """Refuse a checkpoint whose model arrays do not match `expected` (name -> array).
 

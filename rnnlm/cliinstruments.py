@@ -81,20 +81,28 @@ def _run_probe(args):
     if args.probe_command == "agreement":
         res, out = probes.run_agreement(args.run, distances=args.distances, n=args.n, feature=args.feature,
                                         **common)
-        text = probes.format_agreement(res)
+        table = probes.format_agreement
     else:
         res, out = probes.run_context(args.run, split=args.split, distances=args.distances, mode=args.mode,
                                       n_targets=args.n_targets, window=args.window, **common)
-        text = probes.format_context(res)
-    return _print_saved(out, f"{text}\nwrote {out}")
+        table = probes.format_context
+    return _print_saved(out, lambda: f"{table(res)}\nwrote {out}")
 
 
-def _print_saved(saved, text: str) -> int:
+def _print_saved(saved, text) -> int:
     """Print a command's report once its result is saved (jacobian, probe, demo): standard output failing
     then (a full disk, `> /dev/full`) loses only the report, so it is one warning naming where the result
-    is, and status 0, as train's (cliflags.unheard_stdout)."""
-    with unheard_stdout(lambda: f"the result is saved in {saved}"):
-        print(text)
+    is, and status 0, as train's (cliflags.unheard_stdout). text: the report, or a function making it (so
+    that its making counts as printing). A Ctrl-C or SIGTERM while it is made or printed says, in the CLI's
+    one line, that the result is saved all the same."""
+    try:
+        with unheard_stdout(lambda: f"the result is saved in {saved}"):
+            print(text() if callable(text) else text)
+    except KeyboardInterrupt as exc:
+        from .errors import Terminated
+        word = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        exc.line = f"{word} while printing the report: the result is saved in {saved}"
+        raise
     return 0
 
 
@@ -115,8 +123,8 @@ def _add_plot_probe(plot_sub):
     q.add_argument("--kind", default="agreement", choices=["agreement", "context"],
                    help="which probe's files to take from run folders (default agreement)")
     q.add_argument("--out", default=None,
-                   help="image file (default: probe-<kind of the data>.png in the first input's run folder, "
-                        "else under runs/plots/)")
+                   help="image file (default: RUN/plots/probe-<kind of the data>.png for a run folder or a JSON "
+                        "in one, as every figure of a run; else runs/plots/<json name>-probe-<kind>.png)")
     q.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     return q
 
@@ -129,13 +137,32 @@ def _run_plot_probe(args):
     paths = find_probe_results(args.inputs, args.kind)
     kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
     first = Path(args.inputs[0])
-    if first.is_dir():
-        out = first / f"probe-{kind}.png"
+    if first.is_dir():      # RUN/plots/, as every figure of a run (earlier versions wrote RUN/probe-<kind>.png)
+        out = first / "plots" / f"probe-{kind}.png"
     elif _is_run(first.parent):
-        out = first.parent / f"probe-{kind}.png"
+        out = first.parent / "plots" / f"probe-{kind}.png"
     else:
         out = Path("runs") / "plots" / f"{first.stem}-probe-{kind}.png"
-    return _print_figure(plot_probe(paths, args.out or out, title=args.title))
+    png = plot_probe(paths, args.out or out, title=args.title)
+    _say_measurement_ages(paths)
+    return _print_figure(png)
+
+
+def _say_measurement_ages(files) -> None:
+    """One note on stderr per measurement JSON (a lag curve, a probe result) older than the checkpoint it
+    measured is now (runs.measurement_age_note: the run was resumed and trained since), each file once."""
+    import sys
+    from pathlib import Path
+
+    from .runs import measurement_age_note
+    seen = set()
+    for f in files:
+        if Path(f).resolve() in seen:
+            continue
+        seen.add(Path(f).resolve())
+        note = measurement_age_note(f)
+        if note:
+            print(note, file=sys.stderr, flush=True)
 
 
 def _add_jacobian(sub):
@@ -214,8 +241,8 @@ def _run_jacobian(args):
     # random tokens in place of a corpus only when none was named (nor a folder to find it in)
     doc, out = run_jacobian(config, corpus_fallback=args.corpus is None and args.corpora_dir is None,
                             progress=not args.no_progress)
-    text = format_table(doc) + ("\n\n" + format_table(doc, "stacked") if "stacked" in doc["curves"] else "")
-    return _print_saved(out, f"{text}\nwrote {out}")
+    return _print_saved(out, lambda: format_table(doc) + ("\n\n" + format_table(doc, "stacked")
+                                                          if "stacked" in doc["curves"] else "") + f"\nwrote {out}")
 
 
 def _add_plot(sub):
@@ -295,6 +322,7 @@ def _run_plot(args):
             out = args.out or Path("runs") / "plots" / f"{stem or first.stem + '-lag-' + what}.png"
         png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
                              scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
+        _say_measurement_ages([Path(i) / "jacobian.json" if Path(i).is_dir() else Path(i) for i in args.inputs])
     return _print_figure(png)
 
 

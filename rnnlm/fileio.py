@@ -16,6 +16,7 @@ clean-up removes whatever carries that tag.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -150,3 +151,61 @@ def remove_new_folders(folder, new: Path | None) -> None:
             p = p.parent
     except OSError:
         pass
+
+
+def _file_state(path: Path):
+    """What tells a file's versions apart here: (inode, modification time in ns, size), None when absent
+    (atomic_write's rename gives the new file another inode)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class _Output:
+    """What stop_says_what_is_kept yields: `watch(path)` names the file the command will write, once known."""
+
+    def __init__(self):
+        self.path = None
+        self.before = None
+        self.new = None
+
+    def watch(self, path) -> None:
+        """The command will write `path` (atomically): its state now, and the folders it would create."""
+        self.path = Path(path)
+        self.before = _file_state(self.path)
+        self.new = first_new_folder(self.path.parent)
+
+    def line(self, exc: BaseException, what: str) -> str:
+        """The one line of a stop (exc) of the command measuring `what`: what was written and what was kept."""
+        from .errors import Terminated
+        word = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        if self.path is None:
+            return f"{word}: {what} stopped before it was written; nothing was written"
+        after = _file_state(self.path)
+        if after is not None and after != self.before:
+            return f"{word} after {what} was written: {self.path} holds it whole"
+        remove_new_folders(self.path.parent, self.new)     # (created for the write that did not come)
+        if self.before is not None:
+            return (f"{word}: {what} stopped before it was written; {self.path} is unchanged (it holds the "
+                    f"earlier result) and nothing else was written")
+        return f"{word}: {what} stopped before it was written; nothing was written ({self.path} was not created)"
+
+
+@contextlib.contextmanager
+def stop_says_what_is_kept(what: str):
+    """For a command that measures for minutes, then writes one file atomically (jacobian, probe): a Ctrl-C
+    (KeyboardInterrupt) or SIGTERM (errors.Terminated) in the block gets `exc.line`, the one line the CLI
+    prints for it (then exit 130 or 143), saying what was written and what was kept, e.g. "interrupted: the
+    Jacobian measurement stopped before it was written; nothing was written (runs/x/jacobian.json was not
+    created)". Whether the file was written is read from the file itself (the rename may have happened just
+    before the signal), and folders made for a write that did not come are removed. Yields an object whose
+    `watch(path)` names the file, once it is known; a stop before that says nothing was written."""
+    out = _Output()
+    try:
+        yield out
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "line", None) is None:
+            exc.line = out.line(exc, what)
+        raise

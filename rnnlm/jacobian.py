@@ -62,7 +62,9 @@ JSON written by the `jacobian` command (and returned by `lag_curve`):
     {"meta": {"cell", "activation", "init", "recurrent_scale", "H", "E",
               "layers", "max_lag", "anchors", "seed", "source", "tokens",
               "spectral_radius_Whh": [per layer], "norm_Whh": [per layer],
-              "max_fprime", "bound_per_step": [per layer], "tolerance"},
+              "max_fprime", "bound_per_step": [per layer], "tolerance",
+              the command's own: "text", "clip", "checkpoint_step" (the step the checkpoint read was
+              saved at, null for one holding none; absent from earlier documents and --init)},
      "curves": {SCOPE: {QUANTITY: SERIES, ..., "flow": FLOW}},
      "per_step": {SCOPE: {QUANTITY: {"steps": n, "spectral": SUMMARY,
                                       "frobenius": SUMMARY}}}}

@@ -202,41 +202,49 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
     corpus_fallback: a fresh model's corpus that cannot be read gives random tokens (with a note)
     instead of its error; progress: the measurement's bar (lag_curve). A note on stderr says when the
     text holds fewer anchor positions than asked (anchors_note). The command's layer: its errors name
-    the flags (--max-lag), where lag_curve's name its Python arguments (max_lag)."""
+    the flags (--max-lag), where lag_curve's name its Python arguments (max_lag). A Ctrl-C or SIGTERM
+    raises on with the CLI's one line in `exc.line` (fileio.stop_says_what_is_kept): the file is written
+    atomically, so it holds the earlier measurement or the new one whole, never half of one."""
     import json
     import sys
 
-    config.validate()
-    if config.model is not None:
-        model, ids, text = _init_model(config, fallback=corpus_fallback)
-        source, extra = "init", {}
-    else:
-        from .runs import load_model, run_text_ids
-        model, vocab, info, path = load_model(config.run, config.checkpoint)
-        ids = run_text_ids(info, vocab, split=config.split, text=config.text)
-        ids, text = ids["ids"], ids["source"]
-        from .plots import clip_label
-        source, extra = str(path), {"clip": clip_label(info.get("train"))}
-    ids = np.asarray(ids)[:config.tokens]
-    out = default_out(config, text)
-    from .fileio import atomic_write_text, check_writable
-    check_writable(out)     # a read-only run folder: said before the measurement, not after it
-    if len(ids) < config.max_lag + 2:      # lag_curve's check, in the command's flags
-        more = "a larger --tokens" if len(ids) == config.tokens else "a longer text"    # (all of it was read)
-        raise UserError(f"--max-lag {config.max_lag} needs at least --max-lag + 2 = {config.max_lag + 2} tokens, "
-                        f"the text read has {len(ids)}: use {more} or a smaller --max-lag")
-    note = anchors_note(config, len(ids))
-    if note:
-        print(note, file=sys.stderr, flush=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FewerAnchorsWarning)     # the note above said it, in flags
-        doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
-                        rng=np.random.default_rng(config.seed), progress=progress)
-    doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
-    if not config.out:
-        replaced = replaced_note(out, doc["meta"])
-        if replaced:
-            print(replaced, file=sys.stderr, flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
-    return doc, out
+    from .fileio import stop_says_what_is_kept
+
+    with stop_says_what_is_kept("the Jacobian measurement") as said:     # Ctrl-C: says what is kept
+        config.validate()
+        if config.model is not None:
+            model, ids, text = _init_model(config, fallback=corpus_fallback)
+            source, extra = "init", {}
+        else:
+            from .runs import load_model, run_text_ids
+            model, vocab, info, path = load_model(config.run, config.checkpoint)
+            ids = run_text_ids(info, vocab, split=config.split, text=config.text)
+            ids, text = ids["ids"], ids["source"]
+            from .checkpoint import saved_step
+            from .plots import clip_label
+            # the step the checkpoint was saved at: plot lag says when the run's checkpoint has moved on since
+            source, extra = str(path), {"clip": clip_label(info.get("train")), "checkpoint_step": saved_step(path)}
+        ids = np.asarray(ids)[:config.tokens]
+        out = default_out(config, text)
+        said.watch(out)
+        from .fileio import atomic_write_text, check_writable
+        check_writable(out)     # a read-only run folder: said before the measurement, not after it
+        if len(ids) < config.max_lag + 2:      # lag_curve's check, in the command's flags
+            more = "a larger --tokens" if len(ids) == config.tokens else "a longer text"    # (all of it was read)
+            raise UserError(f"--max-lag {config.max_lag} needs at least --max-lag + 2 = {config.max_lag + 2} tokens, "
+                            f"the text read has {len(ids)}: use {more} or a smaller --max-lag")
+        note = anchors_note(config, len(ids))
+        if note:
+            print(note, file=sys.stderr, flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FewerAnchorsWarning)     # the note above said it, in flags
+            doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
+                            rng=np.random.default_rng(config.seed), progress=progress)
+        doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
+        if not config.out:
+            replaced = replaced_note(out, doc["meta"])
+            if replaced:
+                print(replaced, file=sys.stderr, flush=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+        return doc, out

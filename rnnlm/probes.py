@@ -23,6 +23,15 @@ scorer or of any object with the model API (`init_state(B)`,
 tests drive them with oracles; only `run_agreement` and `run_context` load checkpoints.
 Every sequence is run from a zero state, and rows are grouped by length so
 that no padding ever enters a recurrent state.
+
+Errors, as in jacobian.py, sample.py and argcheck.py: a Python caller's bad
+argument is a TypeError (not the right kind of value) or a ValueError (the
+right kind, out of range, or text that does not parse), one line naming the
+function and the argument ("perturb: mode must be ..."); UserError is kept for
+what the data or the files make impossible (too short a stream for the window,
+a vocabulary that makes no pair, a diverged model, a run folder without
+results) and for the command's layer (`run_agreement`, `run_context`, and the
+`flags=True` checks they call), whose errors name the flags.
 """
 from __future__ import annotations
 
@@ -33,7 +42,7 @@ import numpy as np
 
 from .argcheck import check_generator, check_int, check_probability, check_token_ids, is_int, is_real
 from .errors import UserError, and_list, consecutive_runs, plural
-from .fileio import atomic_write_json, check_writable
+from .fileio import atomic_write_json, check_writable, stop_says_what_is_kept
 
 Z95 = 1.959963984540054   # two-sided 95% normal quantile
 CHANCE = 0.5
@@ -111,9 +120,21 @@ def bootstrap_mean_interval(x: np.ndarray, rng, n_boot: int = 1000) -> tuple[flo
 def parse_distances(text: str, *, flags: bool = False) -> list[int]:
     """'1..40' (inclusive), '1..40:5' (step), '1,2,5,10' or a mix: sorted unique ints >= 1.
 
-    UserError for text that is none of these, naming the argument as the caller gave it: "parse_distances:
-    text ..." from Python, "--distances ..." with flags=True (the probe commands, run_agreement/run_context)."""
+    Text that is none of these: a ValueError from Python ("parse_distances: text ..."), a UserError naming
+    the flag with flags=True ("--distances ...": the probe commands, run_agreement/run_context)."""
     where, name = ("", "--distances") if flags else ("parse_distances: ", "text")
+    error = UserError if flags else ValueError
+    try:
+        return _parse_distances(text, flags, where, name)
+    except _BadDistances as exc:
+        raise error(str(exc)) from None
+
+
+class _BadDistances(Exception):
+    """parse_distances' refusal, raised as the caller's kind of error (ValueError or UserError)."""
+
+
+def _parse_distances(text, flags: bool, where: str, name: str) -> list[int]:
     out = set()
     try:
         for part in str(text).split(","):
@@ -125,17 +146,17 @@ def parse_distances(text: str, *, flags: bool = False) -> list[int]:
                 a, b = rng.split("..")
                 if int(a) > int(b):
                     shown = f"--distances {part}" if flags else f"parse_distances: {part!r}"
-                    raise UserError(f"{shown} runs backwards; give the smaller end first ({b.strip()}..{a.strip()})")
+                    raise _BadDistances(f"{shown} runs backwards; give the smaller end first ({b.strip()}..{a.strip()})")
                 if step and int(step) < 1:
                     shown = f"--distances {part}" if flags else f"parse_distances: {part!r}"
-                    raise UserError(f"{shown}: the step must be at least 1")
+                    raise _BadDistances(f"{shown}: the step must be at least 1")
                 out.update(range(int(a), int(b) + 1, int(step) if step else 1))
             else:
                 out.add(int(part))
     except ValueError:
-        raise UserError(f"{where}{name} must look like 1..40, 1..40:5 or 1,2,5,10; got '{text}'") from None
+        raise _BadDistances(f"{where}{name} must look like 1..40, 1..40:5 or 1,2,5,10; got '{text}'") from None
     if not out or min(out) < 1:
-        raise UserError(f"{where}{name} must give distances that are integers >= 1; got '{text}'")
+        raise _BadDistances(f"{where}{name} must give distances that are integers >= 1; got '{text}'")
     return sorted(out)
 
 
@@ -157,13 +178,13 @@ def final_logprobs(model, rows, columns, batch_size: int = 256) -> np.ndarray:
 
     rows: N int sequences (the whole context, last token included); columns:
     (N, K) word ids whose log-probabilities to return. Returns (N, K) float64.
-    Rows are grouped by length and run in batches of up to `batch_size`.
+    Rows are grouped by length and run in batches of up to `batch_size` (an int >= 1: TypeError or
+    ValueError, as an empty row is a ValueError).
     """
     columns = np.asarray(columns, dtype=np.int64)
     if columns.ndim == 1:
         columns = columns[:, None]
-    if not is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"final_logprobs: batch_size must be an int >= 1, got {batch_size!r}")
+    check_int(batch_size, "batch_size", "final_logprobs", 1)
     out = np.empty(columns.shape, dtype=np.float64)
     by_length: dict = {}
     for i, r in enumerate(rows):
@@ -306,16 +327,20 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
     sentence); skipped when not in the vocabulary. Pairs are generated from
     the words in `stoi` only; 'coverage' is the fraction of pairs from the
     full word lists that the vocabulary covers (1.0 for a sintetico model).
+    Bad arguments are refused before any work: TypeError (n_per_distance or a distance not an int) or
+    ValueError (n_per_distance < 1, a distance < 1, no distance, an unknown feature); a vocabulary from
+    which no pair can be made is a UserError (the data, not the call).
     """
     from .sintetico import GENDER, NUMBER, make_agreement_pairs
 
-    if not is_int(n_per_distance) or n_per_distance < 1:
-        raise UserError(f"agreement_probe: n_per_distance must be an int >= 1, got {n_per_distance!r}")
-    bad = [d for d in distances if not is_int(d) or d < 1]
-    if bad or not len(distances):
-        raise UserError(f"agreement_probe: distances must be integers >= 1, got {list(distances)!r}")
+    check_int(n_per_distance, "n_per_distance", "agreement_probe", 1)
+    distances = list(distances)
+    if not all(is_int(d) for d in distances):
+        raise TypeError(f"agreement_probe: distances must be integers >= 1, got {distances!r}")
+    if not distances or min(distances) < 1:
+        raise ValueError(f"agreement_probe: distances must be integers >= 1, got {distances!r}")
     if feature not in (NUMBER, GENDER):
-        raise UserError(f"agreement_probe: feature must be '{NUMBER}' or '{GENDER}', got {feature!r}")
+        raise ValueError(f"agreement_probe: feature must be '{NUMBER}' or '{GENDER}', got {feature!r}")
     pairs, info = make_agreement_pairs(distances, n_per_distance, np.random.default_rng(seed),
                                        feature=feature, known=stoi)
     if not pairs:
@@ -349,10 +374,10 @@ def perturb(context: np.ndarray, d: int, mode: str, rng, vocab_size: int) -> np.
     context: the tokens before the target, oldest first (the last one is 1
     back). shuffle: permute the far part; replace: random ids in [0, V); drop:
     keep only the last d tokens. d: an int >= 0; rng: a numpy Generator; vocab_size: an int >= 1
-    (checked first, each error naming the argument).
+    (checked first, each error naming the argument: TypeError, or ValueError as for an unknown mode).
     """
     if mode not in MODES:
-        raise UserError(f"perturb: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise ValueError(f"perturb: mode must be one of {', '.join(MODES)}, got {mode!r}")
     check_int(d, "d", "perturb", 0)
     check_generator(rng, "perturb")
     check_int(vocab_size, "vocab_size", "perturb", 1)
@@ -367,35 +392,41 @@ def perturb(context: np.ndarray, d: int, mode: str, rng, vocab_size: int) -> np.
     elif mode == "replace":
         out[:far] = rng.integers(0, vocab_size, size=far)
     else:
-        raise UserError(f"perturb: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise ValueError(f"perturb: mode must be one of {', '.join(MODES)}, got {mode!r}")
     return out
 
 
 def check_context_args(n_tokens: int, distances, mode: str, window: int, n_targets: int, batch_size: int = 128,
                        *, flags: bool = False) -> list[int]:
-    """context_usage's settings checked before any work (stream of n_tokens tokens): UserError naming the one at
-    fault as the caller gave it, "context_usage: window=20 ..." from Python, "--window 20 ..." with flags=True
-    (run_context, the probe command, checks first so). Returns the distances sorted, as ints."""
+    """context_usage's settings checked before any work (stream of n_tokens tokens), each error one line naming
+    the one at fault as the caller gave it: from Python ("context_usage: window=20 ..."), a TypeError (a
+    setting, or a distance, not an integer) or ValueError (an unknown mode, a setting below its least value,
+    no distance, a distance < 1 or not below window); with flags=True (run_context, the probe command, checks
+    first so) a UserError naming the flag ("--window 20 ..."). A stream no longer than the window is a
+    UserError either way (the text is too short, as lag_curve's too few tokens for max_lag). Returns the
+    distances sorted, as ints."""
     def named(name):
         return "--" + name.replace("_", "-") if flags else name
 
     def say(name, value):
         return f"{named(name)} {value}" if flags else f"{name}={value!r}"
     where = "" if flags else "context_usage: "
+    kind_error, range_error = (UserError, UserError) if flags else (TypeError, ValueError)
     if mode not in MODES:
-        raise UserError(f"{where}{named('mode')} must be one of {', '.join(MODES)}, got {mode!r}")
+        raise range_error(f"{where}{named('mode')} must be one of {', '.join(MODES)}, got {mode!r}")
     for name, value, lo in (("window", window, 2), ("n_targets", n_targets, 1), ("batch_size", batch_size, 1)):
         if not is_int(value) or value < lo:
-            raise UserError(f"{where}{named(name)} must be an integer >= {lo}, got {value!r}")
+            error = range_error if is_int(value) else kind_error
+            raise error(f"{where}{named(name)} must be an integer >= {lo}, got {value!r}")
     try:
         distances = sorted(int(d) for d in distances)
     except (TypeError, ValueError):
-        raise UserError(f"{where}{named('distances')} must be integers, got {distances!r}") from None
+        raise kind_error(f"{where}{named('distances')} must be integers, got {distances!r}") from None
     if not distances:
-        raise UserError(f"{where}{named('distances')} is empty; give at least one distance")
+        raise range_error(f"{where}{named('distances')} is empty; give at least one distance")
     if distances[0] < 1 or distances[-1] >= window:
         bad = [d for d in distances if d < 1 or d >= window]
-        raise UserError(f"{'--distances: ' if flags else where}every distance must be >= 1 and below "
+        raise range_error(f"{'--distances: ' if flags else where}every distance must be >= 1 and below "
                         f"{say('window', int(window))}; got "
                         f"{', '.join(map(str, bad))}" + (" (give a larger --window, or smaller --distances)"
                                                          if flags else ""))
@@ -443,8 +474,9 @@ def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: in
     context 100 tokens back, real but of no consequence, and tight enough an
     interval would otherwise call it significant. 'effective_context' is the
     smallest d from which every larger d is within noise (None if even the
-    largest is not). The settings are checked first (check_context_args): UserError naming the argument;
-    and the stream, the seed, vocab_size and n_boot (check_context_inputs): TypeError or ValueError naming it.
+    largest is not). Every argument is checked before any work, each error naming it: the stream, the seed,
+    vocab_size and n_boot (check_context_inputs) and the settings (check_context_args), TypeError or
+    ValueError; a stream no longer than `window` is a UserError (the data is too short for the call).
     """
     stream, vocab_size, seed = check_context_inputs(model, stream, seed, vocab_size, n_boot)
     distances = check_context_args(len(stream), distances, mode, window, n_targets, batch_size)
@@ -657,10 +689,12 @@ def _load(run, checkpoint: str, batch_size: int, n: int):
         raise UserError("--n and --n-targets must be at least 1")
     run = Path(run)
     model, vocab, info, path = load_model(run, checkpoint)
+    from .checkpoint import saved_step
     from .plots import clip_label
     mcfg = info.get("model", {})
     # The probed model's settings travel with the result, so that its figure can state them.
-    meta = {"run": str(run), "checkpoint": str(path), "cell": mcfg.get("cell"),
+    # checkpoint_step: the step the checkpoint was saved at (plot probe says when the run has moved on since)
+    meta = {"run": str(run), "checkpoint": str(path), "checkpoint_step": saved_step(path), "cell": mcfg.get("cell"),
             "corpus": info.get("train", {}).get("data", {}).get("corpus"),
             "model": {k: mcfg.get(k) for k in ("cell", "activation", "init", "recurrent_scale", "hidden",
                                                "emsize", "layers")},
@@ -690,39 +724,46 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
     """`probe agreement RUN`: the result (format_agreement prints it), written as JSON to `out`
     (None = probe-agreement-<feature>.json beside the run); returns (result, path written).
     The command's layer: its errors name the flags (--distances), as the other functions name their
-    Python arguments."""
-    run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
-    out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
-    check_writable(out)     # a read-only run folder: said before the measurement
-    check_agreement_vocab(feature, vocab.stoi)      # (then what the vocabulary lacks: also before it)
-    res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True), n,
-                          seed, feature)
-    res = {**meta, **res}
-    _write_json(out, res)
-    return res, out
+    Python arguments. A Ctrl-C or SIGTERM raises on with the CLI's one line in `exc.line`
+    (fileio.stop_says_what_is_kept: the JSON is written atomically, whole or not at all)."""
+    with stop_says_what_is_kept("the agreement probe") as said:     # Ctrl-C: one line says what is kept
+        run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
+        out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
+        said.watch(out)
+        check_writable(out)     # a read-only run folder: said before the measurement
+        check_agreement_vocab(feature, vocab.stoi)      # (then what the vocabulary lacks: also before it)
+        res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True),
+                              n, seed, feature)
+        res = {**meta, **res}
+        _write_json(out, res)
+        return res, out
 
 
 def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, window: int, seed: int,
                 checkpoint: str, batch_size: int, out=None) -> tuple[dict, Path]:
     """`probe context RUN`: the result (format_context prints it), written as JSON to `out`
     (None = probe-context-<mode>.json beside the run); returns (result, path written).
-    The command's layer: its errors name the flags (--window), as context_usage's name its arguments."""
-    run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
-    out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
-    check_writable(out)     # a read-only run folder: said before the measurement
-    stream = _split_stream(info, vocab, split)
-    ds = check_context_args(len(stream), parse_distances(distances, flags=True), mode, window, n_targets, batch_size,
-                            flags=True)     # in the command's flags, before context_usage's own check
-    res = context_usage(model, stream, ds, mode, n_targets, seed, window, len(vocab), batch_size)
-    res = {**meta, "split": split, **res}
-    _write_json(out, res)
-    return res, out
+    The command's layer: its errors name the flags (--window), as context_usage's name its arguments.
+    A Ctrl-C or SIGTERM raises on with the CLI's one line in `exc.line`, as run_agreement's."""
+    with stop_says_what_is_kept("the context probe") as said:     # Ctrl-C: one line says what is kept
+        run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
+        out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
+        said.watch(out)
+        check_writable(out)     # a read-only run folder: said before the measurement
+        stream = _split_stream(info, vocab, split)
+        ds = check_context_args(len(stream), parse_distances(distances, flags=True), mode, window, n_targets,
+                                batch_size, flags=True)     # in the command's flags, before context_usage's check
+        res = context_usage(model, stream, ds, mode, n_targets, seed, window, len(vocab), batch_size)
+        res = {**meta, "split": split, **res}
+        _write_json(out, res)
+        return res, out
 
 
 def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:
-    """JSON files to plot: each input is a probe JSON, or a run folder holding probe-<kind>*.json."""
+    """JSON files to plot: each input is a probe JSON, or a run folder holding probe-<kind>*.json.
+    ValueError for a kind other than agreement or context; UserError for an input that holds no results."""
     if kind not in ("agreement", "context"):
-        raise UserError(f"find_probe_results: kind must be 'agreement' or 'context', got {kind!r}")
+        raise ValueError(f"find_probe_results: kind must be 'agreement' or 'context', got {kind!r}")
     paths = []
     for item in inputs:
         p = Path(item)

@@ -628,6 +628,78 @@ def _corrupt_advice(exc, run: Path, path: Path) -> UserError:
 # ---------------------------------------------------------------- evaluating a run
 
 
+def _measured_checkpoint(json_path: Path, recorded) -> Path | None:
+    """The checkpoint file a measurement's JSON says it read (`recorded`, as the command was given it), as it
+    is found now: the file of that name beside the JSON when the JSON sits in a run folder (the folder may
+    have moved since, or the command have run from another folder), else the recorded path; None when neither
+    is there."""
+    if not isinstance(recorded, str) or not recorded.endswith(".npz"):
+        return None         # a fresh model ("init"), a sweep job's "N validation tokens", nothing recorded
+    beside = json_path.parent / Path(recorded).name
+    if (json_path.parent / CONFIG).is_file() and beside.is_file():
+        return beside
+    return Path(recorded) if Path(recorded).is_file() else None
+
+
+def _remeasure_command(doc: dict, meta: dict, ckpt: Path) -> str:
+    """The command that measures the checkpoint again as the JSON's own did (its kind, feature or mode)."""
+    folder = ckpt.parent if (ckpt.parent / CONFIG).is_file() else None
+    target = str(folder) if folder is not None else str(ckpt)
+    latest = " --checkpoint latest" if folder is not None and ckpt.name == LATEST else ""
+    if "curves" in doc:
+        return f"python cli.py jacobian {target}{latest}"
+    kind = doc.get("probe")
+    extra = (f" --feature {doc['feature']}" if kind == "agreement" and doc.get("feature") not in (None, "number")
+             else f" --mode {doc['mode']}" if kind == "context" and doc.get("mode") not in (None, "shuffle") else "")
+    return f"python cli.py probe {kind} {target}{extra}{latest}"
+
+
+def measurement_age_note(json_path) -> str | None:
+    """The note that a measurement of a checkpoint (a `jacobian` lag curve, a `probe` result) is older than
+    that checkpoint is now, or None: what `plot lag` and `plot probe` say on stderr before they redraw it.
+
+    The measurement's JSON records the checkpoint it read (jacobian: meta.source; probe: checkpoint) and the
+    step that checkpoint was saved at (meta.checkpoint_step / checkpoint_step, checkpoint.saved_step); when
+    the run was resumed and trained since, the same file holds a later step: "... measured best.npz at step
+    500; the run's best.npz is now at step 1,200 ...: rerun '...'". A JSON written before the step was recorded
+    (or of a checkpoint holding none) is said to be possibly older only when the checkpoint file was saved
+    after the JSON was written (its modification time), and its step is said to be unknown; otherwise
+    nothing is said. Never raises: an unreadable JSON or checkpoint says nothing (the plot says what it can
+    not read)."""
+    from .checkpoint import saved_step
+    json_path = Path(json_path)
+    try:
+        doc = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    meta = doc.get("meta") if "curves" in doc else doc
+    if not isinstance(meta, dict) or ("curves" not in doc and not str(doc.get("format", "")).startswith("rnnlm-probe")):
+        return None
+    ckpt = _measured_checkpoint(json_path, meta.get("source") if "curves" in doc else meta.get("checkpoint"))
+    if ckpt is None:
+        return None
+    now, then = saved_step(ckpt), meta.get("checkpoint_step")
+    rerun = _remeasure_command(doc, meta, ckpt)
+    if isinstance(then, int) and not isinstance(then, bool):
+        if now is None or now == then:
+            return None
+        return (f"note: {json_path} measured {ckpt.name} at step {then:,}; the run's {ckpt.name} is now at step "
+                f"{now:,} (the run trained further since): rerun '{rerun}' to measure it")
+    try:
+        newer = ckpt.stat().st_mtime > json_path.stat().st_mtime
+    except OSError:
+        return None
+    if not newer:
+        return None
+    at = f" (now at step {now:,})" if now is not None else ""
+    why = ("the checkpoint it read held none" if "checkpoint_step" in meta
+           else "it was written by an earlier rnnlm")
+    return (f"note: {json_path} may be older than what it measured: {ckpt}{at} was saved after it was written, "
+            f"and the step it measured is unknown ({why}); rerun '{rerun}' to measure the checkpoint as it is now")
+
+
 def stderr_is_terminal() -> bool:
     """Whether stderr is a terminal a bar can be drawn on: a tty whose width is not 0. Some ptys (an
     IDE's, `script` without a terminal on stdin) report a 0 x 0 size, where tqdm draws nothing; they

@@ -395,7 +395,8 @@ def test_plot_probe_is_named_after_the_data_not_after_kind(probe_run, tmp_path):
     assert c.exists()
     # a context file with the default --kind (agreement): the figure is the context one, named so
     assert main(["plot", "probe", str(c)]) == 0
-    assert (probe_run / "probe-context.png").exists() and not (probe_run / "probe-agreement.png").exists()
+    plots = probe_run / "plots"
+    assert (plots / "probe-context.png").exists() and not (plots / "probe-agreement.png").exists()
 
 
 # ---------------------------------------------------------------- where things go and small lies
@@ -456,7 +457,7 @@ def test_commands_that_read_a_run_leave_the_current_folder_empty(tmp_path_factor
     assert (run / "jacobian.json").exists() and (run / "plots" / "lag-auto-spectral-layer0.png").exists()
     assert (run / "plots" / "jacobian-lag-auto-spectral-layer0-bound.png").exists()     # (--bound)
     assert (tracked / "plots" / "training.png").exists()
-    assert (run / "probe-agreement.png").exists() and (run / "probe-context.png").exists()
+    assert (run / "plots" / "probe-agreement.png").exists() and (run / "plots" / "probe-context.png").exists()
     reads_no_run = [
         ["jacobian", "--init", "--cell", "gru", "--hidden", "4", "--corpus", "none", "--vocab-size", "9",
          "--max-lag", "3", "--anchors", "2", "--tokens", "12"],

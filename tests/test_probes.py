@@ -34,11 +34,11 @@ def test_parse_distances():
     assert P.parse_distances("1..40:10") == [1, 11, 21, 31]
     assert P.parse_distances("1,2,5,10, 5") == [1, 2, 5, 10]
     for bad in ("0..3", "a..b", "", "3..1"):
-        with pytest.raises(UserError):
+        with pytest.raises(ValueError):             # a Python caller's bad text (the commands': UserError)
             P.parse_distances(bad)
     with pytest.raises(UserError, match=r"^--distances 5\.\.1 runs backwards; give the smaller end first \(1\.\.5\)$"):
         P.parse_distances("5..1", flags=True)     # the probe commands' wording (Python's: tests/test_s29_api.py)
-    with pytest.raises(UserError, match="the step must be at least 1"):
+    with pytest.raises(ValueError, match="the step must be at least 1"):
         P.parse_distances("1..10:0")
 
 
@@ -214,11 +214,11 @@ def test_context_probe_of_a_model_without_context():
 
 def test_context_probe_refuses_bad_settings():
     stream = np.arange(100) % 7
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError):         # bad arguments: ValueError (a UserError before)
         P.context_usage(LastK(7, 1), stream, [1, 50], "shuffle", window=50, vocab_size=7)
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError):
         P.context_usage(LastK(7, 1), stream, [1], "jumble", window=20, vocab_size=7)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError):          # too short a stream: the data, not the call
         P.context_usage(LastK(7, 1), stream[:20], [1], "shuffle", window=20, vocab_size=7)
 
 
@@ -300,7 +300,7 @@ def test_plot_probe_and_its_cli_subaction(probe_jsons, tmp_path):
     for kind in ("agreement", "context"):
         args = parser.parse_args(["probe", str(probe_jsons), "--kind", kind])
         assert cliinstruments._run_plot_probe(args) == 0
-        png = probe_jsons / f"probe-{kind}.png"
+        png = probe_jsons / "plots" / f"probe-{kind}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     mixed = [probe_jsons / "probe-agreement-number.json", probe_jsons / "probe-context-drop.json"]
     with pytest.raises(UserError):

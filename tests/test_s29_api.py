@@ -110,7 +110,7 @@ def test_the_jacobian_command_says_fewer_anchors_once_in_flags(tmp_path, capsys)
      "--distances must give distances that are integers >= 1; got '0..3'"),
 ])
 def test_parse_distances_names_text_from_python_and_the_flag_for_the_commands(text, python, cli):
-    with pytest.raises(UserError) as info:
+    with pytest.raises(ValueError) as info:         # a Python caller's bad argument (a UserError before)
         P.parse_distances(text)
     assert str(info.value) == python
     with pytest.raises(UserError) as info:
@@ -121,23 +121,26 @@ def test_parse_distances_names_text_from_python_and_the_flag_for_the_commands(te
 STREAM = np.arange(100) % 7
 
 
-@pytest.mark.parametrize("kw, python, cli", [
-    (dict(distances=[1, 50], window=50), "context_usage: every distance must be >= 1 and below window=50; got 50",
+@pytest.mark.parametrize("kw, exc, python, cli", [
+    (dict(distances=[1, 50], window=50), ValueError,
+     "context_usage: every distance must be >= 1 and below window=50; got 50",
      "--distances: every distance must be >= 1 and below --window 50; got 50 (give a larger --window, or smaller "
      "--distances)"),
-    (dict(mode="jumble"), "context_usage: mode must be one of shuffle, replace, drop, got 'jumble'",
+    (dict(mode="jumble"), ValueError, "context_usage: mode must be one of shuffle, replace, drop, got 'jumble'",
      "--mode must be one of shuffle, replace, drop, got 'jumble'"),
-    (dict(n_tokens=20), "context_usage: stream has 20 tokens; the context probe needs more than window=20: pass a "
-                        "longer stream or a smaller window",
+    (dict(n_tokens=20), UserError,      # the data too short for the call: a UserError from Python too
+     "context_usage: stream has 20 tokens; the context probe needs more than window=20: pass a "
+     "longer stream or a smaller window",
      "the text has 20 tokens; the context probe needs more than --window 20: use a smaller --window"),
-    (dict(n_targets=0), "context_usage: n_targets must be an integer >= 1, got 0", "--n-targets must be an integer >= 1, got 0"),
-    (dict(distances=[]), "context_usage: distances is empty; give at least one distance",
+    (dict(n_targets=0), ValueError, "context_usage: n_targets must be an integer >= 1, got 0",
+     "--n-targets must be an integer >= 1, got 0"),
+    (dict(distances=[]), ValueError, "context_usage: distances is empty; give at least one distance",
      "--distances is empty; give at least one distance"),
 ])
-def test_context_checks_name_arguments_from_python_and_flags_for_the_command(kw, python, cli):
+def test_context_checks_name_arguments_from_python_and_flags_for_the_command(kw, exc, python, cli):
     args = dict(n_tokens=100, distances=[1, 2], mode="shuffle", window=20, n_targets=5)
     args.update(kw)
-    with pytest.raises(UserError) as info:
+    with pytest.raises(exc) as info:
         P.check_context_args(**args)
     assert str(info.value) == python
     with pytest.raises(UserError) as info:
@@ -147,7 +150,7 @@ def test_context_checks_name_arguments_from_python_and_flags_for_the_command(kw,
 
 def test_context_usage_itself_names_its_arguments():
     """Refused before the model is touched (None here) or a stream is drawn from."""
-    with pytest.raises(UserError) as info:
+    with pytest.raises(ValueError) as info:
         P.context_usage(None, STREAM, [1, 50], "shuffle", window=50, vocab_size=7)
     assert str(info.value) == "context_usage: every distance must be >= 1 and below window=50; got 50"
     with pytest.raises(UserError) as info:                 # was "... use --window smaller"
@@ -157,16 +160,16 @@ def test_context_usage_itself_names_its_arguments():
 
 
 def test_probe_functions_name_their_python_arguments():
-    with pytest.raises(UserError) as info:
+    with pytest.raises(ValueError) as info:
         P.perturb(np.arange(5), 2, "jumble", np.random.default_rng(0), 5)
     assert str(info.value) == "perturb: mode must be one of shuffle, replace, drop, got 'jumble'"
-    with pytest.raises(UserError) as info:
+    with pytest.raises(ValueError) as info:
         P.find_probe_results([], "bogus")
     assert str(info.value) == "find_probe_results: kind must be 'agreement' or 'context', got 'bogus'"
-    with pytest.raises(UserError) as info:                 # was "no agreement pair could be made from this vocabulary"
+    with pytest.raises(ValueError) as info:                # was "no agreement pair could be made from this vocabulary"
         P.agreement_probe(lambda p, c: np.zeros(len(p)), {}, [1, 2], 0)
     assert str(info.value) == "agreement_probe: n_per_distance must be an int >= 1, got 0"
-    with pytest.raises(UserError) as info:
+    with pytest.raises(ValueError) as info:
         P.agreement_probe(lambda p, c: np.zeros(len(p)), {}, [0, 2], 5)
     assert str(info.value) == "agreement_probe: distances must be integers >= 1, got [0, 2]"
     with pytest.raises(ValueError) as info:                # was range()'s "arg 3 must not be zero"

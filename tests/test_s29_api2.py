@@ -17,7 +17,6 @@ import pytest
 
 from rnnlm import jacobian as jac
 from rnnlm import probes as P
-from rnnlm.errors import UserError
 from rnnlm.model import ModelConfig, RNNModel
 
 V, E, H = 11, 4, 5
@@ -100,13 +99,13 @@ def test_valid_context_arguments_give_what_they_gave():
      "perturb: d must be an int >= 0, got 1.5 (float)"),
     (lambda: P.perturb(np.arange(5), 2, "shuffle", 0, 5), TypeError,
      "perturb: rng must be a numpy Generator, e.g. np.random.default_rng(0), got 0 (int)"),
-    (lambda: P.perturb(np.arange(5), 9, "jumble", np.random.default_rng(0), 5), UserError,     # d past the start
+    (lambda: P.perturb(np.arange(5), 9, "jumble", np.random.default_rng(0), 5), ValueError,    # d past the start
      "perturb: mode must be one of shuffle, replace, drop, got 'jumble'"),
     (lambda: P.bootstrap_mean_interval(np.ones(4), 0), TypeError,                               # was AttributeError
      "bootstrap_mean_interval: rng must be a numpy Generator, e.g. np.random.default_rng(0), got 0 (int)"),
     (lambda: P.bootstrap_mean_interval(np.ones(4), np.random.default_rng(0), 0), ValueError,  # was IndexError
      "bootstrap_mean_interval: n_boot must be an int >= 1, got 0"),
-    (lambda: P.agreement_probe(lambda p, c: np.zeros(len(p)), {}, [1, 2], 5, feature="zz"), UserError,
+    (lambda: P.agreement_probe(lambda p, c: np.zeros(len(p)), {}, [1, 2], 5, feature="zz"), ValueError,
      "agreement_probe: feature must be 'number' or 'gender', got 'zz'"),
     (lambda: P.final_logprobs(None, [[1], []], [[0], [0]]), ValueError,
      "final_logprobs: rows[1] is empty; every row needs at least one token"),
