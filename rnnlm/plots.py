@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, command
 
 
 def _pyplot():
@@ -315,7 +315,7 @@ def load_lag_doc(item) -> dict:
                 from .runs import CONFIG, not_a_run_folder
                 if not (Path(item) / CONFIG).exists():         # a sweep's folder, a plots folder, ...
                     raise UserError(not_a_run_folder(item))
-                raise UserError(f"{item} holds no jacobian.json; run 'python cli.py jacobian {item}' first "
+                raise UserError(f"{item} holds no jacobian.json; run '{command()} jacobian {item}' first "
                                 "(or use --over-training for a run tracked with --track-jacobian-every)")
         if not p.is_file():
             raise UserError(f"no lag-curve JSON or run folder at {item}")
@@ -323,12 +323,12 @@ def load_lag_doc(item) -> dict:
             doc = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read {p} as JSON ({exc}); plot lag reads a lag curve: a run folder's "
-                            f"jacobian.json, or one written with 'python cli.py jacobian'") from None
+                            f"jacobian.json, or one written with '{command()} jacobian'") from None
         where = str(p)
         _clip_from_run(doc, p.parent)
     if not (isinstance(doc, dict) and isinstance(doc.get("curves"), dict) and isinstance(doc.get("meta"), dict)):
         raise UserError(f"{where} is not a lag curve (no 'meta' and 'curves'; "
-                        "write one with 'python cli.py jacobian')")
+                        f"write one with '{command()} jacobian')")
     return doc
 
 

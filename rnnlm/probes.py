@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .argcheck import check_generator, check_int, check_probability, check_token_ids, is_int, is_real
-from .errors import UserError, and_list, consecutive_runs, plural
+from .errors import UserError, and_list, command, consecutive_runs, plural
 from .fileio import atomic_write_json, check_writable, stop_says_what_is_kept
 
 Z95 = 1.959963984540054   # two-sided 95% normal quantile
@@ -770,7 +770,7 @@ def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:
         if p.is_dir():
             found = sorted(p.glob(f"probe-{kind}*.json"))
             if not found:
-                raise UserError(f"{p} holds no probe-{kind}*.json; run 'python cli.py probe {kind} {p}' first")
+                raise UserError(f"{p} holds no probe-{kind}*.json; run '{command()} probe {kind} {p}' first")
             paths += found
         elif p.is_file():
             paths.append(p)

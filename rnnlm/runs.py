@@ -34,7 +34,7 @@ import math
 import os
 from pathlib import Path
 
-from .errors import UserError, plural
+from .errors import UserError, command, plural
 
 CONFIG = "config.json"
 LOCK = ".train.lock"
@@ -647,11 +647,11 @@ def _remeasure_command(doc: dict, meta: dict, ckpt: Path) -> str:
     target = str(folder) if folder is not None else str(ckpt)
     latest = " --checkpoint latest" if folder is not None and ckpt.name == LATEST else ""
     if "curves" in doc:
-        return f"python cli.py jacobian {target}{latest}"
+        return f"{command()} jacobian {target}{latest}"
     kind = doc.get("probe")
     extra = (f" --feature {doc['feature']}" if kind == "agreement" and doc.get("feature") not in (None, "number")
              else f" --mode {doc['mode']}" if kind == "context" and doc.get("mode") not in (None, "shuffle") else "")
-    return f"python cli.py probe {kind} {target}{extra}{latest}"
+    return f"{command()} probe {kind} {target}{extra}{latest}"
 
 
 def measurement_age_note(json_path) -> str | None:
