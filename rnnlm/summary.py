@@ -5,7 +5,7 @@ Kneser-Ney baseline beside them, what to do next (resume, train longer) and
 the sample.
 
 The one thing to know before editing: this only formats. It reads the
-summary dict (train._summary and train._final_report say what is in it) and
+summary dict (trainend._summary and trainend._final_report say what is in it) and
 never the run folder, so a summary can be printed again from a saved dict.
 """
 from __future__ import annotations
