@@ -541,16 +541,20 @@ def _restore(ck, s: _Session) -> tuple[LoopState, tuple]:
 
 
 def _evaluate(s: _Session, loop: LoopState, reason: str) -> None:
-    """A scheduled validation: keeps best.npz, anneals the lr when it did not improve, logs and prints."""
+    """A scheduled validation: keeps best.npz, anneals the lr when it did not improve, logs and prints.
+    One that gives no verdict (LoopState.no_verdict: a non-finite loss, no update since the previous
+    one) leaves the lr and patience alone, and its event and line say why ("no_verdict")."""
     from .runs import fmt_ppl
     val = _validate_full(s, "validation")
     lr = s.opt.lr
-    if not loop.count_eval(val):
+    why = loop.no_verdict(val)
+    if loop.count_eval(val) is False:
         s.opt.lr = s.opt.lr / s.config.lr_decay
     best = _keep_best(s, loop, val)
-    s.run.log(_eval_event(s, loop, reason, val, best, lr))
+    s.run.log({**_eval_event(s, loop, reason, val, best, lr), **({"no_verdict": why} if why else {})})
     note(f"| step {loop.step:6d} | epoch {loop.epoch:3d} | valid loss {val:6.3f} | "
-          f"ppl {fmt_ppl(_ppl(val)):>9s}{' (best)' if best else ''} | lr {s.opt.lr:.4g}")
+          f"ppl {fmt_ppl(_ppl(val)):>9s}{' (best)' if best else ''} | lr {s.opt.lr:.4g}"
+          + (f" (kept: {why})" if why else ""))
 
 
 def _end_epoch(s: _Session, loop: LoopState) -> tuple:

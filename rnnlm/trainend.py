@@ -80,7 +80,8 @@ def _summary(s: _Session, loop: LoopState, stopped: str, nonfinite: dict | None)
     tokens_per_s: this session's training tokens per second inside training steps (see _Timing); 0
     when the session applied no step (a run that diverged at once has no speed to report).
     val_step: the step of val_loss (the latest full validation; None before one); timed_val: this
-    session's latest timed validation (_Timing.timed) or None."""
+    session's latest timed validation (_Timing.timed) or None. updates: the updates applied over the
+    whole run (its steps less the skipped ones; 0: the model holds its initial weights)."""
     elapsed = s.clock()
     t = s.timing
     return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
@@ -91,7 +92,8 @@ def _summary(s: _Session, loop: LoopState, stopped: str, nonfinite: dict | None)
             "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
             "clip_fraction": loop.clipped_total / max(loop.step - loop.skipped, 1),
             "plateaus": loop.plateaus, "min_lr": s.config.lr_floor(),
-            "skipped": loop.skipped, "nonfinite": nonfinite, "params": s.model.num_params(),
+            "skipped": loop.skipped, "updates": loop.step - loop.skipped, "nonfinite": nonfinite,
+            "params": s.model.num_params(),
             "vocab_size": s.model.config.vocab_size,
             "clipping": bool(s.config.clip_norm > 0 or s.config.clip_value > 0)}
 
