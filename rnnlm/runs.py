@@ -325,16 +325,23 @@ def refuse_sweep_folder(folder, resume: bool = False) -> None:
 
 def _record_resume_settings(folder: Path, info: dict) -> None:
     """config.json's training settings set to the resumed session's where a resume may change them
-    (config.RESUME_OVERRIDABLE but the bar: --max-steps, --max-minutes, --patience, ...), so that it holds
-    the settings the run goes on with and a later plain --resume keeps them; the rest stays as written."""
-    from .config import RESUME_OVERRIDABLE
+    (`resume_changes`), so that it holds the settings the run goes on with and a later plain --resume keeps
+    them; the rest stays as written."""
     from .fileio import atomic_write_json
     saved = read_run_config(folder)
-    train, new = saved.get("train", {}), info.get("train", {})
-    keys = [k for k in RESUME_OVERRIDABLE if k != "progress"]     # (the bar is this session's, not the run's)
-    changed = {k: new[k] for k in keys if k in new and k in train and train[k] != new[k]}
+    changed = resume_changes(saved, info.get("train", {}))
     if changed:
-        atomic_write_json(folder / CONFIG, {**saved, "train": {**train, **changed}})
+        atomic_write_json(folder / CONFIG, {**saved, "train": {**saved.get("train", {}), **changed}})
+
+
+def resume_changes(saved: dict, new: dict) -> dict:
+    """The training settings of a resumed session (`new`, config.json's "train" dict) that differ from the
+    run's config.json (`saved`, read_run_config's) where a resume may change them: config.RESUME_OVERRIDABLE
+    but the bar (--max-steps, --max-minutes, --on-nonfinite, --patience, ...)."""
+    from .config import RESUME_OVERRIDABLE
+    train = saved.get("train", {})
+    keys = [k for k in RESUME_OVERRIDABLE if k != "progress"]     # (the bar is this session's, not the run's)
+    return {k: new[k] for k in keys if k in new and k in train and train[k] != new[k]}
 
 
 def restore_vocab(folder, vocab: dict) -> str | None:

@@ -46,7 +46,7 @@ from .errors import UserError
 from .fileio import first_new_folder, remove_new_folders
 from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
-from .resume import refuse_finished_resume, resume_point
+from .resume import refuse_finished_resume, resume_flags, resume_point
 from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, evaluate_stream, lock_run, lost_steps, ppl as _ppl,
                    refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint)
 from .session import _eval_event, _keep_best, _save, _Session, _validate_full
@@ -171,7 +171,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 raise
             # the signal's exception, or what the code it landed in made of it (an import lock's KeyError)
             stop = exc if isinstance(exc, KeyboardInterrupt) else signal_error(startup.signum)
-            note(_start_up_line(startup.signum, folder, resume, new))
+            note(_start_up_line(startup.signum, folder, resume, new, config))
             stop.said = True                # the CLI adds no second line and exits 128 + the signal
             if stop is exc:
                 raise
@@ -212,12 +212,13 @@ def _give_up_start_up(startup: StartUp, folder: Path, lock, new: Path | None) ->
     _give_up_folder(folder, lock, new)
 
 
-def _start_up_line(signum, folder: Path, resume, new: Path | None) -> str:
-    """The one line of a signal during start-up (StartUp): nothing was trained, and where that leaves the folder."""
+def _start_up_line(signum, folder: Path, resume, new: Path | None, config: TrainConfig) -> str:
+    """The one line of a signal during start-up (StartUp): nothing was trained, and where that leaves the
+    folder. A resume's advice repeats the settings it changed (resume_flags: not yet in config.json)."""
     word = SIGNAL_WORDS.get(signum, "interrupted")
     if resume is not None:
         return (f"{word} during start-up; nothing was trained: {folder} is as it was "
-                f"(continue with --resume {folder})")
+                f"(continue with --resume {folder}{resume_flags(config, folder)})")
     gone = new is not None and not folder.exists()
     return f"{word} during start-up; nothing was trained ({folder} {'removed' if gone else 'is free for a new run'})"
 

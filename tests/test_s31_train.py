@@ -1,13 +1,17 @@
 """train at the end of a run: the end split from the loop (trainend.py), validations that can give no
 verdict (every step skipped, a non-finite loss) and a summary that says so, a Ctrl-C in a resume's
 start-up whose advice names the flags to give again, and the lock file a run leaves behind."""
+import json
 import math
+import os
+import signal
 import threading
 
 import pytest
 
 from rnnlm import session, trainend
 from rnnlm import train as train_module
+from rnnlm.cli import main
 from rnnlm.summary import format_summary
 from rnnlm.train import train
 
@@ -83,3 +87,52 @@ def test_a_summary_saved_before_updates_was_recorded_reads_them_from_its_counts(
          "baseline": {"valid": {"ppl": 20.0}}}
     assert "  no update was applied, so the model still has its initial weights: no verdict against the baseline" \
         in format_summary(s).splitlines()
+
+
+# ---------------------------------------------------------------- 3. a Ctrl-C in a resume's start-up
+
+
+def _signal_while_compiling(monkeypatch):
+    real = train_module._warm_up
+
+    def killed(*a, **k):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **k)
+    monkeypatch.setattr(train_module, "_warm_up", killed)
+
+
+@MAIN_THREAD
+def test_ctrl_c_in_a_resumes_start_up_names_the_flags_to_give_again(text, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--max-steps", "2", "--out", str(run)]) == 0
+    capsys.readouterr()
+    flags = ["--max-steps", "4", "--on-nonfinite", "skip", "--max-skips", "50"]
+    with monkeypatch.context() as m:
+        _signal_while_compiling(m)
+        assert main(["train", "--resume", str(run), *flags]) == 130
+    # config.json records a resume's settings only once its start-up is over: a plain --resume would have
+    # trained without them (stopping at the first non-finite step, and at step 2)
+    assert json.loads((run / "config.json").read_text())["train"]["on_nonfinite"] == "stop"
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (f"interrupted during start-up; nothing was trained: {run} is as it was (continue with --resume "
+                    f"{run} --max-steps 4 --on-nonfinite skip --max-skips 50)")
+    advice = last[last.index("--resume "):-1].split()
+    assert main(["train", *advice]) == 0
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert (saved["max_steps"], saved["on_nonfinite"], saved["max_skips"]) == (4, "skip", 50)
+
+
+@MAIN_THREAD
+def test_ctrl_c_in_the_start_up_of_a_plain_resume_of_a_skipping_run_needs_no_flag(text, tmp_path, capsys,
+                                                                                  monkeypatch):
+    # --on-nonfinite skip given to the new run is in its config.json, which a resume applies again
+    run = tmp_path / "s"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--max-steps", "2", "--on-nonfinite", "skip",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        _signal_while_compiling(m)
+        assert main(["train", "--resume", str(run), "--max-steps", "3"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"interrupted during start-up; nothing was trained: {run} is as it was (continue with --resume {run} "
+        f"--max-steps 3)")
