@@ -210,6 +210,16 @@ def _pid_lock_class():
     from filelock import FileLock
 
     class PidLock(FileLock):
+        # The emptied lock file stays in the folder when the lock is released: it is not removed. Removing
+        # it is not safe. Another process (a second `train --resume`, a sweep worker) may have opened the
+        # same path just before and be waiting on its lock; it then takes the lock on the removed file
+        # while a third process creates a new file at the path and locks that one, and two writers share
+        # the folder. filelock keeps its Unix lock file in place on release for this reason ("the file
+        # stays in place so waiters share the same inode"); its newest versions recheck that the file
+        # they locked still has a name, but this package accepts filelock >= 4.0, and a process holding
+        # an older one would not. An empty .train.lock (or .sweep.lock) is therefore no content: nothing
+        # counts it as a run (refuse_taken, not_a_run_folder and the plots look for config.json,
+        # metrics.jsonl and the checkpoints), lock_holder names nobody from it, and the next run takes it.
         def release(self, force: bool = False) -> None:
             if self.is_locked and (force or self.lock_counter == 1):
                 try:

@@ -7,11 +7,13 @@ import os
 import signal
 import threading
 
+import numpy as np
 import pytest
 
 from rnnlm import session, trainend
 from rnnlm import train as train_module
 from rnnlm.cli import main
+from rnnlm.runs import LOCK, lock_holder
 from rnnlm.summary import format_summary
 from rnnlm.train import train
 
@@ -136,3 +138,25 @@ def test_ctrl_c_in_the_start_up_of_a_plain_resume_of_a_skipping_run_needs_no_fla
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"interrupted during start-up; nothing was trained: {run} is as it was (continue with --resume {run} "
         f"--max-steps 3)")
+
+
+# ---------------------------------------------------------------- 4. the lock file a run leaves
+
+
+def test_the_lock_file_left_by_a_run_is_empty_and_confuses_nothing(text, tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--max-steps", "2", "--out", str(run)]) == 0
+    lock = run / LOCK
+    assert lock.read_bytes() == b"" and lock_holder(lock) is None      # kept (see runs._pid_lock_class), empty
+    assert main(["train", "--resume", str(run), "--max-steps", "3"]) == 0     # the next session takes it
+    assert lock.read_bytes() == b""
+    # a folder left with nothing but the lock file is no run: a new run takes it, a resume is refused
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / LOCK).write_bytes(b"")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(bare)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {bare} is not a run folder (no config.json)"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--max-steps", "2", "--out", str(bare)]) == 0
+    assert (bare / "model.npz").exists() and (bare / LOCK).read_bytes() == b""
+    assert np.isfinite(json.loads((bare / "metrics.jsonl").read_text().splitlines()[-1])["time"])
