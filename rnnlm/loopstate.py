@@ -52,6 +52,7 @@ class LoopState:
     log_clipped: int = 0       # clipped steps since the last step event
     log_tokens: int = 0        # tokens computed since the last step event (throughput: every window counts)
     val_loss: float = math.nan  # latest validation loss
+    evaluated_updates: int = -1  # applied updates (step - skipped) at the latest scheduled validation; -1: none
 
     def count(self, result: "StepResult") -> None:
         """Count a window that was applied (its loss and clipping join the sums) or skipped."""
@@ -80,10 +81,15 @@ class LoopState:
         self.pos = self.window = 0
         self.ep_loss, self.ep_steps, self.ep_clipped = 0.0, 0, 0
 
-    def count_eval(self, val: float) -> bool:
-        """Record a scheduled validation loss; True when it improved on the best one (patience resets)."""
+    def count_eval(self, val: float) -> bool | None:
+        """Record a scheduled validation loss; True when it improved on the best one (patience resets),
+        False when it did not (a plateau: the lr anneals, patience counts it), None when it says nothing
+        (`no_verdict`): neither annealing nor patience moves."""
         self.val_loss = val
         self.last_eval_step = self.step
+        if self.no_verdict(val) is not None:
+            return None
+        self.evaluated_updates = self.step - self.skipped
         if val < self.best_val:
             self.best_val = val
             self.bad_evals = 0
@@ -91,6 +97,16 @@ class LoopState:
         self.bad_evals += 1
         self.plateaus += 1
         return False
+
+    def no_verdict(self, val: float) -> str | None:
+        """Why the scheduled validation `val` cannot count as an improvement or a plateau, or None when it can:
+        its loss is not finite (nothing to compare), or no update was applied since the previous one (the
+        weights it measured are the ones already measured: --on-nonfinite skip skipped every step since)."""
+        if not math.isfinite(val):
+            return "the loss is not finite"
+        if self.step - self.skipped == self.evaluated_updates:
+            return "no update since the last validation"
+        return None
 
     def to_arrays(self) -> dict:
         import numpy as np

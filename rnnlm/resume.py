@@ -294,3 +294,18 @@ def _limits_reached(config: TrainConfig, loop: LoopState, reserve: float, lr: fl
               "early_stop": bool(config.patience) and loop.bad_evals >= config.patience,
               "min_lr": lr is not None and lr < config.lr_floor()}
     return [r for r, hit in checks.items() if hit]
+
+
+def resume_flags(config: TrainConfig, folder: Path) -> str:
+    """The flags after `--resume RUN` that continue `config`'s resume the same way: the settings it changes
+    that config.json does not hold yet (runs.resume_changes; a resume records them there only once its
+    start-up is over), as " --max-steps 500 --on-nonfinite skip"; "" when a plain --resume does (or when
+    config.json cannot be read: the resume's own refusal then says what is wrong)."""
+    from .config import config_to_dict, flag
+    from .runs import read_run_config, resume_changes
+    try:
+        changed = resume_changes(read_run_config(folder), config_to_dict(config))
+    except (UserError, OSError, ValueError):
+        return ""
+    return "".join(f" {flag(k)} {v:g}" if isinstance(v, float) else f" {flag(k)} {v}"
+                   for k, v in changed.items() if v is not None)

@@ -210,6 +210,16 @@ def _pid_lock_class():
     from filelock import FileLock
 
     class PidLock(FileLock):
+        # The emptied lock file stays in the folder when the lock is released: it is not removed. Removing
+        # it is not safe. Another process (a second `train --resume`, a sweep worker) may have opened the
+        # same path just before and be waiting on its lock; it then takes the lock on the removed file
+        # while a third process creates a new file at the path and locks that one, and two writers share
+        # the folder. filelock keeps its Unix lock file in place on release for this reason ("the file
+        # stays in place so waiters share the same inode"); its newest versions recheck that the file
+        # they locked still has a name, but this package accepts filelock >= 4.0, and a process holding
+        # an older one would not. An empty .train.lock (or .sweep.lock) is therefore no content: nothing
+        # counts it as a run (refuse_taken, not_a_run_folder and the plots look for config.json,
+        # metrics.jsonl and the checkpoints), lock_holder names nobody from it, and the next run takes it.
         def release(self, force: bool = False) -> None:
             if self.is_locked and (force or self.lock_counter == 1):
                 try:
@@ -325,16 +335,23 @@ def refuse_sweep_folder(folder, resume: bool = False) -> None:
 
 def _record_resume_settings(folder: Path, info: dict) -> None:
     """config.json's training settings set to the resumed session's where a resume may change them
-    (config.RESUME_OVERRIDABLE but the bar: --max-steps, --max-minutes, --patience, ...), so that it holds
-    the settings the run goes on with and a later plain --resume keeps them; the rest stays as written."""
-    from .config import RESUME_OVERRIDABLE
+    (`resume_changes`), so that it holds the settings the run goes on with and a later plain --resume keeps
+    them; the rest stays as written."""
     from .fileio import atomic_write_json
     saved = read_run_config(folder)
-    train, new = saved.get("train", {}), info.get("train", {})
-    keys = [k for k in RESUME_OVERRIDABLE if k != "progress"]     # (the bar is this session's, not the run's)
-    changed = {k: new[k] for k in keys if k in new and k in train and train[k] != new[k]}
+    changed = resume_changes(saved, info.get("train", {}))
     if changed:
-        atomic_write_json(folder / CONFIG, {**saved, "train": {**train, **changed}})
+        atomic_write_json(folder / CONFIG, {**saved, "train": {**saved.get("train", {}), **changed}})
+
+
+def resume_changes(saved: dict, new: dict) -> dict:
+    """The training settings of a resumed session (`new`, config.json's "train" dict) that differ from the
+    run's config.json (`saved`, read_run_config's) where a resume may change them: config.RESUME_OVERRIDABLE
+    but the bar (--max-steps, --max-minutes, --on-nonfinite, --patience, ...)."""
+    from .config import RESUME_OVERRIDABLE
+    train = saved.get("train", {})
+    keys = [k for k in RESUME_OVERRIDABLE if k != "progress"]     # (the bar is this session's, not the run's)
+    return {k: new[k] for k in keys if k in new and k in train and train[k] != new[k]}
 
 
 def restore_vocab(folder, vocab: dict) -> str | None:

@@ -5,7 +5,7 @@ Kneser-Ney baseline beside them, what to do next (resume, train longer) and
 the sample.
 
 The one thing to know before editing: this only formats. It reads the
-summary dict (train._summary and train._final_report say what is in it) and
+summary dict (trainend._summary and trainend._final_report say what is in it) and
 never the run folder, so a summary can be printed again from a saved dict.
 """
 from __future__ import annotations
@@ -29,7 +29,12 @@ def _baseline_lines(s: dict) -> list[str]:
     ours, which = (s["test_ppl"], "") if split == "test" else _valid_figure(s)
     figures = ", ".join(f"{k} {fmt_ppl(b[k]['ppl'])}" for k in ("valid", "test") if k in b)
     lines = [f"Kneser-Ney trigram baseline (same split and vocabulary): {figures}"]
-    if ours is None:
+    if ours is not None and _updates(s) == 0:
+        # every step skipped (--on-nonfinite skip) or none taken: the figure is the initial weights', which
+        # says nothing about training, so neither "beats" nor "train longer" would be true
+        lines.append("  no update was applied, so the model still has its initial weights: no verdict against "
+                     "the baseline")
+    elif ours is None:
         # no validation has run yet (a run stopped before its first one): nothing to compare, which is not a
         # failure of the model
         lines.append("  the model has not been evaluated yet, so there is nothing to compare"
@@ -42,6 +47,14 @@ def _baseline_lines(s: dict) -> list[str]:
         lines.append(f"  the model has NOT beaten it yet on {split}{which}: {fmt_ppl(ours)} >= "
                      f"{fmt_ppl(b[split]['ppl'])}" + _longer_hint(s, ours))
     return lines
+
+
+def _updates(s: dict) -> int | None:
+    """The updates the run applied (its steps less the skipped ones; summaries saved before the key existed
+    give it by their counts), or None when the summary says neither."""
+    if "updates" in s:
+        return s["updates"]
+    return s["steps"] - s["skipped"] if "steps" in s and "skipped" in s else None
 
 
 def _valid_figure(s: dict) -> tuple:
@@ -107,7 +120,8 @@ def format_summary(s: dict) -> str:
     if "startup_s" in s:
         lines.append(f"start-up (corpus, compiling, baseline, calibration; not in the budget): {s['startup_s']:.1f} s")
     if s["skipped"]:
-        lines.append(f"non-finite steps skipped: {s['skipped']}")
+        lines.append(f"non-finite steps skipped: {s['skipped']}" + ("" if _updates(s) != 0 else
+                     " (every step: no update was applied, the model holds its initial weights)"))
     if s["nonfinite"] and s["stopped"] == "nonfinite":
         nf = s["nonfinite"]
         why = " (stopped after --max-skips non-finite steps in a row)" if nf.get("max_skips") else ""

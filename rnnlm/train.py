@@ -13,7 +13,9 @@ the array names. The pieces the loop uses live in their own modules:
 step.py (one window: train_step), loopstate.py (the counters, the rollback
 target, the clock), stopping.py (stop reasons, signals, exit status),
 resume.py (what a resume may do), progress.py (the bar, the time budget),
-tracking.py (--track-jacobian-every) and summary.py (the closing lines).
+tracking.py (--track-jacobian-every), session.py (_Session, the saves and the
+full validation), trainend.py (the stop event, the final evaluation, the
+summary dict) and summary.py (the closing lines).
 
 The one thing to know before editing: a run stopped at any step boundary and
 resumed must end bitwise equal to an uninterrupted one (tests check it).
@@ -36,22 +38,22 @@ import copy
 import dataclasses
 import json
 import os
-import signal
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 from .config import TrainConfig, config_to_dict
-from .errors import Terminated, UserError
+from .errors import UserError
 from .fileio import first_new_folder, remove_new_folders
 from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
-from .resume import refuse_finished_resume, resume_point
+from .resume import refuse_finished_resume, resume_flags, resume_point
 from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, evaluate_stream, lock_run, lost_steps, ppl as _ppl,
                    refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint)
+from .session import _eval_event, _keep_best, _save, _Session, _validate_full
 from .step import StepResult, train_step
-from .stopping import SIGNAL_WORDS, Interrupt, StartUp, signal_error, stop_reason, stop_word
+from .stopping import SIGNAL_WORDS, Interrupt, StartUp, signal_error, stop_reason
 from .tracking import jacobian_event, tracking_tokens
+from .trainend import _final_tokens, end_run, stop_training
 
 
 def model_config(config: TrainConfig, vocab_size: int):
@@ -84,28 +86,9 @@ TIMED_EVAL_SHARE = 0.1    # a timed validation may cost at most this share of it
 # ---------------------------------------------------------------- train
 
 
-class _Session(NamedTuple):
-    """What one call of train() works with. The references stay fixed; the model, optimizer,
-    Generator and run folder change inside (the counters and hidden state are train()'s own)."""
-
-    config: TrainConfig         # out and lr resolved
-    corpus: "Corpus"            # data.Corpus
-    model: "RNNModel"
-    opt: "Optimizer"
-    rng: "np.random.Generator"  # dropout masks: a stream of its own, apart from the init draws
-    train_stream: "np.ndarray"  # (rows, B) batchified training split
-    valid_stream: "np.ndarray"  # (rows, eval_batch_size) batchified validation split
-    jac_tokens: "np.ndarray | None"  # the --track-jacobian-every token slice
-    windows_per_epoch: int
-    info: dict                  # config.json: train and model config, corpus checksum, version
-    run: Run | None = None      # the run folder (set once it is created or reopened)
-    clock: Clock | None = None
-    timing: _Timing | None = None
-
-
 def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_step=None,
           corpus=None) -> dict:
-    """Train a model as `config` says; returns a summary dict (see `_summary` and `_final_report`).
+    """Train a model as `config` says; returns a summary dict (see trainend.py).
 
     resume: a run folder to continue from its model.npz (its config.json wins;
     build `config` with `resume_config`). on_step: called as on_step(step)
@@ -188,7 +171,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 raise
             # the signal's exception, or what the code it landed in made of it (an import lock's KeyError)
             stop = exc if isinstance(exc, KeyboardInterrupt) else signal_error(startup.signum)
-            note(_start_up_line(startup.signum, folder, resume, new))
+            note(_start_up_line(startup.signum, folder, resume, new, config))
             stop.said = True                # the CLI adds no second line and exits 128 + the signal
             if stop is exc:
                 raise
@@ -229,12 +212,13 @@ def _give_up_start_up(startup: StartUp, folder: Path, lock, new: Path | None) ->
     _give_up_folder(folder, lock, new)
 
 
-def _start_up_line(signum, folder: Path, resume, new: Path | None) -> str:
-    """The one line of a signal during start-up (StartUp): nothing was trained, and where that leaves the folder."""
+def _start_up_line(signum, folder: Path, resume, new: Path | None, config: TrainConfig) -> str:
+    """The one line of a signal during start-up (StartUp): nothing was trained, and where that leaves the
+    folder. A resume's advice repeats the settings it changed (resume_flags: not yet in config.json)."""
     word = SIGNAL_WORDS.get(signum, "interrupted")
     if resume is not None:
         return (f"{word} during start-up; nothing was trained: {folder} is as it was "
-                f"(continue with --resume {folder})")
+                f"(continue with --resume {folder}{resume_flags(config, folder)})")
     gone = new is not None and not folder.exists()
     return f"{word} during start-up; nothing was trained ({folder} {'removed' if gone else 'is free for a new run'})"
 
@@ -249,7 +233,6 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
 
     from .baseline import cached_trigram
     from .data import windows
-    from .optim import first_nonfinite
 
     config, model, vocab = s.config, s.model, s.corpus.vocab.to_json()
     if resume is None:
@@ -386,73 +369,13 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                 if on_step is not None:
                     on_step(loop.step)
             progress.close()
-            if stopped == "interrupted" and finish is None:
-                # A signal during the last scheduled validation (at --max-steps, say): training is over all
-                # the same, so the run stops as finished and only its final evaluation is left, which the
-                # signal then stops at once (_final_evaluation): a resume runs only that evaluation.
-                stopped = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=s.clock(),
-                                      reserve=timing.reserve(), lr=s.opt.lr) or stopped
-            # Still inside the handler: a Ctrl-C during the final save sets the flag, not a half-written file.
-            if stopped != "nonfinite" or first_nonfinite(model.params) is None:
-                _save(s, loop, hidden)      # after a non-finite window: the last good state
-            if stopped == "interrupted":
-                word = stop_word({"stopped": stopped, "signal": signal.Signals(interrupt.signum).name})
-                note(f"{word} at step {loop.step}: checkpoint saved to {run.latest}; "
-                      f"continue with --resume {run.folder}")
-            floor = ({"lr": s.opt.lr, "min_lr": config.lr_floor(), "plateaus": loop.plateaus}
-                     if stopped == "min_lr" else {})
-            # final_evaluation: the final evaluation follows; an "end" event says it finished
-            # (runs.final_evaluation_pending: a resume of a run without one runs it)
-            # final_eval_need_s: the seconds the final evaluation needs at the measured speed (the reserve
-            # of --max-minutes before its cap), which a resume's advice before its own start-up repeats
-            reserve = {"final_eval_need_s": round(timing.needed(), 3)} if config.max_minutes else {}
-            run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, **floor, **reserve,
-                     "final_evaluation": stopped != "interrupted", "time": s.clock()})
+            stopped = stop_training(s, loop, hidden, stopped, finish, interrupt)
 
-        summary = _summary(s, loop, stopped, nonfinite)
-        summary.update(startup_s=startup, baseline=baseline,
-                       signal=signal.Signals(interrupt.signum).name if stopped == "interrupted" else None)
-        if stopped != "interrupted":
-            summary.update(_final_evaluation(s, loop, hidden, stopped, interrupt))
-        summary["elapsed_s"] = s.clock()
-        summary["budget_s"] = timing.budget
+        summary = end_run(s, loop, hidden, stopped, nonfinite, interrupt, startup=startup, baseline=baseline)
         return summary
     finally:
         progress.close()
         run.close()
-
-
-def _final_evaluation(s: "_Session", loop: LoopState, hidden, stopped: str, interrupt: Interrupt) -> dict:
-    """_final_report, which a signal stops at once (a signal that came during the last save stops it
-    before it starts), then the "end" event that marks the run finished.
-
-    Training is done and saved before it, so a stop here loses nothing but the
-    evaluation: one line says so and how to finish it (`--resume` runs only the
-    final evaluation, see runs.final_evaluation_pending), and the
-    KeyboardInterrupt (errors.Terminated for SIGTERM) is raised on, marked
-    `said` (the CLI prints no second line and exits 130 or 143).
-    """
-    import numpy as np
-    try:
-        with Interrupt(at_once=True), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if interrupt.requested:
-                raise signal_error(interrupt.signum)
-            report = _final_report(s, loop, hidden, stopped)
-    except KeyboardInterrupt as exc:
-        word = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        note(f"{word} during the final evaluation, after step {loop.step}: checkpoint saved to {s.run.latest} "
-              f"with training done; continue with --resume {s.run.folder} (it runs only the final evaluation)")
-        exc.said = True
-        raise
-    s.run.log({"type": "end", "reason": stopped, "step": loop.step, "epoch": loop.epoch, "time": s.clock()})
-    return report
-
-
-def _final_tokens(s: "_Session") -> int:
-    """Tokens the final report evaluates (the whole validation and test splits, as batchified)."""
-    B = s.config.eval_batch_size
-    test_rows = len(s.corpus.test) // B
-    return int(s.valid_stream.size + (test_rows * B if len(s.corpus.test) > B * 2 else 0))
 
 
 def _warm_up(s: "_Session", timing: _Timing) -> None:
@@ -618,54 +541,21 @@ def _restore(ck, s: _Session) -> tuple[LoopState, tuple]:
     return LoopState.from_arrays(ck.train), hidden
 
 
-def _save(s: _Session, loop: LoopState, hidden) -> None:
-    """model.npz: everything a resume needs (model, optimizer, loop counters, RNG, carried state)."""
-    arrays = dataclasses.replace(loop, elapsed=s.clock()).to_arrays()
-    arrays["rng"] = json.dumps(s.rng.bit_generator.state)
-    for i, h in enumerate(hidden):
-        arrays[f"state.{i}"] = h
-    s.run.save_latest(s.model.state_dict(), s.opt.state_dict(), arrays)
-    if s.timing is not None:
-        s.timing.last_save = s.clock()
-
-
-def _keep_best(s: _Session, loop: LoopState, val: float) -> bool:
-    """Save best.npz when `val` beats the model in it; True when it did."""
-    if not val < loop.best_saved:
-        return False
-    loop.best_saved = val
-    s.run.save_best(s.model.state_dict(), loop.step, loop.epoch, val)
-    return True
-
-
-def _eval_event(s: _Session, loop: LoopState, reason: str, val: float, best: bool, lr: float) -> dict:
-    """The event of a validation (scheduled or final); lr: the rate before it annealed anything."""
-    return {"type": "eval", "split": "valid", "reason": reason, "step": loop.step, "epoch": loop.epoch,
-            "val_loss": val, "val_ppl": _ppl(val), "best": best, "best_val_ppl": _ppl(loop.best_saved),
-            "lr": lr, "next_lr": s.opt.lr, "time": s.clock()}
-
-
-def _validate_full(s: _Session, bar: str) -> float:
-    """The whole validation split's loss; teaches the time budget the evaluation speed."""
-    t0 = time.perf_counter()
-    val, count = evaluate_stream(s.model, s.valid_stream, s.config.bptt, bar=bar)
-    if s.timing is not None:
-        s.timing.observe_eval(count, time.perf_counter() - t0)
-        s.timing.last_eval = s.clock()
-    return val
-
-
 def _evaluate(s: _Session, loop: LoopState, reason: str) -> None:
-    """A scheduled validation: keeps best.npz, anneals the lr when it did not improve, logs and prints."""
+    """A scheduled validation: keeps best.npz, anneals the lr when it did not improve, logs and prints.
+    One that gives no verdict (LoopState.no_verdict: a non-finite loss, no update since the previous
+    one) leaves the lr and patience alone, and its event and line say why ("no_verdict")."""
     from .runs import fmt_ppl
     val = _validate_full(s, "validation")
     lr = s.opt.lr
-    if not loop.count_eval(val):
+    why = loop.no_verdict(val)
+    if loop.count_eval(val) is False:
         s.opt.lr = s.opt.lr / s.config.lr_decay
     best = _keep_best(s, loop, val)
-    s.run.log(_eval_event(s, loop, reason, val, best, lr))
+    s.run.log({**_eval_event(s, loop, reason, val, best, lr), **({"no_verdict": why} if why else {})})
     note(f"| step {loop.step:6d} | epoch {loop.epoch:3d} | valid loss {val:6.3f} | "
-          f"ppl {fmt_ppl(_ppl(val)):>9s}{' (best)' if best else ''} | lr {s.opt.lr:.4g}")
+          f"ppl {fmt_ppl(_ppl(val)):>9s}{' (best)' if best else ''} | lr {s.opt.lr:.4g}"
+          + (f" (kept: {why})" if why else ""))
 
 
 def _end_epoch(s: _Session, loop: LoopState) -> tuple:
@@ -746,71 +636,6 @@ def _step_event(s: _Session, loop: LoopState, result: StepResult, tokens_per_s: 
             "clipped": bool(result.clipped), "clip_fraction": loop.log_clipped / max(loop.log_steps, 1),
             "lr": result.lr, "tokens_per_s": tokens_per_s, "tokens": loop.tokens,
             **({"omega": result.omega} if result.omega is not None else {}), "time": s.clock()}
-
-
-def _summary(s: _Session, loop: LoopState, stopped: str, nonfinite: dict | None) -> dict:
-    """train()'s result as the loop left it (format_summary prints it; _final_report adds to it).
-
-    tokens_per_s: this session's training tokens per second inside training steps (see _Timing); 0
-    when the session applied no step (a run that diverged at once has no speed to report).
-    val_step: the step of val_loss (the latest full validation; None before one); timed_val: this
-    session's latest timed validation (_Timing.timed) or None."""
-    elapsed = s.clock()
-    t = s.timing
-    return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
-            "tokens": loop.tokens, "elapsed_s": elapsed,
-            "tokens_per_s": t.step_tokens / t.step_seconds if t.step_seconds > 0 and t.session_steps else 0.0,
-            "lr": s.opt.lr, "val_loss": loop.val_loss, "val_ppl": _ppl(loop.val_loss),
-            "val_step": loop.last_eval_step if loop.last_eval_step >= 0 else None, "timed_val": t.timed,
-            "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),
-            "clip_fraction": loop.clipped_total / max(loop.step - loop.skipped, 1),
-            "plateaus": loop.plateaus, "min_lr": s.config.lr_floor(),
-            "skipped": loop.skipped, "nonfinite": nonfinite, "params": s.model.num_params(),
-            "vocab_size": s.model.config.vocab_size,
-            "clipping": bool(s.config.clip_norm > 0 or s.config.clip_value > 0)}
-
-
-def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:
-    """Report-only evaluations after the last save, and the sample: what they add to the summary.
-
-    They may refresh best.npz (and the best_saved counter with it) but never
-    touch what steers training (best_val, lr, patience), so a run stopped here
-    and resumed still matches an uninterrupted one. The test split and the
-    sample use best.npz's model when there is one.
-    """
-    from . import checkpoint
-    from .data import batchify
-    from .optim import first_nonfinite
-    from .runs import fmt_ppl
-
-    report = {}
-    if loop.last_eval_step != loop.step and stopped != "nonfinite":
-        phase(s.config, f"final validation on the validation split ({len(s.corpus.valid):,} tokens)...")
-        val = _validate_full(s, "final validation")
-        best = _keep_best(s, loop, val)
-        if best:
-            _save(s, loop, hidden)
-        report.update(val_loss=val, val_ppl=_ppl(val), val_step=loop.step, best_val_loss=loop.best_saved,
-                      best_val_ppl=_ppl(loop.best_saved))
-        s.run.log(_eval_event(s, loop, "final", val, best, s.opt.lr))
-        note(f"| final validation | loss {val:6.3f} | ppl {fmt_ppl(_ppl(val))}")
-    report["sampled_from"] = "best" if s.run.best.exists() else "latest"
-    if report["sampled_from"] == "best":
-        s.model.load_state_dict(checkpoint.load(s.run.best).model)
-    if len(s.corpus.test) > s.config.eval_batch_size * 2 and first_nonfinite(s.model.params) is None:
-        test = batchify(s.corpus.test, s.config.eval_batch_size)
-        phase(s.config, f"evaluating on the test split ({len(s.corpus.test):,} tokens, "
-                        f"{report['sampled_from']} model)...")
-        test_loss, _ = evaluate_stream(s.model, test, s.config.bptt, bar="test")
-        report.update(test_loss=test_loss, test_ppl=_ppl(test_loss))
-        s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.epoch,
-                   "model": report["sampled_from"], "test_loss": test_loss, "test_ppl": _ppl(test_loss),
-                   "time": s.clock()})
-    if s.config.sample_words and first_nonfinite(s.model.params) is None:
-        from .sample import generate_text
-        report["sample"] = generate_text(s.model, s.corpus.vocab, words=s.config.sample_words, seed=s.config.seed,
-                                         keep_case=s.config.data.keep_case)[0]
-    return report
 
 
 # ---------------------------------------------------------------- commands

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from rnnlm import bench, benchscaling, checkpoint, cli, clitrain
-from rnnlm import progress, resume, stopping, train as train_module
+from rnnlm import progress, resume, stopping, session, train as train_module, trainend
 from rnnlm.loopstate import LoopState
 from rnnlm.cli import main
 from rnnlm.config import TrainConfig, default
@@ -347,7 +347,8 @@ def _signal_in_evaluation(monkeypatch, signum, bar):
         if bar == _want:
             os.kill(os.getpid(), signum)
         return real(model, stream, bptt, bar=bar)
-    monkeypatch.setattr(train_module, "evaluate_stream", evaluate)
+    for module in (train_module, session, trainend):    # the loop's, the validations' and the test split's
+        monkeypatch.setattr(module, "evaluate_stream", evaluate)
     return real
 
 
@@ -373,7 +374,8 @@ def test_a_stop_during_the_final_evaluation_says_how_to_finish_and_a_resume_runs
     assert [e["type"] for e in _events(out)][-1 if during == "final validation" else -2] == "stop"
     assert "end" not in [e["type"] for e in _events(out)]
 
-    monkeypatch.setattr(train_module, "evaluate_stream", real)
+    for module in (train_module, session, trainend):
+        monkeypatch.setattr(module, "evaluate_stream", real)
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0       # was refused: "already at step 5"
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (f"resuming {out} from step 5 (epoch 1): its training is done; running the final "
@@ -639,7 +641,8 @@ def test_a_stop_during_the_last_scheduled_validation_leaves_only_the_final_evalu
         f"with training done; continue with --resume {out} (it runs only the final evaluation)")
     stop = [e for e in _events(out) if e["type"] == "stop"][-1]
     assert (stop["reason"], stop["final_evaluation"]) == ("max_steps", True)
-    monkeypatch.setattr(train_module, "evaluate_stream", real)
+    for module in (train_module, session, trainend):
+        monkeypatch.setattr(module, "evaluate_stream", real)
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
     test_line = lambda text: [x for x in text.splitlines() if x.startswith("test ppl (best model): ")]  # noqa: E731
     assert test_line(capsys.readouterr().out) != [] and _events(out)[-1]["type"] == "end"

@@ -154,7 +154,8 @@ def test_ctrl_c_while_a_resume_compiles_says_no_resuming(trained, tmp_path, caps
     captured = capsys.readouterr()
     assert captured.out == ""                   # was "resuming R from step 2 (epoch 1)"
     assert captured.err.strip().splitlines() == [
-        f"interrupted during start-up; nothing was trained: {run} is as it was (continue with --resume {run})"]
+        f"interrupted during start-up; nothing was trained: {run} is as it was (continue with --resume {run} "
+        f"--max-steps 3)"]
     assert _snapshot(run) == before
 
 

@@ -108,7 +108,7 @@ def test_a_sigterm_during_a_resumes_start_up_leaves_the_run_as_it_was(text, tmp_
         assert main(["train", "--resume", str(out), "--max-steps", "3"]) == 143
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == (f"terminated (SIGTERM) during start-up; nothing was trained: {out} is "
-                                            f"as it was (continue with --resume {out})")
+                                            f"as it was (continue with --resume {out} --max-steps 3)")
     assert sorted(p.name for p in out.iterdir()) == before
     assert main(["train", "--resume", str(out), "--max-steps", "3"]) == 0
     assert int(checkpoint.load(out / "model.npz").train["step"]) == 3
