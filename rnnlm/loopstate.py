@@ -100,10 +100,9 @@ class LoopState:
 
     def no_verdict(self, val: float) -> str | None:
         """Why the scheduled validation `val` cannot count as an improvement or a plateau, or None when it can:
-        its loss is not finite (nothing to compare), or no update was applied since the previous one (the
-        weights it measured are the ones already measured: --on-nonfinite skip skipped every step since)."""
-        if not math.isfinite(val):
-            return "the loss is not finite"
+        no update was applied since the previous one (the weights it measured are the ones already measured:
+        --on-nonfinite skip skipped every step since). A non-finite loss of updated weights is a plateau, as
+        any other that did not improve: the weights are broken, and --patience is what stops the run then."""
         if self.step - self.skipped == self.evaluated_updates:
             return "no update since the last validation"
         return None

@@ -36,6 +36,7 @@ results) and for the command's layer (`run_agreement`, `run_context`, and the
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -327,12 +328,18 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
     sentence); skipped when not in the vocabulary. Pairs are generated from
     the words in `stoi` only; 'coverage' is the fraction of pairs from the
     full word lists that the vocabulary covers (1.0 for a sintetico model).
-    Bad arguments are refused before any work: TypeError (n_per_distance or a distance not an int) or
-    ValueError (n_per_distance < 1, a distance < 1, no distance, an unknown feature); a vocabulary from
-    which no pair can be made is a UserError (the data, not the call).
+    stoi may be a Vocab (its .stoi is read). Bad arguments are refused before any work: TypeError (stoi
+    not a dict, n_per_distance or a distance not an int) or ValueError (n_per_distance < 1, a distance < 1,
+    no distance, an unknown feature, gender with no distance >= 2); a vocabulary from which no pair can be
+    made is a UserError (the data, not the call).
     """
     from .sintetico import GENDER, NUMBER, make_agreement_pairs
 
+    if hasattr(stoi, "stoi") and isinstance(stoi.stoi, dict):      # a Vocab: its word -> id map
+        stoi = stoi.stoi
+    if not isinstance(stoi, dict):
+        raise TypeError(f"agreement_probe: stoi must be a dict of word -> id (a Vocab's .stoi), got "
+                        f"{type(stoi).__name__}")
     check_int(n_per_distance, "n_per_distance", "agreement_probe", 1)
     distances = list(distances)
     if not all(is_int(d) for d in distances):
@@ -344,7 +351,12 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
     pairs, info = make_agreement_pairs(distances, n_per_distance, np.random.default_rng(seed),
                                        feature=feature, known=stoi)
     if not pairs:
-        raise UserError("no agreement pair could be made from this vocabulary")
+        if info["generated"] == 0:      # every distance too short: gender's target sits after the copula
+            raise ValueError(f"agreement_probe: no {feature} agreement pair has a distance below 2 (its target "
+                             f"sits one after the copula); give distances >= 2, got {distances!r}")
+        raise UserError(f"no {feature} agreement pair could be made from this vocabulary: none of the "
+                        f"{info['generated']:,} sentences drawn had all their words in it (the word lists' "
+                        f"coverage is {info['coverage']:.1%})")
     head = [stoi[bos]] if bos is not None and bos in stoi else []
     prefixes = [head + [stoi[w] for w in p.prefix] for p in pairs]
     candidates = [(stoi[p.correct], stoi[p.wrong]) for p in pairs]
@@ -419,9 +431,12 @@ def check_context_args(n_tokens: int, distances, mode: str, window: int, n_targe
             error = range_error if is_int(value) else kind_error
             raise error(f"{where}{named(name)} must be an integer >= {lo}, got {value!r}")
     try:
-        distances = sorted(int(d) for d in distances)
-    except (TypeError, ValueError):
+        distances = list(distances)
+    except TypeError:
         raise kind_error(f"{where}{named('distances')} must be integers, got {distances!r}") from None
+    if not all(is_int(d) for d in distances):     # (1.5 is not silently distance 1)
+        raise kind_error(f"{where}{named('distances')} must be integers, got {distances!r}")
+    distances = sorted(int(d) for d in distances)
     if not distances:
         raise range_error(f"{where}{named('distances')} is empty; give at least one distance")
     if distances[0] < 1 or distances[-1] >= window:
@@ -430,12 +445,22 @@ def check_context_args(n_tokens: int, distances, mode: str, window: int, n_targe
                         f"{say('window', int(window))}; got "
                         f"{', '.join(map(str, bad))}" + (" (give a larger --window, or smaller --distances)"
                                                          if flags else ""))
+    text = "the text" if flags else "stream"
+    fix = "use a smaller --window" if flags else "pass a longer stream or a smaller window"
     if n_tokens <= window:
-        text = "the text" if flags else "stream"
-        fix = "use a smaller --window" if flags else "pass a longer stream or a smaller window"
         raise UserError(f"{where}{text} has {n_tokens} {plural(n_tokens, 'token')}; the context probe needs more "
                         f"than {say('window', int(window))}: {fix}")
+    if n_tokens == window + 1:
+        raise UserError(f"{where}{text} has {n_tokens} tokens: one target past {say('window', int(window))}, and "
+                        f"an interval needs at least two: {fix}")
     return distances
+
+
+class FewerTargetsWarning(UserWarning):
+    """context_usage was asked for more targets than the stream holds positions past the window and measured
+    at all of those: the result is still a measurement, at fewer targets (its 'n_targets') than asked
+    ('n_targets_asked'), so its intervals are wider. The probe command says so in its table
+    (format_context) and silences this one."""
 
 
 def check_context_inputs(model, stream, seed, vocab_size, n_boot) -> tuple:
@@ -483,6 +508,11 @@ def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: in
     rng = np.random.default_rng(seed)
     available = len(stream) - window
     n = min(n_targets, available)
+    if n < n_targets:
+        warnings.warn(FewerTargetsWarning(
+            f"context_usage: the stream holds {available:,} positions past the window ({len(stream):,} tokens, "
+            f"window={window}); measured at all {n:,}, not the {n_targets:,} asked (result['n_targets_asked'])"),
+            stacklevel=2)
     targets = np.sort(rng.choice(available, size=n, replace=False) + window)
     rows, cols = [], []
     for t in targets:
@@ -510,7 +540,7 @@ def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: in
         effective = results[j]["distance"]
     return {
         "format": FORMAT, "probe": "context", "mode": mode, "window": window, "seed": seed,
-        "n_targets": int(n), "distances": distances, "baseline_loss": float(loss[:, 0].mean()),
+        "n_targets": int(n), "n_targets_asked": int(n_targets), "distances": distances, "baseline_loss": float(loss[:, 0].mean()),
         "interval": f"bootstrap percentile 95% of the mean ({n_boot} resamples)", "tolerance": tolerance,
         "results": results, "effective_context": effective,
     }
@@ -667,8 +697,11 @@ def _nats(x: float, sign: str = "") -> str:
 
 def format_context(res: dict) -> str:
     """The context table: per d, mean loss increase and its 95% interval."""
-    lines = [f"context usage ({res['mode']}), {res['n_targets']} {plural(res['n_targets'], 'target')}, window {res['window']}, "
-             f"baseline loss {res['baseline_loss']:.3f} nats",
+    asked = res.get("n_targets_asked") or res["n_targets"]
+    fewer = (f" (of {asked:,} asked: the split holds only {res['n_targets']:,} positions past the window)"
+             if asked > res["n_targets"] else "")
+    lines = [f"context usage ({res['mode']}), {res['n_targets']} {plural(res['n_targets'], 'target')}{fewer}, "
+             f"window {res['window']}, baseline loss {res['baseline_loss']:.3f} nats",
              f"{'d':>5} {'increase':>9}  {'95% CI':<20}"]
     for r in res["results"]:
         lines.append(f"{r['distance']:>5} {_nats(r['mean_increase']):>9}  [{_nats(r['ci'][0], '+')}, "
@@ -753,7 +786,9 @@ def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, w
         stream = _split_stream(info, vocab, split)
         ds = check_context_args(len(stream), parse_distances(distances, flags=True), mode, window, n_targets,
                                 batch_size, flags=True)     # in the command's flags, before context_usage's check
-        res = context_usage(model, stream, ds, mode, n_targets, seed, window, len(vocab), batch_size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FewerTargetsWarning)    # format_context's header says it
+            res = context_usage(model, stream, ds, mode, n_targets, seed, window, len(vocab), batch_size)
         res = {**meta, "split": split, **res}
         _write_json(out, res)
         return res, out

@@ -64,7 +64,8 @@ def test_a_run_that_skips_every_step_keeps_its_lr_and_its_summary_gives_no_verdi
     assert not any("beaten" in line or "beats" in line or "train longer" in line for line in lines)
 
 
-def test_a_nonfinite_validation_neither_anneals_nor_counts_against_patience(text, tmp_path, monkeypatch, capsys):
+def test_a_nonfinite_validation_of_updated_weights_is_a_plateau_and_patience_stops_the_run(
+        text, tmp_path, monkeypatch, capsys):
     real = session.evaluate_stream
 
     def evaluate(model, stream, bptt, bar=None):
@@ -72,14 +73,14 @@ def test_a_nonfinite_validation_neither_anneals_nor_counts_against_patience(text
         return (math.nan, count) if bar == "validation" else (loss, count)
     monkeypatch.setattr(session, "evaluate_stream", evaluate)
     s = train(tiny(text, tmp_path / "nan", max_steps=12, eval_every=4, patience=2))
-    # three NaN validations were three plateaus: lr 20 / 4**3 and, at the second, an early stop
-    assert s["stopped"] == "max_steps" and s["steps"] == 12
-    assert s["lr"] == 20.0 and s["plateaus"] == 0
+    # the weights changed since each validation: NaN is no improvement, so two plateaus end the run
+    assert s["stopped"] == "early_stop" and s["steps"] == 8
+    assert s["lr"] == 20.0 / 4 ** 2 and s["plateaus"] == 2
     ev = events(tmp_path / "nan", "eval")
-    assert [e["step"] for e in ev] == [4, 8, 12]
-    assert [e["no_verdict"] for e in ev] == ["the loss is not finite"] * 3 and [e["next_lr"] for e in ev] == [20.0] * 3
-    assert capsys.readouterr().err.count("| lr 20 (kept: the loss is not finite)") == 3
-    assert s["updates"] == 12 and "no verdict" not in format_summary(s)
+    assert [e["step"] for e in ev] == [4, 8] and not any("no_verdict" in e for e in ev)
+    assert [e["next_lr"] for e in ev] == [5.0, 1.25]
+    assert "kept:" not in capsys.readouterr().err
+    assert s["updates"] == 8 and "no verdict" not in format_summary(s)
 
 
 def test_a_summary_saved_before_updates_was_recorded_reads_them_from_its_counts():
