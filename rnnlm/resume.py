@@ -20,6 +20,25 @@ from .loopstate import LoopState
 from .stopping import stop_reason
 
 
+def refuse_other_settings(config: TrainConfig, folder: Path) -> None:
+    """UserError when `config` is not the run's own settings (its config.json) with only what a resume may
+    change (config.RESUME_OVERRIDABLE) changed: a TrainConfig built afresh and passed to train(config,
+    resume=RUN) would otherwise fail on the first array of another shape, or train another experiment
+    on the run's weights. The CLI's config comes from runs.resume_config, which this always accepts."""
+    from .runs import resume_config
+    import dataclasses
+    saved = resume_config(folder)
+    saved = dataclasses.replace(saved, lr=saved.initial_lr())   # lr None: the optimizer's default, as saved
+    given = {**config.to_dict(), "lr": config.initial_lr()}
+    given.pop("out", None)
+    try:
+        saved.resumed(given)
+    except UserError as exc:
+        why = str(exc).removeprefix("--resume keeps the run's settings; ")
+        raise UserError(f"the settings given to resume {folder} are not the run's own (its config.json): {why}; "
+                        f"build them with resume_config(RUN, overrides), as the CLI's --resume does") from None
+
+
 def resume_point(config: TrainConfig, folder: Path) -> tuple:
     """(model.npz of the run `folder` to resume (a checkpoint.Checkpoint), read before anything else;
     finish_only's reason when the resume only runs the final evaluation, else None).
@@ -40,6 +59,7 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
     from .runs import LATEST, holds_checkpoint
     if not holds_checkpoint(folder):
         return None, None
+    refuse_other_settings(config, folder)
     try:
         ck = checkpoint.load(folder / LATEST)
     except checkpoint.CorruptCheckpoint as exc:

@@ -136,3 +136,20 @@ def test_evaluation_helpers_refuse_what_they_cannot_read(text, tmp_path):
         with pytest.raises(UserError, match=r"^--batch-size and --bptt must be at least 1$"):
             run_evaluate(run, **kw)        # 0 is not "the run's own value"
     assert run_evaluate(run, batch_size=3)["batch_size"] == 3
+
+
+def test_train_resume_with_settings_other_than_the_runs_says_how_to_build_them(text, tmp_path):
+    from test_train import tiny
+    from rnnlm.runs import resume_config
+    from rnnlm.train import train
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    with pytest.raises(UserError) as e:
+        train(tiny(text, None, hidden=32, max_steps=4), resume=run)
+    msg = str(e.value)
+    assert msg.startswith(f"the settings given to resume {run} are not the run's own (its config.json): cannot "
+                          f"change --hidden (16 -> 32) (only --")
+    assert msg.endswith("; build them with resume_config(RUN, overrides), as the CLI's --resume does")
+    s = train(tiny(text, None, max_steps=4), resume=run)        # the same settings, a budget changed: resumes
+    assert s["steps"] == 4
+    assert train(resume_config(run, {"max_steps": 6}), resume=run)["steps"] == 6
