@@ -62,7 +62,8 @@ Definitions. A model reads the token sequence x_1..x_N from a zero state
   read as saturation). forward_overflow finds that step; lag_curve draws its
   anchors only before it (a StateOverflowWarning; meta "overflow_step", null
   when the forward stays finite) and refuses (StateOverflowError) when no
-  anchor position is left.
+  anchor position is left. A model whose parameters hold NaN or inf is refused
+  (ModelConfigError).
 
 JSON written by the `jacobian` command (and returned by `lag_curve`):
 
@@ -616,7 +617,8 @@ def _check_count(name: str, value, where: str) -> None:
 
 def _check_model(model, where: str) -> None:
     """TypeError unless `model` has .config and .params; ValueError unless its cell is one of CELLS and its
-    params hold the encoder and every layer's recurrent weights (what the measurement reads)."""
+    params hold the encoder and every layer's recurrent weights (what the measurement reads), all finite
+    (check_finite_params: a ModelConfigError, which is a ValueError)."""
     if not hasattr(model, "config") or not hasattr(model, "params"):
         raise TypeError(f"{where}: model must have .config and .params (an RNNModel), got {type(model).__name__}")
     cell = getattr(model.config, "cell", None)
@@ -630,6 +632,22 @@ def _check_model(model, where: str) -> None:
     missing = [n for n in names if n not in model.params]
     if missing:
         raise ValueError(f"{where}: model.params lacks {', '.join(missing)} (PyTorch names, as RNNModel.params)")
+    check_finite_params(model.params, where)
+
+
+def check_finite_params(params: dict, where: str) -> None:
+    """ModelConfigError (a ValueError, and a UserError for the CLI) naming the parameters that hold NaN or inf:
+    a model that diverged has no Jacobian to measure (and W_hh's spectral radius is not defined)."""
+    bad = []
+    for name, a in params.items():
+        a = np.asarray(a)
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+            bad.append(f"{name} ({', '.join(f'{n} {w}' for n, w in ((n_nan, 'NaN'), (n_inf, 'inf')) if n)})")
+    if bad:
+        from .config import ModelConfigError
+        raise ModelConfigError(f"{where}: the model's parameters {', '.join(bad)} hold non-finite values (it "
+                               "diverged); measure a model saved before it did, e.g. a run's best checkpoint")
 
 
 def _check_tokens(tokens, model, where: str) -> np.ndarray:
@@ -689,7 +707,8 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     Returns the JSON dict described in the module docstring (meta without
     `source`/`seed`, which the caller adds). Cost at H=256: see the README.
     Arguments are checked first (check_lag_curve_args): TypeError or ValueError naming the one at fault,
-    UserError for fewer than max_lag + 2 tokens. More `anchors` than the N - max_lag positions the tokens hold measures at all of them
+    UserError for fewer than max_lag + 2 tokens; a ModelConfigError (a ValueError) for parameters that hold
+    NaN or inf. More `anchors` than the N - max_lag positions the tokens hold measures at all of them
     (meta["anchors"] says how many) with a FewerAnchorsWarning. A forward that overflows (an exploding
     network: forward_overflow) is measured only at anchors before the step where it does, with a
     StateOverflowWarning (meta["overflow_step"] says where), or refused with a StateOverflowError (a

@@ -1,5 +1,5 @@
 """An exploding network's forward overflows (inf, then NaN): its Jacobians are never read as zeros
-(saturation).
+(saturation); a model whose parameters hold NaN or inf is refused in one line, not with LinAlgError.
 
 Float64, H = 5: a relu RNN with W_hh = a I, W_ih = 0 and bias 0.5 has h_t = 0.5 (a^t - 1)/(a - 1) in every
 unit and J(t, d) = a^d I exactly, until h overflows float64 (a = 1e30: h_11 = 5e299, h_12 = inf).
@@ -12,6 +12,7 @@ import pytest
 
 from rnnlm import jacobian as jac
 from rnnlm.cli import main
+from rnnlm.config import ModelConfigError
 from rnnlm.errors import UserError
 from rnnlm.jacobianrun import decay_line
 from rnnlm.model import ModelConfig, RNNModel
@@ -162,6 +163,43 @@ def test_a_finite_forward_is_measured_as_before_and_matches_finite_differences()
             spec[d - 1, j] = np.linalg.norm(np.stack(cols, axis=1), 2)
     np.testing.assert_allclose(out["curves"]["layer0"]["h"]["spectral"]["median"],
                                np.exp(np.median(np.log(spec), axis=1)), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- parameters that hold NaN or inf
+
+def test_non_finite_parameters_are_refused_in_one_line():
+    model = relu_model(1.1)
+    model.params["rnn.weight_hh_l0"][0, 0] = np.nan
+    model.params["decoder.bias"][:2] = [np.inf, -np.inf]
+    msg = ("the model's parameters rnn.weight_hh_l0 (1 NaN), decoder.bias (2 inf) hold non-finite values (it "
+           "diverged); measure a model saved before it did, e.g. a run's best checkpoint")
+    with pytest.raises(ModelConfigError) as e:          # was numpy's LinAlgError: Array must not contain infs or NaNs
+        jac.lag_curve(model, tokens(), 5, 4)
+    assert str(e.value) == f"lag_curve: {msg}"
+    assert isinstance(e.value, ValueError) and isinstance(e.value, UserError)
+    for fn in (jac.lag_jacobians, jac.gradient_rows):
+        with pytest.raises(ModelConfigError) as e:
+            fn(model, tokens(), np.array([5]), 3)
+        assert str(e.value) == f"{fn.__name__}: {msg}"
+
+
+def test_a_checkpoint_holding_nan_is_refused_by_the_jacobian_command(tmp_path, capsys):
+    """Loading already refuses it (load_state_dict), in one line: the command never reaches lag_curve."""
+    from saved_runs import untrained_gru_run
+
+    from rnnlm import checkpoint
+    run = untrained_gru_run(tmp_path, 20, 2)
+    ck = checkpoint.load(run / "best.npz")
+    model = dict(ck.model)
+    model["rnn.weight_hh_l0"] = model["rnn.weight_hh_l0"].copy()
+    model["rnn.weight_hh_l0"][0, 0] = np.nan
+    checkpoint.save(run / "best.npz", model, config=ck.config, vocab=ck.vocab)
+    capsys.readouterr()
+    assert main(["jacobian", str(run), "--max-lag", "2", "--anchors", "1", "--no-progress",
+                 "--out", str(tmp_path / "j.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: state dict entry rnn.weight_hh_l0: must be finite floats, got float32"], err
+    assert not (tmp_path / "j.json").exists()
 
 
 # ---------------------------------------------------------------- the command
