@@ -56,6 +56,14 @@ Definitions. A model reads the token sequence x_1..x_N from a zero state
   vanish_lag: the first lag whose median norm is below 1e-6 of the lag-1
   median or is 0 (so a curve that is 0 from lag d vanishes at d, d = 1
   included), None if none is.
+* An exploding network's forward itself overflows: from some step on its
+  states (or the prediction made from them) are inf or NaN, and a Jacobian
+  read there is meaningless (relu' of a NaN is 0: a zero matrix that would
+  read as saturation). forward_overflow finds that step; lag_curve draws its
+  anchors only before it (a StateOverflowWarning; meta "overflow_step", null
+  when the forward stays finite) and refuses (StateOverflowError) when no
+  anchor position is left. A model whose parameters hold NaN or inf is refused
+  (ModelConfigError).
 
 JSON written by the `jacobian` command (and returned by `lag_curve`):
 
@@ -63,6 +71,7 @@ JSON written by the `jacobian` command (and returned by `lag_curve`):
               "layers", "max_lag", "anchors", "seed", "source", "tokens",
               "spectral_radius_Whh": [per layer], "norm_Whh": [per layer],
               "max_fprime", "bound_per_step": [per layer], "tolerance",
+              "overflow_step": t | null,
               the command's own: "text", "clip", "checkpoint_step" (the step the checkpoint read was
               saved at, null for one holding none; absent from earlier documents and --init)},
      "curves": {SCOPE: {QUANTITY: SERIES, ..., "flow": FLOW}},
@@ -124,6 +133,28 @@ class FewerAnchorsWarning(UserWarning):
     """lag_curve was asked for more anchors than the tokens hold positions for (N - max_lag) and measured at
     all of those: the curve is still a measurement, at fewer anchors than asked. The jacobian command says
     so in its own note (jacobianrun.anchors_note), in its flags, and silences this one."""
+
+
+class StateOverflowWarning(UserWarning):
+    """lag_curve's float64 forward stopped being finite at step `step` (the network explodes: a state
+    overflowed to inf, or the prediction made from it did) and only anchors before that step were measured:
+    the curve is still a measurement, of the steps before the overflow (meta["overflow_step"] says where).
+    The jacobian command says so in its own note, in its flags, and silences this one."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+class StateOverflowError(UserError):
+    """lag_curve's float64 forward stopped being finite at step `step`, before any anchor position
+    (t >= max_lag, and the state must be finite through the anchor): the network explodes, the forward pass
+    itself diverges, so there is no Jacobian to measure. `layer` and `what` (e.g. "hidden state h of layer 0
+    overflowed to inf") say where; the jacobian command rewords it in its flags."""
+
+    def __init__(self, message: str, step: int, layer: int | None, what: str):
+        super().__init__(message)
+        self.step, self.layer, self.what = step, layer, what
 
 
 # ---------------------------------------------------------------- the float64 model's caches
@@ -211,6 +242,61 @@ def step_losses(params: dict, traces: list[LayerTrace], tokens: np.ndarray, step
     dlogits = np.exp(logp)
     dlogits[rows, target] -= 1.0
     return loss, dlogits @ W
+
+
+class Overflow(NamedTuple):
+    """Where the float64 forward first stops being finite (forward_overflow)."""
+    step: int              # 1-based step t: the state after reading x_t (or the prediction made from it)
+    layer: int | None      # the layer whose state it is; None for the prediction (the top layer's logits)
+    what: str              # e.g. "hidden state h of layer 0 overflowed to inf"
+
+
+def forward_overflow(params: dict, traces: list[LayerTrace], tokens: np.ndarray) -> Overflow | None:
+    """The first step whose state is not finite in float64 (an exploding network's h overflows to inf,
+    then NaN follows), or whose prediction L_t, dL_t/dh_t is not (logits overflow a step or two earlier);
+    None if the whole forward is finite. A Jacobian read from such a step is meaningless (relu' of a NaN
+    pre-activation is 0: a zero matrix that would read as saturation), so lag_curve measures only anchors
+    before it. Every cached array of each layer is checked per step (h, c, gates: _step_finite)."""
+    N = len(tokens)
+    first = None
+    for layer, tr in enumerate(traces):
+        for name, (ok, values) in _step_finite(tr, N).items():
+            bad = np.flatnonzero(~ok)
+            if len(bad) and (first is None or bad[0] + 1 < first.step):
+                kind = "overflowed to inf" if np.isinf(values[bad[0]]).any() else "overflowed to NaN (inf - inf)"
+                label = {"h": "hidden state h", "c": "cell state c"}.get(name, f"cached {name}")
+                first = Overflow(int(bad[0]) + 1, layer, f"{label} of layer {layer} {kind}")
+    # the prediction at step t (t <= N-1): |logit| <= ||h_t|| max_v ||W_v|| + max|b|; checked where that bound is large
+    last = (first.step if first is not None else N) - 1
+    if last >= 1:
+        W, b = _decoder(params)
+        h = traces[-1].h[1:last + 1]
+        with np.errstate(over="ignore", invalid="ignore"):
+            bound = np.linalg.norm(h, axis=1) * np.sqrt(np.einsum("ij,ij->i", W, W).max()) + np.abs(b).max()
+        risky = np.flatnonzero(~(bound < 1e300)) + 1
+        if len(risky):
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, grad = step_losses(params, traces, tokens, risky)
+            bad = risky[~(np.isfinite(loss) & np.isfinite(grad).all(axis=1))]
+            if len(bad):
+                first = Overflow(int(bad[0]), None, "prediction (the decoder's logits) overflowed")
+    return first
+
+
+def _step_finite(tr: LayerTrace, n_steps: int) -> dict:
+    """Cached array name -> ((N,) whether step k's entries, row k-1, are all finite; those rows (N, m)), the
+    states h and c first: the states (N+1 rows, row 0 the zero start) are read after each step; the input x
+    (the layer below's h, or embeddings) is not read."""
+    out = {}
+    fields = tr.cache._asdict()
+    for name in sorted(fields, key=lambda n: n not in ("h", "c")):
+        a = fields[name]
+        if name == "x" or a is None:
+            continue
+        a = np.asarray(a)[:, 0]
+        a = (a[1:] if len(a) == n_steps + 1 else a).reshape(n_steps, -1)
+        out[name] = (np.isfinite(a).all(axis=1), a)
+    return out
 
 
 # ---------------------------------------------------------------- per-step Jacobians
@@ -533,7 +619,8 @@ def _check_count(name: str, value, where: str) -> None:
 
 def _check_model(model, where: str) -> None:
     """TypeError unless `model` has .config and .params; ValueError unless its cell is one of CELLS and its
-    params hold the encoder and every layer's recurrent weights (what the measurement reads)."""
+    params hold the encoder and every layer's recurrent weights (what the measurement reads), all finite
+    (check_finite_params: a ModelConfigError, which is a ValueError)."""
     if not hasattr(model, "config") or not hasattr(model, "params"):
         raise TypeError(f"{where}: model must have .config and .params (an RNNModel), got {type(model).__name__}")
     cell = getattr(model.config, "cell", None)
@@ -547,6 +634,22 @@ def _check_model(model, where: str) -> None:
     missing = [n for n in names if n not in model.params]
     if missing:
         raise ValueError(f"{where}: model.params lacks {', '.join(missing)} (PyTorch names, as RNNModel.params)")
+    check_finite_params(model.params, where)
+
+
+def check_finite_params(params: dict, where: str) -> None:
+    """ModelConfigError (a ValueError, and a UserError for the CLI) naming the parameters that hold NaN or inf:
+    a model that diverged has no Jacobian to measure (and W_hh's spectral radius is not defined)."""
+    bad = []
+    for name, a in params.items():
+        a = np.asarray(a)
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+            bad.append(f"{name} ({', '.join(f'{n} {w}' for n, w in ((n_nan, 'NaN'), (n_inf, 'inf')) if n)})")
+    if bad:
+        from .config import ModelConfigError
+        raise ModelConfigError(f"{where}: the model's parameters {', '.join(bad)} hold non-finite values (it "
+                               "diverged); measure a model saved before it did, e.g. a run's best checkpoint")
 
 
 def _check_tokens(tokens, model, where: str) -> np.ndarray:
@@ -606,8 +709,12 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     Returns the JSON dict described in the module docstring (meta without
     `source`/`seed`, which the caller adds). Cost at H=256: see the README.
     Arguments are checked first (check_lag_curve_args): TypeError or ValueError naming the one at fault,
-    UserError for fewer than max_lag + 2 tokens. More `anchors` than the N - max_lag positions the tokens
-    hold measures at all of them (meta["anchors"] says how many) with a FewerAnchorsWarning.
+    UserError for fewer than max_lag + 2 tokens; a ModelConfigError (a ValueError) for parameters that hold
+    NaN or inf. More `anchors` than the N - max_lag positions the tokens hold measures at all of them
+    (meta["anchors"] says how many) with a FewerAnchorsWarning. A forward that overflows (an exploding
+    network: forward_overflow) is measured only at anchors before the step where it does, with a
+    StateOverflowWarning (meta["overflow_step"] says where), or refused with a StateOverflowError (a
+    UserError) when that step leaves no anchor position: never read as zeros (saturation).
     """
     tokens, quantities = check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities)
     max_lag, anchors = int(max_lag), int(anchors)
@@ -620,8 +727,9 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     rng = np.random.default_rng(0) if rng is None else rng
     spec = model_spec(model)
     params = model.params
-    t_anchor = pick_anchors(len(tokens), max_lag, anchors, rng)
     trs = traces(_float64_model(model), tokens)
+    usable, overflow = overflow_limit(params, trs, tokens, max_lag, anchors)
+    t_anchor = pick_anchors(usable, max_lag, anchors, rng)
     _, grad = step_losses(params, trs, tokens, t_anchor)
     scopes = _scopes(spec, trs, grad)
     if quantities:
@@ -660,6 +768,7 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
             "anchors": int(len(t_anchor)),
             "tokens": int(len(tokens)),
             "tolerance": tol,
+            "overflow_step": overflow.step if overflow is not None else None,
             **weight_meta(spec, params),
         },
         "curves": curves,
@@ -669,6 +778,39 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
         steps = np.sort(rng.choice(visited, size=min(len(visited), 4 * len(t_anchor)), replace=False))
         result["per_step"] = _per_step(scopes, steps, tol)
     return result
+
+
+def overflow_limit(params, trs, tokens, max_lag: int, anchors: int, where: str = "lag_curve") -> tuple:
+    """(tokens whose steps lag_curve may anchor at, the forward_overflow or None): all N when the forward
+    stays finite through step N-1; else the steps before the overflow, with a StateOverflowWarning, or a
+    StateOverflowError when they hold no anchor position (fewer than max_lag + 2 finite steps)."""
+    N = len(tokens)
+    over = forward_overflow(params, trs, tokens)
+    if over is None or over.step >= N:       # (the state after the last token is never read)
+        return N, over
+    at = f"the {over.what} at step {over.step} of {N}: the network explodes, its forward pass itself diverges"
+    if over.step < max_lag + 2:
+        raise StateOverflowError(
+            f"{where}: {at} before step max_lag + 2 = {max_lag + 2}, so no anchor (t >= max_lag={max_lag}) is "
+            f"left to measure at; a smaller recurrent scale{f', or max_lag={over.step - 2} or less,' * (over.step >= 3)} "
+            "measures it", over.step, over.layer, over.what)
+    there = over.step - max_lag
+    warnings.warn(StateOverflowWarning(
+        f"{where}: {at}; measuring only at anchors before it ({min(anchors, there)} of the {there} positions t "
+        f"from {max_lag} to {over.step - 1}), the Jacobians from step {over.step} on are not finite", over.step),
+        stacklevel=3)
+    return over.step, over
+
+
+def _check_anchors_finite(params, trs, tokens, anchors, where: str) -> None:
+    """StateOverflowError when an anchor t lies at or after the step where the forward overflows
+    (forward_overflow): its Jacobians are not finite (lag_jacobians, gradient_rows)."""
+    over = forward_overflow(params, trs, tokens)
+    if over is not None and anchors.max() >= over.step:
+        raise StateOverflowError(
+            f"{where}: the {over.what} at step {over.step} of {len(tokens)}: the network explodes, its forward "
+            f"pass itself diverges, and the Jacobians from there on are not finite; anchors must be steps before "
+            f"it, got t = {int(anchors.max())}", over.step, over.layer, over.what)
 
 
 def check_lag_args(model, tokens, anchors, max_lag, scope, where: str, quantity: str | None = None) -> tuple:
@@ -713,12 +855,14 @@ def check_lag_args(model, tokens, anchors, max_lag, scope, where: str, quantity:
 def lag_jacobians(model, tokens, anchors, max_lag: int, scope: str = "layer0", quantity: str = "h") -> np.ndarray:
     """The J(t, d) that `lag_curve` measures, unscaled: (D, K, m, n). For tests and notebooks.
     anchors: the K 1-based steps t (an array, max_lag <= t <= N-1; pick_anchors picks them), not a count.
-    Arguments are checked first (check_lag_args)."""
+    Arguments are checked first (check_lag_args); an anchor at or after the step where the forward overflows
+    is a StateOverflowError (forward_overflow)."""
     where = "lag_jacobians"
     tokens, anchors = check_lag_args(model, tokens, anchors, max_lag, scope, where, quantity)
     max_lag = int(max_lag)
     spec = model_spec(model)
     trs = traces(_float64_model(model), tokens)
+    _check_anchors_finite(model.params, trs, tokens, anchors, where)
     _, grad = step_losses(model.params, trs, tokens, anchors)
     sc = _scopes(spec, trs, grad)[scope]
     view = sc.views[quantity]
@@ -739,6 +883,7 @@ def gradient_rows(model, tokens, anchors, max_lag: int, scope: str = "layer0") -
                          f"the stack) come from scope 'stacked'; scope {scope!r} is one layer's Jacobian alone, "
                          f"with the layers above held fixed")
     trs = traces(_float64_model(model), tokens)
+    _check_anchors_finite(model.params, trs, tokens, anchors, where)
     _, grad = step_losses(model.params, trs, tokens, anchors)
     sc = _scopes(spec, trs, grad)[scope]
     rows = {name: [] for name in sc.flows}

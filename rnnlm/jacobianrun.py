@@ -24,7 +24,8 @@ import numpy as np
 
 from .activations import zero_reason
 from .errors import UserError
-from .jacobian import FewerAnchorsWarning, curve_zero_lag, lag_curve
+from .jacobian import (FewerAnchorsWarning, StateOverflowError, StateOverflowWarning, curve_zero_lag,
+                       lag_curve)
 
 TABLE_LAGS = (1, 2, 3, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
 
@@ -117,13 +118,18 @@ def decay_line(series: dict, kind: str | None, cell: str | None = None) -> str:
         why = ("ln 0 = -inf: no lag is nonzero" if zero == 1
                else "only lag 1 is nonzero, a slope needs two") + ", the norm drops to 0 at once"
         return f"{zero_reason(cell, zero)}; vanish lag {vanish}; decay rate undefined ({why})"
+    median = series["norm"]["median"] if kind is None else series[kind]["median"]
+    huge = next((d for d, m in zip(series["lag"], median) if m is None), None)   # beyond float64 (null)
     if rate is None:
         per = "undefined (fewer than 2 lags with a finite nonzero median to fit a slope to)"
     else:
-        fit = f", fitted on lags 1-{zero - 1}" if zero is not None else ""
+        end = min(d for d in (zero, huge) if d is not None) if (zero, huge) != (None, None) else None
+        fit = f", fitted on lags 1-{end - 1}" if end is not None else ""
         per = f"{rate:+.4f} /step (x{math.exp(rate):.4g} per step{fit})"
     van = f"lag {vanish}" if vanish is not None else f"not within {last} lags"
     line = f"decay rate {per}; median below 1e-6 of lag 1: {van}"
+    if huge is not None:
+        line += f"; median beyond float64's range (over 1.8e308, written as null) from lag {huge}"
     return line + (f"; {zero_reason(cell, zero)}" if zero is not None else "")
 
 
@@ -166,6 +172,27 @@ def anchors_note(config, n_tokens: int) -> str | None:
     return (f"note: --anchors {config.anchors}: the {n_tokens} tokens read hold only {there} anchor positions "
             f"(t from --max-lag {config.max_lag} to {n_tokens - 1}); measuring at all {there} "
             f"({more}, or a smaller --max-lag, gives more)")
+
+
+def overflow_line(config, what: str, step: int, n_tokens: int) -> str:
+    """The command's error when the forward overflows before any anchor position (jacobian.StateOverflowError)."""
+    fixes = (["a smaller --recurrent-scale"] if config.model is not None else []) + \
+        ([f"--max-lag {step - 2} or less"] if step >= 3 else [])
+    fix = f"; {' or '.join(fixes)} measures it" if fixes else ""
+    return (f"the {what} at step {step} of the {n_tokens} tokens: the network explodes, its forward pass itself "
+            f"diverges before step --max-lag + 2 = {config.max_lag + 2}, so no anchor is left to measure at{fix}")
+
+
+def overflow_note(config, meta: dict) -> str | None:
+    """The note that the forward overflowed at meta["overflow_step"] and only the anchors before it were
+    measured (jacobian.StateOverflowWarning, in flags), or None."""
+    step = meta.get("overflow_step")
+    if step is None or step >= meta["tokens"]:
+        return None
+    fix = "; a smaller --recurrent-scale keeps it finite" if config.model is not None else ""
+    return (f"note: the network explodes: its forward pass overflows (is not finite) from step {step} of the "
+            f"{meta['tokens']} tokens on; measured at {meta['anchors']} anchors before it only "
+            f"(t from --max-lag {meta['max_lag']} to {step - 1}){fix}")
 
 
 _MEASURED_BY = (("source", "--checkpoint"), ("text", "--split/--text"), ("max_lag", "--max-lag"),
@@ -238,8 +265,15 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
             print(note, file=sys.stderr, flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FewerAnchorsWarning)     # the note above said it, in flags
-            doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
-                            rng=np.random.default_rng(config.seed), progress=progress)
+            warnings.simplefilter("ignore", StateOverflowWarning)    # overflow_note says it, in flags
+            try:
+                doc = lag_curve(model, ids, max_lag=config.max_lag, anchors=config.anchors,
+                                rng=np.random.default_rng(config.seed), progress=progress)
+            except StateOverflowError as exc:
+                raise UserError(overflow_line(config, exc.what, exc.step, len(ids))) from None
+        note = overflow_note(config, doc["meta"])
+        if note:
+            print(note, file=sys.stderr, flush=True)
         doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
         if not config.out:
             replaced = replaced_note(out, doc["meta"])
