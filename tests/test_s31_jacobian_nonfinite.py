@@ -198,7 +198,8 @@ def test_a_checkpoint_holding_nan_is_refused_by_the_jacobian_command(tmp_path, c
     assert main(["jacobian", str(run), "--max-lag", "2", "--anchors", "1", "--no-progress",
                  "--out", str(tmp_path / "j.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: state dict entry rnn.weight_hh_l0: must be finite floats, got float32"], err
+    assert err == [f"error: {run / 'best.npz'}: state dict entry rnn.weight_hh_l0: 1 of its 192 values are not "
+                   "finite (nan or inf): these weights diverged or the file is damaged"], err
     assert not (tmp_path / "j.json").exists()
 
 
