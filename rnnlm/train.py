@@ -62,7 +62,11 @@ def model_config(config: TrainConfig, vocab_size: int):
 
 
 def validate(config: TrainConfig) -> None:
-    """UserError for settings that cannot work together (TrainConfig.validate)."""
+    """UserError for settings that cannot work together (TrainConfig.validate); TypeError for a config that
+    is no TrainConfig (a dict of settings: config.config_from_dict(d))."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train: config must be a TrainConfig, got {type(config).__name__}"
+                        + (": build one with rnnlm.config.config_from_dict(d)" if isinstance(config, dict) else ""))
     config.validate()
 
 
@@ -110,10 +114,22 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     Never raises for a diverging run: a nan/inf loss or gradient ends the run
     with stopped="nonfinite" (or is skipped), which is a result, not a crash;
     the saved state is then the last good one (LastGood).
+
+    Nor for a Ctrl-C (KeyboardInterrupt) or SIGTERM once training has begun: the
+    checkpoint is saved and the summary returned with stopped="interrupted"
+    (summary["signal"]: "SIGINT" or "SIGTERM"), so a loop over configs in a
+    notebook goes on to the next one: check summary["stopped"] to break out. A
+    signal during the start-up (before the first step), or a second one while
+    saving, raises KeyboardInterrupt (errors.Terminated for SIGTERM), its one
+    line said on stderr or held in exc.line for the CLI to print.
     """
     started = time.perf_counter()
     validate(config)
     folder = Path(resume if resume is not None else (config.out or default_out(config)))
+    if folder.exists() and not folder.is_dir():     # (it would be a FileExistsError from mkdir)
+        from .runs import not_a_run_folder
+        raise UserError(not_a_run_folder(folder) if resume is not None else
+                        f"{folder} is a file, not a run folder; give another --out")
     # The folder is taken (locked, checked free) and the run set up (corpus, model, compiled kernels,
     # the resume's time budget checked) before anything is printed, so that a refused, mistaken or
     # interrupted start-up prints its one line only (and leaves no new folder behind); then the folder

@@ -153,3 +153,19 @@ def test_train_resume_with_settings_other_than_the_runs_says_how_to_build_them(t
     s = train(tiny(text, None, max_steps=4), resume=run)        # the same settings, a budget changed: resumes
     assert s["steps"] == 4
     assert train(resume_config(run, {"max_steps": 6}), resume=run)["steps"] == 6
+
+
+def test_train_refuses_a_config_that_is_no_trainconfig_and_an_out_that_is_a_file(tmp_path):
+    from rnnlm.train import train
+    with pytest.raises(TypeError, match=r"^train: config must be a TrainConfig, got NoneType$"):
+        train(None)
+    with pytest.raises(TypeError, match=r"^train: config must be a TrainConfig, got dict: build one with "
+                                        r"rnnlm\.config\.config_from_dict\(d\)$"):
+        train({"bptt": 10})
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(UserError, match=rf"^{f} is a file, not a run folder; give another --out$"):
+        train(TrainConfig(out=str(f)))
+    with pytest.raises(UserError, match=rf"^{f} is not a run folder \(no config\.json\)$"):
+        train(TrainConfig(), resume=f)
+    assert f.read_text() == "x"
