@@ -71,3 +71,30 @@ def check_probability(p, name: str, where: str, none_ok: bool = False) -> None:
     if math.isnan(p) or not 0.0 <= p <= 1.0:
         raise ValueError(f"{where}: {name} must be a number in [0, 1]{' (or None for no data)' if none_ok else ''}, "
                          f"got {p!r}")
+
+
+def check_kernel_arrays(where: str, dtype, arrays: dict) -> None:
+    """A cell kernel's arrays checked before Numba sees them (a wrong dtype is otherwise a 90-line TypingError,
+    a wrong shape a reshape error from inside): TypeError for a value that is not a numpy array, ValueError
+    for another dtype than `dtype` (the cache's) or another shape. arrays: name -> (array, expected shape)."""
+    for name, (a, shape) in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{where}: {name} must be a numpy array, got {type(a).__name__}")
+        if a.dtype != dtype:
+            raise ValueError(f"{where}: {name} must be {np.dtype(dtype)} (the cache's dtype), got {a.dtype}: "
+                             f"convert it with .astype(np.{np.dtype(dtype)})")
+        if a.shape != tuple(shape):
+            raise ValueError(f"{where}: {name} must have shape {tuple(shape)}, got {a.shape}")
+
+
+def kernel_sizes(where: str, x, W_hh, gates: int) -> tuple:
+    """(T, B, E, H) of a cell kernel's call from x (T, B, E) and W_hh (gates*H, H), ValueError when either
+    has the wrong number of dimensions (TypeError when not an array)."""
+    w_shape = f"({gates}H, H)" if gates > 1 else "(H, H)"
+    for name, a, ndim, shape in (("x", x, 3, "(T, B, E)"), ("W_hh", W_hh, 2, w_shape)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{where}: {name} must be a numpy array {shape}, got {type(a).__name__}")
+        if a.ndim != ndim:
+            raise ValueError(f"{where}: {name} must be {shape}, got shape {a.shape}")
+    T, B, E = x.shape
+    return T, B, E, W_hh.shape[1]

@@ -32,6 +32,7 @@ from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
+from .argcheck import check_kernel_arrays, kernel_sizes
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
@@ -191,7 +192,12 @@ def gru_forward(cache: GRUCache, x, h0, W_ih, W_hh, b_ih, b_hh, bounds=None) -> 
     bounds: the hidden-unit parts of a step (a Plan's unit_bounds; default
     paths.unit_bounds(H, "gru")); two entries: one serial part.
     """
-    T, B, E = x.shape
+    T, B, E, H = kernel_sizes("gru_forward", x, W_hh, 3)
+    check_kernel_arrays("gru_forward", cache.h.dtype, {
+        "x": (x, (T, B, E)), "h0": (h0, (B, H)), "W_ih": (W_ih, (3 * H, E)), "W_hh": (W_hh, (3 * H, H)),
+        "b_ih": (b_ih, (3 * H,)), "b_hh": (b_hh, (3 * H,)), "cache.xproj": (cache.xproj, (T, B, 3 * H)),
+        "cache.gates": (cache.gates, (T, B, 3 * H)), "cache.hn": (cache.hn, (T, B, H)),
+        "cache.h": (cache.h, (T + 1, B, H))})
     pblas.matmul(cache.xproj.reshape(T * B, -1), x.reshape(T * B, E), W_ih.T)
     cache.h[0] = h0
     if bounds is None:

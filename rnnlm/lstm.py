@@ -31,6 +31,7 @@ from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
+from .argcheck import check_kernel_arrays, kernel_sizes
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
@@ -184,7 +185,13 @@ def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh, bounds=Non
     Fills the cache buffers and returns the cache with x set. bounds: the
     hidden-unit parts of a step (a Plan's unit_bounds; default paths.unit_bounds(H)).
     """
-    T, B, E = x.shape
+    T, B, E, H = kernel_sizes("lstm_forward", x, W_hh, 4)
+    check_kernel_arrays("lstm_forward", cache.h.dtype, {
+        "x": (x, (T, B, E)), "h0": (h0, (B, H)), "c0": (c0, (B, H)), "W_ih": (W_ih, (4 * H, E)),
+        "W_hh": (W_hh, (4 * H, H)), "b_ih": (b_ih, (4 * H,)), "b_hh": (b_hh, (4 * H,)),
+        "cache.xproj": (cache.xproj, (T, B, 4 * H)), "cache.gates": (cache.gates, (T, B, 4 * H)),
+        "cache.c": (cache.c, (T + 1, B, H)), "cache.tanh_c": (cache.tanh_c, (T, B, H)),
+        "cache.h": (cache.h, (T + 1, B, H))})
     pblas.matmul(cache.xproj.reshape(T * B, -1), x.reshape(T * B, E), W_ih.T)
     cache.h[0] = h0
     cache.c[0] = c0

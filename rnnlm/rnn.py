@@ -27,6 +27,7 @@ from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
 from .activations import _act_inplace, _dact, fprime, parse_activation
+from .argcheck import check_kernel_arrays, kernel_sizes
 from .layers import recurrent_affine_backward
 
 
@@ -140,8 +141,12 @@ def rnn_forward(cache: RNNCache, x, h0, W_ih, W_hh, b_ih, b_hh, act, bounds=None
     entries: one serial part.
     """
     act = parse_activation(act)
-    T, B, E = x.shape
+    T, B, E, H = kernel_sizes("rnn_forward", x, W_hh, 1)
     dt = cache.h.dtype
+    check_kernel_arrays("rnn_forward", dt, {
+        "x": (x, (T, B, E)), "h0": (h0, (B, H)), "W_ih": (W_ih, (H, E)), "W_hh": (W_hh, (H, H)),
+        "b_ih": (b_ih, (H,)), "b_hh": (b_hh, (H,)), "cache.xproj": (cache.xproj, (T, B, H)),
+        "cache.h": (cache.h, (T + 1, B, H))})
     pblas.matmul(cache.xproj.reshape(T * B, -1), x.reshape(T * B, E), W_ih.T)
     cache.h[0] = h0
     if bounds is None:

@@ -169,3 +169,31 @@ def test_train_refuses_a_config_that_is_no_trainconfig_and_an_out_that_is_a_file
     with pytest.raises(UserError, match=rf"^{f} is not a run folder \(no config\.json\)$"):
         train(TrainConfig(), resume=f)
     assert f.read_text() == "x"
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_the_cell_kernels_name_a_wrong_dtype_or_shape(cell):
+    import importlib
+    mod = importlib.import_module(f"rnnlm.{cell}")
+    g = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    T, B, E, H = 4, 2, 3, 5
+    rng = np.random.default_rng(0)
+    W_ih, W_hh = rng.standard_normal((g * H, E)), rng.standard_normal((g * H, H))
+    b = np.zeros(g * H)
+    h0 = np.zeros((B, H))
+    x = rng.standard_normal((T, B, E))
+
+    def run(x=x, W_hh=W_hh, h0=h0, dtype=np.float64):
+        cache = getattr(mod, f"{cell}_alloc")(T, B, E, H, dtype)
+        args = (x, h0) + ((h0,) if cell == "lstm" else ()) + (W_ih, W_hh, b, b) + (("tanh",) if cell == "rnn" else ())
+        return getattr(mod, f"{cell}_forward")(cache, *args)
+    assert np.isfinite(run().h).all()
+    with pytest.raises(ValueError, match=rf"^{cell}_forward: x must be float32 \(the cache's dtype\), got float64: "
+                                         r"convert it with \.astype\(np\.float32\)$"):
+        run(dtype=np.float32)
+    with pytest.raises(ValueError, match=rf"^{cell}_forward: x must be \(T, B, E\), got shape \(8, 3\)$"):
+        run(x=x.reshape(8, 3))
+    with pytest.raises(ValueError, match=rf"^{cell}_forward: h0 must have shape \(2, 5\), got \(3, 5\)$"):
+        run(h0=np.zeros((3, H)))
+    with pytest.raises(TypeError, match=rf"^{cell}_forward: W_hh must be a numpy array"):
+        run(W_hh=W_hh.tolist())
