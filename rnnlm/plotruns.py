@@ -35,19 +35,29 @@ from .runs import fmt_ppl  # one format for perplexities, here and in reports
 
 
 def read_metrics(run_dir) -> list[dict]:
-    """The events of a run's metrics.jsonl (lines cut by a crash are skipped)."""
+    """The events of a run's metrics.jsonl (lines cut by a crash are skipped). Lines that are not JSON
+    before the last one (a crash cuts only the last: these were damaged or edited) are skipped with one
+    note on stderr saying how many and which, so that a figure with a gap says why."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         from .runs import CONFIG, not_a_run_folder
         if not (Path(run_dir) / CONFIG).exists():
             raise UserError(not_a_run_folder(run_dir))
         raise UserError(f"{run_dir} is not a run folder (no metrics.jsonl)")
-    events = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():    # a damaged byte: that line
+    events, bad = [], []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()     # a damaged byte: that line
+    for i, line in enumerate(lines):
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError:
-            continue
+            if i < len(lines) - 1 and line.strip():
+                bad.append(i + 1)
+    if bad:
+        from .progress import note
+        where = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in consecutive_runs(bad))
+        note(f"note: {path}: {len(bad)} {plural(len(bad), 'line')} before the last {plural(len(bad), 'is', 'are')} "
+             f"not JSON ({plural(len(bad), 'line')} {where}; damaged or edited by hand) and "
+             f"{plural(len(bad), 'was', 'were')} skipped")
     return events
 
 

@@ -197,3 +197,17 @@ def test_the_cell_kernels_name_a_wrong_dtype_or_shape(cell):
         run(h0=np.zeros((3, H)))
     with pytest.raises(TypeError, match=rf"^{cell}_forward: W_hh must be a numpy array"):
         run(W_hh=W_hh.tolist())
+
+
+def test_plot_training_says_which_damaged_metrics_lines_it_skipped(tmp_path, capsys):
+    from rnnlm.plotruns import read_metrics
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    good = [json.dumps({"type": "step", "step": k, "loss_avg": 5.0}) for k in range(1, 6)]
+    (run / "metrics.jsonl").write_text("\n".join(good[:2] + ["garbage", "{cut"] + good[2:] + ['{"type": "st']))
+    assert [e["step"] for e in read_metrics(run)] == [1, 2, 3, 4, 5]
+    assert capsys.readouterr().err == (f"note: {run / 'metrics.jsonl'}: 2 lines before the last are not JSON (lines "
+                                       f"3-4; damaged or edited by hand) and were skipped\n")
+    (run / "metrics.jsonl").write_text("\n".join(good + ['{"type": "st']))       # only a cut last line: no note
+    assert len(read_metrics(run)) == 5 and capsys.readouterr().err == ""
