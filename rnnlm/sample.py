@@ -460,8 +460,11 @@ def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperatur
 
     keep_case, num_token: how the prime is tokenized; by default as the
     vocabulary's corpus was (Vocab.reading: capitals kept if it has any, numbers
-    as <num> if it holds <num>). A value that contradicts the vocabulary is a
-    ValueError. TypeError for a prime that is not a str, a vocab that is not a
+    as <num> if it holds <num>). False where the vocabulary needs True is a
+    ValueError (keep_case=False for one with capitals, num_token=False for one
+    with <num>: its words could not be read); True where it has neither is
+    allowed (a keep-case corpus may have no capitals, and a prime's word known
+    only in another case is read in that case). TypeError for a prime that is not a str, a vocab that is not a
     Vocab, or a model without step_logprobs; UserError for a value out of range.
     """
     stream = TextStream(model, vocab, words=words, prime=prime, temperature=temperature, top_k=top_k,
