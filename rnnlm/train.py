@@ -472,12 +472,13 @@ def _timed_evaluate(s: "_Session", loop: LoopState, progress: _Progress) -> None
     val, count = evaluate_stream(s.model, v[:t.timed_rows], s.config.bptt, bar="timed validation")
     t.observe_eval(count, time.perf_counter() - t0)
     t.last_eval = s.clock()
-    t.timed = {"step": loop.step, "loss": val, "tokens": count, "of_tokens": int(v.size)}
+    whole = (v.shape[0] - 1) * v.shape[1]       # the tokens a validation of the whole split predicts
+    t.timed = {"step": loop.step, "loss": val, "tokens": count, "of_tokens": whole}
     from .runs import fmt_ppl
     s.run.log({"type": "timed_eval", "split": "valid", "step": loop.step, "epoch": loop.epoch, "val_loss": val,
-               "val_ppl": _ppl(val), "tokens": count, "of_tokens": int(v.size), "time": s.clock()})
+               "val_ppl": _ppl(val), "tokens": count, "of_tokens": whole, "time": s.clock()})
     progress.write(f"| step {loop.step:6d} | epoch {loop.epoch:3d} | timed validation on {count:,} of "
-                   f"{v.size:,} tokens | loss {val:6.3f} | ppl {fmt_ppl(_ppl(val)):>9s} | report only")
+                   f"{whole:,} tokens | loss {val:6.3f} | ppl {fmt_ppl(_ppl(val)):>9s} | report only")
 
 
 def check_batches(corpus, config: TrainConfig) -> None:

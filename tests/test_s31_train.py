@@ -161,3 +161,17 @@ def test_the_lock_file_left_by_a_run_is_empty_and_confuses_nothing(text, tmp_pat
     assert main(["train", "--corpus", str(text), *FLAGS, "--max-steps", "2", "--out", str(bare)]) == 0
     assert (bare / "model.npz").exists() and (bare / LOCK).read_bytes() == b""
     assert np.isfinite(json.loads((bare / "metrics.jsonl").read_text().splitlines()[-1])["time"])
+
+
+def test_a_timed_validation_counts_its_tokens_as_a_whole_validation_predicts_them(text, tmp_path, capsys):
+    """It said '120 of 124' for a slice that was the whole split: the count of the stream's tokens, of which
+    a validation predicts all but the first row's."""
+    from rnnlm import train as T
+    T.TIMED_EVAL_SHARE, old = 1e9, T.TIMED_EVAL_SHARE       # a slice as large as the split
+    try:
+        train(tiny(text, tmp_path / "t", max_steps=2, eval_minutes=1e-9, progress=False))
+    finally:
+        T.TIMED_EVAL_SHARE = old
+    (e, *_) = events(tmp_path / "t", "timed_eval")
+    assert e["tokens"] == e["of_tokens"] > 0
+    assert f"timed validation on {e['tokens']:,} of {e['of_tokens']:,} tokens" in capsys.readouterr().err
