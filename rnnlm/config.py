@@ -366,9 +366,31 @@ def check_field_types(obj, error=UserError, label=None) -> None:
             raise error(f"{option} must be {want}, got {value!r} ({kind_of(value)})")
 
 
+def documented(cls):
+    """Class decorator (above @dataclass): append to cls.__doc__ each field with its default and the comment
+    written beside it in this file, so that help(TrainConfig) lists what every setting means while the
+    comment stays the one place it is written. Nothing is appended where the source cannot be read."""
+    import inspect
+    import re
+    try:
+        src = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return cls
+    rows = []
+    for f in dataclasses.fields(cls):
+        m = re.search(rf"^    {f.name}: ([^=]+?) = (.+?)\s+# (.*)$", src, re.M)
+        if m:
+            rows.append(f"    {f.name}: {m.group(1).strip()} = {m.group(2).strip()}\n        {m.group(3).strip()}")
+    if rows:
+        cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Fields (name: type = default, then what it means):\n" \
+            + "\n".join(rows) + "\n"
+    return cls
+
+
 # ---------------------------------------------------------------- model
 
 
+@documented
 @dataclass
 class ModelConfig:
     """The network. vocab_size is None until a corpus is loaded (TrainConfig.model); see with_vocab."""
@@ -470,6 +492,7 @@ def _check_fits_in_memory(config: ModelConfig) -> None:
 # ---------------------------------------------------------------- data
 
 
+@documented
 @dataclass
 class DataConfig:
     """Corpus, tokenizer, vocabulary and split (see data.py for the split policy)."""
@@ -507,6 +530,7 @@ class DataConfig:
 # ---------------------------------------------------------------- training
 
 
+@documented
 @dataclass
 class TrainConfig:
     """Every setting of a training run; saved whole in config.json and in each checkpoint."""
@@ -688,6 +712,7 @@ def config_from_dict(d: dict) -> TrainConfig:
 # ---------------------------------------------------------------- the jacobian command
 
 
+@documented
 @dataclass
 class JacobianConfig:
     """`jacobian`: lag curves of a trained model (`run`) or of a freshly initialized one (`model`)."""
@@ -731,6 +756,7 @@ TASK_NAMES = ("recall", "order", "agreement")     # tasks.TASKS (a test checks t
 LOSS_MODES = ("all", "answer")                    # tasks.LOSS_MODES
 
 
+@documented
 @dataclass
 class TaskTrainConfig:
     """One training run on a long-range task (learnability.train_task); the study varies cell, init,
@@ -811,6 +837,7 @@ STUDY_CELLS = {
 }
 
 
+@documented
 @dataclass
 class StudyConfig:
     """`study learnability`: every cell x distance x seed trained with the same budget (study.py)."""

@@ -211,3 +211,17 @@ def test_plot_training_says_which_damaged_metrics_lines_it_skipped(tmp_path, cap
                                        f"3-4; damaged or edited by hand) and were skipped\n")
     (run / "metrics.jsonl").write_text("\n".join(good + ['{"type": "st']))       # only a cut last line: no note
     assert len(read_metrics(run)) == 5 and capsys.readouterr().err == ""
+
+
+def test_help_of_every_config_says_what_each_field_means():
+    import dataclasses
+    import pydoc
+    from rnnlm import config as C
+    for cls in (C.ModelConfig, C.DataConfig, C.TrainConfig, C.JacobianConfig, C.TaskTrainConfig, C.StudyConfig):
+        text = pydoc.render_doc(cls, renderer=pydoc.plaintext)
+        for f in dataclasses.fields(cls):
+            assert f"\n |  {f.name}: " in text, (cls.__name__, f.name)
+    doc = C.ModelConfig.__doc__
+    assert "    recurrent_scale: float = 1.0\n        multiplies every W_hh after init (> 1 to provoke explosions)\n" \
+        in doc
+    assert "    forget_bias: float = 0.0\n        lstm: added to the forget-gate bias at init\n" in doc
