@@ -80,8 +80,13 @@ def max_fprime(act) -> float:
     return abs(act.a * act.b)
 
 
-def zero_reason(cell: str | None, lag: int) -> str:
-    """Why a curve is exactly 0 from `lag` on, in words (the jacobian table's and the plots' note)."""
+def zero_reason(cell: str | None, lag: int, norm_whh=None) -> str:
+    """Why a curve is exactly 0 from `lag` on, in words (the jacobian table's and the plots' note).
+    norm_whh: the measurement's meta "norm_Whh" (one per layer), when known: every W_hh exactly 0
+    (--recurrent-scale 0) is the reason then, not saturation (tanh's f'(z) is near 1 there)."""
+    if isinstance(norm_whh, (list, tuple)) and norm_whh and all(n == 0 for n in norm_whh):
+        return (f"exactly 0 from lag {lag}: W_hh is 0 (a recurrent scale of 0), so h_t does not depend on "
+                f"h_(t-1) and nothing flows back")
     if cell in ("lstm", "gru"):
         what = "saturated gates and units leave no path (f'(z) = 0)"
     else:

@@ -107,9 +107,10 @@ def _fmt(x) -> str:
     return f"{'-':>9}" if x is None else f"{x:9.3g}"
 
 
-def decay_line(series: dict, kind: str | None, cell: str | None = None) -> str:
+def decay_line(series: dict, kind: str | None, cell: str | None = None, norm_whh=None) -> str:
     """The jacobian table's line for one curve: decay rate, vanish lag, and where it is exactly 0.
-    series: a SERIES with kind "spectral" or "frobenius", or a FLOW with kind None."""
+    series: a SERIES with kind "spectral" or "frobenius", or a FLOW with kind None; norm_whh: the
+    meta's "norm_Whh", for the reason of a curve that is 0 (activations.zero_reason)."""
     rate = series["decay_rate"] if kind is None else series["decay_rate"][kind]
     vanish = series["vanish_lag"] if kind is None else series["vanish_lag"][kind]
     zero = curve_zero_lag(series, kind)
@@ -117,7 +118,7 @@ def decay_line(series: dict, kind: str | None, cell: str | None = None) -> str:
     if zero is not None and zero <= 2:
         why = ("ln 0 = -inf: no lag is nonzero" if zero == 1
                else "only lag 1 is nonzero, a slope needs two") + ", the norm drops to 0 at once"
-        return f"{zero_reason(cell, zero)}; vanish lag {vanish}; decay rate undefined ({why})"
+        return f"{zero_reason(cell, zero, norm_whh)}; vanish lag {vanish}; decay rate undefined ({why})"
     median = series["norm"]["median"] if kind is None else series[kind]["median"]
     huge = next((d for d, m in zip(series["lag"], median) if m is None), None)   # beyond float64 (null)
     if rate is None:
@@ -130,7 +131,7 @@ def decay_line(series: dict, kind: str | None, cell: str | None = None) -> str:
     line = f"decay rate {per}; median below 1e-6 of lag 1: {van}"
     if huge is not None:
         line += f"; median beyond float64's range (over 1.8e308, written as null) from lag {huge}"
-    return line + (f"; {zero_reason(cell, zero)}" if zero is not None else "")
+    return line + (f"; {zero_reason(cell, zero, norm_whh)}" if zero is not None else "")
 
 
 def format_table(doc: dict, scope: str = "layer0") -> str:
@@ -154,7 +155,7 @@ def format_table(doc: dict, scope: str = "layer0") -> str:
                          f"{_fmt(fr['median'][i]):>16} {_fmt(fr['p10'][i])} {_fmt(fr['p90'][i])} | "
                          f"{_fmt(flow['norm']['median'][i]):>11}")
     for name, kind, series in (("spectral", "spectral", s), ("Frobenius", "frobenius", s), ("flow", None, flow)):
-        lines.append(f"{name:>9}: " + decay_line(series, kind, meta["cell"]))
+        lines.append(f"{name:>9}: " + decay_line(series, kind, meta["cell"], meta.get("norm_Whh")))
     if meta["cell"] == "rnn":
         lines.append("per-step bound ||W_hh|| max|f'| = "
                      + ", ".join(f"{b:.4g}" for b in meta["bound_per_step"])
