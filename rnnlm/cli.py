@@ -219,15 +219,17 @@ def main(argv=None) -> int:
     sys.stderr = DroppedWrites(stderr)   # a full log disk silences the command; it does not stop it
     sys.unraisablehook = functools.partial(_quiet_stops, default=hook)
     try:
-        with sigterm_raises() as seen:   # from the first line: a stop during the imports is one line too
+        with sigterm_raises(sigint=True) as seen:   # from the first line: a stop in the imports is one line too
             try:
                 return _main(argv)
             except Exception:
                 if seen.signum is None:
                     raise
-                # Terminated landed where it became another error (inside an import's lock): still a stop
-                print("terminated", file=sys.stderr)
-                return 143
+                # the signal landed where it became another error (inside an import's lock, in Numba while it
+                # compiled a kernel: nothing of it is cached then): still a stop, said in one line
+                import signal
+                print("terminated" if seen.signum == signal.SIGTERM else "interrupted", file=sys.stderr)
+                return 128 + seen.signum
     finally:
         warnings.formatwarning, sys.unraisablehook = before, hook
         if isinstance(sys.stderr, DroppedWrites):

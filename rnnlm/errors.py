@@ -62,26 +62,34 @@ class _Seen:
 
 
 @contextlib.contextmanager
-def sigterm_raises():
+def sigterm_raises(sigint: bool = False):
     """SIGTERM raises Terminated in the main thread for the block, as SIGINT raises KeyboardInterrupt, so that
     a process stopped so cleans up and says so as for Ctrl-C (the CLI from its first line, a sweep around its
     jobs); the previous handler is restored after. Left alone outside the main thread (where Python cannot
-    set handlers) and where SIGTERM is ignored (a process started to ignore it stays so). Yields a _Seen."""
+    set handlers) and where SIGTERM is ignored (a process started to ignore it stays so). Yields a _Seen.
+
+    sigint=True (the CLI): SIGINT is recorded in the _Seen too (it still raises KeyboardInterrupt, and only
+    where Python's own handler is in place), because code it lands in may turn it into another error:
+    Numba, stopped while it compiles a kernel, raises RuntimeError("no compiled object yet ...")."""
     import signal
     import threading
     seen = _Seen()
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+    if threading.current_thread() is not threading.main_thread():
         yield seen
         return
 
     def handler(signum, frame):
         seen.signum = signum
         raise_for_signal(signum)
-    previous = signal.signal(signal.SIGTERM, handler)
+    names = [signal.SIGTERM] if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN else []
+    if sigint and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        names.append(signal.SIGINT)
+    previous = {signum: signal.signal(signum, handler) for signum in names}
     try:
         yield seen
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, before in previous.items():
+            signal.signal(signum, signal.SIG_DFL if before is None else before)
 
 
 class UserError(Exception):
