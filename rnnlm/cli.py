@@ -66,8 +66,9 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .errors import command
     parser = _Parser(
-        prog="rnnlm",
+        prog=command(),     # "rnnlm" from the console script, "python cli.py" from a checkout's cli.py
         description="Recurrent language models with hand-written BPTT, and instruments "
                     "that show why they are hard to train.",
     )

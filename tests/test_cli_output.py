@@ -58,7 +58,7 @@ def test_version_into_a_closed_pipe_ends_quietly_with_141(monkeypatch, capsys):
 def test_help_into_a_live_pipe_is_still_printed(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["generate", "--help"])
-    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: rnnlm generate")
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: python cli.py generate")
 
 
 def _replace(monkeypatch, name, runner):
@@ -152,9 +152,12 @@ def test_a_corpus_of_one_file_says_1_file(tmp_path, monkeypatch, capsys):
     assert f"corpus {text}: 1 file from " in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, prog", [(["train", "--bogus", "1"], "rnnlm train"),
-                                        (["corpus", "info", "x", "--bogus"], "rnnlm corpus info")])
-def test_an_unknown_flag_names_the_command_it_was_given_to(argv, prog, capsys):
+@pytest.mark.parametrize("argv0, cmd", [("/venv/bin/rnnlm", "rnnlm"), ("cli.py", "python cli.py")])
+@pytest.mark.parametrize("argv, prog", [(["train", "--bogus", "1"], "train"),
+                                        (["corpus", "info", "x", "--bogus"], "corpus info")])
+def test_an_unknown_flag_names_the_command_it_was_given_to(argv, prog, argv0, cmd, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [argv0, *argv])      # as the user ran it: the console script or cli.py
+    prog = f"{cmd} {prog}"
     assert main(argv) == 2
     extras = " ".join(argv[argv.index("--bogus"):])
     assert capsys.readouterr().err == f"error: {prog}: unrecognized arguments: {extras} (see '{prog} --help')\n"
