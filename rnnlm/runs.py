@@ -34,7 +34,7 @@ import math
 import os
 from pathlib import Path
 
-from .errors import UserError, command, plural
+from .errors import UserError, and_list, command, plural
 
 CONFIG = "config.json"
 LOCK = ".train.lock"
@@ -473,6 +473,11 @@ def not_a_run_folder(path) -> str:
         return (f"{path} is a sweep folder, not a run folder: give one of its jobs' folders ({path}/JOB: plot "
                 f"training and plot lag read one, evaluate and generate one run with --keep-models), or read the "
                 f"whole sweep with 'sweep summarize' and 'plot sweep'")
+    held = [name for name in (BEST, LATEST) if (path / name).is_file()]
+    if held:        # a run folder that lost its config.json: the checkpoints carry their settings
+        return (f"{path} is not a run folder (no config.json), but it holds {and_list(held)}: evaluate, generate, "
+                f"jacobian and probe read a checkpoint file alone ({path / held[0]}); to resume, restore "
+                f"config.json")
     return f"{path} is not a run folder (no config.json)"
 
 
@@ -556,8 +561,7 @@ def _refuse_lost_best(run: Path, which: str) -> None:
         best = min(vals, key=lambda e: e["val_loss"])
         raise UserError(f"{run} has no {BEST}, though its {METRICS} records {len(vals)} "
                         f"{plural(len(vals), 'validation')} (the best at step {best.get('step', '?')}): it was "
-                        f"deleted or moved; restore it, or read the latest model instead with --checkpoint latest "
-                        f"(which='latest')")
+                        f"deleted or moved; restore it, or read the latest model instead with --checkpoint latest")
 
 
 def load_model(run, which: str = "best"):

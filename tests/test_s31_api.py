@@ -115,7 +115,7 @@ def test_a_deleted_best_npz_is_refused_not_replaced_by_the_latest_model(text, tm
         load_model(run)
     assert str(e.value) == (f"{run} has no best.npz, though its metrics.jsonl records 2 validations (the best at step "
                             f"{best['step']}): it was deleted or moved; restore it, or read the latest model instead "
-                            f"with --checkpoint latest (which='latest')")
+                            f"with --checkpoint latest")
     assert load_model(run, "latest")[3] == run / "model.npz"
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 2
@@ -225,3 +225,19 @@ def test_help_of_every_config_says_what_each_field_means():
     assert "    recurrent_scale: float = 1.0\n        multiplies every W_hh after init (> 1 to provoke explosions)\n" \
         in doc
     assert "    forget_bias: float = 0.0\n        lstm: added to the forget-gate bias at init\n" in doc
+
+
+def test_a_run_folder_without_config_json_says_its_checkpoints_still_read(text, tmp_path, capsys):
+    from test_train import tiny
+    from rnnlm.cli import main
+    from rnnlm.train import train
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=3, eval_every=3))
+    (run / "config.json").unlink()
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {run} is not a run folder (no config.json), but it holds best.npz and model.npz: evaluate, "
+        f"generate, jacobian and probe read a checkpoint file alone ({run / 'best.npz'}); to resume, restore "
+        f"config.json\n")
+    assert main(["evaluate", str(run / "best.npz")]) == 0
