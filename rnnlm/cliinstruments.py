@@ -219,7 +219,7 @@ _JACOBIAN_MODEL_FLAGS = {
 
 
 def _run_jacobian(args):
-    from .jacobianrun import format_table, run_jacobian
+    from .jacobianrun import format_tables, run_jacobian
     model = {name: getattr(args, name) for name in _JACOBIAN_MODEL_FLAGS if getattr(args, name) is not None}
     if args.init is None:
         given = list(model) + [name for name in ("corpus", "vocab_size") if getattr(args, name) is not None]
@@ -241,8 +241,7 @@ def _run_jacobian(args):
     # random tokens in place of a corpus only when none was named (nor a folder to find it in)
     doc, out = run_jacobian(config, corpus_fallback=args.corpus is None and args.corpora_dir is None,
                             progress=not args.no_progress)
-    return _print_saved(out, lambda: format_table(doc) + ("\n\n" + format_table(doc, "stacked")
-                                                          if "stacked" in doc["curves"] else "") + f"\nwrote {out}")
+    return _print_saved(out, lambda: format_tables(doc) + f"\nwrote {out}")     # every layer, then stacked
 
 
 def _add_plot(sub):

@@ -134,6 +134,12 @@ def decay_line(series: dict, kind: str | None, cell: str | None = None, norm_whh
     return line + (f"; {zero_reason(cell, zero, norm_whh)}" if zero is not None else "")
 
 
+def format_tables(doc: dict) -> str:
+    """Every scope's table (format_table), in the document's order (layer0 .. layer<L-1>, then stacked),
+    a blank line between them: what the jacobian command prints."""
+    return "\n\n".join(format_table(doc, scope) for scope in doc["curves"])
+
+
 def format_table(doc: dict, scope: str = "layer0") -> str:
     """The lines the jacobian command prints: a few lags, then decay rates and vanish lags."""
     meta = doc["meta"]

@@ -20,3 +20,12 @@ def test_saturation_stays_the_reason_when_w_hh_is_not_zero():
                                                  "nothing flows back")
     assert zero_reason("rnn", 3, None).startswith("exactly 0 from lag 3: at a step within 3 steps back every unit")
     assert zero_reason("lstm", 2, [0.0]).startswith("exactly 0 from lag 2: W_hh is 0")
+
+
+def test_the_jacobian_command_prints_every_layer_then_the_stack(tmp_path, capsys):
+    assert main(["jacobian", "--init", "orthogonal", "--cell", "gru", "--layers", "2", "--hidden", "8", "--emsize",
+                 "8", "--max-lag", "4", "--anchors", "2", "--tokens", "40", "--no-progress",
+                 "--out", str(tmp_path / "j.json")]) == 0
+    scopes = [line.split("; scope ")[1].split(",")[0] for line in capsys.readouterr().out.splitlines()
+              if "; scope " in line]
+    assert scopes == ["layer0", "layer1", "stacked"]
