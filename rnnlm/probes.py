@@ -736,16 +736,21 @@ def _load(run, checkpoint: str, batch_size: int, n: int):
     return run, model, vocab, info, meta
 
 
-def check_agreement_vocab(feature: str, stoi) -> None:
+def check_agreement_vocab(feature: str, stoi, max_vocab: int | None = None) -> None:
     """UserError, in the command's flags, when the run's vocabulary cannot fill the agreement templates of
     `feature`: one line saying which roles fall short (how many entries are in the vocabulary against how many
-    are needed, and a few missing words; `sinteticolex.template_shortfall`) and what to do about it."""
+    are needed, and a few missing words; `sinteticolex.template_shortfall`) and what to do about it.
+    max_vocab: the run's --max-vocab; a larger one is advised only where it cut the vocabulary (a limit
+    the corpus fills), else a corpus that holds the words."""
     from .sinteticolex import template_shortfall
 
     short = template_shortfall(feature, stoi)
     if short is None:
         return
-    fixes = ["train with a larger --max-vocab (0 = no limit)"]
+    cut = max_vocab is None or (max_vocab > 0 and len(stoi) >= max_vocab)
+    fixes = ["train with a larger --max-vocab (0 = no limit)" if cut else
+             "train on a corpus that holds these words (machado, or sintetico, whose grammar they are): "
+             "this one has no more"]
     if feature != "number" and template_shortfall("number", stoi) is None:
         fixes.append("use --feature number")
     raise UserError(f"--feature {feature}: the vocabulary ({len(stoi)} words) has too few of the words the "
@@ -764,7 +769,8 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
         out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
         said.watch(out)
         check_writable(out)     # a read-only run folder: said before the measurement
-        check_agreement_vocab(feature, vocab.stoi)      # (then what the vocabulary lacks: also before it)
+        check_agreement_vocab(feature, vocab.stoi,      # (then what the vocabulary lacks: also before it)
+                              ((info.get("train") or {}).get("data") or {}).get("max_vocab"))
         res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True),
                               n, seed, feature)
         res = {**meta, **res}

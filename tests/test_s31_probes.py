@@ -60,3 +60,14 @@ def test_one_target_gives_no_interval_and_is_refused():
 def test_a_float_distance_is_refused_not_truncated():
     with pytest.raises(TypeError, match=r"^context_usage: distances must be integers, got \[1\.5, 3\]$"):
         P.context_usage(_model(), np.arange(60) % 40, [1.5, 3], window=30)
+
+
+def test_a_larger_max_vocab_is_advised_only_where_the_limit_cut_the_vocabulary():
+    stoi = {w: i for i, w in enumerate(["<unk>", "<eos>", "o", "a", "homem", "que"])}
+    with pytest.raises(UserError, match=r"; train with a larger --max-vocab \(0 = no limit\)"):
+        P.check_agreement_vocab("number", stoi, max_vocab=6)        # the limit was reached: it cut
+    with pytest.raises(UserError, match=r"; train on a corpus that holds these words \(machado, or sintetico, "
+                                        r"whose grammar they are\): this one has no more$"):
+        P.check_agreement_vocab("number", stoi, max_vocab=10000)    # 6 words under a limit of 10,000
+    with pytest.raises(UserError, match=r"this one has no more$"):
+        P.check_agreement_vocab("number", stoi, max_vocab=0)        # no limit
