@@ -119,9 +119,14 @@ def format_summary(s: dict) -> str:
     lines += _baseline_lines(s)
     if "startup_s" in s:
         lines.append(f"start-up (corpus, compiling, baseline, calibration; not in the budget): {s['startup_s']:.1f} s")
-    if s["skipped"]:
-        lines.append(f"non-finite steps skipped: {s['skipped']}" + ("" if _updates(s) != 0 else
-                     " (every step: no update was applied, the model holds its initial weights)"))
+    nf = s.get("nonfinite") or {}
+    undone = nf.get("skipped_undone") or 0      # skipped after the last good state: the rollback discarded them
+    if s["skipped"] or undone:
+        lines.append(f"non-finite steps skipped: {s['skipped'] + undone}"
+                     + (f" ({undone} of them after step {nf['rolled_back_to']}, discarded by the rollback)"
+                        if undone else "")
+                     + ("" if _updates(s) != 0 else
+                        " (every step: no update was applied, the model holds its initial weights)"))
     if s["nonfinite"] and s["stopped"] == "nonfinite":
         nf = s["nonfinite"]
         why = " (stopped after --max-skips non-finite steps in a row)" if nf.get("max_skips") else ""

@@ -1,0 +1,30 @@
+"""A user trial of resume and the end of a run: skipped steps a rollback discarded still reported, a
+perplexity that overflows said as such, damaged checkpoint members and an edited config.json refused in
+one line, and a run that applied no update saying so."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rnnlm import checkpoint
+from rnnlm.errors import UserError
+from rnnlm.runs import resume_config
+from rnnlm.summary import format_summary
+from rnnlm.train import train
+
+from test_train import tiny
+from test_train_runs import _nan_loss_from
+
+
+# ---------------------------------------------------------------- 1. skipped steps undone by a rollback
+
+
+def test_skipped_steps_that_a_rollback_discarded_are_still_in_the_summary(text, tmp_path, monkeypatch):
+    _nan_loss_from(monkeypatch, 3)      # steps 1-2 apply, 3-5 are skipped, the 4th in a row stops the run
+    s = train(tiny(text, tmp_path / "skip", max_steps=40, on_nonfinite="skip", max_skips=4))
+    nf = s["nonfinite"]
+    assert s["stopped"] == "nonfinite" and nf["max_skips"] and nf["rolled_back_to"] == s["steps"] == 1
+    assert s["skipped"] == 0 and nf["skipped_undone"] == 3
+    lines = format_summary(s).splitlines()
+    assert "non-finite steps skipped: 3 (3 of them after step 1, discarded by the rollback)" in lines
