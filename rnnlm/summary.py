@@ -100,7 +100,11 @@ def format_summary(s: dict) -> str:
     from .runs import fmt_ppl
     budget = s.get("budget_s", math.inf)
     lines = [f"run folder: {s['run_dir']}",
-             f"stopped: {stop_word(s)} after {s['steps']} {plural(s['steps'], 'step')} ({s['tokens']:,} tokens, "
+             f"stopped: {stop_word(s)} after {s['steps']} {plural(s['steps'], 'step')}"
+             + ((", none of them applied (all non-finite, skipped)" if s["steps"] > 1 else
+                 ", not applied (non-finite, skipped)")
+                if s["steps"] and _updates(s) == 0 else "")
+             + f" ({s['tokens']:,} tokens, "
              f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
              # (no figure from a session that applied no step: a resume that ran only the final evaluation,
              # a run whose first step was already non-finite)

@@ -28,3 +28,17 @@ def test_skipped_steps_that_a_rollback_discarded_are_still_in_the_summary(text, 
     assert s["skipped"] == 0 and nf["skipped_undone"] == 3
     lines = format_summary(s).splitlines()
     assert "non-finite steps skipped: 3 (3 of them after step 1, discarded by the rollback)" in lines
+
+
+# ---------------------------------------------------------------- 5. a run that applied no update
+
+
+def test_a_run_whose_every_step_was_skipped_says_none_was_applied(text, tmp_path, monkeypatch):
+    _nan_loss_from(monkeypatch, 1)      # every step non-finite: 8 skipped, the 9th in a row stops the run
+    s = train(tiny(text, tmp_path / "none", max_steps=40, on_nonfinite="skip", max_skips=9))
+    assert s["stopped"] == "nonfinite" and s["steps"] == s["skipped"] == 8 and s["updates"] == 0
+    (line,) = [x for x in format_summary(s).splitlines() if x.startswith("stopped:")]
+    assert line.startswith("stopped: nonfinite after 8 steps, none of them applied (all non-finite, skipped) ("), line
+    one = {**s, "steps": 1, "skipped": 1, "updates": 0}
+    assert format_summary({**one, "folder_printed": False}).splitlines()[1].startswith("stopped: nonfinite after 1 step, not applied "
+                                                          "(non-finite, skipped) (")
