@@ -42,3 +42,30 @@ def test_a_run_whose_every_step_was_skipped_says_none_was_applied(text, tmp_path
     one = {**s, "steps": 1, "skipped": 1, "updates": 0}
     assert format_summary({**one, "folder_printed": False}).splitlines()[1].startswith("stopped: nonfinite after 1 step, not applied "
                                                           "(non-finite, skipped) (")
+
+
+# ---------------------------------------------------------------- 2. a perplexity that overflows
+
+
+def test_an_inf_perplexity_of_a_finite_loss_says_the_loss_and_that_e_to_it_overflows(tmp_path, monkeypatch,
+                                                                                     capsys):
+    from rnnlm import runs
+    from rnnlm.cli import main
+    assert runs.fmt_ppl_of(math.inf, 1.05e34) == "inf (loss 1.05e+34 nats: e^loss overflows)"
+    assert runs.fmt_ppl_of(math.inf, math.inf) == "inf" and runs.fmt_ppl_of(141.187, 4.95) == "141.19"
+    assert runs.fmt_ppl_of(math.nan, math.nan) == "nan" and runs.fmt_ppl_of(None, None) == "n/a"
+    s = {"run_dir": "r", "stopped": "nonfinite", "steps": 3, "tokens": 384, "elapsed_s": 1.0, "tokens_per_s": 0.0,
+         "val_loss": 1.2e30, "val_ppl": math.inf, "best_val_loss": 1.2e30, "best_val_ppl": math.inf, "lr": 2.0,
+         "clip_fraction": 0.0, "skipped": 0, "updates": 3, "nonfinite": None, "sampled_from": "latest",
+         "test_loss": 1.05e34, "test_ppl": math.inf}
+    lines = format_summary(s).splitlines()
+    assert "test ppl (latest model): inf (loss 1.05e+34 nats: e^loss overflows)" in lines
+    assert lines[2].startswith("valid ppl: inf (loss 1.20e+30 nats: e^loss overflows)   best valid ppl: inf (loss "
+                               "1.20e+30 nats: e^loss overflows)   lr: 2"), lines[2]
+    # evaluate's perplexity line too
+    r = {"checkpoint": str(tmp_path / "m.npz"), "source": "valid split", "tokens": 100, "oov": 0, "oov_rate": 0.0,
+         "loss": 1.05e34, "ppl": math.inf, "predicted": 96, "batch_size": 4, "bptt": 8}
+    monkeypatch.setattr(runs, "run_evaluate", lambda *a, **k: r)
+    (tmp_path / "m.npz").write_bytes(b"")
+    main(["evaluate", str(tmp_path / "m.npz")])
+    assert "perplexity: inf (loss 1.05e+34 nats: e^loss overflows)\n" in capsys.readouterr().out
