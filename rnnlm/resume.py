@@ -65,6 +65,7 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
     except checkpoint.CorruptCheckpoint as exc:
         raise UserError(f"{exc}; this run cannot be resumed: restore the file, or train afresh into another "
                         f"--out{_what_is_left(folder)}") from None
+    check_members(ck)
     check_best(folder)
     loop = LoopState.from_arrays(ck.train)
     lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
@@ -79,6 +80,81 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
         reserve = min(needed, MAX_RESERVE_SHARE * 60 * (config.max_minutes or 0.0))
         refuse_finished_resume(config, loop, folder, lr=lr, reserve=reserve, needed=needed)
     return ck, finish
+
+
+# the loop counters a checkpoint's train.<name> holds, with the smallest value each can have (the rest of
+# LoopState's fields are losses, any float, or elapsed, a finite non-negative one)
+_COUNTER_MIN = {"step": 0, "epoch": 1, "pos": 0, "window": 0, "tokens": 0, "bad_evals": 0, "plateaus": 0,
+                "last_eval_step": -1, "skipped": 0, "skips_in_row": 0, "clipped_total": 0, "ep_steps": 0,
+                "ep_clipped": 0, "log_steps": 0, "log_clipped": 0, "log_tokens": 0, "evaluated_updates": -1}
+_COUNTER_WORDS = {"step": "a step count", "epoch": "an epoch number (from 1)",
+                  "pos": "a row of the training stream", "tokens": "a token count"}
+
+
+def check_members(ck, rows: int | None = None, state: tuple | None = None) -> None:
+    """UserError (one line naming the file and the member) when a model.npz to resume holds loop state or
+    optimizer members that no run writes: a counter that is not a non-negative whole number (-1 allowed
+    where it means "none"), more skipped steps than steps, a negative or non-finite elapsed time, an lr
+    that is not finite and positive, a train.rng that is not the JSON of a numpy bit-generator state.
+    rows: the training stream's rows (train.pos must lie within them); state: the model's initial carried
+    state (train.state.0, ... must have its shapes and dtype). Both are known only once the session is prepared, so the
+    resume calls this twice: in resume_point without them (before any message uses the counters), and
+    when it loads the checkpoint into the session (train._restore) with them. This is the one place
+    that judges these members: LoopState.from_arrays and the optimizer read them as given."""
+    import json
+
+    import numpy as np
+
+    def bad(member: str, what: str) -> UserError:
+        return UserError(f"{ck.path}: {member} {what} (a damaged or edited checkpoint); restore it, or train "
+                         f"afresh into another --out")
+
+    def scalar(d: dict, name: str, prefix: str):
+        a = np.asarray(d[name])
+        if a.ndim != 0 or a.dtype.kind not in "biuf":
+            raise bad(f"{prefix}.{name}", f"is {a.dtype} of shape {a.shape}, not a number")
+        return a.item()
+
+    counters = {}
+    for name, low in _COUNTER_MIN.items():
+        if name not in ck.train:
+            continue        # (a checkpoint of an earlier version: LoopState's default)
+        v = scalar(ck.train, name, "train")
+        if not (math.isfinite(v) and v == int(v) and v >= low):
+            raise bad(f"train.{name}", f"is {v:g}, not {_COUNTER_WORDS.get(name, 'a count')}")
+        counters[name] = int(v)
+    if counters.get("skipped", 0) > counters.get("step", math.inf):
+        raise bad("train.skipped", f"is {counters['skipped']}, more than the {counters['step']} steps of train.step")
+    if "elapsed" in ck.train:
+        v = scalar(ck.train, "elapsed", "train")
+        if not (math.isfinite(v) and v >= 0):
+            raise bad("train.elapsed", f"is {v:g}, not a number of seconds")
+    if rows is not None and counters.get("pos", 0) > rows:
+        raise bad("train.pos", f"is {counters['pos']:,}, beyond the training stream's {rows:,} rows")
+    for name in ("lr", "step"):
+        if name not in ck.optim:
+            raise bad(f"optim.{name}", "is missing")
+        v = scalar(ck.optim, name, "optim")
+        if name == "lr" and not (math.isfinite(v) and v > 0):
+            raise bad("optim.lr", f"is {v:g}, not a learning rate (a finite number above 0)")
+        if name == "step" and not (math.isfinite(v) and v == int(v) and v >= 0):
+            raise bad("optim.step", f"is {v:g}, not a step count")
+    if "rng" not in ck.train:
+        raise bad("train.rng", "is missing")
+    try:
+        np.random.default_rng().bit_generator.state = json.loads(str(ck.train["rng"]))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        text = str(ck.train["rng"])
+        raise bad("train.rng", f"is {text[:40]!r}{'...' if len(text) > 40 else ''}, not the JSON of a numpy "
+                               f"random generator's state") from None
+    for i, like in enumerate(state or ()):
+        member = f"train.state.{i}"
+        if member.removeprefix("train.") not in ck.train:
+            raise bad(member, "is missing")
+        got = np.asarray(ck.train[member.removeprefix("train.")])
+        if got.shape != like.shape or got.dtype != like.dtype:
+            raise bad(member, f"is {got.dtype} of shape {got.shape}, not the model's carried state ({like.dtype} "
+                              f"of shape {like.shape})")
 
 
 def _what_is_left(folder: Path) -> str:

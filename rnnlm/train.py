@@ -551,6 +551,9 @@ def _prepare(config: TrainConfig, corpus=None) -> _Session:
 def _restore(ck, s: _Session) -> tuple[LoopState, tuple]:
     """Load a model.npz into the session's model, optimizer and Generator: (loop counters, hidden state)."""
     import numpy as np
+
+    from .resume import check_members
+    check_members(ck, rows=s.train_stream.shape[0], state=s.model.init_state(s.config.batch_size))
     s.model.load_state_dict(ck.model)
     s.opt.load_state_dict(ck.optim)
     s.rng.bit_generator.state = json.loads(str(ck.train["rng"]))

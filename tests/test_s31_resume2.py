@@ -69,3 +69,58 @@ def test_an_inf_perplexity_of_a_finite_loss_says_the_loss_and_that_e_to_it_overf
     (tmp_path / "m.npz").write_bytes(b"")
     main(["evaluate", str(tmp_path / "m.npz")])
     assert "perplexity: inf (loss 1.05e+34 nats: e^loss overflows)\n" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- 3. damaged checkpoint members
+
+
+@pytest.fixture(scope="module")
+def stopped_run(text, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "run"
+    train(tiny(text, out, max_steps=3))
+    return out
+
+
+def _edit(run, **members):
+    """Rewrite run's model.npz with `members` ("train.step": value, ...) replaced."""
+    path = run / "model.npz"
+    with np.load(path, allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    for k, v in members.items():
+        arrays[k.replace("__", ".")] = v(arrays[k.replace("__", ".")]) if callable(v) else np.asarray(v)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+END = r" \(a damaged or edited checkpoint\); restore it, or train afresh into another --out$"
+
+
+@pytest.mark.parametrize("member, value, said", [
+    ("train.step", -7, r"train\.step is -7, not a step count"),
+    ("train.pos", 10**12, r"train\.pos is 1,000,000,000,000, beyond the training stream's [\d,]+ rows"),
+    ("train.pos", 2.5, r"train\.pos is 2\.5, not a row of the training stream"),
+    ("optim.lr", -5.0, r"optim\.lr is -5, not a learning rate \(a finite number above 0\)"),
+    ("optim.lr", np.inf, r"optim\.lr is inf, not a learning rate \(a finite number above 0\)"),
+    ("train.skipped", 9, r"train\.skipped is 9, more than the 3 steps of train\.step"),
+    ("train.epoch", np.str_("one"), r"train\.epoch is <U3 of shape \(\), not a number"),
+    ("train.rng", np.str_("{garbage"), r"train\.rng is '\{garbage', not the JSON of a numpy random generator's "
+                                       r"state"),
+    ("train.rng", np.str_('{"bit_generator": "PCG64"}'), r"train\.rng is '\{\"bit_generator\": \"PCG64\"\}', not "
+                                                   r"the JSON of a numpy random generator's state"),
+    ("train.state.0", lambda a: a[:, :3, :], r"train\.state\.0 is float(32|64) of shape \(1, 3, 16\), not the model's "
+                                              r"carried state \(float(32|64) of shape \(1, 16, 16\)\)"),
+])
+def test_a_resume_refuses_a_damaged_loop_or_optimizer_member_in_one_line(stopped_run, tmp_path, member, value,
+                                                                         said):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(stopped_run, run)
+    _edit(run, **{member: value})
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UserError) as e:
+        train(resume_config(run, {"max_steps": 8}), resume=run)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{run / 'model.npz'}: "), msg
+    import re
+    assert re.search(said + END, msg), msg
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before       # nothing written
