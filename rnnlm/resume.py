@@ -66,6 +66,7 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
         raise UserError(f"{exc}; this run cannot be resumed: restore the file, or train afresh into another "
                         f"--out{_what_is_left(folder)}") from None
     check_members(ck)
+    refuse_edited_model(folder, ck)
     check_best(folder)
     loop = LoopState.from_arrays(ck.train)
     lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
@@ -155,6 +156,34 @@ def check_members(ck, rows: int | None = None, state: tuple | None = None) -> No
         if got.shape != like.shape or got.dtype != like.dtype:
             raise bad(member, f"is {got.dtype} of shape {got.shape}, not the model's carried state ({like.dtype} "
                               f"of shape {like.shape})")
+
+
+def refuse_edited_model(folder: Path, ck) -> None:
+    """UserError (one line) when the run's config.json names model settings other than those its model.npz
+    was saved with (the checkpoint's meta.config): an edited config.json. A resume builds the model from
+    config.json's "train" settings (a changed size then failed on the first array of another shape) while
+    its top-level "model" record is only reported (a change there trained on, and stayed, unnoticed); the
+    checkpoint's weights are what the run is, so both must agree with it."""
+    import dataclasses
+    import json
+
+    from .config import config_from_dict, flag
+    from .runs import CONFIG, read_run_config
+    saved = ck.config.get("model") if isinstance(ck.config, dict) else None
+    if not isinstance(saved, dict):
+        return      # (a checkpoint of an earlier version that does not record them: nothing to hold against)
+    info = read_run_config(folder)
+    model = (info.get("model") or {}) if isinstance(info.get("model"), dict) else {}
+    trained = dataclasses.asdict(config_from_dict(info["train"]).model) if isinstance(info.get("train"), dict) else {}
+    trained.pop("vocab_size", None)     # (set from the corpus: the "train" settings leave it None)
+    for said in (trained, model):
+        for k, was in saved.items():
+            if k in said and said[k] != was:
+                name = flag(k) if k != "vocab_size" else "a vocabulary size of"
+                raise UserError(f"{folder / CONFIG} says {name} {said[k]}, {ck.path.name} was saved with {was} (an "
+                                f"edited {CONFIG}: a resume cannot change the model); put {json.dumps(k)}: "
+                                f"{json.dumps(was)} back into it to resume, or train afresh into another --out"
+                                + (f" with {flag(k)} {said[k]}" if k != "vocab_size" else ""))
 
 
 def _what_is_left(folder: Path) -> str:

@@ -124,3 +124,23 @@ def test_a_resume_refuses_a_damaged_loop_or_optimizer_member_in_one_line(stopped
     import re
     assert re.search(said + END, msg), msg
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before       # nothing written
+
+
+# ---------------------------------------------------------------- 4. an edited config.json
+
+
+@pytest.mark.parametrize("where", ["model", "train"])
+def test_a_resume_refuses_a_config_json_whose_model_settings_are_not_the_checkpoints(stopped_run, tmp_path, where):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(stopped_run, run)
+    info = json.loads((run / "config.json").read_text())
+    (info["model"] if where == "model" else info["train"]["model"])["hidden"] = 64
+    (run / "config.json").write_text(json.dumps(info))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UserError) as e:
+        train(resume_config(run, {"max_steps": 8}), resume=run)
+    assert str(e.value) == (f"{run / 'config.json'} says --hidden 64, model.npz was saved with 16 (an edited "
+                            f"config.json: a resume cannot change the model); put \"hidden\": 16 back into it to "
+                            f"resume, or train afresh into another --out with --hidden 64")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
