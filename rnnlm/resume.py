@@ -1,8 +1,10 @@
 """Whether and how a run folder can be resumed: its checkpoint, and the limits that would stop it at once.
 
 `resume_point(config, folder)` reads the run's model.npz before anything
-else and refuses (UserError, one line naming the flag to raise) a resume
-that would stop before its first window; a run whose final evaluation did
+else, refuses a damaged or edited one (check_members: its loop state and
+optimizer members; refuse_edited_model: a config.json whose model settings
+are not the checkpoint's), and refuses (UserError, one line naming the flag
+to raise) a resume that would stop before its first window; a run whose final evaluation did
 not finish resumes to run only that evaluation (`finish_only`).
 
 The one thing to know before editing: nothing here writes. A refused resume

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from rnnlm import checkpoint
 from rnnlm.errors import UserError
 from rnnlm.runs import resume_config
 from rnnlm.summary import format_summary
