@@ -215,7 +215,7 @@ def _text_stream_notes(r: dict, asked: int | None) -> list[str]:
 
 
 def _run_evaluate(args):
-    from .runs import fmt_ppl, run_evaluate
+    from .runs import fmt_ppl_of, run_evaluate
     if args.text is not None and args.split is not None:
         raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
     refuse_checkpoint_of_a_file(args.run, args.checkpoint)
@@ -231,7 +231,7 @@ def _run_evaluate(args):
     print(f"cross-entropy: {fmt(nats)} nats/token ({fmt(nats / 0.6931471805599453)} bits/token) "
           f"over {r['predicted']:,} {plural(r['predicted'], 'prediction')}, batch size {r['batch_size']}, "
           f"bptt {r['bptt']}")
-    print(f"perplexity: {fmt_ppl(r['ppl'])}")
+    print(f"perplexity: {fmt_ppl_of(r['ppl'], nats)}")
     if args.text is not None:       # (a split is scored as training scored it)
         for line in _text_stream_notes(r, args.batch_size):
             print(f"note: {line}")

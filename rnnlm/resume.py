@@ -1,8 +1,10 @@
 """Whether and how a run folder can be resumed: its checkpoint, and the limits that would stop it at once.
 
 `resume_point(config, folder)` reads the run's model.npz before anything
-else and refuses (UserError, one line naming the flag to raise) a resume
-that would stop before its first window; a run whose final evaluation did
+else, refuses a damaged or edited one (check_members: its loop state and
+optimizer members; refuse_edited_model: a config.json whose model settings
+are not the checkpoint's), and refuses (UserError, one line naming the flag
+to raise) a resume that would stop before its first window; a run whose final evaluation did
 not finish resumes to run only that evaluation (`finish_only`).
 
 The one thing to know before editing: nothing here writes. A refused resume
@@ -65,6 +67,8 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
     except checkpoint.CorruptCheckpoint as exc:
         raise UserError(f"{exc}; this run cannot be resumed: restore the file, or train afresh into another "
                         f"--out{_what_is_left(folder)}") from None
+    check_members(ck)
+    refuse_edited_model(folder, ck)
     check_best(folder)
     loop = LoopState.from_arrays(ck.train)
     lr = float(ck.optim["lr"]) if "lr" in ck.optim else None
@@ -79,6 +83,109 @@ def resume_point(config: TrainConfig, folder: Path) -> tuple:
         reserve = min(needed, MAX_RESERVE_SHARE * 60 * (config.max_minutes or 0.0))
         refuse_finished_resume(config, loop, folder, lr=lr, reserve=reserve, needed=needed)
     return ck, finish
+
+
+# the loop counters a checkpoint's train.<name> holds, with the smallest value each can have (the rest of
+# LoopState's fields are losses, any float, or elapsed, a finite non-negative one)
+_COUNTER_MIN = {"step": 0, "epoch": 1, "pos": 0, "window": 0, "tokens": 0, "bad_evals": 0, "plateaus": 0,
+                "last_eval_step": -1, "skipped": 0, "skips_in_row": 0, "clipped_total": 0, "ep_steps": 0,
+                "ep_clipped": 0, "log_steps": 0, "log_clipped": 0, "log_tokens": 0, "evaluated_updates": -1}
+_COUNTER_WORDS = {"step": "a step count", "epoch": "an epoch number (from 1)",
+                  "pos": "a row of the training stream", "tokens": "a token count"}
+
+
+def check_members(ck, rows: int | None = None, state: tuple | None = None) -> None:
+    """UserError (one line naming the file and the member) when a model.npz to resume holds loop state or
+    optimizer members that no run writes: a counter that is not a non-negative whole number (-1 allowed
+    where it means "none"), more skipped steps than steps, a negative or non-finite elapsed time, an lr
+    that is not finite and positive, a train.rng that is not the JSON of a numpy bit-generator state.
+    rows: the training stream's rows (train.pos must lie within them); state: the model's initial carried
+    state (train.state.0, ... must have its shapes and dtype). Both are known only once the session is prepared, so the
+    resume calls this twice: in resume_point without them (before any message uses the counters), and
+    when it loads the checkpoint into the session (train._restore) with them. This is the one place
+    that judges these members: LoopState.from_arrays and the optimizer read them as given."""
+    import json
+
+    import numpy as np
+
+    def bad(member: str, what: str) -> UserError:
+        return UserError(f"{ck.path}: {member} {what} (a damaged or edited checkpoint); restore it, or train "
+                         f"afresh into another --out")
+
+    def scalar(d: dict, name: str, prefix: str):
+        a = np.asarray(d[name])
+        if a.ndim != 0 or a.dtype.kind not in "biuf":
+            raise bad(f"{prefix}.{name}", f"is {a.dtype} of shape {a.shape}, not a number")
+        return a.item()
+
+    counters = {}
+    for name, low in _COUNTER_MIN.items():
+        if name not in ck.train:
+            continue        # (a checkpoint of an earlier version: LoopState's default)
+        v = scalar(ck.train, name, "train")
+        if not (math.isfinite(v) and v == int(v) and v >= low):
+            raise bad(f"train.{name}", f"is {v:g}, not {_COUNTER_WORDS.get(name, 'a count')}")
+        counters[name] = int(v)
+    if counters.get("skipped", 0) > counters.get("step", math.inf):
+        raise bad("train.skipped", f"is {counters['skipped']}, more than the {counters['step']} steps of train.step")
+    if "elapsed" in ck.train:
+        v = scalar(ck.train, "elapsed", "train")
+        if not (math.isfinite(v) and v >= 0):
+            raise bad("train.elapsed", f"is {v:g}, not a number of seconds")
+    if rows is not None and counters.get("pos", 0) > rows:
+        raise bad("train.pos", f"is {counters['pos']:,}, beyond the training stream's {rows:,} rows")
+    for name in ("lr", "step"):
+        if name not in ck.optim:
+            raise bad(f"optim.{name}", "is missing")
+        v = scalar(ck.optim, name, "optim")
+        if name == "lr" and not (math.isfinite(v) and v > 0):
+            raise bad("optim.lr", f"is {v:g}, not a learning rate (a finite number above 0)")
+        if name == "step" and not (math.isfinite(v) and v == int(v) and v >= 0):
+            raise bad("optim.step", f"is {v:g}, not a step count")
+    if "rng" not in ck.train:
+        raise bad("train.rng", "is missing")
+    try:
+        np.random.default_rng().bit_generator.state = json.loads(str(ck.train["rng"]))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        text = str(ck.train["rng"])
+        raise bad("train.rng", f"is {text[:40]!r}{'...' if len(text) > 40 else ''}, not the JSON of a numpy "
+                               f"random generator's state") from None
+    for i, like in enumerate(state or ()):
+        member = f"train.state.{i}"
+        if member.removeprefix("train.") not in ck.train:
+            raise bad(member, "is missing")
+        got = np.asarray(ck.train[member.removeprefix("train.")])
+        if got.shape != like.shape or got.dtype != like.dtype:
+            raise bad(member, f"is {got.dtype} of shape {got.shape}, not the model's carried state ({like.dtype} "
+                              f"of shape {like.shape})")
+
+
+def refuse_edited_model(folder: Path, ck) -> None:
+    """UserError (one line) when the run's config.json names model settings other than those its model.npz
+    was saved with (the checkpoint's meta.config): an edited config.json. A resume builds the model from
+    config.json's "train" settings (a changed size then failed on the first array of another shape) while
+    its top-level "model" record is only reported (a change there trained on, and stayed, unnoticed); the
+    checkpoint's weights are what the run is, so both must agree with it."""
+    import dataclasses
+    import json
+
+    from .config import config_from_dict, flag
+    from .runs import CONFIG, read_run_config
+    saved = ck.config.get("model") if isinstance(ck.config, dict) else None
+    if not isinstance(saved, dict):
+        return      # (a checkpoint of an earlier version that does not record them: nothing to hold against)
+    info = read_run_config(folder)
+    model = (info.get("model") or {}) if isinstance(info.get("model"), dict) else {}
+    trained = dataclasses.asdict(config_from_dict(info["train"]).model) if isinstance(info.get("train"), dict) else {}
+    trained.pop("vocab_size", None)     # (set from the corpus: the "train" settings leave it None)
+    for said in (trained, model):
+        for k, was in saved.items():
+            if k in said and said[k] != was:
+                name = flag(k) if k != "vocab_size" else "a vocabulary size of"
+                raise UserError(f"{folder / CONFIG} says {name} {said[k]}, {ck.path.name} was saved with {was} (an "
+                                f"edited {CONFIG}: a resume cannot change the model); put {json.dumps(k)}: "
+                                f"{json.dumps(was)} back into it to resume, or train afresh into another --out"
+                                + (f" with {flag(k)} {said[k]}" if k != "vocab_size" else ""))
 
 
 def _what_is_left(folder: Path) -> str:

@@ -60,6 +60,16 @@ def fmt_ppl(x, digits: int = 2) -> str:
     return f"{x:.{digits}f}" if abs(x) < 1e5 else f"{x:.2e}"
 
 
+def fmt_ppl_of(ppl_value, loss, digits: int = 2) -> str:
+    """fmt_ppl, and where the perplexity is inf while its loss is finite (a loss above ~700 nats, whose e^loss
+    overflows float64), the loss beside it: `inf (loss 1.05e+34 nats: e^loss overflows)`, so that an inf is not
+    read as a non-finite model."""
+    text = fmt_ppl(ppl_value, digits)
+    if ppl_value is not None and math.isinf(float(ppl_value)) and loss is not None and math.isfinite(float(loss)):
+        text += f" (loss {float(loss):.2e} nats: e^loss overflows)"
+    return text
+
+
 # ---------------------------------------------------------------- metrics.jsonl
 
 

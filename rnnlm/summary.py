@@ -97,16 +97,21 @@ def _resume_command(s: dict) -> str:
 
 def format_summary(s: dict) -> str:
     """The lines the train command prints at the end."""
-    from .runs import fmt_ppl
+    from .runs import fmt_ppl_of
     budget = s.get("budget_s", math.inf)
     lines = [f"run folder: {s['run_dir']}",
-             f"stopped: {stop_word(s)} after {s['steps']} {plural(s['steps'], 'step')} ({s['tokens']:,} tokens, "
+             f"stopped: {stop_word(s)} after {s['steps']} {plural(s['steps'], 'step')}"
+             + ((", none of them applied (all non-finite, skipped)" if s["steps"] > 1 else
+                 ", not applied (non-finite, skipped)")
+                if s["steps"] and _updates(s) == 0 else "")
+             + f" ({s['tokens']:,} tokens, "
              f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
              # (no figure from a session that applied no step: a resume that ran only the final evaluation,
              # a run whose first step was already non-finite)
              + (f", {s['tokens_per_s']:,.0f} training tokens/s" if s["tokens_per_s"] > 0 else "") + ")",
-             "   ".join(([f"valid ppl: {fmt_ppl(s['val_ppl'])}"] if not math.isnan(s["val_loss"]) else [])
-                        + ([f"best valid ppl: {fmt_ppl(s['best_val_ppl'])}"]
+             "   ".join(([f"valid ppl: {fmt_ppl_of(s['val_ppl'], s['val_loss'])}"]
+                         if not math.isnan(s["val_loss"]) else [])
+                        + ([f"best valid ppl: {fmt_ppl_of(s['best_val_ppl'], s['best_val_loss'])}"]
                            if math.isfinite(s["best_val_loss"]) else [])
                         + [f"lr: {s['lr']:.4g}", f"clipped steps: {100 * s['clip_fraction']:.1f}%"])]
     if s["stopped"] == "min_lr":
@@ -115,13 +120,18 @@ def format_summary(s: dict) -> str:
                         "(validations without improvement, each dividing it by --lr-decay); more steps would "
                         "barely move the weights")
     if "test_ppl" in s:
-        lines.append(f"test ppl ({s['sampled_from']} model): {fmt_ppl(s['test_ppl'])}")
+        lines.append(f"test ppl ({s['sampled_from']} model): {fmt_ppl_of(s['test_ppl'], s.get('test_loss'))}")
     lines += _baseline_lines(s)
     if "startup_s" in s:
         lines.append(f"start-up (corpus, compiling, baseline, calibration; not in the budget): {s['startup_s']:.1f} s")
-    if s["skipped"]:
-        lines.append(f"non-finite steps skipped: {s['skipped']}" + ("" if _updates(s) != 0 else
-                     " (every step: no update was applied, the model holds its initial weights)"))
+    nf = s.get("nonfinite") or {}
+    undone = nf.get("skipped_undone") or 0      # skipped after the last good state: the rollback discarded them
+    if s["skipped"] or undone:
+        lines.append(f"non-finite steps skipped: {s['skipped'] + undone}"
+                     + (f" ({undone} of them after step {nf['rolled_back_to']}, discarded by the rollback)"
+                        if undone else "")
+                     + ("" if _updates(s) != 0 else
+                        " (every step: no update was applied, the model holds its initial weights)"))
     if s["nonfinite"] and s["stopped"] == "nonfinite":
         nf = s["nonfinite"]
         why = " (stopped after --max-skips non-finite steps in a row)" if nf.get("max_skips") else ""

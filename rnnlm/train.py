@@ -551,6 +551,9 @@ def _prepare(config: TrainConfig, corpus=None) -> _Session:
 def _restore(ck, s: _Session) -> tuple[LoopState, tuple]:
     """Load a model.npz into the session's model, optimizer and Generator: (loop counters, hidden state)."""
     import numpy as np
+
+    from .resume import check_members
+    check_members(ck, rows=s.train_stream.shape[0], state=s.model.init_state(s.config.batch_size))
     s.model.load_state_dict(ck.model)
     s.opt.load_state_dict(ck.optim)
     s.rng.bit_generator.state = json.loads(str(ck.train["rng"]))
@@ -604,7 +607,9 @@ def _nonfinite(s: _Session, loop: LoopState, hidden, result: StepResult, last_go
     parameters of the last update are broken and the whole training state goes
     back to the last good one. The event's "step" is the first step the run
     discards (so the run keeps step - 1 steps); "detected_at" is the window
-    where the non-finite value appeared. Returns (event, loop, hidden state).
+    where the non-finite value appeared; "skipped_undone" counts the skipped steps the rollback discarded
+    (they came after the last good state, so the restored counters no longer hold them, but the summary
+    still reports them). Returns (event, loop, hidden state).
     """
     from .optim import first_nonfinite
     broken_params = first_nonfinite(s.model.params) is not None
@@ -613,14 +618,16 @@ def _nonfinite(s: _Session, loop: LoopState, hidden, result: StepResult, last_go
     too_many = action == "skip" and loop.skips_in_row + 1 >= s.config.max_skips
     if too_many:
         action = "stop"
-    rolled_back = None
+    rolled_back, undone = None, 0
     if action == "stop" and (broken_params or result.bad == "loss" or result.bad.startswith("state.")) \
             and last_good.held:
+        skipped = loop.skipped
         loop, hidden = last_good.restore(s.model, s.opt, s.rng)
-        rolled_back = loop.step
+        rolled_back, undone = loop.step, skipped - loop.skipped
     event = {"step": loop.step + 1, "detected_at": detected, "epoch": loop.epoch, "tensor": result.bad,
              "loss": result.loss, "grad_norm": result.grad_norm, "action": action,
-             "rolled_back_to": rolled_back, "max_skips": bool(too_many), "weights_nonfinite": broken_params}
+             "rolled_back_to": rolled_back, "max_skips": bool(too_many), "weights_nonfinite": broken_params,
+             "skipped_undone": undone}
     s.run.log({"type": "nonfinite", **event, "time": s.clock()})
     if action == "skip":
         what = "skipping the step"
