@@ -612,7 +612,8 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
             from .activations import zero_reason
             first = int(np.asarray(lags)[zero][0])
             who = f"{labels[i]}: " if len(docs) > 1 else ""
-            zero_notes.append(f"{who}{zero_reason(cell, first, doc['meta'].get('norm_Whh'))}" if zero[np.asarray(lags) >= first].all()
+            why = zero_reason(cell, first, doc["meta"].get("norm_Whh"))
+            zero_notes.append(f"{who}{why}" if zero[np.asarray(lags) >= first].all()
                               else f"{who}median 0 at {int(zero.sum())} of {len(zero)} lags")
         if bound and not flow:
             b = _bound_values(doc["meta"], scope, norm, lags)

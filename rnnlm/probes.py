@@ -147,7 +147,8 @@ def _parse_distances(text, flags: bool, where: str, name: str) -> list[int]:
                 a, b = rng.split("..")
                 if int(a) > int(b):
                     shown = f"--distances {part}" if flags else f"parse_distances: {part!r}"
-                    raise _BadDistances(f"{shown} runs backwards; give the smaller end first ({b.strip()}..{a.strip()})")
+                    raise _BadDistances(f"{shown} runs backwards; give the smaller end first "
+                                        f"({b.strip()}..{a.strip()})")
                 if step and int(step) < 1:
                     shown = f"--distances {part}" if flags else f"parse_distances: {part!r}"
                     raise _BadDistances(f"{shown}: the step must be at least 1")

@@ -758,8 +758,9 @@ def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[f
 
     from .data import windows
     if not isinstance(stream, np.ndarray) or stream.ndim != 2:
+        got = f"shape {stream.shape}" if isinstance(stream, np.ndarray) else type(stream).__name__
         raise ValueError(f"evaluate_stream: stream must be a batchified (rows, B) array (data.batchify(ids, B)), "
-                         f"got {'shape ' + str(stream.shape) if isinstance(stream, np.ndarray) else type(stream).__name__}")
+                         f"got {got}")
     state = model.init_state(stream.shape[1])
     total, count = 0.0, 0
     show = bar is not None and stderr_is_terminal()

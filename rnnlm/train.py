@@ -563,7 +563,8 @@ def _restore(ck, s: _Session) -> tuple[LoopState, tuple]:
 
 def _evaluate(s: _Session, loop: LoopState, reason: str) -> None:
     """A scheduled validation: keeps best.npz, anneals the lr when it did not improve, logs and prints.
-    One that gives no verdict (LoopState.no_verdict: no update since the previous one) leaves the lr and patience alone, and its event and line say why ("no_verdict")."""
+    One that gives no verdict (LoopState.no_verdict: no update since the previous one) leaves the lr and
+    patience alone, and its event and line say why ("no_verdict")."""
     from .runs import fmt_ppl
     val = _validate_full(s, "validation")
     lr = s.opt.lr
