@@ -1,0 +1,90 @@
+"""plot lag on curves that explode to float64's edge, plot probe over several runs, probe's note on a
+replaced measurement, and the age note of a measurement in a copied run folder."""
+import json
+
+import numpy as np
+import pytest
+
+from rnnlm.errors import UserError
+
+
+def _close(fig):
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def _legend(ax):
+    leg = ax.get_legend()
+    return [t.get_text() for t in leg.get_texts()] if leg else []
+
+
+def _exploding_doc(per_step=1e30, D=10, null_from=None):
+    """A relu RNN's lag curve growing as per_step^d (1e30^10 = 1e300), null (beyond float64) from
+    lag null_from on."""
+    med = [per_step ** d if (null_from is None or d < null_from) else None for d in range(1, D + 1)]
+    summ = {k: [None if m is None else m * f for m in med]
+            for k, f in (("median", 1.0), ("geomean", 1.0), ("p10", 0.9), ("p90", 1.1))}
+    lags = list(range(1, D + 1))
+    return {"meta": {"cell": "rnn", "activation": "relu", "init": "orthogonal", "recurrent_scale": per_step,
+                     "H": 16, "layers": 1, "anchors": 4, "tokens": 1000, "seed": 0, "source": "init",
+                     "bound_per_step": [per_step]},
+            "curves": {"layer0": {"h": {"lag": lags, "spectral": summ, "frobenius": summ},
+                                  "flow": {"lag": lags, "norm": summ}}}}
+
+
+def _drawn_medians(ax):
+    lines = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    return np.concatenate([np.asarray(ln.get_ydata(), float) for ln in lines])
+
+
+@pytest.mark.parametrize("bound", [False, True])
+def test_a_curve_reaching_1e300_is_drawn_within_finite_limits(bound):
+    from rnnlm.plots import draw_lag
+    fig = draw_lag([_exploding_doc()], bound=bound)       # crashed (OverflowError) or drew empty axes
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert np.isfinite([lo, hi]).all() and 0 < lo <= 0.9e30 and 1.1e300 <= hi <= 1.8e308
+    y = _drawn_medians(ax)
+    assert np.isfinite(y).sum() == 10 and y.max() == pytest.approx(1e300)
+    ticks = ax.yaxis.get_majorticklocs()
+    assert len(ticks) and np.isfinite(ticks).all()
+    fig.canvas.draw()                                     # the ticks are formatted without an OverflowError
+    _close(fig)
+
+
+def test_a_null_tail_draws_the_finite_lags_and_says_from_which_lag(tmp_path):
+    from rnnlm.plots import draw_lag, plot_lag
+    fig = draw_lag([_exploding_doc(D=12, null_from=11)], bound=True)
+    ax = fig.axes[0]
+    assert np.isfinite(_drawn_medians(ax)).sum() == 10
+    assert ("median beyond float64's range (over 1.8e308, written as null) from lag 11: not drawn"
+            in _legend(ax))
+    assert ax.get_xlim() == (0.5, 12.5)                   # the x axis shows the lags measured
+    _close(fig)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(_exploding_doc(D=12, null_from=11)))
+    assert plot_lag([path], None, tmp_path / "out").is_file()
+
+
+def test_nothing_drawable_is_one_line_error(tmp_path, capsys):
+    from rnnlm.cli import main
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(_exploding_doc(D=4, null_from=1)))
+    assert main(["plot", "lag", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: nothing to draw: no median or band of spectral norm of ∂h(t)/∂h(t−d) in layer0 is "
+                   "a finite number above 0 (null: beyond float64's range)\n")
+    assert not (tmp_path / "out.png").exists()
+    from rnnlm.plots import draw_lag
+    with pytest.raises(UserError):
+        draw_lag([path])
+
+
+def test_an_ordinary_curve_keeps_matplotlibs_limits():
+    from rnnlm.plots import draw_lag
+    fig = draw_lag([_exploding_doc(per_step=10.0, D=10)])
+    lo, hi = fig.axes[0].get_ylim()
+    # matplotlib's own autoscaling over 1 (the axhline) to 1.1e10: 5% of the span beyond each side
+    assert np.log10(lo) == pytest.approx(-0.05 * np.log10(1.1e10)) and hi < 1e11
+    _close(fig)
+
