@@ -124,26 +124,22 @@ def _add_plot_probe(plot_sub):
                    help="which probe's files to take from run folders (default agreement)")
     q.add_argument("--out", default=None,
                    help="image file (default: RUN/plots/probe-<kind of the data>.png for a run folder or a JSON "
-                        "in one, as every figure of a run; else runs/plots/<json name>-probe-<kind>.png)")
+                        "in one, as every figure of a run; else runs/plots/<json name>-probe-<kind>.png; several "
+                        "inputs: probe-compare-<their names>-<kind>.png there, with a hash when two names are "
+                        "the same)")
     q.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     return q
 
 
 def _run_plot_probe(args):
-    from pathlib import Path
-
     from .plotruns import plot_probe, read_probes
     from .probes import find_probe_results
     paths = find_probe_results(args.inputs, args.kind)
     kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
-    first = Path(args.inputs[0])
-    if first.is_dir():      # RUN/plots/, as every figure of a run (earlier versions wrote RUN/probe-<kind>.png)
-        out = first / "plots" / f"probe-{kind}.png"
-    elif _is_run(first.parent):
-        out = first.parent / "plots" / f"probe-{kind}.png"
-    else:
-        out = Path("runs") / "plots" / f"{first.stem}-probe-{kind}.png"
-    png = plot_probe(paths, args.out or out, title=args.title)
+    # RUN/plots/, as every figure of a run (earlier versions wrote RUN/probe-<kind>.png); several inputs:
+    # probe-compare-..., apart from the first run's own figure (which it overwrote)
+    out = args.out or figure_out(args.inputs, "probe", kind, stem_in_run=False)
+    png = plot_probe(paths, out, title=args.title)
     _say_measurement_ages(paths)
     return _print_figure(png)
 
@@ -312,14 +308,7 @@ def _run_plot(args):
         _note_repeated_inputs(args.inputs)
         if args.bound and not args.flow:
             what += "-bound"        # (with --flow no bound is drawn: the flow figure's name)
-        # several inputs: a comparison, named apart from the first input's own figure (which it overwrote)
-        stem = f"lag-compare-{compare_key(args.inputs)}-{what}" if len(args.inputs) > 1 else None
-        if first.is_dir():
-            out = args.out or first / "plots" / f"{stem or 'lag-' + what}.png"
-        elif _is_run(first.parent):
-            out = args.out or first.parent / "plots" / f"{stem or first.stem + '-lag-' + what}.png"
-        else:
-            out = args.out or Path("runs") / "plots" / f"{stem or first.stem + '-lag-' + what}.png"
+        out = args.out or figure_out(args.inputs, "lag", what)
         png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
                              scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
         _say_measurement_ages([Path(i) / "jacobian.json" if Path(i).is_dir() else Path(i) for i in args.inputs])
@@ -339,6 +328,23 @@ def _note_repeated_inputs(inputs) -> None:
             print(f"note: {item} is the same input as {seen[read]}: its curve is drawn twice", file=sys.stderr)
         else:
             seen[read] = item
+
+
+def figure_out(inputs, prefix: str, what: str, stem_in_run: bool = True):
+    """The default path of a figure (plot lag, plot probe) of `inputs`, beside the first one: in RUN/plots/ for
+    a run folder or a JSON file in one, else in runs/plots/. One input: <prefix>-<what>.png for a run folder,
+    <json stem>-<prefix>-<what>.png for a JSON file (in a run folder without the stem when not stem_in_run);
+    several inputs: a comparison, <prefix>-compare-<compare_key>-<what>.png, named apart from the first
+    input's own figure (which it overwrote)."""
+    from pathlib import Path
+
+    first = Path(inputs[0])
+    stem = f"{prefix}-compare-{compare_key(inputs)}-{what}" if len(inputs) > 1 else None
+    if first.is_dir():
+        return first / "plots" / f"{stem or prefix + '-' + what}.png"
+    if _is_run(first.parent):
+        return first.parent / "plots" / f"{stem or (first.stem + '-' if stem_in_run else '') + prefix + '-' + what}.png"
+    return Path("runs") / "plots" / f"{stem or first.stem + '-' + prefix + '-' + what}.png"
 
 
 def compare_key(inputs) -> str:

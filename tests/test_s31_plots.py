@@ -88,3 +88,34 @@ def test_an_ordinary_curve_keeps_matplotlibs_limits():
     assert np.log10(lo) == pytest.approx(-0.05 * np.log10(1.1e10)) and hi < 1e11
     _close(fig)
 
+
+# ---------------------------------------------------------------- 2. plot probe over several runs
+
+
+def _agreement_json(path, distances=(1, 2, 3), accuracy=0.7):
+    bins = [{"distance": d, "n": 100, "correct": 100 * accuracy, "accuracy": accuracy,
+             "ci": [accuracy - 0.09, accuracy + 0.09], "attractor": None, "no_attractor": None} for d in distances]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"run": str(path.parent), "cell": "gru", "probe": "agreement", "feature": "number",
+                                "seed": 0, "n_per_distance": 100, "by_distance": bins, "model": {"cell": "gru"}}))
+    return path
+
+
+def test_plot_probe_of_several_runs_is_a_comparison_apart_from_the_first_runs_figure(tmp_path, capsys):
+    from rnnlm.cli import main
+    r1, d2 = tmp_path / "runs" / "r1", tmp_path / "runs" / "d2"
+    _agreement_json(r1 / "probe-agreement-number.json")
+    _agreement_json(d2 / "probe-agreement-number.json", accuracy=0.9)
+    assert main(["plot", "probe", str(r1)]) == 0
+    own = r1 / "plots" / "probe-agreement.png"
+    assert capsys.readouterr().out == f"wrote {own} (and .svg)\n"
+    before = own.read_bytes()
+    assert main(["plot", "probe", str(r1), str(d2)]) == 0
+    compare = r1 / "plots" / "probe-compare-r1+d2-agreement.png"
+    assert capsys.readouterr().out == f"wrote {compare} (and .svg)\n"
+    assert own.read_bytes() == before                     # r1's own figure is left as it was
+    # the same name plot lag gives a comparison (one helper for both)
+    from rnnlm.cliinstruments import figure_out
+    assert figure_out([str(r1), str(d2)], "lag", "h-spectral-layer0") == (
+        r1 / "plots" / "lag-compare-r1+d2-h-spectral-layer0.png")
+
