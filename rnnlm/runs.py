@@ -671,6 +671,34 @@ def _remeasure_command(doc: dict, meta: dict, ckpt: Path) -> str:
     return f"{command()} probe {kind} {target}{extra}{latest}"
 
 
+def replaced_note(out, new: dict, measured_by, inside: str | None = None) -> str | None:
+    """The note that a measurement's JSON about to be written at its default path (a run's jacobian.json,
+    probe-context-shuffle.json) replaces a measurement of other settings, naming each as "--flag old -> new";
+    None when there is no such file, it is not a JSON object, or it measured the same (a repeat needs no word).
+    new: the settings of the new measurement; measured_by: (key, flag) pairs, the keys of `new` and of the
+    earlier JSON (of its `inside` object: a lag curve's "meta") that the flags set, compared where the earlier
+    one records them; a checkpoint's path ("source", "checkpoint") is shown by its file name, a list of
+    distances as 1,2,5."""
+    try:
+        old = json.loads(Path(out).read_text(encoding="utf-8"))
+        old = old.get(inside) if inside else old
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(old, dict):
+        return None
+
+    def shown(key, value):
+        if key in ("source", "checkpoint") and isinstance(value, str):
+            return Path(value).name
+        return ",".join(map(str, value)) if isinstance(value, list) else value
+    changed = [f"{flag} {shown(k, old.get(k))} -> {shown(k, new.get(k))}" for k, flag in measured_by
+               if k in old and old.get(k) != new.get(k)]
+    if not changed:
+        return None
+    return (f"note: {out} held a measurement of other settings ({'; '.join(changed)}); replaced "
+            f"(give --out FILE to keep each measurement)")
+
+
 def measurement_age_note(json_path) -> str | None:
     """The note that a measurement of a checkpoint (a `jacobian` lag curve, a `probe` result) is older than
     that checkpoint is now, or None: what `plot lag` and `plot probe` say on stderr before they redraw it.

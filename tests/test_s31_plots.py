@@ -119,3 +119,40 @@ def test_plot_probe_of_several_runs_is_a_comparison_apart_from_the_first_runs_fi
     assert figure_out([str(r1), str(d2)], "lag", "h-spectral-layer0") == (
         r1 / "plots" / "lag-compare-r1+d2-h-spectral-layer0.png")
 
+
+# ---------------------------------------------------------------- 3. probe says when it replaces other settings
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from saved_runs import untrained_gru_run
+    return untrained_gru_run(tmp_path_factory.mktemp("probe_run"), 1500, 12)
+
+
+def test_probe_context_says_it_replaces_a_measurement_of_another_split(tiny_run, capsys):
+    from rnnlm.cli import main
+    args = ["probe", "context", str(tiny_run), "--distances", "1,2", "--window", "10", "--n-targets", "10"]
+    out = tiny_run / "probe-context-shuffle.json"
+    assert main(args + ["--split", "train"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(args + ["--split", "train"]) == 0                # the same settings again: no word
+    assert capsys.readouterr().err == ""
+    assert main(args + ["--split", "valid", "--window", "12"]) == 0
+    assert capsys.readouterr().err == (
+        f"note: {out} held a measurement of other settings (--split train -> valid; --window 10 -> 12); "
+        "replaced (give --out FILE to keep each measurement)\n")
+    assert json.loads(out.read_text())["split"] == "valid"
+    # --out names the file: no note
+    assert main(args + ["--split", "train", "--out", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_probe_agreement_says_it_replaces_a_measurement_of_other_settings(tiny_run, capsys):
+    from rnnlm.cli import main
+    args = ["probe", "agreement", str(tiny_run), "--n", "5"]
+    assert main(args + ["--distances", "1..3"]) == 0
+    capsys.readouterr()
+    assert main(args + ["--distances", "1,2", "--seed", "3"]) == 0
+    assert capsys.readouterr().err == (
+        f"note: {tiny_run / 'probe-agreement-number.json'} held a measurement of other settings "
+        "(--distances 1,2,3 -> 1,2; --seed 0 -> 3); replaced (give --out FILE to keep each measurement)\n")
