@@ -46,26 +46,28 @@ def _add_probe(sub):
     psub = _subcommands(p, "probe_command", "ACTION")
     a = psub.add_parser("agreement", help="accuracy of agreeing vs wrong verb/adjective by subject distance")
     a.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    a.add_argument("--distances", default="1..40",
-                   help="subject-to-target distances: 1..40, 1..40:5 or 1,2,5,10 (default 1..40)")
-    a.add_argument("--n", type=int, default=500,
-                   help="pairs per distance, half with an attractor where one fits (default 500)")
+    A, X = C.PROBE_DEFAULTS["agreement"], C.PROBE_DEFAULTS["context"]
+    a.add_argument("--distances", default=A["distances"],
+                   help=f"subject-to-target distances: 1..40, 1..40:5 or 1,2,5,10 (default {A['distances']})")
+    a.add_argument("--n", type=int, default=A["n"],
+                   help=f"pairs per distance, half with an attractor where one fits (default {A['n']})")
     a.add_argument("--feature", default="number", choices=["number", "gender"],
                    help="number: the finite verb; gender: the predicative after a copula")
     c = psub.add_parser("context", help="loss increase when context beyond d tokens is perturbed "
                                         "(Khandelwal et al. 2018)")
     c.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    c.add_argument("--split", default="test", choices=C.SPLITS,
-                   help="the run's corpus split to take targets from (default test)")
-    c.add_argument("--distances", default="1,2,5,10,20,50,100,200",
-                   help="context sizes d kept intact (default 1,2,5,10,20,50,100,200)")
+    c.add_argument("--split", default=X["split"], choices=C.SPLITS,
+                   help=f"the run's corpus split to take targets from (default {X['split']})")
+    c.add_argument("--distances", default=X["distances"],
+                   help=f"context sizes d kept intact (default {X['distances']})")
     c.add_argument("--mode", default="shuffle", choices=["shuffle", "replace", "drop"],
                    help="what happens to the context farther than d: shuffled, random words, removed")
-    c.add_argument("--n-targets", type=int, default=500, help="target positions sampled (default 500)")
-    c.add_argument("--window", type=int, default=300,
-                   help="tokens of context before each target, run from a zero state (default 300)")
-    for q in (a, c):
-        q.add_argument("--seed", type=int, default=0, help="seed of the pairs / targets and perturbations")
+    c.add_argument("--n-targets", type=int, default=X["n_targets"],
+                   help=f"target positions sampled (default {X['n_targets']})")
+    c.add_argument("--window", type=int, default=X["window"],
+                   help=f"tokens of context before each target, run from a zero state (default {X['window']})")
+    for q, d in ((a, A), (c, X)):
+        q.add_argument("--seed", type=int, default=d["seed"], help="seed of the pairs / targets and perturbations")
         q.add_argument("--out", default=None, metavar="FILE.json",
                        help="where to write the JSON (default: probe-<name>.json in the run folder)")
         q.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,

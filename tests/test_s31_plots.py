@@ -156,3 +156,72 @@ def test_probe_agreement_says_it_replaces_a_measurement_of_other_settings(tiny_r
     assert capsys.readouterr().err == (
         f"note: {tiny_run / 'probe-agreement-number.json'} held a measurement of other settings "
         "(--distances 1,2,3 -> 1,2; --seed 0 -> 3); replaced (give --out FILE to keep each measurement)\n")
+
+
+# ---------------------------------------------------------------- 4. the age note of a copied run folder
+
+
+JAC = ["--max-lag", "3", "--anchors", "2", "--tokens", "30", "--no-progress"]
+
+
+def _saved_at(folder, step):
+    from rnnlm import checkpoint
+    ck = checkpoint.load(folder / "best.npz")
+    checkpoint.save(folder / "best.npz", ck.model, config=ck.config, vocab=ck.vocab,
+                    train={"step": np.array(step), "epoch": np.array(1), "val_loss": np.array(5.0)})
+
+
+@pytest.fixture
+def g1(tmp_path):
+    from saved_runs import untrained_gru_run
+    (tmp_path / "runs").mkdir()
+    folder = untrained_gru_run(tmp_path / "runs", 300, 8)
+    _saved_at(folder, 500)
+    return folder
+
+
+def _notes(capsys):
+    return [x for x in capsys.readouterr().err.splitlines() if x.startswith("note:")]
+
+
+def test_a_copied_run_folder_is_compared_with_its_own_checkpoint(g1, capsys):
+    import shutil
+
+    from rnnlm.cli import main
+    assert main(["jacobian", str(g1), *JAC]) == 0
+    e11 = g1.parent / "e11"
+    shutil.copytree(g1, e11)
+    _saved_at(g1, 1200)                         # the original trained on: the copy's measurement is not older
+    capsys.readouterr()
+    assert main(["plot", "lag", str(e11)]) == 0
+    assert _notes(capsys) == []                 # was: "... rerun 'python cli.py jacobian <g1> ...'"
+    (e11 / "best.npz").unlink()                 # no checkpoint of that name in the copy: not g1's either
+    assert main(["plot", "lag", str(e11)]) == 0
+    assert _notes(capsys) == []
+    shutil.copy(g1 / "best.npz", e11 / "best.npz")      # the copy's own checkpoint at a later step
+    assert main(["plot", "lag", str(e11)]) == 0
+    assert _notes(capsys) == [
+        f"note: {e11 / 'jacobian.json'} measured best.npz at step 500; the run's best.npz is now at step 1,200 "
+        f"(the run trained further since): rerun 'python cli.py jacobian {e11} --max-lag 3 --anchors 2 --tokens 30' "
+        f"to measure it"]
+
+
+def test_the_rerun_advice_keeps_the_measured_settings_and_file(g1, capsys):
+    from rnnlm.cli import main
+    ctx = ["--distances", "1,2", "--window", "10", "--n-targets", "10"]
+    best = g1 / "best-context.json"
+    assert main(["probe", "context", str(g1), "--split", "valid", *ctx, "--mode", "drop", "--out", str(best)]) == 0
+    assert main(["jacobian", str(g1), *JAC, "--split", "train", "--seed", "2", "--out",
+                 str(g1 / "best-jacobian.json")]) == 0
+    _saved_at(g1, 1200)
+    capsys.readouterr()
+    assert main(["plot", "probe", str(best)]) == 0
+    assert _notes(capsys) == [
+        f"note: {best} measured best.npz at step 500; the run's best.npz is now at step 1,200 (the run trained "
+        f"further since): rerun 'python cli.py probe context {g1} --mode drop --split valid --distances 1,2 "
+        f"--n-targets 10 --window 10 --out {best}' to measure it"]
+    assert main(["plot", "lag", str(g1 / "best-jacobian.json")]) == 0
+    assert _notes(capsys) == [
+        f"note: {g1 / 'best-jacobian.json'} measured best.npz at step 500; the run's best.npz is now at step 1,200 "
+        f"(the run trained further since): rerun 'python cli.py jacobian {g1} --split train --max-lag 3 --anchors 2 "
+        f"--tokens 30 --seed 2 --out {g1 / 'best-jacobian.json'}' to measure it"]
