@@ -89,6 +89,33 @@ def test_an_ordinary_curve_keeps_matplotlibs_limits():
     _close(fig)
 
 
+
+def _tracked_run(folder, docs_by_step):
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"train": {"model": {"cell": "rnn", "activation": "relu",
+                                                                       "hidden": 16, "init": "orthogonal",
+                                                                       "recurrent_scale": 1e30},
+                                                             "clip_norm": 0.0, "optimizer": "sgd", "seed": 0}}))
+    events = [{"type": "jacobian", "step": step, "meta": {"max_lag": 10, "anchors": 4, "tokens": 1000},
+               "curves": d["curves"]} for step, d in docs_by_step]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return folder
+
+
+def test_lag_over_training_of_curves_reaching_1e300_is_drawn(tmp_path):
+    from rnnlm.plotruns import draw_lag_over_training
+    run = _tracked_run(tmp_path / "run", [(0, _exploding_doc()), (10, _exploding_doc(D=12, null_from=11))])
+    fig = draw_lag_over_training(run)                     # drew empty axes (10^0-10^1)
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert np.isfinite([lo, hi]).all() and lo <= 1e30 and 1e300 <= hi <= 1.8e308
+    assert np.isfinite(ax.yaxis.get_majorticklocs()).all()
+    fig.canvas.draw()
+    _close(fig)
+    nothing = _tracked_run(tmp_path / "nulls", [(0, _exploding_doc(D=4, null_from=1))])
+    with pytest.raises(UserError, match=r"^nothing to draw: no recorded median of spectral norm of .* is a finite "):
+        draw_lag_over_training(nothing)
+
 # ---------------------------------------------------------------- 2. plot probe over several runs
 
 
