@@ -57,10 +57,13 @@ def _save(fig, out) -> Path:
     # (committed figures do not show up as changed after `plot study` and the like)
     with np.errstate(over="ignore"), plt.rc_context({"svg.hashsalt": "rnnlm"}):
         # (log axes over norms near 1e308 overflow while ticking; harmless)
-        fig.savefig(png, dpi=150)
+        fig.savefig(png, dpi=SAVE_DPI)
         fig.savefig(png.with_suffix(".svg"), metadata={"Date": None})
     plt.close(fig)
     return png
+
+
+SAVE_DPI = 150      # the PNG's resolution (text is wider at it than at the figure's own 100 dpi: fit_legends)
 
 
 def _positive(values) -> np.ndarray:
@@ -732,7 +735,8 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
                             color=color, label="_nolegend_")
             if cut.any() or below.any():
                 ends = [f"{math.exp(logb[-1]) if logb[-1] < 700 else math.inf:.2g} at d = {lags[-1]}"]
-                leaves = (f"leaves the plotted range at d = {exit_at:.2g}; " if exit_at is not None
+                leaves = (f"leaves the plotted range at d = {exit_at:.{2 if exit_at < 10 else 3}g}; "
+                          if exit_at is not None
                           else "above the plotted range from d = 1; " if cut[0] else "")
                 label += f" (cut at the data's range: {leaves}it reaches {ends[0]})"
             ax.plot(lags, drawn, linestyle="--", linewidth=1, color=color, label=label)
@@ -801,7 +805,18 @@ def _common_behind(metas: list[dict]) -> str:
 def fit_legends(fig, pad_in: float = 0.1) -> None:
     """Widen a laid-out figure until every legend (of its axes or its own) lies inside it: a legend
     under the axes is centred on them and as wide as its longest entry, and savefig cut one that was
-    wider than the figure at both edges. Call it after tight_layout; it lays the figure out again."""
+    wider than the figure at both edges. Call it after tight_layout; it lays the figure out again.
+    Measured at the PNG's resolution (SAVE_DPI), where text is a little wider than at the figure's own:
+    a legend that fitted at 100 dpi was still cut in the PNG."""
+    own = fig.dpi
+    fig.set_dpi(SAVE_DPI)
+    try:
+        _fit_legends(fig, pad_in)
+    finally:
+        fig.set_dpi(own)
+
+
+def _fit_legends(fig, pad_in: float) -> None:
     for _ in range(4):
         renderer = fig.canvas.get_renderer()
         legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)

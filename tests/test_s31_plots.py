@@ -116,6 +116,20 @@ def test_lag_over_training_of_curves_reaching_1e300_is_drawn(tmp_path):
     with pytest.raises(UserError, match=r"^nothing to draw: no recorded median of spectral norm of .* is a finite "):
         draw_lag_over_training(nothing)
 
+
+def test_the_legend_of_long_bound_entries_fits_the_png(tmp_path):
+    from rnnlm.plots import SAVE_DPI, draw_lag
+    slow = _exploding_doc(per_step=1000.0, D=100)
+    slow["meta"]["bound_per_step"] = [1200.0]                   # 4·1200^d leaves the range at d = 97.6
+    fig = draw_lag([slow, _exploding_doc()], norm="frobenius", bound=True)
+    ax = fig.axes[0]
+    label = [t.replace("\n", " ") for t in _legend(ax) if "1.2e+03" in t][0]
+    assert "leaves the plotted range at d = 97.6;" in label    # (was 'd = 98' or 'd = 1e+02')
+    fig.set_dpi(SAVE_DPI)                                       # as the PNG is drawn: text a little wider
+    box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width             # was cut at both edges of the PNG
+    _close(fig)
+
 # ---------------------------------------------------------------- 2. plot probe over several runs
 
 
