@@ -46,26 +46,28 @@ def _add_probe(sub):
     psub = _subcommands(p, "probe_command", "ACTION")
     a = psub.add_parser("agreement", help="accuracy of agreeing vs wrong verb/adjective by subject distance")
     a.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    a.add_argument("--distances", default="1..40",
-                   help="subject-to-target distances: 1..40, 1..40:5 or 1,2,5,10 (default 1..40)")
-    a.add_argument("--n", type=int, default=500,
-                   help="pairs per distance, half with an attractor where one fits (default 500)")
+    A, X = C.PROBE_DEFAULTS["agreement"], C.PROBE_DEFAULTS["context"]
+    a.add_argument("--distances", default=A["distances"],
+                   help=f"subject-to-target distances: 1..40, 1..40:5 or 1,2,5,10 (default {A['distances']})")
+    a.add_argument("--n", type=int, default=A["n"],
+                   help=f"pairs per distance, half with an attractor where one fits (default {A['n']})")
     a.add_argument("--feature", default="number", choices=["number", "gender"],
                    help="number: the finite verb; gender: the predicative after a copula")
     c = psub.add_parser("context", help="loss increase when context beyond d tokens is perturbed "
                                         "(Khandelwal et al. 2018)")
     c.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
-    c.add_argument("--split", default="test", choices=C.SPLITS,
-                   help="the run's corpus split to take targets from (default test)")
-    c.add_argument("--distances", default="1,2,5,10,20,50,100,200",
-                   help="context sizes d kept intact (default 1,2,5,10,20,50,100,200)")
+    c.add_argument("--split", default=X["split"], choices=C.SPLITS,
+                   help=f"the run's corpus split to take targets from (default {X['split']})")
+    c.add_argument("--distances", default=X["distances"],
+                   help=f"context sizes d kept intact (default {X['distances']})")
     c.add_argument("--mode", default="shuffle", choices=["shuffle", "replace", "drop"],
                    help="what happens to the context farther than d: shuffled, random words, removed")
-    c.add_argument("--n-targets", type=int, default=500, help="target positions sampled (default 500)")
-    c.add_argument("--window", type=int, default=300,
-                   help="tokens of context before each target, run from a zero state (default 300)")
-    for q in (a, c):
-        q.add_argument("--seed", type=int, default=0, help="seed of the pairs / targets and perturbations")
+    c.add_argument("--n-targets", type=int, default=X["n_targets"],
+                   help=f"target positions sampled (default {X['n_targets']})")
+    c.add_argument("--window", type=int, default=X["window"],
+                   help=f"tokens of context before each target, run from a zero state (default {X['window']})")
+    for q, d in ((a, A), (c, X)):
+        q.add_argument("--seed", type=int, default=d["seed"], help="seed of the pairs / targets and perturbations")
         q.add_argument("--out", default=None, metavar="FILE.json",
                        help="where to write the JSON (default: probe-<name>.json in the run folder)")
         q.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,
@@ -124,26 +126,22 @@ def _add_plot_probe(plot_sub):
                    help="which probe's files to take from run folders (default agreement)")
     q.add_argument("--out", default=None,
                    help="image file (default: RUN/plots/probe-<kind of the data>.png for a run folder or a JSON "
-                        "in one, as every figure of a run; else runs/plots/<json name>-probe-<kind>.png)")
+                        "in one, as every figure of a run; else runs/plots/<json name>-probe-<kind>.png; several "
+                        "inputs: probe-compare-<their names>-<kind>.png there, with a hash when two names are "
+                        "the same)")
     q.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     return q
 
 
 def _run_plot_probe(args):
-    from pathlib import Path
-
     from .plotruns import plot_probe, read_probes
     from .probes import find_probe_results
     paths = find_probe_results(args.inputs, args.kind)
     kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
-    first = Path(args.inputs[0])
-    if first.is_dir():      # RUN/plots/, as every figure of a run (earlier versions wrote RUN/probe-<kind>.png)
-        out = first / "plots" / f"probe-{kind}.png"
-    elif _is_run(first.parent):
-        out = first.parent / "plots" / f"probe-{kind}.png"
-    else:
-        out = Path("runs") / "plots" / f"{first.stem}-probe-{kind}.png"
-    png = plot_probe(paths, args.out or out, title=args.title)
+    # RUN/plots/, as every figure of a run (earlier versions wrote RUN/probe-<kind>.png); several inputs:
+    # probe-compare-..., apart from the first run's own figure (which it overwrote)
+    out = args.out or figure_out(args.inputs, "probe", kind, stem_in_run=False)
+    png = plot_probe(paths, out, title=args.title)
     _say_measurement_ages(paths)
     return _print_figure(png)
 
@@ -311,14 +309,7 @@ def _run_plot(args):
         _note_repeated_inputs(args.inputs)
         if args.bound and not args.flow:
             what += "-bound"        # (with --flow no bound is drawn: the flow figure's name)
-        # several inputs: a comparison, named apart from the first input's own figure (which it overwrote)
-        stem = f"lag-compare-{compare_key(args.inputs)}-{what}" if len(args.inputs) > 1 else None
-        if first.is_dir():
-            out = args.out or first / "plots" / f"{stem or 'lag-' + what}.png"
-        elif _is_run(first.parent):
-            out = args.out or first.parent / "plots" / f"{stem or first.stem + '-lag-' + what}.png"
-        else:
-            out = args.out or Path("runs") / "plots" / f"{stem or first.stem + '-lag-' + what}.png"
+        out = args.out or figure_out(args.inputs, "lag", what)
         png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
                              scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
         _say_measurement_ages([Path(i) / "jacobian.json" if Path(i).is_dir() else Path(i) for i in args.inputs])
@@ -338,6 +329,23 @@ def _note_repeated_inputs(inputs) -> None:
             print(f"note: {item} is the same input as {seen[read]}: its curve is drawn twice", file=sys.stderr)
         else:
             seen[read] = item
+
+
+def figure_out(inputs, prefix: str, what: str, stem_in_run: bool = True):
+    """The default path of a figure (plot lag, plot probe) of `inputs`, beside the first one: in RUN/plots/ for
+    a run folder or a JSON file in one, else in runs/plots/. One input: <prefix>-<what>.png for a run folder,
+    <json stem>-<prefix>-<what>.png for a JSON file (in a run folder without the stem when not stem_in_run);
+    several inputs: a comparison, <prefix>-compare-<compare_key>-<what>.png, named apart from the first
+    input's own figure (which it overwrote)."""
+    from pathlib import Path
+
+    first = Path(inputs[0])
+    stem = f"{prefix}-compare-{compare_key(inputs)}-{what}" if len(inputs) > 1 else None
+    if first.is_dir():
+        return first / "plots" / f"{stem or prefix + '-' + what}.png"
+    if _is_run(first.parent):
+        return first.parent / "plots" / f"{stem or (first.stem + '-' if stem_in_run else '') + prefix + '-' + what}.png"
+    return Path("runs") / "plots" / f"{stem or first.stem + '-' + prefix + '-' + what}.png"
 
 
 def compare_key(inputs) -> str:

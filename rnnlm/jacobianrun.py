@@ -206,30 +206,6 @@ _MEASURED_BY = (("source", "--checkpoint"), ("text", "--split/--text"), ("max_la
                 ("anchors", "--anchors"), ("tokens", "--tokens"), ("seed", "--seed"))
 
 
-def replaced_note(out, meta: dict) -> str | None:
-    """The note that a run's default jacobian.json about to be written replaces a measurement of other
-    settings (the earlier document's meta differs from `meta` in what the flags of _MEASURED_BY set),
-    naming each as "--flag old -> new"; None when there is no such file, it is not a lag-curve document,
-    or it measured the same (a repeat needs no word)."""
-    import json
-    from pathlib import Path
-    try:
-        old = json.loads(Path(out).read_text(encoding="utf-8")).get("meta")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not isinstance(old, dict):
-        return None
-
-    def shown(key, value):
-        return Path(value).name if key == "source" and isinstance(value, str) else value
-    changed = [f"{flag} {shown(k, old.get(k))} -> {shown(k, meta.get(k))}" for k, flag in _MEASURED_BY
-               if k in old and old.get(k) != meta.get(k)]
-    if not changed:
-        return None
-    return (f"note: {out} held a measurement of other settings ({'; '.join(changed)}); replaced "
-            f"(give --out FILE to keep each measurement)")
-
-
 def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False) -> tuple[dict, object]:
     """The `jacobian` command: the lag curves of a JacobianConfig's run or fresh model, written as
     JSON; returns (document, path written). format_table(document) is what the command prints.
@@ -243,6 +219,7 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
     import sys
 
     from .fileio import stop_says_what_is_kept
+    from .runs import replaced_note
 
     with stop_says_what_is_kept("the Jacobian measurement") as said:     # Ctrl-C: says what is kept
         config.validate()
@@ -283,7 +260,7 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
             print(note, file=sys.stderr, flush=True)
         doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
         if not config.out:
-            replaced = replaced_note(out, doc["meta"])
+            replaced = replaced_note(out, doc["meta"], _MEASURED_BY, inside="meta")
             if replaced:
                 print(replaced, file=sys.stderr, flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError, consecutive_runs, plural
-from .plots import (NOTE_WIDTH, ZERO_NOTE, _joined, _legend_above, _legend_below, _mark_zeros, _nothing_positive,
-                    _positive,
+from .plots import (NOTE_WIDTH, ZERO_NOTE, _joined, _legend_above, _legend_below, _log_ylim, _mark_zeros,
+                    _nothing_positive, _positive,
                     _pyplot, _save, _series, _set_title, _set_xlabel, _what, _wrap, _zero_mask, read_train_config,
                     activation_label, clip_label, default_quantity, model_label, settings_line)
 from .runs import fmt_ppl  # one format for perplexities, here and in reports
@@ -76,6 +76,12 @@ def _run_settings(cfg: dict, behind: str) -> str:
 def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectral",
                            title: str | None = None, flow: bool = False):
     """The figure of `plot_lag_over_training`, unsaved: returns the matplotlib Figure."""
+    # (log axes over norms near 1e308 overflow while autoscaling and ticking, before our limits hold)
+    with np.errstate(over="ignore", under="ignore"):
+        return _draw_lag_over_training(run_dir, quantity, norm, title, flow)
+
+
+def _draw_lag_over_training(run_dir, quantity, norm, title, flow):
     events = [e for e in read_metrics(run_dir) if e.get("type") == "jacobian"]
     if not events:
         raise UserError(f"{run_dir} has no jacobian events; train with --track-jacobian-every N")
@@ -88,20 +94,28 @@ def draw_lag_over_training(run_dir, quantity: str = "auto", norm: str = "spectra
     cnorm = mpl.colors.Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
     cmap = mpl.colormaps["viridis"]
     zero_steps, all_lags, positive = [], [], False
+    lo_data, hi_data = math.inf, -math.inf
     for e in events:
         doc = {"meta": {"cell": cfg.get("cell")}, "curves": e["curves"]}
         lags, med, _, _ = _series(doc, "layer0", q, norm, flow)
         color = cmap(cnorm(e["step"]))
         ax.plot(lags, med, color=color, linewidth=1.2)
-        positive = positive or bool(np.isfinite(med).any())
+        if np.isfinite(med).any():
+            positive = True
+            lo_data, hi_data = min(lo_data, float(np.nanmin(med))), max(hi_data, float(np.nanmax(med)))
         all_lags.extend(np.asarray(lags).tolist())
         # a recording whose median is 0 (a saturated RNN: exactly 0 from lag 1) is marked, never dropped
         zero = _zero_mask(doc, "layer0", q, norm, flow)
         if _mark_zeros(ax, lags, zero, color, None if zero_steps else ZERO_NOTE, len(zero_steps)):
             zero_steps.append((e["step"], int(np.asarray(lags)[zero][0])))
+    if not positive and not zero_steps:
+        raise UserError(f"nothing to draw: no recorded median of {_what(q, norm, flow)} in {run_dir} is a finite "
+                        "number above 0 (null: beyond float64's range)")
     sm = mpl.cm.ScalarMappable(norm=cnorm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label="training step (updates)")
     ax.set_yscale("log")
+    if positive:
+        _log_ylim(ax, lo_data, hi_data)     # (near float64's edge, limits and ticks that stay finite)
     if zero_steps and not positive:
         _nothing_positive(ax)              # every recording 0: the strip says it all, no arbitrary decades
     else:

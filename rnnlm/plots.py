@@ -57,10 +57,13 @@ def _save(fig, out) -> Path:
     # (committed figures do not show up as changed after `plot study` and the like)
     with np.errstate(over="ignore"), plt.rc_context({"svg.hashsalt": "rnnlm"}):
         # (log axes over norms near 1e308 overflow while ticking; harmless)
-        fig.savefig(png, dpi=150)
+        fig.savefig(png, dpi=SAVE_DPI)
         fig.savefig(png.with_suffix(".svg"), metadata={"Date": None})
     plt.close(fig)
     return png
+
+
+SAVE_DPI = 150      # the PNG's resolution (text is wider at it than at the figure's own 100 dpi: fit_legends)
 
 
 def _positive(values) -> np.ndarray:
@@ -464,6 +467,74 @@ def _nothing_positive(ax) -> None:
             color="dimgray")
 
 
+# ln and log10 of the largest and smallest limits a log axis is given: inside float64's range (1.8e308, and
+# its subnormals down to 4.9e-324), so that no limit, tick or bound computed from them is inf or 0
+_LOG10_MAX, _LOG10_MIN = 308.25, -323.0
+_LN_MAX, _LN_MIN = _LOG10_MAX * math.log(10.0), _LOG10_MIN * math.log(10.0)
+
+
+def _log_ylim(ax, lo: float, hi: float, margin: float | None = None) -> None:
+    """The y limits of a log axes over data from `lo` to `hi` (> 0, finite), computed in log10 space and
+    kept inside float64's range: `margin` decades beyond the data each side, or (None) matplotlib's own
+    autoscaling (5% of the span, 1 included: the axhline at 1), left alone unless it would leave float64,
+    where matplotlib falls back to 10^0-10^1 and draws nothing, or fails while ticking. At such limits the
+    ticks are kept finite too (_finite_ticks). Call it after set_yscale("log")."""
+    a, b = math.log10(lo), math.log10(hi)
+    if margin is None:
+        a, b = min(a, 0.0), max(b, 0.0)
+        span = b - a
+        margin = 0.05 * span
+        if a - margin >= _LOG10_MIN + 1 and b + margin <= _LOG10_MAX - 1:
+            return                                          # the usual figure: matplotlib's own limits
+    elif b - a == 0:
+        margin = max(margin, 1e-9)
+    bottom, top = max(a - margin, _LOG10_MIN), min(b + margin, _LOG10_MAX)
+    ax.set_ylim(10.0 ** bottom, 10.0 ** top)
+    if bottom < -290 or top > 290:
+        _finite_ticks(ax.yaxis)
+
+
+def _finite_ticks(axis) -> None:
+    """Tick locators on `axis` (a log axis) that drop the ticks beyond float64's range: matplotlib's
+    LogLocator puts one a stride beyond each limit, 10^330 is inf, and its formatter then fails
+    (OverflowError: cannot convert float infinity to integer)."""
+    from matplotlib.ticker import Locator
+
+    class Finite(Locator):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def set_axis(self, ax_axis):
+            super().set_axis(ax_axis)
+            self.inner.set_axis(ax_axis)
+
+        def __call__(self):
+            vmin, vmax = self.axis.get_view_interval()
+            return self.tick_values(vmin, vmax)
+
+        def tick_values(self, vmin, vmax):
+            with np.errstate(over="ignore", under="ignore"):
+                t = np.asarray(self.inner.tick_values(vmin, vmax), dtype=np.float64)
+            return t[np.isfinite(t) & (t > 0)]
+
+        def nonsingular(self, v0, v1):
+            return self.inner.nonsingular(v0, v1)
+
+        def view_limits(self, vmin, vmax):
+            return self.inner.view_limits(vmin, vmax)
+
+    axis.set_major_locator(Finite(axis.get_major_locator()))
+    axis.set_minor_locator(Finite(axis.get_minor_locator()))
+
+
+def _huge_lag(doc: dict, scope: str, quantity: str, norm: str, flow: bool) -> int | None:
+    """The first lag whose median is null (beyond float64's range, jacobian.py), or None."""
+    sc = doc["curves"][scope]
+    s = sc["flow"] if flow else sc[quantity]
+    med = s["norm"]["median"] if flow else s[norm]["median"]
+    return next((int(d) for d, m in zip(s["lag"], med) if m is None), None)
+
+
 def _zero_mask(doc: dict, scope: str, quantity: str, norm: str, flow: bool) -> np.ndarray:
     """Per lag, whether the curve's median is 0 (exactly, or below float64's range; None is too large)."""
     sc = doc["curves"][scope]
@@ -573,6 +644,12 @@ def _legend_above(ax, ncol: int = 1) -> None:
 def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto", norm: str = "spectral",
              scope: str = "layer0", flow: bool = False, bound: bool = False, title: str | None = None):
     """The figure of `plot_lag`, unsaved: returns the matplotlib Figure (see plot_lag)."""
+    # (log axes over norms near 1e308 overflow while autoscaling and ticking, before our limits hold)
+    with np.errstate(over="ignore", under="ignore"):
+        return _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title)
+
+
+def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
     names = item_names(docs)
     own_labels = labels
     docs = [load_lag_doc(d) for d in docs]
@@ -584,7 +661,7 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
         labels = lag_labels(docs, names)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.6))
-    quantities, cells, bounds, zero_notes = [], [], [], []
+    quantities, cells, bounds, zero_notes, huge_notes = [], [], [], [], []
     tagged = quantity == "auto" and not flow and len(docs) > 1       # each entry says which Jacobian: [h]
     lo_data, hi_data = math.inf, -math.inf
     all_lags = []
@@ -615,11 +692,20 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
             why = zero_reason(cell, first, doc["meta"].get("norm_Whh"))
             zero_notes.append(f"{who}{why}" if zero[np.asarray(lags) >= first].all()
                               else f"{who}median 0 at {int(zero.sum())} of {len(zero)} lags")
+        huge = _huge_lag(doc, scope, q, norm, flow)
+        if huge is not None:
+            who = f"{labels[i]}: " if len(docs) > 1 else ""
+            huge_notes.append(f"{who}median beyond float64's range (over 1.8e308, written as null) from lag "
+                              f"{huge}: not drawn")
         if bound and not flow:
             b = _bound_values(doc["meta"], scope, norm, lags)
             if b is not None:
                 bounds.append((lags, b[0], b[1], line.get_color()))
-    notes = list(zero_notes)
+    if not math.isfinite(hi_data) and not zero_notes:
+        # (nothing positive and finite, and no zero to mark: the figure would be empty axes)
+        raise UserError(f"nothing to draw: no median or band of {_what(quantities, norm, flow, cells)} in "
+                        f"{scope} is a finite number above 0 (null: beyond float64's range)")
+    notes = list(zero_notes) + huge_notes
     if bound and not flow and bounds and not math.isfinite(hi_data):
         notes.append("no bound drawn: no median is above 0, so there is no data range to draw it in")
     if bound and flow:
@@ -631,13 +717,14 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
     # Bounds grow as c^d and would reach 1e30 and squash the measured curves into a band:
     # what is drawn of them stops at the data's range (one decade of margin), and the legend says so.
     if bounds and math.isfinite(hi_data):
-        top = math.log(hi_data) + math.log(10.0)
-        bottom = math.log(lo_data) - math.log(10.0)
+        # (in log space, within float64's range: hi_data·10 and its exp overflow near 1e308)
+        top = min(math.log(hi_data) + math.log(10.0), _LN_MAX)
+        bottom = max(math.log(lo_data) - math.log(10.0), _LN_MIN)
         for lags, logb, label, color in bounds:
             cut = logb > top
             below = logb < bottom
             x = np.asarray(lags, dtype=np.float64)
-            drawn = np.where(cut | below, np.nan, np.exp(np.clip(logb, -700, 700)))
+            drawn = np.where(cut | below, np.nan, np.exp(np.clip(logb, _LN_MIN, _LN_MAX)))
             exit_at = None
             if cut.any() and not cut[0]:
                 # on to where it leaves the range (between two lags, the same dashes without a legend entry),
@@ -649,16 +736,19 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
                             color=color, label="_nolegend_")
             if cut.any() or below.any():
                 ends = [f"{math.exp(logb[-1]) if logb[-1] < 700 else math.inf:.2g} at d = {lags[-1]}"]
-                leaves = (f"leaves the plotted range at d = {exit_at:.2g}; " if exit_at is not None
+                leaves = (f"leaves the plotted range at d = {exit_at:.{2 if exit_at < 10 else 3}g}; "
+                          if exit_at is not None
                           else "above the plotted range from d = 1; " if cut[0] else "")
                 label += f" (cut at the data's range: {leaves}it reaches {ends[0]})"
             ax.plot(lags, drawn, linestyle="--", linewidth=1, color=color, label=label)
-        ax.set_ylim(lo_data / 10 ** 1.2, hi_data * 10 ** 1.2)
     for note in notes:
         ax.plot([], [], " ", label=_wrap(note, NOTE_WIDTH))
     ax.set_yscale("log")
-    if all_lags and not math.isfinite(hi_data):
-        # nothing drawable on the log scale (every median 0): keep the x axis over the measured lags
+    if math.isfinite(hi_data):
+        _log_ylim(ax, lo_data, hi_data, 1.2 if bounds else None)
+    if all_lags and (not math.isfinite(hi_data) or huge_notes):
+        # nothing drawable on the log scale (every median 0), or a tail beyond float64 (null, not drawn):
+        # keep the x axis over the measured lags
         ax.set_xlim(min(all_lags) - 0.5, max(all_lags) + 0.5)
     _set_xlabel(ax, "lag d (time steps)")
     unit = "(nats per unit of state)" if flow else "(dimensionless)"
@@ -716,7 +806,18 @@ def _common_behind(metas: list[dict]) -> str:
 def fit_legends(fig, pad_in: float = 0.1) -> None:
     """Widen a laid-out figure until every legend (of its axes or its own) lies inside it: a legend
     under the axes is centred on them and as wide as its longest entry, and savefig cut one that was
-    wider than the figure at both edges. Call it after tight_layout; it lays the figure out again."""
+    wider than the figure at both edges. Call it after tight_layout; it lays the figure out again.
+    Measured at the PNG's resolution (SAVE_DPI), where text is a little wider than at the figure's own:
+    a legend that fitted at 100 dpi was still cut in the PNG."""
+    own = fig.dpi
+    fig.set_dpi(SAVE_DPI)
+    try:
+        _fit_legends(fig, pad_in)
+    finally:
+        fig.set_dpi(own)
+
+
+def _fit_legends(fig, pad_in: float) -> None:
     for _ in range(4):
         renderer = fig.canvas.get_renderer()
         legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)

@@ -36,6 +36,7 @@ results) and for the command's layer (`run_agreement`, `run_context`, and the
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from pathlib import Path
 
@@ -561,6 +562,26 @@ def _write_json(path: Path, obj) -> None:
     atomic_write_json(path, obj)
 
 
+# What the flags of each probe set, as its result records them (the feature and the mode name the file)
+_MEASURED_BY = {
+    "agreement": (("checkpoint", "--checkpoint"), ("distances", "--distances"), ("n_per_distance", "--n"),
+                  ("seed", "--seed")),
+    "context": (("checkpoint", "--checkpoint"), ("split", "--split"), ("distances", "--distances"),
+                ("n_targets_asked", "--n-targets"), ("window", "--window"), ("seed", "--seed")),
+}
+
+
+def _write_result(out: Path, res: dict, default_out: bool) -> None:
+    """Write a probe's result; at its default path, first the note (stderr) that it replaces a measurement
+    of other settings there (runs.replaced_note, as the jacobian command says it)."""
+    if default_out:
+        from .runs import replaced_note
+        note = replaced_note(out, res, _MEASURED_BY[res["probe"]])
+        if note:
+            print(note, file=sys.stderr, flush=True)
+    _write_json(out, res)
+
+
 def _fmt_ci(rec) -> str:
     if rec is None or rec.get("accuracy") is None:   # no pair in this cell (n = 0): nothing to report
         return f"{'-':>5}"
@@ -767,6 +788,7 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
     (fileio.stop_says_what_is_kept: the JSON is written atomically, whole or not at all)."""
     with stop_says_what_is_kept("the agreement probe") as said:     # Ctrl-C: one line says what is kept
         run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
+        given = out or None
         out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
         said.watch(out)
         check_writable(out)     # a read-only run folder: said before the measurement
@@ -775,7 +797,7 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
         res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True),
                               n, seed, feature)
         res = {**meta, **res}
-        _write_json(out, res)
+        _write_result(out, res, default_out=given is None)
         return res, out
 
 
@@ -787,6 +809,7 @@ def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, w
     A Ctrl-C or SIGTERM raises on with the CLI's one line in `exc.line`, as run_agreement's."""
     with stop_says_what_is_kept("the context probe") as said:     # Ctrl-C: one line says what is kept
         run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
+        given = out or None
         out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
         said.watch(out)
         check_writable(out)     # a read-only run folder: said before the measurement
@@ -797,7 +820,7 @@ def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, w
             warnings.simplefilter("ignore", FewerTargetsWarning)    # format_context's header says it
             res = context_usage(model, stream, ds, mode, n_targets, seed, window, len(vocab), batch_size)
         res = {**meta, "split": split, **res}
-        _write_json(out, res)
+        _write_result(out, res, default_out=given is None)
         return res, out
 
 

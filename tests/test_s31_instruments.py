@@ -73,8 +73,8 @@ def test_plot_lag_says_the_jacobian_measured_an_earlier_checkpoint(run, capsys):
     status, out, err = _cli(["plot", "lag", run], capsys)
     assert status == 0 and out.startswith(f"wrote {run / 'plots' / 'lag-auto-spectral-layer0.png'}")
     assert _notes(err) == [f"note: {run / 'jacobian.json'} measured best.npz at step 500; the run's best.npz is now "
-                           f"at step 1,200 (the run trained further since): rerun 'python cli.py jacobian {run}' "
-                           f"to measure it"]
+                           f"at step 1,200 (the run trained further since): rerun 'python cli.py jacobian {run} "
+                           f"--max-lag 3 --anchors 2 --tokens 30' to measure it"]
     # the JSON given by name says the same
     assert _notes(_cli(["plot", "lag", run / "jacobian.json"], capsys)[2]) == _notes(err)
 
@@ -92,7 +92,7 @@ def test_an_older_jacobian_json_without_the_step_is_said_unknown_only_when_the_c
     assert _notes(_cli(["plot", "lag", run], capsys)[2]) == [
         f"note: {path} may be older than what it measured: {run / 'best.npz'} (now at step 500) was saved after it "
         f"was written, and the step it measured is unknown (it was written by an earlier rnnlm); rerun 'python cli.py "
-        f"jacobian {run}' to measure the checkpoint as it is now"]
+        f"jacobian {run} --max-lag 3 --anchors 2 --tokens 30' to measure the checkpoint as it is now"]
 
 
 def test_a_fresh_model_s_curve_says_nothing(tmp_path, capsys):
@@ -113,8 +113,8 @@ def test_plot_probe_says_the_probe_measured_an_earlier_checkpoint(run, capsys):
     status, _, err = _cli(["plot", "probe", run], capsys)
     assert status == 0
     assert _notes(err) == [f"note: {path} measured best.npz at step 500; the run's best.npz is now at step 1,200 "
-                           f"(the run trained further since): rerun 'python cli.py probe agreement {run}' to "
-                           f"measure it"]
+                           f"(the run trained further since): rerun 'python cli.py probe agreement {run} "
+                           f"--distances 1..3 --n 4' to measure it"]
 
 
 def test_a_real_resume_makes_plot_lag_say_the_curve_is_of_an_earlier_step(text, tmp_path, capsys):
@@ -130,7 +130,8 @@ def test_a_real_resume_makes_plot_lag_say_the_curve_is_of_an_earlier_step(text, 
     capsys.readouterr()
     assert _notes(_cli(["plot", "lag", folder], capsys)[2]) == [
         f"note: {folder / 'jacobian.json'} measured model.npz at step 3; the run's model.npz is now at step 6 (the "
-        f"run trained further since): rerun 'python cli.py jacobian {folder} --checkpoint latest' to measure it"]
+        f"run trained further since): rerun 'python cli.py jacobian {folder} --max-lag 3 --anchors 2 --tokens 30 "
+        f"--checkpoint latest' to measure it"]
 
 
 # ---------------------------------------------------------------- 2. Ctrl-C during jacobian and probe
