@@ -807,6 +807,10 @@ def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, w
     (None = probe-context-<mode>.json beside the run); returns (result, path written).
     The command's layer: its errors name the flags (--window), as context_usage's name its arguments.
     A Ctrl-C or SIGTERM raises on with the CLI's one line in `exc.line`, as run_agreement's."""
+    # the settings against each other first (a distance not below --window), before the model loads and
+    # its kernels compile (~20 s on a first run); the text's length is checked once it is read, below
+    check_context_args(sys.maxsize, parse_distances(distances, flags=True), mode, window, n_targets, batch_size,
+                       flags=True)
     with stop_says_what_is_kept("the context probe") as said:     # Ctrl-C: one line says what is kept
         run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
         given = out or None

@@ -71,3 +71,12 @@ def test_a_larger_max_vocab_is_advised_only_where_the_limit_cut_the_vocabulary()
         P.check_agreement_vocab("number", stoi, max_vocab=10000)    # 6 words under a limit of 10,000
     with pytest.raises(UserError, match=r"this one has no more$"):
         P.check_agreement_vocab("number", stoi, max_vocab=0)        # no limit
+
+
+def test_probe_context_checks_its_settings_before_loading_the_model(tmp_path, monkeypatch):
+    def never(*a, **k):
+        raise AssertionError("the model was loaded before the settings were checked")
+    monkeypatch.setattr(P, "_load", never)
+    with pytest.raises(UserError, match=r"^--distances: every distance must be >= 1 and below --window 20; got 30 "):
+        P.run_context(tmp_path, split="valid", distances="5,30", mode="shuffle", n_targets=10, window=20, seed=0,
+                      checkpoint="best", batch_size=8)
