@@ -13,10 +13,12 @@ S" only after these checks pass.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import RESUME_OVERRIDABLE, TrainConfig
 from .errors import UserError, plural
 from .loopstate import LoopState
 from .stopping import stop_reason
@@ -186,6 +188,38 @@ def refuse_edited_model(folder: Path, ck) -> None:
                                 f"edited {CONFIG}: a resume cannot change the model); put {json.dumps(k)}: "
                                 f"{json.dumps(was)} back into it to resume, or train afresh into another --out"
                                 + (f" with {flag(k)} {said[k]}" if k != "vocab_size" else ""))
+    _refuse_edited_training(folder, ck, info)
+
+
+# settings a config.json may hold otherwise than its checkpoint: what a resume may change (recorded in
+# config.json when its start-up is over, in the checkpoint at its next save), where the run is written,
+# and where its corpus is looked up
+_MAY_DIFFER = set(RESUME_OVERRIDABLE) | {"out", "corpora_dir", "use_cache"}
+
+
+def _refuse_edited_training(folder: Path, ck, info: dict) -> None:
+    """UserError (one line) when config.json's "train" settings differ from those model.npz was saved with
+    (its meta.config) in a setting a resume may not change (--lr, --bptt, --clip-norm, the data's...): the
+    resume trains by config.json, so an edited file would change the run unannounced, where the same
+    change given as a flag is refused."""
+    from .config import config_from_dict, flag
+    from .runs import CONFIG
+    if not (isinstance(ck.config, dict) and isinstance(ck.config.get("train"), dict)
+            and isinstance(info.get("train"), dict)):
+        return      # (a checkpoint of an earlier version that does not record them)
+    try:
+        saved, said = config_from_dict(ck.config["train"]), config_from_dict(info["train"])
+    except UserError:
+        return      # (read_run_config and the resume's own reading say what is wrong with them)
+    for part_saved, part_said in ((saved, said), (saved.data, said.data)):
+        for f in dataclasses.fields(part_saved):
+            was, now = getattr(part_saved, f.name), getattr(part_said, f.name)
+            if f.name in _MAY_DIFFER or f.name in ("data", "model") or was == now:
+                continue
+            raise UserError(f"{folder / CONFIG} says {flag(f.name)} {now}, {ck.path.name} was saved with {was} "
+                            f"(an edited {CONFIG}: a resume cannot change it); put {json.dumps(f.name)}: "
+                            f"{json.dumps(was)} back into it to resume, or train afresh into another --out with "
+                            f"{flag(f.name)} {now}")
 
 
 def _what_is_left(folder: Path) -> str:

@@ -63,7 +63,9 @@ def fmt_ppl(x, digits: int = 2) -> str:
 def fmt_ppl_of(ppl_value, loss, digits: int = 2) -> str:
     """fmt_ppl, and where the perplexity is inf while its loss is finite (a loss above ~700 nats, whose e^loss
     overflows float64), the loss beside it: `inf (loss 1.05e+34 nats: e^loss overflows)`, so that an inf is not
-    read as a non-finite model."""
+    read as a non-finite model; a NaN loss is `nan (the loss is NaN: the forward pass diverged)`."""
+    if loss is not None and math.isnan(float(loss)):      # (ppl() maps it to inf: say what it is)
+        return "nan (the loss is NaN: the forward pass diverged)"
     text = fmt_ppl(ppl_value, digits)
     if ppl_value is not None and math.isinf(float(ppl_value)) and loss is not None and math.isfinite(float(loss)):
         text += f" (loss {float(loss):.2e} nats: e^loss overflows)"

@@ -142,6 +142,8 @@ def format_summary(s: dict) -> str:
         held = ("model.npz holds the initial parameters, which gave no finite loss"
                 if s["steps"] == s["skipped"] and at == s["steps"] + 1 else "model.npz holds the last good parameters")
         lines.append(f"the run diverged: non-finite {nf['tensor']} at step {at}{back}; {held}{why}")
+    if s.get("sample_skipped"):
+        lines.append(f"sample: none ({s['sample_skipped']})")
     if s.get("sample"):
         lines.append(f"sample ({s['sampled_from']} model):")
         lines += ["  " + line for line in s["sample"].splitlines()]     # one sentence per line

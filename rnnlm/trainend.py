@@ -161,9 +161,16 @@ def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:
                    "model": report["sampled_from"], "test_loss": test_loss, "test_ppl": _ppl(test_loss),
                    "time": s.clock()})
     if s.config.sample_words and first_nonfinite(s.model.params) is None:
+        from .errors import UserError
         from .sample import generate_text
-        report["sample"] = generate_text(s.model, s.corpus.vocab, words=s.config.sample_words, seed=s.config.seed,
-                                         keep_case=s.config.data.keep_case)[0]
+        try:
+            report["sample"] = generate_text(s.model, s.corpus.vocab, words=s.config.sample_words,
+                                             seed=s.config.seed, keep_case=s.config.data.keep_case)[0]
+        except UserError:
+            # finite weights whose next-token distribution is not (activations that overflow, a diverged
+            # relu run's): the sample is left out and the summary says why, not the run's report lost
+            report["sample_skipped"] = ("the model's next-token distribution is not finite: its activations "
+                                        "overflow, the weights diverged")
     return report
 
 

@@ -52,7 +52,8 @@ def test_an_inf_perplexity_of_a_finite_loss_says_the_loss_and_that_e_to_it_overf
     from rnnlm.cli import main
     assert runs.fmt_ppl_of(math.inf, 1.05e34) == "inf (loss 1.05e+34 nats: e^loss overflows)"
     assert runs.fmt_ppl_of(math.inf, math.inf) == "inf" and runs.fmt_ppl_of(141.187, 4.95) == "141.19"
-    assert runs.fmt_ppl_of(math.nan, math.nan) == "nan" and runs.fmt_ppl_of(None, None) == "n/a"
+    assert runs.fmt_ppl_of(math.nan, math.nan) == "nan (the loss is NaN: the forward pass diverged)"
+    assert runs.fmt_ppl_of(None, None) == "n/a"
     s = {"run_dir": "r", "stopped": "nonfinite", "steps": 3, "tokens": 384, "elapsed_s": 1.0, "tokens_per_s": 0.0,
          "val_loss": 1.2e30, "val_ppl": math.inf, "best_val_loss": 1.2e30, "best_val_ppl": math.inf, "lr": 2.0,
          "clip_fraction": 0.0, "skipped": 0, "updates": 3, "nonfinite": None, "sampled_from": "latest",

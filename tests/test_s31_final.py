@@ -1,0 +1,57 @@
+"""A last trial's findings: a diverged run whose sample cannot be drawn still reports; a NaN loss is not
+shown as an infinite perplexity; an edited config.json cannot change a resumed run's training settings."""
+import json
+import math
+
+import pytest
+
+from rnnlm import sample as sample_module
+from rnnlm.errors import UserError
+from rnnlm.runs import fmt_ppl_of, resume_config
+from rnnlm.summary import format_summary
+from rnnlm.train import train
+
+from test_train import tiny
+
+
+def test_a_sample_that_cannot_be_drawn_leaves_the_report_whole(text, tmp_path, monkeypatch):
+    def diverged(*a, **k):
+        raise UserError("the model gave NaN or +inf log-probabilities; is the checkpoint diverged?")
+    monkeypatch.setattr(sample_module, "generate_text", diverged)
+    s = train(tiny(text, tmp_path / "r", max_steps=3, sample_words=5))
+    assert s["sample_skipped"] == ("the model's next-token distribution is not finite: its activations overflow, "
+                                   "the weights diverged") and "sample" not in s
+    assert ("sample: none (the model's next-token distribution is not finite: its activations overflow, the "
+            "weights diverged)") in format_summary(s).splitlines()
+
+
+def test_a_nan_loss_is_said_as_nan_not_as_an_infinite_perplexity():
+    assert fmt_ppl_of(math.inf, math.nan) == "nan (the loss is NaN: the forward pass diverged)"
+    assert fmt_ppl_of(math.inf, 1.05e34) == "inf (loss 1.05e+34 nats: e^loss overflows)"
+    assert fmt_ppl_of(141.19, math.log(141.19)) == "141.19"
+
+
+@pytest.mark.parametrize("key, value, flag, was", [("bptt", 7, "--bptt", 8), ("lr", 0.5, "--lr", 20.0),
+                                                    ("clip_norm", 5.0, "--clip-norm", 0.25)])
+def test_an_edited_config_json_cannot_change_a_resumed_runs_training(text, tmp_path, key, value, flag, was):
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    info = json.loads((run / "config.json").read_text())
+    info["train"][key] = value
+    (run / "config.json").write_text(json.dumps(info))
+    before = (run / "model.npz").read_bytes()
+    with pytest.raises(UserError) as e:
+        train(resume_config(run, {"max_steps": 4}), resume=run)
+    assert str(e.value) == (f"{run / 'config.json'} says {flag} {value}, model.npz was saved with {was} (an edited "
+                            f"config.json: a resume cannot change it); put \"{key}\": {json.dumps(was)} back into it "
+                            f"to resume, or train afresh into another --out with {flag} {value}")
+    assert (run / "model.npz").read_bytes() == before
+
+
+def test_a_budget_edited_in_config_json_still_resumes(text, tmp_path):
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    info = json.loads((run / "config.json").read_text())
+    info["train"]["max_steps"] = 3          # what --max-steps on a resume changes: allowed either way
+    (run / "config.json").write_text(json.dumps(info))
+    assert train(resume_config(run), resume=run)["steps"] == 3
