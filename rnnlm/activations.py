@@ -82,9 +82,11 @@ def max_fprime(act) -> float:
 
 def zero_reason(cell: str | None, lag: int, norm_whh=None) -> str:
     """Why a curve is exactly 0 from `lag` on, in words (the jacobian table's and the plots' note).
-    norm_whh: the measurement's meta "norm_Whh" (one per layer), when known: every W_hh exactly 0
-    (--recurrent-scale 0) is the reason then, not saturation (tanh's f'(z) is near 1 there)."""
-    if isinstance(norm_whh, (list, tuple)) and norm_whh and all(n == 0 for n in norm_whh):
+    norm_whh: the measurement's meta "norm_Whh" (per layer: a number, or one per gate), when known: every W_hh
+    exactly 0 (--recurrent-scale 0) is the reason then, not saturation (tanh's f'(z) is near 1 there)."""
+    norms = [v for n in norm_whh for v in (n.values() if isinstance(n, dict) else [n])] \
+        if isinstance(norm_whh, (list, tuple)) else []       # (a gated cell's: one per gate, per layer)
+    if norms and all(n == 0 for n in norms):
         return (f"exactly 0 from lag {lag}: W_hh is 0 (a recurrent scale of 0), so h_t does not depend on "
                 f"h_(t-1) and nothing flows back")
     if cell in ("lstm", "gru"):

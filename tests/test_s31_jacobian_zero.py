@@ -29,3 +29,9 @@ def test_the_jacobian_command_prints_every_layer_then_the_stack(tmp_path, capsys
     scopes = [line.split("; scope ")[1].split(",")[0] for line in capsys.readouterr().out.splitlines()
               if "; scope " in line]
     assert scopes == ["layer0", "layer1", "stacked"]
+
+
+def test_a_gated_cell_with_a_zero_recurrent_matrix_says_so_too():
+    assert zero_reason("lstm", 1, [{"i": 0.0, "f": 0.0, "g": 0.0, "o": 0.0}]).startswith(
+        "exactly 0 from lag 1: W_hh is 0")
+    assert "saturated" in zero_reason("gru", 1, [{"r": 0.0, "z": 1.0, "n": 0.0}])
