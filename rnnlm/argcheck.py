@@ -87,9 +87,11 @@ def check_kernel_arrays(where: str, dtype, arrays: dict) -> None:
             raise ValueError(f"{where}: {name} must have shape {tuple(shape)}, got {a.shape}")
 
 
-def kernel_sizes(where: str, x, W_hh, gates: int) -> tuple:
+def kernel_sizes(where: str, x, W_hh, gates: int, cache) -> tuple:
     """(T, B, E, H) of a cell kernel's call from x (T, B, E) and W_hh (gates*H, H), ValueError when either
-    has the wrong number of dimensions (TypeError when not an array)."""
+    has the wrong number of dimensions (TypeError when not an array, or a cache that is no NamedTuple of
+    arrays). H is the cache's (its h is (T+1, B, H), allocated for the model), so that a wrong W_hh is the
+    array named, not the others measured against it."""
     w_shape = f"({gates}H, H)" if gates > 1 else "(H, H)"
     for name, a, ndim, shape in (("x", x, 3, "(T, B, E)"), ("W_hh", W_hh, 2, w_shape)):
         if not isinstance(a, np.ndarray):
@@ -97,4 +99,10 @@ def kernel_sizes(where: str, x, W_hh, gates: int) -> tuple:
         if a.ndim != ndim:
             raise ValueError(f"{where}: {name} must be {shape}, got shape {a.shape}")
     T, B, E = x.shape
-    return T, B, E, W_hh.shape[1]
+    if min(T, B, E) < 1:
+        raise ValueError(f"{where}: x must be (T, B, E) with every size at least 1, got shape {x.shape}")
+    h = getattr(cache, "h", None)
+    if not isinstance(h, np.ndarray) or h.ndim != 3:
+        raise TypeError(f"{where}: cache must be the cell's cache (its alloc(T, B, E, H, dtype)), got "
+                        f"{type(cache).__name__}")
+    return T, B, E, h.shape[-1]

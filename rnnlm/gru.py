@@ -192,7 +192,7 @@ def gru_forward(cache: GRUCache, x, h0, W_ih, W_hh, b_ih, b_hh, bounds=None) -> 
     bounds: the hidden-unit parts of a step (a Plan's unit_bounds; default
     paths.unit_bounds(H, "gru")); two entries: one serial part.
     """
-    T, B, E, H = kernel_sizes("gru_forward", x, W_hh, 3)
+    T, B, E, H = kernel_sizes("gru_forward", x, W_hh, 3, cache)
     check_kernel_arrays("gru_forward", cache.h.dtype, {
         "x": (x, (T, B, E)), "h0": (h0, (B, H)), "W_ih": (W_ih, (3 * H, E)), "W_hh": (W_hh, (3 * H, H)),
         "b_ih": (b_ih, (3 * H,)), "b_hh": (b_hh, (3 * H,)), "cache.xproj": (cache.xproj, (T, B, 3 * H)),

@@ -185,7 +185,7 @@ def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh, bounds=Non
     Fills the cache buffers and returns the cache with x set. bounds: the
     hidden-unit parts of a step (a Plan's unit_bounds; default paths.unit_bounds(H)).
     """
-    T, B, E, H = kernel_sizes("lstm_forward", x, W_hh, 4)
+    T, B, E, H = kernel_sizes("lstm_forward", x, W_hh, 4, cache)
     check_kernel_arrays("lstm_forward", cache.h.dtype, {
         "x": (x, (T, B, E)), "h0": (h0, (B, H)), "c0": (c0, (B, H)), "W_ih": (W_ih, (4 * H, E)),
         "W_hh": (W_hh, (4 * H, H)), "b_ih": (b_ih, (4 * H,)), "b_hh": (b_hh, (4 * H,)),

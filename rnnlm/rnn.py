@@ -141,7 +141,7 @@ def rnn_forward(cache: RNNCache, x, h0, W_ih, W_hh, b_ih, b_hh, act, bounds=None
     entries: one serial part.
     """
     act = parse_activation(act)
-    T, B, E, H = kernel_sizes("rnn_forward", x, W_hh, 1)
+    T, B, E, H = kernel_sizes("rnn_forward", x, W_hh, 1, cache)
     dt = cache.h.dtype
     check_kernel_arrays("rnn_forward", dt, {
         "x": (x, (T, B, E)), "h0": (h0, (B, H)), "W_ih": (W_ih, (H, E)), "W_hh": (W_hh, (H, H)),

@@ -241,3 +241,18 @@ def test_a_run_folder_without_config_json_says_its_checkpoints_still_read(text, 
         f"generate, jacobian and probe read a checkpoint file alone ({run / 'best.npz'}); to resume, restore "
         f"config.json\n")
     assert main(["evaluate", str(run / "best.npz")]) == 0
+
+
+def test_a_wrong_recurrent_matrix_is_the_array_named():
+    from rnnlm import gru
+    T, B, E, H = 3, 2, 4, 5
+    rng = np.random.default_rng(0)
+    args = (rng.standard_normal((T, B, E)), np.zeros((B, H)), rng.standard_normal((3 * H, E)),
+            rng.standard_normal((3 * H, H + 1)), np.zeros(3 * H), np.zeros(3 * H))
+    with pytest.raises(ValueError, match=r"^gru_forward: W_hh must have shape \(15, 5\), got \(15, 6\)$"):
+        gru.gru_forward(gru.gru_alloc(T, B, E, H, np.float64), *args)
+    with pytest.raises(TypeError, match=r"^gru_forward: cache must be the cell's cache"):
+        gru.gru_forward(None, *args)
+    with pytest.raises(ValueError, match=r"^gru_forward: x must be \(T, B, E\) with every size at least 1, got "
+                                         r"shape \(0, 2, 4\)$"):
+        gru.gru_forward(gru.gru_alloc(T, B, E, H, np.float64), np.zeros((0, B, E)), *args[1:])
