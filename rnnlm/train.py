@@ -554,8 +554,11 @@ def _restore(ck, s: _Session) -> tuple[LoopState, tuple]:
 
     from .resume import check_members
     check_members(ck, rows=s.train_stream.shape[0], state=s.model.init_state(s.config.batch_size))
-    s.model.load_state_dict(ck.model)
-    s.opt.load_state_dict(ck.optim)
+    try:
+        s.model.load_state_dict(ck.model)
+        s.opt.load_state_dict(ck.optim)
+    except UserError as exc:        # (non-finite weights, another optimizer's state: say which file holds them)
+        raise UserError(f"{ck.path}: {exc}; restore it, or train afresh into another --out") from None
     s.rng.bit_generator.state = json.loads(str(ck.train["rng"]))
     hidden = tuple(np.array(ck.train[f"state.{i}"]) for i in range(s.model.n_state))
     return LoopState.from_arrays(ck.train), hidden

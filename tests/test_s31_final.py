@@ -55,3 +55,18 @@ def test_a_budget_edited_in_config_json_still_resumes(text, tmp_path):
     info["train"]["max_steps"] = 3          # what --max-steps on a resume changes: allowed either way
     (run / "config.json").write_text(json.dumps(info))
     assert train(resume_config(run), resume=run)["steps"] == 3
+
+
+def test_a_nan_weight_in_the_checkpoint_to_resume_names_the_file(text, tmp_path):
+    from rnnlm import checkpoint
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    ck = checkpoint.load(run / "model.npz")
+    model = {k: v.copy() for k, v in ck.model.items()}
+    model["decoder.bias"][3] = float("nan")
+    checkpoint.save(run / "model.npz", model, config=ck.config, vocab=ck.vocab, optim=ck.optim, train=ck.train)
+    with pytest.raises(UserError) as e:
+        train(resume_config(run, {"max_steps": 4}), resume=run)
+    assert str(e.value) == (f"{run / 'model.npz'}: state dict entry decoder.bias: 1 of its 300 values are not finite "
+                            f"(nan or inf): these weights diverged or the file is damaged; restore it, or train "
+                            f"afresh into another --out")
