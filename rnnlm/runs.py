@@ -519,7 +519,12 @@ def resume_config(run_dir, overrides: dict | None = None):
         raise UserError(f"{Path(run_dir) / CONFIG} holds no training settings (no \"train\" object: a damaged or "
                         f"hand-edited file?), so the run cannot be resumed; evaluate and generate still read its "
                         f"checkpoints")
-    config = config_from_dict(saved["train"]).resumed(overrides, out=str(run_dir))
+    try:
+        config = config_from_dict(saved["train"])
+    except UserError as exc:        # (an unknown or mistyped setting: say which file, and what to do)
+        raise UserError(f"{Path(run_dir) / CONFIG}: {exc}; restore the file (an edited config.json, or one "
+                        f"written by a newer rnnlm)") from None
+    config = config.resumed(overrides, out=str(run_dir))
     why = tokenizer_change((saved.get("corpus") or {}).get("checksum"), config.data)
     if why:
         raise UserError(f"cannot resume {run_dir}: {why}")

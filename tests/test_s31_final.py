@@ -70,3 +70,15 @@ def test_a_nan_weight_in_the_checkpoint_to_resume_names_the_file(text, tmp_path)
     assert str(e.value) == (f"{run / 'model.npz'}: state dict entry decoder.bias: 1 of its 300 values are not finite "
                             f"(nan or inf): these weights diverged or the file is damaged; restore it, or train "
                             f"afresh into another --out")
+
+
+def test_an_unknown_setting_in_config_json_names_the_file(text, tmp_path):
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    info = json.loads((run / "config.json").read_text())
+    info["train"]["foo"] = 1
+    (run / "config.json").write_text(json.dumps(info))
+    with pytest.raises(UserError) as e:
+        resume_config(run)
+    assert str(e.value).startswith(f"{run / 'config.json'}: config has settings this rnnlm does not know: foo")
+    assert str(e.value).endswith("; restore the file (an edited config.json, or one written by a newer rnnlm)")
