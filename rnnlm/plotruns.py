@@ -413,6 +413,12 @@ def read_probes(json_paths) -> tuple[str, list]:
             results.append((Path(p), json.loads(Path(p).read_text(encoding="utf-8"))))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read probe results {p}: {exc}") from None
+    for p, r in results:
+        if not (isinstance(r, dict) and r.get("probe") in ("agreement", "context")):
+            what = ("a lag curve (the jacobian command's): plot lag draws it"
+                    if isinstance(r, dict) and "curves" in r and "meta" in r else
+                    "not a probe result (no \"probe\": agreement or context; the probe command writes them)")
+            raise UserError(f"{p} is {what}")
     kinds = {r.get("probe") if isinstance(r, dict) else None for _, r in results}
     if not results or len(kinds) != 1 or kinds - {"agreement", "context"}:
         raise UserError(f"give probe JSON files of one kind (agreement or context); got {sorted(map(str, kinds))}")

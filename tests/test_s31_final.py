@@ -82,3 +82,16 @@ def test_an_unknown_setting_in_config_json_names_the_file(text, tmp_path):
         resume_config(run)
     assert str(e.value).startswith(f"{run / 'config.json'}: config has settings this rnnlm does not know: foo")
     assert str(e.value).endswith("; restore the file (an edited config.json, or one written by a newer rnnlm)")
+
+
+def test_plot_probe_of_a_file_that_is_no_probe_result_says_what_it_is(tmp_path, capsys):
+    from rnnlm.cli import main
+    lag = tmp_path / "jacobian.json"
+    lag.write_text(json.dumps({"meta": {}, "curves": {}}))
+    other = tmp_path / "x.json"
+    other.write_text("{}")
+    assert main(["plot", "probe", str(lag)]) == 2
+    assert capsys.readouterr().err == f"error: {lag} is a lag curve (the jacobian command's): plot lag draws it\n"
+    assert main(["plot", "probe", str(other)]) == 2
+    assert capsys.readouterr().err == (f"error: {other} is not a probe result (no \"probe\": agreement or context; "
+                                       f"the probe command writes them)\n")
