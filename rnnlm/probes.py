@@ -343,6 +343,9 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
         raise TypeError(f"agreement_probe: stoi must be a dict of word -> id (a Vocab's .stoi), got "
                         f"{type(stoi).__name__}")
     check_int(n_per_distance, "n_per_distance", "agreement_probe", 1)
+    if isinstance(distances, str):
+        raise TypeError(f"agreement_probe: distances must be a list of integers, got the string {distances!r} "
+                        f"(parse_distances({distances!r}) reads the command's form)")
     distances = list(distances)
     if not all(is_int(d) for d in distances):
         raise TypeError(f"agreement_probe: distances must be integers >= 1, got {distances!r}")

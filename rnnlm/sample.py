@@ -344,6 +344,7 @@ class TextStream:
                  sentence_sep: str = "\n"):
         for name, value in (("words", words), ("num_samples", num_samples), ("seed", seed)):
             check_range(name, value)
+        words, num_samples, seed = int(words), int(num_samples), int(seed)      # (5.0 passes as 5)
         for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
             check_range(name, value)
         keep_case, num_token = _reading(model, vocab, prime, keep_case, num_token)

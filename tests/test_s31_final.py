@@ -95,3 +95,20 @@ def test_plot_probe_of_a_file_that_is_no_probe_result_says_what_it_is(tmp_path, 
     assert main(["plot", "probe", str(other)]) == 2
     assert capsys.readouterr().err == (f"error: {other} is not a probe result (no \"probe\": agreement or context; "
                                        f"the probe command writes them)\n")
+
+
+def test_a_string_of_distances_and_a_float_word_count_from_python():
+    import numpy as np
+    from rnnlm import probes
+    with pytest.raises(TypeError, match=r"^agreement_probe: distances must be a list of integers, got the string "
+                                        r"'1,2' \(parse_distances\('1,2'\) reads the command's form\)$"):
+        probes.agreement_probe(lambda p, c: np.ones(len(p)), {}, "1,2", 10)
+    assert probes.parse_distances("1,2") == [1, 2]
+
+
+def test_generate_text_takes_an_integral_float_word_count(text, tmp_path):
+    from rnnlm.runs import load_model
+    from rnnlm.sample import generate_text
+    train(tiny(text, tmp_path / "r", max_steps=2))
+    model, vocab, _, _ = load_model(tmp_path / "r")
+    assert generate_text(model, vocab, words=5.0) == generate_text(model, vocab, words=5)
