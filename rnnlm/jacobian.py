@@ -589,7 +589,7 @@ def pick_anchors(n_tokens: int, max_lag: int, anchors: int, rng) -> np.ndarray:
     return np.sort(rng.choice(candidates, size=k, replace=False))
 
 
-def _lag_bar(total: int, anchors: int, show: bool):
+def _lag_bar(total: int, anchors: int, show: bool, scopes: int = 1):
     """The measurement's tqdm bar on stderr, counting lags (each one all anchors at once) toward `total`;
     drawn only when `show` and stderr is a terminal. Into a log (`show`, no terminal) one plain line says
     what is being measured instead, as train's silent phases do, so that a long measurement does not
@@ -600,7 +600,9 @@ def _lag_bar(total: int, anchors: int, show: bool):
 
     from .runs import stderr_is_terminal
     if show and not stderr_is_terminal():
-        print(f"measuring the Jacobian norms: {total} lags at {anchors} anchors...", file=sys.stderr, flush=True)
+        each = f" ({total // scopes} in each of {scopes} scopes: the layers and their stack)" if scopes > 1 else ""
+        print(f"measuring the Jacobian norms: {total} lags{each} at {anchors} anchors...", file=sys.stderr,
+              flush=True)
     return tqdm(total=total, desc=f"jacobian ({anchors} anchors)", unit="lag", leave=False, file=sys.stderr,
                 disable=not (show and stderr_is_terminal()), dynamic_ncols=True,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} lags "
@@ -740,7 +742,7 @@ def lag_curve(model, tokens, max_lag: int = 50, anchors: int = 8, rng=None, *,
     lags = list(range(1, max_lag + 1))
     curves = {}
     flows = {}
-    with _lag_bar(len(scopes) * max_lag, len(t_anchor), progress) as bar:
+    with _lag_bar(len(scopes) * max_lag, len(t_anchor), progress, len(scopes)) as bar:
         for name, scope in scopes.items():
             if len(scopes) > 1:
                 bar.set_postfix_str(f"scope {name}")

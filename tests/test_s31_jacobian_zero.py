@@ -35,3 +35,10 @@ def test_a_gated_cell_with_a_zero_recurrent_matrix_says_so_too():
     assert zero_reason("lstm", 1, [{"i": 0.0, "f": 0.0, "g": 0.0, "o": 0.0}]).startswith(
         "exactly 0 from lag 1: W_hh is 0")
     assert "saturated" in zero_reason("gru", 1, [{"r": 0.0, "z": 1.0, "n": 0.0}])
+
+
+def test_a_stacked_measurement_s_log_line_says_the_lags_per_scope(tmp_path, capsys):
+    assert main(["jacobian", "--init", "orthogonal", "--cell", "gru", "--layers", "2", "--hidden", "8", "--emsize",
+                 "8", "--max-lag", "5", "--anchors", "2", "--tokens", "40", "--out", str(tmp_path / "j.json")]) == 0
+    assert ("measuring the Jacobian norms: 15 lags (5 in each of 3 scopes: the layers and their stack) at 2 "
+            "anchors...") in capsys.readouterr().err
