@@ -548,7 +548,7 @@ class TrainConfig:
     eval_batch_size: int = 10       # streams in validation/test evaluation (pytorch/examples: 10)
     # optimizer and clipping
     optimizer: str = "sgd"          # sgd | momentum | adagrad | adam
-    lr: float | None = None         # None = per optimizer, DEFAULT_LR
+    lr: float | None = None         # None = per optimizer (DEFAULT_LR: sgd 20, momentum 2, adagrad 0.1, adam 0.001)
     momentum: float = 0.9           # momentum coefficient (optimizer momentum)
     nesterov: bool = False          # Nesterov momentum (optimizer momentum)
     beta1: float = 0.9              # Adam's first-moment decay
@@ -557,7 +557,7 @@ class TrainConfig:
     clip_value: float = 0.0         # clip each gradient element to [-x, x]; 0 = off (exclusive with clip_norm)
     omega: float = 0.0              # weight α of the Ω regularizer (Pascanu et al. 2013; rnn only, omega.py); 0 = off
     lr_decay: float = 4.0           # divide lr by this when validation does not improve; 1 = never
-    min_lr: float | None = None     # stop once annealing takes lr below this; None = lr x MIN_LR_FACTOR, 0 = never
+    min_lr: float | None = None     # stop when annealing takes lr below it; None = lr x 1e-6 (MIN_LR_FACTOR), 0 = never
     patience: int = 3               # stop after this many evaluations in a row without improvement; 0 = never
     # budget and reporting
     epochs: int = 40                # passes over the training stream

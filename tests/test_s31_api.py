@@ -256,3 +256,10 @@ def test_a_wrong_recurrent_matrix_is_the_array_named():
     with pytest.raises(ValueError, match=r"^gru_forward: x must be \(T, B, E\) with every size at least 1, got "
                                          r"shape \(0, 2, 4\)$"):
         gru.gru_forward(gru.gru_alloc(T, B, E, H, np.float64), np.zeros((0, B, E)), *args[1:])
+
+
+def test_the_learning_rate_defaults_named_in_help_are_the_ones_used():
+    from rnnlm import config as C
+    doc = C.TrainConfig.__doc__
+    assert "DEFAULT_LR: " + ", ".join(f"{k} {v:g}" for k, v in C.DEFAULT_LR.items()) + ")" in doc
+    assert f"None = lr x {C.MIN_LR_FACTOR:g} (MIN_LR_FACTOR)" in doc
