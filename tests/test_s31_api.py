@@ -262,4 +262,4 @@ def test_the_learning_rate_defaults_named_in_help_are_the_ones_used():
     from rnnlm import config as C
     doc = C.TrainConfig.__doc__
     assert "DEFAULT_LR: " + ", ".join(f"{k} {v:g}" for k, v in C.DEFAULT_LR.items()) + ")" in doc
-    assert f"None = lr x {C.MIN_LR_FACTOR:g} (MIN_LR_FACTOR)" in doc
+    assert f"None = lr x {C.MIN_LR_FACTOR:.0e}".replace("e-06", "e-6") + " (MIN_LR_FACTOR)" in doc
