@@ -309,7 +309,7 @@ def _run_plot(args):
         _note_repeated_inputs(args.inputs)
         if args.bound and not args.flow:
             what += "-bound"        # (with --flow no bound is drawn: the flow figure's name)
-        out = args.out or figure_out(args.inputs, "lag", what)
+        out = args.out or figure_out(args.inputs, "lag", what, default_json="jacobian.json")
         png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
                              scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
         _say_measurement_ages([Path(i) / "jacobian.json" if Path(i).is_dir() else Path(i) for i in args.inputs])
@@ -331,12 +331,13 @@ def _note_repeated_inputs(inputs) -> None:
             seen[read] = item
 
 
-def figure_out(inputs, prefix: str, what: str, stem_in_run: bool = True):
+def figure_out(inputs, prefix: str, what: str, stem_in_run: bool = True, default_json: str | None = None):
     """The default path of a figure (plot lag, plot probe) of `inputs`, beside the first one: in RUN/plots/ for
     a run folder or a JSON file in one, else in runs/plots/. One input: <prefix>-<what>.png for a run folder,
     <json stem>-<prefix>-<what>.png for a JSON file (in a run folder without the stem when not stem_in_run);
     several inputs: a comparison, <prefix>-compare-<compare_key>-<what>.png, named apart from the first
-    input's own figure (which it overwrote)."""
+    input's own figure (which it overwrote). default_json: the name of the JSON a run folder stands for
+    (jacobian.json for plot lag): given by name, it gets the folder's figure, not a second copy."""
     from pathlib import Path
 
     first = Path(inputs[0])
@@ -344,7 +345,8 @@ def figure_out(inputs, prefix: str, what: str, stem_in_run: bool = True):
     if first.is_dir():
         return first / "plots" / f"{stem or prefix + '-' + what}.png"
     if _is_run(first.parent):
-        return first.parent / "plots" / f"{stem or (first.stem + '-' if stem_in_run else '') + prefix + '-' + what}.png"
+        own = stem_in_run and first.name != default_json
+        return first.parent / "plots" / f"{stem or (first.stem + '-' if own else '') + prefix + '-' + what}.png"
     return Path("runs") / "plots" / f"{stem or first.stem + '-' + prefix + '-' + what}.png"
 
 

@@ -455,7 +455,7 @@ def test_commands_that_read_a_run_leave_the_current_folder_empty(tmp_path_factor
         assert main(argv) == 0, argv
         assert os.listdir(cwd) == [], (argv, os.listdir(cwd))
     assert (run / "jacobian.json").exists() and (run / "plots" / "lag-auto-spectral-layer0.png").exists()
-    assert (run / "plots" / "jacobian-lag-auto-spectral-layer0-bound.png").exists()     # (--bound)
+    assert (run / "plots" / "lag-auto-spectral-layer0-bound.png").exists()     # (--bound; jacobian.json is the run)
     assert (tracked / "plots" / "training.png").exists()
     assert (run / "plots" / "probe-agreement.png").exists() and (run / "plots" / "probe-context.png").exists()
     reads_no_run = [
