@@ -495,7 +495,8 @@ def draw_probe(json_paths, title=None):
         ax.set_ylabel("loss increase at the target (nats)")
         done = {"shuffle": "shuffled", "replace": "replaced by random words", "drop": "dropped"}
         # two lines, broken between the phrases: wrapped at the width, "effective" and "context)" parted
-        default = (f"Context usage: context beyond d {done.get(first.get('mode'), first.get('mode'))}\n"
+        modes = list(dict.fromkeys(str(done.get(r.get("mode"), r.get("mode"))) for _, r in results))
+        default = (f"Context usage: context beyond d {' or '.join(modes)}\n"
                    "(95% bootstrap band; dotted: effective context)")
         behind = (f"{_joined(r.get('n_targets', '?') for _, r in results)} targets, "
                   f"window {_joined(r.get('window', '?') for _, r in results)}, probe seed {seeds}")
