@@ -348,10 +348,14 @@ def refuse_sweep_folder(folder, resume: bool = False) -> None:
 def _record_resume_settings(folder: Path, info: dict) -> None:
     """config.json's training settings set to the resumed session's where a resume may change them
     (`resume_changes`), so that it holds the settings the run goes on with and a later plain --resume keeps
-    them; the rest stays as written."""
+    them, and its "out" set to this folder (a run folder copied elsewhere named the original's); the rest
+    stays as written."""
     from .fileio import atomic_write_json
     saved = read_run_config(folder)
     changed = resume_changes(saved, info.get("train", {}))
+    out = info.get("train", {}).get("out")
+    if out is not None and saved.get("train", {}).get("out") != out:
+        changed["out"] = out        # a copied run folder: it is where this run is written now
     if changed:
         atomic_write_json(folder / CONFIG, {**saved, "train": {**saved.get("train", {}), **changed}})
 

@@ -130,3 +130,14 @@ def test_a_context_figure_of_two_modes_names_both_in_its_title(tmp_path):
     assert fig.axes[0].get_title().split("\n")[0] == ("Context usage: context beyond d replaced by random words or "
                                                       "shuffled")
     plt.close(fig)
+
+
+def test_a_resumed_copy_of_a_run_records_its_own_folder(text, tmp_path):
+    import shutil
+    train(tiny(text, tmp_path / "a", max_steps=2))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["out"] == str(tmp_path / "a")
+    train(resume_config(tmp_path / "b", {"max_steps": 3}), resume=tmp_path / "b")
+    info = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert info["train"]["out"] == str(tmp_path / "b") and info["train"]["max_steps"] == 3
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["out"] == str(tmp_path / "a")
