@@ -782,6 +782,18 @@ def check_agreement_vocab(feature: str, stoi, max_vocab: int | None = None) -> N
                     f"{feature} agreement templates need: {short}; {', or '.join(fixes)}")
 
 
+def _open(said, run, checkpoint: str, batch_size: int, n: int, out, name: str) -> tuple:
+    """The probe commands' opening: the run's model (_load), the JSON to write (`out`, else <name>.json
+    beside the run), watched for a Ctrl-C's line (`said`) and checked writable before the measurement.
+    Returns (run, model, vocab, info, meta, out, given) with `given` the caller's --out or None."""
+    run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
+    given = out or None
+    out = Path(out) if out else _default_out(run, name)
+    said.watch(out)
+    check_writable(out)     # a read-only run folder: said before the measurement
+    return run, model, vocab, info, meta, out, given
+
+
 def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, checkpoint: str,
                   batch_size: int, out=None) -> tuple[dict, Path]:
     """`probe agreement RUN`: the result (format_agreement prints it), written as JSON to `out`
@@ -790,11 +802,8 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
     Python arguments. A Ctrl-C or SIGTERM raises on with the CLI's one line in `exc.line`
     (fileio.stop_says_what_is_kept: the JSON is written atomically, whole or not at all)."""
     with stop_says_what_is_kept("the agreement probe") as said:     # Ctrl-C: one line says what is kept
-        run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
-        given = out or None
-        out = Path(out) if out else _default_out(run, f"probe-agreement-{feature}")
-        said.watch(out)
-        check_writable(out)     # a read-only run folder: said before the measurement
+        run, model, vocab, info, meta, out, given = _open(said, run, checkpoint, batch_size, n, out,
+                                                          f"probe-agreement-{feature}")
         check_agreement_vocab(feature, vocab.stoi,      # (then what the vocabulary lacks: also before it)
                               ((info.get("train") or {}).get("data") or {}).get("max_vocab"))
         res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True),
@@ -815,11 +824,8 @@ def run_context(run, *, split: str, distances: str, mode: str, n_targets: int, w
     check_context_args(sys.maxsize, parse_distances(distances, flags=True), mode, window, n_targets, batch_size,
                        flags=True)
     with stop_says_what_is_kept("the context probe") as said:     # Ctrl-C: one line says what is kept
-        run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n_targets)
-        given = out or None
-        out = Path(out) if out else _default_out(run, f"probe-context-{mode}")
-        said.watch(out)
-        check_writable(out)     # a read-only run folder: said before the measurement
+        run, model, vocab, info, meta, out, given = _open(said, run, checkpoint, batch_size, n_targets, out,
+                                                          f"probe-context-{mode}")
         stream = _split_stream(info, vocab, split)
         ds = check_context_args(len(stream), parse_distances(distances, flags=True), mode, window, n_targets,
                                 batch_size, flags=True)     # in the command's flags, before context_usage's check
