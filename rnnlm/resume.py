@@ -193,8 +193,9 @@ def refuse_edited_model(folder: Path, ck) -> None:
 
 # settings a config.json may hold otherwise than its checkpoint: what a resume may change (recorded in
 # config.json when its start-up is over, in the checkpoint at its next save), where the run is written,
-# and where its corpus is looked up
-_MAY_DIFFER = set(RESUME_OVERRIDABLE) | {"out", "corpora_dir", "use_cache"}
+# and where its corpus is looked up (a moved corpus: "corpus" may name it at its new path, or by its
+# catalog name; its contents are held to the run's by checksum in runs.resume_checkpoint)
+_MAY_DIFFER = set(RESUME_OVERRIDABLE) | {"out", "corpora_dir", "use_cache", "corpus"}
 
 
 def _refuse_edited_training(folder: Path, ck, info: dict) -> None:
