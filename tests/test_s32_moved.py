@@ -1,0 +1,43 @@
+"""A run whose corpus was moved (config.json's "corpus" edited to its new place) still resumes: the path
+is where the text is looked up, and the checksum, not the path, says whether it is the same text. A
+config.json pointed at other text is refused by that checksum, and nothing in the run is changed."""
+import json
+import shutil
+
+import pytest
+
+from rnnlm.errors import UserError
+from rnnlm.runs import resume_config
+from rnnlm.train import train
+
+from test_train import tiny
+
+
+def _point_at(run, corpus):
+    info = json.loads((run / "config.json").read_text())
+    info["train"]["data"]["corpus"] = str(corpus)
+    (run / "config.json").write_text(json.dumps(info))
+
+
+def test_a_run_whose_corpus_moved_resumes_from_its_new_place(text, tmp_path):
+    moved = tmp_path / "elsewhere" / text.name
+    moved.parent.mkdir()
+    shutil.copyfile(text, moved)
+    run = tmp_path / "r"
+    first = train(tiny(text, run, max_steps=2))
+    _point_at(run, moved)
+    s = train(resume_config(run, {"max_steps": 4}), resume=run)
+    assert s["steps"] == 4 and first["steps"] == 2
+    assert json.loads((run / "config.json").read_text())["train"]["data"]["corpus"] == str(moved)
+
+
+def test_a_config_json_pointed_at_other_text_is_refused_by_its_checksum(text, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text(text.read_text(encoding="utf-8")[:-2000], encoding="utf-8")
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    _point_at(run, other)
+    before = (run / "model.npz").read_bytes()
+    with pytest.raises(UserError, match=r"the corpus or tokenizer changed since .* was trained \(checksum differs\)"):
+        train(resume_config(run, {"max_steps": 4}), resume=run)
+    assert (run / "model.npz").read_bytes() == before
