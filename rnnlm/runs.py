@@ -199,20 +199,39 @@ def lock_folder(folder, name: str, busy: str, holder=None):
     folder.mkdir(parents=True, exist_ok=True)     # an OSError is one line in cli.main (errors.describe_os_error)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give --out a folder path")
-    lock = _pid_lock_class()(str(folder / name), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        who = (holder or lock_holder)(folder / name) or "it"
-        raise UserError(f"{folder} {busy} ({who} holds {folder / name}); "
-                        "wait for it to end or use another --out") from None
-    except OSError as exc:
-        raise UserError(f"cannot lock the folder {folder}: {exc.strerror or exc}") from None
+    for _ in range(5):
+        lock = _pid_lock_class()(str(folder / name), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            who = (holder or lock_holder)(folder / name) or "it"
+            raise UserError(f"{folder} {busy} ({who} holds {folder / name}); "
+                            "wait for it to end or use another --out") from None
+        except OSError as exc:
+            raise UserError(f"cannot lock the folder {folder}: {exc.strerror or exc}") from None
+        if _still_named(lock, folder / name):
+            break
+        lock.release()      # a lock on a file removed meanwhile (a start-up given up): take the new one
+    else:
+        raise UserError(f"cannot lock the folder {folder}: its {name} keeps being removed; "
+                        "wait for the other process to end or use another --out")
     try:
         (folder / name).write_text(f"{os.getpid()}\n", encoding="ascii")
     except OSError:
         pass                    # (the refusal then says "it")
     return lock
+
+
+def _still_named(lock, path: Path) -> bool:
+    """Whether `path` still names the file `lock` holds. A process that opened the lock file just before
+    its holder removed it (train's start-up giving up a folder it created) locks the removed file once the
+    holder lets go, while the next process creates and locks a new one: two holders. filelock's newest
+    versions recheck this themselves; this package accepts older ones."""
+    fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path)) if isinstance(fd, int) else path.exists()
+    except OSError:
+        return False
 
 
 @functools.lru_cache(maxsize=None)

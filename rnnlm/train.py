@@ -196,17 +196,28 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
 
 def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
     """Release a folder taken by train() that failed before writing anything; the folders that did
-    not exist before (from `folder` up to `new`, fileio.first_new_folder's) are removed again, so that a refused or
-    mistaken command leaves nothing behind. lock None: a signal came before the folder was locked."""
+    not exist before (from `folder` up to `new`, fileio.first_new_folder's) are removed again, so that a
+    refused or mistaken command leaves nothing behind. lock None: a signal came before the folder was
+    locked, and another process may have created and locked it meanwhile (both saw it missing): its lock
+    file is removed only under a lock of our own, never from under its holder, and while held (a file
+    removed after the release could be locked by a third process as a second, new one is)."""
     from .runs import LOCK
-    if lock is not None:
-        lock.release()
-    if new is None:
+    if new is None:     # the folder existed before: its lock file stays (emptied on release)
+        if lock is not None:
+            lock.release()
         return
+    if lock is None and (folder / LOCK).exists():
+        try:
+            lock = lock_run(folder)
+        except UserError:
+            return          # another process's folder now
     try:
         (folder / LOCK).unlink(missing_ok=True)
     except OSError:
-        return
+        new = None          # (the folder is then not empty: nothing to remove)
+    finally:
+        if lock is not None:
+            lock.release()
     remove_new_folders(folder, new)
 
 
