@@ -73,6 +73,21 @@ def check_probability(p, name: str, where: str, none_ok: bool = False) -> None:
                          f"got {p!r}")
 
 
+def check_alloc(where: str, T, B, E, H, dtype) -> np.dtype:
+    """The sizes of a cell's cache allocation (rnn_alloc, lstm_alloc, gru_alloc) checked before NumPy sees them:
+    TypeError unless T, B, E, H are integers and dtype a float dtype (the kernels are compiled for float32
+    and float64), ValueError when a size is below 1. Returns np.dtype(dtype)."""
+    for name, n in (("T", T), ("B", B), ("E", E), ("H", H)):
+        check_int(n, name, where, lo=1)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{where}: dtype must be np.float32 or np.float64, got {dtype!r}")
+    return dt
+
+
 def check_kernel_arrays(where: str, dtype, arrays: dict) -> None:
     """A cell kernel's arrays checked before Numba sees them (a wrong dtype is otherwise a 90-line TypingError,
     a wrong shape a reshape error from inside): TypeError for a value that is not a numpy array, ValueError

@@ -32,7 +32,7 @@ from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
-from .argcheck import check_kernel_arrays, kernel_sizes
+from .argcheck import check_alloc, check_kernel_arrays, kernel_sizes
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
@@ -46,7 +46,9 @@ class GRUCache(NamedTuple):
 
 
 def gru_alloc(T, B, E, H, dtype) -> GRUCache:
-    """Empty cache buffers (x is filled in by gru_forward)."""
+    """Empty cache buffers (x is filled in by gru_forward) for T steps of B sequences, E inputs and H hidden
+    units in `dtype` (np.float32 or np.float64); TypeError or ValueError (argcheck.check_alloc) otherwise."""
+    dtype = check_alloc("gru_alloc", T, B, E, H, dtype)
     return GRUCache(None, np.empty((T, B, 3 * H), dtype), np.empty((T, B, 3 * H), dtype),
                     np.empty((T, B, H), dtype), np.empty((T + 1, B, H), dtype))
 

@@ -31,7 +31,7 @@ from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
-from .argcheck import check_kernel_arrays, kernel_sizes
+from .argcheck import check_alloc, check_kernel_arrays, kernel_sizes
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
@@ -46,7 +46,9 @@ class LSTMCache(NamedTuple):
 
 
 def lstm_alloc(T, B, E, H, dtype) -> LSTMCache:
-    """Empty cache buffers (x is filled in by lstm_forward)."""
+    """Empty cache buffers (x is filled in by lstm_forward) for T steps of B sequences, E inputs and H hidden
+    units in `dtype` (np.float32 or np.float64); TypeError or ValueError (argcheck.check_alloc) otherwise."""
+    dtype = check_alloc("lstm_alloc", T, B, E, H, dtype)
     return LSTMCache(None, np.empty((T, B, 4 * H), dtype), np.empty((T, B, 4 * H), dtype),
                      np.empty((T + 1, B, H), dtype), np.empty((T, B, H), dtype),
                      np.empty((T + 1, B, H), dtype))

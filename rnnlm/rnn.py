@@ -27,7 +27,7 @@ from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
 from .activations import _act_inplace, _dact, fprime, parse_activation
-from .argcheck import check_kernel_arrays, kernel_sizes
+from .argcheck import check_alloc, check_kernel_arrays, kernel_sizes
 from .layers import recurrent_affine_backward
 
 
@@ -38,7 +38,9 @@ class RNNCache(NamedTuple):
 
 
 def rnn_alloc(T, B, E, H, dtype) -> RNNCache:
-    """Empty cache buffers (x is filled in by rnn_forward)."""
+    """Empty cache buffers (x is filled in by rnn_forward) for T steps of B sequences, E inputs and H hidden
+    units in `dtype` (np.float32 or np.float64); TypeError or ValueError (argcheck.check_alloc) otherwise."""
+    dtype = check_alloc("rnn_alloc", T, B, E, H, dtype)
     return RNNCache(None, np.empty((T, B, H), dtype), np.empty((T + 1, B, H), dtype))
 
 

@@ -45,8 +45,12 @@ BEST = "best.npz"
 
 
 def ppl(loss: float) -> float:
-    """Perplexity e^loss of a cross-entropy in nats/token (inf instead of an overflow)."""
-    return math.exp(loss) if loss < 700 else math.inf
+    """Perplexity e^loss of a cross-entropy in nats/token (inf where e^loss overflows float64, from a
+    loss of ~709.78 nats on; NaN for a NaN loss)."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
 
 
 def fmt_ppl(x, digits: int = 2) -> str:

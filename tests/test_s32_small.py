@@ -1,0 +1,31 @@
+"""Small API findings: a perplexity is e^loss up to float64's end (~709.78 nats), not only below 700; a
+cell's cache allocation says which size or dtype is wrong instead of NumPy's error from inside."""
+import math
+
+import numpy as np
+import pytest
+
+from rnnlm.gru import gru_alloc
+from rnnlm.lstm import lstm_alloc
+from rnnlm.rnn import rnn_alloc
+from rnnlm.runs import fmt_ppl, ppl
+
+
+def test_a_perplexity_is_e_to_the_loss_until_float64_overflows():
+    assert ppl(705.0) == pytest.approx(math.exp(705.0), rel=1e-15)
+    assert fmt_ppl(ppl(709.7)) == "1.65e+308"
+    assert ppl(709.8) == math.inf and ppl(math.inf) == math.inf
+    assert math.isnan(ppl(math.nan)) and ppl(math.log(141.19)) == pytest.approx(141.19)
+
+
+@pytest.mark.parametrize("alloc, name", [(rnn_alloc, "rnn_alloc"), (lstm_alloc, "lstm_alloc"),
+                                         (gru_alloc, "gru_alloc")])
+def test_a_cache_allocation_names_the_wrong_size_or_dtype(alloc, name):
+    with pytest.raises(TypeError, match=rf"^{name}: T must be an int >= 1, got 3.0 \(float\)$"):
+        alloc(3.0, 2, 4, 5, np.float64)
+    with pytest.raises(ValueError, match=rf"^{name}: H must be an int >= 1, got -1$"):
+        alloc(3, 2, 4, -1, np.float64)
+    with pytest.raises(TypeError, match=rf"^{name}: dtype must be np.float32 or np.float64, got <class 'int'>$"):
+        alloc(3, 2, 4, 5, int)
+    cache = alloc(np.int64(3), 2, 4, 5, "float32")
+    assert cache.h.shape == (4, 2, 5) and cache.h.dtype == np.float32
