@@ -129,6 +129,9 @@ def _add_plot_probe(plot_sub):
                         "in one, as every figure of a run; else runs/plots/<json name>-probe-<kind>.png; several "
                         "inputs: probe-compare-<their names>-<kind>.png there, with a hash when two names are "
                         "the same)")
+    q.add_argument("--labels", default=None,
+                   help="comma-separated legend labels, one per curve (per probe JSON, in the order given; "
+                        "a run folder gives one per probe-<kind>*.json it holds, sorted by name)")
     q.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     return q
 
@@ -138,10 +141,12 @@ def _run_plot_probe(args):
     from .probes import find_probe_results
     paths = find_probe_results(args.inputs, args.kind)
     kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
+    labels = _labels(args.labels, len(paths), "probe results")
+    _note_repeated_inputs(args.inputs, lambda item: find_probe_results([item], args.kind))
     # RUN/plots/, as every figure of a run (earlier versions wrote RUN/probe-<kind>.png); several inputs:
     # probe-compare-..., apart from the first run's own figure (which it overwrote)
     out = args.out or figure_out(args.inputs, "probe", kind, stem_in_run=False)
-    png = plot_probe(paths, out, title=args.title)
+    png = plot_probe(paths, out, title=args.title, labels=labels)
     _say_measurement_ages(paths)
     return _print_figure(png)
 
@@ -305,8 +310,9 @@ def _run_plot(args):
         png = plotruns.plot_lag_over_training(first, out, quantity=args.quantity, norm=args.norm,
                                               title=args.title, flow=args.flow)
     else:
-        labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
-        _note_repeated_inputs(args.inputs)
+        labels = _labels(args.labels, len(args.inputs), "inputs")
+        _note_repeated_inputs(args.inputs, lambda item: [Path(item) / "jacobian.json" if Path(item).is_dir()
+                                                         else Path(item)])
         if args.bound and not args.flow:
             what += "-bound"        # (with --flow no bound is drawn: the flow figure's name)
         out = args.out or figure_out(args.inputs, "lag", what, default_json="jacobian.json")
@@ -316,19 +322,32 @@ def _run_plot(args):
     return _print_figure(png)
 
 
-def _note_repeated_inputs(inputs) -> None:
-    """One line on stderr per input given more than once (a run folder and its own jacobian.json count as
-    one): its curve is drawn twice, on top of itself."""
+def _labels(given: str | None, curves: int, what: str) -> list[str] | None:
+    """--labels split at its commas (None when not given); a UserError unless there is one per curve."""
+    if given is None:
+        return None
+    labels = [s.strip() for s in given.split(",")]
+    if len(labels) != curves or not all(labels):
+        raise UserError(f"--labels gives {len(labels)} label{'s' if len(labels) != 1 else ''} "
+                        f"{'(one empty) ' if not all(labels) else ''}for {curves} curve{'s' if curves != 1 else ''} "
+                        f"({curves} {what}); give one non-empty label per curve, separated by commas")
+    return labels
+
+
+def _note_repeated_inputs(inputs, read) -> None:
+    """One line on stderr per input given more than once (a run folder and the JSON it holds count as one):
+    its curve is drawn twice, on top of itself. read(input) -> the files it is drawn from."""
     import sys
     from pathlib import Path
-    seen = {}
+    seen, said = {}, set()
     for item in inputs:
-        p = Path(item).resolve()
-        read = p / "jacobian.json" if p.is_dir() else p
-        if read in seen:
-            print(f"note: {item} is the same input as {seen[read]}: its curve is drawn twice", file=sys.stderr)
-        else:
-            seen[read] = item
+        for path in read(item):
+            p = Path(path).resolve()
+            if p not in seen:
+                seen[p] = item
+            elif (item, seen[p]) not in said:      # (a run folder given twice: one line, not one per file)
+                said.add((item, seen[p]))
+                print(f"note: {item} is the same input as {seen[p]}: its curve is drawn twice", file=sys.stderr)
 
 
 def figure_out(inputs, prefix: str, what: str, stem_in_run: bool = True, default_json: str | None = None):

@@ -437,18 +437,21 @@ def _probe_model(path: Path, r: dict) -> dict:
     return {**cfg, "clip": clip_label(cfg)}
 
 
-def draw_probe(json_paths, title=None):
+def draw_probe(json_paths, title=None, labels=None):
     """The figure of `plot_probe`, unsaved: returns the matplotlib Figure."""
     plt = _pyplot()
     kind, results = read_probes(json_paths)
+    if labels is not None and len(labels) != len(results):
+        raise UserError(f"{len(labels)} labels for {len(results)} curves")
 
     # What tells the curves apart besides cell and run: the context mode or the agreement feature.
     variant = "feature" if kind == "agreement" else "mode"
     show_variant = len({r.get(variant) for _, r in results}) > 1
     fig, ax = plt.subplots(figsize=(7.5, 5.4))
-    for path, r in results:
+    for i, (path, r) in enumerate(results):
         run = Path(r.get("run") or path.parent).name
-        label = f"{r.get('cell') or '?'} ({run}{', ' + str(r.get(variant)) if show_variant else ''})"
+        label = labels[i] if labels is not None else \
+            f"{r.get('cell') or '?'} ({run}{', ' + str(r.get(variant)) if show_variant else ''})"
         if kind == "agreement":
             bins = r["by_distance"]
             x = [b["distance"] for b in bins]
@@ -509,16 +512,17 @@ def draw_probe(json_paths, title=None):
     return fig
 
 
-def plot_probe(json_paths, out, title=None):
+def plot_probe(json_paths, out, title=None, labels=None):
     """Agreement accuracy or context-loss increase against distance, one curve per probe JSON.
 
     json_paths: files written by `probe agreement` or `probe context` (all of
     one kind). Agreement: accuracy with its Wilson 95% band and a chance line
     at 0.5. Context: mean loss increase with its bootstrap 95% band, a zero
     line, log-scaled d, and a dotted mark at each curve's effective context.
-    Curves are labelled by cell and run. Writes OUT.png and OUT.svg; returns the PNG path.
+    Curves are labelled by cell and run, or by `labels` (one per JSON; else a
+    UserError). Writes OUT.png and OUT.svg; returns the PNG path.
     """
-    return _save(draw_probe(json_paths, title=title), out)
+    return _save(draw_probe(json_paths, title=title, labels=labels), out)
 
 
 # ---------------------------------------------------------------- demo figures
