@@ -241,6 +241,11 @@ def test_cli_sweep_run_summarize_and_plot(text, tmp_path, capsys):
     assert len(rows) == 4 and all(r["status"] == "done" and r["steps"] == 6 for r in rows)
     assert all(r["lag_max_lag"] > 0 and r["lag_median_lag1"] > 0 for r in rows)
     assert (out / "cell=gru,recurrent_scale=2" / "jacobian.json").exists()
+    for r in rows:      # the checkpoint measured and its step (the step of its best validation), as `jacobian` records
+        meta = json.loads((out / r["name"] / "jacobian.json").read_text())["meta"]
+        best = [e for e in map(json.loads, (out / r["name"] / "metrics.jsonl").read_text().splitlines())
+                if e["type"] == "eval" and e.get("split") == "valid" and e.get("best")][-1]
+        assert meta["checkpoint"] == "best.npz" and meta["checkpoint_step"] == best["step"] in (3, 6), (meta, best)
     assert "| cell=rnn,recurrent_scale=0.5 | rnn | 0.5 | done |" in printed
     assert (out / "summary.md").read_text() in printed + "\n"
     assert (out / "sweep-best_val_ppl-vs-recurrent_scale-by-cell.png").exists()

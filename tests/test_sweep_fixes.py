@@ -133,6 +133,8 @@ def test_measure_agreement_probes_a_sintetico_job_and_is_not_applicable_elsewher
     assert sin["agreement_ci"][0] <= sin["agreement_accuracy"] <= sin["agreement_ci"][1]
     probe = json.loads((out / sin["name"] / "probe-agreement-number.json").read_text())
     assert probe["probe"] == "agreement" and probe["overall"]["n"] == sin["agreement_pairs"]
+    # 3 steps, no validation before the end: the best model is the one validated at step 3
+    assert probe["checkpoint"] == "best.npz" and probe["checkpoint_step"] == 3
     assert mach["agreement"].startswith("not applicable: the probe's sentences use the sintetico grammar")
     assert "agreement_accuracy" not in mach and not (out / mach["name"] / "probe-agreement-number.json").exists()
     # the table shows the accuracy, "n/a" where it does not apply, and why
