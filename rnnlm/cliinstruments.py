@@ -153,11 +153,11 @@ def _run_plot_probe(args):
 
 def _say_measurement_ages(files) -> None:
     """One note on stderr per measurement JSON (a lag curve, a probe result) older than the checkpoint it
-    measured is now (runs.measurement_age_note: the run was resumed and trained since), each file once."""
+    measured is now (measured.measurement_age_note: the run was resumed and trained since), each file once."""
     import sys
     from pathlib import Path
 
-    from .runs import measurement_age_note
+    from .measured import measurement_age_note
     seen = set()
     for f in files:
         if Path(f).resolve() in seen:

@@ -215,7 +215,8 @@ def _text_stream_notes(r: dict, asked: int | None) -> list[str]:
 
 
 def _run_evaluate(args):
-    from .runs import fmt_ppl_of, run_evaluate
+    from .evaluate import run_evaluate
+    from .runs import fmt_ppl_of
     if args.text is not None and args.split is not None:
         raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
     refuse_checkpoint_of_a_file(args.run, args.checkpoint)

@@ -45,7 +45,7 @@ ON_NONFINITE = ("stop", "skip")
 SPLITS = ("train", "valid", "test")
 CHECKPOINTS = ("best", "latest")
 # The probe command's defaults, per probe (its flags read them; so does the advice that reruns a probe,
-# runs.measurement_age_note, which writes only the settings that differ from them)
+# measured.measurement_age_note, which writes only the settings that differ from them)
 PROBE_DEFAULTS = {"agreement": {"distances": "1..40", "n": 500, "seed": 0},
                   "context": {"split": "test", "distances": "1,2,5,10,20,50,100,200", "n_targets": 500,
                               "window": 300, "seed": 0}}

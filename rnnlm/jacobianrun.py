@@ -219,7 +219,7 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
     import sys
 
     from .fileio import stop_says_what_is_kept
-    from .runs import replaced_note
+    from .measured import replaced_note
 
     with stop_says_what_is_kept("the Jacobian measurement") as said:     # Ctrl-C: says what is kept
         config.validate()
@@ -227,7 +227,8 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
             model, ids, text = _init_model(config, fallback=corpus_fallback)
             source, extra = "init", {}
         else:
-            from .runs import load_model, run_text_ids
+            from .evaluate import run_text_ids
+            from .runs import load_model
             model, vocab, info, path = load_model(config.run, config.checkpoint)
             ids = run_text_ids(info, vocab, split=config.split, text=config.text)
             ids, text = ids["ids"], ids["source"]

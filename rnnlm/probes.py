@@ -576,9 +576,9 @@ _MEASURED_BY = {
 
 def _write_result(out: Path, res: dict, default_out: bool) -> None:
     """Write a probe's result; at its default path, first the note (stderr) that it replaces a measurement
-    of other settings there (runs.replaced_note, as the jacobian command says it)."""
+    of other settings there (measured.replaced_note, as the jacobian command says it)."""
     if default_out:
-        from .runs import replaced_note
+        from .measured import replaced_note
         note = replaced_note(out, res, _MEASURED_BY[res["probe"]])
         if note:
             print(note, file=sys.stderr, flush=True)
@@ -859,6 +859,6 @@ def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:
 
 def _split_stream(info: dict, vocab, split: str) -> np.ndarray:
     """The run's own held-out split, refusing a corpus that changed since training."""
-    from .runs import run_text_ids
+    from .evaluate import run_text_ids
 
     return run_text_ids(info, vocab, split=split)["ids"]

@@ -11,13 +11,18 @@ A run folder holds
     model.npz       the latest checkpoint, with optimizer and loop state: what a resume reads
     best.npz        the model of the best validation loss so far (no optimizer state)
     .train.lock     the OS lock a training process holds for its whole life (filelock):
-                    a second writer is refused; readers never take it
+                    a second writer is refused; readers never take it (folderlock.py)
 
 (checkpoint.py describes the arrays inside the two .npz files.) `Run` is the
-folder as a training session writes it; `load_model`, `read_run_config`,
-`resume_config`, `run_evaluate` and `run_text_ids` read it back. Instruments
-(jacobian, probes, plots, plotruns, the demos) read runs through this module; they never
-import the training loop.
+folder as a training session writes it; `load_model`, `read_run_config` and
+`resume_config` read it back. Instruments (jacobian, probes, plots, plotruns, the
+demos) read runs through this module; they never import the training loop.
+The parts of a run folder's life that are ideas of their own live beside it:
+folderlock.py holds the folder's lock (`lock_run`, `lock_holder`),
+evaluate.py evaluates a run's model (`run_evaluate`, `run_text_ids`,
+`evaluate_stream`) and measured.py says when a measurement's JSON is older
+than the checkpoint it measured or replaces another (`measurement_age_note`,
+`replaced_note`).
 
 The one thing to know before editing: a resume starts from model.npz, so
 reopening a run drops every metrics event logged after that checkpoint's step
@@ -28,13 +33,11 @@ time (the CLI's `--help` imports it through train.py).
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
 from pathlib import Path
 
-from .errors import UserError, and_list, command, plural
+from .errors import UserError, and_list, plural
 
 CONFIG = "config.json"
 LOCK = ".train.lock"
@@ -172,109 +175,6 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 # ---------------------------------------------------------------- a run being written
-
-
-def lock_run(folder):
-    """Hold the run folder's OS lock (RUN/.train.lock) for one training process; a filelock.FileLock.
-
-    Created with the folder if needed. The kernel releases the lock when the
-    process dies (kill -9 included), so a stale lock cannot block a later run.
-    A folder locked by another process is a UserError (one line): two writers
-    would clobber each other's checkpoints. Readers (evaluate, generate, plot)
-    never take the lock. Release it with `.release()` (Run.close does).
-    """
-    return lock_folder(folder, LOCK, "is being trained by another process")
-
-
-def lock_folder(folder, name: str, busy: str, holder=None):
-    """Hold the OS lock folder/name (a filelock.FileLock, taken without waiting) for this process.
-
-    The mechanism of `lock_run`, for any folder that one process at a time may
-    write (sweep.lock_sweep uses it too). Created with the folder if needed;
-    the kernel releases it when the process dies. The holder writes its pid
-    into the lock file (filelock >= 4 opens it without truncating, so a
-    refused opener leaves it there) and empties it on release. Held by
-    another process: a UserError "FOLDER <busy> (<who> holds FOLDER/name);
-    wait for it to end or use another --out", where who is holder(lock path)
-    (default `lock_holder`: "pid 123") when that names the holder, else "it".
-    """
-    from filelock import Timeout
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)     # an OSError is one line in cli.main (errors.describe_os_error)
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder; give --out a folder path")
-    for _ in range(5):
-        lock = _pid_lock_class()(str(folder / name), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            who = (holder or lock_holder)(folder / name) or "it"
-            raise UserError(f"{folder} {busy} ({who} holds {folder / name}); "
-                            "wait for it to end or use another --out") from None
-        except OSError as exc:
-            raise UserError(f"cannot lock the folder {folder}: {exc.strerror or exc}") from None
-        if _still_named(lock, folder / name):
-            break
-        lock.release()      # a lock on a file removed meanwhile (a start-up given up): take the new one
-    else:
-        raise UserError(f"cannot lock the folder {folder}: its {name} keeps being removed; "
-                        "wait for the other process to end or use another --out")
-    try:
-        (folder / name).write_text(f"{os.getpid()}\n", encoding="ascii")
-    except OSError:
-        pass                    # (the refusal then says "it")
-    return lock
-
-
-def _still_named(lock, path: Path) -> bool:
-    """Whether `path` still names the file `lock` holds. A process that opened the lock file just before
-    its holder removed it (train's start-up giving up a folder it created) locks the removed file once the
-    holder lets go, while the next process creates and locks a new one: two holders. filelock's newest
-    versions recheck this themselves; this package accepts older ones."""
-    fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
-    try:
-        return os.path.samestat(os.fstat(fd), os.stat(path)) if isinstance(fd, int) else path.exists()
-    except OSError:
-        return False
-
-
-@functools.lru_cache(maxsize=None)
-def _pid_lock_class():
-    """filelock.FileLock whose file, holding the holder's pid (lock_folder writes it), is emptied on release.
-    Made on first use: importing filelock costs the CLI's --help 35 ms."""
-    from filelock import FileLock
-
-    class PidLock(FileLock):
-        # The emptied lock file stays in the folder when the lock is released: it is not removed. Removing
-        # it is not safe. Another process (a second `train --resume`, a sweep worker) may have opened the
-        # same path just before and be waiting on its lock; it then takes the lock on the removed file
-        # while a third process creates a new file at the path and locks that one, and two writers share
-        # the folder. filelock keeps its Unix lock file in place on release for this reason ("the file
-        # stays in place so waiters share the same inode"); its newest versions recheck that the file
-        # they locked still has a name, but this package accepts filelock >= 4.0, and a process holding
-        # an older one would not. An empty .train.lock (or .sweep.lock) is therefore no content: nothing
-        # counts it as a run (refuse_taken, not_a_run_folder and the plots look for config.json,
-        # metrics.jsonl and the checkpoints), lock_holder names nobody from it, and the next run takes it.
-        def release(self, force: bool = False) -> None:
-            if self.is_locked and (force or self.lock_counter == 1):
-                try:
-                    os.truncate(self.lock_file, 0)     # (never creates it: a caller may have removed it)
-                except OSError:
-                    pass
-            super().release(force)
-    return PidLock
-
-
-def lock_holder(path) -> str | None:
-    """'pid N' of the process that holds the lock file `path` (lock_folder's holder writes its pid there), or
-    None when it names none (or, on POSIX, a process that is gone)."""
-    try:
-        pid = int(Path(path).read_text(encoding="ascii").strip())
-        if os.name == "posix":
-            os.kill(pid, 0)     # signal 0: only whether it exists (on Windows os.kill would end it)
-    except (OSError, ValueError):
-        return None
-    return f"pid {pid}"
 
 
 def remove_stale_temp_files(folder) -> list[str]:
@@ -423,7 +323,7 @@ class Run:
 
     info: what config.json holds (saved again inside every checkpoint as meta.config);
     vocab: Vocab.to_json(). Open one with `Run.create` (a new run) or `Run.reopen` (a resume,
-    after `resume_checkpoint`), holding the folder's lock (`lock_run`), which `close` releases.
+    after `resume_checkpoint`), holding the folder's lock (`folderlock.lock_run`), which `close` releases.
     """
 
     def __init__(self, folder, info: dict, vocab: dict, lock=None):
@@ -690,162 +590,7 @@ def _corrupt_advice(exc, run: Path, path: Path) -> UserError:
     return UserError(f"{exc}; --checkpoint {flag} reads the run's {what} ({other.name}) instead")
 
 
-# ---------------------------------------------------------------- evaluating a run
-
-
-def _measured_checkpoint(json_path: Path, recorded) -> Path | None:
-    """The checkpoint file a measurement's JSON says it read (`recorded`, as the command was given it), as it
-    is found now: the file of that name beside the JSON when the JSON sits in a run folder (the folder may
-    have moved or been copied since, or the command have run from another folder; None when that folder has
-    no such file), else the recorded path (None when it is not there)."""
-    if not isinstance(recorded, str) or not recorded.endswith(".npz"):
-        return None         # a fresh model ("init"), a sweep job's "N validation tokens", nothing recorded
-    if (json_path.parent / CONFIG).is_file():
-        # a run folder's measurement is of that folder's checkpoint, wherever it was measured (a copied
-        # folder's JSON records the original's path): never the recorded one elsewhere
-        beside = json_path.parent / Path(recorded).name
-        return beside if beside.is_file() else None
-    return Path(recorded) if Path(recorded).is_file() else None
-
-
-def _distances_flag(distances) -> str:
-    """A list of distances as the probe's --distances takes it: 1..40 when consecutive, else 1,2,5."""
-    ds = [int(d) for d in distances]
-    if len(ds) >= 3 and ds == list(range(ds[0], ds[0] + len(ds))):
-        return f"{ds[0]}..{ds[-1]}"
-    return ",".join(map(str, ds))
-
-
-def _measured_flags(doc: dict, meta: dict) -> list[str]:
-    """The flags that repeat what a measurement's JSON records it measured with, where that differs from
-    the command's default (config.JacobianConfig's, config.PROBE_DEFAULTS)."""
-    from .config import PROBE_DEFAULTS, SPLITS, JacobianConfig, default
-    flags = []
-    if "curves" in doc:
-        text = meta.get("text")
-        if isinstance(text, str) and text:
-            source, _, split = text.rpartition(":")
-            if source and split in SPLITS and not Path(text).is_file():
-                if split != default(JacobianConfig, "split"):
-                    flags.append(f"--split {split}")
-            elif not text.startswith("random"):
-                flags.append(f"--text {text}")
-        for key in ("max_lag", "anchors", "tokens", "seed"):
-            value = meta.get(key)
-            if value is not None and value != default(JacobianConfig, key):
-                flags.append(f"--{key.replace('_', '-')} {value}")
-        return flags
-    kind = doc.get("probe")
-    defaults = PROBE_DEFAULTS.get(kind, {})
-    if kind == "agreement" and doc.get("feature") not in (None, "number"):
-        flags.append(f"--feature {doc['feature']}")
-    if kind == "context" and doc.get("mode") not in (None, "shuffle"):
-        flags.append(f"--mode {doc['mode']}")
-    recorded = {"split": doc.get("split"), "seed": doc.get("seed"), "window": doc.get("window"),
-                "n": doc.get("n_per_distance"), "n_targets": doc.get("n_targets_asked"),
-                "distances": _distances_flag(doc["distances"]) if isinstance(doc.get("distances"), list) else None}
-    for key, default_value in defaults.items():
-        value = recorded.get(key)
-        if value is not None and str(value) != str(default_value):
-            flags.append(f"--{key.replace('_', '-')} {value}")
-    return flags
-
-
-def _remeasure_command(doc: dict, meta: dict, ckpt: Path, json_path: Path | None = None) -> str:
-    """The command that measures the checkpoint again as the JSON's own did: its kind, feature or mode, the
-    settings it records (_measured_flags), and --out the JSON when it is not where that command writes."""
-    folder = ckpt.parent if (ckpt.parent / CONFIG).is_file() else None
-    target = str(folder) if folder is not None else str(ckpt)
-    latest = ["--checkpoint latest"] if folder is not None and ckpt.name == LATEST else []
-    if "curves" in doc:
-        head, name = f"{command()} jacobian {target}", "jacobian"
-    else:
-        kind = doc.get("probe")
-        head = f"{command()} probe {kind} {target}"
-        name = f"probe-{kind}-{doc.get('feature') if kind == 'agreement' else doc.get('mode')}"
-    flags = _measured_flags(doc, meta) + latest
-    if json_path is not None:
-        written = folder / f"{name}.json" if folder is not None else ckpt.with_name(f"{ckpt.stem}-{name}.json")
-        if Path(json_path).resolve() != written.resolve():
-            flags.append(f"--out {json_path}")
-    return " ".join([head] + flags)
-
-
-def replaced_note(out, new: dict, measured_by, inside: str | None = None) -> str | None:
-    """The note that a measurement's JSON about to be written at its default path (a run's jacobian.json,
-    probe-context-shuffle.json) replaces a measurement of other settings, naming each as "--flag old -> new";
-    None when there is no such file, it is not a JSON object, or it measured the same (a repeat needs no word).
-    new: the settings of the new measurement; measured_by: (key, flag) pairs, the keys of `new` and of the
-    earlier JSON (of its `inside` object: a lag curve's "meta") that the flags set, compared where the earlier
-    one records them; a checkpoint's path ("source", "checkpoint") is shown by its file name, a list of
-    distances as 1,2,5."""
-    try:
-        old = json.loads(Path(out).read_text(encoding="utf-8"))
-        old = old.get(inside) if inside else old
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not isinstance(old, dict):
-        return None
-
-    def shown(key, value):
-        if key in ("source", "checkpoint") and isinstance(value, str):
-            return Path(value).name
-        return ",".join(map(str, value)) if isinstance(value, list) else value
-    changed = [f"{flag} {shown(k, old.get(k))} -> {shown(k, new.get(k))}" for k, flag in measured_by
-               if k in old and old.get(k) != new.get(k)]
-    if not changed:
-        return None
-    return (f"note: {out} held a measurement of other settings ({'; '.join(changed)}); replaced "
-            f"(give --out FILE to keep each measurement)")
-
-
-def measurement_age_note(json_path) -> str | None:
-    """The note that a measurement of a checkpoint (a `jacobian` lag curve, a `probe` result) is older than
-    that checkpoint is now, or None: what `plot lag` and `plot probe` say on stderr before they redraw it.
-
-    The measurement's JSON records the checkpoint it read (jacobian: meta.source; probe: checkpoint) and the
-    step that checkpoint was saved at (meta.checkpoint_step / checkpoint_step, checkpoint.saved_step); when
-    the run was resumed and trained since, the same file holds a later step: "... measured best.npz at step
-    500; the run's best.npz is now at step 1,200 ...: rerun '...'". The checkpoint compared with is, for a JSON
-    in a run folder, the file of that name in that folder (a copied folder is not compared with the
-    original's), and the rerun advice names that folder and keeps the settings the JSON records (--split,
-    --window, ... where not the default; --out the JSON where it is not the default file). A JSON written
-    before the step was recorded (or of a checkpoint holding none) is said to be possibly older only when the
-    checkpoint file was saved after the JSON was written (its modification time), and its step is said to be
-    unknown; otherwise nothing is said. Never raises: an unreadable JSON or checkpoint says nothing (the plot says what it can
-    not read)."""
-    from .checkpoint import saved_step
-    json_path = Path(json_path)
-    try:
-        doc = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    meta = doc.get("meta") if "curves" in doc else doc
-    if not isinstance(meta, dict) or ("curves" not in doc and not str(doc.get("format", "")).startswith("rnnlm-probe")):
-        return None
-    ckpt = _measured_checkpoint(json_path, meta.get("source") if "curves" in doc else meta.get("checkpoint"))
-    if ckpt is None:
-        return None
-    now, then = saved_step(ckpt), meta.get("checkpoint_step")
-    rerun = _remeasure_command(doc, meta, ckpt, json_path)
-    if isinstance(then, int) and not isinstance(then, bool):
-        if now is None or now == then:
-            return None
-        return (f"note: {json_path} measured {ckpt.name} at step {then:,}; the run's {ckpt.name} is now at step "
-                f"{now:,} (the run trained further since): rerun '{rerun}' to measure it")
-    try:
-        newer = ckpt.stat().st_mtime > json_path.stat().st_mtime
-    except OSError:
-        return None
-    if not newer:
-        return None
-    at = f" (now at step {now:,})" if now is not None else ""
-    why = ("the checkpoint it read held none" if "checkpoint_step" in meta
-           else "it was written by an earlier rnnlm")
-    return (f"note: {json_path} may be older than what it measured: {ckpt}{at} was saved after it was written, "
-            f"and the step it measured is unknown ({why}); rerun '{rerun}' to measure the checkpoint as it is now")
+# ---------------------------------------------------------------- the terminal
 
 
 def stderr_is_terminal() -> bool:
@@ -861,137 +606,3 @@ def stderr_is_terminal() -> bool:
     except (AttributeError, OSError, ValueError):    # a tty that tells no size: trusted, as tqdm does
         return True
 
-
-def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[float, int]:
-    """Mean cross-entropy (nats/token) over a batchified stream (rows, B), state carried throughout.
-
-    Returns (loss, number of predicted tokens). bar: a description to show a
-    tqdm bar (on stderr, only when it is a terminal) counting the predicted tokens.
-    """
-    import sys
-
-    import numpy as np
-    from tqdm import tqdm
-
-    from .data import windows
-    if not isinstance(stream, np.ndarray) or stream.ndim != 2:
-        got = f"shape {stream.shape}" if isinstance(stream, np.ndarray) else type(stream).__name__
-        raise ValueError(f"evaluate_stream: stream must be a batchified (rows, B) array (data.batchify(ids, B)), "
-                         f"got {got}")
-    state = model.init_state(stream.shape[1])
-    total, count = 0.0, 0
-    show = bar is not None and stderr_is_terminal()
-    with tqdm(total=max(stream.shape[0] - 1, 0) * stream.shape[1], desc=bar, unit="tok", unit_scale=True,
-              disable=not show, leave=False, file=sys.stderr) as progress:
-        for _, inputs, targets in windows(stream, bptt):
-            loss, state = model.loss(inputs, targets, state)
-            total += float(loss) * targets.size
-            count += targets.size
-            progress.update(targets.size)
-    if count == 0:
-        raise UserError(f"too little text to evaluate ({stream.size} {plural(stream.size, 'token')} in "
-                        f"{stream.shape[1]} {plural(stream.shape[1], 'stream')})")
-    return total / count, count
-
-
-def _text_tokens(raw: str, name, data) -> tuple[list, str]:
-    """A --text file's tokens read as the corpus was (DataConfig `data`), and a note ("" or why it was not).
-
-    The corpus reader drops all-capital lines as headings and lone numbers as page
-    numbers; a file made only of such lines (a text typed in capitals) is read
-    with every line kept instead, and the note says so; a file that loses some
-    lines so gets a note counting them and quoting the first. A file with no
-    tokens (only spaces) is refused.
-    """
-    from .tokenize import tokenize
-    dropped: list = []
-    tokens = tokenize(raw, keep_case=data.keep_case, num_token=data.num_token, dropped=dropped)
-    note = ""
-    if not tokens:
-        tokens = tokenize(raw, keep_case=data.keep_case, num_token=data.num_token, layout=False)
-        note = ("every line is in capitals or a lone number, which the corpus reader drops as headings and "
-                "page numbers; read as text instead") if tokens else ""
-    elif dropped:
-        first = dropped[0] if len(dropped[0]) <= 40 else dropped[0][:37] + "..."
-        note = (f"{len(dropped)} {plural(len(dropped), 'line')} of the text ({first!r}"
-                f"{' and more' if len(dropped) > 1 else ''}) {plural(len(dropped), 'is', 'are')} not scored: the "
-                f"corpus reader drops a line in capitals as a heading and a lone number as a page number; write "
-                f"{plural(len(dropped), 'it', 'them')} in lower case (or join a number to its sentence) to have "
-                f"{plural(len(dropped), 'it', 'them')} scored")
-    if not tokens:
-        raise UserError(f"--text {name} has no words; evaluation reads one token to predict the next, so give "
-                        f"a text of at least a sentence")
-    return tokens, note
-
-
-def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
-    """Token ids of a split of a run's own corpus, or of any text file read the run's way.
-
-    info: the run's config (load_model's third value); vocab: its Vocab.
-    A text file is tokenized with the run's tokenizer settings and encoded with
-    its vocabulary (unknown words become <unk> and are counted). A split is
-    refused when the corpus or tokenizer changed since training (checksum).
-    A file whose every line is in capitals is read with those lines kept (see
-    `_text_tokens`); "note" says so. Returns {"ids", "source", "tokens", "oov",
-    "oov_rate", "note"} ("note" for a text file only; "" when read as the corpus was).
-    """
-    from .corpus import read_text
-    from .config import config_from_dict
-
-    tcfg = config_from_dict(info["train"])
-    if text is not None:
-        p = Path(text)
-        if not p.is_file():
-            what = "is not a regular file" if p.exists() else "does not exist"
-            raise UserError(f"--text {text} {what}; give a UTF-8 .txt file")
-        tokens, note = _text_tokens(read_text(p, corpus=False), text, tcfg.data)
-        ids = vocab.encode(tokens)
-        unk = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
-        return {"ids": ids, "source": str(p), "tokens": len(ids), "oov": len(unk),
-                "oov_rate": len(unk) / max(len(ids), 1), "note": note}
-    if split not in ("train", "valid", "test"):
-        raise UserError(f"--split must be train, valid or test, got '{split}'")
-    from .data import load_corpus
-    corpus = load_corpus(tcfg.data)
-    if corpus.checksum != info.get("corpus", {}).get("checksum"):
-        raise UserError("the corpus or tokenizer settings changed since this run was trained "
-                        "(checksum differs); use a text file with --text instead")
-    if corpus.vocab.to_json() != vocab.to_json():
-        raise UserError("the corpus vocabulary differs from the run's vocab.json")
-    ids = getattr(corpus, split)
-    return {"ids": ids, "source": f"{tcfg.data.corpus}:{split}", "tokens": len(ids),
-            "oov": int((ids == vocab.unk_id).sum()), "oov_rate": float(corpus.oov_rate.get(split, math.nan))}
-
-
-def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, bptt=None) -> dict:
-    """Cross-entropy and perplexity of a run's model on a split or on any text file.
-
-    A text file is tokenized with the run's tokenizer settings and encoded with
-    its vocabulary; unknown words count as <unk> (their number is reported).
-    The text is read as batch_size streams side by side (data.batchify), each
-    from a zero state; "unscored" counts the last tokens that fill no stream
-    (len % batch_size), which are not predicted: batch_size=1 scores every token.
-    A text file whose streams would each be shorter than one window (bptt) is
-    read as one stream unless batch_size is given.
-    A bar counts the tokens predicted (on a terminal).
-    """
-    from .data import batchify
-    from .config import config_from_dict
-
-    model, vocab, info, path = load_model(run, which)
-    tcfg = config_from_dict(info["train"])
-    B = tcfg.eval_batch_size if batch_size is None else batch_size      # (0 is refused below, not a default)
-    T = tcfg.bptt if bptt is None else bptt
-    if B < 1 or T < 1:
-        raise UserError("--batch-size and --bptt must be at least 1")
-    result = {"checkpoint": str(path)}
-    text_ids = run_text_ids(info, vocab, split=split, text=text)
-    ids = text_ids.pop("ids")
-    result.update(text_ids)
-    if len(ids) < 2 * B or (text is not None and batch_size is None and len(ids) // B < T):
-        B = 1       # (a short text read as B streams would lose most of its context: one stream)
-    stream = batchify(ids, B)
-    loss, count = evaluate_stream(model, stream, T, bar=f"evaluating {result['source']}")
-    result.update(loss=loss, ppl=ppl(loss), predicted=count, batch_size=B, bptt=T,
-                  unscored=len(ids) - stream.size)
-    return result

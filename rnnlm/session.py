@@ -21,9 +21,10 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from .config import TrainConfig
+from .evaluate import evaluate_stream
 from .loopstate import Clock, LoopState
 from .progress import _Timing
-from .runs import Run, evaluate_stream, ppl as _ppl
+from .runs import Run, ppl as _ppl
 
 if TYPE_CHECKING:
     import numpy as np

@@ -286,7 +286,7 @@ _HELD: dict = {}    # sweep folders this process holds the lock of: resolved pat
 
 @contextlib.contextmanager
 def lock_sweep(folder):
-    """Hold the sweep folder's OS lock (FOLDER/.sweep.lock, runs.lock_folder's mechanism) for the block.
+    """Hold the sweep folder's OS lock (FOLDER/.sweep.lock, folderlock.lock_folder's mechanism) for the block.
 
     Only one process at a time writes a sweep folder: another one is refused
     with a UserError naming its pid (two writers would each rewrite
@@ -298,7 +298,7 @@ def lock_sweep(folder):
     this call made it, and so do the folder and the parents it created if
     that leaves them empty.
     """
-    from .runs import lock_folder
+    from .folderlock import lock_folder
     folder = Path(folder)
     key = str(folder.resolve())
     if key in _HELD:

@@ -43,12 +43,14 @@ from pathlib import Path
 
 from .config import TrainConfig, config_to_dict
 from .errors import UserError
+from .evaluate import evaluate_stream
 from .fileio import first_new_folder, remove_new_folders
+from .folderlock import lock_run
 from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
 from .resume import refuse_finished_resume, resume_flags, resume_point
-from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, evaluate_stream, lock_run, lost_steps, ppl as _ppl,
-                   refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint)
+from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, lost_steps, ppl as _ppl, refuse_sweep_folder, refuse_taken,
+                   restore_vocab, resume_checkpoint)
 from .session import _eval_event, _keep_best, _save, _Session, _validate_full
 from .step import StepResult, train_step
 from .stopping import SIGNAL_WORDS, Interrupt, StartUp, signal_error, stop_reason
@@ -109,7 +111,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     validation). Start-up (reading/tokenizing the corpus, compiling the
     kernels, the Kneser–Ney baseline on its first use) is not counted; the
     summary gives its seconds. The folder is locked for the life of the call
-    (runs.lock_run).
+    (folderlock.lock_run).
 
     Never raises for a diverging run: a nan/inf loss or gradient ends the run
     with stopped="nonfinite" (or is skipped), which is a result, not a crash;

@@ -21,8 +21,9 @@ import signal
 
 from .errors import Terminated
 from .loopstate import LoopState
+from .evaluate import evaluate_stream
 from .progress import note, phase
-from .runs import evaluate_stream, ppl as _ppl
+from .runs import ppl as _ppl
 from .session import _eval_event, _keep_best, _save, _Session, _validate_full
 from .stopping import Interrupt, signal_error, stop_reason, stop_word
 

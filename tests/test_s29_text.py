@@ -14,7 +14,7 @@ import pytest
 
 from rnnlm.config import DataConfig
 from rnnlm.errors import UserError
-from rnnlm.runs import _text_tokens
+from rnnlm.evaluate import _text_tokens
 from rnnlm.sample import encode_prime
 from rnnlm.tokenize import EOS, paragraphs, tokenize
 from rnnlm.vocab import Vocab

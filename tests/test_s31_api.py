@@ -125,7 +125,7 @@ def test_a_deleted_best_npz_is_refused_not_replaced_by_the_latest_model(text, tm
 
 def test_evaluation_helpers_refuse_what_they_cannot_read(text, tmp_path):
     from test_train import tiny
-    from rnnlm.runs import evaluate_stream, run_evaluate
+    from rnnlm.evaluate import evaluate_stream, run_evaluate
     from rnnlm.train import train
     run = tmp_path / "r"
     train(tiny(text, run, max_steps=2))

@@ -48,7 +48,7 @@ def test_a_run_whose_every_step_was_skipped_says_none_was_applied(text, tmp_path
 
 def test_an_inf_perplexity_of_a_finite_loss_says_the_loss_and_that_e_to_it_overflows(tmp_path, monkeypatch,
                                                                                      capsys):
-    from rnnlm import runs
+    from rnnlm import evaluate, runs
     from rnnlm.cli import main
     assert runs.fmt_ppl_of(math.inf, 1.05e34) == "inf (loss 1.05e+34 nats: e^loss overflows)"
     assert runs.fmt_ppl_of(math.inf, math.inf) == "inf" and runs.fmt_ppl_of(141.187, 4.95) == "141.19"
@@ -65,7 +65,7 @@ def test_an_inf_perplexity_of_a_finite_loss_says_the_loss_and_that_e_to_it_overf
     # evaluate's perplexity line too
     r = {"checkpoint": str(tmp_path / "m.npz"), "source": "valid split", "tokens": 100, "oov": 0, "oov_rate": 0.0,
          "loss": 1.05e34, "ppl": math.inf, "predicted": 96, "batch_size": 4, "bptt": 8}
-    monkeypatch.setattr(runs, "run_evaluate", lambda *a, **k: r)
+    monkeypatch.setattr(evaluate, "run_evaluate", lambda *a, **k: r)
     (tmp_path / "m.npz").write_bytes(b"")
     main(["evaluate", str(tmp_path / "m.npz")])
     assert "perplexity: inf (loss 1.05e+34 nats: e^loss overflows)\n" in capsys.readouterr().out

@@ -13,7 +13,8 @@ import pytest
 from rnnlm import session, trainend
 from rnnlm import train as train_module
 from rnnlm.cli import main
-from rnnlm.runs import LOCK, lock_holder
+from rnnlm.folderlock import lock_holder
+from rnnlm.runs import LOCK
 from rnnlm.summary import format_summary
 from rnnlm.train import train
 
@@ -148,7 +149,7 @@ def test_the_lock_file_left_by_a_run_is_empty_and_confuses_nothing(text, tmp_pat
     run = tmp_path / "r"
     assert main(["train", "--corpus", str(text), *FLAGS, "--max-steps", "2", "--out", str(run)]) == 0
     lock = run / LOCK
-    assert lock.read_bytes() == b"" and lock_holder(lock) is None      # kept (see runs._pid_lock_class), empty
+    assert lock.read_bytes() == b"" and lock_holder(lock) is None      # kept (see folderlock._pid_lock_class), empty
     assert main(["train", "--resume", str(run), "--max-steps", "3"]) == 0     # the next session takes it
     assert lock.read_bytes() == b""
     # a folder left with nothing but the lock file is no run: a new run takes it, a resume is refused

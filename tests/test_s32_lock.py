@@ -7,16 +7,17 @@ import textwrap
 
 import pytest
 
-from rnnlm import runs
+from rnnlm import folderlock
 from rnnlm.errors import UserError
-from rnnlm.runs import LOCK, lock_run
+from rnnlm.folderlock import lock_run
+from rnnlm.runs import LOCK
 from rnnlm.train import _give_up_folder
 
 
 def _holder(folder):
     p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
-        from rnnlm.runs import lock_run
+        from rnnlm.folderlock import lock_run
         lock = lock_run({str(folder)!r})
         print("locked", flush=True)
         sys.stdin.read()
@@ -51,7 +52,7 @@ def test_a_start_up_given_up_removes_the_folders_it_created(tmp_path):
 
 
 def test_a_lock_on_a_file_removed_meanwhile_is_taken_again(tmp_path, monkeypatch):
-    cls = runs._pid_lock_class()
+    cls = folderlock._pid_lock_class()
     removed = []
 
     class Racing(cls):
@@ -59,13 +60,13 @@ def test_a_lock_on_a_file_removed_meanwhile_is_taken_again(tmp_path, monkeypatch
             got = super().acquire(*a, **k)
             if not removed:             # the holder before us removed the file we opened
                 removed.append(self.lock_file)
-                runs.Path(self.lock_file).unlink()
+                folderlock.Path(self.lock_file).unlink()
             return got
 
-    monkeypatch.setattr(runs, "_pid_lock_class", lambda: Racing)
+    monkeypatch.setattr(folderlock, "_pid_lock_class", lambda: Racing)
     folder = tmp_path / "r"
     lock = lock_run(folder)
     assert removed and lock.is_locked and (folder / LOCK).exists()
-    p = subprocess.run([sys.executable, "-c", f"from rnnlm.runs import lock_run; lock_run({str(folder)!r})"],
+    p = subprocess.run([sys.executable, "-c", f"from rnnlm.folderlock import lock_run; lock_run({str(folder)!r})"],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "is being trained by another process" in p.stderr

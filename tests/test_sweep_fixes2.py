@@ -235,7 +235,7 @@ def test_train_refused_by_a_runs_lock_names_the_holders_pid_every_time(text, tmp
     opener truncated the sweep's lock file, so the next refusal lost the pid too."""
     from rnnlm.runs import LOCK
     out = tmp_path / "r"
-    with _holder(f"from rnnlm.runs import lock_run\nlock = lock_run({str(out)!r})") as proc:
+    with _holder(f"from rnnlm.folderlock import lock_run\nlock = lock_run({str(out)!r})") as proc:
         for _ in range(2):          # the first refusal leaves the pid for the second
             assert main(["train", "--corpus", str(text), "--max-steps", "1", "--out", str(out)]) == 2
             assert _one_error_line(capsys) == (f"{out} is being trained by another process (pid {proc.pid} holds "

@@ -14,7 +14,8 @@ from rnnlm.cli import main
 from rnnlm.data import DataConfig
 from rnnlm.errors import UserError
 from rnnlm.model import ModelConfig, RNNModel
-from rnnlm.runs import resume_config, run_evaluate
+from rnnlm.evaluate import run_evaluate
+from rnnlm.runs import resume_config
 from rnnlm.train import TrainConfig, train
 
 

@@ -20,7 +20,8 @@ from rnnlm.cli import main
 from rnnlm.data import load_corpus
 from rnnlm.errors import UserError
 from rnnlm.model import RNNModel
-from rnnlm.runs import fmt_ppl, resume_config, run_evaluate
+from rnnlm.evaluate import run_evaluate
+from rnnlm.runs import fmt_ppl, resume_config
 from rnnlm.progress import _Timing
 from rnnlm.step import MAX_LOSS
 from rnnlm.summary import format_summary
