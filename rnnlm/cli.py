@@ -16,7 +16,7 @@ its default and the "(default X)" of its help from the dataclass in config.py
 (cliflags._arg), never from a literal in a command module. User mistakes raise `UserError`; `main`
 turns them, and the OSError/MemoryError a user can cause (disk full,
 read-only folder, too large a model), into one line on stderr and exit
-status 2; every parsed number is checked against config.RANGES first. A
+status 2; every parsed number is checked against settings.RANGES first. A
 standard output closed by its reader (`| head`) ends any command quietly
 with 141 (128 + SIGPIPE), as Unix tools end; any other failed write on
 it (`> /dev/full`) is the one line naming standard output, in every command
@@ -35,7 +35,6 @@ import functools
 import sys
 import warnings
 
-from . import config as C
 from .clidata import _add_baseline, _add_bench, _add_corpus, _run_baseline, _run_bench, _run_corpus
 from .cliflags import DroppedWrites, _drop_stdout, _Parser, _on_stdout, _subcommands
 from .cliinstruments import (_add_demo, _add_gradcheck, _add_jacobian, _add_plot, _add_probe, _run_demo,
@@ -43,6 +42,7 @@ from .cliinstruments import (_add_demo, _add_gradcheck, _add_jacobian, _add_plot
 from .clisweep import _add_study, _add_sweep, _run_study, _run_sweep
 from .clitrain import _add_evaluate, _add_generate, _add_train, _run_evaluate, _run_generate, _run_train
 from .errors import STDOUT, UserError, describe_memory_error, describe_os_error, sigterm_raises
+from .settings import check_range
 
 
 # ---------------------------------------------------------------- registry
@@ -81,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_numbers(args) -> None:
-    """Every parsed number against config.RANGES (one table for the CLI and the library)."""
+    """Every parsed number against settings.RANGES (one table for the CLI and the library)."""
     for name, value in vars(args).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            C.check_range(name, value)
+            check_range(name, value)
 
 
 def _check_corpora_dir(args) -> None:

@@ -11,13 +11,14 @@ import contextlib
 from . import config as C
 from .cliflags import _add_data_flags, _arg, _data_config, _subcommands
 from .errors import UserError
+from .settings import default
 
 
 def _add_corpus(sub):
     p = sub.add_parser("corpus", help="inspect, locate or download a corpus")
     csub = _subcommands(p, "corpus_command", "ACTION")
     info = csub.add_parser("info", help="token counts, vocabulary, OOV rates, samples")
-    info.add_argument("corpus", nargs="?", default=C.default(C.DataConfig, "corpus"),
+    info.add_argument("corpus", nargs="?", default=default(C.DataConfig, "corpus"),
                       help="a named corpus (machado, sintetico) or a path to a .txt file or folder")
     _add_data_flags(info)
     dl = csub.add_parser("download", help="fetch a named corpus from its catalog URLs")

@@ -9,7 +9,7 @@ registers the commands and runs them.
 The one thing to know before editing: a flag that sets a config field takes
 its default and the "(default X)" of its help from the dataclass in config.py
 (`_arg`), never from a literal here; nothing here imports the library beyond
-config.py and errors.py, so that `--help` stays instant.
+config.py, settings.py and errors.py, so that `--help` stays instant.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import sys
 
 from . import config as C
 from .errors import STDOUT, UserError
+from .settings import default
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,7 +72,7 @@ def _arg(group, cls, name, *flags, help, unset=False, **kw):
     "{default}" in help is replaced by the field's default. The type is that
     of the default unless given; a False bool is a store_true flag.
     """
-    d = C.default(cls, name)
+    d = default(cls, name)
     kw.setdefault("dest", name)
     if isinstance(d, bool):
         kw.setdefault("action", "store_true")

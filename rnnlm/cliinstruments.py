@@ -12,6 +12,7 @@ from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags,
                        _subcommands, refuse_checkpoint_of_a_file, unheard_stdout)
 from .clisweep import _add_plot_study, _add_plot_sweep, _run_plot_study, _run_plot_sweep
 from .errors import UserError
+from .settings import default
 
 
 def _add_gradcheck(sub):
@@ -191,7 +192,7 @@ def _add_jacobian(sub):
          help="default: RUN/jacobian.json, CKPT-jacobian.json beside a checkpoint, or with --init "
               "runs/jacobian-init/<every setting>.json")
     m = p.add_argument_group("a freshly initialized model (--init)")
-    _arg(m, M, "init", nargs="?", const=C.default(M, "init"), choices=C.INITS, unset=True,
+    _arg(m, M, "init", nargs="?", const=default(M, "init"), choices=C.INITS, unset=True,
          help="measure a new model with this initialization instead of a checkpoint "
               "(bare --init = {default}); tokens from --corpus's --split")
     # defaults None, so that one given without --init (where it would be ignored) is seen;

@@ -20,6 +20,7 @@ from . import config as C
 from .cliflags import _Parser, _arg, _subcommands, unheard_stdout
 from .clitrain import _add_train
 from .errors import UserError, plural
+from .settings import default
 
 
 # Train flags that a sweep does not take per point: its own --out, no --resume, no inner bars.
@@ -273,7 +274,7 @@ def _add_study(sub):
                              "0 = off (default {default})")
     _arg(b, T, "eval_every", dest="task_eval_every", metavar="N",     # its own range: at least 1 (no epochs here)
          help=f"steps between evaluations, at least 1 (default {{default}}): a run counts as solved after "
-              f"{C.default(T, 'patience')} consecutive evaluations at the threshold, so there is no 0 "
+              f"{default(T, 'patience')} consecutive evaluations at the threshold, so there is no 0 "
               "(train's 'epoch ends only': a study has no epochs)")
     b.add_argument("--no-early-stop", action="store_true",
                    help="run solved jobs to the end of the budget too (default: stop once solved)")

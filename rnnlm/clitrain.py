@@ -17,6 +17,7 @@ from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _clip_arg, _data_config,
                        _fallback_note, _given, refuse_checkpoint_of_a_file, unheard_stdout)
 from .errors import UserError, plural
+from .settings import default
 
 
 def _add_train(sub):
@@ -139,14 +140,14 @@ def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
                         f"--out {given['out']} would be ignored (drop it, or copy the folder first)")
     optimizer = given.get("optimizer")
     if not args.resume:
-        optimizer = optimizer or C.default(C.TrainConfig, "optimizer")
+        optimizer = optimizer or default(C.TrainConfig, "optimizer")
         for flags, needs in ((("momentum", "nesterov"), "momentum"), (("beta1", "beta2"), "adam")):
             for name in flags:
                 if name in given and optimizer != needs:
                     raise UserError(f"--{name} is for --optimizer {needs}; this run uses --optimizer {optimizer} "
                                     f"(drop --{name} or add --optimizer {needs})")
     if "max_skips" in given and given.get("on_nonfinite", "skip" if args.resume else
-                                           C.default(C.TrainConfig, "on_nonfinite")) != "skip":
+                                           default(C.TrainConfig, "on_nonfinite")) != "skip":
         raise UserError("--max-skips is for --on-nonfinite skip (with stop, the first non-finite step ends the run)")
 
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from .activations import zero_reason
 from .errors import UserError
-from .jacobian import (FewerAnchorsWarning, StateOverflowError, StateOverflowWarning, curve_zero_lag,
-                       lag_curve)
+from .jacobian import FewerAnchorsWarning, curve_zero_lag, lag_curve
+from .jacobianstates import StateOverflowError, StateOverflowWarning
 
 TABLE_LAGS = (1, 2, 3, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
 
@@ -182,7 +182,7 @@ def anchors_note(config, n_tokens: int) -> str | None:
 
 
 def overflow_line(config, what: str, step: int, n_tokens: int) -> str:
-    """The command's error when the forward overflows before any anchor position (jacobian.StateOverflowError)."""
+    """The command's error when the forward overflows before any anchor position (jacobianstates.StateOverflowError)."""
     fixes = (["a smaller --recurrent-scale"] if config.model is not None else []) + \
         ([f"--max-lag {step - 2} or less"] if step >= 3 else [])
     fix = f"; {' or '.join(fixes)} measures it" if fixes else ""
@@ -192,7 +192,7 @@ def overflow_line(config, what: str, step: int, n_tokens: int) -> str:
 
 def overflow_note(config, meta: dict) -> str | None:
     """The note that the forward overflowed at meta["overflow_step"] and only the anchors before it were
-    measured (jacobian.StateOverflowWarning, in flags), or None."""
+    measured (jacobianstates.StateOverflowWarning, in flags), or None."""
     step = meta.get("overflow_step")
     if step is None or step >= meta["tokens"]:
         return None

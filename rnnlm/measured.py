@@ -53,7 +53,8 @@ def _distances_flag(distances) -> str:
 def _measured_flags(doc: dict, meta: dict) -> list[str]:
     """The flags that repeat what a measurement's JSON records it measured with, where that differs from
     the command's default (config.JacobianConfig's, config.PROBE_DEFAULTS)."""
-    from .config import PROBE_DEFAULTS, SPLITS, JacobianConfig, default
+    from .config import PROBE_DEFAULTS, SPLITS, JacobianConfig
+    from .settings import default
     flags = []
     if "curves" in doc:
         text = meta.get("text")

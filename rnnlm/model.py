@@ -122,7 +122,7 @@ class RNNModel:
             raise TypeError(f"RNNModel: config must be a ModelConfig, got {type(config).__name__}: "
                             f"RNNModel(ModelConfig(vocab_size=V, ...))")
         config.validate()
-        from .config import check_range
+        from .settings import check_range
         check_range("seed", seed, ModelConfigError, label="seed")
         self.config = config
         self.dtype = np.dtype(config.dtype)

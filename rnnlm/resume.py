@@ -171,7 +171,8 @@ def refuse_edited_model(folder: Path, ck) -> None:
     import dataclasses
     import json
 
-    from .config import config_from_dict, flag
+    from .config import config_from_dict
+    from .settings import flag
     from .runs import CONFIG, read_run_config
     saved = ck.config.get("model") if isinstance(ck.config, dict) else None
     if not isinstance(saved, dict):
@@ -203,7 +204,8 @@ def _refuse_edited_training(folder: Path, ck, info: dict) -> None:
     (its meta.config) in a setting a resume may not change (--lr, --bptt, --clip-norm, the data's...): the
     resume trains by config.json, so an edited file would change the run unannounced, where the same
     change given as a flag is refused."""
-    from .config import config_from_dict, flag
+    from .config import config_from_dict
+    from .settings import flag
     from .runs import CONFIG
     if not (isinstance(ck.config, dict) and isinstance(ck.config.get("train"), dict)
             and isinstance(info.get("train"), dict)):
@@ -463,7 +465,8 @@ def resume_flags(config: TrainConfig, folder: Path) -> str:
     that config.json does not hold yet (runs.resume_changes; a resume records them there only once its
     start-up is over), as " --max-steps 500 --on-nonfinite skip"; "" when a plain --resume does (or when
     config.json cannot be read: the resume's own refusal then says what is wrong)."""
-    from .config import config_to_dict, flag
+    from .config import config_to_dict
+    from .settings import flag
     from .runs import read_run_config, resume_changes
     try:
         changed = resume_changes(read_run_config(folder), config_to_dict(config))

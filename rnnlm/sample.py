@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .config import check_range
+from .settings import check_range
 from .errors import UserError
 from .tokenize import EOS
 
@@ -45,7 +45,7 @@ def next_token_probs(logp, temperature: float = 1.0, top_k: int = 0, top_p: floa
     get probability 0; top_k > 0 keeps the k most likely tokens; top_p < 1
     keeps the smallest set of most likely tokens whose mass reaches top_p.
     Ties at the cut are broken by token id (a stable sort), never randomly.
-    Raises UserError for an option out of range (config.RANGES) and for
+    Raises UserError for an option out of range (settings.RANGES) and for
     log-probabilities that are NaN or +inf (a diverged model).
     """
     for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):

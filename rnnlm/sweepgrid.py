@@ -28,8 +28,9 @@ import math
 import re
 from pathlib import Path
 
-from .config import DEFAULT_LR, DataConfig, ModelConfig, TrainConfig, check_types, given_train_settings
+from .config import DEFAULT_LR, DataConfig, ModelConfig, TrainConfig, given_train_settings
 from .errors import UserError
+from .settings import check_types
 
 TRAIN_JOB = "rnnlm.sweepjobs:train_job"     # the job function of a `sweep run` point
 EXTRA_KEYS = ("seeds", "measure", "keep_models")

@@ -346,10 +346,10 @@ def _leaves(x, path=()):
 
 def setting_changes(fn: str, old, new) -> list[str] | None:
     """None when the job settings `old` (recorded) and `new` run the same job (equal once `_resolved`); else
-    the settings that differ as "--flag (old -> new)" (config.flag of the setting's name, as `train --resume`
+    the settings that differ as "--flag (old -> new)" (settings.flag of the setting's name, as `train --resume`
     words it), each once. A resolved value that differs only because of another setting (min_lr left to its
     default while lr changed) is not named: the setting that made it differ is."""
-    from .config import flag
+    from .settings import flag
     old_r, new_r = _resolved(fn, old), _resolved(fn, new)
     if old_r == new_r:
         return None

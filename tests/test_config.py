@@ -251,7 +251,8 @@ def test_a_setting_of_the_wrong_type_is_one_line(part, key, value):
 
 
 def test_a_refused_resume_names_flags_not_config_fields():
-    from rnnlm.config import TrainConfig, flag
+    from rnnlm.config import TrainConfig
+    from rnnlm.settings import flag
     from rnnlm.errors import UserError
     assert (flag("max_steps"), flag("progress"), flag("task_bptt"), flag("lr")) == \
         ("--max-steps", "--no-progress", "--bptt", "--lr")
@@ -264,6 +265,7 @@ def test_a_refused_resume_names_flags_not_config_fields():
 
 def test_every_flag_a_resume_may_change_is_a_train_flag():
     from rnnlm import config as C
+    from rnnlm.settings import flag
     train = [a for a in cli.build_parser()._actions if a.__class__.__name__ == "_SubParsersAction"][0].choices["train"]
     options = {o for a in train._actions for o in a.option_strings}
-    assert [C.flag(n) for n in C.RESUME_OVERRIDABLE if C.flag(n) not in options] == []
+    assert [flag(n) for n in C.RESUME_OVERRIDABLE if flag(n) not in options] == []

@@ -26,8 +26,9 @@ from rnnlm import bench, benchscaling, checkpoint, cli, clitrain
 from rnnlm import progress, resume, stopping, session, train as train_module, trainend
 from rnnlm.loopstate import LoopState
 from rnnlm.cli import main
-from rnnlm.config import TrainConfig, default
+from rnnlm.config import TrainConfig
 from rnnlm.errors import UserError
+from rnnlm.settings import default
 from rnnlm.sweep import read_rows
 
 from test_sweep import _flags

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rnnlm import jacobian as jac
+from rnnlm import jacobianstates as js
 from rnnlm.activations import apply as act_apply
 from rnnlm.model import ModelConfig, RNNModel
 
@@ -79,7 +80,7 @@ def fd_jacobian(model, toks, t, d, scope="layer0", eps=1e-3):
     near 1e-12, so even Jacobians of size 1e-5 are checked to 1e-6 relative.
     """
     cfg = model.config
-    tr = jac.forward(jac.model_spec(model), model.params, toks)
+    tr = js.forward(js.model_spec(model), model.params, toks)
     lstm = cfg.cell == "lstm"
     if scope == "stacked":
         layers_run, below = list(range(cfg.layers)), None
@@ -117,13 +118,13 @@ def rel_err(a, b):
 def test_float64_forward_matches_model(cell, activation, layers):
     model = make_model(cell, activation, layers)
     toks = tokens()
-    traces = jac.forward(jac.model_spec(model), model.params, toks)
+    traces = js.forward(js.model_spec(model), model.params, toks)
     ref = model.forward_states(toks[:, None])
     for l, tr in enumerate(traces):
         np.testing.assert_allclose(tr.h[1:], ref.hs[l][:, 0], rtol=1e-12, atol=1e-13)
     loss, _ = model.loss(toks[:-1, None], toks[1:, None])
     steps = np.arange(1, N)
-    L, _ = jac.step_losses(model.params, traces, toks, steps)
+    L, _ = js.step_losses(model.params, traces, toks, steps)
     assert abs(L.mean() - loss) < 1e-12
 
 
@@ -159,8 +160,8 @@ def test_lag_jacobians_match_finite_differences(cell, activation, layers, scope,
 
 def test_stacked_step_jacobian_is_block_lower_triangular():
     model = make_model("gru", layers=3)
-    spec = jac.model_spec(model)
-    A = jac.stacked_jacobians(spec, jac.forward(spec, model.params, tokens()), np.array([5]))[0]
+    spec = js.model_spec(model)
+    A = jac.stacked_jacobians(spec, js.forward(spec, model.params, tokens()), np.array([5]))[0]
     for r in range(3):
         for c in range(r + 1, 3):
             assert not A[r * H:(r + 1) * H, c * H:(c + 1) * H].any()

@@ -6,7 +6,7 @@
 import numpy as np
 import pytest
 
-from rnnlm.config import check_range
+from rnnlm.settings import check_range
 from rnnlm.errors import UserError
 from rnnlm.optim import clip_grad_norm, clip_grad_value
 

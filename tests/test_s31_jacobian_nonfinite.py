@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rnnlm import jacobian as jac
+from rnnlm import jacobianstates as js
 from rnnlm.cli import main
 from rnnlm.config import ModelConfigError
 from rnnlm.errors import UserError
@@ -43,24 +44,24 @@ def tokens(n=40):
 
 def test_forward_overflow_finds_the_first_non_finite_step():
     model = relu_model(1e30)
-    trs = jac.traces(jac._float64_model(model), tokens())
+    trs = js.traces(js._float64_model(model), tokens())
     assert trs[0].h[11, 0] == pytest.approx(5e299) and np.isinf(trs[0].h[12, 0])
-    assert jac.forward_overflow(model.params, trs, tokens()) == jac.Overflow(
+    assert js.forward_overflow(model.params, trs, tokens()) == js.Overflow(
         12, 0, "hidden state h of layer 0 overflowed to inf")
     # a decoder of 1e10 turns h_11 = 5e299 into logits that overflow one step earlier: the flow there is NaN
     model = relu_model(1e30, decoder=1e10)
-    trs = jac.traces(jac._float64_model(model), tokens())
-    assert jac.forward_overflow(model.params, trs, tokens()) == jac.Overflow(
+    trs = js.traces(js._float64_model(model), tokens())
+    assert js.forward_overflow(model.params, trs, tokens()) == js.Overflow(
         11, None, "prediction (the decoder's logits) overflowed")
     # a finite forward
     model = relu_model(1.1)
-    assert jac.forward_overflow(model.params, jac.traces(jac._float64_model(model), tokens()), tokens()) is None
+    assert js.forward_overflow(model.params, js.traces(js._float64_model(model), tokens()), tokens()) is None
 
 
 def test_lag_curve_measures_only_before_the_overflow():
     """Before the fix the anchors after step 12 read relu'(NaN) = 0: every median 0, 'saturated'."""
     a, D = 1e30, 5
-    with pytest.warns(jac.StateOverflowWarning) as rec:
+    with pytest.warns(js.StateOverflowWarning) as rec:
         out = jac.lag_curve(relu_model(a), tokens(), D, 4, np.random.default_rng(0), tol=1e-12)
     assert [str(w.message) for w in rec] == [
         "lag_curve: the hidden state h of layer 0 overflowed to inf at step 12 of 40: the network explodes, its "
@@ -84,7 +85,7 @@ def test_lag_curve_measures_only_before_the_overflow():
 
 
 def test_prediction_overflow_keeps_the_flow_finite():
-    with pytest.warns(jac.StateOverflowWarning, match="prediction .the decoder's logits. overflowed at step 11"):
+    with pytest.warns(js.StateOverflowWarning, match="prediction .the decoder's logits. overflowed at step 11"):
         out = jac.lag_curve(relu_model(1e30, decoder=1e10), tokens(), 5, 8, np.random.default_rng(0))
     assert out["meta"]["overflow_step"] == 11 and out["meta"]["anchors"] == 6     # t = 5..10
     flow = out["curves"]["layer0"]["flow"]["norm"]
@@ -92,7 +93,7 @@ def test_prediction_overflow_keeps_the_flow_finite():
 
 
 def test_lag_curve_refuses_when_the_overflow_leaves_no_anchor():
-    with pytest.raises(jac.StateOverflowError) as e:
+    with pytest.raises(js.StateOverflowError) as e:
         jac.lag_curve(relu_model(1e30), tokens(), 20, 4)
     assert str(e.value) == (
         "lag_curve: the hidden state h of layer 0 overflowed to inf at step 12 of 40: the network explodes, its "
@@ -100,17 +101,17 @@ def test_lag_curve_refuses_when_the_overflow_leaves_no_anchor():
         "measure at; a smaller recurrent scale, or max_lag=10 or less, measures it")
     assert isinstance(e.value, UserError) and (e.value.step, e.value.layer) == (12, 0)
     # max_lag = 10 is the largest the advice names: it measures (t = 10, 11), with the warning
-    with pytest.warns(jac.StateOverflowWarning):
+    with pytest.warns(js.StateOverflowWarning):
         out = jac.lag_curve(relu_model(1e30), tokens(), 10, 4)
     assert out["meta"]["anchors"] == 2
-    with pytest.raises(jac.StateOverflowError):
+    with pytest.raises(js.StateOverflowError):
         jac.lag_curve(relu_model(1e30), tokens(), 11, 4)
 
 
 def test_orthogonal_relu_that_explodes_is_not_called_saturated():
     """The user's case in small: orthogonal W_hh x5, relu; before the fix every median was 0."""
     model = relu_model(None, init="orthogonal", recurrent_scale=5.0)
-    with pytest.warns(jac.StateOverflowWarning) as rec:
+    with pytest.warns(js.StateOverflowWarning) as rec:
         out = jac.lag_curve(model, tokens(800), 100, 8, np.random.default_rng(0))
     step = out["meta"]["overflow_step"]
     assert step is not None and 100 + 2 <= step < 800 and rec[0].message.step == step
@@ -118,7 +119,7 @@ def test_orthogonal_relu_that_explodes_is_not_called_saturated():
     assert series["zero_lag"] == {"spectral": None, "frobenius": None}
     med = series["spectral"]["median"]
     assert med[0] == pytest.approx(5.0, rel=1e-5) and med[-1] > 1e50   # grows, never 0
-    with pytest.raises(jac.StateOverflowError, match=f"overflowed to inf at step {step} of 800"):
+    with pytest.raises(js.StateOverflowError, match=f"overflowed to inf at step {step} of 800"):
         jac.lag_curve(model, tokens(800), 700, 8)
 
 
@@ -127,7 +128,7 @@ def test_lag_jacobians_and_gradient_rows_refuse_anchors_after_the_overflow():
     Js = jac.lag_jacobians(model, tokens(), np.array([5, 11]), 3)
     np.testing.assert_allclose(Js[2], np.broadcast_to(1e90 * np.eye(H), (2, H, H)), rtol=1e-12)
     for fn in (jac.lag_jacobians, jac.gradient_rows):
-        with pytest.raises(jac.StateOverflowError) as e:
+        with pytest.raises(js.StateOverflowError) as e:
             fn(model, tokens(), np.array([5, 12]), 3)
         assert str(e.value) == (
             f"{fn.__name__}: the hidden state h of layer 0 overflowed to inf at step 12 of 40: the network "
@@ -153,7 +154,7 @@ def test_a_finite_forward_is_measured_as_before_and_matches_finite_differences()
             h = np.maximum(z, 0.0)
         return h
 
-    hs = jac.traces(jac._float64_model(model), toks)[0].h
+    hs = js.traces(js._float64_model(model), toks)[0].h
     eps = 1e-6
     spec = np.empty((D, K))
     for j, t in enumerate(anchors):

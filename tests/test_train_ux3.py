@@ -194,7 +194,7 @@ def test_lr_schedule_without_next_lr_falls_back_to_the_step_events():
 
 def test_an_infinite_value_is_told_it_must_be_finite():
     # "--max-minutes must be >= 0 (0 = no limit), got inf" was true of inf: the message says what it fails
-    from rnnlm.config import check_range
+    from rnnlm.settings import check_range
     from rnnlm.errors import UserError
     with pytest.raises(UserError, match=r"^--lr must be a finite positive number, got inf$"):
         check_range("lr", math.inf)

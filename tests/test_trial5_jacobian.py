@@ -163,7 +163,7 @@ def test_lag_curve_still_takes_numpy_ints_and_one_quantity_name():
 
 
 def test_the_limits_are_the_clis():
-    from rnnlm.config import RANGES
+    from rnnlm.settings import RANGES
     assert RANGES["anchors"].accepts(1) and not RANGES["anchors"].accepts(0)
     assert RANGES["max_lag"].accepts(1) and not RANGES["max_lag"].accepts(0)
 

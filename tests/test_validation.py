@@ -1,4 +1,4 @@
-"""One validation layer: every numeric flag of every command is checked against config.RANGES.
+"""One validation layer: every numeric flag of every command is checked against settings.RANGES.
 
 The parametrized test walks the real parser, so a new numeric flag without a
 range fails here; each bad value must give exit status 2 and one line.
@@ -11,6 +11,7 @@ import pytest
 
 from rnnlm import cli, cliflags
 from rnnlm import config as C
+from rnnlm import settings as S
 from rnnlm.cli import main
 from rnnlm.errors import UserError
 from rnnlm.sample import GREEDY_BELOW, draw, generate_text, next_token_probs
@@ -45,7 +46,7 @@ FLAGS = _numeric_flags()
 
 
 def _bad_values(dest, kind):
-    r = C.RANGES.get(dest, C.Range(float))
+    r = S.RANGES.get(dest, S.Range(float))
     # (a huge finite float is refused only where the range has an upper bound: --lr 1e38 is an experiment)
     values = ["nan", "inf", "-inf"] if kind is float else ["nan", "1" + "0" * 20, "-" + "1" * 20]
     if math.isfinite(r.lo):
@@ -66,7 +67,7 @@ def test_the_walk_finds_every_command():
 
 @pytest.mark.parametrize("dest", sorted({dest for _, dest, _, _ in FLAGS}))
 def test_every_numeric_flag_has_a_range(dest):
-    assert dest in C.RANGES, f"add '{dest}' to config.RANGES"
+    assert dest in S.RANGES, f"add '{dest}' to settings.RANGES"
 
 
 CASES = [(path, flag, value) for path, dest, flag, kind in FLAGS for value in _bad_values(dest, kind)]
@@ -91,20 +92,20 @@ def test_a_bad_number_is_exit_2_and_one_line(capsys, monkeypatch, path, flag, va
 
 def test_the_messages_say_the_range_and_the_value():
     with pytest.raises(UserError, match=r"--temperature must be a number >= 0 \(0 = greedy\), got nan"):
-        C.check_range("temperature", float("nan"))
+        S.check_range("temperature", float("nan"))
     with pytest.raises(UserError, match=r"--seed must be between 0 and 4294967295, got -1"):
-        C.check_range("seed", -1)
+        S.check_range("seed", -1)
     with pytest.raises(UserError, match=r"--top-p must be in \(0, 1\]"):
-        C.check_range("top_p", 0.0)
+        S.check_range("top_p", 0.0)
     with pytest.raises(UserError, match=r"--max-vocab must be 0 \(no limit\) or at least 3"):
-        C.check_range("max_vocab", 2)
-    C.check_range("max_vocab", 0)
-    C.check_range("lr", 1e38)                       # huge but finite: a deliberate divergence experiment
+        S.check_range("max_vocab", 2)
+    S.check_range("max_vocab", 0)
+    S.check_range("lr", 1e38)                       # huge but finite: a deliberate divergence experiment
     with pytest.raises(UserError, match="--recurrent-scale must be a finite number"):
-        C.check_range("recurrent_scale", float("inf"))
+        S.check_range("recurrent_scale", float("inf"))
     with pytest.raises(UserError, match=r"^--recurrent-scale must be in \[-1e\+30, 1e\+30\], got 1e\+39$"):
-        C.check_range("recurrent_scale", 1e39)      # W_hh beyond float32: inf weights (a trial's traceback)
-    C.check_range("recurrent_scale", -1e30)
+        S.check_range("recurrent_scale", 1e39)      # W_hh beyond float32: inf weights (a trial's traceback)
+    S.check_range("recurrent_scale", -1e30)
 
 
 def test_the_configs_use_the_same_table():
@@ -119,7 +120,7 @@ def test_the_configs_use_the_same_table():
     with pytest.raises(UserError, match="--seed"):
         C.JacobianConfig(run="x", seed=2**40).validate()
     with pytest.raises(C.ModelConfigError, match="--dropout"):
-        C.check_fields(C.ModelConfig(dropout=float("nan")), C.ModelConfigError)
+        S.check_fields(C.ModelConfig(dropout=float("nan")), C.ModelConfigError)
 
 
 # ---------------------------------------------------------------- the sampler
