@@ -78,17 +78,17 @@ def _add_probe(sub):
 
 
 def _run_probe(args):
-    from . import probes
+    from . import probereport, probes
     refuse_checkpoint_of_a_file(args.run, args.checkpoint)
     common = dict(seed=args.seed, checkpoint=args.checkpoint or "best", batch_size=args.batch_size, out=args.out)
     if args.probe_command == "agreement":
         res, out = probes.run_agreement(args.run, distances=args.distances, n=args.n, feature=args.feature,
                                         **common)
-        table = probes.format_agreement
+        table = probereport.format_agreement
     else:
         res, out = probes.run_context(args.run, split=args.split, distances=args.distances, mode=args.mode,
                                       n_targets=args.n_targets, window=args.window, **common)
-        table = probes.format_context
+        table = probereport.format_context
     return _print_saved(out, lambda: f"{table(res)}\nwrote {out}")
 
 
@@ -284,7 +284,7 @@ def _add_plot(sub):
 def _run_plot(args):
     from pathlib import Path
 
-    from . import plotruns, plots
+    from . import plotlag, plotruns
     if args.plot_command == "study":
         return _run_plot_study(args)
     if args.plot_command == "probe":
@@ -317,8 +317,8 @@ def _run_plot(args):
         if args.bound and not args.flow:
             what += "-bound"        # (with --flow no bound is drawn: the flow figure's name)
         out = args.out or figure_out(args.inputs, "lag", what, default_json="jacobian.json")
-        png = plots.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
-                             scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
+        png = plotlag.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
+                               scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)
         _say_measurement_ages([Path(i) / "jacobian.json" if Path(i).is_dir() else Path(i) for i in args.inputs])
     return _print_figure(png)
 

@@ -3,7 +3,7 @@
 `demo gradients` (issue 5) is demogradients.py, `demo longrange` (issue 6)
 demolongrange.py. Each demo trains and measures with the project's own
 pieces (train.py through the sweep engine, jacobian.py, probes.py, plots.py,
-plotruns.py) and writes, into one folder, its figures (PNG + SVG),
+plotlag.py, plotruns.py) and writes, into one folder, its figures (PNG + SVG),
 `summary.json` (every number measured, with the settings and seeds) and
 `summary.md` (one sentence per figure, numbers included). Nothing in the
 demos computes anything the instruments do not: they only choose settings,
@@ -93,12 +93,12 @@ def _quick_text() -> str:
 
 
 def _text_name(text: str) -> str:
-    from .plots import _text_name as name
+    from .plotlag import _text_name as name
     return name(text)
 
 
 def _plot_lag(docs, labels, out, title, **kw) -> str:
-    from .plots import plot_lag
+    from .plotlag import plot_lag
     return str(plot_lag(docs, labels, out, title=title, **kw))
 
 

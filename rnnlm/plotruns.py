@@ -7,7 +7,9 @@ metrics.jsonl (train.py; `plots.read_train_config`, `read_metrics`), probe resul
 (demogradients.py). As in plots.py, each `plot_*` writes PNG and SVG side by
 side and returns the PNG path, and its `draw_*` twin returns the Figure
 unsaved. Every figure's look (labels, subtitles, legends, saving) is
-plots.py's; this module only decides what to draw from those files.
+plots.py's, and how one curve of a lag curve is read (`_series`, `_what`,
+`_zero_mask`, `default_quantity`) plotlag.py's; this module only decides
+what to draw from those files.
 
 The one thing to know before editing: matplotlib is never imported at module
 level here either; it comes through `plots._pyplot` (Agg backend) inside each
@@ -24,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError, consecutive_runs, plural
+from .plotlag import _series, _what, _zero_mask, default_quantity
 from .plots import (NOTE_WIDTH, ZERO_NOTE, _joined, _legend_above, _legend_below, _log_ylim, _mark_zeros,
                     _nothing_positive, _positive,
-                    _pyplot, _save, _series, _set_title, _set_xlabel, _what, _wrap, _zero_mask, read_train_config,
-                    activation_label, clip_label, default_quantity, model_label, settings_line)
+                    _pyplot, _save, _set_title, _set_xlabel, _wrap, read_train_config,
+                    activation_label, clip_label, model_label, settings_line)
 from .runs import fmt_ppl  # one format for perplexities, here and in reports
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm import plotruns, plots
+from rnnlm import plotlag, plotruns, plots
 from rnnlm.cli import main
 from rnnlm.demogradients import ACTIVATIONS, GAINS
 from rnnlm.demolongrange import count_params, matched_hidden
@@ -23,7 +23,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def titles():
     """{figure file stem: its title and subtitle text}, of every figure the demos save (the `_save` of plots.py
-    and the one plotruns.py imports from it: each module looks up its own)."""
+    and the ones plotruns.py and plotlag.py import from it: each module looks up its own)."""
     seen = {}
     original = plots._save
 
@@ -35,6 +35,7 @@ def titles():
     mp = pytest.MonkeyPatch()
     mp.setattr(plots, "_save", save)
     mp.setattr(plotruns, "_save", save)
+    mp.setattr(plotlag, "_save", save)
     yield seen
     mp.undo()
 

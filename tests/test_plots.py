@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rnnlm import jacobian as jac
-from rnnlm import plotruns, plots
+from rnnlm import plotlag, plotruns
 from rnnlm.cli import main
 from rnnlm.data import DataConfig
 from rnnlm.model import ModelConfig, RNNModel
@@ -123,11 +123,11 @@ def _doc(cell, activation="tanh", scale=1.0):
 
 def test_plot_lag_from_documents(tmp_path):
     docs = [_doc("rnn", "relu", 1.5), _doc("lstm"), _doc("gru")]
-    png = plots.plot_lag(docs, None, tmp_path / "lag.png", bound=True)
+    png = plotlag.plot_lag(docs, None, tmp_path / "lag.png", bound=True)
     assert png == tmp_path / "lag.png"
     _figure_ok(png, "rnn relu", "lstm", "gru", "W_hh ×1.5", "[state]", "bound", "lag d (time steps)")
     json.dump(docs[0], open(tmp_path / "rnn.json", "w"))
-    png = plots.plot_lag([tmp_path / "rnn.json"], ["my rnn"], tmp_path / "flow", flow=True)
+    png = plotlag.plot_lag([tmp_path / "rnn.json"], ["my rnn"], tmp_path / "flow", flow=True)
     _figure_ok(png, "my rnn", "Gradient flow")
     assert png == tmp_path / "flow.png"
 

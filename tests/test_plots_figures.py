@@ -1,5 +1,5 @@
 """What the figures say: labels, titles, legends, bounds and their clipping, read back from the
-matplotlib Figures that plots.draw_* and plotruns.draw_* return; where the commands write; the small lies of issue 14.
+matplotlib Figures that plotlag.draw_lag and plotruns.draw_* return; where the commands write; the small lies of issue 14.
 
 Run folders here are written by hand (config.json + metrics.jsonl, or an untrained model saved as a
 checkpoint), so nothing trains and every test is quick.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rnnlm import jacobian as jac
-from rnnlm import plotruns, plots
+from rnnlm import plotlag, plotruns, plots
 from rnnlm.cli import build_parser, main
 from rnnlm.config import ModelConfig, TrainConfig, config_to_dict, parse_activation
 from rnnlm.model import RNNModel
@@ -98,16 +98,16 @@ def test_two_lag_curves_differing_only_in_h_get_different_legend_entries():
     docs = [_doc("lstm", hidden=32), _doc("lstm", hidden=64)]
     for d in docs:
         d["meta"]["clip"] = "clip-norm 0.25"
-    fig = plots.draw_lag(docs, None)
+    fig = plotlag.draw_lag(docs, None)
     assert _legend(fig.axes[0]) == ["lstm, init orthogonal, W_hh ×1, clip-norm 0.25, H=32 [state]",
                                     "lstm, init orthogonal, W_hh ×1, clip-norm 0.25, H=64 [state]"]
     _close(fig)
     # what every curve shares stays out of the entries (the subtitle has it): one curve, no H
-    assert plots.lag_labels(docs[:1]) == ["lstm, init orthogonal, W_hh ×1, clip-norm 0.25"]
+    assert plotlag.lag_labels(docs[:1]) == ["lstm, init orthogonal, W_hh ×1, clip-norm 0.25"]
     # every setting that differs is named, in the same order on every entry
     other = _doc("lstm", hidden=64)
     other["meta"].update(clip="clip-norm 0.25", seed=5, text="machado:valid")
-    assert plots.lag_labels([docs[0], other]) == [
+    assert plotlag.lag_labels([docs[0], other]) == [
         "lstm, init orthogonal, W_hh ×1, clip-norm 0.25, H=32, seed 0, on random:11",
         "lstm, init orthogonal, W_hh ×1, clip-norm 0.25, H=64, seed 5, on machado:valid"]
 
@@ -117,19 +117,19 @@ def test_lag_curves_that_differ_in_no_recorded_setting_are_told_apart_by_run_nam
     runs = [_fake_run(tmp_path / name, cell="gru") for name in ("first", "second")]
     for run in runs:
         (run / "jacobian.json").write_text(json.dumps(doc))
-    fig = plots.draw_lag(runs, None)
+    fig = plotlag.draw_lag(runs, None)
     assert _legend(fig.axes[0]) == ["gru, init orthogonal, W_hh ×1, at init (first) [h]",
                                     "gru, init orthogonal, W_hh ×1, at init (second) [h]"]
     _close(fig)
     # a JSON file inside a run folder: the run and the file; documents passed as dicts: their place
-    fig = plots.draw_lag([runs[0] / "jacobian.json", doc], None)
+    fig = plotlag.draw_lag([runs[0] / "jacobian.json", doc], None)
     assert _legend(fig.axes[0]) == ["gru, init orthogonal, W_hh ×1, at init (first/jacobian) [h]",
                                     "gru, init orthogonal, W_hh ×1, at init (curve 2) [h]"]
     _close(fig)
-    assert plots.lag_labels([doc, doc]) == ["gru, init orthogonal, W_hh ×1, at init (curve 1)",
+    assert plotlag.lag_labels([doc, doc]) == ["gru, init orthogonal, W_hh ×1, at init (curve 1)",
                                             "gru, init orthogonal, W_hh ×1, at init (curve 2)"]
     # labels given by the caller are kept as they are (with the quantity, as before)
-    fig = plots.draw_lag([doc, doc], ["a", "b"])
+    fig = plotlag.draw_lag([doc, doc], ["a", "b"])
     assert _legend(fig.axes[0]) == ["a [h]", "b [h]"]
     _close(fig)
 
@@ -139,7 +139,7 @@ def test_lag_curves_that_differ_in_no_recorded_setting_are_told_apart_by_run_nam
 
 def test_spectral_bound_is_drawn_with_the_spectral_norm_only():
     doc = _doc("rnn", scale=1.5)
-    fig = plots.draw_lag([doc], None, norm="spectral", bound=True)
+    fig = plotlag.draw_lag([doc], None, norm="spectral", bound=True)
     ax = fig.axes[0]
     (b,) = _lines(ax, "bound")
     assert b.get_label().startswith("bound (‖W_hh‖·max|f′|)^d = 1.5^d")
@@ -153,7 +153,7 @@ def test_spectral_bound_is_drawn_with_the_spectral_norm_only():
 
 def test_frobenius_bound_is_sqrt_h_times_the_spectral_one_and_says_so():
     doc = _doc("rnn", scale=1.5, hidden=5)
-    fig = plots.draw_lag([doc], None, norm="frobenius", bound=True)
+    fig = plotlag.draw_lag([doc], None, norm="frobenius", bound=True)
     ax = fig.axes[0]
     (b,) = _lines(ax, "bound")
     assert b.get_label().startswith("Frobenius bound √H·(‖W_hh‖·max|f′|)^d = √5·1.5^d")
@@ -168,11 +168,11 @@ def test_frobenius_bound_is_sqrt_h_times_the_spectral_one_and_says_so():
 
 
 def test_no_bound_for_the_flow_or_for_gated_cells_and_the_legend_says_why():
-    fig = plots.draw_lag([_doc("rnn", scale=1.5)], None, flow=True, bound=True)
+    fig = plotlag.draw_lag([_doc("rnn", scale=1.5)], None, flow=True, bound=True)
     assert not _lines(fig.axes[0], "bound (")
     assert any("no bound drawn" in t for t in _legend(fig.axes[0]))
     _close(fig)
-    fig = plots.draw_lag([_doc("gru"), _doc("rnn")], None, bound=True)
+    fig = plotlag.draw_lag([_doc("gru"), _doc("rnn")], None, bound=True)
     assert len(_lines(fig.axes[0], "bound (")) == 1
     assert any(t.startswith("no bound drawn for gru") for t in _legend(fig.axes[0]))
     _close(fig)
@@ -180,7 +180,7 @@ def test_no_bound_for_the_flow_or_for_gated_cells_and_the_legend_says_why():
 
 def test_a_huge_bound_is_cut_at_the_data_range_and_the_legend_says_so():
     doc = _doc("rnn", scale=3.0, max_lag=60, tokens=120)       # 3^60 = 4e28
-    fig = plots.draw_lag([doc], None, bound=True)
+    fig = plotlag.draw_lag([doc], None, bound=True)
     ax = fig.axes[0]
     (b,) = _lines(ax, "bound")
     assert "cut at the data's range" in b.get_label() and "4.2e+28 at d = 60" in b.get_label()
@@ -192,7 +192,7 @@ def test_a_huge_bound_is_cut_at_the_data_range_and_the_legend_says_so():
     assert ax.get_ylim()[1] <= 10 ** 1.2 * top * (1 + 1e-9)
     _close(fig)
     # a bound within the data's range is drawn whole and not called cut
-    fig = plots.draw_lag([_doc("rnn", scale=1.0)], None, bound=True)
+    fig = plotlag.draw_lag([_doc("rnn", scale=1.0)], None, bound=True)
     (b,) = _lines(fig.axes[0], "bound")
     assert "cut" not in b.get_label() and np.all(np.isfinite(b.get_ydata()))
     _close(fig)
@@ -204,11 +204,11 @@ def test_a_huge_bound_is_cut_at_the_data_range_and_the_legend_says_so():
 def test_y_label_names_the_jacobian_of_the_cells_drawn():
     for cells, want, not_want in ((["rnn", "gru"], "∂h(t)/∂h(t−d)", "(h,c)"),
                                   (["lstm"], "∂(h,c)(t)/∂(h,c)(t−d)", "∂h(t)/∂h(t−d)")):
-        fig = plots.draw_lag([_doc(c) for c in cells], None)
+        fig = plotlag.draw_lag([_doc(c) for c in cells], None)
         label = fig.axes[0].get_ylabel().replace("\n", " ")
         assert want in label and not_want not in label, label
         _close(fig)
-    fig = plots.draw_lag([_doc("rnn"), _doc("lstm")], None)
+    fig = plotlag.draw_lag([_doc("rnn"), _doc("lstm")], None)
     label = fig.axes[0].get_ylabel().replace("\n", " ")
     assert "∂h(t)/∂h(t−d) (rnn)" in label and "∂(h,c)(t)/∂(h,c)(t−d) (lstm)" in label
     _close(fig)
@@ -216,7 +216,7 @@ def test_y_label_names_the_jacobian_of_the_cells_drawn():
 
 def test_lag_figure_states_every_setting_and_the_anchors():
     docs = [_doc("rnn", "relu", 1.5), _doc("rnn", "lecun-tanh", 0.5)]
-    fig = plots.draw_lag(docs, ["a", "b"], title="my title")
+    fig = plotlag.draw_lag(docs, ["a", "b"], title="my title")
     title = _title(fig).replace("\n", " ")
     for want in ("my title", "cell rnn relu / rnn lecun-tanh", "init orthogonal", "W_hh ×1.5 / 0.5",
                  "at init (no training)", "4 anchors × 40 tokens of random:11", "seed 0", "H=5"):
@@ -473,7 +473,7 @@ def test_commands_that_read_a_run_leave_the_current_folder_empty(tmp_path_factor
 
 
 def test_agreement_report_prints_a_dash_for_an_empty_cell():
-    from rnnlm.probes import format_agreement
+    from rnnlm.probereport import format_agreement
     empty = {"n": 0, "correct": 0.0, "accuracy": None, "ci": [0.0, 1.0]}
     full = {"n": 4, "correct": 3.0, "accuracy": 0.75, "ci": [0.3, 0.95]}
     res = {"feature": "number", "pairs": 4, "coverage": 1.0, "chance_at": None,

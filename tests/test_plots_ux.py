@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlm import plotruns, plots
+from rnnlm import plotlag, plotruns, plots
 
 from test_plots_figures import _close, _fake_run, _legend
 
@@ -112,7 +112,7 @@ def test_no_legend_covers_the_data_of_any_figure(tmp_path):
     tracked = _fake_run(tmp_path / "j", cell="rnn", scale=1.5,
                         jacobian_docs=[_doc("rnn", scale=1.5), _doc("rnn", scale=1.2), _doc("rnn")])
     figures["lag over training"] = plotruns.draw_lag_over_training(tracked)
-    figures["lag"] = plots.draw_lag([_doc("rnn", scale=1.5), _doc("lstm")], None, bound=True)
+    figures["lag"] = plotlag.draw_lag([_doc("rnn", scale=1.5), _doc("lstm")], None, bound=True)
     a = _fake_run(tmp_path / "a", clip_norm=0.0, losses=tuple(5 + 0.05 * k for k in range(60)),
                   norms=tuple(1.2 ** k for k in range(60)))
     b = _fake_run(tmp_path / "b", clip_norm=0.25, losses=tuple(5 + rng.random() for _ in range(60)),

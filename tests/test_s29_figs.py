@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm import plotruns, plots
+from rnnlm import plotlag, plotruns, plots
 from rnnlm.cli import main
 
 from test_plots_figures import _close, _doc, _fake_run, _legend
@@ -61,7 +61,7 @@ def test_a_comparison_of_several_lag_inputs_never_takes_the_single_runs_file_nam
 def test_a_lag_comparison_says_each_curves_settings_in_its_entry_and_only_shared_ones_above():
     docs = [_doc("lstm", hidden=6, init="default"), _doc("rnn", hidden=4, init="default"),
             _doc("rnn", hidden=6, init="orthogonal", scale=1.5)]
-    fig = plots.draw_lag(docs, None)
+    fig = plotlag.draw_lag(docs, None)
     ax = fig.axes[0]
     title = " ".join(ax.get_title().split("\n"))
     assert " / " not in title, title                            # nothing listed that maps onto no curve
@@ -73,7 +73,7 @@ def test_a_lag_comparison_says_each_curves_settings_in_its_entry_and_only_shared
         (True, True, False), (True, False, True), (False, True, False)]
     _close(fig)
     # labels of the caller's own carry no settings: the subtitle still lists each curve's
-    fig = plots.draw_lag(docs, ["one", "two", "three"])
+    fig = plotlag.draw_lag(docs, ["one", "two", "three"])
     assert "init default / orthogonal" in fig.axes[0].get_title()
     _close(fig)
 
@@ -85,7 +85,7 @@ def test_a_lag_comparison_legend_fits_inside_the_figure():
         d["meta"].update(seed=k, text=f"/some/path/to/corpus-{k}/a-long-file-name-{k}-of-a-corpus-of-many-long-names.txt:valid",
                          anchors=4 + k, tokens=40 + k, clip="clip-norm 0.25", step=1000 * k)
         docs.append(d)
-    fig = plots.draw_lag(docs, None)
+    fig = plotlag.draw_lag(docs, None)
     ax = fig.axes[0]
     assert max(len(e) for e in _legend(ax)) > 170                # entries wider than the figure was
     fig.canvas.draw()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm import plotruns, plots
+from rnnlm import plotlag, plotruns
 from rnnlm.cli import main
 from rnnlm.cliinstruments import compare_key
 
@@ -60,7 +60,7 @@ def test_two_runs_of_one_name_are_compared_into_their_own_file_and_told_apart_in
     assert main(["plot", "lag", "runs/t1", "x/t1"]) == 0
     assert capsys.readouterr().err == ""                             # different inputs: nothing to say
     # the legend: the parent folder's name in front where two names are the same, 'again' for a repeat
-    fig = plots.draw_lag([tmp_path / "runs/t1", tmp_path / "x/t1", tmp_path / "runs/t1"], None)
+    fig = plotlag.draw_lag([tmp_path / "runs/t1", tmp_path / "x/t1", tmp_path / "runs/t1"], None)
     assert _legend(fig.axes[0]) == ["gru, init orthogonal, W_hh ×1, at init (runs/t1) [h]",
                                     "gru, init orthogonal, W_hh ×1, at init (x/t1) [h]",
                                     "gru, init orthogonal, W_hh ×1, at init (runs/t1, again) [h]"]
@@ -68,8 +68,8 @@ def test_two_runs_of_one_name_are_compared_into_their_own_file_and_told_apart_in
     # names that differ stay as they were (no parent in front)
     _fake_run(tmp_path / "x" / "t2", cell="gru")
     (tmp_path / "x/t2/jacobian.json").write_text(json.dumps(doc))
-    assert plots.item_names([tmp_path / "runs/t1", tmp_path / "x/t2"]) == ["t1", "t2"]
-    assert plots.item_names([tmp_path / "runs/t1/jacobian.json", tmp_path / "x/t1/jacobian.json"]) == [
+    assert plotlag.item_names([tmp_path / "runs/t1", tmp_path / "x/t2"]) == ["t1", "t2"]
+    assert plotlag.item_names([tmp_path / "runs/t1/jacobian.json", tmp_path / "x/t1/jacobian.json"]) == [
         "runs/t1/jacobian", "x/t1/jacobian"]
     # the README says where such a comparison goes
     assert "two of the same name such as `runs/t1` and `other/t1`: `<A>+<n>-more-<hash>`" in README
@@ -111,7 +111,7 @@ def test_a_figure_with_the_bound_is_written_beside_the_one_without_it(tmp_path, 
 
 def test_a_lag_comparison_writes_W_hh_times_one_way_and_says_what_its_tags_are():
     docs = [_doc("lstm", scale=1.5), _doc("rnn", scale=1.5)]
-    fig = plots.draw_lag(docs, None)
+    fig = plotlag.draw_lag(docs, None)
     ax = fig.axes[0]
     title = " ".join(ax.get_title().split("\n")).replace("\u00a0", " ")
     entries = _legend(ax)
@@ -123,10 +123,10 @@ def test_a_lag_comparison_writes_W_hh_times_one_way_and_says_what_its_tags_are()
     assert title.endswith("[state]: ∂(h,c)(t)/∂(h,c)(t−d), the lstm's whole state, [h]: ∂h(t)/∂h(t−d)"), title
     _close(fig)
     # no tags (one curve, or a quantity asked for): nothing to explain
-    fig = plots.draw_lag(docs[:1], None)
+    fig = plotlag.draw_lag(docs[:1], None)
     assert "[state]" not in fig.axes[0].get_title()
     _close(fig)
-    fig = plots.draw_lag([_doc("lstm"), _doc("lstm", hidden=7)], None, quantity="c")
+    fig = plotlag.draw_lag([_doc("lstm"), _doc("lstm", hidden=7)], None, quantity="c")
     assert "[" not in " ".join(_legend(fig.axes[0])) and "[c]" not in fig.axes[0].get_title()
     _close(fig)
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from rnnlm import probereport as R
 from rnnlm import probes as P
 from rnnlm import sintetico as S
 from rnnlm.errors import UserError
@@ -48,7 +49,7 @@ def test_a_model_at_chance_with_two_lucky_distances_is_not_called_above_chance()
     assert res["correction"].startswith("Holm (1979)")
     b4 = res["by_distance"][3]
     assert b4["p_value"] == pytest.approx(0.0455, abs=1e-4) and b4["p_holm"] == pytest.approx(1.0)
-    line = P.format_agreement({"feature": "number", "pairs": 4000, "coverage": 1.0, **res}).splitlines()[-1]
+    line = R.format_agreement({"feature": "number", "pairs": 4000, "coverage": 1.0, **res}).splitlines()[-1]
     assert line == (f"accuracy: indistinguishable from chance at every distance probed (1-40), {HOLM}; "
                     "uncorrected, 2 of the 40 per-distance 95% CIs exclude 0.5 (above at distances 4 and 25), where luck "
                     "alone would put about 2 (5% of 40)"), line
@@ -57,7 +58,7 @@ def test_a_model_at_chance_with_two_lucky_distances_is_not_called_above_chance()
 def test_a_model_above_chance_at_short_distances_then_at_chance():
     res = _result(lambda d: 90 if d <= 10 else 60 if d == 25 else 50)
     assert res["holm_above_chance_distances"] == list(range(1, 11))
-    line = P.chance_sentence(res["by_distance"])
+    line = R.chance_sentence(res["by_distance"])
     assert line.startswith(f"accuracy: above chance at distances 1-10 and indistinguishable from chance at the "
                            f"other 30, {HOLM}; uncorrected, 11 of the 40 per-distance 95% CIs exclude 0.5 (above at distances 1-10 "
                            "and 25), where luck alone would put about 2 (5% of 40)"), line
@@ -66,7 +67,7 @@ def test_a_model_above_chance_at_short_distances_then_at_chance():
 def test_a_model_above_chance_everywhere():
     res = _result(lambda d: 80)
     assert res["holm_above_chance_distances"] == list(range(1, 41))
-    assert P.chance_sentence(res["by_distance"]) == (
+    assert R.chance_sentence(res["by_distance"]) == (
         f"accuracy: above chance (95% CI over 0.5) at every distance probed (1-40); the same {HOLM}")
 
 
@@ -119,14 +120,14 @@ def test_cli_probe_gender_on_a_vocabulary_without_its_words_says_what_is_missing
 def test_the_uncorrected_count_says_which_way_each_distance_goes():
     # 6 and 13 below chance, 7 above: "(at distances 6-7 and 13)" lumped them together
     res = _result(lambda d: 35 if d in (6, 13) else 65 if d == 7 else 50)
-    line = P.chance_sentence(res["by_distance"])
+    line = R.chance_sentence(res["by_distance"])
     assert "3 of the 40 per-distance 95% CIs exclude 0.5 (above at distance 7; below at distances 6 and 13)" in line
 
 
 def test_the_table_marks_distances_that_are_at_chance_after_the_correction():
     # distances 4 and 25 exclude 0.5 uncorrected (60/100) but not after Holm; 1-3 hold after it (90/100)
     res = _result(lambda d: 90 if d <= 3 else 60 if d in (4, 25) else 50)
-    rows = P.format_agreement({"feature": "number", "pairs": 4000, "coverage": 1.0, **res}).splitlines()[2:42]
+    rows = R.format_agreement({"feature": "number", "pairs": 4000, "coverage": 1.0, **res}).splitlines()[2:42]
     marks = {int(r.split()[0]): r.split("  ")[-1].strip() for r in rows}
     assert all(not marks[d].startswith("~") for d in (1, 2, 3)), rows[:3]
     assert marks[4] == marks[25] == "~chance after Holm"

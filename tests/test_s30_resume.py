@@ -75,7 +75,7 @@ def test_a_short_final_evaluation_is_said_in_seconds_not_as_0_0_min():
 
 
 def test_the_context_table_never_shows_minus_zero():
-    from rnnlm.probes import format_context
+    from rnnlm.probereport import format_context
     res = {"mode": "shuffle", "n_targets": 10, "window": 40, "baseline_loss": 3.0, "distances": [1, 5],
            "effective_context": 1,
            "results": [{"distance": 1, "mean_increase": 0.25, "ci": [0.1, 0.4], "within_noise": False},
@@ -440,9 +440,9 @@ def test_a_second_signal_says_it_stopped_without_saving_and_what_is_kept(monkeyp
 
 
 def test_plot_lag_of_a_file_that_is_not_json_says_what_it_reads(tmp_path):
-    from rnnlm import plots
+    from rnnlm import plotlag
     bad = tmp_path / "metrics.jsonl"
     bad.write_text('{"a": 1}\n{"b": 2}\n')
     with pytest.raises(UserError, match=r"cannot read .* as JSON \(.*\); plot lag reads a lag curve: a run "
                                         r"folder's jacobian.json, or one written with 'python cli.py jacobian'$"):
-        plots.load_lag_doc(bad)
+        plotlag.load_lag_doc(bad)

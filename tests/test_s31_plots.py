@@ -39,7 +39,7 @@ def _drawn_medians(ax):
 
 @pytest.mark.parametrize("bound", [False, True])
 def test_a_curve_reaching_1e300_is_drawn_within_finite_limits(bound):
-    from rnnlm.plots import draw_lag
+    from rnnlm.plotlag import draw_lag
     fig = draw_lag([_exploding_doc()], bound=bound)       # crashed (OverflowError) or drew empty axes
     ax = fig.axes[0]
     lo, hi = ax.get_ylim()
@@ -53,7 +53,7 @@ def test_a_curve_reaching_1e300_is_drawn_within_finite_limits(bound):
 
 
 def test_a_null_tail_draws_the_finite_lags_and_says_from_which_lag(tmp_path):
-    from rnnlm.plots import draw_lag, plot_lag
+    from rnnlm.plotlag import draw_lag, plot_lag
     fig = draw_lag([_exploding_doc(D=12, null_from=11)], bound=True)
     ax = fig.axes[0]
     assert np.isfinite(_drawn_medians(ax)).sum() == 10
@@ -75,13 +75,13 @@ def test_nothing_drawable_is_one_line_error(tmp_path, capsys):
     assert err == ("error: nothing to draw: no median or band of spectral norm of ∂h(t)/∂h(t−d) in layer0 is "
                    "a finite number above 0 (null: beyond float64's range)\n")
     assert not (tmp_path / "out.png").exists()
-    from rnnlm.plots import draw_lag
+    from rnnlm.plotlag import draw_lag
     with pytest.raises(UserError):
         draw_lag([path])
 
 
 def test_an_ordinary_curve_keeps_matplotlibs_limits():
-    from rnnlm.plots import draw_lag
+    from rnnlm.plotlag import draw_lag
     fig = draw_lag([_exploding_doc(per_step=10.0, D=10)])
     lo, hi = fig.axes[0].get_ylim()
     # matplotlib's own autoscaling over 1 (the axhline) to 1.1e10: 5% of the span beyond each side
@@ -118,7 +118,8 @@ def test_lag_over_training_of_curves_reaching_1e300_is_drawn(tmp_path):
 
 
 def test_the_legend_of_long_bound_entries_fits_the_png(tmp_path):
-    from rnnlm.plots import SAVE_DPI, draw_lag
+    from rnnlm.plotlag import draw_lag
+    from rnnlm.plots import SAVE_DPI
     slow = _exploding_doc(per_step=1000.0, D=100)
     slow["meta"]["bound_per_step"] = [1200.0]                   # 4·1200^d leaves the range at d = 97.6
     fig = draw_lag([slow, _exploding_doc()], norm="frobenius", bound=True)

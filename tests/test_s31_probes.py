@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
+from rnnlm import probereport as R
 from rnnlm import probes as P
 from rnnlm.config import ModelConfig
 from rnnlm.errors import UserError
@@ -44,11 +45,11 @@ def test_fewer_targets_than_asked_are_warned_and_counted():
     assert (res["n_targets"], res["n_targets_asked"]) == (10, 20)
     assert res["results"][0]["n"] == 10
     assert "10 targets (of 20 asked: the split holds only 10 positions past the window), window 30" \
-        in P.format_context(res)
+        in R.format_context(res)
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # as many as asked: no warning
         res = P.context_usage(_model(), stream, [1, 5], n_targets=10, window=30, n_boot=50)
-    assert "(of" not in P.format_context(res).splitlines()[0]
+    assert "(of" not in R.format_context(res).splitlines()[0]
 
 
 def test_one_target_gives_no_interval_and_is_refused():

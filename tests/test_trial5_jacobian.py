@@ -202,7 +202,8 @@ def _strip_below(fig, ax):
 
 
 def test_plot_lag_marks_the_zero_lags_in_a_strip_below_and_says_why(tmp_path):
-    from rnnlm.plots import NOTHING_POSITIVE, ZERO_NOTE, draw_lag
+    from rnnlm.plotlag import draw_lag
+    from rnnlm.plots import NOTHING_POSITIVE, ZERO_NOTE
     fig = draw_lag([saturated_doc()])
     ax = fig.axes[0]
     assert fig.axes == [ax]                                 # the strip is ax's child, not a second subplot
@@ -229,7 +230,8 @@ def _normal_doc():
 
 
 def test_plot_lag_of_a_zero_and_a_normal_curve_keeps_the_log_axis_to_the_normal_one():
-    from rnnlm.plots import ZERO_NOTE, draw_lag
+    from rnnlm.plotlag import draw_lag
+    from rnnlm.plots import ZERO_NOTE
     normal = _normal_doc()
     fig = draw_lag([normal, saturated_doc()])
     ax = fig.axes[0]
@@ -245,7 +247,8 @@ def test_plot_lag_of_a_zero_and_a_normal_curve_keeps_the_log_axis_to_the_normal_
 
 
 def test_plot_lag_of_a_normal_curve_has_no_zero_marks_and_no_strip():
-    from rnnlm.plots import ZERO_NOTE, draw_lag
+    from rnnlm.plotlag import draw_lag
+    from rnnlm.plots import ZERO_NOTE
     fig = draw_lag([_normal_doc()])
     ax = fig.axes[0]
     assert fig.axes == [ax] and ax.child_axes == []         # one axes, as before
@@ -335,7 +338,7 @@ def _flat_doc(per_step=6.99, level=2.0, D=30):
 
 
 def test_a_bound_cut_after_lag_1_is_drawn_up_to_where_it_leaves_the_range():
-    from rnnlm.plots import draw_lag
+    from rnnlm.plotlag import draw_lag
     fig = draw_lag([_flat_doc()], bound=True)
     ax = fig.axes[0]
     dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
@@ -355,7 +358,7 @@ def test_a_bound_cut_after_lag_1_is_drawn_up_to_where_it_leaves_the_range():
 
 
 def test_a_bound_above_the_range_from_lag_1_says_so():
-    from rnnlm.plots import draw_lag
+    from rnnlm.plotlag import draw_lag
     fig = draw_lag([_flat_doc(per_step=500.0)], bound=True)
     label = [t for t in _legend(fig.axes[0]) if t.startswith("bound")][0]
     assert "above the plotted range from d = 1" in label
@@ -364,8 +367,8 @@ def test_a_bound_above_the_range_from_lag_1_says_so():
 
 
 def test_a_sweep_jobs_curve_reads_its_clipping_from_the_job_folder(tmp_path):
-    from rnnlm.plots import draw_lag
-    from rnnlm.plots import load_lag_doc
+    from rnnlm.plotlag import draw_lag
+    from rnnlm.plotlag import load_lag_doc
     job = tmp_path / "job"
     job.mkdir()
     (job / "config.json").write_text(json.dumps({"train": {"model": {"cell": "rnn"}, "clip_norm": 0.25}}))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlm import plotruns, probes
+from rnnlm import plotruns, probereport, probes
 
 from test_plots_figures import _close, _fake_run
 
@@ -159,7 +159,7 @@ def _result(pattern):
 
 
 def _last_line(pattern):
-    return probes.format_agreement(_result(pattern)).splitlines()[-1]
+    return probereport.format_agreement(_result(pattern)).splitlines()[-1]
 
 
 def test_a_model_at_chance_only_at_distance_1_is_said_to_be_above_chance_from_2_on():
@@ -200,7 +200,7 @@ def test_old_results_without_the_new_fields_still_print():
     res = _result(["chance", "above", "above"])
     for key in ("chance_distances", "below_chance_distances", "chance_from", "above_chance_from"):
         del res[key]
-    assert "above chance at every distance from 2 on" in probes.format_agreement(res)
+    assert "above chance at every distance from 2 on" in probereport.format_agreement(res)
 
 
 # ---------------------------------------------------------------- 5. README: plot probe draws agreement by default

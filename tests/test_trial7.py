@@ -16,7 +16,7 @@ import pytest
 
 from rnnlm.errors import UserError
 from rnnlm.fileio import atomic_write_text, check_writable
-from rnnlm.probes import chance_sentence
+from rnnlm.probereport import chance_sentence
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,8 @@ def test_a_closed_standard_output_does_not_fail_the_command():
 
 
 def test_a_gated_cells_zero_note_is_wrapped_inside_the_figure():
-    from rnnlm.plots import NOTE_WIDTH, draw_lag
+    from rnnlm.plotlag import draw_lag
+    from rnnlm.plots import NOTE_WIDTH
     from test_trial5_jacobian import saturated_doc
     docs = [saturated_doc(), saturated_doc()]
     docs[1]["meta"]["cell"] = "gru"
