@@ -28,7 +28,7 @@ from .errors import UserError
 from .runs import LOCK
 
 
-def lock_run(folder):
+def lock_run(folder, resume: bool = False):
     """Hold the run folder's OS lock (RUN/.train.lock) for one training process; a filelock.FileLock.
 
     Created with the folder if needed. The kernel releases the lock when the
@@ -36,11 +36,14 @@ def lock_run(folder):
     A folder locked by another process is a UserError (one line): two writers
     would clobber each other's checkpoints. Readers (evaluate, generate, plot)
     never take the lock. Release it with `.release()` (Run.close does).
+    resume: the folder is a run to continue, so the refusal's advice is to wait (another --out would be a
+    new run, not this one's continuation).
     """
-    return lock_folder(folder, LOCK, "is being trained by another process")
+    return lock_folder(folder, LOCK, "is being trained by another process",
+                       advice="wait for it to end, then resume" if resume else None)
 
 
-def lock_folder(folder, name: str, busy: str, holder=None):
+def lock_folder(folder, name: str, busy: str, holder=None, advice: str | None = None):
     """Hold the OS lock folder/name (a filelock.FileLock, taken without waiting) for this process.
 
     The mechanism of `lock_run`, for any folder that one process at a time may
@@ -49,8 +52,8 @@ def lock_folder(folder, name: str, busy: str, holder=None):
     into the lock file (filelock >= 4 opens it without truncating, so a
     refused opener leaves it there) and empties it on release. Held by
     another process: a UserError "FOLDER <busy> (<who> holds FOLDER/name);
-    wait for it to end or use another --out", where who is holder(lock path)
-    (default `lock_holder`: "pid 123") when that names the holder, else "it".
+    wait for it to end or use another --out" (or `advice` after the semicolon), where who is
+    holder(lock path) (default `lock_holder`: "pid 123") when that names the holder, else "it".
     """
     from filelock import Timeout
     folder = Path(folder)
@@ -64,7 +67,7 @@ def lock_folder(folder, name: str, busy: str, holder=None):
         except Timeout:
             who = (holder or lock_holder)(folder / name) or "it"
             raise UserError(f"{folder} {busy} ({who} holds {folder / name}); "
-                            "wait for it to end or use another --out") from None
+                            f"{advice or 'wait for it to end or use another --out'}") from None
         except OSError as exc:
             raise UserError(f"cannot lock the folder {folder}: {exc.strerror or exc}") from None
         if _still_named(lock, folder / name):

@@ -142,7 +142,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
         try:
             try:
                 refuse_sweep_folder(folder, resume=resume is not None)
-                lock = lock_run(folder)
+                lock = lock_run(folder, resume=resume is not None)
                 ck, finish = None, None
                 if resume is None:
                     refuse_taken(folder)

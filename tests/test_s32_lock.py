@@ -70,3 +70,23 @@ def test_a_lock_on_a_file_removed_meanwhile_is_taken_again(tmp_path, monkeypatch
     p = subprocess.run([sys.executable, "-c", f"from rnnlm.folderlock import lock_run; lock_run({str(folder)!r})"],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "is being trained by another process" in p.stderr
+
+
+def test_a_resume_refused_by_the_lock_is_told_to_wait_not_to_use_another_out(text, tmp_path, capsys):
+    from rnnlm.cli import main
+    from rnnlm.runs import resume_config
+    from rnnlm.train import train
+    from test_train import tiny
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    p = _holder(run)
+    try:
+        with pytest.raises(UserError) as e:
+            train(resume_config(run, {"max_steps": 4}), resume=run)
+        assert str(e.value) == (f"{run} is being trained by another process (pid {p.pid} holds {run / LOCK}); "
+                                f"wait for it to end, then resume")
+        assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 2
+        assert capsys.readouterr().err.endswith("; wait for it to end, then resume\n")
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
