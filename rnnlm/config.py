@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .errors import UserError
+from .fileio import fmt_bytes
 from .settings import (_refuse_unknown, check_bools, check_field_types, check_fields, documented, flag,
                        integral_counts, kind_of)
 
@@ -223,8 +224,8 @@ def _check_fits_in_memory(config: ModelConfig) -> None:
     if memory and need > memory:
         raise ModelConfigError(f"a {config.cell} with vocab_size {config.vocab_size}, emsize {config.emsize}, "
                                f"hidden {config.hidden}, layers {config.layers} needs at least "
-                               f"{need / 2**30:.1f} GiB (parameters, gradients, optimizer state), more than "
-                               f"this machine's {memory / 2**30:.1f} GiB; use smaller --hidden, --emsize, "
+                               f"{fmt_bytes(need)} (parameters, gradients, optimizer state), more than "
+                               f"this machine's {fmt_bytes(memory)}; use smaller --hidden, --emsize, "
                                f"--layers or --max-vocab")
 
 

@@ -128,6 +128,14 @@ def check_writable(path, advice: str = "give --out FILE.json in a writable folde
         raise UserError(f"cannot write {path}: the folder {folder} is not writable; {advice}")
 
 
+def fmt_bytes(n) -> str:
+    """A size in bytes for people: '1.5 GiB', '3,072.0 PiB' (grouped beyond the largest unit), '512 bytes'."""
+    for unit, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{int(n):,} bytes"
+
+
 def first_new_folder(folder) -> Path | None:
     """The outermost of `folder` and its parents that does not exist yet (None: `folder` exists): what
     `remove_new_folders` may remove again after a command that created it wrote nothing."""

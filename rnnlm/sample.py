@@ -25,6 +25,7 @@ import numpy as np
 
 from .settings import check_range
 from .errors import UserError
+from .fileio import fmt_bytes
 from .tokenize import EOS
 
 # A temperature below this is greedy decoding: dividing log-probabilities by it
@@ -270,19 +271,12 @@ def check_fits_in_memory(model, vocab_size: int, words: int, num_samples: int) -
                           int(getattr(cfg, "hidden", 0) or 0))
     if memory and need > memory:
         if num_samples == 1:
-            raise UserError(f"--words {words:,} needs about {_size(need)} of memory (the text drawn is kept), more "
-                            f"than this machine's {_size(memory)}; give fewer --words")
-        raise UserError(f"--num-samples {num_samples:,} of --words {words:,} needs about {_size(need)} of memory "
+            raise UserError(f"--words {words:,} needs about {fmt_bytes(need)} of memory (the text drawn is kept), more "
+                            f"than this machine's {fmt_bytes(memory)}; give fewer --words")
+        raise UserError(f"--num-samples {num_samples:,} of --words {words:,} needs about {fmt_bytes(need)} of memory "
                         f"(the samples are drawn together, each from a {vocab_size:,}-word vocabulary), more "
-                        f"than this machine's {_size(memory)}; give fewer --num-samples or --words (or draw "
+                        f"than this machine's {fmt_bytes(memory)}; give fewer --num-samples or --words (or draw "
                         f"them in several runs, each with its own --seed)")
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n:,} bytes"
 
 
 class Piece(NamedTuple):

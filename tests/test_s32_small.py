@@ -29,3 +29,15 @@ def test_a_cache_allocation_names_the_wrong_size_or_dtype(alloc, name):
         alloc(3, 2, 4, 5, int)
     cache = alloc(np.int64(3), 2, 4, 5, "float32")
     assert cache.h.shape == (4, 2, 5) and cache.h.dtype == np.float32
+
+
+def test_a_memory_refusal_gives_a_readable_size(monkeypatch):
+    from rnnlm import config
+    from rnnlm.config import ModelConfig, ModelConfigError
+    from rnnlm.fileio import fmt_bytes
+    assert [fmt_bytes(n) for n in (512, 3 * 2**29, 2**40, 3 * 2**60)] == ["512 bytes", "1.5 GiB", "1.0 TiB",
+                                                                       "3,072.0 PiB"]
+    monkeypatch.setattr(config, "physical_memory", lambda: 8 * 2**30)
+    with pytest.raises(ModelConfigError, match=r"needs at least 426\.3 PiB \(parameters, gradients, optimizer state\), "
+                                               r"more than this machine's 8\.0 GiB;"):
+        ModelConfig(vocab_size=10000, hidden=100_000_000).validate()
