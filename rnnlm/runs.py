@@ -452,10 +452,21 @@ def resume_config(run_dir, overrides: dict | None = None):
         raise UserError(f"{Path(run_dir) / CONFIG}: {exc}; restore the file (an edited config.json, or one "
                         f"written by a newer rnnlm)") from None
     config = config.resumed(overrides, out=str(run_dir))
+    _refuse_missing_corpus(run_dir, config.data.corpus)
     why = tokenizer_change((saved.get("corpus") or {}).get("checksum"), config.data)
     if why:
         raise UserError(f"cannot resume {run_dir}: {why}")
     return config
+
+
+def _refuse_missing_corpus(run_dir, corpus) -> None:
+    """UserError (one line) when the corpus path a run's config.json names is gone: say where the name comes
+    from and how to point it at the text's new place (the checksum then says whether it is the same text)."""
+    from .corpus import NAMED_CORPORA
+    if isinstance(corpus, str) and corpus not in NAMED_CORPORA and not Path(corpus).expanduser().exists():
+        raise UserError(f"cannot resume {run_dir}: its corpus {corpus} (\"corpus\" in {Path(run_dir) / CONFIG}) "
+                        f"is not there any more; if the text moved, put its new path there (a resume checks by "
+                        f"checksum that it is the same text)")
 
 
 def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict, ck=None):

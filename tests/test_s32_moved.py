@@ -41,3 +41,17 @@ def test_a_config_json_pointed_at_other_text_is_refused_by_its_checksum(text, tm
     with pytest.raises(UserError, match=r"the corpus or tokenizer changed since .* was trained \(checksum differs\)"):
         train(resume_config(run, {"max_steps": 4}), resume=run)
     assert (run / "model.npz").read_bytes() == before
+
+
+def test_a_corpus_that_is_gone_is_said_with_where_its_name_comes_from(text, tmp_path):
+    gone = tmp_path / "gone" / text.name
+    gone.parent.mkdir()
+    shutil.copyfile(text, gone)
+    run = tmp_path / "r"
+    train(tiny(gone, run, max_steps=2))
+    gone.unlink()
+    with pytest.raises(UserError) as e:
+        resume_config(run, {"max_steps": 4})
+    assert str(e.value) == (f"cannot resume {run}: its corpus {gone} (\"corpus\" in {run / 'config.json'}) is not "
+                            f"there any more; if the text moved, put its new path there (a resume checks by "
+                            f"checksum that it is the same text)")
