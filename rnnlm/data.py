@@ -154,6 +154,29 @@ def _read_cache(folder: Path, checksum: str):
     return meta, ids, offsets
 
 
+def _read_notes(seen, source) -> list[dict]:
+    """The warnings reading the corpus files gave (a file not UTF-8, read as cp1252), warned again now, and
+    kept for the token cache: {"file": its name in the corpus, "note": the text with {path} for its path}, so
+    that a cache hit, which reads no file, still says them (of the file where it is now)."""
+    notes = []
+    for w in seen:
+        text = str(w.message)
+        warnings.warn(text, w.category, stacklevel=3)
+        for name, path in source.files:
+            if str(path) in text:
+                notes.append({"file": name, "note": text.replace(str(path), "{path}")})
+                break
+    return notes
+
+
+def _repeat_read_notes(meta: dict, source) -> None:
+    """On a token-cache hit, the warnings reading the files gave when the cache was made (_read_notes)."""
+    paths = dict(source.files)
+    for n in meta.get("read_notes") or []:
+        if isinstance(n, dict) and n.get("file") in paths and isinstance(n.get("note"), str):
+            warnings.warn(n["note"].replace("{path}", str(paths[n["file"]])), stacklevel=3)
+
+
 def _tokenize_files(source, config: DataConfig, version: int = TOKENIZER_VERSION):
     """All files -> (word list, ids over it, document offsets). Word 0 is <eos>."""
     index = {EOS: 0}
@@ -266,12 +289,19 @@ def load_corpus(config: DataConfig) -> Corpus:
     cached = _read_cache(folder, checksum) if config.use_cache and folder is not None else None
     if cached is not None:
         meta, ids, offsets = cached
+        _repeat_read_notes(meta, source)
     else:
-        words, ids, offsets = _tokenize_files(source, config)
-        same = _oldest_same_version(source, config, words, ids)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            words, ids, offsets = _tokenize_files(source, config)
+        notes = _read_notes(seen, source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")         # (the same files read again: their notes are said)
+            same = _oldest_same_version(source, config, words, ids)
         meta = {"format": CACHE_FORMAT, "checksum": checksum, "settings": _tokenizer_settings(config),
                 "corpus_checksum": _checksum(text_checksum, config, same),
-                "corpus": source.name, "documents": [name for name, _ in source.files], "words": words}
+                "corpus": source.name, "documents": [name for name, _ in source.files], "words": words,
+                "read_notes": notes}
         try:
             # store only under the key of the bytes just tokenized: a file edited meanwhile is not cached
             if folder is not None and _checksum(corpus_files.source_checksum(source), config) == checksum:

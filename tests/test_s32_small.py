@@ -41,3 +41,25 @@ def test_a_memory_refusal_gives_a_readable_size(monkeypatch):
     with pytest.raises(ModelConfigError, match=r"needs at least 426\.3 PiB \(parameters, gradients, optimizer state\), "
                                                r"more than this machine's 8\.0 GiB;"):
         ModelConfig(vocab_size=10000, hidden=100_000_000).validate()
+
+
+def test_a_file_read_as_cp1252_is_said_on_a_token_cache_hit_too(tmp_path, monkeypatch):
+    from rnnlm.config import DataConfig
+    from rnnlm.data import load_corpus
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes("olá mundo, coração de pedra. ".encode("cp1252") * 40)
+    (folder / "b.txt").write_text("uma outra linha, em utf-8. " * 40, encoding="utf-8")
+    said = []
+    for _ in range(2):
+        with pytest.warns(UserWarning) as w:
+            corpus = load_corpus(DataConfig(corpus=str(folder), valid_fraction=0.0, test_fraction=0.0))
+        said.append((corpus.cache_hit, [str(x.message) for x in w]))
+    assert said == [(False, [f"{folder / 'a.txt'} is not UTF-8; read it as cp1252"]),
+                    (True, [f"{folder / 'a.txt'} is not UTF-8; read it as cp1252"])]
+    moved = tmp_path / "moved"
+    folder.rename(moved)            # the same bytes elsewhere: the cache hits, and names the file where it is
+    with pytest.warns(UserWarning) as w:
+        assert load_corpus(DataConfig(corpus=str(moved), valid_fraction=0.0, test_fraction=0.0)).cache_hit
+    assert [str(x.message) for x in w] == [f"{moved / 'a.txt'} is not UTF-8; read it as cp1252"]
