@@ -325,7 +325,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     nonfinite = None        # the latest non-finite window (its event), for the summary
     due_log = due_eval = False      # a step event / validation due at a skipped step, made at the next applied one
     last_good = LastGood(model, s.opt)
-    progress = _Progress(s, loop, timing)
+    progress = None
     # Overflow warnings would only repeat what the non-finite guard reports in one line.
     try:
         with Interrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -335,6 +335,9 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                 announce()
             for line in after_announce:
                 note(line)
+            # the bar after the run's first line: on a terminal both go to one screen, and a bar drawn first
+            # would have "run folder: X" written at its end
+            progress = _Progress(s, loop, timing)
             interrupt.saved_step = loop.step        # a new run saved step 0 above; a resume starts from its own
             while True:
                 stopped = finish or stop_reason(config, loop, interrupted=interrupt.requested, elapsed=s.clock(),
@@ -403,7 +406,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         summary = end_run(s, loop, hidden, stopped, nonfinite, interrupt, startup=startup, baseline=baseline)
         return summary
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
         run.close()
 
 
