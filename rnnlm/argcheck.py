@@ -30,6 +30,14 @@ def check_int(value, name: str, where: str, lo: int | None = None) -> int:
     return int(value)
 
 
+def check_path(value, name: str, where: str, what: str = "a path") -> None:
+    """TypeError unless `value` is a path: a str or an os.PathLike (what: the path's meaning, "a run folder")."""
+    import os
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{where}: {name} must be {what}, a str or os.PathLike, got {value!r} "
+                        f"({type(value).__name__})")
+
+
 def check_generator(rng, where: str, name: str = "rng", or_none: str | None = None) -> None:
     """TypeError unless `rng` is a numpy Generator (or None, when `or_none` says what None means)."""
     if isinstance(rng, np.random.Generator) or (or_none is not None and rng is None):

@@ -250,8 +250,23 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         integral_counts(self)     # hidden=8.0 -> 8
+        self._paths_as_str()
+
+    def _paths_as_str(self) -> None:
+        """corpus and corpora_dir given as a pathlib.Path (any os.PathLike) become its str, as the CLI
+        gives them: config.json (JSON) and the checkpoints hold a str."""
+        for name in ("corpus", "corpora_dir"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                setattr(self, name, os.fspath(value))
 
     def validate(self) -> None:
+        self._paths_as_str()    # (a Path set after construction)
+        for name in ("corpus", "corpora_dir"):
+            value = getattr(self, name)
+            if not isinstance(value, str) and not (name == "corpora_dir" and value is None):
+                what = "a corpus name or a path" if name == "corpus" else "a folder path (or None)"
+                raise UserError(f"{name} must be {what}, a str or os.PathLike, got {value!r} ({kind_of(value)})")
         check_fields(self)      # (a type first: check_range)
         vf, tf = self.valid_fraction, self.test_fraction
         if not (0 <= vf < 1 and 0 <= tf < 1 and vf + tf < 1):

@@ -278,6 +278,10 @@ def _split(meta: dict, ids: np.ndarray, offsets: np.ndarray, config: DataConfig)
 def load_corpus(config: DataConfig) -> Corpus:
     """Read (or load from cache), split, build the vocabulary on train, encode. See the module docstring."""
     started = time.perf_counter()
+    if not isinstance(config, DataConfig):
+        example = f"DataConfig(corpus={config!r})" if isinstance(config, str) else 'DataConfig(corpus="machado")'
+        raise TypeError(f"load_corpus: config must be a DataConfig, got {config!r} ({type(config).__name__}): "
+                        f"pass {example}")
     config.validate()
     source = corpus_files.resolve(config.corpus, config.corpora_dir)
     from .caches import tokens_cache_dir

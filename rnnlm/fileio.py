@@ -126,6 +126,27 @@ def check_writable(path, advice: str = "give --out FILE.json in a writable folde
         raise UserError(f"cannot write {path}: {folder} is a file, not a folder; {advice}")
     if folder.is_dir() and not os.access(folder, os.W_OK):
         raise UserError(f"cannot write {path}: the folder {folder} is not writable; {advice}")
+    if folder.is_dir():
+        _try_creating(path, folder, advice)
+
+
+def _try_creating(path, folder: Path, advice: str) -> None:
+    """check_writable's last check: create (and remove at once) a file in `folder`, or a folder where
+    `path`'s own folder is still to be made, as the write will. os.access says yes where creating says
+    no: a pseudo file system (/proc, /sys) or a read-only mount, run as root."""
+    from .errors import UserError
+    make_file = folder == Path(path).absolute().parent
+    try:
+        if make_file:
+            fd, trial = tempfile.mkstemp(dir=folder, prefix=".rnnlm-write-check.", suffix=".tmp")
+            os.close(fd)
+            os.remove(trial)
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".rnnlm-write-check."))
+    except OSError as exc:
+        what = "new files" if make_file else "new folders"
+        raise UserError(f"cannot write {path}: the folder {folder} does not take {what} "
+                        f"({exc.strerror or exc}); {advice}") from None
 
 
 def fmt_bytes(n) -> str:

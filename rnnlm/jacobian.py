@@ -121,7 +121,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .activations import max_fprime
-from .argcheck import check_generator, check_token_ids, is_int
+from .argcheck import check_generator, check_token_ids, is_int, is_real
 from .cells import CELLS
 from .errors import UserError
 from .jacobianstates import (LayerTrace, Spec, _check_anchors_finite, _f64, _float64_model, model_spec,
@@ -510,7 +510,9 @@ def check_lag_curve_args(model, tokens, max_lag, anchors, rng, tol, quantities) 
     _check_count("max_lag", max_lag, where)
     _check_count("anchors", anchors, where)
     check_generator(rng, where, or_none="seed 0")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not (0 < tol < 1):
+    if not is_real(tol):
+        raise TypeError(f"{where}: tol must be a number in (0, 1), got {tol!r} ({type(tol).__name__})")
+    if not 0 < tol < 1:
         raise ValueError(f"{where}: tol must be a number in (0, 1), got {tol!r}")
     known = ("h", "c", "state") if model.config.cell == "lstm" else ("h",)
     if quantities is not None:

@@ -223,6 +223,9 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
 
     with stop_says_what_is_kept("the Jacobian measurement") as said:     # Ctrl-C: says what is kept
         config.validate()
+        if config.out:      # a given --out: refused before the corpus and model load (the default: below)
+            from .fileio import check_writable
+            check_writable(config.out)
         if config.model is not None:
             model, ids, text = _init_model(config, fallback=corpus_fallback)
             source, extra = "init", {}

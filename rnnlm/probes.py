@@ -122,15 +122,26 @@ def bootstrap_mean_interval(x: np.ndarray, rng, n_boot: int = 1000) -> tuple[flo
     return (float(lo), float(hi))
 
 
-def parse_distances(text: str, *, flags: bool = False) -> list[int]:
+# The agreement probe's longest subject-to-target distance: its sentences put d - 1 words (nested
+# prepositional phrases, relatives, adverbials) between the subject and the verb, and each distance is
+# scored over a prefix that long, so 1..D costs about n D^2 / 2 tokens (1..100000 at --n 1: 5e9, hours,
+# with no output). 1000 is already far beyond the corpora's sentences (sintetico's run to 40) and any BPTT.
+MAX_AGREEMENT_DISTANCE = 1000
+AGREEMENT_BEYOND = "the longest distance the agreement probe builds sentences for"
+
+
+def parse_distances(text: str, *, flags: bool = False, most: int | None = None,
+                    beyond: str = "the longest distance allowed") -> list[int]:
     """'1..40' (inclusive), '1..40:5' (step), '1,2,5,10' or a mix: sorted unique ints >= 1.
 
     Text that is none of these: a ValueError from Python ("parse_distances: text ..."), a UserError naming
-    the flag with flags=True ("--distances ...": the probe commands, run_agreement/run_context)."""
+    the flag with flags=True ("--distances ...": the probe commands, run_agreement/run_context).
+    most: the largest distance taken (None: no limit); one above it is refused the same way, before a
+    range is spelled out, saying it is beyond `beyond` (run_agreement: MAX_AGREEMENT_DISTANCE)."""
     where, name = ("", "--distances") if flags else ("parse_distances: ", "text")
     error = UserError if flags else ValueError
     try:
-        return _parse_distances(text, flags, where, name)
+        return _parse_distances(text, flags, where, name, most, beyond)
     except _BadDistances as exc:
         raise error(str(exc)) from None
 
@@ -139,7 +150,12 @@ class _BadDistances(Exception):
     """parse_distances' refusal, raised as the caller's kind of error (ValueError or UserError)."""
 
 
-def _parse_distances(text, flags: bool, where: str, name: str) -> list[int]:
+def _parse_distances(text, flags: bool, where: str, name: str, most=None, beyond: str = "") -> list[int]:
+    def check(largest: int) -> None:
+        if most is not None and largest > most:
+            raise _BadDistances(f"{'--distances' if flags else 'parse_distances'}: {largest} is beyond {beyond} "
+                                f"({most}); give distances up to {most}")
+
     out = set()
     try:
         for part in str(text).split(","):
@@ -156,8 +172,12 @@ def _parse_distances(text, flags: bool, where: str, name: str) -> list[int]:
                 if step and int(step) < 1:
                     shown = f"--distances {part}" if flags else f"parse_distances: {part!r}"
                     raise _BadDistances(f"{shown}: the step must be at least 1")
-                out.update(range(int(a), int(b) + 1, int(step) if step else 1))
+                by = int(step) if step else 1
+                if int(b) >= 1:
+                    check(int(a) + (int(b) - int(a)) // by * by)    # the range's last distance
+                out.update(range(int(a), int(b) + 1, by))
             else:
+                check(int(part))
                 out.add(int(part))
     except ValueError:
         raise _BadDistances(f"{where}{name} must look like 1..40, 1..40:5 or 1,2,5,10; got '{text}'") from None
@@ -354,6 +374,9 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
         raise TypeError(f"agreement_probe: distances must be integers >= 1, got {distances!r}")
     if not distances or min(distances) < 1:
         raise ValueError(f"agreement_probe: distances must be integers >= 1, got {distances!r}")
+    if max(distances) > MAX_AGREEMENT_DISTANCE:
+        raise ValueError(f"agreement_probe: distance {max(distances)} is beyond {AGREEMENT_BEYOND} "
+                         f"({MAX_AGREEMENT_DISTANCE}); give distances up to {MAX_AGREEMENT_DISTANCE}")
     if feature not in (NUMBER, GENDER):
         raise ValueError(f"agreement_probe: feature must be '{NUMBER}' or '{GENDER}', got {feature!r}")
     pairs, info = make_agreement_pairs(distances, n_per_distance, np.random.default_rng(seed),
@@ -636,6 +659,8 @@ def _open(said, run, checkpoint: str, batch_size: int, n: int, out, name: str) -
     """The probe commands' opening: the run's model (_load), the JSON to write (`out`, else <name>.json
     beside the run), watched for a Ctrl-C's line (`said`) and checked writable before the measurement.
     Returns (run, model, vocab, info, meta, out, given) with `given` the caller's --out or None."""
+    if out:
+        check_writable(out)     # a given --out: refused before the model loads (its kernels compile)
     run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
     given = out or None
     out = Path(out) if out else _default_out(run, name)
@@ -651,13 +676,14 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
     The command's layer: its errors name the flags (--distances), as the other functions name their
     Python arguments. A Ctrl-C or SIGTERM raises on with the CLI's one line in `exc.line`
     (fileio.stop_says_what_is_kept: the JSON is written atomically, whole or not at all)."""
+    # the distances first, before the model loads and its kernels compile (~20 s on a first run)
+    ds = parse_distances(distances, flags=True, most=MAX_AGREEMENT_DISTANCE, beyond=AGREEMENT_BEYOND)
     with stop_says_what_is_kept("the agreement probe") as said:     # Ctrl-C: one line says what is kept
         run, model, vocab, info, meta, out, given = _open(said, run, checkpoint, batch_size, n, out,
                                                           f"probe-agreement-{feature}")
         check_agreement_vocab(feature, vocab.stoi,      # (then what the vocabulary lacks: also before it)
                               ((info.get("train") or {}).get("data") or {}).get("max_vocab"))
-        res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, parse_distances(distances, flags=True),
-                              n, seed, feature)
+        res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, ds, n, seed, feature)
         res = {**meta, **res}
         _write_result(out, res, default_out=given is None)
         return res, out

@@ -531,9 +531,11 @@ def load_model(run, which: str = "best"):
     """
     from .checkpoint import CorruptCheckpoint, check_model_arrays, load
     from .activations import ModelConfigError
+    from .argcheck import check_path
     from .model import ModelConfig, RNNModel
     from .vocab import Vocab
 
+    check_path(run, "run", "load_model", "a run folder or a checkpoint .npz")
     if which not in ("best", "latest"):
         raise UserError(f"--checkpoint must be best or latest, got '{which}'")
     run = Path(run)

@@ -126,6 +126,9 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     line said on stderr or held in exc.line for the CLI to print.
     """
     started = time.perf_counter()
+    if resume is not None:
+        from .argcheck import check_path
+        check_path(resume, "resume", "train", "a run folder")
     validate(config)
     folder = Path(resume if resume is not None else (config.out or default_out(config)))
     if folder.exists() and not folder.is_dir():     # (it would be a FileExistsError from mkdir)
