@@ -152,6 +152,13 @@ def plural(n: int, word: str, words: str | None = None) -> str:
     return word if n == 1 else (words or word + "s")
 
 
+def json_kind(v) -> str:
+    """What kind of JSON value v is, in words for a message about a damaged file ('a list', 'null')."""
+    return ("null" if v is None else "true or false" if isinstance(v, bool) else "a number"
+            if isinstance(v, (int, float)) else "a string" if isinstance(v, str) else "a list"
+            if isinstance(v, list) else "an object")
+
+
 def describe_memory_error(exc: MemoryError) -> str:
     """One line for a MemoryError (numpy's says how much it wanted and the shape)."""
     detail = str(exc).splitlines()[0] if str(exc) else ""

@@ -190,7 +190,59 @@ def load_lag_doc(item) -> dict:
     if not (isinstance(doc, dict) and isinstance(doc.get("curves"), dict) and isinstance(doc.get("meta"), dict)):
         raise UserError(f"{where} is not a lag curve (no 'meta' and 'curves'; "
                         f"write one with '{command()} jacobian')")
+    problem = curves_problem(doc["curves"])
+    if problem is not None:
+        run = _named_folder(item) if not isinstance(item, dict) else None
+        again = f"{command()} jacobian {run}" if run is not None and run.is_dir() else f"{command()} jacobian"
+        raise UserError(f"{where} is not a lag curve rnnlm wrote: {problem}; measure it again with '{again}'")
     return doc
+
+
+_STATS = ("median", "p10", "p90")        # the statistics of a SUMMARY that the figures draw
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def curves_problem(curves) -> str | None:
+    """What is wrong with a lag curve's "curves" (damaged or edited by hand), in words naming the series
+    ('layer0/h/spectral has no lag list'), or None: every series it holds has a list of whole lags and
+    median, p10 and p90 lists as long, each value a number or null (jacobian.py's SERIES and FLOW)."""
+    if not isinstance(curves, dict):
+        return "its curves are not an object"
+    for scope, sc in curves.items():
+        if not isinstance(sc, dict):
+            return f"{scope} is not an object of curves"
+        for q, series in sc.items():
+            if not isinstance(series, dict):
+                return f"{scope}/{q} is not a curve"
+            norms = ("norm",) if q == "flow" else ("spectral", "frobenius")
+            present = [n for n in norms if n in series]
+            first = f"{scope}/{q}/{present[0]}" if present else f"{scope}/{q}"
+            lags = series.get("lag")
+            if not isinstance(lags, list):
+                return f"{first} has no lag list"
+            odd = [d for d in lags if not (_is_number(d) and float(d).is_integer())]
+            if odd:
+                return f"{scope}/{q} has a lag {json.dumps(odd[0])[:40]} that is not a whole number"
+            if not present:
+                return f"{scope}/{q} has no {' or '.join(norms)} statistics"
+            for n in present:
+                summary = series[n]
+                if not isinstance(summary, dict):
+                    return f"{scope}/{q}/{n} is not an object of statistics"
+                for stat in _STATS:
+                    values = summary.get(stat)
+                    if not isinstance(values, list):
+                        return f"{scope}/{q}/{n} has no {stat} list"
+                    if len(values) != len(lags):
+                        return f"{scope}/{q}/{n} has {len(values)} {stat} values for {len(lags)} lags"
+                    bad = [v for v in values if v is not None and not _is_number(v)]
+                    if bad:
+                        return (f"{scope}/{q}/{n} has a {stat} value {json.dumps(bad[0])[:40]} that is not a "
+                                f"number or null")
+    return None
 
 
 def _clip_from_run(doc, folder: Path) -> None:
@@ -246,6 +298,9 @@ def _series(doc: dict, scope: str, quantity: str, norm: str, flow: bool):
                             f"(has {', '.join(have)})")
         if norm not in ("spectral", "frobenius"):
             raise UserError(f"--norm must be spectral or frobenius, got '{norm}'")
+        if norm not in sc[quantity]:
+            raise UserError(f"no {norm} norm for '{quantity}' in scope '{scope}' "
+                            f"(has {', '.join(n for n in ('spectral', 'frobenius') if n in sc[quantity])})")
         s = sc[quantity][norm]
         lags = sc[quantity]["lag"]
     return np.asarray(lags), _positive(s["median"]), _positive(s["p10"]), _positive(s["p90"])
@@ -254,6 +309,12 @@ def _series(doc: dict, scope: str, quantity: str, norm: str, flow: bool):
 _QUANTITY_TEXT = {"h": "∂h(t)/∂h(t−d)", "c": "∂c(t)/∂c(t−d)", "state": "∂(h,c)(t)/∂(h,c)(t−d)"}
 # What a legend entry's [h] / [state] tag says (draw_lag tags entries when --quantity auto picks per cell)
 _QUANTITY_TAG_TEXT = {**_QUANTITY_TEXT, "state": _QUANTITY_TEXT["state"] + ", the lstm's whole state"}
+
+
+def _whole_lag_ticks(ax) -> None:
+    """Ticks of a lag axis at whole lags only (a lag is a number of time steps: no 2.5, 7.5)."""
+    import matplotlib.ticker as mticker
+    ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
 
 
 def _what(quantities, norm: str, flow: bool, cells=()) -> str:
@@ -416,6 +477,7 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
         # keep the x axis over the measured lags
         ax.set_xlim(min(all_lags) - 0.5, max(all_lags) + 0.5)
     _set_xlabel(ax, "lag d (time steps)")
+    _whole_lag_ticks(ax)
     unit = "(nats per unit of state)" if flow else "(dimensionless)"
     ax.set_ylabel(_wrap(f"{_what(quantities, norm, flow, cells)} {unit}", 60), fontsize=8)
     if zero_notes and not math.isfinite(hi_data):

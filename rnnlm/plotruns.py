@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError, consecutive_runs, plural
-from .plotlag import _series, _what, _zero_mask, default_quantity
+from .plotlag import _series, _what, _whole_lag_ticks, _zero_mask, default_quantity
 from .plots import (NOTE_WIDTH, ZERO_NOTE, _joined, _legend_above, _legend_below, _log_ylim, _mark_zeros,
                     _nothing_positive, _positive,
                     _pyplot, _save, _set_title, _set_xlabel, _wrap, read_train_config,
@@ -47,21 +47,51 @@ def read_metrics(run_dir) -> list[dict]:
         if not (Path(run_dir) / CONFIG).exists():
             raise UserError(not_a_run_folder(run_dir))
         raise UserError(f"{run_dir} is not a run folder (no metrics.jsonl)")
-    events, bad = [], []
+    from .runs import event_problem
+    events, bad, odd = [], [], []
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()     # a damaged byte: that line
     for i, line in enumerate(lines):
         try:
-            events.append(json.loads(line))
+            e = json.loads(line)
         except json.JSONDecodeError:
             if i < len(lines) - 1 and line.strip():
                 bad.append(i + 1)
-    if bad:
+            continue
+        # JSON but not an event train() logs (a list, a string, a field of the wrong type): damaged or edited
+        why = event_problem(e)
+        if why is None and e["type"] == "jacobian":
+            why = _jacobian_event_problem(e)
+        if why is None:
+            events.append(e)
+        else:
+            odd.append((i + 1, why))
+    if bad or odd:
         from .progress import note
-        where = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in consecutive_runs(bad))
+    if bad:
         note(f"note: {path}: {len(bad)} {plural(len(bad), 'line')} before the last {plural(len(bad), 'is', 'are')} "
-             f"not JSON ({plural(len(bad), 'line')} {where}; damaged or edited by hand) and "
+             f"not JSON ({plural(len(bad), 'line')} {_line_ranges(bad)}; damaged or edited by hand) and "
              f"{plural(len(bad), 'was', 'were')} skipped")
+    if odd:
+        n = len(odd)
+        first = f"line {odd[0][0]}: {odd[0][1]}" if n == 1 else \
+            f"lines {_line_ranges([k for k, _ in odd])}; line {odd[0][0]}: {odd[0][1]}"
+        note(f"note: {path}: {n} {plural(n, 'line')} {plural(n, 'is', 'are')} JSON but not "
+             f"{plural(n, 'an event', 'events')} rnnlm wrote ({first}; damaged or edited by hand) and "
+             f"{plural(n, 'was', 'were')} skipped")
     return events
+
+
+def _line_ranges(numbers: list[int]) -> str:
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in consecutive_runs(numbers))
+
+
+def _jacobian_event_problem(e: dict) -> str | None:
+    """Why a jacobian event (--track-jacobian-every) holds no lag curves to draw, or None."""
+    from .plotlag import curves_problem
+    if not isinstance(e.get("curves"), dict):
+        return "its curves are missing" if "curves" not in e else "its curves are not an object"
+    why = curves_problem(e["curves"])
+    return None if why is None else f"its lag curve {why}"
 
 
 def run_label(train_cfg: dict) -> str:
@@ -126,6 +156,7 @@ def _draw_lag_over_training(run_dir, quantity, norm, title, flow):
     if all_lags:
         ax.set_xlim(min(all_lags) - 0.5, max(all_lags) + 0.5)   # the measured lags, even if all are 0
     _set_xlabel(ax, "lag d (time steps)")
+    _whole_lag_ticks(ax)
     ax.set_ylabel(f"median {_what(q, norm, flow)} (dimensionless)", fontsize=8)
     ax.grid(True, alpha=0.3)
     # (no line of its own: the curves' colours are the steps, on the colour bar)

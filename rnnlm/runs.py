@@ -37,7 +37,7 @@ import json
 import math
 from pathlib import Path
 
-from .errors import UserError, and_list, plural
+from .errors import UserError, and_list, json_kind, plural
 
 CONFIG = "config.json"
 LOCK = ".train.lock"
@@ -103,16 +103,46 @@ def finite_or_none(event: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in event.items()}
 
 
+# The fields of metrics.jsonl events that hold a number, or null (a non-finite one: finite_or_none)
+NUMBER_FIELDS = frozenset({
+    "epoch", "loss", "ppl", "loss_avg", "grad_norm", "grad_norm_clipped", "clip_fraction", "lr", "next_lr",
+    "min_lr", "tokens_per_s", "tokens", "of_tokens", "omega", "time", "val_loss", "val_ppl", "best_val_ppl",
+    "test_loss", "test_ppl", "train_loss", "train_ppl", "seconds", "final_eval_need_s", "detected_at",
+    "startup_s", "params", "vocab_size", "windows_per_epoch", "pos", "steps", "skipped", "skipped_undone",
+    "plateaus", "rolled_back_to"})
+
+
+def event_problem(e) -> str | None:
+    """Why a JSON value read from a metrics.jsonl line is not an event train() logs (a line damaged or
+    edited by hand: the readers skip it), or None: an object with a string "type", an integer "step"
+    (when it has one), and a number or null in each field of NUMBER_FIELDS it has."""
+    if not isinstance(e, dict):
+        return f"{json_kind(e)}, not an object"
+    if not isinstance(e.get("type"), str):
+        return "no type" if "type" not in e else f"its type is {json_kind(e['type'])}, not a name"
+    step = e.get("step")
+    if "step" in e and (not isinstance(step, int) or isinstance(step, bool)):
+        return f"its step is {json.dumps(step)[:40]}, not a whole number"
+    for k in sorted(NUMBER_FIELDS & e.keys()):
+        v = e[k]
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+            return f"its {k} is {json.dumps(v)[:40]}, not a number"
+    return None
+
+
 def _events(path: Path) -> list[tuple[str, dict]]:
-    """(line, event) of every whole line of a metrics.jsonl (none when it does not exist)."""
+    """(line, event) of every whole line of a metrics.jsonl (none when it does not exist); a line that is
+    JSON but not an event (event_problem: damaged or edited by hand) is skipped like a cut one."""
     if not path.exists():
         return []
     out = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():   # a damaged byte: that line
         try:
-            out.append((line, json.loads(line)))
+            e = json.loads(line)
         except json.JSONDecodeError:
             continue        # a line cut by a crash
+        if event_problem(e) is None:
+            out.append((line, e))
     return out
 
 

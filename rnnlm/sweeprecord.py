@@ -39,7 +39,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import UserError
+from .errors import UserError, json_kind
 from .fileio import atomic_write_bytes, atomic_write_text
 
 SWEEP_FILE = "sweep.jsonl"
@@ -90,14 +90,45 @@ def read_rows(folder) -> list[dict]:
             row = json.loads(line)
             if not isinstance(row, dict):   # valid JSON but not a row ([1, 2], a hand edit): as corrupt
                 raise json.JSONDecodeError("not a JSON object", line, 0)
-            rows.append(row)
         except (json.JSONDecodeError, UnicodeEncodeError):
             if i == len(lines) - 1 and not text.endswith("\n"):
                 break
             raise UserError(f"{path} cannot be read: line {i + 1} is not a UTF-8 JSON object; remove that line "
                             f"(the command that wrote the folder, run again with --out {Path(folder)}, reruns its job) "
                             "or restore the file from a copy") from None
+        why = row_problem(row)      # a whole object with a field of the wrong type (a hand edit): as corrupt
+        if why is not None:
+            raise UserError(f"{path} cannot be read: line {i + 1} is not a row a sweep wrote ({why}); remove that "
+                            f"line (the command that wrote the folder, run again with --out {Path(folder)}, reruns "
+                            "its job) or restore the file from a copy")
+        rows.append(row)
     return rows
+
+
+def row_problem(row: dict) -> str | None:
+    """What is wrong with the fields of a sweep.jsonl row that the readers index (damaged or edited by hand),
+    in words ('its settings are a number, not an object'), or None. A field a row lacks is not checked."""
+    for key in ("name", "fn", "status"):
+        if key in row and not isinstance(row[key], str):
+            return f"its {key} is {json_kind(row[key])}, not a string"
+    if "wall_s" in row and (not isinstance(row["wall_s"], (int, float)) or isinstance(row["wall_s"], bool)):
+        return f"its wall_s is {json_kind(row['wall_s'])}, not a number"
+    if "settings" not in row:
+        return None
+    settings = row["settings"]
+    if not isinstance(settings, dict):
+        return f"its settings are {json_kind(settings)}, not an object"
+    if "train" in settings:
+        train = settings["train"]
+        if not isinstance(train, dict):
+            return f"its settings' train is {json_kind(train)}, not an object"
+        for key in ("model", "data"):
+            if key in train and not isinstance(train[key], dict):
+                return f"its settings' train.{key} is {json_kind(train[key])}, not an object"
+        measure = settings.get("measure")
+        if measure and not (isinstance(measure, list) and all(isinstance(m, str) for m in measure)):
+            return f"its settings' measure is {json_kind(measure)}, not a list of names"
+    return None
 
 
 def empty_reason(folder) -> str:
