@@ -199,14 +199,18 @@ def _advance(model, inputs: np.ndarray, state):
     return state
 
 
-def final_logprobs(model, rows, columns, batch_size: int = 256) -> np.ndarray:
+def final_logprobs(model, rows, columns, batch_size: int = 256, bar: str | None = None) -> np.ndarray:
     """log p(column | row) at the end of each row, each row run from a zero state.
 
     rows: N int sequences (the whole context, last token included); columns:
     (N, K) word ids whose log-probabilities to return. Returns (N, K) float64.
     Rows are grouped by length and run in batches of up to `batch_size` (an int >= 1: TypeError or
-    ValueError, as an empty row is a ValueError).
+    ValueError, as an empty row is a ValueError). bar: a progress bar of that name counting the rows, on
+    a terminal (as evaluate_stream's).
     """
+    from tqdm import tqdm
+
+    from .runs import stderr_is_terminal
     columns = np.asarray(columns, dtype=np.int64)
     if columns.ndim == 1:
         columns = columns[:, None]
@@ -217,25 +221,30 @@ def final_logprobs(model, rows, columns, batch_size: int = 256) -> np.ndarray:
         if len(r) == 0:
             raise ValueError(f"final_logprobs: rows[{i}] is empty; every row needs at least one token")
         by_length.setdefault(len(r), []).append(i)
-    for length, idx in sorted(by_length.items()):
-        for start in range(0, len(idx), batch_size):
-            chunk = idx[start:start + batch_size]
-            tokens = np.ascontiguousarray(np.stack([np.asarray(rows[i]) for i in chunk], axis=1), dtype=np.int32)
-            state = model.init_state(len(chunk))
-            if length > 1:
-                state = _advance(model, tokens[:-1], state)
-            logp, _ = model.step_logprobs(tokens[-1], state)
-            logp = np.asarray(logp)
-            out[chunk] = logp[np.arange(len(chunk))[:, None], columns[chunk]]
+    show = bar is not None and stderr_is_terminal()
+    with tqdm(total=len(rows), desc=bar, unit="row", disable=not show, leave=False, file=sys.stderr) as progress:
+        for length, idx in sorted(by_length.items()):
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start:start + batch_size]
+                tokens = np.ascontiguousarray(np.stack([np.asarray(rows[i]) for i in chunk], axis=1),
+                                              dtype=np.int32)
+                state = model.init_state(len(chunk))
+                if length > 1:
+                    state = _advance(model, tokens[:-1], state)
+                logp, _ = model.step_logprobs(tokens[-1], state)
+                logp = np.asarray(logp)
+                out[chunk] = logp[np.arange(len(chunk))[:, None], columns[chunk]]
+                progress.update(len(chunk))
     return out
 
 
-def model_scorer(model, batch_size: int = 256):
+def model_scorer(model, batch_size: int = 256, bar: str | None = None):
     """The agreement scorer of a model: logp(correct) - logp(wrong) after each prefix. batch_size (an int
-    >= 1) is checked here, not at the first call."""
+    >= 1) is checked here, not at the first call; bar: final_logprobs' progress bar (a terminal's)."""
     check_int(batch_size, "batch_size", "model_scorer", 1)
     def score(prefixes, candidates):
-        lp = final_logprobs(model, prefixes, np.asarray(candidates, dtype=np.int64).reshape(-1, 2), batch_size)
+        lp = final_logprobs(model, prefixes, np.asarray(candidates, dtype=np.int64).reshape(-1, 2), batch_size,
+                            bar=bar)
         return lp[:, 0] - lp[:, 1]
     return score
 
@@ -683,7 +692,10 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
                                                           f"probe-agreement-{feature}")
         check_agreement_vocab(feature, vocab.stoi,      # (then what the vocabulary lacks: also before it)
                               ((info.get("train") or {}).get("data") or {}).get("max_vocab"))
-        res = agreement_probe(model_scorer(model, batch_size), vocab.stoi, ds, n, seed, feature)
+        print(f"probing {feature} agreement: up to {n:,} sentence pairs at each of {len(ds):,} "
+              f"{plural(len(ds), 'distance')} ({ds[0]}..{ds[-1]})...", file=sys.stderr, flush=True)
+        res = agreement_probe(model_scorer(model, batch_size, bar="scoring sentence pairs"), vocab.stoi, ds, n,
+                              seed, feature)
         res = {**meta, **res}
         _write_result(out, res, default_out=given is None)
         return res, out

@@ -190,3 +190,21 @@ def test_lag_curve_tol_of_the_wrong_kind_is_a_type_error():
     with pytest.raises(ValueError) as e:
         lag_curve(model, tokens, max_lag=2, anchors=2, tol=2.0)
     assert str(e.value) == "lag_curve: tol must be a number in (0, 1), got 2.0"
+
+
+def test_the_agreement_probe_says_what_it_scores_and_shows_a_bar_on_a_terminal(monkeypatch):
+    """A long probe was silent (stderr a file: not a line; a terminal: no bar)."""
+    import io
+    import numpy as np
+    from rnnlm import probes, runs
+    from rnnlm.config import ModelConfig
+    from rnnlm.model import RNNModel
+    model = RNNModel(ModelConfig(vocab_size=20, cell="gru", emsize=4, hidden=4), seed=0)
+    rows = [[1, 2, 3], [4, 5], [6, 7, 8], [9]]
+    err = io.StringIO()
+    monkeypatch.setattr(runs, "stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(probes.sys, "stderr", err)
+    lp = probes.final_logprobs(model, rows, np.array([[1, 2]] * 4), batch_size=2, bar="scoring sentence pairs")
+    assert lp.shape == (4, 2) and np.all(np.isfinite(lp))
+    assert err.getvalue().startswith("\rscoring sentence pairs:   0%|") and "| 0/4 [" in err.getvalue()
+    assert np.array_equal(lp, probes.final_logprobs(model, rows, np.array([[1, 2]] * 4), batch_size=2))
