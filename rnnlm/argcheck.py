@@ -88,10 +88,10 @@ def check_alloc(where: str, T, B, E, H, dtype) -> np.dtype:
     for name, n in (("T", T), ("B", B), ("E", E), ("H", H)):
         check_int(n, name, where, lo=1)
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)     # (np.dtype(None) is float64)
     except TypeError:
         dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"{where}: dtype must be np.float32 or np.float64, got {dtype!r}")
     return dt
 

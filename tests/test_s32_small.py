@@ -27,6 +27,9 @@ def test_a_cache_allocation_names_the_wrong_size_or_dtype(alloc, name):
         alloc(3, 2, 4, -1, np.float64)
     with pytest.raises(TypeError, match=rf"^{name}: dtype must be np.float32 or np.float64, got <class 'int'>$"):
         alloc(3, 2, 4, 5, int)
+    for wrong in ("flaot32", None, "banana"):       # (numpy takes None as float64; "x" is no dtype at all)
+        with pytest.raises(TypeError, match=rf"^{name}: dtype must be np.float32 or np.float64, got {wrong!r}$"):
+            alloc(3, 2, 4, 5, wrong)
     cache = alloc(np.int64(3), 2, 4, 5, "float32")
     assert cache.h.shape == (4, 2, 5) and cache.h.dtype == np.float32
 
