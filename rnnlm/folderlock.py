@@ -1,6 +1,6 @@
 """The OS lock of a folder that one process at a time may write: a run folder's, a sweep folder's.
 
-`lock_run(folder)` holds a run folder's lock (RUN/.train.lock, runs.LOCK)
+`lock_run(folder)` holds a run folder's lock (RUN/.train.lock, LOCK)
 for one training process; `lock_folder` is its mechanism, which
 sweep.lock_sweep uses for a sweep folder's .sweep.lock too; `lock_holder`
 names the process that holds a lock file ("pid 123"). A lock is a
@@ -25,7 +25,8 @@ import os
 from pathlib import Path
 
 from .errors import UserError
-from .runs import LOCK
+
+LOCK = ".train.lock"     # a run folder's lock file (runs.py names it among the run's files)
 
 
 def lock_run(folder, resume: bool = False):

@@ -38,9 +38,9 @@ import math
 from pathlib import Path
 
 from .errors import UserError, and_list, json_kind, plural
+from .folderlock import LOCK, lock_holder
 
 CONFIG = "config.json"
-LOCK = ".train.lock"
 VOCAB = "vocab.json"
 METRICS = "metrics.jsonl"
 LATEST = "model.npz"
@@ -471,6 +471,7 @@ def resume_config(run_dir, overrides: dict | None = None):
     from .config import config_from_dict
     from .data import tokenizer_change
     refuse_sweep_folder(run_dir, resume=True)      # (before its config.json, which a sweep's job holds too)
+    _refuse_starting_run(run_dir)
     saved = read_run_config(run_dir)
     if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict) or not saved["train"]:
         raise UserError(f"{Path(run_dir) / CONFIG} holds no training settings (no \"train\" object: a damaged or "
@@ -487,6 +488,18 @@ def resume_config(run_dir, overrides: dict | None = None):
     if why:
         raise UserError(f"cannot resume {run_dir}: {why}")
     return config
+
+
+def _refuse_starting_run(run_dir) -> None:
+    """UserError (one line) for a folder with no config.json yet whose lock a live process holds: a new run
+    still in its start-up (config.json comes once its corpus is read), to wait for, not "not a run folder"."""
+    folder = Path(run_dir)
+    if (folder / CONFIG).exists() or not (folder / LOCK).is_file():
+        return
+    who = lock_holder(folder / LOCK)
+    if who is not None:
+        raise UserError(f"{folder} is being trained by another process ({who} holds {folder / LOCK}) that has "
+                        f"not written its config.json yet; wait for it to end, then resume")
 
 
 def _refuse_missing_corpus(run_dir, corpus) -> None:

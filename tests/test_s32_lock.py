@@ -90,3 +90,19 @@ def test_a_resume_refused_by_the_lock_is_told_to_wait_not_to_use_another_out(tex
     finally:
         p.stdin.close()
         p.wait(timeout=30)
+
+
+def test_a_resume_of_a_run_still_in_its_start_up_is_told_to_wait(tmp_path):
+    from rnnlm.runs import resume_config
+    run = tmp_path / "r"            # locked, no config.json yet: a new run reading its corpus
+    p = _holder(run)
+    try:
+        with pytest.raises(UserError) as e:
+            resume_config(run, {"max_steps": 4})
+        assert str(e.value) == (f"{run} is being trained by another process (pid {p.pid} holds {run / LOCK}) that "
+                                f"has not written its config.json yet; wait for it to end, then resume")
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+    with pytest.raises(UserError, match="is not a run folder"):
+        resume_config(run, {"max_steps": 4})        # nobody holds it: what it is, as before
