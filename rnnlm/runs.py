@@ -526,8 +526,9 @@ def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict, ck=No
     if saved.get("corpus", {}).get("checksum") != info["corpus"]["checksum"]:
         lost = f" (nor can its missing {VOCAB} be rebuilt from it)" if not (folder / VOCAB).exists() else ""
         raise UserError(f"the corpus or tokenizer changed since {folder} was trained (checksum differs); resuming "
-                        f"would mix data{lost}: resume it on the text it was trained on, or train afresh into "
-                        f"another --out (evaluate and generate still read the run)")
+                        f"would mix data{lost}: resume it on the text it was trained on (the checksum covers "
+                        f"the names of the corpus's files too: a renamed file counts as other text), or train "
+                        f"afresh into another --out (evaluate and generate still read the run)")
     if not holds_checkpoint(folder):
         if (folder / BEST).exists():    # training again into the folder would replace that model
             why = _unreadable(folder / BEST)

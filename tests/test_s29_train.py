@@ -84,7 +84,8 @@ def test_a_resume_on_another_text_cannot_rebuild_vocab_json_and_says_so_in_one_l
     assert captured.out == ""
     assert captured.err.strip().splitlines() == [
         f"error: the corpus or tokenizer changed since {run} was trained (checksum differs); resuming would mix "
-        f"data (nor can its missing vocab.json be rebuilt from it): resume it on the text it was trained on, or "
+        f"data (nor can its missing vocab.json be rebuilt from it): resume it on the text it was trained on (the "
+        f"checksum covers the names of the corpus's files too: a renamed file counts as other text), or "
         f"train afresh into another --out (evaluate and generate still read the run)"]
     assert _snapshot(run) == before
 

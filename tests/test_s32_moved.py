@@ -43,6 +43,18 @@ def test_a_config_json_pointed_at_other_text_is_refused_by_its_checksum(text, tm
     assert (run / "model.npz").read_bytes() == before
 
 
+def test_a_renamed_corpus_file_is_refused_saying_that_names_count(text, tmp_path):
+    renamed = tmp_path / "elsewhere" / "renamed.txt"
+    renamed.parent.mkdir()
+    shutil.copyfile(text, renamed)
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    _point_at(run, renamed)
+    with pytest.raises(UserError, match=r"\(the checksum covers the names of the corpus's files too: a renamed "
+                                        r"file counts as other text\)"):
+        train(resume_config(run, {"max_steps": 4}), resume=run)
+
+
 def test_a_corpus_that_is_gone_is_said_with_where_its_name_comes_from(text, tmp_path):
     gone = tmp_path / "gone" / text.name
     gone.parent.mkdir()
