@@ -300,6 +300,17 @@ def _wide_encoding(raw: bytes) -> str | None:
     return None
 
 
+def _mostly_utf8(raw: bytes) -> tuple[str, int] | None:
+    """(text, number of places that are not UTF-8) when `raw` is UTF-8 but for a few bytes: its valid
+    multi-byte characters are at least as many as those places. A cp1252 or latin-1 file has almost none (an accented letter is
+    one byte there, followed by ASCII), so it is None for them, and read_text decodes it as such; read so,
+    a UTF-8 file with one bad byte would have every accented letter garbled ('Ã£' for 'ã')."""
+    text = raw.decode("utf-8-sig", errors="replace")
+    bad = text.count("\ufffd") - raw.count("\ufffd".encode("utf-8"))
+    multi = sum(1 for ch in text if ord(ch) > 127) - text.count("\ufffd")
+    return (text, bad) if 0 < bad <= multi else None
+
+
 def read_text(path: Path, corpus: bool = True) -> str:
     """Read one corpus file (corpus=False: a text given to a command, evaluate --text) as text with
     '\\n' line ends.
@@ -329,17 +340,26 @@ def read_text(path: Path, corpus: bool = True) -> str:
     encoding = "utf-8"
     try:
         text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text, encoding = raw.decode("cp1252"), "cp1252"
-        except UnicodeDecodeError:
-            text, encoding = raw.decode("latin-1"), "latin-1"
+    except UnicodeDecodeError as exc:
+        mostly = _mostly_utf8(raw)
+        if mostly is not None:      # UTF-8 but for a few bytes (a file cut mid-character, one pasted byte)
+            text, bad = mostly
+            where = f"at byte {exc.start:,}" if bad == 1 else f"at {bad:,} places, the first at byte {exc.start:,}"
+            encoding = (f"UTF-8 except {where}; read it as UTF-8 with "
+                        f"{'that byte' if bad == 1 else 'those'} replaced by U+FFFD")
+        else:
+            try:
+                text, encoding = raw.decode("cp1252"), "cp1252"
+            except UnicodeDecodeError:
+                text, encoding = raw.decode("latin-1"), "latin-1"
     control = len(_CONTROL.findall(text))
     if control >= MIN_CONTROL and control > MAX_CONTROL_SHARE * len(text):
         read_as = "" if encoding == "utf-8" else f", read as {encoding},"
         raise UserError(f"{path} looks binary ({100 * control / len(text):.0f}% of its characters{read_as} are "
                         f"control codes); {advice}")
-    if encoding != "utf-8":
+    if encoding.startswith("UTF-8 except"):
+        warnings.warn(f"{path} is {encoding}", stacklevel=2)
+    elif encoding != "utf-8":
         warnings.warn(f"{path} is not UTF-8; read it as {encoding}", stacklevel=2)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():

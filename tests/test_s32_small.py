@@ -66,3 +66,26 @@ def test_a_file_read_as_cp1252_is_said_on_a_token_cache_hit_too(tmp_path, monkey
     with pytest.warns(UserWarning) as w:
         assert load_corpus(DataConfig(corpus=str(moved), valid_fraction=0.0, test_fraction=0.0)).cache_hit
     assert [str(x.message) for x in w] == [f"{moved / 'a.txt'} is not UTF-8; read it as cp1252"]
+
+
+def test_a_utf8_file_with_a_few_bad_bytes_stays_utf8(tmp_path):
+    """It was read as latin-1 whole: every accented letter garbled ('nÃ£o'), with only a warning."""
+    from pathlib import Path
+    from rnnlm.corpus import read_text
+    good = "Não há coração que aguente; a razão é outra.\n".encode("utf-8") * 50
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes(good + "ã".encode("utf-8")[:1])                     # cut in the middle of a character
+    with pytest.warns(UserWarning) as w:
+        text = read_text(cut)
+    assert [str(x.message) for x in w] == [f"{cut} is UTF-8 except at byte {len(good):,}; read it as UTF-8 with "
+                                           "that byte replaced by U+FFFD"]
+    assert text == good.decode("utf-8") + "\ufffd"
+    pasted = tmp_path / "pasted.txt"
+    pasted.write_bytes(good[:100] + b"caf\xe9 e ma\xe7\xe3 " + good[100:])   # three cp1252 bytes in UTF-8 text
+    with pytest.warns(UserWarning, match=r"is UTF-8 except at 3 places, the first at byte 103; read it as UTF-8 "
+                                         r"with those replaced by U\+FFFD$"):
+        assert read_text(pasted).count("coração") == 50
+    old = tmp_path / "old.txt"          # a cp1252 file: still read as cp1252
+    old.write_bytes("Não há “aspas” aqui — coração".encode("cp1252") * 30)
+    with pytest.warns(UserWarning, match=r"old.txt is not UTF-8; read it as cp1252$"):
+        assert read_text(Path(old)).endswith("coração")
