@@ -67,10 +67,10 @@ def _add_probe(sub):
                    help=f"target positions sampled (default {X['n_targets']})")
     c.add_argument("--window", type=int, default=X["window"],
                    help=f"tokens of context before each target, run from a zero state (default {X['window']})")
-    for q, d in ((a, A), (c, X)):
+    for q, d, name in ((a, A, "probe-agreement-<feature>.json"), (c, X, "probe-context-<mode>.json")):
         q.add_argument("--seed", type=int, default=d["seed"], help="seed of the pairs / targets and perturbations")
         q.add_argument("--out", default=None, metavar="FILE.json",
-                       help="where to write the JSON (default: probe-<name>.json in the run folder)")
+                       help=f"where to write the JSON (default: {name} in the run folder)")
         q.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,
                        help="best.npz (default) or model.npz of a run folder (not with a .npz file)")
         q.add_argument("--batch-size", type=int, default=256, help="sequences run in parallel (default 256)")
@@ -142,7 +142,7 @@ def _run_plot_probe(args):
     from .probes import find_probe_results
     paths = find_probe_results(args.inputs, args.kind)
     kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
-    labels = _labels(args.labels, len(paths), "probe results")
+    labels = _labels(args.labels, len(paths), "probe result")
     _note_repeated_inputs(args.inputs, lambda item: find_probe_results([item], args.kind))
     # RUN/plots/, as every figure of a run (earlier versions wrote RUN/probe-<kind>.png); several inputs:
     # probe-compare-..., apart from the first run's own figure (which it overwrote)
@@ -311,7 +311,7 @@ def _run_plot(args):
         png = plotruns.plot_lag_over_training(first, out, quantity=args.quantity, norm=args.norm,
                                               title=args.title, flow=args.flow)
     else:
-        labels = _labels(args.labels, len(args.inputs), "inputs")
+        labels = _labels(args.labels, len(args.inputs), "input")
         _note_repeated_inputs(args.inputs, lambda item: [Path(item) / "jacobian.json" if Path(item).is_dir()
                                                          else Path(item)])
         if args.bound and not args.flow:
@@ -331,7 +331,8 @@ def _labels(given: str | None, curves: int, what: str) -> list[str] | None:
     if len(labels) != curves or not all(labels):
         raise UserError(f"--labels gives {len(labels)} label{'s' if len(labels) != 1 else ''} "
                         f"{'(one empty) ' if not all(labels) else ''}for {curves} curve{'s' if curves != 1 else ''} "
-                        f"({curves} {what}); give one non-empty label per curve, separated by commas")
+                        f"({curves} {what}{'s' if curves != 1 else ''}); give one non-empty label per curve, "
+                        f"separated by commas")
     return labels
 
 
@@ -348,7 +349,8 @@ def _note_repeated_inputs(inputs, read) -> None:
                 seen[p] = item
             elif (item, seen[p]) not in said:      # (a run folder given twice: one line, not one per file)
                 said.add((item, seen[p]))
-                print(f"note: {item} is the same input as {seen[p]}: its curve is drawn twice", file=sys.stderr)
+                print(f"note: {item} is the same input as {seen[p]}: "
+                      f"{'its curves are' if len(read(item)) > 1 else 'its curve is'} drawn twice", file=sys.stderr)
 
 
 def figure_out(inputs, prefix: str, what: str, stem_in_run: bool = True, default_json: str | None = None):

@@ -42,6 +42,6 @@ def test_plot_probe_says_an_input_given_twice(two_results, tmp_path, capsys):
     run, a, _ = two_results
     capsys.readouterr()
     assert main(["plot", "probe", str(run), str(run), "--out", str(tmp_path / "f.png")]) == 0
-    assert capsys.readouterr().err == f"note: {run} is the same input as {run}: its curve is drawn twice\n"
+    assert capsys.readouterr().err == f"note: {run} is the same input as {run}: its curves are drawn twice\n"
     assert main(["plot", "probe", str(run), str(a), "--out", str(tmp_path / "f.png")]) == 0
     assert capsys.readouterr().err == f"note: {a} is the same input as {run}: its curve is drawn twice\n"
