@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, command
+from .errors import UserError, command, json_kind
 from .plots import (_LN_MAX, _LN_MIN, NOTE_WIDTH, ZERO_NOTE, _joined, _legend_below, _log_ylim, _mark_zeros,
                     _nothing_positive, _positive, _pyplot, _save, _set_title, _set_xlabel, _wrap, _wrap_entry,
                     clip_label, fit_legends, model_label, read_train_config, settings_line)
@@ -207,7 +207,7 @@ def _is_number(v) -> bool:
 
 def curves_problem(curves) -> str | None:
     """What is wrong with a lag curve's "curves" (damaged or edited by hand), in words naming the series
-    ('layer0/h/spectral has no lag list'), or None: every series it holds has a list of whole lags and
+    ('layer0/h has no lag list'), or None: every series it holds has a list of whole lags and
     median, p10 and p90 lists as long, each value a number or null (jacobian.py's SERIES and FLOW)."""
     if not isinstance(curves, dict):
         return "its curves are not an object"
@@ -219,10 +219,9 @@ def curves_problem(curves) -> str | None:
                 return f"{scope}/{q} is not a curve"
             norms = ("norm",) if q == "flow" else ("spectral", "frobenius")
             present = [n for n in norms if n in series]
-            first = f"{scope}/{q}/{present[0]}" if present else f"{scope}/{q}"
             lags = series.get("lag")
             if not isinstance(lags, list):
-                return f"{first} has no lag list"
+                return f"{scope}/{q} has no lag list" + (f" (its lag is {json_kind(lags)})" if "lag" in series else "")
             odd = [d for d in lags if not (_is_number(d) and float(d).is_integer())]
             if odd:
                 return f"{scope}/{q} has a lag {json.dumps(odd[0])[:40]} that is not a whole number"

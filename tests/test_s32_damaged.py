@@ -123,7 +123,7 @@ def test_a_lag_curve_with_no_lag_list_is_refused_in_one_line(tmp_path, capsys):
     p = tmp_path / "lag.json"
     p.write_text('{"meta":{}, "curves": {"layer0": {"h": {"spectral": {"median": ["x"]}}}}}')
     assert main(["plot", "lag", str(p), "--out", str(tmp_path / "f.png")]) == 2
-    assert capsys.readouterr().err == (f"error: {p} is not a lag curve rnnlm wrote: layer0/h/spectral has no lag "
+    assert capsys.readouterr().err == (f"error: {p} is not a lag curve rnnlm wrote: layer0/h has no lag "
                                        f"list; measure it again with 'python cli.py jacobian'\n")
 
 
@@ -151,8 +151,12 @@ def test_a_run_folders_damaged_jacobian_json_names_the_run_to_measure_again(tmp_
     (run / "jacobian.json").write_text(json.dumps(doc))
     assert main(["plot", "lag", str(run), "--out", str(tmp_path / "f.png")]) == 2
     assert capsys.readouterr().err == (f"error: {run / 'jacobian.json'} is not a lag curve rnnlm wrote: "
-                                       f"layer0/h/spectral has no lag list; measure it again with "
+                                       f"layer0/h has no lag list; measure it again with "
                                        f"'python cli.py jacobian {run.resolve()}'\n")
+    doc["curves"]["layer0"]["h"]["lag"] = "abc"
+    (run / "jacobian.json").write_text(json.dumps(doc))
+    assert main(["plot", "lag", str(run), "--out", str(tmp_path / "f.png")]) == 2
+    assert "layer0/h has no lag list (its lag is a string); measure it again" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- 4. the lag axes tick at whole lags
