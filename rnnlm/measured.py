@@ -43,10 +43,12 @@ def _measured_checkpoint(json_path: Path, recorded) -> Path | None:
 
 
 def _distances_flag(distances) -> str:
-    """A list of distances as the probe's --distances takes it: 1..40 when consecutive, else 1,2,5."""
+    """A list of distances as the probe's --distances takes it: 1..40 when consecutive, 1..25:4 when evenly
+    spaced, else 1,2,5."""
     ds = [int(d) for d in distances]
-    if len(ds) >= 3 and ds == list(range(ds[0], ds[0] + len(ds))):
-        return f"{ds[0]}..{ds[-1]}"
+    step = ds[1] - ds[0] if len(ds) >= 3 else 0
+    if step >= 1 and ds == list(range(ds[0], ds[-1] + 1, step)):
+        return f"{ds[0]}..{ds[-1]}" + (f":{step}" if step > 1 else "")
     return ",".join(map(str, ds))
 
 
@@ -113,7 +115,7 @@ def replaced_note(out, new: dict, measured_by, inside: str | None = None) -> str
     new: the settings of the new measurement; measured_by: (key, flag) pairs, the keys of `new` and of the
     earlier JSON (of its `inside` object: a lag curve's "meta") that the flags set, compared where the earlier
     one records them; a checkpoint's path ("source", "checkpoint") is shown by its file name, a list of
-    distances as 1,2,5."""
+    distances as --distances takes it (_distances_flag: 1..40, 1..25:4, 1,2,5)."""
     try:
         old = json.loads(Path(out).read_text(encoding="utf-8"))
         old = old.get(inside) if inside else old
@@ -125,7 +127,9 @@ def replaced_note(out, new: dict, measured_by, inside: str | None = None) -> str
     def shown(key, value):
         if key in ("source", "checkpoint") and isinstance(value, str):
             return Path(value).name
-        return ",".join(map(str, value)) if isinstance(value, list) else value
+        if isinstance(value, list):     # (distances: 1..1000 rather than a thousand numbers)
+            return _distances_flag(value) if all(isinstance(v, int) for v in value) else ",".join(map(str, value))
+        return value
     changed = [f"{flag} {shown(k, old.get(k))} -> {shown(k, new.get(k))}" for k, flag in measured_by
                if k in old and old.get(k) != new.get(k)]
     if not changed:

@@ -198,7 +198,7 @@ def test_probe_agreement_says_it_replaces_a_measurement_of_other_settings(tiny_r
     assert capsys.readouterr().err == (
         "probing number agreement: up to 5 sentence pairs at each of 2 distances (1..2)...\n"
         f"note: {tiny_run / 'probe-agreement-number.json'} held a measurement of other settings "
-        "(--distances 1,2,3 -> 1,2; --seed 0 -> 3); replaced (give --out FILE to keep each measurement)\n")
+        "(--distances 1..3 -> 1,2; --seed 0 -> 3); replaced (give --out FILE to keep each measurement)\n")
 
 
 # ---------------------------------------------------------------- 4. the age note of a copied run folder

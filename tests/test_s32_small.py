@@ -89,3 +89,13 @@ def test_a_utf8_file_with_a_few_bad_bytes_stays_utf8(tmp_path):
     old.write_bytes("Não há “aspas” aqui — coração".encode("cp1252") * 30)
     with pytest.warns(UserWarning, match=r"old.txt is not UTF-8; read it as cp1252$"):
         assert read_text(Path(old)).endswith("coração")
+
+
+def test_distances_are_said_as_the_flag_takes_them():
+    """A replaced-measurement note listed a thousand distances one by one."""
+    from rnnlm.measured import _distances_flag
+    from rnnlm.probes import parse_distances
+    for text, said in (("1..1000", "1..1000"), ("1..25:4", "1..25:4"), ("1,2,5", "1,2,5"), ("3", "3"),
+                       ("1,3", "1,3"), ("2..8:3", "2..8:3")):
+        assert _distances_flag(parse_distances(text)) == said
+        assert parse_distances(said) == parse_distances(text)
