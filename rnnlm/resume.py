@@ -168,9 +168,6 @@ def refuse_edited_model(folder: Path, ck) -> None:
     config.json's "train" settings (a changed size then failed on the first array of another shape) while
     its top-level "model" record is only reported (a change there trained on, and stayed, unnoticed); the
     checkpoint's weights are what the run is, so both must agree with it."""
-    import dataclasses
-    import json
-
     from .config import config_from_dict
     from .settings import flag
     from .runs import CONFIG, read_run_config

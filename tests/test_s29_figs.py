@@ -235,14 +235,20 @@ def test_the_context_probe_title_breaks_between_phrases(tmp_path):
     _close(fig)
 
 
-@pytest.mark.parametrize("mode,word", [("replace", "replaced by random words"), ("drop", "dropped")])
-def test_the_context_probe_title_of_other_modes(tmp_path, mode, word):
-    path = tmp_path / f"probe-context-{mode}.json"
-    path.write_text(json.dumps({"probe": "context", "mode": mode, "cell": "gru", "run": str(tmp_path),
+def context_result(folder, mode):
+    """A small context-probe result of a GRU, as `probe context` writes it, in folder/probe-context-<mode>.json."""
+    path = folder / f"probe-context-{mode}.json"
+    path.write_text(json.dumps({"probe": "context", "mode": mode, "cell": "gru", "run": str(folder),
                                 "results": [{"distance": 1, "mean_increase": 0.1, "ci": [0.0, 0.2]},
                                             {"distance": 4, "mean_increase": 0.0, "ci": [-0.1, 0.1]}],
                                 "effective_context": None, "seed": 0, "n_targets": 10, "window": 8,
                                 "model": {"cell": "gru"}, "clip": "no clipping"}))
+    return path
+
+
+@pytest.mark.parametrize("mode,word", [("replace", "replaced by random words"), ("drop", "dropped")])
+def test_the_context_probe_title_of_other_modes(tmp_path, mode, word):
+    path = context_result(tmp_path, mode)
     fig = plotruns.draw_probe([path])
     assert fig.axes[0].get_title().split("\n")[0] == f"Context usage: context beyond d {word}"
     _close(fig)

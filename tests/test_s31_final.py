@@ -117,15 +117,8 @@ def test_generate_text_takes_an_integral_float_word_count(text, tmp_path):
 def test_a_context_figure_of_two_modes_names_both_in_its_title(tmp_path):
     import matplotlib.pyplot as plt
     from rnnlm import plotruns
-    paths = []
-    for mode in ("replace", "shuffle"):
-        p = tmp_path / f"probe-context-{mode}.json"
-        p.write_text(json.dumps({"probe": "context", "mode": mode, "cell": "gru", "run": str(tmp_path),
-                                 "results": [{"distance": 1, "mean_increase": 0.1, "ci": [0.0, 0.2]},
-                                             {"distance": 4, "mean_increase": 0.0, "ci": [-0.1, 0.1]}],
-                                 "effective_context": None, "seed": 0, "n_targets": 10, "window": 8,
-                                 "model": {"cell": "gru"}, "clip": "no clipping"}))
-        paths.append(p)
+    from test_s29_figs import context_result
+    paths = [context_result(tmp_path, mode) for mode in ("replace", "shuffle")]
     fig = plotruns.draw_probe(paths)
     assert fig.axes[0].get_title().split("\n")[0] == ("Context usage: context beyond d replaced by random words or "
                                                       "shuffled")
