@@ -41,7 +41,8 @@ from .cliinstruments import (_add_demo, _add_gradcheck, _add_jacobian, _add_plot
                              _run_gradcheck, _run_jacobian, _run_plot, _run_probe)
 from .clisweep import _add_study, _add_sweep, _run_study, _run_sweep
 from .clitrain import _add_evaluate, _add_generate, _add_train, _run_evaluate, _run_generate, _run_train
-from .errors import STDOUT, UserError, describe_memory_error, describe_os_error, sigterm_raises
+from .errors import (STDOUT, UserError, describe_memory_error, describe_os_error, exit_status, sigterm_raises,
+                     stop_word)
 from .settings import check_range
 
 
@@ -220,7 +221,9 @@ def main(argv=None) -> int:
     sys.stderr = DroppedWrites(stderr)   # a full log disk silences the command; it does not stop it
     sys.unraisablehook = functools.partial(_quiet_stops, default=hook)
     try:
-        with sigterm_raises(sigint=True) as seen:   # from the first line: a stop in the imports is one line too
+        # from the first line: a stop in the imports is one line too; argv None: the process's own command
+        # line (cli.py, the rnnlm script), whose stop leaves the signals ignored until it exits
+        with sigterm_raises(sigint=True, final=argv is None) as seen:
             try:
                 return _main(argv)
             except Exception:
@@ -276,7 +279,6 @@ def _main(argv=None) -> int:
         print(f"error: {describe_os_error(exc, out_flag)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:     # a sweep ended by SIGTERM raises errors.Terminated, one of these: 143
-        from .sweep import exit_status, stop_word
         print(getattr(exc, "line", None) or stop_word(exc), file=sys.stderr)
         return exit_status(exc)
 

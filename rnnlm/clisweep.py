@@ -321,7 +321,7 @@ def _run_study(args):
     cfg = C.StudyConfig(**top, train=train)
     if not args.report_only:        # (a report reads the recorded runs, whatever their budget)
         study.check_budget(cfg)
-    from .sweep import exit_status
+    from .errors import exit_status
     try:
         doc = study.run_study(cfg, scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress,
                               report_only=args.report_only)

@@ -15,7 +15,8 @@ import sys
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _clip_arg, _data_config,
-                       _fallback_note, _given, refuse_checkpoint_of_a_file, unheard_stdout)
+                       _fallback_note, _given, refuse_checkpoint_of_a_file, training_now_note,
+                       unheard_stdout)
 from .errors import UserError, plural
 from .settings import default
 
@@ -170,7 +171,7 @@ def _run_train(args):
         except KeyboardInterrupt as exc:    # during the final evaluation (a stop in training returns a summary)
             if not getattr(exc, "said", False):     # said: train printed its one line (what is saved, what next)
                 raise
-            from .sweep import exit_status as signal_status
+            from .errors import exit_status as signal_status
             stopped = signal_status(exc)
         else:
             print(format_summary(summary))
@@ -224,6 +225,8 @@ def _run_evaluate(args):
     r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
+    if (busy := training_now_note(args.run, r["checkpoint"])) is not None:
+        print(f"note: {busy}")
     print(f"text: {r['source']}  ({r['tokens']:,} {plural(r['tokens'], 'token')}, {r['oov']:,} out of vocabulary = "
           f"{100 * r['oov_rate']:.2f}%)")
     if r.get("note"):
@@ -274,6 +277,8 @@ def _run_generate(args):
     check_fits_in_memory(model, len(vocab), args.words, args.num_samples)   # one line, before the next
     # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.
     print(f"checkpoint: {path}{_fallback_note(args.run, which, path)}", file=sys.stderr)
+    if (busy := training_now_note(args.run, path)) is not None:
+        print(f"note: {busy}", file=sys.stderr)
     data = info.get("train", {}).get("data", {})
     stream = TextStream(model, vocab, words=args.words, prime=args.prime, temperature=args.temperature,
                         top_k=args.top_k, top_p=args.top_p, seed=args.seed, num_samples=args.num_samples,
@@ -302,7 +307,7 @@ def _check_prime(prime: str) -> None:
 def _print_samples(stream, words: int, M: int) -> int:
     """generate's text: stream's pieces written as they come; the exit status (0, 130 or 143)."""
     from .sample import MAX_DRAWS_EXTRA, MAX_DRAWS_PER_WORD, max_draws
-    from .sweep import exit_status, stop_word
+    from .errors import exit_status, stop_word
     from .stopping import Interrupt, signal_error
     out = sys.stdout
     # Samples are drawn together but printed one after the other, a blank line between them: the pieces of
@@ -346,8 +351,11 @@ def _print_samples(stream, words: int, M: int) -> int:
         got = ", ".join(f"{stream.words_drawn[i]:,}" for i in short)
         whose = "printed" if M == 1 else (f"{plural(len(short), 'sample')} {', '.join(str(i + 1) for i in short)} "
                                           f"{plural(len(short), 'holds', 'hold')}")
+        # greedy decoding (--temperature 0) repeats the most likely token: a lower one cannot help there
+        helps = ("a better-trained checkpoint or a --temperature above 0 (0 always draws the most likely "
+                 "token, so it repeats the same punctuation)" if stream.options["temperature"] == 0 else
+                 "a better-trained checkpoint, a lower --temperature or --top-k")
         print(f"note: {whose} {got} of the {words:,} {plural(words, 'word')} asked: the model drew "
               f"{max_draws(words):,} tokens, mostly punctuation or sentence ends, the most generate draws "
-              f"({MAX_DRAWS_PER_WORD} per word asked + {MAX_DRAWS_EXTRA}); a better-trained checkpoint, a lower "
-              f"--temperature or --top-k may help", file=sys.stderr)
+              f"({MAX_DRAWS_PER_WORD} per word asked + {MAX_DRAWS_EXTRA}); {helps} may help", file=sys.stderr)
     return 0

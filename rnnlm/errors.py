@@ -49,6 +49,32 @@ class Terminated(KeyboardInterrupt):
     at any moment, even in the middle of the imports a command starts with."""
 
 
+class _Stops:
+    """Whether a stopping signal already raised its exception in this process (`STOPS.raised`): from then
+    on the process is ending (a run stopped at once, a start-up stopped, a command stopped), and more
+    Ctrl-Cs or SIGTERMs are ignored, so that a third Ctrl-C pressed a few milliseconds after the second
+    cannot land in the clean-up (a lock being released, the one line being printed) and print a
+    traceback. Reset as a command (cli.main), a training (stopping.StartUp) or a guarded block
+    (`sigterm_raises`) begins; set by the handlers that raise (stopping.Interrupt, `sigterm_raises`).
+    `signalled`: any stopping signal reached one of those handlers since the command began (a run that
+    stopped and saved on its first Ctrl-C raised nothing); the CLI then exits with the signals ignored."""
+    raised = False
+    signalled = False
+
+
+STOPS = _Stops()
+
+
+def stop_word(exc: BaseException) -> str:
+    """'terminated' for a stop by SIGTERM (Terminated), 'interrupted' for Ctrl-C: how a stop's one line starts."""
+    return "terminated" if isinstance(exc, Terminated) else "interrupted"
+
+
+def exit_status(exc: BaseException) -> int:
+    """The command's exit status for a stop: 143 (128 + SIGTERM) for Terminated, 130 (128 + SIGINT) for Ctrl-C."""
+    return 143 if isinstance(exc, Terminated) else 130
+
+
 def raise_for_signal(signum, frame=None):
     """A stopping signal's exception: KeyboardInterrupt for SIGINT, Terminated for SIGTERM (a signal handler)."""
     import signal
@@ -62,7 +88,7 @@ class _Seen:
 
 
 @contextlib.contextmanager
-def sigterm_raises(sigint: bool = False):
+def sigterm_raises(sigint: bool = False, final: bool = False):
     """SIGTERM raises Terminated in the main thread for the block, as SIGINT raises KeyboardInterrupt, so that
     a process stopped so cleans up and says so as for Ctrl-C (the CLI from its first line, a sweep around its
     jobs); the previous handler is restored after. Left alone outside the main thread (where Python cannot
@@ -70,7 +96,10 @@ def sigterm_raises(sigint: bool = False):
 
     sigint=True (the CLI): SIGINT is recorded in the _Seen too (it still raises KeyboardInterrupt, and only
     where Python's own handler is in place), because code it lands in may turn it into another error:
-    Numba, stopped while it compiles a kernel, raises RuntimeError("no compiled object yet ...")."""
+    Numba, stopped while it compiles a kernel, raises RuntimeError("no compiled object yet ...").
+    final=True (the CLI run as the process's command): once a stop signal came, the signals stay ignored
+    after the block instead of getting their previous handlers back (Python's would print a traceback for
+    a Ctrl-C landing between the command's one line and the process's exit)."""
     import signal
     import threading
     seen = _Seen()
@@ -79,8 +108,13 @@ def sigterm_raises(sigint: bool = False):
         return
 
     def handler(signum, frame):
+        STOPS.signalled = True
+        if STOPS.raised:        # the process is already stopping: a further signal is ignored
+            return
         seen.signum = signum
+        STOPS.raised = True
         raise_for_signal(signum)
+    STOPS.raised = STOPS.signalled = False
     names = [signal.SIGTERM] if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN else []
     if sigint and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         names.append(signal.SIGINT)
@@ -89,7 +123,8 @@ def sigterm_raises(sigint: bool = False):
         yield seen
     finally:
         for signum, before in previous.items():
-            signal.signal(signum, signal.SIG_DFL if before is None else before)
+            signal.signal(signum, signal.SIG_IGN if final and STOPS.signalled else
+                          signal.SIG_DFL if before is None else before)
 
 
 class UserError(Exception):

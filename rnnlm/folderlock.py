@@ -58,7 +58,12 @@ def lock_folder(folder, name: str, busy: str, holder=None, advice: str | None = 
     """
     from filelock import Timeout
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)     # an OSError is one line in cli.main (errors.describe_os_error)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)     # an OSError is one line in cli.main (errors.describe_os_error)
+    except FileNotFoundError:   # its parents were made or are there: a file system taking no new folders
+        above = next(f for f in folder.absolute().parents if f.exists())
+        raise UserError(f"cannot create the folder {folder}: {above} takes no new folders (a system file "
+                        "system such as /proc or /sys); give --out a folder on a disk") from None
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give --out a folder path")
     for _ in range(5):

@@ -173,6 +173,18 @@ def final_evaluation_pending(folder, step: int) -> str | None:
     return None if i is None else events[i][1].get("reason")
 
 
+def log_gone(folder, step: int) -> str | None:
+    """A resume's note when the run's metrics.jsonl holds no event (emptied, removed) though its checkpoint is
+    at `step` > 0: the training resumes all the same, but the log of the steps before it is gone, and what
+    reads the log (plot training, plot lag --over-training, sweep records) starts at `step`. None otherwise."""
+    path = Path(folder) / METRICS
+    if step <= 0 or _events(path):
+        return None
+    state = "is empty" if path.exists() else "is missing"
+    return (f"{path} {state}, though the checkpoint is at step {step:,}: the run resumes from it, but the log of "
+            f"the steps before it is gone: the run's log and its plots start at step {step:,}")
+
+
 def lost_steps(folder, step: int) -> int | None:
     """The last step that the run's metrics.jsonl logged training to (a step event, or a skipped step's
     nonfinite event), when it lies beyond `step` (the checkpoint a resume starts from) and the session

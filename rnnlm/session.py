@@ -25,6 +25,7 @@ from .evaluate import evaluate_stream
 from .loopstate import Clock, LoopState
 from .progress import _Timing
 from .runs import Run, ppl as _ppl
+from .stopping import saving
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +60,8 @@ def _save(s: _Session, loop: LoopState, hidden) -> None:
     arrays["rng"] = json.dumps(s.rng.bit_generator.state)
     for i, h in enumerate(hidden):
         arrays[f"state.{i}"] = h
-    s.run.save_latest(s.model.state_dict(), s.opt.state_dict(), arrays)
+    with saving(loop.step):     # a stop that comes meanwhile waits until the file is complete
+        s.run.save_latest(s.model.state_dict(), s.opt.state_dict(), arrays)
     if s.timing is not None:
         s.timing.last_save = s.clock()
 
@@ -69,7 +71,8 @@ def _keep_best(s: _Session, loop: LoopState, val: float) -> bool:
     if not val < loop.best_saved:
         return False
     loop.best_saved = val
-    s.run.save_best(s.model.state_dict(), loop.step, loop.epoch, val)
+    with saving():
+        s.run.save_best(s.model.state_dict(), loop.step, loop.epoch, val)
     return True
 
 

@@ -17,15 +17,19 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
-from .errors import Terminated
+from .errors import STOPS, Terminated
 from .progress import note
 
 if TYPE_CHECKING:
     from .loopstate import LoopState
 
+# A second Ctrl-C or SIGTERM this many seconds after the first or later stops a run at once; an earlier
+# one is the same request repeated (Interrupt).
+REPEAT_S = 1.0
 STOP_REASONS = ("epochs", "max_steps", "max_minutes", "early_stop", "min_lr", "nonfinite", "interrupted")
 
 
@@ -67,7 +71,15 @@ class Interrupt:
     more is saved; the previous checkpoint stays intact). at_once: the first signal
     raises already (the final evaluation: nothing there is left half-done, the training
     state is saved before it). A signal ignored when the context is entered (SIG_IGN:
-    SIGINT of a job a shell started in the background) is left ignored."""
+    SIGINT of a job a shell started in the background) is left ignored.
+
+    A second signal within REPEAT_S of the first is the same request (a Ctrl-C
+    pressed twice or thrice in a row), not one to stop at once: a step ends in
+    milliseconds, and stopping at once then threw away every step since the last
+    checkpoint. Two more exceptions to "at once": a checkpoint being written (`saving`) is finished
+    first, and the signal is raised as soon as it is complete; once the run has
+    stopped and only saves and logs that (`finishing`), or once a stop was raised
+    (errors.STOPS), later signals are ignored: the process is ending."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -78,37 +90,91 @@ class Interrupt:
         self.previous = {}
         self.during = None      # "validation" while the loop runs one: a stop then waits seconds, so say so
         self.saved_step = None  # the step of the run's latest checkpoint (None: none yet)
+        self.requested_at = 0.0  # time.monotonic() of the first signal
+        self.holding = 0        # > 0 while a checkpoint is written (`saving`): a stop waits for its end
+        self.pending = None     # the signal that came while holding, raised once the file is complete
+        self.finishing = False  # the loop stopped and saves its last state: further signals are ignored
+        self.active = False     # this handler is installed (and on _ACTIVE)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
+            STOPS.raised = False    # entered only before a stop (a stop unwinds): this phase answers signals
             for sig in self.SIGNALS:
                 # A signal the parent set to be ignored stays ignored: a shell starts `cmd &` with SIGINT
                 # ignored (and nohup SIGHUP), so that a Ctrl-C at the prompt does not reach the background job.
                 if signal.getsignal(sig) is signal.SIG_IGN:
                     continue
                 self.previous[sig] = signal.signal(sig, self._handle)
+            _ACTIVE.append(self)
+            self.active = True
         return self
 
     def _handle(self, signum, frame):
+        STOPS.signalled = True
+        if STOPS.raised or self.finishing:      # the process is ending already: nothing more to stop
+            return
+        if self.requested and time.monotonic() - self.requested_at < REPEAT_S:
+            return      # the same request again (a key pressed twice): the step boundary is near
         if self.requested or self.at_once:
-            exc = signal_error(signum)
-            if self.requested:      # the second signal: say what is kept (the CLI prints exc.line)
-                kept = ("nothing was saved yet" if self.saved_step is None
-                        else f"the checkpoint of step {self.saved_step} is kept, and --resume continues from it")
-                exc.line = f"{SIGNAL_WORDS.get(signum, 'interrupted')} again: stopped at once, without saving ({kept})"
-            raise exc
+            if self.holding:        # a checkpoint is being written: finish it, then stop (`saving`)
+                self.pending = self.pending or signum
+                return
+            self._raise(signum)
         self.signum = signum
         self.requested = True
+        self.requested_at = time.monotonic()
         if self.during:         # the step boundary is as far away as the rest of the validation
             kept = ("nothing is saved yet" if self.saved_step is None
                     else f"the checkpoint of step {self.saved_step} is kept")
             note(f"{SIGNAL_WORDS.get(signum, 'interrupted')}: stopping when this {self.during} ends, then saving "
                   f"the checkpoint; the same signal again stops at once ({kept})")
 
+    def _raise(self, signum):
+        """Raise the stop now (a second signal, or any in an at-once phase); later signals are ignored."""
+        exc = signal_error(signum)
+        if self.requested:      # the second signal: say what is kept (the CLI prints exc.line)
+            kept = ("nothing was saved yet" if self.saved_step is None
+                    else f"the checkpoint of step {self.saved_step} is kept, and --resume continues from it")
+            exc.line = f"{SIGNAL_WORDS.get(signum, 'interrupted')} again: stopped at once, without saving ({kept})"
+        STOPS.raised = True
+        raise exc
+
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        if self.active:
+            _ACTIVE.remove(self)
+            self.active = False
         return False
+
+
+# The handlers in place (Interrupt and StartUp contexts of the main thread), innermost last: `saving` holds
+# the innermost one's at-once stops while a checkpoint is written.
+_ACTIVE: list[Interrupt] = []
+
+
+@contextlib.contextmanager
+def saving(step: int | None = None):
+    """While a checkpoint of `step` is written: a signal that would stop at once (a second Ctrl-C, any in
+    the start-up or the final evaluation) waits until the file is complete, then raises, so that a stop
+    never throws away a save already begun (the file is atomic, but a stop half-way kept only the
+    previous checkpoint: a run stopped a few ms after its first Ctrl-C resumed from step 0). The file
+    being complete, it is the step the stop's line says is kept (step: model.npz's; None for a file a
+    resume does not start from, best.npz). Outside a handler's context: nothing."""
+    guard = _ACTIVE[-1] if _ACTIVE else None
+    if guard is None:
+        yield
+        return
+    guard.holding += 1
+    try:
+        yield
+    finally:
+        guard.holding -= 1
+    if step is not None:
+        guard.saved_step = step
+    if guard.pending is not None and not guard.holding and not guard.finishing:
+        signum, guard.pending = guard.pending, None
+        guard._raise(signum)
 
 
 SIGNAL_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
@@ -132,8 +198,15 @@ class StartUp(Interrupt):
         self.created = False    # a new run's files (config.json, vocab.json, ...) were written by this call
 
     def _handle(self, signum, frame):
+        STOPS.signalled = True
+        if STOPS.raised:        # a stop was raised: the start-up is being undone, the process is ending
+            return
         if not self.over:
             self.signum = signum
+        if self.holding:        # the step-0 checkpoint is being written: finish it, then stop (`saving`)
+            self.pending = self.pending or signum
+            return
+        STOPS.raised = True
         raise signal_error(signum)
 
     @contextlib.contextmanager

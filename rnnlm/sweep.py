@@ -77,7 +77,8 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import Terminated, UserError, plural, sigterm_raises  # Terminated: SIGTERM, as Ctrl-C
+# Terminated: SIGTERM, as Ctrl-C; stop_word and exit_status re-exported (a stop's first word and exit status)
+from .errors import Terminated, UserError, exit_status, plural, sigterm_raises, stop_word
 from .fileio import first_new_folder, remove_new_folders
 from .sweepcluster import JOB_TMP, SERIAL, WORKER_ENV, _attempts, _client, _Shield, check_scheduler
 # the sweep folder's record (sweeprecord.py), re-exported: `from rnnlm.sweep import Job, read_rows` works as before
@@ -117,16 +118,6 @@ def nothing_recorded_line(exc: BaseException, folder, noun: str) -> str | None:
     where = f"{folder} is left as it was" if folder.exists() else f"{folder} was new and is removed again"
     return (f"{stop_word(exc)}: no {noun} had finished (none is left running), so nothing is recorded; {where}; "
             "the same command starts over")
-
-
-def stop_word(exc: BaseException) -> str:
-    """'terminated' for a sweep ended by SIGTERM (Terminated), 'interrupted' for Ctrl-C: how its one line starts."""
-    return "terminated" if isinstance(exc, Terminated) else "interrupted"
-
-
-def exit_status(exc: BaseException) -> int:
-    """The command's exit status for a stop: 143 (128 + SIGTERM) for Terminated, 130 (128 + SIGINT) for Ctrl-C."""
-    return 143 if isinstance(exc, Terminated) else 130
 
 
 # ---------------------------------------------------------------- the worker side

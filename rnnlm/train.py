@@ -49,8 +49,8 @@ from .folderlock import lock_run
 from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
 from .resume import refuse_finished_resume, resume_flags, resume_point
-from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, lost_steps, ppl as _ppl, refuse_sweep_folder, refuse_taken,
-                   restore_vocab, resume_checkpoint)
+from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, log_gone, lost_steps, ppl as _ppl, refuse_sweep_folder,
+                   refuse_taken, restore_vocab, resume_checkpoint)
 from .session import _eval_event, _keep_best, _save, _Session, _validate_full
 from .step import StepResult, train_step
 from .stopping import SIGNAL_WORDS, Interrupt, StartUp, signal_error, stop_reason
@@ -295,7 +295,9 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         if finish is None:
             refuse_finished_resume(config, loop, config.out, reserve=timing.reserve(), lr=s.opt.lr,
                                    needed=timing.needed())
-        lost = lost_steps(config.out, loop.step)
+        lost, gone = lost_steps(config.out, loop.step), log_gone(config.out, loop.step)
+        if gone is not None:
+            after_announce.append(gone)
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
         if lost is not None:        # said after "resuming RUN from step S" (announce)
             after_announce.append(f"the run had logged training up to step {lost:,}, but its last save is step "

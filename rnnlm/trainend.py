@@ -42,7 +42,10 @@ def stop_training(s: _Session, loop: LoopState, hidden, stopped: str, finish: st
         # signal then stops at once (_final_evaluation): a resume runs only that evaluation.
         stopped = stop_reason(config, loop, diverged=False, interrupted=False, elapsed=s.clock(),
                               reserve=timing.reserve(), lr=s.opt.lr) or stopped
-    # Still inside the handler: a Ctrl-C during the final save sets the flag, not a half-written file.
+    # Still inside the handler: a first Ctrl-C during the final save sets the flag, a second one waits
+    # until the file is complete (stopping.saving); after a stop, the run only saves and says so, and
+    # further signals are ignored (a Ctrl-C pressed twice or thrice keeps the checkpoint and stops).
+    interrupt.finishing = stopped == "interrupted"
     if stopped != "nonfinite" or first_nonfinite(s.model.params) is None:
         _save(s, loop, hidden)      # after a non-finite window: the last good state
     if stopped == "interrupted":

@@ -426,6 +426,7 @@ def test_a_second_signal_says_it_stopped_without_saving_and_what_is_kept(monkeyp
     it = Interrupt()
     it.saved_step = 34
     it._handle(signal.SIGINT, None)                  # the first: stop at the next step and save
+    it.requested_at -= 1.0                           # (a second later: not the same key pressed twice)
     with pytest.raises(KeyboardInterrupt) as e:
         it._handle(signal.SIGINT, None)              # the second: at once
     assert e.value.line == ("interrupted again: stopped at once, without saving (the checkpoint of step 34 is kept, "

@@ -1,0 +1,72 @@
+"""What evaluate and generate say about what they read: a run being trained now (its checkpoint of the step
+it had reached), and a greedy sample that drew only punctuation (a lower temperature cannot help)."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from rnnlm.cli import main
+from rnnlm.folderlock import LOCK
+
+from test_sample import _OnlyCommas, _serve
+from test_faults import FLAGS
+
+
+@pytest.fixture(scope="module")
+def trained(text, tmp_path_factory):
+    out = tmp_path_factory.mktemp("r") / "run"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "4",
+                 "--eval-every", "2", "--out", str(out)]) == 0
+    return out
+
+
+def _holding(folder):
+    """A second process that holds the run folder's lock, as a training does."""
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from rnnlm.folderlock import lock_run
+        lock = lock_run({str(folder)!r})
+        print("locked", flush=True)
+        sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "locked"
+    return p
+
+
+@pytest.mark.parametrize("command", ["evaluate", "generate"])
+def test_reading_a_run_being_trained_says_which_step_it_reads(trained, capsys, command):
+    p = _holding(trained)
+    try:
+        args = [command, str(trained), "--checkpoint", "latest"] + (["--words", "3"] if command == "generate" else [])
+        assert main(args) == 0
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+    out, err = capsys.readouterr()
+    said = out if command == "evaluate" else err
+    assert (f"note: {trained} is being trained now (pid {p.pid} holds {trained / LOCK}): this reads its latest "
+            f"checkpoint, of step 4; the run saves a newer one at each validation") in said.splitlines()
+    assert main([command, str(trained)] + (["--words", "3"] if command == "generate" else [])) == 0
+    assert "being trained now" not in "".join(capsys.readouterr())      # the lock is free again: no note
+
+
+def test_reading_the_best_model_of_a_run_being_trained_names_its_step(trained, capsys):
+    p = _holding(trained)
+    try:
+        assert main(["generate", str(trained), "--words", "2"]) == 0
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+    err = capsys.readouterr().err
+    assert "this reads its best model so far, of step " in err
+
+
+def test_a_greedy_sample_of_only_punctuation_is_told_to_raise_the_temperature(monkeypatch, capsys):
+    from rnnlm.vocab import Vocab
+    _serve(monkeypatch, _OnlyCommas(), Vocab(["<unk>", "<eos>", ",", "casa"]))
+    assert main(["generate", "m.npz", "--words", "5", "--temperature", "0"]) == 0
+    err = capsys.readouterr().err
+    assert ("a better-trained checkpoint or a --temperature above 0 (0 always draws the most likely token, so it "
+            "repeats the same punctuation) may help") in err
+    assert "a lower --temperature" not in err
