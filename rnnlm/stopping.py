@@ -8,9 +8,12 @@ step boundary; `StartUp` answers them at once before the first step;
 
 The one thing to know before editing: a first signal during training only
 sets a flag (the loop stops at the next step boundary and saves, so a
-checkpoint never holds a half-applied update); only a second signal, or one
-during start-up or the final evaluation, raises at once. A handler must not
-import anything: it may run in the middle of an import.
+checkpoint never holds a half-applied update); only a second signal (a
+second or more after the first: REPEAT_S), or one during start-up or the
+final evaluation, raises at once, and even that waits for a checkpoint being
+written (`saving`, around every save) to be complete. Once a stop is raised,
+the handlers ignore further signals (errors.STOPS): the process is ending.
+A handler must not import anything: it may run in the middle of an import.
 """
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
 """What evaluate and generate say about what they read: a run being trained now (its checkpoint of the step
 it had reached), and a greedy sample that drew only punctuation (a lower temperature cannot help)."""
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
 from rnnlm.cli import main
@@ -11,6 +7,7 @@ from rnnlm.folderlock import LOCK
 
 from test_sample import _OnlyCommas, _serve
 from test_faults import FLAGS
+from test_s32_lock import _holder  # a second process holding the folder's lock, as a training does
 
 
 @pytest.fixture(scope="module")
@@ -21,22 +18,9 @@ def trained(text, tmp_path_factory):
     return out
 
 
-def _holding(folder):
-    """A second process that holds the run folder's lock, as a training does."""
-    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys
-        from rnnlm.folderlock import lock_run
-        lock = lock_run({str(folder)!r})
-        print("locked", flush=True)
-        sys.stdin.read()
-        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline().strip() == "locked"
-    return p
-
-
 @pytest.mark.parametrize("command", ["evaluate", "generate"])
 def test_reading_a_run_being_trained_says_which_step_it_reads(trained, capsys, command):
-    p = _holding(trained)
+    p = _holder(trained)
     try:
         args = [command, str(trained), "--checkpoint", "latest"] + (["--words", "3"] if command == "generate" else [])
         assert main(args) == 0
@@ -52,7 +36,7 @@ def test_reading_a_run_being_trained_says_which_step_it_reads(trained, capsys, c
 
 
 def test_reading_the_best_model_of_a_run_being_trained_names_its_step(trained, capsys):
-    p = _holding(trained)
+    p = _holder(trained)
     try:
         assert main(["generate", str(trained), "--words", "2"]) == 0
     finally:
