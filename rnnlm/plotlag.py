@@ -222,9 +222,9 @@ def curves_problem(curves) -> str | None:
             lags = series.get("lag")
             if not isinstance(lags, list):
                 return f"{scope}/{q} has no lag list" + (f" (its lag is {json_kind(lags)})" if "lag" in series else "")
-            odd = [d for d in lags if not (_is_number(d) and float(d).is_integer())]
-            if odd:
-                return f"{scope}/{q} has a lag {json.dumps(odd[0])[:40]} that is not a whole number"
+            odd = [d for d in lags if not (_is_number(d) and float(d).is_integer() and d >= 1)]
+            if odd:     # lags count steps back from t: 1, 2, ... (jacobian.py's SERIES)
+                return f"{scope}/{q} has a lag {json.dumps(odd[0])[:40]} that is not a whole number from 1 on"
             if not present:
                 return f"{scope}/{q} has no {' or '.join(norms)} statistics"
             for n in present:
@@ -237,10 +237,10 @@ def curves_problem(curves) -> str | None:
                         return f"{scope}/{q}/{n} has no {stat} list"
                     if len(values) != len(lags):
                         return f"{scope}/{q}/{n} has {len(values)} {stat} values for {len(lags)} lags"
-                    bad = [v for v in values if v is not None and not _is_number(v)]
-                    if bad:
+                    bad = [v for v in values if v is not None and not (_is_number(v) and not v < 0)]
+                    if bad:     # a norm is never negative
                         return (f"{scope}/{q}/{n} has a {stat} value {json.dumps(bad[0])[:40]} that is not a "
-                                f"number or null")
+                                f"norm (a number from 0 on) or null")
     return None
 
 

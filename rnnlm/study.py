@@ -159,7 +159,7 @@ def _check_distances(config: StudyConfig) -> None:
 def build_jobs(config: StudyConfig):
     """(jobs, data): one sweeprecord.Job per cell x distance x seed, longest first, and the task payloads."""
     from .learnability import task_arrays
-    from .sweeprecord import Job
+    from .sweeprecord import TASK_JOB, Job
 
     config.validate()
     _check_distances(config)
@@ -179,7 +179,7 @@ def build_jobs(config: StudyConfig):
         omega = config.train.omega if STUDY_CELLS[c]["cell"] == "rnn" else 0.0
         train = dataclasses.replace(config.train, **STUDY_CELLS[c], seed=int(s), omega=omega).validate()
         settings = {"task": spec.to_json(), "train": train.to_dict(), "study_cell": c, "distance": d, "seed": s}
-        jobs.append(Job(_job_name(config, c, d, s), "rnnlm.learnability:task_job", settings, f"d{d}-s{s}"))
+        jobs.append(Job(_job_name(config, c, d, s), TASK_JOB, settings, f"d{d}-s{s}"))
     return jobs, data
 
 

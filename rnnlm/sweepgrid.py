@@ -31,8 +31,8 @@ from pathlib import Path
 from .config import DEFAULT_LR, DataConfig, ModelConfig, TrainConfig, given_train_settings
 from .errors import UserError
 from .settings import check_types
+from .sweeprecord import TASK_JOB, TRAIN_JOB  # the job functions of a `sweep run` point and a study run
 
-TRAIN_JOB = "rnnlm.sweepjobs:train_job"     # the job function of a `sweep run` point
 EXTRA_KEYS = ("seeds", "measure", "keep_models")
 # Sweep defaults that differ from `train`'s: no sample text, no bar inside a job.
 SWEEP_DEFAULTS = {"sample_words": 0, "progress": False}
@@ -250,7 +250,7 @@ MEASURE_COLUMNS = {"lag": "lag_factor_per_step", "agreement": "agreement_accurac
 
 
 # The job functions whose rows the table knows (RESULT_COLUMNS): a `sweep run` training, a study's task.
-KNOWN_JOBS = (TRAIN_JOB, "rnnlm.learnability:task_job")
+KNOWN_JOBS = (TRAIN_JOB, TASK_JOB)
 
 
 def result_fields(rows: list[dict], shown: set) -> list[str]:

@@ -105,6 +105,22 @@ def read_rows(folder) -> list[dict]:
     return rows
 
 
+TRAIN_JOB = "rnnlm.sweepjobs:train_job"     # the job function of a `sweep run` point (sweepgrid builds them)
+TASK_JOB = "rnnlm.learnability:task_job"    # the job function of a `study` run
+# the results of each job function of ours that are numbers (or null: not measured, non-finite), as
+# sweepjobs.train_job and learnability.task_job record them
+RESULT_NUMBERS = {
+    TRAIN_JOB: ("steps", "tokens", "params", "train_s", "tokens_per_s", "val_ppl", "best_val_ppl", "test_ppl",
+                "clip_fraction", "skipped", "lr_final", "max_rss_mb", "attempts"),
+    TASK_JOB: ("first_step", "solved_step", "final_acc", "best_acc", "steps_run", "steps_per_s", "distance", "lag",
+               "chance", "max_rss_mb", "attempts"),
+}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def row_problem(row: dict) -> str | None:
     """What is wrong with the fields of a sweep.jsonl row that the readers index (damaged or edited by hand),
     in words ('its settings are a number, not an object'), or None. A field a row lacks is not checked."""
@@ -113,6 +129,21 @@ def row_problem(row: dict) -> str | None:
             return f"its {key} is {json_kind(row[key])}, not a string"
     if "wall_s" in row and (not isinstance(row["wall_s"], (int, float)) or isinstance(row["wall_s"], bool)):
         return f"its wall_s is {json_kind(row['wall_s'])}, not a number"
+    # the results that the summaries, tables and figures read (a job of one's own keeps its own row)
+    for key in RESULT_NUMBERS.get(row.get("fn"), ()):
+        v = row.get(key)    # (null: not measured, non-finite)
+        if v is not None and not _is_number(v):
+            return f"its {key} is {json_kind(v)}, not a number or null"
+    if row.get("fn") == TASK_JOB:
+        for key in ("solved", "diverged", "stopped_early"):
+            if key in row and not isinstance(row[key], bool):
+                return f"its {key} is {json_kind(row[key])}, not true or false"
+        history = row.get("history")
+        if history is not None and not isinstance(history, dict):
+            return f"its history is {json_kind(history)}, not an object of lists"
+        for key, values in (history or {}).items():
+            if not isinstance(values, list) or not all(v is None or _is_number(v) for v in values):
+                return f"its history's {key} is not a list of numbers"
     if "settings" not in row:
         return None
     settings = row["settings"]

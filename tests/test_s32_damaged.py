@@ -5,6 +5,7 @@ and the lag axes tick at whole lags only."""
 import json
 
 import numpy as np
+import pytest
 
 from rnnlm import plotlag, plotruns, runs
 from rnnlm.cli import main
@@ -68,7 +69,8 @@ def test_a_tracked_lag_curve_that_is_damaged_is_skipped_by_plot_lag_over_trainin
     _close(fig)
     assert capsys.readouterr().err == (
         f"note: {run / 'metrics.jsonl'}: 1 line is JSON but not an event rnnlm wrote (line 5: its lag curve "
-        f'layer0/h/spectral has a median value "abc" that is not a number or null; damaged or edited by hand) '
+        f'layer0/h/spectral has a median value "abc" that is not a norm (a number from 0 on) or null; damaged or '
+        f'edited by hand) '
         f"and was skipped\n")
 
 
@@ -127,6 +129,24 @@ def test_a_lag_curve_with_no_lag_list_is_refused_in_one_line(tmp_path, capsys):
                                        f"list; measure it again with 'python cli.py jacobian'\n")
 
 
+@pytest.mark.parametrize("where, value, said", [
+    (("lag", 0), 0, "layer0/h has a lag 0 that is not a whole number from 1 on"),
+    (("lag", 1), -2, "layer0/h has a lag -2 that is not a whole number from 1 on"),
+    (("spectral", "median", 1), -0.5, "layer0/h/spectral has a median value -0.5 that is not a norm (a number "
+                                      "from 0 on) or null")])
+def test_a_lag_curve_with_a_lag_below_1_or_a_negative_norm_is_refused(tmp_path, capsys, where, value, said):
+    doc = _doc("rnn")
+    target = doc["curves"]["layer0"]["h"]
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    p = tmp_path / "j.json"
+    p.write_text(json.dumps(doc))
+    assert main(["plot", "lag", str(p), "--out", str(tmp_path / "f.png")]) == 2
+    assert capsys.readouterr().err == (f"error: {p} is not a lag curve rnnlm wrote: {said}; measure it again with "
+                                       f"'python cli.py jacobian'\n")
+
+
 def test_a_lag_curve_whose_values_are_not_numbers_is_refused_in_one_line(tmp_path, capsys):
     doc = _doc("rnn")
     doc["curves"]["layer0"]["h"]["spectral"]["median"][2] = "abc"
@@ -134,8 +154,8 @@ def test_a_lag_curve_whose_values_are_not_numbers_is_refused_in_one_line(tmp_pat
     p.write_text(json.dumps(doc))
     assert main(["plot", "lag", str(p), "--out", str(tmp_path / "f.png")]) == 2
     assert capsys.readouterr().err == (f"error: {p} is not a lag curve rnnlm wrote: layer0/h/spectral has a median "
-                                       f'value "abc" that is not a number or null; measure it again with '
-                                       f"'python cli.py jacobian'\n")
+                                       f'value "abc" that is not a norm (a number from 0 on) or null; measure it '
+                                       f"again with 'python cli.py jacobian'\n")
     doc = _doc("rnn")
     doc["curves"]["layer0"]["flow"]["norm"]["p90"] = doc["curves"]["layer0"]["flow"]["norm"]["p90"][:3]
     p.write_text(json.dumps(doc))

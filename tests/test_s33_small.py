@@ -1,5 +1,6 @@
 """Small faults a user met: a resume whose metrics.jsonl was emptied says that its log is gone; a --out on a
 file system that takes no folders (/proc) says so instead of "No such file or directory"."""
+import json
 import os
 
 import pytest
@@ -37,3 +38,31 @@ def test_an_out_on_proc_says_that_file_system_takes_no_folders(text, capsys, com
     folder = "/proc/rnnlm-x/y" if command == "train" else "/proc/rnnlm-x"
     assert capsys.readouterr().err == (f"error: cannot create the folder {folder}: /proc takes no new folders (a "
                                        "system file system such as /proc or /sys); give --out a folder on a disk\n")
+
+
+def test_a_sweep_row_whose_result_is_not_a_number_is_refused_in_one_line(tmp_path, capsys):
+    from rnnlm.sweeprecord import TRAIN_JOB, row_problem
+    row = {"name": "cell=rnn", "fn": TRAIN_JOB, "status": "done", "best_val_ppl": "abc", "steps": 3}
+    assert row_problem(row) == "its best_val_ppl is a string, not a number or null"
+    assert row_problem({**row, "best_val_ppl": None}) is None           # null: not measured (a diverged run)
+    assert row_problem({**row, "best_val_ppl": 1.5, "steps": True}) == "its steps is true or false, not a number or null"
+    assert row_problem({**row, "fn": "mine:job"}) is None               # a job of one's own keeps its own row
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "sweep.jsonl").write_text(json.dumps(row) + "\n")
+    assert main(["sweep", "summarize", str(folder)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {folder / 'sweep.jsonl'} cannot be read: line 1 is not a row a sweep wrote (its best_val_ppl is a "
+        f"string, not a number or null); remove that line (the command that wrote the folder, run again with --out "
+        f"{folder}, reruns its job) or restore the file from a copy\n")
+
+
+def test_a_study_row_with_a_wrong_typed_result_is_named():
+    from rnnlm.sweeprecord import TASK_JOB, row_problem
+    row = {"name": "recall-rnn-d5-s0", "fn": TASK_JOB, "status": "done", "solved": False, "first_step": None,
+           "final_acc": 0.5, "distance": 5, "history": {"step": [0, 50], "acc": [0.5, None]}}
+    assert row_problem(row) is None
+    assert row_problem({**row, "final_acc": "0.5"}) == "its final_acc is a string, not a number or null"
+    assert row_problem({**row, "solved": 1}) == "its solved is a number, not true or false"
+    assert row_problem({**row, "history": [1]}) == "its history is a list, not an object of lists"
+    assert row_problem({**row, "history": {"acc": [0.5, "x"]}}) == "its history's acc is not a list of numbers"
