@@ -54,10 +54,12 @@ class _Stops:
     on the process is ending (a run stopped at once, a start-up stopped, a command stopped), and more
     Ctrl-Cs or SIGTERMs are ignored, so that a third Ctrl-C pressed a few milliseconds after the second
     cannot land in the clean-up (a lock being released, the one line being printed) and print a
-    traceback. Reset as a command (cli.main), a training (stopping.StartUp) or a guarded block
-    (`sigterm_raises`) begins; set by the handlers that raise (stopping.Interrupt, `sigterm_raises`).
+    traceback. Reset as a guarded block (`sigterm_raises`: the CLI's, from its first line) or a phase of
+    stopping.Interrupt begins; set as a stop's exception is made (stopping.signal_error, the handler of
+    `sigterm_raises`).
     `signalled`: any stopping signal reached one of those handlers since the command began (a run that
-    stopped and saved on its first Ctrl-C raised nothing); the CLI then exits with the signals ignored."""
+    stopped and saved on its first Ctrl-C raised nothing): the command is stopping, so the command's own
+    handler (`sigterm_raises`) ignores further signals, and the CLI exits with them ignored."""
     raised = False
     signalled = False
 
@@ -108,9 +110,11 @@ def sigterm_raises(sigint: bool = False, final: bool = False):
         return
 
     def handler(signum, frame):
-        STOPS.signalled = True
-        if STOPS.raised:        # the process is already stopping: a further signal is ignored
+        # the command is already stopping (a stop raised, or a training that took the first signal saves and
+        # ends): a further signal is ignored
+        if STOPS.raised or STOPS.signalled:
             return
+        STOPS.signalled = True
         seen.signum = signum
         STOPS.raised = True
         raise_for_signal(signum)

@@ -139,7 +139,6 @@ class Interrupt:
             kept = ("nothing was saved yet" if self.saved_step is None
                     else f"the checkpoint of step {self.saved_step} is kept, and --resume continues from it")
             exc.line = f"{SIGNAL_WORDS.get(signum, 'interrupted')} again: stopped at once, without saving ({kept})"
-        STOPS.raised = True
         raise exc
 
     def __exit__(self, *exc):
@@ -191,7 +190,8 @@ class StartUp(Interrupt):
     the process silently, leaving a folder that held only the lock. The handler stays installed until
     train() returns, under the loop's and the final evaluation's own (Interrupt), so that no moment is
     left to the default action; `end()`, called once the loop's handler is in place, marks start-up
-    over: a signal between those phases still raises at once but is not recorded. A KeyboardInterrupt
+    over: a signal between those phases still raises at once but is not recorded (and is ignored once
+    the loop took one: the run is returning its summary). A KeyboardInterrupt
     that no start-up signal raised (signum None) is not this guard's."""
 
     def __init__(self):
@@ -200,16 +200,22 @@ class StartUp(Interrupt):
         self.run = None         # the Run the start-up opened (closed before its files are removed)
         self.created = False    # a new run's files (config.json, vocab.json, ...) were written by this call
 
+    def __enter__(self):
+        STOPS.signalled = False     # a training begins (train() may be called again in one process)
+        return super().__enter__()
+
     def _handle(self, signum, frame):
+        # a stop was raised (the start-up is being undone), or the loop took a signal and the run is
+        # returning its summary: the process is ending, and a further signal is ignored
+        ending = STOPS.raised or self.over and STOPS.signalled
         STOPS.signalled = True
-        if STOPS.raised:        # a stop was raised: the start-up is being undone, the process is ending
+        if ending:
             return
         if not self.over:
             self.signum = signum
         if self.holding:        # the step-0 checkpoint is being written: finish it, then stop (`saving`)
             self.pending = self.pending or signum
             return
-        STOPS.raised = True
         raise signal_error(signum)
 
     @contextlib.contextmanager
@@ -242,7 +248,10 @@ class StartUp(Interrupt):
 
 def signal_error(signum) -> KeyboardInterrupt:
     """The exception a stopping signal raises: KeyboardInterrupt for SIGINT, errors.Terminated (a
-    KeyboardInterrupt the CLI exits 143 for) for SIGTERM (no import: it may be raised during one)."""
+    KeyboardInterrupt the CLI exits 143 for) for SIGTERM (no import: it may be raised during one). Made
+    only to be raised: from here on the handlers ignore further signals (errors.STOPS), as the process
+    unwinds to its one line and exit."""
+    STOPS.raised = True
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 

@@ -135,3 +135,16 @@ def test_the_commands_handler_ignores_signals_once_one_stopped_it():
 def test_no_save_outside_a_handler_holds_anything():
     with stopping.saving(5):
         pass
+
+
+@MAIN_THREAD
+def test_a_signal_after_the_loop_took_one_is_ignored_until_train_returns():
+    with stopping.StartUp() as guard:
+        guard.end()
+        with stopping.Interrupt() as loop:
+            loop._handle(signal.SIGINT, None)        # the loop stops at its step boundary and saves
+        assert guard._handle(signal.SIGINT, None) is None   # then: the summary is on its way, not a new stop
+    with stopping.StartUp() as guard:
+        guard.end()
+        with pytest.raises(KeyboardInterrupt):       # between phases of a run that took no signal: at once
+            guard._handle(signal.SIGINT, None)
