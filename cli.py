@@ -1,7 +1,5 @@
 """Entry point: `python cli.py <command> ...` runs the same CLI as the `rnnlm` script."""
-import sys
-
-from rnnlm.cli import main
+from rnnlm.__main__ import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

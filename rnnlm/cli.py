@@ -243,7 +243,7 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     runners = {name: run for name, _, run in COMMANDS}
-    args = None
+    args, began = None, False
     try:
         with _stdout_named():    # --help, --version: argparse prints and exits inside parse_args
             try:
@@ -254,6 +254,7 @@ def _main(argv=None) -> int:
         _check_numbers(args)
         _check_corpora_dir(args)
         _check_paths(args)
+        began = True        # (a stop before this line: the command did nothing)
         with _stdout_named():    # a failed write of any command's output names standard output
             status = int(runners[args.command](args) or 0)
             sys.stdout.flush()  # output still buffered meets a closed pipe here, not at the interpreter's exit
@@ -279,7 +280,9 @@ def _main(argv=None) -> int:
         print(f"error: {describe_os_error(exc, out_flag)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:     # a sweep ended by SIGTERM raises errors.Terminated, one of these: 143
-        print(getattr(exc, "line", None) or stop_word(exc), file=sys.stderr)
+        line = getattr(exc, "line", None) or (stop_word(exc) if began else
+                                              f"{stop_word(exc)} before the command began: nothing was done")
+        print(line, file=sys.stderr)
         return exit_status(exc)
 
 

@@ -154,20 +154,19 @@ def _fallback_note(run, which: str, path) -> str:
     return ""
 
 
-def training_now_note(run, path) -> str | None:
+def training_now_note(run, path, step: int | None) -> str | None:
     """evaluate's and generate's note on a run folder that a training process holds now (its lock file names
-    a live process): the checkpoint read is the step it had reached at its last save, and a later one will
-    differ. None for a run not being trained, or a .npz file given directly."""
+    a live process): the checkpoint read (`path`, saved at training step `step`, as the model read from it
+    says: the file may have been replaced since) is the step it had reached at that save, and a later one
+    will differ. None for a run not being trained, or a .npz file given directly."""
     from pathlib import Path
 
-    from .checkpoint import saved_step
     from .folderlock import LOCK, lock_holder
     if not Path(run).is_dir():
         return None
     who = lock_holder(Path(run) / LOCK)
     if who is None:
         return None
-    step = saved_step(path)
     which = "best model so far" if Path(path).name == "best.npz" else "latest checkpoint"
     at = f", of step {step:,}" if step is not None else ""
     return (f"{run} is being trained now ({who} holds {Path(run) / LOCK}): this reads its {which}{at}; "

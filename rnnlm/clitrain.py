@@ -153,10 +153,16 @@ def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
 
 
 def _run_train(args):
-    from .stopping import exit_status
-    from .summary import format_summary
-    from .train import train
-    config, resume = _train_config(args)
+    try:        # (train's own start-up says what a stop leaves; before it, nothing is written)
+        from .stopping import exit_status
+        from .summary import format_summary
+        from .train import train
+        config, resume = _train_config(args)
+    except KeyboardInterrupt as exc:
+        from .errors import stop_word
+        exc.line = (f"{stop_word(exc)} before the training started: nothing was written"
+                    + (f" ({args.resume} is as it was)" if args.resume else ""))
+        raise
     summary, stopped = {}, None
 
     def saved() -> str:
@@ -225,7 +231,7 @@ def _run_evaluate(args):
     r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
-    if (busy := training_now_note(args.run, r["checkpoint"])) is not None:
+    if (busy := training_now_note(args.run, r["checkpoint"], r["checkpoint_step"])) is not None:
         print(f"note: {busy}")
     print(f"text: {r['source']}  ({r['tokens']:,} {plural(r['tokens'], 'token')}, {r['oov']:,} out of vocabulary = "
           f"{100 * r['oov_rate']:.2f}%)")
@@ -277,7 +283,7 @@ def _run_generate(args):
     check_fits_in_memory(model, len(vocab), args.words, args.num_samples)   # one line, before the next
     # On stderr, so that stdout stays the generated text alone (for pipes); evaluate prints the same line.
     print(f"checkpoint: {path}{_fallback_note(args.run, which, path)}", file=sys.stderr)
-    if (busy := training_now_note(args.run, path)) is not None:
+    if (busy := training_now_note(args.run, path, getattr(model, "checkpoint_step", None))) is not None:
         print(f"note: {busy}", file=sys.stderr)
     data = info.get("train", {}).get("data", {})
     stream = TextStream(model, vocab, words=args.words, prime=args.prime, temperature=args.temperature,

@@ -307,9 +307,15 @@ def run_gradients(out, quick: bool = False, seed: int = 0) -> dict:
             if part != "trainings":
                 summary[part] = doc["result"]
                 timings[part] = doc["wall_s"]
-    except KeyboardInterrupt:
-        _say(f"interrupted during stage {part}: the finished stages are saved in {stages} and the finished "
-             f"trainings in {out / 'sweep.jsonl'}; run the same command again (same --out) to continue")
+    except KeyboardInterrupt as exc:     # the CLI prints exc.line, the stop's one line
+        from .errors import stop_word
+        done = [name for name, _ in parts if (stages / f"{name}.json").exists()]
+        kept = (f"the finished stages ({', '.join(done)}) are saved in {stages}" if done else
+                "no stage had finished")
+        if (out / "sweep.jsonl").exists():
+            kept += f", the finished trainings in {out / 'sweep.jsonl'}"
+        exc.line = (f"{stop_word(exc)} during stage {part}: {kept}; run the same command again (same --out) "
+                    f"to continue")
         raise
     summary["wall_s"] = {**timings, "total": round(time.perf_counter() - t0, 1)}
     _write_json(out / "summary.json", summary)

@@ -129,9 +129,11 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     _stage_folder(out, {"quick": quick, "seed": seed, "minutes": minutes, "sizes": sizes, "corpus": corpus_settings})
     try:
         trained = _train_all(out, named)
-    except KeyboardInterrupt:
-        _say(f"interrupted: the finished trainings are recorded in {out / 'sweep.jsonl'}; run the same command "
-             "again (same --out) to continue")
+    except KeyboardInterrupt as exc:     # the CLI prints exc.line, the stop's one line
+        from .errors import stop_word
+        kept = (f"the finished trainings are recorded in {out / 'sweep.jsonl'}" if (out / "sweep.jsonl").exists()
+                else "no training had finished")
+        exc.line = f"{stop_word(exc)}: {kept}; run the same command again (same --out) to continue"
         raise
     for name, over in models:
         run = out / name

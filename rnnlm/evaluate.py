@@ -149,7 +149,7 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     T = tcfg.bptt if bptt is None else bptt
     if B < 1 or T < 1:
         raise UserError("--batch-size and --bptt must be at least 1")
-    result = {"checkpoint": str(path)}
+    result = {"checkpoint": str(path), "checkpoint_step": model.checkpoint_step}
     text_ids = run_text_ids(info, vocab, split=split, text=text)
     ids = text_ids.pop("ids")
     result.update(text_ids)

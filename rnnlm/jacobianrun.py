@@ -235,10 +235,11 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
             model, vocab, info, path = load_model(config.run, config.checkpoint)
             ids = run_text_ids(info, vocab, split=config.split, text=config.text)
             ids, text = ids["ids"], ids["source"]
-            from .checkpoint import saved_step
             from .plots import clip_label
-            # the step the checkpoint was saved at: plot lag says when the run's checkpoint has moved on since
-            source, extra = str(path), {"clip": clip_label(info.get("train")), "checkpoint_step": saved_step(path)}
+            # the step the checkpoint was saved at (read with the weights, not from the file again: a run being
+            # trained replaces it): plot lag says when the run's checkpoint has moved on since
+            source = str(path)
+            extra = {"clip": clip_label(info.get("train")), "checkpoint_step": model.checkpoint_step}
         ids = np.asarray(ids)[:config.tokens]
         out = default_out(config, text)
         said.watch(out)

@@ -115,7 +115,11 @@ class RNNModel:
     model.draw_masks(T, B, rng)       dropout masks to pass as masks= (fixed-mask gradcheck)
     model.state_dict() / model.load_state_dict(d)
     model.to_dtype("float64")         a converted copy
+    model.checkpoint_step             the training step of the checkpoint runs.load_model read it from
+                                      (None: made in code, or a checkpoint without one)
     """
+
+    checkpoint_step: int | None = None
 
     def __init__(self, config: ModelConfig, seed: int = 0, params: dict | None = None):
         if not isinstance(config, ModelConfig):

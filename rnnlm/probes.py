@@ -629,12 +629,13 @@ def _load(run, checkpoint: str, batch_size: int, n: int):
         raise UserError("--n and --n-targets must be at least 1")
     run = Path(run)
     model, vocab, info, path = load_model(run, checkpoint)
-    from .checkpoint import saved_step
     from .plots import clip_label
     mcfg = info.get("model", {})
     # The probed model's settings travel with the result, so that its figure can state them.
-    # checkpoint_step: the step the checkpoint was saved at (plot probe says when the run has moved on since)
-    meta = {"run": str(run), "checkpoint": str(path), "checkpoint_step": saved_step(path), "cell": mcfg.get("cell"),
+    # checkpoint_step: the step the checkpoint was saved at, read with its weights (plot probe says when the
+    # run has moved on since)
+    meta = {"run": str(run), "checkpoint": str(path), "checkpoint_step": model.checkpoint_step,
+            "cell": mcfg.get("cell"),
             "corpus": info.get("train", {}).get("data", {}).get("corpus"),
             "model": {k: mcfg.get(k) for k in ("cell", "activation", "init", "recurrent_scale", "hidden",
                                                "emsize", "layers")},

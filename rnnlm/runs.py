@@ -281,6 +281,22 @@ def refuse_taken(folder) -> None:
                         f"run another --out (evaluate and generate still read it: --checkpoint {which})")
 
 
+def others_in(folder) -> str | None:
+    """A new run's note when its --out already holds files that are not a run's (notes, another tool's
+    output): the run's files are written beside them, which a user may not have meant. None otherwise."""
+    from .folderlock import LOCK
+    own = {CONFIG, VOCAB, METRICS, LATEST, BEST, LOCK}
+    try:
+        others = sorted(p.name for p in Path(folder).iterdir() if p.name not in own)
+    except OSError:
+        return None
+    if not others:
+        return None
+    shown = ", ".join(others[:3]) + (f" and {len(others) - 3:,} more" if len(others) > 3 else "")
+    return (f"{folder} already holds {len(others):,} {'file' if len(others) == 1 else 'files'} that are not a "
+            f"run's ({shown}): the run's files are written beside them")
+
+
 def _unreadable(path: Path) -> str | None:
     """Why checkpoint.load refuses `path` (its one line), or None when it loads."""
     from . import checkpoint
@@ -603,6 +619,9 @@ def load_model(run, which: str = "best"):
         if not path.exists():
             _refuse_lost_best(run, which)
             path = run / LATEST
+        if not path.exists() and (run / BEST).exists():     # --checkpoint latest of a run whose model.npz is gone
+            raise UserError(f"{run} has no {LATEST} (its latest model); --checkpoint best reads its best model "
+                            f"({BEST})")
         if not path.exists() and not (run / BEST).exists():
             job = (run.parent / "sweep.jsonl").exists()
             raise UserError(f"{run} holds no checkpoint (no {BEST} or {LATEST})"
@@ -641,6 +660,9 @@ def load_model(run, which: str = "best"):
         model.load_state_dict(ck.model)
     except ModelConfigError as exc:         # non-finite weights: say which file holds them
         raise UserError(f"{path}: {exc}") from None
+    step = ck.train.get("step")     # (read from the same file: a run being trained saves newer ones meanwhile)
+    model.checkpoint_step = (int(step) if getattr(step, "shape", None) == () and step.dtype.kind in "iu"
+                             else None)
     return model, vocab, ck.config, path
 
 

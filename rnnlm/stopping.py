@@ -168,10 +168,14 @@ def saving(step: int | None = None):
         yield
         return
     guard.holding += 1
+    # the validation before a save is over: a first signal now is not said to wait for it ("stopping when
+    # this validation ends ... the checkpoint of step N is kept" named the step this save replaces)
+    during, guard.during = guard.during, None
     try:
         yield
     finally:
         guard.holding -= 1
+        guard.during = during
     if step is not None:
         guard.saved_step = step
     if guard.pending is not None and not guard.holding and not guard.finishing:

@@ -191,7 +191,6 @@ def _measure_lag(run: Path, corpus, files: dict) -> dict:
     from .optim import first_nonfinite
     from .runs import load_model
     from .plots import clip_label
-    from .checkpoint import saved_step
     model, _, info, path = load_model(run, "best")
     if first_nonfinite(model.params) is not None:
         return {"lag": "skipped: non-finite parameters"}
@@ -202,7 +201,7 @@ def _measure_lag(run: Path, corpus, files: dict) -> dict:
     # the clipping the job trained with, as `jacobian` records it (plot lag's subtitle reads it)
     # and the checkpoint measured (best.npz, or model.npz before any validation) with its step, as `jacobian` does
     doc["meta"].update(source=f"{len(tokens)} validation tokens", seed=LAG["seed"], clip=clip_label(info.get("train")),
-                       checkpoint=path.name, checkpoint_step=saved_step(path))
+                       checkpoint=path.name, checkpoint_step=model.checkpoint_step)
     files["jacobian.json"] = (json.dumps(doc, ensure_ascii=False) + "\n").encode("utf-8")
     n = curve_numbers(doc)
     return {f"lag_{k}": v for k, v in n.items() if k != "quantity"}
@@ -233,7 +232,6 @@ def _measure_agreement(run: Path, config, sintetico: bool, files: dict, out=None
     if not sintetico:
         return {"agreement": f"not applicable: the probe's sentences use the sintetico grammar's words and this "
                              f"job trains on {Path(str(config.data.corpus)).name}"}
-    from .checkpoint import saved_step
     model, vocab, _, path = load_model(run, "best")
     if first_nonfinite(model.params) is not None:
         return {"agreement": "skipped: non-finite parameters"}
@@ -242,6 +240,6 @@ def _measure_agreement(run: Path, config, sintetico: bool, files: dict, out=None
                           a["feature"])
     files[f"probe-agreement-{a['feature']}.json"] = (json.dumps(
         {"run": out, "cell": config.model.cell, "label": Path(out).name if out else config.model.cell,
-         "checkpoint": path.name, "checkpoint_step": saved_step(path), **res},
+         "checkpoint": path.name, "checkpoint_step": model.checkpoint_step, **res},
         ensure_ascii=False) + "\n").encode("utf-8")
     return {f"agreement_{k}": v for k, v in agreement_numbers(res).items()}

@@ -49,8 +49,8 @@ from .folderlock import lock_run
 from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
 from .resume import refuse_finished_resume, resume_flags, resume_point
-from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, log_gone, lost_steps, ppl as _ppl, refuse_sweep_folder,
-                   refuse_taken, restore_vocab, resume_checkpoint)
+from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, log_gone, lost_steps, others_in, ppl as _ppl,
+                   refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint)
 from .session import _eval_event, _keep_best, _save, _Session, _validate_full
 from .step import StepResult, train_step
 from .stopping import SIGNAL_WORDS, Interrupt, StartUp, signal_error, stop_reason
@@ -149,6 +149,8 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 ck, finish = None, None
                 if resume is None:
                     refuse_taken(folder)
+                    if (beside := others_in(folder)) is not None:
+                        note(beside)
                 else:
                     ck, finish = resume_point(config, folder)
                 s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)

@@ -54,3 +54,42 @@ def test_a_greedy_sample_of_only_punctuation_is_told_to_raise_the_temperature(mo
     assert ("a better-trained checkpoint or a --temperature above 0 (0 always draws the most likely token, so it "
             "repeats the same punctuation) may help") in err
     assert "a lower --temperature" not in err
+
+
+def test_the_step_named_is_the_one_of_the_file_read_though_a_newer_one_replaced_it(trained, capsys, monkeypatch):
+    import shutil
+
+    import numpy as np
+
+    from rnnlm import checkpoint, evaluate, runs
+    real = runs.load_model
+
+    def read_then_replaced(run, which="best"):
+        got = real(run, which)          # best.npz read; the training then saves a newer one (of step 999)
+        shutil.copy(trained / "best.npz", trained / "best.keep")
+        with np.load(trained / "best.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        np.savez(trained / "best.npz", **{**arrays, "train.step": np.array(999, dtype=np.int64)})
+        return got
+    monkeypatch.setattr(evaluate, "load_model", read_then_replaced)
+    best_step = real(trained, "best")[0].checkpoint_step
+    p = _holder(trained)
+    try:
+        assert main(["evaluate", str(trained)]) == 0
+        assert checkpoint.saved_step(trained / "best.npz") == 999
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+        shutil.move(trained / "best.keep", trained / "best.npz")
+    assert f"this reads its best model so far, of step {best_step}; " in capsys.readouterr().out
+    assert checkpoint.saved_step(trained / "best.npz") == best_step != 999
+
+
+def test_the_latest_model_of_a_run_without_one_names_the_best_instead(trained, tmp_path, capsys):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / "model.npz").unlink()
+    assert main(["evaluate", str(run), "--checkpoint", "latest"]) == 2
+    assert capsys.readouterr().err == (f"error: {run} has no model.npz (its latest model); --checkpoint best reads "
+                                       f"its best model (best.npz)\n")

@@ -148,3 +148,50 @@ def test_a_signal_after_the_loop_took_one_is_ignored_until_train_returns():
         guard.end()
         with pytest.raises(KeyboardInterrupt):       # between phases of a run that took no signal: at once
             guard._handle(signal.SIGINT, None)
+
+
+@MAIN_THREAD
+def test_a_first_signal_during_the_save_after_a_validation_is_not_said_to_wait_for_it(capsys):
+    with stopping.Interrupt() as it:
+        it.saved_step, it.during = 0, "validation"
+        with stopping.saving(2):
+            it._handle(signal.SIGINT, None)
+        assert it.requested and it.saved_step == 2 and it.during == "validation"
+    assert "stopping when this validation ends" not in capsys.readouterr().err
+
+
+def test_ctrl_c_while_the_cli_is_imported_is_one_line(monkeypatch, capsys):
+    import builtins
+
+    from rnnlm import __main__ as entry
+    real = builtins.__import__
+
+    def importing(name, *a, **k):
+        if name == "rnnlm.cli":
+            raise KeyboardInterrupt         # the Ctrl-C lands while NumPy and Numba load
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", importing)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as e:
+            entry.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert e.value.code == 130
+    assert capsys.readouterr().err == "interrupted before the command began: nothing was done\n"
+
+
+def test_a_stop_before_the_command_began_or_the_training_started_says_nothing_was_done(monkeypatch, capsys,
+                                                                                       tmp_path):
+    from rnnlm import cli, clitrain
+
+    def stopped(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "_check_paths", stopped)
+    assert cli.main(["evaluate", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "interrupted before the command began: nothing was done\n"
+    monkeypatch.undo()
+    monkeypatch.setattr(clitrain, "_train_config", stopped)
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == (f"interrupted before the training started: nothing was written ({tmp_path} "
+                                       f"is as it was)\n")

@@ -66,3 +66,27 @@ def test_a_study_row_with_a_wrong_typed_result_is_named():
     assert row_problem({**row, "solved": 1}) == "its solved is a number, not true or false"
     assert row_problem({**row, "history": [1]}) == "its history is a list, not an object of lists"
     assert row_problem({**row, "history": {"acc": [0.5, "x"]}}) == "its history's acc is not a list of numbers"
+
+
+def test_a_stopped_demo_says_what_it_kept_in_one_line(tmp_path, capsys, monkeypatch):
+    from rnnlm import demogradients
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(demogradients, "init_study", stopped)
+    out = tmp_path / "dg"
+    assert main(["demo", "gradients", "--quick", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "interrupted during stage init: no stage had finished; run the same command again (same --out) to continue"]
+
+
+def test_a_new_run_into_a_folder_of_other_files_says_it_writes_beside_them(text, tmp_path, capsys):
+    out = tmp_path / "notes"
+    out.mkdir()
+    for name in ("notes.txt", "a.csv", "b.csv", "c.csv"):
+        (out / name).write_text("x")
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "2",
+                 "--out", str(out)]) == 0
+    assert (f"{out} already holds 4 files that are not a run's (a.csv, b.csv, c.csv and 1 more): the run's files "
+            f"are written beside them") in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "x" and (out / "model.npz").exists()
