@@ -41,8 +41,8 @@ from .cliinstruments import (_add_demo, _add_gradcheck, _add_jacobian, _add_plot
                              _run_gradcheck, _run_jacobian, _run_plot, _run_probe)
 from .clisweep import _add_study, _add_sweep, _run_study, _run_sweep
 from .clitrain import _add_evaluate, _add_generate, _add_train, _run_evaluate, _run_generate, _run_train
-from .errors import (STDOUT, UserError, describe_memory_error, describe_os_error, exit_status, sigterm_raises,
-                     stop_word)
+from .errors import (STDOUT, STOPS, UserError, describe_memory_error, describe_os_error, exit_status,
+                     sigterm_raises, stop_word)
 from .settings import check_range
 
 
@@ -189,6 +189,9 @@ def _quiet_stops(unraisable, default=sys.unraisablehook) -> None:
     to compile, stopping.StartUp.between_kernels, or at the start-up's end, stopping.StartUp.end),
     so the command still ends in its one line. Anything else is printed as Python does."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        # the stop was lost, not raised: the next signal must raise again (a command that no start-up guard
+        # raises it for, generate, jacobian, stayed deaf to Ctrl-C otherwise)
+        STOPS.raised = STOPS.signalled = False
         return
     default(unraisable)
 
@@ -232,7 +235,11 @@ def main(argv=None) -> int:
                 # the signal landed where it became another error (inside an import's lock, in Numba while it
                 # compiled a kernel: nothing of it is cached then): still a stop, said in one line
                 import signal
-                print("terminated" if seen.signum == signal.SIGTERM else "interrupted", file=sys.stderr)
+                word = "terminated" if seen.signum == signal.SIGTERM else "interrupted"
+                # (train's own start-up turns its signals back into its stop: one here came before it)
+                print(f"{word} before the command began: nothing was done" if not _BEGAN.get("command") else
+                      f"{word} before the training started: nothing was written" if _BEGAN["command"] == "train"
+                      else word, file=sys.stderr)
                 return 128 + seen.signum
     finally:
         warnings.formatwarning, sys.unraisablehook = before, hook
@@ -241,9 +248,14 @@ def main(argv=None) -> int:
             sys.stderr = stderr
 
 
+# the command whose runner has begun (None: none yet), for main's line of a stop that became another error
+_BEGAN: dict = {}
+
+
 def _main(argv=None) -> int:
     runners = {name: run for name, _, run in COMMANDS}
     args, began = None, False
+    _BEGAN["command"] = None
     try:
         with _stdout_named():    # --help, --version: argparse prints and exits inside parse_args
             try:
@@ -255,6 +267,7 @@ def _main(argv=None) -> int:
         _check_corpora_dir(args)
         _check_paths(args)
         began = True        # (a stop before this line: the command did nothing)
+        _BEGAN["command"] = args.command
         with _stdout_named():    # a failed write of any command's output names standard output
             status = int(runners[args.command](args) or 0)
             sys.stdout.flush()  # output still buffered meets a closed pipe here, not at the interpreter's exit

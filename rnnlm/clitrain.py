@@ -231,7 +231,7 @@ def _run_evaluate(args):
     r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
-    if (busy := training_now_note(args.run, r["checkpoint"], r["checkpoint_step"])) is not None:
+    if (busy := training_now_note(args.run, r["checkpoint"], r.get("checkpoint_step"))) is not None:
         print(f"note: {busy}")
     print(f"text: {r['source']}  ({r['tokens']:,} {plural(r['tokens'], 'token')}, {r['oov']:,} out of vocabulary = "
           f"{100 * r['oov_rate']:.2f}%)")

@@ -293,8 +293,9 @@ def others_in(folder) -> str | None:
     if not others:
         return None
     shown = ", ".join(others[:3]) + (f" and {len(others) - 3:,} more" if len(others) > 3 else "")
-    return (f"{folder} already holds {len(others):,} {'file' if len(others) == 1 else 'files'} that are not a "
-            f"run's ({shown}): the run's files are written beside them")
+    n = len(others)
+    return (f"{folder} already holds {n:,} {'file or folder that is' if n == 1 else 'files or folders that are'} "
+            f"not a run's ({shown}): the run's files are written beside them")
 
 
 def _unreadable(path: Path) -> str | None:

@@ -130,7 +130,7 @@ class Interrupt:
             kept = ("nothing is saved yet" if self.saved_step is None
                     else f"the checkpoint of step {self.saved_step} is kept")
             note(f"{SIGNAL_WORDS.get(signum, 'interrupted')}: stopping when this {self.during} ends, then saving "
-                  f"the checkpoint; the same signal again stops at once ({kept})")
+                  f"the checkpoint; the same signal again, a second or more from now, stops at once ({kept})")
 
     def _raise(self, signum):
         """Raise the stop now (a second signal, or any in an at-once phase); later signals are ignored."""

@@ -607,7 +607,7 @@ def test_a_signal_during_a_validation_is_acknowledged_at_once(text, tmp_path, ca
                  "--eval-every", "2", "--out", str(out)]) == status
     err = capsys.readouterr().err.splitlines()
     ack = [i for i, line in enumerate(err) if line.startswith(f"{word}: stopping when this validation ends")]
-    assert len(ack) == 1 and "again stops at once (the checkpoint of step 2 is kept)" in err[ack[0]]
+    assert len(ack) == 1 and "again, a second or more from now, stops at once (the checkpoint of step 2 is kept)" in err[ack[0]]
     done = [i for i, line in enumerate(err) if line.startswith(f"{word} at step 4: checkpoint saved")]
     assert len(done) == 1 and done[0] > ack[0]
     assert int(checkpoint.load(out / "model.npz").train["step"]) == 4

@@ -195,3 +195,34 @@ def test_a_stop_before_the_command_began_or_the_training_started_says_nothing_wa
     assert cli.main(["train", "--resume", str(tmp_path)]) == 130
     assert capsys.readouterr().err == (f"interrupted before the training started: nothing was written ({tmp_path} "
                                        f"is as it was)\n")
+
+
+def test_a_stop_lost_inside_a_callback_leaves_the_next_signal_answered():
+    from types import SimpleNamespace
+
+    from rnnlm import cli
+    STOPS.raised = STOPS.signalled = True            # raised in a ctypes callback of Numba's cache: printed, lost
+    cli._quiet_stops(SimpleNamespace(exc_value=KeyboardInterrupt()), default=None)
+    assert not STOPS.raised and not STOPS.signalled  # a generate or jacobian stays stoppable by the next Ctrl-C
+
+
+@MAIN_THREAD
+@pytest.mark.parametrize("command, line", [("train", "interrupted before the training started: nothing was written"),
+                                           (None, "interrupted before the command began: nothing was done")])
+def test_a_stop_that_became_another_error_before_the_work_began_says_nothing_was_done(monkeypatch, capsys,
+                                                                                       tmp_path, command, line):
+    from rnnlm import cli, clitrain
+
+    def import_interrupted(*a):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10**7):      # the handler runs between bytecodes
+                pass
+        except KeyboardInterrupt:       # (inside an import's lock it comes out as another error)
+            raise ImportError("cannot import name 'train' (interrupted)") from None
+    if command == "train":
+        monkeypatch.setattr(clitrain, "_train_config", import_interrupted)
+    else:
+        monkeypatch.setattr(cli, "_check_paths", import_interrupted)
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == line + "\n"

@@ -87,6 +87,6 @@ def test_a_new_run_into_a_folder_of_other_files_says_it_writes_beside_them(text,
         (out / name).write_text("x")
     assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "2",
                  "--out", str(out)]) == 0
-    assert (f"{out} already holds 4 files that are not a run's (a.csv, b.csv, c.csv and 1 more): the run's files "
-            f"are written beside them") in capsys.readouterr().err
+    assert (f"{out} already holds 4 files or folders that are not a run's (a.csv, b.csv, c.csv and 1 more): the "
+            f"run's files are written beside them") in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "x" and (out / "model.npz").exists()
