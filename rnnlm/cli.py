@@ -254,7 +254,7 @@ _BEGAN: dict = {}
 
 def _main(argv=None) -> int:
     runners = {name: run for name, _, run in COMMANDS}
-    args, began = None, False
+    args = None
     _BEGAN["command"] = None
     try:
         with _stdout_named():    # --help, --version: argparse prints and exits inside parse_args
@@ -266,8 +266,7 @@ def _main(argv=None) -> int:
         _check_numbers(args)
         _check_corpora_dir(args)
         _check_paths(args)
-        began = True        # (a stop before this line: the command did nothing)
-        _BEGAN["command"] = args.command
+        _BEGAN["command"] = args.command     # (a stop before this line: the command did nothing)
         with _stdout_named():    # a failed write of any command's output names standard output
             status = int(runners[args.command](args) or 0)
             sys.stdout.flush()  # output still buffered meets a closed pipe here, not at the interpreter's exit
@@ -293,7 +292,7 @@ def _main(argv=None) -> int:
         print(f"error: {describe_os_error(exc, out_flag)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:     # a sweep ended by SIGTERM raises errors.Terminated, one of these: 143
-        line = getattr(exc, "line", None) or (stop_word(exc) if began else
+        line = getattr(exc, "line", None) or (stop_word(exc) if _BEGAN["command"] else
                                               f"{stop_word(exc)} before the command began: nothing was done")
         print(line, file=sys.stderr)
         return exit_status(exc)

@@ -191,6 +191,11 @@ def plural(n: int, word: str, words: str | None = None) -> str:
     return word if n == 1 else (words or word + "s")
 
 
+def is_json_number(v) -> bool:
+    """Whether a value read from JSON is a number (true and false are not, though Python's bool is an int)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def json_kind(v) -> str:
     """What kind of JSON value v is, in words for a message about a damaged file ('a list', 'null')."""
     return ("null" if v is None else "true or false" if isinstance(v, bool) else "a number"

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, command, json_kind
+from .errors import UserError, command, is_json_number as _is_number, json_kind
 from .plots import (_LN_MAX, _LN_MIN, NOTE_WIDTH, ZERO_NOTE, _joined, _legend_below, _log_ylim, _mark_zeros,
                     _nothing_positive, _positive, _pyplot, _save, _set_title, _set_xlabel, _wrap, _wrap_entry,
                     clip_label, fit_legends, model_label, read_train_config, settings_line)
@@ -199,10 +199,6 @@ def load_lag_doc(item) -> dict:
 
 
 _STATS = ("median", "p10", "p90")        # the statistics of a SUMMARY that the figures draw
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def curves_problem(curves) -> str | None:

@@ -284,7 +284,6 @@ def refuse_taken(folder) -> None:
 def others_in(folder) -> str | None:
     """A new run's note when its --out already holds files that are not a run's (notes, another tool's
     output): the run's files are written beside them, which a user may not have meant. None otherwise."""
-    from .folderlock import LOCK
     own = {CONFIG, VOCAB, METRICS, LATEST, BEST, LOCK}
     try:
         others = sorted(p.name for p in Path(folder).iterdir() if p.name not in own)

@@ -39,7 +39,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import UserError, json_kind
+from .errors import UserError, is_json_number as _is_number, json_kind
 from .fileio import atomic_write_bytes, atomic_write_text
 
 SWEEP_FILE = "sweep.jsonl"
@@ -115,10 +115,6 @@ RESULT_NUMBERS = {
     TASK_JOB: ("first_step", "solved_step", "final_acc", "best_acc", "steps_run", "steps_per_s", "distance", "lag",
                "chance", "max_rss_mb", "attempts"),
 }
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def row_problem(row: dict) -> str | None:

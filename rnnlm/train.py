@@ -357,7 +357,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                     interrupt.during = "validation"
                     hidden = _end_epoch(s, loop)
                     due_eval = False    # (the epoch's own validation stands for one due at a skipped step)
-                    interrupt.during, interrupt.saved_step = None, loop.step
+                    interrupt.during = None     # (the save in it recorded its step: stopping.saving)
                     continue
                 _, inputs, targets = window
                 before = (s.rng.bit_generator.state, hidden, copy.copy(loop))
@@ -396,13 +396,11 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                     due_eval = False
                     _evaluate(s, loop, "every")
                     _save(s, loop, hidden)
-                    interrupt.saved_step = loop.step
                 elif config.eval_minutes and s.clock() - timing.last_eval >= 60 * config.eval_minutes:
                     _timed_evaluate(s, loop, progress)
                 interrupt.during = None
                 if config.save_minutes and s.clock() - timing.last_save >= 60 * config.save_minutes:
                     _save(s, loop, hidden)
-                    interrupt.saved_step = loop.step
                 if applied and config.track_jacobian_every and loop.step % config.track_jacobian_every == 0:
                     run.log({**jacobian_event(model, s.jac_tokens, loop.step), "time": s.clock()})
                 if on_step is not None:
