@@ -248,6 +248,21 @@ def main(argv=None) -> int:
             sys.stderr = stderr
 
 
+def _stopped_line(args, word: str) -> str:
+    """The one line of a stop in a command that says nothing of its own (the others set `exc.line`: train,
+    generate, jacobian, probe, demo, sweep, study): what the stop leaves, so the user knows nothing is lost."""
+    command = args.command
+    if command == "corpus" and args.corpus_command == "download":
+        return (f"{word}: the files fetched and verified so far are kept; run `corpus download {args.corpus}` "
+                "again (without --force) to fetch the rest")
+    if command in ("evaluate", "gradcheck", "baseline", "bench", "corpus"):
+        name = "corpus info" if command == "corpus" else command
+        return f"{word}: {name} writes no files, so nothing was lost; run it again for its result"
+    if command == "plot":
+        return f"{word}: each figure is written whole or not at all (one drawn before is kept); run it again"
+    return word
+
+
 # the command whose runner has begun (None: none yet), for main's line of a stop that became another error
 _BEGAN: dict = {}
 
@@ -292,7 +307,7 @@ def _main(argv=None) -> int:
         print(f"error: {describe_os_error(exc, out_flag)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:     # a sweep ended by SIGTERM raises errors.Terminated, one of these: 143
-        line = getattr(exc, "line", None) or (stop_word(exc) if _BEGAN["command"] else
+        line = getattr(exc, "line", None) or (_stopped_line(args, stop_word(exc)) if _BEGAN["command"] else
                                               f"{stop_word(exc)} before the command began: nothing was done")
         print(line, file=sys.stderr)
         return exit_status(exc)

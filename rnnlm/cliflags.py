@@ -158,10 +158,13 @@ def training_now_note(run, path, step: int | None) -> str | None:
     """evaluate's and generate's note on a run folder that a training process holds now (its lock file names
     a live process): the checkpoint read (`path`, saved at training step `step`, as the model read from it
     says: the file may have been replaced since) is the step it had reached at that save, and a later one
-    will differ. None for a run not being trained, or a .npz file given directly."""
+    will differ. A .npz file given directly is looked at in its folder (RUN/best.npz of a run being
+    trained gets the note too). None for a run not being trained."""
     from pathlib import Path
 
     from .folderlock import LOCK, lock_holder
+    if Path(run).is_file():
+        run = Path(run).parent
     if not Path(run).is_dir():
         return None
     who = lock_holder(Path(run) / LOCK)
@@ -173,12 +176,23 @@ def training_now_note(run, path, step: int | None) -> str | None:
             f"the run saves a newer one at each validation")
 
 
-def refuse_checkpoint_of_a_file(run, checkpoint) -> None:
+def check_checkpoint_flag(run, checkpoint) -> None:
     """evaluate, generate, jacobian, probe: --checkpoint given (not None) with a .npz file instead of a run
-    folder is one line, not ignored (the file is the checkpoint; the flag picks one inside a folder)."""
+    folder is one line, not ignored (the file is the checkpoint; the flag picks one inside a folder). An
+    explicit `--checkpoint best` of a run folder with no best.npz yet (no validation has run) is one line too:
+    without the flag the latest model stands in for it, with a note; asked by name, it is not read silently
+    in its place."""
     from pathlib import Path
+
+    from .runs import BEST, CONFIG, LATEST, _refuse_lost_best
     if checkpoint is not None and run is not None and Path(run).is_file():
         raise UserError(f"--checkpoint picks a file inside a run folder; {run} is already a checkpoint file")
+    folder = Path(run) if run is not None else None
+    if (checkpoint == "best" and folder is not None and folder.is_dir() and (folder / CONFIG).exists()
+            and not (folder / BEST).exists() and (folder / LATEST).exists()):
+        _refuse_lost_best(folder, "best")      # (deleted after a validation: its own line)
+        raise UserError(f"{folder} has no {BEST} yet: no validation has run; give --checkpoint latest (or leave "
+                        f"--checkpoint out) to read its latest model, {LATEST}")
 
 
 def _drop_stdout() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _is_run,
-                       _subcommands, refuse_checkpoint_of_a_file, unheard_stdout)
+                       _subcommands, check_checkpoint_flag, unheard_stdout)
 from .clisweep import _add_plot_study, _add_plot_sweep, _run_plot_study, _run_plot_sweep
 from .errors import UserError
 from .settings import default
@@ -79,7 +79,7 @@ def _add_probe(sub):
 
 def _run_probe(args):
     from . import probereport, probes
-    refuse_checkpoint_of_a_file(args.run, args.checkpoint)
+    check_checkpoint_flag(args.run, args.checkpoint)
     common = dict(seed=args.seed, checkpoint=args.checkpoint or "best", batch_size=args.batch_size, out=args.out)
     if args.probe_command == "agreement":
         res, out = probes.run_agreement(args.run, distances=args.distances, n=args.n, feature=args.feature,
@@ -234,7 +234,7 @@ def _run_jacobian(args):
                                 f"with them, or give a run folder instead")
             raise UserError(f"{flags}: settings of a fresh model, used with --init only "
                             f"(a checkpoint's model and corpus come from the checkpoint); drop them")
-    refuse_checkpoint_of_a_file(args.run, args.checkpoint)
+    check_checkpoint_flag(args.run, args.checkpoint)
     settings = {k: getattr(args, k) for k in ("run", "checkpoint", "text", "split", "max_lag", "anchors",
                                               "tokens", "seed", "out")}
     settings["checkpoint"] = args.checkpoint or "best"

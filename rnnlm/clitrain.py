@@ -15,7 +15,7 @@ import sys
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _clip_arg, _data_config,
-                       _fallback_note, _given, refuse_checkpoint_of_a_file, training_now_note,
+                       _fallback_note, _given, check_checkpoint_flag, training_now_note,
                        unheard_stdout)
 from .errors import UserError, plural
 from .settings import default
@@ -227,7 +227,7 @@ def _run_evaluate(args):
     from .runs import fmt_ppl_of
     if args.text is not None and args.split is not None:
         raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
-    refuse_checkpoint_of_a_file(args.run, args.checkpoint)
+    check_checkpoint_flag(args.run, args.checkpoint)
     r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
                      batch_size=args.batch_size, bptt=args.bptt)
     print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
@@ -277,7 +277,8 @@ def _run_generate(args):
     from .runs import load_model
     from .sample import TextStream, check_fits_in_memory
     _check_prime(args.prime)
-    refuse_checkpoint_of_a_file(args.run, args.checkpoint)
+    _check_greedy(args)
+    check_checkpoint_flag(args.run, args.checkpoint)
     which = args.checkpoint or "best"
     model, vocab, info, path = load_model(args.run, which)
     check_fits_in_memory(model, len(vocab), args.words, args.num_samples)   # one line, before the next
@@ -294,6 +295,21 @@ def _run_generate(args):
         print(f"note: not in the vocabulary, read as <unk>: {', '.join(dict.fromkeys(stream.unknown))}",
               file=sys.stderr, flush=True)
     return _print_samples(stream, args.words, args.num_samples)     # (a failed write: see _NamedStdout)
+
+
+def _check_greedy(args) -> None:
+    """--temperature 0 (greedy: always the most likely word) with --top-k or --top-p, which it would ignore,
+    is one line, not a silent choice; with --num-samples above 1 a note says the samples are all the same."""
+    if args.temperature != 0:
+        return
+    given = [f for f, on in ((f"--top-k {args.top_k}", args.top_k != 0), (f"--top-p {args.top_p:g}", args.top_p != 1))
+             if on]
+    if given:
+        raise UserError(f"{' and '.join(given)} cannot act with --temperature 0, which always takes the most "
+                        "likely word; leave out one or the other")
+    if args.num_samples > 1:
+        print(f"note: with --temperature 0 every one of the {args.num_samples} samples is the same (the most "
+              "likely word each time); a temperature above 0 makes them differ", file=sys.stderr)
 
 
 def _check_prime(prime: str) -> None:

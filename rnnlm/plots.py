@@ -59,10 +59,27 @@ def _save(fig, out) -> Path:
     # (committed figures do not show up as changed after `plot study` and the like)
     with np.errstate(over="ignore"), plt.rc_context({"svg.hashsalt": "rnnlm"}):
         # (log axes over norms near 1e308 overflow while ticking; harmless)
-        fig.savefig(png, dpi=SAVE_DPI)
-        fig.savefig(png.with_suffix(".svg"), metadata={"Date": None})
+        write_figure(fig, {png: {"dpi": SAVE_DPI}, png.with_suffix(".svg"): {"metadata": {"Date": None}}})
     plt.close(fig)
     return png
+
+
+def write_figure(fig, files: dict) -> None:
+    """Save `fig` to each path of `files` (path -> savefig's keyword arguments; the format from the suffix):
+    every file is drawn in memory first, then each is written atomically (fileio.atomic_write), so that a
+    Ctrl-C or a full disk while drawing leaves the figures that were there before, and one during the
+    writes leaves each file whole (the new or the old one), never a cut PNG or SVG.
+    Raises OSError (naming the file) as atomic_write does."""
+    import io
+
+    from .fileio import atomic_write
+    drawn = []
+    for path, kwargs in files.items():
+        buf = io.BytesIO()
+        fig.savefig(buf, format=Path(path).suffix.lstrip(".").lower(), **kwargs)
+        drawn.append((path, buf.getvalue()))
+    for path, data in drawn:
+        atomic_write(path, lambda f, data=data: f.write(data))
 
 
 SAVE_DPI = 150      # the PNG's resolution (text is wider at it than at the figure's own 100 dpi: fit_legends)

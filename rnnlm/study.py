@@ -400,6 +400,7 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .plots import write_figure
     ds = config.distance_list()
     cells = config.cell_list()
     paths = []
@@ -412,13 +413,13 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
         if name not in names:
             plt.close(fig)
             return
-        for ext in formats:
-            p = folder / f"{name}.{ext}"
-            # no date and fixed SVG ids: redrawing the committed figures rewrites the same bytes
-            with plt.rc_context({"svg.hashsalt": "rnnlm"}):
-                fig.savefig(p, dpi=100 if ext == "png" else None, bbox_inches="tight",
-                            metadata={"Date": None} if ext == "svg" else None)
-            paths.append(p)
+        files = {folder / f"{name}.{ext}": {"dpi": 100 if ext == "png" else None, "bbox_inches": "tight",
+                                            "metadata": {"Date": None} if ext == "svg" else None}
+                 for ext in formats}
+        # no date and fixed SVG ids: redrawing the committed figures rewrites the same bytes
+        with plt.rc_context({"svg.hashsalt": "rnnlm"}):
+            write_figure(fig, files)
+        paths.extend(files)
         plt.close(fig)
 
     # success rate

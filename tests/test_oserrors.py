@@ -140,11 +140,11 @@ def test_out_naming_a_file(capsys, tmp_path, corpus_txt, monkeypatch):
 
 
 def test_a_plot_on_a_full_disk(run, monkeypatch, capsys):
-    from matplotlib.figure import Figure
+    import rnnlm.fileio as fileio
 
-    def savefig(self, fname, **kw):
-        raise OSError(errno.ENOSPC, "No space left on device", str(fname))
-    monkeypatch.setattr(Figure, "savefig", savefig)
+    def fsync(fd):      # the disk fills as the figure's file is written (a write names no file)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(fileio.os, "fsync", fsync)
     assert main(["plot", "training", str(run)]) == 2
     err = _one_line(capsys)
     assert "No space left on device: " in err and "training.png" in err

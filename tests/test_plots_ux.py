@@ -165,7 +165,6 @@ def test_the_sweep_figure_legend_does_not_cover_the_data_either(tmp_path, monkey
 @pytest.mark.parametrize("bptt", [0, 20])
 def test_the_study_figures_put_their_legends_under_the_axes(tmp_path, monkeypatch, bptt):
     # without a BPTT window marked, loc="best" put the legend on the success rates of some distance
-    from matplotlib.figure import Figure
 
     from rnnlm import config as C
     from rnnlm import study
@@ -174,16 +173,18 @@ def test_the_study_figures_put_their_legends_under_the_axes(tmp_path, monkeypatc
                         train=C.TaskTrainConfig(bptt=bptt))
     rows = [_row(c, d, s, (s + d + len(c)) % 2 == 0, 100 * (1 + s)) for c in cfg.cell_list()
             for d in cfg.distance_list() for s in cfg.seed_list()]
-    seen, original = {}, Figure.savefig
+    from rnnlm import plots
+    seen, original = {}, plots.write_figure
 
-    def savefig(self, fname, *a, **k):
-        if Path(fname).suffix == ".png":
-            self.canvas.draw()
-            ax = self.axes[0]
-            legend = ax.get_legend()
-            seen[Path(fname).stem] = legend is not None and legend.get_window_extent().y1 <= ax.bbox.y0
-        return original(self, fname, *a, **k)
-    monkeypatch.setattr(Figure, "savefig", savefig)
+    def write_figure(self, files):
+        for fname in files:
+            if Path(fname).suffix == ".png":
+                self.canvas.draw()
+                ax = self.axes[0]
+                legend = ax.get_legend()
+                seen[Path(fname).stem] = legend is not None and legend.get_window_extent().y1 <= ax.bbox.y0
+        return original(self, files)
+    monkeypatch.setattr(plots, "write_figure", write_figure)
     study.write_figures(cfg, study.summarize(cfg, rows), tmp_path, formats=("png",))
     assert seen == {"success": True, "steps": True, "gradient": True}
 

@@ -183,16 +183,17 @@ def test_the_sweep_title_names_the_learning_rate_and_optimizer_held_fixed(tmp_pa
 @pytest.fixture
 def drawn(monkeypatch):
     """{figure name: its legend entries' lines and its texts} of every figure write_figures saves."""
-    from matplotlib.figure import Figure
-    seen, original = {}, Figure.savefig
+    from rnnlm import plots
+    seen, original = {}, plots.write_figure
 
-    def savefig(self, fname, *a, **k):
-        if Path(fname).suffix == ".png":
-            ax = self.axes[0]
-            seen[Path(fname).stem] = {"lines": [(ln.get_label(), list(ln.get_xdata())) for ln in ax.get_lines()],
-                                      "texts": [t.get_text() for t in ax.texts]}
-        return original(self, fname, *a, **k)
-    monkeypatch.setattr(Figure, "savefig", savefig)
+    def write_figure(self, files):
+        for fname in files:
+            if Path(fname).suffix == ".png":
+                ax = self.axes[0]
+                seen[Path(fname).stem] = {"lines": [(ln.get_label(), list(ln.get_xdata())) for ln in ax.get_lines()],
+                                          "texts": [t.get_text() for t in ax.texts]}
+        return original(self, files)
+    monkeypatch.setattr(plots, "write_figure", write_figure)
     return seen
 
 

@@ -49,22 +49,23 @@ def _row(cell, d, seed, solved, step=None):
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """{figure name: its axes} of every figure write_figures saves (captured at savefig)."""
+    """{figure name: its axes} of every figure write_figures saves (captured as it is written)."""
     import matplotlib
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from rnnlm import plots
     seen = {}
-    original = Figure.savefig
+    original = plots.write_figure
 
-    def savefig(self, fname, *a, **k):
-        p = Path(fname)
-        if p.suffix == ".png":
-            ax = self.axes[0]
-            seen[p.stem] = {"title": ax.get_title(),
-                            "lines": [(ln.get_label(), list(ln.get_xdata())) for ln in ax.get_lines()],
-                            "texts": [t.get_text() for t in ax.texts], "xlabel": ax.get_xlabel()}
-        return original(self, fname, *a, **k)
-    monkeypatch.setattr(Figure, "savefig", savefig)
+    def write_figure(self, files):
+        for fname in files:
+            p = Path(fname)
+            if p.suffix == ".png":
+                ax = self.axes[0]
+                seen[p.stem] = {"title": ax.get_title(),
+                                "lines": [(ln.get_label(), list(ln.get_xdata())) for ln in ax.get_lines()],
+                                "texts": [t.get_text() for t in ax.texts], "xlabel": ax.get_xlabel()}
+        return original(self, files)
+    monkeypatch.setattr(plots, "write_figure", write_figure)
     return seen
 
 

@@ -1,0 +1,75 @@
+"""Small faults a user met: a checkpoint file inside a run being trained gets the note that the run is being
+trained; --temperature 0 with --top-k / --top-p is refused (greedy ignores them), and several greedy samples
+are said to be the same; an explicit --checkpoint best of a run with no validation yet is refused."""
+import re
+
+import pytest
+
+from rnnlm.cli import main
+from rnnlm.folderlock import LOCK
+
+from test_faults import FLAGS
+from test_s32_lock import _holder  # a second process holding the folder's lock, as a training does
+
+
+@pytest.fixture(scope="module")
+def trained(text, tmp_path_factory):
+    out = tmp_path_factory.mktemp("r") / "run"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "4",
+                 "--eval-every", "2", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("name, which", [("model.npz", "latest checkpoint"), ("best.npz", "best model so far")])
+def test_a_checkpoint_file_of_a_run_being_trained_gets_the_note(trained, capsys, name, which):
+    p = _holder(trained)
+    try:
+        assert main(["evaluate", str(trained / name)]) == 0
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+    out = capsys.readouterr().out
+    assert re.search(f"^note: {re.escape(str(trained))} is being trained now \\(pid {p.pid} holds "
+                     f"{re.escape(str(trained / LOCK))}\\): this reads its {which}, of step [24]; the run saves a "
+                     "newer one at each validation$", out, re.M), out
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--top-k", "5"], "--top-k 5"), (["--top-p", "0.9"], "--top-p 0.9"),
+    (["--top-k", "5", "--top-p", "0.5"], "--top-k 5 and --top-p 0.5")])
+def test_greedy_sampling_refuses_top_k_and_top_p(trained, capsys, flags, said):
+    assert main(["generate", str(trained), "--temperature", "0", "--words", "2", *flags]) == 2
+    assert capsys.readouterr().err == (f"error: {said} cannot act with --temperature 0, which always takes the "
+                                       "most likely word; leave out one or the other\n")
+
+
+def test_several_greedy_samples_are_said_to_be_the_same(trained, capsys):
+    assert main(["generate", str(trained), "--temperature", "0", "--words", "3", "--num-samples", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert ("note: with --temperature 0 every one of the 2 samples is the same (the most likely word each time); "
+            "a temperature above 0 makes them differ") in err.splitlines()
+    assert main(["generate", str(trained), "--temperature", "0.5", "--words", "3", "--num-samples", "2"]) == 0
+    assert "every one of the" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "generate", "jacobian", "probe"])
+def test_an_explicit_best_of_a_run_without_a_validation_yet_is_refused(text, tmp_path, capsys, command):
+    import json
+    out = tmp_path / "run"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "2",
+                 "--eval-every", "100", "--out", str(out)]) == 0
+    # as a run stopped before its first validation: no best.npz, no validation in its log
+    (out / "best.npz").unlink()
+    log = out / "metrics.jsonl"
+    log.write_text("".join(line for line in log.read_text().splitlines(keepends=True)
+                           if json.loads(line).get("type") != "eval"))
+    args = {"evaluate": ["evaluate", str(out)], "generate": ["generate", str(out), "--words", "2"],
+            "jacobian": ["jacobian", str(out)], "probe": ["probe", "agreement", str(out)]}[command]
+    capsys.readouterr()
+    assert main([*args, "--checkpoint", "best"]) == 2
+    assert capsys.readouterr().err == (f"error: {out} has no best.npz yet: no validation has run; give "
+                                       "--checkpoint latest (or leave --checkpoint out) to read its latest model, "
+                                       "model.npz\n")
+    if command == "evaluate":   # without the flag the latest model stands in, with a note
+        assert main(args) == 0
+        assert "(no best.npz: no validation has run yet)" in capsys.readouterr().out
