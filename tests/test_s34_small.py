@@ -10,14 +10,7 @@ from rnnlm.folderlock import LOCK
 
 from test_faults import FLAGS
 from test_s32_lock import _holder  # a second process holding the folder's lock, as a training does
-
-
-@pytest.fixture(scope="module")
-def trained(text, tmp_path_factory):
-    out = tmp_path_factory.mktemp("r") / "run"
-    assert main(["train", "--corpus", str(text), *FLAGS, "--batch-size", "16", "--max-steps", "4",
-                 "--eval-every", "2", "--out", str(out)]) == 0
-    return out
+from test_s33_reading import trained  # noqa: F401 (a fixture: a run of 4 steps, validated at 2 and 4)
 
 
 @pytest.mark.parametrize("name, which", [("model.npz", "latest checkpoint"), ("best.npz", "best model so far")])
