@@ -48,9 +48,11 @@ def check_generator(rng, where: str, name: str = "rng", or_none: str | None = No
                     f"({type(rng).__name__})")
 
 
-def check_token_ids(tokens, vocab_size: int, where: str, name: str = "tokens") -> np.ndarray:
+def check_token_ids(tokens, vocab_size: int, where: str, name: str = "tokens",
+                    source: str = "the model's vocabulary") -> np.ndarray:
     """`tokens` as a 1-D int64 array of ids in [0, vocab_size); else TypeError (not integers: float ids are
-    refused, not truncated) or ValueError (not 1-D, an id outside the vocabulary), naming the argument."""
+    refused, not truncated) or ValueError (not 1-D, an id outside the vocabulary, whose size `source` names),
+    naming the argument."""
     arr = np.asarray(tokens)
     if arr.size == 0 and arr.dtype == np.float64 and not isinstance(tokens, np.ndarray):
         arr = arr.astype(np.int64)      # [] is float64 to numpy; it holds no float id
@@ -65,7 +67,7 @@ def check_token_ids(tokens, vocab_size: int, where: str, name: str = "tokens") -
     V = int(vocab_size)
     if arr.size and (arr.min() < 0 or arr.max() >= V):
         bad = arr[(arr < 0) | (arr >= V)][0]
-        raise ValueError(f"{where}: {name} must be ids in [0, {V - 1}] (the model's vocabulary), got {int(bad)}")
+        raise ValueError(f"{where}: {name} must be ids in [0, {V - 1}] ({source}), got {int(bad)}")
     return arr.astype(np.int64)
 
 
@@ -121,11 +123,36 @@ def kernel_sizes(where: str, x, W_hh, gates: int, cache) -> tuple:
             raise TypeError(f"{where}: {name} must be a numpy array {shape}, got {type(a).__name__}")
         if a.ndim != ndim:
             raise ValueError(f"{where}: {name} must be {shape}, got shape {a.shape}")
-    T, B, E = x.shape
-    if min(T, B, E) < 1:
+    if min(x.shape) < 1:
         raise ValueError(f"{where}: x must be (T, B, E) with every size at least 1, got shape {x.shape}")
+    T, B, H = cache_sizes(where, cache)
+    return T, B, x.shape[2], H     # (x of another T or B than the cache's: check_kernel_arrays names x)
+
+
+def cache_sizes(where: str, cache) -> tuple:
+    """(T, B, H) of a cell's cache, from its h (T+1, B, H); TypeError for anything else."""
     h = getattr(cache, "h", None)
-    if not isinstance(h, np.ndarray) or h.ndim != 3:
+    if not isinstance(h, np.ndarray) or h.ndim != 3 or h.shape[0] < 2:
         raise TypeError(f"{where}: cache must be the cell's cache (its alloc(T, B, E, H, dtype)), got "
                         f"{type(cache).__name__}")
-    return T, B, E, h.shape[-1]
+    return h.shape[0] - 1, h.shape[1], h.shape[2]
+
+
+def check_backward_arrays(where: str, cache, gates: int, dx, dweights, weights, dh0, dhs, dh_out,
+                          scratch: dict) -> None:
+    """A cell's backward kernel's arrays checked before Numba sees them, as check_kernel_arrays does the
+    forward's: sizes from the cache its forward filled (T, B, H from cache.h, E from cache.x), every array of
+    the cache's dtype. dweights (dW_ih, dW_hh, db_ih, db_hh) and weights (W_ih, W_hh) of `gates` blocks;
+    dx None: not written; scratch: name -> (array, shape) of the cell's own buffers. TypeError for a cache
+    whose forward has not run (no x) or a value that is not an array, ValueError for a dtype or shape."""
+    T, B, H = cache_sizes(where, cache)
+    x = getattr(cache, "x", None)
+    if not isinstance(x, np.ndarray) or x.ndim != 3:
+        raise TypeError(f"{where}: cache.x is {type(x).__name__}: run the forward kernel on this cache first")
+    E, G = x.shape[2], gates * H
+    arrays = {} if dx is None else {"dx": (dx, (T, B, E))}
+    arrays.update({"dW_ih": (dweights[0], (G, E)), "dW_hh": (dweights[1], (G, H)), "db_ih": (dweights[2], (G,)),
+                   "db_hh": (dweights[3], (G,)), "dh0": (dh0, (B, H)), "dhs": (dhs, (T, B, H)),
+                   "dh_out": (dh_out, (T, B, H)), "W_ih": (weights[0], (G, E)), "W_hh": (weights[1], (G, H)),
+                   **scratch})
+    check_kernel_arrays(where, cache.h.dtype, arrays)

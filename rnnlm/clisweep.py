@@ -74,6 +74,18 @@ def _train_flag_actions():
     return groups
 
 
+def _sweep_help(action) -> str:
+    """A train flag's help as `sweep run` shows it: the default a sweep's jobs use where it differs from
+    train's (sweepgrid.SWEEP_DEFAULTS: --sample-words 0), not train's."""
+    import re
+
+    from .sweepgrid import SWEEP_DEFAULTS
+    if action.dest not in SWEEP_DEFAULTS or action.help is None:
+        return action.help
+    said = f"(default {SWEEP_DEFAULTS[action.dest]} in a sweep)"
+    return re.sub(r"\(default [^)]*\)", said, action.help) if "(default " in action.help else f"{action.help} {said}"
+
+
 def _add_sweep(sub):
     p = sub.add_parser("sweep", help="grids of trainings in parallel on Dask: 'sweep run', 'sweep summarize'",
                        description="'sweep run' trains every point of a grid on Dask workers (a local cluster "
@@ -91,7 +103,7 @@ def _add_sweep(sub):
             if a.nargs == 0:        # store_true / store_false: one value for the whole grid
                 g.add_argument(*a.option_strings, dest=a.dest, action=type(a), default=None, help=a.help)
                 continue
-            g.add_argument(*a.option_strings, dest=a.dest, default=None, metavar="V[,V...]", help=a.help,
+            g.add_argument(*a.option_strings, dest=a.dest, default=None, metavar="V[,V...]", help=_sweep_help(a),
                            type=_list_type(a.type, a.choices, a.option_strings[0]))
     s = run.add_argument_group("sweep")
     s.add_argument("--grid", default=None, metavar="FILE",

@@ -328,7 +328,6 @@ def _check_prime(prime: str) -> None:
 
 def _print_samples(stream, words: int, M: int) -> int:
     """generate's text: stream's pieces written as they come; the exit status (0, 130 or 143)."""
-    from .sample import MAX_DRAWS_EXTRA, MAX_DRAWS_PER_WORD, max_draws
     from .errors import exit_status, stop_word
     from .stopping import Interrupt, signal_error
     out = sys.stdout
@@ -368,16 +367,6 @@ def _print_samples(stream, words: int, M: int) -> int:
               file=sys.stderr)
         return exit_status(exc)
     out.write("\n")
-    short = stream.short
-    if short:
-        got = ", ".join(f"{stream.words_drawn[i]:,}" for i in short)
-        whose = "printed" if M == 1 else (f"{plural(len(short), 'sample')} {', '.join(str(i + 1) for i in short)} "
-                                          f"{plural(len(short), 'holds', 'hold')}")
-        # greedy decoding (--temperature 0) repeats the most likely token: a lower one cannot help there
-        helps = ("a better-trained checkpoint or a --temperature above 0 (0 always draws the most likely "
-                 "token, so it repeats the same punctuation)" if stream.options["temperature"] == 0 else
-                 "a better-trained checkpoint, a lower --temperature or --top-k")
-        print(f"note: {whose} {got} of the {words:,} {plural(words, 'word')} asked: the model drew "
-              f"{max_draws(words):,} tokens, mostly punctuation or sentence ends, the most generate draws "
-              f"({MAX_DRAWS_PER_WORD} per word asked + {MAX_DRAWS_EXTRA}); {helps} may help", file=sys.stderr)
+    if (note := stream.short_note(flags=True)) is not None:
+        print(f"note: {note}", file=sys.stderr)
     return 0

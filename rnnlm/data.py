@@ -340,15 +340,12 @@ def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
     """(N,) ids -> (N // B, B) int32, time-major: column b is the b-th contiguous
     stretch of the text (B parallel streams); the N % B trailing tokens are dropped.
 
-    Errors: UserError for a batch size below 1 or too few tokens; TypeError for ids that are not
-    integers (float ids are refused, not truncated) or a batch size that is not an int; ValueError for
+    Errors: UserError for too few tokens; TypeError for ids that are not integers (float ids are
+    refused, not truncated) or a batch size that is not an int; ValueError for a batch size below 1, or
     ids that are not 1-D or outside [0, 2**31 - 1] (the int32 the kernels read).
     """
-    from .argcheck import is_int
-    if not is_int(batch_size):
-        raise TypeError(f"batchify: batch_size must be an int, got {batch_size!r} ({type(batch_size).__name__})")
-    if batch_size < 1:
-        raise UserError(f"batch size {batch_size}: must be at least 1")
+    from .argcheck import check_int
+    check_int(batch_size, "batch_size", "batchify", 1)
     ids = np.asarray(ids)
     if not np.issubdtype(ids.dtype, np.integer) or ids.dtype == np.bool_:
         raise TypeError(f"batchify: ids must be integer token ids, got dtype {ids.dtype} (ids are not rounded "
@@ -371,9 +368,16 @@ def windows(stream: np.ndarray, bptt: int, start: int = 0):
     inputs = stream[pos:pos+T], targets = stream[pos+1:pos+1+T] (the next
     token), both (T, B) views; T = bptt except for a shorter last window.
     start: the first position, to resume an epoch part way.
+    Errors (raised at once, not at the first window): TypeError for a bptt or start that is not an int,
+    ValueError for a bptt below 1 or a negative start.
     """
-    if bptt < 1:
-        raise UserError(f"--bptt {bptt}: must be at least 1")
+    from .argcheck import check_int
+    check_int(bptt, "bptt", "windows", 1)
+    check_int(start, "start", "windows", 0)
+    return _windows(stream, bptt, start)
+
+
+def _windows(stream: np.ndarray, bptt: int, start: int):
     for pos in range(start, len(stream) - 1, bptt):
         steps = min(bptt, len(stream) - 1 - pos)
         yield pos, stream[pos:pos + steps], stream[pos + 1:pos + 1 + steps]

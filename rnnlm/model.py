@@ -289,16 +289,22 @@ class RNNModel:
     def _final_state(self, caches):
         return tuple(np.stack([getattr(c, name)[-1] for c in caches]) for name in self.cell.states)
 
-    def _prepare(self, inputs, targets, state, masks=None):
-        self._check_params()
-        ids = self._check_ids(inputs, "inputs", 2)
-        T, B = ids.shape
-        tgt = None
-        if targets is not None:
-            tgt = self._check_ids(targets, "targets", 2)
-            if tgt.shape != ids.shape:
-                raise ValueError(f"targets shape {tgt.shape} != inputs shape {ids.shape}")
-        return ids, tgt, self._check_state(state, B), self._check_masks(masks, T, B)
+    def _prepare(self, inputs, targets, state, masks, where: str, weights=None):
+        """The arguments of the public method `where` checked (its name before each ValueError's text) and
+        made contiguous: (ids, targets, state, masks, weights)."""
+        try:
+            self._check_params()
+            ids = self._check_ids(inputs, "inputs", 2)
+            T, B = ids.shape
+            tgt = None
+            if targets is not None:
+                tgt = self._check_ids(targets, "targets", 2)
+                if tgt.shape != ids.shape:
+                    raise ValueError(f"targets shape {tgt.shape} != inputs shape {ids.shape}")
+            w = None if weights is None else self._check_weights(weights, T, B)
+            return ids, tgt, self._check_state(state, B), self._check_masks(masks, T, B), w
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
 
     def forward_states(self, inputs, state=None, masks=None) -> ForwardResult:
         """Per-layer hidden sequences and caches for inputs (T, B), in the model dtype.
@@ -306,7 +312,7 @@ class RNNModel:
         Everything returned is freshly allocated (not the workspace), so it can
         be kept and fed to the cell backward functions by the instruments.
         """
-        ids, _, state, masks = self._prepare(inputs, None, state, masks)
+        ids, _, state, masks, _ = self._prepare(inputs, None, state, masks, "forward_states")
         _, caches = self._forward(ids, state, masks, _Workspace(paths.plan(self.config.cell, self.config.hidden)))
         return ForwardResult([c.h[1:] for c in caches], caches, self._final_state(caches))
 
@@ -318,12 +324,11 @@ class RNNModel:
         weights (T, B) >= 0 with a positive sum: the loss is Σ w·nll / Σ w
         (layers.output_loss_weighted); None = the plain mean over T*B.
         """
-        ids, tgt, state, masks = self._prepare(inputs, targets, state, masks)
+        ids, tgt, state, masks, w = self._prepare(inputs, targets, state, masks, "loss", weights)
         T, B = ids.shape
         N, V, H = T * B, self.config.vocab_size, self.config.hidden
         ws = self._workspace(T, B)
         if weights is not None:
-            w = self._check_weights(weights, T, B)
             top, caches = self._forward(ids, state, masks, ws)
             loss, _ = layers.output_loss_weighted(top.reshape(N, H), self._decoder_weight(),
                                                   self.params["decoder.bias"], tgt.reshape(N), w)
@@ -341,9 +346,12 @@ class RNNModel:
 
     def step_logprobs(self, tokens, state=None):
         """One step for generation: tokens (B,) -> (log-probabilities (B, V), state)."""
-        self._check_params()
-        ids = self._check_ids(tokens, "tokens", 1)[None, :]
-        state = self._check_state(state, ids.shape[1])
+        try:
+            self._check_params()
+            ids = self._check_ids(tokens, "tokens", 1)[None, :]
+            state = self._check_state(state, ids.shape[1])
+        except ValueError as exc:
+            raise ValueError(f"step_logprobs: {exc}") from None
         ws = self._workspace(1, ids.shape[1])
         top, caches = self._forward(ids, state, None, ws)
         logp = np.empty((ids.shape[1], self.config.vocab_size), self.dtype)
@@ -368,7 +376,7 @@ class RNNModel:
         Errors: ValueError for ids outside the vocabulary, shapes that disagree or a parameter array
         replaced by one of another shape or dtype; TypeError for an rng that is not a Generator.
         """
-        r = self._bptt(inputs, targets, state, rng, masks, extras=False, weights=weights)
+        r = self._bptt(inputs, targets, state, rng, masks, extras=False, weights=weights, where="loss_and_grads")
         return r.loss, r.grads, r.state
 
     def train_grads(self, inputs, targets, state=None, rng=None) -> StepGrads:
@@ -387,13 +395,13 @@ class RNNModel:
         written elsewhere (weight decay added in place to the whole array, say)
         would stay in the next step's gradient; scaling it in place is fine.
         """
-        r = self._bptt(inputs, targets, state, rng, None, extras=False, reuse=True)
+        r = self._bptt(inputs, targets, state, rng, None, extras=False, reuse=True, where="train_grads")
         rows = {} if self.config.tied else {"encoder.weight": self._grad_buffers.rows}
         return StepGrads(r.loss, r.grads, r.state, rows)
 
     def bptt(self, inputs, targets, state=None, rng=None, masks=None, weights=None) -> BPTTResult:
         """loss_and_grads plus hs, dhs per layer and the initial-state gradient (all fresh copies)."""
-        return self._bptt(inputs, targets, state, rng, masks, extras=True, weights=weights)
+        return self._bptt(inputs, targets, state, rng, masks, extras=True, weights=weights, where="bptt")
 
     def _check_weights(self, weights, T, B):
         w = np.asarray(weights)
@@ -434,16 +442,17 @@ class RNNModel:
                                                     ws.plan.output_blas)
         return loss, ddec_b, caches, self.cell.backward
 
-    def _bptt(self, inputs, targets, state, rng, masks, extras, weights=None, reuse=False):
-        """reuse: the gradients in self._grad_buffers (train_grads) instead of fresh arrays."""
+    def _bptt(self, inputs, targets, state, rng, masks, extras, weights=None, reuse=False, where="bptt"):
+        """reuse: the gradients in self._grad_buffers (train_grads) instead of fresh arrays; where: the
+        public method called (named in the errors of its arguments)."""
         cfg, dt, P, cell = self.config, self.dtype, self.params, self.cell
         buffers = self._grad_buffers if reuse else None
-        ids, tgt, state, masks = self._prepare(inputs, targets, state, masks)
+        ids, tgt, state, masks, w = self._prepare(inputs, targets, state, masks, where, weights)
         T, B = ids.shape
         N, V, E, H = T * B, cfg.vocab_size, cfg.emsize, cfg.hidden
         if masks is None and rng is not None:
             from .argcheck import check_generator
-            check_generator(rng, "loss_and_grads", or_none="no dropout")
+            check_generator(rng, where, or_none="no dropout")
             masks = self.draw_masks(T, B, rng)
         ws = self._workspace(T, B)
         scratch = self._output_scratch(ws, N)
@@ -459,7 +468,7 @@ class RNNModel:
                                                                           dtop.reshape(N, H), dW_dec)
         else:
             loss, ddec_b, caches, top_backward = self._forward_and_output_weighted(
-                ids, tgt, state, masks, ws, self._check_weights(weights, T, B), dtop.reshape(N, H), dW_dec)
+                ids, tgt, state, masks, ws, w, dtop.reshape(N, H), dW_dec)
         grads = {"decoder.bias": ddec_b}
         if masks is not None:
             # forward: top = h_L * mask

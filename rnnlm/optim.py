@@ -14,6 +14,7 @@ placement) so that runs can be compared with PyTorch ones.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from numba import prange
@@ -128,6 +129,7 @@ def grad_norm(grads, rows=None) -> float:
     zero outside those rows (the untied embedding's, `RNNModel.train_grads`);
     only those rows are read. None: every element of every gradient.
     """
+    _check_grads(grads, "grad_norm")
     rows = rows or {}
     total = 0.0
     for name, g in grads.items():
@@ -157,6 +159,14 @@ def _scale(grads, coef: float, rows=None) -> None:
             g[r] *= g.dtype.type(coef)
 
 
+def _check_grads(grads, where: str) -> None:
+    """TypeError (one line) unless `grads` is a mapping of name -> gradient array (what loss_and_grads
+    returns second): a list of arrays has no names to clip or update by."""
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"{where}: grads must be a dict of name -> gradient array (as RNNModel.loss_and_grads "
+                        f"returns), got {type(grads).__name__}")
+
+
 def _check_threshold(name: str, value) -> None:
     """ValueError (one line) for a clipping threshold that is nan (no comparison with it holds: the
     gradients would be left unclipped, or set to nan by np.clip) or not a real number."""
@@ -177,6 +187,7 @@ def clip_grad_norm(grads, max_norm: float, norm: float | None = None, rows=None)
     what to do. rows: as for grad_norm. ValueError for a max_norm that is nan
     or not a number.
     """
+    _check_grads(grads, "clip_grad_norm")
     _check_threshold("max_norm", max_norm)
     total = grad_norm(grads, rows) if norm is None else float(norm)
     coef = clip_coef(total, max_norm)
@@ -192,6 +203,7 @@ def clip_grad_value(grads, clip_value: float) -> int:
     clipping this changes the gradient's direction. `clip_value <= 0` means
     no clipping; ValueError for a nan or a value that is not a number.
     """
+    _check_grads(grads, "clip_grad_value")
     _check_threshold("clip_value", clip_value)
     if clip_value <= 0:
         return 0

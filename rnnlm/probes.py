@@ -470,6 +470,9 @@ def check_context_args(n_tokens: int, distances, mode: str, window: int, n_targe
         if not is_int(value) or value < lo:
             error = range_error if is_int(value) else kind_error
             raise error(f"{where}{named(name)} must be an integer >= {lo}, got {value!r}")
+    if isinstance(distances, str):      # ("1..5" walked letter by letter otherwise)
+        raise kind_error(f"{where}{named('distances')} must be a list of integers, got the string {distances!r} "
+                         f"(parse_distances({distances!r}) reads the command's form)")
     try:
         distances = list(distances)
     except TypeError:
@@ -516,9 +519,11 @@ def check_context_inputs(model, stream, seed, vocab_size, n_boot) -> tuple:
             raise TypeError(f"{where}: vocab_size is None and the model has no config.vocab_size; "
                             "pass vocab_size")
         vocab_size = check_int(vocab_size, "model.config.vocab_size", where, 1)
+        source = "the model's vocabulary"
     else:
         vocab_size = check_int(vocab_size, "vocab_size", where, 1)
-    stream = check_token_ids(stream, vocab_size, where, "stream")
+        source = f"vocab_size={vocab_size}"
+    stream = check_token_ids(stream, vocab_size, where, "stream", source)
     seed = check_int(seed, "seed", where, 0)
     check_int(n_boot, "n_boot", where, 1)
     return stream, vocab_size, seed

@@ -361,6 +361,27 @@ class TextStream:
         """The samples that hold fewer than `words` words (all while drawing; after it, the ones cut)."""
         return [int(i) for i in np.flatnonzero(self.words_drawn < self.words)]
 
+    def short_note(self, flags: bool = False) -> str | None:
+        """After drawing: None if every sample holds its `words` words, else one line saying which hold fewer
+        (cut after max_draws(words) draws of mostly punctuation) and what may help, naming the command's flags
+        (`flags`: --temperature) or generate_text's arguments (temperature=)."""
+        short = self.short
+        if not short:
+            return None
+        from .errors import plural
+        words, M = self.words, len(self.tokens)
+        got = ", ".join(f"{self.words_drawn[i]:,}" for i in short)
+        whose = ("printed" if flags else "the sample holds") if M == 1 else (f"{plural(len(short), 'sample')} {', '.join(str(i + 1) for i in short)} "
+                                          f"{plural(len(short), 'holds', 'hold')}")
+        temperature, top_k = ("--temperature ", "--top-k") if flags else ("temperature=", "top_k")
+        # greedy decoding (temperature 0) repeats the most likely token: a lower one cannot help there
+        helps = (f"a better-trained checkpoint or a {temperature.strip('= ')} above 0 (0 always draws the most "
+                 "likely token, so it repeats the same punctuation)" if self.options["temperature"] == 0 else
+                 f"a better-trained checkpoint, a lower {temperature.strip('= ')} or {top_k}")
+        return (f"{whose} {got} of the {words:,} {plural(words, 'word')} asked: the model drew "
+                f"{max_draws(words):,} tokens, mostly punctuation or sentence ends, the most generate draws "
+                f"({MAX_DRAWS_PER_WORD} per word asked + {MAX_DRAWS_EXTRA}); {helps} may help")
+
     def _prime_echo(self, prime: str):
         """(the prime as typed, its first letter as the sample's text has it, and the length of its tokens'
         detokenized text) when the prime is shown as the
@@ -470,4 +491,11 @@ def generate_text(model, vocab, *, words: int = 100, prime: str = "", temperatur
     parts: list[list[str]] = [[] for _ in range(num_samples)]
     for piece in stream:
         parts[piece.sample].append(piece.text)
+    if (note := stream.short_note()) is not None:
+        import warnings
+        warnings.warn(ShortSampleWarning(f"generate_text: {note}"), stacklevel=2)
     return ["".join(p) for p in parts]
+
+
+class ShortSampleWarning(UserWarning):
+    """generate_text's warning that a sample holds fewer words than asked (the model drew punctuation)."""

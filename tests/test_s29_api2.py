@@ -61,7 +61,7 @@ def test_context_usage_refuses_a_stream_it_cannot_read(stream, exc, message):
 def test_context_usage_checks_ids_against_the_vocab_size_given():
     with pytest.raises(ValueError) as info:
         _context(STREAM, vocab_size=7)
-    assert str(info.value) == "context_usage: stream must be ids in [0, 6] (the model's vocabulary), got 7"
+    assert str(info.value) == "context_usage: stream must be ids in [0, 6] (vocab_size=7), got 7"
 
 
 @pytest.mark.parametrize("kw, exc, message", [
