@@ -699,7 +699,8 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
         check_agreement_vocab(feature, vocab.stoi,      # (then what the vocabulary lacks: also before it)
                               ((info.get("train") or {}).get("data") or {}).get("max_vocab"))
         print(f"probing {feature} agreement: up to {n:,} sentence pairs at each of {len(ds):,} "
-              f"{plural(len(ds), 'distance')} ({ds[0]}..{ds[-1]})...", file=sys.stderr, flush=True)
+              f"{plural(len(ds), 'distance')} ({ds[0]}{f'..{ds[-1]}' if len(ds) > 1 else ''})...", file=sys.stderr,
+              flush=True)
         res = agreement_probe(model_scorer(model, batch_size, bar="scoring sentence pairs"), vocab.stoi, ds, n,
                               seed, feature)
         res = {**meta, **res}

@@ -379,7 +379,7 @@ def run_sweep(folder, jobs: list[Job], data: dict | None = None, *, scheduler: s
         raise
 
 
-GUARD_ADVICE = 'put the call under  if __name__ == "__main__":'
+GUARD_ADVICE = 'put the call under `if __name__ == "__main__":`'
 
 
 def check_main_guard(scheduler: str | None) -> None:
