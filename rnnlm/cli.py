@@ -239,7 +239,7 @@ def main(argv=None) -> int:
                 # (train's own start-up turns its signals back into its stop: one here came before it)
                 print(f"{word} before the command began: nothing was done" if not _BEGAN.get("command") else
                       f"{word} before the training started: nothing was written" if _BEGAN["command"] == "train"
-                      else word, file=sys.stderr)
+                      else _stopped_line(_BEGAN["args"], word), file=sys.stderr)
                 return 128 + seen.signum
     finally:
         warnings.formatwarning, sys.unraisablehook = before, hook
@@ -255,7 +255,9 @@ def _stopped_line(args, word: str) -> str:
     if command == "corpus" and args.corpus_command == "download":
         return (f"{word}: the files fetched and verified so far are kept; run `corpus download {args.corpus}` "
                 "again (without --force) to fetch the rest")
-    if command in ("evaluate", "gradcheck", "baseline", "bench", "corpus"):
+    if command == "bench":      # (_finished_rows_on_stop printed the rows it finished)
+        return f"{word}: bench writes no files; the rows it finished, if any, are printed above"
+    if command in ("evaluate", "gradcheck", "baseline", "corpus"):
         name = "corpus info" if command == "corpus" else command
         return f"{word}: {name} writes no files, so nothing was lost; run it again for its result"
     if command == "plot":
@@ -281,7 +283,7 @@ def _main(argv=None) -> int:
         _check_numbers(args)
         _check_corpora_dir(args)
         _check_paths(args)
-        _BEGAN["command"] = args.command     # (a stop before this line: the command did nothing)
+        _BEGAN["command"], _BEGAN["args"] = args.command, args   # (a stop before this line: the command did nothing)
         with _stdout_named():    # a failed write of any command's output names standard output
             status = int(runners[args.command](args) or 0)
             sys.stdout.flush()  # output still buffered meets a closed pipe here, not at the interpreter's exit

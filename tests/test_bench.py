@@ -138,7 +138,7 @@ def test_a_stopped_bench_prints_the_rows_it_finished(monkeypatch, capsys, scalin
     assert main(["bench", "--config", "tiny", *(["--scaling", "1"] if scaling else [])]) == 130
     out, err = capsys.readouterr()
     assert "1,234" in out and "5,678" in out and "lstm" not in out
-    assert err.splitlines()[-1] == "interrupted"
+    assert err.splitlines()[-1] == "interrupted: bench writes no files; the rows it finished, if any, are printed above"
 
 
 def test_a_worker_ignores_the_terminals_ctrl_c_and_is_ended_by_the_bench():

@@ -217,7 +217,7 @@ def test_sigterm_while_a_command_starts_up_is_one_line_and_143(monkeypatch, caps
                                           for n, a, r in cli.COMMANDS])
     assert main(["corpus", "info", "machado"]) == 143
     captured = capsys.readouterr()
-    assert captured.err == "terminated\n" and captured.out == ""
+    assert captured.err == "terminated: corpus info writes no files, so nothing was lost; run it again for its result\n" and captured.out == ""
 
 
 def test_a_sigterm_that_became_another_error_is_still_a_stop(monkeypatch, capsys):
@@ -236,7 +236,7 @@ def test_a_sigterm_that_became_another_error_is_still_a_stop(monkeypatch, capsys
     monkeypatch.setattr(cli, "COMMANDS", [(n, a, stopped_inside_an_import if n == "corpus" else r)
                                           for n, a, r in cli.COMMANDS])
     assert main(["corpus", "info", "machado"]) == 143
-    assert capsys.readouterr().err == "terminated\n"
+    assert capsys.readouterr().err == "terminated: corpus info writes no files, so nothing was lost; run it again for its result\n"
     monkeypatch.setattr(cli, "COMMANDS", [(n, a, lambda args: {}["no signal"]) if n == "corpus" else (n, a, r)
                                           for n, a, r in cli.COMMANDS])
     with pytest.raises(KeyError):           # without a signal an error stays an error

@@ -16,7 +16,7 @@ def _stopping(monkeypatch, command, exc):
     (["gradcheck"], KeyboardInterrupt(), 130,
      "interrupted: gradcheck writes no files, so nothing was lost; run it again for its result"),
     (["bench", "--config", "tiny"], Terminated(), 143,
-     "terminated: bench writes no files, so nothing was lost; run it again for its result"),
+     "terminated: bench writes no files; the rows it finished, if any, are printed above"),
     (["baseline", "--corpus", "sintetico"], KeyboardInterrupt(), 130,
      "interrupted: baseline writes no files, so nothing was lost; run it again for its result"),
     (["corpus", "info", "machado"], KeyboardInterrupt(), 130,
