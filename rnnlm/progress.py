@@ -47,6 +47,7 @@ class _Timing:
         self.step_tokens = 0                # this session's training tokens
         self.event_seconds = 0.0            # step seconds since the last step event
         self.session_steps = 0              # this session's steps applied and kept (a rollback takes one back)
+        self.first_step = 0                 # the step the session started from (a resume's checkpoint; train sets it)
         self.last_save = 0.0                # clock() of the latest model.npz
         self.last_eval = 0.0                # clock() of the latest validation (any kind)
         self.timed_rows = None              # rows of the valid stream a timed validation reads
@@ -159,7 +160,7 @@ class _Progress:
         self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0
         self.i_skipped = 0          # windows skipped (--on-nonfinite skip): no loss, but time and tokens
         self.i_t0 = time.perf_counter()
-        self.i_norm = math.nan
+        self.i_norm = 0.0           # the sum of the applied steps' gradient norms (|g| is their mean)
 
     def eta(self, loop: "LoopState") -> tuple[float, str, int]:
         """(seconds until the command ends, final evaluation included (command_time_left); what binds:
@@ -183,7 +184,7 @@ class _Progress:
             self.i_loss += result.loss
             self.i_steps += 1
             self.i_clipped += bool(result.clipped)
-            self.i_norm = result.grad_norm
+            self.i_norm += result.grad_norm
         else:
             self.i_skipped += 1
         if self.tty:
@@ -214,7 +215,7 @@ class _Progress:
         if not self.i_steps:
             return "-", "-", "-", "-"
         avg = self.i_loss / self.i_steps
-        return (f"{avg:.{decimals}f}", fmt_ppl(_ppl(avg)), f"{self.i_norm:.3g}",
+        return (f"{avg:.{decimals}f}", fmt_ppl(_ppl(avg)), f"{self.i_norm / self.i_steps:.3g}",
                 f"{100 * self.i_clipped / self.i_steps:.0f}%")
 
     def _skipped(self) -> str:
@@ -230,8 +231,9 @@ class _Progress:
         import sys
 
         loss, ppl, norm, clip = self._averages(2)
-        # per window processed, skipped ones included (they take their forward pass's time)
-        ms = 1000 * (time.perf_counter() - self.i_t0) / max(self.i_steps + self.i_skipped, 1)
+        # per window processed, skipped ones included (they take their forward pass's time), inside the
+        # training steps as tok/s: a validation, a checkpoint save within the interval are not a batch's time
+        ms = 1000 * self.i_seconds / max(self.i_steps + self.i_skipped, 1)
         tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
         left, what, _ = self.eta(loop)
         print(f"| epoch {loop.epoch:3d} | {loop.window:5d}/{self.s.windows_per_epoch:5d} batches | "

@@ -109,7 +109,7 @@ NUMBER_FIELDS = frozenset({
     "min_lr", "tokens_per_s", "tokens", "of_tokens", "omega", "time", "val_loss", "val_ppl", "best_val_ppl",
     "test_loss", "test_ppl", "train_loss", "train_ppl", "seconds", "final_eval_need_s", "detected_at",
     "startup_s", "params", "vocab_size", "windows_per_epoch", "pos", "steps", "skipped", "skipped_undone",
-    "plateaus", "rolled_back_to"})
+    "plateaus", "rolled_back_to", "threads"})
 
 
 def event_problem(e) -> str | None:
@@ -183,6 +183,22 @@ def log_gone(folder, step: int) -> str | None:
     state = "is empty" if path.exists() else "is missing"
     return (f"{path} {state}, though the checkpoint is at step {step:,}: the run resumes from it, but the log of "
             f"the steps before it is gone: the run's log and its plots start at step {step:,}")
+
+
+def threads_changed(folder, step: int, threads: int) -> str | None:
+    """A resume's note when the session that saved the checkpoint (the last "start" or "resume" event of the
+    run's metrics.jsonl, which records Numba's thread count since 0.2) trained on another number of threads
+    than `threads`: the kernels split a step's sums by the thread count (the output layer's gradient is
+    summed from one part per thread), so the losses from here differ in their last bits from a run that stayed on that count
+    (SGD may carry the difference further). Each count is reproducible on its own. None when the counts
+    agree or the log does not say."""
+    before = [e.get("threads") for _, e in _events(Path(folder) / METRICS) if e.get("type") in ("start", "resume")]
+    if not before or not isinstance(before[-1], int) or before[-1] == threads:
+        return None
+    return (f"this run trained on {before[-1]} {plural(before[-1], 'thread')} up to step {step:,} and resumes on "
+            f"{threads}: a step's sums are split by the thread count, so its losses from here differ in their last "
+            f"bits from a run that stayed on {before[-1]} (and SGD may carry that further); NUMBA_NUM_THREADS="
+            f"{before[-1]} resumes it exactly as it would have gone on")
 
 
 def lost_steps(folder, step: int) -> int | None:

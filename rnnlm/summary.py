@@ -108,7 +108,9 @@ def format_summary(s: dict) -> str:
              f"{s['elapsed_s'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if math.isfinite(budget) else "")
              # (no figure from a session that applied no step: a resume that ran only the final evaluation,
              # a run whose first step was already non-finite)
-             + (f", {s['tokens_per_s']:,.0f} training tokens/s" if s["tokens_per_s"] > 0 else "") + ")",
+             + (f", {s['tokens_per_s']:,.0f} training tokens/s" if s["tokens_per_s"] > 0 else "")
+             + (f" since the resume at step {s['resumed_from']:,}"
+                if s["tokens_per_s"] > 0 and s.get("resumed_from") else "") + ")",
              "   ".join(([f"valid ppl: {fmt_ppl_of(s['val_ppl'], s['val_loss'])}"]
                          if not math.isnan(s["val_loss"]) else [])
                         + ([f"best valid ppl: {fmt_ppl_of(s['best_val_ppl'], s['best_val_loss'])}"]

@@ -50,7 +50,7 @@ from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
 from .resume import refuse_finished_resume, resume_flags, resume_point
 from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, log_gone, lost_steps, others_in, ppl as _ppl,
-                   refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint)
+                   refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint, threads_changed)
 from .session import _eval_event, _keep_best, _save, _Session, _validate_full
 from .step import StepResult, train_step
 from .stopping import SIGNAL_WORDS, Interrupt, StartUp, signal_error, stop_reason
@@ -265,6 +265,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     the loop's signal handler in place (train's "run folder: X" or "resuming X from step S")."""
     import numpy as np
 
+    import numba
+
     from .baseline import cached_trigram
     from .data import windows
 
@@ -300,6 +302,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         lost, gone = lost_steps(config.out, loop.step), log_gone(config.out, loop.step)
         if gone is not None:
             after_announce.append(gone)
+        if (moved := threads_changed(config.out, loop.step, numba.get_num_threads())) is not None:
+            after_announce.append(moved)
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
         if lost is not None:        # said after "resuming RUN from step S" (announce)
             after_announce.append(f"the run had logged training up to step {lost:,}, but its last save is step "
@@ -317,17 +321,19 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
               f"({timing.final_tokens:,} tokens) need about {_minutes(timing.needed())}, more than half of "
               f"--max-minutes {config.max_minutes:g}; training gets half and the command will overrun")
     s = s._replace(run=run, clock=Clock(loop.elapsed), timing=timing)
+    timing.first_step = loop.step
     timing.last_save = timing.last_eval = s.clock()
     if resume is None:
         run.log({"type": "start", "step": 0, "epoch": 1, "params": model.num_params(),
                  "vocab_size": len(s.corpus.vocab), "windows_per_epoch": s.windows_per_epoch,
-                 "startup_s": round(startup, 3), "time": 0.0})
+                 "threads": numba.get_num_threads(), "startup_s": round(startup, 3), "time": 0.0})
         if config.track_jacobian_every:
             run.log({**jacobian_event(model, s.jac_tokens, 0), "time": s.clock()})
         _save(s, loop, hidden)
     else:
         run.log({"type": "resume", "step": loop.step, "epoch": loop.epoch, "pos": loop.pos,
-                 "lr": s.opt.lr, "startup_s": round(startup, 3), "time": loop.elapsed})
+                 "lr": s.opt.lr, "threads": numba.get_num_threads(), "startup_s": round(startup, 3),
+                 "time": loop.elapsed})
 
     nonfinite = None        # the latest non-finite window (its event), for the summary
     due_log = due_eval = False      # a step event / validation due at a skipped step, made at the next applied one

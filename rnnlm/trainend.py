@@ -82,7 +82,8 @@ def _summary(s: _Session, loop: LoopState, stopped: str, nonfinite: dict | None)
     """train()'s result as the loop left it (format_summary prints it; _final_report adds to it).
 
     tokens_per_s: this session's training tokens per second inside training steps (see _Timing); 0
-    when the session applied no step (a run that diverged at once has no speed to report).
+    when the session applied no step (a run that diverged at once has no speed to report); resumed_from:
+    the step this session started from (0: a new run; tokens_per_s is then of the steps since).
     val_step: the step of val_loss (the latest full validation; None before one); timed_val: this
     session's latest timed validation (_Timing.timed) or None. updates: the updates applied over the
     whole run (its steps less the skipped ones; 0: the model holds its initial weights)."""
@@ -91,6 +92,7 @@ def _summary(s: _Session, loop: LoopState, stopped: str, nonfinite: dict | None)
     return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
             "tokens": loop.tokens, "elapsed_s": elapsed,
             "tokens_per_s": t.step_tokens / t.step_seconds if t.step_seconds > 0 and t.session_steps else 0.0,
+            "resumed_from": t.first_step,
             "lr": s.opt.lr, "val_loss": loop.val_loss, "val_ppl": _ppl(loop.val_loss),
             "val_step": loop.last_eval_step if loop.last_eval_step >= 0 else None, "timed_val": t.timed,
             "best_val_loss": loop.best_saved, "best_val_ppl": _ppl(loop.best_saved),

@@ -1,6 +1,7 @@
 """Small faults a user met: a checkpoint file inside a run being trained gets the note that the run is being
 trained; --temperature 0 with --top-k / --top-p is refused (greedy ignores them), and several greedy samples
 are said to be the same; an explicit --checkpoint best of a run with no validation yet is refused."""
+import json
 import re
 
 import pytest
@@ -66,3 +67,35 @@ def test_an_explicit_best_of_a_run_without_a_validation_yet_is_refused(text, tmp
     if command == "evaluate":   # without the flag the latest model stands in, with a note
         assert main(args) == 0
         assert "(no best.npz: no validation has run yet)" in capsys.readouterr().out
+
+
+def test_a_resume_on_another_thread_count_says_its_losses_will_differ_and_its_speed_is_the_sessions(text, tmp_path, capsys):
+    import numba
+
+    from rnnlm.runs import threads_changed
+    out = tmp_path / "run"
+    flags = ["--corpus", str(text), *FLAGS, "--batch-size", "16", "--eval-every", "2"]
+    assert main(["train", *flags, "--max-steps", "2", "--out", str(out)]) == 0
+    n = numba.get_num_threads()
+    starts = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["threads"] for e in starts if e["type"] == "start"] == [n]
+    assert threads_changed(out, 2, n) is None
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 threads")
+    capsys.readouterr()
+    numba.set_num_threads(1 if n > 1 else 2)
+    try:
+        m = numba.get_num_threads()
+        assert main(["train", "--resume", str(out), "--max-steps", "4"]) == 0
+    finally:
+        numba.set_num_threads(n)
+    out_text, err = capsys.readouterr()
+    assert re.search(r"^stopped: max_steps after 4 steps \(.*, [\d,]+ training tokens/s since the resume at step 2\)$",
+                     out_text, re.M), out_text
+    assert (f"this run trained on {n} thread{'s' if n > 1 else ''} up to step 2 and resumes on {m}: a step's sums "
+            f"are split by the thread count, so its losses from here differ in their last bits from a run that "
+            f"stayed on {n} (and SGD may carry that further); NUMBA_NUM_THREADS={n} resumes it exactly as it "
+            "would have gone on") in err
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["threads"] for e in events if e["type"] == "resume"] == [m]
+    assert threads_changed(out, 4, m) is None          # the last session's count is the one compared
