@@ -54,6 +54,13 @@ class LoopState:
     val_loss: float = math.nan  # latest validation loss
     evaluated_updates: int = -1  # applied updates (step - skipped) at the latest scheduled validation; -1: none
 
+    @property
+    def last_epoch(self) -> int:
+        """The epoch of the latest step: `epoch` less one at an epoch's boundary (its first window not yet
+        taken), where `epoch` already names the next one. What the events after the loop report (a run
+        that stopped after --epochs 2 logs epoch 2, not 3)."""
+        return self.epoch - 1 if self.window == 0 and self.step > 0 and self.epoch > 1 else self.epoch
+
     def count(self, result: "StepResult") -> None:
         """Count a window that was applied (its loss and clipping join the sums) or skipped."""
         self.step += 1

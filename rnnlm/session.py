@@ -78,7 +78,7 @@ def _keep_best(s: _Session, loop: LoopState, val: float) -> bool:
 
 def _eval_event(s: _Session, loop: LoopState, reason: str, val: float, best: bool, lr: float) -> dict:
     """The event of a validation (scheduled or final); lr: the rate before it annealed anything."""
-    return {"type": "eval", "split": "valid", "reason": reason, "step": loop.step, "epoch": loop.epoch,
+    return {"type": "eval", "split": "valid", "reason": reason, "step": loop.step, "epoch": loop.last_epoch,
             "val_loss": val, "val_ppl": _ppl(val), "best": best, "best_val_ppl": _ppl(loop.best_saved),
             "lr": lr, "next_lr": s.opt.lr, "time": s.clock()}
 

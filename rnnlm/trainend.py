@@ -59,7 +59,7 @@ def stop_training(s: _Session, loop: LoopState, hidden, stopped: str, finish: st
     # final_eval_need_s: the seconds the final evaluation needs at the measured speed (the reserve
     # of --max-minutes before its cap), which a resume's advice before its own start-up repeats
     reserve = {"final_eval_need_s": round(timing.needed(), 3)} if config.max_minutes else {}
-    run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.epoch, **floor, **reserve,
+    run.log({"type": "stop", "reason": stopped, "step": loop.step, "epoch": loop.last_epoch, **floor, **reserve,
              "final_evaluation": stopped != "interrupted", "time": s.clock()})
     return stopped
 
@@ -89,7 +89,7 @@ def _summary(s: _Session, loop: LoopState, stopped: str, nonfinite: dict | None)
     whole run (its steps less the skipped ones; 0: the model holds its initial weights)."""
     elapsed = s.clock()
     t = s.timing
-    return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.epoch,
+    return {"run_dir": str(s.run.folder), "stopped": stopped, "steps": loop.step, "epoch": loop.last_epoch,
             "tokens": loop.tokens, "elapsed_s": elapsed,
             "tokens_per_s": t.step_tokens / t.step_seconds if t.step_seconds > 0 and t.session_steps else 0.0,
             "resumed_from": t.first_step,
@@ -126,7 +126,7 @@ def _final_evaluation(s: "_Session", loop: LoopState, hidden, stopped: str, inte
               f"with training done; continue with --resume {s.run.folder} (it runs only the final evaluation)")
         exc.said = True
         raise
-    s.run.log({"type": "end", "reason": stopped, "step": loop.step, "epoch": loop.epoch, "time": s.clock()})
+    s.run.log({"type": "end", "reason": stopped, "step": loop.step, "epoch": loop.last_epoch, "time": s.clock()})
     return report
 
 
@@ -163,7 +163,7 @@ def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:
                         f"{report['sampled_from']} model)...")
         test_loss, _ = evaluate_stream(s.model, test, s.config.bptt, bar="test")
         report.update(test_loss=test_loss, test_ppl=_ppl(test_loss))
-        s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.epoch,
+        s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.last_epoch,
                    "model": report["sampled_from"], "test_loss": test_loss, "test_ppl": _ppl(test_loss),
                    "time": s.clock()})
     if s.config.sample_words and first_nonfinite(s.model.params) is None:

@@ -99,3 +99,14 @@ def test_a_resume_on_another_thread_count_says_its_losses_will_differ_and_its_sp
     events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [e["threads"] for e in events if e["type"] == "resume"] == [m]
     assert threads_changed(out, 4, m) is None          # the last session's count is the one compared
+
+
+def test_the_events_after_the_last_epoch_name_that_epoch(text, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--corpus", str(text), *FLAGS, "--epochs", "2", "--max-minutes", "0",
+                 "--out", str(out)]) == 0
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    after = [(e["type"], e.get("split"), e["epoch"]) for e in events if e["type"] in ("stop", "end", "eval")
+             and e.get("reason") in ("epochs", "final")]
+    assert after == [("stop", None, 2), ("eval", "test", 2), ("end", None, 2)]
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2]

@@ -49,7 +49,7 @@ def trained(text, tmp_path_factory):
 
 def test_run_folder_config_and_metrics(trained):
     out, s = trained
-    assert s["stopped"] == "epochs" and s["epoch"] == 3
+    assert s["stopped"] == "epochs" and s["epoch"] == 2     # the epoch of its last step, not the one not begun
     assert {"config.json", "vocab.json", "metrics.jsonl", "model.npz", "best.npz"} <= {p.name for p in out.iterdir()}
     info = json.loads((out / "config.json").read_text())
     assert info["train"]["model"]["hidden"] == 16 and info["train"]["lr"] == 20.0       # resolved default lr
