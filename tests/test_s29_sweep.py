@@ -189,7 +189,7 @@ def test_a_script_on_standard_input_with_the_local_cluster_is_one_clear_error(tm
     assert proc.stderr.strip().splitlines()[-1] == (
         "rnnlm.errors.UserError: run_sweep cannot start its local cluster from a script without a file (<stdin>: "
         "read from standard input), which every worker process of the sweep imports again from its file; save the "
-        f"script to a .py file and run that (put the call under  {GUARD}), or pass scheduler=\"serial\"")
+        f"script to a .py file and run that (put the call under `{GUARD}`), or pass scheduler=\"serial\"")
     assert "Nanny" not in proc.stderr and "FileNotFoundError" not in proc.stderr
     assert not out.exists()
 
