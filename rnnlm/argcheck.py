@@ -156,3 +156,29 @@ def check_backward_arrays(where: str, cache, gates: int, dx, dweights, weights, 
                    "dh_out": (dh_out, (T, B, H)), "W_ih": (weights[0], (G, E)), "W_hh": (weights[1], (G, H)),
                    **scratch})
     check_kernel_arrays(where, cache.h.dtype, arrays)
+    written = [n for n in arrays if n not in ("dh_out", "W_ih", "W_hh")]
+    check_writable(where, {n: arrays[n][0] for n in written})
+
+
+def check_writable(where: str, arrays: dict) -> None:
+    """ValueError for an array a kernel writes its result into that is not C-contiguous (a transposed view, a
+    Fortran-order array: the kernel would write into a reshaped copy and leave it unchanged) or is read-only."""
+    for name, a in arrays.items():
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{where}: {name} must be C-contiguous (the kernel writes into it; a view such as a "
+                             f"transpose would be written through a copy and left unchanged): pass "
+                             f"np.ascontiguousarray({name}) and read the result from that array")
+        if not a.flags.writeable:
+            raise ValueError(f"{where}: {name} is read-only; the kernel writes into it: pass a writable array")
+
+
+def check_bounds(where: str, bounds, H: int):
+    """The hidden-unit parts of a kernel's step (a Plan's unit_bounds) as an int64 array: 1-D, from 0 to H,
+    strictly increasing; ValueError otherwise (units left out would be left uncomputed, a part past H
+    reads outside the arrays)."""
+    b = np.asarray(bounds)
+    if (b.ndim != 1 or len(b) < 2 or not np.issubdtype(b.dtype, np.integer) or b[0] != 0 or b[-1] != H
+            or np.any(np.diff(b) <= 0)):
+        raise ValueError(f"{where}: bounds must be increasing integer unit boundaries from 0 to H = {H} "
+                         f"(paths.unit_bounds(H)), got {b.tolist() if b.ndim == 1 else bounds!r}")
+    return b.astype(np.int64)

@@ -253,7 +253,8 @@ def _stopped_line(args, word: str) -> str:
     generate, jacobian, probe, demo, sweep, study): what the stop leaves, so the user knows nothing is lost."""
     command = args.command
     if command == "corpus" and args.corpus_command == "download":
-        return (f"{word}: the files fetched and verified so far are kept; run `corpus download {args.corpus}` "
+        where = f" --corpora-dir {args.corpora_dir}" if getattr(args, "corpora_dir", None) else ""
+        return (f"{word}: the files fetched and verified so far are kept; run `corpus download {args.corpus}{where}` "
                 "again (without --force) to fetch the rest")
     if command == "bench":      # (_finished_rows_on_stop printed the rows it finished)
         return f"{word}: bench writes no files; the rows it finished, if any, are printed above"

@@ -164,12 +164,16 @@ def training_now_note(run, path, step: int | None) -> str | None:
 
     from .folderlock import LOCK, lock_holder
     if Path(run).is_file():
-        run = Path(run).parent
+        run = Path(run).resolve().parent      # (a link to RUN/model.npz: the run it points into)
+        path = Path(path).resolve()
     if not Path(run).is_dir():
         return None
     who = lock_holder(Path(run) / LOCK)
     if who is None:
         return None
+    if Path(path).name not in ("best.npz", "model.npz"):    # a copy kept in the folder: the run does not replace it
+        return (f"{run} is being trained now ({who} holds {Path(run) / LOCK}); {Path(path).name} is not one of the "
+                f"checkpoints it saves (best.npz, model.npz), so it stays as it is")
     which = "best model so far" if Path(path).name == "best.npz" else "latest checkpoint"
     at = f", of step {step:,}" if step is not None else ""
     return (f"{run} is being trained now ({who} holds {Path(run) / LOCK}): this reads its {which}{at}; "

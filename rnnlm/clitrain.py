@@ -302,7 +302,7 @@ def _check_greedy(args) -> None:
     is one line, not a silent choice; with --num-samples above 1 a note says the samples are all the same."""
     if args.temperature != 0:
         return
-    given = [f for f, on in ((f"--top-k {args.top_k}", args.top_k != 0), (f"--top-p {args.top_p:g}", args.top_p != 1))
+    given = [f for f, on in ((f"--top-k {args.top_k}", args.top_k != 0), (f"--top-p {args.top_p!r}", args.top_p != 1))
              if on]
     if given:
         raise UserError(f"{' and '.join(given)} cannot act with --temperature 0, which always takes the most "

@@ -32,7 +32,8 @@ from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
-from .argcheck import cache_sizes, check_alloc, check_backward_arrays, check_kernel_arrays, kernel_sizes
+from .argcheck import (cache_sizes, check_alloc, check_backward_arrays, check_bounds, check_kernel_arrays,
+                       kernel_sizes)
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
@@ -204,6 +205,8 @@ def gru_forward(cache: GRUCache, x, h0, W_ih, W_hh, b_ih, b_hh, bounds=None) -> 
     cache.h[0] = h0
     if bounds is None:
         bounds = paths.unit_bounds(W_hh.shape[1], "gru")
+    else:
+        bounds = check_bounds("gru_forward", bounds, W_hh.shape[1])
     if len(bounds) == 2:
         _gru_forward_serial(cache.gates, cache.hn, cache.h, cache.xproj, W_hh, b_ih, b_hh)
     else:
@@ -227,6 +230,8 @@ def gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dxa, dha, dhs, dh_out, cac
                           dh_out, {"dxa": (dxa, (T, B, 3 * H)), "dha": (dha, (T, B, 3 * H))})
     if bounds is None:
         bounds = paths.unit_bounds(W_hh.shape[1], "gru")
+    else:
+        bounds = check_bounds("gru_backward", bounds, W_hh.shape[1])
     W_hh_T = np.ascontiguousarray(W_hh.T)   # (H, 3H): a part's rows are its units' columns of W_hh
     if len(bounds) == 2:
         _gru_backward_serial(dxa, dha, dhs, dh0, dh_out, cache.gates, cache.hn, cache.h, W_hh_T)

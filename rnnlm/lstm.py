@@ -31,7 +31,8 @@ from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
-from .argcheck import cache_sizes, check_alloc, check_backward_arrays, check_kernel_arrays, kernel_sizes
+from .argcheck import (cache_sizes, check_alloc, check_backward_arrays, check_bounds, check_kernel_arrays,
+                       kernel_sizes)
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
@@ -199,6 +200,8 @@ def lstm_forward(cache: LSTMCache, x, h0, c0, W_ih, W_hh, b_ih, b_hh, bounds=Non
     cache.c[0] = c0
     if bounds is None:
         bounds = paths.unit_bounds(W_hh.shape[1])
+    else:
+        bounds = check_bounds("lstm_forward", bounds, W_hh.shape[1])
     if len(bounds) == 2:
         _lstm_forward_serial(cache.gates, cache.c, cache.tanh_c, cache.h, cache.xproj, W_hh, b_ih + b_hh)
     else:
@@ -223,6 +226,8 @@ def lstm_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates, dhs, dcs, dh
                           dh_out, {"dc0": (dc0, (B, H)), "dgates": (dgates, (T, B, 4 * H)), "dcs": (dcs, (T, B, H))})
     if bounds is None:
         bounds = paths.unit_bounds(W_hh.shape[1])
+    else:
+        bounds = check_bounds("lstm_backward", bounds, W_hh.shape[1])
     W_hh_T = np.ascontiguousarray(W_hh.T)
     if len(bounds) == 2:
         _lstm_backward_serial(dgates, dhs, dcs, dh0, dc0, dh_out, cache.gates, cache.c, cache.tanh_c, W_hh_T)

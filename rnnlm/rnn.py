@@ -27,7 +27,8 @@ from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
 from .activations import _act_inplace, _dact, fprime, parse_activation
-from .argcheck import cache_sizes, check_alloc, check_backward_arrays, check_kernel_arrays, kernel_sizes
+from .argcheck import (cache_sizes, check_alloc, check_backward_arrays, check_bounds, check_kernel_arrays,
+                       kernel_sizes)
 from .layers import recurrent_affine_backward
 
 
@@ -153,6 +154,8 @@ def rnn_forward(cache: RNNCache, x, h0, W_ih, W_hh, b_ih, b_hh, act, bounds=None
     cache.h[0] = h0
     if bounds is None:
         bounds = paths.unit_bounds(W_hh.shape[1], "rnn")
+    else:
+        bounds = check_bounds("rnn_forward", bounds, W_hh.shape[1])
     args = (cache.h, cache.xproj, W_hh, b_ih + b_hh, act.kind, dt.type(act.a), dt.type(act.b))
     if len(bounds) == 2:
         _rnn_forward_serial(*args)
@@ -179,6 +182,8 @@ def rnn_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dz, dhs, dh_out, cache: RN
     dt = cache.h.dtype
     if bounds is None:
         bounds = paths.unit_bounds(W_hh.shape[1], "rnn")
+    else:
+        bounds = check_bounds("rnn_backward", bounds, W_hh.shape[1])
     W_hh_T = np.ascontiguousarray(W_hh.T)   # (H, H): a part's rows are its units' columns of W_hh
     args = (dz, dhs, dh0, dh_out, cache.h, W_hh_T, act.kind, dt.type(act.a), dt.type(act.b))
     if len(bounds) == 2:

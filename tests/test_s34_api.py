@@ -160,3 +160,30 @@ def test_generate_text_warns_when_a_sample_holds_fewer_words_than_asked():
         "generate_text: the sample holds 0 of the 5 words asked: the model drew 150 tokens, mostly punctuation or sentence "
         "ends, the most generate draws (10 per word asked + 100); a better-trained checkpoint or a temperature "
         "above 0 (0 always draws the most likely token, so it repeats the same punctuation) may help")
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_the_backward_kernels_refuse_outputs_they_could_not_write_into(name):
+    cache, W_ih, W_hh, d = _forward(name)
+    view = np.zeros((B, T, E), np.float32).transpose(1, 0, 2)      # (T, B, E), but a transposed view
+    with pytest.raises(ValueError, match=rf"^{name}_backward: dx must be C-contiguous \(the kernel writes into it"):
+        _backward(name, cache, W_ih, W_hh, {**d, "dx": view})
+    frozen = np.zeros((B, H), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match=rf"^{name}_backward: dh0 is read-only; the kernel writes into it"):
+        _backward(name, cache, W_ih, W_hh, {**d, "dh0": frozen})
+
+
+@pytest.mark.parametrize("bounds", [[0, 2, 99], [0, 3], [1, 4], [0, 2, 2, 4], [[0, 4]]])
+def test_the_kernels_refuse_unit_bounds_that_do_not_cover_the_units(bounds):
+    cache, W_ih, W_hh, d = _forward("lstm")
+    f = np.float32
+    with pytest.raises(ValueError, match=r"^lstm_backward: bounds must be increasing integer unit boundaries from 0 "
+                                         r"to H = 4 \(paths.unit_bounds\(H\)\), got "):
+        lstm.lstm_backward(d["dx"], d["dW_ih"], d["dW_hh"], d["db_ih"], d["db_hh"], d["dh0"], np.zeros((B, H), f),
+                           np.zeros((T, B, 4 * H), f), d["dhs"], np.zeros((T, B, H), f), d["dh_out"], cache, W_ih,
+                           W_hh, bounds=np.array(bounds))
+    with pytest.raises(ValueError, match=r"^rnn_forward: bounds must be increasing"):
+        rnn.rnn_forward(rnn.rnn_alloc(T, B, E, H, f), np.zeros((T, B, E), f), np.zeros((B, H), f),
+                        np.zeros((H, E), f), np.zeros((H, H), f), np.zeros(H, f), np.zeros(H, f), "tanh",
+                        bounds=np.array(bounds))

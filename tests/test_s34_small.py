@@ -28,8 +28,31 @@ def test_a_checkpoint_file_of_a_run_being_trained_gets_the_note(trained, capsys,
                      "newer one at each validation$", out, re.M), out
 
 
+def test_a_link_into_a_run_being_trained_gets_the_note_and_a_copy_is_said_to_stay(trained, tmp_path, capsys):
+    import shutil
+    link = tmp_path / "link.npz"
+    link.symlink_to(trained / "model.npz")
+    copy = trained / "snap.npz"
+    shutil.copy(trained / "model.npz", copy)
+    p = _holder(trained)
+    try:
+        assert main(["evaluate", str(link)]) == 0
+        linked = capsys.readouterr().out
+        assert main(["evaluate", str(copy)]) == 0
+        copied = capsys.readouterr().out
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+        copy.unlink()
+    assert f"note: {trained} is being trained now (pid {p.pid} holds {trained / LOCK}): this reads its latest " \
+           "checkpoint, of step " in linked
+    assert (f"note: {trained} is being trained now (pid {p.pid} holds {trained / LOCK}); snap.npz is not one of the "
+            "checkpoints it saves (best.npz, model.npz), so it stays as it is") in copied.splitlines()
+
+
 @pytest.mark.parametrize("flags, said", [
     (["--top-k", "5"], "--top-k 5"), (["--top-p", "0.9"], "--top-p 0.9"),
+    (["--top-p", "0.99999999999"], "--top-p 0.99999999999"),
     (["--top-k", "5", "--top-p", "0.5"], "--top-k 5 and --top-p 0.5")])
 def test_greedy_sampling_refuses_top_k_and_top_p(trained, capsys, flags, said):
     assert main(["generate", str(trained), "--temperature", "0", "--words", "2", *flags]) == 2

@@ -24,6 +24,9 @@ def _stopping(monkeypatch, command, exc):
     (["corpus", "download", "machado"], KeyboardInterrupt(), 130,
      "interrupted: the files fetched and verified so far are kept; run `corpus download machado` again "
      "(without --force) to fetch the rest"),
+    (["corpus", "download", "machado", "--corpora-dir", "/tmp/c"], KeyboardInterrupt(), 130,
+     "interrupted: the files fetched and verified so far are kept; run `corpus download machado --corpora-dir "
+     "/tmp/c` again (without --force) to fetch the rest"),
 ])
 def test_a_stop_in_a_command_that_writes_nothing_says_nothing_was_lost(monkeypatch, capsys, argv, exc, status,
                                                                         line):
