@@ -139,11 +139,11 @@ def cache_sizes(where: str, cache) -> tuple:
 
 
 def check_backward_arrays(where: str, cache, gates: int, dx, dweights, weights, dh0, dhs, dh_out,
-                          scratch: dict) -> None:
+                          scratch) -> None:
     """A cell's backward kernel's arrays checked before Numba sees them, as check_kernel_arrays does the
     forward's: sizes from the cache its forward filled (T, B, H from cache.h, E from cache.x), every array of
     the cache's dtype. dweights (dW_ih, dW_hh, db_ih, db_hh) and weights (W_ih, W_hh) of `gates` blocks;
-    dx None: not written; scratch: name -> (array, shape) of the cell's own buffers. TypeError for a cache
+    dx None: not written; scratch(T, B, H): name -> (array, shape) of the cell's own buffers. TypeError for a cache
     whose forward has not run (no x) or a value that is not an array, ValueError for a dtype or shape."""
     T, B, H = cache_sizes(where, cache)
     x = getattr(cache, "x", None)
@@ -154,7 +154,7 @@ def check_backward_arrays(where: str, cache, gates: int, dx, dweights, weights, 
     arrays.update({"dW_ih": (dweights[0], (G, E)), "dW_hh": (dweights[1], (G, H)), "db_ih": (dweights[2], (G,)),
                    "db_hh": (dweights[3], (G,)), "dh0": (dh0, (B, H)), "dhs": (dhs, (T, B, H)),
                    "dh_out": (dh_out, (T, B, H)), "W_ih": (weights[0], (G, E)), "W_hh": (weights[1], (G, H)),
-                   **scratch})
+                   **scratch(T, B, H)})
     check_kernel_arrays(where, cache.h.dtype, arrays)
     written = [n for n in arrays if n not in ("dh_out", "W_ih", "W_hh")]
     check_writable(where, {n: arrays[n][0] for n in written})

@@ -32,8 +32,7 @@ from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
-from .argcheck import (cache_sizes, check_alloc, check_backward_arrays, check_bounds, check_kernel_arrays,
-                       kernel_sizes)
+from .argcheck import check_alloc, check_backward_arrays, check_bounds, check_kernel_arrays, kernel_sizes
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
@@ -225,9 +224,8 @@ def gru_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dxa, dha, dhs, dh_out, cac
     per-step state gradients. dh_out (T, B, H) arrives from above. bounds: as
     for gru_forward.
     """
-    T, B, H = cache_sizes("gru_backward", cache)
     check_backward_arrays("gru_backward", cache, 3, dx, (dW_ih, dW_hh, db_ih, db_hh), (W_ih, W_hh), dh0, dhs,
-                          dh_out, {"dxa": (dxa, (T, B, 3 * H)), "dha": (dha, (T, B, 3 * H))})
+                          dh_out, lambda T, B, H: {"dxa": (dxa, (T, B, 3 * H)), "dha": (dha, (T, B, 3 * H))})
     if bounds is None:
         bounds = paths.unit_bounds(W_hh.shape[1], "gru")
     else:

@@ -31,8 +31,7 @@ from . import paths, pblas, steps
 from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
-from .argcheck import (cache_sizes, check_alloc, check_backward_arrays, check_bounds, check_kernel_arrays,
-                       kernel_sizes)
+from .argcheck import check_alloc, check_backward_arrays, check_bounds, check_kernel_arrays, kernel_sizes
 from .layers import recurrent_affine_backward
 from .vecmath import fsigmoid, ftanh
 
@@ -221,9 +220,9 @@ def lstm_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dc0, dgates, dhs, dcs, dh
     dh_out (T, B, H) is the gradient arriving from above at each output.
     bounds: as for lstm_forward.
     """
-    T, B, H = cache_sizes("lstm_backward", cache)
     check_backward_arrays("lstm_backward", cache, 4, dx, (dW_ih, dW_hh, db_ih, db_hh), (W_ih, W_hh), dh0, dhs,
-                          dh_out, {"dc0": (dc0, (B, H)), "dgates": (dgates, (T, B, 4 * H)), "dcs": (dcs, (T, B, H))})
+                          dh_out, lambda T, B, H: {"dc0": (dc0, (B, H)), "dgates": (dgates, (T, B, 4 * H)),
+                                                   "dcs": (dcs, (T, B, H))})
     if bounds is None:
         bounds = paths.unit_bounds(W_hh.shape[1])
     else:

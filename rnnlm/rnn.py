@@ -27,8 +27,7 @@ from ._blas import one_blas_thread
 from .gemm import gemm
 from ._jit import njit, njit_parallel
 from .activations import _act_inplace, _dact, fprime, parse_activation
-from .argcheck import (cache_sizes, check_alloc, check_backward_arrays, check_bounds, check_kernel_arrays,
-                       kernel_sizes)
+from .argcheck import check_alloc, check_backward_arrays, check_bounds, check_kernel_arrays, kernel_sizes
 from .layers import recurrent_affine_backward
 
 
@@ -175,9 +174,8 @@ def rnn_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dh0, dz, dhs, dh_out, cache: RN
     (T, B, H) is the gradient arriving from above at each step's output. bounds: as
     for rnn_forward.
     """
-    T, B, H = cache_sizes("rnn_backward", cache)
     check_backward_arrays("rnn_backward", cache, 1, dx, (dW_ih, dW_hh, db_ih, db_hh), (W_ih, W_hh), dh0, dhs,
-                          dh_out, {"dz": (dz, (T, B, H))})
+                          dh_out, lambda T, B, H: {"dz": (dz, (T, B, H))})
     act = parse_activation(act)
     dt = cache.h.dtype
     if bounds is None:

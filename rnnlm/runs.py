@@ -189,9 +189,9 @@ def threads_changed(folder, step: int, threads: int) -> str | None:
     """A resume's note when the session that saved the checkpoint (the last "start" or "resume" event of the
     run's metrics.jsonl, which records Numba's thread count since 0.2) trained on another number of threads
     than `threads`: the kernels split a step's sums by the thread count (the output layer's gradient is
-    summed from one part per thread), so the losses from here differ in their last bits from a run that stayed on that count
-    (SGD may carry the difference further). Each count is reproducible on its own. None when the counts
-    agree or the log does not say."""
+    summed from one part per thread), so the losses from here differ in their last bits from a run that
+    stayed on that count (SGD may carry the difference further). Each count is reproducible on its own.
+    None when the counts agree or the log does not say."""
     before = [e.get("threads") for _, e in _events(Path(folder) / METRICS) if e.get("type") in ("start", "resume")]
     if not before or not isinstance(before[-1], int) or before[-1] == threads:
         return None

@@ -371,8 +371,9 @@ class TextStream:
         from .errors import plural
         words, M = self.words, len(self.tokens)
         got = ", ".join(f"{self.words_drawn[i]:,}" for i in short)
-        whose = ("printed" if flags else "the sample holds") if M == 1 else (f"{plural(len(short), 'sample')} {', '.join(str(i + 1) for i in short)} "
-                                          f"{plural(len(short), 'holds', 'hold')}")
+        whose = (("printed" if flags else "the sample holds") if M == 1 else
+                 f"{plural(len(short), 'sample')} {', '.join(str(i + 1) for i in short)} "
+                 f"{plural(len(short), 'holds', 'hold')}")
         temperature, top_k = ("--temperature ", "--top-k") if flags else ("temperature=", "top_k")
         # greedy decoding (temperature 0) repeats the most likely token: a lower one cannot help there
         helps = (f"a better-trained checkpoint or a {temperature.strip('= ')} above 0 (0 always draws the most "
