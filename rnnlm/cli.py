@@ -202,7 +202,7 @@ _PYTHON_FORMAT = warnings.formatwarning
 def _warning_line(message, category, filename, lineno, line=None) -> str:
     """A warning of ours (UserWarning: a file read as latin-1, a cache folder not writable) as one line,
     as the errors are; any other keeps Python's form (file, line, source)."""
-    if category is UserWarning:
+    if category is UserWarning or category.__module__.startswith("rnnlm."):
         return f"warning: {message}\n"
     return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
@@ -263,6 +263,11 @@ def _stopped_line(args, word: str) -> str:
         return f"{word}: {name} writes no files, so nothing was lost; run it again for its result"
     if command == "plot":
         return f"{word}: each figure is written whole or not at all (one drawn before is kept); run it again"
+    # these say what a stop keeps once their work has begun (exc.line): one without a line came before it
+    if command in ("jacobian", "probe"):
+        return f"{word} before the measurement began: nothing was written; run it again"
+    if command == "generate":
+        return f"{word} before any text was drawn: generate writes no files, so nothing was lost"
     return word
 
 

@@ -7,9 +7,11 @@ cli.main turns into one line.
 """
 from __future__ import annotations
 
+import sys
+
 from . import config as C
-from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _is_run,
-                       _subcommands, check_checkpoint_flag, unheard_stdout)
+from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _fallback_note,
+                       _is_run, _subcommands, check_checkpoint_flag, unheard_stdout)
 from .clisweep import _add_plot_study, _add_plot_sweep, _run_plot_study, _run_plot_sweep
 from .errors import UserError
 from .settings import default
@@ -89,7 +91,15 @@ def _run_probe(args):
         res, out = probes.run_context(args.run, split=args.split, distances=args.distances, mode=args.mode,
                                       n_targets=args.n_targets, window=args.window, **common)
         table = probereport.format_context
+    _say_fallback(args.run, args.checkpoint, res.get("checkpoint"))
     return _print_saved(out, lambda: f"{table(res)}\nwrote {out}")
+
+
+def _say_fallback(run, checkpoint, path) -> None:
+    """jacobian's and probe's note (stderr) when a run folder's latest model stood in for its best.npz, which
+    it has none of yet (runs.load_model's fallback; evaluate and generate say it in their "checkpoint:" line)."""
+    if path and (note := _fallback_note(run, checkpoint or "best", path)):
+        print(f"note: measured {path}{note}", file=sys.stderr)
 
 
 def _print_saved(saved, text) -> int:
@@ -245,6 +255,8 @@ def _run_jacobian(args):
     # random tokens in place of a corpus only when none was named (nor a folder to find it in)
     doc, out = run_jacobian(config, corpus_fallback=args.corpus is None and args.corpora_dir is None,
                             progress=not args.no_progress)
+    if args.run is not None:
+        _say_fallback(args.run, args.checkpoint, doc.get("meta", {}).get("source"))
     return _print_saved(out, lambda: format_tables(doc) + f"\nwrote {out}")     # every layer, then stacked
 
 

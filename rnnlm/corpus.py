@@ -165,6 +165,8 @@ def candidate_dirs(name: str, corpora_dir: str | os.PathLike | None = None) -> l
 def _missing_from(folder: Path, catalog: Catalog) -> str | None:
     """Why `folder` does not hold the catalog's files (None if it does). Sizes only."""
     if not folder.is_dir():
+        if folder.parent.exists() and not folder.parent.is_dir():
+            return f"{folder.parent} is a file, not a folder"
         return "no such folder"
     for entry in catalog.entries:
         try:
@@ -209,6 +211,10 @@ def _shell_word(text: str) -> str:
 def _missing_in_given(name: str, folder: Path, label: str, why: str, corpora_dir) -> str:
     """The one line for a named corpus missing from the folder the user gave (--corpora-dir or
     $RNNLM_CORPORA): which folder, where it came from, and what to do."""
+    if folder.parent.exists() and not folder.parent.is_dir():
+        what = "--corpora-dir" if label == "--corpora-dir" else "RNNLM_CORPORA"
+        return (f"corpus '{name}' not found: {folder.parent} (given by {label}) is a file, not a folder; "
+                f"give {what} the folder that holds {name}/")
     if label == "--corpora-dir":
         fix = (f"download it there with '{command()} corpus download {name} --corpora-dir "
                f"{_shell_word(str(corpora_dir))}', "
@@ -221,8 +227,13 @@ def _missing_in_given(name: str, folder: Path, label: str, why: str, corpora_dir
 
 def download_dir(name: str, corpora_dir=None) -> Path:
     """Where `download` (or the generator) puts a named corpus: <the folder the user gave (--corpora-dir,
-    else $RNNLM_CORPORA), else default_corpora()>/<name>, a place the lookup then searches."""
+    else $RNNLM_CORPORA), else default_corpora()>/<name>, a place the lookup then searches. UserError
+    when the folder the user gave is a file."""
     given = given_corpora_dir(corpora_dir)
+    if given is not None and given[0].exists() and not given[0].is_dir():
+        what = "--corpora-dir" if given[1] == "--corpora-dir" else "RNNLM_CORPORA"
+        raise UserError(f"{given[0]} (given by {given[1]}) is a file, not a folder; "
+                        f"give {what} a folder to put {name}/ in")
     return (given[0] if given is not None else default_corpora()) / name
 
 

@@ -147,7 +147,8 @@ def format_summary(s: dict) -> str:
     if s.get("sample_skipped"):
         lines.append(f"sample: none ({s['sample_skipped']})")
     if s.get("sample"):
-        lines.append(f"sample ({s['sampled_from']} model):")
+        short = f"; {s['sample_short']}" if s.get("sample_short") else ""
+        lines.append(f"sample ({s['sampled_from']} model{short}):")
         lines += ["  " + line for line in s["sample"].splitlines()]     # one sentence per line
     # No line twice: a new run's output opened with "run folder: X" (train() printed it there so that the
     # folder can be found while the run goes on); a resumed run's opened with "resuming X from step S".

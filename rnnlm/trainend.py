@@ -168,10 +168,14 @@ def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:
                    "time": s.clock()})
     if s.config.sample_words and first_nonfinite(s.model.params) is None:
         from .errors import UserError
-        from .sample import generate_text
+        from .sample import TextStream
         try:
-            report["sample"] = generate_text(s.model, s.corpus.vocab, words=s.config.sample_words,
-                                             seed=s.config.seed, keep_case=s.config.data.keep_case)[0]
+            stream = TextStream(s.model, s.corpus.vocab, words=s.config.sample_words, seed=s.config.seed,
+                                keep_case=s.config.data.keep_case)      # (generate_text's, its note in our words)
+            report["sample"] = "".join(piece.text for piece in stream)
+            if stream.short:
+                report["sample_short"] = (f"{int(stream.words_drawn[0]):,} of the {s.config.sample_words:,} "
+                                          "words asked: the model still draws mostly punctuation or sentence ends")
         except UserError:
             # finite weights whose next-token distribution is not (activations that overflow, a diverged
             # relu run's): the sample is left out and the summary says why, not the run's report lost

@@ -17,7 +17,7 @@ from test_train import tiny
 def test_a_sample_that_cannot_be_drawn_leaves_the_report_whole(text, tmp_path, monkeypatch):
     def diverged(*a, **k):
         raise UserError("the model gave NaN or +inf log-probabilities; is the checkpoint diverged?")
-    monkeypatch.setattr(sample_module, "generate_text", diverged)
+    monkeypatch.setattr(sample_module, "TextStream", diverged)
     s = train(tiny(text, tmp_path / "r", max_steps=3, sample_words=5))
     assert s["sample_skipped"] == ("the model's next-token distribution is not finite: its activations overflow, "
                                    "the weights diverged") and "sample" not in s

@@ -1,0 +1,105 @@
+"""A fresh session's findings: a corpora folder given as a file says so; a stop before jacobian's, probe's or
+generate's work began says nothing was written; jacobian and probe say when the latest model stood in for
+best.npz; train's short sample is said in its summary, and a warning of ours is one line, not Python's form."""
+import types
+import warnings
+
+import numpy as np
+import pytest
+
+from rnnlm import cli, corpus
+from rnnlm import sample as sample_module
+from rnnlm.errors import UserError
+from rnnlm.sample import ShortSampleWarning
+from rnnlm.summary import format_summary
+from rnnlm.train import train
+
+from test_s34_stops import _stopping
+from test_train import tiny
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_corpora_folder_that_is_a_file_is_said_to_be_one(tmp_path, monkeypatch, how):
+    afile = tmp_path / "corpora.txt"
+    afile.write_text("not a folder")
+    given, label, name = (str(afile), "--corpora-dir", "--corpora-dir") if how == "flag" else \
+        (None, "$RNNLM_CORPORA", "RNNLM_CORPORA")
+    if how == "env":
+        monkeypatch.setenv("RNNLM_CORPORA", str(afile))
+    else:
+        monkeypatch.delenv("RNNLM_CORPORA", raising=False)
+    with pytest.raises(UserError) as found:
+        corpus.find_named("machado", given)
+    assert str(found.value) == (f"corpus 'machado' not found: {afile} (given by {label}) is a file, not a folder; "
+                                f"give {name} the folder that holds machado/")
+    with pytest.raises(UserError) as where:
+        corpus.download_dir("machado", given)
+    assert str(where.value) == (f"{afile} (given by {label}) is a file, not a folder; give {name} a folder to put "
+                                "machado/ in")
+
+
+def test_a_corpora_folder_that_does_not_exist_is_still_no_such_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("RNNLM_CORPORA", raising=False)
+    with pytest.raises(UserError, match=r"given by --corpora-dir: no such folder\); download it there"):
+        corpus.find_named("machado", tmp_path / "nowhere")
+    assert corpus.download_dir("machado", tmp_path / "nowhere") == tmp_path / "nowhere" / "machado"
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["jacobian", "--init"], "interrupted before the measurement began: nothing was written; run it again"),
+    (["probe", "context", "runs/x"], "interrupted before the measurement began: nothing was written; run it again"),
+    (["generate", "runs/x"], "interrupted before any text was drawn: generate writes no files, so nothing was lost"),
+])
+def test_a_stop_before_the_work_of_a_measuring_command_began_says_nothing_was_written(monkeypatch, capsys, argv,
+                                                                                       line):
+    _stopping(monkeypatch, argv[0], KeyboardInterrupt())
+    assert cli.main(argv) == 130
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_a_warning_of_ours_is_one_line_and_another_keeps_pythons_form():
+    assert cli._warning_line("the sample holds 2 of 5", ShortSampleWarning, "/x/sample.py", 9) == \
+        "warning: the sample holds 2 of 5\n"
+    assert cli._warning_line("a file read as latin-1", UserWarning, "/x/data.py", 9) == \
+        "warning: a file read as latin-1\n"
+    other = cli._warning_line("old", DeprecationWarning, "/x/lib.py", 9, line="")
+    assert other.startswith("/x/lib.py:9: DeprecationWarning: old")
+
+
+class _ShortStream:
+    """A TextStream stand-in that drew 2 words of those asked (mostly punctuation)."""
+
+    def __init__(self, model, vocab, *, words, **kw):
+        self.short, self.words_drawn = [0], np.array([2])
+
+    def __iter__(self):
+        yield types.SimpleNamespace(text=", , casa , , , mesa ,", sample=0)
+
+
+def test_trains_short_sample_is_said_in_its_summary_not_as_a_python_warning(text, tmp_path, monkeypatch):
+    monkeypatch.setattr(sample_module, "TextStream", _ShortStream)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")     # no warning escapes train's end
+        s = train(tiny(text, tmp_path / "r", max_steps=2, sample_words=5))
+    assert s["sample"] == ", , casa , , , mesa ,"
+    assert s["sample_short"] == "2 of the 5 words asked: the model still draws mostly punctuation or sentence ends"
+    lines = format_summary(s).splitlines()
+    assert ("sample (best model; 2 of the 5 words asked: the model still draws mostly punctuation or sentence "
+            "ends):") in lines
+
+
+def test_a_full_sample_says_nothing_of_its_length(text, tmp_path):
+    s = train(tiny(text, tmp_path / "r", max_steps=2, sample_words=3))
+    assert s["sample"] and "sample_short" not in s
+    assert "sample (best model):" in format_summary(s).splitlines()
+
+
+def test_jacobian_and_probe_say_when_the_latest_model_stood_in_for_best(tmp_path, capsys):
+    from rnnlm.cliinstruments import _say_fallback
+    run = tmp_path / "r"
+    run.mkdir()
+    _say_fallback(str(run), None, str(run / "model.npz"))
+    assert capsys.readouterr().err == f"note: measured {run / 'model.npz'} (no best.npz: no validation has run yet)\n"
+    for checkpoint, path in ((None, run / "best.npz"), ("latest", run / "model.npz")):
+        _say_fallback(str(run), checkpoint, str(path))
+        assert capsys.readouterr().err == ""
