@@ -125,6 +125,29 @@ def _check_paths(args) -> None:
             if dest == "corpus" and args.command == "corpus":     # `corpus info CORPUS`: a positional
                 flag = "CORPUS"
             raise UserError(f"{flag} is empty; {what}")
+    if args.command == "plot" and getattr(args, "out", None):
+        _check_figure_out(args.out)
+
+
+# image formats matplotlib could write, which a figure's --out names by mistake: plot writes PNG and SVG
+_OTHER_IMAGES = (".pdf", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".gif", ".pgf", ".bmp")
+
+
+def _check_figure_out(out: str) -> None:
+    """plot's --out names the figure's NAME.png and NAME.svg: a folder, a device (/dev/null) or another image
+    format (fig.pdf, which would be written as fig.pdf.png) is one line, not a file written beside it."""
+    from pathlib import Path
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name in it (--out {path / 'NAME'}: the figure is "
+                        "written as NAME.png and NAME.svg)")
+    if path.exists() and not path.is_file():
+        raise UserError(f"--out {out} is not a regular file; give a file name (the figure is written as NAME.png "
+                        "and NAME.svg)")
+    if path.suffix.lower() in _OTHER_IMAGES:
+        stem = path.with_suffix("")
+        raise UserError(f"--out {out}: plot writes PNG and SVG, not {path.suffix.lstrip('.').upper()}; give "
+                        f"--out {stem}.png (it writes {stem.name}.png and {stem.name}.svg)")
 
 
 def _stdout_closed() -> int:

@@ -103,3 +103,19 @@ def test_jacobian_and_probe_say_when_the_latest_model_stood_in_for_best(tmp_path
     for checkpoint, path in ((None, run / "best.npz"), ("latest", run / "model.npz")):
         _say_fallback(str(run), checkpoint, str(path))
         assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("out, line", [
+    ("{tmp}", "--out {tmp} is a folder; give a file name in it (--out {tmp}/NAME: the figure is written as NAME.png "
+              "and NAME.svg)"),
+    ("/dev/null", "--out /dev/null is not a regular file; give a file name (the figure is written as NAME.png and "
+                  "NAME.svg)"),
+    ("{tmp}/fig.pdf", "--out {tmp}/fig.pdf: plot writes PNG and SVG, not PDF; give --out {tmp}/fig.png (it writes "
+                      "fig.png and fig.svg)"),
+])
+def test_a_figures_out_that_is_a_folder_a_device_or_another_format_is_one_line(tmp_path, capsys, out, line):
+    (tmp_path / "j.json").write_text("{}")
+    out, line = out.format(tmp=tmp_path), line.format(tmp=tmp_path)
+    assert cli.main(["plot", "lag", str(tmp_path / "j.json"), "--out", out]) == 2
+    assert capsys.readouterr().err == f"error: {line}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.json"]
