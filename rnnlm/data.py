@@ -368,10 +368,13 @@ def windows(stream: np.ndarray, bptt: int, start: int = 0):
     inputs = stream[pos:pos+T], targets = stream[pos+1:pos+1+T] (the next
     token), both (T, B) views; T = bptt except for a shorter last window.
     start: the first position, to resume an epoch part way.
-    Errors (raised at once, not at the first window): TypeError for a bptt or start that is not an int,
-    ValueError for a bptt below 1 or a negative start.
+    Errors (raised at once, not at the first window): TypeError for a stream that is not a NumPy array or a
+    bptt or start that is not an int, ValueError for a bptt below 1 or a negative start.
     """
     from .argcheck import check_int
+    if not isinstance(stream, np.ndarray):
+        raise TypeError(f"windows: stream must be a batchified NumPy array (batchify's (N // B, B) ids), "
+                        f"got {type(stream).__name__}")
     check_int(bptt, "bptt", "windows", 1)
     check_int(start, "start", "windows", 0)
     return _windows(stream, bptt, start)

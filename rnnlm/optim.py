@@ -160,18 +160,25 @@ def _scale(grads, coef: float, rows=None) -> None:
 
 
 def _check_grads(grads, where: str) -> None:
-    """TypeError (one line) unless `grads` is a mapping of name -> gradient array (what loss_and_grads
-    returns second): a list of arrays has no names to clip or update by."""
+    """TypeError (one line) unless `grads` is a mapping of name -> floating-point NumPy array (what
+    loss_and_grads returns second): a list of arrays has no names to clip or update by, and a None or an
+    integer array cannot hold a gradient (Numba's typing error or np.clip's cast error otherwise)."""
     if not isinstance(grads, Mapping):
         raise TypeError(f"{where}: grads must be a dict of name -> gradient array (as RNNModel.loss_and_grads "
                         f"returns), got {type(grads).__name__}")
+    for name, g in grads.items():
+        if not isinstance(g, np.ndarray) or not np.issubdtype(g.dtype, np.floating):
+            what = f"a {g.dtype} array" if isinstance(g, np.ndarray) else type(g).__name__
+            raise TypeError(f"{where}: grads[{name!r}] must be a float32 or float64 NumPy array, got {what}")
 
 
-def _check_threshold(name: str, value) -> None:
-    """ValueError (one line) for a clipping threshold that is nan (no comparison with it holds: the
-    gradients would be left unclipped, or set to nan by np.clip) or not a real number."""
+def _check_threshold(name: str, value, where: str = "") -> None:
+    """ValueError (one line, prefixed with `where`, the function's name) for a clipping threshold that is nan
+    (no comparison with it holds: the gradients would be left unclipped, or set to nan by np.clip) or not a
+    real number."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value):
-        raise ValueError(f"{name} must be a number (0 or less: no clipping), got {value!r}")
+        raise ValueError(f"{where + ': ' if where else ''}{name} must be a number (0 or less: no clipping), "
+                         f"got {value!r}")
 
 
 def clip_grad_norm(grads, max_norm: float, norm: float | None = None, rows=None) -> float:
@@ -188,7 +195,7 @@ def clip_grad_norm(grads, max_norm: float, norm: float | None = None, rows=None)
     or not a number.
     """
     _check_grads(grads, "clip_grad_norm")
-    _check_threshold("max_norm", max_norm)
+    _check_threshold("max_norm", max_norm, "clip_grad_norm")
     total = grad_norm(grads, rows) if norm is None else float(norm)
     coef = clip_coef(total, max_norm)
     if coef != 1.0:
@@ -204,7 +211,7 @@ def clip_grad_value(grads, clip_value: float) -> int:
     no clipping; ValueError for a nan or a value that is not a number.
     """
     _check_grads(grads, "clip_grad_value")
-    _check_threshold("clip_value", clip_value)
+    _check_threshold("clip_value", clip_value, "clip_grad_value")
     if clip_value <= 0:
         return 0
     count = 0

@@ -119,3 +119,37 @@ def test_a_figures_out_that_is_a_folder_a_device_or_another_format_is_one_line(t
     assert cli.main(["plot", "lag", str(tmp_path / "j.json"), "--out", out]) == 2
     assert capsys.readouterr().err == f"error: {line}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["j.json"]
+
+
+@pytest.mark.parametrize("call, error, line", [
+    (lambda o: o.grad_norm({"a": None}), TypeError,
+     "grad_norm: grads['a'] must be a float32 or float64 NumPy array, got NoneType"),
+    (lambda o: o.clip_grad_value({"w": np.ones(3, np.int64)}, 1.0), TypeError,
+     "clip_grad_value: grads['w'] must be a float32 or float64 NumPy array, got a int64 array"),
+    (lambda o: o.clip_grad_norm({"w": [1.0, 2.0]}, 1.0), TypeError,
+     "clip_grad_norm: grads['w'] must be a float32 or float64 NumPy array, got list"),
+    (lambda o: o.clip_grad_norm({"w": np.ones(3, np.float32)}, float("nan")), ValueError,
+     "clip_grad_norm: max_norm must be a number (0 or less: no clipping), got nan"),
+    (lambda o: o.clip_grad_value({"w": np.ones(3, np.float32)}, "1"), ValueError,
+     "clip_grad_value: clip_value must be a number (0 or less: no clipping), got '1'"),
+])
+def test_the_gradient_helpers_name_themselves_and_the_gradient_they_refuse(call, error, line):
+    from rnnlm import optim
+    with pytest.raises(error) as raised:
+        call(optim)
+    assert str(raised.value) == line
+
+
+def test_the_gradient_helpers_still_take_float_arrays():
+    from rnnlm import optim
+    g = {"a": np.full(4, 3.0, np.float32), "b": np.full(2, -4.0, np.float64)}
+    assert optim.grad_norm(g) == pytest.approx(np.sqrt(4 * 9 + 2 * 16))
+    assert optim.clip_grad_value(g, 3.5) == 2 and g["b"].tolist() == [-3.5, -3.5]
+
+
+def test_windows_refuses_a_stream_that_is_not_an_array_at_the_call():
+    from rnnlm.data import windows
+    with pytest.raises(TypeError, match=r"^windows: stream must be a batchified NumPy array \(batchify's "
+                                        r"\(N // B, B\) ids\), got NoneType$"):
+        windows(None, 2)
+    assert [p for p, _, _ in windows(np.zeros((7, 2), np.int32), 3)] == [0, 3]
