@@ -510,7 +510,7 @@ def check_context_inputs(model, stream, seed, vocab_size, n_boot) -> tuple:
     """context_usage's stream and numbers checked before any work, each error one line naming the argument:
     TypeError (ids, seed, vocab_size or n_boot not integers; float ids are refused, not truncated) or
     ValueError (a stream that is not 1-D or holds an id outside [0, vocab_size), a negative seed, vocab_size
-    or n_boot below 1). vocab_size None reads the model's (model.config.vocab_size). Returns (stream as int64,
+    or n_boot below 1, a vocab_size above the model's). vocab_size None reads the model's (model.config.vocab_size). Returns (stream as int64,
     vocab_size, seed) as ints."""
     where = "context_usage"
     if vocab_size is None:
@@ -523,6 +523,10 @@ def check_context_inputs(model, stream, seed, vocab_size, n_boot) -> tuple:
     else:
         vocab_size = check_int(vocab_size, "vocab_size", where, 1)
         source = f"vocab_size={vocab_size}"
+        own = getattr(getattr(model, "config", None), "vocab_size", None)
+        if isinstance(own, (int, np.integer)) and vocab_size > own:
+            raise ValueError(f"{where}: vocab_size={vocab_size} is more than the model's vocabulary ({own}): the "
+                             "ids drawn or read would have no embedding; pass at most that, or leave it out")
     stream = check_token_ids(stream, vocab_size, where, "stream", source)
     seed = check_int(seed, "seed", where, 0)
     check_int(n_boot, "n_boot", where, 1)

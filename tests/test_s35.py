@@ -153,3 +153,13 @@ def test_windows_refuses_a_stream_that_is_not_an_array_at_the_call():
                                         r"\(N // B, B\) ids\), got NoneType$"):
         windows(None, 2)
     assert [p for p, _, _ in windows(np.zeros((7, 2), np.int32), 3)] == [0, 3]
+
+
+def test_context_usage_refuses_a_vocab_size_above_the_models_before_any_work():
+    from rnnlm import probes
+    model = types.SimpleNamespace(config=types.SimpleNamespace(vocab_size=7))
+    stream = np.arange(60) % 7
+    with pytest.raises(ValueError) as raised:
+        probes.context_usage(model, stream, [1], "replace", window=20, vocab_size=9)
+    assert str(raised.value) == ("context_usage: vocab_size=9 is more than the model's vocabulary (7): the ids drawn "
+                                 "or read would have no embedding; pass at most that, or leave it out")
