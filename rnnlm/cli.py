@@ -40,7 +40,8 @@ from .cliflags import DroppedWrites, _drop_stdout, _Parser, _on_stdout, _subcomm
 from .cliinstruments import (_add_demo, _add_gradcheck, _add_jacobian, _add_plot, _add_probe, _run_demo,
                              _run_gradcheck, _run_jacobian, _run_plot, _run_probe)
 from .clisweep import _add_study, _add_sweep, _run_study, _run_sweep
-from .clitrain import _add_evaluate, _add_generate, _add_train, _run_evaluate, _run_generate, _run_train
+from .clitrain import (_add_evaluate, _add_generate, _add_score, _add_train, _run_evaluate, _run_generate,
+                       _run_score, _run_train)
 from .errors import (STDOUT, STOPS, UserError, describe_memory_error, describe_os_error, exit_status,
                      sigterm_raises, stop_word)
 from .settings import check_range
@@ -56,6 +57,7 @@ COMMANDS = [
     ("train", _add_train, _run_train),
     ("evaluate", _add_evaluate, _run_evaluate),
     ("generate", _add_generate, _run_generate),
+    ("score", _add_score, _run_score),
     ("gradcheck", _add_gradcheck, _run_gradcheck),
     ("probe", _add_probe, _run_probe),
     ("jacobian", _add_jacobian, _run_jacobian),
@@ -281,7 +283,7 @@ def _stopped_line(args, word: str) -> str:
                 "again (without --force) to fetch the rest")
     if command == "bench":      # (_finished_rows_on_stop printed the rows it finished)
         return f"{word}: bench writes no files; the rows it finished, if any, are printed above"
-    if command in ("evaluate", "gradcheck", "baseline", "corpus"):
+    if command in ("evaluate", "score", "gradcheck", "baseline", "corpus"):
         name = "corpus info" if command == "corpus" else command
         return f"{word}: {name} writes no files, so nothing was lost; run it again for its result"
     if command == "plot":

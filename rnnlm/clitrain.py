@@ -1,4 +1,4 @@
-"""The `train`, `evaluate` and `generate` commands: their flags and what they run.
+"""The `train`, `evaluate`, `generate` and `score` commands: their flags and what they run.
 
 `_train_config` turns the `train` flags into a TrainConfig (or a resume's
 saved one with the few settings a resume may change).
@@ -369,4 +369,75 @@ def _print_samples(stream, words: int, M: int) -> int:
     out.write("\n")
     if (note := stream.short_note(flags=True)) is not None:
         print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _add_score(sub):
+    p = sub.add_parser("score", help="log-probability and per-word surprisal of sentences under a trained model",
+                       description="Score sentences with a trained model: each token's surprisal -log2 p(token | "
+                                   "the tokens before it) in bits, and each sentence's log-probability. Two "
+                                   "sentences that differ in one word (a minimal pair) show which the model "
+                                   "prefers.")
+    p.add_argument("run", help="a run folder (runs/NAME) or a checkpoint .npz")
+    p.add_argument("sentences", nargs="*", metavar="SENTENCE",
+                   help='sentences to score, each one argument, e.g. "O homem que usava uma peruca entrou no bar."')
+    p.add_argument("--file", default=None, metavar="FILE",
+                   help="also score each non-empty line of this UTF-8 file (- reads standard input)")
+    p.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,
+                   help="best.npz (default) or model.npz of a run folder (not with a .npz file)")
+    p.add_argument("--tsv", action="store_true",
+                   help="print one tab-separated line per token instead (sentence, position, token, log p in "
+                        "nats, surprisal in bits, in vocabulary)")
+    p.add_argument("--totals", action="store_true", help="print each sentence's totals only, not each token's")
+    return p
+
+
+def _score_lines(args) -> list:
+    """The sentences to score: the arguments, then the non-empty lines of --file (- for standard input)."""
+    sentences = list(args.sentences)
+    if args.file is not None:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            from pathlib import Path
+
+            from .corpus import read_text
+            if not Path(args.file).is_file():
+                what = "is not a regular file" if Path(args.file).exists() else "does not exist"
+                raise UserError(f"--file {args.file} {what}; give a UTF-8 text file with one sentence per line")
+            text = read_text(Path(args.file), corpus=False)
+        sentences += [line for line in text.splitlines() if line.strip()]
+    if not sentences:
+        raise UserError("no sentence to score; give sentences as arguments (in quotes) or --file FILE with one "
+                        "per line")
+    for sentence in sentences:
+        _check_prime(sentence)
+    return sentences
+
+
+def _run_score(args):
+    from .runs import load_model
+    from .score import LN2, format_scores, score_sentences
+    if args.tsv and args.totals:
+        raise UserError("--tsv prints every token and --totals only each sentence's sum; give one of them")
+    check_checkpoint_flag(args.run, args.checkpoint)
+    sentences = _score_lines(args)
+    which = args.checkpoint or "best"
+    model, vocab, info, path = load_model(args.run, which)
+    print(f"checkpoint: {path}{_fallback_note(args.run, which, path)}", file=sys.stderr)
+    if (busy := training_now_note(args.run, path, getattr(model, "checkpoint_step", None))) is not None:
+        print(f"note: {busy}", file=sys.stderr)
+    data = info.get("train", {}).get("data", {})
+    scores = score_sentences(model, vocab, sentences, keep_case=data.get("keep_case", False),
+                             num_token=data.get("num_token", False))
+    unknown = list(dict.fromkeys(w for sc in scores for w in sc.unknown))
+    if unknown:
+        print(f"note: not in the vocabulary, read and scored as <unk>: {', '.join(unknown)}", file=sys.stderr)
+    if args.tsv:
+        print("sentence\tposition\ttoken\tlogp_nats\tsurprisal_bits\tin_vocabulary")
+        for i, sc in enumerate(scores):
+            for j, (token, lp) in enumerate(zip(sc.tokens, sc.logprobs)):
+                print(f"{i + 1}\t{j + 1}\t{token}\t{lp:.6f}\t{-lp / LN2:.6f}\t{int(token not in sc.unknown)}")
+        return 0
+    print(format_scores(scores, per_token=not args.totals))
     return 0

@@ -286,7 +286,7 @@ class Piece(NamedTuple):
     done: bool      # the sample's last piece: it holds its words (or was cut: TextStream.short)
 
 
-def _reading(model, vocab, prime, keep_case, num_token) -> tuple[bool, bool]:
+def check_reading(model, vocab, prime, keep_case, num_token) -> tuple[bool, bool]:
     """generate_text's arguments checked (TypeError, ValueError: one line each) -> (keep_case, num_token).
 
     keep_case / num_token None: as the vocabulary was read (Vocab.reading). Given, a value the vocabulary
@@ -341,7 +341,7 @@ class TextStream:
         words, num_samples, seed = int(words), int(num_samples), int(seed)      # (5.0 passes as 5)
         for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
             check_range(name, value)
-        keep_case, num_token = _reading(model, vocab, prime, keep_case, num_token)
+        keep_case, num_token = check_reading(model, vocab, prime, keep_case, num_token)
         V = getattr(getattr(model, "config", None), "vocab_size", None)   # (None: a stand-in model in tests)
         if V is not None and len(vocab) != V:
             raise UserError(f"the vocabulary has {len(vocab):,} words but the model was trained on {V:,}: give "

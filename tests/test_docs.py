@@ -40,6 +40,7 @@ RULES = {
     "train": TRAIN,
     "evaluate": [],
     "generate": ["--words", "5"],
+    "score": [],
     "baseline": DATA,
     "gradcheck": ["--cell", "rnn"],
     "jacobian": JACOBIAN,

@@ -1,0 +1,122 @@
+"""Surprisal of given sentences under a trained model: log p of each token given the tokens before it.
+
+What Mikolov's RNNLM toolkit prints per word (its -debug 2 test output), and what a minimal pair shows:
+"O homem que usava uma peruca entrou no bar." against "... entraram no bar." differ in one word, and the
+model that has learned the agreement gives the first the higher log-probability.
+
+The one thing to know before editing: a sentence is read as `generate` reads a prime (sample.encode_prime:
+the run's tokenizer and casing; a closing <eos> is kept only after a sentence-ending mark), after one
+<eos>, so its first token is scored given <eos> alone, as a sentence's first word is in the corpus. All
+sentences run side by side in one batch from a zero state, one `step_logprobs` call per token position.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import UserError
+
+LN2 = math.log(2.0)
+
+
+class SentenceScore(NamedTuple):
+    """One sentence's scores (score_sentences returns one per sentence, in the order given)."""
+    text: str               # the sentence as given
+    tokens: list            # (n,) its tokens as the model read them (an unknown word as itself, scored as <unk>)
+    logprobs: np.ndarray    # (n,) float64, nats: log p(token_i | <eos>, token_0 .. token_i-1)
+    unknown: list           # its words not in the vocabulary, read and scored as <unk>
+
+    @property
+    def total(self) -> float:
+        """log p of the whole sentence given <eos>, in nats (the sum of `logprobs`)."""
+        return float(self.logprobs.sum())
+
+    @property
+    def perplexity(self) -> float:
+        """e^(-total / n): the sentence's per-token perplexity."""
+        return math.exp(-self.total / len(self.logprobs))
+
+
+def score_sentences(model, vocab, sentences, *, keep_case: bool | None = None,
+                    num_token: bool | None = None) -> list[SentenceScore]:
+    """The log-probability (nats) of every token of each sentence given the tokens before it.
+
+    model: an RNNModel (runs.load_model's first value); vocab: its Vocab; sentences: a list of str.
+    keep_case / num_token: how to tokenize, None as the vocabulary was read (as generate_text).
+    Each token's log-probability is log softmax(logits)[token] at the step that read the token before
+    it (Mikolov et al. 2010, eq. 1-4; PyTorch's log_softmax), the first token's after <eos>.
+    Errors: TypeError for sentences that are not a list of str (or a model or vocab that are not ours,
+    sample.check_reading), UserError for a sentence with no token, a vocab of another size, or a model
+    whose log-probabilities are not finite (a diverged checkpoint, as generate_text).
+    """
+    from .sample import check_reading, encode_prime
+    if isinstance(sentences, str) or not all(isinstance(s, str) for s in sentences):
+        raise TypeError("score_sentences: sentences must be a list of str (one sentence each), got "
+                        + ("a str: wrap it in a list" if isinstance(sentences, str) else
+                           f"{[type(s).__name__ for s in sentences if not isinstance(s, str)][0]} in it"))
+    keep_case, num_token = check_reading(model, vocab, "", keep_case, num_token)
+    V = getattr(getattr(model, "config", None), "vocab_size", None)   # (None: a stand-in model in tests)
+    if V is not None and len(vocab) != V:
+        raise UserError(f"the vocabulary has {len(vocab):,} words but the model was trained on {V:,}: give "
+                        "the vocab.json saved with this model (runs.load_model returns the two together)")
+    read = [encode_prime(s, vocab, keep_case, num_token) for s in sentences]
+    for i, (tokens, _, _) in enumerate(read):
+        if not tokens:
+            raise UserError(f"sentence {i + 1} ({sentences[i]!r}) has no words to score")
+    M, n_max = len(read), max((len(tokens) for tokens, _, _ in read), default=0)
+    ids = np.full((M, n_max), vocab.eos_id, dtype=np.int64)     # (M, n_max), padded with <eos> after the end
+    for i, (_, row, _) in enumerate(read):
+        ids[i, :len(row)] = row
+    logp = np.zeros((M, n_max), dtype=np.float64)
+    state = model.init_state(M) if M else None
+    previous = np.full(M, vocab.eos_id, dtype=np.int64)
+    for t in range(n_max):
+        step, state = model.step_logprobs(previous, state)     # (M, V): the next token's log-probabilities
+        logp[:, t] = step[np.arange(M), ids[:, t]]
+        previous = ids[:, t]
+    scores = [SentenceScore(s, list(tokens), logp[i, :len(tokens)].copy(), list(dict.fromkeys(unknown)))
+              for i, (s, (tokens, _, unknown)) in enumerate(zip(sentences, read))]
+    for i, sc in enumerate(scores):
+        if not np.isfinite(sc.logprobs).all():
+            raise UserError(f"sentence {i + 1}: the model gave a log-probability that is not finite; "
+                            "is the checkpoint diverged?")
+    return scores
+
+
+def format_scores(scores: list, per_token: bool = True) -> str:
+    """The `score` command's report: per sentence its log-probability (nats and bits), tokens and
+    per-token perplexity, and (per_token) each token's surprisal -log2 p in bits; with two sentences or
+    more, a line ranking them by log-probability."""
+    lines = []
+    for i, sc in enumerate(scores):
+        n = len(sc.tokens)
+        lines.append(f"{i + 1}. {sc.text.strip()}")
+        lines.append(f"   log p = {sc.total:.2f} nats ({sc.total / LN2:.2f} bits) over {n} "
+                     f"{'token' if n == 1 else 'tokens'}; perplexity {sc.perplexity:.1f}")
+        if per_token:
+            cells = [f"{'<unk>:' if t in sc.unknown else ''}{t} {-lp / LN2:.1f}"
+                     for t, lp in zip(sc.tokens, sc.logprobs)]
+            lines += _wrapped(cells, "   surprisal (bits): ")
+    if len(scores) > 1:
+        order = sorted(range(len(scores)), key=lambda i: -scores[i].total)
+        best, second = order[0], order[1]
+        gap = scores[best].total - scores[second].total
+        lines.append(f"most likely: sentence {best + 1}, {gap:.2f} nats above sentence {second + 1} "
+                     f"({math.exp(min(gap, 700.0)):.3g} times as likely)"
+                     + (f"; ranked: {', '.join(str(i + 1) for i in order)}" if len(scores) > 2 else ""))
+    return "\n".join(lines)
+
+
+def _wrapped(cells: list, head: str, width: int = 100) -> list:
+    """cells joined by two spaces into lines of at most `width` characters, the first after `head`, the
+    others indented as far."""
+    lines, line = [], head
+    for cell in cells:
+        if len(line) + len(cell) > width and line.strip() != head.strip():
+            lines.append(line.rstrip())
+            line = " " * len(head)
+        line += cell + "  "
+    lines.append(line.rstrip())
+    return lines

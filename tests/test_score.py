@@ -1,0 +1,138 @@
+"""`score`: each token's log-probability given the tokens before it, checked against the model's own loss
+over the same tokens; sentences scored together as alone; the command's report, TSV and errors."""
+import math
+
+import numpy as np
+import pytest
+
+from rnnlm import cli
+from rnnlm.errors import UserError
+from rnnlm.runs import load_model
+from rnnlm.sample import encode_prime
+from rnnlm.score import LN2, SentenceScore, format_scores, score_sentences
+from rnnlm.train import train
+
+from test_train import tiny
+
+PAIR = ["O homem que usava uma peruca entrou no bar.", "O homem que usava uma peruca entraram no bar."]
+
+
+@pytest.fixture(scope="module")
+def run(text, tmp_path_factory):
+    out = tmp_path_factory.mktemp("score") / "r"
+    train(tiny(text, out, max_steps=6, cell="gru"))
+    return out
+
+
+def test_each_tokens_log_probability_is_the_models_cross_entropy_at_that_token(run):
+    model, vocab, _, _ = load_model(run)
+    (sc,) = score_sentences(model, vocab, ["A casa era grande, e o jardim também."])
+    _, ids, _ = encode_prime("A casa era grande, e o jardim também.", vocab)
+    inputs = np.array([vocab.eos_id, *ids[:-1]], dtype=np.int64)[:, None]     # (T, 1): <eos>, then the tokens
+    targets = np.asarray(ids, dtype=np.int64)[:, None]
+    for t in range(len(ids)):           # the loss at position t alone (weights pick it): -log p(token_t | ...)
+        w = np.zeros(targets.shape, np.float32)
+        w[t] = 1.0
+        loss, _ = model.loss(inputs, targets, weights=w)
+        assert sc.logprobs[t] == pytest.approx(-loss, rel=1e-5, abs=1e-5)
+    mean, _ = model.loss(inputs, targets)
+    assert sc.total == pytest.approx(-mean * len(ids), rel=1e-5)
+    assert sc.perplexity == pytest.approx(math.exp(mean), rel=1e-5)
+    assert sc.tokens[-2:] == [".", "<eos>"] and sc.tokens[0] == "a"
+
+
+def test_sentences_scored_together_score_as_each_alone(run):
+    model, vocab, _, _ = load_model(run)
+    texts = PAIR + ["Sim.", "E depois, quando a noite veio, ninguém disse mais nada sobre aquilo"]
+    together = score_sentences(model, vocab, texts)
+    for sc, text in zip(together, texts):
+        (alone,) = score_sentences(model, vocab, [text])
+        np.testing.assert_allclose(sc.logprobs, alone.logprobs, rtol=1e-6, atol=1e-6)
+        assert sc.tokens == alone.tokens and sc.text == text
+    assert together[3].tokens[-1] == "aquilo"     # no closing mark: no <eos>
+    assert "<eos>" not in together[3].tokens and "usava" in together[0].tokens
+
+
+def test_unknown_words_are_listed_and_scored_as_unk(run):
+    model, vocab, _, _ = load_model(run)
+    (sc,) = score_sentences(model, vocab, ["O zzyzx chegou."])
+    assert sc.unknown == ["zzyzx"] and "zzyzx" in sc.tokens
+
+
+@pytest.mark.parametrize("sentences, error, line", [
+    ("Uma frase.", TypeError, "score_sentences: sentences must be a list of str (one sentence each), got a str: "
+                              "wrap it in a list"),
+    (["Uma frase.", 3], TypeError, "score_sentences: sentences must be a list of str (one sentence each), got int "
+                                   "in it"),
+    (["Uma frase.", "   "], UserError, "sentence 2 ('   ') has no words to score"),
+])
+def test_bad_sentences_are_one_line(run, sentences, error, line):
+    model, vocab, _, _ = load_model(run)
+    with pytest.raises(error) as raised:
+        score_sentences(model, vocab, sentences)
+    assert str(raised.value) == line
+
+
+def test_the_report_ranks_a_minimal_pair_by_log_probability():
+    a = SentenceScore("a b.", ["a", "b", "."], np.log([0.5, 0.25, 0.5]), [])
+    b = SentenceScore("a c.", ["a", "c", "."], np.log([0.5, 0.125, 0.5]), ["c"])
+    text = format_scores([a, b])
+    assert text.splitlines() == [
+        "1. a b.",
+        f"   log p = {math.log(1 / 16):.2f} nats (-4.00 bits) over 3 tokens; perplexity {16 ** (1 / 3):.1f}",
+        "   surprisal (bits): a 1.0  b 2.0  . 1.0",
+        "2. a c.",
+        f"   log p = {math.log(1 / 32):.2f} nats (-5.00 bits) over 3 tokens; perplexity {32 ** (1 / 3):.1f}",
+        "   surprisal (bits): a 1.0  <unk>:c 3.0  . 1.0",
+        f"most likely: sentence 1, {math.log(2):.2f} nats above sentence 2 (2 times as likely)",
+    ]
+    assert format_scores([a], per_token=False).splitlines()[1:] == [
+        f"   log p = {math.log(1 / 16):.2f} nats (-4.00 bits) over 3 tokens; perplexity {16 ** (1 / 3):.1f}"]
+
+
+def test_the_score_command_prints_the_report_and_a_tsv(run, capsys, tmp_path):
+    assert cli.main(["score", str(run), *PAIR]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines()[0] == f"checkpoint: {run / 'best.npz'}"
+    lines = out.splitlines()
+    assert lines[0] == "1. " + PAIR[0] and lines[1].startswith("   log p = ") and lines[-1].startswith("most likely")
+    model, vocab, _, _ = load_model(run)
+    expect = score_sentences(model, vocab, PAIR)
+    (tmp_path / "s.txt").write_text(PAIR[1] + "\n\n", encoding="utf-8")
+    assert cli.main(["score", str(run), PAIR[0], "--file", str(tmp_path / "s.txt"), "--tsv"]) == 0
+    rows = [r.split("\t") for r in capsys.readouterr().out.splitlines()]
+    assert rows[0] == ["sentence", "position", "token", "logp_nats", "surprisal_bits", "in_vocabulary"]
+    assert len(rows) == 1 + len(expect[0].tokens) + len(expect[1].tokens)
+    for row in rows[1:]:
+        sc = expect[int(row[0]) - 1]
+        j = int(row[1]) - 1
+        assert row[2] == sc.tokens[j] and float(row[3]) == pytest.approx(sc.logprobs[j], abs=1e-6)
+        assert float(row[4]) == pytest.approx(-sc.logprobs[j] / LN2, abs=1e-6)
+
+
+@pytest.mark.parametrize("extra, line", [
+    ([], "no sentence to score; give sentences as arguments (in quotes) or --file FILE with one per line"),
+    (["x.", "--file", "nowhere.txt"], "--file nowhere.txt does not exist; give a UTF-8 text file with one sentence "
+                                      "per line"),
+    (["x.", "--tsv", "--totals"], "--tsv prints every token and --totals only each sentence's sum; give one of them"),
+])
+def test_the_score_commands_mistakes_are_one_line(run, capsys, monkeypatch, tmp_path, extra, line):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["score", str(run), *extra]) == 2
+    assert capsys.readouterr().err == f"error: {line}\n"
+
+
+def test_a_stop_in_score_says_nothing_was_lost(monkeypatch, capsys):
+    from test_s34_stops import _stopping
+    _stopping(monkeypatch, "score", KeyboardInterrupt())
+    assert cli.main(["score", "runs/x", "Uma frase."]) == 130
+    assert capsys.readouterr().err == ("interrupted: score writes no files, so nothing was lost; run it again for "
+                                       "its result\n")
+
+
+def test_a_diverged_model_is_one_line(run):
+    model, vocab, _, _ = load_model(run)
+    model.params["decoder.bias"][:] = np.nan
+    with pytest.raises(UserError, match=r"^sentence 1: the model gave a log-probability that is not finite; is the "
+                                        r"checkpoint diverged\?$"):
+        score_sentences(model, vocab, ["Uma frase."])
