@@ -312,17 +312,17 @@ def _check_greedy(args) -> None:
               "likely word each time); a temperature above 0 makes them differ", file=sys.stderr)
 
 
-def _check_prime(prime: str) -> None:
-    """UserError (one line, naming the bytes) for a --prime that is not valid UTF-8 (`$'caf\\xe9'`, a latin-1
-    terminal): Python hands such bytes over as lone surrogates, which would be read as <unk> and printed as
-    replacement characters."""
+def _check_prime(prime: str, what: str = "--prime") -> None:
+    """UserError (one line, naming the bytes) for a --prime (or `what`: score's sentence) that is not valid
+    UTF-8 (`$'caf\\xe9'`, a latin-1 terminal): Python hands such bytes over as lone surrogates, which would be
+    read as <unk> and printed as replacement characters."""
     try:
         prime.encode("utf-8")
     except UnicodeEncodeError:
         bad = [c for c in prime if 0xD800 <= ord(c) <= 0xDFFF]
         names = dict.fromkeys(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else f"U+{ord(c):04X}"
                               for c in bad)
-        raise UserError(f"--prime is not valid UTF-8 (bytes {' '.join(names)}); give the text in UTF-8 "
+        raise UserError(f"{what} is not valid UTF-8 (bytes {' '.join(names)}); give the text in UTF-8 "
                         f"(a UTF-8 terminal, or convert it: iconv -f latin1 -t utf-8)") from None
 
 
@@ -397,7 +397,12 @@ def _score_lines(args) -> list:
     sentences = list(args.sentences)
     if args.file is not None:
         if args.file == "-":
-            text = sys.stdin.read()
+            try:
+                text = sys.stdin.buffer.read().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise UserError(f"standard input is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                                f"{exc.start:,}); give the sentences in UTF-8 (convert them: iconv -f latin1 "
+                                "-t utf-8)") from None
         else:
             from pathlib import Path
 
@@ -410,8 +415,8 @@ def _score_lines(args) -> list:
     if not sentences:
         raise UserError("no sentence to score; give sentences as arguments (in quotes) or --file FILE with one "
                         "per line")
-    for sentence in sentences:
-        _check_prime(sentence)
+    for i, sentence in enumerate(sentences):
+        _check_prime(sentence, f"sentence {i + 1}")
     return sentences
 
 

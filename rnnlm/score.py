@@ -39,12 +39,13 @@ class SentenceScore(NamedTuple):
         return math.exp(-self.total / len(self.logprobs))
 
 
-def score_sentences(model, vocab, sentences, *, keep_case: bool | None = None,
-                    num_token: bool | None = None) -> list[SentenceScore]:
+def score_sentences(model, vocab, sentences, *, keep_case: bool | None = None, num_token: bool | None = None,
+                    batch_size: int = 128) -> list[SentenceScore]:
     """The log-probability (nats) of every token of each sentence given the tokens before it.
 
     model: an RNNModel (runs.load_model's first value); vocab: its Vocab; sentences: a list of str.
     keep_case / num_token: how to tokenize, None as the vocabulary was read (as generate_text).
+    batch_size: sentences run side by side (a (batch_size, V) float32 array per step).
     Each token's log-probability is log softmax(logits)[token] at the step that read the token before
     it (Mikolov et al. 2010, eq. 1-4; PyTorch's log_softmax), the first token's after <eos>.
     Errors: TypeError for sentences that are not a list of str (or a model or vocab that are not ours,
@@ -56,6 +57,8 @@ def score_sentences(model, vocab, sentences, *, keep_case: bool | None = None,
         raise TypeError("score_sentences: sentences must be a list of str (one sentence each), got "
                         + ("a str: wrap it in a list" if isinstance(sentences, str) else
                            f"{[type(s).__name__ for s in sentences if not isinstance(s, str)][0]} in it"))
+    from .argcheck import check_int
+    batch_size = check_int(batch_size, "batch_size", "score_sentences", 1)
     keep_case, num_token = check_reading(model, vocab, "", keep_case, num_token)
     V = getattr(getattr(model, "config", None), "vocab_size", None)   # (None: a stand-in model in tests)
     if V is not None and len(vocab) != V:
@@ -65,24 +68,33 @@ def score_sentences(model, vocab, sentences, *, keep_case: bool | None = None,
     for i, (tokens, _, _) in enumerate(read):
         if not tokens:
             raise UserError(f"sentence {i + 1} ({sentences[i]!r}) has no words to score")
-    M, n_max = len(read), max((len(tokens) for tokens, _, _ in read), default=0)
-    ids = np.full((M, n_max), vocab.eos_id, dtype=np.int64)     # (M, n_max), padded with <eos> after the end
-    for i, (_, row, _) in enumerate(read):
-        ids[i, :len(row)] = row
-    logp = np.zeros((M, n_max), dtype=np.float64)
-    state = model.init_state(M) if M else None
-    previous = np.full(M, vocab.eos_id, dtype=np.int64)
-    for t in range(n_max):
-        step, state = model.step_logprobs(previous, state)     # (M, V): the next token's log-probabilities
-        logp[:, t] = step[np.arange(M), ids[:, t]]
-        previous = ids[:, t]
-    scores = [SentenceScore(s, list(tokens), logp[i, :len(tokens)].copy(), list(dict.fromkeys(unknown)))
-              for i, (s, (tokens, _, unknown)) in enumerate(zip(sentences, read))]
+    logprobs = []
+    for first in range(0, len(read), batch_size):
+        logprobs += _batch_logprobs(model, [row for _, row, _ in read[first:first + batch_size]], vocab.eos_id)
+    scores = [SentenceScore(s, list(tokens), lp, list(dict.fromkeys(unknown)))
+              for s, (tokens, _, unknown), lp in zip(sentences, read, logprobs)]
     for i, sc in enumerate(scores):
         if not np.isfinite(sc.logprobs).all():
             raise UserError(f"sentence {i + 1}: the model gave a log-probability that is not finite; "
                             "is the checkpoint diverged?")
     return scores
+
+
+def _batch_logprobs(model, rows: list, eos_id: int) -> list:
+    """log p of each token of each row of ids (a list of (n_i,) arrays), the rows run side by side from a zero
+    state after one <eos> (padded with <eos> after their ends) -> a list of (n_i,) float64 arrays, nats."""
+    M, n_max = len(rows), max(len(row) for row in rows)
+    ids = np.full((M, n_max), eos_id, dtype=np.int64)       # (M, n_max)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+    logp = np.zeros((M, n_max), dtype=np.float64)
+    state = model.init_state(M)
+    previous = np.full(M, eos_id, dtype=np.int64)
+    for t in range(n_max):
+        step, state = model.step_logprobs(previous, state)     # (M, V): the next token's log-probabilities
+        logp[:, t] = step[np.arange(M), ids[:, t]]
+        previous = ids[:, t]
+    return [logp[i, :len(row)].copy() for i, row in enumerate(rows)]
 
 
 def format_scores(scores: list, per_token: bool = True) -> str:

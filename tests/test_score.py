@@ -45,6 +45,8 @@ def test_sentences_scored_together_score_as_each_alone(run):
     model, vocab, _, _ = load_model(run)
     texts = PAIR + ["Sim.", "E depois, quando a noite veio, ninguém disse mais nada sobre aquilo"]
     together = score_sentences(model, vocab, texts)
+    assert [sc.logprobs.tolist() for sc in score_sentences(model, vocab, texts, batch_size=3)] == \
+        [sc.logprobs.tolist() for sc in together]       # (in batches of 3 and 1)
     for sc, text in zip(together, texts):
         (alone,) = score_sentences(model, vocab, [text])
         np.testing.assert_allclose(sc.logprobs, alone.logprobs, rtol=1e-6, atol=1e-6)
@@ -136,3 +138,17 @@ def test_a_diverged_model_is_one_line(run):
     with pytest.raises(UserError, match=r"^sentence 1: the model gave a log-probability that is not finite; is the "
                                         r"checkpoint diverged\?$"):
         score_sentences(model, vocab, ["Uma frase."])
+
+
+def test_score_reads_standard_input_and_refuses_bytes_that_are_not_utf8(run, capsys, monkeypatch):
+    import io
+    import sys
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(PAIR[0].encode() + b"\n")))
+    assert cli.main(["score", str(run), "--file", "-", "--totals"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "1. " + PAIR[0]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("Uma ca\u00e7a.".encode("latin-1"))))
+    assert cli.main(["score", str(run), "--file", "-"]) == 2
+    assert capsys.readouterr().err == ("error: standard input is not UTF-8 text (byte 0xe7 at 6); give the "
+                                       "sentences in UTF-8 (convert them: iconv -f latin1 -t utf-8)\n")
+    assert cli.main(["score", str(run), "ca\udce7a"]) == 2
+    assert capsys.readouterr().err.startswith("error: sentence 1 is not valid UTF-8 (bytes \\xe7); give the text")
