@@ -89,7 +89,8 @@ def _text_tokens(raw: str, name, data) -> tuple[list, str]:
     return tokens, note
 
 
-def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
+def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: str = "use a text file with --text "
+                 "instead") -> dict:
     """Token ids of a split of a run's own corpus, or of any text file read the run's way.
 
     info: the run's config (load_model's third value); vocab: its Vocab.
@@ -97,7 +98,8 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
     its vocabulary (unknown words become <unk> and are counted). A split is
     refused when the corpus or tokenizer changed since training (checksum).
     A file whose every line is in capitals is read with those lines kept (see
-    `_text_tokens`); "note" says so. Returns {"ids", "source", "tokens", "oov",
+    `_text_tokens`); "note" says so. `instead`: the advice of the changed-corpus error (a command without
+    --text gives its own). Returns {"ids", "source", "tokens", "oov",
     "oov_rate", "note"} ("note" for a text file only; "" when read as the corpus was).
     """
     from .corpus import read_text
@@ -120,7 +122,7 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None) -> dict:
     corpus = load_corpus(tcfg.data)
     if corpus.checksum != info.get("corpus", {}).get("checksum"):
         raise UserError("the corpus or tokenizer settings changed since this run was trained "
-                        "(checksum differs); use a text file with --text instead")
+                        f"(checksum differs); {instead}")
     if corpus.vocab.to_json() != vocab.to_json():
         raise UserError("the corpus vocabulary differs from the run's vocab.json")
     ids = getattr(corpus, split)

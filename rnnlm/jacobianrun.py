@@ -225,6 +225,8 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
         config.validate()
         if config.out:      # a given --out: refused before the corpus and model load (the default: below)
             from .fileio import check_writable
+            from .measured import check_measurement_out
+            check_measurement_out(config.out)   # never a checkpoint, a run's record or another file in its place
             check_writable(config.out)
         if config.model is not None:
             model, ids, text = _init_model(config, fallback=corpus_fallback)
@@ -264,10 +266,9 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
         if note:
             print(note, file=sys.stderr, flush=True)
         doc["meta"].update(source=source, seed=config.seed, text=text, **extra)
-        if not config.out:
-            replaced = replaced_note(out, doc["meta"], _MEASURED_BY, inside="meta")
-            if replaced:
-                print(replaced, file=sys.stderr, flush=True)
+        replaced = replaced_note(out, doc["meta"], _MEASURED_BY, inside="meta", new_doc=doc, given=bool(config.out))
+        if replaced:
+            print(replaced, file=sys.stderr, flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
         return doc, out

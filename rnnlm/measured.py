@@ -23,8 +23,39 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import command
+from .errors import UserError, command
 from .runs import CONFIG, LATEST
+
+# the files a run, a sweep or a study keeps under these names: a measurement's --out never takes their place
+_RECORDS = {"config.json", "vocab.json", "study.json", "summary.json", "sweep.json"}
+
+
+def is_measurement(doc) -> bool:
+    """Whether a JSON document is a measurement of ours: a `jacobian` lag curve or a `probe` result."""
+    return isinstance(doc, dict) and ("curves" in doc or str(doc.get("format", "")).startswith("rnnlm-probe"))
+
+
+def check_measurement_out(out) -> None:
+    """UserError (one line) for a `jacobian` or `probe` --out that would replace something other than a
+    measurement: a name that is not .json (a run's best.npz, its metrics.jsonl, a sweep's sweep.jsonl), the
+    name of a run's, sweep's or study's own record (config.json, vocab.json, study.json), or an existing file
+    that holds no jacobian or probe result. An existing measurement may be replaced (the command says so)."""
+    path = Path(out)
+    if path.suffix.lower() != ".json":
+        raise UserError(f"--out {out}: a measurement is written as JSON; give a FILE.json name (it would "
+                        f"replace {path.name} otherwise)" if path.exists() else
+                        f"--out {out}: a measurement is written as JSON; give a FILE.json name")
+    if path.name.lower() in _RECORDS:
+        raise UserError(f"--out {out}: {path.name} is the name of a run's, sweep's or study's own record; give "
+                        "another FILE.json name")
+    if path.is_file():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            doc = None
+        if not is_measurement(doc):
+            raise UserError(f"--out {out} exists and holds no jacobian or probe measurement; give another "
+                            "FILE.json name (a measurement replaces only an earlier measurement)")
 
 
 def _measured_checkpoint(json_path: Path, recorded) -> Path | None:
@@ -40,6 +71,24 @@ def _measured_checkpoint(json_path: Path, recorded) -> Path | None:
         beside = json_path.parent / Path(recorded).name
         return beside if beside.is_file() else None
     return Path(recorded) if Path(recorded).is_file() else None
+
+
+def _other_run(json_path: Path, recorded) -> Path | None:
+    """The run folder of the checkpoint a measurement's JSON records when that is another run than the one the
+    JSON sits in (a --out into another run's folder), else None: the recorded checkpoint's folder is a run
+    folder, not this one, and its config.json differs from this one's (a copied run's JSON records the
+    original's path, and the two configs are the same)."""
+    if not isinstance(recorded, str) or not recorded.endswith(".npz") or not (json_path.parent / CONFIG).is_file():
+        return None
+    folder = Path(recorded).parent
+    try:
+        if folder.resolve() == json_path.parent.resolve() or not (folder / CONFIG).is_file():
+            return None
+        if (folder / CONFIG).read_bytes() == (json_path.parent / CONFIG).read_bytes():
+            return None
+    except OSError:
+        return None
+    return folder
 
 
 def _distances_flag(distances) -> str:
@@ -108,34 +157,56 @@ def _remeasure_command(doc: dict, meta: dict, ckpt: Path, json_path: Path | None
     return " ".join([head] + flags)
 
 
-def replaced_note(out, new: dict, measured_by, inside: str | None = None) -> str | None:
-    """The note that a measurement's JSON about to be written at its default path (a run's jacobian.json,
-    probe-context-shuffle.json) replaces a measurement of other settings, naming each as "--flag old -> new";
-    None when there is no such file, it is not a JSON object, or it measured the same (a repeat needs no word).
-    new: the settings of the new measurement; measured_by: (key, flag) pairs, the keys of `new` and of the
-    earlier JSON (of its `inside` object: a lag curve's "meta") that the flags set, compared where the earlier
-    one records them; a checkpoint's path ("source", "checkpoint") is shown by its file name, a list of
+def _kind(doc: dict) -> str:
+    """A measurement's kind in words: "Jacobian lag curve", "agreement probe (number)", "context probe (shuffle)"."""
+    if "curves" in doc:
+        return "Jacobian lag curve"
+    kind = doc.get("probe")
+    return f"{kind} probe ({doc.get('feature') if kind == 'agreement' else doc.get('mode')})"
+
+
+def replaced_note(out, new: dict, measured_by, inside: str | None = None, new_doc: dict | None = None,
+                  given: bool = False) -> str | None:
+    """The note that a measurement's JSON about to be written (a run's jacobian.json, probe-context-shuffle.json,
+    or the file a --out names: `given`) replaces a measurement of other settings, naming each as
+    "--flag old -> new", or one of another kind or of another checkpoint; None when there is no such file,
+    it is not a measurement, or it measured the same (a repeat needs no word).
+    new: the settings of the new measurement (new_doc: the whole document, when `new` is a part of it);
+    measured_by: (key, flag) pairs, the keys of `new` and of the earlier JSON (of its `inside` object: a lag
+    curve's "meta") that the flags set, compared where the earlier one records them; a checkpoint's path
+    ("source", "checkpoint") is shown by its file name, or whole when the two are of other folders; a list of
     distances as --distances takes it (_distances_flag: 1..40, 1..25:4, 1,2,5)."""
     try:
-        old = json.loads(Path(out).read_text(encoding="utf-8"))
-        old = old.get(inside) if inside else old
-    except (OSError, ValueError, AttributeError):
+        whole = json.loads(Path(out).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    if not is_measurement(whole):
+        return None
+    keep = "give another --out to keep each measurement" if given else "give --out FILE to keep each measurement"
+    new_doc = new if new_doc is None else new_doc
+    if _kind(whole) != _kind(new_doc):
+        return f"note: {out} held a {_kind(whole)}; replaced by this {_kind(new_doc)} ({keep})"
+    old = whole.get(inside) if inside else whole
     if not isinstance(old, dict):
         return None
 
-    def shown(key, value):
+    def shown(key, value, other):
         if key in ("source", "checkpoint") and isinstance(value, str):
-            return Path(value).name
+            same_folder = isinstance(other, str) and Path(value).parent.resolve() == Path(other).parent.resolve()
+            return Path(value).name if same_folder else value
         if isinstance(value, list):     # (distances: 1..1000 rather than a thousand numbers)
             return _distances_flag(value) if all(isinstance(v, int) for v in value) else ",".join(map(str, value))
         return value
-    changed = [f"{flag} {shown(k, old.get(k))} -> {shown(k, new.get(k))}" for k, flag in measured_by
-               if k in old and old.get(k) != new.get(k)]
+    changed = []
+    for k, flag in measured_by:
+        if k in old and old.get(k) != new.get(k):
+            if k in ("source", "checkpoint") and isinstance(old.get(k), str) and isinstance(new.get(k), str) \
+                    and Path(old[k]).parent.resolve() != Path(new[k]).parent.resolve():
+                flag = "checkpoint"     # another run's: not what --checkpoint picks
+            changed.append(f"{flag} {shown(k, old.get(k), new.get(k))} -> {shown(k, new.get(k), old.get(k))}")
     if not changed:
         return None
-    return (f"note: {out} held a measurement of other settings ({'; '.join(changed)}); replaced "
-            f"(give --out FILE to keep each measurement)")
+    return f"note: {out} held a measurement of other settings ({'; '.join(changed)}); replaced ({keep})"
 
 
 def measurement_age_note(json_path) -> str | None:
@@ -164,7 +235,11 @@ def measurement_age_note(json_path) -> str | None:
     meta = doc.get("meta") if "curves" in doc else doc
     if not isinstance(meta, dict) or ("curves" not in doc and not str(doc.get("format", "")).startswith("rnnlm-probe")):
         return None
-    ckpt = _measured_checkpoint(json_path, meta.get("source") if "curves" in doc else meta.get("checkpoint"))
+    recorded = meta.get("source") if "curves" in doc else meta.get("checkpoint")
+    if (other := _other_run(json_path, recorded)) is not None:
+        return (f"note: {json_path} measured {recorded}, a checkpoint of another run ({other}), not of the run "
+                f"it sits in (written there with --out): it is drawn as that run's")
+    ckpt = _measured_checkpoint(json_path, recorded)
     if ckpt is None:
         return None
     now, then = saved_step(ckpt), meta.get("checkpoint_step")

@@ -619,13 +619,12 @@ _MEASURED_BY = {
 
 
 def _write_result(out: Path, res: dict, default_out: bool) -> None:
-    """Write a probe's result; at its default path, first the note (stderr) that it replaces a measurement
-    of other settings there (measured.replaced_note, as the jacobian command says it)."""
-    if default_out:
-        from .measured import replaced_note
-        note = replaced_note(out, res, _MEASURED_BY[res["probe"]])
-        if note:
-            print(note, file=sys.stderr, flush=True)
+    """Write a probe's result; first the note (stderr) that it replaces a measurement of other settings, of
+    another kind or of another checkpoint there (measured.replaced_note, as the jacobian command says it)."""
+    from .measured import replaced_note
+    note = replaced_note(out, res, _MEASURED_BY[res["probe"]], given=not default_out)
+    if note:
+        print(note, file=sys.stderr, flush=True)
     _write_json(out, res)
 
 
@@ -679,6 +678,8 @@ def _open(said, run, checkpoint: str, batch_size: int, n: int, out, name: str) -
     beside the run), watched for a Ctrl-C's line (`said`) and checked writable before the measurement.
     Returns (run, model, vocab, info, meta, out, given) with `given` the caller's --out or None."""
     if out:
+        from .measured import check_measurement_out
+        check_measurement_out(out)  # never a checkpoint, a run's record or another file in its place
         check_writable(out)     # a given --out: refused before the model loads (its kernels compile)
     run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
     given = out or None
@@ -746,6 +747,14 @@ def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:
         p = Path(item)
         if p.is_dir():
             found = sorted(p.glob(f"probe-{kind}*.json"))
+            if not found and not (p / "config.json").is_file():     # a demo's, sweep's or study's folder
+                runs = sorted({f.parent for f in p.glob(f"*/probe-{kind}*.json")})
+                if runs:
+                    raise UserError(f"{p} is not a run folder; the runs in it that hold probe results: give them "
+                                    f"('{command()} plot probe {' '.join(str(r) for r in runs[:6])}"
+                                    f"{' ...' if len(runs) > 6 else ''}{' --kind context' if kind == 'context' else ''}')")
+                raise UserError(f"{p} is not a run folder and holds no probe-{kind}*.json; give run folders "
+                                "or probe JSON files")
             if not found:
                 raise UserError(f"{p} holds no probe-{kind}*.json; run '{command()} probe {kind} {p}' first")
             paths += found
@@ -760,4 +769,6 @@ def _split_stream(info: dict, vocab, split: str) -> np.ndarray:
     """The run's own held-out split, refusing a corpus that changed since training."""
     from .evaluate import run_text_ids
 
-    return run_text_ids(info, vocab, split=split)["ids"]
+    return run_text_ids(info, vocab, split=split,
+                        instead="put the corpus back as it was trained on (the probe reads the run's own split), "
+                                "or train a new run on it")["ids"]

@@ -266,9 +266,30 @@ def clear_unsaved_run(folder) -> bool:
     folder = Path(folder)
     if not (folder / CONFIG).exists() or holds_checkpoint(folder) or (folder / BEST).exists():
         return False        # (a best.npz is a trained model: refuse_taken keeps it)
+    if _finished_at(folder) is not None:
+        return False        # a finished run's records without its model (refuse_taken keeps them)
     for name in (CONFIG, VOCAB, METRICS):
         (folder / name).unlink(missing_ok=True)
     return True
+
+
+def _finished_at(folder: Path) -> int | None:
+    """The step of the "end" event in a run folder's metrics.jsonl (a run that finished: a sweep job's folder
+    keeps its records but not its model), or None: no such event, no readable log."""
+    import json
+    try:
+        lines = (folder / METRICS).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("type") == "end":
+            step = event.get("step")
+            return step if isinstance(step, int) and not isinstance(step, bool) else 0
+    return None
 
 
 def _taken(folder: Path) -> UserError:
@@ -281,7 +302,8 @@ def refuse_taken(folder) -> None:
     Run.create's refusal, made before the corpus is read; a folder whose run
     stopped before its first checkpoint is free (clear_unsaved_run). A best.npz
     or model.npz counts as a saved run even without the rest of one (a run
-    whose model.npz was deleted, files copied in): a new run would replace it.
+    whose model.npz was deleted, files copied in): a new run would replace it. So do the records of a run
+    that finished (an "end" event) without its model (a sweep job's folder, copied out of its sweep).
     """
     folder = Path(folder)
     if (folder / CONFIG).exists() and holds_checkpoint(folder):
@@ -295,6 +317,9 @@ def refuse_taken(folder) -> None:
         which = "latest" if kept[0] == LATEST else "best"
         raise UserError(f"{folder} holds {kept[0]}, a trained model that a new run would replace; give the new "
                         f"run another --out (evaluate and generate still read it: --checkpoint {which})")
+    if (folder / CONFIG).exists() and (step := _finished_at(folder)) is not None:
+        raise UserError(f"{folder} holds the records of a run that finished at step {step:,} (config.json, "
+                        f"metrics.jsonl) without its model; a new run would replace them: give it another --out")
 
 
 def others_in(folder) -> str | None:

@@ -184,9 +184,11 @@ def test_probe_context_says_it_replaces_a_measurement_of_another_split(tiny_run,
         f"note: {out} held a measurement of other settings (--split train -> valid; --window 10 -> 12); "
         "replaced (give --out FILE to keep each measurement)\n")
     assert json.loads(out.read_text())["split"] == "valid"
-    # --out names the file: no note
+    # --out naming it: the same note, with its own advice
     assert main(args + ["--split", "train", "--out", str(out)]) == 0
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().err == (
+        f"note: {out} held a measurement of other settings (--split valid -> train; --window 12 -> 10); "
+        "replaced (give another --out to keep each measurement)\n")
 
 
 def test_probe_agreement_says_it_replaces_a_measurement_of_other_settings(tiny_run, capsys):

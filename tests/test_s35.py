@@ -163,3 +163,134 @@ def test_context_usage_refuses_a_vocab_size_above_the_models_before_any_work():
         probes.context_usage(model, stream, [1], "replace", window=20, vocab_size=9)
     assert str(raised.value) == ("context_usage: vocab_size=9 is more than the model's vocabulary (7): the ids drawn "
                                  "or read would have no embedding; pass at most that, or leave it out")
+
+
+def test_a_damaged_kernel_cache_is_one_line_naming_the_folder_to_delete(monkeypatch, capsys):
+    import pickle
+    from rnnlm.caches import numba_cache_dir
+
+    def damaged(args):      # raised as from inside Numba's cache reader
+        exec(compile("raise pickle.UnpicklingError('pickle data was truncated')", "/x/numba/core/caching.py",
+                     "exec"), {"pickle": pickle})
+    monkeypatch.setattr(cli, "COMMANDS", [(n, add, damaged if n == "gradcheck" else r) for n, add, r in cli.COMMANDS])
+    assert cli.main(["gradcheck"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: the compiled-kernel cache is damaged (UnpicklingError: pickle data was truncated); delete "
+        f"{numba_cache_dir()} (the kernels compile again at the next start, in about a minute) and run the command "
+        "again\n")
+
+
+def test_an_unpickling_error_elsewhere_is_not_called_a_damaged_cache(monkeypatch):
+    import pickle
+
+    def elsewhere(args):
+        raise pickle.UnpicklingError("not from the cache")
+    monkeypatch.setattr(cli, "COMMANDS", [(n, add, elsewhere if n == "gradcheck" else r) for n, add, r in cli.COMMANDS])
+    with pytest.raises(pickle.UnpicklingError):
+        cli.main(["gradcheck"])
+
+
+@pytest.mark.parametrize("name, line", [
+    ("best.npz", "--out {d}/best.npz: a measurement is written as JSON; give a FILE.json name (it would replace "
+                 "best.npz otherwise)"),
+    ("metrics.jsonl", "--out {d}/metrics.jsonl: a measurement is written as JSON; give a FILE.json name (it would "
+                      "replace metrics.jsonl otherwise)"),
+    ("config.json", "--out {d}/config.json: config.json is the name of a run's, sweep's or study's own record; give "
+                    "another FILE.json name"),
+    ("other.json", "--out {d}/other.json exists and holds no jacobian or probe measurement; give another FILE.json "
+                   "name (a measurement replaces only an earlier measurement)"),
+])
+def test_a_measurements_out_never_replaces_a_checkpoint_a_record_or_another_file(tmp_path, name, line):
+    from rnnlm.measured import check_measurement_out
+    for f in ("best.npz", "metrics.jsonl", "config.json", "other.json"):
+        (tmp_path / f).write_text('{"a": 1}')
+    with pytest.raises(UserError) as raised:
+        check_measurement_out(tmp_path / name)
+    assert str(raised.value) == line.format(d=tmp_path)
+    check_measurement_out(tmp_path / "new.json")        # a new file, or an earlier measurement: allowed
+    (tmp_path / "j.json").write_text('{"curves": {}, "meta": {}}')
+    check_measurement_out(tmp_path / "j.json")
+
+
+def test_the_replaced_note_names_another_kind_or_another_runs_checkpoint(tmp_path):
+    import json
+    from rnnlm.measured import replaced_note
+    from rnnlm.probes import _MEASURED_BY
+    out = tmp_path / "m.json"
+    probe = {"format": "rnnlm-probe-1", "probe": "context", "mode": "shuffle", "checkpoint": "runs/a/best.npz",
+             "split": "valid", "seed": 0}
+    out.write_text(json.dumps({"curves": {}, "meta": {"source": "runs/a/best.npz"}}))
+    assert replaced_note(out, probe, _MEASURED_BY["context"], given=True) == (
+        f"note: {out} held a Jacobian lag curve; replaced by this context probe (shuffle) (give another --out to "
+        "keep each measurement)")
+    out.write_text(json.dumps(probe))
+    assert replaced_note(out, {**probe, "checkpoint": "runs/b/best.npz"}, _MEASURED_BY["context"], given=True) == (
+        f"note: {out} held a measurement of other settings (checkpoint runs/a/best.npz -> runs/b/best.npz); "
+        "replaced (give another --out to keep each measurement)")
+    assert replaced_note(out, {**probe, "checkpoint": "runs/a/model.npz"}, _MEASURED_BY["context"]) == (
+        f"note: {out} held a measurement of other settings (--checkpoint best.npz -> model.npz); replaced (give "
+        "--out FILE to keep each measurement)")
+    assert replaced_note(out, probe, _MEASURED_BY["context"], given=True) is None
+
+
+def test_a_plot_says_when_a_measurement_in_a_run_folder_is_of_another_run(tmp_path):
+    import json
+    from rnnlm.measured import measurement_age_note
+    for name, cell in (("a", "rnn"), ("b", "gru")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"cell": cell}))
+        (tmp_path / name / "best.npz").write_bytes(b"")
+    j = tmp_path / "a" / "jacobian.json"
+    j.write_text(json.dumps({"curves": {}, "meta": {"source": str(tmp_path / "b" / "best.npz"),
+                                                    "checkpoint_step": 5}}))
+    assert measurement_age_note(j) == (
+        f"note: {j} measured {tmp_path / 'b' / 'best.npz'}, a checkpoint of another run ({tmp_path / 'b'}), not of "
+        "the run it sits in (written there with --out): it is drawn as that run's")
+    (tmp_path / "b" / "config.json").write_text(json.dumps({"cell": "rnn"}))     # a copy of the run: no such note
+    assert "another run" not in (measurement_age_note(j) or "")
+
+
+def test_a_finished_runs_records_without_its_model_are_not_taken_over(tmp_path):
+    import json
+    from rnnlm.runs import clear_unsaved_run, refuse_taken
+    run = tmp_path / "job"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "vocab.json").write_text("{}")
+    events = [{"type": "start", "step": 0}, {"type": "step", "step": 100}, {"type": "end", "step": 200}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    with pytest.raises(UserError) as raised:
+        refuse_taken(run)
+    assert str(raised.value) == (f"{run} holds the records of a run that finished at step 200 (config.json, "
+                                 "metrics.jsonl) without its model; a new run would replace them: give it another "
+                                 "--out")
+    assert not clear_unsaved_run(run) and sorted(p.name for p in run.iterdir()) == \
+        ["config.json", "metrics.jsonl", "vocab.json"]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events[:2]))  # killed: no end
+    refuse_taken(run)
+    assert clear_unsaved_run(run)
+
+
+def test_probe_advice_fits_the_folder_and_the_command(tmp_path, monkeypatch):
+    from rnnlm import evaluate, probes
+    for name in ("a", "b"):
+        (tmp_path / "demo" / name).mkdir(parents=True)
+        (tmp_path / "demo" / name / "probe-context-shuffle.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError) as raised:
+        probes.find_probe_results([tmp_path / "demo"], "context")
+    assert str(raised.value) == (f"{tmp_path / 'demo'} is not a run folder; the runs in it that hold probe results: "
+                                 f"give them ('python cli.py plot probe {tmp_path / 'demo' / 'a'} "
+                                 f"{tmp_path / 'demo' / 'b'} --kind context')")
+    with pytest.raises(UserError, match=r"is not a run folder and holds no probe-agreement\*\.json; give run "):
+        probes.find_probe_results([tmp_path / "empty"])
+
+    class Changed:
+        checksum = "other"
+    monkeypatch.setattr("rnnlm.data.load_corpus", lambda data: Changed())
+    info = {"train": {"data": {"corpus": "x"}}, "corpus": {"checksum": "trained"}}
+    with pytest.raises(UserError, match=r"\(checksum differs\); put the corpus back as it was trained on \(the "
+                                        r"probe reads the run's own split\), or train a new run on it$"):
+        probes._split_stream(info, None, "valid")
+    with pytest.raises(UserError, match=r"\(checksum differs\); use a text file with --text instead$"):
+        evaluate.run_text_ids(info, None, "valid")

@@ -89,7 +89,12 @@ def test_a_run_that_stopped_before_model_npz_keeps_its_best_npz(run, tmp_path):
     folder = _without_latest(run, tmp_path / "m4")
     assert not runs.clear_unsaved_run(folder)
     assert (folder / "best.npz").exists() and (folder / "config.json").exists()
-    (folder / "best.npz").unlink()                       # nothing trained left: free for a new run, as before
+    (folder / "best.npz").unlink()      # nothing trained left, but the records of a finished run: kept
+    with pytest.raises(UserError, match=r"holds the records of a run that finished at step \d+ \(config.json, "):
+        runs.refuse_taken(folder)
+    assert not runs.clear_unsaved_run(folder) and (folder / "config.json").exists()
+    lines = (folder / "metrics.jsonl").read_text().splitlines()    # a run killed before its first save: free
+    (folder / "metrics.jsonl").write_text("\n".join(x for x in lines if '"type": "end"' not in x) + "\n")
     runs.refuse_taken(folder)
     assert runs.clear_unsaved_run(folder) and not (folder / "config.json").exists()
 
