@@ -158,6 +158,15 @@ def _nats(x: float, sign: str = "") -> str:
     return f"{0.0:{sign}.4f}" if float(text) == 0 else text
 
 
+def _no_gain(r: dict, tolerance: float) -> str:
+    """The label of a distance whose farther context does not raise the loss significantly: "within noise",
+    or, when perturbing it significantly *lowers* the loss (the interval lies below -tolerance: the model
+    reads that context, but to its cost), "lower when perturbed"; "" when it raises it."""
+    if not r["within_noise"]:
+        return ""
+    return "  lower when perturbed" if r["ci"][1] < -tolerance else "  within noise"
+
+
 def format_context(res: dict) -> str:
     """The context table: per d, mean loss increase and its 95% interval."""
     asked = res.get("n_targets_asked") or res["n_targets"]
@@ -169,7 +178,7 @@ def format_context(res: dict) -> str:
     for r in res["results"]:
         lines.append(f"{r['distance']:>5} {_nats(r['mean_increase']):>9}  [{_nats(r['ci'][0], '+')}, "
                      f"{_nats(r['ci'][1], '+')}]"
-                     f"{'  within noise' if r['within_noise'] else ''}")
+                     f"{_no_gain(r, res.get('tolerance', 1e-4))}")
     eff = res["effective_context"]
     lines.append(f"effective context: {eff} {plural(eff, 'token')}" if eff is not None else
                  f"effective context: beyond {res['distances'][-1]} {plural(res['distances'][-1], 'token')}")

@@ -294,3 +294,15 @@ def test_probe_advice_fits_the_folder_and_the_command(tmp_path, monkeypatch):
         probes._split_stream(info, None, "valid")
     with pytest.raises(UserError, match=r"\(checksum differs\); use a text file with --text instead$"):
         evaluate.run_text_ids(info, None, "valid")
+
+
+def test_a_significant_decrease_in_the_context_probe_is_not_called_noise():
+    from rnnlm.probereport import format_context
+    res = {"mode": "shuffle", "n_targets": 10, "window": 20, "baseline_loss": 5.0, "distances": [1, 5, 10],
+           "effective_context": 5, "tolerance": 1e-4,
+           "results": [{"distance": 1, "mean_increase": 0.3, "ci": [0.1, 0.5], "within_noise": False},
+                       {"distance": 5, "mean_increase": -0.445, "ci": [-0.699, -0.214], "within_noise": True},
+                       {"distance": 10, "mean_increase": 0.0, "ci": [-0.01, 0.01], "within_noise": True}]}
+    lines = format_context(res).splitlines()
+    assert lines[2].rstrip().endswith("]") and lines[3].endswith("  lower when perturbed")
+    assert lines[4].endswith("  within noise") and lines[-1] == "effective context: 5 tokens"
