@@ -549,6 +549,11 @@ def recorded_config(folder: Path) -> StudyConfig:
         train = TaskTrainConfig.from_dict(saved.pop("train"))
         return StudyConfig(**saved, train=train)
     except (OSError, ValueError, KeyError, TypeError):
+        if (Path(folder) / "sweep.jsonl").is_file():
+            raise UserError(f"{folder} holds the runs of a study that stopped before it wrote study.json (the "
+                            "settings --report-only reads); continue it with the command that started it (with "
+                            "its flags, --quick if it had it: it skips the runs recorded), which writes the "
+                            "report") from None
         raise UserError(f"{folder} holds no learnability study (no readable study.json); "
                         f"run `study learnability --out {folder}` first") from None
 
@@ -581,6 +586,27 @@ def _first_line(config: StudyConfig, jobs, folder: Path) -> str:
     skip = sum(j.name in recorded for j in jobs)
     return (f"{n(len(jobs), 'job')} ({grid}) into {folder}"
             + (f": skipping {skip} finished in an earlier run, running {len(jobs) - skip}" if skip else ""))
+
+
+def _refuse_quick_folder(config: StudyConfig, folder: Path, jobs) -> None:
+    """UserError (one line) when the folder records runs that a --quick study makes and this call, without
+    --quick, would make otherwise: the study was started with --quick, and this says so (the generic refusal
+    would list the settings --quick sets, some of them not flags of this command)."""
+    from .sweeprecord import check_recorded
+    if not (folder / "sweep.jsonl").is_file():
+        return
+    try:
+        check_recorded(folder, jobs)
+        return
+    except UserError:
+        pass
+    quick_jobs, _ = build_jobs(quick_config(dataclasses.replace(config, out=str(folder))))
+    try:
+        check_recorded(folder, quick_jobs)
+    except UserError:
+        return      # (other settings: the generic refusal says which)
+    raise UserError(f"{folder} holds the runs of a study started with --quick; add --quick to continue it "
+                    "(it skips the runs recorded)")
 
 
 def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: int | None = None,
@@ -617,6 +643,8 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     config.validate()
     folder = Path(default_out(config))
     jobs, data = build_jobs(config)
+    if not report_only and not config.quick:
+        _refuse_quick_folder(config, folder, jobs)
     if report_only:     # it runs nothing, but writes study.json, the table and figures a running study rewrites
         with lock_sweep(folder):
             return _study(config, folder, jobs, data, scheduler, n_workers, progress, report_only)

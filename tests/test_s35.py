@@ -306,3 +306,26 @@ def test_a_significant_decrease_in_the_context_probe_is_not_called_noise():
     lines = format_context(res).splitlines()
     assert lines[2].rstrip().endswith("]") and lines[3].endswith("  lower when perturbed")
     assert lines[4].endswith("  within noise") and lines[-1] == "effective context: 5 tokens"
+
+
+def test_a_study_started_with_quick_is_continued_with_quick_and_report_only_says_what_it_needs(tmp_path):
+    import json
+    from rnnlm import study
+    from rnnlm.config import StudyConfig
+    folder = tmp_path / "q"
+    folder.mkdir()
+    quick_jobs, _ = study.build_jobs(study.quick_config(StudyConfig(out=str(folder))))
+    job = quick_jobs[0]
+    (folder / "sweep.jsonl").write_text(json.dumps({"name": job.name, "fn": job.fn, "settings": job.settings,
+                                                    "status": "done", "result": {}}) + "\n")
+    full = StudyConfig(out=str(folder))
+    with pytest.raises(UserError) as raised:
+        study.run_study(full, scheduler="serial", progress=False)
+    assert str(raised.value) == (f"{folder} holds the runs of a study started with --quick; add --quick to "
+                                 "continue it (it skips the runs recorded)")
+    with pytest.raises(UserError) as raised:
+        study.recorded_config(folder)
+    assert str(raised.value) == (
+        f"{folder} holds the runs of a study that stopped before it wrote study.json (the settings --report-only "
+        "reads); continue it with the command that started it (with its flags, --quick if it had it: it skips "
+        "the runs recorded), which writes the report")
