@@ -117,7 +117,9 @@ def _train_all(out: Path, named) -> dict:
     from .sweepgrid import train_sweep_jobs
     _say(f"training {', '.join(n for n, _ in named)} on a local Dask cluster ...")
     jobs, data = train_sweep_jobs([(name, None, cfg) for name, cfg in named], keep_models=True, folder=out)
-    rows = {r["name"]: r for r in run_sweep(out, jobs, data, n_workers=min(len(jobs), os.cpu_count() or 1))}
+    # a stop is said by the demo's own line (its stages kept, the same command continues): not the sweep's too
+    rows = {r["name"]: r for r in run_sweep(out, jobs, data, n_workers=min(len(jobs), os.cpu_count() or 1),
+                                            say_interrupted=False)}
     result = {}
     for name, _ in named:
         r = rows[name]
