@@ -91,10 +91,14 @@ CACHE_DIR = numba_cache_dir()       # None: no writable cache folder, compile on
 _OPTIONS = dict(cache=CACHE_DIR is not None, fastmath=FASTMATH, nogil=True, error_model="numpy")
 
 
-def cache_is_warm() -> bool:
+def cache_is_warm(*kernels: str) -> bool:
     """True when the compiled-kernel cache already holds kernels (Numba's *.nbi index files, in a
-    subfolder per source tree), so a start-up reads them instead of compiling for about 30 s."""
-    return CACHE_DIR is not None and any(CACHE_DIR.glob("**/*.nbi"))
+    subfolder per source tree), so a start-up reads them instead of compiling for about 30 s. kernels:
+    glob patterns of the index files that must be there ("layers._embedding_backward*": a training's, which
+    an evaluation does not compile); none: any kernel."""
+    if CACHE_DIR is None:
+        return False
+    return all(any(CACHE_DIR.glob(f"**/{k}.nbi")) for k in kernels or ("*",))
 
 
 def _decorate(fn, options):

@@ -143,3 +143,21 @@ def tokens_cache_dir() -> Path | None:
     """<cache_root()>/tokens, or None when nothing can be cached."""
     root = cache_root()
     return None if root is None else root / "tokens"
+
+
+def damaged_cache_line(exc: BaseException) -> str | None:
+    """The one line for an error raised while Numba read a compiled kernel from its cache (a cache file cut
+    short or overwritten: pickle's "data was truncated", an EOFError), else None. Deleting the folder is
+    safe: the kernels compile again at the next start. (Here, not in the CLI: a module that names the
+    compiler is one of numba_modules, whose edits start a fresh cache.)"""
+    import pickle
+    if not isinstance(exc, (pickle.UnpicklingError, EOFError, ValueError)):
+        return None
+    tb, in_cache = exc.__traceback__, False
+    while tb is not None:
+        in_cache |= tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith("numba/core/caching.py")
+        tb = tb.tb_next
+    if not in_cache:
+        return None
+    return (f"the compiled-kernel cache is damaged ({type(exc).__name__}: {exc}); delete {numba_cache_dir()} "
+            "(the kernels compile again at the next start, in about a minute) and run the command again")

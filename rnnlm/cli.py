@@ -296,24 +296,6 @@ def _stopped_line(args, word: str) -> str:
     return word
 
 
-def _damaged_kernel_cache(exc: BaseException) -> str | None:
-    """The one line for an error raised while Numba read a compiled kernel from its cache (a cache file cut
-    short or overwritten: pickle's "data was truncated", an EOFError), else None. Deleting the folder is
-    safe: the kernels compile again at the next start."""
-    import pickle
-    if not isinstance(exc, (pickle.UnpicklingError, EOFError, ValueError)):
-        return None
-    tb, in_cache = exc.__traceback__, False
-    while tb is not None:
-        in_cache |= tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith("numba/core/caching.py")
-        tb = tb.tb_next
-    if not in_cache:
-        return None
-    from .caches import numba_cache_dir
-    return (f"the compiled-kernel cache is damaged ({type(exc).__name__}: {exc}); delete {numba_cache_dir()} "
-            "(the kernels compile again at the next start, in about a minute) and run the command again")
-
-
 # the command whose runner has begun (None: none yet), for main's line of a stop that became another error
 _BEGAN: dict = {}
 
@@ -358,7 +340,8 @@ def _main(argv=None) -> int:
         print(f"error: {describe_os_error(exc, out_flag)}", file=sys.stderr)
         return 2
     except Exception as exc:
-        if (line := _damaged_kernel_cache(exc)) is None:
+        from .caches import damaged_cache_line
+        if (line := damaged_cache_line(exc)) is None:
             raise
         print(f"error: {line}", file=sys.stderr)
         return 2

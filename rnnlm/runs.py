@@ -121,6 +121,8 @@ def event_problem(e) -> str | None:
     if not isinstance(e.get("type"), str):
         return "no type" if "type" not in e else f"its type is {json_kind(e['type'])}, not a name"
     step = e.get("step")
+    if "step" not in e and e["type"] in ("step", "eval"):      # (what the readers place them by)
+        return f"its type is {e['type']} but it has no step"
     if "step" in e and (not isinstance(step, int) or isinstance(step, bool)):
         return f"its step is {json.dumps(step)[:40]}, not a whole number"
     for k in sorted(NUMBER_FIELDS & e.keys()):

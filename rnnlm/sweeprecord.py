@@ -119,7 +119,11 @@ RESULT_NUMBERS = {
 
 def row_problem(row: dict) -> str | None:
     """What is wrong with the fields of a sweep.jsonl row that the readers index (damaged or edited by hand),
-    in words ('its settings are a number, not an object'), or None. A field a row lacks is not checked."""
+    in words ('its settings are a number, not an object'), or None. Every row a sweep writes has a name and a
+    status (what each reader goes by); another field a row lacks is not checked."""
+    for key in ("name", "status"):
+        if key not in row:
+            return f"it has no {key}"
     for key in ("name", "fn", "status"):
         if key in row and not isinstance(row[key], str):
             return f"its {key} is {json_kind(row[key])}, not a string"

@@ -290,7 +290,9 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     timing = _Timing(config, final_tokens=_final_tokens(s))
     after_announce = []     # notes of the start-up that follow the run's first line
     from ._jit import cache_is_warm
-    phase(config, "reading the compiled kernels from the cache..." if cache_is_warm()
+    # the training kernels (the embedding's and this cell's backward), not only an evaluation's
+    phase(config, "reading the compiled kernels from the cache..." if cache_is_warm(
+              "layers._embedding_backward-*", f"{config.model.cell}.*backward*")
            else "compiling the kernels (about 30 s; later runs read them from the cache)...")
     with guard.between_kernels() if guard is not None else contextlib.nullcontext():
         _warm_up(s, timing)

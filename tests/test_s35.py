@@ -329,3 +329,26 @@ def test_a_study_started_with_quick_is_continued_with_quick_and_report_only_says
         f"{folder} holds the runs of a study that stopped before it wrote study.json (the settings --report-only "
         "reads); continue it with the command that started it (with its flags, --quick if it had it: it skips "
         "the runs recorded), which writes the report")
+
+
+def test_a_hand_edited_line_without_the_field_its_readers_go_by_is_skipped_or_refused():
+    from rnnlm.runs import event_problem
+    from rnnlm.sweeprecord import row_problem
+    assert event_problem({"type": "step"}) == "its type is step but it has no step"
+    assert event_problem({"type": "eval", "split": "valid"}) == "its type is eval but it has no step"
+    assert event_problem({"type": "step", "step": 5}) is None and event_problem({"type": "note"}) is None
+    assert row_problem({}) == "it has no name"
+    assert row_problem({"name": "a"}) == "it has no status"
+    assert row_problem({"name": "a", "status": "done"}) is None
+
+
+def test_the_cache_counts_as_warm_for_training_only_when_a_trainings_kernels_are_in_it(tmp_path, monkeypatch):
+    from rnnlm import _jit
+    monkeypatch.setattr(_jit, "CACHE_DIR", tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "layers._output_log_softmax-9.py311.nbi").write_bytes(b"")     # an evaluation's
+    assert _jit.cache_is_warm() and not _jit.cache_is_warm("layers._embedding_backward-*", "gru.*backward*")
+    (tmp_path / "src" / "layers._embedding_backward-39.py311.nbi").write_bytes(b"")
+    (tmp_path / "src" / "gru._backward_finish-157.py311.nbi").write_bytes(b"")
+    assert _jit.cache_is_warm("layers._embedding_backward-*", "gru.*backward*")
+    assert not _jit.cache_is_warm("layers._embedding_backward-*", "lstm.*backward*")
