@@ -11,7 +11,7 @@ import sys
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _fallback_note,
-                       _is_run, _subcommands, check_checkpoint_flag, unheard_stdout)
+                       _is_run, _subcommands, check_checkpoint_flag, training_now_note, unheard_stdout)
 from .clisweep import _add_plot_study, _add_plot_sweep, _run_plot_study, _run_plot_sweep
 from .errors import UserError
 from .settings import default
@@ -91,15 +91,18 @@ def _run_probe(args):
         res, out = probes.run_context(args.run, split=args.split, distances=args.distances, mode=args.mode,
                                       n_targets=args.n_targets, window=args.window, **common)
         table = probereport.format_context
-    _say_fallback(args.run, args.checkpoint, res.get("checkpoint"))
+    _say_fallback(args.run, args.checkpoint, res.get("checkpoint"), res.get("checkpoint_step"))
     return _print_saved(out, lambda: f"{table(res)}\nwrote {out}")
 
 
-def _say_fallback(run, checkpoint, path) -> None:
-    """jacobian's and probe's note (stderr) when a run folder's latest model stood in for its best.npz, which
-    it has none of yet (runs.load_model's fallback; evaluate and generate say it in their "checkpoint:" line)."""
+def _say_fallback(run, checkpoint, path, step=None) -> None:
+    """jacobian's and probe's notes (stderr) when a run folder's latest model stood in for its best.npz, which
+    it has none of yet (runs.load_model's fallback; evaluate and generate say it in their "checkpoint:" line),
+    and when the run is being trained now (cliflags.training_now_note: the checkpoint of step `step`)."""
     if path and (note := _fallback_note(run, checkpoint or "best", path)):
         print(f"note: measured {path}{note}", file=sys.stderr)
+    if path and (busy := training_now_note(run, path, step)) is not None:
+        print(f"note: {busy}", file=sys.stderr)
 
 
 def _print_saved(saved, text) -> int:
@@ -256,7 +259,8 @@ def _run_jacobian(args):
     doc, out = run_jacobian(config, corpus_fallback=args.corpus is None and args.corpora_dir is None,
                             progress=not args.no_progress)
     if args.run is not None:
-        _say_fallback(args.run, args.checkpoint, doc.get("meta", {}).get("source"))
+        meta = doc.get("meta", {})
+        _say_fallback(args.run, args.checkpoint, meta.get("source"), meta.get("checkpoint_step"))
     return _print_saved(out, lambda: format_tables(doc) + f"\nwrote {out}")     # every layer, then stacked
 
 

@@ -75,7 +75,9 @@ def lock_folder(folder, name: str, busy: str, holder=None, advice: str | None = 
             raise UserError(f"{folder} {busy} ({who} holds {folder / name}); "
                             f"{advice or 'wait for it to end or use another --out'}") from None
         except OSError as exc:
-            raise UserError(f"cannot lock the folder {folder}: {exc.strerror or exc}") from None
+            raise UserError(f"cannot lock the folder {folder}: {exc.strerror or exc}; the command writes into "
+                            "it, so it must be writable: copy it to a writable place and give the copy, or "
+                            "give another --out") from None
         if _still_named(lock, folder / name):
             break
         lock.release()      # a lock on a file removed meanwhile (a start-up given up): take the new one

@@ -697,6 +697,8 @@ def load_model(run, which: str = "best"):
         raise UserError(f"{path}: meta.config has no usable model settings ({exc})") from None
     if mcfg.vocab_size != len(vocab):
         raise UserError(f"{path}: the model has {mcfg.vocab_size} words, its vocabulary {len(vocab)}")
+    if run.is_dir():
+        _warn_other_model(run, path, ck.config["model"])
     model = RNNModel(mcfg)
     check_model_arrays(ck, model.state_dict())
     try:
@@ -707,6 +709,30 @@ def load_model(run, which: str = "best"):
     model.checkpoint_step = (int(step) if getattr(step, "shape", None) == () and step.dtype.kind in "iu"
                              else None)
     return model, vocab, ck.config, path
+
+
+class OtherModelWarning(UserWarning):
+    """load_model's warning that a run folder's checkpoint holds another model than its config.json says."""
+
+
+def _warn_other_model(run: Path, path: Path, model: dict) -> None:
+    """Warn (OtherModelWarning, one line) when the checkpoint `path` of the run folder `run` holds a model of
+    other settings (cell, sizes, layers, activation) than the folder's config.json records: a checkpoint
+    copied in from another run. The checkpoint's own settings are used (they match its arrays); a
+    config.json that cannot be read says nothing here."""
+    try:
+        saved = json.loads((run / CONFIG).read_text(encoding="utf-8"))["train"]["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if not isinstance(saved, dict):
+        return
+    keys = ("cell", "activation", "emsize", "hidden", "layers", "tied")
+    changed = [f"{k} {saved[k]} -> {model.get(k)}" for k in keys if k in saved and saved[k] != model.get(k)]
+    if changed:
+        import warnings
+        warnings.warn(OtherModelWarning(
+            f"{path} holds another model than {run / CONFIG} records ({', '.join(changed)}; a checkpoint copied "
+            f"in from another run?): its own settings are used"), stacklevel=3)
 
 
 def _corrupt_advice(exc, run: Path, path: Path) -> UserError:

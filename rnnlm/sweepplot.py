@@ -3,7 +3,7 @@
 Columns are those of `sweep summarize`: a row's results (best_val_ppl,
 steps, tokens_per_s, lag_factor_per_step, ...) and its settings flattened
 (cell, recurrent_scale, seed, ...). Rows that share x and hue (seeds) are
-drawn as points, joined through their mean. The title lists the grid's
+drawn as points, joined through their mean (geometric on a log axis). The title lists the grid's
 fixed settings, so the figure read alone says what was held constant.
 
 The one thing to know before editing: matplotlib is imported inside the
@@ -87,6 +87,14 @@ def _fit_ylabel(ax, text: str, share: float = 0.95) -> bool:
     return width < len(text)
 
 
+def _geometric_mean(values: list) -> float:
+    """exp(mean(log v)) of positive values (what a log axis shows as their middle); nan if one is not > 0."""
+    import math
+    if any(v <= 0 for v in values):
+        return math.nan
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: bool | None = None) -> Path:
     """Draw column y against column x of the sweep in `folder` (PNG + SVG); returns the PNG path.
 
@@ -127,21 +135,26 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     fig, ax = plt.subplots(figsize=(7, 4.5))
     order = sorted({v for g in groups.values() for v in g}, key=lambda v: (_number(v) is None, _number(v) or 0, str(v)))
     pos = {v: (float(v) if numeric_x else i) for i, v in enumerate(order)}
+    log_y = logy if logy is not None else "ppl" in y
+    # on a log axis the line joins the geometric means (the mean of the logs: for a perplexity, e^(mean loss)),
+    # so that one diverged seed does not lift it above the other runs' dots
+    center = _geometric_mean if log_y else (lambda vs: sum(vs) / len(vs))
     for key in sorted(groups, key=str):
         g = groups[key]
         xs = sorted(g, key=lambda v: pos[v])
         label = f"{hue}={key}" if hue else None
-        line, = ax.plot([pos[v] for v in xs], [sum(g[v]) / len(g[v]) for v in xs], marker="o", label=label)
+        line, = ax.plot([pos[v] for v in xs], [center(g[v]) for v in xs], marker="o", label=label)
         for v in xs:
             if len(g[v]) > 1:
                 ax.scatter([pos[v]] * len(g[v]), g[v], s=12, alpha=0.5, color=line.get_color())
     if not numeric_x:
         ax.set_xticks(range(len(order)), [str(v) for v in order])
-    if logy if logy is not None else "ppl" in y:
+    if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(axis_label(x))
-    ylabel = axis_label(y) + (" (mean; dots: single runs)" if any(len(v) > 1 for g in groups.values() for v in g.values())
-                              else "")
+    several = any(len(v) > 1 for g in groups.values() for v in g.values())
+    ylabel = axis_label(y) + ((" (geometric mean; dots: single runs)" if log_y else " (mean; dots: single runs)")
+                              if several else "")
     ax.set_ylabel(ylabel)
     _, fixed = varying(rows)
     from .sweepgrid import with_default_lr

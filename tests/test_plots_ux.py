@@ -202,5 +202,5 @@ def test_the_sweep_figure_y_label_stays_inside_the_image(tmp_path, monkeypatch):
     box = label.get_window_extent()
     assert box.y0 >= fig.bbox.y0 and box.y1 <= fig.bbox.y1 and box.x0 >= fig.bbox.x0, (box, fig.bbox)
     assert " ".join(label.get_text().split()) == ("best validation perplexity [best_val_ppl] "
-                                                 "(mean; dots: single runs)")   # wrapped, not shortened
+                                                 "(geometric mean; dots: single runs)")   # wrapped, not shortened
     _close(fig)

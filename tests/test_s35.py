@@ -352,3 +352,55 @@ def test_the_cache_counts_as_warm_for_training_only_when_a_trainings_kernels_are
     (tmp_path / "src" / "gru._backward_finish-157.py311.nbi").write_bytes(b"")
     assert _jit.cache_is_warm("layers._embedding_backward-*", "gru.*backward*")
     assert not _jit.cache_is_warm("layers._embedding_backward-*", "lstm.*backward*")
+
+
+def test_a_sweep_figure_on_a_log_axis_joins_the_geometric_means(tmp_path):
+    import json
+    from rnnlm import plots
+    from rnnlm.sweepplot import _geometric_mean, plot_sweep
+    assert _geometric_mean([300.0, 700.0, 1.4e6]) == pytest.approx((300 * 700 * 1.4e6) ** (1 / 3))
+    rows = [{"name": f"s{k}", "fn": "rnnlm.sweepjobs:train_job", "status": "done", "wall_s": 1.0,
+             "settings": {"cell": "rnn", "recurrent_scale": 0.5, "seed": k}, "best_val_ppl": v}
+            for k, v in enumerate((300.0, 700.0, 1.4e6))]
+    (tmp_path / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seen = {}
+
+    def keep(fig, files):
+        seen["y"] = fig.axes[0].lines[0].get_ydata().tolist()
+        seen["label"] = fig.axes[0].get_ylabel()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "write_figure", keep)
+        plot_sweep(tmp_path, "recurrent_scale", "best_val_ppl", out=tmp_path / "f")
+    assert seen["y"] == [pytest.approx((300 * 700 * 1.4e6) ** (1 / 3))]     # 6.6e3, not the mean's 4.7e5
+    assert "geometric mean" in " ".join(seen["label"].split())
+
+
+def test_a_checkpoint_of_another_model_than_config_json_records_is_read_with_a_warning(text, tmp_path):
+    import json
+    from rnnlm.runs import OtherModelWarning, load_model
+    run = tmp_path / "r"
+    train(tiny(text, run, max_steps=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_model(run)                                   # the run's own checkpoint: no word
+    info = json.loads((run / "config.json").read_text())
+    info["train"]["model"]["cell"], info["train"]["model"]["hidden"] = "gru", 99
+    (run / "config.json").write_text(json.dumps(info))
+    with pytest.warns(OtherModelWarning) as seen:
+        model, *_ = load_model(run)
+    assert model.config.cell == "lstm" and str(seen[0].message) == (
+        f"{run / 'best.npz'} holds another model than {run / 'config.json'} records (cell gru -> lstm, hidden 99 -> "
+        "16; a checkpoint copied in from another run?): its own settings are used")
+
+
+def test_jacobian_and_probe_say_when_the_run_is_being_trained_now(tmp_path, capsys):
+    import os
+    from rnnlm.cliinstruments import _say_fallback
+    from rnnlm.folderlock import LOCK, lock_holder
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / LOCK).write_text(f"{os.getpid()}\n")
+    assert lock_holder(run / LOCK) == f"pid {os.getpid()}"
+    _say_fallback(str(run), None, str(run / "best.npz"), 120)
+    err = capsys.readouterr().err
+    assert err.startswith(f"note: {run} is being trained now (") and "its best model so far, of step 120" in err
