@@ -51,7 +51,8 @@ def _curve_sentence(n: dict) -> str:
         return (f"lag-1 median {_g(n['median_lag1'])}, exactly 0 from lag {n['zero_lag']} (every unit "
                 f"saturated, f'(z) = 0: nothing flows back; no decay rate to fit)")
     van = (f"falls below 1e-6 of its lag-1 value at lag {n['vanish_lag']}" if n["vanish_lag"]
-           else f"has not vanished by lag {n['max_lag']} (median there {_g(n['median_last'])})")
+           else f"has not fallen below 1e-6 of its lag-1 value by lag {n['max_lag']} (median there "
+                f"{_g(n['median_last'])})")
     return (f"lag-1 median {_g(n['median_lag1'])}, factor per step {_g(n['factor_per_step'])} "
             f"(decay rate {_g(n['decay_rate'])}/step), {van}")
 
@@ -345,7 +346,7 @@ def gradients_markdown(s: dict) -> str:
     lines += ["", f"## 2. After a short training on {trained_on(s['corpus'])}", ""]
     for cell in ("rnn", "lstm", "gru"):
         r = t[cell]
-        lines.append(f"- `{r['figure']}`: {cell}, {r['steps']} steps ({r['wall_s']:.0f} s, valid ppl "
+        lines.append(f"- `{r['figure']}`: {cell}, {r['steps']} steps ({r['wall_s']:.{1 if r['wall_s'] < 10 else 0}f} s, valid ppl "
                      f"{fmt_ppl(r['best_val_ppl'], 1)}): at init {_curve_sentence(r['init'])}; after training "
                      f"{_curve_sentence(r['trained'])}."
                      + (f" `{r['over_training_figure']}` shows the curve at every recorded step."

@@ -463,4 +463,13 @@ def format_row_line(row: dict, folder=None) -> str:
             # perplexities as everywhere else: 141.19, or 1.99e+21 for an exploded run's
             bits.append(f"{key} {fmt_ppl(v)}" if key.endswith("ppl") and isinstance(v, (int, float))
                         else f"{key} {v:.2f}" if isinstance(v, float) else f"{key} {v}")
+    if isinstance(row.get("solved"), bool):     # a study's run (learnability.task_job): solved or not, and when
+        step, acc = row.get("solved_step"), row.get("final_acc")
+        bits.append(f"solved at step {step:,}" if row["solved"] and isinstance(step, int) else
+                    "solved" if row["solved"] else "not solved")
+        if isinstance(acc, (int, float)) and not isinstance(acc, bool):
+            bits.append(f"accuracy {acc:.2f}")
+    attempts = row.get("attempts")
+    if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 1:
+        bits.append(f"after {attempts} attempts (a worker died)")
     return f"{row['name']}: done{(' ' + ', '.join(bits)) if bits else ''} [{row['wall_s']:.1f} s on {row['worker']}]"

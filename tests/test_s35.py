@@ -404,3 +404,14 @@ def test_jacobian_and_probe_say_when_the_run_is_being_trained_now(tmp_path, caps
     _say_fallback(str(run), None, str(run / "best.npz"), 120)
     err = capsys.readouterr().err
     assert err.startswith(f"note: {run} is being trained now (") and "its best model so far, of step 120" in err
+
+
+def test_a_study_runs_line_says_whether_it_solved_and_a_retried_job_says_so():
+    from rnnlm.sweeprecord import format_row_line
+    row = {"name": "recall-k2-rnn-d5-s0", "status": "done", "wall_s": 7.8, "worker": "tcp://w", "steps": 2500,
+           "solved": True, "solved_step": 750, "final_acc": 1.0}
+    assert format_row_line(row) == ("recall-k2-rnn-d5-s0: done steps 2500, solved at step 750, accuracy 1.00 "
+                                    "[7.8 s on tcp://w]")
+    assert format_row_line({**row, "solved": False, "solved_step": None, "final_acc": 0.5, "attempts": 2}) == (
+        "recall-k2-rnn-d5-s0: done steps 2500, not solved, accuracy 0.50, after 2 attempts (a worker died) "
+        "[7.8 s on tcp://w]")
