@@ -92,6 +92,8 @@ def _geometric_mean(values: list) -> float:
     import math
     if any(v <= 0 for v in values):
         return math.nan
+    if min(values) == max(values):      # exactly that value (exp of the log's mean is off in the last bit)
+        return values[0]
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
