@@ -508,8 +508,7 @@ def draw_probe(json_paths, title=None, labels=None):
     if kind == "context" and any(r.get("effective_context") is not None for _, r in results):
         # the dotted lines are explained in the legend too: a caller's own title may not say what they are
         ax.plot([], [], color="gray", linestyle=":", linewidth=1,
-                label="dotted: effective context (the d from which the increase is within noise)")
-    first = results[0][1]
+                label="dotted: effective context (no significant increase beyond it)")
     seeds = _joined(r.get("seed", "?") for _, r in results)
     if kind == "agreement":
         ax.axhline(0.5, color="gray", linestyle="--", linewidth=1, label="chance (0.5)")
@@ -518,7 +517,8 @@ def draw_probe(json_paths, title=None, labels=None):
         ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # no 2.5, 7.5
         ax.set_xlabel("distance from subject head to the agreeing word (tokens)")
         ax.set_ylabel("accuracy (correct form more likely)")
-        default = f"Portuguese {first.get('feature', 'number')} agreement by distance (95% Wilson band)"
+        features = list(dict.fromkeys(r.get("feature", "number") for _, r in results))   # curves of both: both
+        default = f"Portuguese {' and '.join(features)} agreement by distance (95% Wilson band)"
         behind = (f"{_joined(r.get('n_per_distance', '?') for _, r in results)} pairs per distance, "
                   f"probe seed {seeds}")
     else:

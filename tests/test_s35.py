@@ -415,3 +415,22 @@ def test_a_study_runs_line_says_whether_it_solved_and_a_retried_job_says_so():
     assert format_row_line({**row, "solved": False, "solved_step": None, "final_acc": 0.5, "attempts": 2}) == (
         "recall-k2-rnn-d5-s0: done steps 2500, not solved, accuracy 0.50, after 2 attempts (a worker died) "
         "[7.8 s on tcp://w]")
+
+
+def test_a_probe_figure_of_number_and_gender_curves_says_both_in_its_title(tmp_path):
+    import json
+    from rnnlm import plots
+    from rnnlm.plotruns import plot_probe
+    paths = []
+    for feature in ("number", "gender"):
+        res = {"format": "rnnlm-probe/1", "probe": "agreement", "feature": feature, "seed": 0, "n_per_distance": 5,
+               "cell": "gru", "by_distance": [{"distance": d, "n": 5, "correct": 4.0, "accuracy": 0.8,
+                                               "ci": [0.6, 0.9]} for d in (1, 2, 3)]}
+        p = tmp_path / f"probe-agreement-{feature}.json"
+        p.write_text(json.dumps(res))
+        paths.append(p)
+    seen = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "write_figure", lambda fig, files: seen.update(title=fig.axes[0].get_title()))
+        plot_probe(paths, tmp_path / "f")
+    assert "Portuguese number and gender agreement by distance" in " ".join(seen["title"].split())
