@@ -167,7 +167,7 @@ def _check_grads(grads, where: str) -> None:
         raise TypeError(f"{where}: grads must be a dict of name -> gradient array (as RNNModel.loss_and_grads "
                         f"returns), got {type(grads).__name__}")
     for name, g in grads.items():
-        if not isinstance(g, np.ndarray) or not np.issubdtype(g.dtype, np.floating):
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
             what = f"a {g.dtype} array" if isinstance(g, np.ndarray) else type(g).__name__
             raise TypeError(f"{where}: grads[{name!r}] must be a float32 or float64 NumPy array, got {what}")
 
