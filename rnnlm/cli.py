@@ -146,6 +146,11 @@ def _check_figure_out(out: str) -> None:
     if path.exists() and not path.is_file():
         raise UserError(f"--out {out} is not a regular file; give a file name (the figure is written as NAME.png "
                         "and NAME.svg)")
+    png = path.with_suffix(".png") if path.suffix.lower() in (".png", ".svg") else path.with_name(path.name + ".png")
+    for twin in (png, png.with_suffix(".svg")):      # the pair it writes: neither may be a folder or a device
+        if twin.exists() and not twin.is_file():
+            raise UserError(f"--out {out}: the figure would be written as {twin}, which is "
+                            f"{'a folder' if twin.is_dir() else 'not a regular file'}; give another name")
     if path.suffix.lower() in _OTHER_IMAGES:
         stem = path.with_suffix("")
         raise UserError(f"--out {out}: plot writes PNG and SVG, not {path.suffix.lstrip('.').upper()}; give "
@@ -296,6 +301,21 @@ def _stopped_line(args, word: str) -> str:
     return word
 
 
+def _parse(parser, argv):
+    """The command line's arguments. `score`'s sentences may come after its flags too (`score RUN --totals
+    "a." "b."`): argparse stops filling a positional list at the first flag, so the words it leaves over are
+    taken as more sentences when none looks like a flag; anything else left over is argparse's own error."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        before, after = (extra[:extra.index("--")], extra[extra.index("--") + 1:]) if "--" in extra \
+            else (extra, [])      # (after --, a sentence may start with a dash: "-se foi.")
+        if getattr(args, "command", None) == "score" and not any(e.startswith("-") and e != "-" for e in before):
+            args.sentences = list(args.sentences) + before + after
+        else:
+            parser.parse_args(argv)     # (its one line, exit 2)
+    return args
+
+
 # the command whose runner has begun (None: none yet), for main's line of a stop that became another error
 _BEGAN: dict = {}
 
@@ -307,7 +327,7 @@ def _main(argv=None) -> int:
     try:
         with _stdout_named():    # --help, --version: argparse prints and exits inside parse_args
             try:
-                args = build_parser().parse_args(argv)
+                args = _parse(build_parser(), argv)
             except SystemExit:
                 sys.stdout.flush()  # text still buffered meets a closed pipe (141 below) or a full disk here
                 raise

@@ -407,8 +407,8 @@ def _score_lines(args) -> list:
             from pathlib import Path
 
             from .corpus import read_text
-            if not Path(args.file).is_file():
-                what = "is not a regular file" if Path(args.file).exists() else "does not exist"
+            if not Path(args.file).exists() or Path(args.file).is_dir():   # (a pipe, <(...), /dev/stdin: read)
+                what = "is a folder" if Path(args.file).is_dir() else "does not exist"
                 raise UserError(f"--file {args.file} {what}; give a UTF-8 text file with one sentence per line")
             text = read_text(Path(args.file), corpus=False)
         sentences += [line for line in text.splitlines() if line.strip()]
@@ -437,12 +437,16 @@ def _run_score(args):
                              num_token=data.get("num_token", False))
     unknown = list(dict.fromkeys(w for sc in scores for w in sc.unknown))
     if unknown:
-        print(f"note: not in the vocabulary, read and scored as <unk>: {', '.join(unknown)}", file=sys.stderr)
-    if args.tsv:
-        print("sentence\tposition\ttoken\tlogp_nats\tsurprisal_bits\tin_vocabulary")
+        more = f" and {len(unknown) - 20:,} more" if len(unknown) > 20 else ""
+        print(f"note: not in the vocabulary, read and scored as <unk>: {', '.join(unknown[:20])}{more}",
+              file=sys.stderr)
+    if args.tsv:    # csv's tab dialect: a token '"' is quoted, so that csv, pandas and R read it back row for row
+        import csv
+        out = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+        out.writerow(["sentence", "position", "token", "logp_nats", "surprisal_bits", "in_vocabulary"])
         for i, sc in enumerate(scores):
             for j, (token, lp) in enumerate(zip(sc.tokens, sc.logprobs)):
-                print(f"{i + 1}\t{j + 1}\t{token}\t{lp:.6f}\t{-lp / LN2:.6f}\t{int(token not in sc.unknown)}")
+                out.writerow([i + 1, j + 1, token, f"{lp:.6f}", f"{-lp / LN2:.6f}", int(token not in sc.unknown)])
         return 0
     print(format_scores(scores, per_token=not args.totals))
     return 0

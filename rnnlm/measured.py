@@ -41,6 +41,10 @@ def check_measurement_out(out) -> None:
     name of a run's, sweep's or study's own record (config.json, vocab.json, study.json), or an existing file
     that holds no jacobian or probe result. An existing measurement may be replaced (the command says so)."""
     path = Path(out)
+    if path.is_dir():
+        raise UserError(f"--out {out} is a folder; give a FILE.json name (in it, or elsewhere)")
+    if path.exists() and not path.is_file():
+        raise UserError(f"--out {out} is not a regular file; give a FILE.json name")
     if path.suffix.lower() != ".json":
         raise UserError(f"--out {out}: a measurement is written as JSON; give a FILE.json name (it would "
                         f"replace {path.name} otherwise)" if path.exists() else

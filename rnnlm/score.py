@@ -19,6 +19,7 @@ import numpy as np
 from .errors import UserError
 
 LN2 = math.log(2.0)
+RANKED = 10         # format_scores ranks at most this many sentences by name
 
 
 class SentenceScore(NamedTuple):
@@ -35,8 +36,9 @@ class SentenceScore(NamedTuple):
 
     @property
     def perplexity(self) -> float:
-        """e^(-total / n): the sentence's per-token perplexity."""
-        return math.exp(-self.total / len(self.logprobs))
+        """e^(-total / n): the sentence's per-token perplexity (inf when that overflows a float)."""
+        mean = -self.total / len(self.logprobs)
+        return math.exp(mean) if mean < 709.0 else math.inf
 
 
 def score_sentences(model, vocab, sentences, *, keep_case: bool | None = None, num_token: bool | None = None,
@@ -53,10 +55,15 @@ def score_sentences(model, vocab, sentences, *, keep_case: bool | None = None, n
     whose log-probabilities are not finite (a diverged checkpoint, as generate_text).
     """
     from .sample import check_reading, encode_prime
-    if isinstance(sentences, str) or not all(isinstance(s, str) for s in sentences):
+    if isinstance(sentences, (str, bytes, set, frozenset, dict)) or not hasattr(sentences, "__iter__"):
+        why = ("a str: wrap it in a list" if isinstance(sentences, str) else
+               f"a {type(sentences).__name__}, whose order is not the sentences' (give a list)"
+               if isinstance(sentences, (set, frozenset, dict)) else type(sentences).__name__)
+        raise TypeError(f"score_sentences: sentences must be a list of str (one sentence each), got {why}")
+    sentences = list(sentences)     # (a generator is read once, here)
+    if not all(isinstance(s, str) for s in sentences):
         raise TypeError("score_sentences: sentences must be a list of str (one sentence each), got "
-                        + ("a str: wrap it in a list" if isinstance(sentences, str) else
-                           f"{[type(s).__name__ for s in sentences if not isinstance(s, str)][0]} in it"))
+                        f"{[type(s).__name__ for s in sentences if not isinstance(s, str)][0]} in it")
     from .argcheck import check_int
     batch_size = check_int(batch_size, "batch_size", "score_sentences", 1)
     keep_case, num_token = check_reading(model, vocab, "", keep_case, num_token)
@@ -101,12 +108,13 @@ def format_scores(scores: list, per_token: bool = True) -> str:
     """The `score` command's report: per sentence its log-probability (nats and bits), tokens and
     per-token perplexity, and (per_token) each token's surprisal -log2 p in bits; with two sentences or
     more, a line ranking them by log-probability."""
+    from .runs import fmt_ppl
     lines = []
     for i, sc in enumerate(scores):
         n = len(sc.tokens)
-        lines.append(f"{i + 1}. {sc.text.strip()}")
+        lines.append(f"{i + 1}. {' '.join(sc.text.split())}")     # (a line break inside it: one line here)
         lines.append(f"   log p = {sc.total:.2f} nats ({sc.total / LN2:.2f} bits) over {n} "
-                     f"{'token' if n == 1 else 'tokens'}; perplexity {sc.perplexity:.1f}")
+                     f"{'token' if n == 1 else 'tokens'}; perplexity {fmt_ppl(sc.perplexity, 1)}")
         if per_token:
             cells = [f"{'<unk>:' if t in sc.unknown else ''}{t} {-lp / LN2:.1f}"
                      for t, lp in zip(sc.tokens, sc.logprobs)]
@@ -115,9 +123,16 @@ def format_scores(scores: list, per_token: bool = True) -> str:
         order = sorted(range(len(scores)), key=lambda i: -scores[i].total)
         best, second = order[0], order[1]
         gap = scores[best].total - scores[second].total
+        ranked = ", ".join(str(i + 1) for i in order[:RANKED]) + (", ..." if len(order) > RANKED else "")
+        caveats = ([f"they differ in length ({', '.join(sorted({str(len(sc.tokens)) for sc in scores}, key=int))} "
+                    "tokens): a longer sentence has more to pay"] if len({len(sc.tokens) for sc in scores}) > 1
+                   else [])
+        if any(sc.unknown for sc in scores):
+            caveats.append("words outside the vocabulary are all the one token <unk>")
         lines.append(f"most likely: sentence {best + 1}, {gap:.2f} nats above sentence {second + 1} "
                      f"({math.exp(min(gap, 700.0)):.3g} times as likely)"
-                     + (f"; ranked: {', '.join(str(i + 1) for i in order)}" if len(scores) > 2 else ""))
+                     + (f"; ranked: {ranked}" if len(scores) > 2 else "")
+                     + (f" (compare with care: {'; '.join(caveats)})" if caveats else ""))
     return "\n".join(lines)
 
 

@@ -434,3 +434,20 @@ def test_a_probe_figure_of_number_and_gender_curves_says_both_in_its_title(tmp_p
         mp.setattr(plots, "write_figure", lambda fig, files: seen.update(title=fig.axes[0].get_title()))
         plot_probe(paths, tmp_path / "f")
     assert "Portuguese number and gender agreement by distance" in " ".join(seen["title"].split())
+
+
+def test_a_figures_out_whose_svg_twin_is_a_folder_is_refused_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / "j.json").write_text("{}")
+    (tmp_path / "fig.svg").mkdir()
+    assert cli.main(["plot", "lag", str(tmp_path / "j.json"), "--out", str(tmp_path / "fig.png")]) == 2
+    assert capsys.readouterr().err == (f"error: --out {tmp_path / 'fig.png'}: the figure would be written as "
+                                       f"{tmp_path / 'fig.svg'}, which is a folder; give another name\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.svg", "j.json"]
+
+
+def test_a_measurements_out_that_is_a_folder_or_a_device_says_so(tmp_path):
+    from rnnlm.measured import check_measurement_out
+    with pytest.raises(UserError, match=r"is a folder; give a FILE.json name \(in it, or elsewhere\)$"):
+        check_measurement_out(tmp_path)
+    with pytest.raises(UserError, match=r"^--out /dev/null is not a regular file; give a FILE.json name$"):
+        check_measurement_out("/dev/null")

@@ -86,7 +86,8 @@ def test_the_report_ranks_a_minimal_pair_by_log_probability():
         "2. a c.",
         f"   log p = {math.log(1 / 32):.2f} nats (-5.00 bits) over 3 tokens; perplexity {32 ** (1 / 3):.1f}",
         "   surprisal (bits): a 1.0  <unk>:c 3.0  . 1.0",
-        f"most likely: sentence 1, {math.log(2):.2f} nats above sentence 2 (2 times as likely)",
+        f"most likely: sentence 1, {math.log(2):.2f} nats above sentence 2 (2 times as likely) (compare with care: "
+        "words outside the vocabulary are all the one token <unk>)",
     ]
     assert format_scores([a], per_token=False).splitlines()[1:] == [
         f"   log p = {math.log(1 / 16):.2f} nats (-4.00 bits) over 3 tokens; perplexity {16 ** (1 / 3):.1f}"]
@@ -152,3 +153,59 @@ def test_score_reads_standard_input_and_refuses_bytes_that_are_not_utf8(run, cap
                                        "sentences in UTF-8 (convert them: iconv -f latin1 -t utf-8)\n")
     assert cli.main(["score", str(run), "ca\udce7a"]) == 2
     assert capsys.readouterr().err.startswith("error: sentence 1 is not valid UTF-8 (bytes \\xe7); give the text")
+
+
+def test_sentences_may_come_after_the_flags_and_after_a_double_dash(run, capsys):
+    assert cli.main(["score", str(run), "--totals", PAIR[0], PAIR[1]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "1. " + PAIR[0] and lines[2] == "2. " + PAIR[1] and len(lines) == 5
+    assert cli.main(["score", str(run), PAIR[0], "--totals", "--", "-se foi."]) == 0
+    assert capsys.readouterr().out.splitlines()[2] == "2. -se foi."
+    assert cli.main(["score", str(run), "--totals", PAIR[0], "--bogus"]) == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_the_tsv_reads_back_row_for_row_with_a_quote_token(run, capsys):
+    import csv
+    import io
+    assert cli.main(["score", str(run), 'Ele disse "sim" e saiu.', "--tsv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out), delimiter="\t"))
+    model, vocab, _, _ = load_model(run)
+    (sc,) = score_sentences(model, vocab, ['Ele disse "sim" e saiu.'])
+    assert [r[2] for r in rows[1:]] == sc.tokens and '"' in sc.tokens
+
+
+def test_score_sentences_takes_a_generator_and_refuses_an_unordered_collection(run):
+    model, vocab, _, _ = load_model(run)
+    assert len(score_sentences(model, vocab, (s for s in PAIR))) == 2
+    with pytest.raises(TypeError, match=r"got a set, whose order is not the sentences' \(give a list\)$"):
+        score_sentences(model, vocab, set(PAIR))
+    with pytest.raises(TypeError, match=r"got NoneType$"):
+        score_sentences(model, vocab, None)
+
+
+def test_a_huge_perplexity_is_inf_and_the_report_caveats_length_and_unknown_words():
+    huge = SentenceScore("a.", ["a", "."], np.array([-800.0, -900.0]), [])
+    assert huge.perplexity == math.inf
+    short = SentenceScore("b", ["zz"], np.array([-2.0]), ["zz"])
+    text = format_scores([huge, short], per_token=False)
+    assert "perplexity inf" in text
+    assert text.splitlines()[-1] == (
+        "most likely: sentence 2, 1698.00 nats above sentence 1 (1.01e+304 times as likely) (compare with care: "
+        "they differ in length (1, 2 tokens): a longer sentence has more to pay; words outside the vocabulary "
+        "are all the one token <unk>)")
+    many = [SentenceScore(f"s{i}", ["a"], np.array([-float(i + 1)]), []) for i in range(12)]
+    assert format_scores(many, per_token=False).splitlines()[-1].endswith("; ranked: 1, 2, 3, 4, 5, 6, 7, 8, 9, "
+                                                                           "10, ...")
+
+
+def test_score_reads_a_pipe_given_as_a_file(run, capsys, tmp_path):
+    import os
+    import threading
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(PAIR[0] + "\n", encoding="utf-8"))
+    writer.start()
+    assert cli.main(["score", str(run), "--file", str(fifo), "--totals"]) == 0
+    writer.join()
+    assert capsys.readouterr().out.splitlines()[0] == "1. " + PAIR[0]
