@@ -346,7 +346,8 @@ def gradients_markdown(s: dict) -> str:
     lines += ["", f"## 2. After a short training on {trained_on(s['corpus'])}", ""]
     for cell in ("rnn", "lstm", "gru"):
         r = t[cell]
-        lines.append(f"- `{r['figure']}`: {cell}, {r['steps']} steps ({r['wall_s']:.{1 if r['wall_s'] < 10 else 0}f} s, valid ppl "
+        wall = f"{r['wall_s']:.{1 if r['wall_s'] < 10 else 0}f}"     # (0.5 s, not "0 s")
+        lines.append(f"- `{r['figure']}`: {cell}, {r['steps']} steps ({wall} s, valid ppl "
                      f"{fmt_ppl(r['best_val_ppl'], 1)}): at init {_curve_sentence(r['init'])}; after training "
                      f"{_curve_sentence(r['trained'])}."
                      + (f" `{r['over_training_figure']}` shows the curve at every recorded step."

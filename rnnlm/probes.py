@@ -510,8 +510,8 @@ def check_context_inputs(model, stream, seed, vocab_size, n_boot) -> tuple:
     """context_usage's stream and numbers checked before any work, each error one line naming the argument:
     TypeError (ids, seed, vocab_size or n_boot not integers; float ids are refused, not truncated) or
     ValueError (a stream that is not 1-D or holds an id outside [0, vocab_size), a negative seed, vocab_size
-    or n_boot below 1, a vocab_size above the model's). vocab_size None reads the model's (model.config.vocab_size). Returns (stream as int64,
-    vocab_size, seed) as ints."""
+    or n_boot below 1, a vocab_size above the model's). vocab_size None reads the model's
+    (model.config.vocab_size). Returns (stream as int64, vocab_size, seed) as ints."""
     where = "context_usage"
     if vocab_size is None:
         vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
@@ -752,7 +752,8 @@ def find_probe_results(inputs, kind: str = "agreement") -> list[Path]:
                 if runs:
                     raise UserError(f"{p} is not a run folder; the runs in it that hold probe results: give them "
                                     f"('{command()} plot probe {' '.join(str(r) for r in runs[:6])}"
-                                    f"{' ...' if len(runs) > 6 else ''}{' --kind context' if kind == 'context' else ''}')")
+                                    f"{' ...' if len(runs) > 6 else ''}"
+                                    f"{' --kind context' if kind == 'context' else ''}')")
                 raise UserError(f"{p} is not a run folder and holds no probe-{kind}*.json; give run folders "
                                 "or probe JSON files")
             if not found:
