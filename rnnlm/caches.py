@@ -150,8 +150,8 @@ def damaged_cache_line(exc: BaseException) -> str | None:
     short or overwritten: pickle's "data was truncated", an EOFError), else None. Deleting the folder is
     safe: the kernels compile again at the next start. (Here, not in the CLI: a module that names the
     compiler is one of numba_modules, whose edits start a fresh cache.)"""
-    import pickle
-    if not isinstance(exc, (pickle.UnpicklingError, EOFError, ValueError)):
+    # (by the class's name: the package imports no pickle module, tests/test_checkpoint_fuzz.py)
+    if not {c.__name__ for c in type(exc).__mro__} & {"UnpicklingError", "EOFError", "ValueError"}:
         return None
     tb, in_cache = exc.__traceback__, False
     while tb is not None:
