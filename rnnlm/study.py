@@ -592,7 +592,7 @@ def _refuse_quick_folder(config: StudyConfig, folder: Path, jobs) -> None:
     """UserError (one line) when the folder records runs that a --quick study makes and this call, without
     --quick, would make otherwise: the study was started with --quick, and this says so (the generic refusal
     would list the settings --quick sets, some of them not flags of this command)."""
-    from .sweeprecord import check_recorded
+    from .sweeprecord import check_recorded, read_rows
     if not (folder / "sweep.jsonl").is_file():
         return
     try:
@@ -601,6 +601,9 @@ def _refuse_quick_folder(config: StudyConfig, folder: Path, jobs) -> None:
     except UserError:
         pass
     quick_jobs, _ = build_jobs(quick_config(dataclasses.replace(config, out=str(folder))))
+    recorded = {r.get("name") for r in read_rows(folder)}
+    if not recorded or not recorded <= {j.name for j in quick_jobs}:
+        return      # (runs a --quick study does not make: not one)
     try:
         check_recorded(folder, quick_jobs)
     except UserError:
