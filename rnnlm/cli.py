@@ -146,7 +146,8 @@ def _check_figure_out(out: str) -> None:
     if path.exists() and not path.is_file():
         raise UserError(f"--out {out} is not a regular file; give a file name (the figure is written as NAME.png "
                         "and NAME.svg)")
-    png = path.with_suffix(".png") if path.suffix.lower() in (".png", ".svg") else path.with_name(path.name + ".png")
+    from .plots import figure_png
+    png = figure_png(path)
     for twin in (png, png.with_suffix(".svg")):      # the pair it writes: neither may be a folder or a device
         if twin.exists() and not twin.is_file():
             raise UserError(f"--out {out}: the figure would be written as {twin}, which is "

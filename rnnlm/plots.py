@@ -48,12 +48,17 @@ def _pyplot():
     return plt
 
 
-def _save(fig, out) -> Path:
-    """Write `fig` as OUT.png and OUT.svg; returns the PNG path."""
-    plt = _pyplot()
+def figure_png(out) -> Path:
+    """The PNG a figure named `out` is written as (its SVG beside it): "lag.png", "lag.svg" and "lag" all
+    mean lag.png + lag.svg; "x1.5" is not a suffix to replace."""
     out = Path(out)
-    # "lag.png", "lag.svg" and "lag" all mean lag.png + lag.svg; "x1.5" is not a suffix to replace.
-    png = out.with_suffix(".png") if out.suffix.lower() in (".png", ".svg") else out.with_name(out.name + ".png")
+    return out.with_suffix(".png") if out.suffix.lower() in (".png", ".svg") else out.with_name(out.name + ".png")
+
+
+def _save(fig, out) -> Path:
+    """Write `fig` as OUT.png and OUT.svg (figure_png); returns the PNG path."""
+    plt = _pyplot()
+    png = figure_png(out)
     png.parent.mkdir(parents=True, exist_ok=True)
     # the SVG without a date and with fixed element ids: redrawing the same figure rewrites the same bytes
     # (committed figures do not show up as changed after `plot study` and the like)
