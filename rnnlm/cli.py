@@ -194,8 +194,17 @@ class _NamedStdout:
 
 @contextlib.contextmanager
 def _stdout_named():
-    """sys.stdout as a _NamedStdout for the block (the command's run and its last flush), then as it was."""
+    """sys.stdout as a _NamedStdout for the block (the command's run and its last flush), then as it was.
+    An output encoding that cannot write Portuguese (PYTHONIOENCODING=ascii, a latin-1 console) writes
+    what it cannot encode as backslash escapes, as stderr does, rather than ending in a UnicodeEncodeError
+    after the work is done (train's summary, generate's text)."""
     stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+    if getattr(stream, "errors", "strict") == "strict" and not encoding.startswith("utf"):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
     sys.stdout = _NamedStdout(stream)
     try:
         yield

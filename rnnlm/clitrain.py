@@ -278,6 +278,9 @@ def _run_generate(args):
     from .sample import TextStream, check_fits_in_memory
     _check_prime(args.prime)
     _check_greedy(args)
+    if args.words == 0 and not args.prime.strip():
+        raise UserError("--words 0 with no --prime has nothing to print; give --words 1 or more (with a --prime, "
+                        "--words 0 prints the prime as the model reads it)")
     check_checkpoint_flag(args.run, args.checkpoint)
     which = args.checkpoint or "best"
     model, vocab, info, path = load_model(args.run, which)
@@ -416,6 +419,8 @@ def _score_lines(args) -> list:
         raise UserError("no sentence to score; give sentences as arguments (in quotes) or --file FILE with one "
                         "per line")
     for i, sentence in enumerate(sentences):
+        if not sentence.strip():    # (a sentence of punctuation alone is refused once it is tokenized)
+            raise UserError(f"sentence {i + 1} is empty; give each sentence as a non-empty argument in quotes")
         _check_prime(sentence, f"sentence {i + 1}")
     return sentences
 

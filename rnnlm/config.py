@@ -338,6 +338,10 @@ class TrainConfig:
                                 + (f" (a dict d of settings: {cls.__name__}(**d))"
                                    if isinstance(getattr(self, name), dict) else ""))
         self.model.validate(need_vocab=False)
+        if self.model.vocab_size is not None:   # (to_dict leaves it out: it would not survive config.json)
+            raise UserError(f"TrainConfig's model has vocab_size={self.model.vocab_size}, but a run's vocabulary "
+                            "comes from its corpus: leave vocab_size out (cap it with DataConfig(max_vocab=...), "
+                            "--max-vocab)")
         self.data.validate()
         check_fields(self)      # every numeric field against RANGES
         if self.data.valid_fraction == 0:

@@ -82,12 +82,11 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     verb agrees with the subject (restating its number a few words before the verb
     that the probes score; None = sintetico's default 0.25, 0 = the controlled corpus).
     """
-    if not minutes > 0:
-        raise UserError(f"--minutes must be positive, got {minutes}")
+    from .settings import check_range
+    check_range("minutes", minutes)
     if not 1 <= min_distance <= (QUICK if quick else FULL)["longrange"]["max_distance"]:
         raise UserError(f"--min-distance must be between 1 and the maximum training distance, got {min_distance}")
-    if omega is not None and not omega >= 0:
-        raise UserError(f"--omega must be >= 0, got {omega}")
+    check_range("omega", omega)     # (None: the sizes' value)
     from .runs import load_model
     from .data import DataConfig, load_corpus
     from .plots import clip_label

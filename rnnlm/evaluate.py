@@ -32,6 +32,8 @@ def evaluate_stream(model, stream, bptt: int, bar: str | None = None) -> tuple[f
 
     Returns (loss, number of predicted tokens). bar: a description to show a
     tqdm bar (on stderr, only when it is a terminal) counting the predicted tokens.
+    A model whose weights hold nan or inf gives a nan (or inf) loss, not an error: the training loop
+    reads that as divergence (generate_text, score_sentences and the probes refuse such a model).
     """
     import sys
 

@@ -66,6 +66,7 @@ def lock_folder(folder, name: str, busy: str, holder=None, advice: str | None = 
                         "system such as /proc or /sys); give --out a folder on a disk") from None
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give --out a folder path")
+    existed = (folder / name).exists()
     for _ in range(5):
         lock = _pid_lock_class()(str(folder / name), timeout=0)
         try:
@@ -88,6 +89,7 @@ def lock_folder(folder, name: str, busy: str, holder=None, advice: str | None = 
         (folder / name).write_text(f"{os.getpid()}\n", encoding="ascii")
     except OSError:
         pass                    # (the refusal then says "it")
+    lock.created_file = not existed     # (a refused train removes a lock file it made: train._give_up_folder)
     return lock
 
 

@@ -32,6 +32,20 @@ def _xavier(rng, fan_out, fan_in):
     return rng.uniform(-bound, bound, (fan_out, fan_in))
 
 
+def param_shapes(cell: str, vocab_size: int, emsize: int, hidden: int, layers: int, tied: bool) -> dict:
+    """{name: shape} of every parameter init_params makes (its names, in its order), without drawing any."""
+    G, H = GATES[cell], hidden
+    shapes = {"encoder.weight": (vocab_size, emsize)}
+    for layer in range(layers):
+        n_in = emsize if layer == 0 else H
+        shapes.update({f"rnn.weight_ih_l{layer}": (G * H, n_in), f"rnn.weight_hh_l{layer}": (G * H, H),
+                       f"rnn.bias_ih_l{layer}": (G * H,), f"rnn.bias_hh_l{layer}": (G * H,)})
+    if not tied:
+        shapes["decoder.weight"] = (vocab_size, hidden)
+    shapes["decoder.bias"] = (vocab_size,)
+    return shapes
+
+
 def init_params(cell: str, vocab_size: int, emsize: int, hidden: int, layers: int, tied: bool,
                 init: str = "default", recurrent_scale: float = 1.0, forget_bias: float = 0.0,
                 rng: np.random.Generator | None = None, dtype="float64") -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ overlapped path (overlap.py) exists only for the LSTM.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 from functools import partial
 from typing import NamedTuple
@@ -33,7 +34,7 @@ from . import layers, overlap, paths
 from .activations import ModelConfigError, parse_activation
 from .cells import CELLS
 from .config import ModelConfig  # noqa: F401  (re-export: the class lives in config.py)
-from .init import GATES, init_params
+from .init import GATES, init_params, param_shapes
 
 _WORKSPACES = 3   # (T, B) shapes kept per model: training window, last short window, step
 
@@ -102,7 +103,10 @@ class _Workspace:
 class RNNModel:
     """Word-level language model with hand-written BPTT (see the module docstring).
 
-    model = RNNModel(config, seed=0)
+    model = RNNModel(config, seed=0)  weights drawn from seed (config.init's scheme)
+    RNNModel(config, params=d)        d's arrays used as they are, not copied (PyTorch names, init.param_shapes'
+                                      shapes, C-contiguous config.dtype; ValueError otherwise): to copy
+                                      weights in, build the model and call model.load_state_dict(d)
     model.params                      dict name -> ndarray (PyTorch names); updated in place by optimizers
     model.init_state(B)               zeros, (h,) or (h, c), each (L, B, H)
     model.loss_and_grads(inputs, targets, state, rng=None, masks=None, weights=None) -> (loss, grads, state)
@@ -133,14 +137,23 @@ class RNNModel:
         self.act = parse_activation(config.activation)
         self.gates = GATES[config.cell]
         self.cell = CELLS[config.cell]
+        # what every parameter must be and stay (the kernels read C-contiguous arrays of the model dtype,
+        # without bounds checks): _check_params compares against it, so an array given or replaced by hand
+        # is a ValueError, not Numba's error, a read past its end or a crash
+        self._param_spec = {k: (shape, self.dtype) for k, shape in param_shapes(
+            config.cell, config.vocab_size, config.emsize, config.hidden, config.layers, config.tied).items()}
         if params is None:
             params = init_params(config.cell, config.vocab_size, config.emsize, config.hidden,
                                  config.layers, config.tied, config.init, config.recurrent_scale,
                                  config.forget_bias, np.random.default_rng(seed), config.dtype)
+        elif not isinstance(params, Mapping) or set(params) != set(self._param_spec):
+            got = (f"names {', '.join(map(str, params))}" if isinstance(params, Mapping)
+                   else type(params).__name__)
+            raise ValueError(f"RNNModel: params must be a dict holding exactly this config's parameters "
+                             f"({', '.join(self._param_spec)}), got {got}; load weights into a built model "
+                             "with model.load_state_dict(d)")
         self.params = params
-        # what every parameter must stay (the kernels read C-contiguous arrays of the model dtype):
-        # _check_params compares against it, so an array replaced by hand is a ValueError, not Numba's
-        self._param_spec = {k: (v.shape, v.dtype) for k, v in params.items()}
+        self._check_params()
         self._workspaces = OrderedDict()
         self._grad_buffers = _GradBuffers()
 

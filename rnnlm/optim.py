@@ -130,6 +130,7 @@ def grad_norm(grads, rows=None) -> float:
     only those rows are read. None: every element of every gradient.
     """
     _check_grads(grads, "grad_norm")
+    _check_rows(grads, rows, "grad_norm")
     rows = rows or {}
     total = 0.0
     for name, g in grads.items():
@@ -159,7 +160,7 @@ def _scale(grads, coef: float, rows=None) -> None:
             g[r] *= g.dtype.type(coef)
 
 
-def _check_grads(grads, where: str) -> None:
+def _check_grads(grads, where: str, label: str = "grads") -> None:
     """TypeError (one line) unless `grads` is a mapping of name -> floating-point NumPy array (what
     loss_and_grads returns second): a list of arrays has no names to clip or update by, and a None or an
     integer array cannot hold a gradient (Numba's typing error or np.clip's cast error otherwise)."""
@@ -169,7 +170,35 @@ def _check_grads(grads, where: str) -> None:
     for name, g in grads.items():
         if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
             what = f"a {g.dtype} array" if isinstance(g, np.ndarray) else type(g).__name__
-            raise TypeError(f"{where}: grads[{name!r}] must be a float32 or float64 NumPy array, got {what}")
+            raise TypeError(f"{where}: {label}[{name!r}] must be a float32 or float64 NumPy array, got {what}")
+
+
+def _check_rows(grads, rows, where: str) -> None:
+    """ValueError/TypeError (one line) unless `rows` is None or {name: sorted unique int64 row indices} for
+    2-D gradients of `grads`, each index within its gradient's rows (RNNModel.train_grads's grad_rows). The
+    kernels that read only those rows index without bounds checks: a row past the end would read or write
+    memory outside the array (a wrong norm, a corrupted parameter, a crash) and a repeated row would count
+    twice."""
+    if rows is None:
+        return
+    if not isinstance(rows, Mapping):
+        raise TypeError(f"{where}: rows must be a dict of name -> row indices (RNNModel.train_grads's "
+                        f"grad_rows) or None, got {type(rows).__name__}")
+    for name, r in rows.items():
+        if r is None:
+            continue
+        if name not in grads:
+            raise ValueError(f"{where}: rows names {name!r}, which is not one of the gradients")
+        g = grads[name]
+        if not isinstance(r, np.ndarray) or r.dtype != np.int64 or r.ndim != 1:
+            what = f"a {r.dtype} array of shape {r.shape}" if isinstance(r, np.ndarray) else type(r).__name__
+            raise TypeError(f"{where}: rows[{name!r}] must be a 1-D int64 NumPy array of row indices, got {what}")
+        if g.ndim != 2:
+            raise ValueError(f"{where}: rows[{name!r}] picks rows of a 2-D gradient, but grads[{name!r}] has "
+                             f"shape {g.shape}")
+        if r.size and (r[0] < 0 or r[-1] >= g.shape[0] or (r.size > 1 and not (r[1:] > r[:-1]).all())):
+            raise ValueError(f"{where}: rows[{name!r}] must be sorted unique row indices in [0, {g.shape[0]}) "
+                             f"(as np.unique gives), got {r.min()} .. {r.max()} over {r.size} rows")
 
 
 def _check_threshold(name: str, value, where: str = "") -> None:
@@ -195,6 +224,7 @@ def clip_grad_norm(grads, max_norm: float, norm: float | None = None, rows=None)
     or not a number.
     """
     _check_grads(grads, "clip_grad_norm")
+    _check_rows(grads, rows, "clip_grad_norm")
     _check_threshold("max_norm", max_norm, "clip_grad_norm")
     total = grad_norm(grads, rows) if norm is None else float(norm)
     coef = clip_coef(total, max_norm)
@@ -243,12 +273,44 @@ class Optimizer:
     buffer_kinds: tuple[str, ...] = ()
 
     def __init__(self, params, lr: float):
-        if not lr > 0:
-            raise UserError(f"the learning rate must be positive, got {lr}")
+        from .settings import check_range
+        check_range("lr", lr, label="lr")
+        if not isinstance(params, Mapping):
+            raise TypeError(f"{type(self).__name__}: params must be a dict of name -> parameter array "
+                            f"(RNNModel.params), got {type(params).__name__}")
+        _check_grads(params, type(self).__name__, "params")
         self.lr = float(lr)
         self.steps = 0
+        self.shapes = {k: p.shape for k, p in params.items()}     # what step's params and grads must be
         self.buffers = {kind: {k: np.zeros_like(p) for k, p in params.items()}
                         for kind in self.buffer_kinds}
+
+    def _check_step(self, params, grads, rows, scale) -> None:
+        """One line (TypeError/ValueError) for a step whose params are not the ones this optimizer was built
+        for or whose grads do not match them: the update kernels index without bounds checks, so a smaller
+        gradient would be read past its end (nan or garbage in the weights, or a crash)."""
+        where = f"{type(self).__name__}.step"
+        if not isinstance(params, Mapping):
+            raise TypeError(f"{where}: params must be a dict of name -> parameter array, got "
+                            f"{type(params).__name__}")
+        _check_grads(grads, where)
+        if {k: getattr(p, "shape", None) for k, p in params.items()} != self.shapes:
+            raise ValueError(f"{where}: params are not the ones this optimizer was built for (names and shapes "
+                             "differ); build the optimizer from the model it updates (make_optimizer(name, "
+                             "model.params))")
+        for k, p in params.items():
+            g = grads.get(k)
+            if g is None:
+                raise ValueError(f"{where}: grads has no {k!r}; give one gradient per parameter (as "
+                                 "RNNModel.loss_and_grads returns)")
+            if g.shape != p.shape:
+                raise ValueError(f"{where}: grads[{k!r}] has shape {g.shape} but the parameter has {p.shape}; "
+                                 "give the gradients of this model's loss")
+        _check_rows(grads, rows, where)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(scale):
+            raise ValueError(f"{where}: scale must be a finite number (clip_coef's factor; 1.0: none), got "
+                             f"{scale!r}")
 
     def step(self, params, grads, rows=None, scale: float = 1.0) -> None:
         """Update every parameter in place from its gradient.
@@ -261,6 +323,7 @@ class Optimizer:
         result: the other rows' update is zero); the optimizers with buffers
         update every row, as PyTorch's do for a dense gradient.
         """
+        self._check_step(params, grads, rows, scale)
         self.steps += 1
         if scale != 1.0:
             _scale(grads, scale, rows)
@@ -303,6 +366,9 @@ class SGD(Optimizer):
     name = "sgd"
 
     def step(self, params, grads, rows=None, scale: float = 1.0) -> None:
+        """As Optimizer.step: p -= lr * (g * scale), every parameter in place, only the given rows of those
+        in `rows`; the gradient arrays are left as they were."""
+        self._check_step(params, grads, rows, scale)
         self.steps += 1
         rows = rows or {}
         for k, p in params.items():
@@ -331,8 +397,8 @@ class Momentum(Optimizer):
 
     def __init__(self, params, lr, momentum: float = 0.9, nesterov: bool = False):
         super().__init__(params, lr)
-        if not 0 <= momentum < 1:
-            raise UserError(f"momentum must be in [0, 1), got {momentum}")
+        from .settings import check_range
+        check_range("momentum", momentum, label="momentum")
         self.momentum = momentum
         self.nesterov = nesterov
 
@@ -375,12 +441,16 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
+        from .settings import check_range
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        check_range("beta1", betas[0], label="betas[0]")
+        check_range("beta2", betas[1], label="betas[1]")
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise UserError(f"Adam betas must be in [0, 1), got {betas}")
         self.eps = eps
 
     def step(self, params, grads, rows=None, scale: float = 1.0) -> None:
+        """As Optimizer.step (every row updated, as torch.optim.Adam does for a dense gradient)."""
         t = self.steps + 1
         # Bias corrections in float64, once per step (as PyTorch computes them in Python floats).
         self._step_size = self.lr / (1 - self.beta1 ** t)

@@ -211,15 +211,24 @@ def final_logprobs(model, rows, columns, batch_size: int = 256, bar: str | None 
     from tqdm import tqdm
 
     from .runs import stderr_is_terminal
-    columns = np.asarray(columns, dtype=np.int64)
+    where = "final_logprobs"
+    V = getattr(getattr(model, "config", None), "vocab_size", None)
+    V, source = (2**62, "no vocabulary size known") if V is None else (int(V), "the model's vocabulary")
+    shape = np.shape(columns)
+    columns = check_token_ids(np.reshape(columns, -1), V, where, "columns", source).reshape(shape)
     if columns.ndim == 1:
         columns = columns[:, None]
-    check_int(batch_size, "batch_size", "final_logprobs", 1)
+    if columns.ndim != 2 or columns.shape[0] != len(rows):
+        raise ValueError(f"{where}: columns must be (N, K) ids, a row of them per row of rows (N = {len(rows)}), "
+                         f"got shape {shape}")
+    check_int(batch_size, "batch_size", where, 1)
     out = np.empty(columns.shape, dtype=np.float64)
     by_length: dict = {}
+    rows = list(rows)
     for i, r in enumerate(rows):
         if len(r) == 0:
             raise ValueError(f"final_logprobs: rows[{i}] is empty; every row needs at least one token")
+        rows[i] = check_token_ids(r, V, where, f"rows[{i}]", source)
         by_length.setdefault(len(r), []).append(i)
     show = bar is not None and stderr_is_terminal()
     with tqdm(total=len(rows), desc=bar, unit="row", disable=not show, leave=False, file=sys.stderr) as progress:
@@ -554,6 +563,11 @@ def context_usage(model, stream, distances, mode: str = "shuffle", n_targets: in
     """
     stream, vocab_size, seed = check_context_inputs(model, stream, seed, vocab_size, n_boot)
     distances = check_context_args(len(stream), distances, mode, window, n_targets, batch_size)
+    if not is_real(tolerance):
+        raise TypeError(f"context_usage: tolerance must be a number of nats >= 0, got {tolerance!r} "
+                        f"({type(tolerance).__name__})")
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"context_usage: tolerance must be a finite number of nats >= 0, got {tolerance!r}")
     rng = np.random.default_rng(seed)
     available = len(stream) - window
     n = min(n_targets, available)

@@ -322,6 +322,28 @@ def refuse_taken(folder) -> None:
     if (folder / CONFIG).exists() and (step := _finished_at(folder)) is not None:
         raise UserError(f"{folder} holds the records of a run that finished at step {step:,} (config.json, "
                         f"metrics.jsonl) without its model; a new run would replace them: give it another --out")
+    foreign = _not_a_runs(folder)
+    if foreign:
+        raise UserError(f"{folder} holds {and_list(foreign)} that no run of this tool wrote, and a new run would "
+                        f"replace {'it' if len(foreign) == 1 else 'them'}; give the run a new or empty folder as "
+                        "--out")
+
+
+def _not_a_runs(folder: Path) -> list:
+    """The files named as a run's (config.json, vocab.json, metrics.jsonl) in `folder` that are not a run's:
+    a config.json without a run's "train" settings (another tool's, the user's own), or a vocab.json or
+    metrics.jsonl beside no config.json (a run writes config.json first). A new run writes those names."""
+    import json
+    config = folder / CONFIG
+    if config.is_file():
+        try:
+            saved = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = None
+        if isinstance(saved, dict) and isinstance(saved.get("train"), dict):
+            return []
+        return [CONFIG]
+    return [name for name in (VOCAB, METRICS) if (folder / name).exists()]
 
 
 def others_in(folder) -> str | None:

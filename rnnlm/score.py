@@ -129,11 +129,23 @@ def format_scores(scores: list, per_token: bool = True) -> str:
                    else [])
         if any(sc.unknown for sc in scores):
             caveats.append("words outside the vocabulary are all the one token <unk>")
+        if _as_read(scores[best]) == _as_read(scores[second]):    # the same token ids: the same log p, always
+            why = (" (words outside the vocabulary are all the one token <unk>)"
+                   if scores[best].tokens != scores[second].tokens else "")
+            lines.append(f"no single most likely: sentences {best + 1} and {second + 1} are the same tokens to "
+                         f"the model{why}, log p {scores[best].total:.2f} nats each"
+                         + (f"; ranked: {ranked}" if len(scores) > 2 else ""))
+            return "\n".join(lines)
         lines.append(f"most likely: sentence {best + 1}, {gap:.2f} nats above sentence {second + 1} "
                      f"({math.exp(min(gap, 700.0)):.3g} times as likely)"
                      + (f"; ranked: {ranked}" if len(scores) > 2 else "")
                      + (f" (compare with care: {'; '.join(caveats)})" if caveats else ""))
     return "\n".join(lines)
+
+
+def _as_read(sc: SentenceScore) -> tuple:
+    """sc's tokens as the model reads them: each unknown word as <unk>."""
+    return tuple("<unk>" if t in sc.unknown else t for t in sc.tokens)
 
 
 def _wrapped(cells: list, head: str, width: int = 100) -> list:

@@ -131,11 +131,14 @@ class Range(NamedTuple):
             return self.text
         if self.kind is int:
             return f"at least {self.lo:d}" if self.hi == INT_MAX else f"between {self.lo:d} and {self.hi:d}"
+        # A float's one wording whatever the value refused (-1, inf and nan alike): "finite" where inf would
+        # otherwise pass the words, "a number" so that nan fails them.
         if math.isinf(self.lo) and math.isinf(self.hi):
             return "a finite number"
         if math.isinf(self.hi):
-            return "positive" if self.lo == 0 and self.lo_open else f"{'>' if self.lo_open else '>='} {self.lo:g}"
-        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+            return ("a finite positive number" if self.lo == 0 and self.lo_open else
+                    f"a finite number {'>' if self.lo_open else '>='} {self.lo:g}")
+        return f"a number in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
 
 
 def _count(lo: int, note: str = "", hi: int = INT_MAX, **kw) -> Range:
@@ -211,6 +214,9 @@ def check_range(name: str, value, error=UserError, label: str | None = None) -> 
     """
     if value is None:
         return
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0 \
+            and getattr(getattr(value, "dtype", None), "kind", "") in "iuf":
+        value = value.item()        # a NumPy scalar (np.float32(0.1), np.int64(3)) as the Python number it holds
     r = RANGES.get(name, Range(float))
     option = flag(name) if label is None else label
     want = r.type_problem(value)
@@ -219,11 +225,9 @@ def check_range(name: str, value, error=UserError, label: str | None = None) -> 
     if not r.accepts(value):
         note = f" {r.note}" if r.note else ""
         desc = r.describe()
-        finite = isinstance(value, float) and math.isinf(value) and "finite" not in desc
-        if finite:              # inf is >= 0: say what it fails
-            desc = "a finite positive number" if desc == "positive" else f"a finite number {desc}"
-        elif isinstance(value, float) and math.isnan(value) and "number" not in desc:    # nan: not a number at all
-            desc = "a positive number" if desc == "positive" else f"a number {desc}"
+        finite = r.kind is int and isinstance(value, float) and not math.isfinite(value)
+        if finite:              # a count's "at least 0" is true of inf: say what inf and nan fail (floats: describe)
+            desc = f"an integer, {desc}"
         if (r.kind is int and r.hi == INT_MAX and not finite and isinstance(value, (int, float))
                 and not isinstance(value, bool) and value > r.hi):
             raise error(f"{option} must be at most {INT_MAX:,} (a larger count is a typo, not a plan), "

@@ -209,8 +209,13 @@ def _give_up_folder(folder: Path, lock, new: Path | None) -> None:
     file is removed only under a lock of our own, never from under its holder, and while held (a file
     removed after the release could be locked by a third process as a second, new one is)."""
     from .runs import LOCK
-    if new is None:     # the folder existed before: its lock file stays (emptied on release)
+    if new is None:     # the folder existed before: its lock file stays (emptied on release) unless made now
         if lock is not None:
+            if getattr(lock, "created_file", False):
+                try:    # under the lock, as below (a waiter on the removed file retries: _still_named)
+                    (folder / LOCK).unlink(missing_ok=True)
+                except OSError:
+                    pass
             lock.release()
         return
     if lock is None and (folder / LOCK).exists():

@@ -74,9 +74,12 @@ class Vocab:
         return np.fromiter((get(t, unk) for t in tokens), dtype=np.int32)
 
     def decode(self, ids) -> list[str]:
-        """Ids -> tokens."""
+        """Ids (1-D integers in [0, len(self))) -> tokens; TypeError for ids that are not integers (a float id
+        is refused, not truncated), ValueError for an id outside the vocabulary (a negative one would count
+        from the end) or ids that are not 1-D."""
+        from .argcheck import check_token_ids
         itos = self.itos
-        return [itos[int(i)] for i in ids]
+        return [itos[i] for i in check_token_ids(ids, len(itos), "Vocab.decode", "ids", "the vocabulary").tolist()]
 
     def reading(self) -> dict:
         """How the text of this vocabulary was tokenized, as seen in its words: {"keep_case", "num_token"}.

@@ -147,7 +147,7 @@ def test_longrange_figures_table_and_numbers(longrange):
 
 def test_longrange_refuses_a_nonpositive_budget(capsys):
     assert main(["demo", "longrange", "--minutes", "0"]) == 2
-    assert "error: --minutes must be positive" in capsys.readouterr().err
+    assert "error: --minutes must be a finite positive number" in capsys.readouterr().err
 
 
 def test_longrange_refuses_bad_min_distance_and_omega(capsys):
@@ -155,7 +155,7 @@ def test_longrange_refuses_bad_min_distance_and_omega(capsys):
     assert "error: --min-distance must be between 1" in capsys.readouterr().err
     assert main(["demo", "longrange", "--quick", "--min-distance", "99"]) == 2
     assert main(["demo", "longrange", "--quick", "--omega", "-1"]) == 2
-    assert "error: --omega must be >= 0" in capsys.readouterr().err
+    assert "error: --omega must be a finite number >= 0" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- what each figure states (issue 14)

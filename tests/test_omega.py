@@ -228,7 +228,7 @@ def test_gated_cells_are_refused(cell, capsys):
 
 
 def test_negative_omega_is_refused():
-    with pytest.raises(UserError, match="--omega must be >= 0"):
+    with pytest.raises(UserError, match="--omega must be a finite number >= 0"):
         train(TrainConfig(model=ModelConfig(cell="rnn"), omega=-1.0))
 
 

@@ -291,9 +291,16 @@ def test_valid_arguments_still_give_the_same_jacobians():
 def test_generate_refuses_zero_or_negative_samples_and_words(tiny_run, capsys):
     for argv, line in ((["--num-samples", "0"], "error: --num-samples must be at least 1, got 0"),
                        (["--num-samples", "-3"], "error: --num-samples must be at least 1, got -3"),
-                       (["--words", "-1"], "error: --words must be at least 0, got -1")):
+                       (["--words", "-1"], "error: --words must be at least 0, got -1"),
+                       (["--words", "0"], "error: --words 0 with no --prime has nothing to print; give --words 1 or "
+                                          "more (with a --prime, --words 0 prints the prime as the model reads it)")):
         status, out, err = _cli(["generate", tiny_run, *argv], capsys)
         assert (status, out, err) == (2, "", [line])
+
+
+def test_generate_with_no_words_prints_the_prime_alone(tiny_run, capsys):
+    status, out, err = _cli(["generate", tiny_run, "--words", "0", "--prime", "O homem que"], capsys)
+    assert status == 0 and out.strip() == "O homem que"
 
 
 def test_sampling_bytes_counts_the_batch_and_the_text():

@@ -30,9 +30,9 @@ def test_clipping_still_clips_and_zero_still_means_none():
 
 
 @pytest.mark.parametrize("name, said", [
-    ("temperature", "--temperature must be a number >= 0 (0 = greedy), got nan"),
+    ("temperature", "--temperature must be a finite number >= 0 (0 = greedy), got nan"),
     ("top_p", "--top-p must be a number in (0, 1] (1 = all), got nan"),
-    ("lr", "--lr must be a positive number, got nan"),
+    ("lr", "--lr must be a finite positive number, got nan"),
     ("dropout", "--dropout must be a number in [0, 1), got nan"),
 ])
 def test_nan_is_said_to_be_not_a_number(name, said):

@@ -255,7 +255,7 @@ def test_a_finished_runs_records_without_its_model_are_not_taken_over(tmp_path):
     from rnnlm.runs import clear_unsaved_run, refuse_taken
     run = tmp_path / "job"
     run.mkdir()
-    (run / "config.json").write_text("{}")
+    (run / "config.json").write_text('{"train": {"format": 2}}')      # (a run's: its "train" settings)
     (run / "vocab.json").write_text("{}")
     events = [{"type": "start", "step": 0}, {"type": "step", "step": 100}, {"type": "end", "step": 200}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))

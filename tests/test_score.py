@@ -118,6 +118,7 @@ def test_the_score_command_prints_the_report_and_a_tsv(run, capsys, tmp_path):
     (["x.", "--file", "nowhere.txt"], "--file nowhere.txt does not exist; give a UTF-8 text file with one sentence "
                                       "per line"),
     (["x.", "--tsv", "--totals"], "--tsv prints every token and --totals only each sentence's sum; give one of them"),
+    (["x.", " "], "sentence 2 is empty; give each sentence as a non-empty argument in quotes"),
 ])
 def test_the_score_commands_mistakes_are_one_line(run, capsys, monkeypatch, tmp_path, extra, line):
     monkeypatch.chdir(tmp_path)
@@ -209,3 +210,15 @@ def test_score_reads_a_pipe_given_as_a_file(run, capsys, tmp_path):
     assert cli.main(["score", str(run), "--file", str(fifo), "--totals"]) == 0
     writer.join()
     assert capsys.readouterr().out.splitlines()[0] == "1. " + PAIR[0]
+
+
+def test_sentences_the_model_reads_as_the_same_tokens_have_no_single_most_likely():
+    a = SentenceScore("a zzyzx.", ["a", "zzyzx", "."], np.log([0.5, 0.25, 0.5]), ["zzyzx"])
+    b = SentenceScore("a qwxy.", ["a", "qwxy", "."], np.log([0.5, 0.25, 0.5]), ["qwxy"])
+    c = SentenceScore("a b.", ["a", "b", "."], np.log([0.5, 0.125, 0.5]), [])
+    assert format_scores([c, a, b], per_token=False).splitlines()[-1] == (
+        f"no single most likely: sentences 2 and 3 are the same tokens to the model (words outside the "
+        f"vocabulary are all the one token <unk>), log p {math.log(1 / 16):.2f} nats each; ranked: 2, 3, 1")
+    assert format_scores([c, c], per_token=False).splitlines()[-1] == (
+        f"no single most likely: sentences 1 and 2 are the same tokens to the model, log p {math.log(1 / 32):.2f} "
+        "nats each")

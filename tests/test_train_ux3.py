@@ -46,7 +46,7 @@ def test_min_lr_default_is_relative_to_the_initial_lr_and_checked():
     assert 20.0 / 4 ** 10 < TrainConfig(lr=20.0).lr_floor()                  # the 10th division stops
     with pytest.raises(UserError, match=r"--min-lr 30 must be below the learning rate \(20\)"):
         TrainConfig(min_lr=30.0).validate()
-    with pytest.raises(UserError, match=r"--min-lr must be >= 0 \(0 = no floor\), got -1.0"):
+    with pytest.raises(UserError, match=r"--min-lr must be a finite number >= 0 \(0 = no floor\), got -1.0"):
         TrainConfig(min_lr=-1.0).validate()
     assert "min_lr" in STOP_REASONS
 
@@ -200,5 +200,5 @@ def test_an_infinite_value_is_told_it_must_be_finite():
         check_range("lr", math.inf)
     with pytest.raises(UserError, match=r"^--max-minutes must be a finite number >= 0 \(0 = no limit\), got inf$"):
         check_range("max_minutes", float("inf"))
-    with pytest.raises(UserError, match=r"^--max-minutes must be >= 0 \(0 = no limit\), got -1.0$"):
+    with pytest.raises(UserError, match=r"^--max-minutes must be a finite number >= 0 \(0 = no limit\), got -1.0$"):
         check_range("max_minutes", -1.0)

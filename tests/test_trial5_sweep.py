@@ -154,7 +154,7 @@ def test_generate_text_with_a_string_temperature_says_its_type():
         generate_text(None, None, temperature="0.8")
     with pytest.raises(UserError, match=r"--top-k must be an integer, got 2\.5"):
         next_token_probs([[0.0, 1.0]], top_k=2.5)
-    with pytest.raises(UserError, match=r"--temperature must be >= 0 \(0 = greedy\), got -1"):
+    with pytest.raises(UserError, match=r"--temperature must be a finite number >= 0 \(0 = greedy\), got -1"):
         generate_text(None, None, temperature=-1)
 
 

@@ -1,0 +1,210 @@
+"""A researcher's and a teacher's trials: the optimizers, grad_norm and RNNModel(params=) check what their
+unchecked kernels would index past; the probes, Vocab.decode and context_usage refuse what they used to
+truncate or ignore; train --out refuses a folder whose config.json, vocab.json or metrics.jsonl are not a
+run's (they were overwritten) and leaves no lock file where it made one; a standard output that cannot encode
+Portuguese writes escapes instead of ending in a traceback."""
+import io
+import sys
+
+import numpy as np
+import pytest
+
+from rnnlm import cli, optim
+from rnnlm.config import ModelConfig, TrainConfig
+from rnnlm.errors import UserError
+from rnnlm.model import RNNModel
+from rnnlm.probes import context_usage, final_logprobs
+from rnnlm.settings import check_range
+from rnnlm.train import train
+from rnnlm.vocab import Vocab
+
+from test_train import tiny
+
+
+def _pair():
+    a = RNNModel(ModelConfig(vocab_size=300, emsize=8, hidden=8))
+    b = RNNModel(ModelConfig(vocab_size=30, emsize=8, hidden=8))
+    x = np.arange(10, dtype=np.int64).reshape(5, 2)
+    return a, b, x
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "adam"])
+def test_a_step_with_another_models_gradients_is_refused_and_changes_nothing(name):
+    a, b, x = _pair()
+    _, g_b, _ = b.loss_and_grads(x, x)
+    before = {k: v.copy() for k, v in a.params.items()}
+    opt = optim.make_optimizer(name, a.params, lr=0.1)
+    with pytest.raises(ValueError) as found:
+        opt.step(a.params, g_b)
+    assert str(found.value) == (f"{type(opt).__name__}.step: grads['encoder.weight'] has shape (30, 8) but the "
+                                "parameter has (300, 8); give the gradients of this model's loss")
+    assert all(np.array_equal(before[k], a.params[k]) for k in before) and opt.steps == 0
+    with pytest.raises(ValueError, match=r"params are not the ones this optimizer was built for"):
+        opt.step(b.params, g_b)
+    _, g_a, _ = a.loss_and_grads(x, x)
+    with pytest.raises(ValueError, match=r"^[A-Za-z]+\.step: grads has no 'decoder.bias'; give one gradient per"):
+        opt.step(a.params, {k: v for k, v in g_a.items() if k != "decoder.bias"})
+    opt.step(a.params, g_a)     # the right ones still step
+    assert opt.steps == 1 and not np.array_equal(before["decoder.bias"], a.params["decoder.bias"])
+
+
+@pytest.mark.parametrize("rows, error, said", [
+    (np.array([5, 10**6]), ValueError, "grad_norm: rows['w'] must be sorted unique row indices in [0, 10) (as "
+                                       "np.unique gives), got 5 .. 1000000 over 2 rows"),
+    (np.array([1, 1, 1]), ValueError, "grad_norm: rows['w'] must be sorted unique row indices in [0, 10) (as "
+                                      "np.unique gives), got 1 .. 1 over 3 rows"),
+    (np.array([-1, 2]), ValueError, "grad_norm: rows['w'] must be sorted unique row indices in [0, 10) (as "
+                                    "np.unique gives), got -1 .. 2 over 2 rows"),
+    ([1, 2], TypeError, "grad_norm: rows['w'] must be a 1-D int64 NumPy array of row indices, got list"),
+    (np.array([1.0]), TypeError, "grad_norm: rows['w'] must be a 1-D int64 NumPy array of row indices, got a "
+                                 "float64 array of shape (1,)"),
+])
+def test_grad_norm_refuses_rows_its_kernel_would_read_out_of_bounds_or_twice(rows, error, said):
+    grads = {"w": np.ones((10, 4), np.float32)}
+    with pytest.raises(error) as found:       # (row 10**6 crashed the interpreter; [1, 1, 1] gave sqrt(12))
+        optim.grad_norm(grads, rows={"w": rows})
+    assert str(found.value) == said
+    assert optim.grad_norm(grads, rows={"w": np.array([1, 3], np.int64)}) == pytest.approx(np.sqrt(8))
+    assert optim.grad_norm(grads, rows={"w": np.array([], np.int64)}) == 0.0
+    params = {"w": np.zeros((10, 4), np.float32)}
+    bad = rows if error is ValueError else np.array([3, 2])      # (unsorted)
+    with pytest.raises(ValueError, match=r"^SGD.step: rows\['w'\] must be sorted unique"):
+        optim.make_optimizer("sgd", params).step(params, grads, rows={"w": bad})
+    assert not params["w"].any()
+
+
+def test_optimizer_settings_are_checked_with_the_options_ranges():
+    p = {"w": np.zeros(3, np.float32)}
+    for make, said in [(lambda: optim.make_optimizer("sgd", p, lr="1"), "lr must be a number, got '1' (a string)"),
+                       (lambda: optim.make_optimizer("sgd", p, lr=-1.0), "lr must be a finite positive number, "
+                                                                         "got -1.0"),
+                       (lambda: optim.make_optimizer("momentum", p, momentum=1.5), "momentum must be a number in "
+                                                                                   "[0, 1), got 1.5"),
+                       (lambda: optim.make_optimizer("adam", p, betas=(0.9, 1.0)), "betas[1] must be a number in "
+                                                                                   "[0, 1), got 1.0")]:
+        with pytest.raises(UserError) as found:
+            make()
+        assert str(found.value) == said
+    assert optim.make_optimizer("sgd", p, lr=np.float32(0.5)).lr == 0.5     # a NumPy scalar is a number
+
+
+def test_a_numpy_scalar_passes_a_range_check_as_the_number_it_holds():
+    check_range("temperature", np.float32(0.8))
+    check_range("words", np.int64(3))
+    with pytest.raises(UserError, match=r"^--words must be an integer, at least 0, got inf$"):
+        check_range("words", np.float64("inf"))
+    with pytest.raises(UserError, match=r"^--lr must be a number, got np.True_ \(a bool\)$"):
+        check_range("lr", np.True_)
+
+
+def test_rnnmodel_checks_the_params_it_is_given_against_its_config():
+    c = ModelConfig(vocab_size=50, emsize=8, hidden=8)
+    p = RNNModel(c).params
+    with pytest.raises(ValueError) as found:        # (a loss of 9.65e+31 from memory past the bias's end)
+        RNNModel(c, params={**p, "decoder.bias": np.zeros(3, np.float32)})
+    assert str(found.value).startswith("params['decoder.bias'] must be a C-contiguous float32 array of shape "
+                                       "(50,), got shape (3,), dtype float32")
+    with pytest.raises(ValueError, match=r"^params\['encoder.weight'\] must be .* of shape \(50, 8\), got shape "
+                                         r"\(10, 8\)"):
+        RNNModel(c, params={**p, "encoder.weight": np.zeros((10, 8), np.float32)})
+    with pytest.raises(ValueError, match=r"^RNNModel: params must be a dict holding exactly this config's "
+                                         r"parameters \(encoder.weight, .*\), got list; load weights into a built "
+                                         r"model with model.load_state_dict\(d\)$"):
+        RNNModel(c, params=[1, 2])
+    with pytest.raises(ValueError, match=r"got names rnn.weight_ih_l0, .*, decoder.bias; load"):
+        RNNModel(c, params={k: v for k, v in p.items() if k != "encoder.weight"})
+    shared = RNNModel(c, params=p)          # used as they are (documented): the same arrays
+    assert shared.params["encoder.weight"] is p["encoder.weight"]
+    lstm = ModelConfig(vocab_size=50, emsize=8, hidden=6, layers=2, tied=False, cell="lstm")
+    assert RNNModel(lstm).to_dtype("float64").params["rnn.weight_ih_l1"].shape == (24, 6)
+
+
+def test_final_logprobs_refuses_float_ids_and_columns_of_the_wrong_shape():
+    m = RNNModel(ModelConfig(vocab_size=50, emsize=8, hidden=8))
+    for rows, cols, error, said in [
+            ([[1]], np.array([[1.7]]), TypeError, "final_logprobs: columns must be integer token ids, got dtype "
+                                                  "float64 (ids are not rounded"),
+            ([[1]], [[50]], ValueError, "final_logprobs: columns must be ids in [0, 49] (the model's vocabulary), "
+                                        "got 50"),
+            ([[1], [2]], [[1]], ValueError, "final_logprobs: columns must be (N, K) ids, a row of them per row of "
+                                            "rows (N = 2), got shape (1, 1)"),
+            ([[1.5]], [[1]], TypeError, "final_logprobs: rows[0] must be integer token ids")]:
+        with pytest.raises(error) as found:
+            final_logprobs(m, rows, cols)
+        assert str(found.value).startswith(said)
+    out = final_logprobs(m, [[1, 2], [3]], [[1, 2], [3, 4]])
+    logp, _ = m.step_logprobs(np.array([3], np.int32), m.init_state(1))
+    assert out.shape == (2, 2) and out[1].tolist() == pytest.approx(np.asarray(logp)[0, [3, 4]].tolist())
+
+
+@pytest.mark.parametrize("tolerance, error", [(float("nan"), ValueError), (-1, ValueError), ("x", TypeError)])
+def test_context_usage_checks_its_tolerance_before_any_work(tolerance, error):
+    m = RNNModel(ModelConfig(vocab_size=50, emsize=8, hidden=8))
+    with pytest.raises(error, match=r"^context_usage: tolerance must be a (finite )?number of nats >= 0, got"):
+        context_usage(m, np.arange(400) % 50, [1], tolerance=tolerance)
+
+
+def test_vocab_decode_refuses_ids_outside_the_vocabulary():
+    v = Vocab(["<unk>", "<eos>", "a", "b"])
+    assert v.decode(np.array([2, 3], np.int32)) == ["a", "b"] and v.decode([]) == []
+    with pytest.raises(ValueError, match=r"^Vocab.decode: ids must be ids in \[0, 3\] \(the vocabulary\), got -1$"):
+        v.decode([-1])          # (it was the last word)
+    with pytest.raises(TypeError, match=r"^Vocab.decode: ids must be integer token ids, got dtype float64"):
+        v.decode([1.7])
+
+
+def test_a_train_config_with_a_vocab_size_is_refused_rather_than_replaced():
+    with pytest.raises(UserError, match=r"^TrainConfig's model has vocab_size=50, but a run's vocabulary comes from "
+                                        r"its corpus: leave vocab_size out"):
+        TrainConfig(model=ModelConfig(vocab_size=50)).validate()
+
+
+@pytest.mark.parametrize("files, named", [
+    ({"config.json": '{"my": "precious settings"}', "notes.txt": "notes"}, "config.json"),
+    ({"config.json": "not json"}, "config.json"),
+    ({"vocab.json": '["a"]'}, "vocab.json"),
+    ({"metrics.jsonl": '{"a": 1}\n', "vocab.json": "[]"}, "vocab.json and metrics.jsonl"),
+])
+def test_train_out_into_a_folder_of_someone_elses_files_is_refused_and_leaves_them(
+        text, tmp_path, capsys, files, named):
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name, body in files.items():
+        (out / name).write_text(body, encoding="utf-8")
+    assert cli.main(["train", "--corpus", str(text), "--max-steps", "1", "--hidden", "8", "--emsize", "8",
+                     "--no-progress", "--out", str(out)]) == 2
+    n = len(named.split(" and "))
+    assert capsys.readouterr().err == (f"error: {out} holds {named} that no run of this tool wrote, and a new run "
+                                       f"would replace {'it' if n == 1 else 'them'}; give the run a new or empty "
+                                       "folder as --out\n")
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)         # as they were: no .train.lock either
+    assert all((out / name).read_text(encoding="utf-8") == body for name, body in files.items())
+
+
+def test_a_refused_train_keeps_a_lock_file_that_was_there_before(text, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "vocab.json").write_text("[]")
+    (out / ".train.lock").write_text("")
+    assert cli.main(["train", "--corpus", str(text), "--max-steps", "1", "--no-progress", "--out", str(out)]) == 2
+    assert sorted(p.name for p in out.iterdir()) == [".train.lock", "vocab.json"]
+
+
+def test_a_run_of_this_tool_stopped_before_its_checkpoint_is_still_taken_over(text, tmp_path):
+    out = tmp_path / "r"
+    train(tiny(text, out, max_steps=1))
+    (out / "model.npz").unlink()
+    (out / "best.npz").unlink()
+    (out / "metrics.jsonl").write_text("")          # (no "end": it stopped)
+    train(tiny(text, out, max_steps=1))
+    assert (out / "model.npz").exists()
+
+
+def test_an_output_encoding_without_portuguese_writes_escapes(monkeypatch, capsys):
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stream)
+    with cli._stdout_named():
+        print("Coração é ótimo.")
+    stream.flush()
+    assert raw.getvalue() == b"Cora\\xe7\\xe3o \\xe9 \\xf3timo.\n"
