@@ -393,12 +393,14 @@ class TrainConfig:
         resumed run a different experiment.
         """
         overrides = _nest(overrides or {}, "--resume")
-        refused, changes = [], {}
+        refused, changes, moved = [], {}, {}
         for part in ("data", "model"):
             saved, values = getattr(self, part), overrides.pop(part, None) or {}
             _refuse_unknown(type(saved), values, f"--resume has {part} settings")
             for k, v in values.items():
-                if getattr(saved, k) != v:
+                if part == "data" and k in CORPUS_PLACE:
+                    moved[k] = v        # where the text is, not what it is: the resume checks its checksum
+                elif getattr(saved, k) != v:
                     refused.append(f"{flag(k)} ({getattr(saved, k)!r} -> {v!r})")
         for k, v in overrides.items():
             if getattr(self, k) == v:
@@ -410,7 +412,13 @@ class TrainConfig:
         if refused:
             raise UserError(f"--resume keeps the run's settings; cannot change {', '.join(refused)} "
                             f"(only {', '.join(map(flag, RESUME_OVERRIDABLE))} may change)")
-        return dataclasses.replace(self, out=self.out if out is None else str(out), **changes)
+        data = dataclasses.replace(self.data, **moved) if moved else self.data
+        return dataclasses.replace(self, out=self.out if out is None else str(out), data=data, **changes)
+
+
+# Where a run's text is found, which a resume may give anew (a corpus moved, another machine's corpora
+# folder): runs.resume_checkpoint then refuses text whose checksum is not the run's.
+CORPUS_PLACE = ("corpus", "corpora_dir")
 
 
 # The reporting and saving settings appended to TrainConfig: they never change what a step computes.

@@ -275,6 +275,20 @@ def _split(meta: dict, ids: np.ndarray, offsets: np.ndarray, config: DataConfig)
 # ---------------------------------------------------------------- load
 
 
+def absolute_corpus(config: DataConfig) -> DataConfig:
+    """config with a corpus given as a relative path (or ~) made absolute, as a run's config.json records it:
+    "meu corpus" would name another folder, or nothing, once the run is resumed or evaluated from another
+    working folder. A named corpus (machado) stays a name, found again by the corpora search."""
+    import os
+    corpus = config.corpus
+    if not isinstance(corpus, str) or corpus in corpus_files.NAMED_CORPORA:
+        return config
+    path = Path(corpus).expanduser()
+    if path.is_absolute() and str(path) == corpus or not path.exists():
+        return config
+    return dataclasses.replace(config, corpus=os.path.abspath(path))
+
+
 def load_corpus(config: DataConfig) -> Corpus:
     """Read (or load from cache), split, build the vocabulary on train, encode. See the module docstring."""
     started = time.perf_counter()

@@ -120,7 +120,13 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
                 "oov_rate": len(unk) / max(len(ids), 1), "note": note}
     if split not in ("train", "valid", "test"):
         raise UserError(f"--split must be train, valid or test, got '{split}'")
+    from .corpus import NAMED_CORPORA
     from .data import load_corpus
+    place = tcfg.data.corpus
+    if place not in NAMED_CORPORA and not Path(place).expanduser().exists():
+        raise UserError(f"the run's corpus {place} (recorded when it was trained) is not there any more; give "
+                        "a text file with --text FILE, or put the corpus back (a resume given its new place "
+                        "with --corpus PATH records it)")
     corpus = load_corpus(tcfg.data)
     if corpus.checksum != info.get("corpus", {}).get("checksum"):
         raise UserError("the corpus or tokenizer settings changed since this run was trained "

@@ -29,9 +29,10 @@ def refuse_other_settings(config: TrainConfig, folder: Path) -> None:
     change (config.RESUME_OVERRIDABLE) changed: a TrainConfig built afresh and passed to train(config,
     resume=RUN) would otherwise fail on the first array of another shape, or train another experiment
     on the run's weights. The CLI's config comes from runs.resume_config, which this always accepts."""
+    from .config import CORPUS_PLACE
     from .runs import resume_config
     import dataclasses
-    saved = resume_config(folder)
+    saved = resume_config(folder, {"data": {k: getattr(config.data, k) for k in CORPUS_PLACE}})   # (moved)
     saved = dataclasses.replace(saved, lr=saved.initial_lr())   # lr None: the optimizer's default, as saved
     given = {**config.to_dict(), "lr": config.initial_lr()}
     given.pop("out", None)

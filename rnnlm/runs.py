@@ -402,6 +402,11 @@ def _record_resume_settings(folder: Path, info: dict) -> None:
     out = info.get("train", {}).get("out")
     if out is not None and saved.get("train", {}).get("out") != out:
         changed["out"] = out        # a copied run folder: it is where this run is written now
+    data = dict(saved.get("train", {}).get("data") or {})
+    place = {k: v for k, v in (info.get("train", {}).get("data") or {}).items() if k in ("corpus", "corpora_dir")
+             and data.get(k) != v}
+    if place:                       # a moved corpus given with --corpus (the same text, by its checksum)
+        changed["data"] = {**data, **place}
     if changed:
         atomic_write_json(folder / CONFIG, {**saved, "train": {**saved.get("train", {}), **changed}})
 
@@ -600,9 +605,14 @@ def _refuse_missing_corpus(run_dir, corpus) -> None:
     from and how to point it at the text's new place (the checksum then says whether it is the same text)."""
     from .corpus import NAMED_CORPORA
     if isinstance(corpus, str) and corpus not in NAMED_CORPORA and not Path(corpus).expanduser().exists():
+        if not Path(corpus).expanduser().is_absolute():     # (a run of an older version: recorded as typed)
+            raise UserError(f"cannot resume {run_dir}: its corpus {corpus} (\"corpus\" in {Path(run_dir) / CONFIG}) "
+                            f"is a relative path, read from the folder the run was trained in, and {Path.cwd()} "
+                            "holds no such file or folder; run the command from that folder, or give the text's "
+                            "place with --corpus PATH (a resume checks by checksum that it is the same text)")
         raise UserError(f"cannot resume {run_dir}: its corpus {corpus} (\"corpus\" in {Path(run_dir) / CONFIG}) "
-                        f"is not there any more; if the text moved, put its new path there (a resume checks by "
-                        f"checksum that it is the same text)")
+                        f"is not there any more; if the text moved, give its new place with --corpus PATH (a "
+                        f"resume checks by checksum that it is the same text)")
 
 
 def resume_checkpoint(folder, info: dict, vocab: dict, model_arrays: dict, ck=None):
@@ -730,7 +740,27 @@ def load_model(run, which: str = "best"):
     step = ck.train.get("step")     # (read from the same file: a run being trained saves newer ones meanwhile)
     model.checkpoint_step = (int(step) if getattr(step, "shape", None) == () and step.dtype.kind in "iu"
                              else None)
-    return model, vocab, ck.config, path
+    return model, vocab, _corpus_moved(run, ck.config) if run.is_dir() else ck.config, path
+
+
+def _corpus_moved(folder: Path, info: dict) -> dict:
+    """A checkpoint's config (`info`) with its corpus place (corpus, corpora_dir) taken from the run's
+    config.json when the checkpoint's names no existing path and config.json's another (a resume given the
+    moved text with --corpus records it there; a checkpoint saved before keeps the old one). What the text
+    is stays held to the checkpoint's by its checksum wherever a split is read."""
+    from .corpus import NAMED_CORPORA
+    data = (info.get("train") or {}).get("data") if isinstance(info, dict) else None
+    corpus = data.get("corpus") if isinstance(data, dict) else None
+    if not isinstance(corpus, str) or corpus in NAMED_CORPORA or Path(corpus).expanduser().exists():
+        return info
+    try:
+        recorded = (read_run_config(folder).get("train") or {}).get("data") or {}
+    except (UserError, AttributeError):
+        return info
+    place = {k: recorded[k] for k in ("corpus", "corpora_dir") if k in recorded}
+    if not isinstance(place.get("corpus"), str) or place["corpus"] == corpus:
+        return info
+    return {**info, "train": {**info["train"], "data": {**data, **place}}}
 
 
 class OtherModelWarning(UserWarning):

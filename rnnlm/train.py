@@ -557,12 +557,13 @@ def _prepare(config: TrainConfig, corpus=None) -> _Session:
     import numpy as np
 
     from . import __version__
-    from .data import batchify, load_corpus
+    from .data import absolute_corpus, batchify, load_corpus
     from .model import RNNModel
     from .optim import make_optimizer
 
     out = Path(config.out or default_out(config))
     corpus = load_corpus(config.data) if corpus is None else corpus
+    config = dataclasses.replace(config, data=absolute_corpus(config.data))
     check_batches(corpus, config)
     mcfg = model_config(config, len(corpus.vocab))
     model = RNNModel(mcfg, seed=config.seed)

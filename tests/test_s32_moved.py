@@ -65,5 +65,5 @@ def test_a_corpus_that_is_gone_is_said_with_where_its_name_comes_from(text, tmp_
     with pytest.raises(UserError) as e:
         resume_config(run, {"max_steps": 4})
     assert str(e.value) == (f"cannot resume {run}: its corpus {gone} (\"corpus\" in {run / 'config.json'}) is not "
-                            f"there any more; if the text moved, put its new path there (a resume checks by "
-                            f"checksum that it is the same text)")
+                            f"there any more; if the text moved, give its new place with --corpus PATH (a resume "
+                            f"checks by checksum that it is the same text)")

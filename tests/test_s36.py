@@ -208,3 +208,41 @@ def test_an_output_encoding_without_portuguese_writes_escapes(monkeypatch, capsy
         print("Coração é ótimo.")
     stream.flush()
     assert raw.getvalue() == b"Cora\\xe7\\xe3o \\xe9 \\xf3timo.\n"
+
+
+def test_a_relative_corpus_is_recorded_as_an_absolute_path(text, tmp_path, monkeypatch):
+    import json
+    import shutil
+    (tmp_path / "meu corpus").mkdir()
+    shutil.copyfile(text, tmp_path / "meu corpus" / text.name)
+    monkeypatch.chdir(tmp_path)
+    train(tiny("meu corpus", tmp_path / "r", max_steps=1))
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["train"]["data"]["corpus"]
+    assert saved == str(tmp_path / "meu corpus")        # (as typed it named nothing from another folder)
+
+
+def test_a_moved_corpus_is_given_to_the_resume_with_corpus_and_recorded_for_evaluate(text, tmp_path, capsys):
+    import json
+    import shutil
+    first, moved = tmp_path / "a" / text.name, tmp_path / "b" / text.name
+    first.parent.mkdir()
+    moved.parent.mkdir()
+    shutil.copyfile(text, first)
+    run = tmp_path / "r"
+    train(tiny(first, run, max_steps=2))
+    first.rename(moved)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run)]) == 2
+    assert capsys.readouterr().err == (f"error: the run's corpus {first} (recorded when it was trained) is not there "
+                                       "any more; give a text file with --text FILE, or put the corpus back (a "
+                                       "resume given its new place with --corpus PATH records it)\n")
+    assert cli.main(["train", "--resume", str(run), "--max-steps", "3", "--corpus", str(moved), "--no-progress",
+                     "--sample-words", "0"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["data"]["corpus"] == str(moved)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run)]) == 0       # (best.npz may be step 2's, which names the old place)
+    assert "perplexity:" in capsys.readouterr().out
+    other = tmp_path / "other.txt"
+    other.write_text(text.read_text(encoding="utf-8")[:-2000], encoding="utf-8")
+    assert cli.main(["train", "--resume", str(run), "--max-steps", "4", "--corpus", str(other), "--no-progress"]) == 2
+    assert "checksum differs" in capsys.readouterr().err
