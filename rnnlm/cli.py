@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import os
 import sys
 import warnings
 
@@ -152,10 +153,25 @@ def _check_figure_out(out: str) -> None:
         if twin.exists() and not twin.is_file():
             raise UserError(f"--out {out}: the figure would be written as {twin}, which is "
                             f"{'a folder' if twin.is_dir() else 'not a regular file'}; give another name")
+        if twin.is_file() and not _drawn_by_matplotlib(twin):
+            raise UserError(f"--out {out}: the figure would replace {twin}, which no plot drew (not a matplotlib "
+                            "figure: a photo, a drawing of your own); give another name, or move that file")
     if path.suffix.lower() in _OTHER_IMAGES:
         stem = path.with_suffix("")
         raise UserError(f"--out {out}: plot writes PNG and SVG, not {path.suffix.lstrip('.').upper()}; give "
                         f"--out {stem}.png (it writes {stem.name}.png and {stem.name}.svg)")
+
+
+def _drawn_by_matplotlib(path) -> bool:
+    """Whether an existing .png or .svg says matplotlib wrote it (its PNG "Software" text or its SVG comment,
+    both in the file's first kilobytes): plot --out replaces those (an earlier figure of its own, re-drawn)
+    but not someone's image of the same name. An empty file counts as replaceable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return True     # (the write then says what is wrong, in its one line)
+    return not head or b"matplotlib" in head.lower()
 
 
 def _stdout_closed() -> int:
@@ -323,7 +339,18 @@ def _parse(parser, argv):
             args.sentences = list(args.sentences) + before + after
         else:
             parser.parse_args(argv)     # (its one line, exit 2)
+
+    def home(v):
+        return os.path.expanduser(v) if isinstance(v, str) and (v == "~" or v.startswith("~/")) else v
+    for name in _PATH_ARGS:     # a quoted "~/x" (or one from a script's variable) as the shell would expand it:
+        value = getattr(args, name, None)   # otherwise --out "~/x" makes a folder named ~ in the current one
+        if value is not None:
+            setattr(args, name, [home(v) for v in value] if isinstance(value, list) else home(value))
     return args
+
+
+# the arguments that name a file or folder (every command's: a command without one has no such attribute)
+_PATH_ARGS = ("out", "resume", "run", "inputs", "sweep", "study", "text", "file", "corpora_dir", "corpus")
 
 
 # the command whose runner has begun (None: none yet), for main's line of a stop that became another error

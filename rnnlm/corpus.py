@@ -259,9 +259,36 @@ def ensure_sintetico(corpora_dir=None) -> Path:
 
 
 def list_txt_files(folder: Path) -> list[tuple[str, Path]]:
-    """Every *.txt under `folder`, recursively, sorted by '/'-separated relative name."""
-    files = [(p.relative_to(folder).as_posix(), p.resolve())
-             for p in folder.rglob("*.txt") if p.is_file()]
+    """Every .txt file under `folder` (any case: DUP.TXT too), recursively, folders linked in included (once
+    each), sorted by '/'-separated relative name. A subfolder that cannot be read is a UserError (its files
+    would be left out unseen); a .txt link that points at nothing is left out with a warning."""
+    import os
+    files, broken, seen = [], [], set()
+
+    def refuse(exc: OSError):
+        raise UserError(f"cannot read the folder {exc.filename} inside the corpus {folder}: {exc.strerror}; make "
+                        "it readable, or move it out of the corpus folder")
+    root = os.path.realpath(folder)
+    for top, dirs, names in os.walk(folder, onerror=refuse, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:        # two links to one folder outside: its files once
+            dirs[:] = []
+            continue
+        seen.add(real)
+        # a link to a folder inside the corpus is not followed: its files are read at their own place
+        dirs[:] = sorted(d for d in dirs if not (os.path.islink(os.path.join(top, d)) and os.path.commonpath(
+            [root, os.path.realpath(os.path.join(top, d))]) == root))
+        for name in names:
+            if not name.lower().endswith(".txt"):
+                continue
+            p = Path(top) / name
+            if p.is_file():
+                files.append((p.relative_to(folder).as_posix(), p.resolve()))
+            elif p.is_symlink() and not p.exists():
+                broken.append(p.relative_to(folder).as_posix())
+    if broken:
+        warnings.warn(f"left out of the corpus {folder}: {', '.join(sorted(broken))} "
+                      f"({'a link' if len(broken) == 1 else 'links'} to nothing)", stacklevel=2)
     files.sort(key=lambda item: item[0])
     return files
 
@@ -322,6 +349,22 @@ def _mostly_utf8(raw: bytes) -> tuple[str, int] | None:
     return (text, bad) if 0 < bad <= multi else None
 
 
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """"utf-16le" or "utf-16be" for bytes whose NULs sit at every odd (even) place, as ASCII-heavy text in
+    that encoding without its byte-order mark has them, and that decode so; else None."""
+    head = raw[:4096]
+    if len(head) < 4:
+        return None
+    for name, zeros, other in (("utf-16le", head[1::2], head[0::2]), ("utf-16be", head[0::2], head[1::2])):
+        if zeros.count(0) >= 0.8 * len(zeros) and other.count(0) <= 0.05 * len(other):
+            try:
+                raw.decode(name)
+            except UnicodeDecodeError:
+                return None
+            return name
+    return None
+
+
 def read_text(path: Path, corpus: bool = True) -> str:
     """Read one corpus file (corpus=False: a text given to a command, evaluate --text) as text with
     '\\n' line ends.
@@ -347,6 +390,10 @@ def read_text(path: Path, corpus: bool = True) -> str:
                             f"{advice} (UTF-8)") from None
         warnings.warn(f"{path} is {wide.upper()}, not UTF-8; read it as {wide.upper()}", stacklevel=2)
     if b"\x00" in raw:
+        sixteen = _utf16_without_bom(raw)
+        if sixteen:
+            raise UserError(f"{path} looks like {sixteen.upper()} text without a byte-order mark (every other byte "
+                            f"is NUL); {advice} in UTF-8: convert it (iconv -f {sixteen} -t utf-8)")
         raise UserError(f"{path} looks binary (it contains NUL bytes); {advice}")
     encoding = "utf-8"
     try:
@@ -383,10 +430,16 @@ def read_text(path: Path, corpus: bool = True) -> str:
 
 
 def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex); UserError "cannot read PATH: <reason>" when it cannot be read (a
+    corpus file without read permission: the OSError's own advice would be about writing)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}; make it readable, or move it out of the "
+                        "corpus folder") from None
     return digest.hexdigest()
 
 

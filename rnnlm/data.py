@@ -389,6 +389,9 @@ def windows(stream: np.ndarray, bptt: int, start: int = 0):
     if not isinstance(stream, np.ndarray):
         raise TypeError(f"windows: stream must be a batchified NumPy array (batchify's (N // B, B) ids), "
                         f"got {type(stream).__name__}")
+    if stream.ndim != 2:        # (a 1-D one would give (T,) windows: the model's error, far from the cause)
+        raise ValueError(f"windows: stream must be batchified, (N // B, B) ids (data.batchify(ids, B)), got shape "
+                         f"{stream.shape}")
     check_int(bptt, "bptt", "windows", 1)
     check_int(start, "start", "windows", 0)
     return _windows(stream, bptt, start)

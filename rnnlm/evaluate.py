@@ -124,9 +124,9 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
     from .data import load_corpus
     place = tcfg.data.corpus
     if place not in NAMED_CORPORA and not Path(place).expanduser().exists():
-        raise UserError(f"the run's corpus {place} (recorded when it was trained) is not there any more; give "
-                        "a text file with --text FILE, or put the corpus back (a resume given its new place "
-                        "with --corpus PATH records it)")
+        raise UserError(f"the run's corpus {place} (recorded when it was trained) is not there any more; "
+                        f"{instead} (a resume given the corpus's new place with --corpus PATH records it for this "
+                        "command)")
     corpus = load_corpus(tcfg.data)
     if corpus.checksum != info.get("corpus", {}).get("checksum"):
         raise UserError("the corpus or tokenizer settings changed since this run was trained "

@@ -131,6 +131,8 @@ class RNNModel:
                             f"RNNModel(ModelConfig(vocab_size=V, ...))")
         config.validate()
         from .settings import check_range
+        if seed is None:        # (None would draw fresh weights each time: give a seed, or params=)
+            raise TypeError("RNNModel: seed must be an int >= 0 (the weights' draw), got None")
         check_range("seed", seed, ModelConfigError, label="seed")
         self.config = config
         self.dtype = np.dtype(config.dtype)
@@ -550,6 +552,9 @@ class RNNModel:
 
         A tied model accepts a decoder.weight entry only if it equals encoder.weight.
         """
+        if not isinstance(d, Mapping):
+            raise TypeError(f"load_state_dict: d must be a dict of name -> array (state_dict()'s, a checkpoint's "
+                            f"model arrays), got {type(d).__name__}")
         d = dict(d)
         if self.config.tied and "decoder.weight" in d:
             dec = np.asarray(d.pop("decoder.weight"))

@@ -699,8 +699,11 @@ def load_model(run, which: str = "best"):
                             f"({BEST})")
         if not path.exists() and not (run / BEST).exists():
             job = (run.parent / "sweep.jsonl").exists()
+            who = lock_holder(run / LOCK)
             raise UserError(f"{run} holds no checkpoint (no {BEST} or {LATEST})"
-                            + ("; it is a job of a sweep, whose jobs keep one only when run with --keep-models: "
+                            + (f" yet: it is being trained now ({who} holds {run / LOCK}) and has not saved its "
+                               "first; try again after its first validation" if who is not None else
+                               "; it is a job of a sweep, whose jobs keep one only when run with --keep-models: "
                                "'sweep summarize' and 'plot sweep' read the sweep" if job else ""))
         vocab_file = run / VOCAB
     else:

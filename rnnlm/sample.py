@@ -336,6 +336,13 @@ class TextStream:
                  top_k: int = 0, top_p: float = 1.0, seed: int = 0, num_samples: int = 1,
                  keep_case: bool | None = None, num_token: bool | None = None, allow_unk: bool = False,
                  sentence_sep: str = "\n"):
+        for name, value in (("words", words), ("num_samples", num_samples), ("seed", seed),
+                            ("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
+            if value is None:   # (check_range lets None pass as an option left unset: here it has no default)
+                raise UserError(f"{name} must be a number, got None")
+        if not isinstance(sentence_sep, str):
+            raise TypeError(f"sentence_sep must be a str (what is printed between sentences), got "
+                            f"{type(sentence_sep).__name__}")
         for name, value in (("words", words), ("num_samples", num_samples), ("seed", seed)):
             check_range(name, value)
         words, num_samples, seed = int(words), int(num_samples), int(seed)      # (5.0 passes as 5)

@@ -50,8 +50,14 @@ def train_step(model, opt, config: TrainConfig, inputs, targets, state, rng, bef
     good state there).
     """
     from .omega import omega_and_grad
-    from .optim import clip_coef, clip_grad_value, first_nonfinite, grad_norm
+    from .optim import Optimizer, clip_coef, clip_grad_value, first_nonfinite, grad_norm
 
+    if not isinstance(opt, Optimizer):
+        raise TypeError(f"train_step: opt must be an optimizer (optim.make_optimizer(name, model.params)), got "
+                        f"{type(opt).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train_step: config must be a TrainConfig (its lr, clipping and omega are read), got "
+                        f"{type(config).__name__}")
     omega = None
     grad_rows = {}
     if config.omega > 0:

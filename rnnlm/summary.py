@@ -123,6 +123,8 @@ def format_summary(s: dict) -> str:
                         "barely move the weights")
     if "test_ppl" in s:
         lines.append(f"test ppl ({s['sampled_from']} model): {fmt_ppl_of(s['test_ppl'], s.get('test_loss'))}")
+    elif s.get("no_test"):
+        lines.append(f"test ppl: none; {s['no_test']}")
     lines += _baseline_lines(s)
     if "startup_s" in s:
         lines.append(f"start-up (corpus, compiling, baseline, calibration; not in the budget): {s['startup_s']:.1f} s")

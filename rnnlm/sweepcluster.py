@@ -32,6 +32,7 @@ import tempfile
 import threading
 
 from .errors import UserError, plural, raise_for_signal
+from .settings import check_range
 
 SERIAL = "serial"           # scheduler value: run the jobs in this process, no Dask
 
@@ -101,6 +102,8 @@ def check_scheduler(scheduler: str | None, n_workers: int | None = None) -> None
     "serial" unless n_workers is None (there are no workers: it would be ignored). With an external
     scheduler n_workers is the count of its workers to wait for before the jobs are sent."""
     cores = os.cpu_count() or 1
+    if n_workers is not None:
+        check_range("workers", n_workers)       # (0, -1, 2.5: a count of at least 1)
     if scheduler is None and n_workers is not None and n_workers > cores:
         raise UserError(f"--workers {n_workers}: this machine has {cores} {plural(cores, 'core')} and a local "
                         f"cluster's workers run one job each on one thread; give at most {cores}, or a --scheduler")

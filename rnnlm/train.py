@@ -76,7 +76,24 @@ def validate(config: TrainConfig) -> None:
 
 
 def default_out(config: TrainConfig) -> str:
+    """runs/<cell>-<date>-<time>: a run's folder when --out is not given (reserve_default_out makes it)."""
     return str(Path("runs") / f"{config.model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def reserve_default_out(config: TrainConfig) -> tuple[Path, Path | None]:
+    """(folder, first_new_folder's) for a run given no --out: default_out's name, or with -2, -3, ... after it
+    when a run started in the same second holds that one (two trainings started together from a script):
+    each name is taken by creating its folder, which only one process can do."""
+    base = default_out(config)
+    for i in range(1, 1000):
+        folder = Path(base if i == 1 else f"{base}-{i}")
+        new = first_new_folder(folder)
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return folder, new
+    raise UserError(f"{base} and 998 more names after it are taken; give --out")
 
 
 # ---------------------------------------------------------------- time budget and progress
@@ -130,7 +147,11 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
         from .argcheck import check_path
         check_path(resume, "resume", "train", "a run folder")
     validate(config)
-    folder = Path(resume if resume is not None else (config.out or default_out(config)))
+    if resume is None and not config.out:
+        folder, new = reserve_default_out(config)
+    else:
+        folder = Path(resume if resume is not None else config.out)
+        new = first_new_folder(folder)
     if folder.exists() and not folder.is_dir():     # (it would be a FileExistsError from mkdir)
         from .runs import not_a_run_folder
         raise UserError(not_a_run_folder(folder) if resume is not None else
@@ -139,7 +160,6 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
     # the resume's time budget checked) before anything is printed, so that a refused, mistaken or
     # interrupted start-up prints its one line only (and leaves no new folder behind); then the folder
     # is named first, once, on stdout (stderr stays for progress and errors), when it holds a run.
-    new = first_new_folder(folder)
     lock = None
     with StartUp() as startup:
         try:
@@ -536,15 +556,34 @@ def check_batches(corpus, config: TrainConfig) -> None:
     n, E = len(corpus.valid), config.eval_batch_size
     if n == 0 and corpus.split_policy == "contiguous" and len(corpus.train) and config.data.valid_fraction > 0:
         # one text cut after a sentence end: none to cut at (lines that run on, each line's next lower-case)
-        raise UserError(f"the validation split is empty: the text ({len(corpus.train):,} tokens) is cut into "
-                        f"splits only after a sentence end (. ! ? before a capital) or at a blank line, and it has "
-                        f"none where the split would start; separate its paragraphs by blank lines, or give a "
-                        f"folder of several files")
+        raise UserError(_empty_valid_line(corpus, config))
     if n // E < 2:
         fix = [f"--eval-batch-size {n // 2} or less"] if n // 2 else []
         fix += [] if corpus.split_policy == "predefined" else ["a larger --valid-fraction"]
         raise UserError(f"the validation split's {n:,} tokens are too few for --eval-batch-size {E}: each of its "
                         f"{E} streams needs 2 tokens (one prediction); give {_either(fix + ['a larger corpus'])}")
+
+
+def _empty_valid_line(corpus, config: TrainConfig) -> str:
+    """Why a text cut as one (data.contiguous_cuts) left the validation split empty, and what gives it text:
+    the cut moves to the sentence end (or blank line) nearest to where --valid-fraction puts it, which is
+    the text's end when its sentences are few or run on."""
+    import numpy as np
+    total = len(corpus.train) + len(corpus.valid) + len(corpus.test)
+    vf = config.data.valid_fraction
+    files = sorted({name for names in corpus.documents.values() for name in names})
+    how = (f"its {len(files):,} files could not be split whole (one holds most of the text), so it is cut as one "
+           "text, " if len(files) > 1 else "it is cut ")
+    head = (f"the validation split is empty: --valid-fraction {vf:g} asks for about {round(vf * total):,} of the "
+            f"text's {total:,} tokens, and {how}only after a sentence end (. ! ? before a capital) or at a blank "
+            "line")
+    ends = sum(int(np.count_nonzero(part == corpus.vocab.eos_id)) for part in (corpus.train, corpus.valid,
+                                                                               corpus.test))
+    if ends <= 1:       # one sentence: its lines run on into lower-case ones, and no blank line parts them
+        return (f"{head}, and the text holds no such place (its lines run on into lower-case ones); separate its "
+                f"paragraphs by blank lines{'' if len(files) > 1 else ', or give a folder of several files'}")
+    return (f"{head}, and none lies near enough to where the split would start; give a larger --valid-fraction, "
+            "more text, or a text whose paragraphs are separated by blank lines")
 
 
 def _either(options: list[str]) -> str:

@@ -166,6 +166,13 @@ def _final_report(s: _Session, loop: LoopState, hidden, stopped: str) -> dict:
         s.run.log({"type": "eval", "split": "test", "reason": "final", "step": loop.step, "epoch": loop.last_epoch,
                    "model": report["sampled_from"], "test_loss": test_loss, "test_ppl": _ppl(test_loss),
                    "time": s.clock()})
+    elif first_nonfinite(s.model.params) is None and (s.config.data.test_fraction > 0 or len(s.corpus.test)):
+        n, E = len(s.corpus.test), s.config.eval_batch_size     # (asked for, but too short to evaluate)
+        report["no_test"] = (f"the test split holds {n:,} {'token' if n == 1 else 'tokens'}, too few for "
+                             f"--eval-batch-size {E} (each stream needs 2); give a larger --test-fraction or more "
+                             "text" if n else "the test split came out empty: the text is cut only at sentence "
+                             "ends, and none lies near where it would start; give a larger --test-fraction or "
+                             "more text")
     if s.config.sample_words and first_nonfinite(s.model.params) is None:
         from .errors import UserError
         from .sample import TextStream

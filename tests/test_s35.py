@@ -288,7 +288,7 @@ def test_probe_advice_fits_the_folder_and_the_command(tmp_path, monkeypatch):
     class Changed:
         checksum = "other"
     monkeypatch.setattr("rnnlm.data.load_corpus", lambda data: Changed())
-    info = {"train": {"data": {"corpus": "x"}}, "corpus": {"checksum": "trained"}}
+    info = {"train": {"data": {"corpus": str(tmp_path)}}, "corpus": {"checksum": "trained"}}
     with pytest.raises(UserError, match=r"\(checksum differs\); put the corpus back as it was trained on \(the "
                                         r"probe reads the run's own split\), or train a new run on it$"):
         probes._split_stream(info, None, "valid")

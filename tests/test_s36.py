@@ -3,8 +3,10 @@ unchecked kernels would index past; the probes, Vocab.decode and context_usage r
 truncate or ignore; train --out refuses a folder whose config.json, vocab.json or metrics.jsonl are not a
 run's (they were overwritten) and leaves no lock file where it made one; a standard output that cannot encode
 Portuguese writes escapes instead of ending in a traceback."""
+import dataclasses
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,8 +236,8 @@ def test_a_moved_corpus_is_given_to_the_resume_with_corpus_and_recorded_for_eval
     capsys.readouterr()
     assert cli.main(["evaluate", str(run)]) == 2
     assert capsys.readouterr().err == (f"error: the run's corpus {first} (recorded when it was trained) is not there "
-                                       "any more; give a text file with --text FILE, or put the corpus back (a "
-                                       "resume given its new place with --corpus PATH records it)\n")
+                                       "any more; use a text file with --text instead (a resume given the corpus's "
+                                       "new place with --corpus PATH records it for this command)\n")
     assert cli.main(["train", "--resume", str(run), "--max-steps", "3", "--corpus", str(moved), "--no-progress",
                      "--sample-words", "0"]) == 0
     assert json.loads((run / "config.json").read_text())["train"]["data"]["corpus"] == str(moved)
@@ -246,3 +248,169 @@ def test_a_moved_corpus_is_given_to_the_resume_with_corpus_and_recorded_for_eval
     other.write_text(text.read_text(encoding="utf-8")[:-2000], encoding="utf-8")
     assert cli.main(["train", "--resume", str(run), "--max-steps", "4", "--corpus", str(other), "--no-progress"]) == 2
     assert "checksum differs" in capsys.readouterr().err
+
+
+def test_a_run_given_no_out_takes_the_next_name_when_its_second_is_taken(text, tmp_path, monkeypatch):
+    import rnnlm.train as train_module
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_module.time, "strftime", lambda fmt: "20261202-120000")
+    (tmp_path / "runs" / "lstm-20261202-120000").mkdir(parents=True)     # (another run started this second)
+    config = dataclasses.replace(tiny(text, None, max_steps=1), out=None)
+    s = train(config)
+    assert s["run_dir"] == str(Path("runs") / "lstm-20261202-120000-2")
+    assert (tmp_path / s["run_dir"] / "model.npz").exists()
+    folder, new = train_module.reserve_default_out(config)
+    assert folder == Path("runs/lstm-20261202-120000-3") and folder.is_dir() and new == (tmp_path / folder)
+
+
+def test_a_test_split_too_short_to_evaluate_is_said_in_the_summary(text, tmp_path):
+    from rnnlm.summary import format_summary
+    config = tiny(text, tmp_path / "r", max_steps=1)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, test_fraction=0.001),
+                                 eval_batch_size=64)
+    s = train(config)
+    assert "test_ppl" not in s
+    line = [x for x in format_summary(s).splitlines() if x.startswith("test ppl")]
+    assert len(line) == 1 and line[0].startswith("test ppl: none; the test split ") and \
+        line[0].endswith("give a larger --test-fraction or more text")
+
+
+def test_a_validation_split_too_small_for_the_texts_sentences_says_its_size(tmp_path, capsys):
+    small = tmp_path / "small.txt"
+    small.write_text(("O gato " + "e o cão " * 10 + "dorme. ") * 2 + "\n", encoding="utf-8")   # two long sentences
+    assert cli.main(["train", "--corpus", str(small), "--no-cache", "--hidden", "8", "--emsize", "8", "--batch-size",
+                     "1", "--bptt", "4", "--max-steps", "1", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (
+        "error: the validation split is empty: --valid-fraction 0.05 asks for about 4 of the text's 70 tokens, and "
+        "it is cut only after a sentence end (. ! ? before a capital) or at a blank line, and none lies near enough "
+        "to where the split would start; give a larger --valid-fraction, more text, or a text whose paragraphs are "
+        "separated by blank lines\n")
+
+
+def test_a_run_being_trained_before_its_first_checkpoint_says_so(tmp_path):
+    import os
+    from rnnlm.runs import load_model
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text('{"train": {}}')
+    (run / ".train.lock").write_text(f"{os.getpid()}\n")      # (a live process's pid)
+    with pytest.raises(UserError) as found:
+        load_model(run)
+    assert str(found.value) == (f"{run} holds no checkpoint (no best.npz or model.npz) yet: it is being trained now "
+                                f"(pid {os.getpid()} holds {run / '.train.lock'}) and has not saved its first; try "
+                                "again after its first validation")
+
+
+def test_a_corpus_file_that_cannot_be_read_is_said_to_be_read_not_written(tmp_path, monkeypatch):
+    from rnnlm import corpus
+    (tmp_path / "a.txt").write_text("O gato dorme.")
+
+    def refused(path, mode="r", *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(corpus, "open", refused, raising=False)
+    with pytest.raises(UserError) as found:
+        corpus.sha256_file(tmp_path / "a.txt")
+    assert str(found.value) == (f"cannot read {tmp_path / 'a.txt'}: Permission denied; make it readable, or move it "
+                                "out of the corpus folder")
+
+
+def test_a_corpus_folder_reads_every_txt_file_once_and_says_what_it_leaves_out(tmp_path):
+    import os
+    from rnnlm.corpus import list_txt_files
+    corpus_dir, outside = tmp_path / "c", tmp_path / "out"
+    (corpus_dir / "sub").mkdir(parents=True)
+    outside.mkdir()
+    for path, text in ((corpus_dir / "a.txt", "O gato."), (corpus_dir / "DUP.TXT", "O cão."),
+                       (corpus_dir / "sub" / "b.txt", "A casa."), (outside / "c.txt", "O sol.")):
+        path.write_text(text, encoding="utf-8")
+    os.symlink(corpus_dir / "sub", corpus_dir / "linked")      # inside: read at its own place, once
+    os.symlink(corpus_dir, corpus_dir / "sub" / "up")          # a loop
+    os.symlink(outside, corpus_dir / "ext")                    # outside: followed
+    os.symlink(tmp_path / "nowhere.txt", corpus_dir / "broken.txt")
+    with pytest.warns(UserWarning, match=r"^left out of the corpus .*: broken.txt \(a link to nothing\)$"):
+        files = list_txt_files(corpus_dir)
+    assert [name for name, _ in files] == ["DUP.TXT", "a.txt", "ext/c.txt", "sub/b.txt"]
+
+
+def test_a_corpus_subfolder_that_cannot_be_read_is_refused(tmp_path, monkeypatch):
+    import os
+    from rnnlm.corpus import list_txt_files
+    walk = os.walk
+
+    def unreadable(top, onerror=None, **kw):
+        onerror(PermissionError(13, "Permission denied", str(tmp_path / "locked")))
+        yield from walk(top, onerror=onerror, **kw)
+    monkeypatch.setattr(os, "walk", unreadable)
+    with pytest.raises(UserError) as found:
+        list_txt_files(tmp_path)
+    assert str(found.value) == (f"cannot read the folder {tmp_path / 'locked'} inside the corpus {tmp_path}: "
+                                "Permission denied; make it readable, or move it out of the corpus folder")
+
+
+def test_a_quoted_tilde_in_a_path_flag_is_the_home_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = cli._parse(cli.build_parser(), ["plot", "lag", "~/runs/a", "x", "--out", "~/fig"])
+    assert args.inputs == [str(tmp_path / "runs/a"), "x"] and args.out == str(tmp_path / "fig")
+
+
+def test_plot_out_does_not_replace_an_image_no_plot_drew(tmp_path, capsys):
+    (tmp_path / "j.json").write_text("{}")
+    (tmp_path / "holiday.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)     # a photo of one's own
+    assert cli.main(["plot", "lag", str(tmp_path / "j.json"), "--out", str(tmp_path / "holiday")]) == 2
+    assert capsys.readouterr().err == (f"error: --out {tmp_path / 'holiday'}: the figure would replace "
+                                       f"{tmp_path / 'holiday.png'}, which no plot drew (not a matplotlib figure: a "
+                                       "photo, a drawing of your own); give another name, or move that file\n")
+    assert (tmp_path / "holiday.png").read_bytes()[8:] == b"\x00" * 64
+    ours = Path(__file__).parents[1] / "docs" / "figures" / "demo-explosion.png"
+    assert cli._drawn_by_matplotlib(ours)       # a figure a plot drew: replaceable
+    (tmp_path / "empty.svg").write_bytes(b"")
+    assert cli._drawn_by_matplotlib(tmp_path / "empty.svg")
+
+
+def test_none_where_a_value_has_no_default_is_one_line_not_pythons_error():
+    from rnnlm.sample import generate_text
+    from rnnlm.sweepcluster import check_scheduler
+    v = Vocab(["<unk>", "<eos>", "a", "b"])
+    m = RNNModel(ModelConfig(vocab_size=4, emsize=4, hidden=4))
+    for kw, error, said in [(dict(temperature=None), UserError, "temperature must be a number, got None"),
+                            (dict(words=None), UserError, "words must be a number, got None"),
+                            (dict(sentence_sep=None), TypeError, "sentence_sep must be a str (what is printed "
+                                                                 "between sentences), got NoneType")]:
+        with pytest.raises(error) as found:
+            generate_text(m, v, **kw)
+        assert str(found.value) == said
+    with pytest.raises(TypeError, match=r"^RNNModel: seed must be an int >= 0 \(the weights' draw\), got None$"):
+        RNNModel(ModelConfig(vocab_size=4, emsize=4, hidden=4), seed=None)
+    with pytest.raises(TypeError, match=r"^load_state_dict: d must be a dict of name -> array"):
+        m.load_state_dict(None)
+    with pytest.raises(UserError, match=r"^--workers must be at least 1, got 0$"):
+        check_scheduler(None, 0)
+
+
+def test_windows_refuses_a_stream_that_is_not_batchified_and_train_step_its_stand_ins():
+    from rnnlm.data import windows
+    from rnnlm.step import train_step
+    with pytest.raises(ValueError, match=r"^windows: stream must be batchified, \(N // B, B\) ids \(data.batchify\("
+                                         r"ids, B\)\), got shape \(20,\)$"):
+        windows(np.arange(20), 4)
+    m = RNNModel(ModelConfig(vocab_size=20, emsize=4, hidden=4))
+    x = np.zeros((3, 2), np.int64)
+    with pytest.raises(TypeError, match=r"^train_step: opt must be an optimizer"):
+        train_step(m, None, TrainConfig(), x, x, None, None)
+    with pytest.raises(TypeError, match=r"^train_step: config must be a TrainConfig .*, got dict$"):
+        train_step(m, optim.make_optimizer("sgd", m.params), {}, x, x, None, None)
+
+
+def test_utf16_text_without_its_byte_order_mark_is_told_how_to_convert(tmp_path):
+    from rnnlm.corpus import read_text
+    for name in ("utf-16le", "utf-16be"):
+        path = tmp_path / f"{name}.txt"
+        path.write_bytes("O gato dorme na casa.\n".encode(name))
+        with pytest.raises(UserError) as found:
+            read_text(path)
+        assert str(found.value) == (f"{path} looks like {name.upper()} text without a byte-order mark (every other "
+                                    f"byte is NUL); a corpus must be plain text files in UTF-8: convert it (iconv -f "
+                                    f"{name} -t utf-8)")
+    (tmp_path / "bin.txt").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(UserError, match=r"looks binary \(it contains NUL bytes\); a corpus must be plain text files$"):
+        read_text(tmp_path / "bin.txt")
