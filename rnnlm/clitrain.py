@@ -399,13 +399,10 @@ def _score_lines(args) -> list:
     """The sentences to score: the arguments, then the non-empty lines of --file (- for standard input)."""
     sentences = list(args.sentences)
     if args.file is not None:
-        if args.file == "-":
-            try:
-                text = sys.stdin.buffer.read().decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise UserError(f"standard input is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
-                                f"{exc.start:,}); give the sentences in UTF-8 (convert them: iconv -f latin1 "
-                                "-t utf-8)") from None
+        if args.file == "-":        # read as a --file is: a cp1252 text with a warning, not refused
+            from .corpus import decode_text
+            raw = sys.stdin.buffer.read()
+            text = decode_text(raw, "standard input") if raw.strip() else ""
         else:
             from pathlib import Path
 

@@ -380,6 +380,12 @@ def read_text(path: Path, corpus: bool = True) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    return decode_text(raw, path, corpus)
+
+
+def decode_text(raw: bytes, path, corpus: bool = False) -> str:
+    """read_text's decoding of bytes already read (standard input's: score --file -); `path` names them in
+    its warnings and errors ("standard input")."""
     advice = "a corpus must be plain text files" if corpus else "give a plain text file"
     wide = _wide_encoding(raw)
     if wide is not None:        # UTF-16/32 (Windows Notepad's "Unicode"): NUL bytes, but text

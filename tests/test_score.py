@@ -142,16 +142,20 @@ def test_a_diverged_model_is_one_line(run):
         score_sentences(model, vocab, ["Uma frase."])
 
 
-def test_score_reads_standard_input_and_refuses_bytes_that_are_not_utf8(run, capsys, monkeypatch):
+def test_score_reads_standard_input_as_it_reads_a_file(run, capsys, monkeypatch):
     import io
     import sys
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(PAIR[0].encode() + b"\n")))
     assert cli.main(["score", str(run), "--file", "-", "--totals"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "1. " + PAIR[0]
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("Uma ca\u00e7a.".encode("latin-1"))))
+    with pytest.warns(UserWarning, match=r"^standard input is not UTF-8; read it as cp1252$"):
+        assert cli.main(["score", str(run), "--file", "-", "--totals"]) == 0      # (as a cp1252 --file is read)
+    assert capsys.readouterr().out.splitlines()[0] == "1. Uma ca\u00e7a."
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(bytes(range(256)) * 4)))
     assert cli.main(["score", str(run), "--file", "-"]) == 2
-    assert capsys.readouterr().err == ("error: standard input is not UTF-8 text (byte 0xe7 at 6); give the "
-                                       "sentences in UTF-8 (convert them: iconv -f latin1 -t utf-8)\n")
+    assert capsys.readouterr().err == ("error: standard input looks binary (it contains NUL bytes); give a plain "
+                                       "text file\n")
     assert cli.main(["score", str(run), "ca\udce7a"]) == 2
     assert capsys.readouterr().err.startswith("error: sentence 1 is not valid UTF-8 (bytes \\xe7); give the text")
 
