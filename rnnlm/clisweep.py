@@ -307,14 +307,16 @@ def _add_study(sub):
 def _add_plot_study(plot_sub):
     q = plot_sub.add_parser("study", help="redraw a study folder's figures from its study.json (no training)")
     q.add_argument("study", help="a study folder (holding study.json), e.g. docs/learnability")
+    q.add_argument("--out", default=None, metavar="FOLDER",
+                   help="write the figures into FOLDER (made if needed) instead of the study folder")
 
 
 def _run_plot_study(args):
     from . import study
-    paths = study.redraw(args.study)
+    paths = study.redraw(args.study, args.out)
     pngs = ", ".join(str(p) for p in paths if p.suffix == ".png")
     # the figures are the product: standard output failing (`> /dev/full`) loses only this line
-    with unheard_stdout(lambda: f"the figures are saved in {args.study} ({pngs}, and .svg)"):
+    with unheard_stdout(lambda: f"the figures are saved in {args.out or args.study} ({pngs}, and .svg)"):
         print(f"wrote {pngs} (and .svg); study.json and table.md unchanged")
     return 0
 

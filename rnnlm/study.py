@@ -558,10 +558,12 @@ def recorded_config(folder: Path) -> StudyConfig:
                         f"run `study learnability --out {folder}` first") from None
 
 
-def redraw(folder) -> list[Path]:
+def redraw(folder, out=None) -> list[Path]:
     """Redraw a study folder's figures (success, steps, gradient; PNG and SVG) from its study.json:
     the recorded settings and summary, nothing trained, study.json and table.md left as they are
-    (`plot study`). Returns the paths written. UserError when the folder holds no learnability study."""
+    (`plot study`). out: another folder to write them into (made if needed; a study folder one cannot write
+    to, a copy to restyle); None: the study folder. Returns the paths written. UserError when the folder
+    holds no learnability study, or `out` is a file."""
     folder = Path(folder)
     config = recorded_config(folder)
     summary = json.loads((folder / "study.json").read_text(encoding="utf-8"))["summary"]
@@ -570,7 +572,12 @@ def redraw(folder) -> list[Path]:
     if missing:
         raise UserError(f"{folder / 'study.json'}: its summary lacks {', '.join(missing[:3])}; "
                         f"rebuild it with `study learnability --report-only --out {folder}`")
-    return write_figures(config, summary, folder)
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file; give a folder to write the study's figures into")
+        out.mkdir(parents=True, exist_ok=True)
+    return write_figures(config, summary, folder if out is None else out)
 
 
 def _first_line(config: StudyConfig, jobs, folder: Path) -> str:

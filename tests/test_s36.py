@@ -414,3 +414,18 @@ def test_utf16_text_without_its_byte_order_mark_is_told_how_to_convert(tmp_path)
     (tmp_path / "bin.txt").write_bytes(bytes(range(256)) * 4)
     with pytest.raises(UserError, match=r"looks binary \(it contains NUL bytes\); a corpus must be plain text files$"):
         read_text(tmp_path / "bin.txt")
+
+
+def test_plot_study_writes_into_another_folder_with_out(tmp_path, capsys):
+    import shutil
+    study = tmp_path / "study"
+    shutil.copytree(Path(__file__).parents[1] / "docs" / "learnability", study,
+                    ignore=shutil.ignore_patterns("*.png", "*.svg"))
+    assert cli.main(["plot", "study", str(study), "--out", str(tmp_path / "figs")]) == 0
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "gradient.png", "gradient.svg", "steps.png", "steps.svg", "success.png", "success.svg"]
+    assert not list(study.glob("*.png"))
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["plot", "study", str(study), "--out", str(tmp_path / "afile")]) == 2
+    assert capsys.readouterr().err.endswith(f"error: --out {tmp_path / 'afile'} is a file; give a folder to write the "
+                                            "study's figures into\n")
