@@ -348,6 +348,11 @@ class TextStream:
         words, num_samples, seed = int(words), int(num_samples), int(seed)      # (5.0 passes as 5)
         for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
             check_range(name, value)
+        if temperature == 0 and (top_k != 0 or top_p != 1):     # (the CLI says it with its flags first)
+            given = " and ".join(f for f, on in ((f"top_k={top_k}", top_k != 0), (f"top_p={top_p!r}", top_p != 1))
+                                 if on)
+            raise UserError(f"{given} cannot act with temperature=0, which always takes the most likely word; "
+                            "leave out one or the other")
         keep_case, num_token = check_reading(model, vocab, prime, keep_case, num_token)
         V = getattr(getattr(model, "config", None), "vocab_size", None)   # (None: a stand-in model in tests)
         if V is not None and len(vocab) != V:

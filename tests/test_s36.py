@@ -429,3 +429,13 @@ def test_plot_study_writes_into_another_folder_with_out(tmp_path, capsys):
     assert cli.main(["plot", "study", str(study), "--out", str(tmp_path / "afile")]) == 2
     assert capsys.readouterr().err.endswith(f"error: --out {tmp_path / 'afile'} is a file; give a folder to write the "
                                             "study's figures into\n")
+
+
+def test_generate_text_refuses_a_filter_that_greedy_decoding_would_ignore():
+    from rnnlm.sample import generate_text
+    m = RNNModel(ModelConfig(vocab_size=4, emsize=4, hidden=4))
+    v = Vocab(["<unk>", "<eos>", "a", "b"])
+    with pytest.raises(UserError, match=r"^top_k=5 cannot act with temperature=0, which always takes the most likely "
+                                        r"word; leave out one or the other$"):
+        generate_text(m, v, words=3, temperature=0, top_k=5)
+    assert generate_text(m, v, words=3, temperature=0) == generate_text(m, v, words=3, temperature=0, seed=1)
