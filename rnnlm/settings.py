@@ -215,7 +215,7 @@ def check_range(name: str, value, error=UserError, label: str | None = None) -> 
     if value is None:
         return
     if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0 \
-            and getattr(getattr(value, "dtype", None), "kind", "") in "iuf":
+            and getattr(getattr(value, "dtype", None), "kind", "") in ("i", "u", "f"):
         value = value.item()        # a NumPy scalar (np.float32(0.1), np.int64(3)) as the Python number it holds
     r = RANGES.get(name, Range(float))
     option = flag(name) if label is None else label
