@@ -87,6 +87,32 @@ class _Timing:
         return self.budget - self.reserve() - elapsed
 
 
+# Below this many columns the training bar leaves out its bar graphic and puts its figures right after the
+# step count: tqdm cuts a line at the terminal's width, which would cut the loss, perplexity and time left.
+NARROW_COLUMNS = 100
+
+
+def terminal_columns() -> int:
+    """The width in columns of standard error's terminal, where the bars are drawn: $COLUMNS when set, else
+    the terminal's (stdout's, which shutil.get_terminal_size reads, may be a file); 80 when unknown."""
+    import os
+    import sys
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
+def train_bar_format(columns: int) -> str:
+    """tqdm's bar_format of the training bar for a terminal `columns` wide: the usual one with its bar
+    graphic, or for a narrow terminal the figures first and no bar (NARROW_COLUMNS)."""
+    if columns < NARROW_COLUMNS:
+        return "{desc} {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix}"
+    return "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]"
+
+
 def _fmt_seconds(sec: float) -> str:
     if not math.isfinite(sec):
         return "?"
@@ -154,7 +180,7 @@ class _Progress:
         total = None if math.isfinite(timing.budget) and not c.max_steps else max(self.step_limit, 1)
         self.bar = tqdm(total=total, initial=loop.step, desc="train", unit="step",
                         disable=not self.tty, leave=False, file=sys.stderr, dynamic_ncols=True,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]")
+                        bar_format=train_bar_format(terminal_columns()))
 
     def _interval(self):
         self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0

@@ -439,3 +439,16 @@ def test_generate_text_refuses_a_filter_that_greedy_decoding_would_ignore():
                                         r"word; leave out one or the other$"):
         generate_text(m, v, words=3, temperature=0, top_k=5)
     assert generate_text(m, v, words=3, temperature=0) == generate_text(m, v, words=3, temperature=0, seed=1)
+
+
+def test_the_training_bar_on_a_narrow_terminal_shows_its_figures_not_its_graphic(monkeypatch):
+    from tqdm import tqdm
+    from rnnlm.progress import terminal_columns, train_bar_format
+    out = io.StringIO()
+    bar = tqdm(total=150, initial=100, desc="train", file=out, ncols=40, bar_format=train_bar_format(40))
+    bar.set_postfix_str("loss 5.123 ppl 167.8 | left 3m 10s (time budget)")
+    bar.refresh()
+    assert out.getvalue().split("\r")[-1].startswith("train  67% 100/150, loss 5.123 ppl 167.8")
+    assert "{bar}" in train_bar_format(120)
+    monkeypatch.setenv("COLUMNS", "40")
+    assert terminal_columns() == 40
