@@ -147,31 +147,20 @@ def _check_figure_out(out: str) -> None:
     if path.exists() and not path.is_file():
         raise UserError(f"--out {out} is not a regular file; give a file name (the figure is written as NAME.png "
                         "and NAME.svg)")
-    from .plots import figure_png
+    from .plots import figure_png, figure_replaceable
     png = figure_png(path)
     for twin in (png, png.with_suffix(".svg")):      # the pair it writes: neither may be a folder or a device
         if twin.exists() and not twin.is_file():
             raise UserError(f"--out {out}: the figure would be written as {twin}, which is "
                             f"{'a folder' if twin.is_dir() else 'not a regular file'}; give another name")
-        if twin.is_file() and not _drawn_by_matplotlib(twin):
-            raise UserError(f"--out {out}: the figure would replace {twin}, which no plot drew (not a matplotlib "
-                            "figure: a photo, a drawing of your own); give another name, or move that file")
+        if twin.is_file() and not figure_replaceable(twin, strict=True):
+            raise UserError(f"--out {out}: the figure would replace {twin}, which this tool did not draw (an "
+                            "image of your own, or a figure of an earlier version); give another name, or move "
+                            "that file")
     if path.suffix.lower() in _OTHER_IMAGES:
         stem = path.with_suffix("")
         raise UserError(f"--out {out}: plot writes PNG and SVG, not {path.suffix.lstrip('.').upper()}; give "
                         f"--out {stem}.png (it writes {stem.name}.png and {stem.name}.svg)")
-
-
-def _drawn_by_matplotlib(path) -> bool:
-    """Whether an existing .png or .svg says matplotlib wrote it (its PNG "Software" text or its SVG comment,
-    both in the file's first kilobytes): plot --out replaces those (an earlier figure of its own, re-drawn)
-    but not someone's image of the same name. An empty file counts as replaceable."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8192)
-    except OSError:
-        return True     # (the write then says what is wrong, in its one line)
-    return not head or b"matplotlib" in head.lower()
 
 
 def _stdout_closed() -> int:

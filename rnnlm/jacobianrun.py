@@ -244,6 +244,9 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
             extra = {"clip": clip_label(info.get("train")), "checkpoint_step": model.checkpoint_step}
         ids = np.asarray(ids)[:config.tokens]
         out = default_out(config, text)
+        if not config.out:      # the run folder's jacobian.json: not a file of the user's own of that name
+            from .measured import check_replaces_a_measurement
+            check_replaces_a_measurement(out, str(out), "move it, or give the measurement --out FILE.json")
         said.watch(out)
         from .fileio import atomic_write_text, check_writable
         check_writable(out)     # a read-only run folder: said before the measurement, not after it

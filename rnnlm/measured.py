@@ -52,14 +52,21 @@ def check_measurement_out(out) -> None:
     if path.name.lower() in _RECORDS:
         raise UserError(f"--out {out}: {path.name} is the name of a run's, sweep's or study's own record; give "
                         "another FILE.json name")
+    check_replaces_a_measurement(path, f"--out {out}", "give another FILE.json name")
+
+
+def check_replaces_a_measurement(path: Path, named: str, advice: str) -> None:
+    """UserError (one line) when `path` exists and holds no jacobian or probe measurement (a JSON of the
+    user's own at that name): a measurement replaces only an earlier measurement, at a given --out (named
+    "--out X") or at the command's own place in a run folder (named by its path; advice: give --out)."""
     if path.is_file():
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             doc = None
         if not is_measurement(doc):
-            raise UserError(f"--out {out} exists and holds no jacobian or probe measurement; give another "
-                            "FILE.json name (a measurement replaces only an earlier measurement)")
+            raise UserError(f"{named} exists and holds no jacobian or probe measurement; {advice} (a "
+                            "measurement replaces only an earlier measurement)")
 
 
 def _measured_checkpoint(json_path: Path, recorded) -> Path | None:

@@ -69,19 +69,46 @@ def _save(fig, out) -> Path:
     return png
 
 
+# Written into every figure's metadata (the PNG's "Software" text, the SVG's dc:creator), at the file's
+# start: a figure of this tool is replaced when drawn again, a file of someone else's of that name is not.
+FIGURE_MARK = "rnnlm (drawn with Matplotlib)"
+
+
+def figure_replaceable(path, strict: bool = False) -> bool:
+    """Whether drawing a figure may replace the file `path`: it is empty or carries FIGURE_MARK (this tool
+    drew it), or, not `strict`, any matplotlib figure (one an earlier version drew at a run's or study's own
+    place). plot --out is strict: a user's own matplotlib figure there is not replaced."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return True     # (the write says what is wrong, in its one line)
+    return not head or FIGURE_MARK.encode() in head or (not strict and b"matplotlib" in head.lower())
+
+
 def write_figure(fig, files: dict) -> None:
     """Save `fig` to each path of `files` (path -> savefig's keyword arguments; the format from the suffix):
     every file is drawn in memory first, then each is written atomically (fileio.atomic_write), so that a
     Ctrl-C or a full disk while drawing leaves the figures that were there before, and one during the
-    writes leaves each file whole (the new or the old one), never a cut PNG or SVG.
-    Raises OSError (naming the file) as atomic_write does."""
+    writes leaves each file whole (the new or the old one), never a cut PNG or SVG. Each carries FIGURE_MARK.
+    Raises OSError (naming the file) as atomic_write does, UserError for a file in the way that no figure
+    of this tool's is (figure_replaceable), before anything is written."""
     import io
 
+    from .errors import UserError
     from .fileio import atomic_write
+    for path in files:
+        if Path(path).is_file() and not figure_replaceable(path):
+            raise UserError(f"{path} exists and is not a figure this tool drew (an image of your own?); move it, "
+                            "or give the figure another place (plot's --out)")
     drawn = []
     for path, kwargs in files.items():
         buf = io.BytesIO()
-        fig.savefig(buf, format=Path(path).suffix.lstrip(".").lower(), **kwargs)
+        fmt = Path(path).suffix.lstrip(".").lower()
+        mark = {"png": "Software", "svg": "Creator"}.get(fmt)
+        if mark:
+            kwargs = {**kwargs, "metadata": {**(kwargs.get("metadata") or {}), mark: FIGURE_MARK}}
+        fig.savefig(buf, format=fmt, **kwargs)
         drawn.append((path, buf.getvalue()))
     for path, data in drawn:
         atomic_write(path, lambda f, data=data: f.write(data))

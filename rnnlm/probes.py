@@ -697,6 +697,10 @@ def _open(said, run, checkpoint: str, batch_size: int, n: int, out, name: str) -
         check_writable(out)     # a given --out: refused before the model loads (its kernels compile)
     run, model, vocab, info, meta = _load(run, checkpoint, batch_size, n)
     given = out or None
+    if not out:     # the run folder's probe-*.json: not a file of the user's own of that name
+        from .measured import check_replaces_a_measurement
+        check_replaces_a_measurement(_default_out(run, name), str(_default_out(run, name)),
+                                     "move it, or give the measurement --out FILE.json")
     out = Path(out) if out else _default_out(run, name)
     said.watch(out)
     check_writable(out)     # a read-only run folder: said before the measurement

@@ -353,18 +353,46 @@ def test_a_quoted_tilde_in_a_path_flag_is_the_home_folder(monkeypatch, tmp_path)
     assert args.inputs == [str(tmp_path / "runs/a"), "x"] and args.out == str(tmp_path / "fig")
 
 
-def test_plot_out_does_not_replace_an_image_no_plot_drew(tmp_path, capsys):
+def test_plot_out_does_not_replace_an_image_this_tool_did_not_draw(tmp_path, capsys):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rnnlm.plots import figure_replaceable, write_figure
     (tmp_path / "j.json").write_text("{}")
     (tmp_path / "holiday.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)     # a photo of one's own
-    assert cli.main(["plot", "lag", str(tmp_path / "j.json"), "--out", str(tmp_path / "holiday")]) == 2
-    assert capsys.readouterr().err == (f"error: --out {tmp_path / 'holiday'}: the figure would replace "
-                                       f"{tmp_path / 'holiday.png'}, which no plot drew (not a matplotlib figure: a "
-                                       "photo, a drawing of your own); give another name, or move that file\n")
-    assert (tmp_path / "holiday.png").read_bytes()[8:] == b"\x00" * 64
-    ours = Path(__file__).parents[1] / "docs" / "figures" / "demo-explosion.png"
-    assert cli._drawn_by_matplotlib(ours)       # a figure a plot drew: replaceable
+    fig = plt.figure()
+    fig.savefig(tmp_path / "mine.png")           # a matplotlib figure of one's own
+    plt.close(fig)
+    for name in ("holiday", "mine"):
+        before = (tmp_path / f"{name}.png").read_bytes()
+        assert cli.main(["plot", "lag", str(tmp_path / "j.json"), "--out", str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err == (f"error: --out {tmp_path / name}: the figure would replace "
+                                           f"{tmp_path / name}.png, which this tool did not draw (an image of your "
+                                           "own, or a figure of an earlier version); give another name, or move "
+                                           "that file\n")
+        assert (tmp_path / f"{name}.png").read_bytes() == before
+    fig = plt.figure()
+    write_figure(fig, {tmp_path / "ours.png": {}, tmp_path / "ours.svg": {}})
+    assert figure_replaceable(tmp_path / "ours.png", strict=True) and figure_replaceable(tmp_path / "ours.svg", True)
+    assert figure_replaceable(tmp_path / "mine.png") and not figure_replaceable(tmp_path / "mine.png", strict=True)
+    with pytest.raises(UserError, match=r"holiday.png exists and is not a figure this tool drew \(an image of your "
+                                        r"own\?\); move it, or give the figure another place \(plot's --out\)$"):
+        write_figure(fig, {tmp_path / "holiday.png": {}})       # (a run's plots/ folder holding one's photo)
+    plt.close(fig)
     (tmp_path / "empty.svg").write_bytes(b"")
-    assert cli._drawn_by_matplotlib(tmp_path / "empty.svg")
+    assert figure_replaceable(tmp_path / "empty.svg", strict=True)
+
+
+def test_a_measurement_at_its_own_place_in_a_run_folder_does_not_replace_a_file_of_ones_own(tmp_path):
+    from rnnlm.measured import check_replaces_a_measurement
+    (tmp_path / "jacobian.json").write_text('{"my": "notes"}')
+    with pytest.raises(UserError) as found:
+        check_replaces_a_measurement(tmp_path / "jacobian.json", str(tmp_path / "jacobian.json"),
+                                     "move it, or give the measurement --out FILE.json")
+    assert str(found.value) == (f"{tmp_path / 'jacobian.json'} exists and holds no jacobian or probe measurement; "
+                                "move it, or give the measurement --out FILE.json (a measurement replaces only an "
+                                "earlier measurement)")
+    check_replaces_a_measurement(tmp_path / "none.json", "x", "y")       # (nothing there: nothing to keep)
 
 
 def test_none_where_a_value_has_no_default_is_one_line_not_pythons_error():
