@@ -191,6 +191,8 @@ def _add_evaluate(sub):
                    help="the run's corpus split to evaluate (default valid; not with --text)")
     p.add_argument("--text", default=None, metavar="FILE",
                    help="evaluate this text file instead, tokenized with the run's settings and vocabulary")
+    p.add_argument("--corpus", default=None, metavar="PATH",
+                   help="where the run's corpus is now, when it moved since training (its checksum must match)")
     p.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,
                    help="best.npz (default) or model.npz of a run folder (not with a .npz file)")
     p.add_argument("--batch-size", type=int, default=None,
@@ -199,20 +201,21 @@ def _add_evaluate(sub):
     return p
 
 
-def _text_stream_notes(r: dict, asked: int | None) -> list[str]:
-    """evaluate --text's notes on how the text was read: a --batch-size too large for it (read as one
-    stream), the predictions that B streams side by side do not make (each stream's first token is only
-    read, and the last len % B tokens fill none), and a score mostly of <unk>."""
+def _text_stream_notes(r: dict, asked: int | None, what: str = "text") -> list[str]:
+    """evaluate's notes on how the text (or, with a --batch-size given, the split: `what`) was read: a
+    --batch-size too large for it (read as one stream), the predictions that B streams side by side do not
+    make (each stream's first token is only read, and the last len % B tokens fill none), and a score mostly
+    of <unk>."""
     notes = []
     B, predictable = r["batch_size"], r["tokens"] - 1
     if asked is not None and asked != B:
-        notes.append(f"--batch-size {asked:,} is more streams than the text's {r['tokens']:,} tokens can fill "
+        notes.append(f"--batch-size {asked:,} is more streams than the {what}'s {r['tokens']:,} tokens can fill "
                      f"(each needs two): read as one stream")
     if r["predicted"] < predictable:
         tail = r["unscored"]
         tail = (f", and the last {tail:,} tokens fill none" if tail > 1 else ", and the last token fills none"
                 if tail else "")
-        notes.append(f"read as {B} streams side by side, {r['predicted']:,} of the text's {predictable:,} "
+        notes.append(f"read as {B} streams side by side, {r['predicted']:,} of the {what}'s {predictable:,} "
                      f"predictions are made (each stream's first token is only read{tail}); --batch-size 1 "
                      f"reads it as one stream and makes them all")
     if r["oov_rate"] > 0.5:         # (a corpus's own held-out text: 7-30% with a 2,000-10,000-word vocabulary)
@@ -227,9 +230,12 @@ def _run_evaluate(args):
     from .runs import fmt_ppl_of
     if args.text is not None and args.split is not None:
         raise UserError("--split picks one of the run's own splits and --text a file instead; give one of them")
+    if args.text is not None and args.corpus is not None:
+        raise UserError("--corpus says where the run's own corpus is now, for its splits; --text reads a file "
+                        "instead: give one of them")
     check_checkpoint_flag(args.run, args.checkpoint)
     r = run_evaluate(args.run, split=args.split or "valid", text=args.text, which=args.checkpoint or "best",
-                     batch_size=args.batch_size, bptt=args.bptt)
+                     batch_size=args.batch_size, bptt=args.bptt, corpus=args.corpus)
     print(f"checkpoint: {r['checkpoint']}{_fallback_note(args.run, args.checkpoint or 'best', r['checkpoint'])}")
     if (busy := training_now_note(args.run, r["checkpoint"], r.get("checkpoint_step"))) is not None:
         print(f"note: {busy}")
@@ -243,8 +249,8 @@ def _run_evaluate(args):
           f"over {r['predicted']:,} {plural(r['predicted'], 'prediction')}, batch size {r['batch_size']}, "
           f"bptt {r['bptt']}")
     print(f"perplexity: {fmt_ppl_of(r['ppl'], nats)}")
-    if args.text is not None:       # (a split is scored as training scored it)
-        for line in _text_stream_notes(r, args.batch_size):
+    if args.text is not None or args.batch_size is not None:    # (a split alone: scored as training scored it)
+        for line in _text_stream_notes(r, args.batch_size, "text" if args.text is not None else "split"):
             print(f"note: {line}")
     return 0
 
@@ -278,9 +284,11 @@ def _run_generate(args):
     from .sample import TextStream, check_fits_in_memory
     _check_prime(args.prime)
     _check_greedy(args)
-    if args.words == 0 and not args.prime.strip():
+    if args.prime and not args.prime.strip():
+        raise UserError("--prime is blank; give it some words, or leave it out to start from a sentence end")
+    if args.words == 0 and not args.prime:
         raise UserError("--words 0 with no --prime has nothing to print; give --words 1 or more (with a --prime, "
-                        "--words 0 prints the prime as the model reads it)")
+                        "--words 0 prints the prime alone)")
     check_checkpoint_flag(args.run, args.checkpoint)
     which = args.checkpoint or "best"
     model, vocab, info, path = load_model(args.run, which)
@@ -411,7 +419,19 @@ def _score_lines(args) -> list:
                 what = "is a folder" if Path(args.file).is_dir() else "does not exist"
                 raise UserError(f"--file {args.file} {what}; give a UTF-8 text file with one sentence per line")
             text = read_text(Path(args.file), corpus=False)
-        sentences += [line for line in text.splitlines() if line.strip()]
+        # one sentence per line, split at line ends only (str.splitlines also splits at form feeds, U+2028
+        # and U+0085, which text taken from a PDF holds inside its lines): sentence k is then the k-th line
+        # that is not blank, and the blank ones are named
+        lines = text.split("\n")
+        while lines and not lines[-1].strip():
+            lines.pop()
+        blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+        if blank and len(blank) < len(lines):
+            from .errors import consecutive_runs
+            where = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in consecutive_runs(blank))
+            print(f"note: --file: blank {'line' if len(blank) == 1 else 'lines'} {where} skipped; the sentences "
+                  f"are numbered without {'it' if len(blank) == 1 else 'them'}", file=sys.stderr)
+        sentences += [line for line in lines if line.strip()]
     if not sentences:
         raise UserError("no sentence to score; give sentences as arguments (in quotes) or --file FILE with one "
                         "per line")

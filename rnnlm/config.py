@@ -411,7 +411,8 @@ class TrainConfig:
                 refused.append(f"{flag(k)} ({getattr(self, k)!r} -> {v!r})")
         if refused:
             raise UserError(f"--resume keeps the run's settings; cannot change {', '.join(refused)} "
-                            f"(only {', '.join(map(flag, RESUME_OVERRIDABLE))} may change)")
+                            f"(only {', '.join(map(flag, RESUME_OVERRIDABLE))} may change, and --corpus or "
+                            "--corpora-dir may say where its text is now)")
         data = dataclasses.replace(self.data, **moved) if moved else self.data
         return dataclasses.replace(self, out=self.out if out is None else str(out), data=data, **changes)
 

@@ -20,6 +20,7 @@ nothing heavy at import time (train.py imports it for the CLI's --help).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _text_tokens(raw: str, name, data) -> tuple[list, str]:
 
 
 def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: str = "use a text file with --text "
-                 "instead") -> dict:
+                 "instead", corpus=None) -> dict:
     """Token ids of a split of a run's own corpus, or of any text file read the run's way.
 
     info: the run's config (load_model's third value); vocab: its Vocab.
@@ -121,12 +122,18 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
     if split not in ("train", "valid", "test"):
         raise UserError(f"--split must be train, valid or test, got '{split}'")
     from .corpus import NAMED_CORPORA
-    from .data import load_corpus
+    from .data import absolute_corpus, load_corpus
+    if corpus is not None:      # where the run's text is now (moved): the checksum below says if it is the same
+        if corpus not in NAMED_CORPORA and not Path(corpus).expanduser().exists():
+            raise UserError(f"--corpus {corpus} does not exist; give the file or folder the run's text is in now")
+        tcfg = dataclasses.replace(tcfg, data=absolute_corpus(dataclasses.replace(tcfg.data, corpus=corpus)))
     place = tcfg.data.corpus
     if place not in NAMED_CORPORA and not Path(place).expanduser().exists():
         raise UserError(f"the run's corpus {place} (recorded when it was trained) is not there any more; "
-                        f"{instead} (a resume given the corpus's new place with --corpus PATH records it for this "
-                        "command)")
+                        + ("give its new place with --corpus PATH (the checksum says whether it is the same "
+                           f"text), or {instead.removesuffix(' instead')}" if instead.startswith("use a text") else
+                           f"{instead} (a resume given the corpus's new place with --corpus PATH records it for "
+                           "this command)"))
     corpus = load_corpus(tcfg.data)
     if corpus.checksum != info.get("corpus", {}).get("checksum"):
         raise UserError("the corpus or tokenizer settings changed since this run was trained "
@@ -138,7 +145,7 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
             "oov": int((ids == vocab.unk_id).sum()), "oov_rate": float(corpus.oov_rate.get(split, math.nan))}
 
 
-def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, bptt=None) -> dict:
+def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, bptt=None, corpus=None) -> dict:
     """Cross-entropy and perplexity of a run's model on a split or on any text file.
 
     A text file is tokenized with the run's tokenizer settings and encoded with
@@ -147,7 +154,8 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     from a zero state; "unscored" counts the last tokens that fill no stream
     (len % batch_size), which are not predicted: batch_size=1 scores every token.
     A text file whose streams would each be shorter than one window (bptt) is
-    read as one stream unless batch_size is given.
+    read as one stream unless batch_size is given. corpus: where the run's text is now, when it moved since
+    training (UserError when its checksum is not the run's).
     A bar counts the tokens predicted (on a terminal).
     """
     from .data import batchify
@@ -160,7 +168,7 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     if B < 1 or T < 1:
         raise UserError("--batch-size and --bptt must be at least 1")
     result = {"checkpoint": str(path), "checkpoint_step": model.checkpoint_step}
-    text_ids = run_text_ids(info, vocab, split=split, text=text)
+    text_ids = run_text_ids(info, vocab, split=split, text=text, corpus=corpus)
     ids = text_ids.pop("ids")
     result.update(text_ids)
     if len(ids) < 2 * B or (text is not None and batch_size is None and len(ids) // B < T):

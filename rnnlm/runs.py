@@ -580,6 +580,12 @@ def resume_config(run_dir, overrides: dict | None = None):
     except UserError as exc:        # (an unknown or mistyped setting: say which file, and what to do)
         raise UserError(f"{Path(run_dir) / CONFIG}: {exc}; restore the file (an edited config.json, or one "
                         f"written by a newer rnnlm)") from None
+    given = ((overrides or {}).get("data") or {}).get("corpus")
+    if isinstance(given, str) and given != config.data.corpus:      # (a moved corpus's new place)
+        from .corpus import NAMED_CORPORA
+        if given not in NAMED_CORPORA and not Path(given).expanduser().exists():
+            raise UserError(f"--corpus {given} does not exist; give the file or folder the run's text is in now "
+                            "(a resume checks by checksum that it is the same text)")
     config = config.resumed(overrides, out=str(run_dir))
     _refuse_missing_corpus(run_dir, config.data.corpus)
     why = tokenizer_change((saved.get("corpus") or {}).get("checksum"), config.data)

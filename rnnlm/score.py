@@ -129,11 +129,13 @@ def format_scores(scores: list, per_token: bool = True) -> str:
                    else [])
         if any(sc.unknown for sc in scores):
             caveats.append("words outside the vocabulary are all the one token <unk>")
-        if _as_read(scores[best]) == _as_read(scores[second]):    # the same token ids: the same log p, always
+        same = sorted(i for i in order if _as_read(scores[i]) == _as_read(scores[best]))
+        if len(same) > 1:       # the same token ids: the same log p, always
+            from .errors import and_list
             why = (" (words outside the vocabulary are all the one token <unk>)"
-                   if scores[best].tokens != scores[second].tokens else "")
-            lines.append(f"no single most likely: sentences {best + 1} and {second + 1} are the same tokens to "
-                         f"the model{why}, log p {scores[best].total:.2f} nats each"
+                   if len({tuple(scores[i].tokens) for i in same}) > 1 else "")
+            lines.append(f"no single most likely: sentences {and_list([str(i + 1) for i in same])} are the same "
+                         f"tokens to the model{why}, log p {scores[best].total:.2f} nats each"
                          + (f"; ranked: {ranked}" if len(scores) > 2 else ""))
             return "\n".join(lines)
         lines.append(f"most likely: sentence {best + 1}, {gap:.2f} nats above sentence {second + 1} "

@@ -236,8 +236,17 @@ def test_a_moved_corpus_is_given_to_the_resume_with_corpus_and_recorded_for_eval
     capsys.readouterr()
     assert cli.main(["evaluate", str(run)]) == 2
     assert capsys.readouterr().err == (f"error: the run's corpus {first} (recorded when it was trained) is not there "
-                                       "any more; use a text file with --text instead (a resume given the corpus's "
-                                       "new place with --corpus PATH records it for this command)\n")
+                                       "any more; give its new place with --corpus PATH (the checksum says whether "
+                                       "it is the same text), or use a text file with --text\n")
+    assert cli.main(["evaluate", str(run), "--corpus", str(moved)]) == 0          # (a finished run: no resume)
+    assert "perplexity:" in capsys.readouterr().out
+    assert cli.main(["evaluate", str(run), "--corpus", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == (f"error: --corpus {tmp_path / 'nowhere'} does not exist; give the file or "
+                                       "folder the run's text is in now\n")
+    assert cli.main(["train", "--resume", str(run), "--max-steps", "3", "--corpus", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == (f"error: --corpus {tmp_path / 'nowhere'} does not exist; give the file or "
+                                       "folder the run's text is in now (a resume checks by checksum that it is the "
+                                       "same text)\n")
     assert cli.main(["train", "--resume", str(run), "--max-steps", "3", "--corpus", str(moved), "--no-progress",
                      "--sample-words", "0"]) == 0
     assert json.loads((run / "config.json").read_text())["train"]["data"]["corpus"] == str(moved)

@@ -226,3 +226,14 @@ def test_sentences_the_model_reads_as_the_same_tokens_have_no_single_most_likely
     assert format_scores([c, c], per_token=False).splitlines()[-1] == (
         f"no single most likely: sentences 1 and 2 are the same tokens to the model, log p {math.log(1 / 32):.2f} "
         "nats each")
+    assert format_scores([a, b, c, a], per_token=False).splitlines()[-1].startswith(
+        "no single most likely: sentences 1, 2 and 4 are the same tokens to the model (words outside")
+
+
+def test_a_files_sentences_are_its_lines_split_at_line_ends_only_and_blank_ones_are_named(run, capsys, tmp_path):
+    (tmp_path / "s.txt").write_text("O homem\fentrou.\n\nA mulher\u2028saiu.\n\n\nEle foi.\n\n", encoding="utf-8")
+    assert cli.main(["score", str(run), "--file", str(tmp_path / "s.txt"), "--totals"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines()[0] == "note: --file: blank lines 2, 4-5 skipped; the sentences are numbered without them"
+    assert [x for x in out.splitlines() if x[:1].isdigit()] == ["1. O homem entrou.", "2. A mulher saiu.",
+                                                                "3. Ele foi."]
