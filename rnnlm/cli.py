@@ -208,6 +208,8 @@ def _stdout_named():
     if getattr(stream, "errors", "strict") == "strict" and not encoding.startswith("utf"):
         try:
             stream.reconfigure(errors="backslashreplace")
+            print(f"note: standard output is {encoding}: a character it cannot write comes out as a \\x escape "
+                  "(PYTHONIOENCODING=utf-8 writes every one as it is)", file=sys.stderr)
         except (AttributeError, ValueError, OSError):
             pass
     sys.stdout = _NamedStdout(stream)

@@ -263,7 +263,7 @@ def list_txt_files(folder: Path) -> list[tuple[str, Path]]:
     each), sorted by '/'-separated relative name. A subfolder that cannot be read is a UserError (its files
     would be left out unseen); a .txt link that points at nothing is left out with a warning."""
     import os
-    files, broken, seen = [], [], set()
+    files, broken, odd, seen = [], [], [], set()
 
     def refuse(exc: OSError):
         raise UserError(f"cannot read the folder {exc.filename} inside the corpus {folder}: {exc.strerror}; make "
@@ -286,9 +286,15 @@ def list_txt_files(folder: Path) -> list[tuple[str, Path]]:
                 files.append((p.relative_to(folder).as_posix(), p.resolve()))
             elif p.is_symlink() and not p.exists():
                 broken.append(p.relative_to(folder).as_posix())
+            elif not p.is_dir():
+                odd.append(p.relative_to(folder).as_posix())     # a named pipe, a socket, a device
     if broken:
         warnings.warn(f"left out of the corpus {folder}: {', '.join(sorted(broken))} "
                       f"({'a link' if len(broken) == 1 else 'links'} to nothing)", stacklevel=2)
+    if odd:
+        warnings.warn(f"left out of the corpus {folder}: {', '.join(sorted(odd))} (not "
+                      f"{'a regular file' if len(odd) == 1 else 'regular files'}: a named pipe or a device)",
+                      stacklevel=2)
     files.sort(key=lambda item: item[0])
     return files
 
@@ -314,7 +320,8 @@ def resolve(corpus: str, corpora_dir=None) -> CorpusSource:
         files = list_txt_files(path)
         if not files:
             raise UserError(f"folder {path} holds no .txt file; point at a folder of UTF-8 .txt files")
-        return CorpusSource(str(corpus), path.resolve(), files, f"{path.resolve()} (folder, {len(files)} .txt files)")
+        return CorpusSource(str(corpus), path.resolve(), files,
+                            f"{path.resolve()} (folder, {len(files)} .txt {'file' if len(files) == 1 else 'files'})")
     return CorpusSource(str(corpus), path.resolve().parent, [(path.name, path.resolve())],
                         f"{path.resolve()} (single file)")
 

@@ -112,7 +112,7 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
     if text is not None:
         p = Path(text)
         if not p.is_file():
-            what = "is not a regular file" if p.exists() else "does not exist"
+            what = ("is a folder" if p.is_dir() else "is not a regular file") if p.exists() else "does not exist"
             raise UserError(f"--text {text} {what}; give a UTF-8 .txt file")
         tokens, note = _text_tokens(read_text(p, corpus=False), text, tcfg.data)
         ids = vocab.encode(tokens)

@@ -335,6 +335,8 @@ def _not_a_runs(folder: Path) -> list:
     metrics.jsonl beside no config.json (a run writes config.json first). A new run writes those names."""
     import json
     config = folder / CONFIG
+    if config.exists() and not config.is_file():
+        return [CONFIG]     # (a folder of that name)
     if config.is_file():
         try:
             saved = json.loads(config.read_text(encoding="utf-8"))

@@ -210,6 +210,8 @@ def test_an_output_encoding_without_portuguese_writes_escapes(monkeypatch, capsy
         print("Coração é ótimo.")
     stream.flush()
     assert raw.getvalue() == b"Cora\\xe7\\xe3o \\xe9 \\xf3timo.\n"
+    assert capsys.readouterr().err == ("note: standard output is ascii: a character it cannot write comes out as a "
+                                       "\\x escape (PYTHONIOENCODING=utf-8 writes every one as it is)\n")
 
 
 def test_a_relative_corpus_is_recorded_as_an_absolute_path(text, tmp_path, monkeypatch):
@@ -489,3 +491,27 @@ def test_the_training_bar_on_a_narrow_terminal_shows_its_figures_not_its_graphic
     assert "{bar}" in train_bar_format(120)
     monkeypatch.setenv("COLUMNS", "40")
     assert terminal_columns() == 40
+
+
+def test_a_folder_named_config_json_and_a_runs_file_are_one_line(text, tmp_path, monkeypatch, capsys):
+    (tmp_path / "o" / "config.json").mkdir(parents=True)
+    assert cli.main(["train", "--corpus", str(text), "--max-steps", "1", "--no-progress",
+                     "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'o'} holds config.json that no run of this tool wrote, "
+                                       "and a new run would replace it; give the run a new or empty folder as --out\n")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["config.json"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("my notes")
+    assert cli.main(["train", "--corpus", str(text), "--max-steps", "1", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'runs'} is a file, and a run given no --out is written "
+                                       "under runs/; give --out a folder for the run\n")
+
+
+def test_a_named_pipe_in_a_corpus_folder_is_named_as_left_out(tmp_path):
+    import os
+    from rnnlm.corpus import list_txt_files
+    (tmp_path / "a.txt").write_text("O gato.")
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.warns(UserWarning, match=r"left out of the corpus .*: pipe.txt \(not a regular file: a named pipe or "
+                                         r"a device\)$"):
+        assert [n for n, _ in list_txt_files(tmp_path)] == ["a.txt"]

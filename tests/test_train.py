@@ -222,7 +222,7 @@ def test_evaluate_text_file_reports_oov(trained, tmp_path, capsys):
     assert main(["evaluate", str(out), "--text", str(tmp_path / "missing.txt")]) == 2
     assert capsys.readouterr().err == f"error: --text {tmp_path / 'missing.txt'} does not exist; give a UTF-8 .txt file\n"
     assert main(["evaluate", str(out), "--text", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == f"error: --text {tmp_path} is not a regular file; give a UTF-8 .txt file\n"
+    assert capsys.readouterr().err == f"error: --text {tmp_path} is a folder; give a UTF-8 .txt file\n"
 
 
 def test_cli_train_then_resume(text, tmp_path, capsys):
