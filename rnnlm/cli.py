@@ -153,10 +153,9 @@ def _check_figure_out(out: str) -> None:
         if twin.exists() and not twin.is_file():
             raise UserError(f"--out {out}: the figure would be written as {twin}, which is "
                             f"{'a folder' if twin.is_dir() else 'not a regular file'}; give another name")
-        if twin.is_file() and not figure_replaceable(twin, strict=True):
+        if twin.is_file() and not figure_replaceable(twin):
             raise UserError(f"--out {out}: the figure would replace {twin}, which this tool did not draw (an "
-                            "image of your own, or a figure of an earlier version); give another name, or move "
-                            "that file")
+                            "image or a figure of your own); give another name, or move that file")
     if path.suffix.lower() in _OTHER_IMAGES:
         stem = path.with_suffix("")
         raise UserError(f"--out {out}: plot writes PNG and SVG, not {path.suffix.lstrip('.').upper()}; give "

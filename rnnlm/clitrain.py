@@ -246,7 +246,7 @@ def _run_evaluate(args):
     nats = r["loss"]
     fmt = (lambda x: f"{x:.4f}") if abs(nats) < 1e5 else (lambda x: f"{x:.4g}")      # noqa: E731
     print(f"cross-entropy: {fmt(nats)} nats/token ({fmt(nats / 0.6931471805599453)} bits/token) "
-          f"over {r['predicted']:,} {plural(r['predicted'], 'prediction')}, batch size {r['batch_size']}, "
+          f"over {r['predicted']:,} {plural(r['predicted'], 'prediction')}, batch size {r['batch_size']:,}, "
           f"bptt {r['bptt']}")
     print(f"perplexity: {fmt_ppl_of(r['ppl'], nats)}")
     if args.text is not None or args.batch_size is not None:    # (a split alone: scored as training scored it)
@@ -428,7 +428,9 @@ def _score_lines(args) -> list:
         blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
         if blank and len(blank) < len(lines):
             from .errors import consecutive_runs
-            where = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in consecutive_runs(blank))
+            runs = consecutive_runs(blank)
+            where = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:10]) + (
+                f" and {len(runs) - 10:,} more" if len(runs) > 10 else "")
             print(f"note: --file: blank {'line' if len(blank) == 1 else 'lines'} {where} skipped; the sentences "
                   f"are numbered without {'it' if len(blank) == 1 else 'them'}", file=sys.stderr)
         sentences += [line for line in lines if line.strip()]

@@ -152,7 +152,7 @@ def describe_os_error(exc: OSError, out_flag: str | None = "--out") -> str:
     advice = _ADVICE.get(exc.errno)
     if advice:
         advice = advice.format(out=f" ({out_flag})" if out_flag else "",
-                               out_file=f" (does {out_flag} name a file?)" if out_flag else "")
+                               out_file=f"; does {out_flag}, if given, name a file?" if out_flag else "")
     line = f"{what}: {where}" if where is not None else f"{what} (while writing or reading a file)"
     return f"{line} ({advice})" if advice else line
 

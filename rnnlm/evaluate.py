@@ -93,7 +93,7 @@ def _text_tokens(raw: str, name, data) -> tuple[list, str]:
 
 
 def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: str = "use a text file with --text "
-                 "instead", corpus=None) -> dict:
+                 "instead", corpus=None, corpus_flag: bool = False) -> dict:
     """Token ids of a split of a run's own corpus, or of any text file read the run's way.
 
     info: the run's config (load_model's third value); vocab: its Vocab.
@@ -102,8 +102,10 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
     refused when the corpus or tokenizer changed since training (checksum).
     A file whose every line is in capitals is read with those lines kept (see
     `_text_tokens`); "note" says so. `instead`: the advice of the changed-corpus error (a command without
-    --text gives its own). Returns {"ids", "source", "tokens", "oov",
-    "oov_rate", "note"} ("note" for a text file only; "" when read as the corpus was).
+    --text gives its own). corpus: where the run's corpus is now (a moved one; held to the run by its
+    checksum); corpus_flag: the command takes --corpus, so that its errors may advise it. Returns {"ids",
+    "source", "tokens", "oov", "oov_rate", "note"} ("note" for a text file only; "" when read as the corpus
+    was).
     """
     from .corpus import read_text
     from .config import config_from_dict
@@ -131,11 +133,16 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
     if place not in NAMED_CORPORA and not Path(place).expanduser().exists():
         raise UserError(f"the run's corpus {place} (recorded when it was trained) is not there any more; "
                         + ("give its new place with --corpus PATH (the checksum says whether it is the same "
-                           f"text), or {instead.removesuffix(' instead')}" if instead.startswith("use a text") else
-                           f"{instead} (a resume given the corpus's new place with --corpus PATH records it for "
-                           "this command)"))
+                           f"text), or {instead.removesuffix(' instead')}" if corpus_flag else
+                           f"{instead} (or put the corpus back at that path; evaluate RUN --corpus NEWPATH reads "
+                           "it elsewhere)"))
+    given = corpus
     corpus = load_corpus(tcfg.data)
     if corpus.checksum != info.get("corpus", {}).get("checksum"):
+        if given is not None:
+            raise UserError(f"--corpus {given} holds other text than the run was trained on, or is read another "
+                            "way (checksum differs; it covers the files' names too); give the folder or file the "
+                            f"run's own text is in now, or {instead.removesuffix(' instead')}")
         raise UserError("the corpus or tokenizer settings changed since this run was trained "
                         f"(checksum differs); {instead}")
     if corpus.vocab.to_json() != vocab.to_json():
@@ -168,7 +175,7 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     if B < 1 or T < 1:
         raise UserError("--batch-size and --bptt must be at least 1")
     result = {"checkpoint": str(path), "checkpoint_step": model.checkpoint_step}
-    text_ids = run_text_ids(info, vocab, split=split, text=text, corpus=corpus)
+    text_ids = run_text_ids(info, vocab, split=split, text=text, corpus=corpus, corpus_flag=True)
     ids = text_ids.pop("ids")
     result.update(text_ids)
     if len(ids) < 2 * B or (text is not None and batch_size is None and len(ids) // B < T):

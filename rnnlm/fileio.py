@@ -121,6 +121,9 @@ def check_writable(path, advice: str = "give --out FILE.json in a writable folde
         raise UserError(f"cannot write {path}: {exc.strerror}; {advice}") from None
     folder = Path(path).absolute().parent
     while not folder.exists() and folder != folder.parent:
+        if folder.is_symlink():     # a link to nothing (a disk not mounted): no folder can be made through it
+            raise UserError(f"cannot write {path}: {folder} is a link to {os.readlink(folder)}, which is not "
+                            f"there; {advice}")
         folder = folder.parent
     if folder.exists() and not folder.is_dir():
         raise UserError(f"cannot write {path}: {folder} is a file, not a folder; {advice}")

@@ -74,16 +74,39 @@ def _save(fig, out) -> Path:
 FIGURE_MARK = "rnnlm (drawn with Matplotlib)"
 
 
-def figure_replaceable(path, strict: bool = False) -> bool:
-    """Whether drawing a figure may replace the file `path`: it is empty or carries FIGURE_MARK (this tool
-    drew it), or, not `strict`, any matplotlib figure (one an earlier version drew at a run's or study's own
-    place). plot --out is strict: a user's own matplotlib figure there is not replaced."""
+def figure_replaceable(path) -> bool:
+    """Whether drawing a figure may replace the file `path`: it is empty, carries FIGURE_MARK (this tool
+    drew it), or is a figure an earlier version drew (_earlier_figure). A user's own matplotlib figure
+    (plt.savefig's defaults) is none of these, and is not replaced."""
+    head = _head(path)
+    return head is None or not head or FIGURE_MARK.encode() in head or _earlier_figure(Path(path), head)
+
+
+def _head(path, size: int = 8192) -> bytes | None:
+    """The first `size` bytes of a file (None when it cannot be read: the write then says why)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(8192)
+            return f.read(size)
     except OSError:
-        return True     # (the write says what is wrong, in its one line)
-    return not head or FIGURE_MARK.encode() in head or (not strict and b"matplotlib" in head.lower())
+        return None
+
+
+def _earlier_figure(path: Path, head: bytes) -> bool:
+    """Whether a matplotlib figure without FIGURE_MARK is one this tool drew before it marked them: its SVG
+    has no date (written with metadata Date None; plt.savefig writes one), its PNG is at SAVE_DPI (150; the
+    default is 100), has such an SVG beside it, or sits in a study folder (a study's 100-dpi PNGs)."""
+    if b"matplotlib" not in head.lower():
+        return False
+    if path.suffix.lower() == ".svg":
+        return b"<dc:date>" not in head
+    at = head.find(b"pHYs")     # pixels per metre, big-endian: 150 dpi = 5906
+    if at >= 0 and int.from_bytes(head[at + 4:at + 8], "big") == round(SAVE_DPI / 0.0254):
+        return True
+    if (path.parent / "study.json").is_file():
+        return True
+    twin = path.with_suffix(".svg")
+    twin_head = _head(twin) if twin.is_file() else None
+    return bool(twin_head) and b"matplotlib" in twin_head.lower() and b"<dc:date>" not in twin_head
 
 
 def write_figure(fig, files: dict) -> None:

@@ -123,18 +123,24 @@ def format_scores(scores: list, per_token: bool = True) -> str:
         order = sorted(range(len(scores)), key=lambda i: -scores[i].total)
         best, second = order[0], order[1]
         gap = scores[best].total - scores[second].total
-        ranked = ", ".join(str(i + 1) for i in order[:RANKED]) + (", ..." if len(order) > RANKED else "")
+        ranked = ""     # sentences the model reads as the same tokens are joined by "=" (their log p is the same)
+        for k, i in enumerate(order[:RANKED]):
+            ranked += ("" if k == 0 else " = " if _same(scores[i], scores[order[k - 1]]) else ", ")
+            ranked += str(i + 1)
+        ranked += ", ..." if len(order) > RANKED else ""
         caveats = ([f"they differ in length ({', '.join(sorted({str(len(sc.tokens)) for sc in scores}, key=int))} "
                     "tokens): a longer sentence has more to pay"] if len({len(sc.tokens) for sc in scores}) > 1
                    else [])
         if any(sc.unknown for sc in scores):
             caveats.append("words outside the vocabulary are all the one token <unk>")
-        same = sorted(i for i in order if _as_read(scores[i]) == _as_read(scores[best]))
+        same = sorted(i for i in order if _same(scores[i], scores[best]))
         if len(same) > 1:       # the same token ids: the same log p, always
             from .errors import and_list
             why = (" (words outside the vocabulary are all the one token <unk>)"
                    if len({tuple(scores[i].tokens) for i in same}) > 1 else "")
-            lines.append(f"no single most likely: sentences {and_list([str(i + 1) for i in same])} are the same "
+            more = [f"{len(same) - RANKED:,} more"] if len(same) > RANKED else []
+            names = [str(i + 1) for i in same[:RANKED]] + more
+            lines.append(f"no single most likely: sentences {and_list(names)} are the same "
                          f"tokens to the model{why}, log p {scores[best].total:.2f} nats each"
                          + (f"; ranked: {ranked}" if len(scores) > 2 else ""))
             return "\n".join(lines)
@@ -148,6 +154,12 @@ def format_scores(scores: list, per_token: bool = True) -> str:
 def _as_read(sc: SentenceScore) -> tuple:
     """sc's tokens as the model reads them: each unknown word as <unk>."""
     return tuple("<unk>" if t in sc.unknown else t for t in sc.tokens)
+
+
+def _same(a: SentenceScore, b: SentenceScore) -> bool:
+    """Whether the model reads two sentences as the same tokens, and so gives them the same log p (to the
+    rounding of a batch: scored in other rows of it, they may differ in the last digits)."""
+    return _as_read(a) == _as_read(b) and math.isclose(a.total, b.total, rel_tol=1e-5, abs_tol=1e-5)
 
 
 def _wrapped(cells: list, head: str, width: int = 100) -> list:

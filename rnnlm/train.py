@@ -85,8 +85,12 @@ def reserve_default_out(config: TrainConfig) -> tuple[Path, Path | None]:
     when a run started in the same second holds that one (two trainings started together from a script):
     each name is taken by creating its folder, which only one process can do."""
     base = default_out(config)
-    if Path("runs").exists() and not Path("runs").is_dir():
-        raise UserError(f"{Path('runs').absolute()} is a file, and a run given no --out is written under runs/; "
+    runs = Path("runs")
+    if runs.is_symlink() and not runs.exists():
+        raise UserError(f"{runs.absolute()} is a link to {os.readlink(runs)}, which is not there, and a run given no "
+                        "--out is written under runs/; give --out a folder for the run")
+    if runs.exists() and not runs.is_dir():
+        raise UserError(f"{runs.absolute()} is a file, and a run given no --out is written under runs/; "
                         "give --out a folder for the run")
     for i in range(1, 1000):
         folder = Path(base if i == 1 else f"{base}-{i}")

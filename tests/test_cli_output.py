@@ -131,8 +131,8 @@ def test_an_error_names_out_only_for_a_command_that_has_it(monkeypatch, capsys):
 
 def test_the_os_error_messages_by_place():
     enotdir = OSError(errno.ENOTDIR, "Not a directory", "/x/a/b")
-    assert describe_os_error(enotdir) == "Not a directory: /x/a/b (a part of that path is a file, not a folder " \
-                                         "(does --out name a file?))"
+    assert describe_os_error(enotdir) == "Not a directory: /x/a/b (a part of that path is a file, not a folder; " \
+                                         "does --out, if given, name a file?)"
     assert describe_os_error(enotdir, None) == "Not a directory: /x/a/b (a part of that path is a file, not a folder)"
     assert describe_os_error(OSError(errno.EIO, "Input/output error", STDOUT)) == \
         "Input/output error: standard output (redirect the output elsewhere (> FILE))"

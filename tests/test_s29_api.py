@@ -294,8 +294,8 @@ def test_generate_refuses_zero_or_negative_samples_and_words(tiny_run, capsys):
                        (["--words", "-1"], "error: --words must be at least 0, got -1"),
                        (["--words", "0"], "error: --words 0 with no --prime has nothing to print; give --words 1 or "
                                           "more (with a --prime, --words 0 prints the prime alone)"),
-                       (["--prime", "   "], "error: --prime is blank; give it some words, or leave it out to start "
-                                           "from a sentence end")):
+                       (["--prime", "   "],
+                        "error: --prime is blank; give it some words, or leave it out to start from a sentence end")):
         status, out, err = _cli(["generate", tiny_run, *argv], capsys)
         assert (status, out, err) == (2, "", [line])
 

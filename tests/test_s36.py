@@ -245,6 +245,20 @@ def test_a_moved_corpus_is_given_to_the_resume_with_corpus_and_recorded_for_eval
     assert cli.main(["evaluate", str(run), "--corpus", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err == (f"error: --corpus {tmp_path / 'nowhere'} does not exist; give the file or "
                                        "folder the run's text is in now\n")
+    other_text = tmp_path / "other_text.txt"
+    other_text.write_text(text.read_text(encoding="utf-8")[:-2000], encoding="utf-8")
+    assert cli.main(["evaluate", str(run), "--corpus", str(other_text)]) == 2
+    assert capsys.readouterr().err == (f"error: --corpus {other_text} holds other text than the run was trained on, "
+                                       "or is read another way (checksum differs; it covers the files' names too); "
+                                       "give the folder or file the run's own text is in now, or use a text file "
+                                       "with --text\n")
+    from rnnlm.evaluate import run_text_ids
+    from rnnlm.runs import load_model
+    _, vocab, info, _ = load_model(run)
+    with pytest.raises(UserError, match=r"is not there any more; use a text file with --text instead \(or put the "
+                                        r"corpus back at that path; evaluate RUN --corpus NEWPATH reads it "
+                                        r"elsewhere\)$"):
+        run_text_ids(info, vocab, "valid")          # (jacobian's and the probes' reading: no --corpus there)
     assert cli.main(["train", "--resume", str(run), "--max-steps", "3", "--corpus", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err == (f"error: --corpus {tmp_path / 'nowhere'} does not exist; give the file or "
                                        "folder the run's text is in now (a resume checks by checksum that it is the "
@@ -378,20 +392,22 @@ def test_plot_out_does_not_replace_an_image_this_tool_did_not_draw(tmp_path, cap
         before = (tmp_path / f"{name}.png").read_bytes()
         assert cli.main(["plot", "lag", str(tmp_path / "j.json"), "--out", str(tmp_path / name)]) == 2
         assert capsys.readouterr().err == (f"error: --out {tmp_path / name}: the figure would replace "
-                                           f"{tmp_path / name}.png, which this tool did not draw (an image of your "
-                                           "own, or a figure of an earlier version); give another name, or move "
-                                           "that file\n")
+                                           f"{tmp_path / name}.png, which this tool did not draw (an image or a "
+                                           "figure of your own); give another name, or move that file\n")
         assert (tmp_path / f"{name}.png").read_bytes() == before
     fig = plt.figure()
     write_figure(fig, {tmp_path / "ours.png": {}, tmp_path / "ours.svg": {}})
-    assert figure_replaceable(tmp_path / "ours.png", strict=True) and figure_replaceable(tmp_path / "ours.svg", True)
-    assert figure_replaceable(tmp_path / "mine.png") and not figure_replaceable(tmp_path / "mine.png", strict=True)
+    assert figure_replaceable(tmp_path / "ours.png") and figure_replaceable(tmp_path / "ours.svg")
+    assert not figure_replaceable(tmp_path / "mine.png")            # (at a run's own place too)
+    docs = Path(__file__).parents[1] / "docs"
+    for earlier in ("figures/demo-explosion.png", "figures/demo-explosion.svg", "learnability/agreement/success.png"):
+        assert figure_replaceable(docs / earlier)       # drawn before figures were marked: still redrawn
     with pytest.raises(UserError, match=r"holiday.png exists and is not a figure this tool drew \(an image of your "
                                         r"own\?\); move it, or give the figure another place \(plot's --out\)$"):
         write_figure(fig, {tmp_path / "holiday.png": {}})       # (a run's plots/ folder holding one's photo)
     plt.close(fig)
     (tmp_path / "empty.svg").write_bytes(b"")
-    assert figure_replaceable(tmp_path / "empty.svg", strict=True)
+    assert figure_replaceable(tmp_path / "empty.svg")
 
 
 def test_a_measurement_at_its_own_place_in_a_run_folder_does_not_replace_a_file_of_ones_own(tmp_path):

@@ -199,7 +199,7 @@ def test_a_huge_perplexity_is_inf_and_the_report_caveats_length_and_unknown_word
         "most likely: sentence 2, 1698.00 nats above sentence 1 (1.01e+304 times as likely) (compare with care: "
         "they differ in length (1, 2 tokens): a longer sentence has more to pay; words outside the vocabulary "
         "are all the one token <unk>)")
-    many = [SentenceScore(f"s{i}", ["a"], np.array([-float(i + 1)]), []) for i in range(12)]
+    many = [SentenceScore(f"s{i}", [f"w{i}"], np.array([-float(i + 1)]), []) for i in range(12)]
     assert format_scores(many, per_token=False).splitlines()[-1].endswith("; ranked: 1, 2, 3, 4, 5, 6, 7, 8, 9, "
                                                                            "10, ...")
 
@@ -222,7 +222,7 @@ def test_sentences_the_model_reads_as_the_same_tokens_have_no_single_most_likely
     c = SentenceScore("a b.", ["a", "b", "."], np.log([0.5, 0.125, 0.5]), [])
     assert format_scores([c, a, b], per_token=False).splitlines()[-1] == (
         f"no single most likely: sentences 2 and 3 are the same tokens to the model (words outside the "
-        f"vocabulary are all the one token <unk>), log p {math.log(1 / 16):.2f} nats each; ranked: 2, 3, 1")
+        f"vocabulary are all the one token <unk>), log p {math.log(1 / 16):.2f} nats each; ranked: 2 = 3, 1")
     assert format_scores([c, c], per_token=False).splitlines()[-1] == (
         f"no single most likely: sentences 1 and 2 are the same tokens to the model, log p {math.log(1 / 32):.2f} "
         "nats each")
