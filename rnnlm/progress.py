@@ -94,7 +94,8 @@ NARROW_COLUMNS = 100
 
 def terminal_columns() -> int:
     """The width in columns of standard error's terminal, where the bars are drawn: $COLUMNS when set, else
-    the terminal's (stdout's, which shutil.get_terminal_size reads, may be a file); 80 when unknown."""
+    the terminal's (stdout's, which shutil.get_terminal_size reads, may be a file); when unknown, wide
+    enough for the usual bar (NARROW_COLUMNS)."""
     import os
     import sys
     if os.environ.get("COLUMNS", "").isdigit():
@@ -102,7 +103,7 @@ def terminal_columns() -> int:
     try:
         return os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError, AttributeError):
-        return 80
+        return NARROW_COLUMNS
 
 
 def train_bar_format(columns: int) -> str:

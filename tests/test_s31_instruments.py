@@ -157,13 +157,13 @@ def test_ctrl_c_during_the_jacobian_measurement_says_nothing_was_written(run, mo
 
 
 def test_sigterm_during_the_jacobian_measurement_keeps_the_earlier_file(run, monkeypatch, capsys):
-    (run / "jacobian.json").write_text('{"earlier": 1}\n')
+    (run / "jacobian.json").write_text('{"curves": {}, "earlier": 1}\n')
     _stop_in(monkeypatch, jacobianrun, "lag_curve", Terminated)
     status, _, err = _cli(["jacobian", run, *JAC], capsys)
     assert status == 143
     assert err == [f"terminated (SIGTERM): the Jacobian measurement stopped before it was written; "
                    f"{run / 'jacobian.json'} is unchanged (it holds the earlier result) and nothing else was written"]
-    assert (run / "jacobian.json").read_text() == '{"earlier": 1}\n'
+    assert (run / "jacobian.json").read_text() == '{"curves": {}, "earlier": 1}\n'
 
 
 def test_ctrl_c_during_the_write_leaves_no_half_file_and_no_new_folder(run, tmp_path, monkeypatch, capsys):
@@ -182,12 +182,12 @@ def test_ctrl_c_during_the_write_leaves_no_half_file_and_no_new_folder(run, tmp_
     assert err == [f"interrupted: the Jacobian measurement stopped before it was written; nothing was written "
                    f"({out} was not created)"]
     assert not (tmp_path / "new").exists()              # made for the write, removed again (temporary file too)
-    (run / "jacobian.json").write_text('{"earlier": 1}\n')
+    (run / "jacobian.json").write_text('{"curves": {}, "earlier": 1}\n')
     out = run / "jacobian.json"
     status, _, err = _cli(["jacobian", run, *JAC], capsys)
     assert status == 130 and err[0].endswith(f"{out} is unchanged (it holds the earlier result) and nothing else "
                                              f"was written")
-    assert out.read_text() == '{"earlier": 1}\n' and _leftovers(run) == []
+    assert out.read_text() == '{"curves": {}, "earlier": 1}\n' and _leftovers(run) == []
 
 
 def test_ctrl_c_while_printing_says_the_result_is_saved(run, monkeypatch, capsys):

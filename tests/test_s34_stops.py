@@ -62,8 +62,9 @@ def test_a_figure_is_saved_as_a_whole_png_and_svg_the_same_bytes_each_time(tmp_p
 @pytest.mark.parametrize("fails_on", ["png", "svg", "write"])
 def test_a_stop_while_a_figure_is_drawn_or_written_keeps_the_figures_drawn_before(tmp_path, monkeypatch,
                                                                                   fails_on):
-    (tmp_path / "a.png").write_bytes(b"old png")
-    (tmp_path / "a.svg").write_bytes(b"old svg")
+    old_png, old_svg = (f"old {kind}, {plots.FIGURE_MARK}".encode() for kind in ("png", "svg"))   # (ours: marked)
+    (tmp_path / "a.png").write_bytes(old_png)
+    (tmp_path / "a.svg").write_bytes(old_svg)
     fig = _figure()
     savefig = fig.savefig
 
@@ -84,6 +85,6 @@ def test_a_stop_while_a_figure_is_drawn_or_written_keeps_the_figures_drawn_befor
         monkeypatch.setattr(fileio, "atomic_write", cut)
     with pytest.raises(KeyboardInterrupt):
         plots._save(fig, tmp_path / "a")
-    assert (tmp_path / "a.png").read_bytes() == b"old png"
-    assert (tmp_path / "a.svg").read_bytes() == b"old svg"
+    assert (tmp_path / "a.png").read_bytes() == old_png
+    assert (tmp_path / "a.svg").read_bytes() == old_svg
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg"]     # no temporary file left
