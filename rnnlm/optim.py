@@ -224,7 +224,8 @@ def clip_grad_norm(grads, max_norm: float, norm: float | None = None, rows=None)
     or not a number.
     """
     _check_grads(grads, "clip_grad_norm")
-    _check_rows(grads, rows, "clip_grad_norm")
+    if norm is not None:        # (else grad_norm checks them)
+        _check_rows(grads, rows, "clip_grad_norm")
     _check_threshold("max_norm", max_norm, "clip_grad_norm")
     total = grad_norm(grads, rows) if norm is None else float(norm)
     coef = clip_coef(total, max_norm)

@@ -699,9 +699,9 @@ def _open(said, run, checkpoint: str, batch_size: int, n: int, out, name: str) -
     given = out or None
     if not out:     # the run folder's probe-*.json: not a file of the user's own of that name
         from .measured import check_replaces_a_measurement
-        check_replaces_a_measurement(_default_out(run, name), str(_default_out(run, name)),
-                                     "move it, or give the measurement --out FILE.json")
-    out = Path(out) if out else _default_out(run, name)
+        out = _default_out(run, name)
+        check_replaces_a_measurement(out, str(out), "move it, or give the measurement --out FILE.json")
+    out = Path(out)
     said.watch(out)
     check_writable(out)     # a read-only run folder: said before the measurement
     return run, model, vocab, info, meta, out, given

@@ -404,8 +404,9 @@ def _record_resume_settings(folder: Path, info: dict) -> None:
     out = info.get("train", {}).get("out")
     if out is not None and saved.get("train", {}).get("out") != out:
         changed["out"] = out        # a copied run folder: it is where this run is written now
+    from .config import CORPUS_PLACE
     data = dict(saved.get("train", {}).get("data") or {})
-    place = {k: v for k, v in (info.get("train", {}).get("data") or {}).items() if k in ("corpus", "corpora_dir")
+    place = {k: v for k, v in (info.get("train", {}).get("data") or {}).items() if k in CORPUS_PLACE
              and data.get(k) != v}
     if place:                       # a moved corpus given with --corpus (the same text, by its checksum)
         changed["data"] = {**data, **place}
@@ -759,6 +760,7 @@ def _corpus_moved(folder: Path, info: dict) -> dict:
     config.json when the checkpoint's names no existing path and config.json's another (a resume given the
     moved text with --corpus records it there; a checkpoint saved before keeps the old one). What the text
     is stays held to the checkpoint's by its checksum wherever a split is read."""
+    from .config import CORPUS_PLACE
     from .corpus import NAMED_CORPORA
     data = (info.get("train") or {}).get("data") if isinstance(info, dict) else None
     corpus = data.get("corpus") if isinstance(data, dict) else None
@@ -768,7 +770,7 @@ def _corpus_moved(folder: Path, info: dict) -> dict:
         recorded = (read_run_config(folder).get("train") or {}).get("data") or {}
     except (UserError, AttributeError):
         return info
-    place = {k: recorded[k] for k in ("corpus", "corpora_dir") if k in recorded}
+    place = {k: recorded[k] for k in CORPUS_PLACE if k in recorded}
     if not isinstance(place.get("corpus"), str) or place["corpus"] == corpus:
         return info
     return {**info, "train": {**info["train"], "data": {**data, **place}}}
