@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
 import sys
 
 from . import config as C
@@ -77,7 +78,7 @@ def _arg(group, cls, name, *flags, help, unset=False, **kw):
     if isinstance(d, bool):
         kw.setdefault("action", "store_true")
     elif "type" not in kw and d is not None:
-        kw["type"] = type(d)
+        kw["type"] = float_arg if type(d) is float else type(d)
     group.add_argument(*(flags or ("--" + name.replace("_", "-"),)), default=None if unset else d,
                        help=help.format(default=d), **kw)
 
@@ -111,12 +112,28 @@ def _add_data_flags(p):
          help="re-tokenize instead of reading the .npy cache (the cache is then rewritten)")
 
 
+def float_arg(text: str) -> float:
+    """argparse type of every float flag: float(text), refusing a literal float64 cannot hold (1e-400 reads
+    as 0.0, 1e400 as inf), which the range check would otherwise report as the 0.0 or inf the user never
+    typed. A text that is no number is float's ValueError (argparse: "invalid float value: 'x'")."""
+    value = float(text)
+    word = str(text).strip().lower().lstrip("+-")
+    if value == 0.0 and any(c in "123456789" for c in word.split("e")[0]):
+        raise argparse.ArgumentTypeError(f"'{text}' is too small for a float64 (it reads as 0.0)")
+    if math.isinf(value) and word not in ("inf", "infinity"):
+        raise argparse.ArgumentTypeError(f"'{text}' is too large for a float64 (it reads as {value})")
+    return value
+
+
+float_arg.__name__ = "float"        # argparse's "invalid float value: 'x'"
+
+
 def _clip_arg(text):
     """--clip-norm/--clip-value: a number, or 0/none for no clipping."""
     if str(text).lower() in ("none", "off"):
         return 0.0
     try:
-        return float(text)
+        return float_arg(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got '{text}'") from None
 

@@ -11,7 +11,7 @@ import sys
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _data_config, _fallback_note,
-                       _is_run, _subcommands, check_checkpoint_flag, training_now_note, unheard_stdout)
+                       _is_run, _subcommands, check_checkpoint_flag, float_arg, training_now_note, unheard_stdout)
 from .clisweep import _add_plot_study, _add_plot_sweep, _run_plot_study, _run_plot_sweep
 from .errors import UserError
 from .settings import default
@@ -27,7 +27,7 @@ def _add_gradcheck(sub):
                         "or 'all' (default tanh)")
     p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
     p.add_argument("--tied", action="store_true", help="tie encoder and decoder weights (default: untied)")
-    p.add_argument("--dropout", type=float, default=0.0,
+    p.add_argument("--dropout", type=float_arg, default=0.0,
                    help="dropout probability, with one fixed mask (0 = none; default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the model, data and masks (default 0)")
     return p
@@ -416,15 +416,15 @@ def _add_demo(sub):
     lr = dsub.add_parser("longrange", help="rnn vs lstm vs gru on sintetico: agreement and context probes, "
                                            "Jacobian curves, table")
     lr.add_argument("--out", default=None, help="output folder (default runs/demo-longrange)")
-    lr.add_argument("--minutes", type=float, default=3.0,
+    lr.add_argument("--minutes", type=float_arg, default=3.0,
                     help="training minutes per model (default 3; 0.5 for a quick look, about 3.5 minutes in all on "
                          "2 cores, whose outcome depends on the steps the machine trains in that time)")
     lr.add_argument("--min-distance", type=int, default=1,
                     help="shortest subject-verb distance in the training corpus (default 1; e.g. 15 = long dependencies only)")
-    lr.add_argument("--subject-relative-rate", type=float, default=None,
+    lr.add_argument("--subject-relative-rate", type=float_arg, default=None,
                     help="share of the training corpus's relative clauses whose own verb restates the subject's number "
                          "(a shortcut to the agreement; default 0.25, sintetico's; 0 = none)")
-    lr.add_argument("--omega", type=float, default=None, help="weight of the Ω regularizer for the rnn-omega model (default 1)")
+    lr.add_argument("--omega", type=float_arg, default=None, help="weight of the Ω regularizer for the rnn-omega model (default 1)")
     g.add_argument("--quick", action="store_true",
                    help="tiny sizes, for tests and a first look (about a minute of CPU; 1-3 minutes of wall time on "
                         "2 cores)")

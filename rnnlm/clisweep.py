@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from . import config as C
-from .cliflags import _Parser, _arg, _subcommands, unheard_stdout
+from .cliflags import _Parser, _arg, _subcommands, float_arg, unheard_stdout
 from .clitrain import _add_train
 from .errors import UserError, plural
 from .settings import default
@@ -50,7 +50,7 @@ def _list_type(one, choices, flag):
                 msg = str(exc) if f"'{piece}'" in str(exc) else f"'{piece}': {exc}"
                 raise argparse.ArgumentTypeError(msg + where) from None
             except (TypeError, ValueError):
-                kind = {int: "a whole number", float: "a number"}.get(one, f"a valid {flag} value")
+                kind = {int: "a whole number", float: "a number", float_arg: "a number"}.get(one, f"a valid {flag} value")
                 raise argparse.ArgumentTypeError(f"'{piece}' is not {kind}{where}") from None
             if choices is not None and v not in choices:
                 raise argparse.ArgumentTypeError(f"'{v}' is not one of {', '.join(map(str, choices))}{where}")

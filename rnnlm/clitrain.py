@@ -15,7 +15,7 @@ import sys
 
 from . import config as C
 from .cliflags import (_ACTIVATION_HELP, _RECURRENT_SCALE_HELP, _add_data_flags, _arg, _clip_arg, _data_config,
-                       _fallback_note, _given, check_checkpoint_flag, training_now_note,
+                       _fallback_note, _given, check_checkpoint_flag, float_arg, training_now_note,
                        unheard_stdout)
 from .errors import UserError, plural
 from .settings import default
@@ -50,7 +50,7 @@ def _add_train(sub):
     _arg(o, T, "eval_batch_size", unset=True, help="validation/test streams (default {default})")
     _arg(o, T, "optimizer", choices=C.OPTIMIZERS, unset=True, help="default {default}")
     per_optimizer = ", ".join(f"{k} {v:g}" for k, v in C.DEFAULT_LR.items())
-    _arg(o, T, "lr", type=float, unset=True, help=f"learning rate (default per optimizer: {per_optimizer})")
+    _arg(o, T, "lr", type=float_arg, unset=True, help=f"learning rate (default per optimizer: {per_optimizer})")
     _arg(o, T, "momentum", unset=True, help="for --optimizer momentum (default {default})")
     _arg(o, T, "nesterov", unset=True, help="Nesterov momentum")
     _arg(o, T, "beta1", unset=True, help="Adam (default {default})")
@@ -66,7 +66,7 @@ def _add_train(sub):
               "backpropagated gradient norms from step to step; 0 = off (default {default})")
     _arg(o, T, "lr_decay", unset=True,
          help="divide lr by this when validation does not improve; 1 = never (default {default})")
-    _arg(o, T, "min_lr", type=float, unset=True,
+    _arg(o, T, "min_lr", type=float_arg, unset=True,
          help=f"stop once annealing takes lr below this: more steps would barely move the weights; 0 = never "
               f"(default: the initial lr x {C.MIN_LR_FACTOR:g}, i.e. after 10 divisions by 4)")
     _arg(o, T, "patience", unset=True,
@@ -262,10 +262,10 @@ def _add_generate(sub):
                    help="words to generate after the prime, counting tokens with a letter or digit; punctuation "
                         "marks and sentence ends (<eos>, printed as line breaks) are not counted (default 100)")
     p.add_argument("--prime", default="", help='text to continue, e.g. "O homem que"')
-    p.add_argument("--temperature", type=float, default=1.0,
+    p.add_argument("--temperature", type=float_arg, default=1.0,
                    help="divide the logits by T; < 1 is more conservative; 0 = greedy (default 1)")
     p.add_argument("--top-k", type=int, default=0, help="sample among the K most likely words; 0 = all")
-    p.add_argument("--top-p", type=float, default=1.0,
+    p.add_argument("--top-p", type=float_arg, default=1.0,
                    help="sample among the most likely words holding mass P (nucleus); 1 = all")
     p.add_argument("--seed", type=int, default=0, help="same seed, same text (default 0)")
     p.add_argument("--num-samples", type=int, default=1, help="independent samples (default 1)")
