@@ -192,15 +192,17 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     from . import sweep, sweepcluster, sweepgrid, sweeprecord
     keep = bool(grid.get("keep_models"))
     # a record of other settings is refused before the first line (the corpus is read after it)
-    sweeprecord.check_recorded(out, sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0])
+    named = sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0]
+    rows = sweeprecord.check_recorded(out, named)
     sweepgrid.check_corpora(points)     # a corpus not found is the only line too (found here, read after it)
-    recorded = {r.get("name") for r in sweeprecord.read_rows(out)}
-    skip = sum(name in recorded for name, _, _ in points)
+    found = sweeprecord.recorded_jobs(rows, named)     # by name, or by settings under an earlier name
+    recorded, skip = bool(rows), len(found)
     # a --scheduler that does not answer as one is the only line too (asked once: run_sweep does not ask
     # again); a rerun with every job recorded needs no scheduler
     checked = skip < len(points) and sweepcluster.check_reachable(args.scheduler)
     interrupted_early = not recorded and (out / sweeprecord.SWEEP_FILE).exists()     # its empty record
-    earlier = (f": skipping {skip} finished in an earlier run, running {len(points) - skip}" if skip else
+    earlier = (f": skipping {skip} finished in an earlier run{sweeprecord.renamed_note(found)}, running "
+               f"{len(points) - skip}" if skip else
                f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")
     print(f"{len(points)} {plural(len(points), 'job')} ({' x '.join(axes) or 'one point'}) into {out}{earlier}",
           file=sys.stderr, flush=True)

@@ -583,16 +583,17 @@ def redraw(folder, out=None) -> list[Path]:
 def _first_line(config: StudyConfig, jobs, folder: Path) -> str:
     """What a study prints before its first run (as `sweep run` does): how many jobs, the grid, the
     folder, and how many an earlier run of the same command recorded already."""
-    from .sweeprecord import read_rows
+    from .sweeprecord import read_rows, recorded_jobs, renamed_note
 
     def n(k, word):
         return f"{k} {word}{'' if k == 1 else 's'}"
     grid = " x ".join((n(len(config.cell_list()), "cell"), n(len(config.distance_list()), "distance"),
                        n(len(config.seed_list()), "seed")))
-    recorded = {r.get("name") for r in read_rows(folder)}
-    skip = sum(j.name in recorded for j in jobs)
+    found = recorded_jobs(read_rows(folder), jobs)
+    skip = len(found)
     return (f"{n(len(jobs), 'job')} ({grid}) into {folder}"
-            + (f": skipping {skip} finished in an earlier run, running {len(jobs) - skip}" if skip else ""))
+            + (f": skipping {skip} finished in an earlier run{renamed_note(found)}, running {len(jobs) - skip}"
+               if skip else ""))
 
 
 def _refuse_quick_folder(config: StudyConfig, folder: Path, jobs) -> None:
@@ -673,8 +674,8 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
 def _say_stopped(exc: KeyboardInterrupt, folder: Path, jobs) -> None:
     """The one line of a study whose runs were stopped (Ctrl-C or SIGTERM): what is recorded, what next."""
     from .sweep import nothing_recorded_line, stop_word
-    from .sweeprecord import read_rows
-    n = len({r.get("name") for r in read_rows(folder)} & {j.name for j in jobs})
+    from .sweeprecord import read_rows, recorded_jobs
+    n = len(recorded_jobs(read_rows(folder), jobs))
     report = (", or write the table and figures from them with --report-only"
               if n and (folder / "study.json").exists() else "")
     print(nothing_recorded_line(exc, folder, "run") or
@@ -687,7 +688,7 @@ def _say_stopped(exc: KeyboardInterrupt, folder: Path, jobs) -> None:
 def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, progress, report_only) -> dict:
     """run_study's work once the config is settled (holding the folder's lock unless report_only)."""
     from .sweep import run_sweep
-    from .sweeprecord import check_recorded, read_rows
+    from .sweeprecord import check_recorded, read_rows, recorded_jobs
     from .sweepcluster import check_reachable
 
     load0, t0 = _load_average(), time.perf_counter()
@@ -698,9 +699,9 @@ def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, 
                    if (folder / "sweep.jsonl").exists() else "no sweep.jsonl")
             raise UserError(f"{folder} holds no recorded runs ({why}); run the study first")
     else:
-        check_recorded(folder, jobs)    # a record of other settings: refused before the first line
+        # a record of other settings: refused before the first line
+        recorded = recorded_jobs(check_recorded(folder, jobs), jobs)
         # so is a --scheduler that does not answer as one (asked once; not when every run is recorded)
-        recorded = {r.get("name") for r in read_rows(folder)}
         checked = any(j.name not in recorded for j in jobs) and check_reachable(scheduler)
         print(_first_line(config, jobs, folder), file=sys.stderr, flush=True)
         try:
@@ -710,8 +711,7 @@ def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, 
             exc.in_runs = True
             raise
     wall = time.perf_counter() - t0
-    names = {j.name for j in jobs}
-    rows = [r for r in rows if r.get("name") in names]
+    rows = list(recorded_jobs(rows, jobs).values())     # this grid's, by name or under an earlier one
     failed = [r for r in rows if r.get("status") != "done"]
     summary = summarize(config, rows)
     doc = {

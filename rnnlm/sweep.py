@@ -84,7 +84,7 @@ from .sweepcluster import JOB_TMP, SERIAL, WORKER_ENV, _attempts, _client, _Shie
 # the sweep folder's record (sweeprecord.py), re-exported: `from rnnlm.sweep import Job, read_rows` works as before
 from .sweeprecord import (ENGINE_KEYS, ERROR_FILE, SWEEP_FILE, Job, JobResult, _error_at, _import_fn, _message,
                           _Recorder, _traceback_text, check_folder, check_recorded, check_row_keys, checked_files,
-                          empty_reason, format_row_line, read_rows, setting_changes, where_failed)
+                          empty_reason, format_row_line, read_rows, recorded_jobs, setting_changes, where_failed)
 
 __all__ = [
     # the engine (this module)
@@ -93,8 +93,8 @@ __all__ = [
     "run_sweep", "stop_jobs", "stop_word", "temp_folder", "worker_threads",
     # the record (sweeprecord.py)
     "ENGINE_KEYS", "ERROR_FILE", "SWEEP_FILE", "Job", "JobResult", "check_folder", "check_recorded",
-    "check_row_keys", "checked_files", "empty_reason", "format_row_line", "read_rows", "setting_changes",
-    "where_failed",
+    "check_row_keys", "checked_files", "empty_reason", "format_row_line", "read_rows", "recorded_jobs",
+    "setting_changes", "where_failed",
 ]
 
 SWEEP_LOCK = ".sweep.lock"  # the OS lock of the process writing the sweep folder (lock_sweep)
@@ -462,10 +462,9 @@ def _unguarded_main_line():
 def _run_locked(folder: Path, jobs, data, scheduler, n_workers, retries, progress, threads, on_row,
                 timings, scheduler_checked=False) -> list[dict]:
     """run_sweep's work, holding the folder's lock."""
-    old = check_recorded(folder, jobs)
-    done = {r["name"] for r in old}
-    todo = [j for j in jobs if j.name not in done]
-    recorder = _Recorder(folder, jobs)      # the rows recorded, in the order of `jobs`
+    found = recorded_jobs(check_recorded(folder, jobs), jobs)     # by name, or by settings under an earlier one
+    todo = [j for j in jobs if j.name not in found]
+    recorder = _Recorder(folder, jobs, found)      # the rows recorded, in the order of `jobs`
     if not todo:
         if recorder.reordered:      # an earlier run gave them in another order: the file as promised too
             recorder.write()

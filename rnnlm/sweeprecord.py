@@ -220,10 +220,11 @@ class _Recorder:
     a job that comes after it, so two runs of one sweep write the same file, whatever order their jobs
     finish in. Lines recorded by an earlier run that gave the jobs in another order are put in this
     order first (`reordered`; among the lines they held, so `write` leaves no other line moved). Lines of
-    jobs that `jobs` does not name (an earlier sweep into the folder) keep their place.
+    jobs that `jobs` does not name (an earlier sweep into the folder) keep their place, but for the ones
+    that record a job of `jobs` under an earlier name (found: recorded_jobs'), which take that job's place.
     """
 
-    def __init__(self, folder: Path, jobs=()):
+    def __init__(self, folder: Path, jobs=(), found=None):
         self.folder = folder
         self.path = folder / SWEEP_FILE
         text = (self.path.read_text(encoding="utf-8", errors="surrogateescape") if self.path.exists()
@@ -233,6 +234,8 @@ class _Recorder:
         lines = [line for line in text.splitlines() if line.strip()]
         rows = [json.loads(line) for line in lines]
         self.order = {job.name: i for i, job in enumerate(jobs)}
+        self.order.update({row.get("name"): self.order[name] for name, row in (found or {}).items()
+                           if row.get("name") != name})
         places = [self.order.get(row.get("name")) for row in rows]
         # the lines of jobs that `jobs` names, in its order, in the slots they held (the others stay put)
         slots = [i for i, p in enumerate(places) if p is not None]
@@ -372,8 +375,9 @@ def check_recorded(folder, jobs) -> list[dict]:
     """
     rows = read_rows(folder)
     done = {r["name"]: r for r in rows}
+    found = recorded_jobs(rows, jobs)
     for job in jobs:
-        if job.name not in done:
+        if job.name not in done or job.name in found:
             continue
         changes = setting_changes(job.fn, done[job.name].get("settings"), json.loads(json.dumps(job.settings)))
         if changes is not None:
@@ -381,6 +385,58 @@ def check_recorded(folder, jobs) -> list[dict]:
             raise UserError(f"{Path(folder) / SWEEP_FILE} records job {job.name} with other settings{what}; "
                             "use another folder, or delete its line to run it again")
     return rows
+
+
+def recorded_jobs(rows, jobs) -> dict[str, dict]:
+    """{job name: the row that records it} for every job of `jobs` that `rows` (a folder's, read_rows) record
+    with the same function and the same settings as run (`setting_changes` None): under its own name, else
+    under another name that no row of the same settings has claimed. A grid grown by an axis or narrowed to
+    one value renames its jobs ("cell=lstm,seed=0" becomes "cell=lstm,dropout=0.2,seed=0", or "seed=0"): the
+    training is the same, and a rerun skips it instead of recording it twice. Each row records one job at
+    most. A job whose name a row of other settings holds, and no other row records, is not in the result
+    (check_recorded refuses it)."""
+    found, claimed = {}, set()
+    by_name = {r.get("name"): i for i, r in enumerate(rows)}
+    keys = {}
+
+    def key(fn, settings):
+        try:
+            return json.dumps(_resolved(fn, json.loads(json.dumps(settings))), sort_keys=True)
+        except (TypeError, ValueError, UserError):     # settings no job function reads: never the same job
+            return None
+
+    def row_key(i):
+        if i not in keys:
+            keys[i] = key(rows[i].get("fn"), rows[i].get("settings"))
+        return keys[i]
+
+    later = []
+    for job in jobs:
+        i = by_name.get(job.name)
+        if i is not None and rows[i].get("fn") == job.fn and \
+                setting_changes(job.fn, rows[i].get("settings"), json.loads(json.dumps(job.settings))) is None:
+            found[job.name] = rows[i]
+            claimed.add(i)
+        else:
+            later.append(job)
+    for job in later:
+        mine = key(job.fn, job.settings)
+        match = next((i for i in range(len(rows)) if i not in claimed and rows[i].get("fn") == job.fn
+                      and mine is not None and row_key(i) == mine), None)
+        if match is not None:
+            found[job.name] = rows[match]
+            claimed.add(match)
+    return found
+
+
+def renamed_note(found: dict) -> str:
+    """" (N of them recorded under an earlier name, e.g. A for B)" for the jobs of `found` (recorded_jobs)
+    recorded under another name; "" when none is."""
+    moved = [(row.get("name"), name) for name, row in found.items() if row.get("name") != name]
+    if not moved:
+        return ""
+    old, new = moved[0]
+    return f" ({len(moved)} of them recorded under an earlier name, e.g. {old} for {new})"
 
 
 def _resolved(fn: str, settings):

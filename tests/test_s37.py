@@ -45,3 +45,40 @@ def test_a_word_that_is_no_number_keeps_argparses_wording(capsys, tmp_path):
     assert status == 2
     assert err == ["error: python cli.py generate: argument --temperature: invalid float value: 'warm' "
                    "(see 'python cli.py generate --help')"]
+
+
+# ---------------------------------------------------------------- a grid grown by an axis keeps its trainings
+
+
+def _rows(out):
+    from rnnlm.sweep import read_rows
+    return [(r["name"], r["settings"]["train"]["model"]["dropout"], r["settings"]["train"]["seed"]) for r in read_rows(out)]
+
+
+def test_a_grid_grown_by_an_axis_or_narrowed_skips_the_trainings_it_recorded(text, tmp_path, capsys):
+    """A researcher's trial: `--cell rnn --seeds 2` then `--dropout 0,0.5` into the same folder renamed the two
+    recorded jobs (seed=0 -> dropout=0,seed=0), trained them again and listed each twice in the table."""
+    from test_sweep import _flags
+    out = tmp_path / "sw"
+    base = ["sweep", "run", "--cell", "rnn", "--max-steps", "3", "--eval-every", "0", "--scheduler", "serial",
+            *_flags(text, out)]
+    assert main([*base, "--seeds", "2"]) == 0
+    assert _rows(out) == [("seed=0", 0.0, 0), ("seed=1", 0.0, 1)]
+    capsys.readouterr()
+    assert main([*base, "--seeds", "2", "--dropout", "0,0.5"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f"4 jobs (dropout x seed) into {out}: skipping 2 finished in an earlier run (2 of them "
+                      "recorded under an earlier name, e.g. seed=0 for dropout=0,seed=0), running 2")
+    assert _rows(out) == [("seed=0", 0.0, 0), ("seed=1", 0.0, 1),
+                          ("dropout=0.5,seed=0", 0.5, 0), ("dropout=0.5,seed=1", 0.5, 1)]
+    # narrowed back to one value of the axis: every job recorded, under whichever name
+    assert main([*base, "--seeds", "2", "--dropout", "0.5"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"2 jobs (seed) into {out}: skipping 2 finished in an earlier run (2 of them recorded under an earlier "
+        "name, e.g. dropout=0.5,seed=0 for seed=0), running 0")
+    assert len(_rows(out)) == 4
+    # a job whose settings differ from every recorded one still runs (seed 2 is new)
+    assert main([*base, "--seeds", "3"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"3 jobs (seed) into {out}: skipping 2 finished in an earlier run, running 1")
+    assert _rows(out)[-1] == ("seed=2", 0.0, 2) and len(_rows(out)) == 5
