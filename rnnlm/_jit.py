@@ -121,7 +121,8 @@ def njit(fn=None, *, reassoc=False, **extra):
 
 
 def njit_parallel(fn=None, *, reassoc=False):
-    """For top-level kernels called from Python only (see STYLE.md).
+    """numba.njit(parallel=True) with the project's options, for top-level kernels called from Python only,
+    not from another kernel (ARCHITECTURE.md, "Threads and the Numba cache": one thread pool, Numba's).
 
     reassoc=True also lets LLVM reorder floating-point sums (so that a dot
     product vectorizes); results then depend on the vector width, not on NaN/inf.

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._jit import njit
 # The string parser and the kind codes live in config.py (standard library only); re-exported here.
-from .config import (RELU, SCALED_TANH, SIGMOID, Activation,  # noqa: F401
+from .config import (KINDS, RELU, SCALED_TANH, SIGMOID, Activation,  # noqa: F401
                      ModelConfigError, parse_activation)
 from .vecmath import fsigmoid, ftanh
 
@@ -28,12 +28,21 @@ def apply(z: np.ndarray, act: Activation) -> np.ndarray:
         return np.maximum(z, 0)
     if act.kind == SIGMOID:
         return 1 / (1 + np.exp(-z))
-    return act.a * np.tanh(act.b * z)
+    if act.kind == SCALED_TANH:
+        return act.a * np.tanh(act.b * z)
+    raise _unknown(act)
+
+
+def _unknown(act: Activation) -> ValueError:
+    """The NumPy functions' error for a kind code without a branch (the kernels have none to spare: a kind
+    they lack computes scaled tanh, which tests/test_activations.py catches against `apply`)."""
+    return ValueError(f"activation {act.name!r}: kind {act.kind} has no branch here (kinds: {KINDS})")
 
 
 @njit
 def _act_inplace(z, kind, a, b):
-    """z[j] = f(z[j]) over a 1-D row; one loop per kind so each vectorizes (see vecmath)."""
+    """z[j] = f(z[j]) over a 1-D row; one loop per kind so each vectorizes (see vecmath). Any kind but
+    RELU and SIGMOID computes scaled tanh (no error branch in a kernel)."""
     if kind == RELU:
         zero = z.dtype.type(0)
         for j in range(z.shape[0]):
@@ -48,7 +57,7 @@ def _act_inplace(z, kind, a, b):
 
 @njit
 def _dact(h, kind, a, b, one):
-    """f'(z) written in terms of h = f(z)."""
+    """f'(z) written in terms of h = f(z). Any kind but RELU and SIGMOID is scaled tanh's."""
     if kind == RELU:
         return one if h > 0 else one - one
     if kind == SIGMOID:
@@ -65,9 +74,11 @@ def fprime(h: np.ndarray, act) -> np.ndarray:
         return (h > 0).astype(h.dtype)
     if act.kind == SIGMOID:
         return h * (1 - h)
-    # h = a tanh(bz)  =>  dh/dz = a b (1 - (h/a)^2)
-    t = h / act.a
-    return act.a * act.b * (1 - t * t)
+    if act.kind == SCALED_TANH:
+        # h = a tanh(bz)  =>  dh/dz = a b (1 - (h/a)^2)
+        t = h / act.a
+        return act.a * act.b * (1 - t * t)
+    raise _unknown(act)
 
 
 def max_fprime(act) -> float:
@@ -77,7 +88,9 @@ def max_fprime(act) -> float:
         return 1.0
     if act.kind == SIGMOID:
         return 0.25
-    return abs(act.a * act.b)
+    if act.kind == SCALED_TANH:
+        return abs(act.a * act.b)
+    raise _unknown(act)
 
 
 def zero_reason(cell: str | None, lag: int, norm_whh=None) -> str:

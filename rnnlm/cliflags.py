@@ -139,8 +139,7 @@ def _clip_arg(text):
 
 
 # Help shared by train and jacobian --init, so that the two read the same.
-_ACTIVATION_HELP = ("rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b, lecun-tanh "
-                    "(= scaled-tanh:1.7159,0.6667) (default {default})")
+_ACTIVATION_HELP = f"rnn only: {C.ACTIVATION_FORMS} (default {{default}})"
 
 
 _RECURRENT_SCALE_HELP = ("multiply every W_hh after init, to provoke vanishing or explosion (with --init "

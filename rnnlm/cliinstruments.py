@@ -23,8 +23,7 @@ def _add_gradcheck(sub):
     p.add_argument("--cell", choices=[*C.CELLS, "all"], default="all",
                    help="which cell to check (default all)")
     p.add_argument("--activation", default="tanh",
-                   help="rnn activation: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b, lecun-tanh, "
-                        "or 'all' (default tanh)")
+                   help=f"rnn activation: {C.ACTIVATION_FORMS}, or 'all' (one of each kind; default tanh)")
     p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
     p.add_argument("--tied", action="store_true", help="tie encoder and decoder weights (default: untied)")
     p.add_argument("--dropout", type=float_arg, default=0.0,

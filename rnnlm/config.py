@@ -59,7 +59,8 @@ TORCH_MALLOC = ("kept", "default")     # bench --torch-malloc: PyTorch's process
 # Fields that `--resume` may change: they decide when to stop and what to print,
 # never what a step computes (so a resumed run still matches an uninterrupted one).
 RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "log_every", "progress",
-                      "on_nonfinite", "sample_words", "patience", "track_jacobian_every", "min_lr")
+                      "on_nonfinite", "sample_words", "patience", "track_jacobian_every", "min_lr",
+                      "eval_minutes", "save_minutes", "log_interval", "max_skips")
 
 # config.json's "train" dict: 2 = model and data settings nested ("model", "data");
 # 1 (no "format" key) = the model settings flat beside the training ones.
@@ -73,9 +74,15 @@ class ModelConfigError(UserError, ValueError):
 # ---------------------------------------------------------------- activations
 
 # Kind codes used inside the kernels (activations.py). tanh and tanh:n are scaled tanh with a = 1.
+# A new activation: a code here and in KINDS, its form in ACTIVATION_FORMS (every help text and error reads
+# it), a branch in parse_activation and in each of activations.py's five functions, and a spec in
+# ACTIVATION_EXAMPLES, the list `gradcheck --activation all` and the tests loop over (tests/test_activations.py
+# checks every kind's kernels against its NumPy form and finite differences).
 SCALED_TANH = 0
 RELU = 1
 SIGMOID = 2
+KINDS = (SCALED_TANH, RELU, SIGMOID)
+ACTIVATION_EXAMPLES = ("tanh", "relu", "sigmoid", "tanh:2", "scaled-tanh:1.7159,0.6667")
 ACTIVATION_FORMS = ("tanh, relu, sigmoid, tanh:n (tanh(n*z)), scaled-tanh:a,b (a*tanh(b*z)), "
                     "lecun-tanh (= scaled-tanh:1.7159,0.6667)")
 
@@ -137,7 +144,7 @@ class ModelConfig:
 
     vocab_size: int | None = None   # V words, <unk> and <eos> included
     cell: str = "lstm"              # rnn | lstm | gru
-    activation: str = "tanh"        # rnn only: tanh, relu, sigmoid, tanh:n, scaled-tanh:a,b
+    activation: str = "tanh"        # rnn only: one of ACTIVATION_FORMS
     emsize: int = 256               # embedding size E
     hidden: int = 256               # hidden size H of every layer
     layers: int = 1                 # stacked recurrent layers L
@@ -420,10 +427,6 @@ class TrainConfig:
 # Where a run's text is found, which a resume may give anew (a corpus moved, another machine's corpora
 # folder): runs.resume_checkpoint then refuses text whose checksum is not the run's.
 CORPUS_PLACE = ("corpus", "corpora_dir")
-
-
-# The reporting and saving settings appended to TrainConfig: they never change what a step computes.
-RESUME_OVERRIDABLE = RESUME_OVERRIDABLE + ("eval_minutes", "save_minutes", "log_interval", "max_skips")
 
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import config as C
 from .errors import UserError
 
 TOLERANCE = 1e-6
@@ -140,7 +141,7 @@ def _derivative(f, flat, i, eps, retries=2):
     return (8 * (vals[0] - vals[1]) - (vals[2] - vals[3])) / (12 * eps)
 
 
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "tanh:2", "scaled-tanh:1.7159,0.6667")
+ACTIVATIONS = C.ACTIVATION_EXAMPLES     # one spec of every activation kind and form
 
 
 def check_all(*, cell: str, activation: str, layers: int, tied: bool, dropout: float, seed: int):

@@ -395,7 +395,7 @@ class RNNModel:
         return r.loss, r.grads, r.state
 
     def train_grads(self, inputs, targets, state=None, rng=None) -> StepGrads:
-        """loss_and_grads for the training step (train.train_step), without its allocations.
+        """loss_and_grads for the training step (step.train_step), without its allocations.
 
         The gradients are arrays the model keeps and overwrites on the next call
         of train_grads (copy what must outlive it; decoder.bias is a fresh (V,)

@@ -22,8 +22,14 @@ from numba import prange
 from ._jit import njit, njit_parallel
 # DEFAULT_LR: the learning rate each optimizer gets when --lr is not given. SGD's 20
 # goes with norm clipping at 0.25, as in pytorch/examples' word_language_model.
+from . import config as C
 from .config import DEFAULT_LR
 from .errors import UserError
+from .settings import default
+
+# The momentum and Adam's betas are config.py's defaults (torch.optim's: 0.9 and (0.9, 0.999)).
+MOMENTUM = default(C.TrainConfig, "momentum")
+BETAS = (default(C.TrainConfig, "beta1"), default(C.TrainConfig, "beta2"))
 
 
 # ---------------------------------------------------------------- clipping
@@ -396,7 +402,7 @@ class Momentum(Optimizer):
     name = "momentum"
     buffer_kinds = ("momentum_buffer",)
 
-    def __init__(self, params, lr, momentum: float = 0.9, nesterov: bool = False):
+    def __init__(self, params, lr, momentum: float = MOMENTUM, nesterov: bool = False):
         super().__init__(params, lr)
         from .settings import check_range
         check_range("momentum", momentum, label="momentum")
@@ -440,7 +446,7 @@ class Adam(Optimizer):
     name = "adam"
     buffer_kinds = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, params, lr, betas=(0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, params, lr, betas=BETAS, eps: float = 1e-8):
         super().__init__(params, lr)
         from .settings import check_range
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
@@ -472,11 +478,12 @@ class Adam(Optimizer):
         p -= f(self._step_size) * m / denom
 
 
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": Adagrad, "adam": Adam}
+# config.OPTIMIZERS' names (the CLI's choices), in its order, to their classes
+OPTIMIZERS = dict(zip(C.OPTIMIZERS, (SGD, Momentum, Adagrad, Adam), strict=True))
 
 
-def make_optimizer(name: str, params, lr: float | None = None, *, momentum: float = 0.9,
-                   nesterov: bool = False, betas=(0.9, 0.999), eps: float | None = None) -> Optimizer:
+def make_optimizer(name: str, params, lr: float | None = None, *, momentum: float = MOMENTUM,
+                   nesterov: bool = False, betas=BETAS, eps: float | None = None) -> Optimizer:
     """Build an optimizer by name; `lr=None` takes `DEFAULT_LR[name]`."""
     if name not in OPTIMIZERS:
         raise UserError(f"unknown optimizer '{name}'; choose one of {', '.join(OPTIMIZERS)}")

@@ -161,11 +161,11 @@ def activation_label(spec) -> str:
     if not spec:
         return ""
     try:
-        from .config import parse_activation
+        from .config import SCALED_TANH, parse_activation
         act = parse_activation(spec)
     except Exception:   # a label never fails a figure
         return str(spec)
-    if act.name != "tanh" and (round(act.a, 4), round(act.b, 4)) == LECUN_TANH and act.kind == 0:
+    if act.name != "tanh" and (round(act.a, 4), round(act.b, 4)) == LECUN_TANH and act.kind == SCALED_TANH:
         return "lecun-tanh"
     return act.name
 

@@ -1,19 +1,21 @@
 """Each cell alone: forward against tests/naive.py, backward against finite differences.
 
 The backward is driven through loss = sum(h_out * dout) with a random dout,
-in float64, as in STYLE.md. Tiny shapes, reused, so kernels compile once.
+in float64 (central differences, as every backward pass here is checked). Tiny shapes, reused, so kernels
+compile once.
 """
 import numpy as np
 import pytest
 
 from rnnlm import gru, lstm, paths, rnn
 from rnnlm.activations import ModelConfigError, parse_activation
+from rnnlm.config import ACTIVATION_EXAMPLES
 from rnnlm.errors import UserError
 
 import naive
 
 T, B, E, H = 4, 3, 5, 6
-ACTS = ["tanh", "relu", "sigmoid", "tanh:2", "scaled-tanh:1.7159,0.6667"]
+ACTS = list(ACTIVATION_EXAMPLES)
 G = {"rnn": 1, "lstm": 4, "gru": 3}
 
 

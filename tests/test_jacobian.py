@@ -10,6 +10,7 @@ import pytest
 from rnnlm import jacobian as jac
 from rnnlm import jacobianstates as js
 from rnnlm.activations import apply as act_apply
+from rnnlm.config import ACTIVATION_EXAMPLES
 from rnnlm.model import ModelConfig, RNNModel
 
 V, E, H = 11, 4, 5
@@ -130,8 +131,7 @@ def test_float64_forward_matches_model(cell, activation, layers):
 
 # ---------------------------------------------------------------- Jacobians vs finite differences
 
-CASES = [("rnn", "tanh", 1, "layer0", "h"), ("rnn", "relu", 1, "layer0", "h"),
-         ("rnn", "tanh:2", 1, "layer0", "h"),
+CASES = [*(("rnn", a, 1, "layer0", "h") for a in ACTIVATION_EXAMPLES),   # every activation kind and form
          ("lstm", "tanh", 1, "layer0", "h"), ("lstm", "tanh", 1, "layer0", "c"),
          ("lstm", "tanh", 1, "layer0", "state"), ("gru", "tanh", 1, "layer0", "h"),
          ("rnn", "tanh", 2, "layer1", "h"), ("rnn", "tanh", 2, "stacked", "h"),

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from rnnlm.activations import ModelConfigError
+from rnnlm.config import ACTIVATION_EXAMPLES
 from rnnlm.errors import UserError
 from rnnlm.init import init_params
 from rnnlm.model import ModelConfig, RNNModel
@@ -31,8 +32,7 @@ def _data(seed=0, T=T, B=B, n_state=2, layers=2):
     return x, y, state
 
 
-CONFIGS = [(c, a, L, tied) for c, a in [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid"), ("rnn", "tanh:2"),
-                                         ("rnn", "scaled-tanh:1.7159,0.6667"), ("lstm", "tanh"), ("gru", "tanh")]
+CONFIGS = [(c, a, L, tied) for c, a in [*(("rnn", a) for a in ACTIVATION_EXAMPLES), ("lstm", "tanh"), ("gru", "tanh")]
            for L, tied in [(1, False), (2, True)]]
 
 
