@@ -187,7 +187,9 @@ class _Progress:
         self.i_loss, self.i_steps, self.i_clipped, self.i_tokens, self.i_seconds = 0.0, 0, 0, 0, 0.0
         self.i_skipped = 0          # windows skipped (--on-nonfinite skip): no loss, but time and tokens
         self.i_t0 = time.perf_counter()
-        self.i_norm = 0.0           # the sum of the applied steps' gradient norms (|g| is their mean)
+        self.i_norm = 0.0           # the sum of the applied steps' gradient norms (the lines' |g| is their mean)
+        self.i_norm_max = 0.0       # the largest of them: one exploding step in a mean of 200 would not show
+        self.last_norm = None       # the latest applied step's (the bar's |g|: what the gradient is now)
 
     def eta(self, loop: "LoopState") -> tuple[float, str, int]:
         """(seconds until the command ends, final evaluation included (command_time_left); what binds:
@@ -212,6 +214,8 @@ class _Progress:
             self.i_steps += 1
             self.i_clipped += bool(result.clipped)
             self.i_norm += result.grad_norm
+            self.i_norm_max = max(self.i_norm_max, result.grad_norm)
+            self.last_norm = result.grad_norm
         else:
             self.i_skipped += 1
         if self.tty:
@@ -237,19 +241,23 @@ class _Progress:
     def _averages(self, decimals: int) -> tuple[str, str, str, str]:
         """(loss, perplexity, |g|, clipped %) of the applied steps since the last figures, as text; "-" for
         each when every window of the interval was skipped (no loss to average: 0.00 and ppl 1.00 read as
-        a perfect model)."""
+        a perfect model). |g|: the mean gradient norm, and "(max M)" after it when the largest is over twice
+        the mean (an explosion the mean would smooth away: 1,784 then 199 steps near 3 average 12)."""
         from .runs import fmt_ppl
         if not self.i_steps:
             return "-", "-", "-", "-"
         avg = self.i_loss / self.i_steps
-        return (f"{avg:.{decimals}f}", fmt_ppl(_ppl(avg)), f"{self.i_norm / self.i_steps:.3g}",
+        return (f"{avg:.{decimals}f}", fmt_ppl(_ppl(avg)), _norm_text(self.i_norm / self.i_steps, self.i_norm_max),
                 f"{100 * self.i_clipped / self.i_steps:.0f}%")
 
     def _skipped(self) -> str:
         return f" | skipped {self.i_skipped:,}" if self.i_skipped else ""
 
     def _figures(self) -> str:
-        loss, ppl, norm, clip = self._averages(3)
+        """The bar's figures: loss, ppl and clip share averaged over the interval; |g| the latest applied
+        step's (the gradient as it is now), with the interval's largest when over twice that."""
+        loss, ppl, _, clip = self._averages(3)
+        norm = "-" if self.last_norm is None or not self.i_steps else _norm_text(self.last_norm, self.i_norm_max)
         tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
         return f"loss {loss} ppl {ppl} |g| {norm} clip {clip} {tps:,.0f} tok/s{self._skipped()}"
 
@@ -278,6 +286,12 @@ class _Progress:
 
     def close(self):
         self.bar.close()
+
+
+def _norm_text(norm: float, largest: float) -> str:
+    """A gradient norm as the progress shows it: "0.201", or "3.9 (max 1.78e+03)" when the interval's
+    largest is over twice it (nan or inf print as such: a non-finite step is the guard's to report)."""
+    return f"{norm:.3g}" + (f" (max {largest:.3g})" if largest > 2 * norm else "")
 
 
 def note(text: str) -> None:

@@ -82,3 +82,31 @@ def test_a_grid_grown_by_an_axis_or_narrowed_skips_the_trainings_it_recorded(tex
     assert capsys.readouterr().err.splitlines()[0] == (
         f"3 jobs (seed) into {out}: skipping 2 finished in an earlier run, running 1")
     assert _rows(out)[-1] == ("seed=2", 0.0, 2) and len(_rows(out)) == 5
+
+
+# ---------------------------------------------------------------- the progress shows an explosion
+
+
+def test_the_gradient_norm_shown_keeps_an_exploding_step_visible():
+    """A teacher's trial: the bar's |g| was the interval's mean, so a step at 1,784 followed by steps near 3
+    showed as a smooth decline (892, 596, 448 ... 50), while metrics.jsonl had the spike and the collapse."""
+    from types import SimpleNamespace
+
+    from rnnlm.progress import _norm_text, _Progress
+    assert _norm_text(0.201, 0.25) == "0.201"
+    assert _norm_text(3.9, 1783.6) == "3.9 (max 1.78e+03)"
+    assert _norm_text(float("nan"), 5.0) == "nan"
+    p = object.__new__(_Progress)       # its figures alone: no run, no bar (a log's path, no line due)
+    p.tty, p.lines = False, 1
+    p.s = SimpleNamespace(config=SimpleNamespace(log_interval=1000))
+    p._interval()
+    p.last_norm = None
+    for step, norm in enumerate([1783.6, 0.77, 3.9, 3.6], 1):
+        p.step(SimpleNamespace(step=step), SimpleNamespace(tokens=10, bad=None, loss=5.0, clipped=False,
+                                                          grad_norm=norm), 0.1)
+    assert " |g| 3.6 (max 1.78e+03) " in p._figures()            # the bar: the latest step's, and the spike
+    assert p._averages(2)[2] == "448 (max 1.78e+03)"              # the lines: the mean (447.97), and the spike
+    p._interval()
+    p.step(SimpleNamespace(step=5), SimpleNamespace(tokens=10, bad=None, loss=5.0, clipped=False, grad_norm=3.0),
+           0.1)
+    assert " |g| 3 clip " in p._figures() and p._averages(2)[2] == "3"     # a new interval forgets it
