@@ -31,7 +31,9 @@ from .fileio import atomic_write_json
 
 FULL = {
     "gradients": dict(hidden=128, emsize=128, max_lag=60, anchors=16, curve_tokens=400, max_vocab=10000,
-                      train_minutes=1.0, train_hidden=128, train_vocab=5000, track_every=25,
+                      # 500 steps (about a minute each on a quiet 2-core machine): a step count, not minutes,
+                      # so that the figures are the README's on a busy or a slow machine too
+                      train_steps=500, train_hidden=128, train_vocab=5000, track_every=25,
                       explode_steps=200, explode_lr=5.0, explode_scale=3.0, explode_clip=0.25,
                       equivalence_tokens=500, train_heldout=0.02),
     "longrange": dict(sentences=20000, max_distance=30, emsize=64, lstm_hidden=128, bptt=35, batch_size=32,
@@ -42,7 +44,7 @@ FULL = {
 }
 QUICK = {
     "gradients": dict(hidden=16, emsize=16, max_lag=12, anchors=4, curve_tokens=60, max_vocab=300,
-                      train_minutes=0.0, train_steps=15, train_hidden=16, train_vocab=300, track_every=5,
+                      train_steps=15, train_hidden=16, train_vocab=300, track_every=5,
                       explode_steps=25, explode_lr=20.0, explode_scale=3.0, explode_clip=0.25, equivalence_tokens=60,
                       train_heldout=0.1),
     "longrange": dict(sentences=400, max_distance=8, emsize=16, lstm_hidden=16, bptt=20, batch_size=8,
@@ -113,13 +115,13 @@ def _train_all(out: Path, named) -> dict:
     """
     import os
 
-    from .sweep import run_sweep
+    from .sweep import recorded_jobs, run_sweep
     from .sweepgrid import train_sweep_jobs
     _say(f"training {', '.join(n for n, _ in named)} on a local Dask cluster ...")
     jobs, data = train_sweep_jobs([(name, None, cfg) for name, cfg in named], keep_models=True, folder=out)
     # a stop is said by the demo's own line (its stages kept, the same command continues): not the sweep's too
-    rows = {r["name"]: r for r in run_sweep(out, jobs, data, n_workers=min(len(jobs), os.cpu_count() or 1),
-                                            say_interrupted=False)}
+    rows = recorded_jobs(run_sweep(out, jobs, data, n_workers=min(len(jobs), os.cpu_count() or 1),
+                                   say_interrupted=False), jobs)       # {job name: its row}
     result = {}
     for name, _ in named:
         r = rows[name]
@@ -132,7 +134,8 @@ def _train_all(out: Path, named) -> dict:
 
 
 def _budget(sizes, minutes=None) -> dict:
-    """Stop rule of a demo run: a step count in quick mode, minutes otherwise."""
+    """Stop rule of a demo run: the sizes' step count when they have one (demo gradients; --quick), else
+    `minutes` (demo longrange --minutes) or the sizes' minutes."""
     if sizes.get("train_steps"):
         return dict(max_steps=sizes["train_steps"], max_minutes=0.0)
     return dict(max_steps=0, max_minutes=minutes if minutes is not None else sizes["train_minutes"])

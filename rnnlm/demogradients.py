@@ -50,11 +50,13 @@ def _curve_sentence(n: dict) -> str:
     if n.get("zero_lag") is not None and n["zero_lag"] <= 2:
         return (f"lag-1 median {_g(n['median_lag1'])}, exactly 0 from lag {n['zero_lag']} (every unit "
                 f"saturated, f'(z) = 0: nothing flows back; no decay rate to fit)")
+    grows = n["decay_rate"] is not None and n["decay_rate"] > 0     # an exploding curve: no vanishing to wait for
     van = (f"falls below 1e-6 of its lag-1 value at lag {n['vanish_lag']}" if n["vanish_lag"]
+           else f"grows to a median of {_g(n['median_last'])} at lag {n['max_lag']}" if grows
            else f"has not fallen below 1e-6 of its lag-1 value by lag {n['max_lag']} (median there "
                 f"{_g(n['median_last'])})")
     return (f"lag-1 median {_g(n['median_lag1'])}, factor per step {_g(n['factor_per_step'])} "
-            f"(decay rate {_g(n['decay_rate'])}/step), {van}")
+            f"({'growth' if grows else 'decay'} rate {_g(n['decay_rate'])}/step), {van}")
 
 
 def _init_model(vocab_size, sizes, cell, activation="tanh", scale=1.0, seed=0, dtype="float64"):
@@ -179,7 +181,9 @@ def explosion_configs(out: Path, sizes, data_config, seed) -> list:
                           model=ModelConfig(cell="rnn", activation="tanh", emsize=sizes["train_hidden"],
                                             hidden=sizes["train_hidden"], init="orthogonal",
                                             recurrent_scale=sizes["explode_scale"], dropout=0.0),
-                          optimizer="sgd", lr=sizes["explode_lr"], clip_norm=clip,
+                          # lr_decay 1: no annealing at an epoch end (--quick's text ends in a few steps), so a
+                          # clipped update is lr x clip at every step, as the figure's right panel says
+                          optimizer="sgd", lr=sizes["explode_lr"], clip_norm=clip, lr_decay=1.0,
                           max_steps=sizes["explode_steps"], max_minutes=0.0, eval_every=0, log_every=1,
                           eval_batch_size=64,
                           seed=seed, sample_words=0, progress=False, out=str(out / f"explode-{name}"))

@@ -127,8 +127,11 @@ def decay_line(series: dict, kind: str | None, cell: str | None = None, norm_whh
         end = min(d for d in (zero, huge) if d is not None) if (zero, huge) != (None, None) else None
         fit = f", fitted on lags 1-{end - 1}" if end is not None else ""
         per = f"{rate:+.4f} /step (x{math.exp(rate):.4g} per step{fit})"
-    van = f"lag {vanish}" if vanish is not None else f"not within {last} lags"
-    line = f"decay rate {per}; median below 1e-6 of lag 1: {van}"
+    # a curve that grows (explodes) has a growth rate, not a "decay rate +0.07", and no vanish lag to wait for
+    word = "growth rate" if rate is not None and rate > 0 else "decay rate"
+    van = (f"lag {vanish}" if vanish is not None else
+           f"not within {last} lags" if rate is None or rate <= 0 else f"not within {last} lags (it grows)")
+    line = f"{word} {per}; median below 1e-6 of lag 1: {van}"
     if huge is not None:
         line += f"; median beyond float64's range (over 1.8e308, written as null) from lag {huge}"
     return line + (f"; {zero_reason(cell, zero, norm_whh)}" if zero is not None else "")

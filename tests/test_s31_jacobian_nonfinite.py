@@ -244,5 +244,5 @@ def test_decay_line_says_where_the_median_leaves_float64():
               "decay_rate": {"spectral": jac.decay_rate(lags, [1e100, 1e200, 1e300, None, None])},
               "vanish_lag": {"spectral": None}, "zero_lag": {"spectral": None}}
     assert decay_line(series, "spectral", "rnn") == (
-        "decay rate +230.2590 /step (x1e+100 per step, fitted on lags 1-3); median below 1e-6 of lag 1: not "
-        "within 5 lags; median beyond float64's range (over 1.8e308, written as null) from lag 4")
+        "growth rate +230.2590 /step (x1e+100 per step, fitted on lags 1-3); median below 1e-6 of lag 1: not "
+        "within 5 lags (it grows); median beyond float64's range (over 1.8e308, written as null) from lag 4")

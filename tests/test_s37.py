@@ -110,3 +110,33 @@ def test_the_gradient_norm_shown_keeps_an_exploding_step_visible():
     p.step(SimpleNamespace(step=5), SimpleNamespace(tokens=10, bad=None, loss=5.0, clipped=False, grad_norm=3.0),
            0.1)
     assert " |g| 3 clip " in p._figures() and p._averages(2)[2] == "3"     # a new interval forgets it
+
+
+# ---------------------------------------------------------------- a growing curve is said to grow
+
+
+def test_a_growing_lag_curve_has_a_growth_rate_not_a_positive_decay_rate():
+    """A teacher's trial: an exploding network's table read "decay rate +0.0737 /step"."""
+    import math
+
+    from rnnlm import jacobian as jac
+    from rnnlm.demogradients import _curve_sentence
+    from rnnlm.jacobianrun import decay_line
+    lags = [1, 2, 3, 4]
+
+    def series(median, vanish=None):
+        return {"lag": lags, "spectral": {"median": median}, "vanish_lag": {"spectral": vanish},
+                "decay_rate": {"spectral": jac.decay_rate(lags, median)}, "zero_lag": {"spectral": None}}
+    grow = [1.5 ** d for d in lags]
+    assert decay_line(series(grow), "spectral", "rnn") == (
+        f"growth rate +{math.log(1.5):.4f} /step (x1.5 per step); median below 1e-6 of lag 1: not within 4 lags "
+        "(it grows)")
+    shrink = [0.5 ** d for d in lags]
+    assert decay_line(series(shrink), "spectral", "rnn") == (
+        f"decay rate -{math.log(2):.4f} /step (x0.5 per step); median below 1e-6 of lag 1: not within 4 lags")
+    n = {"median_lag1": 1.5, "factor_per_step": 1.076, "decay_rate": 0.0733, "vanish_lag": None, "max_lag": 60,
+         "median_last": 1.07e5}
+    assert _curve_sentence(n).endswith("(growth rate 0.0733/step), grows to a median of 1.07e+05 at lag 60")
+    n.update(decay_rate=-0.03, factor_per_step=0.97, median_last=0.16)
+    assert _curve_sentence(n).endswith("(decay rate -0.03/step), has not fallen below 1e-6 of its lag-1 value by "
+                                       "lag 60 (median there 0.16)")
