@@ -215,9 +215,10 @@ def _text_stream_notes(r: dict, asked: int | None, what: str = "text") -> list[s
         tail = r["unscored"]
         tail = (f", and the last {tail:,} tokens fill none" if tail > 1 else ", and the last token fills none"
                 if tail else "")
+        # each stream starts from a zero state: a briefly trained RNN can score far worse so than in one stream
         notes.append(f"read as {B} streams side by side, {r['predicted']:,} of the {what}'s {predictable:,} "
-                     f"predictions are made (each stream's first token is only read{tail}); --batch-size 1 "
-                     f"reads it as one stream and makes them all")
+                     f"predictions are made (each stream's first token is only read{tail}), each stream from a "
+                     f"zero state; --batch-size 1 reads it as one stream and makes them all")
     if r["oov_rate"] > 0.5:         # (a corpus's own held-out text: 7-30% with a 2,000-10,000-word vocabulary)
         notes.append(f"{100 * r['oov_rate']:.0f}% of the text is out of the vocabulary, each such word read and "
                      f"predicted as the one word <unk>: the perplexity is not comparable with one of a text the "

@@ -186,8 +186,8 @@ def test_tokens_left_out_by_a_given_batch_size_are_said(tmp_path, tiny_run):
     out = _evaluate(tiny_run, text, "--batch-size", "4")
     assert "over 24 predictions, batch size 4," in out
     assert ("note: read as 4 streams side by side, 24 of the text's 28 predictions are made (each stream's first "
-            "token is only read, and the last token fills none); --batch-size 1 reads it as one stream and makes "
-            "them all") in out
+            "token is only read, and the last token fills none), each stream from a zero state; --batch-size 1 "
+            "reads it as one stream and makes them all") in out
     out = _evaluate(tiny_run, text, "--batch-size", "3")
     assert "over 24 predictions, batch size 3," in out and "only read, and the last 2 tokens fill none)" in out
     out = _evaluate(tiny_run, text, "--batch-size", "100")
