@@ -115,9 +115,13 @@ def _train_all(out: Path, named) -> dict:
     """
     import os
 
+    from ._jit import cache_is_warm
     from .sweep import recorded_jobs, run_sweep
     from .sweepgrid import train_sweep_jobs
-    _say(f"training {', '.join(n for n, _ in named)} on a local Dask cluster ...")
+    # an empty kernel cache: each worker compiles before its first step, a minute or two with nothing to say
+    cold = not cache_is_warm("layers._embedding_backward-*", *{f"{c.model.cell}.*backward*" for _, c in named})
+    _say(f"training {', '.join(n for n, _ in named)} on a local Dask cluster ..."
+         + (" (each worker compiles the kernels first: a minute or two, once)" if cold else ""))
     jobs, data = train_sweep_jobs([(name, None, cfg) for name, cfg in named], keep_models=True, folder=out)
     # a stop is said by the demo's own line (its stages kept, the same command continues): not the sweep's too
     rows = recorded_jobs(run_sweep(out, jobs, data, n_workers=min(len(jobs), os.cpu_count() or 1),
