@@ -16,9 +16,11 @@ documented) is settings.py's.
 
 The one thing to know before editing: a default written anywhere else is a
 bug (the CLI reads them from the fields here, `rnnlm.cli` shows them in
-`--help`). A change to the *shape* of TrainConfig.to_dict bumps FORMAT, and
-`TrainConfig.from_dict` must keep reading every older shape: run folders
-written by earlier versions must still evaluate, generate and resume.
+`--help`). A change to the *shape* of TrainConfig.to_dict (a field renamed,
+moved or removed; not a new field with a default, which an older config.json
+reads as) bumps FORMAT, and `TrainConfig.from_dict` must keep reading every
+older shape: run folders written by earlier versions must still evaluate,
+generate and resume.
 """
 from __future__ import annotations
 
