@@ -328,7 +328,9 @@ class Optimizer:
         clip_grad_norm would. rows: as for grad_norm (gradients zero outside
         those sorted unique rows): SGD updates only those rows (the same
         result: the other rows' update is zero); the optimizers with buffers
-        update every row, as PyTorch's do for a dense gradient.
+        update every row, as PyTorch's do for a dense gradient. (An update term of
+        the parameter itself, as weight decay would add, is not zero outside the
+        rows: SGD's row path would then have to be left for every row.)
         """
         self._check_step(params, grads, rows, scale)
         self.steps += 1
