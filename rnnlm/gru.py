@@ -285,7 +285,8 @@ def _jacobian(cache: GRUCache, t, b, W, hidden_side: bool):
 
 
 def step_jacobian(cache: GRUCache, t, b, W_ih, W_hh, act=None, with_input=False):
-    """A = dh_{t+1}/dh_t (K, H, H) at steps t (0-based) of row b, and with_input dh_{t+1}/dx (K, H, E)."""
+    """A = dh_{t+1}/dh_t (K, H, H) at steps t of row b, and with_input dh_{t+1}/dx (K, H, E).
+    t: the K steps, a (K,) integer array (0-based; one step is t = np.array([s]))."""
     return _jacobian(cache, t, b, W_hh, True), (_jacobian(cache, t, b, W_ih, False) if with_input else None)
 
 

@@ -309,7 +309,8 @@ def _jacobian_c_columns(new, J, dct, f):
 
 
 def step_jacobian(cache: LSTMCache, t, b, W_ih, W_hh, act=None, with_input=False):
-    """A = d(h, c)_{t+1}/d(h, c)_t (K, 2H, 2H) at steps t of row b, and with_input d(h, c)/dx (K, 2H, E)."""
+    """A = d(h, c)_{t+1}/d(h, c)_t (K, 2H, 2H) at steps t of row b, and with_input d(h, c)/dx (K, 2H, E).
+    t: the K steps, a (K,) integer array (0-based; one step is t = np.array([s]))."""
     di, df, dg, do, dct, f = _jacobian_factors(cache, t, b)
     K, H = di.shape
 

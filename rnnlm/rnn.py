@@ -222,7 +222,8 @@ def backward(dx, dweights, dstate0, dhs, dh_out, scratch, cache, weights, act, p
 
 
 def step_jacobian(cache: RNNCache, t, b, W_ih, W_hh, act, with_input=False):
-    """A = dh_{t+1}/dh_t (K, H, H) at steps t (0-based) of row b, and with_input dh_{t+1}/dx (K, H, E)."""
+    """A = dh_{t+1}/dh_t (K, H, H) at steps t of row b, and with_input dh_{t+1}/dx (K, H, E).
+    t: the K steps, a (K,) integer array (0-based; one step is t = np.array([s]))."""
     # forward: h = f(z), z = W_ih x + b_ih + W_hh h_prev + b_hh
     fp = fprime(cache.h[t + 1, b], act)[:, :, None]
     return fp * W_hh, (fp * W_ih if with_input else None)
