@@ -50,7 +50,8 @@ def _list_type(one, choices, flag):
                 msg = str(exc) if f"'{piece}'" in str(exc) else f"'{piece}': {exc}"
                 raise argparse.ArgumentTypeError(msg + where) from None
             except (TypeError, ValueError):
-                kind = {int: "a whole number", float: "a number", float_arg: "a number"}.get(one, f"a valid {flag} value")
+                kind = {int: "a whole number", float: "a number", float_arg: "a number"}.get(
+                    one, f"a valid {flag} value")
                 raise argparse.ArgumentTypeError(f"'{piece}' is not {kind}{where}") from None
             if choices is not None and v not in choices:
                 raise argparse.ArgumentTypeError(f"'{v}' is not one of {', '.join(map(str, choices))}{where}")

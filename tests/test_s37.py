@@ -33,7 +33,8 @@ def test_a_typed_zero_or_inf_still_meets_the_range_check(capsys, tmp_path, text)
 def test_a_sweep_list_names_the_item_beyond_float64(capsys):
     status, _, err = _cli(["sweep", "run", "--lr", "1,1e-400"], capsys)
     assert status == 2
-    assert err == ["error: python cli.py sweep run: argument --lr: '1e-400' is too small for a float64 (it reads as 0.0) "
+    assert err == ["error: python cli.py sweep run: argument --lr: '1e-400' is too small for a float64 "
+                   "(it reads as 0.0) "
                    "(item 2 of the list '1,1e-400') (see 'python cli.py sweep run --help')"]
     status, _, err = _cli(["sweep", "run", "--lr", "1,x"], capsys)
     assert err == ["error: python cli.py sweep run: argument --lr: 'x' is not a number (item 2 of the list '1,x') "
@@ -52,7 +53,8 @@ def test_a_word_that_is_no_number_keeps_argparses_wording(capsys, tmp_path):
 
 def _rows(out):
     from rnnlm.sweep import read_rows
-    return [(r["name"], r["settings"]["train"]["model"]["dropout"], r["settings"]["train"]["seed"]) for r in read_rows(out)]
+    return [(r["name"], r["settings"]["train"]["model"]["dropout"], r["settings"]["train"]["seed"])
+            for r in read_rows(out)]
 
 
 def test_a_grid_grown_by_an_axis_or_narrowed_skips_the_trainings_it_recorded(text, tmp_path, capsys):
@@ -102,8 +104,8 @@ def test_the_gradient_norm_shown_keeps_an_exploding_step_visible():
     p._interval()
     p.last_norm = None
     for step, norm in enumerate([1783.6, 0.77, 3.9, 3.6], 1):
-        p.step(SimpleNamespace(step=step), SimpleNamespace(tokens=10, bad=None, loss=5.0, clipped=False,
-                                                          grad_norm=norm), 0.1)
+        result = SimpleNamespace(tokens=10, bad=None, loss=5.0, clipped=False, grad_norm=norm)
+        p.step(SimpleNamespace(step=step), result, 0.1)
     assert " |g| 3.6 (max 1.78e+03) " in p._figures()            # the bar: the latest step's, and the spike
     assert p._averages(2)[2] == "448 (max 1.78e+03)"              # the lines: the mean (447.97), and the spike
     p._interval()
