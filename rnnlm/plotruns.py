@@ -671,6 +671,7 @@ def draw_factor_summary(results: dict, activations, gains, note: str | None = No
     ax.plot(gains, gains, color="black", lw=0.8, ls="--", label="the bound ‖W_hh‖·max|f′|")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    _plain_log_ticks(ax, sorted(gains))
     ax.set_xlabel("‖W_hh‖ · max|f′|  (the per-step bound)")
     ax.set_ylabel("measured factor per step, exp(decay rate)")
     sub = note or "; ".join(
@@ -682,6 +683,20 @@ def draw_factor_summary(results: dict, activations, gains, note: str | None = No
     _legend_below(ax)
     fig.tight_layout()
     return fig
+
+
+def _plain_log_ticks(ax, xs) -> None:
+    """Log axes labelled as plain numbers (0.5, 1, 2 and 0.4, 0.6, 1, 2, not 2⁻¹ and 6×10⁻¹): the ticks of x
+    at `xs`, of y at round factors within the axis. Called once everything is drawn (the limits are final)."""
+    from matplotlib.ticker import NullFormatter
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    lo, hi = ax.get_ylim()
+    ys = [y for y in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.2, 1.5, 2, 3, 5, 10) if lo <= y <= hi]
+    if len(ys) >= 2:
+        ax.set_yticks(ys, [f"{y:g}" for y in ys])
+        ax.set_ylim(lo, hi)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(NullFormatter())
 
 
 def plot_factor_summary(results: dict, activations, gains, out: Path, note: str | None = None,

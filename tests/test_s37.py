@@ -142,3 +142,22 @@ def test_a_growing_lag_curve_has_a_growth_rate_not_a_positive_decay_rate():
     n.update(decay_rate=-0.03, factor_per_step=0.97, median_last=0.16)
     assert _curve_sentence(n).endswith("(decay rate -0.03/step), has not fallen below 1e-6 of its lag-1 value by "
                                        "lag 60 (median there 0.16)")
+
+
+def test_the_factor_summary_labels_its_log_axes_as_plain_numbers():
+    """A teacher's trial: the axes read 2⁻¹, 2⁰, 2¹ and 4×10⁻¹, 6×10⁻¹, 10⁰, 2×10⁰."""
+    import matplotlib.pyplot as plt
+
+    from rnnlm import plotruns
+    results = {f"rnn-tanh-x{g}": {"gain": g, "factor_per_step": f} for g, f in ((0.5, 0.5), (1.0, 0.97), (2.0, 1.19))}
+    results.update(lstm={"factor_per_step": 0.75}, gru={"factor_per_step": 0.75})
+    fig = plotruns.draw_factor_summary(results, ["tanh"], (0.5, 1.0, 2.0))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "1", "2"]
+    ys = [t.get_text() for t in ax.get_yticklabels()]
+    assert ys[0] in ("0.4", "0.5") and "1" in ys and ys[-1] == "2" and all("×" not in y and "^" not in y for y in ys)
+    assert not any(t.get_text() for t in ax.get_yticklabels(minor=True) + ax.get_xticklabels(minor=True))
+    lo, hi = ax.get_ylim()
+    assert lo < 0.5 and hi > 2 * 0.99           # the limits the data asked for, kept
+    plt.close(fig)
