@@ -40,6 +40,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from .config import TrainConfig, config_to_dict
 from .errors import UserError
@@ -295,12 +296,29 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
     trains no window and runs the final evaluation). guard: train()'s start-up guard (StartUp), told what
     the start-up opened and ended when the loop begins. announce: called once the start-up is over and
     the loop's signal handler in place (train's "run folder: X" or "resuming X from step S")."""
-    import numpy as np
+    opened = _open_run(s, resume, lock, started, baseline, ck, finish, guard)
+    return _loop(opened, on_step, finish, guard, announce)
 
+
+class _Opened(NamedTuple):
+    """What _open_run hands the loop."""
+    s: "_Session"               # the session, its run, clock and timing set
+    loop: LoopState             # where the loop starts (step 0, or the resumed checkpoint's)
+    hidden: tuple               # the carried hidden state
+    baseline: object            # the corpus's Kneser-Ney trigram (end_run prints it beside the model), or None
+    startup: float              # seconds from train()'s start to the first window
+    after_announce: list        # notes that follow the run's first line ("resuming X from step S")
+
+
+def _open_run(s: "_Session", resume, lock, started: float, baseline: bool, ck, finish: str | None,
+              guard: StartUp | None) -> _Opened:
+    """_train_locked's start-up: a new run's folder created, or a resumed run's checkpoint restored and its
+    folder reopened (after refuse_finished_resume, which needs the time budget's reserve); the baseline; the
+    kernels compiled and the evaluation speed measured (_warm_up); the run's first event logged (start, with
+    step 0 saved, or resume)."""
     import numba
 
     from .baseline import cached_trigram
-    from .data import windows
 
     config, model, vocab = s.config, s.model, s.corpus.vocab.to_json()
     if resume is None:
@@ -368,7 +386,18 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
         run.log({"type": "resume", "step": loop.step, "epoch": loop.epoch, "pos": loop.pos,
                  "lr": s.opt.lr, "threads": numba.get_num_threads(), "startup_s": round(startup, 3),
                  "time": loop.elapsed})
+    return _Opened(s, loop, hidden, baseline, startup, after_announce)
 
+
+def _loop(opened: _Opened, on_step, finish: str | None, guard: StartUp | None, announce) -> dict:
+    """_train_locked's windows, from opened.loop on, until stop_reason (or `finish`) ends them; then the end
+    of the run (trainend.end_run), whose summary it returns. The run folder is closed whatever happens."""
+    import numpy as np
+
+    from .data import windows
+
+    s, loop, hidden = opened.s, opened.loop, opened.hidden
+    config, model, run, timing = s.config, s.model, s.run, s.timing
     nonfinite = None        # the latest non-finite window (its event), for the summary
     due_log = due_eval = False      # a step event / validation due at a skipped step, made at the next applied one
     last_good = LastGood(model, s.opt)
@@ -380,7 +409,7 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
                 guard.end()         # from here on the loop's handler answers signals (a stop saves the checkpoint)
             if announce is not None:
                 announce()
-            for line in after_announce:
+            for line in opened.after_announce:
                 note(line)
             # the bar after the run's first line: on a terminal both go to one screen, and a bar drawn first
             # would have "run folder: X" written at its end
@@ -448,7 +477,8 @@ def _train_locked(s: "_Session", resume, on_step, lock, started: float, baseline
             progress.close()
             stopped = stop_training(s, loop, hidden, stopped, finish, interrupt)
 
-        summary = end_run(s, loop, hidden, stopped, nonfinite, interrupt, startup=startup, baseline=baseline)
+        summary = end_run(s, loop, hidden, stopped, nonfinite, interrupt, startup=opened.startup,
+                          baseline=opened.baseline)
         return summary
     finally:
         if progress is not None:
