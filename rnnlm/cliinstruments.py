@@ -134,7 +134,8 @@ def _add_plot_probe(plot_sub):
     """The `plot probe` subaction; `plot_sub` is the `plot` command's subparsers."""
     q = plot_sub.add_parser("probe", help="agreement accuracy or context-loss increase vs distance")
     q.add_argument("inputs", nargs="+", metavar="RUN_OR_JSON",
-                   help="run folders (their probe-<kind>*.json) or probe JSON files; one curve each")
+                   help="run folders (their probe-<kind>*.json) or probe JSON files; one curve each (the files "
+                        "of one run at disjoint distances, with the same settings: one curve)")
     q.add_argument("--kind", default="agreement", choices=["agreement", "context"],
                    help="which probe's files to take from run folders (default agreement)")
     q.add_argument("--out", default=None,
@@ -144,17 +145,18 @@ def _add_plot_probe(plot_sub):
                         "the same)")
     q.add_argument("--labels", default=None,
                    help="comma-separated legend labels, one per curve (per probe JSON, in the order given; "
-                        "a run folder gives one per probe-<kind>*.json it holds, sorted by name)")
+                        "a run folder gives one per probe-<kind>*.json it holds, sorted by name, its files at "
+                        "disjoint distances with the same settings one together)")
     q.add_argument("--title", default=None, help="figure title (default: says what is plotted)")
     return q
 
 
 def _run_plot_probe(args):
-    from .plotruns import plot_probe, read_probes
+    from .plotruns import plot_probe, probe_curves, read_probes
     from .probes import find_probe_results
     paths = find_probe_results(args.inputs, args.kind)
-    kind, _ = read_probes(paths)    # named after what the files hold, not after --kind
-    labels = _labels(args.labels, len(paths), "probe result")
+    kind, results = read_probes(paths)    # named after what the files hold, not after --kind
+    labels = _labels(args.labels, len(probe_curves(results)), "probe result", files=len(paths))
     _note_repeated_inputs(args.inputs, lambda item: find_probe_results([item], args.kind))
     # RUN/plots/, as every figure of a run (earlier versions wrote RUN/probe-<kind>.png); several inputs:
     # probe-compare-..., apart from the first run's own figure (which it overwrote)
@@ -338,15 +340,18 @@ def _run_plot(args):
     return _print_figure(png)
 
 
-def _labels(given: str | None, curves: int, what: str) -> list[str] | None:
-    """--labels split at its commas (None when not given); a UserError unless there is one per curve."""
+def _labels(given: str | None, curves: int, what: str, files: int | None = None) -> list[str] | None:
+    """--labels split at its commas (None when not given); a UserError unless there is one per curve.
+    files: how many `what` the curves are drawn from, where several can make one curve (plot probe)."""
     if given is None:
         return None
     labels = [s.strip() for s in given.split(",")]
+    files = curves if files is None else files
     if len(labels) != curves or not all(labels):
+        merged = "; the files of one run at disjoint distances make one curve" if files != curves else ""
         raise UserError(f"--labels gives {len(labels)} label{'s' if len(labels) != 1 else ''} "
                         f"{'(one empty) ' if not all(labels) else ''}for {curves} curve{'s' if curves != 1 else ''} "
-                        f"({curves} {what}{'s' if curves != 1 else ''}); give one non-empty label per curve, "
+                        f"({files} {what}{'s' if files != 1 else ''}{merged}); give one non-empty label per curve, "
                         f"separated by commas")
     return labels
 

@@ -471,41 +471,101 @@ def _probe_model(path: Path, r: dict) -> dict:
     return {**cfg, "clip": clip_label(cfg)}
 
 
+# What must agree for two probe files to be one model's measurements at different distances (the long-range
+# demo's probe-agreement-number.json, d = 1..30, and probe-agreement-number-far.json, d = 35..80): the same
+# probe, variant, checkpoint and model, the same seed and sample sizes.
+_ONE_MEASUREMENT = ("probe", "feature", "mode", "seed", "n_per_distance", "n_targets_asked", "window", "split",
+                    "checkpoint", "checkpoint_step", "cell", "label", "model", "clip", "omega")
+
+
+def _probe_rows(r: dict) -> list[dict]:
+    """A probe result's points, one per distance: agreement's by_distance, context's results."""
+    return r["by_distance"] if r.get("probe") == "agreement" else r["results"]
+
+
+def probe_curves(results) -> list[list[int]]:
+    """The curves `plot probe` draws from read_probes' results: each a list of indices into `results`.
+
+    Files of one run folder that measured the same model with the same settings at disjoint distances are
+    one curve (the long-range demo's near and far agreement files), drawn in one colour with one legend
+    entry; any other file is a curve of its own (the same file given twice is drawn twice, as said)."""
+    curves, keys = [], []
+    for i, (path, r) in enumerate(results):
+        key = (Path(path).resolve().parent, r.get("run"), json.dumps([r.get(k) for k in _ONE_MEASUREMENT],
+                                                                     sort_keys=True, default=str))
+        ds = {q["distance"] for q in _probe_rows(r)}
+        for curve, k in zip(curves, keys):
+            taken = {q["distance"] for j in curve for q in _probe_rows(results[j][1])}
+            paths = {Path(results[j][0]).resolve() for j in curve}
+            if k == key and not ds & taken and Path(path).resolve() not in paths:
+                curve.append(i)
+                break
+        else:
+            curves.append([i])
+            keys.append(key)
+    return curves
+
+
+def _effective_context(rows: list[dict]):
+    """The distance from which every row's increase is within noise (probes.context_usage's rule), or None."""
+    effective = None
+    for q in reversed(rows):
+        if not q.get("within_noise"):
+            break
+        effective = q["distance"]
+    return effective
+
+
+def _probe_label(results, curve: list[int], variant: str, show_variant: bool) -> str:
+    """A curve's default legend entry: cell (run[, variant])."""
+    path, r = results[curve[0]]
+    run = Path(r.get("run") or path.parent).name
+    return f"{r.get('cell') or '?'} ({run}{', ' + str(r.get(variant)) if show_variant else ''})"
+
+
+def _distinct_labels(labels: list[str], results, curves) -> list[str]:
+    """Default labels made distinct: a curve whose label another curve shares (two files of one run that
+    overlap in distance or differ in settings) is named by its files too; the same file given twice keeps
+    its one name (it is the same curve, drawn twice)."""
+    names = ["+".join(Path(results[j][0]).stem for j in curve) for curve in curves]
+    out = []
+    for i, label in enumerate(labels):
+        twins = [k for k, other in enumerate(labels) if other == label and names[k] != names[i]]
+        out.append(f"{label[:-1]}, {names[i]})" if twins and label.endswith(")") else label)
+    return out
+
+
 def draw_probe(json_paths, title=None, labels=None):
     """The figure of `plot_probe`, unsaved: returns the matplotlib Figure."""
     plt = _pyplot()
     kind, results = read_probes(json_paths)
-    if labels is not None and len(labels) != len(results):
-        raise UserError(f"{len(labels)} labels for {len(results)} curves")
+    curves = probe_curves(results)
+    if labels is not None and len(labels) != len(curves):
+        raise UserError(f"{len(labels)} labels for {len(curves)} curves")
 
     # What tells the curves apart besides cell and run: the context mode or the agreement feature.
     variant = "feature" if kind == "agreement" else "mode"
     show_variant = len({r.get(variant) for _, r in results}) > 1
+    if labels is None:
+        labels = _distinct_labels([_probe_label(results, c, variant, show_variant) for c in curves], results, curves)
     fig, ax = plt.subplots(figsize=(7.5, 5.4))
-    for i, (path, r) in enumerate(results):
-        run = Path(r.get("run") or path.parent).name
-        label = labels[i] if labels is not None else \
-            f"{r.get('cell') or '?'} ({run}{', ' + str(r.get(variant)) if show_variant else ''})"
-        if kind == "agreement":
-            bins = r["by_distance"]
-            x = [b["distance"] for b in bins]
-            y = [b["accuracy"] for b in bins]
-            lo = [b["ci"][0] for b in bins]
-            hi = [b["ci"][1] for b in bins]
-        else:
-            rows = r["results"]
-            x = [q["distance"] for q in rows]
-            y = [q["mean_increase"] for q in rows]
-            lo = [q["ci"][0] for q in rows]
-            hi = [q["ci"][1] for q in rows]
+    effective = []
+    for label, curve in zip(labels, curves):
+        rows = sorted((q for j in curve for q in _probe_rows(results[j][1])), key=lambda q: q["distance"])
+        x = [q["distance"] for q in rows]
+        y = [q["accuracy" if kind == "agreement" else "mean_increase"] for q in rows]
+        lo = [q["ci"][0] for q in rows]
+        hi = [q["ci"][1] for q in rows]
         if kind == "context":
-            ec = r.get("effective_context")
+            # one file: the effective context it recorded; several: found again over their rows together
+            ec = results[curve[0]][1].get("effective_context") if len(curve) == 1 else _effective_context(rows)
+            effective.append(ec)
             label += f"; effective context {ec if ec is not None else '> ' + str(max(x))}"
         line, = ax.plot(x, y, marker="o", markersize=3, label=label)
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-        if kind == "context" and r.get("effective_context") is not None:
-            ax.axvline(r["effective_context"], color=line.get_color(), linestyle=":", linewidth=1)
-    if kind == "context" and any(r.get("effective_context") is not None for _, r in results):
+        if kind == "context" and effective[-1] is not None:
+            ax.axvline(effective[-1], color=line.get_color(), linestyle=":", linewidth=1)
+    if kind == "context" and any(ec is not None for ec in effective):
         # the dotted lines are explained in the legend too: a caller's own title may not say what they are
         ax.plot([], [], color="gray", linestyle=":", linewidth=1,
                 label="dotted: effective context (no significant increase beyond it)")
@@ -537,24 +597,25 @@ def draw_probe(json_paths, title=None, labels=None):
                    "(95% bootstrap band; dotted: effective context)")
         behind = (f"{_joined(r.get('n_targets', '?') for _, r in results)} targets, "
                   f"window {_joined(r.get('window', '?') for _, r in results)}, probe seed {seeds}")
-    models = [_probe_model(p, r) for p, r in results]
+    models = [_probe_model(*results[c[0]]) for c in curves]     # one per curve, in legend order
     _set_title(ax, title or default, settings_line(models, [m.get("clip") or "?" for m in models], behind),
                width=95)
     ax.grid(True, alpha=0.3)
-    _legend_below(ax, ncol=2 if len(results) > 3 else 1)
+    _legend_below(ax, ncol=2 if len(curves) > 3 else 1)
     fig.tight_layout()
     return fig
 
 
 def plot_probe(json_paths, out, title=None, labels=None):
-    """Agreement accuracy or context-loss increase against distance, one curve per probe JSON.
+    """Agreement accuracy or context-loss increase against distance, one curve per probe JSON (the files of
+    one run that measured its model with the same settings at disjoint distances: one curve, `probe_curves`).
 
     json_paths: files written by `probe agreement` or `probe context` (all of
     one kind). Agreement: accuracy with its Wilson 95% band and a chance line
     at 0.5. Context: mean loss increase with its bootstrap 95% band, a zero
     line, log-scaled d, and a dotted mark at each curve's effective context.
-    Curves are labelled by cell and run, or by `labels` (one per JSON; else a
-    UserError). Writes OUT.png and OUT.svg; returns the PNG path.
+    Curves are labelled by cell and run (and file, where two of one run would
+    share a label), or by `labels` (one per curve; else a UserError). Writes OUT.png and OUT.svg; returns the PNG path.
     """
     return _save(draw_probe(json_paths, title=title, labels=labels), out)
 
