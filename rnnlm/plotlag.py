@@ -38,7 +38,7 @@ import numpy as np
 from .errors import UserError, command, is_json_number as _is_number, json_kind
 from .plots import (_LN_MAX, _LN_MIN, NOTE_WIDTH, ZERO_NOTE, _joined, _legend_below, _log_ylim, _mark_zeros,
                     _nothing_positive, _positive, _pyplot, _save, _set_title, _set_xlabel, _wrap, _wrap_entry,
-                    clip_label, fit_legends, model_label, read_train_config, settings_line)
+                    clip_label, curve_style, fit_legends, model_label, read_train_config, settings_line)
 
 
 # ---------------------------------------------------------------- legend entries
@@ -348,6 +348,29 @@ def _bound_values(meta: dict, scope: str, norm: str, lags):
     return logb + 0.5 * math.log(H), f"Frobenius bound √H·(‖W_hh‖·max|f′|)^d = √{H}·{per_step:.3g}^d"
 
 
+def _shared_bounds(bounds: list, labels: list[str]) -> list:
+    """The bounds of a comparison, (lags, log values, label, colour) each, those that are the same line drawn
+    and listed once: two vanilla RNNs whose bound is 1^d gave two identical legend entries for one visible
+    line. A bound shared by several curves is drawn in gray, its entry naming the curves it bounds.
+    bounds: (lags, log values, label, colour, curve index) per curve with a bound; labels: the curves'."""
+    groups = []
+    for lags, logb, label, color, i in bounds:
+        for g in groups:
+            if g[2] == label and np.array_equal(g[0], lags) and np.allclose(g[1], logb, rtol=1e-12, atol=0):
+                g[4].append(i)
+                break
+        else:
+            groups.append((lags, logb, label, color, [i]))
+    out = []
+    for lags, logb, label, color, who in groups:
+        if len(who) > 1:
+            names = [labels[i] for i in who]
+            label = f"{label}, for {', '.join(names[:-1])} and {names[-1]}"
+            color = "dimgray"
+        out.append((lags, logb, label, color))
+    return out
+
+
 def _text_name(text: str) -> str:
     """'machado:valid', 'random:50', or a file's name and split (not its whole path)."""
     source, sep, split = str(text).rpartition(":")
@@ -402,7 +425,7 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
             label += f" [{q}]"
         # (a long entry on two lines: on one it ran past the figure's edges, and tight_layout then
         # squeezed the axes to make room for it)
-        line, = ax.plot(lags, med, marker="o", markersize=2.5, linewidth=1.5, label=_wrap_entry(label))
+        line, = ax.plot(lags, med, marker="o", markersize=2.5, label=_wrap_entry(label), **curve_style(i, len(docs)))
         ax.fill_between(lags, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
         all_lags.extend(np.asarray(lags).tolist())
         zero = _zero_mask(doc, scope, q, norm, flow)
@@ -421,7 +444,7 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
         if bound and not flow:
             b = _bound_values(doc["meta"], scope, norm, lags)
             if b is not None:
-                bounds.append((lags, b[0], b[1], line.get_color()))
+                bounds.append((lags, b[0], b[1], line.get_color(), i))
     if not math.isfinite(hi_data) and not zero_notes:
         # (nothing positive and finite, and no zero to mark: the figure would be empty axes)
         raise UserError(f"nothing to draw: no median or band of {_what(quantities, norm, flow, cells)} in "
@@ -437,6 +460,7 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
             notes.append(f"no bound drawn for {', '.join(dict.fromkeys(others))}: the bound is the vanilla RNN's")
     # Bounds grow as c^d and would reach 1e30 and squash the measured curves into a band:
     # what is drawn of them stops at the data's range (one decade of margin), and the legend says so.
+    bounds = _shared_bounds(bounds, labels)
     if bounds and math.isfinite(hi_data):
         # (in log space, within float64's range: hi_data·10 and its exp overflow near 1e308)
         top = min(math.log(hi_data) + math.log(10.0), _LN_MAX)

@@ -30,7 +30,7 @@ from .plotlag import _series, _what, _whole_lag_ticks, _zero_mask, default_quant
 from .plots import (NOTE_WIDTH, ZERO_NOTE, _joined, _legend_above, _legend_below, _log_ylim, _mark_zeros,
                     _nothing_positive, _positive,
                     _pyplot, _save, _set_title, _set_xlabel, _wrap, read_train_config,
-                    activation_label, clip_label, model_label, settings_line)
+                    activation_label, clip_label, curve_style, model_label, settings_line)
 from .runs import fmt_ppl  # one format for perplexities, here and in reports
 
 
@@ -550,7 +550,7 @@ def draw_probe(json_paths, title=None, labels=None):
         labels = _distinct_labels([_probe_label(results, c, variant, show_variant) for c in curves], results, curves)
     fig, ax = plt.subplots(figsize=(7.5, 5.4))
     effective = []
-    for label, curve in zip(labels, curves):
+    for i, (label, curve) in enumerate(zip(labels, curves)):
         rows = sorted((q for j in curve for q in _probe_rows(results[j][1])), key=lambda q: q["distance"])
         x = [q["distance"] for q in rows]
         y = [q["accuracy" if kind == "agreement" else "mean_increase"] for q in rows]
@@ -561,7 +561,8 @@ def draw_probe(json_paths, title=None, labels=None):
             ec = results[curve[0]][1].get("effective_context") if len(curve) == 1 else _effective_context(rows)
             effective.append(ec)
             label += f"; effective context {ec if ec is not None else '> ' + str(max(x))}"
-        line, = ax.plot(x, y, marker="o", markersize=3, label=label)
+        # (each its own pattern: two models at the same accuracy would hide one line under the other)
+        line, = ax.plot(x, y, marker="o", markersize=3, label=label, **curve_style(i, len(curves)))
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
         if kind == "context" and effective[-1] is not None:
             ax.axvline(effective[-1], color=line.get_color(), linestyle=":", linewidth=1)

@@ -235,6 +235,22 @@ def settings_line(metas: list[dict], clips: list[str] | None = None, behind: str
     return "; ".join(p for p in parts if p)
 
 
+# The line styles of a comparison's curves, one each in turn with its colour: two curves that coincide (an
+# lstm and a gru at init, both 0.75 per step) would otherwise draw the later one over the earlier one, which
+# vanished. A later curve is patterned and a little thinner, so the earlier one shows through its gaps. None
+# is plain dashes: those are the bounds' (plot lag --bound) and the chance line's.
+CURVE_STYLES = (("-", 2.0), ((0, (1, 1.2)), 1.6), ((0, (6, 1.5, 1.5, 1.5)), 1.4),
+                ((0, (6, 1.5, 1.5, 1.5, 1.5, 1.5)), 1.3), ((0, (9, 2)), 1.2))
+
+
+def curve_style(i: int, n: int) -> dict:
+    """The linestyle and linewidth of curve i of n (CURVE_STYLES in turn); one curve alone: plain, 1.5 wide."""
+    if n <= 1:
+        return {"linestyle": "-", "linewidth": 1.5}
+    style, width = CURVE_STYLES[i % len(CURVE_STYLES)]
+    return {"linestyle": style, "linewidth": width}
+
+
 NOTE_WIDTH = 90     # characters per line of a note in a legend: a longer one ran past the figure's edges
 
 
