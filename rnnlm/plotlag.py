@@ -371,6 +371,37 @@ def _shared_bounds(bounds: list, labels: list[str]) -> list:
     return out
 
 
+def identity_norm(hs, quantities, norm: str, flow: bool):
+    """(value, legend entry or None) of the reference line of a lag figure, the norm of ∂h(t)/∂h(t−d) when
+    nothing vanishes or explodes (the identity), or None where no such line means anything.
+
+    Spectral: 1, unlabelled (the axis's edge between vanishing and explosion). Frobenius: the identity's is
+    √n, n the dimension of the state measured (H; 2H for the lstm's (h,c)), drawn when every curve shares
+    it and labelled so (a line at 1 there read as the edge, and is none). Gradient flow (nats per unit of
+    state, not a ratio of states): no line. hs: each curve's H (None: unknown); quantities: each one's."""
+    if flow:
+        return None
+    if norm == "spectral":
+        return 1.0, None
+    dims = {None if not h else int(h) * (2 if q == "state" else 1) for h, q in zip(hs, quantities)}
+    if len(dims) != 1 or None in dims:
+        return None
+    n = dims.pop()
+    return math.sqrt(n), f"√{n} = {math.sqrt(n):.3g}: the identity's Frobenius norm (state dimension {n})"
+
+
+def draw_identity_norm(ax, hs, quantities, norm: str, flow: bool) -> None:
+    """The reference line of identity_norm on `ax`, if there is one."""
+    ref = identity_norm(hs, quantities, norm, flow)
+    if ref is None:
+        return
+    value, label = ref
+    lo, hi = ax.get_ylim()
+    if label and not lo <= value <= hi:     # (the limits hold the data: a listed line the reader cannot find)
+        label += f" (off the plotted range, {'above' if value > hi else 'below'} it)"
+    ax.axhline(value, color="gray", linewidth=0.8, linestyle=":", label=label or "_nolegend_")
+
+
 def _text_name(text: str) -> str:
     """'machado:valid', 'random:50', or a file's name and split (not its whole path)."""
     source, sep, split = str(text).rpartition(":")
@@ -502,7 +533,7 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
     if zero_notes and not math.isfinite(hi_data):
         _nothing_positive(ax)               # every median 0: the strip says it all, no arbitrary decades
     else:
-        ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
+        draw_identity_norm(ax, [m.get("H") for m in (d["meta"] for d in docs)], quantities, norm, flow)
     default = (f"{'Gradient flow' if flow else 'Jacobian ' + _norm_name(norm) + ' norm'} by lag, {scope} "
                f"(median over anchors, 10–90% band)")
     metas = [d["meta"] for d in docs]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError, consecutive_runs, plural
-from .plotlag import _series, _what, _whole_lag_ticks, _zero_mask, default_quantity
+from .plotlag import _series, _what, _whole_lag_ticks, _zero_mask, default_quantity, draw_identity_norm
 from .plots import (NOTE_WIDTH, ZERO_NOTE, _joined, _legend_above, _legend_below, _log_ylim, _mark_zeros,
                     _nothing_positive, _positive,
                     _pyplot, _save, _set_title, _set_xlabel, _wrap, read_train_config,
@@ -152,7 +152,7 @@ def _draw_lag_over_training(run_dir, quantity, norm, title, flow):
     if zero_steps and not positive:
         _nothing_positive(ax)              # every recording 0: the strip says it all, no arbitrary decades
     else:
-        ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
+        draw_identity_norm(ax, [cfg.get("hidden")], [q], norm, flow)     # 1 for the spectral norm only
     if all_lags:
         ax.set_xlim(min(all_lags) - 0.5, max(all_lags) + 0.5)   # the measured lags, even if all are 0
     _set_xlabel(ax, "lag d (time steps)")
