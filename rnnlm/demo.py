@@ -146,9 +146,9 @@ def _budget(sizes, minutes=None) -> dict:
 
 
 def _lag(model, tokens, sizes, seed, per_step=True, *, text: str, source: str = "init", clip: str | None = None,
-         omega: float | None = None):
+         omega: float | None = None, optimizer: str | None = None, lr: float | None = None):
     """lag_curve of `model` on `tokens`, its meta completed as `jacobian` completes it (source, seed, text,
-    and for a trained model its clipping and Ω), so the figures' subtitles state them.
+    and for a trained model its clipping, Ω, optimizer and lr), so the figures' subtitles state them.
 
     source: "init" for an untrained model (plots say "at init (no training)"), else the checkpoint read."""
     from .jacobian import lag_curve
@@ -159,6 +159,8 @@ def _lag(model, tokens, sizes, seed, per_step=True, *, text: str, source: str = 
         doc["meta"]["clip"] = clip
     if omega is not None:
         doc["meta"]["omega"] = omega
+    if optimizer is not None:
+        doc["meta"].update(optimizer=optimizer, lr=lr)
     return doc
 
 

@@ -146,7 +146,8 @@ def training_study(out: Path, sizes, data_config, seed, summaries: dict | None =
         init = _initial_model(cfg.model.with_vocab(vocab_size), seed)
         trained, _, _, path = load_model(run, "best")
         d0 = _lag(init, tokens, sizes, seed, text=text)
-        d1 = _lag(trained, tokens, sizes, seed, text=text, source=str(path), clip=clip_label(dataclasses.asdict(cfg)))
+        d1 = _lag(trained, tokens, sizes, seed, text=text, source=str(path), clip=clip_label(dataclasses.asdict(cfg)),
+                  optimizer=cfg.optimizer, lr=cfg.lr)      # the figures' subtitles say what trained it
         docs += [d0, d1]
         names += [f"{cell} at init",
                   f"{cell} after {summary['steps']} steps (valid ppl {fmt_ppl(summary['best_val_ppl'], 0)})"]

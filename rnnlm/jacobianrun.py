@@ -244,7 +244,10 @@ def run_jacobian(config, *, corpus_fallback: bool = True, progress: bool = False
             # the step the checkpoint was saved at (read with the weights, not from the file again: a run being
             # trained replaces it): plot lag says when the run's checkpoint has moved on since
             source = str(path)
-            extra = {"clip": clip_label(info.get("train")), "checkpoint_step": model.checkpoint_step}
+            train = info.get("train") or {}
+            # its clipping and optimizer: the figures' subtitles state how the model was trained
+            extra = {"clip": clip_label(info.get("train")), "optimizer": train.get("optimizer"), "lr": train.get("lr"),
+                     "checkpoint_step": model.checkpoint_step}
         ids = np.asarray(ids)[:config.tokens]
         out = default_out(config, text)
         if not config.out:      # the run folder's jacobian.json: not a file of the user's own of that name

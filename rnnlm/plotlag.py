@@ -241,16 +241,18 @@ def curves_problem(curves) -> str | None:
 
 
 def _clip_from_run(doc, folder: Path) -> None:
-    """A trained model's lag curve that does not record its clipping (a sweep job's jacobian.json written
-    before it did) gets it from the config.json of the run folder it sits in, when there is one."""
+    """A trained model's lag curve that does not record its clipping or optimizer (a sweep job's jacobian.json
+    written before it did) gets them from the config.json of the run folder it sits in, when there is one."""
     meta = doc.get("meta") if isinstance(doc, dict) else None
-    if not isinstance(meta, dict) or meta.get("clip") or meta.get("source") == "init":
+    if not isinstance(meta, dict) or (meta.get("clip") and meta.get("optimizer")) or meta.get("source") == "init":
         return
     try:
         train = read_train_config(folder)
     except UserError:       # no run folder around it, or an unreadable config.json: nothing recorded
         return
-    meta["clip"] = clip_label(train)
+    meta["clip"] = meta.get("clip") or clip_label(train)
+    if not meta.get("optimizer") and train.get("optimizer"):
+        meta.update(optimizer=train["optimizer"], lr=train.get("lr"))
 
 
 def default_quantity(cell: str | None, quantity: str = "auto") -> str:
@@ -549,6 +551,9 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
         behind += f", seed {_joined(seeds)}"
     if common_only:
         behind = _common_behind(metas)
+    trained_by = _optimizers(metas)
+    if trained_by:
+        behind = f"{trained_by}; {behind}" if behind else trained_by
     subtitle = settings_line(metas, [_doc_clip(m) for m in metas], behind, common_only=common_only)
     if common_only:
         subtitle += "; each curve's other settings in its legend entry"
@@ -561,6 +566,18 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
     fig.tight_layout()
     fit_legends(fig)
     return fig
+
+
+def _optimizers(metas: list[dict]) -> str:
+    """What trained the curves' models, 'adam lr 0.002 at start' (each distinct one, ' / '-joined), from the
+    optimizer and lr a trained model's lag curve records (the jacobian command and the demos write them);
+    '' when none records one (curves at init, or a file written before they were recorded)."""
+    said = []
+    for m in metas:
+        if m.get("optimizer"):
+            lr = m.get("lr")
+            said.append(f"{m['optimizer']}" + (f" lr {lr:g} at start" if isinstance(lr, (int, float)) else ""))
+    return _joined(said)
 
 
 def _common_behind(metas: list[dict]) -> str:
