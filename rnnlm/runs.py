@@ -693,7 +693,7 @@ def load_model(run, which: str = "best"):
 
     check_path(run, "run", "load_model", "a run folder or a checkpoint .npz")
     if which not in ("best", "latest"):
-        raise UserError(f"--checkpoint must be best or latest, got '{which}'")
+        raise UserError(f"load_model: which must be 'best' or 'latest', got {which!r}")
     run = Path(run)
     vocab_file = None
     if run.is_dir():
