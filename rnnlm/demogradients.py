@@ -182,9 +182,10 @@ def explosion_configs(out: Path, sizes, data_config, seed) -> list:
                           model=ModelConfig(cell="rnn", activation="tanh", emsize=sizes["train_hidden"],
                                             hidden=sizes["train_hidden"], init="orthogonal",
                                             recurrent_scale=sizes["explode_scale"], dropout=0.0),
-                          # lr_decay 1: no annealing at an epoch end (--quick's text ends in a few steps), so a
-                          # clipped update is lr x clip at every step, as the figure's right panel says
-                          optimizer="sgd", lr=sizes["explode_lr"], clip_norm=clip, lr_decay=1.0,
+                          # lr_decay 1, patience 0: no annealing and no early stop at an epoch end (--quick's text
+                          # ends in a few steps), so that a clipped update is lr x clip at every step, as the
+                          # figure's right panel says, for all explode_steps
+                          optimizer="sgd", lr=sizes["explode_lr"], clip_norm=clip, lr_decay=1.0, patience=0,
                           max_steps=sizes["explode_steps"], max_minutes=0.0, eval_every=0, log_every=1,
                           eval_batch_size=64,
                           seed=seed, sample_words=0, progress=False, out=str(out / f"explode-{name}"))
