@@ -255,9 +255,10 @@ class _Progress:
 
     def _figures(self) -> str:
         """The bar's figures: loss, ppl and clip share averaged over the interval; |g| the latest applied
-        step's (the gradient as it is now), with the interval's largest when over twice that."""
+        step's (the gradient as it is now; the lines' "(max M)" would outlive the spike on a bar that shows
+        no interval, and push the time left off a 120-column terminal)."""
         loss, ppl, _, clip = self._averages(3)
-        norm = "-" if self.last_norm is None or not self.i_steps else _norm_text(self.last_norm, self.i_norm_max)
+        norm = "-" if self.last_norm is None or not self.i_steps else f"{self.last_norm:.3g}"
         tps = self.i_tokens / self.i_seconds if self.i_seconds > 0 else 0.0
         return f"loss {loss} ppl {ppl} |g| {norm} clip {clip} {tps:,.0f} tok/s{self._skipped()}"
 

@@ -106,7 +106,7 @@ def test_the_gradient_norm_shown_keeps_an_exploding_step_visible():
     for step, norm in enumerate([1783.6, 0.77, 3.9, 3.6], 1):
         result = SimpleNamespace(tokens=10, bad=None, loss=5.0, clipped=False, grad_norm=norm)
         p.step(SimpleNamespace(step=step), result, 0.1)
-    assert " |g| 3.6 (max 1.78e+03) " in p._figures()            # the bar: the latest step's, and the spike
+    assert " |g| 3.6 clip " in p._figures()                       # the bar: the latest step's
     assert p._averages(2)[2] == "448 (max 1.78e+03)"              # the lines: the mean (447.97), and the spike
     p._interval()
     p.step(SimpleNamespace(step=5), SimpleNamespace(tokens=10, bad=None, loss=5.0, clipped=False, grad_norm=3.0),
