@@ -153,7 +153,12 @@ def check_all(*, cell: str, activation: str, layers: int, tied: bool, dropout: f
     from .config import parse_activation
 
     if activation != "all":
-        parse_activation(activation)
+        try:
+            parse_activation(activation)
+        except UserError as exc:        # this command also takes 'all': its list of names says so
+            if not str(exc).startswith("unknown activation"):
+                raise
+            raise type(exc)(f"{exc}, or all (one of each kind)") from None
     if cell in ("lstm", "gru") and activation != "tanh":
         raise UserError(f"--activation is for --cell rnn (or all); the {cell}'s gates use fixed sigmoid and tanh")
     if layers < 1:
