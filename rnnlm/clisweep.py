@@ -194,6 +194,11 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     keep = bool(grid.get("keep_models"))
     # a record of other settings is refused before the first line (the corpus is read after it)
     named = sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0]
+    apart = sweepgrid.names_apart(points, named, sweeprecord.read_rows(out))
+    renamed = [(old, new) for (old, _, _), (new, _, _) in zip(points, apart) if old != new]
+    if renamed:
+        points = apart
+        named = sweepgrid.train_sweep_jobs(points, measure, keep, folder=out, load=False)[0]
     rows = sweeprecord.check_recorded(out, named)
     sweepgrid.check_corpora(points)     # a corpus not found is the only line too (found here, read after it)
     found = sweeprecord.recorded_jobs(rows, named)     # by name, or by settings under an earlier name
@@ -207,6 +212,10 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
                f": no job finished in an earlier run, running all {len(points)}" if interrupted_early else "")
     print(f"{len(points)} {plural(len(points), 'job')} ({' x '.join(axes) or 'one point'}) into {out}{earlier}",
           file=sys.stderr, flush=True)
+    if renamed:
+        old, new = renamed[0]
+        print(f"note: {len(renamed)} {plural(len(renamed), 'job')} of this grid named apart from the folder's "
+              f"jobs of the same name and other settings, e.g. {old} as {new}", file=sys.stderr, flush=True)
     jobs, data = sweepgrid.train_sweep_jobs(points, measure, keep, folder=out)
     try:
         rows = sweep.run_sweep(out, jobs, data, scheduler=args.scheduler, n_workers=args.workers,

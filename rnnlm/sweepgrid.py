@@ -83,6 +83,37 @@ def point_name(point: dict, axes: list[str]) -> str:
     return re.sub(r"[^A-Za-z0-9._+=,-]", "_", ",".join(f"{k}={_short(point[k])}" for k in axes)) or "run"
 
 
+def names_apart(points, jobs, rows) -> list:
+    """`points` with a new name for each whose job (in `jobs`, the same order) is a training the folder's
+    `rows` do not record (sweeprecord.recorded_jobs) while a row of other settings holds its name: a grid
+    that names its jobs by fewer axes than an earlier one into the folder (`--dropout 0` alone names
+    "seed=2"; an earlier grid's "seed=2" had dropout 0.2). The name gains the settings that tell it from
+    that row, as the axes spell them ("seed=2,dropout=0"), so that it is trained and recorded instead of
+    refused. A point whose longer name is taken too keeps its name (check_recorded refuses it)."""
+    from .sweeprecord import _leaves, _resolved, recorded_jobs
+    found = recorded_jobs(rows, jobs)
+    held = {r.get("name"): r for r in rows}
+    taken = set(held) | {job.name for job in jobs}
+    out = []
+    for (name, point, config), job in zip(points, jobs):
+        row = held.get(name)
+        if name in found or row is None or row.get("fn") != job.fn:
+            out.append((name, point, config))
+            continue
+        mine, theirs = ({} if not isinstance(r, dict) or not isinstance(r.get("train"), dict) else
+                        dict(_leaves(r["train"])) for r in (_resolved(job.fn, json.loads(json.dumps(job.settings))),
+                                                             _resolved(row["fn"], row.get("settings"))))
+        differ = [(path[-1], value) for path, value in mine.items()
+                  if path and path[-1] != "out" and theirs.get(path, object()) != value]
+        longer = re.sub(r"[^A-Za-z0-9._+=,-]", "_", ",".join([name] + [f"{k}={_short(v)}" for k, v in differ]))
+        if not differ or longer in taken:
+            out.append((name, point, config))
+            continue
+        taken.add(longer)
+        out.append((longer, point, config))
+    return out
+
+
 def make_config(point: dict) -> TrainConfig:
     """A validated TrainConfig from a flat {field: value} dict (the `train` command's conveniences applied)."""
     unknown = sorted(set(point) - set().union(*_FIELDS.values()))
