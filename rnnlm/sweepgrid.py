@@ -100,9 +100,9 @@ def names_apart(points, jobs, rows) -> list:
         if name in found or row is None or row.get("fn") != job.fn:
             out.append((name, point, config))
             continue
+        resolved = (_resolved(job.fn, json.loads(json.dumps(job.settings))), _resolved(row["fn"], row.get("settings")))
         mine, theirs = ({} if not isinstance(r, dict) or not isinstance(r.get("train"), dict) else
-                        dict(_leaves(r["train"])) for r in (_resolved(job.fn, json.loads(json.dumps(job.settings))),
-                                                             _resolved(row["fn"], row.get("settings"))))
+                        dict(_leaves(r["train"])) for r in resolved)
         differ = [(path[-1], value) for path, value in mine.items()
                   if path and path[-1] != "out" and theirs.get(path, object()) != value]
         longer = re.sub(r"[^A-Za-z0-9._+=,-]", "_", ",".join([name] + [f"{k}={_short(v)}" for k, v in differ]))
