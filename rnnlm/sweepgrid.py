@@ -89,24 +89,34 @@ def names_apart(points, jobs, rows) -> list:
     that names its jobs by fewer axes than an earlier one into the folder (`--dropout 0` alone names
     "seed=2"; an earlier grid's "seed=2" had dropout 0.2). The name gains the settings that tell it from
     that row, as the axes spell them ("seed=2,dropout=0"), so that it is trained and recorded instead of
-    refused. A point whose longer name is taken too keeps its name (check_recorded refuses it)."""
+    refused: only where each of those settings already takes several values among the folder's jobs (an
+    earlier grid's axis). A setting changed for the whole grid (--lr 5 into a folder trained at lr 20) keeps
+    the name, and check_recorded refuses it, as it does a point whose longer name is taken too."""
     from .sweeprecord import _leaves, _resolved, recorded_jobs
     found = recorded_jobs(rows, jobs)
     held = {r.get("name"): r for r in rows}
     taken = set(held) | {job.name for job in jobs}
+
+    def train_leaves(fn, settings) -> dict:
+        r = _resolved(fn, settings)
+        return dict(_leaves(r["train"])) if isinstance(r, dict) and isinstance(r.get("train"), dict) else {}
+
+    values = {}         # each setting's values among the folder's jobs (a setting they vary: an axis)
+    for r in rows:
+        for path, v in train_leaves(r.get("fn"), r.get("settings")).items():
+            values.setdefault(path, set()).add(json.dumps(v, sort_keys=True))
     out = []
     for (name, point, config), job in zip(points, jobs):
         row = held.get(name)
         if name in found or row is None or row.get("fn") != job.fn:
             out.append((name, point, config))
             continue
-        resolved = (_resolved(job.fn, json.loads(json.dumps(job.settings))), _resolved(row["fn"], row.get("settings")))
-        mine, theirs = ({} if not isinstance(r, dict) or not isinstance(r.get("train"), dict) else
-                        dict(_leaves(r["train"])) for r in resolved)
-        differ = [(path[-1], value) for path, value in mine.items()
+        mine = train_leaves(job.fn, json.loads(json.dumps(job.settings)))
+        theirs = train_leaves(row["fn"], row.get("settings"))
+        differ = [(path, value) for path, value in mine.items()
                   if path and path[-1] != "out" and theirs.get(path, object()) != value]
-        longer = re.sub(r"[^A-Za-z0-9._+=,-]", "_", ",".join([name] + [f"{k}={_short(v)}" for k, v in differ]))
-        if not differ or longer in taken:
+        longer = re.sub(r"[^A-Za-z0-9._+=,-]", "_", ",".join([name] + [f"{p[-1]}={_short(v)}" for p, v in differ]))
+        if not differ or longer in taken or any(len(values.get(p, ())) < 2 for p, _ in differ):
             out.append((name, point, config))
             continue
         taken.add(longer)

@@ -173,29 +173,36 @@ def test_gradchecks_unknown_activation_lists_all_too(capsys):
 
 
 def test_a_new_job_whose_short_name_the_folder_holds_is_named_apart_not_refused(text, tmp_path, capsys):
-    """A new user's trial: after a narrowed grid recorded "seed=2" (dropout 0), the grid with dropout 0.2 and
-    three seeds was refused ("records job seed=2 with other settings"), though its seed 2 was never trained."""
+    """A new user's trial: after a narrowed grid recorded "seed=2" (dropout 0.5), the grid at dropout 0.2 with
+    three seeds was refused ("records job seed=2 with other settings"), though its seed 2 was never trained. A
+    setting the folder's jobs never varied, changed for the whole grid, is still refused."""
     from test_sweep import _flags
     out = tmp_path / "sw"
     base = ["sweep", "run", "--cell", "rnn", "--max-steps", "3", "--eval-every", "0", "--scheduler", "serial",
             *_flags(text, out)]
     assert main([*base, "--seeds", "2", "--dropout", "0.2"]) == 0
+    assert main([*base, "--seeds", "2", "--dropout", "0.2,0.5"]) == 0
     capsys.readouterr()
-    assert main([*base, "--seeds", "3", "--dropout", "0"]) == 0
-    err = capsys.readouterr().err.splitlines()
-    assert err[:2] == [f"3 jobs (seed) into {out}",
-                       "note: 2 jobs of this grid named apart from the folder's jobs of the same name and other "
-                       "settings, e.g. seed=0 as seed=0,dropout=0"]
+    assert main([*base, "--seeds", "3", "--dropout", "0.5"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"3 jobs (seed) into {out}: skipping 2 finished in an earlier run (2 of them recorded under an earlier "
+        "name, e.g. dropout=0.5,seed=0 for seed=0), running 1")
     assert main([*base, "--seeds", "3", "--dropout", "0.2"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[:2] == [f"3 jobs (seed) into {out}: skipping 2 finished in an earlier run, running 1",
                        "note: 1 job of this grid named apart from the folder's jobs of the same name and other "
                        "settings, e.g. seed=2 as seed=2,dropout=0.2"]
-    assert _rows(out) == [("seed=0", 0.2, 0), ("seed=1", 0.2, 1), ("seed=0,dropout=0", 0.0, 0),
-                          ("seed=1,dropout=0", 0.0, 1), ("seed=2", 0.0, 2), ("seed=2,dropout=0.2", 0.2, 2)]
+    assert sorted(_rows(out)) == [("dropout=0.5,seed=0", 0.5, 0), ("dropout=0.5,seed=1", 0.5, 1),
+                                  ("seed=0", 0.2, 0), ("seed=1", 0.2, 1), ("seed=2", 0.5, 2),
+                                  ("seed=2,dropout=0.2", 0.2, 2)]
     # the same command again: every job recorded, none renamed or trained
     assert main([*base, "--seeds", "3", "--dropout", "0.2"]) == 0
     assert capsys.readouterr().err.splitlines()[0] == (
         f"3 jobs (seed) into {out}: skipping 3 finished in an earlier run (1 of them recorded under an earlier "
         "name, e.g. seed=2,dropout=0.2 for seed=2), running 0")
+    # --lr, which no job of the folder varied, changed for the whole grid: refused, naming it alone
+    assert main([*base, "--seeds", "3", "--dropout", "0.2", "--lr", "5"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {out / 'sweep.jsonl'} records job seed=0 with other settings (cannot change --lr (20.0 -> 5.0)); "
+        "use another folder, or delete its line to run it again")
     assert len(_rows(out)) == 6
