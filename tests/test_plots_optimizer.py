@@ -1,11 +1,10 @@
 """The lag figures of trained models state the optimizer (the README: every figure states cell, init,
 clipping, optimizer and seed): demo gradients' trained-*.png and trained-all.png said none."""
 import json
-from pathlib import Path
 
 import numpy as np
 
-from rnnlm import plotlag, plotruns
+from rnnlm import plotlag
 
 from test_plots_coincide import _doc
 from test_plots_figures import _close, _fake_run, _title
@@ -35,30 +34,18 @@ def test_a_lag_curve_in_a_run_folder_gets_the_runs_optimizer(tmp_path):
 def test_demo_gradients_trained_curves_record_their_optimizer(tmp_path, monkeypatch):
     """training_study with its trainings, checkpoints and curves replaced by stand-ins."""
     from rnnlm import demogradients as G
-    from rnnlm import runs
     from rnnlm.data import DataConfig
     from rnnlm.demo import QUICK
+    from test_trial6_figs import stand_in_training_study
 
-    drawn = {}
-
-    def plot_lag(docs, labels, out, title, **kw):
-        drawn[Path(out).stem] = docs
-        return str(out)
-
-    monkeypatch.setattr(G, "_plot_lag", plot_lag)
-    monkeypatch.setattr(G, "_tokens", lambda data_config, n: (np.arange(n) % 50, 50, "machado:valid"))
-    monkeypatch.setattr(G, "_initial_model", lambda config, seed: None)
-    monkeypatch.setattr(G, "_lag", lambda *a, **k: {"meta": {"optimizer": k.get("optimizer"), "lr": k.get("lr")}})
-    monkeypatch.setattr(G, "curve_numbers", lambda doc: {})
-    monkeypatch.setattr(runs, "load_model", lambda run, which: (None, None, None, Path(run) / "best.npz"))
-    monkeypatch.setattr(plotruns, "plot_lag_over_training", lambda run, out, **kw: out)
-    summaries = {f"train-{c}": {"steps": 15, "best_val_ppl": 300.0, "stopped": "max_steps", "wall_s": 1.0}
-                 for c in ("rnn", "lstm", "gru")}
+    drawn, summaries = stand_in_training_study(
+        monkeypatch, lag=lambda *a, **k: {"meta": {"optimizer": k.get("optimizer"), "lr": k.get("lr")}},
+        text="machado:valid")
     G.training_study(tmp_path, QUICK["gradients"], DataConfig(corpus="machado"), 0, summaries)
-    assert [d["meta"].get("optimizer") for d in drawn["trained-all"]] == ["adam"] * 3
-    assert [d["meta"].get("lr") for d in drawn["trained-all"]] == [0.002] * 3
+    assert [d["meta"].get("optimizer") for d in drawn["trained-all"][0]] == ["adam"] * 3
+    assert [d["meta"].get("lr") for d in drawn["trained-all"][0]] == [0.002] * 3
     for cell in ("rnn", "lstm", "gru"):     # at init: none; trained: adam
-        assert [d["meta"].get("optimizer") for d in drawn[f"trained-{cell}"]] == [None, "adam"]
+        assert [d["meta"].get("optimizer") for d in drawn[f"trained-{cell}"][0]] == [None, "adam"]
 
 
 def test_the_demos_lag_curve_records_what_it_is_given():

@@ -94,35 +94,46 @@ def test_trained_on_names_the_quick_text():
     assert trained_on("/elsewhere/velhoSenado.txt") == "one Machado text (velhoSenado)"
 
 
-def test_trained_figures_titles_name_the_quick_text(tmp_path, monkeypatch):
-    """training_study's titles, with the trainings, checkpoints and curves replaced by stand-ins."""
+def stand_in_training_study(monkeypatch, lag=lambda *a, **k: {}, text="velhoSenado.txt:valid"):
+    """demo gradients' training_study with its trainings, checkpoints and curves replaced by stand-ins
+    (`lag`: the curve each _lag call returns); returns ({figure stem: (docs, title)}, the trainings' summaries)."""
     from rnnlm import demogradients as G
     from rnnlm import runs
-    from rnnlm.data import DataConfig
-    from rnnlm.demo import QUICK
 
-    titles = {}
+    drawn = {}
 
     def plot_lag(docs, labels, out, title, **kw):
-        titles[Path(out).stem] = title
+        drawn[Path(out).stem] = (docs, title)
         return str(out)
 
     monkeypatch.setattr(G, "_plot_lag", plot_lag)
-    monkeypatch.setattr(G, "_tokens", lambda data_config, n: (np.arange(n) % 50, 50, "velhoSenado.txt:valid"))
+    monkeypatch.setattr(G, "_tokens", lambda data_config, n: (np.arange(n) % 50, 50, text))
     monkeypatch.setattr(G, "_initial_model", lambda config, seed: None)
-    monkeypatch.setattr(G, "_lag", lambda *a, **k: {})
+    monkeypatch.setattr(G, "_lag", lag)
     monkeypatch.setattr(G, "curve_numbers", lambda doc: {})
     monkeypatch.setattr(runs, "load_model", lambda run, which: (None, None, None, Path(run) / "best.npz"))
     monkeypatch.setattr(plotruns, "plot_lag_over_training", lambda run, out, **kw: out)
     summaries = {f"train-{c}": {"steps": 15, "best_val_ppl": 300.0, "stopped": "max_steps", "wall_s": 1.0}
                  for c in ("rnn", "lstm", "gru")}
+    return drawn, summaries
+
+
+def test_trained_figures_titles_name_the_quick_text(tmp_path, monkeypatch):
+    """training_study's titles, with the trainings, checkpoints and curves replaced by stand-ins."""
+    from rnnlm import demogradients as G
+    from rnnlm.data import DataConfig
+    from rnnlm.demo import QUICK
+
+    drawn, summaries = stand_in_training_study(monkeypatch)
     quick = DataConfig(corpus=str(tmp_path / "machado" / "txt" / "crônica" / "velhoSenado.txt"))
     G.training_study(tmp_path, QUICK["gradients"], quick, 0, summaries)
+    titles = {stem: title for stem, (_, title) in drawn.items()}
     assert titles["trained-all"] == "After a short training on one Machado crônica (velhoSenado): rnn vs lstm vs gru"
     for cell in ("rnn", "lstm", "gru"):
         assert titles[f"trained-{cell}"].endswith("after training on one Machado crônica (velhoSenado)")
-    titles.clear()
+    drawn.clear()
     G.training_study(tmp_path, QUICK["gradients"], DataConfig(corpus="machado"), 0, summaries)
+    titles = {stem: title for stem, (_, title) in drawn.items()}
     assert titles["trained-all"] == "After a short training on Machado: rnn vs lstm vs gru"
 
 
