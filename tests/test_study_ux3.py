@@ -180,6 +180,7 @@ def test_a_study_first_names_its_jobs_and_folder_as_a_sweep_does(tmp_path):
     folder = tmp_path / "st"
     assert study._first_line(cfg, jobs, folder) == f"4 jobs (2 cells x 2 distances x 1 seed) into {folder}"
     folder.mkdir()
-    (folder / "sweep.jsonl").write_text(json.dumps({"name": jobs[0].name, "status": "done"}) + "\n")
+    row = {"name": jobs[0].name, "fn": jobs[0].fn, "settings": jobs[0].settings, "status": "done"}
+    (folder / "sweep.jsonl").write_text(json.dumps(row) + "\n")      # (a job is found by its settings too)
     assert study._first_line(cfg, jobs, folder) == (f"4 jobs (2 cells x 2 distances x 1 seed) into {folder}: "
                                                     "skipping 1 finished in an earlier run, running 3")
