@@ -21,17 +21,20 @@ def _subparsers(parser):
     return [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
 
 
-def _numeric_flags(parser=None, path=()):
-    """(command path, dest, option string, kind) for every int/float flag of every (sub)command."""
+def _all_actions(parser=None, path=()):
+    """(command path, action) for every flag of every (sub)command, a subcommand's before its parent's."""
     parser = parser or cli.build_parser()
     found = []
     for sub in _subparsers(parser):
         for name, child in sub.choices.items():
-            found += _numeric_flags(child, path + (name,))
-    for a in parser._actions:
-        if a.option_strings and a.type in (int, float, cliflags.float_arg, cliflags._clip_arg):
-            found.append((path, a.dest, a.option_strings[0], int if a.type is int else float))
-    return found
+            found += _all_actions(child, path + (name,))
+    return found + [(path, a) for a in parser._actions if a.option_strings]
+
+
+def _numeric_flags():
+    """(command path, dest, option string, kind) for every int/float flag of every (sub)command."""
+    return [(path, a.dest, a.option_strings[0], int if a.type is int else float) for path, a in _all_actions()
+            if a.type in (int, float, cliflags.float_arg, cliflags._clip_arg)]
 
 
 def _positionals(path):
@@ -43,15 +46,6 @@ def _positionals(path):
 
 
 FLAGS = _numeric_flags()
-
-
-def _all_actions(parser=None, path=()):
-    parser = parser or cli.build_parser()
-    found = []
-    for sub in _subparsers(parser):
-        for name, child in sub.choices.items():
-            found += _all_actions(child, path + (name,))
-    return found + [(path, a) for a in parser._actions if a.option_strings]
 
 
 def test_the_discovery_finds_every_numeric_flag():
