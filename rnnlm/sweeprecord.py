@@ -264,9 +264,14 @@ class _Recorder:
                 raise UserError(f"job {job.name}: file {rel!r} would land outside its folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, blob)
-        if ERROR_FILE not in files:     # an earlier failure's traceback, of a job rerun since (its line deleted)
-            with contextlib.suppress(OSError):
-                (self.folder / job.name / ERROR_FILE).unlink()
+        # An earlier run of this job (its line deleted, to run it again) left files this one did not write: its
+        # error.txt, or the model.npz of --keep-models beside the new config.json, which evaluate would read.
+        home = self.folder / job.name
+        written = {(home / rel).resolve() for rel in files}
+        for old in sorted(home.rglob("*")) if home.is_dir() else ():
+            if old.is_file() and old.resolve() not in written:
+                with contextlib.suppress(OSError):
+                    old.unlink()
         row = {"name": job.name, "fn": job.fn, "settings": job.settings, "status": out["status"]}
         if out.get("error"):
             row["error"] = out["error"]

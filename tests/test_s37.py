@@ -206,3 +206,25 @@ def test_a_new_job_whose_short_name_the_folder_holds_is_named_apart_not_refused(
         f"error: {out / 'sweep.jsonl'} records job seed=0 with other settings (cannot change --lr (20.0 -> 5.0)); "
         "use another folder, or delete its line to run it again")
     assert len(_rows(out)) == 6
+
+
+def test_a_job_run_again_leaves_no_file_of_its_earlier_run(tmp_path):
+    """A new user's trial: a --keep-models job whose line was deleted, run again without it, kept the old
+    model.npz beside the new config.json, and `evaluate` read the old model."""
+    from rnnlm.sweep import Job, run_sweep
+    out = tmp_path / "sw"
+    job = Job("run", "test_s37:files_job", {"files": ["config.json", "model.npz", "sub/best.npz"]})
+    run_sweep(out, [job], scheduler="serial", progress=False)
+    assert sorted(p.relative_to(out / "run").as_posix() for p in (out / "run").rglob("*") if p.is_file()) == [
+        "config.json", "model.npz", "sub/best.npz"]
+    (out / "sweep.jsonl").write_text("")                  # its line deleted, to run it again
+    run_sweep(out, [Job("run", "test_s37:files_job", {"files": ["config.json"]})], scheduler="serial",
+              progress=False)
+    assert [p.relative_to(out / "run").as_posix() for p in (out / "run").rglob("*") if p.is_file()] == ["config.json"]
+    assert (out / "run" / "config.json").read_text() == "config.json of ['config.json']"
+
+
+def files_job(settings, payload):
+    """A job that writes the files its settings name."""
+    from rnnlm.sweep import JobResult
+    return JobResult(row={}, files={f: f"{f} of {settings['files']}".encode() for f in settings["files"]})
