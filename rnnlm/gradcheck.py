@@ -152,6 +152,8 @@ def check_all(*, cell: str, activation: str, layers: int, tied: bool, dropout: f
     """
     from .config import parse_activation
 
+    if str(activation).strip().lower() in ("all", "tanh"):     # as parse_activation reads names: any case
+        activation = str(activation).strip().lower()
     if activation != "all":
         try:
             parse_activation(activation)

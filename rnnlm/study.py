@@ -401,18 +401,13 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     import matplotlib.pyplot as plt
 
     from .plots import write_figure
-    ds = config.distance_list()
-    cells = config.cell_list()
     paths = []
-    n_cells = len(cells)
-
-    def offset(i):
-        return 2 ** ((i - (n_cells - 1) / 2) * 0.06)   # spread the cells' markers a little on the log axis
-
-    def save(fig, name):
+    for name, draw, height in (("success", _draw_success, 4.2), ("steps", _draw_steps, 4.2),
+                               ("gradient", _draw_gradient, 4.6)):
         if name not in names:
-            plt.close(fig)
-            return
+            continue
+        fig, ax = plt.subplots(figsize=(7, height))
+        draw(ax, config, summary)
         files = {folder / f"{name}.{ext}": {"dpi": 100 if ext == "png" else None, "bbox_inches": "tight",
                                             "metadata": {"Date": None} if ext == "svg" else None}
                  for ext in formats}
@@ -421,12 +416,20 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
             write_figure(fig, files)
         paths.extend(files)
         plt.close(fig)
+    return paths
 
-    # success rate
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+
+def _offset(i: int, n_cells: int) -> float:
+    """The factor on a log axis that spreads cell i's markers (of n_cells) a little from the others'."""
+    return 2 ** ((i - (n_cells - 1) / 2) * 0.06)
+
+
+def _draw_success(ax, config: StudyConfig, summary: dict) -> None:
+    """The success figure: the fraction of runs solved per distance and cell, with 95% Wilson intervals."""
+    ds, cells = config.distance_list(), config.cell_list()
     for i, c in enumerate(cells):
         s = [summary[c][str(d)] for d in ds]
-        x = [d * offset(i) for d in ds]
+        x = [d * _offset(i, len(cells)) for d in ds]
         rate = [v["rate"] if v["rate"] is not None else np.nan for v in s]
         lo = [max(0.0, r - v["wilson95"][0]) if not np.isnan(r) else 0 for r, v in zip(rate, s)]
         hi = [max(0.0, v["wilson95"][1] - r) if not np.isnan(r) else 0 for r, v in zip(rate, s)]
@@ -441,10 +444,11 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     _mark_window(ax, config)
     _legend(ax, config, fontsize=8)
     ax.grid(alpha=0.3)
-    save(fig, "success")
 
-    # steps to success
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+
+def _draw_steps(ax, config: StudyConfig, summary: dict) -> None:
+    """The steps figure: steps to success of the solved runs (median, range) per distance and cell."""
+    ds, cells = config.distance_list(), config.cell_list()
     drawn = 0
     for i, c in enumerate(cells):
         xs, med, lo, hi = [], [], [], []
@@ -452,7 +456,7 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
             v = summary[c][str(d)]
             if v["solved_step_median"] is None:
                 continue
-            xs.append(d * offset(i))
+            xs.append(d * _offset(i, len(cells)))
             med.append(v["solved_step_median"])
             lo.append(v["solved_step_median"] - v["solved_step_range"][0])
             hi.append(v["solved_step_range"][1] - v["solved_step_median"])
@@ -483,10 +487,12 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     if ax.get_legend_handles_labels()[0]:
         _legend(ax, config, fontsize=8)
     ax.grid(alpha=0.3)
-    save(fig, "steps")
 
-    # gradient at the key
-    fig, ax = plt.subplots(figsize=(7, 4.6))
+
+def _draw_gradient(ax, config: StudyConfig, summary: dict) -> None:
+    """The gradient figure: ‖∂ nll(answer) / ∂ h_key‖ at init and while learning (median over seeds, range)
+    per distance and cell, with each cell's reach (the last distance most runs solved) dotted."""
+    ds, cells = config.distance_list(), config.cell_list()
     lowest = math.inf
     for i, c in enumerate(cells):
         for key, ls, mk, lab in (("log10_grad_key_init", "--", "o", "at init"),
@@ -496,7 +502,7 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
                 v = summary[c][str(d)][key]
                 if v["median"] is None:
                     continue
-                xs.append(d * offset(i))
+                xs.append(d * _offset(i, len(cells)))
                 med.append(10 ** v["median"])
                 lo.append(10 ** v["range"][0])
                 hi.append(10 ** v["range"][1])
@@ -509,7 +515,7 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
                 lowest = min(lowest, min(lo))
         r = reach(summary, c, ds)
         if r is not None:
-            ax.axvline(r * offset(i), color=COLORS.get(c), ls=":", lw=1.2)
+            ax.axvline(r * _offset(i, len(cells)), color=COLORS.get(c), ls=":", lw=1.2)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     if lowest < math.inf and lowest > 0:
@@ -522,8 +528,6 @@ def write_figures(config: StudyConfig, summary: dict, folder: Path, names=("succ
     _mark_window(ax, config)
     _legend(ax, config, fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
-    save(fig, "gradient")
-    return paths
 
 
 # ---------------------------------------------------------------- the command
