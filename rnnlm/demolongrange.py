@@ -87,10 +87,8 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     if not 1 <= min_distance <= (QUICK if quick else FULL)["longrange"]["max_distance"]:
         raise UserError(f"--min-distance must be between 1 and the maximum training distance, got {min_distance}")
     check_range("omega", omega)     # (None: the sizes' value)
-    from .runs import load_model
     from .data import DataConfig, load_corpus
-    from .plots import clip_label
-    from .probes import agreement_probe, context_usage, model_scorer, parse_distances
+    from .probes import parse_distances
     from .config import ModelConfig, TrainConfig
     from .sintetico import ensure_corpus
 
@@ -135,38 +133,62 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
         exc.line = f"{stop_word(exc)}: {kept}; run the same command again (same --out) to continue"
         raise
     for name, over in models:
-        run = out / name
-        s = trained[name]
-        row = {"name": name, "cell": over["cell"], "hidden": over["hidden"], "clip_norm": over["clip_norm"],
-               "omega": over.get("omega", 0.0), "params": s["params"], "steps": s["steps"], "stopped": s["stopped"],
-               "train_wall_s": s["wall_s"],
-               "valid_ppl": s["best_val_ppl"] if math.isfinite(s["best_val_ppl"]) else None}
-        model, vocab, _, _ = load_model(run, "best")
-        if row["valid_ppl"] is None:
-            row["probes"] = "skipped: the run diverged before any finite validation"
-            rows[name] = row
-            continue
-        _say(f"probes and lag curve: {name}")
-        agr = agreement_probe(model_scorer(model), vocab.stoi, distances, sizes["probe_n"], seed, "number")
-        agr = {"run": str(run), "cell": over["cell"], "label": name, **agr}
-        _write_json(run / "probe-agreement-number.json", agr)
-        ctx = context_usage(model, corpus.valid, parse_distances(sizes["context_distances"]), "shuffle",
-                            sizes["context_targets"], seed, sizes["context_window"], V)
-        ctx = {"run": str(run), "cell": over["cell"], "label": name, "split": "valid", **ctx}
-        _write_json(run / "probe-context-shuffle.json", ctx)
-        doc = _lag(model, tokens, sizes, seed, per_step=False, text="sintetico:valid", source=str(run / "best.npz"),
-                   clip=clip_label({"clip_norm": over["clip_norm"]}), omega=over.get("omega", 0.0))
-        _write_json(run / "jacobian.json", doc)
-        docs.append(doc)
-        names.append(f"{name} (H={over['hidden']})")
-        row.update(agreement={f"{lo}-{hi}": _bin_accuracy(agr, lo, hi) for lo, hi in sizes["bins"]},
-                   agreement_overall=agr["overall"]["accuracy"], chance_at=agr["chance_at"],
-                   effective_context=ctx["effective_context"], context_baseline_loss=ctx["baseline_loss"],
-                   jacobian=curve_numbers(doc))
-        rows[name] = row
-    probed = [n for n in rows if "agreement" in rows[n]]
+        rows[name], doc = _probe_run(out / name, name, over, trained[name], corpus, sizes, seed, distances, tokens)
+        if doc is not None:
+            docs.append(doc)
+            names.append(f"{name} (H={over['hidden']})")
+    figs = _figures(out, rows, docs, names, _trained_on(corpus_settings))
+    summary = {"demo": "longrange", "quick": quick, "seed": seed, "minutes_per_model": None if quick else minutes,
+               "sizes": {k: v for k, v in sizes.items() if k != "bins"}, "bins": sizes["bins"],
+               "corpus": {"folder": str(folder), **corpus_settings, "vocab": V,
+                          "tokens": {k: int(len(getattr(corpus, k))) for k in ("train", "valid", "test")}},
+               "matched": {"target_params": target, "hidden": hidden}, "models": rows, "figures": figs,
+               }
+    figs["agreement_far"] = far_probe(out, rows, sizes, seed)
+    summary["shape"] = expected_shape(rows, sizes["bins"])
+    summary["wall_s"] = round(time.perf_counter() - t0, 1)
+    _write_json(out / "summary.json", summary)
+    (out / "summary.md").write_text(longrange_markdown(summary), encoding="utf-8")
+    return summary
+
+
+def _probe_run(run: Path, name: str, over: dict, s: dict, corpus, sizes: dict, seed: int, distances, tokens):
+    """One trained model's probes (agreement, context) and lag curve, written into its run folder; returns
+    its summary row and its lag document (None when the run diverged before any finite validation)."""
+    from .plots import clip_label
+    from .probes import agreement_probe, context_usage, model_scorer, parse_distances
+    from .runs import load_model
+    row = {"name": name, "cell": over["cell"], "hidden": over["hidden"], "clip_norm": over["clip_norm"],
+           "omega": over.get("omega", 0.0), "params": s["params"], "steps": s["steps"], "stopped": s["stopped"],
+           "train_wall_s": s["wall_s"],
+           "valid_ppl": s["best_val_ppl"] if math.isfinite(s["best_val_ppl"]) else None}
+    model, vocab, _, _ = load_model(run, "best")
+    if row["valid_ppl"] is None:
+        row["probes"] = "skipped: the run diverged before any finite validation"
+        return row, None
+    _say(f"probes and lag curve: {name}")
+    agr = agreement_probe(model_scorer(model), vocab.stoi, distances, sizes["probe_n"], seed, "number")
+    agr = {"run": str(run), "cell": over["cell"], "label": name, **agr}
+    _write_json(run / "probe-agreement-number.json", agr)
+    ctx = context_usage(model, corpus.valid, parse_distances(sizes["context_distances"]), "shuffle",
+                        sizes["context_targets"], seed, sizes["context_window"], len(corpus.vocab))
+    ctx = {"run": str(run), "cell": over["cell"], "label": name, "split": "valid", **ctx}
+    _write_json(run / "probe-context-shuffle.json", ctx)
+    doc = _lag(model, tokens, sizes, seed, per_step=False, text="sintetico:valid", source=str(run / "best.npz"),
+               clip=clip_label({"clip_norm": over["clip_norm"]}), omega=over.get("omega", 0.0))
+    _write_json(run / "jacobian.json", doc)
+    row.update(agreement={f"{lo}-{hi}": _bin_accuracy(agr, lo, hi) for lo, hi in sizes["bins"]},
+               agreement_overall=agr["overall"]["accuracy"], chance_at=agr["chance_at"],
+               effective_context=ctx["effective_context"], context_baseline_loss=ctx["baseline_loss"],
+               jacobian=curve_numbers(doc))
+    return row, doc
+
+
+def _figures(out: Path, rows: dict, docs: list, names: list, trained_on: str) -> dict:
+    """The agreement, context and Jacobian figures of every probed model, and the same three of the clipped
+    models and Ω only (fewer bands, easier to read); returns {figure key: file name in out}."""
     from .plotruns import plot_probe
-    trained_on = _trained_on(corpus_settings)
+    probed = [n for n in rows if "agreement" in rows[n]]
     figs = {
         "agreement": Path(plot_probe([out / n / "probe-agreement-number.json" for n in probed],
                                      out / "agreement.png",
@@ -177,7 +199,6 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
         "jacobian": Path(_plot_lag(docs, names, out / "jacobian.png",
                                    title="Jacobian norms by lag of the trained models (validation text)")).name,
     }
-    # The same three figures with the clipped models and Ω only: fewer bands, easier to read.
     main = [n for n in probed if not n.endswith("-noclip")]
     figs["agreement_main"] = Path(plot_probe([out / n / "probe-agreement-number.json" for n in main],
                                              out / "agreement-main.png",
@@ -192,18 +213,7 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
                                            out / "jacobian-main.png",
                                            title="Jacobian norms by lag: clipped rnn, lstm, gru"
                                                  + (" and rnn with Ω" if "rnn-omega" in main else ""))).name
-    summary = {"demo": "longrange", "quick": quick, "seed": seed, "minutes_per_model": None if quick else minutes,
-               "sizes": {k: v for k, v in sizes.items() if k != "bins"}, "bins": sizes["bins"],
-               "corpus": {"folder": str(folder), **corpus_settings, "vocab": V,
-                          "tokens": {k: int(len(getattr(corpus, k))) for k in ("train", "valid", "test")}},
-               "matched": {"target_params": target, "hidden": hidden}, "models": rows, "figures": figs,
-               }
-    figs["agreement_far"] = far_probe(out, rows, sizes, seed)
-    summary["shape"] = expected_shape(rows, sizes["bins"])
-    summary["wall_s"] = round(time.perf_counter() - t0, 1)
-    _write_json(out / "summary.json", summary)
-    (out / "summary.md").write_text(longrange_markdown(summary), encoding="utf-8")
-    return summary
+    return figs
 
 
 def far_probe(out: Path, rows: dict, sizes, seed: int) -> str:

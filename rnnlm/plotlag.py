@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -426,6 +427,19 @@ def draw_lag(docs: list, labels: list[str] | None = None, quantity: str = "auto"
         return _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title)
 
 
+class _Drawn(NamedTuple):
+    """What _draw_curves drew: one entry per curve (quantities, cells), the bounds to draw, the notes, and
+    the data's range (lo, hi: the smallest and largest finite median or band value; ±inf when none)."""
+    quantities: list        # the Jacobian drawn per curve: h, c or state
+    cells: list             # each curve's cell, "?" when its file does not say
+    bounds: list            # (lags, (log bound, label), colour, curve index) per curve with a bound
+    zero_notes: list        # a legend note per curve whose median is 0 at some lags
+    huge_notes: list        # a legend note per curve whose median is beyond float64's range at some lags
+    lo: float
+    hi: float
+    lags: list              # every lag drawn, all curves together
+
+
 def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
     names = item_names(docs)
     own_labels = labels
@@ -438,8 +452,57 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
         labels = lag_labels(docs, names)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.6))
-    quantities, cells, bounds, zero_notes, huge_notes = [], [], [], [], []
     tagged = quantity == "auto" and not flow and len(docs) > 1       # each entry says which Jacobian: [h]
+    drawn = _draw_curves(ax, docs, labels, quantity, norm, scope, flow, bound, tagged)
+    quantities, cells, lo_data, hi_data = drawn.quantities, drawn.cells, drawn.lo, drawn.hi
+    if not math.isfinite(hi_data) and not drawn.zero_notes:
+        # (nothing positive and finite, and no zero to mark: the figure would be empty axes)
+        raise UserError(f"nothing to draw: no median or band of {_what(quantities, norm, flow, cells)} in "
+                        f"{scope} is a finite number above 0 (null: beyond float64's range)")
+    notes = list(drawn.zero_notes) + drawn.huge_notes
+    if bound and not flow and drawn.bounds and not math.isfinite(hi_data):
+        notes.append("no bound drawn: no median is above 0, so there is no data range to draw it in")
+    if bound and flow:
+        notes.append("no bound drawn: the bound is on the Jacobian, not on the gradient flow")
+    elif bound and len(drawn.bounds) < len(docs):
+        others = [c for c, d in zip(cells, docs) if c != "rnn"]
+        if others:
+            notes.append(f"no bound drawn for {', '.join(dict.fromkeys(others))}: the bound is the vanilla RNN's")
+    bounds = _shared_bounds(drawn.bounds, labels)
+    if bounds and math.isfinite(hi_data):
+        _draw_bounds(ax, bounds, lo_data, hi_data)
+    for note in notes:
+        ax.plot([], [], " ", label=_wrap(note, NOTE_WIDTH))
+    ax.set_yscale("log")
+    if math.isfinite(hi_data):
+        _log_ylim(ax, lo_data, hi_data, 1.2 if bounds else None)
+    if drawn.lags and (not math.isfinite(hi_data) or drawn.huge_notes):
+        # nothing drawable on the log scale (every median 0), or a tail beyond float64 (null, not drawn):
+        # keep the x axis over the measured lags
+        ax.set_xlim(min(drawn.lags) - 0.5, max(drawn.lags) + 0.5)
+    _set_xlabel(ax, "lag d (time steps)")
+    _whole_lag_ticks(ax)
+    unit = "(nats per unit of state)" if flow else "(dimensionless)"
+    ax.set_ylabel(_wrap(f"{_what(quantities, norm, flow, cells)} {unit}", 60), fontsize=8)
+    if drawn.zero_notes and not math.isfinite(hi_data):
+        _nothing_positive(ax)               # every median 0: the strip says it all, no arbitrary decades
+    else:
+        draw_identity_norm(ax, [m.get("H") for m in (d["meta"] for d in docs)], quantities, norm, flow)
+    default = (f"{'Gradient flow' if flow else 'Jacobian ' + _norm_name(norm) + ' norm'} by lag, {scope} "
+               f"(median over anchors, 10–90% band)")
+    subtitle = _lag_subtitle([d["meta"] for d in docs], own_labels, quantities, tagged)
+    _set_title(ax, title or default, subtitle, width=95)
+    ax.grid(True, which="major", alpha=0.3)
+    _legend_below(ax)
+    fig.tight_layout()
+    fit_legends(fig)
+    return fig
+
+
+def _draw_curves(ax, docs, labels, quantity, norm, scope, flow, bound, tagged) -> _Drawn:
+    """Each lag document's median curve and 10-90% band on ax, its zeros marked; returns what was drawn and
+    what is left to draw (the bounds) or say (the notes)."""
+    quantities, cells, bounds, zero_notes, huge_notes = [], [], [], [], []
     lo_data, hi_data = math.inf, -math.inf
     all_lags = []
     for i, doc in enumerate(docs):
@@ -478,71 +541,46 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
             b = _bound_values(doc["meta"], scope, norm, lags)
             if b is not None:
                 bounds.append((lags, b[0], b[1], line.get_color(), i))
-    if not math.isfinite(hi_data) and not zero_notes:
-        # (nothing positive and finite, and no zero to mark: the figure would be empty axes)
-        raise UserError(f"nothing to draw: no median or band of {_what(quantities, norm, flow, cells)} in "
-                        f"{scope} is a finite number above 0 (null: beyond float64's range)")
-    notes = list(zero_notes) + huge_notes
-    if bound and not flow and bounds and not math.isfinite(hi_data):
-        notes.append("no bound drawn: no median is above 0, so there is no data range to draw it in")
-    if bound and flow:
-        notes.append("no bound drawn: the bound is on the Jacobian, not on the gradient flow")
-    elif bound and len(bounds) < len(docs):
-        others = [c for c, d in zip(cells, docs) if c != "rnn"]
-        if others:
-            notes.append(f"no bound drawn for {', '.join(dict.fromkeys(others))}: the bound is the vanilla RNN's")
-    # Bounds grow as c^d and would reach 1e30 and squash the measured curves into a band:
-    # what is drawn of them stops at the data's range (one decade of margin), and the legend says so.
-    bounds = _shared_bounds(bounds, labels)
-    if bounds and math.isfinite(hi_data):
-        # (in log space, within float64's range: hi_data·10 and its exp overflow near 1e308)
-        top = min(math.log(hi_data) + math.log(10.0), _LN_MAX)
-        bottom = max(math.log(lo_data) - math.log(10.0), _LN_MIN)
-        for lags, logb, label, color in bounds:
-            cut = logb > top
-            below = logb < bottom
-            x = np.asarray(lags, dtype=np.float64)
-            drawn = np.where(cut | below, np.nan, np.exp(np.clip(logb, _LN_MIN, _LN_MAX)))
-            exit_at = None
-            if cut.any() and not cut[0]:
-                # on to where it leaves the range (between two lags, the same dashes without a legend entry),
-                # so that a bound cut after d = 1 is a visible segment and not one point of a dashed line
-                j = int(np.argmax(cut))
-                if not (cut[j - 1] or below[j - 1]):
-                    exit_at = x[j - 1] + (top - logb[j - 1]) / (logb[j] - logb[j - 1]) * (x[j] - x[j - 1])
-                    ax.plot([x[j - 1], exit_at], [drawn[j - 1], math.exp(top)], linestyle="--", linewidth=1,
-                            color=color, label="_nolegend_")
-            if cut.any() or below.any():
-                ends = [f"{math.exp(logb[-1]) if logb[-1] < 700 else math.inf:.2g} at d = {lags[-1]}"]
-                leaves = (f"leaves the plotted range at d = {exit_at:.{2 if exit_at < 10 else 3}g}; "
-                          if exit_at is not None
-                          else "above the plotted range from d = 1; " if cut[0] else "")
-                label += f" (cut at the data's range: {leaves}it reaches {ends[0]})"
-            ax.plot(lags, drawn, linestyle="--", linewidth=1, color=color, label=label)
-    for note in notes:
-        ax.plot([], [], " ", label=_wrap(note, NOTE_WIDTH))
-    ax.set_yscale("log")
-    if math.isfinite(hi_data):
-        _log_ylim(ax, lo_data, hi_data, 1.2 if bounds else None)
-    if all_lags and (not math.isfinite(hi_data) or huge_notes):
-        # nothing drawable on the log scale (every median 0), or a tail beyond float64 (null, not drawn):
-        # keep the x axis over the measured lags
-        ax.set_xlim(min(all_lags) - 0.5, max(all_lags) + 0.5)
-    _set_xlabel(ax, "lag d (time steps)")
-    _whole_lag_ticks(ax)
-    unit = "(nats per unit of state)" if flow else "(dimensionless)"
-    ax.set_ylabel(_wrap(f"{_what(quantities, norm, flow, cells)} {unit}", 60), fontsize=8)
-    if zero_notes and not math.isfinite(hi_data):
-        _nothing_positive(ax)               # every median 0: the strip says it all, no arbitrary decades
-    else:
-        draw_identity_norm(ax, [m.get("H") for m in (d["meta"] for d in docs)], quantities, norm, flow)
-    default = (f"{'Gradient flow' if flow else 'Jacobian ' + _norm_name(norm) + ' norm'} by lag, {scope} "
-               f"(median over anchors, 10–90% band)")
-    metas = [d["meta"] for d in docs]
+    return _Drawn(quantities, cells, bounds, zero_notes, huge_notes, lo_data, hi_data, all_lags)
+
+
+def _draw_bounds(ax, bounds, lo_data: float, hi_data: float) -> None:
+    """The dashed bounds (_shared_bounds' (lags, log bound, label, colour)), drawn within the data's range.
+
+    Bounds grow as c^d and would reach 1e30 and squash the measured curves into a band: what is drawn of
+    them stops at the data's range (one decade of margin), and the legend entry says where and how far."""
+    # (in log space, within float64's range: hi_data·10 and its exp overflow near 1e308)
+    top = min(math.log(hi_data) + math.log(10.0), _LN_MAX)
+    bottom = max(math.log(lo_data) - math.log(10.0), _LN_MIN)
+    for lags, logb, label, color in bounds:
+        cut = logb > top
+        below = logb < bottom
+        x = np.asarray(lags, dtype=np.float64)
+        drawn = np.where(cut | below, np.nan, np.exp(np.clip(logb, _LN_MIN, _LN_MAX)))
+        exit_at = None
+        if cut.any() and not cut[0]:
+            # on to where it leaves the range (between two lags, the same dashes without a legend entry),
+            # so that a bound cut after d = 1 is a visible segment and not one point of a dashed line
+            j = int(np.argmax(cut))
+            if not (cut[j - 1] or below[j - 1]):
+                exit_at = x[j - 1] + (top - logb[j - 1]) / (logb[j] - logb[j - 1]) * (x[j] - x[j - 1])
+                ax.plot([x[j - 1], exit_at], [drawn[j - 1], math.exp(top)], linestyle="--", linewidth=1,
+                        color=color, label="_nolegend_")
+        if cut.any() or below.any():
+            ends = [f"{math.exp(logb[-1]) if logb[-1] < 700 else math.inf:.2g} at d = {lags[-1]}"]
+            leaves = (f"leaves the plotted range at d = {exit_at:.{2 if exit_at < 10 else 3}g}; "
+                      if exit_at is not None
+                      else "above the plotted range from d = 1; " if cut[0] else "")
+            label += f" (cut at the data's range: {leaves}it reaches {ends[0]})"
+        ax.plot(lags, drawn, linestyle="--", linewidth=1, color=color, label=label)
+
+
+def _lag_subtitle(metas: list[dict], own_labels, quantities: list, tagged: bool) -> str:
+    """The lag figure's subtitle: the settings, what the medians are over, the optimizer, the [q] tags."""
     # The default legend entries name each curve's own settings (lag_labels): the subtitle then says only
     # what every curve shares, since 'init default / orthogonal' over three curves maps onto none of them.
     # Labels of the caller's own say nothing of the settings: the subtitle lists each curve's, in order.
-    common_only = own_labels is None and len(docs) > 1
+    common_only = own_labels is None and len(metas) > 1
     behind = "median over " + _joined(
         f"{m.get('anchors', '?')} anchors × {m.get('tokens', '?')} tokens"
         + (f" of {_text_name(m['text'])}" if m.get("text") else "") for m in metas)
@@ -560,12 +598,7 @@ def _draw_lag(docs, labels, quantity, norm, scope, flow, bound, title):
     if tagged:
         # (a no-break space after the colon: the subtitle's wrapping never parts a tag from what it means)
         subtitle += "; " + ", ".join(f"[{q}]:\u00a0{_QUANTITY_TAG_TEXT.get(q, q)}" for q in dict.fromkeys(quantities))
-    _set_title(ax, title or default, subtitle, width=95)
-    ax.grid(True, which="major", alpha=0.3)
-    _legend_below(ax)
-    fig.tight_layout()
-    fit_legends(fig)
-    return fig
+    return subtitle
 
 
 def _optimizers(metas: list[dict]) -> str:
