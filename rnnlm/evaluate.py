@@ -92,6 +92,22 @@ def _text_tokens(raw: str, name, data) -> tuple[list, str]:
     return tokens, note
 
 
+def trained_config(info: dict, path=None):
+    """The TrainConfig a checkpoint's meta.config records (its "train"): how the model's text was read.
+    UserError when it records none (a file written by hand with checkpoint.save) or one that does not load."""
+    from .config import config_from_dict
+    where = f"{path}: " if path is not None else ""
+    train = info.get("train") if isinstance(info, dict) else None
+    if not isinstance(train, dict) or not train:
+        raise UserError(f"{where}the checkpoint records no training settings (meta.config has no \"train\"), so "
+                        "how the model reads text is unknown; save a model trained in Python with "
+                        "rnnlm.runs.save_model(path, model, vocab, corpus), which records them")
+    try:
+        return config_from_dict(train)
+    except UserError as exc:
+        raise UserError(f"{where}meta.config's \"train\": {exc}") from None
+
+
 def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: str = "use a text file with --text "
                  "instead", corpus=None, corpus_flag: bool = False) -> dict:
     """Token ids of a split of a run's own corpus, or of any text file read the run's way.
@@ -108,9 +124,8 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
     was).
     """
     from .corpus import read_text
-    from .config import config_from_dict
 
-    tcfg = config_from_dict(info["train"])
+    tcfg = trained_config(info)
     if text is not None:
         p = Path(text)
         if not p.is_file():
@@ -138,6 +153,10 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
                            "it elsewhere)"))
     given = corpus
     corpus = load_corpus(tcfg.data)
+    if not (info.get("corpus") or {}).get("checksum"):
+        raise UserError("the checkpoint records no checksum of its corpus (meta.config's \"corpus\"), so a split "
+                        f"read now cannot be checked to be the text it was trained on; {instead} (or save the "
+                        "model with rnnlm.runs.save_model, which records it)")
     if corpus.checksum != info.get("corpus", {}).get("checksum"):
         if given is not None:
             raise UserError(f"--corpus {given} holds other text than the run was trained on, or is read another "
@@ -166,10 +185,9 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     A bar counts the tokens predicted (on a terminal).
     """
     from .data import batchify
-    from .config import config_from_dict
 
     model, vocab, info, path = load_model(run, which)
-    tcfg = config_from_dict(info["train"])
+    tcfg = trained_config(info, path)
     B = tcfg.eval_batch_size if batch_size is None else batch_size      # (0 is refused below, not a default)
     T = tcfg.bptt if bptt is None else bptt
     if B < 1 or T < 1:

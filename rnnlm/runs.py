@@ -675,6 +675,74 @@ def _refuse_lost_best(run: Path, which: str) -> None:
                         f"deleted or moved; restore it, or read the latest model instead with --checkpoint latest")
 
 
+def run_info(config, model_config, corpus) -> dict:
+    """What config.json holds, and every checkpoint again as meta.config: {"train": config.to_dict(), "model":
+    model_config as a dict (vocab_size included), "corpus": {checksum, tokens per split, oov_rate},
+    "rnnlm_version"}. config: a TrainConfig; model_config: its model with the corpus's vocab_size;
+    corpus: the data.Corpus it reads."""
+    import dataclasses
+
+    from . import __version__
+    return {"train": config.to_dict(), "model": dataclasses.asdict(model_config),
+            "corpus": {"checksum": corpus.checksum,
+                       "tokens": {s: int(len(getattr(corpus, s))) for s in ("train", "valid", "test")},
+                       "oov_rate": {k: float(v) for k, v in corpus.oov_rate.items()}},
+            "rnnlm_version": __version__}
+
+
+def save_model(path, model, vocab, corpus, config=None) -> Path:
+    """Write a model built or trained in Python as a checkpoint .npz that every command reads as it reads a
+    run's best.npz (generate, evaluate with --split or --text, score, jacobian, probe) and `load_model`
+    loads back. Written atomically; returns the path.
+
+    model: an RNNModel; vocab: the Vocab its ids index (len(vocab) == model.config.vocab_size);
+    corpus: the data.Corpus the model was trained on (load_corpus(...)): its checksum lets evaluate --split
+    check that a split it reads later is the same text read the same way, and its settings (config.data)
+    say how commands tokenize a --text file or a prime; its vocabulary must be `vocab`.
+    config: the TrainConfig the model was trained with, recorded as a run records it (default: one with
+    corpus.config and the model's settings; its data must be corpus.config, its model the model's).
+    The file holds no optimizer or loop state: it is not a run to resume (train --resume takes a folder).
+    Errors: TypeError for an argument of the wrong kind; UserError for a vocabulary, corpus or config
+    that does not match the model, a path not ending in .npz, a folder that does not exist.
+    """
+    import dataclasses
+
+    from .checkpoint import save
+    from .config import TrainConfig
+    from .data import Corpus, absolute_corpus
+    from .model import RNNModel
+    from .vocab import Vocab
+    for name, value, kind in (("model", model, RNNModel), ("vocab", vocab, Vocab), ("corpus", corpus, Corpus)):
+        if not isinstance(value, kind):
+            raise TypeError(f"save_model: {name} must be a {kind.__module__}.{kind.__name__}, "
+                            f"got {type(value).__name__}")
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"save_model: config must be a TrainConfig or None, got {type(config).__name__}")
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise UserError(f"save_model: path must end in .npz, got {str(path)!r}")
+    if not path.parent.is_dir():
+        raise UserError(f"save_model: the folder {path.parent} does not exist; create it first")
+    if len(vocab) != model.config.vocab_size:
+        raise UserError(f"save_model: the model has {model.config.vocab_size} words, the vocabulary {len(vocab)}")
+    if corpus.vocab.to_json() != vocab.to_json():
+        raise UserError("save_model: vocab is not the corpus's vocabulary (corpus.vocab): a split read later "
+                        "would be encoded with other ids than the model's")
+    mine = dataclasses.replace(model.config, vocab_size=None)
+    if config is None:
+        config = TrainConfig(data=corpus.config, model=mine)
+    if absolute_corpus(config.data) != absolute_corpus(corpus.config):
+        raise UserError("save_model: config.data is not the corpus's settings (corpus.config): the recorded "
+                        "tokenizer would not be the one the model was trained with")
+    if config.model != mine:
+        raise UserError("save_model: config.model is not the model's settings (model.config, vocab_size "
+                        "aside): give the TrainConfig the model was built from, or leave config out")
+    config = dataclasses.replace(config, data=absolute_corpus(config.data))   # (read from any folder later)
+    info = run_info(config, model.config, corpus)
+    save(path, model.state_dict(), config=info, vocab=vocab.to_json())
+    return path
+
+
 def load_model(run, which: str = "best"):
     """A model ready to use from a run folder or a checkpoint file.
 

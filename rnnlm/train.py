@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from .config import TrainConfig, config_to_dict
+from .config import TrainConfig
 from .errors import UserError
 from .evaluate import evaluate_stream
 from .fileio import first_new_folder, remove_new_folders
@@ -50,7 +50,7 @@ from .folderlock import lock_run
 from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
 from .resume import refuse_finished_resume, resume_flags, resume_point
-from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, log_gone, lost_steps, others_in, ppl as _ppl,
+from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, run_info, log_gone, lost_steps, others_in, ppl as _ppl,
                    refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint, threads_changed)
 from .session import _eval_event, _keep_best, _save, _Session, _validate_full
 from .step import StepResult, train_step
@@ -632,7 +632,6 @@ def _prepare(config: TrainConfig, corpus=None) -> _Session:
     """Corpus, batches, model and optimizer of a run (no files written yet); lr and out resolved."""
     import numpy as np
 
-    from . import __version__
     from .data import absolute_corpus, batchify, load_corpus
     from .model import RNNModel
     from .optim import make_optimizer
@@ -650,11 +649,7 @@ def _prepare(config: TrainConfig, corpus=None) -> _Session:
     train_stream = batchify(corpus.train, B)
     valid_stream = batchify(corpus.valid, config.eval_batch_size)
     jac_tokens = tracking_tokens(corpus) if config.track_jacobian_every else None
-    info = {"train": config_to_dict(config), "model": dataclasses.asdict(mcfg),
-            "corpus": {"checksum": corpus.checksum,
-                       "tokens": {s: int(len(getattr(corpus, s))) for s in ("train", "valid", "test")},
-                       "oov_rate": {k: float(v) for k, v in corpus.oov_rate.items()}},
-            "rnnlm_version": __version__}
+    info = run_info(config, mcfg, corpus)
     return _Session(config=config, corpus=corpus, model=model, opt=opt, rng=np.random.default_rng([config.seed, 1]),
                     train_stream=train_stream, valid_stream=valid_stream, jac_tokens=jac_tokens,
                     windows_per_epoch=len(range(0, train_stream.shape[0] - 1, T)), info=info)

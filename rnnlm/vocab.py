@@ -68,8 +68,23 @@ class Vocab:
     def __repr__(self) -> str:
         return f"Vocab({len(self)} words)"
 
+    def __contains__(self, word) -> bool:
+        """Whether `word` is one of the vocabulary's words (as written: the vocabulary of a lower-cased corpus
+        holds "homem", not "Homem")."""
+        return word in self.stoi
+
     def encode(self, tokens: Iterable[str]) -> np.ndarray:
-        """Tokens -> int32 ids; unknown words -> unk_id."""
+        """Tokens (an iterable of words) -> (n,) int32 ids; unknown words -> unk_id. Words are looked up as
+        given: text is first split (and lower-cased, numbers mapped) the corpus's way by
+        `rnnlm.tokenize.tokenize(text, keep_case=..., num_token=...)`. TypeError for a str (its characters
+        would be read as words) or a token that is not a str."""
+        if isinstance(tokens, (str, bytes)):
+            raise TypeError("Vocab.encode takes a list of words, got a str: split it first "
+                            "(rnnlm.tokenize.tokenize(text)), or wrap one word in a list")
+        tokens = list(tokens)
+        bad = next((t for t in tokens if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"Vocab.encode: every token must be a str, got {type(bad).__name__} {bad!r}")
         get, unk = self.stoi.get, self.unk_id
         return np.fromiter((get(t, unk) for t in tokens), dtype=np.int32)
 
