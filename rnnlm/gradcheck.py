@@ -24,6 +24,7 @@ most). The default seed is checked in the tests for every cell and activation.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +52,7 @@ class GradcheckReport:
         return self.max_error <= TOLERANCE
 
     def lines(self) -> list[str]:
+        """The report as the gradcheck command prints it: a line per array checked, then the overall one."""
         out = [f"gradcheck {self.label}"]
         for name, err in self.errors.items():
             k, n = self.checked[name]
@@ -77,8 +79,27 @@ def rel_error(a, n):
 def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, seed=0,
               vocab_size=11, emsize=5, hidden=5, T=4, B=3, eps=1e-3, max_entries=200,
               weight_scale=0.5) -> GradcheckReport:
-    """Check all gradients of a tiny float64 model; returns a GradcheckReport."""
+    """Check all gradients of a tiny float64 model against central finite differences; returns a
+    GradcheckReport (relative error per array, PASS at <= TOLERANCE).
+
+    Every parameter is redrawn uniform in [-weight_scale, weight_scale]; T steps of B streams of random ids
+    of vocab_size words, a random initial state (whose gradient is checked too, as h0 and c0) and, with
+    dropout, one fixed mask. Up to max_entries entries per array are checked, each by a five-point
+    central difference of step eps (shrunk where a relu kink lies within 2 eps). Errors: ValueError or
+    TypeError for eps not a finite number > 0, max_entries or weight_scale out of range; the model's own
+    errors for its settings (ModelConfig).
+    """
+    from .argcheck import check_int, is_real
     from .model import ModelConfig, RNNModel
+
+    for name, value in (("eps", eps), ("weight_scale", weight_scale)):
+        if not is_real(value):
+            raise TypeError(f"gradcheck: {name} must be a number, got {value!r} ({type(value).__name__})")
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"gradcheck: {name} must be a finite number > 0, got {value!r}")
+    check_int(max_entries, "max_entries", "gradcheck", lo=1)
+    for name, value in (("T", T), ("B", B)):
+        check_int(value, name, "gradcheck", lo=1)
 
     if tied:
         emsize = hidden
@@ -180,4 +201,5 @@ def _check_all(cell, activation, layers, tied, dropout, seed):
 
 
 def format_overall(worst: float) -> str:
+    """The command's last line: the largest relative error of every check, and PASS or FAIL (TOLERANCE)."""
     return f"gradcheck overall: max relative error {worst:.2e} -> {'PASS' if worst <= TOLERANCE else 'FAIL'}"

@@ -246,6 +246,8 @@ STATES = ("h",)           # the state a layer carries from step to step
 
 
 def alloc(T, B, E, H, dtype) -> GRUCache:
+    """An empty GRUCache for a window of T steps, B streams, input size E, hidden size H, in dtype
+    (float32 or float64): the forward fills it, the backward reads it (the shape of each field: GRUCache)."""
     return gru_alloc(T, B, E, H, dtype)
 
 

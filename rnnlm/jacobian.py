@@ -41,7 +41,9 @@ Definitions. A model reads the token sequence x_1..x_N from a zero state
 * Per-step summaries: the same norms of A_k over steps k sampled from the
   anchors' windows; meta carries the spectral radius and norm of W_hh and
   max|f'| of the activation, so that the measured curve can be held against
-  the bound ||dh_t/dh_k|| <= (||W_hh|| max|f'|)^(t-k) for the vanilla RNN.
+  the bound ||dh_t/dh_k|| <= (||W_hh|| max|f'|)^(t-k) for the vanilla RNN
+  (Pascanu, Mikolov & Bengio 2013, "On the difficulty of training recurrent neural
+  networks", section 2.1; Bengio, Simard & Frasconi 1994 for the vanishing it implies).
   (The common claim that a tanh RNN's Jacobian norm is at most 1 holds only
   when ||W_hh|| <= 1; the curves show when it fails.)
 * decay_rate: least-squares slope of ln(median norm) against lag (natural
@@ -172,6 +174,7 @@ def _state_size(spec):
 
 
 def frobenius_norms(J):
+    """(K, H, H) Jacobians -> (K,) Frobenius norms sqrt(sum of squared entries)."""
     return np.sqrt(np.einsum("kij,kij->k", J, J))
 
 
@@ -421,7 +424,10 @@ def check_enough_tokens(n_tokens: int, max_lag: int, where: str) -> None:
 
 
 def pick_anchors(n_tokens: int, max_lag: int, anchors: int, rng) -> np.ndarray:
-    """K distinct 1-based anchor steps t with D <= t <= N-1, sorted (all N - D of them when K is more)."""
+    """K distinct 1-based anchor steps t with D <= t <= N-1, sorted (all N - D of them when K is more),
+    drawn from rng (a numpy Generator; TypeError otherwise)."""
+    from .argcheck import check_generator
+    check_generator(rng, "pick_anchors")
     check_enough_tokens(n_tokens, max_lag, "pick_anchors")
     candidates = np.arange(max_lag, n_tokens)
     k = min(anchors, len(candidates))

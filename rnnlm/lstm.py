@@ -243,6 +243,8 @@ STATES = ("h", "c")            # the state a layer carries from step to step
 
 
 def alloc(T, B, E, H, dtype) -> LSTMCache:
+    """An empty LSTMCache for a window of T steps, B streams, input size E, hidden size H, in dtype
+    (float32 or float64): the forward fills it, the backward reads it (the shape of each field: LSTMCache)."""
     return lstm_alloc(T, B, E, H, dtype)
 
 

@@ -166,6 +166,7 @@ class RNNModel:
         return len(self.cell.states)
 
     def num_params(self) -> int:
+        """The number of weights (every array in `params`; a tied decoder counted once, as the encoder)."""
         return int(sum(p.size for p in self.params.values()))
 
     def _decoder_weight(self):
@@ -241,6 +242,8 @@ class RNNModel:
         p = self.config.dropout
         if p == 0.0:
             return None
+        from .argcheck import check_generator
+        check_generator(rng, "draw_masks")
         keep = 1.0 / (1.0 - p)
         shapes = [(T, B, self.config.emsize)] + [(T, B, self.config.hidden)] * self.config.layers
         return [((rng.random(s) >= p) * keep).astype(self.dtype) for s in shapes]
@@ -585,4 +588,6 @@ class RNNModel:
         return RNNModel(cfg, params={k: np.ascontiguousarray(v, dtype=cfg.dtype) for k, v in self.params.items()})
 
     def config_dict(self) -> dict:
+        """The model's settings (ModelConfig, vocab_size included) as a JSON-ready dict: ModelConfig(**d)
+        rebuilds them. A checkpoint records them with the training settings: save with runs.save_model."""
         return asdict(self.config)

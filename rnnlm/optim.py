@@ -10,6 +10,14 @@ through `state_dict()` / `load_state_dict()` as plain arrays, because
 checkpoints are `.npz` files read with `allow_pickle=False`. The update
 formulas follow `torch.optim` term by term (same defaults, same epsilon
 placement) so that runs can be compared with PyTorch ones.
+
+Sources: SGD with momentum, torch.optim.SGD's form (Polyak 1964, "Some methods of
+speeding up the convergence of iteration methods"; Nesterov's variant as in Sutskever
+et al. 2013, "On the importance of initialization and momentum in deep learning");
+Adagrad, Duchi, Hazan & Singer 2011 (JMLR 12), torch.optim.Adagrad's form; Adam,
+Kingma & Ba 2015 (ICLR, Algorithm 1, bias-corrected), torch.optim.Adam's form; norm
+clipping, Pascanu, Mikolov & Bengio 2013 ("On the difficulty of training recurrent
+neural networks", Algorithm 1), torch.nn.utils.clip_grad_norm_'s form.
 """
 from __future__ import annotations
 

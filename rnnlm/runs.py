@@ -98,8 +98,8 @@ class Metrics:
 
 
 def finite_or_none(event: dict) -> dict:
-    # Strict JSON has no NaN/Infinity; a non-finite number is written as null
-    # (the nonfinite event says which tensor went bad).
+    """The event with each non-finite float as None: strict JSON has no NaN/Infinity, so it is written as
+    null (the nonfinite event says which tensor went bad)."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in event.items()}
 
 

@@ -144,3 +144,36 @@ def test_the_readme_python_api_block_runs(tmp_path, monkeypatch):
     scope = {}
     exec(compile(block, "README.md", "exec"), scope)
     assert scope["curve"]["meta"]["cell"] == "gru" and scope["norm"] > 0
+
+
+@pytest.mark.parametrize("kw, error, words", [
+    (dict(eps=0.0), ValueError, "gradcheck: eps must be a finite number > 0, got 0.0"),
+    (dict(eps=float("nan")), ValueError, "gradcheck: eps must be a finite number > 0, got nan"),
+    (dict(eps="1e-3"), TypeError, "gradcheck: eps must be a number, got '1e-3' (str)"),
+    (dict(weight_scale=-1.0), ValueError, "gradcheck: weight_scale must be a finite number > 0, got -1.0"),
+    (dict(max_entries=0), ValueError, "gradcheck: max_entries must be an int >= 1, got 0"),
+    (dict(T=0), ValueError, "gradcheck: T must be an int >= 1, got 0"),
+])
+def test_gradcheck_checks_its_own_numbers(kw, error, words):
+    """gradcheck(eps=0) raised ZeroDivisionError, eps=nan returned a FAIL of nan, max_entries=0 numpy's
+    'zero-size array to reduction operation'."""
+    from rnnlm.gradcheck import gradcheck
+    with pytest.raises(error) as info:
+        gradcheck(**kw)
+    assert str(info.value) == words
+
+
+def test_pick_anchors_and_draw_masks_name_a_missing_generator():
+    """rng=None gave AttributeError: 'NoneType' object has no attribute 'choice' (and 'random')."""
+    import numpy as np
+
+    from rnnlm.jacobian import pick_anchors
+    from rnnlm.model import ModelConfig, RNNModel
+    with pytest.raises(TypeError, match=r"^pick_anchors: rng must be a numpy Generator, e\.g\. np\.random"):
+        pick_anchors(100, 5, 3, None)
+    assert pick_anchors(100, 5, 3, np.random.default_rng(0)).tolist() == \
+        np.sort(np.random.default_rng(0).choice(np.arange(5, 100), 3, replace=False)).tolist()
+    model = RNNModel(ModelConfig(vocab_size=10, emsize=4, hidden=4, dropout=0.5))
+    with pytest.raises(TypeError, match=r"^draw_masks: rng must be a numpy Generator"):
+        model.draw_masks(3, 2, None)
+    assert RNNModel(ModelConfig(vocab_size=10, emsize=4, hidden=4, dropout=0.0)).draw_masks(3, 2, None) is None
