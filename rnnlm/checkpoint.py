@@ -82,8 +82,17 @@ def save(path, model: dict, *, config: dict, vocab: dict | None = None,
 
     `model` holds the model arrays by PyTorch name (`RNNModel.state_dict()`);
     `optim` and `train` are stored under their prefixes. A crash or Ctrl-C
-    mid-write leaves the previous file intact.
+    mid-write leaves the previous file intact. `config` and `vocab` must be JSON-ready dicts (TypeError
+    otherwise). A model trained in Python is saved whole, with what the commands read, by runs.save_model.
     """
+    from collections.abc import Mapping
+    if not isinstance(model, Mapping):
+        raise TypeError(f"checkpoint.save: model must be a dict of arrays (model.state_dict()), got "
+                        f"{type(model).__name__}; runs.save_model(path, model, vocab, corpus) saves an RNNModel")
+    for name, value in (("config", config), ("vocab", vocab)):
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"checkpoint.save: {name} must be a JSON-ready dict, got {type(value).__name__}"
+                            + ("; give vocab.to_json()" if name == "vocab" else ""))
     path = Path(path)
     arrays = {}
     for k, v in model.items():

@@ -177,3 +177,20 @@ def test_pick_anchors_and_draw_masks_name_a_missing_generator():
     with pytest.raises(TypeError, match=r"^draw_masks: rng must be a numpy Generator"):
         model.draw_masks(3, 2, None)
     assert RNNModel(ModelConfig(vocab_size=10, emsize=4, hidden=4, dropout=0.0)).draw_masks(3, 2, None) is None
+
+
+def test_checkpoint_save_names_an_argument_of_the_wrong_kind(tmp_path):
+    """checkpoint.save(p, model) said "'RNNModel' object has no attribute 'items'"; vocab=Vocab failed seven
+    frames deep in json ('Object of type Vocab is not JSON serializable')."""
+    from rnnlm import checkpoint
+    from rnnlm.model import ModelConfig, RNNModel
+    from rnnlm.vocab import Vocab
+    model = RNNModel(ModelConfig(vocab_size=3, emsize=2, hidden=2))
+    with pytest.raises(TypeError, match=r"model must be a dict of arrays \(model.state_dict\(\)\), got RNNModel; "
+                                        r"runs.save_model"):
+        checkpoint.save(tmp_path / "a.npz", model, config={})
+    with pytest.raises(TypeError, match=r"vocab must be a JSON-ready dict, got Vocab; give vocab.to_json\(\)"):
+        checkpoint.save(tmp_path / "a.npz", model.state_dict(), config={}, vocab=Vocab(["<unk>", "<eos>", "a"]))
+    with pytest.raises(TypeError, match="config must be a JSON-ready dict, got ModelConfig"):
+        checkpoint.save(tmp_path / "a.npz", model.state_dict(), config=model.config)
+    assert not list(tmp_path.iterdir())
