@@ -6,12 +6,17 @@ takes the first usable folder of
     1. $RNNLM_CACHE
     2. the per-user cache: $XDG_CACHE_HOME/rnnlm, else ~/.cache/rnnlm
        (%LOCALAPPDATA%\\rnnlm on Windows); only if that home folder exists
-    3. <temp folder>/rnnlm-cache-<user>
+    3. <temp folder>/rnnlm-cache-<user>, only if this user's own (`not_private`)
     4. none: nothing is cached, with one warning (everything works, slower)
 
 "usable" = the folder can be created and a file written in it, so a
 read-only install, a missing or read-only HOME and a full disk all fall
-through to the next one.
+through to the next one. The temp folder is shared by every user, and
+Numba's cache files are pickles that Numba loads and runs: there the folder
+counts only if it is this user's own and nobody else can write to it (not
+a link, no group or world write), else another user could plant code in
+it. A $RNNLM_CACHE that cannot be used is said in one warning, naming the
+folder used instead.
 
 Compiled kernels go to `<root>/numba/<kernel_sources_hash()>/`: Numba checks
 only the source file of each kernel, so a kernel that inlines vecmath.py
@@ -30,6 +35,7 @@ import functools
 import hashlib
 import os
 import secrets
+import stat
 import sys
 import tempfile
 import warnings
@@ -74,34 +80,69 @@ def candidates() -> list[tuple[Path, str]]:
     return found
 
 
-def usable(folder: Path) -> bool:
-    """Whether `folder` can be created and written (a probe file is made and removed)."""
+def usable(folder: Path, private: bool = False) -> bool:
+    """Whether `folder` can be created and written (a probe file is made and removed); with `private`
+    (a folder in the shared temp folder), also whether it is this user's own: see `not_private`."""
+    return why_unusable(folder, private) is None
+
+
+def why_unusable(folder: Path, private: bool = False) -> str | None:
+    """None when `folder` is usable (see `usable`), else why not, in a few words."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
+        if private and (why := not_private(folder)):
+            return why
         probe = folder / f".probe-{os.getpid()}-{secrets.token_hex(4)}"   # never renamed: not a temp file
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         os.remove(probe)
-        return True
-    except OSError:
-        return False
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def not_private(folder: Path) -> str | None:
+    """Why another user could write into `folder` (a symbolic link, another owner, group or world
+    write), or None when only its owner, this user, can. Always None where there are no user ids
+    (Windows: its temp folder is per user)."""
+    if not hasattr(os, "getuid"):
+        return None
+    st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link"
+    if st.st_uid != os.getuid():
+        return f"it belongs to another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return "other users may write to it"
+    return None
 
 
 _warned = set()
 
 
-def cache_root() -> Path | None:
-    """The first usable folder of `candidates()`, or None (one warning per process) when none is."""
-    tried = candidates()
-    for folder, _ in tried:
-        if usable(folder):
-            return folder
-    key = tuple(str(f) for f, _ in tried)
+def _warn_once(key, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
-        names = ", ".join(f"{label} {folder}" for folder, label in tried) or "none configured"
-        warnings.warn(f"no writable cache folder ({names}): compiled kernels and tokenized corpora are "
-                      f"not cached, so each start is slower; set RNNLM_CACHE to a writable folder",
-                      stacklevel=2)
+        warnings.warn(message, stacklevel=3)
+
+
+def cache_root() -> Path | None:
+    """The first usable folder of `candidates()` (the temp folder's only if private: `not_private`), or
+    None when none is. One warning per process when none is, and when $RNNLM_CACHE is set but unusable."""
+    tried = candidates()
+    reasons = []
+    for folder, label in tried:
+        why = why_unusable(folder, private=label == "the temp folder")
+        if why is None:
+            if reasons and reasons[0][1] == "$RNNLM_CACHE":
+                _warn_once(("env", str(reasons[0][0]), str(folder)),
+                           f"RNNLM_CACHE={reasons[0][0]} cannot be used as a cache ({reasons[0][2]}); caching in "
+                           f"{folder} instead. Set RNNLM_CACHE to a folder you can write to, or unset it")
+            return folder
+        reasons.append((folder, label, why))
+    names = ", ".join(f"{label} {folder}: {why}" for folder, label, why in reasons) or "none configured"
+    _warn_once(tuple(str(f) for f, _ in tried),
+               f"no writable cache folder ({names}): compiled kernels and tokenized corpora are "
+               f"not cached, so each start is slower; set RNNLM_CACHE to a writable folder")
     return None
 
 

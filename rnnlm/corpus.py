@@ -316,6 +316,9 @@ def resolve(corpus: str, corpora_dir=None) -> CorpusSource:
     if not path.exists():
         raise UserError(f"corpus '{corpus}' is neither a named corpus ({', '.join(NAMED_CORPORA)}) "
                         f"nor an existing file or folder")
+    if not path.is_dir() and not path.is_file():    # /dev/zero, a FIFO: read twice (checksum, tokens), or never end
+        raise UserError(f"corpus {corpus} is not a regular file (a device, a FIFO or a socket); give a text file "
+                        "or a folder of .txt files")
     if path.is_dir():
         files = list_txt_files(path)
         if not files:
@@ -372,6 +375,33 @@ def _utf16_without_bom(raw: bytes) -> str | None:
     return None
 
 
+# a text given to a command (evaluate --text, score --file): above this it is a corpus, not a text to score,
+# or a device that never ends (/dev/zero); its words as Python strings take about 20 times its bytes
+MAX_TEXT_BYTES = 256 << 20
+
+
+def read_bytes(path, limit: int | None = None, advice: str = "give a smaller file") -> bytes:
+    """The bytes of `path`; with `limit`, at most that many, so that a device or pipe that never ends
+    (/dev/zero, `yes |`) is refused instead of filling the memory.
+
+    Errors: UserError "cannot read PATH: <reason>"; UserError "PATH is larger than N MiB ...; <advice>"
+    (a regular file by its size, before anything is read; anything else after reading limit + 1 bytes).
+    """
+    try:
+        with open(path, "rb") as f:
+            if limit is None:
+                return f.read()
+            size = os.fstat(f.fileno()).st_size if os.path.isfile(path) else 0
+            raw = f.read(limit + 1) if size <= limit else b""
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > limit or len(raw) > limit:
+        endless = "" if size else " (or never ends: a device such as /dev/zero, or a pipe)"
+        amount = f"{limit >> 20:,} MiB" if limit >= 1 << 20 else f"{limit:,} {plural(limit, 'byte')}"
+        raise UserError(f"{path} is larger than {amount}{endless}; {advice}")
+    return raw
+
+
 def read_text(path: Path, corpus: bool = True) -> str:
     """Read one corpus file (corpus=False: a text given to a command, evaluate --text) as text with
     '\\n' line ends.
@@ -381,12 +411,12 @@ def read_text(path: Path, corpus: bool = True) -> str:
     (latin-1 if even that fails) with a warning naming the file. Binary files
     (NUL bytes, or more than MAX_CONTROL_SHARE control characters, and MIN_CONTROL at least, once
     decoded: any bytes decode as latin-1) and empty files raise UserError, whose advice fits what the file is.
+    A text given to a command is read up to MAX_TEXT_BYTES (a UserError beyond it: a device that never ends
+    is refused, not read into memory); a corpus file is a regular file (`resolve` refuses anything else).
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    limit = None if corpus else MAX_TEXT_BYTES
+    raw = read_bytes(path, limit, advice="split it, or train on it as a corpus (train --corpus reads any size)")
     return decode_text(raw, path, corpus)
 
 

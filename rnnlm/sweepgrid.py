@@ -34,6 +34,8 @@ from .settings import check_types
 from .sweeprecord import TASK_JOB, TRAIN_JOB  # the job functions of a `sweep run` point and a study run
 
 EXTRA_KEYS = ("seeds", "measure", "keep_models")
+MAX_GRID_BYTES = 1 << 20    # a grid file is a few lines; more is a wrong file (or a device that never ends)
+MAX_JOBS = 100_000          # points in one sweep: each is a training and a folder (1,000 is already days)
 # Sweep defaults that differ from `train`'s: no sample text, no bar inside a job.
 SWEEP_DEFAULTS = {"sample_words": 0, "progress": False}
 _FIELDS = {
@@ -44,12 +46,17 @@ _FIELDS = {
 
 
 def read_grid_file(path) -> dict:
-    """A grid file (.json, or .toml on Python >= 3.11) as a dict."""
+    """A grid file (.json, or .toml on Python >= 3.11) as a dict; UserError when it is missing, a folder,
+    larger than MAX_GRID_BYTES (or never ends: /dev/zero), not UTF-8, not valid, or not one object."""
+    from .corpus import read_bytes
     path = Path(path)
     if not path.exists():
         raise UserError(f"grid file {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"grid file {path} is a folder; give a JSON (or TOML) grid file")
+    raw = read_bytes(path, MAX_GRID_BYTES, advice="a grid file is a few lines of JSON (or TOML); give the grid file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"grid file {path} is not UTF-8 text; give a JSON (or TOML) grid file") from None
     if path.suffix.lower() == ".toml":
@@ -160,7 +167,9 @@ def expand_grid(grid: dict) -> tuple[list[tuple[str, dict, TrainConfig]], list[s
         if "seed" in grid:
             raise UserError("give either seeds (a count) or seed (values), not both")
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise UserError(f"seeds must be a positive count, got {seeds!r}")
+            raise UserError(f"seeds must be a positive whole number (a count, such as 3), got {seeds!r}")
+        if seeds > MAX_JOBS:
+            raise UserError(f"seeds is {seeds:,}, more than a sweep runs ({MAX_JOBS:,} jobs at most); give fewer")
         grid["seed"] = list(range(seeds))
     empty = [k for k, v in grid.items() if isinstance(v, list) and not v]
     if empty:
@@ -169,6 +178,10 @@ def expand_grid(grid: dict) -> tuple[list[tuple[str, dict, TrainConfig]], list[s
     if "seed" in axes:                     # seeds innermost: one setting's seeds side by side
         axes = [a for a in axes if a != "seed"] + ["seed"]
     fixed = {k: (v[0] if isinstance(v, list) else v) for k, v in grid.items() if k not in axes}
+    count = math.prod(len(grid[a]) for a in axes)
+    if count > MAX_JOBS:
+        raise UserError(f"the grid has {count:,} points ({' x '.join(str(len(grid[a])) for a in axes)}), more "
+                        f"than a sweep runs ({MAX_JOBS:,} jobs at most); give fewer values")
     points = []
     for values in itertools.product(*(grid[a] for a in axes)):
         point = {**fixed, **dict(zip(axes, values))}

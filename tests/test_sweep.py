@@ -428,5 +428,5 @@ def test_a_grid_with_an_empty_list_or_a_boolean_seed_count_is_one_line():
     from rnnlm.sweepgrid import expand_grid
     with pytest.raises(UserError, match="cell an empty list"):
         expand_grid({"cell": [], "max_steps": 20})
-    with pytest.raises(UserError, match="seeds must be a positive count"):
+    with pytest.raises(UserError, match="seeds must be a positive whole number"):
         expand_grid({"cell": ["rnn"], "seeds": True})

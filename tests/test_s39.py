@@ -1,0 +1,119 @@
+"""Session 39: what a hostile tester found (see each test's docstring)."""
+import io
+import json
+import os
+import tempfile
+import warnings
+
+import pytest
+
+from rnnlm import caches, corpus
+from rnnlm.cli import main
+from rnnlm.errors import UserError
+from rnnlm.sweepgrid import MAX_JOBS, expand_grid, read_grid_file
+
+from saved_runs import untrained_gru_run
+
+# ---------------------------------------------------------------- input that never ends
+
+
+def test_a_device_or_pipe_that_never_ends_is_refused_not_read_into_memory(tmp_path, capsys):
+    """`sweep run --grid /dev/zero` and `score --file /dev/zero` read until the machine ran out of memory;
+    `train --corpus /dev/zero` (or a FIFO) hung with nothing said."""
+    with pytest.raises(UserError, match=r"/dev/zero is larger than 1 MiB \(or never ends.*give the grid file"):
+        read_grid_file("/dev/zero")
+    with pytest.raises(UserError, match="is a folder"):
+        read_grid_file(tmp_path)
+    big = tmp_path / "big.json"
+    big.write_text('{"hidden": 8' + " " * (2 << 20) + "}")
+    with pytest.raises(UserError, match=r"big.json is larger than 1 MiB; a grid file"):
+        read_grid_file(big)
+    assert main(["train", "--corpus", "/dev/zero", "--out", str(tmp_path / "r")]) == 2
+    assert "corpus /dev/zero is not a regular file (a device, a FIFO or a socket)" in capsys.readouterr().err
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    assert main(["corpus", "info", str(fifo)]) == 2
+    assert "is not a regular file" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_text_to_score_is_read_up_to_a_limit(tmp_path, capsys, monkeypatch):
+    run = untrained_gru_run(tmp_path, 20, 3)
+    monkeypatch.setattr(corpus, "MAX_TEXT_BYTES", 100)
+    small, big = tmp_path / "small.txt", tmp_path / "big.txt"
+    small.write_text("o menino corre\n", encoding="utf-8")
+    big.write_text("o menino corre\n" * 10, encoding="utf-8")
+    assert main(["score", str(run), "--file", str(small), "--totals"]) == 0
+    capsys.readouterr()
+    assert main(["score", str(run), "--file", str(big)]) == 2
+    err = capsys.readouterr().err
+    assert "big.txt is larger than 100 bytes; split it, or train on it as a corpus" in err and "never ends" not in err
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"o menino corre\n" * 10)))
+    assert main(["score", str(run), "--file", "-"]) == 2
+    assert "standard input is larger than" in capsys.readouterr().err
+    with pytest.raises(UserError, match="never ends"):
+        corpus.read_text("/dev/zero", corpus=False)
+
+
+def test_a_grid_of_too_many_points_is_refused_before_it_is_made():
+    """{"seeds": 1000000000} built a list of a billion seeds (and as many configs) before anything ran."""
+    with pytest.raises(UserError, match=r"seeds is 1,000,000,000, more than a sweep runs \(100,000 jobs"):
+        expand_grid({"seeds": 10**9})
+    with pytest.raises(UserError, match=r"seeds must be a positive whole number \(a count, such as 3\), got 3.0"):
+        expand_grid({"seeds": 3.0})
+    with pytest.raises(UserError, match=r"the grid has 200,000 points \(1000 x 200\)"):
+        expand_grid({"hidden": list(range(1, 1001)), "seed": list(range(200))})
+    points, axes = expand_grid({"hidden": [8, 16], "seeds": 2, "max_steps": 5})
+    assert len(points) == 4 and axes == ["hidden", "seed"] and MAX_JOBS == 100_000
+
+
+# ---------------------------------------------------------------- the cache folder
+
+
+@pytest.fixture()
+def env(monkeypatch, tmp_path):
+    for name in ("RNNLM_CACHE", "XDG_CACHE_HOME", "NUMBA_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "no-home"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(caches, "_warned", set())
+    return monkeypatch
+
+
+def test_a_temp_cache_folder_others_can_write_is_not_used(env, tmp_path):
+    """Numba's cache files are pickles it loads and runs: a /tmp/rnnlm-cache-<uid> made by another user (or
+    writable by others, or a link to their folder) was used, so they could plant code in it."""
+    folder = tmp_path / "tmp" / f"rnnlm-cache-{os.getuid()}"
+    assert caches.cache_root() == folder and (folder.stat().st_mode & 0o777) == 0o700     # made private
+    folder.chmod(0o777)
+    with pytest.warns(UserWarning, match=r"no writable cache folder \(the temp folder .*: other users may write"):
+        assert caches.cache_root() is None
+    folder.chmod(0o755)
+    assert caches.cache_root() == folder
+    env.setattr(os, "getuid", lambda: os.stat(folder).st_uid + 1)
+    assert caches.not_private(folder) == f"it belongs to another user (uid {folder.stat().st_uid})"
+    env.undo()
+    folder.rmdir()
+    (tmp_path / "theirs").mkdir()
+    folder.symlink_to(tmp_path / "theirs")
+    assert caches.not_private(folder) == "it is a symbolic link" and not caches.usable(folder, private=True)
+    assert caches.usable(folder)        # a folder the user chose ($RNNLM_CACHE) is theirs to share
+
+
+def test_an_unusable_rnnlm_cache_is_said_once(env, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env.setenv("RNNLM_CACHE", str(blocker / "c"))
+    with pytest.warns(UserWarning, match=r"RNNLM_CACHE=.*a-file/c cannot be used as a cache \(Not a directory\); "
+                                         r"caching in .*rnnlm-cache-\d+ instead") as record:
+        root = caches.cache_root()
+    assert len(record) == 1 and root.name.startswith("rnnlm-cache-")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert caches.cache_root() == root
+    env.setenv("RNNLM_CACHE", str(tmp_path / "mine"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert caches.cache_root() == tmp_path / "mine"
+    json.dumps(str(root))
