@@ -62,9 +62,57 @@ class _Stops:
     handler (`sigterm_raises`) ignores further signals, and the CLI exits with them ignored."""
     raised = False
     signalled = False
+    exc = None      # the stop's exception, as made (`stop_exception`): `redeliver_lost_stop` knows it by this
 
 
 STOPS = _Stops()
+
+
+def stop_exception(signum) -> KeyboardInterrupt:
+    """The exception a stopping signal raises (KeyboardInterrupt for SIGINT, Terminated for SIGTERM), made
+    and noted as the process's stop (STOPS.raised, STOPS.exc): from here on the handlers ignore further
+    signals, as the process unwinds to its one line and exit."""
+    import signal
+    STOPS.raised = True
+    STOPS.exc = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    return STOPS.exc
+
+
+def redeliver_lost_stop(unraisable) -> bool:
+    """For sys.unraisablehook: when the exception Python dropped is the stop a signal handler raised, send
+    that signal again (from a short-lived thread, once the hook has returned), its handlers answering it
+    anew; True if it was. A handler runs wherever the main thread is, and Python drops an exception
+    raised in a weakref callback or a __del__ (it reports it as "Exception ignored in ..."): a SIGTERM
+    that landed in one of them while Dask was imported was lost, and since the handlers ignore any
+    signal after a stop was raised, so was every later one, and the command ran to its end."""
+    exc = unraisable.exc_value
+    if exc is None or exc is not STOPS.exc or not STOPS.raised:
+        return False
+    import os
+    import signal
+    import threading
+    STOPS.raised = STOPS.signalled = False
+    STOPS.exc = None
+    signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+    threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+    return True
+
+
+@contextlib.contextmanager
+def stops_not_lost():
+    """sys.unraisablehook set to `redeliver_lost_stop` (then the hook it replaced) for the block."""
+    import sys
+    before = sys.unraisablehook
+
+    def hook(unraisable):
+        if not redeliver_lost_stop(unraisable):
+            before(unraisable)
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        if sys.unraisablehook is hook:
+            sys.unraisablehook = before
 
 
 def stop_word(exc: BaseException) -> str:
@@ -79,8 +127,7 @@ def exit_status(exc: BaseException) -> int:
 
 def raise_for_signal(signum, frame=None):
     """A stopping signal's exception: KeyboardInterrupt for SIGINT, Terminated for SIGTERM (a signal handler)."""
-    import signal
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    raise stop_exception(signum)
 
 
 class _Seen:
@@ -116,7 +163,6 @@ def sigterm_raises(sigint: bool = False, final: bool = False):
             return
         STOPS.signalled = True
         seen.signum = signum
-        STOPS.raised = True
         raise_for_signal(signum)
     STOPS.raised = STOPS.signalled = False
     names = [signal.SIGTERM] if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN else []
@@ -124,7 +170,8 @@ def sigterm_raises(sigint: bool = False, final: bool = False):
         names.append(signal.SIGINT)
     previous = {signum: signal.signal(signum, handler) for signum in names}
     try:
-        yield seen
+        with stops_not_lost():      # a stop raised where Python drops exceptions is sent again
+            yield seen
     finally:
         for signum, before in previous.items():
             signal.signal(signum, signal.SIG_IGN if final and STOPS.signalled else

@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
-from .errors import STOPS, Terminated
+from .errors import STOPS, stop_exception
 from .progress import note
 
 if TYPE_CHECKING:
@@ -255,8 +255,7 @@ def signal_error(signum) -> KeyboardInterrupt:
     KeyboardInterrupt the CLI exits 143 for) for SIGTERM (no import: it may be raised during one). Made
     only to be raised: from here on the handlers ignore further signals (errors.STOPS), as the process
     unwinds to its one line and exit."""
-    STOPS.raised = True
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    return stop_exception(signum)
 
 
 def stop_word(summary: dict) -> str:

@@ -266,13 +266,22 @@ def _client(scheduler: str | None, n_workers: int | None, retries: int, progress
             dashboard = False
         cluster = None
         try:
-            with contextlib.redirect_stdout(sys.stderr), _starting(shield):
-                # preload: the workers ignore the terminal's Ctrl-C and stop their jobs when closed (dask_setup)
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       env={**WORKER_ENV, JOB_TMP: scratch}, local_directory=scratch,
-                                       memory_limit=0,
-                                       dashboard_address=":0", silence_logs=logging.ERROR,
-                                       preload=[preload])
+            try:
+                with contextlib.redirect_stdout(sys.stderr), _starting(shield):
+                    # preload: the workers ignore the terminal's Ctrl-C and stop their jobs when closed (dask_setup)
+                    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                           env={**WORKER_ENV, JOB_TMP: scratch}, local_directory=scratch,
+                                           memory_limit=0,
+                                           dashboard_address=":0", silence_logs=logging.ERROR,
+                                           preload=[preload])
+            except Exception as exc:
+                # A Ctrl-C or a SIGTERM sent to the process group (`timeout`, a batch system) also stops the
+                # worker processes still starting, and the start fails ("Nanny failed to start"): the signal
+                # held back is what happened, so the sweep stops as stopped. Any other failure is one line.
+                shield.reraise()
+                raise UserError(f"the local Dask cluster of {n} {plural(n, 'worker')} failed to start "
+                                f"({type(exc).__name__}: {exc}); run the command again, give fewer --workers, "
+                                f"or --scheduler {SERIAL} to run the jobs in this process") from None
             shield.reraise()    # a Ctrl-C or SIGTERM held back while the cluster started: now it can be closed
             with Client(cluster) as client:
                 if dashboard and progress:
@@ -318,8 +327,11 @@ def _starting(shield: _Shield):
     Cut short, the start leaves half-made processes that log tracebacks, and
     a terminal's Ctrl-C reaches the worker processes too while they import
     (before `dask_setup` ignores it). SIGINT is blocked in this thread for
-    the start: the cluster's threads, made now, inherit the mask, and so do
-    the worker processes they spawn, until dask_setup ignores and unblocks it.
+    the start: the cluster's threads, made now, inherit the mask (dask_setup
+    unblocks it where a worker inherited it). Worker processes started by
+    spawn begin with no signal blocked, so a Ctrl-C or a SIGTERM sent to the
+    process group can still stop a worker while it starts: `_client` then
+    raises the signal held back instead of the failed start.
     """
     mask = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
     if mask:    # started now, or the first worker's start would start it and unblock SIGINT in its thread

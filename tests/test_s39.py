@@ -117,3 +117,77 @@ def test_an_unusable_rnnlm_cache_is_said_once(env, tmp_path):
         warnings.simplefilter("error")
         assert caches.cache_root() == tmp_path / "mine"
     json.dumps(str(root))
+
+
+# ---------------------------------------------------------------- a stop that lands where Python drops exceptions
+
+
+def test_a_stop_raised_inside_a_finalizer_is_sent_again():
+    """SIGTERM to `demo gradients` while it imported Dask was lost in about half the tries (the command ran to
+    its end, exit 0): the handler's Terminated was raised inside a weakref callback, where Python drops
+    exceptions, and every later signal was ignored as the process was already stopping."""
+    import signal
+    import time
+
+    from rnnlm.errors import STOPS, Terminated, sigterm_raises
+    ran = []
+
+    class Finalized:
+        def __del__(self):
+            ran.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100_000):    # the handler runs here, and its exception is dropped
+                pass
+
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(Terminated):
+            with sigterm_raises():
+                Finalized()
+                assert ran == [1]
+                time.sleep(5)       # the signal sent again ends this sleep
+    finally:
+        STOPS.raised = STOPS.signalled = False
+    assert time.monotonic() - t0 < 4
+
+
+def test_a_cluster_start_cut_short_by_a_stop_signal_stops_as_stopped(monkeypatch):
+    """SIGTERM to the process group while `sweep run` started its local cluster killed the workers still
+    starting, and Dask's "Nanny failed to start" came out as a traceback (exit 1); any other failed start did
+    too."""
+    import signal
+    import time
+
+    import distributed
+
+    from rnnlm.errors import STOPS, Terminated
+    from rnnlm.sweepcluster import _client, _Shield
+
+    def stopped(**kw):
+        os.kill(os.getpid(), signal.SIGTERM)        # held back by the shield while the cluster starts
+        time.sleep(0.05)
+        raise RuntimeError("Nanny failed to start.")
+
+    def failed(**kw):
+        raise RuntimeError("Nanny failed to start.")
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(distributed, "LocalCluster", stopped)
+    shield = _Shield()
+    try:
+        with pytest.raises(Terminated):
+            with _client(None, 1, 0, False, shield):
+                pass
+    finally:
+        shield.lower()
+        STOPS.raised = STOPS.signalled = False
+    monkeypatch.setattr(distributed, "LocalCluster", failed)
+    shield = _Shield()
+    with pytest.raises(UserError, match=r"^the local Dask cluster of 1 worker failed to start \(RuntimeError: "
+                                        r"Nanny failed to start.\); run the command again, give fewer --workers, "
+                                        r"or --scheduler serial"):
+        try:
+            with _client(None, 1, 0, False, shield):
+                pass
+        finally:
+            shield.lower()      # as run_sweep does
+    assert signal.getsignal(signal.SIGTERM) is before and shield.pending is None
