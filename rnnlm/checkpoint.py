@@ -116,6 +116,9 @@ def load(path) -> Checkpoint:
     """Read and check a checkpoint; any problem becomes a one-line UserError."""
     path = Path(path)
     if path.is_dir():
+        if path.suffix == ".npz":       # a run's model.npz or best.npz made a folder (by hand, or a bad copy)
+            raise UserError(f"{path} is a folder, not a checkpoint file; move it away (a run folder holds "
+                            "its checkpoints as files: model.npz, best.npz)")
         raise UserError(f"{path} is a folder; give a checkpoint file (e.g. {path / 'best.npz'})")
     if not path.exists():
         raise UserError(f"no checkpoint at {path}: no such file or folder")

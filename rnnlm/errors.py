@@ -31,6 +31,8 @@ _ADVICE = {
     errno.ENOENT: "check the path",
     errno.ENAMETOOLONG: "use a shorter path",
     errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
+    errno.EFBIG: "the file grew past the file system's or the shell's file-size limit (ulimit -f); write "
+                 "elsewhere{out} or raise the limit",
 }
 # The file name an error writing the command's standard output carries (cli names it so): what to do then
 # is the shell's redirection, not a flag.

@@ -33,8 +33,10 @@ time (the CLI's `--help` imports it through train.py).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from pathlib import Path
 
 from .errors import UserError, and_list, json_kind, plural
@@ -90,11 +92,24 @@ class Metrics:
         self.f = open(path, "a", encoding="utf-8")
 
     def log(self, event: dict) -> None:
-        self.f.write(json.dumps(finite_or_none(event), ensure_ascii=False) + "\n")
-        self.f.flush()
+        """Append the event as one line. An OSError of the write (a full disk) names metrics.jsonl, as the
+        system names no file for a write into an open one."""
+        with self._named():
+            self.f.write(json.dumps(finite_or_none(event), ensure_ascii=False) + "\n")
+            self.f.flush()
 
     def close(self):
-        self.f.close()
+        with self._named():
+            self.f.close()
+
+    @contextlib.contextmanager
+    def _named(self):
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(self.path)) from None
 
 
 def finite_or_none(event: dict) -> dict:

@@ -191,3 +191,45 @@ def test_a_cluster_start_cut_short_by_a_stop_signal_stops_as_stopped(monkeypatch
         finally:
             shield.lower()      # as run_sweep does
     assert signal.getsignal(signal.SIGTERM) is before and shield.pending is None
+
+
+# ---------------------------------------------------------------- a full disk, a file-size limit
+
+
+def test_a_full_disk_while_logging_a_step_names_metrics_jsonl():
+    """The write of a metrics line into a full disk said "No space left on device (while writing or reading a
+    file)": the system names no file for a write into an open one."""
+    import errno
+    from pathlib import Path
+
+    from rnnlm.errors import describe_os_error
+    from rnnlm.runs import Metrics
+    m = Metrics(Path("/dev/full"))
+    with pytest.raises(OSError) as caught:
+        m.log({"type": "step", "step": 1, "loss": 5.0})
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, "/dev/full")
+    assert describe_os_error(caught.value).startswith("No space left on device: /dev/full (free some space or "
+                                                      "write elsewhere (--out)")
+    with pytest.raises(OSError) as caught:      # the line still buffered: closing writes it again
+        m.close()
+    assert caught.value.filename == "/dev/full"
+
+
+def test_a_file_too_large_says_what_to_do():
+    import errno
+
+    from rnnlm.errors import describe_os_error
+    line = describe_os_error(OSError(errno.EFBIG, "File too large", "r/latest.npz"), out_flag=None)
+    assert line == ("File too large: r/latest.npz (the file grew past the file system's or the shell's file-size "
+                    "limit (ulimit -f); write elsewhere or raise the limit)")
+
+
+def test_a_checkpoint_that_is_a_folder_is_not_looked_into(tmp_path):
+    """`train --resume RUN` whose model.npz was a folder advised RUN/model.npz/best.npz."""
+    from rnnlm.checkpoint import load
+    (tmp_path / "model.npz").mkdir()
+    with pytest.raises(UserError, match=r"model.npz is a folder, not a checkpoint file; move it away") as caught:
+        load(tmp_path / "model.npz")
+    assert "model.npz/best.npz" not in str(caught.value)
+    with pytest.raises(UserError, match=r"is a folder; give a checkpoint file \(e.g. .*/best.npz\)"):
+        load(tmp_path)
