@@ -360,7 +360,7 @@ def _open_run(s: "_Session", resume, lock, started: float, baseline: bool, ck, f
         if lost is not None:        # said after "resuming RUN from step S" (announce)
             after_announce.append(f"the run had logged training up to step {lost:,}, but its last save is step "
                                   f"{loop.step:,}: the {lost - loop.step:,} steps after it were lost (the process "
-                                  f"ended without saving: a second Ctrl-C, kill -9, a crash, a power cut) and are "
+                                  f"ended without saving: a second Ctrl-C, kill -9, a crash, a power cut, a full disk) and are "
                                   f"trained again")
         if guard is not None:
             guard.run = run

@@ -237,8 +237,8 @@ def test_a_resume_after_kill_9_says_how_many_steps_were_lost(text, tmp_path, cap
     train(resume_config(run, {"max_steps": 40}), resume=run)
     err = capsys.readouterr().err
     assert ("the run had logged training up to step 30, but its last save is step 20: the 10 steps after it "
-            "were lost (the process ended without saving: a second Ctrl-C, kill -9, a crash, a power cut) and are "
-            "trained again") in err
+            "were lost (the process ended without saving: a second Ctrl-C, kill -9, a crash, a power cut, a full "
+            "disk) and are trained again") in err
     assert lost_steps(run, 40) is None
 
 
