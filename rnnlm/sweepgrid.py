@@ -74,6 +74,10 @@ def read_grid_file(path) -> dict:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: a grid file holds one object {{setting: value or list}}")
+    unknown = sorted(set(d) - set().union(*_FIELDS.values()) - set(EXTRA_KEYS))
+    if unknown:
+        raise UserError(f"grid file {path}: unknown setting {unknown[0]!r}; use the names of the train flags "
+                        "with underscores (e.g. recurrent_scale), or seeds, measure, keep_models")
     return d
 
 

@@ -252,18 +252,39 @@ class _Recorder:
         atomic_write_text(self.path, "".join(line + "\n" for line in self.lines))
         self.reordered = False
 
+    def _write_files(self, job: Job, files: dict) -> None:
+        """Write a job's files into its folder, all or none: when one cannot be written (a full disk), those
+        written before it, and the folders made for them, are removed again before the error goes on, so
+        that the folder of a job not recorded holds no half of its run (the same command runs it again)."""
+        home = (self.folder / job.name).resolve()
+        made = []
+        try:
+            for rel, blob in sorted(files.items()):
+                target = (self.folder / job.name / rel).resolve()
+                if not str(target).startswith(str(home) + os.sep):
+                    raise UserError(f"job {job.name}: file {rel!r} would land outside its folder")
+                for d in reversed([target.parent, *target.parent.parents]):
+                    if not d.exists() and (d == home or home in d.parents):
+                        d.mkdir()
+                        made.append(d)
+                made.append(target)
+                atomic_write_bytes(target, blob)
+        except BaseException:
+            for p in reversed(made):
+                with contextlib.suppress(OSError):
+                    if p.is_dir():
+                        p.rmdir()       # (only when empty)
+                    else:
+                        p.unlink()
+            raise
+
     def record(self, job: Job, out: dict) -> dict:
         files = checked_files(job, out.get("files", {}))
         check_row_keys(job, out.get("row", {}))
         if out.get("error_traceback"):      # a job that raised: where, for the one who reads its row
             files[ERROR_FILE] = (f"job {job.name} ({job.fn}) failed on {out['worker']}: {out['error']}\n\n"
                                  f"{out['error_traceback']}").encode("utf-8", errors="backslashreplace")
-        for rel, blob in sorted(files.items()):
-            target = (self.folder / job.name / rel).resolve()
-            if not str(target).startswith(str((self.folder / job.name).resolve()) + os.sep):
-                raise UserError(f"job {job.name}: file {rel!r} would land outside its folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, blob)
+        self._write_files(job, files)
         # An earlier run of this job (its line deleted, to run it again) left files this one did not write: its
         # error.txt, or the model.npz of --keep-models beside the new config.json, which evaluate would read.
         home = self.folder / job.name

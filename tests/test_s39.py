@@ -28,6 +28,9 @@ def test_a_device_or_pipe_that_never_ends_is_refused_not_read_into_memory(tmp_pa
     big.write_text('{"hidden": 8' + " " * (2 << 20) + "}")
     with pytest.raises(UserError, match=r"big.json is larger than 1 MiB; a grid file"):
         read_grid_file(big)
+    (tmp_path / "g.json").write_text('{"hidden-size": [8, 16], "seeds": 2}')
+    with pytest.raises(UserError, match=r"^grid file .*g.json: unknown setting 'hidden-size'; use the names"):
+        read_grid_file(tmp_path / "g.json")
     assert main(["train", "--corpus", "/dev/zero", "--out", str(tmp_path / "r")]) == 2
     assert "corpus /dev/zero is not a regular file (a device, a FIFO or a socket)" in capsys.readouterr().err
     fifo = tmp_path / "fifo.txt"
@@ -233,3 +236,37 @@ def test_a_checkpoint_that_is_a_folder_is_not_looked_into(tmp_path):
     assert "model.npz/best.npz" not in str(caught.value)
     with pytest.raises(UserError, match=r"is a folder; give a checkpoint file \(e.g. .*/best.npz\)"):
         load(tmp_path)
+
+
+def test_a_job_whose_files_cannot_all_be_written_leaves_none(tmp_path, monkeypatch):
+    """A sweep into a disk that filled while a job's files were copied back left that job's folder half
+    written (config.json and best.npz, no model.npz), unrecorded."""
+    import errno
+    from types import SimpleNamespace
+
+    from rnnlm import sweeprecord
+    real, calls = sweeprecord.atomic_write_bytes, []
+
+    def fills_up(path, blob):
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, blob)
+    monkeypatch.setattr(sweeprecord, "atomic_write_bytes", fills_up)
+    (tmp_path / "sw").mkdir()
+    rec = sweeprecord._Recorder(tmp_path / "sw")
+    files = {"config.json": b"{}", "best.npz": b"x", "model.npz": b"y", "curves/far.json": b"{}"}
+    with pytest.raises(OSError, match="No space left"):
+        rec._write_files(SimpleNamespace(name="seed=0"), files)
+    assert calls == ["best.npz", "config.json", "far.json"] and not (tmp_path / "sw" / "seed=0").exists()
+    (tmp_path / "sw" / "seed=1").mkdir()
+    (tmp_path / "sw" / "seed=1" / "old.txt").write_text("an earlier run's")
+    calls.clear()
+    with pytest.raises(OSError):
+        rec._write_files(SimpleNamespace(name="seed=1"), files)
+    assert sorted(p.name for p in (tmp_path / "sw" / "seed=1").rglob("*")) == ["old.txt"]
+    monkeypatch.setattr(sweeprecord, "atomic_write_bytes", real)
+    rec._write_files(SimpleNamespace(name="seed=2"), files)
+    assert sorted(p.relative_to(tmp_path / "sw" / "seed=2").as_posix()
+                  for p in (tmp_path / "sw" / "seed=2").rglob("*")) == [
+        "best.npz", "config.json", "curves", "curves/far.json", "model.npz"]
