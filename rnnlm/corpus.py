@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import sys
 import urllib.error
 import urllib.parse
@@ -381,24 +382,32 @@ MAX_TEXT_BYTES = 256 << 20
 
 
 def read_bytes(path, limit: int | None = None, advice: str = "give a smaller file") -> bytes:
-    """The bytes of `path`; with `limit`, at most that many, so that a device or pipe that never ends
-    (/dev/zero, `yes |`) is refused instead of filling the memory.
+    """The bytes of `path`; with `limit`, at most that many (`read_capped`), so that a device or pipe that
+    never ends (/dev/zero, `yes |`) is refused instead of filling the memory.
 
-    Errors: UserError "cannot read PATH: <reason>"; UserError "PATH is larger than N MiB ...; <advice>"
-    (a regular file by its size, before anything is read; anything else after reading limit + 1 bytes).
+    Errors: UserError "cannot read PATH: <reason>"; UserError "PATH is larger than N MiB ...; <advice>".
     """
     try:
         with open(path, "rb") as f:
-            if limit is None:
-                return f.read()
-            size = os.fstat(f.fileno()).st_size if os.path.isfile(path) else 0
-            raw = f.read(limit + 1) if size <= limit else b""
+            return f.read() if limit is None else read_capped(f, limit, path, advice)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if size > limit or len(raw) > limit:
-        endless = "" if size else " (or never ends: a device such as /dev/zero, or a pipe)"
+
+
+def read_capped(f, limit: int, name, advice: str) -> bytes:
+    """At most `limit` bytes of the open binary file `f` (a file, standard input), else UserError "NAME is
+    larger than N MiB ...; <advice>": a regular file by its size, before anything is read; anything else
+    after reading limit + 1 bytes."""
+    try:
+        st = os.fstat(f.fileno())
+        regular, size = stat.S_ISREG(st.st_mode), st.st_size
+    except (OSError, ValueError):       # no file descriptor (a stream in memory): read as a pipe is
+        regular, size = False, 0
+    raw = f.read(limit + 1) if not regular or size <= limit else b""
+    if (regular and size > limit) or len(raw) > limit:
+        endless = "" if regular else " (or never ends: a device such as /dev/zero, or a pipe)"
         amount = f"{limit >> 20:,} MiB" if limit >= 1 << 20 else f"{limit:,} {plural(limit, 'byte')}"
-        raise UserError(f"{path} is larger than {amount}{endless}; {advice}")
+        raise UserError(f"{name} is larger than {amount}{endless}; {advice}")
     return raw
 
 

@@ -74,11 +74,16 @@ def read_grid_file(path) -> dict:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: a grid file holds one object {{setting: value or list}}")
-    unknown = sorted(set(d) - set().union(*_FIELDS.values()) - set(EXTRA_KEYS))
-    if unknown:
-        raise UserError(f"grid file {path}: unknown setting {unknown[0]!r}; use the names of the train flags "
-                        "with underscores (e.g. recurrent_scale), or seeds, measure, keep_models")
+    _refuse_unknown(set(d) - set(EXTRA_KEYS), f"grid file {path}", ", or seeds, measure, keep_models")
     return d
+
+
+def _refuse_unknown(keys, where: str, more: str = "") -> None:
+    """UserError naming the first of `keys` that is no setting of train, data or model."""
+    unknown = sorted(set(keys) - set().union(*_FIELDS.values()))
+    if unknown:
+        raise UserError(f"unknown setting {unknown[0]!r} in {where}; use the names of the train flags "
+                        f"with underscores (e.g. recurrent_scale){more}")
 
 
 def _short(v) -> str:
@@ -137,10 +142,7 @@ def names_apart(points, jobs, rows) -> list:
 
 def make_config(point: dict) -> TrainConfig:
     """A validated TrainConfig from a flat {field: value} dict (the `train` command's conveniences applied)."""
-    unknown = sorted(set(point) - set().union(*_FIELDS.values()))
-    if unknown:
-        raise UserError(f"unknown setting {unknown[0]!r} in the grid; use the names of the train flags "
-                        "with underscores (e.g. recurrent_scale)")
+    _refuse_unknown(point, "the grid")
     given = {k: v for k, v in point.items() if k in _FIELDS["train"]}
     for cls, part in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train")):
         # a type first, as config.json's are checked: "'hidden' must be an integer, got 'abc' (a string)"

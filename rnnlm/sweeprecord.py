@@ -263,10 +263,13 @@ class _Recorder:
                 target = (self.folder / job.name / rel).resolve()
                 if not str(target).startswith(str(home) + os.sep):
                     raise UserError(f"job {job.name}: file {rel!r} would land outside its folder")
-                for d in reversed([target.parent, *target.parent.parents]):
-                    if not d.exists() and (d == home or home in d.parents):
-                        d.mkdir()
-                        made.append(d)
+                missing, d = [], target.parent
+                while not d.exists():       # (home's parent, the sweep folder, is there)
+                    missing.append(d)
+                    d = d.parent
+                for d in reversed(missing):
+                    d.mkdir()
+                    made.append(d)
                 made.append(target)
                 atomic_write_bytes(target, blob)
         except BaseException:

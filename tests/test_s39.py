@@ -29,7 +29,7 @@ def test_a_device_or_pipe_that_never_ends_is_refused_not_read_into_memory(tmp_pa
     with pytest.raises(UserError, match=r"big.json is larger than 1 MiB; a grid file"):
         read_grid_file(big)
     (tmp_path / "g.json").write_text('{"hidden-size": [8, 16], "seeds": 2}')
-    with pytest.raises(UserError, match=r"^grid file .*g.json: unknown setting 'hidden-size'; use the names"):
+    with pytest.raises(UserError, match=r"^unknown setting 'hidden-size' in grid file .*g.json; use the names"):
         read_grid_file(tmp_path / "g.json")
     assert main(["train", "--corpus", "/dev/zero", "--out", str(tmp_path / "r")]) == 2
     assert "corpus /dev/zero is not a regular file (a device, a FIFO or a socket)" in capsys.readouterr().err
