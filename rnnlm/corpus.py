@@ -425,7 +425,7 @@ def read_text(path: Path, corpus: bool = True) -> str:
     """
     path = Path(path)
     limit = None if corpus else MAX_TEXT_BYTES
-    raw = read_bytes(path, limit, advice="split it, or train on it as a corpus (train --corpus reads any size)")
+    raw = read_bytes(path, limit, advice="give a smaller text, or split it into several files")
     return decode_text(raw, path, corpus)
 
 

@@ -50,7 +50,7 @@ def test_a_text_to_score_is_read_up_to_a_limit(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert main(["score", str(run), "--file", str(big)]) == 2
     err = capsys.readouterr().err
-    assert "big.txt is larger than 100 bytes; split it, or train on it as a corpus" in err and "never ends" not in err
+    assert "big.txt is larger than 100 bytes; give a smaller text, or split it into several files" in err and "never ends" not in err
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"o menino corre\n" * 10)))
     assert main(["score", str(run), "--file", "-"]) == 2
     assert "standard input is larger than" in capsys.readouterr().err
