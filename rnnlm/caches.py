@@ -89,6 +89,8 @@ def usable(folder: Path, private: bool = False) -> bool:
 def why_unusable(folder: Path, private: bool = False) -> str | None:
     """None when `folder` is usable (see `usable`), else why not, in a few words."""
     try:
+        if folder.exists() and not folder.is_dir():     # (mkdir would say "File exists": /dev/null, a file)
+            return "it is not a folder"
         folder.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
         if private and (why := not_private(folder)):
             return why
@@ -102,8 +104,9 @@ def why_unusable(folder: Path, private: bool = False) -> str | None:
 
 def not_private(folder: Path) -> str | None:
     """Why another user could write into `folder` (a symbolic link, another owner, group or world
-    write), or None when only its owner, this user, can. Always None where there are no user ids
-    (Windows: its temp folder is per user)."""
+    write), or swap it for one of theirs (the folder it is in is writable by others without the sticky
+    bit, which /tmp has: then anyone may rename it), or None when only its owner, this user, can. Always
+    None where there are no user ids (Windows: its temp folder is per user)."""
     if not hasattr(os, "getuid"):
         return None
     st = os.lstat(folder)
@@ -112,7 +115,11 @@ def not_private(folder: Path) -> str | None:
     if st.st_uid != os.getuid():
         return f"it belongs to another user (uid {st.st_uid})"
     if st.st_mode & 0o022:
-        return "other users may write to it"
+        return f"other users may write to it: make it private (chmod 700 {folder}) or remove it"
+    parent = os.stat(folder.parent)
+    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+        return (f"the folder it is in, {folder.parent}, lets other users rename it (writable by them, without "
+                "the sticky bit /tmp has)")
     return None
 
 
@@ -141,7 +148,7 @@ def cache_root() -> Path | None:
         reasons.append((folder, label, why))
     names = ", ".join(f"{label} {folder}: {why}" for folder, label, why in reasons) or "none configured"
     _warn_once(tuple(str(f) for f, _ in tried),
-               f"no writable cache folder ({names}): compiled kernels and tokenized corpora are "
+               f"no usable cache folder ({names}): compiled kernels and tokenized corpora are "
                f"not cached, so each start is slower; set RNNLM_CACHE to a writable folder")
     return None
 

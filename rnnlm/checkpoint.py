@@ -122,6 +122,9 @@ def load(path) -> Checkpoint:
         raise UserError(f"{path} is a folder; give a checkpoint file (e.g. {path / 'best.npz'})")
     if not path.exists():
         raise UserError(f"no checkpoint at {path}: no such file or folder")
+    if not path.is_file():      # (opening a FIFO would wait for a writer; a device would be read as one)
+        raise UserError(f"{path} is not a regular file (a named pipe, a device or a socket); a checkpoint is an "
+                        ".npz file")
     with open(path, "rb") as f:
         head = f.read(8)
     if not head:        # what a full disk or a crash mid-copy leaves: damaged, so the run's other file is named

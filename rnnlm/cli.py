@@ -274,7 +274,11 @@ def main(argv=None) -> int:
         # line (cli.py, the rnnlm script), whose stop leaves the signals ignored until it exits
         with sigterm_raises(sigint=True, final=argv is None) as seen:
             try:
-                return _main(argv)
+                seen.status = _main(argv)
+                return seen.status
+            except SystemExit as exc:       # --help, --version, argparse's own error: its status
+                seen.status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+                raise
             except Exception:
                 if seen.signum is None:
                     raise
@@ -286,7 +290,8 @@ def main(argv=None) -> int:
                 print(f"{word} before the command began: nothing was done" if not _BEGAN.get("command") else
                       f"{word} before the training started: nothing was written" if _BEGAN["command"] == "train"
                       else _stopped_line(_BEGAN["args"], word), file=sys.stderr)
-                return 128 + seen.signum
+                seen.status = 128 + seen.signum
+                return seen.status
     finally:
         warnings.formatwarning, sys.unraisablehook = before, hook
         if isinstance(sys.stderr, DroppedWrites):
@@ -314,6 +319,10 @@ def _stopped_line(args, word: str) -> str:
         return f"{word} before the measurement began: nothing was written; run it again"
     if command == "generate":
         return f"{word} before any text was drawn: generate writes no files, so nothing was lost"
+    if command == "sweep" and args.sweep_command == "run":     # (a stop in its jobs or after them says more)
+        return f"{word} before any job ran: nothing was recorded; run it again"
+    if command == "sweep":
+        return f"{word}: sweep {args.sweep_command} writes no files, so nothing was lost; run it again"
     return word
 
 
@@ -383,7 +392,8 @@ def _main(argv=None) -> int:
             exc = _on_stdout(exc)
         if exc.filename == STDOUT:
             _drop_stdout()
-        out_flag = "--out" if hasattr(args, "out") else None    # the commands that write where --out says
+        # the commands that write where --out says (a resume writes into its own run folder)
+        out_flag = "--out" if hasattr(args, "out") and not getattr(args, "resume", None) else None
         print(f"error: {describe_os_error(exc, out_flag)}", file=sys.stderr)
         return 2
     except Exception as exc:

@@ -19,7 +19,7 @@ import sys
 from . import config as C
 from .cliflags import _Parser, _arg, _subcommands, float_arg, unheard_stdout
 from .clitrain import _add_train
-from .errors import UserError, plural
+from .errors import UserError, and_list, plural
 from .settings import default
 
 
@@ -137,13 +137,21 @@ def _sweep_grid(args) -> dict:
     """The grid dict of `sweep run`: the grid file's keys, then the flags given (lists), --seeds, --measure."""
     from . import sweepgrid
     grid = sweepgrid.read_grid_file(args.grid) if args.grid else {}
+    overridden = []
     for _, actions in _train_flag_actions():
         for a in actions:
             v = getattr(args, a.dest, None)
             if v is not None:
+                if a.dest in grid:
+                    overridden.append(a.option_strings[0])
                 grid[a.dest] = v
     if args.seeds is not None:
+        if "seeds" in grid:
+            overridden.append("--seeds")
         grid["seeds"] = args.seeds
+    if overridden:      # (documented: a flag wins; said, so that a grid key given twice is not a surprise)
+        verb = "overrides its setting" if len(overridden) == 1 else "override their settings"
+        print(f"note: {and_list(overridden)} {verb} in the grid file {args.grid}", file=sys.stderr)
     if args.measure is not None:
         from .sweepjobs import MEASURES
         grid["measure"] = [m.strip() for m in args.measure.split(",") if m.strip()]
@@ -224,15 +232,31 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     except KeyboardInterrupt as exc:    # the jobs stopped cleanly: _run_sweep says so, once the lock is released
         exc.in_jobs = True
         raise
-    table = sweepgrid.summarize(out)
-    from .fileio import atomic_write_text
-    atomic_write_text(out / "summary.md", table + "\n")
-    figure = []
+    figure = []     # the figure's path, once drawn
+    written = []    # True once the table and the figure (if the grid has one) are written
 
     def saved() -> str:
         names = [sweeprecord.SWEEP_FILE, "summary.md", *(f.name for f in figure)]
         return f"the sweep is saved in {out} ({', '.join(names)})"
+    try:
+        _write_sweep_report(out, rows, points, axes, figure, saved, written)
+    except KeyboardInterrupt as exc:    # every job is recorded: the line says so, and how to get the rest
+        n = len(sweeprecord.read_rows(out))
+        exc.line = (f"{sweep.stop_word(exc)} while printing the report: {saved()}" if written else
+                    f"{sweep.stop_word(exc)} while the table and figure were written: all {n} jobs are recorded "
+                    f"in {out / sweeprecord.SWEEP_FILE}; run the same command again (same --out): it skips "
+                    "the recorded jobs and writes them")
+        raise
+    return 0
 
+
+def _write_sweep_report(out, rows, points, axes, figure, saved, written) -> None:
+    """A finished sweep's summary.md and figure (its path appended to `figure` once drawn; True to `written`
+    once both are), and its table printed (first: drawing the figure takes a second)."""
+    from . import sweepgrid
+    table = sweepgrid.summarize(out)
+    from .fileio import atomic_write_text
+    atomic_write_text(out / "summary.md", table + "\n")
     # the record, the table and the figure are the product: standard output failing loses only the report
     with unheard_stdout(saved):
         print(table)
@@ -243,8 +267,9 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
             x = (numeric or [a for a in axes if a != "seed"] or axes)[0]
             hue = next((a for a in axes if a not in (x, "seed")), None)
             figure.append(plot_sweep(out, x, "best_val_ppl", hue))
+        written.append(True)
+        if figure:
             print(f"wrote {out / 'summary.md'} and {figure[0]} (and .svg)")
-    return 0
 
 
 def _add_plot_sweep(plot_sub):

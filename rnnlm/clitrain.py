@@ -190,7 +190,8 @@ def _add_evaluate(sub):
     p.add_argument("--split", default=None, choices=C.SPLITS,
                    help="the run's corpus split to evaluate (default valid; not with --text)")
     p.add_argument("--text", default=None, metavar="FILE",
-                   help="evaluate this text file instead, tokenized with the run's settings and vocabulary")
+                   help="evaluate this text file instead (- reads standard input), tokenized with the run's "
+                        "settings and vocabulary")
     p.add_argument("--corpus", default=None, metavar="PATH",
                    help="where the run's corpus is now, when it moved since training (its checksum must match)")
     p.add_argument("--checkpoint", default=None, choices=C.CHECKPOINTS,

@@ -388,10 +388,37 @@ def read_bytes(path, limit: int | None = None, advice: str = "give a smaller fil
     Errors: UserError "cannot read PATH: <reason>"; UserError "PATH is larger than N MiB ...; <advice>".
     """
     try:
-        with open(path, "rb") as f:
+        with _open_saying_when_it_waits(path) as f:
             return f.read() if limit is None else read_capped(f, limit, path, advice)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+# how long opening a named pipe may wait for its writer before the wait is said
+FIFO_NOTE_S = 1.0
+
+
+def _open_saying_when_it_waits(path):
+    """open(path, "rb"); a named pipe (FIFO: `mkfifo`, the shell's `<(...)`) opens only once something writes
+    into it, as `cat` waits for it, so a wait of more than FIFO_NOTE_S seconds is said on stderr, once (what
+    it waits for, and that Ctrl-C stops it), instead of the command hanging with nothing said."""
+    try:
+        fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        fifo = False        # (open names the reason)
+    if not fifo:
+        return open(path, "rb")
+    import sys
+    import threading
+    timer = threading.Timer(FIFO_NOTE_S, lambda: print(
+        f"note: {path} is a named pipe (FIFO): waiting for something to write into it (Ctrl-C stops)",
+        file=sys.stderr, flush=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        return open(path, "rb")
+    finally:
+        timer.cancel()
 
 
 def read_capped(f, limit: int, name, advice: str) -> bytes:

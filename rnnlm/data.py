@@ -421,9 +421,9 @@ def info_report(corpus: Corpus) -> str:
     c = corpus.config
     n_files = len({name for names in corpus.documents.values() for name in names})
     lines = [f"corpus {c.corpus}: {n_files} {plural(n_files, 'file')} from {corpus.origin}",
-             f"cache: {'hit' if corpus.cache_hit else 'miss, tokenized and saved'} "
-             f"({corpus.cache_path or 'no writable cache folder: not saved'}); "
-             f"loaded in {corpus.seconds:.2f} s",
+             "cache: " + ("tokenized, not saved (no usable cache folder)" if not corpus.cache_path else
+                          f"{'hit' if corpus.cache_hit else 'miss, tokenized and saved'} ({corpus.cache_path})")
+             + f"; loaded in {corpus.seconds:.2f} s",
              f"checksum: {corpus.checksum[:16]}  (tokenizer: keep_case={c.keep_case}, num_token={c.num_token})",
              f"split: {corpus.split_policy}, seed {c.split_seed}, valid {c.valid_fraction:g}, test {c.test_fraction:g}",
              "",

@@ -25,6 +25,7 @@ import numpy as np
 
 from .demo import (FULL, QUICK, _budget, _g, _lag, _plot_lag, _quick_text, _say, _stage_folder, _text_name,
                    _tokens, _train_all, _write_json)
+from .fileio import atomic_write_text
 from .runs import fmt_ppl
 from .sweepjobs import curve_numbers
 
@@ -314,6 +315,10 @@ def run_gradients(out, quick: bool = False, seed: int = 0) -> dict:
             if part != "trainings":
                 summary[part] = doc["result"]
                 timings[part] = doc["wall_s"]
+        part = "summary"
+        summary["wall_s"] = {**timings, "total": round(time.perf_counter() - t0, 1)}
+        _write_json(out / "summary.json", summary)
+        atomic_write_text(out / "summary.md", gradients_markdown(summary))
     except KeyboardInterrupt as exc:     # the CLI prints exc.line, the stop's one line
         from .errors import stop_word
         done = [name for name, _ in parts if (stages / f"{name}.json").exists()]
@@ -324,9 +329,6 @@ def run_gradients(out, quick: bool = False, seed: int = 0) -> dict:
         exc.line = (f"{stop_word(exc)} during stage {part}: {kept}; run the same command again (same --out) "
                     f"to continue")
         raise
-    summary["wall_s"] = {**timings, "total": round(time.perf_counter() - t0, 1)}
-    _write_json(out / "summary.json", summary)
-    (out / "summary.md").write_text(gradients_markdown(summary), encoding="utf-8")
     return summary
 
 

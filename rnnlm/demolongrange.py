@@ -24,6 +24,7 @@ import numpy as np
 
 from .demo import FULL, QUICK, _budget, _g, _lag, _plot_lag, _say, _stage_folder, _train_all, _write_json
 from .errors import UserError, and_list
+from .fileio import atomic_write_text
 from .runs import fmt_ppl
 from .sweepjobs import curve_numbers
 
@@ -113,7 +114,7 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
          + ", ".join(f"{c} H={h} ({count_params(c, V, sizes['emsize'], h):,})" for c, h in hidden.items()))
     distances = parse_distances(sizes["probe_distances"])
     tokens = np.asarray(corpus.valid[:sizes["curve_tokens"]])
-    rows, docs, names, named = {}, [], [], []
+    named = []
     for name, over in models:
         mcfg = ModelConfig(cell=over["cell"], activation="tanh", emsize=sizes["emsize"], hidden=over["hidden"],
                            init="orthogonal", dropout=0.0, forget_bias=over.get("forget_bias", 0.0))
@@ -132,6 +133,21 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
                 else "no training had finished")
         exc.line = f"{stop_word(exc)}: {kept}; run the same command again (same --out) to continue"
         raise
+    try:
+        return _measure_and_report(out, models, trained, corpus, sizes, seed, distances, tokens, corpus_settings,
+                                   quick, minutes, folder, V, target, hidden, t0)
+    except KeyboardInterrupt as exc:     # every training is recorded: the probes, figures and summary are not
+        from .errors import stop_word
+        exc.line = (f"{stop_word(exc)} while the trained models were measured: every training is recorded in "
+                    f"{out / 'sweep.jsonl'}; run the same command again (same --out): it skips the trainings "
+                    "and measures them")
+        raise
+
+
+def _measure_and_report(out, models, trained, corpus, sizes, seed, distances, tokens, corpus_settings, quick,
+                        minutes, folder, V, target, hidden, t0) -> dict:
+    """The trained models' probes and lag curves, the figures, summary.json and summary.md; returns the summary."""
+    rows, docs, names = {}, [], []
     for name, over in models:
         rows[name], doc = _probe_run(out / name, name, over, trained[name], corpus, sizes, seed, distances, tokens)
         if doc is not None:
@@ -148,7 +164,7 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
     summary["shape"] = expected_shape(rows, sizes["bins"])
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     _write_json(out / "summary.json", summary)
-    (out / "summary.md").write_text(longrange_markdown(summary), encoding="utf-8")
+    atomic_write_text(out / "summary.md", longrange_markdown(summary))
     return summary
 
 

@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 
-# errno -> what to do about it (the "what" is the system's own strerror); {out} is " (--out)" for a command
-# that has that flag and "" for one that has not, {out_file} the same as a question
+# errno -> what to do about it (the "what" is the system's own strerror); {elsewhere} is " or write elsewhere
+# (--out)" for a command that chooses where it writes by that flag and "" for one that cannot (a resume writes
+# into its run folder), {out_file} the same as a question
 _ADVICE = {
-    errno.ENOSPC: "free some space or write elsewhere{out}; files written before are intact",
-    errno.EDQUOT: "free some space or write elsewhere{out}; files written before are intact",
-    errno.EROFS: "the file system is read-only; write elsewhere{out}",
-    errno.EACCES: "no permission; write elsewhere{out} or fix the permissions",
-    errno.EPERM: "no permission; write elsewhere{out} or fix the permissions",
+    errno.ENOSPC: "free some space{elsewhere}; files written before are intact",
+    errno.EDQUOT: "free some space{elsewhere}; files written before are intact",
+    errno.EROFS: "the file system is read-only; make it writable{elsewhere}",
+    errno.EACCES: "no permission; fix the permissions{elsewhere}",
+    errno.EPERM: "no permission; fix the permissions{elsewhere}",
     errno.ENOTDIR: "a part of that path is a file, not a folder{out_file}",
     errno.EEXIST: "a file is in the way where a folder is needed{out_file}",
     errno.EISDIR: "that is a folder; give a file",
     errno.ENOENT: "check the path",
     errno.ENAMETOOLONG: "use a shorter path",
     errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
-    errno.EFBIG: "the file grew past the file system's or the shell's file-size limit (ulimit -f); write "
-                 "elsewhere{out} or raise the limit",
+    errno.EFBIG: "the file grew past the file system's or the shell's file-size limit (ulimit -f); raise the "
+                 "limit{elsewhere}",
 }
 # The file name an error writing the command's standard output carries (cli names it so): what to do then
 # is the shell's redirection, not a flag.
@@ -134,8 +136,27 @@ def raise_for_signal(signum, frame=None):
 
 class _Seen:
     """What sigterm_raises yields: `signum`, the SIGTERM it raised Terminated for (None: none came), so
-    that a caller can tell a stop from the other error that code it landed in made of it."""
+    that a caller can tell a stop from the other error that code it landed in made of it; `status`, the
+    exit status the block's command ended with (set by the caller as it leaves the block; None: it raised),
+    which a stop landing after it (final=True) exits with."""
     signum = None
+    status = None
+
+
+def _exit_finished(seen, signum, frame):
+    """The handler of a stopping signal once the command has finished (sigterm_raises final=True): the
+    process only exits now (Python's shutdown, Dask's and Numba's clean-ups: a few tenths of a second after
+    a sweep), every file is written and its last line said, so the process ends at once with the status the
+    command earned, saying nothing more. Before, the signal's default action killed it there (exit 143 and
+    no line, after a sweep that had finished)."""
+    import os
+    import sys
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:   # (a closed or full stream: nothing more can be said on it)
+            pass
+    os._exit(1 if seen.status is None else seen.status)
 
 
 @contextlib.contextmanager
@@ -148,9 +169,11 @@ def sigterm_raises(sigint: bool = False, final: bool = False):
     sigint=True (the CLI): SIGINT is recorded in the _Seen too (it still raises KeyboardInterrupt, and only
     where Python's own handler is in place), because code it lands in may turn it into another error:
     Numba, stopped while it compiles a kernel, raises RuntimeError("no compiled object yet ...").
-    final=True (the CLI run as the process's command): once a stop signal came, the signals stay ignored
-    after the block instead of getting their previous handlers back (Python's would print a traceback for
-    a Ctrl-C landing between the command's one line and the process's exit)."""
+    final=True (the CLI run as the process's command): the signals do not get their previous handlers back
+    after the block. Once a stop signal came they stay ignored (Python's would print a traceback for a
+    Ctrl-C landing between the command's one line and the process's exit); otherwise the command finished,
+    and a signal in the process's last moments ends it at once with the command's status (`seen.status`,
+    _exit_finished) instead of killing it with no line."""
     import signal
     import threading
     seen = _Seen()
@@ -175,9 +198,9 @@ def sigterm_raises(sigint: bool = False, final: bool = False):
         with stops_not_lost():      # a stop raised where Python drops exceptions is sent again
             yield seen
     finally:
+        after = signal.SIG_IGN if STOPS.signalled else functools.partial(_exit_finished, seen)
         for signum, before in previous.items():
-            signal.signal(signum, signal.SIG_IGN if final and STOPS.signalled else
-                          signal.SIG_DFL if before is None else before)
+            signal.signal(signum, after if final else signal.SIG_DFL if before is None else before)
 
 
 class UserError(Exception):
@@ -188,7 +211,8 @@ def describe_os_error(exc: OSError, out_flag: str | None = "--out") -> str:
     """One line for an OSError: "<strerror>: <file> (<advice>)"; no traceback, no chained errors.
 
     out_flag: the flag that chooses where the command writes, named in the
-    advice ("write elsewhere (--out)"); None for a command without one. An
+    advice ("or write elsewhere (--out)"); None for a command without one, or
+    one that writes where it must (`train --resume` into its run folder). An
     error whose file is STDOUT (the command's standard output, `> /dev/full`)
     gets the shell's advice instead (redirect the output, > FILE).
     """
@@ -200,7 +224,7 @@ def describe_os_error(exc: OSError, out_flag: str | None = "--out") -> str:
         where = f"{where} -> {exc.filename2}"
     advice = _ADVICE.get(exc.errno)
     if advice:
-        advice = advice.format(out=f" ({out_flag})" if out_flag else "",
+        advice = advice.format(elsewhere=f" or write elsewhere ({out_flag})" if out_flag else "",
                                out_file=f"; does {out_flag}, if given, name a file?" if out_flag else "")
     line = f"{what}: {where}" if where is not None else f"{what} (while writing or reading a file)"
     return f"{line} ({advice})" if advice else line

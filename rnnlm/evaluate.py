@@ -108,11 +108,20 @@ def trained_config(info: dict, path=None):
         raise UserError(f"{where}meta.config's \"train\": {exc}") from None
 
 
+def _text_result(vocab, tokens: list, source: str, note: str) -> dict:
+    """run_text_ids' answer for a text: its ids and how many of its tokens are out of the vocabulary."""
+    ids = vocab.encode(tokens)
+    unk = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
+    return {"ids": ids, "source": source, "tokens": len(ids), "oov": len(unk),
+            "oov_rate": len(unk) / max(len(ids), 1), "note": note}
+
+
 def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: str = "use a text file with --text "
                  "instead", corpus=None, corpus_flag: bool = False) -> dict:
     """Token ids of a split of a run's own corpus, or of any text file read the run's way.
 
-    info: the run's config (load_model's third value); vocab: its Vocab.
+    info: the run's config (load_model's third value); vocab: its Vocab. text: a file's path, or "-" for
+    standard input (read up to corpus.MAX_TEXT_BYTES, as score --file - reads it).
     A text file is tokenized with the run's tokenizer settings and encoded with
     its vocabulary (unknown words become <unk> and are counted). A split is
     refused when the corpus or tokenizer changed since training (checksum).
@@ -126,16 +135,21 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
     from .corpus import read_text
 
     tcfg = trained_config(info)
+    if text == "-":     # standard input, as score --file - reads it (a pipe: `pdftotext x.pdf - | evaluate ...`)
+        import sys
+
+        from .corpus import MAX_TEXT_BYTES, decode_text, read_capped
+        raw = read_capped(sys.stdin.buffer, MAX_TEXT_BYTES, "standard input",
+                          advice="give a smaller text, or split it into several files")
+        tokens, note = _text_tokens(decode_text(raw, "standard input"), "standard input", tcfg.data)
+        return _text_result(vocab, tokens, "standard input", note)
     if text is not None:
         p = Path(text)
         if not p.is_file():
             what = ("is a folder" if p.is_dir() else "is not a regular file") if p.exists() else "does not exist"
             raise UserError(f"--text {text} {what}; give a UTF-8 .txt file")
         tokens, note = _text_tokens(read_text(p, corpus=False), text, tcfg.data)
-        ids = vocab.encode(tokens)
-        unk = [t for t, i in zip(tokens, ids) if i == vocab.unk_id and t != vocab.itos[vocab.unk_id]]
-        return {"ids": ids, "source": str(p), "tokens": len(ids), "oov": len(unk),
-                "oov_rate": len(unk) / max(len(ids), 1), "note": note}
+        return _text_result(vocab, tokens, str(p), note)
     if split not in ("train", "valid", "test"):
         raise UserError(f"--split must be train, valid or test, got '{split}'")
     from .corpus import NAMED_CORPORA

@@ -76,6 +76,14 @@ def rel_error(a, n):
     return np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), max(TINY, FLOOR * scale))
 
 
+# the largest eps and weight_scale whose check a correct gradient passes (every cell and activation at the
+# default sizes and the other at its default, measured: the largest error 1.7e-7 at eps 0.01, 1.9e-7 at
+# weight_scale 5), and why
+_LARGEST = {"eps": (0.01, "a larger finite-difference step measures the curvature along with the derivative"),
+            "weight_scale": (5, "larger weights saturate the gates and activations, where the finite differences "
+                                "lose the digits the check compares")}
+
+
 def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, seed=0,
               vocab_size=11, emsize=5, hidden=5, T=4, B=3, eps=1e-3, max_entries=200,
               weight_scale=0.5) -> GradcheckReport:
@@ -86,8 +94,9 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
     of vocab_size words, a random initial state (whose gradient is checked too, as h0 and c0) and, with
     dropout, one fixed mask. Up to max_entries entries per array are checked, each by a five-point
     central difference of step eps (shrunk where a relu kink lies within 2 eps). Errors: ValueError or
-    TypeError for eps not a finite number > 0, max_entries or weight_scale out of range; the model's own
-    errors for its settings (ModelConfig).
+    TypeError for eps not a finite number in (0, 0.01], weight_scale not one in (0, 5] (beyond them a correct
+    gradient fails the check), vocab_size < 2 (one word leaves nothing to predict: every gradient is zero),
+    max_entries, T or B out of range; the model's own errors for its settings (ModelConfig).
     """
     from .argcheck import check_int, is_real
     from .model import ModelConfig, RNNModel
@@ -97,6 +106,10 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
             raise TypeError(f"gradcheck: {name} must be a number, got {value!r} ({type(value).__name__})")
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"gradcheck: {name} must be a finite number > 0, got {value!r}")
+        if value > _LARGEST[name][0]:      # (then a correct gradient fails: a check that cannot be read)
+            raise ValueError(f"gradcheck: {name} must be at most {_LARGEST[name][0]:g}, got {value!r}; "
+                             f"{_LARGEST[name][1]}")
+    check_int(vocab_size, "vocab_size", "gradcheck", lo=2)
     check_int(max_entries, "max_entries", "gradcheck", lo=1)
     for name, value in (("T", T), ("B", B)):
         check_int(value, name, "gradcheck", lo=1)

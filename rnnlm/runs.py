@@ -484,7 +484,9 @@ class Run:
         """A new run: refuse a folder that already holds one; write config.json and vocab.json.
 
         (train() first clears a folder whose run stopped before its first
-        checkpoint: `clear_unsaved_run`.) Leftover temporary files of a killed save are removed.
+        checkpoint: `clear_unsaved_run`.) Leftover temporary files of a killed save are removed. Both
+        files are written or neither: a failed write (a full disk, a file-size limit) removes config.json
+        again, so that no folder is left looking like a run that never had a model.
         """
         from .fileio import atomic_write_json
         folder = Path(folder)
@@ -492,9 +494,17 @@ class Run:
             raise _taken(folder)
         folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(folder)
-        atomic_write_json(folder / CONFIG, info)
-        atomic_write_json(folder / VOCAB, vocab)
-        (folder / METRICS).unlink(missing_ok=True)
+        try:
+            atomic_write_json(folder / CONFIG, info)
+            atomic_write_json(folder / VOCAB, vocab)
+            (folder / METRICS).unlink(missing_ok=True)
+        except BaseException:
+            for name in (CONFIG, VOCAB):
+                try:
+                    (folder / name).unlink(missing_ok=True)
+                except OSError:
+                    pass
+            raise
         return cls(folder, info, vocab, lock)
 
     @classmethod
@@ -718,7 +728,8 @@ def save_model(path, model, vocab, corpus, config=None) -> Path:
     corpus.config and the model's settings; its data must be corpus.config, its model the model's).
     The file holds no optimizer or loop state: it is not a run to resume (train --resume takes a folder).
     Errors: TypeError for an argument of the wrong kind; UserError for a vocabulary, corpus or config
-    that does not match the model, a path not ending in .npz, a folder that does not exist.
+    that does not match the model, a parameter holding nan or inf, a path not ending in .npz (any case; ~ is
+    the home folder), a path that is a folder, a folder that does not exist.
     """
     import dataclasses
 
@@ -733,11 +744,21 @@ def save_model(path, model, vocab, corpus, config=None) -> Path:
                             f"got {type(value).__name__}")
     if config is not None and not isinstance(config, TrainConfig):
         raise TypeError(f"save_model: config must be a TrainConfig or None, got {type(config).__name__}")
-    path = Path(path)
-    if path.suffix != ".npz":
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".npz":
         raise UserError(f"save_model: path must end in .npz, got {str(path)!r}")
+    if path.is_dir():
+        raise UserError(f"save_model: {path} is a folder; give a file name ending in .npz")
     if not path.parent.is_dir():
-        raise UserError(f"save_model: the folder {path.parent} does not exist; create it first")
+        above = next((p for p in path.parents if p.exists()), None)
+        raise UserError(f"save_model: {above} is a file, not a folder; give a path in a folder" if above is not None
+                        and not above.is_dir() else f"save_model: the folder {path.parent} does not exist; "
+                        "create it first")
+    import numpy as np
+    bad = next((name for name, p in model.state_dict().items() if not np.all(np.isfinite(p))), None)
+    if bad is not None:     # a diverged model: every command would read it only to score nan
+        raise UserError(f"save_model: the model's {bad} holds nan or inf (it diverged); save it from before the "
+                        "divergence, or retrain with a lower learning rate or gradient clipping")
     if len(vocab) != model.config.vocab_size:
         raise UserError(f"save_model: the model has {model.config.vocab_size} words, the vocabulary {len(vocab)}")
     if corpus.vocab.to_json() != vocab.to_json():

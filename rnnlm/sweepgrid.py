@@ -65,16 +65,30 @@ def read_grid_file(path) -> dict:
         except ImportError:
             raise UserError("TOML grid files need Python >= 3.11 (tomllib); write the grid as JSON") from None
         try:
-            return tomllib.loads(text)
+            d = tomllib.loads(text)     # (a key given twice is a TOMLDecodeError)
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{path}: not valid TOML ({exc})") from None
+    else:
+        d = _read_json_grid(text, path)
+    _refuse_unknown(set(d) - set(EXTRA_KEYS), f"grid file {path}", ", or seeds, measure, keep_models")
+    return d
+
+
+def _read_json_grid(text: str, path) -> dict:
+    """A JSON grid file's one object; UserError when it is not valid, not one object, or gives a key twice."""
+
+    def once(pairs):        # a key given twice: json keeps the last silently
+        keys = [k for k, _ in pairs]
+        twice = next((k for k in keys if keys.count(k) > 1), None)
+        if twice is not None:
+            raise UserError(f"grid file {path} sets {twice!r} twice; keep one (a list gives several values)")
+        return dict(pairs)
     try:
-        d = json.loads(text)
+        d = json.loads(text, object_pairs_hook=once)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: a grid file holds one object {{setting: value or list}}")
-    _refuse_unknown(set(d) - set(EXTRA_KEYS), f"grid file {path}", ", or seeds, measure, keep_models")
     return d
 
 
@@ -172,6 +186,8 @@ def expand_grid(grid: dict) -> tuple[list[tuple[str, dict, TrainConfig]], list[s
     if seeds is not None:
         if "seed" in grid:
             raise UserError("give either seeds (a count) or seed (values), not both")
+        if isinstance(seeds, float) and seeds.is_integer():     # 3.0, 1e3 (JSON's numbers with a point or e)
+            seeds = int(seeds)
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise UserError(f"seeds must be a positive whole number (a count, such as 3), got {seeds!r}")
         if seeds > MAX_JOBS:

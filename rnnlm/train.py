@@ -210,9 +210,11 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 summary["folder_printed"] = resume is None
                 return summary
             except BaseException:
-                # a start-up signal, or nobody to tell the folder to (nothing trained yet): a new run's
-                # files are removed again, a resume's folder is left to its checkpoint
-                if startup.signum is not None or unheard:
+                # a start-up signal, nobody to tell the folder to (nothing trained yet), or a start-up that
+                # failed (a full disk or a file-size limit at vocab.json or the step-0 checkpoint, a model too
+                # large for memory): a new run's files are removed again, a resume's folder is left to its
+                # checkpoint
+                if startup.signum is not None or unheard or (resume is None and not startup.over):
                     _give_up_start_up(startup, folder, lock, new)
                 raise
             finally:

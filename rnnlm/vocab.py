@@ -70,8 +70,8 @@ class Vocab:
 
     def __contains__(self, word) -> bool:
         """Whether `word` is one of the vocabulary's words (as written: the vocabulary of a lower-cased corpus
-        holds "homem", not "Homem")."""
-        return word in self.stoi
+        holds "homem", not "Homem"). Anything but a str is no word of it (False, not a TypeError for a list)."""
+        return isinstance(word, str) and word in self.stoi
 
     def encode(self, tokens: Iterable[str]) -> np.ndarray:
         """Tokens (an iterable of words) -> (n,) int32 ids; unknown words -> unk_id. Words are looked up as
@@ -81,7 +81,11 @@ class Vocab:
         if isinstance(tokens, (str, bytes)):
             raise TypeError("Vocab.encode takes a list of words, got a str: split it first "
                             "(rnnlm.tokenize.tokenize(text)), or wrap one word in a list")
-        tokens = list(tokens)
+        try:
+            tokens = list(tokens)
+        except TypeError:
+            raise TypeError(f"Vocab.encode takes a list of words, got {type(tokens).__name__} {tokens!r:.40}")\
+                from None
         bad = next((t for t in tokens if not isinstance(t, str)), None)
         if bad is not None:
             raise TypeError(f"Vocab.encode: every token must be a str, got {type(bad).__name__} {bad!r}")

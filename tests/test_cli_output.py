@@ -122,8 +122,8 @@ def test_an_error_names_out_only_for_a_command_that_has_it(monkeypatch, capsys):
         raise OSError(errno.ENOSPC, "No space left on device", "/x/cache.npy")
     _replace(monkeypatch, "evaluate", full)
     assert main(["evaluate", "runs/x"]) == 2
-    assert capsys.readouterr().err == ("error: No space left on device: /x/cache.npy (free some space or write "
-                                       "elsewhere; files written before are intact)\n")
+    assert capsys.readouterr().err == ("error: No space left on device: /x/cache.npy (free some space; files "
+                                       "written before are intact)\n")
     _replace(monkeypatch, "train", full)
     assert main(["train", "--max-steps", "1"]) == 2
     assert "write elsewhere (--out);" in capsys.readouterr().err

@@ -90,7 +90,7 @@ def test_a_temp_cache_folder_others_can_write_is_not_used(env, tmp_path):
     folder = tmp_path / "tmp" / f"rnnlm-cache-{os.getuid()}"
     assert caches.cache_root() == folder and (folder.stat().st_mode & 0o777) == 0o700     # made private
     folder.chmod(0o777)
-    with pytest.warns(UserWarning, match=r"no writable cache folder \(the temp folder .*: other users may write"):
+    with pytest.warns(UserWarning, match=r"no usable cache folder \(the temp folder .*: other users may write"):
         assert caches.cache_root() is None
     folder.chmod(0o755)
     assert caches.cache_root() == folder
@@ -224,7 +224,7 @@ def test_a_file_too_large_says_what_to_do():
     from rnnlm.errors import describe_os_error
     line = describe_os_error(OSError(errno.EFBIG, "File too large", "r/latest.npz"), out_flag=None)
     assert line == ("File too large: r/latest.npz (the file grew past the file system's or the shell's file-size "
-                    "limit (ulimit -f); write elsewhere or raise the limit)")
+                    "limit (ulimit -f); raise the limit)")
 
 
 def test_a_checkpoint_that_is_a_folder_is_not_looked_into(tmp_path):
