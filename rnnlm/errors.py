@@ -198,7 +198,8 @@ def sigterm_raises(sigint: bool = False, final: bool = False):
         with stops_not_lost():      # a stop raised where Python drops exceptions is sent again
             yield seen
     finally:
-        after = signal.SIG_IGN if STOPS.signalled else functools.partial(_exit_finished, seen)
+        # (a stop raised by another handler, a sweep's shield, set `raised` without `signalled`)
+        after = signal.SIG_IGN if STOPS.signalled or STOPS.raised else functools.partial(_exit_finished, seen)
         for signum, before in previous.items():
             signal.signal(signum, after if final else signal.SIG_DFL if before is None else before)
 
