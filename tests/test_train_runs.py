@@ -219,6 +219,7 @@ def test_second_writer_is_refused_readers_work(text, tmp_path, capsys):
 
 
 def test_crash_before_the_first_checkpoint_can_be_retrained_into(text, tmp_path, monkeypatch):
+    from rnnlm import train as train_module
     out = tmp_path / "r"
 
     def crash(self, *a, **k):
@@ -226,6 +227,11 @@ def test_crash_before_the_first_checkpoint_can_be_retrained_into(text, tmp_path,
 
     with monkeypatch.context() as m:
         m.setattr(runs.Run, "save_latest", crash)
+        with pytest.raises(KeyboardInterrupt):      # a failed start-up removes what it wrote
+            train(tiny(text, out, max_steps=3))
+        assert not out.exists()
+        # a crash that runs no clean-up (a kill -9, a power cut) leaves config.json and no checkpoint
+        m.setattr(train_module, "_give_up_start_up", lambda *a: None)
         with pytest.raises(KeyboardInterrupt):
             train(tiny(text, out, max_steps=3))
     assert (out / "config.json").exists() and not (out / "model.npz").exists()
