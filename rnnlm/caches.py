@@ -91,6 +91,8 @@ def why_unusable(folder: Path, private: bool = False) -> str | None:
     try:
         if folder.exists() and not folder.is_dir():     # (mkdir would say "File exists": /dev/null, a file)
             return "it is not a folder"
+        if private and (why := _swappable(folder)):     # (before it is made: nothing is left behind)
+            return why
         folder.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
         if private and (why := not_private(folder)):
             return why
@@ -116,10 +118,21 @@ def not_private(folder: Path) -> str | None:
         return f"it belongs to another user (uid {st.st_uid})"
     if st.st_mode & 0o022:
         return f"other users may write to it: make it private (chmod 700 {folder}) or remove it"
-    parent = os.stat(folder.parent)
+    return _swappable(folder)
+
+
+def _swappable(folder: Path) -> str | None:
+    """Why another user could rename `folder` and put one of theirs in its place (the folder it is in is
+    writable by others without the sticky bit, which /tmp has), or None."""
+    if not hasattr(os, "getuid"):
+        return None
+    try:
+        parent = os.stat(folder.parent)
+    except OSError:
+        return None     # (mkdir says why)
     if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
         return (f"the folder it is in, {folder.parent}, lets other users rename it (writable by them, without "
-                "the sticky bit /tmp has)")
+                f"the sticky bit /tmp has: chmod +t {folder.parent}, or set TMPDIR to a folder of your own)")
     return None
 
 

@@ -19,7 +19,7 @@ import sys
 from . import config as C
 from .cliflags import _Parser, _arg, _subcommands, float_arg, unheard_stdout
 from .clitrain import _add_train
-from .errors import UserError, and_list, plural
+from .errors import STOPS, UserError, and_list, finished, plural
 from .settings import default
 
 
@@ -149,17 +149,21 @@ def _sweep_grid(args) -> dict:
         if "seeds" in grid:
             overridden.append("--seeds")
         grid["seeds"] = args.seeds
-    if overridden:      # (documented: a flag wins; said, so that a grid key given twice is not a surprise)
-        verb = "overrides its setting" if len(overridden) == 1 else "override their settings"
-        print(f"note: {and_list(overridden)} {verb} in the grid file {args.grid}", file=sys.stderr)
     if args.measure is not None:
         from .sweepjobs import MEASURES
+        if "measure" in grid:
+            overridden.append("--measure")
         grid["measure"] = [m.strip() for m in args.measure.split(",") if m.strip()]
         for m in grid["measure"]:
             if m not in MEASURES:
                 raise UserError(f"--measure: unknown measurement {m!r}; choose from {', '.join(MEASURES)}")
     if args.keep_models:
+        if "keep_models" in grid:
+            overridden.append("--keep-models")
         grid["keep_models"] = True
+    if overridden:      # (documented: a flag wins; said, so that a grid key given twice is not a surprise)
+        verb = "overrides its setting" if len(overridden) == 1 else "override their settings"
+        print(f"note: {and_list(overridden)} {verb} in the grid file {args.grid}", file=sys.stderr)
     return grid
 
 
@@ -240,7 +244,10 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
         return f"the sweep is saved in {out} ({', '.join(names)})"
     try:
         _write_sweep_report(out, rows, points, axes, figure, saved, written)
+        finished(saved())   # (a stop from here on, as the lock is released, says the sweep is saved)
     except KeyboardInterrupt as exc:    # every job is recorded: the line says so, and how to get the rest
+        if STOPS.done is not None:      # (after `finished`: the CLI's line says the sweep is saved)
+            raise
         n = len(sweeprecord.read_rows(out))
         exc.line = (f"{sweep.stop_word(exc)} while printing the report: {saved()}" if written else
                     f"{sweep.stop_word(exc)} while the table and figure were written: all {n} jobs are recorded "

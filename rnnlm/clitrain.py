@@ -410,9 +410,8 @@ def _score_lines(args) -> list:
     sentences = list(args.sentences)
     if args.file is not None:
         if args.file == "-":        # read as a --file is: a cp1252 text with a warning, not refused
-            from .corpus import MAX_TEXT_BYTES, decode_text, read_capped
-            raw = read_capped(sys.stdin.buffer, MAX_TEXT_BYTES, "standard input",
-                              advice="give fewer sentences, or score the rest in another call")
+            from .corpus import decode_text, read_stdin
+            raw = read_stdin(advice="give fewer sentences, or score the rest in another call")
             text = decode_text(raw, "standard input") if raw.strip() else ""
         else:
             from pathlib import Path

@@ -421,6 +421,15 @@ def _open_saying_when_it_waits(path):
         timer.cancel()
 
 
+def read_stdin(advice: str) -> bytes:
+    """Standard input's bytes (a text given as -), up to MAX_TEXT_BYTES (read_capped); UserError when it is
+    closed (`<&-`)."""
+    import sys
+    if sys.stdin is None:
+        raise UserError("standard input is closed; give the text as a file, or pipe it in")
+    return read_capped(sys.stdin.buffer, MAX_TEXT_BYTES, "standard input", advice)
+
+
 def read_capped(f, limit: int, name, advice: str) -> bytes:
     """At most `limit` bytes of the open binary file `f` (a file, standard input), else UserError "NAME is
     larger than N MiB ...; <advice>": a regular file by its size, before anything is read; anything else

@@ -25,6 +25,7 @@ import numpy as np
 
 from .demo import (FULL, QUICK, _budget, _g, _lag, _plot_lag, _quick_text, _say, _stage_folder, _text_name,
                    _tokens, _train_all, _write_json)
+from .errors import finished
 from .fileio import atomic_write_text
 from .runs import fmt_ppl
 from .sweepjobs import curve_numbers
@@ -319,8 +320,11 @@ def run_gradients(out, quick: bool = False, seed: int = 0) -> dict:
         summary["wall_s"] = {**timings, "total": round(time.perf_counter() - t0, 1)}
         _write_json(out / "summary.json", summary)
         atomic_write_text(out / "summary.md", gradients_markdown(summary))
+        finished(f"the demo is saved in {out} (summary.md, summary.json, its figures and stages)")
     except KeyboardInterrupt as exc:     # the CLI prints exc.line, the stop's one line
-        from .errors import stop_word
+        from .errors import STOPS, stop_word
+        if STOPS.done is not None:      # (after `finished`: the CLI's line says the demo is saved)
+            raise
         done = [name for name, _ in parts if (stages / f"{name}.json").exists()]
         kept = (f"the finished stages ({', '.join(done)}) are saved in {stages}" if done else
                 "no stage had finished")

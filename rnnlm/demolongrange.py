@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .demo import FULL, QUICK, _budget, _g, _lag, _plot_lag, _say, _stage_folder, _train_all, _write_json
-from .errors import UserError, and_list
+from .errors import UserError, and_list, finished
 from .fileio import atomic_write_text
 from .runs import fmt_ppl
 from .sweepjobs import curve_numbers
@@ -137,7 +137,9 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
         return _measure_and_report(out, models, trained, corpus, sizes, seed, distances, tokens, corpus_settings,
                                    quick, minutes, folder, V, target, hidden, t0)
     except KeyboardInterrupt as exc:     # every training is recorded: the probes, figures and summary are not
-        from .errors import stop_word
+        from .errors import STOPS, stop_word
+        if STOPS.done is not None:      # (after `finished`: the CLI's line says the demo is saved)
+            raise
         exc.line = (f"{stop_word(exc)} while the trained models were measured: every training is recorded in "
                     f"{out / 'sweep.jsonl'}; run the same command again (same --out): it skips the trainings "
                     "and measures them")
@@ -165,6 +167,7 @@ def _measure_and_report(out, models, trained, corpus, sizes, seed, distances, to
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     _write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", longrange_markdown(summary))
+    finished(f"the demo is saved in {out} (summary.md, summary.json, its figures and runs)")
     return summary
 
 

@@ -67,6 +67,16 @@ class _Stops:
     raised = False
     signalled = False
     exc = None      # the stop's exception, as made (`stop_exception`): `redeliver_lost_stop` knows it by this
+    # what a command that finished its work saved (its files are whole: "the sweep is saved in ..."), set as it
+    # finishes (`finished`), for the one line of a stop landing in its last moments (a lock released, standard
+    # output flushed): None while its work goes on
+    done = None
+
+
+def finished(saved: str) -> None:
+    """Say that the command's work is done and what it saved (`saved`, e.g. "the sweep is saved in X"): a stop
+    from here on says so, instead of what a stop in the middle of the work would say."""
+    STOPS.done = saved
 
 
 STOPS = _Stops()
@@ -134,6 +144,16 @@ def raise_for_signal(signum, frame=None):
     raise stop_exception(signum)
 
 
+def _after(seen, final: bool, before):
+    """The handler a signal gets once sigterm_raises' block is over: with `final`, SIG_IGN when the command was
+    stopped (a stop raised by another handler, a sweep's shield, sets `raised` without `signalled`), else
+    _exit_finished (its status); otherwise the handler from before the block (`before`; None: SIG_DFL)."""
+    import signal
+    if final:
+        return signal.SIG_IGN if STOPS.signalled or STOPS.raised else functools.partial(_exit_finished, seen)
+    return signal.SIG_DFL if before is None else before
+
+
 class _Seen:
     """What sigterm_raises yields: `signum`, the SIGTERM it raised Terminated for (None: none came), so
     that a caller can tell a stop from the other error that code it landed in made of it; `status`, the
@@ -141,6 +161,7 @@ class _Seen:
     which a stop landing after it (final=True) exits with."""
     signum = None
     status = None
+    closing = False     # the block is over (its handlers being put back)
 
 
 def _exit_finished(seen, signum, frame):
@@ -182,6 +203,10 @@ def sigterm_raises(sigint: bool = False, final: bool = False):
         return
 
     def handler(signum, frame):
+        if seen.closing:    # the block is over, its handlers being put back: answered as the next one will
+            after = _after(seen, final, previous.get(signum))
+            return after(signum, frame) if callable(after) else None if after is signal.SIG_IGN else \
+                raise_for_signal(signum)
         # the command is already stopping (a stop raised, or a training that took the first signal saves and
         # ends): a further signal is ignored
         if STOPS.raised or STOPS.signalled:
@@ -190,6 +215,7 @@ def sigterm_raises(sigint: bool = False, final: bool = False):
         seen.signum = signum
         raise_for_signal(signum)
     STOPS.raised = STOPS.signalled = False
+    STOPS.done = None
     names = [signal.SIGTERM] if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN else []
     if sigint and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         names.append(signal.SIGINT)
@@ -198,10 +224,9 @@ def sigterm_raises(sigint: bool = False, final: bool = False):
         with stops_not_lost():      # a stop raised where Python drops exceptions is sent again
             yield seen
     finally:
-        # (a stop raised by another handler, a sweep's shield, set `raised` without `signalled`)
-        after = signal.SIG_IGN if STOPS.signalled or STOPS.raised else functools.partial(_exit_finished, seen)
+        seen.closing = True     # first: a signal from here on is answered as after the block (`handler`)
         for signum, before in previous.items():
-            signal.signal(signum, after if final else signal.SIG_DFL if before is None else before)
+            signal.signal(signum, _after(seen, final, before))
 
 
 class UserError(Exception):

@@ -136,18 +136,15 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
 
     tcfg = trained_config(info)
     if text == "-":     # standard input, as score --file - reads it (a pipe: `pdftotext x.pdf - | evaluate ...`)
-        import sys
-
-        from .corpus import MAX_TEXT_BYTES, decode_text, read_capped
-        raw = read_capped(sys.stdin.buffer, MAX_TEXT_BYTES, "standard input",
-                          advice="give a smaller text, or split it into several files")
+        from .corpus import decode_text, read_stdin
+        raw = read_stdin(advice="give a smaller text, or split it into several files")
         tokens, note = _text_tokens(decode_text(raw, "standard input"), "standard input", tcfg.data)
         return _text_result(vocab, tokens, "standard input", note)
     if text is not None:
         p = Path(text)
-        if not p.is_file():
-            what = ("is a folder" if p.is_dir() else "is not a regular file") if p.exists() else "does not exist"
-            raise UserError(f"--text {text} {what}; give a UTF-8 .txt file")
+        if not p.exists() or p.is_dir():    # (a named pipe, <(...), /dev/stdin: read, up to MAX_TEXT_BYTES)
+            raise UserError(f"--text {text} {'is a folder' if p.is_dir() else 'does not exist'}; give a UTF-8 "
+                            ".txt file")
         tokens, note = _text_tokens(read_text(p, corpus=False), text, tcfg.data)
         return _text_result(vocab, tokens, str(p), note)
     if split not in ("train", "valid", "test"):

@@ -79,6 +79,8 @@ def rel_error(a, n):
 # the largest eps and weight_scale whose check a correct gradient passes (every cell and activation at the
 # default sizes and the other at its default, measured: the largest error 1.7e-7 at eps 0.01, 1.9e-7 at
 # weight_scale 5), and why
+# the smallest eps likewise (measured: 2.3e-7 at 1e-4; an LSTM's 3.8e-6 at 1e-5 fails)
+SMALLEST_EPS = 1e-4
 _LARGEST = {"eps": (0.01, "a larger finite-difference step measures the curvature along with the derivative"),
             "weight_scale": (5, "larger weights saturate the gates and activations, where the finite differences "
                                 "lose the digits the check compares")}
@@ -94,7 +96,7 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
     of vocab_size words, a random initial state (whose gradient is checked too, as h0 and c0) and, with
     dropout, one fixed mask. Up to max_entries entries per array are checked, each by a five-point
     central difference of step eps (shrunk where a relu kink lies within 2 eps). Errors: ValueError or
-    TypeError for eps not a finite number in (0, 0.01], weight_scale not one in (0, 5] (beyond them a correct
+    TypeError for eps not a number in [1e-4, 0.01], weight_scale not one in (0, 5] (beyond them a correct
     gradient fails the check), vocab_size < 2 (one word leaves nothing to predict: every gradient is zero),
     max_entries, T or B out of range; the model's own errors for its settings (ModelConfig).
     """
@@ -109,6 +111,9 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
         if value > _LARGEST[name][0]:      # (then a correct gradient fails: a check that cannot be read)
             raise ValueError(f"gradcheck: {name} must be at most {_LARGEST[name][0]:g}, got {value!r}; "
                              f"{_LARGEST[name][1]}")
+    if eps < SMALLEST_EPS:
+        raise ValueError(f"gradcheck: eps must be at least {SMALLEST_EPS:g}, got {eps!r}; a smaller step leaves "
+                         "the difference of two losses to roundoff, which the check would compare")
     check_int(vocab_size, "vocab_size", "gradcheck", lo=2)
     check_int(max_entries, "max_entries", "gradcheck", lo=1)
     for name, value in (("T", T), ("B", B)):

@@ -744,7 +744,7 @@ def save_model(path, model, vocab, corpus, config=None) -> Path:
                             f"got {type(value).__name__}")
     if config is not None and not isinstance(config, TrainConfig):
         raise TypeError(f"save_model: config must be a TrainConfig or None, got {type(config).__name__}")
-    path = Path(path).expanduser()
+    path = Path(os.path.expanduser(path))     # (~user of no such user: left as it is, not a RuntimeError)
     if path.suffix.lower() != ".npz":
         raise UserError(f"save_model: path must end in .npz, got {str(path)!r}")
     if path.is_dir():

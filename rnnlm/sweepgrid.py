@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 
 from .config import DEFAULT_LR, DataConfig, ModelConfig, TrainConfig, given_train_settings
-from .errors import UserError
+from .errors import UserError, plural
 from .settings import check_types
 from .sweeprecord import TASK_JOB, TRAIN_JOB  # the job functions of a `sweep run` point and a study run
 
@@ -67,6 +67,9 @@ def read_grid_file(path) -> dict:
         try:
             d = tomllib.loads(text)     # (a key given twice is a TOMLDecodeError)
         except tomllib.TOMLDecodeError as exc:
+            if "Cannot overwrite a value" in str(exc):      # (tomllib's words for a key given twice)
+                raise UserError(f"grid file {path} sets a key twice ({exc}); keep one (a list gives several "
+                                "values)") from None
             raise UserError(f"{path}: not valid TOML ({exc})") from None
     else:
         d = _read_json_grid(text, path)
@@ -412,7 +415,7 @@ def summarize(folder) -> str:
     fixed = with_default_lr(fixed)
     named = ", ".join(f"{k}={_cell(fixed[k])}" for k in (fixed if own else FIXED_KEYS)
                       if shown_fixed(k, fixed.get(k)))
-    head = f"{folder}: {len(rows)} jobs ({done} done, {len(rows) - done} failed)"
+    head = f"{folder}: {len(rows)} {plural(len(rows), 'job')} ({done} done, {len(rows) - done} failed)"
     head += f"; fixed: {named}" if named else ""
     tail = [f"{why} ({len(names)} job{'s' if len(names) > 1 else ''})" for why, names in notes.items()]
     return head + "\n\n" + "\n".join(lines) + ("\n\n" + "\n".join(tail) if tail else "")

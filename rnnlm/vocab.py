@@ -79,16 +79,16 @@ class Vocab:
         `rnnlm.tokenize.tokenize(text, keep_case=..., num_token=...)`. TypeError for a str (its characters
         would be read as words) or a token that is not a str."""
         if isinstance(tokens, (str, bytes)):
-            raise TypeError("Vocab.encode takes a list of words, got a str: split it first "
+            raise TypeError(f"Vocab.encode takes a list of words, got a {type(tokens).__name__}: split it first "
                             "(rnnlm.tokenize.tokenize(text)), or wrap one word in a list")
         try:
             tokens = list(tokens)
         except TypeError:
             raise TypeError(f"Vocab.encode takes a list of words, got {type(tokens).__name__} {tokens!r:.40}")\
                 from None
-        bad = next((t for t in tokens if not isinstance(t, str)), None)
-        if bad is not None:
-            raise TypeError(f"Vocab.encode: every token must be a str, got {type(bad).__name__} {bad!r}")
+        bad = [t for t in tokens if not isinstance(t, str)][:1]     # (a list: the bad token may be None)
+        if bad:
+            raise TypeError(f"Vocab.encode: every token must be a str, got {type(bad[0]).__name__} {bad[0]!r}")
         get, unk = self.stoi.get, self.unk_id
         return np.fromiter((get(t, unk) for t in tokens), dtype=np.int32)
 

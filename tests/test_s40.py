@@ -12,10 +12,12 @@ from rnnlm.cli import main
 from rnnlm.sweep import read_rows
 
 import test_s38
+import test_s39
 from test_sweep import _flags
 
 ROOT = Path(__file__).resolve().parents[1]
 trained = test_s38.trained     # (a fixture: a small trained model, its corpus and a folder)
+env = test_s39.env             # (a fixture: no cache folder but the temp folder's, tmp_path/tmp)
 
 # ---------------------------------------------------------------- a stop after the command finished
 
@@ -197,25 +199,11 @@ def test_evaluate_reads_standard_input_for_a_dash(tmp_path, monkeypatch, capsys)
 # ---------------------------------------------------------------- the cache folder's messages
 
 
-@pytest.fixture()
-def cache_env(monkeypatch, tmp_path):
-    import tempfile
-
-    from rnnlm import caches
-    for name in ("RNNLM_CACHE", "XDG_CACHE_HOME", "NUMBA_CACHE_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "no-home"))
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(caches, "_warned", set())
-    return monkeypatch
-
-
-def test_the_cache_folder_messages_say_what_to_do(cache_env, tmp_path):
+def test_the_cache_folder_messages_say_what_to_do(env, tmp_path):
     """RNNLM_CACHE=/dev/null said "File exists"; a temp cache folder others may write said only "no writable
     cache folder", not how to make it private; a temp folder without the sticky bit let others rename it."""
     from rnnlm import caches
-    cache_env.setenv("RNNLM_CACHE", "/dev/null")
+    env.setenv("RNNLM_CACHE", "/dev/null")
     folder = tmp_path / "tmp" / f"rnnlm-cache-{os.getuid()}"
     with pytest.warns(UserWarning, match=r"^RNNLM_CACHE=/dev/null cannot be used as a cache \(it is not a folder\)"):
         assert caches.cache_root() == folder
@@ -328,3 +316,93 @@ def test_a_sweep_stopped_before_its_jobs_says_nothing_was_recorded(tmp_path, cap
     grid.write_text("{}")
     assert main(["sweep", "run", "--grid", str(grid), "--out", str(tmp_path / "s")]) == 130
     assert capsys.readouterr().err == "interrupted before any job ran: nothing was recorded; run it again\n"
+
+
+# ---------------------------------------------------------------- a stop in a command's last moments
+
+
+def test_a_sweep_stopped_after_its_report_says_it_is_saved(text, tmp_path, capsys, monkeypatch):
+    """A stop after the sweep's last line (as its lock was released) said "terminated before any job ran:
+    nothing was recorded" although every file was written."""
+    from rnnlm import clisweep
+    real = clisweep.finished
+
+    def then_stopped(saved):
+        real(saved)
+        raise errors.Terminated()
+    monkeypatch.setattr(clisweep, "finished", then_stopped)
+    out = tmp_path / "s"
+    assert main(["sweep", "run", *_flags(text, out), "--cell", "rnn", "--hidden", "8,16", "--max-steps", "2",
+                 "--eval-every", "0", "--scheduler", "serial"]) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    png = next(out.glob("sweep-*.png")).name
+    assert err[-1] == (f"terminated after its work was done: the sweep is saved in {out} (sweep.jsonl, summary.md, "
+                       f"{png})")
+
+
+def test_a_stop_as_the_guarded_block_ends_keeps_the_commands_status(monkeypatch, capsys):
+    """A stop landing as main's signal handlers were put back left main as a stop of its own: "interrupted
+    before the command began: nothing was done", exit 130, after a command that had finished."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def stopped_at_the_end():
+        yield
+        raise KeyboardInterrupt()
+    monkeypatch.setattr(errors, "stops_not_lost", stopped_at_the_end)
+    assert main(["train", "--hidden", "0"]) == 2
+    assert capsys.readouterr().err == "error: --hidden must be at least 1, got 0\n"
+
+
+# ---------------------------------------------------------------- the trial's second round
+
+
+def test_evaluate_reads_a_named_pipe_and_refuses_a_closed_standard_input(tmp_path, monkeypatch, capsys):
+    """`evaluate RUN --text FIFO` (or <(...)) said "is not a regular file", though the README says a named
+    pipe is read; `--text -` with standard input closed (`<&-`) was an AttributeError traceback."""
+    import threading
+
+    from saved_runs import untrained_gru_run
+    run = untrained_gru_run(tmp_path, 30, 3)
+    fifo = tmp_path / "text.fifo"
+    os.mkfifo(fifo)
+
+    def writer():
+        with open(fifo, "w", encoding="utf-8") as f:
+            f.write("o homem e a casa .\n")
+    threading.Thread(target=writer, daemon=True).start()
+    assert main(["evaluate", str(run), "--text", str(fifo)]) == 0
+    assert f"text: {fifo}  (" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "stdin", None)
+    for argv in (["evaluate", str(run), "--text", "-"], ["score", str(run), "--file", "-"]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err == ("error: standard input is closed; give the text as a file, or pipe "
+                                           "it in\n")
+
+
+def test_vocab_encode_refuses_a_none_among_the_words():
+    """encode(['o', None]) returned [id, 0]: the check for a token that is not a str took None for "none found"."""
+    from rnnlm.vocab import Vocab
+    v = Vocab(["<unk>", "<eos>", "o", "homem"])
+    with pytest.raises(TypeError, match=r"^Vocab.encode: every token must be a str, got NoneType None$"):
+        v.encode(["o", None, "homem"])
+    with pytest.raises(TypeError, match=r"^Vocab.encode takes a list of words, got a bytes"):
+        v.encode(b"o")
+
+
+def test_gradcheck_refuses_a_step_too_small_to_measure():
+    from rnnlm.gradcheck import SMALLEST_EPS, gradcheck
+    with pytest.raises(ValueError, match=r"^gradcheck: eps must be at least 0.0001, got 1e-07; a smaller step"):
+        gradcheck(eps=1e-7)
+    assert gradcheck(cell="lstm", eps=SMALLEST_EPS).ok
+
+
+def test_measure_and_keep_models_flags_over_grid_keys_are_said(tmp_path, capsys):
+    from rnnlm import clisweep
+    from rnnlm.cli import _parse, build_parser
+    grid = tmp_path / "g.json"
+    grid.write_text('{"measure": ["agreement"], "keep_models": false}')
+    parsed = _parse(build_parser(), ["sweep", "run", "--grid", str(grid), "--measure", "lag", "--keep-models"])
+    assert clisweep._sweep_grid(parsed) == {"measure": ["lag"], "keep_models": True}
+    assert capsys.readouterr().err == (f"note: --measure and --keep-models override their settings in the grid "
+                                       f"file {grid}\n")
