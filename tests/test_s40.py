@@ -406,3 +406,47 @@ def test_measure_and_keep_models_flags_over_grid_keys_are_said(tmp_path, capsys)
     assert clisweep._sweep_grid(parsed) == {"measure": ["lag"], "keep_models": True}
     assert capsys.readouterr().err == (f"note: --measure and --keep-models override their settings in the grid "
                                        f"file {grid}\n")
+
+
+# ---------------------------------------------------------------- the recheck's findings
+
+
+def test_a_sigterm_while_the_cli_is_imported_is_one_line():
+    """A SIGTERM in the first ~0.2 s (the CLI's imports, before its handler) killed the process with no line."""
+    import signal
+    import time
+    p = subprocess.Popen([sys.executable, "cli.py", "demo", "gradients", "--quick", "--out", "never"], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGTERM)
+    err = p.communicate(timeout=60)[1].decode()
+    assert p.returncode == 143 and err == "terminated before the command began: nothing was done\n"
+    assert not (ROOT / "never").exists()
+
+
+def test_a_stop_before_a_demo_or_study_says_its_own_words(tmp_path, monkeypatch, capsys):
+    """A stop before the demo's stages or the study's runs began (while their modules were imported) said a
+    bare "terminated"."""
+    import rnnlm.cli as cli
+
+    def stopped(args):
+        raise errors.Terminated()
+    monkeypatch.setattr(cli, "COMMANDS", [(n, add, stopped if n in ("demo", "study") else run)
+                                          for n, add, run in cli.COMMANDS])
+    assert main(["demo", "gradients", "--quick", "--out", str(tmp_path / "d")]) == 143
+    assert capsys.readouterr().err == ("terminated before the demo's first stage finished: nothing is lost; run the "
+                                       "same command again\n")
+    assert main(["study", "learnability", "--out", str(tmp_path / "s")]) == 143
+    assert capsys.readouterr().err == ("terminated before the study recorded a run: nothing is lost; run the same "
+                                       "command again\n")
+
+
+def test_a_flag_equal_to_its_grid_key_is_not_noted(tmp_path, capsys):
+    from rnnlm import clisweep
+    from rnnlm.cli import _parse, build_parser
+    grid = tmp_path / "g.json"
+    grid.write_text('{"measure": ["lag"], "hidden": 8, "seeds": 2, "keep_models": true}')
+    parsed = _parse(build_parser(), ["sweep", "run", "--grid", str(grid), "--measure", "lag", "--hidden", "8",
+                                     "--seeds", "2", "--keep-models"])
+    assert clisweep._sweep_grid(parsed) == {"measure": ["lag"], "hidden": [8], "seeds": 2, "keep_models": True}
+    assert capsys.readouterr().err == ""
