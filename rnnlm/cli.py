@@ -337,10 +337,6 @@ def _stopped_line(args, word: str) -> str:
         return f"{word} before the measurement began: nothing was written; run it again"
     if command == "generate":
         return f"{word} before any text was drawn: generate writes no files, so nothing was lost"
-    if command == "demo":       # (a stop in its stages or trainings says what they keep)
-        return f"{word} before the demo's first stage finished: nothing is lost; run the same command again"
-    if command == "study":      # (a stop once runs are recorded says how many)
-        return f"{word} before the study recorded a run: nothing is lost; run the same command again"
     if command == "sweep" and args.sweep_command == "run":     # (a stop in its jobs or after them says more)
         return f"{word} before any job ran: nothing was recorded; run it again"
     if command == "sweep":

@@ -142,24 +142,23 @@ def _sweep_grid(args) -> dict:
         for a in actions:
             v = getattr(args, a.dest, None)
             if v is not None:
-                if a.dest in grid and grid[a.dest] != v and [grid[a.dest]] != v:    # (the same value: no note)
+                if a.dest in grid:
                     overridden.append(a.option_strings[0])
                 grid[a.dest] = v
     if args.seeds is not None:
-        if grid.get("seeds", args.seeds) != args.seeds:
+        if "seeds" in grid:
             overridden.append("--seeds")
         grid["seeds"] = args.seeds
     if args.measure is not None:
         from .sweepjobs import MEASURES
-        measure = [m.strip() for m in args.measure.split(",") if m.strip()]
-        if "measure" in grid and grid["measure"] not in (measure, ",".join(measure)):
+        if "measure" in grid:
             overridden.append("--measure")
-        grid["measure"] = measure
+        grid["measure"] = [m.strip() for m in args.measure.split(",") if m.strip()]
         for m in grid["measure"]:
             if m not in MEASURES:
                 raise UserError(f"--measure: unknown measurement {m!r}; choose from {', '.join(MEASURES)}")
     if args.keep_models:
-        if grid.get("keep_models", True) is not True:
+        if "keep_models" in grid:
             overridden.append("--keep-models")
         grid["keep_models"] = True
     if overridden:      # (documented: a flag wins; said, so that a grid key given twice is not a surprise)
@@ -388,7 +387,6 @@ def _run_study(args):
         if not getattr(exc, "said", False):     # said: the study printed its one line (runs recorded, what next)
             raise
         return exit_status(exc)
-    finished(f"the study is saved in {doc['folder']} (study.json, table.md, figures)")
     # study.json, the table and the figures are saved: standard output failing loses only the report
     with unheard_stdout(lambda: f"the study is saved in {doc['folder']} (study.json, table.md, figures)"):
         print(doc["table"])
