@@ -269,15 +269,19 @@ def main(argv=None) -> int:
     stderr, hook = sys.stderr, sys.unraisablehook
     sys.stderr = DroppedWrites(stderr)   # a full log disk silences the command; it does not stop it
     sys.unraisablehook = functools.partial(_quiet_stops, default=hook)
+    seen = None
     try:
-        return _guarded(argv)
+        # from the first line: a stop in the imports is one line too; argv None: the process's own command
+        # line (cli.py, the rnnlm script), whose stop leaves the signals ignored until it exits
+        with sigterm_raises(sigint=True, final=argv is None) as seen:
+            return _guarded(argv, seen)
     except KeyboardInterrupt:
         # a stop as the guarded block ended, once the command's status was set (its work done, its one line
         # said if it was stopped): main ends with that status, saying nothing more (before, the stop left
         # main as one of its own: "interrupted before the command began", exit 130)
-        if _GUARD.get("seen") is None or _GUARD["seen"].status is None:
+        if seen is None or seen.status is None:
             raise
-        return _GUARD["seen"].status
+        return seen.status
     finally:
         warnings.formatwarning, sys.unraisablehook = before, hook
         if isinstance(sys.stderr, DroppedWrites):
@@ -285,36 +289,28 @@ def main(argv=None) -> int:
             sys.stderr = stderr
 
 
-# main's guarded block's _Seen (its exit status once set), for a stop that lands as the block ends
-_GUARD: dict = {}
-
-
-def _guarded(argv) -> int:
-    """main's work under the CLI's signal handlers (errors.sigterm_raises), from the first line."""
-    _GUARD["seen"] = None
-    # from the first line: a stop in the imports is one line too; argv None: the process's own command
-    # line (cli.py, the rnnlm script), whose stop leaves the signals ignored until it exits
-    with sigterm_raises(sigint=True, final=argv is None) as seen:
-        _GUARD["seen"] = seen
-        try:
-            seen.status = _main(argv)
-            return seen.status
-        except SystemExit as exc:       # --help, --version, argparse's own error: its status
-            seen.status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+def _guarded(argv, seen) -> int:
+    """main's work under the CLI's signal handlers (errors.sigterm_raises, whose _Seen is `seen`): sets
+    `seen.status`, the status a stop landing as the block ends keeps."""
+    try:
+        seen.status = _main(argv)
+        return seen.status
+    except SystemExit as exc:       # --help, --version, argparse's own error: its status
+        seen.status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        raise
+    except Exception:
+        if seen.signum is None:
             raise
-        except Exception:
-            if seen.signum is None:
-                raise
-            # the signal landed where it became another error (inside an import's lock, in Numba while it
-            # compiled a kernel: nothing of it is cached then): still a stop, said in one line
-            import signal
-            word = "terminated" if seen.signum == signal.SIGTERM else "interrupted"
-            # (train's own start-up turns its signals back into its stop: one here came before it)
-            print(f"{word} before the command began: nothing was done" if not _BEGAN.get("command") else
-                  f"{word} before the training started: nothing was written" if _BEGAN["command"] == "train"
-                  else _stopped_line(_BEGAN["args"], word), file=sys.stderr)
-            seen.status = 128 + seen.signum
-            return seen.status
+        # the signal landed where it became another error (inside an import's lock, in Numba while it
+        # compiled a kernel: nothing of it is cached then): still a stop, said in one line
+        import signal
+        word = "terminated" if seen.signum == signal.SIGTERM else "interrupted"
+        # (train's own start-up turns its signals back into its stop: one here came before it)
+        print(f"{word} before the command began: nothing was done" if not _BEGAN.get("command") else
+              f"{word} before the training started: nothing was written" if _BEGAN["command"] == "train"
+              else _stopped_line(_BEGAN["args"], word), file=sys.stderr)
+        seen.status = 128 + seen.signum
+        return seen.status
 
 
 def _stopped_line(args, word: str) -> str:
@@ -337,6 +333,10 @@ def _stopped_line(args, word: str) -> str:
         return f"{word} before the measurement began: nothing was written; run it again"
     if command == "generate":
         return f"{word} before any text was drawn: generate writes no files, so nothing was lost"
+    if command == "demo":       # (a stop in its stages or trainings says what they keep)
+        return f"{word} before the demo's first stage finished: nothing is lost; run the same command again"
+    if command == "study":      # (a stop once runs are recorded says how many)
+        return f"{word} before the study recorded a run: nothing is lost; run the same command again"
     if command == "sweep" and args.sweep_command == "run":     # (a stop in its jobs or after them says more)
         return f"{word} before any job ran: nothing was recorded; run it again"
     if command == "sweep":
@@ -422,10 +422,10 @@ def _main(argv=None) -> int:
         print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:     # a sweep ended by SIGTERM raises errors.Terminated, one of these: 143
-        line = getattr(exc, "line", None) or (
-            f"{stop_word(exc)} after its work was done: {STOPS.done}" if STOPS.done else
-            _stopped_line(args, stop_word(exc)) if _BEGAN["command"] else
-            f"{stop_word(exc)} before the command began: nothing was done")
+        # (once the command said its work is done, errors.finished: that, whatever the code it landed in says)
+        line = f"{stop_word(exc)} after its work was done: {STOPS.done}" if STOPS.done else (
+            getattr(exc, "line", None) or (_stopped_line(args, stop_word(exc)) if _BEGAN["command"] else
+                                           f"{stop_word(exc)} before the command began: nothing was done"))
         print(line, file=sys.stderr)
         return exit_status(exc)
 

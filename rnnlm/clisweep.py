@@ -19,7 +19,7 @@ import sys
 from . import config as C
 from .cliflags import _Parser, _arg, _subcommands, float_arg, unheard_stdout
 from .clitrain import _add_train
-from .errors import STOPS, UserError, and_list, finished, plural
+from .errors import UserError, and_list, finished, plural
 from .settings import default
 
 
@@ -142,23 +142,24 @@ def _sweep_grid(args) -> dict:
         for a in actions:
             v = getattr(args, a.dest, None)
             if v is not None:
-                if a.dest in grid:
+                if a.dest in grid and grid[a.dest] != v and [grid[a.dest]] != v:    # (the same value: no note)
                     overridden.append(a.option_strings[0])
                 grid[a.dest] = v
     if args.seeds is not None:
-        if "seeds" in grid:
+        if grid.get("seeds", args.seeds) != args.seeds:
             overridden.append("--seeds")
         grid["seeds"] = args.seeds
     if args.measure is not None:
         from .sweepjobs import MEASURES
-        if "measure" in grid:
+        measure = [m.strip() for m in args.measure.split(",") if m.strip()]
+        if "measure" in grid and grid["measure"] not in (measure, ",".join(measure)):
             overridden.append("--measure")
-        grid["measure"] = [m.strip() for m in args.measure.split(",") if m.strip()]
+        grid["measure"] = measure
         for m in grid["measure"]:
             if m not in MEASURES:
                 raise UserError(f"--measure: unknown measurement {m!r}; choose from {', '.join(MEASURES)}")
     if args.keep_models:
-        if "keep_models" in grid:
+        if grid.get("keep_models", True) is not True:
             overridden.append("--keep-models")
         grid["keep_models"] = True
     if overridden:      # (documented: a flag wins; said, so that a grid key given twice is not a surprise)
@@ -246,8 +247,6 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
         _write_sweep_report(out, rows, points, axes, figure, saved, written)
         finished(saved())   # (a stop from here on, as the lock is released, says the sweep is saved)
     except KeyboardInterrupt as exc:    # every job is recorded: the line says so, and how to get the rest
-        if STOPS.done is not None:      # (after `finished`: the CLI's line says the sweep is saved)
-            raise
         n = len(sweeprecord.read_rows(out))
         exc.line = (f"{sweep.stop_word(exc)} while printing the report: {saved()}" if written else
                     f"{sweep.stop_word(exc)} while the table and figure were written: all {n} jobs are recorded "
@@ -387,6 +386,7 @@ def _run_study(args):
         if not getattr(exc, "said", False):     # said: the study printed its one line (runs recorded, what next)
             raise
         return exit_status(exc)
+    finished(f"the study is saved in {doc['folder']} (study.json, table.md, figures)")
     # study.json, the table and the figures are saved: standard output failing loses only the report
     with unheard_stdout(lambda: f"the study is saved in {doc['folder']} (study.json, table.md, figures)"):
         print(doc["table"])

@@ -137,9 +137,7 @@ def run_longrange(out, minutes: float = 3.0, quick: bool = False, seed: int = 0,
         return _measure_and_report(out, models, trained, corpus, sizes, seed, distances, tokens, corpus_settings,
                                    quick, minutes, folder, V, target, hidden, t0)
     except KeyboardInterrupt as exc:     # every training is recorded: the probes, figures and summary are not
-        from .errors import STOPS, stop_word
-        if STOPS.done is not None:      # (after `finished`: the CLI's line says the demo is saved)
-            raise
+        from .errors import stop_word
         exc.line = (f"{stop_word(exc)} while the trained models were measured: every training is recorded in "
                     f"{out / 'sweep.jsonl'}; run the same command again (same --out): it skips the trainings "
                     "and measures them")

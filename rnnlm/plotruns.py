@@ -41,9 +41,11 @@ def read_metrics(run_dir) -> list[dict]:
     """The events of a run's metrics.jsonl (lines cut by a crash are skipped). Lines that are not JSON
     before the last one (a crash cuts only the last: these were damaged or edited) are skipped with one
     note on stderr saying how many and which, so that a figure with a gap says why."""
-    path = Path(run_dir) / "metrics.jsonl"
+    from .runs import CONFIG, METRICS, refuse_odd_records
+    refuse_odd_records(run_dir, (CONFIG, METRICS))
+    path = Path(run_dir) / METRICS
     if not path.is_file():
-        from .runs import CONFIG, not_a_run_folder
+        from .runs import not_a_run_folder
         if not (Path(run_dir) / CONFIG).exists():
             raise UserError(not_a_run_folder(run_dir))
         raise UserError(f"{run_dir} is not a run folder (no metrics.jsonl)")

@@ -290,6 +290,18 @@ def clear_unsaved_run(folder) -> bool:
     return True
 
 
+def refuse_odd_records(folder, names=(CONFIG, VOCAB, METRICS)) -> None:
+    """UserError (one line) when a run's record in `folder` among `names` (config.json, vocab.json,
+    metrics.jsonl) is there but is neither a regular file nor a folder: a named pipe (reading it waits for a
+    writer forever: a command hung with nothing said), a device or a socket. (A folder gets the line of the
+    place it is found in; checkpoints are checked as they load, checkpoint.load.)"""
+    for name in names:
+        path = Path(folder) / name
+        if path.exists() and not path.is_file() and not path.is_dir():
+            raise UserError(f"{path} is not a regular file (a named pipe, a device or a socket); a run keeps its "
+                            f"records as files: restore it from a copy, or move it away")
+
+
 def _finished_at(folder: Path) -> int | None:
     """The step of the "end" event in a run folder's metrics.jsonl (a run that finished: a sweep job's folder
     keeps its records but not its model), or None: no such event, no readable log."""
@@ -323,6 +335,7 @@ def refuse_taken(folder) -> None:
     that finished (an "end" event) without its model (a sweep job's folder, copied out of its sweep).
     """
     folder = Path(folder)
+    refuse_odd_records(folder)
     if (folder / CONFIG).exists() and holds_checkpoint(folder):
         raise _taken(folder)
     kept = [name for name in (LATEST, BEST) if (folder / name).exists()]
@@ -581,6 +594,7 @@ def read_run_config(run_dir) -> dict:
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise UserError(not_a_run_folder(run_dir))
+    refuse_odd_records(run_dir)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -729,7 +743,9 @@ def save_model(path, model, vocab, corpus, config=None) -> Path:
     The file holds no optimizer or loop state: it is not a run to resume (train --resume takes a folder).
     Errors: TypeError for an argument of the wrong kind; UserError for a vocabulary, corpus or config
     that does not match the model, a parameter holding nan or inf, a path not ending in .npz (any case; ~ is
-    the home folder), a path that is a folder, a folder that does not exist.
+    the home folder), a path that is a folder, a folder that does not exist; OSError as the file system
+    raises it when the file cannot be written (PermissionError, a full disk, a folder that takes no files
+    such as /proc: FileNotFoundError), with nothing left behind.
     """
     import dataclasses
 
@@ -803,6 +819,7 @@ def load_model(run, which: str = "best"):
     if run.is_dir():
         if not (run / CONFIG).exists():
             raise UserError(not_a_run_folder(run))
+        refuse_odd_records(run, (CONFIG, VOCAB))     # (the records a model is read with)
         path = run / (BEST if which == "best" else LATEST)
         if not path.exists():
             _refuse_lost_best(run, which)

@@ -171,12 +171,13 @@ def test_ctrl_c_while_the_cli_is_imported_is_one_line(monkeypatch, capsys):
             raise KeyboardInterrupt         # the Ctrl-C lands while NumPy and Numba load
         return real(name, *a, **k)
     monkeypatch.setattr(builtins, "__import__", importing)
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         with pytest.raises(SystemExit) as e:
             entry.run()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    finally:        # (run, the process's entry point, leaves both ignored until the process exits)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     assert e.value.code == 130
     assert capsys.readouterr().err == "interrupted before the command began: nothing was done\n"
 

@@ -406,3 +406,4 @@ def test_measure_and_keep_models_flags_over_grid_keys_are_said(tmp_path, capsys)
     assert clisweep._sweep_grid(parsed) == {"measure": ["lag"], "keep_models": True}
     assert capsys.readouterr().err == (f"note: --measure and --keep-models override their settings in the grid "
                                        f"file {grid}\n")
+
