@@ -237,18 +237,13 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     except KeyboardInterrupt as exc:    # the jobs stopped cleanly: _run_sweep says so, once the lock is released
         exc.in_jobs = True
         raise
-    figure = []     # the figure's path, once drawn
-    written = []    # True once the table and the figure (if the grid has one) are written
-
-    def saved() -> str:
-        names = [sweeprecord.SWEEP_FILE, "summary.md", *(f.name for f in figure)]
-        return f"the sweep is saved in {out} ({', '.join(names)})"
+    report = _SweepReport(out)
     try:
-        _write_sweep_report(out, rows, points, axes, figure, saved, written)
-        finished(saved())   # (a stop from here on, as the lock is released, says the sweep is saved)
+        _write_sweep_report(out, rows, points, axes, report)
+        finished(report.saved())    # (a stop from here on, as the lock is released, says the sweep is saved)
     except KeyboardInterrupt as exc:    # every job is recorded: the line says so, and how to get the rest
         n = len(sweeprecord.read_rows(out))
-        exc.line = (f"{sweep.stop_word(exc)} while printing the report: {saved()}" if written else
+        exc.line = (f"{sweep.stop_word(exc)} while printing the report: {report.saved()}" if report.written else
                     f"{sweep.stop_word(exc)} while the table and figure were written: all {n} jobs are recorded "
                     f"in {out / sweeprecord.SWEEP_FILE}; run the same command again (same --out): it skips "
                     "the recorded jobs and writes them")
@@ -256,15 +251,29 @@ def _run_sweep_locked(args, grid, points, axes, measure, out):
     return 0
 
 
-def _write_sweep_report(out, rows, points, axes, figure, saved, written) -> None:
-    """A finished sweep's summary.md and figure (its path appended to `figure` once drawn; True to `written`
-    once both are), and its table printed (first: drawing the figure takes a second)."""
+class _SweepReport:
+    """How far a finished sweep's report got (_write_sweep_report sets it as it goes, so that a stop in the
+    middle says what is saved): `figure`, the figure's path once drawn; `written`, True once the table and
+    the figure (if the grid has one) are written."""
+
+    def __init__(self, out):
+        self.out, self.figure, self.written = out, None, False
+
+    def saved(self) -> str:
+        from . import sweeprecord
+        names = [sweeprecord.SWEEP_FILE, "summary.md", *([self.figure.name] if self.figure else [])]
+        return f"the sweep is saved in {self.out} ({', '.join(names)})"
+
+
+def _write_sweep_report(out, rows, points, axes, report: _SweepReport) -> None:
+    """A finished sweep's summary.md and figure (`report` records each as it is written), and its table
+    printed (first: drawing the figure takes a second)."""
     from . import sweepgrid
     table = sweepgrid.summarize(out)
     from .fileio import atomic_write_text
     atomic_write_text(out / "summary.md", table + "\n")
     # the record, the table and the figure are the product: standard output failing loses only the report
-    with unheard_stdout(saved):
+    with unheard_stdout(report.saved):
         print(table)
         done = [r for r in rows if r["status"] == "done"]
         if axes and any(r.get("best_val_ppl") is not None for r in done):
@@ -272,10 +281,10 @@ def _write_sweep_report(out, rows, points, axes, figure, saved, written) -> None
             numeric = [a for a in axes if a != "seed" and all(isinstance(p[a], (int, float)) for _, p, _ in points)]
             x = (numeric or [a for a in axes if a != "seed"] or axes)[0]
             hue = next((a for a in axes if a not in (x, "seed")), None)
-            figure.append(plot_sweep(out, x, "best_val_ppl", hue))
-        written.append(True)
-        if figure:
-            print(f"wrote {out / 'summary.md'} and {figure[0]} (and .svg)")
+            report.figure = plot_sweep(out, x, "best_val_ppl", hue)
+        report.written = True
+        if report.figure:
+            print(f"wrote {out / 'summary.md'} and {report.figure} (and .svg)")
 
 
 def _add_plot_sweep(plot_sub):
