@@ -290,16 +290,18 @@ def clear_unsaved_run(folder) -> bool:
     return True
 
 
-def refuse_odd_records(folder, names=(CONFIG, VOCAB, METRICS)) -> None:
+def refuse_odd_records(folder, names=(CONFIG, VOCAB, METRICS), folders: bool = True) -> None:
     """UserError (one line) when a run's record in `folder` among `names` (config.json, vocab.json,
-    metrics.jsonl) is there but is neither a regular file nor a folder: a named pipe (reading it waits for a
-    writer forever: a command hung with nothing said), a device or a socket. (A folder gets the line of the
-    place it is found in; checkpoints are checked as they load, checkpoint.load.)"""
+    metrics.jsonl) is there but is not a regular file: a named pipe (reading it waits for a writer forever: a
+    command hung with nothing said), a device, a socket, or (folders=True) a folder. folders=False: a caller
+    whose own check says better what a folder of that name is (a new run's: "no run of this tool wrote").
+    Checkpoints are checked as they load (checkpoint.load)."""
     for name in names:
         path = Path(folder) / name
-        if path.exists() and not path.is_file() and not path.is_dir():
-            raise UserError(f"{path} is not a regular file (a named pipe, a device or a socket); a run keeps its "
-                            f"records as files: restore it from a copy, or move it away")
+        if path.exists() and not path.is_file() and (folders or not path.is_dir()):
+            what = "a folder" if path.is_dir() else "a named pipe, a device or a socket"
+            raise UserError(f"{path} is not a regular file ({what}); a run keeps its records as files: restore "
+                            f"it from a copy, or move it away")
 
 
 def _finished_at(folder: Path) -> int | None:
@@ -335,7 +337,7 @@ def refuse_taken(folder) -> None:
     that finished (an "end" event) without its model (a sweep job's folder, copied out of its sweep).
     """
     folder = Path(folder)
-    refuse_odd_records(folder)
+    refuse_odd_records(folder, folders=False)
     if (folder / CONFIG).exists() and holds_checkpoint(folder):
         raise _taken(folder)
     kept = [name for name in (LATEST, BEST) if (folder / name).exists()]
@@ -819,7 +821,9 @@ def load_model(run, which: str = "best"):
     if run.is_dir():
         if not (run / CONFIG).exists():
             raise UserError(not_a_run_folder(run))
-        refuse_odd_records(run, (CONFIG, VOCAB))     # (the records a model is read with)
+        # the records a model is read with (config.json only as a mark of a run: a folder of that name passes)
+        refuse_odd_records(run, (CONFIG,), folders=False)
+        refuse_odd_records(run, (VOCAB,))
         path = run / (BEST if which == "best" else LATEST)
         if not path.exists():
             _refuse_lost_best(run, which)

@@ -188,3 +188,24 @@ def test_a_wrong_gradient_still_fails_its_check(monkeypatch, name, layers, chang
     rep = gradcheck(cell="lstm", layers=layers)
     assert not rep.ok and rep.errors[name] > TOLERANCE
     assert max(e for k, e in rep.errors.items() if k != name) < 1e-6, "\n".join(rep.lines())
+
+
+@pytest.mark.parametrize("name", ["config.json", "vocab.json", "metrics.jsonl"])
+def test_a_run_record_that_is_a_folder_is_said_so(run_folder, tmp_path, capsys, name):
+    """A run's record made a folder was "Is a directory: ... (that is a folder; give a file)" for train --resume
+    and evaluate, and "not a run folder (no config.json)" for plot training."""
+    import shutil
+    run = tmp_path / "r"
+    shutil.copytree(run_folder, run)
+    (run / name).unlink()
+    (run / name).mkdir()
+    line = (f"error: {run / name} is not a regular file (a folder); a run keeps its records as files: restore it "
+            f"from a copy, or move it away\n")
+    assert main(["train", "--resume", str(run), "--max-steps", "3", "--no-progress"]) == 2
+    assert capsys.readouterr().err == line
+    if name != "vocab.json":
+        assert main(["plot", "training", str(run), "--out", str(tmp_path / "p.png")]) == 2
+        assert capsys.readouterr().err == line
+    if name == "vocab.json":    # (evaluate reads the model's vocabulary; config.json only marks a run folder)
+        assert main(["evaluate", str(run), "--split", "valid"]) == 2
+        assert capsys.readouterr().err == line
