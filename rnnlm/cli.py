@@ -305,10 +305,8 @@ def _guarded(argv, seen) -> int:
         # compiled a kernel: nothing of it is cached then): still a stop, said in one line
         import signal
         word = "terminated" if seen.signum == signal.SIGTERM else "interrupted"
-        # (train's own start-up turns its signals back into its stop: one here came before it)
         print(f"{word} before the command began: nothing was done" if not _BEGAN.get("command") else
-              f"{word} before the training started: nothing was written" if _BEGAN["command"] == "train"
-              else _stopped_line(_BEGAN["args"], word), file=sys.stderr)
+              _stopped_line(_BEGAN["args"], word), file=sys.stderr)
         seen.status = 128 + seen.signum
         return seen.status
 
@@ -317,6 +315,9 @@ def _stopped_line(args, word: str) -> str:
     """The one line of a stop in a command that says nothing of its own (the others set `exc.line`: train,
     generate, jacobian, probe, demo, sweep, study): what the stop leaves, so the user knows nothing is lost."""
     command = args.command
+    if command == "train":      # (train's own start-up says what a stop leaves: one here came before it)
+        return (f"{word} before the training started: nothing was written"
+                + (f" ({args.resume} is as it was)" if getattr(args, "resume", None) else ""))
     if command == "corpus" and args.corpus_command == "download":
         where = f" --corpora-dir {args.corpora_dir}" if getattr(args, "corpora_dir", None) else ""
         return (f"{word}: the files fetched and verified so far are kept; run `corpus download {args.corpus}{where}` "

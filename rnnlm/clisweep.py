@@ -133,6 +133,19 @@ def _add_sweep(sub):
     return p
 
 
+def _same_values(in_grid, flag, as_set: bool = False) -> bool:
+    """Whether a grid file's value and a flag's give the same setting: a value alone is a list of one (8 and
+    [8], true and [true]); a comma-separated string is its list ("lag,agreement"); as_set: in any order
+    (the measurements to take)."""
+    def values(v):
+        v = [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+        return list(v) if isinstance(v, (list, tuple)) else [v]
+    a, b = values(in_grid), values(flag)
+    if as_set:
+        return len(a) == len(b) and all(x in b for x in a) and all(x in a for x in b)
+    return a == b
+
+
 def _sweep_grid(args) -> dict:
     """The grid dict of `sweep run`: the grid file's keys, then the flags given (lists), --seeds, --measure."""
     from . import sweepgrid
@@ -142,7 +155,7 @@ def _sweep_grid(args) -> dict:
         for a in actions:
             v = getattr(args, a.dest, None)
             if v is not None:
-                if a.dest in grid and grid[a.dest] != v and [grid[a.dest]] != v:    # (the same value: no note)
+                if a.dest in grid and not _same_values(grid[a.dest], v):    # (the same value: no note)
                     overridden.append(a.option_strings[0])
                 grid[a.dest] = v
     if args.seeds is not None:
@@ -152,7 +165,7 @@ def _sweep_grid(args) -> dict:
     if args.measure is not None:
         from .sweepjobs import MEASURES
         measure = [m.strip() for m in args.measure.split(",") if m.strip()]
-        if "measure" in grid and grid["measure"] not in (measure, ",".join(measure)):
+        if "measure" in grid and not _same_values(grid["measure"], measure, as_set=True):
             overridden.append("--measure")
         grid["measure"] = measure
         for m in grid["measure"]:

@@ -153,16 +153,12 @@ def _refuse_ignored_train_flags(args, model: dict, given: dict) -> None:
 
 
 def _run_train(args):
-    try:        # (train's own start-up says what a stop leaves; before it, nothing is written)
-        from .stopping import exit_status
-        from .summary import format_summary
-        from .train import train
-        config, resume = _train_config(args)
-    except KeyboardInterrupt as exc:
-        from .errors import stop_word
-        exc.line = (f"{stop_word(exc)} before the training started: nothing was written"
-                    + (f" ({args.resume} is as it was)" if args.resume else ""))
-        raise
+    # (a stop before train's own start-up, which says what a stop leaves: "before the training started", the
+    # CLI's line)
+    from .stopping import exit_status
+    from .summary import format_summary
+    from .train import train
+    config, resume = _train_config(args)
     summary, stopped = {}, None
 
     def saved() -> str:

@@ -16,7 +16,10 @@ is |a - n| / max(|a| + |n|, 1e-3 * the tensor's largest, r / TOLERANCE, 1e-10)
 (see rel_error): an entry whose difference from the analytic value is within
 the resolution passes, so that a gradient smaller than the difference can
 resolve (the lowest layers of a deep stack, where it vanishes: ~1e-9 in an
-8-layer LSTM) is not a FAIL; a tensor's error is the max over its entries.
+8-layer LSTM) is not a FAIL; a tensor's error is the max over its entries. A
+tensor whose largest gradient is under 100 r (RESOLVED; ~1e-13 at the bottom of
+a 16-layer LSTM) is reported as not checked, never as ok: a zeroed or
+sign-flipped gradient there would be within the resolution too.
 
 Tensors with at most `max_entries` (200) entries are checked entry by entry
 (all of them, for the default tiny sizes); larger ones on a random subset of
@@ -47,10 +50,14 @@ class GradcheckReport:
     label: str                                   # what was checked, e.g. "lstm layers=2 tied"
     errors: dict = field(default_factory=dict)   # tensor name -> max relative error
     checked: dict = field(default_factory=dict)  # tensor name -> (entries checked, entries total)
+    # tensor name -> its largest |gradient|, for a tensor too small for the difference to check (RESOLVED)
+    unresolved: dict = field(default_factory=dict)
+    resolution: float = 0.0                      # the finite difference's resolution (absolute, per entry)
 
     @property
     def max_error(self) -> float:
-        return max(self.errors.values()) if self.errors else 0.0
+        """The largest error over the tensors checked (the unresolved ones are not)."""
+        return max((e for k, e in self.errors.items() if k not in self.unresolved), default=0.0)
 
     @property
     def ok(self) -> bool:
@@ -61,10 +68,20 @@ class GradcheckReport:
         out = [f"gradcheck {self.label}"]
         for name, err in self.errors.items():
             k, n = self.checked[name]
+            if name in self.unresolved:
+                out.append(f"  {name:24s} {'-':>9s}  ({k}/{n} entries)  not checked: its largest gradient "
+                           f"{self.unresolved[name]:.1e} is under {RESOLVED} x the resolution {self.resolution:.1e}")
+                continue
             flag = "ok" if err <= TOLERANCE else "FAIL"
             out.append(f"  {name:24s} {err:9.2e}  ({k}/{n} entries)  {flag}")
         out.append(f"  overall max relative error {self.max_error:.2e} "
                    f"({'PASS' if self.ok else 'FAIL'}, tolerance {TOLERANCE:g})")
+        if self.unresolved:
+            n = len(self.unresolved)
+            which = "1 array not checked: its gradient is" if n == 1 else \
+                f"{n} arrays not checked: their gradients are"
+            out.append(f"  {which} too small for a finite difference (a deep stack's lowest layers, where the "
+                       "gradient vanishes); fewer layers check them")
         return out
 
 
@@ -84,6 +101,11 @@ def rel_error(a, n, floor: float = TINY):
 # the finite difference's roundoff, in units of float64's epsilon times |loss| / eps (measured: at most 1.5,
 # in every array of an 8-layer LSTM, whose lowest layers' gradients are ~1e-9)
 ROUNDOFF = 32
+# an array is checked only where its largest gradient is at least RESOLVED times the resolution: then a wrong
+# gradient that differs from the right one by a hundredth of its scale still fails; below it (a 16-layer
+# LSTM's lowest layers, ~1e-13) a zeroed or sign-flipped gradient would pass, so the array is reported as
+# not checked instead of ok
+RESOLVED = 100
 
 
 # the largest eps and weight_scale whose check a correct gradient passes (every cell and activation at the
@@ -156,8 +178,8 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
 
     label = f"{cell}" + (f" activation={model.act.name}" if cell == "rnn" else "")
     label += f" layers={layers}" + (" tied" if tied else "") + (f" dropout={dropout} (fixed mask)" if dropout else "")
-    report = GradcheckReport(label)
     resolution = ROUNDOFF * np.finfo(np.float64).eps * max(abs(float(f())), 1.0) / eps
+    report = GradcheckReport(label, resolution=resolution)
     for name, x, analytic in targets_to_check:
         flat, aflat = x.reshape(-1), analytic.reshape(-1)
         if flat.size <= max_entries:
@@ -169,6 +191,9 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
             numeric[k] = _derivative(f, flat, i, eps)
         report.errors[name] = float(rel_error(aflat[idx], numeric, resolution / TOLERANCE).max())
         report.checked[name] = (int(idx.size), int(flat.size))
+        scale = max(np.abs(aflat[idx]).max(initial=0.0), np.abs(numeric).max(initial=0.0))
+        if scale < RESOLVED * resolution:
+            report.unresolved[name] = float(scale)
     return report
 
 
@@ -229,6 +254,9 @@ def _check_all(cell, activation, layers, tied, dropout, seed):
             yield gradcheck(cell=c, activation=act, layers=layers, tied=tied, dropout=dropout, seed=seed)
 
 
-def format_overall(worst: float) -> str:
-    """The command's last line: the largest relative error of every check, and PASS or FAIL (TOLERANCE)."""
-    return f"gradcheck overall: max relative error {worst:.2e} -> {'PASS' if worst <= TOLERANCE else 'FAIL'}"
+def format_overall(worst: float, unchecked: int = 0) -> str:
+    """The command's last line: the largest relative error of every check, and PASS or FAIL (TOLERANCE), and
+    how many arrays were too small to check (GradcheckReport.unresolved), if any."""
+    line = f"gradcheck overall: max relative error {worst:.2e} -> {'PASS' if worst <= TOLERANCE else 'FAIL'}"
+    return line + (f" ({unchecked} {'array' if unchecked == 1 else 'arrays'} not checked: too small for a "
+                   "finite difference)" if unchecked else "")

@@ -292,12 +292,16 @@ def clear_unsaved_run(folder) -> bool:
 
 def refuse_odd_records(folder, names=(CONFIG, VOCAB, METRICS), folders: bool = True) -> None:
     """UserError (one line) when a run's record in `folder` among `names` (config.json, vocab.json,
-    metrics.jsonl) is there but is not a regular file: a named pipe (reading it waits for a writer forever: a
-    command hung with nothing said), a device, a socket, or (folders=True) a folder. folders=False: a caller
-    whose own check says better what a folder of that name is (a new run's: "no run of this tool wrote").
+    metrics.jsonl) is there but is not a regular file: a link to nothing, a named pipe (reading it waits for a
+    writer forever: a command hung with nothing said), a device, a socket, or (folders=True) a folder.
+    folders=False: a caller whose own check says better what a folder of that name is (a new run's: "no run
+    of this tool wrote").
     Checkpoints are checked as they load (checkpoint.load)."""
     for name in names:
         path = Path(folder) / name
+        if path.is_symlink() and not path.exists():
+            raise UserError(f"{path} is a link to {os.readlink(path)}, which does not exist; a run keeps its "
+                            f"records as files: restore it from a copy, or remove the link")
         if path.exists() and not path.is_file() and (folders or not path.is_dir()):
             what = "a folder" if path.is_dir() else "a named pipe, a device or a socket"
             raise UserError(f"{path} is not a regular file ({what}); a run keeps its records as files: restore "
@@ -594,9 +598,9 @@ def not_a_run_folder(path) -> str:
 def read_run_config(run_dir) -> dict:
     """config.json of a run folder, with a clear error when it is not one."""
     path = Path(run_dir) / CONFIG
+    refuse_odd_records(run_dir)
     if not path.exists():
         raise UserError(not_a_run_folder(run_dir))
-    refuse_odd_records(run_dir)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -819,11 +823,11 @@ def load_model(run, which: str = "best"):
     run = Path(run)
     vocab_file = None
     if run.is_dir():
-        if not (run / CONFIG).exists():
-            raise UserError(not_a_run_folder(run))
         # the records a model is read with (config.json only as a mark of a run: a folder of that name passes)
         refuse_odd_records(run, (CONFIG,), folders=False)
         refuse_odd_records(run, (VOCAB,))
+        if not (run / CONFIG).exists():
+            raise UserError(not_a_run_folder(run))
         path = run / (BEST if which == "best" else LATEST)
         if not path.exists():
             _refuse_lost_best(run, which)

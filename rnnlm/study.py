@@ -716,6 +716,20 @@ def _study(config: StudyConfig, folder: Path, jobs, data, scheduler, n_workers, 
             raise
     wall = time.perf_counter() - t0
     rows = list(recorded_jobs(rows, jobs).values())     # this grid's, by name or under an earlier one
+    try:
+        return _write_report(config, folder, jobs, rows, report_only, wall, load0, scheduler, n_workers)
+    except KeyboardInterrupt as exc:    # every run is recorded: the line says so, and how to get the rest
+        from .errors import plural
+        from .sweep import stop_word
+        n = len(rows)
+        exc.line = (f"{stop_word(exc)} while the study's table and figures were written: its {n} "
+                    f"{plural(n, 'run is', 'runs are')} recorded in {folder / 'sweep.jsonl'}; run the same "
+                    "command again (it skips the recorded runs and writes them), or add --report-only")
+        raise
+
+
+def _write_report(config, folder, jobs, rows, report_only, wall, load0, scheduler, n_workers) -> dict:
+    """study.json, table.md and the figures of a study's recorded runs (`rows`); returns study.json's doc."""
     failed = [r for r in rows if r.get("status") != "done"]
     summary = summarize(config, rows)
     doc = {

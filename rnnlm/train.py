@@ -358,6 +358,8 @@ def _open_run(s: "_Session", resume, lock, started: float, baseline: bool, ck, f
             after_announce.append(gone)
         if (moved := threads_changed(config.out, loop.step, numba.get_num_threads())) is not None:
             after_announce.append(moved)
+        # (first: a vocab.json that cannot be written leaves the folder as it was, config.json and log unchanged)
+        restored = restore_vocab(config.out, vocab)
         run = Run.reopen(config.out, s.info, vocab, loop.step, lock)
         if lost is not None:        # said after "resuming RUN from step S" (announce)
             after_announce.append(f"the run had logged training up to step {lost:,}, but its last save is step "
@@ -366,7 +368,6 @@ def _open_run(s: "_Session", resume, lock, started: float, baseline: bool, ck, f
                                   f"trained again")
         if guard is not None:
             guard.run = run
-        restored = restore_vocab(config.out, vocab)
         if restored:
             note(f"{Path(config.out) / VOCAB} {restored}; written again from the run's corpus, whose checksum "
                  f"matches config.json's (the vocabulary inside {LATEST})")

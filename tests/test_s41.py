@@ -89,6 +89,14 @@ def test_a_flag_equal_to_its_grid_key_is_not_noted(tmp_path, capsys):
                                      "--seeds", "2", "--keep-models"])
     assert clisweep._sweep_grid(parsed) == {"measure": ["lag"], "hidden": [8], "seeds": 2, "keep_models": True}
     assert capsys.readouterr().err == ""
+    # a list of one is its value; measurements in another order are the same measurements
+    grid.write_text('{"measure": ["lag", "agreement"], "tied": [true], "hidden": [8, 16]}')
+    parsed = _parse(build_parser(), ["sweep", "run", "--grid", str(grid), "--measure", "agreement,lag", "--tied",
+                                     "--hidden", "8,16"])
+    assert clisweep._sweep_grid(parsed)["tied"] is True and capsys.readouterr().err == ""
+    parsed = _parse(build_parser(), ["sweep", "run", "--grid", str(grid), "--measure", "lag", "--hidden", "16,8"])
+    clisweep._sweep_grid(parsed)
+    assert capsys.readouterr().err == f"note: --hidden and --measure override their settings in the grid file {grid}\n"
 
 
 # ---------------------------------------------------------------- a run's records that are not files
@@ -164,7 +172,32 @@ def test_a_deep_stack_passes_its_gradient_check(cell, layers):
     difference's resolution too."""
     from rnnlm.gradcheck import gradcheck
     rep = gradcheck(cell=cell, layers=layers)
-    assert rep.ok and 0 < rep.max_error < 1e-6, "\n".join(rep.lines())
+    assert rep.ok and 0 < rep.max_error < 1e-6 and not rep.unresolved, "\n".join(rep.lines())
+
+
+def test_an_array_too_small_to_check_is_said_not_checked_not_ok(monkeypatch, capsys):
+    """At 16 LSTM layers the lowest layers' gradients (~1e-13) are below the difference's resolution, where a
+    zeroed or sign-flipped gradient passed as "ok" (error ~1e-8). They are now reported as not checked."""
+    from rnnlm.gradcheck import gradcheck
+    from rnnlm.model import RNNModel
+    rep = gradcheck(cell="lstm", layers=16)
+    assert rep.ok and {"rnn.weight_ih_l0", "rnn.bias_hh_l4", "encoder.weight"} <= set(rep.unresolved)
+    assert "rnn.weight_ih_l8" not in rep.unresolved
+    assert all(v < 100 * rep.resolution for v in rep.unresolved.values())
+    lines = rep.lines()
+    assert any(line.split()[:2] == ["rnn.weight_ih_l0", "-"] and "not checked" in line for line in lines)
+    assert lines[-1].startswith(f"  {len(rep.unresolved)} arrays not checked: their gradients are too small")
+    real = RNNModel.bptt
+
+    def flipped(self, *args, **kwargs):
+        r = real(self, *args, **kwargs)
+        r.grads["rnn.weight_ih_l0"] = -r.grads["rnn.weight_ih_l0"]
+        return r
+    monkeypatch.setattr(RNNModel, "bptt", flipped)
+    assert "rnn.weight_ih_l0" in gradcheck(cell="lstm", layers=16).unresolved     # (not "ok")
+    monkeypatch.undo()
+    assert main(["gradcheck", "--cell", "gru", "--layers", "16"]) == 0
+    assert capsys.readouterr().out.endswith("-> PASS (3 arrays not checked: too small for a finite difference)\n")
 
 
 @pytest.mark.parametrize("name, layers, change", [
@@ -209,3 +242,82 @@ def test_a_run_record_that_is_a_folder_is_said_so(run_folder, tmp_path, capsys, 
     if name == "vocab.json":    # (evaluate reads the model's vocabulary; config.json only marks a run folder)
         assert main(["evaluate", str(run), "--split", "valid"]) == 2
         assert capsys.readouterr().err == line
+
+
+def test_a_stop_while_the_study_writes_its_figures_says_its_runs_are_recorded(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C while `study` drew its figures (every run recorded, study.json written) said "interrupted before
+    the study recorded a run: nothing is lost", which was false. It now says the runs are recorded and how to
+    get the table and figures; the same command then writes them without running anything again."""
+    from rnnlm import study
+    out = tmp_path / "st"
+    argv = ["study", "learnability", "--distances", "3", "--cells", "rnn", "--seeds", "0", "--n-train", "64",
+            "--n-test", "32", "--steps", "30", "--eval-every", "10", "--nhid", "8", "--emsize", "8",
+            "--scheduler", "serial", "--no-progress", "--out", str(out)]
+    real = study.write_figures
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(study, "write_figures", stopped)
+    assert main(argv) == 130
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (f"interrupted while the study's table and figures were written: its 1 run is recorded in "
+                   f"{out / 'sweep.jsonl'}; run the same command again (it skips the recorded runs and writes "
+                   "them), or add --report-only")
+    monkeypatch.setattr(study, "write_figures", real)
+    mtime = (out / "sweep.jsonl").stat().st_mtime_ns
+    assert main(argv) == 0 and (out / "success.png").exists()
+    assert (out / "sweep.jsonl").stat().st_mtime_ns == mtime
+
+
+def test_a_stop_as_the_training_starts_says_nothing_was_written(monkeypatch, capsys, tmp_path):
+    """A stop after train's settings were read and before its own start-up took the signals printed the bare
+    word "interrupted" (exit 130)."""
+    import rnnlm.train
+
+    def stopped(config, resume=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(rnnlm.train, "train", stopped)
+    assert main(["train", "--corpus", "sintetico", "--hidden", "8", "--out", str(tmp_path / "r")]) == 130
+    assert capsys.readouterr().err == "interrupted before the training started: nothing was written\n"
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("name", ["config.json", "vocab.json", "metrics.jsonl"])
+def test_a_run_record_that_links_to_nothing_is_said_so(run_folder, tmp_path, capsys, name):
+    """A run's record that is a link to a missing file: train --resume rewrote config.json and then failed with
+    "No such file or directory: <the link's target>"; a config.json so was "not a run folder"."""
+    import shutil
+    run = tmp_path / "r"
+    shutil.copytree(run_folder, run)
+    before = (run / "config.json").read_bytes() if name != "config.json" else None
+    (run / name).unlink()
+    (run / name).symlink_to(tmp_path / "gone")
+    line = (f"error: {run / name} is a link to {tmp_path / 'gone'}, which does not exist; a run keeps its records "
+            f"as files: restore it from a copy, or remove the link\n")
+    assert main(["train", "--resume", str(run), "--max-steps", "3", "--no-progress"]) == 2
+    assert capsys.readouterr().err == line
+    if before is not None:
+        assert (run / "config.json").read_bytes() == before
+
+
+def test_a_resume_whose_vocab_json_cannot_be_written_leaves_config_json(run_folder, tmp_path, capsys, monkeypatch):
+    """A resume writes a missing vocab.json again; when that failed (a full disk), config.json had already
+    been rewritten with the resumed session's settings."""
+    import errno
+    import shutil
+
+    from rnnlm import fileio
+    run = tmp_path / "r"
+    shutil.copytree(run_folder, run)
+    (run / "vocab.json").unlink()
+    before = (run / "config.json").read_bytes()
+    real = fileio.atomic_write_json
+
+    def full(path, doc, *args, **kwargs):
+        if str(path).endswith("vocab.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, doc, *args, **kwargs)
+    monkeypatch.setattr(fileio, "atomic_write_json", full)
+    assert main(["train", "--resume", str(run), "--max-steps", "3", "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"error: No space left on device: {run / 'vocab.json'}")
+    assert (run / "config.json").read_bytes() == before
