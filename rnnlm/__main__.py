@@ -1,7 +1,8 @@
 """The process's entry point (`python cli.py`, the `rnnlm` script, `python -m rnnlm`), ahead of the CLI's imports.
 
 The one thing to know before editing: import nothing here but the standard
-library's sys, signal and atexit. The CLI's own handler (cli.main) answers Ctrl-C
+library's sys, signal and atexit, and rnnlm.errors (which imports only the
+standard library). The CLI's own handler (cli.main) answers Ctrl-C
 from its first line, but importing the CLI (NumPy, Numba, the commands) takes
 a fraction of a second before it, and a Ctrl-C there printed a traceback;
 `run` turns it into one line and the exit status 130, as the CLI does, and a
@@ -18,6 +19,8 @@ import atexit
 import signal
 import sys
 
+from rnnlm.errors import Terminated, exit_status, not_begun_line, stop_word
+
 
 def _ignore_stops_at_exit() -> None:
     """Ctrl-C and SIGTERM ignored for the process's last moments, after the exit handlers (registered first, so
@@ -25,10 +28,6 @@ def _ignore_stops_at_exit() -> None:
     ignored as it shuts down (one it handles, it resets to the default, which kills the process)."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
-
-
-class _Terminated(KeyboardInterrupt):
-    """A SIGTERM before the CLI's own handler (errors.sigterm_raises) took over."""
 
 
 _EARLY = {"came": None, "raise": False}     # the first stop signal that came; a stop raises at once
@@ -40,7 +39,7 @@ def _early_stop(signum, frame):
     catches every error, an import lock) and the command then ran on; once imported (or at a second stop,
     for a user whose import hangs) it raises at once."""
     if _EARLY["raise"] or _EARLY["came"] is not None:
-        raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
     _EARLY["came"] = signum
 
 
@@ -59,15 +58,13 @@ def run() -> None:
         if signal.SIGINT in previous:   # main's first line takes Ctrl-C over (it does only from Python's own)
             signal.signal(signal.SIGINT, previous[signal.SIGINT])
         if _EARLY["came"] is not None:
-            raise _Terminated() if _EARLY["came"] == signal.SIGTERM else KeyboardInterrupt()
+            raise Terminated() if _EARLY["came"] == signal.SIGTERM else KeyboardInterrupt()
         status = main()
     except KeyboardInterrupt as exc:    # before main's guard (the imports) or after it: the command did not run
         for signum in defaults:
             signal.signal(signum, signal.SIG_IGN)
-        terminated = isinstance(exc, _Terminated) or type(exc).__name__ == "Terminated"    # (errors.Terminated)
-        print(f"{'terminated' if terminated else 'interrupted'} before the command began: nothing was done",
-              file=sys.stderr)
-        sys.exit(143 if terminated else 130)
+        print(not_begun_line(stop_word(exc)), file=sys.stderr)
+        sys.exit(exit_status(exc))
     sys.exit(status)
 
 

@@ -43,7 +43,7 @@ from .cliinstruments import (_add_demo, _add_gradcheck, _add_jacobian, _add_plot
 from .clisweep import _add_study, _add_sweep, _run_study, _run_sweep
 from .clitrain import (_add_evaluate, _add_generate, _add_score, _add_train, _run_evaluate, _run_generate,
                        _run_score, _run_train)
-from .errors import (STDOUT, STOPS, UserError, describe_memory_error, describe_os_error, exit_status,
+from .errors import (STDOUT, STOPS, UserError, describe_memory_error, describe_os_error, exit_status, not_begun_line,
                      sigterm_raises, stop_word)
 from .settings import check_range
 
@@ -305,8 +305,8 @@ def _guarded(argv, seen) -> int:
         # compiled a kernel: nothing of it is cached then): still a stop, said in one line
         import signal
         word = "terminated" if seen.signum == signal.SIGTERM else "interrupted"
-        print(f"{word} before the command began: nothing was done" if not _BEGAN.get("command") else
-              _stopped_line(_BEGAN["args"], word), file=sys.stderr)
+        print(_stopped_line(_BEGAN["args"], word) if _BEGAN.get("command") else not_begun_line(word),
+              file=sys.stderr)
         seen.status = 128 + seen.signum
         return seen.status
 
@@ -426,7 +426,7 @@ def _main(argv=None) -> int:
         # (once the command said its work is done, errors.finished: that, whatever the code it landed in says)
         line = f"{stop_word(exc)} after its work was done: {STOPS.done}" if STOPS.done else (
             getattr(exc, "line", None) or (_stopped_line(args, stop_word(exc)) if _BEGAN["command"] else
-                                           f"{stop_word(exc)} before the command began: nothing was done"))
+                                           not_begun_line(stop_word(exc))))
         print(line, file=sys.stderr)
         return exit_status(exc)
 

@@ -134,6 +134,12 @@ def stop_word(exc: BaseException) -> str:
     return "terminated" if isinstance(exc, Terminated) else "interrupted"
 
 
+def not_begun_line(word: str) -> str:
+    """The one line of a stop before the command began (the CLI's imports, its flags read): `word` is
+    stop_word's."""
+    return f"{word} before the command began: nothing was done"
+
+
 def exit_status(exc: BaseException) -> int:
     """The command's exit status for a stop: 143 (128 + SIGTERM) for Terminated, 130 (128 + SIGINT) for Ctrl-C."""
     return 143 if isinstance(exc, Terminated) else 130
