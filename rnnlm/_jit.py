@@ -15,7 +15,8 @@ locator when it is decorated), so other Numba code in the process keeps its
 own settings; with no writable folder anywhere kernels compile uncached.
 
 Threading layer: `tbb` where the `tbb` package is installed (a dependency on
-the platforms it has wheels for), else `workqueue`, unless
+the platforms it has wheels for) and its library loads (`_load_tbb` loads it
+from the wheel's folder, which the loader does not search), else `workqueue`, unless
 $NUMBA_THREADING_LAYER says otherwise. GNU OpenMP (Numba's default where it is
 found) makes a process that has run a parallel kernel unsafe to fork: a
 fork-based multiprocessing pool then dies ("fork() called from a process
@@ -34,13 +35,48 @@ from .caches import numba_cache_dir
 
 
 def _fork_safe_layer() -> str:
-    """'tbb' when a TBB runtime Numba accepts (>= 2021.6) is installed, else 'workqueue'."""
+    """'tbb' when a TBB runtime Numba accepts (>= 2021.6) is installed and loads, else 'workqueue'."""
     from importlib.metadata import PackageNotFoundError, version
     try:
         major, minor = (int(x) for x in version("tbb").split(".")[:2])
     except (PackageNotFoundError, ValueError):
         return "workqueue"
-    return "tbb" if (major, minor) >= (2021, 6) else "workqueue"
+    return "tbb" if (major, minor) >= (2021, 6) and _load_tbb() else "workqueue"
+
+
+_TBB_LIBRARY = {"linux": "libtbb.so.12", "win32": "tbb12.dll", "darwin": "libtbb.12.dylib"}
+
+
+def _load_tbb() -> bool:
+    """Load the TBB runtime into the process (once), so that Numba's TBB pool finds it; False when it
+    cannot be loaded. The tbb wheel puts libtbb.so.12 in the environment's lib/ folder (a venv's
+    .venv/lib), which the dynamic loader does not search: Numba's `CDLL("libtbb.so.12")` then fails
+    ("No threading layer could be loaded") unless the library is also found elsewhere (a system TBB,
+    $LD_LIBRARY_PATH, a conda environment). Loaded first from the wheel's own file by its path, with
+    RTLD_GLOBAL, it is found by that name afterwards (the loader matches a loaded library's soname)."""
+    import ctypes
+    import sys
+    from importlib.metadata import PackageNotFoundError, distribution
+    name = _TBB_LIBRARY.get(sys.platform)
+    if name is None:
+        return False
+    try:
+        ctypes.CDLL(name)               # found where the loader looks (a system TBB, $LD_LIBRARY_PATH)
+        return True
+    except OSError:
+        pass
+    try:
+        files = distribution("tbb").files or ()
+    except PackageNotFoundError:
+        return False
+    for file in files:
+        if file.name == name:
+            try:
+                ctypes.CDLL(str(file.locate()), mode=ctypes.RTLD_GLOBAL)
+                return True
+            except OSError:
+                return False
+    return False
 
 
 if not os.environ.get("NUMBA_THREADING_LAYER"):
