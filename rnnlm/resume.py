@@ -164,18 +164,23 @@ def check_members(ck, rows: int | None = None, state: tuple | None = None) -> No
 
 
 def refuse_edited_model(folder: Path, ck) -> None:
-    """UserError (one line) when the run's config.json names model settings other than those its model.npz
-    was saved with (the checkpoint's meta.config): an edited config.json. A resume builds the model from
+    """UserError (one line) when the run's model.npz is another run's (its meta.config holds another run_id
+    than config.json: a checkpoint copied in), or when config.json names model settings other than those
+    its model.npz was saved with (the checkpoint's meta.config): an edited config.json. A resume builds the model from
     config.json's "train" settings (a changed size then failed on the first array of another shape) while
     its top-level "model" record is only reported (a change there trained on, and stayed, unnoticed); the
     checkpoint's weights are what the run is, so both must agree with it."""
     from .config import config_from_dict
     from .settings import flag
-    from .runs import CONFIG, read_run_config
+    from .runs import CONFIG, other_run_checkpoint, read_run_config
+    info = read_run_config(folder)
+    if (other := other_run_checkpoint(info, ck.config)) is not None:
+        raise UserError(f"{ck.path} is a checkpoint of {other}, not of the run {folder / CONFIG} records (another "
+                        f"run_id): a resume continues only the run that saved it; put this run's own "
+                        f"{ck.path.name} back, or resume the run it came from (a run folder copied whole resumes)")
     saved = ck.config.get("model") if isinstance(ck.config, dict) else None
     if not isinstance(saved, dict):
         return      # (a checkpoint of an earlier version that does not record them: nothing to hold against)
-    info = read_run_config(folder)
     model = (info.get("model") or {}) if isinstance(info.get("model"), dict) else {}
     trained = dataclasses.asdict(config_from_dict(info["train"]).model) if isinstance(info.get("train"), dict) else {}
     trained.pop("vocab_size", None)     # (set from the corpus: the "train" settings leave it None)

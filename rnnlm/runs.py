@@ -3,7 +3,7 @@
 A run folder holds
 
     config.json     {"train": TrainConfig as a dict, "model": ModelConfig, "corpus": {checksum,
-                    tokens, oov_rate}, "rnnlm_version"}; written once when the run starts
+                    tokens, oov_rate}, "rnnlm_version", "run_id"}; written once when the run starts
     vocab.json      the vocabulary (Vocab.to_json)
     metrics.jsonl   one JSON event per line (start, step, eval, epoch, jacobian, nonfinite,
                     stop, end, resume), appended and flushed one whole line at a time; "end"
@@ -720,19 +720,35 @@ def _refuse_lost_best(run: Path, which: str) -> None:
                         f"deleted or moved; restore it, or read the latest model instead with --checkpoint latest")
 
 
-def run_info(config, model_config, corpus) -> dict:
+def run_info(config, model_config, corpus, run_id: str | None = None) -> dict:
     """What config.json holds, and every checkpoint again as meta.config: {"train": config.to_dict(), "model":
     model_config as a dict (vocab_size included), "corpus": {checksum, tokens per split, oov_rate},
-    "rnnlm_version"}. config: a TrainConfig; model_config: its model with the corpus's vocab_size;
-    corpus: the data.Corpus it reads."""
+    "rnnlm_version", "run_id"}. config: a TrainConfig; model_config: its model with the corpus's vocab_size;
+    corpus: the data.Corpus it reads; run_id: the run's identity (32 hex digits), kept by every session
+    of the run (a resume passes the checkpoint's), else a new one (uuid4): a checkpoint whose run_id is not
+    its folder's config.json's was copied in from another run (`other_run_checkpoint`)."""
     import dataclasses
+    import uuid
 
     from . import __version__
     return {"train": config.to_dict(), "model": dataclasses.asdict(model_config),
             "corpus": {"checksum": corpus.checksum,
                        "tokens": {s: int(len(getattr(corpus, s))) for s in ("train", "valid", "test")},
                        "oov_rate": {k: float(v) for k, v in corpus.oov_rate.items()}},
-            "rnnlm_version": __version__}
+            "rnnlm_version": __version__, "run_id": run_id or uuid.uuid4().hex}
+
+
+def other_run_checkpoint(info: dict, saved: dict) -> str | None:
+    """Where the checkpoint whose meta.config is `saved` was trained, when it is another run's than the one
+    whose config.json holds `info` (their run_id differ): the other run's "out" as it recorded it (or its
+    run_id); None when it is this run's, or when either predates run ids (nothing to tell them apart by).
+    A run folder copied whole keeps its run_id: its copy's checkpoints are its own."""
+    mine = info.get("run_id") if isinstance(info, dict) else None
+    theirs = saved.get("run_id") if isinstance(saved, dict) else None
+    if not (isinstance(mine, str) and isinstance(theirs, str)) or mine == theirs:
+        return None
+    out = (saved.get("train") or {}).get("out") if isinstance(saved.get("train"), dict) else None
+    return f"the run {out}" if isinstance(out, str) and out else f"the run {theirs}"
 
 
 def save_model(path, model, vocab, corpus, config=None) -> Path:
@@ -871,7 +887,7 @@ def load_model(run, which: str = "best"):
     if mcfg.vocab_size != len(vocab):
         raise UserError(f"{path}: the model has {mcfg.vocab_size} words, its vocabulary {len(vocab)}")
     if run.is_dir():
-        _warn_other_model(run, path, ck.config["model"])
+        _warn_other_model(run, path, ck.config)
     model = RNNModel(mcfg)
     check_model_arrays(ck, model.state_dict())
     try:
@@ -909,24 +925,29 @@ class OtherModelWarning(UserWarning):
     """load_model's warning that a run folder's checkpoint holds another model than its config.json says."""
 
 
-def _warn_other_model(run: Path, path: Path, model: dict) -> None:
-    """Warn (OtherModelWarning, one line) when the checkpoint `path` of the run folder `run` holds a model of
-    other settings (cell, sizes, layers, activation) than the folder's config.json records: a checkpoint
-    copied in from another run. The checkpoint's own settings are used (they match its arrays); a
-    config.json that cannot be read says nothing here."""
+def _warn_other_model(run: Path, path: Path, meta: dict) -> None:
+    """Warn (OtherModelWarning, one line) when the checkpoint `path` of the run folder `run` (its meta.config
+    `meta`) is another run's than the folder's config.json records (another run_id: a checkpoint copied in),
+    or holds a model of other settings (cell, sizes, layers, activation). The checkpoint's own settings are
+    used (they match its arrays); a config.json that cannot be read says nothing here."""
     try:
-        saved = json.loads((run / CONFIG).read_text(encoding="utf-8"))["train"]["model"]
+        info = json.loads((run / CONFIG).read_text(encoding="utf-8"))
+        saved = info["train"]["model"]
     except (OSError, ValueError, KeyError, TypeError):
         return
     if not isinstance(saved, dict):
         return
+    model = meta.get("model") or {}
     keys = ("cell", "activation", "emsize", "hidden", "layers", "tied")
     changed = [f"{k} {saved[k]} -> {model.get(k)}" for k in keys if k in saved and saved[k] != model.get(k)]
-    if changed:
-        import warnings
-        warnings.warn(OtherModelWarning(
-            f"{path} holds another model than {run / CONFIG} records ({', '.join(changed)}; a checkpoint copied "
-            f"in from another run?): its own settings are used"), stacklevel=3)
+    other = other_run_checkpoint(info, meta)
+    if not changed and other is None:
+        return
+    import warnings
+    whose = f"a checkpoint of {other}" if other is not None else "a checkpoint copied in from another run?"
+    what = f"model than {run / CONFIG} records ({', '.join(changed)}; {whose})" if changed else \
+        f"run's model than {run / CONFIG} records ({whose})"
+    warnings.warn(OtherModelWarning(f"{path} holds another {what}: its own settings are used"), stacklevel=3)
 
 
 def _corrupt_advice(exc, run: Path, path: Path) -> UserError:

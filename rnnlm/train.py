@@ -182,6 +182,8 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 else:
                     ck, finish = resume_point(config, folder)
                 s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)
+                if ck is not None:      # the run goes on as itself: its checkpoints keep its run_id
+                    _keep_run_id(s.info, ck.config)
             except BaseException:
                 if lock is not None or startup.signum is not None:
                     _give_up_folder(folder, lock, new)
@@ -656,6 +658,16 @@ def _prepare(config: TrainConfig, corpus=None) -> _Session:
     return _Session(config=config, corpus=corpus, model=model, opt=opt, rng=np.random.default_rng([config.seed, 1]),
                     train_stream=train_stream, valid_stream=valid_stream, jac_tokens=jac_tokens,
                     windows_per_epoch=len(range(0, train_stream.shape[0] - 1, T)), info=info)
+
+
+def _keep_run_id(info: dict, saved: dict) -> None:
+    """A resumed session's run_info (`info`) given the run_id of the checkpoint it resumes (meta.config
+    `saved`), or none when that checkpoint predates run ids (its config.json has none either)."""
+    run_id = saved.get("run_id") if isinstance(saved, dict) else None
+    if isinstance(run_id, str):
+        info["run_id"] = run_id
+    else:
+        info.pop("run_id", None)
 
 
 def _restore(ck, s: _Session) -> tuple[LoopState, tuple]:

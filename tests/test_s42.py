@@ -1,0 +1,130 @@
+"""Session 42: what the new-user trial of session 41 left open (see each test's docstring)."""
+import json
+import shutil
+import warnings
+
+import pytest
+
+from rnnlm.cli import main
+from rnnlm.train import train
+
+from test_train import tiny
+
+# ---------------------------------------------------------------- a checkpoint of another run
+
+
+@pytest.fixture(scope="module")
+def two_runs(text, tmp_path_factory):
+    """Two runs of the same settings but the seed, and a third of another size."""
+    root = tmp_path_factory.mktemp("two")
+    for name, kw in (("a", {}), ("b", {"seed": 1}), ("c", {"emsize": 8})):
+        train(tiny(text, root / name, max_steps=2, log_every=1, **kw))
+    return root
+
+
+def _swapped(two_runs, tmp_path, source):
+    """A copy of run a whose model.npz and best.npz are run `source`'s."""
+    run = tmp_path / "a"
+    shutil.copytree(two_runs / "a", run)
+    for name in ("model.npz", "best.npz"):
+        shutil.copy(two_runs / source / name, run / name)
+    return run
+
+
+def test_every_session_of_a_run_keeps_its_run_id(two_runs, tmp_path):
+    """config.json and every checkpoint record the run's run_id; a resume keeps it; two runs differ."""
+    from rnnlm import checkpoint
+    ids = {}
+    for name in "abc":
+        info = json.loads((two_runs / name / "config.json").read_text())
+        ids[name] = info["run_id"]
+        assert len(info["run_id"]) == 32 and int(info["run_id"], 16) >= 0
+        for ck in ("model.npz", "best.npz"):
+            assert checkpoint.load(two_runs / name / ck).config["run_id"] == info["run_id"]
+    assert len(set(ids.values())) == 3
+    run = tmp_path / "a"
+    shutil.copytree(two_runs / "a", run)        # a run folder copied whole is the same run: it resumes
+    assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text())["run_id"] == ids["a"]
+    assert checkpoint.load(run / "model.npz").config["run_id"] == ids["a"]
+
+
+@pytest.mark.parametrize("source", ["b", "c"])
+def test_a_resume_refuses_another_runs_checkpoint_saying_whose_it_is(two_runs, tmp_path, capsys, source):
+    """A model.npz copied in from another run of other sizes was refused with the advice for an edited
+    config.json ("put "emsize": 8 back into it"), which would have made the folder resume the other run's
+    weights under this run's records; one of the same settings was resumed silently. Both now say whose
+    checkpoint it is, and nothing is changed."""
+    run = _swapped(two_runs, tmp_path, source)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.suffix != ".lock"}
+    assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {run / 'model.npz'} is a checkpoint of the run {two_runs / source}, not of the run "
+                   f"{run / 'config.json'} records (another run_id): a resume continues only the run that saved "
+                   f"it; put this run's own model.npz back, or resume the run it came from (a run folder copied "
+                   f"whole resumes)\n")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.suffix != ".lock"} == before
+
+
+def test_evaluate_says_when_the_checkpoint_is_another_runs(two_runs, tmp_path, capsys):
+    """A run folder whose best.npz is another run's of the same settings was read without a word."""
+    from rnnlm.runs import OtherModelWarning, load_model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_model(two_runs / "a")
+    run = _swapped(two_runs, tmp_path, "b")
+    with pytest.warns(OtherModelWarning) as seen:
+        load_model(run)
+    assert str(seen[0].message) == (f"{run / 'best.npz'} holds another run's model than {run / 'config.json'} "
+                                    f"records (a checkpoint of the run {two_runs / 'b'}): its own settings are used")
+    run = _swapped(two_runs, tmp_path / "x", "c")
+    with pytest.warns(OtherModelWarning) as seen:
+        load_model(run)
+    assert str(seen[0].message) == (f"{run / 'best.npz'} holds another model than {run / 'config.json'} records "
+                                    f"(emsize 16 -> 8; a checkpoint of the run {two_runs / 'c'}): its own "
+                                    f"settings are used")
+
+
+# ---------------------------------------------------------------- the TBB runtime of the tbb wheel
+
+_LAYER = r"""
+import numba, numpy as np
+import rnnlm._jit as jit
+
+@numba.njit(parallel=True)
+def total(a):
+    s = 0.0
+    for i in numba.prange(a.size):
+        s += a[i]
+    return s
+
+print(jit.THREADING_LAYER, total(np.ones(1000)), numba.threading_layer())
+"""
+
+
+def test_the_tbb_wheels_runtime_is_loaded_from_its_own_folder():
+    """The tbb wheel puts libtbb.so.12 in the environment's lib/ folder, which the loader does not search:
+    on a machine with no system TBB every parallel kernel raised "No threading layer could be loaded"
+    (a fresh venv, the install the README gives). The library is now loaded from the wheel's folder."""
+    import os
+    import subprocess
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        version("tbb")
+    except PackageNotFoundError:
+        pytest.skip("the tbb package is not installed here (no wheel for this platform)")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "LD_LIBRARY_PATH")}
+    r = subprocess.run([sys.executable, "-c", _LAYER], capture_output=True, text=True, timeout=300, env=env)
+    assert (r.returncode, r.stdout.split()) == (0, ["tbb", "1000.0", "tbb"]), r.stderr[-2000:]
+
+
+def test_a_tbb_that_does_not_load_falls_back_to_workqueue(monkeypatch):
+    """A tbb package whose library cannot be loaded gives workqueue (fork-safe), not a layer that fails."""
+    from rnnlm import _jit
+    monkeypatch.setattr(_jit, "_load_tbb", lambda: False)
+    assert _jit._fork_safe_layer() == "workqueue"
+    monkeypatch.undo()
+    import sys
+    monkeypatch.setattr(sys, "platform", "sunos5")      # (no TBB library name known there)
+    assert _jit._load_tbb() is False
