@@ -347,7 +347,7 @@ def refuse_repeated_divergence(config: TrainConfig, loop: LoopState, folder: Pat
 
 
 def budget_to_exceed(elapsed: float, needed: float) -> float:
-    """The --max-minutes (rounded up to 0.01) a resume must exceed to train a window, for a run that has
+    """The --max-minutes (rounded up: `minutes_up`) a resume must exceed to train a window, for a run that has
     trained `elapsed` seconds and whose final evaluation needs `needed` seconds: b > elapsed + reserve(b),
     where the reserve is `needed` capped at MAX_RESERVE_SHARE of b (progress._Timing.reserve), so
     b = elapsed + needed, or elapsed / (1 - share) where the cap binds. (Rounded down, the figure could
@@ -356,7 +356,24 @@ def budget_to_exceed(elapsed: float, needed: float) -> float:
     b = max(elapsed + needed, 0.0)
     if needed > MAX_RESERVE_SHARE * b:
         b = elapsed / (1 - MAX_RESERVE_SHARE)
-    return math.ceil(round(b / 60 * 100, 6)) / 100
+    return minutes_up(b / 60)
+
+
+def _minute_decimals(minutes: float) -> int:
+    """Decimals a --max-minutes figure is given to: 2 (0.01 min) from 0.1 min up, else two significant
+    digits (a run of a few seconds: 0.0034, not 0.01, which overstates it threefold)."""
+    return 2 if minutes >= 0.1 or minutes <= 0 else 1 - math.floor(math.log10(minutes))
+
+
+def minutes_up(minutes: float) -> float:
+    """`minutes` rounded up to the decimals `_minute_decimals` gives it."""
+    scale = 10 ** _minute_decimals(minutes)
+    return math.ceil(round(minutes * scale, 6)) / scale
+
+
+def minutes_text(minutes: float) -> str:
+    """A --max-minutes figure (`minutes_up`'s) as the advice writes it: "1.00", "0.0034"."""
+    return f"{minutes:.{_minute_decimals(minutes)}f}"
 
 
 def recorded_reserve(folder: Path, loop: LoopState, events: list | None = None) -> tuple[float, float | None]:
@@ -400,10 +417,10 @@ def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path, even
     if i is None or events[i].get("reason") != "max_minutes":
         return
     needed, final = recorded_reserve(folder, loop, events)
-    need = max(budget_to_exceed(loop.elapsed, needed), math.ceil(config.max_minutes * 100) / 100)
+    need = max(budget_to_exceed(loop.elapsed, needed), minutes_up(config.max_minutes))
     took = f" and its final evaluation took {final:.0f} s" if final is not None and final >= 0.5 else ""
     raise UserError(f"{folder} is already at step {loop.step}, where its --max-minutes {config.max_minutes:g} ran "
-                    f"out: it has trained {loop.elapsed / 60:.2f} min{took}; give --max-minutes above {need:.2f} "
+                    f"out: it has trained {minutes_text(loop.elapsed / 60)} min{took}; give --max-minutes above {minutes_text(need)} "
                     f"(or 0: no time limit) to train further")
 
 
@@ -425,7 +442,7 @@ def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve
         return
     need = budget_to_exceed(loop.elapsed, reserve if needed is None else needed)
     advice = {"max_steps": f"--max-steps above {loop.step}", "epochs": f"--epochs above {config.epochs}",
-              "max_minutes": f"--max-minutes above {need:.2f} (or 0: no time limit)",
+              "max_minutes": f"--max-minutes above {minutes_text(need)} (or 0: no time limit)",
               "early_stop": f"--patience above {loop.bad_evals}",
               "min_lr": f"--min-lr below {lr or 0:.3g} (0 = no floor)"}
     # every other limit the run is also at, so that following the advice is not refused again for the next one
@@ -442,7 +459,7 @@ def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve
         # reserve, rounded up (a rounded-down figure could name the very budget that was just refused)
         final = (f" and its final evaluation needs about {needed or reserve:.0f} s" if (needed or reserve) >= 0.5
                  else "")
-        raise UserError(f"{at}: it has trained {loop.elapsed / 60:.2f} min{final}, which fills --max-minutes "
+        raise UserError(f"{at}: it has trained {minutes_text(loop.elapsed / 60)} min{final}, which fills --max-minutes "
                         f"{config.max_minutes:g}; give {advice[why]}{more} to train further")
     if why == "early_stop":
         raise UserError(f"{at} and stopped early: {loop.bad_evals} validations without improvement "

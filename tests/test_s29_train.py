@@ -3,7 +3,6 @@ and a resume that left it so, a Ctrl-C during the start-up that still named the 
 (and a resume refused after its start-up that had already said "resuming"), and a resume whose unchanged time
 budget already stopped the run, refused only after the corpus was read and the kernels compiled."""
 import json
-import math
 import os
 import shutil
 import signal
@@ -227,8 +226,9 @@ def test_a_resume_with_the_budget_that_stopped_the_run_is_refused_before_start_u
     err = captured.err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0].startswith(f"error: {run} is already at step {step}, where its --max-minutes 0.01 ran out: it has "
-                             f"trained {timed_out[1] / 60:.2f} min"), err
-    assert err[0].endswith(f"; give --max-minutes above {_need(run, 0.01):.2f} (or 0: no time limit) to train "
+                             f"trained {resume.minutes_text(timed_out[1] / 60)} min"), err
+    assert err[0].endswith(f"; give --max-minutes above {resume.minutes_text(_need(run, 0.01))} (or 0: no time "
+                           "limit) to train "
                            "further"), err
     assert _snapshot(run) == before
 
@@ -238,7 +238,7 @@ def _need(run, budget_min: float) -> float:
     evaluation's reserve as the last session measured it (under the reserve's own cap), rounded up."""
     loop = LoopState.from_arrays(checkpoint.load(run / "model.npz").train)
     return max(resume.budget_to_exceed(loop.elapsed, resume.recorded_reserve(run, loop)[0]),
-               math.ceil(budget_min * 100) / 100)
+               resume.minutes_up(budget_min))
 
 
 def test_another_budget_is_left_to_the_start_ups_measurement(timed_out):
@@ -289,10 +289,10 @@ def test_the_advice_before_start_up_counts_the_final_evaluation_the_last_session
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, err
         said.add(err[0].rsplit("give --max-minutes above ", 1)[1])
-    assert said == {f"{advice:.2f} (or 0: no time limit) to train further"}
+    assert said == {f"{resume.minutes_text(advice)} (or 0: no time limit) to train further"}
     # and the advice itself passes every check before the start-up (which the test stops at)
     with pytest.raises(AssertionError, match="the corpus was read"):
-        main(["train", "--resume", str(run), "--max-minutes", f"{advice + 0.01:.2f}"])
+        main(["train", "--resume", str(run), "--max-minutes", f"{advice * 1.01:.6f}"])
 
 
 def test_budget_to_exceed_leaves_a_window_under_the_reserves_cap():

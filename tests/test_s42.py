@@ -128,3 +128,18 @@ def test_a_tbb_that_does_not_load_falls_back_to_workqueue(monkeypatch):
     import sys
     monkeypatch.setattr(sys, "platform", "sunos5")      # (no TBB library name known there)
     assert _jit._load_tbb() is False
+
+
+# ---------------------------------------------------------------- the budget a resume must exceed
+
+
+def test_the_budget_a_resume_must_exceed_is_not_overstated_for_a_run_of_seconds():
+    """A run of a fraction of a second was told "give --max-minutes above 0.01" (rounded up to 0.01 min,
+    0.6 s), though 0.005 trains further: below 0.1 min the figure keeps two significant digits."""
+    from rnnlm.resume import budget_to_exceed, minutes_text, minutes_up
+    assert budget_to_exceed(0.12, 0.08) == 0.0034 and minutes_text(0.0034) == "0.0034"      # 0.2 s
+    assert budget_to_exceed(60.0, 6.0) == 1.1 and minutes_text(1.1) == "1.10"               # as before
+    assert budget_to_exceed(3.0, 0.0) == 0.05 and minutes_text(0.05) == "0.050"
+    assert minutes_up(0.005) == 0.005 and minutes_up(0.00501) == 0.0051 and minutes_up(0.61) == 0.61
+    for b in (0.2, 1.7, 5.9, 13.0, 59.0, 61.0, 600.0):      # rounded up, never down (it would name the refused one)
+        assert budget_to_exceed(b, 0.0) >= b / 60 and float(minutes_text(budget_to_exceed(b, 0.0))) >= b / 60
