@@ -398,6 +398,29 @@ def others_in(folder) -> str | None:
             f"not a run's ({shown}): the run's files are written beside them")
 
 
+def inside_a_run(folder) -> str | None:
+    """A new run's note when its --out lies inside another run's folder (a folder above it holds a
+    config.json and a metrics.jsonl or model.npz): the new run is written among that run's files and goes
+    where that run goes (a copy, a deletion). None otherwise."""
+    folder = Path(folder)
+    try:
+        full = folder.resolve()
+    except (OSError, RuntimeError):
+        return None
+    for depth, parent in enumerate(full.parents, start=1):
+        try:
+            if not ((parent / CONFIG).is_file() and ((parent / METRICS).is_file() or (parent / LATEST).is_file())):
+                continue
+        except OSError:
+            return None
+        # the run folder as the user wrote the path (runs/a for --out runs/a/sub), where it can be told so
+        said = folder.parents[depth - 1] if len(folder.parents) > depth else parent
+        return (f"{folder} is inside the run folder {said}: the new run is kept among that run's files (and is "
+                f"copied or deleted with them); give an --out beside it, such as {said.parent / full.name}, to "
+                f"keep them apart")
+    return None
+
+
 def _unreadable(path: Path) -> str | None:
     """Why checkpoint.load refuses `path` (its one line), or None when it loads."""
     from . import checkpoint

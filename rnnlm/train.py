@@ -50,8 +50,8 @@ from .folderlock import lock_run
 from .loopstate import Clock, LastGood, LoopState
 from .progress import _Progress, _Timing, note, phase
 from .resume import refuse_finished_resume, resume_flags, resume_point
-from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, run_info, log_gone, lost_steps, others_in, ppl as _ppl,
-                   refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint, threads_changed)
+from .runs import (LATEST, VOCAB, Run, clear_unsaved_run, inside_a_run, run_info, log_gone, lost_steps, others_in,
+                   ppl as _ppl, refuse_sweep_folder, refuse_taken, restore_vocab, resume_checkpoint, threads_changed)
 from .session import _eval_event, _keep_best, _save, _Session, _validate_full
 from .step import StepResult, train_step
 from .stopping import SIGNAL_WORDS, Interrupt, StartUp, signal_error, stop_reason
@@ -177,8 +177,9 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, on_st
                 ck, finish = None, None
                 if resume is None:
                     refuse_taken(folder)
-                    if (beside := others_in(folder)) is not None:
-                        note(beside)
+                    for said in (inside_a_run(folder), others_in(folder)):
+                        if said is not None:
+                            note(said)
                 else:
                     ck, finish = resume_point(config, folder)
                 s = _prepare(dataclasses.replace(config, out=str(folder)), corpus)

@@ -1,5 +1,6 @@
 """Session 42: what the new-user trial of session 41 left open (see each test's docstring)."""
 import json
+from pathlib import Path
 import shutil
 import warnings
 
@@ -143,3 +144,24 @@ def test_the_budget_a_resume_must_exceed_is_not_overstated_for_a_run_of_seconds(
     assert minutes_up(0.005) == 0.005 and minutes_up(0.00501) == 0.0051 and minutes_up(0.61) == 0.61
     for b in (0.2, 1.7, 5.9, 13.0, 59.0, 61.0, 600.0):      # rounded up, never down (it would name the refused one)
         assert budget_to_exceed(b, 0.0) >= b / 60 and float(minutes_text(budget_to_exceed(b, 0.0))) >= b / 60
+
+
+# ---------------------------------------------------------------- a run inside another run's folder
+
+
+def test_a_new_run_inside_another_runs_folder_is_noted(two_runs, tmp_path, capsys, monkeypatch):
+    """`train --out RUN/sub` made a run among a finished run's files without a word."""
+    from rnnlm.runs import inside_a_run
+    shutil.copytree(two_runs / "a", tmp_path / "runs" / "a")
+    monkeypatch.chdir(tmp_path)
+    assert inside_a_run(Path("runs/a/sub/deeper")) == (
+        "runs/a/sub/deeper is inside the run folder runs/a: the new run is kept among that run's files (and is "
+        "copied or deleted with them); give an --out beside it, such as runs/deeper, to keep them apart")
+    assert inside_a_run(Path("runs/b")) is None and inside_a_run(tmp_path / "runs" / "a") is None
+    assert inside_a_run(tmp_path / "runs" / "a" / "x") == (
+        f"{tmp_path / 'runs/a/x'} is inside the run folder {tmp_path / 'runs/a'}: the new run is kept among that "
+        f"run's files (and is copied or deleted with them); give an --out beside it, such as "
+        f"{tmp_path / 'runs/x'}, to keep them apart")
+    text = json.loads((tmp_path / "runs/a/config.json").read_text())["train"]["data"]["corpus"]
+    train(tiny(text, "runs/a/sub", max_steps=1))
+    assert capsys.readouterr().err.startswith("runs/a/sub is inside the run folder runs/a:")
