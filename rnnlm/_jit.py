@@ -86,6 +86,10 @@ if not os.environ.get("NUMBA_THREADING_LAYER"):
     _numba_config.THREADING_LAYER = THREADING_LAYER     # and now, for kernels loaded from the cache
 else:
     THREADING_LAYER = os.environ["NUMBA_THREADING_LAYER"]
+    if THREADING_LAYER.strip().lower() in ("tbb", "safe", "threadsafe"):
+        # (set by the user, or inherited from our own parent process, which chose tbb: a worker of a
+        # bench, a sweep, a demo; the library must be loaded in this process too)
+        _load_tbb()
 
 
 

@@ -120,7 +120,7 @@ _LARGEST = {"eps": (0.01, "a larger finite-difference step measures the curvatur
 
 def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, seed=0,
               vocab_size=11, emsize=5, hidden=5, T=4, B=3, eps=1e-3, max_entries=200,
-              weight_scale=0.5) -> GradcheckReport:
+              weight_scale=0.5, progress=False) -> GradcheckReport:
     """Check all gradients of a tiny float64 model against central finite differences; returns a
     GradcheckReport (relative error per array, PASS at <= TOLERANCE).
 
@@ -131,6 +131,8 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
     TypeError for eps not a number in [1e-4, 0.01], weight_scale not one in (0, 5] (beyond them a correct
     gradient fails the check), vocab_size < 2 (one word leaves nothing to predict: every gradient is zero),
     max_entries, T or B out of range; the model's own errors for its settings (ModelConfig).
+    progress: a bar on stderr counting the derivatives toward all of them (on a terminal only; a deep
+    stack takes minutes: each derivative runs the whole model four times).
     """
     from .argcheck import check_int, is_real
     from .model import ModelConfig, RNNModel
@@ -180,6 +182,7 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
     label += f" layers={layers}" + (" tied" if tied else "") + (f" dropout={dropout} (fixed mask)" if dropout else "")
     resolution = ROUNDOFF * np.finfo(np.float64).eps * max(abs(float(f())), 1.0) / eps
     report = GradcheckReport(label, resolution=resolution)
+    bar = _bar(label, sum(min(x.size, max_entries) for _, x, _ in targets_to_check), progress)
     for name, x, analytic in targets_to_check:
         flat, aflat = x.reshape(-1), analytic.reshape(-1)
         if flat.size <= max_entries:
@@ -187,14 +190,29 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
         else:
             idx = np.sort(rng.choice(flat.size, max_entries, replace=False))
         numeric = np.empty(idx.size)
+        bar.set_postfix_str(name, refresh=False)
         for k, i in enumerate(idx):
             numeric[k] = _derivative(f, flat, i, eps)
+            bar.update()
         report.errors[name] = float(rel_error(aflat[idx], numeric, resolution / TOLERANCE).max())
         report.checked[name] = (int(idx.size), int(flat.size))
         scale = max(np.abs(aflat[idx]).max(initial=0.0), np.abs(numeric).max(initial=0.0))
         if scale < RESOLVED * resolution:
             report.unresolved[name] = float(scale)
+    bar.close()
     return report
+
+
+def _bar(label: str, total: int, show: bool):
+    """gradcheck's bar: derivatives checked of `total`, the array being checked as its postfix; drawn on a
+    terminal's stderr only (the command prints each check's lines as it finishes)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from .runs import stderr_is_terminal
+    return tqdm(total=total, desc=f"gradcheck {label}", unit="derivative", leave=False, file=sys.stderr,
+                disable=not (show and stderr_is_terminal()), dynamic_ncols=True)
 
 
 def _derivative(f, flat, i, eps, retries=2):
@@ -219,11 +237,12 @@ def _derivative(f, flat, i, eps, retries=2):
 ACTIVATIONS = C.ACTIVATION_EXAMPLES     # one spec of every activation kind and form
 
 
-def check_all(*, cell: str, activation: str, layers: int, tied: bool, dropout: float, seed: int):
+def check_all(*, cell: str, activation: str, layers: int, tied: bool, dropout: float, seed: int,
+              progress: bool = False):
     """The `gradcheck` command: yield one GradcheckReport per (cell, activation) as it finishes.
 
     cell: rnn, lstm, gru or "all"; activation: an rnn activation or "all" (ACTIVATIONS).
-    Settings are checked before anything runs (UserError).
+    Settings are checked before anything runs (UserError). progress: a bar per check (gradcheck's).
     """
     from .config import parse_activation
 
@@ -242,16 +261,17 @@ def check_all(*, cell: str, activation: str, layers: int, tied: bool, dropout: f
         raise UserError("--layers must be at least 1")
     if not 0.0 <= dropout < 1.0:
         raise UserError("--dropout must be in [0, 1)")
-    return _check_all(cell, activation, layers, tied, dropout, seed)
+    return _check_all(cell, activation, layers, tied, dropout, seed, progress)
 
 
-def _check_all(cell, activation, layers, tied, dropout, seed):
+def _check_all(cell, activation, layers, tied, dropout, seed, progress):
     for c in (("rnn", "lstm", "gru") if cell == "all" else (cell,)):
         acts = (activation,) if c == "rnn" else ("tanh",)
         if c == "rnn" and activation == "all":
             acts = ACTIVATIONS
         for act in acts:
-            yield gradcheck(cell=c, activation=act, layers=layers, tied=tied, dropout=dropout, seed=seed)
+            yield gradcheck(cell=c, activation=act, layers=layers, tied=tied, dropout=dropout, seed=seed,
+                            progress=progress)
 
 
 def format_overall(worst: float, unchecked: int = 0) -> str:

@@ -165,3 +165,38 @@ def test_a_new_run_inside_another_runs_folder_is_noted(two_runs, tmp_path, capsy
     text = json.loads((tmp_path / "runs/a/config.json").read_text())["train"]["data"]["corpus"]
     train(tiny(text, "runs/a/sub", max_steps=1))
     assert capsys.readouterr().err.startswith("runs/a/sub is inside the run folder runs/a:")
+
+
+# ---------------------------------------------------------------- gradcheck's bar
+
+
+def test_gradcheck_shows_a_bar_of_the_derivatives_on_a_terminal(capsys, monkeypatch):
+    """`gradcheck --layers 64` printed nothing for minutes (each derivative runs the whole model four
+    times); on a terminal a bar now counts the derivatives toward all of them, with the array being checked."""
+    from rnnlm import runs
+    from rnnlm.gradcheck import gradcheck
+    report = gradcheck(cell="rnn", progress=True)
+    assert report.ok and capsys.readouterr().err == ""         # not a terminal: no bar
+    monkeypatch.setattr(runs, "stderr_is_terminal", lambda: True)
+    assert gradcheck(cell="rnn", progress=False).ok and capsys.readouterr().err == ""
+    assert gradcheck(cell="rnn", progress=True).ok
+    err = capsys.readouterr().err
+    # 55 + 25 + 25 + 5 + 5 (the rnn) + 55 + 11 (the decoder) + 15 (h0): every entry of V=11, E=H=5, B=3
+    assert "gradcheck rnn activation=tanh layers=1: 0%| | 0/196 [" in " ".join(err.split())
+    assert main(["gradcheck", "--cell", "gru"]) == 0
+    assert "gradcheck gru layers=1" in capsys.readouterr().err
+
+
+def test_a_child_process_that_inherits_the_tbb_layer_loads_the_library_too():
+    """The parent's choice (NUMBA_THREADING_LAYER=tbb in the environment) is inherited by every worker
+    process (bench, sweep, demo): those skipped the loading and every parallel kernel failed there."""
+    import os
+    import subprocess
+    import sys
+    from rnnlm import _jit
+    if _jit.THREADING_LAYER != "tbb":
+        pytest.skip("this process does not use the tbb layer")
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    env["NUMBA_THREADING_LAYER"] = "tbb"
+    r = subprocess.run([sys.executable, "-c", _LAYER], capture_output=True, text=True, timeout=300, env=env)
+    assert (r.returncode, r.stdout.split()) == (0, ["tbb", "1000.0", "tbb"]), r.stderr[-2000:]
