@@ -34,12 +34,12 @@ def _add_gradcheck(sub):
 
 def _run_gradcheck(args):
     from .gradcheck import TOLERANCE, check_all, format_overall
-    worst, unchecked = 0.0, 0
+    worst, unchecked, arrays = 0.0, 0, 0
     for rep in check_all(cell=args.cell, activation=args.activation, layers=args.layers, tied=args.tied,
                          dropout=args.dropout, seed=args.seed, progress=True):
         print("\n".join(rep.lines()), flush=True)
-        worst, unchecked = max(worst, rep.max_error), unchecked + len(rep.unresolved)
-    print(format_overall(worst, unchecked))
+        worst, unchecked, arrays = max(worst, rep.max_error), unchecked + len(rep.unresolved), arrays + len(rep.errors)
+    print(format_overall(worst, unchecked, arrays))
     return 0 if worst <= TOLERANCE else 1
 
 

@@ -53,6 +53,8 @@ class GradcheckReport:
     # tensor name -> its largest |gradient|, for a tensor too small for the difference to check (RESOLVED)
     unresolved: dict = field(default_factory=dict)
     resolution: float = 0.0                      # the finite difference's resolution (absolute, per entry)
+    # why a gradient can be that small in this model, and what checks it (the line under the unresolved ones)
+    small_because: str = ("a deep stack's lowest layers, where the gradient vanishes; fewer layers check them")
 
     @property
     def max_error(self) -> float:
@@ -80,8 +82,7 @@ class GradcheckReport:
             n = len(self.unresolved)
             which = "1 array not checked: its gradient is" if n == 1 else \
                 f"{n} arrays not checked: their gradients are"
-            out.append(f"  {which} too small for a finite difference (a deep stack's lowest layers, where the "
-                       "gradient vanishes); fewer layers check them")
+            out.append(f"  {which} too small for a finite difference ({self.small_because})")
         return out
 
 
@@ -181,7 +182,7 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
     label = f"{cell}" + (f" activation={model.act.name}" if cell == "rnn" else "")
     label += f" layers={layers}" + (" tied" if tied else "") + (f" dropout={dropout} (fixed mask)" if dropout else "")
     resolution = ROUNDOFF * np.finfo(np.float64).eps * max(abs(float(f())), 1.0) / eps
-    report = GradcheckReport(label, resolution=resolution)
+    report = GradcheckReport(label, resolution=resolution, small_because=_small_because(layers, dropout))
     bar = _bar(label, sum(min(x.size, max_entries) for _, x, _ in targets_to_check), progress)
     for name, x, analytic in targets_to_check:
         flat, aflat = x.reshape(-1), analytic.reshape(-1)
@@ -201,6 +202,18 @@ def gradcheck(cell="rnn", activation="tanh", layers=1, tied=False, dropout=0.0, 
             report.unresolved[name] = float(scale)
     bar.close()
     return report
+
+
+def _small_because(layers: int, dropout: float) -> str:
+    """Why a model of these settings can have gradients too small to check, and what checks them: a deep
+    stack's lowest layers (vanishing), or a dropout mask that drops (nearly) every unit it masks."""
+    deep = "a deep stack's lowest layers, where the gradient vanishes"
+    if not dropout:
+        return f"{deep}; fewer layers check them"
+    masked = f"the units that the mask of --dropout {dropout:g} drops, whose gradient is zero"
+    if layers > 1:
+        return f"{deep}, or {masked}; fewer layers or a lower --dropout check them"
+    return f"{masked}; a lower --dropout checks them"
 
 
 def _bar(label: str, total: int, show: bool):
@@ -274,9 +287,15 @@ def _check_all(cell, activation, layers, tied, dropout, seed, progress):
                             progress=progress)
 
 
-def format_overall(worst: float, unchecked: int = 0) -> str:
+def format_overall(worst: float, unchecked: int = 0, arrays: int | None = None) -> str:
     """The command's last line: the largest relative error of every check, and PASS or FAIL (TOLERANCE), and
-    how many arrays were too small to check (GradcheckReport.unresolved), if any."""
+    how many arrays were too small to check (GradcheckReport.unresolved), if any, of how many (`arrays`,
+    when given: a PASS on one array of eight is said to be one)."""
     line = f"gradcheck overall: max relative error {worst:.2e} -> {'PASS' if worst <= TOLERANCE else 'FAIL'}"
+    if not unchecked:
+        return line
+    if arrays is not None:
+        return line + (f" on the {arrays - unchecked} of {arrays} arrays checked ({unchecked} not checked: too "
+                       "small for a finite difference)")
     return line + (f" ({unchecked} {'array' if unchecked == 1 else 'arrays'} not checked: too small for a "
-                   "finite difference)" if unchecked else "")
+                   "finite difference)")

@@ -200,3 +200,22 @@ def test_a_child_process_that_inherits_the_tbb_layer_loads_the_library_too():
     env["NUMBA_THREADING_LAYER"] = "tbb"
     r = subprocess.run([sys.executable, "-c", _LAYER], capture_output=True, text=True, timeout=300, env=env)
     assert (r.returncode, r.stdout.split()) == (0, ["tbb", "1000.0", "tbb"]), r.stderr[-2000:]
+
+
+def test_gradcheck_says_why_a_dropout_models_arrays_are_not_checked_and_of_how_many(capsys):
+    """`gradcheck --cell gru --dropout 0.999` said PASS with 7 of its 8 arrays not checked, blaming "a deep
+    stack's lowest layers" for a 1-layer model: the dropout mask zeroes those gradients."""
+    from rnnlm.gradcheck import format_overall, gradcheck
+    rep = gradcheck(cell="gru", dropout=0.999)
+    assert rep.ok and len(rep.unresolved) == 7 and set(rep.errors) - set(rep.unresolved) == {"decoder.bias"}
+    assert rep.lines()[-1] == ("  7 arrays not checked: their gradients are too small for a finite difference (the "
+                               "units that the mask of --dropout 0.999 drops, whose gradient is zero; a lower "
+                               "--dropout checks them)")
+    assert main(["gradcheck", "--cell", "gru", "--dropout", "0.999"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"gradcheck overall: max relative error {rep.max_error:.2e} -> PASS on the 1 of 8 arrays checked (7 not "
+        "checked: too small for a finite difference)")
+    assert format_overall(1e-9, 0, 8) == "gradcheck overall: max relative error 1.00e-09 -> PASS"
+    assert gradcheck(cell="gru", layers=3, dropout=0.5).small_because == (
+        "a deep stack's lowest layers, where the gradient vanishes, or the units that the mask of --dropout 0.5 "
+        "drops, whose gradient is zero; fewer layers or a lower --dropout check them")
