@@ -5,6 +5,8 @@ instruments that measure vanishing and exploding gradients.
 """
 __version__ = "0.2.0"
 
+from . import threadlayer as _threadlayer     # noqa: E402,F401  (Numba's threading layer, before any kernel)
+
 
 def __getattr__(name):
     """`rnnlm.runs.load_model(...)` after a bare `import rnnlm`, as the README writes the names: a submodule

@@ -14,83 +14,21 @@ folder is handed to Numba per decorated kernel (Numba picks a kernel's cache
 locator when it is decorated), so other Numba code in the process keeps its
 own settings; with no writable folder anywhere kernels compile uncached.
 
-Threading layer: `tbb` where the `tbb` package is installed (a dependency on
-the platforms it has wheels for) and its library loads (`_load_tbb` loads it
-from the wheel's folder, which the loader does not search), else `workqueue`, unless
-$NUMBA_THREADING_LAYER says otherwise. GNU OpenMP (Numba's default where it is
-found) makes a process that has run a parallel kernel unsafe to fork: a
-fork-based multiprocessing pool then dies ("fork() called from a process
-already using GNU OpenMP") or hangs. TBB is fork-safe and thread-safe and, on
-this project's 2-core machine, as fast as OpenMP; workqueue is fork-safe but
-up to a third slower on small models, and two Python threads must not run its
-parallel kernels at the same time (see ARCHITECTURE.md for the measurement).
+Threading layer: threadlayer.py chooses it (tbb where its library loads, else
+workqueue; both fork-safe) when the package is imported.
 """
 import os
 
 import numba
 from numba.core import config as _numba_config
 
+from . import threadlayer as _threadlayer
 from .caches import numba_cache_dir
 
-
-
-def _fork_safe_layer() -> str:
-    """'tbb' when a TBB runtime Numba accepts (>= 2021.6) is installed and loads, else 'workqueue'."""
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        major, minor = (int(x) for x in version("tbb").split(".")[:2])
-    except (PackageNotFoundError, ValueError):
-        return "workqueue"
-    return "tbb" if (major, minor) >= (2021, 6) and _load_tbb() else "workqueue"
-
-
-_TBB_LIBRARY = {"linux": "libtbb.so.12", "win32": "tbb12.dll", "darwin": "libtbb.12.dylib"}
-
-
-def _load_tbb() -> bool:
-    """Load the TBB runtime into the process (once), so that Numba's TBB pool finds it; False when it
-    cannot be loaded. The tbb wheel puts libtbb.so.12 in the environment's lib/ folder (a venv's
-    .venv/lib), which the dynamic loader does not search: Numba's `CDLL("libtbb.so.12")` then fails
-    ("No threading layer could be loaded") unless the library is also found elsewhere (a system TBB,
-    $LD_LIBRARY_PATH, a conda environment). Loaded first from the wheel's own file by its path, with
-    RTLD_GLOBAL, it is found by that name afterwards (the loader matches a loaded library's soname)."""
-    import ctypes
-    import sys
-    from importlib.metadata import PackageNotFoundError, distribution
-    name = _TBB_LIBRARY.get(sys.platform)
-    if name is None:
-        return False
-    try:
-        ctypes.CDLL(name)               # found where the loader looks (a system TBB, $LD_LIBRARY_PATH)
-        return True
-    except OSError:
-        pass
-    try:
-        files = distribution("tbb").files or ()
-    except PackageNotFoundError:
-        return False
-    for file in files:
-        if file.name == name:
-            try:
-                ctypes.CDLL(str(file.locate()), mode=ctypes.RTLD_GLOBAL)
-                return True
-            except OSError:
-                return False
-    return False
-
-
-if not os.environ.get("NUMBA_THREADING_LAYER"):
-    THREADING_LAYER = _fork_safe_layer()                 # fork-safe (see the module docstring)
-    # through the environment: Numba re-reads its config from it before compiling
-    os.environ["NUMBA_THREADING_LAYER"] = THREADING_LAYER
-    _numba_config.THREADING_LAYER = THREADING_LAYER     # and now, for kernels loaded from the cache
-else:
-    THREADING_LAYER = os.environ["NUMBA_THREADING_LAYER"]
-    if THREADING_LAYER.strip().lower() in ("tbb", "safe", "threadsafe"):
-        # (set by the user, or inherited from our own parent process, which chose tbb: a worker of a
-        # bench, a sweep, a demo; the library must be loaded in this process too)
-        _load_tbb()
-
+# the threading layer, chosen when the package was imported (threadlayer.py); choose() again sets it in
+# Numba's config, now imported (it is chosen once: the environment holds it)
+THREADING_LAYER = _threadlayer.choose()
+_fork_safe_layer = _threadlayer.fork_safe_layer
 
 
 def _wide_vector_features(env=os.environ):

@@ -121,14 +121,25 @@ def test_the_tbb_wheels_runtime_is_loaded_from_its_own_folder():
 
 
 def test_a_tbb_that_does_not_load_falls_back_to_workqueue(monkeypatch):
-    """A tbb package whose library cannot be loaded gives workqueue (fork-safe), not a layer that fails."""
-    from rnnlm import _jit
-    monkeypatch.setattr(_jit, "_load_tbb", lambda: False)
-    assert _jit._fork_safe_layer() == "workqueue"
-    monkeypatch.undo()
+    """A TBB library that cannot be loaded (or is too old for Numba) gives workqueue (fork-safe), not a layer
+    whose every kernel fails."""
     import sys
+    from rnnlm import threadlayer
+    monkeypatch.setattr(threadlayer, "load_tbb", lambda: None)
+    assert threadlayer.fork_safe_layer() == "workqueue"
+
+    class Old:
+        @staticmethod
+        def TBB_runtime_interface_version():
+            return 12050
+    monkeypatch.setattr(threadlayer, "load_tbb", lambda: Old())
+    assert threadlayer.fork_safe_layer() == "workqueue"
+    monkeypatch.setattr(threadlayer, "load_tbb", lambda: object())       # (a library without the call)
+    assert threadlayer.fork_safe_layer() == "workqueue"
+    monkeypatch.undo()
+    monkeypatch.setattr(threadlayer, "_loaded", [])
     monkeypatch.setattr(sys, "platform", "sunos5")      # (no TBB library name known there)
-    assert _jit._load_tbb() is False
+    assert threadlayer.load_tbb() is None
 
 
 # ---------------------------------------------------------------- the budget a resume must exceed
@@ -189,7 +200,8 @@ def test_gradcheck_shows_a_bar_of_the_derivatives_on_a_terminal(capsys, monkeypa
 
 def test_a_child_process_that_inherits_the_tbb_layer_loads_the_library_too():
     """The parent's choice (NUMBA_THREADING_LAYER=tbb in the environment) is inherited by every worker
-    process (bench, sweep, demo): those skipped the loading and every parallel kernel failed there."""
+    process (bench, sweep, demo): those skipped the loading and every parallel kernel failed there, the
+    sweep's Dask workers first of all, which ask Numba for its threads before any kernel module is imported."""
     import os
     import subprocess
     import sys
@@ -200,6 +212,10 @@ def test_a_child_process_that_inherits_the_tbb_layer_loads_the_library_too():
     env["NUMBA_THREADING_LAYER"] = "tbb"
     r = subprocess.run([sys.executable, "-c", _LAYER], capture_output=True, text=True, timeout=300, env=env)
     assert (r.returncode, r.stdout.split()) == (0, ["tbb", "1000.0", "tbb"]), r.stderr[-2000:]
+    worker = ("import numba, rnnlm.sweep, sys; print(numba.get_num_threads() > 0, numba.threading_layer(), "
+              "'rnnlm._jit' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", worker], capture_output=True, text=True, timeout=300, env=env)
+    assert (r.returncode, r.stdout.split()) == (0, ["True", "tbb", "False"]), r.stderr[-2000:]
 
 
 def test_gradcheck_says_why_a_dropout_models_arrays_are_not_checked_and_of_how_many(capsys):
