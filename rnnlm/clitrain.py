@@ -367,13 +367,16 @@ def _print_samples(stream, words: int, M: int) -> int:
             if interrupt.requested:     # the signal came with the last piece
                 raise signal_error(interrupt.signum)
     except KeyboardInterrupt as exc:    # Ctrl-C, or SIGTERM (errors.Terminated): print what was drawn, then stop
-        rest = stream.text(shown)[written:] + "".join("\n\n" + stream.text(j) for j in range(shown + 1, M))
+        # (the samples not begun yet have no text: a blank line each would flood the screen, 2 x M lines)
+        begun = [j for j in range(shown + 1, M) if stream.text(j)]
+        rest = stream.text(shown)[written:] + "".join("\n\n" + stream.text(j) for j in begun)
         out.write(rest + "\n")
         out.flush()
         asked = words * M
+        unbegun = M - shown - 1 - len(begun)
         print(f"{stop_word(exc)} after {int(stream.words_drawn.sum()):,} of {asked:,} {plural(asked, 'word')}"
-              + (f" ({M} samples of {words:,})" if M > 1 else "") + "; the text drawn so far is printed",
-              file=sys.stderr)
+              + (f" ({M:,} samples of {words:,})" if M > 1 else "") + "; the text drawn so far is printed"
+              + (f" ({unbegun:,} {plural(unbegun, 'sample')} not begun)" if unbegun else ""), file=sys.stderr)
         return exit_status(exc)
     out.write("\n")
     if (note := stream.short_note(flags=True)) is not None:

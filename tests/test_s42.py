@@ -235,3 +235,30 @@ def test_gradcheck_says_why_a_dropout_models_arrays_are_not_checked_and_of_how_m
     assert gradcheck(cell="gru", layers=3, dropout=0.5).small_because == (
         "a deep stack's lowest layers, where the gradient vanishes, or the units that the mask of --dropout 0.5 "
         "drops, whose gradient is zero; fewer layers or a lower --dropout check them")
+
+
+# ---------------------------------------------------------------- a stop while many samples are drawn
+
+
+def test_a_stop_before_most_samples_began_prints_no_blank_line_for_them(capsys):
+    """`generate --num-samples 100000 --words 1` stopped after the first sample's word printed that word and
+    then 199,998 blank lines, two per sample not begun; the note said "(100000 samples of 1)"."""
+    import numpy as np
+    from rnnlm.clitrain import _print_samples
+    from rnnlm.sample import Piece
+
+    class Stream:
+        words_drawn = np.array([1, 1] + [0] * 99_998)
+
+        def __iter__(self):
+            yield Piece(0, "Verdes", True)
+            yield Piece(1, "Casa", False)
+            raise KeyboardInterrupt
+
+        def text(self, i):
+            return {0: "Verdes", 1: "Casa"}.get(i, "")
+    assert _print_samples(Stream(), 1, 100_000) == 130
+    out, err = capsys.readouterr()
+    assert out == "Verdes\n\nCasa\n"
+    assert err == ("interrupted after 2 of 100,000 words (100,000 samples of 1); the text drawn so far is printed "
+                   "(99,998 samples not begun)\n")
