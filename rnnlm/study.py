@@ -82,6 +82,22 @@ def _refuse_overridden(config: StudyConfig) -> None:
         raise UserError(f"--quick sets its own grid and budget ({flags} included); drop {flags} or drop --quick")
 
 
+def _refuse_grid(config: StudyConfig) -> None:
+    """UserError (one line) for --report-only with a grid or budget setting: it reports every run recorded in
+    the folder, with the settings its study.json records, so the setting would be ignored without a word
+    (as --scheduler and --workers are refused)."""
+    default = StudyConfig()
+    given = [f.name for f in dataclasses.fields(StudyConfig) if f.name not in ("train", "quick", "out")
+             and getattr(config, f.name) != getattr(default, f.name)]
+    given += [f.name for f in dataclasses.fields(TaskTrainConfig)
+              if getattr(config.train, f.name) != getattr(default.train, f.name)]
+    if given:
+        flags = ", ".join("--no-early-stop" if f == "early_stop" else "--" + f.replace("_", "-") for f in given)
+        folder = default_out(quick_config(config) if config.quick else config)
+        raise UserError(f"{flags}: --report-only reports every run recorded in {folder}, with the settings its "
+                        f"study.json records (it takes no grid or budget); leave {flags} out")
+
+
 def default_out(config: StudyConfig) -> str:
     return config.out or ("runs/study-learnability-quick" if config.quick else "runs/study-learnability")
 
@@ -540,9 +556,11 @@ def _load_average():
         return None
 
 
-def recorded_config(folder: Path) -> StudyConfig:
+def recorded_config(folder: Path, start: str | None = None) -> StudyConfig:
     """The StudyConfig a study folder's study.json records (what --report-only reports on).
-    UserError when the folder holds no learnability study."""
+    UserError when the folder holds no learnability study (`_not_a_study`). start: the command that would
+    write a study there, for the advice (run_study's --report-only names --quick when it was given);
+    default `study learnability --out FOLDER`."""
     import json
     path = Path(folder) / "study.json"
     try:
@@ -553,13 +571,27 @@ def recorded_config(folder: Path) -> StudyConfig:
         train = TaskTrainConfig.from_dict(saved.pop("train"))
         return StudyConfig(**saved, train=train)
     except (OSError, ValueError, KeyError, TypeError):
-        if (Path(folder) / "sweep.jsonl").is_file():
-            raise UserError(f"{folder} holds the runs of a study that stopped before it wrote study.json (the "
-                            "settings --report-only reads); continue it with the command that started it (with "
-                            "its flags, --quick if it had it: it skips the runs recorded), which writes the "
-                            "report") from None
-        raise UserError(f"{folder} holds no learnability study (no readable study.json); "
-                        f"run `study learnability --out {folder}` first") from None
+        raise _not_a_study(Path(folder), start or f"study learnability --out {folder}") from None
+
+
+def _not_a_study(folder: Path, start: str) -> UserError:
+    """The one line for a folder without a readable study.json: a `sweep run`'s folder or a training run's
+    (read with their own commands), a study stopped before it wrote study.json, or nothing of a study."""
+    from .runs import CONFIG
+    from .sweeprecord import TRAIN_JOB, read_rows
+    if (folder / "sweep.jsonl").is_file():
+        if any(r.get("fn") == TRAIN_JOB for r in read_rows(folder)):
+            # (a sweep's rows, not a study's: continuing "the command that started it" would not write a study)
+            return UserError(f"{folder} is a sweep's folder (made by `sweep run`), not a study's; give a "
+                             f"study's folder (one `study learnability` wrote), or read this one with "
+                             f"`sweep summarize {folder}` or `plot sweep {folder} --x COLUMN`")
+        return UserError(f"{folder} holds the runs of a study that stopped before it wrote study.json (the "
+                         "settings --report-only reads); continue it with the command that started it (with "
+                         "its flags, --quick if it had it: it skips the runs recorded), which writes the report")
+    if (folder / CONFIG).is_file():
+        return UserError(f"{folder} is a training run's folder (it holds {CONFIG}), not a study's; give a "
+                         "study's folder (one `study learnability` wrote)")
+    return UserError(f"{folder} holds no learnability study (no readable study.json); run `{start}` first")
 
 
 def redraw(folder, out=None) -> list[Path]:
@@ -650,8 +682,12 @@ def run_study(config: StudyConfig, *, scheduler: str | None = None, n_workers: i
     if not report_only:
         check_scheduler(scheduler, n_workers)      # before anything is written or printed
     if report_only:     # the settings the runs were made with, not this call's flags
+        _refuse_grid(config)
         folder = Path(default_out(quick_config(config) if config.quick else config))
-        config = dataclasses.replace(recorded_config(folder), quick=False, out=str(folder))
+        # the command that writes what --report-only reads: --quick's own grid if it was given (the full
+        # study into the quick study's folder is another study), and --out only if it was given
+        start = "study learnability" + " --quick" * config.quick + (f" --out {folder}" if config.out else "")
+        config = dataclasses.replace(recorded_config(folder, start), quick=False, out=str(folder))
     if config.quick:
         _refuse_overridden(config)
         config = quick_config(config)
