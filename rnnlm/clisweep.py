@@ -135,14 +135,14 @@ def _add_sweep(sub):
 
 def _same_values(in_grid, flag, as_set: bool = False) -> bool:
     """Whether a grid file's value and a flag's give the same setting: a value alone is a list of one (8 and
-    [8], true and [true]); a comma-separated string is its list ("lag,agreement"); as_set: in any order
-    (the measurements to take)."""
+    [8], true and [true]); a comma-separated string is its list ("lag,agreement"); as_set: in any order,
+    each value counted once (the measurements to take: "lag,lag" is "lag")."""
     def values(v):
         v = [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
         return list(v) if isinstance(v, (list, tuple)) else [v]
     a, b = values(in_grid), values(flag)
     if as_set:
-        return len(a) == len(b) and all(x in b for x in a) and all(x in a for x in b)
+        return all(x in b for x in a) and all(x in a for x in b)
     return a == b
 
 
@@ -164,7 +164,8 @@ def _sweep_grid(args) -> dict:
         grid["seeds"] = args.seeds
     if args.measure is not None:
         from .sweepjobs import MEASURES
-        measure = [m.strip() for m in args.measure.split(",") if m.strip()]
+        # a set of measurements: a name given twice is taken once (train_sweep_jobs records them in one order)
+        measure = list(dict.fromkeys(m.strip() for m in args.measure.split(",") if m.strip()))
         if "measure" in grid and not _same_values(grid["measure"], measure, as_set=True):
             overridden.append("--measure")
         grid["measure"] = measure

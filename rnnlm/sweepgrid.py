@@ -245,10 +245,11 @@ def train_sweep_jobs(points, measure=(), keep_models: bool = False, folder=None,
     """
     from .data import load_corpus
     from .sweeprecord import Job
-    from .sweepjobs import MEASURES, corpus_payload
+    from .sweepjobs import MEASURES, corpus_payload, measure_set
     for m in measure:
         if m not in MEASURES:
             raise UserError(f"unknown measurement {m!r}; choose from {', '.join(MEASURES)}")
+    measure = measure_set(measure)      # a set: each once, in one order (a name given twice is taken once)
     data, keys, jobs = {}, {}, []
     for name, _, config in points:
         dkey = json.dumps(config.data.to_dict(), sort_keys=True)
@@ -280,7 +281,8 @@ def flat_settings(settings: dict) -> dict:
     flat.update(t.get("model", {}))
     flat.update(t.get("data", {}))
     if settings.get("measure"):
-        flat["measure"] = ",".join(settings["measure"])
+        from .sweepjobs import measure_set
+        flat["measure"] = ",".join(measure_set(settings["measure"]))     # (one spelling of the set: not an axis)
     return flat
 
 

@@ -135,10 +135,23 @@ def train_settings_as_run(settings: dict) -> dict:
     train = config.to_dict()
     train.update(lr=config.initial_lr(), min_lr=config.lr_floor())
     train.pop("out", None)
-    return {**settings, "train": train}
+    out = {**settings, "train": train}
+    if isinstance(settings.get("measure"), list):
+        # the measurements are a set: "lag,agreement" and "agreement,lag" (or "lag,lag" and "lag", as
+        # folders of earlier versions recorded it) take the same measurements, so they are the same job
+        out["measure"] = measure_set(settings["measure"])
+    return out
 
 
 train_job.settings_as_run = train_settings_as_run
+
+
+def measure_set(measure) -> list:
+    """The measurements `measure` names, each once, in MEASURES' order (then any unknown name, as given):
+    the form a job records, so that the same set given in another order, or with a name twice, is the
+    same job (and not an axis of the table)."""
+    measure = list(dict.fromkeys(measure))
+    return [m for m in MEASURES if m in measure] + [m for m in measure if m not in MEASURES]
 
 
 def _with_out(config_json: bytes, out) -> bytes:

@@ -163,12 +163,28 @@ def row_problem(row: dict) -> str | None:
 
 
 def empty_reason(folder) -> str:
-    """Why folder holds no rows, as one sentence that says what to do (for the callers' UserError):
-    no sweep.jsonl at all, or an empty one (a sweep interrupted before its first job finished)."""
+    """Why folder holds no rows, as one sentence that says what to do (for the callers' UserError): an empty
+    sweep.jsonl (a sweep interrupted before its first job finished); a file given for the folder (the
+    sweep's own sweep.jsonl among them: the commands take the folder); a path that does not exist; a training
+    run's folder; a folder with no sweep.jsonl at all. Each says what to give instead, not a `sweep run
+    --out` into a file or a run's folder (which it would refuse)."""
+    from .runs import CONFIG
     folder = Path(folder)
     if (folder / SWEEP_FILE).exists():
         return (f"no job of the sweep in {folder} has finished yet ({SWEEP_FILE} is empty: it was interrupted "
                 f"before its first job ended); run the same command again with --out {folder} to continue")
+    if folder.is_file():
+        if (folder.parent / SWEEP_FILE).is_file():
+            return (f"{folder} is a file of the sweep in {folder.parent}, not its folder; give the folder, "
+                    f"{folder.parent} ('sweep summarize' and 'plot sweep' take the sweep's folder)")
+        return (f"{folder} is a file, not a sweep's folder; give the folder a 'sweep run --out' wrote "
+                f"(it holds {SWEEP_FILE})")
+    if not folder.exists():
+        return (f"{folder} does not exist; give the folder a 'sweep run --out' wrote (it holds {SWEEP_FILE}), "
+                f"or run 'sweep run --out {folder} ...' first")
+    if (folder / CONFIG).is_file():
+        return (f"{folder} is a training run's folder (it holds {CONFIG}), not a sweep's; give a sweep's folder "
+                f"(it holds {SWEEP_FILE}), or read this run with 'plot training {folder}' or 'evaluate {folder}'")
     return f"{folder} holds no {SWEEP_FILE}; run 'sweep run --out {folder} ...' first"
 
 

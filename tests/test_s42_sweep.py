@@ -76,3 +76,80 @@ def test_report_only_refuses_grid_and_budget_flags(tmp_path, capsys):
     assert main(["study", "learnability", "--steps", "10", "--no-early-stop", "--report-only", "--out", str(out)]) == 2
     assert _one_error_line(capsys).startswith("--steps, --no-early-stop: --report-only reports every run recorded")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- 3. sweep summarize / plot sweep on no sweep folder
+
+
+def test_summarize_and_plot_on_a_file_a_run_or_nothing_say_what_to_give(sweep_folder, tmp_path, capsys):
+    """A trial: `sweep summarize SW/sweep.jsonl` (and any file) advised `sweep run --out SW/sweep.jsonl ...`,
+    which fails; a training run's folder was told to take a sweep; a path that does not exist 'held no
+    sweep.jsonl'."""
+    record = sweep_folder / "sweep.jsonl"
+    said = (f"{record} is a file of the sweep in {sweep_folder}, not its folder; give the folder, {sweep_folder} "
+            "('sweep summarize' and 'plot sweep' take the sweep's folder)")
+    assert main(["sweep", "summarize", str(record)]) == 2
+    assert _one_error_line(capsys) == said
+    assert main(["plot", "sweep", str(record), "--x", "cell"]) == 2
+    assert _one_error_line(capsys) == f"nothing to plot: {said}"
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    assert main(["sweep", "summarize", str(afile)]) == 2
+    assert _one_error_line(capsys) == (f"{afile} is a file, not a sweep's folder; give the folder a 'sweep run "
+                                       "--out' wrote (it holds sweep.jsonl)")
+    run = tmp_path / "r1"
+    run.mkdir()
+    (run / "config.json").write_text("{}\n")
+    (run / "metrics.jsonl").write_text("")
+    assert main(["sweep", "summarize", str(run)]) == 2
+    assert _one_error_line(capsys) == (f"{run} is a training run's folder (it holds config.json), not a sweep's; "
+                                       f"give a sweep's folder (it holds sweep.jsonl), or read this run with "
+                                       f"'plot training {run}' or 'evaluate {run}'")
+    nope = tmp_path / "nope"
+    assert main(["sweep", "summarize", str(nope)]) == 2
+    assert _one_error_line(capsys) == (f"{nope} does not exist; give the folder a 'sweep run --out' wrote (it "
+                                       f"holds sweep.jsonl), or run 'sweep run --out {nope} ...' first")
+    assert main(["sweep", "summarize", str(sweep_folder)]) == 0     # the folder itself reads as ever
+    assert capsys.readouterr().out.startswith(f"{sweep_folder}: 1 job (1 done, 0 failed)")
+
+
+# ---------------------------------------------------------------- 4. --measure is a set
+
+
+def test_measures_in_another_order_or_twice_are_the_same_sweep(sweep_folder, text, capsys):
+    """A trial: a rerun with `--measure agreement,lag` of a sweep recorded with `lag,agreement` was refused
+    ("cannot change --measure", advice: delete its line, rerunning every job); `--measure lag,lag` was
+    recorded as ['lag', 'lag'], and a later `--measure lag` refused as a change."""
+    from rnnlm.sweep import read_rows
+    [row] = read_rows(sweep_folder)
+    assert row["settings"]["measure"] == ["agreement"]      # given agreement,agreement
+    capsys.readouterr()
+    assert main(["sweep", "run", *_tiny_flags(text, sweep_folder), "--cell", "rnn", "--measure", "agreement"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (f"1 job (one point) into {sweep_folder}: skipping 1 finished "
+                                                       "in an earlier run, running 0")
+    assert read_rows(sweep_folder) == [row]
+
+
+def test_a_measurement_named_twice_is_read_once(tmp_path, capsys):
+    """`--measure lag,lag` was kept as ['lag', 'lag'] (recorded so, and said to override a grid file's ["lag"])."""
+    from rnnlm import clisweep
+    from rnnlm.cli import _parse, build_parser
+    grid = tmp_path / "g.json"
+    grid.write_text('{"measure": ["lag"]}')
+    parsed = _parse(build_parser(), ["sweep", "run", "--grid", str(grid), "--measure", "lag,lag"])
+    assert clisweep._sweep_grid(parsed) == {"measure": ["lag"]}
+    assert capsys.readouterr().err == ""
+
+
+def test_a_record_of_a_measurement_named_twice_is_the_same_job_as_it_named_once():
+    """A folder of earlier versions records `--measure lag,lag` as ['lag', 'lag']: `--measure lag` runs the
+    same job (it was refused as a change of --measure)."""
+    from rnnlm.config import TrainConfig
+    from rnnlm.sweeprecord import TRAIN_JOB, setting_changes
+    train = TrainConfig().to_dict()
+    settings = {"train": train, "keep_models": False}
+    assert setting_changes(TRAIN_JOB, {**settings, "measure": ["lag", "lag"]}, {**settings, "measure": ["lag"]}) is None
+    assert setting_changes(TRAIN_JOB, {**settings, "measure": ["agreement", "lag"]},
+                           {**settings, "measure": ["lag", "agreement"]}) is None
+    assert setting_changes(TRAIN_JOB, {**settings, "measure": ["lag"]},
+                           {**settings, "measure": ["lag", "agreement"]}) == ["--measure (['lag'] -> ['lag', 'agreement'])"]

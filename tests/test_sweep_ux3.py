@@ -55,6 +55,9 @@ def test_a_sweep_interrupted_before_any_job_finished_records_nothing_and_says_so
     assert capsys.readouterr().err.strip() == f"error: nothing to plot: {said}"
     # a folder that never held a sweep is told apart
     assert main(["sweep", "summarize", str(tmp_path / "never")]) == 2
+    assert f"{tmp_path / 'never'} does not exist; give the folder a 'sweep run --out' wrote" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["sweep", "summarize", str(tmp_path / "empty")]) == 2
     assert "holds no sweep.jsonl; run 'sweep run --out" in capsys.readouterr().err
 
 
@@ -119,7 +122,7 @@ def test_sigterm_mid_job_closes_the_cluster_says_one_line_and_exits_143(text, tm
     assert list(scratch.iterdir()) == []                # no cluster scratch folder, no job folder
     assert not out.exists()                             # nothing recorded: the folder it made is gone
     assert main(["sweep", "summarize", str(out)]) == 2
-    assert "holds no sweep.jsonl" in capsys.readouterr().err
+    assert f"{out} does not exist" in capsys.readouterr().err
 
 
 # Ctrl-C as the finished sweep starts closing its cluster (the moment the trial hit by chance), made exact.
