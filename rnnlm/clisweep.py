@@ -113,8 +113,9 @@ def _add_sweep(sub):
     s.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 (an axis)")
     s.add_argument("--measure", default=None, metavar="M[,M...]",
                    help="measure each trained model: lag (Jacobian lag curve, D=30, 8 anchors, on validation "
-                        "text), agreement (subject-verb agreement probe, distances 1..25:4, 40 pairs each; "
-                        "sintetico corpora only, 'not applicable' on others)")
+                        "text), agreement (the subject-verb agreement probe of `probe agreement`, distances "
+                        "1..25:4, 40 pairs each, from the grammar's words in the job's vocabulary: any corpus, "
+                        "'not applicable' where the vocabulary holds too few)")
     s.add_argument("--keep-models", action="store_true", default=None,
                    help="bring back model.npz and best.npz of every job (default: config, metrics and vocab only)")
     s.add_argument("--out", default=None, help="sweep folder (default runs/sweep-<date>-<time>); rerun with "

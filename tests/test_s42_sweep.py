@@ -153,3 +153,35 @@ def test_a_record_of_a_measurement_named_twice_is_the_same_job_as_it_named_once(
                            {**settings, "measure": ["lag", "agreement"]}) is None
     assert setting_changes(TRAIN_JOB, {**settings, "measure": ["lag"]},
                            {**settings, "measure": ["lag", "agreement"]}) == ["--measure (['lag'] -> ['lag', 'agreement'])"]
+
+
+# ---------------------------------------------------------------- 6. --measure agreement on any corpus
+
+
+def test_measure_agreement_probes_a_corpus_that_is_not_sintetico(text, tmp_path, capsys):
+    """A trial: `--measure agreement` said 'not applicable: the probe's sentences use the sintetico grammar's
+    words and this job trains on machado', while `probe agreement` on a Machado run works (the pairs are
+    drawn from the grammar's words the vocabulary holds). A plain text corpus of the grammar's sentences is
+    probed now; one whose vocabulary lacks the words says so, in the probe's own words."""
+    from rnnlm.sintetico import ensure_corpus
+    from rnnlm.sweep import read_rows
+    sin = ensure_corpus(tmp_path / "sintetico", sentences=400, max_distance=12, seed=0)
+    plain = tmp_path / "plain" / "portugues.txt"        # the same sentences, in no sintetico folder
+    plain.parent.mkdir()
+    plain.write_text("".join((sin / f"{s}.txt").read_text(encoding="utf-8") for s in ("train", "valid", "test")),
+                     encoding="utf-8")
+    out = tmp_path / "s"
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"corpus": [str(plain), str(text)], "measure": ["agreement"]}))
+    flags = _tiny_flags(text, out)[2:]      # (its --corpus is the grid's)
+    assert main(["sweep", "run", "--grid", str(grid), *flags, "--cell", "gru"]) == 0
+    rows = {("plain" if r["settings"]["train"]["data"]["corpus"] == str(plain) else "machado"): r
+            for r in read_rows(out)}
+    pt, mach = rows["plain"], rows["machado"]
+    assert pt["status"] == mach["status"] == "done"
+    assert "agreement" not in pt and pt["agreement_pairs"] == 7 * 40     # distances 1, 5, ..., 25, 40 pairs each
+    assert 0.0 < pt["agreement_coverage"] <= 1.0 and 0.0 <= pt["agreement_accuracy"] <= 1.0
+    assert (out / pt["name"] / "probe-agreement-number.json").is_file()
+    assert mach["agreement"].startswith("not applicable: the vocabulary has too few template words for number "
+                                        "agreement: main verbs: 0 of 18 in the vocabulary")
+    assert "agreement_accuracy" not in mach
