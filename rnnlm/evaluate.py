@@ -207,6 +207,11 @@ def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, b
     text_ids = run_text_ids(info, vocab, split=split, text=text, corpus=corpus, corpus_flag=True)
     ids = text_ids.pop("ids")
     result.update(text_ids)
+    if text is None and len(ids) < 2:       # (batchify's "too few for batch size 1" would advise a smaller batch)
+        fraction = getattr(tcfg.data, f"{split}_fraction", None)
+        why = f" (the run was trained with --{split}-fraction {fraction:g})" if fraction is not None else ""
+        raise UserError(f"the run's {split} split holds {len(ids)} {plural(len(ids), 'token')}{why}: nothing to "
+                        f"evaluate; give another --split, or a text with --text FILE")
     if len(ids) < 2 * B or (text is not None and batch_size is None and len(ids) // B < T):
         B = 1       # (a short text read as B streams would lose most of its context: one stream)
     stream = batchify(ids, B)

@@ -461,9 +461,11 @@ def refuse_finished_resume(config: TrainConfig, loop: LoopState, folder, reserve
                  else "")
         raise UserError(f"{at}: it has trained {minutes_text(loop.elapsed / 60)} min{final}, which fills --max-minutes "
                         f"{config.max_minutes:g}; give {advice[why]}{more} to train further")
-    if why == "early_stop":
-        raise UserError(f"{at} and stopped early: {loop.bad_evals} validations without improvement "
-                        f"(--patience {config.patience}); give {advice[why]}{more} to train further")
+    if why == "early_stop":     # (a run stopped at another limit, resumed with a --patience it already meets)
+        n = loop.bad_evals
+        raise UserError(f"{at} with {n} {plural(n, 'validation')} without improvement since its best, which "
+                        f"--patience {config.patience} allows no more of; give {advice[why]}{more} to train "
+                        f"further")
     if why == "min_lr":
         raise UserError(f"{at} and stopped when its learning rate fell to {lr:.3g}, below --min-lr "
                         f"{config.lr_floor():.3g}, after {loop.plateaus} {plural(loop.plateaus, 'plateau')}; "

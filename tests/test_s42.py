@@ -262,3 +262,37 @@ def test_a_stop_before_most_samples_began_prints_no_blank_line_for_them(capsys):
     assert out == "Verdes\n\nCasa\n"
     assert err == ("interrupted after 2 of 100,000 words (100,000 samples of 1); the text drawn so far is printed "
                    "(99,998 samples not begun)\n")
+
+
+# ---------------------------------------------------------------- what a refusal says of a run
+
+
+def test_a_resume_with_a_patience_the_run_already_meets_does_not_say_it_stopped_early(tmp_path):
+    """A run stopped at --max-steps, resumed with --patience 1 after one validation without improvement,
+    was refused as "already at step 100 and stopped early: 1 validations without improvement"."""
+    from rnnlm.config import TrainConfig
+    from rnnlm.errors import UserError
+    from rnnlm.loopstate import LoopState
+    from rnnlm.resume import refuse_finished_resume
+    config = TrainConfig(patience=1, max_minutes=0, max_steps=200)
+    with pytest.raises(UserError) as caught:
+        refuse_finished_resume(config, LoopState(step=100, bad_evals=1), tmp_path / "k9")
+    assert str(caught.value) == (f"{tmp_path / 'k9'} is already at step 100 with 1 validation without improvement "
+                                 "since its best, which --patience 1 allows no more of; give --patience above 1 to "
+                                 "train further")
+
+
+def test_evaluate_of_a_split_the_run_does_not_have_says_so(text, tmp_path, capsys):
+    """`evaluate RUN --split test` of a run trained with --test-fraction 0 said "0 tokens are too few for batch
+    size 1; use a smaller batch or a larger corpus"."""
+    from rnnlm.config import DataConfig
+    run = tmp_path / "r"
+    config = tiny(text, run, max_steps=1)
+    import dataclasses
+    train(dataclasses.replace(config, data=DataConfig(corpus=str(text), max_vocab=300, valid_fraction=0.1,
+                                                      test_fraction=0.0)))
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--split", "test"]) == 2
+    assert capsys.readouterr().err == ("error: the run's test split holds 0 tokens (the run was trained with "
+                                       "--test-fraction 0): nothing to evaluate; give another --split, or a text "
+                                       "with --text FILE\n")
