@@ -290,6 +290,13 @@ def command() -> str:
     return "rnnlm" if name in ("rnnlm", "rnnlm.exe", "rnnlm-script.py") else "python cli.py"
 
 
+def shell_arg(value) -> str:
+    """`value` (a path) as a command's advice writes it, quoted for a POSIX shell where it must be
+    (`runs/it's a run` -> `'runs/it'"'"'s a run'`; `runs/a` as it is), so that the advice pastes."""
+    import shlex
+    return shlex.quote(str(value))
+
+
 def plural(n: int, word: str, words: str | None = None) -> str:
     """The form of `word` that a count n takes: `word` for 1, else `words` (default word + "s"), for
     messages such as f"{n} {plural(n, 'file')}" ("1 file", "0 files", "3 files")."""

@@ -39,7 +39,7 @@ import math
 import os
 from pathlib import Path
 
-from .errors import UserError, and_list, json_kind, plural
+from .errors import UserError, and_list, json_kind, plural, shell_arg
 from .folderlock import LOCK, lock_holder
 
 CONFIG = "config.json"
@@ -328,7 +328,7 @@ def _finished_at(folder: Path) -> int | None:
 
 
 def _taken(folder: Path) -> UserError:
-    return UserError(f"{folder} already holds a run; use --resume {folder} or another --out")
+    return UserError(f"{folder} already holds a run; use --resume {shell_arg(folder)} or another --out")
 
 
 def refuse_taken(folder) -> None:

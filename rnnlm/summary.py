@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import command, plural
+from .errors import command, plural, shell_arg
 from .runs import ppl as _ppl
 from .stopping import stop_word
 
@@ -92,7 +92,7 @@ def _longer_hint(s: dict, ours: float) -> str:
 
 
 def _resume_command(s: dict) -> str:
-    return f"continue it with {command()} train --resume {s['run_dir']}"
+    return f"continue it with {command()} train --resume {shell_arg(s['run_dir'])}"
 
 
 def format_summary(s: dict) -> str:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .config import TrainConfig
-from .errors import UserError
+from .errors import UserError, shell_arg
 from .evaluate import evaluate_stream
 from .fileio import first_new_folder, remove_new_folders
 from .folderlock import lock_run
@@ -290,7 +290,7 @@ def _start_up_line(signum, folder: Path, resume, new: Path | None, config: Train
     word = SIGNAL_WORDS.get(signum, "interrupted")
     if resume is not None:
         return (f"{word} during start-up; nothing was trained: {folder} is as it was "
-                f"(continue with --resume {folder}{resume_flags(config, folder)})")
+                f"(continue with --resume {shell_arg(folder)}{resume_flags(config, folder)})")
     gone = new is not None and not folder.exists()
     return f"{word} during start-up; nothing was trained ({folder} {'removed' if gone else 'is free for a new run'})"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import signal
 
-from .errors import Terminated
+from .errors import Terminated, shell_arg
 from .loopstate import LoopState
 from .evaluate import evaluate_stream
 from .progress import note, phase
@@ -51,7 +51,7 @@ def stop_training(s: _Session, loop: LoopState, hidden, stopped: str, finish: st
     if stopped == "interrupted":
         word = stop_word({"stopped": stopped, "signal": signal.Signals(interrupt.signum).name})
         note(f"{word} at step {loop.step}: checkpoint saved to {run.latest}; "
-              f"continue with --resume {run.folder}")
+              f"continue with --resume {shell_arg(run.folder)}")
     floor = ({"lr": s.opt.lr, "min_lr": config.lr_floor(), "plateaus": loop.plateaus}
              if stopped == "min_lr" else {})
     # final_evaluation: the final evaluation follows; an "end" event says it finished
@@ -123,7 +123,7 @@ def _final_evaluation(s: "_Session", loop: LoopState, hidden, stopped: str, inte
     except KeyboardInterrupt as exc:
         word = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         note(f"{word} during the final evaluation, after step {loop.step}: checkpoint saved to {s.run.latest} "
-              f"with training done; continue with --resume {s.run.folder} (it runs only the final evaluation)")
+              f"with training done; continue with --resume {shell_arg(s.run.folder)} (it runs only the final evaluation)")
         exc.said = True
         raise
     s.run.log({"type": "end", "reason": stopped, "step": loop.step, "epoch": loop.last_epoch, "time": s.clock()})

@@ -296,3 +296,17 @@ def test_evaluate_of_a_split_the_run_does_not_have_says_so(text, tmp_path, capsy
     assert capsys.readouterr().err == ("error: the run's test split holds 0 tokens (the run was trained with "
                                        "--test-fraction 0): nothing to evaluate; give another --split, or a text "
                                        "with --text FILE\n")
+
+
+def test_advice_to_resume_quotes_a_folder_the_shell_would_split(two_runs, tmp_path, capsys):
+    """With --out "runs/it's a run", the advice said `--resume runs/it's a run`, which does not paste."""
+    import shlex
+    from rnnlm.errors import shell_arg
+    odd = tmp_path / "it's a run"
+    shutil.copytree(two_runs / "a", odd)
+    assert shell_arg("runs/a") == "runs/a" and shlex.split(shell_arg(odd)) == [str(odd)]
+    text = json.loads((odd / "config.json").read_text())["train"]["data"]["corpus"]
+    with pytest.raises(Exception) as caught:
+        train(tiny(text, odd, max_steps=1))
+    assert str(caught.value).endswith(f"use --resume {shell_arg(odd)} or another --out")
+    assert f"--resume '{tmp_path}/it'\"'\"'s a run'" in str(caught.value)
