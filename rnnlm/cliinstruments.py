@@ -280,7 +280,7 @@ def _add_plot(sub):
     lag.add_argument("--flow", action="store_true", help="plot the gradient flow ||dL_t/dh_{t-d}|| instead")
     lag.add_argument("--bound", action="store_true",
                      help="add the vanilla RNN's dashed bound on the norm drawn: (||W_hh|| max|f'|)^d "
-                          "(spectral) or sqrt(H) times it (Frobenius); none for --flow")
+                          "(spectral) or sqrt(H) times it (Frobenius); the Jacobian-norm view only, not with --flow")
     lag.add_argument("--labels", default=None, help="comma-separated legend labels, one per input")
     lag.add_argument("--out", default=None,
                      help="image file (default: RUN/plots/lag-....png for a run folder or a JSON in one, "
@@ -328,11 +328,16 @@ def _run_plot(args):
         png = plotruns.plot_lag_over_training(first, out, quantity=args.quantity, norm=args.norm,
                                               title=args.title, flow=args.flow)
     else:
+        if args.bound and args.flow:
+            # (drawing none and writing the flow figure under its own name hid that --bound did nothing)
+            raise UserError("--bound applies to the Jacobian-norm view only (it bounds ||dh_t/dh_{t-d}||; the "
+                            "gradient flow ||dL_t/dh_{t-d}|| also scales with ||dL_t/dh_t||, which is not "
+                            "recorded); drop --bound or --flow")
         labels = _labels(args.labels, len(args.inputs), "input")
         _note_repeated_inputs(args.inputs, lambda item: [Path(item) / "jacobian.json" if Path(item).is_dir()
                                                          else Path(item)])
-        if args.bound and not args.flow:
-            what += "-bound"        # (with --flow no bound is drawn: the flow figure's name)
+        if args.bound:
+            what += "-bound"
         out = args.out or figure_out(args.inputs, "lag", what, default_json="jacobian.json")
         png = plotlag.plot_lag(list(args.inputs), labels, out, quantity=args.quantity, norm=args.norm,
                                scope=args.scope, flow=args.flow, bound=args.bound, title=args.title)

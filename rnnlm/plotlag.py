@@ -71,6 +71,7 @@ _LAG_EXTRAS = (
     (lambda m: m.get("E", m.get("emsize")), lambda v: f"E={v}"),
     (lambda m: m.get("forget_bias"), lambda v: f"forget bias {_fmt_num(v)}"),
     (lambda m: m.get("omega"), lambda v: f"Ω α={_fmt_num(v)}"),
+    (lambda m: _trained_by(m), lambda v: v),
     (lambda m: m.get("seed"), lambda v: f"seed {v}"),
     (lambda m: _text_name(m["text"]) if m.get("text") else None, lambda v: f"on {v}"),
     (lambda m: m.get("anchors"), lambda v: f"{v} anchors"),
@@ -589,7 +590,7 @@ def _lag_subtitle(metas: list[dict], own_labels, quantities: list, tagged: bool)
         behind += f", seed {_joined(seeds)}"
     if common_only:
         behind = _common_behind(metas)
-    trained_by = _optimizers(metas)
+    trained_by = _optimizers(metas, own_labels, common_only)
     if trained_by:
         behind = f"{trained_by}; {behind}" if behind else trained_by
     subtitle = settings_line(metas, [_doc_clip(m) for m in metas], behind, common_only=common_only)
@@ -601,16 +602,29 @@ def _lag_subtitle(metas: list[dict], own_labels, quantities: list, tagged: bool)
     return subtitle
 
 
-def _optimizers(metas: list[dict]) -> str:
-    """What trained the curves' models, 'adam lr 0.002 at start' (each distinct one, ' / '-joined), from the
-    optimizer and lr a trained model's lag curve records (the jacobian command and the demos write them);
-    '' when none records one (curves at init, or a file written before they were recorded)."""
-    said = []
-    for m in metas:
-        if m.get("optimizer"):
-            lr = m.get("lr")
-            said.append(f"{m['optimizer']}" + (f" lr {lr:g} at start" if isinstance(lr, (int, float)) else ""))
-    return _joined(said)
+def _trained_by(meta: dict) -> str | None:
+    """What trained a curve's model, 'adam lr 0.002 at start', from the optimizer and lr a trained model's lag
+    curve records (the jacobian command and the demos write them); None when it records none (a curve at
+    init, or a file written before they were recorded)."""
+    if not meta.get("optimizer"):
+        return None
+    lr = meta.get("lr")
+    return f"{meta['optimizer']}" + (f" lr {lr:g} at start" if isinstance(lr, (int, float)) else "")
+
+
+def _optimizers(metas: list[dict], own_labels=None, common_only: bool = False) -> str:
+    """The subtitle's optimizer: what trained the curves' models when one optimizer and lr trained every
+    curve that states one ('sgd lr 5 at start'); '' when none states one. Where they differ, the default
+    legend entries name each curve's (lag_labels; common_only: ''), else each is written with the label of
+    its curve ('sgd lr 20 at start (a) / sgd lr 5 at start (b)'): 'sgd lr 20 / 5' read as belonging to no
+    curve in particular."""
+    said = [_trained_by(m) for m in metas]
+    distinct = list(dict.fromkeys(t for t in said if t))
+    if len(distinct) <= 1:
+        return distinct[0] if distinct and not (common_only and None in said) else ""
+    if common_only or own_labels is None:
+        return ""
+    return " / ".join(f"{t} ({label})" for t, label in zip(said, own_labels) if t)
 
 
 def _common_behind(metas: list[dict]) -> str:

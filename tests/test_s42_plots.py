@@ -1,0 +1,77 @@
+"""Session 42: figures and probe reports (see each test's docstring)"""
+import json
+from pathlib import Path
+
+import pytest
+
+from rnnlm import plotlag, plots, sweepplot
+from rnnlm.cli import main
+
+from test_plots_figures import _close, _doc, _fake_run, _legend, _title
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ---------------------------------------------------------------- 1. --flow --bound
+
+
+def test_flow_with_bound_is_refused_in_one_line_instead_of_writing_the_flow_figure(tmp_path, capsys):
+    """`plot lag RUN --flow --bound` drew no bound (the gradient flow has none), printed nothing about it and
+    wrote over lag-flow-layer0.png, while the README said --bound writes its own `-bound` figure."""
+    run = _fake_run(tmp_path / "runs" / "a", cell="rnn")
+    (run / "jacobian.json").write_text(json.dumps(_doc("rnn")))
+    capsys.readouterr()
+    assert main(["plot", "lag", str(run), "--flow", "--bound"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith("error: --bound applies to the Jacobian-norm view only (it bounds "
+                                   "||dh_t/dh_{t-d}||;"), captured.err
+    assert captured.err.rstrip().endswith("drop --bound or --flow"), captured.err
+    assert not (run / "plots").exists()         # no figure written, under either name
+    # each flag alone still draws, under its own name
+    assert main(["plot", "lag", str(run), "--flow"]) == 0
+    assert main(["plot", "lag", str(run), "--bound"]) == 0
+    assert sorted(p.name for p in (run / "plots").glob("*.png")) == [
+        "lag-auto-spectral-layer0-bound.png", "lag-flow-layer0.png"]
+    # the README says so where it names the -bound figure and where it describes --bound
+    assert "| `plot lag ... --bound` (not with `--flow`: refused) |" in README
+    assert "It applies to the Jacobian-norm view only: `--flow --bound` is refused" in _flat(README)
+
+
+# ---------------------------------------------------------------- 2. per-curve optimizer and lr
+
+
+def _trained(cell, lr, **kw):
+    doc = _doc(cell, **kw)
+    doc["meta"].update(source="runs/x/best.npz", clip="clip-norm 0.25", optimizer="sgd", lr=lr)
+    return doc
+
+
+def test_a_comparison_of_two_lrs_names_each_curves_lr_in_its_legend_entry_not_unattributed_in_the_title():
+    """`plot lag r1 s0` of an lstm at lr 20 and an rnn at lr 5: the subtitle read 'sgd lr 20 at start / sgd
+    lr 5 at start' without saying which curve had which, and the legend entries left the lr out, though the
+    README says each entry names every setting that differs between the curves."""
+    fig = plotlag.draw_lag([_trained("lstm", 20.0), _trained("rnn", 5.0)])
+    entries = _legend(fig.axes[0])
+    assert entries[0].startswith("lstm, init orthogonal") and "sgd lr 20 at start" in entries[0], entries
+    assert entries[1].startswith("rnn tanh, init orthogonal") and "sgd lr 5 at start" in entries[1], entries
+    assert "lr 5" not in entries[0] and "lr 20" not in entries[1]
+    title = _flat(_title(fig))
+    assert " lr " not in title and "each curve's other settings in its legend entry" in title, title
+    _close(fig)
+    # with the caller's labels (no settings in the legend) each lr is written with its curve's label
+    fig = plotlag.draw_lag([_trained("lstm", 20.0), _trained("rnn", 5.0)], labels=["r1", "s0"])
+    assert "; sgd lr 20 at start (r1) / sgd lr 5 at start (s0); median over" in _flat(_title(fig)), _title(fig)
+    _close(fig)
+    # one lr for both: the subtitle states it once and the entries leave it out
+    fig = plotlag.draw_lag([_trained("lstm", 5.0), _trained("rnn", 5.0)])
+    assert "; sgd lr 5 at start; median over" in _flat(_title(fig)), _title(fig)
+    assert not any(" lr " in e for e in _legend(fig.axes[0]))
+    _close(fig)
+
+
