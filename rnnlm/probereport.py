@@ -33,6 +33,7 @@ def format_agreement(res: dict) -> str:
     """The agreement table: per distance n, accuracy and 95% interval, all/with/without attractor."""
     lines = [f"agreement ({res['feature']}), {res['pairs']} {plural(res['pairs'], 'pair')}, "
              f"coverage {res['coverage']:.1%}, chance 0.5",
+             *_not_probed(res),
              f"{'dist':>4} {'n':>5}  {'accuracy  95% CI':<23} {'with attractor':<23} {'no attractor':<23}"]
     bins = res["by_distance"]
     held = None     # distances outside chance after Holm's correction (None: bins without counts)
@@ -49,6 +50,14 @@ def format_agreement(res: dict) -> str:
     lines.append(f" all {o['n']:>5}  {_fmt_ci(o):<23} {_fmt_ci(res['attractor']):<23} {_fmt_ci(res['no_attractor']):<23}")
     lines.append(chance_sentence(res["by_distance"]))
     return "\n".join(lines)
+
+
+def _not_probed(res: dict) -> list[str]:
+    """The line saying which distances asked for have no row, and why (gender's distance 1); none if all do."""
+    skipped = res.get("not_probed")
+    if not skipped:
+        return []
+    return [f"{plural(len(skipped), 'distance')} {_distance_list(skipped)} not probed: {res.get('not_probed_why')}"]
 
 
 def _distance_list(ds) -> str:

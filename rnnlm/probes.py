@@ -129,6 +129,19 @@ def bootstrap_mean_interval(x: np.ndarray, rng, n_boot: int = 1000) -> tuple[flo
 MAX_AGREEMENT_DISTANCE = 1000
 AGREEMENT_BEYOND = "the longest distance the agreement probe builds sentences for"
 
+# Why a gender pair is never shorter than 2: its target, the predicative, sits one after the copula that
+# follows the subject ("o menino estava cansado"), so make_agreement_pairs builds none at distance 1.
+GENDER_SHORTEST = "a gender pair's target, the predicative, sits one after the copula, so its distance is at least 2"
+
+
+def agreement_distances(feature: str, distances) -> tuple[list[int], list[int]]:
+    """(probed, not probed) of the distances asked for: gender agreement has no pair at distance 1
+    (GENDER_SHORTEST), number agreement has one at every distance. A distance dropped without a word
+    left the table one row short under a header that promised it."""
+    from .sintetico import GENDER
+    least = 2 if feature == GENDER else 1
+    return [d for d in distances if d >= least], [d for d in distances if d < least]
+
 
 def parse_distances(text: str, *, flags: bool = False, most: int | None = None,
                     beyond: str = "the longest distance allowed") -> list[int]:
@@ -397,12 +410,13 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
                          f"({MAX_AGREEMENT_DISTANCE}); give distances up to {MAX_AGREEMENT_DISTANCE}")
     if feature not in (NUMBER, GENDER):
         raise ValueError(f"agreement_probe: feature must be '{NUMBER}' or '{GENDER}', got {feature!r}")
-    pairs, info = make_agreement_pairs(distances, n_per_distance, np.random.default_rng(seed),
+    probed, not_probed = agreement_distances(feature, distances)
+    if not probed:                      # every distance too short: gender's target sits after the copula
+        raise ValueError(f"agreement_probe: no {feature} agreement pair has a distance below 2 (its target "
+                         f"sits one after the copula); give distances >= 2, got {distances!r}")
+    pairs, info = make_agreement_pairs(probed, n_per_distance, np.random.default_rng(seed),
                                        feature=feature, known=stoi)
     if not pairs:
-        if info["generated"] == 0:      # every distance too short: gender's target sits after the copula
-            raise ValueError(f"agreement_probe: no {feature} agreement pair has a distance below 2 (its target "
-                             f"sits one after the copula); give distances >= 2, got {distances!r}")
         raise UserError(f"no {feature} agreement pair could be made from this vocabulary: none of the "
                         f"{info['generated']:,} sentences drawn had all their words in it (the word lists' "
                         f"coverage is {info['coverage']:.1%})")
@@ -419,6 +433,7 @@ def agreement_probe(score, stoi: dict, distances, n_per_distance: int, seed: int
     return {
         "format": FORMAT, "probe": "agreement", "feature": feature, "seed": seed,
         "n_per_distance": n_per_distance, "distances": [int(d) for d in distances],
+        **({"not_probed": [int(d) for d in not_probed], "not_probed_why": GENDER_SHORTEST} if not_probed else {}),
         "chance": CHANCE, "ties": "a tie (equal log-probabilities) counts as half a success",
         "interval": "Wilson score, 95%",
         "coverage": info["coverage"], "pairs": len(pairs), "generated": info["generated"],
@@ -716,14 +731,19 @@ def run_agreement(run, *, distances: str, n: int, feature: str, seed: int, check
     (fileio.stop_says_what_is_kept: the JSON is written atomically, whole or not at all)."""
     # the distances first, before the model loads and its kernels compile (~20 s on a first run)
     ds = parse_distances(distances, flags=True, most=MAX_AGREEMENT_DISTANCE, beyond=AGREEMENT_BEYOND)
+    probed, _ = agreement_distances(feature, ds)
+    if not probed:
+        raise UserError(f"--distances {distances}: no {feature} agreement pair is that short ({GENDER_SHORTEST}); "
+                        f"give distances >= 2")
     with stop_says_what_is_kept("the agreement probe") as said:     # Ctrl-C: one line says what is kept
         run, model, vocab, info, meta, out, given = _open(said, run, checkpoint, batch_size, n, out,
                                                           f"probe-agreement-{feature}")
         check_agreement_vocab(feature, vocab.stoi,      # (then what the vocabulary lacks: also before it)
                               ((info.get("train") or {}).get("data") or {}).get("max_vocab"))
-        print(f"probing {feature} agreement: up to {n:,} sentence pairs at each of {len(ds):,} "
-              f"{plural(len(ds), 'distance')} ({ds[0]}{f'..{ds[-1]}' if len(ds) > 1 else ''})...", file=sys.stderr,
-              flush=True)
+        # (the distances probed: the report says which were not, and why)
+        print(f"probing {feature} agreement: up to {n:,} sentence pairs at each of {len(probed):,} "
+              f"{plural(len(probed), 'distance')} ({probed[0]}{f'..{probed[-1]}' if len(probed) > 1 else ''})...",
+              file=sys.stderr, flush=True)
         res = agreement_probe(model_scorer(model, batch_size, bar="scoring sentence pairs"), vocab.stoi, ds, n,
                               seed, feature)
         res = {**meta, **res}

@@ -75,3 +75,42 @@ def test_a_comparison_of_two_lrs_names_each_curves_lr_in_its_legend_entry_not_un
     _close(fig)
 
 
+# ---------------------------------------------------------------- 3. gender at distance 1
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """An untrained GRU saved like a training run, on a small sintetico-like text (the sintetico grammar's
+    words, the predicatives of gender agreement among them)."""
+    from saved_runs import untrained_gru_run
+    return untrained_gru_run(tmp_path_factory.mktemp("s42_probe"), 1500, 12)
+
+
+def test_gender_agreement_says_why_distance_1_has_no_row_and_counts_only_the_distances_probed(tiny_run, capsys):
+    """`probe agreement RUN --feature gender --distances 1,2` dropped distance 1 from the table and the verdict
+    without a word (a gender pair's target sits one after the copula: no pair is that short), under a header
+    that promised 'each of 2 distances (1..2)'; `--distances 1` alone ended in a traceback."""
+    out = tiny_run / "g.json"
+    assert main(["probe", "agreement", str(tiny_run), "--feature", "gender", "--distances", "1,2", "--n", "8",
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "probing gender agreement: up to 8 sentence pairs at each of 1 distance (2)..." in captured.err
+    lines = captured.out.splitlines()
+    assert lines[1] == ("distance 1 not probed: a gender pair's target, the predicative, sits one after the "
+                        "copula, so its distance is at least 2"), lines
+    res = json.loads(out.read_text())
+    assert [b["distance"] for b in res["by_distance"]] == [2]
+    assert res["distances"] == [1, 2] and res["not_probed"] == [1]
+    # number agreement has a pair at distance 1: nothing said
+    assert main(["probe", "agreement", str(tiny_run), "--distances", "1,2", "--n", "8", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "at each of 2 distances (1..2)" in captured.err and "not probed" not in captured.out
+    # no distance left: one line, before the model loads, instead of a traceback
+    assert main(["probe", "agreement", str(tiny_run), "--feature", "gender", "--distances", "1", "--n", "8",
+                 "--out", str(tiny_run / "none.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --distances 1: no gender agreement pair is that short ("), err
+    assert err.rstrip().endswith("give distances >= 2"), err
+    assert not (tiny_run / "none.json").exists()
+
+
