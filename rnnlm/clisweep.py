@@ -307,7 +307,7 @@ def _add_plot_sweep(plot_sub):
     q.add_argument("sweep", help="a sweep folder")
     q.add_argument("--x", required=True, help="column on the x axis, e.g. recurrent_scale")
     q.add_argument("--y", default="best_val_ppl", help="column on the y axis (default best_val_ppl)")
-    q.add_argument("--hue", default=None, help="one line per value of this column, e.g. cell")
+    q.add_argument("--hue", default=None, help="one colour per value of this column, e.g. cell (a line; points over a text --x such as cell)")
     q.add_argument("--out", default=None, help="image file (default SWEEP/sweep-<y>-vs-<x>[-by-<hue>].png)")
 
 

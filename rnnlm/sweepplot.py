@@ -3,8 +3,11 @@
 Columns are those of `sweep summarize`: a row's results (best_val_ppl,
 steps, tokens_per_s, lag_factor_per_step, ...) and its settings flattened
 (cell, recurrent_scale, seed, ...). Rows that share x and hue (seeds) are
-drawn as points, joined through their mean (geometric on a log axis). The title lists the grid's
-fixed settings, so the figure read alone says what was held constant.
+drawn as points, joined through their mean (geometric on a log axis). A text x (cell, optimizer) is
+categories: their means are points at ticks named by them, never joined (a line from gru to rnn says
+nothing is between them), each hue a little aside; a whole-number x (seed, layers, hidden) gets whole
+ticks only (seed 0.5 does not exist). The title lists the grid's fixed settings, so the figure read
+alone says what was held constant.
 
 The one thing to know before editing: matplotlib is imported inside the
 function (Agg backend, through plots._pyplot), never at module import.
@@ -133,6 +136,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
         raise UserError(f"no job in {folder} has both {x} and a finite {y} ({missing} {plural(missing, 'job')} without), "
                         "so there is nothing to draw; see 'sweep summarize' for their status")
     numeric_x = all(_number(v) is not None for g in groups.values() for v in g)
+    whole_x = numeric_x and all(isinstance(v, int) and not isinstance(v, bool) for g in groups.values() for v in g)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     order = sorted({v for g in groups.values() for v in g}, key=lambda v: (_number(v) is None, _number(v) or 0, str(v)))
@@ -141,16 +145,24 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     # on a log axis the line joins the geometric means (the mean of the logs: for a perplexity, e^(mean loss)),
     # so that one diverged seed does not lift it above the other runs' dots
     center = _geometric_mean if log_y else (lambda vs: sum(vs) / len(vs))
-    for key in sorted(groups, key=str):
+    keys = sorted(groups, key=str)
+    for k, key in enumerate(keys):
         g = groups[key]
         xs = sorted(g, key=lambda v: pos[v])
         label = f"{hue}={key}" if hue else None
-        line, = ax.plot([pos[v] for v in xs], [center(g[v]) for v in xs], marker="o", label=label)
+        # categories: each hue's points a little aside, so that two hues at one category do not hide each other
+        aside = 0.0 if numeric_x or len(keys) == 1 else 0.2 * (k / (len(keys) - 1) - 0.5)
+        line, = ax.plot([pos[v] + aside for v in xs], [center(g[v]) for v in xs], marker="o", label=label,
+                        linestyle="-" if numeric_x else "none")
         for v in xs:
             if len(g[v]) > 1:
-                ax.scatter([pos[v]] * len(g[v]), g[v], s=12, alpha=0.5, color=line.get_color())
+                ax.scatter([pos[v] + aside] * len(g[v]), g[v], s=12, alpha=0.5, color=line.get_color())
     if not numeric_x:
         ax.set_xticks(range(len(order)), [str(v) for v in order])
+        ax.set_xlim(-0.5, len(order) - 0.5)
+    elif whole_x:
+        import matplotlib.ticker as mticker
+        ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(axis_label(x))

@@ -114,3 +114,50 @@ def test_gender_agreement_says_why_distance_1_has_no_row_and_counts_only_the_dis
     assert not (tiny_run / "none.json").exists()
 
 
+# ---------------------------------------------------------------- 4. categorical and whole-number x
+
+
+def _sweep_figure(tmp_path, monkeypatch, x, hue=None):
+    """The figure `plot sweep` draws of best_val_ppl against x for a 2-cell x 2-seed sweep."""
+    folder = tmp_path / "s"
+    folder.mkdir(exist_ok=True)
+    rows = [{"name": f"cell={c},seed={k}", "fn": "x:y", "settings": {"cell": c, "seed": k}, "status": "done",
+             "best_val_ppl": ppl, "steps": 4, "wall_s": 1.0, "worker": "w", "attempts": 1}
+            for c, k, ppl in (("rnn", 0, 224.0), ("rnn", 1, 243.0), ("gru", 0, 263.0), ("gru", 1, 257.0))]
+    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
+    sweepplot.plot_sweep(folder, x, "best_val_ppl", hue=hue)
+    (fig,) = figures
+    fig.canvas.draw()
+    return fig
+
+
+def test_a_text_x_is_points_at_named_ticks_never_joined_by_a_line(tmp_path, monkeypatch):
+    """`plot sweep SWEEP --x cell` drew a line from gru to rnn, as if there were cells between them."""
+    fig = _sweep_figure(tmp_path, monkeypatch, "cell")
+    ax = fig.axes[0]
+    (means,) = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2]
+    assert means.get_linestyle() == "None" and means.get_marker() == "o"
+    assert list(means.get_xdata()) == [0, 1]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["gru", "rnn"]
+    assert list(ax.get_xticks()) == [0, 1]
+    _close(fig)
+    # with a hue: each cell's points a little aside of the tick, still not joined
+    fig = _sweep_figure(tmp_path, monkeypatch, "cell", hue="seed")
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("seed=")]
+    assert [ln.get_linestyle() for ln in lines] == ["None", "None"]
+    assert [list(ln.get_xdata()) for ln in lines] == [[-0.1, 0.9], [0.1, 1.1]]
+    _close(fig)
+
+
+def test_a_whole_number_x_gets_whole_ticks_only(tmp_path, monkeypatch):
+    """`plot sweep SWEEP --x seed` put ticks at seeds 0.5 and 1.5, seeds that do not exist."""
+    for hue in (None, "cell"):
+        fig = _sweep_figure(tmp_path, monkeypatch, "seed", hue=hue)
+        ax = fig.axes[0]
+        lo, hi = ax.get_xlim()
+        shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert shown == [0, 1], (hue, list(ax.get_xticks()))
+        assert all(ln.get_linestyle() == "-" for ln in ax.get_lines() if len(ln.get_xdata()) == 2)   # joined
+        _close(fig)
