@@ -328,7 +328,18 @@ def _finished_at(folder: Path) -> int | None:
 
 
 def _taken(folder: Path) -> UserError:
-    return UserError(f"{folder} already holds a run; use --resume {shell_arg(folder)} or another --out")
+    """The one line for a new run's --out that holds a run: resume it, or train elsewhere. A run that
+    finished (its "end" event) is resumed only with a larger limit than the one that stopped it: said, so
+    that the advice followed as written is not refused in turn."""
+    stop = next((e for _, e in reversed(_events(folder / METRICS)) if e.get("type") == "stop"), None)
+    ended = stop is not None and any(e.get("type") == "end" for _, e in _events(folder / METRICS))
+    limit = {"max_steps": ("--max-steps", "larger"), "epochs": ("--epochs", "larger"),
+             "max_minutes": ("--max-minutes", "larger"), "early_stop": ("--patience", "larger"),
+             "min_lr": ("--min-lr", "smaller")}.get(stop.get("reason")) if ended else None
+    if limit is None:
+        return UserError(f"{folder} already holds a run; use --resume {shell_arg(folder)} or another --out")
+    return UserError(f"{folder} already holds a run, which stopped at its {limit[0]}; use --resume "
+                     f"{shell_arg(folder)} with a {limit[1]} {limit[0]} to train it further, or another --out")
 
 
 def refuse_taken(folder) -> None:

@@ -310,3 +310,20 @@ def test_advice_to_resume_quotes_a_folder_the_shell_would_split(two_runs, tmp_pa
         train(tiny(text, odd, max_steps=1))
     assert str(caught.value).endswith(f"use --resume {shell_arg(odd)} or another --out")
     assert f"--resume '{tmp_path}/it'\"'\"'s a run'" in str(caught.value)
+
+
+def test_a_new_run_into_a_finished_runs_folder_is_told_to_resume_it_with_a_larger_limit(two_runs, tmp_path):
+    """`train --out RUN` of a run that finished at its --max-steps advised `--resume RUN`, which is then
+    refused at that limit; the advice now names the limit to raise."""
+    from rnnlm.errors import UserError
+    from rnnlm.runs import refuse_taken
+    run = tmp_path / "a"
+    shutil.copytree(two_runs / "a", run)
+    with pytest.raises(UserError) as caught:
+        refuse_taken(run)
+    assert str(caught.value) == (f"{run} already holds a run, which stopped at its --max-steps; use --resume {run} "
+                                 f"with a larger --max-steps to train it further, or another --out")
+    (run / "metrics.jsonl").write_text("")         # (records that say nothing of its stop: the plain advice)
+    with pytest.raises(UserError) as caught:
+        refuse_taken(run)
+    assert str(caught.value) == f"{run} already holds a run; use --resume {run} or another --out"

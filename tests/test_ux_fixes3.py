@@ -100,7 +100,8 @@ def test_a_run_that_stopped_before_model_npz_keeps_its_best_npz(run, tmp_path):
 
 
 def test_a_folder_holding_a_whole_run_is_still_refused_as_before(run):
-    with pytest.raises(UserError, match=f"{run} already holds a run; use --resume {run} or another --out"):
+    with pytest.raises(UserError, match=f"{run} already holds a run, which stopped at its --max-steps; use --resume "
+                                         f"{run} with a larger --max-steps to train it further, or another --out"):
         runs.refuse_taken(run)
 
 
