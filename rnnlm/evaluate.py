@@ -171,8 +171,9 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
     if corpus.checksum != info.get("corpus", {}).get("checksum"):
         if given is not None:
             raise UserError(f"--corpus {given} holds other text than the run was trained on, or is read another "
-                            "way (checksum differs; it covers the files' names too); give the folder or file the "
-                            f"run's own text is in now, or {instead.removesuffix(' instead')}")
+                            "way (checksum differs; it covers the files' names too" + _renamed(given, info)
+                            + f"); give the folder or file the run's own text is in now, or "
+                            f"{instead.removesuffix(' instead')}")
         raise UserError("the corpus or tokenizer settings changed since this run was trained "
                         f"(checksum differs); {instead}")
     if corpus.vocab.to_json() != vocab.to_json():
@@ -180,6 +181,18 @@ def run_text_ids(info: dict, vocab, split: str = "valid", text=None, instead: st
     ids = getattr(corpus, split)
     return {"ids": ids, "source": f"{tcfg.data.corpus}:{split}", "tokens": len(ids),
             "oov": int((ids == vocab.unk_id).sum()), "oov_rate": float(corpus.oov_rate.get(split, math.nan))}
+
+
+def _renamed(given: str, info: dict) -> str:
+    """', and NAME was trained as OLD: give it that name again' when --corpus names a single file under
+    another name than the run recorded (the checksum covers the name: the same bytes renamed are another
+    corpus); '' otherwise."""
+    recorded = (((info.get("train") or {}).get("data") or {}).get("corpus"))
+    p = Path(given).expanduser()
+    if not (isinstance(recorded, str) and p.is_file()):
+        return ""
+    old = Path(recorded).name
+    return f": the run was trained on a file named {old}; name {p.name} {old} again" if old != p.name else ""
 
 
 def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, bptt=None, corpus=None) -> dict:

@@ -327,3 +327,21 @@ def test_a_new_run_into_a_finished_runs_folder_is_told_to_resume_it_with_a_large
     with pytest.raises(UserError) as caught:
         refuse_taken(run)
     assert str(caught.value) == f"{run} already holds a run; use --resume {run} or another --out"
+
+
+def test_evaluate_of_a_renamed_corpus_file_says_to_give_it_its_name_again(text, tmp_path, capsys):
+    """The run's single-file corpus renamed (same bytes) was "other text ... or read another way", with no
+    word of the name, which the checksum covers."""
+    mine = tmp_path / "mv" / "t.txt"
+    mine.parent.mkdir()
+    shutil.copy(text, mine)
+    run = tmp_path / "r"
+    train(tiny(mine, run, max_steps=1))
+    moved = mine.rename(mine.with_name("t2.txt"))
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--corpus", str(moved)]) == 2
+    err = capsys.readouterr().err
+    assert ("(checksum differs; it covers the files' names too: the run was trained on a file named t.txt; name "
+            "t2.txt t.txt again); give the folder or file") in err, err
+    moved.rename(mine)
+    assert main(["evaluate", str(run), "--corpus", str(mine)]) == 0
