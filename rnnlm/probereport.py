@@ -20,6 +20,8 @@ The statistics are probes.py's; this module only words them.
 """
 from __future__ import annotations
 
+import math
+
 from .errors import and_list, consecutive_runs, plural
 from .probes import CHANCE, FAMILY_ALPHA, chance_pattern
 
@@ -167,6 +169,14 @@ def _nats(x: float, sign: str = "") -> str:
     return f"{0.0:{sign}.4f}" if float(text) == 0 else text
 
 
+def _outward(lo: float, hi: float, decimals: int = 4) -> tuple[float, float]:
+    """An interval rounded outward to `decimals` (its lower end down, its upper end up), so that the table
+    never shows an interval narrower than the JSON's: a lower end of -2.9e-5 is -0.0001, not +0.0000, which
+    read as an increase above zero."""
+    scale = 10 ** decimals
+    return math.floor(round(lo * scale, 6)) / scale, math.ceil(round(hi * scale, 6)) / scale
+
+
 def _no_gain(r: dict, tolerance: float) -> str:
     """The label of a distance whose farther context does not raise the loss significantly: "within noise",
     or, when perturbing it significantly *lowers* the loss (the interval lies below -tolerance: the model
@@ -185,8 +195,8 @@ def format_context(res: dict) -> str:
              f"window {res['window']}, baseline loss {res['baseline_loss']:.3f} nats",
              f"{'d':>5} {'increase':>9}  {'95% CI':<20}"]
     for r in res["results"]:
-        lines.append(f"{r['distance']:>5} {_nats(r['mean_increase']):>9}  [{_nats(r['ci'][0], '+')}, "
-                     f"{_nats(r['ci'][1], '+')}]"
+        lo, hi = _outward(*r["ci"])
+        lines.append(f"{r['distance']:>5} {_nats(r['mean_increase']):>9}  [{_nats(lo, '+')}, {_nats(hi, '+')}]"
                      f"{_no_gain(r, res.get('tolerance', 1e-4))}")
     eff = res["effective_context"]
     lines.append(f"effective context: {eff} {plural(eff, 'token')}" if eff is not None else

@@ -82,7 +82,7 @@ def test_the_context_table_never_shows_minus_zero():
                        {"distance": 5, "mean_increase": -0.00004, "ci": [-0.00003, 0.00002], "within_noise": True}]}
     text = format_context(res)
     assert "-0.0000" not in text
-    assert "    5    0.0000  [+0.0000, +0.0000]  within noise" in text
+    assert "    5    0.0000  [-0.0001, +0.0001]  within noise" in text     # (rounded outward: session 42)
     assert "    1    0.2500  [+0.1000, +0.4000]" in text
 
 

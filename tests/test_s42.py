@@ -345,3 +345,15 @@ def test_evaluate_of_a_renamed_corpus_file_says_to_give_it_its_name_again(text, 
             "t2.txt t.txt again); give the folder or file") in err, err
     moved.rename(mine)
     assert main(["evaluate", str(run), "--corpus", str(mine)]) == 0
+
+
+def test_the_context_tables_interval_is_rounded_outward():
+    """A lower end of -2.9e-5 was shown as +0.0000, an interval that read as above zero."""
+    from rnnlm.probereport import format_context
+    res = {"mode": "shuffle", "n_targets": 50, "window": 40, "baseline_loss": 3.0, "distances": [1, 5],
+           "effective_context": 1, "tolerance": 1e-4,
+           "results": [{"distance": 1, "mean_increase": 0.5, "ci": [0.41234, 0.58761], "within_noise": False},
+                       {"distance": 5, "mean_increase": 4e-5, "ci": [-2.9e-5, 1.1e-4], "within_noise": True}]}
+    rows = format_context(res).splitlines()
+    assert rows[2].split() == ["1", "0.5000", "[+0.4123,", "+0.5877]"]
+    assert rows[3].split() == ["5", "0.0000", "[-0.0001,", "+0.0002]", "within", "noise"]
