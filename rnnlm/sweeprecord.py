@@ -552,6 +552,17 @@ def where_failed(row: dict, folder=None) -> str:
     return text
 
 
+def _not_long_enough(row: dict, acc: float) -> str:
+    """For a study's run not solved though its last accuracy reached the threshold: that it did so in fewer
+    than --patience evaluations in a row ("not solved, accuracy 1.00" read as a contradiction); else ''."""
+    train = row.get("train") if isinstance(row.get("train"), dict) else {}
+    threshold, patience = train.get("threshold"), train.get("patience")
+    if row.get("solved") or not isinstance(threshold, (int, float)) or not isinstance(patience, int) \
+            or acc < threshold or patience < 2:
+        return ""
+    return f" (at {threshold:g} or above in fewer than {patience} evaluations in a row: --patience {patience})"
+
+
 def format_row_line(row: dict, folder=None) -> str:
     """The line printed when a job finishes (folder: the sweep's, to name a failed job's traceback file)."""
     if row["status"] != "done":
@@ -569,7 +580,7 @@ def format_row_line(row: dict, folder=None) -> str:
         bits.append(f"solved at step {step:,}" if row["solved"] and isinstance(step, int) else
                     "solved" if row["solved"] else "not solved")
         if isinstance(acc, (int, float)) and not isinstance(acc, bool):
-            bits.append(f"accuracy {acc:.2f}")
+            bits.append(f"accuracy {acc:.2f}" + _not_long_enough(row, acc))
     attempts = row.get("attempts")
     if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 1:
         bits.append(f"after {attempts} attempts (a worker died)")

@@ -357,3 +357,14 @@ def test_the_context_tables_interval_is_rounded_outward():
     rows = format_context(res).splitlines()
     assert rows[2].split() == ["1", "0.5000", "[+0.4123,", "+0.5877]"]
     assert rows[3].split() == ["5", "0.0000", "[-0.0001,", "+0.0002]", "within", "noise"]
+
+
+def test_a_study_runs_line_says_why_an_accurate_run_is_not_solved():
+    """"recall-k2-rnn-d5-s0: done not solved, accuracy 1.00" read as a contradiction: the accuracy reached
+    the threshold at the last evaluations only, fewer than --patience in a row."""
+    from rnnlm.sweeprecord import format_row_line
+    row = {"name": "recall-k2-rnn-d5-s0", "status": "done", "wall_s": 7.8, "worker": "tcp://w", "steps": 500,
+           "solved": False, "solved_step": None, "final_acc": 1.0, "train": {"threshold": 0.99, "patience": 3}}
+    assert format_row_line(row) == ("recall-k2-rnn-d5-s0: done steps 500, not solved, accuracy 1.00 (at 0.99 or "
+                                    "above in fewer than 3 evaluations in a row: --patience 3) [7.8 s on tcp://w]")
+    assert format_row_line({**row, "final_acc": 0.5}).endswith("not solved, accuracy 0.50 [7.8 s on tcp://w]")
