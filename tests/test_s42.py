@@ -368,3 +368,16 @@ def test_a_study_runs_line_says_why_an_accurate_run_is_not_solved():
     assert format_row_line(row) == ("recall-k2-rnn-d5-s0: done steps 500, not solved, accuracy 1.00 (at 0.99 or "
                                     "above in fewer than 3 evaluations in a row: --patience 3) [7.8 s on tcp://w]")
     assert format_row_line({**row, "final_acc": 0.5}).endswith("not solved, accuracy 0.50 [7.8 s on tcp://w]")
+
+
+def test_a_long_evaluation_says_it_has_begun_where_no_bar_is_drawn(capsys, monkeypatch):
+    """`evaluate RUN --split train --batch-size 1` ran five minutes on a log (or an IDE's 0 x 0 pty) without a
+    word; from a million predictions one line says what is evaluated."""
+    import numpy as np
+    from rnnlm import evaluate
+    evaluate._say_long(np.zeros((1_000_001, 1)), "evaluating machado:train")
+    assert capsys.readouterr().err == "evaluating machado:train: 1,000,000 tokens in 1 stream...\n"
+    evaluate._say_long(np.zeros((1_000, 1)), "evaluating short")
+    monkeypatch.setattr(evaluate, "stderr_is_terminal", lambda: True)       # (the bar says it there)
+    evaluate._say_long(np.zeros((1_000_001, 4)), "evaluating machado:train")
+    assert capsys.readouterr().err == ""
