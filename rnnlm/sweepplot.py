@@ -145,7 +145,7 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     # on a log axis the line joins the geometric means (the mean of the logs: for a perplexity, e^(mean loss)),
     # so that one diverged seed does not lift it above the other runs' dots
     center = _geometric_mean if log_y else (lambda vs: sum(vs) / len(vs))
-    keys = sorted(groups, key=str)
+    keys = sorted(groups, key=lambda v: (_number(v) is None, _number(v) or 0, str(v)))     # hidden=8 before 16
     for k, key in enumerate(keys):
         g = groups[key]
         xs = sorted(g, key=lambda v: pos[v])
@@ -160,6 +160,8 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     if not numeric_x:
         ax.set_xticks(range(len(order)), [str(v) for v in order])
         ax.set_xlim(-0.5, len(order) - 0.5)
+    elif whole_x and len(order) <= 12:      # the values themselves (one value: no ticks at 15.2 ... 16.8)
+        ax.set_xticks([pos[v] for v in order], [str(v) for v in order])
     elif whole_x:
         import matplotlib.ticker as mticker
         ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
@@ -170,7 +172,10 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     ylabel = axis_label(y) + ((" (geometric mean; dots: single runs)" if log_y else " (mean; dots: single runs)")
                               if several else "")
     ax.set_ylabel(ylabel)
-    _, fixed = varying(rows)
+    vary, fixed = varying(rows)
+    # settings that vary but are neither x nor hue: the points pool their runs, which the title must say
+    # ("2 runs per point" read as two seeds where it was an rnn and an lstm)
+    pooled = [k for k in vary if k not in (x, hue, "seed")]
     from .sweepgrid import with_default_lr
     fixed = with_default_lr(fixed)
     fixed_txt = ", ".join(f"{k}={Path(str(fixed[k])).name if k == 'corpus' else fixed[k]}"
@@ -178,7 +183,10 @@ def plot_sweep(folder, x: str, y: str, hue: str | None = None, out=None, logy: b
     runs = sorted({len(v) for g in groups.values() for v in g.values()})
     per_point = f"{runs[0]} run{'s' if runs[0] > 1 else ''}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]} runs"
     ax.set_title(f"{LABELS.get(y, y)} vs {LABELS.get(x, x)}" + (f" by {hue}" if hue else "") + "\n"
-                 + "\n".join(textwrap.wrap(f"fixed: {fixed_txt}; {per_point} per point", 95)), fontsize=8)
+                 + "\n".join(textwrap.wrap(f"fixed: {fixed_txt}; {per_point} per point"
+                                            + (f", pooled over {', '.join(pooled)} (--hue {pooled[0]} draws "
+                                               f"{'them' if len(pooled) > 1 else 'it'} apart)" if pooled else ""),
+                                            95)), fontsize=8)
     note = f"{missing} {plural(missing, 'job')} without {y} left out" if missing else None
     if hue:
         _legend_below(ax, ncol=2 if len(groups) > 4 else 1, title=note, fontsize=8)     # never on the data

@@ -161,3 +161,37 @@ def test_a_whole_number_x_gets_whole_ticks_only(tmp_path, monkeypatch):
         assert shown == [0, 1], (hue, list(ax.get_xticks()))
         assert all(ln.get_linestyle() == "-" for ln in ax.get_lines() if len(ln.get_xdata()) == 2)   # joined
         _close(fig)
+
+
+def test_points_that_pool_another_setting_say_so_in_the_title(tmp_path, monkeypatch):
+    """`plot sweep SWEEP --x seed` of a sweep over cells drew "2 runs per point" that were an rnn and a gru,
+    read as repeated runs (session 42's trial); the title now says what the points pool."""
+    fig = _sweep_figure(tmp_path, monkeypatch, "seed")
+    title = " ".join(fig.axes[0].get_title().split())
+    assert title.endswith("2 runs per point, pooled over cell (--hue cell draws it apart)"), title
+    _close(fig)
+    fig = _sweep_figure(tmp_path, monkeypatch, "seed", hue="cell")
+    assert " ".join(fig.axes[0].get_title().split()).endswith("1 run per point")
+    _close(fig)
+
+
+def test_a_hue_of_numbers_is_in_numeric_order_and_one_whole_x_value_is_its_own_tick(tmp_path, monkeypatch):
+    """hidden=16 was listed before hidden=8 (sorted as text), and an x of one whole value (hidden 16 alone)
+    had ticks at 15.2 ... 16.8."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    rows = [{"name": f"h{h}-s{k}", "fn": "x:y", "settings": {"hidden": h, "seed": k}, "status": "done",
+             "best_val_ppl": 100.0 + h + k, "steps": 4, "wall_s": 1.0, "worker": "w", "attempts": 1}
+            for h in (8, 16) for k in (0, 1)]
+    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
+    sweepplot.plot_sweep(folder, "seed", "best_val_ppl", hue="hidden")
+    assert [t.get_text() for t in figures[-1].axes[0].get_legend().get_texts()] == ["hidden=8", "hidden=16"]
+    (folder / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["settings"]["hidden"] == 16))
+    sweepplot.plot_sweep(folder, "hidden", "best_val_ppl")
+    ax = figures[-1].axes[0]
+    figures[-1].canvas.draw()
+    assert list(ax.get_xticks()) == [16] and [t.get_text() for t in ax.get_xticklabels()] == ["16"]
+    for fig in figures:
+        _close(fig)
