@@ -194,6 +194,8 @@ def format_context(res: dict) -> str:
     lines = [f"context usage ({res['mode']}), {res['n_targets']} {plural(res['n_targets'], 'target')}{fewer}, "
              f"window {res['window']}, baseline loss {res['baseline_loss']:.3f} nats",
              f"{'d':>5} {'increase':>9}  {'95% CI':<20}"]
+    if any(r.get("within_noise") for r in res["results"]):      # (an interval of +0.0000 to +0.0001 read as a gain)
+        lines[0] += f"; within noise: the interval's lower end at or below {res.get('tolerance', 1e-4):g} nats"
     for r in res["results"]:
         lo, hi = _outward(*r["ci"])
         lines.append(f"{r['distance']:>5} {_nats(r['mean_increase']):>9}  [{_nats(lo, '+')}, {_nats(hi, '+')}]"

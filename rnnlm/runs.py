@@ -426,9 +426,11 @@ def inside_a_run(folder) -> str | None:
             return None
         # the run folder as the user wrote the path (runs/a for --out runs/a/sub), where it can be told so
         said = folder.parents[depth - 1] if len(folder.parents) > depth else parent
+        beside = said.parent / full.name
+        # (an example only where it is free: a taken one would be refused when the advice is followed)
+        such = f", such as {beside}," if not (parent.parent / full.name).exists() else ""
         return (f"{folder} is inside the run folder {said}: the new run is kept among that run's files (and is "
-                f"copied or deleted with them); give an --out beside it, such as {said.parent / full.name}, to "
-                f"keep them apart")
+                f"copied or deleted with them); give an --out beside it{such} to keep them apart")
     return None
 
 
@@ -912,6 +914,10 @@ def load_model(run, which: str = "best"):
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{vocab_file} is not valid JSON ({exc}); {fix}") from None
         if on_disk != ck.vocab:
+            if (other := _other_run(run, ck.config)) is not None:       # (the checkpoint is the stranger)
+                raise UserError(f"{path} is a checkpoint of {other}, not of the run {run / CONFIG} records "
+                                f"(another run_id; its vocabulary is not this run's {VOCAB} either): put this "
+                                f"run's own {path.name} back, or read that run instead")
             raise UserError(f"{vocab_file} does not match the vocabulary inside {path}; {fix}")
     vocab = Vocab.from_json(ck.vocab)
     try:
@@ -953,6 +959,16 @@ def _corpus_moved(folder: Path, info: dict) -> dict:
     if not isinstance(place.get("corpus"), str) or place["corpus"] == corpus:
         return info
     return {**info, "train": {**info["train"], "data": {**data, **place}}}
+
+
+def _other_run(run: Path, meta) -> str | None:
+    """other_run_checkpoint of the run folder `run`'s config.json and a checkpoint's meta.config; None when
+    config.json cannot be read."""
+    try:
+        info = json.loads((run / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return other_run_checkpoint(info, meta) if isinstance(info, dict) else None
 
 
 class OtherModelWarning(UserWarning):

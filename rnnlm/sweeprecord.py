@@ -182,6 +182,10 @@ def empty_reason(folder) -> str:
     if not folder.exists():
         return (f"{folder} does not exist; give the folder a 'sweep run --out' wrote (it holds {SWEEP_FILE}), "
                 f"or run 'sweep run --out {folder} ...' first")
+    if (folder / CONFIG).is_file() and (folder.parent / SWEEP_FILE).is_file():
+        # (a job's folder keeps no checkpoint unless --keep-models: `evaluate` of it would be refused)
+        return (f"{folder} is the folder of one job of the sweep in {folder.parent}; give the sweep's folder, "
+                f"{folder.parent} (or read this job's training with 'plot training {folder}')")
     if (folder / CONFIG).is_file():
         return (f"{folder} is a training run's folder (it holds {CONFIG}), not a sweep's; give a sweep's folder "
                 f"(it holds {SWEEP_FILE}), or read this run with 'plot training {folder}' or 'evaluate {folder}'")

@@ -176,6 +176,10 @@ def test_a_new_run_inside_another_runs_folder_is_noted(two_runs, tmp_path, capsy
     text = json.loads((tmp_path / "runs/a/config.json").read_text())["train"]["data"]["corpus"]
     train(tiny(text, "runs/a/sub", max_steps=1))
     assert capsys.readouterr().err.startswith("runs/a/sub is inside the run folder runs/a:")
+    shutil.copytree(tmp_path / "runs" / "a", tmp_path / "runs" / "taken")       # the example would be refused
+    assert inside_a_run(Path("runs/a/taken")) == (
+        "runs/a/taken is inside the run folder runs/a: the new run is kept among that run's files (and is "
+        "copied or deleted with them); give an --out beside it to keep them apart")
 
 
 # ---------------------------------------------------------------- gradcheck's bar
@@ -355,6 +359,7 @@ def test_the_context_tables_interval_is_rounded_outward():
            "results": [{"distance": 1, "mean_increase": 0.5, "ci": [0.41234, 0.58761], "within_noise": False},
                        {"distance": 5, "mean_increase": 4e-5, "ci": [-2.9e-5, 1.1e-4], "within_noise": True}]}
     rows = format_context(res).splitlines()
+    assert rows[0].endswith("; within noise: the interval's lower end at or below 0.0001 nats")
     assert rows[2].split() == ["1", "0.5000", "[+0.4123,", "+0.5877]"]
     assert rows[3].split() == ["5", "0.0000", "[-0.0001,", "+0.0002]", "within", "noise"]
 
@@ -381,3 +386,19 @@ def test_a_long_evaluation_says_it_has_begun_where_no_bar_is_drawn(capsys, monke
     monkeypatch.setattr(evaluate, "stderr_is_terminal", lambda: True)       # (the bar says it there)
     evaluate._say_long(np.zeros((1_000_001, 4)), "evaluating machado:train")
     assert capsys.readouterr().err == ""
+
+
+def test_evaluate_blames_another_runs_checkpoint_not_the_runs_vocab_json(two_runs, tmp_path, capsys):
+    """A model.npz of another run (another vocabulary) made `evaluate --checkpoint latest` advise restoring
+    or deleting the run's vocab.json, the innocent file."""
+    run = tmp_path / "a"
+    shutil.copytree(two_runs / "a", run)
+    vocab = json.loads((run / "vocab.json").read_text())
+    vocab["itos"] = vocab["itos"][:-1] + ["zzz"]
+    (run / "vocab.json").write_text(json.dumps(vocab))        # (as if run b had another vocabulary)
+    shutil.copy(two_runs / "b" / "model.npz", run / "model.npz")
+    assert main(["evaluate", str(run), "--checkpoint", "latest"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {run / 'model.npz'} is a checkpoint of the run {two_runs / 'b'}, not of the run "
+        f"{run / 'config.json'} records (another run_id; its vocabulary is not this run's vocab.json either): put "
+        f"this run's own model.npz back, or read that run instead\n")

@@ -185,3 +185,16 @@ def test_measure_agreement_probes_a_corpus_that_is_not_sintetico(text, tmp_path,
     assert mach["agreement"].startswith("not applicable: the vocabulary has too few template words for number "
                                         "agreement: main verbs: 0 of 18 in the vocabulary")
     assert "agreement_accuracy" not in mach
+
+
+def test_a_jobs_folder_given_for_its_sweep_names_the_sweep(tmp_path):
+    """`sweep summarize SWEEP/hidden=16` (one job's folder) advised `evaluate SWEEP/hidden=16`, which is refused:
+    a job keeps no checkpoint without --keep-models. It now names the sweep's folder."""
+    from rnnlm.sweeprecord import empty_reason
+    job = tmp_path / "sw" / "hidden=16"
+    job.mkdir(parents=True)
+    (job / "config.json").write_text("{}")
+    (tmp_path / "sw" / "sweep.jsonl").write_text("")
+    assert empty_reason(job) == (f"{job} is the folder of one job of the sweep in {tmp_path / 'sw'}; give the "
+                                 f"sweep's folder, {tmp_path / 'sw'} (or read this job's training with 'plot "
+                                 f"training {job}')")
