@@ -63,8 +63,10 @@ RULES = {
 RULES["study learnability --distances"] = RULES["study learnability"][:-1] + ["runs/study-docs-subset"]
 RULES["study learnability --task"] = RULES["study learnability"][:-1] + ["runs/study-docs-task", "--distances", "3,4"]
 RULES["study learnability --cells"] = RULES["study learnability"][:-1] + ["runs/study-docs-bptt"]
-# (study learnability --out DIR --report-only) runs nothing, so it takes no --scheduler (it refuses one)
-RULES["study learnability --out"] = [a for a in RULES["study learnability"] if a not in ("--scheduler", "serial")]
+# (study learnability --out DIR --report-only) runs nothing, so it takes no --scheduler, and reports every run
+# recorded in the folder with the settings its study.json records, so it takes no grid or budget flag either
+# (it refuses them)
+RULES["study learnability --out"] = ["--no-progress", "--out", "runs/study-docs"]
 # the quick sentences are at most 8 words apart: a long-only corpus there starts at 3
 RULES["demo longrange --min-distance"] = RULES["demo longrange"] + ["--min-distance", "3"]
 # Words of a README command replaced before running it (the named corpus -> the world's text).
