@@ -198,7 +198,7 @@ def _say_long(stream, what: str) -> None:
 
 
 def _renamed(given: str, info: dict) -> str:
-    """', and NAME was trained as OLD: give it that name again' when --corpus names a single file under
+    """': if NAME is the run's text renamed, name it OLD again, ...' when --corpus names a single file under
     another name than the run recorded (the checksum covers the name: the same bytes renamed are another
     corpus); '' otherwise."""
     recorded = (((info.get("train") or {}).get("data") or {}).get("corpus"))
@@ -206,7 +206,8 @@ def _renamed(given: str, info: dict) -> str:
     if not (isinstance(recorded, str) and p.is_file()):
         return ""
     old = Path(recorded).name
-    return f": the run was trained on a file named {old}; name {p.name} {old} again" if old != p.name else ""
+    return (f": if {p.name} is the run's text renamed, name it {old} again, the name it was trained under"
+            if old != p.name else "")
 
 
 def run_evaluate(run, split="valid", text=None, which="best", batch_size=None, bptt=None, corpus=None) -> dict:

@@ -249,9 +249,10 @@ def test_a_moved_corpus_is_given_to_the_resume_with_corpus_and_recorded_for_eval
     other_text.write_text(text.read_text(encoding="utf-8")[:-2000], encoding="utf-8")
     assert cli.main(["evaluate", str(run), "--corpus", str(other_text)]) == 2
     assert capsys.readouterr().err == (f"error: --corpus {other_text} holds other text than the run was trained on, "
-                                       "or is read another way (checksum differs; it covers the files' names too); "
-                                       "give the folder or file the run's own text is in now, or use a text file "
-                                       "with --text\n")
+                                       "or is read another way (checksum differs; it covers the files' names too: "
+                                       f"if other_text.txt is the run's text renamed, name it {text.name} again, the "
+                                       "name it was trained under); give the folder or file the run's own text is "
+                                       "in now, or use a text file with --text\n")
     from rnnlm.evaluate import run_text_ids
     from rnnlm.runs import load_model
     _, vocab, info, _ = load_model(run)

@@ -312,7 +312,8 @@ def test_advice_to_resume_quotes_a_folder_the_shell_would_split(two_runs, tmp_pa
     text = json.loads((odd / "config.json").read_text())["train"]["data"]["corpus"]
     with pytest.raises(Exception) as caught:
         train(tiny(text, odd, max_steps=1))
-    assert str(caught.value).endswith(f"use --resume {shell_arg(odd)} or another --out")
+    assert str(caught.value).endswith(f"use --resume {shell_arg(odd)} with a larger --max-steps to train it further, "
+                                      "or another --out")
     assert f"--resume '{tmp_path}/it'\"'\"'s a run'" in str(caught.value)
 
 
@@ -345,8 +346,8 @@ def test_evaluate_of_a_renamed_corpus_file_says_to_give_it_its_name_again(text, 
     capsys.readouterr()
     assert main(["evaluate", str(run), "--corpus", str(moved)]) == 2
     err = capsys.readouterr().err
-    assert ("(checksum differs; it covers the files' names too: the run was trained on a file named t.txt; name "
-            "t2.txt t.txt again); give the folder or file") in err, err
+    assert ("(checksum differs; it covers the files' names too: if t2.txt is the run's text renamed, name it t.txt "
+            "again, the name it was trained under); give the folder or file") in err, err
     moved.rename(mine)
     assert main(["evaluate", str(run), "--corpus", str(mine)]) == 0
 
