@@ -73,7 +73,7 @@ def test_refuse_finished_resume_names_the_limit_that_binds():
         refuse_finished_resume(_config(max_minutes=0.6), LoopState(step=5, elapsed=30.3), "R", reserve=6.0)
     refuse_finished_resume(_config(max_minutes=0.61), LoopState(step=5, elapsed=30.3), "R", reserve=6.0)
     refuse_finished_resume(_config(max_minutes=1.0), LoopState(step=5, elapsed=50.0), "R", reserve=5.0)
-    with pytest.raises(UserError, match=r"--patience 3\); give --patience above 3"):
+    with pytest.raises(UserError, match=r"which --patience 3 allows no more of; give --patience above 3"):
         refuse_finished_resume(_config(patience=3), LoopState(step=5, bad_evals=3), "R")
 
 
