@@ -28,7 +28,6 @@ from .caches import numba_cache_dir
 # the threading layer, chosen when the package was imported (threadlayer.py); choose() again sets it in
 # Numba's config, now imported (it is chosen once: the environment holds it)
 THREADING_LAYER = _threadlayer.choose()
-_fork_safe_layer = _threadlayer.fork_safe_layer
 
 
 def _wide_vector_features(env=os.environ):

@@ -164,9 +164,9 @@ def _sweep_grid(args) -> dict:
             overridden.append("--seeds")
         grid["seeds"] = args.seeds
     if args.measure is not None:
-        from .sweepjobs import MEASURES
-        # a set of measurements: a name given twice is taken once (train_sweep_jobs records them in one order)
-        measure = list(dict.fromkeys(m.strip() for m in args.measure.split(",") if m.strip()))
+        from .sweepjobs import MEASURES, measure_set
+        # a set of measurements: a name given twice is taken once, in the order a job records them
+        measure = measure_set(m.strip() for m in args.measure.split(",") if m.strip())
         if "measure" in grid and not _same_values(grid["measure"], measure, as_set=True):
             overridden.append("--measure")
         grid["measure"] = measure
@@ -307,7 +307,8 @@ def _add_plot_sweep(plot_sub):
     q.add_argument("sweep", help="a sweep folder")
     q.add_argument("--x", required=True, help="column on the x axis, e.g. recurrent_scale")
     q.add_argument("--y", default="best_val_ppl", help="column on the y axis (default best_val_ppl)")
-    q.add_argument("--hue", default=None, help="one colour per value of this column, e.g. cell (a line; points over a text --x such as cell)")
+    q.add_argument("--hue", default=None, help="one colour per value of this column, e.g. cell (a line; points "
+                                               "over a text --x such as cell)")
     q.add_argument("--out", default=None, help="image file (default SWEEP/sweep-<y>-vs-<x>[-by-<hue>].png)")
 
 

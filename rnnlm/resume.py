@@ -420,7 +420,8 @@ def refuse_spent_budget(config: TrainConfig, loop: LoopState, folder: Path, even
     need = max(budget_to_exceed(loop.elapsed, needed), minutes_up(config.max_minutes))
     took = f" and its final evaluation took {final:.0f} s" if final is not None and final >= 0.5 else ""
     raise UserError(f"{folder} is already at step {loop.step}, where its --max-minutes {config.max_minutes:g} ran "
-                    f"out: it has trained {minutes_text(loop.elapsed / 60)} min{took}; give --max-minutes above {minutes_text(need)} "
+                    f"out: it has trained {minutes_text(loop.elapsed / 60)} min{took}; give --max-minutes above "
+                    f"{minutes_text(need)} "
                     f"(or 0: no time limit) to train further")
 
 

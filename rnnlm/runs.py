@@ -331,8 +331,9 @@ def _taken(folder: Path) -> UserError:
     """The one line for a new run's --out that holds a run: resume it, or train elsewhere. A run that
     finished (its "end" event) is resumed only with a larger limit than the one that stopped it: said, so
     that the advice followed as written is not refused in turn."""
-    stop = next((e for _, e in reversed(_events(folder / METRICS)) if e.get("type") == "stop"), None)
-    ended = stop is not None and any(e.get("type") == "end" for _, e in _events(folder / METRICS))
+    events = [e for _, e in _events(folder / METRICS)]
+    stop = next((e for e in reversed(events) if e.get("type") == "stop"), None)
+    ended = stop is not None and any(e.get("type") == "end" for e in events)
     limit = {"max_steps": ("--max-steps", "larger"), "epochs": ("--epochs", "larger"),
              "max_minutes": ("--max-minutes", "larger"), "early_stop": ("--patience", "larger"),
              "min_lr": ("--min-lr", "smaller")}.get(stop.get("reason")) if ended else None
@@ -961,14 +962,20 @@ def _corpus_moved(folder: Path, info: dict) -> dict:
     return {**info, "train": {**info["train"], "data": {**data, **place}}}
 
 
-def _other_run(run: Path, meta) -> str | None:
-    """other_run_checkpoint of the run folder `run`'s config.json and a checkpoint's meta.config; None when
-    config.json cannot be read."""
+def _config_or_none(run: Path) -> dict | None:
+    """The run folder's config.json as a dict, or None when it cannot be read (load_model's checks of a
+    checkpoint against it then say nothing: the checkpoint carries its own settings)."""
     try:
         info = json.loads((run / CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return other_run_checkpoint(info, meta) if isinstance(info, dict) else None
+    return info if isinstance(info, dict) else None
+
+
+def _other_run(run: Path, meta) -> str | None:
+    """other_run_checkpoint of the run folder `run`'s config.json and a checkpoint's meta.config."""
+    info = _config_or_none(run)
+    return other_run_checkpoint(info, meta) if info is not None else None
 
 
 class OtherModelWarning(UserWarning):
@@ -980,11 +987,9 @@ def _warn_other_model(run: Path, path: Path, meta: dict) -> None:
     `meta`) is another run's than the folder's config.json records (another run_id: a checkpoint copied in),
     or holds a model of other settings (cell, sizes, layers, activation). The checkpoint's own settings are
     used (they match its arrays); a config.json that cannot be read says nothing here."""
-    try:
-        info = json.loads((run / CONFIG).read_text(encoding="utf-8"))
-        saved = info["train"]["model"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
+    info = _config_or_none(run)
+    saved = (info.get("train") or {}).get("model") if info is not None and isinstance(info.get("train"), dict) \
+        else None
     if not isinstance(saved, dict):
         return
     model = meta.get("model") or {}

@@ -123,7 +123,8 @@ def _final_evaluation(s: "_Session", loop: LoopState, hidden, stopped: str, inte
     except KeyboardInterrupt as exc:
         word = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         note(f"{word} during the final evaluation, after step {loop.step}: checkpoint saved to {s.run.latest} "
-              f"with training done; continue with --resume {shell_arg(s.run.folder)} (it runs only the final evaluation)")
+              f"with training done; continue with --resume {shell_arg(s.run.folder)} (it runs only the final "
+              "evaluation)")
         exc.said = True
         raise
     s.run.log({"type": "end", "reason": stopped, "step": loop.step, "epoch": loop.last_epoch, "time": s.clock()})

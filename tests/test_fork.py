@@ -34,5 +34,5 @@ def test_a_fork_pool_after_a_training_step():
     r = subprocess.run([sys.executable, "-c", _CODE], cwd=REPO, capture_output=True, text=True, timeout=300,
                        env={**env, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr[-2000:]
-    from rnnlm._jit import _fork_safe_layer
-    assert r.stdout.split()[0] == _fork_safe_layer() and "GNU OpenMP" not in r.stderr
+    from rnnlm.threadlayer import fork_safe_layer
+    assert r.stdout.split()[0] == fork_safe_layer() and "GNU OpenMP" not in r.stderr
